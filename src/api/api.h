@@ -1,0 +1,29 @@
+// The HTTP API: routes, their role requirements, JSON rendering and the OpenAPI document.
+#ifndef DATASITE_API_API_H_
+#define DATASITE_API_API_H_
+
+#include <atomic>
+#include <string>
+
+#include "http/router.h"
+#include "services/accounts.h"
+#include "services/settings.h"
+
+namespace datasite::api {
+
+struct ApiContext {
+  services::Accounts& accounts;
+  services::SettingsService& settings;
+  // /readyz answers 200 only while this is true.
+  const std::atomic<bool>& ready;
+};
+
+// Adds every route of the API to `router`. `context` must outlive the router.
+void AddRoutes(http::Router& router, ApiContext& context);
+
+// The OpenAPI 3.0 document describing every route of `router`.
+std::string OpenApiDocument(const http::Router& router);
+
+}  // namespace datasite::api
+
+#endif  // DATASITE_API_API_H_

@@ -1,0 +1,43 @@
+#include "api/json_body.h"
+
+#include <algorithm>
+
+namespace datasite::api {
+
+Result<JsonBody> JsonBody::Parse(std::string_view body, std::initializer_list<std::string_view> allowed) {
+  if (std::all_of(body.begin(), body.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); })) {
+    return JsonBody(nlohmann::json::object());
+  }
+  nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return InvalidArgumentError("request body is not valid JSON");
+  if (!j.is_object()) return InvalidArgumentError("request body must be a JSON object");
+  for (const auto& [key, value] : j.items()) {
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      std::string shown = key.substr(0, 64);
+      return InvalidArgumentError("unknown field '" + shown + "'");
+    }
+  }
+  return JsonBody(std::move(j));
+}
+
+Result<std::optional<std::string>> JsonBody::OptionalString(const char* field) const {
+  auto it = j_.find(field);
+  if (it == j_.end() || it->is_null()) return std::optional<std::string>();
+  if (!it->is_string()) return InvalidArgumentError(std::string("field '") + field + "' must be a string");
+  return std::optional<std::string>(it->get<std::string>());
+}
+
+Result<std::string> JsonBody::RequiredString(const char* field) const {
+  ASSIGN_OR_RETURN(auto v, OptionalString(field));
+  if (!v) return InvalidArgumentError(std::string("field '") + field + "' is required");
+  return *v;
+}
+
+Result<std::optional<bool>> JsonBody::OptionalBool(const char* field) const {
+  auto it = j_.find(field);
+  if (it == j_.end() || it->is_null()) return std::optional<bool>();
+  if (!it->is_boolean()) return InvalidArgumentError(std::string("field '") + field + "' must be true or false");
+  return std::optional<bool>(it->get<bool>());
+}
+
+}  // namespace datasite::api

@@ -1,0 +1,34 @@
+// JsonBody: strict reading of a JSON request body. Unknown fields and wrong types are refused with a
+// message naming the field.
+#ifndef DATASITE_API_JSON_BODY_H_
+#define DATASITE_API_JSON_BODY_H_
+
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+
+namespace datasite::api {
+
+class JsonBody {
+ public:
+  // An empty body reads as {}. kInvalidArgument for malformed JSON, a non-object, or a field not in
+  // `allowed`.
+  static Result<JsonBody> Parse(std::string_view body, std::initializer_list<std::string_view> allowed);
+
+  Result<std::optional<std::string>> OptionalString(const char* field) const;
+  Result<std::string> RequiredString(const char* field) const;
+  Result<std::optional<bool>> OptionalBool(const char* field) const;
+
+ private:
+  explicit JsonBody(nlohmann::json j) : j_(std::move(j)) {}
+  nlohmann::json j_;
+};
+
+}  // namespace datasite::api
+
+#endif  // DATASITE_API_JSON_BODY_H_

@@ -1,0 +1,439 @@
+#include <nlohmann/json.hpp>
+
+#include "api/api.h"
+#include "api/json_body.h"
+#include "core/clock.h"
+#include "core/random.h"
+
+namespace datasite::api {
+namespace {
+
+using auth::Role;
+using nlohmann::json;
+using services::Principal;
+
+struct Reply {
+  int status = 200;
+  json body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+using Handler = std::function<Result<Reply>(http::Request&, const Principal&)>;
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+json UserJson(const store::User& u) {
+  return {{"id", u.id},
+          {"email", u.email},
+          {"name", u.name},
+          {"role", auth::RoleName(auth::RoleFromInt(u.role))},
+          {"institution", u.institution},
+          {"website", u.website},
+          {"is_root", u.is_root},
+          {"created_at", FormatIsoTime(u.created_at)},
+          {"updated_at", FormatIsoTime(u.updated_at)}};
+}
+
+json GuestJson() {
+  return {{"id", nullptr}, {"email", nullptr}, {"name", "Guest"}, {"role", "guest"},
+          {"institution", ""}, {"website", ""}, {"is_root", false}};
+}
+
+json SettingsJson(const store::Settings& s, bool admin) {
+  json j = {{"id", s.id},
+            {"name", s.name},
+            {"organization", s.organization},
+            {"description", s.description},
+            {"deployed_on", s.deployed_on},
+            {"signup_enabled", s.signup_enabled},
+            {"notifications_enabled", s.notifications_enabled},
+            {"admin_email", s.admin_email},
+            {"server_type", s.server_type},
+            {"server_side_type", s.server_side_type},
+            {"welcome_markdown", services::SettingsService::WelcomeMarkdown(s)},
+            {"version", services::kVersion}};
+  // Policy switches are for admins' eyes.
+  if (admin) {
+    j["association_request_auto_approval"] = s.association_request_auto_approval;
+    j["allow_guest_sessions"] = s.allow_guest_sessions;
+  }
+  return j;
+}
+
+json LoginJson(const services::LoginResult& r) {
+  return {{"token", r.token},
+          {"expires_at", FormatIsoTime(r.expires_at)},
+          {"user", r.user ? UserJson(*r.user) : GuestJson()},
+          {"default_password", r.default_password}};
+}
+
+Result<std::optional<Role>> OptionalRole(const JsonBody& body, const char* field) {
+  ASSIGN_OR_RETURN(auto name, body.OptionalString(field));
+  if (!name) return std::optional<Role>();
+  auto role = auth::ParseRole(*name);
+  if (!role) {
+    return InvalidArgumentError("role must be one of guest, data_scientist, data_owner, admin; not '" +
+                                name->substr(0, 32) + "'");
+  }
+  return role;
+}
+
+Result<int64_t> QueryInt(const http::Request& req, const char* name, int64_t fallback) {
+  auto it = req.query.find(name);
+  if (it == req.query.end() || it->second.empty()) return fallback;
+  const std::string& v = it->second;
+  if (v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos) {
+    return InvalidArgumentError(std::string("query parameter '") + name + "' must be a whole number");
+  }
+  return std::stoll(v);
+}
+
+// A JSON Schema fragment for an object with string/boolean fields.
+std::string Schema(std::initializer_list<std::pair<const char*, const char*>> fields,
+                   std::initializer_list<const char*> required = {}) {
+  json props = json::object();
+  for (auto [name, type] : fields) props[name] = {{"type", type}};
+  json j = {{"type", "object"}, {"additionalProperties", false}, {"properties", props}};
+  if (required.size() > 0) j["required"] = json(std::vector<std::string>(required.begin(), required.end()));
+  return j.dump();
+}
+
+class Routes {
+ public:
+  Routes(http::Router& router, ApiContext& ctx) : router_(router), ctx_(ctx) {}
+
+  // Adds a route callable by `min_role` and above (Role::kNone: anyone, token optional).
+  void Add(const char* method, const char* pattern, Role min_role, const char* tag, const char* summary,
+           Handler handler, std::string schema = "", http::Lane lane = http::Lane::kDefault) {
+    http::Route route;
+    route.method = method;
+    route.pattern = pattern;
+    route.lane = lane;
+    route.summary = summary;
+    route.tag = tag;
+    route.min_role = min_role == Role::kNone ? "" : std::string(auth::RoleName(min_role));
+    route.request_schema = std::move(schema);
+    route.handler = [&ctx = ctx_, min_role, handler = std::move(handler)](http::Request& req) {
+      return Call(ctx, req, min_role, handler);
+    };
+    router_.Add(std::move(route));
+  }
+
+ private:
+  static http::Response Call(ApiContext& ctx, http::Request& req, Role min_role,
+                             const Handler& handler) {
+    auto principal = ctx.accounts.Authenticate(req.authorization);
+    if (!principal.ok()) return http::ErrorResponse(principal.status());
+    if (min_role != Role::kNone) {
+      if (!principal->authenticated()) return http::ErrorResponse(UnauthenticatedError("log in first"));
+      if (!auth::AtLeast(principal->role, min_role)) {
+        return http::ErrorResponse(PermissionDeniedError(
+            "as a " + std::string(auth::RoleName(principal->role)) + " you may not call " + req.method +
+            " " + req.path));
+      }
+    }
+    auto reply = handler(req, *principal);
+    if (!reply.ok()) return http::ErrorResponse(reply.status());
+    http::Response res;
+    res.status = reply->status;
+    res.body = Dump(reply->body);
+    res.headers = std::move(reply->headers);
+    return res;
+  }
+
+  http::Router& router_;
+  ApiContext& ctx_;
+};
+
+}  // namespace
+
+void AddRoutes(http::Router& router, ApiContext& ctx) {
+  Routes table(router, ctx);
+  auto* routes = &table;
+  auto& accounts = ctx.accounts;
+  auto& settings = ctx.settings;
+  const auto kHeavy = http::Lane::kHeavy;
+
+  routes->Add("GET", "/healthz", Role::kNone, "health", "Liveness: the process answers.",
+              [](http::Request&, const Principal&) -> Result<Reply> {
+                return Reply{200, {{"status", "ok"}}, {}};
+              });
+  routes->Add("GET", "/readyz", Role::kNone, "health", "Readiness: the server takes requests.",
+              [&ctx](http::Request&, const Principal&) -> Result<Reply> {
+                if (!ctx.ready.load()) return UnavailableError("not ready");
+                return Reply{200, {{"status", "ready"}}, {}};
+              });
+  routes->Add("GET", "/api/v1/metadata", Role::kNone, "metadata",
+              "Public metadata a client shows on connect.",
+              [&settings](http::Request&, const Principal&) -> Result<Reply> {
+                store::Settings s = settings.Get();
+                json j = {{"id", s.id},
+                          {"name", s.name},
+                          {"server_type", s.server_type},
+                          {"server_side_type", s.server_side_type},
+                          {"version", services::kVersion},
+                          {"organization", s.organization},
+                          {"description", s.description},
+                          {"signup_enabled", s.signup_enabled},
+                          {"admin_email", s.admin_email},
+                          {"verify_key", HexEncode(settings.identity().verify_key)}};
+                return Reply{200, j, {}};
+              });
+  routes->Add("GET", "/api/v1/openapi.json", Role::kNone, "metadata", "This document.",
+              [&router](http::Request&, const Principal&) -> Result<Reply> {
+                return Reply{200, json::parse(OpenApiDocument(router)), {}};
+              });
+
+  // --- Sessions ---
+  routes->Add(
+      "POST", "/api/v1/auth/login", Role::kNone, "auth", "Exchange email and password for a token.",
+      [&accounts](http::Request& req, const Principal&) -> Result<Reply> {
+        ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"email", "password"}));
+        ASSIGN_OR_RETURN(std::string email, body.RequiredString("email"));
+        ASSIGN_OR_RETURN(std::string password, body.RequiredString("password"));
+        ASSIGN_OR_RETURN(auto result, accounts.Login(email, password, req.remote_address));
+        return Reply{200, LoginJson(result), {}};
+      },
+      Schema({{"email", "string"}, {"password", "string"}}, {"email", "password"}), kHeavy);
+  routes->Add("POST", "/api/v1/auth/guest", Role::kNone, "auth", "Start a guest session.",
+              [&accounts, &settings](http::Request& req, const Principal&) -> Result<Reply> {
+                ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {}));
+                (void)body;
+                ASSIGN_OR_RETURN(auto result, accounts.LoginAsGuest(settings.Get().allow_guest_sessions));
+                return Reply{200, LoginJson(result), {}};
+              });
+  routes->Add("POST", "/api/v1/auth/logout", Role::kGuest, "auth", "Revoke the calling token.",
+              [&accounts](http::Request&, const Principal& caller) -> Result<Reply> {
+                RETURN_IF_ERROR(accounts.Logout(caller));
+                return Reply{200, {{"message", "Logged out"}}, {}};
+              });
+  routes->Add(
+      "POST", "/api/v1/auth/register", Role::kNone, "auth",
+      "Register a data scientist account (sign-up must be enabled unless a data owner calls).",
+      [&accounts, &settings](http::Request& req, const Principal& caller) -> Result<Reply> {
+        ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"name", "email", "password", "password_verify",
+                                                               "institution", "website"}));
+        services::NewUser u;
+        ASSIGN_OR_RETURN(u.name, body.RequiredString("name"));
+        ASSIGN_OR_RETURN(u.email, body.RequiredString("email"));
+        ASSIGN_OR_RETURN(u.password, body.RequiredString("password"));
+        ASSIGN_OR_RETURN(u.password_verify, body.RequiredString("password_verify"));
+        ASSIGN_OR_RETURN(auto institution, body.OptionalString("institution"));
+        ASSIGN_OR_RETURN(auto website, body.OptionalString("website"));
+        u.institution = institution.value_or("");
+        u.website = website.value_or("");
+        ASSIGN_OR_RETURN(auto result,
+                         accounts.Register(caller, u, settings.Get().signup_enabled, req.remote_address));
+        json j = {{"message", result.message}};
+        if (result.user) j["user"] = UserJson(*result.user);
+        return Reply{201, j, {}};
+      },
+      Schema({{"name", "string"},
+              {"email", "string"},
+              {"password", "string"},
+              {"password_verify", "string"},
+              {"institution", "string"},
+              {"website", "string"}},
+             {"name", "email", "password", "password_verify"}),
+      kHeavy);
+
+  // --- The caller's own account ---
+  routes->Add("GET", "/api/v1/account", Role::kGuest, "account", "The calling user.",
+              [&accounts](http::Request&, const Principal& caller) -> Result<Reply> {
+                if (!caller.user_id) return Reply{200, GuestJson(), {}};
+                ASSIGN_OR_RETURN(auto user, accounts.GetUser(caller, *caller.user_id));
+                return Reply{200, UserJson(user), {}};
+              });
+  routes->Add(
+      "PATCH", "/api/v1/account", Role::kDataScientist, "account", "Update the calling user's profile.",
+      [&accounts, &settings](http::Request& req, const Principal& caller) -> Result<Reply> {
+        ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"name", "email", "institution", "website"}));
+        services::UserPatch patch;
+        ASSIGN_OR_RETURN(patch.name, body.OptionalString("name"));
+        ASSIGN_OR_RETURN(patch.email, body.OptionalString("email"));
+        ASSIGN_OR_RETURN(patch.institution, body.OptionalString("institution"));
+        ASSIGN_OR_RETURN(patch.website, body.OptionalString("website"));
+        std::optional<std::string> root_email;
+        ASSIGN_OR_RETURN(auto user, accounts.UpdateUser(caller, *caller.user_id, patch, &root_email));
+        if (root_email) RETURN_IF_ERROR(settings.SetAdminEmail(*root_email));
+        return Reply{200, UserJson(user), {}};
+      },
+      Schema({{"name", "string"}, {"email", "string"}, {"institution", "string"}, {"website", "string"}}));
+  routes->Add(
+      "POST", "/api/v1/account/password", Role::kDataScientist, "account",
+      "Change the calling user's password (the old one is required); revokes the user's other sessions.",
+      [&accounts](http::Request& req, const Principal& caller) -> Result<Reply> {
+        ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"old_password", "new_password"}));
+        ASSIGN_OR_RETURN(std::string old_password, body.RequiredString("old_password"));
+        ASSIGN_OR_RETURN(std::string new_password, body.RequiredString("new_password"));
+        RETURN_IF_ERROR(accounts.ChangePassword(caller, old_password, new_password));
+        return Reply{200, {{"message", "Password changed"}}, {}};
+      },
+      Schema({{"old_password", "string"}, {"new_password", "string"}}, {"old_password", "new_password"}),
+      kHeavy);
+
+  // --- Users ---
+  routes->Add("GET", "/api/v1/users", Role::kDataOwner, "users",
+              "List users, paginated (?page=&page_size=&search=).",
+              [&accounts](http::Request& req, const Principal& caller) -> Result<Reply> {
+                ASSIGN_OR_RETURN(int64_t page, QueryInt(req, "page", 1));
+                ASSIGN_OR_RETURN(int64_t page_size, QueryInt(req, "page_size", 50));
+                auto it = req.query.find("search");
+                std::string search = it == req.query.end() ? "" : it->second;
+                ASSIGN_OR_RETURN(auto result, accounts.ListUsers(caller, search, page, page_size));
+                json items = json::array();
+                for (const auto& u : result.items) items.push_back(UserJson(u));
+                return Reply{200,
+                             {{"items", items}, {"total", result.total}, {"page", page}, {"page_size", page_size}},
+                             {}};
+              });
+  routes->Add(
+      "POST", "/api/v1/users", Role::kDataOwner, "users", "Create a user (a data owner: guests and data scientists only).",
+      [&accounts](http::Request& req, const Principal& caller) -> Result<Reply> {
+        ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"name", "email", "password", "password_verify",
+                                                               "role", "institution", "website"}));
+        services::NewUser u;
+        ASSIGN_OR_RETURN(u.name, body.RequiredString("name"));
+        ASSIGN_OR_RETURN(u.email, body.RequiredString("email"));
+        ASSIGN_OR_RETURN(u.password, body.RequiredString("password"));
+        ASSIGN_OR_RETURN(u.password_verify, body.OptionalString("password_verify"));
+        ASSIGN_OR_RETURN(u.role, OptionalRole(body, "role"));
+        ASSIGN_OR_RETURN(auto institution, body.OptionalString("institution"));
+        ASSIGN_OR_RETURN(auto website, body.OptionalString("website"));
+        u.institution = institution.value_or("");
+        u.website = website.value_or("");
+        ASSIGN_OR_RETURN(auto user, accounts.CreateUser(caller, u));
+        return Reply{201, UserJson(user), {}};
+      },
+      Schema({{"name", "string"},
+              {"email", "string"},
+              {"password", "string"},
+              {"password_verify", "string"},
+              {"role", "string"},
+              {"institution", "string"},
+              {"website", "string"}},
+             {"name", "email", "password"}),
+      kHeavy);
+  routes->Add("GET", "/api/v1/users/{id}", Role::kDataScientist, "users",
+              "One user (a data scientist: only themselves).",
+              [&accounts](http::Request& req, const Principal& caller) -> Result<Reply> {
+                ASSIGN_OR_RETURN(auto user, accounts.GetUser(caller, req.path_params["id"]));
+                return Reply{200, UserJson(user), {}};
+              });
+  routes->Add(
+      "PATCH", "/api/v1/users/{id}", Role::kDataScientist, "users", "Update a user (rules in docs/API.md).",
+      [&accounts, &settings](http::Request& req, const Principal& caller) -> Result<Reply> {
+        ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"name", "email", "institution", "website",
+                                                               "role", "password"}));
+        services::UserPatch patch;
+        ASSIGN_OR_RETURN(patch.name, body.OptionalString("name"));
+        ASSIGN_OR_RETURN(patch.email, body.OptionalString("email"));
+        ASSIGN_OR_RETURN(patch.institution, body.OptionalString("institution"));
+        ASSIGN_OR_RETURN(patch.website, body.OptionalString("website"));
+        ASSIGN_OR_RETURN(patch.role, OptionalRole(body, "role"));
+        ASSIGN_OR_RETURN(patch.password, body.OptionalString("password"));
+        std::optional<std::string> root_email;
+        ASSIGN_OR_RETURN(auto user, accounts.UpdateUser(caller, req.path_params["id"], patch, &root_email));
+        if (root_email) RETURN_IF_ERROR(settings.SetAdminEmail(*root_email));
+        return Reply{200, UserJson(user), {}};
+      },
+      Schema({{"name", "string"},
+              {"email", "string"},
+              {"institution", "string"},
+              {"website", "string"},
+              {"role", "string"},
+              {"password", "string"}}),
+      kHeavy);
+  routes->Add("DELETE", "/api/v1/users/{id}", Role::kDataOwner, "users", "Delete a user (rules in docs/API.md).",
+              [&accounts](http::Request& req, const Principal& caller) -> Result<Reply> {
+                RETURN_IF_ERROR(accounts.DeleteUser(caller, req.path_params["id"]));
+                return Reply{200, {{"message", "User deleted"}}, {}};
+              });
+
+  // --- Settings ---
+  routes->Add("GET", "/api/v1/settings", Role::kGuest, "settings", "The server's settings.",
+              [&settings](http::Request&, const Principal& caller) -> Result<Reply> {
+                return Reply{200, SettingsJson(settings.Get(), caller.role == Role::kAdmin), {}};
+              });
+  routes->Add(
+      "PATCH", "/api/v1/settings", Role::kAdmin, "settings", "Change settings (admins).",
+      [&settings](http::Request& req, const Principal& caller) -> Result<Reply> {
+        ASSIGN_OR_RETURN(auto body,
+                         JsonBody::Parse(req.body, {"name", "organization", "description", "signup_enabled",
+                                                    "notifications_enabled", "admin_email",
+                                                    "association_request_auto_approval",
+                                                    "allow_guest_sessions", "welcome_markdown"}));
+        services::SettingsPatch p;
+        ASSIGN_OR_RETURN(p.name, body.OptionalString("name"));
+        ASSIGN_OR_RETURN(p.organization, body.OptionalString("organization"));
+        ASSIGN_OR_RETURN(p.description, body.OptionalString("description"));
+        ASSIGN_OR_RETURN(p.signup_enabled, body.OptionalBool("signup_enabled"));
+        ASSIGN_OR_RETURN(p.notifications_enabled, body.OptionalBool("notifications_enabled"));
+        ASSIGN_OR_RETURN(p.admin_email, body.OptionalString("admin_email"));
+        ASSIGN_OR_RETURN(p.association_request_auto_approval,
+                         body.OptionalBool("association_request_auto_approval"));
+        ASSIGN_OR_RETURN(p.allow_guest_sessions, body.OptionalBool("allow_guest_sessions"));
+        ASSIGN_OR_RETURN(p.welcome_markdown, body.OptionalString("welcome_markdown"));
+        ASSIGN_OR_RETURN(auto updated, settings.Update(caller, p));
+        return Reply{200, SettingsJson(updated, true), {}};
+      },
+      Schema({{"name", "string"},
+              {"organization", "string"},
+              {"description", "string"},
+              {"signup_enabled", "boolean"},
+              {"notifications_enabled", "boolean"},
+              {"admin_email", "string"},
+              {"association_request_auto_approval", "boolean"},
+              {"allow_guest_sessions", "boolean"},
+              {"welcome_markdown", "string"}}));
+  routes->Add("GET", "/api/v1/settings/welcome", Role::kGuest, "settings", "The welcome message (markdown).",
+              [&settings](http::Request&, const Principal&) -> Result<Reply> {
+                return Reply{200, {{"markdown", services::SettingsService::WelcomeMarkdown(settings.Get())}}, {}};
+              });
+}
+
+std::string OpenApiDocument(const http::Router& router) {
+  json paths = json::object();
+  for (const auto& r : router.routes()) {
+    std::string method = r.method;
+    std::transform(method.begin(), method.end(), method.begin(), ::tolower);
+    json op = {{"summary", r.summary},
+               {"tags", json::array({r.tag})},
+               {"x-min-role", r.min_role.empty() ? "anyone" : r.min_role},
+               {"responses",
+                {{"200", {{"description", "OK"}}},
+                 {"default", {{"description", "Error"},
+                              {"content", {{"application/json", {{"schema", {{"$ref", "#/components/schemas/Error"}}}}}}}}}}}};
+    if (!r.min_role.empty()) op["security"] = json::array({{{"bearer", json::array()}}});
+    if (!r.request_schema.empty()) {
+      op["requestBody"] = {{"required", true},
+                           {"content", {{"application/json", {{"schema", json::parse(r.request_schema)}}}}}};
+    }
+    json params = json::array();
+    for (size_t i = r.pattern.find('{'); i != std::string::npos; i = r.pattern.find('{', i + 1)) {
+      size_t j = r.pattern.find('}', i);
+      params.push_back({{"name", r.pattern.substr(i + 1, j - i - 1)},
+                        {"in", "path"},
+                        {"required", true},
+                        {"schema", {{"type", "string"}}}});
+    }
+    if (!params.empty()) op["parameters"] = params;
+    paths[r.pattern][method] = op;
+  }
+  json doc = {
+      {"openapi", "3.0.3"},
+      {"info", {{"title", "datasite"}, {"version", services::kVersion}}},
+      {"paths", paths},
+      {"components",
+       {{"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}}}},
+        {"schemas",
+         {{"Error",
+           {{"type", "object"},
+            {"properties",
+             {{"error",
+               {{"type", "object"},
+                {"properties", {{"code", {{"type", "string"}}}, {"message", {{"type", "string"}}}}}}}}}}}}}}}};
+  return doc.dump();
+}
+
+}  // namespace datasite::api

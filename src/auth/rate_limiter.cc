@@ -1,0 +1,53 @@
+#include "auth/rate_limiter.h"
+
+namespace datasite::auth {
+
+RateLimiter::RateLimiter(const Clock& clock, int max_events, int64_t window_ms, size_t max_keys)
+    : clock_(clock), max_events_(max_events), window_ms_(window_ms), max_keys_(max_keys) {}
+
+void RateLimiter::Expire(std::deque<int64_t>& events, int64_t now) const {
+  while (!events.empty() && events.front() <= now - window_ms_) events.pop_front();
+}
+
+int RateLimiter::SecondsUntilAllowed(const std::string& key) {
+  std::lock_guard lock(mu_);
+  auto it = events_.find(key);
+  if (it == events_.end()) return 0;
+  int64_t now = clock_.NowMillis();
+  Expire(it->second, now);
+  if (static_cast<int>(it->second.size()) < max_events_) return 0;
+  // The oldest event in the window must age out before another is allowed.
+  int64_t wait_ms = it->second.front() + window_ms_ - now;
+  return static_cast<int>((wait_ms + 999) / 1000) > 0 ? static_cast<int>((wait_ms + 999) / 1000) : 1;
+}
+
+void RateLimiter::Record(const std::string& key) {
+  std::lock_guard lock(mu_);
+  int64_t now = clock_.NowMillis();
+  if (events_.size() >= max_keys_ && events_.find(key) == events_.end()) Prune(now);
+  auto& events = events_[key];
+  Expire(events, now);
+  events.push_back(now);
+  while (static_cast<int>(events.size()) > max_events_) events.pop_front();
+}
+
+void RateLimiter::Reset(const std::string& key) {
+  std::lock_guard lock(mu_);
+  events_.erase(key);
+}
+
+void RateLimiter::Prune(int64_t now) {
+  for (auto it = events_.begin(); it != events_.end();) {
+    Expire(it->second, now);
+    it = it->second.empty() ? events_.erase(it) : std::next(it);
+  }
+  if (events_.size() < max_keys_) return;
+  // Still full of live keys: evict the key whose newest event is oldest.
+  auto victim = events_.begin();
+  for (auto it = events_.begin(); it != events_.end(); ++it) {
+    if (it->second.back() < victim->second.back()) victim = it;
+  }
+  events_.erase(victim);
+}
+
+}  // namespace datasite::auth

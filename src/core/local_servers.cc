@@ -1,0 +1,123 @@
+#include "core/local_servers.h"
+
+#include <fcntl.h>
+#include <cstring>
+#include <algorithm>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace datasite {
+
+namespace fs = std::filesystem;
+
+Status ValidateServerName(const std::string& name) {
+  auto bad = [&] {
+    return InvalidArgumentError("server name '" + name.substr(0, 80) +
+                                "' must be 1 to 64 letters, digits, '_', '.' or '-', not starting with "
+                                "'.' or '-'");
+  };
+  if (name.empty() || name.size() > 64 || name[0] == '.' || name[0] == '-') return bad();
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-')) return bad();
+  }
+  return Status::Ok();
+}
+
+Result<std::string> ServersRoot() {
+  const char* xdg = std::getenv("XDG_DATA_HOME");
+  if (xdg && *xdg) return std::string(xdg) + "/datasite";
+  const char* home = std::getenv("HOME");
+  if (home && *home) return std::string(home) + "/.local/share/datasite";
+  return FailedPreconditionError("neither XDG_DATA_HOME nor HOME is set; pass --data-dir");
+}
+
+Result<std::string> ResolveDataDir(const std::string& name, const std::string& explicit_dir) {
+  if (!explicit_dir.empty()) {
+    std::error_code ec;
+    auto abs = fs::absolute(explicit_dir, ec);
+    if (ec) return InvalidArgumentError("bad --data-dir: " + ec.message());
+    return abs.lexically_normal().string();
+  }
+  RETURN_IF_ERROR(ValidateServerName(name));
+  ASSIGN_OR_RETURN(std::string root, ServersRoot());
+  return root + "/" + name;
+}
+
+Result<std::unique_ptr<DataDirLock>> DataDirLock::Acquire(const std::string& data_dir) {
+  std::string path = data_dir + "/server.lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return UnavailableError("cannot open " + path + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return FailedPreconditionError("another datasite server is running on " + data_dir);
+  }
+  return std::unique_ptr<DataDirLock>(new DataDirLock(fd));
+}
+
+DataDirLock::~DataDirLock() { ::close(fd_); }
+
+bool IsLocked(const std::string& data_dir) {
+  std::string path = data_dir + "/server.lock";
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool locked = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);
+  return locked;
+}
+
+Status WriteRuntimeInfo(const RuntimeInfo& info) {
+  nlohmann::json j = {{"name", info.name}, {"pid", info.pid},   {"host", info.host},
+                      {"port", info.port}, {"url", info.url},   {"data_dir", info.data_dir}};
+  std::string tmp = info.data_dir + "/server.json.tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << j.dump(2) << "\n";
+    if (!out) return UnavailableError("cannot write " + tmp);
+  }
+  std::error_code ec;
+  fs::rename(tmp, info.data_dir + "/server.json", ec);
+  if (ec) return UnavailableError("cannot write server.json: " + ec.message());
+  return Status::Ok();
+}
+
+std::optional<RuntimeInfo> FindRunningServer(const std::string& data_dir) {
+  if (!IsLocked(data_dir)) return std::nullopt;
+  std::ifstream in(data_dir + "/server.json");
+  if (!in) return std::nullopt;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto j = nlohmann::json::parse(ss.str(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  RuntimeInfo info;
+  info.name = j.value("name", "");
+  info.pid = j.value("pid", 0);
+  info.host = j.value("host", "");
+  info.port = j.value("port", 0);
+  info.url = j.value("url", "");
+  info.data_dir = data_dir;
+  if (info.pid <= 0) return std::nullopt;
+  return info;
+}
+
+std::vector<RuntimeInfo> ListRunningServers() {
+  std::vector<RuntimeInfo> out;
+  auto root = ServersRoot();
+  if (!root.ok()) return out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(*root, ec)) {
+    if (!entry.is_directory(ec)) continue;
+    if (auto info = FindRunningServer(entry.path().string())) out.push_back(*info);
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return out;
+}
+
+}  // namespace datasite

@@ -1,0 +1,59 @@
+// Where local servers keep their storage, and how a running one is found: DATA_DIR/server.json describes
+// it and DATA_DIR/server.lock is held (flock) for as long as it runs, so a stale server.json is never
+// mistaken for a live server, and two servers never share one data directory.
+#ifndef DATASITE_CORE_LOCAL_SERVERS_H_
+#define DATASITE_CORE_LOCAL_SERVERS_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace datasite {
+
+struct RuntimeInfo {
+  std::string name;
+  int pid = 0;
+  std::string host;
+  int port = 0;
+  std::string url;
+  std::string data_dir;
+};
+
+// kInvalidArgument unless `name` is 1-64 of [A-Za-z0-9_.-] and does not start with '.' or '-'.
+Status ValidateServerName(const std::string& name);
+
+// $XDG_DATA_HOME/datasite, else $HOME/.local/share/datasite.
+Result<std::string> ServersRoot();
+// `explicit_dir` when not empty, else ServersRoot()/name.
+Result<std::string> ResolveDataDir(const std::string& name, const std::string& explicit_dir);
+
+// An exclusive lock on DATA_DIR/server.lock, released on destruction. Not thread-safe.
+class DataDirLock {
+ public:
+  // kFailedPrecondition when another process holds it.
+  static Result<std::unique_ptr<DataDirLock>> Acquire(const std::string& data_dir);
+  ~DataDirLock();
+  DataDirLock(const DataDirLock&) = delete;
+  DataDirLock& operator=(const DataDirLock&) = delete;
+
+ private:
+  explicit DataDirLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+// True when some process holds DATA_DIR/server.lock.
+bool IsLocked(const std::string& data_dir);
+
+// Writes DATA_DIR/server.json atomically (temp file + rename).
+Status WriteRuntimeInfo(const RuntimeInfo& info);
+// The running server in `data_dir`, or nullopt when none runs there.
+std::optional<RuntimeInfo> FindRunningServer(const std::string& data_dir);
+// Every running server under ServersRoot().
+std::vector<RuntimeInfo> ListRunningServers();
+
+}  // namespace datasite
+
+#endif  // DATASITE_CORE_LOCAL_SERVERS_H_

@@ -1,0 +1,47 @@
+// The request and response the router hands to handlers: plain data, no Beast types.
+#ifndef DATASITE_HTTP_MESSAGE_H_
+#define DATASITE_HTTP_MESSAGE_H_
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace datasite::http {
+
+struct Request {
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // decoded path without the query string
+  std::map<std::string, std::string> query;        // decoded query parameters (last one wins)
+  std::map<std::string, std::string> path_params;  // filled by the router, e.g. {"id": "..."}
+  std::string authorization;  // the Authorization header, as sent
+  std::string content_type;
+  std::string remote_address;  // the peer's IP address
+  std::string body;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// The one place where a Status becomes an HTTP status and a JSON error body
+// `{"error": {"code": "...", "message": "..."}}`.
+Response ErrorResponse(const Status& status);
+// An error response with a code name outside the Status vocabulary (e.g. "PAYLOAD_TOO_LARGE").
+Response ErrorResponse(int http_status, std::string_view code, std::string_view message);
+int HttpStatusFor(StatusCode code);
+
+// Splits "a=1&b=x%20y" into decoded pairs. Invalid escapes are kept literally.
+std::map<std::string, std::string> ParseQuery(std::string_view query);
+// Decodes %XX escapes (and '+' as space when `plus_is_space`).
+std::string PercentDecode(std::string_view s, bool plus_is_space);
+
+}  // namespace datasite::http
+
+#endif  // DATASITE_HTTP_MESSAGE_H_

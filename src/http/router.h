@@ -1,0 +1,49 @@
+// Router: maps a method and a path pattern ("/api/v1/users/{id}") to a handler. Knows no routes itself.
+#ifndef DATASITE_HTTP_ROUTER_H_
+#define DATASITE_HTTP_ROUTER_H_
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "http/message.h"
+
+namespace datasite::http {
+
+// Where a handler runs. I/O threads never run handlers.
+enum class Lane {
+  kDefault,  // the request pool: database and light CPU work
+  kHeavy,    // the CPU-heavy pool (password hashing), so that it never delays other requests
+};
+
+struct Route {
+  std::string method;
+  std::string pattern;
+  std::function<Response(Request&)> handler;
+  Lane lane = Lane::kDefault;
+  // Documentation for the OpenAPI document.
+  std::string summary;
+  std::string min_role;  // "" for routes open to anyone
+  std::string request_schema;  // JSON Schema of the body, as JSON text; "" when there is none
+  std::string tag;
+};
+
+// Matching is exact on literal segments; "{name}" matches one non-empty segment. Not thread-safe to
+// modify; safe for concurrent lookups once built.
+class Router {
+ public:
+  void Add(Route route);
+
+  enum class Match { kFound, kNoPath, kWrongMethod };
+  // On kFound sets `*route` and fills request.path_params.
+  Match Find(Request& request, const Route** route) const;
+
+  const std::vector<Route>& routes() const { return routes_; }
+
+ private:
+  std::vector<Route> routes_;
+};
+
+}  // namespace datasite::http
+
+#endif  // DATASITE_HTTP_ROUTER_H_

@@ -1,0 +1,49 @@
+// HttpServer: HTTP/1.1 over Boost.Beast.
+//
+// Threading: N Asio I/O threads read and write sockets and never block; every handler runs on a thread pool
+// chosen by its route's Lane (the request pool, or the heavy pool for password hashing), and its response is
+// posted back to the connection's strand.
+#ifndef DATASITE_HTTP_SERVER_H_
+#define DATASITE_HTTP_SERVER_H_
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "http/router.h"
+
+namespace datasite::http {
+
+struct ServerOptions {
+  std::string host = "0.0.0.0";
+  uint16_t port = 0;  // 0 picks a free port
+  int io_threads = 2;
+  int request_threads = 4;
+  int heavy_threads = 2;
+  size_t body_limit = 1 << 20;
+  size_t header_limit = 16 << 10;
+  std::chrono::seconds idle_timeout{30};
+};
+
+// Safe for concurrent use.
+class HttpServer {
+ public:
+  virtual ~HttpServer() = default;
+  // The bound port (useful with port 0).
+  virtual uint16_t port() const = 0;
+  // Starts the I/O threads and accepts connections.
+  virtual void Start() = 0;
+  // Stops accepting, lets in-flight requests finish (up to `grace`), then stops all threads. Idempotent.
+  virtual void Shutdown(std::chrono::milliseconds grace) = 0;
+  // Requests being handled right now.
+  virtual int InFlight() const = 0;
+};
+
+// Binds the listening socket; `router` must outlive the server.
+Result<std::unique_ptr<HttpServer>> NewHttpServer(const Router& router, const ServerOptions& options);
+
+}  // namespace datasite::http
+
+#endif  // DATASITE_HTTP_SERVER_H_

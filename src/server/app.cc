@@ -1,0 +1,71 @@
+#include "server/app.h"
+
+#include <atomic>
+
+#include <spdlog/spdlog.h>
+
+#include "api/api.h"
+#include "http/router.h"
+#include "http/server.h"
+#include "store/store.h"
+
+namespace datasite::server {
+
+struct App::Parts {
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<services::Accounts> accounts;
+  std::unique_ptr<services::SettingsService> settings;
+  std::atomic<bool> ready{false};
+  std::unique_ptr<api::ApiContext> api;
+  http::Router router;
+  std::unique_ptr<http::HttpServer> http;
+};
+
+std::string DatabasePath(const std::string& data_dir) { return data_dir + "/datasite.db"; }
+
+App::App(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
+
+App::~App() { Stop(std::chrono::milliseconds(0)); }
+
+Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
+  auto p = std::make_unique<Parts>();
+  ASSIGN_OR_RETURN(p->store, store::OpenSqliteStore(DatabasePath(config.data_dir)));
+  const Clock& clock = SystemClock();
+  p->settings = std::make_unique<services::SettingsService>(*p->store, clock);
+  services::LaunchSettings launch = config.launch;
+  auto root_email = services::NormalizeEmail(config.root_email);
+  if (!root_email.ok()) return InvalidArgumentError("root email: " + root_email.status().message());
+  launch.admin_email = *root_email;
+  RETURN_IF_ERROR(p->settings->Bootstrap(launch));
+  p->accounts = std::make_unique<services::Accounts>(*p->store, clock, config.accounts);
+  RETURN_IF_ERROR(p->accounts->EnsureRootAdmin(*root_email, config.root_password));
+  RETURN_IF_ERROR(p->store->DeleteExpiredSessions(clock.NowSeconds()));
+
+  p->api.reset(new api::ApiContext{*p->accounts, *p->settings, p->ready});
+  api::AddRoutes(p->router, *p->api);
+  http::ServerOptions options;
+  options.host = config.host;
+  options.port = config.port;
+  options.io_threads = config.io_threads;
+  options.request_threads = config.request_threads;
+  options.heavy_threads = config.heavy_threads;
+  options.body_limit = config.body_limit;
+  ASSIGN_OR_RETURN(p->http, http::NewHttpServer(p->router, options));
+  p->http->Start();
+  p->ready = true;
+  return std::unique_ptr<App>(new App(std::move(p)));
+}
+
+uint16_t App::port() const { return parts_->http->port(); }
+
+void App::Stop(std::chrono::milliseconds grace) {
+  if (!parts_ || !parts_->http) return;
+  parts_->ready = false;
+  parts_->http->Shutdown(grace);
+  parts_->http.reset();
+  parts_->accounts.reset();
+  parts_->settings.reset();
+  parts_->store.reset();  // closes the database cleanly
+}
+
+}  // namespace datasite::server

@@ -1,0 +1,54 @@
+// App: the composition root. Opens the store, bootstraps identity, settings and the root admin, wires the
+// services into the HTTP API and serves it.
+#ifndef DATASITE_SERVER_APP_H_
+#define DATASITE_SERVER_APP_H_
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/status.h"
+#include "services/accounts.h"
+#include "services/settings.h"
+
+namespace datasite::server {
+
+struct AppConfig {
+  std::string data_dir;  // must exist
+  std::string host = "0.0.0.0";
+  uint16_t port = 0;
+  services::LaunchSettings launch;
+  std::string root_email = services::kDefaultRootEmail;
+  std::string root_password = services::kDefaultRootPassword;
+  services::AccountsOptions accounts;
+  int workers = 0;  // job worker slots (used by the job queue)
+  int io_threads = 2;
+  int request_threads = 4;
+  int heavy_threads = 2;
+  size_t body_limit = 1 << 20;
+};
+
+// Not thread-safe: start and stop it from one thread.
+class App {
+ public:
+  ~App();
+  // Opens everything and starts serving; readiness is on when it returns.
+  static Result<std::unique_ptr<App>> Start(const AppConfig& config);
+  uint16_t port() const;
+  // Graceful: stops accepting, finishes in-flight requests (up to `grace`), closes the database.
+  void Stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
+
+ private:
+  struct Parts;
+  explicit App(std::unique_ptr<Parts> parts);
+  std::unique_ptr<Parts> parts_;
+};
+
+// The database file inside a data directory.
+std::string DatabasePath(const std::string& data_dir);
+
+}  // namespace datasite::server
+
+#endif  // DATASITE_SERVER_APP_H_

@@ -1,0 +1,177 @@
+#include "server/launch.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "core/local_servers.h"
+#include "core/random.h"
+
+namespace datasite::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+// What --reset removes: only the files a server writes, never anything else found in the directory.
+Status ResetDataDir(const std::string& dir) {
+  std::error_code ec;
+  for (const char* name : {"datasite.db", "datasite.db-wal", "datasite.db-shm", "datasite.db-journal",
+                           "server.json", "server.log", "blobs"}) {
+    fs::remove_all(fs::path(dir) / name, ec);
+    if (ec) return UnavailableError("cannot remove " + (fs::path(dir) / name).string() + ": " + ec.message());
+  }
+  return Status::Ok();
+}
+
+Result<uint16_t> ParsePort(const std::string& port) {
+  if (port == "auto") return static_cast<uint16_t>(0);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) {
+    return InvalidArgumentError("--port must be a number from 1 to 65535 or 'auto', not '" + port + "'");
+  }
+  int p = std::stoi(port);
+  if (p < 1 || p > 65535) return InvalidArgumentError("--port must be from 1 to 65535");
+  return static_cast<uint16_t>(p);
+}
+
+// Sends one line to the launching parent (detached mode) and closes the pipe.
+void Report(int fd, const std::string& line) {
+  if (fd < 0) return;
+  std::string s = line + "\n";
+  ssize_t unused = ::write(fd, s.data(), s.size());
+  (void)unused;
+  ::close(fd);
+}
+
+// Runs the server until SIGINT/SIGTERM. `report_fd` is the detached parent's pipe, or -1.
+int Serve(LaunchOptions& o, int report_fd) {
+  auto fail = [&](const Status& st) {
+    if (report_fd >= 0) {
+      Report(report_fd, "error: " + st.message());
+    } else {
+      std::cerr << "error: " << st.message() << std::endl;
+    }
+    spdlog::error("launch failed: {}", st.message());
+    return 1;
+  };
+  if (!InitCrypto()) return fail(InternalError("libsodium failed to initialize"));
+
+  // Signals are taken synchronously by this thread; every thread started later inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto lock = DataDirLock::Acquire(o.app.data_dir);
+  if (!lock.ok()) {
+    std::string msg = "a server named " + o.name + " is already running";
+    if (auto info = FindRunningServer(o.app.data_dir)) {
+      msg += " (pid " + std::to_string(info->pid) + ", " + info->url + ")";
+    }
+    return fail(FailedPreconditionError(msg + "; stop it with: datasite land " + o.name));
+  }
+  if (o.reset) {
+    Status st = ResetDataDir(o.app.data_dir);
+    if (!st.ok()) return fail(st);
+  }
+  auto app = App::Start(o.app);
+  if (!app.ok()) return fail(app.status());
+  uint16_t port = (*app)->port();
+  RuntimeInfo info{o.name, static_cast<int>(::getpid()), o.host, port,
+                   "http://" + std::string(o.host == "0.0.0.0" || o.host == "::" ? "localhost" : o.host) +
+                       ":" + std::to_string(port),
+                   o.app.data_dir};
+  if (Status st = WriteRuntimeInfo(info); !st.ok()) return fail(st);
+  std::string where = o.host + ":" + std::to_string(port);
+  std::string lines = "Starting " + o.name + " server on " + where + "\n" +
+                      "You have launched a development server at http://" + where +
+                      ". It is intended only for local use.";
+  spdlog::info("{} serving on {} with data in {}", o.name, where, o.app.data_dir);
+  if (report_fd >= 0) {
+    Report(report_fd, "ok\n" + lines);
+  } else {
+    std::cout << lines << std::endl;
+  }
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("received signal {}; shutting down", sig);
+  (*app)->Stop(std::chrono::seconds(10));
+  std::error_code ec;
+  fs::remove(fs::path(o.app.data_dir) / "server.json", ec);
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int RunLaunch(LaunchOptions o) {
+  auto fail = [](const Status& st) {
+    std::cerr << "error: " << st.message() << std::endl;
+    return 2;
+  };
+  if (Status st = ValidateServerName(o.name); !st.ok()) return fail(st);
+  auto dir = ResolveDataDir(o.name, o.data_dir);
+  if (!dir.ok()) return fail(dir.status());
+  auto port = ParsePort(o.port);
+  if (!port.ok()) return fail(port.status());
+  if (o.app.workers < 0 || o.app.workers > 256) return fail(InvalidArgumentError("--workers must be 0 to 256"));
+  std::error_code ec;
+  fs::create_directories(*dir, ec);
+  if (ec) return fail(UnavailableError("cannot create data directory " + *dir + ": " + ec.message()));
+  ::chmod(dir->c_str(), 0700);
+  o.app.data_dir = *dir;
+  o.app.host = o.host;
+  o.app.port = *port;
+  o.app.launch.name = o.name;
+
+  if (!o.detach) {
+    spdlog::set_default_logger(spdlog::stderr_color_mt("datasite"));
+    spdlog::set_level(o.dev_mode ? spdlog::level::debug : spdlog::level::info);
+    return Serve(o, -1);
+  }
+
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return fail(InternalError("pipe failed"));
+  pid_t pid = ::fork();
+  if (pid < 0) return fail(InternalError("fork failed"));
+  if (pid == 0) {
+    ::close(fds[0]);
+    ::setsid();
+    int null_fd = ::open("/dev/null", O_RDWR);
+    ::dup2(null_fd, STDIN_FILENO);
+    std::string log_path = o.app.data_dir + "/server.log";
+    int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    ::dup2(log_fd >= 0 ? log_fd : null_fd, STDOUT_FILENO);
+    ::dup2(log_fd >= 0 ? log_fd : null_fd, STDERR_FILENO);
+    spdlog::set_default_logger(spdlog::stderr_color_mt("datasite"));
+    spdlog::set_level(o.dev_mode ? spdlog::level::debug : spdlog::level::info);
+    _exit(Serve(o, fds[1]));
+  }
+  ::close(fds[1]);
+  std::string out;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)) {
+    if (n > 0) out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fds[0]);
+  if (out.rfind("ok\n", 0) == 0) {
+    std::cout << out.substr(3) << std::flush;
+    return 0;
+  }
+  if (out.empty()) out = "error: the server exited during start-up; see " + o.app.data_dir + "/server.log\n";
+  std::cerr << out << std::flush;
+  return 1;
+}
+
+}  // namespace datasite::server

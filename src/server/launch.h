@@ -1,0 +1,27 @@
+// `datasite launch`: runs a local server in the foreground, or detached in the background.
+#ifndef DATASITE_SERVER_LAUNCH_H_
+#define DATASITE_SERVER_LAUNCH_H_
+
+#include <string>
+
+#include "server/app.h"
+
+namespace datasite::server {
+
+struct LaunchOptions {
+  std::string name;
+  std::string port = "auto";  // a number or "auto"
+  std::string host = "0.0.0.0";
+  bool reset = false;
+  bool dev_mode = false;
+  bool detach = false;
+  std::string data_dir;  // "" = the default for `name`
+  AppConfig app;         // data_dir, host and port are filled by RunLaunch
+};
+
+// Returns the process exit code.
+int RunLaunch(LaunchOptions options);
+
+}  // namespace datasite::server
+
+#endif  // DATASITE_SERVER_LAUNCH_H_

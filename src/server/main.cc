@@ -1,0 +1,84 @@
+// The `datasite` binary: `launch` runs a server; the other subcommands are a CLI.
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "cli/local_commands.h"
+#include "server/launch.h"
+#include "services/settings.h"
+
+namespace {
+
+std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : fallback;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using datasite::server::LaunchOptions;
+  CLI::App app{"datasite: a Datasite server and its command line"};
+  app.require_subcommand(1);
+
+  LaunchOptions launch;
+  launch.app.root_email = EnvOr("DATASITE_ROOT_EMAIL", datasite::services::kDefaultRootEmail);
+  launch.app.root_password = EnvOr("DATASITE_ROOT_PASSWORD", datasite::services::kDefaultRootPassword);
+  unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  launch.app.workers = static_cast<int>(cores);
+  launch.app.io_threads = static_cast<int>(std::min(cores, 4u));
+  launch.app.request_threads = static_cast<int>(std::max(4u, 2 * cores));
+  launch.app.heavy_threads = static_cast<int>(cores);
+  std::string server_type, side;
+  bool signup = false, auto_approval = false;
+  auto* l = app.add_subcommand("launch", "Launch a local datasite server");
+  l->add_option("--name", launch.name, "Server name (storage is kept under this name)")->required();
+  l->add_option("--port", launch.port, "Port number, or 'auto' for a free one")->capture_default_str();
+  l->add_option("--host", launch.host, "Address to bind")->capture_default_str();
+  l->add_flag("--reset", launch.reset, "Wipe this server's storage first");
+  l->add_flag("--dev-mode", launch.dev_mode, "Verbose logging");
+  auto* type_opt = l->add_option("--server-type", server_type, "datasite, gateway or enclave")
+                       ->check(CLI::IsMember({"datasite", "gateway", "enclave"}));
+  auto* side_opt = l->add_option("--side", side, "high (private data) or low (mock data only)")
+                       ->check(CLI::IsMember({"high", "low"}));
+  l->add_option("--workers", launch.app.workers, "Job worker slots (default: one per core)");
+  l->add_option("--data-dir", launch.data_dir, "Storage directory (default: $XDG_DATA_HOME/datasite/NAME)");
+  l->add_flag("--detach", launch.detach, "Return once ready; the server keeps running in the background");
+  l->add_option("--root-email", launch.app.root_email, "Root admin email at first start (env DATASITE_ROOT_EMAIL)");
+  l->add_option("--root-password", launch.app.root_password,
+                "Root admin password at first start (env DATASITE_ROOT_PASSWORD)");
+  auto* signup_opt = l->add_flag("--signup", signup, "Allow self-registration");
+  auto* auto_opt = l->add_flag("--association-request-auto-approval", auto_approval,
+                               "Accept gateway association requests automatically");
+  l->add_option("--login-attempts-per-minute", launch.app.accounts.login_attempts_per_address,
+                "Login and sign-up attempts allowed per client address per minute")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+
+  std::string land_name, land_dir;
+  auto* d = app.add_subcommand("land", "Stop a local server");
+  d->add_option("name", land_name, "Server name")->required();
+  d->add_option("--data-dir", land_dir, "Storage directory, if it was given at launch");
+
+  auto* ls = app.add_subcommand("list", "List the local servers that run");
+  auto* ver = app.add_subcommand("version", "Print the version");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (l->parsed()) {
+    if (type_opt->count()) launch.app.launch.server_type = server_type;
+    if (side_opt->count()) launch.app.launch.server_side_type = side;
+    if (signup_opt->count()) launch.app.launch.signup_enabled = signup;
+    if (auto_opt->count()) launch.app.launch.association_request_auto_approval = auto_approval;
+    return datasite::server::RunLaunch(std::move(launch));
+  }
+  if (d->parsed()) return datasite::cli::RunLand(land_name, land_dir);
+  if (ls->parsed()) return datasite::cli::RunList();
+  if (ver->parsed()) {
+    std::cout << "datasite " << datasite::services::kVersion << std::endl;
+    return 0;
+  }
+  return 0;
+}

@@ -1,0 +1,419 @@
+#include "services/accounts.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "auth/password.h"
+#include "auth/token.h"
+#include "core/random.h"
+
+namespace datasite::services {
+
+using auth::Role;
+
+namespace {
+
+constexpr size_t kMaxNameLength = 128;
+constexpr size_t kMaxFieldLength = 256;
+constexpr int64_t kMaxPageSize = 1000;
+
+std::string Trim(const std::string& s) {
+  size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  return s.substr(b, e - b);
+}
+
+bool HasControlChars(const std::string& s) {
+  return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+}
+
+Status CheckText(const char* field, const std::string& value, size_t max_length, bool required) {
+  if (required && Trim(value).empty()) return InvalidArgumentError(std::string(field) + " must not be empty");
+  if (value.size() > max_length) {
+    return InvalidArgumentError(std::string(field) + " must be at most " + std::to_string(max_length) +
+                                " characters");
+  }
+  if (HasControlChars(value)) {
+    return InvalidArgumentError(std::string(field) + " must not contain control characters");
+  }
+  return Status::Ok();
+}
+
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  return sodium_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace
+
+Result<std::string> NormalizeEmail(const std::string& raw) {
+  std::string email = Trim(raw);
+  std::transform(email.begin(), email.end(), email.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  auto bad = [&] { return InvalidArgumentError("'" + raw.substr(0, 64) + "' is not a valid email address"); };
+  if (email.empty() || email.size() > 254) return bad();
+  size_t at = email.find('@');
+  if (at == std::string::npos || at == 0 || email.find('@', at + 1) != std::string::npos) return bad();
+  std::string local = email.substr(0, at), domain = email.substr(at + 1);
+  if (local.size() > 64) return bad();
+  size_t dot = domain.rfind('.');
+  if (dot == std::string::npos || dot == 0 || dot + 2 > domain.size()) return bad();
+  if (domain.find("..") != std::string::npos || domain.front() == '-' || domain.front() == '.') return bad();
+  for (char c : local) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+/=?^_`{|}~.-").find(c) !=
+                                                             std::string_view::npos)) {
+      return bad();
+    }
+  }
+  for (char c : domain) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.')) return bad();
+  }
+  return email;
+}
+
+Accounts::Accounts(store::Store& store, const Clock& clock, AccountsOptions options)
+    : store_(store),
+      clock_(clock),
+      options_(options),
+      account_failures_(clock, options.login_failures_per_account, options.login_failure_window_ms),
+      address_attempts_(clock, options.login_attempts_per_address, 60 * 1000) {}
+
+void Accounts::Audit(const Principal& actor, const std::string& action, const std::string& target,
+                     const std::string& detail) {
+  // The audit log must not make a request fail once its change is made; a failure here is logged by the
+  // store's caller chain only as a lost audit line.
+  (void)store_.AppendAudit({clock_.NowSeconds(), actor.AuditName(), action, target, detail});
+}
+
+Status Accounts::EnsureRootAdmin(const std::string& email, const std::string& password) {
+  ASSIGN_OR_RETURN(auto page, store_.ListUsers("", 0, 1));
+  if (page.total > 0) return Status::Ok();
+  if (password.empty()) return InvalidArgumentError("the root admin password must not be empty");
+  NewUser root{"Jane Doe", email, password, std::nullopt, Role::kAdmin, "", ""};
+  ASSIGN_OR_RETURN(root.email, NormalizeEmail(email));
+  ASSIGN_OR_RETURN(std::string hash, auth::HashPassword(password));
+  int64_t now = clock_.NowSeconds();
+  store::User user{NewUuid(), root.email, root.name, static_cast<int>(Role::kAdmin), "", "", hash, true,
+                   now, now};
+  RETURN_IF_ERROR(store_.InsertUser(user));
+  Audit(Principal{}, "user.create_root", "user:" + user.id, user.email);
+  return Status::Ok();
+}
+
+Result<LoginResult> Accounts::StartSession(std::optional<store::User> user, Role role) {
+  LoginResult out;
+  out.token = auth::NewToken();
+  int64_t now = clock_.NowSeconds();
+  out.expires_at = now + options_.session_ttl_seconds;
+  store::Session session;
+  session.token_hash = auth::HashToken(out.token);
+  if (user) session.user_id = user->id;
+  session.role = static_cast<int>(role);
+  session.created_at = now;
+  session.expires_at = out.expires_at;
+  RETURN_IF_ERROR(store_.InsertSession(session));
+  out.user = std::move(user);
+  return out;
+}
+
+Result<LoginResult> Accounts::Login(const std::string& raw_email, const std::string& password,
+                                    const std::string& client_address) {
+  const Status invalid = UnauthenticatedError("invalid email or password");
+  if (int wait = address_attempts_.SecondsUntilAllowed(client_address)) {
+    return ResourceExhaustedError("too many login attempts from this address; try again in " +
+                                  std::to_string(wait) + " s")
+        .WithRetryAfter(wait);
+  }
+  address_attempts_.Record(client_address);
+  auto email = NormalizeEmail(raw_email);
+  // A malformed email is just another wrong credential: it must not answer differently.
+  std::string key = email.ok() ? *email : Trim(raw_email);
+  if (int wait = account_failures_.SecondsUntilAllowed(key)) {
+    return ResourceExhaustedError("too many failed logins for this account; try again in " +
+                                  std::to_string(wait) + " s")
+        .WithRetryAfter(wait);
+  }
+  if (password.size() > auth::kMaxPasswordLength) {
+    account_failures_.Record(key);
+    return invalid;
+  }
+  auto user = email.ok() ? store_.GetUserByEmail(*email) : Result<store::User>(NotFoundError(""));
+  if (!user.ok() && user.status().code() != StatusCode::kNotFound) return user.status();
+  if (!user.ok()) {
+    auth::VerifyAgainstDummy(password);
+    account_failures_.Record(key);
+    Audit(Principal{}, "user.login_failed", "email:" + key);
+    return invalid;
+  }
+  if (!auth::VerifyPassword(user->password_hash, password)) {
+    account_failures_.Record(key);
+    Audit(Principal{}, "user.login_failed", "user:" + user->id);
+    return invalid;
+  }
+  account_failures_.Reset(key);
+  Role role = auth::RoleFromInt(user->role);
+  bool is_default = user->is_root && ConstantTimeEquals(password, kDefaultRootPassword);
+  ASSIGN_OR_RETURN(LoginResult result, StartSession(std::move(user).value(), role));
+  result.default_password = is_default;
+  Principal who;
+  who.user_id = result.user->id;
+  who.role = role;
+  Audit(who, "user.login", "user:" + result.user->id);
+  return result;
+}
+
+Result<LoginResult> Accounts::LoginAsGuest(bool guests_allowed) {
+  if (!guests_allowed) return FailedPreconditionError("this server does not allow guest sessions");
+  return StartSession(std::nullopt, Role::kGuest);
+}
+
+Status Accounts::Logout(const Principal& caller) {
+  if (caller.token_hash.empty()) return UnauthenticatedError("not logged in");
+  RETURN_IF_ERROR(store_.DeleteSession(caller.token_hash));
+  Audit(caller, "user.logout", caller.AuditName());
+  return Status::Ok();
+}
+
+Result<Principal> Accounts::Authenticate(const std::string& header) {
+  Principal p;
+  if (header.empty()) return p;
+  constexpr std::string_view kPrefix = "Bearer ";
+  if (header.size() <= kPrefix.size() || header.compare(0, kPrefix.size(), kPrefix) != 0) {
+    return UnauthenticatedError("the Authorization header must be 'Bearer <token>'");
+  }
+  std::string token = header.substr(kPrefix.size());
+  if (token.size() > 256) return UnauthenticatedError("invalid or expired token; log in again");
+  p.token_hash = auth::HashToken(token);
+  auto session = store_.GetSession(p.token_hash);
+  if (!session.ok()) {
+    if (session.status().code() == StatusCode::kNotFound) {
+      return UnauthenticatedError("invalid or expired token; log in again");
+    }
+    return session.status();
+  }
+  if (session->expires_at <= clock_.NowSeconds()) {
+    (void)store_.DeleteSession(p.token_hash);
+    return UnauthenticatedError("invalid or expired token; log in again");
+  }
+  p.role = auth::RoleFromInt(session->role);
+  if (session->user_id) {
+    // The role is read from the user row, so a role change takes effect at once.
+    auto user = store_.GetUserById(*session->user_id);
+    if (!user.ok()) return UnauthenticatedError("invalid or expired token; log in again");
+    p.user_id = user->id;
+    p.email = user->email;
+    p.role = auth::RoleFromInt(user->role);
+    p.is_root = user->is_root;
+  }
+  if (p.role == Role::kNone) return UnauthenticatedError("invalid or expired token; log in again");
+  return p;
+}
+
+Status Accounts::Validate(const NewUser& input) const {
+  RETURN_IF_ERROR(CheckText("name", input.name, kMaxNameLength, true));
+  RETURN_IF_ERROR(CheckText("institution", input.institution, kMaxFieldLength, false));
+  RETURN_IF_ERROR(CheckText("website", input.website, kMaxFieldLength, false));
+  ASSIGN_OR_RETURN(std::string email, NormalizeEmail(input.email));
+  RETURN_IF_ERROR(auth::CheckPasswordStrength(input.password, email));
+  if (input.password_verify && !ConstantTimeEquals(*input.password_verify, input.password)) {
+    return InvalidArgumentError("password and password_verify do not match");
+  }
+  return Status::Ok();
+}
+
+Result<store::User> Accounts::Insert(const NewUser& input, Role role) {
+  ASSIGN_OR_RETURN(std::string email, NormalizeEmail(input.email));
+  ASSIGN_OR_RETURN(std::string hash, auth::HashPassword(input.password));
+  int64_t now = clock_.NowSeconds();
+  store::User user{NewUuid(),         email,         Trim(input.name), static_cast<int>(role),
+                   input.institution, input.website, hash,             false,
+                   now,               now};
+  Status st = store_.InsertUser(user);
+  if (st.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError("a user with email " + email + " already exists");
+  }
+  RETURN_IF_ERROR(st);
+  return user;
+}
+
+Result<RegisterResult> Accounts::Register(const Principal& caller, const NewUser& input,
+                                          bool signup_enabled, const std::string& client_address) {
+  NewUser user = input;
+  user.role = Role::kDataScientist;
+  if (auth::AtLeast(caller.role, Role::kDataOwner)) {
+    RETURN_IF_ERROR(Validate(user));
+    ASSIGN_OR_RETURN(store::User created, Insert(user, Role::kDataScientist));
+    Audit(caller, "user.register", "user:" + created.id, created.email);
+    return RegisterResult{"User '" + created.name + "' successfully registered.", created};
+  }
+  if (!signup_enabled) {
+    return PermissionDeniedError(
+        "sign-up is disabled on this server; ask its admin for an account");
+  }
+  // Registration hashes a password: it shares the login attempt budget of the client address.
+  if (int wait = address_attempts_.SecondsUntilAllowed(client_address)) {
+    return ResourceExhaustedError("too many attempts from this address; try again in " +
+                                  std::to_string(wait) + " s")
+        .WithRetryAfter(wait);
+  }
+  address_attempts_.Record(client_address);
+  RETURN_IF_ERROR(Validate(user));
+  auto created = Insert(user, Role::kDataScientist);
+  if (!created.ok() && created.status().code() != StatusCode::kAlreadyExists) return created.status();
+  if (created.ok()) Audit(caller, "user.register", "user:" + created->id, created->email);
+  // The same answer whether or not the email was free, so that sign-up can't be used to find accounts.
+  return RegisterResult{
+      "Registration received. If " + *NormalizeEmail(user.email) +
+          " was not registered before, its account is ready: log in with it.",
+      std::nullopt};
+}
+
+Result<store::User> Accounts::CreateUser(const Principal& caller, const NewUser& input) {
+  if (!auth::AtLeast(caller.role, Role::kDataOwner)) {
+    return PermissionDeniedError("only data owners and admins can create users");
+  }
+  Role role = input.role.value_or(Role::kDataScientist);
+  if (role == Role::kNone) return InvalidArgumentError("unknown role");
+  if (caller.role == Role::kDataOwner && auth::AtLeast(role, Role::kDataOwner)) {
+    return PermissionDeniedError("a data owner can only create guests and data scientists");
+  }
+  RETURN_IF_ERROR(Validate(input));
+  ASSIGN_OR_RETURN(store::User created, Insert(input, role));
+  Audit(caller, "user.create", "user:" + created.id, std::string(auth::RoleName(role)));
+  return created;
+}
+
+Result<store::UserPage> Accounts::ListUsers(const Principal& caller, const std::string& search,
+                                            int64_t page, int64_t page_size) {
+  if (!auth::AtLeast(caller.role, Role::kDataOwner)) {
+    return PermissionDeniedError("only data owners and admins can list users");
+  }
+  if (page < 1) return InvalidArgumentError("page must be 1 or more");
+  if (page_size < 1 || page_size > kMaxPageSize) {
+    return InvalidArgumentError("page_size must be between 1 and " + std::to_string(kMaxPageSize));
+  }
+  if (search.size() > kMaxFieldLength) return InvalidArgumentError("search text is too long");
+  return store_.ListUsers(search, (page - 1) * page_size, page_size);
+}
+
+Result<store::User> Accounts::GetUser(const Principal& caller, const std::string& id) {
+  if (!caller.IsSelf(id) && !auth::AtLeast(caller.role, Role::kDataOwner)) {
+    return PermissionDeniedError("you can only view your own account");
+  }
+  if (!IsUuid(id)) return NotFoundError("no user with id " + id.substr(0, 64));
+  auto user = store_.GetUserById(id);
+  if (!user.ok() && user.status().code() == StatusCode::kNotFound) {
+    return NotFoundError("no user with id " + id);
+  }
+  return user;
+}
+
+Result<store::User> Accounts::UpdateUser(const Principal& caller, const std::string& id,
+                                         const UserPatch& patch,
+                                         std::optional<std::string>* root_email_changed) {
+  ASSIGN_OR_RETURN(store::User user, GetUser(caller, id));
+  const bool self = caller.IsSelf(id);
+  const bool admin = caller.role == Role::kAdmin;
+  const bool profile_change = patch.name || patch.email || patch.institution || patch.website;
+  if (profile_change && !self && !admin) {
+    return PermissionDeniedError("only admins can change another user's profile");
+  }
+  if (patch.password) {
+    if (self) {
+      return PermissionDeniedError(
+          "change your own password with POST /api/v1/account/password (it needs the old one)");
+    }
+    if (!admin) return PermissionDeniedError("only admins can set another user's password");
+    if (user.is_root) return PermissionDeniedError("only the root admin can change its own password");
+  }
+  if (patch.role) {
+    if (*patch.role == Role::kNone) return InvalidArgumentError("unknown role");
+    if (!auth::AtLeast(caller.role, Role::kDataOwner)) {
+      return PermissionDeniedError("only data owners and admins can change roles");
+    }
+    if (user.is_root) return PermissionDeniedError("the root admin's role can't be changed");
+    if (self) return PermissionDeniedError("you can't change your own role");
+    if (caller.role == Role::kDataOwner &&
+        (auth::AtLeast(auth::RoleFromInt(user.role), Role::kDataOwner) ||
+         auth::AtLeast(*patch.role, Role::kDataOwner))) {
+      return PermissionDeniedError(
+          "a data owner can only give roles below data_owner to users below data_owner");
+    }
+  }
+  // Validate everything before changing anything.
+  if (patch.name) RETURN_IF_ERROR(CheckText("name", *patch.name, kMaxNameLength, true));
+  if (patch.institution) RETURN_IF_ERROR(CheckText("institution", *patch.institution, kMaxFieldLength, false));
+  if (patch.website) RETURN_IF_ERROR(CheckText("website", *patch.website, kMaxFieldLength, false));
+  std::optional<std::string> email;
+  if (patch.email) {
+    ASSIGN_OR_RETURN(email, NormalizeEmail(*patch.email));
+  }
+  std::optional<std::string> hash;
+  if (patch.password) {
+    RETURN_IF_ERROR(auth::CheckPasswordStrength(*patch.password, email.value_or(user.email)));
+    ASSIGN_OR_RETURN(hash, auth::HashPassword(*patch.password));
+  }
+  if (patch.name) user.name = Trim(*patch.name);
+  if (patch.institution) user.institution = *patch.institution;
+  if (patch.website) user.website = *patch.website;
+  if (email) user.email = *email;
+  if (patch.role) user.role = static_cast<int>(*patch.role);
+  if (hash) user.password_hash = *hash;
+  user.updated_at = clock_.NowSeconds();
+  Status st = store_.UpdateUser(user);
+  if (st.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError("a user with email " + user.email + " already exists");
+  }
+  RETURN_IF_ERROR(st);
+  if (hash) (void)store_.DeleteUserSessions(user.id, "");
+  if (email && user.is_root && root_email_changed) *root_email_changed = *email;
+  std::string what;
+  for (auto [set, name] : {std::pair{patch.name.has_value(), "name"}, {patch.email.has_value(), "email"},
+                           {patch.institution.has_value(), "institution"},
+                           {patch.website.has_value(), "website"}, {patch.role.has_value(), "role"},
+                           {patch.password.has_value(), "password"}}) {
+    if (set) what += what.empty() ? name : std::string(",") + name;
+  }
+  Audit(caller, "user.update", "user:" + user.id, what);
+  return user;
+}
+
+Status Accounts::DeleteUser(const Principal& caller, const std::string& id) {
+  if (!auth::AtLeast(caller.role, Role::kDataOwner)) {
+    return PermissionDeniedError("only data owners and admins can delete users");
+  }
+  if (caller.IsSelf(id)) return PermissionDeniedError("you can't delete your own account");
+  ASSIGN_OR_RETURN(store::User user, GetUser(caller, id));
+  if (user.is_root) return PermissionDeniedError("the root admin can't be deleted");
+  if (caller.role == Role::kDataOwner && auth::AtLeast(auth::RoleFromInt(user.role), Role::kDataOwner)) {
+    return PermissionDeniedError("a data owner can only delete guests and data scientists");
+  }
+  RETURN_IF_ERROR(store_.DeleteUser(id));
+  Audit(caller, "user.delete", "user:" + id, user.email);
+  return Status::Ok();
+}
+
+Status Accounts::ChangePassword(const Principal& caller, const std::string& old_password,
+                                const std::string& new_password) {
+  if (!caller.user_id) return PermissionDeniedError("guests have no password to change");
+  ASSIGN_OR_RETURN(store::User user, store_.GetUserById(*caller.user_id));
+  if (old_password.size() > auth::kMaxPasswordLength ||
+      !auth::VerifyPassword(user.password_hash, old_password)) {
+    return FailedPreconditionError("the old password is wrong");
+  }
+  RETURN_IF_ERROR(auth::CheckPasswordStrength(new_password, user.email));
+  if (ConstantTimeEquals(old_password, new_password)) {
+    return InvalidArgumentError("the new password must differ from the old one");
+  }
+  ASSIGN_OR_RETURN(user.password_hash, auth::HashPassword(new_password));
+  user.updated_at = clock_.NowSeconds();
+  RETURN_IF_ERROR(store_.UpdateUser(user));
+  RETURN_IF_ERROR(store_.DeleteUserSessions(user.id, caller.token_hash));
+  Audit(caller, "user.change_password", "user:" + user.id);
+  return Status::Ok();
+}
+
+}  // namespace datasite::services

@@ -1,0 +1,109 @@
+// Accounts: login, sessions, registration and the user rules of PySyft 0.9 (see docs/API.md).
+#ifndef DATASITE_SERVICES_ACCOUNTS_H_
+#define DATASITE_SERVICES_ACCOUNTS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "auth/rate_limiter.h"
+#include "core/clock.h"
+#include "core/status.h"
+#include "services/principal.h"
+#include "store/store.h"
+
+namespace datasite::services {
+
+inline constexpr const char* kDefaultRootEmail = "info@example.org";
+inline constexpr const char* kDefaultRootPassword = "changethis";
+
+struct AccountsOptions {
+  int64_t session_ttl_seconds = 24 * 3600;
+  int login_failures_per_account = 5;       // within login_failure_window_ms
+  int64_t login_failure_window_ms = 5 * 60 * 1000;
+  int login_attempts_per_address = 60;      // within one minute
+};
+
+struct LoginResult {
+  std::string token;
+  int64_t expires_at = 0;
+  std::optional<store::User> user;  // empty for guests
+  bool default_password = false;
+};
+
+struct NewUser {
+  std::string name;
+  std::string email;
+  std::string password;
+  std::optional<std::string> password_verify;
+  std::optional<auth::Role> role;
+  std::string institution;
+  std::string website;
+};
+
+// Each field present is changed.
+struct UserPatch {
+  std::optional<std::string> name;
+  std::optional<std::string> email;
+  std::optional<std::string> institution;
+  std::optional<std::string> website;
+  std::optional<auth::Role> role;
+  std::optional<std::string> password;
+};
+
+struct RegisterResult {
+  std::string message;
+  std::optional<store::User> user;  // only for data owners and admins
+};
+
+// Safe for concurrent use.
+class Accounts {
+ public:
+  Accounts(store::Store& store, const Clock& clock, AccountsOptions options);
+
+  // Creates the root admin when the database has none. The password is exempt from the strength rules
+  // (the documented default is "changethis"), but must not be empty.
+  Status EnsureRootAdmin(const std::string& email, const std::string& password);
+
+  Result<LoginResult> Login(const std::string& email, const std::string& password,
+                            const std::string& client_address);
+  // kFailedPrecondition when guest sessions are disabled.
+  Result<LoginResult> LoginAsGuest(bool guests_allowed);
+  Status Logout(const Principal& caller);
+  // An anonymous Principal for an empty header; kUnauthenticated for a bad or expired token.
+  Result<Principal> Authenticate(const std::string& authorization_header);
+
+  Result<RegisterResult> Register(const Principal& caller, const NewUser& input, bool signup_enabled,
+                                  const std::string& client_address);
+  Result<store::User> CreateUser(const Principal& caller, const NewUser& input);
+  Result<store::UserPage> ListUsers(const Principal& caller, const std::string& search, int64_t page,
+                                    int64_t page_size);
+  Result<store::User> GetUser(const Principal& caller, const std::string& id);
+  // On an email change of the root admin, `*root_email_changed` is set to the new email.
+  Result<store::User> UpdateUser(const Principal& caller, const std::string& id, const UserPatch& patch,
+                                 std::optional<std::string>* root_email_changed);
+  Status DeleteUser(const Principal& caller, const std::string& id);
+  // Checks the old password, sets the new one and revokes the user's other sessions.
+  Status ChangePassword(const Principal& caller, const std::string& old_password,
+                        const std::string& new_password);
+
+ private:
+  Status Validate(const NewUser& input) const;
+  Result<store::User> Insert(const NewUser& input, auth::Role role);
+  Result<LoginResult> StartSession(std::optional<store::User> user, auth::Role role);
+  void Audit(const Principal& actor, const std::string& action, const std::string& target,
+             const std::string& detail = "");
+
+  store::Store& store_;
+  const Clock& clock_;
+  const AccountsOptions options_;
+  auth::RateLimiter account_failures_;
+  auth::RateLimiter address_attempts_;
+};
+
+// Lower-cased, trimmed email; kInvalidArgument when it is not local@domain.tld.
+Result<std::string> NormalizeEmail(const std::string& email);
+
+}  // namespace datasite::services
+
+#endif  // DATASITE_SERVICES_ACCOUNTS_H_

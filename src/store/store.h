@@ -1,0 +1,118 @@
+// Store: the server's metadata database. One repository method per object kind; no business rules.
+//
+// The embedded implementation is SQLite in WAL mode (NewSqliteStore); PostgreSQL will implement the same
+// interface for clusters.
+#ifndef DATASITE_STORE_STORE_H_
+#define DATASITE_STORE_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace datasite::store {
+
+struct User {
+  std::string id;
+  std::string email;  // lower-cased, unique
+  std::string name;
+  int role = 0;       // auth::Role value
+  std::string institution;
+  std::string website;
+  std::string password_hash;  // argon2id encoded string
+  bool is_root = false;
+  int64_t created_at = 0;  // unix seconds
+  int64_t updated_at = 0;
+};
+
+struct UserPage {
+  std::vector<User> items;
+  int64_t total = 0;
+};
+
+struct Session {
+  std::string token_hash;  // SHA-256 of the bearer token, raw bytes
+  std::optional<std::string> user_id;  // empty for guest sessions
+  int role = 0;
+  int64_t created_at = 0;
+  int64_t expires_at = 0;
+};
+
+struct Settings {
+  std::string id;
+  std::string name;
+  std::string organization;
+  std::string description;
+  std::string deployed_on;  // YYYY-MM-DD
+  bool signup_enabled = false;
+  bool notifications_enabled = false;
+  std::string admin_email;
+  std::string server_type;       // datasite | gateway | enclave
+  std::string server_side_type;  // high | low
+  bool association_request_auto_approval = false;
+  bool allow_guest_sessions = true;
+  std::string welcome_markdown;
+};
+
+struct Identity {
+  std::string server_id;    // UUID
+  std::string verify_key;   // ed25519 public key, raw 32 bytes
+  std::string signing_key;  // ed25519 secret key, raw 64 bytes
+  int64_t created_at = 0;
+};
+
+struct AuditEvent {
+  int64_t at = 0;
+  std::string actor;   // user id, "guest", or "system"
+  std::string action;  // e.g. "user.login"
+  std::string target;
+  std::string detail;
+};
+
+// Safe for concurrent use.
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  virtual Result<std::optional<Identity>> GetIdentity() = 0;
+  virtual Status PutIdentity(const Identity& identity) = 0;
+
+  virtual Result<std::optional<Settings>> GetSettings() = 0;
+  virtual Status PutSettings(const Settings& settings) = 0;
+
+  // kAlreadyExists when the email is taken.
+  virtual Status InsertUser(const User& user) = 0;
+  // kNotFound when absent.
+  virtual Result<User> GetUserById(const std::string& id) = 0;
+  virtual Result<User> GetUserByEmail(const std::string& email) = 0;
+  // Users whose email or name contains `search` (all when empty), oldest first.
+  virtual Result<UserPage> ListUsers(const std::string& search, int64_t offset, int64_t limit) = 0;
+  // kAlreadyExists when the new email is taken; kNotFound when the user is gone.
+  virtual Status UpdateUser(const User& user) = 0;
+  // Also deletes the user's sessions. kNotFound when absent.
+  virtual Status DeleteUser(const std::string& id) = 0;
+
+  virtual Status InsertSession(const Session& session) = 0;
+  // kNotFound when absent (expiry is the caller's business).
+  virtual Result<Session> GetSession(const std::string& token_hash) = 0;
+  virtual Status DeleteSession(const std::string& token_hash) = 0;
+  // Deletes every session of the user except the one with `keep_token_hash`.
+  virtual Status DeleteUserSessions(const std::string& user_id, const std::string& keep_token_hash) = 0;
+  virtual Status DeleteExpiredSessions(int64_t now) = 0;
+
+  virtual Status AppendAudit(const AuditEvent& event) = 0;
+  virtual Result<std::vector<AuditEvent>> RecentAudit(int64_t limit) = 0;
+
+  // Runs the database's own integrity check; kInternal with its report when it fails.
+  virtual Status CheckIntegrity() = 0;
+};
+
+// Opens (creating if needed) the SQLite database at `path` and brings its schema up to date.
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+
+}  // namespace datasite::store
+
+#endif  // DATASITE_STORE_STORE_H_
