@@ -4,8 +4,10 @@
 
 namespace datasite::api {
 
-Result<JsonBody> JsonBody::Parse(std::string_view body, std::initializer_list<std::string_view> allowed) {
-  if (std::all_of(body.begin(), body.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); })) {
+Result<JsonBody> JsonBody::Parse(std::string_view body,
+                                 std::initializer_list<std::string_view> allowed) {
+  if (std::all_of(body.begin(), body.end(),
+                  [](char c) { return std::isspace(static_cast<unsigned char>(c)); })) {
     return JsonBody(nlohmann::json::object());
   }
   nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
@@ -23,7 +25,8 @@ Result<JsonBody> JsonBody::Parse(std::string_view body, std::initializer_list<st
 Result<std::optional<std::string>> JsonBody::OptionalString(const char* field) const {
   auto it = j_.find(field);
   if (it == j_.end() || it->is_null()) return std::optional<std::string>();
-  if (!it->is_string()) return InvalidArgumentError(std::string("field '") + field + "' must be a string");
+  if (!it->is_string())
+    return InvalidArgumentError(std::string("field '") + field + "' must be a string");
   return std::optional<std::string>(it->get<std::string>());
 }
 
@@ -36,7 +39,8 @@ Result<std::string> JsonBody::RequiredString(const char* field) const {
 Result<std::optional<bool>> JsonBody::OptionalBool(const char* field) const {
   auto it = j_.find(field);
   if (it == j_.end() || it->is_null()) return std::optional<bool>();
-  if (!it->is_boolean()) return InvalidArgumentError(std::string("field '") + field + "' must be true or false");
+  if (!it->is_boolean())
+    return InvalidArgumentError(std::string("field '") + field + "' must be true or false");
   return std::optional<bool>(it->get<bool>());
 }
 

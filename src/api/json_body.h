@@ -1,5 +1,5 @@
-// JsonBody: strict reading of a JSON request body. Unknown fields and wrong types are refused with a
-// message naming the field.
+// JsonBody: strict reading of a JSON request body. Unknown fields and wrong types are refused with
+// a message naming the field.
 #ifndef DATASITE_API_JSON_BODY_H_
 #define DATASITE_API_JSON_BODY_H_
 
@@ -18,7 +18,8 @@ class JsonBody {
  public:
   // An empty body reads as {}. kInvalidArgument for malformed JSON, a non-object, or a field not in
   // `allowed`.
-  static Result<JsonBody> Parse(std::string_view body, std::initializer_list<std::string_view> allowed);
+  static Result<JsonBody> Parse(std::string_view body,
+                                std::initializer_list<std::string_view> allowed);
 
   Result<std::optional<std::string>> OptionalString(const char* field) const;
   Result<std::string> RequiredString(const char* field) const;

@@ -35,8 +35,8 @@ json UserJson(const store::User& u) {
 }
 
 json GuestJson() {
-  return {{"id", nullptr}, {"email", nullptr}, {"name", "Guest"}, {"role", "guest"},
-          {"institution", ""}, {"website", ""}, {"is_root", false}};
+  return {{"id", nullptr},     {"email", nullptr}, {"name", "Guest"}, {"role", "guest"},
+          {"institution", ""}, {"website", ""},    {"is_root", false}};
 }
 
 json SettingsJson(const store::Settings& s, bool admin) {
@@ -72,8 +72,9 @@ Result<std::optional<Role>> OptionalRole(const JsonBody& body, const char* field
   if (!name) return std::optional<Role>();
   auto role = auth::ParseRole(*name);
   if (!role) {
-    return InvalidArgumentError("role must be one of guest, data_scientist, data_owner, admin; not '" +
-                                name->substr(0, 32) + "'");
+    return InvalidArgumentError(
+        "role must be one of guest, data_scientist, data_owner, admin; not '" +
+        name->substr(0, 32) + "'");
   }
   return role;
 }
@@ -83,7 +84,8 @@ Result<int64_t> QueryInt(const http::Request& req, const char* name, int64_t fal
   if (it == req.query.end() || it->second.empty()) return fallback;
   const std::string& v = it->second;
   if (v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos) {
-    return InvalidArgumentError(std::string("query parameter '") + name + "' must be a whole number");
+    return InvalidArgumentError(std::string("query parameter '") + name +
+                                "' must be a whole number");
   }
   return std::stoll(v);
 }
@@ -94,7 +96,8 @@ std::string Schema(std::initializer_list<std::pair<const char*, const char*>> fi
   json props = json::object();
   for (auto [name, type] : fields) props[name] = {{"type", type}};
   json j = {{"type", "object"}, {"additionalProperties", false}, {"properties", props}};
-  if (required.size() > 0) j["required"] = json(std::vector<std::string>(required.begin(), required.end()));
+  if (required.size() > 0)
+    j["required"] = json(std::vector<std::string>(required.begin(), required.end()));
   return j.dump();
 }
 
@@ -103,8 +106,9 @@ class Routes {
   Routes(http::Router& router, ApiContext& ctx) : router_(router), ctx_(ctx) {}
 
   // Adds a route callable by `min_role` and above (Role::kNone: anyone, token optional).
-  void Add(const char* method, const char* pattern, Role min_role, const char* tag, const char* summary,
-           Handler handler, std::string schema = "", http::Lane lane = http::Lane::kDefault) {
+  void Add(const char* method, const char* pattern, Role min_role, const char* tag,
+           const char* summary, Handler handler, std::string schema = "",
+           http::Lane lane = http::Lane::kDefault) {
     http::Route route;
     route.method = method;
     route.pattern = pattern;
@@ -125,11 +129,12 @@ class Routes {
     auto principal = ctx.accounts.Authenticate(req.authorization);
     if (!principal.ok()) return http::ErrorResponse(principal.status());
     if (min_role != Role::kNone) {
-      if (!principal->authenticated()) return http::ErrorResponse(UnauthenticatedError("log in first"));
+      if (!principal->authenticated())
+        return http::ErrorResponse(UnauthenticatedError("log in first"));
       if (!auth::AtLeast(principal->role, min_role)) {
-        return http::ErrorResponse(PermissionDeniedError(
-            "as a " + std::string(auth::RoleName(principal->role)) + " you may not call " + req.method +
-            " " + req.path));
+        return http::ErrorResponse(
+            PermissionDeniedError("as a " + std::string(auth::RoleName(principal->role)) +
+                                  " you may not call " + req.method + " " + req.path));
       }
     }
     auto reply = handler(req, *principal);
@@ -199,7 +204,8 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
               [&accounts, &settings](http::Request& req, const Principal&) -> Result<Reply> {
                 ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {}));
                 (void)body;
-                ASSIGN_OR_RETURN(auto result, accounts.LoginAsGuest(settings.Get().allow_guest_sessions));
+                ASSIGN_OR_RETURN(auto result,
+                                 accounts.LoginAsGuest(settings.Get().allow_guest_sessions));
                 return Reply{200, LoginJson(result), {}};
               });
   routes->Add("POST", "/api/v1/auth/logout", Role::kGuest, "auth", "Revoke the calling token.",
@@ -211,8 +217,9 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
       "POST", "/api/v1/auth/register", Role::kNone, "auth",
       "Register a data scientist account (sign-up must be enabled unless a data owner calls).",
       [&accounts, &settings](http::Request& req, const Principal& caller) -> Result<Reply> {
-        ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"name", "email", "password", "password_verify",
-                                                               "institution", "website"}));
+        ASSIGN_OR_RETURN(auto body,
+                         JsonBody::Parse(req.body, {"name", "email", "password", "password_verify",
+                                                    "institution", "website"}));
         services::NewUser u;
         ASSIGN_OR_RETURN(u.name, body.RequiredString("name"));
         ASSIGN_OR_RETURN(u.email, body.RequiredString("email"));
@@ -222,8 +229,8 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
         ASSIGN_OR_RETURN(auto website, body.OptionalString("website"));
         u.institution = institution.value_or("");
         u.website = website.value_or("");
-        ASSIGN_OR_RETURN(auto result,
-                         accounts.Register(caller, u, settings.Get().signup_enabled, req.remote_address));
+        ASSIGN_OR_RETURN(auto result, accounts.Register(caller, u, settings.Get().signup_enabled,
+                                                        req.remote_address));
         json j = {{"message", result.message}};
         if (result.user) j["user"] = UserJson(*result.user);
         return Reply{201, j, {}};
@@ -245,23 +252,30 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
                 return Reply{200, UserJson(user), {}};
               });
   routes->Add(
-      "PATCH", "/api/v1/account", Role::kDataScientist, "account", "Update the calling user's profile.",
+      "PATCH", "/api/v1/account", Role::kDataScientist, "account",
+      "Update the calling user's profile.",
       [&accounts, &settings](http::Request& req, const Principal& caller) -> Result<Reply> {
-        ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"name", "email", "institution", "website"}));
+        ASSIGN_OR_RETURN(auto body,
+                         JsonBody::Parse(req.body, {"name", "email", "institution", "website"}));
         services::UserPatch patch;
         ASSIGN_OR_RETURN(patch.name, body.OptionalString("name"));
         ASSIGN_OR_RETURN(patch.email, body.OptionalString("email"));
         ASSIGN_OR_RETURN(patch.institution, body.OptionalString("institution"));
         ASSIGN_OR_RETURN(patch.website, body.OptionalString("website"));
         std::optional<std::string> root_email;
-        ASSIGN_OR_RETURN(auto user, accounts.UpdateUser(caller, *caller.user_id, patch, &root_email));
+        ASSIGN_OR_RETURN(auto user,
+                         accounts.UpdateUser(caller, *caller.user_id, patch, &root_email));
         if (root_email) RETURN_IF_ERROR(settings.SetAdminEmail(*root_email));
         return Reply{200, UserJson(user), {}};
       },
-      Schema({{"name", "string"}, {"email", "string"}, {"institution", "string"}, {"website", "string"}}));
+      Schema({{"name", "string"},
+              {"email", "string"},
+              {"institution", "string"},
+              {"website", "string"}}));
   routes->Add(
       "POST", "/api/v1/account/password", Role::kDataScientist, "account",
-      "Change the calling user's password (the old one is required); revokes the user's other sessions.",
+      "Change the calling user's password (the old one is required); revokes the user's other "
+      "sessions.",
       [&accounts](http::Request& req, const Principal& caller) -> Result<Reply> {
         ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"old_password", "new_password"}));
         ASSIGN_OR_RETURN(std::string old_password, body.RequiredString("old_password"));
@@ -269,29 +283,34 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
         RETURN_IF_ERROR(accounts.ChangePassword(caller, old_password, new_password));
         return Reply{200, {{"message", "Password changed"}}, {}};
       },
-      Schema({{"old_password", "string"}, {"new_password", "string"}}, {"old_password", "new_password"}),
+      Schema({{"old_password", "string"}, {"new_password", "string"}},
+             {"old_password", "new_password"}),
       kHeavy);
 
   // --- Users ---
-  routes->Add("GET", "/api/v1/users", Role::kDataOwner, "users",
-              "List users, paginated (?page=&page_size=&search=).",
-              [&accounts](http::Request& req, const Principal& caller) -> Result<Reply> {
-                ASSIGN_OR_RETURN(int64_t page, QueryInt(req, "page", 1));
-                ASSIGN_OR_RETURN(int64_t page_size, QueryInt(req, "page_size", 50));
-                auto it = req.query.find("search");
-                std::string search = it == req.query.end() ? "" : it->second;
-                ASSIGN_OR_RETURN(auto result, accounts.ListUsers(caller, search, page, page_size));
-                json items = json::array();
-                for (const auto& u : result.items) items.push_back(UserJson(u));
-                return Reply{200,
-                             {{"items", items}, {"total", result.total}, {"page", page}, {"page_size", page_size}},
-                             {}};
-              });
   routes->Add(
-      "POST", "/api/v1/users", Role::kDataOwner, "users", "Create a user (a data owner: guests and data scientists only).",
+      "GET", "/api/v1/users", Role::kDataOwner, "users",
+      "List users, paginated (?page=&page_size=&search=).",
       [&accounts](http::Request& req, const Principal& caller) -> Result<Reply> {
-        ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"name", "email", "password", "password_verify",
-                                                               "role", "institution", "website"}));
+        ASSIGN_OR_RETURN(int64_t page, QueryInt(req, "page", 1));
+        ASSIGN_OR_RETURN(int64_t page_size, QueryInt(req, "page_size", 50));
+        auto it = req.query.find("search");
+        std::string search = it == req.query.end() ? "" : it->second;
+        ASSIGN_OR_RETURN(auto result, accounts.ListUsers(caller, search, page, page_size));
+        json items = json::array();
+        for (const auto& u : result.items) items.push_back(UserJson(u));
+        return Reply{
+            200,
+            {{"items", items}, {"total", result.total}, {"page", page}, {"page_size", page_size}},
+            {}};
+      });
+  routes->Add(
+      "POST", "/api/v1/users", Role::kDataOwner, "users",
+      "Create a user (a data owner: guests and data scientists only).",
+      [&accounts](http::Request& req, const Principal& caller) -> Result<Reply> {
+        ASSIGN_OR_RETURN(auto body,
+                         JsonBody::Parse(req.body, {"name", "email", "password", "password_verify",
+                                                    "role", "institution", "website"}));
         services::NewUser u;
         ASSIGN_OR_RETURN(u.name, body.RequiredString("name"));
         ASSIGN_OR_RETURN(u.email, body.RequiredString("email"));
@@ -321,10 +340,11 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
                 return Reply{200, UserJson(user), {}};
               });
   routes->Add(
-      "PATCH", "/api/v1/users/{id}", Role::kDataScientist, "users", "Update a user (rules in docs/API.md).",
+      "PATCH", "/api/v1/users/{id}", Role::kDataScientist, "users",
+      "Update a user (rules in docs/API.md).",
       [&accounts, &settings](http::Request& req, const Principal& caller) -> Result<Reply> {
-        ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"name", "email", "institution", "website",
-                                                               "role", "password"}));
+        ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"name", "email", "institution",
+                                                               "website", "role", "password"}));
         services::UserPatch patch;
         ASSIGN_OR_RETURN(patch.name, body.OptionalString("name"));
         ASSIGN_OR_RETURN(patch.email, body.OptionalString("email"));
@@ -333,7 +353,8 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
         ASSIGN_OR_RETURN(patch.role, OptionalRole(body, "role"));
         ASSIGN_OR_RETURN(patch.password, body.OptionalString("password"));
         std::optional<std::string> root_email;
-        ASSIGN_OR_RETURN(auto user, accounts.UpdateUser(caller, req.path_params["id"], patch, &root_email));
+        ASSIGN_OR_RETURN(auto user,
+                         accounts.UpdateUser(caller, req.path_params["id"], patch, &root_email));
         if (root_email) RETURN_IF_ERROR(settings.SetAdminEmail(*root_email));
         return Reply{200, UserJson(user), {}};
       },
@@ -344,7 +365,8 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
               {"role", "string"},
               {"password", "string"}}),
       kHeavy);
-  routes->Add("DELETE", "/api/v1/users/{id}", Role::kDataOwner, "users", "Delete a user (rules in docs/API.md).",
+  routes->Add("DELETE", "/api/v1/users/{id}", Role::kDataOwner, "users",
+              "Delete a user (rules in docs/API.md).",
               [&accounts](http::Request& req, const Principal& caller) -> Result<Reply> {
                 RETURN_IF_ERROR(accounts.DeleteUser(caller, req.path_params["id"]));
                 return Reply{200, {{"message", "User deleted"}}, {}};
@@ -358,11 +380,12 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
   routes->Add(
       "PATCH", "/api/v1/settings", Role::kAdmin, "settings", "Change settings (admins).",
       [&settings](http::Request& req, const Principal& caller) -> Result<Reply> {
-        ASSIGN_OR_RETURN(auto body,
-                         JsonBody::Parse(req.body, {"name", "organization", "description", "signup_enabled",
-                                                    "notifications_enabled", "admin_email",
-                                                    "association_request_auto_approval",
-                                                    "allow_guest_sessions", "welcome_markdown"}));
+        ASSIGN_OR_RETURN(
+            auto body,
+            JsonBody::Parse(req.body, {"name", "organization", "description", "signup_enabled",
+                                       "notifications_enabled", "admin_email",
+                                       "association_request_auto_approval", "allow_guest_sessions",
+                                       "welcome_markdown"}));
         services::SettingsPatch p;
         ASSIGN_OR_RETURN(p.name, body.OptionalString("name"));
         ASSIGN_OR_RETURN(p.organization, body.OptionalString("organization"));
@@ -386,10 +409,13 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
               {"association_request_auto_approval", "boolean"},
               {"allow_guest_sessions", "boolean"},
               {"welcome_markdown", "string"}}));
-  routes->Add("GET", "/api/v1/settings/welcome", Role::kGuest, "settings", "The welcome message (markdown).",
-              [&settings](http::Request&, const Principal&) -> Result<Reply> {
-                return Reply{200, {{"markdown", services::SettingsService::WelcomeMarkdown(settings.Get())}}, {}};
-              });
+  routes->Add(
+      "GET", "/api/v1/settings/welcome", Role::kGuest, "settings",
+      "The welcome message (markdown).",
+      [&settings](http::Request&, const Principal&) -> Result<Reply> {
+        return Reply{
+            200, {{"markdown", services::SettingsService::WelcomeMarkdown(settings.Get())}}, {}};
+      });
 }
 
 std::string OpenApiDocument(const http::Router& router) {
@@ -397,17 +423,21 @@ std::string OpenApiDocument(const http::Router& router) {
   for (const auto& r : router.routes()) {
     std::string method = r.method;
     std::transform(method.begin(), method.end(), method.begin(), ::tolower);
-    json op = {{"summary", r.summary},
-               {"tags", json::array({r.tag})},
-               {"x-min-role", r.min_role.empty() ? "anyone" : r.min_role},
-               {"responses",
-                {{"200", {{"description", "OK"}}},
-                 {"default", {{"description", "Error"},
-                              {"content", {{"application/json", {{"schema", {{"$ref", "#/components/schemas/Error"}}}}}}}}}}}};
+    json op = {
+        {"summary", r.summary},
+        {"tags", json::array({r.tag})},
+        {"x-min-role", r.min_role.empty() ? "anyone" : r.min_role},
+        {"responses",
+         {{"200", {{"description", "OK"}}},
+          {"default",
+           {{"description", "Error"},
+            {"content",
+             {{"application/json", {{"schema", {{"$ref", "#/components/schemas/Error"}}}}}}}}}}}};
     if (!r.min_role.empty()) op["security"] = json::array({{{"bearer", json::array()}}});
     if (!r.request_schema.empty()) {
-      op["requestBody"] = {{"required", true},
-                           {"content", {{"application/json", {{"schema", json::parse(r.request_schema)}}}}}};
+      op["requestBody"] = {
+          {"required", true},
+          {"content", {{"application/json", {{"schema", json::parse(r.request_schema)}}}}}};
     }
     json params = json::array();
     for (size_t i = r.pattern.find('{'); i != std::string::npos; i = r.pattern.find('{', i + 1)) {
@@ -432,7 +462,8 @@ std::string OpenApiDocument(const http::Router& router) {
             {"properties",
              {{"error",
                {{"type", "object"},
-                {"properties", {{"code", {{"type", "string"}}}, {"message", {{"type", "string"}}}}}}}}}}}}}}}};
+                {"properties",
+                 {{"code", {{"type", "string"}}}, {"message", {{"type", "string"}}}}}}}}}}}}}}}};
   return doc.dump();
 }
 

@@ -20,8 +20,8 @@ Result<std::string> HashPassword(std::string_view password);
 // True when `password` matches `encoded_hash`. The comparison is constant-time. Thread-safe.
 bool VerifyPassword(std::string_view encoded_hash, std::string_view password);
 
-// Spends the same time as a VerifyPassword on a real hash, so that a login for an unknown email takes as
-// long as one for a known email. Thread-safe.
+// Spends the same time as a VerifyPassword on a real hash, so that a login for an unknown email
+// takes as long as one for a known email. Thread-safe.
 void VerifyAgainstDummy(std::string_view password);
 
 // kInvalidArgument with a message a person can act on, or OK. `email` may be empty.

@@ -18,7 +18,8 @@ int RateLimiter::SecondsUntilAllowed(const std::string& key) {
   if (static_cast<int>(it->second.size()) < max_events_) return 0;
   // The oldest event in the window must age out before another is allowed.
   int64_t wait_ms = it->second.front() + window_ms_ - now;
-  return static_cast<int>((wait_ms + 999) / 1000) > 0 ? static_cast<int>((wait_ms + 999) / 1000) : 1;
+  return static_cast<int>((wait_ms + 999) / 1000) > 0 ? static_cast<int>((wait_ms + 999) / 1000)
+                                                      : 1;
 }
 
 void RateLimiter::Record(const std::string& key) {

@@ -12,8 +12,9 @@
 
 namespace datasite::auth {
 
-// Allows at most `max_events` per key within any `window_ms`. Memory is bounded: keys whose events have all
-// expired are dropped, and past `max_keys` live keys the oldest-seen are evicted. Safe for concurrent use.
+// Allows at most `max_events` per key within any `window_ms`. Memory is bounded: keys whose events
+// have all expired are dropped, and past `max_keys` live keys the oldest-seen are evicted. Safe for
+// concurrent use.
 class RateLimiter {
  public:
   RateLimiter(const Clock& clock, int max_events, int64_t window_ms, size_t max_keys = 100'000);

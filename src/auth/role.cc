@@ -4,11 +4,16 @@ namespace datasite::auth {
 
 std::string_view RoleName(Role role) {
   switch (role) {
-    case Role::kGuest: return "guest";
-    case Role::kDataScientist: return "data_scientist";
-    case Role::kDataOwner: return "data_owner";
-    case Role::kAdmin: return "admin";
-    case Role::kNone: break;
+    case Role::kGuest:
+      return "guest";
+    case Role::kDataScientist:
+      return "data_scientist";
+    case Role::kDataOwner:
+      return "data_owner";
+    case Role::kAdmin:
+      return "admin";
+    case Role::kNone:
+      break;
   }
   return "none";
 }

@@ -16,7 +16,9 @@ std::optional<Role> ParseRole(std::string_view name);
 // Role from its stored integer; kNone for an unknown value.
 Role RoleFromInt(int value);
 
-inline bool AtLeast(Role have, Role need) { return static_cast<int>(have) >= static_cast<int>(need); }
+inline bool AtLeast(Role have, Role need) {
+  return static_cast<int>(have) >= static_cast<int>(need);
+}
 
 }  // namespace datasite::auth
 

@@ -26,14 +26,16 @@ int RunLand(const std::string& name, const std::string& explicit_dir) {
   }
   std::cout << "Stopping " << name << std::endl;
   if (::kill(info->pid, SIGTERM) != 0 && errno != ESRCH) {
-    std::cerr << "error: cannot signal pid " << info->pid << ": " << std::strerror(errno) << std::endl;
+    std::cerr << "error: cannot signal pid " << info->pid << ": " << std::strerror(errno)
+              << std::endl;
     return 1;
   }
   // The server releases its lock as its very last act.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (IsLocked(*dir)) {
     if (std::chrono::steady_clock::now() > deadline) {
-      std::cerr << "error: " << name << " (pid " << info->pid << ") did not stop within 20 s" << std::endl;
+      std::cerr << "error: " << name << " (pid " << info->pid << ") did not stop within 20 s"
+                << std::endl;
       return 1;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

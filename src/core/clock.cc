@@ -29,7 +29,9 @@ Clock& SystemClock() {
   return clock;
 }
 
-std::string FormatIsoTime(int64_t unix_seconds) { return Format(unix_seconds, "%Y-%m-%dT%H:%M:%SZ"); }
+std::string FormatIsoTime(int64_t unix_seconds) {
+  return Format(unix_seconds, "%Y-%m-%dT%H:%M:%SZ");
+}
 std::string FormatIsoDate(int64_t unix_seconds) { return Format(unix_seconds, "%Y-%m-%d"); }
 
 }  // namespace datasite

@@ -1,10 +1,10 @@
 #include "core/local_servers.h"
 
 #include <fcntl.h>
-#include <cstring>
-#include <algorithm>
 #include <sys/file.h>
 #include <unistd.h>
+#include <algorithm>
+#include <cstring>
 
 #include <cstdlib>
 #include <filesystem>
@@ -20,13 +20,15 @@ namespace fs = std::filesystem;
 
 Status ValidateServerName(const std::string& name) {
   auto bad = [&] {
-    return InvalidArgumentError("server name '" + name.substr(0, 80) +
-                                "' must be 1 to 64 letters, digits, '_', '.' or '-', not starting with "
-                                "'.' or '-'");
+    return InvalidArgumentError(
+        "server name '" + name.substr(0, 80) +
+        "' must be 1 to 64 letters, digits, '_', '.' or '-', not starting with "
+        "'.' or '-'");
   };
   if (name.empty() || name.size() > 64 || name[0] == '.' || name[0] == '-') return bad();
   for (char c : name) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-')) return bad();
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-'))
+      return bad();
   }
   return Status::Ok();
 }
@@ -74,8 +76,8 @@ bool IsLocked(const std::string& data_dir) {
 }
 
 Status WriteRuntimeInfo(const RuntimeInfo& info) {
-  nlohmann::json j = {{"name", info.name}, {"pid", info.pid},   {"host", info.host},
-                      {"port", info.port}, {"url", info.url},   {"data_dir", info.data_dir}};
+  nlohmann::json j = {{"name", info.name}, {"pid", info.pid}, {"host", info.host},
+                      {"port", info.port}, {"url", info.url}, {"data_dir", info.data_dir}};
   std::string tmp = info.data_dir + "/server.json.tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);

@@ -1,6 +1,6 @@
-// Where local servers keep their storage, and how a running one is found: DATA_DIR/server.json describes
-// it and DATA_DIR/server.lock is held (flock) for as long as it runs, so a stale server.json is never
-// mistaken for a live server, and two servers never share one data directory.
+// Where local servers keep their storage, and how a running one is found: DATA_DIR/server.json
+// describes it and DATA_DIR/server.lock is held (flock) for as long as it runs, so a stale
+// server.json is never mistaken for a live server, and two servers never share one data directory.
 #ifndef DATASITE_CORE_LOCAL_SERVERS_H_
 #define DATASITE_CORE_LOCAL_SERVERS_H_
 

@@ -7,8 +7,8 @@
 
 namespace datasite {
 
-// Must be called once before any other function here (idempotent, thread-safe). Returns false if the
-// system's random source is unusable.
+// Must be called once before any other function here (idempotent, thread-safe). Returns false if
+// the system's random source is unusable.
 bool InitCrypto();
 
 // A random version-4 UUID, lowercase, "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx".

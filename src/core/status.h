@@ -1,7 +1,7 @@
 // Status and Result<T>: the one error type of the codebase.
 //
-// Codes follow Abseil's vocabulary. A Status is cheap to copy when OK. HTTP statuses and JSON error bodies
-// are derived from the code in exactly one place (src/http/error.cc).
+// Codes follow Abseil's vocabulary. A Status is cheap to copy when OK. HTTP statuses and JSON error
+// bodies are derived from the code in exactly one place (src/http/error.cc).
 #ifndef DATASITE_CORE_STATUS_H_
 #define DATASITE_CORE_STATUS_H_
 
@@ -56,11 +56,19 @@ class [[nodiscard]] Status {
   std::optional<int> retry_after_;
 };
 
-inline Status InvalidArgumentError(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
-inline Status UnauthenticatedError(std::string m) { return {StatusCode::kUnauthenticated, std::move(m)}; }
-inline Status PermissionDeniedError(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
+inline Status InvalidArgumentError(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
+inline Status UnauthenticatedError(std::string m) {
+  return {StatusCode::kUnauthenticated, std::move(m)};
+}
+inline Status PermissionDeniedError(std::string m) {
+  return {StatusCode::kPermissionDenied, std::move(m)};
+}
 inline Status NotFoundError(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
-inline Status AlreadyExistsError(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
+inline Status AlreadyExistsError(std::string m) {
+  return {StatusCode::kAlreadyExists, std::move(m)};
+}
 inline Status FailedPreconditionError(std::string m) {
   return {StatusCode::kFailedPrecondition, std::move(m)};
 }
@@ -74,9 +82,10 @@ inline Status InternalError(std::string m) { return {StatusCode::kInternal, std:
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design.
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design.
   Result(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design.
-    if (std::get<Status>(v_).ok()) v_ = Status(StatusCode::kInternal, "Result built from OK status");
+    if (std::get<Status>(v_).ok())
+      v_ = Status(StatusCode::kInternal, "Result built from OK status");
   }
 
   bool ok() const { return std::holds_alternative<T>(v_); }
@@ -110,10 +119,10 @@ const Status& AsStatus(const Result<T>& r) {
 #define DS_CONCAT(a, b) DS_CONCAT_INNER(a, b)
 
 // Copies the Status: `expr` may be a temporary that dies at the end of the declaration.
-#define RETURN_IF_ERROR(expr)                                                      \
-  do {                                                                             \
-    ::datasite::Status _ds_status = ::datasite::internal::AsStatus((expr));       \
-    if (!_ds_status.ok()) return _ds_status;                                       \
+#define RETURN_IF_ERROR(expr)                                               \
+  do {                                                                      \
+    ::datasite::Status _ds_status = ::datasite::internal::AsStatus((expr)); \
+    if (!_ds_status.ok()) return _ds_status;                                \
   } while (0)
 
 #define ASSIGN_OR_RETURN_IMPL(tmp, lhs, rexpr) \
@@ -121,6 +130,7 @@ const Status& AsStatus(const Result<T>& r) {
   if (!tmp.ok()) return tmp.status();          \
   lhs = std::move(tmp).value()
 
-#define ASSIGN_OR_RETURN(lhs, rexpr) ASSIGN_OR_RETURN_IMPL(DS_CONCAT(_ds_result_, __LINE__), lhs, rexpr)
+#define ASSIGN_OR_RETURN(lhs, rexpr) \
+  ASSIGN_OR_RETURN_IMPL(DS_CONCAT(_ds_result_, __LINE__), lhs, rexpr)
 
 #endif  // DATASITE_CORE_STATUS_H_

@@ -6,17 +6,28 @@ namespace datasite::http {
 
 int HttpStatusFor(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return 200;
-    case StatusCode::kInvalidArgument: return 400;
-    case StatusCode::kUnauthenticated: return 401;
-    case StatusCode::kPermissionDenied: return 403;
-    case StatusCode::kNotFound: return 404;
-    case StatusCode::kAlreadyExists: return 409;
-    case StatusCode::kFailedPrecondition: return 409;
-    case StatusCode::kResourceExhausted: return 429;
-    case StatusCode::kUnavailable: return 503;
-    case StatusCode::kDeadlineExceeded: return 504;
-    case StatusCode::kInternal: return 500;
+    case StatusCode::kOk:
+      return 200;
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kUnauthenticated:
+      return 401;
+    case StatusCode::kPermissionDenied:
+      return 403;
+    case StatusCode::kNotFound:
+      return 404;
+    case StatusCode::kAlreadyExists:
+      return 409;
+    case StatusCode::kFailedPrecondition:
+      return 409;
+    case StatusCode::kResourceExhausted:
+      return 429;
+    case StatusCode::kUnavailable:
+      return 503;
+    case StatusCode::kDeadlineExceeded:
+      return 504;
+    case StatusCode::kInternal:
+      return 500;
   }
   return 500;
 }
@@ -31,8 +42,9 @@ Response ErrorResponse(int http_status, std::string_view code, std::string_view 
 
 Response ErrorResponse(const Status& status) {
   // Internal details stay in the server log; the client gets a plain sentence.
-  std::string_view message =
-      status.code() == StatusCode::kInternal ? "internal error" : std::string_view(status.message());
+  std::string_view message = status.code() == StatusCode::kInternal
+                                 ? "internal error"
+                                 : std::string_view(status.message());
   Response r = ErrorResponse(HttpStatusFor(status.code()), StatusCodeName(status.code()), message);
   if (status.retry_after_seconds()) {
     r.headers.emplace_back("Retry-After", std::to_string(*status.retry_after_seconds()));
@@ -79,7 +91,8 @@ std::map<std::string, std::string> ParseQuery(std::string_view query) {
     if (part.empty()) continue;
     size_t eq = part.find('=');
     std::string key = PercentDecode(part.substr(0, eq), true);
-    std::string value = eq == std::string_view::npos ? "" : PercentDecode(part.substr(eq + 1), true);
+    std::string value =
+        eq == std::string_view::npos ? "" : PercentDecode(part.substr(eq + 1), true);
     out[std::move(key)] = std::move(value);
   }
   return out;

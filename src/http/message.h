@@ -13,11 +13,11 @@
 namespace datasite::http {
 
 struct Request {
-  std::string method;  // "GET", "POST", ...
-  std::string path;    // decoded path without the query string
+  std::string method;                              // "GET", "POST", ...
+  std::string path;                                // decoded path without the query string
   std::map<std::string, std::string> query;        // decoded query parameters (last one wins)
   std::map<std::string, std::string> path_params;  // filled by the router, e.g. {"id": "..."}
-  std::string authorization;  // the Authorization header, as sent
+  std::string authorization;                       // the Authorization header, as sent
   std::string content_type;
   std::string remote_address;  // the peer's IP address
   std::string body;

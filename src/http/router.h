@@ -1,4 +1,5 @@
-// Router: maps a method and a path pattern ("/api/v1/users/{id}") to a handler. Knows no routes itself.
+// Router: maps a method and a path pattern ("/api/v1/users/{id}") to a handler. Knows no routes
+// itself.
 #ifndef DATASITE_HTTP_ROUTER_H_
 #define DATASITE_HTTP_ROUTER_H_
 
@@ -23,7 +24,7 @@ struct Route {
   Lane lane = Lane::kDefault;
   // Documentation for the OpenAPI document.
   std::string summary;
-  std::string min_role;  // "" for routes open to anyone
+  std::string min_role;        // "" for routes open to anyone
   std::string request_schema;  // JSON Schema of the body, as JSON text; "" when there is none
   std::string tag;
 };

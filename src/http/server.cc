@@ -60,15 +60,16 @@ class ServerImpl : public HttpServer {
   Status Bind() {
     beast::error_code ec;
     auto address = net::ip::make_address(options_.host, ec);
-    if (ec) return InvalidArgumentError("bad host address '" + options_.host + "': " + ec.message());
+    if (ec)
+      return InvalidArgumentError("bad host address '" + options_.host + "': " + ec.message());
     tcp::endpoint endpoint(address, options_.port);
     acceptor_.open(endpoint.protocol(), ec);
     if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
     if (!ec) acceptor_.bind(endpoint, ec);
     if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
     if (ec) {
-      return UnavailableError("cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
-                              ": " + ec.message());
+      return UnavailableError("cannot listen on " + options_.host + ":" +
+                              std::to_string(options_.port) + ": " + ec.message());
     }
     port_ = acceptor_.local_endpoint().port();
     return Status::Ok();
@@ -111,15 +112,17 @@ class ServerImpl : public HttpServer {
 
  private:
   void DoAccept() {
-    acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
-      if (ec) {
-        if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
-        spdlog::warn("accept failed: {}", ec.message());
-      } else {
-        std::make_shared<Session>(std::move(socket), *this)->Run();
-      }
-      if (acceptor_.is_open()) DoAccept();
-    });
+    acceptor_.async_accept(net::make_strand(ioc_),
+                           [this](beast::error_code ec, tcp::socket socket) {
+                             if (ec) {
+                               if (ec == net::error::operation_aborted || !acceptor_.is_open())
+                                 return;
+                               spdlog::warn("accept failed: {}", ec.message());
+                             } else {
+                               std::make_shared<Session>(std::move(socket), *this)->Run();
+                             }
+                             if (acceptor_.is_open()) DoAccept();
+                           });
   }
 
   const Router& router_;
@@ -147,13 +150,15 @@ void Session::DoRead() {
   parser_->header_limit(static_cast<uint32_t>(server_.options().header_limit));
   parser_->body_limit(server_.options().body_limit);
   stream_.expires_after(server_.options().idle_timeout);
-  bhttp::async_read(stream_, buffer_, *parser_,
-                    [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  bhttp::async_read(
+      stream_, buffer_, *parser_,
+      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
 }
 
 void Session::OnRead(beast::error_code ec) {
   if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
-      ec == net::error::operation_aborted || ec == net::error::connection_reset || ec == net::error::eof) {
+      ec == net::error::operation_aborted || ec == net::error::connection_reset ||
+      ec == net::error::eof) {
     return Close();
   }
   if (ec == bhttp::error::body_limit) {
@@ -166,7 +171,8 @@ void Session::OnRead(beast::error_code ec) {
     return Write(ErrorResponse(431, "HEADERS_TOO_LARGE", "request headers are too large"), false);
   }
   if (ec) {
-    return Write(ErrorResponse(400, "INVALID_ARGUMENT", "malformed HTTP request: " + ec.message()), false);
+    return Write(ErrorResponse(400, "INVALID_ARGUMENT", "malformed HTTP request: " + ec.message()),
+                 false);
   }
   Dispatch();
 }
@@ -226,10 +232,11 @@ void Session::Write(Response response, bool keep_alive) {
   res_->keep_alive(keep_alive);
   res_->prepare_payload();
   stream_.expires_after(server_.options().idle_timeout);
-  bhttp::async_write(stream_, *res_, [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
-    if (ec || !keep_alive) return self->Close();
-    self->DoRead();
-  });
+  bhttp::async_write(stream_, *res_,
+                     [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+                       if (ec || !keep_alive) return self->Close();
+                       self->DoRead();
+                     });
 }
 
 void Session::Close() {
@@ -240,7 +247,8 @@ void Session::Close() {
 
 }  // namespace
 
-Result<std::unique_ptr<HttpServer>> NewHttpServer(const Router& router, const ServerOptions& options) {
+Result<std::unique_ptr<HttpServer>> NewHttpServer(const Router& router,
+                                                  const ServerOptions& options) {
   auto server = std::make_unique<ServerImpl>(router, options);
   RETURN_IF_ERROR(server->Bind());
   return std::unique_ptr<HttpServer>(std::move(server));

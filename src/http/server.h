@@ -1,8 +1,8 @@
 // HttpServer: HTTP/1.1 over Boost.Beast.
 //
-// Threading: N Asio I/O threads read and write sockets and never block; every handler runs on a thread pool
-// chosen by its route's Lane (the request pool, or the heavy pool for password hashing), and its response is
-// posted back to the connection's strand.
+// Threading: N Asio I/O threads read and write sockets and never block; every handler runs on a
+// thread pool chosen by its route's Lane (the request pool, or the heavy pool for password
+// hashing), and its response is posted back to the connection's strand.
 #ifndef DATASITE_HTTP_SERVER_H_
 #define DATASITE_HTTP_SERVER_H_
 
@@ -35,14 +35,16 @@ class HttpServer {
   virtual uint16_t port() const = 0;
   // Starts the I/O threads and accepts connections.
   virtual void Start() = 0;
-  // Stops accepting, lets in-flight requests finish (up to `grace`), then stops all threads. Idempotent.
+  // Stops accepting, lets in-flight requests finish (up to `grace`), then stops all threads.
+  // Idempotent.
   virtual void Shutdown(std::chrono::milliseconds grace) = 0;
   // Requests being handled right now.
   virtual int InFlight() const = 0;
 };
 
 // Binds the listening socket; `router` must outlive the server.
-Result<std::unique_ptr<HttpServer>> NewHttpServer(const Router& router, const ServerOptions& options);
+Result<std::unique_ptr<HttpServer>> NewHttpServer(const Router& router,
+                                                  const ServerOptions& options);
 
 }  // namespace datasite::http
 

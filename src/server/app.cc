@@ -1,10 +1,12 @@
 #include "server/app.h"
 
 #include <atomic>
+#include <future>
 
 #include <spdlog/spdlog.h>
 
 #include "api/api.h"
+#include "auth/password.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "store/store.h"
@@ -36,9 +38,18 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   auto root_email = services::NormalizeEmail(config.root_email);
   if (!root_email.ok()) return InvalidArgumentError("root email: " + root_email.status().message());
   launch.admin_email = *root_email;
-  RETURN_IF_ERROR(p->settings->Bootstrap(launch));
   p->accounts = std::make_unique<services::Accounts>(*p->store, clock, config.accounts);
-  RETURN_IF_ERROR(p->accounts->EnsureRootAdmin(*root_email, config.root_password));
+  // At first start the root password is hashed (~100 ms) while the rest of start-up goes on.
+  ASSIGN_OR_RETURN(bool needs_root, p->accounts->NeedsRootAdmin());
+  std::future<Result<std::string>> root_hash;
+  if (needs_root) {
+    if (config.root_password.empty())
+      return InvalidArgumentError("the root admin password must not be empty");
+    root_hash = std::async(std::launch::async, [password = config.root_password] {
+      return auth::HashPassword(password);
+    });
+  }
+  RETURN_IF_ERROR(p->settings->Bootstrap(launch));
   RETURN_IF_ERROR(p->store->DeleteExpiredSessions(clock.NowSeconds()));
 
   p->api.reset(new api::ApiContext{*p->accounts, *p->settings, p->ready});
@@ -51,6 +62,10 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   options.heavy_threads = config.heavy_threads;
   options.body_limit = config.body_limit;
   ASSIGN_OR_RETURN(p->http, http::NewHttpServer(p->router, options));
+  if (root_hash.valid()) {
+    ASSIGN_OR_RETURN(std::string hash, root_hash.get());
+    RETURN_IF_ERROR(p->accounts->CreateRootAdmin(*root_email, hash));
+  }
   p->http->Start();
   p->ready = true;
   return std::unique_ptr<App>(new App(std::move(p)));

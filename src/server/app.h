@@ -1,5 +1,5 @@
-// App: the composition root. Opens the store, bootstraps identity, settings and the root admin, wires the
-// services into the HTTP API and serves it.
+// App: the composition root. Opens the store, bootstraps identity, settings and the root admin,
+// wires the services into the HTTP API and serves it.
 #ifndef DATASITE_SERVER_APP_H_
 #define DATASITE_SERVER_APP_H_
 

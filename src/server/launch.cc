@@ -23,18 +23,22 @@ namespace fs = std::filesystem;
 // What --reset removes: only the files a server writes, never anything else found in the directory.
 Status ResetDataDir(const std::string& dir) {
   std::error_code ec;
-  for (const char* name : {"datasite.db", "datasite.db-wal", "datasite.db-shm", "datasite.db-journal",
-                           "server.json", "server.log", "blobs"}) {
+  for (const char* name : {"datasite.db", "datasite.db-wal", "datasite.db-shm",
+                           "datasite.db-journal", "server.json", "server.log", "blobs"}) {
     fs::remove_all(fs::path(dir) / name, ec);
-    if (ec) return UnavailableError("cannot remove " + (fs::path(dir) / name).string() + ": " + ec.message());
+    if (ec)
+      return UnavailableError("cannot remove " + (fs::path(dir) / name).string() + ": " +
+                              ec.message());
   }
   return Status::Ok();
 }
 
 Result<uint16_t> ParsePort(const std::string& port) {
   if (port == "auto") return static_cast<uint16_t>(0);
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) {
-    return InvalidArgumentError("--port must be a number from 1 to 65535 or 'auto', not '" + port + "'");
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos) {
+    return InvalidArgumentError("--port must be a number from 1 to 65535 or 'auto', not '" + port +
+                                "'");
   }
   int p = std::stoi(port);
   if (p < 1 || p > 65535) return InvalidArgumentError("--port must be from 1 to 65535");
@@ -86,8 +90,12 @@ int Serve(LaunchOptions& o, int report_fd) {
   auto app = App::Start(o.app);
   if (!app.ok()) return fail(app.status());
   uint16_t port = (*app)->port();
-  RuntimeInfo info{o.name, static_cast<int>(::getpid()), o.host, port,
-                   "http://" + std::string(o.host == "0.0.0.0" || o.host == "::" ? "localhost" : o.host) +
+  RuntimeInfo info{o.name,
+                   static_cast<int>(::getpid()),
+                   o.host,
+                   port,
+                   "http://" +
+                       std::string(o.host == "0.0.0.0" || o.host == "::" ? "localhost" : o.host) +
                        ":" + std::to_string(port),
                    o.app.data_dir};
   if (Status st = WriteRuntimeInfo(info); !st.ok()) return fail(st);
@@ -124,10 +132,12 @@ int RunLaunch(LaunchOptions o) {
   if (!dir.ok()) return fail(dir.status());
   auto port = ParsePort(o.port);
   if (!port.ok()) return fail(port.status());
-  if (o.app.workers < 0 || o.app.workers > 256) return fail(InvalidArgumentError("--workers must be 0 to 256"));
+  if (o.app.workers < 0 || o.app.workers > 256)
+    return fail(InvalidArgumentError("--workers must be 0 to 256"));
   std::error_code ec;
   fs::create_directories(*dir, ec);
-  if (ec) return fail(UnavailableError("cannot create data directory " + *dir + ": " + ec.message()));
+  if (ec)
+    return fail(UnavailableError("cannot create data directory " + *dir + ": " + ec.message()));
   ::chmod(dir->c_str(), 0700);
   o.app.data_dir = *dir;
   o.app.host = o.host;
@@ -169,7 +179,8 @@ int RunLaunch(LaunchOptions o) {
     std::cout << out.substr(3) << std::flush;
     return 0;
   }
-  if (out.empty()) out = "error: the server exited during start-up; see " + o.app.data_dir + "/server.log\n";
+  if (out.empty())
+    out = "error: the server exited during start-up; see " + o.app.data_dir + "/server.log\n";
   std::cerr << out << std::flush;
   return 1;
 }

@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
 
   LaunchOptions launch;
   launch.app.root_email = EnvOr("DATASITE_ROOT_EMAIL", datasite::services::kDefaultRootEmail);
-  launch.app.root_password = EnvOr("DATASITE_ROOT_PASSWORD", datasite::services::kDefaultRootPassword);
+  launch.app.root_password =
+      EnvOr("DATASITE_ROOT_PASSWORD", datasite::services::kDefaultRootPassword);
   unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   launch.app.workers = static_cast<int>(cores);
   launch.app.io_threads = static_cast<int>(std::min(cores, 4u));
@@ -35,7 +36,8 @@ int main(int argc, char** argv) {
   bool signup = false, auto_approval = false;
   auto* l = app.add_subcommand("launch", "Launch a local datasite server");
   l->add_option("--name", launch.name, "Server name (storage is kept under this name)")->required();
-  l->add_option("--port", launch.port, "Port number, or 'auto' for a free one")->capture_default_str();
+  l->add_option("--port", launch.port, "Port number, or 'auto' for a free one")
+      ->capture_default_str();
   l->add_option("--host", launch.host, "Address to bind")->capture_default_str();
   l->add_flag("--reset", launch.reset, "Wipe this server's storage first");
   l->add_flag("--dev-mode", launch.dev_mode, "Verbose logging");
@@ -44,9 +46,12 @@ int main(int argc, char** argv) {
   auto* side_opt = l->add_option("--side", side, "high (private data) or low (mock data only)")
                        ->check(CLI::IsMember({"high", "low"}));
   l->add_option("--workers", launch.app.workers, "Job worker slots (default: one per core)");
-  l->add_option("--data-dir", launch.data_dir, "Storage directory (default: $XDG_DATA_HOME/datasite/NAME)");
-  l->add_flag("--detach", launch.detach, "Return once ready; the server keeps running in the background");
-  l->add_option("--root-email", launch.app.root_email, "Root admin email at first start (env DATASITE_ROOT_EMAIL)");
+  l->add_option("--data-dir", launch.data_dir,
+                "Storage directory (default: $XDG_DATA_HOME/datasite/NAME)");
+  l->add_flag("--detach", launch.detach,
+              "Return once ready; the server keeps running in the background");
+  l->add_option("--root-email", launch.app.root_email,
+                "Root admin email at first start (env DATASITE_ROOT_EMAIL)");
   l->add_option("--root-password", launch.app.root_password,
                 "Root admin password at first start (env DATASITE_ROOT_PASSWORD)");
   auto* signup_opt = l->add_flag("--signup", signup, "Allow self-registration");

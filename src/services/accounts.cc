@@ -27,14 +27,16 @@ std::string Trim(const std::string& s) {
 }
 
 bool HasControlChars(const std::string& s) {
-  return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+  return std::any_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20; });
 }
 
 Status CheckText(const char* field, const std::string& value, size_t max_length, bool required) {
-  if (required && Trim(value).empty()) return InvalidArgumentError(std::string(field) + " must not be empty");
+  if (required && Trim(value).empty())
+    return InvalidArgumentError(std::string(field) + " must not be empty");
   if (value.size() > max_length) {
-    return InvalidArgumentError(std::string(field) + " must be at most " + std::to_string(max_length) +
-                                " characters");
+    return InvalidArgumentError(std::string(field) + " must be at most " +
+                                std::to_string(max_length) + " characters");
   }
   if (HasControlChars(value)) {
     return InvalidArgumentError(std::string(field) + " must not contain control characters");
@@ -53,18 +55,22 @@ Result<std::string> NormalizeEmail(const std::string& raw) {
   std::string email = Trim(raw);
   std::transform(email.begin(), email.end(), email.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  auto bad = [&] { return InvalidArgumentError("'" + raw.substr(0, 64) + "' is not a valid email address"); };
+  auto bad = [&] {
+    return InvalidArgumentError("'" + raw.substr(0, 64) + "' is not a valid email address");
+  };
   if (email.empty() || email.size() > 254) return bad();
   size_t at = email.find('@');
-  if (at == std::string::npos || at == 0 || email.find('@', at + 1) != std::string::npos) return bad();
+  if (at == std::string::npos || at == 0 || email.find('@', at + 1) != std::string::npos)
+    return bad();
   std::string local = email.substr(0, at), domain = email.substr(at + 1);
   if (local.size() > 64) return bad();
   size_t dot = domain.rfind('.');
   if (dot == std::string::npos || dot == 0 || dot + 2 > domain.size()) return bad();
-  if (domain.find("..") != std::string::npos || domain.front() == '-' || domain.front() == '.') return bad();
+  if (domain.find("..") != std::string::npos || domain.front() == '-' || domain.front() == '.')
+    return bad();
   for (char c : local) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+/=?^_`{|}~.-").find(c) !=
-                                                             std::string_view::npos)) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) ||
+          std::string_view("!#$%&'*+/=?^_`{|}~.-").find(c) != std::string_view::npos)) {
       return bad();
     }
   }
@@ -83,24 +89,33 @@ Accounts::Accounts(store::Store& store, const Clock& clock, AccountsOptions opti
 
 void Accounts::Audit(const Principal& actor, const std::string& action, const std::string& target,
                      const std::string& detail) {
-  // The audit log must not make a request fail once its change is made; a failure here is logged by the
-  // store's caller chain only as a lost audit line.
+  // The audit log must not make a request fail once its change is made; a failure here is logged by
+  // the store's caller chain only as a lost audit line.
   (void)store_.AppendAudit({clock_.NowSeconds(), actor.AuditName(), action, target, detail});
 }
 
-Status Accounts::EnsureRootAdmin(const std::string& email, const std::string& password) {
+Result<bool> Accounts::NeedsRootAdmin() {
   ASSIGN_OR_RETURN(auto page, store_.ListUsers("", 0, 1));
-  if (page.total > 0) return Status::Ok();
-  if (password.empty()) return InvalidArgumentError("the root admin password must not be empty");
-  NewUser root{"Jane Doe", email, password, std::nullopt, Role::kAdmin, "", ""};
-  ASSIGN_OR_RETURN(root.email, NormalizeEmail(email));
-  ASSIGN_OR_RETURN(std::string hash, auth::HashPassword(password));
+  return page.total == 0;
+}
+
+Status Accounts::CreateRootAdmin(const std::string& raw_email, const std::string& password_hash) {
+  ASSIGN_OR_RETURN(std::string email, NormalizeEmail(raw_email));
   int64_t now = clock_.NowSeconds();
-  store::User user{NewUuid(), root.email, root.name, static_cast<int>(Role::kAdmin), "", "", hash, true,
-                   now, now};
+  store::User user{NewUuid(), email, "Jane Doe",    static_cast<int>(Role::kAdmin),
+                   "",        "",    password_hash, true,
+                   now,       now};
   RETURN_IF_ERROR(store_.InsertUser(user));
   Audit(Principal{}, "user.create_root", "user:" + user.id, user.email);
   return Status::Ok();
+}
+
+Status Accounts::EnsureRootAdmin(const std::string& email, const std::string& password) {
+  ASSIGN_OR_RETURN(bool needed, NeedsRootAdmin());
+  if (!needed) return Status::Ok();
+  if (password.empty()) return InvalidArgumentError("the root admin password must not be empty");
+  ASSIGN_OR_RETURN(std::string hash, auth::HashPassword(password));
+  return CreateRootAdmin(email, hash);
 }
 
 Result<LoginResult> Accounts::StartSession(std::optional<store::User> user, Role role) {
@@ -228,9 +243,16 @@ Result<store::User> Accounts::Insert(const NewUser& input, Role role) {
   ASSIGN_OR_RETURN(std::string email, NormalizeEmail(input.email));
   ASSIGN_OR_RETURN(std::string hash, auth::HashPassword(input.password));
   int64_t now = clock_.NowSeconds();
-  store::User user{NewUuid(),         email,         Trim(input.name), static_cast<int>(role),
-                   input.institution, input.website, hash,             false,
-                   now,               now};
+  store::User user{NewUuid(),
+                   email,
+                   Trim(input.name),
+                   static_cast<int>(role),
+                   input.institution,
+                   input.website,
+                   hash,
+                   false,
+                   now,
+                   now};
   Status st = store_.InsertUser(user);
   if (st.code() == StatusCode::kAlreadyExists) {
     return AlreadyExistsError("a user with email " + email + " already exists");
@@ -262,13 +284,14 @@ Result<RegisterResult> Accounts::Register(const Principal& caller, const NewUser
   address_attempts_.Record(client_address);
   RETURN_IF_ERROR(Validate(user));
   auto created = Insert(user, Role::kDataScientist);
-  if (!created.ok() && created.status().code() != StatusCode::kAlreadyExists) return created.status();
+  if (!created.ok() && created.status().code() != StatusCode::kAlreadyExists)
+    return created.status();
   if (created.ok()) Audit(caller, "user.register", "user:" + created->id, created->email);
-  // The same answer whether or not the email was free, so that sign-up can't be used to find accounts.
-  return RegisterResult{
-      "Registration received. If " + *NormalizeEmail(user.email) +
-          " was not registered before, its account is ready: log in with it.",
-      std::nullopt};
+  // The same answer whether or not the email was free, so that sign-up can't be used to find
+  // accounts.
+  return RegisterResult{"Registration received. If " + *NormalizeEmail(user.email) +
+                            " was not registered before, its account is ready: log in with it.",
+                        std::nullopt};
 }
 
 Result<store::User> Accounts::CreateUser(const Principal& caller, const NewUser& input) {
@@ -327,7 +350,8 @@ Result<store::User> Accounts::UpdateUser(const Principal& caller, const std::str
           "change your own password with POST /api/v1/account/password (it needs the old one)");
     }
     if (!admin) return PermissionDeniedError("only admins can set another user's password");
-    if (user.is_root) return PermissionDeniedError("only the root admin can change its own password");
+    if (user.is_root)
+      return PermissionDeniedError("only the root admin can change its own password");
   }
   if (patch.role) {
     if (*patch.role == Role::kNone) return InvalidArgumentError("unknown role");
@@ -345,7 +369,8 @@ Result<store::User> Accounts::UpdateUser(const Principal& caller, const std::str
   }
   // Validate everything before changing anything.
   if (patch.name) RETURN_IF_ERROR(CheckText("name", *patch.name, kMaxNameLength, true));
-  if (patch.institution) RETURN_IF_ERROR(CheckText("institution", *patch.institution, kMaxFieldLength, false));
+  if (patch.institution)
+    RETURN_IF_ERROR(CheckText("institution", *patch.institution, kMaxFieldLength, false));
   if (patch.website) RETURN_IF_ERROR(CheckText("website", *patch.website, kMaxFieldLength, false));
   std::optional<std::string> email;
   if (patch.email) {
@@ -371,9 +396,11 @@ Result<store::User> Accounts::UpdateUser(const Principal& caller, const std::str
   if (hash) (void)store_.DeleteUserSessions(user.id, "");
   if (email && user.is_root && root_email_changed) *root_email_changed = *email;
   std::string what;
-  for (auto [set, name] : {std::pair{patch.name.has_value(), "name"}, {patch.email.has_value(), "email"},
+  for (auto [set, name] : {std::pair{patch.name.has_value(), "name"},
+                           {patch.email.has_value(), "email"},
                            {patch.institution.has_value(), "institution"},
-                           {patch.website.has_value(), "website"}, {patch.role.has_value(), "role"},
+                           {patch.website.has_value(), "website"},
+                           {patch.role.has_value(), "role"},
                            {patch.password.has_value(), "password"}}) {
     if (set) what += what.empty() ? name : std::string(",") + name;
   }
@@ -388,7 +415,8 @@ Status Accounts::DeleteUser(const Principal& caller, const std::string& id) {
   if (caller.IsSelf(id)) return PermissionDeniedError("you can't delete your own account");
   ASSIGN_OR_RETURN(store::User user, GetUser(caller, id));
   if (user.is_root) return PermissionDeniedError("the root admin can't be deleted");
-  if (caller.role == Role::kDataOwner && auth::AtLeast(auth::RoleFromInt(user.role), Role::kDataOwner)) {
+  if (caller.role == Role::kDataOwner &&
+      auth::AtLeast(auth::RoleFromInt(user.role), Role::kDataOwner)) {
     return PermissionDeniedError("a data owner can only delete guests and data scientists");
   }
   RETURN_IF_ERROR(store_.DeleteUser(id));

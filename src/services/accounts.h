@@ -19,9 +19,9 @@ inline constexpr const char* kDefaultRootPassword = "changethis";
 
 struct AccountsOptions {
   int64_t session_ttl_seconds = 24 * 3600;
-  int login_failures_per_account = 5;       // within login_failure_window_ms
+  int login_failures_per_account = 5;  // within login_failure_window_ms
   int64_t login_failure_window_ms = 5 * 60 * 1000;
-  int login_attempts_per_address = 60;      // within one minute
+  int login_attempts_per_address = 60;  // within one minute
 };
 
 struct LoginResult {
@@ -61,8 +61,13 @@ class Accounts {
  public:
   Accounts(store::Store& store, const Clock& clock, AccountsOptions options);
 
-  // Creates the root admin when the database has none. The password is exempt from the strength rules
-  // (the documented default is "changethis"), but must not be empty.
+  // True when the database has no user yet, so the root admin must be made.
+  Result<bool> NeedsRootAdmin();
+  // Creates the root admin with an already computed password hash (see auth::HashPassword; hashing
+  // takes ~100 ms, so start-up computes it while it does other work). The root password is exempt
+  // from the strength rules: the documented default is "changethis".
+  Status CreateRootAdmin(const std::string& email, const std::string& password_hash);
+  // NeedsRootAdmin, then HashPassword and CreateRootAdmin.
   Status EnsureRootAdmin(const std::string& email, const std::string& password);
 
   Result<LoginResult> Login(const std::string& email, const std::string& password,
@@ -73,14 +78,15 @@ class Accounts {
   // An anonymous Principal for an empty header; kUnauthenticated for a bad or expired token.
   Result<Principal> Authenticate(const std::string& authorization_header);
 
-  Result<RegisterResult> Register(const Principal& caller, const NewUser& input, bool signup_enabled,
-                                  const std::string& client_address);
+  Result<RegisterResult> Register(const Principal& caller, const NewUser& input,
+                                  bool signup_enabled, const std::string& client_address);
   Result<store::User> CreateUser(const Principal& caller, const NewUser& input);
-  Result<store::UserPage> ListUsers(const Principal& caller, const std::string& search, int64_t page,
-                                    int64_t page_size);
+  Result<store::UserPage> ListUsers(const Principal& caller, const std::string& search,
+                                    int64_t page, int64_t page_size);
   Result<store::User> GetUser(const Principal& caller, const std::string& id);
   // On an email change of the root admin, `*root_email_changed` is set to the new email.
-  Result<store::User> UpdateUser(const Principal& caller, const std::string& id, const UserPatch& patch,
+  Result<store::User> UpdateUser(const Principal& caller, const std::string& id,
+                                 const UserPatch& patch,
                                  std::optional<std::string>* root_email_changed);
   Status DeleteUser(const Principal& caller, const std::string& id);
   // Checks the old password, sets the new one and revokes the user's other sessions.

@@ -14,7 +14,8 @@ constexpr size_t kMaxDescription = 10'000;
 constexpr size_t kMaxWelcome = 100'000;
 
 Status CheckLength(const char* field, const std::string& value, size_t max, bool required) {
-  if (required && value.empty()) return InvalidArgumentError(std::string(field) + " must not be empty");
+  if (required && value.empty())
+    return InvalidArgumentError(std::string(field) + " must not be empty");
   if (value.size() > max) {
     return InvalidArgumentError(std::string(field) + " must be at most " + std::to_string(max) +
                                 " characters");
@@ -42,7 +43,8 @@ std::string ServerTypeTitle(const std::string& t) {
 
 std::string SideTitle(const std::string& s) { return s == "low" ? "Low side" : "High side"; }
 
-SettingsService::SettingsService(store::Store& store, const Clock& clock) : store_(store), clock_(clock) {}
+SettingsService::SettingsService(store::Store& store, const Clock& clock)
+    : store_(store), clock_(clock) {}
 
 Status SettingsService::Bootstrap(const LaunchSettings& launch) {
   if (launch.server_type) RETURN_IF_ERROR(CheckServerType(*launch.server_type));
@@ -100,10 +102,13 @@ store::Settings SettingsService::Get() const {
 }
 
 Result<store::Settings> SettingsService::Update(const Principal& caller, const SettingsPatch& p) {
-  if (caller.role != auth::Role::kAdmin) return PermissionDeniedError("only admins can change settings");
+  if (caller.role != auth::Role::kAdmin)
+    return PermissionDeniedError("only admins can change settings");
   if (p.name) RETURN_IF_ERROR(CheckLength("name", *p.name, kMaxNameLength, true));
-  if (p.organization) RETURN_IF_ERROR(CheckLength("organization", *p.organization, kMaxShortText, true));
-  if (p.description) RETURN_IF_ERROR(CheckLength("description", *p.description, kMaxDescription, false));
+  if (p.organization)
+    RETURN_IF_ERROR(CheckLength("organization", *p.organization, kMaxShortText, true));
+  if (p.description)
+    RETURN_IF_ERROR(CheckLength("description", *p.description, kMaxDescription, false));
   if (p.welcome_markdown) {
     RETURN_IF_ERROR(CheckLength("welcome_markdown", *p.welcome_markdown, kMaxWelcome, false));
   }
@@ -127,7 +132,8 @@ Result<store::Settings> SettingsService::Update(const Principal& caller, const S
   if (p.allow_guest_sessions) s.allow_guest_sessions = *p.allow_guest_sessions;
   if (p.welcome_markdown) s.welcome_markdown = *p.welcome_markdown;
   RETURN_IF_ERROR(Save(s));
-  (void)store_.AppendAudit({clock_.NowSeconds(), caller.AuditName(), "settings.update", "settings", ""});
+  (void)store_.AppendAudit(
+      {clock_.NowSeconds(), caller.AuditName(), "settings.update", "settings", ""});
   return s;
 }
 
@@ -139,11 +145,9 @@ Status SettingsService::SetAdminEmail(const std::string& email) {
 
 std::string SettingsService::WelcomeMarkdown(const store::Settings& s) {
   if (!s.welcome_markdown.empty()) return s.welcome_markdown;
-  return "### Welcome to " + s.name + "\n\n" +
-         "**Server Description:** " + s.description + "  \n" +
-         "**Server Type:** " + ServerTypeTitle(s.server_type) + "  \n" +
-         "**Server Side Type:** " + SideTitle(s.server_side_type) + "  \n" +
-         "**Organization:** " + s.organization + "  \n" +
+  return "### Welcome to " + s.name + "\n\n" + "**Server Description:** " + s.description + "  \n" +
+         "**Server Type:** " + ServerTypeTitle(s.server_type) + "  \n" + "**Server Side Type:** " +
+         SideTitle(s.server_side_type) + "  \n" + "**Organization:** " + s.organization + "  \n" +
          "**Datasite Version:** " + kVersion + "\n\n" +
          "#### Commands to Get Started\n\n"
          "- `<your_client>.datasets` - list datasets\n"

@@ -15,11 +15,11 @@ namespace datasite::services {
 
 inline constexpr const char* kVersion = "0.1.0";
 
-// What a launch says about the server; an empty optional keeps the stored value (or the default at first
-// start).
+// What a launch says about the server; an empty optional keeps the stored value (or the default at
+// first start).
 struct LaunchSettings {
   std::string name;
-  std::optional<std::string> server_type;  // datasite | gateway | enclave
+  std::optional<std::string> server_type;       // datasite | gateway | enclave
   std::optional<std::string> server_side_type;  // high | low
   std::optional<bool> signup_enabled;
   std::optional<bool> association_request_auto_approval;
@@ -38,13 +38,14 @@ struct SettingsPatch {
   std::optional<std::string> welcome_markdown;
 };
 
-// Keeps an in-memory copy of the settings row; every write goes to the store first. Safe for concurrent use.
+// Keeps an in-memory copy of the settings row; every write goes to the store first. Safe for
+// concurrent use.
 class SettingsService {
  public:
   SettingsService(store::Store& store, const Clock& clock);
 
-  // Creates the identity (UUID + ed25519 key pair) and the settings at first start, applies `launch` to
-  // them, and loads them.
+  // Creates the identity (UUID + ed25519 key pair) and the settings at first start, applies
+  // `launch` to them, and loads them.
   Status Bootstrap(const LaunchSettings& launch);
 
   store::Settings Get() const;

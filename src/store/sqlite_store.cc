@@ -1,5 +1,5 @@
-// SQLite implementation of Store. One connection, serialized by a mutex; WAL journal with synchronous=FULL
-// so that every acknowledged write survives a crash or power loss.
+// SQLite implementation of Store. One connection, serialized by a mutex; WAL journal with
+// synchronous=FULL so that every acknowledged write survives a crash or power loss.
 #include <sqlite3.h>
 
 #include <mutex>
@@ -191,15 +191,20 @@ class SqliteStore : public Store {
     Stmt s(db_,
            "INSERT OR REPLACE INTO server_identity (singleton, server_id, verify_key, signing_key, "
            "created_at) VALUES (1, ?, ?, ?, ?)");
-    return s.Bind(id.server_id).BindBlob(id.verify_key).BindBlob(id.signing_key).Bind(id.created_at).Run();
+    return s.Bind(id.server_id)
+        .BindBlob(id.verify_key)
+        .BindBlob(id.signing_key)
+        .Bind(id.created_at)
+        .Run();
   }
 
   Result<std::optional<Settings>> GetSettings() override {
     std::lock_guard lock(mu_);
-    Stmt s(db_,
-           "SELECT id, name, organization, description, deployed_on, signup_enabled, "
-           "notifications_enabled, admin_email, server_type, server_side_type, "
-           "association_request_auto_approval, allow_guest_sessions, welcome_markdown FROM settings");
+    Stmt s(
+        db_,
+        "SELECT id, name, organization, description, deployed_on, signup_enabled, "
+        "notifications_enabled, admin_email, server_type, server_side_type, "
+        "association_request_auto_approval, allow_guest_sessions, welcome_markdown FROM settings");
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return std::optional<Settings>();
     Settings st;
@@ -222,7 +227,8 @@ class SqliteStore : public Store {
   Status PutSettings(const Settings& st) override {
     std::lock_guard lock(mu_);
     Stmt s(db_,
-           "INSERT OR REPLACE INTO settings (singleton, id, name, organization, description, deployed_on, "
+           "INSERT OR REPLACE INTO settings (singleton, id, name, organization, description, "
+           "deployed_on, "
            "signup_enabled, notifications_enabled, admin_email, server_type, server_side_type, "
            "association_request_auto_approval, allow_guest_sessions, welcome_markdown) "
            "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
@@ -260,9 +266,7 @@ class SqliteStore : public Store {
         .Run();
   }
 
-  Result<User> GetUserById(const std::string& id) override {
-    return GetUserWhere("id", id);
-  }
+  Result<User> GetUserById(const std::string& id) override { return GetUserWhere("id", id); }
   Result<User> GetUserByEmail(const std::string& email) override {
     return GetUserWhere("email", email);
   }
@@ -270,8 +274,9 @@ class SqliteStore : public Store {
   Result<UserPage> ListUsers(const std::string& search, int64_t offset, int64_t limit) override {
     std::lock_guard lock(mu_);
     // instr() rather than LIKE so that '%' and '_' in the search text are literal.
-    const char* where = " WHERE (?1 = '' OR instr(lower(email), lower(?1)) > 0 OR "
-                        "instr(lower(name), lower(?1)) > 0)";
+    const char* where =
+        " WHERE (?1 = '' OR instr(lower(email), lower(?1)) > 0 OR "
+        "instr(lower(name), lower(?1)) > 0)";
     UserPage page;
     {
       Stmt c(db_, (std::string("SELECT count(*) FROM users") + where).c_str());
@@ -320,7 +325,8 @@ class SqliteStore : public Store {
   Status InsertSession(const Session& ss) override {
     std::lock_guard lock(mu_);
     Stmt s(db_,
-           "INSERT INTO sessions (token_hash, user_id, role, created_at, expires_at) VALUES (?, ?, ?, ?, ?)");
+           "INSERT INTO sessions (token_hash, user_id, role, created_at, expires_at) VALUES (?, ?, "
+           "?, ?, ?)");
     s.BindBlob(ss.token_hash);
     if (ss.user_id) {
       s.Bind(*ss.user_id);
@@ -365,7 +371,8 @@ class SqliteStore : public Store {
 
   Status AppendAudit(const AuditEvent& e) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "INSERT INTO audit_events (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)");
+    Stmt s(db_,
+           "INSERT INTO audit_events (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)");
     return s.Bind(e.at).Bind(e.actor).Bind(e.action).Bind(e.target).Bind(e.detail).Run();
   }
 
@@ -417,7 +424,8 @@ class SqliteStore : public Store {
     const int64_t latest = static_cast<int64_t>(std::size(kMigrations));
     if (version > latest) {
       return FailedPreconditionError("database schema version " + std::to_string(version) +
-                                     " is newer than this datasite (" + std::to_string(latest) + ")");
+                                     " is newer than this datasite (" + std::to_string(latest) +
+                                     ")");
     }
     for (int64_t v = version; v < latest; ++v) {
       RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
@@ -434,7 +442,9 @@ class SqliteStore : public Store {
 
   Result<User> GetUserWhere(const char* column, const std::string& value) {
     std::lock_guard lock(mu_);
-    Stmt s(db_, (std::string("SELECT ") + kUserColumns + " FROM users WHERE " + column + " = ?").c_str());
+    Stmt s(
+        db_,
+        (std::string("SELECT ") + kUserColumns + " FROM users WHERE " + column + " = ?").c_str());
     s.Bind(value);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return NotFoundError("user not found");
@@ -449,8 +459,8 @@ class SqliteStore : public Store {
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close_v2(db);

@@ -1,7 +1,7 @@
 // Store: the server's metadata database. One repository method per object kind; no business rules.
 //
-// The embedded implementation is SQLite in WAL mode (NewSqliteStore); PostgreSQL will implement the same
-// interface for clusters.
+// The embedded implementation is SQLite in WAL mode (NewSqliteStore); PostgreSQL will implement the
+// same interface for clusters.
 #ifndef DATASITE_STORE_STORE_H_
 #define DATASITE_STORE_STORE_H_
 
@@ -19,7 +19,7 @@ struct User {
   std::string id;
   std::string email;  // lower-cased, unique
   std::string name;
-  int role = 0;       // auth::Role value
+  int role = 0;  // auth::Role value
   std::string institution;
   std::string website;
   std::string password_hash;  // argon2id encoded string
@@ -34,7 +34,7 @@ struct UserPage {
 };
 
 struct Session {
-  std::string token_hash;  // SHA-256 of the bearer token, raw bytes
+  std::string token_hash;              // SHA-256 of the bearer token, raw bytes
   std::optional<std::string> user_id;  // empty for guest sessions
   int role = 0;
   int64_t created_at = 0;
@@ -100,7 +100,8 @@ class Store {
   virtual Result<Session> GetSession(const std::string& token_hash) = 0;
   virtual Status DeleteSession(const std::string& token_hash) = 0;
   // Deletes every session of the user except the one with `keep_token_hash`.
-  virtual Status DeleteUserSessions(const std::string& user_id, const std::string& keep_token_hash) = 0;
+  virtual Status DeleteUserSessions(const std::string& user_id,
+                                    const std::string& keep_token_hash) = 0;
   virtual Status DeleteExpiredSessions(int64_t now) = 0;
 
   virtual Status AppendAudit(const AuditEvent& event) = 0;

@@ -1,0 +1,77 @@
+"""The reference stack for side-by-side figures: FastAPI + uvicorn (PySyft 0.9's server stack) over SQLite.
+
+Serves /readyz, GET /api/v1/settings (JSON read from SQLite) and POST /api/v1/auth/login checking a bcrypt
+hash at cost 12, which is what PySyft 0.9 does per login. Run: python3 -m uvicorn fastapi_app:app.
+Environment: REF_DB (SQLite path; created and seeded at start-up).
+"""
+import json
+import os
+import secrets
+import sqlite3
+
+import bcrypt
+from fastapi import FastAPI, HTTPException, Request
+from pydantic import BaseModel
+
+DB = os.environ.get("REF_DB", "/tmp/datasite-ref.db")
+app = FastAPI()
+
+
+def _connect():
+    return sqlite3.connect(DB, check_same_thread=False)
+
+
+@app.on_event("startup")
+def _seed():
+    con = _connect()
+    con.execute("CREATE TABLE IF NOT EXISTS users (email TEXT PRIMARY KEY, hash BLOB)")
+    con.execute("CREATE TABLE IF NOT EXISTS settings (id INTEGER PRIMARY KEY, json TEXT)")
+    con.execute("CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, email TEXT)")
+    if con.execute("SELECT count(*) FROM users").fetchone()[0] == 0:
+        con.execute("INSERT INTO users VALUES (?, ?)",
+                    ("info@example.org", bcrypt.hashpw(b"changethis", bcrypt.gensalt(12))))
+        settings = {"id": "x", "name": "ref", "organization": "OpenMined",
+                    "description": "This is the default description for a Datasite Server.",
+                    "signup_enabled": False, "admin_email": "info@example.org",
+                    "server_type": "datasite", "server_side_type": "high"}
+        con.execute("INSERT INTO settings VALUES (1, ?)", (json.dumps(settings),))
+    con.commit()
+    con.close()
+
+
+@app.get("/readyz")
+def readyz():
+    return {"status": "ready"}
+
+
+@app.get("/api/v1/settings")
+def settings(request: Request):
+    con = _connect()
+    try:
+        token = request.headers.get("authorization", "")[7:]
+        if con.execute("SELECT 1 FROM sessions WHERE token = ?", (token,)).fetchone() is None:
+            raise HTTPException(status_code=401)
+        return json.loads(con.execute("SELECT json FROM settings").fetchone()[0])
+    finally:
+        con.close()
+
+
+class Credentials(BaseModel):
+    email: str
+    password: str
+
+
+# A plain `def`: FastAPI runs it on its thread pool, so the hash does not block the event loop.
+@app.post("/api/v1/auth/login")
+def login(body: Credentials):
+    con = _connect()
+    try:
+        row = con.execute("SELECT hash FROM users WHERE email = ?", (body.email,)).fetchone()
+        if row is None or not bcrypt.checkpw(body.password.encode(), row[0]):
+            raise HTTPException(status_code=401)
+        token = secrets.token_urlsafe(32)
+        con.execute("INSERT INTO sessions VALUES (?, ?)", (token, body.email))
+        con.commit()
+        return {"token": token}
+    finally:
+        con.close()
