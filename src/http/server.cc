@@ -7,6 +7,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <array>
 #include <atomic>
 #include <optional>
 #include <thread>
@@ -36,6 +37,13 @@ class Session : public std::enable_shared_from_this<Session> {
   void Dispatch();
   void Write(Response response, bool keep_alive);
   void Close();
+  // After refusing a request whose body is still arriving: reads and discards what the client sends
+  // (up to a cap, for a few seconds) so that it gets to read the refusal instead of a broken pipe.
+  void Drain();
+
+  bool drain_after_write_ = false;
+  size_t drained_ = 0;
+  std::array<char, 64 << 10> scratch_;
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
@@ -162,12 +170,14 @@ void Session::OnRead(beast::error_code ec) {
     return Close();
   }
   if (ec == bhttp::error::body_limit) {
+    drain_after_write_ = true;
     return Write(ErrorResponse(413, "PAYLOAD_TOO_LARGE",
                                "request body is larger than " +
                                    std::to_string(server_.options().body_limit) + " bytes"),
                  false);
   }
   if (ec == bhttp::error::header_limit) {
+    drain_after_write_ = true;
     return Write(ErrorResponse(431, "HEADERS_TOO_LARGE", "request headers are too large"), false);
   }
   if (ec) {
@@ -234,9 +244,25 @@ void Session::Write(Response response, bool keep_alive) {
   stream_.expires_after(server_.options().idle_timeout);
   bhttp::async_write(stream_, *res_,
                      [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+                       if (!ec && self->drain_after_write_) {
+                         beast::error_code ignored;
+                         self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                         self->stream_.expires_after(std::chrono::seconds(5));
+                         return self->Drain();
+                       }
                        if (ec || !keep_alive) return self->Close();
                        self->DoRead();
                      });
+}
+
+void Session::Drain() {
+  constexpr size_t kMaxDrain = 256u << 20;
+  stream_.async_read_some(net::buffer(scratch_),
+                          [self = shared_from_this()](beast::error_code ec, size_t n) {
+                            self->drained_ += n;
+                            if (ec || self->drained_ > kMaxDrain) return self->Close();
+                            self->Drain();
+                          });
 }
 
 void Session::Close() {
