@@ -6,12 +6,11 @@ namespace datasite::api {
 
 Result<JsonBody> JsonBody::Parse(std::string_view body,
                                  std::initializer_list<std::string_view> allowed) {
-  if (std::all_of(body.begin(), body.end(),
-                  [](char c) { return std::isspace(static_cast<unsigned char>(c)); })) {
-    return JsonBody(nlohmann::json::object());
-  }
   nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return InvalidArgumentError("request body is not valid JSON");
+  if (j.is_discarded()) {
+    return InvalidArgumentError(body.empty() ? "request body is empty; send a JSON object"
+                                             : "request body is not valid JSON");
+  }
   if (!j.is_object()) return InvalidArgumentError("request body must be a JSON object");
   for (const auto& [key, value] : j.items()) {
     if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {

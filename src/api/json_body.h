@@ -16,7 +16,7 @@ namespace datasite::api {
 
 class JsonBody {
  public:
-  // An empty body reads as {}. kInvalidArgument for malformed JSON, a non-object, or a field not in
+  // kInvalidArgument for malformed JSON (an empty body included), a non-object, or a field not in
   // `allowed`.
   static Result<JsonBody> Parse(std::string_view body,
                                 std::initializer_list<std::string_view> allowed);

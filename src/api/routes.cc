@@ -202,8 +202,10 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
       Schema({{"email", "string"}, {"password", "string"}}, {"email", "password"}), kHeavy);
   routes->Add("POST", "/api/v1/auth/guest", Role::kNone, "auth", "Start a guest session.",
               [&accounts, &settings](http::Request& req, const Principal&) -> Result<Reply> {
-                ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {}));
-                (void)body;
+                if (!req.body.empty()) {  // no body needed; if one is sent it must be {}
+                  ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {}));
+                  (void)body;
+                }
                 ASSIGN_OR_RETURN(auto result,
                                  accounts.LoginAsGuest(settings.Get().allow_guest_sessions));
                 return Reply{200, LoginJson(result), {}};

@@ -1,1 +1,111 @@
+#include "auth/password.h"
+
 #include <gtest/gtest.h>
+
+#include <string>
+
+#include "core/random.h"
+
+namespace datasite::auth {
+namespace {
+
+// Each hash costs ~100 ms: hash once per test, and share the hash where a test only reads it.
+class PasswordTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { ASSERT_TRUE(InitCrypto()); }
+};
+
+constexpr char kGood[] = "Corr3ct-Horse";
+
+// A hash of kGood, made once per process for the tests that only read it.
+const std::string& GoodHash() {
+  static const std::string hash = [] {
+    Result<std::string> h = HashPassword(kGood);
+    EXPECT_TRUE(h.ok()) << h.status().ToString();
+    return h.ok() ? *h : std::string();
+  }();
+  return hash;
+}
+
+TEST_F(PasswordTest, VerifyAcceptsTheHashedPassword) {
+  Result<std::string> hash = HashPassword(kGood);
+  ASSERT_TRUE(hash.ok()) << hash.status().ToString();
+  EXPECT_TRUE(VerifyPassword(*hash, kGood));
+}
+
+TEST_F(PasswordTest, VerifyRefusesWrongPassword) {
+  EXPECT_FALSE(VerifyPassword(GoodHash(), "Wr0ng-Horse"));
+}
+
+TEST_F(PasswordTest, VerifyRefusesPasswordWithTrailingSpace) {
+  EXPECT_FALSE(VerifyPassword(GoodHash(), "Corr3ct-Horse "));
+}
+
+TEST_F(PasswordTest, EncodedHashIsArgon2id) {
+  EXPECT_EQ(GoodHash().rfind("$argon2id$", 0), 0u) << GoodHash();
+  EXPECT_EQ(GoodHash().find(kGood), std::string::npos);
+}
+
+TEST_F(PasswordTest, HashesAreSalted) {
+  Result<std::string> a = HashPassword(kGood);
+  Result<std::string> b = HashPassword(kGood);
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(b.ok());
+  EXPECT_NE(*a, *b);
+}
+
+TEST_F(PasswordTest, VerifyRefusesGarbageHash) {
+  EXPECT_FALSE(VerifyPassword("", kGood));
+  EXPECT_FALSE(VerifyPassword("not a hash", kGood));
+  EXPECT_FALSE(VerifyPassword("$argon2id$v=19$m=65536,t=2,p=1$AAAA$AAAA", kGood));
+}
+
+TEST_F(PasswordTest, StrengthAcceptsGoodPassword) {
+  EXPECT_TRUE(CheckPasswordStrength("Abcdefg1", "").ok());
+  EXPECT_TRUE(CheckPasswordStrength(kGood, "jane@example.org").ok());
+}
+
+TEST_F(PasswordTest, StrengthRefusesTooShort) {
+  Status s = CheckPasswordStrength("Abcdef1", "");
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("at least 8"), std::string::npos) << s.message();
+}
+
+TEST_F(PasswordTest, StrengthAcceptsMaximumLength) {
+  std::string p = "Aa1" + std::string(kMaxPasswordLength - 3, 'x');
+  ASSERT_EQ(p.size(), 128u);
+  EXPECT_TRUE(CheckPasswordStrength(p, "").ok());
+}
+
+TEST_F(PasswordTest, StrengthRefusesTooLong) {
+  std::string p = "Aa1" + std::string(126, 'x');
+  ASSERT_EQ(p.size(), 129u);
+  Status s = CheckPasswordStrength(p, "");
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("at most 128"), std::string::npos) << s.message();
+}
+
+TEST_F(PasswordTest, StrengthRefusesMissingUpper) {
+  EXPECT_EQ(CheckPasswordStrength("abcdefg1", "").code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(PasswordTest, StrengthRefusesMissingLower) {
+  EXPECT_EQ(CheckPasswordStrength("ABCDEFG1", "").code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(PasswordTest, StrengthRefusesMissingDigit) {
+  EXPECT_EQ(CheckPasswordStrength("Abcdefgh", "").code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(PasswordTest, StrengthRefusesPasswordEqualToEmail) {
+  Status s = CheckPasswordStrength("Jane1@example.org", "Jane1@example.org");
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("email"), std::string::npos) << s.message();
+}
+
+TEST_F(PasswordTest, StrengthAcceptsPasswordContainingButNotEqualToEmail) {
+  EXPECT_TRUE(CheckPasswordStrength("Jane1@example.org!", "Jane1@example.org").ok());
+}
+
+}  // namespace
+}  // namespace datasite::auth

@@ -70,7 +70,16 @@ int main(int argc, char** argv) {
   auto* ls = app.add_subcommand("list", "List the local servers that run");
   auto* ver = app.add_subcommand("version", "Print the version");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "error: " << e.what() << "\nRun with --help for usage." << std::endl;
+    return 2;
+  }
 
   if (l->parsed()) {
     if (type_opt->count()) launch.app.launch.server_type = server_type;

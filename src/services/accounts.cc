@@ -341,6 +341,7 @@ Result<store::User> Accounts::UpdateUser(const Principal& caller, const std::str
   const bool self = caller.IsSelf(id);
   const bool admin = caller.role == Role::kAdmin;
   const bool profile_change = patch.name || patch.email || patch.institution || patch.website;
+  if (!profile_change && !patch.password && !patch.role) return user;  // nothing to change
   if (profile_change && !self && !admin) {
     return PermissionDeniedError("only admins can change another user's profile");
   }

@@ -1,0 +1,128 @@
+"""The HTTP transport: JSON requests to one server; error answers raise ``DatasiteError``."""
+
+import json
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from . import errors
+from ._routes import ROUTES
+
+DEFAULT_TIMEOUT = 30.0
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
+
+
+def base_url_for(url="localhost", port=None):
+    """``scheme://host:port`` for a url given as "localhost", "http://host" or "http://host:port".
+
+    A port inside ``url`` wins over ``port``; without either the port is 8080.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError("url must be a host name or an http(s) URL, got {!r}".format(url))
+    url = url.strip()
+    if "://" not in url:
+        url = "http://" + url
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("url must use http or https, got {!r}".format(url))
+    host = parts.hostname
+    if not host:
+        raise ValueError("url has no host: {!r}".format(url))
+    try:
+        url_port = parts.port
+    except ValueError:
+        raise ValueError("url has an invalid port: {!r}".format(url)) from None
+    final_port = url_port or port or 8080
+    if ":" in host:
+        host = "[" + host + "]"
+    return "{}://{}:{}".format(parts.scheme, host, int(final_port))
+
+
+class Transport:
+    """Sends JSON requests to one server. Not thread-safe (``token`` is a plain attribute)."""
+
+    def __init__(self, base_url, token=None, timeout=DEFAULT_TIMEOUT):
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        host = urllib.parse.urlsplit(self.base_url).hostname
+        handlers = []
+        if host in _LOOPBACK_HOSTS:
+            # A proxy from the environment must never see requests to this machine.
+            handlers.append(urllib.request.ProxyHandler({}))
+        self._opener = urllib.request.build_opener(*handlers)
+
+    def call(self, route, path_params=None, query=None, body=None, authenticated=True):
+        """Calls a route of ``ROUTES``; returns the decoded JSON answer (None for no body).
+
+        Raises a ``DatasiteError`` subclass for an error answer and ``ServerConnectionError`` when
+        there is no answer at all.
+        """
+        method, template = ROUTES[route]
+        params = {k: urllib.parse.quote(str(v), safe="") for k, v in (path_params or {}).items()}
+        path = template.format(**params)
+        if query:
+            pairs = [(k, v) for k, v in query.items() if v is not None]
+            if pairs:
+                path += "?" + urllib.parse.urlencode(pairs)
+        return self.request(method, path, body=body, authenticated=authenticated)
+
+    def request(self, method, path, body=None, authenticated=True):
+        headers = {"Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        if authenticated and self.token:
+            headers["Authorization"] = "Bearer " + self.token
+        req = urllib.request.Request(
+            self.base_url + path, data=data, headers=headers, method=method
+        )
+        try:
+            with self._opener.open(req, timeout=self.timeout) as resp:
+                return _decode(resp.read())
+        except urllib.error.HTTPError as err:
+            raw = err.read()
+            raise _error_from_http(err.code, raw, err.headers) from None
+        except (urllib.error.URLError, socket.timeout, ConnectionError) as err:
+            reason = getattr(err, "reason", err)
+            raise errors.ServerConnectionError(
+                None, "cannot reach the server at {}: {}".format(self.base_url, reason), None
+            ) from None
+
+
+def _decode(raw):
+    if not raw:
+        return None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise errors.DatasiteError(
+            "BAD_RESPONSE",
+            "the server answered with something that is not JSON: "
+            + raw[:200].decode("utf-8", "replace"),
+            None,
+        ) from None
+
+
+def _error_from_http(status, raw, headers):
+    code, message = None, ""
+    try:
+        body = json.loads(raw.decode("utf-8")) if raw else None
+    except (UnicodeDecodeError, ValueError):
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        code = body["error"].get("code")
+        message = body["error"].get("message") or ""
+    if not message:
+        text = raw.decode("utf-8", "replace").strip() if raw else ""
+        message = text[:500] or "HTTP {}".format(status)
+    retry_after = None
+    value = headers.get("Retry-After") if headers is not None else None
+    if value is not None:
+        try:
+            retry_after = int(value.strip())
+        except ValueError:
+            retry_after = None
+    return errors.error_for(status, code, message, retry_after=retry_after)

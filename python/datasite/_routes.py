@@ -1,0 +1,27 @@
+"""Every HTTP route the Python client calls, in one table.
+
+The integration tests check this table against the server's OpenAPI document, so a route the client
+uses can never silently disappear from the server. Keys are the names the client code uses; values
+are ``(method, path)`` with ``{id}`` standing for a path parameter.
+"""
+
+API_PREFIX = "/api/v1"
+
+ROUTES = {
+    "metadata": ("GET", "/api/v1/metadata"),
+    "auth_login": ("POST", "/api/v1/auth/login"),
+    "auth_guest": ("POST", "/api/v1/auth/guest"),
+    "auth_logout": ("POST", "/api/v1/auth/logout"),
+    "auth_register": ("POST", "/api/v1/auth/register"),
+    "account_get": ("GET", "/api/v1/account"),
+    "account_update": ("PATCH", "/api/v1/account"),
+    "account_password": ("POST", "/api/v1/account/password"),
+    "users_list": ("GET", "/api/v1/users"),
+    "users_create": ("POST", "/api/v1/users"),
+    "user_get": ("GET", "/api/v1/users/{id}"),
+    "user_update": ("PATCH", "/api/v1/users/{id}"),
+    "user_delete": ("DELETE", "/api/v1/users/{id}"),
+    "settings_get": ("GET", "/api/v1/settings"),
+    "settings_update": ("PATCH", "/api/v1/settings"),
+    "settings_welcome": ("GET", "/api/v1/settings/welcome"),
+}

@@ -1,0 +1,260 @@
+"""Logging in, and the client object: ``sy.login``, ``sy.login_as_guest``, ``sy.register``."""
+
+import getpass
+import sys
+import warnings
+
+from . import _display
+from ._http import Transport, base_url_for
+from ._routes import API_PREFIX
+from .errors import DatasiteWarning, SyftSuccess
+from .settings import Settings
+from .users import Account, User, UserCollection, _stdin_is_tty
+
+DEFAULT_PASSWORD_MESSAGE = (
+    "You are using a default password. Please change the password using "
+    "`[your_client].account.set_password([new_password])`."
+)
+
+
+def _title(word):
+    return (word or "").replace("_", " ").title()
+
+
+class DatasiteClient:
+    """A session with one server: a bearer token, and ``users``, ``account``, ``settings``."""
+
+    def __init__(self, base_url, token, user, metadata, default_password=False, transport=None):
+        self._transport = transport or Transport(base_url)
+        self._transport.token = token
+        self._user = dict(user or {})
+        self._metadata = dict(metadata or {})
+        self._default_password = bool(default_password)
+        self.url = self._transport.base_url
+
+    # Identity ------------------------------------------------------------------------------------
+
+    @property
+    def api_url(self):
+        return self.url + API_PREFIX
+
+    @property
+    def token(self):
+        """The bearer token of this session (None after logout)."""
+        return self._transport.token
+
+    @property
+    def metadata(self):
+        return dict(self._metadata)
+
+    @property
+    def name(self):
+        return self._metadata.get("name")
+
+    @property
+    def is_guest(self):
+        return (self._user.get("role") == "guest") and self._user.get("id") is None
+
+    @property
+    def logged_in(self):
+        return self._transport.token is not None
+
+    def _refresh_metadata(self):
+        self._metadata = self._transport.call("metadata", authenticated=False) or self._metadata
+
+    def _server_label(self):
+        side = _title(self._metadata.get("server_side_type") or "high")
+        kind = _title(self._metadata.get("server_type") or "datasite")
+        return "<{}: {} side {}>".format(self.name, side, kind)
+
+    def _user_label(self):
+        if self.is_guest:
+            return "GUEST"
+        return "<{}>".format(self._user.get("email"))
+
+    def __repr__(self):
+        return "Logged into {} as {}".format(self._server_label(), self._user_label())
+
+    def _repr_markdown_(self):
+        """The "Logged into" line, the default-password warning, the welcome and the URL."""
+        parts = [_display.md_esc(repr(self)), ""]
+        if self._default_password:
+            parts += ["**SyftWarning:**  ", DEFAULT_PASSWORD_MESSAGE, ""]
+        try:
+            markdown = (self._transport.call("settings_welcome") or {}).get("markdown") or ""
+        except Exception:  # A display hook must not raise; the welcome text is optional.
+            markdown = ""
+        meta = self._metadata
+        parts += [
+            _display.md_esc_block(markdown)
+            if markdown
+            else "### Welcome to " + _display.md_esc(self.name),
+            "",
+        ]
+        parts.append("**URL:** " + _display.md_esc(self.url) + "  ")
+        if "Server Type:" not in markdown:
+            parts += [
+                "**Server Description:** " + _display.md_esc(meta.get("description")) + "  ",
+                "**Server Type:** " + _display.md_esc(_title(meta.get("server_type"))) + "  ",
+                "**Server Side Type:** "
+                + _display.md_esc(_title(meta.get("server_side_type")))
+                + " Side  ",
+                "**Datasite Version:** " + _display.md_esc(meta.get("version")) + "  ",
+            ]
+        return "\n".join(parts) + "\n"
+
+    # Accessors -----------------------------------------------------------------------------------
+
+    @property
+    def users(self):
+        return UserCollection(self)
+
+    @property
+    def account(self):
+        data = self._transport.call("account_get")
+        self._user = dict(data or {})
+        return Account(data, self)
+
+    @property
+    def me(self):
+        return self.account
+
+    @property
+    def settings(self):
+        return Settings(self._transport.call("settings_get"), self)
+
+    def welcome_show(self):
+        return self.settings.welcome_show()
+
+    # Session -------------------------------------------------------------------------------------
+
+    def register(
+        self, name, email, password, password_verify=None, institution=None, website=None
+    ):
+        """Registers a user with this session's token: data owners and admins may always do so."""
+        return _register(
+            self._transport,
+            name,
+            email,
+            password,
+            password_verify,
+            institution,
+            website,
+            authenticated=True,
+            client=self,
+        )
+
+    def login(self, email, password=None):
+        """A new client for the same server logged in as another user."""
+        return login(url=self.url, email=email, password=password)
+
+    def login_as_guest(self):
+        return login_as_guest(url=self.url)
+
+    def logout(self):
+        """Ends the session on the server; the token stops working."""
+        data = self._transport.call("auth_logout") or {}
+        self._transport.token = None
+        return SyftSuccess(data.get("message") or "Logged out")
+
+
+def _register(
+    transport,
+    name,
+    email,
+    password,
+    password_verify,
+    institution,
+    website,
+    authenticated,
+    client=None,
+):
+    body = {
+        "name": name,
+        "email": email,
+        "password": password,
+        "password_verify": password if password_verify is None else password_verify,
+    }
+    if institution is not None:
+        body["institution"] = institution
+    if website is not None:
+        body["website"] = website
+    data = transport.call("auth_register", body=body, authenticated=authenticated) or {}
+    user = data.get("user")
+    value = User(user, client) if (user and client is not None) else user
+    return SyftSuccess(
+        data.get("message") or "User '{}' successfully registered!".format(name), value=value
+    )
+
+
+def _announce_default_password():
+    warnings.warn(DatasiteWarning(DEFAULT_PASSWORD_MESSAGE), stacklevel=3)
+    print("SyftWarning:\n" + DEFAULT_PASSWORD_MESSAGE)
+    sys.stdout.flush()
+
+
+def login(url="localhost", port=8080, email=None, password=None):
+    """Logs in and returns a ``DatasiteClient``.
+
+    ``url`` may be "localhost", "http://host" or "http://host:port". Without ``password`` it is
+    asked for with getpass when standard input is a terminal. When the root admin still has the
+    default password, a ``DatasiteWarning`` is issued and the warning text is printed.
+    """
+    if not email:
+        raise ValueError("login needs email= (use sy.login_as_guest for a guest session)")
+    if password is None:
+        if not _stdin_is_tty():
+            raise ValueError("login needs password=")
+        password = getpass.getpass("Password: ")
+    transport = Transport(base_url_for(url, port))
+    metadata = transport.call("metadata", authenticated=False)
+    data = transport.call(
+        "auth_login", body={"email": email, "password": password}, authenticated=False
+    )
+    client = DatasiteClient(
+        transport.base_url,
+        data.get("token"),
+        data.get("user"),
+        metadata,
+        default_password=data.get("default_password", False),
+        transport=transport,
+    )
+    if client._default_password:
+        _announce_default_password()
+    return client
+
+
+def login_as_guest(url="localhost", port=8080):
+    """A guest session: reads what guests may read (settings, metadata), nothing else."""
+    transport = Transport(base_url_for(url, port))
+    metadata = transport.call("metadata", authenticated=False)
+    data = transport.call("auth_guest", body={}, authenticated=False)
+    return DatasiteClient(
+        transport.base_url, data.get("token"), data.get("user"), metadata, transport=transport
+    )
+
+
+def register(
+    url="localhost",
+    port=8080,
+    name=None,
+    email=None,
+    password=None,
+    password_verify=None,
+    institution=None,
+    website=None,
+):
+    """Self-registration on a server with signup enabled; returns ``SyftSuccess``."""
+    if not (name and email and password):
+        raise ValueError("register needs name=, email= and password=")
+    transport = Transport(base_url_for(url, port))
+    return _register(
+        transport,
+        name,
+        email,
+        password,
+        password_verify,
+        institution,
+        website,
+        authenticated=False,
+    )

@@ -1,0 +1,312 @@
+"""``sy.orchestra.launch``: start a local server with the ``datasite`` binary; get a handle."""
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+from . import client as _client
+from ._binary import find_binary
+from .enums import DeploymentType, ServerSideType, ServerType
+
+LAUNCH_TIMEOUT_SECONDS = 120
+LAND_TIMEOUT_SECONDS = 60
+
+_SERVER_TYPES = {
+    "datasite": "datasite",
+    "domain": "datasite",
+    "gateway": "gateway",
+    "network": "gateway",
+    "enclave": "enclave",
+}
+_SIDES = {"high": "high", "low": "low"}
+_STARTING = re.compile(
+    r"^Starting (?P<name>.+) server on (?P<host>.+):(?P<port>\d+)\s*$", re.MULTILINE
+)
+_LAUNCHED = re.compile(r"server at https?://(?P<host>[^\s/]+?):(?P<port>\d+)")
+
+
+def _enum_value(value):
+    return getattr(value, "value", value)
+
+
+def default_data_dir(name, environ=None):
+    """Where the server keeps ``name``'s storage when no data_dir is given (docs/API.md)."""
+    environ = os.environ if environ is None else environ
+    base = environ.get("XDG_DATA_HOME") or os.path.join(
+        environ.get("HOME") or os.path.expanduser("~"), ".local", "share"
+    )
+    return os.path.join(base, "datasite", name)
+
+
+def launch_args(
+    name,
+    port=None,
+    host="0.0.0.0",
+    reset=False,
+    dev_mode=False,
+    server_type="datasite",
+    server_side_type="high",
+    n_consumers=None,
+    create_producer=None,
+    thread_workers=False,
+    association_request_auto_approval=False,
+    data_dir=None,
+):
+    """The ``datasite launch`` arguments (after the binary) for the given launch() parameters."""
+    if not name or not isinstance(name, str):
+        raise ValueError("launch needs a server name, e.g. name='my_special_server'")
+    if thread_workers:
+        raise ValueError(
+            "thread_workers=True is not supported: datasite runs every job in a sandboxed "
+            "worker process, never in a thread of the server; use n_consumers=N for N workers"
+        )
+    if port is None or port == "auto":
+        port_arg = "auto"
+    elif isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536:
+        port_arg = str(port)
+    else:
+        raise ValueError("port must be an int in 1..65535, 'auto' or None, got {!r}".format(port))
+    kind = _SERVER_TYPES.get(str(_enum_value(server_type)).lower())
+    if kind is None:
+        raise ValueError(
+            "server_type must be one of datasite, gateway, enclave; got {!r}".format(server_type)
+        )
+    side = _SIDES.get(str(_enum_value(server_side_type or "high")).lower())
+    if side is None:
+        raise ValueError(
+            "server_side_type must be 'high' or 'low', got {!r}".format(server_side_type)
+        )
+    args = [
+        "launch",
+        "--name",
+        name,
+        "--port",
+        port_arg,
+        "--host",
+        host,
+        "--server-type",
+        kind,
+        "--side",
+        side,
+    ]
+    if reset:
+        args.append("--reset")
+    if dev_mode:
+        args.append("--dev-mode")
+    if create_producer is False:
+        if n_consumers:
+            raise ValueError(
+                "n_consumers={} needs create_producer=True (or left unset)".format(n_consumers)
+            )
+        args += ["--workers", "0"]
+    elif n_consumers is not None:
+        if not isinstance(n_consumers, int) or isinstance(n_consumers, bool) or n_consumers < 0:
+            raise ValueError(
+                "n_consumers must be a non-negative int, got {!r}".format(n_consumers)
+            )
+        args += ["--workers", str(n_consumers)]
+    if association_request_auto_approval:
+        args.append("--association-request-auto-approval")
+    if data_dir is not None:
+        args += ["--data-dir", os.fspath(data_dir)]
+    args.append("--detach")
+    return args
+
+
+def _local_url(host):
+    if host in ("0.0.0.0", "::", "", None, "localhost", "127.0.0.1"):
+        return "http://localhost"
+    if ":" in host and not host.startswith("["):
+        return "http://[" + host + "]"
+    return "http://" + host
+
+
+class ServerHandle:
+    """A launched (or remote) server: where it is, and login/register/land."""
+
+    def __init__(
+        self,
+        name,
+        port,
+        url="http://localhost",
+        server_type=ServerType.DATASITE,
+        server_side_type=ServerSideType.HIGH_SIDE,
+        deployment_type=DeploymentType.PYTHON,
+        data_dir=None,
+        binary=None,
+        explicit_data_dir=None,
+        environ=None,
+    ):
+        self.name = name
+        self.port = port
+        self.url = url
+        self.server_type = server_type
+        self.server_side_type = server_side_type
+        self.deployment_type = deployment_type
+        self.data_dir = data_dir
+        self._binary = binary
+        self._explicit_data_dir = explicit_data_dir
+        # The launch-time environment: land() must look for the server where launch() put it.
+        self._environ = dict(environ) if environ is not None else None
+        self._guest = None
+
+    def __repr__(self):
+        return "<ServerHandle {} {}:{} ({}, {} side, {})>".format(
+            self.name,
+            self.url,
+            self.port,
+            _enum_value(self.server_type),
+            _enum_value(self.server_side_type),
+            self.deployment_type.value,
+        )
+
+    @property
+    def client(self):
+        """A guest client of this server."""
+        if self._guest is None:
+            self._guest = self.login_as_guest()
+        return self._guest
+
+    def login(self, email, password=None):
+        return _client.login(url=self.url, port=self.port, email=email, password=password)
+
+    def login_as_guest(self):
+        return _client.login_as_guest(url=self.url, port=self.port)
+
+    def register(
+        self, name, email, password, password_verify=None, institution=None, website=None
+    ):
+        return _client.register(
+            url=self.url,
+            port=self.port,
+            name=name,
+            email=email,
+            password=password,
+            password_verify=password_verify,
+            institution=institution,
+            website=website,
+        )
+
+    def land(self):
+        """Stops the server (``datasite land NAME``) and prints what the command printed."""
+        if self.deployment_type is not DeploymentType.PYTHON:
+            print("Shutdown is not implemented for a remote server: stop it where it runs")
+            return
+        args = [self._binary, "land", self.name]
+        if self._explicit_data_dir is not None:
+            args += ["--data-dir", os.fspath(self._explicit_data_dir)]
+        proc = subprocess.run(
+            args,
+            capture_output=True,
+            text=True,
+            env=self._environ,
+            timeout=LAND_TIMEOUT_SECONDS,
+            stdin=subprocess.DEVNULL,
+        )
+        if proc.stdout:
+            print(proc.stdout, end="" if proc.stdout.endswith("\n") else "\n")
+        if proc.returncode != 0:
+            raise RuntimeError(
+                "datasite land {} failed (exit {}): {}".format(
+                    self.name, proc.returncode, proc.stderr.strip()
+                )
+            )
+
+
+def launch(
+    name=None,
+    port=None,
+    host="0.0.0.0",
+    reset=False,
+    dev_mode=False,
+    server_type="datasite",
+    server_side_type="high",
+    n_consumers=None,
+    create_producer=None,
+    thread_workers=False,
+    association_request_auto_approval=False,
+    data_dir=None,
+    deploy_to="python",
+):
+    """Starts a local server (``datasite launch ... --detach``) and returns its ``ServerHandle``.
+
+    ``port`` None or "auto" picks a free port. ``deploy_to="remote"`` starts nothing and returns a
+    handle to a server already running at ``host``:``port`` (default localhost:8080). Raises
+    RuntimeError carrying the binary's stderr when it fails.
+    """
+    kind = _SERVER_TYPES.get(str(_enum_value(server_type)).lower(), _enum_value(server_type))
+    side = _SIDES.get(str(_enum_value(server_side_type or "high")).lower(), server_side_type)
+    deploy = str(_enum_value(deploy_to)).lower()
+    if deploy == "remote":
+        remote_port = port if isinstance(port, int) and not isinstance(port, bool) else 8080
+        return ServerHandle(
+            name,
+            remote_port,
+            url=_local_url(host),
+            server_type=ServerType(kind),
+            server_side_type=ServerSideType(side),
+            deployment_type=DeploymentType.REMOTE,
+        )
+    if deploy != "python":
+        raise ValueError("deploy_to must be 'python' or 'remote', got {!r}".format(deploy_to))
+    args = launch_args(
+        name,
+        port=port,
+        host=host,
+        reset=reset,
+        dev_mode=dev_mode,
+        server_type=server_type,
+        server_side_type=server_side_type,
+        n_consumers=n_consumers,
+        create_producer=create_producer,
+        thread_workers=thread_workers,
+        association_request_auto_approval=association_request_auto_approval,
+        data_dir=data_dir,
+    )
+    binary = find_binary()
+    environ = dict(os.environ)
+    # Files, not pipes: the detached server may keep inherited descriptors open, and a pipe
+    # would then
+    # never reach end-of-file.
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            [binary] + args, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=environ
+        )
+        try:
+            code = proc.wait(timeout=LAUNCH_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(
+                "datasite launch {} did not finish within {} s".format(
+                    name, LAUNCH_TIMEOUT_SECONDS
+                )
+            ) from None
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode("utf-8", "replace")
+        stderr = err.read().decode("utf-8", "replace")
+    if code != 0:
+        raise RuntimeError(
+            "datasite launch {} failed (exit {}): {}".format(name, code, stderr.strip())
+        )
+    if stdout:
+        print(stdout, end="" if stdout.endswith("\n") else "\n")
+        sys.stdout.flush()
+    match = _STARTING.search(stdout) or _LAUNCHED.search(stdout)
+    if not match:
+        raise RuntimeError("datasite launch {} printed no port: {!r}".format(name, stdout.strip()))
+    return ServerHandle(
+        name,
+        int(match.group("port")),
+        url=_local_url(host),
+        server_type=ServerType(kind),
+        server_side_type=ServerSideType(side),
+        deployment_type=DeploymentType.PYTHON,
+        data_dir=os.fspath(data_dir) if data_dir is not None else default_data_dir(name, environ),
+        binary=binary,
+        explicit_data_dir=data_dir,
+        environ=environ,
+    )

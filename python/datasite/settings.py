@@ -1,0 +1,100 @@
+"""``client.settings``: the server's settings, readable by every session, changeable by admins."""
+
+from . import _display
+from .errors import SyftSuccess
+
+# (attribute, label) in display order; other fields the server sends are still readable as
+# attributes.
+_FIELDS = (
+    ("id", "Id"),
+    ("name", "Name"),
+    ("organization", "Organization"),
+    ("description", "Description"),
+    ("deployed_on", "Deployed on"),
+    ("signup_enabled", "Signup enabled"),
+    ("notifications_enabled", "Notifications enabled"),
+    ("admin_email", "Admin email"),
+    ("server_type", "Server type"),
+    ("server_side_type", "Server side type"),
+    ("association_request_auto_approval", "Association request auto approval"),
+    ("allow_guest_sessions", "Allow guest sessions"),
+    ("version", "Version"),
+)
+
+
+class Markdown(str):
+    """A Markdown string that notebooks render (HTML inside it is shown as text)."""
+
+    def _repr_markdown_(self):
+        return _display.md_esc_block(self)
+
+
+class Settings:
+    """A snapshot of the server settings; ``update`` changes them on the server and refreshes the
+    snapshot.
+    """
+
+    def __init__(self, data, client):
+        object.__setattr__(self, "_data", dict(data or {}))
+        object.__setattr__(self, "_client", client)
+
+    def __getattr__(self, name):
+        data = object.__getattribute__(self, "_data")
+        if name in data:
+            return data[name]
+        if name in dict(_FIELDS):
+            return None
+        raise AttributeError("{!r} object has no attribute {!r}".format(type(self).__name__, name))
+
+    def __setattr__(self, name, value):
+        raise AttributeError(
+            "settings are read-only here: use settings.update({}=...)".format(name)
+        )
+
+    def __dir__(self):
+        return sorted(set(object.__dir__(self)) | set(self._data))
+
+    def to_dict(self):
+        return dict(self._data)
+
+    def update(self, **fields):
+        """Changes settings on the server (admins only), e.g. ``update(signup_enabled=True)``."""
+        if not fields:
+            raise ValueError("settings.update needs at least one field, e.g. description=...")
+        data = self._client._transport.call("settings_update", body=fields)
+        object.__setattr__(self, "_data", dict(data or {}))
+        self._client._refresh_metadata()
+        return SyftSuccess("Settings updated successfully.", value=self)
+
+    def allow_guest_signup(self, enable):
+        """PySyft's name for ``update(signup_enabled=enable)``."""
+        return self.update(signup_enabled=bool(enable))
+
+    def welcome_customize(self, markdown):
+        """Sets the welcome message shown on login."""
+        return self.update(welcome_markdown=markdown)
+
+    def welcome_show(self):
+        """The welcome message as Markdown."""
+        data = self._client._transport.call("settings_welcome")
+        return Markdown((data or {}).get("markdown", ""))
+
+    def _rows(self):
+        rows = []
+        for key, label in _FIELDS:
+            if key not in self._data:
+                continue  # e.g. the admin-only fields, for other roles
+            value = self._data[key]
+            if key == "notifications_enabled" and isinstance(value, bool):
+                value = "Enabled" if value else "Disabled"
+            rows.append((label, value))
+        return rows
+
+    def __repr__(self):
+        return _display.text_fields("Settings", self._rows())
+
+    def _repr_html_(self):
+        return _display.html_fields("Settings", self._rows())
+
+    def _repr_markdown_(self):
+        return _display.md_fields("Settings", self._rows())

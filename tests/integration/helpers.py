@@ -1,0 +1,163 @@
+"""Helpers shared by the integration tests: raw HTTP, error assertions, unique names."""
+
+import http.client
+import json
+import pathlib
+import socket
+import uuid
+
+import datasite as sy
+
+ROOT_EMAIL = "info@example.org"
+ROOT_PASSWORD = "changethis"
+PASSWORD = "Str0ng-Passw0rd"
+HTTP_TIMEOUT = 15
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def unique(prefix="t"):
+    return "{}_{}".format(prefix, uuid.uuid4().hex[:10])
+
+
+def unique_email(prefix="user"):
+    return "{}.{}@example.org".format(prefix, uuid.uuid4().hex[:10])
+
+
+# Raw HTTP ----------------------------------------------------------------------------------------
+
+_NO_BODY = object()
+
+
+class Response:
+    def __init__(self, status, headers, raw):
+        self.status = status
+        self.headers = headers
+        self.raw = raw
+        self.text = raw.decode("utf-8", "replace")
+        try:
+            self.json = json.loads(self.text) if raw else None
+        except ValueError:
+            self.json = None
+
+    @property
+    def error(self):
+        """The ``{"code", "message"}`` of an error body, or None."""
+        if isinstance(self.json, dict) and isinstance(self.json.get("error"), dict):
+            return self.json["error"]
+        return None
+
+    def __repr__(self):
+        return "<Response {} {}>".format(self.status, self.text[:300])
+
+
+class Api:
+    """Raw HTTP to one server: calls the client does not expose, and malformed requests."""
+
+    def __init__(self, port, host="127.0.0.1"):
+        self.host = host
+        self.port = port
+
+    def __call__(self, method, path, body=_NO_BODY, token=None, raw=None, headers=None):
+        all_headers = {"Accept": "application/json"}
+        data = None
+        if raw is not None:
+            data = raw if isinstance(raw, bytes) else raw.encode("utf-8")
+            all_headers["Content-Type"] = "application/json"
+        elif body is not _NO_BODY:
+            data = json.dumps(body).encode("utf-8")
+            all_headers["Content-Type"] = "application/json"
+        if token is not None:
+            all_headers["Authorization"] = "Bearer " + token
+        all_headers.update(headers or {})
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=HTTP_TIMEOUT)
+        try:
+            try:
+                conn.request(method, path, body=data, headers=all_headers)
+            except (BrokenPipeError, ConnectionResetError):
+                # The server may answer (e.g. 413) and close before the whole body is sent.
+                pass
+            resp = conn.getresponse()
+            raw_body = resp.read()
+            hdrs = {k.lower(): v for k, v in resp.getheaders()}
+            return Response(resp.status, hdrs, raw_body)
+        finally:
+            conn.close()
+
+    def get(self, path, **kw):
+        return self("GET", path, **kw)
+
+    def post(self, path, body=_NO_BODY, **kw):
+        return self("POST", path, body=body, **kw)
+
+    def patch(self, path, body=_NO_BODY, **kw):
+        return self("PATCH", path, body=body, **kw)
+
+    def delete(self, path, **kw):
+        return self("DELETE", path, **kw)
+
+    def login(self, email, password):
+        """A token for a user; fails the test when login is refused."""
+        resp = self.post("/api/v1/auth/login", {"email": email, "password": password})
+        assert resp.status == 200, "login of {} refused: {!r}".format(email, resp)
+        return resp.json["token"]
+
+    def guest(self):
+        resp = self.post("/api/v1/auth/guest", {})
+        assert resp.status == 200, "guest login refused: {!r}".format(resp)
+        return resp.json["token"]
+
+    def create_user(self, token, role="data_scientist", email=None, password=PASSWORD, name=None):
+        """Creates a user (as the holder of ``token``) and returns its JSON."""
+        body = {
+            "name": name or "User " + uuid.uuid4().hex[:6],
+            "email": email or unique_email(role),
+            "password": password,
+            "password_verify": password,
+            "role": role,
+        }
+        resp = self.post("/api/v1/users", body, token=token)
+        assert resp.status == 201, "creating a {} failed: {!r}".format(role, resp)
+        return resp.json
+
+    def user_total(self, token):
+        resp = self.get("/api/v1/users?page=1&page_size=1", token=token)
+        assert resp.status == 200, resp
+        return resp.json["total"]
+
+    def settings(self, token):
+        resp = self.get("/api/v1/settings", token=token)
+        assert resp.status == 200, resp
+        return resp.json
+
+
+def assert_error(resp, status, code):
+    """The answer is ``status`` with the documented error body carrying ``code`` and a message."""
+    assert resp.status == status, "expected {} {}, got {!r}".format(status, code, resp)
+    assert resp.error is not None, 'no {{"error": {{code, message}}}} body: {!r}'.format(resp)
+    assert resp.error.get("code") == code, "expected code {}, got {!r}".format(code, resp)
+    assert isinstance(resp.error.get("message"), str) and resp.error["message"], resp
+
+
+def client_for(port, token):
+    """A DatasiteClient for an existing token, without another login."""
+    api = Api(port)
+    meta = api.get("/api/v1/metadata").json
+    account = api.get("/api/v1/account", token=token)
+    assert account.status == 200, account
+    return sy.DatasiteClient("http://localhost:{}".format(port), token, account.json, meta)
+
+
+def port_is_closed(port):
+    """True when nothing accepts connections on 127.0.0.1:port."""
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def pid_is_datasite(pid):
+    """True when ``pid`` is a running datasite process (so a stale pid is never signalled)."""
+    try:
+        cmdline = pathlib.Path("/proc/{}/cmdline".format(pid)).read_bytes()
+    except OSError:
+        return False
+    return b"datasite" in cmdline

@@ -1,0 +1,121 @@
+"""The client's own logic, without a server: URLs, roles, results, errors, escaping."""
+
+import pytest
+
+import datasite as sy
+from datasite import _display
+from datasite._http import _error_from_http, base_url_for
+from datasite._routes import ROUTES
+
+
+@pytest.mark.parametrize(
+    "url,port,expected",
+    [
+        ("localhost", 8093, "http://localhost:8093"),
+        ("http://localhost", 8093, "http://localhost:8093"),
+        ("http://example.org:9000", 8093, "http://example.org:9000"),
+        ("https://example.org", 443, "https://example.org:443"),
+        ("127.0.0.1", None, "http://127.0.0.1:8080"),
+        ("http://[::1]:8001", None, "http://[::1]:8001"),
+    ],
+)
+def test_login_url_forms(url, port, expected):
+    assert base_url_for(url, port) == expected
+
+
+@pytest.mark.parametrize("url", ["", "ftp://example.org", "http://", "http://host:port"])
+def test_bad_login_urls_raise_value_error(url):
+    with pytest.raises(ValueError):
+        base_url_for(url, 8080)
+
+
+def test_roles_are_ordered():
+    order = [
+        sy.ServiceRole.GUEST,
+        sy.ServiceRole.DATA_SCIENTIST,
+        sy.ServiceRole.DATA_OWNER,
+        sy.ServiceRole.ADMIN,
+    ]
+    assert sorted(reversed(order)) == order
+    assert sy.ServiceRole.DATA_OWNER >= sy.ServiceRole.DATA_SCIENTIST
+    assert not sy.ServiceRole.GUEST > sy.ServiceRole.DATA_SCIENTIST
+
+
+@pytest.mark.parametrize(
+    "role,text",
+    [
+        (sy.ServiceRole.GUEST, "guest"),
+        (sy.ServiceRole.DATA_SCIENTIST, "data_scientist"),
+        (sy.ServiceRole.DATA_OWNER, "data_owner"),
+        (sy.ServiceRole.ADMIN, "admin"),
+    ],
+)
+def test_roles_map_to_server_strings(role, text):
+    assert role.server_value == text
+    assert sy.ServiceRole(text) is role
+    assert sy.ServiceRole.from_server(text) is role
+
+
+def test_unknown_role_string_raises_value_error():
+    with pytest.raises(ValueError):
+        sy.ServiceRole("superuser")
+
+
+def test_syft_success_is_truthy_and_error_falsy():
+    ok = sy.SyftSuccess("done")
+    assert ok and repr(ok) == "SyftSuccess: done" and str(ok) == "done"
+    err = sy.SyftError("nope")
+    assert not err and repr(err) == "SyftError: nope"
+    assert "&lt;b&gt;" in sy.SyftSuccess("<b>")._repr_html_()
+
+
+@pytest.mark.parametrize(
+    "status,code,cls",
+    [
+        (400, "INVALID_ARGUMENT", sy.InvalidArgumentError),
+        (401, "UNAUTHENTICATED", sy.AuthenticationError),
+        (403, "PERMISSION_DENIED", sy.PermissionDeniedError),
+        (404, "NOT_FOUND", sy.NotFoundError),
+        (405, "METHOD_NOT_ALLOWED", sy.MethodNotAllowedError),
+        (409, "ALREADY_EXISTS", sy.AlreadyExistsError),
+        (409, "FAILED_PRECONDITION", sy.FailedPreconditionError),
+        (413, "PAYLOAD_TOO_LARGE", sy.PayloadTooLargeError),
+        (429, "RESOURCE_EXHAUSTED", sy.RateLimitedError),
+        (500, "INTERNAL", sy.InternalServerError),
+        (503, "UNAVAILABLE", sy.UnavailableError),
+    ],
+)
+def test_error_answers_become_typed_exceptions(status, code, cls):
+    body = '{{"error": {{"code": "{}", "message": "server says no"}}}}'.format(code).encode()
+    err = _error_from_http(status, body, {"Retry-After": "7"})
+    assert type(err) is cls and isinstance(err, sy.DatasiteError)
+    assert (err.code, err.message, err.status, str(err)) == (
+        code,
+        "server says no",
+        status,
+        "server says no",
+    )
+    if cls is sy.RateLimitedError:
+        assert err.retry_after == 7
+
+
+def test_error_without_json_body_keeps_status():
+    err = _error_from_http(502, b"<html>bad gateway</html>", {})
+    assert err.status == 502 and "bad gateway" in err.message
+
+
+def test_markdown_escaping_keeps_code_and_neutralises_html():
+    text = "Hi <img src=x> `<code>` & bye\n```\n<pre>\n```"
+    assert (
+        _display.md_esc_block(text) == "Hi &lt;img src=x&gt; `<code>` &amp; bye\n```\n<pre>\n```"
+    )
+
+
+def test_route_table_uses_api_prefix_and_known_methods():
+    for method, path in ROUTES.values():
+        assert method in ("GET", "POST", "PATCH", "DELETE", "PUT")
+        assert path.startswith("/api/v1/")
+
+
+def test_version_is_exposed():
+    assert sy.__version__ == "0.1.0"
