@@ -47,7 +47,13 @@ Status CheckPasswordStrength(std::string_view password, std::string_view email) 
     return InvalidArgumentError(
         "password must contain an upper-case letter, a lower-case letter and a digit");
   }
-  if (!email.empty() && password == email) {
+  auto lower = [](std::string_view v) {
+    std::string out(v);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+  };
+  if (!email.empty() && lower(password) == lower(email)) {
     return InvalidArgumentError("password must not be the same as the email");
   }
   return Status::Ok();

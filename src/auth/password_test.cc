@@ -109,3 +109,15 @@ TEST_F(PasswordTest, StrengthAcceptsPasswordContainingButNotEqualToEmail) {
 
 }  // namespace
 }  // namespace datasite::auth
+
+namespace datasite::auth {
+namespace {
+
+// Regression: a password equal to the email up to letter case used to be accepted.
+TEST(PasswordStrengthTest, EmailInOtherCaseIsRefused) {
+  EXPECT_EQ(CheckPasswordStrength("Jane1@Example.org", "jane1@example.org").code(),
+            StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace datasite::auth

@@ -1,7 +1,7 @@
 // Status and Result<T>: the one error type of the codebase.
 //
 // Codes follow Abseil's vocabulary. A Status is cheap to copy when OK. HTTP statuses and JSON error
-// bodies are derived from the code in exactly one place (src/http/error.cc).
+// bodies are derived from the code in exactly one place (src/http/message.cc).
 #ifndef DATASITE_CORE_STATUS_H_
 #define DATASITE_CORE_STATUS_H_
 

@@ -19,8 +19,10 @@ std::vector<std::string_view> Split(std::string_view path) {
 
 bool MatchPattern(std::string_view pattern, std::string_view path,
                   std::map<std::string, std::string>* params) {
-  // A trailing slash is a different path ("/a/" != "/a"), as in most routers.
-  if (!path.empty() && path.back() == '/' && path.size() > 1) return false;
+  // One spelling per path: it starts with '/', has no empty segment, and no trailing slash ("/a/"
+  // != "/a").
+  if (path.empty() || path[0] != '/' || path.find("//") != std::string_view::npos) return false;
+  if (path.back() == '/' && path.size() > 1) return false;
   auto p = Split(pattern), s = Split(path);
   if (p.size() != s.size()) return false;
   std::map<std::string, std::string> found;

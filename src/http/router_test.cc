@@ -327,3 +327,22 @@ TEST(ErrorResponseTest, CustomCodeKeepsStatusAndCode) {
 
 }  // namespace
 }  // namespace datasite::http
+
+namespace datasite::http {
+namespace {
+
+// Regression: "//healthz" and "healthz" used to match "/healthz" (empty segments were skipped).
+TEST(RouterPathTest, EmptySegmentsAndMissingLeadingSlashDoNotMatch) {
+  Router router;
+  router.Add(Route{"GET", "/healthz", [](Request&) { return Response{}; }});
+  for (const char* path : {"//healthz", "healthz", "/api//healthz"}) {
+    Request req;
+    req.method = "GET";
+    req.path = path;
+    const Route* route = nullptr;
+    EXPECT_EQ(router.Find(req, &route), Router::Match::kNoPath) << path;
+  }
+}
+
+}  // namespace
+}  // namespace datasite::http

@@ -20,8 +20,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// What --reset removes: only the files a server writes, never anything else found in the directory. The
-// log stays: a detached server has opened it already, and it tells what happened before the reset.
+// What --reset removes: only the files a server writes, never anything else found in the directory.
+// The log stays: a detached server has opened it already, and it tells what happened before the
+// reset.
 Status ResetDataDir(const std::string& dir) {
   std::error_code ec;
   for (const char* name : {"datasite.db", "datasite.db-wal", "datasite.db-shm",

@@ -116,9 +116,9 @@ Result<store::Settings> SettingsService::Update(const Principal& caller, const S
   if (p.admin_email) {
     ASSIGN_OR_RETURN(admin_email, NormalizeEmail(*p.admin_email));
   }
-  if (!p.name && !p.organization && !p.description && !p.signup_enabled && !p.notifications_enabled &&
-      !p.admin_email && !p.association_request_auto_approval && !p.allow_guest_sessions &&
-      !p.welcome_markdown) {
+  if (!p.name && !p.organization && !p.description && !p.signup_enabled &&
+      !p.notifications_enabled && !p.admin_email && !p.association_request_auto_approval &&
+      !p.allow_guest_sessions && !p.welcome_markdown) {
     return Get();  // nothing to change
   }
   // Serialize read-modify-write; Save takes mu_ only to publish.

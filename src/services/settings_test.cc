@@ -268,6 +268,23 @@ TEST_F(SettingsServiceTest, UpdateLeavesAbsentFieldsAlone) {
   EXPECT_TRUE(s.allow_guest_sessions);
 }
 
+TEST_F(SettingsServiceTest, EmptyPatchAnswersCurrentSettings) {
+  SettingsService service(*store_, clock_);
+  ASSERT_TRUE(service.Bootstrap(Launch()).ok());
+  auto r = service.Update(As(Role::kAdmin), SettingsPatch{});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->name, "my_server");
+  EXPECT_EQ(r->organization, "OpenMined");
+  EXPECT_EQ(r->id, service.identity().server_id);
+}
+
+TEST_F(SettingsServiceTest, EmptyPatchByNonAdminDenied) {
+  SettingsService service(*store_, clock_);
+  ASSERT_TRUE(service.Bootstrap(Launch()).ok());
+  EXPECT_EQ(service.Update(As(Role::kDataOwner), SettingsPatch{}).status().code(),
+            StatusCode::kPermissionDenied);
+}
+
 TEST_F(SettingsServiceTest, UpdateRefusesEmptyName) {
   SettingsService service(*store_, clock_);
   ASSERT_TRUE(service.Bootstrap(Launch()).ok());
