@@ -28,6 +28,18 @@ struct Response {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // When set, the body is this file's content, streamed from disk (`body` is ignored).
+  std::string file_path;
+};
+
+// Receives a streamed request body chunk by chunk, on the request pool, one call at a time.
+// Destroying it before Finish means the upload broke off: it must leave nothing behind.
+class BodySink {
+ public:
+  virtual ~BodySink() = default;
+  // A non-OK status ends the upload and becomes the response.
+  virtual Status Write(std::string_view chunk) = 0;
+  virtual Response Finish() = 0;
 };
 
 // The one place where a Status becomes an HTTP status and a JSON error body

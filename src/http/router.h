@@ -4,6 +4,7 @@
 #define DATASITE_HTTP_ROUTER_H_
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,9 @@ struct Route {
   std::string method;
   std::string pattern;
   std::function<Response(Request&)> handler;
+  // For upload routes, instead of `handler`: called once the headers are in (request.body is
+  // empty); the body is then streamed into the sink. An error Status is sent as the response.
+  std::function<Result<std::unique_ptr<BodySink>>(Request&)> open_sink;
   Lane lane = Lane::kDefault;
   // Documentation for the OpenAPI document.
   std::string summary;

@@ -25,7 +25,8 @@ using tcp = net::ip::tcp;
 
 class ServerImpl;
 
-// One connection. Owned by shared_ptr for the lifetime of its async operations.
+// One connection. Owned by shared_ptr for the lifetime of its async operations; all its members are
+// used on its strand only, except `sink_`, which the request pool uses while the strand waits.
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, ServerImpl& server) : stream_(std::move(socket)), server_(server) {}
@@ -33,22 +34,31 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   void DoRead();
-  void OnRead(beast::error_code ec);
+  void OnHeader(beast::error_code ec);
+  // Reads the next piece of the body into chunk_; OnChunk gets it.
+  void ReadChunk();
+  void OnChunk(beast::error_code ec);
   void Dispatch();
+  void Respond(Response response);
   void Write(Response response, bool keep_alive);
   void Close();
   // After refusing a request whose body is still arriving: reads and discards what the client sends
   // (up to a cap, for a few seconds) so that it gets to read the refusal instead of a broken pipe.
   void Drain();
-
-  bool drain_after_write_ = false;
-  size_t drained_ = 0;
-  std::array<char, 64 << 10> scratch_;
+  bool BodyExpected() const;
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
-  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
-  std::shared_ptr<bhttp::response<bhttp::string_body>> res_;
+  std::optional<bhttp::request_parser<bhttp::buffer_body>> parser_;
+  std::vector<char> chunk_;
+  std::shared_ptr<Request> req_;
+  const Route* route_ = nullptr;
+  std::unique_ptr<BodySink> sink_;
+  bool keep_alive_ = false;
+  bool drain_after_write_ = false;
+  bool continue_sent_ = false;
+  size_t drained_ = 0;
+  std::shared_ptr<void> res_;  // the response being written
   std::string remote_address_;
   ServerImpl& server_;
 };
@@ -156,14 +166,25 @@ void Session::Run() {
 void Session::DoRead() {
   parser_.emplace();
   parser_->header_limit(static_cast<uint32_t>(server_.options().header_limit));
-  parser_->body_limit(server_.options().body_limit);
+  // The real limit depends on the route, known once the headers are in; see OnHeader and OnChunk.
+  parser_->body_limit(
+      std::max<uint64_t>(server_.options().body_limit, server_.options().upload_limit));
+  drain_after_write_ = false;
+  continue_sent_ = false;
+  sink_.reset();
+  route_ = nullptr;
   stream_.expires_after(server_.options().idle_timeout);
-  bhttp::async_read(
+  bhttp::async_read_header(
       stream_, buffer_, *parser_,
-      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
 }
 
-void Session::OnRead(beast::error_code ec) {
+bool Session::BodyExpected() const {
+  const auto& msg = parser_->get();
+  return !parser_->is_done() && (msg.chunked() || parser_->content_length().value_or(0) > 0);
+}
+
+void Session::OnHeader(beast::error_code ec) {
   if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
       ec == net::error::operation_aborted || ec == net::error::connection_reset ||
       ec == net::error::eof) {
@@ -171,93 +192,204 @@ void Session::OnRead(beast::error_code ec) {
   }
   if (ec == bhttp::error::body_limit) {
     drain_after_write_ = true;
-    return Write(ErrorResponse(413, "PAYLOAD_TOO_LARGE",
-                               "request body is larger than " +
-                                   std::to_string(server_.options().body_limit) + " bytes"),
-                 false);
+    return Write(ErrorResponse(413, "PAYLOAD_TOO_LARGE", "request body is too large"), false);
   }
   if (ec == bhttp::error::header_limit) {
     drain_after_write_ = true;
     return Write(ErrorResponse(431, "HEADERS_TOO_LARGE", "request headers are too large"), false);
   }
   if (ec) {
+    drain_after_write_ = true;
     return Write(ErrorResponse(400, "INVALID_ARGUMENT", "malformed HTTP request: " + ec.message()),
                  false);
   }
-  Dispatch();
-}
-
-void Session::Dispatch() {
-  auto& msg = parser_->get();
-  auto req = std::make_shared<Request>();
-  req->method = std::string(msg.method_string());
+  const auto& msg = parser_->get();
+  req_ = std::make_shared<Request>();
+  req_->method = std::string(msg.method_string());
   std::string_view target(msg.target().data(), msg.target().size());
   size_t q = target.find('?');
-  req->path = PercentDecode(target.substr(0, q), false);
-  if (q != std::string_view::npos) req->query = ParseQuery(target.substr(q + 1));
-  req->authorization = std::string(msg[bhttp::field::authorization]);
-  req->content_type = std::string(msg[bhttp::field::content_type]);
-  req->remote_address = remote_address_;
-  req->body = std::move(msg.body());
-  bool keep_alive = msg.keep_alive();
+  req_->path = PercentDecode(target.substr(0, q), false);
+  if (q != std::string_view::npos) req_->query = ParseQuery(target.substr(q + 1));
+  req_->authorization = std::string(msg[bhttp::field::authorization]);
+  req_->content_type = std::string(msg[bhttp::field::content_type]);
+  req_->remote_address = remote_address_;
+  keep_alive_ = msg.keep_alive();
 
-  const Route* route = nullptr;
-  switch (server_.router().Find(*req, &route)) {
+  switch (server_.router().Find(*req_, &route_)) {
     case Router::Match::kNoPath:
-      return Write(ErrorResponse(404, "NOT_FOUND", "no route for " + req->method + " " + req->path),
-                   keep_alive);
+      drain_after_write_ = BodyExpected();
+      return Write(
+          ErrorResponse(404, "NOT_FOUND", "no route for " + req_->method + " " + req_->path),
+          keep_alive_ && !drain_after_write_);
     case Router::Match::kWrongMethod:
+      drain_after_write_ = BodyExpected();
       return Write(ErrorResponse(405, "METHOD_NOT_ALLOWED",
-                                 "method " + req->method + " is not allowed on " + req->path),
-                   keep_alive);
+                                 "method " + req_->method + " is not allowed on " + req_->path),
+                   keep_alive_ && !drain_after_write_);
     case Router::Match::kFound:
       break;
   }
-  server_.in_flight()++;
-  net::post(server_.pool(route->lane), [self = shared_from_this(), req, route, keep_alive] {
-    Response res;
-    try {
-      res = route->handler(*req);
-    } catch (const std::exception& e) {
-      spdlog::error("handler {} {} threw: {}", req->method, route->pattern, e.what());
-      res = ErrorResponse(InternalError(e.what()));
+  if (!route_->open_sink) {
+    if (parser_->content_length().value_or(0) > server_.options().body_limit) {
+      drain_after_write_ = true;
+      return Write(ErrorResponse(413, "PAYLOAD_TOO_LARGE",
+                                 "request body is larger than " +
+                                     std::to_string(server_.options().body_limit) + " bytes"),
+                   false);
     }
-    net::post(self->stream_.get_executor(), [self, res = std::move(res), keep_alive]() mutable {
+    chunk_.resize(64 << 10);
+    return ReadChunk();
+  }
+  // An upload: open the sink on the pool (it authenticates and may touch the database), then
+  // stream.
+  chunk_.resize(1 << 20);
+  server_.in_flight()++;
+  net::post(server_.pool(route_->lane), [self = shared_from_this()] {
+    Response refusal;
+    auto sink = self->route_->open_sink(*self->req_);
+    if (!sink.ok()) refusal = ErrorResponse(sink.status());
+    net::post(self->stream_.get_executor(), [self, ok = sink.ok(), sink = std::move(sink),
+                                             refusal = std::move(refusal)]() mutable {
       self->server_.in_flight()--;
-      self->Write(std::move(res), keep_alive);
+      if (!ok) {
+        self->drain_after_write_ = self->BodyExpected();
+        return self->Write(std::move(refusal), self->keep_alive_ && !self->drain_after_write_);
+      }
+      self->sink_ = std::move(*sink);
+      self->ReadChunk();
     });
   });
 }
 
-void Session::Write(Response response, bool keep_alive) {
-  res_ = std::make_shared<bhttp::response<bhttp::string_body>>();
-  res_->version(11);
-  res_->result(static_cast<unsigned>(response.status));
-  res_->set(bhttp::field::server, "datasite");
-  res_->set(bhttp::field::content_type, response.content_type);
-  res_->set(bhttp::field::cache_control, "no-store");
-  res_->set("X-Content-Type-Options", "nosniff");
-  for (auto& [k, v] : response.headers) res_->set(k, v);
-  res_->body() = std::move(response.body);
-  res_->keep_alive(keep_alive);
-  res_->prepare_payload();
+void Session::ReadChunk() {
+  if (parser_->is_done()) return Dispatch();
+  const auto& msg = parser_->get();
+  if (!continue_sent_ && beast::iequals(msg[bhttp::field::expect], "100-continue")) {
+    // The client waits for our go-ahead before it sends the body.
+    continue_sent_ = true;
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    return net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              if (ec) return self->Close();
+                              self->ReadChunk();
+                            });
+  }
+  auto& body = parser_->get().body();
+  body.data = chunk_.data();
+  body.size = chunk_.size();
   stream_.expires_after(server_.options().idle_timeout);
-  bhttp::async_write(stream_, *res_,
-                     [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
-                       if (!ec && self->drain_after_write_) {
-                         beast::error_code ignored;
-                         self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-                         self->stream_.expires_after(std::chrono::seconds(5));
-                         return self->Drain();
-                       }
-                       if (ec || !keep_alive) return self->Close();
-                       self->DoRead();
-                     });
+  bhttp::async_read(
+      stream_, buffer_, *parser_,
+      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnChunk(ec); });
+}
+
+void Session::OnChunk(beast::error_code ec) {
+  if (ec == bhttp::error::need_buffer) ec = {};
+  if (ec == bhttp::error::body_limit) {
+    drain_after_write_ = true;
+    return Write(ErrorResponse(413, "PAYLOAD_TOO_LARGE", "request body is too large"), false);
+  }
+  if (ec) return Close();  // the client went away or sent garbage mid-body; the sink cleans up
+  size_t got = chunk_.size() - parser_->get().body().size;
+  if (!sink_) {
+    if (req_->body.size() + got > server_.options().body_limit) {
+      drain_after_write_ = true;
+      return Write(ErrorResponse(413, "PAYLOAD_TOO_LARGE",
+                                 "request body is larger than " +
+                                     std::to_string(server_.options().body_limit) + " bytes"),
+                   false);
+    }
+    req_->body.append(chunk_.data(), got);
+    return ReadChunk();
+  }
+  if (got == 0) return ReadChunk();
+  // Hand the chunk to the sink on the pool; the next read waits for it, so chunk_ is not
+  // overwritten.
+  server_.in_flight()++;
+  net::post(server_.pool(route_->lane), [self = shared_from_this(), got] {
+    Status st = self->sink_->Write(std::string_view(self->chunk_.data(), got));
+    net::post(self->stream_.get_executor(), [self, st = std::move(st)] {
+      self->server_.in_flight()--;
+      if (!st.ok()) {
+        self->sink_.reset();
+        self->drain_after_write_ = true;
+        return self->Write(ErrorResponse(st), false);
+      }
+      self->ReadChunk();
+    });
+  });
+}
+
+void Session::Dispatch() {
+  server_.in_flight()++;
+  net::post(server_.pool(route_->lane), [self = shared_from_this()] {
+    Response res;
+    try {
+      res = self->sink_ ? self->sink_->Finish() : self->route_->handler(*self->req_);
+    } catch (const std::exception& e) {
+      spdlog::error("handler {} {} threw: {}", self->req_->method, self->route_->pattern, e.what());
+      res = ErrorResponse(InternalError(e.what()));
+    }
+    net::post(self->stream_.get_executor(), [self, res = std::move(res)]() mutable {
+      self->server_.in_flight()--;
+      self->sink_.reset();
+      self->Respond(std::move(res));
+    });
+  });
+}
+
+void Session::Respond(Response response) { Write(std::move(response), keep_alive_); }
+
+template <class Message>
+void SetCommonHeaders(Message& m, const Response& response, bool keep_alive) {
+  m.version(11);
+  m.result(static_cast<unsigned>(response.status));
+  m.set(bhttp::field::server, "datasite");
+  m.set(bhttp::field::content_type, response.content_type);
+  m.set(bhttp::field::cache_control, "no-store");
+  m.set("X-Content-Type-Options", "nosniff");
+  for (auto& [k, v] : response.headers) m.set(k, v);
+  m.keep_alive(keep_alive);
+}
+
+void Session::Write(Response response, bool keep_alive) {
+  auto on_written = [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+    self->res_.reset();
+    if (!ec && self->drain_after_write_) {
+      beast::error_code ignored;
+      self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      self->stream_.expires_after(std::chrono::seconds(5));
+      return self->Drain();
+    }
+    if (ec || !keep_alive) return self->Close();
+    self->DoRead();
+  };
+  stream_.expires_after(server_.options().idle_timeout);
+  if (!response.file_path.empty()) {
+    auto res = std::make_shared<bhttp::response<bhttp::file_body>>();
+    beast::error_code ec;
+    res->body().open(response.file_path.c_str(), beast::file_mode::scan, ec);
+    if (ec) {
+      spdlog::error("cannot open {} for a response: {}", response.file_path, ec.message());
+      return Write(ErrorResponse(InternalError("cannot open file")), keep_alive);
+    }
+    SetCommonHeaders(*res, response, keep_alive);
+    res->prepare_payload();
+    res_ = res;
+    return bhttp::async_write(stream_, *res, std::move(on_written));
+  }
+  auto res = std::make_shared<bhttp::response<bhttp::string_body>>();
+  SetCommonHeaders(*res, response, keep_alive);
+  res->body() = std::move(response.body);
+  res->prepare_payload();
+  res_ = res;
+  bhttp::async_write(stream_, *res, std::move(on_written));
 }
 
 void Session::Drain() {
   constexpr size_t kMaxDrain = 256u << 20;
-  stream_.async_read_some(net::buffer(scratch_),
+  chunk_.resize(64 << 10);
+  stream_.async_read_some(net::buffer(chunk_.data(), chunk_.size()),
                           [self = shared_from_this()](beast::error_code ec, size_t n) {
                             self->drained_ += n;
                             if (ec || self->drained_ > kMaxDrain) return self->Close();

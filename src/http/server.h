@@ -22,7 +22,8 @@ struct ServerOptions {
   int io_threads = 2;
   int request_threads = 4;
   int heavy_threads = 2;
-  size_t body_limit = 1 << 20;
+  size_t body_limit = 1 << 20;          // ordinary requests
+  uint64_t upload_limit = 64ull << 30;  // bodies of upload routes
   size_t header_limit = 16 << 10;
   std::chrono::seconds idle_timeout{30};
 };

@@ -4,6 +4,8 @@
 
 #include <mutex>
 
+#include <nlohmann/json.hpp>
+
 #include "store/store.h"
 
 namespace datasite::store {
@@ -63,6 +65,45 @@ CREATE TABLE audit_events (
   action TEXT NOT NULL,
   target TEXT NOT NULL,
   detail TEXT NOT NULL
+);
+)sql",
+    // Version 2: blobs, datasets, assets.
+    R"sql(
+CREATE TABLE blobs (
+  id TEXT PRIMARY KEY,
+  owner_id TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  sha256 TEXT NOT NULL,
+  format TEXT NOT NULL,
+  schema TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE datasets (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  summary TEXT NOT NULL,
+  description TEXT NOT NULL,
+  citation TEXT NOT NULL,
+  url TEXT NOT NULL,
+  contributors TEXT NOT NULL,
+  uploader_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  deleted_at INTEGER
+);
+CREATE UNIQUE INDEX datasets_live_name ON datasets(name) WHERE deleted_at IS NULL;
+CREATE INDEX datasets_created ON datasets(created_at);
+CREATE TABLE assets (
+  id TEXT PRIMARY KEY,
+  dataset_id TEXT NOT NULL REFERENCES datasets(id),
+  position INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  description TEXT NOT NULL,
+  format TEXT NOT NULL,
+  mock_is_real INTEGER NOT NULL,
+  data_blob_id TEXT UNIQUE REFERENCES blobs(id),
+  mock_blob_id TEXT UNIQUE REFERENCES blobs(id),
+  UNIQUE (dataset_id, name)
 );
 )sql",
 };
@@ -162,6 +203,36 @@ User ReadUser(const Stmt& s) {
   u.created_at = s.Int(8);
   u.updated_at = s.Int(9);
   return u;
+}
+
+constexpr const char* kDatasetColumns =
+    "id, name, summary, description, citation, url, contributors, uploader_id, created_at, "
+    "updated_at";
+
+std::string ContributorsJson(const std::vector<Contributor>& cs) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& c : cs) j.push_back({{"name", c.name}, {"email", c.email}, {"role", c.role}});
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+Dataset ReadDataset(const Stmt& s) {
+  Dataset d;
+  d.id = s.Text(0);
+  d.name = s.Text(1);
+  d.summary = s.Text(2);
+  d.description = s.Text(3);
+  d.citation = s.Text(4);
+  d.url = s.Text(5);
+  auto j = nlohmann::json::parse(s.Text(6), nullptr, false);
+  if (j.is_array()) {
+    for (const auto& c : j) {
+      d.contributors.push_back({c.value("name", ""), c.value("email", ""), c.value("role", "")});
+    }
+  }
+  d.uploader_id = s.Text(7);
+  d.created_at = s.Int(8);
+  d.updated_at = s.Int(9);
+  return d;
 }
 
 class SqliteStore : public Store {
@@ -369,6 +440,157 @@ class SqliteStore : public Store {
     return s.Bind(now).Run();
   }
 
+  Status InsertBlob(const Blob& b) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_,
+           "INSERT INTO blobs (id, owner_id, size, sha256, format, schema, created_at) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?)");
+    return s.Bind(b.id)
+        .Bind(b.owner_id)
+        .Bind(b.size)
+        .Bind(b.sha256)
+        .Bind(b.format)
+        .Bind(b.schema)
+        .Bind(b.created_at)
+        .Run();
+  }
+
+  Result<Blob> GetBlob(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_,
+           "SELECT id, owner_id, size, sha256, format, schema, created_at FROM blobs WHERE id = ?");
+    s.Bind(id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("no blob with id " + id);
+    return Blob{s.Text(0), s.Text(1), s.Int(2), s.Text(3), s.Text(4), s.Text(5), s.Int(6)};
+  }
+
+  Status DeleteBlob(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    {
+      Stmt u(db_, "SELECT 1 FROM assets WHERE data_blob_id = ?1 OR mock_blob_id = ?1");
+      u.Bind(id);
+      ASSIGN_OR_RETURN(bool used, u.Step());
+      if (used) return FailedPreconditionError("blob " + id + " is used by an asset");
+    }
+    Stmt s(db_, "DELETE FROM blobs WHERE id = ?");
+    RETURN_IF_ERROR(s.Bind(id).Run());
+    if (sqlite3_changes(db_) == 0) return NotFoundError("no blob with id " + id);
+    return Status::Ok();
+  }
+
+  Result<std::vector<std::string>> AllBlobIds() override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "SELECT id FROM blobs");
+    return Column(s);
+  }
+
+  Result<std::vector<std::string>> UnusedBlobIds(int64_t before) override {
+    std::lock_guard lock(mu_);
+    Stmt s(
+        db_,
+        "SELECT id FROM blobs b WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM assets a WHERE "
+        "a.data_blob_id = b.id OR a.mock_blob_id = b.id)");
+    s.Bind(before);
+    return Column(s);
+  }
+
+  Result<int64_t> TotalBlobBytes() override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "SELECT coalesce(sum(size), 0) FROM blobs");
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    return row ? s.Int(0) : 0;
+  }
+
+  Status InsertDataset(const Dataset& d) override {
+    std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    Status st = InsertDatasetLocked(d);
+    if (!st.ok()) {
+      (void)Exec("ROLLBACK");
+      return st;
+    }
+    return Exec("COMMIT");
+  }
+
+  Result<Dataset> GetDataset(const std::string& id_or_name) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, (std::string("SELECT ") + kDatasetColumns +
+                 " FROM datasets WHERE (id = ?1 OR name = ?1) AND deleted_at IS NULL")
+                    .c_str());
+    s.Bind(id_or_name);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row)
+      return NotFoundError("no dataset named or with id '" + id_or_name.substr(0, 128) + "'");
+    Dataset d = ReadDataset(s);
+    RETURN_IF_ERROR(LoadAssets(d));
+    return d;
+  }
+
+  Result<DatasetPage> ListDatasets(const std::string& search, int64_t offset,
+                                   int64_t limit) override {
+    std::lock_guard lock(mu_);
+    const char* where =
+        " WHERE deleted_at IS NULL AND (?1 = '' OR instr(lower(name), lower(?1)) > 0 OR "
+        "instr(lower(description), lower(?1)) > 0)";
+    DatasetPage page;
+    {
+      Stmt c(db_, (std::string("SELECT count(*) FROM datasets") + where).c_str());
+      c.Bind(search);
+      ASSIGN_OR_RETURN(bool row, c.Step());
+      page.total = row ? c.Int(0) : 0;
+    }
+    Stmt s(db_, (std::string("SELECT ") + kDatasetColumns + " FROM datasets" + where +
+                 " ORDER BY created_at DESC, rowid DESC LIMIT ?2 OFFSET ?3")
+                    .c_str());
+    s.Bind(search).Bind(limit).Bind(offset);
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      page.items.push_back(ReadDataset(s));
+    }
+    for (auto& d : page.items) RETURN_IF_ERROR(LoadAssets(d));
+    return page;
+  }
+
+  Status UpdateDataset(const Dataset& d) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_,
+           "UPDATE datasets SET name = ?, summary = ?, description = ?, citation = ?, url = ?, "
+           "contributors = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL");
+    RETURN_IF_ERROR(s.Bind(d.name)
+                        .Bind(d.summary)
+                        .Bind(d.description)
+                        .Bind(d.citation)
+                        .Bind(d.url)
+                        .Bind(ContributorsJson(d.contributors))
+                        .Bind(d.updated_at)
+                        .Bind(d.id)
+                        .Run());
+    if (sqlite3_changes(db_) == 0) return NotFoundError("no dataset with id " + d.id);
+    return Status::Ok();
+  }
+
+  Status SoftDeleteDataset(const std::string& id, int64_t now) override {
+    std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    Status st = [&]() -> Status {
+      Stmt s(
+          db_,
+          "UPDATE datasets SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL");
+      RETURN_IF_ERROR(s.Bind(now).Bind(now).Bind(id).Run());
+      if (sqlite3_changes(db_) == 0) return NotFoundError("no dataset with id " + id);
+      Stmt a(db_,
+             "UPDATE assets SET data_blob_id = NULL, mock_blob_id = NULL WHERE dataset_id = ?");
+      return a.Bind(id).Run();
+    }();
+    if (!st.ok()) {
+      (void)Exec("ROLLBACK");
+      return st;
+    }
+    return Exec("COMMIT");
+  }
+
   Status AppendAudit(const AuditEvent& e) override {
     std::lock_guard lock(mu_);
     Stmt s(db_,
@@ -401,6 +623,95 @@ class SqliteStore : public Store {
   }
 
  private:
+  // REQUIRES: mu_ held.
+  Result<std::vector<std::string>> Column(Stmt& s) {
+    std::vector<std::string> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      out.push_back(s.Text(0));
+    }
+    return out;
+  }
+
+  // REQUIRES: mu_ held, inside a transaction.
+  Status InsertDatasetLocked(const Dataset& d) {
+    Stmt s(db_, (std::string("INSERT INTO datasets (") + kDatasetColumns +
+                 ", deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)")
+                    .c_str());
+    Status st = s.Bind(d.id)
+                    .Bind(d.name)
+                    .Bind(d.summary)
+                    .Bind(d.description)
+                    .Bind(d.citation)
+                    .Bind(d.url)
+                    .Bind(ContributorsJson(d.contributors))
+                    .Bind(d.uploader_id)
+                    .Bind(d.created_at)
+                    .Bind(d.updated_at)
+                    .Run();
+    if (st.code() == StatusCode::kAlreadyExists) {
+      return AlreadyExistsError("a dataset named '" + d.name + "' already exists");
+    }
+    RETURN_IF_ERROR(st);
+    int64_t position = 0;
+    for (const Asset& a : d.assets) {
+      Stmt ins(
+          db_,
+          "INSERT INTO assets (id, dataset_id, position, name, description, format, mock_is_real, "
+          "data_blob_id, mock_blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      ins.Bind(a.id)
+          .Bind(d.id)
+          .Bind(position++)
+          .Bind(a.name)
+          .Bind(a.description)
+          .Bind(a.format)
+          .Bind(a.mock_is_real);
+      if (a.data_blob_id) {
+        ins.Bind(*a.data_blob_id);
+      } else {
+        ins.BindNull();
+      }
+      if (a.mock_blob_id) {
+        ins.Bind(*a.mock_blob_id);
+      } else {
+        ins.BindNull();
+      }
+      Status ast = ins.Run();
+      if (ast.code() == StatusCode::kAlreadyExists) {
+        return FailedPreconditionError(
+            "asset '" + a.name +
+            "': its name is used twice, or a blob it names is used by another asset");
+      }
+      RETURN_IF_ERROR(ast);
+    }
+    return Status::Ok();
+  }
+
+  // REQUIRES: mu_ held.
+  Status LoadAssets(Dataset& d) {
+    Stmt s(db_,
+           "SELECT id, name, description, format, mock_is_real, data_blob_id, mock_blob_id FROM "
+           "assets "
+           "WHERE dataset_id = ? ORDER BY position");
+    s.Bind(d.id);
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      Asset a;
+      a.id = s.Text(0);
+      a.dataset_id = d.id;
+      a.name = s.Text(1);
+      a.description = s.Text(2);
+      a.format = s.Text(3);
+      a.mock_is_real = s.Int(4) != 0;
+      if (!s.IsNull(5)) a.data_blob_id = s.Text(5);
+      if (!s.IsNull(6)) a.mock_blob_id = s.Text(6);
+      d.assets.push_back(std::move(a));
+    }
+    return Status::Ok();
+  }
+
   // REQUIRES: mu_ held.
   Status Exec(const char* sql) {
     char* err = nullptr;

@@ -72,6 +72,52 @@ struct AuditEvent {
   std::string detail;
 };
 
+struct Blob {
+  std::string id;
+  std::string owner_id;
+  int64_t size = 0;
+  std::string sha256;  // lowercase hex
+  std::string format;  // csv | json | npy | raw
+  std::string schema;  // JSON text
+  int64_t created_at = 0;
+};
+
+struct Contributor {
+  std::string name;
+  std::string email;
+  std::string role;
+};
+
+struct Asset {
+  std::string id;
+  std::string dataset_id;
+  std::string name;
+  std::string description;
+  std::string format;
+  bool mock_is_real = false;
+  std::optional<std::string> data_blob_id;  // empty on a low-side server
+  std::optional<std::string> mock_blob_id;  // empty for an empty mock
+};
+
+struct Dataset {
+  std::string id;
+  std::string name;
+  std::string summary;
+  std::string description;
+  std::string citation;
+  std::string url;
+  std::vector<Contributor> contributors;
+  std::string uploader_id;
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+  std::vector<Asset> assets;  // in upload order
+};
+
+struct DatasetPage {
+  std::vector<Dataset> items;
+  int64_t total = 0;
+};
+
 // Safe for concurrent use.
 class Store {
  public:
@@ -103,6 +149,30 @@ class Store {
   virtual Status DeleteUserSessions(const std::string& user_id,
                                     const std::string& keep_token_hash) = 0;
   virtual Status DeleteExpiredSessions(int64_t now) = 0;
+
+  virtual Status InsertBlob(const Blob& blob) = 0;
+  // kNotFound when absent.
+  virtual Result<Blob> GetBlob(const std::string& id) = 0;
+  // kFailedPrecondition when an asset uses it; kNotFound when absent.
+  virtual Status DeleteBlob(const std::string& id) = 0;
+  // Ids of every recorded blob.
+  virtual Result<std::vector<std::string>> AllBlobIds() = 0;
+  // Blobs created before `before` that no asset uses.
+  virtual Result<std::vector<std::string>> UnusedBlobIds(int64_t before) = 0;
+  virtual Result<int64_t> TotalBlobBytes() = 0;
+
+  // Inserts the dataset and its assets in one transaction. kAlreadyExists when a live dataset has
+  // the name; kFailedPrecondition when a blob is already used by another asset.
+  virtual Status InsertDataset(const Dataset& dataset) = 0;
+  // A live (not deleted) dataset by id or by name; kNotFound otherwise.
+  virtual Result<Dataset> GetDataset(const std::string& id_or_name) = 0;
+  // Live datasets whose name or description contains `search`, newest first.
+  virtual Result<DatasetPage> ListDatasets(const std::string& search, int64_t offset,
+                                           int64_t limit) = 0;
+  // Metadata only (not assets). kAlreadyExists on a name clash; kNotFound when gone.
+  virtual Status UpdateDataset(const Dataset& dataset) = 0;
+  // Marks it deleted (frees its name) and releases its blobs for clean-up. kNotFound when absent.
+  virtual Status SoftDeleteDataset(const std::string& id, int64_t now) = 0;
 
   virtual Status AppendAudit(const AuditEvent& event) = 0;
   virtual Result<std::vector<AuditEvent>> RecentAudit(int64_t limit) = 0;

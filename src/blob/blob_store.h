@@ -1,0 +1,57 @@
+// BlobStore: large bytes (asset data and mocks), written as streams with their SHA-256, durable
+// before they are acknowledged. The local implementation keeps one file per blob under a directory;
+// an S3-compatible store will implement the same interface for clusters.
+#ifndef DATASITE_BLOB_BLOB_STORE_H_
+#define DATASITE_BLOB_BLOB_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace datasite::blob {
+
+struct BlobInfo {
+  std::string id;  // UUID
+  int64_t size = 0;
+  std::string sha256;  // lowercase hex
+};
+
+// One blob being written. Not thread-safe. Destroying it without Commit removes what was written.
+class BlobWriter {
+ public:
+  virtual ~BlobWriter() = default;
+  // kResourceExhausted once the blob would pass its size limit or the disk is full.
+  virtual Status Append(std::string_view bytes) = 0;
+  // Makes the bytes durable (fsync of file and directory) and gives them their final place.
+  virtual Result<BlobInfo> Commit() = 0;
+  // Where the bytes are before Commit (for checks that read the file).
+  virtual const std::string& temp_path() const = 0;
+};
+
+// Safe for concurrent use.
+class BlobStore {
+ public:
+  virtual ~BlobStore() = default;
+  // `max_size`: the most bytes this blob may hold.
+  virtual Result<std::unique_ptr<BlobWriter>> NewWriter(int64_t max_size) = 0;
+  // The file holding a committed blob; kNotFound when absent.
+  virtual Result<std::string> LocalPath(const std::string& id) = 0;
+  // Removes a committed blob's bytes; OK when already gone.
+  virtual Status Delete(const std::string& id) = 0;
+  // Ids of every committed blob.
+  virtual Result<std::vector<std::string>> List() = 0;
+  // Removes temporary files of uploads that never committed. Call only when no upload is running.
+  virtual Status RemoveTemporaryFiles() = 0;
+};
+
+// Blobs under `dir` (created if needed): `dir/tmp/` for uploads in progress, `dir/ab/<id>` when
+// committed.
+Result<std::unique_ptr<BlobStore>> NewFileBlobStore(const std::string& dir);
+
+}  // namespace datasite::blob
+
+#endif  // DATASITE_BLOB_BLOB_STORE_H_
