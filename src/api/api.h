@@ -7,6 +7,7 @@
 
 #include "http/router.h"
 #include "services/accounts.h"
+#include "services/datasets.h"
 #include "services/settings.h"
 
 namespace datasite::api {
@@ -14,12 +15,15 @@ namespace datasite::api {
 struct ApiContext {
   services::Accounts& accounts;
   services::SettingsService& settings;
+  services::Datasets& datasets;
   // /readyz answers 200 only while this is true.
   const std::atomic<bool>& ready;
 };
 
 // Adds every route of the API to `router`. `context` must outlive the router.
 void AddRoutes(http::Router& router, ApiContext& context);
+// The dataset, asset and blob routes (part of AddRoutes).
+void AddDatasetRoutes(http::Router& router, ApiContext& context);
 
 // The OpenAPI 3.0 document describing every route of `router`.
 std::string OpenApiDocument(const http::Router& router);

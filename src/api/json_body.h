@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -24,9 +25,17 @@ class JsonBody {
   Result<std::optional<std::string>> OptionalString(const char* field) const;
   Result<std::string> RequiredString(const char* field) const;
   Result<std::optional<bool>> OptionalBool(const char* field) const;
+  // A non-negative whole number.
+  Result<std::optional<uint64_t>> OptionalUnsigned(const char* field) const;
+  // An array of objects, each read strictly with its own allowed fields; nullopt when absent.
+  Result<std::optional<std::vector<JsonBody>>> OptionalObjects(
+      const char* field, std::initializer_list<std::string_view> allowed) const;
 
  private:
   explicit JsonBody(nlohmann::json j) : j_(std::move(j)) {}
+  static Result<JsonBody> FromObject(nlohmann::json j,
+                                     std::initializer_list<std::string_view> allowed,
+                                     const std::string& where);
   nlohmann::json j_;
 };
 

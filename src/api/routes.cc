@@ -2,6 +2,7 @@
 
 #include "api/api.h"
 #include "api/json_body.h"
+#include "api/route_table.h"
 #include "core/clock.h"
 #include "core/random.h"
 
@@ -9,18 +10,14 @@ namespace datasite::api {
 namespace {
 
 using auth::Role;
+using internal::Dump;
+using internal::Handler;
+using internal::QueryInt;
+using internal::Reply;
+using internal::Routes;
+using internal::Schema;
 using nlohmann::json;
 using services::Principal;
-
-struct Reply {
-  int status = 200;
-  json body;
-  std::vector<std::pair<std::string, std::string>> headers;
-};
-
-using Handler = std::function<Result<Reply>(http::Request&, const Principal&)>;
-
-std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 json UserJson(const store::User& u) {
   return {{"id", u.id},
@@ -78,77 +75,6 @@ Result<std::optional<Role>> OptionalRole(const JsonBody& body, const char* field
   }
   return role;
 }
-
-Result<int64_t> QueryInt(const http::Request& req, const char* name, int64_t fallback) {
-  auto it = req.query.find(name);
-  if (it == req.query.end() || it->second.empty()) return fallback;
-  const std::string& v = it->second;
-  if (v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos) {
-    return InvalidArgumentError(std::string("query parameter '") + name +
-                                "' must be a whole number");
-  }
-  return std::stoll(v);
-}
-
-// A JSON Schema fragment for an object with string/boolean fields.
-std::string Schema(std::initializer_list<std::pair<const char*, const char*>> fields,
-                   std::initializer_list<const char*> required = {}) {
-  json props = json::object();
-  for (auto [name, type] : fields) props[name] = {{"type", type}};
-  json j = {{"type", "object"}, {"additionalProperties", false}, {"properties", props}};
-  if (required.size() > 0)
-    j["required"] = json(std::vector<std::string>(required.begin(), required.end()));
-  return j.dump();
-}
-
-class Routes {
- public:
-  Routes(http::Router& router, ApiContext& ctx) : router_(router), ctx_(ctx) {}
-
-  // Adds a route callable by `min_role` and above (Role::kNone: anyone, token optional).
-  void Add(const char* method, const char* pattern, Role min_role, const char* tag,
-           const char* summary, Handler handler, std::string schema = "",
-           http::Lane lane = http::Lane::kDefault) {
-    http::Route route;
-    route.method = method;
-    route.pattern = pattern;
-    route.lane = lane;
-    route.summary = summary;
-    route.tag = tag;
-    route.min_role = min_role == Role::kNone ? "" : std::string(auth::RoleName(min_role));
-    route.request_schema = std::move(schema);
-    route.handler = [&ctx = ctx_, min_role, handler = std::move(handler)](http::Request& req) {
-      return Call(ctx, req, min_role, handler);
-    };
-    router_.Add(std::move(route));
-  }
-
- private:
-  static http::Response Call(ApiContext& ctx, http::Request& req, Role min_role,
-                             const Handler& handler) {
-    auto principal = ctx.accounts.Authenticate(req.authorization);
-    if (!principal.ok()) return http::ErrorResponse(principal.status());
-    if (min_role != Role::kNone) {
-      if (!principal->authenticated())
-        return http::ErrorResponse(UnauthenticatedError("log in first"));
-      if (!auth::AtLeast(principal->role, min_role)) {
-        return http::ErrorResponse(
-            PermissionDeniedError("as a " + std::string(auth::RoleName(principal->role)) +
-                                  " you may not call " + req.method + " " + req.path));
-      }
-    }
-    auto reply = handler(req, *principal);
-    if (!reply.ok()) return http::ErrorResponse(reply.status());
-    http::Response res;
-    res.status = reply->status;
-    res.body = Dump(reply->body);
-    res.headers = std::move(reply->headers);
-    return res;
-  }
-
-  http::Router& router_;
-  ApiContext& ctx_;
-};
 
 }  // namespace
 
@@ -418,6 +344,8 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
         return Reply{
             200, {{"markdown", services::SettingsService::WelcomeMarkdown(settings.Get())}}, {}};
       });
+
+  AddDatasetRoutes(router, ctx);
 }
 
 std::string OpenApiDocument(const http::Router& router) {
@@ -437,9 +365,10 @@ std::string OpenApiDocument(const http::Router& router) {
              {{"application/json", {{"schema", {{"$ref", "#/components/schemas/Error"}}}}}}}}}}}};
     if (!r.min_role.empty()) op["security"] = json::array({{{"bearer", json::array()}}});
     if (!r.request_schema.empty()) {
-      op["requestBody"] = {
-          {"required", true},
-          {"content", {{"application/json", {{"schema", json::parse(r.request_schema)}}}}}};
+      json schema = json::parse(r.request_schema);
+      const char* type =
+          schema.value("format", "") == "binary" ? "application/octet-stream" : "application/json";
+      op["requestBody"] = {{"required", true}, {"content", {{type, {{"schema", schema}}}}}};
     }
     json params = json::array();
     for (size_t i = r.pattern.find('{'); i != std::string::npos; i = r.pattern.find('{', i + 1)) {

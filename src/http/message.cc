@@ -41,6 +41,10 @@ Response ErrorResponse(int http_status, std::string_view code, std::string_view 
 }
 
 Response ErrorResponse(const Status& status) {
+  // Running out of room (a size limit, a full disk) is not a rate: 413, unless a wait would help.
+  if (status.code() == StatusCode::kResourceExhausted && !status.retry_after_seconds()) {
+    return ErrorResponse(413, "PAYLOAD_TOO_LARGE", status.message());
+  }
   // Internal details stay in the server log; the client gets a plain sentence.
   std::string_view message = status.code() == StatusCode::kInternal
                                  ? "internal error"

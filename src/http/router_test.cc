@@ -245,8 +245,18 @@ TEST(ErrorResponseTest, MapsEveryCodeToHttpStatus) {
   for (const auto& [code, http] : expected) {
     EXPECT_EQ(HttpStatusFor(code), http) << StatusCodeName(code);
     if (code == StatusCode::kOk) continue;
-    EXPECT_EQ(ErrorResponse(Status(code, "m")).status, http) << StatusCodeName(code);
+    Status st(code, "m");
+    if (code == StatusCode::kResourceExhausted) st.WithRetryAfter(1);  // a rate: 429
+    EXPECT_EQ(ErrorResponse(st).status, http) << StatusCodeName(code);
   }
+}
+
+TEST(ErrorResponseTest, ResourceExhaustedWithoutAWaitIsPayloadTooLarge) {
+  Response r = ErrorResponse(ResourceExhaustedError("the upload is larger than the limit"));
+  EXPECT_EQ(r.status, 413);
+  nlohmann::json body = nlohmann::json::parse(r.body);
+  EXPECT_EQ(body["error"]["code"], "PAYLOAD_TOO_LARGE");
+  EXPECT_EQ(body["error"]["message"], "the upload is larger than the limit");
 }
 
 TEST(ErrorResponseTest, UnknownCodeIsInternalServerError) {
@@ -272,7 +282,9 @@ TEST(ErrorResponseTest, BodyNamesEveryCode) {
         StatusCode::kNotFound, StatusCode::kAlreadyExists, StatusCode::kFailedPrecondition,
         StatusCode::kResourceExhausted, StatusCode::kUnavailable, StatusCode::kDeadlineExceeded,
         StatusCode::kInternal}) {
-    nlohmann::json body = nlohmann::json::parse(ErrorResponse(Status(code, "m")).body);
+    Status st(code, "m");
+    if (code == StatusCode::kResourceExhausted) st.WithRetryAfter(1);
+    nlohmann::json body = nlohmann::json::parse(ErrorResponse(st).body);
     EXPECT_EQ(body["error"]["code"], std::string(StatusCodeName(code)));
   }
 }

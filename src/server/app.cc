@@ -15,6 +15,8 @@ namespace datasite::server {
 
 struct App::Parts {
   std::unique_ptr<store::Store> store;
+  std::unique_ptr<blob::BlobStore> blobs;
+  std::unique_ptr<services::Datasets> datasets;
   std::unique_ptr<services::Accounts> accounts;
   std::unique_ptr<services::SettingsService> settings;
   std::atomic<bool> ready{false};
@@ -24,6 +26,7 @@ struct App::Parts {
 };
 
 std::string DatabasePath(const std::string& data_dir) { return data_dir + "/datasite.db"; }
+std::string BlobPath(const std::string& data_dir) { return data_dir + "/blobs"; }
 
 App::App(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 
@@ -51,8 +54,12 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   }
   RETURN_IF_ERROR(p->settings->Bootstrap(launch));
   RETURN_IF_ERROR(p->store->DeleteExpiredSessions(clock.NowSeconds()));
+  ASSIGN_OR_RETURN(p->blobs, blob::NewFileBlobStore(BlobPath(config.data_dir)));
+  p->datasets = std::make_unique<services::Datasets>(*p->store, *p->blobs, *p->settings, clock,
+                                                     config.datasets);
+  RETURN_IF_ERROR(p->datasets->Recover());
 
-  p->api.reset(new api::ApiContext{*p->accounts, *p->settings, p->ready});
+  p->api.reset(new api::ApiContext{*p->accounts, *p->settings, *p->datasets, p->ready});
   api::AddRoutes(p->router, *p->api);
   http::ServerOptions options;
   options.host = config.host;
@@ -61,6 +68,7 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   options.request_threads = config.request_threads;
   options.heavy_threads = config.heavy_threads;
   options.body_limit = config.body_limit;
+  options.upload_limit = static_cast<uint64_t>(config.datasets.max_blob_bytes);
   ASSIGN_OR_RETURN(p->http, http::NewHttpServer(p->router, options));
   if (root_hash.valid()) {
     ASSIGN_OR_RETURN(std::string hash, root_hash.get());
@@ -78,6 +86,8 @@ void App::Stop(std::chrono::milliseconds grace) {
   parts_->ready = false;
   parts_->http->Shutdown(grace);
   parts_->http.reset();
+  parts_->datasets.reset();
+  parts_->blobs.reset();
   parts_->accounts.reset();
   parts_->settings.reset();
   parts_->store.reset();  // closes the database cleanly

@@ -11,6 +11,7 @@
 
 #include "core/status.h"
 #include "services/accounts.h"
+#include "services/datasets.h"
 #include "services/settings.h"
 
 namespace datasite::server {
@@ -23,6 +24,7 @@ struct AppConfig {
   std::string root_email = services::kDefaultRootEmail;
   std::string root_password = services::kDefaultRootPassword;
   services::AccountsOptions accounts;
+  services::DatasetsOptions datasets;
   int workers = 0;  // job worker slots (used by the job queue)
   int io_threads = 2;
   int request_threads = 4;
@@ -48,6 +50,8 @@ class App {
 
 // The database file inside a data directory.
 std::string DatabasePath(const std::string& data_dir);
+// The blob directory inside a data directory.
+std::string BlobPath(const std::string& data_dir);
 
 }  // namespace datasite::server
 

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <thread>
 
+#include "cli/dataset_commands.h"
 #include "cli/local_commands.h"
 #include "server/launch.h"
 #include "services/settings.h"
@@ -62,6 +63,14 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
 
+  l->add_option("--max-blob-bytes", launch.app.datasets.max_blob_bytes, "Largest upload, in bytes")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 50));
+  l->add_option("--max-storage-bytes", launch.app.datasets.max_storage_bytes,
+                "Most bytes all uploads together may take, in bytes")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 55));
+
   std::string land_name, land_dir;
   auto* d = app.add_subcommand("land", "Stop a local server");
   d->add_option("name", land_name, "Server name")->required();
@@ -69,6 +78,7 @@ int main(int argc, char** argv) {
 
   auto* ls = app.add_subcommand("list", "List the local servers that run");
   auto* ver = app.add_subcommand("version", "Print the version");
+  datasite::cli::AddDatasetCommands(app);
 
   try {
     app.parse(argc, argv);
@@ -94,5 +104,6 @@ int main(int argc, char** argv) {
     std::cout << "datasite " << datasite::services::kVersion << std::endl;
     return 0;
   }
+  if (int rc = datasite::cli::RunDatasetCommand(); rc >= 0) return rc;
   return 0;
 }

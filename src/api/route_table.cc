@@ -1,0 +1,94 @@
+#include "api/route_table.h"
+
+namespace datasite::api::internal {
+
+using auth::Role;
+using nlohmann::json;
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+Result<int64_t> QueryInt(const http::Request& req, const char* name, int64_t fallback) {
+  auto it = req.query.find(name);
+  if (it == req.query.end() || it->second.empty()) return fallback;
+  const std::string& v = it->second;
+  if (v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos) {
+    return InvalidArgumentError(std::string("query parameter '") + name +
+                                "' must be a whole number");
+  }
+  return std::stoll(v);
+}
+
+std::string Schema(std::initializer_list<std::pair<const char*, const char*>> fields,
+                   std::initializer_list<const char*> required) {
+  json props = json::object();
+  for (auto [name, type] : fields) props[name] = {{"type", type}};
+  json j = {{"type", "object"}, {"additionalProperties", false}, {"properties", props}};
+  if (required.size() > 0)
+    j["required"] = json(std::vector<std::string>(required.begin(), required.end()));
+  return j.dump();
+}
+
+Result<services::Principal> Authorize(ApiContext& ctx, const http::Request& req, Role min_role) {
+  ASSIGN_OR_RETURN(services::Principal principal, ctx.accounts.Authenticate(req.authorization));
+  if (min_role == Role::kNone) return principal;
+  if (!principal.authenticated()) return UnauthenticatedError("log in first");
+  if (!auth::AtLeast(principal.role, min_role)) {
+    return PermissionDeniedError("as a " + std::string(auth::RoleName(principal.role)) +
+                                 " you may not call " + req.method + " " + req.path);
+  }
+  return principal;
+}
+
+http::Response Render(Result<Reply> reply) {
+  if (!reply.ok()) return http::ErrorResponse(reply.status());
+  http::Response res;
+  res.status = reply->status;
+  res.headers = std::move(reply->headers);
+  if (!reply->file_path.empty()) {
+    res.file_path = std::move(reply->file_path);
+    res.content_type = std::move(reply->content_type);
+    return res;
+  }
+  res.body = Dump(reply->body);
+  return res;
+}
+
+namespace {
+http::Route Describe(const char* method, const char* pattern, Role min_role, const char* tag,
+                     const char* summary) {
+  http::Route route;
+  route.method = method;
+  route.pattern = pattern;
+  route.summary = summary;
+  route.tag = tag;
+  route.min_role = min_role == Role::kNone ? "" : std::string(auth::RoleName(min_role));
+  return route;
+}
+}  // namespace
+
+void Routes::Add(const char* method, const char* pattern, Role min_role, const char* tag,
+                 const char* summary, Handler handler, std::string schema, http::Lane lane) {
+  http::Route route = Describe(method, pattern, min_role, tag, summary);
+  route.lane = lane;
+  route.request_schema = std::move(schema);
+  route.handler = [&ctx = ctx_, min_role, handler = std::move(handler)](http::Request& req) {
+    auto principal = Authorize(ctx, req, min_role);
+    if (!principal.ok()) return http::ErrorResponse(principal.status());
+    return Render(handler(req, *principal));
+  };
+  router_.Add(std::move(route));
+}
+
+void Routes::AddUpload(const char* method, const char* pattern, Role min_role, const char* tag,
+                       const char* summary, SinkOpener open) {
+  http::Route route = Describe(method, pattern, min_role, tag, summary);
+  route.request_schema = R"({"type": "string", "format": "binary"})";
+  route.open_sink = [&ctx = ctx_, min_role, open = std::move(open)](
+                        http::Request& req) -> Result<std::unique_ptr<http::BodySink>> {
+    ASSIGN_OR_RETURN(services::Principal principal, Authorize(ctx, req, min_role));
+    return open(req, principal);
+  };
+  router_.Add(std::move(route));
+}
+
+}  // namespace datasite::api::internal

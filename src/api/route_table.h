@@ -1,0 +1,65 @@
+// What the route files share: the reply type, the role-checking wrapper, and small helpers.
+#ifndef DATASITE_API_ROUTE_TABLE_H_
+#define DATASITE_API_ROUTE_TABLE_H_
+
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "api/api.h"
+#include "http/router.h"
+
+namespace datasite::api::internal {
+
+struct Reply {
+  int status = 200;
+  nlohmann::json body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  // For downloads: the file to send and its type (then `body` is ignored).
+  std::string file_path;
+  std::string content_type;
+};
+
+using Handler = std::function<Result<Reply>(http::Request&, const services::Principal&)>;
+using SinkOpener = std::function<Result<std::unique_ptr<http::BodySink>>(
+    http::Request&, const services::Principal&)>;
+
+std::string Dump(const nlohmann::json& j);
+Result<int64_t> QueryInt(const http::Request& req, const char* name, int64_t fallback);
+// A JSON Schema for an object with fields of the given JSON types ("string", "boolean", "array",
+// ...).
+std::string Schema(std::initializer_list<std::pair<const char*, const char*>> fields,
+                   std::initializer_list<const char*> required = {});
+
+// Adds routes to a router, each behind authentication and its lowest role. Borrows both.
+class Routes {
+ public:
+  Routes(http::Router& router, ApiContext& ctx) : router_(router), ctx_(ctx) {}
+
+  // A route callable by `min_role` and above (Role::kNone: anyone, token optional).
+  void Add(const char* method, const char* pattern, auth::Role min_role, const char* tag,
+           const char* summary, Handler handler, std::string schema = "",
+           http::Lane lane = http::Lane::kDefault);
+  // A route whose body is streamed into the sink `open` returns.
+  void AddUpload(const char* method, const char* pattern, auth::Role min_role, const char* tag,
+                 const char* summary, SinkOpener open);
+
+ private:
+  http::Router& router_;
+  ApiContext& ctx_;
+};
+
+// The caller, or the refusal for a caller below `min_role`.
+Result<services::Principal> Authorize(ApiContext& ctx, const http::Request& req,
+                                      auth::Role min_role);
+// The HTTP response for a handler's result.
+http::Response Render(Result<Reply> reply);
+
+}  // namespace datasite::api::internal
+
+#endif  // DATASITE_API_ROUTE_TABLE_H_

@@ -1,0 +1,424 @@
+#include "services/datasets.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <set>
+#include <unordered_set>
+
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include "core/random.h"
+#include "data/format.h"
+#include "data/mock.h"
+#include "data/schema.h"
+#include "services/accounts.h"
+
+namespace datasite::services {
+
+using auth::Role;
+
+namespace {
+
+constexpr int64_t kMaxPageSize = 1000;
+constexpr size_t kMaxAssets = 100;
+constexpr size_t kMaxContributors = 100;
+
+Status CheckField(const char* field, const std::string& value, size_t max, bool required) {
+  if (required && value.empty())
+    return InvalidArgumentError(std::string(field) + " must not be empty");
+  if (value.size() > max) {
+    return InvalidArgumentError(std::string(field) + " must be at most " + std::to_string(max) +
+                                " characters");
+  }
+  return Status::Ok();
+}
+
+// Names show in URLs and tables: printable, no slashes.
+Status CheckName(const char* what, const std::string& name) {
+  RETURN_IF_ERROR(CheckField(what, name, 128, true));
+  for (unsigned char c : name) {
+    if (c < 0x20 || c == '/' || c == 0x7f) {
+      return InvalidArgumentError(std::string(what) +
+                                  " must not contain '/' or control characters");
+    }
+  }
+  if (name.front() == ' ' || name.back() == ' ') {
+    return InvalidArgumentError(std::string(what) + " must not start or end with a space");
+  }
+  return Status::Ok();
+}
+
+Status CheckContributors(std::vector<store::Contributor>& cs) {
+  if (cs.size() > kMaxContributors) return InvalidArgumentError("at most 100 contributors");
+  for (auto& c : cs) {
+    RETURN_IF_ERROR(CheckField("contributor name", c.name, 128, true));
+    RETURN_IF_ERROR(CheckField("contributor role", c.role, 128, false));
+    if (!c.email.empty()) {
+      auto email = NormalizeEmail(c.email);
+      if (!email.ok())
+        return InvalidArgumentError("contributor " + c.name + ": " + email.status().message());
+      c.email = *email;
+    }
+  }
+  return Status::Ok();
+}
+
+bool CanReadPrivate(const Principal& p) { return auth::AtLeast(p.role, Role::kDataOwner); }
+
+}  // namespace
+
+class BlobUploadImpl : public BlobUpload {
+ public:
+  BlobUploadImpl(Datasets& owner, Principal caller, data::Format format,
+                 std::unique_ptr<blob::BlobWriter> writer, int64_t storage_left)
+      : owner_(owner),
+        caller_(std::move(caller)),
+        format_(format),
+        writer_(std::move(writer)),
+        storage_left_(storage_left) {}
+
+  Status Write(std::string_view chunk) override {
+    written_ += static_cast<int64_t>(chunk.size());
+    if (written_ > storage_left_) {
+      return ResourceExhaustedError("the server's storage limit would be passed by this upload");
+    }
+    return writer_->Append(chunk);
+  }
+
+  Result<store::Blob> Finish() override {
+    // Refuse what does not parse before anything becomes durable or visible.
+    ASSIGN_OR_RETURN(nlohmann::json schema, data::InferSchema(format_, writer_->temp_path()));
+    ASSIGN_OR_RETURN(blob::BlobInfo info, writer_->Commit());
+    store::Blob b{info.id,
+                  *caller_.user_id,
+                  info.size,
+                  info.sha256,
+                  std::string(data::FormatName(format_)),
+                  schema.dump(),
+                  owner_.clock_.NowSeconds()};
+    Status st = owner_.store_.InsertBlob(b);
+    if (!st.ok()) {
+      (void)owner_.blobs_.Delete(info.id);
+      return st;
+    }
+    owner_.Audit(caller_, "blob.upload", "blob:" + b.id,
+                 std::to_string(b.size) + " bytes " + b.format + " sha256 " + b.sha256);
+    return b;
+  }
+
+ private:
+  Datasets& owner_;
+  const Principal caller_;
+  const data::Format format_;
+  std::unique_ptr<blob::BlobWriter> writer_;
+  const int64_t storage_left_;
+  int64_t written_ = 0;
+};
+
+Datasets::Datasets(store::Store& store, blob::BlobStore& blobs, const SettingsService& settings,
+                   const Clock& clock, DatasetsOptions options)
+    : store_(store), blobs_(blobs), settings_(settings), clock_(clock), options_(options) {}
+
+void Datasets::Audit(const Principal& actor, const std::string& action, const std::string& target,
+                     const std::string& detail) {
+  (void)store_.AppendAudit({clock_.NowSeconds(), actor.AuditName(), action, target, detail});
+}
+
+Status Datasets::DeleteBlobFully(const std::string& blob_id) {
+  // Row first: a crash in between leaves a file without a row, which Recover removes.
+  RETURN_IF_ERROR(store_.DeleteBlob(blob_id));
+  return blobs_.Delete(blob_id);
+}
+
+Status Datasets::Recover() {
+  RETURN_IF_ERROR(blobs_.RemoveTemporaryFiles());
+  ASSIGN_OR_RETURN(auto recorded, store_.AllBlobIds());
+  std::unordered_set<std::string> known(recorded.begin(), recorded.end());
+  ASSIGN_OR_RETURN(auto on_disk, blobs_.List());
+  int orphans = 0;
+  for (const auto& id : on_disk) {
+    if (known.count(id)) continue;
+    RETURN_IF_ERROR(blobs_.Delete(id));
+    ++orphans;
+  }
+  if (orphans > 0) spdlog::info("removed {} blob files of uploads that never completed", orphans);
+  std::unordered_set<std::string> present(on_disk.begin(), on_disk.end());
+  for (const auto& id : recorded) {
+    if (!present.count(id)) spdlog::error("blob {} is recorded but its file is missing", id);
+  }
+  return CollectUnusedBlobs().status();
+}
+
+Result<int> Datasets::CollectUnusedBlobs() {
+  int64_t now = clock_.NowSeconds();
+  last_collect_ = now;
+  ASSIGN_OR_RETURN(auto unused, store_.UnusedBlobIds(now - options_.unused_blob_ttl_seconds));
+  int n = 0;
+  for (const auto& id : unused) {
+    Status st = DeleteBlobFully(id);
+    if (st.ok()) {
+      ++n;
+    } else if (st.code() !=
+               StatusCode::kFailedPrecondition) {  // taken by a dataset meanwhile: keep
+      return st;
+    }
+  }
+  if (n > 0) spdlog::info("deleted {} blobs no dataset used", n);
+  return n;
+}
+
+Result<std::unique_ptr<BlobUpload>> Datasets::StartUpload(const Principal& caller,
+                                                          const std::string& format) {
+  if (!CanReadPrivate(caller) || !caller.user_id) {
+    return PermissionDeniedError("only data owners and admins can upload data");
+  }
+  ASSIGN_OR_RETURN(data::Format f, data::ParseFormat(format));
+  // Clean-up of abandoned blobs rides along with uploads, at most once an hour.
+  if (clock_.NowSeconds() - last_collect_.load() > 3600)
+    RETURN_IF_ERROR(CollectUnusedBlobs().status());
+  ASSIGN_OR_RETURN(int64_t used, store_.TotalBlobBytes());
+  int64_t storage_left = options_.max_storage_bytes - used;
+  if (storage_left <= 0) {
+    return ResourceExhaustedError("the server's storage limit of " +
+                                  std::to_string(options_.max_storage_bytes) + " bytes is reached");
+  }
+  ASSIGN_OR_RETURN(auto writer, blobs_.NewWriter(options_.max_blob_bytes));
+  return std::unique_ptr<BlobUpload>(
+      new BlobUploadImpl(*this, caller, f, std::move(writer), storage_left));
+}
+
+Result<store::Blob> Datasets::OwnBlob(const Principal& caller, const std::string& blob_id) {
+  if (!CanReadPrivate(caller))
+    return PermissionDeniedError("only data owners and admins have blobs");
+  auto b = IsUuid(blob_id) ? store_.GetBlob(blob_id) : Result<store::Blob>(NotFoundError(""));
+  // Someone else's blob answers exactly like a missing one.
+  if (!b.ok() || (b->owner_id != caller.user_id.value_or("") && caller.role != Role::kAdmin)) {
+    if (!b.ok() && b.status().code() != StatusCode::kNotFound) return b.status();
+    return NotFoundError("no blob with id " + blob_id.substr(0, 64));
+  }
+  return b;
+}
+
+Result<BlobFile> Datasets::ReadBlob(const Principal& caller, const std::string& blob_id) {
+  ASSIGN_OR_RETURN(store::Blob b, OwnBlob(caller, blob_id));
+  ASSIGN_OR_RETURN(std::string path, blobs_.LocalPath(b.id));
+  return BlobFile{path, b};
+}
+
+Status Datasets::DeleteBlob(const Principal& caller, const std::string& blob_id) {
+  ASSIGN_OR_RETURN(store::Blob b, OwnBlob(caller, blob_id));
+  RETURN_IF_ERROR(DeleteBlobFully(b.id));
+  Audit(caller, "blob.delete", "blob:" + b.id);
+  return Status::Ok();
+}
+
+Result<store::Blob> Datasets::MakeMock(const Principal& caller, const std::string& blob_id,
+                                       uint64_t seed) {
+  ASSIGN_OR_RETURN(BlobFile in, ReadBlob(caller, blob_id));
+  ASSIGN_OR_RETURN(data::Format f, data::ParseFormat(in.blob.format));
+  ASSIGN_OR_RETURN(auto upload, StartUpload(caller, in.blob.format));
+  // Generate into a scratch file, then stream it through an ordinary upload (hash, fsync, record).
+  std::string scratch = in.path + "." + NewUuid() + ".mock";
+  struct Remove {
+    std::string path;
+    ~Remove() { ::unlink(path.c_str()); }
+  } remove{scratch};
+  ASSIGN_OR_RETURN(auto schema, data::GenerateMock(f, in.path, scratch, seed));
+  (void)schema;
+  std::ifstream file(scratch, std::ios::binary);
+  std::vector<char> buf(1 << 20);
+  while (file) {
+    file.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    std::streamsize n = file.gcount();
+    if (n <= 0) break;
+    RETURN_IF_ERROR(upload->Write(std::string_view(buf.data(), static_cast<size_t>(n))));
+  }
+  if (file.bad()) return InternalError("reading the generated mock failed");
+  ASSIGN_OR_RETURN(store::Blob mock, upload->Finish());
+  Audit(caller, "blob.generate_mock", "blob:" + mock.id, "from blob:" + blob_id);
+  return mock;
+}
+
+Result<store::Dataset> Datasets::Create(const Principal& caller, const NewDataset& in) {
+  if (!CanReadPrivate(caller) || !caller.user_id) {
+    return PermissionDeniedError("only data owners and admins can create datasets");
+  }
+  store::Dataset d;
+  d.name = in.name;
+  d.summary = in.summary;
+  d.description = in.description;
+  d.citation = in.citation;
+  d.url = in.url;
+  d.contributors = in.contributors;
+  RETURN_IF_ERROR(CheckName("dataset name", d.name));
+  RETURN_IF_ERROR(CheckField("summary", d.summary, 1000, false));
+  RETURN_IF_ERROR(CheckField("description", d.description, 100'000, false));
+  RETURN_IF_ERROR(CheckField("citation", d.citation, 10'000, false));
+  RETURN_IF_ERROR(CheckField("url", d.url, 2048, false));
+  RETURN_IF_ERROR(CheckContributors(d.contributors));
+  if (in.assets.empty()) return InvalidArgumentError("a dataset needs at least one asset");
+  if (in.assets.size() > kMaxAssets)
+    return InvalidArgumentError("a dataset has at most 100 assets");
+  const bool low_side = settings_.Get().server_side_type == "low";
+  std::set<std::string> names, blob_ids;
+  for (const NewAsset& a : in.assets) {
+    RETURN_IF_ERROR(CheckName("asset name", a.name));
+    RETURN_IF_ERROR(CheckField("asset description", a.description, 100'000, false));
+    if (!names.insert(a.name).second)
+      return InvalidArgumentError("two assets are named '" + a.name + "'");
+    if (low_side && a.data_blob_id) {
+      return FailedPreconditionError(
+          "asset '" + a.name +
+          "': this is a low-side server; it holds mock data only, so private "
+          "data can't be uploaded to it");
+    }
+    if (!low_side && !a.data_blob_id) {
+      return InvalidArgumentError("asset '" + a.name + "' has no private data ('data')");
+    }
+    if (low_side && !a.mock_blob_id) {
+      return InvalidArgumentError("asset '" + a.name +
+                                  "' has no mock; a low-side server holds only mocks");
+    }
+    store::Asset asset;
+    asset.id = NewUuid();
+    asset.name = a.name;
+    asset.description = a.description;
+    asset.mock_is_real = a.mock_is_real && a.mock_blob_id.has_value();
+    std::string format;
+    for (const auto& [which, id] : {std::pair{"data", a.data_blob_id}, {"mock", a.mock_blob_id}}) {
+      if (!id) continue;
+      if (!blob_ids.insert(*id).second) {
+        return InvalidArgumentError("blob " + *id +
+                                    " is named twice; each asset file needs its own blob");
+      }
+      auto blob = OwnBlob(caller, *id);
+      if (!blob.ok()) {
+        return Status(blob.status().code(),
+                      "asset '" + a.name + "' " + which + ": " + blob.status().message());
+      }
+      if (!format.empty() && format != blob->format) {
+        return InvalidArgumentError("asset '" + a.name + "': data is " + format +
+                                    " but the mock is " + blob->format +
+                                    "; they must have the same format");
+      }
+      format = blob->format;
+    }
+    asset.format = format;
+    asset.data_blob_id = a.data_blob_id;
+    asset.mock_blob_id = a.mock_blob_id;
+    d.assets.push_back(std::move(asset));
+  }
+  d.id = NewUuid();
+  d.uploader_id = *caller.user_id;
+  d.created_at = d.updated_at = clock_.NowSeconds();
+  RETURN_IF_ERROR(store_.InsertDataset(d));
+  Audit(caller, "dataset.create", "dataset:" + d.id, d.name);
+  return d;
+}
+
+Result<store::DatasetPage> Datasets::List(const Principal& caller, const std::string& search,
+                                          int64_t page, int64_t page_size) {
+  if (!caller.authenticated()) return UnauthenticatedError("log in first");
+  if (page < 1) return InvalidArgumentError("page must be 1 or more");
+  if (page_size < 1 || page_size > kMaxPageSize) {
+    return InvalidArgumentError("page_size must be between 1 and " + std::to_string(kMaxPageSize));
+  }
+  if (search.size() > 256) return InvalidArgumentError("search text is too long");
+  return store_.ListDatasets(search, (page - 1) * page_size, page_size);
+}
+
+Result<store::Dataset> Datasets::Get(const Principal& caller, const std::string& id_or_name) {
+  if (!caller.authenticated()) return UnauthenticatedError("log in first");
+  return store_.GetDataset(id_or_name);
+}
+
+Result<store::Dataset> Datasets::Update(const Principal& caller, const std::string& id,
+                                        const DatasetPatch& p) {
+  if (!CanReadPrivate(caller))
+    return PermissionDeniedError("only data owners and admins can change datasets");
+  ASSIGN_OR_RETURN(store::Dataset d, store_.GetDataset(id));
+  if (!p.name && !p.summary && !p.description && !p.citation && !p.url && !p.contributors) return d;
+  if (p.name) {
+    RETURN_IF_ERROR(CheckName("dataset name", *p.name));
+    d.name = *p.name;
+  }
+  if (p.summary) {
+    RETURN_IF_ERROR(CheckField("summary", *p.summary, 1000, false));
+    d.summary = *p.summary;
+  }
+  if (p.description) {
+    RETURN_IF_ERROR(CheckField("description", *p.description, 100'000, false));
+    d.description = *p.description;
+  }
+  if (p.citation) {
+    RETURN_IF_ERROR(CheckField("citation", *p.citation, 10'000, false));
+    d.citation = *p.citation;
+  }
+  if (p.url) {
+    RETURN_IF_ERROR(CheckField("url", *p.url, 2048, false));
+    d.url = *p.url;
+  }
+  if (p.contributors) {
+    auto cs = *p.contributors;
+    RETURN_IF_ERROR(CheckContributors(cs));
+    d.contributors = std::move(cs);
+  }
+  d.updated_at = clock_.NowSeconds();
+  Status st = store_.UpdateDataset(d);
+  if (st.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError("a dataset named '" + d.name + "' already exists");
+  }
+  RETURN_IF_ERROR(st);
+  Audit(caller, "dataset.update", "dataset:" + d.id);
+  return d;
+}
+
+Status Datasets::Delete(const Principal& caller, const std::string& id) {
+  if (!CanReadPrivate(caller))
+    return PermissionDeniedError("only data owners and admins can delete datasets");
+  ASSIGN_OR_RETURN(store::Dataset d, store_.GetDataset(id));
+  RETURN_IF_ERROR(store_.SoftDeleteDataset(d.id, clock_.NowSeconds()));
+  // The metadata stays (deleted) for the record; the bytes go now.
+  for (const auto& a : d.assets) {
+    for (const auto& blob_id : {a.data_blob_id, a.mock_blob_id}) {
+      if (blob_id) {
+        Status st = DeleteBlobFully(*blob_id);
+        if (!st.ok())
+          spdlog::warn("deleting blob {} of dataset {}: {}", *blob_id, d.id, st.message());
+      }
+    }
+  }
+  Audit(caller, "dataset.delete", "dataset:" + d.id, d.name);
+  return Status::Ok();
+}
+
+Result<BlobFile> Datasets::AssetBytes(const Principal& caller, const std::string& dataset,
+                                      const std::string& asset_name, bool private_data) {
+  if (!caller.authenticated()) return UnauthenticatedError("log in first");
+  if (private_data && !CanReadPrivate(caller)) {
+    return PermissionDeniedError(
+        "only data owners and admins can read private data; study the mock and submit code "
+        "instead");
+  }
+  ASSIGN_OR_RETURN(store::Dataset d, store_.GetDataset(dataset));
+  auto it = std::find_if(d.assets.begin(), d.assets.end(),
+                         [&](const auto& a) { return a.name == asset_name; });
+  if (it == d.assets.end())
+    return NotFoundError("dataset '" + d.name + "' has no asset '" + asset_name + "'");
+  const auto& blob_id = private_data ? it->data_blob_id : it->mock_blob_id;
+  if (!blob_id) {
+    return NotFoundError(private_data
+                             ? "asset '" + asset_name + "' has no private data on this server"
+                             : "asset '" + asset_name + "' has an empty mock");
+  }
+  ASSIGN_OR_RETURN(store::Blob b, store_.GetBlob(*blob_id));
+  ASSIGN_OR_RETURN(std::string path, blobs_.LocalPath(b.id));
+  if (private_data) Audit(caller, "asset.read_private", "dataset:" + d.id, asset_name);
+  return BlobFile{path, b};
+}
+
+}  // namespace datasite::services

@@ -1,0 +1,127 @@
+// Datasets: blobs (streamed uploads), generated mocks, datasets with assets, and who may read which
+// bytes.
+//
+// Private bytes go to data owners and admins only; everyone allowed on the server reads metadata
+// and mocks. A dataset becomes visible in one transaction, after all of its blobs are durable.
+#ifndef DATASITE_SERVICES_DATASETS_H_
+#define DATASITE_SERVICES_DATASETS_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "blob/blob_store.h"
+#include "core/clock.h"
+#include "core/status.h"
+#include "services/principal.h"
+#include "services/settings.h"
+#include "store/store.h"
+
+namespace datasite::services {
+
+struct DatasetsOptions {
+  int64_t max_blob_bytes = 64ll << 30;
+  int64_t max_storage_bytes = 1ll << 40;
+  int64_t unused_blob_ttl_seconds = 24 * 3600;
+};
+
+// One upload in progress. Not thread-safe (the HTTP layer calls it one chunk at a time). Destroying
+// it before Finish removes everything it wrote.
+class BlobUpload {
+ public:
+  virtual ~BlobUpload() = default;
+  // kResourceExhausted past the blob or storage limit.
+  virtual Status Write(std::string_view chunk) = 0;
+  // Checks the bytes parse as their format, makes them durable and records the blob.
+  virtual Result<store::Blob> Finish() = 0;
+};
+
+struct NewAsset {
+  std::string name;
+  std::string description;
+  std::optional<std::string> data_blob_id;
+  std::optional<std::string> mock_blob_id;
+  bool mock_is_real = false;
+};
+
+struct NewDataset {
+  std::string name;
+  std::string summary;
+  std::string description;
+  std::string citation;
+  std::string url;
+  std::vector<store::Contributor> contributors;
+  std::vector<NewAsset> assets;
+};
+
+struct DatasetPatch {
+  std::optional<std::string> name;
+  std::optional<std::string> summary;
+  std::optional<std::string> description;
+  std::optional<std::string> citation;
+  std::optional<std::string> url;
+  std::optional<std::vector<store::Contributor>> contributors;
+};
+
+// The bytes of a blob, for a download.
+struct BlobFile {
+  std::string path;
+  store::Blob blob;
+};
+
+// Safe for concurrent use.
+class Datasets {
+ public:
+  Datasets(store::Store& store, blob::BlobStore& blobs, const SettingsService& settings,
+           const Clock& clock, DatasetsOptions options);
+
+  // At start-up, before serving: removes temporary files of broken uploads, blob files no row
+  // records, and blobs no asset has used for longer than the TTL.
+  Status Recover();
+
+  Result<std::unique_ptr<BlobUpload>> StartUpload(const Principal& caller,
+                                                  const std::string& format);
+  // The uploader's (or an admin's) own blob.
+  Result<BlobFile> ReadBlob(const Principal& caller, const std::string& blob_id);
+  Status DeleteBlob(const Principal& caller, const std::string& blob_id);
+  // A new blob holding a mock of `blob_id`, owned by the caller.
+  Result<store::Blob> MakeMock(const Principal& caller, const std::string& blob_id, uint64_t seed);
+
+  Result<store::Dataset> Create(const Principal& caller, const NewDataset& input);
+  Result<store::DatasetPage> List(const Principal& caller, const std::string& search, int64_t page,
+                                  int64_t page_size);
+  Result<store::Dataset> Get(const Principal& caller, const std::string& id_or_name);
+  Result<store::Dataset> Update(const Principal& caller, const std::string& id,
+                                const DatasetPatch& patch);
+  Status Delete(const Principal& caller, const std::string& id);
+  // An asset's mock (anyone allowed on the server) or private data (data owners and admins).
+  Result<BlobFile> AssetBytes(const Principal& caller, const std::string& dataset,
+                              const std::string& asset, bool private_data);
+  // Blob metadata for rendering an asset. kNotFound when absent.
+  Result<store::Blob> BlobInfo(const std::string& blob_id) { return store_.GetBlob(blob_id); }
+
+  // Deletes blobs no asset has used since before `now - ttl`. Returns how many.
+  Result<int> CollectUnusedBlobs();
+
+ private:
+  friend class BlobUploadImpl;
+  Result<store::Blob> OwnBlob(const Principal& caller, const std::string& blob_id);
+  Status DeleteBlobFully(const std::string& blob_id);
+  void Audit(const Principal& actor, const std::string& action, const std::string& target,
+             const std::string& detail = "");
+
+  store::Store& store_;
+  blob::BlobStore& blobs_;
+  const SettingsService& settings_;
+  const Clock& clock_;
+  const DatasetsOptions options_;
+  std::atomic<int64_t> last_collect_{0};
+};
+
+}  // namespace datasite::services
+
+#endif  // DATASITE_SERVICES_DATASETS_H_
