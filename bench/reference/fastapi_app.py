@@ -27,6 +27,16 @@ def _seed():
     con.execute("CREATE TABLE IF NOT EXISTS users (email TEXT PRIMARY KEY, hash BLOB)")
     con.execute("CREATE TABLE IF NOT EXISTS settings (id INTEGER PRIMARY KEY, json TEXT)")
     con.execute("CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, email TEXT)")
+    con.execute("CREATE TABLE IF NOT EXISTS datasets (id INTEGER PRIMARY KEY, doc TEXT)")
+    n = int(os.environ.get("REF_DATASETS", "0"))
+    if con.execute("SELECT count(*) FROM datasets").fetchone()[0] < n:
+        for i in range(n):
+            doc = {"id": "%032x" % i, "name": "dataset-%05d" % i, "summary": "s", "description": "d" * 200,
+                   "citation": "", "url": "", "contributors": [],
+                   "assets": [{"name": "table", "format": "csv", "mock_is_real": False, "has_mock": True,
+                               "schema": {"kind": "table", "rows": 100,
+                                          "columns": [{"name": "age", "type": "int"}]}}]}
+            con.execute("INSERT INTO datasets (doc) VALUES (?)", (json.dumps(doc),))
     if con.execute("SELECT count(*) FROM users").fetchone()[0] == 0:
         con.execute("INSERT INTO users VALUES (?, ?)",
                     ("info@example.org", bcrypt.hashpw(b"changethis", bcrypt.gensalt(12))))
@@ -62,6 +72,22 @@ class Credentials(BaseModel):
 
 
 # A plain `def`: FastAPI runs it on its thread pool, so the hash does not block the event loop.
+@app.get("/api/v1/datasets")
+def datasets(request: Request, page: int = 1, page_size: int = 50):
+    con = _connect()
+    try:
+        token = request.headers.get("authorization", "")[7:]
+        if con.execute("SELECT 1 FROM sessions WHERE token = ?", (token,)).fetchone() is None:
+            raise HTTPException(status_code=401)
+        total = con.execute("SELECT count(*) FROM datasets").fetchone()[0]
+        rows = con.execute("SELECT doc FROM datasets ORDER BY id DESC LIMIT ? OFFSET ?",
+                           (page_size, (page - 1) * page_size)).fetchall()
+        return {"items": [json.loads(r[0]) for r in rows], "total": total, "page": page,
+                "page_size": page_size}
+    finally:
+        con.close()
+
+
 @app.post("/api/v1/auth/login")
 def login(body: Credentials):
     con = _connect()

@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 
 from . import orchestra
 from .client import DatasiteClient, login, login_as_guest, register
+from .datasets import Asset, AssetList, Contributor, Dataset, DatasetCollection, DatasetList
 from .enums import DeploymentType, ServerSideType, ServerType, ServiceRole
 from .errors import (
     AlreadyExistsError,
@@ -24,6 +25,7 @@ from .errors import (
     DatasiteError,
     DatasiteWarning,
     FailedPreconditionError,
+    IntegrityError,
     InternalServerError,
     InvalidArgumentError,
     MethodNotAllowedError,
@@ -73,6 +75,13 @@ __all__ = [
     "InternalServerError",
     "UnavailableError",
     "ServerConnectionError",
+    "IntegrityError",
+    "Dataset",
+    "Asset",
+    "Contributor",
+    "AssetList",
+    "DatasetList",
+    "DatasetCollection",
     "Settings",
     "User",
     "Account",

@@ -4,7 +4,7 @@ import getpass
 import sys
 import warnings
 
-from . import _display
+from . import _display, datasets as _datasets
 from ._http import Transport, base_url_for
 from ._routes import API_PREFIX
 from .errors import DatasiteWarning, SyftSuccess
@@ -122,6 +122,18 @@ class DatasiteClient:
     @property
     def settings(self):
         return Settings(self._transport.call("settings_get"), self)
+
+    @property
+    def datasets(self):
+        """The server's datasets: list-like, with ``search``, ``get``, ``get_all``, ``delete``."""
+        return _datasets.DatasetCollection(self)
+
+    def upload_dataset(self, dataset):
+        """Uploads a ``sy.Dataset`` (data owners and admins): each asset's data and mock are
+        streamed to the server, then the dataset appears in one step. Returns ``SyftSuccess``
+        whose ``value`` is the uploaded dataset.
+        """
+        return _datasets.upload_dataset(self, dataset)
 
     def welcome_show(self):
         return self.settings.welcome_show()

@@ -136,6 +136,12 @@ class UnavailableError(DatasiteError):
     default_code = "UNAVAILABLE"
 
 
+class IntegrityError(DatasiteError):
+    """Downloaded bytes do not match the checksum the server sent (``X-Content-SHA256``)."""
+
+    default_code = "INTEGRITY"
+
+
 class ServerConnectionError(DatasiteError, ConnectionError):
     """The server could not be reached at all (no HTTP answer)."""
 

@@ -9,6 +9,8 @@
 #include "data/format.h"
 
 #include <cstring>
+#include <mutex>
+#include <unordered_map>
 
 namespace datasite::api {
 namespace {
@@ -41,62 +43,76 @@ json StructureOnly(json schema) {
   return schema;
 }
 
-Result<json> AssetJson(services::Datasets& datasets, const store::Asset& a,
-                       const Principal& caller) {
+json AssetJson(const store::Asset& a, const Principal& caller) {
   json j = {{"name", a.name},
             {"description", a.description},
             {"format", a.format},
             {"mock_is_real", a.mock_is_real},
-            {"has_mock", a.mock_blob_id.has_value()}};
-  std::optional<store::Blob> data;
-  if (a.data_blob_id) {
-    ASSIGN_OR_RETURN(data, datasets.BlobInfo(*a.data_blob_id));
-  }
-  if (a.mock_blob_id) {
-    ASSIGN_OR_RETURN(store::Blob mock, datasets.BlobInfo(*a.mock_blob_id));
-    j["mock_size"] = mock.size;
-    j["mock_sha256"] = mock.sha256;
-    j["schema"] = json::parse(mock.schema, nullptr, false);
-  } else if (data) {
-    j["schema"] = StructureOnly(json::parse(data->schema, nullptr, false));
+            {"has_mock", a.mock_blob.has_value()}};
+  if (a.mock_blob) {
+    j["mock_size"] = a.mock_blob->size;
+    j["mock_sha256"] = a.mock_blob->sha256;
+    j["schema"] = json::parse(a.mock_blob->schema, nullptr, false);
+  } else if (a.data_blob) {
+    j["schema"] = StructureOnly(json::parse(a.data_blob->schema, nullptr, false));
   } else {
     j["schema"] = nullptr;
   }
-  if (SeesPrivate(caller) && data) {
-    j["data_size"] = data->size;
-    j["data_sha256"] = data->sha256;
-    j["data_schema"] = json::parse(data->schema, nullptr, false);
+  if (SeesPrivate(caller) && a.data_blob) {
+    j["data_size"] = a.data_blob->size;
+    j["data_sha256"] = a.data_blob->sha256;
+    j["data_schema"] = json::parse(a.data_blob->schema, nullptr, false);
   }
   return j;
 }
 
-Result<json> DatasetJson(ApiContext& ctx, const store::Dataset& d, const Principal& caller) {
+json DatasetJson(const store::Dataset& d, const Principal& caller) {
   json contributors = json::array();
   for (const auto& c : d.contributors) {
     contributors.push_back({{"name", c.name}, {"email", c.email}, {"role", c.role}});
   }
-  json uploader = {{"id", d.uploader_id}, {"name", nullptr}, {"email", nullptr}};
-  if (auto u = ctx.accounts.UserSummary(d.uploader_id); u.ok()) {
-    uploader["name"] = u->name;
-    uploader["email"] = u->email;
-  }
   json assets = json::array();
-  for (const auto& a : d.assets) {
-    ASSIGN_OR_RETURN(json aj, AssetJson(ctx.datasets, a, caller));
-    assets.push_back(std::move(aj));
-  }
-  return json{{"id", d.id},
-              {"name", d.name},
-              {"summary", d.summary},
-              {"description", d.description},
-              {"citation", d.citation},
-              {"url", d.url},
-              {"contributors", contributors},
-              {"uploader", uploader},
-              {"created_at", FormatIsoTime(d.created_at)},
-              {"updated_at", FormatIsoTime(d.updated_at)},
-              {"assets", assets}};
+  for (const auto& a : d.assets) assets.push_back(AssetJson(a, caller));
+  return json{
+      {"id", d.id},
+      {"name", d.name},
+      {"summary", d.summary},
+      {"description", d.description},
+      {"citation", d.citation},
+      {"url", d.url},
+      {"contributors", contributors},
+      {"uploader", {{"id", d.uploader_id}, {"name", d.uploader_name}, {"email", d.uploader_email}}},
+      {"created_at", FormatIsoTime(d.created_at)},
+      {"updated_at", FormatIsoTime(d.updated_at)},
+      {"assets", assets}};
 }
+
+// Rendered dataset JSON, so that listing pages do not build the same documents again and again. A
+// dataset's document changes only with its updated_at (assets and blobs never change once made) and
+// its uploader's name and email, all of which are in the key. Safe for concurrent use.
+class RenderCache {
+ public:
+  std::string Get(const store::Dataset& d, const Principal& caller) {
+    bool priv = SeesPrivate(caller);
+    std::string key = d.id + '|' + std::to_string(d.updated_at) + '|' + (priv ? '1' : '0') + '|' +
+                      d.uploader_name + '|' + d.uploader_email;
+    {
+      std::lock_guard lock(mu_);
+      auto it = docs_.find(key);
+      if (it != docs_.end()) return it->second;
+    }
+    std::string doc = internal::Dump(DatasetJson(d, caller));
+    std::lock_guard lock(mu_);
+    if (docs_.size() >= kMaxEntries) docs_.clear();  // stale versions go too
+    docs_.emplace(std::move(key), doc);
+    return doc;
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 20'000;
+  std::mutex mu_;
+  std::unordered_map<std::string, std::string> docs_;  // Guarded by mu_.
+};
 
 Result<std::vector<store::Contributor>> ReadContributors(const std::vector<JsonBody>& items) {
   std::vector<store::Contributor> out;
@@ -143,6 +159,7 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
   internal::Routes table(router, ctx);
   auto* routes = &table;
   auto& datasets = ctx.datasets;
+  auto cache = std::make_shared<RenderCache>();
 
   routes->AddUpload(
       "POST", "/api/v1/blobs", Role::kDataOwner, "blobs",
@@ -224,7 +241,7 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
           d.assets.push_back(std::move(na));
         }
         ASSIGN_OR_RETURN(auto created, ctx.datasets.Create(caller, d));
-        ASSIGN_OR_RETURN(json j, DatasetJson(ctx, created, caller));
+        json j = DatasetJson(created, caller);
         return Reply{201, j, {}};
       },
       Schema({{"name", "string"},
@@ -235,30 +252,30 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
               {"contributors", "array"},
               {"assets", "array"}},
              {"name", "assets"}));
-  routes->Add(
-      "GET", "/api/v1/datasets", Role::kGuest, "datasets",
-      "List datasets, newest first (?page=&page_size=&search= in name and description).",
-      [&ctx](http::Request& req, const Principal& caller) -> Result<Reply> {
-        ASSIGN_OR_RETURN(int64_t page, QueryInt(req, "page", 1));
-        ASSIGN_OR_RETURN(int64_t page_size, QueryInt(req, "page_size", 50));
-        auto it = req.query.find("search");
-        std::string search = it == req.query.end() ? "" : it->second;
-        ASSIGN_OR_RETURN(auto result, ctx.datasets.List(caller, search, page, page_size));
-        json items = json::array();
-        for (const auto& d : result.items) {
-          ASSIGN_OR_RETURN(json dj, DatasetJson(ctx, d, caller));
-          items.push_back(std::move(dj));
-        }
-        return Reply{
-            200,
-            {{"items", items}, {"total", result.total}, {"page", page}, {"page_size", page_size}},
-            {}};
-      });
+  routes->Add("GET", "/api/v1/datasets", Role::kGuest, "datasets",
+              "List datasets, newest first (?page=&page_size=&search= in name and description).",
+              [&ctx, cache](http::Request& req, const Principal& caller) -> Result<Reply> {
+                ASSIGN_OR_RETURN(int64_t page, QueryInt(req, "page", 1));
+                ASSIGN_OR_RETURN(int64_t page_size, QueryInt(req, "page_size", 50));
+                auto it = req.query.find("search");
+                std::string search = it == req.query.end() ? "" : it->second;
+                ASSIGN_OR_RETURN(auto result, ctx.datasets.List(caller, search, page, page_size));
+                Reply reply;
+                reply.raw_json = "{\"items\":[";
+                for (size_t i = 0; i < result.items.size(); ++i) {
+                  if (i) reply.raw_json += ',';
+                  reply.raw_json += cache->Get(result.items[i], caller);
+                }
+                reply.raw_json += "],\"total\":" + std::to_string(result.total) +
+                                  ",\"page\":" + std::to_string(page) +
+                                  ",\"page_size\":" + std::to_string(page_size) + "}";
+                return reply;
+              });
   routes->Add("GET", "/api/v1/datasets/{id}", Role::kGuest, "datasets",
               "One dataset, by id or by name.",
               [&ctx](http::Request& req, const Principal& caller) -> Result<Reply> {
                 ASSIGN_OR_RETURN(auto d, ctx.datasets.Get(caller, req.path_params["id"]));
-                ASSIGN_OR_RETURN(json j, DatasetJson(ctx, d, caller));
+                json j = DatasetJson(d, caller);
                 return Reply{200, j, {}};
               });
   routes->Add(
@@ -279,7 +296,7 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
           ASSIGN_OR_RETURN(p.contributors, ReadContributors(*contributors));
         }
         ASSIGN_OR_RETURN(auto d, ctx.datasets.Update(caller, req.path_params["id"], p));
-        ASSIGN_OR_RETURN(json j, DatasetJson(ctx, d, caller));
+        json j = DatasetJson(d, caller);
         return Reply{200, j, {}};
       },
       Schema({{"name", "string"},

@@ -49,7 +49,7 @@ http::Response Render(Result<Reply> reply) {
     res.content_type = std::move(reply->content_type);
     return res;
   }
-  res.body = Dump(reply->body);
+  res.body = reply->raw_json.empty() ? Dump(reply->body) : std::move(reply->raw_json);
   return res;
 }
 

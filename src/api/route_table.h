@@ -20,6 +20,8 @@ struct Reply {
   int status = 200;
   nlohmann::json body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // When set, sent as the JSON body verbatim instead of `body` (for pre-rendered JSON).
+  std::string raw_json;
   // For downloads: the file to send and its type (then `body` is ignored).
   std::string file_path;
   std::string content_type;

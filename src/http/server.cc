@@ -38,6 +38,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // Reads the next piece of the body into chunk_; OnChunk gets it.
   void ReadChunk();
   void OnChunk(beast::error_code ec);
+  // Upload pipeline: one buffer is written by the sink on the pool while the other is read.
+  void StartSinkWrite(int index, size_t size);
+  void OnSinkWritten(const Status& st);
+  void MaybeFinishUpload();
+  void FailUpload();
   void Dispatch();
   void Respond(Response response);
   void Write(Response response, bool keep_alive);
@@ -50,7 +55,13 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::buffer_body>> parser_;
-  std::vector<char> chunk_;
+  std::array<std::vector<char>, 2> chunks_;
+  int read_buf_ = 0;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool body_done_ = false;
+  std::optional<size_t> queued_;
+  Status upload_error_;
   std::shared_ptr<Request> req_;
   const Route* route_ = nullptr;
   std::unique_ptr<BodySink> sink_;
@@ -171,6 +182,10 @@ void Session::DoRead() {
       std::max<uint64_t>(server_.options().body_limit, server_.options().upload_limit));
   drain_after_write_ = false;
   continue_sent_ = false;
+  read_buf_ = 0;
+  reading_ = writing_ = body_done_ = false;
+  queued_.reset();
+  upload_error_ = Status::Ok();
   sink_.reset();
   route_ = nullptr;
   stream_.expires_after(server_.options().idle_timeout);
@@ -237,12 +252,15 @@ void Session::OnHeader(beast::error_code ec) {
                                      std::to_string(server_.options().body_limit) + " bytes"),
                    false);
     }
-    chunk_.resize(64 << 10);
+    chunks_[0].resize(64 << 10);
     return ReadChunk();
   }
+  // Reads of up to 64 KiB per call instead of the flat buffer's small default.
+  buffer_.reserve(64 << 10);
   // An upload: open the sink on the pool (it authenticates and may touch the database), then
   // stream.
-  chunk_.resize(1 << 20);
+  chunks_[0].resize(1 << 20);
+  chunks_[1].resize(1 << 20);
   server_.in_flight()++;
   net::post(server_.pool(route_->lane), [self = shared_from_this()] {
     Response refusal;
@@ -262,7 +280,11 @@ void Session::OnHeader(beast::error_code ec) {
 }
 
 void Session::ReadChunk() {
-  if (parser_->is_done()) return Dispatch();
+  if (parser_->is_done()) {
+    if (!sink_) return Dispatch();
+    body_done_ = true;
+    return MaybeFinishUpload();
+  }
   const auto& msg = parser_->get();
   if (!continue_sent_ && beast::iequals(msg[bhttp::field::expect], "100-continue")) {
     // The client waits for our go-ahead before it sends the body.
@@ -275,8 +297,10 @@ void Session::ReadChunk() {
                             });
   }
   auto& body = parser_->get().body();
-  body.data = chunk_.data();
-  body.size = chunk_.size();
+  auto& buf = chunks_[read_buf_];
+  body.data = buf.data();
+  body.size = buf.size();
+  reading_ = true;
   stream_.expires_after(server_.options().idle_timeout);
   bhttp::async_read(
       stream_, buffer_, *parser_,
@@ -284,13 +308,17 @@ void Session::ReadChunk() {
 }
 
 void Session::OnChunk(beast::error_code ec) {
+  reading_ = false;
   if (ec == bhttp::error::need_buffer) ec = {};
+  if (!upload_error_.ok()) return FailUpload();
   if (ec == bhttp::error::body_limit) {
+    sink_.reset();
     drain_after_write_ = true;
     return Write(ErrorResponse(413, "PAYLOAD_TOO_LARGE", "request body is too large"), false);
   }
   if (ec) return Close();  // the client went away or sent garbage mid-body; the sink cleans up
-  size_t got = chunk_.size() - parser_->get().body().size;
+  auto& buf = chunks_[read_buf_];
+  size_t got = buf.size() - parser_->get().body().size;
   if (!sink_) {
     if (req_->body.size() + got > server_.options().body_limit) {
       drain_after_write_ = true;
@@ -299,25 +327,58 @@ void Session::OnChunk(beast::error_code ec) {
                                      std::to_string(server_.options().body_limit) + " bytes"),
                    false);
     }
-    req_->body.append(chunk_.data(), got);
+    req_->body.append(buf.data(), got);
     return ReadChunk();
   }
   if (got == 0) return ReadChunk();
-  // Hand the chunk to the sink on the pool; the next read waits for it, so chunk_ is not
-  // overwritten.
+  // Double buffering: the sink writes one buffer on the pool while the socket fills the other.
+  if (writing_) {
+    queued_ = got;  // this buffer waits for the write in flight; no read until it is done
+    return;
+  }
+  StartSinkWrite(read_buf_, got);
+  read_buf_ ^= 1;
+  ReadChunk();
+}
+
+void Session::StartSinkWrite(int index, size_t size) {
+  writing_ = true;
   server_.in_flight()++;
-  net::post(server_.pool(route_->lane), [self = shared_from_this(), got] {
-    Status st = self->sink_->Write(std::string_view(self->chunk_.data(), got));
+  net::post(server_.pool(route_->lane), [self = shared_from_this(), index, size] {
+    Status st = self->sink_->Write(std::string_view(self->chunks_[index].data(), size));
     net::post(self->stream_.get_executor(), [self, st = std::move(st)] {
       self->server_.in_flight()--;
-      if (!st.ok()) {
-        self->sink_.reset();
-        self->drain_after_write_ = true;
-        return self->Write(ErrorResponse(st), false);
-      }
-      self->ReadChunk();
+      self->OnSinkWritten(st);
     });
   });
+}
+
+void Session::OnSinkWritten(const Status& st) {
+  writing_ = false;
+  if (!st.ok()) {
+    upload_error_ = st;
+    // A read in flight ends in OnChunk, which answers; otherwise answer now.
+    if (!reading_) FailUpload();
+    return;
+  }
+  if (queued_) {
+    size_t size = *queued_;
+    queued_.reset();
+    StartSinkWrite(read_buf_, size);
+    read_buf_ ^= 1;
+    return ReadChunk();
+  }
+  if (body_done_) MaybeFinishUpload();
+}
+
+void Session::MaybeFinishUpload() {
+  if (!writing_ && !queued_ && !reading_) Dispatch();
+}
+
+void Session::FailUpload() {
+  sink_.reset();
+  drain_after_write_ = true;
+  Write(ErrorResponse(upload_error_), false);
 }
 
 void Session::Dispatch() {
@@ -388,8 +449,8 @@ void Session::Write(Response response, bool keep_alive) {
 
 void Session::Drain() {
   constexpr size_t kMaxDrain = 256u << 20;
-  chunk_.resize(64 << 10);
-  stream_.async_read_some(net::buffer(chunk_.data(), chunk_.size()),
+  chunks_[0].resize(64 << 10);
+  stream_.async_read_some(net::buffer(chunks_[0].data(), chunks_[0].size()),
                           [self = shared_from_this()](beast::error_code ec, size_t n) {
                             self->drained_ += n;
                             if (ec || self->drained_ > kMaxDrain) return self->Close();

@@ -195,8 +195,9 @@ Result<store::Blob> Datasets::OwnBlob(const Principal& caller, const std::string
   if (!CanReadPrivate(caller))
     return PermissionDeniedError("only data owners and admins have blobs");
   auto b = IsUuid(blob_id) ? store_.GetBlob(blob_id) : Result<store::Blob>(NotFoundError(""));
-  // Someone else's blob answers exactly like a missing one.
-  if (!b.ok() || (b->owner_id != caller.user_id.value_or("") && caller.role != Role::kAdmin)) {
+  // A blob is its uploader's alone, admins included, until a dataset publishes it. Someone else's
+  // blob answers exactly like a missing one.
+  if (!b.ok() || b->owner_id != caller.user_id.value_or("")) {
     if (!b.ok() && b.status().code() != StatusCode::kNotFound) return b.status();
     return NotFoundError("no blob with id " + blob_id.substr(0, 64));
   }

@@ -97,6 +97,9 @@ struct Asset {
   bool mock_is_real = false;
   std::optional<std::string> data_blob_id;  // empty on a low-side server
   std::optional<std::string> mock_blob_id;  // empty for an empty mock
+  // Filled when read from the store: the blobs the ids name.
+  std::optional<Blob> data_blob;
+  std::optional<Blob> mock_blob;
 };
 
 struct Dataset {
@@ -108,6 +111,8 @@ struct Dataset {
   std::string url;
   std::vector<Contributor> contributors;
   std::string uploader_id;
+  std::string uploader_name;   // filled when read from the store
+  std::string uploader_email;  // filled when read from the store
   int64_t created_at = 0;
   int64_t updated_at = 0;
   std::vector<Asset> assets;  // in upload order

@@ -1,0 +1,498 @@
+"""Moving asset bytes: Python objects to files of a format, streamed uploads and checked downloads.
+
+Uploads and downloads go through ``http.client`` in 1 MiB chunks, so their memory use does not
+depend on the size of the file. An upload announces ``Expect: 100-continue``: the server refuses
+(no permission, too large) before a single byte of the body is sent, and an answer that comes while
+the body is still being sent stops the sending at once.
+
+These connections go straight to the server (no proxy from the environment), like the JSON
+requests to a server on this machine.
+"""
+
+import hashlib
+import http.client
+import io
+import json
+import os
+import pathlib
+import select
+import socket
+import sys
+import tempfile
+import time
+import urllib.parse
+
+from . import errors
+from ._http import _error_from_http
+from ._routes import ROUTES
+
+CHUNK_SIZE = 1 << 20
+PROGRESS_THRESHOLD = 16 << 20
+FORMATS = ("csv", "json", "npy", "raw")
+_EXTENSIONS = {".csv": "csv", ".json": "json", ".npy": "npy"}
+# How long an upload waits for "100 Continue" before it sends the body anyway (for a proxy that
+# does not pass the interim answer on).
+CONTINUE_WAIT_SECONDS = 5.0
+# How long the server may take to answer once the whole body is sent (it checksums, fsyncs and
+# profiles the file).
+FINISH_TIMEOUT_SECONDS = 3600.0
+_ERROR_BODY_LIMIT = 64 * 1024
+
+
+def _pandas(imported_only=False):
+    """The pandas module, or None when it is not installed. With ``imported_only``, None unless
+    something imported it already (an object can only be a DataFrame then, and testing for one
+    need not import pandas).
+    """
+    if imported_only:
+        return sys.modules.get("pandas")
+    try:
+        import pandas
+    except ImportError:  # pandas is optional
+        return None
+    return pandas
+
+
+def _numpy(imported_only=False):
+    """Like ``_pandas``, for numpy."""
+    if imported_only:
+        return sys.modules.get("numpy")
+    try:
+        import numpy
+    except ImportError:  # numpy is optional
+        return None
+    return numpy
+
+
+# Python objects -> payloads ----------------------------------------------------------------------
+
+
+class Payload:
+    """The bytes of one upload: a file on disk (owned or the user's) or bytes in memory."""
+
+    def __init__(self, fmt, path=None, content=None, owned=False, origin=None):
+        self.format = fmt
+        self.path = path
+        self.content = content
+        self.owned = owned
+        self.origin = origin or ("file " + str(path) if path is not None else "bytes")
+        self.size = os.path.getsize(path) if path is not None else len(content)
+
+    def open(self):
+        if self.path is not None:
+            return open(self.path, "rb")
+        return io.BytesIO(self.content)
+
+    def cleanup(self):
+        if self.owned and self.path is not None:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+
+def kind_of(obj):
+    """A short description of what an asset holds ("DataFrame", "ndarray", "file x.csv", ...)."""
+    if obj is None:
+        return "None"
+    if isinstance(obj, (str, os.PathLike)):
+        return "file " + os.fspath(obj)
+    return type(obj).__name__
+
+
+def format_of(obj):
+    """The upload format an object will have ("csv", "json", "npy", "raw"); TypeError if none."""
+    pd, np = _pandas(imported_only=True), _numpy(imported_only=True)
+    if pd is not None and isinstance(obj, (pd.DataFrame, pd.Series)):
+        return "csv"
+    if np is not None and isinstance(obj, np.ndarray):
+        return "npy"
+    if isinstance(obj, (list, tuple, dict)):
+        return "json"
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return "raw"
+    if isinstance(obj, (str, os.PathLike)):
+        return _EXTENSIONS.get(pathlib.Path(os.fspath(obj)).suffix.lower(), "raw")
+    raise TypeError(
+        "cannot upload a {}: an asset's data or mock must be a pandas DataFrame or Series, a "
+        "numpy ndarray, a list or dict (JSON), bytes, or the path of a file (.csv, .json, .npy, "
+        "anything else as raw bytes)".format(type(obj).__name__)
+    )
+
+
+def _temp_path(suffix):
+    fd, path = tempfile.mkstemp(prefix="datasite-", suffix=suffix)
+    os.close(fd)
+    return path
+
+
+def payload_of(obj):
+    """A ``Payload`` for an asset's data or mock (see ``format_of`` for what is accepted).
+
+    In-memory objects are written to a temporary file (deleted by ``cleanup``); a path is streamed
+    from where it is.
+    """
+    fmt = format_of(obj)
+    pd, np = _pandas(imported_only=True), _numpy(imported_only=True)
+    if isinstance(obj, (str, os.PathLike)):
+        path = os.fspath(obj)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                "no file at {!r}: a string given as data or mock is the path of a file to "
+                "upload (pass bytes for raw content)".format(path)
+            )
+        return Payload(fmt, path=path, origin="file " + path)
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return Payload("raw", content=bytes(obj), origin="bytes")
+    path = _temp_path("." + fmt)
+    try:
+        if pd is not None and isinstance(obj, pd.Series):
+            name = obj.name if obj.name is not None else "value"
+            obj.to_frame(name=name).to_csv(path, index=False)
+        elif pd is not None and isinstance(obj, pd.DataFrame):
+            obj.to_csv(path, index=False)
+        elif np is not None and isinstance(obj, np.ndarray):
+            if obj.dtype.hasobject:
+                raise ValueError(
+                    "cannot upload a numpy array of dtype object: only arrays of numbers, "
+                    "booleans and fixed-size strings are stored (.npy without pickles)"
+                )
+            array = obj
+            if array.ndim > 1 and not array.flags.c_contiguous:
+                array = np.ascontiguousarray(array)
+            with open(path, "wb") as out:
+                np.save(out, array, allow_pickle=False)
+        else:
+            try:
+                with open(path, "w", encoding="utf-8") as out:
+                    json.dump(obj, out, ensure_ascii=False, allow_nan=False)
+            except (TypeError, ValueError) as err:
+                raise ValueError(
+                    "cannot write this {} as JSON: {}".format(type(obj).__name__, err)
+                ) from None
+    except BaseException:
+        os.unlink(path)
+        raise
+    return Payload(fmt, path=path, owned=True, origin=type(obj).__name__)
+
+
+# Files -> Python objects -------------------------------------------------------------------------
+
+
+def load_file(path, fmt):
+    """The Python object for a downloaded file: a DataFrame (csv, with pandas), an ndarray (npy,
+    with numpy), the decoded JSON, or bytes (raw, and csv/npy without pandas/numpy).
+    """
+    if fmt == "csv":
+        pd = _pandas()
+        if pd is not None:
+            return pd.read_csv(path)
+    elif fmt == "npy":
+        np = _numpy()
+        if np is not None:
+            return np.load(path, allow_pickle=False)
+    elif fmt == "json":
+        with open(path, "r", encoding="utf-8") as f:
+            return json.load(f)
+    with open(path, "rb") as f:
+        return f.read()
+
+
+# Progress ----------------------------------------------------------------------------------------
+
+
+def _tqdm():
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is optional
+        return None
+    return tqdm
+
+
+class Progress:
+    """A progress bar on stderr (tqdm when importable, else one ``\\r``-updated line) for
+    transfers over ``PROGRESS_THRESHOLD`` bytes; does nothing for smaller ones.
+    """
+
+    def __init__(self, total, label, stream=None, threshold=PROGRESS_THRESHOLD, interval=0.2):
+        self.total = total
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = total is not None and total > threshold
+        self.done = 0
+        self.interval = interval
+        self.started = time.monotonic()
+        self._last = 0.0
+        self._bar = None
+        if self.enabled:
+            tqdm = _tqdm()
+            if tqdm is not None:
+                self._bar = tqdm(
+                    total=total,
+                    desc=label,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1000,
+                    file=self.stream,
+                )
+            else:
+                self._draw()
+
+    def update(self, n):
+        self.done += n
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.update(n)
+            return
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._draw(now)
+
+    def line(self, now=None):
+        now = time.monotonic() if now is None else now
+        elapsed = max(now - self.started, 1e-6)
+        done_mb = self.done / 1e6
+        total_mb = (self.total or 0) / 1e6
+        pct = 100.0 * self.done / self.total if self.total else 100.0
+        return "{}: {:6.1f}% {:.1f}/{:.1f} MB {:.1f} MB/s".format(
+            self.label, pct, done_mb, total_mb, done_mb / elapsed
+        )
+
+    def _draw(self, now=None):
+        self._last = time.monotonic() if now is None else now
+        self.stream.write("\r" + self.line(now))
+        self.stream.flush()
+
+    def close(self):
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.close()
+            return
+        self._draw()
+        self.stream.write("\n")
+        self.stream.flush()
+        self.enabled = False
+
+
+# HTTP --------------------------------------------------------------------------------------------
+
+
+def _connection(transport, timeout):
+    parts = urllib.parse.urlsplit(transport.base_url)
+    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    return cls(parts.hostname, parts.port, timeout=timeout)
+
+
+def _path_for(route, path_params=None, query=None):
+    method, template = ROUTES[route]
+    params = {k: urllib.parse.quote(str(v), safe="") for k, v in (path_params or {}).items()}
+    path = template.format(**params)
+    if query:
+        pairs = [(k, v) for k, v in query.items() if v is not None]
+        if pairs:
+            path += "?" + urllib.parse.urlencode(pairs)
+    return method, path
+
+
+def _unreachable(transport, err):
+    return errors.ServerConnectionError(
+        None, "cannot reach the server at {}: {}".format(transport.base_url, err), None
+    )
+
+
+def _raise_for(resp):
+    raw = resp.read(_ERROR_BODY_LIMIT)
+    raise _error_from_http(resp.status, raw, resp.headers) from None
+
+
+def _peek_interim(sock, timeout):
+    """Waits up to ``timeout`` for the server's first answer. Consumes a ``100 Continue`` and
+    returns "continue"; returns "final" when a final answer is waiting, "none" when nothing came.
+    """
+    deadline = time.monotonic() + timeout
+    readable, _, _ = select.select([sock], [], [], timeout)
+    if not readable:
+        return "none"
+    while True:
+        try:
+            data = sock.recv(4096, socket.MSG_PEEK)
+        except OSError:
+            return "final"
+        if not data:
+            return "final"  # closed: getresponse() reports it
+        if len(data) >= 12 and not (data.startswith(b"HTTP/1.") and data[9:12] == b"100"):
+            return "final"
+        end = data.find(b"\r\n\r\n")
+        if end >= 0 and len(data) >= 12:
+            sock.recv(end + 4)  # exactly the interim answer
+            return "continue"
+        if time.monotonic() > deadline:
+            return "final"
+        time.sleep(0.01)  # part of the interim answer is here; the rest is on its way
+
+
+def _answer_waiting(sock):
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)
+
+
+def upload(transport, payload, label="Uploading", progress_stream=None):
+    """Streams ``payload`` to ``POST /api/v1/blobs?format=F``; returns the blob JSON.
+
+    Raises the server's error (``PayloadTooLargeError``, ``InvalidArgumentError``, ...) also when
+    it comes before the whole body was sent.
+    """
+    _, path = _path_for("blobs_upload", query={"format": payload.format})
+    conn = _connection(transport, transport.timeout)
+    progress = None
+    try:
+        try:
+            conn.putrequest("POST", path, skip_accept_encoding=True)
+            conn.putheader("Accept", "application/json")
+            conn.putheader("Content-Type", "application/octet-stream")
+            conn.putheader("Content-Length", str(payload.size))
+            conn.putheader("Expect", "100-continue")
+            if transport.token:
+                conn.putheader("Authorization", "Bearer " + transport.token)
+            conn.endheaders()
+        except (OSError, http.client.HTTPException) as err:
+            raise _unreachable(transport, err) from None
+        early = _peek_interim(conn.sock, CONTINUE_WAIT_SECONDS) == "final"
+        if not early:
+            progress = Progress(payload.size, label, stream=progress_stream)
+            with payload.open() as source:
+                while True:
+                    chunk = source.read(CHUNK_SIZE)
+                    if not chunk:
+                        break
+                    try:
+                        conn.send(chunk)
+                    except (BrokenPipeError, ConnectionResetError):
+                        break  # the server answered and closed: read its answer below
+                    progress.update(len(chunk))
+                    if _answer_waiting(conn.sock) and _peek_interim(conn.sock, 1.0) != "continue":
+                        break  # a final answer before the end of the body is a refusal
+            progress.close()
+        conn.sock.settimeout(max(transport.timeout or 0, FINISH_TIMEOUT_SECONDS))
+        try:
+            resp = conn.getresponse()
+        except (OSError, http.client.HTTPException) as err:
+            raise errors.ServerConnectionError(
+                None,
+                "the upload to {} broke off without an answer: {}".format(transport.base_url, err),
+                None,
+            ) from None
+        if resp.status >= 400:
+            _raise_for(resp)
+        raw = resp.read()
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise errors.DatasiteError(
+                "BAD_RESPONSE",
+                "the server answered an upload with something that is not JSON",
+                resp.status,
+            ) from None
+    finally:
+        if progress is not None:
+            progress.close()
+        conn.close()
+
+
+def download(transport, route, path_params, dest, label="Downloading", progress_stream=None):
+    """Streams a download route into the open binary file ``dest``; returns (size, sha256).
+
+    Raises ``IntegrityError`` when the bytes do not match the ``X-Content-SHA256`` header (or
+    the header is missing) and the server's error for an error answer.
+    """
+    method, path = _path_for(route, path_params)
+    conn = _connection(transport, transport.timeout)
+    try:
+        headers = {"Accept": "*/*"}
+        if transport.token:
+            headers["Authorization"] = "Bearer " + transport.token
+        try:
+            conn.request(method, path, headers=headers)
+            resp = conn.getresponse()
+        except (OSError, http.client.HTTPException) as err:
+            raise _unreachable(transport, err) from None
+        if resp.status >= 400:
+            _raise_for(resp)
+        expected = (resp.getheader("X-Content-SHA256") or "").strip().lower()
+        length = resp.getheader("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        digest = hashlib.sha256()
+        size = 0
+        progress = Progress(total, label, stream=progress_stream)
+        try:
+            while True:
+                try:
+                    chunk = resp.read(CHUNK_SIZE)
+                except (OSError, http.client.HTTPException) as err:
+                    raise errors.ServerConnectionError(
+                        None,
+                        "the download from {} broke off: {}".format(transport.base_url, err),
+                        None,
+                    ) from None
+                if not chunk:
+                    break
+                digest.update(chunk)
+                dest.write(chunk)
+                size += len(chunk)
+                progress.update(len(chunk))
+        finally:
+            progress.close()
+        actual = digest.hexdigest()
+        if not expected:
+            raise errors.IntegrityError(
+                None, "the server sent no X-Content-SHA256 header with {}".format(path), None
+            )
+        if actual != expected:
+            raise errors.IntegrityError(
+                None,
+                "the bytes of {} do not match their checksum: got sha256 {}, the server said "
+                "{}".format(path, actual, expected),
+                None,
+            )
+        return size, actual
+    finally:
+        conn.close()
+
+
+def fetch_object(transport, route, path_params, fmt, label="Downloading"):
+    """Downloads to a temporary file, checks it, and loads it as a Python object."""
+    path = _temp_path("." + (fmt or "bin"))
+    try:
+        with open(path, "wb") as dest:
+            download(transport, route, path_params, dest, label=label)
+        return load_file(path, fmt)
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def fetch_to_path(transport, route, path_params, target, label="Downloading"):
+    """Downloads to ``target`` (written next to it first, renamed once checked); returns it."""
+    target = pathlib.Path(target)
+    fd, tmp = tempfile.mkstemp(prefix=".datasite-", dir=str(target.parent or "."))
+    try:
+        with os.fdopen(fd, "wb") as dest:
+            download(transport, route, path_params, dest, label=label)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return target

@@ -1,0 +1,527 @@
+#include "data/csv_file.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <utility>
+
+#include "data/sampling.h"
+
+namespace datasite::data::internal {
+namespace {
+
+constexpr int kEof = InputFile::kEof;
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// from_chars takes no leading '+'; a CSV may have one.
+std::string_view DropPlus(std::string_view s) {
+  if (s.size() > 1 && s[0] == '+' && s[1] != '-' && s[1] != '+') s.remove_prefix(1);
+  return s;
+}
+
+// A 64-bit integer: [+-]digits, nothing else.
+bool ParseInt64(std::string_view s, int64_t& value) {
+  const char* p = s.data();
+  const char* end = p + s.size();
+  bool negative = p != end && *p == '-';
+  if (p != end && (*p == '-' || *p == '+')) ++p;
+  if (p == end) return false;
+  uint64_t magnitude = 0;
+  for (; p != end; ++p) {
+    if (*p < '0' || *p > '9') return false;
+    if (__builtin_mul_overflow(magnitude, 10, &magnitude) ||
+        __builtin_add_overflow(magnitude, static_cast<uint64_t>(*p - '0'), &magnitude)) {
+      return false;
+    }
+  }
+  constexpr uint64_t kMaxPositive = std::numeric_limits<int64_t>::max();
+  if (magnitude > kMaxPositive + (negative ? 1 : 0)) return false;
+  value = negative ? static_cast<int64_t>(0 - magnitude) : static_cast<int64_t>(magnitude);
+  return true;
+}
+
+bool ParseFiniteDouble(std::string_view s, double& value) {
+  s = DropPlus(s);
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  return ec == std::errc() && end == s.data() + s.size() && std::isfinite(value);
+}
+
+char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool EqualsIgnoringCase(std::string_view a, std::string_view lower) {
+  if (a.size() != lower.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (Lower(a[i]) != lower[i]) return false;
+  }
+  return true;
+}
+
+bool IsBool(std::string_view s) {
+  return EqualsIgnoringCase(s, "true") || EqualsIgnoringCase(s, "false");
+}
+
+BoolStyle StyleOf(std::string_view s) {
+  bool first_upper = s[0] >= 'A' && s[0] <= 'Z';
+  bool rest_upper =
+      std::all_of(s.begin() + 1, s.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+  bool rest_lower =
+      std::all_of(s.begin() + 1, s.end(), [](char c) { return c >= 'a' && c <= 'z'; });
+  if (first_upper && rest_upper) return BoolStyle::kUpper;
+  if (first_upper && rest_lower) return BoolStyle::kCapitalized;
+  return BoolStyle::kLower;
+}
+
+// Digits after the decimal point (before any exponent).
+int Decimals(std::string_view s) {
+  size_t dot = s.find('.');
+  if (dot == std::string_view::npos) return 0;
+  int n = 0;
+  for (size_t i = dot + 1; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) ++n;
+  return n;
+}
+
+// Digits of the mantissa from its first non-zero one on.
+int SignificantDigits(std::string_view s) {
+  int n = 0;
+  bool started = false;
+  for (char c : s) {
+    if (c == 'e' || c == 'E') break;
+    if (c < '0' || c > '9') continue;
+    if (c != '0') started = true;
+    if (started) ++n;
+  }
+  return n;
+}
+
+bool IsValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    int extra;
+    uint32_t cp;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      extra = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      extra = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      extra = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + extra >= s.size()) return false;
+    for (int k = 1; k <= extra; ++k) {
+      unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += extra + 1;
+  }
+  return true;
+}
+
+std::string Fields(size_t n) { return std::to_string(n) + (n == 1 ? " field" : " fields"); }
+
+uint64_t HashOf(std::string_view s) { return std::hash<std::string_view>{}(s); }
+
+}  // namespace
+
+// ---- CsvReader ----
+
+Status CsvReader::Error(const std::string& what) const {
+  return InvalidArgumentError("line " + std::to_string(record_line_) + ": " + what);
+}
+
+Result<bool> CsvReader::Next() {
+  if (!started_) {
+    started_ = true;
+    if (file_.Buffered().substr(0, 3) == "\xEF\xBB\xBF") file_.Skip(3);
+  }
+  record_.clear();
+  ends_.clear();
+  views_.clear();
+  int c;
+  for (;;) {  // Skips blank lines.
+    c = file_.Get();
+    if (c == kEof) {
+      RETURN_IF_ERROR(file_.status());
+      return false;
+    }
+    if (c == '\r' && file_.Peek() == '\n') file_.Get();
+    if (c != '\r' && c != '\n') break;
+    ++lines_done_;
+  }
+  record_line_ = lines_done_ + 1;
+  size_t bytes = 1;  // Of this record so far: checked against the limit per chunk.
+  auto too_long = [&] {
+    return Error("the record is longer than 1 MiB, the most one CSV record may hold");
+  };
+  for (;;) {  // One field per turn; `c` is its first byte (or what ends it, when it is empty).
+    if (ends_.size() == kMaxCsvColumns) {
+      return Error("the record has more than " + Fields(kMaxCsvColumns) +
+                   ", the most a table may have");
+    }
+    if (c == '"') {
+      int64_t quote_line = lines_done_ + 1;
+      for (;;) {  // Up to the next quote: the closing one, or the first of a doubled pair.
+        std::string_view chunk = file_.Buffered();
+        if (chunk.empty()) {
+          RETURN_IF_ERROR(file_.status());
+          return InvalidArgumentError("line " + std::to_string(quote_line) +
+                                      ": a quoted field is never closed (a '\"' is missing)");
+        }
+        const char* begin = chunk.data();
+        const char* end = begin + chunk.size();
+        const char* quote = static_cast<const char*>(std::memchr(begin, '"', chunk.size()));
+        const char* stop = quote != nullptr ? quote : end;
+        for (const char* p = begin; p != stop; ++p) lines_done_ += *p == '\n';
+        record_.append(begin, stop);
+        file_.Skip(static_cast<size_t>(stop - begin));
+        bytes += static_cast<size_t>(stop - begin);
+        if (bytes > kMaxCsvRecordBytes) return too_long();
+        if (quote == nullptr) continue;
+        file_.Skip(1);
+        if (file_.Peek() != '"') break;
+        file_.Skip(1);
+        bytes += 2;
+        record_.push_back('"');
+      }
+      c = file_.Get();
+      if (c != ',' && c != '\n' && c != '\r' && c != kEof) {
+        return InvalidArgumentError(
+            "line " + std::to_string(lines_done_ + 1) + ": field " +
+            std::to_string(ends_.size() + 1) +
+            " has text after its closing quote; quote the whole field and double the quotes "
+            "inside it (\"say \"\"hi\"\"\")");
+      }
+    } else {
+      while (c != ',' && c != '\n' && c != '\r' && c != kEof) {
+        record_.push_back(static_cast<char>(c));
+        std::string_view chunk = file_.Buffered();
+        const char* begin = chunk.data();
+        const char* end = begin + chunk.size();
+        const char* p = begin;
+        while (p != end && *p != ',' && *p != '\n' && *p != '\r') ++p;
+        record_.append(begin, p);
+        file_.Skip(static_cast<size_t>(p - begin));
+        bytes += static_cast<size_t>(p - begin) + 1;
+        if (bytes > kMaxCsvRecordBytes) return too_long();
+        c = file_.Get();
+      }
+    }
+    ends_.push_back(record_.size());
+    if (c == ',') {
+      c = file_.Get();
+      if (++bytes > kMaxCsvRecordBytes) return too_long();
+      continue;
+    }
+    // The record ends here.
+    if (c == kEof) {
+      RETURN_IF_ERROR(file_.status());
+    } else {
+      bool crlf = c == '\r' && file_.Peek() == '\n';
+      if (crlf) file_.Get();
+      if (!first_done_) crlf_ = crlf;
+      ++lines_done_;
+    }
+    first_done_ = true;
+    size_t start = 0;
+    for (size_t end : ends_) {
+      views_.emplace_back(record_.data() + start, end - start);
+      start = end;
+    }
+    return true;
+  }
+}
+
+// ---- CsvWriter ----
+
+void CsvWriter::Field(std::string_view value) {
+  if (fields_ > 0) out_.Put(',');
+  ++fields_;
+  only_field_empty_ = fields_ == 1 && value.empty();
+  const char* p = value.data();
+  const char* end = p + value.size();
+  while (p != end && *p != ',' && *p != '"' && *p != '\n' && *p != '\r') ++p;
+  if (p == end) {
+    out_.Write(value);
+    return;
+  }
+  out_.Put('"');
+  for (size_t quote; (quote = value.find('"')) != std::string_view::npos;) {
+    out_.Write(value.substr(0, quote + 1));
+    out_.Put('"');
+    value.remove_prefix(quote + 1);
+  }
+  out_.Write(value);
+  out_.Put('"');
+}
+
+void CsvWriter::EndRecord() {
+  if (fields_ == 1 && only_field_empty_) out_.Write("\"\"");
+  out_.Write(crlf_ ? "\r\n" : "\n");
+  fields_ = 0;
+}
+
+// ---- Profile and schema ----
+
+std::string_view ColumnTypeName(ColumnType type) {
+  switch (type) {
+    case ColumnType::kInt:
+      return "int";
+    case ColumnType::kFloat:
+      return "float";
+    case ColumnType::kBool:
+      return "bool";
+    case ColumnType::kString:
+      return "string";
+  }
+  return "string";
+}
+
+ColumnType ColumnProfile::type() const {
+  if (non_empty == 0) return ColumnType::kString;
+  if (maybe_int) return ColumnType::kInt;
+  if (maybe_float) return ColumnType::kFloat;
+  if (maybe_bool) return ColumnType::kBool;
+  return ColumnType::kString;
+}
+
+void ColumnProfile::Add(std::string_view cell) {
+  cell = Trim(cell);
+  if (cell.empty()) {
+    ++empty;
+    return;
+  }
+  bool first = non_empty++ == 0;
+  if (!distinct.full()) distinct.Insert(HashOf(cell));
+  if (!maybe_int && !maybe_float && !maybe_bool) return;
+  int64_t i = 0;
+  bool is_int = maybe_int && ParseInt64(cell, i);
+  if (is_int) {
+    int_min = first ? i : std::min(int_min, i);
+    int_max = first ? i : std::max(int_max, i);
+  } else {
+    maybe_int = false;
+  }
+  if (maybe_float) {
+    double d = static_cast<double>(i);
+    if (is_int || ParseFiniteDouble(cell, d)) {
+      float_min = first ? d : std::min(float_min, d);
+      float_max = first ? d : std::max(float_max, d);
+      max_decimals = std::max(max_decimals, Decimals(cell));
+      max_significant_digits = std::max(max_significant_digits, SignificantDigits(cell));
+      exponent = exponent || cell.find_first_of("eE") != std::string_view::npos;
+    } else {
+      maybe_float = false;
+    }
+  }
+  if (maybe_bool) {
+    if (!IsBool(cell)) {
+      maybe_bool = false;
+    } else if (first) {
+      bool_style = StyleOf(cell);
+    }
+  }
+}
+
+Result<CsvProfile> ProfileCsv(const std::string& path, bool track_distinct) {
+  ASSIGN_OR_RETURN(InputFile file, InputFile::Open(path));
+  CsvReader reader(std::move(file));
+  ASSIGN_OR_RETURN(bool has_header, reader.Next());
+  if (!has_header) {
+    return InvalidArgumentError(
+        "the file is empty: a CSV table needs a header line naming its columns");
+  }
+  CsvProfile profile;
+  std::span<const std::string_view> header = reader.fields();  // Valid until the next Next().
+  size_t distinct_cap = 0;
+  if (track_distinct) {
+    distinct_cap = std::clamp<size_t>(kMaxDistinctTotal / header.size(), 1, kMaxDistinctPerColumn);
+  }
+  profile.columns.reserve(header.size());
+  for (size_t i = 0; i < header.size(); ++i) {
+    if (!IsValidUtf8(header[i])) {
+      return InvalidArgumentError("line " + std::to_string(reader.line()) +
+                                  ": the name of column " + std::to_string(i + 1) +
+                                  " is not UTF-8 text; save the file as UTF-8");
+    }
+    ColumnProfile& column = profile.columns.emplace_back();
+    column.name = header[i];
+    column.distinct = BoundedHashSet(distinct_cap);
+  }
+  profile.crlf = reader.crlf();
+  for (;;) {
+    ASSIGN_OR_RETURN(bool more, reader.Next());
+    if (!more) break;
+    std::span<const std::string_view> fields = reader.fields();
+    if (fields.size() != profile.columns.size()) {
+      return InvalidArgumentError("line " + std::to_string(reader.line()) + " has " +
+                                  Fields(fields.size()) + ", the header has " +
+                                  std::to_string(profile.columns.size()));
+    }
+    for (size_t i = 0; i < fields.size(); ++i) profile.columns[i].Add(fields[i]);
+    ++profile.rows;
+  }
+  return profile;
+}
+
+nlohmann::json CsvSchema(const CsvProfile& profile) {
+  nlohmann::json columns = nlohmann::json::array();
+  for (const ColumnProfile& column : profile.columns) {
+    columns.push_back({{"name", column.name}, {"type", ColumnTypeName(column.type())}});
+  }
+  return {{"kind", "table"}, {"columns", std::move(columns)}, {"rows", profile.rows}};
+}
+
+// ---- Mock ----
+
+namespace {
+
+// Makes the cells of one mock column from its private profile, never from private cells.
+class ColumnMock {
+ public:
+  ColumnMock(const ColumnProfile& profile, Rng& rng)
+      : profile_(profile),
+        type_(profile.type()),
+        empties_left_(profile.empty),
+        values_left_(profile.non_empty) {
+    switch (type_) {
+      case ColumnType::kInt:
+        ints_ = JitteredIntRange(rng, profile.int_min, profile.int_max,
+                                 std::numeric_limits<int64_t>::min(),
+                                 std::numeric_limits<int64_t>::max());
+        break;
+      case ColumnType::kFloat:
+        reals_ = JitteredRealRange(rng, profile.float_min, profile.float_max,
+                                   std::numeric_limits<double>::max());
+        // One digit more than any private cell shows, the last one not 0: no mock value can
+        // equal a private one.
+        if (profile.exponent) {
+          precision_ = std::min(profile.max_significant_digits + 1, 17) - 1;
+        } else {
+          precision_ = std::min(profile.max_decimals + 1, 17);
+        }
+        break;
+      case ColumnType::kBool:
+        break;
+      case ColumnType::kString:
+        distinct_ = std::max<uint64_t>(profile.distinct.size(), 1);
+        break;
+    }
+  }
+
+  // The next cell, valid until the next call. `rows_left` counts this row.
+  std::string_view Next(Rng& rng, uint64_t rows_left) {
+    if (DrawExact(rng, empties_left_, rows_left)) return {};
+    switch (type_) {
+      case ColumnType::kInt: {
+        auto v = static_cast<int64_t>(UniformInt(rng, ints_.lo, ints_.hi));
+        auto [end, ec] = std::to_chars(buf_, buf_ + sizeof(buf_), v);
+        return {buf_, static_cast<size_t>(end - buf_)};
+      }
+      case ColumnType::kFloat:
+        return NextFloat(rng);
+      case ColumnType::kBool:
+        return NextBool(rng);
+      case ColumnType::kString:
+        return NextLabel(rng);
+    }
+    return {};
+  }
+
+ private:
+  std::string_view NextFloat(Rng& rng) {
+    double v = UniformReal(rng, reals_.lo, reals_.hi);
+    int n = std::snprintf(buf_, sizeof(buf_), profile_.exponent ? "%.*e" : "%.*f", precision_, v);
+    std::string_view text(buf_, static_cast<size_t>(n));
+    size_t last = profile_.exponent ? text.find('e') - 1 : text.size() - 1;
+    if (buf_[last] == '0') buf_[last] = static_cast<char>('1' + UniformIndex(rng, 9));
+    return text;
+  }
+
+  std::string_view NextBool(Rng& rng) {
+    static constexpr std::string_view kWords[3][2] = {
+        {"false", "true"}, {"False", "True"}, {"FALSE", "TRUE"}};
+    return kWords[static_cast<int>(profile_.bool_style)][UniformIndex(rng, 2)];
+  }
+
+  // "<column>_<k>", with exactly min(distinct, cap) different k over the column: a new label
+  // with the chance that leaves enough cells for the labels not used yet.
+  std::string_view NextLabel(Rng& rng) {
+    uint64_t unused = distinct_ - used_.size();
+    uint64_t k;
+    if (used_.empty() || (unused > 0 && UniformIndex(rng, values_left_) < unused)) {
+      do {
+        k = next_label_++;
+        MakeLabel(k);
+      } while (profile_.distinct.Contains(HashOf(Trim(label_))));
+      used_.push_back(k);
+    } else {
+      k = used_[UniformIndex(rng, used_.size())];
+      MakeLabel(k);
+    }
+    --values_left_;
+    return label_;
+  }
+
+  void MakeLabel(uint64_t k) {
+    label_.assign(profile_.name);
+    label_ += '_';
+    char digits[24];
+    auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), k);
+    label_.append(digits, end);
+  }
+
+  const ColumnProfile& profile_;
+  ColumnType type_;
+  uint64_t empties_left_;
+  uint64_t values_left_;
+  IntRange ints_;
+  RealRange reals_;
+  int precision_ = 1;
+  uint64_t distinct_ = 1;
+  std::vector<uint64_t> used_;
+  uint64_t next_label_ = 1;
+  std::string label_;
+  char buf_[512];
+};
+
+}  // namespace
+
+Result<nlohmann::json> WriteCsvMock(const std::string& in_path, uint64_t seed, OutputFile& out) {
+  ASSIGN_OR_RETURN(CsvProfile profile, ProfileCsv(in_path, /*track_distinct=*/true));
+  Rng rng(seed);
+  std::vector<ColumnMock> columns;
+  columns.reserve(profile.columns.size());
+  for (const ColumnProfile& column : profile.columns) columns.emplace_back(column, rng);
+
+  CsvWriter writer(out, profile.crlf);
+  for (const ColumnProfile& column : profile.columns) writer.Field(column.name);
+  writer.EndRecord();
+  for (uint64_t row = 0; row < profile.rows; ++row) {
+    for (ColumnMock& column : columns) writer.Field(column.Next(rng, profile.rows - row));
+    writer.EndRecord();
+    if (row % 4096 == 0) RETURN_IF_ERROR(out.status());
+  }
+  RETURN_IF_ERROR(out.status());
+  return CsvSchema(profile);
+}
+
+}  // namespace datasite::data::internal

@@ -1,0 +1,431 @@
+#include "data/npy_file.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <type_traits>
+
+#include "data/sampling.h"
+
+namespace datasite::data::internal {
+namespace {
+
+constexpr std::string_view kMagic = "\x93NUMPY";
+constexpr size_t kChunkBytes = kIoBufferSize;  // A multiple of every item size.
+
+// Shows untrusted header text in a message: printable ASCII only, and not too much of it.
+std::string Shown(std::string_view s) {
+  std::string out;
+  for (char c : s.substr(0, 40)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  if (s.size() > 40) out += "...";
+  return out;
+}
+
+Status HeaderError(const std::string& what) {
+  return InvalidArgumentError("not a valid .npy header: " + what);
+}
+
+// A cursor over the header's Python literal.
+class Literal {
+ public:
+  explicit Literal(std::string_view text) : s_(text) {}
+
+  void SkipSpace() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r'))
+      ++i_;
+  }
+  bool AtEnd() const { return i_ == s_.size(); }
+  char Peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
+  bool Consume(char c) {
+    SkipSpace();
+    if (Peek() != c) return false;
+    ++i_;
+    return true;
+  }
+  bool ConsumeWord(std::string_view word) {
+    SkipSpace();
+    if (s_.substr(i_, word.size()) != word) return false;
+    i_ += word.size();
+    return true;
+  }
+  // A string in single or double quotes, without escapes (the header never needs them).
+  Result<std::string> String() {
+    SkipSpace();
+    char quote = Peek();
+    if (quote != '\'' && quote != '"') return HeaderError("expected a quoted string");
+    size_t end = s_.find(quote, i_ + 1);
+    if (end == std::string_view::npos) return HeaderError("a string is not closed");
+    std::string value(s_.substr(i_ + 1, end - i_ - 1));
+    if (value.find('\\') != std::string::npos) return HeaderError("unexpected '\\' in a string");
+    i_ = end + 1;
+    return value;
+  }
+  Result<bool> Bool() {
+    if (ConsumeWord("True")) return true;
+    if (ConsumeWord("False")) return false;
+    return HeaderError("'fortran_order' must be True or False");
+  }
+  // A tuple of non-negative integers: (), (3,), (3, 4) — Python 2's 3L too.
+  Result<std::vector<uint64_t>> Shape() {
+    std::vector<uint64_t> dims;
+    if (!Consume('(')) return HeaderError("'shape' must be a tuple like (3, 4)");
+    for (;;) {
+      if (Consume(')')) return dims;
+      SkipSpace();
+      if (Peek() < '0' || Peek() > '9')
+        return HeaderError("'shape' must hold non-negative integers");
+      uint64_t d = 0;
+      while (Peek() >= '0' && Peek() <= '9') {
+        uint64_t digit = static_cast<uint64_t>(s_[i_++] - '0');
+        if (d > (std::numeric_limits<uint64_t>::max() - digit) / 10) {
+          return HeaderError("a dimension of 'shape' is too large");
+        }
+        d = d * 10 + digit;
+      }
+      if (Peek() == 'L') ++i_;
+      dims.push_back(d);
+      if (dims.size() > 64) return HeaderError("'shape' has more than 64 dimensions");
+      if (!Consume(',')) {
+        if (Consume(')')) return dims;
+        return HeaderError("'shape' must be a tuple like (3, 4)");
+      }
+    }
+  }
+
+ private:
+  std::string_view s_;
+  size_t i_ = 0;
+};
+
+Status ParseDescr(const std::string& descr, NpyHeader& header) {
+  std::string_view rest = descr;
+  char order = '=';
+  if (!rest.empty() && std::string_view("<>|=").find(rest[0]) != std::string_view::npos) {
+    order = rest[0];
+    rest.remove_prefix(1);
+  }
+  if (!rest.empty() && rest[0] == 'O') {
+    return InvalidArgumentError(
+        "object arrays (dtype '" + Shown(descr) +
+        "') hold pickled Python objects, which are not read here; save a numeric or boolean array");
+  }
+  struct Known {
+    std::string_view code;
+    NpyElement element;
+    int size;
+  };
+  static constexpr Known kKnown[] = {
+      {"b1", NpyElement::kBool, 1},    {"i1", NpyElement::kInt8, 1},
+      {"i2", NpyElement::kInt16, 2},   {"i4", NpyElement::kInt32, 4},
+      {"i8", NpyElement::kInt64, 8},   {"u1", NpyElement::kUInt8, 1},
+      {"u2", NpyElement::kUInt16, 2},  {"u4", NpyElement::kUInt32, 4},
+      {"u8", NpyElement::kUInt64, 8},  {"f4", NpyElement::kFloat32, 4},
+      {"f8", NpyElement::kFloat64, 8},
+  };
+  for (const Known& k : kKnown) {
+    if (rest != k.code) continue;
+    header.element = k.element;
+    header.item_size = k.size;
+    bool little = std::endian::native == std::endian::little;
+    header.swap = k.size > 1 && ((order == '<' && !little) || (order == '>' && little));
+    return Status::Ok();
+  }
+  return InvalidArgumentError("unsupported dtype '" + Shown(descr) +
+                              "': use bool, int8 to int64, uint8 to uint64, float32 or float64");
+}
+
+}  // namespace
+
+Result<NpyHeader> ParseNpyHeaderDict(std::string_view text) {
+  NpyHeader header;
+  Literal lit(text);
+  bool has_descr = false, has_order = false, has_shape = false;
+  if (!lit.Consume('{')) return HeaderError("it must be a Python dict like {'descr': '<f8', ...}");
+  for (;;) {
+    if (lit.Consume('}')) break;
+    ASSIGN_OR_RETURN(std::string key, lit.String());
+    if (!lit.Consume(':')) return HeaderError("expected ':' after '" + Shown(key) + "'");
+    if (key == "descr" && !has_descr) {
+      lit.SkipSpace();
+      if (lit.Peek() == '[') {
+        return InvalidArgumentError(
+            "structured dtypes (records with named fields) are not supported; save each field as "
+            "its own array");
+      }
+      ASSIGN_OR_RETURN(header.descr, lit.String());
+      RETURN_IF_ERROR(ParseDescr(header.descr, header));
+      has_descr = true;
+    } else if (key == "fortran_order" && !has_order) {
+      ASSIGN_OR_RETURN(header.fortran_order, lit.Bool());
+      has_order = true;
+    } else if (key == "shape" && !has_shape) {
+      ASSIGN_OR_RETURN(header.shape, lit.Shape());
+      has_shape = true;
+    } else {
+      return HeaderError("unexpected or repeated key '" + Shown(key) + "'");
+    }
+    if (!lit.Consume(',')) {
+      if (!lit.Consume('}')) return HeaderError("expected ',' or '}'");
+      break;
+    }
+  }
+  lit.SkipSpace();
+  if (!lit.AtEnd()) return HeaderError("unexpected text after the dict");
+  if (!has_descr || !has_order || !has_shape) {
+    return HeaderError("it must have the keys 'descr', 'fortran_order' and 'shape'");
+  }
+  header.count = 1;
+  for (uint64_t d : header.shape) {
+    if (d != 0 && header.count > std::numeric_limits<uint64_t>::max() / d) {
+      return HeaderError("the shape has too many elements");
+    }
+    header.count *= d;
+  }
+  if (header.count > std::numeric_limits<uint64_t>::max() / header.item_size) {
+    return HeaderError("the shape has too many elements");
+  }
+  header.data_bytes = header.count * header.item_size;
+  return header;
+}
+
+Result<NpyHeader> ReadNpyHeader(InputFile& file, std::string& preamble) {
+  char fixed[12];
+  if (!file.ReadExactly(fixed, 8) || std::string_view(fixed, 6) != kMagic) {
+    RETURN_IF_ERROR(file.status());
+    return InvalidArgumentError("not a .npy file: bad magic (it must start with \\x93NUMPY)");
+  }
+  int major = static_cast<unsigned char>(fixed[6]);
+  int minor = static_cast<unsigned char>(fixed[7]);
+  if (major < 1 || major > 3 || minor != 0) {
+    return InvalidArgumentError("unsupported .npy format version " + std::to_string(major) + "." +
+                                std::to_string(minor) + " (1.0, 2.0 and 3.0 are supported)");
+  }
+  size_t length_bytes = major == 1 ? 2 : 4;
+  if (!file.ReadExactly(fixed + 8, length_bytes)) {
+    RETURN_IF_ERROR(file.status());
+    return InvalidArgumentError("not a valid .npy file: it ends inside its header");
+  }
+  uint32_t header_len = 0;
+  for (size_t i = 0; i < length_bytes; ++i) {
+    header_len |= static_cast<uint32_t>(static_cast<unsigned char>(fixed[8 + i])) << (8 * i);
+  }
+  if (header_len > kMaxNpyHeaderBytes) return HeaderError("it is longer than 1 MiB");
+  preamble.assign(fixed, 8 + length_bytes);
+  std::string text(header_len, '\0');
+  if (!file.ReadExactly(text.data(), header_len)) {
+    RETURN_IF_ERROR(file.status());
+    return InvalidArgumentError("not a valid .npy file: it ends inside its header");
+  }
+  preamble += text;
+  ASSIGN_OR_RETURN(NpyHeader header, ParseNpyHeaderDict(text));
+  uint64_t have = file.size() - std::min<uint64_t>(file.size(), preamble.size());
+  if (have < header.data_bytes) {
+    return InvalidArgumentError("the .npy file is truncated: its header promises " +
+                                std::to_string(header.data_bytes) + " bytes of data, it holds " +
+                                std::to_string(have));
+  }
+  if (have > header.data_bytes) {
+    return InvalidArgumentError("the .npy file has " + std::to_string(have - header.data_bytes) +
+                                " bytes after the data its header describes");
+  }
+  return header;
+}
+
+Result<nlohmann::json> NpySchema(const std::string& path) {
+  ASSIGN_OR_RETURN(InputFile file, InputFile::Open(path));
+  std::string preamble;
+  ASSIGN_OR_RETURN(NpyHeader header, ReadNpyHeader(file, preamble));
+  return nlohmann::json{{"kind", "array"}, {"dtype", header.descr}, {"shape", header.shape}};
+}
+
+// ---- Mock ----
+
+namespace {
+
+struct BoolTag {};
+
+// Calls fn(T{}) with the C++ type of the element (BoolTag for bool).
+template <typename Fn>
+void WithElementType(NpyElement element, Fn&& fn) {
+  switch (element) {
+    case NpyElement::kBool:
+      return fn(BoolTag{});
+    case NpyElement::kInt8:
+      return fn(int8_t{});
+    case NpyElement::kInt16:
+      return fn(int16_t{});
+    case NpyElement::kInt32:
+      return fn(int32_t{});
+    case NpyElement::kInt64:
+      return fn(int64_t{});
+    case NpyElement::kUInt8:
+      return fn(uint8_t{});
+    case NpyElement::kUInt16:
+      return fn(uint16_t{});
+    case NpyElement::kUInt32:
+      return fn(uint32_t{});
+    case NpyElement::kUInt64:
+      return fn(uint64_t{});
+    case NpyElement::kFloat32:
+      return fn(float{});
+    case NpyElement::kFloat64:
+      return fn(double{});
+  }
+}
+
+template <typename T>
+T Load(const char* p, bool swap) {
+  char bytes[sizeof(T)];
+  std::memcpy(bytes, p, sizeof(T));
+  if (swap) std::reverse(bytes, bytes + sizeof(T));
+  T v;
+  std::memcpy(&v, bytes, sizeof(T));
+  return v;
+}
+
+template <typename T>
+void Store(char* p, T v, bool swap) {
+  std::memcpy(p, &v, sizeof(T));
+  if (swap) std::reverse(p, p + sizeof(T));
+}
+
+// What the private data is like: value ranges and how many special floats it has.
+struct NpyStats {
+  bool any = false;  // Whether ranges below hold: some integer, or some finite float.
+  Int128 int_min = 0;
+  Int128 int_max = 0;
+  double real_min = 0;
+  double real_max = 0;
+  uint64_t nans = 0;
+  uint64_t pos_infs = 0;
+  uint64_t neg_infs = 0;
+};
+
+template <typename T>
+void Accumulate(const char* p, size_t n, bool swap, NpyStats& stats) {
+  for (size_t i = 0; i < n; ++i) {
+    T v = Load<T>(p + i * sizeof(T), swap);
+    if constexpr (std::is_floating_point_v<T>) {
+      if (std::isnan(v)) {
+        ++stats.nans;
+      } else if (std::isinf(v)) {
+        ++(v > 0 ? stats.pos_infs : stats.neg_infs);
+      } else {
+        double d = v;
+        stats.real_min = stats.any ? std::min(stats.real_min, d) : d;
+        stats.real_max = stats.any ? std::max(stats.real_max, d) : d;
+        stats.any = true;
+      }
+    } else {
+      Int128 w = v;
+      stats.int_min = stats.any ? std::min(stats.int_min, w) : w;
+      stats.int_max = stats.any ? std::max(stats.int_max, w) : w;
+      stats.any = true;
+    }
+  }
+}
+
+struct NpyGenerator {
+  IntRange ints;
+  RealRange reals;
+  uint64_t left = 0;  // Elements still to make.
+  uint64_t nans = 0;  // Special floats still to place.
+  uint64_t pos_infs = 0;
+  uint64_t neg_infs = 0;
+};
+
+template <typename T>
+void Fill(char* p, size_t n, bool swap, NpyGenerator& gen, Rng& rng) {
+  for (size_t i = 0; i < n; ++i, --gen.left) {
+    T v;
+    if constexpr (std::is_floating_point_v<T>) {
+      uint64_t special = gen.nans + gen.pos_infs + gen.neg_infs;
+      if (special > 0 && UniformIndex(rng, gen.left) < special) {
+        uint64_t pick = UniformIndex(rng, special);
+        if (pick < gen.nans) {
+          --gen.nans;
+          v = std::numeric_limits<T>::quiet_NaN();
+        } else if (pick < gen.nans + gen.pos_infs) {
+          --gen.pos_infs;
+          v = std::numeric_limits<T>::infinity();
+        } else {
+          --gen.neg_infs;
+          v = -std::numeric_limits<T>::infinity();
+        }
+      } else {
+        v = static_cast<T>(UniformReal(rng, gen.reals.lo, gen.reals.hi));
+      }
+    } else {
+      v = static_cast<T>(UniformInt(rng, gen.ints.lo, gen.ints.hi));
+    }
+    Store<T>(p + i * sizeof(T), v, swap);
+  }
+}
+
+}  // namespace
+
+Result<nlohmann::json> WriteNpyMock(const std::string& in_path, uint64_t seed, OutputFile& out) {
+  ASSIGN_OR_RETURN(InputFile file, InputFile::Open(in_path));
+  std::string preamble;
+  ASSIGN_OR_RETURN(NpyHeader header, ReadNpyHeader(file, preamble));
+  auto chunk = std::make_unique<char[]>(kChunkBytes);
+
+  NpyStats stats;
+  for (uint64_t left = header.data_bytes; left > 0;) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(left, kChunkBytes));
+    if (!file.ReadExactly(chunk.get(), n)) {
+      RETURN_IF_ERROR(file.status());
+      return InternalError("the .npy file changed while it was read");
+    }
+    WithElementType(header.element, [&](auto zero) {
+      using T = decltype(zero);
+      if constexpr (!std::is_same_v<T, BoolTag>) {
+        Accumulate<T>(chunk.get(), n / sizeof(T), header.swap, stats);
+      }
+    });
+    left -= n;
+  }
+
+  Rng rng(seed);
+  NpyGenerator gen;
+  gen.left = header.count;
+  gen.nans = stats.nans;
+  gen.pos_infs = stats.pos_infs;
+  gen.neg_infs = stats.neg_infs;
+  WithElementType(header.element, [&](auto zero) {
+    using T = decltype(zero);
+    if constexpr (std::is_same_v<T, BoolTag>) {
+      gen.ints = {0, 1};
+    } else if constexpr (std::is_floating_point_v<T>) {
+      if (stats.any) {
+        gen.reals =
+            JitteredRealRange(rng, stats.real_min, stats.real_max, std::numeric_limits<T>::max());
+      }
+    } else if (stats.any) {
+      gen.ints = JitteredIntRange(rng, stats.int_min, stats.int_max, std::numeric_limits<T>::min(),
+                                  std::numeric_limits<T>::max());
+    }
+  });
+
+  out.Write(preamble);
+  for (uint64_t left = header.data_bytes; left > 0;) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(left, kChunkBytes));
+    WithElementType(header.element, [&](auto zero) {
+      using T = decltype(zero);
+      if constexpr (std::is_same_v<T, BoolTag>) {
+        Fill<uint8_t>(chunk.get(), n, false, gen, rng);
+      } else {
+        Fill<T>(chunk.get(), n / sizeof(T), header.swap, gen, rng);
+      }
+    });
+    out.Write(std::string_view(chunk.get(), n));
+    RETURN_IF_ERROR(out.status());
+    left -= n;
+  }
+  return nlohmann::json{{"kind", "array"}, {"dtype", header.descr}, {"shape", header.shape}};
+}
+
+}  // namespace datasite::data::internal

@@ -1,0 +1,65 @@
+// NumPy .npy files (format versions 1.0, 2.0 and 3.0): the header, the schema, the mock.
+#ifndef DATASITE_DATA_NPY_FILE_H_
+#define DATASITE_DATA_NPY_FILE_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+#include "data/file_io.h"
+
+namespace datasite::data::internal {
+
+// The header of a .npy file may not be longer than this (NumPy itself writes a few hundred bytes).
+inline constexpr uint32_t kMaxNpyHeaderBytes = 1 << 20;
+
+enum class NpyElement {
+  kBool,
+  kInt8,
+  kInt16,
+  kInt32,
+  kInt64,
+  kUInt8,
+  kUInt16,
+  kUInt32,
+  kUInt64,
+  kFloat32,
+  kFloat64,
+};
+
+struct NpyHeader {
+  std::string descr;  // As written, e.g. "<f8".
+  NpyElement element = NpyElement::kFloat64;
+  int item_size = 8;  // Bytes per element.
+  bool swap = false;  // Whether the bytes are in the other order than this machine's.
+  bool fortran_order = false;
+  std::vector<uint64_t> shape;
+  uint64_t count = 1;       // Elements: the product of the shape (1 for a 0-d array).
+  uint64_t data_bytes = 0;  // count * item_size.
+};
+
+// Parses the header's dictionary, e.g. "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4),
+// }". kInvalidArgument when it is malformed, or its dtype is an object, structured or otherwise
+// unsupported one (supported: bool, int8..int64, uint8..uint64, float32, float64, either byte
+// order).
+Result<NpyHeader> ParseNpyHeaderDict(std::string_view text);
+
+// Reads the preamble of `file` (magic, version, header length, header) into `preamble` and parses
+// it, leaving `file` at the first byte of the data. kInvalidArgument when it is not a .npy file or
+// the file's size is not exactly the preamble plus the data the header describes.
+Result<NpyHeader> ReadNpyHeader(InputFile& file, std::string& preamble);
+
+// {"kind": "array", "dtype": "<f8", "shape": [3, 4]}.
+Result<nlohmann::json> NpySchema(const std::string& path);
+
+// Writes a mock of the .npy file at `in_path` to `out`, which the caller closes; returns its
+// schema.
+Result<nlohmann::json> WriteNpyMock(const std::string& in_path, uint64_t seed, OutputFile& out);
+
+}  // namespace datasite::data::internal
+
+#endif  // DATASITE_DATA_NPY_FILE_H_

@@ -1,0 +1,29 @@
+#include "data/schema.h"
+
+#include "data/csv_file.h"
+#include "data/file_io.h"
+#include "data/json_file.h"
+#include "data/npy_file.h"
+
+namespace datasite::data {
+
+Result<nlohmann::json> InferSchema(Format format, const std::string& path) {
+  switch (format) {
+    case Format::kCsv: {
+      ASSIGN_OR_RETURN(internal::CsvProfile profile,
+                       internal::ProfileCsv(path, /*track_distinct=*/false));
+      return internal::CsvSchema(profile);
+    }
+    case Format::kNpy:
+      return internal::NpySchema(path);
+    case Format::kJson:
+      return internal::JsonSchema(path);
+    case Format::kRaw: {
+      ASSIGN_OR_RETURN(internal::InputFile file, internal::InputFile::Open(path));
+      return nlohmann::json{{"kind", "bytes"}};
+    }
+  }
+  return InternalError("unknown format");
+}
+
+}  // namespace datasite::data
