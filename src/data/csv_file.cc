@@ -259,7 +259,8 @@ void CsvWriter::Field(std::string_view value) {
   const char* p = value.data();
   const char* end = p + value.size();
   while (p != end && *p != ',' && *p != '"' && *p != '\n' && *p != '\r') ++p;
-  if (p == end) {
+  // A leading byte order mark is quoted too, or a reader would drop it at the start of the file.
+  if (p == end && value.substr(0, 3) != "\xEF\xBB\xBF") {
     out_.Write(value);
     return;
   }

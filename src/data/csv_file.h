@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -63,8 +64,9 @@ class CsvReader {
 };
 
 // Writes CSV records through an OutputFile, quoting a field when it holds a comma, a quote or a
-// line end, and writing a lone empty field as "" so that the record is not a blank line. Write
-// errors are left in the OutputFile's status(). Not thread-safe.
+// line end, or starts with a UTF-8 byte order mark, and writing a lone empty field as "" so that
+// the record is not a blank line. Write errors are left in the OutputFile's status(). Not
+// thread-safe.
 class CsvWriter {
  public:
   CsvWriter(OutputFile& out, bool crlf) : out_(out), crlf_(crlf) {}

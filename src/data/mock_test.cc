@@ -279,6 +279,12 @@ TEST(CsvMockEdgeTest, QuotesWhatNeedsQuoting) {
   EXPECT_EQ(ReadFile(out).substr(0, 7), "\"a,b\",\"");
 }
 
+// Found by fuzzing: a second byte order mark, kept in the first column's name, was lost.
+TEST(CsvMockEdgeTest, KeepsAByteOrderMarkInsideAName) {
+  std::string out = MakeMock(Format::kCsv, TempFile("in.csv", "\xEF\xBB\xBF\xEF\xBB\xBFid\n1\n"));
+  EXPECT_EQ(ReadCsv(out)[0][0], "\xEF\xBB\xBFid");
+}
+
 TEST(CsvMockEdgeTest, SingleColumnEmptyCellsSurvive) {
   std::string out = MakeMock(Format::kCsv, TempFile("in.csv", "x\n\"\"\n5\n\"\"\n"));
   Table mock = ReadCsv(out);
