@@ -108,6 +108,15 @@ class RenderCache {
     return doc;
   }
 
+  // Forgets every rendering of a dataset (after it changed: updated_at has only whole seconds).
+  void Invalidate(const std::string& dataset_id) {
+    std::lock_guard lock(mu_);
+    for (auto it = docs_.begin(); it != docs_.end();) {
+      it = it->first.compare(0, dataset_id.size(), dataset_id) == 0 ? docs_.erase(it)
+                                                                    : std::next(it);
+    }
+  }
+
  private:
   static constexpr size_t kMaxEntries = 20'000;
   std::mutex mu_;
@@ -281,7 +290,7 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
   routes->Add(
       "PATCH", "/api/v1/datasets/{id}", Role::kDataOwner, "datasets",
       "Change a dataset's metadata.",
-      [&ctx](http::Request& req, const Principal& caller) -> Result<Reply> {
+      [&ctx, cache](http::Request& req, const Principal& caller) -> Result<Reply> {
         ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"name", "summary", "description",
                                                                "citation", "url", "contributors"}));
         services::DatasetPatch p;
@@ -296,6 +305,7 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
           ASSIGN_OR_RETURN(p.contributors, ReadContributors(*contributors));
         }
         ASSIGN_OR_RETURN(auto d, ctx.datasets.Update(caller, req.path_params["id"], p));
+        cache->Invalidate(d.id);
         json j = DatasetJson(d, caller);
         return Reply{200, j, {}};
       },

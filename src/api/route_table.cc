@@ -29,8 +29,15 @@ std::string Schema(std::initializer_list<std::pair<const char*, const char*>> fi
 }
 
 Result<services::Principal> Authorize(ApiContext& ctx, const http::Request& req, Role min_role) {
-  ASSIGN_OR_RETURN(services::Principal principal, ctx.accounts.Authenticate(req.authorization));
-  if (min_role == Role::kNone) return principal;
+  auto authenticated = ctx.accounts.Authenticate(req.authorization);
+  if (min_role == Role::kNone) {
+    // Open routes ignore a stale or malformed token: the caller is simply anonymous.
+    if (!authenticated.ok() && authenticated.status().code() == StatusCode::kUnauthenticated) {
+      return services::Principal{};
+    }
+    return authenticated;
+  }
+  ASSIGN_OR_RETURN(services::Principal principal, std::move(authenticated));
   if (!principal.authenticated()) return UnauthenticatedError("log in first");
   if (!auth::AtLeast(principal.role, min_role)) {
     return PermissionDeniedError("as a " + std::string(auth::RoleName(principal.role)) +

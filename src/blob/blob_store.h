@@ -44,6 +44,8 @@ class BlobStore {
   virtual Status Delete(const std::string& id) = 0;
   // Ids of every committed blob.
   virtual Result<std::vector<std::string>> List() = 0;
+  // A fresh path for a scratch file among the temporary files (removed with them at start-up).
+  virtual std::string ScratchPath() = 0;
   // Removes temporary files of uploads that never committed. Call only when no upload is running.
   virtual Status RemoveTemporaryFiles() = 0;
 };

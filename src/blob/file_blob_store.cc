@@ -142,6 +142,8 @@ class FileBlobStore : public BlobStore {
     return out;
   }
 
+  std::string ScratchPath() override { return root_ + "/tmp/" + NewUuid() + ".scratch"; }
+
   Status RemoveTemporaryFiles() override {
     std::error_code ec;
     for (const auto& f : fs::directory_iterator(root_ + "/tmp", ec)) fs::remove(f.path(), ec);

@@ -21,8 +21,9 @@ namespace datasite::data {
 //         [min - j, max + j] (j a random 5-15% of max - min, at least 1); floats likewise, written
 //         with one more digit than any private cell shows, the last one not 0, so that no mock
 //         float equals a private one; bools random, in the column's case style; strings replaced
-//         by "<column>_<k>" labels with as many distinct labels as the column has distinct values
-//         (counted up to 1000); as many empty cells as the column has, at random rows.
+//         by "<column>_<k>" labels, as many distinct ones as the column has distinct values
+//         (counted up to 1000 per column, fewer in tables of over 250 columns); as many empty
+//         cells as the column has, at random rows.
 //   npy:  the same header (dtype, order, shape); values uniform in the jittered [min, max] of the
 //         finite private values; as many NaNs and infinities, at random places.
 //   json: the same document shape, compact: keys kept (they are structure), arrays keep their

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -437,6 +438,8 @@ TEST(CsvStreamingTest, TwentyMegabytesInBoundedMemory) {
     RecordProperty("peak_growth_kb", std::to_string(peak_growth_kb));
     EXPECT_LT(peak_growth_kb, 8 * 1024) << "the CSV path should stream, not load the file";
   }
+  std::filesystem::remove(in_path);
+  std::filesystem::remove(out_path);
 }
 
 // ---- npy ----

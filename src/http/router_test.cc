@@ -346,7 +346,11 @@ namespace {
 // Regression: "//healthz" and "healthz" used to match "/healthz" (empty segments were skipped).
 TEST(RouterPathTest, EmptySegmentsAndMissingLeadingSlashDoNotMatch) {
   Router router;
-  router.Add(Route{"GET", "/healthz", [](Request&) { return Response{}; }});
+  Route healthz;
+  healthz.method = "GET";
+  healthz.pattern = "/healthz";
+  healthz.handler = [](Request&) { return Response{}; };
+  router.Add(healthz);
   for (const char* path : {"//healthz", "healthz", "/api//healthz"}) {
     Request req;
     req.method = "GET";

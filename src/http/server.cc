@@ -29,7 +29,8 @@ class ServerImpl;
 // used on its strand only, except `sink_`, which the request pool uses while the strand waits.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, ServerImpl& server) : stream_(std::move(socket)), server_(server) {}
+  Session(tcp::socket socket, ServerImpl& server);
+  ~Session();
   void Run();
 
  private:
@@ -53,7 +54,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool BodyExpected() const;
 
   beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
+  beast::flat_buffer buffer_;  // bounded: headers, chunk-size lines and read-ahead only
   std::optional<bhttp::request_parser<bhttp::buffer_body>> parser_;
   std::array<std::vector<char>, 2> chunks_;
   int read_buf_ = 0;
@@ -141,19 +142,32 @@ class ServerImpl : public HttpServer {
 
  private:
   void DoAccept() {
-    acceptor_.async_accept(net::make_strand(ioc_),
-                           [this](beast::error_code ec, tcp::socket socket) {
-                             if (ec) {
-                               if (ec == net::error::operation_aborted || !acceptor_.is_open())
-                                 return;
-                               spdlog::warn("accept failed: {}", ec.message());
-                             } else {
-                               std::make_shared<Session>(std::move(socket), *this)->Run();
-                             }
-                             if (acceptor_.is_open()) DoAccept();
-                           });
+    acceptor_.async_accept(
+        net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+          if (ec) {
+            if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+            // Out of descriptors or memory: back off instead of spinning on the same error.
+            spdlog::warn("accept failed: {}; pausing accepts for 200 ms", ec.message());
+            accept_backoff_.expires_after(std::chrono::milliseconds(200));
+            accept_backoff_.async_wait([this](beast::error_code wait_ec) {
+              if (!wait_ec && acceptor_.is_open()) DoAccept();
+            });
+            return;
+          }
+          if (sessions_.load() >= options_.max_connections) {
+            beast::error_code ignored;
+            socket.close(ignored);  // over the cap: refuse rather than exhaust descriptors
+          } else {
+            std::make_shared<Session>(std::move(socket), *this)->Run();
+          }
+          if (acceptor_.is_open()) DoAccept();
+        });
   }
 
+ public:
+  std::atomic<int>& sessions() { return sessions_; }
+
+ private:
   const Router& router_;
   const ServerOptions options_;
   net::io_context ioc_;
@@ -162,9 +176,20 @@ class ServerImpl : public HttpServer {
   net::thread_pool heavy_pool_;
   std::vector<std::thread> threads_;
   std::atomic<int> in_flight_{0};
+  std::atomic<int> sessions_{0};
+  net::steady_timer accept_backoff_{acceptor_.get_executor()};
   std::atomic<bool> stopped_{false};
   uint16_t port_ = 0;
 };
+
+Session::Session(tcp::socket socket, ServerImpl& server)
+    : stream_(std::move(socket)),
+      buffer_(server.options().header_limit + (128 << 10)),
+      server_(server) {
+  server_.sessions()++;
+}
+
+Session::~Session() { server_.sessions()--; }
 
 void Session::Run() {
   beast::error_code ec;
@@ -187,6 +212,7 @@ void Session::DoRead() {
   queued_.reset();
   upload_error_ = Status::Ok();
   sink_.reset();
+  if (chunks_[1].capacity() > 0) chunks_ = {};  // give back an upload's 2 MiB
   route_ = nullptr;
   stream_.expires_after(server_.options().idle_timeout);
   bhttp::async_read_header(
@@ -259,8 +285,7 @@ void Session::OnHeader(beast::error_code ec) {
   buffer_.reserve(64 << 10);
   // An upload: open the sink on the pool (it authenticates and may touch the database), then
   // stream.
-  chunks_[0].resize(1 << 20);
-  chunks_[1].resize(1 << 20);
+
   server_.in_flight()++;
   net::post(server_.pool(route_->lane), [self = shared_from_this()] {
     Response refusal;
@@ -274,6 +299,9 @@ void Session::OnHeader(beast::error_code ec) {
         return self->Write(std::move(refusal), self->keep_alive_ && !self->drain_after_write_);
       }
       self->sink_ = std::move(*sink);
+      // Upload buffers only for an authorized upload, freed when the next request starts.
+      self->chunks_[0].resize(1 << 20);
+      self->chunks_[1].resize(1 << 20);
       self->ReadChunk();
     });
   });
@@ -311,12 +339,19 @@ void Session::OnChunk(beast::error_code ec) {
   reading_ = false;
   if (ec == bhttp::error::need_buffer) ec = {};
   if (!upload_error_.ok()) return FailUpload();
-  if (ec == bhttp::error::body_limit) {
-    sink_.reset();
+  if (ec == bhttp::error::body_limit || ec == bhttp::error::buffer_overflow) {
+    if (sink_) {
+      // The sink may be writing the other buffer on the pool: answer once it is done.
+      upload_error_ = ResourceExhaustedError("request body is too large");
+      if (!writing_) FailUpload();
+      return;
+    }
     drain_after_write_ = true;
     return Write(ErrorResponse(413, "PAYLOAD_TOO_LARGE", "request body is too large"), false);
   }
-  if (ec) return Close();  // the client went away or sent garbage mid-body; the sink cleans up
+  // The client went away or sent garbage mid-body. A sink write in flight keeps this session (and
+  // its buffers) alive until it returns; the sink cleans up when the session goes.
+  if (ec) return Close();
   auto& buf = chunks_[read_buf_];
   size_t got = buf.size() - parser_->get().body().size;
   if (!sink_) {
@@ -436,6 +471,10 @@ void Session::Write(Response response, bool keep_alive) {
     }
     SetCommonHeaders(*res, response, keep_alive);
     res->prepare_payload();
+    // The deadline covers the whole transfer: the idle timeout plus one second per MiB (a client
+    // slower than 1 MiB/s is cut off).
+    stream_.expires_after(server_.options().idle_timeout +
+                          std::chrono::seconds(res->body().size() >> 20));
     res_ = res;
     return bhttp::async_write(stream_, *res, std::move(on_written));
   }

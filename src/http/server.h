@@ -26,6 +26,7 @@ struct ServerOptions {
   uint64_t upload_limit = 64ull << 30;  // bodies of upload routes
   size_t header_limit = 16 << 10;
   std::chrono::seconds idle_timeout{30};
+  int max_connections = 10'000;  // open connections; more are closed at accept
 };
 
 // Safe for concurrent use.

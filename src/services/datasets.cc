@@ -52,6 +52,13 @@ Status CheckName(const char* what, const std::string& name) {
   return Status::Ok();
 }
 
+// Datasets are found by id or by name, so a name may not look like an id.
+Status CheckDatasetName(const std::string& name) {
+  RETURN_IF_ERROR(CheckName("dataset name", name));
+  if (IsUuid(name)) return InvalidArgumentError("a dataset name may not be a UUID");
+  return Status::Ok();
+}
+
 Status CheckContributors(std::vector<store::Contributor>& cs) {
   if (cs.size() > kMaxContributors) return InvalidArgumentError("at most 100 contributors");
   for (auto& c : cs) {
@@ -74,17 +81,21 @@ bool CanReadPrivate(const Principal& p) { return auth::AtLeast(p.role, Role::kDa
 class BlobUploadImpl : public BlobUpload {
  public:
   BlobUploadImpl(Datasets& owner, Principal caller, data::Format format,
-                 std::unique_ptr<blob::BlobWriter> writer, int64_t storage_left)
-      : owner_(owner),
-        caller_(std::move(caller)),
-        format_(format),
-        writer_(std::move(writer)),
-        storage_left_(storage_left) {}
+                 std::unique_ptr<blob::BlobWriter> writer)
+      : owner_(owner), caller_(std::move(caller)), format_(format), writer_(std::move(writer)) {}
+
+  ~BlobUploadImpl() override { owner_.reserved_bytes_ -= written_; }
 
   Status Write(std::string_view chunk) override {
-    written_ += static_cast<int64_t>(chunk.size());
-    if (written_ > storage_left_) {
-      return ResourceExhaustedError("the server's storage limit would be passed by this upload");
+    int64_t n = static_cast<int64_t>(chunk.size());
+    written_ += n;
+    // Stored plus reserved by every upload in flight, so that parallel uploads can't pass the
+    // limit.
+    int64_t reserved = owner_.reserved_bytes_ += n;
+    if (owner_.stored_bytes_.load() + reserved > owner_.options_.max_storage_bytes) {
+      return ResourceExhaustedError("the server's storage limit of " +
+                                    std::to_string(owner_.options_.max_storage_bytes) +
+                                    " bytes would be passed by this upload");
     }
     return writer_->Append(chunk);
   }
@@ -105,6 +116,7 @@ class BlobUploadImpl : public BlobUpload {
       (void)owner_.blobs_.Delete(info.id);
       return st;
     }
+    owner_.stored_bytes_ += b.size;
     owner_.Audit(caller_, "blob.upload", "blob:" + b.id,
                  std::to_string(b.size) + " bytes " + b.format + " sha256 " + b.sha256);
     return b;
@@ -115,7 +127,6 @@ class BlobUploadImpl : public BlobUpload {
   const Principal caller_;
   const data::Format format_;
   std::unique_ptr<blob::BlobWriter> writer_;
-  const int64_t storage_left_;
   int64_t written_ = 0;
 };
 
@@ -129,8 +140,10 @@ void Datasets::Audit(const Principal& actor, const std::string& action, const st
 }
 
 Status Datasets::DeleteBlobFully(const std::string& blob_id) {
+  ASSIGN_OR_RETURN(store::Blob b, store_.GetBlob(blob_id));
   // Row first: a crash in between leaves a file without a row, which Recover removes.
   RETURN_IF_ERROR(store_.DeleteBlob(blob_id));
+  stored_bytes_ -= b.size;
   return blobs_.Delete(blob_id);
 }
 
@@ -150,7 +163,10 @@ Status Datasets::Recover() {
   for (const auto& id : recorded) {
     if (!present.count(id)) spdlog::error("blob {} is recorded but its file is missing", id);
   }
-  return CollectUnusedBlobs().status();
+  RETURN_IF_ERROR(CollectUnusedBlobs().status());
+  ASSIGN_OR_RETURN(int64_t stored, store_.TotalBlobBytes());
+  stored_bytes_ = stored;
+  return Status::Ok();
 }
 
 Result<int> Datasets::CollectUnusedBlobs() {
@@ -180,15 +196,12 @@ Result<std::unique_ptr<BlobUpload>> Datasets::StartUpload(const Principal& calle
   // Clean-up of abandoned blobs rides along with uploads, at most once an hour.
   if (clock_.NowSeconds() - last_collect_.load() > 3600)
     RETURN_IF_ERROR(CollectUnusedBlobs().status());
-  ASSIGN_OR_RETURN(int64_t used, store_.TotalBlobBytes());
-  int64_t storage_left = options_.max_storage_bytes - used;
-  if (storage_left <= 0) {
+  if (stored_bytes_.load() + reserved_bytes_.load() >= options_.max_storage_bytes) {
     return ResourceExhaustedError("the server's storage limit of " +
                                   std::to_string(options_.max_storage_bytes) + " bytes is reached");
   }
   ASSIGN_OR_RETURN(auto writer, blobs_.NewWriter(options_.max_blob_bytes));
-  return std::unique_ptr<BlobUpload>(
-      new BlobUploadImpl(*this, caller, f, std::move(writer), storage_left));
+  return std::unique_ptr<BlobUpload>(new BlobUploadImpl(*this, caller, f, std::move(writer)));
 }
 
 Result<store::Blob> Datasets::OwnBlob(const Principal& caller, const std::string& blob_id) {
@@ -223,7 +236,7 @@ Result<store::Blob> Datasets::MakeMock(const Principal& caller, const std::strin
   ASSIGN_OR_RETURN(data::Format f, data::ParseFormat(in.blob.format));
   ASSIGN_OR_RETURN(auto upload, StartUpload(caller, in.blob.format));
   // Generate into a scratch file, then stream it through an ordinary upload (hash, fsync, record).
-  std::string scratch = in.path + "." + NewUuid() + ".mock";
+  std::string scratch = blobs_.ScratchPath();
   struct Remove {
     std::string path;
     ~Remove() { ::unlink(path.c_str()); }
@@ -255,7 +268,7 @@ Result<store::Dataset> Datasets::Create(const Principal& caller, const NewDatase
   d.citation = in.citation;
   d.url = in.url;
   d.contributors = in.contributors;
-  RETURN_IF_ERROR(CheckName("dataset name", d.name));
+  RETURN_IF_ERROR(CheckDatasetName(d.name));
   RETURN_IF_ERROR(CheckField("summary", d.summary, 1000, false));
   RETURN_IF_ERROR(CheckField("description", d.description, 100'000, false));
   RETURN_IF_ERROR(CheckField("citation", d.citation, 10'000, false));
@@ -344,7 +357,7 @@ Result<store::Dataset> Datasets::Update(const Principal& caller, const std::stri
   ASSIGN_OR_RETURN(store::Dataset d, store_.GetDataset(id));
   if (!p.name && !p.summary && !p.description && !p.citation && !p.url && !p.contributors) return d;
   if (p.name) {
-    RETURN_IF_ERROR(CheckName("dataset name", *p.name));
+    RETURN_IF_ERROR(CheckDatasetName(*p.name));
     d.name = *p.name;
   }
   if (p.summary) {

@@ -120,6 +120,8 @@ class Datasets {
   const Clock& clock_;
   const DatasetsOptions options_;
   std::atomic<int64_t> last_collect_{0};
+  std::atomic<int64_t> stored_bytes_{0};    // bytes of recorded blobs; set by Recover
+  std::atomic<int64_t> reserved_bytes_{0};  // bytes written by uploads in flight
 };
 
 }  // namespace datasite::services

@@ -670,6 +670,15 @@ class SqliteStore : public Store {
     RETURN_IF_ERROR(st);
     int64_t position = 0;
     for (const Asset& a : d.assets) {
+      // A blob serves one asset file, in one role, ever: never private data here and a mock there.
+      for (const auto& id : {a.data_blob_id, a.mock_blob_id}) {
+        if (!id) continue;
+        Stmt used(db_, "SELECT 1 FROM assets WHERE data_blob_id = ?1 OR mock_blob_id = ?1");
+        used.Bind(*id);
+        ASSIGN_OR_RETURN(bool taken, used.Step());
+        if (taken)
+          return FailedPreconditionError("blob " + *id + " is already used by another asset");
+      }
       Stmt ins(
           db_,
           "INSERT INTO assets (id, dataset_id, position, name, description, format, mock_is_real, "
