@@ -18,3 +18,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The tests and clients talk to "localhost"; a minimal root file system (debootstrap, some containers) may
+# have no /etc/hosts at all.
+if ! getent hosts localhost >/dev/null 2>&1; then
+  if [ -w /etc/hosts ] || [ "$(id -u)" -eq 0 ]; then
+    echo "Adding localhost to /etc/hosts"
+    printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >> /etc/hosts
+  else
+    echo "warning: 'localhost' does not resolve on this machine; add it to /etc/hosts" >&2
+  fi
+fi

@@ -39,6 +39,14 @@ def base_url_for(url="localhost", port=None):
     return "{}://{}:{}".format(parts.scheme, host, int(final_port))
 
 
+def connect_url(base_url):
+    """``base_url`` with the host "localhost" replaced by 127.0.0.1, for connecting."""
+    parts = urllib.parse.urlsplit(base_url)
+    if parts.hostname != "localhost":
+        return base_url
+    return urllib.parse.urlunsplit(parts._replace(netloc="127.0.0.1:{}".format(parts.port)))
+
+
 class Transport:
     """Sends JSON requests to one server. Not thread-safe (``token`` is a plain attribute)."""
 
@@ -52,6 +60,8 @@ class Transport:
             # A proxy from the environment must never see requests to this machine.
             handlers.append(urllib.request.ProxyHandler({}))
         self._opener = urllib.request.build_opener(*handlers)
+        # "localhost" always means this machine (RFC 6761), even where /etc/hosts lacks it.
+        self._connect_url = connect_url(self.base_url)
 
     def call(self, route, path_params=None, query=None, body=None, authenticated=True):
         """Calls a route of ``ROUTES``; returns the decoded JSON answer (None for no body).
@@ -77,7 +87,7 @@ class Transport:
         if authenticated and self.token:
             headers["Authorization"] = "Bearer " + self.token
         req = urllib.request.Request(
-            self.base_url + path, data=data, headers=headers, method=method
+            self._connect_url + path, data=data, headers=headers, method=method
         )
         try:
             with self._opener.open(req, timeout=self.timeout) as resp:

@@ -288,7 +288,8 @@ class Progress:
 def _connection(transport, timeout):
     parts = urllib.parse.urlsplit(transport.base_url)
     cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    return cls(parts.hostname, parts.port, timeout=timeout)
+    host = "127.0.0.1" if parts.hostname == "localhost" else parts.hostname
+    return cls(host, parts.port, timeout=timeout)
 
 
 def _path_for(route, path_params=None, query=None):
