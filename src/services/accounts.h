@@ -84,9 +84,6 @@ class Accounts {
   Result<store::UserPage> ListUsers(const Principal& caller, const std::string& search,
                                     int64_t page, int64_t page_size);
   Result<store::User> GetUser(const Principal& caller, const std::string& id);
-  // A user's record without a permission check, for showing who uploaded what. Never render its
-  // password hash.
-  Result<store::User> UserSummary(const std::string& id) { return store_.GetUserById(id); }
   // On an email change of the root admin, `*root_email_changed` is set to the new email.
   Result<store::User> UpdateUser(const Principal& caller, const std::string& id,
                                  const UserPatch& patch,

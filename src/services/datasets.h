@@ -101,8 +101,6 @@ class Datasets {
   // An asset's mock (anyone allowed on the server) or private data (data owners and admins).
   Result<BlobFile> AssetBytes(const Principal& caller, const std::string& dataset,
                               const std::string& asset, bool private_data);
-  // Blob metadata for rendering an asset. kNotFound when absent.
-  Result<store::Blob> BlobInfo(const std::string& blob_id) { return store_.GetBlob(blob_id); }
 
   // Deletes blobs no asset has used since before `now - ttl`. Returns how many.
   Result<int> CollectUnusedBlobs();

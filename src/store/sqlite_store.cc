@@ -361,12 +361,7 @@ class SqliteStore : public Store {
         " WHERE (?1 = '' OR instr(lower(email), lower(?1)) > 0 OR "
         "instr(lower(name), lower(?1)) > 0)";
     UserPage page;
-    {
-      Stmt c(db_, (std::string("SELECT count(*) FROM users") + where).c_str());
-      c.Bind(search);
-      ASSIGN_OR_RETURN(bool row, c.Step());
-      page.total = row ? c.Int(0) : 0;
-    }
+    ASSIGN_OR_RETURN(page.total, CountWhere("users", where, search));
     Stmt s(db_, (std::string("SELECT ") + kUserColumns + " FROM users" + where +
                  " ORDER BY created_at, rowid LIMIT ?2 OFFSET ?3")
                     .c_str());
@@ -546,12 +541,7 @@ class SqliteStore : public Store {
         " WHERE deleted_at IS NULL AND (?1 = '' OR instr(lower(name), lower(?1)) > 0 OR "
         "instr(lower(description), lower(?1)) > 0)";
     DatasetPage page;
-    {
-      Stmt c(db_, (std::string("SELECT count(*) FROM datasets") + where).c_str());
-      c.Bind(search);
-      ASSIGN_OR_RETURN(bool row, c.Step());
-      page.total = row ? c.Int(0) : 0;
-    }
+    ASSIGN_OR_RETURN(page.total, CountWhere("datasets", where, search));
     Stmt s(db_,
            (std::string(kDatasetSelect) + " WHERE d.rowid IN (SELECT rowid FROM datasets" + where +
             " ORDER BY created_at DESC, rowid DESC LIMIT ?2 OFFSET ?3) ORDER BY d.created_at DESC, "
@@ -637,6 +627,14 @@ class SqliteStore : public Store {
   }
 
  private:
+  // Rows of `table` matching `where` (with ?1 bound to `search`). REQUIRES: mu_ held.
+  Result<int64_t> CountWhere(const char* table, const char* where, const std::string& search) {
+    Stmt c(db_, (std::string("SELECT count(*) FROM ") + table + where).c_str());
+    c.Bind(search);
+    ASSIGN_OR_RETURN(bool row, c.Step());
+    return row ? c.Int(0) : 0;
+  }
+
   // REQUIRES: mu_ held.
   Result<std::vector<std::string>> Column(Stmt& s) {
     std::vector<std::string> out;
