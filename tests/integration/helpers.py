@@ -2,8 +2,13 @@
 
 import http.client
 import json
+import os
 import pathlib
+import signal
 import socket
+import subprocess
+import tempfile
+import time
 import uuid
 
 import datasite as sy
@@ -161,3 +166,86 @@ def pid_is_datasite(pid):
     except OSError:
         return False
     return b"datasite" in cmdline
+
+
+# A server launched with the binary's own flags -------------------------------------------------
+
+
+class DetachedServer:
+    """``datasite launch --detach`` on a chosen data dir, with flags the Python client does not
+    pass (``--login-attempts-per-minute``, ``--max-storage-bytes``...). ``start`` may be called
+    again after ``kill9`` or ``land`` (a restart on the same data dir). Always ``stop()`` it in a
+    ``finally``: it lands the server and, if that fails, SIGTERMs the pid it started.
+    """
+
+    def __init__(self, binary, data_dir, *flags, name=None, timeout=60):
+        self.binary = binary
+        self.data_dir = pathlib.Path(data_dir)
+        self.flags = [str(f) for f in flags]
+        self.name = name or unique("srv")
+        self.timeout = timeout
+        self.port = None
+        self.pid = None
+
+    def _run(self, *args):
+        """Runs the binary; (exit code, stdout, stderr). Output goes through files, not pipes: a
+        detached server keeps inherited descriptors open."""
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            code = subprocess.call(
+                [self.binary] + list(args),
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                timeout=self.timeout,
+            )
+            out.seek(0)
+            err.seek(0)
+            return code, out.read().decode(errors="replace"), err.read().decode(errors="replace")
+
+    def try_start(self):
+        """Launches; (exit code, stdout, stderr) without asserting anything."""
+        result = self._run(
+            "launch", "--name", self.name, "--port", "auto", "--detach",
+            "--data-dir", str(self.data_dir), *self.flags
+        )
+        if result[0] == 0:
+            info = json.loads((self.data_dir / "server.json").read_text())
+            self.port = int(info["port"])
+            self.pid = int(info["pid"])
+        return result
+
+    def start(self):
+        code, out, err = self.try_start()
+        assert code == 0, "launch failed ({}): {} {}".format(code, out, err)
+        return Api(self.port)
+
+    def alive(self):
+        if self.pid is None:
+            return False
+        try:
+            stat = pathlib.Path("/proc/{}/stat".format(self.pid)).read_text()
+        except OSError:
+            return False
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+    def kill9(self, timeout=10.0):
+        """SIGKILLs the server and waits until it is gone."""
+        if self.pid is not None and pid_is_datasite(self.pid):
+            os.kill(self.pid, signal.SIGKILL)
+        deadline = time.time() + timeout
+        while self.alive():
+            assert time.time() < deadline, "server {} did not die".format(self.pid)
+            time.sleep(0.02)
+        self.pid = None
+
+    def stop(self):
+        """Lands the server (or SIGTERMs its pid); never raises."""
+        if self.pid is None:
+            return
+        try:
+            self._run("land", self.name, "--data-dir", str(self.data_dir))
+        except (OSError, subprocess.SubprocessError):
+            pass
+        if self.alive() and pid_is_datasite(self.pid):
+            os.kill(self.pid, signal.SIGTERM)
+        self.pid = None

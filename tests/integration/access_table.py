@@ -1,0 +1,514 @@
+"""Who may call which route: the one table that test_access_crawler.py checks against the server.
+
+The crawler reads GET /api/v1/openapi.json and calls every row of TABLE as every caller of
+CALLERS, on objects that belong to someone else. A route the server serves without a row here
+fails the crawl ("add it to the table"), and so does a row for a route no longer served.
+
+Callers (CALLERS): ``anon`` (no token), ``guest`` (a guest session), ``scientist`` and
+``scientist2`` (two data scientists), ``owner`` and ``owner2`` (two data owners), ``admin`` (the
+root admin). Blobs and datasets of the rows belong to ``owner``, and users are made for the call,
+so ``owner2`` and ``admin`` show what a caller gets on someone else's object, and ``scientist``
+what a data scientist gets on another user.
+
+Expected: an exact HTTP status per caller. 200 or 201 is "allowed". A refusal is 401
+(UNAUTHENTICATED: no token), 403 (PERMISSION_DENIED: the role, or a rule of docs/API.md) or 404
+(NOT_FOUND: where docs/API.md answers "not yours" as "no such object", e.g. someone else's blob);
+the crawler also checks the error code that goes with the status. A refusal must change nothing:
+the crawler compares every table of the database and every file of the data dir before and after
+the call, and the row's ``probe`` (the object read back through the API).
+
+HOW TO ADD A ROUTE
+  1. Add a Row to TABLE: ``Row("POST", "/api/v1/jobs/{id}/cancel", "own_job", rule(...))``.
+     The path is the pattern exactly as the OpenAPI document lists it, {placeholders} included.
+  2. The expectation: ``rule(min_role, ok=200, **per_caller)``: callers at or above min_role get
+     ``ok``, anon gets 401 and callers below min_role 403; keyword arguments override single
+     callers: ``rule("data_owner", ok=201, owner2=404, admin=404)``. min_role is "anyone",
+     "guest", "data_scientist", "data_owner" or "admin". Or write the dict of all seven callers.
+  3. The target: the name of a function registered in TARGETS with ``@target`` (the name without
+     its ``target_`` prefix) that gives the call what it needs: path parameters ({id}, {name}...),
+     a query, a JSON or raw body, another token, a probe (see Call). It gets the World (the server,
+     the actors, helpers that make users, blobs and datasets), the caller's key, and ``fresh``:
+     True when the call is expected to succeed, so a mutating route needs an object of its own
+     (one caller's DELETE must not take the next caller's object); when False it may reuse a
+     shared object (``world.once``). Objects must be real and belong to the right user, so that a
+     403 or 404 is a real permission refusal and not a bad id. Copy ``target_owner_dataset``.
+  4. A route may have several rows with different targets (e.g. one's own id, someone else's).
+     A row's ``xfail`` maps a caller to the reason of a known server bug (strict xfail).
+"""
+
+import dataclasses
+import uuid
+
+from helpers import PASSWORD, ROOT_PASSWORD, unique_email
+
+CALLERS = ("anon", "guest", "scientist", "scientist2", "owner", "owner2", "admin")
+ROLE_OF = {
+    "anon": None,
+    "guest": "guest",
+    "scientist": "data_scientist",
+    "scientist2": "data_scientist",
+    "owner": "data_owner",
+    "owner2": "data_owner",
+    "admin": "admin",
+}
+_RANK = {"anyone": 0, None: 0, "guest": 1, "data_scientist": 2, "data_owner": 3, "admin": 4}
+# The error code that goes with a refusal's status (docs/API.md, "Errors").
+REFUSAL_CODES = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND"}
+NO_BODY = object()
+DEFAULT_TOKEN = object()
+CSV = b"age,score\n31,1.5\n45,2.25\n29,3.0\n"
+
+
+def rule(min_role, ok=200, **per_caller):
+    """Callers at or above ``min_role`` get ``ok``; anon 401 (unless min_role is "anyone"), callers
+    below 403; ``per_caller`` overrides single callers (e.g. ``owner2=404``)."""
+    assert min_role in _RANK, min_role
+    unknown = set(per_caller) - set(CALLERS)
+    assert not unknown, "unknown callers {}".format(sorted(unknown))
+    expect = {}
+    for caller in CALLERS:
+        if _RANK[ROLE_OF[caller]] >= _RANK[min_role]:
+            expect[caller] = ok
+        else:
+            expect[caller] = 401 if caller == "anon" else 403
+    expect.update(per_caller)
+    return expect
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    method: str
+    path: str  # the OpenAPI pattern, e.g. /api/v1/users/{id}
+    target: str  # a key of TARGETS
+    expect: dict  # caller -> status
+    note: str = ""  # why the expectation is what it is, when docs/API.md is not plain
+    xfail: dict = dataclasses.field(default_factory=dict)  # caller -> known server bug
+
+    @property
+    def route(self):
+        return (self.method, self.path)
+
+    @property
+    def id(self):
+        return "{} {} [{}]".format(self.method, self.path, self.target)
+
+
+@dataclasses.dataclass
+class Call:
+    """What one call needs beyond method and caller (see HOW TO ADD A ROUTE)."""
+
+    params: dict = dataclasses.field(default_factory=dict)  # fills the path's {placeholders}
+    query: str = ""  # without "?"
+    body: object = NO_BODY  # JSON body
+    raw: bytes = None  # raw body (uploads), sent as application/octet-stream
+    token: object = DEFAULT_TOKEN  # another token than the caller's (None: no token)
+    probe: object = None  # () -> value that a refusal must leave unchanged
+
+
+# The world the targets build on -------------------------------------------------------------------
+
+
+class Actor:
+    def __init__(self, key, token, user=None, password=None):
+        self.key = key
+        self.token = token
+        self.user = user  # None for anon and guest
+        self.password = password
+
+    @property
+    def id(self):
+        return self.user["id"] if self.user else None
+
+
+class World:
+    """The server under test, one actor per caller, and helpers that make objects for targets."""
+
+    def __init__(self, api, root_token, root_user):
+        self.api = api
+        self.actors = {
+            "anon": Actor("anon", None),
+            "admin": Actor("admin", root_token, root_user, ROOT_PASSWORD),
+        }
+        self.shared = {}  # objects that refused calls may share, by name
+        for key in ("scientist", "scientist2", "owner", "owner2"):
+            user = self.new_user(ROLE_OF[key], name=key.title())
+            self.actors[key] = Actor(key, api.login(user["email"], PASSWORD), user, PASSWORD)
+        self.actors["guest"] = Actor("guest", api.guest())
+
+    @property
+    def admin(self):
+        return self.actors["admin"].token
+
+    def token(self, caller):
+        return self.actors[caller].token
+
+    def new_user(self, role, name=None):
+        """A user made by the root admin; its JSON."""
+        return self.api.create_user(self.admin, role=role, email=unique_email(role), name=name)
+
+    def fresh_actor(self, caller):
+        """A new logged-in party of the caller's role (for calls that change the caller itself)."""
+        role = ROLE_OF[caller]
+        if role is None:
+            return Actor(caller, None)
+        if role == "guest":
+            return Actor(caller, self.api.guest())
+        user = self.new_user(role)
+        return Actor(caller, self.api.login(user["email"], PASSWORD), user, PASSWORD)
+
+    def fresh_token(self, caller):
+        """Another session of the caller (same user), for calls that end the session."""
+        actor = self.actors[caller]
+        if actor.user is None:
+            return self.api.guest() if actor.token else None
+        return self.api.login(actor.user["email"], actor.password)
+
+    def once(self, name, make):
+        """A shared object, made on first use."""
+        if name not in self.shared:
+            self.shared[name] = make()
+        return self.shared[name]
+
+    def new_blob(self, caller="owner", raw=CSV):
+        resp = self.api(
+            "POST", "/api/v1/blobs?format=csv", raw=raw, token=self.token(caller),
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        assert resp.status == 201, "blob upload as {} failed: {!r}".format(caller, resp)
+        return resp.json
+
+    def new_dataset(self, caller="owner"):
+        data = self.new_blob(caller)
+        mock = self.new_blob(caller, CSV.replace(b"31", b"40"))
+        body = {
+            "name": "crawl-" + uuid.uuid4().hex[:10],
+            "summary": "crawled",
+            "assets": [{"name": "table", "data": data["id"], "mock": mock["id"]}],
+        }
+        resp = self.api.post("/api/v1/datasets", body, token=self.token(caller))
+        assert resp.status == 201, "dataset creation as {} failed: {!r}".format(caller, resp)
+        return resp.json
+
+    def reader(self, path, token=None):
+        """A probe: the status and bytes of GET path (as the root admin unless told)."""
+        api, token = self.api, token or self.admin
+
+        def probe():
+            resp = api.get(path, token=token)
+            return resp.status, resp.raw
+
+        return probe
+
+
+# Targets ------------------------------------------------------------------------------------------
+
+TARGETS = {}
+
+
+def target(fn):
+    """Registers fn(world, caller, fresh) -> Call under its name without the ``target_`` prefix."""
+    TARGETS[fn.__name__[len("target_"):]] = fn
+    return fn
+
+
+@target
+def target_none(world, caller, fresh):
+    return Call()
+
+
+@target
+def target_empty_json(world, caller, fresh):
+    return Call(body={})
+
+
+@target
+def target_login_body(world, caller, fresh):
+    """Valid credentials (another user's): login is open to everyone, token or not."""
+    user = world.actors["scientist2"].user
+    return Call(body={"email": user["email"], "password": PASSWORD})
+
+
+@target
+def target_own_session(world, caller, fresh):
+    """A second session of the caller, so that logging out does not end the crawler's session."""
+    return Call(token=world.fresh_token(caller), body={})
+
+
+def _new_user_body(role=None):
+    email = unique_email("crawl")
+    body = {"name": "Crawled", "email": email, "password": PASSWORD, "password_verify": PASSWORD}
+    if role:
+        body["role"] = role
+    return email, body
+
+
+def _user_count(world, email):
+    def probe():
+        resp = world.api.get("/api/v1/users?search=" + email, token=world.admin)
+        return resp.status, resp.json["total"] if resp.json else None
+
+    return probe
+
+
+@target
+def target_registration(world, caller, fresh):
+    email, body = _new_user_body()
+    return Call(body=body, probe=_user_count(world, email))
+
+
+@target
+def target_new_scientist(world, caller, fresh):
+    email, body = _new_user_body("data_scientist")
+    return Call(body=body, probe=_user_count(world, email))
+
+
+@target
+def target_new_owner(world, caller, fresh):
+    email, body = _new_user_body("data_owner")
+    return Call(body=body, probe=_user_count(world, email))
+
+
+@target
+def target_profile_change(world, caller, fresh):
+    return Call(body={"institution": "crawled-" + uuid.uuid4().hex[:8]},
+                probe=world.reader("/api/v1/account", world.token(caller)))
+
+
+@target
+def target_password_change(world, caller, fresh):
+    """The caller is a new user of its role: a password change revokes the user's other sessions."""
+    actor = world.fresh_actor(caller)
+    body = {"old_password": PASSWORD, "new_password": "N3w-" + PASSWORD}
+    return Call(token=actor.token, body=body)
+
+
+def _user_call(world, user, body=NO_BODY):
+    path = "/api/v1/users/" + user["id"]
+    return Call(params={"id": user["id"]}, body=body, probe=world.reader(path))
+
+
+@target
+def target_scientist2(world, caller, fresh):
+    """The second data scientist: another user for everyone but scientist2 itself."""
+    return _user_call(world, world.actors["scientist2"].user)
+
+
+def _victim(world, role, fresh):
+    if fresh:
+        return world.new_user(role)
+    return world.once("victim_" + role, lambda: world.new_user(role))
+
+
+@target
+def target_other_scientist_profile(world, caller, fresh):
+    """Someone else's profile (a data scientist no caller is)."""
+    return _user_call(world, _victim(world, "data_scientist", fresh), {"name": "Renamed"})
+
+
+@target
+def target_other_scientist_role(world, caller, fresh):
+    return _user_call(world, _victim(world, "data_scientist", fresh), {"role": "guest"})
+
+
+@target
+def target_other_owner_role(world, caller, fresh):
+    return _user_call(world, _victim(world, "data_owner", fresh), {"role": "data_scientist"})
+
+
+@target
+def target_other_scientist_password(world, caller, fresh):
+    victim = _victim(world, "data_scientist", fresh)
+    return _user_call(world, victim, {"password": "N3w-" + PASSWORD})
+
+
+@target
+def target_own_profile(world, caller, fresh):
+    """The caller's own user (anon and guest have none: scientist2's id stands in)."""
+    user = world.actors[caller].user or world.actors["scientist2"].user
+    return _user_call(world, user, {"website": "https://crawled.example.org"})
+
+
+@target
+def target_root_role(world, caller, fresh):
+    root = world.actors["admin"].user
+    return _user_call(world, root, {"role": "data_scientist"})
+
+
+@target
+def target_other_scientist(world, caller, fresh):
+    return _user_call(world, _victim(world, "data_scientist", fresh))
+
+
+@target
+def target_other_owner(world, caller, fresh):
+    return _user_call(world, _victim(world, "data_owner", fresh))
+
+
+@target
+def target_other_admin(world, caller, fresh):
+    return _user_call(world, _victim(world, "admin", fresh))
+
+
+@target
+def target_root(world, caller, fresh):
+    return _user_call(world, world.actors["admin"].user)
+
+
+@target
+def target_self(world, caller, fresh):
+    """The caller's own user (anon and guest have none: scientist2's id stands in); a new user of
+    the caller's role when the call is expected to succeed (so that no actor is deleted)."""
+    actor = world.fresh_actor(caller) if fresh else world.actors[caller]
+    user = actor.user or world.actors["scientist2"].user
+    call = _user_call(world, user)
+    call.token = actor.token
+    return call
+
+
+@target
+def target_settings_change(world, caller, fresh):
+    return Call(body={"description": "crawled " + uuid.uuid4().hex[:8]},
+                probe=world.reader("/api/v1/settings"))
+
+
+@target
+def target_csv_upload(world, caller, fresh):
+    return Call(query="format=csv", raw=CSV)
+
+
+def _owner_blob(world, fresh):
+    if fresh:
+        return world.new_blob("owner")
+    return world.once("owner_blob", lambda: world.new_blob("owner"))
+
+
+def _blob_call(world, blob, body=NO_BODY):
+    return Call(params={"id": blob["id"]}, body=body,
+                probe=world.reader("/api/v1/blobs/" + blob["id"], world.token("owner")))
+
+
+@target
+def target_owner_blob(world, caller, fresh):
+    """A blob ``owner`` uploaded and no dataset uses."""
+    return _blob_call(world, _owner_blob(world, fresh))
+
+
+@target
+def target_owner_blob_mock(world, caller, fresh):
+    return _blob_call(world, _owner_blob(world, False), {"seed": 7})
+
+
+@target
+def target_new_dataset_own_blobs(world, caller, fresh):
+    """A dataset made of blobs the caller uploaded (callers who cannot upload use owner's)."""
+    uploader = caller if fresh and caller in ("owner", "owner2", "admin") else "owner"
+    blob = world.new_blob(uploader) if fresh else _owner_blob(world, False)
+    name = "crawl-" + uuid.uuid4().hex[:10]
+    return Call(body={"name": name, "assets": [{"name": "t", "data": blob["id"]}]},
+                probe=world.reader("/api/v1/datasets/" + name))
+
+
+@target
+def target_new_dataset_owners_blob(world, caller, fresh):
+    """A dataset made of a blob of ``owner``'s: nobody else may publish it."""
+    blob = _owner_blob(world, fresh)
+    name = "crawl-" + uuid.uuid4().hex[:10]
+    return Call(body={"name": name, "assets": [{"name": "t", "data": blob["id"]}]},
+                probe=world.reader("/api/v1/datasets/" + name))
+
+
+def _owner_dataset(world, fresh):
+    if fresh:
+        return world.new_dataset("owner")
+    return world.once("owner_dataset", lambda: world.new_dataset("owner"))
+
+
+def _dataset_call(world, dataset, body=NO_BODY):
+    return Call(params={"id": dataset["id"], "name": dataset["assets"][0]["name"]}, body=body,
+                probe=world.reader("/api/v1/datasets/" + dataset["id"]))
+
+
+@target
+def target_owner_dataset(world, caller, fresh):
+    """A dataset ``owner`` uploaded (read-only calls share one)."""
+    return _dataset_call(world, _owner_dataset(world, False))
+
+
+@target
+def target_owner_dataset_change(world, caller, fresh):
+    return _dataset_call(world, _owner_dataset(world, fresh),
+                         {"summary": "crawled " + uuid.uuid4().hex[:8]})
+
+
+@target
+def target_owner_dataset_fresh(world, caller, fresh):
+    return _dataset_call(world, _owner_dataset(world, fresh))
+
+
+# The table ----------------------------------------------------------------------------------------
+
+TABLE = [
+    # Health and metadata: anyone.
+    Row("GET", "/healthz", "none", rule("anyone")),
+    Row("GET", "/readyz", "none", rule("anyone")),
+    Row("GET", "/api/v1/metadata", "none", rule("anyone")),
+    Row("GET", "/api/v1/openapi.json", "none", rule("anyone")),
+    # Sessions.
+    Row("POST", "/api/v1/auth/login", "login_body", rule("anyone")),
+    Row("POST", "/api/v1/auth/guest", "empty_json", rule("anyone")),
+    Row("POST", "/api/v1/auth/logout", "own_session", rule("guest")),
+    Row("POST", "/api/v1/auth/register", "registration",
+        rule("data_owner", ok=201, anon=403),
+        note="sign-up is off (the default): only a data owner's or admin's token registers"),
+    # The caller's own account.
+    Row("GET", "/api/v1/account", "none", rule("guest")),
+    Row("PATCH", "/api/v1/account", "profile_change", rule("data_scientist")),
+    Row("POST", "/api/v1/account/password", "password_change", rule("data_scientist")),
+    # Users.
+    Row("GET", "/api/v1/users", "none", rule("data_owner")),
+    Row("POST", "/api/v1/users", "new_scientist", rule("data_owner", ok=201)),
+    Row("POST", "/api/v1/users", "new_owner", rule("admin", ok=201),
+        note="a data owner creates only guests and data scientists"),
+    Row("GET", "/api/v1/users/{id}", "scientist2", rule("data_owner", scientist2=200),
+        note="a data scientist sees only themselves"),
+    Row("PATCH", "/api/v1/users/{id}", "other_scientist_profile", rule("admin"),
+        note="only admins edit another user's profile"),
+    Row("PATCH", "/api/v1/users/{id}", "other_scientist_role", rule("data_owner")),
+    Row("PATCH", "/api/v1/users/{id}", "other_owner_role", rule("admin"),
+        note="a data owner changes roles only of users below data_owner"),
+    Row("PATCH", "/api/v1/users/{id}", "other_scientist_password", rule("admin"),
+        note="another user's password: admins only"),
+    Row("PATCH", "/api/v1/users/{id}", "own_profile", rule("data_scientist"),
+        note="anyone edits their own profile (guests have none)"),
+    Row("PATCH", "/api/v1/users/{id}", "root_role", rule("admin", admin=403),
+        note="nobody changes the root admin's role"),
+    Row("DELETE", "/api/v1/users/{id}", "other_scientist", rule("data_owner")),
+    Row("DELETE", "/api/v1/users/{id}", "other_owner", rule("admin"),
+        note="data owners delete only guests and data scientists"),
+    Row("DELETE", "/api/v1/users/{id}", "other_admin", rule("admin")),
+    Row("DELETE", "/api/v1/users/{id}", "root", rule("admin", admin=403),
+        note="nobody deletes the root admin"),
+    Row("DELETE", "/api/v1/users/{id}", "self", rule("admin", admin=403),
+        note="nobody deletes themselves"),
+    # Settings.
+    Row("GET", "/api/v1/settings", "none", rule("guest")),
+    Row("PATCH", "/api/v1/settings", "settings_change", rule("admin")),
+    Row("GET", "/api/v1/settings/welcome", "none", rule("guest")),
+    # Blobs: their uploader's alone, admins included; someone else's blob is "not found".
+    Row("POST", "/api/v1/blobs", "csv_upload", rule("data_owner", ok=201)),
+    Row("GET", "/api/v1/blobs/{id}", "owner_blob", rule("data_owner", owner2=404, admin=404)),
+    Row("DELETE", "/api/v1/blobs/{id}", "owner_blob", rule("data_owner", owner2=404, admin=404)),
+    Row("POST", "/api/v1/blobs/{id}/mock", "owner_blob_mock",
+        rule("data_owner", ok=201, owner2=404, admin=404)),
+    # Datasets: every data owner and admin manages every dataset (docs/API.md: data_owner+).
+    Row("POST", "/api/v1/datasets", "new_dataset_own_blobs", rule("data_owner", ok=201)),
+    Row("POST", "/api/v1/datasets", "new_dataset_owners_blob",
+        rule("data_owner", ok=201, owner2=404, admin=404),
+        note="a dataset may only use the caller's own blobs; another's is not found"),
+    Row("GET", "/api/v1/datasets", "none", rule("guest")),
+    Row("GET", "/api/v1/datasets/{id}", "owner_dataset", rule("guest")),
+    Row("PATCH", "/api/v1/datasets/{id}", "owner_dataset_change", rule("data_owner")),
+    Row("DELETE", "/api/v1/datasets/{id}", "owner_dataset_fresh", rule("data_owner")),
+    Row("GET", "/api/v1/datasets/{id}/assets/{name}/mock", "owner_dataset", rule("guest")),
+    Row("GET", "/api/v1/datasets/{id}/assets/{name}/data", "owner_dataset", rule("data_owner")),
+]
