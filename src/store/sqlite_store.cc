@@ -107,6 +107,58 @@ CREATE TABLE assets (
   UNIQUE (dataset_id, name)
 );
 )sql",
+    // Version 3: user code, requests, jobs; the output-review setting.
+    R"sql(
+ALTER TABLE settings ADD COLUMN output_review INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE user_code (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  source TEXT NOT NULL,
+  code_hash TEXT NOT NULL,
+  inputs TEXT NOT NULL,
+  output_policy TEXT NOT NULL,
+  output_limit INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  UNIQUE (user_id, code_hash),
+  UNIQUE (user_id, name, version)
+);
+CREATE TABLE code_requests (
+  id TEXT PRIMARY KEY,
+  code_id TEXT NOT NULL UNIQUE REFERENCES user_code(id),
+  user_id TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  status TEXT NOT NULL,
+  deny_reason TEXT,
+  reviewer_id TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE jobs (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  code_id TEXT NOT NULL REFERENCES user_code(id),
+  user_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  status TEXT NOT NULL,
+  inputs TEXT NOT NULL,
+  timeout_ms INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  error TEXT NOT NULL DEFAULT '',
+  result_format TEXT NOT NULL DEFAULT '',
+  result_size INTEGER NOT NULL DEFAULT 0,
+  held INTEGER NOT NULL DEFAULT 0,
+  stdout TEXT NOT NULL DEFAULT '',
+  stderr TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  started_at INTEGER NOT NULL DEFAULT 0,
+  finished_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX jobs_status ON jobs(status, seq);
+CREATE INDEX jobs_code ON jobs(code_id, kind, status);
+CREATE INDEX jobs_user ON jobs(user_id, seq);
+)sql",
 };
 
 // A prepared statement; finalized on destruction. Not thread-safe.
@@ -247,6 +299,95 @@ Dataset ReadDataset(const Stmt& s) {
   return d;
 }
 
+constexpr const char* kCodeSelect =
+    "SELECT c.id, c.user_id, c.name, c.version, c.source, c.code_hash, c.inputs, c.output_policy, "
+    "c.output_limit, c.created_at, coalesce(u.name, ''), coalesce(u.email, ''), "
+    "(SELECT count(*) FROM jobs j WHERE j.code_id = c.id AND j.kind = 'private' AND "
+    "j.status = 'completed'), r.id, r.status "
+    "FROM user_code c LEFT JOIN users u ON u.id = c.user_id "
+    "LEFT JOIN code_requests r ON r.code_id = c.id";
+
+UserCode ReadCode(const Stmt& s) {
+  UserCode c;
+  c.id = s.Text(0);
+  c.user_id = s.Text(1);
+  c.name = s.Text(2);
+  c.version = s.Int(3);
+  c.source = s.Text(4);
+  c.code_hash = s.Text(5);
+  c.inputs = s.Text(6);
+  c.output_policy = s.Text(7);
+  c.output_limit = s.Int(8);
+  c.created_at = s.Int(9);
+  c.user_name = s.Text(10);
+  c.user_email = s.Text(11);
+  c.used = s.Int(12);
+  if (!s.IsNull(13)) c.request_id = s.Text(13);
+  if (!s.IsNull(14)) c.request_status = s.Text(14);
+  return c;
+}
+
+constexpr const char* kRequestSelect =
+    "SELECT r.id, r.code_id, r.user_id, r.reason, r.status, r.deny_reason, r.reviewer_id, "
+    "r.created_at, r.updated_at, coalesce(u.name, ''), coalesce(u.email, ''), "
+    "coalesce(v.name, ''), coalesce(v.email, '') "
+    "FROM code_requests r LEFT JOIN users u ON u.id = r.user_id "
+    "LEFT JOIN users v ON v.id = r.reviewer_id";
+
+CodeRequest ReadRequest(const Stmt& s) {
+  CodeRequest r;
+  r.id = s.Text(0);
+  r.code_id = s.Text(1);
+  r.user_id = s.Text(2);
+  r.reason = s.Text(3);
+  r.status = s.Text(4);
+  if (!s.IsNull(5)) r.deny_reason = s.Text(5);
+  if (!s.IsNull(6)) r.reviewer_id = s.Text(6);
+  r.created_at = s.Int(7);
+  r.updated_at = s.Int(8);
+  r.user_name = s.Text(9);
+  r.user_email = s.Text(10);
+  r.reviewer_name = s.Text(11);
+  r.reviewer_email = s.Text(12);
+  return r;
+}
+
+// `logs` chooses whether stdout and stderr are read (listings leave them out).
+std::string JobSelect(bool logs) {
+  return std::string(
+             "SELECT j.id, j.code_id, j.user_id, j.kind, j.status, j.inputs, j.timeout_ms, "
+             "j.attempts, j.error, j.result_format, j.result_size, j.held, ") +
+         (logs ? "j.stdout, j.stderr, " : "'', '', ") +
+         "j.created_at, j.started_at, j.finished_at, coalesce(c.name, ''), coalesce(u.name, ''), "
+         "coalesce(u.email, '') FROM jobs j LEFT JOIN user_code c ON c.id = j.code_id "
+         "LEFT JOIN users u ON u.id = j.user_id";
+}
+
+Job ReadJob(const Stmt& s) {
+  Job j;
+  j.id = s.Text(0);
+  j.code_id = s.Text(1);
+  j.user_id = s.Text(2);
+  j.kind = s.Text(3);
+  j.status = s.Text(4);
+  j.inputs = s.Text(5);
+  j.timeout_ms = s.Int(6);
+  j.attempts = s.Int(7);
+  j.error = s.Text(8);
+  j.result_format = s.Text(9);
+  j.result_size = s.Int(10);
+  j.held = s.Int(11) != 0;
+  j.stdout_text = s.Text(12);
+  j.stderr_text = s.Text(13);
+  j.created_at = s.Int(14);
+  j.started_at = s.Int(15);
+  j.finished_at = s.Int(16);
+  j.code_name = s.Text(17);
+  j.user_name = s.Text(18);
+  j.user_email = s.Text(19);
+  return j;
+}
+
 class SqliteStore : public Store {
  public:
   explicit SqliteStore(sqlite3* db) : db_(db) {}
@@ -287,7 +428,8 @@ class SqliteStore : public Store {
         db_,
         "SELECT id, name, organization, description, deployed_on, signup_enabled, "
         "notifications_enabled, admin_email, server_type, server_side_type, "
-        "association_request_auto_approval, allow_guest_sessions, welcome_markdown FROM settings");
+        "association_request_auto_approval, allow_guest_sessions, welcome_markdown, output_review "
+        "FROM settings");
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return std::optional<Settings>();
     Settings st;
@@ -304,6 +446,7 @@ class SqliteStore : public Store {
     st.association_request_auto_approval = s.Int(10) != 0;
     st.allow_guest_sessions = s.Int(11) != 0;
     st.welcome_markdown = s.Text(12);
+    st.output_review = s.Int(13) != 0;
     return std::optional<Settings>(std::move(st));
   }
 
@@ -313,8 +456,8 @@ class SqliteStore : public Store {
            "INSERT OR REPLACE INTO settings (singleton, id, name, organization, description, "
            "deployed_on, "
            "signup_enabled, notifications_enabled, admin_email, server_type, server_side_type, "
-           "association_request_auto_approval, allow_guest_sessions, welcome_markdown) "
-           "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+           "association_request_auto_approval, allow_guest_sessions, welcome_markdown, "
+           "output_review) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     return s.Bind(st.id)
         .Bind(st.name)
         .Bind(st.organization)
@@ -328,6 +471,7 @@ class SqliteStore : public Store {
         .Bind(st.association_request_auto_approval)
         .Bind(st.allow_guest_sessions)
         .Bind(st.welcome_markdown)
+        .Bind(st.output_review)
         .Run();
   }
 
@@ -709,6 +853,253 @@ class SqliteStore : public Store {
     return Status::Ok();
   }
 
+  Result<int64_t> InsertCode(const UserCode& c) override {
+    std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    auto version = InsertCodeLocked(c);
+    if (!version.ok()) {
+      (void)Exec("ROLLBACK");
+      return version.status();
+    }
+    RETURN_IF_ERROR(Exec("COMMIT"));
+    return *version;
+  }
+
+  Result<UserCode> GetCode(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, (std::string(kCodeSelect) + " WHERE c.id = ?").c_str());
+    s.Bind(id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("code not found");
+    return ReadCode(s);
+  }
+
+  Result<UserCode> FindCodeByHash(const std::string& user_id, const std::string& hash) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, (std::string(kCodeSelect) + " WHERE c.user_id = ? AND c.code_hash = ?").c_str());
+    s.Bind(user_id).Bind(hash);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("code not found");
+    return ReadCode(s);
+  }
+
+  Result<std::vector<UserCode>> ListCode(const std::optional<std::string>& user_id,
+                                         const std::optional<std::string>& name) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, (std::string(kCodeSelect) +
+                 " WHERE (?1 IS NULL OR c.user_id = ?1) AND (?2 IS NULL OR c.name = ?2) "
+                 "ORDER BY c.created_at DESC, c.rowid DESC LIMIT 1000")
+                    .c_str());
+    BindOptional(s, user_id);
+    BindOptional(s, name);
+    std::vector<UserCode> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      out.push_back(ReadCode(s));
+    }
+    return out;
+  }
+
+  Status InsertRequest(const CodeRequest& r) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_,
+           "INSERT INTO code_requests (id, code_id, user_id, reason, status, deny_reason, "
+           "reviewer_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, NULL, NULL, ?, ?)");
+    return s.Bind(r.id)
+        .Bind(r.code_id)
+        .Bind(r.user_id)
+        .Bind(r.reason)
+        .Bind(r.status)
+        .Bind(r.created_at)
+        .Bind(r.updated_at)
+        .Run();
+  }
+
+  Result<CodeRequest> GetRequest(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, (std::string(kRequestSelect) + " WHERE r.id = ?").c_str());
+    s.Bind(id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("request not found");
+    return ReadRequest(s);
+  }
+
+  Result<std::vector<CodeRequest>> ListRequests(const std::optional<std::string>& user_id,
+                                                const std::optional<std::string>& status) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, (std::string(kRequestSelect) +
+                 " WHERE (?1 IS NULL OR r.user_id = ?1) AND (?2 IS NULL OR r.status = ?2) "
+                 "ORDER BY r.created_at DESC, r.rowid DESC LIMIT 1000")
+                    .c_str());
+    BindOptional(s, user_id);
+    BindOptional(s, status);
+    std::vector<CodeRequest> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      out.push_back(ReadRequest(s));
+    }
+    return out;
+  }
+
+  Status DecideRequest(const std::string& id, const std::string& status,
+                       const std::optional<std::string>& deny_reason,
+                       const std::string& reviewer_id, int64_t now) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_,
+           "UPDATE code_requests SET status = ?, deny_reason = ?, reviewer_id = ?, updated_at = ? "
+           "WHERE id = ? AND status = 'pending'");
+    s.Bind(status);
+    BindOptional(s, deny_reason);
+    RETURN_IF_ERROR(s.Bind(reviewer_id).Bind(now).Bind(id).Run());
+    if (sqlite3_changes(db_) == 1) return Status::Ok();
+    Stmt e(db_, "SELECT status FROM code_requests WHERE id = ?");
+    e.Bind(id);
+    ASSIGN_OR_RETURN(bool row, e.Step());
+    if (!row) return NotFoundError("request not found");
+    return FailedPreconditionError("the request was already " + e.Text(0));
+  }
+
+  Result<bool> InsertJob(const Job& j, std::optional<int64_t> max_private_runs) override {
+    std::lock_guard lock(mu_);
+    if (max_private_runs) {
+      Stmt c(db_,
+             "SELECT count(*) FROM jobs WHERE code_id = ? AND kind = 'private' AND status IN "
+             "('queued', 'running', 'completed')");
+      c.Bind(j.code_id);
+      ASSIGN_OR_RETURN(bool row, c.Step());
+      if (row && c.Int(0) >= *max_private_runs) return false;
+    }
+    Stmt s(db_,
+           "INSERT INTO jobs (id, code_id, user_id, kind, status, inputs, timeout_ms, created_at) "
+           "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)");
+    RETURN_IF_ERROR(s.Bind(j.id)
+                        .Bind(j.code_id)
+                        .Bind(j.user_id)
+                        .Bind(j.kind)
+                        .Bind(j.inputs)
+                        .Bind(j.timeout_ms)
+                        .Bind(j.created_at)
+                        .Run());
+    return true;
+  }
+
+  Result<Job> GetJob(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    return GetJobLocked(id);
+  }
+
+  Result<std::vector<Job>> ListJobs(const JobFilter& f) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, (JobSelect(false) +
+                 " WHERE (?1 IS NULL OR j.user_id = ?1) AND (?2 IS NULL OR j.code_id = ?2) AND "
+                 "(?3 IS NULL OR j.status = ?3) AND (?4 = 1 OR j.kind != 'review') "
+                 "ORDER BY j.seq DESC LIMIT ?5")
+                    .c_str());
+    BindOptional(s, f.user_id);
+    BindOptional(s, f.code_id);
+    BindOptional(s, f.status);
+    s.Bind(f.include_review).Bind(f.limit);
+    std::vector<Job> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      out.push_back(ReadJob(s));
+    }
+    return out;
+  }
+
+  Result<Job> LastCompletedPrivateJob(const std::string& code_id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, (JobSelect(true) +
+                 " WHERE j.code_id = ? AND j.kind = 'private' AND j.status = 'completed' "
+                 "ORDER BY j.seq DESC LIMIT 1")
+                    .c_str());
+    s.Bind(code_id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("no completed run");
+    return ReadJob(s);
+  }
+
+  Result<std::optional<Job>> LeaseNextJob(int64_t now) override {
+    std::lock_guard lock(mu_);
+    std::string id;
+    {
+      Stmt s(db_,
+             "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ? "
+             "WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1) "
+             "RETURNING id");
+      s.Bind(now);
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) return std::optional<Job>();
+      id = s.Text(0);
+      ASSIGN_OR_RETURN(bool more, s.Step());
+      (void)more;
+    }
+    ASSIGN_OR_RETURN(Job job, GetJobLocked(id));
+    return std::optional<Job>(std::move(job));
+  }
+
+  Status FinishJob(const Job& j) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_,
+           "UPDATE jobs SET status = ?, error = ?, result_format = ?, result_size = ?, held = ?, "
+           "stdout = ?, stderr = ?, finished_at = ? WHERE id = ? AND status = 'running'");
+    RETURN_IF_ERROR(s.Bind(j.status)
+                        .Bind(j.error)
+                        .Bind(j.result_format)
+                        .Bind(j.result_size)
+                        .Bind(j.held)
+                        .Bind(j.stdout_text)
+                        .Bind(j.stderr_text)
+                        .Bind(j.finished_at)
+                        .Bind(j.id)
+                        .Run());
+    if (sqlite3_changes(db_) == 0) return FailedPreconditionError("the job is not running");
+    return Status::Ok();
+  }
+
+  Status KillQueuedJob(const std::string& id, int64_t now) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_,
+           "UPDATE jobs SET status = 'killed', error = 'killed before it started', finished_at = ? "
+           "WHERE id = ? AND status = 'queued'");
+    RETURN_IF_ERROR(s.Bind(now).Bind(id).Run());
+    if (sqlite3_changes(db_) == 0) return FailedPreconditionError("the job is not queued");
+    return Status::Ok();
+  }
+
+  Status ReleaseJob(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "UPDATE jobs SET held = 0 WHERE id = ?");
+    RETURN_IF_ERROR(s.Bind(id).Run());
+    if (sqlite3_changes(db_) == 0) return NotFoundError("job not found");
+    return Status::Ok();
+  }
+
+  Result<std::pair<int64_t, int64_t>> RecoverJobs(int64_t max_attempts, int64_t now) override {
+    std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    auto done = [&]() -> Result<std::pair<int64_t, int64_t>> {
+      Stmt q(db_, "UPDATE jobs SET status = 'queued' WHERE status = 'running' AND attempts < ?");
+      RETURN_IF_ERROR(q.Bind(max_attempts).Run());
+      int64_t requeued = sqlite3_changes(db_);
+      Stmt i(
+          db_,
+          "UPDATE jobs SET status = 'interrupted', finished_at = ?, error = 'interrupted: the "
+          "server stopped while the job ran, ' || attempts || ' times' WHERE status = 'running'");
+      RETURN_IF_ERROR(i.Bind(now).Run());
+      return std::make_pair(requeued, static_cast<int64_t>(sqlite3_changes(db_)));
+    }();
+    if (!done.ok()) {
+      (void)Exec("ROLLBACK");
+      return done.status();
+    }
+    RETURN_IF_ERROR(Exec("COMMIT"));
+    return *done;
+  }
+
   // Fills the assets of `datasets`, with their blobs, in one query. REQUIRES: mu_ held.
   Status LoadAssets(std::vector<Dataset>& datasets) {
     if (datasets.empty()) return Status::Ok();
@@ -788,6 +1179,50 @@ class SqliteStore : public Store {
       RETURN_IF_ERROR(Exec("COMMIT"));
     }
     return Status::Ok();
+  }
+
+  static void BindOptional(Stmt& s, const std::optional<std::string>& v) {
+    if (v) {
+      s.Bind(*v);
+    } else {
+      s.BindNull();
+    }
+  }
+
+  // REQUIRES: mu_ held.
+  Result<int64_t> InsertCodeLocked(const UserCode& c) {
+    int64_t version = 1;
+    {
+      Stmt v(db_,
+             "SELECT coalesce(max(version), 0) + 1 FROM user_code WHERE user_id = ? AND name = ?");
+      v.Bind(c.user_id).Bind(c.name);
+      ASSIGN_OR_RETURN(bool row, v.Step());
+      if (row) version = v.Int(0);
+    }
+    Stmt s(db_,
+           "INSERT INTO user_code (id, user_id, name, version, source, code_hash, inputs, "
+           "output_policy, output_limit, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    RETURN_IF_ERROR(s.Bind(c.id)
+                        .Bind(c.user_id)
+                        .Bind(c.name)
+                        .Bind(version)
+                        .Bind(c.source)
+                        .Bind(c.code_hash)
+                        .Bind(c.inputs)
+                        .Bind(c.output_policy)
+                        .Bind(c.output_limit)
+                        .Bind(c.created_at)
+                        .Run());
+    return version;
+  }
+
+  // REQUIRES: mu_ held.
+  Result<Job> GetJobLocked(const std::string& id) {
+    Stmt s(db_, (JobSelect(true) + " WHERE j.id = ?").c_str());
+    s.Bind(id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("job not found");
+    return ReadJob(s);
   }
 
   Result<User> GetUserWhere(const char* column, const std::string& value) {

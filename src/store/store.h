@@ -55,6 +55,7 @@ struct Settings {
   bool association_request_auto_approval = false;
   bool allow_guest_sessions = true;
   std::string welcome_markdown;
+  bool output_review = false;  // hold results of approved code until a data owner releases them
 };
 
 struct Identity {
@@ -123,6 +124,75 @@ struct DatasetPage {
   int64_t total = 0;
 };
 
+// A data scientist's function, as submitted. Immutable once stored.
+struct UserCode {
+  std::string id;
+  std::string user_id;
+  std::string name;     // the Python function's name
+  int64_t version = 0;  // 1, 2, ... per (user, name); assigned by InsertCode
+  std::string source;
+  std::string code_hash;      // SHA-256 of source, lowercase hex; unique per user
+  std::string inputs;         // JSON text: {arg: {"asset_id": id} | {"value": json}}
+  std::string output_policy;  // "single_execution" | "execute_count"
+  int64_t output_limit = 1;
+  int64_t created_at = 0;
+  // Filled when read from the store.
+  std::string user_name;
+  std::string user_email;
+  int64_t used = 0;  // completed private runs
+  std::optional<std::string> request_id;
+  std::optional<std::string> request_status;
+};
+
+struct CodeRequest {
+  std::string id;
+  std::string code_id;
+  std::string user_id;  // who asked (the code's author)
+  std::string reason;
+  std::string status;  // pending | approved | denied
+  std::optional<std::string> deny_reason;
+  std::optional<std::string> reviewer_id;
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+  // Filled when read from the store.
+  std::string user_name;
+  std::string user_email;
+  std::string reviewer_name;
+  std::string reviewer_email;
+};
+
+struct Job {
+  std::string id;
+  std::string code_id;
+  std::string user_id;  // who started it
+  std::string kind;     // private | mock | review
+  std::string status;   // queued | running | completed | errored | timed_out | killed | interrupted
+  std::string inputs;   // JSON text of the bindings it runs with
+  int64_t timeout_ms = 0;
+  int64_t attempts = 0;  // times it was leased
+  std::string error;
+  std::string result_format;  // set when completed
+  int64_t result_size = 0;
+  bool held = false;  // result withheld from the requester until released
+  std::string stdout_text;
+  std::string stderr_text;
+  int64_t created_at = 0;   // unix milliseconds
+  int64_t started_at = 0;   // 0 = not yet
+  int64_t finished_at = 0;  // 0 = not yet
+  // Filled when read from the store.
+  std::string code_name;
+  std::string user_name;
+  std::string user_email;
+};
+
+struct JobFilter {
+  std::optional<std::string> user_id;
+  std::optional<std::string> code_id;
+  std::optional<std::string> status;
+  bool include_review = true;  // false: only private and mock jobs
+  int64_t limit = 500;
+};
+
 // Safe for concurrent use.
 class Store {
  public:
@@ -178,6 +248,45 @@ class Store {
   virtual Status UpdateDataset(const Dataset& dataset) = 0;
   // Marks it deleted (frees its name) and releases its blobs for clean-up. kNotFound when absent.
   virtual Status SoftDeleteDataset(const std::string& id, int64_t now) = 0;
+
+  // Assigns code.version (one more than the user's newest version of that name) and stores it.
+  // kAlreadyExists when the user already submitted the same source.
+  virtual Result<int64_t> InsertCode(const UserCode& code) = 0;
+  virtual Result<UserCode> GetCode(const std::string& id) = 0;
+  // The user's code with this hash; kNotFound when none.
+  virtual Result<UserCode> FindCodeByHash(const std::string& user_id, const std::string& hash) = 0;
+  // Newest first; empty filters match everything.
+  virtual Result<std::vector<UserCode>> ListCode(const std::optional<std::string>& user_id,
+                                                 const std::optional<std::string>& name) = 0;
+
+  // kAlreadyExists when the code already has a request.
+  virtual Status InsertRequest(const CodeRequest& request) = 0;
+  virtual Result<CodeRequest> GetRequest(const std::string& id) = 0;
+  virtual Result<std::vector<CodeRequest>> ListRequests(
+      const std::optional<std::string>& user_id, const std::optional<std::string>& status) = 0;
+  // Moves a pending request to `status`; kFailedPrecondition when it was already decided.
+  virtual Status DecideRequest(const std::string& id, const std::string& status,
+                               const std::optional<std::string>& deny_reason,
+                               const std::string& reviewer_id, int64_t now) = 0;
+
+  // Inserts a queued job. With `max_private_runs`, refuses (returns false) when the code already
+  // has that many private jobs queued, running or completed — checked and inserted atomically.
+  virtual Result<bool> InsertJob(const Job& job, std::optional<int64_t> max_private_runs) = 0;
+  virtual Result<Job> GetJob(const std::string& id) = 0;
+  virtual Result<std::vector<Job>> ListJobs(const JobFilter& filter) = 0;
+  // The newest completed private job of a code; kNotFound when none.
+  virtual Result<Job> LastCompletedPrivateJob(const std::string& code_id) = 0;
+  // Marks the oldest queued job running (attempts + 1) and returns it; nullopt when none is queued.
+  virtual Result<std::optional<Job>> LeaseNextJob(int64_t now) = 0;
+  // Records the end of a running job: status, error, result and logs. kFailedPrecondition when the
+  // job is not running (it was killed while queued, say).
+  virtual Status FinishJob(const Job& job) = 0;
+  // queued → killed. kFailedPrecondition when it is not queued.
+  virtual Status KillQueuedJob(const std::string& id, int64_t now) = 0;
+  virtual Status ReleaseJob(const std::string& id) = 0;
+  // After a crash: running jobs leased fewer than `max_attempts` times go back to the queue, the
+  // others end `interrupted`. Returns how many were requeued and interrupted.
+  virtual Result<std::pair<int64_t, int64_t>> RecoverJobs(int64_t max_attempts, int64_t now) = 0;
 
   virtual Status AppendAudit(const AuditEvent& event) = 0;
   virtual Result<std::vector<AuditEvent>> RecentAudit(int64_t limit) = 0;

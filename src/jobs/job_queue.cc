@@ -1,0 +1,147 @@
+#include "jobs/job_queue.h"
+
+#include <spdlog/spdlog.h>
+
+namespace datasite::jobs {
+
+bool IsFinal(const std::string& status) { return status != "queued" && status != "running"; }
+
+JobQueue::JobQueue(store::Store& store, const Clock& clock, QueueOptions options)
+    : store_(store), clock_(clock), options_(options) {}
+
+JobQueue::~JobQueue() { Stop(); }
+
+Status JobQueue::Start(Runner runner) {
+  ASSIGN_OR_RETURN(auto recovered, store_.RecoverJobs(options_.max_attempts, clock_.NowMillis()));
+  if (recovered.first || recovered.second) {
+    spdlog::warn("jobs: {} interrupted job(s) queued again, {} ended as interrupted",
+                 recovered.first, recovered.second);
+  }
+  runner_ = std::move(runner);
+  for (int i = 0; i < options_.workers; ++i) threads_.emplace_back([this] { WorkerLoop(); });
+  return Status::Ok();
+}
+
+void JobQueue::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && threads_.empty()) return;
+    stopping_ = true;
+    for (auto& [id, cancel] : running_) *cancel = true;
+  }
+  work_cv_.notify_all();
+  done_cv_.notify_all();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+Result<bool> JobQueue::Enqueue(const store::Job& job, std::optional<int64_t> max_private_runs) {
+  ASSIGN_OR_RETURN(bool inserted, store_.InsertJob(job, max_private_runs));
+  if (inserted) work_cv_.notify_one();
+  return inserted;
+}
+
+Status JobQueue::Kill(const std::string& id) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = running_.find(id);
+    if (it != running_.end()) {
+      *it->second = true;
+      return Status::Ok();
+    }
+  }
+  Status st = store_.KillQueuedJob(id, clock_.NowMillis());
+  if (st.ok()) {
+    Finished();
+    return st;
+  }
+  if (st.code() != StatusCode::kFailedPrecondition) return st;
+  // Not queued: it ended, or a worker leased it between our two looks.
+  ASSIGN_OR_RETURN(store::Job job, store_.GetJob(id));
+  if (IsFinal(job.status)) return FailedPreconditionError("the job already ended: " + job.status);
+  std::lock_guard lock(mu_);
+  auto it = running_.find(id);
+  if (it != running_.end()) {
+    *it->second = true;
+  } else {
+    pending_kills_[id] = true;
+  }
+  return Status::Ok();
+}
+
+Result<store::Job> JobQueue::Wait(const std::string& id,
+                                  std::chrono::steady_clock::time_point deadline) {
+  while (true) {
+    uint64_t seen;
+    {
+      std::lock_guard lock(mu_);
+      seen = generation_;
+    }
+    ASSIGN_OR_RETURN(store::Job job, store_.GetJob(id));
+    if (IsFinal(job.status)) return job;
+    std::unique_lock lock(mu_);
+    if (stopping_) return job;
+    if (!done_cv_.wait_until(lock, deadline, [&] { return generation_ != seen || stopping_; })) {
+      lock.unlock();
+      return store_.GetJob(id);
+    }
+  }
+}
+
+void JobQueue::Finished() {
+  {
+    std::lock_guard lock(mu_);
+    ++generation_;
+  }
+  done_cv_.notify_all();
+}
+
+void JobQueue::WorkerLoop() {
+  while (true) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+    }
+    auto leased = store_.LeaseNextJob(clock_.NowMillis());
+    if (!leased.ok()) {
+      spdlog::error("jobs: cannot lease: {}", leased.status().ToString());
+    }
+    if (!leased.ok() || !*leased) {
+      std::unique_lock lock(mu_);
+      // Polling once a second also picks up jobs queued by anything that did not notify us.
+      work_cv_.wait_for(lock, std::chrono::seconds(1));
+      continue;
+    }
+    store::Job job = std::move(**leased);
+    auto cancel = std::make_shared<std::atomic<bool>>(false);
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_ || pending_kills_.erase(job.id)) *cancel = true;
+      running_[job.id] = cancel;
+    }
+    Outcome out = runner_(job, *cancel);
+    bool stopping;
+    {
+      std::lock_guard lock(mu_);
+      running_.erase(job.id);
+      stopping = stopping_;
+    }
+    if (stopping && out.status == "killed") {
+      // Cut short by shutdown, not by a user: leave it running so the next start runs it again.
+      continue;
+    }
+    job.status = out.status;
+    job.error = out.error;
+    job.result_format = out.result_format;
+    job.result_size = out.result_size;
+    job.held = out.held;
+    job.stdout_text = std::move(out.stdout_text);
+    job.stderr_text = std::move(out.stderr_text);
+    job.finished_at = clock_.NowMillis();
+    Status st = store_.FinishJob(job);
+    if (!st.ok()) spdlog::error("jobs: cannot record the end of {}: {}", job.id, st.ToString());
+    Finished();
+  }
+}
+
+}  // namespace datasite::jobs

@@ -1,0 +1,100 @@
+// The durable job queue: jobs live in the store, so a crash loses none; N worker threads lease them
+// one at a time, oldest first, and hand each to a runner (the code service, which runs it in the
+// sandbox).
+//
+// Thread model: `workers` threads block on the store and the runner; Enqueue, Kill and Wait may be
+// called from any thread. Safe for concurrent use.
+#ifndef DATASITE_JOBS_JOB_QUEUE_H_
+#define DATASITE_JOBS_JOB_QUEUE_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/status.h"
+#include "store/store.h"
+
+namespace datasite::jobs {
+
+// How a run ended, as the runner reports it.
+struct Outcome {
+  std::string status;  // completed | errored | timed_out | killed
+  std::string error;
+  std::string result_format;
+  int64_t result_size = 0;
+  bool held = false;
+  std::string stdout_text;
+  std::string stderr_text;
+};
+
+// Runs one leased job. `cancel` becomes true when the job is killed or the queue stops. Must not
+// throw.
+using Runner = std::function<Outcome(const store::Job& job, const std::atomic<bool>& cancel)>;
+
+struct QueueOptions {
+  int workers = 1;
+  // A job found running after a crash is run again until it has been leased this many times.
+  int64_t max_attempts = 2;
+};
+
+bool IsFinal(const std::string& status);
+
+class JobQueue {
+ public:
+  JobQueue(store::Store& store, const Clock& clock, QueueOptions options);
+  ~JobQueue();
+  JobQueue(const JobQueue&) = delete;
+  JobQueue& operator=(const JobQueue&) = delete;
+
+  // Puts jobs a crash left running back in the queue (or ends them `interrupted`), then starts the
+  // workers. Call once.
+  Status Start(Runner runner);
+  // Stops leasing, cancels running jobs and joins the workers. A job cut short by Stop stays
+  // `running` in the store, so the next Start runs it again. Idempotent.
+  void Stop();
+
+  // Stores `job` as queued and wakes a worker. False when `max_private_runs` refused it (see
+  // Store::InsertJob).
+  Result<bool> Enqueue(const store::Job& job, std::optional<int64_t> max_private_runs);
+  // A queued job ends `killed` at once; a running one is cancelled and ends `killed` when its
+  // runner returns. kFailedPrecondition when the job already ended.
+  Status Kill(const std::string& id);
+  // Waits until the job has ended or `deadline` passes; answers the job as stored then.
+  Result<store::Job> Wait(const std::string& id, std::chrono::steady_clock::time_point deadline);
+
+  int workers() const { return options_.workers; }
+
+ private:
+  void WorkerLoop();
+  void Finished();
+
+  store::Store& store_;
+  const Clock& clock_;
+  const QueueOptions options_;
+  Runner runner_;
+
+  std::mutex mu_;
+  std::condition_variable work_cv_;  // a job was queued, or stopping
+  std::condition_variable done_cv_;  // a job ended
+  uint64_t generation_ = 0;          // counts ended jobs. Guarded by mu_.
+  bool stopping_ = false;            // Guarded by mu_.
+  // Cancel flags of running jobs by id. Guarded by mu_.
+  std::unordered_map<std::string, std::shared_ptr<std::atomic<bool>>> running_;
+  // Kills asked for in the moment between a job's lease and its registration in running_.
+  // Guarded by mu_.
+  std::unordered_map<std::string, bool> pending_kills_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace datasite::jobs
+
+#endif  // DATASITE_JOBS_JOB_QUEUE_H_

@@ -1,0 +1,257 @@
+#include "jobs/job_queue.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "core/random.h"
+
+namespace datasite::jobs {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+class JobQueueTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("jobq-" + NewUuid());
+    std::filesystem::create_directories(dir_);
+    store_ = Open();
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<store::Store> Open() {
+    auto s = store::OpenSqliteStore((dir_ / "db").string());
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return std::move(*s);
+  }
+
+  std::string AddCode(store::Store& s) {
+    store::UserCode c;
+    c.id = NewUuid();
+    c.user_id = "u1";
+    c.name = "f";
+    c.source = "def f():\n    return 1\n";
+    c.code_hash = NewUuid();
+    c.inputs = "{}";
+    c.output_policy = "single_execution";
+    EXPECT_TRUE(s.InsertCode(c).ok());
+    return c.id;
+  }
+
+  store::Job NewJob(const std::string& code_id, const std::string& kind = "private") {
+    store::Job j;
+    j.id = NewUuid();
+    j.code_id = code_id;
+    j.user_id = "u1";
+    j.kind = kind;
+    j.inputs = "{}";
+    j.timeout_ms = 1000;
+    j.created_at = clock_.NowMillis();
+    return j;
+  }
+
+  store::Job WaitFor(JobQueue& q, const std::string& id) {
+    auto j = q.Wait(id, steady_clock::now() + std::chrono::seconds(10));
+    EXPECT_TRUE(j.ok()) << j.status().ToString();
+    return *j;
+  }
+
+  std::filesystem::path dir_;
+  FakeClock clock_;
+  std::unique_ptr<store::Store> store_;
+};
+
+Outcome Completed(const std::string& value) {
+  Outcome o;
+  o.status = "completed";
+  o.result_format = "json";
+  o.result_size = static_cast<int64_t>(value.size());
+  o.stdout_text = value;
+  return o;
+}
+
+TEST_F(JobQueueTest, QueuedJobRunsAndWaitSeesTheEnd) {
+  JobQueue q(*store_, clock_, {.workers = 2});
+  ASSERT_TRUE(q.Start([](const store::Job& j, const std::atomic<bool>&) {
+                 return Completed("ran " + j.id);
+               }).ok());
+  auto job = NewJob(AddCode(*store_));
+  ASSERT_TRUE(*q.Enqueue(job, std::nullopt));
+  auto done = WaitFor(q, job.id);
+  EXPECT_EQ(done.status, "completed");
+  EXPECT_EQ(done.stdout_text, "ran " + job.id);
+  EXPECT_EQ(done.attempts, 1);
+  EXPECT_GT(done.finished_at, 0);
+}
+
+TEST_F(JobQueueTest, RunnerErrorIsRecorded) {
+  JobQueue q(*store_, clock_, {.workers = 1});
+  ASSERT_TRUE(q.Start([](const store::Job&, const std::atomic<bool>&) {
+                 Outcome o;
+                 o.status = "errored";
+                 o.error = "ZeroDivisionError: division by zero";
+                 return o;
+               }).ok());
+  auto job = NewJob(AddCode(*store_));
+  ASSERT_TRUE(*q.Enqueue(job, std::nullopt));
+  auto done = WaitFor(q, job.id);
+  EXPECT_EQ(done.status, "errored");
+  EXPECT_EQ(done.error, "ZeroDivisionError: division by zero");
+}
+
+TEST_F(JobQueueTest, JobsRunOldestFirst) {
+  std::vector<std::string> order;
+  std::mutex mu;
+  auto code = AddCode(*store_);
+  std::vector<store::Job> jobs;
+  for (int i = 0; i < 5; ++i) {
+    jobs.push_back(NewJob(code));
+    ASSERT_TRUE(*store_->InsertJob(jobs.back(), std::nullopt));
+  }
+  JobQueue q(*store_, clock_, {.workers = 1});
+  ASSERT_TRUE(q.Start([&](const store::Job& j, const std::atomic<bool>&) {
+                 std::lock_guard lock(mu);
+                 order.push_back(j.id);
+                 return Completed("");
+               }).ok());
+  WaitFor(q, jobs.back().id);
+  std::lock_guard lock(mu);
+  ASSERT_EQ(order.size(), 5u);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(order[i], jobs[i].id);
+}
+
+TEST_F(JobQueueTest, OutputPolicyLimitRefusesMorePrivateRuns) {
+  auto code = AddCode(*store_);
+  EXPECT_TRUE(*store_->InsertJob(NewJob(code), 2));
+  EXPECT_TRUE(*store_->InsertJob(NewJob(code), 2));
+  EXPECT_FALSE(*store_->InsertJob(NewJob(code), 2));
+  // Other kinds are not limited.
+  EXPECT_TRUE(*store_->InsertJob(NewJob(code, "mock"), std::nullopt));
+}
+
+TEST_F(JobQueueTest, KillingAQueuedJobMeansItNeverRuns) {
+  std::atomic<int> runs{0};
+  auto job = NewJob(AddCode(*store_));
+  ASSERT_TRUE(*store_->InsertJob(job, std::nullopt));
+  JobQueue q(*store_, clock_, {.workers = 1});
+  // Killed before the workers start.
+  ASSERT_TRUE(q.Kill(job.id).ok());
+  ASSERT_TRUE(q.Start([&](const store::Job&, const std::atomic<bool>&) {
+                 ++runs;
+                 return Completed("");
+               }).ok());
+  auto done = WaitFor(q, job.id);
+  EXPECT_EQ(done.status, "killed");
+  q.Stop();
+  EXPECT_EQ(runs.load(), 0);
+  EXPECT_EQ(q.Kill(job.id).code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(JobQueueTest, KillingARunningJobCancelsIt) {
+  std::atomic<bool> started{false};
+  JobQueue q(*store_, clock_, {.workers = 1});
+  ASSERT_TRUE(q.Start([&](const store::Job&, const std::atomic<bool>& cancel) {
+                 started = true;
+                 while (!cancel) std::this_thread::sleep_for(milliseconds(1));
+                 Outcome o;
+                 o.status = "killed";
+                 o.error = "killed";
+                 return o;
+               }).ok());
+  auto job = NewJob(AddCode(*store_));
+  ASSERT_TRUE(*q.Enqueue(job, std::nullopt));
+  while (!started) std::this_thread::sleep_for(milliseconds(1));
+  ASSERT_TRUE(q.Kill(job.id).ok());
+  EXPECT_EQ(WaitFor(q, job.id).status, "killed");
+}
+
+TEST_F(JobQueueTest, WaitReturnsTheRunningJobAtTheDeadline) {
+  std::atomic<bool> release{false};
+  JobQueue q(*store_, clock_, {.workers = 1});
+  ASSERT_TRUE(q.Start([&](const store::Job&, const std::atomic<bool>& cancel) {
+                 while (!release && !cancel) std::this_thread::sleep_for(milliseconds(1));
+                 return Completed("");
+               }).ok());
+  auto job = NewJob(AddCode(*store_));
+  ASSERT_TRUE(*q.Enqueue(job, std::nullopt));
+  auto j = q.Wait(job.id, steady_clock::now() + milliseconds(50));
+  ASSERT_TRUE(j.ok());
+  EXPECT_FALSE(IsFinal(j->status));
+  release = true;
+  EXPECT_EQ(WaitFor(q, job.id).status, "completed");
+}
+
+TEST_F(JobQueueTest, JobCutShortByStopRunsAgainAfterRestart) {
+  auto job = NewJob(AddCode(*store_));
+  {
+    std::atomic<bool> started{false};
+    JobQueue q(*store_, clock_, {.workers = 1});
+    ASSERT_TRUE(q.Start([&](const store::Job&, const std::atomic<bool>& cancel) {
+                   started = true;
+                   while (!cancel) std::this_thread::sleep_for(milliseconds(1));
+                   Outcome o;
+                   o.status = "killed";
+                   return o;
+                 }).ok());
+    ASSERT_TRUE(*q.Enqueue(job, std::nullopt));
+    while (!started) std::this_thread::sleep_for(milliseconds(1));
+    q.Stop();
+    EXPECT_EQ(store_->GetJob(job.id)->status, "running");
+  }
+  JobQueue q(*store_, clock_, {.workers = 1});
+  ASSERT_TRUE(q.Start([](const store::Job&, const std::atomic<bool>&) {
+                 return Completed("second");
+               }).ok());
+  auto done = WaitFor(q, job.id);
+  EXPECT_EQ(done.status, "completed");
+  EXPECT_EQ(done.attempts, 2);
+}
+
+TEST_F(JobQueueTest, CrashLeavesQueuedJobsQueuedAndRequeuesRunningOnes) {
+  auto code = AddCode(*store_);
+  auto running = NewJob(code);
+  auto queued = NewJob(code);
+  ASSERT_TRUE(*store_->InsertJob(running, std::nullopt));
+  ASSERT_TRUE(*store_->InsertJob(queued, std::nullopt));
+  ASSERT_TRUE(store_->LeaseNextJob(clock_.NowMillis())->has_value());
+  // "Crash": the store is closed with the job running and reopened.
+  store_.reset();
+  store_ = Open();
+  EXPECT_EQ(store_->GetJob(running.id)->status, "running");
+  EXPECT_EQ(store_->GetJob(queued.id)->status, "queued");
+  JobQueue q(*store_, clock_, {.workers = 1});
+  ASSERT_TRUE(
+      q.Start([](const store::Job&, const std::atomic<bool>&) { return Completed(""); }).ok());
+  EXPECT_EQ(WaitFor(q, running.id).status, "completed");
+  EXPECT_EQ(WaitFor(q, queued.id).status, "completed");
+}
+
+TEST_F(JobQueueTest, JobInterruptedTwiceEndsInterruptedWithAReason) {
+  auto job = NewJob(AddCode(*store_));
+  ASSERT_TRUE(*store_->InsertJob(job, std::nullopt));
+  ASSERT_TRUE(store_->LeaseNextJob(clock_.NowMillis())->has_value());
+  ASSERT_EQ(store_->RecoverJobs(2, clock_.NowMillis())->first, 1);
+  ASSERT_TRUE(store_->LeaseNextJob(clock_.NowMillis())->has_value());
+  std::atomic<int> runs{0};
+  JobQueue q(*store_, clock_, {.workers = 1, .max_attempts = 2});
+  ASSERT_TRUE(q.Start([&](const store::Job&, const std::atomic<bool>&) {
+                 ++runs;
+                 return Completed("");
+               }).ok());
+  auto done = WaitFor(q, job.id);
+  EXPECT_EQ(done.status, "interrupted");
+  EXPECT_NE(done.error.find("interrupted"), std::string::npos);
+  EXPECT_EQ(runs.load(), 0);
+}
+
+TEST_F(JobQueueTest, WaitForUnknownJobIsNotFound) {
+  JobQueue q(*store_, clock_, {.workers = 1});
+  EXPECT_EQ(q.Wait("nope", steady_clock::now()).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(q.Kill("nope").code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace datasite::jobs
