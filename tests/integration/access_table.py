@@ -496,10 +496,13 @@ TABLE = [
     Row("GET", "/api/v1/settings/welcome", "none", rule("guest")),
     # Blobs: their uploader's alone, admins included; someone else's blob is "not found".
     Row("POST", "/api/v1/blobs", "csv_upload", rule("data_owner", ok=201)),
-    Row("GET", "/api/v1/blobs/{id}", "owner_blob", rule("data_owner", owner2=404, admin=404)),
-    Row("DELETE", "/api/v1/blobs/{id}", "owner_blob", rule("data_owner", owner2=404, admin=404)),
+    Row("GET", "/api/v1/blobs/{id}", "owner_blob", rule("data_owner", owner2=404, admin=404),
+        note="someone else's blob is not found (docs/API.md: visible to nobody else, admins too)"),
+    Row("DELETE", "/api/v1/blobs/{id}", "owner_blob", rule("data_owner", owner2=404, admin=404),
+        note="someone else's blob is not found (docs/API.md: visible to nobody else, admins too)"),
     Row("POST", "/api/v1/blobs/{id}/mock", "owner_blob_mock",
-        rule("data_owner", ok=201, owner2=404, admin=404)),
+        rule("data_owner", ok=201, owner2=404, admin=404),
+        note="someone else's blob is not found (docs/API.md: visible to nobody else, admins too)"),
     # Datasets: every data owner and admin manages every dataset (docs/API.md: data_owner+).
     Row("POST", "/api/v1/datasets", "new_dataset_own_blobs", rule("data_owner", ok=201)),
     Row("POST", "/api/v1/datasets", "new_dataset_owners_blob",
