@@ -1,0 +1,930 @@
+// The host side of the sandbox: starts one bubblewrap + warm Python process per slot, sends jobs
+// over a socket with their file descriptors, relays output and results, enforces timeouts and
+// cancellation.
+//
+// Threads: Run() is called from any thread; slots are handed out under `mu_`, and a slot's
+// descriptors and process are touched only by the one Run() holding it (or by StartSandbox/the
+// destructor).
+#include "sandbox/sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <optional>
+#include <utility>
+
+#include "core/random.h"
+#include "sandbox/runner_py.h"
+#include "sandbox/seccomp_filters.h"
+#include "sandbox/unique_fd.h"
+
+namespace datasite::sandbox {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr uid_t kSandboxUid = 65534;  // nobody
+constexpr uint32_t kMaxMessageFromSandbox = 1 << 20;
+constexpr size_t kMaxJobMessage = size_t{64} << 20;
+constexpr size_t kMaxInputs = 64;
+constexpr size_t kLogTail = 4096;
+constexpr milliseconds kStartTimeout{60'000};
+constexpr milliseconds kKillGrace{2'000};
+constexpr milliseconds kPollInterval{10};
+
+std::string ErrnoText(const std::string& what) { return what + ": " + strerror(errno); }
+
+std::string MiB(uint64_t bytes) {
+  uint64_t mib = bytes >> 20;
+  if (mib << 20 == bytes) return std::to_string(mib) + " MiB";
+  return std::to_string(bytes) + " bytes";
+}
+
+std::string Seconds(milliseconds ms) {
+  if (ms.count() % 1000 == 0) return std::to_string(ms.count() / 1000) + " s";
+  return std::to_string(ms.count()) + " ms";
+}
+
+// A process this module started; killed and reaped when destroyed. Not thread-safe.
+class ChildProcess {
+ public:
+  ChildProcess() = default;
+  explicit ChildProcess(pid_t pid) : pid_(pid) {}
+  ChildProcess(ChildProcess&& other) noexcept : pid_(std::exchange(other.pid_, -1)) {}
+  ChildProcess& operator=(ChildProcess&& other) noexcept {
+    if (this != &other) {
+      KillAndWait();
+      pid_ = std::exchange(other.pid_, -1);
+    }
+    return *this;
+  }
+  ~ChildProcess() { KillAndWait(); }
+
+  pid_t pid() const { return pid_; }
+  bool running() const { return pid_ > 0; }
+
+  // The wait status once the process has ended, without blocking.
+  std::optional<int> TryWait() {
+    if (pid_ <= 0) return std::nullopt;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return status;
+    }
+    return std::nullopt;
+  }
+
+  int Wait() {
+    int status = 0;
+    while (pid_ > 0 && waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid_ = -1;
+    return status;
+  }
+
+  void KillAndWait() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    Wait();
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+struct Pipe {
+  UniqueFd read;
+  UniqueFd write;
+};
+
+Result<Pipe> MakePipe() {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return InternalError(ErrnoText("pipe2"));
+  Pipe p{UniqueFd(fds[0]), UniqueFd(fds[1])};
+  if (fcntl(p.read.get(), F_SETFL, O_NONBLOCK) != 0) return InternalError(ErrnoText("fcntl"));
+  return p;
+}
+
+// Moves `fd` to a number >= 10 so the child's dup2 onto 0..4 can't clobber it.
+Result<UniqueFd> HighFd(UniqueFd fd) {
+  if (fd.get() >= 10) return fd;
+  UniqueFd high(fcntl(fd.get(), F_DUPFD_CLOEXEC, 10));
+  if (!high.valid()) return InternalError(ErrnoText("fcntl(F_DUPFD)"));
+  return high;
+}
+
+// Reads what is available from a non-blocking `fd` into `out`, keeping at most `cap` bytes in total
+// (the rest is read and dropped). Returns false at end of file or on an error.
+bool Drain(int fd, std::string& out, uint64_t cap, uint64_t* total = nullptr) {
+  char buf[65536];
+  while (true) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n > 0) {
+      if (total != nullptr) *total += static_cast<uint64_t>(n);
+      if (out.size() < cap) out.append(buf, std::min<size_t>(n, cap - out.size()));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return true;
+    return false;
+  }
+}
+
+void KeepTail(std::string& log) {
+  if (log.size() > 2 * kLogTail) log.erase(0, log.size() - kLogTail);
+}
+
+Status WriteAll(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    ssize_t n = write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return InternalError(ErrnoText("write"));
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status SendAll(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    ssize_t n = send(fd, data, size, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return UnavailableError(ErrnoText("sending to the sandbox"));
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+std::string Frame(const std::string& body) {
+  uint32_t n = static_cast<uint32_t>(body.size());
+  std::string out(4, '\0');
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+  return out + body;
+}
+
+// Sends one framed message; `fds` ride along with its first bytes.
+Status SendMessage(int sock, const std::string& body, const std::vector<int>& fds = {}) {
+  std::string framed = Frame(body);
+  size_t sent = 0;
+  if (!fds.empty()) {
+    iovec iov{framed.data(), framed.size()};
+    std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()), 0);
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    memcpy(CMSG_DATA(cmsg), fds.data(), sizeof(int) * fds.size());
+    ssize_t n;
+    do {
+      n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return UnavailableError(ErrnoText("sending a job to the sandbox"));
+    sent = static_cast<size_t>(n);
+  }
+  return SendAll(sock, framed.data() + sent, framed.size() - sent);
+}
+
+// Takes one complete message off the front of `buffer`, if there is one.
+Result<std::optional<nlohmann::json>> PopMessage(std::string& buffer) {
+  if (buffer.size() < 4) return std::optional<nlohmann::json>();
+  uint32_t n = 0;
+  for (int i = 0; i < 4; ++i)
+    n |= static_cast<uint32_t>(static_cast<unsigned char>(buffer[i])) << (8 * i);
+  if (n > kMaxMessageFromSandbox) return InternalError("the sandbox sent an oversized message");
+  if (buffer.size() < 4 + size_t{n}) return std::optional<nlohmann::json>();
+  nlohmann::json message =
+      nlohmann::json::parse(buffer.begin() + 4, buffer.begin() + 4 + n, nullptr,
+                            /*allow_exceptions=*/false);
+  buffer.erase(0, 4 + size_t{n});
+  if (!message.is_object()) return InternalError("the sandbox sent a malformed message");
+  return std::optional<nlohmann::json>(std::move(message));
+}
+
+std::string FindBubblewrap() {
+  std::vector<std::string> dirs;
+  if (const char* path = getenv("PATH")) {
+    std::string p(path);
+    size_t start = 0;
+    while (start <= p.size()) {
+      size_t end = p.find(':', start);
+      if (end == std::string::npos) end = p.size();
+      if (end > start) dirs.push_back(p.substr(start, end - start));
+      start = end + 1;
+    }
+  }
+  dirs.push_back("/usr/bin");
+  for (const std::string& dir : dirs) {
+    std::string candidate = dir + "/bwrap";
+    if (candidate[0] == '/' && access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+// Runs `argv` (no sandbox; used for `bwrap --version`) and returns its first line of output.
+std::string FirstLineOf(const std::vector<std::string>& argv) {
+  auto pipe = MakePipe();
+  if (!pipe.ok()) return "";
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) return "";
+  if (pid == 0) {
+    dup2(pipe->write.get(), 1);
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) dup2(null, 2);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  ChildProcess child(pid);
+  pipe->write.reset();
+  fcntl(pipe->read.get(), F_SETFL, 0);
+  std::string out;
+  char buf[512];
+  ssize_t n;
+  while (out.size() < 4096 && (n = read(pipe->read.get(), buf, sizeof buf)) > 0) out.append(buf, n);
+  child.Wait();
+  return out.substr(0, out.find('\n'));
+}
+
+bool IsIdentifier(const std::string& s) {
+  if (s.empty() || s.size() > 200) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    bool ok = c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (i > 0 && c >= '0' && c <= '9');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Status ValidateSpec(const JobSpec& spec) {
+  if (!IsIdentifier(spec.function_name))
+    return InvalidArgumentError("function_name must be a Python identifier, got '" +
+                                spec.function_name.substr(0, 100) + "'");
+  if (spec.source.size() > kMaxJobMessage / 2)
+    return InvalidArgumentError("the source is too long");
+  if (!spec.constants.is_object()) return InvalidArgumentError("constants must be a JSON object");
+  if (spec.inputs.size() > kMaxInputs)
+    return InvalidArgumentError("at most " + std::to_string(kMaxInputs) + " inputs per job");
+  std::vector<std::string> names;
+  for (const Input& in : spec.inputs) {
+    if (!IsIdentifier(in.name))
+      return InvalidArgumentError("input name must be a Python identifier, got '" +
+                                  in.name.substr(0, 100) + "'");
+    if (in.format != "csv" && in.format != "json" && in.format != "npy" && in.format != "raw")
+      return InvalidArgumentError("input '" + in.name + "' has unknown format '" + in.format +
+                                  "' (csv, json, npy or raw)");
+    names.push_back(in.name);
+  }
+  for (const auto& [key, value] : spec.constants.items()) {
+    if (!IsIdentifier(key))
+      return InvalidArgumentError("constant name must be a Python identifier, got '" +
+                                  key.substr(0, 100) + "'");
+    names.push_back(key);
+  }
+  std::sort(names.begin(), names.end());
+  auto dup = std::adjacent_find(names.begin(), names.end());
+  if (dup != names.end()) return InvalidArgumentError("argument '" + *dup + "' is given twice");
+  const Limits& l = spec.limits;
+  if (l.memory_bytes < (uint64_t{64} << 20))
+    return InvalidArgumentError("limits.memory_bytes must be at least 64 MiB");
+  if (l.wall_timeout.count() <= 0) return InvalidArgumentError("limits.wall_timeout must be > 0");
+  if (l.cpu_seconds == 0) return InvalidArgumentError("limits.cpu_seconds must be > 0");
+  if (l.max_open_files < 16) return InvalidArgumentError("limits.max_open_files must be >= 16");
+  return Status::Ok();
+}
+
+const char* SignalName(int sig) {
+  const char* name = sigabbrev_np(sig);
+  return name != nullptr ? name : "?";
+}
+
+// One warm process and its descriptors. Only the Run() that holds the slot touches it.
+struct Slot {
+  ChildProcess bwrap;
+  UniqueFd ctrl;  // our end of the socket to the warm Python (its fd 3)
+  UniqueFd log;   // bwrap's and the warm Python's own stdout + stderr (non-blocking)
+  std::string log_tail;
+  std::string inbox;  // bytes received on `ctrl` not yet parsed
+  bool busy = false;
+  uint64_t next_job_id = 1;
+  nlohmann::json hello;
+};
+
+class SandboxImpl final : public Sandbox {
+ public:
+  SandboxImpl(Options options, std::string bwrap, std::string warm_filter)
+      : options_(std::move(options)),
+        bwrap_(std::move(bwrap)),
+        warm_filter_(std::move(warm_filter)) {
+    for (int i = 0; i < options_.slots; ++i) slots_.push_back(std::make_unique<Slot>());
+  }
+
+  ~SandboxImpl() override {
+    for (auto& slot : slots_) Stop(*slot);
+  }
+
+  Status StartAll() {
+    for (auto& slot : slots_) RETURN_IF_ERROR(Start(*slot));
+    const nlohmann::json& h = slots_.front()->hello;
+    std::string version = FirstLineOf({bwrap_, "--version"});
+    describe_ =
+        (version.empty() ? "bubblewrap" : version) +
+        " (user, mount, pid, network, ipc, uts and cgroup namespaces; read-only /usr; "
+        "tmpfs /tmp; no host files), uid 65534, no capabilities, seccomp (sandbox-wide deny "
+        "list, AF_UNIX sockets only; per job: no exec, no new processes), per-job rlimits "
+        "(address space, CPU, open files, file size, no core), python " +
+        h.value("python", "?") + " with pandas " + h.value("pandas", "?") + " and numpy " +
+        h.value("numpy", "?") + ", " + std::to_string(options_.slots) + " slot" +
+        (options_.slots == 1 ? "" : "s");
+    return Status::Ok();
+  }
+
+  Result<JobResult> Run(const JobSpec& spec, const std::string& result_path,
+                        const std::atomic<bool>* cancel) override;
+
+  std::string Describe() const override { return describe_; }
+
+ private:
+  Status Start(Slot& slot);
+  void Stop(Slot& slot);
+  bool Alive(Slot& slot);
+  JobResult RunOnSlot(Slot& slot, const JobSpec& spec, const std::string& body,
+                      std::vector<UniqueFd>& inputs, int result_fd,
+                      const std::atomic<bool>* cancel);
+  std::vector<std::string> BwrapArgs() const;
+  Status Diagnose(Slot& slot, const std::string& what);
+
+  Slot& Acquire() {
+    std::unique_lock lock(mu_);
+    while (true) {
+      for (auto& slot : slots_) {
+        if (!slot->busy) {
+          slot->busy = true;
+          return *slot;
+        }
+      }
+      free_.wait(lock);
+    }
+  }
+  void Release(Slot& slot) {
+    {
+      std::lock_guard lock(mu_);
+      slot.busy = false;
+    }
+    free_.notify_one();
+  }
+
+  const Options options_;
+  const std::string bwrap_;
+  const std::string warm_filter_;
+  std::string describe_;
+  std::mutex mu_;
+  std::condition_variable free_;
+  std::vector<std::unique_ptr<Slot>> slots_;  // the vector is fixed after construction
+};
+
+std::vector<std::string> SandboxImpl::BwrapArgs() const {
+  return {bwrap_,
+          "--unshare-all",
+          "--unshare-user",
+          "--die-with-parent",
+          "--new-session",
+          "--as-pid-1",
+          "--uid",
+          "65534",
+          "--gid",
+          "65534",
+          "--cap-drop",
+          "ALL",
+          "--hostname",
+          "sandbox",
+          "--clearenv",
+          "--setenv",
+          "HOME",
+          "/tmp",
+          "--setenv",
+          "OPENBLAS_NUM_THREADS",
+          "1",
+          "--setenv",
+          "OMP_NUM_THREADS",
+          "1",
+          "--setenv",
+          "PYTHONDONTWRITEBYTECODE",
+          "1",
+          "--setenv",
+          "LANG",
+          "C.UTF-8",
+          "--ro-bind",
+          "/usr",
+          "/usr",
+          "--symlink",
+          "usr/bin",
+          "/bin",
+          "--symlink",
+          "usr/lib",
+          "/lib",
+          "--symlink",
+          "usr/lib64",
+          "/lib64",
+          "--symlink",
+          "usr/sbin",
+          "/sbin",
+          "--ro-bind-try",
+          "/etc/alternatives",
+          "/etc/alternatives",
+          "--proc",
+          "/proc",
+          "--dev",
+          "/dev",
+          "--tmpfs",
+          "/tmp",
+          "--remount-ro",
+          "/",
+          "--chdir",
+          "/tmp",
+          "--seccomp",
+          "4",
+          "--",
+          options_.python,
+          "-I",
+          "-B",
+          "-c",
+          std::string(kRunnerPy)};
+}
+
+Status SandboxImpl::Start(Slot& slot) {
+  Stop(slot);
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return InternalError(ErrnoText("socketpair"));
+  UniqueFd ours(sv[0]);
+  ASSIGN_OR_RETURN(UniqueFd theirs, HighFd(UniqueFd(sv[1])));
+  ASSIGN_OR_RETURN(Pipe log, MakePipe());
+  ASSIGN_OR_RETURN(log.write, HighFd(std::move(log.write)));
+  UniqueFd filter(memfd_create("sandbox-seccomp", MFD_CLOEXEC));
+  if (!filter.valid()) return InternalError(ErrnoText("memfd_create"));
+  RETURN_IF_ERROR(WriteAll(filter.get(), warm_filter_.data(), warm_filter_.size()));
+  if (lseek(filter.get(), 0, SEEK_SET) != 0) return InternalError(ErrnoText("lseek"));
+  ASSIGN_OR_RETURN(filter, HighFd(std::move(filter)));
+  UniqueFd null(open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!null.valid()) return InternalError(ErrnoText("open /dev/null"));
+  ASSIGN_OR_RETURN(null, HighFd(std::move(null)));
+
+  std::vector<std::string> argv = BwrapArgs();
+  std::vector<char*> args;
+  for (std::string& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  char path_env[] = "PATH=/usr/bin:/bin";
+  char* envp[] = {path_env, nullptr};
+  const bool drop_root = geteuid() == 0;
+
+  pid_t pid = fork();
+  if (pid < 0) return InternalError(ErrnoText("fork"));
+  if (pid == 0) {
+    // Only async-signal-safe calls from here to exec.
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, nullptr);
+    signal(SIGPIPE, SIG_DFL);
+    if (dup2(null.get(), 0) < 0 || dup2(log.write.get(), 1) < 0 || dup2(log.write.get(), 2) < 0 ||
+        dup2(theirs.get(), 3) < 0 || dup2(filter.get(), 4) < 0)
+      _exit(126);
+    close_range(5, ~0u, 0);
+    setsid();
+    if (drop_root) {
+      // As root, the sandbox's uid would map to host root, the owner of the server's files; as
+      // nobody it owns nothing outside the sandbox.
+      if (setgroups(0, nullptr) != 0 || setgid(kSandboxUid) != 0 || setuid(kSandboxUid) != 0) {
+        static const char kMsg[] = "datasite: dropping to uid 65534 failed\n";
+        (void)!write(2, kMsg, sizeof kMsg - 1);
+        _exit(126);
+      }
+    }
+    execve(args[0], args.data(), envp);
+    static const char kMsg[] = "datasite: exec of bwrap failed\n";
+    (void)!write(2, kMsg, sizeof kMsg - 1);
+    _exit(127);
+  }
+  slot.bwrap = ChildProcess(pid);
+  slot.ctrl = std::move(ours);
+  slot.log = std::move(log.read);
+  slot.log_tail.clear();
+  slot.inbox.clear();
+  theirs.reset();
+  log.write.reset();
+
+  // Wait for the warm process's hello.
+  auto deadline = SteadyClock::now() + kStartTimeout;
+  bool ctrl_open = true;
+  while (true) {
+    auto message = PopMessage(slot.inbox);
+    if (!message.ok()) return Diagnose(slot, message.status().message());
+    if (message->has_value()) {
+      slot.hello = std::move(**message);
+      break;
+    }
+    if (!ctrl_open) return Diagnose(slot, "the sandbox's Python exited while starting");
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
+    if (left.count() <= 0) return Diagnose(slot, "the sandbox's Python did not start within 60 s");
+    pollfd fds[2] = {{slot.ctrl.get(), POLLIN, 0}, {slot.log.get(), POLLIN, 0}};
+    int n = poll(fds, slot.log.valid() ? 2 : 1, static_cast<int>(left.count()));
+    if (n < 0 && errno != EINTR) return InternalError(ErrnoText("poll"));
+    if (slot.log.valid() && fds[1].revents != 0) {
+      if (!Drain(slot.log.get(), slot.log_tail, kLogTail * 4)) slot.log.reset();
+    }
+    if (fds[0].revents != 0) {
+      char buf[65536];
+      ssize_t got = recv(slot.ctrl.get(), buf, sizeof buf, MSG_DONTWAIT);
+      if (got > 0) slot.inbox.append(buf, got);
+      if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) ctrl_open = false;
+    }
+  }
+  if (slot.hello.value("type", "") != "hello" || !slot.hello.contains("pid") ||
+      !slot.hello["pid"].is_number_integer())
+    return Diagnose(slot, "the sandbox's Python sent no valid hello");
+  int warm_pid = slot.hello["pid"].get<int>();
+  ASSIGN_OR_RETURN(std::string job_filter, JobFilterBpf(warm_pid));
+  nlohmann::json init = {{"type", "init"}, {"job_filter", HexEncode(job_filter)}};
+  RETURN_IF_ERROR(SendMessage(slot.ctrl.get(), init.dump()));
+  return Status::Ok();
+}
+
+Status SandboxImpl::Diagnose(Slot& slot, const std::string& what) {
+  if (slot.log.valid()) Drain(slot.log.get(), slot.log_tail, kLogTail * 4);
+  Stop(slot);
+  const std::string& log = slot.log_tail;
+  std::string detail = log.empty() ? "" : ": " + log.substr(0, 1000);
+  while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
+  if (log.find("No module named 'pandas'") != std::string::npos ||
+      log.find("No module named 'numpy'") != std::string::npos)
+    return FailedPreconditionError(options_.python +
+                                   " lacks pandas or numpy: apt-get install python3-pandas "
+                                   "python3-numpy" +
+                                   detail);
+  if (log.find("bwrap:") != std::string::npos)
+    return FailedPreconditionError(
+        "bubblewrap could not set up the sandbox (are user namespaces enabled? sysctl "
+        "kernel.unprivileged_userns_clone=1 and user.max_user_namespaces > 0)" +
+        detail);
+  return FailedPreconditionError(what + detail);
+}
+
+void SandboxImpl::Stop(Slot& slot) {
+  slot.ctrl.reset();  // the warm process exits when its socket closes
+  slot.bwrap.KillAndWait();
+}
+
+bool SandboxImpl::Alive(Slot& slot) {
+  if (!slot.bwrap.running() || !slot.ctrl.valid()) return false;
+  if (slot.bwrap.TryWait().has_value()) return false;
+  if (slot.log.valid() && !Drain(slot.log.get(), slot.log_tail, kLogTail * 4)) slot.log.reset();
+  KeepTail(slot.log_tail);
+  pollfd p{slot.ctrl.get(), POLLIN, 0};
+  // Between jobs the warm process sends nothing: anything readable is an end of file or garbage.
+  return poll(&p, 1, 0) == 0;
+}
+
+Result<JobResult> SandboxImpl::Run(const JobSpec& spec, const std::string& result_path,
+                                   const std::atomic<bool>* cancel) {
+  RETURN_IF_ERROR(ValidateSpec(spec));
+  std::vector<UniqueFd> inputs;
+  nlohmann::json input_specs = nlohmann::json::array();
+  for (const Input& in : spec.inputs) {
+    UniqueFd fd(open(in.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+    if (!fd.valid()) {
+      if (errno == ENOENT) return NotFoundError("input '" + in.name + "': no file " + in.path);
+      return InvalidArgumentError(ErrnoText("input '" + in.name + "': " + in.path));
+    }
+    struct stat st {};
+    if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+      return InvalidArgumentError("input '" + in.name + "': " + in.path + " is not a regular file");
+    inputs.push_back(std::move(fd));
+    input_specs.push_back({{"name", in.name}, {"format", in.format}});
+  }
+  const Limits& l = spec.limits;
+  nlohmann::json job = {{"type", "job"},
+                        {"source", spec.source},
+                        {"function", spec.function_name},
+                        {"inputs", std::move(input_specs)},
+                        {"constants", spec.constants},
+                        {"limits",
+                         {{"memory_bytes", l.memory_bytes},
+                          {"cpu_seconds", l.cpu_seconds},
+                          {"open_files", l.max_open_files},
+                          {"file_bytes", l.memory_bytes},
+                          {"max_result_bytes", l.max_result_bytes}}}};
+  std::string body;
+  try {
+    body = job.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
+  } catch (const nlohmann::json::exception&) {
+    return InvalidArgumentError("the source or a constant is not valid UTF-8");
+  }
+  if (body.size() > kMaxJobMessage)
+    return InvalidArgumentError("the job's source and constants are over 64 MiB");
+  UniqueFd result(open(result_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
+  if (!result.valid()) return InvalidArgumentError(ErrnoText("result file " + result_path));
+
+  Slot& slot = Acquire();
+  struct Lease {
+    SandboxImpl* self;
+    Slot* slot;
+    ~Lease() { self->Release(*slot); }
+  } lease{this, &slot};
+
+  if (!Alive(slot)) {
+    Status started = Start(slot);
+    if (!started.ok())
+      return UnavailableError("the sandbox is down and could not be restarted: " +
+                              started.message());
+  }
+  JobResult out = RunOnSlot(slot, spec, body, inputs, result.get(), cancel);
+  if (out.outcome != Outcome::kOk && ftruncate(result.get(), 0) != 0) {
+    // The result is unusable either way; the caller ignores the file on any other outcome.
+  }
+  if (!Alive(slot)) {
+    Status restarted = Start(slot);  // so the next job finds a warm process
+    (void)restarted;                 // a failure is retried, and reported, by the next Run()
+  }
+  return out;
+}
+
+JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::string& body,
+                                 std::vector<UniqueFd>& inputs, int result_fd,
+                                 const std::atomic<bool>* cancel) {
+  const Limits& limits = spec.limits;
+  JobResult out;
+  auto failure = [&out](std::string error) {
+    out.outcome = Outcome::kSandboxFailure;
+    out.error = std::move(error);
+    return out;
+  };
+  auto out_pipe = MakePipe();
+  auto err_pipe = MakePipe();
+  auto res_pipe = MakePipe();
+  if (!out_pipe.ok() || !err_pipe.ok() || !res_pipe.ok()) return failure("out of pipes");
+  fcntl(res_pipe->read.get(), F_SETPIPE_SZ, 1 << 20);  // fewer wake-ups for big results; may fail
+
+  uint64_t id = slot.next_job_id++;
+  std::string framed_body = body;
+  framed_body.insert(framed_body.size() - 1, ",\"id\":" + std::to_string(id));
+  std::vector<int> fds = {out_pipe->write.get(), err_pipe->write.get(), res_pipe->write.get()};
+  for (const UniqueFd& fd : inputs) fds.push_back(fd.get());
+  Status sent = SendMessage(slot.ctrl.get(), framed_body, fds);
+  out_pipe->write.reset();
+  err_pipe->write.reset();
+  res_pipe->write.reset();
+  inputs.clear();
+  if (!sent.ok()) {
+    Stop(slot);
+    return failure("the sandbox's Python process is gone: " + sent.message());
+  }
+
+  enum { kCtrl, kLog, kOut, kErr, kRes, kCount };
+  int fd_of[kCount] = {slot.ctrl.get(), slot.log.get(), out_pipe->read.get(), err_pipe->read.get(),
+                       res_pipe->read.get()};
+  bool open[kCount] = {true, slot.log.valid(), true, true, true};
+  std::optional<nlohmann::json> done;
+  std::optional<Outcome> kill_reason;
+  uint64_t result_written = 0;
+  uint64_t stdout_total = 0, stderr_total = 0;
+  std::string write_error;
+  const auto start = SteadyClock::now();
+  const auto deadline = start + limits.wall_timeout;
+  SteadyClock::time_point give_up{};  // after a kill request, or after "done" while pipes drain
+  bool warm_lost = false;
+
+  auto request_kill = [&](Outcome reason) {
+    if (kill_reason) return;
+    kill_reason = reason;
+    nlohmann::json kill = {{"type", "kill"}, {"id", id}};
+    if (!SendMessage(slot.ctrl.get(), kill.dump()).ok()) warm_lost = true;
+    give_up = SteadyClock::now() + kKillGrace;
+  };
+
+  while (!warm_lost) {
+    if (done && !open[kOut] && !open[kErr] && !open[kRes]) break;
+    auto now = SteadyClock::now();
+    if (!kill_reason && !done) {
+      if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) {
+        request_kill(Outcome::kKilled);
+      } else if (now >= deadline) {
+        request_kill(Outcome::kTimeout);
+      }
+    }
+    if (give_up != SteadyClock::time_point{} && now >= give_up) {
+      if (!done) warm_lost = true;  // the warm process doesn't answer: restart it
+      break;
+    }
+    milliseconds wait = kPollInterval;
+    if (cancel == nullptr && !kill_reason && !done)
+      wait = std::max(milliseconds(1),
+                      std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds(1));
+    if (give_up != SteadyClock::time_point{})
+      wait =
+          std::min(wait, std::chrono::duration_cast<milliseconds>(give_up - now) + milliseconds(1));
+    pollfd pfds[kCount];
+    for (int i = 0; i < kCount; ++i) pfds[i] = {open[i] ? fd_of[i] : -1, POLLIN, 0};
+    int n = poll(pfds, kCount, static_cast<int>(std::max<int64_t>(0, wait.count())));
+    if (n < 0 && errno != EINTR) return failure(ErrnoText("poll"));
+    if (n <= 0) continue;
+    if (pfds[kLog].revents != 0) {
+      if (!Drain(fd_of[kLog], slot.log_tail, kLogTail * 4)) open[kLog] = false;
+      KeepTail(slot.log_tail);
+    }
+    if (pfds[kOut].revents != 0)
+      open[kOut] = Drain(fd_of[kOut], out.stdout_text, limits.max_log_bytes, &stdout_total);
+    if (pfds[kErr].revents != 0)
+      open[kErr] = Drain(fd_of[kErr], out.stderr_text, limits.max_log_bytes, &stderr_total);
+    if (pfds[kRes].revents != 0) {
+      char buf[65536];
+      while (true) {
+        ssize_t got = read(fd_of[kRes], buf, sizeof buf);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0 && errno == EAGAIN) break;
+        if (got <= 0) {
+          open[kRes] = false;
+          break;
+        }
+        if (result_written + static_cast<uint64_t>(got) > limits.max_result_bytes) {
+          request_kill(Outcome::kResourceLimit);
+          open[kRes] = false;  // stop reading; the killed child's pipe end closes anyway
+          break;
+        }
+        if (write_error.empty()) {
+          Status w = WriteAll(result_fd, buf, static_cast<size_t>(got));
+          if (!w.ok()) {
+            write_error = w.message();
+            request_kill(Outcome::kSandboxFailure);
+          }
+        }
+        result_written += static_cast<uint64_t>(got);
+      }
+    }
+    if (pfds[kCtrl].revents != 0) {
+      char buf[65536];
+      ssize_t got = recv(fd_of[kCtrl], buf, sizeof buf, MSG_DONTWAIT);
+      if (got > 0) slot.inbox.append(buf, got);
+      if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) warm_lost = true;
+      while (!warm_lost) {
+        auto message = PopMessage(slot.inbox);
+        if (!message.ok()) {
+          warm_lost = true;
+          break;
+        }
+        if (!message->has_value()) break;
+        nlohmann::json& m = **message;
+        if (m.value("type", "") == "done" && m.contains("id") && m["id"] == id) {
+          done = std::move(m);
+          // The child's pipes close with it; a child that leaked them is gone within the grace.
+          give_up = SteadyClock::now() + kKillGrace;
+        }
+      }
+    }
+  }
+  if (warm_lost) Stop(slot);
+
+  if (kill_reason == Outcome::kTimeout) {
+    out.outcome = Outcome::kTimeout;
+    out.error = "wall-clock timeout of " + Seconds(limits.wall_timeout);
+    return out;
+  }
+  if (kill_reason == Outcome::kKilled) {
+    out.outcome = Outcome::kKilled;
+    out.error = "cancelled";
+    return out;
+  }
+  if (kill_reason == Outcome::kResourceLimit) {
+    out.outcome = Outcome::kResourceLimit;
+    out.error = "the result is larger than the limit of " + MiB(limits.max_result_bytes);
+    return out;
+  }
+  if (kill_reason == Outcome::kSandboxFailure)
+    return failure("writing the result failed: " + write_error);
+  if (!done) {
+    return failure(warm_lost ? "the sandbox's Python process died during the job; it is restarted"
+                             : "the sandbox's Python process did not report the job's end");
+  }
+  const nlohmann::json& d = *done;
+  std::string status = d.value("status", "");
+  auto text = [&d](const char* key) {
+    std::string s = d.contains(key) && d[key].is_string() ? d[key].get<std::string>() : "";
+    return s.substr(0, 2000);
+  };
+  if (status == "ok") {
+    std::string format = text("format");
+    uint64_t claimed =
+        d.contains("bytes") && d["bytes"].is_number_unsigned() ? d["bytes"].get<uint64_t>() : 0;
+    if (format != "json" && format != "csv" && format != "npy" && format != "bytes")
+      return failure("the sandbox reported an unknown result format");
+    if (claimed != result_written) {
+      out.outcome = Outcome::kError;
+      out.error = "the result was garbled (the function wrote to the sandbox's result pipe)";
+      return out;
+    }
+    out.outcome = Outcome::kOk;
+    out.result_format = format;
+    out.result_bytes = result_written;
+    return out;
+  }
+  if (status == "error") {
+    out.outcome = Outcome::kError;
+    out.error = text("error");
+    if (out.error.empty()) out.error = "the function failed";
+    return out;
+  }
+  const std::string memory = "memory limit of " + MiB(limits.memory_bytes) + " reached";
+  const std::string cpu = "CPU time limit of " + std::to_string(limits.cpu_seconds) + " s reached";
+  if (status == "memory") {
+    out.outcome = Outcome::kResourceLimit;
+    out.error = memory;
+    return out;
+  }
+  if (status == "result_limit") {
+    out.outcome = Outcome::kResourceLimit;
+    out.error = "the result is larger than the limit of " + MiB(limits.max_result_bytes);
+    return out;
+  }
+  if (status == "sandbox") return failure(text("error"));
+  if (status == "died") {
+    double cpu_used = d.contains("cpu_seconds") && d["cpu_seconds"].is_number()
+                          ? d["cpu_seconds"].get<double>()
+                          : 0;
+    if (d.contains("signal") && d["signal"].is_number_integer()) {
+      int sig = d["signal"].get<int>();
+      if (sig == SIGXCPU || (sig == SIGKILL && cpu_used >= limits.cpu_seconds)) {
+        out.outcome = Outcome::kResourceLimit;
+        out.error = cpu;
+      } else if (sig == SIGKILL) {
+        out.outcome = Outcome::kResourceLimit;
+        out.error = memory;
+      } else if (sig == SIGSYS) {
+        out.outcome = Outcome::kError;
+        out.error = "the function made a forbidden system call (killed by SIGSYS)";
+      } else if (sig == SIGSEGV) {
+        out.outcome = Outcome::kError;
+        out.error = "the function crashed (SIGSEGV): too deep a recursion, or the memory limit";
+      } else {
+        out.outcome = Outcome::kError;
+        out.error = std::string("the function's process was killed by SIG") + SignalName(sig);
+      }
+      return out;
+    }
+    int code = d.contains("exit_code") && d["exit_code"].is_number_integer()
+                   ? d["exit_code"].get<int>()
+                   : -1;
+    out.outcome = Outcome::kError;
+    out.error =
+        "the function's process exited (code " + std::to_string(code) + ") before returning";
+    return out;
+  }
+  return failure("the sandbox sent an unknown status");
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Sandbox>> StartSandbox(const Options& options) {
+  if (options.slots < 1 || options.slots > 64)
+    return InvalidArgumentError("slots must be between 1 and 64");
+  std::string bwrap = FindBubblewrap();
+  if (bwrap.empty())
+    return FailedPreconditionError("bubblewrap is not installed: apt-get install bubblewrap");
+  if (options.python.rfind("/usr/", 0) != 0 || options.python.find("/../") != std::string::npos)
+    return FailedPreconditionError(
+        "python must be an interpreter under /usr (the only tree the "
+        "sandbox shows), got '" +
+        options.python + "'");
+  if (access(options.python.c_str(), X_OK) != 0)
+    return FailedPreconditionError("no python at " + options.python +
+                                   ": apt-get install python3 python3-pandas python3-numpy");
+  if (access("/proc/self/ns/user", F_OK) != 0)
+    return FailedPreconditionError("this kernel has no user namespaces, which bubblewrap needs");
+  ASSIGN_OR_RETURN(std::string warm_filter, WarmFilterBpf());
+  auto sandbox = std::make_unique<SandboxImpl>(options, std::move(bwrap), std::move(warm_filter));
+  RETURN_IF_ERROR(sandbox->StartAll());
+  return std::unique_ptr<Sandbox>(std::move(sandbox));
+}
+
+}  // namespace datasite::sandbox

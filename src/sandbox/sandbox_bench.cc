@@ -1,0 +1,96 @@
+// Times trivial sandbox jobs (not a test; no assertions): the median and spread of one Run() of
+// `def f(data): return data["a"].sum()` on a 10,000-row CSV, then the throughput of `slots` threads
+// running such jobs back to back.
+//
+//   sandbox_bench [runs=200] [slots=2]
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "sandbox/sandbox.h"
+
+namespace {
+
+using datasite::sandbox::JobSpec;
+using datasite::sandbox::Outcome;
+using SteadyClock = std::chrono::steady_clock;
+
+double Percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v[static_cast<size_t>(p * (v.size() - 1))];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int runs = argc > 1 ? std::atoi(argv[1]) : 200;
+  int slots = argc > 2 ? std::atoi(argv[2]) : 2;
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("sandbox-bench-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  {
+    std::ofstream csv(dir / "data.csv");
+    csv << "a,b,c\n";
+    for (int i = 0; i < 10'000; ++i) csv << i << ',' << i * 0.5 << ",name" << i % 97 << '\n';
+  }
+
+  auto start = SteadyClock::now();
+  auto sandbox = datasite::sandbox::StartSandbox({.python = "/usr/bin/python3", .slots = slots});
+  if (!sandbox.ok()) {
+    std::fprintf(stderr, "StartSandbox: %s\n", sandbox.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("start (%d slots): %.0f ms\n%s\n", slots,
+              std::chrono::duration<double, std::milli>(SteadyClock::now() - start).count(),
+              (*sandbox)->Describe().c_str());
+
+  JobSpec spec;
+  spec.source = "def f(data):\n    return data[\"a\"].sum()\n";
+  spec.function_name = "f";
+  spec.inputs = {{"data", (dir / "data.csv").string(), "csv"}};
+
+  std::vector<double> ms;
+  for (int i = 0; i < runs + 10; ++i) {
+    auto t = SteadyClock::now();
+    auto r = (*sandbox)->Run(spec, (dir / "result").string(), nullptr);
+    double took = std::chrono::duration<double, std::milli>(SteadyClock::now() - t).count();
+    if (!r.ok() || r->outcome != Outcome::kOk) {
+      std::fprintf(
+          stderr, "job failed: %s\n",
+          r.ok() ? (r->error + "\n" + r->stderr_text).c_str() : r.status().ToString().c_str());
+      return 1;
+    }
+    if (i >= 10) ms.push_back(took);  // the first jobs warm the page cache
+  }
+  std::printf("sequential, %d runs: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, min %.2f ms\n", runs,
+              Percentile(ms, 0.5), Percentile(ms, 0.9), Percentile(ms, 0.99), Percentile(ms, 0.0));
+
+  std::atomic<int> left{runs * 2};
+  std::atomic<int> failed{0};
+  std::vector<std::thread> threads;
+  start = SteadyClock::now();
+  for (int t = 0; t < slots; ++t) {
+    threads.emplace_back([&, t] {
+      std::string result = (dir / ("result" + std::to_string(t))).string();
+      while (left.fetch_sub(1) > 0) {
+        auto r = (*sandbox)->Run(spec, result, nullptr);
+        if (!r.ok() || r->outcome != Outcome::kOk) failed++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  double seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  std::printf("throughput, %d threads, %d jobs: %.1f jobs/s (%d failed)\n", slots, runs * 2,
+              runs * 2 / seconds, failed.load());
+  fs::remove_all(dir);
+  return failed.load() == 0 ? 0 : 1;
+}

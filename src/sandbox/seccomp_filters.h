@@ -1,0 +1,25 @@
+// The two seccomp filters of the sandbox, built with libseccomp and exported as classic BPF
+// programs (arrays of `struct sock_filter`), so that no seccomp header leaks beyond this module.
+#ifndef DATASITE_SANDBOX_SECCOMP_FILTERS_H_
+#define DATASITE_SANDBOX_SECCOMP_FILTERS_H_
+
+#include <string>
+
+#include "core/status.h"
+
+namespace datasite::sandbox {
+
+// For the whole sandbox (given to bubblewrap): denies kernel attack surface a Python job never
+// needs (ptrace, mounts, namespaces, keyrings, bpf, perf, modules, io_uring, ...) and sockets other
+// than AF_UNIX.
+Result<std::string> WarmFilterBpf();
+
+// Added by each job's child before it loads inputs: no execve, no new processes (threads stay
+// allowed; clone3 answers ENOSYS so glibc falls back to clone), no signals or scheduling changes
+// aimed at the warm process `warm_pid` or at pid 1, no SysV IPC or POSIX message queues (they would
+// outlive the job).
+Result<std::string> JobFilterBpf(int warm_pid);
+
+}  // namespace datasite::sandbox
+
+#endif  // DATASITE_SANDBOX_SECCOMP_FILTERS_H_
