@@ -25,7 +25,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.environ.get("DATASITE_BINARY", os.path.join(ROOT, "build", "datasite"))
-ARGON2 = os.path.join(ROOT, "build", "bench", "argon2_reference")
+ARGON2 = os.path.join(os.path.dirname(BINARY), "bench", "argon2_reference")
 
 
 def free_port():

@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""Writes docs/BENCHMARKS.md (to stdout) from the JSON figures of bench/launch_login.py."""
+"""Writes docs/BENCHMARKS.md (to stdout) from the JSON figures of the benchmarks.
+
+Usage: render.py LAUNCH_LOGIN.json [UPLOAD_LIST.json [MORE.json...]]; each further file is recognised by its
+"kind": "api_wrk" (bench/api_wrk.py) or "soak" (bench/soak.py).
+"""
 import json
 import os
 import platform
@@ -20,9 +24,78 @@ def machine():
     return "%s, %d cores, Linux %s" % (cpu, os.cpu_count() or 0, platform.release())
 
 
+def api_section(w):
+    """The wrk throughput table: datasite beside nginx (static bytes) and FastAPI, per route."""
+    out = ["## API throughput with wrk (bench/api_wrk.py)\n"]
+    out.append("wrk %s: `-t%d -c%d -d%ds --latency`, the Authorization header of a real session; %d runs per "
+               "server and route, interleaved; figures are medians. Every run had no socket error, no non-2xx "
+               "answer, and bytes read matching the response size (the script fails otherwise). %d datasets "
+               "stored; the listing is page %d at 50 a page. nginx runs %d worker processes; datasite runs "
+               "with its production defaults (as many I/O threads as cores, at most 4; request pool of twice "
+               "the cores, at least 4); FastAPI runs one uvicorn process (with uvloop and httptools), as "
+               "PySyft launches it.\n"
+               % (w.get("wrk_version", ""), w["threads"], w["connections"], w["duration_s"], w["runs"],
+                  w["datasets"], w["page"], w["nginx_workers"]))
+    out.append("| route | datasite | nginx, same bytes as a static file | FastAPI + uvicorn + SQLite | "
+               "datasite / nginx (goal >= 60%) | datasite / FastAPI (goal >= 5x) | p99 datasite / nginx / FastAPI | "
+               "server CPU per request datasite / nginx / FastAPI |")
+    out.append("|---|---|---|---|---|---|---|---|")
+    names = {"settings": "GET /api/v1/settings (%d bytes)" % w["settings_bytes"],
+             "datasets": "GET /api/v1/datasets?page=%d&page_size=50 (%d bytes)" % (w["page"], w["datasets_bytes"])}
+    for route in ("settings", "datasets"):
+        d, n, f = (w["%s_%s_rps" % (route, s)] for s in ("datasite", "nginx", "fastapi"))
+        p99 = " / ".join("%.1f ms" % w["%s_%s_p99_ms" % (route, s)] for s in ("datasite", "nginx", "fastapi"))
+        cpu = " / ".join("%.0f us" % w["%s_%s_cpu_us" % (route, s)] for s in ("datasite", "nginx", "fastapi"))
+        out.append("| %s | %.0f req/s | %.0f req/s | %.0f req/s | %.0f%% (%s) | %.1fx (%s) | %s | %s |" % (
+            names[route], d, n, f, 100 * d / n, "met" if d >= 0.6 * n else "not met", d / f,
+            "met" if d >= 5 * f else "not met", p99, cpu))
+    out.append("")
+    out.append("- The nginx reference serves the exact bytes datasite sent for that request, with no token check "
+               "and no database: the practical limit of HTTP on this machine. wrk shares the 2 cores with the "
+               "server under test, for all three alike.")
+    out.append("- Server CPU per request: user + system time of the server's process (nginx: master and "
+               "workers) over the run, divided by the requests served; less sensitive to the machine's other "
+               "load than requests/s.")
+    same = all(w.get("%s_fastapi_identical" % r) for r in ("settings", "datasets"))
+    out.append("- The FastAPI reference (`bench/reference/fastapi_app.py`) stores the same JSON documents (copied "
+               "from datasite after seeding) in SQLite, checks the token with a session lookup per request, and "
+               "answers %s (checked before measuring)." % (
+                   "the very bytes datasite answers" if same else "JSON equal in value to datasite's"))
+    out.append("")
+    return out
+
+
+def soak_section(k):
+    out = ["## Soak (bench/soak.py; not in the default run)\n"]
+    out.append("Run on %s with `bash bench/run.sh RUNS --soak %g`: %g minutes of mixed load on one Release "
+               "server with %d datasets, paced to %.0f%% of the capacity measured just before (%.0f req/s of "
+               "the mix; %.0f req/s achieved on average). wrk (`-t%d -c%d`) sends half settings reads, 30%% "
+               "dataset pages and 20%% mock downloads; beside it, a 4 KiB upload and its deletion every 0.5 s "
+               "(%d in all) and a login every 6 s (%d). One run, not a median.\n" % (
+                   k["date"], k["minutes"], k["minutes"], k["datasets"], 100 * k["load"], k["capacity_rps"],
+                   k["mix_rps"], k["threads"], k["connections"], k["uploads"], k["logins"]))
+    out.append("| measure | result | goal | |")
+    out.append("|---|---|---|---|")
+    out.append("| requests | %d, of which 5xx: %d; socket errors: %d; 4xx in the mix: %d | no 5xx | %s |" % (
+        k["requests"], k["status_5xx"], k["socket_errors"], k["status_4xx_mix"],
+        "met" if k["status_5xx"] == 0 and k["socket_errors"] == 0 else "not met"))
+    out.append("| server resident memory (VmRSS every 10 s) | first %.1f MiB, last %.1f MiB, max %.1f MiB | "
+               "last within 16 MiB of first | %s |" % (k["rss_first_mib"], k["rss_last_mib"], k["rss_max_mib"],
+                                     "met" if k["rss_last_mib"] <= k["rss_first_mib"] + 16 else "not met"))
+    out.append("| p99 latency of the mix, median over 30 s stretches | %.1f ms | | |" % k["p99_ms_median"])
+    out.append("")
+    out.append("Each login's argon2id hash takes 64 MiB for its duration (libsodium's interactive limit), so "
+               "samples taken during a login read about 64 MiB higher; the goal compares first and last.\n")
+    return out
+
+
 def main():
     r = json.load(open(sys.argv[1]))
     u = json.load(open(sys.argv[2])) if len(sys.argv) > 2 else None
+    extra = {}
+    for path in sys.argv[3:]:
+        doc = json.load(open(path))
+        extra[doc["kind"]] = doc
     f = lambda v: "%.1f ms" % v
     rows = [
         ("Launch to ready, first start (makes identity, settings, hashes the root password)",
@@ -92,6 +165,10 @@ def main():
 
 Raw figures: `bench/out/*.json` (not committed; rerun to get them).
 """)
+    if "api_wrk" in extra:
+        out += api_section(extra["api_wrk"])
+    if "soak" in extra:
+        out += soak_section(extra["soak"])
     out.append("""## Reading the goals
 
 - The first start hashes the root password with argon2id (about 100 ms by itself on this machine); start-up

@@ -1,8 +1,11 @@
 """The reference stack for side-by-side figures: FastAPI + uvicorn (PySyft 0.9's server stack) over SQLite.
 
-Serves /readyz, GET /api/v1/settings (JSON read from SQLite) and POST /api/v1/auth/login checking a bcrypt
-hash at cost 12, which is what PySyft 0.9 does per login. Run: python3 -m uvicorn fastapi_app:app.
-Environment: REF_DB (SQLite path; created and seeded at start-up).
+Serves /readyz, GET /api/v1/settings (JSON read from SQLite), GET /api/v1/datasets (a page of stored JSON
+documents) and POST /api/v1/auth/login checking a bcrypt hash at cost 12, which is what PySyft 0.9 does per
+login. Run: python3 -m uvicorn fastapi_app:app.
+Environment: REF_DB (SQLite path; created and seeded at start-up); REF_DATASETS (how many synthetic dataset
+documents to seed); REF_MIRROR (a JSON file {"settings": {...}, "datasets": [...newest first]} captured from a
+datasite server: the reference then stores and serves those very documents, as bench/api_wrk.py needs).
 """
 import json
 import os
@@ -28,6 +31,15 @@ def _seed():
     con.execute("CREATE TABLE IF NOT EXISTS settings (id INTEGER PRIMARY KEY, json TEXT)")
     con.execute("CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, email TEXT)")
     con.execute("CREATE TABLE IF NOT EXISTS datasets (id INTEGER PRIMARY KEY, doc TEXT)")
+    mirror = os.environ.get("REF_MIRROR")
+    if mirror:
+        with open(mirror) as f:
+            m = json.load(f)
+        # Stored oldest first, so that the listing's "ORDER BY id DESC" gives datasite's order.
+        con.execute("DELETE FROM datasets")
+        con.executemany("INSERT INTO datasets (doc) VALUES (?)",
+                        [(json.dumps(d),) for d in reversed(m["datasets"])])
+        con.execute("INSERT OR REPLACE INTO settings VALUES (1, ?)", (json.dumps(m["settings"]),))
     n = int(os.environ.get("REF_DATASETS", "0"))
     if con.execute("SELECT count(*) FROM datasets").fetchone()[0] < n:
         for i in range(n):
@@ -44,7 +56,7 @@ def _seed():
                     "description": "This is the default description for a Datasite Server.",
                     "signup_enabled": False, "admin_email": "info@example.org",
                     "server_type": "datasite", "server_side_type": "high"}
-        con.execute("INSERT INTO settings VALUES (1, ?)", (json.dumps(settings),))
+        con.execute("INSERT OR IGNORE INTO settings VALUES (1, ?)", (json.dumps(settings),))
     con.commit()
     con.close()
 
