@@ -238,6 +238,13 @@ class DetachedServer:
             time.sleep(0.02)
         self.pid = None
 
+    def land(self):
+        """``datasite land``; (exit code, stdout, stderr). ``pid`` is None once it is gone."""
+        result = self._run("land", self.name, "--data-dir", str(self.data_dir))
+        if not self.alive():
+            self.pid = None
+        return result
+
     def stop(self):
         """Lands the server (or SIGTERMs its pid); never raises."""
         if self.pid is None:

@@ -552,3 +552,34 @@ def test_read_only_blob_storage_serves_reads_and_refuses_uploads_clearly(binary,
         assert upload_raw(api, root, b"new bytes").status == 201
         assert_dataset_intact(api, root, "before", data, mock)
         assert_storage_consistent(server.data_dir)
+
+
+def test_data_dir_turned_read_only_while_running(binary, tmpfs, tmp_path):
+    """The data dir becomes read-only under a running server (a read-only bind mount over it):
+    reads go on, uploads get a clear error, the server stops cleanly, and once writable again it
+    restarts with everything intact."""
+    data_dir = tmp_path / "data"
+    server = DetachedServer(binary, data_dir)
+    data, mock = os.urandom(100 * 1024), os.urandom(10 * 1024)
+    try:
+        api = server.start()
+        root = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+        make_dataset(api, root, "before", data, mock)
+        tmpfs.bind_read_only(data_dir)
+        resp = upload_raw(api, root, b"new bytes")
+        assert_error(resp, 503, "UNAVAILABLE")
+        assert "not writable" in resp.error["message"], resp
+        assert_dataset_intact(api, root, "before", data, mock)
+        assert api.get("/api/v1/datasets", token=root).status == 200
+        assert api.get("/healthz").status == 200
+        code, out, err = server.land()
+        assert code == 0, (out, err)
+        assert server.pid is None, "the server did not stop"
+    finally:
+        server.stop()
+    subprocess.run(["umount", str(data_dir)], timeout=30, check=True)
+    with running(server) as api:
+        root = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+        assert_dataset_intact(api, root, "before", data, mock)
+        assert upload_raw(api, root, b"new bytes").status == 201
+        assert_storage_consistent(server.data_dir)
