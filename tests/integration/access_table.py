@@ -4,11 +4,12 @@ The crawler reads GET /api/v1/openapi.json and calls every row of TABLE as every
 CALLERS, on objects that belong to someone else. A route the server serves without a row here
 fails the crawl ("add it to the table"), and so does a row for a route no longer served.
 
-Callers (CALLERS): ``anon`` (no token), ``guest`` (a guest session), ``scientist`` and
-``scientist2`` (two data scientists), ``owner`` and ``owner2`` (two data owners), ``admin`` (the
-root admin). Blobs and datasets of the rows belong to ``owner``, and users are made for the call,
-so ``owner2`` and ``admin`` show what a caller gets on someone else's object, and ``scientist``
-what a data scientist gets on another user.
+Callers (CALLERS): ``anon`` (no token), ``revoked`` (the token of a session that logged out: it
+gets what anon gets), ``guest`` (a guest session), ``scientist`` and ``scientist2`` (two data
+scientists), ``owner`` and ``owner2`` (two data owners), ``admin`` (the root admin). Blobs and
+datasets of the rows belong to ``owner``, and users are made for the call, so ``owner2`` and
+``admin`` show what a caller gets on someone else's object, and ``scientist`` what a data
+scientist gets on another user.
 
 Expected: an exact HTTP status per caller. 200 or 201 is "allowed". A refusal is 401
 (UNAUTHENTICATED: no token), 403 (PERMISSION_DENIED: the role, or a rule of docs/API.md) or 404
@@ -21,9 +22,10 @@ HOW TO ADD A ROUTE
   1. Add a Row to TABLE: ``Row("POST", "/api/v1/jobs/{id}/cancel", "own_job", rule(...))``.
      The path is the pattern exactly as the OpenAPI document lists it, {placeholders} included.
   2. The expectation: ``rule(min_role, ok=200, **per_caller)``: callers at or above min_role get
-     ``ok``, anon gets 401 and callers below min_role 403; keyword arguments override single
-     callers: ``rule("data_owner", ok=201, owner2=404, admin=404)``. min_role is "anyone",
-     "guest", "data_scientist", "data_owner" or "admin". Or write the dict of all seven callers.
+     ``ok``, anon (and revoked) 401 and callers below min_role 403; keyword arguments override
+     single callers: ``rule("data_owner", ok=201, owner2=404, admin=404)``. min_role is
+     "anyone", "guest", "data_scientist", "data_owner" or "admin". Or write the dict of all
+     callers.
   3. The target: the name of a function registered in TARGETS with ``@target`` (the name without
      its ``target_`` prefix) that gives the call what it needs: path parameters ({id}, {name}...),
      a query, a JSON or raw body, another token, a probe (see Call). It gets the World (the server,
@@ -41,9 +43,10 @@ import uuid
 
 from helpers import PASSWORD, ROOT_PASSWORD, unique_email
 
-CALLERS = ("anon", "guest", "scientist", "scientist2", "owner", "owner2", "admin")
+CALLERS = ("anon", "revoked", "guest", "scientist", "scientist2", "owner", "owner2", "admin")
 ROLE_OF = {
     "anon": None,
+    "revoked": None,
     "guest": "guest",
     "scientist": "data_scientist",
     "scientist2": "data_scientist",
@@ -60,8 +63,9 @@ CSV = b"age,score\n31,1.5\n45,2.25\n29,3.0\n"
 
 
 def rule(min_role, ok=200, **per_caller):
-    """Callers at or above ``min_role`` get ``ok``; anon 401 (unless min_role is "anyone"), callers
-    below 403; ``per_caller`` overrides single callers (e.g. ``owner2=404``)."""
+    """Callers at or above ``min_role`` get ``ok``; anon and revoked 401 (unless min_role is
+    "anyone"), callers below 403; ``per_caller`` overrides single callers (e.g. ``owner2=404``);
+    revoked gets what anon gets unless told otherwise."""
     assert min_role in _RANK, min_role
     unknown = set(per_caller) - set(CALLERS)
     assert not unknown, "unknown callers {}".format(sorted(unknown))
@@ -70,8 +74,10 @@ def rule(min_role, ok=200, **per_caller):
         if _RANK[ROLE_OF[caller]] >= _RANK[min_role]:
             expect[caller] = ok
         else:
-            expect[caller] = 401 if caller == "anon" else 403
+            expect[caller] = 401 if ROLE_OF[caller] is None else 403
     expect.update(per_caller)
+    if "anon" in per_caller and "revoked" not in per_caller:
+        expect["revoked"] = per_caller["anon"]
     return expect
 
 
@@ -134,6 +140,15 @@ class World:
             user = self.new_user(ROLE_OF[key], name=key.title())
             self.actors[key] = Actor(key, api.login(user["email"], PASSWORD), user, PASSWORD)
         self.actors["guest"] = Actor("guest", api.guest())
+        self.actors["revoked"] = Actor("revoked", self.revoked_token())
+
+    def revoked_token(self):
+        """The token of a data scientist's session that was logged out."""
+        user = self.new_user("data_scientist", name="Revoked")
+        token = self.api.login(user["email"], PASSWORD)
+        resp = self.api.post("/api/v1/auth/logout", {}, token=token)
+        assert resp.status == 200, resp
+        return token
 
     @property
     def admin(self):
@@ -150,7 +165,7 @@ class World:
         """A new logged-in party of the caller's role (for calls that change the caller itself)."""
         role = ROLE_OF[caller]
         if role is None:
-            return Actor(caller, None)
+            return self.actors[caller]
         if role == "guest":
             return Actor(caller, self.api.guest())
         user = self.new_user(role)
@@ -159,8 +174,10 @@ class World:
     def fresh_token(self, caller):
         """Another session of the caller (same user), for calls that end the session."""
         actor = self.actors[caller]
+        if ROLE_OF[caller] is None:
+            return actor.token
         if actor.user is None:
-            return self.api.guest() if actor.token else None
+            return self.api.guest()
         return self.api.login(actor.user["email"], actor.password)
 
     def once(self, name, make):
