@@ -18,7 +18,6 @@ import math
 import os
 import resource
 import select
-import shutil
 import signal
 import socket
 import struct
@@ -323,39 +322,34 @@ def spare_main(sock, program):
 # The warm process.
 
 
+def remove_tree(path):
+    """Removes a directory tree a job left, whatever modes it set on it (it owns all of it)."""
+    try:
+        os.chmod(path, 0o700)
+    except OSError:
+        pass
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                remove_tree(entry.path)
+            else:
+                os.unlink(entry.path)
+    os.rmdir(path)
+
+
 def wipe_tmp():
     """Removes everything jobs could have left behind; returns False when something stays."""
-    def make_writable_and_retry(function, path, _):
-        try:
-            os.chmod(os.path.dirname(path), 0o700)
-            if os.path.isdir(path) and not os.path.islink(path):
-                os.chmod(path, 0o700)
-            function(path)
-        except OSError:
-            pass
-
-    for top in ("/tmp", "/dev/shm"):
-        try:
-            names = os.listdir(top)
-        except OSError:
-            continue
-        for name in names:
-            path = os.path.join(top, name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                try:
-                    os.chmod(path, 0o700)
-                except OSError:
-                    pass
-                shutil.rmtree(path, onerror=make_writable_and_retry)
-            else:
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
-        if os.listdir(top):
-            return False
-    os.mkdir(SCRATCH, 0o700)
-    return True
+    try:
+        for top in ("/tmp", "/dev/shm"):
+            for entry in os.scandir(top):
+                if entry.is_dir(follow_symlinks=False):
+                    remove_tree(entry.path)
+                else:
+                    os.unlink(entry.path)
+        os.mkdir(SCRATCH, 0o700)
+        return True
+    except (OSError, RecursionError):
+        return False
 
 
 class Spare:

@@ -46,6 +46,9 @@ constexpr size_t kLogTail = 4096;
 constexpr milliseconds kStartTimeout{60'000};
 constexpr milliseconds kKillGrace{2'000};
 constexpr milliseconds kPollInterval{10};
+// Sizes of the sandbox's tmpfs mounts (RAM): /tmp holds the job's scratch directory.
+constexpr const char* kTmpBytes = "536870912";  // 512 MiB
+constexpr const char* kShmBytes = "67108864";   // 64 MiB
 
 std::string ErrnoText(const std::string& what) { return what + ": " + strerror(errno); }
 
@@ -321,6 +324,8 @@ const char* SignalName(int sig) {
   return name != nullptr ? name : "?";
 }
 
+Result<std::vector<UniqueFd>> OpenInputs(const JobSpec& spec);
+
 // One warm process and its descriptors. Only the Run() that holds the slot touches it.
 struct Slot {
   ChildProcess bwrap;
@@ -372,8 +377,8 @@ class SandboxImpl final : public Sandbox {
   void Stop(Slot& slot);
   bool Alive(Slot& slot);
   JobResult RunOnSlot(Slot& slot, const JobSpec& spec, const std::string& body,
-                      std::vector<UniqueFd>& inputs, int result_fd,
-                      const std::atomic<bool>* cancel);
+                      std::vector<UniqueFd>& inputs, int result_fd, const std::atomic<bool>* cancel,
+                      bool* untouched);
   std::vector<std::string> BwrapArgs() const;
   Status Diagnose(Slot& slot, const std::string& what);
 
@@ -407,72 +412,32 @@ class SandboxImpl final : public Sandbox {
 };
 
 std::vector<std::string> SandboxImpl::BwrapArgs() const {
+  // clang-format off
   return {bwrap_,
-          "--unshare-all",
-          "--unshare-user",
-          "--die-with-parent",
-          "--new-session",
-          "--as-pid-1",
-          "--uid",
-          "65534",
-          "--gid",
-          "65534",
-          "--cap-drop",
-          "ALL",
-          "--hostname",
-          "sandbox",
-          "--clearenv",
-          "--setenv",
-          "HOME",
-          "/tmp",
-          "--setenv",
-          "OPENBLAS_NUM_THREADS",
-          "1",
-          "--setenv",
-          "OMP_NUM_THREADS",
-          "1",
-          "--setenv",
-          "PYTHONDONTWRITEBYTECODE",
-          "1",
-          "--setenv",
-          "LANG",
-          "C.UTF-8",
-          "--ro-bind",
-          "/usr",
-          "/usr",
-          "--symlink",
-          "usr/bin",
-          "/bin",
-          "--symlink",
-          "usr/lib",
-          "/lib",
-          "--symlink",
-          "usr/lib64",
-          "/lib64",
-          "--symlink",
-          "usr/sbin",
-          "/sbin",
-          "--ro-bind-try",
-          "/etc/alternatives",
-          "/etc/alternatives",
-          "--proc",
-          "/proc",
-          "--dev",
-          "/dev",
-          "--tmpfs",
-          "/tmp",
-          "--remount-ro",
-          "/",
-          "--chdir",
-          "/tmp",
-          "--seccomp",
-          "4",
-          "--",
-          options_.python,
-          "-I",
-          "-B",
-          "-c",
-          std::string(kRunnerPy)};
+      "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--as-pid-1",
+      "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL", "--hostname", "sandbox",
+      "--clearenv",
+      "--setenv", "HOME", "/tmp",
+      "--setenv", "OPENBLAS_NUM_THREADS", "1",
+      "--setenv", "OMP_NUM_THREADS", "1",
+      "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
+      "--setenv", "LANG", "C.UTF-8",
+      "--ro-bind", "/usr", "/usr",
+      "--symlink", "usr/bin", "/bin",
+      "--symlink", "usr/lib", "/lib",
+      "--symlink", "usr/lib64", "/lib64",
+      "--symlink", "usr/sbin", "/sbin",
+      "--ro-bind-try", "/etc/alternatives", "/etc/alternatives",
+      "--proc", "/proc",
+      "--dev", "/dev",
+      "--size", kShmBytes, "--tmpfs", "/dev/shm",
+      "--size", kTmpBytes, "--tmpfs", "/tmp",
+      "--remount-ro", "/dev",  // /dev/shm stays writable (and is wiped after each job)
+      "--remount-ro", "/",
+      "--chdir", "/tmp",
+      "--seccomp", "4",
+      "--", options_.python, "-I", "-B", "-c", std::string(kRunnerPy)};
+  // clang-format on
 }
 
 Status SandboxImpl::Start(Slot& slot) {
@@ -610,20 +575,10 @@ bool SandboxImpl::Alive(Slot& slot) {
 Result<JobResult> SandboxImpl::Run(const JobSpec& spec, const std::string& result_path,
                                    const std::atomic<bool>* cancel) {
   RETURN_IF_ERROR(ValidateSpec(spec));
-  std::vector<UniqueFd> inputs;
+  ASSIGN_OR_RETURN(std::vector<UniqueFd> inputs, OpenInputs(spec));
   nlohmann::json input_specs = nlohmann::json::array();
-  for (const Input& in : spec.inputs) {
-    UniqueFd fd(open(in.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-    if (!fd.valid()) {
-      if (errno == ENOENT) return NotFoundError("input '" + in.name + "': no file " + in.path);
-      return InvalidArgumentError(ErrnoText("input '" + in.name + "': " + in.path));
-    }
-    struct stat st {};
-    if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
-      return InvalidArgumentError("input '" + in.name + "': " + in.path + " is not a regular file");
-    inputs.push_back(std::move(fd));
+  for (const Input& in : spec.inputs)
     input_specs.push_back({{"name", in.name}, {"format", in.format}});
-  }
   const Limits& l = spec.limits;
   nlohmann::json job = {{"type", "job"},
                         {"source", spec.source},
@@ -654,26 +609,51 @@ Result<JobResult> SandboxImpl::Run(const JobSpec& spec, const std::string& resul
     ~Lease() { self->Release(*slot); }
   } lease{this, &slot};
 
-  if (!Alive(slot)) {
-    Status started = Start(slot);
-    if (!started.ok())
-      return UnavailableError("the sandbox is down and could not be restarted: " +
-                              started.message());
+  for (int attempt = 1;; ++attempt) {
+    if (!Alive(slot)) {
+      Status started = Start(slot);
+      if (!started.ok())
+        return UnavailableError("the sandbox is down and could not be restarted: " +
+                                started.message());
+    }
+    if (attempt > 1) {
+      ASSIGN_OR_RETURN(inputs, OpenInputs(spec));
+    }
+    bool untouched = false;
+    JobResult out = RunOnSlot(slot, spec, body, inputs, result.get(), cancel, &untouched);
+    // A warm process that died before the job got going (killed from outside between jobs, or
+    // exiting because it could not wipe /tmp) is replaced and the job sent once more.
+    if (untouched && attempt == 1) continue;
+    if (out.outcome != Outcome::kOk && ftruncate(result.get(), 0) != 0) {
+      // The result is unusable either way; the caller ignores the file on any other outcome.
+    }
+    if (!Alive(slot)) {
+      Status restarted = Start(slot);  // so the next job finds a warm process
+      (void)restarted;                 // a failure is retried, and reported, by the next Run()
+    }
+    return out;
   }
-  JobResult out = RunOnSlot(slot, spec, body, inputs, result.get(), cancel);
-  if (out.outcome != Outcome::kOk && ftruncate(result.get(), 0) != 0) {
-    // The result is unusable either way; the caller ignores the file on any other outcome.
+}
+
+Result<std::vector<UniqueFd>> OpenInputs(const JobSpec& spec) {
+  std::vector<UniqueFd> inputs;
+  for (const Input& in : spec.inputs) {
+    UniqueFd fd(open(in.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+    if (!fd.valid()) {
+      if (errno == ENOENT) return NotFoundError("input '" + in.name + "': no file " + in.path);
+      return InvalidArgumentError(ErrnoText("input '" + in.name + "': " + in.path));
+    }
+    struct stat st {};
+    if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+      return InvalidArgumentError("input '" + in.name + "': " + in.path + " is not a regular file");
+    inputs.push_back(std::move(fd));
   }
-  if (!Alive(slot)) {
-    Status restarted = Start(slot);  // so the next job finds a warm process
-    (void)restarted;                 // a failure is retried, and reported, by the next Run()
-  }
-  return out;
+  return inputs;
 }
 
 JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::string& body,
                                  std::vector<UniqueFd>& inputs, int result_fd,
-                                 const std::atomic<bool>* cancel) {
+                                 const std::atomic<bool>* cancel, bool* untouched) {
   const Limits& limits = spec.limits;
   JobResult out;
   auto failure = [&out](std::string error) {
@@ -805,6 +785,8 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
     }
   }
   if (warm_lost) Stop(slot);
+  *untouched = warm_lost && !done && !kill_reason && stdout_total == 0 && stderr_total == 0 &&
+               result_written == 0;
 
   if (kill_reason == Outcome::kTimeout) {
     out.outcome = Outcome::kTimeout;

@@ -1,0 +1,632 @@
+#include "sandbox/sandbox.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <thread>
+
+namespace datasite::sandbox {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFile(const fs::path& p, const std::string& bytes) {
+  std::ofstream out(p, std::ios::binary);
+  out << bytes;
+}
+
+std::string RandomToken() {
+  std::random_device rd;
+  std::string s = "SECRET-";
+  for (int i = 0; i < 24; ++i) s += "abcdefghijklmnopqrstuvwxyz0123456789"[rd() % 36];
+  return s;
+}
+
+const char* OutcomeName(Outcome o) {
+  switch (o) {
+    case Outcome::kOk:
+      return "ok";
+    case Outcome::kError:
+      return "error";
+    case Outcome::kTimeout:
+      return "timeout";
+    case Outcome::kKilled:
+      return "killed";
+    case Outcome::kResourceLimit:
+      return "resource_limit";
+    case Outcome::kSandboxFailure:
+      return "sandbox_failure";
+  }
+  return "?";
+}
+
+// One sandbox for the whole suite: starting one costs a Python start-up with pandas per slot.
+class SandboxTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto started = StartSandbox({.python = "/usr/bin/python3", .slots = 2});
+    ASSERT_TRUE(started.ok()) << started.status().ToString();
+    sandbox_ = std::move(started).value().release();
+  }
+  static void TearDownTestSuite() {
+    delete sandbox_;
+    sandbox_ = nullptr;
+  }
+
+  void SetUp() override {
+    ASSERT_NE(sandbox_, nullptr);
+    dir_ = fs::temp_directory_path() /
+           ("sandbox-test-" + std::to_string(getpid()) + "-" + std::to_string(counter_++));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path Asset(const std::string& name, const std::string& bytes) {
+    fs::path p = dir_ / name;
+    WriteFile(p, bytes);
+    return p;
+  }
+
+  static JobSpec Spec(const std::string& source, std::vector<Input> inputs = {},
+                      nlohmann::json constants = nlohmann::json::object()) {
+    JobSpec spec;
+    spec.source = source;
+    spec.function_name = "f";
+    spec.inputs = std::move(inputs);
+    spec.constants = std::move(constants);
+    spec.limits.memory_bytes = uint64_t{1} << 30;
+    spec.limits.wall_timeout = std::chrono::milliseconds(30'000);
+    return spec;
+  }
+
+  JobResult Run(const JobSpec& spec, const std::atomic<bool>* cancel = nullptr) {
+    auto r = sandbox_->Run(spec, (dir_ / "result").string(), cancel);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (!r.ok()) return JobResult{};
+    return *r;
+  }
+  std::string Result() { return ReadFile(dir_ / "result"); }
+
+  static std::string Explain(const JobResult& r) {
+    return std::string("outcome=") + OutcomeName(r.outcome) + " error=" + r.error +
+           "\nstderr=" + r.stderr_text.substr(0, 3000);
+  }
+
+  void ExpectHealthy() {
+    JobResult r = Run(Spec("def f():\n    return 41 + 1\n"));
+    ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+    EXPECT_EQ(Result(), "42");
+  }
+
+  static Sandbox* sandbox_;
+  static int counter_;
+  fs::path dir_;
+};
+Sandbox* SandboxTest::sandbox_ = nullptr;
+int SandboxTest::counter_ = 0;
+
+constexpr char kCsv[] = "a,b\n1,x\n2,y\n3,z\n";
+
+TEST_F(SandboxTest, CsvInputIsADataFrame) {
+  auto r =
+      Run(Spec("def f(data):\n    return [int(data['a'].sum()), list(data.columns), len(data)]\n",
+               {{"data", Asset("d.csv", kCsv).string(), "csv"}}));
+  ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+  EXPECT_EQ(r.result_format, "json");
+  EXPECT_EQ(nlohmann::json::parse(Result()), nlohmann::json::parse(R"([6, ["a", "b"], 3])"));
+  EXPECT_EQ(r.result_bytes, Result().size());
+  EXPECT_TRUE(r.error.empty());
+}
+
+TEST_F(SandboxTest, JsonInputRoundTrips) {
+  std::string doc = R"({"k": [1, 2.5, "s", null, true], "n": {"x": -3}})";
+  auto r =
+      Run(Spec("def f(doc):\n    return doc\n", {{"doc", Asset("d.json", doc).string(), "json"}}));
+  ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+  EXPECT_EQ(nlohmann::json::parse(Result()), nlohmann::json::parse(doc));
+}
+
+std::string NpyInt64(const std::vector<int64_t>& values) {
+  std::string header = "{'descr': '<i8', 'fortran_order': False, 'shape': (" +
+                       std::to_string(values.size()) + ",), }";
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  std::string out("\x93NUMPY\x01\x00", 8);
+  out += static_cast<char>(header.size() & 0xff);
+  out += static_cast<char>(header.size() >> 8);
+  out += header;
+  out.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(int64_t));
+  return out;
+}
+
+TEST_F(SandboxTest, NpyInputAndNpyResult) {
+  auto r = Run(Spec("def f(arr):\n    return arr * 2\n",
+                    {{"arr", Asset("a.npy", NpyInt64({1, 2, 3})).string(), "npy"}}));
+  ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+  EXPECT_EQ(r.result_format, "npy");
+  std::string npy = Result();
+  ASSERT_GE(npy.size(), 24u);
+  EXPECT_EQ(npy.substr(0, 6), "\x93NUMPY");
+  EXPECT_NE(npy.find("'descr': '<i8'"), std::string::npos);
+  EXPECT_EQ(npy.substr(npy.size() - 24),
+            NpyInt64({2, 4, 6}).substr(NpyInt64({2, 4, 6}).size() - 24));
+}
+
+TEST_F(SandboxTest, ObjectArrayIsNeitherLoadedNorReturned) {
+  auto r = Run(Spec("import numpy\ndef f():\n    return numpy.array([object()])\n"));
+  EXPECT_EQ(r.outcome, Outcome::kError) << Explain(r);
+  EXPECT_NE(r.error.find("can't return an ndarray of Python objects"), std::string::npos)
+      << r.error;
+}
+
+TEST_F(SandboxTest, RawInputIsBytesAndBytesResultRoundTrips) {
+  std::string raw(
+      "\x00\x01\xff"
+      "binary\n",
+      10);
+  auto r = Run(Spec("def f(blob):\n    assert isinstance(blob, bytes)\n    return blob + b'!'\n",
+                    {{"blob", Asset("b.bin", raw).string(), "raw"}}));
+  ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+  EXPECT_EQ(r.result_format, "bytes");
+  EXPECT_EQ(Result(), raw + "!");
+}
+
+TEST_F(SandboxTest, DataFrameResultIsCsv) {
+  auto r = Run(Spec("def f(data):\n    return data[data['a'] > 1]\n",
+                    {{"data", Asset("d.csv", kCsv).string(), "csv"}}));
+  ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+  EXPECT_EQ(r.result_format, "csv");
+  // A filtered frame keeps its (non-default) index.
+  EXPECT_EQ(Result(), ",a,b\n1,2,y\n2,3,z\n");
+}
+
+TEST_F(SandboxTest, DefaultIndexIsLeftOutOfCsv) {
+  auto r = Run(Spec("import pandas\ndef f():\n    return pandas.DataFrame({'x': [1, 2]})\n"));
+  ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+  EXPECT_EQ(Result(), "x\n1\n2\n");
+}
+
+TEST_F(SandboxTest, SeriesResultIsCsv) {
+  auto r = Run(Spec("def f(data):\n    return data.groupby('b')['a'].sum()\n",
+                    {{"data", Asset("d.csv", kCsv).string(), "csv"}}));
+  ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+  EXPECT_EQ(r.result_format, "csv");
+  EXPECT_EQ(Result(), "b,a\nx,1\ny,2\nz,3\n");
+}
+
+TEST_F(SandboxTest, NumpyScalarsAndNanBecomePlainJson) {
+  auto r =
+      Run(Spec("import numpy\ndef f():\n"
+               "    return {'i': numpy.int64(3), 'f': numpy.float32(0.5), 'nan': float('nan'),\n"
+               "            'b': numpy.bool_(True), 'arr': numpy.arange(3), 1: 'int key'}\n"));
+  ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+  EXPECT_EQ(nlohmann::json::parse(Result()),
+            nlohmann::json::parse(
+                R"({"i": 3, "f": 0.5, "nan": null, "b": true, "arr": [0, 1, 2], "1": "int key"})"));
+}
+
+TEST_F(SandboxTest, ConstantsArePassedAsKeywordArguments) {
+  auto r =
+      Run(Spec("def f(data, scale, label):\n    return [int(data['a'].sum()) * scale, label]\n",
+               {{"data", Asset("d.csv", kCsv).string(), "csv"}}, {{"scale", 10}, {"label", "ü"}}));
+  ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+  EXPECT_EQ(nlohmann::json::parse(Result()), nlohmann::json::parse(R"([60, "ü"])"));
+}
+
+TEST_F(SandboxTest, ExceptionIsAnErrorWithTypeMessageAndTraceback) {
+  auto r = Run(Spec("def f():\n    x = 1\n    return x / 0\n"));
+  EXPECT_EQ(r.outcome, Outcome::kError);
+  EXPECT_EQ(r.error, "ZeroDivisionError: division by zero");
+  EXPECT_NE(r.stderr_text.find("Traceback"), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("line 3, in f"), std::string::npos) << r.stderr_text;
+  EXPECT_EQ(r.result_bytes, 0u);
+  EXPECT_EQ(Result(), "");
+}
+
+TEST_F(SandboxTest, SyntaxErrorIsAnError) {
+  auto r = Run(Spec("def f(:\n    pass\n"));
+  EXPECT_EQ(r.outcome, Outcome::kError);
+  EXPECT_EQ(r.error.rfind("SyntaxError:", 0), 0u) << r.error;
+}
+
+TEST_F(SandboxTest, MissingFunctionIsAnError) {
+  auto r = Run(Spec("def g():\n    return 1\n"));
+  EXPECT_EQ(r.outcome, Outcome::kError);
+  EXPECT_EQ(r.error, "NameError: the source defines no function 'f'");
+}
+
+TEST_F(SandboxTest, UnencodableResultIsAnErrorNamingTheType) {
+  auto r = Run(Spec("class Thing:\n    pass\ndef f():\n    return Thing()\n"));
+  EXPECT_EQ(r.outcome, Outcome::kError);
+  EXPECT_EQ(r.error,
+            "can't return a Thing: return a DataFrame, Series, ndarray, bytes or a JSON value");
+}
+
+TEST_F(SandboxTest, StdoutAndStderrAreCapturedSeparately) {
+  auto r =
+      Run(Spec("import sys\ndef f():\n    print('to out')\n    print('to err', file=sys.stderr)\n"
+               "    return None\n"));
+  ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+  EXPECT_EQ(r.stdout_text, "to out\n");
+  EXPECT_EQ(r.stderr_text, "to err\n");
+  EXPECT_EQ(Result(), "null");
+}
+
+TEST_F(SandboxTest, LogsAreCutAtTheLimitWithoutFailingTheJob) {
+  JobSpec spec = Spec(
+      "import sys\ndef f():\n    sys.stdout.write('o' * 300000)\n"
+      "    sys.stderr.write('e' * 300000)\n    return 1\n");
+  spec.limits.max_log_bytes = 1000;
+  auto r = Run(spec);
+  ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+  EXPECT_EQ(r.stdout_text, std::string(1000, 'o'));
+  EXPECT_EQ(r.stderr_text, std::string(1000, 'e'));
+}
+
+TEST_F(SandboxTest, WallClockTimeoutKillsTheJob) {
+  JobSpec spec = Spec("import time\ndef f():\n    print('started')\n    time.sleep(60)\n");
+  spec.limits.wall_timeout = std::chrono::milliseconds(1500);
+  auto r = Run(spec);
+  EXPECT_EQ(r.outcome, Outcome::kTimeout) << Explain(r);
+  EXPECT_EQ(r.error, "wall-clock timeout of 1500 ms");
+  EXPECT_EQ(r.stdout_text, "started\n");
+  ExpectHealthy();
+}
+
+TEST_F(SandboxTest, CancelKillsTheJob) {
+  std::atomic<bool> cancel{false};
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    cancel = true;
+  });
+  auto r = Run(Spec("import time\ndef f():\n    time.sleep(60)\n"), &cancel);
+  canceller.join();
+  EXPECT_EQ(r.outcome, Outcome::kKilled) << Explain(r);
+  EXPECT_EQ(r.error, "cancelled");
+  ExpectHealthy();
+}
+
+TEST_F(SandboxTest, MemoryLimitIsAResourceLimit) {
+  JobSpec spec = Spec("def f():\n    return len(bytearray(2 << 30))\n");
+  spec.limits.memory_bytes = uint64_t{512} << 20;
+  auto r = Run(spec);
+  EXPECT_EQ(r.outcome, Outcome::kResourceLimit) << Explain(r);
+  EXPECT_EQ(r.error, "memory limit of 512 MiB reached");
+  ExpectHealthy();
+}
+
+TEST_F(SandboxTest, CpuLimitIsAResourceLimit) {
+  JobSpec spec = Spec("def f():\n    while True:\n        pass\n");
+  spec.limits.cpu_seconds = 1;
+  spec.limits.wall_timeout = std::chrono::milliseconds(60'000);
+  auto r = Run(spec);
+  EXPECT_EQ(r.outcome, Outcome::kResourceLimit) << Explain(r);
+  EXPECT_EQ(r.error, "CPU time limit of 1 s reached");
+  ExpectHealthy();
+}
+
+TEST_F(SandboxTest, ResultOverTheLimitIsAResourceLimit) {
+  JobSpec spec = Spec("def f():\n    return b'x' * 5000\n");
+  spec.limits.max_result_bytes = 4096;
+  auto r = Run(spec);
+  EXPECT_EQ(r.outcome, Outcome::kResourceLimit) << Explain(r);
+  EXPECT_EQ(r.error, "the result is larger than the limit of 4096 bytes");
+  EXPECT_EQ(Result(), "");
+}
+
+TEST_F(SandboxTest, ScratchIsPrivateWritableAndWipedBetweenJobs) {
+  auto w =
+      Run(Spec("import os\ndef f():\n    open('left.txt', 'w').write('mine')\n"
+               "    open('/tmp/also.txt', 'w').write('mine')\n    return os.getcwd()\n"));
+  ASSERT_EQ(w.outcome, Outcome::kOk) << Explain(w);
+  for (int i = 0; i < 2; ++i) {  // both slots
+    auto r = Run(Spec("import os\ndef f():\n    return [os.listdir('.'), os.listdir('/tmp')]\n"));
+    ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+    EXPECT_EQ(nlohmann::json::parse(Result()), nlohmann::json::parse(R"([[], ["job"]])"));
+  }
+}
+
+TEST_F(SandboxTest, ThreadsAreAllowed) {
+  auto r =
+      Run(Spec("import threading\ndef f():\n    out = []\n"
+               "    t = threading.Thread(target=lambda: out.append(7))\n"
+               "    t.start(); t.join()\n    return out\n"));
+  ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+  EXPECT_EQ(Result(), "[7]");
+}
+
+// Kills every bubblewrap process this test process started: the warm processes die.
+int KillWarmProcesses() {
+  int killed = 0;
+  DIR* proc = opendir("/proc");
+  while (dirent* e = readdir(proc)) {
+    pid_t pid = atoi(e->d_name);
+    if (pid <= 0) continue;
+    std::string stat = ReadFile("/proc/" + std::string(e->d_name) + "/stat");
+    size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 2));
+    char state;
+    pid_t ppid;
+    rest >> state >> ppid;
+    if (ppid == getpid() && stat.find("(bwrap)") != std::string::npos) {
+      kill(pid, SIGKILL);
+      ++killed;
+    }
+  }
+  closedir(proc);
+  return killed;
+}
+
+TEST_F(SandboxTest, DeadWarmProcessIsRestarted) {
+  ExpectHealthy();
+  ASSERT_EQ(KillWarmProcesses(), 2);
+  ExpectHealthy();
+  ExpectHealthy();
+}
+
+TEST_F(SandboxTest, TwoSlotsRunJobsConcurrently) {
+  // A blocks until cancelled; B must finish meanwhile on the other slot.
+  std::atomic<bool> cancel_a{false};
+  std::atomic<bool> b_done{false};
+  JobResult a;
+  std::thread ta([&] {
+    auto r = sandbox_->Run(Spec("import time\ndef f():\n    time.sleep(120)\n"),
+                           (dir_ / "a").string(), &cancel_a);
+    if (r.ok()) a = *r;
+  });
+  std::thread watchdog([&] {
+    for (int i = 0; i < 600 && !b_done; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    cancel_a = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto b = sandbox_->Run(Spec("def f():\n    return 'b'\n"), (dir_ / "b").string(), nullptr);
+  bool a_was_cancelled_before_b = cancel_a.load();
+  b_done = true;
+  ta.join();
+  watchdog.join();
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->outcome, Outcome::kOk);
+  EXPECT_FALSE(a_was_cancelled_before_b);
+  EXPECT_EQ(a.outcome, Outcome::kKilled);
+}
+
+TEST_F(SandboxTest, ManyConcurrentCallersAllGetTheirOwnResult) {
+  std::vector<std::thread> threads;
+  std::atomic<int> right{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 5; ++i) {
+        fs::path out = dir_ / ("r" + std::to_string(t));
+        auto r = sandbox_->Run(Spec("def f(k):\n    return k * 3\n", {}, {{"k", t * 100 + i}}),
+                               out.string(), nullptr);
+        if (r.ok() && r->outcome == Outcome::kOk &&
+            ReadFile(out) == std::to_string((t * 100 + i) * 3))
+          ++right;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(right.load(), 20);
+}
+
+TEST_F(SandboxTest, BadSpecsAreInvalidArguments) {
+  std::string result = (dir_ / "r").string();
+  JobSpec bad_name = Spec("def f(): pass\n");
+  bad_name.function_name = "f; import os";
+  EXPECT_EQ(sandbox_->Run(bad_name, result, nullptr).status().code(), StatusCode::kInvalidArgument);
+
+  JobSpec bad_format = Spec("def f(x): pass\n", {{"x", Asset("x", "1").string(), "pickle"}});
+  auto r = sandbox_->Run(bad_format, result, nullptr);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("unknown format 'pickle'"), std::string::npos);
+
+  JobSpec twice = Spec("def f(x): pass\n", {{"x", Asset("x", "1").string(), "raw"}}, {{"x", 1}});
+  EXPECT_EQ(sandbox_->Run(twice, result, nullptr).status().code(), StatusCode::kInvalidArgument);
+
+  JobSpec not_object = Spec("def f(): pass\n");
+  not_object.constants = nlohmann::json::array();
+  EXPECT_EQ(sandbox_->Run(not_object, result, nullptr).status().code(),
+            StatusCode::kInvalidArgument);
+
+  JobSpec missing = Spec("def f(x): pass\n", {{"x", (dir_ / "nope.csv").string(), "csv"}});
+  EXPECT_EQ(sandbox_->Run(missing, result, nullptr).status().code(), StatusCode::kNotFound);
+
+  JobSpec bad_utf8 = Spec("def f():\n    return '\xff'\n");
+  EXPECT_EQ(sandbox_->Run(bad_utf8, result, nullptr).status().code(), StatusCode::kInvalidArgument);
+  ExpectHealthy();
+}
+
+TEST(StartSandboxTest, MissingPythonIsAFailedPrecondition) {
+  auto s = StartSandbox({.python = "/usr/bin/python-does-not-exist", .slots = 1});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("no python at /usr/bin/python-does-not-exist"),
+            std::string::npos)
+      << s.status().message();
+}
+
+TEST(StartSandboxTest, PythonOutsideUsrIsAFailedPrecondition) {
+  auto s = StartSandbox({.python = "/opt/python3", .slots = 1});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("under /usr"), std::string::npos) << s.status().message();
+}
+
+TEST(StartSandboxTest, PythonThatIsNotPythonIsAFailedPrecondition) {
+  auto s = StartSandbox({.python = "/usr/bin/true", .slots = 1});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(StartSandboxTest, ZeroSlotsIsInvalid) {
+  auto s = StartSandbox({.python = "/usr/bin/python3", .slots = 0});
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(SandboxTest, DescribeNamesTheIsolation) {
+  std::string d = sandbox_->Describe();
+  EXPECT_NE(d.find("bubblewrap"), std::string::npos) << d;
+  EXPECT_NE(d.find("uid 65534"), std::string::npos) << d;
+  EXPECT_NE(d.find("seccomp"), std::string::npos) << d;
+  EXPECT_NE(d.find("pandas"), std::string::npos) << d;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile functions: tests/sandbox_hostile/NN_name.py. Line 1: "# expect: OUTCOME — what it tries";
+// optional line 2: "# limits: cpu_seconds=N wall_ms=N memory_mib=N". Outcomes: ok, ok-bytes,
+// ok-contained (returns {"escaped": false, ...}: it ran but got nowhere), error, resource_limit,
+// timeout.
+
+struct Hostile {
+  std::string name;
+  std::string source;
+  std::string expect;
+  std::map<std::string, uint64_t> limits;
+};
+
+void PrintTo(const Hostile& h, std::ostream* os) { *os << h.name; }
+
+std::vector<Hostile> LoadHostile() {
+  std::vector<Hostile> out;
+  for (const auto& entry : fs::directory_iterator(DATASITE_HOSTILE_DIR)) {
+    if (entry.path().extension() != ".py") continue;
+    Hostile h;
+    h.name = entry.path().stem().string();
+    h.source = ReadFile(entry.path());
+    std::istringstream lines(h.source);
+    std::string first, second;
+    std::getline(lines, first);
+    std::getline(lines, second);
+    if (first.rfind("# expect: ", 0) == 0) {
+      std::string rest = first.substr(10);
+      h.expect = rest.substr(0, rest.find(' '));
+    }
+    if (second.rfind("# limits:", 0) == 0) {
+      std::istringstream kv(second.substr(9));
+      std::string item;
+      while (kv >> item) {
+        size_t eq = item.find('=');
+        if (eq != std::string::npos)
+          h.limits[item.substr(0, eq)] = std::stoull(item.substr(eq + 1));
+      }
+    }
+    out.push_back(std::move(h));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const Hostile& a, const Hostile& b) { return a.name < b.name; });
+  return out;
+}
+
+class HostileTest : public SandboxTest, public ::testing::WithParamInterface<Hostile> {
+ protected:
+  static void SetUpTestSuite() {
+    SandboxTest::SetUpTestSuite();
+    secret_ = RandomToken();
+    secret_dir_ = fs::temp_directory_path() / ("sandbox-secret-" + std::to_string(getpid()));
+    fs::create_directories(secret_dir_);
+    WriteFile(secret_dir_ / "datasite.db", "SQLite format 3\n" + secret_);
+    // Like a server: the secret is in the environment and in a file it holds open.
+    setenv("DATASITE_TEST_SECRET", secret_.c_str(), 1);
+    secret_fd_ = open((secret_dir_ / "datasite.db").c_str(), O_RDONLY);  // deliberately inheritable
+  }
+  static void TearDownTestSuite() {
+    close(secret_fd_);
+    fs::remove_all(secret_dir_);
+    unsetenv("DATASITE_TEST_SECRET");
+    SandboxTest::TearDownTestSuite();
+  }
+  static std::string secret_;
+  static fs::path secret_dir_;
+  static int secret_fd_;
+};
+std::string HostileTest::secret_;
+fs::path HostileTest::secret_dir_;
+int HostileTest::secret_fd_ = -1;
+
+TEST_P(HostileTest, IsContained) {
+  const Hostile& h = GetParam();
+  ASSERT_FALSE(h.expect.empty()) << h.name << ": first line must be '# expect: OUTCOME ...'";
+  std::string marker = "datasite-hostile-was-here";
+  for (const fs::path& where : {fs::path("/tmp"), fs::path("/"), secret_dir_})
+    fs::remove(where / marker);
+
+  std::string csv = "a,b\n1,x\n2,y\n3,z\n";
+  nlohmann::json constants = nlohmann::json::object();
+  if (h.source.find("secret_path") != std::string::npos)
+    constants["secret_path"] = (secret_dir_ / "datasite.db").string();
+  JobSpec spec = Spec(h.source, {{"data", Asset("data.csv", csv).string(), "csv"}}, constants);
+  spec.limits.memory_bytes = (h.limits.count("memory_mib") ? h.limits.at("memory_mib") : 768) << 20;
+  spec.limits.cpu_seconds = h.limits.count("cpu_seconds") ? h.limits.at("cpu_seconds") : 20;
+  spec.limits.wall_timeout =
+      std::chrono::milliseconds(h.limits.count("wall_ms") ? h.limits.at("wall_ms") : 20'000);
+  spec.limits.max_result_bytes = 1 << 20;
+  spec.limits.max_log_bytes = 64 << 10;
+
+  JobResult r = Run(spec);
+  std::string result = Result();
+  std::string expect = h.expect;
+  if (expect == "ok" || expect == "ok-bytes" || expect == "ok-contained") {
+    ASSERT_EQ(r.outcome, Outcome::kOk) << h.name << ": " << Explain(r);
+    if (expect == "ok-bytes") {
+      EXPECT_EQ(r.result_format, "bytes");
+    }
+    if (expect == "ok-contained") {
+      auto doc = nlohmann::json::parse(result, nullptr, false);
+      ASSERT_TRUE(doc.is_object())
+          << h.name << " must return a JSON object: " << result.substr(0, 500);
+      EXPECT_EQ(doc.value("escaped", true), false)
+          << h.name << " escaped: " << result.substr(0, 2000);
+    }
+  } else if (expect == "error") {
+    EXPECT_EQ(r.outcome, Outcome::kError) << h.name << ": " << Explain(r);
+    EXPECT_FALSE(r.error.empty());
+  } else if (expect == "resource_limit") {
+    EXPECT_EQ(r.outcome, Outcome::kResourceLimit) << h.name << ": " << Explain(r);
+  } else if (expect == "timeout") {
+    EXPECT_EQ(r.outcome, Outcome::kTimeout) << h.name << ": " << Explain(r);
+  } else {
+    FAIL() << h.name << ": unknown expectation '" << expect << "'";
+  }
+  for (const std::string* text : {&result, &r.stdout_text, &r.stderr_text, &r.error})
+    EXPECT_EQ(text->find(secret_), std::string::npos) << h.name << " leaked the secret";
+  EXPECT_LE(r.stdout_text.size(), spec.limits.max_log_bytes);
+  EXPECT_LE(r.stderr_text.size(), spec.limits.max_log_bytes);
+  for (const fs::path& where : {fs::path("/tmp"), fs::path("/"), secret_dir_})
+    EXPECT_FALSE(fs::exists(where / marker)) << h.name << " wrote " << (where / marker);
+  EXPECT_EQ(ReadFile(secret_dir_ / "datasite.db"), "SQLite format 3\n" + secret_);
+  ExpectHealthy();
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, HostileTest, ::testing::ValuesIn(LoadHostile()),
+                         [](const ::testing::TestParamInfo<Hostile>& info) {
+                           std::string n = "f" + info.param.name;
+                           for (char& c : n)
+                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return n;
+                         });
+
+TEST(HostileSuiteTest, HasEnoughCases) { EXPECT_GE(LoadHostile().size(), 22u); }
+
+}  // namespace
+}  // namespace datasite::sandbox
