@@ -7,6 +7,7 @@
 
 #include "http/router.h"
 #include "services/accounts.h"
+#include "services/code.h"
 #include "services/datasets.h"
 #include "services/settings.h"
 
@@ -16,6 +17,7 @@ struct ApiContext {
   services::Accounts& accounts;
   services::SettingsService& settings;
   services::Datasets& datasets;
+  services::CodeService& code;
   // /readyz answers 200 only while this is true.
   const std::atomic<bool>& ready;
 };
@@ -24,6 +26,9 @@ struct ApiContext {
 void AddRoutes(http::Router& router, ApiContext& context);
 // The dataset, asset and blob routes (part of AddRoutes).
 void AddDatasetRoutes(http::Router& router, ApiContext& context);
+
+// The code, request and job routes (part of AddRoutes).
+void AddCodeRoutes(http::Router& router, ApiContext& context);
 
 // The OpenAPI 3.0 document describing every route of `router`.
 std::string OpenApiDocument(const http::Router& router);

@@ -44,7 +44,8 @@ json StructureOnly(json schema) {
 }
 
 json AssetJson(const store::Asset& a, const Principal& caller) {
-  json j = {{"name", a.name},
+  json j = {{"id", a.id},
+            {"name", a.name},
             {"description", a.description},
             {"format", a.format},
             {"mock_is_real", a.mock_is_real},

@@ -27,6 +27,12 @@ class JsonBody {
   Result<std::optional<bool>> OptionalBool(const char* field) const;
   // A non-negative whole number.
   Result<std::optional<uint64_t>> OptionalUnsigned(const char* field) const;
+  // The field's raw JSON value; nullopt when absent.
+  std::optional<nlohmann::json> Field(const char* field) const {
+    auto it = j_.find(field);
+    if (it == j_.end()) return std::nullopt;
+    return *it;
+  }
   // An array of objects, each read strictly with its own allowed fields; nullopt when absent.
   Result<std::optional<std::vector<JsonBody>>> OptionalObjects(
       const char* field, std::initializer_list<std::string_view> allowed) const;

@@ -48,6 +48,7 @@ json SettingsJson(const store::Settings& s, bool admin) {
             {"server_type", s.server_type},
             {"server_side_type", s.server_side_type},
             {"welcome_markdown", services::SettingsService::WelcomeMarkdown(s)},
+            {"output_review", s.output_review},
             {"version", services::kVersion}};
   // Policy switches are for admins' eyes.
   if (admin) {
@@ -313,7 +314,7 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
             JsonBody::Parse(req.body, {"name", "organization", "description", "signup_enabled",
                                        "notifications_enabled", "admin_email",
                                        "association_request_auto_approval", "allow_guest_sessions",
-                                       "welcome_markdown"}));
+                                       "welcome_markdown", "output_review"}));
         services::SettingsPatch p;
         ASSIGN_OR_RETURN(p.name, body.OptionalString("name"));
         ASSIGN_OR_RETURN(p.organization, body.OptionalString("organization"));
@@ -325,6 +326,7 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
                          body.OptionalBool("association_request_auto_approval"));
         ASSIGN_OR_RETURN(p.allow_guest_sessions, body.OptionalBool("allow_guest_sessions"));
         ASSIGN_OR_RETURN(p.welcome_markdown, body.OptionalString("welcome_markdown"));
+        ASSIGN_OR_RETURN(p.output_review, body.OptionalBool("output_review"));
         ASSIGN_OR_RETURN(auto updated, settings.Update(caller, p));
         return Reply{200, SettingsJson(updated, true), {}};
       },
@@ -336,7 +338,8 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
               {"admin_email", "string"},
               {"association_request_auto_approval", "boolean"},
               {"allow_guest_sessions", "boolean"},
-              {"welcome_markdown", "string"}}));
+              {"welcome_markdown", "string"},
+              {"output_review", "boolean"}}));
   routes->Add(
       "GET", "/api/v1/settings/welcome", Role::kGuest, "settings",
       "The welcome message (markdown).",
@@ -346,6 +349,7 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
       });
 
   AddDatasetRoutes(router, ctx);
+  AddCodeRoutes(router, ctx);
 }
 
 std::string OpenApiDocument(const http::Router& router) {

@@ -16,6 +16,7 @@ namespace datasite::http {
 enum class Lane {
   kDefault,  // the request pool: database and light CPU work
   kHeavy,    // the CPU-heavy pool (password hashing), so that it never delays other requests
+  kWait,     // handlers that mostly wait (a blocking job run), so they never hold the request pool
 };
 
 struct Route {

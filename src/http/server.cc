@@ -83,7 +83,8 @@ class ServerImpl : public HttpServer {
         ioc_(options.io_threads),
         acceptor_(net::make_strand(ioc_)),
         request_pool_(options.request_threads),
-        heavy_pool_(options.heavy_threads) {}
+        heavy_pool_(options.heavy_threads),
+        wait_pool_(options.wait_threads) {}
 
   ~ServerImpl() override { Shutdown(std::chrono::milliseconds(0)); }
 
@@ -128,6 +129,7 @@ class ServerImpl : public HttpServer {
     if (grace.count() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     request_pool_.join();
     heavy_pool_.join();
+    wait_pool_.join();
     ioc_.stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
@@ -137,7 +139,17 @@ class ServerImpl : public HttpServer {
 
   const Router& router() const { return router_; }
   const ServerOptions& options() const { return options_; }
-  net::thread_pool& pool(Lane lane) { return lane == Lane::kHeavy ? heavy_pool_ : request_pool_; }
+  net::thread_pool& pool(Lane lane) {
+    switch (lane) {
+      case Lane::kHeavy:
+        return heavy_pool_;
+      case Lane::kWait:
+        return wait_pool_;
+      case Lane::kDefault:
+        break;
+    }
+    return request_pool_;
+  }
   std::atomic<int>& in_flight() { return in_flight_; }
 
  private:
@@ -174,6 +186,7 @@ class ServerImpl : public HttpServer {
   tcp::acceptor acceptor_;
   net::thread_pool request_pool_;
   net::thread_pool heavy_pool_;
+  net::thread_pool wait_pool_;
   std::vector<std::thread> threads_;
   std::atomic<int> in_flight_{0};
   std::atomic<int> sessions_{0};

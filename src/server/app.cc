@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <future>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -9,6 +10,8 @@
 #include "auth/password.h"
 #include "http/router.h"
 #include "http/server.h"
+#include "jobs/job_queue.h"
+#include "sandbox/sandbox.h"
 #include "store/store.h"
 
 namespace datasite::server {
@@ -19,6 +22,14 @@ struct App::Parts {
   std::unique_ptr<services::Datasets> datasets;
   std::unique_ptr<services::Accounts> accounts;
   std::unique_ptr<services::SettingsService> settings;
+  std::unique_ptr<jobs::JobQueue> queue;
+  std::unique_ptr<services::CodeService> code;
+  std::thread sandbox_starter;
+
+  ~Parts() {
+    if (queue) queue->Stop();
+    if (sandbox_starter.joinable()) sandbox_starter.join();
+  }
   std::atomic<bool> ready{false};
   std::unique_ptr<api::ApiContext> api;
   http::Router router;
@@ -27,6 +38,7 @@ struct App::Parts {
 
 std::string DatabasePath(const std::string& data_dir) { return data_dir + "/datasite.db"; }
 std::string BlobPath(const std::string& data_dir) { return data_dir + "/blobs"; }
+std::string ResultsPath(const std::string& data_dir) { return data_dir + "/results"; }
 
 App::App(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 
@@ -59,7 +71,41 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
                                                      config.datasets);
   RETURN_IF_ERROR(p->datasets->Recover());
 
-  p->api.reset(new api::ApiContext{*p->accounts, *p->settings, *p->datasets, p->ready});
+  p->queue = std::make_unique<jobs::JobQueue>(*p->store, clock,
+                                              jobs::QueueOptions{.workers = config.workers});
+  services::CodeOptions code_options;
+  code_options.results_dir = ResultsPath(config.data_dir);
+  code_options.max_timeout_ms = config.job_timeout_seconds * 1000;
+  p->code = std::make_unique<services::CodeService>(*p->store, *p->blobs, *p->settings, *p->queue,
+                                                    clock, code_options);
+  RETURN_IF_ERROR(p->queue->Start(
+      [code = p->code.get()](const store::Job& job, const std::atomic<bool>& cancel) {
+        return code->RunJob(job, cancel);
+      }));
+  if (config.workers == 0) {
+    p->code->SetSandboxFailure(
+        FailedPreconditionError("it was launched with --workers 0, so no job runs"));
+  } else {
+    // The warm Python processes take a few hundred milliseconds to import pandas; the server
+    // serves meanwhile and jobs wait in the queue.
+    p->sandbox_starter =
+        std::thread([code = p->code.get(), workers = config.workers, python = config.python] {
+          sandbox::Options options;
+          options.python = python;
+          options.slots = workers;
+          auto sandbox = sandbox::StartSandbox(options);
+          if (sandbox.ok()) {
+            spdlog::info("sandbox: {}", (*sandbox)->Describe());
+            code->SetSandbox(std::move(*sandbox));
+          } else {
+            spdlog::error("sandbox: {}; this server will refuse to run code",
+                          sandbox.status().message());
+            code->SetSandboxFailure(sandbox.status());
+          }
+        });
+  }
+
+  p->api.reset(new api::ApiContext{*p->accounts, *p->settings, *p->datasets, *p->code, p->ready});
   api::AddRoutes(p->router, *p->api);
   http::ServerOptions options;
   options.host = config.host;
@@ -84,7 +130,12 @@ uint16_t App::port() const { return parts_->http->port(); }
 void App::Stop(std::chrono::milliseconds grace) {
   if (!parts_ || !parts_->http) return;
   parts_->ready = false;
+  // Stopping the queue first ends blocking waits, so in-flight requests can finish.
+  parts_->queue->Stop();
   parts_->http->Shutdown(grace);
+  if (parts_->sandbox_starter.joinable()) parts_->sandbox_starter.join();
+  parts_->code.reset();
+  parts_->queue.reset();
   parts_->http.reset();
   parts_->datasets.reset();
   parts_->blobs.reset();

@@ -25,7 +25,9 @@ struct AppConfig {
   std::string root_password = services::kDefaultRootPassword;
   services::AccountsOptions accounts;
   services::DatasetsOptions datasets;
-  int workers = 0;  // job worker slots (used by the job queue)
+  int workers = 0;  // job worker slots: warm sandboxed Python processes; 0 runs no code
+  int64_t job_timeout_seconds = 60;  // the longest (and default) wall-clock time of a job
+  std::string python = "/usr/bin/python3";
   int io_threads = 2;
   int request_threads = 4;
   int heavy_threads = 2;
@@ -50,6 +52,8 @@ class App {
 
 // The database file inside a data directory.
 std::string DatabasePath(const std::string& data_dir);
+// The job results directory inside a data directory.
+std::string ResultsPath(const std::string& data_dir);
 // The blob directory inside a data directory.
 std::string BlobPath(const std::string& data_dir);
 

@@ -136,6 +136,8 @@ int RunLaunch(LaunchOptions o) {
   if (!port.ok()) return fail(port.status());
   if (o.app.workers < 0 || o.app.workers > 256)
     return fail(InvalidArgumentError("--workers must be 0 to 256"));
+  if (o.app.job_timeout_seconds < 1 || o.app.job_timeout_seconds > 7 * 24 * 3600)
+    return fail(InvalidArgumentError("--job-timeout must be 1 to 604800 seconds"));
   std::error_code ec;
   fs::create_directories(*dir, ec);
   if (ec)

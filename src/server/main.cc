@@ -7,6 +7,7 @@
 
 #include "cli/dataset_commands.h"
 #include "cli/local_commands.h"
+#include "cli/request_commands.h"
 #include "server/launch.h"
 #include "services/settings.h"
 
@@ -47,6 +48,10 @@ int main(int argc, char** argv) {
   auto* side_opt = l->add_option("--side", side, "high (private data) or low (mock data only)")
                        ->check(CLI::IsMember({"high", "low"}));
   l->add_option("--workers", launch.app.workers, "Job worker slots (default: one per core)");
+  l->add_option("--job-timeout", launch.app.job_timeout_seconds,
+                "Longest wall-clock time of a job, in seconds (default 60)");
+  l->add_option("--python", launch.app.python,
+                "The Python that runs jobs in the sandbox (default /usr/bin/python3)");
   l->add_option("--data-dir", launch.data_dir,
                 "Storage directory (default: $XDG_DATA_HOME/datasite/NAME)");
   l->add_flag("--detach", launch.detach,
@@ -79,6 +84,7 @@ int main(int argc, char** argv) {
   auto* ls = app.add_subcommand("list", "List the local servers that run");
   auto* ver = app.add_subcommand("version", "Print the version");
   datasite::cli::AddDatasetCommands(app);
+  datasite::cli::AddRequestCommands(app);
 
   try {
     app.parse(argc, argv);
@@ -105,5 +111,6 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (int rc = datasite::cli::RunDatasetCommand(); rc >= 0) return rc;
+  if (int rc = datasite::cli::RunRequestCommand(); rc >= 0) return rc;
   return 0;
 }

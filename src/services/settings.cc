@@ -118,7 +118,7 @@ Result<store::Settings> SettingsService::Update(const Principal& caller, const S
   }
   if (!p.name && !p.organization && !p.description && !p.signup_enabled &&
       !p.notifications_enabled && !p.admin_email && !p.association_request_auto_approval &&
-      !p.allow_guest_sessions && !p.welcome_markdown) {
+      !p.allow_guest_sessions && !p.welcome_markdown && !p.output_review) {
     return Get();  // nothing to change
   }
   // Serialize read-modify-write; Save takes mu_ only to publish.
@@ -136,6 +136,7 @@ Result<store::Settings> SettingsService::Update(const Principal& caller, const S
   }
   if (p.allow_guest_sessions) s.allow_guest_sessions = *p.allow_guest_sessions;
   if (p.welcome_markdown) s.welcome_markdown = *p.welcome_markdown;
+  if (p.output_review) s.output_review = *p.output_review;
   RETURN_IF_ERROR(Save(s));
   (void)store_.AppendAudit(
       {clock_.NowSeconds(), caller.AuditName(), "settings.update", "settings", ""});

@@ -36,6 +36,7 @@ struct SettingsPatch {
   std::optional<bool> association_request_auto_approval;
   std::optional<bool> allow_guest_sessions;
   std::optional<std::string> welcome_markdown;
+  std::optional<bool> output_review;
 };
 
 // Keeps an in-memory copy of the settings row; every write goes to the store first. Safe for

@@ -678,6 +678,20 @@ class SqliteStore : public Store {
     return std::move(one[0]);
   }
 
+  Result<Dataset> GetDatasetByAsset(const std::string& asset_id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_,
+           (std::string(kDatasetSelect) +
+            " WHERE d.id = (SELECT dataset_id FROM assets WHERE id = ?) AND d.deleted_at IS NULL")
+               .c_str());
+    s.Bind(asset_id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("no asset with id '" + asset_id.substr(0, 128) + "'");
+    std::vector<Dataset> one{ReadDataset(s)};
+    RETURN_IF_ERROR(LoadAssets(one));
+    return std::move(one[0]);
+  }
+
   Result<DatasetPage> ListDatasets(const std::string& search, int64_t offset,
                                    int64_t limit) override {
     std::lock_guard lock(mu_);

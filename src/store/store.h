@@ -241,6 +241,8 @@ class Store {
   virtual Status InsertDataset(const Dataset& dataset) = 0;
   // A live (not deleted) dataset by id or by name; kNotFound otherwise.
   virtual Result<Dataset> GetDataset(const std::string& id_or_name) = 0;
+  // The live dataset holding the asset with this id; kNotFound otherwise.
+  virtual Result<Dataset> GetDatasetByAsset(const std::string& asset_id) = 0;
   // Live datasets whose name or description contains `search`, newest first.
   virtual Result<DatasetPage> ListDatasets(const std::string& search, int64_t offset,
                                            int64_t limit) = 0;

@@ -1,0 +1,306 @@
+// Routes for code, requests and jobs (docs/API.md, "Code, requests and jobs").
+#include <sodium.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "api/api.h"
+#include "api/json_body.h"
+#include "api/route_table.h"
+#include "core/clock.h"
+
+namespace datasite::api {
+namespace {
+
+using auth::Role;
+using internal::Reply;
+using internal::Schema;
+using nlohmann::json;
+using services::Principal;
+
+constexpr int64_t kMaxInlineBytes = 1 << 20;
+
+json Person(const std::string& id, const std::string& name, const std::string& email) {
+  if (id.empty()) return nullptr;
+  return {{"id", id}, {"name", name}, {"email", email}};
+}
+
+std::string IsoMillis(int64_t ms) { return ms ? FormatIsoTime(ms / 1000) : ""; }
+
+json CodeJson(const store::UserCode& c) {
+  json inputs = json::parse(c.inputs, nullptr, false);
+  if (inputs.is_object()) {
+    for (auto& [arg, b] : inputs.items()) b.erase("format");
+  }
+  json request = nullptr;
+  if (c.request_id) request = {{"id", *c.request_id}, {"status", c.request_status.value_or("")}};
+  return {
+      {"id", c.id},
+      {"name", c.name},
+      {"version", c.version},
+      {"source", c.source},
+      {"code_hash", c.code_hash},
+      {"user", Person(c.user_id, c.user_name, c.user_email)},
+      {"created_at", FormatIsoTime(c.created_at)},
+      {"inputs", inputs},
+      {"output_policy", {{"kind", c.output_policy}, {"limit", c.output_limit}, {"used", c.used}}},
+      {"request", request}};
+}
+
+json RequestJson(const store::CodeRequest& r, const store::UserCode& code) {
+  return {{"id", r.id},
+          {"status", r.status},
+          {"reason", r.reason},
+          {"deny_reason", r.deny_reason ? json(*r.deny_reason) : json(nullptr)},
+          {"code", CodeJson(code)},
+          {"requested_by", Person(r.user_id, r.user_name, r.user_email)},
+          {"reviewed_by", r.reviewer_id ? Person(*r.reviewer_id, r.reviewer_name, r.reviewer_email)
+                                        : json(nullptr)},
+          {"created_at", FormatIsoTime(r.created_at)},
+          {"updated_at", FormatIsoTime(r.updated_at)}};
+}
+
+std::string Base64(const std::string& bytes) {
+  std::string out(sodium_base64_encoded_len(bytes.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
+                    bytes.size(), sodium_base64_VARIANT_ORIGINAL);
+  out.resize(std::strlen(out.c_str()));
+  return out;
+}
+
+// A small result as a JSON value, so a blocking call needs one round trip; null when too large.
+json InlineResult(const std::string& path, const std::string& format, int64_t size) {
+  if (size > kMaxInlineBytes) return nullptr;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return nullptr;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::string bytes = ss.str();
+  if (format == "json") return json::parse(bytes, nullptr, false);
+  if (format == "csv") return bytes;
+  return Base64(bytes);
+}
+
+json JobJson(const store::Job& j, const Principal& caller, const services::CodeService& code,
+             bool inline_result, bool reused = false) {
+  json result = nullptr;
+  if (j.status == "completed") {
+    bool visible = code.MaySeeResult(caller, j);
+    result = {{"format", j.result_format},
+              {"size", j.result_size},
+              {"held", j.held},
+              {"inline", visible && inline_result
+                             ? InlineResult(code.ResultPath(j.id), j.result_format, j.result_size)
+                             : json(nullptr)}};
+  }
+  return {{"id", j.id},
+          {"code_id", j.code_id},
+          {"code_name", j.code_name},
+          {"kind", j.kind},
+          {"status", j.status},
+          {"error", j.error.empty() ? json(nullptr) : json(j.error)},
+          {"user", Person(j.user_id, j.user_name, j.user_email)},
+          {"created_at", IsoMillis(j.created_at)},
+          {"started_at", j.started_at ? json(IsoMillis(j.started_at)) : json(nullptr)},
+          {"finished_at", j.finished_at ? json(IsoMillis(j.finished_at)) : json(nullptr)},
+          {"attempts", j.attempts},
+          {"result", result},
+          {"reused", reused}};
+}
+
+std::optional<std::string> Query(const http::Request& req, const char* name) {
+  auto it = req.query.find(name);
+  if (it == req.query.end() || it->second.empty()) return std::nullopt;
+  return it->second;
+}
+
+}  // namespace
+
+void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
+  auto routes = std::make_shared<internal::Routes>(router, ctx);
+  services::CodeService& code = ctx.code;
+
+  routes->Add(
+      "POST", "/api/v1/code", Role::kDataScientist, "code",
+      "Submit a function with its input policy (ExactMatch) and output policy.",
+      [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+        ASSIGN_OR_RETURN(auto body,
+                         JsonBody::Parse(req.body, {"name", "source", "inputs", "output_policy"}));
+        services::SubmitCode in;
+        ASSIGN_OR_RETURN(in.name, body.RequiredString("name"));
+        ASSIGN_OR_RETURN(in.source, body.RequiredString("source"));
+        if (auto inputs = body.Field("inputs")) in.inputs = *inputs;
+        if (auto policy = body.Field("output_policy")) {
+          if (!policy->is_object())
+            return InvalidArgumentError("'output_policy' must be an object");
+          for (const auto& [k, v] : policy->items()) {
+            if (k != "kind" && k != "limit") {
+              return InvalidArgumentError("unknown field 'output_policy." + k.substr(0, 64) + "'");
+            }
+          }
+          if (policy->contains("kind")) {
+            if (!(*policy)["kind"].is_string()) {
+              return InvalidArgumentError("'output_policy.kind' must be a string");
+            }
+            in.output_policy = (*policy)["kind"];
+          }
+          if (policy->contains("limit")) {
+            if (!(*policy)["limit"].is_number_integer()) {
+              return InvalidArgumentError("'output_policy.limit' must be a whole number");
+            }
+            in.limit = (*policy)["limit"].get<int64_t>();
+          }
+        }
+        ASSIGN_OR_RETURN(auto c, code.Submit(caller, in));
+        return Reply{201, CodeJson(c), {}};
+      },
+      Schema({{"name", "string"},
+              {"source", "string"},
+              {"inputs", "object"},
+              {"output_policy", "object"}},
+             {"name", "source"}));
+  routes->Add("GET", "/api/v1/code", Role::kDataScientist, "code",
+              "Submitted code, newest first (?name= for one function's versions).",
+              [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+                ASSIGN_OR_RETURN(auto list, code.ListCode(caller, Query(req, "name")));
+                json items = json::array();
+                for (const auto& c : list) items.push_back(CodeJson(c));
+                return Reply{200, {{"items", items}}, {}};
+              });
+  routes->Add("GET", "/api/v1/code/{id}", Role::kDataScientist, "code", "One submitted function.",
+              [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+                ASSIGN_OR_RETURN(auto c, code.GetCode(caller, req.path_params["id"]));
+                return Reply{200, CodeJson(c), {}};
+              });
+  routes->Add(
+      "POST", "/api/v1/code/{id}/run", Role::kDataScientist, "code",
+      "Run code: on private data once approved, on the mocks without approval, or as a data "
+      "owner's review.",
+      [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+        services::RunCode run;
+        if (!req.body.empty()) {
+          ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"inputs", "mock", "blocking",
+                                                                 "timeout_seconds"}));
+          run.inputs = body.Field("inputs");
+          ASSIGN_OR_RETURN(auto mock, body.OptionalBool("mock"));
+          run.mock = mock.value_or(false);
+          ASSIGN_OR_RETURN(auto blocking, body.OptionalBool("blocking"));
+          run.blocking = blocking.value_or(true);
+          ASSIGN_OR_RETURN(auto timeout, body.OptionalUnsigned("timeout_seconds"));
+          if (timeout)
+            run.timeout_seconds = static_cast<int64_t>(std::min<uint64_t>(*timeout, 1u << 30));
+        }
+        ASSIGN_OR_RETURN(auto out, code.Run(caller, req.path_params["id"], run));
+        return Reply{
+            out.created ? 201 : 200, JobJson(out.job, caller, code, true, !out.created), {}};
+      },
+      Schema({{"inputs", "object"},
+              {"mock", "boolean"},
+              {"blocking", "boolean"},
+              {"timeout_seconds", "integer"}}),
+      http::Lane::kWait);
+
+  routes->Add(
+      "POST", "/api/v1/requests", Role::kDataScientist, "requests",
+      "Ask a data owner to approve running submitted code on private data.",
+      [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+        ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"code_id", "reason"}));
+        ASSIGN_OR_RETURN(auto code_id, body.RequiredString("code_id"));
+        ASSIGN_OR_RETURN(auto reason, body.OptionalString("reason"));
+        ASSIGN_OR_RETURN(auto r, code.CreateRequest(caller, code_id, reason.value_or("")));
+        ASSIGN_OR_RETURN(auto c, code.GetCode(caller, r.code_id));
+        return Reply{201, RequestJson(r, c), {}};
+      },
+      Schema({{"code_id", "string"}, {"reason", "string"}}, {"code_id"}));
+  routes->Add("GET", "/api/v1/requests", Role::kDataScientist, "requests",
+              "Requests, newest first (?status=pending|approved|denied).",
+              [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+                ASSIGN_OR_RETURN(auto list, code.ListRequests(caller, Query(req, "status")));
+                json items = json::array();
+                for (const auto& r : list) {
+                  ASSIGN_OR_RETURN(auto c, code.GetCode(caller, r.code_id));
+                  items.push_back(RequestJson(r, c));
+                }
+                return Reply{200, {{"items", items}}, {}};
+              });
+  routes->Add("GET", "/api/v1/requests/{id}", Role::kDataScientist, "requests", "One request.",
+              [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+                ASSIGN_OR_RETURN(auto r, code.GetRequest(caller, req.path_params["id"]));
+                ASSIGN_OR_RETURN(auto c, code.GetCode(caller, r.code_id));
+                return Reply{200, RequestJson(r, c), {}};
+              });
+  routes->Add("POST", "/api/v1/requests/{id}/approve", Role::kDataOwner, "requests",
+              "Approve a pending request (data owners and admins).",
+              [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+                if (!req.body.empty()) RETURN_IF_ERROR(JsonBody::Parse(req.body, {}).status());
+                ASSIGN_OR_RETURN(auto r, code.Approve(caller, req.path_params["id"]));
+                ASSIGN_OR_RETURN(auto c, code.GetCode(caller, r.code_id));
+                return Reply{200, RequestJson(r, c), {}};
+              });
+  routes->Add(
+      "POST", "/api/v1/requests/{id}/deny", Role::kDataOwner, "requests",
+      "Deny a pending request with a reason the requester sees (data owners and admins).",
+      [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+        ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"reason"}));
+        ASSIGN_OR_RETURN(auto reason, body.RequiredString("reason"));
+        ASSIGN_OR_RETURN(auto r, code.Deny(caller, req.path_params["id"], reason));
+        ASSIGN_OR_RETURN(auto c, code.GetCode(caller, r.code_id));
+        return Reply{200, RequestJson(r, c), {}};
+      },
+      Schema({{"reason", "string"}}, {"reason"}));
+
+  routes->Add("GET", "/api/v1/jobs", Role::kDataScientist, "jobs",
+              "Jobs, newest first (?code_id=&status=; at most 500).",
+              [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+                ASSIGN_OR_RETURN(
+                    auto list, code.ListJobs(caller, Query(req, "code_id"), Query(req, "status")));
+                json items = json::array();
+                for (const auto& j : list) items.push_back(JobJson(j, caller, code, false));
+                return Reply{200, {{"items", items}}, {}};
+              });
+  routes->Add("GET", "/api/v1/jobs/{id}", Role::kDataScientist, "jobs",
+              "One job, with a small result inline.",
+              [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+                ASSIGN_OR_RETURN(auto j, code.GetJob(caller, req.path_params["id"]));
+                return Reply{200, JobJson(j, caller, code, true), {}};
+              });
+  routes->Add("GET", "/api/v1/jobs/{id}/result", Role::kDataScientist, "jobs",
+              "A completed job's result bytes.",
+              [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+                ASSIGN_OR_RETURN(auto f, code.JobResult(caller, req.path_params["id"]));
+                Reply r;
+                r.file_path = f.path;
+                r.content_type = f.format == "json"  ? "application/json"
+                                 : f.format == "csv" ? "text/csv"
+                                                     : "application/octet-stream";
+                r.headers.emplace_back("X-Datasite-Result-Format", f.format);
+                return r;
+              });
+  routes->Add("GET", "/api/v1/jobs/{id}/logs", Role::kDataScientist, "jobs",
+              "A job's stdout (its user) and stderr (data owners and admins).",
+              [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+                ASSIGN_OR_RETURN(auto logs, code.Logs(caller, req.path_params["id"]));
+                return Reply{200,
+                             {{"stdout", logs.stdout_text ? json(*logs.stdout_text) : json()},
+                              {"stderr", logs.stderr_text ? json(*logs.stderr_text) : json()}},
+                             {}};
+              });
+  routes->Add("POST", "/api/v1/jobs/{id}/kill", Role::kDataScientist, "jobs",
+              "Kill a queued or running job (its user, or a data owner).",
+              [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+                if (!req.body.empty()) RETURN_IF_ERROR(JsonBody::Parse(req.body, {}).status());
+                ASSIGN_OR_RETURN(auto j, code.Kill(caller, req.path_params["id"]));
+                return Reply{200, JobJson(j, caller, code, false), {}};
+              });
+  routes->Add("POST", "/api/v1/jobs/{id}/release", Role::kDataOwner, "jobs",
+              "Release a held result to its requester (data owners and admins).",
+              [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+                if (!req.body.empty()) RETURN_IF_ERROR(JsonBody::Parse(req.body, {}).status());
+                ASSIGN_OR_RETURN(auto j, code.Release(caller, req.path_params["id"]));
+                return Reply{200, JobJson(j, caller, code, false), {}};
+              });
+}
+
+}  // namespace datasite::api

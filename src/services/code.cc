@@ -1,0 +1,573 @@
+#include "services/code.h"
+
+#include <fcntl.h>
+#include <sodium.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <regex>
+
+#include <spdlog/spdlog.h>
+
+#include "core/random.h"
+#include "jobs/job_queue.h"
+
+namespace datasite::services {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxSourceBytes = 1 << 20;
+constexpr size_t kMaxInputs = 64;
+constexpr size_t kMaxReasonBytes = 10'000;
+constexpr int64_t kMaxRunLimit = 1'000'000;
+
+bool IsIdentifier(const std::string& s) {
+  static const std::regex re("[A-Za-z_][A-Za-z0-9_]{0,99}");
+  return std::regex_match(s, re);
+}
+
+std::string Sha256Hex(const std::string& bytes) {
+  unsigned char out[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(out, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(out), sizeof(out)));
+}
+
+bool IsOwner(const Principal& p) { return p.role >= auth::Role::kDataOwner; }
+
+Status NeedDataScientist(const Principal& p) {
+  if (!p.user_id || p.role < auth::Role::kDataScientist) {
+    return PermissionDeniedError("code, requests and jobs need a data scientist account or higher");
+  }
+  return Status::Ok();
+}
+
+// Makes `path` durable: its bytes and its directory entry.
+Status SyncFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return InternalError("cannot open the result file");
+  int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return InternalError("cannot sync the result file");
+  int dir = ::open(std::filesystem::path(path).parent_path().c_str(), O_RDONLY | O_DIRECTORY);
+  if (dir >= 0) {
+    (void)::fsync(dir);
+    ::close(dir);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+CodeService::CodeService(store::Store& store, blob::BlobStore& blobs,
+                         const SettingsService& settings, jobs::JobQueue& queue, const Clock& clock,
+                         CodeOptions options)
+    : store_(store),
+      blobs_(blobs),
+      settings_(settings),
+      queue_(queue),
+      clock_(clock),
+      options_(std::move(options)) {
+  std::error_code ec;
+  std::filesystem::create_directories(options_.results_dir, ec);
+}
+
+void CodeService::SetSandbox(std::unique_ptr<sandbox::Sandbox> sandbox) {
+  {
+    std::lock_guard lock(sandbox_mu_);
+    sandbox_ = std::move(sandbox);
+  }
+  sandbox_cv_.notify_all();
+}
+
+void CodeService::SetSandboxFailure(Status why) {
+  {
+    std::lock_guard lock(sandbox_mu_);
+    sandbox_failure_ = std::move(why);
+  }
+  sandbox_cv_.notify_all();
+}
+
+Status CodeService::SandboxUsable() const {
+  std::lock_guard lock(sandbox_mu_);
+  if (sandbox_failure_) {
+    return UnavailableError("this server can't run code: " + sandbox_failure_->message());
+  }
+  return Status::Ok();
+}
+
+Result<sandbox::Sandbox*> CodeService::WaitForSandbox(const std::atomic<bool>* cancel) {
+  std::unique_lock lock(sandbox_mu_);
+  while (!sandbox_ && !sandbox_failure_) {
+    if (cancel && *cancel) return UnavailableError("cancelled while the sandbox was starting");
+    sandbox_cv_.wait_for(lock, std::chrono::milliseconds(50));
+  }
+  if (sandbox_failure_) {
+    return UnavailableError("this server can't run code: " + sandbox_failure_->message());
+  }
+  return sandbox_.get();
+}
+
+std::string CodeService::ResultPath(const std::string& job_id) const {
+  return options_.results_dir + "/" + job_id;
+}
+
+void CodeService::Audit(const Principal& actor, const std::string& action,
+                        const std::string& target, const std::string& detail) {
+  (void)store_.AppendAudit({clock_.NowSeconds(), actor.AuditName(), action, target, detail});
+}
+
+// Checks each binding and records, for assets, where they come from (names as they were at
+// submission, so a listing needs no look-up).
+Result<json> CodeService::ResolveInputs(const json& inputs) {
+  if (!inputs.is_object()) return InvalidArgumentError("'inputs' must be an object");
+  if (inputs.size() > kMaxInputs) return InvalidArgumentError("at most 64 inputs");
+  json out = json::object();
+  for (const auto& [arg, binding] : inputs.items()) {
+    if (!IsIdentifier(arg)) {
+      return InvalidArgumentError("input '" + arg.substr(0, 100) + "' is not a Python identifier");
+    }
+    if (!binding.is_object() || binding.size() != 1 ||
+        !(binding.contains("asset_id") || binding.contains("value"))) {
+      return InvalidArgumentError("input '" + arg +
+                                  "' must be {\"asset_id\": ...} or {\"value\": ...}");
+    }
+    if (binding.contains("value")) {
+      out[arg] = {{"value", binding["value"]}};
+      continue;
+    }
+    if (!binding["asset_id"].is_string()) {
+      return InvalidArgumentError("input '" + arg + "': asset_id must be a string");
+    }
+    std::string asset_id = binding["asset_id"];
+    auto dataset = store_.GetDatasetByAsset(asset_id);
+    if (!dataset.ok()) {
+      if (dataset.status().code() == StatusCode::kNotFound) {
+        return NotFoundError("input '" + arg + "': no asset with id '" + asset_id.substr(0, 64) +
+                             "'");
+      }
+      return dataset.status();
+    }
+    for (const auto& a : dataset->assets) {
+      if (a.id != asset_id) continue;
+      out[arg] = {{"asset_id", a.id},
+                  {"dataset_id", dataset->id},
+                  {"dataset", dataset->name},
+                  {"asset", a.name},
+                  {"format", a.format}};
+    }
+  }
+  return out;
+}
+
+Result<store::UserCode> CodeService::Submit(const Principal& caller, const SubmitCode& in) {
+  RETURN_IF_ERROR(NeedDataScientist(caller));
+  if (!IsIdentifier(in.name)) {
+    return InvalidArgumentError("'name' must be the function's name (a Python identifier)");
+  }
+  if (in.source.empty() || in.source.size() > kMaxSourceBytes) {
+    return InvalidArgumentError("'source' must be 1 byte to 1 MiB of Python");
+  }
+  static const std::regex def_re("(^|\\n)(async\\s+)?def\\s+([A-Za-z_][A-Za-z0-9_]*)\\s*\\(");
+  std::smatch m;
+  bool found = false;
+  for (auto it = in.source.cbegin(); std::regex_search(it, in.source.cend(), m, def_re);
+       it = m[0].second) {
+    if (m[3].str() == in.name) found = true;
+  }
+  if (!found) {
+    return InvalidArgumentError("'source' must define a top-level function named '" + in.name +
+                                "'");
+  }
+  store::UserCode code;
+  code.output_policy = in.output_policy;
+  if (in.output_policy == "single_execution") {
+    if (in.limit && *in.limit != 1) {
+      return InvalidArgumentError("a single_execution policy has limit 1");
+    }
+    code.output_limit = 1;
+  } else if (in.output_policy == "execute_count") {
+    if (!in.limit || *in.limit < 1 || *in.limit > kMaxRunLimit) {
+      return InvalidArgumentError("an execute_count policy needs a limit from 1 to 1000000");
+    }
+    code.output_limit = *in.limit;
+  } else {
+    return InvalidArgumentError("output_policy.kind must be 'single_execution' or 'execute_count'");
+  }
+  ASSIGN_OR_RETURN(json inputs, ResolveInputs(in.inputs));
+  code.id = NewUuid();
+  code.user_id = *caller.user_id;
+  code.name = in.name;
+  code.source = in.source;
+  code.code_hash = Sha256Hex(in.source);
+  code.inputs = inputs.dump();
+  code.created_at = clock_.NowSeconds();
+  auto version = store_.InsertCode(code);
+  if (version.status().code() == StatusCode::kAlreadyExists) {
+    auto earlier = store_.FindCodeByHash(code.user_id, code.code_hash);
+    std::string which = earlier.ok()
+                            ? " as '" + earlier->name + "' version " +
+                                  std::to_string(earlier->version) + " (id " + earlier->id + ")"
+                            : "";
+    return AlreadyExistsError("this code was already submitted" + which);
+  }
+  RETURN_IF_ERROR(version.status());
+  Audit(caller, "code.submit", code.id, code.name);
+  return store_.GetCode(code.id);
+}
+
+Result<std::vector<store::UserCode>> CodeService::ListCode(const Principal& caller,
+                                                           const std::optional<std::string>& name) {
+  RETURN_IF_ERROR(NeedDataScientist(caller));
+  std::optional<std::string> user;
+  if (!IsOwner(caller)) user = caller.user_id;
+  return store_.ListCode(user, name);
+}
+
+Result<store::UserCode> CodeService::GetCode(const Principal& caller, const std::string& id) {
+  RETURN_IF_ERROR(NeedDataScientist(caller));
+  auto code = store_.GetCode(id);
+  if (!code.ok()) return code.status();
+  if (!IsOwner(caller) && !caller.IsSelf(code->user_id)) return NotFoundError("code not found");
+  return code;
+}
+
+Result<store::CodeRequest> CodeService::CreateRequest(const Principal& caller,
+                                                      const std::string& code_id,
+                                                      const std::string& reason) {
+  ASSIGN_OR_RETURN(store::UserCode code, GetCode(caller, code_id));
+  if (!caller.IsSelf(code.user_id)) {
+    return PermissionDeniedError("only the code's author may request to run it");
+  }
+  if (reason.size() > kMaxReasonBytes) return InvalidArgumentError("'reason' is too long");
+  if (code.request_id) {
+    return AlreadyExistsError("this code already has a request (id " + *code.request_id + ", " +
+                              code.request_status.value_or("pending") + ")");
+  }
+  store::CodeRequest r;
+  r.id = NewUuid();
+  r.code_id = code.id;
+  r.user_id = code.user_id;
+  r.reason = reason;
+  r.status = "pending";
+  r.created_at = r.updated_at = clock_.NowSeconds();
+  Status st = store_.InsertRequest(r);
+  if (st.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError("this code already has a request");
+  }
+  RETURN_IF_ERROR(st);
+  Audit(caller, "request.submit", r.id, code.name);
+  return store_.GetRequest(r.id);
+}
+
+Result<std::vector<store::CodeRequest>> CodeService::ListRequests(
+    const Principal& caller, const std::optional<std::string>& status) {
+  RETURN_IF_ERROR(NeedDataScientist(caller));
+  if (status && *status != "pending" && *status != "approved" && *status != "denied") {
+    return InvalidArgumentError("status must be pending, approved or denied");
+  }
+  std::optional<std::string> user;
+  if (!IsOwner(caller)) user = caller.user_id;
+  return store_.ListRequests(user, status);
+}
+
+Result<store::CodeRequest> CodeService::GetRequest(const Principal& caller, const std::string& id) {
+  RETURN_IF_ERROR(NeedDataScientist(caller));
+  auto r = store_.GetRequest(id);
+  if (!r.ok()) return r.status();
+  if (!IsOwner(caller) && !caller.IsSelf(r->user_id)) return NotFoundError("request not found");
+  return r;
+}
+
+Result<store::CodeRequest> CodeService::Approve(const Principal& caller, const std::string& id) {
+  if (!IsOwner(caller))
+    return PermissionDeniedError("only data owners and admins approve requests");
+  ASSIGN_OR_RETURN(store::CodeRequest r, GetRequest(caller, id));
+  if (settings_.Get().server_side_type == "low") {
+    return FailedPreconditionError(
+        "this is a low-side server: it holds no private data, so code can't be approved to run "
+        "on it");
+  }
+  RETURN_IF_ERROR(
+      store_.DecideRequest(id, "approved", std::nullopt, *caller.user_id, clock_.NowSeconds()));
+  Audit(caller, "request.approve", id);
+  return store_.GetRequest(id);
+}
+
+Result<store::CodeRequest> CodeService::Deny(const Principal& caller, const std::string& id,
+                                             const std::string& reason) {
+  if (!IsOwner(caller)) return PermissionDeniedError("only data owners and admins deny requests");
+  if (reason.empty() || reason.size() > kMaxReasonBytes) {
+    return InvalidArgumentError("'reason' must be 1 to 10000 characters");
+  }
+  ASSIGN_OR_RETURN(store::CodeRequest r, GetRequest(caller, id));
+  RETURN_IF_ERROR(store_.DecideRequest(id, "denied", reason, *caller.user_id, clock_.NowSeconds()));
+  Audit(caller, "request.deny", id, reason.substr(0, 200));
+  return store_.GetRequest(id);
+}
+
+Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& code_id,
+                                    const RunCode& run) {
+  ASSIGN_OR_RETURN(store::UserCode code, GetCode(caller, code_id));
+  json bound = json::parse(code.inputs);
+  if (run.inputs) {
+    if (!run.inputs->is_object()) return InvalidArgumentError("'inputs' must be an object");
+    for (const auto& [arg, v] : run.inputs->items()) {
+      if (!bound.contains(arg)) {
+        return InvalidArgumentError("argument '" + arg.substr(0, 100) +
+                                    "' is not in the code's input policy");
+      }
+      const json& b = bound[arg];
+      bool same = b.contains("value") ? (v.is_object() && v.size() == 1 && v.contains("value") &&
+                                         v["value"] == b["value"])
+                                      : (v.is_object() && v.size() == 1 && v.contains("asset_id") &&
+                                         v["asset_id"] == b["asset_id"]);
+      if (!same) {
+        return InvalidArgumentError("argument '" + arg +
+                                    "' differs from the code's input policy (ExactMatch)");
+      }
+    }
+    for (const auto& [arg, b] : bound.items()) {
+      if (!run.inputs->contains(arg)) {
+        return InvalidArgumentError("argument '" + arg + "' of the input policy is missing");
+      }
+    }
+  }
+  int64_t timeout_ms = options_.max_timeout_ms;
+  if (run.timeout_seconds) {
+    if (*run.timeout_seconds < 1 || *run.timeout_seconds * 1000 > options_.max_timeout_ms) {
+      return InvalidArgumentError("timeout_seconds must be 1 to " +
+                                  std::to_string(options_.max_timeout_ms / 1000));
+    }
+    timeout_ms = *run.timeout_seconds * 1000;
+  }
+  const bool author = caller.IsSelf(code.user_id);
+  std::string kind;
+  if (run.mock) {
+    kind = "mock";
+  } else if (author) {
+    kind = "private";
+  } else {
+    kind = "review";  // GetCode let only owners through for someone else's code
+  }
+  if (kind != "mock" && settings_.Get().server_side_type == "low") {
+    return FailedPreconditionError(
+        "this is a low-side server: it holds no private data (run with mock=True)");
+  }
+  RETURN_IF_ERROR(SandboxUsable());
+  std::optional<int64_t> max_runs;
+  if (kind == "private") {
+    if (!code.request_status) {
+      return PermissionDeniedError(
+          "this code has no request yet: ask with client.code.request_code_execution");
+    }
+    if (*code.request_status != "approved") {
+      auto req = store_.GetRequest(*code.request_id);
+      std::string why = *code.request_status == "denied" && req.ok() && req->deny_reason
+                            ? ": " + *req->deny_reason
+                            : "";
+      return PermissionDeniedError("the request to run this code is " + *code.request_status + why);
+    }
+    max_runs = code.output_limit;
+  }
+  // Resolve assets to the blobs the job reads, now, so the job runs on what was bound.
+  json job_inputs = json::object();
+  for (const auto& [arg, b] : bound.items()) {
+    if (b.contains("value")) {
+      job_inputs[arg] = b;
+      continue;
+    }
+    auto dataset = store_.GetDatasetByAsset(b["asset_id"].get<std::string>());
+    if (!dataset.ok()) {
+      return FailedPreconditionError("input '" + arg + "': the asset '" +
+                                     b.value("asset", std::string()) + "' no longer exists");
+    }
+    for (const auto& a : dataset->assets) {
+      if (a.id != b["asset_id"]) continue;
+      const auto& blob = kind == "mock" ? a.mock_blob : a.data_blob;
+      if (!blob) {
+        return FailedPreconditionError("input '" + arg + "': asset '" + a.name + "' has no " +
+                                       (kind == "mock" ? "mock" : "private data"));
+      }
+      job_inputs[arg] = {{"blob_id", blob->id}, {"format", blob->format}};
+    }
+  }
+  store::Job job;
+  job.id = NewUuid();
+  job.code_id = code.id;
+  job.user_id = *caller.user_id;
+  job.kind = kind;
+  job.inputs = job_inputs.dump();
+  job.timeout_ms = timeout_ms;
+  job.created_at = clock_.NowMillis();
+  ASSIGN_OR_RETURN(bool inserted, queue_.Enqueue(job, max_runs));
+  RunOutcome out;
+  std::string job_id = job.id;
+  if (!inserted) {
+    // The output policy is used up: answer the last run instead of running again.
+    auto last = store_.LastCompletedPrivateJob(code.id);
+    if (last.ok()) {
+      out.created = false;
+      out.job = std::move(*last);
+      return out;
+    }
+    store::JobFilter f;
+    f.code_id = code.id;
+    f.limit = 50;
+    ASSIGN_OR_RETURN(auto jobs, store_.ListJobs(f));
+    auto it = std::find_if(jobs.begin(), jobs.end(), [](const store::Job& j) {
+      return j.kind == "private" && !jobs::IsFinal(j.status);
+    });
+    if (it == jobs.end()) return InternalError("the output policy is used up but no run is found");
+    out.created = false;
+    job_id = it->id;
+  } else {
+    Audit(caller, "job.create", job.id, kind + " run of " + code.id);
+  }
+  if (!run.blocking) {
+    ASSIGN_OR_RETURN(out.job, store_.GetJob(job_id));
+    return out;
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms + 30'000);
+  ASSIGN_OR_RETURN(out.job, queue_.Wait(job_id, deadline));
+  return out;
+}
+
+Result<std::vector<store::Job>> CodeService::ListJobs(const Principal& caller,
+                                                      const std::optional<std::string>& code_id,
+                                                      const std::optional<std::string>& status) {
+  RETURN_IF_ERROR(NeedDataScientist(caller));
+  store::JobFilter f;
+  f.code_id = code_id;
+  f.status = status;
+  if (!IsOwner(caller)) {
+    f.user_id = caller.user_id;
+    f.include_review = false;
+  }
+  return store_.ListJobs(f);
+}
+
+Result<store::Job> CodeService::GetJob(const Principal& caller, const std::string& id) {
+  RETURN_IF_ERROR(NeedDataScientist(caller));
+  auto job = store_.GetJob(id);
+  if (!job.ok()) return job.status();
+  if (!IsOwner(caller) && (!caller.IsSelf(job->user_id) || job->kind == "review")) {
+    return NotFoundError("job not found");
+  }
+  return job;
+}
+
+bool CodeService::MaySeeResult(const Principal& caller, const store::Job& job) const {
+  if (IsOwner(caller)) return true;
+  return caller.IsSelf(job.user_id) && job.kind != "review" && !job.held;
+}
+
+Result<ResultFile> CodeService::JobResult(const Principal& caller, const std::string& id) {
+  ASSIGN_OR_RETURN(store::Job job, GetJob(caller, id));
+  if (job.status != "completed") {
+    return FailedPreconditionError("the job has no result: it is " + job.status);
+  }
+  if (!MaySeeResult(caller, job)) {
+    return FailedPreconditionError("the result is held until a data owner releases it");
+  }
+  return ResultFile{ResultPath(job.id), job.result_format, job.result_size};
+}
+
+Result<JobLogs> CodeService::Logs(const Principal& caller, const std::string& id) {
+  ASSIGN_OR_RETURN(store::Job job, GetJob(caller, id));
+  JobLogs logs;
+  if (MaySeeResult(caller, job)) logs.stdout_text = job.stdout_text;
+  if (IsOwner(caller)) logs.stderr_text = job.stderr_text;
+  return logs;
+}
+
+Result<store::Job> CodeService::Kill(const Principal& caller, const std::string& id) {
+  ASSIGN_OR_RETURN(store::Job job, GetJob(caller, id));
+  RETURN_IF_ERROR(queue_.Kill(id));
+  Audit(caller, "job.kill", id);
+  return queue_.Wait(id, std::chrono::steady_clock::now() + std::chrono::seconds(5));
+}
+
+Result<store::Job> CodeService::Release(const Principal& caller, const std::string& id) {
+  if (!IsOwner(caller)) return PermissionDeniedError("only data owners and admins release results");
+  ASSIGN_OR_RETURN(store::Job job, GetJob(caller, id));
+  if (job.status != "completed") {
+    return FailedPreconditionError("only a completed job's result can be released");
+  }
+  RETURN_IF_ERROR(store_.ReleaseJob(id));
+  Audit(caller, "job.release", id);
+  return store_.GetJob(id);
+}
+
+jobs::Outcome CodeService::RunJob(const store::Job& job, const std::atomic<bool>& cancel) {
+  jobs::Outcome out;
+  out.status = "errored";
+  auto sandbox = WaitForSandbox(&cancel);
+  if (!sandbox.ok()) {
+    out.status = cancel ? "killed" : "errored";
+    out.error = sandbox.status().message();
+    return out;
+  }
+  auto code = store_.GetCode(job.code_id);
+  if (!code.ok()) {
+    out.error = "the job's code is gone";
+    return out;
+  }
+  sandbox::JobSpec spec;
+  spec.source = code->source;
+  spec.function_name = code->name;
+  spec.limits = options_.limits;
+  spec.limits.wall_timeout = std::chrono::milliseconds(job.timeout_ms);
+  json inputs = json::parse(job.inputs, nullptr, false);
+  for (const auto& [arg, b] : inputs.items()) {
+    if (b.contains("value")) {
+      spec.constants[arg] = b["value"];
+      continue;
+    }
+    auto path = blobs_.LocalPath(b.value("blob_id", std::string()));
+    if (!path.ok()) {
+      out.error = "input '" + arg + "': its data is gone (the dataset was deleted)";
+      return out;
+    }
+    spec.inputs.push_back({arg, *path, b.value("format", std::string("raw"))});
+  }
+  const std::string result_path = ResultPath(job.id);
+  auto r = (*sandbox)->Run(spec, result_path, &cancel);
+  if (!r.ok()) {
+    out.error = "the sandbox could not run the job: " + r.status().message();
+    return out;
+  }
+  out.stdout_text = std::move(r->stdout_text);
+  out.stderr_text = std::move(r->stderr_text);
+  out.error = r->error;
+  switch (r->outcome) {
+    case sandbox::Outcome::kOk: {
+      Status synced = SyncFile(result_path);
+      if (!synced.ok()) {
+        out.error = synced.message();
+        return out;
+      }
+      out.status = "completed";
+      out.result_format = r->result_format;
+      out.result_size = static_cast<int64_t>(r->result_bytes);
+      out.held = job.kind == "private" && settings_.Get().output_review;
+      return out;
+    }
+    case sandbox::Outcome::kTimeout:
+      out.status = "timed_out";
+      return out;
+    case sandbox::Outcome::kKilled:
+      out.status = "killed";
+      if (out.error.empty()) out.error = "killed";
+      return out;
+    case sandbox::Outcome::kError:
+    case sandbox::Outcome::kResourceLimit:
+      return out;
+    case sandbox::Outcome::kSandboxFailure:
+      out.error = "sandbox failure: " + out.error;
+      return out;
+  }
+  return out;
+}
+
+}  // namespace datasite::services

@@ -1,0 +1,135 @@
+// Code: data scientists' functions, the requests to run them on private data, and their jobs.
+//
+// Approval is of exact code: a job runs the source whose hash was approved, with exactly the inputs
+// its policy binds. Private bytes reach only the sandbox; a data scientist gets the results of
+// approved runs (after release, when output review is on), the results of runs on mocks, and
+// nothing else derived from private data.
+#ifndef DATASITE_SERVICES_CODE_H_
+#define DATASITE_SERVICES_CODE_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "blob/blob_store.h"
+#include "core/clock.h"
+#include "core/status.h"
+#include "jobs/job_queue.h"
+#include "sandbox/sandbox.h"
+#include "services/principal.h"
+#include "services/settings.h"
+#include "store/store.h"
+
+namespace datasite::services {
+
+struct CodeOptions {
+  std::string results_dir;          // where job results are kept, one file per job
+  int64_t max_timeout_ms = 60'000;  // and the default timeout of a job
+  sandbox::Limits limits;           // wall_timeout is set per job
+};
+
+struct SubmitCode {
+  std::string name;
+  std::string source;
+  nlohmann::json inputs = nlohmann::json::object();  // {arg: {"asset_id"} | {"value"}}
+  std::string output_policy = "single_execution";    // or "execute_count"
+  std::optional<int64_t> limit;
+};
+
+struct RunCode {
+  std::optional<nlohmann::json> inputs;  // must match the policy when given
+  bool mock = false;
+  bool blocking = true;
+  std::optional<int64_t> timeout_seconds;
+};
+
+struct RunOutcome {
+  store::Job job;
+  bool created = true;  // false: the policy was used up and this is the last completed run
+};
+
+struct JobLogs {
+  std::optional<std::string> stdout_text;  // null when the caller may not see it
+  std::optional<std::string> stderr_text;
+};
+
+struct ResultFile {
+  std::string path;
+  std::string format;
+  int64_t size = 0;
+};
+
+// Safe for concurrent use.
+class CodeService {
+ public:
+  CodeService(store::Store& store, blob::BlobStore& blobs, const SettingsService& settings,
+              jobs::JobQueue& queue, const Clock& clock, CodeOptions options);
+
+  // The sandbox, once started (or why it could not be). Until one of these is called, runs are
+  // queued and wait.
+  void SetSandbox(std::unique_ptr<sandbox::Sandbox> sandbox);
+  void SetSandboxFailure(Status why);
+
+  Result<store::UserCode> Submit(const Principal& caller, const SubmitCode& code);
+  Result<std::vector<store::UserCode>> ListCode(const Principal& caller,
+                                                const std::optional<std::string>& name);
+  Result<store::UserCode> GetCode(const Principal& caller, const std::string& id);
+
+  Result<store::CodeRequest> CreateRequest(const Principal& caller, const std::string& code_id,
+                                           const std::string& reason);
+  Result<std::vector<store::CodeRequest>> ListRequests(const Principal& caller,
+                                                       const std::optional<std::string>& status);
+  Result<store::CodeRequest> GetRequest(const Principal& caller, const std::string& id);
+  Result<store::CodeRequest> Approve(const Principal& caller, const std::string& id);
+  Result<store::CodeRequest> Deny(const Principal& caller, const std::string& id,
+                                  const std::string& reason);
+
+  Result<RunOutcome> Run(const Principal& caller, const std::string& code_id, const RunCode& run);
+
+  Result<std::vector<store::Job>> ListJobs(const Principal& caller,
+                                           const std::optional<std::string>& code_id,
+                                           const std::optional<std::string>& status);
+  Result<store::Job> GetJob(const Principal& caller, const std::string& id);
+  // Whether the caller may see the job's result and stdout now (not while held, unless an owner).
+  bool MaySeeResult(const Principal& caller, const store::Job& job) const;
+  Result<ResultFile> JobResult(const Principal& caller, const std::string& id);
+  Result<JobLogs> Logs(const Principal& caller, const std::string& id);
+  Result<store::Job> Kill(const Principal& caller, const std::string& id);
+  Result<store::Job> Release(const Principal& caller, const std::string& id);
+
+  // The queue's runner: runs one leased job in the sandbox.
+  jobs::Outcome RunJob(const store::Job& job, const std::atomic<bool>& cancel);
+
+  std::string ResultPath(const std::string& job_id) const;
+
+ private:
+  // Waits until the sandbox has started or failed; the sandbox, or why there is none.
+  Result<sandbox::Sandbox*> WaitForSandbox(const std::atomic<bool>* cancel);
+  Status SandboxUsable() const;
+  Result<nlohmann::json> ResolveInputs(const nlohmann::json& inputs);
+  void Audit(const Principal& actor, const std::string& action, const std::string& target,
+             const std::string& detail = "");
+
+  store::Store& store_;
+  blob::BlobStore& blobs_;
+  const SettingsService& settings_;
+  jobs::JobQueue& queue_;
+  const Clock& clock_;
+  const CodeOptions options_;
+
+  mutable std::mutex sandbox_mu_;
+  std::condition_variable sandbox_cv_;
+  std::unique_ptr<sandbox::Sandbox> sandbox_;  // Guarded by sandbox_mu_.
+  std::optional<Status> sandbox_failure_;      // Guarded by sandbox_mu_.
+};
+
+}  // namespace datasite::services
+
+#endif  // DATASITE_SERVICES_CODE_H_
