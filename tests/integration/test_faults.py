@@ -357,6 +357,19 @@ def tmpfs(tmp_path):
             _run("umount", "-l", str(path))
 
 
+def processes_using(data_dir):
+    """Pids of processes whose command line names ``data_dir``."""
+    needle = str(data_dir).encode()
+    pids = []
+    for proc in pathlib.Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and needle in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
 @contextlib.contextmanager
 def running(server):
     try:
@@ -507,6 +520,7 @@ def test_read_only_data_dir_refuses_to_start_and_changes_nothing(read_only_dir, 
         assert time.time() - started < 30
         assert err.startswith("error: "), err
         assert server.pid is None
+        assert processes_using(server.data_dir) == [], "a server process stayed behind"
     finally:
         server.stop()
     # Back to writable: the server starts and everything is as it was.
