@@ -1,0 +1,119 @@
+"""Jobs across a crash, and servers that can't (or mustn't) run code on private data."""
+
+import sqlite3
+import time
+
+import pytest
+
+from dataset_helpers import create_dataset, make_actors, new_blob
+from helpers import PASSWORD, DetachedServer, assert_error, unique
+
+CSV = b"age\n30\n40\n50\n"
+
+
+def upload(api, actors, with_data=True):
+    owner = actors["owner"].token
+    mock = new_blob(api, owner, "csv", b"age\n1\n2\n")
+    asset = {"name": "t", "mock": mock["id"]}
+    if with_data:
+        asset["data"] = new_blob(api, owner, "csv", CSV)["id"]
+    resp = create_dataset(api, owner, unique("d"), [asset])
+    assert resp.status == 201, resp
+    return resp.json["assets"][0]["id"]
+
+
+def submit(api, token, asset_id, body="return int(data['age'].sum())"):
+    name = unique("f").replace("-", "_")
+    resp = api.post("/api/v1/code", {"name": name, "source": "def {}(data):\n    {}\n".format(name, body),
+                                     "inputs": {"data": {"asset_id": asset_id}}}, token=token)
+    assert resp.status == 201, resp
+    return resp.json["id"]
+
+
+def wait_status(api, token, job_id, want, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = api.get("/api/v1/jobs/" + job_id, token=token).json
+        if job["status"] in want:
+            return job
+        time.sleep(0.05)
+    raise AssertionError("job {} never reached {}: {}".format(job_id, want, job))
+
+
+def test_sigkill_keeps_queued_jobs_and_reruns_the_running_one(binary, tmp_path):
+    server = DetachedServer(binary, tmp_path / "data", "--workers", "1")
+    try:
+        api = server.start()
+        actors = make_actors(server.port)
+        owner = actors["owner"].token
+        asset_id = upload(api, actors)
+        slow = submit(api, owner, asset_id, "import time; time.sleep(2); return 1")
+        quick = submit(api, owner, asset_id, "return 2")
+        running = api.post("/api/v1/code/%s/run" % slow, {"blocking": False}, token=owner).json
+        assert "id" in running, running
+        queued = api.post("/api/v1/code/%s/run" % quick, {"blocking": False}, token=owner).json
+        wait_status(api, owner, running["id"], ("running",))
+        assert api.get("/api/v1/jobs/" + queued["id"], token=owner).json["status"] == "queued"
+        server.kill9()
+
+        db = sqlite3.connect(str(tmp_path / "data" / "datasite.db"))
+        rows = dict(db.execute("SELECT id, status FROM jobs").fetchall())
+        assert rows[running["id"]] == "running" and rows[queued["id"]] == "queued"
+        db.close()
+
+        api = server.start()
+        owner = api.login(actors["owner"].user["email"], PASSWORD)
+        first = wait_status(api, owner, running["id"], ("completed", "errored", "interrupted"))
+        second = wait_status(api, owner, queued["id"], ("completed", "errored", "interrupted"))
+        assert (first["status"], first["attempts"], first["result"]["inline"]) == ("completed", 2, 1)
+        assert (second["status"], second["attempts"], second["result"]["inline"]) == ("completed", 1, 2)
+        db = sqlite3.connect(str(tmp_path / "data" / "datasite.db"))
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        db.close()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (("--python", "/nonexistent/python3"), "python"),
+    (("--workers", "0"), "--workers 0"),
+])
+def test_a_server_without_a_sandbox_refuses_to_run_code_and_says_why(binary, tmp_path, flags, fragment):
+    server = DetachedServer(binary, tmp_path / "data", *flags)
+    try:
+        api = server.start()
+        actors = make_actors(server.port)
+        owner = actors["owner"].token
+        code_id = submit(api, owner, upload(api, actors))
+        deadline = time.time() + 30
+        while True:  # the sandbox starts in the background; its failure is known within seconds
+            resp = api.post("/api/v1/code/%s/run" % code_id, {"blocking": False}, token=owner)
+            if resp.status != 201 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert_error(resp, 503, "UNAVAILABLE")
+        assert "can't run code" in resp.error["message"] and fragment in resp.error["message"], resp
+        # Everything else still works.
+        assert api.get("/api/v1/code/" + code_id, token=owner).status == 200
+        assert api.get("/api/v1/settings", token=owner).status == 200
+    finally:
+        server.stop()
+
+
+def test_a_low_side_server_runs_mocks_only(binary, tmp_path):
+    server = DetachedServer(binary, tmp_path / "data", "--side", "low")
+    try:
+        api = server.start()
+        actors = make_actors(server.port)
+        scientist = actors["scientist"].token
+        code_id = submit(api, scientist, upload(api, actors, with_data=False))
+        req = api.post("/api/v1/requests", {"code_id": code_id}, token=scientist).json
+        resp = api.post("/api/v1/requests/%s/approve" % req["id"], {}, token=actors["owner"].token)
+        assert_error(resp, 409, "FAILED_PRECONDITION")
+        assert "low-side" in resp.error["message"]
+        assert_error(api.post("/api/v1/code/%s/run" % code_id, {}, token=actors["owner"].token),
+                     409, "FAILED_PRECONDITION")
+        job = api.post("/api/v1/code/%s/run" % code_id, {"mock": True}, token=scientist).json
+        assert (job["status"], job["result"]["inline"]) == ("completed", 3)
+    finally:
+        server.stop()
