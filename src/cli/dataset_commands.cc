@@ -25,16 +25,13 @@
 #include <vector>
 
 #include "cli/http_client.h"
-#include "core/local_servers.h"
+#include "cli/session.h"
 
 namespace datasite::cli {
 namespace {
 
 using nlohmann::json;
 
-constexpr int kExitFailure = 1;
-constexpr int kExitUsage = 2;
-constexpr const char* kDefaultUrl = "http://localhost:8080";
 // Uploads of larger files show their progress (when stderr is a terminal).
 constexpr uint64_t kProgressMinBytes = uint64_t{16} << 20;
 constexpr int64_t kPageSize = 100;
@@ -51,12 +48,7 @@ struct Flags {
   CLI::App* download_mock = nullptr;
   CLI::App* remove = nullptr;
 
-  // Connection, on every dataset command.
-  std::string server;
-  std::string url;
-  std::string email;
-  std::string password;
-  std::string token;
+  ConnectionFlags connection;  // on every dataset command
 
   bool json = false;
   bool yes = false;
@@ -80,36 +72,6 @@ Flags& GetFlags() {
   return flags;
 }
 
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? std::string(v) : std::string();
-}
-
-int Fail(const Status& status, int exit_code = kExitFailure) {
-  std::cerr << "error: " << status.message() << std::endl;
-  return exit_code;
-}
-
-// JSON read without exceptions: a field of the wrong type reads as empty.
-const json& Field(const json& j, const char* key) {
-  static const json kNull;
-  if (!j.is_object()) return kNull;
-  auto it = j.find(key);
-  return it == j.end() ? kNull : *it;
-}
-
-std::string Str(const json& j, const char* key) {
-  const json& v = Field(j, key);
-  return v.is_string() ? v.get<std::string>() : "";
-}
-
-int64_t Int(const json& j, const char* key, int64_t fallback = 0) {
-  const json& v = Field(j, key);
-  return v.is_number_integer() ? v.get<int64_t>() : fallback;
-}
-
-std::string Dump(const json& j) { return j.dump(2, ' ', false, json::error_handler_t::replace); }
-
 std::string HumanBytes(int64_t n) {
   if (n < 1024) return std::to_string(n) + " B";
   static constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
@@ -122,24 +84,6 @@ std::string HumanBytes(int64_t n) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.1f %s", v, kUnits[unit]);
   return buf;
-}
-
-// The first line of `text`, at most `max_chars` UTF-8 characters (an ellipsis marks a cut).
-std::string OneLine(const std::string& text, size_t max_chars) {
-  std::string line = text.substr(0, text.find_first_of("\r\n"));
-  size_t chars = 0;
-  for (size_t i = 0; i < line.size(); ++i) {
-    if ((static_cast<unsigned char>(line[i]) & 0xC0) == 0x80) continue;  // continuation byte
-    if (++chars > max_chars) return line.substr(0, i) + "...";
-  }
-  return line;
-}
-
-std::string Trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t");
-  return s.substr(b, e - b + 1);
 }
 
 bool EndsWith(const std::string& s, std::string_view suffix) {
@@ -162,193 +106,6 @@ std::string ContentTypeOf(const std::string& format) {
   if (format == "csv") return "text/csv";
   if (format == "json") return "application/json";
   return "application/octet-stream";
-}
-
-// ---------------------------------------------------------------------------------------------
-// Connection and credentials.
-
-struct Credentials {
-  enum class Kind { kGuest, kLogin, kToken };
-  Kind kind = Kind::kGuest;
-  std::string email;
-  std::string password;
-  std::string token;
-};
-
-// Flags first, then the environment: DATASITE_TOKEN, else DATASITE_EMAIL and DATASITE_PASSWORD.
-// kInvalidArgument (a usage error) when they are incomplete, or absent for `needs_account`.
-Result<Credentials> ResolveCredentials(const Flags& f, bool needs_account) {
-  Credentials c;
-  std::string token = f.token, email = f.email;
-  if (token.empty() && email.empty()) {
-    token = Env("DATASITE_TOKEN");
-    if (token.empty()) email = Env("DATASITE_EMAIL");
-  }
-  if (!token.empty()) {
-    c.kind = Credentials::Kind::kToken;
-    c.token = token;
-    return c;
-  }
-  if (!email.empty()) {
-    c.kind = Credentials::Kind::kLogin;
-    c.email = email;
-    c.password = f.password.empty() ? Env("DATASITE_PASSWORD") : f.password;
-    if (c.password.empty()) {
-      return InvalidArgumentError("--email needs --password (or DATASITE_PASSWORD)");
-    }
-    return c;
-  }
-  if (!f.password.empty()) return InvalidArgumentError("--password needs --email");
-  if (needs_account) {
-    return InvalidArgumentError(
-        "this command needs an account: give --email and --password (or DATASITE_EMAIL and "
-        "DATASITE_PASSWORD), or --token (DATASITE_TOKEN)");
-  }
-  return c;
-}
-
-// kInvalidArgument for a bad server name (a usage error); kFailedPrecondition when it does not run.
-Result<std::string> ResolveUrl(const Flags& f) {
-  if (!f.server.empty()) {
-    ASSIGN_OR_RETURN(std::string dir, ResolveDataDir(f.server, ""));
-    auto info = FindRunningServer(dir);
-    if (!info) return FailedPreconditionError("no running server named " + f.server);
-    return info->url;
-  }
-  if (!f.url.empty()) return f.url;
-  std::string env = Env("DATASITE_URL");
-  return env.empty() ? std::string(kDefaultUrl) : env;
-}
-
-StatusCode CodeFromName(const std::string& name, int http_status) {
-  for (int c = static_cast<int>(StatusCode::kInvalidArgument);
-       c <= static_cast<int>(StatusCode::kInternal); ++c) {
-    if (StatusCodeName(static_cast<StatusCode>(c)) == name) return static_cast<StatusCode>(c);
-  }
-  switch (http_status) {
-    case 400:
-    case 405:
-      return StatusCode::kInvalidArgument;
-    case 401:
-      return StatusCode::kUnauthenticated;
-    case 403:
-      return StatusCode::kPermissionDenied;
-    case 404:
-      return StatusCode::kNotFound;
-    case 409:
-      return StatusCode::kFailedPrecondition;
-    case 413:
-    case 429:
-      return StatusCode::kResourceExhausted;
-    case 503:
-      return StatusCode::kUnavailable;
-    default:
-      return StatusCode::kInternal;
-  }
-}
-
-// A connection with a token. Logs out at its end the session it logged in itself. Not thread-safe.
-class Session {
- public:
-  explicit Session(std::unique_ptr<HttpClient> http) : http_(std::move(http)) {}
-  ~Session() {
-    if (logged_in_) (void)http_->Request("POST", "/api/v1/auth/logout");
-  }
-  Session(const Session&) = delete;
-  Session& operator=(const Session&) = delete;
-
-  Status Authenticate(const Credentials& c) {
-    switch (c.kind) {
-      case Credentials::Kind::kToken:
-        http_->SetBearerToken(c.token);
-        return Status::Ok();
-      case Credentials::Kind::kLogin: {
-        json body = {{"email", c.email}, {"password", c.password}};
-        ASSIGN_OR_RETURN(json answer, Call("POST", "/api/v1/auth/login", &body));
-        return UseToken(answer);
-      }
-      case Credentials::Kind::kGuest: {
-        json body = json::object();
-        auto answer = Call("POST", "/api/v1/auth/guest", &body);
-        if (!answer.ok() && answer.status().code() == StatusCode::kFailedPrecondition) {
-          return FailedPreconditionError(answer.status().message() +
-                                         "; log in with --email and --password, or use --token");
-        }
-        RETURN_IF_ERROR(answer);
-        return UseToken(*answer);
-      }
-    }
-    return InternalError("unknown credentials");
-  }
-
-  // A JSON call; an error answer becomes a Status with the server's message.
-  Result<json> Call(std::string_view method, const std::string& target,
-                    const json* body = nullptr) {
-    HttpHeaders headers;
-    std::string text;
-    if (body) {
-      headers.emplace_back("Content-Type", "application/json");
-      text = body->dump();
-    }
-    ASSIGN_OR_RETURN(HttpResponse r, http_->Request(method, target, headers, std::move(text)));
-    return ParseAnswer(r, std::string(method) + " " + target);
-  }
-
-  Result<json> ParseAnswer(const HttpResponse& r, const std::string& what) const {
-    if (r.status / 100 != 2) return ErrorFrom(r);
-    if (r.body.empty()) return json::object();
-    json j = json::parse(r.body, nullptr, false);
-    if (j.is_discarded()) {
-      return InternalError("the answer of " + http_->url() + " to " + what + " is not JSON");
-    }
-    return j;
-  }
-
-  // The server's {"error": {"code", "message"}} as a Status.
-  Status ErrorFrom(const HttpResponse& r) const {
-    json j = json::parse(r.body, nullptr, false);
-    const json& error = Field(j, "error");
-    std::string message = Str(error, "message");
-    if (message.empty()) message = "HTTP " + std::to_string(r.status) + " from " + http_->url();
-    return Status(CodeFromName(Str(error, "code"), r.status), message);
-  }
-
-  HttpClient& http() { return *http_; }
-
- private:
-  Status UseToken(const json& answer) {
-    std::string token = Str(answer, "token");
-    if (token.empty()) return InternalError("the server's login answer has no token");
-    http_->SetBearerToken(token);
-    logged_in_ = true;
-    return Status::Ok();
-  }
-
-  std::unique_ptr<HttpClient> http_;
-  bool logged_in_ = false;
-};
-
-// Connects and authenticates, runs `body`, and logs out again. Returns the exit code.
-int WithSession(const Flags& f, bool needs_account, const std::function<Status(Session&)>& body) {
-  auto credentials = ResolveCredentials(f, needs_account);
-  if (!credentials.ok()) return Fail(credentials.status(), kExitUsage);
-  auto url = ResolveUrl(f);
-  if (!url.ok()) {
-    return Fail(url.status(),
-                url.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure);
-  }
-  auto http = HttpClient::Connect(*url);
-  if (!http.ok()) {
-    return Fail(http.status(),
-                http.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure);
-  }
-  Status status;
-  {
-    Session session(std::move(*http));
-    status = session.Authenticate(*credentials);
-    if (status.ok()) status = body(session);
-  }
-  return status.ok() ? 0 : Fail(status);
 }
 
 std::string DatasetTarget(const std::string& id_or_name) {
@@ -767,7 +524,7 @@ Status Upload(Session& s, const UploadPlan& plan) {
 int RunUpload(const Flags& f) {
   auto plan = PlanUpload(f);
   if (!plan.ok()) return Fail(plan.status(), kExitUsage);
-  return WithSession(f, /*needs_account=*/true, [&](Session& s) {
+  return WithSession(f.connection, /*needs_account=*/true, [&](Session& s) {
     for (const auto& spec : plan->assets) {
       if (!spec.mock_chosen) {
         std::cerr << "note: asset '" << spec.name
@@ -864,19 +621,8 @@ int RunDelete(const Flags& f) {
     return Fail(InvalidArgumentError("refusing to delete without --yes (stdin is not a terminal)"),
                 kExitUsage);
   }
-  return WithSession(f, /*needs_account=*/true, [&](Session& s) { return Delete(s, f); });
-}
-
-void AddConnectionOptions(CLI::App* c, Flags& f) {
-  auto* server =
-      c->add_option("--server", f.server, "A local server, by name (see `datasite list`)");
-  auto* url = c->add_option(
-      "--url", f.url, "The server's URL (default: $DATASITE_URL, else http://localhost:8080)");
-  server->excludes(url);
-  auto* email = c->add_option("--email", f.email, "Log in as this user (env DATASITE_EMAIL)");
-  c->add_option("--password", f.password, "The password for --email (env DATASITE_PASSWORD)");
-  auto* token = c->add_option("--token", f.token, "A session token (env DATASITE_TOKEN)");
-  token->excludes(email);
+  return WithSession(f.connection, /*needs_account=*/true,
+                     [&](Session& s) { return Delete(s, f); });
 }
 
 }  // namespace
@@ -923,7 +669,7 @@ void AddDatasetCommands(CLI::App& app) {
   f.remove->add_flag("-y,--yes", f.yes, "Do not ask for confirmation");
 
   for (CLI::App* c : {f.list, f.show, f.upload, f.download_mock, f.remove}) {
-    AddConnectionOptions(c, f);
+    AddConnectionOptions(c, f.connection);
   }
 }
 
@@ -932,14 +678,16 @@ int RunDatasetCommand() {
   if (f.dataset == nullptr || !f.dataset->parsed()) return -1;
   try {
     if (f.list->parsed()) {
-      return WithSession(f, /*needs_account=*/false, [&](Session& s) { return List(s, f); });
+      return WithSession(f.connection, /*needs_account=*/false,
+                         [&](Session& s) { return List(s, f); });
     }
     if (f.show->parsed()) {
-      return WithSession(f, /*needs_account=*/false, [&](Session& s) { return Show(s, f); });
+      return WithSession(f.connection, /*needs_account=*/false,
+                         [&](Session& s) { return Show(s, f); });
     }
     if (f.upload->parsed()) return RunUpload(f);
     if (f.download_mock->parsed()) {
-      return WithSession(f, /*needs_account=*/false,
+      return WithSession(f.connection, /*needs_account=*/false,
                          [&](Session& s) { return DownloadMock(s, f); });
     }
     if (f.remove->parsed()) return RunDelete(f);

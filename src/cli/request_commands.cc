@@ -1,0 +1,378 @@
+#include "cli/request_commands.h"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli/http_client.h"
+#include "cli/session.h"
+
+namespace datasite::cli {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kReasonColumnChars = 50;
+constexpr size_t kErrorColumnChars = 60;
+
+// What the command line said; filled by CLI11 during parse. Each field belongs to the one
+// subcommand that is parsed.
+struct Flags {
+  CLI::App* requests = nullptr;
+  CLI::App* requests_list = nullptr;
+  CLI::App* requests_show = nullptr;
+  CLI::App* approve = nullptr;
+  CLI::App* deny = nullptr;
+
+  CLI::App* jobs = nullptr;
+  CLI::App* jobs_list = nullptr;
+  CLI::App* jobs_show = nullptr;
+  CLI::App* logs = nullptr;
+  CLI::App* kill = nullptr;
+  CLI::App* release = nullptr;
+
+  ConnectionFlags connection;  // on every command here
+
+  bool json = false;
+  std::string id;  // the request or job
+  std::string status;
+  std::string reason;
+  std::string code_id;
+};
+
+Flags& GetFlags() {
+  static Flags flags;
+  return flags;
+}
+
+// "Name <email>", or whichever of the two there is.
+std::string Person(const json& user) {
+  std::string name = Str(user, "name"), email = Str(user, "email");
+  if (!name.empty() && !email.empty()) return name + " <" + email + ">";
+  return name.empty() ? email : name;
+}
+
+void PrintField(const char* label, const std::string& value) {
+  std::printf("%-16s%s\n", label, value.c_str());
+}
+
+// Prints the rows under a header, each column as wide as its widest cell (the last one is not
+// padded).
+void PrintTable(const std::vector<std::string>& header,
+                const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width(header.size());
+  for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size() && i < width.size(); ++i) {
+      width[i] = std::max(width[i], row[i].size());
+    }
+  }
+  auto print = [&](const std::vector<std::string>& row) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      std::string cell = row[i];
+      if (i + 1 < row.size()) cell.resize(width[i], ' ');
+      line += (i ? "  " : "") + cell;
+    }
+    std::printf("%s\n", line.c_str());
+  };
+  print(header);
+  for (const auto& row : rows) print(row);
+  std::fflush(stdout);
+}
+
+std::string Target(const char* collection, const std::string& id, const char* action = nullptr) {
+  std::string target = std::string("/api/v1/") + collection + "/" + UrlEncode(id);
+  if (action != nullptr) target += std::string("/") + action;
+  return target;
+}
+
+// "census/table" for an asset binding, the JSON value for a constant.
+std::string DescribeInput(const json& input) {
+  if (Field(input, "asset_id").is_string()) {
+    std::string text = Str(input, "dataset") + "/" + Str(input, "asset");
+    return "asset " + text + " (" + Str(input, "asset_id") + ")";
+  }
+  return "constant " + Field(input, "value").dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string DescribeOutputPolicy(const json& policy) {
+  std::string text = Str(policy, "kind") + ", limit " + std::to_string(Int(policy, "limit"));
+  if (Field(policy, "used").is_number_integer()) {
+    text += ", used " + std::to_string(Int(policy, "used"));
+  }
+  return text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// requests
+
+std::string CodeLabel(const json& code) {
+  if (!code.is_object()) return "";
+  return Str(code, "name") + " v" + std::to_string(Int(code, "version"));
+}
+
+Status ListRequests(Session& s, const Flags& f) {
+  std::string target = "/api/v1/requests";
+  if (!f.status.empty()) target += "?status=" + UrlEncode(f.status);
+  ASSIGN_OR_RETURN(json answer, s.Call("GET", target));
+  if (f.json) {
+    std::cout << Dump(answer) << std::endl;
+    return Status::Ok();
+  }
+  const json& items = Field(answer, "items");
+  if (!items.is_array()) return InternalError("the request list has no items");
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : items) {
+    rows.push_back({Str(r, "id"), Str(r, "status"), CodeLabel(Field(r, "code")),
+                    Person(Field(r, "requested_by")), Str(r, "created_at"),
+                    OneLine(Str(r, "reason"), kReasonColumnChars)});
+  }
+  PrintTable({"ID", "STATUS", "CODE", "REQUESTED BY", "CREATED", "REASON"}, rows);
+  return Status::Ok();
+}
+
+void PrintRequest(const json& r) {
+  const json& code = Field(r, "code");
+  PrintField("Request:", Str(r, "id"));
+  PrintField("Status:", Str(r, "status"));
+  PrintField("Requested by:", Person(Field(r, "requested_by")));
+  PrintField("Reason:", Str(r, "reason"));
+  if (!Str(r, "deny_reason").empty()) PrintField("Deny reason:", Str(r, "deny_reason"));
+  if (Field(r, "reviewed_by").is_object()) {
+    PrintField("Reviewed by:", Person(Field(r, "reviewed_by")));
+  }
+  PrintField("Created:", Str(r, "created_at"));
+  PrintField("Updated:", Str(r, "updated_at"));
+  PrintField("Code:", CodeLabel(code) + " (" + Str(code, "id") + ")");
+  PrintField("Code hash:", Str(code, "code_hash"));
+  PrintField("Output policy:", DescribeOutputPolicy(Field(code, "output_policy")));
+  const json& inputs = Field(code, "inputs");
+  std::printf("Inputs:\n");
+  if (!inputs.is_object() || inputs.empty()) std::printf("  (none)\n");
+  if (inputs.is_object()) {
+    for (auto it = inputs.begin(); it != inputs.end(); ++it) {
+      std::printf("  %s: %s\n", it.key().c_str(), DescribeInput(it.value()).c_str());
+    }
+  }
+  std::printf("Source:\n");
+  std::istringstream in(Str(code, "source"));
+  for (std::string line; std::getline(in, line);) std::printf("  %s\n", line.c_str());
+  std::fflush(stdout);
+}
+
+Status ShowRequest(Session& s, const Flags& f) {
+  ASSIGN_OR_RETURN(json r, s.Call("GET", Target("requests", f.id)));
+  if (f.json) {
+    std::cout << Dump(r) << std::endl;
+  } else {
+    PrintRequest(r);
+  }
+  return Status::Ok();
+}
+
+Status Approve(Session& s, const Flags& f) {
+  json body = json::object();
+  ASSIGN_OR_RETURN(json r, s.Call("POST", Target("requests", f.id, "approve"), &body));
+  std::printf("Approved request %s: %s may run %s on private data\n", Str(r, "id").c_str(),
+              Person(Field(r, "requested_by")).c_str(), CodeLabel(Field(r, "code")).c_str());
+  std::fflush(stdout);
+  return Status::Ok();
+}
+
+Status Deny(Session& s, const Flags& f) {
+  if (Trim(f.reason).empty()) return InvalidArgumentError("--reason must not be empty");
+  json body = {{"reason", f.reason}};
+  ASSIGN_OR_RETURN(json r, s.Call("POST", Target("requests", f.id, "deny"), &body));
+  std::printf("Denied request %s (%s): %s\n", Str(r, "id").c_str(),
+              CodeLabel(Field(r, "code")).c_str(), Str(r, "deny_reason").c_str());
+  std::fflush(stdout);
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// jobs
+
+std::string ResultText(const json& result) {
+  if (!result.is_object()) return "";
+  std::string text = Str(result, "format") + ", " + std::to_string(Int(result, "size")) + " bytes";
+  if (Field(result, "held").is_boolean() && Field(result, "held").get<bool>()) {
+    text += ", held for review";
+  }
+  return text;
+}
+
+Status ListJobs(Session& s, const Flags& f) {
+  std::string target = "/api/v1/jobs";
+  std::string query;
+  if (!f.code_id.empty()) query += "&code_id=" + UrlEncode(f.code_id);
+  if (!f.status.empty()) query += "&status=" + UrlEncode(f.status);
+  if (!query.empty()) target += "?" + query.substr(1);
+  ASSIGN_OR_RETURN(json answer, s.Call("GET", target));
+  if (f.json) {
+    std::cout << Dump(answer) << std::endl;
+    return Status::Ok();
+  }
+  const json& items = Field(answer, "items");
+  if (!items.is_array()) return InternalError("the job list has no items");
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& j : items) {
+    rows.push_back({Str(j, "id"), Str(j, "status"), Str(j, "kind"), Str(j, "code_name"),
+                    Person(Field(j, "user")), Str(j, "created_at"),
+                    OneLine(Str(j, "error"), kErrorColumnChars)});
+  }
+  PrintTable({"ID", "STATUS", "KIND", "CODE", "USER", "CREATED", "ERROR"}, rows);
+  return Status::Ok();
+}
+
+void PrintJob(const json& j) {
+  PrintField("Job:", Str(j, "id"));
+  PrintField("Status:", Str(j, "status"));
+  PrintField("Kind:", Str(j, "kind"));
+  PrintField("Code:", Str(j, "code_name") + " (" + Str(j, "code_id") + ")");
+  PrintField("User:", Person(Field(j, "user")));
+  PrintField("Created:", Str(j, "created_at"));
+  PrintField("Started:", Str(j, "started_at"));
+  PrintField("Finished:", Str(j, "finished_at"));
+  PrintField("Attempts:", std::to_string(Int(j, "attempts")));
+  if (!Str(j, "error").empty()) PrintField("Error:", Str(j, "error"));
+  if (Field(j, "result").is_object()) PrintField("Result:", ResultText(Field(j, "result")));
+  std::fflush(stdout);
+}
+
+Status ShowJob(Session& s, const Flags& f) {
+  ASSIGN_OR_RETURN(json j, s.Call("GET", Target("jobs", f.id)));
+  if (f.json) {
+    std::cout << Dump(j) << std::endl;
+  } else {
+    PrintJob(j);
+  }
+  return Status::Ok();
+}
+
+// The job's stdout to stdout and its stderr (shown to data owners and admins only) to stderr, so
+// either can be redirected alone.
+Status Logs(Session& s, const Flags& f) {
+  ASSIGN_OR_RETURN(json logs, s.Call("GET", Target("jobs", f.id, "logs")));
+  if (f.json) {
+    std::cout << Dump(logs) << std::endl;
+    return Status::Ok();
+  }
+  std::string out = Str(logs, "stdout"), err = Str(logs, "stderr");
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  std::fflush(stdout);
+  std::fwrite(err.data(), 1, err.size(), stderr);
+  std::fflush(stderr);
+  return Status::Ok();
+}
+
+Status Kill(Session& s, const Flags& f) {
+  json body = json::object();
+  ASSIGN_OR_RETURN(json j, s.Call("POST", Target("jobs", f.id, "kill"), &body));
+  std::printf("Killed job %s (%s): %s\n", Str(j, "id").c_str(), Str(j, "code_name").c_str(),
+              Str(j, "status").c_str());
+  std::fflush(stdout);
+  return Status::Ok();
+}
+
+Status Release(Session& s, const Flags& f) {
+  json body = json::object();
+  ASSIGN_OR_RETURN(json j, s.Call("POST", Target("jobs", f.id, "release"), &body));
+  std::printf("Released the result of job %s (%s) to %s\n", Str(j, "id").c_str(),
+              Str(j, "code_name").c_str(), Person(Field(j, "user")).c_str());
+  std::fflush(stdout);
+  return Status::Ok();
+}
+
+}  // namespace
+
+void AddRequestCommands(CLI::App& app) {
+  Flags& f = GetFlags();
+  f.requests = app.add_subcommand("requests", "List, show, approve and deny code requests");
+  f.requests->require_subcommand(1);
+
+  f.requests_list = f.requests->add_subcommand("list", "List code requests, newest first");
+  f.requests_list->add_option("--status", f.status, "Only requests in this status")
+      ->check(CLI::IsMember({"pending", "approved", "denied"}));
+  f.requests_list->add_flag("--json", f.json, "Print the server's JSON");
+
+  f.requests_show =
+      f.requests->add_subcommand("show", "Show a request: its code, inputs and policies");
+  f.requests_show->add_option("id", f.id, "Request id")->required();
+  f.requests_show->add_flag("--json", f.json, "Print the server's JSON");
+
+  f.approve = f.requests->add_subcommand("approve", "Approve a request (data owners and admins)");
+  f.approve->add_option("id", f.id, "Request id")->required();
+
+  f.deny = f.requests->add_subcommand("deny", "Deny a request (data owners and admins)");
+  f.deny->add_option("id", f.id, "Request id")->required();
+  f.deny->add_option("--reason", f.reason, "Why: the data scientist reads it")->required();
+
+  f.jobs = app.add_subcommand("jobs", "List jobs, read their logs, kill and release them");
+  f.jobs->require_subcommand(1);
+
+  f.jobs_list = f.jobs->add_subcommand("list", "List jobs, newest first");
+  f.jobs_list->add_option("--code-id", f.code_id, "Only jobs of this code");
+  f.jobs_list->add_option("--status", f.status, "Only jobs in this status")
+      ->check(CLI::IsMember(
+          {"queued", "running", "completed", "errored", "timed_out", "killed", "interrupted"}));
+  f.jobs_list->add_flag("--json", f.json, "Print the server's JSON");
+
+  f.jobs_show = f.jobs->add_subcommand("show", "Show a job");
+  f.jobs_show->add_option("id", f.id, "Job id")->required();
+  f.jobs_show->add_flag("--json", f.json, "Print the server's JSON");
+
+  f.logs = f.jobs->add_subcommand("logs", "Print a job's stdout (and, to owners, its stderr)");
+  f.logs->add_option("id", f.id, "Job id")->required();
+  f.logs->add_flag("--json", f.json, "Print the server's JSON");
+
+  f.kill = f.jobs->add_subcommand("kill", "Stop a queued or running job");
+  f.kill->add_option("id", f.id, "Job id")->required();
+
+  f.release = f.jobs->add_subcommand(
+      "release", "Release a held result to its requester (data owners and admins)");
+  f.release->add_option("id", f.id, "Job id")->required();
+
+  for (CLI::App* c : {f.requests_list, f.requests_show, f.approve, f.deny, f.jobs_list, f.jobs_show,
+                      f.logs, f.kill, f.release}) {
+    AddConnectionOptions(c, f.connection);
+  }
+}
+
+int RunRequestCommand() {
+  Flags& f = GetFlags();
+  bool requests = f.requests != nullptr && f.requests->parsed();
+  bool jobs = f.jobs != nullptr && f.jobs->parsed();
+  if (!requests && !jobs) return -1;
+  using Command = Status (*)(Session&, const Flags&);
+  const std::pair<CLI::App*, Command> commands[] = {
+      {f.requests_list, ListRequests},
+      {f.requests_show, ShowRequest},
+      {f.approve, Approve},
+      {f.deny, Deny},
+      {f.jobs_list, ListJobs},
+      {f.jobs_show, ShowJob},
+      {f.logs, Logs},
+      {f.kill, Kill},
+      {f.release, Release},
+  };
+  try {
+    for (const auto& [app, run] : commands) {
+      if (!app->parsed()) continue;
+      return WithSession(f.connection, /*needs_account=*/true,
+                         [&, run = run](Session& s) { return run(s, f); });
+    }
+  } catch (const std::exception& e) {
+    return Fail(InternalError(e.what()));
+  }
+  return Fail(InvalidArgumentError("unknown requests or jobs command"), kExitUsage);
+}
+
+}  // namespace datasite::cli

@@ -1,0 +1,101 @@
+// What every command that talks to a server shares: the connection and credential flags, a
+// logged-in JSON session over the HTTP API (docs/API.md), exit codes, and tolerant JSON readers for
+// printing.
+#ifndef DATASITE_CLI_SESSION_H_
+#define DATASITE_CLI_SESSION_H_
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "cli/http_client.h"
+#include "core/status.h"
+
+namespace CLI {
+class App;
+}  // namespace CLI
+
+namespace datasite::cli {
+
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+// Where the server is and who is asking: `--server NAME` or `--url URL` (env DATASITE_URL), and
+// `--email`/`--password` (env DATASITE_EMAIL/DATASITE_PASSWORD) or `--token` (env DATASITE_TOKEN).
+struct ConnectionFlags {
+  std::string server;
+  std::string url;
+  std::string email;
+  std::string password;
+  std::string token;
+};
+
+// Adds the connection and credential options to a command, filling `f` during parse.
+void AddConnectionOptions(CLI::App* command, ConnectionFlags& f);
+
+// Who logs in: resolved from ConnectionFlags and the environment.
+struct Credentials {
+  enum class Kind { kGuest, kLogin, kToken };
+  Kind kind = Kind::kGuest;
+  std::string email;
+  std::string password;
+  std::string token;
+};
+
+// A connection with a token. Logs out at its end the session it logged in itself. Not thread-safe.
+class Session {
+ public:
+  explicit Session(std::unique_ptr<HttpClient> http);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  Status Authenticate(const Credentials& c);
+
+  // A JSON call; an error answer becomes a Status with the server's code and message.
+  Result<nlohmann::json> Call(std::string_view method, const std::string& target,
+                              const nlohmann::json* body = nullptr);
+
+  // The JSON of a 2xx answer ({} when empty), else the server's error as a Status.
+  Result<nlohmann::json> ParseAnswer(const HttpResponse& r, const std::string& what) const;
+
+  // The server's {"error": {"code", "message"}} as a Status.
+  Status ErrorFrom(const HttpResponse& r) const;
+
+  HttpClient& http() { return *http_; }
+
+ private:
+  Status UseToken(const nlohmann::json& answer);
+
+  std::unique_ptr<HttpClient> http_;
+  bool logged_in_ = false;
+};
+
+// Connects and authenticates (a guest session when no credentials are given, unless
+// `needs_account`), runs `body`, and logs out again. Returns the exit code: 0; 1 with
+// `error: MESSAGE` on stderr for a failure; 2 for a usage error.
+int WithSession(const ConnectionFlags& f, bool needs_account,
+                const std::function<Status(Session&)>& body);
+
+// Prints `error: MESSAGE` to stderr and returns `exit_code`.
+int Fail(const Status& status, int exit_code = kExitFailure);
+
+// JSON read without exceptions: a missing field, or one of the wrong type, reads as empty.
+const nlohmann::json& Field(const nlohmann::json& j, const char* key);
+std::string Str(const nlohmann::json& j, const char* key);
+int64_t Int(const nlohmann::json& j, const char* key, int64_t fallback = 0);
+// Indented JSON; invalid UTF-8 replaced.
+std::string Dump(const nlohmann::json& j);
+// The first line of `text`, at most `max_chars` UTF-8 characters (an ellipsis marks a cut).
+std::string OneLine(const std::string& text, size_t max_chars);
+// `s` without leading and trailing blanks and tabs.
+std::string Trim(const std::string& s);
+
+}  // namespace datasite::cli
+
+#endif  // DATASITE_CLI_SESSION_H_
