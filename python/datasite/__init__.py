@@ -10,15 +10,44 @@ Example::
                         password_verify="Secret-123", role=sy.ServiceRole.DATA_SCIENTIST)
     server.land()
 
-Standard library only.
+Standard library only (pandas and numpy are used when present).
+
+Code on private data::
+
+    asset = client.datasets["census"].assets["table"]
+
+    @sy.syft_function_single_use(data=asset)
+    def mean_age(data):
+        return float(data["age"].mean())
+
+    mean_age()                       # runs here, on the mock
+    request = client.code.request_code_execution(mean_age, reason="for the report")
+    # ... once a data owner approved it:
+    client.code.mean_age(data=asset).get()
 """
 
 __version__ = "0.1.0"
 
 from . import orchestra
 from .client import DatasiteClient, login, login_as_guest, register
+from .code import (
+    CodeHistory,
+    SubmitUserCode,
+    UserCode,
+    UserCodeList,
+    syft_function,
+    syft_function_single_use,
+)
 from .datasets import Asset, AssetList, Contributor, Dataset, DatasetCollection, DatasetList
-from .enums import DeploymentType, ServerSideType, ServerType, ServiceRole
+from .enums import (
+    DeploymentType,
+    JobStatus,
+    RequestStatus,
+    ServerSideType,
+    ServerType,
+    ServiceRole,
+    UserCodeStatus,
+)
 from .errors import (
     AlreadyExistsError,
     AuthenticationError,
@@ -28,6 +57,8 @@ from .errors import (
     IntegrityError,
     InternalServerError,
     InvalidArgumentError,
+    JobFailedError,
+    JobTimeoutError,
     MethodNotAllowedError,
     NotFoundError,
     PayloadTooLargeError,
@@ -38,7 +69,19 @@ from .errors import (
     SyftSuccess,
     UnavailableError,
 )
+from .jobs import Job, JobList, JobLogs, ResultPointer
 from .orchestra import ServerHandle
+from .policies import (
+    EmpyInputPolicy,
+    EmptyInputPolicy,
+    ExactMatch,
+    InputPolicy,
+    OutputPolicy,
+    OutputPolicyExecuteCount,
+    OutputPolicyExecuteOnce,
+    SingleExecutionExactOutput,
+)
+from .requests import Request, RequestList
 from .settings import Settings
 from .users import Account, User, UserCollection, UserList
 
@@ -87,4 +130,29 @@ __all__ = [
     "Account",
     "UserCollection",
     "UserList",
+    "syft_function",
+    "syft_function_single_use",
+    "SubmitUserCode",
+    "UserCode",
+    "UserCodeList",
+    "CodeHistory",
+    "InputPolicy",
+    "ExactMatch",
+    "EmpyInputPolicy",
+    "EmptyInputPolicy",
+    "OutputPolicy",
+    "OutputPolicyExecuteCount",
+    "OutputPolicyExecuteOnce",
+    "SingleExecutionExactOutput",
+    "Request",
+    "RequestList",
+    "RequestStatus",
+    "UserCodeStatus",
+    "Job",
+    "JobList",
+    "JobLogs",
+    "JobStatus",
+    "ResultPointer",
+    "JobFailedError",
+    "JobTimeoutError",
 ]

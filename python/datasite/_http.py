@@ -63,22 +63,45 @@ class Transport:
         # "localhost" always means this machine (RFC 6761), even where /etc/hosts lacks it.
         self._connect_url = connect_url(self.base_url)
 
-    def call(self, route, path_params=None, query=None, body=None, authenticated=True):
+    def call(
+        self, route, path_params=None, query=None, body=None, authenticated=True, timeout=None
+    ):
         """Calls a route of ``ROUTES``; returns the decoded JSON answer (None for no body).
 
-        Raises a ``DatasiteError`` subclass for an error answer and ``ServerConnectionError`` when
-        there is no answer at all.
+        ``timeout`` (seconds) replaces the transport's for this call, e.g. for a call the server
+        answers only once a job has ended. Raises a ``DatasiteError`` subclass for an error answer
+        and ``ServerConnectionError`` when there is no answer at all.
         """
-        method, template = ROUTES[route]
-        params = {k: urllib.parse.quote(str(v), safe="") for k, v in (path_params or {}).items()}
-        path = template.format(**params)
-        if query:
-            pairs = [(k, v) for k, v in query.items() if v is not None]
-            if pairs:
-                path += "?" + urllib.parse.urlencode(pairs)
-        return self.request(method, path, body=body, authenticated=authenticated)
+        method, path = route_path(route, path_params, query)
+        return self.request(method, path, body=body, authenticated=authenticated, timeout=timeout)
 
-    def request(self, method, path, body=None, authenticated=True):
+    def call_raw(self, route, path_params=None, query=None, timeout=None):
+        """Calls a route that answers bytes; returns ``(bytes, headers)`` (headers lower-cased).
+
+        For answers small enough to hold in memory (job results); streamed downloads of assets go
+        through ``_transfer``.
+        """
+        method, path = route_path(route, path_params, query)
+        headers = {"Accept": "*/*"}
+        if self.token:
+            headers["Authorization"] = "Bearer " + self.token
+        req = urllib.request.Request(self._connect_url + path, headers=headers, method=method)
+        try:
+            with self._opener.open(req, timeout=timeout or self.timeout) as resp:
+                raw = resp.read()
+                return raw, {k.lower(): v for k, v in resp.headers.items()}
+        except urllib.error.HTTPError as err:
+            raise _error_from_http(err.code, err.read(), err.headers) from None
+        except (urllib.error.URLError, socket.timeout, ConnectionError) as err:
+            raise self._unreachable(err) from None
+
+    def _unreachable(self, err):
+        reason = getattr(err, "reason", err)
+        return errors.ServerConnectionError(
+            None, "cannot reach the server at {}: {}".format(self.base_url, reason), None
+        )
+
+    def request(self, method, path, body=None, authenticated=True, timeout=None):
         headers = {"Accept": "application/json"}
         data = None
         if body is not None:
@@ -90,16 +113,25 @@ class Transport:
             self._connect_url + path, data=data, headers=headers, method=method
         )
         try:
-            with self._opener.open(req, timeout=self.timeout) as resp:
+            with self._opener.open(req, timeout=timeout or self.timeout) as resp:
                 return _decode(resp.read())
         except urllib.error.HTTPError as err:
             raw = err.read()
             raise _error_from_http(err.code, raw, err.headers) from None
         except (urllib.error.URLError, socket.timeout, ConnectionError) as err:
-            reason = getattr(err, "reason", err)
-            raise errors.ServerConnectionError(
-                None, "cannot reach the server at {}: {}".format(self.base_url, reason), None
-            ) from None
+            raise self._unreachable(err) from None
+
+
+def route_path(route, path_params=None, query=None):
+    """``(method, path with query)`` of a route of ``ROUTES``; path parameters are quoted."""
+    method, template = ROUTES[route]
+    params = {k: urllib.parse.quote(str(v), safe="") for k, v in (path_params or {}).items()}
+    path = template.format(**params)
+    if query:
+        pairs = [(k, v) for k, v in query.items() if v is not None]
+        if pairs:
+            path += "?" + urllib.parse.urlencode(pairs)
+    return method, path
 
 
 def _decode(raw):

@@ -23,8 +23,7 @@ import time
 import urllib.parse
 
 from . import errors
-from ._http import _error_from_http
-from ._routes import ROUTES
+from ._http import _error_from_http, route_path
 
 CHUNK_SIZE = 1 << 20
 PROGRESS_THRESHOLD = 16 << 20
@@ -292,17 +291,6 @@ def _connection(transport, timeout):
     return cls(host, parts.port, timeout=timeout)
 
 
-def _path_for(route, path_params=None, query=None):
-    method, template = ROUTES[route]
-    params = {k: urllib.parse.quote(str(v), safe="") for k, v in (path_params or {}).items()}
-    path = template.format(**params)
-    if query:
-        pairs = [(k, v) for k, v in query.items() if v is not None]
-        if pairs:
-            path += "?" + urllib.parse.urlencode(pairs)
-    return method, path
-
-
 def _unreachable(transport, err):
     return errors.ServerConnectionError(
         None, "cannot reach the server at {}: {}".format(transport.base_url, err), None
@@ -351,7 +339,7 @@ def upload(transport, payload, label="Uploading", progress_stream=None):
     Raises the server's error (``PayloadTooLargeError``, ``InvalidArgumentError``, ...) also when
     it comes before the whole body was sent.
     """
-    _, path = _path_for("blobs_upload", query={"format": payload.format})
+    _, path = route_path("blobs_upload", query={"format": payload.format})
     conn = _connection(transport, transport.timeout)
     progress = None
     try:
@@ -414,7 +402,7 @@ def download(transport, route, path_params, dest, label="Downloading", progress_
     Raises ``IntegrityError`` when the bytes do not match the ``X-Content-SHA256`` header (or
     the header is missing) and the server's error for an error answer.
     """
-    method, path = _path_for(route, path_params)
+    method, path = route_path(route, path_params)
     conn = _connection(transport, transport.timeout)
     try:
         headers = {"Accept": "*/*"}

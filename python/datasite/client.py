@@ -4,7 +4,8 @@ import getpass
 import sys
 import warnings
 
-from . import _display, datasets as _datasets
+from . import _display, code as _code, datasets as _datasets, jobs as _jobs
+from . import requests as _requests
 from ._http import Transport, base_url_for
 from ._routes import API_PREFIX
 from .errors import DatasiteWarning, SyftSuccess
@@ -127,6 +128,29 @@ class DatasiteClient:
     def datasets(self):
         """The server's datasets: list-like, with ``search``, ``get``, ``get_all``, ``delete``."""
         return _datasets.DatasetCollection(self)
+
+    @property
+    def code(self):
+        """Your code on the server (data owners and admins: everyone's): list-like, with
+        ``request_code_execution``, ``submit``, ``history``; ``client.code.NAME(...)`` runs the
+        newest version of NAME.
+        """
+        return _code.CodeCollection(self)
+
+    @property
+    def code_history(self):
+        """The versions of each function: ``client.code_history["mean_age"]``."""
+        return _code.CodeHistories(self)
+
+    @property
+    def requests(self):
+        """Code requests: a data scientist's own, everyone's for data owners and admins."""
+        return _requests.RequestCollection(self)
+
+    @property
+    def jobs(self):
+        """Runs of code on the server that you may see, newest first."""
+        return _jobs.JobCollection(self)
 
     def upload_dataset(self, dataset):
         """Uploads a ``sy.Dataset`` (data owners and admins): each asset's data and mock are

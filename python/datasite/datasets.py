@@ -316,6 +316,21 @@ class Asset:
         return self._remote.get(key) if self._remote is not None else None
 
     @property
+    def id(self):
+        """The asset's id on the server (None for an asset you are building); code binds its
+        inputs to assets by this id.
+        """
+        return self._field("id")
+
+    @property
+    def dataset_id(self):
+        return self._dataset_id
+
+    @property
+    def dataset_name(self):
+        return self._dataset_name
+
+    @property
     def format(self):
         if self.on_server:
             return self._remote.get("format")

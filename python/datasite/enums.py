@@ -80,3 +80,70 @@ def role_from_server(value):
         return ServiceRole(value)
     except ValueError:
         return value
+
+
+class _ServerEnum(str, enum.Enum):
+    """An enumeration whose values are the HTTP API's strings; also accepts member names."""
+
+    def __str__(self):
+        return self.value
+
+    @classmethod
+    def _missing_(cls, value):
+        if isinstance(value, str):
+            member = cls.__members__.get(value.strip().upper())
+            if member is not None:
+                return member
+        return None
+
+
+class RequestStatus(_ServerEnum):
+    """A code request's status. PySyft 0.9 calls a denied request ``REJECTED``; ``DENIED`` is the
+    same member.
+    """
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "denied"
+    DENIED = "denied"
+
+
+class UserCodeStatus(_ServerEnum):
+    """The review status of submitted code (PySyft's ``UserCodeStatus``)."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+
+
+class JobStatus(_ServerEnum):
+    """A job's status. PySyft 0.9's names ``CREATED`` and ``PROCESSING`` are the same members as
+    ``QUEUED`` and ``RUNNING``.
+    """
+
+    QUEUED = "queued"
+    CREATED = "queued"
+    RUNNING = "running"
+    PROCESSING = "running"
+    COMPLETED = "completed"
+    ERRORED = "errored"
+    TIMED_OUT = "timed_out"
+    KILLED = "killed"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def finished(self):
+        """True once the job has ended, however it ended."""
+        return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+def status_from_server(enum_cls, value):
+    """A member of ``enum_cls`` for a server string, or the string itself when it is unknown here
+    (a newer server), so reading an object never fails on a new status.
+    """
+    if value is None:
+        return None
+    try:
+        return enum_cls(value)
+    except ValueError:
+        return value

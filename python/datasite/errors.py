@@ -148,6 +148,26 @@ class ServerConnectionError(DatasiteError, ConnectionError):
     default_code = "CONNECTION_FAILED"
 
 
+class JobFailedError(DatasiteError):
+    """A job ended without a result: the user code raised, timed out, was killed or interrupted.
+
+    ``str(error)`` says which job and why (the job's ``error`` text, e.g. ``ZeroDivisionError:
+    division by zero``); ``job`` is the ``Job``, so ``error.job.logs()`` shows its output.
+    """
+
+    default_code = "JOB_FAILED"
+
+    def __init__(self, code=None, message="", status=None, job=None):
+        super().__init__(code, message, status)
+        self.job = job
+
+
+class JobTimeoutError(DatasiteError, TimeoutError):
+    """``job.wait(timeout=...)`` gave up before the job ended (the job goes on)."""
+
+    default_code = "DEADLINE_EXCEEDED"
+
+
 _BY_CODE = {
     cls.default_code: cls
     for cls in (

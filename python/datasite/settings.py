@@ -18,6 +18,7 @@ _FIELDS = (
     ("server_side_type", "Server side type"),
     ("association_request_auto_approval", "Association request auto approval"),
     ("allow_guest_sessions", "Allow guest sessions"),
+    ("output_review", "Output review"),
     ("version", "Version"),
 )
 
@@ -69,6 +70,14 @@ class Settings:
     def allow_guest_signup(self, enable):
         """PySyft's name for ``update(signup_enabled=enable)``."""
         return self.update(signup_enabled=bool(enable))
+
+    def set_output_review(self, enable):
+        """Turns output review on or off (admins): while on, results of approved runs on private
+        data are held until a data owner releases them (``job.release()``).
+        """
+        if not isinstance(enable, bool):
+            raise TypeError("set_output_review takes True or False, got {!r}".format(enable))
+        return self.update(output_review=enable)
 
     def welcome_customize(self, markdown):
         """Sets the welcome message shown on login."""

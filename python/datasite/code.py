@@ -1,0 +1,1024 @@
+"""Code that runs on private data: ``@sy.syft_function``, ``client.code`` and ``UserCode``.
+
+``@sy.syft_function_single_use(data=asset)`` captures a function's source (without its decorators)
+and binds its arguments: calling the result runs the function here, on the assets' mocks, to
+prototype it. ``client.code.request_code_execution(f, reason=...)`` sends it to the server and asks
+a data owner to approve it; ``client.code.<name>(data=asset)`` then runs it there on the private
+data and answers a pointer whose ``get()`` is the result.
+"""
+
+import ast
+import builtins
+import hashlib
+import inspect
+import keyword
+import symtable
+import textwrap
+import warnings
+
+from . import _display, errors
+from .enums import UserCodeStatus, status_from_server
+from .errors import DatasiteWarning, SyftSuccess
+from .jobs import Job, JobList, pointer_for
+from .policies import (
+    Binding,
+    ExactMatch,
+    InputPolicy,
+    OutputPolicyExecuteOnce,
+    input_policy_of,
+    output_policy_from_server,
+    output_policy_of,
+)
+
+ALREADY_EXISTS_MESSAGE = "UserCode with this code already exists"
+# How long a blocking run may take over HTTP beyond the job's own limit (queueing, result
+# transfer); without a timeout_seconds the wait is bounded by DEFAULT_BLOCKING_SECONDS.
+BLOCKING_MARGIN_SECONDS = 120
+DEFAULT_BLOCKING_SECONDS = 3600
+
+
+def source_hash(source):
+    """The ``code_hash`` the server computes: SHA-256 of the source text exactly as sent."""
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()
+
+
+# Capturing a function ----------------------------------------------------------------------------
+
+
+def _function_source(func):
+    """The source of ``func``'s ``def`` without its decorators, dedented; refuses what the server
+    could not run from the source alone.
+    """
+    if not inspect.isfunction(func):
+        raise TypeError(
+            "syft_function decorates a function (def ...), got {}".format(type(func).__name__)
+        )
+    name = func.__name__
+    if name == "<lambda>":
+        raise TypeError(
+            "a lambda can't be sent to the server: write it as a function (def name(...): ...)"
+        )
+    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+        raise TypeError("{} is async: the server runs plain functions".format(name))
+    if inspect.isgeneratorfunction(func):
+        raise TypeError(
+            "{} is a generator (it yields): the server sends back what a function returns; "
+            "return a list instead".format(name)
+        )
+    free = func.__code__.co_freevars
+    if free:
+        raise TypeError(
+            "{} uses {} from the function it is defined in; the server runs the function's "
+            "source alone. Define it at the top level of a module or notebook cell and pass "
+            "such values as inputs".format(name, ", ".join(repr(v) for v in free))
+        )
+    try:
+        raw = inspect.getsource(func)
+    except (OSError, TypeError) as err:
+        raise ValueError(
+            "cannot find the source of {} ({}): define it in a file or a notebook cell, not "
+            "with exec() or at an interactive prompt without history".format(name, err)
+        ) from None
+    text = textwrap.dedent(raw)
+    try:
+        tree = ast.parse(text)
+    except SyntaxError as err:
+        raise ValueError("cannot parse the source of {}: {}".format(name, err)) from None
+    node = next(
+        (
+            n
+            for n in tree.body
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name
+        ),
+        None,
+    )
+    if node is None:
+        raise ValueError("cannot find 'def {}' in its source".format(name))
+    lines = text.splitlines()
+    body = "\n".join(lines[node.lineno - 1 : node.end_lineno])
+    return textwrap.dedent(body).rstrip() + "\n"
+
+
+def _outside_names(source, name):
+    """Names ``name``'s body reads that are neither its own nor builtins (the server won't have
+    them: modules the function uses must be imported inside it).
+    """
+    try:
+        table = symtable.symtable(source, "<code>", "exec")
+    except SyntaxError:
+        return []
+    found = set()
+
+    def visit(t):
+        for sym in t.get_symbols():
+            if sym.is_global() and sym.is_referenced() and not sym.is_assigned():
+                found.add(sym.get_name())
+        for child in t.get_children():
+            visit(child)
+
+    for child in table.get_children():
+        if child.get_name() == name:
+            visit(child)
+    return sorted(n for n in found if n != name and not hasattr(builtins, n))
+
+
+def _renamed(source, old, new):
+    """``source`` with its ``def old`` named ``new`` (old stays usable inside, for recursion)."""
+    tree = ast.parse(source)
+    node = tree.body[0]
+    lines = source.split("\n")
+    line = lines[node.lineno - 1]
+    at = line.index("def ") + len("def ")
+    rest = line[at:].lstrip()
+    assert rest.startswith(old), (line, old)
+    lines[node.lineno - 1] = line[:at] + new + rest[len(old) :]
+    text = "\n".join(lines)
+    if old in _outside_names(text, new):
+        text = text.rstrip("\n") + "\n\n\n{} = {}\n".format(old, new)
+    return text
+
+
+def _check_signature(func, name, policy):
+    sig = inspect.signature(func)
+    params = sig.parameters
+    has_varkw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    for p in params.values():
+        if p.kind is p.POSITIONAL_ONLY:
+            raise TypeError(
+                "{}: argument {!r} is positional-only; the server passes inputs by name".format(
+                    name, p.name
+                )
+            )
+    for arg in policy.bindings:
+        if arg not in params and not has_varkw:
+            raise TypeError(
+                "the input policy binds {!r}, but {}{} has no such argument".format(arg, name, sig)
+            )
+    for p in params.values():
+        needed = p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        if needed and p.name not in policy.bindings:
+            raise TypeError(
+                "{}{} needs {!r}, which the input policy does not bind: add it, e.g. "
+                "@sy.syft_function_single_use({}=asset)".format(name, sig, p.name, p.name)
+            )
+
+
+class SubmitUserCode:
+    """A decorated function before it is on the server (PySyft's ``SubmitUserCode``).
+
+    Calling it runs the original function here, with each asset argument replaced by the asset's
+    mock and the constants of the input policy; arguments you pass override those. Send it with
+    ``client.code.request_code_execution(f, reason=...)`` or ``client.code.submit(f)``.
+    """
+
+    def __init__(self, func, input_policy=None, output_policy=None, name=None):
+        source = _function_source(func)
+        self.local_function = func
+        self.func_name = func.__name__
+        self.input_policy = input_policy_of(input_policy)
+        self.output_policy = output_policy_of(output_policy)
+        _check_signature(func, self.func_name, self.input_policy)
+        if name is None:
+            name = self.func_name
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise ValueError("name must be a Python identifier, got {!r}".format(name))
+        if name != self.func_name:
+            source = _renamed(source, self.func_name, name)
+        self.service_func_name = name
+        self.code = source
+        self.signature = inspect.signature(func)
+        self.__doc__ = func.__doc__
+        self.__wrapped__ = func
+        outside = [n for n in _outside_names(source, name) if n != self.func_name]
+        if outside:
+            warnings.warn(
+                DatasiteWarning(
+                    "{} uses {}, defined outside it; the server runs the function's source "
+                    "alone, so import modules inside the function and pass values as "
+                    "inputs".format(name, ", ".join(outside))
+                ),
+                stacklevel=3,
+            )
+
+    @property
+    def name(self):
+        return self.service_func_name
+
+    @property
+    def raw_code(self):
+        return self.code
+
+    @property
+    def input_kwargs(self):
+        return list(self.input_policy.bindings)
+
+    @property
+    def code_hash(self):
+        return source_hash(self.code)
+
+    def __call__(self, *args, **kwargs):
+        """Runs the function here: on the mocks of the bound assets and the bound constants,
+        with the arguments you give instead of those.
+        """
+        bound = self.signature.bind_partial(*args, **kwargs)
+        params = self.signature.parameters
+        varkw = next((p.name for p in params.values() if p.kind is p.VAR_KEYWORD), None)
+        given = set(bound.arguments)
+        if varkw is not None:
+            given |= set(bound.arguments.get(varkw, {}))
+        for arg, binding in self.input_policy.bindings.items():
+            if arg in given:
+                continue
+            value = _local_value(arg, binding.asset if binding.is_asset else binding.value)
+            if arg in params:
+                bound.arguments[arg] = value
+            else:
+                bound.arguments.setdefault(varkw, {})[arg] = value
+        for arg, value in list(bound.arguments.items()):
+            if arg == varkw:
+                bound.arguments[arg] = {k: _local_value(k, v) for k, v in value.items()}
+            else:
+                bound.arguments[arg] = _local_value(arg, value)
+        return self.local_function(*bound.args, **bound.kwargs)
+
+    def to_wire(self):
+        """The body of ``POST /api/v1/code``."""
+        return {
+            "name": self.service_func_name,
+            "source": self.code,
+            "inputs": self.input_policy.to_wire(),
+            "output_policy": self.output_policy.to_wire(),
+        }
+
+    # Display --------------------------------------------------------------------------------
+
+    def _rows(self):
+        return [
+            ("Name", self.service_func_name),
+            ("Output policy", self.output_policy.describe()),
+            ("Submitted", "not yet: client.code.request_code_execution(f, reason=...)"),
+        ]
+
+    def __repr__(self):
+        return "\n\n".join(
+            [
+                _display.text_fields("SubmitUserCode", self._rows()),
+                _bindings_text(self.input_policy),
+                "Code:\n" + self.code,
+            ]
+        )
+
+    def _repr_html_(self):
+        return (
+            _display.html_fields("SubmitUserCode: " + self.service_func_name, self._rows())
+            + _bindings_html(self.input_policy)
+            + _source_html(self.code)
+        )
+
+    def _repr_markdown_(self):
+        return (
+            _display.md_fields("SubmitUserCode: " + self.service_func_name, self._rows())
+            + "\n"
+            + _bindings_markdown(self.input_policy)
+            + "\n"
+            + _source_markdown(self.code)
+        )
+
+
+def _local_value(arg, value):
+    """An asset's mock (for local runs); anything else as is."""
+    from .datasets import Asset
+
+    if not isinstance(value, Asset):
+        return value
+    if not value.has_mock:
+        raise ValueError(
+            "argument {!r}: asset {!r} has an empty mock, so there is nothing to run on here; "
+            "pass data of the same shape yourself, e.g. f({}=my_frame)".format(
+                arg, value.name, arg
+            )
+        )
+    return value.mock
+
+
+def syft_function(
+    input_policy=None,
+    output_policy=None,
+    share_results_with_owners=False,
+    worker_pool_name=None,
+    name=None,
+):
+    """Decorator: ``@sy.syft_function(input_policy=sy.ExactMatch(data=asset),
+    output_policy=sy.SingleExecutionExactOutput())``. Without an output policy the code may run
+    once. ``name`` submits the function under another name.
+    """
+    if inspect.isfunction(input_policy):
+        raise TypeError(
+            "syft_function takes policies: write @sy.syft_function(input_policy=..., "
+            "output_policy=...) with parentheses, or @sy.syft_function_single_use(data=asset)"
+        )
+    _refuse_unsupported(share_results_with_owners, worker_pool_name)
+    in_policy = input_policy_of(input_policy)
+    out_policy = output_policy_of(output_policy)
+
+    def decorator(func):
+        return SubmitUserCode(func, in_policy, out_policy, name=name)
+
+    return decorator
+
+
+def syft_function_single_use(
+    *args, share_results_with_owners=False, worker_pool_name=None, name=None, **kwargs
+):
+    """Decorator: ``@sy.syft_function_single_use(data=asset, bins=10)`` binds the arguments
+    (``sy.ExactMatch``) and allows one run on private data (``sy.SingleExecutionExactOutput``).
+    """
+    if len(args) == 1 and inspect.isfunction(args[0]) and not kwargs:
+        raise TypeError(
+            "syft_function_single_use binds inputs: write "
+            "@sy.syft_function_single_use(data=asset, ...) with parentheses"
+        )
+    if args:
+        raise TypeError(
+            "syft_function_single_use takes inputs by name, e.g. "
+            "@sy.syft_function_single_use(data=asset)"
+        )
+    return syft_function(
+        input_policy=ExactMatch(**kwargs),
+        output_policy=OutputPolicyExecuteOnce(),
+        share_results_with_owners=share_results_with_owners,
+        worker_pool_name=worker_pool_name,
+        name=name,
+    )
+
+
+def _refuse_unsupported(share_results_with_owners, worker_pool_name):
+    if share_results_with_owners:
+        raise ValueError(
+            "share_results_with_owners: results go to the code's author only; a data owner "
+            "reads a review run's result (request.code.run()) instead"
+        )
+    if worker_pool_name is not None:
+        raise ValueError(
+            "worker_pool_name: this server has one pool of sandboxed workers; leave it out"
+        )
+
+
+# Display helpers shared by SubmitUserCode and UserCode ----------------------------------------
+
+
+def _bindings_text(policy):
+    rows = [(arg, b.describe()) for arg, b in policy.bindings.items()]
+    return _display.text_fields(
+        "Inputs ({})".format(type(policy).__name__), rows or [("", "none")]
+    )
+
+
+def _bindings_html(policy):
+    rows = [(arg, b.describe()) for arg, b in policy.bindings.items()]
+    html = _display.html_fields("", rows or [("", "none")]).replace("<h3></h3>", "")
+    return "<h4>Inputs ({})</h4>{}".format(_display.esc(type(policy).__name__), html)
+
+
+def _bindings_markdown(policy):
+    rows = [(arg, b.describe()) for arg, b in policy.bindings.items()]
+    return _display.md_fields("Inputs ({})".format(type(policy).__name__), rows)
+
+
+def _source_html(source):
+    return '<h4>Code</h4><pre class="datasite-code"><code>{}</code></pre>'.format(
+        _display.esc(source)
+    )
+
+
+def _source_markdown(source):
+    longest, run = 0, 0
+    for ch in source or "":
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * max(3, longest + 1)
+    return "{}python\n{}\n{}\n".format(fence, (source or "").rstrip("\n"), fence)
+
+
+class CodeText(str):
+    """Source code that notebooks show highlighted; ``print`` it for the plain text."""
+
+    def __repr__(self):
+        return str(self)
+
+    def _repr_markdown_(self):
+        return _source_markdown(self)
+
+
+# Code on the server ------------------------------------------------------------------------------
+
+
+def _person(user):
+    if not isinstance(user, dict):
+        return _display.show(user)
+    name, email = user.get("name"), user.get("email")
+    if name and email:
+        return "{} <{}>".format(name, email)
+    return _display.show(name or email)
+
+
+class BoundAssets(list):
+    """The assets a piece of code is bound to: index by position, argument name or asset name."""
+
+    def __init__(self, pairs):
+        super().__init__(asset for _, asset in pairs)
+        self._by_arg = dict(pairs)
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            if key in self._by_arg:
+                return self._by_arg[key]
+            for asset in self:
+                if asset.name == key:
+                    return asset
+            raise KeyError(
+                "no input or asset named {!r}; the inputs are: {}".format(
+                    key, ", ".join(self._by_arg) or "none"
+                )
+            )
+        return super().__getitem__(key)
+
+    def items(self):
+        return self._by_arg.items()
+
+    def __repr__(self):
+        return _display.text_table(
+            ("input", "dataset", "asset", "format"),
+            [(arg, a._dataset_name, a.name, a.format) for arg, a in self._by_arg.items()],
+        )
+
+    def _repr_html_(self):
+        return _display.html_table(
+            "Assets",
+            ("input", "dataset", "asset", "format"),
+            [(arg, a._dataset_name, a.name, a.format) for arg, a in self._by_arg.items()],
+        )
+
+
+class UserCode:
+    """Code on the server (PySyft's ``UserCode``), as the server last described it.
+
+    ``source``, ``inputs``/``input_policy``, ``output_policy``, ``status`` (a
+    ``sy.UserCodeStatus``, None before a request), ``request``, ``assets``. Calling it runs it on
+    the server: ``code(data=asset)`` on the private data (its author once approved, data owners
+    any time as a review), ``code.mock(...)`` on the mocks.
+    """
+
+    def __init__(self, data, client):
+        self._client = client
+        self._assets = None
+        self._load(data)
+
+    def _load(self, data):
+        data = dict(data or {})
+        self._data = data
+        self.id = data.get("id")
+        self.name = data.get("name")
+        self.version = data.get("version")
+        self.source = data.get("source")
+        self.code_hash = data.get("code_hash")
+        self.user = data.get("user")
+        self.created_at = data.get("created_at")
+        self.input_policy = ExactMatch._from_server(data.get("inputs"))
+        self.output_policy = output_policy_from_server(data.get("output_policy"))
+        request = data.get("request")
+        self.request_info = dict(request) if isinstance(request, dict) else None
+
+    def to_dict(self):
+        return dict(self._data)
+
+    # PySyft's names.
+    @property
+    def service_func_name(self):
+        return self.name
+
+    func_name = service_func_name
+
+    @property
+    def raw_code(self):
+        return self.source
+
+    code = raw_code
+
+    @property
+    def user_email(self):
+        return (self.user or {}).get("email")
+
+    @property
+    def user_name(self):
+        return (self.user or {}).get("name")
+
+    @property
+    def submit_time(self):
+        return self.created_at
+
+    @property
+    def inputs(self):
+        """What the server says each argument is bound to: ``{"data": {"asset_id", "dataset_id",
+        "dataset", "asset"}, "bins": {"value": 10}}``.
+        """
+        return {arg: dict(b.server) for arg, b in self.input_policy.bindings.items()}
+
+    @property
+    def input_kwargs(self):
+        return list(self.input_policy.bindings)
+
+    @property
+    def status(self):
+        """``sy.UserCodeStatus`` of its request (None when no request was made)."""
+        if not self.request_info:
+            return None
+        return status_from_server(UserCodeStatus, self.request_info.get("status"))
+
+    @property
+    def request(self):
+        """The ``Request`` for this code (None when none was made)."""
+        from .requests import Request
+
+        if not self.request_info or not self.request_info.get("id"):
+            return None
+        data = self._client._transport.call(
+            "request_get", path_params={"id": self.request_info["id"]}
+        )
+        return Request(data, self._client)
+
+    @property
+    def assets(self):
+        """The assets the inputs are bound to (read from the server once)."""
+        if self._assets is None:
+            datasets, pairs = {}, []
+            for arg, binding in self.input_policy.bindings.items():
+                if not binding.is_asset:
+                    continue
+                info = binding.server
+                dataset_id = info.get("dataset_id")
+                if dataset_id not in datasets:
+                    datasets[dataset_id] = self._client.datasets.get(dataset_id)
+                dataset = datasets[dataset_id]
+                asset = next(
+                    (a for a in dataset.assets if a.id and a.id == info.get("asset_id")), None
+                )
+                if asset is None:
+                    asset = dataset.assets[info.get("asset")]
+                pairs.append((arg, asset))
+            self._assets = BoundAssets(pairs)
+        return self._assets
+
+    @property
+    def jobs(self):
+        """This code's jobs that you may see, newest first."""
+        return self._client.jobs.get_all(code_id=self.id)
+
+    def history(self):
+        """Every version of this function (same name), oldest first."""
+        return self._client.code.history(self.name)
+
+    def refresh(self):
+        self._load(self._client._transport.call("code_get", path_params={"id": self.id}))
+        self._assets = None
+        return self
+
+    def show_code(self):
+        """The source (rendered with highlighting in notebooks)."""
+        return CodeText(self.source or "")
+
+    def source_text(self):
+        return self.source or ""
+
+    # Running ---------------------------------------------------------------------------------
+
+    def _run_inputs(self, kwargs):
+        """The ``inputs`` of a run: None when none are given (the policy's own), else the
+        policy's bindings with the given ones in their place.
+        """
+        if not kwargs:
+            return None
+        unknown = [k for k in kwargs if k not in self.input_policy.bindings]
+        if unknown:
+            raise TypeError(
+                "{} has no input {}; its inputs are: {}".format(
+                    self.name,
+                    ", ".join(repr(k) for k in unknown),
+                    ", ".join(self.input_policy.bindings) or "none",
+                )
+            )
+        inputs = {}
+        for arg, binding in self.input_policy.bindings.items():
+            if arg in kwargs:
+                value = kwargs[arg]
+                _refuse_local_data(arg, binding, value)
+                inputs[arg] = Binding.of(arg, value).to_wire()
+            else:
+                inputs[arg] = binding.to_wire()
+        return inputs
+
+    def _start(self, kwargs, mock, blocking, timeout_seconds):
+        body = {"mock": bool(mock), "blocking": bool(blocking)}
+        inputs = self._run_inputs(kwargs)
+        if inputs is not None:
+            body["inputs"] = inputs
+        http_timeout = None
+        if timeout_seconds is not None:
+            if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, (int, float)):
+                raise TypeError(
+                    "timeout_seconds must be a number, got {!r}".format(timeout_seconds)
+                )
+            body["timeout_seconds"] = timeout_seconds
+        if blocking:
+            http_timeout = (
+                timeout_seconds + BLOCKING_MARGIN_SECONDS
+                if timeout_seconds is not None
+                else DEFAULT_BLOCKING_SECONDS
+            )
+        data = self._client._transport.call(
+            "code_run", path_params={"id": self.id}, body=body, timeout=http_timeout
+        )
+        return Job(data, self._client)
+
+    def __call__(self, *args, blocking=True, timeout_seconds=None, **kwargs):
+        """Runs the code on the server on the private data: its author once the request is
+        approved (as often as the output policy allows; after that the last result is given
+        again), a data owner or admin any time (a review run).
+
+        ``blocking=True`` waits and answers a pointer whose ``get()`` is the value, raising
+        ``JobFailedError`` when the code failed; ``blocking=False`` answers the ``Job`` at once.
+        Inputs default to the policy's; the ones you give must be the same.
+        """
+        if args:
+            raise TypeError(
+                "pass inputs by name, e.g. client.code.{}({}=asset)".format(
+                    self.name, next(iter(self.input_policy.bindings), "data")
+                )
+            )
+        job = self._start(kwargs, mock=False, blocking=blocking, timeout_seconds=timeout_seconds)
+        return pointer_for(job) if blocking else job
+
+    def mock(self, *args, blocking=True, timeout_seconds=None, **kwargs):
+        """Runs the code on the server on the mocks of its assets; no approval needed and no run
+        of the output policy used.
+        """
+        if args:
+            raise TypeError("pass inputs by name, e.g. code.mock(data=asset)")
+        job = self._start(kwargs, mock=True, blocking=blocking, timeout_seconds=timeout_seconds)
+        return pointer_for(job) if blocking else job
+
+    def run(self, **kwargs):
+        """Runs the code on the server on the private data and returns the value: for a data
+        owner a review run (before or after deciding), for the author an approved run.
+        """
+        return self(**kwargs).get()
+
+    # Display --------------------------------------------------------------------------------
+
+    def _rows(self):
+        policy = self.output_policy
+        return [
+            ("Id", self.id),
+            ("Name", self.name),
+            ("Version", self.version),
+            ("Status", self.status if self.status is not None else "not requested"),
+            ("Author", _person(self.user)),
+            ("Submitted", self.created_at),
+            ("Output policy", policy.describe() if policy else ""),
+            ("Code hash", self.code_hash),
+        ]
+
+    def _inputs_text(self):
+        return _bindings_text(self.input_policy)
+
+    def _inputs_html(self):
+        return _bindings_html(self.input_policy)
+
+    def _inputs_markdown(self):
+        return _bindings_markdown(self.input_policy)
+
+    def _source_html(self):
+        return _source_html(self.source)
+
+    def _source_markdown(self):
+        return "#### Code\n\n" + _source_markdown(self.source)
+
+    def __repr__(self):
+        return "\n\n".join(
+            [
+                _display.text_fields("UserCode", self._rows()),
+                self._inputs_text(),
+                "Code:\n" + self.source_text(),
+            ]
+        )
+
+    def _repr_html_(self):
+        return (
+            _display.html_fields("UserCode: " + _display.show(self.name), self._rows())
+            + self._inputs_html()
+            + self._source_html()
+        )
+
+    def _repr_markdown_(self):
+        return (
+            _display.md_fields("UserCode: " + _display.show(self.name), self._rows())
+            + "\n"
+            + self._inputs_markdown()
+            + "\n"
+            + self._source_markdown()
+        )
+
+
+def _refuse_local_data(arg, binding, value):
+    """A DataFrame or array given where an asset is bound: the server has the data; the asset
+    must be passed.
+    """
+    from .datasets import Asset
+
+    if binding.is_asset and not isinstance(value, Asset):
+        raise TypeError(
+            "argument {!r} is bound to asset {}: pass that asset (e.g. "
+            "client.datasets[...].assets[...]), not data; the server runs on its own "
+            "copy".format(arg, binding.describe())
+        )
+
+
+_CODE_COLUMNS = ("name", "version", "status", "author", "inputs", "created_at", "id")
+
+
+def _code_row(c):
+    return [
+        c.name,
+        c.version,
+        c.status if c.status is not None else "not requested",
+        _person(c.user),
+        ", ".join(c.input_kwargs),
+        c.created_at,
+        c.id,
+    ]
+
+
+class UserCodeList(list):
+    """Code that renders as a table; index by position, by name (the newest of that name) or by
+    id.
+    """
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            for code in self:
+                if code.id == key:
+                    return code
+            named = [c for c in self if c.name == key]
+            if named:
+                return max(named, key=lambda c: (c.created_at or "", c.version or 0))
+            raise KeyError("no code named {!r}".format(key))
+        result = super().__getitem__(key)
+        return UserCodeList(result) if isinstance(key, slice) else result
+
+    def names(self):
+        seen = []
+        for code in self:
+            if code.name not in seen:
+                seen.append(code.name)
+        return seen
+
+    def __repr__(self):
+        return _display.text_table(_CODE_COLUMNS, [_code_row(c) for c in self])
+
+    def _repr_html_(self):
+        return _display.html_table("UserCode List", _CODE_COLUMNS, [_code_row(c) for c in self])
+
+
+class CodeHistory(UserCodeList):
+    """The versions of one function, oldest first (``[-1]`` is the newest)."""
+
+    def __init__(self, name, items):
+        super().__init__(sorted(items, key=lambda c: (c.version or 0, c.created_at or "")))
+        self.name = name
+
+    def _repr_html_(self):
+        return _display.html_table(
+            "History of " + _display.show(self.name), _CODE_COLUMNS, [_code_row(c) for c in self]
+        )
+
+
+class CodeHistories:
+    """``client.code_history``: the versions of each of your functions, by name
+    (``client.code_history["mean_age"]`` or ``client.code_history.mean_age``).
+    """
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getitem__(self, name):
+        return self._client.code.history(name)
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        history = self._client.code.history(name)
+        if not history:
+            raise AttributeError("no code named {!r}".format(name))
+        return history
+
+    def _table(self):
+        counts = {}
+        for code in self._client.code.get_all():
+            counts[code.name] = counts.get(code.name, 0) + 1
+        return [(name, n) for name, n in counts.items()]
+
+    def __repr__(self):
+        return _display.text_table(("name", "versions"), self._table())
+
+    def _repr_html_(self):
+        return _display.html_table("Code history", ("name", "versions"), self._table())
+
+
+class CodeCollection:
+    """``client.code``: your code (data owners and admins: everyone's), newest first, fetched
+    anew on each use.
+
+    List-like (``[0]``, ``["mean_age"]`` for the newest of that name, iteration); ``submit``,
+    ``request_code_execution``, ``history``, ``get``; ``client.code.mean_age`` is the newest
+    version of ``mean_age``, callable to run it on the server. A function whose name is also a
+    method here (``submit``, ``history``, ...) is reached with ``client.code["submit"]``.
+    """
+
+    def __init__(self, client):
+        self._client = client
+
+    def _call(self, route, **kwargs):
+        return self._client._transport.call(route, **kwargs)
+
+    def get_all(self, name=None):
+        """Code, newest first; only versions of ``name`` when given."""
+        data = self._call("code_list", query={"name": name}) or {}
+        return UserCodeList(UserCode(item, self._client) for item in data.get("items") or [])
+
+    def get(self, code_id):
+        """One piece of code by id; NotFoundError when there is none you may see."""
+        return UserCode(self._call("code_get", path_params={"id": code_id}), self._client)
+
+    get_by_id = get
+    get_by_uid = get
+
+    def history(self, name):
+        """Every version of the function ``name``, oldest first."""
+        if not isinstance(name, str) or not name:
+            raise TypeError("history takes a function name, e.g. history('mean_age')")
+        return CodeHistory(name, self.get_all(name=name))
+
+    def get_by_name(self, name):
+        """The newest version of the function ``name``; NotFoundError when there is none."""
+        items = self.get_all(name=name)
+        if not items:
+            raise errors.NotFoundError(
+                None, "no code named {!r} that you may see".format(name), None
+            )
+        return items[name]
+
+    def _submit(self, code):
+        if not isinstance(code, SubmitUserCode):
+            if inspect.isfunction(code):
+                raise TypeError(
+                    "{} is a plain function: decorate it with "
+                    "@sy.syft_function_single_use(data=asset) or @sy.syft_function(...) "
+                    "first".format(code.__name__)
+                )
+            raise TypeError(
+                "expected a function decorated with @sy.syft_function, got {}".format(
+                    type(code).__name__
+                )
+            )
+        data = self._call("code_submit", body=code.to_wire())
+        return UserCode(data, self._client)
+
+    def _existing(self, code):
+        """The code already on the server with exactly this source (same name), or None."""
+        digest = code.code_hash
+        for item in self.get_all(name=code.service_func_name):
+            if item.code_hash == digest or item.source == code.code:
+                return item
+        return None
+
+    def _already_exists(self, err, existing):
+        where = ""
+        if existing is not None:
+            where = " ({} version {}, id {}".format(existing.name, existing.version, existing.id)
+            if existing.request_info:
+                where += ", request {} {}".format(
+                    existing.request_info.get("id"), existing.request_info.get("status")
+                )
+            where += ")"
+        return errors.AlreadyExistsError(
+            err.code,
+            "{}{}: {}. Change the code to submit a new version, or run this one with "
+            "client.code.{}(...)".format(
+                ALREADY_EXISTS_MESSAGE,
+                where,
+                err.message,
+                existing.name if existing is not None else "<name>",
+            ),
+            err.status,
+        )
+
+    def submit(self, code):
+        """Sends decorated code to the server without asking for approval; returns SyftSuccess
+        whose ``value`` is the ``UserCode``. The same source again is refused
+        (``AlreadyExistsError``).
+        """
+        try:
+            user_code = self._submit(code)
+        except errors.AlreadyExistsError as err:
+            raise self._already_exists(err, self._existing(code)) from None
+        return SyftSuccess(
+            "User Code Submitted: {} version {}.".format(user_code.name, user_code.version),
+            value=user_code,
+        )
+
+    def request_code_execution(self, code, reason=""):
+        """Submits decorated code and asks the data owners to approve it; returns the
+        ``Request``. Code submitted earlier with ``submit`` and not yet requested is requested;
+        the same code requested before is refused (``AlreadyExistsError`` naming it).
+        """
+        if reason is not None and not isinstance(reason, str):
+            raise TypeError("reason must be text, got {!r}".format(reason))
+        from .requests import Request
+
+        try:
+            user_code = self._submit(code)
+        except errors.AlreadyExistsError as err:
+            existing = self._existing(code)
+            if existing is None or existing.request_info:
+                raise self._already_exists(err, existing) from None
+            user_code = existing
+        body = {"code_id": user_code.id}
+        if reason:
+            body["reason"] = reason
+        return Request(self._call("requests_create", body=body), self._client)
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        items = self.get_all(name=name)
+        if not items:
+            mine = self.get_all().names()
+            raise AttributeError(
+                "no code named {!r}; {}".format(
+                    name,
+                    "the code you may see: " + ", ".join(mine)
+                    if mine
+                    else "submit some with client.code.request_code_execution(f)",
+                )
+            )
+        return items[name]
+
+    def __dir__(self):
+        names = set(object.__dir__(self))
+        try:
+            names |= set(self.get_all().names())
+        except errors.DatasiteError:  # Tab completion must not fail.
+            pass
+        return sorted(names)
+
+    def __len__(self):
+        return len(self.get_all())
+
+    def __iter__(self):
+        return iter(self.get_all())
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            items = self.get_all()
+            try:
+                return items[key]
+            except KeyError:
+                raise KeyError(
+                    "no code named or with id {!r}; names: {}".format(
+                        key, ", ".join(items.names()) or "none"
+                    )
+                ) from None
+        return self.get_all()[key]
+
+    def __repr__(self):
+        return repr(self.get_all())
+
+    def _repr_html_(self):
+        return self.get_all()._repr_html_()
+
+
+__all__ = [
+    "BoundAssets",
+    "CodeCollection",
+    "CodeHistories",
+    "CodeHistory",
+    "CodeText",
+    "InputPolicy",
+    "JobList",
+    "SubmitUserCode",
+    "UserCode",
+    "UserCodeList",
+    "source_hash",
+    "syft_function",
+    "syft_function_single_use",
+]

@@ -1,0 +1,483 @@
+"""Jobs: runs of code on the server (``client.jobs``, ``job.wait()``, ``job.get()``,
+``job.logs()``).
+
+A job's result comes back as JSON, CSV, .npy or bytes and is decoded here: JSON to the Python
+value, CSV to a pandas DataFrame (the text without pandas), .npy to a numpy array (bytes without
+numpy).
+"""
+
+import base64
+import binascii
+import hashlib
+import io
+import json
+import time
+import warnings
+
+from . import _display, _transfer, errors
+from .enums import JobStatus, status_from_server
+from .errors import DatasiteWarning, SyftSuccess
+
+# Polling of a job that has not ended: the first wait is short (most jobs end within
+# milliseconds once running), later ones grow up to POLL_MAX_SECONDS.
+POLL_FIRST_SECONDS = 0.005
+POLL_MAX_SECONDS = 0.5
+POLL_GROWTH = 1.5
+_FAILED = (JobStatus.ERRORED, JobStatus.TIMED_OUT, JobStatus.KILLED, JobStatus.INTERRUPTED)
+
+
+# Results -----------------------------------------------------------------------------------------
+
+
+def decode_result(fmt, raw):
+    """The Python value of a result's bytes in format ``fmt``."""
+    if fmt == "json":
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as err:
+            raise errors.DatasiteError(
+                "BAD_RESPONSE", "the job's JSON result does not parse: {}".format(err), None
+            ) from None
+    if fmt == "csv":
+        return _csv_value(raw.decode("utf-8"))
+    if fmt == "npy":
+        np = _transfer._numpy()
+        if np is None:
+            return bytes(raw)
+        return np.load(io.BytesIO(raw), allow_pickle=False)
+    return bytes(raw)
+
+
+def _csv_value(text):
+    pd = _transfer._pandas()
+    if pd is None:
+        return text
+    if not text.strip():
+        return pd.DataFrame()
+    return pd.read_csv(io.StringIO(text))
+
+
+def decode_inline(fmt, inline):
+    """The Python value of a result carried inline in the job (JSON value, CSV text, base64)."""
+    if fmt == "json":
+        return inline
+    if fmt == "csv":
+        return _csv_value(inline)
+    try:
+        raw = base64.b64decode(inline, validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        raise errors.DatasiteError(
+            "BAD_RESPONSE", "the job's inline {} result is not base64".format(fmt), None
+        ) from None
+    return decode_result(fmt, raw)
+
+
+# Logs --------------------------------------------------------------------------------------------
+
+
+class JobLogs(str):
+    """A job's output as text (stdout, then stderr when you may read it); ``stdout`` and
+    ``stderr`` are also apart (``stderr`` is None for data scientists).
+    """
+
+    def __new__(cls, stdout, stderr):
+        text = stdout or ""
+        if stderr:
+            if text and not text.endswith("\n"):
+                text += "\n"
+            text += "--- stderr ---\n" + stderr
+        obj = super().__new__(cls, text)
+        obj.stdout = stdout
+        obj.stderr = stderr
+        return obj
+
+    def __repr__(self):
+        return str(self)
+
+    def _repr_html_(self):
+        return '<pre class="datasite-logs">{}</pre>'.format(_display.esc(str(self)))
+
+
+# Jobs --------------------------------------------------------------------------------------------
+
+
+def _user_text(user):
+    if not isinstance(user, dict):
+        return _display.show(user)
+    name, email = user.get("name"), user.get("email")
+    if name and email:
+        return "{} <{}>".format(name, email)
+    return _display.show(name or email)
+
+
+class Job:
+    """One run of code on the server, as the server last described it.
+
+    ``status`` is a ``sy.JobStatus``; ``wait()`` polls until the job ended, ``get()`` (or
+    ``result``) waits and returns the value, raising ``JobFailedError`` carrying the job's error
+    when it failed. Data owners ``release()`` results held for review.
+    """
+
+    def __init__(self, data, client):
+        self._client = client
+        self._value = None
+        self._value_loaded = False
+        self._load(data)
+
+    def _load(self, data):
+        data = dict(data or {})
+        self._data = data
+        self.id = data.get("id")
+        self.code_id = data.get("code_id")
+        self.code_name = data.get("code_name")
+        self.kind = data.get("kind")
+        self.status = status_from_server(JobStatus, data.get("status"))
+        self.error = data.get("error")
+        self.user = data.get("user")
+        self.created_at = data.get("created_at")
+        self.started_at = data.get("started_at")
+        self.finished_at = data.get("finished_at")
+        self.attempts = data.get("attempts")
+        self.reused = bool(data.get("reused"))
+        self.result_info = data.get("result")
+
+    def to_dict(self):
+        return dict(self._data)
+
+    def _call(self, route, **kwargs):
+        return self._client._transport.call(route, path_params={"id": self.id}, **kwargs)
+
+    # PySyft's names.
+    @property
+    def user_code_id(self):
+        return self.code_id
+
+    @property
+    def requested_by(self):
+        return self.user
+
+    @property
+    def creation_time(self):
+        return self.created_at
+
+    @property
+    def finished(self):
+        return isinstance(self.status, JobStatus) and self.status.finished
+
+    @property
+    def held(self):
+        """True while the result waits for a data owner's release (output review)."""
+        return bool(isinstance(self.result_info, dict) and self.result_info.get("held"))
+
+    @property
+    def result_format(self):
+        return self.result_info.get("format") if isinstance(self.result_info, dict) else None
+
+    @property
+    def result_size(self):
+        return self.result_info.get("size") if isinstance(self.result_info, dict) else None
+
+    def refresh(self):
+        """Reads the job anew from the server; returns it."""
+        self._load(self._call("job_get"))
+        return self
+
+    fetch = refresh
+
+    def wait(self, timeout=None):
+        """Polls the server until the job has ended (first after 5 ms, then less and less often)
+        and returns the job. ``timeout`` in seconds: ``JobTimeoutError`` when it runs out (the
+        job goes on).
+        """
+        if timeout is not None and (isinstance(timeout, bool) or timeout < 0):
+            raise ValueError("timeout must be a number of seconds >= 0, got {!r}".format(timeout))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = POLL_FIRST_SECONDS
+        while not self.finished:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise errors.JobTimeoutError(
+                        None,
+                        "job {} of {} is still {} after {} s".format(
+                            self.id, self.code_name, self.status, timeout
+                        ),
+                        None,
+                    )
+                time.sleep(min(pause, left))
+            else:
+                time.sleep(pause)
+            pause = min(pause * POLL_GROWTH, POLL_MAX_SECONDS)
+            self.refresh()
+        return self
+
+    def _failure(self):
+        return errors.JobFailedError(
+            None,
+            "job {} of {} {}: {}".format(
+                self.id,
+                self.code_name,
+                _display.show(self.status).replace("_", " "),
+                self.error or "no reason given",
+            ),
+            None,
+            job=self,
+        )
+
+    def get(self, timeout=None):
+        """Waits for the job and returns its result's value.
+
+        Raises ``JobFailedError`` (with the job's error text) when the job failed, and
+        ``FailedPreconditionError`` while the result is held for a data owner's review.
+        """
+        self.wait(timeout)
+        if self.status in _FAILED:
+            raise self._failure()
+        if self.held:
+            self.refresh()
+        if self.held:
+            raise errors.FailedPreconditionError(
+                None,
+                "the result of job {} of {} is held until a data owner releases it (the server's "
+                "output review is on)".format(self.id, self.code_name),
+                None,
+            )
+        if self.status != JobStatus.COMPLETED or not isinstance(self.result_info, dict):
+            raise errors.DatasiteError(
+                "BAD_RESPONSE",
+                "job {} ended {} without a result".format(self.id, self.status),
+                None,
+            )
+        if not self._value_loaded:
+            self._value = self._load_value()
+            self._value_loaded = True
+        return self._value
+
+    @property
+    def result(self):
+        """The result's value (waits for the job); see ``get``."""
+        return self.get()
+
+    resolve = result
+
+    def _load_value(self):
+        fmt = self.result_info.get("format")
+        inline = self.result_info.get("inline")
+        if inline is not None:
+            return decode_inline(fmt, inline)
+        # Large results, and JSON null (which reads the same as "not inline"), are fetched.
+        raw, headers = self._client._transport.call_raw(
+            "job_result",
+            path_params={"id": self.id},
+            timeout=max(self._client._transport.timeout, 600),
+        )
+        expected = (headers.get("x-content-sha256") or "").strip().lower()
+        if expected and hashlib.sha256(raw).hexdigest() != expected:
+            raise errors.IntegrityError(
+                None, "the result of job {} does not match its checksum".format(self.id), None
+            )
+        fmt = headers.get("x-datasite-result-format") or fmt
+        return decode_result(fmt, raw)
+
+    def logs(self, stdout=True, stderr=True):
+        """The job's output: stdout for its user (not while held), and stderr for data owners and
+        admins. Returns ``JobLogs`` (a str; ``.stdout``, ``.stderr``).
+        """
+        data = self._call("job_logs") or {}
+        return JobLogs(
+            data.get("stdout") if stdout else None, data.get("stderr") if stderr else None
+        )
+
+    def kill(self):
+        """Stops the job (its user, or a data owner); FailedPreconditionError when it ended."""
+        self._load(self._call("job_kill", body={}))
+        return SyftSuccess("Job {} killed.".format(self.id), value=self)
+
+    def release(self):
+        """Releases a held result to the requester (data owners and admins)."""
+        self._load(self._call("job_release", body={}))
+        return SyftSuccess(
+            "Result of job {} released to {}.".format(self.id, _user_text(self.user)), value=self
+        )
+
+    # Display --------------------------------------------------------------------------------
+
+    def _result_text(self):
+        info = self.result_info
+        if not isinstance(info, dict):
+            return ""
+        text = "{}, {} bytes".format(info.get("format"), info.get("size"))
+        if info.get("held"):
+            text += ", held for review"
+        return text
+
+    def _rows(self):
+        rows = [
+            ("Id", self.id),
+            ("Code", "{} ({})".format(_display.show(self.code_name), _display.show(self.code_id))),
+            ("Kind", self.kind),
+            ("Status", self.status),
+            ("User", _user_text(self.user)),
+            ("Created at", self.created_at),
+            ("Started at", self.started_at),
+            ("Finished at", self.finished_at),
+            ("Attempts", self.attempts),
+        ]
+        if self.error:
+            rows.append(("Error", self.error))
+        if self.result_info:
+            rows.append(("Result", self._result_text()))
+        if self.reused:
+            rows.append(("Reused", "yes: the output policy was used up; the last run's result"))
+        return rows
+
+    def __repr__(self):
+        return _display.text_fields("Job", self._rows())
+
+    def _repr_html_(self):
+        return _display.html_fields("Job: " + _display.show(self.code_name), self._rows())
+
+    def _repr_markdown_(self):
+        return _display.md_fields("Job: " + _display.show(self.code_name), self._rows())
+
+
+class ResultPointer:
+    """What a blocking run answers (PySyft's pointer to the result): ``get()`` returns the
+    value; ``job`` is the run's ``Job``.
+    """
+
+    def __init__(self, job):
+        self.job = job
+
+    @property
+    def id(self):
+        return self.job.id
+
+    @property
+    def reused(self):
+        return self.job.reused
+
+    @property
+    def status(self):
+        return self.job.status
+
+    def get(self, timeout=None):
+        return self.job.get(timeout)
+
+    def wait(self, timeout=None):
+        self.job.wait(timeout)
+        return self
+
+    def logs(self, stdout=True, stderr=True):
+        return self.job.logs(stdout, stderr)
+
+    def _label(self):
+        return "Pointer to the result of {} (job {}: {})".format(
+            _display.show(self.job.code_name),
+            _display.show(self.job.id),
+            self.job._result_text() or _display.show(self.job.status),
+        )
+
+    def __repr__(self):
+        return self._label() + "; .get() returns the value"
+
+    def _repr_html_(self):
+        return "<p><strong>{}</strong>; <code>.get()</code> returns the value</p>".format(
+            _display.esc(self._label())
+        )
+
+
+def pointer_for(job, warn_reused=True):
+    """The answer of a blocking run: raises ``JobFailedError`` for a failed job, warns when the
+    output policy was used up and the last result is given again.
+    """
+    if job.status in _FAILED:
+        raise job._failure()
+    if job.reused and warn_reused:
+        warnings.warn(
+            DatasiteWarning(
+                "the output policy of {} is used up: this is the result of its last run "
+                "(job {}), not a new one".format(job.code_name, job.id)
+            ),
+            stacklevel=3,
+        )
+    return ResultPointer(job)
+
+
+_JOB_COLUMNS = ("id", "code", "kind", "status", "user", "created_at", "error")
+
+
+class JobList(list):
+    """Jobs that render as a table; index by position or by id."""
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            for job in self:
+                if job.id == key:
+                    return job
+            raise KeyError("no job with id {!r}".format(key))
+        result = super().__getitem__(key)
+        return JobList(result) if isinstance(key, slice) else result
+
+    def _table_rows(self):
+        return [
+            [j.id, j.code_name, j.kind, j.status, _user_text(j.user), j.created_at, j.error]
+            for j in self
+        ]
+
+    def __repr__(self):
+        return _display.text_table(_JOB_COLUMNS, self._table_rows())
+
+    def _repr_html_(self):
+        return _display.html_table("Jobs", _JOB_COLUMNS, self._table_rows())
+
+
+class JobCollection:
+    """``client.jobs``: your jobs (data owners and admins: everyone's), newest first, fetched anew
+    on each use. List-like, with ``get``, ``get_all``, ``get_by_user_code_id``.
+    """
+
+    def __init__(self, client):
+        self._client = client
+
+    def get_all(self, code_id=None, status=None):
+        """Jobs, newest first (at most 500); optionally of one code and/or in one status."""
+        if code_id is not None and not isinstance(code_id, str):
+            code_id = getattr(code_id, "id", code_id)
+        if isinstance(status, str):
+            status = JobStatus(status).value
+        elif status is not None:
+            status = JobStatus(status).value
+        data = (
+            self._client._transport.call("jobs_list", query={"code_id": code_id, "status": status})
+            or {}
+        )
+        return JobList(Job(item, self._client) for item in data.get("items") or [])
+
+    def get_by_user_code_id(self, code_id):
+        return self.get_all(code_id=code_id)
+
+    def get(self, job_id):
+        """One job by id; NotFoundError when there is none you may see."""
+        return Job(
+            self._client._transport.call("job_get", path_params={"id": job_id}), self._client
+        )
+
+    get_by_uid = get
+
+    def __len__(self):
+        return len(self.get_all())
+
+    def __iter__(self):
+        return iter(self.get_all())
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return self.get(key)
+        return self.get_all()[key]
+
+    def __repr__(self):
+        return repr(self.get_all())
+
+    def _repr_html_(self):
+        return self.get_all()._repr_html_()

@@ -1,0 +1,314 @@
+"""Input and output policies of code, with PySyft 0.9's names.
+
+An input policy binds each argument of a function to exactly one asset on the server or to a
+constant JSON value (``sy.ExactMatch(data=asset, bins=10)``); an output policy says how many runs
+on private data an approval allows (``sy.SingleExecutionExactOutput()``,
+``sy.OutputPolicyExecuteCount(limit=3)``).
+"""
+
+import json
+import math
+
+from . import _display
+from .datasets import Asset
+
+_JSON_HINT = (
+    "an input is an asset from client.datasets[...].assets[...] or a constant JSON value (None, "
+    "bool, int, float, str, or lists and dicts with string keys of those)"
+)
+
+
+def _check_constant(value, where):
+    """Raises TypeError (ValueError for NaN and infinities) unless ``value`` is plain JSON."""
+    if value is None or isinstance(value, (bool, str)):
+        return
+    if isinstance(value, int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("{} is {!r}, which JSON cannot carry".format(where, value))
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_constant(item, "{}[{}]".format(where, i))
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(
+                    "{} has the key {!r}: keys of a JSON object are strings".format(where, key)
+                )
+            _check_constant(item, "{}[{!r}]".format(where, key))
+        return
+    if isinstance(value, Asset):
+        raise TypeError(
+            "{} is an asset inside a list or dict: an asset can only be a whole argument".format(
+                where
+            )
+        )
+    hint = ""
+    kind = type(value).__name__
+    module = type(value).__module__ or ""
+    if isinstance(value, tuple):
+        hint = " (use a list instead of a tuple)"
+    elif module.startswith(("pandas", "numpy")):
+        hint = (
+            " (to run on data that lives on the server, pass its asset, e.g. "
+            "data=client.datasets['name'].assets['table']; a numpy number becomes JSON with "
+            ".item())"
+        )
+    raise TypeError("{} is a {}{}: {}".format(where, kind, hint, _JSON_HINT))
+
+
+class Binding:
+    """One argument of an input policy: an asset (``asset_id``) or a constant (``value``)."""
+
+    def __init__(self, asset=None, value=None, is_asset=False, server=None):
+        self.asset = asset
+        self.value = value
+        self.is_asset = is_asset
+        # What the server said about this binding (asset_id, dataset_id, dataset, asset names).
+        self.server = dict(server or {})
+
+    @classmethod
+    def of(cls, name, value):
+        """The binding of argument ``name`` to ``value``; TypeError for anything else."""
+        if isinstance(value, Binding):
+            return value
+        if isinstance(value, Asset):
+            if not value.on_server:
+                raise TypeError(
+                    "argument {!r} is an asset you are building; upload its dataset with "
+                    "client.upload_dataset and pass the asset from client.datasets[...]"
+                    ".assets[...]".format(name)
+                )
+            if not value.id:
+                raise TypeError(
+                    "argument {!r}: the server sent no id for asset {!r}, so code cannot be "
+                    "bound to it".format(name, value.name)
+                )
+            return cls(asset=value, is_asset=True)
+        _check_constant(value, "argument {!r}".format(name))
+        return cls(value=value)
+
+    @classmethod
+    def _from_server(cls, data):
+        data = dict(data or {})
+        if "asset_id" in data:
+            return cls(is_asset=True, server=data)
+        return cls(value=data.get("value"), server=data)
+
+    @property
+    def asset_id(self):
+        if not self.is_asset:
+            return None
+        return self.asset.id if self.asset is not None else self.server.get("asset_id")
+
+    def to_wire(self):
+        if self.is_asset:
+            return {"asset_id": self.asset_id}
+        return {"value": self.value}
+
+    def describe(self):
+        """One line for displays: ``asset census/table`` or ``constant 10``."""
+        if not self.is_asset:
+            return "constant " + json.dumps(self.value, ensure_ascii=False)
+        if self.asset is not None:
+            dataset, asset = self.asset.dataset_name, self.asset.name
+        else:
+            dataset, asset = self.server.get("dataset"), self.server.get("asset")
+        if dataset or asset:
+            return "asset {}/{} ({})".format(
+                _display.show(dataset), _display.show(asset), self.asset_id
+            )
+        return "asset " + _display.show(self.asset_id)
+
+    def __eq__(self, other):
+        if isinstance(other, Binding):
+            return self.to_wire() == other.to_wire()
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self):
+        return "<{}>".format(self.describe())
+
+
+# Input policies ----------------------------------------------------------------------------------
+
+
+class InputPolicy:
+    """Which data a function may run on: one binding per argument."""
+
+    def __init__(self, **kwargs):
+        self.bindings = {name: Binding.of(name, value) for name, value in kwargs.items()}
+
+    @classmethod
+    def _from_server(cls, inputs):
+        policy = cls.__new__(cls)
+        policy.bindings = {
+            name: Binding._from_server(value) for name, value in (inputs or {}).items()
+        }
+        return policy
+
+    @property
+    def inputs(self):
+        """The bound values: the asset objects and the constants, by argument name."""
+        return {name: (b.asset if b.is_asset else b.value) for name, b in self.bindings.items()}
+
+    def to_wire(self):
+        return {name: b.to_wire() for name, b in self.bindings.items()}
+
+    def _rows(self):
+        return [(name, b.describe()) for name, b in self.bindings.items()]
+
+    def __repr__(self):
+        inner = ", ".join("{}={}".format(n, b.describe()) for n, b in self.bindings.items())
+        return "{}({})".format(type(self).__name__, inner)
+
+    def _repr_html_(self):
+        return _display.html_fields(type(self).__name__, self._rows())
+
+
+class ExactMatch(InputPolicy):
+    """Each keyword binds an argument to exactly that asset (by its id) or constant value; a run
+    must use exactly these inputs.
+    """
+
+
+class EmpyInputPolicy(InputPolicy):
+    """No inputs (PySyft's default input policy, with PySyft's spelling)."""
+
+    def __init__(self):
+        super().__init__()
+
+
+EmptyInputPolicy = EmpyInputPolicy
+
+
+# Output policies ---------------------------------------------------------------------------------
+
+
+def _check_limit(limit):
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError("limit must be a positive int, got {!r}".format(limit))
+    if limit < 1:
+        raise ValueError("limit must be at least 1, got {}".format(limit))
+
+
+class OutputPolicy:
+    """How many runs on private data an approval allows. ``used`` is known for code read from
+    the server (runs by the requester that completed).
+    """
+
+    kind = None
+
+    def __init__(self, limit):
+        _check_limit(limit)
+        self.limit = limit
+        self.used = None
+
+    def to_wire(self):
+        return {"kind": self.kind, "limit": self.limit}
+
+    @property
+    def remaining(self):
+        if self.used is None:
+            return None
+        return max(self.limit - self.used, 0)
+
+    @property
+    def is_valid(self):
+        """True while runs remain (PySyft's ``is_valid``); None when not known."""
+        remaining = self.remaining
+        return None if remaining is None else remaining > 0
+
+    def describe(self):
+        text = "{} (limit {})".format(type(self).__name__, self.limit)
+        if self.used is not None:
+            text += ", used {}".format(self.used)
+        return text
+
+    def __eq__(self, other):
+        if isinstance(other, OutputPolicy):
+            return self.to_wire() == other.to_wire()
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self):
+        if self.used is None:
+            return "{}(limit={})".format(type(self).__name__, self.limit)
+        return "{}(limit={}, used={})".format(type(self).__name__, self.limit, self.used)
+
+
+class OutputPolicyExecuteCount(OutputPolicy):
+    """At most ``limit`` runs on private data."""
+
+    kind = "execute_count"
+
+    def __init__(self, limit):
+        super().__init__(limit)
+
+
+class OutputPolicyExecuteOnce(OutputPolicyExecuteCount):
+    """One run on private data."""
+
+    kind = "single_execution"
+
+    def __init__(self, limit=1):
+        if limit != 1:
+            raise ValueError(
+                "OutputPolicyExecuteOnce allows one run; for more use "
+                "sy.OutputPolicyExecuteCount(limit={!r})".format(limit)
+            )
+        super().__init__(1)
+
+
+SingleExecutionExactOutput = OutputPolicyExecuteOnce
+
+
+def output_policy_from_server(data):
+    """The output policy object for the server's ``output_policy`` JSON."""
+    data = dict(data or {})
+    limit = data.get("limit")
+    if data.get("kind") == "single_execution":
+        policy = OutputPolicyExecuteOnce()
+    else:
+        policy = OutputPolicyExecuteCount.__new__(OutputPolicyExecuteCount)
+        policy.limit = limit
+        policy.used = None
+    if data.get("used") is not None:
+        policy.used = data.get("used")
+    return policy
+
+
+def input_policy_of(policy):
+    """An input policy instance for what a user gave (None, a policy, or a policy class)."""
+    if policy is None:
+        return EmpyInputPolicy()
+    if isinstance(policy, type) and issubclass(policy, InputPolicy):
+        return EmpyInputPolicy() if policy in (EmpyInputPolicy, InputPolicy) else policy()
+    if isinstance(policy, InputPolicy):
+        return policy
+    if isinstance(policy, dict):
+        return ExactMatch(**policy)
+    raise TypeError(
+        "input_policy must be sy.ExactMatch(arg=asset_or_value, ...), got {!r}".format(policy)
+    )
+
+
+def output_policy_of(policy):
+    """An output policy instance for what a user gave (None, a policy, or a policy class)."""
+    if policy is None:
+        return SingleExecutionExactOutput()
+    if isinstance(policy, type) and issubclass(policy, OutputPolicy):
+        if policy is OutputPolicyExecuteOnce:
+            return policy()
+        raise TypeError("{} needs its limit: {}(limit=N)".format(policy.__name__, policy.__name__))
+    if isinstance(policy, OutputPolicy):
+        return policy
+    raise TypeError(
+        "output_policy must be sy.SingleExecutionExactOutput() or "
+        "sy.OutputPolicyExecuteCount(limit=N), got {!r}".format(policy)
+    )

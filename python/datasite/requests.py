@@ -1,0 +1,231 @@
+"""Code requests: ``client.requests``, ``request.approve()``, ``request.deny(reason)``.
+
+A data scientist asks for the right to run a piece of code on private data
+(``client.code.request_code_execution``); a data owner reads the request (the code, its inputs and
+policies, who asks and why), may run it on the private data to review it (``request.code.run()``),
+and approves or denies it.
+"""
+
+from . import _display
+from .enums import RequestStatus, status_from_server
+from .errors import SyftSuccess
+
+
+def _person(user):
+    if not isinstance(user, dict):
+        return _display.show(user)
+    name, email = user.get("name"), user.get("email")
+    if name and email:
+        return "{} <{}>".format(name, email)
+    return _display.show(name or email)
+
+
+class Request:
+    """One request to run code on private data, as the server last described it.
+
+    ``status`` is a ``sy.RequestStatus``; ``code`` the ``UserCode`` asked for.
+    """
+
+    def __init__(self, data, client):
+        self._client = client
+        self._load(data)
+
+    def _load(self, data):
+        from .code import UserCode  # code.py makes requests too
+
+        data = dict(data or {})
+        self._data = data
+        self.id = data.get("id")
+        self.status = status_from_server(RequestStatus, data.get("status"))
+        self.reason = data.get("reason")
+        self.deny_reason = data.get("deny_reason")
+        self.requested_by = data.get("requested_by")
+        self.reviewed_by = data.get("reviewed_by")
+        self.created_at = data.get("created_at")
+        self.updated_at = data.get("updated_at")
+        code = data.get("code")
+        self.code = UserCode(code, self._client) if isinstance(code, dict) else None
+
+    def to_dict(self):
+        return dict(self._data)
+
+    # PySyft's names.
+    @property
+    def requesting_user_name(self):
+        return (self.requested_by or {}).get("name")
+
+    @property
+    def requesting_user_email(self):
+        return (self.requested_by or {}).get("email")
+
+    @property
+    def request_time(self):
+        return self.created_at
+
+    def _call(self, route, **kwargs):
+        return self._client._transport.call(route, path_params={"id": self.id}, **kwargs)
+
+    def refresh(self):
+        """Reads the request anew from the server; returns it."""
+        self._load(self._call("request_get"))
+        return self
+
+    def approve(self, approve_nested=False):
+        """Approves the request (data owners and admins): its author may then run the code on the
+        private data, as often as the output policy allows.
+        """
+        if approve_nested:
+            raise ValueError("approve_nested: datasite code does not start nested jobs")
+        self._load(self._call("request_approve", body={}))
+        name = self.code.name if self.code else "the code"
+        return SyftSuccess(
+            "Request {} approved: {} may now run {} on private data.".format(
+                self.id, _person(self.requested_by), name
+            ),
+            value=self,
+        )
+
+    def deny(self, reason):
+        """Denies the request with a reason the data scientist will read."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValueError("deny needs a reason the data scientist will read, e.g. deny('...')")
+        self._load(self._call("request_deny", body={"reason": reason}))
+        return SyftSuccess(
+            "Request {} denied. Reason: {}".format(self.id, self.deny_reason or reason),
+            value=self,
+        )
+
+    # Display --------------------------------------------------------------------------------
+
+    def _rows(self):
+        code = self.code
+        rows = [
+            ("Id", self.id),
+            ("Status", self.status),
+            ("Requested by", _person(self.requested_by)),
+            ("Reason", self.reason),
+        ]
+        if self.deny_reason:
+            rows.append(("Deny reason", self.deny_reason))
+        if self.reviewed_by:
+            rows.append(("Reviewed by", _person(self.reviewed_by)))
+        rows += [("Created at", self.created_at), ("Updated at", self.updated_at)]
+        if code is not None:
+            rows += [
+                ("Code", "{} v{} ({})".format(code.name, code.version, code.id)),
+                ("Output policy", code.output_policy.describe() if code.output_policy else ""),
+            ]
+        return rows
+
+    def __repr__(self):
+        text = _display.text_fields("Request", self._rows())
+        if self.code is not None:
+            text += "\n\n" + self.code._inputs_text() + "\n\nCode:\n" + self.code.source_text()
+        return text
+
+    def _repr_html_(self):
+        out = [_display.html_fields("Request", self._rows())]
+        if self.code is not None:
+            out.append(self.code._inputs_html())
+            out.append(self.code._source_html())
+        return "".join(out)
+
+    def _repr_markdown_(self):
+        out = _display.md_fields("Request", self._rows())
+        if self.code is not None:
+            out += "\n" + self.code._inputs_markdown() + "\n" + self.code._source_markdown()
+        return out
+
+
+_REQUEST_COLUMNS = ("id", "status", "code", "requested_by", "reason", "created_at")
+
+
+class RequestList(list):
+    """Requests that render as a table; index by position or by id."""
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            for request in self:
+                if request.id == key:
+                    return request
+            raise KeyError("no request with id {!r}".format(key))
+        result = super().__getitem__(key)
+        return RequestList(result) if isinstance(key, slice) else result
+
+    def _table_rows(self):
+        return [
+            [
+                r.id,
+                r.status,
+                "{} v{}".format(r.code.name, r.code.version) if r.code else "",
+                _person(r.requested_by),
+                r.reason,
+                r.created_at,
+            ]
+            for r in self
+        ]
+
+    def __repr__(self):
+        return _display.text_table(_REQUEST_COLUMNS, self._table_rows())
+
+    def _repr_html_(self):
+        return _display.html_table("Requests", _REQUEST_COLUMNS, self._table_rows())
+
+
+class RequestCollection:
+    """``client.requests``: your requests (data owners and admins: everyone's), newest first,
+    fetched anew on each use. List-like; ``pending``, ``approved``, ``denied``, ``filter``,
+    ``get``.
+    """
+
+    def __init__(self, client):
+        self._client = client
+
+    def get_all(self, status=None):
+        """Requests, newest first; optionally only those in ``status``."""
+        value = None
+        if status is not None:
+            value = RequestStatus(status).value
+        data = self._client._transport.call("requests_list", query={"status": value}) or {}
+        return RequestList(Request(item, self._client) for item in data.get("items") or [])
+
+    def filter(self, status=None):
+        return self.get_all(status=status)
+
+    @property
+    def pending(self):
+        return self.get_all(RequestStatus.PENDING)
+
+    @property
+    def approved(self):
+        return self.get_all(RequestStatus.APPROVED)
+
+    @property
+    def denied(self):
+        return self.get_all(RequestStatus.DENIED)
+
+    rejected = denied
+
+    def get(self, request_id):
+        """One request by id; NotFoundError when there is none you may see."""
+        data = self._client._transport.call("request_get", path_params={"id": request_id})
+        return Request(data, self._client)
+
+    get_by_uid = get
+
+    def __len__(self):
+        return len(self.get_all())
+
+    def __iter__(self):
+        return iter(self.get_all())
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return self.get(key)
+        return self.get_all()[key]
+
+    def __repr__(self):
+        return repr(self.get_all())
+
+    def _repr_html_(self):
+        return self.get_all()._repr_html_()
