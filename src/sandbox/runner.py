@@ -286,10 +286,10 @@ def run_job(job, fds, program):
 
 def warm_up():
     """Touches the common paths once, so that their copy-on-write page faults are taken while the
-    spare waits rather than during a job; leaves ~2 MiB of faulted-in heap for the job's data."""
+    spare waits rather than during a job; leaves ~1 MiB of faulted-in heap for the job's data."""
     frame = pandas.read_csv(io.BytesIO(b"a,b,c\n1,0.5,x\n2,1.5,y\n"))
     json.dumps(to_json_value(frame["a"].sum()))
-    numpy.ones(1 << 18).sum()
+    numpy.ones(1 << 17).sum()
 
 
 def spare_main(sock, program):

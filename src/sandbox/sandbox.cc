@@ -332,8 +332,9 @@ struct Slot {
   UniqueFd ctrl;  // our end of the socket to the warm Python (its fd 3)
   UniqueFd log;   // bwrap's and the warm Python's own stdout + stderr (non-blocking)
   std::string log_tail;
-  std::string inbox;  // bytes received on `ctrl` not yet parsed
-  bool busy = false;
+  std::string inbox;      // bytes received on `ctrl` not yet parsed
+  bool busy = false;      // REQUIRES: mu_ held (both fields)
+  uint64_t released = 0;  // when the slot was last released, in releases
   uint64_t next_job_id = 1;
   nlohmann::json hello;
 };
@@ -382,14 +383,18 @@ class SandboxImpl final : public Sandbox {
   std::vector<std::string> BwrapArgs() const;
   Status Diagnose(Slot& slot, const std::string& what);
 
+  // Hands out the free slot that has been idle longest: its spare child has had the most time to
+  // get ready, so back-to-back callers alternate between slots.
   Slot& Acquire() {
     std::unique_lock lock(mu_);
     while (true) {
+      Slot* best = nullptr;
       for (auto& slot : slots_) {
-        if (!slot->busy) {
-          slot->busy = true;
-          return *slot;
-        }
+        if (!slot->busy && (best == nullptr || slot->released < best->released)) best = slot.get();
+      }
+      if (best != nullptr) {
+        best->busy = true;
+        return *best;
       }
       free_.wait(lock);
     }
@@ -398,6 +403,7 @@ class SandboxImpl final : public Sandbox {
     {
       std::lock_guard lock(mu_);
       slot.busy = false;
+      slot.released = ++releases_;
     }
     free_.notify_one();
   }
@@ -408,6 +414,7 @@ class SandboxImpl final : public Sandbox {
   std::string describe_;
   std::mutex mu_;
   std::condition_variable free_;
+  uint64_t releases_ = 0;                     // REQUIRES: mu_ held
   std::vector<std::unique_ptr<Slot>> slots_;  // the vector is fixed after construction
 };
 

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <random>
 #include <sstream>
@@ -585,6 +586,8 @@ TEST_P(HostileTest, IsContained) {
 
   JobResult r = Run(spec);
   std::string result = Result();
+  if (getenv("SANDBOX_TEST_VERBOSE") != nullptr)
+    std::cerr << h.name << ": " << Explain(r) << "\nresult=" << result.substr(0, 1500) << "\n";
   std::string expect = h.expect;
   if (expect == "ok" || expect == "ok-bytes" || expect == "ok-contained") {
     ASSERT_EQ(r.outcome, Outcome::kOk) << h.name << ": " << Explain(r);
