@@ -76,6 +76,7 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   services::CodeOptions code_options;
   code_options.results_dir = ResultsPath(config.data_dir);
   code_options.max_timeout_ms = config.job_timeout_seconds * 1000;
+  code_options.limits = config.job_limits;
   p->code = std::make_unique<services::CodeService>(*p->store, *p->blobs, *p->settings, *p->queue,
                                                     clock, code_options);
   RETURN_IF_ERROR(p->queue->Start(

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "sandbox/sandbox.h"
 #include "services/accounts.h"
 #include "services/datasets.h"
 #include "services/settings.h"
@@ -28,6 +29,7 @@ struct AppConfig {
   int workers = 0;  // job worker slots: warm sandboxed Python processes; 0 runs no code
   int64_t job_timeout_seconds = 60;  // the longest (and default) wall-clock time of a job
   std::string python = "/usr/bin/python3";
+  sandbox::Limits job_limits;  // per job (the wall-clock limit is job_timeout_seconds)
   int io_threads = 2;
   int request_threads = 4;
   int heavy_threads = 2;

@@ -138,6 +138,12 @@ int RunLaunch(LaunchOptions o) {
     return fail(InvalidArgumentError("--workers must be 0 to 256"));
   if (o.app.job_timeout_seconds < 1 || o.app.job_timeout_seconds > 7 * 24 * 3600)
     return fail(InvalidArgumentError("--job-timeout must be 1 to 604800 seconds"));
+  if (o.app.job_limits.memory_bytes < (uint64_t{64} << 20))
+    return fail(InvalidArgumentError("--job-memory-bytes must be at least 64 MiB"));
+  if (o.app.job_limits.cpu_seconds < 1)
+    return fail(InvalidArgumentError("--job-cpu-seconds must be at least 1"));
+  if (o.app.job_limits.max_result_bytes < 1)
+    return fail(InvalidArgumentError("--max-result-bytes must be at least 1"));
   std::error_code ec;
   fs::create_directories(*dir, ec);
   if (ec)

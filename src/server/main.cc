@@ -50,6 +50,12 @@ int main(int argc, char** argv) {
   l->add_option("--workers", launch.app.workers, "Job worker slots (default: one per core)");
   l->add_option("--job-timeout", launch.app.job_timeout_seconds,
                 "Longest wall-clock time of a job, in seconds (default 60)");
+  l->add_option("--job-memory-bytes", launch.app.job_limits.memory_bytes,
+                "Address-space limit of a job's process (default 2 GiB)");
+  l->add_option("--job-cpu-seconds", launch.app.job_limits.cpu_seconds,
+                "CPU-time limit of a job (default 60)");
+  l->add_option("--max-result-bytes", launch.app.job_limits.max_result_bytes,
+                "Largest result a job may return (default 256 MiB)");
   l->add_option("--python", launch.app.python,
                 "The Python that runs jobs in the sandbox (default /usr/bin/python3)");
   l->add_option("--data-dir", launch.data_dir,
