@@ -78,6 +78,10 @@ int Serve(LaunchOptions& o, int report_fd) {
   signal(SIGPIPE, SIG_IGN);
 
   auto lock = DataDirLock::Acquire(o.app.data_dir);
+  if (!lock.ok() && lock.status().code() != StatusCode::kFailedPrecondition) {
+    // The lock file can't even be opened (a read-only or full file system, permissions).
+    return fail(UnavailableError("cannot use the data directory: " + lock.status().message()));
+  }
   if (!lock.ok()) {
     std::string msg = "a server named " + o.name + " is already running";
     if (auto info = FindRunningServer(o.app.data_dir)) {

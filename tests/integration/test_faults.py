@@ -531,10 +531,6 @@ def test_read_only_data_dir_refuses_to_start_and_changes_nothing(read_only_dir, 
         assert_storage_consistent(server.data_dir)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "launch on a read-only data dir says 'a server named NAME is already running; stop it with: "
-    "datasite land NAME' (DataDirLock::Acquire's EROFS is reported as a held lock in "
-    "src/server/launch.cc Serve) instead of naming the read-only file system"))
 def test_read_only_data_dir_error_names_the_cause(read_only_dir):
     _, server, _, _ = read_only_dir
     code, out, err = server.try_start()
