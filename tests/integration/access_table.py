@@ -12,11 +12,13 @@ datasets of the rows belong to ``owner``, and users are made for the call, so ``
 scientist gets on another user.
 
 Expected: an exact HTTP status per caller. 200 or 201 is "allowed". A refusal is 401
-(UNAUTHENTICATED: no token), 403 (PERMISSION_DENIED: the role, or a rule of docs/API.md) or 404
-(NOT_FOUND: where docs/API.md answers "not yours" as "no such object", e.g. someone else's blob);
-the crawler also checks the error code that goes with the status. A refusal must change nothing:
-the crawler compares every table of the database and every file of the data dir before and after
-the call, and the row's ``probe`` (the object read back through the API).
+(UNAUTHENTICATED: no token), 403 (PERMISSION_DENIED: the role, or a rule of docs/API.md), 404
+(NOT_FOUND: where docs/API.md answers "not yours" as "no such object", e.g. someone else's blob)
+or 409 (FAILED_PRECONDITION: a caller who may call the route, on an object whose state refuses it,
+e.g. a kill of a job that already ended); the crawler also checks the error code that goes with
+the status. A refusal must change nothing: the crawler compares every table of the database and
+every file of the data dir before and after the call, and the row's ``probe`` (the object read
+back through the API).
 
 HOW TO ADD A ROUTE
   1. Add a Row to TABLE: ``Row("POST", "/api/v1/jobs/{id}/cancel", "own_job", rule(...))``.
@@ -38,10 +40,14 @@ HOW TO ADD A ROUTE
      A row's ``xfail`` maps a caller to the reason of a known server bug (strict xfail).
   5. A table that the server changes in the background, with no request (e.g. a job's heartbeat),
      would make a refusal look like a change: name it in BACKGROUND_TABLES, with the reason, and
-     the crawler leaves it out of its before/after comparison.
+     the crawler leaves it out of its before/after comparison. Jobs need none: their targets read
+     jobs that ended (a blocking run answers once the worker wrote the end) and end the jobs they
+     leave running before the next call (World.settle_jobs), so refusals on job routes are still
+     checked against the jobs table.
 """
 
 import dataclasses
+import time
 import uuid
 
 from helpers import PASSWORD, ROOT_PASSWORD, unique_email
@@ -59,12 +65,17 @@ ROLE_OF = {
 }
 _RANK = {"anyone": 0, None: 0, "guest": 1, "data_scientist": 2, "data_owner": 3, "admin": 4}
 # The error code that goes with a refusal's status (docs/API.md, "Errors").
-REFUSAL_CODES = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND"}
+# 409 is FAILED_PRECONDITION here (never ALREADY_EXISTS): an allowed caller on an object whose state
+# refuses the call, e.g. a kill of a job that already ended.
+REFUSAL_CODES = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                 409: "FAILED_PRECONDITION"}
 # Database tables the server writes without a request (see HOW TO ADD A ROUTE, 5): name -> why.
 BACKGROUND_TABLES = {}
 NO_BODY = object()
 DEFAULT_TOKEN = object()
 CSV = b"age,score\n31,1.5\n45,2.25\n29,3.0\n"
+# The statuses of a job that ended (docs/API.md, "Job").
+_FINAL_JOB_STATUSES = {"completed", "errored", "timed_out", "killed", "interrupted"}
 
 
 def rule(min_role, ok=200, **per_caller):
@@ -141,6 +152,7 @@ class World:
             "admin": Actor("admin", root_token, root_user, ROOT_PASSWORD),
         }
         self.shared = {}  # objects that refused calls may share, by name
+        self.live_jobs = []  # ids of jobs a target left running (see settle_jobs)
         for key in ("scientist", "scientist2", "owner", "owner2"):
             user = self.new_user(ROLE_OF[key], name=key.title())
             self.actors[key] = Actor(key, api.login(user["email"], PASSWORD), user, PASSWORD)
@@ -210,6 +222,77 @@ class World:
         resp = self.api.post("/api/v1/datasets", body, token=self.token(caller))
         assert resp.status == 201, "dataset creation as {} failed: {!r}".format(caller, resp)
         return resp.json
+
+    # Code, requests and jobs (docs/API.md, "Code, requests and jobs") -----------------------------
+
+    def code_asset(self):
+        """The id of the asset (of a dataset of ``owner``'s) that crawled code is bound to."""
+        return self.once("code_asset", lambda: self.new_dataset("owner")["assets"][0]["id"])
+
+    def new_code(self, caller="scientist", body="return len(data)", policy=None):
+        """Code of the caller's, bound to an asset of ``owner``'s (a new function each time)."""
+        name = "crawl_" + uuid.uuid4().hex[:10]
+        source = "def {}(data):\n    {}\n".format(name, body)
+        req = {"name": name, "source": source,
+               "inputs": {"data": {"asset_id": self.code_asset()}},
+               "output_policy": policy or {"kind": "single_execution"}}
+        resp = self.api.post("/api/v1/code", req, token=self.token(caller))
+        assert resp.status == 201, "code submission as {} failed: {!r}".format(caller, resp)
+        return resp.json
+
+    def new_request(self, code, caller="scientist"):
+        resp = self.api.post("/api/v1/requests", {"code_id": code["id"], "reason": "crawled"},
+                             token=self.token(caller))
+        assert resp.status == 201, "request as {} failed: {!r}".format(caller, resp)
+        return resp.json
+
+    def approve(self, request):
+        resp = self.api.post("/api/v1/requests/{}/approve".format(request["id"]), {},
+                             token=self.token("owner"))
+        assert resp.status == 200, "approval failed: {!r}".format(resp)
+        return resp.json
+
+    def run(self, code, caller="scientist", **body):
+        """A run of the code; blocking runs answer once the job ended (the worker wrote it)."""
+        resp = self.api.post("/api/v1/code/{}/run".format(code["id"]), body,
+                             token=self.token(caller))
+        assert resp.status in (200, 201), "run as {} failed: {!r}".format(caller, resp)
+        return resp.json
+
+    def job(self, job_id):
+        resp = self.api.get("/api/v1/jobs/" + job_id, token=self.admin)
+        assert resp.status == 200, resp
+        return resp.json
+
+    def wait_job(self, job_id, until, seconds=120):
+        """Polls the job (as the root admin) until its status is in ``until``."""
+        deadline = time.monotonic() + seconds
+        job = self.job(job_id)
+        while job["status"] not in until:
+            assert time.monotonic() < deadline, "job still {} after {} s: {}".format(
+                job["status"], seconds, job)
+            time.sleep(0.05)
+            job = self.job(job_id)
+        return job
+
+    def settle_jobs(self):
+        """Kills the jobs a target left running and waits until they ended, so that no worker
+        writes the jobs table during a later call's before/after comparison."""
+        live, self.live_jobs = self.live_jobs, []
+        for job_id in live:
+            self.api.post("/api/v1/jobs/{}/kill".format(job_id), {}, token=self.admin)
+            self.wait_job(job_id, _FINAL_JOB_STATUSES)
+
+    def running_job(self, caller="scientist"):
+        """A mock job of the caller's that sleeps (bound by policy to owner's asset), started
+        without blocking and seen ``running`` (the worker wrote it and will write nothing more
+        until it ends: no heartbeat). Kept in ``live_jobs`` until ``settle_jobs``."""
+        code = self.new_code(caller, body="import time; time.sleep(30); return 1")
+        job = self.run(code, caller, mock=True, blocking=False)
+        self.live_jobs.append(job["id"])
+        job = self.wait_job(job["id"], {"running"} | _FINAL_JOB_STATUSES)
+        assert job["status"] == "running", "the sleeping job ended at once: {}".format(job)
+        return job
 
     def reader(self, path, token=None):
         """A probe: the status and bytes of GET path (as the root admin unless told)."""
@@ -471,6 +554,207 @@ def target_owner_dataset_fresh(world, caller, fresh):
     return _dataset_call(world, _owner_dataset(world, fresh))
 
 
+# Code, requests and jobs: all of ``scientist``'s, bound to an asset of ``owner``'s. Every target
+# first ends the jobs an earlier target left running (World.settle_jobs), and the jobs it reads
+# have ended (blocking runs answer once the worker wrote the end), so no worker writes the jobs
+# table during a refusal's before/after comparison: BACKGROUND_TABLES stays empty.
+
+
+def _code_call(world, code, body=NO_BODY):
+    world.settle_jobs()
+    return Call(params={"id": code["id"]}, body=body,
+                probe=world.reader("/api/v1/code/" + code["id"]))
+
+
+def _shared_code(world):
+    """Code of scientist's without a request."""
+    return world.once("scientist_code", world.new_code)
+
+
+def _pending_code(world, fresh):
+    """Code of scientist's and its pending request: (code, request)."""
+    def make():
+        code = world.new_code()
+        return code, world.new_request(code)
+
+    return make() if fresh else world.once("scientist_pending_code", make)
+
+
+def _approved_code(world, fresh):
+    """Code of scientist's and its approved request: (code, request)."""
+    def make():
+        code = world.new_code()
+        return code, world.approve(world.new_request(code))
+
+    return make() if fresh else world.once("scientist_approved_code", make)
+
+
+@target
+def target_new_code(world, caller, fresh):
+    """A new function (its own name and source), bound to an asset of owner's."""
+    world.settle_jobs()
+    name = "crawl_" + uuid.uuid4().hex[:10]
+    body = {"name": name, "source": "def {}(data):\n    return len(data)\n".format(name),
+            "inputs": {"data": {"asset_id": world.code_asset()}},
+            "output_policy": {"kind": "single_execution"}}
+    return Call(body=body, probe=world.reader("/api/v1/code?name=" + name))
+
+
+@target
+def target_listing(world, caller, fresh):
+    """A listing (no parameters) once code, requests and jobs exist."""
+    world.settle_jobs()
+    _shared_job(world)
+    _pending_code(world, False)
+    return Call()
+
+
+@target
+def target_scientist_code(world, caller, fresh):
+    """Code of scientist's (no request)."""
+    return _code_call(world, _shared_code(world))
+
+
+@target
+def target_scientist_code_mock_run(world, caller, fresh):
+    """A mock run of scientist's code: it uses up nothing, so every caller shares the code."""
+    return _code_call(world, _shared_code(world), {"mock": True})
+
+
+@target
+def target_pending_code_private_run(world, caller, fresh):
+    """A run on private data of scientist's code whose request is pending."""
+    return _code_call(world, _pending_code(world, False)[0], {"mock": False})
+
+
+@target
+def target_unrequested_code_private_run(world, caller, fresh):
+    """A run on private data of scientist's code that has no request yet."""
+    return _code_call(world, _shared_code(world), {"mock": False})
+
+
+@target
+def target_approved_code_private_run(world, caller, fresh):
+    """A run on private data of scientist's approved code (single_execution: a successful run by
+    the author gets code of its own, or the policy would be used up)."""
+    return _code_call(world, _approved_code(world, fresh)[0], {"mock": False})
+
+
+@target
+def target_code_request(world, caller, fresh):
+    """A request for scientist's code that has none yet (new code when the call is expected)."""
+    world.settle_jobs()
+    code = world.new_code() if fresh else _shared_code(world)
+    return Call(body={"code_id": code["id"], "reason": "crawled"},
+                probe=world.reader("/api/v1/code/" + code["id"]))
+
+
+def _request_call(world, request, body=NO_BODY):
+    world.settle_jobs()
+    return Call(params={"id": request["id"]}, body=body,
+                probe=world.reader("/api/v1/requests/" + request["id"]))
+
+
+@target
+def target_scientist_request(world, caller, fresh):
+    """Scientist's pending request."""
+    return _request_call(world, _pending_code(world, False)[1])
+
+
+@target
+def target_scientist_request_approval(world, caller, fresh):
+    return _request_call(world, _pending_code(world, fresh)[1], {})
+
+
+@target
+def target_scientist_request_denial(world, caller, fresh):
+    return _request_call(world, _pending_code(world, fresh)[1], {"reason": "crawled"})
+
+
+@target
+def target_decided_request_approval(world, caller, fresh):
+    """Scientist's request that was already approved: it can't be decided again."""
+    return _request_call(world, _approved_code(world, False)[1], {})
+
+
+@target
+def target_decided_request_denial(world, caller, fresh):
+    return _request_call(world, _approved_code(world, False)[1], {"reason": "crawled"})
+
+
+def _job_call(world, job, body=NO_BODY):
+    return Call(params={"id": job["id"]}, body=body,
+                probe=world.reader("/api/v1/jobs/" + job["id"]))
+
+
+def _shared_job(world):
+    """A completed mock job of scientist's (a blocking run: it ended when the run answered)."""
+    def make():
+        job = world.run(_shared_code(world), "scientist", mock=True)
+        assert job["status"] == "completed", job
+        return job
+
+    return world.once("scientist_mock_job", make)
+
+
+def _private_job(world):
+    """A completed private job of scientist's (approved code, run by scientist)."""
+    def make():
+        job = world.run(_approved_code(world, True)[0], "scientist", mock=False)
+        assert job["status"] == "completed" and job["kind"] == "private", job
+        return job
+
+    return world.once("scientist_private_job", make)
+
+
+@target
+def target_scientist_job(world, caller, fresh):
+    """Scientist's completed mock job."""
+    world.settle_jobs()
+    return _job_call(world, _shared_job(world))
+
+
+def _review_job(world):
+    """A completed review job: owner's run on private data of scientist's (unrequested) code."""
+    def make():
+        job = world.run(_shared_code(world), "owner", mock=False)
+        assert job["status"] == "completed" and job["kind"] == "review", job
+        return job
+
+    return world.once("owner_review_job", make)
+
+
+@target
+def target_review_job(world, caller, fresh):
+    """Owner's review run of scientist's code: data owners and admins only see it, the code's
+    author included."""
+    world.settle_jobs()
+    return _job_call(world, _review_job(world))
+
+
+@target
+def target_scientist_job_kill(world, caller, fresh):
+    """Scientist's completed mock job: nobody may kill it any more."""
+    world.settle_jobs()
+    return _job_call(world, _shared_job(world), {})
+
+
+@target
+def target_scientist_private_job_release(world, caller, fresh):
+    """Scientist's completed private job (output review is off: nothing is held, a release
+    changes nothing, so every caller shares it)."""
+    world.settle_jobs()
+    return _job_call(world, _private_job(world), {})
+
+
+@target
+def target_scientist_running_job(world, caller, fresh):
+    """A running (sleeping) mock job of scientist's, one per call: a refused call leaves it
+    running, and the next job target kills it (World.settle_jobs) before its own call."""
+    world.settle_jobs()
+    return _job_call(world, world.running_job("scientist"), {})
+
+
 # The table ----------------------------------------------------------------------------------------
 
 TABLE = [
@@ -540,4 +824,57 @@ TABLE = [
     Row("DELETE", "/api/v1/datasets/{id}", "owner_dataset_fresh", rule("data_owner")),
     Row("GET", "/api/v1/datasets/{id}/assets/{name}/mock", "owner_dataset", rule("guest")),
     Row("GET", "/api/v1/datasets/{id}/assets/{name}/data", "owner_dataset", rule("data_owner")),
+    # Code, requests and jobs (docs/API.md, "Code, requests and jobs"): all of scientist's, bound
+    # to an asset of owner's. A data scientist sees only their own (scientist2: NOT_FOUND); data
+    # owners and admins see everyone's.
+    Row("POST", "/api/v1/code", "new_code", rule("data_scientist", ok=201)),
+    Row("GET", "/api/v1/code", "listing", rule("data_scientist")),
+    Row("GET", "/api/v1/code/{id}", "scientist_code", rule("data_scientist", scientist2=404),
+        note="a data scientist sees only their own code"),
+    Row("POST", "/api/v1/code/{id}/run", "scientist_code_mock_run",
+        rule("data_scientist", ok=201, scientist2=404),
+        note="mock runs: the author, data owners and admins, without approval"),
+    Row("POST", "/api/v1/code/{id}/run", "pending_code_private_run",
+        rule("data_scientist", ok=201, scientist=403, scientist2=404),
+        note="private run: the author needs an approved request (it is pending); owners: review"),
+    Row("POST", "/api/v1/code/{id}/run", "unrequested_code_private_run",
+        rule("data_scientist", ok=201, scientist=403, scientist2=404),
+        note="private run: the author needs an approved request (none yet); owners: a review run"),
+    Row("POST", "/api/v1/code/{id}/run", "approved_code_private_run",
+        rule("data_scientist", ok=201, scientist2=404),
+        note="approved: the author's private run; owners and admins get a review run"),
+    Row("POST", "/api/v1/requests", "code_request",
+        rule("data_scientist", ok=201, scientist2=404, owner=403, owner2=403, admin=403),
+        note="only the code's author requests; scientist2 does not see the code"),
+    Row("GET", "/api/v1/requests", "listing", rule("data_scientist")),
+    Row("GET", "/api/v1/requests/{id}", "scientist_request", rule("data_scientist", scientist2=404),
+        note="a data scientist sees only their own requests"),
+    Row("POST", "/api/v1/requests/{id}/approve", "scientist_request_approval", rule("data_owner")),
+    Row("POST", "/api/v1/requests/{id}/deny", "scientist_request_denial", rule("data_owner")),
+    Row("POST", "/api/v1/requests/{id}/approve", "decided_request_approval",
+        rule("data_owner", ok=409),
+        note="a request already decided (approved): FAILED_PRECONDITION"),
+    Row("POST", "/api/v1/requests/{id}/deny", "decided_request_denial",
+        rule("data_owner", ok=409),
+        note="a request already decided (approved): FAILED_PRECONDITION"),
+    Row("GET", "/api/v1/jobs", "listing", rule("data_scientist")),
+    Row("GET", "/api/v1/jobs/{id}", "scientist_job", rule("data_scientist", scientist2=404),
+        note="a data scientist sees only their own private and mock jobs"),
+    Row("GET", "/api/v1/jobs/{id}/logs", "scientist_job", rule("data_scientist", scientist2=404)),
+    Row("GET", "/api/v1/jobs/{id}/result", "scientist_job", rule("data_scientist", scientist2=404)),
+    Row("GET", "/api/v1/jobs/{id}", "review_job", rule("data_scientist", scientist=404,
+                                                       scientist2=404),
+        note="review jobs: data owners and admins only (not even the code's author)"),
+    Row("GET", "/api/v1/jobs/{id}/logs", "review_job",
+        rule("data_scientist", scientist=404, scientist2=404)),
+    Row("GET", "/api/v1/jobs/{id}/result", "review_job",
+        rule("data_scientist", scientist=404, scientist2=404)),
+    Row("POST", "/api/v1/jobs/{id}/kill", "scientist_job_kill",
+        rule("data_scientist", ok=409, scientist2=404),
+        note="the job's user or a data owner; a job that already ended: FAILED_PRECONDITION"),
+    Row("POST", "/api/v1/jobs/{id}/release", "scientist_private_job_release", rule("data_owner")),
+    # Last: its refused calls leave a sleeping job that the next job target kills.
+    Row("POST", "/api/v1/jobs/{id}/kill", "scientist_running_job",
+        rule("data_scientist", scientist2=404),
+        note="the job's user or a data owner (and admins)"),
 ]
