@@ -23,8 +23,12 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
+#include <deque>
+#include <functional>
+#include <future>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <utility>
 
 #include "core/random.h"
@@ -108,6 +112,53 @@ class ChildProcess {
 
  private:
   pid_t pid_ = -1;
+};
+
+// Runs functions on one thread that lives as long as this object, for callers whose own thread
+// may end sooner. Safe for concurrent use; calls run one at a time.
+class Launcher {
+ public:
+  Launcher() : thread_([this] { Loop(); }) {}
+  ~Launcher() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+
+  pid_t Run(std::function<pid_t()> fn) {
+    std::packaged_task<pid_t()> task(std::move(fn));
+    std::future<pid_t> result = task.get_future();
+    {
+      std::lock_guard lock(mu_);
+      tasks_.push_back(std::move(task));
+    }
+    cv_.notify_one();
+    return result.get();
+  }
+
+ private:
+  void Loop() {
+    while (true) {
+      std::packaged_task<pid_t()> task;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return stop_ || !tasks_.empty(); });
+        if (tasks_.empty()) return;
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+      task();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::packaged_task<pid_t()>> tasks_;  // REQUIRES: mu_ held
+  bool stop_ = false;                              // REQUIRES: mu_ held
+  std::thread thread_;
 };
 
 struct Pipe {
@@ -409,6 +460,7 @@ class SandboxImpl final : public Sandbox {
   }
 
   const Options options_;
+  Launcher launcher_;  // forks every bwrap (see Start)
   const std::string bwrap_;
   const std::string warm_filter_;
   std::string describe_;
@@ -473,9 +525,11 @@ Status SandboxImpl::Start(Slot& slot) {
   char* envp[] = {path_env, nullptr};
   const bool drop_root = geteuid() == 0;
 
-  pid_t pid = fork();
-  if (pid < 0) return InternalError(ErrnoText("fork"));
-  if (pid == 0) {
+  // bwrap --die-with-parent ties the sandbox to the thread that forks it: fork on launcher_.
+  pid_t pid = launcher_.Run([&]() -> pid_t {
+    pid_t child = fork();
+    if (child < 0) return -errno;  // errno belongs to the launcher thread
+    if (child > 0) return child;
     // Only async-signal-safe calls from here to exec.
     sigset_t all;
     sigemptyset(&all);
@@ -499,7 +553,8 @@ Status SandboxImpl::Start(Slot& slot) {
     static const char kMsg[] = "datasite: exec of bwrap failed\n";
     (void)!write(2, kMsg, sizeof kMsg - 1);
     _exit(127);
-  }
+  });
+  if (pid < 0) return InternalError(std::string("fork: ") + strerror(-pid));
   slot.bwrap = ChildProcess(pid);
   slot.ctrl = std::move(ours);
   slot.log = std::move(log.read);

@@ -15,6 +15,7 @@
 #include <iostream>
 #include <map>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -355,9 +356,9 @@ TEST_F(SandboxTest, ThreadsAreAllowed) {
   EXPECT_EQ(Result(), "[7]");
 }
 
-// Kills every bubblewrap process this test process started: the warm processes die.
-int KillWarmProcesses() {
-  int killed = 0;
+// The bubblewrap processes this test process started (one per slot).
+std::set<pid_t> BwrapPids() {
+  std::set<pid_t> pids;
   DIR* proc = opendir("/proc");
   while (dirent* e = readdir(proc)) {
     pid_t pid = atoi(e->d_name);
@@ -369,13 +370,17 @@ int KillWarmProcesses() {
     char state;
     pid_t ppid;
     rest >> state >> ppid;
-    if (ppid == getpid() && stat.find("(bwrap)") != std::string::npos) {
-      kill(pid, SIGKILL);
-      ++killed;
-    }
+    if (ppid == getpid() && stat.find("(bwrap)") != std::string::npos) pids.insert(pid);
   }
   closedir(proc);
-  return killed;
+  return pids;
+}
+
+// Kills the warm processes (through their bubblewrap parents); returns how many.
+int KillWarmProcesses() {
+  std::set<pid_t> pids = BwrapPids();
+  for (pid_t pid : pids) kill(pid, SIGKILL);
+  return static_cast<int>(pids.size());
 }
 
 TEST_F(SandboxTest, DeadWarmProcessIsRestarted) {
@@ -383,6 +388,21 @@ TEST_F(SandboxTest, DeadWarmProcessIsRestarted) {
   ASSERT_EQ(KillWarmProcesses(), 2);
   ExpectHealthy();
   ExpectHealthy();
+}
+
+// bwrap --die-with-parent watches the thread that forked it: a restart made from a short-lived
+// thread must not leave a sandbox that dies with that thread.
+TEST_F(SandboxTest, SandboxOutlivesTheThreadThatRestartedIt) {
+  ASSERT_EQ(KillWarmProcesses(), 2);
+  std::thread([this] {
+    ExpectHealthy();
+    ExpectHealthy();
+  }).join();
+  std::set<pid_t> before = BwrapPids();
+  ASSERT_EQ(before.size(), 2u);
+  ExpectHealthy();
+  ExpectHealthy();
+  EXPECT_EQ(BwrapPids(), before);
 }
 
 TEST_F(SandboxTest, TwoSlotsRunJobsConcurrently) {
