@@ -1,0 +1,157 @@
+"""Hostile code through the whole server: each function of tests/sandbox_hostile/ is submitted by a
+data scientist, approved (as a data owner might be fooled into doing) and run on private data.
+Each must end contained — with a clear job error, or having found nothing — while the server keeps
+serving, and no secret of the server (its environment, its database, another dataset's private
+bytes) may appear in anything the scientist gets back.
+
+The sandbox's own unit test (src/sandbox/sandbox_test.cc) checks each function's exact outcome
+under per-function limits; here the server's limits apply, so a CPU burner may end by the wall
+clock or by the CPU limit: either is a clear job error."""
+
+import json
+import math
+import os
+import pathlib
+import re
+import threading
+import time
+
+import pytest
+
+from dataset_helpers import create_dataset, make_actors, marker, new_blob
+from helpers import PASSWORD, Api, DetachedServer, unique
+
+HOSTILE_DIR = pathlib.Path(__file__).resolve().parents[1] / "sandbox_hostile"
+ENV_SECRET = marker()
+DB_SECRET = marker()
+OTHER_SECRET = marker()
+
+
+def hostile_files():
+    return sorted(HOSTILE_DIR.glob("*.py"))
+
+
+def expectation(source):
+    first = source.splitlines()[0]
+    m = re.match(r"#\s*expect:\s*([a-z_-]+)", first)
+    assert m, "no '# expect:' line"
+    limits = {}
+    for line in source.splitlines()[:5]:
+        lm = re.match(r"#\s*limits:\s*(.*)", line)
+        if lm:
+            for part in lm.group(1).split():
+                k, v = part.split("=")
+                limits[k] = int(v)
+    return m.group(1), limits
+
+
+@pytest.fixture(scope="module")
+def hostile_server(binary, tmp_path_factory):
+    os.environ["DATASITE_HOSTILE_SECRET"] = ENV_SECRET  # the server inherits it
+    data_dir = tmp_path_factory.mktemp("hostile") / "data"
+    server = DetachedServer(binary, data_dir, "--workers", "2", "--job-timeout", "20",
+                            "--job-memory-bytes", str(768 << 20), "--job-cpu-seconds", "20",
+                            "--max-result-bytes", str(1 << 20))
+    try:
+        api = server.start()
+        actors = make_actors(server.port)
+        owner = actors["owner"].token
+        # Secrets: a user whose name only the database holds; another dataset's private bytes.
+        api.create_user(actors["admin"].token, name=DB_SECRET)
+        other = new_blob(api, owner, "csv", ("secret\n" + OTHER_SECRET + "\n").encode())
+        assert create_dataset(api, owner, unique("other"), [{"name": "s", "data": other["id"]}]).status == 201
+        data = new_blob(api, owner, "csv", b"a,b\n1,x\n2,y\n3,z\n")
+        mock = new_blob(api, owner, "csv", b"a,b\n7,q\n")
+        resp = create_dataset(api, owner, unique("target"),
+                              [{"name": "t", "data": data["id"], "mock": mock["id"]}])
+        assert resp.status == 201, resp
+        yield server, api, actors, resp.json["assets"][0]["id"], data_dir
+    finally:
+        server.stop()
+        os.environ.pop("DATASITE_HOSTILE_SECRET", None)
+
+
+def assert_no_secret(text, what):
+    for secret in (ENV_SECRET, DB_SECRET, OTHER_SECRET):
+        assert secret not in text, "{} leaked a secret".format(what)
+
+
+@pytest.mark.parametrize("path", hostile_files(), ids=lambda p: p.stem)
+def test_hostile_function_is_contained(hostile_server, path):
+    server, api, actors, asset_id, data_dir = hostile_server
+    scientist, owner = actors["scientist"].token, actors["owner"].token
+    source = path.read_text()
+    expect, limits = expectation(source)
+    name = "f"
+    # The function is always `f`; give each submission a unique body so the hash differs.
+    source = source + "\n# {}\n".format(unique("run"))
+    inputs = {"data": {"asset_id": asset_id}}
+    if "secret_path" in source:
+        inputs["secret_path"] = {"value": str(data_dir / "datasite.db")}
+    code = api.post("/api/v1/code", {"name": name, "source": source, "inputs": inputs}, token=scientist)
+    assert code.status == 201, code
+    req = api.post("/api/v1/requests", {"code_id": code.json["id"], "reason": path.stem}, token=scientist)
+    assert api.post("/api/v1/requests/%s/approve" % req.json["id"], {}, token=owner).status == 200
+
+    stop = threading.Event()
+    failures = []
+
+    def probe():  # the server keeps serving while the job runs
+        while not stop.is_set():
+            for route in ("/healthz", "/api/v1/settings"):
+                resp = api.get(route, token=scientist)
+                if resp.status != 200:
+                    failures.append((route, resp.status))
+            time.sleep(0.1)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        body = {"blocking": False}  # some run 20 s, longer than the test client's HTTP timeout
+        if "wall_ms" in limits:
+            body["timeout_seconds"] = max(1, min(20, math.ceil(limits["wall_ms"] / 1000)))
+        started = api.post("/api/v1/code/%s/run" % code.json["id"], body, token=scientist)
+        assert started.status == 201, started
+        deadline = time.time() + 90
+        while True:
+            job = api.get("/api/v1/jobs/" + started.json["id"], token=scientist).json
+            if job["status"] not in ("queued", "running") or time.time() > deadline:
+                break
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        prober.join()
+    assert not failures, "the server stopped answering: {}".format(failures[:3])
+
+    if expect == "ok-contained":
+        assert job["status"] == "completed", job
+        assert job["result"]["format"] == "json"
+        assert job["result"]["inline"]["escaped"] is False, json.dumps(job["result"]["inline"])[:1500]
+    elif expect == "ok-bytes":
+        assert (job["status"], job["result"]["format"]) == ("completed", "bytes"), job
+    else:
+        assert expect in ("error", "resource_limit", "timeout"), expect
+        assert job["status"] in ("errored", "timed_out"), job
+        assert job["error"], job
+        if expect == "timeout":
+            assert job["status"] == "timed_out", job
+
+    # Nothing the scientist can read carries a secret.
+    for suffix in ("", "/logs", "/result"):
+        resp = api.get("/api/v1/jobs/" + job["id"] + suffix, token=scientist)
+        assert_no_secret(resp.text, path.stem + suffix)
+    # And the sandbox still runs ordinary code afterwards.
+    fn = unique("ok").replace("-", "_")
+    ok = api.post("/api/v1/code", {"name": fn, "source": "def {}(data):\n    return int(data['a'].sum())\n".format(fn),
+                                   "inputs": {"data": {"asset_id": asset_id}}}, token=owner)
+    after = api.post("/api/v1/code/%s/run" % ok.json["id"], {}, token=owner).json
+    assert (after["status"], after["result"]["inline"]) == ("completed", 6), after
+
+
+def test_the_server_survived_the_suite(hostile_server):
+    server, api, actors, _, data_dir = hostile_server
+    assert server.alive()
+    import sqlite3
+    db = sqlite3.connect(str(data_dir / "datasite.db"))
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
