@@ -450,6 +450,18 @@ class ColumnMock {
  private:
   std::string_view NextFloat(Rng& rng) {
     double v = UniformReal(rng, reals_.lo, reals_.hi);
+    for (;;) {
+      std::string_view text = FormatFloat(rng, v);
+      // Near the largest double, rounding to the column's precision or the changed last digit can
+      // carry the text past it ("1.8e+308" reads back as infinity, which would make the mock's
+      // column a string column): then the value moves toward zero until its text is finite.
+      double back = 0;
+      if (ParseFiniteDouble(text, back)) return text;
+      v *= 0.9;
+    }
+  }
+
+  std::string_view FormatFloat(Rng& rng, double v) {
     int n = std::snprintf(buf_, sizeof(buf_), profile_.exponent ? "%.*e" : "%.*f", precision_, v);
     std::string_view text(buf_, static_cast<size_t>(n));
     size_t last = profile_.exponent ? text.find('e') - 1 : text.size() - 1;

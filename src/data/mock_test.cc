@@ -339,6 +339,19 @@ TEST(CsvMockEdgeTest, ExtremeNumbersStayValid) {
   }
 }
 
+// Regression (fuzz/corpus/csv_file/regress_float_near_max): a mock cell of a column near the
+// largest double was written "1.8e+308" (the changed last digit of "1.0e+308"), which reads back as
+// infinity and made the mock's column a string column.
+TEST(CsvMockEdgeTest, FloatsNearTheLargestDoubleStayFinite) {
+  std::string in = TempFile("in.csv", "x,y\n1e308,-1.7e308\n");
+  for (uint64_t seed = 1; seed <= 200; ++seed) {
+    Table mock = ReadCsv(MakeMock(Format::kCsv, in, seed));
+    ASSERT_EQ(mock.size(), 2u);
+    EXPECT_TRUE(std::isfinite(AsDouble(mock[1][0]))) << mock[1][0];
+    EXPECT_TRUE(std::isfinite(AsDouble(mock[1][1]))) << mock[1][1];
+  }
+}
+
 TEST(CsvMockEdgeTest, RefusesInvalidInputAndLeavesNoFile) {
   Status s = MockRefusal(Format::kCsv, TempFile("in.csv", "a,b\n1,2\n3\n"));
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
