@@ -370,6 +370,16 @@ Status ValidateSpec(const JobSpec& spec) {
   return Status::Ok();
 }
 
+// `s` cut to at most `max` bytes without splitting a UTF-8 sequence (the sandbox sends valid
+// UTF-8).
+std::string CutUtf8(std::string s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t end = max;
+  while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) --end;
+  s.resize(end);
+  return s;
+}
+
 const char* SignalName(int sig) {
   const char* name = sigabbrev_np(sig);
   return name != nullptr ? name : "?";
@@ -875,7 +885,7 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
   std::string status = d.value("status", "");
   auto text = [&d](const char* key) {
     std::string s = d.contains(key) && d[key].is_string() ? d[key].get<std::string>() : "";
-    return s.substr(0, 2000);
+    return CutUtf8(std::move(s), 2000);
   };
   if (status == "ok") {
     std::string format = text("format");
