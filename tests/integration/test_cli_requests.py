@@ -1,0 +1,252 @@
+"""``datasite requests list|show|approve|deny`` and ``datasite jobs list|show|logs|kill|release``
+against a server launched with the CLI.
+
+One server per module; the Python client plays the data scientist who submits code, the command
+line the data owner who reviews it (and the scientist who reads their jobs).
+"""
+
+import json
+import uuid
+
+import pytest
+
+import datasite as sy
+from code_helpers import asset_of, upload_people, wait_for_status
+from helpers import PASSWORD, client_for
+from test_cli_datasets import Site
+
+
+class Person:
+    """A user of the site: email, a client logged in once, and ``cli`` to run commands as them."""
+
+    def __init__(self, site, role):
+        self.site = site
+        self.user = site.api.create_user(site.admin_token, role=role)
+        self.email = self.user["email"]
+        self.token = site.api.login(self.email, PASSWORD)
+        self.client = client_for(site.port, self.token)
+
+    def cli(self, group, command, *args):
+        """``datasite GROUP COMMAND --server NAME --token TOKEN ARGS``."""
+        return self.site.run(
+            group, command, "--server", self.site.name, "--token", self.token, *args
+        )
+
+
+@pytest.fixture(scope="module")
+def site(binary, tmp_path_factory):
+    site = Site(binary, tmp_path_factory.mktemp("xdg"))
+    yield site
+    site.land()
+
+
+@pytest.fixture(scope="module")
+def owner(site):
+    return Person(site, "data_owner")
+
+
+@pytest.fixture(scope="module")
+def scientist(site):
+    return Person(site, "data_scientist")
+
+
+@pytest.fixture(scope="module")
+def scientist2(site):
+    return Person(site, "data_scientist")
+
+
+@pytest.fixture(scope="module")
+def dataset(owner):
+    return upload_people(owner.client)
+
+
+@pytest.fixture
+def asset(scientist, dataset):
+    return asset_of(scientist.client, dataset)
+
+
+def test_list_and_show_a_pending_request(owner, scientist, dataset, asset):
+    @sy.syft_function_single_use(data=asset, bins=4)
+    def cli_histogram(data, bins):
+        return [int(bins), len(data)]
+
+    request = scientist.client.code.request_code_execution(cli_histogram, reason="age bands")
+
+    listed = owner.cli("requests", "list")
+    assert listed.returncode == 0, listed
+    line = next(line for line in listed.stdout.splitlines() if request.id in line)
+    assert "pending" in line and "cli_histogram v1" in line and scientist.email in line
+    assert "age bands" in line
+    assert listed.stdout.splitlines()[0].split()[:2] == ["ID", "STATUS"]
+
+    approved = owner.cli("requests", "list", "--status", "approved")
+    assert approved.returncode == 0, approved
+    assert request.id not in approved.stdout
+
+    as_json = owner.cli("requests", "list", "--status", "pending", "--json")
+    assert as_json.returncode == 0, as_json
+    assert request.id in [r["id"] for r in json.loads(as_json.stdout)["items"]]
+
+    shown = owner.cli("requests", "show", request.id)
+    assert shown.returncode == 0, shown
+    for text in (
+        "pending",
+        "age bands",
+        scientist.email,
+        "cli_histogram v1",
+        "single_execution, limit 1, used 0",
+        "data: asset {}/people ({})".format(dataset, asset.id),
+        "bins: constant 4",
+        "  def cli_histogram(data, bins):",
+        "      return [int(bins), len(data)]",
+    ):
+        assert text in shown.stdout, (text, shown)
+    shown_json = owner.cli("requests", "show", request.id, "--json")
+    assert json.loads(shown_json.stdout)["code"]["source"] == cli_histogram.code
+
+
+def test_approve_by_a_scientist_is_refused_and_by_an_owner_works_once(owner, scientist, asset):
+    @sy.syft_function_single_use(data=asset)
+    def cli_count(data):
+        return len(data)
+
+    request = scientist.client.code.request_code_execution(cli_count, reason="count")
+
+    refused = scientist.cli("requests", "approve", request.id)
+    assert refused.returncode == 1, refused
+    assert refused.stderr.startswith("error: "), refused
+    assert request.refresh().status is sy.RequestStatus.PENDING
+
+    approved = owner.cli("requests", "approve", request.id)
+    assert approved.returncode == 0, approved
+    assert "Approved request " + request.id in approved.stdout
+    assert request.refresh().status is sy.RequestStatus.APPROVED
+    assert scientist.client.code.cli_count(data=asset).get() == 5
+
+    again = owner.cli("requests", "approve", request.id)
+    assert again.returncode == 1, again
+    assert again.stderr.startswith("error: "), again
+
+
+def test_deny_needs_a_reason_which_the_scientist_reads(owner, scientist, asset):
+    @sy.syft_function_single_use(data=asset)
+    def cli_names(data):
+        return list(data["name"])
+
+    request = scientist.client.code.request_code_execution(cli_names, reason="names")
+
+    no_reason = owner.cli("requests", "deny", request.id)
+    assert no_reason.returncode == 2, no_reason
+    assert "--reason" in no_reason.stderr
+
+    denied = owner.cli("requests", "deny", request.id, "--reason", "names identify people")
+    assert denied.returncode == 0, denied
+    assert "Denied request " + request.id in denied.stdout
+    request.refresh()
+    assert request.status is sy.RequestStatus.DENIED
+    assert request.deny_reason == "names identify people"
+
+    refused = scientist.cli("requests", "deny", request.id, "--reason", "x")
+    assert refused.returncode == 1 and refused.stderr.startswith("error: "), refused
+
+
+def test_a_scientist_sees_only_their_own_requests(owner, scientist, scientist2, asset):
+    @sy.syft_function_single_use(data=asset)
+    def cli_mine(data):
+        return int(data["age"].max())
+
+    request = scientist.client.code.request_code_execution(cli_mine, reason="mine")
+    mine = scientist.cli("requests", "list")
+    assert mine.returncode == 0 and request.id in mine.stdout, mine
+    theirs = scientist2.cli("requests", "list")
+    assert theirs.returncode == 0 and request.id not in theirs.stdout, theirs
+    shown = scientist2.cli("requests", "show", request.id)
+    assert shown.returncode == 1 and shown.stderr.startswith("error: "), shown
+
+
+def test_jobs_list_show_and_logs(owner, scientist, asset):
+    @sy.syft_function(
+        input_policy=sy.ExactMatch(data=asset), output_policy=sy.OutputPolicyExecuteCount(limit=3)
+    )
+    def cli_logged(data):
+        import sys
+
+        print("stdout-marker", len(data))
+        print("stderr-marker", file=sys.stderr)
+        return len(data)
+
+    request = scientist.client.code.request_code_execution(cli_logged, reason="logs")
+    assert owner.client.requests.get(request.id).approve()
+    job = scientist.client.code.cli_logged(data=asset).job
+
+    listed = scientist.cli("jobs", "list")
+    assert listed.returncode == 0, listed
+    line = next(line for line in listed.stdout.splitlines() if job.id in line)
+    assert "completed" in line and "private" in line and "cli_logged" in line
+    by_code = scientist.cli("jobs", "list", "--code-id", request.code.id, "--json")
+    assert [j["id"] for j in json.loads(by_code.stdout)["items"]] == [job.id]
+    other_code = scientist.cli("jobs", "list", "--code-id", unique_uuid())
+    assert other_code.returncode == 0 and job.id not in other_code.stdout, other_code
+    by_status = scientist.cli("jobs", "list", "--status", "errored")
+    assert by_status.returncode == 0 and job.id not in by_status.stdout, by_status
+    bad_status = scientist.cli("jobs", "list", "--status", "sleeping")
+    assert bad_status.returncode == 2, bad_status
+
+    shown = scientist.cli("jobs", "show", job.id)
+    assert shown.returncode == 0, shown
+    assert "completed" in shown.stdout and "json" in shown.stdout
+
+    logs = scientist.cli("jobs", "logs", job.id)
+    assert logs.returncode == 0, logs
+    assert "stdout-marker 5" in logs.stdout
+    assert "stderr-marker" not in logs.stdout + logs.stderr  # stderr is for owners
+    owner_logs = owner.cli("jobs", "logs", job.id)
+    assert owner_logs.returncode == 0, owner_logs
+    assert "stdout-marker 5" in owner_logs.stdout
+    assert "stderr-marker" in owner_logs.stderr
+
+    release = scientist.cli("jobs", "release", job.id)
+    assert release.returncode == 1 and release.stderr.startswith("error: "), release
+
+
+def test_kill_a_running_job(scientist, scientist2, asset):
+    @sy.syft_function_single_use(data=asset)
+    def cli_sleepy(data):
+        import time
+
+        time.sleep(120)
+        return len(data)
+
+    scientist.client.code.submit(cli_sleepy)
+    job = scientist.client.code.cli_sleepy.mock(data=asset, blocking=False)
+    wait_for_status(job, (sy.JobStatus.RUNNING,))
+
+    refused = scientist2.cli("jobs", "kill", job.id)
+    assert refused.returncode == 1 and refused.stderr.startswith("error: "), refused
+    killed = scientist.cli("jobs", "kill", job.id)
+    assert killed.returncode == 0, killed
+    assert "Killed job " + job.id in killed.stdout
+    wait_for_status(job, (sy.JobStatus.KILLED,))
+    again = scientist.cli("jobs", "kill", job.id)
+    assert again.returncode == 1 and again.stderr.startswith("error: "), again
+
+
+def test_the_commands_need_an_account(site):
+    for args in (("requests", "list"), ("jobs", "list"), ("jobs", "logs", unique_uuid())):
+        result = site.run(*args, "--server", site.name)
+        assert result.returncode == 2, result
+        assert "needs an account" in result.stderr, result
+
+
+def test_help_lists_the_commands(site):
+    result = site.run("requests", "--help")
+    assert result.returncode == 0, result
+    for command in ("list", "show", "approve", "deny"):
+        assert command in result.stdout
+    result = site.run("jobs", "--help")
+    for command in ("list", "show", "logs", "kill", "release"):
+        assert command in result.stdout
+
+
+def unique_uuid():
+    return str(uuid.uuid4())
