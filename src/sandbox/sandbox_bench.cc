@@ -40,10 +40,14 @@ double TreeCpuSeconds(pid_t pid) {
   for (int i = 3; i <= 17 && fields >> f; ++i)
     if (i >= 14) ticks += std::stod(f);  // utime stime cutime cstime
   double seconds = ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
-  std::ifstream children("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) +
-                         "/children");
-  pid_t child;
-  while (children >> child) seconds += TreeCpuSeconds(child);
+  // Children hang off the thread that forked them (the sandbox forks bwrap on its own thread).
+  std::error_code ec;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream children(task.path() / "children");
+    pid_t child;
+    while (children >> child) seconds += TreeCpuSeconds(child);
+  }
   return seconds;
 }
 
