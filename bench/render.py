@@ -24,10 +24,17 @@ def machine():
     return "%s, %d cores, Linux %s" % (cpu, os.cpu_count() or 0, platform.release())
 
 
+def load():
+    try:
+        return " ".join(open("/proc/loadavg").read().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def api_section(w):
     """The wrk throughput table: datasite beside nginx (static bytes) and FastAPI, per route."""
     out = ["## API throughput with wrk (bench/api_wrk.py)\n"]
-    out.append("wrk %s: `-t%d -c%d -d%ds --latency`, the Authorization header of a real session; %d runs per "
+    out.append("wrk %s: `-t%d -c%d -d%ds --timeout 30s --latency`, the Authorization header of a real session; %d runs per "
                "server and route, interleaved; figures are medians. Every run had no socket error, no non-2xx "
                "answer, and bytes read matching the response size (the script fails otherwise). %d datasets "
                "stored; the listing is page %d at 50 a page. nginx runs %d worker processes; datasite runs "
@@ -131,10 +138,10 @@ def main():
                      "met" if u["list_page_p50_ms"] <= 2 else "not met"))
     out = []
     out.append("# Benchmarks\n")
-    out.append("Written by `bash bench/run.sh` on %s (%s). Every figure is the median of %d runs, measured in "
-               "the same run as its reference on the same machine; the machines here are shared and noisy, so "
-               "read the ratios first.\n" % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), machine(),
-                                             r["runs"]))
+    out.append("Written by `bash bench/run.sh` on %s (%s; load average when written: %s). Every figure is the "
+               "median of %d runs, measured in the same run as its reference on the same machine; the machines "
+               "here are shared and noisy, so read the ratios first.\n" % (
+                   time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), machine(), load(), r["runs"]))
     out.append("| measure | datasite | reference | ratio | goal | |")
     out.append("|---|---|---|---|---|---|")
     for row in rows:
