@@ -1,9 +1,6 @@
 // Routes for code, requests and jobs (docs/API.md, "Code, requests and jobs").
 #include <sodium.h>
 
-#include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
 
 #include "api/api.h"
@@ -71,13 +68,11 @@ std::string Base64(const std::string& bytes) {
 }
 
 // A small result as a JSON value, so a blocking call needs one round trip; null when too large.
-json InlineResult(const std::string& path, const std::string& format, int64_t size) {
-  if (size > kMaxInlineBytes) return nullptr;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return nullptr;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string bytes = ss.str();
+json InlineResult(const services::CodeService& code, const store::Job& job) {
+  auto small = code.SmallResult(job, kMaxInlineBytes);
+  if (!small.ok() || !*small) return nullptr;
+  const std::string& bytes = **small;
+  const std::string& format = job.result_format;
   if (format == "json") return json::parse(bytes, nullptr, false);
   if (format == "csv") return bytes;
   return Base64(bytes);
@@ -91,9 +86,7 @@ json JobJson(const store::Job& j, const Principal& caller, const services::CodeS
     result = {{"format", j.result_format},
               {"size", j.result_size},
               {"held", j.held},
-              {"inline", visible && inline_result
-                             ? InlineResult(code.ResultPath(j.id), j.result_format, j.result_size)
-                             : json(nullptr)}};
+              {"inline", visible && inline_result ? InlineResult(code, j) : json(nullptr)}};
   }
   return {{"id", j.id},
           {"code_id", j.code_id},
@@ -271,7 +264,11 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
               [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
                 ASSIGN_OR_RETURN(auto f, code.JobResult(caller, req.path_params["id"]));
                 Reply r;
-                r.file_path = f.path;
+                if (f.bytes) {
+                  r.raw_body = std::move(*f.bytes);
+                } else {
+                  r.file_path = f.path;
+                }
                 r.content_type = f.format == "json"  ? "application/json"
                                  : f.format == "csv" ? "text/csv"
                                                      : "application/octet-stream";

@@ -56,6 +56,11 @@ http::Response Render(Result<Reply> reply) {
     res.content_type = std::move(reply->content_type);
     return res;
   }
+  if (reply->raw_body) {
+    res.body = std::move(*reply->raw_body);
+    res.content_type = std::move(reply->content_type);
+    return res;
+  }
   res.body = reply->raw_json.empty() ? Dump(reply->body) : std::move(reply->raw_json);
   return res;
 }

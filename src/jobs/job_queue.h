@@ -31,6 +31,7 @@ struct Outcome {
   std::string error;
   std::string result_format;
   int64_t result_size = 0;
+  std::optional<std::string> result_data;  // a small result, kept in the database
   bool held = false;
   std::string stdout_text;
   std::string stderr_text;

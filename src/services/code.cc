@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <regex>
+#include <sstream>
 
 #include <spdlog/spdlog.h>
 
@@ -21,6 +23,7 @@ constexpr size_t kMaxSourceBytes = 1 << 20;
 constexpr size_t kMaxInputs = 64;
 constexpr size_t kMaxReasonBytes = 10'000;
 constexpr int64_t kMaxRunLimit = 1'000'000;
+constexpr uint64_t kMaxResultInDatabase = 1 << 20;
 
 bool IsIdentifier(const std::string& s) {
   static const std::regex re("[A-Za-z_][A-Za-z0-9_]{0,99}");
@@ -472,7 +475,21 @@ Result<ResultFile> CodeService::JobResult(const Principal& caller, const std::st
   if (!MaySeeResult(caller, job)) {
     return FailedPreconditionError("the result is held until a data owner releases it");
   }
-  return ResultFile{ResultPath(job.id), job.result_format, job.result_size};
+  ResultFile f{std::nullopt, ResultPath(job.id), job.result_format, job.result_size};
+  ASSIGN_OR_RETURN(f.bytes, store_.GetJobResult(job.id));
+  return f;
+}
+
+Result<std::optional<std::string>> CodeService::SmallResult(const store::Job& job,
+                                                            int64_t max_bytes) const {
+  if (job.status != "completed" || job.result_size > max_bytes) return std::optional<std::string>();
+  ASSIGN_OR_RETURN(auto bytes, store_.GetJobResult(job.id));
+  if (bytes) return bytes;
+  std::ifstream in(ResultPath(job.id), std::ios::binary);
+  if (!in) return InternalError("the result file of job " + job.id + " is missing");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return std::optional<std::string>(ss.str());
 }
 
 Result<JobLogs> CodeService::Logs(const Principal& caller, const std::string& id) {
@@ -539,15 +556,33 @@ jobs::Outcome CodeService::RunJob(const store::Job& job, const std::atomic<bool>
     out.error = "the sandbox could not run the job: " + r.status().message();
     return out;
   }
+  if (r->outcome != sandbox::Outcome::kOk) {
+    std::error_code ec;
+    std::filesystem::remove(result_path, ec);  // the sandbox leaves an empty file behind
+  }
   out.stdout_text = std::move(r->stdout_text);
   out.stderr_text = std::move(r->stderr_text);
   out.error = r->error;
   switch (r->outcome) {
     case sandbox::Outcome::kOk: {
-      Status synced = SyncFile(result_path);
-      if (!synced.ok()) {
-        out.error = synced.message();
-        return out;
+      if (r->result_bytes <= kMaxResultInDatabase) {
+        // Small results go into the job's row: the one sync of FinishJob makes them durable.
+        std::ifstream in(result_path, std::ios::binary);
+        std::ostringstream ss;
+        ss << in.rdbuf();
+        if (!in || ss.str().size() != r->result_bytes) {
+          out.error = "the job's result could not be read back";
+          return out;
+        }
+        out.result_data = ss.str();
+        std::error_code ec;
+        std::filesystem::remove(result_path, ec);
+      } else {
+        Status synced = SyncFile(result_path);
+        if (!synced.ok()) {
+          out.error = synced.message();
+          return out;
+        }
       }
       out.status = "completed";
       out.result_format = r->result_format;

@@ -61,7 +61,8 @@ struct JobLogs {
 };
 
 struct ResultFile {
-  std::string path;
+  std::optional<std::string> bytes;  // a small result, kept in the database
+  std::string path;                  // else: the file holding it
   std::string format;
   int64_t size = 0;
 };
@@ -100,6 +101,9 @@ class CodeService {
   // Whether the caller may see the job's result and stdout now (not while held, unless an owner).
   bool MaySeeResult(const Principal& caller, const store::Job& job) const;
   Result<ResultFile> JobResult(const Principal& caller, const std::string& id);
+  // The bytes of a completed job's result when at most `max_bytes`; nullopt when larger. No
+  // permission check: for rendering a job the caller may already see.
+  Result<std::optional<std::string>> SmallResult(const store::Job& job, int64_t max_bytes) const;
   Result<JobLogs> Logs(const Principal& caller, const std::string& id);
   Result<store::Job> Kill(const Principal& caller, const std::string& id);
   Result<store::Job> Release(const Principal& caller, const std::string& id);

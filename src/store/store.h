@@ -173,6 +173,9 @@ struct Job {
   std::string error;
   std::string result_format;  // set when completed
   int64_t result_size = 0;
+  // A small result kept in the database itself (one sync makes job end and result durable);
+  // written by FinishJob, read only by GetJobResult. Empty: the result is in a file.
+  std::optional<std::string> result_data;
   bool held = false;  // result withheld from the requester until released
   std::string stdout_text;
   std::string stderr_text;
@@ -283,6 +286,8 @@ class Store {
   // Records the end of a running job: status, error, result and logs. kFailedPrecondition when the
   // job is not running (it was killed while queued, say).
   virtual Status FinishJob(const Job& job) = 0;
+  // The result bytes FinishJob kept in the database; nullopt when it kept none.
+  virtual Result<std::optional<std::string>> GetJobResult(const std::string& id) = 0;
   // queued → killed. kFailedPrecondition when it is not queued.
   virtual Status KillQueuedJob(const std::string& id, int64_t now) = 0;
   virtual Status ReleaseJob(const std::string& id) = 0;
