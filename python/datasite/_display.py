@@ -11,10 +11,36 @@ _MD_SPECIALS = "\\`*_{}[]()#+!|~"
 
 
 def show(value):
-    """Plain-text form of a value for tables: None as empty, booleans as True/False."""
+    """Plain-text form of a value for tables: None as empty, booleans as True/False, hidden
+    characters revealed (see ``reveal``).
+    """
     if value is None:
         return ""
-    return str(value)
+    return reveal(str(value))
+
+
+# Characters that change what a reader sees without being seen: C0 and C1 controls (ANSI escapes,
+# carriage returns), zero-width characters, bidi overrides and isolates ("Trojan Source"), the BOM.
+_HIDDEN = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+)
+
+
+def reveal(text):
+    """``text`` with every hidden or direction-changing character written as a visible escape
+    (``\\x1b``, ``\\u202e``), tabs and newlines kept: what a reviewer reads is what runs.
+    """
+    return _HIDDEN.sub(
+        lambda m: "\\u{:04x}".format(ord(m.group(0)))
+        if ord(m.group(0)) > 0xFF
+        else "\\x{:02x}".format(ord(m.group(0))),
+        "" if text is None else str(text),
+    )
+
+
+def has_hidden(text):
+    """True when ``text`` holds characters ``reveal`` would escape."""
+    return bool(_HIDDEN.search("" if text is None else str(text)))
 
 
 def esc(value):

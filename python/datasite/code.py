@@ -264,7 +264,7 @@ class SubmitUserCode:
             [
                 _display.text_fields("SubmitUserCode", self._rows()),
                 _bindings_text(self.input_policy),
-                "Code:\n" + self.code,
+                "Code:\n" + _display.reveal(self.code),
             ]
         )
 
@@ -392,19 +392,22 @@ def _source_html(source):
 
 
 def _source_markdown(source):
+    source = _display.reveal(source or "")
     longest, run = 0, 0
-    for ch in source or "":
+    for ch in source:
         run = run + 1 if ch == "`" else 0
         longest = max(longest, run)
     fence = "`" * max(3, longest + 1)
-    return "{}python\n{}\n{}\n".format(fence, (source or "").rstrip("\n"), fence)
+    return "{}python\n{}\n{}\n".format(fence, source.rstrip("\n"), fence)
 
 
 class CodeText(str):
-    """Source code that notebooks show highlighted; ``print`` it for the plain text."""
+    """Source code that notebooks show highlighted; ``print`` it for the exact text. Displays
+    show hidden characters (controls, bidi overrides) as escapes.
+    """
 
     def __repr__(self):
-        return str(self)
+        return _display.reveal(self)
 
     def _repr_markdown_(self):
         return _source_markdown(self)
@@ -588,7 +591,8 @@ class UserCode:
         return CodeText(self.source or "")
 
     def source_text(self):
-        return self.source or ""
+        """The source for displays: hidden characters written as visible escapes."""
+        return _display.reveal(self.source or "")
 
     # Running ---------------------------------------------------------------------------------
 
@@ -686,6 +690,17 @@ class UserCode:
             ("Submitted", self.created_at),
             ("Output policy", policy.describe() if policy else ""),
             ("Code hash", self.code_hash),
+        ] + self._hidden_rows()
+
+    def _hidden_rows(self):
+        if not _display.has_hidden(self.source):
+            return []
+        return [
+            (
+                "Warning",
+                "the source holds hidden or direction-changing characters, shown as \\x/\\u "
+                "escapes: read it with care",
+            )
         ]
 
     def _inputs_text(self):

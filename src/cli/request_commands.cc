@@ -1,5 +1,7 @@
 #include "cli/request_commands.h"
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -59,8 +61,9 @@ std::string Person(const json& user) {
   return name.empty() ? email : name;
 }
 
+// Every text from the server goes through Printable before it reaches the terminal.
 void PrintField(const char* label, const std::string& value) {
-  std::printf("%-16s%s\n", label, value.c_str());
+  std::printf("%-16s%s\n", label, Printable(value).c_str());
 }
 
 // Prints the rows under a header, each column as wide as its widest cell (the last one is not
@@ -71,7 +74,7 @@ void PrintTable(const std::vector<std::string>& header,
   for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
   for (const auto& row : rows) {
     for (size_t i = 0; i < row.size() && i < width.size(); ++i) {
-      width[i] = std::max(width[i], row[i].size());
+      width[i] = std::max(width[i], Printable(row[i]).size());
     }
   }
   auto print = [&](const std::vector<std::string>& row) {
@@ -81,10 +84,14 @@ void PrintTable(const std::vector<std::string>& header,
       if (i + 1 < row.size()) cell.resize(width[i], ' ');
       line += (i ? "  " : "") + cell;
     }
+    line.erase(line.find_last_not_of(' ') + 1);
     std::printf("%s\n", line.c_str());
   };
   print(header);
-  for (const auto& row : rows) print(row);
+  for (auto row : rows) {
+    for (auto& cell : row) cell = Printable(cell);
+    print(row);
+  }
   std::fflush(stdout);
 }
 
@@ -159,12 +166,15 @@ void PrintRequest(const json& r) {
   if (!inputs.is_object() || inputs.empty()) std::printf("  (none)\n");
   if (inputs.is_object()) {
     for (auto it = inputs.begin(); it != inputs.end(); ++it) {
-      std::printf("  %s: %s\n", it.key().c_str(), DescribeInput(it.value()).c_str());
+      std::printf("  %s: %s\n", Printable(it.key()).c_str(),
+                  Printable(DescribeInput(it.value())).c_str());
     }
   }
   std::printf("Source:\n");
   std::istringstream in(Str(code, "source"));
-  for (std::string line; std::getline(in, line);) std::printf("  %s\n", line.c_str());
+  for (std::string line; std::getline(in, line);) {
+    std::printf("  %s\n", Printable(line).c_str());
+  }
   std::fflush(stdout);
 }
 
@@ -181,8 +191,9 @@ Status ShowRequest(Session& s, const Flags& f) {
 Status Approve(Session& s, const Flags& f) {
   json body = json::object();
   ASSIGN_OR_RETURN(json r, s.Call("POST", Target("requests", f.id, "approve"), &body));
-  std::printf("Approved request %s: %s may run %s on private data\n", Str(r, "id").c_str(),
-              Person(Field(r, "requested_by")).c_str(), CodeLabel(Field(r, "code")).c_str());
+  std::printf("Approved request %s: %s may run %s on private data\n",
+              Printable(Str(r, "id")).c_str(), Printable(Person(Field(r, "requested_by"))).c_str(),
+              Printable(CodeLabel(Field(r, "code"))).c_str());
   std::fflush(stdout);
   return Status::Ok();
 }
@@ -191,8 +202,9 @@ Status Deny(Session& s, const Flags& f) {
   if (Trim(f.reason).empty()) return InvalidArgumentError("--reason must not be empty");
   json body = {{"reason", f.reason}};
   ASSIGN_OR_RETURN(json r, s.Call("POST", Target("requests", f.id, "deny"), &body));
-  std::printf("Denied request %s (%s): %s\n", Str(r, "id").c_str(),
-              CodeLabel(Field(r, "code")).c_str(), Str(r, "deny_reason").c_str());
+  std::printf("Denied request %s (%s): %s\n", Printable(Str(r, "id")).c_str(),
+              Printable(CodeLabel(Field(r, "code"))).c_str(),
+              Printable(Str(r, "deny_reason")).c_str());
   std::fflush(stdout);
   return Status::Ok();
 }
@@ -266,6 +278,9 @@ Status Logs(Session& s, const Flags& f) {
     return Status::Ok();
   }
   std::string out = Str(logs, "stdout"), err = Str(logs, "stderr");
+  // Raw bytes into a pipe or file; on a terminal the job's output must not drive it.
+  if (::isatty(STDOUT_FILENO)) out = Printable(out, /*keep_newlines=*/true);
+  if (::isatty(STDERR_FILENO)) err = Printable(err, /*keep_newlines=*/true);
   std::fwrite(out.data(), 1, out.size(), stdout);
   std::fflush(stdout);
   std::fwrite(err.data(), 1, err.size(), stderr);
@@ -276,8 +291,8 @@ Status Logs(Session& s, const Flags& f) {
 Status Kill(Session& s, const Flags& f) {
   json body = json::object();
   ASSIGN_OR_RETURN(json j, s.Call("POST", Target("jobs", f.id, "kill"), &body));
-  std::printf("Killed job %s (%s): %s\n", Str(j, "id").c_str(), Str(j, "code_name").c_str(),
-              Str(j, "status").c_str());
+  std::printf("Killed job %s (%s): %s\n", Printable(Str(j, "id")).c_str(),
+              Printable(Str(j, "code_name")).c_str(), Printable(Str(j, "status")).c_str());
   std::fflush(stdout);
   return Status::Ok();
 }
@@ -285,8 +300,8 @@ Status Kill(Session& s, const Flags& f) {
 Status Release(Session& s, const Flags& f) {
   json body = json::object();
   ASSIGN_OR_RETURN(json j, s.Call("POST", Target("jobs", f.id, "release"), &body));
-  std::printf("Released the result of job %s (%s) to %s\n", Str(j, "id").c_str(),
-              Str(j, "code_name").c_str(), Person(Field(j, "user")).c_str());
+  std::printf("Released the result of job %s (%s) to %s\n", Printable(Str(j, "id")).c_str(),
+              Printable(Str(j, "code_name")).c_str(), Printable(Person(Field(j, "user"))).c_str());
   std::fflush(stdout);
   return Status::Ok();
 }

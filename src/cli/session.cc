@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <utility>
@@ -235,6 +236,60 @@ std::string Trim(const std::string& s) {
   if (b == std::string::npos) return "";
   size_t e = s.find_last_not_of(" \t");
   return s.substr(b, e - b + 1);
+}
+
+namespace {
+
+// The code point of the UTF-8 sequence at `s[i]` and its length, for the 2- and 3-byte forms;
+// {0, 1} for anything else.
+std::pair<uint32_t, size_t> DecodeUtf8(std::string_view s, size_t i) {
+  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  auto continuation = [&](size_t k) { return k < s.size() && (byte(k) & 0xC0) == 0x80; };
+  if ((byte(i) & 0xE0) == 0xC0 && continuation(i + 1)) {
+    return {((byte(i) & 0x1Fu) << 6) | (byte(i + 1) & 0x3Fu), 2};
+  }
+  if ((byte(i) & 0xF0) == 0xE0 && continuation(i + 1) && continuation(i + 2)) {
+    return {((byte(i) & 0x0Fu) << 12) | ((byte(i + 1) & 0x3Fu) << 6) | (byte(i + 2) & 0x3Fu), 3};
+  }
+  return {0, 1};
+}
+
+bool Invisible(uint32_t cp) {
+  return (cp >= 0x80 && cp <= 0x9F) || cp == 0x061C || (cp >= 0x200B && cp <= 0x200F) ||
+         (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2060 && cp <= 0x2069) || cp == 0xFEFF;
+}
+
+}  // namespace
+
+std::string Printable(std::string_view text, bool keep_newlines) {
+  std::string out;
+  out.reserve(text.size());
+  char buf[16];
+  for (size_t i = 0; i < text.size();) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7F) {
+      if (c == '\t' || (c == '\n' && keep_newlines)) {
+        out += static_cast<char>(c);
+      } else {
+        std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+        out += buf;
+      }
+      ++i;
+      continue;
+    }
+    if (c >= 0x80) {
+      auto [cp, len] = DecodeUtf8(text, i);
+      if (Invisible(cp)) {
+        std::snprintf(buf, sizeof(buf), "\\u{%04x}", static_cast<unsigned>(cp));
+        out += buf;
+        i += len;
+        continue;
+      }
+    }
+    out += static_cast<char>(c);
+    ++i;
+  }
+  return out;
 }
 
 }  // namespace datasite::cli

@@ -95,6 +95,12 @@ std::string Dump(const nlohmann::json& j);
 std::string OneLine(const std::string& text, size_t max_chars);
 // `s` without leading and trailing blanks and tabs.
 std::string Trim(const std::string& s);
+// `text` safe to print on a terminal: control characters (but tabs, and newlines when
+// `keep_newlines`), C1 controls, and invisible or direction-changing Unicode characters (zero-width
+// spaces, bidi overrides and isolates, the byte-order mark) are written as visible escapes such as
+// `\x1b` or `\u{202e}`, so that text from the server can neither drive the terminal nor hide
+// part of what a reviewer reads.
+std::string Printable(std::string_view text, bool keep_newlines = false);
 
 }  // namespace datasite::cli
 

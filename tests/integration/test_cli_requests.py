@@ -231,6 +231,36 @@ def test_kill_a_running_job(scientist, scientist2, asset):
     assert again.returncode == 1 and again.stderr.startswith("error: "), again
 
 
+def test_show_reveals_hidden_characters(owner, scientist, asset):
+    """Control characters and bidi overrides from a scientist reach the reviewer's terminal as
+    visible escapes, never raw.
+    """
+    api = scientist.site.api
+    source = "def cli_sneaky(data):\n    x = 1  # \u202e hidden\r\n    return len(data)\n"
+    body = {
+        "name": "cli_sneaky",
+        "source": source,
+        "inputs": {"data": {"asset_id": asset.id}},
+        "output_policy": {"kind": "single_execution"},
+    }
+    code = api.post("/api/v1/code", body, token=scientist.token)
+    assert code.status == 201, code
+    request = api.post(
+        "/api/v1/requests",
+        {"code_id": code.json["id"], "reason": "clear\x1b[2Jscreen"},
+        token=scientist.token,
+    )
+    assert request.status == 201, request
+    for args in (("requests", "show", request.json["id"]), ("requests", "list")):
+        shown = owner.cli(*args)
+        assert shown.returncode == 0, shown
+        assert "\x1b" not in shown.stdout and "\u202e" not in shown.stdout, shown
+        assert "\\x1b[2J" in shown.stdout, shown
+    shown = owner.cli("requests", "show", request.json["id"])
+    assert "# \\u{202e} hidden\\x0d" in shown.stdout, shown
+    assert "\r" not in shown.stdout
+
+
 def test_the_commands_need_an_account(site):
     for args in (("requests", "list"), ("jobs", "list"), ("jobs", "logs", unique_uuid())):
         result = site.run(*args, "--server", site.name)

@@ -569,6 +569,50 @@ def test_a_scientist_sees_only_their_own_code_requests_and_jobs(
         guest.requests.get_all()
 
 
+# Review displays ---------------------------------------------------------------------------------
+
+
+def test_displays_reveal_hidden_characters_in_code_under_review(api, actors, owner, asset):
+    """A bidi override in the source ("Trojan Source") or an ANSI escape in the reason must not
+    hide anything from the reviewer: they show as visible escapes, and the code carries a warning.
+    """
+    token = actors["scientist"].token
+    source = (
+        "def sneaky(data):\n"
+        "    access = 'user' # \u202e } \u2066if admin\u2069 \u2066 begin admins only\n"
+        "    return len(data)\n"
+    )
+    body = {
+        "name": "sneaky",
+        "source": source,
+        "inputs": {"data": {"asset_id": asset.id}},
+        "output_policy": {"kind": "single_execution"},
+    }
+    resp = api.post("/api/v1/code", body, token=token)
+    assert resp.status == 201, resp
+    resp = api.post(
+        "/api/v1/requests", {"code_id": resp.json["id"], "reason": "ok\x1b[2J"}, token=token
+    )
+    assert resp.status == 201, resp
+
+    review = owner.requests.get(resp.json["id"])
+    assert review.code.source == source  # the exact text, for running
+    for shown in (
+        review._repr_html_(),
+        review._repr_markdown_(),
+        repr(review),
+        repr(review.code),
+        review.code._repr_html_(),
+        repr(review.code.show_code()),
+        review.code.show_code()._repr_markdown_(),
+        repr(owner.requests),
+    ):
+        for hidden in ("\u202e", "\u2066", "\u2069", "\x1b"):
+            assert hidden not in shown
+    assert "u202e" in repr(review.code) and "hidden" in repr(review.code)
+    assert "x1b" in repr(review)
+
+
 # Bad input ---------------------------------------------------------------------------------------
 
 
