@@ -409,6 +409,10 @@ class CodeText(str):
     def __repr__(self):
         return _display.reveal(self)
 
+    def __call__(self):
+        """Itself: ``code.show_code`` (PySyft's property) and ``code.show_code()`` both work."""
+        return self
+
     def _repr_markdown_(self):
         return _source_markdown(self)
 
@@ -586,8 +590,11 @@ class UserCode:
         self._assets = None
         return self
 
+    @property
     def show_code(self):
-        """The source (rendered with highlighting in notebooks)."""
+        """The source, rendered with highlighting in notebooks (``show_code`` as in PySyft, or
+        ``show_code()``).
+        """
         return CodeText(self.source or "")
 
     def source_text(self):

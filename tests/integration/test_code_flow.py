@@ -8,6 +8,8 @@ every test submits functions of its own names, so tests do not disturb each othe
 a server setting, gets a server of its own).
 """
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -221,7 +223,7 @@ def test_request_review_approve_then_the_scientist_gets_the_private_result(
         assert "annual report" in shown
         assert actors["scientist"].user["email"] in shown
         assert "single_execution" in shown or "OutputPolicyExecuteOnce" in shown
-    assert "float(data[" in code.show_code()
+    assert "float(data[" in code.show_code() and code.show_code == code.source
 
     # A review run on the private data, before deciding.
     assert code.run() == pytest.approx(PRIVATE_MEAN * 2)
@@ -516,6 +518,83 @@ def test_kill_a_sleeping_job(actors, scientist, asset):
         job.kill()
 
 
+def test_a_job_past_its_timeout_ends_timed_out(scientist, asset):
+    @sy.syft_function_single_use(data=asset)
+    def too_slow(data):
+        import time
+
+        time.sleep(30)
+        return len(data)
+
+    scientist.code.submit(too_slow)
+    with pytest.raises(sy.JobFailedError) as e:
+        scientist.code.too_slow.mock(data=asset, timeout_seconds=1)
+    assert e.value.job.status is sy.JobStatus.TIMED_OUT
+    assert "timed out" in str(e.value)
+    with pytest.raises(sy.InvalidArgumentError, match="timeout_seconds"):
+        scientist.code.too_slow.mock(data=asset, timeout_seconds=0)
+
+
+def test_a_queued_job_can_be_killed(launcher):
+    server = launcher.launch(n_consumers=1)
+    actors = make_code_actors(server.port)
+    scientist = actors["scientist"].client
+    asset = asset_of(scientist, upload_people(actors["owner"].client))
+
+    @sy.syft_function_single_use(data=asset)
+    def occupy(data):
+        import time
+
+        time.sleep(120)
+        return len(data)
+
+    scientist.code.submit(occupy)
+    running = scientist.code.occupy.mock(data=asset, blocking=False)
+    wait_for_status(running, (sy.JobStatus.RUNNING,))
+    queued = scientist.code.occupy.mock(data=asset, blocking=False)
+    assert queued.refresh().status is sy.JobStatus.QUEUED
+    assert queued.kill()
+    assert queued.status is sy.JobStatus.KILLED
+    assert running.kill()
+    wait_for_status(running, (sy.JobStatus.KILLED,))
+
+
+def test_result_bytes_come_with_their_format(api, actors, scientist, asset):
+    @sy.syft_function_single_use(data=asset)
+    def frame_result(data):
+        return data.head(2)
+
+    scientist.code.submit(frame_result)
+    job = scientist.code.frame_result.mock(data=asset).job
+    resp = api.get("/api/v1/jobs/{}/result".format(job.id), token=actors["scientist"].token)
+    assert resp.status == 200, resp
+    assert resp.headers["x-datasite-result-format"] == "csv"
+    assert resp.headers["content-type"].startswith("text/csv")
+    assert resp.text == job.result_info["inline"]
+    pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(resp.text)), MOCK.head(2))
+
+
+def test_a_low_side_server_runs_mocks_only(launcher):
+    server = launcher.launch(server_side_type="low")
+    actors = make_code_actors(server.port)
+    scientist, owner = actors["scientist"].client, actors["owner"].client
+    dataset = sy.Dataset(name="low_people")
+    dataset.add_asset(sy.Asset(name="people", mock=MOCK))
+    assert owner.upload_dataset(dataset)
+    asset = asset_of(scientist, "low_people")
+
+    @sy.syft_function_single_use(data=asset)
+    def low_mean(data):
+        return float(data["age"].mean())
+
+    request = scientist.code.request_code_execution(low_mean, reason="low side")
+    assert scientist.code.low_mean.mock(data=asset).get() == pytest.approx(MOCK_MEAN)
+    with pytest.raises(sy.FailedPreconditionError, match="low"):
+        owner.requests.get(request.id).approve()
+    with pytest.raises(sy.FailedPreconditionError, match="low"):
+        owner.code.low_mean(data=asset)
+
+
 # Who sees what -----------------------------------------------------------------------------------
 
 
@@ -604,7 +683,7 @@ def test_displays_reveal_hidden_characters_in_code_under_review(api, actors, own
         repr(review.code),
         review.code._repr_html_(),
         repr(review.code.show_code()),
-        review.code.show_code()._repr_markdown_(),
+        review.code.show_code._repr_markdown_(),
         repr(owner.requests),
     ):
         for hidden in ("\u202e", "\u2066", "\u2069", "\x1b"):
