@@ -162,13 +162,62 @@ CREATE INDEX jobs_user ON jobs(user_id, seq);
 )sql",
 };
 
-// A prepared statement; finalized on destruction. Not thread-safe.
+// Prepared statements kept for reuse, by SQL text: preparing a join costs more than running it
+// on a small table. Not thread-safe (used under the store's mutex).
+class StmtCache {
+ public:
+  explicit StmtCache(sqlite3* db) : db_(db) {}
+  ~StmtCache() { Clear(); }
+  StmtCache(const StmtCache&) = delete;
+  StmtCache& operator=(const StmtCache&) = delete;
+
+  sqlite3* db() const { return db_; }
+  // A statement for `sql`, from the cache or newly prepared; *rc is SQLite's answer.
+  sqlite3_stmt* Take(const std::string& sql, int* rc) {
+    auto it = idle_.find(sql);
+    if (it != idle_.end()) {
+      sqlite3_stmt* st = it->second;
+      idle_.erase(it);
+      *rc = SQLITE_OK;
+      return st;
+    }
+    sqlite3_stmt* st = nullptr;
+    *rc = sqlite3_prepare_v2(db_, sql.c_str(), static_cast<int>(sql.size()), &st, nullptr);
+    return st;
+  }
+  // Gives a statement back, reset, for the next use (or finalizes it when one is already idle).
+  void Give(std::string sql, sqlite3_stmt* st) {
+    if (st == nullptr) return;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (idle_.size() >= kMaxIdle || !idle_.emplace(std::move(sql), st).second) {
+      sqlite3_finalize(st);
+    }
+  }
+  void Clear() {
+    for (auto& [sql, st] : idle_) sqlite3_finalize(st);
+    idle_.clear();
+  }
+
+ private:
+  static constexpr size_t kMaxIdle = 256;
+  sqlite3* db_;
+  std::unordered_map<std::string, sqlite3_stmt*> idle_;
+};
+
+// A prepared statement, taken from the cache and given back on destruction. Not thread-safe.
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  Stmt(StmtCache& cache, std::string sql) : cache_(cache), db_(cache.db()), sql_(std::move(sql)) {
+    stmt_ = cache_.Take(sql_, &rc_);
   }
-  ~Stmt() { sqlite3_finalize(stmt_); }
+  ~Stmt() {
+    if (rc_ == SQLITE_OK || rc_ == SQLITE_ROW || rc_ == SQLITE_DONE) {
+      cache_.Give(std::move(sql_), stmt_);
+    } else {
+      sqlite3_finalize(stmt_);
+    }
+  }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
 
@@ -235,7 +284,9 @@ class Stmt {
     return InternalError(std::string("database: ") + sqlite3_errmsg(db_));
   }
 
+  StmtCache& cache_;
   sqlite3* db_;
+  std::string sql_;
   sqlite3_stmt* stmt_ = nullptr;
   int rc_ = SQLITE_OK;
   int idx_ = 0;
@@ -391,8 +442,11 @@ Job ReadJob(const Stmt& s) {
 
 class SqliteStore : public Store {
  public:
-  explicit SqliteStore(sqlite3* db) : db_(db) {}
-  ~SqliteStore() override { sqlite3_close_v2(db_); }
+  explicit SqliteStore(sqlite3* db) : db_(db), stmts_(db) {}
+  ~SqliteStore() override {
+    stmts_.Clear();
+    sqlite3_close_v2(db_);
+  }
 
   Status Init() {
     std::lock_guard lock(mu_);
@@ -405,7 +459,7 @@ class SqliteStore : public Store {
 
   Result<std::optional<Identity>> GetIdentity() override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "SELECT server_id, verify_key, signing_key, created_at FROM server_identity");
+    Stmt s(stmts_, "SELECT server_id, verify_key, signing_key, created_at FROM server_identity");
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return std::optional<Identity>();
     return std::optional<Identity>(Identity{s.Text(0), s.Blob(1), s.Blob(2), s.Int(3)});
@@ -413,7 +467,7 @@ class SqliteStore : public Store {
 
   Status PutIdentity(const Identity& id) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_,
+    Stmt s(stmts_,
            "INSERT OR REPLACE INTO server_identity (singleton, server_id, verify_key, signing_key, "
            "created_at) VALUES (1, ?, ?, ?, ?)");
     return s.Bind(id.server_id)
@@ -426,7 +480,7 @@ class SqliteStore : public Store {
   Result<std::optional<Settings>> GetSettings() override {
     std::lock_guard lock(mu_);
     Stmt s(
-        db_,
+        stmts_,
         "SELECT id, name, organization, description, deployed_on, signup_enabled, "
         "notifications_enabled, admin_email, server_type, server_side_type, "
         "association_request_auto_approval, allow_guest_sessions, welcome_markdown, output_review "
@@ -453,7 +507,7 @@ class SqliteStore : public Store {
 
   Status PutSettings(const Settings& st) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_,
+    Stmt s(stmts_,
            "INSERT OR REPLACE INTO settings (singleton, id, name, organization, description, "
            "deployed_on, "
            "signup_enabled, notifications_enabled, admin_email, server_type, server_side_type, "
@@ -478,9 +532,9 @@ class SqliteStore : public Store {
 
   Status InsertUser(const User& u) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, (std::string("INSERT INTO users (") + kUserColumns +
-                 ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-                    .c_str());
+    Stmt s(stmts_, (std::string("INSERT INTO users (") + kUserColumns +
+                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                       .c_str());
     return s.Bind(u.id)
         .Bind(u.email)
         .Bind(u.name)
@@ -507,9 +561,9 @@ class SqliteStore : public Store {
         "instr(lower(name), lower(?1)) > 0)";
     UserPage page;
     ASSIGN_OR_RETURN(page.total, CountWhere("users", where, search));
-    Stmt s(db_, (std::string("SELECT ") + kUserColumns + " FROM users" + where +
-                 " ORDER BY created_at, rowid LIMIT ?2 OFFSET ?3")
-                    .c_str());
+    Stmt s(stmts_, (std::string("SELECT ") + kUserColumns + " FROM users" + where +
+                    " ORDER BY created_at, rowid LIMIT ?2 OFFSET ?3")
+                       .c_str());
     s.Bind(search).Bind(limit).Bind(offset);
     while (true) {
       ASSIGN_OR_RETURN(bool row, s.Step());
@@ -521,7 +575,7 @@ class SqliteStore : public Store {
 
   Status UpdateUser(const User& u) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_,
+    Stmt s(stmts_,
            "UPDATE users SET email = ?, name = ?, role = ?, institution = ?, website = ?, "
            "password_hash = ?, updated_at = ? WHERE id = ?");
     RETURN_IF_ERROR(s.Bind(u.email)
@@ -539,7 +593,7 @@ class SqliteStore : public Store {
 
   Status DeleteUser(const std::string& id) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "DELETE FROM users WHERE id = ?");
+    Stmt s(stmts_, "DELETE FROM users WHERE id = ?");
     RETURN_IF_ERROR(s.Bind(id).Run());
     if (sqlite3_changes(db_) == 0) return NotFoundError("user not found");
     return Status::Ok();
@@ -547,7 +601,7 @@ class SqliteStore : public Store {
 
   Status InsertSession(const Session& ss) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_,
+    Stmt s(stmts_,
            "INSERT INTO sessions (token_hash, user_id, role, created_at, expires_at) VALUES (?, ?, "
            "?, ?, ?)");
     s.BindBlob(ss.token_hash);
@@ -561,7 +615,8 @@ class SqliteStore : public Store {
 
   Result<Session> GetSession(const std::string& token_hash) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "SELECT user_id, role, created_at, expires_at FROM sessions WHERE token_hash = ?");
+    Stmt s(stmts_,
+           "SELECT user_id, role, created_at, expires_at FROM sessions WHERE token_hash = ?");
     s.BindBlob(token_hash);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return NotFoundError("session not found");
@@ -576,25 +631,25 @@ class SqliteStore : public Store {
 
   Status DeleteSession(const std::string& token_hash) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "DELETE FROM sessions WHERE token_hash = ?");
+    Stmt s(stmts_, "DELETE FROM sessions WHERE token_hash = ?");
     return s.BindBlob(token_hash).Run();
   }
 
   Status DeleteUserSessions(const std::string& user_id, const std::string& keep) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "DELETE FROM sessions WHERE user_id = ? AND token_hash != ?");
+    Stmt s(stmts_, "DELETE FROM sessions WHERE user_id = ? AND token_hash != ?");
     return s.Bind(user_id).BindBlob(keep).Run();
   }
 
   Status DeleteExpiredSessions(int64_t now) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "DELETE FROM sessions WHERE expires_at <= ?");
+    Stmt s(stmts_, "DELETE FROM sessions WHERE expires_at <= ?");
     return s.Bind(now).Run();
   }
 
   Status InsertBlob(const Blob& b) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_,
+    Stmt s(stmts_,
            "INSERT INTO blobs (id, owner_id, size, sha256, format, schema, created_at) "
            "VALUES (?, ?, ?, ?, ?, ?, ?)");
     return s.Bind(b.id)
@@ -609,7 +664,7 @@ class SqliteStore : public Store {
 
   Result<Blob> GetBlob(const std::string& id) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_,
+    Stmt s(stmts_,
            "SELECT id, owner_id, size, sha256, format, schema, created_at FROM blobs WHERE id = ?");
     s.Bind(id);
     ASSIGN_OR_RETURN(bool row, s.Step());
@@ -620,12 +675,12 @@ class SqliteStore : public Store {
   Status DeleteBlob(const std::string& id) override {
     std::lock_guard lock(mu_);
     {
-      Stmt u(db_, "SELECT 1 FROM assets WHERE data_blob_id = ?1 OR mock_blob_id = ?1");
+      Stmt u(stmts_, "SELECT 1 FROM assets WHERE data_blob_id = ?1 OR mock_blob_id = ?1");
       u.Bind(id);
       ASSIGN_OR_RETURN(bool used, u.Step());
       if (used) return FailedPreconditionError("blob " + id + " is used by an asset");
     }
-    Stmt s(db_, "DELETE FROM blobs WHERE id = ?");
+    Stmt s(stmts_, "DELETE FROM blobs WHERE id = ?");
     RETURN_IF_ERROR(s.Bind(id).Run());
     if (sqlite3_changes(db_) == 0) return NotFoundError("no blob with id " + id);
     return Status::Ok();
@@ -633,14 +688,14 @@ class SqliteStore : public Store {
 
   Result<std::vector<std::string>> AllBlobIds() override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "SELECT id FROM blobs");
+    Stmt s(stmts_, "SELECT id FROM blobs");
     return Column(s);
   }
 
   Result<std::vector<std::string>> UnusedBlobIds(int64_t before) override {
     std::lock_guard lock(mu_);
     Stmt s(
-        db_,
+        stmts_,
         "SELECT id FROM blobs b WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM assets a WHERE "
         "a.data_blob_id = b.id OR a.mock_blob_id = b.id)");
     s.Bind(before);
@@ -649,7 +704,7 @@ class SqliteStore : public Store {
 
   Result<int64_t> TotalBlobBytes() override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "SELECT coalesce(sum(size), 0) FROM blobs");
+    Stmt s(stmts_, "SELECT coalesce(sum(size), 0) FROM blobs");
     ASSIGN_OR_RETURN(bool row, s.Step());
     return row ? s.Int(0) : 0;
   }
@@ -667,9 +722,9 @@ class SqliteStore : public Store {
 
   Result<Dataset> GetDataset(const std::string& id_or_name) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, (std::string(kDatasetSelect) +
-                 " WHERE (d.id = ?1 OR d.name = ?1) AND d.deleted_at IS NULL")
-                    .c_str());
+    Stmt s(stmts_, (std::string(kDatasetSelect) +
+                    " WHERE (d.id = ?1 OR d.name = ?1) AND d.deleted_at IS NULL")
+                       .c_str());
     s.Bind(id_or_name);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row)
@@ -681,7 +736,7 @@ class SqliteStore : public Store {
 
   Result<Dataset> GetDatasetByAsset(const std::string& asset_id) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_,
+    Stmt s(stmts_,
            (std::string(kDatasetSelect) +
             " WHERE d.id = (SELECT dataset_id FROM assets WHERE id = ?) AND d.deleted_at IS NULL")
                .c_str());
@@ -701,7 +756,7 @@ class SqliteStore : public Store {
         "instr(lower(description), lower(?1)) > 0)";
     DatasetPage page;
     ASSIGN_OR_RETURN(page.total, CountWhere("datasets", where, search));
-    Stmt s(db_,
+    Stmt s(stmts_,
            (std::string(kDatasetSelect) + " WHERE d.rowid IN (SELECT rowid FROM datasets" + where +
             " ORDER BY created_at DESC, rowid DESC LIMIT ?2 OFFSET ?3) ORDER BY d.created_at DESC, "
             "d.rowid DESC")
@@ -718,7 +773,7 @@ class SqliteStore : public Store {
 
   Status UpdateDataset(const Dataset& d) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_,
+    Stmt s(stmts_,
            "UPDATE datasets SET name = ?, summary = ?, description = ?, citation = ?, url = ?, "
            "contributors = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL");
     RETURN_IF_ERROR(s.Bind(d.name)
@@ -739,11 +794,11 @@ class SqliteStore : public Store {
     RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     Status st = [&]() -> Status {
       Stmt s(
-          db_,
+          stmts_,
           "UPDATE datasets SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL");
       RETURN_IF_ERROR(s.Bind(now).Bind(now).Bind(id).Run());
       if (sqlite3_changes(db_) == 0) return NotFoundError("no dataset with id " + id);
-      Stmt a(db_,
+      Stmt a(stmts_,
              "UPDATE assets SET data_blob_id = NULL, mock_blob_id = NULL WHERE dataset_id = ?");
       return a.Bind(id).Run();
     }();
@@ -756,14 +811,14 @@ class SqliteStore : public Store {
 
   Status AppendAudit(const AuditEvent& e) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_,
+    Stmt s(stmts_,
            "INSERT INTO audit_events (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)");
     return s.Bind(e.at).Bind(e.actor).Bind(e.action).Bind(e.target).Bind(e.detail).Run();
   }
 
   Result<std::vector<AuditEvent>> RecentAudit(int64_t limit) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_,
+    Stmt s(stmts_,
            "SELECT at, actor, action, target, detail FROM audit_events ORDER BY seq DESC LIMIT ?");
     s.Bind(limit);
     std::vector<AuditEvent> out;
@@ -777,7 +832,7 @@ class SqliteStore : public Store {
 
   Status CheckIntegrity() override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "PRAGMA integrity_check");
+    Stmt s(stmts_, "PRAGMA integrity_check");
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return InternalError("integrity_check returned nothing");
     std::string report = s.Text(0);
@@ -788,7 +843,7 @@ class SqliteStore : public Store {
  private:
   // Rows of `table` matching `where` (with ?1 bound to `search`). REQUIRES: mu_ held.
   Result<int64_t> CountWhere(const char* table, const char* where, const std::string& search) {
-    Stmt c(db_, (std::string("SELECT count(*) FROM ") + table + where).c_str());
+    Stmt c(stmts_, (std::string("SELECT count(*) FROM ") + table + where));
     c.Bind(search);
     ASSIGN_OR_RETURN(bool row, c.Step());
     return row ? c.Int(0) : 0;
@@ -807,9 +862,9 @@ class SqliteStore : public Store {
 
   // REQUIRES: mu_ held, inside a transaction.
   Status InsertDatasetLocked(const Dataset& d) {
-    Stmt s(db_, (std::string("INSERT INTO datasets (") + kDatasetColumns +
-                 ", deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)")
-                    .c_str());
+    Stmt s(stmts_, (std::string("INSERT INTO datasets (") + kDatasetColumns +
+                    ", deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)")
+                       .c_str());
     Status st = s.Bind(d.id)
                     .Bind(d.name)
                     .Bind(d.summary)
@@ -830,14 +885,14 @@ class SqliteStore : public Store {
       // A blob serves one asset file, in one role, ever: never private data here and a mock there.
       for (const auto& id : {a.data_blob_id, a.mock_blob_id}) {
         if (!id) continue;
-        Stmt used(db_, "SELECT 1 FROM assets WHERE data_blob_id = ?1 OR mock_blob_id = ?1");
+        Stmt used(stmts_, "SELECT 1 FROM assets WHERE data_blob_id = ?1 OR mock_blob_id = ?1");
         used.Bind(*id);
         ASSIGN_OR_RETURN(bool taken, used.Step());
         if (taken)
           return FailedPreconditionError("blob " + *id + " is already used by another asset");
       }
       Stmt ins(
-          db_,
+          stmts_,
           "INSERT INTO assets (id, dataset_id, position, name, description, format, mock_is_real, "
           "data_blob_id, mock_blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
       ins.Bind(a.id)
@@ -882,7 +937,7 @@ class SqliteStore : public Store {
 
   Result<UserCode> GetCode(const std::string& id) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, (std::string(kCodeSelect) + " WHERE c.id = ?").c_str());
+    Stmt s(stmts_, (std::string(kCodeSelect) + " WHERE c.id = ?"));
     s.Bind(id);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return NotFoundError("code not found");
@@ -891,7 +946,7 @@ class SqliteStore : public Store {
 
   Result<UserCode> FindCodeByHash(const std::string& user_id, const std::string& hash) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, (std::string(kCodeSelect) + " WHERE c.user_id = ? AND c.code_hash = ?").c_str());
+    Stmt s(stmts_, (std::string(kCodeSelect) + " WHERE c.user_id = ? AND c.code_hash = ?"));
     s.Bind(user_id).Bind(hash);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return NotFoundError("code not found");
@@ -901,10 +956,10 @@ class SqliteStore : public Store {
   Result<std::vector<UserCode>> ListCode(const std::optional<std::string>& user_id,
                                          const std::optional<std::string>& name) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, (std::string(kCodeSelect) +
-                 " WHERE (?1 IS NULL OR c.user_id = ?1) AND (?2 IS NULL OR c.name = ?2) "
-                 "ORDER BY c.created_at DESC, c.rowid DESC LIMIT 1000")
-                    .c_str());
+    Stmt s(stmts_, (std::string(kCodeSelect) +
+                    " WHERE (?1 IS NULL OR c.user_id = ?1) AND (?2 IS NULL OR c.name = ?2) "
+                    "ORDER BY c.created_at DESC, c.rowid DESC LIMIT 1000")
+                       .c_str());
     BindOptional(s, user_id);
     BindOptional(s, name);
     std::vector<UserCode> out;
@@ -918,7 +973,7 @@ class SqliteStore : public Store {
 
   Status InsertRequest(const CodeRequest& r) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_,
+    Stmt s(stmts_,
            "INSERT INTO code_requests (id, code_id, user_id, reason, status, deny_reason, "
            "reviewer_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, NULL, NULL, ?, ?)");
     return s.Bind(r.id)
@@ -933,7 +988,7 @@ class SqliteStore : public Store {
 
   Result<CodeRequest> GetRequest(const std::string& id) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, (std::string(kRequestSelect) + " WHERE r.id = ?").c_str());
+    Stmt s(stmts_, (std::string(kRequestSelect) + " WHERE r.id = ?"));
     s.Bind(id);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return NotFoundError("request not found");
@@ -943,10 +998,10 @@ class SqliteStore : public Store {
   Result<std::vector<CodeRequest>> ListRequests(const std::optional<std::string>& user_id,
                                                 const std::optional<std::string>& status) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, (std::string(kRequestSelect) +
-                 " WHERE (?1 IS NULL OR r.user_id = ?1) AND (?2 IS NULL OR r.status = ?2) "
-                 "ORDER BY r.created_at DESC, r.rowid DESC LIMIT 1000")
-                    .c_str());
+    Stmt s(stmts_, (std::string(kRequestSelect) +
+                    " WHERE (?1 IS NULL OR r.user_id = ?1) AND (?2 IS NULL OR r.status = ?2) "
+                    "ORDER BY r.created_at DESC, r.rowid DESC LIMIT 1000")
+                       .c_str());
     BindOptional(s, user_id);
     BindOptional(s, status);
     std::vector<CodeRequest> out;
@@ -962,14 +1017,14 @@ class SqliteStore : public Store {
                        const std::optional<std::string>& deny_reason,
                        const std::string& reviewer_id, int64_t now) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_,
+    Stmt s(stmts_,
            "UPDATE code_requests SET status = ?, deny_reason = ?, reviewer_id = ?, updated_at = ? "
            "WHERE id = ? AND status = 'pending'");
     s.Bind(status);
     BindOptional(s, deny_reason);
     RETURN_IF_ERROR(s.Bind(reviewer_id).Bind(now).Bind(id).Run());
     if (sqlite3_changes(db_) == 1) return Status::Ok();
-    Stmt e(db_, "SELECT status FROM code_requests WHERE id = ?");
+    Stmt e(stmts_, "SELECT status FROM code_requests WHERE id = ?");
     e.Bind(id);
     ASSIGN_OR_RETURN(bool row, e.Step());
     if (!row) return NotFoundError("request not found");
@@ -979,14 +1034,14 @@ class SqliteStore : public Store {
   Result<bool> InsertJob(const Job& j, std::optional<int64_t> max_private_runs) override {
     std::lock_guard lock(mu_);
     if (max_private_runs) {
-      Stmt c(db_,
+      Stmt c(stmts_,
              "SELECT count(*) FROM jobs WHERE code_id = ? AND kind = 'private' AND status IN "
              "('queued', 'running', 'completed')");
       c.Bind(j.code_id);
       ASSIGN_OR_RETURN(bool row, c.Step());
       if (row && c.Int(0) >= *max_private_runs) return false;
     }
-    Stmt s(db_,
+    Stmt s(stmts_,
            "INSERT INTO jobs (id, code_id, user_id, kind, status, inputs, timeout_ms, created_at) "
            "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)");
     RETURN_IF_ERROR(s.Bind(j.id)
@@ -1007,11 +1062,11 @@ class SqliteStore : public Store {
 
   Result<std::vector<Job>> ListJobs(const JobFilter& f) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, (JobSelect(false) +
-                 " WHERE (?1 IS NULL OR j.user_id = ?1) AND (?2 IS NULL OR j.code_id = ?2) AND "
-                 "(?3 IS NULL OR j.status = ?3) AND (?4 = 1 OR j.kind != 'review') "
-                 "ORDER BY j.seq DESC LIMIT ?5")
-                    .c_str());
+    Stmt s(stmts_, (JobSelect(false) +
+                    " WHERE (?1 IS NULL OR j.user_id = ?1) AND (?2 IS NULL OR j.code_id = ?2) AND "
+                    "(?3 IS NULL OR j.status = ?3) AND (?4 = 1 OR j.kind != 'review') "
+                    "ORDER BY j.seq DESC LIMIT ?5")
+                       .c_str());
     BindOptional(s, f.user_id);
     BindOptional(s, f.code_id);
     BindOptional(s, f.status);
@@ -1027,10 +1082,10 @@ class SqliteStore : public Store {
 
   Result<Job> LastCompletedPrivateJob(const std::string& code_id) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, (JobSelect(true) +
-                 " WHERE j.code_id = ? AND j.kind = 'private' AND j.status = 'completed' "
-                 "ORDER BY j.seq DESC LIMIT 1")
-                    .c_str());
+    Stmt s(stmts_, (JobSelect(true) +
+                    " WHERE j.code_id = ? AND j.kind = 'private' AND j.status = 'completed' "
+                    "ORDER BY j.seq DESC LIMIT 1")
+                       .c_str());
     s.Bind(code_id);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return NotFoundError("no completed run");
@@ -1052,7 +1107,7 @@ class SqliteStore : public Store {
   Result<std::optional<Job>> LeaseNextJobLocked(int64_t now) {
     std::string id;
     {
-      Stmt s(db_,
+      Stmt s(stmts_,
              "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ? "
              "WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1) "
              "RETURNING id");
@@ -1069,7 +1124,7 @@ class SqliteStore : public Store {
 
   Status FinishJob(const Job& j) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_,
+    Stmt s(stmts_,
            "UPDATE jobs SET status = ?, error = ?, result_format = ?, result_size = ?, result = ?, "
            "held = ?, "
            "stdout = ?, stderr = ?, finished_at = ? WHERE id = ? AND status = 'running'");
@@ -1091,7 +1146,7 @@ class SqliteStore : public Store {
 
   Result<std::optional<std::string>> GetJobResult(const std::string& id) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "SELECT result FROM jobs WHERE id = ?");
+    Stmt s(stmts_, "SELECT result FROM jobs WHERE id = ?");
     s.Bind(id);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return NotFoundError("job not found");
@@ -1101,7 +1156,7 @@ class SqliteStore : public Store {
 
   Status KillQueuedJob(const std::string& id, int64_t now) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_,
+    Stmt s(stmts_,
            "UPDATE jobs SET status = 'killed', error = 'killed before it started', finished_at = ? "
            "WHERE id = ? AND status = 'queued'");
     RETURN_IF_ERROR(s.Bind(now).Bind(id).Run());
@@ -1111,7 +1166,7 @@ class SqliteStore : public Store {
 
   Status ReleaseJob(const std::string& id) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "UPDATE jobs SET held = 0 WHERE id = ?");
+    Stmt s(stmts_, "UPDATE jobs SET held = 0 WHERE id = ?");
     RETURN_IF_ERROR(s.Bind(id).Run());
     if (sqlite3_changes(db_) == 0) return NotFoundError("job not found");
     return Status::Ok();
@@ -1121,11 +1176,11 @@ class SqliteStore : public Store {
     std::lock_guard lock(mu_);
     RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     auto done = [&]() -> Result<std::pair<int64_t, int64_t>> {
-      Stmt q(db_, "UPDATE jobs SET status = 'queued' WHERE status = 'running' AND attempts < ?");
+      Stmt q(stmts_, "UPDATE jobs SET status = 'queued' WHERE status = 'running' AND attempts < ?");
       RETURN_IF_ERROR(q.Bind(max_attempts).Run());
       int64_t requeued = sqlite3_changes(db_);
       Stmt i(
-          db_,
+          stmts_,
           "UPDATE jobs SET status = 'interrupted', finished_at = ?, error = 'interrupted: the "
           "server stopped while the job ran, ' || attempts || ' times' WHERE status = 'running'");
       RETURN_IF_ERROR(i.Bind(now).Run());
@@ -1151,7 +1206,7 @@ class SqliteStore : public Store {
         "WHERE a.dataset_id IN (";
     for (size_t i = 0; i < datasets.size(); ++i) sql += i ? ",?" : "?";
     sql += ") ORDER BY a.dataset_id, a.position";
-    Stmt s(db_, sql.c_str());
+    Stmt s(stmts_, sql.c_str());
     std::unordered_map<std::string, Dataset*> by_id;
     for (auto& d : datasets) {
       s.Bind(d.id);
@@ -1197,7 +1252,7 @@ class SqliteStore : public Store {
   Status Migrate() {
     int64_t version = 0;
     {
-      Stmt s(db_, "PRAGMA user_version");
+      Stmt s(stmts_, "PRAGMA user_version");
       ASSIGN_OR_RETURN(bool row, s.Step());
       if (row) version = s.Int(0);
     }
@@ -1232,13 +1287,13 @@ class SqliteStore : public Store {
   Result<int64_t> InsertCodeLocked(const UserCode& c) {
     int64_t version = 1;
     {
-      Stmt v(db_,
+      Stmt v(stmts_,
              "SELECT coalesce(max(version), 0) + 1 FROM user_code WHERE user_id = ? AND name = ?");
       v.Bind(c.user_id).Bind(c.name);
       ASSIGN_OR_RETURN(bool row, v.Step());
       if (row) version = v.Int(0);
     }
-    Stmt s(db_,
+    Stmt s(stmts_,
            "INSERT INTO user_code (id, user_id, name, version, source, code_hash, inputs, "
            "output_policy, output_limit, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     RETURN_IF_ERROR(s.Bind(c.id)
@@ -1257,7 +1312,7 @@ class SqliteStore : public Store {
 
   // REQUIRES: mu_ held.
   Result<Job> GetJobLocked(const std::string& id) {
-    Stmt s(db_, (JobSelect(true) + " WHERE j.id = ?").c_str());
+    Stmt s(stmts_, (JobSelect(true) + " WHERE j.id = ?"));
     s.Bind(id);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return NotFoundError("job not found");
@@ -1266,9 +1321,8 @@ class SqliteStore : public Store {
 
   Result<User> GetUserWhere(const char* column, const std::string& value) {
     std::lock_guard lock(mu_);
-    Stmt s(
-        db_,
-        (std::string("SELECT ") + kUserColumns + " FROM users WHERE " + column + " = ?").c_str());
+    Stmt s(stmts_,
+           (std::string("SELECT ") + kUserColumns + " FROM users WHERE " + column + " = ?"));
     s.Bind(value);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return NotFoundError("user not found");
@@ -1276,7 +1330,8 @@ class SqliteStore : public Store {
   }
 
   std::mutex mu_;
-  sqlite3* db_;  // Guarded by mu_.
+  sqlite3* db_;      // Guarded by mu_.
+  StmtCache stmts_;  // Guarded by mu_.
 };
 
 }  // namespace

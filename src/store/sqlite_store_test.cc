@@ -538,3 +538,36 @@ TEST_F(SqliteStoreTest, FreshDatabaseGetsCurrentSchemaVersion) {
 
 }  // namespace
 }  // namespace datasite::store
+
+namespace datasite::store {
+namespace {
+
+// Statements are prepared once and reused: a reused statement must start afresh, with the new
+// bindings, even when its last use stopped after the first row or failed.
+TEST_F(SqliteStoreTest, ReusedStatementsStartAfreshWithNewBindings) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(store_->InsertUser(MakeUser("u" + std::to_string(i),
+                                            "u" + std::to_string(i) + "@example.org",
+                                            "User " + std::to_string(i), 1000 + i))
+                    .ok());
+  }
+  for (int round = 0; round < 50; ++round) {
+    for (int i = 4; i >= 0; --i) {
+      auto u = store_->GetUserByEmail("u" + std::to_string(i) + "@example.org");
+      ASSERT_TRUE(u.ok());
+      EXPECT_EQ(u->id, "u" + std::to_string(i));
+    }
+    EXPECT_EQ(store_->GetUserById("nobody").status().code(), StatusCode::kNotFound);
+    // A failed insert (constraint) must not poison the cached statement.
+    EXPECT_EQ(store_->InsertUser(MakeUser("u0", "other@example.org", "x")).code(),
+              StatusCode::kAlreadyExists);
+    auto page = store_->ListUsers("", 1, 2);
+    ASSERT_TRUE(page.ok());
+    ASSERT_EQ(page->items.size(), 2u);
+    EXPECT_EQ(page->items[0].id, "u1");
+    EXPECT_EQ(page->total, 5);
+  }
+}
+
+}  // namespace
+}  // namespace datasite::store
