@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 namespace datasite::api {
@@ -124,6 +125,33 @@ class RenderCache {
   std::unordered_map<std::string, std::string> docs_;  // Guarded by mu_.
 };
 
+// Whole listing pages as sent, for the catalogue version they were read at: paging through the
+// catalogue again costs no database work until a dataset (or an uploader) changes.
+class PageCache {
+ public:
+  std::optional<std::string> Get(int64_t version, const std::string& key) {
+    std::lock_guard lock(mu_);
+    if (version != version_) return std::nullopt;
+    auto it = pages_.find(key);
+    if (it == pages_.end()) return std::nullopt;
+    return it->second;
+  }
+  void Put(int64_t version, std::string key, std::string page) {
+    std::lock_guard lock(mu_);
+    if (version != version_ || pages_.size() >= kMaxPages) {
+      pages_.clear();
+      version_ = version;
+    }
+    pages_.emplace(std::move(key), std::move(page));
+  }
+
+ private:
+  static constexpr size_t kMaxPages = 2'000;
+  std::mutex mu_;
+  int64_t version_ = -1;                                // Guarded by mu_.
+  std::unordered_map<std::string, std::string> pages_;  // Guarded by mu_.
+};
+
 Result<std::vector<store::Contributor>> ReadContributors(const std::vector<JsonBody>& items) {
   std::vector<store::Contributor> out;
   for (const auto& c : items) {
@@ -170,6 +198,7 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
   auto* routes = &table;
   auto& datasets = ctx.datasets;
   auto cache = std::make_shared<RenderCache>();
+  auto pages = std::make_shared<PageCache>();
 
   routes->AddUpload(
       "POST", "/api/v1/blobs", Role::kDataOwner, "blobs",
@@ -264,13 +293,23 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
              {"name", "assets"}));
   routes->Add("GET", "/api/v1/datasets", Role::kGuest, "datasets",
               "List datasets, newest first (?page=&page_size=&search= in name and description).",
-              [&ctx, cache](http::Request& req, const Principal& caller) -> Result<Reply> {
+              [&ctx, cache, pages](http::Request& req, const Principal& caller) -> Result<Reply> {
                 ASSIGN_OR_RETURN(int64_t page, QueryInt(req, "page", 1));
                 ASSIGN_OR_RETURN(int64_t page_size, QueryInt(req, "page_size", 50));
                 auto it = req.query.find("search");
                 std::string search = it == req.query.end() ? "" : it->second;
-                ASSIGN_OR_RETURN(auto result, ctx.datasets.List(caller, search, page, page_size));
+                // Read the version before the page: a change after this makes the next reader
+                // miss, never serves a page older than its version.
+                const int64_t version = ctx.datasets.CatalogVersion();
+                const std::string key = std::string(SeesPrivate(caller) ? "p|" : "m|") +
+                                        std::to_string(page) + '|' + std::to_string(page_size) +
+                                        '|' + search;
                 Reply reply;
+                if (auto hit = pages->Get(version, key)) {
+                  reply.raw_json = std::move(*hit);
+                  return reply;
+                }
+                ASSIGN_OR_RETURN(auto result, ctx.datasets.List(caller, search, page, page_size));
                 reply.raw_json = "{\"items\":[";
                 for (size_t i = 0; i < result.items.size(); ++i) {
                   if (i) reply.raw_json += ',';
@@ -279,6 +318,7 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
                 reply.raw_json += "],\"total\":" + std::to_string(result.total) +
                                   ",\"page\":" + std::to_string(page) +
                                   ",\"page_size\":" + std::to_string(page_size) + "}";
+                pages->Put(version, key, reply.raw_json);
                 return reply;
               });
   routes->Add("GET", "/api/v1/datasets/{id}", Role::kGuest, "datasets",

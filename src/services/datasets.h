@@ -94,6 +94,8 @@ class Datasets {
   Result<store::Dataset> Create(const Principal& caller, const NewDataset& input);
   Result<store::DatasetPage> List(const Principal& caller, const std::string& search, int64_t page,
                                   int64_t page_size);
+  // See Store::CatalogVersion.
+  int64_t CatalogVersion() const { return store_.CatalogVersion(); }
   Result<store::Dataset> Get(const Principal& caller, const std::string& id_or_name);
   Result<store::Dataset> Update(const Principal& caller, const std::string& id,
                                 const DatasetPatch& patch);

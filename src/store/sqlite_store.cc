@@ -2,6 +2,7 @@
 // synchronous=FULL so that every acknowledged write survives a crash or power loss.
 #include <sqlite3.h>
 
+#include <atomic>
 #include <mutex>
 #include <unordered_map>
 
@@ -575,6 +576,7 @@ class SqliteStore : public Store {
 
   Status UpdateUser(const User& u) override {
     std::lock_guard lock(mu_);
+    ++catalog_version_;  // before the change: a reader never keeps a stale page
     Stmt s(stmts_,
            "UPDATE users SET email = ?, name = ?, role = ?, institution = ?, website = ?, "
            "password_hash = ?, updated_at = ? WHERE id = ?");
@@ -593,6 +595,7 @@ class SqliteStore : public Store {
 
   Status DeleteUser(const std::string& id) override {
     std::lock_guard lock(mu_);
+    ++catalog_version_;  // before the change: a reader never keeps a stale page
     Stmt s(stmts_, "DELETE FROM users WHERE id = ?");
     RETURN_IF_ERROR(s.Bind(id).Run());
     if (sqlite3_changes(db_) == 0) return NotFoundError("user not found");
@@ -711,6 +714,7 @@ class SqliteStore : public Store {
 
   Status InsertDataset(const Dataset& d) override {
     std::lock_guard lock(mu_);
+    ++catalog_version_;  // before the change: a reader never keeps a stale page
     RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     Status st = InsertDatasetLocked(d);
     if (!st.ok()) {
@@ -719,6 +723,8 @@ class SqliteStore : public Store {
     }
     return Exec("COMMIT");
   }
+
+  int64_t CatalogVersion() override { return catalog_version_.load(); }
 
   Result<Dataset> GetDataset(const std::string& id_or_name) override {
     std::lock_guard lock(mu_);
@@ -773,6 +779,7 @@ class SqliteStore : public Store {
 
   Status UpdateDataset(const Dataset& d) override {
     std::lock_guard lock(mu_);
+    ++catalog_version_;  // before the change: a reader never keeps a stale page
     Stmt s(stmts_,
            "UPDATE datasets SET name = ?, summary = ?, description = ?, citation = ?, url = ?, "
            "contributors = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL");
@@ -791,6 +798,7 @@ class SqliteStore : public Store {
 
   Status SoftDeleteDataset(const std::string& id, int64_t now) override {
     std::lock_guard lock(mu_);
+    ++catalog_version_;  // before the change: a reader never keeps a stale page
     RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     Status st = [&]() -> Status {
       Stmt s(
@@ -1332,6 +1340,7 @@ class SqliteStore : public Store {
   std::mutex mu_;
   sqlite3* db_;      // Guarded by mu_.
   StmtCache stmts_;  // Guarded by mu_.
+  std::atomic<int64_t> catalog_version_{0};
 };
 
 }  // namespace

@@ -546,10 +546,11 @@ namespace {
 // bindings, even when its last use stopped after the first row or failed.
 TEST_F(SqliteStoreTest, ReusedStatementsStartAfreshWithNewBindings) {
   for (int i = 0; i < 5; ++i) {
-    ASSERT_TRUE(store_->InsertUser(MakeUser("u" + std::to_string(i),
-                                            "u" + std::to_string(i) + "@example.org",
-                                            "User " + std::to_string(i), 1000 + i))
-                    .ok());
+    ASSERT_TRUE(
+        store_
+            ->InsertUser(MakeUser("u" + std::to_string(i), "u" + std::to_string(i) + "@example.org",
+                                  "User " + std::to_string(i), 1000 + i))
+            .ok());
   }
   for (int round = 0; round < 50; ++round) {
     for (int i = 4; i >= 0; --i) {

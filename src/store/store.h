@@ -246,6 +246,9 @@ class Store {
   virtual Result<Dataset> GetDataset(const std::string& id_or_name) = 0;
   // The live dataset holding the asset with this id; kNotFound otherwise.
   virtual Result<Dataset> GetDatasetByAsset(const std::string& asset_id) = 0;
+  // Changes whenever a dataset, or a user (an uploader's name or email), may have changed: what
+  // a cached dataset listing must be rendered anew after.
+  virtual int64_t CatalogVersion() = 0;
   // Live datasets whose name or description contains `search`, newest first.
   virtual Result<DatasetPage> ListDatasets(const std::string& search, int64_t offset,
                                            int64_t limit) = 0;

@@ -1,0 +1,43 @@
+"""Listing pages are cached per catalogue version: every change a listing shows must appear at once."""
+
+from dataset_helpers import DATASETS, create_dataset, make_actors, new_blob
+from helpers import Api, unique
+
+
+def page(api, token, search=""):
+    resp = api.get(DATASETS + "?page=1&page_size=50&search=" + search, token=token)
+    assert resp.status == 200, resp
+    return resp.json
+
+
+def test_listing_shows_every_change_at_once(server):
+    api = Api(server.port)
+    actors = make_actors(server.port)
+    owner, scientist = actors["owner"].token, actors["scientist"].token
+    tag = unique("cache")
+    blob = new_blob(api, owner, "csv", b"a\n1\n")
+    created = create_dataset(api, owner, tag + "-one", [{"name": "t", "data": blob["id"]}])
+    assert created.status == 201
+    for token in (owner, scientist):
+        page(api, token, tag)  # warm the cache for both renderings
+    # A new dataset.
+    blob2 = new_blob(api, owner, "csv", b"a\n2\n")
+    assert create_dataset(api, owner, tag + "-two", [{"name": "t", "data": blob2["id"]}]).status == 201
+    for token in (owner, scientist):
+        assert page(api, token, tag)["total"] == 2
+    # A metadata change.
+    ds_id = created.json["id"]
+    assert api.patch(DATASETS + "/" + ds_id, {"summary": "changed"}, token=owner).status == 200
+    items = {d["id"]: d for d in page(api, scientist, tag)["items"]}
+    assert items[ds_id]["summary"] == "changed"
+    # The uploader renames themselves: the listing names them anew.
+    assert api.patch("/api/v1/account", {"name": "Renamed Owner"}, token=owner).status == 200
+    assert all(d["uploader"]["name"] == "Renamed Owner" for d in page(api, scientist, tag)["items"])
+    # A deletion.
+    assert api.delete(DATASETS + "/" + ds_id, token=owner).status == 200
+    for token in (owner, scientist):
+        listed = page(api, token, tag)
+        assert listed["total"] == 1 and ds_id not in [d["id"] for d in listed["items"]]
+    # The private fields stay in the owner's rendering only.
+    assert "data_size" in page(api, owner, tag)["items"][0]["assets"][0]
+    assert "data_size" not in page(api, scientist, tag)["items"][0]["assets"][0]
