@@ -4,6 +4,7 @@
 #include <sodium.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -442,6 +443,13 @@ Result<std::vector<store::Job>> CodeService::ListJobs(const Principal& caller,
                                                       const std::optional<std::string>& code_id,
                                                       const std::optional<std::string>& status) {
   RETURN_IF_ERROR(NeedDataScientist(caller));
+  static const char* kStatuses[] = {"queued",    "running", "completed",  "errored",
+                                    "timed_out", "killed",  "interrupted"};
+  if (status &&
+      std::find(std::begin(kStatuses), std::end(kStatuses), *status) == std::end(kStatuses)) {
+    return InvalidArgumentError(
+        "status must be queued, running, completed, errored, timed_out, killed or interrupted");
+  }
   store::JobFilter f;
   f.code_id = code_id;
   f.status = status;
