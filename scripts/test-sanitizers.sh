@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Runs the tests under the sanitizers:
+#   asan: the `debug` preset (AddressSanitizer + UndefinedBehaviorSanitizer, build/debug) and the whole
+#         suite, `ctest --preset debug`: the C++ unit tests and the Python integration tests, which launch
+#         build/debug/datasite (CMake passes that path as DATASITE_BINARY).
+#   tsan: the `tsan` preset (ThreadSanitizer, clang-14, build/tsan) and the same whole suite, so the
+#         server's threads are exercised by the integration tests too.
+# Any sanitizer report fails the run. Every instrumented process (unit tests, launched servers, CLI calls)
+# stops at its first report (exit code non-zero). Because the integration tests see a server only from the
+# client side, the reports are also looked for where they land: ASan, LSan and TSan write them under a log
+# directory (log_path), and the servers' own logs (server.log in each data directory, kept under pytest's
+# --basetemp) are searched for reports written to stderr (GCC's UBSan, next to ASan, ignores log_path).
+# The run fails if any report is found, and prints it.
+# Usage: bash scripts/test-sanitizers.sh [asan] [tsan]    (default: both, in that order)
+# Environment: SANITIZER_JOBS (build and test parallelism, default 2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+parts=("$@")
+[ ${#parts[@]} -eq 0 ] && parts=(asan tsan)
+jobs=${SANITIZER_JOBS:-2}
+
+bash scripts/deps.sh
+if [[ " ${parts[*]} " == *" tsan "* ]] && ! command -v clang++-14 >/dev/null; then
+  echo "Installing: clang-14"
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends clang-14 >/dev/null
+fi
+
+# Prints the reports in $1 (log_path files) and in the server logs under $2, and returns non-zero if there
+# are any.
+check_logs() {
+  local dir=$1 servers=$2 files
+  files=$({ find "$dir" -type f -size +0
+            find "$servers" -name server.log -type f -print0 2>/dev/null |
+              xargs -0 -r grep -lE "runtime error:|(Address|Leak|Thread|UndefinedBehavior)Sanitizer" ||
+              true; } | sort)
+  if [ -n "$files" ]; then
+    echo "FAILED: sanitizer reports:" >&2
+    for f in $files; do
+      echo "===== $f" >&2
+      if [ "$(basename "$f")" = server.log ]; then
+        grep -n -A60 -E "runtime error:|(Address|Leak|Thread|UndefinedBehavior)Sanitizer" "$f" | head -300 >&2
+      else
+        cat "$f" >&2
+      fi
+    done
+    return 1
+  fi
+  echo "no sanitizer reports"
+}
+
+# run_preset NAME: configure, build, test; the sanitizer options are already exported.
+# Warnings are not errors here: the sanitizers change what the compilers warn about, and the regular CI
+# build (scripts/test.sh) already fails on warnings.
+run_preset() {
+  local name=$1 start=$SECONDS
+  cmake --preset "$name" -DDATASITE_WERROR=OFF >/dev/null
+  cmake --build --preset "$name" -j "$jobs"
+  echo "== $name: built in $((SECONDS - start)) s"
+  local tstart=$SECONDS rc=0
+  # pytest keeps every test's temporary directory (the servers' data directories) under --basetemp.
+  export PYTEST_ADDOPTS="--basetemp=$PWD/build/$name/pytest-tmp"
+  # One ctest entry runs the whole integration suite; it gets 45 minutes under the sanitizers.
+  ctest --preset "$name" -j "$jobs" --timeout 2700 || rc=$?
+  echo "== $name: tests ran in $((SECONDS - tstart)) s (ctest exit $rc)"
+  unset PYTEST_ADDOPTS
+  return $rc
+}
+
+status=0
+for part in "${parts[@]}"; do
+  case "$part" in
+    asan)
+      logs="$PWD/build/debug/sanitizer-logs"
+      rm -rf "$logs" && mkdir -p "$logs"
+      # halt_on_error: the first report ends the process with a non-zero exit code (UBSan's checks are
+      # built with -fno-sanitize-recover=all, so they abort too); detect_leaks: LeakSanitizer at exit.
+      export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:check_initialization_order=1:strict_init_order=1:log_path=$logs/asan"
+      export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/asan"
+      export LSAN_OPTIONS="log_path=$logs/asan"
+      rc=0
+      run_preset debug || rc=$?
+      check_logs "$logs" "$PWD/build/debug/pytest-tmp" || rc=1
+      unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+      [ $rc -eq 0 ] || status=1
+      ;;
+    tsan)
+      logs="$PWD/build/tsan/sanitizer-logs"
+      rm -rf "$logs" && mkdir -p "$logs"
+      # halt_on_error: the first race or lock-order inversion ends the process with exit code 66.
+      export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:log_path=$logs/tsan"
+      rc=0
+      run_preset tsan || rc=$?
+      check_logs "$logs" "$PWD/build/tsan/pytest-tmp" || rc=1
+      unset TSAN_OPTIONS
+      [ $rc -eq 0 ] || status=1
+      ;;
+    *)
+      echo "unknown part '$part' (asan or tsan)" >&2
+      exit 2
+      ;;
+  esac
+done
+if [ $status -ne 0 ]; then
+  echo "sanitizer tests FAILED" >&2
+else
+  echo "sanitizer tests passed"
+fi
+exit $status
