@@ -35,14 +35,11 @@
 
 #include "api/api.h"
 #include "fuzz_util.h"
-#if __has_include("services/code.h")
-#include "jobs/job_queue.h"
-#include "services/code.h"
-#define DATASITE_FUZZ_HAS_CODE 1
-#endif
 #include "http/message.h"
 #include "http/router.h"
 #include "http/server.h"
+#include "jobs/job_queue.h"
+#include "services/code.h"
 #include "world.h"
 
 namespace {
@@ -80,7 +77,6 @@ struct Api {
     auto created = world.datasets().Create(owner, d);
     Check(created.ok(), "make a dataset");
     placeholders["@dataset@"] = created->id;
-#ifdef DATASITE_FUZZ_HAS_CODE
     // The code routes with a queue that has no workers and a sandbox that failed to start: jobs
     // are recorded and refused, never run.
     queue = std::make_unique<datasite::jobs::JobQueue>(world.store(), world.clock(),
@@ -92,10 +88,6 @@ struct Api {
     code->SetSandboxFailure(datasite::FailedPreconditionError("no sandbox while fuzzing"));
     context = std::make_unique<datasite::api::ApiContext>(datasite::api::ApiContext{
         world.accounts(), world.settings(), world.datasets(), *code, ready});
-#else
-    context = std::make_unique<datasite::api::ApiContext>(
-        datasite::api::ApiContext{world.accounts(), world.settings(), world.datasets(), ready});
-#endif
     datasite::api::AddRoutes(router, *context);
   }
 
@@ -125,10 +117,8 @@ struct Api {
   }
 
   World world;
-#ifdef DATASITE_FUZZ_HAS_CODE
   std::unique_ptr<datasite::jobs::JobQueue> queue;
   std::unique_ptr<datasite::services::CodeService> code;
-#endif
   std::atomic<bool> ready{true};
   std::map<std::string, std::string> placeholders;
   std::unique_ptr<datasite::api::ApiContext> context;

@@ -25,6 +25,9 @@ void ReadField(const JsonBody& body, const nlohmann::json& doc, const char* fiel
   Check(s.ok() == (absent || it->is_string()), "OptionalString disagrees with the type");
   if (s.ok()) Check(s->has_value() == !absent, "OptionalString disagrees with presence");
   if (s.ok() && s->has_value()) Check(**s == it->get<std::string>(), "OptionalString value");
+  auto raw = body.Field(field);
+  Check(raw.has_value() == (it != doc.end()), "Field disagrees with presence");
+  if (raw) Check(*raw == *it, "Field value");
   auto r = body.RequiredString(field);
   Check(r.ok() == (s.ok() && s->has_value()), "RequiredString disagrees with OptionalString");
   auto b = body.OptionalBool(field);
@@ -82,7 +85,8 @@ void ReadAs(std::string_view text, std::initializer_list<std::string_view> allow
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
-  // The allowed fields of each route that reads a body (src/api/routes.cc, dataset_routes.cc).
+  // The allowed fields of each route that reads a body (src/api/routes.cc, dataset_routes.cc,
+  // code_routes.cc).
   ReadAs(text, {"email", "password"});
   ReadAs(text, {});
   ReadAs(text, {"name", "email", "password", "password_verify", "institution", "website"});
@@ -92,9 +96,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ReadAs(text, {"name", "email", "institution", "website", "role", "password"});
   ReadAs(text, {"name", "organization", "description", "signup_enabled", "notifications_enabled",
                 "admin_email", "association_request_auto_approval", "allow_guest_sessions",
-                "welcome_markdown"});
+                "welcome_markdown", "output_review"});
   ReadAs(text, {"seed"});
   ReadAs(text, {"name", "summary", "description", "citation", "url", "contributors", "assets"});
   ReadAs(text, {"name", "summary", "description", "citation", "url", "contributors"});
+  ReadAs(text, {"name", "source", "inputs", "output_policy"});
+  ReadAs(text, {"inputs", "mock", "blocking", "timeout_seconds"});
+  ReadAs(text, {"code_id", "reason"});
+  ReadAs(text, {"reason"});
   return 0;
 }
