@@ -12,7 +12,9 @@ import pytest
 
 import datasite as sy
 from code_helpers import asset_of, upload_people, wait_for_status
-from helpers import PASSWORD, client_for
+from helpers import needs_sandbox, PASSWORD, client_for
+
+pytestmark = needs_sandbox
 from test_cli_datasets import Site
 
 

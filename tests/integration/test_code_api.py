@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 
 from dataset_helpers import create_dataset, make_actors, marker, new_blob
-from helpers import PASSWORD, Api, assert_error, unique
+from helpers import needs_sandbox, PASSWORD, Api, assert_error, unique
+
+pytestmark = needs_sandbox
 
 CODE = "/api/v1/code"
 REQUESTS = "/api/v1/requests"

@@ -24,7 +24,9 @@ from code_helpers import (
     upload_people,
     wait_for_status,
 )
-from helpers import Api, assert_error
+from helpers import needs_sandbox, Api, assert_error
+
+pytestmark = needs_sandbox
 
 PRIVATE_MEAN = float(PRIVATE["age"].mean())
 MOCK_MEAN = float(MOCK["age"].mean())

@@ -19,7 +19,9 @@ import time
 import pytest
 
 from dataset_helpers import create_dataset, make_actors, marker, new_blob
-from helpers import PASSWORD, Api, DetachedServer, unique
+from helpers import needs_sandbox, PASSWORD, Api, DetachedServer, unique
+
+pytestmark = needs_sandbox
 
 HOSTILE_DIR = pathlib.Path(__file__).resolve().parents[1] / "sandbox_hostile"
 ENV_SECRET = marker()

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from dataset_helpers import create_dataset, make_actors, new_blob
-from helpers import PASSWORD, DetachedServer, assert_error, unique
+from helpers import PASSWORD, DetachedServer, assert_error, needs_sandbox, unique
 
 CSV = b"age\n30\n40\n50\n"
 
@@ -40,6 +40,7 @@ def wait_status(api, token, job_id, want, timeout=60):
     raise AssertionError("job {} never reached {}: {}".format(job_id, want, job))
 
 
+@needs_sandbox
 def test_sigkill_keeps_queued_jobs_and_reruns_the_running_one(binary, tmp_path):
     server = DetachedServer(binary, tmp_path / "data", "--workers", "1")
     try:
@@ -75,7 +76,7 @@ def test_sigkill_keeps_queued_jobs_and_reruns_the_running_one(binary, tmp_path):
 
 
 @pytest.mark.parametrize("flags, fragment", [
-    (("--python", "/nonexistent/python3"), "python"),
+    pytest.param(("--python", "/nonexistent/python3"), "python", marks=needs_sandbox),
     (("--workers", "0"), "--workers 0"),
 ])
 def test_a_server_without_a_sandbox_refuses_to_run_code_and_says_why(binary, tmp_path, flags, fragment):
@@ -100,6 +101,7 @@ def test_a_server_without_a_sandbox_refuses_to_run_code_and_says_why(binary, tmp
         server.stop()
 
 
+@needs_sandbox
 def test_a_low_side_server_runs_mocks_only(binary, tmp_path):
     server = DetachedServer(binary, tmp_path / "data", "--side", "low")
     try:
