@@ -198,6 +198,17 @@ def capture_mirror(port, token, tmp):
     return path
 
 
+def source_commit():
+    """The commit measured: BENCH_COMMIT if set (a build of an exported tree), else the checkout's HEAD."""
+    if os.environ.get("BENCH_COMMIT"):
+        return os.environ["BENCH_COMMIT"]
+    try:
+        return subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "rev-parse", "--short",
+                               "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
@@ -214,8 +225,9 @@ def main():
     script = os.path.join(tmp, "report.lua")
     with open(script, "w") as f:
         f.write(WRK_LUA)
-    res = {"kind": "api_wrk", "runs": a.runs, "duration_s": a.duration, "threads": a.threads,
-           "connections": a.connections, "datasets": a.datasets, "nginx_workers": a.nginx_workers, "page": PAGE}
+    res = {"kind": "api_wrk", "commit": source_commit(), "runs": a.runs, "duration_s": a.duration,
+           "threads": a.threads, "connections": a.connections, "datasets": a.datasets,
+           "nginx_workers": a.nginx_workers, "page": PAGE}
     res["wrk_version"] = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[1]
     procs = []
     try:

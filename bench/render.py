@@ -34,6 +34,8 @@ def load():
 def api_section(w):
     """The wrk throughput table: datasite beside nginx (static bytes) and FastAPI, per route."""
     out = ["## API throughput with wrk (bench/api_wrk.py)\n"]
+    if w.get("commit"):
+        out.append("Measured on a build of commit %s.\n" % w["commit"])
     out.append("wrk %s: `-t%d -c%d -d%ds --timeout 30s --latency`, the Authorization header of a real session; %d runs per "
                "server and route, interleaved; figures are medians. Every run had no socket error, no non-2xx "
                "answer, and bytes read matching the response size (the script fails otherwise). %d datasets "
@@ -74,7 +76,9 @@ def api_section(w):
 
 def soak_section(k):
     out = ["## Soak (bench/soak.py; not in the default run)\n"]
-    out.append("Run on %s with `bash bench/run.sh RUNS --soak %g`: %g minutes of mixed load on one Release "
+    if k.get("commit"):
+        out.append("Measured on a build of commit %s.\n" % k["commit"])
+    out.append("Run on %s by `bench/soak.py --minutes %g` (what `bash bench/run.sh RUNS --soak MINUTES` runs): %g minutes of mixed load on one Release "
                "server with %d datasets, paced to %.0f%% of the capacity measured just before (%.0f req/s of "
                "the mix; %.0f req/s achieved on average). wrk (`-t%d -c%d`) sends half settings reads, 30%% "
                "dataset pages and 20%% mock downloads; beside it, a 4 KiB upload and its deletion every 0.5 s "

@@ -139,6 +139,17 @@ def run_wrk(port, token, script, seconds, delay_ms):
     return r
 
 
+def source_commit():
+    """The commit measured: BENCH_COMMIT if set (a build of an exported tree), else the checkout's HEAD."""
+    if os.environ.get("BENCH_COMMIT"):
+        return os.environ["BENCH_COMMIT"]
+    try:
+        return subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "rev-parse", "--short",
+                               "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=10)
@@ -147,8 +158,8 @@ def main():
     ap.add_argument("--json")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="datasite-soak-", dir=os.environ.get("BENCH_DIR"))
-    res = {"kind": "soak", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "minutes": a.minutes,
-           "load": a.load, "connections": CONNECTIONS, "threads": THREADS, "datasets": a.datasets}
+    res = {"kind": "soak", "commit": source_commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+           "minutes": a.minutes, "load": a.load, "connections": CONNECTIONS, "threads": THREADS, "datasets": a.datasets}
     proc = None
     try:
         proc, port = launch(os.path.join(tmp, "ds"))
