@@ -7,6 +7,7 @@
 #include "api/json_body.h"
 #include "api/route_table.h"
 #include "core/clock.h"
+#include "jobs/job_queue.h"
 
 namespace datasite::api {
 namespace {
@@ -73,18 +74,34 @@ json InlineResult(const services::CodeService& code, const store::Job& job) {
   if (!small.ok() || !*small) return nullptr;
   const std::string& bytes = **small;
   const std::string& format = job.result_format;
-  if (format == "json") return json::parse(bytes, nullptr, false);
-  if (format == "csv") return bytes;
+  if (format == "json") {
+    json value = json::parse(bytes, nullptr, false);
+    return value.is_discarded() ? json(nullptr) : value;
+  }
+  if (format == "csv") {
+    try {
+      (void)json(bytes).dump();  // throws on invalid UTF-8: then the client fetches the bytes
+    } catch (const json::exception&) {
+      return nullptr;
+    }
+    return bytes;
+  }
   return Base64(bytes);
 }
 
 json JobJson(const store::Job& j, const Principal& caller, const services::CodeService& code,
              bool inline_result, bool reused = false) {
   json result = nullptr;
+  const bool visible = code.MaySeeResult(caller, j);
+  // What a held run produced — result size, stdout, error text — waits for its release.
+  const bool held_from_caller = j.held && !visible;
+  json error = j.error.empty() ? json(nullptr) : json(j.error);
+  if (held_from_caller && jobs::IsFinal(j.status) && j.status != "completed") {
+    error = "the run ended " + j.status + "; its error is held until a data owner releases it";
+  }
   if (j.status == "completed") {
-    bool visible = code.MaySeeResult(caller, j);
     result = {{"format", j.result_format},
-              {"size", j.result_size},
+              {"size", held_from_caller ? json(nullptr) : json(j.result_size)},
               {"held", j.held},
               {"inline", visible && inline_result ? InlineResult(code, j) : json(nullptr)}};
   }
@@ -93,7 +110,7 @@ json JobJson(const store::Job& j, const Principal& caller, const services::CodeS
           {"code_name", j.code_name},
           {"kind", j.kind},
           {"status", j.status},
-          {"error", j.error.empty() ? json(nullptr) : json(j.error)},
+          {"error", error},
           {"user", Person(j.user_id, j.user_name, j.user_email)},
           {"created_at", IsoMillis(j.created_at)},
           {"started_at", j.started_at ? json(IsoMillis(j.started_at)) : json(nullptr)},

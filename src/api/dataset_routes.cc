@@ -138,6 +138,7 @@ class PageCache {
   }
   void Put(int64_t version, std::string key, std::string page) {
     std::lock_guard lock(mu_);
+    if (version < version_) return;  // read before a newer change: keep the newer pages
     if (version != version_ || pages_.size() >= kMaxPages) {
       pages_.clear();
       version_ = version;

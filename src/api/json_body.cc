@@ -4,8 +4,41 @@
 
 namespace datasite::api {
 
+namespace {
+
+// Deeper documents are refused before parsing: copying, comparing or printing one recurses once per
+// level, and a 1 MiB body of '[' would overflow a thread's stack.
+constexpr int kMaxDepth = 64;
+
+bool TooDeep(std::string_view body) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < body.size(); ++i) {
+    char c = body[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxDepth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 Result<JsonBody> JsonBody::Parse(std::string_view body,
                                  std::initializer_list<std::string_view> allowed) {
+  if (TooDeep(body)) {
+    return InvalidArgumentError("request body nests deeper than 64 levels");
+  }
   nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
     return InvalidArgumentError(body.empty() ? "request body is empty; send a JSON object"

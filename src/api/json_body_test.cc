@@ -184,3 +184,24 @@ TEST(JsonBodyTest, DeeplyNestedObjectsUnderUnknownFieldAreRefused) {
 
 }  // namespace
 }  // namespace datasite::api
+
+namespace datasite::api {
+namespace {
+
+// Regression: a deeply nested body crashed the server when a route copied the value (review of the
+// code routes).
+TEST(JsonBodyDepthTest, DeeplyNestedBodiesAreRefused) {
+  std::string deep = "{\"inputs\":" + std::string(100'000, '[') + std::string(100'000, ']') + "}";
+  auto body = JsonBody::Parse(deep, {"inputs"});
+  ASSERT_FALSE(body.ok());
+  EXPECT_EQ(body.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(body.status().message().find("deeper"), std::string::npos);
+  // 64 levels are fine, and brackets inside strings do not count.
+  std::string ok = "{\"inputs\":" + std::string(63, '[') + std::string(63, ']') + "}";
+  EXPECT_TRUE(JsonBody::Parse(ok, {"inputs"}).ok());
+  std::string quoted = "{\"inputs\":\"" + std::string(1000, '[') + "\\\"\"}";
+  EXPECT_TRUE(JsonBody::Parse(quoted, {"inputs"}).ok());
+}
+
+}  // namespace
+}  // namespace datasite::api

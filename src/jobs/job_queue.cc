@@ -37,7 +37,10 @@ void JobQueue::Stop() {
 
 Result<bool> JobQueue::Enqueue(const store::Job& job, std::optional<int64_t> max_private_runs) {
   ASSIGN_OR_RETURN(bool inserted, store_.InsertJob(job, max_private_runs));
-  if (inserted) work_cv_.notify_one();
+  if (inserted) {
+    std::lock_guard lock(mu_);  // so a worker between its look and its wait does not miss it
+    work_cv_.notify_one();
+  }
   return inserted;
 }
 
@@ -119,15 +122,24 @@ void JobQueue::WorkerLoop() {
       if (stopping_ || pending_kills_.erase(job.id)) *cancel = true;
       running_[job.id] = cancel;
     }
-    Outcome out = runner_(job, *cancel);
+    Outcome out;
+    try {
+      out = runner_(job, *cancel);
+    } catch (const std::exception& e) {
+      spdlog::error("jobs: the runner of {} threw: {}", job.id, e.what());
+      out = Outcome{};
+      out.status = "errored";
+      out.error = "internal error while running the job";
+    }
     bool stopping;
     {
       std::lock_guard lock(mu_);
-      running_.erase(job.id);
       stopping = stopping_;
     }
     if (stopping && out.status == "killed") {
       // Cut short by shutdown, not by a user: leave it running so the next start runs it again.
+      std::lock_guard lock(mu_);
+      running_.erase(job.id);
       continue;
     }
     job.status = out.status;
@@ -140,7 +152,18 @@ void JobQueue::WorkerLoop() {
     job.stderr_text = std::move(out.stderr_text);
     job.finished_at = clock_.NowMillis();
     Status st = store_.FinishJob(job);
+    for (int attempt = 1; !st.ok() && st.code() != StatusCode::kFailedPrecondition && attempt < 5;
+         ++attempt) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
+      st = store_.FinishJob(job);
+    }
     if (!st.ok()) spdlog::error("jobs: cannot record the end of {}: {}", job.id, st.ToString());
+    {
+      // Only now: a kill until here finds the job running and gets "already ended" after.
+      std::lock_guard lock(mu_);
+      running_.erase(job.id);
+      pending_kills_.erase(job.id);
+    }
     Finished();
   }
 }

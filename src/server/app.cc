@@ -79,10 +79,7 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   code_options.limits = config.job_limits;
   p->code = std::make_unique<services::CodeService>(*p->store, *p->blobs, *p->settings, *p->queue,
                                                     clock, code_options);
-  RETURN_IF_ERROR(p->queue->Start(
-      [code = p->code.get()](const store::Job& job, const std::atomic<bool>& cancel) {
-        return code->RunJob(job, cancel);
-      }));
+
   if (config.workers == 0) {
     p->code->SetSandboxFailure(
         FailedPreconditionError("it was launched with --workers 0, so no job runs"));
@@ -121,6 +118,12 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
     ASSIGN_OR_RETURN(std::string hash, root_hash.get());
     RETURN_IF_ERROR(p->accounts->CreateRootAdmin(*root_email, hash));
   }
+  // Workers start (and recover jobs a crash left running) only once the port is bound, so a start
+  // that fails spends none of a job's attempts.
+  RETURN_IF_ERROR(p->queue->Start(
+      [code = p->code.get()](const store::Job& job, const std::atomic<bool>& cancel) {
+        return code->RunJob(job, cancel);
+      }));
   p->http->Start();
   p->ready = true;
   return std::unique_ptr<App>(new App(std::move(p)));

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
@@ -26,9 +25,43 @@ constexpr size_t kMaxReasonBytes = 10'000;
 constexpr int64_t kMaxRunLimit = 1'000'000;
 constexpr uint64_t kMaxResultInDatabase = 1 << 20;
 
+bool IsIdentifierChar(char c, bool first) {
+  return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+         (!first && c >= '0' && c <= '9');
+}
+
 bool IsIdentifier(const std::string& s) {
-  static const std::regex re("[A-Za-z_][A-Za-z0-9_]{0,99}");
-  return std::regex_match(s, re);
+  if (s.empty() || s.size() > 100) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (!IsIdentifierChar(s[i], i == 0)) return false;
+  }
+  return true;
+}
+
+// Whether a line of `source` starts (unindented) with "def NAME(" or "async def NAME(". A plain
+// scan: a regular expression over a megabyte of hostile source can exhaust the stack.
+bool DefinesTopLevelFunction(const std::string& source, const std::string& name) {
+  size_t pos = 0;
+  while (pos < source.size()) {
+    size_t end = source.find('\n', pos);
+    if (end == std::string::npos) end = source.size();
+    std::string_view line(source.data() + pos, end - pos);
+    if (line.substr(0, 6) == "async ") {
+      line.remove_prefix(6);
+      while (!line.empty() && (line[0] == ' ' || line[0] == '\t')) line.remove_prefix(1);
+    }
+    if (line.substr(0, 4) == "def " || line.substr(0, 4) == "def\t") {
+      line.remove_prefix(4);
+      while (!line.empty() && (line[0] == ' ' || line[0] == '\t')) line.remove_prefix(1);
+      if (line.substr(0, name.size()) == name) {
+        line.remove_prefix(name.size());
+        while (!line.empty() && (line[0] == ' ' || line[0] == '\t')) line.remove_prefix(1);
+        if (!line.empty() && line[0] == '(') return true;
+      }
+    }
+    pos = end + 1;
+  }
+  return false;
 }
 
 std::string Sha256Hex(const std::string& bytes) {
@@ -172,13 +205,7 @@ Result<store::UserCode> CodeService::Submit(const Principal& caller, const Submi
   if (in.source.empty() || in.source.size() > kMaxSourceBytes) {
     return InvalidArgumentError("'source' must be 1 byte to 1 MiB of Python");
   }
-  static const std::regex def_re("(^|\\n)(async\\s+)?def\\s+([A-Za-z_][A-Za-z0-9_]*)\\s*\\(");
-  std::smatch m;
-  bool found = false;
-  for (auto it = in.source.cbegin(); std::regex_search(it, in.source.cend(), m, def_re);
-       it = m[0].second) {
-    if (m[3].str() == in.name) found = true;
-  }
+  const bool found = DefinesTopLevelFunction(in.source, in.name);
   if (!found) {
     return InvalidArgumentError("'source' must define a top-level function named '" + in.name +
                                 "'");
@@ -417,14 +444,17 @@ Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& 
       out.job = std::move(*last);
       return out;
     }
+    // None completed (they failed, or still run): the newest private run, whatever its state.
     store::JobFilter f;
     f.code_id = code.id;
-    f.limit = 50;
+    f.user_id = code.user_id;
+    f.include_review = false;
     ASSIGN_OR_RETURN(auto jobs, store_.ListJobs(f));
-    auto it = std::find_if(jobs.begin(), jobs.end(), [](const store::Job& j) {
-      return j.kind == "private" && !jobs::IsFinal(j.status);
-    });
-    if (it == jobs.end()) return InternalError("the output policy is used up but no run is found");
+    auto it = std::find_if(jobs.begin(), jobs.end(),
+                           [](const store::Job& j) { return j.kind == "private"; });
+    if (it == jobs.end()) {
+      return FailedPreconditionError("the output policy of this code is used up");
+    }
     out.created = false;
     job_id = it->id;
   } else {
@@ -518,8 +548,8 @@ Result<store::Job> CodeService::Kill(const Principal& caller, const std::string&
 Result<store::Job> CodeService::Release(const Principal& caller, const std::string& id) {
   if (!IsOwner(caller)) return PermissionDeniedError("only data owners and admins release results");
   ASSIGN_OR_RETURN(store::Job job, GetJob(caller, id));
-  if (job.status != "completed") {
-    return FailedPreconditionError("only a completed job's result can be released");
+  if (!jobs::IsFinal(job.status)) {
+    return FailedPreconditionError("the job has not ended yet: it is " + job.status);
   }
   RETURN_IF_ERROR(store_.ReleaseJob(id));
   Audit(caller, "job.release", id);
@@ -559,9 +589,13 @@ jobs::Outcome CodeService::RunJob(const store::Job& job, const std::atomic<bool>
     spec.inputs.push_back({arg, *path, b.value("format", std::string("raw"))});
   }
   const std::string result_path = ResultPath(job.id);
+  // With output review on, everything a private run produces — result, stdout, and the error of a
+  // failed run, which may quote private values — waits for a data owner.
+  out.held = job.kind == "private" && settings_.Get().output_review;
   auto r = (*sandbox)->Run(spec, result_path, &cancel);
   if (!r.ok()) {
-    out.error = "the sandbox could not run the job: " + r.status().message();
+    spdlog::error("job {}: the sandbox could not run it: {}", job.id, r.status().ToString());
+    out.error = "the sandbox could not run the job (details in the server log)";
     return out;
   }
   if (r->outcome != sandbox::Outcome::kOk) {
@@ -579,6 +613,7 @@ jobs::Outcome CodeService::RunJob(const store::Job& job, const std::atomic<bool>
         std::ostringstream ss;
         ss << in.rdbuf();
         if (!in || ss.str().size() != r->result_bytes) {
+          spdlog::error("job {}: its result file could not be read back", job.id);
           out.error = "the job's result could not be read back";
           return out;
         }
@@ -588,14 +623,14 @@ jobs::Outcome CodeService::RunJob(const store::Job& job, const std::atomic<bool>
       } else {
         Status synced = SyncFile(result_path);
         if (!synced.ok()) {
-          out.error = synced.message();
+          spdlog::error("job {}: {}", job.id, synced.ToString());
+          out.error = "the job's result could not be stored";
           return out;
         }
       }
       out.status = "completed";
       out.result_format = r->result_format;
       out.result_size = static_cast<int64_t>(r->result_bytes);
-      out.held = job.kind == "private" && settings_.Get().output_review;
       return out;
     }
     case sandbox::Outcome::kTimeout:
@@ -609,7 +644,9 @@ jobs::Outcome CodeService::RunJob(const store::Job& job, const std::atomic<bool>
     case sandbox::Outcome::kResourceLimit:
       return out;
     case sandbox::Outcome::kSandboxFailure:
-      out.error = "sandbox failure: " + out.error;
+      // Its detail may name host paths: for the log only.
+      spdlog::error("job {}: sandbox failure: {}", job.id, out.error);
+      out.error = "the sandbox failed while running the job (details in the server log)";
       return out;
   }
   return out;

@@ -3,6 +3,8 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <unordered_map>
 
@@ -352,11 +354,18 @@ Dataset ReadDataset(const Stmt& s) {
   return d;
 }
 
+// A private run that counts against the output policy: every one that was queued, except runs that
+// never reached the code (killed while queued, interrupted by crashes). Failed runs count: their
+// errors and output may carry private values, so retrying them must not be free.
+constexpr const char* kCountedRun =
+    "NOT (status = 'interrupted' OR (status = 'killed' AND started_at = 0))";
+
 constexpr const char* kCodeSelect =
     "SELECT c.id, c.user_id, c.name, c.version, c.source, c.code_hash, c.inputs, c.output_policy, "
     "c.output_limit, c.created_at, coalesce(u.name, ''), coalesce(u.email, ''), "
     "(SELECT count(*) FROM jobs j WHERE j.code_id = c.id AND j.kind = 'private' AND "
-    "j.status = 'completed'), r.id, r.status "
+    "NOT (j.status = 'interrupted' OR (j.status = 'killed' AND j.started_at = 0))), r.id, "
+    "r.status "
     "FROM user_code c LEFT JOIN users u ON u.id = c.user_id "
     "LEFT JOIN code_requests r ON r.code_id = c.id";
 
@@ -1043,8 +1052,8 @@ class SqliteStore : public Store {
     std::lock_guard lock(mu_);
     if (max_private_runs) {
       Stmt c(stmts_,
-             "SELECT count(*) FROM jobs WHERE code_id = ? AND kind = 'private' AND status IN "
-             "('queued', 'running', 'completed')");
+             (std::string("SELECT count(*) FROM jobs WHERE code_id = ? AND kind = 'private' AND ") +
+              kCountedRun));
       c.Bind(j.code_id);
       ASSIGN_OR_RETURN(bool row, c.Step());
       if (row && c.Int(0) >= *max_private_runs) return false;
@@ -1107,7 +1116,14 @@ class SqliteStore : public Store {
     // disk sync per job.
     RETURN_IF_ERROR(Exec("PRAGMA synchronous=NORMAL"));
     auto leased = LeaseNextJobLocked(now);
-    RETURN_IF_ERROR(Exec("PRAGMA synchronous=FULL"));
+    Status full = Exec("PRAGMA synchronous=FULL");
+    if (!full.ok()) full = Exec("PRAGMA synchronous=FULL");
+    if (!full.ok()) {
+      // Every later commit must be durable: going on without FULL would lose acknowledged writes
+      // on a power cut, so stop here (the next start recovers).
+      std::fprintf(stderr, "fatal: cannot restore synchronous=FULL: %s\n", full.ToString().c_str());
+      std::abort();
+    }
     return leased;
   }
 

@@ -3,6 +3,7 @@ and that a refusal changes nothing. (The whole flow through the Python client is
 hostile code is test_code_hostile.py.)"""
 
 import base64
+import json
 import io
 import time
 
@@ -373,3 +374,56 @@ def test_private_bytes_never_reach_the_scientist_through_job_routes(world):
     for job in api.get(JOBS, token=tok(world, "scientist")).json["items"]:
         for suffix in ("", "/logs", "/result"):
             assert SECRET not in api.get(JOBS + "/" + job["id"] + suffix, token=tok(world, "scientist")).text
+
+
+def test_failed_private_runs_count_against_the_policy(world):
+    """A failed run's error may quote private values: retrying it must not be free."""
+    name = unique("fail").replace("-", "_")
+    code = approved_code(world, name=name,
+                         source="def {}(data):\n    raise KeyError(str(data['age'].max()))\n".format(name))
+    first = run(world, code["id"]).json
+    assert first["status"] == "errored" and "KeyError" in first["error"]
+    again = run(world, code["id"])
+    assert again.status == 200 and again.json["reused"] is True and again.json["id"] == first["id"]
+    used = world[0].get(CODE + "/" + code["id"], token=tok(world, "scientist")).json["output_policy"]
+    assert used["used"] == 1
+
+
+def test_output_review_holds_errors_and_stdout_of_failed_private_runs(world):
+    api = world[0]
+    admin = tok(world, "admin")
+    assert api.patch("/api/v1/settings", {"output_review": True}, token=admin).status == 200
+    try:
+        name = unique("heldfail").replace("-", "_")
+        code = approved_code(world, name=name, source=(
+            "def {}(data):\n    print(data['name'][0])\n    raise ValueError(data['name'][0])\n").format(name))
+        job = run(world, code["id"]).json
+        assert job["status"] == "errored"
+        assert SECRET not in json.dumps(job) and "held" in job["error"]
+        jid = job["id"]
+        assert api.get(JOBS + "/" + jid + "/logs", token=tok(world, "scientist")).json["stdout"] is None
+        assert SECRET not in api.get(JOBS + "/" + jid, token=tok(world, "scientist")).text
+        # The owner sees the real error, releases it, and then the scientist does too.
+        assert SECRET in api.get(JOBS + "/" + jid, token=tok(world, "owner")).json["error"]
+        assert api.post(JOBS + "/" + jid + "/release", {}, token=tok(world, "owner")).status == 200
+        assert SECRET in api.get(JOBS + "/" + jid, token=tok(world, "scientist")).json["error"]
+    finally:
+        api.patch("/api/v1/settings", {"output_review": False}, token=admin)
+
+
+def test_a_deeply_nested_body_is_refused_and_the_server_lives(world):
+    api = world[0]
+    code = submit(world)
+    deep = b'{"inputs":' + b"[" * 200000 + b"]" * 200000 + b"}"
+    resp = api("POST", CODE + "/" + code["id"] + "/run", raw=deep, token=tok(world, "scientist"),
+               headers={"Content-Type": "application/json"})
+    assert_error(resp, 400, "INVALID_ARGUMENT")
+    assert api.get("/healthz").status == 200
+
+
+def test_a_hostile_source_is_refused_without_harm(world):
+    api = world[0]
+    source = "\ndef" + " " * 500000 + "f(data):\n    return 1\n"
+    resp = api.post(CODE, {"name": "g", "source": source, "inputs": {}}, token=tok(world, "scientist"))
+    assert_error(resp, 400, "INVALID_ARGUMENT")
+    assert api.get("/healthz").status == 200
