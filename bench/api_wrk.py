@@ -225,7 +225,8 @@ def main():
     script = os.path.join(tmp, "report.lua")
     with open(script, "w") as f:
         f.write(WRK_LUA)
-    res = {"kind": "api_wrk", "commit": source_commit(), "runs": a.runs, "duration_s": a.duration,
+    res = {"kind": "api_wrk", "commit": source_commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+           "runs": a.runs, "duration_s": a.duration,
            "threads": a.threads, "connections": a.connections, "datasets": a.datasets,
            "nginx_workers": a.nginx_workers, "page": PAGE}
     res["wrk_version"] = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[1]
