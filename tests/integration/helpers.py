@@ -261,18 +261,37 @@ class DetachedServer:
 
 
 def in_chroot():
-    """True in a chroot (a debootstrap root, as ../shared/tools/fresh-machine makes)."""
+    """True in a chroot (a debootstrap root, as ../shared/tools/fresh-machine makes), or where init's
+    root can't even be looked at (a chroot refuses it too)."""
     try:
         root, init_root = os.stat("/"), os.stat("/proc/1/root")
+    except PermissionError:
+        return True
     except OSError:
         return False
     return (root.st_dev, root.st_ino) != (init_root.st_dev, init_root.st_ino)
 
 
-# Running code needs the sandbox, and the sandbox needs user namespaces, which the kernel refuses inside
-# a chroot. There a server refuses to run code and says why (test_code_server.py checks that anywhere);
-# the tests that run code are skipped with this reason. On a real machine they run, and fail if the
-# sandbox is broken.
-NO_SANDBOX_HERE = ("this is a chroot: the kernel refuses user namespaces here, so bubblewrap can't "
-                   "sandbox jobs and the server refuses to run code")
-needs_sandbox = pytest.mark.skipif(in_chroot(), reason=NO_SANDBOX_HERE)
+def sandbox_impossible_here():
+    """The sandbox needs user namespaces and a root directory an unprivileged uid can enter; a chroot
+    (fresh-machine's debootstrap root: mode 0700, and the kernel refuses user namespaces in a chroot)
+    has neither. Only there are the tests that run code skipped; anywhere else they run, and fail if
+    the sandbox is broken."""
+    if not in_chroot():
+        return False
+    world_enterable = os.stat("/").st_mode & 0o001
+    try:
+        userns = subprocess.run(["unshare", "-U", "true"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        userns = False
+    return not (world_enterable and userns)
+
+
+# Running code needs the sandbox. Where it can't exist (see sandbox_impossible_here) a server refuses to
+# run code and says why (test_code_server.py checks that everywhere), and the tests that run code are
+# skipped with this reason.
+NO_SANDBOX_HERE = ("this is a chroot whose root directory an unprivileged uid can't enter and where the "
+                   "kernel refuses user namespaces: bubblewrap can't sandbox jobs here, so the server "
+                   "refuses to run code")
+needs_sandbox = pytest.mark.skipif(sandbox_impossible_here(), reason=NO_SANDBOX_HERE)
