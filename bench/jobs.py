@@ -181,7 +181,7 @@ def main():
                   file=sys.stderr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    out = {"job_p50_ms": statistics.median(lat), "cold_python_pandas_ms": statistics.median(cold),
+    out = {"kind": "jobs", "job_p50_ms": statistics.median(lat), "cold_python_pandas_ms": statistics.median(cold),
            "jobs_per_second": statistics.median(tput), "runs": args.runs,
            "job_p50_all": lat, "cold_all": cold, "jobs_per_second_all": tput}
     print(json.dumps(out, indent=1))

@@ -35,12 +35,13 @@ mkdir -p bench/out
 /usr/bin/python3 bench/launch_login.py --runs "$runs" --json bench/out/launch_login.json
 /usr/bin/python3 bench/upload_list.py --runs "$runs" --json bench/out/upload_list.json
 /usr/bin/python3 bench/api_wrk.py --runs "$runs" --json bench/out/api_wrk.json
+/usr/bin/python3 bench/jobs.py --runs "$runs" --json bench/out/jobs.json
 if [ -n "$soak" ]; then
   # Writes the JSON even when the soak saw errors, so they are rendered; then fails the command.
   soak_rc=0
   /usr/bin/python3 bench/soak.py --minutes "$soak" --json bench/soak.json || soak_rc=$?
 fi
-extra=(bench/out/api_wrk.json)
+extra=(bench/out/api_wrk.json bench/out/jobs.json)
 [ -f bench/soak.json ] && extra+=(bench/soak.json)
 /usr/bin/python3 bench/render.py bench/out/launch_login.json bench/out/upload_list.json "${extra[@]}" > docs/BENCHMARKS.md
 echo "wrote docs/BENCHMARKS.md"
