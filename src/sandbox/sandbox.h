@@ -1,12 +1,14 @@
 // The sandbox: runs one user function on its inputs, isolated from the server and from other jobs.
 //
-// A Sandbox keeps one warm Python process per slot (pandas and numpy already imported) inside bubblewrap
-// (no network, no file system beyond the Python installation, an unprivileged uid, no capabilities, a
-// seccomp filter) and forks a fresh child of it per job. The child gets its inputs as read-only file
-// descriptors and a private scratch directory, runs under resource limits, and returns its result as
-// JSON, CSV, .npy or raw bytes — never a pickle. User code never runs in the server process.
+// A Sandbox keeps one warm Python process per slot (pandas and numpy already imported) inside
+// bubblewrap (no network, no file system beyond the Python installation, an unprivileged uid, no
+// capabilities, a seccomp filter) and forks a fresh child of it per job. The child gets its inputs
+// as read-only file descriptors and a private scratch directory, runs under resource limits, and
+// returns its result as JSON, CSV, .npy or raw bytes — never a pickle. User code never runs in the
+// server process.
 //
-// Safe for concurrent use: at most `slots` jobs run at once; further Run() calls wait for a free slot.
+// Safe for concurrent use: at most `slots` jobs run at once; further Run() calls wait for a free
+// slot.
 #ifndef DATASITE_SANDBOX_SANDBOX_H_
 #define DATASITE_SANDBOX_SANDBOX_H_
 
@@ -29,14 +31,16 @@ struct Limits {
   uint32_t cpu_seconds = 60;
   uint32_t max_open_files = 64;
   uint64_t max_result_bytes = uint64_t{256} << 20;
-  uint64_t max_log_bytes = uint64_t{1} << 20;  // each of stdout and stderr; more is cut, not an error
+  uint64_t max_log_bytes = uint64_t{1}
+                           << 20;  // each of stdout and stderr; more is cut, not an error
 };
 
 // One argument bound to an asset: the server opens `path` read-only and hands the descriptor in.
 struct Input {
   std::string name;    // the keyword argument
   std::string path;    // host path of the bytes
-  std::string format;  // "csv" (pandas.DataFrame), "json" (Python value), "npy" (numpy array), "raw" (bytes)
+  std::string format;  // "csv" (pandas.DataFrame), "json" (Python value), "npy" (numpy array),
+                       // "raw" (bytes)
 };
 
 struct JobSpec {
@@ -48,22 +52,22 @@ struct JobSpec {
 };
 
 enum class Outcome {
-  kOk,               // the function returned; the result is in result_path
-  kError,            // the function raised, or returned a value that can't be sent back
-  kTimeout,          // wall-clock timeout
-  kKilled,           // cancelled by the caller
-  kResourceLimit,    // memory, CPU time or result size limit reached
-  kSandboxFailure,   // the sandbox itself failed (not the user's fault)
+  kOk,              // the function returned; the result is in result_path
+  kError,           // the function raised, or returned a value that can't be sent back
+  kTimeout,         // wall-clock timeout
+  kKilled,          // cancelled by the caller
+  kResourceLimit,   // memory, CPU time or result size limit reached
+  kSandboxFailure,  // the sandbox itself failed (not the user's fault)
 };
 
 struct JobResult {
   Outcome outcome = Outcome::kSandboxFailure;
   std::string result_format;  // "json" | "csv" | "npy" | "bytes"; empty unless kOk
   uint64_t result_bytes = 0;
-  std::string stdout_text;    // cut at limits.max_log_bytes
-  std::string stderr_text;    // cut at limits.max_log_bytes; includes the traceback on kError
-  std::string error;          // one line a user can act on, empty on kOk:
-                              // "ZeroDivisionError: division by zero", "wall-clock timeout of 60 s", ...
+  std::string stdout_text;  // cut at limits.max_log_bytes
+  std::string stderr_text;  // cut at limits.max_log_bytes; includes the traceback on kError
+  std::string error;        // one line a user can act on, empty on kOk:
+                      // "ZeroDivisionError: division by zero", "wall-clock timeout of 60 s", ...
 };
 
 struct Options {
@@ -77,18 +81,20 @@ class Sandbox {
  public:
   virtual ~Sandbox() = default;
 
-  // Runs `spec`, writing the result's bytes to `result_path` (created, replaced). Blocks until the job
-  // ends. `cancel` may be null; when it becomes true the job is killed and the outcome is kKilled.
-  // An error Status means the job could not be started at all (bad spec, sandbox down).
+  // Runs `spec`, writing the result's bytes to `result_path` (created, replaced). Blocks until the
+  // job ends. `cancel` may be null; when it becomes true the job is killed and the outcome is
+  // kKilled. An error Status means the job could not be started at all (bad spec, sandbox down).
   virtual Result<JobResult> Run(const JobSpec& spec, const std::string& result_path,
                                 const std::atomic<bool>* cancel) = 0;
 
-  // What isolation is in force, for logs and /settings: "bubblewrap 0.8.0, seccomp, uid 65534, ...".
+  // What isolation is in force, for logs and /settings: "bubblewrap 0.8.0, seccomp, uid 65534,
+  // ...".
   virtual std::string Describe() const = 0;
 };
 
-// Starts `options.slots` warm processes. Fails with FailedPrecondition and a reason a data owner can act
-// on ("bubblewrap is not installed: apt-get install bubblewrap") when isolation can't be set up.
+// Starts `options.slots` warm processes. Fails with FailedPrecondition and a reason a data owner
+// can act on ("bubblewrap is not installed: apt-get install bubblewrap") when isolation can't be
+// set up.
 Result<std::unique_ptr<Sandbox>> StartSandbox(const Options& options);
 
 }  // namespace datasite::sandbox
