@@ -17,6 +17,7 @@ import warnings
 from . import _display, _transfer, errors
 from .enums import JobStatus, status_from_server
 from .errors import DatasiteWarning, SyftSuccess
+from ._listing import ListingMixin
 
 # Polling of a job that has not ended: the first wait is short (most jobs end within
 # milliseconds once running), later ones grow up to POLL_MAX_SECONDS.
@@ -432,7 +433,7 @@ class JobList(list):
         return _display.html_table("Jobs", _JOB_COLUMNS, self._table_rows())
 
 
-class JobCollection:
+class JobCollection(ListingMixin):
     """``client.jobs``: your jobs (data owners and admins: everyone's), newest first, fetched anew
     on each use. List-like, with ``get``, ``get_all``, ``get_by_user_code_id``.
     """
@@ -464,20 +465,3 @@ class JobCollection:
         )
 
     get_by_uid = get
-
-    def __len__(self):
-        return len(self.get_all())
-
-    def __iter__(self):
-        return iter(self.get_all())
-
-    def __getitem__(self, key):
-        if isinstance(key, str):
-            return self.get(key)
-        return self.get_all()[key]
-
-    def __repr__(self):
-        return repr(self.get_all())
-
-    def _repr_html_(self):
-        return self.get_all()._repr_html_()

@@ -9,6 +9,7 @@ and approves or denies it.
 from . import _display
 from .enums import RequestStatus, status_from_server
 from .errors import SyftSuccess
+from ._listing import ListingMixin
 
 
 def _person(user):
@@ -172,7 +173,7 @@ class RequestList(list):
         return _display.html_table("Requests", _REQUEST_COLUMNS, self._table_rows())
 
 
-class RequestCollection:
+class RequestCollection(ListingMixin):
     """``client.requests``: your requests (data owners and admins: everyone's), newest first,
     fetched anew on each use. List-like; ``pending``, ``approved``, ``denied``, ``filter``,
     ``get``.
@@ -212,20 +213,3 @@ class RequestCollection:
         return Request(data, self._client)
 
     get_by_uid = get
-
-    def __len__(self):
-        return len(self.get_all())
-
-    def __iter__(self):
-        return iter(self.get_all())
-
-    def __getitem__(self, key):
-        if isinstance(key, str):
-            return self.get(key)
-        return self.get_all()[key]
-
-    def __repr__(self):
-        return repr(self.get_all())
-
-    def _repr_html_(self):
-        return self.get_all()._repr_html_()
