@@ -21,3 +21,39 @@ class ListingMixin:
 
     def _repr_html_(self):
         return self.get_all()._repr_html_()
+
+
+class TableList(list):
+    """A list of objects with an ``id`` that renders as a table; index by position or by id.
+
+    Subclasses set ``_noun`` ("job"), ``_title`` ("Jobs"), ``_columns`` and define ``_row(item)``.
+    """
+
+    _noun = "item"
+    _title = "Items"
+    _columns = ()
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            for item in self:
+                if item.id == key:
+                    return item
+            raise KeyError("no {} with id {!r}".format(self._noun, key))
+        result = super().__getitem__(key)
+        return type(self)(result) if isinstance(key, slice) else result
+
+    def _row(self, item):
+        raise NotImplementedError
+
+    def _table_rows(self):
+        return [self._row(item) for item in self]
+
+    def __repr__(self):
+        from . import _display
+
+        return _display.text_table(self._columns, self._table_rows())
+
+    def _repr_html_(self):
+        from . import _display
+
+        return _display.html_table(self._title, self._columns, self._table_rows())

@@ -17,7 +17,7 @@ import warnings
 from . import _display, _transfer, errors
 from .enums import JobStatus, status_from_server
 from .errors import DatasiteWarning, SyftSuccess
-from ._listing import ListingMixin
+from ._listing import ListingMixin, TableList
 
 # Polling of a job that has not ended: the first wait is short (most jobs end within
 # milliseconds once running), later ones grow up to POLL_MAX_SECONDS.
@@ -408,29 +408,15 @@ def pointer_for(job, warn_reused=True):
 _JOB_COLUMNS = ("id", "code", "kind", "status", "user", "created_at", "error")
 
 
-class JobList(list):
+class JobList(TableList):
     """Jobs that render as a table; index by position or by id."""
 
-    def __getitem__(self, key):
-        if isinstance(key, str):
-            for job in self:
-                if job.id == key:
-                    return job
-            raise KeyError("no job with id {!r}".format(key))
-        result = super().__getitem__(key)
-        return JobList(result) if isinstance(key, slice) else result
+    _noun = "job"
+    _title = "Jobs"
+    _columns = _JOB_COLUMNS
 
-    def _table_rows(self):
-        return [
-            [j.id, j.code_name, j.kind, j.status, _user_text(j.user), j.created_at, j.error]
-            for j in self
-        ]
-
-    def __repr__(self):
-        return _display.text_table(_JOB_COLUMNS, self._table_rows())
-
-    def _repr_html_(self):
-        return _display.html_table("Jobs", _JOB_COLUMNS, self._table_rows())
+    def _row(self, j):
+        return [j.id, j.code_name, j.kind, j.status, _user_text(j.user), j.created_at, j.error]
 
 
 class JobCollection(ListingMixin):

@@ -9,7 +9,7 @@ and approves or denies it.
 from . import _display
 from .enums import RequestStatus, status_from_server
 from .errors import SyftSuccess
-from ._listing import ListingMixin
+from ._listing import ListingMixin, TableList
 
 
 def _person(user):
@@ -141,36 +141,22 @@ class Request:
 _REQUEST_COLUMNS = ("id", "status", "code", "requested_by", "reason", "created_at")
 
 
-class RequestList(list):
+class RequestList(TableList):
     """Requests that render as a table; index by position or by id."""
 
-    def __getitem__(self, key):
-        if isinstance(key, str):
-            for request in self:
-                if request.id == key:
-                    return request
-            raise KeyError("no request with id {!r}".format(key))
-        result = super().__getitem__(key)
-        return RequestList(result) if isinstance(key, slice) else result
+    _noun = "request"
+    _title = "Requests"
+    _columns = _REQUEST_COLUMNS
 
-    def _table_rows(self):
+    def _row(self, r):
         return [
-            [
-                r.id,
-                r.status,
-                "{} v{}".format(r.code.name, r.code.version) if r.code else "",
-                _person(r.requested_by),
-                r.reason,
-                r.created_at,
-            ]
-            for r in self
+            r.id,
+            r.status,
+            "{} v{}".format(r.code.name, r.code.version) if r.code else "",
+            _person(r.requested_by),
+            r.reason,
+            r.created_at,
         ]
-
-    def __repr__(self):
-        return _display.text_table(_REQUEST_COLUMNS, self._table_rows())
-
-    def _repr_html_(self):
-        return _display.html_table("Requests", _REQUEST_COLUMNS, self._table_rows())
 
 
 class RequestCollection(ListingMixin):
