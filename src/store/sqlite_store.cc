@@ -295,6 +295,18 @@ class Stmt {
   int idx_ = 0;
 };
 
+// Every remaining row of `s`, each read by `read`.
+template <typename Read>
+auto ReadAll(Stmt& s, Read read) -> Result<std::vector<decltype(read(s))>> {
+  std::vector<decltype(read(s))> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(read(s));
+  }
+  return out;
+}
+
 constexpr const char* kUserColumns =
     "id, email, name, role, institution, website, password_hash, is_root, created_at, updated_at";
 
@@ -979,13 +991,7 @@ class SqliteStore : public Store {
                        .c_str());
     BindOptional(s, user_id);
     BindOptional(s, name);
-    std::vector<UserCode> out;
-    while (true) {
-      ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      out.push_back(ReadCode(s));
-    }
-    return out;
+    return ReadAll(s, ReadCode);
   }
 
   Status InsertRequest(const CodeRequest& r) override {
@@ -1021,13 +1027,7 @@ class SqliteStore : public Store {
                        .c_str());
     BindOptional(s, user_id);
     BindOptional(s, status);
-    std::vector<CodeRequest> out;
-    while (true) {
-      ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      out.push_back(ReadRequest(s));
-    }
-    return out;
+    return ReadAll(s, ReadRequest);
   }
 
   Status DecideRequest(const std::string& id, const std::string& status,
@@ -1088,13 +1088,7 @@ class SqliteStore : public Store {
     BindOptional(s, f.code_id);
     BindOptional(s, f.status);
     s.Bind(f.include_review).Bind(f.limit);
-    std::vector<Job> out;
-    while (true) {
-      ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      out.push_back(ReadJob(s));
-    }
-    return out;
+    return ReadAll(s, ReadJob);
   }
 
   Result<Job> LastCompletedPrivateJob(const std::string& code_id) override {
