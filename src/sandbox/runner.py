@@ -32,6 +32,7 @@ SCRATCH = "/tmp/job"
 MAX_HOST_MESSAGE = 256 << 20
 MAX_STATUS = 64 << 10
 MAX_FDS = 256
+WARM_UP_AFTER_IDLE_SECONDS = 0.003
 PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
@@ -285,7 +286,7 @@ def run_job(job, fds, program):
 
 
 def warm_up():
-    """Touches the common paths once, so that their copy-on-write page faults are taken while the
+    """Touches the common paths once, so that their copy-on-write page faults are taken while an idle
     spare waits rather than during a job; leaves ~1 MiB of faulted-in heap for the job's data."""
     frame = pandas.read_csv(io.BytesIO(b"a,b,c\n1,0.5,x\n2,1.5,y\n"))
     json.dumps(to_json_value(frame["a"].sum()))
@@ -294,10 +295,16 @@ def warm_up():
 
 def spare_main(sock, program):
     """The spare child: waits for its one job, runs it, reports, exits."""
-    try:
-        warm_up()
-    except Exception:
-        pass
+    # Warm up only when no job is waiting. Under load the next job is already on its way, and warming
+    # up first would spend ~10 ms of CPU per job on faults a trivial job never needs (measured: 60 jobs/s
+    # with 2 slots when every spare warmed up, 110-135 with this wait; a 10,000-row read_csv job is
+    # ~7 ms faster after a warm-up).
+    ready, _, _ = select.select([sock], [], [], WARM_UP_AFTER_IDLE_SECONDS)
+    if not ready:
+        try:
+            warm_up()
+        except Exception:
+            pass
     job, fds = recv_message(sock, MAX_HOST_MESSAGE)
     if job is None:
         os._exit(0)
