@@ -119,7 +119,8 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
     RETURN_IF_ERROR(p->accounts->CreateRootAdmin(*root_email, hash));
   }
   // Workers start (and recover jobs a crash left running) only once the port is bound, so a start
-  // that fails spends none of a job's attempts.
+  // that fails spends none of a job's attempts. Before them, what interrupted runs wrote goes.
+  p->code->RemoveStrayResults();
   RETURN_IF_ERROR(p->queue->Start(
       [code = p->code.get()](const store::Job& job, const std::atomic<bool>& cancel) {
         return code->RunJob(job, cancel);

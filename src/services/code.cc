@@ -125,6 +125,26 @@ void CodeService::SetSandboxFailure(Status why) {
   sandbox_cv_.notify_all();
 }
 
+int CodeService::RemoveStrayResults() {
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(options_.results_dir, ec)) {
+    const std::string id = entry.path().filename().string();
+    auto job = store_.GetJob(id);
+    bool stray;
+    if (job.ok()) {
+      // A completed job's result is in its row or in this file; only the latter keeps the file.
+      auto in_row = store_.GetJobResult(id);
+      stray = job->status != "completed" || (in_row.ok() && in_row->has_value());
+    } else {
+      stray = job.status().code() == StatusCode::kNotFound;  // on a store error, keep the file
+    }
+    if (stray && std::filesystem::remove(entry.path(), ec)) ++removed;
+  }
+  if (removed > 0) spdlog::warn("jobs: removed {} stray result file(s)", removed);
+  return removed;
+}
+
 Status CodeService::SandboxUsable() const {
   std::lock_guard lock(sandbox_mu_);
   if (sandbox_failure_) {

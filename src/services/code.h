@@ -77,6 +77,10 @@ class CodeService {
   // queued and wait.
   void SetSandbox(std::unique_ptr<sandbox::Sandbox> sandbox);
   void SetSandboxFailure(Status why);
+  // Removes the files in the results directory that no completed job refers to: what the attempt of
+  // a job running when the server died had written, and any other stray file. Call before the job
+  // queue starts (no job may be running). Returns how many files it removed.
+  int RemoveStrayResults();
 
   Result<store::UserCode> Submit(const Principal& caller, const SubmitCode& code);
   Result<std::vector<store::UserCode>> ListCode(const Principal& caller,

@@ -119,3 +119,34 @@ def test_a_low_side_server_runs_mocks_only(binary, tmp_path):
         assert (job["status"], job["result"]["inline"]) == ("completed", 3)
     finally:
         server.stop()
+
+
+@needs_sandbox
+def test_a_restart_removes_result_files_no_completed_job_refers_to(binary, tmp_path):
+    server = DetachedServer(binary, tmp_path / "data")
+    results = tmp_path / "data" / "results"
+    try:
+        api = server.start()
+        actors = make_actors(server.port)
+        owner = actors["owner"].token
+        asset_id = upload(api, actors)
+        # Over 1 MiB: kept in a file; small: kept in the job's row.
+        big = api.post("/api/v1/code/%s/run" % submit(api, owner, asset_id, "return b'x' * (2 << 20)"), {},
+                       token=owner).json
+        small = api.post("/api/v1/code/%s/run" % submit(api, owner, asset_id), {}, token=owner).json
+        assert big["status"] == "completed" and small["status"] == "completed", (big, small)
+        assert sorted(p.name for p in results.iterdir()) == [big["id"]]
+        server.stop()
+
+        # What a run interrupted by a crash leaves: a file beside a job whose result is in its row, and
+        # one beside no job at all.
+        (results / small["id"]).write_bytes(b"partial")
+        (results / "0123456789abcdef0123456789abcdef").write_bytes(b"partial")
+        api = server.start()
+        owner = api.login(actors["owner"].user["email"], PASSWORD)
+        assert sorted(p.name for p in results.iterdir()) == [big["id"]]
+        resp = api.get("/api/v1/jobs/%s/result" % big["id"], token=owner)
+        assert resp.status == 200 and resp.raw == b"x" * (2 << 20), resp.status
+        assert api.get("/api/v1/jobs/" + small["id"], token=owner).json["result"]["inline"] == 120
+    finally:
+        server.stop()
