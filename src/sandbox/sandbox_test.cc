@@ -381,30 +381,70 @@ TEST_F(SandboxTest, ThreadsAreAllowed) {
   EXPECT_EQ(Result(), "[7]");
 }
 
-// The bubblewrap processes this test process started (one per slot).
-std::set<pid_t> BwrapPids() {
-  std::set<pid_t> pids;
+struct ProcessInfo {
+  pid_t pid;
+  pid_t ppid;
+  std::string name;
+};
+
+// Every process on the machine, from /proc/<pid>/stat.
+std::vector<ProcessInfo> Processes() {
+  std::vector<ProcessInfo> out;
   DIR* proc = opendir("/proc");
   while (dirent* e = readdir(proc)) {
     pid_t pid = atoi(e->d_name);
     if (pid <= 0) continue;
     std::string stat = ReadFile("/proc/" + std::string(e->d_name) + "/stat");
+    size_t open = stat.find('(');
     size_t close = stat.rfind(')');
-    if (close == std::string::npos) continue;
+    if (open == std::string::npos || close == std::string::npos) continue;
     std::istringstream rest(stat.substr(close + 2));
     char state;
     pid_t ppid;
     rest >> state >> ppid;
-    if (ppid == getpid() && stat.find("(bwrap)") != std::string::npos) pids.insert(pid);
+    out.push_back({pid, ppid, stat.substr(open + 1, close - open - 1)});
   }
   closedir(proc);
+  return out;
+}
+
+// The bubblewrap processes this test process started (one per slot).
+std::set<pid_t> BwrapPids() {
+  std::set<pid_t> pids;
+  for (const ProcessInfo& p : Processes())
+    if (p.ppid == getpid() && p.name == "bwrap") pids.insert(p.pid);
   return pids;
 }
 
-// Kills the warm processes (through their bubblewrap parents); returns how many.
+// The processes whose parent is one of `parents`.
+std::set<pid_t> ChildrenOf(const std::set<pid_t>& parents) {
+  std::set<pid_t> pids;
+  for (const ProcessInfo& p : Processes())
+    if (parents.count(p.ppid)) pids.insert(p.pid);
+  return pids;
+}
+
+// Whether `pid` has ended (gone, or a zombie nobody reaped yet).
+bool Ended(pid_t pid) {
+  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  size_t close = stat.rfind(')');
+  return close == std::string::npos || stat.compare(close + 2, 1, "Z") == 0;
+}
+
+// Kills the warm processes (through their bubblewrap parents) and waits until they have ended, so
+// that the next job finds them dead between jobs (a job sent while one is still dying may run and
+// lose its report, which the sandbox rightly fails); returns how many.
 int KillWarmProcesses() {
   std::set<pid_t> pids = BwrapPids();
+  std::set<pid_t> all = pids;
+  for (pid_t child : ChildrenOf(pids)) all.insert(child);
   for (pid_t pid : pids) kill(pid, SIGKILL);
+  for (int i = 0; i < 500; ++i) {
+    bool ended = true;
+    for (pid_t pid : all) ended = ended && Ended(pid);
+    if (ended) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   return static_cast<int>(pids.size());
 }
 
