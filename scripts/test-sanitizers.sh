@@ -11,7 +11,10 @@
 # directory (log_path), and the servers' own logs (server.log in each data directory, kept under pytest's
 # --basetemp) are searched for reports written to stderr (GCC's UBSan, next to ASan, ignores log_path).
 # The run fails if any report is found, and prints it.
-# Usage: bash scripts/test-sanitizers.sh [asan] [tsan]    (default: both, in that order)
+#   tsan-concurrency: the `tsan` preset, but only the tests whose subject is concurrency: the job queue's
+#         and the sandbox's unit tests (worker threads, leases, kills, concurrent runs) and the store's.
+#         This is the part CI runs; it builds three test programs instead of the whole tree.
+# Usage: bash scripts/test-sanitizers.sh [asan] [tsan] [tsan-concurrency]    (default: asan tsan)
 # Environment: SANITIZER_JOBS (build and test parallelism, default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +23,7 @@ parts=("$@")
 jobs=${SANITIZER_JOBS:-2}
 
 bash scripts/deps.sh
-if [[ " ${parts[*]} " == *" tsan "* ]] && ! command -v clang++-14 >/dev/null; then
+if [[ " ${parts[*]} " == *" tsan"* ]] && ! command -v clang++-14 >/dev/null; then
   echo "Installing: clang-14"
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
@@ -69,6 +72,9 @@ run_preset() {
   return $rc
 }
 
+# The unit test programs run by tsan-concurrency.
+concurrency_tests=(datasite_jobs_test datasite_sandbox_test datasite_store_test)
+
 status=0
 for part in "${parts[@]}"; do
   case "$part" in
@@ -97,8 +103,30 @@ for part in "${parts[@]}"; do
       unset TSAN_OPTIONS
       [ $rc -eq 0 ] || status=1
       ;;
+    tsan-concurrency)
+      logs="$PWD/build/tsan/sanitizer-logs"
+      rm -rf "$logs" && mkdir -p "$logs"
+      export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:log_path=$logs/tsan"
+      rc=0
+      start=$SECONDS
+      cmake --preset tsan -DDATASITE_WERROR=OFF >/dev/null
+      cmake --build --preset tsan -j "$jobs" --target "${concurrency_tests[@]}" || rc=$?
+      echo "== tsan-concurrency: built in $((SECONDS - start)) s"
+      if [ $rc -eq 0 ]; then
+        for test in "${concurrency_tests[@]}"; do
+          module=${test#datasite_}
+          module=${module%_test}
+          # Repeated: a race shows up only in some interleavings.
+          "build/tsan/src/$module/$test" --gtest_repeat=3 --gtest_brief=1 || rc=1
+        done
+      fi
+      check_logs "$logs" "$PWD/build/tsan/pytest-tmp" || rc=1
+      unset TSAN_OPTIONS
+      echo "== tsan-concurrency: $((SECONDS - start)) s in all (exit $rc)"
+      [ $rc -eq 0 ] || status=1
+      ;;
     *)
-      echo "unknown part '$part' (asan or tsan)" >&2
+      echo "unknown part '$part' (asan, tsan or tsan-concurrency)" >&2
       exit 2
       ;;
   esac
