@@ -18,6 +18,8 @@ namespace {
 constexpr size_t kMaxNameLength = 128;
 constexpr size_t kMaxFieldLength = 256;
 constexpr int64_t kMaxPageSize = 1000;
+// Remembered sessions; when full the memory is cleared and refills from the database.
+constexpr size_t kMaxCachedSessions = 10'000;
 
 std::string Trim(const std::string& s) {
   size_t b = 0, e = s.size();
@@ -42,6 +44,15 @@ Status CheckText(const char* field, const std::string& value, size_t max_length,
     return InvalidArgumentError(std::string(field) + " must not contain control characters");
   }
   return Status::Ok();
+}
+
+constexpr size_t kMaxTokenLength = 256;
+
+// The token of a "Bearer <token>" header; nullopt for any other scheme.
+std::optional<std::string_view> BearerToken(std::string_view header) {
+  constexpr std::string_view kPrefix = "Bearer ";
+  if (header.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
+  return header.substr(kPrefix.size());
 }
 
 bool ConstantTimeEquals(const std::string& a, const std::string& b) {
@@ -192,16 +203,26 @@ Status Accounts::Logout(const Principal& caller) {
   return Status::Ok();
 }
 
+std::optional<Principal> Accounts::RememberedPrincipal(const std::string& header) {
+  auto token = BearerToken(header);
+  if (!token || token->empty() || token->size() > kMaxTokenLength) return std::nullopt;
+  return CachedPrincipal(auth::HashToken(*token));
+}
+
 Result<Principal> Accounts::Authenticate(const std::string& header) {
   Principal p;
   if (header.empty()) return p;
-  constexpr std::string_view kPrefix = "Bearer ";
-  if (header.size() <= kPrefix.size() || header.compare(0, kPrefix.size(), kPrefix) != 0) {
+  auto token = BearerToken(header);
+  if (!token || token->empty()) {
     return UnauthenticatedError("the Authorization header must be 'Bearer <token>'");
   }
-  std::string token = header.substr(kPrefix.size());
-  if (token.size() > 256) return UnauthenticatedError("invalid or expired token; log in again");
-  p.token_hash = auth::HashToken(token);
+  if (token->size() > kMaxTokenLength) {
+    return UnauthenticatedError("invalid or expired token; log in again");
+  }
+  p.token_hash = auth::HashToken(*token);
+  if (auto cached = CachedPrincipal(p.token_hash)) return *std::move(cached);
+  // Read before the session and the user: a change after this point makes the entry stale.
+  const int64_t auth_version = store_.AuthVersion();
   auto session = store_.GetSession(p.token_hash);
   if (!session.ok()) {
     if (session.status().code() == StatusCode::kNotFound) {
@@ -224,7 +245,35 @@ Result<Principal> Accounts::Authenticate(const std::string& header) {
     p.is_root = user->is_root;
   }
   if (p.role == Role::kNone) return UnauthenticatedError("invalid or expired token; log in again");
+  RememberSession(auth_version, session->expires_at, p);
   return p;
+}
+
+std::optional<Principal> Accounts::CachedPrincipal(const std::string& token_hash) {
+  const int64_t auth_version = store_.AuthVersion();
+  const int64_t now = clock_.NowSeconds();
+  std::lock_guard lock(cache_mu_);
+  auto it = sessions_.find(token_hash);
+  if (it == sessions_.end()) return std::nullopt;
+  // Expired or possibly changed: the database decides again (and deletes an expired session).
+  if (it->second.auth_version != auth_version || it->second.expires_at <= now) {
+    sessions_.erase(it);
+    return std::nullopt;
+  }
+  ++cache_hits_;
+  return it->second.principal;
+}
+
+void Accounts::RememberSession(int64_t auth_version, int64_t expires_at,
+                               const Principal& principal) {
+  std::lock_guard lock(cache_mu_);
+  if (sessions_.size() >= kMaxCachedSessions) sessions_.clear();
+  sessions_[principal.token_hash] = CachedSession{auth_version, expires_at, principal};
+}
+
+int64_t Accounts::SessionCacheHitsForTest() const {
+  std::lock_guard lock(cache_mu_);
+  return cache_hits_;
 }
 
 Status Accounts::Validate(const NewUser& input) const {

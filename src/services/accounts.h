@@ -3,8 +3,10 @@
 #define DATASITE_SERVICES_ACCOUNTS_H_
 
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "auth/rate_limiter.h"
 #include "core/clock.h"
@@ -76,7 +78,15 @@ class Accounts {
   Result<LoginResult> LoginAsGuest(bool guests_allowed);
   Status Logout(const Principal& caller);
   // An anonymous Principal for an empty header; kUnauthenticated for a bad or expired token.
+  // A token that passed is remembered (by its hash) until its session expires or any user or
+  // session is updated or deleted (see store::Store::AuthVersion), so a repeated call usually skips
+  // the database while logout, revocation, deletion, role and password changes still apply at once.
   Result<Principal> Authenticate(const std::string& authorization_header);
+  // The principal of a remembered, still valid session for this header, found without touching
+  // the database (so it never blocks); nullopt when only Authenticate can tell.
+  std::optional<Principal> RememberedPrincipal(const std::string& authorization_header);
+  // How many Authenticate calls were answered from the remembered sessions.
+  int64_t SessionCacheHitsForTest() const;
 
   Result<RegisterResult> Register(const Principal& caller, const NewUser& input,
                                   bool signup_enabled, const std::string& client_address);
@@ -99,12 +109,28 @@ class Accounts {
   Result<LoginResult> StartSession(std::optional<store::User> user, auth::Role role);
   void Audit(const Principal& actor, const std::string& action, const std::string& target,
              const std::string& detail = "");
+  // The remembered principal for `token_hash`, if it is still valid now.
+  std::optional<Principal> CachedPrincipal(const std::string& token_hash);
+  // Remembers a check that passed; `auth_version` is the store's AuthVersion read before the
+  // session and user were read.
+  void RememberSession(int64_t auth_version, int64_t expires_at, const Principal& principal);
+
+  // A session check that passed, valid while the store's AuthVersion is still `auth_version` and
+  // the session has not expired.
+  struct CachedSession {
+    int64_t auth_version = 0;
+    int64_t expires_at = 0;
+    Principal principal;
+  };
 
   store::Store& store_;
   const Clock& clock_;
   const AccountsOptions options_;
   auth::RateLimiter account_failures_;
   auth::RateLimiter address_attempts_;
+  mutable std::mutex cache_mu_;
+  std::unordered_map<std::string, CachedSession> sessions_;  // by token hash; guarded by cache_mu_
+  int64_t cache_hits_ = 0;                                   // guarded by cache_mu_
 };
 
 // Lower-cased, trimmed email; kInvalidArgument when it is not local@domain.tld.

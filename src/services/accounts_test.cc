@@ -11,6 +11,7 @@
 #include <string>
 
 #include "auth/role.h"
+#include "auth/token.h"
 #include "core/clock.h"
 #include "core/random.h"
 #include "store/store.h"
@@ -92,6 +93,14 @@ class AccountsTest : public ::testing::Test {
   Principal SignIn(const std::string& email, Role role, std::string* token = nullptr) {
     Seed(email, role);
     return LogIn(email, kPassword, token);
+  }
+
+  // Authenticates `token` twice and checks that the second call was answered from memory.
+  void ExpectRemembered(const std::string& token) {
+    const int64_t hits = accounts_->SessionCacheHitsForTest();
+    ASSERT_TRUE(accounts_->Authenticate("Bearer " + token).ok());
+    ASSERT_TRUE(accounts_->Authenticate("Bearer " + token).ok());
+    EXPECT_GT(accounts_->SessionCacheHitsForTest(), hits);
   }
 
   store::User Stored(const std::string& id) {
@@ -992,6 +1001,159 @@ TEST(NormalizeEmailTest, RefusesMalformed) {
                           "a b@example.org", "a@exa mple.org", "a@-example.org", "a@b..org"}) {
     EXPECT_EQ(NormalizeEmail(bad).status().code(), StatusCode::kInvalidArgument) << bad;
   }
+}
+
+// --- Remembered sessions: every change that ends or alters a session applies at once
+// --------------
+
+TEST_F(AccountsTest, RepeatedAuthenticationIsAnsweredFromMemory) {
+  store::User u = Seed("jane@example.org", Role::kDataOwner);
+  std::string token;
+  LogIn("jane@example.org", kPassword, &token);
+  ExpectRemembered(token);
+  Principal p = Authed(token);
+  EXPECT_EQ(p.user_id, std::optional<std::string>(u.id));
+  EXPECT_EQ(p.email, "jane@example.org");
+  EXPECT_EQ(p.role, Role::kDataOwner);
+  EXPECT_FALSE(p.token_hash.empty());
+}
+
+TEST_F(AccountsTest, RememberedTokenDoesNotAuthenticateAnother) {
+  Seed("jane@example.org", Role::kDataOwner);
+  std::string token;
+  LogIn("jane@example.org", kPassword, &token);
+  ExpectRemembered(token);
+  std::string other = token;
+  other.back() = other.back() == 'A' ? 'B' : 'A';
+  EXPECT_EQ(accounts_->Authenticate("Bearer " + other).status().code(),
+            StatusCode::kUnauthenticated);
+}
+
+TEST_F(AccountsTest, LogoutRevokesRememberedToken) {
+  Seed("jane@example.org", Role::kDataScientist);
+  std::string token;
+  Principal p = LogIn("jane@example.org", kPassword, &token);
+  ExpectRemembered(token);
+  ASSERT_TRUE(accounts_->Logout(p).ok());
+  EXPECT_EQ(accounts_->Authenticate("Bearer " + token).status().code(),
+            StatusCode::kUnauthenticated);
+}
+
+TEST_F(AccountsTest, SessionRevokedInTheStoreEndsRememberedToken) {
+  Seed("jane@example.org", Role::kDataScientist);
+  std::string token;
+  Principal p = LogIn("jane@example.org", kPassword, &token);
+  ExpectRemembered(token);
+  ASSERT_TRUE(store_->DeleteSession(p.token_hash).ok());
+  EXPECT_EQ(accounts_->Authenticate("Bearer " + token).status().code(),
+            StatusCode::kUnauthenticated);
+}
+
+TEST_F(AccountsTest, RevokingAUsersSessionsEndsRememberedTokens) {
+  store::User u = Seed("jane@example.org", Role::kDataScientist);
+  std::string token;
+  LogIn("jane@example.org", kPassword, &token);
+  ExpectRemembered(token);
+  ASSERT_TRUE(store_->DeleteUserSessions(u.id, "").ok());
+  EXPECT_EQ(accounts_->Authenticate("Bearer " + token).status().code(),
+            StatusCode::kUnauthenticated);
+}
+
+TEST_F(AccountsTest, DeletingExpiredSessionsRechecksRememberedTokens) {
+  Seed("jane@example.org", Role::kDataScientist);
+  std::string token;
+  LogIn("jane@example.org", kPassword, &token);
+  ExpectRemembered(token);
+  const int64_t hits = accounts_->SessionCacheHitsForTest();
+  ASSERT_TRUE(store_->DeleteExpiredSessions(clock_.NowSeconds()).ok());
+  EXPECT_TRUE(accounts_->Authenticate("Bearer " + token).ok());  // still valid, read anew
+  EXPECT_EQ(accounts_->SessionCacheHitsForTest(), hits);
+}
+
+TEST_F(AccountsTest, DeletedUsersRememberedTokenStopsWorking) {
+  Principal admin = SignIn("admin@example.org", Role::kAdmin);
+  store::User ds = Seed("ds@example.org", Role::kDataScientist);
+  std::string token;
+  LogIn("ds@example.org", kPassword, &token);
+  ExpectRemembered(token);
+  ASSERT_TRUE(accounts_->DeleteUser(admin, ds.id).ok());
+  EXPECT_EQ(accounts_->Authenticate("Bearer " + token).status().code(),
+            StatusCode::kUnauthenticated);
+}
+
+TEST_F(AccountsTest, RoleChangeAppliesToRememberedToken) {
+  Principal admin = SignIn("admin@example.org", Role::kAdmin);
+  store::User ds = Seed("ds@example.org", Role::kDataOwner);
+  std::string token;
+  LogIn("ds@example.org", kPassword, &token);
+  ExpectRemembered(token);
+  UserPatch patch;
+  patch.role = Role::kGuest;
+  ASSERT_TRUE(accounts_->UpdateUser(admin, ds.id, patch, nullptr).ok());
+  EXPECT_EQ(Authed(token).role, Role::kGuest);
+}
+
+TEST_F(AccountsTest, RoleChangeInTheStoreAppliesToRememberedToken) {
+  store::User ds = Seed("ds@example.org", Role::kDataOwner);
+  std::string token;
+  LogIn("ds@example.org", kPassword, &token);
+  ExpectRemembered(token);
+  store::User changed = Stored(ds.id);
+  changed.role = static_cast<int>(Role::kDataScientist);
+  ASSERT_TRUE(store_->UpdateUser(changed).ok());
+  EXPECT_EQ(Authed(token).role, Role::kDataScientist);
+}
+
+TEST_F(AccountsTest, AdminPasswordResetEndsRememberedToken) {
+  Principal admin = SignIn("admin@example.org", Role::kAdmin);
+  store::User ds = Seed("ds@example.org", Role::kDataScientist);
+  std::string token;
+  LogIn("ds@example.org", kPassword, &token);
+  ExpectRemembered(token);
+  UserPatch patch;
+  patch.password = kNewPassword;
+  ASSERT_TRUE(accounts_->UpdateUser(admin, ds.id, patch, nullptr).ok());
+  EXPECT_EQ(accounts_->Authenticate("Bearer " + token).status().code(),
+            StatusCode::kUnauthenticated);
+}
+
+TEST_F(AccountsTest, PasswordChangeEndsOtherRememberedTokensKeepsCallers) {
+  Seed("ds@example.org", Role::kDataScientist);
+  std::string mine, other;
+  Principal ds = LogIn("ds@example.org", kPassword, &mine);
+  LogIn("ds@example.org", kPassword, &other);
+  ExpectRemembered(mine);
+  ExpectRemembered(other);
+  ASSERT_TRUE(accounts_->ChangePassword(ds, kPassword, kNewPassword).ok());
+  EXPECT_EQ(accounts_->Authenticate("Bearer " + other).status().code(),
+            StatusCode::kUnauthenticated);
+  EXPECT_TRUE(accounts_->Authenticate("Bearer " + mine).ok());
+}
+
+TEST_F(AccountsTest, RememberedTokenExpiresOnTime) {
+  Seed("jane@example.org", Role::kDataScientist);
+  std::string token;
+  LogIn("jane@example.org", kPassword, &token);
+  const int64_t ttl = AccountsOptions{}.session_ttl_seconds;
+  clock_.AdvanceMillis((ttl - 1) * 1000);
+  ExpectRemembered(token);
+  clock_.AdvanceMillis(1000);
+  EXPECT_EQ(accounts_->Authenticate("Bearer " + token).status().code(),
+            StatusCode::kUnauthenticated);
+  // The expired session is gone from the store too, not only from memory.
+  EXPECT_EQ(store_->GetSession(auth::HashToken(token)).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(AccountsTest, RememberedGuestEndsWithLogout) {
+  auto r = accounts_->LoginAsGuest(true);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ExpectRemembered(r->token);
+  Principal guest = Authed(r->token);
+  EXPECT_EQ(guest.role, Role::kGuest);
+  EXPECT_FALSE(guest.user_id.has_value());
+  ASSERT_TRUE(accounts_->Logout(guest).ok());
+  EXPECT_EQ(accounts_->Authenticate("Bearer " + r->token).status().code(),
+            StatusCode::kUnauthenticated);
 }
 
 }  // namespace

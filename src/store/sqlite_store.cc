@@ -598,6 +598,7 @@ class SqliteStore : public Store {
   Status UpdateUser(const User& u) override {
     std::lock_guard lock(mu_);
     ++catalog_version_;  // before the change: a reader never keeps a stale page
+    ++auth_version_;     // before the change: no cached session outlives it
     Stmt s(stmts_,
            "UPDATE users SET email = ?, name = ?, role = ?, institution = ?, website = ?, "
            "password_hash = ?, updated_at = ? WHERE id = ?");
@@ -617,6 +618,7 @@ class SqliteStore : public Store {
   Status DeleteUser(const std::string& id) override {
     std::lock_guard lock(mu_);
     ++catalog_version_;  // before the change: a reader never keeps a stale page
+    ++auth_version_;     // before the change: no cached session outlives it
     Stmt s(stmts_, "DELETE FROM users WHERE id = ?");
     RETURN_IF_ERROR(s.Bind(id).Run());
     if (sqlite3_changes(db_) == 0) return NotFoundError("user not found");
@@ -655,18 +657,21 @@ class SqliteStore : public Store {
 
   Status DeleteSession(const std::string& token_hash) override {
     std::lock_guard lock(mu_);
+    ++auth_version_;  // before the change: no cached session outlives it
     Stmt s(stmts_, "DELETE FROM sessions WHERE token_hash = ?");
     return s.BindBlob(token_hash).Run();
   }
 
   Status DeleteUserSessions(const std::string& user_id, const std::string& keep) override {
     std::lock_guard lock(mu_);
+    ++auth_version_;  // before the change: no cached session outlives it
     Stmt s(stmts_, "DELETE FROM sessions WHERE user_id = ? AND token_hash != ?");
     return s.Bind(user_id).BindBlob(keep).Run();
   }
 
   Status DeleteExpiredSessions(int64_t now) override {
     std::lock_guard lock(mu_);
+    ++auth_version_;  // before the change: no cached session outlives it
     Stmt s(stmts_, "DELETE FROM sessions WHERE expires_at <= ?");
     return s.Bind(now).Run();
   }
@@ -746,6 +751,7 @@ class SqliteStore : public Store {
   }
 
   int64_t CatalogVersion() override { return catalog_version_.load(); }
+  int64_t AuthVersion() override { return auth_version_.load(); }
 
   Result<Dataset> GetDataset(const std::string& id_or_name) override {
     std::lock_guard lock(mu_);
@@ -1351,6 +1357,8 @@ class SqliteStore : public Store {
   sqlite3* db_;      // Guarded by mu_.
   StmtCache stmts_;  // Guarded by mu_.
   std::atomic<int64_t> catalog_version_{0};
+  // Bumped by every update or delete of a user or a session; inserts change no cached check.
+  std::atomic<int64_t> auth_version_{0};
 };
 
 }  // namespace

@@ -321,6 +321,39 @@ TEST_F(SqliteStoreTest, DeleteSessionRemovesIt) {
   EXPECT_TRUE(SessionExists("t2"));
 }
 
+TEST_F(SqliteStoreTest, AuthVersionMovesOnEveryUserOrSessionUpdateOrDelete) {
+  ASSERT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());
+  ASSERT_TRUE(store_->InsertUser(MakeUser("u2", "b@example.org", "B")).ok());
+  ASSERT_TRUE(store_->InsertSession(MakeSession("a1", "u1")).ok());
+  int64_t last = store_->AuthVersion();
+  auto moved = [&] {
+    int64_t now = store_->AuthVersion();
+    bool changed = now != last;
+    last = now;
+    return changed;
+  };
+  User changed = MakeUser("u1", "a@example.org", "A");
+  changed.role = 3;
+  ASSERT_TRUE(store_->UpdateUser(changed).ok());
+  EXPECT_TRUE(moved()) << "UpdateUser";
+  ASSERT_TRUE(store_->DeleteSession("a1").ok());
+  EXPECT_TRUE(moved()) << "DeleteSession";
+  ASSERT_TRUE(store_->DeleteUserSessions("u1", "").ok());
+  EXPECT_TRUE(moved()) << "DeleteUserSessions";
+  ASSERT_TRUE(store_->DeleteExpiredSessions(0).ok());
+  EXPECT_TRUE(moved()) << "DeleteExpiredSessions";
+  ASSERT_TRUE(store_->DeleteUser("u2").ok());
+  EXPECT_TRUE(moved()) << "DeleteUser";
+}
+
+TEST_F(SqliteStoreTest, AuthVersionMovesEvenWhenAnUpdateFails) {
+  // The version moves before the change, so a failed write can only cost a cache miss.
+  int64_t before = store_->AuthVersion();
+  EXPECT_EQ(store_->UpdateUser(MakeUser("ghost", "g@example.org", "G")).code(),
+            StatusCode::kNotFound);
+  EXPECT_NE(store_->AuthVersion(), before);
+}
+
 TEST_F(SqliteStoreTest, DeletingUserDeletesItsSessions) {
   ASSERT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());
   ASSERT_TRUE(store_->InsertUser(MakeUser("u2", "b@example.org", "B")).ok());

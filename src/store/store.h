@@ -227,6 +227,9 @@ class Store {
   virtual Status DeleteUserSessions(const std::string& user_id,
                                     const std::string& keep_token_hash) = 0;
   virtual Status DeleteExpiredSessions(int64_t now) = 0;
+  // Changes whenever a user or a session may have been updated or deleted (it moves before the
+  // change, under the store's lock): what a cached session check must be redone after.
+  virtual int64_t AuthVersion() = 0;
 
   virtual Status InsertBlob(const Blob& blob) = 0;
   // kNotFound when absent.
