@@ -1,3 +1,7 @@
+#include <memory>
+#include <mutex>
+#include <optional>
+
 #include <nlohmann/json.hpp>
 
 #include "api/api.h"
@@ -58,6 +62,46 @@ json SettingsJson(const store::Settings& s, bool admin) {
   return j;
 }
 
+// The rendered settings documents (one for admins, one for everyone else) of one settings
+// version; a change of the settings makes the next request render them anew. Safe for concurrent
+// use.
+class SettingsDocuments {
+ public:
+  explicit SettingsDocuments(const services::SettingsService& settings) : settings_(settings) {}
+
+  std::string Get(bool admin) {
+    // Read the version before the settings: a change after this makes the next reader miss, and a
+    // document is never older than the version it is kept under.
+    const int64_t version = settings_.version();
+    if (auto doc = Kept(version, admin)) return *std::move(doc);
+    std::string doc = Dump(SettingsJson(settings_.Get(), admin));
+    std::lock_guard lock(mu_);
+    if (version < version_) return doc;  // a newer version is already kept
+    if (version > version_) {
+      docs_[0].clear();
+      docs_[1].clear();
+    }
+    version_ = version;
+    docs_[admin] = doc;
+    return doc;
+  }
+
+  // The current document if it is already rendered; never blocks.
+  std::optional<std::string> GetRendered(bool admin) { return Kept(settings_.version(), admin); }
+
+ private:
+  std::optional<std::string> Kept(int64_t version, bool admin) {
+    std::lock_guard lock(mu_);
+    if (version_ != version || docs_[admin].empty()) return std::nullopt;
+    return docs_[admin];
+  }
+
+  const services::SettingsService& settings_;
+  std::mutex mu_;
+  int64_t version_ = -1;  // guarded by mu_
+  std::string docs_[2];   // [admin]; guarded by mu_; empty when not rendered yet
+};
+
 json LoginJson(const services::LoginResult& r) {
   return {{"token", r.token},
           {"expires_at", FormatIsoTime(r.expires_at)},
@@ -85,6 +129,7 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
   auto& accounts = ctx.accounts;
   auto& settings = ctx.settings;
   const auto kHeavy = http::Lane::kHeavy;
+  auto settings_documents = std::make_shared<SettingsDocuments>(settings);
 
   routes->Add("GET", "/healthz", Role::kNone, "health", "Liveness: the process answers.",
               [](http::Request&, const Principal&) -> Result<Reply> {
@@ -303,9 +348,24 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
 
   // --- Settings ---
   routes->Add("GET", "/api/v1/settings", Role::kGuest, "settings", "The server's settings.",
-              [&settings](http::Request&, const Principal& caller) -> Result<Reply> {
-                return Reply{200, SettingsJson(settings.Get(), caller.role == Role::kAdmin), {}};
+              [settings_documents](http::Request&, const Principal& caller) -> Result<Reply> {
+                Reply reply;
+                reply.raw_json = settings_documents->Get(caller.role == Role::kAdmin);
+                return reply;
               });
+  // The same answer without leaving the I/O thread, for a caller whose session is remembered and
+  // settings already rendered (the common case); anything else takes the route above.
+  router.SetAnswerInline(
+      "GET", "/api/v1/settings",
+      [&accounts, settings_documents](http::Request& req) -> std::optional<http::Response> {
+        auto caller = accounts.RememberedPrincipal(req.authorization);
+        if (!caller || !auth::AtLeast(caller->role, Role::kGuest)) return std::nullopt;
+        auto doc = settings_documents->GetRendered(caller->role == Role::kAdmin);
+        if (!doc) return std::nullopt;
+        http::Response res;
+        res.body = std::move(*doc);
+        return res;
+      });
   routes->Add(
       "PATCH", "/api/v1/settings", Role::kAdmin, "settings", "Change settings (admins).",
       [&settings](http::Request& req, const Principal& caller) -> Result<Reply> {

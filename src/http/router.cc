@@ -1,5 +1,7 @@
 #include "http/router.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <string_view>
 
 namespace datasite::http {
@@ -40,6 +42,20 @@ bool MatchPattern(std::string_view pattern, std::string_view path,
 }  // namespace
 
 void Router::Add(Route route) { routes_.push_back(std::move(route)); }
+
+void Router::SetAnswerInline(std::string_view method, std::string_view pattern,
+                             std::function<std::optional<Response>(Request&)> answer) {
+  for (Route& r : routes_) {
+    if (r.method == method && r.pattern == pattern) {
+      r.answer_inline = std::move(answer);
+      return;
+    }
+  }
+  // A wiring mistake at start-up, not an input error.
+  std::fprintf(stderr, "fatal: no route %.*s %.*s\n", static_cast<int>(method.size()),
+               method.data(), static_cast<int>(pattern.size()), pattern.data());
+  std::abort();
+}
 
 Router::Match Router::Find(Request& request, const Route** route) const {
   bool path_known = false;

@@ -5,14 +5,16 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "http/message.h"
 
 namespace datasite::http {
 
-// Where a handler runs. I/O threads never run handlers.
+// Where a handler runs. I/O threads never run handlers (only a route's `answer_inline`).
 enum class Lane {
   kDefault,  // the request pool: database and light CPU work
   kHeavy,    // the CPU-heavy pool (password hashing), so that it never delays other requests
@@ -27,6 +29,11 @@ struct Route {
   // empty); the body is then streamed into the sink. An error Status is sent as the response.
   std::function<Result<std::unique_ptr<BodySink>>(Request&)> open_sink;
   Lane lane = Lane::kDefault;
+  // Optional, for routes whose answer is usually in memory: called on the I/O thread before
+  // `handler`, so it must not block (no database, file or network I/O; locks held only briefly).
+  // It answers, or returns nullopt when it can't tell without blocking (then `handler` runs on its
+  // lane as usual). It must never answer differently from `handler`.
+  std::function<std::optional<Response>(Request&)> answer_inline;
   // Documentation for the OpenAPI document.
   std::string summary;
   std::string min_role;        // "" for routes open to anyone
@@ -39,6 +46,10 @@ struct Route {
 class Router {
  public:
   void Add(Route route);
+  // Gives the route added as `method` `pattern` an `answer_inline` (see Route). The route must
+  // exist.
+  void SetAnswerInline(std::string_view method, std::string_view pattern,
+                       std::function<std::optional<Response>(Request&)> answer);
 
   enum class Match { kFound, kNoPath, kWrongMethod };
   // On kFound sets `*route` and fills request.path_params.

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -148,6 +149,28 @@ TEST_F(RouterTest, KeepsRoutesInOrder) {
   ASSERT_EQ(router_.routes().size(), 6u);
   EXPECT_EQ(router_.routes()[0].pattern, "/healthz");
   EXPECT_EQ(router_.routes()[5].pattern, "/api/v1/projects/{project}/files/{file}");
+}
+
+TEST_F(RouterTest, SetAnswerInlineAttachesToTheNamedRouteOnly) {
+  router_.SetAnswerInline("GET", "/api/v1/users/{id}", [](Request&) -> std::optional<Response> {
+    Response resp;
+    resp.body = "inline";
+    return resp;
+  });
+  ASSERT_EQ(Find("GET", "/api/v1/users/42"), Router::Match::kFound);
+  ASSERT_TRUE(route_->answer_inline);
+  EXPECT_EQ(route_->answer_inline(request_)->body, "inline");
+  EXPECT_EQ(FoundName(), "GET /api/v1/users/{id}");  // the handler is unchanged
+  ASSERT_EQ(Find("PATCH", "/api/v1/users/42"), Router::Match::kFound);
+  EXPECT_FALSE(route_->answer_inline);
+  ASSERT_EQ(Find("GET", "/api/v1/users"), Router::Match::kFound);
+  EXPECT_FALSE(route_->answer_inline);
+}
+
+TEST_F(RouterTest, SetAnswerInlineOnAMissingRouteAborts) {
+  EXPECT_DEATH(router_.SetAnswerInline("DELETE", "/api/v1/users/{id}",
+                                       [](Request&) { return std::optional<Response>(); }),
+               "no route DELETE /api/v1/users/\\{id\\}");
 }
 
 // --- ParseQuery and PercentDecode

@@ -430,6 +430,17 @@ void Session::FailUpload() {
 }
 
 void Session::Dispatch() {
+  if (!sink_ && route_->answer_inline) {
+    std::optional<Response> answer;
+    try {
+      answer = route_->answer_inline(*req_);
+    } catch (const std::exception& e) {
+      spdlog::error("inline handler {} {} threw: {}", req_->method, route_->pattern, e.what());
+      answer = ErrorResponse(InternalError(e.what()));
+    }
+    // Answered from memory: no hand-off to the pool and back.
+    if (answer) return Respond(std::move(*answer));
+  }
   server_.in_flight()++;
   net::post(server_.pool(route_->lane), [self = shared_from_this()] {
     Response res;

@@ -2,7 +2,8 @@
 //
 // Threading: N Asio I/O threads read and write sockets and never block; every handler runs on a
 // thread pool chosen by its route's Lane (the request pool, or the heavy pool for password
-// hashing), and its response is posted back to the connection's strand.
+// hashing), and its response is posted back to the connection's strand. A route may also offer a
+// non-blocking `answer_inline`, tried on the I/O thread first (see Route).
 #ifndef DATASITE_HTTP_SERVER_H_
 #define DATASITE_HTTP_SERVER_H_
 

@@ -93,6 +93,7 @@ Status SettingsService::Save(store::Settings settings) {
   RETURN_IF_ERROR(store_.PutSettings(settings));
   std::lock_guard lock(mu_);
   settings_ = std::move(settings);
+  ++version_;
   return Status::Ok();
 }
 

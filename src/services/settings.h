@@ -2,6 +2,8 @@
 #ifndef DATASITE_SERVICES_SETTINGS_H_
 #define DATASITE_SERVICES_SETTINGS_H_
 
+#include <atomic>
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -50,6 +52,9 @@ class SettingsService {
   Status Bootstrap(const LaunchSettings& launch);
 
   store::Settings Get() const;
+  // Moves on every change of the settings (when the new ones are published): a rendering of the
+  // settings made after reading version() is at least as new as that version.
+  int64_t version() const { return version_.load(); }
   const store::Identity& identity() const { return identity_; }
   // kPermissionDenied unless the caller is an admin.
   Result<store::Settings> Update(const Principal& caller, const SettingsPatch& patch);
@@ -66,7 +71,8 @@ class SettingsService {
   const Clock& clock_;
   store::Identity identity_;  // Set once by Bootstrap.
   mutable std::mutex mu_;
-  store::Settings settings_;  // Guarded by mu_.
+  store::Settings settings_;         // Guarded by mu_.
+  std::atomic<int64_t> version_{0};  // Moved only with mu_ held.
 };
 
 // "Datasite", "Gateway", "Enclave"; "High side", "Low side".

@@ -346,6 +346,39 @@ TEST_F(SettingsServiceTest, SetAdminEmailPersists) {
   EXPECT_EQ(StoredSettings().admin_email, "root@example.org");
 }
 
+TEST_F(SettingsServiceTest, VersionMovesOnEveryChange) {
+  SettingsService service(*store_, clock_);
+  int64_t last = service.version();
+  auto moved = [&] {
+    int64_t now = service.version();
+    bool changed = now != last;
+    last = now;
+    return changed;
+  };
+  ASSERT_TRUE(service.Bootstrap(Launch()).ok());
+  EXPECT_TRUE(moved()) << "Bootstrap";
+  SettingsPatch patch;
+  patch.description = "Changed";
+  ASSERT_TRUE(service.Update(As(Role::kAdmin), patch).ok());
+  EXPECT_TRUE(moved()) << "Update";
+  ASSERT_TRUE(service.SetAdminEmail("root@example.org").ok());
+  EXPECT_TRUE(moved()) << "SetAdminEmail";
+}
+
+TEST_F(SettingsServiceTest, VersionStaysWhenNothingChanges) {
+  SettingsService service(*store_, clock_);
+  ASSERT_TRUE(service.Bootstrap(Launch()).ok());
+  const int64_t before = service.version();
+  SettingsPatch patch;
+  patch.organization = "Acme";
+  EXPECT_FALSE(service.Update(As(Role::kDataOwner), patch).ok());
+  patch.organization = "";
+  EXPECT_FALSE(service.Update(As(Role::kAdmin), patch).ok());
+  EXPECT_TRUE(service.Update(As(Role::kAdmin), SettingsPatch{}).ok());
+  EXPECT_EQ(service.version(), before);
+  EXPECT_EQ(service.Get().organization, "OpenMined");
+}
+
 TEST_F(SettingsServiceTest, DefaultWelcomeMarkdownDescribesServerAndListsCommands) {
   SettingsService service(*store_, clock_);
   ASSERT_TRUE(service.Bootstrap(Launch("my_server")).ok());
