@@ -259,22 +259,6 @@ Status SendMessage(int sock, const std::string& body, const std::vector<int>& fd
   return SendAll(sock, framed.data() + sent, framed.size() - sent);
 }
 
-// Takes one complete message off the front of `buffer`, if there is one.
-Result<std::optional<nlohmann::json>> PopMessage(std::string& buffer) {
-  if (buffer.size() < 4) return std::optional<nlohmann::json>();
-  uint32_t n = 0;
-  for (int i = 0; i < 4; ++i)
-    n |= static_cast<uint32_t>(static_cast<unsigned char>(buffer[i])) << (8 * i);
-  if (n > kMaxMessageFromSandbox) return InternalError("the sandbox sent an oversized message");
-  if (buffer.size() < 4 + size_t{n}) return std::optional<nlohmann::json>();
-  nlohmann::json message =
-      nlohmann::json::parse(buffer.begin() + 4, buffer.begin() + 4 + n, nullptr,
-                            /*allow_exceptions=*/false);
-  buffer.erase(0, 4 + size_t{n});
-  if (!message.is_object()) return InternalError("the sandbox sent a malformed message");
-  return std::optional<nlohmann::json>(std::move(message));
-}
-
 std::string FindBubblewrap() {
   std::vector<std::string> dirs;
   if (const char* path = getenv("PATH")) {
@@ -577,7 +561,7 @@ Status SandboxImpl::Start(Slot& slot) {
   auto deadline = SteadyClock::now() + kStartTimeout;
   bool ctrl_open = true;
   while (true) {
-    auto message = PopMessage(slot.inbox);
+    auto message = internal::PopMessage(slot.inbox);
     if (!message.ok()) return Diagnose(slot, message.status().message());
     if (message->has_value()) {
       slot.hello = std::move(**message);
@@ -599,11 +583,9 @@ Status SandboxImpl::Start(Slot& slot) {
       if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) ctrl_open = false;
     }
   }
-  if (slot.hello.value("type", "") != "hello" || !slot.hello.contains("pid") ||
-      !slot.hello["pid"].is_number_integer())
-    return Diagnose(slot, "the sandbox's Python sent no valid hello");
-  int warm_pid = slot.hello["pid"].get<int>();
-  ASSIGN_OR_RETURN(std::string job_filter, JobFilterBpf(warm_pid));
+  std::optional<int> warm_pid = internal::HelloPid(slot.hello);
+  if (!warm_pid) return Diagnose(slot, "the sandbox's Python sent no valid hello");
+  ASSIGN_OR_RETURN(std::string job_filter, JobFilterBpf(*warm_pid));
   nlohmann::json init = {{"type", "init"}, {"job_filter", HexEncode(job_filter)}};
   RETURN_IF_ERROR(SendMessage(slot.ctrl.get(), init.dump()));
   return Status::Ok();
@@ -841,14 +823,14 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
       if (got > 0) slot.inbox.append(buf, got);
       if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) warm_lost = true;
       while (!warm_lost) {
-        auto message = PopMessage(slot.inbox);
+        auto message = internal::PopMessage(slot.inbox);
         if (!message.ok()) {
           warm_lost = true;
           break;
         }
         if (!message->has_value()) break;
         nlohmann::json& m = **message;
-        if (m.value("type", "") == "done" && m.contains("id") && m["id"] == id) {
+        if (internal::IsDoneReport(m, id)) {
           done = std::move(m);
           // The child's pipes close with it; a child that leaked them is gone within the grace.
           give_up = SteadyClock::now() + kKillGrace;
@@ -881,8 +863,84 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
     return failure(warm_lost ? "the sandbox's Python process died during the job; it is restarted"
                              : "the sandbox's Python process did not report the job's end");
   }
-  const nlohmann::json& d = *done;
-  std::string status = d.value("status", "");
+  JobResult decoded = internal::DecodeReport(*done, limits, result_written);
+  decoded.stdout_text = std::move(out.stdout_text);
+  decoded.stderr_text = std::move(out.stderr_text);
+  return decoded;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Sandbox>> StartSandbox(const Options& options) {
+  if (options.slots < 1 || options.slots > 64)
+    return InvalidArgumentError("slots must be between 1 and 64");
+  std::string bwrap = FindBubblewrap();
+  if (bwrap.empty())
+    return FailedPreconditionError("bubblewrap is not installed: apt-get install bubblewrap");
+  if (options.python.rfind("/usr/", 0) != 0 || options.python.find("/../") != std::string::npos)
+    return FailedPreconditionError(
+        "python must be an interpreter under /usr (the only tree the "
+        "sandbox shows), got '" +
+        options.python + "'");
+  if (access(options.python.c_str(), X_OK) != 0)
+    return FailedPreconditionError("no python at " + options.python +
+                                   ": apt-get install python3 python3-pandas python3-numpy");
+  if (access("/proc/self/ns/user", F_OK) != 0)
+    return FailedPreconditionError("this kernel has no user namespaces, which bubblewrap needs");
+  ASSIGN_OR_RETURN(std::string warm_filter, WarmFilterBpf());
+  auto sandbox = std::make_unique<SandboxImpl>(options, std::move(bwrap), std::move(warm_filter));
+  RETURN_IF_ERROR(sandbox->StartAll());
+  return std::unique_ptr<Sandbox>(std::move(sandbox));
+}
+
+namespace internal {
+
+Result<std::optional<nlohmann::json>> PopMessage(std::string& buffer) {
+  if (buffer.size() < 4) return std::optional<nlohmann::json>();
+  uint32_t n = 0;
+  for (int i = 0; i < 4; ++i)
+    n |= static_cast<uint32_t>(static_cast<unsigned char>(buffer[i])) << (8 * i);
+  if (n > kMaxMessageFromSandbox) return InternalError("the sandbox sent an oversized message");
+  if (buffer.size() < 4 + size_t{n}) return std::optional<nlohmann::json>();
+  nlohmann::json message =
+      nlohmann::json::parse(buffer.begin() + 4, buffer.begin() + 4 + n, nullptr,
+                            /*allow_exceptions=*/false);
+  buffer.erase(0, 4 + size_t{n});
+  if (!message.is_object()) return InternalError("the sandbox sent a malformed message");
+  return std::optional<nlohmann::json>(std::move(message));
+}
+
+namespace {
+
+// The string `message[key]`; empty when there is none or it is no string. (json::value() throws
+// on a key of another type, and the sandbox chooses the types.)
+std::string StringField(const nlohmann::json& message, const char* key) {
+  auto it = message.find(key);
+  return it != message.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+}  // namespace
+
+std::optional<int> HelloPid(const nlohmann::json& hello) {
+  if (StringField(hello, "type") != "hello" || !hello.contains("pid") ||
+      !hello["pid"].is_number_integer())
+    return std::nullopt;
+  return hello["pid"].get<int>();
+}
+
+bool IsDoneReport(const nlohmann::json& m, uint64_t id) {
+  return StringField(m, "type") == "done" && m.contains("id") && m["id"] == id;
+}
+
+// What a job's "done" report means; the logs are the caller's.
+JobResult DecodeReport(const nlohmann::json& d, const Limits& limits, uint64_t result_written) {
+  JobResult out;
+  auto failure = [&out](std::string error) {
+    out.outcome = Outcome::kSandboxFailure;
+    out.error = std::move(error);
+    return out;
+  };
+  std::string status = StringField(d, "status");
   auto text = [&d](const char* key) {
     std::string s = d.contains(key) && d[key].is_string() ? d[key].get<std::string>() : "";
     return CutUtf8(std::move(s), 2000);
@@ -921,7 +979,10 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
     out.error = "the result is larger than the limit of " + MiB(limits.max_result_bytes);
     return out;
   }
-  if (status == "sandbox") return failure(text("error"));
+  if (status == "sandbox") {
+    std::string error = text("error");
+    return failure(error.empty() ? "the sandbox failed without saying why" : error);
+  }
   if (status == "died") {
     double cpu_used = d.contains("cpu_seconds") && d["cpu_seconds"].is_number()
                           ? d["cpu_seconds"].get<double>()
@@ -957,28 +1018,5 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
   return failure("the sandbox sent an unknown status");
 }
 
-}  // namespace
-
-Result<std::unique_ptr<Sandbox>> StartSandbox(const Options& options) {
-  if (options.slots < 1 || options.slots > 64)
-    return InvalidArgumentError("slots must be between 1 and 64");
-  std::string bwrap = FindBubblewrap();
-  if (bwrap.empty())
-    return FailedPreconditionError("bubblewrap is not installed: apt-get install bubblewrap");
-  if (options.python.rfind("/usr/", 0) != 0 || options.python.find("/../") != std::string::npos)
-    return FailedPreconditionError(
-        "python must be an interpreter under /usr (the only tree the "
-        "sandbox shows), got '" +
-        options.python + "'");
-  if (access(options.python.c_str(), X_OK) != 0)
-    return FailedPreconditionError("no python at " + options.python +
-                                   ": apt-get install python3 python3-pandas python3-numpy");
-  if (access("/proc/self/ns/user", F_OK) != 0)
-    return FailedPreconditionError("this kernel has no user namespaces, which bubblewrap needs");
-  ASSIGN_OR_RETURN(std::string warm_filter, WarmFilterBpf());
-  auto sandbox = std::make_unique<SandboxImpl>(options, std::move(bwrap), std::move(warm_filter));
-  RETURN_IF_ERROR(sandbox->StartAll());
-  return std::unique_ptr<Sandbox>(std::move(sandbox));
-}
-
+}  // namespace internal
 }  // namespace datasite::sandbox

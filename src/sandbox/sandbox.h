@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -96,6 +97,24 @@ class Sandbox {
 // can act on ("bubblewrap is not installed: apt-get install bubblewrap") when isolation can't be
 // set up.
 Result<std::unique_ptr<Sandbox>> StartSandbox(const Options& options);
+
+// The host's decoding of what the warm process sends (see runner.py), exposed for the fuzz target
+// fuzz/sandbox_report_fuzzer.cc. Not for other callers.
+namespace internal {
+
+// Takes one complete message (4-byte little-endian length, then a JSON object of at most 1 MiB) off
+// the front of `buffer`; nullopt until one has fully arrived. kInternal when it is oversized or not
+// a JSON object (it is then consumed).
+Result<std::optional<nlohmann::json>> PopMessage(std::string& buffer);
+// The warm process's pid from its `hello`; nullopt when `hello` is no valid hello.
+std::optional<int> HelloPid(const nlohmann::json& hello);
+// Whether `message` is the "done" report of job `id`.
+bool IsDoneReport(const nlohmann::json& message, uint64_t id);
+// What the "done" report of a job that wrote `result_written` bytes to its result pipe means: the
+// outcome, error, result format and size (stdout_text and stderr_text are left empty).
+JobResult DecodeReport(const nlohmann::json& done, const Limits& limits, uint64_t result_written);
+
+}  // namespace internal
 
 }  // namespace datasite::sandbox
 
