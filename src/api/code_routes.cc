@@ -19,6 +19,8 @@ using nlohmann::json;
 using services::Principal;
 
 constexpr int64_t kMaxInlineBytes = 1 << 20;
+// Deeper JSON results are not inlined (see InlineResult).
+constexpr int kMaxInlineDepth = 256;
 
 json Person(const std::string& id, const std::string& name, const std::string& email) {
   if (id.empty()) return nullptr;
@@ -75,6 +77,9 @@ json InlineResult(const services::CodeService& code, const store::Job& job) {
   const std::string& bytes = **small;
   const std::string& format = job.result_format;
   if (format == "json") {
+    // The bytes come from user code: a result nested thousands deep would overflow the stack when
+    // copied or printed. The client then fetches it from /result, unparsed here.
+    if (NestsDeeperThan(bytes, kMaxInlineDepth)) return nullptr;
     json value = json::parse(bytes, nullptr, false);
     return value.is_discarded() ? json(nullptr) : value;
   }

@@ -10,11 +10,13 @@ namespace {
 // level, and a 1 MiB body of '[' would overflow a thread's stack.
 constexpr int kMaxDepth = 64;
 
-bool TooDeep(std::string_view body) {
+}  // namespace
+
+bool NestsDeeperThan(std::string_view text, int max_depth) {
   int depth = 0;
   bool in_string = false;
-  for (size_t i = 0; i < body.size(); ++i) {
-    char c = body[i];
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
     if (in_string) {
       if (c == '\\') {
         ++i;
@@ -24,7 +26,7 @@ bool TooDeep(std::string_view body) {
     } else if (c == '"') {
       in_string = true;
     } else if (c == '[' || c == '{') {
-      if (++depth > kMaxDepth) return true;
+      if (++depth > max_depth) return true;
     } else if (c == ']' || c == '}') {
       --depth;
     }
@@ -32,11 +34,9 @@ bool TooDeep(std::string_view body) {
   return false;
 }
 
-}  // namespace
-
 Result<JsonBody> JsonBody::Parse(std::string_view body,
                                  std::initializer_list<std::string_view> allowed) {
-  if (TooDeep(body)) {
+  if (NestsDeeperThan(body, kMaxDepth)) {
     return InvalidArgumentError("request body nests deeper than 64 levels");
   }
   nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);

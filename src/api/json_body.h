@@ -15,6 +15,11 @@
 
 namespace datasite::api {
 
+// Whether `text`, read as JSON, opens more than `max_depth` arrays or objects inside one another.
+// Counts brackets outside strings without parsing, so it is safe on any bytes; check it before
+// parsing untrusted JSON that will be copied or printed (each level is a recursion).
+bool NestsDeeperThan(std::string_view text, int max_depth);
+
 class JsonBody {
  public:
   // kInvalidArgument for malformed JSON (an empty body included), a non-object, or a field not in

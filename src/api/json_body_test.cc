@@ -205,3 +205,22 @@ TEST(JsonBodyDepthTest, DeeplyNestedBodiesAreRefused) {
 
 }  // namespace
 }  // namespace datasite::api
+
+namespace datasite::api {
+namespace {
+
+TEST(NestsDeeperThanTest, CountsBracketsOutsideStrings) {
+  EXPECT_FALSE(NestsDeeperThan("", 0));
+  EXPECT_FALSE(NestsDeeperThan("1", 0));
+  EXPECT_TRUE(NestsDeeperThan("[]", 0));
+  EXPECT_FALSE(NestsDeeperThan("[[1], {\"a\": [2]}]", 3));
+  EXPECT_TRUE(NestsDeeperThan("[[1], {\"a\": [[2]]}]", 3));
+  // Brackets inside strings, escaped quotes included, do not count.
+  EXPECT_FALSE(NestsDeeperThan("[\"[[[[\\\"[[[[\"]", 1));
+  std::string deep = std::string(200'000, '[') + std::string(200'000, ']');
+  EXPECT_TRUE(NestsDeeperThan(deep, 256));
+  EXPECT_FALSE(NestsDeeperThan(deep, 200'000));
+}
+
+}  // namespace
+}  // namespace datasite::api

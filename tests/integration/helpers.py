@@ -43,7 +43,7 @@ class Response:
         self.text = raw.decode("utf-8", "replace")
         try:
             self.json = json.loads(self.text) if raw else None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a hostile job's deeply nested result
             self.json = None
 
     @property
