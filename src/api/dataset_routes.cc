@@ -153,6 +153,18 @@ class PageCache {
   std::unordered_map<std::string, std::string> pages_;  // Guarded by mu_.
 };
 
+std::string SearchOf(const http::Request& req) {
+  auto it = req.query.find("search");
+  return it == req.query.end() ? "" : it->second;
+}
+
+// A listing page's key in the PageCache: what the caller may see, and the query.
+std::string PageKey(const Principal& caller, int64_t page, int64_t page_size,
+                    const std::string& search) {
+  return std::string(SeesPrivate(caller) ? "p|" : "m|") + std::to_string(page) + '|' +
+         std::to_string(page_size) + '|' + search;
+}
+
 Result<std::vector<store::Contributor>> ReadContributors(const std::vector<JsonBody>& items) {
   std::vector<store::Contributor> out;
   for (const auto& c : items) {
@@ -297,14 +309,11 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
               [&ctx, cache, pages](http::Request& req, const Principal& caller) -> Result<Reply> {
                 ASSIGN_OR_RETURN(int64_t page, QueryInt(req, "page", 1));
                 ASSIGN_OR_RETURN(int64_t page_size, QueryInt(req, "page_size", 50));
-                auto it = req.query.find("search");
-                std::string search = it == req.query.end() ? "" : it->second;
+                std::string search = SearchOf(req);
                 // Read the version before the page: a change after this makes the next reader
                 // miss, never serves a page older than its version.
                 const int64_t version = ctx.datasets.CatalogVersion();
-                const std::string key = std::string(SeesPrivate(caller) ? "p|" : "m|") +
-                                        std::to_string(page) + '|' + std::to_string(page_size) +
-                                        '|' + search;
+                const std::string key = PageKey(caller, page, page_size, search);
                 Reply reply;
                 if (auto hit = pages->Get(version, key)) {
                   reply.raw_json = std::move(*hit);
@@ -322,6 +331,25 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
                 pages->Put(version, key, reply.raw_json);
                 return reply;
               });
+  // A cached page without leaving the I/O thread, for a caller whose session is remembered (the
+  // common case when paging); anything else — a page not cached, a bad query, an unknown session —
+  // takes the route above, which also answers the errors.
+  router.SetAnswerInline("GET", "/api/v1/datasets",
+                         [&ctx, pages](http::Request& req) -> std::optional<http::Response> {
+                           auto caller = ctx.accounts.RememberedPrincipal(req.authorization);
+                           if (!caller || !auth::AtLeast(caller->role, Role::kGuest))
+                             return std::nullopt;
+                           auto page = QueryInt(req, "page", 1);
+                           auto page_size = QueryInt(req, "page_size", 50);
+                           if (!page.ok() || !page_size.ok()) return std::nullopt;
+                           auto hit =
+                               pages->Get(ctx.datasets.CatalogVersion(),
+                                          PageKey(*caller, *page, *page_size, SearchOf(req)));
+                           if (!hit) return std::nullopt;
+                           http::Response res;
+                           res.body = std::move(*hit);
+                           return res;
+                         });
   routes->Add("GET", "/api/v1/datasets/{id}", Role::kGuest, "datasets",
               "One dataset, by id or by name.",
               [&ctx](http::Request& req, const Principal& caller) -> Result<Reply> {

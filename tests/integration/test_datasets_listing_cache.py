@@ -41,3 +41,33 @@ def test_listing_shows_every_change_at_once(server):
     # The private fields stay in the owner's rendering only.
     assert "data_size" in page(api, owner, tag)["items"][0]["assets"][0]
     assert "data_size" not in page(api, scientist, tag)["items"][0]["assets"][0]
+
+
+def test_a_cached_page_follows_role_changes_logout_and_deletion_at_once(server):
+    # Pages are answered from memory for remembered sessions; a session's change must still count
+    # on the very next request.
+    api = Api(server.port)
+    actors = make_actors(server.port)
+    admin, owner = actors["admin"].token, actors["owner"].token
+    tag = unique("cache")
+    blob = new_blob(api, owner, "csv", b"a\n1\n")
+    assert create_dataset(api, owner, tag, [{"name": "t", "data": blob["id"]}]).status == 201
+    for _ in range(3):  # cached and remembered
+        assert "data_size" in page(api, owner, tag)["items"][0]["assets"][0]
+    user_id = actors["owner"].user["id"]
+    assert api.patch("/api/v1/users/" + user_id, {"role": "data_scientist"}, token=admin).status == 200
+    assert "data_size" not in page(api, owner, tag)["items"][0]["assets"][0]
+    assert api.patch("/api/v1/users/" + user_id, {"role": "data_owner"}, token=admin).status == 200
+    assert "data_size" in page(api, owner, tag)["items"][0]["assets"][0]
+
+    scientist = actors["scientist"].token
+    for _ in range(3):
+        page(api, scientist, tag)
+    assert api.post("/api/v1/auth/logout", token=scientist).status == 200
+    assert api.get(DATASETS + "?page=1&page_size=50&search=" + tag, token=scientist).status == 401
+
+    owner2 = actors["owner2"]
+    for _ in range(3):
+        page(api, owner2.token, tag)
+    assert api.delete("/api/v1/users/" + owner2.user["id"], token=admin).status == 200
+    assert api.get(DATASETS + "?page=1&page_size=50&search=" + tag, token=owner2.token).status == 401
