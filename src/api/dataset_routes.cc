@@ -126,31 +126,35 @@ class RenderCache {
 };
 
 // Whole listing pages as sent, for the catalogue version they were read at: paging through the
-// catalogue again costs no database work until a dataset (or an uploader) changes.
+// catalogue again costs no database work until a dataset (or an uploader) changes. Pages are
+// shared, not copied: an answer points into the kept page until it is written.
 class PageCache {
  public:
-  std::optional<std::string> Get(int64_t version, const std::string& key) {
+  using Page = std::shared_ptr<const std::string>;
+
+  // The page kept under `key` for `version`, or null.
+  Page Get(int64_t version, const std::string& key) {
     std::lock_guard lock(mu_);
-    if (version != version_) return std::nullopt;
+    if (version != version_) return nullptr;
     auto it = pages_.find(key);
-    if (it == pages_.end()) return std::nullopt;
-    return it->second;
+    return it == pages_.end() ? nullptr : it->second;
   }
   void Put(int64_t version, std::string key, std::string page) {
+    auto kept = std::make_shared<const std::string>(std::move(page));
     std::lock_guard lock(mu_);
     if (version < version_) return;  // read before a newer change: keep the newer pages
     if (version != version_ || pages_.size() >= kMaxPages) {
       pages_.clear();
       version_ = version;
     }
-    pages_.emplace(std::move(key), std::move(page));
+    pages_.emplace(std::move(key), std::move(kept));
   }
 
  private:
   static constexpr size_t kMaxPages = 2'000;
   std::mutex mu_;
-  int64_t version_ = -1;                                // Guarded by mu_.
-  std::unordered_map<std::string, std::string> pages_;  // Guarded by mu_.
+  int64_t version_ = -1;                         // Guarded by mu_.
+  std::unordered_map<std::string, Page> pages_;  // Guarded by mu_.
 };
 
 std::string SearchOf(const http::Request& req) {
@@ -316,7 +320,7 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
                 const std::string key = PageKey(caller, page, page_size, search);
                 Reply reply;
                 if (auto hit = pages->Get(version, key)) {
-                  reply.raw_json = std::move(*hit);
+                  reply.raw_json = *hit;
                   return reply;
                 }
                 ASSIGN_OR_RETURN(auto result, ctx.datasets.List(caller, search, page, page_size));
@@ -347,7 +351,7 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
                                           PageKey(*caller, *page, *page_size, SearchOf(req)));
                            if (!hit) return std::nullopt;
                            http::Response res;
-                           res.body = std::move(*hit);
+                           res.shared_body = std::move(hit);
                            return res;
                          });
   routes->Add("GET", "/api/v1/datasets/{id}", Role::kGuest, "datasets",

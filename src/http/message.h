@@ -3,6 +3,7 @@
 #define DATASITE_HTTP_MESSAGE_H_
 
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -30,6 +31,9 @@ struct Response {
   std::vector<std::pair<std::string, std::string>> headers;
   // When set, the body is this file's content, streamed from disk (`body` is ignored).
   std::string file_path;
+  // When set, the body is this string, shared rather than copied (`body` is ignored): for answers
+  // kept in memory, such as cached listing pages.
+  std::shared_ptr<const std::string> shared_body;
 };
 
 // Receives a streamed request body chunk by chunk, on the request pool, one call at a time.

@@ -502,6 +502,20 @@ void Session::Write(Response response, bool keep_alive) {
     res_ = res;
     return bhttp::async_write(stream_, *res, std::move(on_written));
   }
+  if (response.shared_body) {
+    // The response points into the shared string, which it keeps alive until written.
+    struct Shared {
+      std::shared_ptr<const std::string> body;
+      bhttp::response<bhttp::span_body<const char>> res;
+    };
+    auto shared = std::make_shared<Shared>();
+    shared->body = std::move(response.shared_body);
+    SetCommonHeaders(shared->res, response, keep_alive);
+    shared->res.body() = {shared->body->data(), shared->body->size()};
+    shared->res.prepare_payload();
+    res_ = shared;
+    return bhttp::async_write(stream_, shared->res, std::move(on_written));
+  }
   auto res = std::make_shared<bhttp::response<bhttp::string_body>>();
   SetCommonHeaders(*res, response, keep_alive);
   res->body() = std::move(response.body);
