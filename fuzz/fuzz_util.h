@@ -12,7 +12,20 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+
 namespace datasite::fuzz {
+
+// Whether `s` is valid UTF-8: what nlohmann::json can print as a string (the server's JSON answers
+// carry text only when it is).
+inline bool ValidUtf8(const std::string& s) {
+  try {
+    (void)nlohmann::json(s).dump();
+    return true;
+  } catch (const nlohmann::json::exception&) {
+    return false;
+  }
+}
 
 // Aborts with `what` when `ok` is false: libFuzzer then saves the input as a crash.
 inline void Check(bool ok, std::string_view what) {

@@ -49,6 +49,7 @@
 namespace {
 
 using datasite::fuzz::Check;
+using datasite::fuzz::ValidUtf8;
 using datasite::fuzz::World;
 using datasite::http::Request;
 using datasite::http::Response;
@@ -159,15 +160,6 @@ struct Api {
 std::unique_ptr<Api>& TheApi() {
   static auto* api = new std::unique_ptr<Api>();
   return *api;
-}
-
-bool ValidUtf8(const std::string& s) {
-  try {
-    (void)json(s).dump();
-    return true;
-  } catch (const json::exception&) {
-    return false;
-  }
 }
 
 std::string FromBase64(const std::string& text) {

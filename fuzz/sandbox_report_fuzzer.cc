@@ -27,20 +27,12 @@ namespace {
 
 using datasite::StatusCode;
 using datasite::fuzz::Check;
+using datasite::fuzz::ValidUtf8;
 namespace sandbox = datasite::sandbox;
 using nlohmann::json;
 
 constexpr size_t kMaxMessage = 1 << 20;
 constexpr uint64_t kJobId = 1;
-
-bool ValidUtf8(const std::string& s) {
-  try {
-    (void)json(s).dump();
-    return true;
-  } catch (const json::exception&) {
-    return false;
-  }
-}
 
 // Pops messages off `inbox` as the host does. Returns false when the stream is refused (the host
 // then drops the warm process).
