@@ -4,6 +4,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include <cstdlib>
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -64,7 +66,34 @@ Result<std::unique_ptr<DataDirLock>> DataDirLock::Acquire(const std::string& dat
   return std::unique_ptr<DataDirLock>(new DataDirLock(fd));
 }
 
+Result<std::unique_ptr<DataDirLock>> DataDirLock::AcquireAfterExit(const std::string& data_dir,
+                                                                   int wait_ms) {
+  auto lock = Acquire(data_dir);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  while (!lock.ok() && lock.status().code() == StatusCode::kFailedPrecondition &&
+         std::chrono::steady_clock::now() < deadline) {
+    auto holder = FindRunningServer(data_dir);
+    if (!holder || !ProcessIsExiting(holder->pid)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    lock = Acquire(data_dir);
+  }
+  return lock;
+}
+
 DataDirLock::~DataDirLock() { ::close(fd_); }
+
+bool ProcessIsExiting(int pid) {
+  if (pid <= 0) return false;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!in || !std::getline(in, line)) return false;
+  // "PID (COMM) STATE ...": COMM may hold spaces and parentheses, so the state follows the last
+  // ')'.
+  size_t close = line.rfind(')');
+  if (close == std::string::npos || close + 2 >= line.size()) return false;
+  char state = line[close + 2];
+  return state == 'Z' || state == 'X';
+}
 
 bool IsLocked(const std::string& data_dir) {
   std::string path = data_dir + "/server.lock";

@@ -35,6 +35,12 @@ class DataDirLock {
  public:
   // kFailedPrecondition when another process holds it.
   static Result<std::unique_ptr<DataDirLock>> Acquire(const std::string& data_dir);
+  // Like Acquire, but when the holder recorded in DATA_DIR/server.json is a process that is
+  // exiting (killed, its main thread already a zombie), waits up to `wait_ms` for the lock: the
+  // kernel releases a killed process's locks only once its last thread is gone, and a thread inside
+  // fsync can outlive the main one by seconds. A live holder fails at once.
+  static Result<std::unique_ptr<DataDirLock>> AcquireAfterExit(const std::string& data_dir,
+                                                               int wait_ms);
   ~DataDirLock();
   DataDirLock(const DataDirLock&) = delete;
   DataDirLock& operator=(const DataDirLock&) = delete;
@@ -43,6 +49,10 @@ class DataDirLock {
   explicit DataDirLock(int fd) : fd_(fd) {}
   int fd_;
 };
+
+// True when process `pid` is exiting or has exited but is not yet reaped (state Z or X in
+// /proc/PID/stat). False for a live process and for no process at all.
+bool ProcessIsExiting(int pid);
 
 // True when some process holds DATA_DIR/server.lock.
 bool IsLocked(const std::string& data_dir);

@@ -77,7 +77,8 @@ int Serve(LaunchOptions& o, int report_fd) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  auto lock = DataDirLock::Acquire(o.app.data_dir);
+  // A restart right after a crash may find the killed server still releasing its files.
+  auto lock = DataDirLock::AcquireAfterExit(o.app.data_dir, 15000);
   if (!lock.ok() && lock.status().code() != StatusCode::kFailedPrecondition) {
     // The lock file can't even be opened (a read-only or full file system, permissions).
     return fail(UnavailableError("cannot use the data directory: " + lock.status().message()));
