@@ -12,7 +12,8 @@
 # --basetemp) are searched for reports written to stderr (GCC's UBSan, next to ASan, ignores log_path).
 # The run fails if any report is found, and prints it.
 #   tsan-concurrency: the `tsan` preset, but only the tests whose subject is concurrency: the job queue's
-#         and the sandbox's unit tests (worker threads, leases, kills, concurrent runs) and the store's.
+#         and the sandbox's unit tests (worker threads, leases, kills, concurrent runs), the store's, and
+#         the blob store's (an upload's writer thread).
 #         This is the part CI runs; it builds three test programs instead of the whole tree.
 # Usage: bash scripts/test-sanitizers.sh [asan] [tsan] [tsan-concurrency]    (default: asan tsan)
 # Environment: SANITIZER_JOBS (build and test parallelism, default 2).
@@ -73,7 +74,7 @@ run_preset() {
 }
 
 # The unit test programs run by tsan-concurrency.
-concurrency_tests=(datasite_jobs_test datasite_sandbox_test datasite_store_test)
+concurrency_tests=(datasite_jobs_test datasite_sandbox_test datasite_store_test datasite_blob_test)
 
 status=0
 for part in "${parts[@]}"; do

@@ -26,9 +26,12 @@ class BlobWriter {
   virtual ~BlobWriter() = default;
   // kResourceExhausted once the blob would pass its size limit or the disk is full.
   virtual Status Append(std::string_view bytes) = 0;
+  // Hands every appended byte to the file at temp_path(), so that checks may read it there. Append
+  // may follow. Commit flushes too.
+  virtual Status Flush() = 0;
   // Makes the bytes durable (fsync of file and directory) and gives them their final place.
   virtual Result<BlobInfo> Commit() = 0;
-  // Where the bytes are before Commit (for checks that read the file).
+  // Where the bytes are before Commit (for checks that read the file, after Flush).
   virtual const std::string& temp_path() const = 0;
 };
 
@@ -50,9 +53,15 @@ class BlobStore {
   virtual Status RemoveTemporaryFiles() = 0;
 };
 
+// How a file blob store writes uploads. kDirect writes with O_DIRECT from an aligned buffer where
+// the file system supports it (and through the page cache where it does not); kPageCache always
+// writes through the page cache.
+enum class BlobWriteMode { kDirect, kPageCache };
+
 // Blobs under `dir` (created if needed): `dir/tmp/` for uploads in progress, `dir/ab/<id>` when
 // committed.
-Result<std::unique_ptr<BlobStore>> NewFileBlobStore(const std::string& dir);
+Result<std::unique_ptr<BlobStore>> NewFileBlobStore(const std::string& dir,
+                                                    BlobWriteMode mode = BlobWriteMode::kDirect);
 
 }  // namespace datasite::blob
 

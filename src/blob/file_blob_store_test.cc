@@ -1,9 +1,14 @@
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "blob/blob_store.h"
@@ -109,6 +114,122 @@ TEST_F(FileBlobStoreTest, RemoveTemporaryFilesClearsBrokenUploads) {
   ASSERT_TRUE(store_->RemoveTemporaryFiles().ok());
   EXPECT_FALSE(fs::exists(dir_ + "/blobs/tmp/left-over.part"));
 }
+
+// Whether some descriptor of this process is open on `path` with O_DIRECT.
+bool OpenWithODirect(const std::string& path) {
+  for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    if (fs::read_symlink(e.path(), ec).string() != path) continue;
+    std::ifstream info("/proc/self/fdinfo/" + e.path().filename().string());
+    std::string key;
+    while (info >> key) {
+      if (key == "flags:") {
+        std::string octal;
+        info >> octal;
+        return (std::stol(octal, nullptr, 8) & O_DIRECT) != 0;
+      }
+    }
+  }
+  return false;
+}
+
+std::string Sha256Hex(const std::string& bytes) {
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(bytes.data(), bytes.size(), d, &n, EVP_sha256(), nullptr);
+  return HexEncode(std::string_view(reinterpret_cast<char*>(d), n));
+}
+
+// Every size around the 4 KiB blocks and the 1 MiB staging buffer, appended in pieces of every
+// shape, reads back byte for byte with the right hash, in both write modes.
+class FileBlobWriteModeTest : public FileBlobStoreTest,
+                              public ::testing::WithParamInterface<BlobWriteMode> {};
+
+TEST_P(FileBlobWriteModeTest, EverySizeAndChunkingRoundTrips) {
+  auto store = NewFileBlobStore(dir_ + "/modes", GetParam());
+  ASSERT_TRUE(store.ok());
+  std::mt19937 rng(7);
+  const size_t kMiB = 1 << 20;
+  for (size_t size : {size_t{1}, size_t{4095}, size_t{4096}, size_t{4097}, kMiB - 1, kMiB, kMiB + 1,
+                      3 * kMiB + 4096, 3 * kMiB + 12345}) {
+    std::string bytes(size, '\0');
+    for (auto& c : bytes) c = static_cast<char>(rng());
+    for (size_t piece : {size_t{1000}, size_t{65536}, kMiB, 3 * kMiB}) {
+      auto w = (*store)->NewWriter(int64_t{1} << 30);
+      ASSERT_TRUE(w.ok());
+      for (size_t at = 0; at < size; at += piece) {
+        ASSERT_TRUE((*w)->Append(std::string_view(bytes).substr(at, piece)).ok());
+      }
+      if (size >= kMiB) {
+        EXPECT_EQ(OpenWithODirect((*w)->temp_path()), GetParam() == BlobWriteMode::kDirect)
+            << "size " << size;
+      }
+      auto info = (*w)->Commit();
+      ASSERT_TRUE(info.ok()) << info.status().ToString();
+      EXPECT_EQ(info->size, static_cast<int64_t>(size));
+      EXPECT_EQ(info->sha256, Sha256Hex(bytes)) << "size " << size << " piece " << piece;
+      auto path = (*store)->LocalPath(info->id);
+      ASSERT_TRUE(path.ok());
+      EXPECT_TRUE(Read(*path) == bytes) << "size " << size << " piece " << piece;
+      ASSERT_TRUE((*store)->Delete(info->id).ok());
+    }
+  }
+}
+
+TEST_P(FileBlobWriteModeTest, FlushMakesEveryByteReadableAndAppendMayFollow) {
+  auto store = NewFileBlobStore(dir_ + "/modes", GetParam());
+  ASSERT_TRUE(store.ok());
+  for (size_t first : {size_t{10}, size_t{8192}, size_t{(1 << 20) + 3}}) {
+    std::string a(first, 'a'), b(5000, 'b');
+    auto w = (*store)->NewWriter(int64_t{1} << 30);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Append(a).ok());
+    ASSERT_TRUE((*w)->Flush().ok());
+    EXPECT_TRUE(Read((*w)->temp_path()) == a) << "first " << first;
+    ASSERT_TRUE((*w)->Append(b).ok());
+    ASSERT_TRUE((*w)->Flush().ok());
+    EXPECT_TRUE(Read((*w)->temp_path()) == a + b) << "first " << first;
+    ASSERT_TRUE((*w)->Append(a).ok());
+    auto info = (*w)->Commit();
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    EXPECT_EQ(info->sha256, Sha256Hex(a + b + a));
+    EXPECT_TRUE(Read(*(*store)->LocalPath(info->id)) == a + b + a) << "first " << first;
+  }
+}
+
+// A write that fails (here: past RLIMIT_FSIZE, as a full disk would) fails the upload, whether it
+// happens in the caller or in the writer's thread, and leaves nothing behind.
+TEST_P(FileBlobWriteModeTest, WriteErrorFailsTheUploadAndLeavesNothing) {
+  auto store = NewFileBlobStore(dir_ + "/modes", GetParam());
+  ASSERT_TRUE(store.ok());
+  struct rlimit old_limit;
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old_limit;
+  small.rlim_cur = 2 << 20;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::string temp;
+  Status failed = Status::Ok();
+  {
+    auto w = (*store)->NewWriter(int64_t{1} << 30);
+    ASSERT_TRUE(w.ok());
+    temp = (*w)->temp_path();
+    std::string block(1 << 20, 'x');
+    for (int i = 0; i < 16 && failed.ok(); ++i) failed = (*w)->Append(block);
+    if (failed.ok()) failed = (*w)->Commit().status();
+  }
+  ::setrlimit(RLIMIT_FSIZE, &old_limit);
+  ::signal(SIGXFSZ, old_handler);
+  EXPECT_FALSE(failed.ok());
+  EXPECT_NE(failed.message().find("write"), std::string::npos) << failed.ToString();
+  EXPECT_FALSE(fs::exists(temp));
+  auto list = (*store)->List();
+  ASSERT_TRUE(list.ok());
+  EXPECT_TRUE(list->empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, FileBlobWriteModeTest,
+                         ::testing::Values(BlobWriteMode::kDirect, BlobWriteMode::kPageCache));
 
 }  // namespace
 }  // namespace datasite::blob

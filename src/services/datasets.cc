@@ -102,6 +102,7 @@ class BlobUploadImpl : public BlobUpload {
 
   Result<store::Blob> Finish() override {
     // Refuse what does not parse before anything becomes durable or visible.
+    RETURN_IF_ERROR(writer_->Flush());
     ASSIGN_OR_RETURN(nlohmann::json schema, data::InferSchema(format_, writer_->temp_path()));
     ASSIGN_OR_RETURN(blob::BlobInfo info, writer_->Commit());
     store::Blob b{info.id,
