@@ -39,6 +39,12 @@ class Session : public std::enable_shared_from_this<Session> {
   // Reads the next piece of the body into chunk_; OnChunk gets it.
   void ReadChunk();
   void OnChunk(beast::error_code ec);
+  // An upload with a Content-Length skips the parser for its body: the bytes go straight from the
+  // socket into the chunk (no copy through buffer_, one read for many of 64 KiB).
+  void ReadRaw();
+  void OnRawChunk(beast::error_code ec, size_t got);
+  // Hands `got` bytes of chunks_[read_buf_] to the sink, or queues them behind the write in flight.
+  void OnBodyPiece(size_t got);
   // Upload pipeline: one buffer is written by the sink on the pool while the other is read.
   void StartSinkWrite(int index, size_t size);
   void OnSinkWritten(const Status& st);
@@ -62,6 +68,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool writing_ = false;
   bool body_done_ = false;
   std::optional<size_t> queued_;
+  std::optional<uint64_t> raw_left_;  // body bytes still to read when the parser is skipped
   Status upload_error_;
   std::shared_ptr<Request> req_;
   const Route* route_ = nullptr;
@@ -223,6 +230,7 @@ void Session::DoRead() {
   read_buf_ = 0;
   reading_ = writing_ = body_done_ = false;
   queued_.reset();
+  raw_left_.reset();
   upload_error_ = Status::Ok();
   sink_.reset();
   if (chunks_[1].capacity() > 0) chunks_ = {};  // give back an upload's 2 MiB
@@ -315,13 +323,16 @@ void Session::OnHeader(beast::error_code ec) {
       // Upload buffers only for an authorized upload, freed when the next request starts.
       self->chunks_[0].resize(1 << 20);
       self->chunks_[1].resize(1 << 20);
+      if (!self->parser_->get().chunked() && self->parser_->content_length()) {
+        self->raw_left_ = *self->parser_->content_length();
+      }
       self->ReadChunk();
     });
   });
 }
 
 void Session::ReadChunk() {
-  if (parser_->is_done()) {
+  if (raw_left_ ? *raw_left_ == 0 : parser_->is_done()) {
     if (!sink_) return Dispatch();
     body_done_ = true;
     return MaybeFinishUpload();
@@ -337,6 +348,7 @@ void Session::ReadChunk() {
                               self->ReadChunk();
                             });
   }
+  if (raw_left_) return ReadRaw();
   auto& body = parser_->get().body();
   auto& buf = chunks_[read_buf_];
   body.data = buf.data();
@@ -378,6 +390,37 @@ void Session::OnChunk(beast::error_code ec) {
     req_->body.append(buf.data(), got);
     return ReadChunk();
   }
+  OnBodyPiece(got);
+}
+
+void Session::ReadRaw() {
+  auto& buf = chunks_[read_buf_];
+  size_t want = static_cast<size_t>(std::min<uint64_t>(*raw_left_, buf.size()));
+  // Body bytes that arrived with the headers come first; buffer_ keeps what follows the body.
+  size_t have = std::min(want, buffer_.size());
+  if (have > 0) {
+    net::buffer_copy(net::buffer(buf.data(), have), buffer_.data());
+    buffer_.consume(have);
+  }
+  if (have == want) return OnRawChunk({}, have);
+  reading_ = true;
+  stream_.expires_after(server_.options().idle_timeout);
+  net::async_read(stream_, net::buffer(buf.data() + have, want - have),
+                  [self = shared_from_this(), have](beast::error_code ec, size_t n) {
+                    self->OnRawChunk(ec, have + n);
+                  });
+}
+
+void Session::OnRawChunk(beast::error_code ec, size_t got) {
+  reading_ = false;
+  if (!upload_error_.ok()) return FailUpload();
+  // The client went away or stalled mid-body; see OnChunk.
+  if (ec) return Close();
+  *raw_left_ -= got;
+  OnBodyPiece(got);
+}
+
+void Session::OnBodyPiece(size_t got) {
   if (got == 0) return ReadChunk();
   // Double buffering: the sink writes one buffer on the pool while the socket fills the other.
   if (writing_) {

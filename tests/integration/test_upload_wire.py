@@ -1,0 +1,144 @@
+"""Uploads on the wire: the body of an upload with a Content-Length is read past the HTTP parser,
+straight into the upload's buffers. These tests send bodies in every shape a client may: together
+with the headers, in odd pieces, followed at once by the next request on the same connection, cut
+off in the middle; each must store exactly the bytes sent, or nothing."""
+
+import hashlib
+import json
+import os
+import pathlib
+import socket
+import time
+
+from helpers import ROOT_EMAIL, ROOT_PASSWORD, Api
+
+
+def request_bytes(token, body, path="/api/v1/blobs?format=raw", expect_continue=False):
+    head = "POST {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n".format(
+        path, token, len(body))
+    if expect_continue:
+        head += "Expect: 100-continue\r\n"
+    return head.encode() + b"\r\n", body
+
+
+def read_response(sock, buf=b""):
+    """Reads one response with a Content-Length from `sock`; returns (status, body, rest)."""
+    while b"\r\n\r\n" not in buf:
+        more = sock.recv(65536)
+        assert more, "connection closed before a response"
+        buf += more
+    head, _, buf = buf.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+    while len(buf) < length:
+        more = sock.recv(65536)
+        assert more, "connection closed inside a response"
+        buf += more
+    return status, buf[:length], buf[length:]
+
+
+def connect(port):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def check_blob(server, status, body, sent):
+    """The answer names the bytes sent, and the file on disk holds exactly them."""
+    assert status == 201, body
+    blob = json.loads(body)
+    assert blob["size"] == len(sent)
+    assert blob["sha256"] == hashlib.sha256(sent).hexdigest()
+    stored = pathlib.Path(server.data_dir) / "blobs" / blob["id"][:2] / blob["id"]
+    assert stored.read_bytes() == sent
+    return blob
+
+
+def test_body_sent_with_the_headers_and_a_pipelined_request_after_it(server):
+    api = Api(server.port)
+    token = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+    first = os.urandom(1000)
+    second = os.urandom(70000)
+    head1, body1 = request_bytes(token, first)
+    head2, body2 = request_bytes(token, second)
+    health = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    sock = connect(server.port)
+    # Two uploads and a GET in one send: the server must not read past each body.
+    sock.sendall(head1 + body1 + head2 + body2 + health)
+    status, body, rest = read_response(sock)
+    check_blob(server, status, body, first)
+    status, body, rest = read_response(sock, rest)
+    check_blob(server, status, body, second)
+    status, body, rest = read_response(sock, rest)
+    assert status == 200, body
+    sock.close()
+
+
+def test_large_body_in_odd_pieces_is_stored_exactly(server):
+    api = Api(server.port)
+    token = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+    data = os.urandom((3 << 20) + 12345)
+    head, body = request_bytes(token, data)
+    sock = connect(server.port)
+    # The headers and the first bytes of the body together, then pieces of every size.
+    sock.sendall(head + body[:777])
+    at = 777
+    for i, size in enumerate([1, 4095, 4097, 65536, 1 << 20, 3, (1 << 20) + 1] * 4):
+        if at >= len(body):
+            break
+        sock.sendall(body[at:at + size])
+        at += size
+        if i % 5 == 0:
+            time.sleep(0.01)
+    sock.sendall(body[at:])
+    status, resp, _ = read_response(sock)
+    check_blob(server, status, resp, data)
+    sock.close()
+
+
+def test_expect_continue_then_body_is_stored(server):
+    api = Api(server.port)
+    token = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+    data = os.urandom((1 << 20) + 1)
+    head, body = request_bytes(token, data, expect_continue=True)
+    sock = connect(server.port)
+    sock.sendall(head)
+    status, _, rest = read_response(sock)
+    assert status == 100
+    assert rest == b""
+    sock.sendall(body)
+    status, resp, _ = read_response(sock)
+    check_blob(server, status, resp, data)
+    sock.close()
+
+
+def test_body_cut_off_leaves_nothing_and_the_server_serves_on(server):
+    api = Api(server.port)
+    token = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+    tmp = pathlib.Path(server.data_dir) / "blobs" / "tmp"
+    data = os.urandom(5 << 20)
+    head, body = request_bytes(token, data)
+    sock = connect(server.port)
+    sock.sendall(head + body[:(2 << 20) + 5])
+    deadline = time.time() + 10
+    while time.time() < deadline and not any(p.stat().st_size > 0 for p in tmp.glob("*.part")):
+        time.sleep(0.02)
+    assert list(tmp.glob("*.part")), "the upload in progress should have a temporary file"
+    sock.close()
+    deadline = time.time() + 10
+    while time.time() < deadline and list(tmp.glob("*.part")):
+        time.sleep(0.02)
+    assert not list(tmp.glob("*.part")), "a broken upload must leave no temporary file"
+    blobs = pathlib.Path(server.data_dir) / "blobs"
+    assert not [p for p in blobs.glob("??/*")], "a broken upload must store nothing"
+    assert api.get("/healthz").status == 200
+    # And the next upload is whole.
+    small = os.urandom(5000)
+    resp = api.post("/api/v1/blobs?format=raw", raw=small, token=token)
+    assert resp.status == 201, resp
+    assert resp.json["sha256"] == hashlib.sha256(small).hexdigest()
