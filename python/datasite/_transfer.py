@@ -358,15 +358,19 @@ def upload(transport, payload, label="Uploading", progress_stream=None):
         if not early:
             progress = Progress(payload.size, label, stream=progress_stream)
             with payload.open() as source:
-                while True:
-                    chunk = source.read(CHUNK_SIZE)
-                    if not chunk:
-                        break
+                offset = 0
+                while offset < payload.size:
                     try:
-                        conn.send(chunk)
+                        # From a file: the kernel copies it to the socket (sendfile), no copy
+                        # through Python; from memory or over TLS, socket.sendfile sends it.
+                        sent = conn.sock.sendfile(
+                            source, offset, min(CHUNK_SIZE, payload.size - offset))
                     except (BrokenPipeError, ConnectionResetError):
                         break  # the server answered and closed: read its answer below
-                    progress.update(len(chunk))
+                    if not sent:
+                        break  # the file shrank while it was sent; the server refuses the rest
+                    offset += sent
+                    progress.update(sent)
                     if _answer_waiting(conn.sock) and _peek_interim(conn.sock, 1.0) != "continue":
                         break  # a final answer before the end of the body is a refusal
             progress.close()
