@@ -204,11 +204,14 @@ def main():
   clients log in back to back. Password hashing runs on its own thread pool, so the settings requests do not
   queue behind logins; on this 2-core machine they still share the CPU with two hashing threads.
 
-- **Upload** (bench/upload_list.py): a file of random bytes (format `raw`, so no parsing) streamed in 1 MiB
-  chunks over one connection to `POST /api/v1/blobs`, timed until the server's 201, which it sends after
-  SHA-256, fsync of file and directory, and the database insert. The reference copies the same file on the
-  same disk with `cp` and then `sync`s the copy. Both read the source from the page cache. Resident memory
-  is the server's VmRSS sampled every 20 ms; the figure is the largest growth over all runs.
+- **Upload** (bench/upload_list.py): a file of random bytes (format `raw`, so no parsing) sent by the
+  datasite Python client's upload call (the one behind `client.upload_dataset`: `Expect: 100-continue`,
+  then sendfile in 1 MiB pieces) over one connection to `POST /api/v1/blobs`, timed until the server's 201,
+  which it sends after SHA-256, fsync of file and directory, and the database insert. The server reads the
+  body straight into 1 MiB buffers and writes it with O_DIRECT from a writer thread while it hashes the
+  next piece. The reference copies the same file on the same disk with `cp` and then `sync`s the copy.
+  Both read the source from the page cache. Resident memory is the server's VmRSS sampled every 20 ms; the
+  figure is the largest growth over all runs.
 - **Listing**: 1,000 datasets (one CSV asset each) paged 50 at a time over a keep-alive connection, as an
   admin; p50 of the 20 pages, median over runs; cold after a change to one dataset (which empties the page
   cache), warm on the same pass again. The reference serves the same page size of stored JSON

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Upload throughput and memory, and dataset listing latency, each beside its reference in the same run.
 
-- upload: a 1 GiB file (random bytes, format raw) streamed over loopback to POST /api/v1/blobs in 1 MiB
-  chunks, until the server's 201 (which it sends after SHA-256 and fsync). Reference: `cp` of the same file
+- upload: a 1 GiB file (random bytes, format raw) streamed over loopback to POST /api/v1/blobs by the
+  datasite client's upload call (sendfile in 1 MiB pieces, after Expect: 100-continue), until the server's 201 (which it sends after SHA-256 and fsync). Reference: `cp` of the same file
   to the same disk followed by `sync` of the copy. The server's resident memory (VmRSS) is sampled every
   20 ms during the upload; the figure is the peak minus the value just before.
 - listing: 1,000 datasets, paged 50 at a time (20 pages); p50 per page, cold (a dataset changed just before
@@ -14,6 +14,7 @@ Usage: /usr/bin/python3 bench/upload_list.py [--runs 5] [--size-mib 1024] [--jso
 """
 import argparse
 import http.client
+import io
 import json
 import os
 import shutil
@@ -26,6 +27,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from launch_login import ROOT, datasite_launch, fastapi_launch, pct, post_json, stop  # noqa: E402
+
+sys.path.insert(0, os.path.join(ROOT, "python"))
+from datasite import _http, _transfer  # noqa: E402
 
 
 def rss_kib(pid):
@@ -45,25 +49,10 @@ def login(port):
 
 
 def upload(port, token, path, fmt="raw"):
-    size = os.path.getsize(path)
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-    conn.putrequest("POST", "/api/v1/blobs?format=" + fmt)
-    conn.putheader("Authorization", "Bearer " + token)
-    conn.putheader("Content-Length", str(size))
-    conn.putheader("Content-Type", "application/octet-stream")
-    conn.endheaders()
-    with open(path, "rb") as f:
-        while True:
-            chunk = f.read(1 << 20)
-            if not chunk:
-                break
-            conn.send(chunk)
-    r = conn.getresponse()
-    body = r.read()
-    conn.close()
-    if r.status != 201:
-        raise RuntimeError("upload failed: %s %s" % (r.status, body[:300]))
-    return json.loads(body)
+    """Uploads the file at `path` with the datasite client's own upload call (the one behind
+    `client.upload_dataset`), its progress bar drawn into a string."""
+    transport = _http.Transport("http://127.0.0.1:%d" % port, token=token, timeout=600)
+    return _transfer.upload(transport, _transfer.Payload(fmt, path=path), progress_stream=io.StringIO())
 
 
 def measure_upload(proc, port, token, path):
