@@ -142,3 +142,23 @@ def test_body_cut_off_leaves_nothing_and_the_server_serves_on(server):
     resp = api.post("/api/v1/blobs?format=raw", raw=small, token=token)
     assert resp.status == 201, resp
     assert resp.json["sha256"] == hashlib.sha256(small).hexdigest()
+
+
+def test_fast_then_trickling_body_is_stored_exactly(server):
+    """The server waits for larger reads while a client sends fast; one that slows to a trickle must
+    still be read to the end, byte by byte if need be."""
+    api = Api(server.port)
+    token = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+    data = os.urandom((2 << 20) + 300 * 1024 + 7)
+    head, body = request_bytes(token, data)
+    sock = connect(server.port)
+    fast = (2 << 20) + 100 * 1024
+    sock.sendall(head + body[:fast])
+    at = fast
+    while at < len(body):
+        sock.sendall(body[at:at + 1024])
+        at += 1024
+        time.sleep(0.004)
+    status, resp, _ = read_response(sock)
+    check_blob(server, status, resp, data)
+    sock.close()
