@@ -10,6 +10,8 @@ import pathlib
 import socket
 import time
 
+import pytest
+
 from helpers import ROOT_EMAIL, ROOT_PASSWORD, Api
 
 
@@ -42,6 +44,12 @@ def read_response(sock, buf=b""):
     return status, buf[:length], buf[length:]
 
 
+@pytest.fixture
+def signed_in(server):
+    api = Api(server.port)
+    return api, api.login(ROOT_EMAIL, ROOT_PASSWORD)
+
+
 def connect(port):
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -59,9 +67,8 @@ def check_blob(server, status, body, sent):
     return blob
 
 
-def test_body_sent_with_the_headers_and_a_pipelined_request_after_it(server):
-    api = Api(server.port)
-    token = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+def test_body_sent_with_the_headers_and_a_pipelined_request_after_it(server, signed_in):
+    api, token = signed_in
     first = os.urandom(1000)
     second = os.urandom(70000)
     head1, body1 = request_bytes(token, first)
@@ -79,9 +86,8 @@ def test_body_sent_with_the_headers_and_a_pipelined_request_after_it(server):
     sock.close()
 
 
-def test_large_body_in_odd_pieces_is_stored_exactly(server):
-    api = Api(server.port)
-    token = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+def test_large_body_in_odd_pieces_is_stored_exactly(server, signed_in):
+    api, token = signed_in
     data = os.urandom((3 << 20) + 12345)
     head, body = request_bytes(token, data)
     sock = connect(server.port)
@@ -101,9 +107,8 @@ def test_large_body_in_odd_pieces_is_stored_exactly(server):
     sock.close()
 
 
-def test_expect_continue_then_body_is_stored(server):
-    api = Api(server.port)
-    token = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+def test_expect_continue_then_body_is_stored(server, signed_in):
+    api, token = signed_in
     data = os.urandom((1 << 20) + 1)
     head, body = request_bytes(token, data, expect_continue=True)
     sock = connect(server.port)
@@ -117,9 +122,8 @@ def test_expect_continue_then_body_is_stored(server):
     sock.close()
 
 
-def test_body_cut_off_leaves_nothing_and_the_server_serves_on(server):
-    api = Api(server.port)
-    token = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+def test_body_cut_off_leaves_nothing_and_the_server_serves_on(server, signed_in):
+    api, token = signed_in
     tmp = pathlib.Path(server.data_dir) / "blobs" / "tmp"
     data = os.urandom(5 << 20)
     head, body = request_bytes(token, data)
@@ -144,11 +148,10 @@ def test_body_cut_off_leaves_nothing_and_the_server_serves_on(server):
     assert resp.json["sha256"] == hashlib.sha256(small).hexdigest()
 
 
-def test_fast_then_trickling_body_is_stored_exactly(server):
+def test_fast_then_trickling_body_is_stored_exactly(server, signed_in):
     """The server waits for larger reads while a client sends fast; one that slows to a trickle must
     still be read to the end, byte by byte if need be."""
-    api = Api(server.port)
-    token = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+    api, token = signed_in
     data = os.urandom((2 << 20) + 300 * 1024 + 7)
     head, body = request_bytes(token, data)
     sock = connect(server.port)
