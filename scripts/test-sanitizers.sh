@@ -74,7 +74,7 @@ run_preset() {
 }
 
 # The unit test programs run by tsan-concurrency.
-concurrency_tests=(datasite_jobs_test datasite_sandbox_test datasite_store_test datasite_blob_test)
+concurrency_tests=(datasite_jobs_test datasite_sandbox_test datasite_store_test datasite_blob_test datasite_http_test)
 
 status=0
 for part in "${parts[@]}"; do

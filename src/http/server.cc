@@ -475,8 +475,9 @@ void Session::StartSinkWrite(int index, size_t size) {
 
 void Session::OnSinkWritten(const Status& st) {
   writing_ = false;
-  if (!st.ok()) {
-    upload_error_ = st;
+  // The sink failed, or the body turned out too large (OnChunk) while it wrote.
+  if (!st.ok() && upload_error_.ok()) upload_error_ = st;
+  if (!upload_error_.ok()) {
     // A read in flight ends in OnChunk, which answers; otherwise answer now.
     if (!reading_) FailUpload();
     return;
