@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import socket
 import subprocess
 import tempfile
 import time
@@ -380,3 +381,31 @@ def test_client_gets_the_size_refusal_quickly(limited_owner, tmp_path):
     assert elapsed < 10, "the refusal took {:.1f} s".format(elapsed)
     with pytest.raises(sy.NotFoundError):
         limited_owner.client.datasets[ds.name]
+
+
+def test_chunked_upload_over_the_limit_is_refused_mid_stream(limited, limited_owner):
+    # Without a Content-Length the size is known only as the body arrives, so the refusal comes from
+    # the blob writer while later pieces are already queued behind it. The client still gets one
+    # clear answer, and the server serves on.
+    piece = b"\x03" * (256 << 10)
+    sock = socket.create_connection(("127.0.0.1", limited.port), timeout=30)
+    head = ("POST {}?format=raw HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n").format(BLOBS, limited_owner.token)
+    sock.sendall(head.encode())
+    try:
+        for _ in range(32):  # 8 MiB, eight times the limit
+            sock.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+        sock.sendall(b"0\r\n\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server may stop reading once it has answered
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        more = sock.recv(65536)
+        assert more, "connection closed without an answer"
+        answer += more
+    sock.close()
+    status_line = answer.split(b"\r\n", 1)[0].decode()
+    assert status_line.split()[1] in ("413", "429"), status_line
+    assert b"limit" in answer or b"large" in answer, answer[:400]
+    again = upload_blob(limited, limited_owner.token, "raw", b"\x04" * 1000)
+    assert again.status == 201, again
