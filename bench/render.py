@@ -170,6 +170,10 @@ def main():
                      "%.0f MiB/s" % u["upload_mib_s"], "`cp` of the same file + `sync`: %.0f MiB/s" % u["cp_sync_mib_s"],
                      "%.0f%% of cp" % (100 * u["upload_mib_s"] / u["cp_sync_mib_s"]), ">= 70% of cp",
                      "met" if u["upload_mib_s"] >= 0.7 * u["cp_sync_mib_s"] else "not met"))
+        if "loopback_mib_s" in u:
+            rows.append(("Context: the same file over loopback to a reader that drops it (no HTTP, SHA-256 or disk)",
+                         "", "sendfile to a plain reader: %.0f MiB/s" % u["loopback_mib_s"],
+                         "upload at %.0f%% of it" % (100 * u["upload_mib_s"] / u["loopback_mib_s"]), "", ""))
         rows.append(("Server resident memory growth during that upload", "%.1f MiB" % u["upload_rss_growth_mib"],
                      "", "", "<= 64 MiB", "met" if u["upload_rss_growth_mib"] <= 64 else "not met"))
         for label, key in (("cold: a dataset changed just before, every page read and rendered",
@@ -211,7 +215,7 @@ def main():
   body straight into 1 MiB buffers and writes it with O_DIRECT from a writer thread while it hashes the
   next piece. The reference copies the same file on the same disk with `cp` and then `sync`s the copy.
   Both read the source from the page cache. Resident memory is the server's VmRSS sampled every 20 ms; the
-  figure is the largest growth over all runs.
+  figure is the largest growth over all runs.@@UPLOAD_RUNS@@
 - **Listing**: 1,000 datasets (one CSV asset each) paged 50 at a time over a keep-alive connection, as an
   admin; p50 of the 20 pages, median over runs; cold after a change to one dataset (which empties the page
   cache), warm on the same pass again. The reference serves the same page size of stored JSON
@@ -219,6 +223,14 @@ def main():
 
 Raw figures: `bench/out/*.json` (not committed; rerun to get them).
 """)
+    upload_runs = ""
+    if u and "upload_runs_mib_s" in u:
+        upload_runs = ("\n  Per-run figures in MiB/s, in the order measured (each run: cp + sync, then the upload, then the "
+                       "transport alone): upload %s; cp + sync %s; transport alone %s. How fast this disk takes the "
+                       "copy's write-back varies a lot from one minute to the next, so read each upload beside the cp "
+                       "of its own run." % tuple(", ".join(str(v) for v in u[k]) for k in (
+                           "upload_runs_mib_s", "cp_sync_runs_mib_s", "loopback_runs_mib_s")))
+    out[-1] = out[-1].replace("@@UPLOAD_RUNS@@", upload_runs)
     if "api_wrk" in extra:
         out += api_section(extra["api_wrk"])
     if "soak" in extra:

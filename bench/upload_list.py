@@ -5,6 +5,8 @@
   datasite client's upload call (sendfile in 1 MiB pieces, after Expect: 100-continue), until the server's 201 (which it sends after SHA-256 and fsync). Reference: `cp` of the same file
   to the same disk followed by `sync` of the copy. The server's resident memory (VmRSS) is sampled every
   20 ms during the upload; the figure is the peak minus the value just before.
+  For context, each run also times the transport alone: the same file sent by sendfile over loopback
+  to a reader that drops it.
 - listing: 1,000 datasets, paged 50 at a time (20 pages); p50 per page, cold (a dataset changed just before
   the pass, so every page is read from SQLite and rendered) and warm (the same pass again: pages come from
   the server's page cache). Reference: a FastAPI + uvicorn app (PySyft's stack) serving the same page size
@@ -18,6 +20,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -89,6 +92,41 @@ def measure_cp(src, dst_dir):
     return elapsed
 
 
+def measure_loopback(src):
+    """The transport alone: the same file sent over loopback by sendfile in 1 MiB pieces, as the
+    client does, to a reader that takes it into a 1 MiB buffer and drops it (no HTTP, hash or disk).
+    """
+    size = os.path.getsize(src)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    got = [0]
+
+    def read():
+        conn, _ = listener.accept()
+        view = memoryview(bytearray(1 << 20))
+        while got[0] < size:
+            n = conn.recv_into(view)
+            if n == 0:
+                break
+            got[0] += n
+        conn.close()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    start = time.perf_counter()
+    with socket.create_connection(listener.getsockname()) as sock, open(src, "rb") as f:
+        sent = 0
+        while sent < size:
+            sent += os.sendfile(sock.fileno(), f.fileno(), sent, 1 << 20)
+    reader.join()
+    elapsed = time.perf_counter() - start
+    listener.close()
+    if got[0] != size:
+        raise RuntimeError("loopback reader got %d of %d bytes" % (got[0], size))
+    return elapsed
+
+
 def page_latencies(port, token, pages, page_size):
     conn = http.client.HTTPConnection("127.0.0.1", port)
     out = []
@@ -154,15 +192,20 @@ def main():
         _, proc, port = datasite_launch(os.path.join(tmp, "up"), reset=True)
         try:
             token = login(port)
-            ours, cps, rss = [], [], []
+            ours, cps, wires, rss = [], [], [], []
             for _ in range(a.runs):
                 cps.append(measure_cp(src, tmp))
                 t, grow = measure_upload(proc, port, token, src)
                 ours.append(t)
                 rss.append(grow)
+                wires.append(measure_loopback(src))
             mib = float(a.size_mib)
             res["upload_mib_s"] = mib / statistics.median(ours)
             res["cp_sync_mib_s"] = mib / statistics.median(cps)
+            res["loopback_mib_s"] = mib / statistics.median(wires)
+            res["upload_runs_mib_s"] = [round(mib / t) for t in ours]
+            res["cp_sync_runs_mib_s"] = [round(mib / t) for t in cps]
+            res["loopback_runs_mib_s"] = [round(mib / t) for t in wires]
             res["upload_rss_growth_mib"] = max(rss)
 
             seed_datasets(port, token, a.datasets, tmp)
