@@ -92,8 +92,12 @@ class Datasets {
   Result<store::Blob> MakeMock(const Principal& caller, const std::string& blob_id, uint64_t seed);
 
   Result<store::Dataset> Create(const Principal& caller, const NewDataset& input);
+  // Without the datasets' assets unless `with_assets`; LoadAssets adds them.
   Result<store::DatasetPage> List(const Principal& caller, const std::string& search, int64_t page,
-                                  int64_t page_size);
+                                  int64_t page_size, bool with_assets = true);
+  Status LoadAssets(std::vector<store::Dataset>& datasets) {
+    return store_.LoadDatasetAssets(datasets);
+  }
   // See Store::CatalogVersion.
   int64_t CatalogVersion() const { return store_.CatalogVersion(); }
   Result<store::Dataset> Get(const Principal& caller, const std::string& id_or_name);

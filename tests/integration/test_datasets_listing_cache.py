@@ -71,3 +71,32 @@ def test_a_cached_page_follows_role_changes_logout_and_deletion_at_once(server):
         page(api, owner2.token, tag)
     assert api.delete("/api/v1/users/" + owner2.user["id"], token=admin).status == 200
     assert api.get(DATASETS + "?page=1&page_size=50&search=" + tag, token=owner2.token).status == 401
+
+
+def test_a_page_of_kept_and_new_renderings_matches_each_dataset(server):
+    # A page read after one dataset changed takes the others' kept renderings (their assets are not
+    # read again) and renders the changed one anew: every item must still be that dataset's whole
+    # document, assets included, in the page's order.
+    api = Api(server.port)
+    owner = make_actors(server.port)["owner"].token
+    tag = unique("mixed")
+    ids = []
+    for i, assets in enumerate((["t"], ["a", "b"], ["x"], ["p", "q", "r"])):
+        listed = []
+        for name in assets:
+            blob = new_blob(api, owner, "csv", ("v\n%d\n" % i).encode())
+            listed.append({"name": name, "data": blob["id"]})
+        resp = create_dataset(api, owner, "%s-%d" % (tag, i), listed)
+        assert resp.status == 201, resp
+        ids.append(resp.json["id"])
+    page(api, owner, tag)  # every rendering kept
+    for changed in (ids[1], ids[3]):
+        assert api.patch(DATASETS + "/" + changed, {"summary": "new " + changed}, token=owner).status == 200
+    items = page(api, owner, tag)["items"]
+    assert [d["id"] for d in items] == list(reversed(ids))
+    for item in items:
+        alone = api.get(DATASETS + "/" + item["id"], token=owner)
+        assert alone.status == 200
+        assert item == alone.json
+    assert [len(d["assets"]) for d in items] == [3, 1, 2, 1]
+    assert items[0]["summary"] == "new " + ids[3] and items[2]["summary"] == "new " + ids[1]
