@@ -103,20 +103,29 @@ class RenderCache {
     return it->second;
   }
 
-  // `d` must have its assets.
-  std::string Get(const store::Dataset& d, const Principal& caller) {
-    if (auto doc = Find(d, caller)) return *doc;
-    std::string key = Key(d, caller);
+  // Read before the datasets to render are read from the store; see Render.
+  uint64_t Generation() {
+    std::lock_guard lock(mu_);
+    return generation_;
+  }
+
+  // Renders `d`, which must have its assets, and keeps the rendering unless a dataset was
+  // invalidated since `generation`: `d` may then be older than the change, whose updated_at can be
+  // the same second, and kept it would hide the change.
+  std::string Render(const store::Dataset& d, const Principal& caller, uint64_t generation) {
     std::string doc = internal::Dump(DatasetJson(d, caller));
     std::lock_guard lock(mu_);
+    if (generation != generation_) return doc;
     if (docs_.size() >= kMaxEntries) docs_.clear();  // stale versions go too
-    docs_.emplace(std::move(key), doc);
+    docs_.emplace(Key(d, caller), doc);
     return doc;
   }
 
-  // Forgets every rendering of a dataset (after it changed: updated_at has only whole seconds).
+  // Forgets every rendering of a dataset. Called after it changed: updated_at has only whole
+  // seconds, so the changed dataset may have the key of its last rendering.
   void Invalidate(const std::string& dataset_id) {
     std::lock_guard lock(mu_);
+    ++generation_;
     for (auto it = docs_.begin(); it != docs_.end();) {
       it = it->first.compare(0, dataset_id.size(), dataset_id) == 0 ? docs_.erase(it)
                                                                     : std::next(it);
@@ -132,6 +141,7 @@ class RenderCache {
   static constexpr size_t kMaxEntries = 20'000;
   std::mutex mu_;
   std::unordered_map<std::string, std::string> docs_;  // Guarded by mu_.
+  uint64_t generation_ = 0;                            // Guarded by mu_: Invalidate calls.
 };
 
 // Whole listing pages as sent, for the catalogue version they were read at: paging through the
@@ -333,20 +343,20 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
           reply.raw_json = *hit;
           return reply;
         }
-        // Rows first: the assets (a join over blobs, most of a page's database work) only
-        // for the datasets whose rendering is not kept.
-        ASSIGN_OR_RETURN(auto result, ctx.datasets.List(caller, search, page, page_size, false));
-        std::vector<std::optional<std::string>> docs;
-        std::vector<store::Dataset> missing;
-        for (const auto& d : result.items) {
-          docs.push_back(cache->Find(d, caller));
-          if (!docs.back()) missing.push_back(d);
-        }
-        if (!missing.empty()) RETURN_IF_ERROR(ctx.datasets.LoadAssets(missing));
+        // Assets (a join over blobs, most of a page's database work) are read only for the
+        // datasets whose rendering is not kept; `kept` gets one entry per dataset, in order.
+        const uint64_t generation = cache->Generation();
+        std::vector<std::optional<std::string>> kept;
+        ASSIGN_OR_RETURN(auto result, ctx.datasets.List(caller, search, page, page_size,
+                                                        [&](const store::Dataset& d) {
+                                                          kept.push_back(cache->Find(d, caller));
+                                                          return !kept.back();
+                                                        }));
+        if (kept.size() != result.items.size()) return InternalError("listing lost its renderings");
         reply.raw_json = "{\"items\":[";
-        for (size_t i = 0, next_missing = 0; i < result.items.size(); ++i) {
+        for (size_t i = 0; i < result.items.size(); ++i) {
           if (i) reply.raw_json += ',';
-          reply.raw_json += docs[i] ? *docs[i] : cache->Get(missing[next_missing++], caller);
+          reply.raw_json += kept[i] ? *kept[i] : cache->Render(result.items[i], caller, generation);
         }
         reply.raw_json += "],\"total\":" + std::to_string(result.total) +
                           ",\"page\":" + std::to_string(page) +

@@ -335,15 +335,16 @@ Result<store::Dataset> Datasets::Create(const Principal& caller, const NewDatase
   return d;
 }
 
-Result<store::DatasetPage> Datasets::List(const Principal& caller, const std::string& search,
-                                          int64_t page, int64_t page_size, bool with_assets) {
+Result<store::DatasetPage> Datasets::List(
+    const Principal& caller, const std::string& search, int64_t page, int64_t page_size,
+    const std::function<bool(const store::Dataset&)>& needs_assets) {
   if (!caller.authenticated()) return UnauthenticatedError("log in first");
   if (page < 1) return InvalidArgumentError("page must be 1 or more");
   if (page_size < 1 || page_size > kMaxPageSize) {
     return InvalidArgumentError("page_size must be between 1 and " + std::to_string(kMaxPageSize));
   }
   if (search.size() > 256) return InvalidArgumentError("search text is too long");
-  return store_.ListDatasets(search, (page - 1) * page_size, page_size, with_assets);
+  return store_.ListDatasets(search, (page - 1) * page_size, page_size, needs_assets);
 }
 
 Result<store::Dataset> Datasets::Get(const Principal& caller, const std::string& id_or_name) {

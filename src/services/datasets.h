@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -92,12 +93,10 @@ class Datasets {
   Result<store::Blob> MakeMock(const Principal& caller, const std::string& blob_id, uint64_t seed);
 
   Result<store::Dataset> Create(const Principal& caller, const NewDataset& input);
-  // Without the datasets' assets unless `with_assets`; LoadAssets adds them.
-  Result<store::DatasetPage> List(const Principal& caller, const std::string& search, int64_t page,
-                                  int64_t page_size, bool with_assets = true);
-  Status LoadAssets(std::vector<store::Dataset>& datasets) {
-    return store_.LoadDatasetAssets(datasets);
-  }
+  // `needs_assets`: see Store::ListDatasets.
+  Result<store::DatasetPage> List(
+      const Principal& caller, const std::string& search, int64_t page, int64_t page_size,
+      const std::function<bool(const store::Dataset&)>& needs_assets = {});
   // See Store::CatalogVersion.
   int64_t CatalogVersion() const { return store_.CatalogVersion(); }
   Result<store::Dataset> Get(const Principal& caller, const std::string& id_or_name);

@@ -163,10 +163,11 @@ CREATE INDEX jobs_status ON jobs(status, seq);
 CREATE INDEX jobs_code ON jobs(code_id, kind, status);
 CREATE INDEX jobs_user ON jobs(user_id, seq);
 )sql",
-    // Listing pages walk the live datasets newest first: from this index alone, without reading
-    // each skipped row of the table.
+    // Version 4: listing pages walk the live datasets newest first through this index; without a
+    // search they skip rows (OFFSET) without reading the table. It replaces datasets_created.
     R"sql(
 CREATE INDEX datasets_live ON datasets(deleted_at, created_at);
+DROP INDEX datasets_created;
 )sql",
 };
 
@@ -786,8 +787,9 @@ class SqliteStore : public Store {
     return std::move(one[0]);
   }
 
-  Result<DatasetPage> ListDatasets(const std::string& search, int64_t offset, int64_t limit,
-                                   bool with_assets) override {
+  Result<DatasetPage> ListDatasets(
+      const std::string& search, int64_t offset, int64_t limit,
+      const std::function<bool(const Dataset&)>& needs_assets) override {
     std::lock_guard lock(mu_);
     const char* where =
         " WHERE deleted_at IS NULL AND (?1 = '' OR instr(lower(name), lower(?1)) > 0 OR "
@@ -805,13 +807,19 @@ class SqliteStore : public Store {
       if (!row) break;
       page.items.push_back(ReadDataset(s));
     }
-    if (with_assets) RETURN_IF_ERROR(LoadAssets(page.items));
+    if (!needs_assets) {
+      RETURN_IF_ERROR(LoadAssets(page.items));
+      return page;
+    }
+    std::vector<size_t> at;
+    for (size_t i = 0; i < page.items.size(); ++i) {
+      if (needs_assets(page.items[i])) at.push_back(i);
+    }
+    std::vector<Dataset> need;
+    for (size_t i : at) need.push_back(std::move(page.items[i]));
+    RETURN_IF_ERROR(LoadAssets(need));
+    for (size_t k = 0; k < at.size(); ++k) page.items[at[k]] = std::move(need[k]);
     return page;
-  }
-
-  Status LoadDatasetAssets(std::vector<Dataset>& datasets) override {
-    std::lock_guard lock(mu_);
-    return LoadAssets(datasets);
   }
 
   Status UpdateDataset(const Dataset& d) override {

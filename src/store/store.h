@@ -6,6 +6,7 @@
 #define DATASITE_STORE_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -252,12 +253,13 @@ class Store {
   // Changes whenever a dataset, or a user (an uploader's name or email), may have changed: what
   // a cached dataset listing must be rendered anew after.
   virtual int64_t CatalogVersion() = 0;
-  // Live datasets whose name or description contains `search`, newest first; without their
-  // assets unless `with_assets` (see LoadDatasetAssets).
-  virtual Result<DatasetPage> ListDatasets(const std::string& search, int64_t offset, int64_t limit,
-                                           bool with_assets) = 0;
-  // Fills in the assets of datasets read without them.
-  virtual Status LoadDatasetAssets(std::vector<Dataset>& datasets) = 0;
+  // Live datasets whose name or description contains `search`, newest first. Their assets are
+  // read, in the same snapshot, for every dataset when `needs_assets` is empty, else only for
+  // those it returns true for; it is called once per dataset, in page order, under the store's
+  // lock (so it must not call the store).
+  virtual Result<DatasetPage> ListDatasets(
+      const std::string& search, int64_t offset, int64_t limit,
+      const std::function<bool(const Dataset&)>& needs_assets) = 0;
   // Metadata only (not assets). kAlreadyExists on a name clash; kNotFound when gone.
   virtual Status UpdateDataset(const Dataset& dataset) = 0;
   // Marks it deleted (frees its name) and releases its blobs for clean-up. kNotFound when absent.
