@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -104,12 +105,16 @@ class UploadPipelineTest : public ::testing::Test {
   // an answer.
   std::pair<std::string, std::string> Post(const std::string& head, const std::string& body) {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    EXPECT_GE(fd, 0);
+    if (fd < 0) ADD_FAILURE() << "socket: " << std::strerror(errno);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(server_->port());
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      ADD_FAILURE() << "connect: " << std::strerror(errno);
+      ::close(fd);
+      return {"", ""};
+    }
     timeval timeout{20, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
     std::thread sender([&] {
@@ -169,7 +174,7 @@ class UploadPipelineTest : public ::testing::Test {
 };
 
 TEST_F(UploadPipelineTest, FastSinkGetsEveryByteInOrder) {
-  Start(std::chrono::milliseconds(0), 0);
+  ASSERT_NO_FATAL_FAILURE(Start(std::chrono::milliseconds(0), 0));
   std::string body = Pattern((5 << 20) + 12345);
   auto [status, answer] = Post(Head(body.size()), body);
   EXPECT_EQ(status, "HTTP/1.1 200 OK");
@@ -180,7 +185,7 @@ TEST_F(UploadPipelineTest, FastSinkGetsEveryByteInOrder) {
 
 // A sink slower than the socket: every chunk fills and the reader waits for one to come free.
 TEST_F(UploadPipelineTest, SlowSinkGetsEveryByteInOrder) {
-  Start(std::chrono::milliseconds(15), 0);
+  ASSERT_NO_FATAL_FAILURE(Start(std::chrono::milliseconds(15), 0));
   std::string body = Pattern((6 << 20) + 777);
   auto [status, answer] = Post(Head(body.size()), body);
   EXPECT_EQ(status, "HTTP/1.1 200 OK");
@@ -190,7 +195,7 @@ TEST_F(UploadPipelineTest, SlowSinkGetsEveryByteInOrder) {
 }
 
 TEST_F(UploadPipelineTest, SlowSinkGetsEveryByteOfAChunkedBodyInOrder) {
-  Start(std::chrono::milliseconds(10), 0);
+  ASSERT_NO_FATAL_FAILURE(Start(std::chrono::milliseconds(10), 0));
   std::string body = Pattern((3 << 20) + 99);
   auto [status, answer] =
       Post("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -204,7 +209,7 @@ TEST_F(UploadPipelineTest, SlowSinkGetsEveryByteOfAChunkedBodyInOrder) {
 // The sink fails while the reader waits for a free chunk: the client is answered with the sink's
 // error, the sink gets no write after it failed, and the server serves the next upload.
 TEST_F(UploadPipelineTest, SinkFailureWhileTheReaderWaitsIsAnsweredOnce) {
-  Start(std::chrono::milliseconds(30), 3);
+  ASSERT_NO_FATAL_FAILURE(Start(std::chrono::milliseconds(30), 3));
   std::string body = Pattern(8 << 20);
   auto [status, answer] = Post(Head(body.size()), body);
   EXPECT_EQ(status, "HTTP/1.1 413 Payload Too Large");
@@ -230,7 +235,9 @@ TEST_F(UploadPipelineTest, SinkFailureWhileTheReaderWaitsIsAnsweredOnce) {
 // A chunked body that grows past the upload limit while the sink is busy writing an earlier piece:
 // the client gets the size refusal, not a connection closed without an answer.
 TEST_F(UploadPipelineTest, ChunkedBodyOverTheLimitWhileTheSinkWritesIsRefused) {
-  Start(std::chrono::milliseconds(40), 0, 3 << 20);
+  // Each write takes 300 ms, far longer than reading the few MiB past the limit on loopback, so
+  // the limit is reached while the sink writes.
+  ASSERT_NO_FATAL_FAILURE(Start(std::chrono::milliseconds(300), 0, 3 << 20));
   std::string body = Pattern(8 << 20);
   auto [status, answer] =
       Post("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
