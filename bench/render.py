@@ -176,7 +176,7 @@ def main():
                          "upload at %.0f%% of it" % (100 * u["upload_mib_s"] / u["loopback_mib_s"]), "", ""))
         rows.append(("Server resident memory growth during that upload", "%.1f MiB" % u["upload_rss_growth_mib"],
                      "", "", "<= 64 MiB", "met" if u["upload_rss_growth_mib"] <= 64 else "not met"))
-        for label, key in (("cold: a dataset changed just before, every page read and rendered",
+        for label, key in (("cold: a dataset changed just before, every page read from SQLite anew (unchanged datasets' renderings reused)",
                             "list_page_cold_p50_ms"),
                            ("warm: the same pass again, pages from the page cache", "list_page_p50_ms")):
             rows.append(("List %d datasets, 50 a page: p50 per page, %s" % (u["datasets"], label), f(u[key]),
