@@ -168,6 +168,15 @@ class UploadPipelineTest : public ::testing::Test {
     return out + "0\r\n\r\n";
   }
 
+  // The upload was answered 200 with its size, and the sink got exactly `body`.
+  void ExpectStoredWhole(const std::pair<std::string, std::string>& response,
+                         const std::string& body) {
+    EXPECT_EQ(response.first, "HTTP/1.1 200 OK");
+    EXPECT_EQ(response.second, std::to_string(body.size()));
+    std::lock_guard<std::mutex> lock(log_->mu);
+    EXPECT_TRUE(log_->bytes == body) << "the sink got " << log_->bytes.size() << " bytes";
+  }
+
   Router router_;
   std::unique_ptr<HttpServer> server_;
   std::shared_ptr<SinkLog> log_;
@@ -176,37 +185,25 @@ class UploadPipelineTest : public ::testing::Test {
 TEST_F(UploadPipelineTest, FastSinkGetsEveryByteInOrder) {
   ASSERT_NO_FATAL_FAILURE(Start(std::chrono::milliseconds(0), 0));
   std::string body = Pattern((5 << 20) + 12345);
-  auto [status, answer] = Post(Head(body.size()), body);
-  EXPECT_EQ(status, "HTTP/1.1 200 OK");
-  EXPECT_EQ(answer, std::to_string(body.size()));
-  std::lock_guard<std::mutex> lock(log_->mu);
-  EXPECT_TRUE(log_->bytes == body) << "the sink got " << log_->bytes.size() << " bytes";
+  ExpectStoredWhole(Post(Head(body.size()), body), body);
 }
 
-// A sink slower than the socket: every chunk fills and the reader waits for one to come free.
+// A sink slower than the socket: the next buffer is always full before the sink is done with one.
 TEST_F(UploadPipelineTest, SlowSinkGetsEveryByteInOrder) {
   ASSERT_NO_FATAL_FAILURE(Start(std::chrono::milliseconds(15), 0));
   std::string body = Pattern((6 << 20) + 777);
-  auto [status, answer] = Post(Head(body.size()), body);
-  EXPECT_EQ(status, "HTTP/1.1 200 OK");
-  EXPECT_EQ(answer, std::to_string(body.size()));
-  std::lock_guard<std::mutex> lock(log_->mu);
-  EXPECT_TRUE(log_->bytes == body) << "the sink got " << log_->bytes.size() << " bytes";
+  ExpectStoredWhole(Post(Head(body.size()), body), body);
 }
 
 TEST_F(UploadPipelineTest, SlowSinkGetsEveryByteOfAChunkedBodyInOrder) {
   ASSERT_NO_FATAL_FAILURE(Start(std::chrono::milliseconds(10), 0));
   std::string body = Pattern((3 << 20) + 99);
-  auto [status, answer] =
-      Post("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
-           Chunked(body, 300000));
-  EXPECT_EQ(status, "HTTP/1.1 200 OK");
-  EXPECT_EQ(answer, std::to_string(body.size()));
-  std::lock_guard<std::mutex> lock(log_->mu);
-  EXPECT_TRUE(log_->bytes == body) << "the sink got " << log_->bytes.size() << " bytes";
+  ExpectStoredWhole(Post("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+                         Chunked(body, 300000)),
+                    body);
 }
 
-// The sink fails while the reader waits for a free chunk: the client is answered with the sink's
+// The sink fails while the next buffer waits, full, for it: the client is answered with the sink's
 // error, the sink gets no write after it failed, and the server serves the next upload.
 TEST_F(UploadPipelineTest, SinkFailureWhileTheReaderWaitsIsAnsweredOnce) {
   ASSERT_NO_FATAL_FAILURE(Start(std::chrono::milliseconds(30), 3));
