@@ -7,7 +7,11 @@
   Reference, in the same run: a cold `/usr/bin/python3 -c` that imports pandas, reads the same CSV
   and computes the same sum — what a server that starts a process per job pays at the least.
 - throughput: N trivial jobs (`return k`) submitted non-blocking from 4 client threads to a server
-  with 2 worker slots (`--workers 2`), timed from the first submission until the last job has ended.
+  with 2 worker slots (`--workers 2`), timed from the first submission until the last job has ended;
+  with the CPU time and minor page faults per job of the sandbox (each slot's template process and the
+  children it reaped, read from /proc/<pid>/stat around the run) and of the server process.
+  Reference, in the same run: a plain fork + exit of the same warm Python (pandas and numpy
+  imported, the child exits at once), CPU of parent and child and the child's faults per fork.
 
 Usage: /usr/bin/python3 bench/jobs.py [--runs 5] [--json OUT]
 """
@@ -22,6 +26,8 @@ import sys
 import tempfile
 import threading
 import time
+
+TICKS = os.sysconf("SC_CLK_TCK")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.environ.get("DATASITE_BINARY", os.path.join(ROOT, "build", "datasite"))
@@ -119,6 +125,74 @@ def cold_reference(csv_path, n):
     return statistics.median(times)
 
 
+def proc_stat(pid):
+    """(cpu seconds, minor faults) of `pid` and of the children it has reaped."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is the state (field 3): minflt 10, cminflt 11, utime 14, stime 15, cutime 16, cstime 17
+    minflt, cminflt = int(fields[7]), int(fields[8])
+    cpu = sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICKS
+    return cpu, minflt + cminflt
+
+
+def children(pid):
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except OSError:
+                pass
+    return out
+
+
+def templates(server_pid):
+    """The sandbox's template processes: the children of the server's bwrap children."""
+    return [t for b in children(server_pid) for t in children(b)]
+
+
+def usage(server_pid):
+    """CPU seconds and faults of the server, and of the sandbox (templates and their reaped children)."""
+    server_cpu, server_faults = proc_stat(server_pid)
+    sandbox_cpu, sandbox_faults = 0.0, 0
+    for t in templates(server_pid):
+        cpu, faults = proc_stat(t)
+        sandbox_cpu += cpu
+        sandbox_faults += faults
+    return server_cpu, server_faults, sandbox_cpu, sandbox_faults
+
+
+FORK_REFERENCE = r"""
+import os, resource, sys, time
+import numpy, pandas
+n = int(sys.argv[1])
+for _ in range(20):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+s0, c0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+for _ in range(n):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+s1, c1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = (s1.ru_utime + s1.ru_stime - s0.ru_utime - s0.ru_stime) + (c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime)
+print(cpu / n * 1000, (c1.ru_minflt - c0.ru_minflt) / n, (s1.ru_minflt - s0.ru_minflt) / n)
+"""
+
+
+def fork_reference(n):
+    """CPU ms per plain fork + exit of a warm Python with pandas, child faults and parent faults per fork."""
+    out = subprocess.run([PY, "-c", FORK_REFERENCE, str(n)], check=True, capture_output=True, text=True,
+                         env={"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    cpu_ms, child_faults, parent_faults = (float(x) for x in out.stdout.split())
+    return cpu_ms, child_faults + parent_faults
+
+
 def throughput(port, token, code_id, n_jobs):
     ids = []
     lock = threading.Lock()
@@ -143,7 +217,7 @@ def throughput(port, token, code_id, n_jobs):
         while c.call("GET", "/api/v1/jobs/%s" % job_id)["status"] in ("queued", "running"):
             time.sleep(0.005)
     elapsed = time.perf_counter() - t0
-    done = c.call("GET", "/api/v1/jobs?code_id=%s&status=completed" % code_id)["items"]
+    done = c.call("GET", "/api/v1/jobs?code_id=%s&status=completed&page_size=1000" % code_id)["items"]
     assert len(done) >= len(ids), (len(done), len(ids))
     return len(ids) / elapsed
 
@@ -161,6 +235,8 @@ def main():
         f.write(csv)
     expect = sum(i % 97 for i in range(rows))
     lat, cold, tput = [], [], []
+    cpu_sandbox, cpu_server, faults, fork_cpu, fork_faults = [], [], [], [], []
+    n_jobs = 400
     try:
         for run in range(args.runs):
             data_dir = os.path.join(tmp, "d%d" % run)
@@ -173,16 +249,33 @@ def main():
                 lat.append(latency(sci, lat_code, 60, expect))
                 cold.append(cold_reference(csv_path, 5))
                 tp_code = approved(admin, sci, "echo", "def echo(k):\n    return k\n", {"k": {"value": 1}}, 1_000_000)
-                tput.append(throughput(port, sci.token, tp_code, 400))
+                wait_sandbox(sci, tp_code)
+                before = usage(proc.pid)
+                tput.append(throughput(port, sci.token, tp_code, n_jobs))
+                after = usage(proc.pid)
+                cpu_server.append((after[0] - before[0]) / n_jobs * 1000)
+                cpu_sandbox.append((after[2] - before[2]) / n_jobs * 1000)
+                faults.append((after[3] - before[3]) / n_jobs)
+                ref = fork_reference(200)
+                fork_cpu.append(ref[0])
+                fork_faults.append(ref[1])
             finally:
                 stop(proc)
-            print("run %d: job p50 %.1f ms, cold python+pandas %.0f ms, %.0f jobs/s" % (run + 1, lat[-1], cold[-1], tput[-1]),
-                  file=sys.stderr)
+            print("run %d: job p50 %.1f ms, cold python+pandas %.0f ms, %.0f jobs/s, CPU per job: sandbox %.1f ms "
+                  "+ server %.1f ms (%.0f faults); plain fork+exit %.1f ms (%.0f faults)" % (
+                      run + 1, lat[-1], cold[-1], tput[-1], cpu_sandbox[-1], cpu_server[-1], faults[-1],
+                      fork_cpu[-1], fork_faults[-1]), file=sys.stderr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    out = {"kind": "jobs", "job_p50_ms": statistics.median(lat), "cold_python_pandas_ms": statistics.median(cold),
-           "jobs_per_second": statistics.median(tput), "runs": args.runs,
-           "job_p50_all": lat, "cold_all": cold, "jobs_per_second_all": tput}
+    med = statistics.median
+    out = {"kind": "jobs", "job_p50_ms": med(lat), "cold_python_pandas_ms": med(cold),
+           "jobs_per_second": med(tput), "runs": args.runs,
+           "cpu_ms_per_job_sandbox": med(cpu_sandbox), "cpu_ms_per_job_server": med(cpu_server),
+           "faults_per_job": med(faults), "fork_exit_cpu_ms": med(fork_cpu), "fork_exit_faults": med(fork_faults),
+           "cpu_ratio_all": [a / b for a, b in zip(cpu_sandbox, fork_cpu)],
+           "job_p50_all": lat, "cold_all": cold, "jobs_per_second_all": tput,
+           "cpu_ms_per_job_sandbox_all": cpu_sandbox, "cpu_ms_per_job_server_all": cpu_server,
+           "faults_per_job_all": faults, "fork_exit_cpu_ms_all": fork_cpu}
     print(json.dumps(out, indent=1))
     if args.json:
         with open(args.json, "w") as f:

@@ -80,11 +80,10 @@ class FakeSandbox : public sandbox::Sandbox {
                                            const std::atomic<bool>*) override {
     datasite::fuzz::WriteFile(result_path, next_.bytes);
     json done = {{"type", "done"},
-                 {"id", 1},
                  {"status", "ok"},
                  {"format", next_.format},
                  {"bytes", next_.bytes.size()}};
-    sandbox::JobResult r = sandbox::internal::DecodeReport(done, spec.limits, next_.bytes.size());
+    sandbox::JobResult r = sandbox::internal::DecodeReport(done, spec.limits, /*started=*/true);
     Check(r.outcome == sandbox::Outcome::kOk, "DecodeReport refused a well-formed report");
     r.stdout_text = next_.logs;
     r.stderr_text = next_.logs;

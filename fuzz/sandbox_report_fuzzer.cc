@@ -1,16 +1,18 @@
-// Bytes from the sandbox's control socket, as the host reads them: the warm Python process (which
-// forks the children that run untrusted code, and relays a child's report) is treated as hostile.
-// The input's first byte says how the stream arrives and what the result pipe gave; the rest is
-// the stream. Mirrors SandboxImpl::Start (the first message must be a valid `hello`) and RunOnSlot
-// (messages until the `done` of job 1; a bad message loses the warm process): the stream is
-// appended to the inbox in chunks and taken apart with sandbox::internal::PopMessage, the hello
-// with HelloPid, the report picked with IsDoneReport and decoded with DecodeReport.
+// Bytes a job's child sends on its channel back to the host, as the host reads them, and bytes of
+// the template's control socket: both are treated as hostile (the child runs the user's code, which
+// can write anything to its channel). The input's first byte says which stream it is (bit 7: the
+// template's), how it arrives and what the result pipe gave; the rest is the stream. Mirrors
+// SandboxImpl::RunOnSlot: the channel's messages are taken apart with
+// sandbox::internal::PopMessage, at most one `started` (IsStarted) and then the first other message
+// is the report, decoded with DecodeReport (or MalformedReport when PopMessage refuses it); the
+// template's with PopMessage, HelloPid, ExitedJob and DecodeExit.
 //
 // Checks: nothing throws; a refused message is kInternal with a message, and an oversized length
-// prefix is refused as soon as it is at the front (the inbox never holds more than 1 MiB + 4 bytes
+// prefix is refused as soon as it is at the front (the inbox never holds more than 64 KiB + 4 bytes
 // waiting); a decoded report is one of the outcomes a report may give (never kTimeout or kKilled,
-// which only the host decides), kOk exactly with a known format and the size the pipe gave, an
-// error line a user reads otherwise, valid UTF-8 and at most 2000 bytes plus our own words.
+// which only the host decides; never kSandboxFailure after `started`), kOk exactly with a known
+// format and a size within the limit, an error line a user reads otherwise, valid UTF-8 and at
+// most 2000 bytes plus our own words.
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -31,8 +33,7 @@ using datasite::fuzz::ValidUtf8;
 namespace sandbox = datasite::sandbox;
 using nlohmann::json;
 
-constexpr size_t kMaxMessage = 1 << 20;
-constexpr uint64_t kJobId = 1;
+constexpr size_t kMaxMessage = 64 << 10;
 
 // Pops messages off `inbox` as the host does. Returns false when the stream is refused (the host
 // then drops the warm process).
@@ -60,18 +61,20 @@ bool PopAll(std::string& inbox, OnMessage on_message) {
   }
 }
 
-void CheckDecoded(const sandbox::JobResult& r, uint64_t written) {
+void CheckDecoded(const sandbox::JobResult& r, const sandbox::Limits& limits, bool started) {
   switch (r.outcome) {
     case sandbox::Outcome::kOk:
       Check(r.result_format == "json" || r.result_format == "csv" || r.result_format == "npy" ||
                 r.result_format == "bytes",
             "kOk with an unknown format: " + r.result_format);
-      Check(r.result_bytes == written, "kOk with a size the result pipe did not give");
+      Check(r.result_bytes <= limits.max_result_bytes, "kOk with a size over the limit");
       Check(r.error.empty(), "kOk with an error");
       return;
+    case sandbox::Outcome::kSandboxFailure:
+      Check(!started, "a job's own code claimed a sandbox failure and was believed");
+      break;
     case sandbox::Outcome::kError:
     case sandbox::Outcome::kResourceLimit:
-    case sandbox::Outcome::kSandboxFailure:
       break;
     case sandbox::Outcome::kTimeout:
     case sandbox::Outcome::kKilled:
@@ -88,6 +91,33 @@ void CheckDecoded(const sandbox::JobResult& r, uint64_t written) {
   Check(r.stdout_text.empty() && r.stderr_text.empty(), "DecodeReport made up logs");
 }
 
+// The template's control stream: a hello, then `exited` messages.
+void RunTemplate(std::string_view in, size_t chunk, const sandbox::Limits& limits) {
+  std::string inbox;
+  bool hello = false;
+  bool refused = false;
+  for (size_t pos = 0; pos < in.size() && !refused; pos += chunk) {
+    inbox.append(in.substr(pos, chunk));
+    refused = !PopAll(inbox, [&](json& m) {
+      if (!hello) {
+        hello = true;
+        if (!sandbox::internal::HelloPid(m)) return false;
+        Check(m.at("type") == "hello" && m.at("pid").is_number_integer(),
+              "an invalid hello was accepted");
+        return true;
+      }
+      std::optional<uint64_t> id = sandbox::internal::ExitedJob(m);
+      if (!id) return false;  // the host drops the template
+      Check(m.at("type") == "exited" && m.at("id") == *id, "the wrong job's exit was picked");
+      sandbox::JobResult r = sandbox::internal::DecodeExit(m, limits);
+      Check(r.outcome == sandbox::Outcome::kError || r.outcome == sandbox::Outcome::kResourceLimit,
+            "an exit decoded to an outcome only a report or the host decides");
+      Check(!r.error.empty() && ValidUtf8(r.error), "an exit without a readable error");
+      return true;
+    });
+  }
+}
+
 void Run(std::string_view in) {
   if (in.empty()) return;
   const uint8_t mode = static_cast<uint8_t>(in[0]);
@@ -96,50 +126,39 @@ void Run(std::string_view in) {
   const size_t chunk = (mode & 0x0f) == 0 ? in.size() + 1 : (mode & 0x0f);
   sandbox::Limits limits;
   if (mode & 0x40) limits.cpu_seconds = 1;
+  if (mode & 0x20) limits.max_result_bytes = 4096;
+  if (mode & 0x80) return RunTemplate(in, chunk, limits);
 
   std::string inbox;
-  std::optional<json> hello;
-  std::optional<json> done;
-  bool refused = false;
-  for (size_t pos = 0; pos < in.size() && !refused && !done; pos += chunk) {
+  bool started = false;
+  std::optional<sandbox::JobResult> reported;
+  for (size_t pos = 0; pos < in.size() && !reported; pos += chunk) {
     inbox.append(in.substr(pos, chunk));
-    if (!hello) {
-      refused = !PopAll(inbox, [&](json& m) {
-        hello = std::move(m);
-        return false;  // Start stops at the first message
-      });
-      if (!hello) continue;
-      std::optional<int> pid = sandbox::internal::HelloPid(*hello);
-      if (!pid) return;  // "the sandbox's Python sent no valid hello"
-      Check(hello->at("type") == "hello" && hello->at("pid").is_number_integer(),
-            "an invalid hello was accepted");
-    }
-    refused = !PopAll(inbox, [&](json& m) {
-      if (sandbox::internal::IsDoneReport(m, kJobId)) {
-        Check(m.at("type") == "done" && m.at("id") == kJobId, "the wrong report was picked");
-        done = std::move(m);
+    while (!reported) {
+      auto message = sandbox::internal::PopMessage(inbox);
+      if (!message.ok()) {
+        Check(message.status().code() == StatusCode::kInternal, "a refusal that is not kInternal");
+        Check(!message.status().message().empty(), "a refusal without a reason");
+        reported = sandbox::internal::MalformedReport();
+        break;
       }
-      return true;  // RunOnSlot takes every message of a read
-    });
+      if (!message->has_value()) {
+        if (inbox.size() >= 4) {
+          uint32_t n = 0;
+          for (int i = 0; i < 4; ++i)
+            n |= uint32_t{static_cast<unsigned char>(inbox[i])} << (8 * i);
+          Check(n <= kMaxMessage, "an oversized message was not refused");
+        }
+        break;
+      }
+      if (!started && sandbox::internal::IsStarted(**message)) {
+        started = true;
+        continue;
+      }
+      reported = sandbox::internal::DecodeReport(**message, limits, started);
+    }
   }
-  if (!done) return;  // the warm process died, or did not report
-  uint64_t written = 0;
-  switch ((mode >> 4) & 3) {
-    case 0:
-      written = 0;
-      break;
-    case 1:
-      if (done->contains("bytes") && (*done)["bytes"].is_number_unsigned())
-        written = (*done)["bytes"].get<uint64_t>();
-      break;
-    case 2:
-      written = 1;
-      break;
-    case 3:
-      written = uint64_t{1} << 40;
-      break;
-  }
-  CheckDecoded(sandbox::internal::DecodeReport(*done, limits, written), written);
+  if (reported) CheckDecoded(*reported, limits, started);
 }
 
 }  // namespace

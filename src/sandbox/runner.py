@@ -1,13 +1,21 @@
-# The Python side of the datasite sandbox: the warm process of one slot, run inside bubblewrap.
+# The Python side of the datasite sandbox, run inside bubblewrap: the template of one slot, and the
+# job children it forks.
 #
-# It imports pandas and numpy once, then serves jobs from the host over the socket on fd 3. For each
-# job it uses a "spare" child forked before the job arrived (so fork's cost is off the job's path):
-# the spare receives the job, applies the job's resource limits and seccomp filter, loads the inputs,
-# runs the user's function in a fresh namespace and sends back a status. The warm process reaps it,
-# wipes /tmp and /dev/shm, and forks the next spare.
+# The template imports pandas and numpy once and then only forks. It never receives, parses or
+# allocates anything of a job: the host sends it `spawn` (a job number and one socket, passed by
+# SCM_RIGHTS and closed by the template right after the fork) and `kill` (a job number), and it
+# answers `exited` (the number, the wait status, the CPU time) when it has reaped a child. It
+# forks a child only when no other child is alive.
 #
-# Messages, both ways: 4-byte little-endian length + UTF-8 JSON. The job message carries its file
-# descriptors (SCM_RIGHTS): stdout, stderr and result pipes (write ends), then one per input.
+# The child ("spare" until its job arrives) gets a private /tmp (a tmpfs in its own user and mount
+# namespace, capped in bytes and inodes, gone when it exits), drops every capability, takes the
+# common copy-on-write faults while it waits if it is idle, and then reads its job from the host
+# straight from its own socket: source, inputs and limits, with the stdout, stderr and result
+# pipes and the input files as descriptors. It answers `started`, runs the function under its
+# limits and the job's seccomp filter, and answers one `done`. Whatever the job writes to that
+# socket the host validates (see sandbox.cc); nothing of it ever reaches the template.
+#
+# Messages, both ways: 4-byte little-endian length + UTF-8 JSON.
 import array
 import builtins
 import ctypes
@@ -30,19 +38,30 @@ import pandas
 CTRL_FD = 3
 SCRATCH = "/tmp/job"
 MAX_HOST_MESSAGE = 256 << 20
-MAX_STATUS = 64 << 10
+MAX_CTRL_MESSAGE = 64 << 10
 MAX_FDS = 256
 WARM_UP_AFTER_IDLE_SECONDS = 0.003
 PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
-M_TRIM_THRESHOLD = -1
-M_MMAP_THRESHOLD = -3
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
 class SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
 
 
 LIBC = ctypes.CDLL(None, use_errno=True)
@@ -222,8 +241,39 @@ def write_all(fd, data):
         view = view[os.write(fd, view[: 1 << 20]) :]
 
 
-def run_job(job, fds, program):
-    """Runs one job in this (child) process; returns the status to send to the warm process."""
+def check(result, what):
+    if result != 0:
+        raise OSError(ctypes.get_errno(), what)
+
+
+def private_scratch(scratch_bytes, scratch_files):
+    """Gives this child a /tmp of its own: a tmpfs in a new user and mount namespace, capped in bytes
+    and in inodes, that disappears with the child. Then drops every capability the new user
+    namespace gave."""
+    uid, gid = os.getuid(), os.getgid()
+    check(LIBC.unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare")
+    # The maps are written by this process, which is non-dumpable (so /proc/self is root's):
+    # dumpable for these three writes only. No other job runs beside a spare.
+    LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+    try:
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
+                           ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    finally:
+        LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    options = f"size={scratch_bytes},nr_inodes={scratch_files},mode=0700".encode()
+    check(LIBC.mount(b"scratch", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options),
+          "mount /tmp")
+    os.mkdir(SCRATCH, 0o700)
+    os.chdir(SCRATCH)
+    header = CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
+    data = (CapData * 2)()
+    check(LIBC.capset(ctypes.byref(header), data), "capset")
+
+
+def run_job(sock, job, fds, program):
+    """Runs one job in this (child) process; returns the status to send to the host."""
     stdout_fd, stderr_fd, result_fd = fds[:3]
     input_fds = fds[3:]
     os.dup2(stdout_fd, 1)
@@ -237,7 +287,6 @@ def run_job(job, fds, program):
         io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
         line_buffering=True)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    os.chdir(SCRATCH)
     os.environ["HOME"] = SCRATCH
     os.environ["TMPDIR"] = SCRATCH
     limits = job["limits"]
@@ -246,6 +295,8 @@ def run_job(job, fds, program):
         install_filter(program)
     except BaseException as error:
         return {"status": "sandbox", "error": one_line(f"setting up the job failed: {error!r}")}
+    # From here on the job's own code runs in this process: the host believes no "sandbox" status.
+    send_message(sock, {"type": "started"})
 
     pending = list(zip(job["inputs"], input_fds))
     try:
@@ -255,11 +306,13 @@ def run_job(job, fds, program):
             kwargs[spec["name"]] = load_input(spec["format"], fd)  # closes fd
         kwargs.update(job["constants"])
         namespace = {"__name__": "__datasite_job__", "__builtins__": builtins}
-        exec(compile(job["source"], "<job>", "exec"), namespace)
-        function = namespace.get(job["function"])
+        source, name = job["source"], job["function"]
+        del job
+        exec(compile(source, "<job>", "exec"), namespace)
+        function = namespace.get(name)
         if not callable(function):
             return {"status": "error",
-                    "error": f"NameError: the source defines no function '{job['function']}'"}
+                    "error": f"NameError: the source defines no function '{name}'"}
         value = function(**kwargs)
         del kwargs, namespace
         fmt, data = encode_result(value)
@@ -281,24 +334,36 @@ def run_job(job, fds, program):
     try:
         write_all(result_fd, data)
     except OSError as error:
-        return {"status": "sandbox", "error": one_line(f"sending the result failed: {error}")}
+        return {"status": "error", "error": one_line(f"sending the result failed: {error}")}
     return {"status": "ok", "format": fmt, "bytes": len(data)}
 
 
 def warm_up():
     """Touches the common paths once, so that their copy-on-write page faults are taken while an idle
-    spare waits rather than during a job; leaves ~1 MiB of faulted-in heap for the job's data."""
+    spare waits rather than during a job."""
     frame = pandas.read_csv(io.BytesIO(b"a,b,c\n1,0.5,x\n2,1.5,y\n"))
     json.dumps(to_json_value(frame["a"].sum()))
     numpy.ones(1 << 17).sum()
 
 
-def spare_main(sock, program):
-    """The spare child: waits for its one job, runs it, reports, exits."""
+def child_main(sock, setup):
+    """The spare: isolates itself, waits for its one job, runs it, reports, exits."""
+    # Nothing of the template's channels stays open: the log pipe is replaced by /dev/null until the
+    # job's own pipes arrive.
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    os.setpgid(0, 0)
+    program = setup["program"]
+    try:
+        private_scratch(setup["scratch_bytes"], setup["scratch_files"])
+    except BaseException as error:
+        send_message(sock, {"type": "done", "status": "sandbox",
+                            "error": one_line(f"setting up scratch failed: {error!r}")})
+        os._exit(0)
     # Warm up only when no job is waiting. Under load the next job is already on its way, and warming
-    # up first would spend ~10 ms of CPU per job on faults a trivial job never needs (measured: 60 jobs/s
-    # with 2 slots when every spare warmed up, 110-135 with this wait; a 10,000-row read_csv job is
-    # ~7 ms faster after a warm-up).
+    # up first would spend CPU on faults a trivial job never needs.
     ready, _, _ = select.select([sock], [], [], WARM_UP_AFTER_IDLE_SECONDS)
     if not ready:
         try:
@@ -308,8 +373,7 @@ def spare_main(sock, program):
     job, fds = recv_message(sock, MAX_HOST_MESSAGE)
     if job is None:
         os._exit(0)
-    os.setpgid(0, 0)
-    status = run_job(job, fds, program)
+    status = run_job(sock, job, fds, program)
     # Close the result and log pipes before reporting, so the host sees their ends with the status.
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -321,167 +385,109 @@ def spare_main(sock, program):
             os.close(fd)
         except OSError:
             pass
+    status["type"] = "done"
     send_message(sock, status)
     os._exit(0)
 
 
 # ---------------------------------------------------------------------------------------------
-# The warm process.
+# The template.
 
 
-def remove_tree(path):
-    """Removes a directory tree a job left, whatever modes it set on it (it owns all of it)."""
-    try:
-        os.chmod(path, 0o700)
-    except OSError:
-        pass
-    with os.scandir(path) as entries:
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                remove_tree(entry.path)
-            else:
-                os.unlink(entry.path)
-    os.rmdir(path)
-
-
-def wipe_tmp():
-    """Removes everything jobs could have left behind; returns False when something stays."""
-    try:
-        for top in ("/tmp", "/dev/shm"):
-            for entry in os.scandir(top):
-                if entry.is_dir(follow_symlinks=False):
-                    remove_tree(entry.path)
-                else:
-                    os.unlink(entry.path)
-        os.mkdir(SCRATCH, 0o700)
-        return True
-    except (OSError, RecursionError):
-        return False
-
-
-class Spare:
-    def __init__(self, ctrl, program):
-        here, there = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                here.close()
-                ctrl.close()
-                spare_main(there, program)
-            finally:
-                os._exit(70)
-        there.close()
-        self.pid = pid
-        self.sock = here
-        self.pidfd = os.pidfd_open(pid)
-
-    def kill(self):
+def fork_child(channel, setup):
+    """Forks the child for one job; returns its pid and pidfd. `channel` is closed here either way."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
         try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            # Of the template's descriptors only the job's channel stays open (fds 0-2 become
+            # /dev/null in child_main).
+            os.closerange(3, channel)
+            os.closerange(channel + 1, 1 << 16)
+            child_main(socket.socket(fileno=channel), setup)
+        finally:
+            os._exit(70)
+    os.close(channel)
+    return pid, os.pidfd_open(pid)
 
 
-def serve_job(ctrl, spare, job, fds):
-    """Hands `job` to `spare`, relays a kill, and reports exactly one "done" message for it."""
-    job_id = job.get("id")
-    done = False
-    status = b""
-    reaped = False
-    try:
-        header = json.dumps(job, separators=(",", ":")).encode()
-        spare.sock.sendmsg(
-            [struct.pack("<I", len(header)) + header],
-            [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
-    except OSError:
-        spare.kill()
-    finally:
-        close_all(fds)
-    watched = [ctrl, spare.pidfd, spare.sock]
-    while not reaped:
+def warm_template():
+    """Runs the common paths a few times before the first fork, so the interpreter's specialised
+    bytecode and caches are written once here rather than copied into every child."""
+    for _ in range(3):
+        warm_up()
+        json.dumps(to_json_value({"a": [1, 2.5, None]}))
+
+
+def serve(ctrl_sock, setup):
+    """The template's loop: fork on `spawn`, kill on `kill`, report `exited`. One child at a time."""
+    child = None      # (job number, pid, pidfd) of the living child
+    waiting = None    # (job number, channel fd) of a spawn that waits for the child to end
+    while True:
+        watched = [ctrl_sock] + ([child[2]] if child else [])
         ready, _, _ = select.select(watched, [], [])
-        if ctrl in ready:
-            message, extra = recv_message(ctrl, MAX_HOST_MESSAGE)
-            close_all(extra)
+        if child and child[2] in ready:
+            number, pid, pidfd = child
+            _, status, usage = os.wait4(pid, 0)
+            os.close(pidfd)
+            child = None
+            report = {"type": "exited", "id": number,
+                      "cpu_seconds": usage.ru_utime + usage.ru_stime}
+            if os.WIFSIGNALED(status):
+                report["signal"] = os.WTERMSIG(status)
+            else:
+                report["exit_code"] = os.WEXITSTATUS(status)
+            send_message(ctrl_sock, report)
+            if waiting:
+                pid, pidfd = fork_child(waiting[1], setup)
+                child = (waiting[0], pid, pidfd)
+                waiting = None
+        if ctrl_sock in ready:
+            message, fds = recv_message(ctrl_sock, MAX_CTRL_MESSAGE)
             if message is None:
-                spare.kill()
+                if child:
+                    os.kill(child[1], signal.SIGKILL)
                 os._exit(0)
-            if message.get("type") == "kill" and message.get("id") == job_id:
-                spare.kill()
-        if spare.sock in ready:
-            chunk = spare.sock.recv(MAX_STATUS)
-            if not chunk:
-                watched.remove(spare.sock)
-            elif not done:
-                status += chunk
-                if len(status) > MAX_STATUS:
-                    watched.remove(spare.sock)
-                    spare.kill()
-                elif len(status) >= 4:
-                    (length,) = struct.unpack("<I", status[:4])
-                    if len(status) >= 4 + length:
-                        try:
-                            report = json.loads(status[4 : 4 + length])
-                        except ValueError:
-                            report = None
-                        if isinstance(report, dict):
-                            report["type"] = "done"
-                            report["id"] = job_id
-                            send_message(ctrl, report)
-                            done = True
-                            # The host's next message is its next job: leave it for main().
-                            watched.remove(ctrl)
-                        spare.kill()
-        if spare.pidfd in ready:
-            _, wait_status, usage = os.wait4(spare.pid, 0)
-            reaped = True
-            if not done:
-                report = {"type": "done", "id": job_id, "status": "died",
-                          "cpu_seconds": usage.ru_utime + usage.ru_stime}
-                if os.WIFSIGNALED(wait_status):
-                    report["signal"] = os.WTERMSIG(wait_status)
+            kind = message.get("type")
+            if kind == "spawn" and len(fds) == 1 and waiting is None:
+                if child is None:
+                    pid, pidfd = fork_child(fds[0], setup)
+                    child = (message["id"], pid, pidfd)
                 else:
-                    report["exit_code"] = os.WEXITSTATUS(wait_status)
-                send_message(ctrl, report)
-    os.close(spare.pidfd)
-    spare.sock.close()
+                    waiting = (message["id"], fds[0])
+            elif kind == "kill":
+                close_all(fds)
+                if child and child[0] == message.get("id"):
+                    os.kill(child[1], signal.SIGKILL)
+                if waiting and waiting[0] == message.get("id"):
+                    close_all([waiting[1]])
+                    waiting = None
+            else:
+                close_all(fds)
+                os._exit(76)  # the host broke the protocol: it starts a fresh sandbox
 
 
 def main():
     LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # jobs can't read or write this process via /proc
-    # Keep freed heap mapped (no trim, no mmap for mid-sized blocks): a job's allocations then reuse
-    # pages its spare already faulted in.
-    LIBC.mallopt(M_TRIM_THRESHOLD, 256 << 20)
-    LIBC.mallopt(M_MMAP_THRESHOLD, 32 << 20)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    ctrl = socket.socket(fileno=CTRL_FD)
-    send_message(ctrl, {"type": "hello", "pid": os.getpid(),
-                        "python": sys.version.split()[0],
-                        "pandas": pandas.__version__, "numpy": numpy.__version__})
-    init, fds = recv_message(ctrl, MAX_HOST_MESSAGE)
+    ctrl_sock = socket.socket(fileno=CTRL_FD)
+    send_message(ctrl_sock, {"type": "hello", "pid": os.getpid(),
+                             "python": sys.version.split()[0],
+                             "pandas": pandas.__version__, "numpy": numpy.__version__})
+    init, fds = recv_message(ctrl_sock, MAX_CTRL_MESSAGE)
     close_all(fds)
     if init is None or init.get("type") != "init":
         os._exit(0)
-    program = bytes.fromhex(init["job_filter"])
+    setup = {"program": bytes.fromhex(init["job_filter"]),
+             "scratch_bytes": int(init["scratch_bytes"]),
+             "scratch_files": int(init["scratch_files"])}
+    del init
+    warm_template()
     gc.collect()
-    gc.freeze()  # the collector in a job child then leaves these pages shared
-    spare = None
-    while True:
-        if spare is None:
-            if not wipe_tmp():
-                os._exit(75)  # the host starts a fresh sandbox (a fresh /tmp)
-            spare = Spare(ctrl, program)
-        message, fds = recv_message(ctrl, MAX_HOST_MESSAGE)
-        if message is None:
-            spare.kill()
-            os._exit(0)
-        if message.get("type") != "job":
-            close_all(fds)
-            continue
-        serve_job(ctrl, spare, message, fds)
-        spare = None
+    gc.freeze()  # the collector in a child then leaves these pages shared
+    LIBC.malloc_trim(0)  # free heap pages go back: a child's new objects take fresh pages, not copies
+    serve(ctrl_sock, setup)
 
 
 main()

@@ -1,6 +1,6 @@
-// The host side of the sandbox: starts one bubblewrap + warm Python process per slot, sends jobs
-// over a socket with their file descriptors, relays output and results, enforces timeouts and
-// cancellation.
+// The host side of the sandbox: starts one bubblewrap + template Python process per slot, has it
+// fork a child per job, sends each job straight to its child over the child's own socket, relays
+// output and results, validates the child's report strictly, enforces timeouts and cancellation.
 //
 // Threads: Run() is called from any thread; slots are handed out under `mu_`, and a slot's
 // descriptors and process are touched only by the one Run() holding it (or by StartSandbox/the
@@ -43,16 +43,14 @@ using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr uid_t kSandboxUid = 65534;  // nobody
-constexpr uint32_t kMaxMessageFromSandbox = 1 << 20;
+constexpr uint32_t kMaxMessageFromSandbox = 64 << 10;
 constexpr size_t kMaxJobMessage = size_t{64} << 20;
 constexpr size_t kMaxInputs = 64;
 constexpr size_t kLogTail = 4096;
 constexpr milliseconds kStartTimeout{60'000};
 constexpr milliseconds kKillGrace{2'000};
 constexpr milliseconds kPollInterval{10};
-// Sizes of the sandbox's tmpfs mounts (RAM): /tmp holds the job's scratch directory.
-constexpr const char* kTmpBytes = "536870912";  // 512 MiB
-constexpr const char* kShmBytes = "67108864";   // 64 MiB
+constexpr milliseconds kSendTimeout{60'000};  // a child that takes no job within this is lost
 
 std::string ErrnoText(const std::string& what) { return what + ": " + strerror(errno); }
 
@@ -371,17 +369,21 @@ const char* SignalName(int sig) {
 
 Result<std::vector<UniqueFd>> OpenInputs(const JobSpec& spec);
 
-// One warm process and its descriptors. Only the Run() that holds the slot touches it.
+// One template process and its descriptors. Only the Run() that holds the slot touches it.
 struct Slot {
   ChildProcess bwrap;
-  UniqueFd ctrl;  // our end of the socket to the warm Python (its fd 3)
-  UniqueFd log;   // bwrap's and the warm Python's own stdout + stderr (non-blocking)
+  UniqueFd ctrl;  // our end of the socket to the template (its fd 3)
+  UniqueFd log;   // bwrap's and the template's own stdout + stderr (non-blocking)
   std::string log_tail;
   std::string inbox;      // bytes received on `ctrl` not yet parsed
   bool busy = false;      // REQUIRES: mu_ held (both fields)
   uint64_t released = 0;  // when the slot was last released, in releases
   uint64_t next_job_id = 1;
   nlohmann::json hello;
+  // The child spawned for the next job: our end of its channel, and its number (0: none). The
+  // template forks it once the previous child has ended.
+  UniqueFd spare;
+  uint64_t spare_id = 0;
 };
 
 class SandboxImpl final : public Sandbox {
@@ -403,10 +405,12 @@ class SandboxImpl final : public Sandbox {
     std::string version = FirstLineOf({bwrap_, "--version"});
     describe_ =
         (version.empty() ? "bubblewrap" : version) +
-        " (user, mount, pid, network, ipc, uts and cgroup namespaces; read-only /usr; "
-        "tmpfs /tmp; no host files), uid 65534, no capabilities, seccomp (sandbox-wide deny "
-        "list, AF_UNIX sockets only; per job: no exec, no new processes), per-job rlimits "
-        "(address space, CPU, open files, file size, no core), python " +
+        " (user, mount, pid, network, ipc, uts and cgroup namespaces; read-only /usr; no host "
+        "files), uid 65534, no capabilities, seccomp (sandbox-wide deny list, AF_UNIX sockets "
+        "only; per job: no exec, no new processes, no memfd, no mounts), per job a fresh fork of "
+        "a template that never sees job data, a private /tmp of " +
+        MiB(options_.scratch_bytes) + " and " + std::to_string(options_.scratch_files) +
+        " files, rlimits (address space, CPU, open files, file size, no core), python " +
         h.value("python", "?") + " with pandas " + h.value("pandas", "?") + " and numpy " +
         h.value("numpy", "?") + ", " + std::to_string(options_.slots) + " slot" +
         (options_.slots == 1 ? "" : "s");
@@ -425,6 +429,8 @@ class SandboxImpl final : public Sandbox {
   JobResult RunOnSlot(Slot& slot, const JobSpec& spec, const std::string& body,
                       std::vector<UniqueFd>& inputs, int result_fd, const std::atomic<bool>* cancel,
                       bool* untouched);
+  Status Spawn(Slot& slot);
+  bool ReadCtrl(Slot& slot, uint64_t id, std::optional<nlohmann::json>* exited);
   std::vector<std::string> BwrapArgs() const;
   Status Diagnose(Slot& slot, const std::string& what);
 
@@ -483,9 +489,8 @@ std::vector<std::string> SandboxImpl::BwrapArgs() const {
       "--ro-bind-try", "/etc/alternatives", "/etc/alternatives",
       "--proc", "/proc",
       "--dev", "/dev",
-      "--size", kShmBytes, "--tmpfs", "/dev/shm",
-      "--size", kTmpBytes, "--tmpfs", "/tmp",
-      "--remount-ro", "/dev",  // /dev/shm stays writable (and is wiped after each job)
+      "--dir", "/tmp",  // each job mounts its own tmpfs here, in a namespace of its own
+      "--remount-ro", "/dev",
       "--remount-ro", "/",
       "--chdir", "/tmp",
       "--seccomp", "4",
@@ -586,8 +591,27 @@ Status SandboxImpl::Start(Slot& slot) {
   std::optional<int> warm_pid = internal::HelloPid(slot.hello);
   if (!warm_pid) return Diagnose(slot, "the sandbox's Python sent no valid hello");
   ASSIGN_OR_RETURN(std::string job_filter, JobFilterBpf(*warm_pid));
-  nlohmann::json init = {{"type", "init"}, {"job_filter", HexEncode(job_filter)}};
+  nlohmann::json init = {{"type", "init"},
+                         {"job_filter", HexEncode(job_filter)},
+                         {"scratch_bytes", options_.scratch_bytes},
+                         {"scratch_files", options_.scratch_files}};
   RETURN_IF_ERROR(SendMessage(slot.ctrl.get(), init.dump()));
+  return Spawn(slot);
+}
+
+Status SandboxImpl::Spawn(Slot& slot) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return InternalError(ErrnoText("socketpair"));
+  UniqueFd ours(sv[0]);
+  UniqueFd theirs(sv[1]);
+  timeval send_timeout{kSendTimeout.count() / 1000, 0};
+  setsockopt(ours.get(), SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
+  uint64_t id = slot.next_job_id++;
+  nlohmann::json spawn = {{"type", "spawn"}, {"id", id}};
+  RETURN_IF_ERROR(SendMessage(slot.ctrl.get(), spawn.dump(), {theirs.get()}));
+  slot.spare = std::move(ours);
+  slot.spare_id = id;
   return Status::Ok();
 }
 
@@ -612,7 +636,9 @@ Status SandboxImpl::Diagnose(Slot& slot, const std::string& what) {
 }
 
 void SandboxImpl::Stop(Slot& slot) {
-  slot.ctrl.reset();  // the warm process exits when its socket closes
+  slot.ctrl.reset();  // the template exits when its socket closes
+  slot.spare.reset();
+  slot.spare_id = 0;
   slot.bwrap.KillAndWait();
 }
 
@@ -621,9 +647,31 @@ bool SandboxImpl::Alive(Slot& slot) {
   if (slot.bwrap.TryWait().has_value()) return false;
   if (slot.log.valid() && !Drain(slot.log.get(), slot.log_tail, kLogTail * 4)) slot.log.reset();
   KeepTail(slot.log_tail);
-  pollfd p{slot.ctrl.get(), POLLIN, 0};
-  // Between jobs the warm process sends nothing: anything readable is an end of file or garbage.
-  return poll(&p, 1, 0) == 0;
+  // Between jobs the template sends only `exited` for the job before.
+  return ReadCtrl(slot, 0, nullptr);
+}
+
+// Reads what the template has sent: `exited` of job `id` goes to `exited`, that of earlier jobs
+// is dropped. False when the template is gone or broke the protocol.
+bool SandboxImpl::ReadCtrl(Slot& slot, uint64_t id, std::optional<nlohmann::json>* exited) {
+  while (true) {
+    char buf[4096];
+    ssize_t got = recv(slot.ctrl.get(), buf, sizeof buf, MSG_DONTWAIT);
+    if (got > 0) {
+      slot.inbox.append(buf, static_cast<size_t>(got));
+      continue;
+    }
+    if (got == 0 || (errno != EAGAIN && errno != EINTR)) return false;
+    if (errno == EAGAIN) break;
+  }
+  while (true) {
+    auto message = internal::PopMessage(slot.inbox);
+    if (!message.ok()) return false;
+    if (!message->has_value()) return true;
+    std::optional<uint64_t> of = internal::ExitedJob(**message);
+    if (!of) return false;
+    if (*of == id && exited != nullptr) *exited = std::move(**message);
+  }
 }
 
 Result<JobResult> SandboxImpl::Run(const JobSpec& spec, const std::string& result_path,
@@ -673,16 +721,22 @@ Result<JobResult> SandboxImpl::Run(const JobSpec& spec, const std::string& resul
     if (attempt > 1) {
       ASSIGN_OR_RETURN(inputs, OpenInputs(spec));
     }
+    if (!slot.spare.valid() && !Spawn(slot).ok()) {
+      Stop(slot);
+      if (attempt == 1) continue;
+      return UnavailableError("the sandbox's template process is gone");
+    }
     bool untouched = false;
     JobResult out = RunOnSlot(slot, spec, body, inputs, result.get(), cancel, &untouched);
-    // A warm process that died before the job got going (killed from outside between jobs, or
-    // exiting because it could not wipe /tmp) is replaced and the job sent once more.
+    // A template or spare that died before the job got going (killed from outside between jobs)
+    // is replaced and the job sent once more.
     if (untouched && attempt == 1) continue;
     if (out.outcome != Outcome::kOk && ftruncate(result.get(), 0) != 0) {
       // The result is unusable either way; the caller ignores the file on any other outcome.
     }
-    if (!Alive(slot)) {
-      Status restarted = Start(slot);  // so the next job finds a warm process
+    // The next job's child, forked by the template as soon as this one has ended.
+    if (!Alive(slot) || !Spawn(slot).ok()) {
+      Status restarted = Start(slot);  // so the next job finds a template and a spare
       (void)restarted;                 // a failure is retried, and reported, by the next Run()
     }
     return out;
@@ -715,39 +769,41 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
     out.error = std::move(error);
     return out;
   };
+  const uint64_t id = slot.spare_id;
+  UniqueFd channel = std::move(slot.spare);
+  slot.spare_id = 0;
   auto out_pipe = MakePipe();
   auto err_pipe = MakePipe();
   auto res_pipe = MakePipe();
   if (!out_pipe.ok() || !err_pipe.ok() || !res_pipe.ok()) return failure("out of pipes");
   fcntl(res_pipe->read.get(), F_SETPIPE_SZ, 1 << 20);  // fewer wake-ups for big results; may fail
 
-  uint64_t id = slot.next_job_id++;
-  std::string framed_body = body;
-  framed_body.insert(framed_body.size() - 1, ",\"id\":" + std::to_string(id));
   std::vector<int> fds = {out_pipe->write.get(), err_pipe->write.get(), res_pipe->write.get()};
   for (const UniqueFd& fd : inputs) fds.push_back(fd.get());
-  Status sent = SendMessage(slot.ctrl.get(), framed_body, fds);
+  // Straight to the child: the template never holds a byte of the job.
+  Status sent = SendMessage(channel.get(), body, fds);
   out_pipe->write.reset();
   err_pipe->write.reset();
   res_pipe->write.reset();
   inputs.clear();
-  if (!sent.ok()) {
-    Stop(slot);
-    return failure("the sandbox's Python process is gone: " + sent.message());
-  }
+  fcntl(channel.get(), F_SETFL, O_NONBLOCK);
 
-  enum { kCtrl, kLog, kOut, kErr, kRes, kCount };
-  int fd_of[kCount] = {slot.ctrl.get(), slot.log.get(), out_pipe->read.get(), err_pipe->read.get(),
-                       res_pipe->read.get()};
-  bool open[kCount] = {true, slot.log.valid(), true, true, true};
-  std::optional<nlohmann::json> done;
+  enum { kCtrl, kLog, kChannel, kOut, kErr, kRes, kCount };
+  int fd_of[kCount] = {slot.ctrl.get(),      slot.log.get(),       channel.get(),
+                       out_pipe->read.get(), err_pipe->read.get(), res_pipe->read.get()};
+  bool open[kCount] = {true, slot.log.valid(), true, true, true, true};
+  std::string channel_inbox;
+  bool started = false;
+  std::optional<JobResult> reported;  // the child's `done`, validated
+  std::optional<nlohmann::json> exited;
   std::optional<Outcome> kill_reason;
   uint64_t result_written = 0;
   uint64_t stdout_total = 0, stderr_total = 0;
   std::string write_error;
-  const auto start = SteadyClock::now();
-  const auto deadline = start + limits.wall_timeout;
-  SteadyClock::time_point give_up{};  // after a kill request, or after "done" while pipes drain
+  // The wall clock of the job starts when its code does (`started`); until then the child has
+  // kSendTimeout to take the job.
+  auto deadline = SteadyClock::now() + kSendTimeout;
+  SteadyClock::time_point give_up{};  // after a kill, or after the report while pipes drain
   bool warm_lost = false;
 
   auto request_kill = [&](Outcome reason) {
@@ -757,23 +813,60 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
     if (!SendMessage(slot.ctrl.get(), kill.dump()).ok()) warm_lost = true;
     give_up = SteadyClock::now() + kKillGrace;
   };
+  // Takes the child's messages off its channel: at most `started`, then one `done`. Anything else,
+  // or anything after `done`, makes the report malformed; the child is then killed.
+  auto read_channel = [&]() {
+    char buf[16384];
+    while (open[kChannel]) {
+      ssize_t got = recv(channel.get(), buf, sizeof buf, MSG_DONTWAIT);
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0 && errno == EAGAIN) break;
+      if (got <= 0) {
+        open[kChannel] = false;
+        break;
+      }
+      if (reported) continue;  // the child is being killed; what follows is dropped
+      channel_inbox.append(buf, static_cast<size_t>(got));
+      while (!reported) {
+        auto message = internal::PopMessage(channel_inbox);
+        if (message.ok() && !message->has_value()) break;
+        if (message.ok() && !started && internal::IsStarted(**message)) {
+          started = true;
+          deadline = SteadyClock::now() + limits.wall_timeout;
+          continue;
+        }
+        reported = message.ok() ? internal::DecodeReport(**message, limits, started)
+                                : internal::MalformedReport();
+        give_up = SteadyClock::now() + kKillGrace;
+        nlohmann::json kill = {{"type", "kill"}, {"id", id}};  // done: the child has no more to do
+        if (!SendMessage(slot.ctrl.get(), kill.dump()).ok()) warm_lost = true;
+      }
+    }
+  };
+
+  if (!sent.ok()) {
+    read_channel();  // a child that could not set itself up said why before it ended
+    if (!reported) warm_lost = true;
+  }
 
   while (!warm_lost) {
-    if (done && !open[kOut] && !open[kErr] && !open[kRes]) break;
+    const bool pipes_open = open[kOut] || open[kErr] || open[kRes];
+    if ((reported || exited || kill_reason) && !pipes_open) break;
     auto now = SteadyClock::now();
-    if (!kill_reason && !done) {
+    if (!kill_reason && !reported && !exited) {
       if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) {
         request_kill(Outcome::kKilled);
       } else if (now >= deadline) {
-        request_kill(Outcome::kTimeout);
+        request_kill(started ? Outcome::kTimeout : Outcome::kSandboxFailure);
+        if (!started) write_error = "the sandbox's child did not take the job";
       }
     }
     if (give_up != SteadyClock::time_point{} && now >= give_up) {
-      if (!done) warm_lost = true;  // the warm process doesn't answer: restart it
+      if (!exited) warm_lost = true;  // a child that does not die: restart the template
       break;
     }
     milliseconds wait = kPollInterval;
-    if (cancel == nullptr && !kill_reason && !done)
+    if (cancel == nullptr && !kill_reason && !reported)
       wait = std::max(milliseconds(1),
                       std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds(1));
     if (give_up != SteadyClock::time_point{})
@@ -817,30 +910,16 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
         result_written += static_cast<uint64_t>(got);
       }
     }
+    if (pfds[kChannel].revents != 0) read_channel();
     if (pfds[kCtrl].revents != 0) {
-      char buf[65536];
-      ssize_t got = recv(fd_of[kCtrl], buf, sizeof buf, MSG_DONTWAIT);
-      if (got > 0) slot.inbox.append(buf, got);
-      if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) warm_lost = true;
-      while (!warm_lost) {
-        auto message = internal::PopMessage(slot.inbox);
-        if (!message.ok()) {
-          warm_lost = true;
-          break;
-        }
-        if (!message->has_value()) break;
-        nlohmann::json& m = **message;
-        if (internal::IsDoneReport(m, id)) {
-          done = std::move(m);
-          // The child's pipes close with it; a child that leaked them is gone within the grace.
-          give_up = SteadyClock::now() + kKillGrace;
-        }
-      }
+      if (!ReadCtrl(slot, id, &exited)) warm_lost = true;
+      // A report written just before the child ended is in the channel already.
+      if (exited) read_channel();
     }
   }
   if (warm_lost) Stop(slot);
-  *untouched = warm_lost && !done && !kill_reason && stdout_total == 0 && stderr_total == 0 &&
-               result_written == 0;
+  *untouched = warm_lost && !started && !reported && !kill_reason && stdout_total == 0 &&
+               stderr_total == 0 && result_written == 0;
 
   if (kill_reason == Outcome::kTimeout) {
     out.outcome = Outcome::kTimeout;
@@ -858,12 +937,21 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
     return out;
   }
   if (kill_reason == Outcome::kSandboxFailure)
-    return failure("writing the result failed: " + write_error);
-  if (!done) {
-    return failure(warm_lost ? "the sandbox's Python process died during the job; it is restarted"
-                             : "the sandbox's Python process did not report the job's end");
+    return failure(started ? "writing the result failed: " + write_error : write_error);
+  JobResult decoded;
+  if (reported) {
+    decoded = std::move(*reported);
+    if (decoded.outcome == Outcome::kOk && decoded.result_bytes != result_written) {
+      decoded = JobResult{};
+      decoded.outcome = Outcome::kError;
+      decoded.error = "the result was garbled (the function wrote to the sandbox's result pipe)";
+    }
+  } else if (exited) {
+    decoded = internal::DecodeExit(*exited, limits);
+  } else {
+    return failure(warm_lost ? "the sandbox's template process died during the job; it is restarted"
+                             : "the sandbox's child did not report the job's end");
   }
-  JobResult decoded = internal::DecodeReport(*done, limits, result_written);
   decoded.stdout_text = std::move(out.stdout_text);
   decoded.stderr_text = std::move(out.stderr_text);
   return decoded;
@@ -928,94 +1016,139 @@ std::optional<int> HelloPid(const nlohmann::json& hello) {
   return hello["pid"].get<int>();
 }
 
-bool IsDoneReport(const nlohmann::json& m, uint64_t id) {
-  return StringField(m, "type") == "done" && m.contains("id") && m["id"] == id;
+std::optional<uint64_t> ExitedJob(const nlohmann::json& m) {
+  if (StringField(m, "type") != "exited") return std::nullopt;
+  auto id = m.find("id");
+  if (id == m.end() || !id->is_number_unsigned()) return std::nullopt;
+  return id->get<uint64_t>();
 }
 
-// What a job's "done" report means; the logs are the caller's.
-JobResult DecodeReport(const nlohmann::json& d, const Limits& limits, uint64_t result_written) {
+bool IsStarted(const nlohmann::json& m) {
+  return m.is_object() && m.size() == 1 && StringField(m, "type") == "started";
+}
+
+JobResult MalformedReport() {
   JobResult out;
-  auto failure = [&out](std::string error) {
-    out.outcome = Outcome::kSandboxFailure;
-    out.error = std::move(error);
-    return out;
-  };
-  std::string status = StringField(d, "status");
-  auto text = [&d](const char* key) {
-    std::string s = d.contains(key) && d[key].is_string() ? d[key].get<std::string>() : "";
-    return CutUtf8(std::move(s), 2000);
-  };
+  out.outcome = Outcome::kError;
+  out.error =
+      "the job sent a malformed report (the channel back to the server carries only the "
+      "runner's own status)";
+  return out;
+}
+
+namespace {
+
+// Whether `m` has exactly the keys `keys` ("type" and "status" included).
+bool HasExactly(const nlohmann::json& m, std::initializer_list<const char*> keys) {
+  if (m.size() != keys.size()) return false;
+  for (const char* key : keys)
+    if (!m.contains(key)) return false;
+  return true;
+}
+
+// The string at `key` when it is one of at most `max` bytes (nlohmann rejects invalid UTF-8 while
+// parsing, so it is valid).
+std::optional<std::string> BoundedString(const nlohmann::json& m, const char* key, size_t max) {
+  auto it = m.find(key);
+  if (it == m.end() || !it->is_string()) return std::nullopt;
+  const std::string& s = it->get_ref<const std::string&>();
+  if (s.size() > max) return std::nullopt;
+  return s;
+}
+
+std::optional<uint64_t> Unsigned(const nlohmann::json& m, const char* key) {
+  auto it = m.find(key);
+  if (it == m.end() || !it->is_number_unsigned()) return std::nullopt;
+  return it->get<uint64_t>();
+}
+
+}  // namespace
+
+// What a job's `done` report means. Every field is checked: its keys exactly, their types and
+// sizes; anything else is a malformed report, an error of that job. After `started`, the job's own
+// code has run in the process that reports, so a claimed sandbox failure is not believed.
+JobResult DecodeReport(const nlohmann::json& d, const Limits& limits, bool started) {
+  constexpr size_t kMaxErrorBytes = 16 << 10;
+  JobResult out;
+  if (!d.is_object() || StringField(d, "type") != "done") return MalformedReport();
+  const std::string status = StringField(d, "status");
   if (status == "ok") {
-    std::string format = text("format");
-    uint64_t claimed =
-        d.contains("bytes") && d["bytes"].is_number_unsigned() ? d["bytes"].get<uint64_t>() : 0;
-    if (format != "json" && format != "csv" && format != "npy" && format != "bytes")
-      return failure("the sandbox reported an unknown result format");
-    if (claimed != result_written) {
-      out.outcome = Outcome::kError;
-      out.error = "the result was garbled (the function wrote to the sandbox's result pipe)";
-      return out;
-    }
+    std::string format = StringField(d, "format");
+    std::optional<uint64_t> bytes = Unsigned(d, "bytes");
+    if (!HasExactly(d, {"type", "status", "format", "bytes"}) || !bytes ||
+        *bytes > limits.max_result_bytes ||
+        (format != "json" && format != "csv" && format != "npy" && format != "bytes"))
+      return MalformedReport();
     out.outcome = Outcome::kOk;
     out.result_format = format;
-    out.result_bytes = result_written;
+    out.result_bytes = *bytes;
     return out;
   }
   if (status == "error") {
+    std::optional<std::string> error = BoundedString(d, "error", kMaxErrorBytes);
+    if (!HasExactly(d, {"type", "status", "error"}) || !error) return MalformedReport();
     out.outcome = Outcome::kError;
-    out.error = text("error");
+    out.error = CutUtf8(std::move(*error), 2000);
     if (out.error.empty()) out.error = "the function failed";
     return out;
   }
-  const std::string memory = "memory limit of " + MiB(limits.memory_bytes) + " reached";
-  const std::string cpu = "CPU time limit of " + std::to_string(limits.cpu_seconds) + " s reached";
   if (status == "memory") {
+    if (!HasExactly(d, {"type", "status"})) return MalformedReport();
     out.outcome = Outcome::kResourceLimit;
-    out.error = memory;
+    out.error = "memory limit of " + MiB(limits.memory_bytes) + " reached";
     return out;
   }
   if (status == "result_limit") {
+    if (!HasExactly(d, {"type", "status", "bytes"}) || !Unsigned(d, "bytes"))
+      return MalformedReport();
     out.outcome = Outcome::kResourceLimit;
     out.error = "the result is larger than the limit of " + MiB(limits.max_result_bytes);
     return out;
   }
-  if (status == "sandbox") {
-    std::string error = text("error");
-    return failure(error.empty() ? "the sandbox failed without saying why" : error);
-  }
-  if (status == "died") {
-    double cpu_used = d.contains("cpu_seconds") && d["cpu_seconds"].is_number()
-                          ? d["cpu_seconds"].get<double>()
-                          : 0;
-    if (d.contains("signal") && d["signal"].is_number_integer()) {
-      int sig = d["signal"].get<int>();
-      if (sig == SIGXCPU || (sig == SIGKILL && cpu_used >= limits.cpu_seconds)) {
-        out.outcome = Outcome::kResourceLimit;
-        out.error = cpu;
-      } else if (sig == SIGKILL) {
-        out.outcome = Outcome::kResourceLimit;
-        out.error = memory;
-      } else if (sig == SIGSYS) {
-        out.outcome = Outcome::kError;
-        out.error = "the function made a forbidden system call (killed by SIGSYS)";
-      } else if (sig == SIGSEGV) {
-        out.outcome = Outcome::kError;
-        out.error = "the function crashed (SIGSEGV): too deep a recursion, or the memory limit";
-      } else {
-        out.outcome = Outcome::kError;
-        out.error = std::string("the function's process was killed by SIG") + SignalName(sig);
-      }
-      return out;
-    }
-    int code = d.contains("exit_code") && d["exit_code"].is_number_integer()
-                   ? d["exit_code"].get<int>()
-                   : -1;
-    out.outcome = Outcome::kError;
-    out.error =
-        "the function's process exited (code " + std::to_string(code) + ") before returning";
+  if (status == "sandbox" && !started) {
+    std::optional<std::string> error = BoundedString(d, "error", kMaxErrorBytes);
+    if (!HasExactly(d, {"type", "status", "error"}) || !error) return MalformedReport();
+    out.outcome = Outcome::kSandboxFailure;
+    out.error = error->empty() ? "the sandbox failed without saying why" : CutUtf8(*error, 2000);
     return out;
   }
-  return failure("the sandbox sent an unknown status");
+  return MalformedReport();
+}
+
+// What the template's `exited` message says of a child that ended without a report.
+JobResult DecodeExit(const nlohmann::json& e, const Limits& limits) {
+  JobResult out;
+  const std::string memory = "memory limit of " + MiB(limits.memory_bytes) + " reached";
+  const std::string cpu = "CPU time limit of " + std::to_string(limits.cpu_seconds) + " s reached";
+  double cpu_used = e.contains("cpu_seconds") && e["cpu_seconds"].is_number()
+                        ? e["cpu_seconds"].get<double>()
+                        : 0;
+  if (e.contains("signal") && e["signal"].is_number_integer()) {
+    int sig = e["signal"].get<int>();
+    if (sig == SIGXCPU || (sig == SIGKILL && cpu_used >= limits.cpu_seconds)) {
+      out.outcome = Outcome::kResourceLimit;
+      out.error = cpu;
+    } else if (sig == SIGKILL) {
+      out.outcome = Outcome::kResourceLimit;
+      out.error = memory;
+    } else if (sig == SIGSYS) {
+      out.outcome = Outcome::kError;
+      out.error = "the function made a forbidden system call (killed by SIGSYS)";
+    } else if (sig == SIGSEGV) {
+      out.outcome = Outcome::kError;
+      out.error = "the function crashed (SIGSEGV): too deep a recursion, or the memory limit";
+    } else {
+      out.outcome = Outcome::kError;
+      out.error = std::string("the function's process was killed by SIG") + SignalName(sig);
+    }
+    return out;
+  }
+  int code = e.contains("exit_code") && e["exit_code"].is_number_integer()
+                 ? e["exit_code"].get<int>()
+                 : -1;
+  out.outcome = Outcome::kError;
+  out.error = "the function's process exited (code " + std::to_string(code) + ") before returning";
+  return out;
 }
 
 }  // namespace internal

@@ -74,6 +74,9 @@ struct JobResult {
 struct Options {
   std::string python = "/usr/bin/python3";
   int slots = 1;  // warm processes, one job each at a time
+  // Each job's private /tmp: a tmpfs of its own, RAM beside the job's address space, gone with it.
+  uint64_t scratch_bytes = uint64_t{256} << 20;
+  uint64_t scratch_files = 16384;  // inodes in it
   // When false and bubblewrap or user namespaces are unavailable, Start fails with the reason.
   // There is no unisolated mode: a server that cannot isolate code refuses to run it.
 };
@@ -98,21 +101,28 @@ class Sandbox {
 // set up.
 Result<std::unique_ptr<Sandbox>> StartSandbox(const Options& options);
 
-// The host's decoding of what the warm process sends (see runner.py), exposed for the fuzz target
-// fuzz/sandbox_report_fuzzer.cc. Not for other callers.
+// The host's decoding of what the template and a job's child send (see runner.py), exposed for the
+// fuzz target fuzz/sandbox_report_fuzzer.cc. Not for other callers.
 namespace internal {
 
-// Takes one complete message (4-byte little-endian length, then a JSON object of at most 1 MiB) off
-// the front of `buffer`; nullopt until one has fully arrived. kInternal when it is oversized or not
-// a JSON object (it is then consumed).
+// Takes one complete message (4-byte little-endian length, then a JSON object of at most 64 KiB)
+// off the front of `buffer`; nullopt until one has fully arrived. kInternal when it is oversized or
+// not a JSON object (it is then consumed).
 Result<std::optional<nlohmann::json>> PopMessage(std::string& buffer);
-// The warm process's pid from its `hello`; nullopt when `hello` is no valid hello.
+// The template's pid from its `hello`; nullopt when `hello` is no valid hello.
 std::optional<int> HelloPid(const nlohmann::json& hello);
-// Whether `message` is the "done" report of job `id`.
-bool IsDoneReport(const nlohmann::json& message, uint64_t id);
-// What the "done" report of a job that wrote `result_written` bytes to its result pipe means: the
-// outcome, error, result format and size (stdout_text and stderr_text are left empty).
-JobResult DecodeReport(const nlohmann::json& done, const Limits& limits, uint64_t result_written);
+// The job number of the template's `exited` message; nullopt for any other message.
+std::optional<uint64_t> ExitedJob(const nlohmann::json& message);
+// Whether `message` is exactly the child's `started`.
+bool IsStarted(const nlohmann::json& message);
+// What a job's `done` report means: the outcome, error, result format and claimed size (the caller
+// compares the size with what the result pipe gave; stdout_text and stderr_text are left empty). A
+// report that is not exactly one of the runner's own shapes is MalformedReport(); after `started`
+// a claimed sandbox failure is one too.
+JobResult DecodeReport(const nlohmann::json& done, const Limits& limits, bool started);
+JobResult MalformedReport();
+// What the template's `exited` message means for a child that ended without a report.
+JobResult DecodeExit(const nlohmann::json& exited, const Limits& limits);
 
 }  // namespace internal
 

@@ -448,6 +448,194 @@ int KillWarmProcesses() {
   return static_cast<int>(pids.size());
 }
 
+// ---------------------------------------------------------------------------------------------
+// Jobs must not see each other (issue 11). These run on a sandbox of one slot, so that every job
+// follows the previous one on the same warm process.
+
+// Sends `report` (a Python expression for a dict) as a framed report on every socket the job holds:
+// the channel back to the host is among them.
+constexpr char kForgeReport[] = R"(
+import json, os, stat, struct
+def forge(report):
+    body = json.dumps(report).encode() if not isinstance(report, bytes) else report
+    sent = 0
+    for name in os.listdir('/proc/self/fd'):
+        fd = int(name)
+        try:
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                os.write(fd, struct.pack('<I', len(body)) + body)
+                sent += 1
+        except OSError:
+            pass
+    return sent
+)";
+
+// Counts the distinct rows "<needle>-<n>," found in the readable anonymous memory of the job's own
+// process (the heap and arenas it inherited).
+constexpr char kScanMemory[] = R"(
+import ctypes, re
+def scan(needle):
+    pattern = re.compile(re.escape(needle.encode()) + rb'-([0-9]+),')
+    found = set()
+    for line in open('/proc/self/maps'):
+        parts = line.split()
+        if parts[1][0] != 'r' or (len(parts) > 5 and not parts[5].startswith('[heap')):
+            continue
+        start, end = (int(x, 16) for x in parts[0].split('-'))
+        if end - start > (1 << 30):
+            continue
+        data = ctypes.string_at(start, end - start)
+        found.update(int(m.group(1)) for m in pattern.finditer(data))
+    return len(found)
+)";
+
+class OneSlotTest : public SandboxTest {
+ protected:
+  static void SetUpTestSuite() {
+    auto started = StartSandbox({.python = "/usr/bin/python3", .slots = 1});
+    if (!started.ok() && InChroot()) {
+      impossible_ = true;
+      return;
+    }
+    ASSERT_TRUE(started.ok()) << started.status().ToString();
+    one_ = std::move(started).value().release();
+  }
+  static void TearDownTestSuite() {
+    delete one_;
+    one_ = nullptr;
+  }
+  void SetUp() override {
+    swap_ = sandbox_;
+    sandbox_ = one_;
+    SandboxTest::SetUp();
+  }
+  void TearDown() override {
+    SandboxTest::TearDown();
+    sandbox_ = swap_;
+  }
+  // The needle is built at run time from its reversal, so no job's source or constants hold it.
+  static std::string Reversed(const std::string& s) { return std::string(s.rbegin(), s.rend()); }
+
+  static Sandbox* one_;
+  Sandbox* swap_ = nullptr;
+};
+Sandbox* OneSlotTest::one_ = nullptr;
+
+TEST_F(OneSlotTest, PrivateRowsInAForgedReportDoNotReachTheNextJob) {
+  const std::string needle = "PRIVROW-" + RandomToken();
+  std::string csv = "row\n";
+  for (int i = 0; i < 500; ++i) csv += needle + "-" + std::to_string(i) + "\n";
+  // A run on private data smuggles its rows out in a report with an extra field...
+  JobSpec leak = Spec(std::string(kForgeReport) +
+                          "def f(data):\n"
+                          "    rows = ''.join(data['row'].astype(str) + ',')\n"
+                          "    forge({'status': 'error', 'error': 'boom', 'rows': rows})\n"
+                          "    forge({'type': 'done', 'id': 1, 'status': 'error', 'rows': rows})\n"
+                          "    return 1\n",
+                      {{"data", Asset("private.csv", csv).string(), "csv"}});
+  JobResult first = Run(leak);
+  EXPECT_EQ(first.error.find(needle), std::string::npos);
+  // ...and the next job, with no data at all, scans the memory it was forked with.
+  for (int i = 0; i < 2; ++i) {
+    JobResult scan = Run(Spec(std::string(kScanMemory) + "def f(r):\n    return scan(r[::-1])\n",
+                              {}, {{"r", Reversed(needle)}}));
+    ASSERT_EQ(scan.outcome, Outcome::kOk) << Explain(scan);
+    EXPECT_EQ(Result(), "0") << "private rows found in a later job's memory";
+  }
+}
+
+TEST_F(OneSlotTest, AnEarlierJobIsNotOnTheNextJobsStackOrHeap) {
+  const std::string key = "APIKEY-" + RandomToken();
+  // Another user's job: a constant (an API key) and an error whose text holds private values.
+  JobResult first =
+      Run(Spec("def f(api_key):\n    raise ValueError('private ' + api_key + '-1,')\n", {},
+               {{"api_key", key}}));
+  ASSERT_EQ(first.outcome, Outcome::kError) << Explain(first);
+  JobResult walk =
+      Run(Spec(std::string(kScanMemory) +
+                   "import gc, sys\n"
+                   "def f(r):\n"
+                   "    has = lambda o: r[::-1] in repr(o)  # no frame keeps the needle\n"
+                   "    hits, frame = 0, sys._getframe().f_back\n"
+                   "    while frame is not None:\n"
+                   "        hits += sum(has(v) for v in frame.f_locals.values())\n"
+                   "        frame = frame.f_back\n"
+                   "    hits += sum(1 for o in gc.get_objects() if isinstance(o, "
+                   "dict) and has(o))\n"
+                   "    return [hits, scan(r[::-1])]\n",
+               {}, {{"r", Reversed(key)}}));
+  ASSERT_EQ(walk.outcome, Outcome::kOk) << Explain(walk);
+  EXPECT_EQ(Result(), "[0, 0]") << "the earlier job's constant was found";
+}
+
+TEST_F(OneSlotTest, ForgedReportsAreErrorsOfTheJobThatSentThem) {
+  struct Case {
+    const char* forged;
+  } cases[] = {
+      {"{'status': 'error', 'error': 'FORGED', 'extra': 'x'}"},
+      {"{'status': 'sandbox', 'error': 'FORGED'}"},
+      {"{'status': 'ok', 'format': 'json', 'bytes': 1, 'error': 'FORGED'}"},
+      {"{'status': 'error', 'error': ['FORGED']}"},
+      {"b'[' * 20000 + b']' * 20000"},
+      {"b'\\xff\\xfeFORGED'"},
+  };
+  for (const Case& c : cases) {
+    JobSpec spec = Spec(std::string(kForgeReport) + "def f():\n    forge(" + c.forged +
+                        ")\n    import os\n    os._exit(0)\n");
+    JobResult r = Run(spec);
+    EXPECT_EQ(r.outcome, Outcome::kError) << c.forged << ": " << Explain(r);
+    EXPECT_EQ(r.error.find("FORGED"), std::string::npos) << c.forged << ": " << r.error;
+    EXPECT_NE(r.error.find("report"), std::string::npos) << c.forged << ": " << r.error;
+  }
+  // The warm process was not disturbed: the same bubblewrap still serves.
+  std::set<pid_t> before = BwrapPids();
+  ExpectHealthy();
+  EXPECT_EQ(BwrapPids(), before);
+}
+
+TEST_F(OneSlotTest, ForgedReportsDoNotCrashOrRestartTheWarmProcess) {
+  ExpectHealthy();
+  std::set<pid_t> before = BwrapPids();
+  for (const char* forged : {"b'[' * 20000 + b']' * 20000", "b'{' * 5000",
+                             "{'type': 'done', 'id': 1, 'status': 'ok', 'x': [[[[[[]]]]]]}"}) {
+    Run(Spec(std::string(kForgeReport) + "def f():\n    forge(" + forged + ")\n    return 2\n"));
+  }
+  ExpectHealthy();
+  EXPECT_EQ(BwrapPids(), before) << "the warm process was restarted";
+}
+
+TEST_F(OneSlotTest, InodesInScratchAreCapped) {
+  JobSpec flood = Spec(
+      "import os\ndef f():\n    n = 0\n    try:\n        for n in range(60000):\n"
+      "            open(f'/tmp/f{n}', 'w').close()\n    except OSError as e:\n"
+      "        return [n, e.errno]\n    return [n, 0]\n");
+  JobResult r = Run(flood);
+  ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+  auto got = nlohmann::json::parse(Result());
+  EXPECT_LT(got[0].get<int>(), 60000 - 1) << "no cap on files in /tmp";
+  // The next job finds an empty scratch at once.
+  JobSpec next = Spec("import os\ndef f():\n    return len(os.listdir('/tmp'))\n");
+  next.limits.wall_timeout = std::chrono::milliseconds(3000);
+  JobResult after = Run(next);
+  ASSERT_EQ(after.outcome, Outcome::kOk) << Explain(after);
+  EXPECT_EQ(Result(), "1");  // only its own scratch directory
+}
+
+TEST_F(OneSlotTest, MemoryOutsideTheAddressSpaceLimitIsRefused) {
+  JobResult r =
+      Run(Spec("import os\ndef f():\n    out = {}\n"
+               "    try:\n        os.memfd_create('x')\n        out['memfd'] = 'allowed'\n"
+               "    except OSError as e:\n        out['memfd'] = e.errno\n"
+               "    try:\n        open('/dev/shm/x', 'wb').write(b'x' * 4096)\n        out['shm'] "
+               "= 'allowed'\n"
+               "    except OSError as e:\n        out['shm'] = e.errno\n"
+               "    return out\n"));
+  ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+  auto got = nlohmann::json::parse(Result());
+  EXPECT_NE(got["memfd"], "allowed");
+  EXPECT_NE(got["shm"], "allowed");
+}
+
 TEST_F(SandboxTest, DeadWarmProcessIsRestarted) {
   ExpectHealthy();
   ASSERT_EQ(KillWarmProcesses(), 2);

@@ -77,11 +77,9 @@ constexpr const char* kWarmDenied[] = {
     "ptrace",
     "process_vm_readv",
     "process_vm_writev",
-    "mount",
     "umount2",
     "pivot_root",
     "chroot",
-    "unshare",
     "setns",
     "keyctl",
     "add_key",
@@ -133,6 +131,11 @@ constexpr unsigned long kNamespaceFlags[] = {CLONE_NEWUSER,   CLONE_NEWNS,  CLON
                                              CLONE_NEWCGROUP, CLONE_NEWTIME};
 
 constexpr const char* kJobDenied[] = {
+    // The child has made its private /tmp by now; no more mounts or namespaces.
+    "mount",
+    "unshare",
+    // Memory no process maps, which RLIMIT_AS would not count.
+    "memfd_create",
     "execve",
     "execveat",
     "fork",
@@ -188,6 +191,10 @@ Result<std::string> WarmFilterBpf() {
   RETURN_IF_ERROR(DenyIf(ctx.get(), "socketpair", EAFNOSUPPORT, SCMP_A0(SCMP_CMP_NE, AF_UNIX)));
   for (unsigned long flag : kNamespaceFlags)
     RETURN_IF_ERROR(DenyIf(ctx.get(), "clone", EPERM, SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag)));
+  // A job's child makes its private /tmp in a user and mount namespace of its own, before its
+  // job's filter forbids both calls; no other namespace may be made.
+  RETURN_IF_ERROR(
+      DenyIf(ctx.get(), "unshare", EPERM, SCMP_A0(SCMP_CMP_NE, CLONE_NEWUSER | CLONE_NEWNS)));
   // clone3 passes its flags in memory, out of seccomp's sight: answer ENOSYS and glibc uses clone.
   RETURN_IF_ERROR(Deny(ctx.get(), "clone3", ENOSYS));
   RETURN_IF_ERROR(DenyIf(ctx.get(), "ioctl", EPERM, IntArgEquals(1, 0x5412 /* TIOCSTI */)));

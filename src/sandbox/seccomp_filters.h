@@ -10,14 +10,15 @@
 namespace datasite::sandbox {
 
 // For the whole sandbox (given to bubblewrap): denies kernel attack surface a Python job never
-// needs (ptrace, mounts, namespaces, keyrings, bpf, perf, modules, io_uring, ...) and sockets other
-// than AF_UNIX.
+// needs (ptrace, the new mount API, namespaces other than a user + mount pair, keyrings, bpf, perf,
+// modules, io_uring, ...) and sockets other than AF_UNIX. mount(2) and unshare(NEWUSER|NEWNS) stay
+// for a job's child to make its private /tmp; the job's own filter then denies them.
 Result<std::string> WarmFilterBpf();
 
 // Added by each job's child before it loads inputs: no execve, no new processes (threads stay
-// allowed; clone3 answers ENOSYS so glibc falls back to clone), no signals or scheduling changes
-// aimed at the warm process `warm_pid` or at pid 1, no SysV IPC or POSIX message queues (they would
-// outlive the job).
+// allowed; clone3 answers ENOSYS so glibc falls back to clone), no mounts or namespaces, no
+// memfd_create, no signals or scheduling changes aimed at the template `warm_pid` or at pid 1, no
+// SysV IPC or POSIX message queues (they would outlive the job).
 Result<std::string> JobFilterBpf(int warm_pid);
 
 }  // namespace datasite::sandbox

@@ -15,6 +15,6 @@ def f(data):
     view = memoryview(payload)
     while view:
         view = view[os.write(fds[2], view):]
-    report = json.dumps({"status": "ok", "format": "json", "bytes": len(payload)}).encode()
+    report = json.dumps({"type": "done", "status": "ok", "format": "json", "bytes": len(payload)}).encode()
     sock.sendall(struct.pack("<I", len(report)) + report)
     os._exit(0)
