@@ -5,20 +5,22 @@
 # allocates anything of a job: the host sends it `spawn` (a job number and one socket, passed by
 # SCM_RIGHTS and closed by the template right after the fork) and `kill` (a job number), and it
 # answers `exited` (the number, the wait status, the CPU time) when it has reaped a child. It
-# forks a child only when no other child is alive.
+# forks a child only when no other child is alive, and before each fork it replaces /tmp by a fresh
+# tmpfs capped in bytes and inodes (it has a user and mount namespace of its own for that), so the
+# last job's files go with one unmount, read by nobody.
 #
-# The child ("spare" until its job arrives) gets a private /tmp (a tmpfs in its own user and mount
-# namespace, capped in bytes and inodes, gone when it exits), drops every capability, takes the
-# common copy-on-write faults while it waits if it is idle, and then reads its job from the host
-# straight from its own socket: source, inputs and limits, with the stdout, stderr and result
-# pipes and the input files as descriptors. It answers `started`, runs the function under its
-# limits and the job's seccomp filter, and answers one `done`. Whatever the job writes to that
-# socket the host validates (see sandbox.cc); nothing of it ever reaches the template.
+# The child ("spare" until its job arrives) drops every capability, takes the common copy-on-write
+# faults while it waits if it is idle, and then reads its job from the host straight from its own
+# socket: source, inputs and limits, with the stdout, stderr and result pipes and the input files as
+# descriptors. It answers `started`, runs the function under its limits and the job's seccomp
+# filter, and answers one `done`. Whatever the job writes to that socket the host validates (see
+# sandbox.cc); nothing of it ever reaches the template.
 #
 # Messages, both ways: 4-byte little-endian length + UTF-8 JSON.
 import array
 import builtins
 import ctypes
+import errno
 import gc
 import io
 import json
@@ -48,6 +50,7 @@ SECCOMP_MODE_FILTER = 2
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
+MNT_DETACH = 2
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
@@ -246,27 +249,30 @@ def check(result, what):
         raise OSError(ctypes.get_errno(), what)
 
 
-def private_scratch(scratch_bytes, scratch_files):
-    """Gives this child a /tmp of its own: a tmpfs in a new user and mount namespace, capped in bytes
-    and in inodes, that disappears with the child. Then drops every capability the new user
-    namespace gave."""
+def own_namespace():
+    """Puts the template in a user and mount namespace of its own (once, at start), so that it can
+    give each child a fresh /tmp (fresh_scratch)."""
     uid, gid = os.getuid(), os.getgid()
     check(LIBC.unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare")
-    # The maps are written by this process, which is non-dumpable (so /proc/self is root's):
-    # dumpable for these three writes only. No other job runs beside a spare.
-    LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
-    try:
-        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
-                           ("gid_map", f"{gid} {gid} 1")):
-            with open(f"/proc/self/{name}", "w") as f:
-                f.write(text)
-    finally:
-        LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-    options = f"size={scratch_bytes},nr_inodes={scratch_files},mode=0700".encode()
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
+                       ("gid_map", f"{gid} {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+
+
+def fresh_scratch(options):
+    """Replaces /tmp by an empty tmpfs capped in bytes and inodes, before a child is forked. The
+    last child's tmpfs (whatever it left: files, modes, inodes) goes with its unmount, all at once
+    and outside any job's time; nothing in it is read."""
+    if LIBC.umount2(b"/tmp", MNT_DETACH) != 0 and ctypes.get_errno() != errno.EINVAL:
+        raise OSError(ctypes.get_errno(), "umount /tmp")
     check(LIBC.mount(b"scratch", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options),
           "mount /tmp")
     os.mkdir(SCRATCH, 0o700)
-    os.chdir(SCRATCH)
+
+
+def drop_capabilities():
+    """Drops every capability the template's user namespace gave (the child's first act)."""
     header = CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
     data = (CapData * 2)()
     check(LIBC.capset(ctypes.byref(header), data), "capset")
@@ -357,10 +363,11 @@ def child_main(sock, setup):
     os.setpgid(0, 0)
     program = setup["program"]
     try:
-        private_scratch(setup["scratch_bytes"], setup["scratch_files"])
+        drop_capabilities()
+        os.chdir(SCRATCH)
     except BaseException as error:
         send_message(sock, {"type": "done", "status": "sandbox",
-                            "error": one_line(f"setting up scratch failed: {error!r}")})
+                            "error": one_line(f"setting up the child failed: {error!r}")})
         os._exit(0)
     # Warm up only when no job is waiting. Under load the next job is already on its way, and warming
     # up first would spend CPU on faults a trivial job never needs.
@@ -396,6 +403,10 @@ def child_main(sock, setup):
 
 def fork_child(channel, setup):
     """Forks the child for one job; returns its pid and pidfd. `channel` is closed here either way."""
+    try:
+        fresh_scratch(setup["scratch"])
+    except OSError:
+        os._exit(75)  # the host starts a fresh sandbox
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -469,6 +480,7 @@ def serve(ctrl_sock, setup):
 
 
 def main():
+    own_namespace()
     LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # jobs can't read or write this process via /proc
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     ctrl_sock = socket.socket(fileno=CTRL_FD)
@@ -480,8 +492,8 @@ def main():
     if init is None or init.get("type") != "init":
         os._exit(0)
     setup = {"program": bytes.fromhex(init["job_filter"]),
-             "scratch_bytes": int(init["scratch_bytes"]),
-             "scratch_files": int(init["scratch_files"])}
+             "scratch": "size={},nr_inodes={},mode=0755".format(
+                 int(init["scratch_bytes"]), int(init["scratch_files"])).encode()}
     del init
     warm_template()
     gc.collect()

@@ -77,7 +77,6 @@ constexpr const char* kWarmDenied[] = {
     "ptrace",
     "process_vm_readv",
     "process_vm_writev",
-    "umount2",
     "pivot_root",
     "chroot",
     "setns",
@@ -131,8 +130,10 @@ constexpr unsigned long kNamespaceFlags[] = {CLONE_NEWUSER,   CLONE_NEWNS,  CLON
                                              CLONE_NEWCGROUP, CLONE_NEWTIME};
 
 constexpr const char* kJobDenied[] = {
-    // The child has made its private /tmp by now; no more mounts or namespaces.
+    // Only the template remounts /tmp (a fresh one per child); a job has no capability for it
+    // either, and no new namespaces.
     "mount",
+    "umount2",
     "unshare",
     // Memory no process maps, which RLIMIT_AS would not count.
     "memfd_create",
@@ -191,8 +192,8 @@ Result<std::string> WarmFilterBpf() {
   RETURN_IF_ERROR(DenyIf(ctx.get(), "socketpair", EAFNOSUPPORT, SCMP_A0(SCMP_CMP_NE, AF_UNIX)));
   for (unsigned long flag : kNamespaceFlags)
     RETURN_IF_ERROR(DenyIf(ctx.get(), "clone", EPERM, SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag)));
-  // A job's child makes its private /tmp in a user and mount namespace of its own, before its
-  // job's filter forbids both calls; no other namespace may be made.
+  // The template makes a user and mount namespace of its own once, to give each child a fresh
+  // /tmp; no other namespace may be made. A job's filter forbids unshare altogether.
   RETURN_IF_ERROR(
       DenyIf(ctx.get(), "unshare", EPERM, SCMP_A0(SCMP_CMP_NE, CLONE_NEWUSER | CLONE_NEWNS)));
   // clone3 passes its flags in memory, out of seccomp's sight: answer ENOSYS and glibc uses clone.

@@ -11,8 +11,8 @@ namespace datasite::sandbox {
 
 // For the whole sandbox (given to bubblewrap): denies kernel attack surface a Python job never
 // needs (ptrace, the new mount API, namespaces other than a user + mount pair, keyrings, bpf, perf,
-// modules, io_uring, ...) and sockets other than AF_UNIX. mount(2) and unshare(NEWUSER|NEWNS) stay
-// for a job's child to make its private /tmp; the job's own filter then denies them.
+// modules, io_uring, ...) and sockets other than AF_UNIX. mount/umount2 and unshare(NEWUSER|NEWNS)
+// stay for the template, which gives each child a fresh /tmp; the job's own filter denies them.
 Result<std::string> WarmFilterBpf();
 
 // Added by each job's child before it loads inputs: no execve, no new processes (threads stay
