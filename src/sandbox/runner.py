@@ -70,9 +70,16 @@ class CapData(ctypes.Structure):
 LIBC = ctypes.CDLL(None, use_errno=True)
 
 
-def send_message(sock, obj):
+def frame(obj):
     body = json.dumps(obj, separators=(",", ":")).encode()
-    sock.sendall(struct.pack("<I", len(body)) + body)
+    return struct.pack("<I", len(body)) + body
+
+
+def send_message(sock, obj):
+    sock.sendall(frame(obj))
+
+
+STARTED = frame({"type": "started"})
 
 
 def recv_exact(sock, n):
@@ -228,14 +235,21 @@ def set_limits(limits):
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 
 
-def install_filter(program):
-    """Adds the job's seccomp filter (no exec, no new processes, no signals to the warm process)."""
-    if LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
-    buffer = ctypes.create_string_buffer(program, len(program))
-    fprog = SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
-    if LIBC.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
+class JobFilter:
+    """The job's seccomp program, made ready in the template (it is the same for every job), so
+    that a child only makes the two prctl calls."""
+
+    def __init__(self, program):
+        self.buffer = ctypes.create_string_buffer(program, len(program))
+        self.fprog = SockFprog(len(program) // 8, ctypes.cast(self.buffer, ctypes.c_void_p))
+        self.pointer = ctypes.byref(self.fprog)
+
+    def install(self):
+        """Adds the filter (no exec, no new processes, no signals to the template) to this process."""
+        if LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+        if LIBC.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, self.pointer, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
 
 
 def write_all(fd, data):
@@ -278,31 +292,23 @@ def drop_capabilities():
     check(LIBC.capset(ctypes.byref(header), data), "capset")
 
 
-def run_job(sock, job, fds, program):
-    """Runs one job in this (child) process; returns the status to send to the host."""
+def run_job(sock, job, fds, job_filter):
+    """Runs one job in this (child) process; returns the status to send to the host. The template
+    set up what is the same for every job (see prepare_children)."""
     stdout_fd, stderr_fd, result_fd = fds[:3]
     input_fds = fds[3:]
-    os.dup2(stdout_fd, 1)
+    os.dup2(stdout_fd, 1)  # sys.stdout and sys.stderr write to fds 1 and 2
     os.dup2(stderr_fd, 2)
     os.close(stdout_fd)
     os.close(stderr_fd)
-    sys.stdout = io.TextIOWrapper(
-        io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
-        line_buffering=True)
-    sys.stderr = io.TextIOWrapper(
-        io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
-        line_buffering=True)
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    os.environ["HOME"] = SCRATCH
-    os.environ["TMPDIR"] = SCRATCH
     limits = job["limits"]
     try:
         set_limits(limits)
-        install_filter(program)
+        job_filter.install()
     except BaseException as error:
         return {"status": "sandbox", "error": one_line(f"setting up the job failed: {error!r}")}
     # From here on the job's own code runs in this process: the host believes no "sandbox" status.
-    send_message(sock, {"type": "started"})
+    sock.sendall(STARTED)
 
     pending = list(zip(job["inputs"], input_fds))
     try:
@@ -361,7 +367,6 @@ def child_main(sock, setup):
         os.dup2(null, fd)
     os.close(null)
     os.setpgid(0, 0)
-    program = setup["program"]
     try:
         drop_capabilities()
         os.chdir(SCRATCH)
@@ -380,7 +385,7 @@ def child_main(sock, setup):
     job, fds = recv_message(sock, MAX_HOST_MESSAGE)
     if job is None:
         os._exit(0)
-    status = run_job(sock, job, fds, program)
+    status = run_job(sock, job, fds, setup["filter"])
     # Close the result and log pipes before reporting, so the host sees their ends with the status.
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -423,12 +428,39 @@ def fork_child(channel, setup):
     return pid, os.pidfd_open(pid)
 
 
+def prepare_children():
+    """Sets up in the template what every child would otherwise do for itself (each object a child
+    touches costs it a copy-on-write fault): the job's environment, stdout and stderr writing with
+    the job's error handling to fds 1 and 2 (which each child points at its job's pipes), SIGXFSZ
+    ignored (a file over RLIMIT_FSIZE is an OSError)."""
+    os.environ["HOME"] = SCRATCH
+    os.environ["TMPDIR"] = SCRATCH
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        setattr(sys, name, io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding="utf-8",
+                                            errors="backslashreplace", line_buffering=True))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
 def warm_template():
-    """Runs the common paths a few times before the first fork, so the interpreter's specialised
+    """Runs the common paths of a child a dozen times before the first fork (pandas, the messages,
+    compiling and calling a function, encoding results), so that the interpreter's specialised
     bytecode and caches are written once here rather than copied into every child."""
-    for _ in range(3):
+    here, there = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    source = "def f(k):\n    return {'k': k, 'n': [1, 2.5, None]}\n"
+    for _ in range(12):
         warm_up()
-        json.dumps(to_json_value({"a": [1, 2.5, None]}))
+        r, w = os.pipe()
+        here.sendmsg([frame({"type": "job", "limits": {"memory_bytes": 1}})],
+                     [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [w]))])
+        _, fds = recv_message(there, MAX_HOST_MESSAGE)
+        close_all(fds + [r, w])
+        namespace = {"__name__": "__datasite_job__", "__builtins__": builtins}
+        exec(compile(source, "<job>", "exec"), namespace)
+        for value in (namespace["f"](1), b"x", numpy.arange(3)):
+            encode_result(value)
+        one_line("warm up")
+    here.close()
+    there.close()
 
 
 def serve(ctrl_sock, setup):
@@ -491,10 +523,11 @@ def main():
     close_all(fds)
     if init is None or init.get("type") != "init":
         os._exit(0)
-    setup = {"program": bytes.fromhex(init["job_filter"]),
+    setup = {"filter": JobFilter(bytes.fromhex(init["job_filter"])),
              "scratch": "size={},nr_inodes={},mode=0755".format(
                  int(init["scratch_bytes"]), int(init["scratch_files"])).encode()}
     del init
+    prepare_children()
     warm_template()
     gc.collect()
     gc.freeze()  # the collector in a child then leaves these pages shared

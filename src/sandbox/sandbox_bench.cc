@@ -1,6 +1,9 @@
 // Times trivial sandbox jobs (not a test; no assertions): the median and spread of one Run() of
 // `def f(data): return data["a"].sum()` on a 10,000-row CSV, back to back and with 20 ms between
-// jobs, then the throughput of `slots` threads running such jobs back to back.
+// jobs, then the throughput of `slots` threads running such jobs back to back, then `slots` threads
+// running `def f(k): return k` back to back, with the CPU time and minor page faults per job of all
+// processes beside those of a plain fork + exit of the same warm Python (pandas and numpy imported)
+// measured in the same run.
 //
 //   sandbox_bench [runs=200] [slots=2]
 //
@@ -52,6 +55,63 @@ double TreeCpuSeconds(pid_t pid) {
     while (children >> child) seconds += TreeCpuSeconds(child);
   }
   return seconds;
+}
+
+// Minor page faults so far of this process, its live descendants and their reaped children.
+double TreeFaults(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  size_t close = line.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(line.substr(close + 2));
+  std::string f;
+  double faults = 0;
+  for (int i = 3; i <= 12 && fields >> f; ++i)
+    if (i == 10 || i == 11) faults += std::stod(f);  // minflt cminflt
+  std::error_code ec;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream children(task.path() / "children");
+    pid_t child;
+    while (children >> child) faults += TreeFaults(child);
+  }
+  return faults;
+}
+
+// CPU ms and faults per plain fork + immediate exit of a warm Python (pandas, numpy imported),
+// parent and child, over `n` forks; printed by the Python it runs from `dir`.
+constexpr char kForkExit[] = R"(import os, resource, sys
+import numpy, pandas
+def once():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+for _ in range(20):
+    once()
+n = int(sys.argv[1])
+s0, c0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+for _ in range(n):
+    once()
+s1, c1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = sum(getattr(b, f) - getattr(a, f) for a, b in ((s0, s1), (c0, c1)) for f in ("ru_utime", "ru_stime"))
+faults = s1.ru_minflt - s0.ru_minflt + c1.ru_minflt - c0.ru_minflt
+print("%.2f ms of CPU, %.0f faults per fork" % (cpu * 1000 / n, faults / n))
+)";
+
+std::string ForkExitReference(const std::filesystem::path& dir, int n) {
+  std::ofstream(dir / "fork_exit.py") << kForkExit;
+  std::string out;
+  std::string cmd = "OPENBLAS_NUM_THREADS=1 /usr/bin/python3 " + (dir / "fork_exit.py").string() +
+                    " " + std::to_string(n);
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    char buf[256];
+    while (fgets(buf, sizeof buf, p)) out += buf;
+    pclose(p);
+  }
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
 }
 
 double SelfCpuSeconds() {
@@ -149,6 +209,36 @@ int main(int argc, char** argv) {
   double seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
   std::printf("throughput, %d threads, %d jobs: %.1f jobs/s (%d failed)\n", slots, runs * 2,
               runs * 2 / seconds, failed.load());
+  // Trivial jobs back to back on every slot: what a job costs beyond its fork and exit.
+  JobSpec trivial;
+  trivial.source = "def f(k):\n    return k\n";
+  trivial.function_name = "f";
+  trivial.constants = {{"k", 1}};
+  left = runs * 2;
+  threads.clear();
+  double cpu0 = TreeCpuSeconds(getpid()), faults0 = TreeFaults(getpid());
+  double host0 = SelfCpuSeconds();
+  start = SteadyClock::now();
+  for (int t = 0; t < slots; ++t) {
+    threads.emplace_back([&, t] {
+      std::string result = (dir / ("trivial" + std::to_string(t))).string();
+      while (left.fetch_sub(1) > 0) {
+        auto r = (*sandbox)->Run(trivial, result, nullptr);
+        if (!r.ok() || r->outcome != Outcome::kOk) failed++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  double host_ms = (SelfCpuSeconds() - host0) * 1000 / (runs * 2);
+  std::printf(
+      "trivial jobs (return k), %d threads, %d jobs: %.1f jobs/s; per job %.2f ms of CPU in the "
+      "sandbox (+%.2f ms in this process), %.0f faults\n",
+      slots, runs * 2, runs * 2 / seconds,
+      (TreeCpuSeconds(getpid()) - cpu0) * 1000 / (runs * 2) - host_ms, host_ms,
+      (TreeFaults(getpid()) - faults0) / (runs * 2));
+  std::printf("plain fork + exit of the same warm Python: %s\n",
+              ForkExitReference(dir, runs).c_str());
   double load[3] = {0, 0, 0};
   if (getloadavg(load, 3) == 3)
     std::printf("load average now: %.2f %.2f %.2f\n", load[0], load[1], load[2]);
