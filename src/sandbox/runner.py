@@ -48,7 +48,10 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
 CLONE_NEWNS = 0x00020000
+CLONE_NEWPID = 0x20000000
 CLONE_NEWUSER = 0x10000000
+MS_RDONLY = 0x1
+MAX_THREADS = 256  # threads of one job (RLIMIT_NPROC, counted in the template's user namespace)
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
 MNT_DETACH = 2
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -68,6 +71,9 @@ class CapData(ctypes.Structure):
 
 
 LIBC = ctypes.CDLL(None, use_errno=True)
+PYLIB = ctypes.PyDLL(None, use_errno=True)  # calls that keep the interpreter lock (clone)
+PYLIB.syscall.restype = ctypes.c_long
+SYS_CLONE = {"x86_64": 56, "aarch64": 220}[os.uname().machine]
 
 
 def frame(obj):
@@ -233,6 +239,8 @@ def set_limits(limits):
     resource.setrlimit(resource.RLIMIT_FSIZE, (int(limits["file_bytes"]),) * 2)
     resource.setrlimit(resource.RLIMIT_NOFILE, (int(limits["open_files"]),) * 2)
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    # Counted per uid in the template's user namespace: the template, this process, its threads.
+    resource.setrlimit(resource.RLIMIT_NPROC, (MAX_THREADS + 2,) * 2)
 
 
 class JobFilter:
@@ -265,13 +273,16 @@ def check(result, what):
 
 def own_namespace():
     """Puts the template in a user and mount namespace of its own (once, at start), so that it can
-    give each child a fresh /tmp (fresh_scratch)."""
+    give each child a fresh /tmp (fresh_scratch) and a pid namespace; then hides /proc, which would
+    show children the template's pid numbering and the totals of the children it reaped."""
     uid, gid = os.getuid(), os.getgid()
     check(LIBC.unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare")
     for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
                        ("gid_map", f"{gid} {gid} 1")):
         with open(f"/proc/self/{name}", "w") as f:
             f.write(text)
+    check(LIBC.mount(b"none", b"/proc", b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                     b"size=4096,nr_inodes=16,mode=0555"), "mount over /proc")
 
 
 def fresh_scratch(options):
@@ -414,7 +425,7 @@ def fork_child(channel, setup):
         os._exit(75)  # the host starts a fresh sandbox
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
+    pid = fork_in_new_pid_namespace()
     if pid == 0:
         try:
             # Of the template's descriptors only the job's channel stays open (fds 0-2 become
@@ -426,6 +437,24 @@ def fork_child(channel, setup):
             os._exit(70)
     os.close(channel)
     return pid, os.pidfd_open(pid)
+
+
+def fork_in_new_pid_namespace():
+    """os.fork(), but the child is pid 1 of a pid namespace of its own: its pid and its threads' ids
+    are the same for every job, so no job learns from them how many processes earlier jobs made.
+    (os.fork can't take clone flags; the interpreter's own before/after-fork steps are called around
+    the raw clone as os.fork calls them. The child's cached thread id is the template's, 1, which is
+    also its id in its namespace.)"""
+    ctypes.pythonapi.PyOS_BeforeFork()
+    pid = PYLIB.syscall(SYS_CLONE, ctypes.c_ulong(CLONE_NEWPID | signal.SIGCHLD), 0, 0, 0, 0)
+    if pid == 0:
+        ctypes.pythonapi.PyOS_AfterFork_Child()
+        return 0
+    error = ctypes.get_errno()
+    ctypes.pythonapi.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise OSError(error, "clone")
+    return pid
 
 
 def prepare_children():

@@ -588,9 +588,9 @@ Status SandboxImpl::Start(Slot& slot) {
       if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) ctrl_open = false;
     }
   }
-  std::optional<int> warm_pid = internal::HelloPid(slot.hello);
-  if (!warm_pid) return Diagnose(slot, "the sandbox's Python sent no valid hello");
-  ASSIGN_OR_RETURN(std::string job_filter, JobFilterBpf(*warm_pid));
+  if (!internal::HelloPid(slot.hello))
+    return Diagnose(slot, "the sandbox's Python sent no valid hello");
+  ASSIGN_OR_RETURN(std::string job_filter, JobFilterBpf());
   nlohmann::json init = {{"type", "init"},
                          {"job_filter", HexEncode(job_filter)},
                          {"scratch_bytes", options_.scratch_bytes},
@@ -1056,6 +1056,31 @@ std::optional<std::string> BoundedString(const nlohmann::json& m, const char* ke
   return s;
 }
 
+// `s` (valid UTF-8) with control characters — C0, DEL and C1, terminal escapes among them —
+// written as \xNN or \u00NN, so that an error line shows on a terminal or a page as the text it is.
+std::string Printable(const std::string& s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else if (c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(s[i + 1]) <= 0x9f) {
+      auto d = static_cast<unsigned char>(s[++i]);
+      out += "\\u00";
+      out += kHex[d >> 4];
+      out += kHex[d & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 std::optional<uint64_t> Unsigned(const nlohmann::json& m, const char* key) {
   auto it = m.find(key);
   if (it == m.end() || !it->is_number_unsigned()) return std::nullopt;
@@ -1088,7 +1113,7 @@ JobResult DecodeReport(const nlohmann::json& d, const Limits& limits, bool start
     std::optional<std::string> error = BoundedString(d, "error", kMaxErrorBytes);
     if (!HasExactly(d, {"type", "status", "error"}) || !error) return MalformedReport();
     out.outcome = Outcome::kError;
-    out.error = CutUtf8(std::move(*error), 2000);
+    out.error = CutUtf8(Printable(*error), 2000);
     if (out.error.empty()) out.error = "the function failed";
     return out;
   }
@@ -1109,7 +1134,8 @@ JobResult DecodeReport(const nlohmann::json& d, const Limits& limits, bool start
     std::optional<std::string> error = BoundedString(d, "error", kMaxErrorBytes);
     if (!HasExactly(d, {"type", "status", "error"}) || !error) return MalformedReport();
     out.outcome = Outcome::kSandboxFailure;
-    out.error = error->empty() ? "the sandbox failed without saying why" : CutUtf8(*error, 2000);
+    out.error =
+        error->empty() ? "the sandbox failed without saying why" : CutUtf8(Printable(*error), 2000);
     return out;
   }
   return MalformedReport();

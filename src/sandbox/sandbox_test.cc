@@ -459,8 +459,7 @@ import json, os, stat, struct
 def forge(report):
     body = json.dumps(report).encode() if not isinstance(report, bytes) else report
     sent = 0
-    for name in os.listdir('/proc/self/fd'):
-        fd = int(name)
+    for fd in range(3, 64):
         try:
             if stat.S_ISSOCK(os.fstat(fd).st_mode):
                 os.write(fd, struct.pack('<I', len(body)) + body)
@@ -470,23 +469,51 @@ def forge(report):
     return sent
 )";
 
-// Counts the distinct rows "<needle>-<n>," found in the readable anonymous memory of the job's own
-// process (the heap and arenas it inherited).
+// scan(needle): [distinct rows "<needle>-<n>," found in the job's own readable memory around its
+// heap and live objects (what it inherited from the process it was forked from), whether a control
+// row it keeps alive was found (so a 0 means something)]. Jobs see no /proc.
 constexpr char kScanMemory[] = R"(
-import ctypes, re
+import ctypes, gc, os, re
 def scan(needle):
-    pattern = re.compile(re.escape(needle.encode()) + rb'-([0-9]+),')
-    found = set()
-    for line in open('/proc/self/maps'):
-        parts = line.split()
-        if parts[1][0] != 'r' or (len(parts) > 5 and not parts[5].startswith('[heap')):
+    """Distinct rows '<needle>-<n>,' in the readable memory around the heap and every live object
+    (found without /proc, by copying through a pipe, which stops at an unreadable page instead of
+    faulting), and whether a control row kept alive in the heap was found: proof that it could."""
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    control = ('CONTROL-' + needle + '-7,').encode() * 1000
+    r, w = os.pipe()
+    step = 1 << 16
+    def readable(addr):  # bytes readable from addr, up to step
+        n = libc.write(w, ctypes.c_void_p(addr), step)
+        if n > 0:
+            os.read(r, step)
+        return max(n, 0)
+    starts = {id(o) & ~(step - 1) for o in gc.get_objects()}
+    starts.add(libc.malloc(1 << 16) & ~(step - 1))
+    seen, regions = set(), []
+    for start in sorted(starts):
+        if start in seen or readable(start) < step:
             continue
-        start, end = (int(x, 16) for x in parts[0].split('-'))
-        if end - start > (1 << 30):
-            continue
-        data = ctypes.string_at(start, end - start)
-        found.update(int(m.group(1)) for m in pattern.finditer(data))
-    return len(found)
+        lo = hi = start
+        while lo - step not in seen and start - lo < (1 << 30) and readable(lo - step) == step:
+            lo -= step
+        while hi - start < (1 << 30):
+            n = readable(hi)
+            hi += n
+            if n < step or hi in seen:
+                break
+        seen.update(range(lo, hi, step))
+        regions.append((lo, hi))
+    found, controls = set(), 0
+    pattern = re.compile(rb'(CONTROL-)?' + re.escape(needle.encode()) + rb'-([0-9]+),')
+    for lo, hi in regions:
+        for m in pattern.finditer(ctypes.string_at(lo, hi - lo)):
+            if m.group(1):
+                controls += 1
+            else:
+                found.add(int(m.group(2)))
+    del control
+    return [len(found), controls > 0]
 )";
 
 class OneSlotTest : public SandboxTest {
@@ -540,7 +567,7 @@ TEST_F(OneSlotTest, PrivateRowsInAForgedReportDoNotReachTheNextJob) {
     JobResult scan = Run(Spec(std::string(kScanMemory) + "def f(r):\n    return scan(r[::-1])\n",
                               {}, {{"r", Reversed(needle)}}));
     ASSERT_EQ(scan.outcome, Outcome::kOk) << Explain(scan);
-    EXPECT_EQ(Result(), "0") << "private rows found in a later job's memory";
+    EXPECT_EQ(Result(), "[0, true]") << "private rows found in a later job's memory";
   }
 }
 
@@ -565,7 +592,7 @@ TEST_F(OneSlotTest, AnEarlierJobIsNotOnTheNextJobsStackOrHeap) {
                    "    return [hits, scan(r[::-1])]\n",
                {}, {{"r", Reversed(key)}}));
   ASSERT_EQ(walk.outcome, Outcome::kOk) << Explain(walk);
-  EXPECT_EQ(Result(), "[0, 0]") << "the earlier job's constant was found";
+  EXPECT_EQ(Result(), "[0, [0, true]]") << "the earlier job's constant was found";
 }
 
 TEST_F(OneSlotTest, ForgedReportsAreErrorsOfTheJobThatSentThem) {
@@ -619,6 +646,52 @@ TEST_F(OneSlotTest, InodesInScratchAreCapped) {
   JobResult after = Run(next);
   ASSERT_EQ(after.outcome, Outcome::kOk) << Explain(after);
   EXPECT_EQ(Result(), "1");  // only its own scratch directory
+}
+
+// A covert channel found by an attack on the first version of this design: every child of a slot
+// took the next pid of one namespace, so a job could tell the next job a number by starting
+// threads (and /proc/1/stat added up what the template's children had used).
+TEST_F(OneSlotTest, PidsAndProcTellAJobNothingOfEarlierJobs) {
+  JobSpec probe = Spec(
+      "import os, threading\ndef f():\n    ids = []\n"
+      "    t = threading.Thread(target=lambda: ids.append(threading.get_native_id()))\n"
+      "    t.start(); t.join()\n"
+      "    try:\n        proc = sorted(os.listdir('/proc'))\n    except OSError as e:\n"
+      "        proc = e.errno\n"
+      "    return [os.getpid(), os.getppid(), ids[0], proc]\n");
+  ASSERT_EQ(Run(probe).outcome, Outcome::kOk);
+  std::string before = Result();
+  JobResult burn =
+      Run(Spec("import threading\ndef f():\n    for _ in range(300):\n"
+               "        t = threading.Thread(target=int); t.start(); t.join()\n    return 0\n"));
+  ASSERT_EQ(burn.outcome, Outcome::kOk) << Explain(burn);
+  ASSERT_EQ(Run(probe).outcome, Outcome::kOk);
+  EXPECT_EQ(Result(), before) << "a job's pids depend on what earlier jobs did";
+  EXPECT_EQ(before, "[1, 0, 2, []]");
+}
+
+TEST_F(OneSlotTest, ThreadsOfAJobAreCapped) {
+  JobResult r =
+      Run(Spec("import ctypes, threading\ndef f():\n    stop, n = threading.Event(), 0\n"
+               "    ctypes.CDLL(None).mallopt(-8, 1)  # M_ARENA_MAX: threads share one arena\n"
+               "    threading.stack_size(65536)  # so the address-space limit is far off\n"
+               "    try:\n"
+               "        for n in range(5000):\n"
+               "            threading.Thread(target=stop.wait, daemon=True).start()\n"
+               "    except RuntimeError:\n        pass\n    stop.set()\n    return n\n"));
+  ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+  EXPECT_LT(std::stoi(Result()), 300) << "a job can take the machine's pids with threads";
+  ExpectHealthy();
+}
+
+TEST_F(OneSlotTest, ControlCharactersInAnErrorAreShownEscaped) {
+  JobResult r = Run(Spec(
+      "def f():\n    raise ValueError('\\x1b]0;owned\\x07\\x1b[2J\\x9b31m All checks passed')\n"));
+  ASSERT_EQ(r.outcome, Outcome::kError) << Explain(r);
+  EXPECT_EQ(r.error.find('\x1b'), std::string::npos) << r.error;
+  EXPECT_EQ(r.error.find('\x07'), std::string::npos) << r.error;
+  EXPECT_EQ(r.error.find("\xc2\x9b"), std::string::npos) << r.error;
+  EXPECT_EQ(r.error, "ValueError: \\x1b]0;owned\\x07\\x1b[2J\\u009b31m All checks passed");
 }
 
 TEST_F(OneSlotTest, MemoryOutsideTheAddressSpaceLimitIsRefused) {

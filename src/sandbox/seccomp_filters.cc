@@ -10,7 +10,6 @@
 
 #include <cstring>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -43,7 +42,7 @@ Status DenyIf(scmp_filter_ctx ctx, const char* name, int err, scmp_arg_cmp cmp) 
   return Status::Ok();
 }
 
-// Compares the low 32 bits of argument `arg` (an int such as a pid) with `value`.
+// Compares the low 32 bits of argument `arg` (an int such as an ioctl request) with `value`.
 scmp_arg_cmp IntArgEquals(unsigned arg, int value) {
   return SCMP_CMP(arg, SCMP_CMP_MASKED_EQ, 0xffffffffu, static_cast<uint32_t>(value));
 }
@@ -128,6 +127,11 @@ constexpr const char* kWarmDenied[] = {
 constexpr unsigned long kNamespaceFlags[] = {CLONE_NEWUSER,   CLONE_NEWNS,  CLONE_NEWPID,
                                              CLONE_NEWNET,    CLONE_NEWIPC, CLONE_NEWUTS,
                                              CLONE_NEWCGROUP, CLONE_NEWTIME};
+// The template makes a user + mount namespace of its own (unshare, once, for a fresh /tmp per
+// child) and a pid namespace per child (clone). Nothing may make any other; a job's own filter
+// denies unshare and every clone that is not a thread.
+constexpr unsigned long kUnshareAllowed = CLONE_NEWUSER | CLONE_NEWNS;
+constexpr unsigned long kCloneAllowed = CLONE_NEWPID;
 
 constexpr const char* kJobDenied[] = {
     // Only the template remounts /tmp (a fresh one per child); a job has no capability for it
@@ -190,29 +194,27 @@ Result<std::string> WarmFilterBpf() {
   for (const char* name : kWarmDenied) RETURN_IF_ERROR(Deny(ctx.get(), name, EPERM));
   RETURN_IF_ERROR(DenyIf(ctx.get(), "socket", EAFNOSUPPORT, SCMP_A0(SCMP_CMP_NE, AF_UNIX)));
   RETURN_IF_ERROR(DenyIf(ctx.get(), "socketpair", EAFNOSUPPORT, SCMP_A0(SCMP_CMP_NE, AF_UNIX)));
-  for (unsigned long flag : kNamespaceFlags)
-    RETURN_IF_ERROR(DenyIf(ctx.get(), "clone", EPERM, SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag)));
-  // The template makes a user and mount namespace of its own once, to give each child a fresh
-  // /tmp; no other namespace may be made. A job's filter forbids unshare altogether.
-  RETURN_IF_ERROR(
-      DenyIf(ctx.get(), "unshare", EPERM, SCMP_A0(SCMP_CMP_NE, CLONE_NEWUSER | CLONE_NEWNS)));
+  for (unsigned long flag : kNamespaceFlags) {
+    if (!(flag & kCloneAllowed))
+      RETURN_IF_ERROR(DenyIf(ctx.get(), "clone", EPERM, SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag)));
+    if (!(flag & kUnshareAllowed))
+      RETURN_IF_ERROR(DenyIf(ctx.get(), "unshare", EPERM, SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag)));
+  }
   // clone3 passes its flags in memory, out of seccomp's sight: answer ENOSYS and glibc uses clone.
   RETURN_IF_ERROR(Deny(ctx.get(), "clone3", ENOSYS));
   RETURN_IF_ERROR(DenyIf(ctx.get(), "ioctl", EPERM, IntArgEquals(1, 0x5412 /* TIOCSTI */)));
   return Export(ctx.get());
 }
 
-Result<std::string> JobFilterBpf(int warm_pid) {
+Result<std::string> JobFilterBpf() {
   ASSIGN_OR_RETURN(Ctx ctx, NewCtx());
   for (const char* name : kJobDenied) RETURN_IF_ERROR(Deny(ctx.get(), name, EPERM));
   // New processes: clone without CLONE_THREAD. Threads stay allowed.
   RETURN_IF_ERROR(DenyIf(ctx.get(), "clone", EPERM, SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0)));
   RETURN_IF_ERROR(Deny(ctx.get(), "clone3", ENOSYS));
-  std::set<int> protected_pids = {1, warm_pid};
+  // The job is pid 1 of a pid namespace of its own: the template and every other process are out of
+  // its sight, so it can name no pid but its own. Negative pids address process groups.
   for (const char* name : kJobPidSyscalls) {
-    for (int pid : protected_pids)
-      RETURN_IF_ERROR(DenyIf(ctx.get(), name, EPERM, IntArgEquals(0, pid)));
-    // Negative pids address process groups (-1: every process the job may signal).
     if (std::strcmp(name, "tkill") != 0)
       RETURN_IF_ERROR(DenyIf(ctx.get(), name, EPERM, IntArgNegative(0)));
   }

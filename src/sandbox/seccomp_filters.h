@@ -17,9 +17,10 @@ Result<std::string> WarmFilterBpf();
 
 // Added by each job's child before it loads inputs: no execve, no new processes (threads stay
 // allowed; clone3 answers ENOSYS so glibc falls back to clone), no mounts or namespaces, no
-// memfd_create, no signals or scheduling changes aimed at the template `warm_pid` or at pid 1, no
-// SysV IPC or POSIX message queues (they would outlive the job).
-Result<std::string> JobFilterBpf(int warm_pid);
+// memfd_create, no signals or scheduling changes aimed at process groups (the job is alone in a pid
+// namespace of its own, so it can name no other process), no SysV IPC or POSIX message queues (they
+// would outlive the job).
+Result<std::string> JobFilterBpf();
 
 }  // namespace datasite::sandbox
 
