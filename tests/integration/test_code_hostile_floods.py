@@ -74,7 +74,7 @@ def flood_server(binary, tmp_path_factory):
 def test_queue_flood_is_capped_and_the_owners_job_goes_first(flood_server):
     api, actors, _ = flood_server
     scientist, owner = actors["scientist"].token, actors["owner"].token
-    slow = submit(api, scientist, unique("slow"), "import time; time.sleep(0.4); return 1")
+    slow = submit(api, scientist, unique("slow"), "import time; time.sleep(0.6); return 1")
     flood = []
     refused = []
     for _ in range(QUEUE_CAP + 3):
