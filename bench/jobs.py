@@ -58,7 +58,10 @@ class Conn:
 
 def launch(data_dir, workers=2):
     proc = subprocess.Popen([BINARY, "launch", "--name", "jobbench", "--port", "auto", "--data-dir", data_dir,
-                             "--workers", str(workers)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                             "--workers", str(workers),
+                             # the throughput run queues 400 jobs at once as one data scientist
+                             "--max-queued-jobs-per-user", "1000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     port = None
     for line in proc.stdout:
         if "development server at" in line:

@@ -84,7 +84,8 @@ struct Api {
     datasite::services::CodeOptions code_options;
     code_options.results_dir = world.dir() + "/results";
     code = std::make_unique<datasite::services::CodeService>(
-        world.store(), world.blobs(), world.settings(), *queue, world.clock(), code_options);
+        world.store(), world.blobs(), world.settings(), *queue, world.datasets().storage(),
+        world.clock(), code_options);
     code->SetSandboxFailure(datasite::FailedPreconditionError("no sandbox while fuzzing"));
     context = std::make_unique<datasite::api::ApiContext>(datasite::api::ApiContext{
         world.accounts(), world.settings(), world.datasets(), *code, ready});

@@ -102,7 +102,8 @@ struct Api {
     datasite::services::CodeOptions code_options;
     code_options.results_dir = world.dir() + "/results";
     code = std::make_unique<datasite::services::CodeService>(
-        world.store(), world.blobs(), world.settings(), *queue, world.clock(), code_options);
+        world.store(), world.blobs(), world.settings(), *queue, world.datasets().storage(),
+        world.clock(), code_options);
     code->SetSandbox(std::make_unique<FakeSandbox>(next));
     auto* service = code.get();
     Check(queue

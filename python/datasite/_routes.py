@@ -16,6 +16,7 @@ ROUTES = {
     "account_get": ("GET", "/api/v1/account"),
     "account_update": ("PATCH", "/api/v1/account"),
     "account_password": ("POST", "/api/v1/account/password"),
+    "account_quota": ("GET", "/api/v1/account/quota"),
     "users_list": ("GET", "/api/v1/users"),
     "users_create": ("POST", "/api/v1/users"),
     "user_get": ("GET", "/api/v1/users/{id}"),

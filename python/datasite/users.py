@@ -91,8 +91,60 @@ class User:
         return _display.md_fields("User", self._rows())
 
 
+class Quota:
+    """Your own use of the server (``client.account.quota``): the bytes your jobs' results and logs
+    keep, your queued or running jobs, and their limits (``None``: not limited, for data owners and
+    admins). Mock runs past your newest ``mock_results_kept`` lose their result and logs.
+    """
+
+    _FIELDS = (
+        "results_bytes",
+        "logs_bytes",
+        "used_bytes",
+        "quota_bytes",
+        "queued_jobs",
+        "max_queued_jobs",
+        "mock_results_kept",
+    )
+
+    def __init__(self, data):
+        data = dict(data or {})
+        self._data = data
+        for key in self._FIELDS:
+            setattr(self, key, data.get(key))
+
+    def to_dict(self):
+        return dict(self._data)
+
+    def _rows(self):
+        def limit(value):
+            return "unlimited" if value is None else value
+
+        return [
+            ("Results bytes", self.results_bytes),
+            ("Logs bytes", self.logs_bytes),
+            ("Used bytes", "{} of {}".format(self.used_bytes, limit(self.quota_bytes))),
+            ("Queued jobs", "{} of {}".format(self.queued_jobs, limit(self.max_queued_jobs))),
+            ("Mock results kept", self.mock_results_kept),
+        ]
+
+    def __repr__(self):
+        return _display.text_fields("Quota", self._rows())
+
+    def _repr_html_(self):
+        return _display.html_fields("Quota", self._rows())
+
+    def _repr_markdown_(self):
+        return _display.md_fields("Quota", self._rows())
+
+
 class Account(User):
     """The logged-in user (``client.account``)."""
+
+    @property
+    def quota(self):
+        """Your results, logs and queued jobs against this server's limits (a ``Quota``)."""
+        return Quota(self._client._transport.call("account_quota"))
 
     def update(self, **fields):
         """Changes your own name, email, institution or website."""

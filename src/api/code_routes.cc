@@ -108,6 +108,7 @@ json JobJson(const store::Job& j, const Principal& caller, const services::CodeS
     result = {{"format", j.result_format},
               {"size", held_from_caller ? json(nullptr) : json(j.result_size)},
               {"held", j.held},
+              {"expired", j.result_expired},
               {"inline", visible && inline_result ? InlineResult(code, j) : json(nullptr)}};
   }
   return {{"id", j.id},
@@ -312,6 +313,23 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
                 if (!req.body.empty()) RETURN_IF_ERROR(JsonBody::Parse(req.body, {}).status());
                 ASSIGN_OR_RETURN(auto j, code.Kill(caller, req.path_params["id"]));
                 return Reply{200, JobJson(j, caller, code, false), {}};
+              });
+  routes->Add("GET", "/api/v1/account/quota", Role::kDataScientist, "account",
+              "The caller's own job results, logs and unfinished jobs, with their limits.",
+              [&code](http::Request&, const Principal& caller) -> Result<Reply> {
+                ASSIGN_OR_RETURN(auto q, code.Quota(caller));
+                auto limit = [](const std::optional<int64_t>& v) {
+                  return v ? json(*v) : json(nullptr);
+                };
+                return Reply{200,
+                             {{"results_bytes", q.result_bytes},
+                              {"logs_bytes", q.log_bytes},
+                              {"used_bytes", q.result_bytes + q.log_bytes},
+                              {"quota_bytes", limit(q.max_kept_bytes)},
+                              {"queued_jobs", q.unfinished_jobs},
+                              {"max_queued_jobs", limit(q.max_unfinished_jobs)},
+                              {"mock_results_kept", q.mock_outputs_kept}},
+                             {}};
               });
   routes->Add("POST", "/api/v1/jobs/{id}/release", Role::kDataOwner, "jobs",
               "Release a held result to its requester (data owners and admins).",

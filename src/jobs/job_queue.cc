@@ -35,13 +35,14 @@ void JobQueue::Stop() {
   threads_.clear();
 }
 
-Result<bool> JobQueue::Enqueue(const store::Job& job, std::optional<int64_t> max_private_runs) {
-  ASSIGN_OR_RETURN(bool inserted, store_.InsertJob(job, max_private_runs));
-  if (inserted) {
+Result<store::JobAdmission> JobQueue::Enqueue(const store::Job& job,
+                                              const store::JobLimits& limits) {
+  ASSIGN_OR_RETURN(store::JobAdmission admission, store_.InsertJob(job, limits));
+  if (admission == store::JobAdmission::kInserted) {
     std::lock_guard lock(mu_);  // so a worker between its look and its wait does not miss it
     work_cv_.notify_one();
   }
-  return inserted;
+  return admission;
 }
 
 Status JobQueue::Kill(const std::string& id) {

@@ -1,6 +1,7 @@
 // The durable job queue: jobs live in the store, so a crash loses none; N worker threads lease them
-// one at a time, oldest first, and hand each to a runner (the code service, which runs it in the
-// sandbox).
+// one at a time, in the store's fair order (data owners' runs first, then users by turns, each
+// user's jobs oldest first; see Store::LeaseNextJob), and hand each to a runner (the code
+// service, which runs it in the sandbox).
 //
 // Thread model: `workers` threads block on the store and the runner; Enqueue, Kill and Wait may be
 // called from any thread. Safe for concurrent use.
@@ -63,9 +64,8 @@ class JobQueue {
   // `running` in the store, so the next Start runs it again. Idempotent.
   void Stop();
 
-  // Stores `job` as queued and wakes a worker. False when `max_private_runs` refused it (see
-  // Store::InsertJob).
-  Result<bool> Enqueue(const store::Job& job, std::optional<int64_t> max_private_runs);
+  // Stores `job` as queued, unless `limits` refuse it, and wakes a worker (see Store::InsertJob).
+  Result<store::JobAdmission> Enqueue(const store::Job& job, const store::JobLimits& limits);
   // A queued job ends `killed` at once; a running one is cancelled and ends `killed` when its
   // runner returns. kFailedPrecondition when the job already ended.
   Status Kill(const std::string& id);

@@ -41,11 +41,12 @@ class JobQueueTest : public ::testing::Test {
     return c.id;
   }
 
-  store::Job NewJob(const std::string& code_id, const std::string& kind = "private") {
+  store::Job NewJob(const std::string& code_id, const std::string& kind = "private",
+                    const std::string& user_id = "u1") {
     store::Job j;
     j.id = NewUuid();
     j.code_id = code_id;
-    j.user_id = "u1";
+    j.user_id = user_id;
     j.kind = kind;
     j.inputs = "{}";
     j.timeout_ms = 1000;
@@ -79,7 +80,7 @@ TEST_F(JobQueueTest, QueuedJobRunsAndWaitSeesTheEnd) {
                  return Completed("ran " + j.id);
                }).ok());
   auto job = NewJob(AddCode(*store_));
-  ASSERT_TRUE(*q.Enqueue(job, std::nullopt));
+  ASSERT_EQ(*q.Enqueue(job, {}), store::JobAdmission::kInserted);
   auto done = WaitFor(q, job.id);
   EXPECT_EQ(done.status, "completed");
   EXPECT_EQ(done.stdout_text, "ran " + job.id);
@@ -96,7 +97,7 @@ TEST_F(JobQueueTest, RunnerErrorIsRecorded) {
                  return o;
                }).ok());
   auto job = NewJob(AddCode(*store_));
-  ASSERT_TRUE(*q.Enqueue(job, std::nullopt));
+  ASSERT_EQ(*q.Enqueue(job, {}), store::JobAdmission::kInserted);
   auto done = WaitFor(q, job.id);
   EXPECT_EQ(done.status, "errored");
   EXPECT_EQ(done.error, "ZeroDivisionError: division by zero");
@@ -109,7 +110,7 @@ TEST_F(JobQueueTest, JobsRunOldestFirst) {
   std::vector<store::Job> jobs;
   for (int i = 0; i < 5; ++i) {
     jobs.push_back(NewJob(code));
-    ASSERT_TRUE(*store_->InsertJob(jobs.back(), std::nullopt));
+    ASSERT_EQ(*store_->InsertJob(jobs.back(), {}), store::JobAdmission::kInserted);
   }
   JobQueue q(*store_, clock_, {.workers = 1});
   ASSERT_TRUE(q.Start([&](const store::Job& j, const std::atomic<bool>&) {
@@ -123,19 +124,146 @@ TEST_F(JobQueueTest, JobsRunOldestFirst) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(order[i], jobs[i].id);
 }
 
+// The user of each job `n` leases return, in order.
+std::vector<std::string> LeaseUsers(store::Store& s, const Clock& clock, int n) {
+  std::vector<std::string> users;
+  for (int i = 0; i < n; ++i) {
+    auto leased = s.LeaseNextJob(clock.NowMillis());
+    EXPECT_TRUE(leased.ok() && leased->has_value());
+    if (!leased.ok() || !*leased) break;
+    users.push_back((*leased)->user_id);
+  }
+  return users;
+}
+
+// Regression (issue 11, queue flood): a scientist queued 60 mock runs and the owner's trivial job,
+// leased oldest first, waited for all of them.
+TEST_F(JobQueueTest, OwnersJobIsLeasedBeforeAScientistsFlood) {
+  auto code = AddCode(*store_);
+  for (int i = 0; i < 60; ++i) {
+    ASSERT_EQ(*store_->InsertJob(NewJob(code, "mock", "scientist"), {}),
+              store::JobAdmission::kInserted);
+    clock_.AdvanceMillis(1);
+  }
+  store::Job review = NewJob(code, "review", "owner");
+  review.priority = 1;
+  ASSERT_EQ(*store_->InsertJob(review, {}), store::JobAdmission::kInserted);
+  auto leased = store_->LeaseNextJob(clock_.NowMillis());
+  ASSERT_TRUE(leased.ok() && leased->has_value());
+  EXPECT_EQ((*leased)->id, review.id);
+  EXPECT_EQ(LeaseUsers(*store_, clock_, 2), (std::vector<std::string>{"scientist", "scientist"}));
+}
+
+TEST_F(JobQueueTest, TwoScientistsTakeTurnsWhateverEachQueued) {
+  auto code = AddCode(*store_);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(*store_->InsertJob(NewJob(code, "mock", "a"), {}), store::JobAdmission::kInserted);
+  }
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(*store_->InsertJob(NewJob(code, "mock", "b"), {}), store::JobAdmission::kInserted);
+  }
+  EXPECT_EQ(LeaseUsers(*store_, clock_, 7),
+            (std::vector<std::string>{"a", "b", "a", "b", "a", "a", "a"}));
+  EXPECT_FALSE(store_->LeaseNextJob(clock_.NowMillis())->has_value());
+}
+
+TEST_F(JobQueueTest, TheUserWhoseLastJobStartedLongestAgoGoesFirst) {
+  auto code = AddCode(*store_);
+  for (const char* user : {"a", "b"}) {
+    ASSERT_EQ(*store_->InsertJob(NewJob(code, "mock", user), {}), store::JobAdmission::kInserted);
+  }
+  EXPECT_EQ(LeaseUsers(*store_, clock_, 2), (std::vector<std::string>{"a", "b"}));
+  // b ran last: a's new job, though queued after b's, goes first.
+  ASSERT_EQ(*store_->InsertJob(NewJob(code, "mock", "b"), {}), store::JobAdmission::kInserted);
+  ASSERT_EQ(*store_->InsertJob(NewJob(code, "mock", "a"), {}), store::JobAdmission::kInserted);
+  EXPECT_EQ(LeaseUsers(*store_, clock_, 2), (std::vector<std::string>{"a", "b"}));
+}
+
+TEST_F(JobQueueTest, OwnersTakeTurnsAmongThemselvesBeforeAnyScientist) {
+  auto code = AddCode(*store_);
+  ASSERT_EQ(*store_->InsertJob(NewJob(code, "mock", "s"), {}), store::JobAdmission::kInserted);
+  for (const char* user : {"o1", "o1", "o2"}) {
+    store::Job j = NewJob(code, "review", user);
+    j.priority = 1;
+    ASSERT_EQ(*store_->InsertJob(j, {}), store::JobAdmission::kInserted);
+  }
+  EXPECT_EQ(LeaseUsers(*store_, clock_, 4), (std::vector<std::string>{"o1", "o2", "o1", "s"}));
+}
+
+TEST_F(JobQueueTest, TurnsSurviveAReopen) {
+  auto code = AddCode(*store_);
+  ASSERT_EQ(*store_->InsertJob(NewJob(code, "mock", "a"), {}), store::JobAdmission::kInserted);
+  EXPECT_EQ(LeaseUsers(*store_, clock_, 1), (std::vector<std::string>{"a"}));
+  store_.reset();
+  store_ = Open();
+  ASSERT_EQ(*store_->InsertJob(NewJob(code, "mock", "a"), {}), store::JobAdmission::kInserted);
+  ASSERT_EQ(*store_->InsertJob(NewJob(code, "mock", "b"), {}), store::JobAdmission::kInserted);
+  EXPECT_EQ(LeaseUsers(*store_, clock_, 2), (std::vector<std::string>{"b", "a"}));
+}
+
+TEST_F(JobQueueTest, PerUserCapRefusesQueuedOrRunningJobsPastIt) {
+  auto code = AddCode(*store_);
+  const store::JobLimits cap{.max_unfinished = 2};
+  ASSERT_EQ(*store_->InsertJob(NewJob(code, "mock", "a"), cap), store::JobAdmission::kInserted);
+  ASSERT_EQ(*store_->InsertJob(NewJob(code, "mock", "a"), cap), store::JobAdmission::kInserted);
+  EXPECT_EQ(*store_->InsertJob(NewJob(code, "mock", "a"), cap),
+            store::JobAdmission::kTooManyUnfinished);
+  // Another user has a cap of their own; without a cap nothing is refused.
+  EXPECT_EQ(*store_->InsertJob(NewJob(code, "mock", "b"), cap), store::JobAdmission::kInserted);
+  EXPECT_EQ(*store_->InsertJob(NewJob(code, "mock", "a"), {}), store::JobAdmission::kInserted);
+  // A running job still counts; one that ended does not.
+  auto leased = store_->LeaseNextJob(clock_.NowMillis());
+  ASSERT_TRUE(leased.ok() && leased->has_value());
+  ASSERT_EQ((*leased)->user_id, "a");
+  EXPECT_EQ(*store_->InsertJob(NewJob(code, "mock", "a"), cap),
+            store::JobAdmission::kTooManyUnfinished);
+  store::Job done = **leased;
+  done.status = "completed";
+  ASSERT_TRUE(store_->FinishJob(done).ok());
+  ASSERT_TRUE(store_
+                  ->KillQueuedJob(store_->ListJobs({.user_id = "a", .status = "queued"})->at(0).id,
+                                  clock_.NowMillis())
+                  .ok());
+  EXPECT_EQ(*store_->InsertJob(NewJob(code, "mock", "a"), cap), store::JobAdmission::kInserted);
+}
+
+TEST_F(JobQueueTest, OwnersJobRunsBeforeAFloodQueuedAheadOfIt) {
+  auto code = AddCode(*store_);
+  std::vector<std::string> order;
+  std::mutex mu;
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_EQ(*store_->InsertJob(NewJob(code, "mock", "scientist"), {}),
+              store::JobAdmission::kInserted);
+  }
+  store::Job review = NewJob(code, "review", "owner");
+  review.priority = 1;
+  ASSERT_EQ(*store_->InsertJob(review, {}), store::JobAdmission::kInserted);
+  JobQueue q(*store_, clock_, {.workers = 1});
+  ASSERT_TRUE(q.Start([&](const store::Job& j, const std::atomic<bool>&) {
+                 std::lock_guard lock(mu);
+                 order.push_back(j.id);
+                 return Completed("");
+               }).ok());
+  EXPECT_EQ(WaitFor(q, review.id).status, "completed");
+  std::lock_guard lock(mu);
+  ASSERT_FALSE(order.empty());
+  EXPECT_EQ(order.front(), review.id);
+}
+
 TEST_F(JobQueueTest, OutputPolicyLimitRefusesMorePrivateRuns) {
   auto code = AddCode(*store_);
-  EXPECT_TRUE(*store_->InsertJob(NewJob(code), 2));
-  EXPECT_TRUE(*store_->InsertJob(NewJob(code), 2));
-  EXPECT_FALSE(*store_->InsertJob(NewJob(code), 2));
+  const store::JobLimits two{.max_private_runs = 2};
+  EXPECT_EQ(*store_->InsertJob(NewJob(code), two), store::JobAdmission::kInserted);
+  EXPECT_EQ(*store_->InsertJob(NewJob(code), two), store::JobAdmission::kInserted);
+  EXPECT_EQ(*store_->InsertJob(NewJob(code), two), store::JobAdmission::kPolicyUsedUp);
   // Other kinds are not limited.
-  EXPECT_TRUE(*store_->InsertJob(NewJob(code, "mock"), std::nullopt));
+  EXPECT_EQ(*store_->InsertJob(NewJob(code, "mock"), two), store::JobAdmission::kInserted);
 }
 
 TEST_F(JobQueueTest, KillingAQueuedJobMeansItNeverRuns) {
   std::atomic<int> runs{0};
   auto job = NewJob(AddCode(*store_));
-  ASSERT_TRUE(*store_->InsertJob(job, std::nullopt));
+  ASSERT_EQ(*store_->InsertJob(job, {}), store::JobAdmission::kInserted);
   JobQueue q(*store_, clock_, {.workers = 1});
   // Killed before the workers start.
   ASSERT_TRUE(q.Kill(job.id).ok());
@@ -162,7 +290,7 @@ TEST_F(JobQueueTest, KillingARunningJobCancelsIt) {
                  return o;
                }).ok());
   auto job = NewJob(AddCode(*store_));
-  ASSERT_TRUE(*q.Enqueue(job, std::nullopt));
+  ASSERT_EQ(*q.Enqueue(job, {}), store::JobAdmission::kInserted);
   while (!started) std::this_thread::sleep_for(milliseconds(1));
   ASSERT_TRUE(q.Kill(job.id).ok());
   EXPECT_EQ(WaitFor(q, job.id).status, "killed");
@@ -176,7 +304,7 @@ TEST_F(JobQueueTest, WaitReturnsTheRunningJobAtTheDeadline) {
                  return Completed("");
                }).ok());
   auto job = NewJob(AddCode(*store_));
-  ASSERT_TRUE(*q.Enqueue(job, std::nullopt));
+  ASSERT_EQ(*q.Enqueue(job, {}), store::JobAdmission::kInserted);
   auto j = q.Wait(job.id, steady_clock::now() + milliseconds(50));
   ASSERT_TRUE(j.ok());
   EXPECT_FALSE(IsFinal(j->status));
@@ -196,7 +324,7 @@ TEST_F(JobQueueTest, JobCutShortByStopRunsAgainAfterRestart) {
                    o.status = "killed";
                    return o;
                  }).ok());
-    ASSERT_TRUE(*q.Enqueue(job, std::nullopt));
+    ASSERT_EQ(*q.Enqueue(job, {}), store::JobAdmission::kInserted);
     while (!started) std::this_thread::sleep_for(milliseconds(1));
     q.Stop();
     EXPECT_EQ(store_->GetJob(job.id)->status, "running");
@@ -214,8 +342,8 @@ TEST_F(JobQueueTest, CrashLeavesQueuedJobsQueuedAndRequeuesRunningOnes) {
   auto code = AddCode(*store_);
   auto running = NewJob(code);
   auto queued = NewJob(code);
-  ASSERT_TRUE(*store_->InsertJob(running, std::nullopt));
-  ASSERT_TRUE(*store_->InsertJob(queued, std::nullopt));
+  ASSERT_EQ(*store_->InsertJob(running, {}), store::JobAdmission::kInserted);
+  ASSERT_EQ(*store_->InsertJob(queued, {}), store::JobAdmission::kInserted);
   ASSERT_TRUE(store_->LeaseNextJob(clock_.NowMillis())->has_value());
   // "Crash": the store is closed with the job running and reopened.
   store_.reset();
@@ -231,7 +359,7 @@ TEST_F(JobQueueTest, CrashLeavesQueuedJobsQueuedAndRequeuesRunningOnes) {
 
 TEST_F(JobQueueTest, JobInterruptedTwiceEndsInterruptedWithAReason) {
   auto job = NewJob(AddCode(*store_));
-  ASSERT_TRUE(*store_->InsertJob(job, std::nullopt));
+  ASSERT_EQ(*store_->InsertJob(job, {}), store::JobAdmission::kInserted);
   ASSERT_TRUE(store_->LeaseNextJob(clock_.NowMillis())->has_value());
   ASSERT_EQ(store_->RecoverJobs(2, clock_.NowMillis())->first, 1);
   ASSERT_TRUE(store_->LeaseNextJob(clock_.NowMillis())->has_value());

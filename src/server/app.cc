@@ -77,8 +77,9 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   code_options.results_dir = ResultsPath(config.data_dir);
   code_options.max_timeout_ms = config.job_timeout_seconds * 1000;
   code_options.limits = config.job_limits;
+  code_options.quotas = config.job_quotas;
   p->code = std::make_unique<services::CodeService>(*p->store, *p->blobs, *p->settings, *p->queue,
-                                                    clock, code_options);
+                                                    p->datasets->storage(), clock, code_options);
 
   if (config.workers == 0) {
     p->code->SetSandboxFailure(
@@ -121,6 +122,7 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   // Workers start (and recover jobs a crash left running) only once the port is bound, so a start
   // that fails spends none of a job's attempts. Before them, what interrupted runs wrote goes.
   p->code->RemoveStrayResults();
+  RETURN_IF_ERROR(p->code->CountKeptBytes());
   RETURN_IF_ERROR(p->queue->Start(
       [code = p->code.get()](const store::Job& job, const std::atomic<bool>& cancel) {
         return code->RunJob(job, cancel);

@@ -12,6 +12,7 @@
 #include "core/status.h"
 #include "sandbox/sandbox.h"
 #include "services/accounts.h"
+#include "services/code.h"
 #include "services/datasets.h"
 #include "services/settings.h"
 
@@ -30,6 +31,7 @@ struct AppConfig {
   int64_t job_timeout_seconds = 60;  // the longest (and default) wall-clock time of a job
   std::string python = "/usr/bin/python3";
   sandbox::Limits job_limits;  // per job (the wall-clock limit is job_timeout_seconds)
+  services::JobQuotas job_quotas;
   int io_threads = 2;
   int request_threads = 4;
   int heavy_threads = 2;

@@ -78,9 +78,24 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 50));
   l->add_option("--max-storage-bytes", launch.app.datasets.max_storage_bytes,
-                "Most bytes all uploads together may take, in bytes")
+                "Most bytes the server keeps: uploads, job results and job logs together")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 55));
+  l->add_option("--max-queued-jobs-per-user", launch.app.job_quotas.max_unfinished_jobs,
+                "Jobs one data scientist may have queued or running at once; more are refused "
+                "(429). Data owners and admins are not limited, and their runs go first")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
+  l->add_option("--user-quota-bytes", launch.app.job_quotas.max_kept_bytes,
+                "Bytes of job results and logs one data scientist may keep (all within "
+                "--max-storage-bytes); a result past it is not kept")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 55));
+  l->add_option("--mock-results-kept", launch.app.job_quotas.mock_outputs_kept,
+                "Newest mock runs per user whose result and logs are kept; older ones expire "
+                "(also sooner, oldest first, when the user's quota needs room)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
 
   std::string land_name, land_dir;
   auto* d = app.add_subcommand("land", "Stop a local server");

@@ -97,12 +97,13 @@ Status SyncFile(const std::string& path) {
 }  // namespace
 
 CodeService::CodeService(store::Store& store, blob::BlobStore& blobs,
-                         const SettingsService& settings, jobs::JobQueue& queue, const Clock& clock,
-                         CodeOptions options)
+                         const SettingsService& settings, jobs::JobQueue& queue,
+                         StorageMeter& storage, const Clock& clock, CodeOptions options)
     : store_(store),
       blobs_(blobs),
       settings_(settings),
       queue_(queue),
+      storage_(storage),
       clock_(clock),
       options_(std::move(options)) {
   std::error_code ec;
@@ -133,9 +134,11 @@ int CodeService::RemoveStrayResults() {
     auto job = store_.GetJob(id);
     bool stray;
     if (job.ok()) {
-      // A completed job's result is in its row or in this file; only the latter keeps the file.
+      // A completed job's result is in its row or in this file; only the latter keeps the file,
+      // unless the result expired.
       auto in_row = store_.GetJobResult(id);
-      stray = job->status != "completed" || (in_row.ok() && in_row->has_value());
+      stray =
+          job->status != "completed" || job->result_expired || (in_row.ok() && in_row->has_value());
     } else {
       stray = job.status().code() == StatusCode::kNotFound;  // on a store error, keep the file
     }
@@ -143,6 +146,12 @@ int CodeService::RemoveStrayResults() {
   }
   if (removed > 0) spdlog::warn("jobs: removed {} stray result file(s)", removed);
   return removed;
+}
+
+Status CodeService::CountKeptBytes() {
+  ASSIGN_OR_RETURN(int64_t kept, store_.TotalJobBytes());
+  storage_.Add(kept);
+  return Status::Ok();
 }
 
 Status CodeService::SandboxUsable() const {
@@ -445,6 +454,24 @@ Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& 
       job_inputs[arg] = {{"blob_id", blob->id}, {"format", blob->format}};
     }
   }
+  const bool limited = !IsOwner(caller);
+  if (storage_.used() >= storage_.limit()) {
+    return ResourceExhaustedError("the server's storage limit of " +
+                                  std::to_string(storage_.limit()) +
+                                  " bytes is reached: no job can keep a result");
+  }
+  if (limited) {
+    // Mock outputs make room for new ones (they expire oldest first), so only what else the
+    // user's jobs keep can fill the quota.
+    ASSIGN_OR_RETURN(store::JobUsage usage, store_.UserJobUsage(*caller.user_id));
+    const int64_t kept = usage.result_bytes + usage.log_bytes - usage.mock_bytes;
+    if (kept >= options_.quotas.max_kept_bytes) {
+      return ResourceExhaustedError("your jobs' results and logs take " + std::to_string(kept) +
+                                    " bytes, your whole storage quota of " +
+                                    std::to_string(options_.quotas.max_kept_bytes) +
+                                    " bytes: a data owner can raise it (--user-quota-bytes)");
+    }
+  }
   store::Job job;
   job.id = NewUuid();
   job.code_id = code.id;
@@ -453,10 +480,21 @@ Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& 
   job.inputs = job_inputs.dump();
   job.timeout_ms = timeout_ms;
   job.created_at = clock_.NowMillis();
-  ASSIGN_OR_RETURN(bool inserted, queue_.Enqueue(job, max_runs));
+  // Data owners' and admins' runs (reviews above all) go before every data scientist's.
+  job.priority = limited ? 0 : 1;
+  store::JobLimits limits{.max_private_runs = max_runs};
+  if (limited) limits.max_unfinished = options_.quotas.max_unfinished_jobs;
+  ASSIGN_OR_RETURN(store::JobAdmission admission, queue_.Enqueue(job, limits));
+  if (admission == store::JobAdmission::kTooManyUnfinished) {
+    return ResourceExhaustedError("you have " +
+                                  std::to_string(options_.quotas.max_unfinished_jobs) +
+                                  " jobs queued or running, the most this server allows per user; "
+                                  "wait for one to end, or kill one")
+        .WithRetryAfter(5);
+  }
   RunOutcome out;
   std::string job_id = job.id;
-  if (!inserted) {
+  if (admission == store::JobAdmission::kPolicyUsedUp) {
     // The output policy is used up: answer the last run instead of running again.
     auto last = store_.LastCompletedPrivateJob(code.id);
     if (last.ok()) {
@@ -533,6 +571,11 @@ Result<ResultFile> CodeService::JobResult(const Principal& caller, const std::st
   if (!MaySeeResult(caller, job)) {
     return FailedPreconditionError("the result is held until a data owner releases it");
   }
+  if (job.result_expired) {
+    return NotFoundError("the result of this mock run expired: only the newest " +
+                         std::to_string(options_.quotas.mock_outputs_kept) +
+                         " mock runs per user keep their result and logs; run it again");
+  }
   ResultFile f{std::nullopt, ResultPath(job.id), job.result_format, job.result_size};
   ASSIGN_OR_RETURN(f.bytes, store_.GetJobResult(job.id));
   return f;
@@ -540,7 +583,9 @@ Result<ResultFile> CodeService::JobResult(const Principal& caller, const std::st
 
 Result<std::optional<std::string>> CodeService::SmallResult(const store::Job& job,
                                                             int64_t max_bytes) const {
-  if (job.status != "completed" || job.result_size > max_bytes) return std::optional<std::string>();
+  if (job.status != "completed" || job.result_expired || job.result_size > max_bytes) {
+    return std::optional<std::string>();
+  }
   ASSIGN_OR_RETURN(auto bytes, store_.GetJobResult(job.id));
   if (bytes) return bytes;
   std::ifstream in(ResultPath(job.id), std::ios::binary);
@@ -576,7 +621,96 @@ Result<store::Job> CodeService::Release(const Principal& caller, const std::stri
   return store_.GetJob(id);
 }
 
+Result<QuotaUse> CodeService::Quota(const Principal& caller) {
+  RETURN_IF_ERROR(NeedDataScientist(caller));
+  ASSIGN_OR_RETURN(store::JobUsage usage, store_.UserJobUsage(*caller.user_id));
+  QuotaUse q;
+  q.result_bytes = usage.result_bytes;
+  q.log_bytes = usage.log_bytes;
+  q.unfinished_jobs = usage.unfinished;
+  q.mock_outputs_kept = options_.quotas.mock_outputs_kept;
+  if (!IsOwner(caller)) {
+    q.max_kept_bytes = options_.quotas.max_kept_bytes;
+    q.max_unfinished_jobs = options_.quotas.max_unfinished_jobs;
+  }
+  return q;
+}
+
 jobs::Outcome CodeService::RunJob(const store::Job& job, const std::atomic<bool>& cancel) {
+  return KeepWithinQuota(job, RunInSandbox(job, cancel));
+}
+
+Result<std::string> CodeService::Charge(const store::Job& job, int64_t result_bytes,
+                                        int64_t log_bytes, std::optional<int64_t> quota) {
+  ASSIGN_OR_RETURN(bool charged, store_.ChargeJobBytes(job.id, result_bytes, log_bytes, quota));
+  if (!charged) {
+    return "your storage quota of " + std::to_string(*quota) + " bytes (--user-quota-bytes)";
+  }
+  if (storage_.TryAdd(result_bytes + log_bytes)) return std::string();
+  RETURN_IF_ERROR(store_.ChargeJobBytes(job.id, 0, 0, std::nullopt).status());
+  return "the server's storage limit of " + std::to_string(storage_.limit()) + " bytes";
+}
+
+jobs::Outcome CodeService::KeepWithinQuota(const store::Job& job, jobs::Outcome out) {
+  const int64_t logs = static_cast<int64_t>(out.stdout_text.size() + out.stderr_text.size());
+  const int64_t result = out.status == "completed" ? out.result_size : 0;
+  std::optional<int64_t> quota;
+  if (job.priority == 0) quota = options_.quotas.max_kept_bytes;
+  auto drop_result = [&] {
+    std::error_code ec;
+    if (!out.result_data) std::filesystem::remove(ResultPath(job.id), ec);
+    out.result_data.reset();
+    out.status = "errored";
+    out.result_format.clear();
+    out.result_size = 0;
+  };
+  auto failed = [&](const Status& st) {
+    spdlog::error("job {}: cannot count what it keeps: {}", job.id, st.ToString());
+    if (result > 0) drop_result();
+    out.stdout_text.clear();
+    out.stderr_text.clear();
+    out.error = "the job's output could not be stored";
+    return out;
+  };
+  // What the quota needs freed, taken from the user's oldest mock outputs (when that can make
+  // room: not for an output larger than what else they keep leaves); a new mock output also
+  // pushes out those past the newest kept.
+  int64_t need = 0;
+  if (quota) {
+    auto usage = store_.UserJobUsage(job.user_id);
+    if (!usage.ok()) return failed(usage.status());
+    const int64_t kept = usage->result_bytes + usage->log_bytes;
+    if (kept - usage->mock_bytes + result + logs <= *quota) need = kept + result + logs - *quota;
+  }
+  const int64_t keep = options_.quotas.mock_outputs_kept - (job.kind == "mock" ? 1 : 0);
+  auto expired =
+      store_.ExpireMockOutputs(job.user_id, keep, std::max<int64_t>(need, 0), clock_.NowMillis());
+  if (!expired.ok()) return failed(expired.status());
+  for (const auto& e : *expired) {
+    std::error_code ec;
+    if (e.result_in_file) std::filesystem::remove(ResultPath(e.job_id), ec);
+    storage_.Add(-e.freed_bytes);
+  }
+  auto refused = Charge(job, result, logs, quota);
+  if (!refused.ok()) return failed(refused.status());
+  if (refused->empty()) return out;
+  if (result > 0) {
+    drop_result();
+    out.error =
+        "the result (" + std::to_string(result) + " bytes) was not kept: it would pass " + *refused;
+    refused = Charge(job, 0, logs, quota);
+    if (!refused.ok()) return failed(refused.status());
+    if (refused->empty()) return out;
+  }
+  out.stdout_text.clear();
+  out.stderr_text.clear();
+  const std::string note =
+      "its logs (" + std::to_string(logs) + " bytes) were not kept: they would pass " + *refused;
+  out.error = out.error.empty() ? note : out.error + "; " + note;
+  return out;
+}
+
+jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic<bool>& cancel) {
   jobs::Outcome out;
   out.status = "errored";
   auto sandbox = WaitForSandbox(&cancel);

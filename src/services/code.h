@@ -25,14 +25,34 @@
 #include "sandbox/sandbox.h"
 #include "services/principal.h"
 #include "services/settings.h"
+#include "services/storage_meter.h"
 #include "store/store.h"
 
 namespace datasite::services {
+
+// What one user's jobs may hold. The first two bind data scientists only: data owners and admins
+// are limited by the server's storage limit alone.
+struct JobQuotas {
+  int64_t max_unfinished_jobs = 10;           // queued or running (--max-queued-jobs-per-user)
+  int64_t max_kept_bytes = int64_t{1} << 30;  // results and logs kept (--user-quota-bytes)
+  int64_t mock_outputs_kept = 10;  // newest mock runs whose outputs stay (--mock-results-kept)
+};
 
 struct CodeOptions {
   std::string results_dir;          // where job results are kept, one file per job
   int64_t max_timeout_ms = 60'000;  // and the default timeout of a job
   sandbox::Limits limits;           // wall_timeout is set per job
+  JobQuotas quotas;
+};
+
+// A user's own use of the server, against their quotas (nullopt: not limited).
+struct QuotaUse {
+  int64_t result_bytes = 0;
+  int64_t log_bytes = 0;
+  std::optional<int64_t> max_kept_bytes;
+  int64_t unfinished_jobs = 0;
+  std::optional<int64_t> max_unfinished_jobs;
+  int64_t mock_outputs_kept = 0;
 };
 
 struct SubmitCode {
@@ -70,8 +90,10 @@ struct ResultFile {
 // Safe for concurrent use.
 class CodeService {
  public:
+  // Job results and logs are counted in `storage` (with the blobs).
   CodeService(store::Store& store, blob::BlobStore& blobs, const SettingsService& settings,
-              jobs::JobQueue& queue, const Clock& clock, CodeOptions options);
+              jobs::JobQueue& queue, StorageMeter& storage, const Clock& clock,
+              CodeOptions options);
 
   // The sandbox, once started (or why it could not be). Until one of these is called, runs are
   // queued and wait.
@@ -81,6 +103,8 @@ class CodeService {
   // a job running when the server died had written, and any other stray file. Call before the job
   // queue starts (no job may be running). Returns how many files it removed.
   int RemoveStrayResults();
+  // Counts the results and logs jobs keep in the storage meter. Call once, at start-up.
+  Status CountKeptBytes();
 
   Result<store::UserCode> Submit(const Principal& caller, const SubmitCode& code);
   Result<std::vector<store::UserCode>> ListCode(const Principal& caller,
@@ -111,8 +135,10 @@ class CodeService {
   Result<JobLogs> Logs(const Principal& caller, const std::string& id);
   Result<store::Job> Kill(const Principal& caller, const std::string& id);
   Result<store::Job> Release(const Principal& caller, const std::string& id);
+  // The caller's own results, logs and unfinished jobs, with their limits.
+  Result<QuotaUse> Quota(const Principal& caller);
 
-  // The queue's runner: runs one leased job in the sandbox.
+  // The queue's runner: runs one leased job in the sandbox and keeps what fits its user's quota.
   jobs::Outcome RunJob(const store::Job& job, const std::atomic<bool>& cancel);
 
   std::string ResultPath(const std::string& job_id) const;
@@ -121,6 +147,16 @@ class CodeService {
   // Waits until the sandbox has started or failed; the sandbox, or why there is none.
   Result<sandbox::Sandbox*> WaitForSandbox(const std::atomic<bool>* cancel);
   Status SandboxUsable() const;
+  jobs::Outcome RunInSandbox(const store::Job& job, const std::atomic<bool>& cancel);
+  // Counts what an ended job keeps (result and logs) against the storage limit and, for a data
+  // scientist's job, their quota, after expiring mock outputs past the newest kept (and older
+  // ones while the quota needs room); drops what would pass either, saying so in its error.
+  jobs::Outcome KeepWithinQuota(const store::Job& job, jobs::Outcome out);
+  // Charges `result_bytes` and `log_bytes` to the running job, in the store (against `quota`)
+  // and in the storage meter. "" when charged; else nothing is and it names the limit that
+  // refused ("your storage quota of N bytes ...").
+  Result<std::string> Charge(const store::Job& job, int64_t result_bytes, int64_t log_bytes,
+                             std::optional<int64_t> quota);
   Result<nlohmann::json> ResolveInputs(const nlohmann::json& inputs);
   void Audit(const Principal& actor, const std::string& action, const std::string& target,
              const std::string& detail = "");
@@ -129,6 +165,7 @@ class CodeService {
   blob::BlobStore& blobs_;
   const SettingsService& settings_;
   jobs::JobQueue& queue_;
+  StorageMeter& storage_;
   const Clock& clock_;
   const CodeOptions options_;
 

@@ -84,19 +84,17 @@ class BlobUploadImpl : public BlobUpload {
                  std::unique_ptr<blob::BlobWriter> writer)
       : owner_(owner), caller_(std::move(caller)), format_(format), writer_(std::move(writer)) {}
 
-  ~BlobUploadImpl() override { owner_.reserved_bytes_ -= written_; }
+  ~BlobUploadImpl() override { owner_.storage_.Add(-written_); }
 
   Status Write(std::string_view chunk) override {
     int64_t n = static_cast<int64_t>(chunk.size());
-    written_ += n;
-    // Stored plus reserved by every upload in flight, so that parallel uploads can't pass the
-    // limit.
-    int64_t reserved = owner_.reserved_bytes_ += n;
-    if (owner_.stored_bytes_.load() + reserved > owner_.options_.max_storage_bytes) {
+    // Counted as it is written, so that parallel uploads can't pass the limit.
+    if (!owner_.storage_.TryAdd(n)) {
       return ResourceExhaustedError("the server's storage limit of " +
                                     std::to_string(owner_.options_.max_storage_bytes) +
                                     " bytes would be passed by this upload");
     }
+    written_ += n;
     return writer_->Append(chunk);
   }
 
@@ -117,7 +115,7 @@ class BlobUploadImpl : public BlobUpload {
       (void)owner_.blobs_.Delete(info.id);
       return st;
     }
-    owner_.stored_bytes_ += b.size;
+    owner_.storage_.Add(b.size);  // the bytes written stop counting when this upload goes
     owner_.Audit(caller_, "blob.upload", "blob:" + b.id,
                  std::to_string(b.size) + " bytes " + b.format + " sha256 " + b.sha256);
     return b;
@@ -144,7 +142,7 @@ Status Datasets::DeleteBlobFully(const std::string& blob_id) {
   ASSIGN_OR_RETURN(store::Blob b, store_.GetBlob(blob_id));
   // Row first: a crash in between leaves a file without a row, which Recover removes.
   RETURN_IF_ERROR(store_.DeleteBlob(blob_id));
-  stored_bytes_ -= b.size;
+  storage_.Add(-b.size);
   return blobs_.Delete(blob_id);
 }
 
@@ -166,7 +164,7 @@ Status Datasets::Recover() {
   }
   RETURN_IF_ERROR(CollectUnusedBlobs().status());
   ASSIGN_OR_RETURN(int64_t stored, store_.TotalBlobBytes());
-  stored_bytes_ = stored;
+  storage_.Add(stored);
   return Status::Ok();
 }
 
@@ -197,7 +195,7 @@ Result<std::unique_ptr<BlobUpload>> Datasets::StartUpload(const Principal& calle
   // Clean-up of abandoned blobs rides along with uploads, at most once an hour.
   if (clock_.NowSeconds() - last_collect_.load() > 3600)
     RETURN_IF_ERROR(CollectUnusedBlobs().status());
-  if (stored_bytes_.load() + reserved_bytes_.load() >= options_.max_storage_bytes) {
+  if (storage_.used() >= storage_.limit()) {
     return ResourceExhaustedError("the server's storage limit of " +
                                   std::to_string(options_.max_storage_bytes) + " bytes is reached");
   }

@@ -20,6 +20,7 @@
 #include "core/status.h"
 #include "services/principal.h"
 #include "services/settings.h"
+#include "services/storage_meter.h"
 #include "store/store.h"
 
 namespace datasite::services {
@@ -80,9 +81,12 @@ class Datasets {
   Datasets(store::Store& store, blob::BlobStore& blobs, const SettingsService& settings,
            const Clock& clock, DatasetsOptions options);
 
-  // At start-up, before serving: removes temporary files of broken uploads, blob files no row
-  // records, and blobs no asset has used for longer than the TTL.
+  // At start-up, before serving (once): removes temporary files of broken uploads, blob files no
+  // row records, and blobs no asset has used for longer than the TTL; counts the rest in storage().
   Status Recover();
+  // Everything the server keeps against --max-storage-bytes: blobs here, job results and logs in
+  // the code service.
+  StorageMeter& storage() { return storage_; }
 
   Result<std::unique_ptr<BlobUpload>> StartUpload(const Principal& caller,
                                                   const std::string& format);
@@ -123,8 +127,8 @@ class Datasets {
   const Clock& clock_;
   const DatasetsOptions options_;
   std::atomic<int64_t> last_collect_{0};
-  std::atomic<int64_t> stored_bytes_{0};    // bytes of recorded blobs; set by Recover
-  std::atomic<int64_t> reserved_bytes_{0};  // bytes written by uploads in flight
+  // Recorded blobs (counted by Recover) and the bytes written by uploads in flight.
+  StorageMeter storage_{options_.max_storage_bytes};
 };
 
 }  // namespace datasite::services

@@ -169,6 +169,29 @@ CREATE INDEX jobs_user ON jobs(user_id, seq);
 CREATE INDEX datasets_live ON datasets(deleted_at, created_at);
 DROP INDEX datasets_created;
 )sql",
+    // Version 5: fair leasing (priority, users' turns), the bytes each job keeps (per-user quotas;
+    // read through jobs_usage only, as they sit behind a row's large result and logs), and the
+    // mock runs whose outputs expired.
+    R"sql(
+ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN kept_result_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN kept_log_bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET priority = 1 WHERE kind = 'review';
+UPDATE jobs SET
+  kept_result_bytes = CASE WHEN status = 'completed' THEN result_size ELSE 0 END,
+  kept_log_bytes = length(CAST(stdout AS BLOB)) + length(CAST(stderr AS BLOB))
+  WHERE status NOT IN ('queued', 'running');
+CREATE INDEX jobs_usage ON jobs(user_id, kind, status, kept_result_bytes, kept_log_bytes);
+CREATE TABLE job_turns (
+  user_id TEXT PRIMARY KEY,
+  turn INTEGER NOT NULL
+);
+CREATE INDEX job_turns_turn ON job_turns(turn);
+CREATE TABLE expired_outputs (
+  job_id TEXT PRIMARY KEY REFERENCES jobs(id),
+  expired_at INTEGER NOT NULL
+);
+)sql",
 };
 
 // Prepared statements kept for reuse, by SQL text: preparing a join costs more than running it
@@ -432,15 +455,19 @@ CodeRequest ReadRequest(const Stmt& s) {
   return r;
 }
 
-// `logs` chooses whether stdout and stderr are read (listings leave them out).
+// `logs` chooses whether stdout, stderr and priority are read (listings leave them out: they sit
+// behind the result in the row).
 std::string JobSelect(bool logs) {
   return std::string(
              "SELECT j.id, j.code_id, j.user_id, j.kind, j.status, j.inputs, j.timeout_ms, "
              "j.attempts, j.error, j.result_format, j.result_size, j.held, ") +
          (logs ? "j.stdout, j.stderr, " : "'', '', ") +
          "j.created_at, j.started_at, j.finished_at, coalesce(c.name, ''), coalesce(u.name, ''), "
-         "coalesce(u.email, '') FROM jobs j LEFT JOIN user_code c ON c.id = j.code_id "
-         "LEFT JOIN users u ON u.id = j.user_id";
+         "coalesce(u.email, ''), e.job_id IS NOT NULL, " +
+         (logs ? "j.priority" : "0") +
+         " FROM jobs j "
+         "LEFT JOIN user_code c ON c.id = j.code_id LEFT JOIN users u ON u.id = j.user_id "
+         "LEFT JOIN expired_outputs e ON e.job_id = j.id";
 }
 
 Job ReadJob(const Stmt& s) {
@@ -465,6 +492,8 @@ Job ReadJob(const Stmt& s) {
   j.code_name = s.Text(17);
   j.user_name = s.Text(18);
   j.user_email = s.Text(19);
+  j.result_expired = s.Int(20) != 0;
+  j.priority = s.Int(21);
   return j;
 }
 
@@ -1072,19 +1101,26 @@ class SqliteStore : public Store {
     return FailedPreconditionError("the request was already " + e.Text(0));
   }
 
-  Result<bool> InsertJob(const Job& j, std::optional<int64_t> max_private_runs) override {
+  Result<JobAdmission> InsertJob(const Job& j, const JobLimits& limits) override {
     std::lock_guard lock(mu_);
-    if (max_private_runs) {
+    if (limits.max_private_runs && j.kind == "private") {
       Stmt c(stmts_,
              (std::string("SELECT count(*) FROM jobs WHERE code_id = ? AND kind = 'private' AND ") +
               kCountedRun));
       c.Bind(j.code_id);
       ASSIGN_OR_RETURN(bool row, c.Step());
-      if (row && c.Int(0) >= *max_private_runs) return false;
+      if (row && c.Int(0) >= *limits.max_private_runs) return JobAdmission::kPolicyUsedUp;
+    }
+    if (limits.max_unfinished) {
+      Stmt c(stmts_,
+             "SELECT count(*) FROM jobs WHERE user_id = ? AND status IN ('queued', 'running')");
+      c.Bind(j.user_id);
+      ASSIGN_OR_RETURN(bool row, c.Step());
+      if (row && c.Int(0) >= *limits.max_unfinished) return JobAdmission::kTooManyUnfinished;
     }
     Stmt s(stmts_,
-           "INSERT INTO jobs (id, code_id, user_id, kind, status, inputs, timeout_ms, created_at) "
-           "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)");
+           "INSERT INTO jobs (id, code_id, user_id, kind, status, inputs, timeout_ms, created_at, "
+           "priority) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)");
     RETURN_IF_ERROR(s.Bind(j.id)
                         .Bind(j.code_id)
                         .Bind(j.user_id)
@@ -1092,8 +1128,9 @@ class SqliteStore : public Store {
                         .Bind(j.inputs)
                         .Bind(j.timeout_ms)
                         .Bind(j.created_at)
+                        .Bind(j.priority)
                         .Run());
-    return true;
+    return JobAdmission::kInserted;
   }
 
   Result<Job> GetJob(const std::string& id) override {
@@ -1147,20 +1184,38 @@ class SqliteStore : public Store {
 
   // REQUIRES: mu_ held.
   Result<std::optional<Job>> LeaseNextJobLocked(int64_t now) {
-    std::string id;
-    {
-      Stmt s(stmts_,
-             "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ? "
-             "WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1) "
-             "RETURNING id");
-      s.Bind(now);
-      ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) return std::optional<Job>();
-      id = s.Text(0);
-      ASSIGN_OR_RETURN(bool more, s.Step());
-      (void)more;
+    RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    auto leased = [&]() -> Result<std::optional<std::string>> {
+      std::string id, user_id;
+      {
+        // Queued jobs are few (each scientist may queue only so many) and their rows small.
+        Stmt s(stmts_,
+               "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ? "
+               "WHERE seq = (SELECT j.seq FROM jobs j LEFT JOIN job_turns t ON t.user_id = "
+               "j.user_id WHERE j.status = 'queued' "
+               "ORDER BY j.priority DESC, coalesce(t.turn, 0), j.seq LIMIT 1) "
+               "RETURNING id, user_id");
+        s.Bind(now);
+        ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) return std::optional<std::string>();
+        id = s.Text(0);
+        user_id = s.Text(1);
+        ASSIGN_OR_RETURN(bool more, s.Step());
+        (void)more;
+      }
+      Stmt t(stmts_,
+             "INSERT INTO job_turns (user_id, turn) VALUES (?1, (SELECT coalesce(max(turn), 0) + 1 "
+             "FROM job_turns)) ON CONFLICT (user_id) DO UPDATE SET turn = excluded.turn");
+      RETURN_IF_ERROR(t.Bind(user_id).Run());
+      return std::optional<std::string>(id);
+    }();
+    if (!leased.ok()) {
+      (void)Exec("ROLLBACK");
+      return leased.status();
     }
-    ASSIGN_OR_RETURN(Job job, GetJobLocked(id));
+    RETURN_IF_ERROR(Exec("COMMIT"));
+    if (!*leased) return std::optional<Job>();
+    ASSIGN_OR_RETURN(Job job, GetJobLocked(**leased));
     return std::optional<Job>(std::move(job));
   }
 
@@ -1168,8 +1223,8 @@ class SqliteStore : public Store {
     std::lock_guard lock(mu_);
     Stmt s(stmts_,
            "UPDATE jobs SET status = ?, error = ?, result_format = ?, result_size = ?, result = ?, "
-           "held = ?, "
-           "stdout = ?, stderr = ?, finished_at = ? WHERE id = ? AND status = 'running'");
+           "held = ?, stdout = ?, stderr = ?, finished_at = ?, kept_result_bytes = ?, "
+           "kept_log_bytes = ? WHERE id = ? AND status = 'running'");
     s.Bind(j.status).Bind(j.error).Bind(j.result_format).Bind(j.result_size);
     if (j.result_data) {
       s.BindBlob(*j.result_data);
@@ -1180,10 +1235,110 @@ class SqliteStore : public Store {
                         .Bind(j.stdout_text)
                         .Bind(j.stderr_text)
                         .Bind(j.finished_at)
+                        .Bind(j.status == "completed" ? j.result_size : int64_t{0})
+                        .Bind(static_cast<int64_t>(j.stdout_text.size() + j.stderr_text.size()))
                         .Bind(j.id)
                         .Run());
     if (sqlite3_changes(db_) == 0) return FailedPreconditionError("the job is not running");
     return Status::Ok();
+  }
+
+  Result<bool> ChargeJobBytes(const std::string& id, int64_t result_bytes, int64_t log_bytes,
+                              std::optional<int64_t> max_user_bytes) override {
+    std::lock_guard lock(mu_);
+    std::string user_id;
+    {
+      Stmt s(stmts_, "SELECT user_id FROM jobs WHERE id = ? AND status = 'running'");
+      s.Bind(id);
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) return FailedPreconditionError("the job is not running");
+      user_id = s.Text(0);
+    }
+    if (max_user_bytes) {
+      Stmt s(stmts_,
+             "SELECT coalesce(sum(kept_result_bytes + kept_log_bytes), 0) FROM jobs "
+             "WHERE user_id = ? AND id != ?");
+      s.Bind(user_id).Bind(id);
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      // Nothing more is always allowed, even to a user already past the quota.
+      const int64_t more = result_bytes + log_bytes;
+      if (row && more > 0 && s.Int(0) + more > *max_user_bytes) return false;
+    }
+    Stmt s(stmts_,
+           "UPDATE jobs SET kept_result_bytes = ?, kept_log_bytes = ? WHERE id = ? AND status = "
+           "'running'");
+    RETURN_IF_ERROR(s.Bind(result_bytes).Bind(log_bytes).Bind(id).Run());
+    return true;
+  }
+
+  Result<JobUsage> UserJobUsage(const std::string& user_id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "SELECT coalesce(sum(kept_result_bytes), 0), coalesce(sum(kept_log_bytes), 0), "
+           "coalesce(sum(CASE WHEN kind = 'mock' THEN kept_result_bytes + kept_log_bytes ELSE 0 "
+           "END), 0), coalesce(sum(status IN ('queued', 'running')), 0) FROM jobs WHERE user_id = "
+           "?");
+    s.Bind(user_id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    JobUsage u;
+    if (!row) return u;
+    u.result_bytes = s.Int(0);
+    u.log_bytes = s.Int(1);
+    u.mock_bytes = s.Int(2);
+    u.unfinished = s.Int(3);
+    return u;
+  }
+
+  Result<int64_t> TotalJobBytes() override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "SELECT coalesce(sum(kept_result_bytes + kept_log_bytes), 0) FROM jobs");
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    return row ? s.Int(0) : 0;
+  }
+
+  Result<std::vector<ExpiredOutput>> ExpireMockOutputs(const std::string& user_id, int64_t keep,
+                                                       int64_t min_free_bytes,
+                                                       int64_t now) override {
+    std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    auto expired = [&]() -> Result<std::vector<ExpiredOutput>> {
+      std::vector<ExpiredOutput> out;
+      std::vector<std::pair<ExpiredOutput, bool>> candidates;  // oldest first
+      {
+        Stmt s(stmts_,
+               "SELECT j.id, j.kept_result_bytes + j.kept_log_bytes, j.status = 'completed' AND "
+               "typeof(j.result) = 'null' FROM jobs j WHERE j.user_id = ? AND "
+               "j.kind = 'mock' AND j.status NOT IN ('queued', 'running') AND NOT EXISTS "
+               "(SELECT 1 FROM expired_outputs e WHERE e.job_id = j.id) ORDER BY j.seq DESC");
+        s.Bind(user_id);
+        int64_t newer = 0;
+        while (true) {
+          ASSIGN_OR_RETURN(bool row, s.Step());
+          if (!row) break;
+          ExpiredOutput e{s.Text(0), s.Int(1), s.Int(2) != 0};
+          candidates.emplace_back(std::move(e), newer++ >= keep);
+        }
+      }
+      int64_t freed = 0;
+      for (auto it = candidates.rbegin(); it != candidates.rend(); ++it) {
+        if (!it->second && freed >= min_free_bytes) break;
+        Stmt u(stmts_,
+               "UPDATE jobs SET result = NULL, stdout = '', stderr = '', kept_result_bytes = 0, "
+               "kept_log_bytes = 0 WHERE id = ?");
+        RETURN_IF_ERROR(u.Bind(it->first.job_id).Run());
+        Stmt e(stmts_, "INSERT INTO expired_outputs (job_id, expired_at) VALUES (?, ?)");
+        RETURN_IF_ERROR(e.Bind(it->first.job_id).Bind(now).Run());
+        freed += it->first.freed_bytes;
+        out.push_back(std::move(it->first));
+      }
+      return out;
+    }();
+    if (!expired.ok()) {
+      (void)Exec("ROLLBACK");
+      return expired.status();
+    }
+    RETURN_IF_ERROR(Exec("COMMIT"));
+    return expired;
   }
 
   Result<std::optional<std::string>> GetJobResult(const std::string& id) override {
@@ -1218,13 +1373,15 @@ class SqliteStore : public Store {
     std::lock_guard lock(mu_);
     RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     auto done = [&]() -> Result<std::pair<int64_t, int64_t>> {
-      Stmt q(stmts_, "UPDATE jobs SET status = 'queued' WHERE status = 'running' AND attempts < ?");
+      Stmt q(stmts_,
+             "UPDATE jobs SET status = 'queued', kept_result_bytes = 0, kept_log_bytes = 0 "
+             "WHERE status = 'running' AND attempts < ?");
       RETURN_IF_ERROR(q.Bind(max_attempts).Run());
       int64_t requeued = sqlite3_changes(db_);
-      Stmt i(
-          stmts_,
-          "UPDATE jobs SET status = 'interrupted', finished_at = ?, error = 'interrupted: the "
-          "server stopped while the job ran, ' || attempts || ' times' WHERE status = 'running'");
+      Stmt i(stmts_,
+             "UPDATE jobs SET status = 'interrupted', finished_at = ?, kept_result_bytes = 0, "
+             "kept_log_bytes = 0, error = 'interrupted: the server stopped while the job ran, ' || "
+             "attempts || ' times' WHERE status = 'running'");
       RETURN_IF_ERROR(i.Bind(now).Run());
       return std::make_pair(requeued, static_cast<int64_t>(sqlite3_changes(db_)));
     }();

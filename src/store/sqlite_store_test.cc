@@ -605,3 +605,165 @@ TEST_F(SqliteStoreTest, ReusedStatementsStartAfreshWithNewBindings) {
 
 }  // namespace
 }  // namespace datasite::store
+
+namespace datasite::store {
+namespace {
+
+// Jobs and the bytes they keep (per-user quotas, the retention of mock outputs).
+class JobBytesTest : public SqliteStoreTest {
+ protected:
+  void SetUp() override {
+    SqliteStoreTest::SetUp();
+    UserCode c;
+    c.id = "code";
+    c.user_id = "u";
+    c.name = "f";
+    c.source = "def f():\n    return 1\n";
+    c.code_hash = "h";
+    c.inputs = "{}";
+    c.output_policy = "single_execution";
+    ASSERT_TRUE(store_->InsertCode(c).ok());
+  }
+
+  // Queues a job of `user` and leases it (nothing else is queued).
+  Job Running(const std::string& user, const std::string& kind = "mock") {
+    Job j;
+    j.id = "job" + std::to_string(++jobs_);
+    j.code_id = "code";
+    j.user_id = user;
+    j.kind = kind;
+    j.inputs = "{}";
+    j.created_at = jobs_;
+    EXPECT_EQ(*store_->InsertJob(j, {}), JobAdmission::kInserted);
+    auto leased = store_->LeaseNextJob(jobs_);
+    EXPECT_TRUE(leased.ok() && leased->has_value() && (*leased)->id == j.id);
+    return j;
+  }
+
+  // A running job ended completed, with a result of `result_bytes` (kept in the database when
+  // `in_row`) and logs.
+  Job Finished(const std::string& user, int64_t result_bytes, const std::string& stdout_text,
+               const std::string& kind = "mock", bool in_row = true) {
+    Job j = Running(user, kind);
+    j.status = "completed";
+    j.result_format = "bytes";
+    j.result_size = result_bytes;
+    if (in_row) j.result_data = std::string(static_cast<size_t>(result_bytes), 'r');
+    j.stdout_text = stdout_text;
+    j.stderr_text = "e";
+    j.finished_at = jobs_;
+    EXPECT_TRUE(store_->FinishJob(j).ok());
+    return j;
+  }
+
+  int jobs_ = 0;
+};
+
+TEST_F(JobBytesTest, FinishedJobKeepsItsResultAndLogs) {
+  Finished("u", 100, "abc", "private");
+  Finished("u", 10, "", "mock");
+  Job failed = Running("u");
+  failed.status = "errored";
+  failed.result_size = 999;  // an errored job keeps no result, whatever it says
+  failed.stdout_text = "1234";
+  ASSERT_TRUE(store_->FinishJob(failed).ok());
+  auto usage = store_->UserJobUsage("u");
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage->result_bytes, 110);
+  EXPECT_EQ(usage->log_bytes, (3 + 1) + (0 + 1) + 4);
+  EXPECT_EQ(usage->mock_bytes, (10 + 1) + 4);
+  EXPECT_EQ(usage->unfinished, 0);
+  EXPECT_EQ(*store_->TotalJobBytes(), 110 + 9);
+  EXPECT_EQ(store_->UserJobUsage("nobody")->result_bytes, 0);
+}
+
+TEST_F(JobBytesTest, UnfinishedJobsAreCounted) {
+  Running("u");
+  Job queued;
+  queued.id = "queued";
+  queued.code_id = "code";
+  queued.user_id = "u";
+  queued.kind = "mock";
+  queued.inputs = "{}";
+  ASSERT_EQ(*store_->InsertJob(queued, {}), JobAdmission::kInserted);
+  EXPECT_EQ(store_->UserJobUsage("u")->unfinished, 2);
+}
+
+TEST_F(JobBytesTest, ChargeRefusesWhatWouldPassTheUserQuota) {
+  Finished("u", 50, "");  // keeps 51
+  Job a = Running("u");
+  Job b = Running("u");
+  Job other = Running("v");
+  EXPECT_TRUE(*store_->ChargeJobBytes(a.id, 40, 0, 100));
+  // 51 + 40 are kept or counted: 10 more would pass 100, 9 not.
+  EXPECT_FALSE(*store_->ChargeJobBytes(b.id, 5, 5, 100));
+  EXPECT_TRUE(*store_->ChargeJobBytes(b.id, 9, 0, 100));
+  // Charging again replaces the job's own count.
+  EXPECT_TRUE(*store_->ChargeJobBytes(b.id, 0, 9, 100));
+  EXPECT_EQ(store_->UserJobUsage("u")->log_bytes, 1 + 9);
+  // Another user's jobs don't count; without a quota nothing is refused.
+  EXPECT_TRUE(*store_->ChargeJobBytes(other.id, 100, 0, 100));
+  EXPECT_TRUE(*store_->ChargeJobBytes(a.id, 1'000'000, 0, std::nullopt));
+  // Past the quota, nothing more is still allowed.
+  EXPECT_TRUE(*store_->ChargeJobBytes(b.id, 0, 0, 1));
+  EXPECT_EQ(store_->ChargeJobBytes("job1", 1, 0, 100).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->ChargeJobBytes("missing", 1, 0, 100).status().code(),
+            StatusCode::kFailedPrecondition);
+}
+
+TEST_F(JobBytesTest, RecoveryDropsTheChargesOfJobsThatDidNotEnd) {
+  Job a = Running("u");
+  ASSERT_TRUE(*store_->ChargeJobBytes(a.id, 40, 2, std::nullopt));
+  ASSERT_EQ(*store_->TotalJobBytes(), 42);
+  ASSERT_TRUE(store_->RecoverJobs(2, 1).ok());
+  EXPECT_EQ(*store_->TotalJobBytes(), 0);
+}
+
+TEST_F(JobBytesTest, OnlyTheNewestMockOutputsAreKept) {
+  Job private_run = Finished("u", 7, "p", "private");
+  std::vector<Job> mocks;
+  for (int i = 0; i < 4; ++i) mocks.push_back(Finished("u", 10 * (i + 1), "o", "mock", i != 0));
+  Finished("v", 5, "", "mock");
+  auto expired = store_->ExpireMockOutputs("u", 2, 0, 99);
+  ASSERT_TRUE(expired.ok()) << expired.status().ToString();
+  ASSERT_EQ(expired->size(), 2u);
+  EXPECT_EQ((*expired)[0].job_id, mocks[0].id);
+  EXPECT_EQ((*expired)[0].freed_bytes, 10 + 2);
+  EXPECT_TRUE((*expired)[0].result_in_file);
+  EXPECT_EQ((*expired)[1].job_id, mocks[1].id);
+  EXPECT_FALSE((*expired)[1].result_in_file);
+  Job gone = *store_->GetJob(mocks[1].id);
+  EXPECT_TRUE(gone.result_expired);
+  EXPECT_EQ(gone.status, "completed");
+  EXPECT_EQ(gone.stdout_text, "");
+  EXPECT_FALSE(store_->GetJobResult(mocks[1].id)->has_value());
+  EXPECT_FALSE(store_->GetJob(mocks[2].id)->result_expired);
+  EXPECT_FALSE(store_->GetJob(private_run.id)->result_expired);
+  auto usage = store_->UserJobUsage("u");
+  EXPECT_EQ(usage->result_bytes, 7 + 30 + 40);
+  EXPECT_EQ(usage->mock_bytes, 30 + 40 + 2 * 2);
+  // Nothing more past the newest two; the other user's are theirs.
+  EXPECT_TRUE(store_->ExpireMockOutputs("u", 2, 0, 100)->empty());
+  EXPECT_EQ(store_->UserJobUsage("v")->result_bytes, 5);
+}
+
+TEST_F(JobBytesTest, MockOutputsExpireOldestFirstUntilEnoughIsFreed) {
+  std::vector<Job> mocks;
+  for (int i = 0; i < 3; ++i) mocks.push_back(Finished("u", 10, ""));
+  auto expired = store_->ExpireMockOutputs("u", 10, 12, 99);
+  ASSERT_TRUE(expired.ok());
+  ASSERT_EQ(expired->size(), 2u);  // 11 freed by the oldest is not yet 12
+  EXPECT_EQ((*expired)[0].job_id, mocks[0].id);
+  EXPECT_EQ((*expired)[1].job_id, mocks[1].id);
+  // A running mock job is never touched.
+  Job running = Running("u");
+  ASSERT_TRUE(*store_->ChargeJobBytes(running.id, 10, 0, std::nullopt));
+  expired = store_->ExpireMockOutputs("u", 0, 1000, 100);
+  ASSERT_EQ(expired->size(), 1u);
+  EXPECT_EQ((*expired)[0].job_id, mocks[2].id);
+  EXPECT_EQ(store_->UserJobUsage("u")->result_bytes, 10);
+}
+
+}  // namespace
+}  // namespace datasite::store

@@ -178,6 +178,9 @@ struct Job {
   // written by FinishJob, read only by GetJobResult. Empty: the result is in a file.
   std::optional<std::string> result_data;
   bool held = false;  // result withheld from the requester until released
+  // Leased before every job of lower priority: 1 for data owners' and admins' runs, 0 otherwise.
+  // Written by InsertJob; read back by GetJob and LeaseNextJob only (not by listings).
+  int64_t priority = 0;
   std::string stdout_text;
   std::string stderr_text;
   int64_t created_at = 0;   // unix milliseconds
@@ -187,6 +190,34 @@ struct Job {
   std::string code_name;
   std::string user_name;
   std::string user_email;
+  bool result_expired = false;  // its result and logs were deleted by ExpireMockOutputs
+};
+
+// What InsertJob checks, atomically with the insert.
+struct JobLimits {
+  std::optional<int64_t> max_private_runs;  // private jobs of the code, as counted by the policy
+  std::optional<int64_t> max_unfinished;    // queued or running jobs of the job's user
+};
+
+enum class JobAdmission {
+  kInserted,
+  kPolicyUsedUp,       // max_private_runs refused it
+  kTooManyUnfinished,  // max_unfinished refused it
+};
+
+// The bytes a user's jobs keep (results, stdout and stderr) and how many of them wait or run.
+struct JobUsage {
+  int64_t result_bytes = 0;
+  int64_t log_bytes = 0;
+  int64_t mock_bytes = 0;  // the part of both that mock runs keep
+  int64_t unfinished = 0;  // queued or running
+};
+
+// A job whose result and logs ExpireMockOutputs deleted.
+struct ExpiredOutput {
+  std::string job_id;
+  int64_t freed_bytes = 0;      // result and logs it kept
+  bool result_in_file = false;  // its result was in a file (not in the database), to be removed
 };
 
 struct JobFilter {
@@ -285,25 +316,47 @@ class Store {
                                const std::optional<std::string>& deny_reason,
                                const std::string& reviewer_id, int64_t now) = 0;
 
-  // Inserts a queued job. With `max_private_runs`, refuses (returns false) when the code already
-  // has that many private jobs queued, running or completed — checked and inserted atomically.
-  virtual Result<bool> InsertJob(const Job& job, std::optional<int64_t> max_private_runs) = 0;
+  // Inserts a queued job unless `limits` refuse it: max_private_runs counts the code's private
+  // jobs queued, running or completed (only for a private job); max_unfinished counts the user's
+  // jobs queued or running.
+  virtual Result<JobAdmission> InsertJob(const Job& job, const JobLimits& limits) = 0;
   virtual Result<Job> GetJob(const std::string& id) = 0;
   virtual Result<std::vector<Job>> ListJobs(const JobFilter& filter) = 0;
   // The newest completed private job of a code; kNotFound when none.
   virtual Result<Job> LastCompletedPrivateJob(const std::string& code_id) = 0;
-  // Marks the oldest queued job running (attempts + 1) and returns it; nullopt when none is queued.
+  // Marks the next queued job running (attempts + 1) and returns it; nullopt when none is queued.
+  // The next is the oldest queued job of the highest priority whose user's turn is oldest: each
+  // lease gives its user the newest turn, so users with queued jobs take turns, however many each
+  // queued, and a user who has not run for a while goes first.
   virtual Result<std::optional<Job>> LeaseNextJob(int64_t now) = 0;
-  // Records the end of a running job: status, error, result and logs. kFailedPrecondition when the
+  // Records the end of a running job: status, error, result and logs; the bytes it keeps are a
+  // completed job's result_size plus the sizes of stdout and stderr. kFailedPrecondition when the
   // job is not running (it was killed while queued, say).
   virtual Status FinishJob(const Job& job) = 0;
+  // Counts `result_bytes` and `log_bytes` as kept by a running job, before FinishJob, when the
+  // user's other jobs keep at most `max_user_bytes` minus those (or always, without a maximum, or
+  // when both are 0).
+  // False (nothing counted) when they would pass it; kFailedPrecondition when the job is not
+  // running. Checked and counted atomically, so jobs ending together can't pass a quota.
+  virtual Result<bool> ChargeJobBytes(const std::string& id, int64_t result_bytes,
+                                      int64_t log_bytes, std::optional<int64_t> max_user_bytes) = 0;
+  virtual Result<JobUsage> UserJobUsage(const std::string& user_id) = 0;
+  // The bytes every job keeps (results and logs).
+  virtual Result<int64_t> TotalJobBytes() = 0;
+  // Deletes the result and logs of the user's ended mock runs, oldest first: every one past the
+  // newest `keep`, then more until they freed at least `min_free_bytes`. The jobs stay, with
+  // result_expired set.
+  virtual Result<std::vector<ExpiredOutput>> ExpireMockOutputs(const std::string& user_id,
+                                                               int64_t keep, int64_t min_free_bytes,
+                                                               int64_t now) = 0;
   // The result bytes FinishJob kept in the database; nullopt when it kept none.
   virtual Result<std::optional<std::string>> GetJobResult(const std::string& id) = 0;
   // queued → killed. kFailedPrecondition when it is not queued.
   virtual Status KillQueuedJob(const std::string& id, int64_t now) = 0;
   virtual Status ReleaseJob(const std::string& id) = 0;
   // After a crash: running jobs leased fewer than `max_attempts` times go back to the queue, the
-  // others end `interrupted`. Returns how many were requeued and interrupted.
+  // others end `interrupted`; none of them keeps bytes (see ChargeJobBytes). Returns how many
+  // were requeued and interrupted.
   virtual Result<std::pair<int64_t, int64_t>> RecoverJobs(int64_t max_attempts, int64_t now) = 0;
 
   virtual Status AppendAudit(const AuditEvent& event) = 0;

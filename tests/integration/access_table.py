@@ -774,6 +774,7 @@ TABLE = [
     Row("GET", "/api/v1/account", "none", rule("guest")),
     Row("PATCH", "/api/v1/account", "profile_change", rule("data_scientist")),
     Row("POST", "/api/v1/account/password", "password_change", rule("data_scientist")),
+    Row("GET", "/api/v1/account/quota", "none", rule("data_scientist")),
     # Users.
     Row("GET", "/api/v1/users", "none", rule("data_owner")),
     Row("POST", "/api/v1/users", "new_scientist", rule("data_owner", ok=201)),

@@ -24,7 +24,7 @@ from code_helpers import (
     upload_people,
     wait_for_status,
 )
-from helpers import needs_sandbox, Api, assert_error
+from helpers import needs_sandbox, PASSWORD, Api, assert_error, client_for
 
 pytestmark = needs_sandbox
 
@@ -415,6 +415,33 @@ def test_mock_run_needs_no_approval_and_uses_no_run(scientist, owner, asset):
     assert scientist.code.mock_mean.output_policy.used == 0
     assert request.refresh().status is sy.RequestStatus.PENDING
     assert owner.code.get(request.code.id).mock().get() == pytest.approx(MOCK_MEAN)
+
+
+def test_a_scientist_sees_their_own_quota_use(api, actors, people):
+    """``client.account.quota``: the bytes a user's results and logs keep, their queued or running
+    jobs, and the limits (none for data owners)."""
+    user = api.create_user(actors["admin"].token)
+    client = client_for(api.port, api.login(user["email"], PASSWORD))
+    fresh = client.account.quota
+    assert (fresh.results_bytes, fresh.logs_bytes, fresh.used_bytes, fresh.queued_jobs) == (0, 0, 0, 0)
+    assert fresh.quota_bytes > 0 and fresh.max_queued_jobs > 0 and fresh.mock_results_kept > 0
+    data = asset_of(client, people)
+
+    @sy.syft_function_single_use(data=data)
+    def quota_probe(data):
+        print("probe")
+        return "x" * 1000
+
+    client.code.submit(quota_probe)
+    assert client.code.quota_probe.mock(data=data).get() == "x" * 1000
+    used = client.account.quota
+    assert used.results_bytes == len('"' + "x" * 1000 + '"')
+    assert used.logs_bytes == len("probe\n")
+    assert used.used_bytes == used.results_bytes + used.logs_bytes
+    assert used.queued_jobs == 0
+    assert "Used bytes" in repr(used) and "Used bytes" in used._repr_html_()
+    owners = actors["owner"].client.account.quota
+    assert owners.quota_bytes is None and owners.max_queued_jobs is None
 
 
 def test_every_result_format(scientist, owner, asset):
