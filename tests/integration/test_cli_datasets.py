@@ -324,7 +324,7 @@ def test_upload_of_several_assets_and_an_npy_array(site, tmp_path, files):
     assert by_name["matrix"]["schema"]["shape"] == [100, 2]
     shown = site.as_admin("show", name)
     assert shown.returncode == 0, shown
-    assert "<f8" in shown.stdout and "[3,2]" in shown.stdout.replace(" ", "")
+    assert "<f8" in shown.stdout and "[100,2]" in shown.stdout.replace(" ", "")
 
 
 def test_upload_refused_by_the_server_creates_nothing(site, tmp_path, files):
