@@ -66,7 +66,7 @@ struct Api {
     placeholders["@scientist@"] = world.UserId("scientist@example.org");
     placeholders["@data@"] = Upload(owner, "csv", "name,age,score\nada,36,1.5\nbob,41,2.25\n");
     placeholders["@blob@"] = Upload(owner, "json", R"({"a": [1, 2.5, "x", null, true]})");
-    auto mock = world.datasets().MakeMock(owner, placeholders["@data@"], 7);
+    auto mock = world.datasets().MakeMock(owner, placeholders["@data@"], {}, 7);
     Check(mock.ok(), "make a mock");
     placeholders["@mock@"] = mock->id;
     datasite::services::NewDataset d;

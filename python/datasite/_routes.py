@@ -36,6 +36,7 @@ ROUTES = {
     "dataset_delete": ("DELETE", "/api/v1/datasets/{id}"),
     "asset_mock": ("GET", "/api/v1/datasets/{id}/assets/{name}/mock"),
     "asset_data": ("GET", "/api/v1/datasets/{id}/assets/{name}/data"),
+    "asset_mock_regenerate": ("POST", "/api/v1/datasets/{id}/assets/{name}/mock"),
     "code_submit": ("POST", "/api/v1/code"),
     "code_list": ("GET", "/api/v1/code"),
     "code_get": ("GET", "/api/v1/code/{id}"),

@@ -7,6 +7,7 @@
 #include "core/clock.h"
 #include "core/random.h"
 #include "data/format.h"
+#include "data/mock_params.h"
 
 #include <cstring>
 #include <mutex>
@@ -60,6 +61,7 @@ json AssetJson(const store::Asset& a, const Principal& caller) {
   } else {
     j["schema"] = nullptr;
   }
+  if (SeesPrivate(caller)) j["mock_needs_regeneration"] = a.mock_needs_regeneration;
   if (SeesPrivate(caller) && a.data_blob) {
     j["data_size"] = a.data_blob->size;
     j["data_sha256"] = a.data_blob->sha256;
@@ -188,6 +190,39 @@ std::string PageKey(const Principal& caller, int64_t page, int64_t page_size,
          std::to_string(page_size) + '|' + search;
 }
 
+// The body of a mock generation: the parameter document (data/mock_params.h), "seed" included;
+// an empty body means the defaults. A seed of 0 or none is drawn at random.
+const std::initializer_list<std::string_view> kMockFields = {"rows",  "seed",        "columns",
+                                                             "paths", "public_keys", "values"};
+
+Result<data::MockParams> ReadMockParams(const http::Request& req) {
+  json doc = json::object();
+  if (!req.body.empty()) {
+    ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, kMockFields));
+    for (std::string_view field : kMockFields) {
+      auto value = body.Field(std::string(field).c_str());
+      if (value) doc[std::string(field)] = std::move(*value);
+    }
+  }
+  ASSIGN_OR_RETURN(data::MockParams params, data::ParseMockParams(doc));
+  if (params.seed.value_or(0) == 0) {
+    uint64_t seed = 0;
+    std::string r = RandomBytes(8);
+    std::memcpy(&seed, r.data(), sizeof(seed));
+    params.seed = seed;
+  }
+  return params;
+}
+
+std::string MockSchema() {
+  return Schema({{"rows", "integer"},
+                 {"seed", "integer"},
+                 {"columns", "object"},
+                 {"paths", "object"},
+                 {"public_keys", "array"},
+                 {"values", "object"}});
+}
+
 Result<std::vector<store::Contributor>> ReadContributors(const std::vector<JsonBody>& items) {
   std::vector<store::Contributor> out;
   for (const auto& c : items) {
@@ -262,23 +297,15 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
               });
   routes->Add(
       "POST", "/api/v1/blobs/{id}/mock", Role::kDataOwner, "blobs",
-      "Generate a mock of one of your blobs: same structure, random values, no private value "
-      "copied.",
+      "Generate a mock of one of your blobs: its structure and the values your parameters "
+      "declare, nothing else of the private data.",
       [&datasets](http::Request& req, const Principal& caller) -> Result<Reply> {
-        uint64_t seed = 0;
-        if (!req.body.empty()) {
-          ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"seed"}));
-          ASSIGN_OR_RETURN(auto s, body.OptionalUnsigned("seed"));
-          if (s) seed = *s;
-        }
-        if (seed == 0) {
-          std::string r = RandomBytes(8);
-          std::memcpy(&seed, r.data(), sizeof(seed));
-        }
-        ASSIGN_OR_RETURN(auto blob, datasets.MakeMock(caller, req.path_params["id"], seed));
+        ASSIGN_OR_RETURN(auto params, ReadMockParams(req));
+        ASSIGN_OR_RETURN(auto blob,
+                         datasets.MakeMock(caller, req.path_params["id"], params, *params.seed));
         return Reply{201, BlobJson(blob), {}};
       },
-      Schema({{"seed", "integer"}}), http::Lane::kHeavy);
+      MockSchema(), http::Lane::kHeavy);
 
   routes->Add(
       "POST", "/api/v1/datasets", Role::kDataOwner, "datasets",
@@ -431,6 +458,19 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
                                                                 req.path_params["name"], false));
                 return FileReply(file);
               });
+  routes->Add(
+      "POST", "/api/v1/datasets/{id}/assets/{name}/mock", Role::kDataOwner, "datasets",
+      "Replace an asset's mock with one generated anew from its private data and your "
+      "parameters (clears mock_needs_regeneration).",
+      [&ctx, cache](http::Request& req, const Principal& caller) -> Result<Reply> {
+        ASSIGN_OR_RETURN(auto params, ReadMockParams(req));
+        ASSIGN_OR_RETURN(
+            auto d, ctx.datasets.RegenerateMock(caller, req.path_params["id"],
+                                                req.path_params["name"], params, *params.seed));
+        cache->Invalidate(d.id);
+        return Reply{200, DatasetJson(d, caller), {}};
+      },
+      MockSchema(), http::Lane::kHeavy);
   routes->Add("GET", "/api/v1/datasets/{id}/assets/{name}/data", Role::kDataOwner, "datasets",
               "Download an asset's private data (data owners and admins).",
               [&datasets](http::Request& req, const Principal& caller) -> Result<Reply> {

@@ -9,6 +9,7 @@
 #include <limits>
 #include <utility>
 
+#include "data/mock_values.h"
 #include "data/sampling.h"
 
 namespace datasite::data::internal {
@@ -395,146 +396,134 @@ nlohmann::json CsvSchema(const CsvProfile& profile) {
 
 namespace {
 
-// Makes the cells of one mock column from its private profile, never from private cells.
-class ColumnMock {
- public:
-  ColumnMock(const ColumnProfile& profile, Rng& rng)
-      : profile_(profile),
-        type_(profile.type()),
-        empties_left_(profile.empty),
-        values_left_(profile.non_empty) {
-    switch (type_) {
-      case ColumnType::kInt:
-        ints_ = JitteredIntRange(rng, profile.int_min, profile.int_max,
-                                 std::numeric_limits<int64_t>::min(),
-                                 std::numeric_limits<int64_t>::max());
-        break;
-      case ColumnType::kFloat:
-        reals_ = JitteredRealRange(rng, profile.float_min, profile.float_max,
-                                   std::numeric_limits<double>::max());
-        // One digit more than any private cell shows, the last one not 0: no mock value can
-        // equal a private one.
-        if (profile.exponent) {
-          precision_ = std::min(profile.max_significant_digits + 1, 17) - 1;
-        } else {
-          precision_ = std::min(profile.max_decimals + 1, 17);
-        }
-        break;
-      case ColumnType::kBool:
-        break;
-      case ColumnType::kString:
-        distinct_ = std::max<uint64_t>(profile.distinct.size(), 1);
-        break;
-    }
-  }
-
-  // The next cell, valid until the next call. `rows_left` counts this row.
-  std::string_view Next(Rng& rng, uint64_t rows_left) {
-    if (DrawExact(rng, empties_left_, rows_left)) return {};
-    switch (type_) {
-      case ColumnType::kInt: {
-        auto v = static_cast<int64_t>(UniformInt(rng, ints_.lo, ints_.hi));
-        auto [end, ec] = std::to_chars(buf_, buf_ + sizeof(buf_), v);
-        return {buf_, static_cast<size_t>(end - buf_)};
-      }
-      case ColumnType::kFloat:
-        return NextFloat(rng);
-      case ColumnType::kBool:
-        return NextBool(rng);
-      case ColumnType::kString:
-        return NextLabel(rng);
-    }
-    return {};
-  }
-
- private:
-  std::string_view NextFloat(Rng& rng) {
-    double v = UniformReal(rng, reals_.lo, reals_.hi);
-    for (;;) {
-      std::string_view text = FormatFloat(rng, v);
-      // Near the largest double, rounding to the column's precision or the changed last digit can
-      // carry the text past it ("1.8e+308" reads back as infinity, which would make the mock's
-      // column a string column): then the value moves toward zero until its text is finite.
-      double back = 0;
-      if (ParseFiniteDouble(text, back)) return text;
-      v *= 0.9;
-    }
-  }
-
-  std::string_view FormatFloat(Rng& rng, double v) {
-    int n = std::snprintf(buf_, sizeof(buf_), profile_.exponent ? "%.*e" : "%.*f", precision_, v);
-    std::string_view text(buf_, static_cast<size_t>(n));
-    size_t last = profile_.exponent ? text.find('e') - 1 : text.size() - 1;
-    if (buf_[last] == '0') buf_[last] = static_cast<char>('1' + UniformIndex(rng, 9));
-    return text;
-  }
-
-  std::string_view NextBool(Rng& rng) {
-    static constexpr std::string_view kWords[3][2] = {
-        {"false", "true"}, {"False", "True"}, {"FALSE", "TRUE"}};
-    return kWords[static_cast<int>(profile_.bool_style)][UniformIndex(rng, 2)];
-  }
-
-  // "<column>_<k>", with exactly min(distinct, cap) different k over the column: a new label
-  // with the chance that leaves enough cells for the labels not used yet.
-  std::string_view NextLabel(Rng& rng) {
-    uint64_t unused = distinct_ - used_.size();
-    uint64_t k;
-    if (used_.empty() || (unused > 0 && UniformIndex(rng, values_left_) < unused)) {
-      do {
-        k = next_label_++;
-        MakeLabel(k);
-      } while (profile_.distinct.Contains(HashOf(Trim(label_))));
-      used_.push_back(k);
-    } else {
-      k = used_[UniformIndex(rng, used_.size())];
-      MakeLabel(k);
-    }
-    --values_left_;
-    return label_;
-  }
-
-  void MakeLabel(uint64_t k) {
-    label_.assign(profile_.name);
-    label_ += '_';
-    char digits[24];
-    auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), k);
-    label_.append(digits, end);
-  }
-
-  const ColumnProfile& profile_;
-  ColumnType type_;
-  uint64_t empties_left_;
-  uint64_t values_left_;
-  IntRange ints_;
-  RealRange reals_;
-  int precision_ = 1;
-  uint64_t distinct_ = 1;
-  std::vector<uint64_t> used_;
-  uint64_t next_label_ = 1;
-  std::string label_;
-  char buf_[512];
+// One mock column: its private type, and the owner's parameters for it, if any.
+struct MockColumn {
+  std::string name;
+  ColumnType type;
+  const MockValueParams* params = nullptr;
+  bool any_value = false;  // Whether a non-empty cell was written.
 };
+
+// Checks the owner's parameters of column `name` fit its private type `type`.
+Status CheckColumnParams(const std::string& name, ColumnType type, const MockValueParams& p) {
+  const std::string where = "columns." + name;
+  const std::string holds = "column '" + name + "' holds " +
+                            std::string(type == ColumnType::kInt     ? "integers"
+                                        : type == ColumnType::kFloat ? "floats"
+                                        : type == ColumnType::kBool  ? "booleans"
+                                                                     : "text");
+  if (p.bounds && type != ColumnType::kInt && type != ColumnType::kFloat) {
+    return InvalidArgumentError(where + ".min: " + holds + "; min and max apply to numbers only");
+  }
+  if (p.bounds && type == ColumnType::kInt && !p.bounds->integers) {
+    return InvalidArgumentError(where + ".min: " + holds + "; give whole-number bounds");
+  }
+  if (!p.categories) return Status::Ok();
+  ColumnProfile as_read;  // How the categories read back, for a text column.
+  for (size_t i = 0; i < p.categories->size(); ++i) {
+    const nlohmann::json& c = (*p.categories)[i];
+    bool fits = (type == ColumnType::kInt && c.is_number_integer()) ||
+                (type == ColumnType::kFloat && c.is_number()) ||
+                (type == ColumnType::kBool && c.is_boolean()) ||
+                (type == ColumnType::kString && c.is_string());
+    if (!fits) {
+      return InvalidArgumentError(where + ".categories[" + std::to_string(i) + "]: " + holds +
+                                  "; every category must be of that type");
+    }
+    if (c.is_string()) as_read.Add(c.get_ref<const std::string&>());
+  }
+  if (type == ColumnType::kString && as_read.type() != ColumnType::kString) {
+    return InvalidArgumentError(where + ".categories: every category reads as a " +
+                                std::string(ColumnTypeName(as_read.type())) +
+                                ", so the mock's column would not be text; add a category that "
+                                "is not one");
+  }
+  return Status::Ok();
+}
+
+// One cell of `column`, never empty when `must_have_value`.
+std::string MockCell(Rng& rng, MockColumn& column, bool must_have_value) {
+  const MockValueParams* p = column.params;
+  if (!must_have_value && p != nullptr && DrawChance(rng, p->null_fraction)) return {};
+  column.any_value = true;
+  if (p != nullptr && p->categories) {
+    const nlohmann::json& c = (*p->categories)[UniformIndex(rng, p->categories->size())];
+    if (c.is_string()) return c.get<std::string>();
+    if (c.is_boolean()) return c.get<bool>() ? "true" : "false";
+    if (column.type == ColumnType::kFloat) return FormatReal(c.get<double>());
+    return c.dump();
+  }
+  switch (column.type) {
+    case ColumnType::kInt:
+      return std::to_string(DrawInt(rng, p));
+    case ColumnType::kFloat:
+      return FormatReal(DrawReal(rng, p));
+    case ColumnType::kBool:
+      return UniformIndex(rng, 2) ? "true" : "false";
+    case ColumnType::kString:
+      break;
+  }
+  return DrawLabel(rng, column.name);
+}
 
 }  // namespace
 
-Result<nlohmann::json> WriteCsvMock(const std::string& in_path, uint64_t seed, OutputFile& out) {
-  ASSIGN_OR_RETURN(CsvProfile profile, ProfileCsv(in_path, /*track_distinct=*/true));
-  Rng rng(seed);
-  std::vector<ColumnMock> columns;
-  columns.reserve(profile.columns.size());
-  for (const ColumnProfile& column : profile.columns) columns.emplace_back(column, rng);
-
-  CsvWriter writer(out, profile.crlf);
-  for (const ColumnProfile& column : profile.columns) writer.Field(column.name);
-  writer.EndRecord();
-  for (uint64_t row = 0; row < profile.rows; ++row) {
-    for (ColumnMock& column : columns) writer.Field(column.Next(rng, profile.rows - row));
-    writer.EndRecord();
-    if (row % 4096 == 0) RETURN_IF_ERROR(out.status());
+Result<nlohmann::json> WriteCsvMock(const std::string& in_path, const MockParams& params,
+                                    uint64_t seed, OutputFile& out) {
+  // Of the private file only the header and the column types are used.
+  ASSIGN_OR_RETURN(CsvProfile profile, ProfileCsv(in_path, /*track_distinct=*/false));
+  std::vector<MockColumn> columns;
+  for (const ColumnProfile& c : profile.columns) columns.push_back({c.name, c.type()});
+  if (params.columns) {
+    for (const auto& [name, spec] : *params.columns) {
+      bool found = false;
+      for (MockColumn& column : columns) {
+        if (column.name != name) continue;
+        RETURN_IF_ERROR(CheckColumnParams(name, column.type, spec));
+        column.params = &spec;
+        found = true;
+      }
+      if (!found) {
+        return InvalidArgumentError("columns." + name + ": the table has no column named '" + name +
+                                    "'");
+      }
+    }
   }
+  const uint64_t rows = params.rows.value_or(kDefaultMockRows);
+  Rng rng(seed);
+  MockBudget budget("ask for fewer rows");
+  // Refused before writing when even one byte a cell would be too much.
+  budget.Add(rows * 2 * columns.size());
+  RETURN_IF_ERROR(budget.Check());
+  budget = MockBudget("ask for fewer rows");
+  CsvWriter writer(out, /*crlf=*/false);
+  for (const MockColumn& column : columns) {
+    writer.Field(column.name);
+    budget.Add(column.name.size() + 1);
+  }
+  writer.EndRecord();
+  for (uint64_t row = 0; row < rows; ++row) {
+    const bool last = row + 1 == rows;
+    for (MockColumn& column : columns) {
+      // A number or boolean column of empty cells only would read back as text.
+      std::string cell =
+          MockCell(rng, column, last && !column.any_value && column.type != ColumnType::kString);
+      budget.Add(cell.size() + 3);
+      writer.Field(cell);
+    }
+    writer.EndRecord();
+    if (row % 1024 == 0) {
+      RETURN_IF_ERROR(budget.Check());
+      RETURN_IF_ERROR(out.status());
+    }
+  }
+  RETURN_IF_ERROR(budget.Check());
   RETURN_IF_ERROR(out.status());
-  return CsvSchema(profile);
+  nlohmann::json schema_columns = nlohmann::json::array();
+  for (const MockColumn& column : columns) {
+    schema_columns.push_back({{"name", column.name}, {"type", ColumnTypeName(column.type)}});
+  }
+  return nlohmann::json{{"kind", "table"}, {"columns", std::move(schema_columns)}, {"rows", rows}};
 }
 
 }  // namespace datasite::data::internal

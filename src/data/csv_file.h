@@ -16,6 +16,7 @@
 #include "core/status.h"
 #include "data/bounded_hash_set.h"
 #include "data/file_io.h"
+#include "data/mock_params.h"
 
 namespace datasite::data::internal {
 
@@ -127,7 +128,9 @@ Result<CsvProfile> ProfileCsv(const std::string& path, bool track_distinct);
 nlohmann::json CsvSchema(const CsvProfile& profile);
 
 // Writes a mock of the CSV file at `in_path` to `out`, which the caller closes; returns its schema.
-Result<nlohmann::json> WriteCsvMock(const std::string& in_path, uint64_t seed, OutputFile& out);
+// See GenerateMock.
+Result<nlohmann::json> WriteCsvMock(const std::string& in_path, const MockParams& params,
+                                    uint64_t seed, OutputFile& out);
 
 }  // namespace datasite::data::internal
 

@@ -10,18 +10,18 @@
 
 #include "core/status.h"
 #include "data/file_io.h"
+#include "data/mock_params.h"
 
 namespace datasite::data::internal {
 
-// Number ranges are kept per path (array indices collapsed, "/users/*/age") for this many paths;
-// numbers at other paths share one document-wide range.
-inline constexpr size_t kMaxJsonPaths = 16'384;
-// Private strings of ASCII letters only (the alphabet of mock strings) are remembered, as hashes,
-// up to this many and this long, so that a mock string never equals one of them.
-inline constexpr size_t kMaxRememberedStrings = 131'072;
-inline constexpr size_t kMaxRememberedStringLength = 12;
 // Arrays and objects may nest this deep, so that the parser's stacks stay small.
 inline constexpr size_t kMaxJsonDepth = 10'000;
+// A mock is made of documents nesting at most this deep (it is written by recursion)...
+inline constexpr size_t kMaxJsonMockDepth = 1000;
+// ...with at most this many paths in their shape ("*" standing for array elements and the values
+// of objects whose keys are not public), whose text takes at most this many bytes.
+inline constexpr size_t kMaxJsonMockNodes = 16'384;
+inline constexpr size_t kMaxJsonMockPathBytes = 16 << 20;
 
 // {"kind": "json", "type": "array"|"object"|"string"|"number"|"boolean"|"null", "length": N}, N
 // being the elements of a top-level array or the keys of a top-level object, else 0.
@@ -30,8 +30,10 @@ inline constexpr size_t kMaxJsonDepth = 10'000;
 Result<nlohmann::json> JsonSchema(const std::string& path);
 
 // Writes a mock of the JSON document at `in_path` to `out`, which the caller closes; returns its
-// schema. Two streaming passes: number ranges per path, then the mock.
-Result<nlohmann::json> WriteJsonMock(const std::string& in_path, uint64_t seed, OutputFile& out);
+// schema. One streaming pass reads the document's shape of types; the mock is written from that
+// shape and `params` (see GenerateMock).
+Result<nlohmann::json> WriteJsonMock(const std::string& in_path, const MockParams& params,
+                                     uint64_t seed, OutputFile& out);
 
 }  // namespace datasite::data::internal
 

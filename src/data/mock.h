@@ -10,33 +10,43 @@
 
 #include "core/status.h"
 #include "data/format.h"
+#include "data/mock_params.h"
 
 namespace datasite::data {
 
 // Writes to `out_path` (created or truncated, mode 0600; removed again on failure) a mock of the
-// file at `in_path`: the same structure, random values, and no value copied from the private file.
-// The same seed gives the same mock. Returns the mock's schema, which InferSchema would return for
-// `out_path`. Reads the private file in constant memory, in one streaming pass (two for JSON).
-//   csv:  the same header, row count, column types and line ends; ints uniform in the column's
-//         [min - j, max + j] (j a random 5-15% of max - min, at least 1); floats likewise, written
-//         with one more digit than any private cell shows, the last one not 0, so that no mock
-//         float equals a private one; bools random, in the column's case style; strings replaced
-//         by "<column>_<k>" labels, as many distinct ones as the column has distinct values
-//         (counted up to 1000 per column, fewer in tables of over 250 columns); as many empty
-//         cells as the column has, at random rows.
-//   npy:  the same header (dtype, order, shape); values uniform in the jittered [min, max] of the
-//         finite private values; as many NaNs and infinities, at random places.
-//   json: the same document shape, compact: keys kept (they are structure), arrays keep their
-//         length, null stays null, booleans random, numbers random of the same kind (integer or
-//         float) in the jittered range of the numbers at the same path (array indices collapsed),
-//         strings replaced by random ASCII letters, as many as the private string's characters,
-//         never equal to a private string of letters.
+// file at `in_path`. A mock shows the structure of the private file and what the owner declares in
+// `params`, nothing else: of the private file it reads only what the structure needs, and every
+// other property of the mock (how many rows, which values, where nulls are) comes from `params`
+// or from defaults that do not depend on the private data (mock_params.h). The same parameters and
+// seed give the same mock. Returns the mock's schema, which InferSchema would return for
+// `out_path`.
+//   csv:  the private header and column types (int, float, bool, string); `rows` rows (default
+//         100), LF line ends. A cell is one of the column's declared categories, else a number
+//         uniform in its declared [min, max] (default [0, 100] for ints, [0, 1] for floats), a
+//         random boolean, or a label "<column>_<k>", k uniform in 1..10. Empty with the column's
+//         declared null_fraction (default 0; a number or boolean column keeps one value).
+//   npy:  the private dtype, order and trailing dimensions; the first dimension is `rows`
+//         (default 100; a 0-d array stays one value). Values uniform in the declared `values`
+//         bounds (defaults as for CSV), booleans random, NaN with `values.null_fraction`.
+//   json: the private document's shape of types, each path (array elements merged, "*") holding
+//         one of the types seen there, each as likely (null only where nothing else was seen),
+//         or a declared category, or null with the path's null_fraction. Arrays have `rows`
+//         elements at the top (default 100) and 3 elsewhere, or the path's declared `length`.
+//         An object's keys are copied only when its path is in `public_keys`; otherwise it has
+//         the keys "key_1".."key_3" (or `length` of them), each holding the merged type of all
+//         its private values. Numbers as for CSV; strings "<key>_<k>", <key> the nearest
+//         public key (else "value").
 //   raw:  kFailedPrecondition: a mock of raw bytes must be uploaded.
-// Errors: those of InferSchema for the private file; kResourceExhausted when the disk is full;
-// kInternal for other I/O errors. Uses a seeded std::mt19937_64: mock values are fake, not secret.
+// Errors: those of InferSchema for the private file; kInvalidArgument naming the parameter that
+// does not fit the file (a column or path it does not have, bounds on text, parameters of another
+// format, a mock over kMaxMockBytes); kFailedPrecondition for JSON nested deeper than
+// kMaxJsonMockDepth; kResourceExhausted when the disk is full; kInternal for other I/O errors.
+// Uses a seeded std::mt19937_64: mock values are fake, not secret.
 // Thread-compatible: concurrent calls on different files are safe.
 Result<nlohmann::json> GenerateMock(Format format, const std::string& in_path,
-                                    const std::string& out_path, uint64_t seed);
+                                    const std::string& out_path, const MockParams& params,
+                                    uint64_t seed);
 
 }  // namespace datasite::data
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <type_traits>
 
+#include "data/mock_values.h"
 #include "data/sampling.h"
 
 namespace datasite::data::internal {
@@ -292,74 +293,72 @@ void Store(char* p, T v, bool swap) {
   if (swap) std::reverse(p, p + sizeof(T));
 }
 
-// What the private data is like: value ranges and how many special floats it has.
-struct NpyStats {
-  bool any = false;  // Whether ranges below hold: some integer, or some finite float.
-  Int128 int_min = 0;
-  Int128 int_max = 0;
-  double real_min = 0;
-  double real_max = 0;
-  uint64_t nans = 0;
-  uint64_t pos_infs = 0;
-  uint64_t neg_infs = 0;
-};
-
-template <typename T>
-void Accumulate(const char* p, size_t n, bool swap, NpyStats& stats) {
-  for (size_t i = 0; i < n; ++i) {
-    T v = Load<T>(p + i * sizeof(T), swap);
-    if constexpr (std::is_floating_point_v<T>) {
-      if (std::isnan(v)) {
-        ++stats.nans;
-      } else if (std::isinf(v)) {
-        ++(v > 0 ? stats.pos_infs : stats.neg_infs);
-      } else {
-        double d = v;
-        stats.real_min = stats.any ? std::min(stats.real_min, d) : d;
-        stats.real_max = stats.any ? std::max(stats.real_max, d) : d;
-        stats.any = true;
-      }
-    } else {
-      Int128 w = v;
-      stats.int_min = stats.any ? std::min(stats.int_min, w) : w;
-      stats.int_max = stats.any ? std::max(stats.int_max, w) : w;
-      stats.any = true;
-    }
+// The preamble of a .npy file (version 1.0, or 2.0 when the header is longer than 64 KiB) for an
+// array of `descr` in `fortran_order` of `shape`, its header padded to a multiple of 64 bytes.
+std::string NpyPreamble(const std::string& descr, bool fortran_order,
+                        const std::vector<uint64_t>& shape) {
+  std::string dict = "{'descr': '" + descr +
+                     "', 'fortran_order': " + (fortran_order ? "True" : "False") + ", 'shape': (";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) dict += ", ";
+    dict += std::to_string(shape[i]);
   }
+  dict += shape.size() == 1 ? ",), }" : "), }";
+  size_t fixed = 10;
+  if (dict.size() + 1 + fixed > 0xffff) fixed = 12;
+  size_t total = (fixed + dict.size() + 1 + 63) / 64 * 64;
+  dict.append(total - fixed - dict.size() - 1, ' ');
+  dict += '\n';
+  std::string preamble(kMagic);
+  preamble += static_cast<char>(fixed == 10 ? 1 : 2);
+  preamble += '\0';
+  for (size_t i = 0; i < fixed - 8; ++i) {
+    preamble += static_cast<char>((dict.size() >> (8 * i)) & 0xff);
+  }
+  return preamble + dict;
 }
 
-struct NpyGenerator {
-  IntRange ints;
-  RealRange reals;
-  uint64_t left = 0;  // Elements still to make.
-  uint64_t nans = 0;  // Special floats still to place.
-  uint64_t pos_infs = 0;
-  uint64_t neg_infs = 0;
-};
+// Checks the owner's parameters of the values fit the element type T (BoolTag for bool).
+template <typename T>
+Status CheckValueParams(const MockValueParams& p, const std::string& descr) {
+  if constexpr (std::is_same_v<T, BoolTag>) {
+    if (p.bounds) return InvalidArgumentError("values.min: a boolean array has no bounds");
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (p.bounds && (std::fabs(p.bounds->min) > std::numeric_limits<T>::max() ||
+                     std::fabs(p.bounds->max) > std::numeric_limits<T>::max())) {
+      return InvalidArgumentError("values.min: the bounds do not fit dtype " + descr);
+    }
+  } else if (p.bounds) {
+    if (!p.bounds->integers) {
+      return InvalidArgumentError("values.min: dtype " + descr +
+                                  " holds integers; give whole-number bounds");
+    }
+    if (Int128{p.bounds->imin} < Int128{std::numeric_limits<T>::min()} ||
+        Int128{p.bounds->imax} > Int128{std::numeric_limits<T>::max()}) {
+      return InvalidArgumentError("values.min: the bounds do not fit dtype " + descr);
+    }
+  }
+  if constexpr (!std::is_floating_point_v<T>) {
+    if (p.null_fraction > 0) {
+      return InvalidArgumentError("values.null_fraction: dtype " + descr +
+                                  " has no NaN; only float arrays may have nulls");
+    }
+  }
+  return Status::Ok();
+}
 
 template <typename T>
-void Fill(char* p, size_t n, bool swap, NpyGenerator& gen, Rng& rng) {
-  for (size_t i = 0; i < n; ++i, --gen.left) {
+void Fill(char* p, size_t n, bool swap, const MockValueParams* params, Rng& rng) {
+  for (size_t i = 0; i < n; ++i) {
     T v;
     if constexpr (std::is_floating_point_v<T>) {
-      uint64_t special = gen.nans + gen.pos_infs + gen.neg_infs;
-      if (special > 0 && UniformIndex(rng, gen.left) < special) {
-        uint64_t pick = UniformIndex(rng, special);
-        if (pick < gen.nans) {
-          --gen.nans;
-          v = std::numeric_limits<T>::quiet_NaN();
-        } else if (pick < gen.nans + gen.pos_infs) {
-          --gen.pos_infs;
-          v = std::numeric_limits<T>::infinity();
-        } else {
-          --gen.neg_infs;
-          v = -std::numeric_limits<T>::infinity();
-        }
+      if (params != nullptr && DrawChance(rng, params->null_fraction)) {
+        v = std::numeric_limits<T>::quiet_NaN();
       } else {
-        v = static_cast<T>(UniformReal(rng, gen.reals.lo, gen.reals.hi));
+        v = static_cast<T>(DrawReal(rng, params));
       }
     } else {
-      v = static_cast<T>(UniformInt(rng, gen.ints.lo, gen.ints.hi));
+      v = static_cast<T>(DrawInt(rng, params));
     }
     Store<T>(p + i * sizeof(T), v, swap);
   }
@@ -367,65 +366,62 @@ void Fill(char* p, size_t n, bool swap, NpyGenerator& gen, Rng& rng) {
 
 }  // namespace
 
-Result<nlohmann::json> WriteNpyMock(const std::string& in_path, uint64_t seed, OutputFile& out) {
+Result<nlohmann::json> WriteNpyMock(const std::string& in_path, const MockParams& params,
+                                    uint64_t seed, OutputFile& out) {
+  // Of the private file only the header is read (and the file's size checked against it).
   ASSIGN_OR_RETURN(InputFile file, InputFile::Open(in_path));
-  std::string preamble;
-  ASSIGN_OR_RETURN(NpyHeader header, ReadNpyHeader(file, preamble));
-  auto chunk = std::make_unique<char[]>(kChunkBytes);
-
-  NpyStats stats;
-  for (uint64_t left = header.data_bytes; left > 0;) {
-    size_t n = static_cast<size_t>(std::min<uint64_t>(left, kChunkBytes));
-    if (!file.ReadExactly(chunk.get(), n)) {
-      RETURN_IF_ERROR(file.status());
-      return InternalError("the .npy file changed while it was read");
+  std::string private_preamble;
+  ASSIGN_OR_RETURN(NpyHeader header, ReadNpyHeader(file, private_preamble));
+  std::vector<uint64_t> shape = header.shape;
+  if (shape.empty() && params.rows) {
+    return InvalidArgumentError("rows: the array has no dimensions (it is a single value)");
+  }
+  if (!shape.empty()) shape[0] = params.rows.value_or(kDefaultMockRows);
+  uint64_t row_bytes = header.item_size;
+  for (size_t i = 1; i < shape.size(); ++i) {
+    if (shape[i] != 0 && row_bytes > kMaxMockBytes / shape[i]) {
+      return InvalidArgumentError("the mock would be larger than " +
+                                  std::to_string(kMaxMockBytes >> 20) +
+                                  " MiB even with one row; upload a mock");
     }
+    row_bytes *= shape[i];
+  }
+  const uint64_t rows = shape.empty() ? 1 : shape[0];
+  if (row_bytes > 0 && rows > kMaxMockBytes / row_bytes) {
+    return InvalidArgumentError("rows: the mock would be larger than " +
+                                std::to_string(kMaxMockBytes >> 20) + " MiB; ask for at most " +
+                                std::to_string(kMaxMockBytes / row_bytes) + " rows");
+  }
+  const MockValueParams* values = params.values ? &*params.values : nullptr;
+  if (values != nullptr) {
+    Status fits;
     WithElementType(header.element, [&](auto zero) {
-      using T = decltype(zero);
-      if constexpr (!std::is_same_v<T, BoolTag>) {
-        Accumulate<T>(chunk.get(), n / sizeof(T), header.swap, stats);
-      }
+      fits = CheckValueParams<decltype(zero)>(*values, header.descr);
     });
-    left -= n;
+    RETURN_IF_ERROR(fits);
   }
 
   Rng rng(seed);
-  NpyGenerator gen;
-  gen.left = header.count;
-  gen.nans = stats.nans;
-  gen.pos_infs = stats.pos_infs;
-  gen.neg_infs = stats.neg_infs;
-  WithElementType(header.element, [&](auto zero) {
-    using T = decltype(zero);
-    if constexpr (std::is_same_v<T, BoolTag>) {
-      gen.ints = {0, 1};
-    } else if constexpr (std::is_floating_point_v<T>) {
-      if (stats.any) {
-        gen.reals =
-            JitteredRealRange(rng, stats.real_min, stats.real_max, std::numeric_limits<T>::max());
-      }
-    } else if (stats.any) {
-      gen.ints = JitteredIntRange(rng, stats.int_min, stats.int_max, std::numeric_limits<T>::min(),
-                                  std::numeric_limits<T>::max());
-    }
-  });
-
-  out.Write(preamble);
-  for (uint64_t left = header.data_bytes; left > 0;) {
+  MockValueParams bool_range;  // Booleans are integers in [0, 1].
+  bool_range.bounds = MockBounds{true, 0, 1, 0, 1};
+  out.Write(NpyPreamble(header.descr, header.fortran_order, shape));
+  auto chunk = std::make_unique<char[]>(kChunkBytes);
+  for (uint64_t left = rows * row_bytes; left > 0;) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(left, kChunkBytes));
     WithElementType(header.element, [&](auto zero) {
       using T = decltype(zero);
       if constexpr (std::is_same_v<T, BoolTag>) {
-        Fill<uint8_t>(chunk.get(), n, false, gen, rng);
+        Fill<uint8_t>(chunk.get(), n, false, &bool_range, rng);
       } else {
-        Fill<T>(chunk.get(), n / sizeof(T), header.swap, gen, rng);
+        Fill<T>(chunk.get(), n / sizeof(T), header.swap, values, rng);
       }
     });
     out.Write(std::string_view(chunk.get(), n));
     RETURN_IF_ERROR(out.status());
     left -= n;
   }
-  return nlohmann::json{{"kind", "array"}, {"dtype", header.descr}, {"shape", header.shape}};
+  RETURN_IF_ERROR(out.status());
+  return nlohmann::json{{"kind", "array"}, {"dtype", header.descr}, {"shape", shape}};
 }
 
 }  // namespace datasite::data::internal

@@ -11,6 +11,7 @@
 
 #include "core/status.h"
 #include "data/file_io.h"
+#include "data/mock_params.h"
 
 namespace datasite::data::internal {
 
@@ -57,8 +58,9 @@ Result<NpyHeader> ReadNpyHeader(InputFile& file, std::string& preamble);
 Result<nlohmann::json> NpySchema(const std::string& path);
 
 // Writes a mock of the .npy file at `in_path` to `out`, which the caller closes; returns its
-// schema.
-Result<nlohmann::json> WriteNpyMock(const std::string& in_path, uint64_t seed, OutputFile& out);
+// schema. Reads only the private file's header (see GenerateMock).
+Result<nlohmann::json> WriteNpyMock(const std::string& in_path, const MockParams& params,
+                                    uint64_t seed, OutputFile& out);
 
 }  // namespace datasite::data::internal
 

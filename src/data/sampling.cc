@@ -8,8 +8,6 @@ namespace {
 
 using UInt128 = unsigned __int128;
 
-double JitterFraction(Rng& rng) { return 0.05 + 0.10 * UniformUnit(rng); }
-
 }  // namespace
 
 uint64_t UniformIndex(Rng& rng, uint64_t n) {
@@ -39,29 +37,6 @@ double UniformReal(Rng& rng, double lo, double hi) {
   // Each term is finite, and they can only be large with opposite signs: no overflow.
   double v = lo * (1 - u) + hi * u;
   return std::clamp(v, lo, hi);
-}
-
-bool DrawExact(Rng& rng, uint64_t& hits, uint64_t remaining) {
-  if (hits == 0) return false;
-  if (UniformIndex(rng, remaining) >= hits) return false;
-  --hits;
-  return true;
-}
-
-IntRange JitteredIntRange(Rng& rng, Int128 min, Int128 max, Int128 type_min, Int128 type_max) {
-  double fraction = JitterFraction(rng);
-  Int128 j = static_cast<Int128>(fraction * static_cast<double>(max - min));
-  j = std::max<Int128>(j, 1);
-  return {std::max(min - j, type_min), std::min(max + j, type_max)};
-}
-
-RealRange JitteredRealRange(Rng& rng, double min, double max, double limit) {
-  double fraction = JitterFraction(rng);
-  double range = max - min;
-  if (range == 0) range = std::max(std::fabs(min), 1.0);
-  if (!std::isfinite(range)) range = limit;
-  double j = fraction * range;
-  return {std::max(min - j, -limit), std::min(max + j, limit)};
 }
 
 }  // namespace datasite::data::internal

@@ -230,8 +230,14 @@ Status Datasets::DeleteBlob(const Principal& caller, const std::string& blob_id)
 }
 
 Result<store::Blob> Datasets::MakeMock(const Principal& caller, const std::string& blob_id,
-                                       uint64_t seed) {
+                                       const data::MockParams& params, uint64_t seed) {
   ASSIGN_OR_RETURN(BlobFile in, ReadBlob(caller, blob_id));
+  return GenerateMockBlob(caller, in, params, seed);
+}
+
+Result<store::Blob> Datasets::GenerateMockBlob(const Principal& caller, const BlobFile& in,
+                                               const data::MockParams& params, uint64_t seed) {
+  const std::string& blob_id = in.blob.id;
   ASSIGN_OR_RETURN(data::Format f, data::ParseFormat(in.blob.format));
   ASSIGN_OR_RETURN(auto upload, StartUpload(caller, in.blob.format));
   // Generate into a scratch file, then stream it through an ordinary upload (hash, fsync, record).
@@ -240,7 +246,7 @@ Result<store::Blob> Datasets::MakeMock(const Principal& caller, const std::strin
     std::string path;
     ~Remove() { ::unlink(path.c_str()); }
   } remove{scratch};
-  ASSIGN_OR_RETURN(auto schema, data::GenerateMock(f, in.path, scratch, seed));
+  ASSIGN_OR_RETURN(auto schema, data::GenerateMock(f, in.path, scratch, params, seed));
   (void)schema;
   std::ifstream file(scratch, std::ios::binary);
   std::vector<char> buf(1 << 20);
@@ -254,6 +260,38 @@ Result<store::Blob> Datasets::MakeMock(const Principal& caller, const std::strin
   ASSIGN_OR_RETURN(store::Blob mock, upload->Finish());
   Audit(caller, "blob.generate_mock", "blob:" + mock.id, "from blob:" + blob_id);
   return mock;
+}
+
+Result<store::Dataset> Datasets::RegenerateMock(const Principal& caller, const std::string& dataset,
+                                                const std::string& asset_name,
+                                                const data::MockParams& params, uint64_t seed) {
+  if (!CanReadPrivate(caller) || !caller.user_id) {
+    return PermissionDeniedError("only data owners and admins can generate mocks");
+  }
+  ASSIGN_OR_RETURN(store::Dataset d, store_.GetDataset(dataset));
+  auto it = std::find_if(d.assets.begin(), d.assets.end(),
+                         [&](const auto& a) { return a.name == asset_name; });
+  if (it == d.assets.end())
+    return NotFoundError("dataset '" + d.name + "' has no asset '" + asset_name + "'");
+  if (!it->data_blob) {
+    return FailedPreconditionError("asset '" + asset_name +
+                                   "' has no private data on this server to make a mock of; "
+                                   "upload a mock instead");
+  }
+  ASSIGN_OR_RETURN(std::string path, blobs_.LocalPath(it->data_blob->id));
+  ASSIGN_OR_RETURN(store::Blob mock,
+                   GenerateMockBlob(caller, BlobFile{path, *it->data_blob}, params, seed));
+  auto replaced = store_.ReplaceAssetMock(it->id, mock.id, clock_.NowSeconds());
+  if (!replaced.ok()) {
+    (void)DeleteBlobFully(mock.id);
+    return replaced.status();
+  }
+  if (*replaced) {
+    Status st = DeleteBlobFully(**replaced);
+    if (!st.ok()) spdlog::warn("deleting the replaced mock blob {}: {}", **replaced, st.message());
+  }
+  Audit(caller, "asset.regenerate_mock", "dataset:" + d.id, asset_name + " mock blob:" + mock.id);
+  return store_.GetDataset(d.id);
 }
 
 Result<store::Dataset> Datasets::Create(const Principal& caller, const NewDataset& in) {

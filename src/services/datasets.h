@@ -18,6 +18,7 @@
 #include "blob/blob_store.h"
 #include "core/clock.h"
 #include "core/status.h"
+#include "data/mock_params.h"
 #include "services/principal.h"
 #include "services/settings.h"
 #include "services/storage_meter.h"
@@ -93,8 +94,16 @@ class Datasets {
   // The uploader's (or an admin's) own blob.
   Result<BlobFile> ReadBlob(const Principal& caller, const std::string& blob_id);
   Status DeleteBlob(const Principal& caller, const std::string& blob_id);
-  // A new blob holding a mock of `blob_id`, owned by the caller.
-  Result<store::Blob> MakeMock(const Principal& caller, const std::string& blob_id, uint64_t seed);
+  // A new blob holding a mock of `blob_id`, owned by the caller, made from `params` (see
+  // data::GenerateMock: the mock shows the structure of the blob and what `params` declare).
+  Result<store::Blob> MakeMock(const Principal& caller, const std::string& blob_id,
+                               const data::MockParams& params, uint64_t seed);
+  // Replaces the mock of an asset with one generated anew from its private data (data owners and
+  // admins); the old mock blob is deleted. Clears the asset's mock_needs_regeneration. Returns the
+  // dataset as it is now. kFailedPrecondition when the asset has no private data on this server.
+  Result<store::Dataset> RegenerateMock(const Principal& caller, const std::string& dataset,
+                                        const std::string& asset, const data::MockParams& params,
+                                        uint64_t seed);
 
   Result<store::Dataset> Create(const Principal& caller, const NewDataset& input);
   // `needs_assets`: see Store::ListDatasets.
@@ -117,6 +126,9 @@ class Datasets {
  private:
   friend class BlobUploadImpl;
   Result<store::Blob> OwnBlob(const Principal& caller, const std::string& blob_id);
+  // A new blob, owned by the caller, holding a mock of `in`.
+  Result<store::Blob> GenerateMockBlob(const Principal& caller, const BlobFile& in,
+                                       const data::MockParams& params, uint64_t seed);
   Status DeleteBlobFully(const std::string& blob_id);
   void Audit(const Principal& actor, const std::string& action, const std::string& target,
              const std::string& detail = "");

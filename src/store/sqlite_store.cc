@@ -192,6 +192,25 @@ CREATE TABLE expired_outputs (
   expired_at INTEGER NOT NULL
 );
 )sql",
+    // Version 6: mocks generated before this version could reveal private data (keys, row counts,
+    // null positions, lengths, ranges). The audit log names them ("blob.generate_mock" on
+    // "blob:<id>"); a mock whose blob has no audit event at all (an append that failed) is flagged
+    // too, since it can't be told from a generated one. Generated mocks no asset uses yet are
+    // dropped (Datasets::Recover removes their files), so none can be published later.
+    R"sql(
+ALTER TABLE assets ADD COLUMN mock_needs_regeneration INTEGER NOT NULL DEFAULT 0;
+CREATE TEMP TABLE generated_mocks AS
+  SELECT DISTINCT substr(target, 6) AS id FROM audit_events
+  WHERE action = 'blob.generate_mock' AND target LIKE 'blob:%';
+UPDATE assets SET mock_needs_regeneration = 1
+  WHERE mock_blob_id IS NOT NULL AND (
+    mock_blob_id IN (SELECT id FROM generated_mocks) OR
+    NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.action = 'blob.upload' AND
+                e.target = 'blob:' || assets.mock_blob_id));
+DELETE FROM blobs WHERE id IN (SELECT id FROM generated_mocks) AND NOT EXISTS (
+  SELECT 1 FROM assets a WHERE a.data_blob_id = blobs.id OR a.mock_blob_id = blobs.id);
+DROP TABLE generated_mocks;
+)sql",
 };
 
 // Prepared statements kept for reuse, by SQL text: preparing a join costs more than running it
@@ -870,6 +889,47 @@ class SqliteStore : public Store {
     return Status::Ok();
   }
 
+  Result<std::optional<std::string>> ReplaceAssetMock(const std::string& asset_id,
+                                                      const std::string& mock_blob_id,
+                                                      int64_t now) override {
+    std::lock_guard lock(mu_);
+    ++catalog_version_;  // before the change: a reader never keeps a stale page
+    RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    auto done = [&]() -> Result<std::optional<std::string>> {
+      std::optional<std::string> old;
+      std::string dataset_id;
+      {
+        Stmt q(stmts_,
+               "SELECT a.mock_blob_id, a.dataset_id FROM assets a JOIN datasets d ON d.id = "
+               "a.dataset_id WHERE a.id = ? AND d.deleted_at IS NULL");
+        q.Bind(asset_id);
+        ASSIGN_OR_RETURN(bool row, q.Step());
+        if (!row) return NotFoundError("no asset with id " + asset_id);
+        if (!q.IsNull(0)) old = q.Text(0);
+        dataset_id = q.Text(1);
+      }
+      {
+        Stmt used(stmts_, "SELECT 1 FROM assets WHERE data_blob_id = ?1 OR mock_blob_id = ?1");
+        used.Bind(mock_blob_id);
+        ASSIGN_OR_RETURN(bool row, used.Step());
+        if (row) return FailedPreconditionError("blob " + mock_blob_id + " is used by an asset");
+      }
+      Stmt a(stmts_,
+             "UPDATE assets SET mock_blob_id = ?, mock_is_real = 0, mock_needs_regeneration = 0 "
+             "WHERE id = ?");
+      RETURN_IF_ERROR(a.Bind(mock_blob_id).Bind(asset_id).Run());
+      Stmt d(stmts_, "UPDATE datasets SET updated_at = ? WHERE id = ?");
+      RETURN_IF_ERROR(d.Bind(now).Bind(dataset_id).Run());
+      return old;
+    }();
+    if (!done.ok()) {
+      (void)Exec("ROLLBACK");
+      return done.status();
+    }
+    RETURN_IF_ERROR(Exec("COMMIT"));
+    return *done;
+  }
+
   Status SoftDeleteDataset(const std::string& id, int64_t now) override {
     std::lock_guard lock(mu_);
     ++catalog_version_;  // before the change: a reader never keeps a stale page
@@ -1399,7 +1459,8 @@ class SqliteStore : public Store {
     std::string sql =
         "SELECT a.dataset_id, a.id, a.name, a.description, a.format, a.mock_is_real, "
         "b.id, b.owner_id, b.size, b.sha256, b.format, b.schema, b.created_at, "
-        "m.id, m.owner_id, m.size, m.sha256, m.format, m.schema, m.created_at "
+        "m.id, m.owner_id, m.size, m.sha256, m.format, m.schema, m.created_at, "
+        "a.mock_needs_regeneration "
         "FROM assets a LEFT JOIN blobs b ON b.id = a.data_blob_id LEFT JOIN blobs m ON m.id = "
         "a.mock_blob_id "
         "WHERE a.dataset_id IN (";
@@ -1430,6 +1491,7 @@ class SqliteStore : public Store {
       a.mock_blob = blob_at(13);
       if (a.data_blob) a.data_blob_id = a.data_blob->id;
       if (a.mock_blob) a.mock_blob_id = a.mock_blob->id;
+      a.mock_needs_regeneration = s.Int(20) != 0;
       by_id[a.dataset_id]->assets.push_back(std::move(a));
     }
     return Status::Ok();

@@ -3,9 +3,11 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "store/store.h"
@@ -555,6 +557,86 @@ TEST_F(SqliteStoreTest, NewerSchemaIsFailedPrecondition) {
   ASSERT_FALSE(opened.ok());
   EXPECT_EQ(opened.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(opened.status().message().find("99"), std::string::npos) << opened.status().message();
+}
+
+// Regression (issue 11, "mocks tell the private data"): a database of schema version 5, whose
+// generated mocks may reveal private data, is upgraded with those mocks flagged and the generated
+// mocks no asset uses deleted; an uploaded mock is not flagged.
+TEST_F(SqliteStoreTest, UpgradeFlagsMocksGeneratedBeforeVersion6) {
+  auto blob = [&](const std::string& id, bool audited, bool generated) {
+    ASSERT_TRUE(store_->InsertBlob({id, "owner", 10, "00", "csv", "{}", 1000}).ok());
+    // What the old server audited: every stored blob, and a generated mock's origin.
+    if (audited) {
+      ASSERT_TRUE(store_->AppendAudit({1000, "owner", "blob.upload", "blob:" + id, ""}).ok());
+    }
+    if (generated) {
+      ASSERT_TRUE(
+          store_->AppendAudit({1000, "owner", "blob.generate_mock", "blob:" + id, "from blob:x"})
+              .ok());
+    }
+  };
+  blob("data1", true, false);
+  blob("generated1", true, true);
+  blob("data2", true, false);
+  blob("uploaded2", true, false);
+  blob("data3", true, false);
+  blob("unaudited3", false, false);
+  blob("generated-unused", true, true);
+  ASSERT_TRUE(store_->InsertUser(MakeUser("owner", "owner@example.org", "Owner")).ok());
+  Dataset d;
+  d.id = "ds";
+  d.name = "census";
+  d.uploader_id = "owner";
+  d.created_at = d.updated_at = 1000;
+  for (auto [name, data, mock] : {std::tuple{"generated", "data1", "generated1"},
+                                  {"uploaded", "data2", "uploaded2"},
+                                  {"unaudited", "data3", "unaudited3"}}) {
+    Asset a;
+    a.id = std::string("asset-") + name;
+    a.name = name;
+    a.format = "csv";
+    a.data_blob_id = data;
+    a.mock_blob_id = mock;
+    d.assets.push_back(a);
+  }
+  ASSERT_TRUE(store_->InsertDataset(d).ok());
+  // Back to version 5, as the old server left it.
+  store_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "ALTER TABLE assets DROP COLUMN mock_needs_regeneration; "
+                         "PRAGMA user_version = 5",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+
+  Open();
+  auto upgraded = store_->GetDataset("census");
+  ASSERT_TRUE(upgraded.ok()) << upgraded.status().ToString();
+  std::map<std::string, bool> flagged;
+  for (const Asset& a : upgraded->assets) flagged[a.name] = a.mock_needs_regeneration;
+  EXPECT_EQ(flagged, (std::map<std::string, bool>{
+                         {"generated", true}, {"uploaded", false}, {"unaudited", true}}));
+  EXPECT_EQ(store_->GetBlob("generated-unused").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetBlob("generated1").ok());
+  EXPECT_TRUE(store_->GetBlob("data1").ok());
+
+  // Replacing the mock clears the flag and gives back the old blob for deletion.
+  ASSERT_TRUE(store_->InsertBlob({"fresh", "owner", 10, "00", "csv", "{}", 2000}).ok());
+  auto old = store_->ReplaceAssetMock("asset-generated", "fresh", 3000);
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_EQ(*old, std::optional<std::string>("generated1"));
+  auto after = store_->GetDataset("census");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->updated_at, 3000);
+  EXPECT_FALSE(after->assets[0].mock_needs_regeneration);
+  EXPECT_EQ(after->assets[0].mock_blob_id, std::optional<std::string>("fresh"));
+  // A blob another asset uses can't be taken; an unknown asset is not found.
+  EXPECT_EQ(store_->ReplaceAssetMock("asset-uploaded", "fresh", 3000).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->ReplaceAssetMock("nope", "fresh", 3000).status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(SqliteStoreTest, FreshDatabaseGetsCurrentSchemaVersion) {

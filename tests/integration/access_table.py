@@ -550,6 +550,11 @@ def target_owner_dataset_change(world, caller, fresh):
 
 
 @target
+def target_owner_dataset_regenerate_mock(world, caller, fresh):
+    return _dataset_call(world, _owner_dataset(world, fresh), {"rows": 3})
+
+
+@target
 def target_owner_dataset_fresh(world, caller, fresh):
     return _dataset_call(world, _owner_dataset(world, fresh))
 
@@ -825,6 +830,8 @@ TABLE = [
     Row("DELETE", "/api/v1/datasets/{id}", "owner_dataset_fresh", rule("data_owner")),
     Row("GET", "/api/v1/datasets/{id}/assets/{name}/mock", "owner_dataset", rule("guest")),
     Row("GET", "/api/v1/datasets/{id}/assets/{name}/data", "owner_dataset", rule("data_owner")),
+    Row("POST", "/api/v1/datasets/{id}/assets/{name}/mock", "owner_dataset_regenerate_mock",
+        rule("data_owner")),
     # Code, requests and jobs (docs/API.md, "Code, requests and jobs"): all of scientist's, bound
     # to an asset of owner's. A data scientist sees only their own (scientist2: NOT_FOUND); data
     # owners and admins see everyone's.

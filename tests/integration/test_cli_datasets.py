@@ -249,13 +249,38 @@ def test_upload_with_generate_mock_makes_a_mock_of_the_same_shape(site, tmp_path
     [asset] = get_dataset(site, name).json["assets"]
     assert asset["has_mock"] and not asset["mock_is_real"]
     assert [(c["name"], c["type"]) for c in asset["schema"]["columns"]] == COLUMNS
-    assert asset["schema"]["rows"] == 3
+    assert asset["schema"]["rows"] == 100, "a fixed row count, not the private one (3)"
     out = tmp_path / "generated.csv"
     result = site.as_admin("download-mock", name, "people", "-o", out)
     assert result.returncode == 0, result
     lines = out.read_bytes().decode().splitlines()
-    assert lines[0] == "age,name,score" and len(lines) == 4
+    assert lines[0] == "age,name,score" and len(lines) == 101
     assert out.read_bytes() != PEOPLE_CSV
+
+
+def test_upload_with_generate_mock_parameters_from_a_file(site, tmp_path):
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps({"rows": 5, "columns": {"age": {"min": 1, "max": 2}}}))
+    name = upload_people(site, tmp_path, mock="generate-mock={}".format(params))
+    [asset] = get_dataset(site, name).json["assets"]
+    assert asset["schema"]["rows"] == 5
+    out = tmp_path / "generated.csv"
+    assert site.as_admin("download-mock", name, "people", "-o", out).returncode == 0
+    ages = [line.split(",")[0] for line in out.read_bytes().decode().splitlines()[1:]]
+    assert set(ages) <= {"1", "2"}
+
+    params.write_text(json.dumps({"columns": {"nope": {"min": 1, "max": 2}}}))
+    data = tmp_path / "people.csv"
+    result = site.as_admin(
+        "upload", "--name", unique("bad"), "--asset", "p={},generate-mock={}".format(data, params)
+    )
+    assert result.returncode == 1, result
+    assert "columns.nope: the table has no column named 'nope'" in result.stderr
+    params.write_text("[1, 2]")
+    result = site.as_admin(
+        "upload", "--name", unique("bad"), "--asset", "p={},generate-mock={}".format(data, params)
+    )
+    assert result.returncode != 0 and "one JSON object of mock parameters" in result.stderr
 
 
 def test_upload_without_a_mock_option_gives_an_empty_mock_and_says_so(site, tmp_path):
@@ -296,10 +321,10 @@ def test_upload_of_several_assets_and_an_npy_array(site, tmp_path, files):
         "records": "json",
     }
     assert by_name["matrix"]["schema"]["dtype"] == "<f8"
-    assert by_name["matrix"]["schema"]["shape"] == [3, 2]
+    assert by_name["matrix"]["schema"]["shape"] == [100, 2]
     shown = site.as_admin("show", name)
     assert shown.returncode == 0, shown
-    assert "<f8" in shown.stdout and "[3,2]" in shown.stdout.replace(" ", "")
+    assert "<f8" in shown.stdout and "[100,2]" in shown.stdout.replace(" ", "")
 
 
 def test_upload_refused_by_the_server_creates_nothing(site, tmp_path, files):
