@@ -703,13 +703,16 @@ class UserCode:
         ] + self._hidden_rows()
 
     def _hidden_rows(self):
-        if not _display.has_hidden(self.source):
+        source = self.source or ""
+        if _display.reveal_code(source) == _display.reveal(source) and not _display.has_hidden(
+            source
+        ):
             return []
         return [
             (
                 "Warning",
-                "the source holds hidden or direction-changing characters, shown as \\x/\\u "
-                "escapes: read it with care",
+                "the source holds hidden or direction-changing characters, or names Python reads "
+                "as others, shown as \\x/\\u escapes: read it with care",
             )
         ]
 

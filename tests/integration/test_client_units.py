@@ -136,6 +136,13 @@ def test_the_review_display_shows_names_python_reads_as_others():
     from datasite.code import CodeText
 
     assert repr(CodeText(source)) == shown
+    from datasite.code import UserCode
+
+    code = UserCode.__new__(UserCode)
+    code.source = source
+    assert [label for label, _ in code._hidden_rows()] == ["Warning"]
+    code.source = "def f():\n    return 'x'\n"
+    assert code._hidden_rows() == []
 
 
 @pytest.mark.parametrize("hidden", ["\u3164", "\u115f", "\u1160", "\uffa0", "\u00ad", "\ufe0f",
