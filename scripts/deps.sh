@@ -4,7 +4,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates curl
   libboost1.74-dev libboost-system1.74-dev nlohmann-json3-dev libsqlite3-dev sqlite3 libsodium-dev libssl-dev
-  libspdlog-dev libcli11-dev libgtest-dev libgmock-dev bubblewrap libseccomp-dev
+  libspdlog-dev libcli11-dev libicu-dev libgtest-dev libgmock-dev bubblewrap libseccomp-dev
   python3 python3-pytest python3-pandas python3-numpy
   clang-14 libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer and the sanitizers
 )

@@ -5,7 +5,10 @@ such as ``<script>`` must show up as text, never run in the reader's notebook.
 """
 
 import html
+import io
 import re
+import tokenize
+import unicodedata
 
 _MD_SPECIALS = "\\`*_{}[]()#+!|~"
 
@@ -20,9 +23,13 @@ def show(value):
 
 
 # Characters that change what a reader sees without being seen: C0 and C1 controls (ANSI escapes,
-# carriage returns), zero-width characters, bidi overrides and isolates ("Trojan Source"), the BOM.
+# carriage returns), zero-width characters, bidi overrides and isolates ("Trojan Source"), the BOM,
+# the soft hyphen, Hangul fillers (letters Python accepts in names), variation selectors, tags and
+# the line and paragraph separators.
 _HIDDEN = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5"
+    "\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff"
+    "\uffa0\ufff0-\ufffb\U000e0000-\U000e0fff]"
 )
 
 
@@ -36,6 +43,49 @@ def reveal(text):
         else "\\x{:02x}".format(ord(m.group(0))),
         "" if text is None else str(text),
     )
+
+
+def _escape(ch):
+    return "\\u{:04x}".format(ord(ch)) if ord(ch) <= 0xFFFF else "\\U{:08x}".format(ord(ch))
+
+
+def reveal_code(source):
+    """Python ``source`` for review: ``reveal``, and every character of a name that Python reads as
+    another (it compares names after NFKC normalization: ``𝗆𝖾𝖺𝗇`` is ``mean``) written as an escape.
+    """
+    source = "" if source is None else str(source)
+    folded = [i for i, ch in enumerate(source) if unicodedata.normalize("NFKC", ch) != ch]
+    if folded:
+        spans = _name_spans(source)
+        marks = set(i for i in folded if spans is None or any(a <= i < b for a, b in spans))
+        source = "".join(_escape(ch) if i in marks else ch for i, ch in enumerate(source))
+    return reveal(source)
+
+
+def _name_spans(source):
+    """Character spans of the names and operators in ``source`` (not comments or strings); None
+    when it does not tokenize (then every folded character is escaped).
+    """
+    starts = [0]
+    for line in source.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    spans = []
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.COMMENT:
+                continue
+            if tok.type == tokenize.STRING and not _is_f_string(tok.string):
+                continue
+            (r0, c0), (r1, c1) = tok.start, tok.end
+            spans.append((starts[r0 - 1] + c0, starts[r1 - 1] + c1))
+    except (tokenize.TokenError, SyntaxError, IndexError):
+        return None
+    return spans
+
+
+def _is_f_string(text):
+    quote = min(i for i in (text.find("'"), text.find('"')) if i >= 0)
+    return "f" in text[:quote].lower()
 
 
 def has_hidden(text):

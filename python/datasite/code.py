@@ -10,6 +10,7 @@ data and answers a pointer whose ``get()`` is the result.
 import ast
 import builtins
 import hashlib
+import html
 import inspect
 import keyword
 import symtable
@@ -264,7 +265,7 @@ class SubmitUserCode:
             [
                 _display.text_fields("SubmitUserCode", self._rows()),
                 _bindings_text(self.input_policy),
-                "Code:\n" + _display.reveal(self.code),
+                "Code:\n" + _display.reveal_code(self.code),
             ]
         )
 
@@ -387,12 +388,12 @@ def _bindings_markdown(policy):
 
 def _source_html(source):
     return '<h4>Code</h4><pre class="datasite-code"><code>{}</code></pre>'.format(
-        _display.esc(source)
+        html.escape(_display.reveal_code(source or ""), quote=True)
     )
 
 
 def _source_markdown(source):
-    source = _display.reveal(source or "")
+    source = _display.reveal_code(source or "")
     longest, run = 0, 0
     for ch in source:
         run = run + 1 if ch == "`" else 0
@@ -407,7 +408,7 @@ class CodeText(str):
     """
 
     def __repr__(self):
-        return _display.reveal(self)
+        return _display.reveal_code(self)
 
     def __call__(self):
         """Itself: ``code.show_code`` (PySyft's property) and ``code.show_code()`` both work."""
@@ -598,8 +599,10 @@ class UserCode:
         return CodeText(self.source or "")
 
     def source_text(self):
-        """The source for displays: hidden characters written as visible escapes."""
-        return _display.reveal(self.source or "")
+        """The source for displays: hidden characters, and characters of names that Python reads
+        as others, written as visible escapes.
+        """
+        return _display.reveal_code(self.source or "")
 
     # Running ---------------------------------------------------------------------------------
 
@@ -700,13 +703,16 @@ class UserCode:
         ] + self._hidden_rows()
 
     def _hidden_rows(self):
-        if not _display.has_hidden(self.source):
+        source = self.source or ""
+        if _display.reveal_code(source) == _display.reveal(source) and not _display.has_hidden(
+            source
+        ):
             return []
         return [
             (
                 "Warning",
-                "the source holds hidden or direction-changing characters, shown as \\x/\\u "
-                "escapes: read it with care",
+                "the source holds hidden or direction-changing characters, or names Python reads "
+                "as others, shown as \\x/\\u escapes: read it with care",
             )
         ]
 

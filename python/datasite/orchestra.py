@@ -43,7 +43,7 @@ def default_data_dir(name, environ=None):
 def launch_args(
     name,
     port=None,
-    host="0.0.0.0",
+    host=None,
     reset=False,
     dev_mode=False,
     server_type="datasite",
@@ -53,8 +53,14 @@ def launch_args(
     thread_workers=False,
     association_request_auto_approval=False,
     data_dir=None,
+    allowed_hosts=None,
 ):
-    """The ``datasite launch`` arguments (after the binary) for the given launch() parameters."""
+    """The ``datasite launch`` arguments (after the binary) for the given launch() parameters.
+
+    ``host`` None binds the server's default, loopback (127.0.0.1); any other address is refused
+    by the server while the root password is the default. ``allowed_hosts``: host names clients
+    use to reach the server besides localhost and IP addresses (``--allowed-host``).
+    """
     if not name or not isinstance(name, str):
         raise ValueError("launch needs a server name, e.g. name='my_special_server'")
     if thread_workers:
@@ -84,13 +90,17 @@ def launch_args(
         name,
         "--port",
         port_arg,
-        "--host",
-        host,
         "--server-type",
         kind,
         "--side",
         side,
     ]
+    if host is not None:
+        args += ["--host", host]
+    if isinstance(allowed_hosts, str):
+        allowed_hosts = [allowed_hosts]
+    for allowed in allowed_hosts or ():
+        args += ["--allowed-host", allowed]
     if reset:
         args.append("--reset")
     if dev_mode:
@@ -218,7 +228,7 @@ class ServerHandle:
 def launch(
     name=None,
     port=None,
-    host="0.0.0.0",
+    host=None,
     reset=False,
     dev_mode=False,
     server_type="datasite",
@@ -229,11 +239,13 @@ def launch(
     association_request_auto_approval=False,
     data_dir=None,
     deploy_to="python",
+    allowed_hosts=None,
 ):
     """Starts a local server (``datasite launch ... --detach``) and returns its ``ServerHandle``.
 
     ``port`` None or "auto" picks a free port. ``deploy_to="remote"`` starts nothing and returns a
-    handle to a server already running at ``host``:``port`` (default localhost:8080). Raises
+    handle to a server already running at ``host``:``port`` (default localhost:8080). ``host``
+    None binds loopback (127.0.0.1); see ``launch_args`` for ``host`` and ``allowed_hosts``. Raises
     RuntimeError carrying the binary's stderr when it fails.
     """
     kind = _SERVER_TYPES.get(str(_enum_value(server_type)).lower(), _enum_value(server_type))
@@ -264,6 +276,7 @@ def launch(
         thread_workers=thread_workers,
         association_request_auto_approval=association_request_auto_approval,
         data_dir=data_dir,
+        allowed_hosts=allowed_hosts,
     )
     binary = find_binary()
     environ = dict(os.environ)

@@ -15,6 +15,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "http/request_policy.h"
+
 namespace datasite::http {
 namespace {
 
@@ -92,6 +94,7 @@ class ServerImpl : public HttpServer {
   ServerImpl(const Router& router, const ServerOptions& options)
       : router_(router),
         options_(options),
+        allowed_hosts_(options.allowed_hosts),
         ioc_(options.io_threads),
         acceptor_(net::make_strand(ioc_)),
         request_pool_(options.request_threads),
@@ -151,6 +154,7 @@ class ServerImpl : public HttpServer {
 
   const Router& router() const { return router_; }
   const ServerOptions& options() const { return options_; }
+  const AllowedHosts& allowed_hosts() const { return allowed_hosts_; }
   net::thread_pool& pool(Lane lane) {
     switch (lane) {
       case Lane::kHeavy:
@@ -194,6 +198,7 @@ class ServerImpl : public HttpServer {
  private:
   const Router& router_;
   const ServerOptions options_;
+  const AllowedHosts allowed_hosts_;
   net::io_context ioc_;
   tcp::acceptor acceptor_;
   net::thread_pool request_pool_;
@@ -284,6 +289,18 @@ void Session::OnHeader(beast::error_code ec) {
   req_->remote_address = remote_address_;
   keep_alive_ = msg.keep_alive();
 
+  // Before anything else: a request for a host name this server does not answer to may come from a
+  // web page that had that name resolve to this machine.
+  std::vector<std::string_view> hosts;
+  for (auto range = msg.equal_range(bhttp::field::host); range.first != range.second;
+       ++range.first) {
+    hosts.emplace_back(range.first->value().data(), range.first->value().size());
+  }
+  if (auto refusal = CheckHost(server_.allowed_hosts(), hosts)) {
+    drain_after_write_ = BodyExpected();
+    return Write(std::move(*refusal), false);
+  }
+
   switch (server_.router().Find(*req_, &route_)) {
     case Router::Match::kNoPath:
       drain_after_write_ = BodyExpected();
@@ -297,6 +314,11 @@ void Session::OnHeader(beast::error_code ec) {
                    keep_alive_ && !drain_after_write_);
     case Router::Match::kFound:
       break;
+  }
+  if (auto refusal =
+          CheckBodyType(req_->content_type, BodyExpected(), static_cast<bool>(route_->open_sink))) {
+    drain_after_write_ = true;
+    return Write(std::move(*refusal), false);
   }
   if (!route_->open_sink) {
     if (parser_->content_length().value_or(0) > server_.options().body_limit) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "http/router.h"
@@ -18,7 +19,7 @@
 namespace datasite::http {
 
 struct ServerOptions {
-  std::string host = "0.0.0.0";
+  std::string host = "127.0.0.1";
   uint16_t port = 0;  // 0 picks a free port
   int io_threads = 2;
   int request_threads = 4;
@@ -29,6 +30,8 @@ struct ServerOptions {
   size_t header_limit = 16 << 10;
   std::chrono::seconds idle_timeout{30};
   int max_connections = 10'000;  // open connections; more are closed at accept
+  // Host names answered besides "localhost" and IP addresses (see AllowedHosts).
+  std::vector<std::string> allowed_hosts;
 };
 
 // Safe for concurrent use.

@@ -151,8 +151,8 @@ class UploadPipelineTest : public ::testing::Test {
   }
 
   static std::string Head(size_t content_length) {
-    return "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(content_length) +
-           "\r\n\r\n";
+    return "POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: " +
+           std::to_string(content_length) + "\r\n\r\n";
   }
 
   static std::string Chunked(const std::string& body, size_t piece) {
@@ -198,9 +198,10 @@ TEST_F(UploadPipelineTest, SlowSinkGetsEveryByteInOrder) {
 TEST_F(UploadPipelineTest, SlowSinkGetsEveryByteOfAChunkedBodyInOrder) {
   ASSERT_NO_FATAL_FAILURE(Start(std::chrono::milliseconds(10), 0));
   std::string body = Pattern((3 << 20) + 99);
-  ExpectStoredWhole(Post("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
-                         Chunked(body, 300000)),
-                    body);
+  ExpectStoredWhole(
+      Post("POST /upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n",
+           Chunked(body, 300000)),
+      body);
 }
 
 // The sink fails while the next buffer waits, full, for it: the client is answered with the sink's
@@ -237,7 +238,7 @@ TEST_F(UploadPipelineTest, ChunkedBodyOverTheLimitWhileTheSinkWritesIsRefused) {
   ASSERT_NO_FATAL_FAILURE(Start(std::chrono::milliseconds(300), 0, 3 << 20));
   std::string body = Pattern(8 << 20);
   auto [status, answer] =
-      Post("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+      Post("POST /upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n",
            Chunked(body, 1 << 20));
   EXPECT_EQ(status, "HTTP/1.1 413 Payload Too Large");
   EXPECT_NE(answer.find("too large"), std::string::npos) << answer;

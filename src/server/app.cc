@@ -8,6 +8,7 @@
 
 #include "api/api.h"
 #include "auth/password.h"
+#include "http/request_policy.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "jobs/job_queue.h"
@@ -40,6 +41,34 @@ std::string DatabasePath(const std::string& data_dir) { return data_dir + "/data
 std::string BlobPath(const std::string& data_dir) { return data_dir + "/blobs"; }
 std::string ResultsPath(const std::string& data_dir) { return data_dir + "/results"; }
 
+namespace {
+
+// A server reachable from other machines must not let anyone in with the published root password.
+Status RefuseOpenDefaultPassword(const AppConfig& config, bool needs_root,
+                                 services::Accounts& accounts) {
+  if (http::IsLoopbackAddress(config.host)) return Status::Ok();
+  bool is_default = false;
+  if (needs_root) {
+    is_default = config.root_password == services::kDefaultRootPassword;
+  } else {
+    ASSIGN_OR_RETURN(is_default, accounts.RootHasDefaultPassword());
+  }
+  if (!is_default) return Status::Ok();
+  return FailedPreconditionError(
+      "refusing to listen on " + config.host +
+      ", where other machines can reach it, while the root admin's password is the published "
+      "default '" +
+      services::kDefaultRootPassword + "'. " +
+      (needs_root
+           ? "Set another one for this new server with DATASITE_ROOT_PASSWORD or --root-password, "
+             "or launch on loopback (--host 127.0.0.1, the default)."
+           : "Launch on loopback (--host 127.0.0.1, the default), log in as the root admin and "
+             "change the password (client.account.set_password), then launch on " +
+                 config.host + " again."));
+}
+
+}  // namespace
+
 App::App(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 
 App::~App() { Stop(std::chrono::milliseconds(0)); }
@@ -64,6 +93,7 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
       return auth::HashPassword(password);
     });
   }
+  RETURN_IF_ERROR(RefuseOpenDefaultPassword(config, needs_root, *p->accounts));
   RETURN_IF_ERROR(p->settings->Bootstrap(launch));
   RETURN_IF_ERROR(p->store->DeleteExpiredSessions(clock.NowSeconds()));
   ASSIGN_OR_RETURN(p->blobs, blob::NewFileBlobStore(BlobPath(config.data_dir)));
@@ -108,6 +138,7 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   api::AddRoutes(p->router, *p->api);
   http::ServerOptions options;
   options.host = config.host;
+  options.allowed_hosts = config.allowed_hosts;
   options.port = config.port;
   options.io_threads = config.io_threads;
   options.request_threads = config.request_threads;

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "sandbox/sandbox.h"
@@ -20,7 +21,12 @@ namespace datasite::server {
 
 struct AppConfig {
   std::string data_dir;  // must exist
-  std::string host = "0.0.0.0";
+  // The address to bind. Any other than a loopback address is refused while the root admin's
+  // password is the published default (kDefaultRootPassword).
+  std::string host = "127.0.0.1";
+  // Host names answered besides localhost and IP addresses (http::AllowedHosts); each already
+  // checked by http::ValidateAllowedHost.
+  std::vector<std::string> allowed_hosts;
   uint16_t port = 0;
   services::LaunchSettings launch;
   std::string root_email = services::kDefaultRootEmail;

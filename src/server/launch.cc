@@ -14,6 +14,7 @@
 
 #include "core/local_servers.h"
 #include "core/random.h"
+#include "http/request_policy.h"
 
 namespace datasite::server {
 namespace {
@@ -97,13 +98,14 @@ int Serve(LaunchOptions& o, int report_fd) {
   auto app = App::Start(o.app);
   if (!app.ok()) return fail(app.status());
   uint16_t port = (*app)->port();
+  std::string url_host = o.host == "0.0.0.0" || o.host == "::"   ? "localhost"
+                         : o.host.find(':') != std::string::npos ? "[" + o.host + "]"
+                                                                 : o.host;
   RuntimeInfo info{o.name,
                    static_cast<int>(::getpid()),
                    o.host,
                    port,
-                   "http://" +
-                       std::string(o.host == "0.0.0.0" || o.host == "::" ? "localhost" : o.host) +
-                       ":" + std::to_string(port),
+                   "http://" + url_host + ":" + std::to_string(port),
                    o.app.data_dir};
   if (Status st = WriteRuntimeInfo(info); !st.ok()) return fail(st);
   std::string where = o.host + ":" + std::to_string(port);
@@ -149,6 +151,13 @@ int RunLaunch(LaunchOptions o) {
     return fail(InvalidArgumentError("--job-cpu-seconds must be at least 1"));
   if (o.app.job_limits.max_result_bytes < 1)
     return fail(InvalidArgumentError("--max-result-bytes must be at least 1"));
+  if (!http::IsAddressLiteral(o.host)) {
+    return fail(InvalidArgumentError(
+        "--host must be an IP address (127.0.0.1, ::1, 0.0.0.0), not '" + o.host + "'"));
+  }
+  for (const auto& name : o.app.allowed_hosts) {
+    if (Status st = http::ValidateAllowedHost(name); !st.ok()) return fail(st);
+  }
   std::error_code ec;
   fs::create_directories(*dir, ec);
   if (ec)

@@ -10,8 +10,8 @@ namespace datasite::server {
 
 struct LaunchOptions {
   std::string name;
-  std::string port = "auto";  // a number or "auto"
-  std::string host = "0.0.0.0";
+  std::string port = "auto";       // a number or "auto"
+  std::string host = "127.0.0.1";  // loopback: see AppConfig::host
   bool reset = false;
   bool dev_mode = false;
   bool detach = false;

@@ -40,7 +40,13 @@ int main(int argc, char** argv) {
   l->add_option("--name", launch.name, "Server name (storage is kept under this name)")->required();
   l->add_option("--port", launch.port, "Port number, or 'auto' for a free one")
       ->capture_default_str();
-  l->add_option("--host", launch.host, "Address to bind")->capture_default_str();
+  l->add_option("--host", launch.host,
+                "IP address to bind. Only a loopback address (the default) while the root "
+                "password is the default 'changethis'; 0.0.0.0 listens on every interface")
+      ->capture_default_str();
+  l->add_option("--allowed-host", launch.app.allowed_hosts,
+                "A host name clients use to reach this server (repeatable). Requests for other "
+                "names are refused; localhost and IP addresses are always answered");
   l->add_flag("--reset", launch.reset, "Wipe this server's storage first");
   l->add_flag("--dev-mode", launch.dev_mode, "Verbose logging");
   auto* type_opt = l->add_option("--server-type", server_type, "datasite, gateway or enclave")

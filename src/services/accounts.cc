@@ -129,6 +129,15 @@ Status Accounts::EnsureRootAdmin(const std::string& email, const std::string& pa
   return CreateRootAdmin(email, hash);
 }
 
+Result<bool> Accounts::RootHasDefaultPassword() {
+  // The root admin is the first user made (users are listed in order of creation).
+  ASSIGN_OR_RETURN(auto page, store_.ListUsers("", 0, 1));
+  if (page.items.empty() || !page.items.front().is_root) {
+    return InternalError("the first user is not the root admin");
+  }
+  return auth::VerifyPassword(page.items.front().password_hash, kDefaultRootPassword);
+}
+
 Result<LoginResult> Accounts::StartSession(std::optional<store::User> user, Role role) {
   LoginResult out;
   out.token = auth::NewToken();

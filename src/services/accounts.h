@@ -71,6 +71,9 @@ class Accounts {
   Status CreateRootAdmin(const std::string& email, const std::string& password_hash);
   // NeedsRootAdmin, then HashPassword and CreateRootAdmin.
   Status EnsureRootAdmin(const std::string& email, const std::string& password);
+  // Whether the root admin's password is still kDefaultRootPassword (the check Login uses to warn);
+  // hashes once (~100 ms).
+  Result<bool> RootHasDefaultPassword();
 
   Result<LoginResult> Login(const std::string& email, const std::string& password,
                             const std::string& client_address);

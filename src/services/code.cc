@@ -13,6 +13,7 @@
 
 #include "core/random.h"
 #include "jobs/job_queue.h"
+#include "services/source_check.h"
 
 namespace datasite::services {
 namespace {
@@ -36,32 +37,6 @@ bool IsIdentifier(const std::string& s) {
     if (!IsIdentifierChar(s[i], i == 0)) return false;
   }
   return true;
-}
-
-// Whether a line of `source` starts (unindented) with "def NAME(" or "async def NAME(". A plain
-// scan: a regular expression over a megabyte of hostile source can exhaust the stack.
-bool DefinesTopLevelFunction(const std::string& source, const std::string& name) {
-  size_t pos = 0;
-  while (pos < source.size()) {
-    size_t end = source.find('\n', pos);
-    if (end == std::string::npos) end = source.size();
-    std::string_view line(source.data() + pos, end - pos);
-    if (line.substr(0, 6) == "async ") {
-      line.remove_prefix(6);
-      while (!line.empty() && (line[0] == ' ' || line[0] == '\t')) line.remove_prefix(1);
-    }
-    if (line.substr(0, 4) == "def " || line.substr(0, 4) == "def\t") {
-      line.remove_prefix(4);
-      while (!line.empty() && (line[0] == ' ' || line[0] == '\t')) line.remove_prefix(1);
-      if (line.substr(0, name.size()) == name) {
-        line.remove_prefix(name.size());
-        while (!line.empty() && (line[0] == ' ' || line[0] == '\t')) line.remove_prefix(1);
-        if (!line.empty() && line[0] == '(') return true;
-      }
-    }
-    pos = end + 1;
-  }
-  return false;
 }
 
 std::string Sha256Hex(const std::string& bytes) {
@@ -234,10 +209,20 @@ Result<store::UserCode> CodeService::Submit(const Principal& caller, const Submi
   if (in.source.empty() || in.source.size() > kMaxSourceBytes) {
     return InvalidArgumentError("'source' must be 1 byte to 1 MiB of Python");
   }
-  const bool found = DefinesTopLevelFunction(in.source, in.name);
-  if (!found) {
+  // The function that runs is the one named, as Python reads names: the source may hold nothing a
+  // display hides or Python reads as another name, and defines the function once.
+  if (Status st = CheckSourceShownAsRun(in.source); !st.ok()) {
+    return InvalidArgumentError("'source', " + st.message());
+  }
+  const int definitions = CountTopLevelDefinitions(in.source, in.name);
+  if (definitions == 0) {
     return InvalidArgumentError("'source' must define a top-level function named '" + in.name +
                                 "'");
+  }
+  if (definitions > 1) {
+    return InvalidArgumentError("'source' defines '" + in.name + "' " +
+                                std::to_string(definitions) +
+                                " times; the last would run: define it once");
   }
   store::UserCode code;
   code.output_policy = in.output_policy;
@@ -343,6 +328,12 @@ Result<store::CodeRequest> CodeService::Approve(const Principal& caller, const s
   if (!IsOwner(caller))
     return PermissionDeniedError("only data owners and admins approve requests");
   ASSIGN_OR_RETURN(store::CodeRequest r, GetRequest(caller, id));
+  // Code submitted before the server refused hidden characters is checked before it is approved.
+  ASSIGN_OR_RETURN(store::UserCode code, store_.GetCode(r.code_id));
+  if (Status st = CheckSourceShownAsRun(code.source); !st.ok()) {
+    return FailedPreconditionError("this code can't be approved: its source, " + st.message() +
+                                   "; deny the request");
+  }
   if (settings_.Get().server_side_type == "low") {
     return FailedPreconditionError(
         "this is a low-side server: it holds no private data, so code can't be approved to run "

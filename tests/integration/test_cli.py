@@ -87,15 +87,15 @@ def cli(binary, xdg_data_home):
 
 
 def printed_port(stdout, name):
-    match = re.match(r"Starting {} server on 0\.0\.0\.0:(\d+)\n".format(re.escape(name)), stdout)
+    match = re.match(r"Starting {} server on 127\.0\.0\.1:(\d+)\n".format(re.escape(name)), stdout)
     assert match, stdout
     return int(match.group(1))
 
 
 def expected_lines(name, port):
     return [
-        "Starting {} server on 0.0.0.0:{}".format(name, port),
-        "You have launched a development server at http://0.0.0.0:{}. "
+        "Starting {} server on 127.0.0.1:{}".format(name, port),
+        "You have launched a development server at http://127.0.0.1:{}. "
         "It is intended only for local use.".format(port),
     ]
 

@@ -119,3 +119,33 @@ def test_route_table_uses_api_prefix_and_known_methods():
 
 def test_version_is_exposed():
     assert sy.__version__ == "0.1.0"
+
+
+# Issue 11: the review display shows what a reader would miss.
+
+
+def test_the_review_display_shows_names_python_reads_as_others():
+    source = ("def mean_age(df):\n    return 1\n\n"
+              "def \U0001d5c6\U0001d5be\U0001d5ba\U0001d5c7_age(df):  # \U0001d5c6 in a comment\n"
+              "    \u3164 = '\U0001d5c6'\n    return \u3164\n")
+    shown = _display.reveal_code(source)
+    assert "def \\U0001d5c6\\U0001d5be\\U0001d5ba\\U0001d5c7_age(df):" in shown
+    assert "# \U0001d5c6 in a comment" in shown
+    assert "\\u3164 = '\U0001d5c6'" in shown
+    assert "\u3164" not in shown
+    from datasite.code import CodeText
+
+    assert repr(CodeText(source)) == shown
+    from datasite.code import UserCode
+
+    code = UserCode.__new__(UserCode)
+    code.source = source
+    assert [label for label, _ in code._hidden_rows()] == ["Warning"]
+    code.source = "def f():\n    return 'x'\n"
+    assert code._hidden_rows() == []
+
+
+@pytest.mark.parametrize("hidden", ["\u3164", "\u115f", "\u1160", "\uffa0", "\u00ad", "\ufe0f",
+                                    "\U000e0041", "\u2028"])
+def test_hidden_characters_are_revealed(hidden):
+    assert hidden not in _display.reveal("a" + hidden + "b")

@@ -681,22 +681,27 @@ def test_a_scientist_sees_only_their_own_code_requests_and_jobs(
 
 
 def test_displays_reveal_hidden_characters_in_code_under_review(api, actors, owner, asset):
-    """A bidi override in the source ("Trojan Source") or an ANSI escape in the reason must not
-    hide anything from the reviewer: they show as visible escapes, and the code carries a warning.
+    """A bidi override in the source ("Trojan Source") is refused by the server (issue 11: what the
+    reviewer reads must be what runs); an ANSI escape in the reason must not hide anything from the
+    reviewer: it shows as a visible escape.
     """
     token = actors["scientist"].token
-    source = (
+    trojan = (
         "def sneaky(data):\n"
         "    access = 'user' # \u202e } \u2066if admin\u2069 \u2066 begin admins only\n"
         "    return len(data)\n"
     )
     body = {
         "name": "sneaky",
-        "source": source,
+        "source": trojan,
         "inputs": {"data": {"asset_id": asset.id}},
         "output_policy": {"kind": "single_execution"},
     }
     resp = api.post("/api/v1/code", body, token=token)
+    assert resp.status == 400, resp
+    assert "line 2, column 23: U+202E RIGHT-TO-LEFT OVERRIDE" in resp.error["message"], resp
+    source = "def sneaky(data):\n    access = 'user'\n    return len(data)\n"
+    resp = api.post("/api/v1/code", dict(body, source=source), token=token)
     assert resp.status == 201, resp
     resp = api.post(
         "/api/v1/requests", {"code_id": resp.json["id"], "reason": "ok\x1b[2J"}, token=token
@@ -715,9 +720,7 @@ def test_displays_reveal_hidden_characters_in_code_under_review(api, actors, own
         review.code.show_code._repr_markdown_(),
         repr(owner.requests),
     ):
-        for hidden in ("\u202e", "\u2066", "\u2069", "\x1b"):
-            assert hidden not in shown
-    assert "u202e" in repr(review.code) and "hidden" in repr(review.code)
+        assert "\x1b" not in shown
     assert "x1b" in repr(review)
 
 

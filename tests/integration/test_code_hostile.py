@@ -159,3 +159,81 @@ def test_the_server_survived_the_suite(hostile_server):
     db = sqlite3.connect(str(data_dir / "datasite.db"))
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     db.close()
+
+
+# What the reviewer reads is not what runs (issue 11): names Python folds, invisible characters ----
+
+HONEST = "def mean_age(data):\n    return int(data['a'].sum())\n"
+# 𝗆𝖾𝖺𝗇_𝖺𝗀𝖾 in mathematical sans-serif letters: Python reads it as mean_age, so this definition
+# replaced the honest one above while a reviewer saw two different names.
+SHADOW = "\n\ndef \U0001d5c6\U0001d5be\U0001d5ba\U0001d5c7_\U0001d5ba\U0001d5c0\U0001d5be(data):\n    return data.to_dict()\n"
+
+
+def submit(api, token, asset_id, name, source):
+    return api.post("/api/v1/code", {"name": name, "source": source,
+                                     "inputs": {"data": {"asset_id": asset_id}}}, token=token)
+
+
+def test_a_function_shadowed_by_a_name_python_folds_is_refused(hostile_server):
+    _, api, actors, asset_id, _ = hostile_server
+    resp = submit(api, actors["scientist"].token, asset_id, "mean_age",
+                  HONEST + SHADOW + "# " + unique("v") + "\n")
+    assert resp.status == 400, resp
+    message = resp.error["message"]
+    assert "line 5, column 5" in message, message
+    assert "U+1D5C6 MATHEMATICAL SANS-SERIF SMALL M" in message, message
+    assert "reads as 'mean_age'" in message, message
+
+
+def test_a_name_python_folds_is_refused_even_when_it_is_no_duplicate(hostile_server):
+    _, api, actors, asset_id, _ = hostile_server
+    source = "def f(data):\n    \uff54otal = 1\n    return total\n# " + unique("v") + "\n"
+    resp = submit(api, actors["scientist"].token, asset_id, "f", source)
+    assert resp.status == 400 and "U+FF54" in resp.error["message"], resp
+
+
+@pytest.mark.parametrize("hidden", ["\u3164", "\u115f", "\u1160", "\uffa0", "\u200b", "\u202e",
+                                    "\u2066", "\ufeff", "\ufe0f"])
+@pytest.mark.parametrize("where", ["name", "string", "comment"])
+def test_invisible_characters_are_refused_anywhere(hostile_server, hidden, where):
+    _, api, actors, asset_id, _ = hostile_server
+    body = {
+        "name": "    x{} = 1\n    return x\n".format(hidden),
+        "string": "    return '{}'\n".format(hidden),
+        "comment": "    return 1  # {}\n".format(hidden),
+    }[where]
+    source = "def f(data):\n" + body + "# " + unique("v") + "\n"
+    resp = submit(api, actors["scientist"].token, asset_id, "f", source)
+    assert resp.status == 400, resp
+    message = resp.error["message"]
+    assert "line 2, column" in message and "U+{:04X}".format(ord(hidden)) in message, message
+    assert "invisible" in message, message
+
+
+def test_the_hangul_filler_attack_is_refused(hostile_server):
+    # U+3164 is a letter to Python: an "empty" name that holds a value the reviewer can't see.
+    _, api, actors, asset_id, _ = hostile_server
+    source = ("def f(data):\n    \u3164 = data.to_dict()\n    total = 0 + \u3164\n    return total\n"
+              "# " + unique("v") + "\n")
+    resp = submit(api, actors["scientist"].token, asset_id, "f", source)
+    assert resp.status == 400, resp
+    assert "line 2, column 5: U+3164 HANGUL FILLER" in resp.error["message"], resp
+
+
+def test_a_function_defined_twice_is_refused(hostile_server):
+    _, api, actors, asset_id, _ = hostile_server
+    source = HONEST + "\n" + HONEST.replace("sum()", "count()") + "# " + unique("v") + "\n"
+    resp = submit(api, actors["scientist"].token, asset_id, "mean_age", source)
+    assert resp.status == 400 and "2 times" in resp.error["message"], resp
+
+
+def test_folding_characters_in_comments_and_strings_still_run(hostile_server):
+    _, api, actors, asset_id, _ = hostile_server
+    source = ("def f(data):\n    # \uff08\u5358\u4f4d\uff09 total in \u00b5g\n"
+              "    return '\u00b5g \uff58 ' + str(int(data['a'].sum()))\n# " + unique("v") + "\n")
+    code = submit(api, actors["scientist"].token, asset_id, "f", source)
+    assert code.status == 201, code
+    run = api.post("/api/v1/code/%s/run" % code.json["id"], {"mock": True},
+                   token=actors["scientist"].token)
+    assert run.json["status"] == "completed", run
+    assert run.json["result"]["inline"] == "\u00b5g \uff58 7", run

@@ -25,7 +25,7 @@ def upload(api, token, data, fmt="csv"):
 def start_partial_upload(port, token, total, sent):
     """Opens an upload of `total` bytes and sends only `sent` of them; returns the open socket."""
     sock = socket.create_connection(("127.0.0.1", port))
-    head = ("POST /api/v1/blobs?format=raw HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n"
+    head = ("POST /api/v1/blobs?format=raw HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n"
             "Content-Length: {}\r\n\r\n").format(token, total)
     sock.sendall(head.encode())
     block = b"\xab" * (1 << 20)

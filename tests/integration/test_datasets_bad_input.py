@@ -389,7 +389,7 @@ def test_chunked_upload_over_the_limit_is_refused_mid_stream(limited, limited_ow
     # clear answer, and the server serves on.
     piece = b"\x03" * (256 << 10)
     sock = socket.create_connection(("127.0.0.1", limited.port), timeout=30)
-    head = ("POST {}?format=raw HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n"
+    head = ("POST {}?format=raw HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n"
             "Transfer-Encoding: chunked\r\n\r\n").format(BLOBS, limited_owner.token)
     sock.sendall(head.encode())
     try:

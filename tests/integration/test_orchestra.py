@@ -22,7 +22,7 @@ def test_launch_args_defaults():
     args = orchestra.launch_args("srv")
     assert args[:3] == ["launch", "--name", "srv"]
     assert flag_value(args, "--port") == "auto"
-    assert flag_value(args, "--host") == "0.0.0.0"
+    assert "--host" not in args  # the server's default: loopback
     assert flag_value(args, "--server-type") == "datasite"
     assert flag_value(args, "--side") == "high"
     assert args[-1] == "--detach"
@@ -32,6 +32,7 @@ def test_launch_args_defaults():
         "--workers",
         "--data-dir",
         "--association-request-auto-approval",
+        "--allowed-host",
     ):
         assert flag not in args
 
@@ -43,6 +44,9 @@ def test_launch_args_defaults():
         ({"port": "auto"}, "--port", "auto"),
         ({"port": 8093}, "--port", "8093"),
         ({"host": "127.0.0.1"}, "--host", "127.0.0.1"),
+        ({"host": "0.0.0.0"}, "--host", "0.0.0.0"),
+        ({"allowed_hosts": ["datasite.example"]}, "--allowed-host", "datasite.example"),
+        ({"allowed_hosts": "datasite.example"}, "--allowed-host", "datasite.example"),
         ({"n_consumers": 3}, "--workers", "3"),
         ({"create_producer": False}, "--workers", "0"),
         ({"create_producer": True, "n_consumers": 2}, "--workers", "2"),
@@ -144,8 +148,8 @@ def test_launch_echoes_the_two_lines(launcher, capsys):
     name = unique("orch")
     server = launcher.launch(name=name)
     assert capsys.readouterr().out.splitlines() == [
-        "Starting {} server on 0.0.0.0:{}".format(name, server.port),
-        "You have launched a development server at http://0.0.0.0:{}. "
+        "Starting {} server on 127.0.0.1:{}".format(name, server.port),
+        "You have launched a development server at http://127.0.0.1:{}. "
         "It is intended only for local use.".format(server.port),
     ]
 

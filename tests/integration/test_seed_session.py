@@ -35,8 +35,8 @@ REPR = "Logged into <my_special_server: High side Datasite> as <{}>"
 
 def launched_lines(port, name=NAME):
     return [
-        "Starting {} server on 0.0.0.0:{}".format(name, port),
-        "You have launched a development server at http://0.0.0.0:{}. "
+        "Starting {} server on 127.0.0.1:{}".format(name, port),
+        "You have launched a development server at http://127.0.0.1:{}. "
         "It is intended only for local use.".format(port),
     ]
 

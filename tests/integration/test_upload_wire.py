@@ -16,7 +16,7 @@ from helpers import ROOT_EMAIL, ROOT_PASSWORD, Api
 
 
 def request_bytes(token, body, path="/api/v1/blobs?format=raw", expect_continue=False):
-    head = "POST {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n".format(
+    head = "POST {} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n".format(
         path, token, len(body))
     if expect_continue:
         head += "Expect: 100-continue\r\n"
@@ -73,7 +73,7 @@ def test_body_sent_with_the_headers_and_a_pipelined_request_after_it(server, sig
     second = os.urandom(70000)
     head1, body1 = request_bytes(token, first)
     head2, body2 = request_bytes(token, second)
-    health = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    health = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
     sock = connect(server.port)
     # Two uploads and a GET in one send: the server must not read past each body.
     sock.sendall(head1 + body1 + head2 + body2 + health)
