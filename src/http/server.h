@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "http/router.h"
@@ -29,6 +30,9 @@ struct ServerOptions {
   size_t header_limit = 16 << 10;
   std::chrono::seconds idle_timeout{30};
   int max_connections = 10'000;  // open connections; more are closed at accept
+  // Canonical addresses of proxies whose X-Forwarded-For names the client (see ClientAddress);
+  // from any other peer the header is ignored.
+  std::vector<std::string> trusted_proxies;
 };
 
 // Safe for concurrent use.
