@@ -682,6 +682,15 @@ class SqliteStore : public Store {
     return s.Bind(now).Run();
   }
 
+  Result<int64_t> CountGuestSessions(int64_t now) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "SELECT count(*) FROM sessions WHERE user_id IS NULL AND expires_at > ?");
+    s.Bind(now);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return InternalError("count returned no row");
+    return s.Int(0);
+  }
+
   Status InsertBlob(const Blob& b) override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_,

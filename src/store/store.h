@@ -228,6 +228,8 @@ class Store {
   virtual Status DeleteUserSessions(const std::string& user_id,
                                     const std::string& keep_token_hash) = 0;
   virtual Status DeleteExpiredSessions(int64_t now) = 0;
+  // Guest sessions (those of no user) that have not expired at `now`.
+  virtual Result<int64_t> CountGuestSessions(int64_t now) = 0;
   // Changes whenever a user or a session may have been updated or deleted (it moves before the
   // change, under the store's lock): what a cached session check must be redone after.
   virtual int64_t AuthVersion() = 0;
