@@ -432,12 +432,10 @@ CodeRequest ReadRequest(const Stmt& s) {
   return r;
 }
 
-// `logs` chooses whether stdout and stderr are read (listings leave them out).
-std::string JobSelect(bool logs) {
-  return std::string(
-             "SELECT j.id, j.code_id, j.user_id, j.kind, j.status, j.inputs, j.timeout_ms, "
-             "j.attempts, j.error, j.result_format, j.result_size, j.held, ") +
-         (logs ? "j.stdout, j.stderr, " : "'', '', ") +
+// Jobs without their logs (read by GetJobLogs alone): polling a job must not read megabytes.
+std::string JobSelect() {
+  return "SELECT j.id, j.code_id, j.user_id, j.kind, j.status, j.inputs, j.timeout_ms, "
+         "j.attempts, j.error, j.result_format, j.result_size, j.held, '', '', "
          "j.created_at, j.started_at, j.finished_at, coalesce(c.name, ''), coalesce(u.name, ''), "
          "coalesce(u.email, '') FROM jobs j LEFT JOIN user_code c ON c.id = j.code_id "
          "LEFT JOIN users u ON u.id = j.user_id";
@@ -1110,9 +1108,18 @@ class SqliteStore : public Store {
     return GetJobLocked(id);
   }
 
+  Result<std::pair<std::string, std::string>> GetJobLogs(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "SELECT stdout, stderr FROM jobs WHERE id = ?");
+    s.Bind(id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("job not found");
+    return std::pair(s.Text(0), s.Text(1));
+  }
+
   Result<std::vector<Job>> ListJobs(const JobFilter& f) override {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_, (JobSelect(false) +
+    Stmt s(stmts_, (JobSelect() +
                     " WHERE (?1 IS NULL OR j.user_id = ?1) AND (?2 IS NULL OR j.code_id = ?2) AND "
                     "(?3 IS NULL OR j.status = ?3) AND (?4 = 1 OR j.kind != 'review') "
                     "ORDER BY j.seq DESC LIMIT ?5")
@@ -1126,10 +1133,10 @@ class SqliteStore : public Store {
 
   Result<Job> LastCompletedPrivateJob(const std::string& code_id) override {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_, (JobSelect(true) +
-                    " WHERE j.code_id = ? AND j.kind = 'private' AND j.status = 'completed' "
-                    "ORDER BY j.seq DESC LIMIT 1")
-                       .c_str());
+    Stmt s(stmts_,
+           (JobSelect() + " WHERE j.code_id = ? AND j.kind = 'private' AND j.status = 'completed' "
+                          "ORDER BY j.seq DESC LIMIT 1")
+               .c_str());
     s.Bind(code_id);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return NotFoundError("no completed run");
@@ -1363,7 +1370,7 @@ class SqliteStore : public Store {
 
   // REQUIRES: mu_ held.
   Result<Job> GetJobLocked(const std::string& id) {
-    Stmt s(stmts_, (JobSelect(true) + " WHERE j.id = ?"));
+    Stmt s(stmts_, (JobSelect() + " WHERE j.id = ?"));
     s.Bind(id);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return NotFoundError("job not found");

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -178,6 +179,8 @@ struct Job {
   // written by FinishJob, read only by GetJobResult. Empty: the result is in a file.
   std::optional<std::string> result_data;
   bool held = false;  // result withheld from the requester until released
+  // Written by FinishJob, read only by GetJobLogs (GetJob and ListJobs leave them empty, so that
+  // polling a job never reads its logs).
   std::string stdout_text;
   std::string stderr_text;
   int64_t created_at = 0;   // unix milliseconds
@@ -290,7 +293,10 @@ class Store {
   // Inserts a queued job. With `max_private_runs`, refuses (returns false) when the code already
   // has that many private jobs queued, running or completed — checked and inserted atomically.
   virtual Result<bool> InsertJob(const Job& job, std::optional<int64_t> max_private_runs) = 0;
+  // Without its logs (see GetJobLogs).
   virtual Result<Job> GetJob(const std::string& id) = 0;
+  // The job's stdout and stderr, as (stdout, stderr). kNotFound when absent.
+  virtual Result<std::pair<std::string, std::string>> GetJobLogs(const std::string& id) = 0;
   virtual Result<std::vector<Job>> ListJobs(const JobFilter& filter) = 0;
   // The newest completed private job of a code; kNotFound when none.
   virtual Result<Job> LastCompletedPrivateJob(const std::string& code_id) = 0;
