@@ -147,7 +147,8 @@ class Account(User):
         return Quota(self._client._transport.call("account_quota"))
 
     def update(self, **fields):
-        """Changes your own name, email, institution or website."""
+        """Changes your own name, institution or website (and email, for data owners and admins:
+        data scientists ask one of them, so that no answer tells whether an address is taken)."""
         data = self._client._transport.call("account_update", body=fields)
         self._load(data)
         return SyftSuccess("User details successfully updated.", value=self)

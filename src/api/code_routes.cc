@@ -3,6 +3,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
 #include "api/api.h"
 #include "api/json_body.h"
 #include "api/route_table.h"
@@ -125,6 +130,40 @@ json JobJson(const store::Job& j, const Principal& caller, const services::CodeS
           {"result", result},
           {"reused", reused}};
 }
+
+// The rendered /logs documents of ended jobs, whose logs never change: polling a job's logs reads
+// and escapes its megabytes once instead of on every request (which held the store's lock and a
+// request thread for each poll). At most kMaxBytes are kept; the oldest rendering goes first. Safe
+// for concurrent use.
+class LogDocuments {
+ public:
+  std::shared_ptr<const std::string> Get(const std::string& key) {
+    std::lock_guard lock(mu_);
+    auto it = docs_.find(key);
+    return it == docs_.end() ? nullptr : it->second;
+  }
+
+  void Put(const std::string& key, std::shared_ptr<const std::string> doc) {
+    if (doc->size() > kMaxBytes) return;
+    std::lock_guard lock(mu_);
+    if (!docs_.emplace(key, doc).second) return;
+    order_.push_back(key);
+    bytes_ += doc->size();
+    while (bytes_ > kMaxBytes) {
+      auto oldest = docs_.find(order_.front());
+      bytes_ -= oldest->second->size();
+      docs_.erase(oldest);
+      order_.pop_front();
+    }
+  }
+
+ private:
+  static constexpr size_t kMaxBytes = 64 << 20;
+  std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<const std::string>> docs_;  // guarded by mu_
+  std::deque<std::string> order_;  // keys, oldest first; guarded by mu_
+  size_t bytes_ = 0;               // guarded by mu_
+};
 
 std::optional<std::string> Query(const http::Request& req, const char* name) {
   auto it = req.query.find(name);
@@ -298,15 +337,27 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
                 r.headers.emplace_back("X-Datasite-Result-Format", f.format);
                 return r;
               });
-  routes->Add("GET", "/api/v1/jobs/{id}/logs", Role::kDataScientist, "jobs",
-              "A job's stdout (its user) and stderr (data owners and admins).",
-              [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
-                ASSIGN_OR_RETURN(auto logs, code.Logs(caller, req.path_params["id"]));
-                return Reply{200,
-                             {{"stdout", logs.stdout_text ? json(*logs.stdout_text) : json()},
-                              {"stderr", logs.stderr_text ? json(*logs.stderr_text) : json()}},
-                             {}};
-              });
+  auto log_documents = std::make_shared<LogDocuments>();
+  routes->Add(
+      "GET", "/api/v1/jobs/{id}/logs", Role::kDataScientist, "jobs",
+      "A job's stdout (its user) and stderr (data owners and admins).",
+      [&code, log_documents](http::Request& req, const Principal& caller) -> Result<Reply> {
+        ASSIGN_OR_RETURN(auto job, code.GetJob(caller, req.path_params["id"]));
+        // What the caller may read depends only on these two (see CodeService::Logs), so callers
+        // alike share one rendering.
+        const std::string key = job.id + (code.MaySeeResult(caller, job) ? "+out" : "-out") +
+                                (auth::AtLeast(caller.role, Role::kDataOwner) ? "+err" : "-err");
+        const bool ended = jobs::IsFinal(job.status);
+        Reply reply;
+        if (ended && (reply.shared_json = log_documents->Get(key))) return reply;
+        ASSIGN_OR_RETURN(auto logs, code.Logs(caller, job.id));
+        auto doc = std::make_shared<const std::string>(
+            internal::Dump({{"stdout", logs.stdout_text ? json(*logs.stdout_text) : json()},
+                            {"stderr", logs.stderr_text ? json(*logs.stderr_text) : json()}}));
+        if (ended) log_documents->Put(key, doc);
+        reply.shared_json = std::move(doc);
+        return reply;
+      });
   routes->Add("POST", "/api/v1/jobs/{id}/kill", Role::kDataScientist, "jobs",
               "Kill a queued or running job (its user, or a data owner).",
               [&code](http::Request& req, const Principal& caller) -> Result<Reply> {

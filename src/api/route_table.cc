@@ -61,7 +61,11 @@ http::Response Render(Result<Reply> reply) {
     res.content_type = std::move(reply->content_type);
     return res;
   }
-  res.body = reply->raw_json.empty() ? Dump(reply->body) : std::move(reply->raw_json);
+  if (reply->shared_json) {
+    res.shared_body = std::move(reply->shared_json);
+  } else {
+    res.body = reply->raw_json.empty() ? Dump(reply->body) : std::move(reply->raw_json);
+  }
   return res;
 }
 

@@ -23,6 +23,8 @@ struct Reply {
   std::vector<std::pair<std::string, std::string>> headers;
   // When set, sent as the JSON body verbatim instead of `body` (for pre-rendered JSON).
   std::string raw_json;
+  // When set, sent as the JSON body, shared rather than copied (for renderings kept in memory).
+  std::shared_ptr<const std::string> shared_json;
   // For small downloads: the bytes to send, of type `content_type` (then `body` is ignored).
   std::optional<std::string> raw_body;
   // For downloads: the file to send and its type (then `body` is ignored).

@@ -178,8 +178,9 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
                   ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {}));
                   (void)body;
                 }
-                ASSIGN_OR_RETURN(auto result,
-                                 accounts.LoginAsGuest(settings.Get().allow_guest_sessions));
+                ASSIGN_OR_RETURN(
+                    auto result,
+                    accounts.LoginAsGuest(settings.Get().allow_guest_sessions, req.remote_address));
                 return Reply{200, LoginJson(result), {}};
               });
   routes->Add("POST", "/api/v1/auth/logout", Role::kGuest, "auth", "Revoke the calling token.",
@@ -254,7 +255,8 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
         ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"old_password", "new_password"}));
         ASSIGN_OR_RETURN(std::string old_password, body.RequiredString("old_password"));
         ASSIGN_OR_RETURN(std::string new_password, body.RequiredString("new_password"));
-        RETURN_IF_ERROR(accounts.ChangePassword(caller, old_password, new_password));
+        RETURN_IF_ERROR(
+            accounts.ChangePassword(caller, old_password, new_password, req.remote_address));
         return Reply{200, {{"message", "Password changed"}}, {}};
       },
       Schema({{"old_password", "string"}, {"new_password", "string"}},

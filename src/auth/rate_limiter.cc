@@ -37,6 +37,14 @@ void RateLimiter::Reset(const std::string& key) {
   events_.erase(key);
 }
 
+int RateLimiter::Count(const std::string& key) {
+  std::lock_guard lock(mu_);
+  auto it = events_.find(key);
+  if (it == events_.end()) return 0;
+  Expire(it->second, clock_.NowMillis());
+  return static_cast<int>(it->second.size());
+}
+
 void RateLimiter::Prune(int64_t now) {
   for (auto it = events_.begin(); it != events_.end();) {
     Expire(it->second, now);
@@ -49,6 +57,19 @@ void RateLimiter::Prune(int64_t now) {
     if (it->second.back() < victim->second.back()) victim = it;
   }
   events_.erase(victim);
+}
+
+std::optional<ConcurrencyLimit::Slot> ConcurrencyLimit::TryAcquire() {
+  std::lock_guard lock(mu_);
+  if (free_ <= 0) return std::nullopt;
+  --free_;
+  return Slot(this);
+}
+
+ConcurrencyLimit::Slot::~Slot() {
+  if (limit_ == nullptr) return;
+  std::lock_guard lock(limit_->mu_);
+  ++limit_->free_;
 }
 
 }  // namespace datasite::auth

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -25,6 +26,8 @@ class RateLimiter {
   void Record(const std::string& key);
   // Forgets `key` (e.g. after a successful login).
   void Reset(const std::string& key);
+  // The events counted for `key` in the window now.
+  int Count(const std::string& key);
 
  private:
   // REQUIRES: mu_ held.
@@ -37,6 +40,36 @@ class RateLimiter {
   const size_t max_keys_;
   std::mutex mu_;
   std::unordered_map<std::string, std::deque<int64_t>> events_;  // Guarded by mu_.
+};
+
+// At most `slots` holders at once; a caller that finds none free is refused at once rather than
+// queued, so that work which must wait here never holds a thread that other work needs. Safe for
+// concurrent use.
+class ConcurrencyLimit {
+ public:
+  explicit ConcurrencyLimit(int slots) : free_(slots) {}
+
+  // Holds one slot until destroyed (or moved from).
+  class Slot {
+   public:
+    Slot(Slot&& other) noexcept : limit_(other.limit_) { other.limit_ = nullptr; }
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+    Slot& operator=(Slot&&) = delete;
+    ~Slot();
+
+   private:
+    friend class ConcurrencyLimit;
+    explicit Slot(ConcurrencyLimit* limit) : limit_(limit) {}
+    ConcurrencyLimit* limit_;
+  };
+
+  // A slot, or nullopt when all are taken.
+  std::optional<Slot> TryAcquire();
+
+ private:
+  std::mutex mu_;
+  int free_;  // Guarded by mu_.
 };
 
 }  // namespace datasite::auth

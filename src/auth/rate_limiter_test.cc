@@ -173,3 +173,44 @@ TEST(RateLimiterTest, MaxKeysDropsExpiredKeysFirst) {
 
 }  // namespace
 }  // namespace datasite::auth
+
+namespace datasite::auth {
+namespace {
+
+TEST(RateLimiterTest, CountIsTheEventsInTheWindow) {
+  FakeClock clock;
+  RateLimiter limiter(clock, 3, kWindowMs);
+  EXPECT_EQ(limiter.Count("a"), 0);
+  limiter.Record("a");
+  limiter.Record("a");
+  EXPECT_EQ(limiter.Count("a"), 2);
+  clock.AdvanceMillis(kWindowMs);
+  EXPECT_EQ(limiter.Count("a"), 0);
+}
+
+TEST(ConcurrencyLimitTest, RefusesPastItsSlotsAndFreesOnRelease) {
+  ConcurrencyLimit limit(2);
+  auto a = limit.TryAcquire();
+  auto b = limit.TryAcquire();
+  ASSERT_TRUE(a && b);
+  EXPECT_FALSE(limit.TryAcquire());
+  a.reset();
+  EXPECT_TRUE(limit.TryAcquire());
+}
+
+TEST(ConcurrencyLimitTest, AMovedSlotIsReleasedOnce) {
+  ConcurrencyLimit limit(1);
+  {
+    auto a = limit.TryAcquire();
+    ASSERT_TRUE(a);
+    auto moved = std::move(*a);
+    a.reset();
+    EXPECT_FALSE(limit.TryAcquire());
+  }
+  auto again = limit.TryAcquire();
+  EXPECT_TRUE(again);
+  EXPECT_FALSE(limit.TryAcquire());
+}
+
+}  // namespace
+}  // namespace datasite::auth

@@ -20,7 +20,7 @@ struct Request {
   std::map<std::string, std::string> path_params;  // filled by the router, e.g. {"id": "..."}
   std::string authorization;                       // the Authorization header, as sent
   std::string content_type;
-  std::string remote_address;  // the peer's IP address
+  std::string remote_address;  // the client's IP address (see ClientAddress)
   std::string body;
 };
 

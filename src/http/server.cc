@@ -15,6 +15,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "http/client_address.h"
 #include "http/request_policy.h"
 
 namespace datasite::http {
@@ -286,7 +287,16 @@ void Session::OnHeader(beast::error_code ec) {
   if (q != std::string_view::npos) req_->query = ParseQuery(target.substr(q + 1));
   req_->authorization = std::string(msg[bhttp::field::authorization]);
   req_->content_type = std::string(msg[bhttp::field::content_type]);
-  req_->remote_address = remote_address_;
+  std::string forwarded_for;
+  if (!server_.options().trusted_proxies.empty()) {
+    for (const auto& field : msg) {
+      if (!beast::iequals(field.name_string(), "X-Forwarded-For")) continue;
+      if (!forwarded_for.empty()) forwarded_for += ',';
+      forwarded_for.append(field.value().data(), field.value().size());
+    }
+  }
+  req_->remote_address =
+      ClientAddress(remote_address_, forwarded_for, server_.options().trusted_proxies);
   keep_alive_ = msg.keep_alive();
 
   // Before anything else: a request for a host name this server does not answer to may come from a

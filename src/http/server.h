@@ -32,6 +32,9 @@ struct ServerOptions {
   int max_connections = 10'000;  // open connections; more are closed at accept
   // Host names answered besides "localhost" and IP addresses (see AllowedHosts).
   std::vector<std::string> allowed_hosts;
+  // Canonical addresses of proxies whose X-Forwarded-For names the client (see ClientAddress);
+  // from any other peer the header is ignored.
+  std::vector<std::string> trusted_proxies;
 };
 
 // Safe for concurrent use.

@@ -1,5 +1,6 @@
 #include "server/app.h"
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <thread>
@@ -8,6 +9,7 @@
 
 #include "api/api.h"
 #include "auth/password.h"
+#include "http/client_address.h"
 #include "http/request_policy.h"
 #include "http/router.h"
 #include "http/server.h"
@@ -82,7 +84,11 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   auto root_email = services::NormalizeEmail(config.root_email);
   if (!root_email.ok()) return InvalidArgumentError("root email: " + root_email.status().message());
   launch.admin_email = *root_email;
-  p->accounts = std::make_unique<services::Accounts>(*p->store, clock, config.accounts);
+  services::AccountsOptions accounts = config.accounts;
+  // Password changes, sign-ups and user creations hash on at most half the heavy threads, so
+  // logins always have the rest.
+  accounts.hashing_slots = std::max(1, config.heavy_threads / 2);
+  p->accounts = std::make_unique<services::Accounts>(*p->store, clock, accounts);
   // At first start the root password is hashed (~100 ms) while the rest of start-up goes on.
   ASSIGN_OR_RETURN(bool needs_root, p->accounts->NeedsRootAdmin());
   std::future<Result<std::string>> root_hash;
@@ -144,6 +150,13 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   options.request_threads = config.request_threads;
   options.heavy_threads = config.heavy_threads;
   options.body_limit = config.body_limit;
+  for (const std::string& proxy : config.trusted_proxies) {
+    auto address = http::CanonicalAddress(proxy);
+    if (!address) {
+      return InvalidArgumentError("--trusted-proxy must be an IP address, not '" + proxy + "'");
+    }
+    options.trusted_proxies.push_back(*address);
+  }
   options.upload_limit = static_cast<uint64_t>(config.datasets.max_blob_bytes);
   ASSIGN_OR_RETURN(p->http, http::NewHttpServer(p->router, options));
   if (root_hash.valid()) {

@@ -42,6 +42,8 @@ struct AppConfig {
   int request_threads = 4;
   int heavy_threads = 2;
   size_t body_limit = 1 << 20;
+  // Proxies whose X-Forwarded-For names the client (--trusted-proxy); addresses.
+  std::vector<std::string> trusted_proxies;
 };
 
 // Not thread-safe: start and stop it from one thread.

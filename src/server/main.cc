@@ -75,10 +75,23 @@ int main(int argc, char** argv) {
   auto* signup_opt = l->add_flag("--signup", signup, "Allow self-registration");
   auto* auto_opt = l->add_flag("--association-request-auto-approval", auto_approval,
                                "Accept gateway association requests automatically");
-  l->add_option("--login-attempts-per-minute", launch.app.accounts.login_attempts_per_address,
+  l->add_option("--login-attempts-per-minute", launch.app.accounts.login.attempts_per_source,
                 "Login and sign-up attempts allowed per client address per minute")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
+  l->add_option("--guest-sessions-per-minute", launch.app.accounts.guest_sessions_per_minute,
+                "Guest sessions one client address may start per minute")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  l->add_option("--max-guest-sessions", launch.app.accounts.max_guest_sessions,
+                "Guest sessions alive at once; more are refused until some expire")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{100'000'000}));
+  l->add_option("--trusted-proxy", launch.app.trusted_proxies,
+                "Address of a reverse proxy whose X-Forwarded-For names the client (repeatable); "
+                "from any other peer the header is ignored and the peer address is the client")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
 
   l->add_option("--max-blob-bytes", launch.app.datasets.max_blob_bytes, "Largest upload, in bytes")
       ->capture_default_str()

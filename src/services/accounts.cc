@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include <spdlog/spdlog.h>
+
 #include "auth/password.h"
 #include "auth/token.h"
 #include "core/random.h"
@@ -95,8 +97,31 @@ Accounts::Accounts(store::Store& store, const Clock& clock, AccountsOptions opti
     : store_(store),
       clock_(clock),
       options_(options),
-      account_failures_(clock, options.login_failures_per_account, options.login_failure_window_ms),
-      address_attempts_(clock, options.login_attempts_per_address, 60 * 1000) {}
+      login_throttle_(clock, options.login),
+      guest_sessions_(clock, options.guest_sessions_per_minute, 60 * 1000),
+      password_change_failures_(clock, options.password_change_failures, 5 * 60 * 1000),
+      hashing_(std::max(1, options.hashing_slots)) {}
+
+void Accounts::MaybeSweepSessions() {
+  const int64_t now = clock_.NowMillis();
+  int64_t next = next_sweep_ms_.load();
+  if (now < next) return;
+  // One caller wins the sweep; the others go on.
+  if (!next_sweep_ms_.compare_exchange_strong(next, now + options_.session_sweep_interval_ms)) {
+    return;
+  }
+  Status st = store_.DeleteExpiredSessions(now / 1000);
+  if (!st.ok()) spdlog::warn("sweeping expired sessions failed: {}", st.ToString());
+}
+
+Result<auth::ConcurrencyLimit::Slot> Accounts::HashingSlot() {
+  auto slot = hashing_.TryAcquire();
+  if (!slot) {
+    return ResourceExhaustedError("the server is busy hashing other passwords; try again in 1 s")
+        .WithRetryAfter(1);
+  }
+  return std::move(*slot);
+}
 
 void Accounts::Audit(const Principal& actor, const std::string& action, const std::string& target,
                      const std::string& detail) {
@@ -139,6 +164,7 @@ Result<bool> Accounts::RootHasDefaultPassword() {
 }
 
 Result<LoginResult> Accounts::StartSession(std::optional<store::User> user, Role role) {
+  MaybeSweepSessions();
   LoginResult out;
   out.token = auth::NewToken();
   int64_t now = clock_.NowSeconds();
@@ -157,38 +183,28 @@ Result<LoginResult> Accounts::StartSession(std::optional<store::User> user, Role
 Result<LoginResult> Accounts::Login(const std::string& raw_email, const std::string& password,
                                     const std::string& client_address) {
   const Status invalid = UnauthenticatedError("invalid email or password");
-  if (int wait = address_attempts_.SecondsUntilAllowed(client_address)) {
-    return ResourceExhaustedError("too many login attempts from this address; try again in " +
-                                  std::to_string(wait) + " s")
-        .WithRetryAfter(wait);
-  }
-  address_attempts_.Record(client_address);
   auto email = NormalizeEmail(raw_email);
   // A malformed email is just another wrong credential: it must not answer differently.
   std::string key = email.ok() ? *email : Trim(raw_email);
-  if (int wait = account_failures_.SecondsUntilAllowed(key)) {
-    return ResourceExhaustedError("too many failed logins for this account; try again in " +
-                                  std::to_string(wait) + " s")
-        .WithRetryAfter(wait);
-  }
+  RETURN_IF_ERROR(login_throttle_.Admit(client_address, key));
   if (password.size() > auth::kMaxPasswordLength) {
-    account_failures_.Record(key);
+    login_throttle_.Failed(client_address, key);
     return invalid;
   }
   auto user = email.ok() ? store_.GetUserByEmail(*email) : Result<store::User>(NotFoundError(""));
   if (!user.ok() && user.status().code() != StatusCode::kNotFound) return user.status();
   if (!user.ok()) {
     auth::VerifyAgainstDummy(password);
-    account_failures_.Record(key);
-    Audit(Principal{}, "user.login_failed", "email:" + key);
+    login_throttle_.Failed(client_address, key);
+    Audit(Principal{}, "user.login_failed", "email:" + key, "from " + client_address);
     return invalid;
   }
   if (!auth::VerifyPassword(user->password_hash, password)) {
-    account_failures_.Record(key);
-    Audit(Principal{}, "user.login_failed", "user:" + user->id);
+    login_throttle_.Failed(client_address, key);
+    Audit(Principal{}, "user.login_failed", "user:" + user->id, "from " + client_address);
     return invalid;
   }
-  account_failures_.Reset(key);
+  login_throttle_.Succeeded(client_address, key);
   Role role = auth::RoleFromInt(user->role);
   bool is_default = user->is_root && ConstantTimeEquals(password, kDefaultRootPassword);
   ASSIGN_OR_RETURN(LoginResult result, StartSession(std::move(user).value(), role));
@@ -200,8 +216,22 @@ Result<LoginResult> Accounts::Login(const std::string& raw_email, const std::str
   return result;
 }
 
-Result<LoginResult> Accounts::LoginAsGuest(bool guests_allowed) {
+Result<LoginResult> Accounts::LoginAsGuest(bool guests_allowed, const std::string& client_address) {
   if (!guests_allowed) return FailedPreconditionError("this server does not allow guest sessions");
+  if (int wait = guest_sessions_.SecondsUntilAllowed(client_address)) {
+    return ResourceExhaustedError(
+               "too many guest sessions started from this address; try again in " +
+               std::to_string(wait) + " s")
+        .WithRetryAfter(wait);
+  }
+  guest_sessions_.Record(client_address);
+  MaybeSweepSessions();
+  ASSIGN_OR_RETURN(int64_t live, store_.CountGuestSessions(clock_.NowSeconds()));
+  if (live >= options_.max_guest_sessions) {
+    return ResourceExhaustedError(
+               "this server has as many guest sessions as it allows; try again later or log in")
+        .WithRetryAfter(60);
+  }
   return StartSession(std::nullopt, Role::kGuest);
 }
 
@@ -325,6 +355,7 @@ Result<RegisterResult> Accounts::Register(const Principal& caller, const NewUser
   user.role = Role::kDataScientist;
   if (auth::AtLeast(caller.role, Role::kDataOwner)) {
     RETURN_IF_ERROR(Validate(user));
+    ASSIGN_OR_RETURN(auto slot, HashingSlot());
     ASSIGN_OR_RETURN(store::User created, Insert(user, Role::kDataScientist));
     Audit(caller, "user.register", "user:" + created.id, created.email);
     return RegisterResult{"User '" + created.name + "' successfully registered.", created};
@@ -334,13 +365,9 @@ Result<RegisterResult> Accounts::Register(const Principal& caller, const NewUser
         "sign-up is disabled on this server; ask its admin for an account");
   }
   // Registration hashes a password: it shares the login attempt budget of the client address.
-  if (int wait = address_attempts_.SecondsUntilAllowed(client_address)) {
-    return ResourceExhaustedError("too many attempts from this address; try again in " +
-                                  std::to_string(wait) + " s")
-        .WithRetryAfter(wait);
-  }
-  address_attempts_.Record(client_address);
+  RETURN_IF_ERROR(login_throttle_.AdmitSource(client_address));
   RETURN_IF_ERROR(Validate(user));
+  ASSIGN_OR_RETURN(auto slot, HashingSlot());
   auto created = Insert(user, Role::kDataScientist);
   if (!created.ok() && created.status().code() != StatusCode::kAlreadyExists)
     return created.status();
@@ -362,6 +389,7 @@ Result<store::User> Accounts::CreateUser(const Principal& caller, const NewUser&
     return PermissionDeniedError("a data owner can only create guests and data scientists");
   }
   RETURN_IF_ERROR(Validate(input));
+  ASSIGN_OR_RETURN(auto slot, HashingSlot());
   ASSIGN_OR_RETURN(store::User created, Insert(input, role));
   Audit(caller, "user.create", "user:" + created.id, std::string(auth::RoleName(role)));
   return created;
@@ -403,6 +431,13 @@ Result<store::User> Accounts::UpdateUser(const Principal& caller, const std::str
   if (profile_change && !self && !admin) {
     return PermissionDeniedError("only admins can change another user's profile");
   }
+  // Whether an email change succeeds tells whether the address is taken. Data owners and admins
+  // can list every user anyway; below them the answer would be an oracle, so the change is refused
+  // whatever the address.
+  if (patch.email && !auth::AtLeast(caller.role, Role::kDataOwner)) {
+    return PermissionDeniedError(
+        "only data owners and admins change email addresses; ask one of them to change yours");
+  }
   if (patch.password) {
     if (self) {
       return PermissionDeniedError(
@@ -438,6 +473,7 @@ Result<store::User> Accounts::UpdateUser(const Principal& caller, const std::str
   std::optional<std::string> hash;
   if (patch.password) {
     RETURN_IF_ERROR(auth::CheckPasswordStrength(*patch.password, email.value_or(user.email)));
+    ASSIGN_OR_RETURN(auto slot, HashingSlot());
     ASSIGN_OR_RETURN(hash, auth::HashPassword(*patch.password));
   }
   if (patch.name) user.name = Trim(*patch.name);
@@ -484,11 +520,26 @@ Status Accounts::DeleteUser(const Principal& caller, const std::string& id) {
 }
 
 Status Accounts::ChangePassword(const Principal& caller, const std::string& old_password,
-                                const std::string& new_password) {
+                                const std::string& new_password,
+                                const std::string& client_address) {
   if (!caller.user_id) return PermissionDeniedError("guests have no password to change");
+  const std::string account_key = "user:" + *caller.user_id;
+  const std::string address_key = "address:" + client_address;
+  int wait = std::max(password_change_failures_.SecondsUntilAllowed(account_key),
+                      password_change_failures_.SecondsUntilAllowed(address_key));
+  if (wait > 0) {
+    return ResourceExhaustedError("too many wrong old passwords; try again in " +
+                                  std::to_string(wait) + " s")
+        .WithRetryAfter(wait);
+  }
+  // Checking the old password costs as much as hashing the new one: both take the slot.
+  ASSIGN_OR_RETURN(auto slot, HashingSlot());
   ASSIGN_OR_RETURN(store::User user, store_.GetUserById(*caller.user_id));
   if (old_password.size() > auth::kMaxPasswordLength ||
       !auth::VerifyPassword(user.password_hash, old_password)) {
+    password_change_failures_.Record(account_key);
+    password_change_failures_.Record(address_key);
+    Audit(caller, "user.change_password_failed", "user:" + user.id, "from " + client_address);
     return FailedPreconditionError("the old password is wrong");
   }
   RETURN_IF_ERROR(auth::CheckPasswordStrength(new_password, user.email));

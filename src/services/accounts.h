@@ -2,12 +2,14 @@
 #ifndef DATASITE_SERVICES_ACCOUNTS_H_
 #define DATASITE_SERVICES_ACCOUNTS_H_
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
 
+#include "auth/login_throttle.h"
 #include "auth/rate_limiter.h"
 #include "core/clock.h"
 #include "core/status.h"
@@ -21,9 +23,18 @@ inline constexpr const char* kDefaultRootPassword = "changethis";
 
 struct AccountsOptions {
   int64_t session_ttl_seconds = 24 * 3600;
-  int login_failures_per_account = 5;  // within login_failure_window_ms
-  int64_t login_failure_window_ms = 5 * 60 * 1000;
-  int login_attempts_per_address = 60;  // within one minute
+  // Logins (see auth::LoginThrottle); anonymous sign-ups spend the per-source attempts too.
+  auth::LoginLimits login;
+  // New guest sessions per client address per minute, and guest sessions alive at once.
+  int guest_sessions_per_minute = 30;
+  int64_t max_guest_sessions = 10'000;
+  // Expired sessions are deleted at most this often, by the next request that starts a session.
+  int64_t session_sweep_interval_ms = 5 * 60 * 1000;
+  // Wrong old passwords in a password change, per account and per client address, within 5 min.
+  int password_change_failures = 5;
+  // Password hashing outside logins (password changes, registrations, user creations) at once;
+  // more is refused with a retry, so logins keep the rest of the hashing threads.
+  int hashing_slots = 1;
 };
 
 struct LoginResult {
@@ -77,8 +88,9 @@ class Accounts {
 
   Result<LoginResult> Login(const std::string& email, const std::string& password,
                             const std::string& client_address);
-  // kFailedPrecondition when guest sessions are disabled.
-  Result<LoginResult> LoginAsGuest(bool guests_allowed);
+  // kFailedPrecondition when guest sessions are disabled; kResourceExhausted (with a Retry-After)
+  // past the guest sessions of `client_address` per minute or the live guest sessions cap.
+  Result<LoginResult> LoginAsGuest(bool guests_allowed, const std::string& client_address);
   Status Logout(const Principal& caller);
   // An anonymous Principal for an empty header; kUnauthenticated for a bad or expired token.
   // A token that passed is remembered (by its hash) until its session expires or any user or
@@ -97,18 +109,25 @@ class Accounts {
   Result<store::UserPage> ListUsers(const Principal& caller, const std::string& search,
                                     int64_t page, int64_t page_size);
   Result<store::User> GetUser(const Principal& caller, const std::string& id);
-  // On an email change of the root admin, `*root_email_changed` is set to the new email.
+  // On an email change of the root admin, `*root_email_changed` is set to the new email. Only data
+  // owners and admins change an email (their own, or as admins anyone's): a data scientist would
+  // learn from the answer whether an address is taken, which those roles can read anyway.
   Result<store::User> UpdateUser(const Principal& caller, const std::string& id,
                                  const UserPatch& patch,
                                  std::optional<std::string>* root_email_changed);
   Status DeleteUser(const Principal& caller, const std::string& id);
-  // Checks the old password, sets the new one and revokes the user's other sessions.
+  // Checks the old password, sets the new one and revokes the user's other sessions. Wrong old
+  // passwords are limited per account and per `client_address` (kResourceExhausted).
   Status ChangePassword(const Principal& caller, const std::string& old_password,
-                        const std::string& new_password);
+                        const std::string& new_password, const std::string& client_address);
+  // Deletes expired sessions if the last sweep is older than the sweep interval.
+  void MaybeSweepSessions();
 
  private:
   Status Validate(const NewUser& input) const;
   Result<store::User> Insert(const NewUser& input, auth::Role role);
+  // A hashing slot for work other than logins, or kResourceExhausted asking to retry.
+  Result<auth::ConcurrencyLimit::Slot> HashingSlot();
   Result<LoginResult> StartSession(std::optional<store::User> user, auth::Role role);
   void Audit(const Principal& actor, const std::string& action, const std::string& target,
              const std::string& detail = "");
@@ -129,8 +148,11 @@ class Accounts {
   store::Store& store_;
   const Clock& clock_;
   const AccountsOptions options_;
-  auth::RateLimiter account_failures_;
-  auth::RateLimiter address_attempts_;
+  auth::LoginThrottle login_throttle_;
+  auth::RateLimiter guest_sessions_;            // by client address
+  auth::RateLimiter password_change_failures_;  // by "user:<id>" and "address:<address>"
+  auth::ConcurrencyLimit hashing_;
+  std::atomic<int64_t> next_sweep_ms_{0};
   mutable std::mutex cache_mu_;
   std::unordered_map<std::string, CachedSession> sessions_;  // by token hash; guarded by cache_mu_
   int64_t cache_hits_ = 0;                                   // guarded by cache_mu_

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "auth/role.h"
 #include "auth/token.h"
@@ -237,7 +238,7 @@ TEST_F(AccountsTest, FailureLockLiftsAfterTheWindow) {
   for (int i = 0; i < 5; ++i) (void)accounts_->Login("jane@example.org", "Wr0ng-1", kAddress);
   ASSERT_EQ(accounts_->Login("jane@example.org", kPassword, kAddress).status().code(),
             StatusCode::kResourceExhausted);
-  clock_.AdvanceMillis(AccountsOptions{}.login_failure_window_ms);
+  clock_.AdvanceMillis(AccountsOptions{}.login.failure_window_ms);
   EXPECT_TRUE(accounts_->Login("jane@example.org", kPassword, kAddress).ok());
 }
 
@@ -258,9 +259,20 @@ TEST_F(AccountsTest, SuccessfulLoginResetsFailureCount) {
   }
 }
 
+// Regression: five anonymous wrong passwords locked the root admin out for 300 s from anywhere.
+TEST_F(AccountsTest, StrangersFailuresDoNotLockTheUserOutOfTheirOwnAddress) {
+  Seed("jane@example.org", Role::kDataScientist);
+  for (int i = 0; i < 5; ++i) {
+    (void)accounts_->Login("jane@example.org", "Wr0ng-1", "198.51.100.7");
+  }
+  EXPECT_EQ(accounts_->Login("jane@example.org", kPassword, "198.51.100.7").status().code(),
+            StatusCode::kResourceExhausted);
+  EXPECT_TRUE(accounts_->Login("jane@example.org", kPassword, kAddress).ok());
+}
+
 TEST_F(AccountsTest, PerAddressLimitRefusesPastIt) {
   AccountsOptions options;
-  options.login_attempts_per_address = 3;
+  options.login.attempts_per_source = 3;
   Accounts accounts(*store_, clock_, options);
   Seed("jane@example.org", Role::kDataScientist);
   for (int i = 0; i < 3; ++i) {
@@ -281,7 +293,7 @@ TEST_F(AccountsTest, PerAddressLimitRefusesPastIt) {
 
 TEST_F(AccountsTest, RegistrationSharesTheAddressBudget) {
   AccountsOptions options;
-  options.login_attempts_per_address = 2;
+  options.login.attempts_per_source = 2;
   Accounts accounts(*store_, clock_, options);
   NewUser weak = MakeNewUser("new@example.org");
   weak.password = weak.password_verify.emplace("weak");
@@ -319,7 +331,7 @@ TEST_F(AccountsTest, BearerTokenAuthenticatesTheUser) {
 }
 
 TEST_F(AccountsTest, WrongSchemeIsUnauthenticated) {
-  auto guest = accounts_->LoginAsGuest(true);
+  auto guest = accounts_->LoginAsGuest(true, kAddress);
   ASSERT_TRUE(guest.ok());
   EXPECT_EQ(accounts_->Authenticate("Basic " + guest->token).status().code(),
             StatusCode::kUnauthenticated);
@@ -396,7 +408,7 @@ TEST_F(AccountsTest, DeletedUsersTokenStopsWorking) {
 // ---------------------------------------------------------------------------------------------
 
 TEST_F(AccountsTest, GuestPrincipalHasNoUserId) {
-  auto r = accounts_->LoginAsGuest(true);
+  auto r = accounts_->LoginAsGuest(true, kAddress);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_FALSE(r->user.has_value());
   EXPECT_FALSE(r->default_password);
@@ -409,13 +421,77 @@ TEST_F(AccountsTest, GuestPrincipalHasNoUserId) {
 }
 
 TEST_F(AccountsTest, GuestLoginRefusedWhenDisabled) {
-  EXPECT_EQ(accounts_->LoginAsGuest(false).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(accounts_->LoginAsGuest(false, kAddress).status().code(),
+            StatusCode::kFailedPrecondition);
+}
+
+TEST_F(AccountsTest, GuestSessionsPerAddressAreLimited) {
+  AccountsOptions options;
+  options.guest_sessions_per_minute = 3;
+  Accounts accounts(*store_, clock_, options);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(accounts.LoginAsGuest(true, "1.2.3.4").ok()) << i;
+  auto r = accounts.LoginAsGuest(true, "1.2.3.4");
+  EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(r.status().retry_after_seconds(), std::optional<int>(60));
+  EXPECT_TRUE(accounts.LoginAsGuest(true, "5.6.7.8").ok());
+  clock_.AdvanceMillis(60'000);
+  EXPECT_TRUE(accounts.LoginAsGuest(true, "1.2.3.4").ok());
+}
+
+TEST_F(AccountsTest, LiveGuestSessionsAreCapped) {
+  AccountsOptions options;
+  options.max_guest_sessions = 2;
+  Accounts accounts(*store_, clock_, options);
+  ASSERT_TRUE(accounts.LoginAsGuest(true, "10.0.0.1").ok());
+  ASSERT_TRUE(accounts.LoginAsGuest(true, "10.0.0.2").ok());
+  auto r = accounts.LoginAsGuest(true, "10.0.0.3");
+  EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_TRUE(r.status().retry_after_seconds().has_value());
+  // A user's login is not a guest session: it still works.
+  Seed("jane@example.org", Role::kDataScientist);
+  EXPECT_TRUE(accounts.Login("jane@example.org", kPassword, "10.0.0.3").ok());
+  // Once the guest sessions expire, their room is free again.
+  clock_.AdvanceMillis(options.session_ttl_seconds * 1000);
+  EXPECT_TRUE(accounts.LoginAsGuest(true, "10.0.0.3").ok());
+}
+
+// Regression: expired sessions were deleted only at start, so a flood's rows stayed for good.
+TEST_F(AccountsTest, ExpiredSessionsAreSweptWhileRunning) {
+  AccountsOptions options;
+  options.session_ttl_seconds = 60;
+  options.session_sweep_interval_ms = 10'000;
+  Accounts accounts(*store_, clock_, options);
+  auto old_guest = accounts.LoginAsGuest(true, "10.0.0.1");
+  ASSERT_TRUE(old_guest.ok());
+  const std::string old_hash = auth::HashToken(old_guest->token);
+  ASSERT_TRUE(store_->GetSession(old_hash).ok());
+  clock_.AdvanceMillis(61'000);
+  ASSERT_TRUE(accounts.LoginAsGuest(true, "10.0.0.2").ok());  // a session start sweeps
+  EXPECT_EQ(store_->GetSession(old_hash).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(*store_->CountGuestSessions(clock_.NowSeconds()), 1);
+}
+
+TEST_F(AccountsTest, SweepsAreAtMostOnePerInterval) {
+  AccountsOptions options;
+  options.session_ttl_seconds = 60;
+  options.session_sweep_interval_ms = 600'000;
+  Accounts accounts(*store_, clock_, options);
+  accounts.MaybeSweepSessions();  // the first sweep; the next is due in ten minutes
+  auto guest = accounts.LoginAsGuest(true, "10.0.0.1");
+  ASSERT_TRUE(guest.ok());
+  const std::string hash = auth::HashToken(guest->token);
+  clock_.AdvanceMillis(61'000);
+  accounts.MaybeSweepSessions();
+  EXPECT_TRUE(store_->GetSession(hash).ok());  // expired, but not yet swept
+  clock_.AdvanceMillis(600'000);
+  accounts.MaybeSweepSessions();
+  EXPECT_EQ(store_->GetSession(hash).status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(AccountsTest, GuestCannotChangePassword) {
-  auto r = accounts_->LoginAsGuest(true);
+  auto r = accounts_->LoginAsGuest(true, kAddress);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(accounts_->ChangePassword(Authed(r->token), kPassword, kNewPassword).code(),
+  EXPECT_EQ(accounts_->ChangePassword(Authed(r->token), kPassword, kNewPassword, kAddress).code(),
             StatusCode::kPermissionDenied);
 }
 
@@ -660,7 +736,6 @@ TEST_F(AccountsTest, UpdateOwnProfile) {
   patch.name = "  Renamed  ";
   patch.institution = "Uni";
   patch.website = "https://uni.example.org";
-  patch.email = "Renamed@Example.org";
   std::optional<std::string> root_email;
   auto r = accounts_->UpdateUser(ds, u.id, patch, &root_email);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -668,9 +743,35 @@ TEST_F(AccountsTest, UpdateOwnProfile) {
   EXPECT_EQ(after.name, "Renamed");
   EXPECT_EQ(after.institution, "Uni");
   EXPECT_EQ(after.website, "https://uni.example.org");
-  EXPECT_EQ(after.email, "renamed@example.org");
   EXPECT_EQ(after.role, static_cast<int>(Role::kDataScientist));
   EXPECT_FALSE(root_email.has_value());
+}
+
+TEST_F(AccountsTest, DataOwnerChangesOwnEmail) {
+  store::User u = Seed("do@example.org", Role::kDataOwner);
+  Principal owner = LogIn("do@example.org", kPassword);
+  UserPatch patch;
+  patch.email = "Renamed@Example.org";
+  ASSERT_TRUE(accounts_->UpdateUser(owner, u.id, patch, nullptr).ok());
+  EXPECT_EQ(Stored(u.id).email, "renamed@example.org");
+}
+
+// Regression: a scientist changing their email got 409 "a user with email X already exists", so
+// they could test any address. The refusal now comes before the address is looked at.
+TEST_F(AccountsTest, DataScientistEmailChangeIsRefusedAlikeForFreeAndTakenAddresses) {
+  store::User u = Seed("ds@example.org", Role::kDataScientist);
+  Seed("taken@example.org", Role::kDataScientist);
+  Principal ds = LogIn("ds@example.org", kPassword);
+  UserPatch taken, free;
+  taken.email = "taken@example.org";
+  free.email = "free@example.org";
+  auto a = accounts_->UpdateUser(ds, u.id, taken, nullptr);
+  auto b = accounts_->UpdateUser(ds, u.id, free, nullptr);
+  EXPECT_EQ(a.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(b.status().code(), a.status().code());
+  EXPECT_EQ(b.status().message(), a.status().message());
+  EXPECT_EQ(a.status().message().find("taken"), std::string::npos);
+  EXPECT_EQ(Stored(u.id).email, "ds@example.org");
 }
 
 TEST_F(AccountsTest, DataScientistCannotEditOther) {
@@ -956,22 +1057,58 @@ TEST_F(AccountsTest, DeleteUnknownUserIsNotFound) {
 TEST_F(AccountsTest, ChangePasswordWrongOldIsFailedPrecondition) {
   store::User u = Seed("ds@example.org", Role::kDataScientist);
   Principal ds = LogIn("ds@example.org", kPassword);
-  EXPECT_EQ(accounts_->ChangePassword(ds, "Wr0ng-Password", kNewPassword).code(),
+  EXPECT_EQ(accounts_->ChangePassword(ds, "Wr0ng-Password", kNewPassword, kAddress).code(),
             StatusCode::kFailedPrecondition);
   EXPECT_EQ(Stored(u.id).password_hash, u.password_hash);
+}
+
+// Regression: password changes had no attempt limit on the old password.
+TEST_F(AccountsTest, ChangePasswordWrongOldIsLimitedPerAccount) {
+  Seed("jane@example.org", Role::kDataScientist);
+  Principal ds = LogIn("jane@example.org", kPassword);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(
+        accounts_->ChangePassword(ds, "Wr0ng-Password", kNewPassword, "10.0.0." + std::to_string(i))
+            .code(),
+        StatusCode::kFailedPrecondition)
+        << i;
+  }
+  // From a sixth address too, and even with the right old password.
+  Status st = accounts_->ChangePassword(ds, kPassword, kNewPassword, "10.0.0.9");
+  EXPECT_EQ(st.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(st.retry_after_seconds(), std::optional<int>(300));
+  clock_.AdvanceMillis(5 * 60 * 1000);
+  EXPECT_TRUE(accounts_->ChangePassword(ds, kPassword, kNewPassword, "10.0.0.9").ok());
+}
+
+TEST_F(AccountsTest, ChangePasswordWrongOldIsLimitedPerAddress) {
+  std::vector<Principal> users;
+  for (int i = 0; i < 6; ++i) {
+    std::string email = "u" + std::to_string(i) + "@example.org";
+    Seed(email, Role::kDataScientist);
+    users.push_back(LogIn(email, kPassword));
+  }
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(accounts_->ChangePassword(users[i], "Wr0ng-Password", kNewPassword, "1.2.3.4").code(),
+              StatusCode::kFailedPrecondition);
+  }
+  EXPECT_EQ(accounts_->ChangePassword(users[5], kPassword, kNewPassword, "1.2.3.4").code(),
+            StatusCode::kResourceExhausted);
+  EXPECT_TRUE(accounts_->ChangePassword(users[5], kPassword, kNewPassword, "5.6.7.8").ok());
 }
 
 TEST_F(AccountsTest, ChangePasswordWeakNewIsInvalidArgument) {
   store::User u = Seed("ds@example.org", Role::kDataScientist);
   Principal ds = LogIn("ds@example.org", kPassword);
-  EXPECT_EQ(accounts_->ChangePassword(ds, kPassword, "weak").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(accounts_->ChangePassword(ds, kPassword, "weak", kAddress).code(),
+            StatusCode::kInvalidArgument);
   EXPECT_EQ(Stored(u.id).password_hash, u.password_hash);
 }
 
 TEST_F(AccountsTest, ChangePasswordToSameIsInvalidArgument) {
   Seed("ds@example.org", Role::kDataScientist);
   Principal ds = LogIn("ds@example.org", kPassword);
-  EXPECT_EQ(accounts_->ChangePassword(ds, kPassword, kPassword).code(),
+  EXPECT_EQ(accounts_->ChangePassword(ds, kPassword, kPassword, kAddress).code(),
             StatusCode::kInvalidArgument);
 }
 
@@ -980,7 +1117,7 @@ TEST_F(AccountsTest, ChangePasswordRevokesOtherSessionsKeepsCallers) {
   std::string mine, other;
   Principal ds = LogIn("ds@example.org", kPassword, &mine);
   LogIn("ds@example.org", kPassword, &other);
-  ASSERT_TRUE(accounts_->ChangePassword(ds, kPassword, kNewPassword).ok());
+  ASSERT_TRUE(accounts_->ChangePassword(ds, kPassword, kNewPassword, kAddress).ok());
   EXPECT_TRUE(accounts_->Authenticate("Bearer " + mine).ok());
   EXPECT_EQ(accounts_->Authenticate("Bearer " + other).status().code(),
             StatusCode::kUnauthenticated);
@@ -1124,7 +1261,7 @@ TEST_F(AccountsTest, PasswordChangeEndsOtherRememberedTokensKeepsCallers) {
   LogIn("ds@example.org", kPassword, &other);
   ExpectRemembered(mine);
   ExpectRemembered(other);
-  ASSERT_TRUE(accounts_->ChangePassword(ds, kPassword, kNewPassword).ok());
+  ASSERT_TRUE(accounts_->ChangePassword(ds, kPassword, kNewPassword, kAddress).ok());
   EXPECT_EQ(accounts_->Authenticate("Bearer " + other).status().code(),
             StatusCode::kUnauthenticated);
   EXPECT_TRUE(accounts_->Authenticate("Bearer " + mine).ok());
@@ -1145,7 +1282,7 @@ TEST_F(AccountsTest, RememberedTokenExpiresOnTime) {
 }
 
 TEST_F(AccountsTest, RememberedGuestEndsWithLogout) {
-  auto r = accounts_->LoginAsGuest(true);
+  auto r = accounts_->LoginAsGuest(true, kAddress);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ExpectRemembered(r->token);
   Principal guest = Authed(r->token);

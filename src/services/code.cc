@@ -588,9 +588,12 @@ Result<std::optional<std::string>> CodeService::SmallResult(const store::Job& jo
 
 Result<JobLogs> CodeService::Logs(const Principal& caller, const std::string& id) {
   ASSIGN_OR_RETURN(store::Job job, GetJob(caller, id));
+  const bool see_stdout = MaySeeResult(caller, job), see_stderr = IsOwner(caller);
   JobLogs logs;
-  if (MaySeeResult(caller, job)) logs.stdout_text = job.stdout_text;
-  if (IsOwner(caller)) logs.stderr_text = job.stderr_text;
+  if (!see_stdout && !see_stderr) return logs;
+  ASSIGN_OR_RETURN(auto text, store_.GetJobLogs(job.id));
+  if (see_stdout) logs.stdout_text = std::move(text.first);
+  if (see_stderr) logs.stderr_text = std::move(text.second);
   return logs;
 }
 

@@ -474,16 +474,15 @@ CodeRequest ReadRequest(const Stmt& s) {
   return r;
 }
 
-// `logs` chooses whether stdout, stderr and priority are read (listings leave them out: they sit
-// behind the result in the row).
-std::string JobSelect(bool logs) {
+// Jobs without their logs (read by GetJobLogs alone): polling a job must not read megabytes.
+// `priority` chooses whether the priority is read (listings leave it out).
+std::string JobSelect(bool priority) {
   return std::string(
              "SELECT j.id, j.code_id, j.user_id, j.kind, j.status, j.inputs, j.timeout_ms, "
-             "j.attempts, j.error, j.result_format, j.result_size, j.held, ") +
-         (logs ? "j.stdout, j.stderr, " : "'', '', ") +
+             "j.attempts, j.error, j.result_format, j.result_size, j.held, '', '', ") +
          "j.created_at, j.started_at, j.finished_at, coalesce(c.name, ''), coalesce(u.name, ''), "
          "coalesce(u.email, ''), e.job_id IS NOT NULL, " +
-         (logs ? "j.priority" : "0") +
+         (priority ? "j.priority" : "0") +
          " FROM jobs j "
          "LEFT JOIN user_code c ON c.id = j.code_id LEFT JOIN users u ON u.id = j.user_id "
          "LEFT JOIN expired_outputs e ON e.job_id = j.id";
@@ -728,6 +727,15 @@ class SqliteStore : public Store {
     ++auth_version_;  // before the change: no cached session outlives it
     Stmt s(stmts_, "DELETE FROM sessions WHERE expires_at <= ?");
     return s.Bind(now).Run();
+  }
+
+  Result<int64_t> CountGuestSessions(int64_t now) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "SELECT count(*) FROM sessions WHERE user_id IS NULL AND expires_at > ?");
+    s.Bind(now);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return InternalError("count returned no row");
+    return s.Int(0);
   }
 
   Status InsertBlob(const Blob& b) override {
@@ -1198,6 +1206,15 @@ class SqliteStore : public Store {
     return GetJobLocked(id);
   }
 
+  Result<std::pair<std::string, std::string>> GetJobLogs(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "SELECT stdout, stderr FROM jobs WHERE id = ?");
+    s.Bind(id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("job not found");
+    return std::pair(s.Text(0), s.Text(1));
+  }
+
   Result<std::vector<Job>> ListJobs(const JobFilter& f) override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_, (JobSelect(false) +
@@ -1214,10 +1231,10 @@ class SqliteStore : public Store {
 
   Result<Job> LastCompletedPrivateJob(const std::string& code_id) override {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_, (JobSelect(true) +
-                    " WHERE j.code_id = ? AND j.kind = 'private' AND j.status = 'completed' "
-                    "ORDER BY j.seq DESC LIMIT 1")
-                       .c_str());
+    Stmt s(stmts_,
+           (JobSelect(true) + " WHERE j.code_id = ? AND j.kind = 'private' AND j.status = 'completed' "
+                          "ORDER BY j.seq DESC LIMIT 1")
+               .c_str());
     s.Bind(code_id);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return NotFoundError("no completed run");

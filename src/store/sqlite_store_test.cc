@@ -403,6 +403,15 @@ TEST_F(SqliteStoreTest, DeleteExpiredSessionsKeepsLiveOnes) {
   EXPECT_TRUE(SessionExists("future"));
 }
 
+TEST_F(SqliteStoreTest, CountGuestSessionsCountsLiveGuestsOnly) {
+  ASSERT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());
+  ASSERT_TRUE(store_->InsertSession(MakeSession("user", "u1", 9000)).ok());
+  ASSERT_TRUE(store_->InsertSession(MakeSession("expired", std::nullopt, 5000)).ok());
+  ASSERT_TRUE(store_->InsertSession(MakeSession("g1", std::nullopt, 9000)).ok());
+  ASSERT_TRUE(store_->InsertSession(MakeSession("g2", std::nullopt, 9000)).ok());
+  EXPECT_EQ(*store_->CountGuestSessions(5000), 2);
+}
+
 TEST_F(SqliteStoreTest, SettingsAbsentAtFirst) {
   auto got = store_->GetSettings();
   ASSERT_TRUE(got.ok());

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -184,6 +185,8 @@ struct Job {
   // Leased before every job of lower priority: 1 for data owners' and admins' runs, 0 otherwise.
   // Written by InsertJob; read back by GetJob and LeaseNextJob only (not by listings).
   int64_t priority = 0;
+  // Written by FinishJob, read only by GetJobLogs (GetJob and ListJobs leave them empty, so that
+  // polling a job never reads its logs).
   std::string stdout_text;
   std::string stderr_text;
   int64_t created_at = 0;   // unix milliseconds
@@ -262,6 +265,8 @@ class Store {
   virtual Status DeleteUserSessions(const std::string& user_id,
                                     const std::string& keep_token_hash) = 0;
   virtual Status DeleteExpiredSessions(int64_t now) = 0;
+  // Guest sessions (those of no user) that have not expired at `now`.
+  virtual Result<int64_t> CountGuestSessions(int64_t now) = 0;
   // Changes whenever a user or a session may have been updated or deleted (it moves before the
   // change, under the store's lock): what a cached session check must be redone after.
   virtual int64_t AuthVersion() = 0;
@@ -330,7 +335,10 @@ class Store {
   // jobs queued, running or completed (only for a private job); max_unfinished counts the user's
   // jobs queued or running.
   virtual Result<JobAdmission> InsertJob(const Job& job, const JobLimits& limits) = 0;
+  // Without its logs (see GetJobLogs).
   virtual Result<Job> GetJob(const std::string& id) = 0;
+  // The job's stdout and stderr, as (stdout, stderr). kNotFound when absent.
+  virtual Result<std::pair<std::string, std::string>> GetJobLogs(const std::string& id) = 0;
   virtual Result<std::vector<Job>> ListJobs(const JobFilter& filter) = 0;
   // The newest completed private job of a code; kNotFound when none.
   virtual Result<Job> LastCompletedPrivateJob(const std::string& code_id) = 0;

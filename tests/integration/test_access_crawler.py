@@ -35,7 +35,8 @@ _VOLATILE = ("server.log", "server.json", "server.lock", "datasite.db", "datasit
 @pytest.fixture(scope="module")
 def crawled(binary, tmp_path_factory):
     server = DetachedServer(binary, tmp_path_factory.mktemp("crawl") / "data",
-                            "--login-attempts-per-minute", "1000000")
+                            "--login-attempts-per-minute", "1000000",
+                            "--guest-sessions-per-minute", "1000000")
     try:
         api = server.start()
         root = api.login(ROOT_EMAIL, ROOT_PASSWORD)

@@ -354,7 +354,34 @@ def test_non_blocking_run_waits_gets_and_logs(scientist, owner, asset):
     assert "a note for the owner" in owner_logs.stderr
     assert job.id in [j.id for j in scientist.jobs]
     assert job.id in [j.id for j in scientist.jobs.get_all(status="completed")]
+
     assert "noisy_total" in job._repr_html_() and "noisy_total" in repr(scientist.jobs)
+
+
+def test_megabyte_logs_are_read_whole_and_alike_on_every_poll(scientist, owner, asset):
+    # The logs of an ended job are rendered once and kept; each caller still gets only what it may
+    # read, and a status poll carries none of them.
+    @sy.syft_function(
+        input_policy=sy.ExactMatch(data=asset), output_policy=sy.OutputPolicyExecuteCount(limit=5)
+    )
+    def chatty(data):
+        import sys
+
+        print("o" * 1_000_000)
+        print("e" * 1000, file=sys.stderr)
+        return len(data)
+
+    request_and_approve(scientist, owner, chatty)
+    job = scientist.code.chatty(data=asset, blocking=False).wait(timeout=WAIT_SECONDS)
+    assert job.status is sy.JobStatus.COMPLETED
+    assert "stdout" not in job.to_dict() and "logs" not in job.to_dict()
+    first, second = job.logs(), job.logs()
+    assert first.stdout == second.stdout == "o" * 1_000_000 + "\n"
+    assert first.stderr is None and second.stderr is None
+    owner_logs = owner.jobs.get(job.id).logs()
+    assert owner_logs.stdout == first.stdout
+    assert owner_logs.stderr == "e" * 1000 + "\n"
+    assert scientist.jobs.get(job.id).logs().stderr is None
 
 
 def test_execute_count_allows_exactly_limit_runs(scientist, owner, asset):

@@ -340,9 +340,25 @@ def test_users_edit_their_own_profile(api, actors, who):
     assert {k: fresh[k] for k in changes} == changes
 
 
-def test_data_scientist_edits_own_email(api, actors, victim):
-    # A separate user: the shared scientist's email stays as created.
+# Regression: a scientist changing their email got 409 naming the address when it was taken, so
+# they could test whether anyone had an account. Now the refusal does not depend on the address.
+@pytest.mark.parametrize("route", ("/api/v1/account", "users/{id}"))
+def test_data_scientist_email_change_is_refused_alike_for_taken_and_free(api, actors, victim, route):
     target = victim()
+    token = api.login(target["email"], PASSWORD)
+    path = user_path(target["id"]) if route == "users/{id}" else route
+    taken = api.patch(path, {"email": actors["owner"].user["email"]}, token=token)
+    free = api.patch(path, {"email": unique_email("moved")}, token=token)
+    assert_error(taken, 403, "PERMISSION_DENIED")
+    assert_error(free, 403, "PERMISSION_DENIED")
+    assert taken.error == free.error
+    assert actors["owner"].user["email"] not in taken.error["message"]
+    assert fetch(api, actors, target["id"])["email"] == target["email"]
+
+
+@pytest.mark.parametrize("who", ("owner", "admin"))
+def test_owners_and_admins_edit_own_email(api, actors, victim, who):
+    target = victim("admin" if who == "admin" else "data_owner")
     token = api.login(target["email"], PASSWORD)
     new_email = unique_email("moved")
     resp = api.patch(user_path(target["id"]), {"email": new_email}, token=token)

@@ -1,0 +1,52 @@
+#include "auth/login_throttle.h"
+
+namespace datasite::auth {
+
+LoginThrottle::LoginThrottle(const Clock& clock, const LoginLimits& limits)
+    : source_attempts_(clock, limits.attempts_per_source, limits.source_window_ms),
+      pair_failures_(clock, limits.failures_per_source_account, limits.failure_window_ms),
+      account_failures_(clock, limits.failures_per_account, limits.failure_window_ms),
+      known_sources_(clock, 1, limits.known_source_ms) {}
+
+std::string LoginThrottle::Pair(const std::string& source, const std::string& account) {
+  // A newline is in neither an address nor a normalized email.
+  return source + "\n" + account;
+}
+
+Status LoginThrottle::AdmitSource(const std::string& source) {
+  if (int wait = source_attempts_.SecondsUntilAllowed(source)) {
+    return ResourceExhaustedError("too many attempts from this address; try again in " +
+                                  std::to_string(wait) + " s")
+        .WithRetryAfter(wait);
+  }
+  source_attempts_.Record(source);
+  return Status::Ok();
+}
+
+Status LoginThrottle::Admit(const std::string& source, const std::string& account) {
+  RETURN_IF_ERROR(AdmitSource(source));
+  const std::string pair = Pair(source, account);
+  int wait = pair_failures_.SecondsUntilAllowed(pair);
+  if (wait == 0 && known_sources_.Count(pair) == 0) {
+    wait = account_failures_.SecondsUntilAllowed(account);
+  }
+  if (wait == 0) return Status::Ok();
+  return ResourceExhaustedError(
+             "too many failed logins for this account from this address; try "
+             "again in " +
+             std::to_string(wait) + " s")
+      .WithRetryAfter(wait);
+}
+
+void LoginThrottle::Failed(const std::string& source, const std::string& account) {
+  pair_failures_.Record(Pair(source, account));
+  account_failures_.Record(account);
+}
+
+void LoginThrottle::Succeeded(const std::string& source, const std::string& account) {
+  const std::string pair = Pair(source, account);
+  pair_failures_.Reset(pair);
+  known_sources_.Record(pair);
+}
+
+}  // namespace datasite::auth
