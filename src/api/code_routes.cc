@@ -344,9 +344,10 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
       [&code, log_documents](http::Request& req, const Principal& caller) -> Result<Reply> {
         ASSIGN_OR_RETURN(auto job, code.GetJob(caller, req.path_params["id"]));
         // What the caller may read depends only on these two (see CodeService::Logs), so callers
-        // alike share one rendering.
+        // alike share one rendering; a mock run's logs change once more, when they expire.
         const std::string key = job.id + (code.MaySeeResult(caller, job) ? "+out" : "-out") +
-                                (auth::AtLeast(caller.role, Role::kDataOwner) ? "+err" : "-err");
+                                (auth::AtLeast(caller.role, Role::kDataOwner) ? "+err" : "-err") +
+                                (job.result_expired ? "+expired" : "");
         const bool ended = jobs::IsFinal(job.status);
         Reply reply;
         if (ended && (reply.shared_json = log_documents->Get(key))) return reply;
