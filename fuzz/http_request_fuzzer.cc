@@ -94,8 +94,9 @@ struct Api {
 
   static datasite::services::AccountsOptions AccountsOptions() {
     datasite::services::AccountsOptions o;
-    o.login_attempts_per_address = 1;
-    o.login_failures_per_account = 1;
+    o.login.attempts_per_source = 1;
+    o.login.failures_per_source_account = 1;
+    o.login.failures_per_account = 1;
     return o;
   }
 

@@ -103,14 +103,15 @@ json JobJson(const store::Job& j, const Principal& caller, const services::CodeS
              bool inline_result, bool reused = false) {
   json result = nullptr;
   const bool visible = code.MaySeeResult(caller, j);
-  // What a held run produced — result size, stdout, error text — waits for its release.
+  // What a held run produced — result format and size, stdout, error text, and when it ended (its
+  // running time depends on the data) — waits for its release.
   const bool held_from_caller = j.held && !visible;
   json error = j.error.empty() ? json(nullptr) : json(j.error);
   if (held_from_caller && jobs::IsFinal(j.status) && j.status != "completed") {
     error = "the run ended " + j.status + "; its error is held until a data owner releases it";
   }
   if (j.status == "completed") {
-    result = {{"format", j.result_format},
+    result = {{"format", held_from_caller ? json(nullptr) : json(j.result_format)},
               {"size", held_from_caller ? json(nullptr) : json(j.result_size)},
               {"held", j.held},
               {"expired", j.result_expired},
@@ -125,7 +126,8 @@ json JobJson(const store::Job& j, const Principal& caller, const services::CodeS
           {"user", Person(j.user_id, j.user_name, j.user_email)},
           {"created_at", IsoMillis(j.created_at)},
           {"started_at", j.started_at ? json(IsoMillis(j.started_at)) : json(nullptr)},
-          {"finished_at", j.finished_at ? json(IsoMillis(j.finished_at)) : json(nullptr)},
+          {"finished_at",
+           j.finished_at && !held_from_caller ? json(IsoMillis(j.finished_at)) : json(nullptr)},
           {"attempts", j.attempts},
           {"result", result},
           {"reused", reused}};

@@ -347,6 +347,10 @@ def test_output_review_holds_private_results_until_released(world):
         job = run(world, code["id"]).json
         assert job["status"] == "completed"
         assert job["result"]["held"] is True and job["result"]["inline"] is None
+        # Nor what the result's format is, or how long the run took: both can depend on the data
+        # (issue 11: a run chose its format and duration by a private byte).
+        seen = api.get(JOBS + "/" + job["id"], token=tok(world, "scientist")).json
+        assert seen["result"]["format"] is None and seen["finished_at"] is None, seen
         assert_error(api.get(JOBS + "/" + job["id"] + "/result", token=tok(world, "scientist")),
                      409, "FAILED_PRECONDITION")
         assert api.get(JOBS + "/" + job["id"] + "/logs", token=tok(world, "scientist")).json["stdout"] is None
@@ -357,6 +361,7 @@ def test_output_review_holds_private_results_until_released(world):
         assert api.post(JOBS + "/" + job["id"] + "/release", {}, token=tok(world, "owner")).status == 200
         seen = api.get(JOBS + "/" + job["id"], token=tok(world, "scientist")).json
         assert seen["result"]["held"] is False and seen["result"]["inline"] == 120
+        assert seen["result"]["format"] == "json" and seen["finished_at"] is not None
         # Mock runs are never held.
         assert run(world, submit(world)["id"], mock=True).json["result"]["held"] is False
     finally:
