@@ -137,6 +137,7 @@ struct Api {
     } catch (const std::exception& e) {
       Check(false, method + " " + route->pattern + " threw: " + e.what());
     }
+    if (res.shared_body) res.body = *res.shared_body;  // a rendering kept in memory (/logs)
     Check(res.status != 500, "500 for " + method + " " + route->pattern + ": " + res.body);
     // The result route answers the result's own bytes, whatever they are; every other reply is
     // the API's JSON.

@@ -239,7 +239,8 @@ class ShapeSax {
     frames_.push_back({node, bit == kArrayBit});
     return true;
   }
-  int NewNode(std::string path, std::string_view label) {
+  // Takes `label` by value: callers pass a node's own label, which emplace_back may move.
+  int NewNode(std::string path, std::string label) {
     if (nodes_.size() >= kMaxJsonMockNodes) {
       error_ = InvalidArgumentError(
           "the document has more than " + std::to_string(kMaxJsonMockNodes) +
@@ -255,7 +256,7 @@ class ShapeSax {
     }
     ShapeNode& node = nodes_.emplace_back();
     node.path = std::move(path);
-    node.label = label;
+    node.label = std::move(label);
     node.public_keys = public_keys_.count(node.path) > 0;
     int id = static_cast<int>(nodes_.size() - 1);
     by_path_.emplace(node.path, id);

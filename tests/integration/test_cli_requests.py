@@ -234,17 +234,20 @@ def test_kill_a_running_job(scientist, scientist2, asset):
 
 
 def test_show_reveals_hidden_characters(owner, scientist, asset):
-    """Control characters and bidi overrides from a scientist reach the reviewer's terminal as
-    visible escapes, never raw.
+    """Control characters from a scientist reach the reviewer's terminal as visible escapes, never
+    raw; a source with a bidi override is refused outright (issue 11: what the reviewer reads must
+    be what runs).
     """
     api = scientist.site.api
-    source = "def cli_sneaky(data):\n    x = 1  # \u202e hidden\r\n    return len(data)\n"
     body = {
         "name": "cli_sneaky",
-        "source": source,
+        "source": "def cli_sneaky(data):\n    x = 1  # \u202e hidden\r\n    return len(data)\n",
         "inputs": {"data": {"asset_id": asset.id}},
         "output_policy": {"kind": "single_execution"},
     }
+    refused = api.post("/api/v1/code", body, token=scientist.token)
+    assert refused.status == 400 and "U+202E" in refused.json["error"]["message"], refused
+    body["source"] = "def cli_sneaky(data):\n    x = 1  # plain\n    return len(data)\n"
     code = api.post("/api/v1/code", body, token=scientist.token)
     assert code.status == 201, code
     request = api.post(
@@ -256,11 +259,8 @@ def test_show_reveals_hidden_characters(owner, scientist, asset):
     for args in (("requests", "show", request.json["id"]), ("requests", "list")):
         shown = owner.cli(*args)
         assert shown.returncode == 0, shown
-        assert "\x1b" not in shown.stdout and "\u202e" not in shown.stdout, shown
+        assert "\x1b" not in shown.stdout, shown
         assert "\\x1b[2J" in shown.stdout, shown
-    shown = owner.cli("requests", "show", request.json["id"])
-    assert "# \\u{202e} hidden\\x0d" in shown.stdout, shown
-    assert "\r" not in shown.stdout
 
 
 def test_the_commands_need_an_account(site):
