@@ -32,6 +32,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 import traceback
 
 import numpy
@@ -42,7 +43,8 @@ SCRATCH = "/tmp/job"
 MAX_HOST_MESSAGE = 256 << 20
 MAX_CTRL_MESSAGE = 64 << 10
 MAX_FDS = 256
-WARM_UP_AFTER_IDLE_SECONDS = 0.003
+WARM_UP_AFTER_IDLE_SECONDS = 0.05
+KILL_AFTER_NEXT_SPAWN_SECONDS = 0.2
 PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
@@ -492,30 +494,47 @@ def warm_template():
     there.close()
 
 
+def exited_message(number, status, usage):
+    """The framed `exited` report, formatted directly (the template touches as few objects as it
+    can between forks: each page it writes then costs it a copy-on-write fault)."""
+    if os.WIFSIGNALED(status):
+        end = b'"signal":%d}' % os.WTERMSIG(status)
+    else:
+        end = b'"exit_code":%d}' % os.WEXITSTATUS(status)
+    body = b'{"type":"exited","id":%d,"cpu_seconds":%.6f,' % (
+        number, usage.ru_utime + usage.ru_stime) + end
+    return struct.pack("<I", len(body)) + body
+
+
 def serve(ctrl_sock, setup):
-    """The template's loop: fork on `spawn`, kill on `kill`, report `exited`. One child at a time."""
+    """The template's loop: fork on `spawn`, kill on `kill`, report `exited`. One child at a time.
+
+    The host sends the next `spawn` as soon as a job has reported; its child normally exits at once.
+    One that is still alive KILL_AFTER_NEXT_SPAWN later (a job that sent its report and ran on) is
+    killed, so the host need not send `kill` after every job."""
     child = None      # (job number, pid, pidfd) of the living child
     waiting = None    # (job number, channel fd) of a spawn that waits for the child to end
+    kill_at = None    # when to kill a child that holds up a waiting spawn
+    ctrl = ctrl_sock.fileno()
     while True:
-        watched = [ctrl_sock] + ([child[2]] if child else [])
-        ready, _, _ = select.select(watched, [], [])
+        timeout = None if kill_at is None else max(0.0, kill_at - time.monotonic())
+        ready, _, _ = select.select([ctrl, child[2]] if child else [ctrl], [], [], timeout)
+        if not ready and child:
+            os.kill(child[1], signal.SIGKILL)
+            kill_at = None
+            continue
         if child and child[2] in ready:
             number, pid, pidfd = child
             _, status, usage = os.wait4(pid, 0)
             os.close(pidfd)
             child = None
-            report = {"type": "exited", "id": number,
-                      "cpu_seconds": usage.ru_utime + usage.ru_stime}
-            if os.WIFSIGNALED(status):
-                report["signal"] = os.WTERMSIG(status)
-            else:
-                report["exit_code"] = os.WEXITSTATUS(status)
-            send_message(ctrl_sock, report)
+            kill_at = None
+            ctrl_sock.sendall(exited_message(number, status, usage))
             if waiting:
                 pid, pidfd = fork_child(waiting[1], setup)
                 child = (waiting[0], pid, pidfd)
                 waiting = None
-        if ctrl_sock in ready:
+        if ctrl in ready:
             message, fds = recv_message(ctrl_sock, MAX_CTRL_MESSAGE)
             if message is None:
                 if child:
@@ -528,6 +547,7 @@ def serve(ctrl_sock, setup):
                     child = (message["id"], pid, pidfd)
                 else:
                     waiting = (message["id"], fds[0])
+                    kill_at = time.monotonic() + KILL_AFTER_NEXT_SPAWN_SECONDS
             elif kind == "kill":
                 close_all(fds)
                 if child and child[0] == message.get("id"):

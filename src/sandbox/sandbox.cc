@@ -806,13 +806,23 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
   SteadyClock::time_point give_up{};  // after a kill, or after the report while pipes drain
   bool warm_lost = false;
 
+  bool kill_sent = false;
+  auto send_kill = [&]() {
+    if (kill_sent) return;
+    kill_sent = true;
+    nlohmann::json kill = {{"type", "kill"}, {"id", id}};
+    if (!SendMessage(slot.ctrl.get(), kill.dump()).ok()) warm_lost = true;
+  };
   auto request_kill = [&](Outcome reason) {
     if (kill_reason) return;
     kill_reason = reason;
-    nlohmann::json kill = {{"type", "kill"}, {"id", id}};
-    if (!SendMessage(slot.ctrl.get(), kill.dump()).ok()) warm_lost = true;
+    send_kill();
     give_up = SteadyClock::now() + kKillGrace;
   };
+  // After a well-formed report the runner has closed its pipes and exits by itself; a child whose
+  // pipes are still open this long after its report is killed (and the template kills a child that
+  // outlives the next spawn by 200 ms, whatever it holds), so no kill is sent per job.
+  SteadyClock::time_point kill_after{};
   // Takes the child's messages off its channel: at most `started`, then one `done`. Anything else,
   // or anything after `done`, makes the report malformed; the child is then killed.
   auto read_channel = [&]() {
@@ -835,11 +845,15 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
           deadline = SteadyClock::now() + limits.wall_timeout;
           continue;
         }
-        reported = message.ok() ? internal::DecodeReport(**message, limits, started)
-                                : internal::MalformedReport();
+        const bool malformed = !message.ok();
+        reported = malformed ? internal::MalformedReport()
+                             : internal::DecodeReport(**message, limits, started);
         give_up = SteadyClock::now() + kKillGrace;
-        nlohmann::json kill = {{"type", "kill"}, {"id", id}};  // done: the child has no more to do
-        if (!SendMessage(slot.ctrl.get(), kill.dump()).ok()) warm_lost = true;
+        if (malformed || reported->error == internal::MalformedReport().error) {
+          send_kill();  // a job that forges reports has no more to do
+        } else {
+          kill_after = SteadyClock::now() + kPollInterval * 5;
+        }
       }
     }
   };
@@ -861,6 +875,7 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
         if (!started) write_error = "the sandbox's child did not take the job";
       }
     }
+    if (kill_after != SteadyClock::time_point{} && now >= kill_after) send_kill();
     if (give_up != SteadyClock::time_point{} && now >= give_up) {
       if (!exited) warm_lost = true;  // a child that does not die: restart the template
       break;
@@ -872,6 +887,9 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
     if (give_up != SteadyClock::time_point{})
       wait =
           std::min(wait, std::chrono::duration_cast<milliseconds>(give_up - now) + milliseconds(1));
+    if (kill_after != SteadyClock::time_point{} && !kill_sent)
+      wait = std::min(wait,
+                      std::chrono::duration_cast<milliseconds>(kill_after - now) + milliseconds(1));
     pollfd pfds[kCount];
     for (int i = 0; i < kCount; ++i) pfds[i] = {open[i] ? fd_of[i] : -1, POLLIN, 0};
     int n = poll(pfds, kCount, static_cast<int>(std::max<int64_t>(0, wait.count())));

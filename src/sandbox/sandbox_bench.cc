@@ -79,6 +79,39 @@ double TreeFaults(pid_t pid) {
   return faults;
 }
 
+// The templates' own minor faults and those of the children they reaped (the jobs): the
+// sandbox's bwrap processes are this process's children, the templates theirs.
+std::pair<double, double> TemplateFaults() {
+  auto children = [](pid_t pid) {
+    std::vector<pid_t> out;
+    std::error_code ec;
+    for (const auto& task :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+      std::ifstream list(task.path() / "children");
+      pid_t child;
+      while (list >> child) out.push_back(child);
+    }
+    return out;
+  };
+  double own = 0, reaped = 0;
+  for (pid_t bwrap : children(getpid())) {
+    for (pid_t tmpl : children(bwrap)) {
+      std::ifstream stat("/proc/" + std::to_string(tmpl) + "/stat");
+      std::string line;
+      std::getline(stat, line);
+      size_t close = line.rfind(')');
+      if (close == std::string::npos) continue;
+      std::istringstream fields(line.substr(close + 2));
+      std::string f;
+      for (int i = 3; i <= 11 && fields >> f; ++i) {
+        if (i == 10) own += std::stod(f);     // minflt
+        if (i == 11) reaped += std::stod(f);  // cminflt
+      }
+    }
+  }
+  return {own, reaped};
+}
+
 // CPU ms and faults per plain fork + immediate exit of a warm Python (pandas, numpy imported),
 // parent and child, over `n` forks; printed by the Python it runs from `dir`.
 constexpr char kForkExit[] = R"(import os, resource, sys
@@ -217,6 +250,7 @@ int main(int argc, char** argv) {
   left = runs * 2;
   threads.clear();
   double cpu0 = TreeCpuSeconds(getpid()), faults0 = TreeFaults(getpid());
+  auto [template0, jobs0] = TemplateFaults();
   double host0 = SelfCpuSeconds();
   start = SteadyClock::now();
   for (int t = 0; t < slots; ++t) {
@@ -237,6 +271,9 @@ int main(int argc, char** argv) {
       slots, runs * 2, runs * 2 / seconds,
       (TreeCpuSeconds(getpid()) - cpu0) * 1000 / (runs * 2) - host_ms, host_ms,
       (TreeFaults(getpid()) - faults0) / (runs * 2));
+  auto [template1, jobs1] = TemplateFaults();
+  std::printf("  faults per job: %.0f in the templates, %.0f in the job children\n",
+              (template1 - template0) / (runs * 2), (jobs1 - jobs0) / (runs * 2));
   std::printf("plain fork + exit of the same warm Python: %s\n",
               ForkExitReference(dir, runs).c_str());
   double load[3] = {0, 0, 0};

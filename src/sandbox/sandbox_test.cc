@@ -631,6 +631,27 @@ TEST_F(OneSlotTest, ForgedReportsDoNotCrashOrRestartTheWarmProcess) {
   EXPECT_EQ(BwrapPids(), before) << "the warm process was restarted";
 }
 
+// The host sends no kill after a job's report; a job that reports and runs on (its pipes closed,
+// so the host has its answer) must not hold up the next job: the template kills it.
+TEST_F(OneSlotTest, AJobThatReportsAndRunsOnDoesNotHoldUpTheNext) {
+  JobResult r =
+      Run(Spec(std::string(kForgeReport) +
+               "import sys, time\n"
+               "def f():\n"
+               "    frame, fds = sys._getframe(1), None\n"
+               "    while frame is not None and fds is None:\n"
+               "        fds, frame = frame.f_locals.get('fds'), frame.f_back\n"
+               "    for fd in (1, 2, fds[2]):\n"
+               "        os.close(fd)\n"
+               "    forge({'type': 'done', 'status': 'ok', 'format': 'json', 'bytes': 0})\n"
+               "    time.sleep(60)\n"));
+  // Whatever it claimed is its own result (an empty one); the point is what follows.
+  EXPECT_NE(r.outcome, Outcome::kSandboxFailure) << Explain(r);
+  auto start = std::chrono::steady_clock::now();
+  ExpectHealthy();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
 TEST_F(OneSlotTest, InodesInScratchAreCapped) {
   JobSpec flood = Spec(
       "import os\ndef f():\n    n = 0\n    try:\n        for n in range(60000):\n"
