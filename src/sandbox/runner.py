@@ -34,6 +34,7 @@ import struct
 import sys
 import time
 import traceback
+import types
 
 import numpy
 import pandas
@@ -331,13 +332,20 @@ def run_job(sock, job, fds, job_filter):
             kwargs[spec["name"]] = load_input(spec["format"], fd)  # closes fd
         kwargs.update(job["constants"])
         namespace = {"__name__": "__datasite_job__", "__builtins__": builtins}
-        source, name = job["source"], job["function"]
+        source, name, line = job["source"], job["function"], job.get("function_line", 0)
         del job
         exec(compile(source, "<job>", "exec"), namespace)
         function = namespace.get(name)
         if not callable(function):
             return {"status": "error",
                     "error": f"NameError: the source defines no function '{name}'"}
+        if line and not (isinstance(function, types.FunctionType)
+                         and function.__code__.co_filename == "<job>"
+                         and function.__code__.co_firstlineno == line
+                         and function.__name__ == name):
+            return {"status": "error",
+                    "error": f"the source rebinds '{name}' after its definition on line {line}, "
+                             "so what would run is not the function that was reviewed"}
         value = function(**kwargs)
         del kwargs, namespace
         fmt, data = encode_result(value)

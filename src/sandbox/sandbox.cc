@@ -685,6 +685,7 @@ Result<JobResult> SandboxImpl::Run(const JobSpec& spec, const std::string& resul
   nlohmann::json job = {{"type", "job"},
                         {"source", spec.source},
                         {"function", spec.function_name},
+                        {"function_line", spec.function_line},
                         {"inputs", std::move(input_specs)},
                         {"constants", spec.constants},
                         {"limits",

@@ -47,6 +47,10 @@ struct Input {
 struct JobSpec {
   std::string source;         // Python source defining `function_name` (decorators already removed)
   std::string function_name;  // the function to call
+  // When > 0, the function called must be the one defined at this line of `source` (by def, in the
+  // source itself): a source that rebinds the name afterwards (an assignment, a class, a second
+  // def the reviewer did not see as one) fails instead of running something else.
+  int function_line = 0;
   std::vector<Input> inputs;
   nlohmann::json constants = nlohmann::json::object();  // other keyword arguments, as JSON values
   Limits limits;

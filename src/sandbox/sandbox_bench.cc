@@ -225,21 +225,25 @@ int main(int argc, char** argv) {
   std::printf("one job every 20 ms, %d runs: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms\n", runs,
               Percentile(spaced, 0.5), Percentile(spaced, 0.9), Percentile(spaced, 0.99));
 
-  std::atomic<int> left{runs * 2};
   std::atomic<int> failed{0};
-  std::vector<std::thread> threads;
-  start = SteadyClock::now();
-  for (int t = 0; t < slots; ++t) {
-    threads.emplace_back([&, t] {
-      std::string result = (dir / ("result" + std::to_string(t))).string();
-      while (left.fetch_sub(1) > 0) {
-        auto r = (*sandbox)->Run(spec, result, nullptr);
-        if (!r.ok() || r->outcome != Outcome::kOk) failed++;
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  double seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  // Runs `jobs` of `job` back to back on `slots` threads; the seconds it took.
+  auto back_to_back = [&](const JobSpec& job, int jobs, const std::string& result_name) {
+    std::atomic<int> left{jobs};
+    std::vector<std::thread> threads;
+    auto begin = SteadyClock::now();
+    for (int t = 0; t < slots; ++t) {
+      threads.emplace_back([&, t] {
+        std::string result = (dir / (result_name + std::to_string(t))).string();
+        while (left.fetch_sub(1) > 0) {
+          auto r = (*sandbox)->Run(job, result, nullptr);
+          if (!r.ok() || r->outcome != Outcome::kOk) failed++;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    return std::chrono::duration<double>(SteadyClock::now() - begin).count();
+  };
+  double seconds = back_to_back(spec, runs * 2, "result");
   std::printf("throughput, %d threads, %d jobs: %.1f jobs/s (%d failed)\n", slots, runs * 2,
               runs * 2 / seconds, failed.load());
   // Trivial jobs back to back on every slot: what a job costs beyond its fork and exit.
@@ -247,23 +251,10 @@ int main(int argc, char** argv) {
   trivial.source = "def f(k):\n    return k\n";
   trivial.function_name = "f";
   trivial.constants = {{"k", 1}};
-  left = runs * 2;
-  threads.clear();
   double cpu0 = TreeCpuSeconds(getpid()), faults0 = TreeFaults(getpid());
   auto [template0, jobs0] = TemplateFaults();
   double host0 = SelfCpuSeconds();
-  start = SteadyClock::now();
-  for (int t = 0; t < slots; ++t) {
-    threads.emplace_back([&, t] {
-      std::string result = (dir / ("trivial" + std::to_string(t))).string();
-      while (left.fetch_sub(1) > 0) {
-        auto r = (*sandbox)->Run(trivial, result, nullptr);
-        if (!r.ok() || r->outcome != Outcome::kOk) failed++;
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  seconds = back_to_back(trivial, runs * 2, "trivial");
   double host_ms = (SelfCpuSeconds() - host0) * 1000 / (runs * 2);
   std::printf(
       "trivial jobs (return k), %d threads, %d jobs: %.1f jobs/s; per job %.2f ms of CPU in the "

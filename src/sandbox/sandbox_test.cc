@@ -452,69 +452,10 @@ int KillWarmProcesses() {
 // Jobs must not see each other (issue 11). These run on a sandbox of one slot, so that every job
 // follows the previous one on the same warm process.
 
-// Sends `report` (a Python expression for a dict) as a framed report on every socket the job holds:
-// the channel back to the host is among them.
-constexpr char kForgeReport[] = R"(
-import json, os, stat, struct
-def forge(report):
-    body = json.dumps(report).encode() if not isinstance(report, bytes) else report
-    sent = 0
-    for fd in range(3, 64):
-        try:
-            if stat.S_ISSOCK(os.fstat(fd).st_mode):
-                os.write(fd, struct.pack('<I', len(body)) + body)
-                sent += 1
-        except OSError:
-            pass
-    return sent
-)";
-
-// scan(needle): [distinct rows "<needle>-<n>," found in the job's own readable memory around its
-// heap and live objects (what it inherited from the process it was forked from), whether a control
-// row it keeps alive was found (so a 0 means something)]. Jobs see no /proc.
-constexpr char kScanMemory[] = R"(
-import ctypes, gc, os, re
-def scan(needle):
-    """Distinct rows '<needle>-<n>,' in the readable memory around the heap and every live object
-    (found without /proc, by copying through a pipe, which stops at an unreadable page instead of
-    faulting), and whether a control row kept alive in the heap was found: proof that it could."""
-    libc = ctypes.CDLL(None)
-    libc.malloc.restype = ctypes.c_void_p
-    control = ('CONTROL-' + needle + '-7,').encode() * 1000
-    r, w = os.pipe()
-    step = 1 << 16
-    def readable(addr):  # bytes readable from addr, up to step
-        n = libc.write(w, ctypes.c_void_p(addr), step)
-        if n > 0:
-            os.read(r, step)
-        return max(n, 0)
-    starts = {id(o) & ~(step - 1) for o in gc.get_objects()}
-    starts.add(libc.malloc(1 << 16) & ~(step - 1))
-    seen, regions = set(), []
-    for start in sorted(starts):
-        if start in seen or readable(start) < step:
-            continue
-        lo = hi = start
-        while lo - step not in seen and start - lo < (1 << 30) and readable(lo - step) == step:
-            lo -= step
-        while hi - start < (1 << 30):
-            n = readable(hi)
-            hi += n
-            if n < step or hi in seen:
-                break
-        seen.update(range(lo, hi, step))
-        regions.append((lo, hi))
-    found, controls = set(), 0
-    pattern = re.compile(rb'(CONTROL-)?' + re.escape(needle.encode()) + rb'-([0-9]+),')
-    for lo, hi in regions:
-        for m in pattern.finditer(ctypes.string_at(lo, hi - lo)):
-            if m.group(1):
-                controls += 1
-            else:
-                found.add(int(m.group(2)))
-    del control
-    return [len(found), controls > 0]
-)";
+// Python source a probing job starts with: tests/sandbox_probes/forge.py (forge(report): a framed
+// report on every socket the job holds) and scan.py (scan(needle): private rows in the job's
+// memory).
+std::string Probe(const char* name) { return ReadFile(fs::path(DATASITE_PROBES_DIR) / name); }
 
 class OneSlotTest : public SandboxTest {
  protected:
@@ -553,7 +494,7 @@ TEST_F(OneSlotTest, PrivateRowsInAForgedReportDoNotReachTheNextJob) {
   std::string csv = "row\n";
   for (int i = 0; i < 500; ++i) csv += needle + "-" + std::to_string(i) + "\n";
   // A run on private data smuggles its rows out in a report with an extra field...
-  JobSpec leak = Spec(std::string(kForgeReport) +
+  JobSpec leak = Spec(Probe("forge.py") +
                           "def f(data):\n"
                           "    rows = ''.join(data['row'].astype(str) + ',')\n"
                           "    forge({'status': 'error', 'error': 'boom', 'rows': rows})\n"
@@ -564,8 +505,8 @@ TEST_F(OneSlotTest, PrivateRowsInAForgedReportDoNotReachTheNextJob) {
   EXPECT_EQ(first.error.find(needle), std::string::npos);
   // ...and the next job, with no data at all, scans the memory it was forked with.
   for (int i = 0; i < 2; ++i) {
-    JobResult scan = Run(Spec(std::string(kScanMemory) + "def f(r):\n    return scan(r[::-1])\n",
-                              {}, {{"r", Reversed(needle)}}));
+    JobResult scan = Run(Spec(Probe("scan.py") + "def f(r):\n    return scan(r[::-1])\n", {},
+                              {{"r", Reversed(needle)}}));
     ASSERT_EQ(scan.outcome, Outcome::kOk) << Explain(scan);
     EXPECT_EQ(Result(), "[0, true]") << "private rows found in a later job's memory";
   }
@@ -578,19 +519,18 @@ TEST_F(OneSlotTest, AnEarlierJobIsNotOnTheNextJobsStackOrHeap) {
       Run(Spec("def f(api_key):\n    raise ValueError('private ' + api_key + '-1,')\n", {},
                {{"api_key", key}}));
   ASSERT_EQ(first.outcome, Outcome::kError) << Explain(first);
-  JobResult walk =
-      Run(Spec(std::string(kScanMemory) +
-                   "import gc, sys\n"
-                   "def f(r):\n"
-                   "    has = lambda o: r[::-1] in repr(o)  # no frame keeps the needle\n"
-                   "    hits, frame = 0, sys._getframe().f_back\n"
-                   "    while frame is not None:\n"
-                   "        hits += sum(has(v) for v in frame.f_locals.values())\n"
-                   "        frame = frame.f_back\n"
-                   "    hits += sum(1 for o in gc.get_objects() if isinstance(o, "
-                   "dict) and has(o))\n"
-                   "    return [hits, scan(r[::-1])]\n",
-               {}, {{"r", Reversed(key)}}));
+  JobResult walk = Run(Spec(
+      Probe("scan.py") + "import gc, sys\n"
+                         "def f(r):\n"
+                         "    has = lambda o: r[::-1] in repr(o)  # no frame keeps the needle\n"
+                         "    hits, frame = 0, sys._getframe().f_back\n"
+                         "    while frame is not None:\n"
+                         "        hits += sum(has(v) for v in frame.f_locals.values())\n"
+                         "        frame = frame.f_back\n"
+                         "    hits += sum(1 for o in gc.get_objects() if isinstance(o, "
+                         "dict) and has(o))\n"
+                         "    return [hits, scan(r[::-1])]\n",
+      {}, {{"r", Reversed(key)}}));
   ASSERT_EQ(walk.outcome, Outcome::kOk) << Explain(walk);
   EXPECT_EQ(Result(), "[0, [0, true]]") << "the earlier job's constant was found";
 }
@@ -607,7 +547,7 @@ TEST_F(OneSlotTest, ForgedReportsAreErrorsOfTheJobThatSentThem) {
       {"b'\\xff\\xfeFORGED'"},
   };
   for (const Case& c : cases) {
-    JobSpec spec = Spec(std::string(kForgeReport) + "def f():\n    forge(" + c.forged +
+    JobSpec spec = Spec(Probe("forge.py") + "def f():\n    forge(" + c.forged +
                         ")\n    import os\n    os._exit(0)\n");
     JobResult r = Run(spec);
     EXPECT_EQ(r.outcome, Outcome::kError) << c.forged << ": " << Explain(r);
@@ -625,7 +565,7 @@ TEST_F(OneSlotTest, ForgedReportsDoNotCrashOrRestartTheWarmProcess) {
   std::set<pid_t> before = BwrapPids();
   for (const char* forged : {"b'[' * 20000 + b']' * 20000", "b'{' * 5000",
                              "{'type': 'done', 'id': 1, 'status': 'ok', 'x': [[[[[[]]]]]]}"}) {
-    Run(Spec(std::string(kForgeReport) + "def f():\n    forge(" + forged + ")\n    return 2\n"));
+    Run(Spec(Probe("forge.py") + "def f():\n    forge(" + forged + ")\n    return 2\n"));
   }
   ExpectHealthy();
   EXPECT_EQ(BwrapPids(), before) << "the warm process was restarted";
@@ -635,7 +575,7 @@ TEST_F(OneSlotTest, ForgedReportsDoNotCrashOrRestartTheWarmProcess) {
 // so the host has its answer) must not hold up the next job: the template kills it.
 TEST_F(OneSlotTest, AJobThatReportsAndRunsOnDoesNotHoldUpTheNext) {
   JobResult r =
-      Run(Spec(std::string(kForgeReport) +
+      Run(Spec(Probe("forge.py") +
                "import sys, time\n"
                "def f():\n"
                "    frame, fds = sys._getframe(1), None\n"

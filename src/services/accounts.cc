@@ -64,6 +64,9 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
 
 }  // namespace
 
+// Longer than any valid email (254): a malformed one is kept only this long.
+constexpr size_t kMaxEmailKeyBytes = 256;
+
 Result<std::string> NormalizeEmail(const std::string& raw) {
   std::string email = Trim(raw);
   std::transform(email.begin(), email.end(), email.begin(),
@@ -184,8 +187,10 @@ Result<LoginResult> Accounts::Login(const std::string& raw_email, const std::str
                                     const std::string& client_address) {
   const Status invalid = UnauthenticatedError("invalid email or password");
   auto email = NormalizeEmail(raw_email);
-  // A malformed email is just another wrong credential: it must not answer differently.
-  std::string key = email.ok() ? *email : Trim(raw_email);
+  // A malformed email is just another wrong credential: it must not answer differently. Its key
+  // (held by the throttle, written to the audit log) is cut to what a valid email may be, so that a
+  // caller can't store a megabyte per failed login.
+  std::string key = email.ok() ? *email : Trim(raw_email).substr(0, kMaxEmailKeyBytes);
   RETURN_IF_ERROR(login_throttle_.Admit(client_address, key));
   if (password.size() > auth::kMaxPasswordLength) {
     login_throttle_.Failed(client_address, key);

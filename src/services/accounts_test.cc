@@ -259,6 +259,18 @@ TEST_F(AccountsTest, SuccessfulLoginResetsFailureCount) {
   }
 }
 
+// Regression (an attack on issue 11's fixes): a failed login with a 1 MB malformed email wrote the
+// whole email to the audit log (and kept it as a throttle key): about 1 MB of disk per attempt.
+TEST_F(AccountsTest, AMalformedEmailIsKeptOnlyAsLongAsAnEmailMayBe) {
+  std::string huge(1 << 20, 'x');
+  EXPECT_EQ(accounts_->Login(huge, "Wr0ng-1", kAddress).status().code(),
+            StatusCode::kUnauthenticated);
+  auto events = store_->RecentAudit(5);
+  ASSERT_TRUE(events.ok());
+  ASSERT_FALSE(events->empty());
+  for (const auto& e : *events) EXPECT_LE(e.target.size() + e.detail.size(), 400u) << e.action;
+}
+
 // Regression: five anonymous wrong passwords locked the root admin out for 300 s from anywhere.
 TEST_F(AccountsTest, StrangersFailuresDoNotLockTheUserOutOfTheirOwnAddress) {
   Seed("jane@example.org", Role::kDataScientist);

@@ -721,6 +721,7 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
   sandbox::JobSpec spec;
   spec.source = code->source;
   spec.function_name = code->name;
+  spec.function_line = TopLevelDefinitionLine(code->source, code->name);
   spec.limits = options_.limits;
   spec.limits.wall_timeout = std::chrono::milliseconds(job.timeout_ms);
   json inputs = json::parse(job.inputs, nullptr, false);

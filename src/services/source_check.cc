@@ -294,23 +294,38 @@ Status CheckSourceShownAsRun(std::string_view source) {
     return InvalidArgumentError("the source is too large");
   }
   RETURN_IF_ERROR(CheckVisible(source));
-  Lexer lexer(source);
+  // Python reads CR LF as LF before it tokenizes (a lone CR is refused above): so does the lexer,
+  // or a backslash before CR LF would end a string here that runs on in Python. Line and column
+  // numbers stay those of the source.
+  std::string text;
+  text.reserve(source.size());
+  for (size_t i = 0; i < source.size(); ++i) {
+    if (source[i] == '\r' && i + 1 < source.size() && source[i + 1] == '\n') continue;
+    text += source[i];
+  }
+  Lexer lexer(text);
   ASSIGN_OR_RETURN(std::vector<Range> code, lexer.CodeRanges());
-  for (const Range& range : code) RETURN_IF_ERROR(CheckFolding(source, range));
+  for (const Range& range : code) RETURN_IF_ERROR(CheckFolding(text, range));
   return Status::Ok();
 }
 
-int CountTopLevelDefinitions(std::string_view source, std::string_view name) {
+namespace {
+
+// Calls `found(line)` (1-based) for each line of `source` that starts, unindented, with "def NAME("
+// or "async def NAME(".
+template <typename Found>
+void ForEachTopLevelDefinition(std::string_view source, std::string_view name, Found found) {
   auto skip_blanks = [](std::string_view& line) {
     while (!line.empty() && (line[0] == ' ' || line[0] == '\t')) line.remove_prefix(1);
   };
-  int count = 0;
   size_t pos = 0;
+  int number = 0;
   while (pos < source.size()) {
     size_t end = source.find('\n', pos);
     if (end == std::string_view::npos) end = source.size();
     std::string_view line = source.substr(pos, end - pos);
     pos = end + 1;
+    ++number;
     if (line.substr(0, 6) == "async ") {
       line.remove_prefix(6);
       skip_blanks(line);
@@ -321,9 +336,24 @@ int CountTopLevelDefinitions(std::string_view source, std::string_view name) {
     if (line.substr(0, name.size()) != name) continue;
     line.remove_prefix(name.size());
     skip_blanks(line);
-    if (!line.empty() && line[0] == '(') ++count;
+    if (!line.empty() && line[0] == '(') found(number);
   }
+}
+
+}  // namespace
+
+int CountTopLevelDefinitions(std::string_view source, std::string_view name) {
+  int count = 0;
+  ForEachTopLevelDefinition(source, name, [&](int) { ++count; });
   return count;
+}
+
+int TopLevelDefinitionLine(std::string_view source, std::string_view name) {
+  int first = 0;
+  ForEachTopLevelDefinition(source, name, [&](int line) {
+    if (first == 0) first = line;
+  });
+  return first;
 }
 
 }  // namespace datasite::services

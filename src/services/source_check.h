@@ -32,6 +32,9 @@ Status CheckSourceShownAsRun(std::string_view source);
 
 // How many lines of `source` start (unindented) with "def NAME(" or "async def NAME(".
 int CountTopLevelDefinitions(std::string_view source, std::string_view name);
+// The line (1-based) of the first such definition; 0 when there is none. The sandbox runs the
+// function only if it is the one defined there (nothing later rebinds the name).
+int TopLevelDefinitionLine(std::string_view source, std::string_view name);
 
 }  // namespace datasite::services
 

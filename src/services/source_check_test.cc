@@ -36,6 +36,24 @@ TEST(SourceCheckTest, MathematicalLettersInANameAreRefused) {
   EXPECT_NE(msg.find("reads as 'mean_age'"), std::string::npos) << msg;
 }
 
+// Regression (an attack on these checks): a backslash before CR LF in a string. Python reads CR LF
+// as LF, so the string runs on to the next line's quote; the lexer ended it at the line break and
+// read the look-alike name after it as string text.
+TEST(SourceCheckTest, ABackslashBeforeCrLfDoesNotEndAString) {
+  std::string msg = Refusal(
+      "def mean_age(data):\r\n    return 1\r\nx = \"abc\\\r\n\"; "
+      "\xF0\x9D\x97\x86"
+      "ean_age = lambda data: 'EVIL'\r\n");
+  EXPECT_NE(msg.find("line 4"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("reads as 'mean_age'"), std::string::npos) << msg;
+}
+
+TEST(SourceCheckTest, TheFirstTopLevelDefinitionsLineIsFound) {
+  EXPECT_EQ(TopLevelDefinitionLine("import os\n\ndef f(x):\n    pass\ndef f(y):\n", "f"), 3);
+  EXPECT_EQ(TopLevelDefinitionLine("x = 1\r\nasync def f():\r\n    pass\r\n", "f"), 2);
+  EXPECT_EQ(TopLevelDefinitionLine("def g():\n    def f():\n        pass\n", "f"), 0);
+}
+
 TEST(SourceCheckTest, FullWidthAndLigaturesInCodeAreRefused) {
   // "ｘ = 1" (U+FF58) and "ﬁle = 1" (U+FB01).
   EXPECT_NE(Refusal("\xEF\xBD\x98 = 1\n").find("U+FF58"), std::string::npos);

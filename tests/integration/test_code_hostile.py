@@ -237,3 +237,32 @@ def test_folding_characters_in_comments_and_strings_still_run(hostile_server):
                    token=actors["scientist"].token)
     assert run.json["status"] == "completed", run
     assert run.json["result"]["inline"] == "\u00b5g \uff58 7", run
+
+
+# Found by an attack on the first version of these checks: sources a reviewer reads as the honest
+# mean_age, where something else runs. Each must be refused at submission or fail to run; none may
+# return what the hidden part computes.
+REBOUND = {
+    # A backslash before CR LF: the check ended the string at the line break, Python does not, so
+    # the look-alike name after it was read as string text and never checked.
+    "crlf_string": "def mean_age(data):\r\n    return 1\r\nx = \"abc\\\r\n\"; "
+                   "\U0001d5c6ean_age = lambda data: 'EVIL'\r\n",
+    # A second definition over two lines, which a line-by-line count of "def NAME(" misses.
+    "split_def": HONEST + "\ndef mean_age \\\n        (data):\n    return 'EVIL'\n",
+    "reassigned": HONEST + "\nmean_age = lambda data: 'EVIL'\n",
+    "class": HONEST + "\nclass mean_age:\n    def __new__(cls, data):\n        return 'EVIL'\n",
+    "globals": HONEST + "\nglobals()['mean_age'] = lambda data: 'EVIL'\n",
+}
+
+
+@pytest.mark.parametrize("trick", sorted(REBOUND))
+def test_a_rebound_function_never_runs_in_place_of_the_reviewed_one(hostile_server, trick):
+    _, api, actors, asset_id, _ = hostile_server
+    token = actors["scientist"].token
+    code = submit(api, token, asset_id, "mean_age", REBOUND[trick] + "# " + unique("v") + "\n")
+    if code.status == 400:
+        return  # refused at submission: it never runs
+    assert code.status == 201, code
+    run = api.post("/api/v1/code/%s/run" % code.json["id"], {"mock": True}, token=token).json
+    assert "EVIL" not in json.dumps(run), run
+    assert run["status"] == "errored" and "rebinds 'mean_age'" in run["error"], run

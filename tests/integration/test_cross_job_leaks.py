@@ -3,6 +3,8 @@ forged, another user's constants and error text — must not be readable by a la
 sandbox slot. The server runs one worker slot, so every job follows the previous one on the same
 template process; the later job is a data scientist's mock run, which needs no approval."""
 
+import pathlib
+
 import pytest
 
 from dataset_helpers import create_dataset, make_actors, marker, new_blob
@@ -12,67 +14,12 @@ pytestmark = needs_sandbox
 
 ROWS = 300
 
-# Sends a framed report on every socket the job holds (its channel back to the host is one of them).
-FORGE = '''
-import json, os, stat, struct
-def forge(report):
-    body = json.dumps(report).encode() if not isinstance(report, bytes) else report
-    sent = 0
-    for fd in range(3, 64):
-        try:
-            if stat.S_ISSOCK(os.fstat(fd).st_mode):
-                os.write(fd, struct.pack('<I', len(body)) + body)
-                sent += 1
-        except OSError:
-            pass
-    return sent
-'''
-
-# scan(needle): [distinct private rows "<needle>-<n>," in the job's own readable memory around its
-# heap and live objects, whether a control row it keeps alive was found (so a 0 means something)].
-SCAN = '''
-import ctypes, gc, os, re
-def scan(needle):
-    """Distinct rows '<needle>-<n>,' in the readable memory around the heap and every live object
-    (found without /proc, by copying through a pipe, which stops at an unreadable page instead of
-    faulting), and whether a control row kept alive in the heap was found: proof that it could."""
-    libc = ctypes.CDLL(None)
-    libc.malloc.restype = ctypes.c_void_p
-    control = ('CONTROL-' + needle + '-7,').encode() * 1000
-    r, w = os.pipe()
-    step = 1 << 16
-    def readable(addr):  # bytes readable from addr, up to step
-        n = libc.write(w, ctypes.c_void_p(addr), step)
-        if n > 0:
-            os.read(r, step)
-        return max(n, 0)
-    starts = {id(o) & ~(step - 1) for o in gc.get_objects()}
-    starts.add(libc.malloc(1 << 16) & ~(step - 1))
-    seen, regions = set(), []
-    for start in sorted(starts):
-        if start in seen or readable(start) < step:
-            continue
-        lo = hi = start
-        while lo - step not in seen and start - lo < (1 << 30) and readable(lo - step) == step:
-            lo -= step
-        while hi - start < (1 << 30):
-            n = readable(hi)
-            hi += n
-            if n < step or hi in seen:
-                break
-        seen.update(range(lo, hi, step))
-        regions.append((lo, hi))
-    found, controls = set(), 0
-    pattern = re.compile(rb'(CONTROL-)?' + re.escape(needle.encode()) + rb'-([0-9]+),')
-    for lo, hi in regions:
-        for m in pattern.finditer(ctypes.string_at(lo, hi - lo)):
-            if m.group(1):
-                controls += 1
-            else:
-                found.add(int(m.group(2)))
-    del control
-    return [len(found), controls > 0]
-'''
+# Python source a probing job starts with (shared with src/sandbox/sandbox_test.cc): forge(report)
+# sends a framed report on every socket the job holds; scan(needle) counts private rows in the job's
+# memory and says whether its control row was found.
+PROBES = pathlib.Path(__file__).resolve().parents[1] / "sandbox_probes"
+FORGE = (PROBES / "forge.py").read_text()
+SCAN = (PROBES / "scan.py").read_text()
 
 
 @pytest.fixture(scope="module")
