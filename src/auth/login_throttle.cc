@@ -1,12 +1,15 @@
 #include "auth/login_throttle.h"
 
+#include <algorithm>
+
 namespace datasite::auth {
 
 LoginThrottle::LoginThrottle(const Clock& clock, const LoginLimits& limits)
     : source_attempts_(clock, limits.attempts_per_source, limits.source_window_ms),
       pair_failures_(clock, limits.failures_per_source_account, limits.failure_window_ms),
-      account_failures_(clock, limits.failures_per_account, limits.failure_window_ms),
-      known_sources_(clock, 1, limits.known_source_ms) {}
+      account_failures_(clock, std::max(1, limits.failures_per_account), limits.failure_window_ms),
+      known_sources_(clock, 1, limits.known_source_ms),
+      account_limit_(limits.failures_per_account > 0) {}
 
 std::string LoginThrottle::Pair(const std::string& source, const std::string& account) {
   // A newline is in neither an address nor a normalized email.
@@ -27,7 +30,7 @@ Status LoginThrottle::Admit(const std::string& source, const std::string& accoun
   RETURN_IF_ERROR(AdmitSource(source));
   const std::string pair = Pair(source, account);
   int wait = pair_failures_.SecondsUntilAllowed(pair);
-  if (wait == 0 && known_sources_.Count(pair) == 0) {
+  if (wait == 0 && account_limit_ && known_sources_.Count(pair) == 0) {
     wait = account_failures_.SecondsUntilAllowed(account);
   }
   if (wait == 0) return Status::Ok();

@@ -19,10 +19,12 @@ struct LoginLimits {
   // Failures of one source on one account. Only that source is then refused for that account.
   int failures_per_source_account = 5;
   int64_t failure_window_ms = 5 * 60 * 1000;
-  // Failures on one account from all sources together (within failure_window_ms). Past it, only
-  // sources the account has not logged in from within known_source_ms are refused, so the owner
-  // of the account keeps getting in from where they always do.
-  int failures_per_account = 50;
+  // Failures on one account from all sources together (within failure_window_ms); 0: no such
+  // limit (the default). Past it, only sources the account has not logged in from within
+  // known_source_ms are refused. Off by default: known sources are kept in memory only, so after a
+  // restart, or for a user on a new address, failures from a handful of addresses would lock the
+  // account out (found by an attack); the per-source limits bound a guesser instead.
+  int failures_per_account = 0;
   int64_t known_source_ms = 30LL * 24 * 3600 * 1000;
 };
 
@@ -51,6 +53,7 @@ class LoginThrottle {
   RateLimiter pair_failures_;
   RateLimiter account_failures_;
   RateLimiter known_sources_;  // one event per (source, account) that logged in
+  const bool account_limit_;   // failures_per_account > 0
 };
 
 }  // namespace datasite::auth

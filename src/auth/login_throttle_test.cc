@@ -23,10 +23,32 @@ class LoginThrottleTest : public ::testing::Test {
     }
   }
 
+  static LoginLimits WithAccountLimit() {
+    LoginLimits limits;
+    limits.failures_per_account = 50;  // off by default (see LoginLimits); tested where it is on
+    return limits;
+  }
+
   FakeClock clock_;
-  LoginLimits limits_;
+  LoginLimits limits_ = WithAccountLimit();
   LoginThrottle throttle_{clock_, limits_};
 };
+
+// Regression (an attack on issue 11's fixes): with the account-wide limit on, failures from 10
+// addresses refused the root admin at any address it had not logged in from, and after a restart
+// (known addresses are kept in memory) at every address. It is off by default.
+TEST(LoginThrottleDefaultsTest, ManyStrangersDoNotLockAnAccountOutOfANewAddress) {
+  FakeClock clock;
+  LoginThrottle throttle(clock, LoginLimits{});
+  for (int s = 0; s < 40; ++s) {
+    std::string source = "198.51.100." + std::to_string(s);
+    for (int i = 0; i < 5; ++i) {
+      ASSERT_TRUE(throttle.Admit(source, kRoot).ok());
+      throttle.Failed(source, kRoot);
+    }
+  }
+  EXPECT_TRUE(throttle.Admit("203.0.113.9", kRoot).ok());
+}
 
 TEST_F(LoginThrottleTest, FifthFailureRefusesThatSourceOnThatAccount) {
   Fail(kStranger, kRoot, 5);
