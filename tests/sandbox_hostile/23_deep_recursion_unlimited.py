@@ -1,5 +1,5 @@
 # expect: error — unbounded recursion with the recursion limit lifted (frames fill the memory limit; Python 3.11 reports a SystemError)
-# limits: memory_mib=320
+# limits: memory_mib=320 wall_ms=60000 cpu_seconds=60
 import sys
 
 
