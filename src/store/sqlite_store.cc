@@ -1231,10 +1231,10 @@ class SqliteStore : public Store {
 
   Result<Job> LastCompletedPrivateJob(const std::string& code_id) override {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_,
-           (JobSelect(true) + " WHERE j.code_id = ? AND j.kind = 'private' AND j.status = 'completed' "
-                          "ORDER BY j.seq DESC LIMIT 1")
-               .c_str());
+    Stmt s(stmts_, (JobSelect(true) +
+                    " WHERE j.code_id = ? AND j.kind = 'private' AND j.status = 'completed' "
+                    "ORDER BY j.seq DESC LIMIT 1")
+                       .c_str());
     s.Bind(code_id);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return NotFoundError("no completed run");
