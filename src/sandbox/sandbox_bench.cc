@@ -32,52 +32,45 @@ using datasite::sandbox::JobSpec;
 using datasite::sandbox::Outcome;
 using SteadyClock = std::chrono::steady_clock;
 
-// CPU seconds used so far by this process, its live descendants (the sandboxes) and their reaped
-// children (the job processes), from /proc.
-double TreeCpuSeconds(pid_t pid) {
+// What this process, its live descendants (the sandboxes) and their reaped children (the job
+// processes) have used so far, from /proc.
+struct Usage {
+  double cpu_seconds = 0;  // utime stime cutime cstime
+  double faults = 0;       // minflt cminflt
+};
+
+Usage TreeUsage(pid_t pid) {
+  Usage u;
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
   std::getline(stat, line);
   size_t close = line.rfind(')');
-  if (close == std::string::npos) return 0;
+  if (close == std::string::npos) return u;
   std::istringstream fields(line.substr(close + 2));
   std::string f;
   double ticks = 0;
-  for (int i = 3; i <= 17 && fields >> f; ++i)
-    if (i >= 14) ticks += std::stod(f);  // utime stime cutime cstime
-  double seconds = ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+  for (int i = 3; i <= 17 && fields >> f; ++i) {
+    if (i == 10 || i == 11) u.faults += std::stod(f);
+    if (i >= 14) ticks += std::stod(f);
+  }
+  u.cpu_seconds = ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
   // Children hang off the thread that forked them (the sandbox forks bwrap on its own thread).
   std::error_code ec;
   for (const auto& task :
        std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
     std::ifstream children(task.path() / "children");
     pid_t child;
-    while (children >> child) seconds += TreeCpuSeconds(child);
+    while (children >> child) {
+      Usage c = TreeUsage(child);
+      u.cpu_seconds += c.cpu_seconds;
+      u.faults += c.faults;
+    }
   }
-  return seconds;
+  return u;
 }
 
-// Minor page faults so far of this process, its live descendants and their reaped children.
-double TreeFaults(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  size_t close = line.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(line.substr(close + 2));
-  std::string f;
-  double faults = 0;
-  for (int i = 3; i <= 12 && fields >> f; ++i)
-    if (i == 10 || i == 11) faults += std::stod(f);  // minflt cminflt
-  std::error_code ec;
-  for (const auto& task :
-       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
-    std::ifstream children(task.path() / "children");
-    pid_t child;
-    while (children >> child) faults += TreeFaults(child);
-  }
-  return faults;
-}
+double TreeCpuSeconds(pid_t pid) { return TreeUsage(pid).cpu_seconds; }
+double TreeFaults(pid_t pid) { return TreeUsage(pid).faults; }
 
 // The templates' own minor faults and those of the children they reaped (the jobs): the
 // sandbox's bwrap processes are this process's children, the templates theirs.
