@@ -20,7 +20,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import datasite as sy  # noqa: E402
 from datasite import _binary  # noqa: E402
-from helpers import pid_is_datasite, unique  # noqa: E402
+from helpers import Api, pid_is_datasite, unique  # noqa: E402
 
 # The root admin must be the documented default in every test server.
 for _var in ("DATASITE_ROOT_EMAIL", "DATASITE_ROOT_PASSWORD"):
@@ -122,3 +122,17 @@ def module_launcher(binary, tmp_path_factory):
 def module_server(module_launcher):
     """One server shared by the tests of a module that do not disturb each other."""
     return module_launcher.launch()
+
+
+@pytest.fixture(scope="module")
+def api(module_server):
+    """The raw HTTP API of the module's server."""
+    return Api(module_server.port)
+
+
+@pytest.fixture(scope="module")
+def actors(module_server):
+    """admin, owner, owner2, scientist and guest of the module's server (see make_actors)."""
+    from dataset_helpers import make_actors
+
+    return make_actors(module_server.port)

@@ -3,23 +3,10 @@
 import pytest
 
 import datasite as sy
-from helpers import (
-    PASSWORD,
-    ROOT_EMAIL,
-    ROOT_PASSWORD,
-    Api,
-    assert_error,
-    client_for,
-    unique_email,
-)
+from helpers import PASSWORD, ROOT_EMAIL, ROOT_PASSWORD, assert_error, client_for, unique_email
 
 PASSWORD_ROUTE = "/api/v1/account/password"
 NEW_PASSWORD = "N3w-Passw0rd-Here"
-
-
-@pytest.fixture(scope="module")
-def api(module_server):
-    return Api(module_server.port)
 
 
 @pytest.fixture(scope="module")

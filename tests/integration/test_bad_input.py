@@ -4,14 +4,9 @@ import json
 
 import pytest
 
-from helpers import PASSWORD, ROOT_EMAIL, ROOT_PASSWORD, Api, assert_error, unique_email
+from helpers import PASSWORD, ROOT_EMAIL, ROOT_PASSWORD, assert_error, unique_email
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def api(module_server):
-    return Api(module_server.port)
 
 
 @pytest.fixture(scope="module")

@@ -59,11 +59,6 @@ def asset(actors, people):
     return asset_of(actors["scientist"].client, people)
 
 
-@pytest.fixture(scope="module")
-def api(module_server):
-    return Api(module_server.port)
-
-
 def request_and_approve(scientist, owner, func, reason="for a test"):
     """Submits ``func``, has the owner approve it; returns the scientist's request (refreshed)."""
     request = scientist.code.request_code_execution(func, reason=reason)

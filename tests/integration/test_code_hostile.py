@@ -19,7 +19,7 @@ import time
 import pytest
 
 from dataset_helpers import create_dataset, make_actors, marker, new_blob
-from helpers import needs_sandbox, PASSWORD, Api, DetachedServer, unique
+from helpers import needs_sandbox, PASSWORD, DetachedServer, unique
 
 pytestmark = needs_sandbox
 

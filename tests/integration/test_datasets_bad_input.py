@@ -34,16 +34,6 @@ LIMIT = 1000000
 
 
 @pytest.fixture(scope="module")
-def api(module_server):
-    return Api(module_server.port)
-
-
-@pytest.fixture(scope="module")
-def actors(module_server):
-    return make_actors(module_server.port)
-
-
-@pytest.fixture(scope="module")
 def token(actors):
     return actors["owner"].token
 

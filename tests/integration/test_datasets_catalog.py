@@ -10,25 +10,8 @@ import pytest
 
 import datasite as sy
 from datasite import datasets as datasets_module
-from dataset_helpers import (
-    DATASETS,
-    blob_files,
-    create_dataset,
-    dataset_total,
-    make_actors,
-    new_blob,
-)
-from helpers import Api, assert_error, unique
-
-
-@pytest.fixture(scope="module")
-def api(module_server):
-    return Api(module_server.port)
-
-
-@pytest.fixture(scope="module")
-def actors(module_server):
-    return make_actors(module_server.port)
+from dataset_helpers import DATASETS, blob_files, create_dataset, dataset_total, new_blob
+from helpers import assert_error, unique
 
 
 @pytest.fixture(scope="module")

@@ -10,25 +10,8 @@ import pytest
 
 import datasite as sy
 from datasite import _transfer
-from dataset_helpers import (
-    file_sha256,
-    make_actors,
-    marker,
-    new_blob,
-    sha256,
-    upload_blob,
-)
-from helpers import Api, assert_error, unique
-
-
-@pytest.fixture(scope="module")
-def api(module_server):
-    return Api(module_server.port)
-
-
-@pytest.fixture(scope="module")
-def actors(module_server):
-    return make_actors(module_server.port)
+from dataset_helpers import file_sha256, marker, new_blob, sha256, upload_blob
+from helpers import assert_error, unique
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,10 @@ import tracemalloc
 import pytest
 
 import datasite as sy
-from dataset_helpers import file_sha256, make_actors
+from dataset_helpers import file_sha256
 from helpers import unique
 
 SIZE_MB = 200
-
-
-@pytest.fixture(scope="module")
-def actors(module_server):
-    return make_actors(module_server.port)
 
 
 @pytest.fixture(scope="module")

@@ -22,13 +22,12 @@ from dataset_helpers import (
     blob_files,
     create_dataset,
     dataset_total,
-    make_actors,
     marker,
     new_blob,
     sha256,
     upload_blob,
 )
-from helpers import Api, assert_error, unique
+from helpers import assert_error, unique
 
 SECRET = marker()
 UNPRIVILEGED = ("anonymous", "guest", "scientist")
@@ -65,16 +64,6 @@ ASSETS = {
 
 def as_bytes(value):
     return value.encode() if isinstance(value, str) else value
-
-
-@pytest.fixture(scope="module")
-def api(module_server):
-    return Api(module_server.port)
-
-
-@pytest.fixture(scope="module")
-def actors(module_server):
-    return make_actors(module_server.port)
 
 
 def token_of(actors, key):

@@ -2,14 +2,7 @@
 
 import uuid
 
-import pytest
-
-from helpers import ROOT_EMAIL, Api, assert_error
-
-
-@pytest.fixture(scope="module")
-def api(module_server):
-    return Api(module_server.port)
+from helpers import ROOT_EMAIL, assert_error
 
 
 def test_healthz_answers_ok_without_login(api):

@@ -5,14 +5,9 @@ import datetime
 import pytest
 
 import datasite as sy
-from helpers import PASSWORD, ROOT_EMAIL, ROOT_PASSWORD, Api, assert_error, unique_email
+from helpers import PASSWORD, ROOT_EMAIL, ROOT_PASSWORD, assert_error, unique_email
 
 LOGIN = "/api/v1/auth/login"
-
-
-@pytest.fixture(scope="module")
-def api(module_server):
-    return Api(module_server.port)
 
 
 @pytest.fixture(scope="module")

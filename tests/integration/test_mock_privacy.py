@@ -15,28 +15,10 @@ import pytest
 
 import datasite as sy
 from datasite import errors
-from dataset_helpers import DATASETS, make_actors
-from helpers import (
-    ROOT_EMAIL,
-    ROOT_PASSWORD,
-    Api,
-    DetachedServer,
-    assert_error,
-    client_for,
-    unique,
-)
+from dataset_helpers import DATASETS
+from helpers import ROOT_EMAIL, ROOT_PASSWORD, DetachedServer, assert_error, client_for, unique
 
 ROWS = 5000
-
-
-@pytest.fixture(scope="module")
-def api(module_server):
-    return Api(module_server.port)
-
-
-@pytest.fixture(scope="module")
-def actors(module_server):
-    return make_actors(module_server.port)
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,10 @@ import re
 import pytest
 
 from datasite._routes import ROUTES
-from helpers import REPO_ROOT, ROOT_EMAIL, ROOT_PASSWORD, Api, assert_error, unique_email
+from helpers import REPO_ROOT, ROOT_EMAIL, ROOT_PASSWORD, assert_error, unique_email
 
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 MISSING_ROUTE = "/api/v1/no/such/route"
-
-
-@pytest.fixture(scope="module")
-def api(module_server):
-    return Api(module_server.port)
 
 
 @pytest.fixture(scope="module")

@@ -3,22 +3,9 @@
 import pytest
 
 import datasite as sy
-from helpers import (
-    PASSWORD,
-    ROOT_EMAIL,
-    ROOT_PASSWORD,
-    Api,
-    assert_error,
-    client_for,
-    unique_email,
-)
+from helpers import PASSWORD, ROOT_EMAIL, ROOT_PASSWORD, assert_error, client_for, unique_email
 
 REGISTER = "/api/v1/auth/register"
-
-
-@pytest.fixture(scope="module")
-def api(module_server):
-    return Api(module_server.port)
 
 
 @pytest.fixture(scope="module")

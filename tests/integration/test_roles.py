@@ -10,15 +10,7 @@ import uuid
 import pytest
 
 import datasite as sy
-from helpers import (
-    PASSWORD,
-    ROOT_EMAIL,
-    ROOT_PASSWORD,
-    Api,
-    assert_error,
-    client_for,
-    unique_email,
-)
+from helpers import PASSWORD, ROOT_EMAIL, ROOT_PASSWORD, assert_error, client_for, unique_email
 
 ROLES = ("guest", "data_scientist", "data_owner", "admin")
 
@@ -28,11 +20,6 @@ class Actor:
         self.token = token
         self.user = user
         self.id = user["id"] if user else None
-
-
-@pytest.fixture(scope="module")
-def api(module_server):
-    return Api(module_server.port)
 
 
 @pytest.fixture(scope="module")
