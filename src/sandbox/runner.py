@@ -334,15 +334,18 @@ def run_job(sock, job, fds, job_filter):
         namespace = {"__name__": "__datasite_job__", "__builtins__": builtins}
         source, name, line = job["source"], job["function"], job.get("function_line", 0)
         del job
-        exec(compile(source, "<job>", "exec"), namespace)
+        module = compile(source, "<job>", "exec")
+        # The code object the reviewed def compiles to: the function called must still run it.
+        reviewed = next((c for c in module.co_consts if isinstance(c, types.CodeType)
+                         and c.co_name == name and c.co_firstlineno == line), None)
+        exec(module, namespace)
+        del module
         function = namespace.get(name)
         if not callable(function):
             return {"status": "error",
                     "error": f"NameError: the source defines no function '{name}'"}
-        if line and not (isinstance(function, types.FunctionType)
-                         and function.__code__.co_filename == "<job>"
-                         and function.__code__.co_firstlineno == line
-                         and function.__name__ == name):
+        if line and not (type(function) is types.FunctionType
+                         and function.__code__ is reviewed and function.__name__ == name):
             return {"status": "error",
                     "error": f"the source rebinds '{name}' after its definition on line {line}, "
                              "so what would run is not the function that was reviewed"}

@@ -3,6 +3,7 @@
 #include <unicode/normalizer2.h>
 #include <unicode/uchar.h>
 #include <unicode/unistr.h>
+#include <unicode/uscript.h>
 #include <unicode/utf8.h>
 
 #include <cstdio>
@@ -287,6 +288,72 @@ Status CheckFolding(std::string_view s, Range range) {
   return Status::Ok();
 }
 
+// Names in code must all be written in one script (letters of the Common and Inherited scripts,
+// such as digits and the underscore, go with any). Python's keywords are Latin, so in practice
+// names are Latin: a name in another script beside Latin ones can pass for a Latin one that NFKC
+// does not fold, such as `_сlean` with a Cyrillic с beside `_clean` (found by an attack on the NFKC
+// check).
+Status CheckScripts(std::string_view s, const std::vector<Range>& ranges) {
+  UScriptCode first = USCRIPT_INVALID_CODE;
+  std::string first_name;
+  for (const Range& range : ranges) {
+    size_t i = range.begin;
+    while (i < range.end) {
+      if (!IsIdentifierByte(s[i])) {
+        ++i;
+        continue;
+      }
+      const size_t start = i;
+      while (i < range.end && IsIdentifierByte(s[i])) ++i;
+      const std::string_view word = s.substr(start, i - start);
+      const auto* bytes = reinterpret_cast<const uint8_t*>(word.data());
+      for (int32_t k = 0, n = static_cast<int32_t>(word.size()); k < n;) {
+        const size_t here = start + static_cast<size_t>(k);
+        UChar32 c;
+        U8_NEXT(bytes, k, n, c);
+        UErrorCode ec = U_ZERO_ERROR;
+        const UScriptCode script = c < 0 ? USCRIPT_COMMON : uscript_getScript(c, &ec);
+        if (U_FAILURE(ec) || script == USCRIPT_COMMON || script == USCRIPT_INHERITED) continue;
+        if (first == USCRIPT_INVALID_CODE) {
+          first = script;
+          first_name = std::string(word);
+        } else if (script != first) {
+          return InvalidArgumentError(
+              Where(s, here) + ": " + Describe(c) + " (" + uscript_getName(script) +
+              ") in the name '" + std::string(word) + "', beside " + uscript_getName(first) +
+              " names such as '" + first_name +
+              "': names in two scripts can look alike and differ, so the code may not run as it "
+              "reads; write every name in one script (strings and comments may hold any)");
+        }
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+// No line longer than this: past it, a display may not show the whole line, and code pushed far
+// right (after a run of spaces, say) would run unseen (found by an attack).
+constexpr size_t kMaxLineCharacters = 400;
+
+Status CheckLineLengths(std::string_view s) {
+  size_t line_start = 0, characters = 0;
+  for (size_t i = 0; i <= s.size(); ++i) {
+    if (i == s.size() || s[i] == '\n') {
+      if (characters > kMaxLineCharacters) {
+        return InvalidArgumentError(Where(s, line_start) + ": the line is " +
+                                    std::to_string(characters) + " characters long, more than " +
+                                    std::to_string(kMaxLineCharacters) +
+                                    ", so a reviewer's display may not show all of it; wrap it");
+      }
+      line_start = i + 1;
+      characters = 0;
+    } else if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) {
+      ++characters;
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status CheckSourceShownAsRun(std::string_view source) {
@@ -306,6 +373,8 @@ Status CheckSourceShownAsRun(std::string_view source) {
   Lexer lexer(text);
   ASSIGN_OR_RETURN(std::vector<Range> code, lexer.CodeRanges());
   for (const Range& range : code) RETURN_IF_ERROR(CheckFolding(text, range));
+  RETURN_IF_ERROR(CheckScripts(text, code));
+  RETURN_IF_ERROR(CheckLineLengths(source));
   return Status::Ok();
 }
 

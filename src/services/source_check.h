@@ -15,6 +15,10 @@
 //   replacement fields are expressions): any character that NFKC changes. Comments and plain
 //   string literals may keep them: Python does not fold them, so they are shown as they run, and
 //   text such as "µ", "m²" or full-width CJK punctuation is common there.
+// - in code: names in more than one script (Common and Inherited letters go with any). Keywords
+//   are Latin, so names must be Latin letters, digits and underscores: a Cyrillic "с" in `_сlean`
+//   beside `_clean` reads as the same name and is another.
+// - lines over 400 characters: a display may cut them, and code pushed far right would run unseen.
 #ifndef DATASITE_SERVICES_SOURCE_CHECK_H_
 #define DATASITE_SERVICES_SOURCE_CHECK_H_
 

@@ -54,6 +54,27 @@ TEST(SourceCheckTest, TheFirstTopLevelDefinitionsLineIsFound) {
   EXPECT_EQ(TopLevelDefinitionLine("def g():\n    def f():\n        pass\n", "f"), 0);
 }
 
+// Regression (a third attack): a Cyrillic с in `_сlean` beside `_clean`; NFKC leaves both alone.
+TEST(SourceCheckTest, NamesInTwoScriptsAreRefused) {
+  std::string msg =
+      Refusal("def _\xD1\x81lean(df):\n    return df\n\ndef _clean(df):\n    return df\n");
+  EXPECT_NE(msg.find("line 1, column 6"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("U+0441"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("Cyrillic"), std::string::npos) << msg;
+  // Keywords are Latin, so a name in another script is always beside a Latin one; other scripts in
+  // strings and comments pass.
+  EXPECT_NE(Refusal("def \xD1\x81\xD1\x80\xD0\xB5\xD0\xB4(df):\n    return df\n").find("'def'"),
+            std::string::npos);
+  ExpectAccepted("def f(df):\n    return '\xD1\x81'  # \xD1\x81\n");
+}
+
+TEST(SourceCheckTest, OverlongLinesAreRefused) {
+  std::string msg = Refusal("import os" + std::string(400, ' ') + "; evil = 1\n");
+  EXPECT_NE(msg.find("line 1"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("characters long"), std::string::npos) << msg;
+  ExpectAccepted("x = 1  # " + std::string(380, 'a') + "\n");
+}
+
 TEST(SourceCheckTest, FullWidthAndLigaturesInCodeAreRefused) {
   // "ｘ = 1" (U+FF58) and "ﬁle = 1" (U+FB01).
   EXPECT_NE(Refusal("\xEF\xBD\x98 = 1\n").find("U+FF58"), std::string::npos);

@@ -252,6 +252,10 @@ REBOUND = {
     "reassigned": HONEST + "\nmean_age = lambda data: 'EVIL'\n",
     "class": HONEST + "\nclass mean_age:\n    def __new__(cls, data):\n        return 'EVIL'\n",
     "globals": HONEST + "\nglobals()['mean_age'] = lambda data: 'EVIL'\n",
+    # Found by a third attack: the reviewed def's code object swapped for another's, with the
+    # reviewed line and name copied onto it (the check compared those values, not the object).
+    "code_swap": HONEST + "\n\ndef _impl(data):\n    return 'EVIL'\n\n\n"
+                 "mean_age.__code__ = _impl.__code__.replace(co_firstlineno=1, co_name='mean_age')\n",
 }
 
 
@@ -266,3 +270,17 @@ def test_a_rebound_function_never_runs_in_place_of_the_reviewed_one(hostile_serv
     run = api.post("/api/v1/code/%s/run" % code.json["id"], {"mock": True}, token=token).json
     assert "EVIL" not in json.dumps(run), run
     assert run["status"] == "errored" and "rebinds 'mean_age'" in run["error"], run
+
+
+@pytest.mark.parametrize("source, refused_for", [
+    # A Cyrillic с (U+0441) makes a second "_clean" that a reader takes for a redefinition.
+    ("def _\u0441lean(df):\n    return df\n\n\ndef _clean(df):\n    return df.dropna()\n\n\n"
+     "def mean_age(data):\n    return _\u0441lean(data)\n", "U+0441"),
+    # Code pushed far right on a line a display may cut off.
+    ("import os" + " " * 400 + "; evil = 1\n" + HONEST, "characters long"),
+], ids=["mixed_scripts", "long_line"])
+def test_names_in_two_scripts_and_overlong_lines_are_refused(hostile_server, source, refused_for):
+    _, api, actors, asset_id, _ = hostile_server
+    resp = submit(api, actors["scientist"].token, asset_id, "mean_age",
+                  source + "# " + unique("v") + "\n")
+    assert resp.status == 400 and refused_for in resp.error["message"], resp
