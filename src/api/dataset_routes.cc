@@ -73,7 +73,11 @@ json AssetJson(const store::Asset& a, const Principal& caller) {
 json DatasetJson(const store::Dataset& d, const Principal& caller) {
   json contributors = json::array();
   for (const auto& c : d.contributors) {
-    contributors.push_back({{"name", c.name}, {"email", c.email}, {"role", c.role}});
+    contributors.push_back({{"name", c.name},
+                            {"email", c.email},
+                            {"role", c.role},
+                            {"phone", c.phone},
+                            {"note", c.note}});
   }
   json assets = json::array();
   for (const auto& a : d.assets) assets.push_back(AssetJson(a, caller));
@@ -230,8 +234,12 @@ Result<std::vector<store::Contributor>> ReadContributors(const std::vector<JsonB
     ASSIGN_OR_RETURN(k.name, c.RequiredString("name"));
     ASSIGN_OR_RETURN(auto email, c.OptionalString("email"));
     ASSIGN_OR_RETURN(auto role, c.OptionalString("role"));
+    ASSIGN_OR_RETURN(auto phone, c.OptionalString("phone"));
+    ASSIGN_OR_RETURN(auto note, c.OptionalString("note"));
     k.email = email.value_or("");
     k.role = role.value_or("");
+    k.phone = phone.value_or("");
+    k.note = note.value_or("");
     out.push_back(std::move(k));
   }
   return out;
@@ -323,8 +331,9 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
           ASSIGN_OR_RETURN(auto v, body.OptionalString(field));
           *target = v.value_or("");
         }
-        ASSIGN_OR_RETURN(auto contributors,
-                         body.OptionalObjects("contributors", {"name", "email", "role"}));
+        ASSIGN_OR_RETURN(
+            auto contributors,
+            body.OptionalObjects("contributors", {"name", "email", "role", "phone", "note"}));
         if (contributors) {
           ASSIGN_OR_RETURN(d.contributors, ReadContributors(*contributors));
         }
@@ -429,8 +438,9 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
         ASSIGN_OR_RETURN(p.description, body.OptionalString("description"));
         ASSIGN_OR_RETURN(p.citation, body.OptionalString("citation"));
         ASSIGN_OR_RETURN(p.url, body.OptionalString("url"));
-        ASSIGN_OR_RETURN(auto contributors,
-                         body.OptionalObjects("contributors", {"name", "email", "role"}));
+        ASSIGN_OR_RETURN(
+            auto contributors,
+            body.OptionalObjects("contributors", {"name", "email", "role", "phone", "note"}));
         if (contributors) {
           ASSIGN_OR_RETURN(p.contributors, ReadContributors(*contributors));
         }

@@ -64,6 +64,8 @@ Status CheckContributors(std::vector<store::Contributor>& cs) {
   for (auto& c : cs) {
     RETURN_IF_ERROR(CheckField("contributor name", c.name, 128, true));
     RETURN_IF_ERROR(CheckField("contributor role", c.role, 128, false));
+    RETURN_IF_ERROR(CheckField("contributor phone", c.phone, 64, false));
+    RETURN_IF_ERROR(CheckField("contributor note", c.note, 1024, false));
     if (!c.email.empty()) {
       auto email = NormalizeEmail(c.email);
       if (!email.ok())

@@ -388,7 +388,12 @@ constexpr const char* kDatasetColumns =
 
 std::string ContributorsJson(const std::vector<Contributor>& cs) {
   nlohmann::json j = nlohmann::json::array();
-  for (const auto& c : cs) j.push_back({{"name", c.name}, {"email", c.email}, {"role", c.role}});
+  for (const auto& c : cs) {
+    nlohmann::json item = {{"name", c.name}, {"email", c.email}, {"role", c.role}};
+    if (!c.phone.empty()) item["phone"] = c.phone;
+    if (!c.note.empty()) item["note"] = c.note;
+    j.push_back(std::move(item));
+  }
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -403,7 +408,8 @@ Dataset ReadDataset(const Stmt& s) {
   auto j = nlohmann::json::parse(s.Text(6), nullptr, false);
   if (j.is_array()) {
     for (const auto& c : j) {
-      d.contributors.push_back({c.value("name", ""), c.value("email", ""), c.value("role", "")});
+      d.contributors.push_back({c.value("name", ""), c.value("email", ""), c.value("role", ""),
+                                c.value("phone", ""), c.value("note", "")});
     }
   }
   d.uploader_id = s.Text(7);

@@ -89,6 +89,8 @@ struct Contributor {
   std::string name;
   std::string email;
   std::string role;
+  std::string phone;
+  std::string note;
 };
 
 struct Asset {
