@@ -26,4 +26,4 @@ def user_stacklevel():
 
 def warn(message, category=DatasiteWarning):
     """Issues ``message`` once, attributed to the user's line."""
-    warnings.warn(category(message), stacklevel=user_stacklevel() + 1)
+    warnings.warn(category(message), stacklevel=user_stacklevel())
