@@ -8,7 +8,7 @@ admins.
 
 import re
 
-from . import _display, _transfer, _warn, errors
+from . import _display, _transfer, errors
 from ._pysyft import DataSubject
 from .enums import ServiceRole
 from .errors import SyftSuccess
@@ -56,7 +56,9 @@ class Contributor:
         if isinstance(value, Contributor):
             return value
         if isinstance(value, dict):
-            return cls(*(value.get(k) for k in cls._FIELDS))
+            fields = [value.get(k) for k in cls._FIELDS]
+            fields[3:] = [v or None for v in fields[3:]]  # the server sends "" for no phone/note
+            return cls(*fields)
         if isinstance(value, str):
             return cls(value)
         raise TypeError(
@@ -195,8 +197,7 @@ class Asset:
     ):
         self.name = name
         self.description = description
-        # Metadata PySyft keeps on an asset; the server does not store it yet (see
-        # upload_dataset), so it lives on this object only.
+        # Descriptive metadata, kept by the server with the asset.
         self.contributors = [Contributor.of(c) for c in (contributors or [])]
         self.data_subjects = [DataSubject.of(d) for d in (data_subjects or [])]
         self._declared_shape = tuple(shape) if shape is not None else None
@@ -219,6 +220,8 @@ class Asset:
         asset._dataset_id = dataset_id
         asset._dataset_name = dataset_name
         asset._mock_is_real = bool(data.get("mock_is_real"))
+        asset.contributors = [Contributor.of(c) for c in data.get("contributors") or []]
+        asset.data_subjects = [DataSubject.of(d) for d in data.get("data_subjects") or []]
         return asset
 
     @property
@@ -851,6 +854,10 @@ class Dataset:
             if ids.get("mock"):
                 item["mock"] = ids["mock"]
             item["mock_is_real"] = bool(asset.mock_is_real and ids.get("mock"))
+            if asset.contributors:
+                item["contributors"] = [c.to_dict() for c in asset.contributors]
+            if asset.data_subjects:
+                item["data_subjects"] = [d.to_dict() for d in asset.data_subjects]
             assets.append(item)
         body["assets"] = assets
         return body
@@ -1137,22 +1144,6 @@ def upload_dataset(client, dataset):
             )
     for asset in dataset.assets:
         asset._check(low_side=low_side)
-    for asset in dataset.assets:
-        kept_here = [
-            what
-            for what, value in (
-                ("contributors", asset.contributors),
-                ("data subjects", asset.data_subjects),
-            )
-            if value
-        ]
-        if kept_here:
-            _warn.warn(
-                "asset '{}': its {} stay in this notebook; the server does not store an asset's "
-                "contributors or data subjects yet (a dataset's contributors it keeps)".format(
-                    asset.name, " and ".join(kept_here)
-                )
-            )
     created = []
     try:
         ids = {}

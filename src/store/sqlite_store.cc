@@ -211,6 +211,10 @@ DELETE FROM blobs WHERE id IN (SELECT id FROM generated_mocks) AND NOT EXISTS (
   SELECT 1 FROM assets a WHERE a.data_blob_id = blobs.id OR a.mock_blob_id = blobs.id);
 DROP TABLE generated_mocks;
 )sql",
+    // Version 7: an asset's descriptive metadata (contributors, data subjects) as a JSON object.
+    R"sql(
+ALTER TABLE assets ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
+)sql",
 };
 
 // Prepared statements kept for reuse, by SQL text: preparing a join costs more than running it
@@ -1050,7 +1054,7 @@ class SqliteStore : public Store {
       Stmt ins(
           stmts_,
           "INSERT INTO assets (id, dataset_id, position, name, description, format, mock_is_real, "
-          "data_blob_id, mock_blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+          "data_blob_id, mock_blob_id, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
       ins.Bind(a.id)
           .Bind(d.id)
           .Bind(position++)
@@ -1068,6 +1072,7 @@ class SqliteStore : public Store {
       } else {
         ins.BindNull();
       }
+      ins.Bind(a.metadata);
       Status ast = ins.Run();
       if (ast.code() == StatusCode::kAlreadyExists) {
         return FailedPreconditionError(
@@ -1483,7 +1488,7 @@ class SqliteStore : public Store {
         "SELECT a.dataset_id, a.id, a.name, a.description, a.format, a.mock_is_real, "
         "b.id, b.owner_id, b.size, b.sha256, b.format, b.schema, b.created_at, "
         "m.id, m.owner_id, m.size, m.sha256, m.format, m.schema, m.created_at, "
-        "a.mock_needs_regeneration "
+        "a.mock_needs_regeneration, a.metadata "
         "FROM assets a LEFT JOIN blobs b ON b.id = a.data_blob_id LEFT JOIN blobs m ON m.id = "
         "a.mock_blob_id "
         "WHERE a.dataset_id IN (";
@@ -1515,6 +1520,7 @@ class SqliteStore : public Store {
       if (a.data_blob) a.data_blob_id = a.data_blob->id;
       if (a.mock_blob) a.mock_blob_id = a.mock_blob->id;
       a.mock_needs_regeneration = s.Int(20) != 0;
+      a.metadata = s.Text(21);
       by_id[a.dataset_id]->assets.push_back(std::move(a));
     }
     return Status::Ok();

@@ -224,20 +224,51 @@ def test_contributors_with_phone_and_note_survive_upload(actors):
     assert back.assets["a"].shape[1] == PRIVATE.shape[1]  # the server's reading of the mock
 
 
-def test_asset_contributors_and_data_subjects_are_metadata_kept_in_the_notebook(actors):
+def test_asset_contributors_and_data_subjects_are_kept_with_the_asset(actors):
     owner = actors["owner"].client
-    canada = sy.DataSubject(name="Canada", description="a country")
+    canada = sy.DataSubject(name="Canada", description="a country", aliases=["CA"])
     america = sy.DataSubject(name="America")
     america.add_member(canada)
     asset = sy.Asset(name="a", data=np.arange(3), mock=np.zeros(3),
-                     contributors=[sy.Contributor("Ann", "ann@example.org")],
+                     contributors=[sy.Contributor("Ann", "ann@example.org", phone="1")],
                      data_subjects=[america])
     asset.add_data_subject(sy.DataSubject(name="Mexico"))
+    asset.add_contributor("Ben", "ben@example.org", role="Curator", note="cleaned it")
     assert [d.name for d in asset.data_subjects] == ["America", "Mexico"]
     assert america.member_names == ["Canada"]
     ds = sy.Dataset(name=unique("subjects"), asset_list=[asset])
-    with pytest.warns(sy.DatasiteWarning, match="stay in this notebook"):
-        owner.upload_dataset(ds)
+    owner.upload_dataset(ds)
+    back = actors["scientist"].client.datasets[ds.name].assets["a"]
+    assert back.data_subjects == [america, sy.DataSubject(name="Mexico")]
+    assert back.data_subjects[0].members["Canada"].aliases == ["CA"]
+    assert [(c.name, c.phone, c.note) for c in back.contributors] == [
+        ("Ann", "1", None), ("Ben", None, "cleaned it")]
+
+
+@pytest.mark.parametrize(
+    "subjects,match",
+    [
+        ("Canada", "must be a list"),
+        (["Canada"], "is an object"),
+        ([{"description": "no name"}], "needs a name"),
+        ([{"name": "x", "colour": "red"}], "unknown data subject field"),
+        ([{"name": "x" * 129}], "at most 128"),
+        ([{"name": "x", "aliases": [1]}], "alias must be text"),
+        ([{"name": "a", "members": [{"name": "b", "members": [{"name": "c", "members": [
+            {"name": "d", "members": [{"name": "e"}]}]}]}]}], "4 levels"),
+        ([{"name": str(i)} for i in range(1001)], "at most 1000"),
+    ],
+)
+def test_malformed_data_subjects_are_refused(api, actors, subjects, match):
+    from dataset_helpers import new_blob
+
+    token = actors["owner"].token
+    data = new_blob(api, token, "json", b"[1, 2]")["id"]
+    body = {"name": unique("bad"),
+            "assets": [{"name": "a", "data": data, "data_subjects": subjects}]}
+    resp = api.post("/api/v1/datasets", body, token=token)
+    assert resp.status == 400, resp
+    assert match in resp.json["error"]["message"], resp.json
 
 
 def test_contributor_fields_are_checked_by_the_server(api, actors):
