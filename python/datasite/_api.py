@@ -29,6 +29,7 @@ from .errors import DatasiteError, DatasiteWarning, SyftSuccess
 # login. Servers from before the field (no "api_version") spoke 1.0.
 API_MAJOR = 1
 _HTTP_METHODS = ("get", "post", "patch", "put", "delete")
+_OPERATION_ID = re.compile(r"[A-Za-z_]\w*\.[A-Za-z_]\w*")
 
 
 class IncompatibleServerError(DatasiteError):
@@ -80,8 +81,9 @@ class UID(str):
         elif isinstance(value, bytes) and len(value) == 16:
             value = uuid.UUID(bytes=value)
         elif not isinstance(value, uuid.UUID):
-            raise TypeError("a UID is made from a str, a uuid.UUID or 16 bytes, got {!r}".format(
-                value))
+            raise TypeError(
+                "a UID is made from a str, a uuid.UUID or 16 bytes, got {!r}".format(value)
+            )
         return super().__new__(cls, str(value))
 
     @classmethod
@@ -268,8 +270,9 @@ class _Operation:
                 )
             return path, {k: _wire(v) for k, v in body.items() if v is not None}
         if args:
-            raise TypeError("{}() got too many positional arguments: {}".format(
-                self.id, self.signature()))
+            raise TypeError(
+                "{}() got too many positional arguments: {}".format(self.id, self.signature())
+            )
         unknown = sorted(k for k in kwargs if k not in self.query)
         if unknown:
             raise TypeError(
@@ -386,8 +389,6 @@ class APIServices(APIModule):
 
 def _client_calls(client):
     """service -> {method: callable}: the operations the client composes itself."""
-    from .requests import RequestStatus
-
     def welcome_preview(markdown=None, html=None):
         return client.settings.welcome_preview(markdown=markdown, html=html)
 
@@ -407,12 +408,9 @@ def _client_calls(client):
             "get_all": (lambda: client.code_histories, "Every history you may see."),
         },
         "request": {
-            "get_all_pending": (
-                lambda: client.requests.get_all(RequestStatus.PENDING), "Pending requests."),
-            "get_all_approved": (
-                lambda: client.requests.get_all(RequestStatus.APPROVED), "Approved requests."),
-            "get_all_rejected": (
-                lambda: client.requests.get_all(RequestStatus.REJECTED), "Denied requests."),
+            "get_all_pending": (client.requests.get_all_pending, "Pending requests."),
+            "get_all_approved": (client.requests.get_all_approved, "Approved requests."),
+            "get_all_rejected": (client.requests.get_all_rejected, "Denied requests."),
         },
         "settings": {
             "welcome_preview": (welcome_preview, "The welcome message as it would show."),
@@ -423,8 +421,7 @@ def _client_calls(client):
             ),
         },
         "user": {
-            "search": (
-                lambda **kw: client.users.search(**kw), "Users by email and/or name."),
+            "search": (client.users.search, "Users by email and/or name."),
         },
         "dataset": {
             "search": (
@@ -461,7 +458,12 @@ class SyftAPI:
         return self
 
     def __repr__(self):
-        return "<SyftAPI of {}: {} services>".format(self._client.url, len(dir(self.services)))
+        return "API of {} ({} services):\n{}".format(
+            self._client.url, len(dir(self.services)), repr(self.services)
+        )
+
+    def _repr_html_(self):
+        return self.services._repr_html_()
 
 
 def build_services(client, document):
@@ -472,7 +474,7 @@ def build_services(client, document):
             if method not in _HTTP_METHODS or not isinstance(spec, dict):
                 continue
             op_id = spec.get("operationId")
-            if not isinstance(op_id, str) or not re.fullmatch(r"[A-Za-z_]\w*\.[A-Za-z_]\w*", op_id):
+            if not isinstance(op_id, str) or not _OPERATION_ID.fullmatch(op_id):
                 continue
             op = _Operation(op_id, method, path, spec)
             (custom if op.custom else builtin).append(op)
@@ -493,8 +495,11 @@ def build_services(client, document):
             module(service)._add(name, _ClientCall(service + "." + name, func, doc))
     code = modules.get("code")
     if code is not None and "submit" in code._members:
-        code._add("submit", _ClientCall("code.submit", _submit(client, code._members["submit"]),
-                                        "Submits a decorated function, or a raw body."))
+        submit = _submit(client, code._members["submit"])
+        code._add(
+            "submit",
+            _ClientCall("code.submit", submit, "Submits a decorated function, or a raw body."),
+        )
     reserved = set(modules)
     for op in custom:
         if op.service in reserved:
