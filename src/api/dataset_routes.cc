@@ -55,6 +55,7 @@ json AssetJson(const store::Asset& a, const Principal& caller) {
   if (a.mock_blob) {
     j["mock_size"] = a.mock_blob->size;
     j["mock_sha256"] = a.mock_blob->sha256;
+    if (!a.mock_blob->meta.empty()) j["mock_meta"] = json::parse(a.mock_blob->meta, nullptr, false);
     j["schema"] = json::parse(a.mock_blob->schema, nullptr, false);
   } else if (a.data_blob) {
     j["schema"] = StructureOnly(json::parse(a.data_blob->schema, nullptr, false));
@@ -66,6 +67,7 @@ json AssetJson(const store::Asset& a, const Principal& caller) {
     j["data_size"] = a.data_blob->size;
     j["data_sha256"] = a.data_blob->sha256;
     j["data_schema"] = json::parse(a.data_blob->schema, nullptr, false);
+    if (!a.data_blob->meta.empty()) j["data_meta"] = json::parse(a.data_blob->meta, nullptr, false);
   }
   return j;
 }
@@ -328,8 +330,9 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
         if (contributors) {
           ASSIGN_OR_RETURN(d.contributors, ReadContributors(*contributors));
         }
-        ASSIGN_OR_RETURN(auto assets, body.OptionalObjects("assets", {"name", "description", "data",
-                                                                      "mock", "mock_is_real"}));
+        ASSIGN_OR_RETURN(auto assets, body.OptionalObjects(
+                                          "assets", {"name", "description", "data", "mock",
+                                                     "mock_is_real", "data_meta", "mock_meta"}));
         if (!assets) return InvalidArgumentError("field 'assets' is required");
         for (const auto& a : *assets) {
           services::NewAsset na;
@@ -340,6 +343,8 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
           ASSIGN_OR_RETURN(na.mock_blob_id, a.OptionalString("mock"));
           ASSIGN_OR_RETURN(auto real, a.OptionalBool("mock_is_real"));
           na.mock_is_real = real.value_or(false);
+          na.data_meta = a.Field("data_meta");
+          na.mock_meta = a.Field("mock_meta");
           d.assets.push_back(std::move(na));
         }
         ASSIGN_OR_RETURN(auto created, ctx.datasets.Create(caller, d));

@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "blob/blob_store.h"
 #include "core/clock.h"
 #include "core/status.h"
@@ -49,6 +51,9 @@ struct NewAsset {
   std::optional<std::string> data_blob_id;
   std::optional<std::string> mock_blob_id;
   bool mock_is_real = false;
+  // Typed sidecars of a CSV data file and mock (data/sidecar.h), checked against the blobs.
+  std::optional<nlohmann::json> data_meta;
+  std::optional<nlohmann::json> mock_meta;
 };
 
 struct NewDataset {
