@@ -181,8 +181,18 @@ def _sc_plain(value, depth=0):
     return False
 
 
-def _sc_float_cells(values):
-    return values.astype(str).astype(object)
+def _sc_float_cells(values, nan="nan"):
+    """Shortest round-trip text (repr); NaN as `nan` ("" for a numpy float column, where it is the
+    only missing value: the server's CSV reader counts an empty cell as null)."""
+    cells = values.astype(str).astype(object)
+    cells[_sc_np.isnan(values)] = nan
+    return cells
+
+
+def _sc_empty_as(cells, text):
+    out = cells.copy()
+    out[out == ""] = text
+    return out
 
 
 def _sc_encode(series):
@@ -206,7 +216,7 @@ def _sc_encode(series):
     if name in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"):
         return {"dtype": name}, series.to_numpy().astype(str).astype(object)
     if name in ("float16", "float32", "float64"):
-        return {"dtype": name}, _sc_float_cells(series.to_numpy())
+        return {"dtype": name}, _sc_float_cells(series.to_numpy(), nan="")
     if name == "bool":
         return {"dtype": name}, _sc_np.where(series.to_numpy(), "True", "False").astype(object)
     if name in _SC_MASKED:
@@ -232,6 +242,7 @@ def _sc_encode(series):
         if unit not in _SC_UNITS:
             raise SidecarError("datetime64 unit {!r} is not supported".format(unit))
         cells = _sc_np.datetime_as_string(values.to_numpy(), unit=unit).astype(object)
+        cells[cells == "NaT"] = ""  # empty: null to the server's CSV reader
         spec = {"dtype": "datetime64[{}]".format(unit)}
         if tz is not None:
             spec["tz"] = _sc_tz_out(tz)
@@ -242,7 +253,7 @@ def _sc_encode(series):
         if unit not in _SC_UNITS:
             raise SidecarError("timedelta64 unit {!r} is not supported".format(unit))
         cells = values.view("i8").astype(str).astype(object)
-        cells[_sc_np.isnat(values)] = "NaT"
+        cells[_sc_np.isnat(values)] = ""
         return {"dtype": "timedelta64[{}]".format(unit)}, cells
     if isinstance(dtype, _sc_pd.StringDtype):
         if dtype.storage != "python":
@@ -396,7 +407,7 @@ def _sc_decode(spec, cells):
             if name == "bool":
                 return _sc_bools(cells)
             if name.startswith("float"):
-                return cells.astype(_sc_np.float64).astype(name)
+                return _sc_empty_as(cells, "nan").astype(_sc_np.float64).astype(name)
             return cells.astype(name)
         if name in _SC_MASKED:
             mask = _sc_np.isin(cells, list(missing)) if missing else _sc_np.zeros(len(cells), bool)
@@ -416,13 +427,13 @@ def _sc_decode(spec, cells):
         if name == "object":
             return _sc_decode_object(spec, cells)
         if name.startswith("datetime64["):
-            values = cells.astype(name)
+            values = _sc_empty_as(cells, "NaT").astype(name)
             if "tz" not in spec:
                 return values
             tz = _sc_tz_in(spec["tz"])
             return _sc_pd.DatetimeIndex(values).tz_localize("UTC").tz_convert(tz).array
         if name.startswith("timedelta64["):
-            nat = cells == "NaT"
+            nat = cells == ""
             filled = cells.copy()
             filled[nat] = str(_sc_np.iinfo(_sc_np.int64).min)
             return filled.astype(_sc_np.int64).view(name)

@@ -213,3 +213,21 @@ def test_an_object_array_result_is_refused_saying_why(api, owner):
                    body={"blocking": True})
     with pytest.raises(errors.DatasiteError, match="never travel as pickles"):
         Job(run.json, owner.client).get()
+
+
+def test_the_server_still_reads_types_and_makes_mocks_of_a_sidecar_csv(owner):
+    # Missing floats and datetimes are empty cells, so the server's schema keeps the column types
+    # and a generated mock takes the owner's bounds.
+    data = pd.DataFrame({"n": [1, 2, 3], "x": [0.5, np.nan, 2.0], "ok": [True, False, True],
+                         "when": pd.to_datetime(["2020-01-01", None, "2021-01-01"]),
+                         "name": ["a", None, "c"]})
+    asset = sy.Asset(name="t", data=data)
+    asset.generate_mock(owner.client, seed=1, rows=5, columns={"x": {"min": 10, "max": 20}})
+    assert asset.mock["x"].between(10, 20).all()
+    ds = sy.Dataset(name=unique("types"))
+    ds.add_asset(asset)
+    uploaded = owner.client.upload_dataset(ds).value
+    remote = owner.client.datasets[uploaded.id].assets["t"]
+    assert [c["type"] for c in remote.to_dict()["data_schema"]["columns"]] == [
+        "int", "float", "bool", "string", "string"]
+    rv.assert_same(data, remote.data)
