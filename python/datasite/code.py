@@ -814,7 +814,7 @@ class UserCodeList(list):
         return _display.text_table(_CODE_COLUMNS, [_code_row(c) for c in self])
 
     def _repr_html_(self):
-        return _display.html_table("UserCode List", _CODE_COLUMNS, [_code_row(c) for c in self])
+        return _display.html_list("UserCode List", _CODE_COLUMNS, [_code_row(c) for c in self])
 
 
 class CodeHistory(UserCodeList):

@@ -633,7 +633,7 @@ class AssetList(list):
         return _display.text_table(_ASSET_COLUMNS, [_asset_row(a) for a in self])
 
     def _repr_html_(self):
-        return _display.html_table("Assets", _ASSET_COLUMNS, [_asset_row(a) for a in self])
+        return _display.html_list("Assets", _ASSET_COLUMNS, [_asset_row(a) for a in self])
 
 
 # Datasets ----------------------------------------------------------------------------------------
@@ -902,7 +902,7 @@ class Dataset:
         out = ['<div class="datasite"><h3>{}</h3>'.format(esc(self.name))]
         out.append(_display.html_fields("", self._rows()).replace("<h3></h3>", ""))
         out.append("<h4>Description</h4>")
-        out.append('<div style="white-space:pre-wrap">{}</div>'.format(esc(self.description)))
+        out.append(_display.markdown_html(self.description))
         out.append(
             _display.html_table(
                 "Contributors",
@@ -942,7 +942,7 @@ class DatasetList(list):
         return _display.text_table(_DATASET_COLUMNS, self._table_rows())
 
     def _repr_html_(self):
-        return _display.html_table("Dataset List", _DATASET_COLUMNS, self._table_rows())
+        return _display.html_list("Dataset List", _DATASET_COLUMNS, self._table_rows())
 
 
 class DatasetCollection:

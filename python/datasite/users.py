@@ -213,7 +213,7 @@ class UserList(list):
         return _display.text_table(_COLUMNS, self._table_rows())
 
     def _repr_html_(self):
-        return _display.html_table("User List", _COLUMNS, self._table_rows())
+        return _display.html_list("User List", _COLUMNS, self._table_rows())
 
 
 class UserCollection:

@@ -1230,6 +1230,33 @@ class SqliteStore : public Store {
     return std::pair(s.Text(0), s.Text(1));
   }
 
+  Result<JobOutput> ReadJobOutput(const std::string& id, int64_t stdout_from) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "SELECT substr(CAST(stdout AS BLOB), ?1 + 1), length(CAST(stdout AS BLOB)), stderr, "
+           "status, held FROM jobs WHERE id = ?2");
+    s.Bind(std::max<int64_t>(stdout_from, 0)).Bind(id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("job not found");
+    JobOutput out;
+    out.stdout_text = s.Blob(0);
+    out.stdout_bytes = s.Int(1);
+    out.stderr_text = s.Text(2);
+    out.status = s.Text(3);
+    out.held = s.Int(4) != 0;
+    return out;
+  }
+
+  Status AppendJobStdout(const std::string& id, std::string_view chunk, bool held) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "UPDATE jobs SET stdout = stdout || ?, held = ? WHERE id = ? AND "
+           "status = 'running'");
+    RETURN_IF_ERROR(s.Bind(std::string(chunk)).Bind(held).Bind(id).Run());
+    if (sqlite3_changes(db_) == 0) return FailedPreconditionError("the job is not running");
+    return Status::Ok();
+  }
+
   Result<std::vector<Job>> ListJobs(const JobFilter& f) override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_, (JobSelect(false) +
@@ -1467,13 +1494,14 @@ class SqliteStore : public Store {
     RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     auto done = [&]() -> Result<std::pair<int64_t, int64_t>> {
       Stmt q(stmts_,
-             "UPDATE jobs SET status = 'queued', kept_result_bytes = 0, kept_log_bytes = 0 "
-             "WHERE status = 'running' AND attempts < ?");
+             "UPDATE jobs SET status = 'queued', kept_result_bytes = 0, kept_log_bytes = 0, "
+             "stdout = '' WHERE status = 'running' AND attempts < ?");
       RETURN_IF_ERROR(q.Bind(max_attempts).Run());
       int64_t requeued = sqlite3_changes(db_);
       Stmt i(stmts_,
              "UPDATE jobs SET status = 'interrupted', finished_at = ?, kept_result_bytes = 0, "
-             "kept_log_bytes = 0, error = 'interrupted: the server stopped while the job ran, ' || "
+             "kept_log_bytes = 0, stdout = '', error = 'interrupted: the server stopped while the "
+             "job ran, ' || "
              "attempts || ' times' WHERE status = 'running'");
       RETURN_IF_ERROR(i.Bind(now).Run());
       return std::make_pair(requeued, static_cast<int64_t>(sqlite3_changes(db_)));

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -206,6 +207,15 @@ struct Job {
   bool result_expired = false;  // its result and logs were deleted by ExpireMockOutputs
 };
 
+// A job's logs as one read saw them (see Store::ReadJobOutput).
+struct JobOutput {
+  std::string stdout_text;   // from the byte offset asked for
+  int64_t stdout_bytes = 0;  // the length of the whole stdout
+  std::string stderr_text;
+  std::string status;
+  bool held = false;  // as read with the logs: a reader decides on the same row it reads
+};
+
 // What InsertJob checks, atomically with the insert.
 struct JobLimits {
   std::optional<int64_t> max_private_runs;  // private jobs of the code, as counted by the policy
@@ -346,6 +356,13 @@ class Store {
   virtual Result<Job> GetJob(const std::string& id) = 0;
   // The job's stdout and stderr, as (stdout, stderr). kNotFound when absent.
   virtual Result<std::pair<std::string, std::string>> GetJobLogs(const std::string& id) = 0;
+  // The job's logs, its stdout from byte `stdout_from` on, with its status and held flag read in
+  // the same statement. kNotFound when absent.
+  virtual Result<JobOutput> ReadJobOutput(const std::string& id, int64_t stdout_from) = 0;
+  // Appends `chunk` to the stdout of a running job (its live log; FinishJob writes the whole
+  // stdout over it) and sets its held flag to `held` in the same update, so no reader sees these
+  // bytes without the flag. kFailedPrecondition when the job is not running.
+  virtual Status AppendJobStdout(const std::string& id, std::string_view chunk, bool held) = 0;
   virtual Result<std::vector<Job>> ListJobs(const JobFilter& filter) = 0;
   // The newest completed private job of a code; kNotFound when none.
   virtual Result<Job> LastCompletedPrivateJob(const std::string& code_id) = 0;
@@ -380,7 +397,8 @@ class Store {
   virtual Status KillQueuedJob(const std::string& id, int64_t now) = 0;
   virtual Status ReleaseJob(const std::string& id) = 0;
   // After a crash: running jobs leased fewer than `max_attempts` times go back to the queue, the
-  // others end `interrupted`; none of them keeps bytes (see ChargeJobBytes). Returns how many
+  // others end `interrupted`; none of them keeps bytes (see ChargeJobBytes) nor the stdout its
+  // run had streamed. Returns how many
   // were requeued and interrupted.
   virtual Result<std::pair<int64_t, int64_t>> RecoverJobs(int64_t max_attempts, int64_t now) = 0;
 
