@@ -68,6 +68,9 @@ void CheckDecoded(const sandbox::JobResult& r, const sandbox::Limits& limits, bo
                 r.result_format == "bytes",
             "kOk with an unknown format: " + r.result_format);
       Check(r.result_bytes <= limits.max_result_bytes, "kOk with a size over the limit");
+      Check(r.result_meta.size() <= sandbox::kMaxResultMetaBytes &&
+                (r.result_meta.empty() || r.result_format == "csv"),
+            "a sidecar over the limit, or beside a result that is no CSV");
       Check(r.error.empty(), "kOk with an error");
       return;
     case sandbox::Outcome::kSandboxFailure:
@@ -84,7 +87,8 @@ void CheckDecoded(const sandbox::JobResult& r, const sandbox::Limits& limits, bo
       Check(false, "an outcome outside the enum");
       return;
   }
-  Check(r.result_format.empty() && r.result_bytes == 0, "a failed job with a result");
+  Check(r.result_format.empty() && r.result_bytes == 0 && r.result_meta.empty(),
+        "a failed job with a result");
   Check(!r.error.empty(), "a failed job without an error");
   Check(r.error.size() <= 2200, "an error line over 2000 bytes");
   Check(ValidUtf8(r.error), "an error line that is not UTF-8");

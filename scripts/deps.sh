@@ -8,6 +8,7 @@ packages=(
   python3 python3-pytest python3-pandas python3-numpy
   python3-nbclient python3-ipykernel  # tests/pysyft_notebooks: PySyft's notebooks in a real kernel
   python3-venv python3-pip python3-setuptools python3-wheel  # pip install -e python into a venv
+  python3-hypothesis  # the round-trip property tests (tests/integration/test_roundtrip_*.py)
   clang-14 libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer and the sanitizers
   chromium  # tests/integration/test_display_browser.py, with playwright-core from npm (below)
 )

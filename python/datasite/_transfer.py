@@ -24,6 +24,7 @@ import urllib.parse
 
 from . import errors
 from ._http import _error_from_http, route_path
+from ._sidecar import SidecarError, sidecar_read_csv, sidecar_read_plain_csv, sidecar_write_csv
 
 CHUNK_SIZE = 1 << 20
 PROGRESS_THRESHOLD = 16 << 20
@@ -67,10 +68,12 @@ def _numpy(imported_only=False):
 
 
 class Payload:
-    """The bytes of one upload: a file on disk (owned or the user's) or bytes in memory."""
+    """The bytes of one upload: a file on disk (owned or the user's) or bytes in memory, and for a
+    DataFrame or Series the typed sidecar of its CSV (``meta``, a dict; else None)."""
 
-    def __init__(self, fmt, path=None, content=None, owned=False, origin=None):
+    def __init__(self, fmt, path=None, content=None, owned=False, origin=None, meta=None):
         self.format = fmt
+        self.meta = meta
         self.path = path
         self.content = content
         self.owned = owned
@@ -150,17 +153,22 @@ def payload_of(obj):
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return Payload("raw", content=bytes(obj), origin="bytes")
     path = _temp_path("." + fmt)
+    meta = None
     try:
-        if pd is not None and isinstance(obj, pd.Series):
-            name = obj.name if obj.name is not None else "value"
-            obj.to_frame(name=name).to_csv(path, index=False)
-        elif pd is not None and isinstance(obj, pd.DataFrame):
-            obj.to_csv(path, index=False)
+        if pd is not None and isinstance(obj, (pd.Series, pd.DataFrame)):
+            try:
+                meta = sidecar_write_csv(obj, path)
+            except SidecarError as err:
+                raise ValueError(
+                    "cannot upload this {} exactly: {}".format(type(obj).__name__, err)
+                ) from None
         elif np is not None and isinstance(obj, np.ndarray):
             if obj.dtype.hasobject:
                 raise ValueError(
-                    "cannot upload a numpy array of dtype object: only arrays of numbers, "
-                    "booleans and fixed-size strings are stored (.npy without pickles)"
+                    "cannot upload a numpy array of dtype object: its Python objects would need "
+                    "a pickle, and datasite never stores or sends pickles; use an array of "
+                    "numbers, booleans, strings (dtype 'U' or 'S'), datetimes, or a structured "
+                    "array of these, or a DataFrame"
                 )
             array = obj
             if array.ndim > 1 and not array.flags.c_contiguous:
@@ -178,20 +186,23 @@ def payload_of(obj):
     except BaseException:
         os.unlink(path)
         raise
-    return Payload(fmt, path=path, owned=True, origin=type(obj).__name__)
+    return Payload(fmt, path=path, owned=True, origin=type(obj).__name__, meta=meta)
 
 
 # Files -> Python objects -------------------------------------------------------------------------
 
 
-def load_file(path, fmt):
-    """The Python object for a downloaded file: a DataFrame (csv, with pandas), an ndarray (npy,
-    with numpy), the decoded JSON, or bytes (raw, and csv/npy without pandas/numpy).
+def load_file(path, fmt, meta=None):
+    """The Python object for a downloaded file: a DataFrame or Series (csv, with pandas; exactly
+    as uploaded when it has a sidecar ``meta``), an ndarray (npy, with numpy), the decoded JSON, or
+    bytes (raw, and csv/npy without pandas/numpy).
     """
     if fmt == "csv":
         pd = _pandas()
         if pd is not None:
-            return pd.read_csv(path)
+            if meta is not None:
+                return read_csv_with_sidecar(path, meta)
+            return sidecar_read_plain_csv(path)
     elif fmt == "npy":
         np = _numpy()
         if np is not None:
@@ -460,13 +471,31 @@ def download(transport, route, path_params, dest, label="Downloading", progress_
         conn.close()
 
 
-def fetch_object(transport, route, path_params, fmt, label="Downloading"):
-    """Downloads to a temporary file, checks it, and loads it as a Python object."""
+def read_csv_with_sidecar(source, meta):
+    """``sidecar_read_csv``, its refusal as the client's error (the server sent both)."""
+    try:
+        return sidecar_read_csv(source, meta)
+    except SidecarError as err:
+        raise errors.DatasiteError(
+            "BAD_RESPONSE", "a CSV and its sidecar do not fit: {}".format(err), None
+        ) from None
+
+
+def fetch_object(transport, route, path_params, fmt, label="Downloading", meta=None,
+                 sha256=None):
+    """Downloads to a temporary file, checks it, and loads it as a Python object. ``meta`` is the
+    CSV's sidecar, read with the file's ``sha256``: bytes with another digest (the file was
+    replaced since) are refused rather than read with a sidecar not theirs.
+    """
     path = _temp_path("." + (fmt or "bin"))
     try:
         with open(path, "wb") as dest:
-            download(transport, route, path_params, dest, label=label)
-        return load_file(path, fmt)
+            _, actual = download(transport, route, path_params, dest, label=label)
+        if meta is not None and sha256 is not None and actual != sha256:
+            raise errors.IntegrityError(
+                None, "the file changed on the server while it was read; read it again", None
+            )
+        return load_file(path, fmt, meta)
     finally:
         try:
             os.unlink(path)

@@ -321,7 +321,7 @@ class Asset:
             {"id": blob["id"]},
             blob.get("format"),
             label="Downloading mock of " + str(self.name),
-        )
+        )  # a generated mock has no sidecar: it shows structure only (docs/API.md)
         self._mock = mock
         self._mock_empty = False
         self._mock_is_real = False
@@ -364,6 +364,8 @@ class Asset:
                 payload,
                 label="Uploading {} of {}".format(which, self.name),
             )
+            if payload.meta is not None:
+                blob = dict(blob, sidecar=payload.meta)  # sent with the dataset, as <which>_meta
         created.append(blob["id"])
         self._blobs[which] = (key, blob)
         return blob
@@ -491,6 +493,8 @@ class Asset:
                 self._route_params(),
                 self.format,
                 label="Downloading mock of " + str(self.name),
+                meta=self._remote.get("mock_meta"),
+                sha256=self._remote.get("mock_sha256"),
             )
             self._mock_loaded = True
         return self._mock
@@ -506,6 +510,8 @@ class Asset:
             self._route_params(),
             self.format,
             label="Downloading data of " + str(self.name),
+            meta=self._remote.get("data_meta"),
+            sha256=self._remote.get("data_sha256"),
         )
 
     def _route_params(self):
@@ -849,10 +855,9 @@ class Dataset:
             if asset.description is not None:
                 item["description"] = asset.description
             ids = blob_ids.get(asset.name, {})
-            if ids.get("data"):
-                item["data"] = ids["data"]
-            if ids.get("mock"):
-                item["mock"] = ids["mock"]
+            for which in ("data", "mock", "data_meta", "mock_meta"):
+                if ids.get(which):
+                    item[which] = ids[which]
             item["mock_is_real"] = bool(asset.mock_is_real and ids.get("mock"))
             if asset.contributors:
                 item["contributors"] = [c.to_dict() for c in asset.contributors]
@@ -1149,10 +1154,13 @@ def upload_dataset(client, dataset):
         ids = {}
         for asset in dataset.assets:
             entry = {}
-            if asset._data is not None:
-                entry["data"] = asset._upload(client, "data", created)["id"]
-            if asset._mock is not None:
-                entry["mock"] = asset._upload(client, "mock", created)["id"]
+            for which, obj in (("data", asset._data), ("mock", asset._mock)):
+                if obj is None:
+                    continue
+                blob = asset._upload(client, which, created)
+                entry[which] = blob["id"]
+                if blob.get("sidecar") is not None:
+                    entry[which + "_meta"] = blob["sidecar"]
             ids[asset.name] = entry
         data = client._transport.call("datasets_create", body=dataset._create_body(ids))
     except BaseException:

@@ -36,8 +36,8 @@ PROGRESS_TAIL_LINES = 20
 # Results -----------------------------------------------------------------------------------------
 
 
-def decode_result(fmt, raw):
-    """The Python value of a result's bytes in format ``fmt``."""
+def decode_result(fmt, raw, meta=None):
+    """The Python value of a result's bytes in format ``fmt`` (``meta``: a CSV's sidecar)."""
     if fmt == "json":
         try:
             return json.loads(raw.decode("utf-8"))
@@ -46,7 +46,7 @@ def decode_result(fmt, raw):
                 "BAD_RESPONSE", "the job's JSON result does not parse: {}".format(err), None
             ) from None
     if fmt == "csv":
-        return _csv_value(raw.decode("utf-8"))
+        return _csv_value(raw.decode("utf-8"), meta)
     if fmt == "npy":
         np = _transfer._numpy()
         if np is None:
@@ -55,21 +55,23 @@ def decode_result(fmt, raw):
     return bytes(raw)
 
 
-def _csv_value(text):
+def _csv_value(text, meta=None):
     pd = _transfer._pandas()
     if pd is None:
         return text
+    if meta is not None:
+        return _transfer.read_csv_with_sidecar(io.BytesIO(text.encode("utf-8")), meta)
     if not text.strip():
         return pd.DataFrame()
-    return pd.read_csv(io.StringIO(text))
+    return _transfer.sidecar_read_plain_csv(io.StringIO(text))
 
 
-def decode_inline(fmt, inline):
+def decode_inline(fmt, inline, meta=None):
     """The Python value of a result carried inline in the job (JSON value, CSV text, base64)."""
     if fmt == "json":
         return inline
     if fmt == "csv":
-        return _csv_value(inline)
+        return _csv_value(inline, meta)
     try:
         raw = base64.b64decode(inline, validate=True)
     except (binascii.Error, TypeError, ValueError):
@@ -360,8 +362,9 @@ class Job:
     def _load_value(self):
         fmt = self.result_info.get("format")
         inline = self.result_info.get("inline")
+        meta = self.result_info.get("meta")
         if inline is not None:
-            return decode_inline(fmt, inline)
+            return decode_inline(fmt, inline, meta)
         # Large results, and JSON null (which reads the same as "not inline"), are fetched.
         raw, headers = self._client._transport.call_raw(
             "job_result",
@@ -374,7 +377,7 @@ class Job:
                 None, "the result of job {} does not match its checksum".format(self.id), None
             )
         fmt = headers.get("x-datasite-result-format") or fmt
-        return decode_result(fmt, raw)
+        return decode_result(fmt, raw, meta)
 
     def logs(self, stdout=True, stderr=True, since=0):
         """The job's output so far — while it runs too: stdout for whoever may see its result

@@ -115,6 +115,9 @@ json JobJson(const store::Job& j, const Principal& caller, const services::CodeS
               {"size", held_from_caller ? json(nullptr) : json(j.result_size)},
               {"held", j.held},
               {"expired", j.result_expired},
+              {"meta", held_from_caller || j.result_meta.empty()
+                           ? json(nullptr)
+                           : json::parse(j.result_meta, nullptr, false)},
               {"inline", visible && inline_result ? InlineResult(code, j) : json(nullptr)}};
   }
   return {{"id", j.id},

@@ -55,6 +55,7 @@ json AssetJson(const store::Asset& a, const Principal& caller) {
   if (a.mock_blob) {
     j["mock_size"] = a.mock_blob->size;
     j["mock_sha256"] = a.mock_blob->sha256;
+    if (!a.mock_blob->meta.empty()) j["mock_meta"] = json::parse(a.mock_blob->meta, nullptr, false);
     j["schema"] = json::parse(a.mock_blob->schema, nullptr, false);
   } else if (a.data_blob) {
     j["schema"] = StructureOnly(json::parse(a.data_blob->schema, nullptr, false));
@@ -70,6 +71,7 @@ json AssetJson(const store::Asset& a, const Principal& caller) {
     j["data_size"] = a.data_blob->size;
     j["data_sha256"] = a.data_blob->sha256;
     j["data_schema"] = json::parse(a.data_blob->schema, nullptr, false);
+    if (!a.data_blob->meta.empty()) j["data_meta"] = json::parse(a.data_blob->meta, nullptr, false);
   }
   return j;
 }
@@ -407,7 +409,8 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
         ASSIGN_OR_RETURN(
             auto assets,
             body.OptionalObjects("assets", {"name", "description", "data", "mock", "mock_is_real",
-                                            "contributors", "data_subjects"}));
+                                            "contributors", "data_subjects", "data_meta",
+                                            "mock_meta"}));
         if (!assets) return InvalidArgumentError("field 'assets' is required");
         for (const auto& a : *assets) {
           services::NewAsset na;
@@ -424,6 +427,8 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
             ASSIGN_OR_RETURN(na.contributors, ReadContributors(*people));
           }
           ASSIGN_OR_RETURN(na.data_subjects_json, ReadDataSubjects(a));
+          na.data_meta = a.Field("data_meta");
+          na.mock_meta = a.Field("mock_meta");
           d.assets.push_back(std::move(na));
         }
         ASSIGN_OR_RETURN(auto created, ctx.datasets.Create(caller, d));

@@ -451,6 +451,36 @@ TEST(NpyMockTest, EveryDtypeAndByteOrderReadsBack) {
   }
 }
 
+// Issue 12: arrays of strings, datetimes, complex numbers and records are stored; their mocks keep
+// the dtype and are zero-filled (datetimes draw int64 counts like any int64).
+TEST(NpyMockTest, OpaqueDtypesAreZeroFilled) {
+  const std::string record = "[('id', '<i4'), ('name', '<U2')]";
+  struct Case {
+    std::string dict;
+    size_t item_size;
+  } cases[] = {
+      {NpyDict("<U3", "(2,)"), 12},
+      {NpyDict("|S5", "(2,)"), 5},
+      {NpyDict("<c16", "(2,)"), 16},
+      {"{'descr': " + record + ", 'fortran_order': False, 'shape': (2,), }", 12},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.dict);
+    std::string in = TempFile("in.npy", NpyFile(c.dict, std::string(2 * c.item_size, 'x')));
+    std::string out = MakeMock(Format::kNpy, in, {{"rows", 7}});
+    std::string data = NpyData(ReadFile(out));
+    EXPECT_EQ(data, std::string(7 * c.item_size, '\0'));
+    EXPECT_EQ(MockRefusal(Format::kNpy, in, {{"values", {{"min", 1}, {"max", 2}}}}).message(),
+              "values: the mock of an array of dtype " +
+                  (*InferSchema(Format::kNpy, in))["dtype"].get<std::string>().substr(0, 40) +
+                  " is zero-filled; it takes no value "
+                  "parameters");
+  }
+  std::string dates = MakeMock(
+      Format::kNpy, TempFile("m.npy", NpyOf("<M8[ns]", "(2,)", std::string(16, 'x'))), nullptr);
+  EXPECT_NE(ReadFile(dates).find("'descr': '<M8[ns]'"), std::string::npos);
+}
+
 TEST(NpyMockTest, UsesTheOwnersBoundsAndNanFraction) {
   std::string in = TempFile("in.npy", NpyOf(">f4", "(2, 2)", std::string(16, '\0')));
   std::string out =

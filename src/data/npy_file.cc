@@ -39,6 +39,7 @@ class Literal {
       ++i_;
   }
   bool AtEnd() const { return i_ == s_.size(); }
+  size_t pos() const { return i_; }
   char Peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
   bool Consume(char c) {
     SkipSpace();
@@ -101,6 +102,34 @@ class Literal {
   size_t i_ = 0;
 };
 
+// The count of a sized code's tail ("5" of "U5"): 1 to 2^31, or 0 when it is not one.
+uint64_t SizeOf(std::string_view digits) {
+  if (digits.empty() || digits.size() > 10 || digits[0] == '0') return 0;
+  uint64_t n = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return 0;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return n <= (uint64_t{1} << 31) ? n : 0;
+}
+
+// Whether `rest` is "M8" or "m8" with an optional "[unit]" (an optional count, then Y, M, W, D, h,
+// m, s, ms, us, ns, ps, fs or as).
+bool IsDatetimeCode(std::string_view rest) {
+  if (rest.size() < 2 || (rest[0] != 'M' && rest[0] != 'm') || rest[1] != '8') return false;
+  rest.remove_prefix(2);
+  if (rest.empty()) return true;
+  if (rest.front() != '[' || rest.back() != ']') return false;
+  std::string_view unit = rest.substr(1, rest.size() - 2);
+  size_t digits = 0;
+  while (digits < unit.size() && unit[digits] >= '0' && unit[digits] <= '9') ++digits;
+  if (digits > 0 && SizeOf(unit.substr(0, digits)) == 0) return false;
+  unit.remove_prefix(digits);
+  for (std::string_view u : {"Y", "M", "W", "D", "h", "m", "s", "ms", "us", "ns", "ps", "fs", "as"})
+    if (unit == u) return true;
+  return false;
+}
+
 Status ParseDescr(const std::string& descr, NpyHeader& header) {
   std::string_view rest = descr;
   char order = '=';
@@ -126,16 +155,88 @@ Status ParseDescr(const std::string& descr, NpyHeader& header) {
       {"u8", NpyElement::kUInt64, 8},  {"f4", NpyElement::kFloat32, 4},
       {"f8", NpyElement::kFloat64, 8},
   };
+  const bool little = std::endian::native == std::endian::little;
   for (const Known& k : kKnown) {
     if (rest != k.code) continue;
     header.element = k.element;
     header.item_size = k.size;
-    bool little = std::endian::native == std::endian::little;
     header.swap = k.size > 1 && ((order == '<' && !little) || (order == '>' && little));
     return Status::Ok();
   }
-  return InvalidArgumentError("unsupported dtype '" + Shown(descr) +
-                              "': use bool, int8 to int64, uint8 to uint64, float32 or float64");
+  // Datetimes and durations are int64 counts of their unit (their mocks draw int64 values).
+  if (IsDatetimeCode(rest)) {
+    header.element = NpyElement::kInt64;
+    header.item_size = 8;
+    header.swap = (order == '<' && !little) || (order == '>' && little);
+    return Status::Ok();
+  }
+  header.element = NpyElement::kOpaque;
+  header.swap = false;
+  if (rest == "f2" || rest == "c8" || rest == "c16") {
+    header.item_size = rest == "f2" ? 2 : rest == "c8" ? 8 : 16;
+    return Status::Ok();
+  }
+  if (!rest.empty() && (rest[0] == 'U' || rest[0] == 'S' || rest[0] == 'V')) {
+    uint64_t n = SizeOf(rest.substr(1));
+    if (n > 0) {
+      header.item_size = rest[0] == 'U' ? 4 * n : n;
+      return Status::Ok();
+    }
+  }
+  return InvalidArgumentError(
+      "unsupported dtype '" + Shown(descr) +
+      "': use bool, int8 to int64, uint8 to uint64, float16 to float64, complex, datetime64, "
+      "timedelta64, fixed-size strings ('U', 'S'), or records of these");
+}
+
+// The size of the structured dtype whose field list starts at `lit` ("[('a', '<i4'), ('b',
+// '<f8', (2,)), ('c', [...])]"), consumed. Fields are (name, code or list[, shape]); titles,
+// offsets and object fields are refused.
+Result<uint64_t> StructuredSize(Literal& lit, int depth) {
+  constexpr uint64_t kMaxItemBytes = uint64_t{1} << 31;
+  if (depth > 8) return HeaderError("the structured dtype is nested more than 8 deep");
+  if (!lit.Consume('[')) return HeaderError("a structured dtype is a list of fields");
+  uint64_t size = 0;
+  for (int fields = 0;; ++fields) {
+    if (lit.Consume(']')) break;
+    if (fields >= 4096) return HeaderError("a structured dtype has more than 4096 fields");
+    if (!lit.Consume('(')) return HeaderError("each field is a tuple ('name', dtype[, shape])");
+    lit.SkipSpace();
+    if (lit.Peek() == '(') {
+      return InvalidArgumentError("structured dtypes with titles are not supported");
+    }
+    ASSIGN_OR_RETURN(std::string name, lit.String());
+    if (!lit.Consume(',')) return HeaderError("expected ',' after the field '" + Shown(name) + "'");
+    lit.SkipSpace();
+    uint64_t field = 0;
+    if (lit.Peek() == '[') {
+      ASSIGN_OR_RETURN(field, StructuredSize(lit, depth + 1));
+    } else {
+      ASSIGN_OR_RETURN(std::string code, lit.String());
+      NpyHeader inner;
+      RETURN_IF_ERROR(ParseDescr(code, inner));
+      field = inner.item_size;
+    }
+    if (lit.Consume(',')) {
+      lit.SkipSpace();
+      if (lit.Peek() == '(') {
+        ASSIGN_OR_RETURN(std::vector<uint64_t> shape, lit.Shape());
+        for (uint64_t d : shape) {
+          if (d != 0 && field > kMaxItemBytes / d) return HeaderError("a field is too large");
+          field *= d;
+        }
+        lit.Consume(',');
+      }
+    }
+    if (!lit.Consume(')')) return HeaderError("a field tuple is not closed");
+    size += field;
+    if (size > kMaxItemBytes) return HeaderError("the structured dtype is too large");
+    if (!lit.Consume(',')) {
+      if (!lit.Consume(']')) return HeaderError("expected ',' or ']' in the field list");
+      break;
+    }
+  }
+  return size;
 }
 
 }  // namespace
@@ -152,12 +253,16 @@ Result<NpyHeader> ParseNpyHeaderDict(std::string_view text) {
     if (key == "descr" && !has_descr) {
       lit.SkipSpace();
       if (lit.Peek() == '[') {
-        return InvalidArgumentError(
-            "structured dtypes (records with named fields) are not supported; save each field as "
-            "its own array");
+        const size_t start = lit.pos();
+        ASSIGN_OR_RETURN(header.item_size, StructuredSize(lit, 0));
+        header.descr = std::string(text.substr(start, lit.pos() - start));
+        header.structured = true;
+        header.element = NpyElement::kOpaque;
+      } else {
+        ASSIGN_OR_RETURN(header.descr, lit.String());
+        RETURN_IF_ERROR(ParseDescr(header.descr, header));
       }
-      ASSIGN_OR_RETURN(header.descr, lit.String());
-      RETURN_IF_ERROR(ParseDescr(header.descr, header));
+      if (header.item_size == 0) return HeaderError("the dtype has no bytes");
       has_descr = true;
     } else if (key == "fortran_order" && !has_order) {
       ASSIGN_OR_RETURN(header.fortran_order, lit.Bool());
@@ -247,8 +352,9 @@ Result<nlohmann::json> NpySchema(const std::string& path) {
 namespace {
 
 struct BoolTag {};
+struct OpaqueTag {};  // elements written as zero bytes
 
-// Calls fn(T{}) with the C++ type of the element (BoolTag for bool).
+// Calls fn(T{}) with the C++ type of the element (BoolTag for bool, OpaqueTag for kOpaque).
 template <typename Fn>
 void WithElementType(NpyElement element, Fn&& fn) {
   switch (element) {
@@ -274,6 +380,8 @@ void WithElementType(NpyElement element, Fn&& fn) {
       return fn(float{});
     case NpyElement::kFloat64:
       return fn(double{});
+    case NpyElement::kOpaque:
+      return fn(OpaqueTag{});
   }
 }
 
@@ -295,10 +403,11 @@ void Store(char* p, T v, bool swap) {
 
 // The preamble of a .npy file (version 1.0, or 2.0 when the header is longer than 64 KiB) for an
 // array of `descr` in `fortran_order` of `shape`, its header padded to a multiple of 64 bytes.
-std::string NpyPreamble(const std::string& descr, bool fortran_order,
-                        const std::vector<uint64_t>& shape) {
-  std::string dict = "{'descr': '" + descr +
-                     "', 'fortran_order': " + (fortran_order ? "True" : "False") + ", 'shape': (";
+std::string NpyPreamble(const NpyHeader& header, const std::vector<uint64_t>& shape) {
+  std::string descr = header.structured ? header.descr : "'" + header.descr + "'";
+  std::string dict = "{'descr': " + descr +
+                     ", 'fortran_order': " + (header.fortran_order ? "True" : "False") +
+                     ", 'shape': (";
   for (size_t i = 0; i < shape.size(); ++i) {
     if (i > 0) dict += ", ";
     dict += std::to_string(shape[i]);
@@ -321,7 +430,10 @@ std::string NpyPreamble(const std::string& descr, bool fortran_order,
 // Checks the owner's parameters of the values fit the element type T (BoolTag for bool).
 template <typename T>
 Status CheckValueParams(const MockValueParams& p, const std::string& descr) {
-  if constexpr (std::is_same_v<T, BoolTag>) {
+  if constexpr (std::is_same_v<T, OpaqueTag>) {
+    return InvalidArgumentError("values: the mock of an array of dtype " + descr.substr(0, 40) +
+                                " is zero-filled; it takes no value parameters");
+  } else if constexpr (std::is_same_v<T, BoolTag>) {
     if (p.bounds) return InvalidArgumentError("values.min: a boolean array has no bounds");
   } else if constexpr (std::is_floating_point_v<T>) {
     if (p.bounds && (std::fabs(p.bounds->min) > std::numeric_limits<T>::max() ||
@@ -338,7 +450,7 @@ Status CheckValueParams(const MockValueParams& p, const std::string& descr) {
       return InvalidArgumentError("values.min: the bounds do not fit dtype " + descr);
     }
   }
-  if constexpr (!std::is_floating_point_v<T>) {
+  if constexpr (!std::is_floating_point_v<T> && !std::is_same_v<T, OpaqueTag>) {
     if (p.null_fraction > 0) {
       return InvalidArgumentError("values.null_fraction: dtype " + descr +
                                   " has no NaN; only float arrays may have nulls");
@@ -404,7 +516,7 @@ Result<nlohmann::json> WriteNpyMock(const std::string& in_path, const MockParams
   Rng rng(seed);
   MockValueParams bool_range;  // Booleans are integers in [0, 1].
   bool_range.bounds = MockBounds{true, 0, 1, 0, 1};
-  out.Write(NpyPreamble(header.descr, header.fortran_order, shape));
+  out.Write(NpyPreamble(header, shape));
   auto chunk = std::make_unique<char[]>(kChunkBytes);
   for (uint64_t left = rows * row_bytes; left > 0;) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(left, kChunkBytes));
@@ -412,6 +524,8 @@ Result<nlohmann::json> WriteNpyMock(const std::string& in_path, const MockParams
       using T = decltype(zero);
       if constexpr (std::is_same_v<T, BoolTag>) {
         Fill<uint8_t>(chunk.get(), n, false, &bool_range, rng);
+      } else if constexpr (std::is_same_v<T, OpaqueTag>) {
+        std::memset(chunk.get(), 0, n);
       } else {
         Fill<T>(chunk.get(), n / sizeof(T), header.swap, values, rng);
       }

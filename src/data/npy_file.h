@@ -30,13 +30,17 @@ enum class NpyElement {
   kUInt64,
   kFloat32,
   kFloat64,
+  // float16, complex, fixed-size strings (unicode 'U', bytes 'S'), raw bytes 'V' and structured
+  // records: mocks of these are zero-filled (empty strings, zeros), their values never drawn.
+  kOpaque,
 };
 
 struct NpyHeader {
-  std::string descr;  // As written, e.g. "<f8".
+  std::string descr;  // As written, e.g. "<f8", or a structured dtype's list "[('a', '<i4')]".
+  bool structured = false;  // descr is a list of fields, written without quotes
   NpyElement element = NpyElement::kFloat64;
-  int item_size = 8;  // Bytes per element.
-  bool swap = false;  // Whether the bytes are in the other order than this machine's.
+  uint64_t item_size = 8;  // Bytes per element, at least 1.
+  bool swap = false;       // Whether the bytes are in the other order than this machine's.
   bool fortran_order = false;
   std::vector<uint64_t> shape;
   uint64_t count = 1;       // Elements: the product of the shape (1 for a 0-d array).
@@ -44,9 +48,10 @@ struct NpyHeader {
 };
 
 // Parses the header's dictionary, e.g. "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4),
-// }". kInvalidArgument when it is malformed, or its dtype is an object, structured or otherwise
-// unsupported one (supported: bool, int8..int64, uint8..uint64, float32, float64, either byte
-// order).
+// }". kInvalidArgument when it is malformed, or its dtype is an object one (pickles) or otherwise
+// unsupported (supported, in either byte order: bool, int8..int64, uint8..uint64, float16..float64,
+// complex64, complex128, datetime64 and timedelta64 of any unit, unicode 'U<n>', bytes 'S<n>', raw
+// 'V<n>', and structured dtypes of these, nested at most 8 deep, without titles).
 Result<NpyHeader> ParseNpyHeaderDict(std::string_view text);
 
 // Reads the preamble of `file` (magic, version, header length, header) into `preamble` and parses

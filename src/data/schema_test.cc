@@ -34,6 +34,10 @@ json CsvSchemaOf(const std::string& text) {
   return schema.ok() ? *schema : json();
 }
 
+Result<json> SchemaOf(Format format, const std::string& text) {
+  return InferSchema(format, TempFile("in", text));
+}
+
 // The refusal for `text` as `format`: its code must be kInvalidArgument.
 std::string Refusal(Format format, const std::string& text) {
   auto schema = InferSchema(format, TempFile("in", text));
@@ -348,20 +352,62 @@ TEST(NpySchemaTest, RefusesObjectArrays) {
   EXPECT_NE(message.find("object arrays (dtype '|O')"), std::string::npos) << message;
 }
 
-TEST(NpySchemaTest, RefusesStructuredDtypes) {
+// Issue 12: np.array(["a", "b"]) was refused; strings, datetimes, complex and records are stored.
+TEST(NpySchemaTest, ReadsStringDatetimeComplexAndRecordDtypes) {
+  struct Case {
+    std::string descr;
+    size_t item_size;
+  } cases[] = {{"<c16", 16}, {"<f2", 2},      {"<U5", 20},   {"|S3", 3}, {"<M8[ns]", 8},
+               {"|V8", 8},   {">m8[10s]", 8}, {"<M8[D]", 8}, {"<M8", 8}, {"<c8", 8}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.descr);
+    auto schema =
+        SchemaOf(Format::kNpy, NpyFile(NpyDict(c.descr, "(2,)"), std::string(2 * c.item_size, 0)));
+    ASSERT_TRUE(schema.ok()) << schema.status().ToString();
+    EXPECT_EQ((*schema)["dtype"], c.descr);
+  }
+}
+
+TEST(NpySchemaTest, ReadsStructuredDtypes) {
+  const std::string descr =
+      "[('id', '<i4'), ('name', '<U4'), ('pos', '<f8', (2,)), ('inner', [('a', '|u1'), "
+      "('b', '|S2')]), ('', '|V1')]";
+  const size_t item = 4 + 16 + 16 + 3 + 1;
+  auto schema = SchemaOf(
+      Format::kNpy, NpyFile("{'descr': " + descr + ", 'fortran_order': False, 'shape': (3,), }",
+                            std::string(3 * item, 0)));
+  ASSERT_TRUE(schema.ok()) << schema.status().ToString();
+  EXPECT_EQ((*schema)["dtype"], descr);
+  // One byte short: the item size is computed, not taken on trust.
   std::string message = Refusal(
-      Format::kNpy,
-      NpyFile("{'descr': [('x', '<i4'), ('y', '<f8')], 'fortran_order': False, 'shape': (2,), }",
-              std::string(24, 0)));
-  EXPECT_NE(message.find("structured dtypes"), std::string::npos) << message;
+      Format::kNpy, NpyFile("{'descr': " + descr + ", 'fortran_order': False, 'shape': (3,), }",
+                            std::string(3 * item - 1, 0)));
+  EXPECT_NE(message.find("truncated"), std::string::npos) << message;
+}
+
+TEST(NpySchemaTest, RefusesStructuredDtypesWithObjectsTitlesOrNoBytes) {
+  for (std::string descr : {"[('x', '|O')]", "[(('title', 'x'), '<i4')]", "[]", "[('x', '<i4')",
+                            "[('x', [('y', '|O')])]", "[('x', '<i4', (2,)"}) {
+    SCOPED_TRACE(descr);
+    EXPECT_FALSE(SchemaOf(Format::kNpy, NpyFile("{'descr': " + descr +
+                                                    ", 'fortran_order': False, 'shape': (1,), }",
+                                                std::string(8, 0)))
+                     .ok());
+  }
+  std::string deep = "'<i4'";
+  for (int i = 0; i < 12; ++i) deep = "[('x', " + deep + ")]";
+  EXPECT_FALSE(SchemaOf(Format::kNpy,
+                        NpyFile("{'descr': " + deep + ", 'fortran_order': False, 'shape': (1,), }",
+                                std::string(4, 0)))
+                   .ok());
 }
 
 TEST(NpySchemaTest, RefusesUnsupportedDtypes) {
-  for (std::string descr : {"<c16", "<f2", "<U5", "|S3", "<M8[ns]", "|V8", "<i3", "<f16"}) {
+  for (std::string descr :
+       {"<i3", "<f16", "<U0", "<U", "|S01", "<M8[xs]", "<m8[0s]", "<M4", "|V99999999999"}) {
     std::string message =
         Refusal(Format::kNpy, NpyFile(NpyDict(descr, "(1,)"), std::string(16, 0)));
-    EXPECT_EQ(message, "unsupported dtype '" + descr +
-                           "': use bool, int8 to int64, uint8 to uint64, float32 or float64");
+    EXPECT_EQ(message.rfind("unsupported dtype '" + descr + "': use bool", 0), 0u) << message;
   }
 }
 

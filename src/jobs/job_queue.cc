@@ -147,6 +147,7 @@ void JobQueue::WorkerLoop() {
     job.error = out.error;
     job.result_format = out.result_format;
     job.result_size = out.result_size;
+    job.result_meta = std::move(out.result_meta);
     job.result_data = std::move(out.result_data);
     job.held = out.held;
     job.stdout_text = std::move(out.stdout_text);

@@ -32,6 +32,7 @@ struct Outcome {
   std::string error;
   std::string result_format;
   int64_t result_size = 0;
+  std::string result_meta;                 // a CSV result's typed sidecar, '' for none
   std::optional<std::string> result_data;  // a small result, kept in the database
   bool held = false;
   std::string stdout_text;

@@ -17,6 +17,11 @@
 # sandbox.cc); nothing of it ever reaches the template.
 #
 # Messages, both ways: 4-byte little-endian length + UTF-8 JSON.
+#
+# The build puts python/datasite/_sidecar.py in front of this file (embed_runner.cmake): CSV inputs
+# with a sidecar are read with sidecar_read_csv, DataFrame and Series results written with
+# sidecar_write_csv, so a job sees exactly what the owner uploaded and its user gets back exactly
+# what it returned.
 import array
 import builtins
 import ctypes
@@ -176,40 +181,38 @@ def to_json_value(value):
     raise unencodable(value)
 
 
-def has_default_index(frame):
-    index = frame.index
-    return (
-        isinstance(index, pandas.RangeIndex)
-        and index.start == 0
-        and index.step == 1
-        and index.name is None
-    )
-
-
 def encode_result(value):
-    """Returns (format, bytes). Never pickles."""
-    if isinstance(value, pandas.DataFrame):
-        return "csv", value.to_csv(index=not has_default_index(value)).encode()
-    if isinstance(value, pandas.Series):
-        return "csv", value.to_csv(index=not has_default_index(value), header=True).encode()
+    """Returns (format, bytes, sidecar bytes or b""). Never pickles."""
+    if isinstance(value, (pandas.DataFrame, pandas.Series)):
+        buffer = io.BytesIO()
+        try:
+            meta = sidecar_write_csv(value, buffer)
+        except SidecarError as error:
+            raise Unencodable(f"can't return this {type(value).__name__} exactly: {error}")
+        return "csv", buffer.getvalue(), sidecar_dumps(meta).encode()
     if isinstance(value, numpy.ndarray):
         if value.dtype.hasobject:
             raise Unencodable(
-                "can't return an ndarray of Python objects: return a numeric ndarray, "
-                "a DataFrame, Series, bytes or a JSON value"
+                "can't return an ndarray of dtype object: its Python objects would need a pickle, "
+                "and results never travel as pickles; return an array of numbers, booleans, "
+                "strings (dtype 'U' or 'S'), datetimes, or a structured array of these, a "
+                "DataFrame, Series, bytes or a JSON value"
             )
         buffer = io.BytesIO()
         numpy.save(buffer, value, allow_pickle=False)
-        return "npy", buffer.getvalue()
+        return "npy", buffer.getvalue(), b""
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return "bytes", bytes(value)
-    return "json", json.dumps(to_json_value(value), allow_nan=False, ensure_ascii=False).encode()
+        return "bytes", bytes(value), b""
+    data = json.dumps(to_json_value(value), allow_nan=False, ensure_ascii=False).encode()
+    return "json", data, b""
 
 
-def load_input(fmt, fd):
+def load_input(fmt, fd, meta=None):
     with os.fdopen(fd, "rb") as f:
         if fmt == "csv":
-            return pandas.read_csv(f)
+            if meta is not None:
+                return sidecar_read_csv(f, meta)
+            return sidecar_read_plain_csv(f)
         if fmt == "json":
             return json.load(f)
         if fmt == "npy":
@@ -329,7 +332,7 @@ def run_job(sock, job, fds, job_filter):
         kwargs = {}
         while pending:
             spec, fd = pending.pop(0)
-            kwargs[spec["name"]] = load_input(spec["format"], fd)  # closes fd
+            kwargs[spec["name"]] = load_input(spec["format"], fd, spec.get("meta"))  # closes fd
         kwargs.update(job["constants"])
         namespace = {"__name__": "__datasite_job__", "__builtins__": builtins}
         source, name, line = job["source"], job["function"], job.get("function_line", 0)
@@ -351,7 +354,7 @@ def run_job(sock, job, fds, job_filter):
                              "so what would run is not the function that was reviewed"}
         value = function(**kwargs)
         del kwargs, namespace
-        fmt, data = encode_result(value)
+        fmt, data, meta = encode_result(value)
         del value
     except MemoryError:
         return {"status": "memory"}
@@ -365,19 +368,26 @@ def run_job(sock, job, fds, job_filter):
         return {"status": "error", "error": one_line(f"{type(error).__name__}: {error}")}
     finally:
         close_all(fd for _, fd in pending)
-    if len(data) > int(limits["max_result_bytes"]):
-        return {"status": "result_limit", "bytes": len(data)}
+    if len(data) + len(meta) > int(limits["max_result_bytes"]):
+        return {"status": "result_limit", "bytes": len(data) + len(meta)}
     try:
         write_all(result_fd, data)
+        write_all(result_fd, meta)  # the host takes the sidecar off the end
     except OSError as error:
         return {"status": "error", "error": one_line(f"sending the result failed: {error}")}
+    if meta:
+        return {"status": "ok", "format": fmt, "bytes": len(data), "meta_bytes": len(meta)}
     return {"status": "ok", "format": fmt, "bytes": len(data)}
 
 
 def warm_up():
     """Touches the common paths once, so that their copy-on-write page faults are taken while an idle
     spare waits rather than during a job."""
-    frame = pandas.read_csv(io.BytesIO(b"a,b,c\n1,0.5,x\n2,1.5,y\n"))
+    frame = sidecar_read_plain_csv(io.BytesIO(b"a,b,c\n1,0.5,x\n2,1.5,y\n"))
+    buffer = io.BytesIO()
+    meta = sidecar_write_csv(frame, buffer)
+    buffer.seek(0)
+    sidecar_read_csv(buffer, sidecar_loads(sidecar_dumps(meta)))
     json.dumps(to_json_value(frame["a"].sum()))
     numpy.ones(1 << 17).sum()
 

@@ -332,6 +332,9 @@ Status ValidateSpec(const JobSpec& spec) {
     if (in.format != "csv" && in.format != "json" && in.format != "npy" && in.format != "raw")
       return InvalidArgumentError("input '" + in.name + "' has unknown format '" + in.format +
                                   "' (csv, json, npy or raw)");
+    if (!in.meta.empty() && (in.format != "csv" || in.meta.size() > kMaxResultMetaBytes ||
+                             !nlohmann::json::parse(in.meta, nullptr, false).is_object()))
+      return InvalidArgumentError("input '" + in.name + "' has a sidecar that is not a CSV's");
     names.push_back(in.name);
   }
   for (const auto& [key, value] : spec.constants.items()) {
@@ -679,8 +682,10 @@ Result<JobResult> SandboxImpl::Run(const JobSpec& spec, const std::string& resul
   RETURN_IF_ERROR(ValidateSpec(spec));
   ASSIGN_OR_RETURN(std::vector<UniqueFd> inputs, OpenInputs(spec));
   nlohmann::json input_specs = nlohmann::json::array();
-  for (const Input& in : spec.inputs)
+  for (const Input& in : spec.inputs) {
     input_specs.push_back({{"name", in.name}, {"format", in.format}});
+    if (!in.meta.empty()) input_specs.back()["meta"] = nlohmann::json::parse(in.meta);
+  }
   const Limits& l = spec.limits;
   nlohmann::json job = {{"type", "job"},
                         {"source", spec.source},
@@ -702,7 +707,7 @@ Result<JobResult> SandboxImpl::Run(const JobSpec& spec, const std::string& resul
   }
   if (body.size() > kMaxJobMessage)
     return InvalidArgumentError("the job's source and constants are over 64 MiB");
-  UniqueFd result(open(result_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
+  UniqueFd result(open(result_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
   if (!result.valid()) return InvalidArgumentError(ErrnoText("result file " + result_path));
 
   Slot& slot = Acquire();
@@ -981,10 +986,18 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
   JobResult decoded;
   if (reported) {
     decoded = std::move(*reported);
-    if (decoded.outcome == Outcome::kOk && decoded.result_bytes != result_written) {
+    const uint64_t meta_bytes = decoded.result_meta.size();  // the claimed size, see DecodeReport
+    if (decoded.outcome == Outcome::kOk && decoded.result_bytes + meta_bytes != result_written) {
       decoded = JobResult{};
       decoded.outcome = Outcome::kError;
       decoded.error = "the result was garbled (the function wrote to the sandbox's result pipe)";
+    } else if (decoded.outcome == Outcome::kOk && meta_bytes > 0) {
+      // The sidecar follows the result's bytes: take it off the end of the file.
+      ssize_t got = pread(result_fd, decoded.result_meta.data(), meta_bytes,
+                          static_cast<off_t>(decoded.result_bytes));
+      if (got != static_cast<ssize_t>(meta_bytes) ||
+          ftruncate(result_fd, static_cast<off_t>(decoded.result_bytes)) != 0)
+        return failure(ErrnoText("reading the result's sidecar"));
     }
   } else if (exited) {
     decoded = internal::DecodeExit(*exited, limits);
@@ -1140,13 +1153,19 @@ JobResult DecodeReport(const nlohmann::json& d, const Limits& limits, bool start
   if (status == "ok") {
     std::string format = StringField(d, "format");
     std::optional<uint64_t> bytes = Unsigned(d, "bytes");
-    if (!HasExactly(d, {"type", "status", "format", "bytes"}) || !bytes ||
-        *bytes > limits.max_result_bytes ||
+    // A CSV result may be followed in the pipe by its sidecar, of `meta_bytes`.
+    std::optional<uint64_t> meta_bytes = Unsigned(d, "meta_bytes");
+    const bool plain = HasExactly(d, {"type", "status", "format", "bytes"});
+    const bool with_meta = HasExactly(d, {"type", "status", "format", "bytes", "meta_bytes"}) &&
+                           format == "csv" && meta_bytes && *meta_bytes > 0 &&
+                           *meta_bytes <= kMaxResultMetaBytes;
+    if ((!plain && !with_meta) || !bytes || *bytes > limits.max_result_bytes ||
         (format != "json" && format != "csv" && format != "npy" && format != "bytes"))
       return MalformedReport();
     out.outcome = Outcome::kOk;
     out.result_format = format;
     out.result_bytes = *bytes;
+    if (with_meta) out.result_meta.assign(*meta_bytes, '\0');  // filled from the pipe by Run
     return out;
   }
   if (status == "error") {

@@ -44,6 +44,7 @@ struct Input {
   std::string path;    // host path of the bytes
   std::string format;  // "csv" (pandas.DataFrame), "json" (Python value), "npy" (numpy array),
                        // "raw" (bytes)
+  std::string meta;    // csv only: the typed sidecar (JSON text, data/sidecar.h), '' for none
 };
 
 struct JobSpec {
@@ -80,6 +81,9 @@ struct JobResult {
   Outcome outcome = Outcome::kSandboxFailure;
   std::string result_format;  // "json" | "csv" | "npy" | "bytes"; empty unless kOk
   uint64_t result_bytes = 0;
+  // A CSV result's typed sidecar as the job wrote it (JSON text of at most kMaxResultMetaBytes,
+  // unchecked: the caller checks it), '' for none. Not counted in result_bytes.
+  std::string result_meta;
   std::string stdout_text;  // cut at limits.max_log_bytes
   std::string stderr_text;  // cut at limits.max_log_bytes; includes the traceback on kError
   std::string error;        // one line a user can act on, empty on kOk:
@@ -116,6 +120,9 @@ class Sandbox {
 // set up.
 Result<std::unique_ptr<Sandbox>> StartSandbox(const Options& options);
 
+// A CSV result's sidecar may not be longer than this (data::kMaxSidecarBytes).
+inline constexpr uint64_t kMaxResultMetaBytes = uint64_t{256} << 10;
+
 // The host's decoding of what the template and a job's child send (see runner.py), exposed for the
 // fuzz target fuzz/sandbox_report_fuzzer.cc. Not for other callers.
 namespace internal {
@@ -131,9 +138,9 @@ std::optional<uint64_t> ExitedJob(const nlohmann::json& message);
 // Whether `message` is exactly the child's `started`.
 bool IsStarted(const nlohmann::json& message);
 // What a job's `done` report means: the outcome, error, result format and claimed size (the caller
-// compares the size with what the result pipe gave; stdout_text and stderr_text are left empty). A
-// report that is not exactly one of the runner's own shapes is MalformedReport(); after `started`
-// a claimed sandbox failure is one too.
+// compares the size, plus the sidecar's, with what the result pipe gave; stdout_text and
+// stderr_text are left empty). A report that is not exactly one of the runner's own shapes is
+// MalformedReport(); after `started` a claimed sandbox failure is one too.
 JobResult DecodeReport(const nlohmann::json& done, const Limits& limits, bool started);
 JobResult MalformedReport();
 // What the template's `exited` message means for a child that ended without a report.

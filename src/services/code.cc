@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/random.h"
+#include "data/sidecar.h"
 #include "jobs/job_queue.h"
 #include "services/source_check.h"
 
@@ -762,7 +763,17 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
       out.error = "input '" + arg + "': its data is gone (the dataset was deleted)";
       return out;
     }
-    spec.inputs.push_back({arg, *path, b.value("format", std::string("raw"))});
+    std::string format = b.value("format", std::string("raw"));
+    std::string meta;
+    if (format == "csv") {
+      auto blob = store_.GetBlob(b.value("blob_id", std::string()));
+      if (!blob.ok()) {
+        out.error = "input '" + arg + "': its data is gone (the dataset was deleted)";
+        return out;
+      }
+      meta = std::move(blob->meta);
+    }
+    spec.inputs.push_back({arg, *path, std::move(format), std::move(meta)});
   }
   const std::string result_path = ResultPath(job.id);
   // With output review on, everything a private run produces — result, stdout, and the error of a
@@ -780,6 +791,14 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
     spdlog::warn("job {}: its live stdout is not stored: {}", job.id, st.ToString());
   };
   auto r = (*sandbox)->Run(spec, result_path, &cancel);
+  if (r.ok() && r->outcome == sandbox::Outcome::kOk && !r->result_meta.empty()) {
+    // Written by the job: checked like an owner's upload, kept as the JSON text it is.
+    auto meta = data::ParseSidecar(r->result_meta, std::nullopt);
+    if (!meta.ok()) {
+      r->outcome = sandbox::Outcome::kError;
+      r->error = "the result's sidecar was refused: " + meta.status().message();
+    }
+  }
   if (!r.ok()) {
     spdlog::error("job {}: the sandbox could not run it: {}", job.id, r.status().ToString());
     out.error = "the sandbox could not run the job (details in the server log)";
@@ -818,6 +837,7 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
       out.status = "completed";
       out.result_format = r->result_format;
       out.result_size = static_cast<int64_t>(r->result_bytes);
+      out.result_meta = std::move(r->result_meta);
       return out;
     }
     case sandbox::Outcome::kTimeout:

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 #include <set>
+#include <tuple>
 #include <unordered_set>
 
 #include <spdlog/spdlog.h>
@@ -15,6 +16,7 @@
 #include "data/format.h"
 #include "data/mock.h"
 #include "data/schema.h"
+#include "data/sidecar.h"
 #include "services/accounts.h"
 
 namespace datasite::services {
@@ -325,6 +327,33 @@ Result<store::Dataset> Datasets::RegenerateMock(const Principal& caller, const s
   return store_.GetDataset(d.id);
 }
 
+namespace {
+
+// The sidecar `meta` of an asset's CSV `blob`, checked (data/sidecar.h) against its column count,
+// as the JSON text to keep.
+Result<std::string> CheckedSidecar(const std::string& asset, const char* which,
+                                   const store::Blob& blob, const nlohmann::json& meta) {
+  auto fail = [&](const Status& st) {
+    return InvalidArgumentError("asset '" + asset + "' " + which + "_meta: " + st.message());
+  };
+  if (blob.format != "csv") return fail(InvalidArgumentError("only a CSV file has a sidecar"));
+  nlohmann::json schema = nlohmann::json::parse(blob.schema, nullptr, false);
+  std::optional<size_t> columns;
+  if (schema.is_object() && schema.contains("columns") && schema["columns"].is_array())
+    columns = schema["columns"].size();
+  std::string text;
+  try {
+    text = meta.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
+  } catch (const nlohmann::json::exception&) {
+    return fail(InvalidArgumentError("it is not valid UTF-8"));
+  }
+  auto checked = data::ParseSidecar(text, columns);
+  if (!checked.ok()) return fail(checked.status());
+  return text;
+}
+
+}  // namespace
+
 Result<store::Dataset> Datasets::Create(const Principal& caller, const NewDataset& in) {
   if (!CanReadPrivate(caller) || !caller.user_id) {
     return PermissionDeniedError("only data owners and admins can create datasets");
@@ -372,8 +401,15 @@ Result<store::Dataset> Datasets::Create(const Principal& caller, const NewDatase
     asset.mock_is_real = a.mock_is_real && a.mock_blob_id.has_value();
     ASSIGN_OR_RETURN(asset.metadata, AssetMetadata(a));
     std::string format;
-    for (const auto& [which, id] : {std::pair{"data", a.data_blob_id}, {"mock", a.mock_blob_id}}) {
-      if (!id) continue;
+    for (const auto& [which, id, meta, kept] :
+         {std::tuple{"data", a.data_blob_id, &a.data_meta, &asset.data_meta},
+          {"mock", a.mock_blob_id, &a.mock_meta, &asset.mock_meta}}) {
+      if (!id) {
+        if (meta->has_value())
+          return InvalidArgumentError("asset '" + a.name + "': " + which +
+                                      "_meta is given without its " + which);
+        continue;
+      }
       if (!blob_ids.insert(*id).second) {
         return InvalidArgumentError("blob " + *id +
                                     " is named twice; each asset file needs its own blob");
@@ -389,6 +425,9 @@ Result<store::Dataset> Datasets::Create(const Principal& caller, const NewDatase
                                     "; they must have the same format");
       }
       format = blob->format;
+      if (meta->has_value()) {
+        ASSIGN_OR_RETURN(*kept, CheckedSidecar(a.name, which, *blob, **meta));
+      }
     }
     asset.format = format;
     asset.data_blob_id = a.data_blob_id;

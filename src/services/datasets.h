@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "blob/blob_store.h"
 #include "core/clock.h"
 #include "core/status.h"
@@ -53,6 +55,9 @@ struct NewAsset {
   // objects {name, description?, aliases?, members?} (checked by the API layer).
   std::vector<store::Contributor> contributors;
   std::string data_subjects_json = "[]";
+  // Typed sidecars of a CSV data file and mock (data/sidecar.h), checked against the blobs.
+  std::optional<nlohmann::json> data_meta;
+  std::optional<nlohmann::json> mock_meta;
 };
 
 struct NewDataset {

@@ -215,6 +215,12 @@ DROP TABLE generated_mocks;
     R"sql(
 ALTER TABLE assets ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
 )sql",
+    // Version 8: typed sidecars (what a CSV can't say: dtypes, index, categories, ...) beside a
+    // blob and beside a job's CSV result; '' when there is none (files from before, JSON, .npy).
+    R"sql(
+ALTER TABLE blobs ADD COLUMN meta TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN result_meta TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 // Prepared statements kept for reuse, by SQL text: preparing a join costs more than running it
@@ -492,7 +498,7 @@ std::string JobSelect(bool priority) {
              "j.attempts, j.error, j.result_format, j.result_size, j.held, '', '', ") +
          "j.created_at, j.started_at, j.finished_at, coalesce(c.name, ''), coalesce(u.name, ''), "
          "coalesce(u.email, ''), e.job_id IS NOT NULL, " +
-         (priority ? "j.priority" : "0") +
+         (priority ? "j.priority" : "0") + ", j.result_meta" +
          " FROM jobs j "
          "LEFT JOIN user_code c ON c.id = j.code_id LEFT JOIN users u ON u.id = j.user_id "
          "LEFT JOIN expired_outputs e ON e.job_id = j.id";
@@ -522,6 +528,7 @@ Job ReadJob(const Stmt& s) {
   j.user_email = s.Text(19);
   j.result_expired = s.Int(20) != 0;
   j.priority = s.Int(21);
+  j.result_meta = s.Text(22);
   return j;
 }
 
@@ -766,11 +773,13 @@ class SqliteStore : public Store {
   Result<Blob> GetBlob(const std::string& id) override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_,
-           "SELECT id, owner_id, size, sha256, format, schema, created_at FROM blobs WHERE id = ?");
+           "SELECT id, owner_id, size, sha256, format, schema, created_at, meta FROM blobs WHERE "
+           "id = ?");
     s.Bind(id);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return NotFoundError("no blob with id " + id);
-    return Blob{s.Text(0), s.Text(1), s.Int(2), s.Text(3), s.Text(4), s.Text(5), s.Int(6)};
+    return Blob{s.Text(0), s.Text(1), s.Int(2), s.Text(3),
+                s.Text(4), s.Text(5), s.Int(6), s.Text(7)};
   }
 
   Status DeleteBlob(const std::string& id) override {
@@ -1050,6 +1059,12 @@ class SqliteStore : public Store {
         ASSIGN_OR_RETURN(bool taken, used.Step());
         if (taken)
           return FailedPreconditionError("blob " + *id + " is already used by another asset");
+      }
+      for (const auto& [id, meta] :
+           {std::pair{a.data_blob_id, &a.data_meta}, {a.mock_blob_id, &a.mock_meta}}) {
+        if (!id || meta->empty()) continue;
+        Stmt set(stmts_, "UPDATE blobs SET meta = ? WHERE id = ?");
+        RETURN_IF_ERROR(set.Bind(*meta).Bind(*id).Run());
       }
       Stmt ins(
           stmts_,
@@ -1339,7 +1354,7 @@ class SqliteStore : public Store {
     Stmt s(stmts_,
            "UPDATE jobs SET status = ?, error = ?, result_format = ?, result_size = ?, result = ?, "
            "held = ?, stdout = ?, stderr = ?, finished_at = ?, kept_result_bytes = ?, "
-           "kept_log_bytes = ? WHERE id = ? AND status = 'running'");
+           "kept_log_bytes = ?, result_meta = ? WHERE id = ? AND status = 'running'");
     s.Bind(j.status).Bind(j.error).Bind(j.result_format).Bind(j.result_size);
     if (j.result_data) {
       s.BindBlob(*j.result_data);
@@ -1352,6 +1367,7 @@ class SqliteStore : public Store {
                         .Bind(j.finished_at)
                         .Bind(j.status == "completed" ? j.result_size : int64_t{0})
                         .Bind(static_cast<int64_t>(j.stdout_text.size() + j.stderr_text.size()))
+                        .Bind(j.status == "completed" ? j.result_meta : std::string())
                         .Bind(j.id)
                         .Run());
     if (sqlite3_changes(db_) == 0) return FailedPreconditionError("the job is not running");
@@ -1516,7 +1532,7 @@ class SqliteStore : public Store {
         "SELECT a.dataset_id, a.id, a.name, a.description, a.format, a.mock_is_real, "
         "b.id, b.owner_id, b.size, b.sha256, b.format, b.schema, b.created_at, "
         "m.id, m.owner_id, m.size, m.sha256, m.format, m.schema, m.created_at, "
-        "a.mock_needs_regeneration, a.metadata "
+        "a.mock_needs_regeneration, a.metadata, b.meta, m.meta "
         "FROM assets a LEFT JOIN blobs b ON b.id = a.data_blob_id LEFT JOIN blobs m ON m.id = "
         "a.mock_blob_id "
         "WHERE a.dataset_id IN (";
@@ -1549,6 +1565,8 @@ class SqliteStore : public Store {
       if (a.mock_blob) a.mock_blob_id = a.mock_blob->id;
       a.mock_needs_regeneration = s.Int(20) != 0;
       a.metadata = s.Text(21);
+      if (a.data_blob) a.data_blob->meta = s.Text(22);
+      if (a.mock_blob) a.mock_blob->meta = s.Text(23);
       by_id[a.dataset_id]->assets.push_back(std::move(a));
     }
     return Status::Ok();

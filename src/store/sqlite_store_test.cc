@@ -571,6 +571,31 @@ TEST_F(SqliteStoreTest, NewerSchemaIsFailedPrecondition) {
 // Regression (issue 11, "mocks tell the private data"): a database of schema version 5, whose
 // generated mocks may reveal private data, is upgraded with those mocks flagged and the generated
 // mocks no asset uses deleted; an uploaded mock is not flagged.
+TEST_F(SqliteStoreTest, SidecarsAreRecordedOnTheBlobsOfANewDataset) {
+  ASSERT_TRUE(store_->InsertUser(MakeUser("owner", "owner@example.org", "Owner")).ok());
+  ASSERT_TRUE(store_->InsertBlob({"data", "owner", 10, "00", "csv", "{}", 1000}).ok());
+  ASSERT_TRUE(store_->InsertBlob({"mock", "owner", 10, "00", "csv", "{}", 1000}).ok());
+  Dataset d;
+  d.id = "ds";
+  d.name = "census";
+  d.uploader_id = "owner";
+  d.created_at = d.updated_at = 1000;
+  Asset a;
+  a.id = "asset";
+  a.name = "table";
+  a.format = "csv";
+  a.data_blob_id = "data";
+  a.mock_blob_id = "mock";
+  a.data_meta = R"({"private":1})";
+  d.assets.push_back(a);
+  ASSERT_TRUE(store_->InsertDataset(d).ok());
+  auto read = store_->GetDataset("ds");
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(read->assets[0].data_blob->meta, R"({"private":1})");
+  EXPECT_EQ(read->assets[0].mock_blob->meta, "");
+  EXPECT_EQ(store_->GetBlob("data")->meta, R"({"private":1})");
+}
+
 TEST_F(SqliteStoreTest, UpgradeFlagsMocksGeneratedBeforeVersion6) {
   auto blob = [&](const std::string& id, bool audited, bool generated) {
     ASSERT_TRUE(store_->InsertBlob({id, "owner", 10, "00", "csv", "{}", 1000}).ok());
@@ -616,6 +641,8 @@ TEST_F(SqliteStoreTest, UpgradeFlagsMocksGeneratedBeforeVersion6) {
   ASSERT_EQ(sqlite3_exec(db,
                          "ALTER TABLE assets DROP COLUMN mock_needs_regeneration; "
                          "ALTER TABLE assets DROP COLUMN metadata; "
+                         "ALTER TABLE blobs DROP COLUMN meta; "
+                         "ALTER TABLE jobs DROP COLUMN result_meta; "
                          "PRAGMA user_version = 5",
                          nullptr, nullptr, nullptr),
             SQLITE_OK)
@@ -767,6 +794,22 @@ TEST_F(JobBytesTest, FinishedJobKeepsItsResultAndLogs) {
   EXPECT_EQ(usage->unfinished, 0);
   EXPECT_EQ(*store_->TotalJobBytes(), 110 + 9);
   EXPECT_EQ(store_->UserJobUsage("nobody")->result_bytes, 0);
+}
+
+TEST_F(JobBytesTest, ACsvResultKeepsItsSidecarAFailedJobNone) {
+  Job j = Running("u");
+  j.status = "completed";
+  j.result_format = "csv";
+  j.result_size = 4;
+  j.result_data = "a\r\n1";
+  j.result_meta = R"({"datasite":"pandas/1"})";
+  ASSERT_TRUE(store_->FinishJob(j).ok());
+  EXPECT_EQ(store_->GetJob(j.id)->result_meta, R"({"datasite":"pandas/1"})");
+  Job failed = Running("u");
+  failed.status = "errored";
+  failed.result_meta = R"({"datasite":"pandas/1"})";
+  ASSERT_TRUE(store_->FinishJob(failed).ok());
+  EXPECT_EQ(store_->GetJob(failed.id)->result_meta, "");
 }
 
 TEST_F(JobBytesTest, UnfinishedJobsAreCounted) {

@@ -84,6 +84,9 @@ struct Blob {
   std::string format;  // csv | json | npy | raw
   std::string schema;  // JSON text
   int64_t created_at = 0;
+  // A CSV's typed sidecar (JSON text, see data/sidecar.h), '' for none. Recorded by CreateDataset
+  // from the asset's data_meta / mock_meta when the blob becomes an asset's file.
+  std::string meta;
 };
 
 struct Contributor {
@@ -109,6 +112,9 @@ struct Asset {
   // Descriptive metadata as a JSON object ({"contributors": [...], "data_subjects": [...]}),
   // checked by the datasets service; "{}" when there is none.
   std::string metadata = "{}";
+  // For CreateDataset only: the typed sidecars it records on the data and mock blobs ('' none).
+  std::string data_meta;
+  std::string mock_meta;
   // Filled when read from the store: the blobs the ids name.
   std::optional<Blob> data_blob;
   std::optional<Blob> mock_blob;
@@ -184,6 +190,7 @@ struct Job {
   std::string error;
   std::string result_format;  // set when completed
   int64_t result_size = 0;
+  std::string result_meta;  // a CSV result's typed sidecar (JSON text), '' for none
   // A small result kept in the database itself (one sync makes job end and result durable);
   // written by FinishJob, read only by GetJobResult. Empty: the result is in a file.
   std::optional<std::string> result_data;

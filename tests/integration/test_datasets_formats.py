@@ -80,20 +80,22 @@ def test_dataframe_schema_names_columns_types_and_rows(owner, scientist):
         assert asset.shape == (4, 4)
 
 
-def test_named_series_comes_back_as_its_one_column(owner):
+def test_named_series_comes_back_as_a_series(owner):
     data = pd.Series([1.5, 2.5, 3.5], name="score")
     uploaded = upload(owner, data, pd.Series([0.5, 0.25, 9.0], name="score"))
     asset = owner.datasets[uploaded.name].assets[0]
     assert asset.schema["columns"] == [{"name": "score", "type": "float"}]
-    pd.testing.assert_series_equal(asset.data["score"], data)
-    assert list(asset.mock.columns) == ["score"]
+    # Issue 12: a Series comes back as a Series, not as a DataFrame of one column.
+    pd.testing.assert_series_equal(asset.data, data)
+    pd.testing.assert_series_equal(asset.mock, pd.Series([0.5, 0.25, 9.0], name="score"))
 
 
 def test_unnamed_series_column_is_called_value(owner):
     uploaded = upload(owner, pd.Series([1, 2]), pd.Series([3, 4]))
     asset = owner.datasets[uploaded.name].assets[0]
-    assert list(asset.data.columns) == ["value"]
-    assert asset.data["value"].tolist() == [1, 2]
+    assert asset.schema["columns"] == [{"name": "value", "type": "int"}]
+    pd.testing.assert_series_equal(asset.data, pd.Series([1, 2]))
+    assert asset.data.name is None
 
 
 # ndarray -----------------------------------------------------------------------------------------
