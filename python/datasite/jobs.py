@@ -49,6 +49,40 @@ def decode_result(fmt, raw):
     return bytes(raw)
 
 
+def encode_result(value):
+    """``(format, data)`` of a value as a run's result carries it, for ``deposit_result``: CSV
+    text for a DataFrame or Series, base64 of .npy for an ndarray (no object arrays), base64 for
+    bytes, JSON text for anything else JSON can say.
+    """
+    pd, np = _transfer._pandas(imported_only=True), _transfer._numpy(imported_only=True)
+    if pd is not None and isinstance(value, (pd.DataFrame, pd.Series)):
+        default = isinstance(value.index, pd.RangeIndex) and value.index.start == 0
+        default = default and value.index.step == 1 and value.index.name is None
+        if isinstance(value, pd.Series):
+            return "csv", value.to_csv(index=not default, header=True)
+        return "csv", value.to_csv(index=not default)
+    if np is not None and isinstance(value, np.ndarray):
+        if value.dtype.hasobject:
+            raise TypeError("an ndarray of Python objects can't be a result (no pickles)")
+        buffer = io.BytesIO()
+        np.save(buffer, value, allow_pickle=False)
+        return "npy", base64.b64encode(buffer.getvalue()).decode("ascii")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "bytes", base64.b64encode(bytes(value)).decode("ascii")
+
+    def plain(v):
+        if hasattr(v, "item") and callable(v.item):  # numpy scalars
+            return v.item()
+        if hasattr(v, "tolist") and callable(v.tolist):
+            return v.tolist()
+        raise TypeError("a {} can't be a result".format(type(v).__name__))
+
+    try:
+        return "json", json.dumps(value, default=plain, allow_nan=False, ensure_ascii=False)
+    except ValueError as err:
+        raise TypeError("this {} can't be a result: {}".format(type(value).__name__, err)) from None
+
+
 def _csv_value(text):
     pd = _transfer._pandas()
     if pd is None:
@@ -134,6 +168,12 @@ class Job:
         self.kind = data.get("kind")
         self.status = status_from_server(JobStatus, data.get("status"))
         self.error = data.get("error")
+        # A failed run's kind of failure ("code_error", "timeout", "memory", "cpu_time",
+        # "result_too_large", "killed", "sandbox", "not_kept"); on private data its requester
+        # reads only this and a fixed text until a data owner calls release_error().
+        self.failure = data.get("failure")
+        self.error_released = bool(data.get("error_released"))
+        self.deposited = bool(data.get("deposited"))
         self.user = data.get("user")
         self.created_at = data.get("created_at")
         self.started_at = data.get("started_at")
@@ -301,6 +341,17 @@ class Job:
             "Result of job {} released to {}.".format(self.id, _user_text(self.user)), value=self
         )
 
+    def release_error(self):
+        """Shows a failed private run's error text and stderr (its traceback) to its requester
+        (data owners and admins). Until then they read only the kind of failure, since what the
+        code raised may quote private values: read it first (``job.error``, ``job.logs()``).
+        """
+        self._load(self._call("job_release_error", body={}))
+        return SyftSuccess(
+            "The error of job {} released to {}.".format(self.id, _user_text(self.user)),
+            value=self,
+        )
+
     # Display --------------------------------------------------------------------------------
 
     def _result_text(self):
@@ -324,8 +375,12 @@ class Job:
             ("Finished at", self.finished_at),
             ("Attempts", self.attempts),
         ]
+        if self.failure:
+            rows.append(("Failure", self.failure))
         if self.error:
             rows.append(("Error", self.error))
+        if self.deposited:
+            rows.append(("Deposited", "yes: a data owner deposited this result"))
         if self.result_info:
             rows.append(("Result", self._result_text()))
         if self.reused:

@@ -353,7 +353,8 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
       "Deposit a result as the request's, for its requester once approved (data owners and "
       "admins).",
       [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
-        ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"format", "data", "stdout"}));
+        ASSIGN_OR_RETURN(auto body,
+                         JsonBody::Parse(req.body, {"format", "data", "stdout", "stderr"}));
         services::DepositResult in;
         ASSIGN_OR_RETURN(in.format, body.RequiredString("format"));
         ASSIGN_OR_RETURN(std::string data, body.RequiredString("data"));
@@ -369,10 +370,13 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
         }
         ASSIGN_OR_RETURN(auto out, body.OptionalString("stdout"));
         in.stdout_text = out.value_or("");
+        ASSIGN_OR_RETURN(auto err, body.OptionalString("stderr"));
+        in.stderr_text = err.value_or("");
         ASSIGN_OR_RETURN(auto j, code.Deposit(caller, req.path_params["id"], std::move(in)));
         return Reply{201, JobJson(j, caller, code, false), {}};
       },
-      Schema({{"format", "string"}, {"data", "string"}, {"stdout", "string"}}, {"format", "data"}));
+      Schema({{"format", "string"}, {"data", "string"}, {"stdout", "string"}, {"stderr", "string"}},
+             {"format", "data"}));
 
   routes->Add("GET", "/api/v1/jobs", Role::kDataScientist, "jobs",
               "Jobs, newest first (?code_id=&status=; at most 500).",

@@ -387,11 +387,13 @@ Result<store::Job> CodeService::Deposit(const Principal& caller, const std::stri
   if (result.bytes.size() > options_.limits.max_result_bytes) {
     return InvalidArgumentError("the result is larger than the result limit");
   }
-  if (result.stdout_text.size() > options_.limits.max_log_bytes) {
-    return InvalidArgumentError("'stdout' is larger than the log limit");
+  if (result.stdout_text.size() > options_.limits.max_log_bytes ||
+      result.stderr_text.size() > options_.limits.max_log_bytes) {
+    return InvalidArgumentError("'stdout' or 'stderr' is larger than the log limit");
   }
   const int64_t size = static_cast<int64_t>(result.bytes.size());
-  const int64_t kept = size + static_cast<int64_t>(result.stdout_text.size());
+  const int64_t kept =
+      size + static_cast<int64_t>(result.stdout_text.size() + result.stderr_text.size());
   if (!storage_.TryAdd(kept)) {
     return ResourceExhaustedError("the server's storage limit of " +
                                   std::to_string(storage_.limit()) + " bytes is reached");
@@ -406,6 +408,7 @@ Result<store::Job> CodeService::Deposit(const Principal& caller, const std::stri
   job.result_size = size;
   job.held = r.status != "approved";
   job.stdout_text = std::move(result.stdout_text);
+  job.stderr_text = std::move(result.stderr_text);
   Status st = Status::Ok();
   if (result.bytes.size() <= kMaxResultInDatabase) {
     job.result_data = std::move(result.bytes);

@@ -76,6 +76,7 @@ struct DepositResult {
   std::string format;  // json | csv | npy | bytes
   std::string bytes;
   std::string stdout_text;
+  std::string stderr_text;  // for data owners, as a run's
 };
 
 struct RunOutcome {
