@@ -956,6 +956,40 @@ TEST_F(DecisionTest, DepositedResultIsHeldUntilApproved) {
             StatusCode::kFailedPrecondition);
 }
 
+// Regression: errors of private runs kept before version 7 held their code's words; the upgrade
+// moves them where only data owners read them. A mock run's error stays its user's.
+TEST_F(JobBytesTest, UpgradeMovesTheErrorsOfPrivateRunsOutOfSight) {
+  Job priv = Running("u", "private");
+  priv.status = "errored";
+  priv.error = "ValueError: oops 42";
+  ASSERT_TRUE(store_->FinishJob(priv).ok());
+  Job mock = Running("u", "mock");
+  mock.status = "errored";
+  mock.error = "ValueError: oops 7";
+  ASSERT_TRUE(store_->FinishJob(mock).ok());
+  store_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "ALTER TABLE jobs DROP COLUMN failure; "
+                         "ALTER TABLE jobs DROP COLUMN error_detail; "
+                         "ALTER TABLE jobs DROP COLUMN error_released; "
+                         "ALTER TABLE jobs DROP COLUMN deposited; "
+                         "DROP TABLE request_decisions; "
+                         "PRAGMA user_version = 6",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  Open();
+  auto p = store_->GetJob(priv.id);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->error.find("oops"), std::string::npos);
+  EXPECT_EQ(p->error_detail, "ValueError: oops 42");
+  EXPECT_EQ(p->failure, "unknown");
+  EXPECT_EQ(store_->GetJob(mock.id)->error, "ValueError: oops 7");
+}
+
 TEST_F(JobBytesTest, FailureAndErrorDetailRoundTripAndReleaseErrorShowsIt) {
   Job j = Running("u", "private");
   j.status = "errored";
