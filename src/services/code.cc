@@ -851,6 +851,14 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
     out.error = "the job's code is gone";
     return out;
   }
+  if (job.kind == "private" && code->request_status != "approved") {
+    // Its request was denied after the run was queued (a denial holds the runs queued before it;
+    // this catches one queued in the moment after).
+    out.status = "killed";
+    out.failure = FailureName(FailureKind::kKilled);
+    out.error = "the request to run this code was denied before the run started";
+    return out;
+  }
   sandbox::JobSpec spec;
   spec.source = code->source;
   spec.function_name = code->name;

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 import datasite as sy
-from code_helpers import PRIVATE, asset_of, make_code_actors, upload_people
+from code_helpers import PRIVATE, asset_of, make_code_actors, upload_people, wait_for_status
 from helpers import Api, assert_error, needs_sandbox
 
 pytestmark = needs_sandbox
@@ -314,3 +314,25 @@ def test_a_deposited_result_reaches_the_scientist_once_approved(api, actors, sci
         assert_error(resp, 400, "INVALID_ARGUMENT")
     with pytest.raises(TypeError):
         review.deposit_result(object())
+
+
+def test_a_denial_after_approval_stops_and_holds_the_runs_still_going(scientist, owner, asset):
+    @sy.syft_function(
+        input_policy=sy.ExactMatch(data=asset), output_policy=sy.OutputPolicyExecuteCount(limit=5)
+    )
+    def slow_count(data):
+        import time
+
+        time.sleep(20)
+        return len(data)
+
+    request = approved(scientist, owner, slow_count)
+    job = scientist.code.slow_count(data=asset, blocking=False)
+    wait_for_status(job, (sy.JobStatus.RUNNING,))
+    owner.requests.get(request.id).deny(reason="stop that")
+    wait_for_status(job, (sy.JobStatus.KILLED,))
+    assert "held until a data owner releases it" in job.error
+    with pytest.raises(sy.JobFailedError, match="held"):
+        job.get()
+    with pytest.raises(sy.PermissionDeniedError, match="denied"):
+        scientist.code.slow_count(data=asset)
