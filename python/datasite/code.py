@@ -616,7 +616,7 @@ class UserCode:
         author = user.get("id") == (self.user or {}).get("id")
         return not author or self.status != UserCodeStatus.APPROVED
 
-    def _review_binding(self, arg, value):
+    def _review_binding(self, arg, value, uploaded):
         """A data owner's review input: an asset, a constant, or data of theirs (a DataFrame, an
         array, bytes; say the asset's ``.data`` they downloaded), uploaded for the run.
         """
@@ -633,9 +633,10 @@ class UserCode:
             blob = _transfer.upload(
                 self._client._transport, payload, label="Uploading {} for the review".format(arg)
             )
+        uploaded.append(blob["id"])
         return {"blob_id": blob["id"]}
 
-    def _run_inputs(self, kwargs, review=False):
+    def _run_inputs(self, kwargs, review=False, uploaded=None):
         """The ``inputs`` of a run: None when none are given (the policy's own), else the
         policy's bindings with the given ones in their place. In a data owner's review run they
         may differ from the policy's (see ``_review_binding``).
@@ -654,7 +655,7 @@ class UserCode:
         inputs = {}
         for arg, binding in self.input_policy.bindings.items():
             if arg in kwargs and review:
-                inputs[arg] = self._review_binding(arg, kwargs[arg])
+                inputs[arg] = self._review_binding(arg, kwargs[arg], uploaded)
             elif arg in kwargs:
                 value = kwargs[arg]
                 _refuse_local_data(arg, binding, value)
@@ -673,7 +674,8 @@ class UserCode:
                 "your admin token); its result is for you only and uses none of its output "
                 "policy's runs.".format(self.name, on)
             )
-        inputs = self._run_inputs(kwargs, review)
+        uploaded = []
+        inputs = self._run_inputs(kwargs, review, uploaded)
         if inputs is not None:
             body["inputs"] = inputs
         http_timeout = None
@@ -692,7 +694,15 @@ class UserCode:
         data = self._client._transport.call(
             "code_run", path_params={"id": self.id}, body=body, timeout=http_timeout
         )
-        return Job(data, self._client)
+        job = Job(data, self._client)
+        if job.status is not None and job.status.finished:
+            # The run ended: the data uploaded for it goes (else the server's unused-blob TTL).
+            for blob_id in uploaded:
+                try:
+                    self._client._transport.call("blob_delete", path_params={"id": blob_id})
+                except errors.DatasiteError:
+                    pass
+        return job
 
     def __call__(self, *args, blocking=True, timeout_seconds=None, **kwargs):
         """Runs the code on the server on the private data: its author once the request is

@@ -18,7 +18,8 @@ import pytest
 
 import datasite as sy
 from code_helpers import PRIVATE, asset_of, make_code_actors, upload_people, wait_for_status
-from helpers import Api, assert_error, needs_sandbox
+from dataset_helpers import blob_files
+from helpers import assert_error, needs_sandbox
 
 pytestmark = needs_sandbox
 
@@ -190,7 +191,7 @@ def test_release_error_is_refused_where_there_is_nothing_to_release(scientist, o
 
 
 def test_request_code_run_runs_in_the_sandbox_on_data_the_owner_passes(
-    api, actors, people, scientist, owner, asset, capsys
+    api, actors, module_server, people, scientist, owner, asset, capsys
 ):
     @sy.syft_function_single_use(data=asset)
     def reviewed_mean(data):
@@ -208,9 +209,12 @@ def test_request_code_run_runs_in_the_sandbox_on_data_the_owner_passes(
     # On data the owner passes (what they downloaded, changed): the server runs on exactly that.
     downloaded = owner.datasets[people].assets["people"].data
     part = downloaded[downloaded["age"] > 40]
+    blobs_before = blob_files(module_server.data_dir)
     value = review.code.run(data=part)
     assert value["mean"] == pytest.approx(float(part["age"].mean()))
     assert "the data you passed" in capsys.readouterr().out
+    # The data uploaded for the run is deleted once the run ended.
+    assert blob_files(module_server.data_dir) == blobs_before
     assert review.code.unsafe_function(data=part)["mean"] == pytest.approx(part["age"].mean())
     # None of it is the scientist's: no run of the policy used, no job they can see.
     code = scientist.code.get(request.code.id)
