@@ -274,13 +274,23 @@ class Job:
         self.wait(timeout)
         if self.status in _FAILED:
             raise self._failure()
-        if self.held:
+        # Held from this caller: the server names no format (data owners read held results).
+        def held_here():
+            return self.held and not (self.result_info or {}).get("format")
+
+        if held_here():
             self.refresh()
-        if self.held:
+        if held_here():
+            why = (
+                "a data owner deposited it; it is released when the request is approved"
+                if self.deposited
+                else "the server's output review is on"
+            )
             raise errors.FailedPreconditionError(
                 None,
-                "the result of job {} of {} is held until a data owner releases it (the server's "
-                "output review is on)".format(self.id, self.code_name),
+                "the result of job {} of {} is held until a data owner releases it ({})".format(
+                    self.id, self.code_name, why
+                ),
                 None,
             )
         if self.status != JobStatus.COMPLETED or not isinstance(self.result_info, dict):

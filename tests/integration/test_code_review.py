@@ -340,3 +340,24 @@ def test_a_denial_after_approval_stops_and_holds_the_runs_still_going(scientist,
         job.get()
     with pytest.raises(sy.PermissionDeniedError, match="denied"):
         scientist.code.slow_count(data=asset)
+
+
+def test_deposits_of_every_result_format_come_back_as_deposited(scientist, owner, asset):
+    import numpy as np
+
+    @sy.syft_function_single_use(data=asset)
+    def deposit_formats(data):
+        return len(data)
+
+    request = scientist.code.request_code_execution(deposit_formats, reason="formats")
+    review = owner.requests.get(request.id)
+    values = [np.arange(6, dtype=np.int32).reshape(2, 3), b"\x00raw", {"n": [1, 2.5, None]}, 7]
+    for value in values:
+        job = review.deposit_result(value)
+        back = owner.jobs.get(job.id).get()
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(back, value)
+            assert back.dtype == value.dtype
+        else:
+            assert back == value
+    assert not review.refresh().history  # depositing decides nothing
