@@ -47,10 +47,12 @@ ROUTES = {
     "request_get": ("GET", "/api/v1/requests/{id}"),
     "request_approve": ("POST", "/api/v1/requests/{id}/approve"),
     "request_deny": ("POST", "/api/v1/requests/{id}/deny"),
+    "request_deposit": ("POST", "/api/v1/requests/{id}/deposit"),
     "jobs_list": ("GET", "/api/v1/jobs"),
     "job_get": ("GET", "/api/v1/jobs/{id}"),
     "job_result": ("GET", "/api/v1/jobs/{id}/result"),
     "job_logs": ("GET", "/api/v1/jobs/{id}/logs"),
     "job_kill": ("POST", "/api/v1/jobs/{id}/kill"),
     "job_release": ("POST", "/api/v1/jobs/{id}/release"),
+    "job_release_error": ("POST", "/api/v1/jobs/{id}/release_error"),
 }

@@ -608,9 +608,40 @@ class UserCode:
 
     # Running ---------------------------------------------------------------------------------
 
-    def _run_inputs(self, kwargs):
+    def _reviewing(self, mock):
+        """Whether a run by this client is a data owner's review run (someone else's code, or
+        code not yet approved): it may take other data than the policy binds.
+        """
+        user = getattr(self._client, "_user", None) or {}
+        if mock or user.get("role") not in ("data_owner", "admin"):
+            return False
+        author = user.get("id") == (self.user or {}).get("id")
+        return not author or self.status != UserCodeStatus.APPROVED
+
+    def _review_binding(self, arg, value, uploaded):
+        """A data owner's review input: an asset, a constant, or data of theirs (a DataFrame, an
+        array, bytes; say the asset's ``.data`` they downloaded), uploaded for the run.
+        """
+        from . import _transfer
+        from .datasets import Asset
+
+        if isinstance(value, (Asset, Binding)):
+            return Binding.of(arg, value).to_wire()
+        try:
+            return Binding.of(arg, value).to_wire()
+        except TypeError:
+            pass
+        with _transfer.payload_of(value) as payload:
+            blob = _transfer.upload(
+                self._client._transport, payload, label="Uploading {} for the review".format(arg)
+            )
+        uploaded.append(blob["id"])
+        return {"blob_id": blob["id"]}
+
+    def _run_inputs(self, kwargs, review=False, uploaded=None):
         """The ``inputs`` of a run: None when none are given (the policy's own), else the
-        policy's bindings with the given ones in their place.
+        policy's bindings with the given ones in their place. In a data owner's review run they
+        may differ from the policy's (see ``_review_binding``).
         """
         if not kwargs:
             return None
@@ -625,7 +656,9 @@ class UserCode:
             )
         inputs = {}
         for arg, binding in self.input_policy.bindings.items():
-            if arg in kwargs:
+            if arg in kwargs and review:
+                inputs[arg] = self._review_binding(arg, kwargs[arg], uploaded)
+            elif arg in kwargs:
                 value = kwargs[arg]
                 _refuse_local_data(arg, binding, value)
                 inputs[arg] = Binding.of(arg, value).to_wire()
@@ -635,7 +668,16 @@ class UserCode:
 
     def _start(self, kwargs, mock, blocking, timeout_seconds):
         body = {"mock": bool(mock), "blocking": bool(blocking)}
-        inputs = self._run_inputs(kwargs)
+        review = self._reviewing(mock)
+        if review:
+            on = "the data you passed" if kwargs else "the private data"
+            print(
+                "datasite: {} runs in the server's sandbox on {} (never in this kernel, next to "
+                "your admin token); its result is for you only and uses none of its output "
+                "policy's runs.".format(self.name, on)
+            )
+        uploaded = []
+        inputs = self._run_inputs(kwargs, review, uploaded)
         if inputs is not None:
             body["inputs"] = inputs
         http_timeout = None
@@ -654,7 +696,15 @@ class UserCode:
         data = self._client._transport.call(
             "code_run", path_params={"id": self.id}, body=body, timeout=http_timeout
         )
-        return Job(data, self._client)
+        job = Job(data, self._client)
+        if job.status is not None and job.status.finished:
+            # The run ended: the data uploaded for it goes (else the server's unused-blob TTL).
+            for blob_id in uploaded:
+                try:
+                    self._client._transport.call("blob_delete", path_params={"id": blob_id})
+                except errors.DatasiteError:
+                    pass
+        return job
 
     def __call__(self, *args, blocking=True, timeout_seconds=None, **kwargs):
         """Runs the code on the server on the private data: its author once the request is
@@ -683,11 +733,23 @@ class UserCode:
         job = self._start(kwargs, mock=True, blocking=blocking, timeout_seconds=timeout_seconds)
         return pointer_for(job) if blocking else job
 
-    def run(self, **kwargs):
+    def run(self, *args, **kwargs):
         """Runs the code on the server on the private data and returns the value: for a data
         owner a review run (before or after deciding), for the author an approved run.
+
+        A data owner may pass other data than the policy binds (``run(data=asset.data)``, a
+        DataFrame of their own, another asset): unlike PySyft, the code still runs in the
+        server's sandbox, never in the notebook's kernel.
         """
-        return self(**kwargs).get()
+        return self(*args, **kwargs).get()
+
+    @property
+    def unsafe_function(self):
+        """PySyft's way for a data owner to call the code in their own kernel. Here it is the
+        same as ``run``: the code runs in the server's sandbox, on the private data or on what
+        you pass, never next to your token; the function it gives returns the value.
+        """
+        return self.run
 
     # Display --------------------------------------------------------------------------------
 

@@ -55,6 +55,40 @@ def decode_result(fmt, raw, meta=None):
     return bytes(raw)
 
 
+def encode_result(value):
+    """``(format, data)`` of a value as a run's result carries it, for ``deposit_result``: CSV
+    text for a DataFrame or Series, base64 of .npy for an ndarray (no object arrays), base64 for
+    bytes, JSON text for anything else JSON can say.
+    """
+    pd, np = _transfer._pandas(imported_only=True), _transfer._numpy(imported_only=True)
+    if pd is not None and isinstance(value, (pd.DataFrame, pd.Series)):
+        default = isinstance(value.index, pd.RangeIndex) and value.index.start == 0
+        default = default and value.index.step == 1 and value.index.name is None
+        if isinstance(value, pd.Series):
+            return "csv", value.to_csv(index=not default, header=True)
+        return "csv", value.to_csv(index=not default)
+    if np is not None and isinstance(value, np.ndarray):
+        if value.dtype.hasobject:
+            raise TypeError("an ndarray of Python objects can't be a result (no pickles)")
+        buffer = io.BytesIO()
+        np.save(buffer, value, allow_pickle=False)
+        return "npy", base64.b64encode(buffer.getvalue()).decode("ascii")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "bytes", base64.b64encode(bytes(value)).decode("ascii")
+
+    def plain(v):
+        if hasattr(v, "item") and callable(v.item):  # numpy scalars
+            return v.item()
+        if hasattr(v, "tolist") and callable(v.tolist):
+            return v.tolist()
+        raise TypeError("a {} can't be a result".format(type(v).__name__))
+
+    try:
+        return "json", json.dumps(value, default=plain, allow_nan=False, ensure_ascii=False)
+    except ValueError as err:
+        raise TypeError("this {} can't be a result: {}".format(type(value).__name__, err)) from None
+
+
 def _csv_value(text, meta=None):
     pd = _transfer._pandas()
     if pd is None:
@@ -227,6 +261,12 @@ class Job:
         self.kind = data.get("kind")
         self.status = status_from_server(JobStatus, data.get("status"))
         self.error = data.get("error")
+        # A failed run's kind of failure ("code_error", "timeout", "memory", "cpu_time",
+        # "result_too_large", "killed", "sandbox", "not_kept"); on private data its requester
+        # reads only this and a fixed text until a data owner calls release_error().
+        self.failure = data.get("failure")
+        self.error_released = bool(data.get("error_released"))
+        self.deposited = bool(data.get("deposited"))
         self.user = data.get("user")
         self.created_at = data.get("created_at")
         self.started_at = data.get("started_at")
@@ -332,13 +372,23 @@ class Job:
         self.wait(timeout)
         if self.status in _FAILED:
             raise self._failure()
-        if self.held:
+        # Held from this caller: the server names no format (data owners read held results).
+        def held_here():
+            return self.held and not (self.result_info or {}).get("format")
+
+        if held_here():
             self.refresh()
-        if self.held:
+        if held_here():
+            why = (
+                "a data owner deposited it; it is released when the request is approved"
+                if self.deposited
+                else "the server's output review is on"
+            )
             raise errors.FailedPreconditionError(
                 None,
-                "the result of job {} of {} is held until a data owner releases it (the server's "
-                "output review is on)".format(self.id, self.code_name),
+                "the result of job {} of {} is held until a data owner releases it ({})".format(
+                    self.id, self.code_name, why
+                ),
                 None,
             )
         if self.status != JobStatus.COMPLETED or not isinstance(self.result_info, dict):
@@ -408,6 +458,17 @@ class Job:
             "Result of job {} released to {}.".format(self.id, _user_text(self.user)), value=self
         )
 
+    def release_error(self):
+        """Shows a failed private run's error text and stderr (its traceback) to its requester
+        (data owners and admins). Until then they read only the kind of failure, since what the
+        code raised may quote private values: read it first (``job.error``, ``job.logs()``).
+        """
+        self._load(self._call("job_release_error", body={}))
+        return SyftSuccess(
+            "The error of job {} released to {}.".format(self.id, _user_text(self.user)),
+            value=self,
+        )
+
     # Display --------------------------------------------------------------------------------
 
     def _result_text(self):
@@ -431,8 +492,12 @@ class Job:
             ("Finished at", self.finished_at),
             ("Attempts", self.attempts),
         ]
+        if self.failure:
+            rows.append(("Failure", self.failure))
         if self.error:
             rows.append(("Error", self.error))
+        if self.deposited:
+            rows.append(("Deposited", "yes: a data owner deposited this result"))
         if self.result_info:
             rows.append(("Result", self._result_text()))
         if self.reused:

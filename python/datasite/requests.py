@@ -44,6 +44,8 @@ class Request:
         self.reviewed_by = data.get("reviewed_by")
         self.created_at = data.get("created_at")
         self.updated_at = data.get("updated_at")
+        # Every decision, oldest first: [{"status", "reason", "reviewed_by", "at"}, ...].
+        self.history = list(data.get("history") or [])
         code = data.get("code")
         self.code = UserCode(code, self._client) if isinstance(code, dict) else None
 
@@ -73,7 +75,8 @@ class Request:
 
     def approve(self, approve_nested=False):
         """Approves the request (data owners and admins): its author may then run the code on the
-        private data, as often as the output policy allows.
+        private data, as often as the output policy allows. A denied request may be approved;
+        every decision stays in ``history``.
         """
         if approve_nested:
             raise ValueError("approve_nested: datasite code does not start nested jobs")
@@ -87,7 +90,11 @@ class Request:
         )
 
     def deny(self, reason):
-        """Denies the request with a reason the data scientist will read."""
+        """Denies the request with a reason the data scientist will read. An approved request may
+        be denied while none of its results was released to its author (a run's result they
+        could read, or a deposited one); its runs still going are then stopped and held. After a
+        release the server refuses (``FailedPreconditionError``).
+        """
         if not isinstance(reason, str) or not reason.strip():
             raise ValueError("deny needs a reason the data scientist will read, e.g. deny('...')")
         self._load(self._call("request_deny", body={"reason": reason}))
@@ -95,6 +102,33 @@ class Request:
             "Request {} denied. Reason: {}".format(self.id, self.deny_reason or reason),
             value=self,
         )
+
+    def deposit_result(self, result, log_stdout="", log_stderr="", approve=None, **kwargs):
+        """Deposits ``result`` as this request's result (data owners and admins), as when you ran
+        the code yourself: it becomes a completed run of the request's code, which its author
+        reads once the request is approved (``approve=True`` approves it now). It counts as a run
+        of the output policy, and is a released result: the approval can't be withdrawn after.
+        ``log_stdout`` is shown to the author with it; ``log_stderr`` to data owners only.
+        Returns the ``Job``.
+        """
+        from .jobs import Job, encode_result
+
+        if kwargs:
+            raise TypeError(
+                "deposit_result got unexpected arguments: {}".format(", ".join(sorted(kwargs)))
+            )
+        fmt, data = encode_result(result)
+        body = {"format": fmt, "data": data}
+        if log_stdout:
+            body["stdout"] = str(log_stdout)
+        if log_stderr:
+            body["stderr"] = str(log_stderr)
+        job = Job(self._call("request_deposit", body=body), self._client)
+        if approve:
+            self.approve()
+        else:
+            self.refresh()
+        return job
 
     # Display --------------------------------------------------------------------------------
 

@@ -54,7 +54,19 @@ json CodeJson(const store::UserCode& c) {
       {"request", request}};
 }
 
-json RequestJson(const store::CodeRequest& r, const store::UserCode& code) {
+json DecisionsJson(const std::vector<store::RequestDecision>& history) {
+  json out = json::array();
+  for (const auto& d : history) {
+    out.push_back({{"status", d.status},
+                   {"reason", d.reason ? json(*d.reason) : json(nullptr)},
+                   {"reviewed_by", Person(d.reviewer_id, d.reviewer_name, d.reviewer_email)},
+                   {"at", FormatIsoTime(d.at)}});
+  }
+  return out;
+}
+
+json RequestJson(const store::CodeRequest& r, const store::UserCode& code,
+                 const std::vector<store::RequestDecision>& history) {
   return {{"id", r.id},
           {"status", r.status},
           {"reason", r.reason},
@@ -64,7 +76,27 @@ json RequestJson(const store::CodeRequest& r, const store::UserCode& code) {
           {"reviewed_by", r.reviewer_id ? Person(*r.reviewer_id, r.reviewer_name, r.reviewer_email)
                                         : json(nullptr)},
           {"created_at", FormatIsoTime(r.created_at)},
-          {"updated_at", FormatIsoTime(r.updated_at)}};
+          {"updated_at", FormatIsoTime(r.updated_at)},
+          {"history", DecisionsJson(history)}};
+}
+
+// A request as the caller may see it: with its code and its decisions.
+Result<json> RenderRequest(services::CodeService& code, const Principal& caller,
+                           const store::CodeRequest& r) {
+  ASSIGN_OR_RETURN(auto c, code.GetCode(caller, r.code_id));
+  ASSIGN_OR_RETURN(auto history, code.RequestHistory(caller, r.id));
+  return RequestJson(r, c, history);
+}
+
+Result<std::string> Base64Decode(const std::string& text) {
+  std::string out(text.size() / 4 * 3 + 3, '\0');
+  size_t len = 0;
+  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(),
+                        text.size(), nullptr, &len, nullptr, sodium_base64_VARIANT_ORIGINAL) != 0) {
+    return InvalidArgumentError("'data' must be base64 for npy and bytes results");
+  }
+  out.resize(len);
+  return out;
 }
 
 std::string Base64(const std::string& bytes) {
@@ -106,9 +138,15 @@ json JobJson(const store::Job& j, const Principal& caller, const services::CodeS
   // What a held run produced — result format and size, stdout, error text, and when it ended (its
   // running time depends on the data) — waits for its release.
   const bool held_from_caller = j.held && !visible;
-  json error = j.error.empty() ? json(nullptr) : json(j.error);
+  // A failed private run's own words go to data owners, and to its requester once released; the
+  // requester otherwise reads the fixed text of its failure kind (see services/job_failure.h).
+  const std::string& text =
+      !j.error_detail.empty() && code.MaySeeErrorDetail(caller, j) ? j.error_detail : j.error;
+  json error = text.empty() ? json(nullptr) : json(text);
+  json failure = j.failure.empty() ? json(nullptr) : json(j.failure);
   if (held_from_caller && jobs::IsFinal(j.status) && j.status != "completed") {
     error = "the run ended " + j.status + "; its error is held until a data owner releases it";
+    failure = nullptr;
   }
   if (j.status == "completed") {
     result = {{"format", held_from_caller ? json(nullptr) : json(j.result_format)},
@@ -126,6 +164,9 @@ json JobJson(const store::Job& j, const Principal& caller, const services::CodeS
           {"kind", j.kind},
           {"status", j.status},
           {"error", error},
+          {"failure", failure},
+          {"error_released", j.error_released},
+          {"deposited", j.deposited},
           {"user", Person(j.user_id, j.user_name, j.user_email)},
           {"created_at", IsoMillis(j.created_at)},
           {"started_at", j.started_at ? json(IsoMillis(j.started_at)) : json(nullptr)},
@@ -270,8 +311,8 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
         ASSIGN_OR_RETURN(auto code_id, body.RequiredString("code_id"));
         ASSIGN_OR_RETURN(auto reason, body.OptionalString("reason"));
         ASSIGN_OR_RETURN(auto r, code.CreateRequest(caller, code_id, reason.value_or("")));
-        ASSIGN_OR_RETURN(auto c, code.GetCode(caller, r.code_id));
-        return Reply{201, RequestJson(r, c), {}};
+        ASSIGN_OR_RETURN(auto doc, RenderRequest(code, caller, r));
+        return Reply{201, doc, {}};
       },
       Schema({{"code_id", "string"}, {"reason", "string"}}, {"code_id"}));
   routes->Add("GET", "/api/v1/requests", Role::kDataScientist, "requests",
@@ -280,24 +321,24 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
                 ASSIGN_OR_RETURN(auto list, code.ListRequests(caller, Query(req, "status")));
                 json items = json::array();
                 for (const auto& r : list) {
-                  ASSIGN_OR_RETURN(auto c, code.GetCode(caller, r.code_id));
-                  items.push_back(RequestJson(r, c));
+                  ASSIGN_OR_RETURN(auto doc, RenderRequest(code, caller, r));
+                  items.push_back(std::move(doc));
                 }
                 return Reply{200, {{"items", items}}, {}};
               });
   routes->Add("GET", "/api/v1/requests/{id}", Role::kDataScientist, "requests", "One request.",
               [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
                 ASSIGN_OR_RETURN(auto r, code.GetRequest(caller, req.path_params["id"]));
-                ASSIGN_OR_RETURN(auto c, code.GetCode(caller, r.code_id));
-                return Reply{200, RequestJson(r, c), {}};
+                ASSIGN_OR_RETURN(auto doc, RenderRequest(code, caller, r));
+                return Reply{200, doc, {}};
               });
   routes->Add("POST", "/api/v1/requests/{id}/approve", Role::kDataOwner, "requests",
               "Approve a pending request (data owners and admins).",
               [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
                 if (!req.body.empty()) RETURN_IF_ERROR(JsonBody::Parse(req.body, {}).status());
                 ASSIGN_OR_RETURN(auto r, code.Approve(caller, req.path_params["id"]));
-                ASSIGN_OR_RETURN(auto c, code.GetCode(caller, r.code_id));
-                return Reply{200, RequestJson(r, c), {}};
+                ASSIGN_OR_RETURN(auto doc, RenderRequest(code, caller, r));
+                return Reply{200, doc, {}};
               });
   routes->Add(
       "POST", "/api/v1/requests/{id}/deny", Role::kDataOwner, "requests",
@@ -306,10 +347,39 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
         ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"reason"}));
         ASSIGN_OR_RETURN(auto reason, body.RequiredString("reason"));
         ASSIGN_OR_RETURN(auto r, code.Deny(caller, req.path_params["id"], reason));
-        ASSIGN_OR_RETURN(auto c, code.GetCode(caller, r.code_id));
-        return Reply{200, RequestJson(r, c), {}};
+        ASSIGN_OR_RETURN(auto doc, RenderRequest(code, caller, r));
+        return Reply{200, doc, {}};
       },
       Schema({{"reason", "string"}}, {"reason"}));
+  routes->Add(
+      "POST", "/api/v1/requests/{id}/deposit", Role::kDataOwner, "requests",
+      "Deposit a result as the request's, for its requester once approved (data owners and "
+      "admins).",
+      [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+        ASSIGN_OR_RETURN(auto body,
+                         JsonBody::Parse(req.body, {"format", "data", "stdout", "stderr"}));
+        services::DepositResult in;
+        ASSIGN_OR_RETURN(in.format, body.RequiredString("format"));
+        ASSIGN_OR_RETURN(std::string data, body.RequiredString("data"));
+        if (in.format == "json") {
+          if (NestsDeeperThan(data, kMaxInlineDepth) || !json::accept(data)) {
+            return InvalidArgumentError("'data' of a json result must be JSON text");
+          }
+          in.bytes = std::move(data);
+        } else if (in.format == "npy" || in.format == "bytes") {
+          ASSIGN_OR_RETURN(in.bytes, Base64Decode(data));
+        } else {
+          in.bytes = std::move(data);
+        }
+        ASSIGN_OR_RETURN(auto out, body.OptionalString("stdout"));
+        in.stdout_text = out.value_or("");
+        ASSIGN_OR_RETURN(auto err, body.OptionalString("stderr"));
+        in.stderr_text = err.value_or("");
+        ASSIGN_OR_RETURN(auto j, code.Deposit(caller, req.path_params["id"], std::move(in)));
+        return Reply{201, JobJson(j, caller, code, false), {}};
+      },
+      Schema({{"format", "string"}, {"data", "string"}, {"stdout", "string"}, {"stderr", "string"}},
+             {"format", "data"}));
 
   routes->Add("GET", "/api/v1/jobs", Role::kDataScientist, "jobs",
               "Jobs, newest first (?code_id=&status=; at most 500).",
@@ -359,7 +429,7 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
         // alike share one rendering; a mock run's logs change once more, when they expire.
         auto key = [&](bool out) {
           return job.id + (out ? "+out" : "-out") +
-                 (auth::AtLeast(caller.role, Role::kDataOwner) ? "+err" : "-err") +
+                 (code.MaySeeErrorDetail(caller, job) ? "+err" : "-err") +
                  (job.result_expired ? "+expired" : "");
         };
         const bool cacheable = since == 0 && jobs::IsFinal(job.status);
@@ -400,6 +470,14 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
                               {"max_queued_jobs", limit(q.max_unfinished_jobs)},
                               {"mock_results_kept", q.mock_outputs_kept}},
                              {}};
+              });
+  routes->Add("POST", "/api/v1/jobs/{id}/release_error", Role::kDataOwner, "jobs",
+              "Show a failed private run's error text and stderr to its requester (data owners "
+              "and admins).",
+              [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+                if (!req.body.empty()) RETURN_IF_ERROR(JsonBody::Parse(req.body, {}).status());
+                ASSIGN_OR_RETURN(auto j, code.ReleaseError(caller, req.path_params["id"]));
+                return Reply{200, JobJson(j, caller, code, false), {}};
               });
   routes->Add("POST", "/api/v1/jobs/{id}/release", Role::kDataOwner, "jobs",
               "Release a held result to its requester (data owners and admins).",

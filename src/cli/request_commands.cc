@@ -39,6 +39,7 @@ struct Flags {
   CLI::App* logs = nullptr;
   CLI::App* kill = nullptr;
   CLI::App* release = nullptr;
+  CLI::App* release_error = nullptr;
 
   ConnectionFlags connection;  // on every command here
 
@@ -158,6 +159,16 @@ void PrintRequest(const json& r) {
   }
   PrintField("Created:", Str(r, "created_at"));
   PrintField("Updated:", Str(r, "updated_at"));
+  const json& history = Field(r, "history");
+  if (history.is_array() && history.size() > 1) {
+    std::printf("Decisions:\n");
+    for (const auto& d : history) {
+      std::string line =
+          Str(d, "at") + "  " + Str(d, "status") + " by " + Person(Field(d, "reviewed_by"));
+      if (!Str(d, "reason").empty()) line += ": " + Str(d, "reason");
+      std::printf("  %s\n", Printable(line).c_str());
+    }
+  }
   PrintField("Code:", CodeLabel(code) + " (" + Str(code, "id") + ")");
   PrintField("Code hash:", Str(code, "code_hash"));
   PrintField("Output policy:", DescribeOutputPolicy(Field(code, "output_policy")));
@@ -254,6 +265,7 @@ void PrintJob(const json& j) {
   PrintField("Started:", Str(j, "started_at"));
   PrintField("Finished:", Str(j, "finished_at"));
   PrintField("Attempts:", std::to_string(Int(j, "attempts")));
+  if (!Str(j, "failure").empty()) PrintField("Failure:", Str(j, "failure"));
   if (!Str(j, "error").empty()) PrintField("Error:", Str(j, "error"));
   if (Field(j, "result").is_object()) PrintField("Result:", ResultText(Field(j, "result")));
   std::fflush(stdout);
@@ -301,6 +313,15 @@ Status Release(Session& s, const Flags& f) {
   json body = json::object();
   ASSIGN_OR_RETURN(json j, s.Call("POST", Target("jobs", f.id, "release"), &body));
   std::printf("Released the result of job %s (%s) to %s\n", Printable(Str(j, "id")).c_str(),
+              Printable(Str(j, "code_name")).c_str(), Printable(Person(Field(j, "user"))).c_str());
+  std::fflush(stdout);
+  return Status::Ok();
+}
+
+Status ReleaseError(Session& s, const Flags& f) {
+  json body = json::object();
+  ASSIGN_OR_RETURN(json j, s.Call("POST", Target("jobs", f.id, "release_error"), &body));
+  std::printf("Released the error of job %s (%s) to %s\n", Printable(Str(j, "id")).c_str(),
               Printable(Str(j, "code_name")).c_str(), Printable(Person(Field(j, "user"))).c_str());
   std::fflush(stdout);
   return Status::Ok();
@@ -355,8 +376,13 @@ void AddRequestCommands(CLI::App& app) {
       "release", "Release a held result to its requester (data owners and admins)");
   f.release->add_option("id", f.id, "Job id")->required();
 
+  f.release_error = f.jobs->add_subcommand(
+      "release-error",
+      "Show a failed private run's error and stderr to its requester (data owners and admins)");
+  f.release_error->add_option("id", f.id, "Job id")->required();
+
   for (CLI::App* c : {f.requests_list, f.requests_show, f.approve, f.deny, f.jobs_list, f.jobs_show,
-                      f.logs, f.kill, f.release}) {
+                      f.logs, f.kill, f.release, f.release_error}) {
     AddConnectionOptions(c, f.connection);
   }
 }
@@ -377,6 +403,7 @@ int RunRequestCommand() {
       {f.logs, Logs},
       {f.kill, Kill},
       {f.release, Release},
+      {f.release_error, ReleaseError},
   };
   try {
     for (const auto& [app, run] : commands) {

@@ -145,6 +145,8 @@ void JobQueue::WorkerLoop() {
     }
     job.status = out.status;
     job.error = out.error;
+    job.failure = out.failure;
+    job.error_detail = std::move(out.error_detail);
     job.result_format = out.result_format;
     job.result_size = out.result_size;
     job.result_meta = std::move(out.result_meta);

@@ -30,6 +30,8 @@ namespace datasite::jobs {
 struct Outcome {
   std::string status;  // completed | errored | timed_out | killed
   std::string error;
+  std::string failure;       // the failure kind (services/job_failure.h); empty when completed
+  std::string error_detail;  // what a failed run on private data said (see store::Job)
   std::string result_format;
   int64_t result_size = 0;
   std::string result_meta;                 // a CSV result's typed sidecar, '' for none

@@ -14,6 +14,7 @@
 #include "core/random.h"
 #include "data/sidecar.h"
 #include "jobs/job_queue.h"
+#include "services/job_failure.h"
 #include "services/source_check.h"
 
 namespace datasite::services {
@@ -355,14 +356,125 @@ Result<store::CodeRequest> CodeService::Deny(const Principal& caller, const std:
   ASSIGN_OR_RETURN(store::CodeRequest r, GetRequest(caller, id));
   RETURN_IF_ERROR(store_.DecideRequest(id, "denied", reason, *caller.user_id, clock_.NowSeconds()));
   Audit(caller, "request.deny", id, reason.substr(0, 200));
+  if (r.status == "approved") {
+    // The store held the runs still going; they are stopped too.
+    store::JobFilter f;
+    f.code_id = r.code_id;
+    f.include_review = false;
+    auto jobs = store_.ListJobs(f);
+    if (jobs.ok()) {
+      for (const auto& j : *jobs) {
+        if (j.kind == "private" && !jobs::IsFinal(j.status)) (void)queue_.Kill(j.id);
+      }
+    }
+  }
   return store_.GetRequest(id);
+}
+
+Result<std::vector<store::RequestDecision>> CodeService::RequestHistory(const Principal& caller,
+                                                                        const std::string& id) {
+  ASSIGN_OR_RETURN(store::CodeRequest r, GetRequest(caller, id));
+  return store_.RequestHistory(r.id);
+}
+
+Result<store::Job> CodeService::Deposit(const Principal& caller, const std::string& request_id,
+                                        DepositResult result) {
+  if (!IsOwner(caller)) return PermissionDeniedError("only data owners and admins deposit results");
+  ASSIGN_OR_RETURN(store::CodeRequest r, GetRequest(caller, request_id));
+  if (result.format != "json" && result.format != "csv" && result.format != "npy" &&
+      result.format != "bytes") {
+    return InvalidArgumentError("'format' must be json, csv, npy or bytes");
+  }
+  if (result.bytes.size() > options_.limits.max_result_bytes) {
+    return InvalidArgumentError("the result is larger than the result limit");
+  }
+  if (result.stdout_text.size() > options_.limits.max_log_bytes ||
+      result.stderr_text.size() > options_.limits.max_log_bytes) {
+    return InvalidArgumentError("'stdout' or 'stderr' is larger than the log limit");
+  }
+  const int64_t size = static_cast<int64_t>(result.bytes.size());
+  const int64_t kept =
+      size + static_cast<int64_t>(result.stdout_text.size() + result.stderr_text.size());
+  if (!storage_.TryAdd(kept)) {
+    return ResourceExhaustedError("the server's storage limit of " +
+                                  std::to_string(storage_.limit()) + " bytes is reached");
+  }
+  store::Job job;
+  job.id = NewUuid();
+  job.code_id = r.code_id;
+  job.user_id = r.user_id;
+  job.inputs = "{}";
+  job.created_at = job.started_at = job.finished_at = clock_.NowMillis();
+  job.result_format = result.format;
+  job.result_size = size;
+  job.held = r.status != "approved";
+  job.stdout_text = std::move(result.stdout_text);
+  job.stderr_text = std::move(result.stderr_text);
+  Status st = Status::Ok();
+  if (result.bytes.size() <= kMaxResultInDatabase) {
+    job.result_data = std::move(result.bytes);
+  } else {
+    std::ofstream out(ResultPath(job.id), std::ios::binary | std::ios::trunc);
+    out.write(result.bytes.data(), static_cast<std::streamsize>(result.bytes.size()));
+    out.close();
+    st = out ? SyncFile(ResultPath(job.id)) : InternalError("cannot write the result file");
+  }
+  if (st.ok()) st = store_.InsertDepositedJob(job);
+  if (!st.ok()) {
+    std::error_code ec;
+    std::filesystem::remove(ResultPath(job.id), ec);
+    storage_.Add(-kept);
+    return st;
+  }
+  Audit(caller, "request.deposit", r.id, job.id);
+  return store_.GetJob(job.id);
 }
 
 Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& code_id,
                                     const RunCode& run) {
   ASSIGN_OR_RETURN(store::UserCode code, GetCode(caller, code_id));
   json bound = json::parse(code.inputs);
-  if (run.inputs) {
+  const bool author = caller.IsSelf(code.user_id);
+  std::string kind;
+  if (run.mock) {
+    kind = "mock";
+  } else if (author && (!IsOwner(caller) || code.request_status == "approved")) {
+    kind = "private";
+  } else {
+    // A data owner's run on private data, of anyone's code (GetCode let only owners through for
+    // someone else's), needs no approval and counts against no policy.
+    kind = "review";
+  }
+  // A data owner's review may run the code on other data than its policy binds (PySyft's
+  // request.code.run(data=...)): an asset, a value, or a blob the owner uploaded.
+  json overrides = json::object();
+  if (kind == "review" && IsOwner(caller) && run.inputs) {
+    if (!run.inputs->is_object()) return InvalidArgumentError("'inputs' must be an object");
+    for (const auto& [arg, v] : run.inputs->items()) {
+      if (!bound.contains(arg)) {
+        return InvalidArgumentError("argument '" + arg.substr(0, 100) +
+                                    "' is not in the code's input policy");
+      }
+      if (!v.is_object() || v.size() != 1 ||
+          !(v.contains("asset_id") || v.contains("value") || v.contains("blob_id"))) {
+        return InvalidArgumentError("input '" + arg +
+                                    "' must be {\"asset_id\"}, {\"value\"} or {\"blob_id\"}");
+      }
+      if (v.contains("blob_id")) {
+        if (!v["blob_id"].is_string()) {
+          return InvalidArgumentError("input '" + arg + "': blob_id must be a string");
+        }
+        auto blob = store_.GetBlob(v["blob_id"].get<std::string>());
+        if (!blob.ok()) return NotFoundError("input '" + arg + "': no such blob");
+        overrides[arg] = {{"blob_id", blob->id}, {"format", blob->format}};
+      } else if (v.contains("asset_id")) {
+        ASSIGN_OR_RETURN(json resolved, ResolveInputs(json{{arg, v}}));
+        overrides[arg] = resolved[arg];
+      } else {
+        overrides[arg] = v;
+      }
+    }
+  } else if (run.inputs) {
     if (!run.inputs->is_object()) return InvalidArgumentError("'inputs' must be an object");
     for (const auto& [arg, v] : run.inputs->items()) {
       if (!bound.contains(arg)) {
@@ -393,17 +505,6 @@ Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& 
     }
     timeout_ms = *run.timeout_seconds * 1000;
   }
-  const bool author = caller.IsSelf(code.user_id);
-  std::string kind;
-  if (run.mock) {
-    kind = "mock";
-  } else if (author && (!IsOwner(caller) || code.request_status == "approved")) {
-    kind = "private";
-  } else {
-    // A data owner's run on private data, of anyone's code (GetCode let only owners through for
-    // someone else's), needs no approval and counts against no policy.
-    kind = "review";
-  }
   if (kind != "mock" && settings_.Get().server_side_type == "low") {
     return FailedPreconditionError(
         "this is a low-side server: it holds no private data (run with mock=True)");
@@ -426,8 +527,9 @@ Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& 
   }
   // Resolve assets to the blobs the job reads, now, so the job runs on what was bound.
   json job_inputs = json::object();
-  for (const auto& [arg, b] : bound.items()) {
-    if (b.contains("value")) {
+  for (const auto& [arg, bound_arg] : bound.items()) {
+    const json& b = overrides.contains(arg) ? overrides[arg] : bound_arg;
+    if (b.contains("value") || b.contains("blob_id")) {
       job_inputs[arg] = b;
       continue;
     }
@@ -555,6 +657,11 @@ bool CodeService::MaySeeResult(const Principal& caller, const store::Job& job) c
   return caller.IsSelf(job.user_id) && job.kind != "review" && !job.held;
 }
 
+bool CodeService::MaySeeErrorDetail(const Principal& caller, const store::Job& job) const {
+  if (IsOwner(caller)) return true;
+  return MaySeeResult(caller, job) && (job.kind == "mock" || job.error_released);
+}
+
 Result<ResultFile> CodeService::JobResult(const Principal& caller, const std::string& id) {
   ASSIGN_OR_RETURN(store::Job job, GetJob(caller, id));
   if (job.status != "completed") {
@@ -621,7 +728,7 @@ Result<JobLogs> CodeService::Logs(const Principal& caller, const std::string& id
     logs.next_since = since + static_cast<int64_t>(output.stdout_text.size());
     logs.stdout_text = std::move(output.stdout_text);
   }
-  if (IsOwner(caller)) logs.stderr_text = std::move(output.stderr_text);
+  if (MaySeeErrorDetail(caller, job)) logs.stderr_text = std::move(output.stderr_text);
   return logs;
 }
 
@@ -640,6 +747,30 @@ Result<store::Job> CodeService::Release(const Principal& caller, const std::stri
   }
   RETURN_IF_ERROR(store_.ReleaseJob(id));
   Audit(caller, "job.release", id);
+  return store_.GetJob(id);
+}
+
+Result<store::Job> CodeService::ReleaseError(const Principal& caller, const std::string& id) {
+  if (!IsOwner(caller)) {
+    return PermissionDeniedError("only data owners and admins release a run's error");
+  }
+  ASSIGN_OR_RETURN(store::Job job, GetJob(caller, id));
+  if (job.kind == "mock") {
+    return FailedPreconditionError("a run on the mocks shows its error to its user already");
+  }
+  if (job.kind == "review") {
+    return FailedPreconditionError("a data owner's review run has no requester to release to");
+  }
+  if (!jobs::IsFinal(job.status) || job.error_detail.empty()) {
+    return FailedPreconditionError("the job has no error to release: it is " + job.status);
+  }
+  if (job.held) {
+    return FailedPreconditionError(
+        "the job is held for output review: release it first (job.release())");
+  }
+  if (job.error_released) return FailedPreconditionError("the job's error was already released");
+  RETURN_IF_ERROR(store_.ReleaseJobError(id));
+  Audit(caller, "job.release_error", id);
   return store_.GetJob(id);
 }
 
@@ -683,6 +814,7 @@ jobs::Outcome CodeService::KeepWithinQuota(const store::Job& job, jobs::Outcome 
     if (!out.result_data) std::filesystem::remove(ResultPath(job.id), ec);
     out.result_data.reset();
     out.status = "errored";
+    out.failure = FailureName(FailureKind::kNotKept);
     out.result_format.clear();
     out.result_size = 0;
   };
@@ -735,6 +867,7 @@ jobs::Outcome CodeService::KeepWithinQuota(const store::Job& job, jobs::Outcome 
 jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic<bool>& cancel) {
   jobs::Outcome out;
   out.status = "errored";
+  out.failure = FailureName(FailureKind::kSandbox);  // until the sandbox says how the run ended
   auto sandbox = WaitForSandbox(&cancel);
   if (!sandbox.ok()) {
     out.status = cancel ? "killed" : "errored";
@@ -744,6 +877,14 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
   auto code = store_.GetCode(job.code_id);
   if (!code.ok()) {
     out.error = "the job's code is gone";
+    return out;
+  }
+  if (job.kind == "private" && code->request_status != "approved") {
+    // Its request was denied after the run was queued (a denial holds the runs queued before it;
+    // this catches one queued in the moment after).
+    out.status = "killed";
+    out.failure = FailureName(FailureKind::kKilled);
+    out.error = "the request to run this code was denied before the run started";
     return out;
   }
   sandbox::JobSpec spec;
@@ -835,6 +976,7 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
         }
       }
       out.status = "completed";
+      out.failure.clear();
       out.result_format = r->result_format;
       out.result_size = static_cast<int64_t>(r->result_bytes);
       out.result_meta = std::move(r->result_meta);
@@ -842,19 +984,28 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
     }
     case sandbox::Outcome::kTimeout:
       out.status = "timed_out";
-      return out;
+      break;
     case sandbox::Outcome::kKilled:
       out.status = "killed";
       if (out.error.empty()) out.error = "killed";
-      return out;
+      break;
     case sandbox::Outcome::kError:
     case sandbox::Outcome::kResourceLimit:
-      return out;
+      break;
     case sandbox::Outcome::kSandboxFailure:
       // Its detail may name host paths: for the log only.
       spdlog::error("job {}: sandbox failure: {}", job.id, out.error);
       out.error = "the sandbox failed while running the job (details in the server log)";
-      return out;
+      break;
+  }
+  const FailureKind failure = ClassifyFailure(r->outcome, r->error);
+  out.failure = FailureName(failure);
+  if (job.kind != "mock") {
+    // What a run on private data failed with may be of its code's choosing (an exception's text
+    // and type name, an exit code, a signal) and quote private values: its requester sees the
+    // kind of failure, data owners what was said.
+    out.error_detail = std::move(out.error);
+    out.error = PrivateFailureText(failure);
   }
   return out;
 }

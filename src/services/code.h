@@ -70,6 +70,15 @@ struct RunCode {
   std::optional<int64_t> timeout_seconds;
 };
 
+// A result a data owner deposits on a request (PySyft's request.deposit_result): in one of the
+// formats a run's result has, with the stdout its requester may read.
+struct DepositResult {
+  std::string format;  // json | csv | npy | bytes
+  std::string bytes;
+  std::string stdout_text;
+  std::string stderr_text;  // for data owners, as a run's
+};
+
 struct RunOutcome {
   store::Job job;
   bool created = true;  // false: the policy was used up and this is the last completed run
@@ -121,8 +130,17 @@ class CodeService {
                                                        const std::optional<std::string>& status);
   Result<store::CodeRequest> GetRequest(const Principal& caller, const std::string& id);
   Result<store::CodeRequest> Approve(const Principal& caller, const std::string& id);
+  // A decision may change: approve after deny; deny after approve while no result of the
+  // request was released (its unfinished runs are then held and killed). kFailedPrecondition
+  // when the request already has that status, or a result was released.
   Result<store::CodeRequest> Deny(const Principal& caller, const std::string& id,
                                   const std::string& reason);
+  Result<std::vector<store::RequestDecision>> RequestHistory(const Principal& caller,
+                                                             const std::string& id);
+  // Stores `result` as a completed private run of the request's code, which its requester reads
+  // as the request's result once the request is approved (held until then). Data owners only.
+  Result<store::Job> Deposit(const Principal& caller, const std::string& request_id,
+                             DepositResult result);
 
   Result<RunOutcome> Run(const Principal& caller, const std::string& code_id, const RunCode& run);
 
@@ -132,6 +150,10 @@ class CodeService {
   Result<store::Job> GetJob(const Principal& caller, const std::string& id);
   // Whether the caller may see the job's result and stdout now (not while held, unless an owner).
   bool MaySeeResult(const Principal& caller, const store::Job& job) const;
+  // Whether the caller may see what a failed run said (its error_detail) and its stderr: data
+  // owners always; its user for runs on the mocks, and for a private run once a data owner
+  // released its error (see ReleaseError).
+  bool MaySeeErrorDetail(const Principal& caller, const store::Job& job) const;
   Result<ResultFile> JobResult(const Principal& caller, const std::string& id);
   // The bytes of a completed job's result when at most `max_bytes`; nullopt when larger. No
   // permission check: for rendering a job the caller may already see.
@@ -141,6 +163,10 @@ class CodeService {
   Result<JobLogs> Logs(const Principal& caller, const std::string& id, int64_t since = 0);
   Result<store::Job> Kill(const Principal& caller, const std::string& id);
   Result<store::Job> Release(const Principal& caller, const std::string& id);
+  // Lets a failed private run's user read what it said (its error text and stderr). Data owners
+  // only; kFailedPrecondition for a mock or review run, a run with no error, a held run (release
+  // it first) or one already released.
+  Result<store::Job> ReleaseError(const Principal& caller, const std::string& id);
   // The caller's own results, logs and unfinished jobs, with their limits.
   Result<QuotaUse> Quota(const Principal& caller);
 

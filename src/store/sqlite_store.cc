@@ -221,6 +221,31 @@ ALTER TABLE assets ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE blobs ADD COLUMN meta TEXT NOT NULL DEFAULT '';
 ALTER TABLE jobs ADD COLUMN result_meta TEXT NOT NULL DEFAULT '';
 )sql",
+    // Version 9: a failed run on private data keeps its error text apart (error_detail, for data
+    // owners until one releases it) from what its requester sees (error: a fixed text of its
+    // failure kind); the errors kept before this version move there. Results a data owner
+    // deposited; each decision on a request, in order.
+    R"sql(
+ALTER TABLE jobs ADD COLUMN failure TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN error_detail TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN error_released INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN deposited INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET error_detail = error, failure = 'unknown',
+  error = 'the run failed on private data (its error text is shown to data owners only)'
+  WHERE kind != 'mock' AND error != '' AND status NOT IN ('queued', 'running', 'completed');
+CREATE TABLE request_decisions (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  request_id TEXT NOT NULL REFERENCES code_requests(id),
+  status TEXT NOT NULL,
+  reason TEXT,
+  reviewer_id TEXT NOT NULL,
+  at INTEGER NOT NULL
+);
+CREATE INDEX request_decisions_request ON request_decisions(request_id, seq);
+INSERT INTO request_decisions (request_id, status, reason, reviewer_id, at)
+  SELECT id, status, deny_reason, reviewer_id, updated_at FROM code_requests
+  WHERE status != 'pending' AND reviewer_id IS NOT NULL ORDER BY updated_at;
+)sql",
 };
 
 // Prepared statements kept for reuse, by SQL text: preparing a join costs more than running it
@@ -498,7 +523,8 @@ std::string JobSelect(bool priority) {
              "j.attempts, j.error, j.result_format, j.result_size, j.held, '', '', ") +
          "j.created_at, j.started_at, j.finished_at, coalesce(c.name, ''), coalesce(u.name, ''), "
          "coalesce(u.email, ''), e.job_id IS NOT NULL, " +
-         (priority ? "j.priority" : "0") + ", j.result_meta" +
+         (priority ? "j.priority" : "0") +
+         ", j.result_meta, j.failure, j.error_detail, j.error_released, j.deposited"
          " FROM jobs j "
          "LEFT JOIN user_code c ON c.id = j.code_id LEFT JOIN users u ON u.id = j.user_id "
          "LEFT JOIN expired_outputs e ON e.job_id = j.id";
@@ -529,6 +555,10 @@ Job ReadJob(const Stmt& s) {
   j.result_expired = s.Int(20) != 0;
   j.priority = s.Int(21);
   j.result_meta = s.Text(22);
+  j.failure = s.Text(23);
+  j.error_detail = s.Text(24);
+  j.error_released = s.Int(25) != 0;
+  j.deposited = s.Int(26) != 0;
   return j;
 }
 
@@ -1181,18 +1211,75 @@ class SqliteStore : public Store {
                        const std::optional<std::string>& deny_reason,
                        const std::string& reviewer_id, int64_t now) override {
     std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    Status st = [&]() -> Status {
+      std::string code_id, was;
+      {
+        Stmt q(stmts_, "SELECT code_id, status FROM code_requests WHERE id = ?");
+        q.Bind(id);
+        ASSIGN_OR_RETURN(bool row, q.Step());
+        if (!row) return NotFoundError("request not found");
+        code_id = q.Text(0);
+        was = q.Text(1);
+      }
+      if (was == status) return FailedPreconditionError("the request is already " + was);
+      if (was == "approved") {
+        Stmt r(stmts_,
+               "SELECT count(*) FROM jobs WHERE code_id = ? AND kind = 'private' AND "
+               "status = 'completed' AND held = 0");
+        r.Bind(code_id);
+        ASSIGN_OR_RETURN(bool row, r.Step());
+        if (row && r.Int(0) > 0) {
+          return FailedPreconditionError(
+              "a result of this request was already released to its requester, so the approval "
+              "can no longer be withdrawn");
+        }
+        Stmt h(stmts_,
+               "UPDATE jobs SET held = 1 WHERE code_id = ? AND kind = 'private' AND "
+               "status IN ('queued', 'running')");
+        RETURN_IF_ERROR(h.Bind(code_id).Run());
+      }
+      if (status == "approved") {
+        Stmt d(stmts_, "UPDATE jobs SET held = 0 WHERE code_id = ? AND deposited = 1");
+        RETURN_IF_ERROR(d.Bind(code_id).Run());
+      }
+      Stmt u(stmts_,
+             "UPDATE code_requests SET status = ?, deny_reason = ?, reviewer_id = ?, "
+             "updated_at = ? WHERE id = ?");
+      u.Bind(status);
+      BindOptional(u, deny_reason);
+      RETURN_IF_ERROR(u.Bind(reviewer_id).Bind(now).Bind(id).Run());
+      Stmt hist(stmts_,
+                "INSERT INTO request_decisions (request_id, status, reason, reviewer_id, at) "
+                "VALUES (?, ?, ?, ?, ?)");
+      hist.Bind(id).Bind(status);
+      BindOptional(hist, deny_reason);
+      return hist.Bind(reviewer_id).Bind(now).Run();
+    }();
+    if (!st.ok()) {
+      (void)Exec("ROLLBACK");
+      return st;
+    }
+    return Exec("COMMIT");
+  }
+
+  Result<std::vector<RequestDecision>> RequestHistory(const std::string& id) override {
+    std::lock_guard lock(mu_);
     Stmt s(stmts_,
-           "UPDATE code_requests SET status = ?, deny_reason = ?, reviewer_id = ?, updated_at = ? "
-           "WHERE id = ? AND status = 'pending'");
-    s.Bind(status);
-    BindOptional(s, deny_reason);
-    RETURN_IF_ERROR(s.Bind(reviewer_id).Bind(now).Bind(id).Run());
-    if (sqlite3_changes(db_) == 1) return Status::Ok();
-    Stmt e(stmts_, "SELECT status FROM code_requests WHERE id = ?");
-    e.Bind(id);
-    ASSIGN_OR_RETURN(bool row, e.Step());
-    if (!row) return NotFoundError("request not found");
-    return FailedPreconditionError("the request was already " + e.Text(0));
+           "SELECT d.status, d.reason, d.reviewer_id, coalesce(u.name, ''), "
+           "coalesce(u.email, ''), d.at FROM request_decisions d LEFT JOIN users u ON "
+           "u.id = d.reviewer_id WHERE d.request_id = ? ORDER BY d.seq");
+    s.Bind(id);
+    return ReadAll(s, [](const Stmt& r) {
+      RequestDecision d;
+      d.status = r.Text(0);
+      if (!r.IsNull(1)) d.reason = r.Text(1);
+      d.reviewer_id = r.Text(2);
+      d.reviewer_name = r.Text(3);
+      d.reviewer_email = r.Text(4);
+      d.at = r.Int(5);
+      return d;
+    });
   }
 
   Result<JobAdmission> InsertJob(const Job& j, const JobLimits& limits) override {
@@ -1351,11 +1438,14 @@ class SqliteStore : public Store {
 
   Status FinishJob(const Job& j) override {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_,
-           "UPDATE jobs SET status = ?, error = ?, result_format = ?, result_size = ?, result = ?, "
-           "held = ?, stdout = ?, stderr = ?, finished_at = ?, kept_result_bytes = ?, "
-           "kept_log_bytes = ?, result_meta = ? WHERE id = ? AND status = 'running'");
-    s.Bind(j.status).Bind(j.error).Bind(j.result_format).Bind(j.result_size);
+    Stmt s(
+        stmts_,
+        "UPDATE jobs SET status = ?, error = ?, failure = ?, error_detail = ?, "
+        "result_format = ?, result_size = ?, result = ?, held = max(held, ?), stdout = ?, "
+        "stderr = ?, finished_at = ?, kept_result_bytes = ?, kept_log_bytes = ?, result_meta = ? "
+        "WHERE id = ? AND status = 'running'");
+    s.Bind(j.status).Bind(j.error).Bind(j.failure).Bind(j.error_detail);
+    s.Bind(j.result_format).Bind(j.result_size);
     if (j.result_data) {
       s.BindBlob(*j.result_data);
     } else {
@@ -1490,6 +1580,37 @@ class SqliteStore : public Store {
     RETURN_IF_ERROR(s.Bind(now).Bind(id).Run());
     if (sqlite3_changes(db_) == 0) return FailedPreconditionError("the job is not queued");
     return Status::Ok();
+  }
+
+  Status ReleaseJobError(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "UPDATE jobs SET error_released = 1 WHERE id = ?");
+    RETURN_IF_ERROR(s.Bind(id).Run());
+    if (sqlite3_changes(db_) == 0) return NotFoundError("job not found");
+    return Status::Ok();
+  }
+
+  Status InsertDepositedJob(const Job& j) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "INSERT INTO jobs (id, code_id, user_id, kind, status, inputs, timeout_ms, created_at, "
+           "started_at, finished_at, result_format, result_size, result, held, stdout, stderr, "
+           "kept_result_bytes, kept_log_bytes, priority, deposited) VALUES (?, ?, ?, 'private', "
+           "'completed', ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 1)");
+    s.Bind(j.id).Bind(j.code_id).Bind(j.user_id).Bind(j.inputs);
+    s.Bind(j.created_at).Bind(j.started_at).Bind(j.finished_at);
+    s.Bind(j.result_format).Bind(j.result_size);
+    if (j.result_data) {
+      s.BindBlob(*j.result_data);
+    } else {
+      s.BindNull();
+    }
+    return s.Bind(j.held)
+        .Bind(j.stdout_text)
+        .Bind(j.stderr_text)
+        .Bind(j.result_size)
+        .Bind(static_cast<int64_t>(j.stdout_text.size() + j.stderr_text.size()))
+        .Run();
   }
 
   Status ReleaseJob(const std::string& id) override {

@@ -640,6 +640,11 @@ TEST_F(SqliteStoreTest, UpgradeFlagsMocksGeneratedBeforeVersion6) {
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
                          "ALTER TABLE assets DROP COLUMN mock_needs_regeneration; "
+                         "ALTER TABLE jobs DROP COLUMN failure; "
+                         "ALTER TABLE jobs DROP COLUMN error_detail; "
+                         "ALTER TABLE jobs DROP COLUMN error_released; "
+                         "ALTER TABLE jobs DROP COLUMN deposited; "
+                         "DROP TABLE request_decisions; "
                          "ALTER TABLE assets DROP COLUMN metadata; "
                          "ALTER TABLE blobs DROP COLUMN meta; "
                          "ALTER TABLE jobs DROP COLUMN result_meta; "
@@ -933,6 +938,153 @@ TEST_F(JobBytesTest, MockOutputsExpireOldestFirstUntilEnoughIsFreed) {
   ASSERT_EQ(expired->size(), 1u);
   EXPECT_EQ((*expired)[0].job_id, mocks[2].id);
   EXPECT_EQ(store_->UserJobUsage("u")->result_bytes, 10);
+}
+
+}  // namespace
+}  // namespace datasite::store
+
+namespace datasite::store {
+namespace {
+
+// Decisions on a request: changed while no result was released, each kept in its history.
+class DecisionTest : public JobBytesTest {
+ protected:
+  void SetUp() override {
+    JobBytesTest::SetUp();
+    CodeRequest r;
+    r.id = "req";
+    r.code_id = "code";
+    r.user_id = "u";
+    r.status = "pending";
+    ASSERT_TRUE(store_->InsertRequest(r).ok());
+  }
+  std::string Status() { return store_->GetRequest("req")->status; }
+};
+
+TEST_F(DecisionTest, ApproveAfterDenyAndDenyAfterApproveKeepTheHistory) {
+  ASSERT_TRUE(store_->DecideRequest("req", "denied", "too broad", "owner", 10).ok());
+  ASSERT_TRUE(store_->DecideRequest("req", "approved", std::nullopt, "owner", 11).ok());
+  EXPECT_EQ(Status(), "approved");
+  ASSERT_TRUE(store_->DecideRequest("req", "denied", "changed my mind", "owner", 12).ok());
+  EXPECT_EQ(Status(), "denied");
+  auto history = store_->RequestHistory("req");
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 3u);
+  EXPECT_EQ((*history)[0].status, "denied");
+  EXPECT_EQ((*history)[0].reason, std::optional<std::string>("too broad"));
+  EXPECT_EQ((*history)[1].status, "approved");
+  EXPECT_EQ((*history)[1].reason, std::nullopt);
+  EXPECT_EQ((*history)[2].at, 12);
+}
+
+TEST_F(DecisionTest, TheSameDecisionTwiceIsRefused) {
+  ASSERT_TRUE(store_->DecideRequest("req", "approved", std::nullopt, "owner", 10).ok());
+  EXPECT_EQ(store_->DecideRequest("req", "approved", std::nullopt, "owner", 11).code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->RequestHistory("req")->size(), 1u);
+  EXPECT_EQ(store_->DecideRequest("nope", "approved", std::nullopt, "owner", 11).code(),
+            StatusCode::kNotFound);
+}
+
+TEST_F(DecisionTest, DenyAfterApproveIsRefusedOnceAResultWasReleased) {
+  ASSERT_TRUE(store_->DecideRequest("req", "approved", std::nullopt, "owner", 10).ok());
+  Finished("u", 5, "", "private");
+  EXPECT_EQ(store_->DecideRequest("req", "denied", "late", "owner", 11).code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Status(), "approved");
+  EXPECT_EQ(store_->RequestHistory("req")->size(), 1u);
+}
+
+TEST_F(DecisionTest, DenyAfterApproveHoldsTheRunsStillGoing) {
+  ASSERT_TRUE(store_->DecideRequest("req", "approved", std::nullopt, "owner", 10).ok());
+  Job running = Running("u", "private");
+  ASSERT_TRUE(store_->DecideRequest("req", "denied", "stop", "owner", 11).ok());
+  // The run ends after the denial: its result stays held, whatever its runner said.
+  running.status = "completed";
+  running.result_format = "bytes";
+  running.result_size = 1;
+  running.result_data = "r";
+  running.held = false;
+  ASSERT_TRUE(store_->FinishJob(running).ok());
+  EXPECT_TRUE(store_->GetJob(running.id)->held);
+}
+
+TEST_F(DecisionTest, DepositedResultIsHeldUntilApproved) {
+  Job d;
+  d.id = "dep";
+  d.code_id = "code";
+  d.user_id = "u";
+  d.inputs = "{}";
+  d.result_format = "json";
+  d.result_size = 2;
+  d.result_data = "42";
+  d.held = true;
+  ASSERT_TRUE(store_->InsertDepositedJob(d).ok());
+  auto job = store_->GetJob("dep");
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->status, "completed");
+  EXPECT_EQ(job->kind, "private");
+  EXPECT_TRUE(job->deposited);
+  EXPECT_TRUE(job->held);
+  EXPECT_EQ(*store_->GetJobResult("dep"), std::optional<std::string>("42"));
+  EXPECT_EQ(store_->UserJobUsage("u")->result_bytes, 2);
+  ASSERT_TRUE(store_->DecideRequest("req", "approved", std::nullopt, "owner", 10).ok());
+  EXPECT_FALSE(store_->GetJob("dep")->held);
+  // Released now: the approval stands.
+  EXPECT_EQ(store_->DecideRequest("req", "denied", "x", "owner", 11).code(),
+            StatusCode::kFailedPrecondition);
+}
+
+// Regression: errors of private runs kept before version 8 held their code's words; the upgrade
+// moves them where only data owners read them. A mock run's error stays its user's.
+TEST_F(JobBytesTest, UpgradeMovesTheErrorsOfPrivateRunsOutOfSight) {
+  Job priv = Running("u", "private");
+  priv.status = "errored";
+  priv.error = "ValueError: oops 42";
+  ASSERT_TRUE(store_->FinishJob(priv).ok());
+  Job mock = Running("u", "mock");
+  mock.status = "errored";
+  mock.error = "ValueError: oops 7";
+  ASSERT_TRUE(store_->FinishJob(mock).ok());
+  store_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "ALTER TABLE jobs DROP COLUMN failure; "
+                         "ALTER TABLE jobs DROP COLUMN error_detail; "
+                         "ALTER TABLE jobs DROP COLUMN error_released; "
+                         "ALTER TABLE jobs DROP COLUMN deposited; "
+                         "DROP TABLE request_decisions; "
+                         "PRAGMA user_version = 8",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  Open();
+  auto p = store_->GetJob(priv.id);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->error.find("oops"), std::string::npos);
+  EXPECT_EQ(p->error_detail, "ValueError: oops 42");
+  EXPECT_EQ(p->failure, "unknown");
+  EXPECT_EQ(store_->GetJob(mock.id)->error, "ValueError: oops 7");
+}
+
+TEST_F(JobBytesTest, FailureAndErrorDetailRoundTripAndReleaseErrorShowsIt) {
+  Job j = Running("u", "private");
+  j.status = "errored";
+  j.error = "the code failed";
+  j.failure = "code_error";
+  j.error_detail = "ValueError: oops 42";
+  ASSERT_TRUE(store_->FinishJob(j).ok());
+  auto got = store_->GetJob(j.id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->error, "the code failed");
+  EXPECT_EQ(got->failure, "code_error");
+  EXPECT_EQ(got->error_detail, "ValueError: oops 42");
+  EXPECT_FALSE(got->error_released);
+  ASSERT_TRUE(store_->ReleaseJobError(j.id).ok());
+  EXPECT_TRUE(store_->GetJob(j.id)->error_released);
+  EXPECT_EQ(store_->ReleaseJobError("nope").code(), StatusCode::kNotFound);
 }
 
 }  // namespace

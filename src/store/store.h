@@ -178,6 +178,16 @@ struct CodeRequest {
   std::string reviewer_email;
 };
 
+// One decision on a request, as kept in its history.
+struct RequestDecision {
+  std::string status;  // approved | denied
+  std::optional<std::string> reason;
+  std::string reviewer_id;
+  std::string reviewer_name;  // filled when read from the store
+  std::string reviewer_email;
+  int64_t at = 0;  // unix seconds
+};
+
 struct Job {
   std::string id;
   std::string code_id;
@@ -210,6 +220,13 @@ struct Job {
   std::string user_name;
   std::string user_email;
   bool result_expired = false;  // its result and logs were deleted by ExpireMockOutputs
+  // A failed run on private data: `error` is a fixed text of its failure kind, `failure` that
+  // kind (see services/job_failure.h) and `error_detail` what the sandbox said, for data owners
+  // (and for its user once `error_released`). Written by FinishJob; empty for mock runs.
+  std::string failure;
+  std::string error_detail;
+  bool error_released = false;
+  bool deposited = false;  // its result was deposited by a data owner (InsertDepositedJob)
 };
 
 // A job's logs as one read saw them (see Store::ReadJobOutput).
@@ -348,10 +365,16 @@ class Store {
   virtual Result<CodeRequest> GetRequest(const std::string& id) = 0;
   virtual Result<std::vector<CodeRequest>> ListRequests(
       const std::optional<std::string>& user_id, const std::optional<std::string>& status) = 0;
-  // Moves a pending request to `status`; kFailedPrecondition when it was already decided.
+  // Decides a request, in one transaction: pending -> approved | denied; denied -> approved
+  // (releasing the results a data owner deposited); approved -> denied while none of its code's
+  // private results was released (completed and not held), its queued and running private jobs
+  // then held. Each decision is appended to the request's history. kFailedPrecondition when the
+  // request already has `status` or a result was released; kNotFound when absent.
   virtual Status DecideRequest(const std::string& id, const std::string& status,
                                const std::optional<std::string>& deny_reason,
                                const std::string& reviewer_id, int64_t now) = 0;
+  // The request's decisions, oldest first.
+  virtual Result<std::vector<RequestDecision>> RequestHistory(const std::string& id) = 0;
 
   // Inserts a queued job unless `limits` refuse it: max_private_runs counts the code's private
   // jobs queued, running or completed (only for a private job); max_unfinished counts the user's
@@ -401,6 +424,12 @@ class Store {
   // queued → killed. kFailedPrecondition when it is not queued.
   virtual Status KillQueuedJob(const std::string& id, int64_t now) = 0;
   virtual Status ReleaseJob(const std::string& id) = 0;
+  // Lets the job's user read its error_detail. kNotFound when absent.
+  virtual Status ReleaseJobError(const std::string& id) = 0;
+  // Stores `job` as a completed private run whose result (result_data, else a file the caller
+  // wrote) a data owner deposited: it keeps result_size and its logs' bytes, and is held when
+  // `job.held`.
+  virtual Status InsertDepositedJob(const Job& job) = 0;
   // After a crash: running jobs leased fewer than `max_attempts` times go back to the queue, the
   // others end `interrupted`; none of them keeps bytes (see ChargeJobBytes) nor the stdout its
   // run had streamed. Returns how many

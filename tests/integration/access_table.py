@@ -252,6 +252,10 @@ class World:
         assert resp.status == 200, "approval failed: {!r}".format(resp)
         return resp.json
 
+    def approve_code(self, code):
+        """``code`` with an approved request: (code, request)."""
+        return code, self.approve(self.new_request(code))
+
     def run(self, code, caller="scientist", **body):
         """A run of the code; blocking runs answer once the job ended (the worker wrote it)."""
         resp = self.api.post("/api/v1/code/{}/run".format(code["id"]), body,
@@ -676,15 +680,54 @@ def target_scientist_request_denial(world, caller, fresh):
     return _request_call(world, _pending_code(world, fresh)[1], {"reason": "crawled"})
 
 
+def _released_request(world):
+    """Scientist's approved request whose code ran on private data (its result released, since
+    output review is off): it can't be approved again nor denied any more."""
+    def make():
+        code, request = _approved_code(world, True)
+        job = world.run(code, "scientist", mock=False)
+        assert job["status"] == "completed", job
+        return request
+
+    return world.once("scientist_released_request", make)
+
+
 @target
 def target_decided_request_approval(world, caller, fresh):
-    """Scientist's request that was already approved: it can't be decided again."""
-    return _request_call(world, _approved_code(world, False)[1], {})
+    """Scientist's request that was already approved: it can't be approved again."""
+    return _request_call(world, _released_request(world), {})
 
 
 @target
 def target_decided_request_denial(world, caller, fresh):
-    return _request_call(world, _approved_code(world, False)[1], {"reason": "crawled"})
+    return _request_call(world, _released_request(world), {"reason": "crawled"})
+
+
+@target
+def target_changed_request_denial(world, caller, fresh):
+    """An approved request with no result released: it may be denied (a request each)."""
+    return _request_call(world, _approved_code(world, fresh)[1], {"reason": "crawled"})
+
+
+@target
+def target_request_deposit(world, caller, fresh):
+    """A deposit on scientist's pending request (a request each: a deposit adds a job)."""
+    return _request_call(world, _pending_code(world, fresh)[1], {"format": "json", "data": "42"})
+
+
+@target
+def target_scientist_failed_private_job(world, caller, fresh):
+    """A failed private job of scientist's, whose error an owner may release once (one each)."""
+    world.settle_jobs()
+
+    def make():
+        code, _ = world.approve_code(world.new_code(body="raise ValueError('secret')"))
+        job = world.run(code, "scientist", mock=False)
+        assert job["status"] == "errored", job
+        return job
+
+    job = make() if fresh else world.once("scientist_failed_private_job", make)
+    return _job_call(world, job, {})
 
 
 def _job_call(world, job, body=NO_BODY):
@@ -861,10 +904,14 @@ TABLE = [
     Row("POST", "/api/v1/requests/{id}/deny", "scientist_request_denial", rule("data_owner")),
     Row("POST", "/api/v1/requests/{id}/approve", "decided_request_approval",
         rule("data_owner", ok=409),
-        note="a request already decided (approved): FAILED_PRECONDITION"),
+        note="a request already approved: FAILED_PRECONDITION"),
     Row("POST", "/api/v1/requests/{id}/deny", "decided_request_denial",
         rule("data_owner", ok=409),
-        note="a request already decided (approved): FAILED_PRECONDITION"),
+        note="an approved request whose result was released: FAILED_PRECONDITION"),
+    Row("POST", "/api/v1/requests/{id}/deny", "changed_request_denial", rule("data_owner"),
+        note="an approved request with no result released may be denied"),
+    Row("POST", "/api/v1/requests/{id}/deposit", "request_deposit",
+        rule("data_owner", ok=201)),
     Row("GET", "/api/v1/jobs", "listing", rule("data_scientist")),
     Row("GET", "/api/v1/jobs/{id}", "scientist_job", rule("data_scientist", scientist2=404),
         note="a data scientist sees only their own private and mock jobs"),
@@ -881,6 +928,8 @@ TABLE = [
         rule("data_scientist", ok=409, scientist2=404),
         note="the job's user or a data owner; a job that already ended: FAILED_PRECONDITION"),
     Row("POST", "/api/v1/jobs/{id}/release", "scientist_private_job_release", rule("data_owner")),
+    Row("POST", "/api/v1/jobs/{id}/release_error", "scientist_failed_private_job",
+        rule("data_owner")),
     # Last: its refused calls leave a sleeping job that the next job target kills.
     Row("POST", "/api/v1/jobs/{id}/kill", "scientist_running_job",
         rule("data_scientist", scientist2=404),

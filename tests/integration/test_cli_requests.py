@@ -263,6 +263,50 @@ def test_show_reveals_hidden_characters(owner, scientist, asset):
         assert "\\x1b[2J" in shown.stdout, shown
 
 
+def test_a_failed_private_run_shows_the_scientist_only_its_kind_until_released(
+    owner, scientist, asset
+):
+    """Regression: the command line showed a private run's exception text to its scientist."""
+
+    @sy.syft_function_single_use(data=asset)
+    def cli_leak(data):
+        raise type("CliLeak" + str(int(data["age"].sum())), (Exception,), {})("x")
+
+    request = scientist.client.code.request_code_execution(cli_leak, reason="fails")
+    assert owner.cli("requests", "approve", request.id).returncode == 0
+    with pytest.raises(sy.JobFailedError) as failed:
+        scientist.client.code.cli_leak(data=asset)
+    job_id = failed.value.job.id
+    secret = "CliLeak217"
+    for args in (("show", job_id), ("show", job_id, "--json"), ("list",), ("logs", job_id)):
+        shown = scientist.cli("jobs", *args)
+        assert shown.returncode == 0, shown
+        assert secret not in shown.stdout + shown.stderr, (args, shown)
+    assert "code_error" in scientist.cli("jobs", "show", job_id).stdout
+    assert secret in owner.cli("jobs", "show", job_id).stdout
+
+    refused = scientist.cli("jobs", "release-error", job_id)
+    assert refused.returncode == 1 and refused.stderr.startswith("error: "), refused
+    released = owner.cli("jobs", "release-error", job_id)
+    assert released.returncode == 0, released
+    assert "Released the error of job " + job_id in released.stdout
+    assert secret in scientist.cli("jobs", "show", job_id).stdout
+    assert secret in scientist.cli("jobs", "logs", job_id).stderr
+
+
+def test_a_changed_decision_shows_in_the_request(owner, scientist, asset):
+    @sy.syft_function_single_use(data=asset)
+    def cli_changed(data):
+        return len(data)
+
+    request = scientist.client.code.request_code_execution(cli_changed, reason="count")
+    assert owner.cli("requests", "deny", request.id, "--reason", "first no").returncode == 0
+    assert owner.cli("requests", "approve", request.id).returncode == 0
+    shown = owner.cli("requests", "show", request.id)
+    assert "Decisions:" in shown.stdout and "first no" in shown.stdout
+    assert "approved by" in shown.stdout
+
+
 def test_the_commands_need_an_account(site):
     for args in (("requests", "list"), ("jobs", "list"), ("jobs", "logs", unique_uuid())):
         result = site.run(*args, "--server", site.name)
@@ -276,7 +320,7 @@ def test_help_lists_the_commands(site):
     for command in ("list", "show", "approve", "deny"):
         assert command in result.stdout
     result = site.run("jobs", "--help")
-    for command in ("list", "show", "logs", "kill", "release"):
+    for command in ("list", "show", "logs", "kill", "release", "release-error"):
         assert command in result.stdout
 
 

@@ -421,8 +421,8 @@ def test_a_denied_request_shows_its_reason_and_cannot_run(scientist, owner, asse
     assert scientist.code.all_names.status is sy.UserCodeStatus.DENIED
     with pytest.raises(sy.PermissionDeniedError, match="denied"):
         scientist.code.all_names(data=asset)
-    with pytest.raises(sy.FailedPreconditionError):
-        owner.requests.get(request.id).approve()
+    with pytest.raises(sy.FailedPreconditionError, match="already denied"):
+        owner.requests.get(request.id).deny(reason="still no")
 
 
 def test_mock_run_needs_no_approval_and_uses_no_run(scientist, owner, asset):
