@@ -149,7 +149,7 @@ class DatasiteClient:
 
     @property
     def jobs(self):
-        """Runs of code on the server that you may see, newest first."""
+        """Runs of code on the server that you may see, oldest first."""
         return _jobs.JobCollection(self)
 
     def upload_dataset(self, dataset):
