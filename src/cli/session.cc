@@ -148,6 +148,24 @@ Result<json> Session::Call(std::string_view method, const std::string& target, c
   return ParseAnswer(r, std::string(method) + " " + target);
 }
 
+Result<json> Session::ListAll(const std::string& path, const std::string& query,
+                              int64_t page_size) {
+  json items = json::array();
+  int64_t total = 0;
+  for (int64_t page = 1;; ++page) {
+    std::string target = path + "?page=" + std::to_string(page) +
+                         "&page_size=" + std::to_string(page_size);
+    if (!query.empty()) target += "&" + query;
+    ASSIGN_OR_RETURN(json answer, Call("GET", target));
+    const json& batch = Field(answer, "items");
+    if (!batch.is_array()) return InternalError("the list from " + path + " has no items");
+    for (const auto& item : batch) items.push_back(item);
+    total = Int(answer, "total", static_cast<int64_t>(items.size()));
+    if (batch.empty() || static_cast<int64_t>(items.size()) >= total) break;
+  }
+  return json{{"items", std::move(items)}, {"total", total}};
+}
+
 Result<json> Session::ParseAnswer(const HttpResponse& r, const std::string& what) const {
   if (r.status / 100 != 2) return ErrorFrom(r);
   if (r.body.empty()) return json::object();

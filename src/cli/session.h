@@ -61,6 +61,12 @@ class Session {
   Result<nlohmann::json> Call(std::string_view method, const std::string& target,
                               const nlohmann::json* body = nullptr);
 
+  // Every page of a paged listing at `path` (with `query`, "a=b&c=d" or empty), oldest first, as
+  // one answer: {"items": [...], "total": N}. Reads until the server's total is reached (or a
+  // page comes back empty), so that no item is dropped.
+  Result<nlohmann::json> ListAll(const std::string& path, const std::string& query,
+                                 int64_t page_size);
+
   // The JSON of a 2xx answer ({} when empty), else the server's error as a Status.
   Result<nlohmann::json> ParseAnswer(const HttpResponse& r, const std::string& what) const;
 
