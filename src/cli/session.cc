@@ -153,8 +153,8 @@ Result<json> Session::ListAll(const std::string& path, const std::string& query,
   json items = json::array();
   int64_t total = 0;
   for (int64_t page = 1;; ++page) {
-    std::string target = path + "?page=" + std::to_string(page) +
-                         "&page_size=" + std::to_string(page_size);
+    std::string target =
+        path + "?page=" + std::to_string(page) + "&page_size=" + std::to_string(page_size);
     if (!query.empty()) target += "&" + query;
     ASSIGN_OR_RETURN(json answer, Call("GET", target));
     const json& batch = Field(answer, "items");
