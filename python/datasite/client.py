@@ -5,7 +5,7 @@ import sys
 import warnings
 
 from . import _display, code as _code, datasets as _datasets, jobs as _jobs
-from . import requests as _requests
+from . import requests as _requests, users as _users
 from ._http import Transport, base_url_for
 from ._routes import API_PREFIX
 from .errors import DatasiteWarning, SyftSuccess
@@ -216,6 +216,7 @@ def _register(
     if website is not None:
         body["website"] = website
     data = transport.call("auth_register", body=body, authenticated=authenticated) or {}
+    _users.warn_about_password(data)
     user = data.get("user")
     value = User(user, client) if (user and client is not None) else user
     return SyftSuccess(
