@@ -56,8 +56,8 @@ Result<Credentials> ResolveCredentials(const ConnectionFlags& f, bool needs_acco
 // kInvalidArgument for a bad server name (a usage error); kFailedPrecondition when it does not run.
 Result<std::string> ResolveUrl(const ConnectionFlags& f) {
   if (!f.server.empty()) {
-    ASSIGN_OR_RETURN(std::string dir, ResolveDataDir(f.server, ""));
-    auto info = FindRunningServer(dir);
+    RETURN_IF_ERROR(ValidateServerName(f.server));
+    auto info = FindRunningServerByName(f.server);
     if (!info) return FailedPreconditionError("no running server named " + f.server);
     return info->url;
   }

@@ -109,6 +109,9 @@ int Serve(LaunchOptions& o, int report_fd) {
                    "http://" + url_host + ":" + std::to_string(port),
                    o.app.data_dir};
   if (Status st = WriteRuntimeInfo(info); !st.ok()) return fail(st);
+  if (Status st = RegisterDataDir(o.name, o.app.data_dir); !st.ok()) {
+    spdlog::warn("list, land and --server will not find {} by name: {}", o.name, st.ToString());
+  }
   std::string where = o.host + ":" + std::to_string(port);
   std::string lines = "Starting " + o.name + " server on " + where + "\n" +
                       "You have launched a development server at http://" + where +

@@ -629,6 +629,11 @@ Result<store::Job> CodeService::Release(const Principal& caller, const std::stri
   if (!jobs::IsFinal(job.status)) {
     return FailedPreconditionError("the job has not ended yet: it is " + job.status);
   }
+  if (!job.held) {
+    return FailedPreconditionError(
+        "nothing to release: job " + job.id +
+        " holds no result (output review was off when it ran, or it was released already)");
+  }
   RETURN_IF_ERROR(store_.ReleaseJob(id));
   Audit(caller, "job.release", id);
   return store_.GetJob(id);
