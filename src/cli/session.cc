@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -308,6 +309,47 @@ std::string Printable(std::string_view text, bool keep_newlines) {
     ++i;
   }
   return out;
+}
+
+// "Name <email>", or whichever of the two there is.
+std::string Person(const nlohmann::json& user) {
+  std::string name = Str(user, "name"), email = Str(user, "email");
+  if (!name.empty() && !email.empty()) return name + " <" + email + ">";
+  return name.empty() ? email : name;
+}
+
+// Every text from the server goes through Printable before it reaches the terminal.
+void PrintField(const char* label, const std::string& value) {
+  std::printf("%-16s%s\n", label, Printable(value).c_str());
+}
+
+// Prints the rows under a header, each column as wide as its widest cell (the last one is not
+// padded).
+void PrintTable(const std::vector<std::string>& header,
+                const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width(header.size());
+  for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size() && i < width.size(); ++i) {
+      width[i] = std::max(width[i], Printable(row[i]).size());
+    }
+  }
+  auto print = [&](const std::vector<std::string>& row) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      std::string cell = row[i];
+      if (i + 1 < row.size()) cell.resize(width[i], ' ');
+      line += (i ? "  " : "") + cell;
+    }
+    line.erase(line.find_last_not_of(' ') + 1);
+    std::printf("%s\n", line.c_str());
+  };
+  print(header);
+  for (auto row : rows) {
+    for (auto& cell : row) cell = Printable(cell);
+    print(row);
+  }
+  std::fflush(stdout);
 }
 
 }  // namespace datasite::cli
