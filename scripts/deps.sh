@@ -6,9 +6,13 @@ packages=(
   libboost1.74-dev libboost-system1.74-dev nlohmann-json3-dev libsqlite3-dev sqlite3 libsodium-dev libssl-dev
   libspdlog-dev libcli11-dev libicu-dev libgtest-dev libgmock-dev bubblewrap libseccomp-dev
   python3 python3-pytest python3-pandas python3-numpy
+  python3-nbclient python3-ipykernel  # tests/pysyft_notebooks: PySyft's notebooks in a real kernel
+  python3-venv python3-pip python3-setuptools python3-wheel  # pip install -e python into a venv
   python3-zxcvbn  # its list of common passwords is built into the server (src/auth)
   clang-14 libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer and the sanitizers
+  chromium  # tests/integration/test_display_browser.py, with playwright-core from npm (below)
 )
+command -v npm >/dev/null 2>&1 || packages+=(npm)  # a nodejs of its own may bring npm
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -19,6 +23,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! npm ls -g playwright-core >/dev/null 2>&1; then
+  echo "Installing playwright-core (npm, global): drives chromium in the notebook display's browser test"
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo npm install -g --silent playwright-core >/dev/null
 fi
 # The tests and clients talk to "localhost"; a minimal root file system (debootstrap, some containers) may
 # have no /etc/hosts at all.

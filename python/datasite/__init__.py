@@ -28,7 +28,12 @@ Code on private data::
 
 __version__ = "0.1.0"
 
+import sys as _sys
+
 from . import orchestra
+from ._action import ActionObject
+from ._api import IncompatibleServerError, UID
+from ._pysyft import DataSubject, raises, requires
 from .client import DatasiteClient, login, login_as_guest, register
 from .code import (
     CodeHistory,
@@ -72,6 +77,8 @@ from .errors import (
 from .jobs import Job, JobList, JobLogs, ResultPointer
 from .orchestra import ServerHandle
 from .policies import (
+    CustomInputPolicy,
+    CustomOutputPolicy,
     EmpyInputPolicy,
     EmptyInputPolicy,
     ExactMatch,
@@ -87,6 +94,17 @@ from .users import Account, User, UserCollection, UserList
 
 SyftWarning = DatasiteWarning
 SyftException = DatasiteError
+
+# A server result is a pointer with PySyft's ActionObject methods: isinstance(r, sy.ActionObject).
+ActionObject.register(ResultPointer)
+
+# PySyft's ``syft.client.api``: ``datasite.client`` is a module, so the submodule is registered.
+from . import _client_api  # noqa: E402
+from . import client as _client_module  # noqa: E402
+
+_sys.modules[__name__ + ".client.api"] = _client_api
+_client_module.api = _client_api
+from . import service, types  # noqa: E402,F401
 
 __all__ = [
     "__version__",
@@ -155,4 +173,12 @@ __all__ = [
     "ResultPointer",
     "JobFailedError",
     "JobTimeoutError",
+    "ActionObject",
+    "UID",
+    "DataSubject",
+    "requires",
+    "raises",
+    "CustomInputPolicy",
+    "CustomOutputPolicy",
+    "IncompatibleServerError",
 ]

@@ -95,6 +95,28 @@ class Transport:
         except (urllib.error.URLError, socket.timeout, ConnectionError) as err:
             raise self._unreachable(err) from None
 
+    def send(self, method, path, body=None, timeout=None):
+        """Any request (path with query) with an optional JSON body; returns ``(bytes, headers)``
+        (headers lower-cased). For ``client.api.services``, whose answers may be JSON or bytes.
+        """
+        headers = {"Accept": "*/*"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        if self.token:
+            headers["Authorization"] = "Bearer " + self.token
+        req = urllib.request.Request(
+            self._connect_url + path, data=data, headers=headers, method=method
+        )
+        try:
+            with self._opener.open(req, timeout=timeout or self.timeout) as resp:
+                return resp.read(), {k.lower(): v for k, v in resp.headers.items()}
+        except urllib.error.HTTPError as err:
+            raise _error_from_http(err.code, err.read(), err.headers) from None
+        except (urllib.error.URLError, socket.timeout, ConnectionError) as err:
+            raise self._unreachable(err) from None
+
     def _unreachable(self, err):
         reason = getattr(err, "reason", err)
         return errors.ServerConnectionError(

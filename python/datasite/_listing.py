@@ -75,4 +75,4 @@ class TableList(list):
     def _repr_html_(self):
         from . import _display
 
-        return _display.html_table(self._title, self._columns, self._table_rows())
+        return _display.html_list(self._title, self._columns, self._table_rows())

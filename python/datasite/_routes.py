@@ -9,6 +9,7 @@ API_PREFIX = "/api/v1"
 
 ROUTES = {
     "metadata": ("GET", "/api/v1/metadata"),
+    "openapi": ("GET", "/api/v1/openapi.json"),
     "auth_login": ("POST", "/api/v1/auth/login"),
     "auth_guest": ("POST", "/api/v1/auth/guest"),
     "auth_logout": ("POST", "/api/v1/auth/logout"),

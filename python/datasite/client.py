@@ -1,14 +1,12 @@
 """Logging in, and the client object: ``sy.login``, ``sy.login_as_guest``, ``sy.register``."""
 
 import getpass
-import sys
-import warnings
 
-from . import _display, code as _code, datasets as _datasets, jobs as _jobs
+from . import _api, _display, _warn, code as _code, datasets as _datasets, jobs as _jobs
 from . import requests as _requests, users as _users
 from ._http import Transport, base_url_for
 from ._routes import API_PREFIX
-from .errors import DatasiteWarning, SyftSuccess
+from .errors import SyftSuccess
 from .settings import Settings
 from .users import Account, User, UserCollection, _stdin_is_tty
 
@@ -32,6 +30,7 @@ class DatasiteClient:
         self._metadata = dict(metadata or {})
         self._default_password = bool(default_password)
         self.url = self._transport.base_url
+        self._api = None
 
     # Identity ------------------------------------------------------------------------------------
 
@@ -143,6 +142,24 @@ class DatasiteClient:
         return _code.CodeHistories(self)
 
     @property
+    def code_histories(self):
+        """Every function's versions you may see (data owners and admins: everyone's), by name;
+        PySyft's ``client.code_histories``.
+        """
+        return _code.CodeHistories(self)
+
+    @property
+    def api(self):
+        """``client.api.services.<service>.<method>(...)``: every server operation, built from
+        the server's description of its routes on first use (``client.api.refresh()`` reads it
+        again).
+        """
+        if self._api is None:
+            document = self._transport.call("openapi", authenticated=False)
+            self._api = _api.SyftAPI(self, document)
+        return self._api
+
+    @property
     def requests(self):
         """Code requests: a data scientist's own, everyone's for data owners and admins."""
         return _requests.RequestCollection(self)
@@ -225,9 +242,18 @@ def _register(
 
 
 def _announce_default_password():
-    warnings.warn(DatasiteWarning(DEFAULT_PASSWORD_MESSAGE), stacklevel=3)
-    print("SyftWarning:\n" + DEFAULT_PASSWORD_MESSAGE)
-    sys.stdout.flush()
+    # One warning, shown once and attributed to the user's line (the client's display repeats it
+    # in Jupyter); no extra print, which showed it twice.
+    _warn.warn(DEFAULT_PASSWORD_MESSAGE)
+
+
+def _server_metadata(transport):
+    """The server's metadata; ``IncompatibleServerError`` when its API version does not fit."""
+    from . import __version__
+
+    metadata = transport.call("metadata", authenticated=False)
+    _api.check_server_version(metadata, transport.base_url, __version__)
+    return metadata
 
 
 def login(url="localhost", port=8080, email=None, password=None):
@@ -235,7 +261,8 @@ def login(url="localhost", port=8080, email=None, password=None):
 
     ``url`` may be "localhost", "http://host" or "http://host:port". Without ``password`` it is
     asked for with getpass when standard input is a terminal. When the root admin still has the
-    default password, a ``DatasiteWarning`` is issued and the warning text is printed.
+    default password, a ``DatasiteWarning`` is issued once, attributed to the caller's line.
+    ``IncompatibleServerError`` when the server speaks another major version of the HTTP API.
     """
     if not email:
         raise ValueError("login needs email= (use sy.login_as_guest for a guest session)")
@@ -244,7 +271,7 @@ def login(url="localhost", port=8080, email=None, password=None):
             raise ValueError("login needs password=")
         password = getpass.getpass("Password: ")
     transport = Transport(base_url_for(url, port))
-    metadata = transport.call("metadata", authenticated=False)
+    metadata = _server_metadata(transport)
     data = transport.call(
         "auth_login", body={"email": email, "password": password}, authenticated=False
     )
@@ -264,7 +291,7 @@ def login(url="localhost", port=8080, email=None, password=None):
 def login_as_guest(url="localhost", port=8080):
     """A guest session: reads what guests may read (settings, metadata), nothing else."""
     transport = Transport(base_url_for(url, port))
-    metadata = transport.call("metadata", authenticated=False)
+    metadata = _server_metadata(transport)
     data = transport.call("auth_guest", body={}, authenticated=False)
     return DatasiteClient(
         transport.base_url, data.get("token"), data.get("user"), metadata, transport=transport

@@ -18,6 +18,7 @@ import textwrap
 import warnings
 
 from . import _display, errors
+from ._action import ActionObject
 from ._listing import fetch_all_pages
 from .enums import UserCodeStatus, status_from_server
 from .errors import DatasiteWarning, SyftSuccess
@@ -220,7 +221,8 @@ class SubmitUserCode:
 
     def __call__(self, *args, **kwargs):
         """Runs the function here: on the mocks of the bound assets and the bound constants,
-        with the arguments you give instead of those.
+        with the arguments you give instead of those. Answers an ``sy.ActionObject`` around the
+        return value (``.get()`` is the value; it also behaves as the value), as PySyft does.
         """
         bound = self.signature.bind_partial(*args, **kwargs)
         params = self.signature.parameters
@@ -241,7 +243,7 @@ class SubmitUserCode:
                 bound.arguments[arg] = {k: _local_value(k, v) for k, v in value.items()}
             else:
                 bound.arguments[arg] = _local_value(arg, value)
-        return self.local_function(*bound.args, **bound.kwargs)
+        return ActionObject(self.local_function(*bound.args, **bound.kwargs))
 
     def to_wire(self):
         """The body of ``POST /api/v1/code``."""
@@ -815,7 +817,7 @@ class UserCodeList(list):
         return _display.text_table(_CODE_COLUMNS, [_code_row(c) for c in self])
 
     def _repr_html_(self):
-        return _display.html_table("UserCode List", _CODE_COLUMNS, [_code_row(c) for c in self])
+        return _display.html_list("UserCode List", _CODE_COLUMNS, [_code_row(c) for c in self])
 
 
 class CodeHistory(UserCodeList):

@@ -9,6 +9,7 @@ admins.
 import re
 
 from . import _display, _transfer, errors
+from ._pysyft import DataSubject
 from .enums import ServiceRole
 from .errors import SyftSuccess
 
@@ -33,9 +34,13 @@ def _invalid(message):
 
 
 class Contributor:
-    """A person credited on a dataset: name, and optionally email and role."""
+    """A person credited on a dataset or an asset (PySyft's ``sy.Contributor``): a name, and
+    optionally email, role, phone and a note.
+    """
 
-    def __init__(self, name, email=None, role=None):
+    _FIELDS = ("name", "email", "role", "phone", "note")
+
+    def __init__(self, name, email=None, role=None, phone=None, note=None):
         if not isinstance(name, str) or not name.strip():
             raise ValueError("a contributor needs a name")
         if isinstance(role, ServiceRole):
@@ -43,26 +48,30 @@ class Contributor:
         self.name = name
         self.email = email
         self.role = role
+        self.phone = phone
+        self.note = note
 
     @classmethod
     def of(cls, value):
         if isinstance(value, Contributor):
             return value
         if isinstance(value, dict):
-            return cls(value.get("name"), value.get("email"), value.get("role"))
+            fields = [value.get(k) for k in cls._FIELDS]
+            fields[3:] = [v or None for v in fields[3:]]  # the server sends "" for no phone/note
+            return cls(*fields)
         if isinstance(value, str):
             return cls(value)
         raise TypeError(
-            "a contributor is a sy.Contributor, a dict {{name, email, role}} or a name, "
-            "got {!r}".format(value)
+            "a contributor is a sy.Contributor, a dict {{name, email, role, phone, note}} or a "
+            "name, got {!r}".format(value)
         )
 
     def to_dict(self):
         out = {"name": self.name}
-        if self.email is not None:
-            out["email"] = self.email
-        if self.role is not None:
-            out["role"] = self.role
+        for key in self._FIELDS[1:]:
+            value = getattr(self, key)
+            if value not in (None, ""):
+                out[key] = value
         return out
 
     def __eq__(self, other):
@@ -73,8 +82,8 @@ class Contributor:
     __hash__ = None
 
     def __repr__(self):
-        return "Contributor(name={!r}, email={!r}, role={!r})".format(
-            self.name, self.email, self.role
+        return "Contributor({})".format(
+            ", ".join("{}={!r}".format(k, v) for k, v in self.to_dict().items())
         )
 
 
@@ -175,9 +184,23 @@ class Asset:
     .csv, .json, .npy, anything else raw), which is streamed from disk.
     """
 
-    def __init__(self, name=None, description=None, data=None, mock=None, mock_is_real=False):
+    def __init__(
+        self,
+        name=None,
+        description=None,
+        data=None,
+        mock=None,
+        mock_is_real=False,
+        contributors=None,
+        data_subjects=None,
+        shape=None,
+    ):
         self.name = name
         self.description = description
+        # Descriptive metadata, kept by the server with the asset.
+        self.contributors = [Contributor.of(c) for c in (contributors or [])]
+        self.data_subjects = [DataSubject.of(d) for d in (data_subjects or [])]
+        self._declared_shape = tuple(shape) if shape is not None else None
         self._data = data
         self._mock = mock
         self._mock_empty = False
@@ -197,6 +220,8 @@ class Asset:
         asset._dataset_id = dataset_id
         asset._dataset_name = dataset_name
         asset._mock_is_real = bool(data.get("mock_is_real"))
+        asset.contributors = [Contributor.of(c) for c in data.get("contributors") or []]
+        asset.data_subjects = [DataSubject.of(d) for d in data.get("data_subjects") or []]
         return asset
 
     @property
@@ -229,6 +254,31 @@ class Asset:
         self._mock_is_real = bool(mock_is_real)
         self._blobs.pop("mock", None)
         return SyftSuccess("Mock of asset '{}' set.".format(self.name))
+
+    def set_description(self, description):
+        """Sets the asset's description."""
+        self._local_only("set_description")
+        self.description = description
+        return SyftSuccess("Description of asset '{}' set.".format(self.name))
+
+    def set_shape(self, shape):
+        """Declares the data's shape (PySyft's ``set_shape``); uploaded assets report the shape
+        the server reads from the data."""
+        self._local_only("set_shape")
+        self._declared_shape = tuple(shape)
+        return SyftSuccess("Shape of asset '{}' set.".format(self.name))
+
+    def add_contributor(self, name, email=None, role=None, phone=None, note=None):
+        """Credits a person on this asset."""
+        self._local_only("add_contributor")
+        self.contributors.append(Contributor(name, email, role, phone, note))
+        return SyftSuccess("Contributor '{}' added to asset '{}'.".format(name, self.name))
+
+    def add_data_subject(self, data_subject):
+        """Records who or what the data is about (a ``sy.DataSubject``)."""
+        self._local_only("add_data_subject")
+        self.data_subjects.append(DataSubject.of(data_subject))
+        return SyftSuccess("Data subject added to asset '{}'.".format(self.name))
 
     def no_mock(self):
         """Declares an empty mock: data scientists see the structure only (schema, no values)."""
@@ -405,7 +455,8 @@ class Asset:
 
     @property
     def shape(self):
-        return _shape_of_schema(self.schema)
+        shape = _shape_of_schema(self.schema)
+        return shape if shape is not None or self.on_server else self._declared_shape
 
     @property
     def mock_size(self):
@@ -627,7 +678,7 @@ class AssetList(list):
         return _display.text_table(_ASSET_COLUMNS, [_asset_row(a) for a in self])
 
     def _repr_html_(self):
-        return _display.html_table("Assets", _ASSET_COLUMNS, [_asset_row(a) for a in self])
+        return _display.html_list("Assets", _ASSET_COLUMNS, [_asset_row(a) for a in self])
 
 
 # Datasets ----------------------------------------------------------------------------------------
@@ -758,14 +809,9 @@ class Dataset:
         raise KeyError("dataset '{}' has no asset named {!r}".format(self.name, name))
 
     def add_contributor(self, name, email=None, role=None, phone=None, note=None):
-        """Credits a person (name, email, role) on the dataset."""
+        """Credits a person (name, email, role, phone, note) on the dataset."""
         self._local_only("add_contributor")
-        if phone is not None or note is not None:
-            raise ValueError(
-                "the server keeps a contributor's name, email and role; phone and note are "
-                "not stored"
-            )
-        contributor = Contributor(name, email, role)
+        contributor = Contributor(name, email, role, phone, note)
         self.contributors.append(contributor)
         return SyftSuccess("Contributor '{}' added to '{}' Dataset.".format(name, self.name))
 
@@ -808,6 +854,10 @@ class Dataset:
             if ids.get("mock"):
                 item["mock"] = ids["mock"]
             item["mock_is_real"] = bool(asset.mock_is_real and ids.get("mock"))
+            if asset.contributors:
+                item["contributors"] = [c.to_dict() for c in asset.contributors]
+            if asset.data_subjects:
+                item["data_subjects"] = [d.to_dict() for d in asset.data_subjects]
             assets.append(item)
         body["assets"] = assets
         return body
@@ -897,7 +947,7 @@ class Dataset:
         out = ['<div class="datasite"><h3>{}</h3>'.format(esc(self.name))]
         out.append(_display.html_fields("", self._rows()).replace("<h3></h3>", ""))
         out.append("<h4>Description</h4>")
-        out.append('<div style="white-space:pre-wrap">{}</div>'.format(esc(self.description)))
+        out.append(_display.markdown_html(self.description))
         out.append(
             _display.html_table(
                 "Contributors",
@@ -937,7 +987,7 @@ class DatasetList(list):
         return _display.text_table(_DATASET_COLUMNS, self._table_rows())
 
     def _repr_html_(self):
-        return _display.html_table("Dataset List", _DATASET_COLUMNS, self._table_rows())
+        return _display.html_list("Dataset List", _DATASET_COLUMNS, self._table_rows())
 
 
 class DatasetCollection:

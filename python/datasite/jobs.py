@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import io
 import json
+import sys
 import time
 import warnings
 
@@ -25,6 +26,11 @@ POLL_FIRST_SECONDS = 0.005
 POLL_MAX_SECONDS = 0.5
 POLL_GROWTH = 1.5
 _FAILED = (JobStatus.ERRORED, JobStatus.TIMED_OUT, JobStatus.KILLED, JobStatus.INTERRUPTED)
+# ``wait()`` shows its progress (status, elapsed time and, in a notebook, the tail of the job's
+# stdout) once a job has taken this long; the logs are read at most once per LOG_POLL_SECONDS.
+PROGRESS_AFTER_SECONDS = 2.0
+LOG_POLL_SECONDS = 1.0
+PROGRESS_TAIL_LINES = 20
 
 
 # Results -----------------------------------------------------------------------------------------
@@ -81,7 +87,7 @@ class JobLogs(str):
     ``stderr`` are also apart (``stderr`` is None for data scientists).
     """
 
-    def __new__(cls, stdout, stderr):
+    def __new__(cls, stdout, stderr, next_since=None, ended=None):
         text = stdout or ""
         if stderr:
             if text and not text.endswith("\n"):
@@ -90,6 +96,8 @@ class JobLogs(str):
         obj = super().__new__(cls, text)
         obj.stdout = stdout
         obj.stderr = stderr
+        obj.next_since = next_since
+        obj.ended = ended
         return obj
 
     def __repr__(self):
@@ -97,6 +105,89 @@ class JobLogs(str):
 
     def _repr_html_(self):
         return '<pre class="datasite-logs">{}</pre>'.format(_display.esc(str(self)))
+
+
+def _in_notebook():
+    shell = sys.modules.get("IPython")
+    shell = getattr(shell, "get_ipython", lambda: None)() if shell else None
+    return shell is not None and hasattr(shell, "kernel")
+
+
+class _Progress:
+    """What ``Job.wait`` shows while a long job runs: in a notebook, a box updated in place with
+    the status, the elapsed time and the tail of the stdout the caller may read; in a terminal, one
+    line on stderr rewritten in place; elsewhere nothing.
+    """
+
+    def __init__(self, job, enabled):
+        self.job = job
+        self.start = time.monotonic()
+        self.notebook = enabled is not False and _in_notebook()
+        self.terminal = (
+            enabled is not False and not self.notebook and getattr(sys.stderr, "isatty", bool)()
+        )
+        self.handle = None
+        self.since = 0
+        self.tail = ""
+        self.logs_at = 0.0
+        self.shown = False
+
+    def update(self, final=False):
+        elapsed = time.monotonic() - self.start
+        if not (self.notebook or self.terminal):
+            return
+        if elapsed < PROGRESS_AFTER_SECONDS and not self.shown:
+            return
+        self.shown = True
+        status = _display.show(self.job.status)
+        if self.terminal:
+            end = "\n" if final else ""
+            sys.stderr.write(
+                "\rjob {} of {}: {}, {:.0f} s{}".format(
+                    _display.show(self.job.id),
+                    _display.show(self.job.code_name),
+                    status,
+                    elapsed,
+                    end,
+                )
+            )
+            sys.stderr.flush()
+            return
+        if final or time.monotonic() - self.logs_at >= LOG_POLL_SECONDS:
+            self._read_logs()
+        html_text = (
+            '<div class="datasite-progress"><strong>Job {}</strong> of <code>{}</code>: {} '
+            "&middot; {:.0f} s{}</div>".format(
+                _display.esc(self.job.id),
+                _display.esc(self.job.code_name),
+                _display.badge(status),
+                elapsed,
+                '<pre class="datasite-logs">{}</pre>'.format(_display.esc(self.tail))
+                if self.tail
+                else "",
+            )
+        )
+        try:
+            from IPython.display import HTML, display
+        except ImportError:
+            self.notebook = False
+            return
+        if self.handle is None:
+            self.handle = display(HTML(html_text), display_id=True)
+        else:
+            self.handle.update(HTML(html_text))
+
+    def _read_logs(self):
+        self.logs_at = time.monotonic()
+        try:
+            logs = self.job.logs(stderr=False, since=self.since)
+        except errors.DatasiteError:
+            return
+        if logs.stdout is None:
+            return
+        self.since = logs.next_since if logs.next_since is not None else self.since
+        lines = (self.tail + logs.stdout).split("\n")
+        self.tail = "\n".join(lines[-PROGRESS_TAIL_LINES - 1 :])
 
 
 # Jobs --------------------------------------------------------------------------------------------
@@ -185,15 +276,19 @@ class Job:
 
     fetch = refresh
 
-    def wait(self, timeout=None):
+    def wait(self, timeout=None, job_only=False, progress=None):
         """Polls the server until the job has ended (first after 5 ms, then less and less often)
         and returns the job. ``timeout`` in seconds: ``JobTimeoutError`` when it runs out (the
-        job goes on).
+        job goes on). After 2 s it shows the job's progress: in a notebook its status, the
+        elapsed time and the tail of the stdout you may read, updated in place; in a terminal a
+        status line on stderr; nothing elsewhere, nor with ``progress=False``.
+        ``job_only`` is accepted for PySyft's signature (a job's result is never a link here).
         """
         if timeout is not None and (isinstance(timeout, bool) or timeout < 0):
             raise ValueError("timeout must be a number of seconds >= 0, got {!r}".format(timeout))
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = POLL_FIRST_SECONDS
+        shown = _Progress(self, progress) if not self.finished else None
         while not self.finished:
             if deadline is not None:
                 left = deadline - time.monotonic()
@@ -210,6 +305,7 @@ class Job:
                 time.sleep(pause)
             pause = min(pause * POLL_GROWTH, POLL_MAX_SECONDS)
             self.refresh()
+            shown.update(final=self.finished)
         return self
 
     def _failure(self):
@@ -280,13 +376,21 @@ class Job:
         fmt = headers.get("x-datasite-result-format") or fmt
         return decode_result(fmt, raw)
 
-    def logs(self, stdout=True, stderr=True):
-        """The job's output: stdout for its user (not while held), and stderr for data owners and
-        admins. Returns ``JobLogs`` (a str; ``.stdout``, ``.stderr``).
+    def logs(self, stdout=True, stderr=True, since=0):
+        """The job's output so far — while it runs too: stdout for whoever may see its result
+        (its user for mock runs, and for private runs unless held for review; data owners
+        always), and stderr (written when the job ends) for data owners and admins.
+
+        Returns ``JobLogs`` (a str; ``.stdout``, ``.stderr``). To follow a running job, pass
+        ``since=logs.next_since`` to read only the stdout printed after the previous call.
         """
-        data = self._call("job_logs") or {}
+        query = {"since": str(int(since))} if since else None
+        data = self._call("job_logs", query=query) or {}
         return JobLogs(
-            data.get("stdout") if stdout else None, data.get("stderr") if stderr else None
+            data.get("stdout") if stdout else None,
+            data.get("stderr") if stderr else None,
+            data.get("next_since"),
+            data.get("ended"),
         )
 
     def kill(self):

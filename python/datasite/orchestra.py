@@ -6,7 +6,7 @@ import subprocess
 import sys
 import tempfile
 
-from . import client as _client
+from . import _warn, client as _client
 from ._binary import find_binary
 from .enums import DeploymentType, ServerSideType, ServerType
 
@@ -63,11 +63,6 @@ def launch_args(
     """
     if not name or not isinstance(name, str):
         raise ValueError("launch needs a server name, e.g. name='my_special_server'")
-    if thread_workers:
-        raise ValueError(
-            "thread_workers=True is not supported: datasite runs every job in a sandboxed "
-            "worker process, never in a thread of the server; use n_consumers=N for N workers"
-        )
     if port is None or port == "auto":
         port_arg = "auto"
     elif isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536:
@@ -123,6 +118,35 @@ def launch_args(
         args += ["--data-dir", os.fspath(data_dir)]
     args.append("--detach")
     return args
+
+
+# PySyft's launch() arguments that change nothing here, and why; given a value other than their
+# default they cause one warning naming the reason.
+_NO_EFFECT = {
+    "thread_workers": "datasite runs every job in a sandboxed worker process, never in a thread "
+    "of the server (n_consumers=N sets the number of workers)",
+    "log_level": "the server writes its log to its data directory; dev_mode=True makes it verbose",
+    "tail": "the server runs in the background and logs to its data directory",
+    "migrate": "the server migrates its store itself when it starts",
+    "local_db": "the server always keeps its store (SQLite) in its data directory",
+    "processes": "jobs run in sandboxed worker processes; n_consumers=N sets their number",
+    "enable_warnings": "the client always shows its warnings",
+    "queue_port": "jobs are queued inside the server, with no queue port",
+    "background_tasks": "the server runs its background work itself",
+    "debug": "dev_mode=True makes the server log verbosely",
+    "consumer_type": "jobs run in sandboxed worker processes",
+}
+
+
+_NO_EFFECT_DEFAULTS = {"processes": 1}
+
+
+def _note_no_effect(given):
+    for name, value in given.items():
+        default = _NO_EFFECT_DEFAULTS.get(name)
+        if value is None or value is False or value == default:
+            continue
+        _warn.warn("launch({}={!r}) has no effect here: {}".format(name, value, _NO_EFFECT[name]))
 
 
 def _local_url(host):
@@ -225,6 +249,54 @@ class ServerHandle:
             )
 
 
+def _run_launch(binary, args, environ, name):
+    """Runs ``datasite launch ...``; returns (exit code, stdout, stderr)."""
+    # Files, not pipes: the detached server may keep inherited descriptors open, and a pipe
+    # would then never reach end-of-file.
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            [binary] + args, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=environ
+        )
+        try:
+            code = proc.wait(timeout=LAUNCH_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(
+                "datasite launch {} did not finish within {} s".format(
+                    name, LAUNCH_TIMEOUT_SECONDS
+                )
+            ) from None
+        out.seek(0)
+        err.seek(0)
+        return (
+            code,
+            out.read().decode("utf-8", "replace"),
+            err.read().decode("utf-8", "replace"),
+        )
+
+
+def _land_by_name(binary, name, data_dir, environ):
+    """Stops the local server ``name`` (``datasite land``); RuntimeError when that fails."""
+    args = [binary, "land", name]
+    if data_dir is not None:
+        args += ["--data-dir", os.fspath(data_dir)]
+    proc = subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=LAND_TIMEOUT_SECONDS,
+        stdin=subprocess.DEVNULL,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            "the running {} server could not be stopped (exit {}): {}".format(
+                name, proc.returncode, proc.stderr.strip()
+            )
+        )
+
+
 def launch(
     name=None,
     port=None,
@@ -240,14 +312,58 @@ def launch(
     data_dir=None,
     deploy_to="python",
     allowed_hosts=None,
+    log_level=None,
+    tail=False,
+    migrate=False,
+    local_db=None,
+    processes=1,
+    enable_warnings=False,
+    queue_port=None,
+    background_tasks=False,
+    debug=False,
+    consumer_type=None,
+    db_url=None,
+    from_state_folder=None,
 ):
     """Starts a local server (``datasite launch ... --detach``) and returns its ``ServerHandle``.
+
+    ``reset=True`` wipes the server's storage first, and replaces a server of that name that
+    still runs (e.g. launched before a kernel restart). PySyft's ``log_level``, ``tail``,
+    ``migrate``, ``local_db``, ``processes``, ``thread_workers``, ``enable_warnings``,
+    ``queue_port``, ``background_tasks``, ``debug`` and ``consumer_type`` are accepted and change
+    nothing (a warning says why when one is set); ``db_url`` and ``from_state_folder`` are
+    refused.
 
     ``port`` None or "auto" picks a free port. ``deploy_to="remote"`` starts nothing and returns a
     handle to a server already running at ``host``:``port`` (default localhost:8080). ``host``
     None binds loopback (127.0.0.1); see ``launch_args`` for ``host`` and ``allowed_hosts``. Raises
     RuntimeError carrying the binary's stderr when it fails.
     """
+    if db_url is not None:
+        raise ValueError(
+            "db_url is not supported: the server keeps its store (SQLite) in its data directory "
+            "(data_dir=...)"
+        )
+    if from_state_folder is not None:
+        raise ValueError(
+            "from_state_folder is not supported: datasite has no migration blobs; a server keeps "
+            "its state in its data directory across launches (reset=False)"
+        )
+    _note_no_effect(
+        {
+            "thread_workers": thread_workers,
+            "log_level": log_level,
+            "tail": tail,
+            "migrate": migrate,
+            "local_db": local_db,
+            "processes": processes,
+            "enable_warnings": enable_warnings,
+            "queue_port": queue_port,
+            "background_tasks": background_tasks,
+            "debug": debug,
+            "consumer_type": consumer_type,
+        }
+    )
     kind = _SERVER_TYPES.get(str(_enum_value(server_type)).lower(), _enum_value(server_type))
     side = _SIDES.get(str(_enum_value(server_side_type or "high")).lower(), server_side_type)
     deploy = str(_enum_value(deploy_to)).lower()
@@ -280,27 +396,12 @@ def launch(
     )
     binary = find_binary()
     environ = dict(os.environ)
-    # Files, not pipes: the detached server may keep inherited descriptors open, and a pipe
-    # would then
-    # never reach end-of-file.
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(
-            [binary] + args, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=environ
-        )
-        try:
-            code = proc.wait(timeout=LAUNCH_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise RuntimeError(
-                "datasite launch {} did not finish within {} s".format(
-                    name, LAUNCH_TIMEOUT_SECONDS
-                )
-            ) from None
-        out.seek(0)
-        err.seek(0)
-        stdout = out.read().decode("utf-8", "replace")
-        stderr = err.read().decode("utf-8", "replace")
+    code, stdout, stderr = _run_launch(binary, args, environ, name)
+    if code != 0 and reset and "is already running" in stderr:
+        # After a kernel restart the old server still runs; reset=True asks for a fresh one.
+        print("Stopping the running {} server: reset=True replaces it".format(name))
+        _land_by_name(binary, name, data_dir, environ)
+        code, stdout, stderr = _run_launch(binary, args, environ, name)
     if code != 0:
         raise RuntimeError(
             "datasite launch {} failed (exit {}): {}".format(name, code, stderr.strip())

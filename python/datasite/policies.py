@@ -186,6 +186,7 @@ class EmpyInputPolicy(InputPolicy):
 EmptyInputPolicy = EmpyInputPolicy
 
 
+
 # Output policies ---------------------------------------------------------------------------------
 
 
@@ -268,6 +269,84 @@ class OutputPolicyExecuteOnce(OutputPolicyExecuteCount):
 SingleExecutionExactOutput = OutputPolicyExecuteOnce
 
 
+def _custom_refusal(policy):
+    return NotImplementedError(
+        "{} is a custom policy ({}): its checks would have to run on the server, in the "
+        "sandbox, before and after every run, and datasite does not run policy code yet. "
+        "Submit the function with sy.ExactMatch(...) and sy.OutputPolicyExecuteCount(limit=N) "
+        "(or sy.SingleExecutionExactOutput()) instead".format(
+            type(policy).__name__,
+            "sy.CustomInputPolicy" if isinstance(policy, InputPolicy) else "sy.CustomOutputPolicy",
+        )
+    )
+
+
+class _RecordsInit:
+    """Records the arguments a policy was made with (PySyft's ``init_kwargs``), whatever the
+    subclass's ``__init__`` does."""
+
+    def __new__(cls, *args, **kwargs):
+        policy = super().__new__(cls)
+        policy._init_args = args
+        policy._init_kwargs = dict(kwargs)
+        return policy
+
+    @property
+    def init_kwargs(self):
+        return dict(self._init_kwargs)
+
+
+class CustomInputPolicy(_RecordsInit, InputPolicy):
+    """Base class of a user-written input policy (PySyft's ``sy.CustomInputPolicy``).
+
+    A subclass can be made and used to decorate a function, which then runs here on the mocks of
+    the assets given as keyword arguments; submitting it to a server is refused
+    (NotImplementedError): the server does not run policy code yet.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        policy = super().__new__(cls, *args, **kwargs)
+        policy.bindings = {name: Binding.of(name, value) for name, value in kwargs.items()}
+        return policy
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def to_wire(self):
+        raise _custom_refusal(self)
+
+    def __repr__(self):
+        return "{}(custom input policy)".format(type(self).__name__)
+
+
+class CustomOutputPolicy(_RecordsInit, OutputPolicy):
+    """Base class of a user-written output policy (PySyft's ``sy.CustomOutputPolicy``): override
+    ``apply_to_output(context, outputs)`` and ``is_valid(context)``. Submitting code with one is
+    refused (NotImplementedError): the server does not run policy code yet.
+    """
+
+    limit = None
+    used = None
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def apply_to_output(self, context, outputs, update_policy=True):
+        return outputs
+
+    def is_valid(self, context=None):
+        return True
+
+    def to_wire(self):
+        raise _custom_refusal(self)
+
+    def describe(self):
+        return "{} (custom output policy)".format(type(self).__name__)
+
+    def __repr__(self):
+        return self.describe()
+
+
 def output_policy_from_server(data):
     """The output policy object for the server's ``output_policy`` JSON."""
     data = dict(data or {})
@@ -303,7 +382,7 @@ def output_policy_of(policy):
     if policy is None:
         return SingleExecutionExactOutput()
     if isinstance(policy, type) and issubclass(policy, OutputPolicy):
-        if policy is OutputPolicyExecuteOnce:
+        if policy is OutputPolicyExecuteOnce or issubclass(policy, CustomOutputPolicy):
             return policy()
         raise TypeError("{} needs its limit: {}(limit=N)".format(policy.__name__, policy.__name__))
     if isinstance(policy, OutputPolicy):

@@ -193,6 +193,18 @@ class RequestCollection(ListingMixin):
 
     rejected = denied
 
+    def get_all_pending(self):
+        """PySyft's name for ``pending``."""
+        return self.get_all(RequestStatus.PENDING)
+
+    def get_all_approved(self):
+        """PySyft's name for ``approved``."""
+        return self.get_all(RequestStatus.APPROVED)
+
+    def get_all_rejected(self):
+        """PySyft's name for ``denied``."""
+        return self.get_all(RequestStatus.REJECTED)
+
     def get(self, request_id):
         """One request by id; NotFoundError when there is none you may see."""
         data = self._client._transport.call("request_get", path_params={"id": request_id})

@@ -30,6 +30,17 @@ class Markdown(str):
         return _display.md_esc_block(self)
 
 
+def _welcome_text(markdown, html, what):
+    if html is not None:
+        raise ValueError(
+            "{} takes markdown=...: the welcome message is Markdown, and HTML from the server "
+            "is never run in your notebook".format(what)
+        )
+    if not isinstance(markdown, str):
+        raise TypeError("{} needs markdown text, e.g. {}(markdown='# Hi')".format(what, what))
+    return markdown
+
+
 class Settings:
     """A snapshot of the server settings; ``update`` changes them on the server and refreshes the
     snapshot.
@@ -79,9 +90,19 @@ class Settings:
             raise TypeError("set_output_review takes True or False, got {!r}".format(enable))
         return self.update(output_review=enable)
 
-    def welcome_customize(self, markdown):
-        """Sets the welcome message shown on login."""
-        return self.update(welcome_markdown=markdown)
+    def get(self):
+        """The settings as the server has them now (PySyft's ``settings.get()``)."""
+        return Settings(self._client._transport.call("settings_get"), self._client)
+
+    def welcome_preview(self, markdown=None, html=None):
+        """How ``markdown`` would show as the welcome message; changes nothing. The welcome is
+        Markdown (HTML in it shows as text), so ``html=`` is refused.
+        """
+        return Markdown(_welcome_text(markdown, html, "welcome_preview"))
+
+    def welcome_customize(self, markdown=None, html=None):
+        """Sets the welcome message shown on login (Markdown; admins)."""
+        return self.update(welcome_markdown=_welcome_text(markdown, html, "welcome_customize"))
 
     def welcome_show(self):
         """The welcome message as Markdown."""

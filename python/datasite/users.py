@@ -169,7 +169,8 @@ class Account(User):
     def set_password(self, new_password=None, old_password=None, confirm=True, old=None):
         """Changes your password. The server needs the current one too.
 
-        Without ``old_password`` it is asked for with getpass when standard input is a terminal;
+        Without ``old_password`` it is asked for with getpass when standard input is a terminal
+        or in a Jupyter kernel;
         otherwise a ValueError says how to pass it. Without ``new_password`` it is asked for the
         same way (twice when ``confirm``). Your other sessions are logged out by the server.
         """
@@ -209,11 +210,27 @@ class Account(User):
         return _display.text_fields("Account", self._rows())
 
 
-def _stdin_is_tty():
-    try:
-        return sys.stdin is not None and sys.stdin.isatty()
-    except (AttributeError, ValueError):
+def _in_jupyter_kernel():
+    """True inside a Jupyter (IPython) kernel, whose stdin is no terminal but whose getpass asks
+    in the notebook."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
         return False
+    try:
+        shell = ipython.get_ipython()
+    except Exception:  # an IPython too old or half-imported: no kernel to ask through
+        return False
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _stdin_is_tty():
+    """Whether getpass can ask the user: a terminal on stdin, or a Jupyter kernel."""
+    try:
+        if sys.stdin is not None and sys.stdin.isatty():
+            return True
+    except (AttributeError, ValueError):
+        pass
+    return _in_jupyter_kernel()
 
 
 class UserList(list):
@@ -229,7 +246,7 @@ class UserList(list):
         return _display.text_table(_COLUMNS, self._table_rows())
 
     def _repr_html_(self):
-        return _display.html_table("User List", _COLUMNS, self._table_rows())
+        return _display.html_list("User List", _COLUMNS, self._table_rows())
 
 
 class UserCollection:
@@ -247,9 +264,25 @@ class UserCollection:
     def _call(self, route, **kwargs):
         return self._client._transport.call(route, **kwargs)
 
-    def get_all(self):
-        """Every user, all pages."""
-        return self._fetch(None)
+    def get_all(self, page_size=None, page_index=None):
+        """Every user; with ``page_size`` one page of that many, the ``page_index``-th (from 0),
+        as PySyft pages.
+        """
+        if page_size is None and page_index is None:
+            return self._fetch(None)
+        for name, value, low in (("page_size", page_size, 1), ("page_index", page_index, 0)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < low
+            ):
+                raise ValueError("{} must be an int >= {}, got {!r}".format(name, low, value))
+        data = (
+            self._call(
+                "users_list",
+                query={"page_size": page_size or self._PAGE_SIZE, "page_index": page_index or 0},
+            )
+            or {}
+        )
+        return UserList(User(item, self._client) for item in data.get("items") or [])
 
     def _fetch(self, search):
         items, page = [], 1

@@ -13,6 +13,11 @@
 
 namespace datasite::api {
 
+// The version of the HTTP API, "major.minor", in /api/v1/metadata and the OpenAPI document: a
+// client refuses a server of another major version. 1.0: servers before this field; 1.1: operation
+// names (operationId) and query parameters in the OpenAPI document.
+inline constexpr const char* kApiVersion = "1.1";
+
 struct ApiContext {
   services::Accounts& accounts;
   services::SettingsService& settings;

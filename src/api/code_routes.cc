@@ -361,22 +361,35 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
   auto log_documents = std::make_shared<LogDocuments>();
   routes->Add(
       "GET", "/api/v1/jobs/{id}/logs", Role::kDataScientist, "jobs",
-      "A job's stdout (its user) and stderr (data owners and admins).",
+      "A job's stdout (its user; while it runs too) and stderr (data owners and admins). "
+      "?since=N: stdout from byte N on; next_since is the N to ask for next.",
       [&code, log_documents](http::Request& req, const Principal& caller) -> Result<Reply> {
+        int64_t since = 0;
+        if (auto text = Query(req, "since")) {
+          if (text->size() > 12 || text->find_first_not_of("0123456789") != std::string::npos)
+            return InvalidArgumentError("'since' must be a byte offset (a whole number >= 0)");
+          since = std::stoll(*text);
+        }
         ASSIGN_OR_RETURN(auto job, code.GetJob(caller, req.path_params["id"]));
         // What the caller may read depends only on these two (see CodeService::Logs), so callers
         // alike share one rendering; a mock run's logs change once more, when they expire.
-        const std::string key = job.id + (code.MaySeeResult(caller, job) ? "+out" : "-out") +
-                                (auth::AtLeast(caller.role, Role::kDataOwner) ? "+err" : "-err") +
-                                (job.result_expired ? "+expired" : "");
-        const bool ended = jobs::IsFinal(job.status);
+        auto key = [&](bool out) {
+          return job.id + (out ? "+out" : "-out") +
+                 (auth::AtLeast(caller.role, Role::kDataOwner) ? "+err" : "-err") +
+                 (job.result_expired ? "+expired" : "");
+        };
+        const bool cacheable = since == 0 && jobs::IsFinal(job.status);
         Reply reply;
-        if (ended && (reply.shared_json = log_documents->Get(key))) return reply;
-        ASSIGN_OR_RETURN(auto logs, code.Logs(caller, job.id));
+        if (cacheable &&
+            (reply.shared_json = log_documents->Get(key(code.MaySeeResult(caller, job)))))
+          return reply;
+        ASSIGN_OR_RETURN(auto logs, code.Logs(caller, job.id, since));
         auto doc = std::make_shared<const std::string>(
             internal::Dump({{"stdout", logs.stdout_text ? json(*logs.stdout_text) : json()},
-                            {"stderr", logs.stderr_text ? json(*logs.stderr_text) : json()}}));
-        if (ended) log_documents->Put(key, doc);
+                            {"stderr", logs.stderr_text ? json(*logs.stderr_text) : json()},
+                            {"next_since", logs.next_since},
+                            {"ended", logs.ended}}));
+        if (since == 0 && logs.ended) log_documents->Put(key(logs.stdout_text.has_value()), doc);
         reply.shared_json = std::move(doc);
         return reply;
       });

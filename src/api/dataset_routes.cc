@@ -61,6 +61,10 @@ json AssetJson(const store::Asset& a, const Principal& caller) {
   } else {
     j["schema"] = nullptr;
   }
+  json metadata = json::parse(a.metadata, nullptr, false);
+  for (const char* key : {"contributors", "data_subjects"}) {
+    j[key] = metadata.is_object() && metadata.contains(key) ? metadata[key] : json::array();
+  }
   if (SeesPrivate(caller)) j["mock_needs_regeneration"] = a.mock_needs_regeneration;
   if (SeesPrivate(caller) && a.data_blob) {
     j["data_size"] = a.data_blob->size;
@@ -73,7 +77,11 @@ json AssetJson(const store::Asset& a, const Principal& caller) {
 json DatasetJson(const store::Dataset& d, const Principal& caller) {
   json contributors = json::array();
   for (const auto& c : d.contributors) {
-    contributors.push_back({{"name", c.name}, {"email", c.email}, {"role", c.role}});
+    contributors.push_back({{"name", c.name},
+                            {"email", c.email},
+                            {"role", c.role},
+                            {"phone", c.phone},
+                            {"note", c.note}});
   }
   json assets = json::array();
   for (const auto& a : d.assets) assets.push_back(AssetJson(a, caller));
@@ -230,11 +238,78 @@ Result<std::vector<store::Contributor>> ReadContributors(const std::vector<JsonB
     ASSIGN_OR_RETURN(k.name, c.RequiredString("name"));
     ASSIGN_OR_RETURN(auto email, c.OptionalString("email"));
     ASSIGN_OR_RETURN(auto role, c.OptionalString("role"));
+    ASSIGN_OR_RETURN(auto phone, c.OptionalString("phone"));
+    ASSIGN_OR_RETURN(auto note, c.OptionalString("note"));
     k.email = email.value_or("");
     k.role = role.value_or("");
+    k.phone = phone.value_or("");
+    k.note = note.value_or("");
     out.push_back(std::move(k));
   }
   return out;
+}
+
+constexpr int kMaxDataSubjects = 1000;
+constexpr int kMaxDataSubjectDepth = 4;
+
+// A data subject as given: {name, description?, aliases?: [string], members?: [data subject]};
+// `count` counts the subjects read so far, over all levels.
+Result<json> ReadDataSubject(const json& j, int depth, int& count) {
+  if (!j.is_object()) {
+    return InvalidArgumentError(
+        "a data subject is an object {name, description?, aliases?, members?}");
+  }
+  if (++count > kMaxDataSubjects) return InvalidArgumentError("at most 1000 data subjects");
+  if (depth > kMaxDataSubjectDepth) {
+    return InvalidArgumentError("data subjects nest at most 4 levels deep");
+  }
+  auto text = [](const json& v, size_t max) {
+    return v.is_string() && !v.get_ref<const std::string&>().empty() &&
+           v.get_ref<const std::string&>().size() <= max;
+  };
+  json out = json::object();
+  for (const auto& [key, value] : j.items()) {
+    if (key == "name" || key == "description") {
+      if (!text(value, key == "name" ? 128 : 1024)) {
+        return InvalidArgumentError("data subject '" + key + "' must be text of at most " +
+                                    (key == "name" ? "128" : "1024") + " bytes");
+      }
+      out[key] = value;
+    } else if (key == "aliases") {
+      if (!value.is_array() || value.size() > 100) {
+        return InvalidArgumentError("data subject 'aliases' must be a list of at most 100 names");
+      }
+      for (const auto& alias : value) {
+        if (!text(alias, 128)) return InvalidArgumentError("a data subject alias must be text");
+      }
+      out[key] = value;
+    } else if (key == "members") {
+      if (!value.is_array()) return InvalidArgumentError("data subject 'members' must be a list");
+      json members = json::array();
+      for (const auto& m : value) {
+        ASSIGN_OR_RETURN(json member, ReadDataSubject(m, depth + 1, count));
+        members.push_back(std::move(member));
+      }
+      out[key] = std::move(members);
+    } else {
+      return InvalidArgumentError("unknown data subject field '" + key.substr(0, 32) + "'");
+    }
+  }
+  if (!out.contains("name")) return InvalidArgumentError("a data subject needs a name");
+  return out;
+}
+
+Result<std::string> ReadDataSubjects(const JsonBody& asset) {
+  auto field = asset.Field("data_subjects");
+  if (!field) return std::string("[]");
+  if (!field->is_array()) return InvalidArgumentError("asset 'data_subjects' must be a list");
+  json out = json::array();
+  int count = 0;
+  for (const auto& subject : *field) {
+    ASSIGN_OR_RETURN(json s, ReadDataSubject(subject, 1, count));
+    out.push_back(std::move(s));
+  }
+  return internal::Dump(out);
 }
 
 Reply FileReply(const services::BlobFile& f) {
@@ -323,13 +398,16 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
           ASSIGN_OR_RETURN(auto v, body.OptionalString(field));
           *target = v.value_or("");
         }
-        ASSIGN_OR_RETURN(auto contributors,
-                         body.OptionalObjects("contributors", {"name", "email", "role"}));
+        ASSIGN_OR_RETURN(
+            auto contributors,
+            body.OptionalObjects("contributors", {"name", "email", "role", "phone", "note"}));
         if (contributors) {
           ASSIGN_OR_RETURN(d.contributors, ReadContributors(*contributors));
         }
-        ASSIGN_OR_RETURN(auto assets, body.OptionalObjects("assets", {"name", "description", "data",
-                                                                      "mock", "mock_is_real"}));
+        ASSIGN_OR_RETURN(
+            auto assets,
+            body.OptionalObjects("assets", {"name", "description", "data", "mock", "mock_is_real",
+                                            "contributors", "data_subjects"}));
         if (!assets) return InvalidArgumentError("field 'assets' is required");
         for (const auto& a : *assets) {
           services::NewAsset na;
@@ -340,6 +418,12 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
           ASSIGN_OR_RETURN(na.mock_blob_id, a.OptionalString("mock"));
           ASSIGN_OR_RETURN(auto real, a.OptionalBool("mock_is_real"));
           na.mock_is_real = real.value_or(false);
+          ASSIGN_OR_RETURN(auto people, a.OptionalObjects("contributors", {"name", "email", "role",
+                                                                           "phone", "note"}));
+          if (people) {
+            ASSIGN_OR_RETURN(na.contributors, ReadContributors(*people));
+          }
+          ASSIGN_OR_RETURN(na.data_subjects_json, ReadDataSubjects(a));
           d.assets.push_back(std::move(na));
         }
         ASSIGN_OR_RETURN(auto created, ctx.datasets.Create(caller, d));
@@ -429,8 +513,9 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
         ASSIGN_OR_RETURN(p.description, body.OptionalString("description"));
         ASSIGN_OR_RETURN(p.citation, body.OptionalString("citation"));
         ASSIGN_OR_RETURN(p.url, body.OptionalString("url"));
-        ASSIGN_OR_RETURN(auto contributors,
-                         body.OptionalObjects("contributors", {"name", "email", "role"}));
+        ASSIGN_OR_RETURN(
+            auto contributors,
+            body.OptionalObjects("contributors", {"name", "email", "role", "phone", "note"}));
         if (contributors) {
           ASSIGN_OR_RETURN(p.contributors, ReadContributors(*contributors));
         }

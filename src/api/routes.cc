@@ -1,11 +1,13 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
 #include "api/api.h"
 #include "api/json_body.h"
+#include "api/operations.h"
 #include "api/route_table.h"
 #include "core/clock.h"
 #include "core/random.h"
@@ -157,6 +159,7 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
                           {"server_type", s.server_type},
                           {"server_side_type", s.server_side_type},
                           {"version", services::kVersion},
+                          {"api_version", kApiVersion},
                           {"organization", s.organization},
                           {"description", s.description},
                           {"signup_enabled", s.signup_enabled},
@@ -277,10 +280,12 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
   // --- Users ---
   routes->Add(
       "GET", "/api/v1/users", Role::kDataOwner, "users",
-      "List users, paginated (?page=&page_size=&search=).",
+      "List users, paginated (?page=&page_size=&search=; or ?page_index= counting from 0).",
       [&accounts](http::Request& req, const Principal& caller) -> Result<Reply> {
         ASSIGN_OR_RETURN(int64_t page, QueryInt(req, "page", 1));
         ASSIGN_OR_RETURN(int64_t page_size, QueryInt(req, "page_size", 50));
+        ASSIGN_OR_RETURN(int64_t page_index, QueryInt(req, "page_index", -1));  // PySyft's, from 0
+        if (page_index >= 0) page = page_index + 1;
         auto it = req.query.find("search");
         std::string search = it == req.query.end() ? "" : it->second;
         ASSIGN_OR_RETURN(auto result, accounts.ListUsers(caller, search, page, page_size));
@@ -431,10 +436,16 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
 
 std::string OpenApiDocument(const http::Router& router) {
   json paths = json::object();
+  std::set<std::string> operation_ids;
   for (const auto& r : router.routes()) {
     std::string method = r.method;
     std::transform(method.begin(), method.end(), method.begin(), ::tolower);
+    OperationName name = NameOperation(r.method, r.pattern, r.tag);
+    // A derived name may meet another route's: the method keeps them apart.
+    if (operation_ids.count(name.Id())) name.method += "_" + method;
+    operation_ids.insert(name.Id());
     json op = {
+        {"operationId", name.Id()},
         {"summary", r.summary},
         {"tags", json::array({r.tag})},
         {"x-min-role", r.min_role.empty() ? "anyone" : r.min_role},
@@ -459,12 +470,17 @@ std::string OpenApiDocument(const http::Router& router) {
                         {"required", true},
                         {"schema", {{"type", "string"}}}});
     }
+    for (const auto& q : name.query) {
+      params.push_back(
+          {{"name", q}, {"in", "query"}, {"required", false}, {"schema", {{"type", "string"}}}});
+    }
     if (!params.empty()) op["parameters"] = params;
     paths[r.pattern][method] = op;
   }
   json doc = {
       {"openapi", "3.0.3"},
-      {"info", {{"title", "datasite"}, {"version", services::kVersion}}},
+      {"info",
+       {{"title", "datasite"}, {"version", services::kVersion}, {"x-api-version", kApiVersion}}},
       {"paths", paths},
       {"components",
        {{"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}}}},

@@ -778,6 +778,8 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
   auto res_pipe = MakePipe();
   if (!out_pipe.ok() || !err_pipe.ok() || !res_pipe.ok()) return failure("out of pipes");
   fcntl(res_pipe->read.get(), F_SETPIPE_SZ, 1 << 20);  // fewer wake-ups for big results; may fail
+  // Room for what the job prints while the host hands a chunk to spec.on_stdout; may fail.
+  if (spec.on_stdout) fcntl(out_pipe->read.get(), F_SETPIPE_SZ, 1 << 18);
 
   std::vector<int> fds = {out_pipe->write.get(), err_pipe->write.get(), res_pipe->write.get()};
   for (const UniqueFd& fd : inputs) fds.push_back(fd.get());
@@ -800,6 +802,18 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
   std::optional<Outcome> kill_reason;
   uint64_t result_written = 0;
   uint64_t stdout_total = 0, stderr_total = 0;
+  size_t stdout_streamed = 0;            // bytes of out.stdout_text given to on_stdout
+  SteadyClock::time_point stream_due{};  // when the bytes not yet given are due; unset: none wait
+  // Hands what gathered to spec.on_stdout when it is due (see JobSpec::on_stdout).
+  auto stream_stdout = [&](SteadyClock::time_point now) {
+    if (!spec.on_stdout || out.stdout_text.size() == stdout_streamed) return;
+    if (stream_due == SteadyClock::time_point{}) stream_due = now + spec.stdout_interval;
+    if (now < stream_due && out.stdout_text.size() - stdout_streamed < spec.stdout_chunk_bytes)
+      return;
+    spec.on_stdout(std::string_view(out.stdout_text).substr(stdout_streamed));
+    stdout_streamed = out.stdout_text.size();
+    stream_due = {};
+  };
   std::string write_error;
   // The wall clock of the job starts when its code does (`started`); until then the child has
   // kSendTimeout to take the job.
@@ -868,6 +882,7 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
     const bool pipes_open = open[kOut] || open[kErr] || open[kRes];
     if ((reported || exited || kill_reason) && !pipes_open) break;
     auto now = SteadyClock::now();
+    stream_stdout(now);
     if (!kill_reason && !reported && !exited) {
       if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) {
         request_kill(Outcome::kKilled);
@@ -891,6 +906,10 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
     if (kill_after != SteadyClock::time_point{} && !kill_sent)
       wait = std::min(wait,
                       std::chrono::duration_cast<milliseconds>(kill_after - now) + milliseconds(1));
+    if (stream_due != SteadyClock::time_point{})
+      wait = std::min(wait, std::max(milliseconds(0),
+                                     std::chrono::duration_cast<milliseconds>(stream_due - now) +
+                                         milliseconds(1)));
     pollfd pfds[kCount];
     for (int i = 0; i < kCount; ++i) pfds[i] = {open[i] ? fd_of[i] : -1, POLLIN, 0};
     int n = poll(pfds, kCount, static_cast<int>(std::max<int64_t>(0, wait.count())));
@@ -900,8 +919,10 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
       if (!Drain(fd_of[kLog], slot.log_tail, kLogTail * 4)) open[kLog] = false;
       KeepTail(slot.log_tail);
     }
-    if (pfds[kOut].revents != 0)
+    if (pfds[kOut].revents != 0) {
       open[kOut] = Drain(fd_of[kOut], out.stdout_text, limits.max_log_bytes, &stdout_total);
+      stream_stdout(SteadyClock::now());
+    }
     if (pfds[kErr].revents != 0)
       open[kErr] = Drain(fd_of[kErr], out.stderr_text, limits.max_log_bytes, &stderr_total);
     if (pfds[kRes].revents != 0) {

@@ -15,9 +15,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -54,6 +56,15 @@ struct JobSpec {
   std::vector<Input> inputs;
   nlohmann::json constants = nlohmann::json::object();  // other keyword arguments, as JSON values
   Limits limits;
+  // When set, receives the job's stdout while it runs: called on the thread that called Run(), with
+  // the bytes that arrived since its last call, once `stdout_chunk_bytes` have gathered or
+  // `stdout_interval` after the first of them, whichever comes first. Together its calls give a
+  // prefix of JobResult::stdout_text (so never more than max_log_bytes); what came after the last
+  // call is only in stdout_text. The job's pipes are not drained while it runs: keep it short (a
+  // store write), or the job blocks once its stdout pipe is full.
+  std::function<void(std::string_view)> on_stdout;
+  std::chrono::milliseconds stdout_interval{250};
+  size_t stdout_chunk_bytes = size_t{64} << 10;
 };
 
 enum class Outcome {

@@ -309,6 +309,48 @@ TEST_F(SandboxTest, LogsAreCutAtTheLimitWithoutFailingTheJob) {
   EXPECT_EQ(r.stderr_text, std::string(1000, 'e'));
 }
 
+TEST_F(SandboxTest, StdoutReachesTheSinkWhileTheJobRuns) {
+  // The job would sleep 20 s after its first line; the sink cancels it on seeing that line, so the
+  // job ends killed only if its stdout arrived while it ran.
+  JobSpec spec =
+      Spec("import time\ndef f():\n    print('first')\n    time.sleep(20)\n    print('second')\n");
+  spec.stdout_interval = std::chrono::milliseconds(20);
+  std::atomic<bool> cancel{false};
+  std::string streamed;
+  spec.on_stdout = [&](std::string_view chunk) {
+    streamed.append(chunk);
+    if (streamed == "first\n") cancel = true;
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = Run(spec, &cancel);
+  EXPECT_EQ(r.outcome, Outcome::kKilled) << Explain(r);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_EQ(streamed, "first\n");
+  EXPECT_EQ(r.stdout_text, "first\n");
+  ExpectHealthy();
+}
+
+TEST_F(SandboxTest, StreamedStdoutStopsAtTheLogLimit) {
+  JobSpec spec = Spec(
+      "import sys\ndef f():\n    for _ in range(50):\n        sys.stdout.write('o' * 10000)\n"
+      "    sys.stdout.flush()\n    return 1\n");
+  spec.limits.max_log_bytes = 100'000;
+  spec.stdout_chunk_bytes = 4096;
+  std::string streamed;
+  int calls = 0;
+  spec.on_stdout = [&](std::string_view chunk) {
+    EXPECT_FALSE(chunk.empty());
+    streamed.append(chunk);
+    ++calls;
+  };
+  auto r = Run(spec);
+  ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+  EXPECT_EQ(r.stdout_text, std::string(100'000, 'o'));
+  EXPECT_LE(streamed.size(), 100'000u);
+  EXPECT_EQ(r.stdout_text.compare(0, streamed.size(), streamed), 0);
+  EXPECT_GE(calls, 1);
+}
+
 TEST_F(SandboxTest, WallClockTimeoutKillsTheJob) {
   JobSpec spec = Spec("import time\ndef f():\n    print('started')\n    time.sleep(60)\n");
   spec.limits.wall_timeout = std::chrono::milliseconds(1500);

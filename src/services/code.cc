@@ -605,14 +605,41 @@ Result<std::optional<std::string>> CodeService::SmallResult(const store::Job& jo
   return std::optional<std::string>(ss.str());
 }
 
-Result<JobLogs> CodeService::Logs(const Principal& caller, const std::string& id) {
+namespace {
+
+// The length of `text` without a UTF-8 sequence cut short at its end.
+size_t WholeUtf8Prefix(const std::string& text) {
+  size_t n = text.size();
+  for (size_t back = 1; back <= 3 && back <= n; ++back) {
+    const auto c = static_cast<unsigned char>(text[n - back]);
+    if ((c & 0xC0) == 0x80) continue;  // a continuation byte: look further back
+    const size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    return need > back ? n - back : n;
+  }
+  return n;
+}
+
+}  // namespace
+
+Result<JobLogs> CodeService::Logs(const Principal& caller, const std::string& id, int64_t since) {
   ASSIGN_OR_RETURN(store::Job job, GetJob(caller, id));
-  const bool see_stdout = MaySeeResult(caller, job), see_stderr = IsOwner(caller);
+  since = std::max<int64_t>(since, 0);
   JobLogs logs;
-  if (!see_stdout && !see_stderr) return logs;
-  ASSIGN_OR_RETURN(auto text, store_.GetJobLogs(job.id));
-  if (see_stdout) logs.stdout_text = std::move(text.first);
-  if (see_stderr) logs.stderr_text = std::move(text.second);
+  logs.next_since = since;
+  logs.ended = jobs::IsFinal(job.status);
+  if (!MaySeeResult(caller, job) && !IsOwner(caller)) return logs;
+  // Who may read stdout is decided on the row the logs come from: a private run under output
+  // review marks itself held in the same update that streams its first bytes.
+  ASSIGN_OR_RETURN(store::JobOutput output, store_.ReadJobOutput(job.id, since));
+  job.status = output.status;
+  job.held = output.held;
+  logs.ended = jobs::IsFinal(job.status);
+  if (MaySeeResult(caller, job)) {
+    if (!logs.ended) output.stdout_text.resize(WholeUtf8Prefix(output.stdout_text));
+    logs.next_since = since + static_cast<int64_t>(output.stdout_text.size());
+    logs.stdout_text = std::move(output.stdout_text);
+  }
+  if (IsOwner(caller)) logs.stderr_text = std::move(output.stderr_text);
   return logs;
 }
 
@@ -765,6 +792,17 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
   // With output review on, everything a private run produces — result, stdout, and the error of a
   // failed run, which may quote private values — waits for a data owner.
   out.held = job.kind == "private" && settings_.Get().output_review;
+  // The job's stdout goes to the store while it runs (live logs), marked held with it, so that
+  // whoever may see its result can read it before the job ends (see Logs).
+  const bool held = out.held;
+  bool streaming = true;
+  spec.on_stdout = [this, &job, held, &streaming](std::string_view chunk) {
+    if (!streaming) return;
+    Status st = store_.AppendJobStdout(job.id, chunk, held);
+    if (st.ok()) return;
+    streaming = false;  // the rest shows when the job ends
+    spdlog::warn("job {}: its live stdout is not stored: {}", job.id, st.ToString());
+  };
   auto r = (*sandbox)->Run(spec, result_path, &cancel);
   if (!r.ok()) {
     spdlog::error("job {}: the sandbox could not run it: {}", job.id, r.status().ToString());

@@ -76,8 +76,12 @@ struct RunOutcome {
 };
 
 struct JobLogs {
-  std::optional<std::string> stdout_text;  // null when the caller may not see it
+  std::optional<std::string> stdout_text;  // null when the caller may not see it; from `since` on
   std::optional<std::string> stderr_text;
+  // The offset to read on from: `since` plus the bytes in stdout_text. While the job runs, a
+  // UTF-8 character whose last bytes have not arrived yet is left for the next read.
+  int64_t next_since = 0;
+  bool ended = false;
 };
 
 struct ResultFile {
@@ -139,7 +143,9 @@ class CodeService {
   // The bytes of a completed job's result when at most `max_bytes`; nullopt when larger. No
   // permission check: for rendering a job the caller may already see.
   Result<std::optional<std::string>> SmallResult(const store::Job& job, int64_t max_bytes) const;
-  Result<JobLogs> Logs(const Principal& caller, const std::string& id);
+  // A job's stdout (from byte `since` on) to whoever may see its result — while it runs too: it
+  // streams into the store (see RunInSandbox) — and its stderr to data owners and admins.
+  Result<JobLogs> Logs(const Principal& caller, const std::string& id, int64_t since = 0);
   Result<store::Job> Kill(const Principal& caller, const std::string& id);
   Result<store::Job> Release(const Principal& caller, const std::string& id);
   // The caller's own results, logs and unfinished jobs, with their limits.

@@ -59,11 +59,42 @@ Status CheckDatasetName(const std::string& name) {
   return Status::Ok();
 }
 
+constexpr size_t kMaxAssetMetadataBytes = 64 << 10;
+
+Status CheckContributors(std::vector<store::Contributor>& cs);
+
+// The JSON object kept as an asset's metadata: its contributors (checked like a dataset's) and its
+// data subjects.
+Result<std::string> AssetMetadata(const NewAsset& a) {
+  auto contributors = a.contributors;
+  RETURN_IF_ERROR(CheckContributors(contributors));
+  auto subjects = nlohmann::json::parse(a.data_subjects_json, nullptr, false);
+  if (!subjects.is_array()) return InvalidArgumentError("data_subjects must be an array");
+  if (contributors.empty() && subjects.empty()) return std::string("{}");
+  nlohmann::json people = nlohmann::json::array();
+  for (const auto& c : contributors) {
+    people.push_back({{"name", c.name},
+                      {"email", c.email},
+                      {"role", c.role},
+                      {"phone", c.phone},
+                      {"note", c.note}});
+  }
+  std::string text = nlohmann::json{{"contributors", people}, {"data_subjects", subjects}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (text.size() > kMaxAssetMetadataBytes) {
+    return InvalidArgumentError("asset '" + a.name + "': contributors and data subjects take " +
+                                std::to_string(text.size()) + " bytes; at most 64 KiB");
+  }
+  return text;
+}
+
 Status CheckContributors(std::vector<store::Contributor>& cs) {
   if (cs.size() > kMaxContributors) return InvalidArgumentError("at most 100 contributors");
   for (auto& c : cs) {
     RETURN_IF_ERROR(CheckField("contributor name", c.name, 128, true));
     RETURN_IF_ERROR(CheckField("contributor role", c.role, 128, false));
+    RETURN_IF_ERROR(CheckField("contributor phone", c.phone, 64, false));
+    RETURN_IF_ERROR(CheckField("contributor note", c.note, 1024, false));
     if (!c.email.empty()) {
       auto email = NormalizeEmail(c.email);
       if (!email.ok())
@@ -339,6 +370,7 @@ Result<store::Dataset> Datasets::Create(const Principal& caller, const NewDatase
     asset.name = a.name;
     asset.description = a.description;
     asset.mock_is_real = a.mock_is_real && a.mock_blob_id.has_value();
+    ASSIGN_OR_RETURN(asset.metadata, AssetMetadata(a));
     std::string format;
     for (const auto& [which, id] : {std::pair{"data", a.data_blob_id}, {"mock", a.mock_blob_id}}) {
       if (!id) continue;

@@ -49,6 +49,10 @@ struct NewAsset {
   std::optional<std::string> data_blob_id;
   std::optional<std::string> mock_blob_id;
   bool mock_is_real = false;
+  // Descriptive metadata, kept as given: people credited, and data subjects as a JSON array of
+  // objects {name, description?, aliases?, members?} (checked by the API layer).
+  std::vector<store::Contributor> contributors;
+  std::string data_subjects_json = "[]";
 };
 
 struct NewDataset {

@@ -211,6 +211,10 @@ DELETE FROM blobs WHERE id IN (SELECT id FROM generated_mocks) AND NOT EXISTS (
   SELECT 1 FROM assets a WHERE a.data_blob_id = blobs.id OR a.mock_blob_id = blobs.id);
 DROP TABLE generated_mocks;
 )sql",
+    // Version 7: an asset's descriptive metadata (contributors, data subjects) as a JSON object.
+    R"sql(
+ALTER TABLE assets ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
+)sql",
 };
 
 // Prepared statements kept for reuse, by SQL text: preparing a join costs more than running it
@@ -388,7 +392,12 @@ constexpr const char* kDatasetColumns =
 
 std::string ContributorsJson(const std::vector<Contributor>& cs) {
   nlohmann::json j = nlohmann::json::array();
-  for (const auto& c : cs) j.push_back({{"name", c.name}, {"email", c.email}, {"role", c.role}});
+  for (const auto& c : cs) {
+    nlohmann::json item = {{"name", c.name}, {"email", c.email}, {"role", c.role}};
+    if (!c.phone.empty()) item["phone"] = c.phone;
+    if (!c.note.empty()) item["note"] = c.note;
+    j.push_back(std::move(item));
+  }
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -403,7 +412,8 @@ Dataset ReadDataset(const Stmt& s) {
   auto j = nlohmann::json::parse(s.Text(6), nullptr, false);
   if (j.is_array()) {
     for (const auto& c : j) {
-      d.contributors.push_back({c.value("name", ""), c.value("email", ""), c.value("role", "")});
+      d.contributors.push_back({c.value("name", ""), c.value("email", ""), c.value("role", ""),
+                                c.value("phone", ""), c.value("note", "")});
     }
   }
   d.uploader_id = s.Text(7);
@@ -1044,7 +1054,7 @@ class SqliteStore : public Store {
       Stmt ins(
           stmts_,
           "INSERT INTO assets (id, dataset_id, position, name, description, format, mock_is_real, "
-          "data_blob_id, mock_blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+          "data_blob_id, mock_blob_id, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
       ins.Bind(a.id)
           .Bind(d.id)
           .Bind(position++)
@@ -1062,6 +1072,7 @@ class SqliteStore : public Store {
       } else {
         ins.BindNull();
       }
+      ins.Bind(a.metadata);
       Status ast = ins.Run();
       if (ast.code() == StatusCode::kAlreadyExists) {
         return FailedPreconditionError(
@@ -1235,6 +1246,33 @@ class SqliteStore : public Store {
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return NotFoundError("job not found");
     return std::pair(s.Text(0), s.Text(1));
+  }
+
+  Result<JobOutput> ReadJobOutput(const std::string& id, int64_t stdout_from) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "SELECT substr(CAST(stdout AS BLOB), ?1 + 1), length(CAST(stdout AS BLOB)), stderr, "
+           "status, held FROM jobs WHERE id = ?2");
+    s.Bind(std::max<int64_t>(stdout_from, 0)).Bind(id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("job not found");
+    JobOutput out;
+    out.stdout_text = s.Blob(0);
+    out.stdout_bytes = s.Int(1);
+    out.stderr_text = s.Text(2);
+    out.status = s.Text(3);
+    out.held = s.Int(4) != 0;
+    return out;
+  }
+
+  Status AppendJobStdout(const std::string& id, std::string_view chunk, bool held) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "UPDATE jobs SET stdout = stdout || ?, held = ? WHERE id = ? AND "
+           "status = 'running'");
+    RETURN_IF_ERROR(s.Bind(std::string(chunk)).Bind(held).Bind(id).Run());
+    if (sqlite3_changes(db_) == 0) return FailedPreconditionError("the job is not running");
+    return Status::Ok();
   }
 
   Result<JobPage> ListJobs(const JobFilter& f) override {
@@ -1486,13 +1524,14 @@ class SqliteStore : public Store {
     RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     auto done = [&]() -> Result<std::pair<int64_t, int64_t>> {
       Stmt q(stmts_,
-             "UPDATE jobs SET status = 'queued', kept_result_bytes = 0, kept_log_bytes = 0 "
-             "WHERE status = 'running' AND attempts < ?");
+             "UPDATE jobs SET status = 'queued', kept_result_bytes = 0, kept_log_bytes = 0, "
+             "stdout = '' WHERE status = 'running' AND attempts < ?");
       RETURN_IF_ERROR(q.Bind(max_attempts).Run());
       int64_t requeued = sqlite3_changes(db_);
       Stmt i(stmts_,
              "UPDATE jobs SET status = 'interrupted', finished_at = ?, kept_result_bytes = 0, "
-             "kept_log_bytes = 0, error = 'interrupted: the server stopped while the job ran, ' || "
+             "kept_log_bytes = 0, stdout = '', error = 'interrupted: the server stopped while the "
+             "job ran, ' || "
              "attempts || ' times' WHERE status = 'running'");
       RETURN_IF_ERROR(i.Bind(now).Run());
       return std::make_pair(requeued, static_cast<int64_t>(sqlite3_changes(db_)));
@@ -1512,7 +1551,7 @@ class SqliteStore : public Store {
         "SELECT a.dataset_id, a.id, a.name, a.description, a.format, a.mock_is_real, "
         "b.id, b.owner_id, b.size, b.sha256, b.format, b.schema, b.created_at, "
         "m.id, m.owner_id, m.size, m.sha256, m.format, m.schema, m.created_at, "
-        "a.mock_needs_regeneration "
+        "a.mock_needs_regeneration, a.metadata "
         "FROM assets a LEFT JOIN blobs b ON b.id = a.data_blob_id LEFT JOIN blobs m ON m.id = "
         "a.mock_blob_id "
         "WHERE a.dataset_id IN (";
@@ -1544,6 +1583,7 @@ class SqliteStore : public Store {
       if (a.data_blob) a.data_blob_id = a.data_blob->id;
       if (a.mock_blob) a.mock_blob_id = a.mock_blob->id;
       a.mock_needs_regeneration = s.Int(20) != 0;
+      a.metadata = s.Text(21);
       by_id[a.dataset_id]->assets.push_back(std::move(a));
     }
     return Status::Ok();

@@ -615,6 +615,7 @@ TEST_F(SqliteStoreTest, UpgradeFlagsMocksGeneratedBeforeVersion6) {
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
                          "ALTER TABLE assets DROP COLUMN mock_needs_regeneration; "
+                         "ALTER TABLE assets DROP COLUMN metadata; "
                          "PRAGMA user_version = 5",
                          nullptr, nullptr, nullptr),
             SQLITE_OK)
@@ -809,6 +810,41 @@ TEST_F(JobBytesTest, RecoveryDropsTheChargesOfJobsThatDidNotEnd) {
   ASSERT_EQ(*store_->TotalJobBytes(), 42);
   ASSERT_TRUE(store_->RecoverJobs(2, 1).ok());
   EXPECT_EQ(*store_->TotalJobBytes(), 0);
+}
+
+TEST_F(JobBytesTest, StdoutAppendedWhileRunningIsReadFromAnOffset) {
+  Job a = Running("u", "private");
+  ASSERT_TRUE(store_->AppendJobStdout(a.id, "first\n", true).ok());
+  ASSERT_TRUE(store_->AppendJobStdout(a.id, std::string("\xc3\xa9x\0y", 5), true).ok());
+  auto all = store_->ReadJobOutput(a.id, 0);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(all->stdout_text, std::string("first\n\xc3\xa9x\0y", 11));
+  EXPECT_EQ(all->stdout_bytes, 11);
+  EXPECT_EQ(all->status, "running");
+  EXPECT_TRUE(all->held);
+  auto tail = store_->ReadJobOutput(a.id, 7);  // byte offsets, not characters
+  ASSERT_TRUE(tail.ok());
+  EXPECT_EQ(tail->stdout_text, std::string("\xa9x\0y", 4));
+  EXPECT_EQ(tail->stdout_bytes, 11);
+  EXPECT_EQ(store_->ReadJobOutput(a.id, 99)->stdout_text, "");
+  EXPECT_EQ(store_->ReadJobOutput(a.id, -5)->stdout_text.size(), 11u);
+  EXPECT_EQ(store_->ReadJobOutput("missing", 0).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(JobBytesTest, StdoutIsAppendedOnlyToRunningJobs) {
+  Job done = Finished("u", 1, "all of it");
+  EXPECT_EQ(store_->AppendJobStdout(done.id, "late", false).code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->ReadJobOutput(done.id, 0)->stdout_text, "all of it");
+  EXPECT_EQ(store_->AppendJobStdout("missing", "x", false).code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(JobBytesTest, RecoveryDropsTheStdoutOfRunsThatDidNotEnd) {
+  Job a = Running("u");
+  ASSERT_TRUE(store_->AppendJobStdout(a.id, "attempt 1\n", false).ok());
+  ASSERT_TRUE(store_->RecoverJobs(2, 1).ok());
+  EXPECT_EQ(store_->ReadJobOutput(a.id, 0)->stdout_text, "");
+  EXPECT_EQ(store_->ReadJobOutput(a.id, 0)->status, "queued");
 }
 
 TEST_F(JobBytesTest, OnlyTheNewestMockOutputsAreKept) {

@@ -224,8 +224,9 @@ def test_upload_with_a_mock_file_creates_the_dataset(site, tmp_path):
         "https://example.org/census",
     )
     assert d["contributors"] == [
-        {"name": "Jane Doe", "email": "jane@example.org", "role": "maintainer"},
-        {"name": "Bob", "email": "", "role": ""},
+        {"name": "Jane Doe", "email": "jane@example.org", "role": "maintainer", "phone": "",
+         "note": ""},
+        {"name": "Bob", "email": "", "role": "", "phone": "", "note": ""},
     ]
     [asset] = d["assets"]
     assert asset["name"] == "people" and asset["format"] == "csv" and asset["has_mock"]

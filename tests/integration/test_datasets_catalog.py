@@ -424,7 +424,7 @@ def test_dataset_display_escapes_and_shows_assets_and_schema(owner, scientist):
     seen = scientist.datasets[ds.name]
     html = seen._repr_html_()
     assert "<img" not in html and "&lt;img" in html
-    assert "# Heading" in html
+    assert "<h4>Heading</h4>" in html  # the description is Markdown, escaped first
     assert "city (string)" in html and "n (int)" in html
     text = repr(seen)
     assert ds.name in text and "city (string)" in text and "Contributors" in text

@@ -72,9 +72,11 @@ def test_launch_args_boolean_flags(kwargs, flag):
     assert flag in orchestra.launch_args("srv", **kwargs)
 
 
-def test_thread_workers_is_refused_with_a_reason():
-    with pytest.raises(ValueError, match="sandboxed"):
-        sy.orchestra.launch(name="srv", thread_workers=True)
+def test_thread_workers_is_accepted_with_a_note_that_it_changes_nothing():
+    # PySyft's dev_mode notebooks pass thread_workers=True; jobs still run in sandboxed processes.
+    with pytest.warns(sy.DatasiteWarning, match="sandboxed"):
+        orchestra._note_no_effect({"thread_workers": True})
+    assert "--workers" not in orchestra.launch_args("srv", thread_workers=True)
 
 
 @pytest.mark.parametrize(

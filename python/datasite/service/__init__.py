@@ -1,0 +1,1 @@
+"""PySyft's import paths (``syft.service...``), resolving to this client's objects."""

@@ -1,0 +1,1 @@
+"""PySyft's ``syft.types`` import paths."""

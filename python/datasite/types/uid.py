@@ -1,0 +1,5 @@
+"""``from syft.types.uid import UID``."""
+
+from .._api import UID
+
+__all__ = ["UID"]
