@@ -2,6 +2,25 @@
 of all items (len, iteration, index by position, Jupyter display) and as a look-up by id."""
 
 
+def fetch_all_pages(transport, route, query=None, page_size=1000):
+    """The items of every page of a paged listing (oldest first, as the server pages it).
+
+    Pages are read until the server's ``total`` is reached, so that no item is dropped silently;
+    a page that comes back empty ends the reading (items were deleted meanwhile).
+    """
+    items, page = [], 1
+    while True:
+        asked = dict(query or {})
+        asked.update(page=page, page_size=page_size)
+        data = transport.call(route, query=asked) or {}
+        batch = data.get("items") or []
+        items.extend(batch)
+        total = data.get("total")
+        if not batch or total is None or len(items) >= total:
+            return items
+        page += 1
+
+
 class ListingMixin:
     """Needs ``get_all()`` (a list of the items) and ``get(id)``."""
 

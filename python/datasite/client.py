@@ -3,7 +3,7 @@
 import getpass
 
 from . import _api, _display, _warn, code as _code, datasets as _datasets, jobs as _jobs
-from . import requests as _requests
+from . import requests as _requests, users as _users
 from ._http import Transport, base_url_for
 from ._routes import API_PREFIX
 from .errors import SyftSuccess
@@ -166,7 +166,7 @@ class DatasiteClient:
 
     @property
     def jobs(self):
-        """Runs of code on the server that you may see, newest first."""
+        """Runs of code on the server that you may see, oldest first."""
         return _jobs.JobCollection(self)
 
     def upload_dataset(self, dataset):
@@ -233,6 +233,7 @@ def _register(
     if website is not None:
         body["website"] = website
     data = transport.call("auth_register", body=body, authenticated=authenticated) or {}
+    _users.warn_about_password(data)
     user = data.get("user")
     value = User(user, client) if (user and client is not None) else user
     return SyftSuccess(

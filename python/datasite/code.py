@@ -19,6 +19,7 @@ import warnings
 
 from . import _display, errors
 from ._action import ActionObject
+from ._listing import fetch_all_pages
 from .enums import UserCodeStatus, status_from_server
 from .errors import DatasiteWarning, SyftSuccess
 from .jobs import Job, JobList, pointer_for
@@ -581,7 +582,7 @@ class UserCode:
 
     @property
     def jobs(self):
-        """This code's jobs that you may see, newest first."""
+        """This code's jobs that you may see, oldest first."""
         return self._client.jobs.get_all(code_id=self.id)
 
     def history(self):
@@ -927,7 +928,7 @@ class CodeHistories:
 
 
 class CodeCollection:
-    """``client.code``: your code (data owners and admins: everyone's), newest first, fetched
+    """``client.code``: your code (data owners and admins: everyone's), oldest first, fetched
     anew on each use.
 
     List-like (``[0]``, ``["mean_age"]`` for the newest of that name, iteration); ``submit``,
@@ -943,9 +944,9 @@ class CodeCollection:
         return self._client._transport.call(route, **kwargs)
 
     def get_all(self, name=None):
-        """Code, newest first; only versions of ``name`` when given."""
-        data = self._call("code_list", query={"name": name}) or {}
-        return UserCodeList(UserCode(item, self._client) for item in data.get("items") or [])
+        """Code, oldest first; only versions of ``name`` when given."""
+        items = fetch_all_pages(self._client._transport, "code_list", {"name": name})
+        return UserCodeList(UserCode(item, self._client) for item in items)
 
     def get(self, code_id):
         """One piece of code by id; NotFoundError when there is none you may see."""

@@ -18,7 +18,7 @@ import warnings
 from . import _display, _transfer, errors
 from .enums import JobStatus, status_from_server
 from .errors import DatasiteWarning, SyftSuccess
-from ._listing import ListingMixin, TableList
+from ._listing import ListingMixin, TableList, fetch_all_pages
 
 # Polling of a job that has not ended: the first wait is short (most jobs end within
 # milliseconds once running), later ones grow up to POLL_MAX_SECONDS.
@@ -592,7 +592,7 @@ class JobList(TableList):
 
 
 class JobCollection(ListingMixin):
-    """``client.jobs``: your jobs (data owners and admins: everyone's), newest first, fetched anew
+    """``client.jobs``: your jobs (data owners and admins: everyone's), oldest first, fetched anew
     on each use. List-like, with ``get``, ``get_all``, ``get_by_user_code_id``.
     """
 
@@ -600,18 +600,17 @@ class JobCollection(ListingMixin):
         self._client = client
 
     def get_all(self, code_id=None, status=None):
-        """Jobs, newest first (at most 500); optionally of one code and/or in one status."""
+        """Jobs, oldest first (every page); optionally of one code and/or in one status."""
         if code_id is not None and not isinstance(code_id, str):
             code_id = getattr(code_id, "id", code_id)
         if isinstance(status, str):
             status = JobStatus(status).value
         elif status is not None:
             status = JobStatus(status).value
-        data = (
-            self._client._transport.call("jobs_list", query={"code_id": code_id, "status": status})
-            or {}
+        items = fetch_all_pages(
+            self._client._transport, "jobs_list", {"code_id": code_id, "status": status}
         )
-        return JobList(Job(item, self._client) for item in data.get("items") or [])
+        return JobList(Job(item, self._client) for item in items)
 
     def get_by_user_code_id(self, code_id):
         return self.get_all(code_id=code_id)

@@ -9,7 +9,7 @@ and approves or denies it.
 from . import _display
 from .enums import RequestStatus, status_from_server
 from .errors import SyftSuccess
-from ._listing import ListingMixin, TableList
+from ._listing import ListingMixin, TableList, fetch_all_pages
 
 
 def _person(user):
@@ -194,7 +194,7 @@ class RequestList(TableList):
 
 
 class RequestCollection(ListingMixin):
-    """``client.requests``: your requests (data owners and admins: everyone's), newest first,
+    """``client.requests``: your requests (data owners and admins: everyone's), oldest first,
     fetched anew on each use. List-like; ``pending``, ``approved``, ``denied``, ``filter``,
     ``get``.
     """
@@ -203,12 +203,12 @@ class RequestCollection(ListingMixin):
         self._client = client
 
     def get_all(self, status=None):
-        """Requests, newest first; optionally only those in ``status``."""
+        """Requests, oldest first; optionally only those in ``status``."""
         value = None
         if status is not None:
             value = RequestStatus(status).value
-        data = self._client._transport.call("requests_list", query={"status": value}) or {}
-        return RequestList(Request(item, self._client) for item in data.get("items") or [])
+        items = fetch_all_pages(self._client._transport, "requests_list", {"status": value})
+        return RequestList(Request(item, self._client) for item in items)
 
     def filter(self, status=None):
         return self.get_all(status=status)

@@ -2,10 +2,23 @@
 
 import getpass
 import sys
+import warnings
 
 from . import _display
 from .enums import ServiceRole, role_from_server, role_to_server
-from .errors import SyftSuccess
+from .errors import DatasiteWarning, SyftSuccess
+
+
+def warn_about_password(answer):
+    """Shows the server's warning about a weak password it accepted (a development server's
+    leniency), as a ``DatasiteWarning`` and on stdout; returns ``answer``.
+    """
+    warning = (answer or {}).get("warning") if isinstance(answer, dict) else None
+    if warning:
+        warnings.warn(DatasiteWarning("Weak password: " + warning), stacklevel=3)
+        print("SyftWarning: weak password: " + warning)
+        sys.stdout.flush()
+    return answer
 
 _COLUMNS = ("id", "email", "name", "role", "institution", "website")
 _FIELDS = (
@@ -180,8 +193,11 @@ class Account(User):
                     "client.account.set_password(new_password, old_password=...)"
                 )
             old_password = getpass.getpass("Current password: ")
-        self._client._transport.call(
-            "account_password", body={"old_password": old_password, "new_password": new_password}
+        warn_about_password(
+            self._client._transport.call(
+                "account_password",
+                body={"old_password": old_password, "new_password": new_password},
+            )
         )
         self._client._default_password = False
         return SyftSuccess(
@@ -328,7 +344,7 @@ class UserCollection:
             body["institution"] = institution
         if website is not None:
             body["website"] = website
-        return User(self._call("users_create", body=body), self._client)
+        return User(warn_about_password(self._call("users_create", body=body)), self._client)
 
     def _update_raw(self, uid, fields):
         if not fields:
@@ -336,7 +352,7 @@ class UserCollection:
         body = dict(fields)
         if "role" in body and body["role"] is not None:
             body["role"] = role_to_server(body["role"])
-        return self._call("user_update", path_params={"id": uid}, body=body)
+        return warn_about_password(self._call("user_update", path_params={"id": uid}, body=body))
 
     def update(self, uid, **fields):
         """Changes a user's fields and returns the updated user."""

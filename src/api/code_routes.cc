@@ -18,6 +18,7 @@ namespace datasite::api {
 namespace {
 
 using auth::Role;
+using internal::QueryInt;
 using internal::Reply;
 using internal::Schema;
 using nlohmann::json;
@@ -211,6 +212,11 @@ class LogDocuments {
   size_t bytes_ = 0;               // guarded by mu_
 };
 
+// A listing page as every paged listing answers it.
+json PageJson(json items, int64_t total, int64_t page, int64_t page_size) {
+  return {{"items", std::move(items)}, {"total", total}, {"page", page}, {"page_size", page_size}};
+}
+
 std::optional<std::string> Query(const http::Request& req, const char* name) {
   auto it = req.query.find(name);
   if (it == req.query.end() || it->second.empty()) return std::nullopt;
@@ -262,14 +268,18 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
               {"inputs", "object"},
               {"output_policy", "object"}},
              {"name", "source"}));
-  routes->Add("GET", "/api/v1/code", Role::kDataScientist, "code",
-              "Submitted code, newest first (?name= for one function's versions).",
-              [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
-                ASSIGN_OR_RETURN(auto list, code.ListCode(caller, Query(req, "name")));
-                json items = json::array();
-                for (const auto& c : list) items.push_back(CodeJson(c));
-                return Reply{200, {{"items", items}}, {}};
-              });
+  routes->Add(
+      "GET", "/api/v1/code", Role::kDataScientist, "code",
+      "Submitted code, oldest first (?name= for one function's versions; "
+      "?page=&page_size=, at most 1000 a page).",
+      [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+        ASSIGN_OR_RETURN(int64_t page, QueryInt(req, "page", 1));
+        ASSIGN_OR_RETURN(int64_t page_size, QueryInt(req, "page_size", services::kMaxListPageSize));
+        ASSIGN_OR_RETURN(auto list, code.ListCode(caller, Query(req, "name"), page, page_size));
+        json items = json::array();
+        for (const auto& c : list.items) items.push_back(CodeJson(c));
+        return Reply{200, PageJson(std::move(items), list.total, page, page_size), {}};
+      });
   routes->Add("GET", "/api/v1/code/{id}", Role::kDataScientist, "code", "One submitted function.",
               [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
                 ASSIGN_OR_RETURN(auto c, code.GetCode(caller, req.path_params["id"]));
@@ -316,15 +326,20 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
       },
       Schema({{"code_id", "string"}, {"reason", "string"}}, {"code_id"}));
   routes->Add("GET", "/api/v1/requests", Role::kDataScientist, "requests",
-              "Requests, newest first (?status=pending|approved|denied).",
+              "Requests, oldest first (?status=pending|approved|denied; ?page=&page_size=, at "
+              "most 1000 a page).",
               [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
-                ASSIGN_OR_RETURN(auto list, code.ListRequests(caller, Query(req, "status")));
+                ASSIGN_OR_RETURN(int64_t page, QueryInt(req, "page", 1));
+                ASSIGN_OR_RETURN(int64_t page_size,
+                                 QueryInt(req, "page_size", services::kMaxListPageSize));
+                ASSIGN_OR_RETURN(auto list,
+                                 code.ListRequests(caller, Query(req, "status"), page, page_size));
                 json items = json::array();
-                for (const auto& r : list) {
+                for (const auto& r : list.items) {
                   ASSIGN_OR_RETURN(auto doc, RenderRequest(code, caller, r));
                   items.push_back(std::move(doc));
                 }
-                return Reply{200, {{"items", items}}, {}};
+                return Reply{200, PageJson(std::move(items), list.total, page, page_size), {}};
               });
   routes->Add("GET", "/api/v1/requests/{id}", Role::kDataScientist, "requests", "One request.",
               [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
@@ -382,13 +397,17 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
              {"format", "data"}));
 
   routes->Add("GET", "/api/v1/jobs", Role::kDataScientist, "jobs",
-              "Jobs, newest first (?code_id=&status=; at most 500).",
+              "Jobs, oldest first (?code_id=&status=; ?page=&page_size=, 500 a page unless "
+              "asked, at most 1000).",
               [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
-                ASSIGN_OR_RETURN(
-                    auto list, code.ListJobs(caller, Query(req, "code_id"), Query(req, "status")));
+                ASSIGN_OR_RETURN(int64_t page, QueryInt(req, "page", 1));
+                ASSIGN_OR_RETURN(int64_t page_size,
+                                 QueryInt(req, "page_size", services::kDefaultJobPageSize));
+                ASSIGN_OR_RETURN(auto list, code.ListJobs(caller, Query(req, "code_id"),
+                                                          Query(req, "status"), page, page_size));
                 json items = json::array();
-                for (const auto& j : list) items.push_back(JobJson(j, caller, code, false));
-                return Reply{200, {{"items", items}}, {}};
+                for (const auto& j : list.items) items.push_back(JobJson(j, caller, code, false));
+                return Reply{200, PageJson(std::move(items), list.total, page, page_size), {}};
               });
   routes->Add("GET", "/api/v1/jobs/{id}", Role::kDataScientist, "jobs",
               "One job, with a small result inline.",

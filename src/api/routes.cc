@@ -25,6 +25,14 @@ using internal::Schema;
 using nlohmann::json;
 using services::Principal;
 
+// A development server's warning about a weak password it accepted, added to the answer as
+// "warning" (see auth::PasswordRules).
+void AddPasswordWarning(json& answer, const services::Accounts& accounts,
+                        const std::string& password, const std::string& email) {
+  std::string warning = accounts.PasswordWarning(password, email);
+  if (!warning.empty()) answer["warning"] = warning;
+}
+
 json UserJson(const store::User& u) {
   return {{"id", u.id},
           {"email", u.email},
@@ -211,6 +219,7 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
                                                         req.remote_address));
         json j = {{"message", result.message}};
         if (result.user) j["user"] = UserJson(*result.user);
+        AddPasswordWarning(j, accounts, u.password, u.email);
         return Reply{201, j, {}};
       },
       Schema({{"name", "string"},
@@ -260,7 +269,9 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
         ASSIGN_OR_RETURN(std::string new_password, body.RequiredString("new_password"));
         RETURN_IF_ERROR(
             accounts.ChangePassword(caller, old_password, new_password, req.remote_address));
-        return Reply{200, {{"message", "Password changed"}}, {}};
+        json j = {{"message", "Password changed"}};
+        AddPasswordWarning(j, accounts, new_password, "");
+        return Reply{200, j, {}};
       },
       Schema({{"old_password", "string"}, {"new_password", "string"}},
              {"old_password", "new_password"}),
@@ -303,7 +314,9 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
         u.institution = institution.value_or("");
         u.website = website.value_or("");
         ASSIGN_OR_RETURN(auto user, accounts.CreateUser(caller, u));
-        return Reply{201, UserJson(user), {}};
+        json j = UserJson(user);
+        AddPasswordWarning(j, accounts, u.password, user.email);
+        return Reply{201, j, {}};
       },
       Schema({{"name", "string"},
               {"email", "string"},
@@ -337,7 +350,9 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
         ASSIGN_OR_RETURN(auto user,
                          accounts.UpdateUser(caller, req.path_params["id"], patch, &root_email));
         if (root_email) RETURN_IF_ERROR(settings.SetAdminEmail(*root_email));
-        return Reply{200, UserJson(user), {}};
+        json j = UserJson(user);
+        if (patch.password) AddPasswordWarning(j, accounts, *patch.password, user.email);
+        return Reply{200, j, {}};
       },
       Schema({{"name", "string"},
               {"email", "string"},

@@ -19,7 +19,8 @@ int RunLand(const std::string& name, const std::string& explicit_dir) {
     std::cerr << "error: " << dir.status().message() << std::endl;
     return 2;
   }
-  auto info = FindRunningServer(*dir);
+  // Without --data-dir the name alone finds it, wherever it keeps its storage.
+  auto info = explicit_dir.empty() ? FindRunningServerByName(name) : FindRunningServer(*dir);
   if (!info) {
     std::cerr << "error: no running server named " << name << std::endl;
     return 1;
@@ -32,7 +33,7 @@ int RunLand(const std::string& name, const std::string& explicit_dir) {
   }
   // The server releases its lock as its very last act.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (IsLocked(*dir)) {
+  while (IsLocked(info->data_dir)) {
     if (std::chrono::steady_clock::now() > deadline) {
       std::cerr << "error: " << name << " (pid " << info->pid << ") did not stop within 20 s"
                 << std::endl;

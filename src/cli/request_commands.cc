@@ -23,6 +23,8 @@ using nlohmann::json;
 
 constexpr size_t kReasonColumnChars = 50;
 constexpr size_t kErrorColumnChars = 60;
+// Items asked for a page when listing: the server's largest page, so that few calls are made.
+constexpr int64_t kListPageSize = 1000;
 
 // What the command line said; filled by CLI11 during parse. Each field belongs to the one
 // subcommand that is parsed.
@@ -53,47 +55,6 @@ struct Flags {
 Flags& GetFlags() {
   static Flags flags;
   return flags;
-}
-
-// "Name <email>", or whichever of the two there is.
-std::string Person(const json& user) {
-  std::string name = Str(user, "name"), email = Str(user, "email");
-  if (!name.empty() && !email.empty()) return name + " <" + email + ">";
-  return name.empty() ? email : name;
-}
-
-// Every text from the server goes through Printable before it reaches the terminal.
-void PrintField(const char* label, const std::string& value) {
-  std::printf("%-16s%s\n", label, Printable(value).c_str());
-}
-
-// Prints the rows under a header, each column as wide as its widest cell (the last one is not
-// padded).
-void PrintTable(const std::vector<std::string>& header,
-                const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> width(header.size());
-  for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
-  for (const auto& row : rows) {
-    for (size_t i = 0; i < row.size() && i < width.size(); ++i) {
-      width[i] = std::max(width[i], Printable(row[i]).size());
-    }
-  }
-  auto print = [&](const std::vector<std::string>& row) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i) {
-      std::string cell = row[i];
-      if (i + 1 < row.size()) cell.resize(width[i], ' ');
-      line += (i ? "  " : "") + cell;
-    }
-    line.erase(line.find_last_not_of(' ') + 1);
-    std::printf("%s\n", line.c_str());
-  };
-  print(header);
-  for (auto row : rows) {
-    for (auto& cell : row) cell = Printable(cell);
-    print(row);
-  }
-  std::fflush(stdout);
 }
 
 std::string Target(const char* collection, const std::string& id, const char* action = nullptr) {
@@ -128,9 +89,9 @@ std::string CodeLabel(const json& code) {
 }
 
 Status ListRequests(Session& s, const Flags& f) {
-  std::string target = "/api/v1/requests";
-  if (!f.status.empty()) target += "?status=" + UrlEncode(f.status);
-  ASSIGN_OR_RETURN(json answer, s.Call("GET", target));
+  std::string query;
+  if (!f.status.empty()) query = "status=" + UrlEncode(f.status);
+  ASSIGN_OR_RETURN(json answer, s.ListAll("/api/v1/requests", query, kListPageSize));
   if (f.json) {
     std::cout << Dump(answer) << std::endl;
     return Status::Ok();
@@ -233,12 +194,11 @@ std::string ResultText(const json& result) {
 }
 
 Status ListJobs(Session& s, const Flags& f) {
-  std::string target = "/api/v1/jobs";
   std::string query;
   if (!f.code_id.empty()) query += "&code_id=" + UrlEncode(f.code_id);
   if (!f.status.empty()) query += "&status=" + UrlEncode(f.status);
-  if (!query.empty()) target += "?" + query.substr(1);
-  ASSIGN_OR_RETURN(json answer, s.Call("GET", target));
+  if (!query.empty()) query = query.substr(1);
+  ASSIGN_OR_RETURN(json answer, s.ListAll("/api/v1/jobs", query, kListPageSize));
   if (f.json) {
     std::cout << Dump(answer) << std::endl;
     return Status::Ok();
@@ -334,7 +294,7 @@ void AddRequestCommands(CLI::App& app) {
   f.requests = app.add_subcommand("requests", "List, show, approve and deny code requests");
   f.requests->require_subcommand(1);
 
-  f.requests_list = f.requests->add_subcommand("list", "List code requests, newest first");
+  f.requests_list = f.requests->add_subcommand("list", "List code requests, oldest first");
   f.requests_list->add_option("--status", f.status, "Only requests in this status")
       ->check(CLI::IsMember({"pending", "approved", "denied"}));
   f.requests_list->add_flag("--json", f.json, "Print the server's JSON");
@@ -354,7 +314,7 @@ void AddRequestCommands(CLI::App& app) {
   f.jobs = app.add_subcommand("jobs", "List jobs, read their logs, kill and release them");
   f.jobs->require_subcommand(1);
 
-  f.jobs_list = f.jobs->add_subcommand("list", "List jobs, newest first");
+  f.jobs_list = f.jobs->add_subcommand("list", "List jobs, oldest first");
   f.jobs_list->add_option("--code-id", f.code_id, "Only jobs of this code");
   f.jobs_list->add_option("--status", f.status, "Only jobs in this status")
       ->check(CLI::IsMember(

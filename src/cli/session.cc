@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -56,8 +57,8 @@ Result<Credentials> ResolveCredentials(const ConnectionFlags& f, bool needs_acco
 // kInvalidArgument for a bad server name (a usage error); kFailedPrecondition when it does not run.
 Result<std::string> ResolveUrl(const ConnectionFlags& f) {
   if (!f.server.empty()) {
-    ASSIGN_OR_RETURN(std::string dir, ResolveDataDir(f.server, ""));
-    auto info = FindRunningServer(dir);
+    RETURN_IF_ERROR(ValidateServerName(f.server));
+    auto info = FindRunningServerByName(f.server);
     if (!info) return FailedPreconditionError("no running server named " + f.server);
     return info->url;
   }
@@ -146,6 +147,24 @@ Result<json> Session::Call(std::string_view method, const std::string& target, c
   }
   ASSIGN_OR_RETURN(HttpResponse r, http_->Request(method, target, headers, std::move(text)));
   return ParseAnswer(r, std::string(method) + " " + target);
+}
+
+Result<json> Session::ListAll(const std::string& path, const std::string& query,
+                              int64_t page_size) {
+  json items = json::array();
+  int64_t total = 0;
+  for (int64_t page = 1;; ++page) {
+    std::string target =
+        path + "?page=" + std::to_string(page) + "&page_size=" + std::to_string(page_size);
+    if (!query.empty()) target += "&" + query;
+    ASSIGN_OR_RETURN(json answer, Call("GET", target));
+    const json& batch = Field(answer, "items");
+    if (!batch.is_array()) return InternalError("the list from " + path + " has no items");
+    for (const auto& item : batch) items.push_back(item);
+    total = Int(answer, "total", static_cast<int64_t>(items.size()));
+    if (batch.empty() || static_cast<int64_t>(items.size()) >= total) break;
+  }
+  return json{{"items", std::move(items)}, {"total", total}};
 }
 
 Result<json> Session::ParseAnswer(const HttpResponse& r, const std::string& what) const {
@@ -290,6 +309,47 @@ std::string Printable(std::string_view text, bool keep_newlines) {
     ++i;
   }
   return out;
+}
+
+// "Name <email>", or whichever of the two there is.
+std::string Person(const nlohmann::json& user) {
+  std::string name = Str(user, "name"), email = Str(user, "email");
+  if (!name.empty() && !email.empty()) return name + " <" + email + ">";
+  return name.empty() ? email : name;
+}
+
+// Every text from the server goes through Printable before it reaches the terminal.
+void PrintField(const char* label, const std::string& value) {
+  std::printf("%-16s%s\n", label, Printable(value).c_str());
+}
+
+// Prints the rows under a header, each column as wide as its widest cell (the last one is not
+// padded).
+void PrintTable(const std::vector<std::string>& header,
+                const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width(header.size());
+  for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size() && i < width.size(); ++i) {
+      width[i] = std::max(width[i], Printable(row[i]).size());
+    }
+  }
+  auto print = [&](const std::vector<std::string>& row) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      std::string cell = row[i];
+      if (i + 1 < row.size()) cell.resize(width[i], ' ');
+      line += (i ? "  " : "") + cell;
+    }
+    line.erase(line.find_last_not_of(' ') + 1);
+    std::printf("%s\n", line.c_str());
+  };
+  print(header);
+  for (auto row : rows) {
+    for (auto& cell : row) cell = Printable(cell);
+    print(row);
+  }
+  std::fflush(stdout);
 }
 
 }  // namespace datasite::cli

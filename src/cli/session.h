@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cli/http_client.h"
 #include "core/status.h"
@@ -61,6 +62,12 @@ class Session {
   Result<nlohmann::json> Call(std::string_view method, const std::string& target,
                               const nlohmann::json* body = nullptr);
 
+  // Every page of a paged listing at `path` (with `query`, "a=b&c=d" or empty), oldest first, as
+  // one answer: {"items": [...], "total": N}. Reads until the server's total is reached (or a
+  // page comes back empty), so that no item is dropped.
+  Result<nlohmann::json> ListAll(const std::string& path, const std::string& query,
+                                 int64_t page_size);
+
   // The JSON of a 2xx answer ({} when empty), else the server's error as a Status.
   Result<nlohmann::json> ParseAnswer(const HttpResponse& r, const std::string& what) const;
 
@@ -101,6 +108,15 @@ std::string Trim(const std::string& s);
 // `\x1b` or `\u{202e}`, so that text from the server can neither drive the terminal nor hide
 // part of what a reviewer reads.
 std::string Printable(std::string_view text, bool keep_newlines = false);
+
+// "Name <email>", or whichever of the two a user object from the server has.
+std::string Person(const nlohmann::json& user);
+// `label` padded to 16 columns, then `value` through Printable.
+void PrintField(const char* label, const std::string& value);
+// The rows under a header, each column as wide as its widest cell (the last one is not padded);
+// every cell goes through Printable.
+void PrintTable(const std::vector<std::string>& header,
+                const std::vector<std::vector<std::string>>& rows);
 
 }  // namespace datasite::cli
 

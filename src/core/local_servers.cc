@@ -138,14 +138,73 @@ std::optional<RuntimeInfo> FindRunningServer(const std::string& data_dir) {
   return info;
 }
 
+namespace {
+
+// Where RegisterDataDir records data directories that are not the default. Server names never
+// start with '.', so no server's default directory is this one.
+std::string ElsewhereDir(const std::string& root) { return root + "/.elsewhere"; }
+
+// The directory recorded for `name`, or "".
+std::string RecordedDataDir(const std::string& root, const std::string& name) {
+  std::ifstream in(ElsewhereDir(root) + "/" + name);
+  std::string dir;
+  if (!in || !std::getline(in, dir)) return "";
+  return dir;
+}
+
+}  // namespace
+
+Status RegisterDataDir(const std::string& name, const std::string& data_dir) {
+  RETURN_IF_ERROR(ValidateServerName(name));
+  ASSIGN_OR_RETURN(std::string root, ServersRoot());
+  std::error_code ec;
+  if (fs::weakly_canonical(root + "/" + name, ec) == fs::weakly_canonical(data_dir, ec)) {
+    return Status::Ok();
+  }
+  const std::string dir = ElsewhereDir(root);
+  fs::create_directories(dir, ec);
+  if (ec) return UnavailableError("cannot create " + dir + ": " + ec.message());
+  const std::string tmp = dir + "/." + name + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << data_dir << "\n";
+    if (!out) return UnavailableError("cannot write " + tmp);
+  }
+  fs::rename(tmp, dir + "/" + name, ec);
+  if (ec) return UnavailableError("cannot record the data directory: " + ec.message());
+  return Status::Ok();
+}
+
+std::optional<RuntimeInfo> FindRunningServerByName(const std::string& name) {
+  if (!ValidateServerName(name).ok()) return std::nullopt;
+  auto root = ServersRoot();
+  if (!root.ok()) return std::nullopt;
+  if (auto info = FindRunningServer(*root + "/" + name)) return info;
+  std::string recorded = RecordedDataDir(*root, name);
+  if (recorded.empty()) return std::nullopt;
+  auto info = FindRunningServer(recorded);
+  // The directory may since hold another server (launched there under another name).
+  if (!info || info->name != name) return std::nullopt;
+  return info;
+}
+
 std::vector<RuntimeInfo> ListRunningServers() {
   std::vector<RuntimeInfo> out;
   auto root = ServersRoot();
   if (!root.ok()) return out;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(*root, ec)) {
-    if (!entry.is_directory(ec)) continue;
+    if (!entry.is_directory(ec) || entry.path().filename().string().rfind('.', 0) == 0) continue;
     if (auto info = FindRunningServer(entry.path().string())) out.push_back(*info);
+  }
+  for (const auto& entry : fs::directory_iterator(ElsewhereDir(*root), ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_regular_file(ec) || !ValidateServerName(name).ok()) continue;
+    auto info = FindRunningServerByName(name);
+    if (!info) continue;
+    bool seen = std::any_of(out.begin(), out.end(),
+                            [&](const RuntimeInfo& r) { return r.data_dir == info->data_dir; });
+    if (!seen) out.push_back(*info);
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return out;

@@ -61,7 +61,14 @@ bool IsLocked(const std::string& data_dir);
 Status WriteRuntimeInfo(const RuntimeInfo& info);
 // The running server in `data_dir`, or nullopt when none runs there.
 std::optional<RuntimeInfo> FindRunningServer(const std::string& data_dir);
-// Every running server under ServersRoot().
+// Records that the server `name` keeps its storage in `data_dir` when that is not the default
+// (ServersRoot()/name, i.e. `launch --data-dir`): ServersRoot()/.elsewhere/NAME holds the path, so
+// that `list`, `land NAME` and `--server NAME` find it. A no-op for the default directory.
+Status RegisterDataDir(const std::string& name, const std::string& data_dir);
+// The running server named `name`: in its default directory, else where RegisterDataDir recorded.
+std::optional<RuntimeInfo> FindRunningServerByName(const std::string& name);
+// Every running server under ServersRoot() and in the directories recorded by RegisterDataDir, by
+// name.
 std::vector<RuntimeInfo> ListRunningServers();
 
 }  // namespace datasite

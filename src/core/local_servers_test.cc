@@ -112,5 +112,46 @@ TEST_F(LocalServersTest, WaitsForAnExitingHolderToLetGo) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+// Regression (issue 12): a server launched with --data-dir was found by neither `list`, `land NAME`
+// nor `--server NAME`.
+TEST_F(LocalServersTest, AServerWithItsOwnDataDirIsFoundByName) {
+  const std::string xdg = dir_ + "/xdg";
+  const std::string elsewhere = dir_ + "/elsewhere";
+  fs::create_directories(elsewhere);
+  ASSERT_EQ(::setenv("XDG_DATA_HOME", xdg.c_str(), 1), 0);
+  EXPECT_FALSE(FindRunningServerByName("away").has_value());
+
+  auto lock = DataDirLock::Acquire(elsewhere);
+  ASSERT_TRUE(lock.ok()) << lock.status().message();
+  ASSERT_TRUE(WriteRuntimeInfo({"away", ::getpid(), "127.0.0.1", 1, "http://x", elsewhere}).ok());
+  ASSERT_TRUE(RegisterDataDir("away", elsewhere).ok());
+
+  auto found = FindRunningServerByName("away");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->data_dir, elsewhere);
+  auto listed = ListRunningServers();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].name, "away");
+
+  // Another name recorded for the same directory does not find it (the server there is "away").
+  ASSERT_TRUE(RegisterDataDir("other", elsewhere).ok());
+  EXPECT_FALSE(FindRunningServerByName("other").has_value());
+  EXPECT_EQ(ListRunningServers().size(), 1u);
+
+  lock->reset();
+  EXPECT_FALSE(FindRunningServerByName("away").has_value()) << "a stopped server is not found";
+  EXPECT_TRUE(ListRunningServers().empty());
+  ::unsetenv("XDG_DATA_HOME");
+}
+
+TEST_F(LocalServersTest, TheDefaultDataDirIsNotRecorded) {
+  const std::string xdg = dir_ + "/xdg";
+  ASSERT_EQ(::setenv("XDG_DATA_HOME", xdg.c_str(), 1), 0);
+  ASSERT_TRUE(RegisterDataDir("home", xdg + "/datasite/home").ok());
+  EXPECT_FALSE(fs::exists(xdg + "/datasite/.elsewhere/home"));
+  EXPECT_EQ(RegisterDataDir("../bad", dir_).code(), StatusCode::kInvalidArgument);
+  ::unsetenv("XDG_DATA_HOME");
+}
+
 }  // namespace
 }  // namespace datasite

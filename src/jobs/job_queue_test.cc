@@ -222,10 +222,11 @@ TEST_F(JobQueueTest, PerUserCapRefusesQueuedOrRunningJobsPastIt) {
   store::Job done = **leased;
   done.status = "completed";
   ASSERT_TRUE(store_->FinishJob(done).ok());
-  ASSERT_TRUE(store_
-                  ->KillQueuedJob(store_->ListJobs({.user_id = "a", .status = "queued"})->at(0).id,
-                                  clock_.NowMillis())
-                  .ok());
+  ASSERT_TRUE(
+      store_
+          ->KillQueuedJob(store_->ListJobs({.user_id = "a", .status = "queued"})->items.at(0).id,
+                          clock_.NowMillis())
+          .ok());
   EXPECT_EQ(*store_->InsertJob(NewJob(code, "mock", "a"), cap), store::JobAdmission::kInserted);
 }
 

@@ -69,6 +69,25 @@ Status RefuseOpenDefaultPassword(const AppConfig& config, bool needs_root,
                  config.host + " again."));
 }
 
+// Nor with accounts whose passwords a development server accepted although they are short or
+// common.
+Status RefuseOpenDevelopmentPasswords(const AppConfig& config, bool needs_root,
+                                      services::Accounts& accounts) {
+  if (http::IsLoopbackAddress(config.host) || needs_root) return Status::Ok();
+  ASSIGN_OR_RETURN(auto emails, accounts.UsersWithDevelopmentPasswords(5));
+  if (emails.empty()) return Status::Ok();
+  std::string list;
+  for (const auto& e : emails) list += (list.empty() ? "" : ", ") + e;
+  return FailedPreconditionError(
+      "refusing to listen on " + config.host +
+      ", where other machines can reach it, while accounts have passwords that only a "
+      "development server accepts (short or common): " +
+      list + (emails.size() == 5 ? " and maybe more" : "") +
+      ". Launch on loopback (--host 127.0.0.1, the default) without --dev-mode, set each a "
+      "password of at least 8 characters that is not a common one, then launch on " +
+      config.host + " again.");
+}
+
 }  // namespace
 
 App::App(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
@@ -88,6 +107,10 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   // Password changes, sign-ups and user creations hash on at most half the heavy threads, so
   // logins always have the rest.
   accounts.hashing_slots = std::max(1, config.heavy_threads / 2);
+  // The development rules for passwords never apply where other machines can reach the server.
+  if (!http::IsLoopbackAddress(config.host)) {
+    accounts.password_rules = auth::PasswordRules::kStandard;
+  }
   p->accounts = std::make_unique<services::Accounts>(*p->store, clock, accounts);
   // At first start the root password is hashed (~100 ms) while the rest of start-up goes on.
   ASSIGN_OR_RETURN(bool needs_root, p->accounts->NeedsRootAdmin());
@@ -100,6 +123,7 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
     });
   }
   RETURN_IF_ERROR(RefuseOpenDefaultPassword(config, needs_root, *p->accounts));
+  RETURN_IF_ERROR(RefuseOpenDevelopmentPasswords(config, needs_root, *p->accounts));
   RETURN_IF_ERROR(p->settings->Bootstrap(launch));
   RETURN_IF_ERROR(p->store->DeleteExpiredSessions(clock.NowSeconds()));
   ASSIGN_OR_RETURN(p->blobs, blob::NewFileBlobStore(BlobPath(config.data_dir)));

@@ -12,6 +12,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "auth/password.h"
 #include "core/local_servers.h"
 #include "core/random.h"
 #include "http/request_policy.h"
@@ -108,11 +109,23 @@ int Serve(LaunchOptions& o, int report_fd) {
                    "http://" + url_host + ":" + std::to_string(port),
                    o.app.data_dir};
   if (Status st = WriteRuntimeInfo(info); !st.ok()) return fail(st);
+  if (Status st = RegisterDataDir(o.name, o.app.data_dir); !st.ok()) {
+    spdlog::warn("list, land and --server will not find {} by name: {}", o.name, st.ToString());
+  }
   std::string where = o.host + ":" + std::to_string(port);
   std::string lines = "Starting " + o.name + " server on " + where + "\n" +
                       "You have launched a development server at http://" + where +
                       ". It is intended only for local use.";
   spdlog::info("{} serving on {} with data in {}", o.name, where, o.app.data_dir);
+  if (o.app.accounts.password_rules == auth::PasswordRules::kDevelopment) {
+    lines +=
+        "\nDev mode: short and common passwords are accepted here, with a warning; such "
+        "accounts keep this server on loopback.";
+  } else if (o.dev_mode) {
+    spdlog::warn(
+        "dev mode on {}: passwords follow the standard rules, as other machines can reach it",
+        o.host);
+  }
   if (report_fd >= 0) {
     Report(report_fd, "ok\n" + lines);
   } else {
@@ -167,6 +180,10 @@ int RunLaunch(LaunchOptions o) {
   o.app.host = o.host;
   o.app.port = *port;
   o.app.launch.name = o.name;
+  // Dev mode relaxes the password rules only where no other machine can reach the server.
+  const bool dev_passwords = o.dev_mode && http::IsLoopbackAddress(o.host);
+  o.app.accounts.password_rules =
+      dev_passwords ? auth::PasswordRules::kDevelopment : auth::PasswordRules::kStandard;
 
   if (!o.detach) {
     spdlog::set_default_logger(spdlog::stderr_color_mt("datasite"));

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <thread>
 
+#include "cli/admin_commands.h"
 #include "cli/dataset_commands.h"
 #include "cli/local_commands.h"
 #include "cli/request_commands.h"
@@ -125,6 +126,7 @@ int main(int argc, char** argv) {
   auto* ver = app.add_subcommand("version", "Print the version");
   datasite::cli::AddDatasetCommands(app);
   datasite::cli::AddRequestCommands(app);
+  datasite::cli::AddAdminCommands(app);
 
   try {
     app.parse(argc, argv);
@@ -152,5 +154,6 @@ int main(int argc, char** argv) {
   }
   if (int rc = datasite::cli::RunDatasetCommand(); rc >= 0) return rc;
   if (int rc = datasite::cli::RunRequestCommand(); rc >= 0) return rc;
+  if (int rc = datasite::cli::RunAdminCommand(); rc >= 0) return rc;
   return 0;
 }

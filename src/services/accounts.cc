@@ -325,7 +325,7 @@ Status Accounts::Validate(const NewUser& input) const {
   RETURN_IF_ERROR(CheckText("institution", input.institution, kMaxFieldLength, false));
   RETURN_IF_ERROR(CheckText("website", input.website, kMaxFieldLength, false));
   ASSIGN_OR_RETURN(std::string email, NormalizeEmail(input.email));
-  RETURN_IF_ERROR(auth::CheckPasswordStrength(input.password, email));
+  RETURN_IF_ERROR(auth::CheckNewPassword(input.password, email, options_.password_rules).status());
   if (input.password_verify && !ConstantTimeEquals(*input.password_verify, input.password)) {
     return InvalidArgumentError("password and password_verify do not match");
   }
@@ -334,7 +334,7 @@ Status Accounts::Validate(const NewUser& input) const {
 
 Result<store::User> Accounts::Insert(const NewUser& input, Role role) {
   ASSIGN_OR_RETURN(std::string email, NormalizeEmail(input.email));
-  ASSIGN_OR_RETURN(std::string hash, auth::HashPassword(input.password));
+  ASSIGN_OR_RETURN(std::string hash, HashNewPassword(input.password, email));
   int64_t now = clock_.NowSeconds();
   store::User user{NewUuid(),
                    email,
@@ -477,9 +477,11 @@ Result<store::User> Accounts::UpdateUser(const Principal& caller, const std::str
   }
   std::optional<std::string> hash;
   if (patch.password) {
-    RETURN_IF_ERROR(auth::CheckPasswordStrength(*patch.password, email.value_or(user.email)));
+    RETURN_IF_ERROR(
+        auth::CheckNewPassword(*patch.password, email.value_or(user.email), options_.password_rules)
+            .status());
     ASSIGN_OR_RETURN(auto slot, HashingSlot());
-    ASSIGN_OR_RETURN(hash, auth::HashPassword(*patch.password));
+    ASSIGN_OR_RETURN(hash, HashNewPassword(*patch.password, email.value_or(user.email)));
   }
   if (patch.name) user.name = Trim(*patch.name);
   if (patch.institution) user.institution = *patch.institution;
@@ -547,16 +549,44 @@ Status Accounts::ChangePassword(const Principal& caller, const std::string& old_
     Audit(caller, "user.change_password_failed", "user:" + user.id, "from " + client_address);
     return FailedPreconditionError("the old password is wrong");
   }
-  RETURN_IF_ERROR(auth::CheckPasswordStrength(new_password, user.email));
+  RETURN_IF_ERROR(
+      auth::CheckNewPassword(new_password, user.email, options_.password_rules).status());
   if (ConstantTimeEquals(old_password, new_password)) {
     return InvalidArgumentError("the new password must differ from the old one");
   }
-  ASSIGN_OR_RETURN(user.password_hash, auth::HashPassword(new_password));
+  ASSIGN_OR_RETURN(user.password_hash, HashNewPassword(new_password, user.email));
   user.updated_at = clock_.NowSeconds();
   RETURN_IF_ERROR(store_.UpdateUser(user));
   RETURN_IF_ERROR(store_.DeleteUserSessions(user.id, caller.token_hash));
   Audit(caller, "user.change_password", "user:" + user.id);
   return Status::Ok();
+}
+
+std::string Accounts::PasswordWarning(std::string_view password, std::string_view email) const {
+  auto checked = auth::CheckNewPassword(password, email, options_.password_rules);
+  return checked.ok() ? *checked : std::string();
+}
+
+Result<std::string> Accounts::HashNewPassword(std::string_view password, std::string_view email) {
+  ASSIGN_OR_RETURN(std::string hash, auth::HashPassword(password));
+  if (auth::CheckPasswordStrength(password, email).ok()) return hash;
+  spdlog::warn("development server: a weak password was accepted for {}", email);
+  return auth::MarkDevelopmentHash(hash);
+}
+
+Result<std::vector<std::string>> Accounts::UsersWithDevelopmentPasswords(size_t limit) {
+  std::vector<std::string> found;
+  constexpr int64_t kPage = 500;
+  for (int64_t offset = 0;; offset += kPage) {
+    ASSIGN_OR_RETURN(auto page, store_.ListUsers("", offset, kPage));
+    for (const auto& u : page.items) {
+      if (auth::IsDevelopmentHash(u.password_hash) && found.size() < limit) {
+        found.push_back(u.email);
+      }
+    }
+    if (page.items.empty() || offset + kPage >= page.total) break;
+  }
+  return found;
 }
 
 }  // namespace datasite::services

@@ -7,9 +7,12 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "auth/login_throttle.h"
+#include "auth/password.h"
 #include "auth/rate_limiter.h"
 #include "core/clock.h"
 #include "core/status.h"
@@ -35,6 +38,9 @@ struct AccountsOptions {
   // Password hashing outside logins (password changes, registrations, user creations) at once;
   // more is refused with a retry, so logins keep the rest of the hashing threads.
   int hashing_slots = 1;
+  // The rules for new passwords: kDevelopment only on a loopback-only development server (see
+  // auth::PasswordRules); the app decides.
+  auth::PasswordRules password_rules = auth::PasswordRules::kStandard;
 };
 
 struct LoginResult {
@@ -85,6 +91,12 @@ class Accounts {
   // Whether the root admin's password is still kDefaultRootPassword (the check Login uses to warn);
   // hashes once (~100 ms).
   Result<bool> RootHasDefaultPassword();
+  // The warning to show with an answer that set `password` for `email` (a development server's
+  // leniency, see auth::PasswordRules), or "" when there is none.
+  std::string PasswordWarning(std::string_view password, std::string_view email) const;
+  // Emails of the users whose password was accepted only under development rules (at most
+  // `limit`): a server reachable beyond loopback refuses to start while there are any.
+  Result<std::vector<std::string>> UsersWithDevelopmentPasswords(size_t limit);
 
   Result<LoginResult> Login(const std::string& email, const std::string& password,
                             const std::string& client_address);
@@ -126,6 +138,9 @@ class Accounts {
  private:
   Status Validate(const NewUser& input) const;
   Result<store::User> Insert(const NewUser& input, auth::Role role);
+  // The hash to store for a new password that passed the checks; marked (auth::MarkDevelopmentHash)
+  // when only the development rules let it pass, and the acceptance logged.
+  Result<std::string> HashNewPassword(std::string_view password, std::string_view email);
   // A hashing slot for work other than logins, or kResourceExhausted asking to retry.
   Result<auth::ConcurrencyLimit::Slot> HashingSlot();
   Result<LoginResult> StartSession(std::optional<store::User> user, auth::Role role);

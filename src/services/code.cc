@@ -71,6 +71,15 @@ Status SyncFile(const std::string& path) {
   return Status::Ok();
 }
 
+Status CheckPage(int64_t page, int64_t page_size) {
+  if (page < 1) return InvalidArgumentError("page must be 1 or more");
+  if (page_size < 1 || page_size > kMaxListPageSize) {
+    return InvalidArgumentError("page_size must be between 1 and " +
+                                std::to_string(kMaxListPageSize));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 CodeService::CodeService(store::Store& store, blob::BlobStore& blobs,
@@ -263,12 +272,14 @@ Result<store::UserCode> CodeService::Submit(const Principal& caller, const Submi
   return store_.GetCode(code.id);
 }
 
-Result<std::vector<store::UserCode>> CodeService::ListCode(const Principal& caller,
-                                                           const std::optional<std::string>& name) {
+Result<store::CodePage> CodeService::ListCode(const Principal& caller,
+                                              const std::optional<std::string>& name, int64_t page,
+                                              int64_t page_size) {
   RETURN_IF_ERROR(NeedDataScientist(caller));
+  RETURN_IF_ERROR(CheckPage(page, page_size));
   std::optional<std::string> user;
   if (!IsOwner(caller)) user = caller.user_id;
-  return store_.ListCode(user, name);
+  return store_.ListCode(user, name, (page - 1) * page_size, page_size);
 }
 
 Result<store::UserCode> CodeService::GetCode(const Principal& caller, const std::string& id) {
@@ -307,15 +318,17 @@ Result<store::CodeRequest> CodeService::CreateRequest(const Principal& caller,
   return store_.GetRequest(r.id);
 }
 
-Result<std::vector<store::CodeRequest>> CodeService::ListRequests(
-    const Principal& caller, const std::optional<std::string>& status) {
+Result<store::RequestPage> CodeService::ListRequests(const Principal& caller,
+                                                     const std::optional<std::string>& status,
+                                                     int64_t page, int64_t page_size) {
   RETURN_IF_ERROR(NeedDataScientist(caller));
   if (status && *status != "pending" && *status != "approved" && *status != "denied") {
     return InvalidArgumentError("status must be pending, approved or denied");
   }
+  RETURN_IF_ERROR(CheckPage(page, page_size));
   std::optional<std::string> user;
   if (!IsOwner(caller)) user = caller.user_id;
-  return store_.ListRequests(user, status);
+  return store_.ListRequests(user, status, (page - 1) * page_size, page_size);
 }
 
 Result<store::CodeRequest> CodeService::GetRequest(const Principal& caller, const std::string& id) {
@@ -361,11 +374,13 @@ Result<store::CodeRequest> CodeService::Deny(const Principal& caller, const std:
     store::JobFilter f;
     f.code_id = r.code_id;
     f.include_review = false;
-    auto jobs = store_.ListJobs(f);
-    if (jobs.ok()) {
-      for (const auto& j : *jobs) {
+    for (f.offset = 0;; f.offset += f.limit) {
+      auto jobs = store_.ListJobs(f);
+      if (!jobs.ok()) break;
+      for (const auto& j : jobs->items) {
         if (j.kind == "private" && !jobs::IsFinal(j.status)) (void)queue_.Kill(j.id);
       }
+      if (f.offset + f.limit >= jobs->total) break;
     }
   }
   return store_.GetRequest(id);
@@ -601,7 +616,9 @@ Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& 
     f.code_id = code.id;
     f.user_id = code.user_id;
     f.include_review = false;
-    ASSIGN_OR_RETURN(auto jobs, store_.ListJobs(f));
+    f.newest_first = true;
+    ASSIGN_OR_RETURN(auto page, store_.ListJobs(f));
+    const auto& jobs = page.items;
     auto it = std::find_if(jobs.begin(), jobs.end(),
                            [](const store::Job& j) { return j.kind == "private"; });
     if (it == jobs.end()) {
@@ -621,9 +638,10 @@ Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& 
   return out;
 }
 
-Result<std::vector<store::Job>> CodeService::ListJobs(const Principal& caller,
-                                                      const std::optional<std::string>& code_id,
-                                                      const std::optional<std::string>& status) {
+Result<store::JobPage> CodeService::ListJobs(const Principal& caller,
+                                             const std::optional<std::string>& code_id,
+                                             const std::optional<std::string>& status, int64_t page,
+                                             int64_t page_size) {
   RETURN_IF_ERROR(NeedDataScientist(caller));
   static const char* kStatuses[] = {"queued",    "running", "completed",  "errored",
                                     "timed_out", "killed",  "interrupted"};
@@ -632,9 +650,12 @@ Result<std::vector<store::Job>> CodeService::ListJobs(const Principal& caller,
     return InvalidArgumentError(
         "status must be queued, running, completed, errored, timed_out, killed or interrupted");
   }
+  RETURN_IF_ERROR(CheckPage(page, page_size));
   store::JobFilter f;
   f.code_id = code_id;
   f.status = status;
+  f.offset = (page - 1) * page_size;
+  f.limit = page_size;
   if (!IsOwner(caller)) {
     f.user_id = caller.user_id;
     f.include_review = false;
@@ -744,6 +765,11 @@ Result<store::Job> CodeService::Release(const Principal& caller, const std::stri
   ASSIGN_OR_RETURN(store::Job job, GetJob(caller, id));
   if (!jobs::IsFinal(job.status)) {
     return FailedPreconditionError("the job has not ended yet: it is " + job.status);
+  }
+  if (!job.held) {
+    return FailedPreconditionError(
+        "nothing to release: job " + job.id +
+        " holds no result (output review was off when it ran, or it was released already)");
   }
   RETURN_IF_ERROR(store_.ReleaseJob(id));
   Audit(caller, "job.release", id);

@@ -100,6 +100,10 @@ struct ResultFile {
   int64_t size = 0;
 };
 
+// The largest page of code, requests or jobs one listing answers, and a page of jobs by default.
+inline constexpr int64_t kMaxListPageSize = 1000;
+inline constexpr int64_t kDefaultJobPageSize = 500;
+
 // Safe for concurrent use.
 class CodeService {
  public:
@@ -120,14 +124,16 @@ class CodeService {
   Status CountKeptBytes();
 
   Result<store::UserCode> Submit(const Principal& caller, const SubmitCode& code);
-  Result<std::vector<store::UserCode>> ListCode(const Principal& caller,
-                                                const std::optional<std::string>& name);
+  // Listings are oldest first, in pages of `page_size` (1 to kMaxListPageSize) from page 1.
+  Result<store::CodePage> ListCode(const Principal& caller, const std::optional<std::string>& name,
+                                   int64_t page = 1, int64_t page_size = kMaxListPageSize);
   Result<store::UserCode> GetCode(const Principal& caller, const std::string& id);
 
   Result<store::CodeRequest> CreateRequest(const Principal& caller, const std::string& code_id,
                                            const std::string& reason);
-  Result<std::vector<store::CodeRequest>> ListRequests(const Principal& caller,
-                                                       const std::optional<std::string>& status);
+  Result<store::RequestPage> ListRequests(const Principal& caller,
+                                          const std::optional<std::string>& status,
+                                          int64_t page = 1, int64_t page_size = kMaxListPageSize);
   Result<store::CodeRequest> GetRequest(const Principal& caller, const std::string& id);
   Result<store::CodeRequest> Approve(const Principal& caller, const std::string& id);
   // A decision may change: approve after deny; deny after approve while no result of the
@@ -144,9 +150,10 @@ class CodeService {
 
   Result<RunOutcome> Run(const Principal& caller, const std::string& code_id, const RunCode& run);
 
-  Result<std::vector<store::Job>> ListJobs(const Principal& caller,
-                                           const std::optional<std::string>& code_id,
-                                           const std::optional<std::string>& status);
+  Result<store::JobPage> ListJobs(const Principal& caller,
+                                  const std::optional<std::string>& code_id,
+                                  const std::optional<std::string>& status, int64_t page = 1,
+                                  int64_t page_size = kDefaultJobPageSize);
   Result<store::Job> GetJob(const Principal& caller, const std::string& id);
   // Whether the caller may see the job's result and stdout now (not while held, unless an owner).
   bool MaySeeResult(const Principal& caller, const store::Job& job) const;

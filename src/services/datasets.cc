@@ -439,7 +439,9 @@ Result<store::Dataset> Datasets::Create(const Principal& caller, const NewDatase
   d.created_at = d.updated_at = clock_.NowSeconds();
   RETURN_IF_ERROR(store_.InsertDataset(d));
   Audit(caller, "dataset.create", "dataset:" + d.id, d.name);
-  return d;
+  // Read back: the answer must say what the catalogue holds (the blobs each asset names, the
+  // uploader's name and email), not the half-filled dataset that was inserted.
+  return store_.GetDataset(d.id);
 }
 
 Result<store::DatasetPage> Datasets::List(

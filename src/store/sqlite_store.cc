@@ -903,8 +903,7 @@ class SqliteStore : public Store {
     ASSIGN_OR_RETURN(page.total, CountWhere("datasets", where, search));
     Stmt s(stmts_,
            (std::string(kDatasetSelect) + " WHERE d.rowid IN (SELECT rowid FROM datasets" + where +
-            " ORDER BY created_at DESC, rowid DESC LIMIT ?2 OFFSET ?3) ORDER BY d.created_at DESC, "
-            "d.rowid DESC")
+            " ORDER BY created_at, rowid LIMIT ?2 OFFSET ?3) ORDER BY d.created_at, d.rowid")
                .c_str());
     s.Bind(search).Bind(limit).Bind(offset);
     while (true) {
@@ -1018,7 +1017,8 @@ class SqliteStore : public Store {
   Result<std::vector<AuditEvent>> RecentAudit(int64_t limit) override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_,
-           "SELECT at, actor, action, target, detail FROM audit_events ORDER BY seq DESC LIMIT ?");
+           "SELECT at, actor, action, target, detail FROM (SELECT * FROM audit_events ORDER BY seq "
+           "DESC LIMIT ?) ORDER BY seq");
     s.Bind(limit);
     std::vector<AuditEvent> out;
     while (true) {
@@ -1159,16 +1159,27 @@ class SqliteStore : public Store {
     return ReadCode(s);
   }
 
-  Result<std::vector<UserCode>> ListCode(const std::optional<std::string>& user_id,
-                                         const std::optional<std::string>& name) override {
+  Result<CodePage> ListCode(const std::optional<std::string>& user_id,
+                            const std::optional<std::string>& name, int64_t offset,
+                            int64_t limit) override {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_, (std::string(kCodeSelect) +
-                    " WHERE (?1 IS NULL OR c.user_id = ?1) AND (?2 IS NULL OR c.name = ?2) "
-                    "ORDER BY c.created_at DESC, c.rowid DESC LIMIT 1000")
-                       .c_str());
+    const std::string where =
+        " WHERE (?1 IS NULL OR c.user_id = ?1) AND (?2 IS NULL OR c.name = ?2)";
+    CodePage page;
+    {
+      Stmt c(stmts_, ("SELECT count(*) FROM user_code c" + where).c_str());
+      BindOptional(c, user_id);
+      BindOptional(c, name);
+      ASSIGN_OR_RETURN(bool row, c.Step());
+      page.total = row ? c.Int(0) : 0;
+    }
+    Stmt s(stmts_,
+           (kCodeSelect + where + " ORDER BY c.created_at, c.rowid LIMIT ?3 OFFSET ?4").c_str());
     BindOptional(s, user_id);
     BindOptional(s, name);
-    return ReadAll(s, ReadCode);
+    s.Bind(limit).Bind(offset);
+    ASSIGN_OR_RETURN(page.items, ReadAll(s, ReadCode));
+    return page;
   }
 
   Status InsertRequest(const CodeRequest& r) override {
@@ -1195,16 +1206,27 @@ class SqliteStore : public Store {
     return ReadRequest(s);
   }
 
-  Result<std::vector<CodeRequest>> ListRequests(const std::optional<std::string>& user_id,
-                                                const std::optional<std::string>& status) override {
+  Result<RequestPage> ListRequests(const std::optional<std::string>& user_id,
+                                   const std::optional<std::string>& status, int64_t offset,
+                                   int64_t limit) override {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_, (std::string(kRequestSelect) +
-                    " WHERE (?1 IS NULL OR r.user_id = ?1) AND (?2 IS NULL OR r.status = ?2) "
-                    "ORDER BY r.created_at DESC, r.rowid DESC LIMIT 1000")
-                       .c_str());
+    const std::string where =
+        " WHERE (?1 IS NULL OR r.user_id = ?1) AND (?2 IS NULL OR r.status = ?2)";
+    RequestPage page;
+    {
+      Stmt c(stmts_, ("SELECT count(*) FROM code_requests r" + where).c_str());
+      BindOptional(c, user_id);
+      BindOptional(c, status);
+      ASSIGN_OR_RETURN(bool row, c.Step());
+      page.total = row ? c.Int(0) : 0;
+    }
+    Stmt s(stmts_,
+           (kRequestSelect + where + " ORDER BY r.created_at, r.rowid LIMIT ?3 OFFSET ?4").c_str());
     BindOptional(s, user_id);
     BindOptional(s, status);
-    return ReadAll(s, ReadRequest);
+    s.Bind(limit).Bind(offset);
+    ASSIGN_OR_RETURN(page.items, ReadAll(s, ReadRequest));
+    return page;
   }
 
   Status DecideRequest(const std::string& id, const std::string& status,
@@ -1355,18 +1377,31 @@ class SqliteStore : public Store {
     return Status::Ok();
   }
 
-  Result<std::vector<Job>> ListJobs(const JobFilter& f) override {
+  Result<JobPage> ListJobs(const JobFilter& f) override {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_, (JobSelect(false) +
-                    " WHERE (?1 IS NULL OR j.user_id = ?1) AND (?2 IS NULL OR j.code_id = ?2) AND "
-                    "(?3 IS NULL OR j.status = ?3) AND (?4 = 1 OR j.kind != 'review') "
-                    "ORDER BY j.seq DESC LIMIT ?5")
+    const std::string where =
+        " WHERE (?1 IS NULL OR j.user_id = ?1) AND (?2 IS NULL OR j.code_id = ?2) AND "
+        "(?3 IS NULL OR j.status = ?3) AND (?4 = 1 OR j.kind != 'review')";
+    auto bind = [&](Stmt& s) {
+      BindOptional(s, f.user_id);
+      BindOptional(s, f.code_id);
+      BindOptional(s, f.status);
+      s.Bind(f.include_review);
+    };
+    JobPage page;
+    {
+      Stmt c(stmts_, ("SELECT count(*) FROM jobs j" + where).c_str());
+      bind(c);
+      ASSIGN_OR_RETURN(bool row, c.Step());
+      page.total = row ? c.Int(0) : 0;
+    }
+    Stmt s(stmts_, (JobSelect(false) + where + " ORDER BY j.seq" + (f.newest_first ? " DESC" : "") +
+                    " LIMIT ?5 OFFSET ?6")
                        .c_str());
-    BindOptional(s, f.user_id);
-    BindOptional(s, f.code_id);
-    BindOptional(s, f.status);
-    s.Bind(f.include_review).Bind(f.limit);
-    return ReadAll(s, ReadJob);
+    bind(s);
+    s.Bind(f.limit).Bind(f.offset);
+    ASSIGN_OR_RETURN(page.items, ReadAll(s, ReadJob));
+    return page;
   }
 
   Result<Job> LastCompletedPrivateJob(const std::string& code_id) override {

@@ -490,17 +490,17 @@ TEST_F(SqliteStoreTest, IdentityRoundTripsRawKeys) {
   EXPECT_EQ((*got)->created_at, 1234);
 }
 
-TEST_F(SqliteStoreTest, AuditIsReturnedNewestFirst) {
+TEST_F(SqliteStoreTest, RecentAuditIsTheNewestEventsOldestFirst) {
   ASSERT_TRUE(store_->AppendAudit({1, "system", "a", "t1", ""}).ok());
   ASSERT_TRUE(store_->AppendAudit({2, "user:u1", "b", "t2", "d"}).ok());
   ASSERT_TRUE(store_->AppendAudit({3, "guest", "c", "t3", ""}).ok());
   auto got = store_->RecentAudit(2);
   ASSERT_TRUE(got.ok());
   ASSERT_EQ(got->size(), 2u);
-  EXPECT_EQ((*got)[0].action, "c");
-  EXPECT_EQ((*got)[1].action, "b");
-  EXPECT_EQ((*got)[1].actor, "user:u1");
-  EXPECT_EQ((*got)[1].detail, "d");
+  EXPECT_EQ((*got)[0].action, "b");
+  EXPECT_EQ((*got)[0].actor, "user:u1");
+  EXPECT_EQ((*got)[0].detail, "d");
+  EXPECT_EQ((*got)[1].action, "c");
 }
 
 TEST_F(SqliteStoreTest, DataSurvivesReopen) {
@@ -938,6 +938,120 @@ TEST_F(JobBytesTest, MockOutputsExpireOldestFirstUntilEnoughIsFreed) {
   ASSERT_EQ(expired->size(), 1u);
   EXPECT_EQ((*expired)[0].job_id, mocks[2].id);
   EXPECT_EQ(store_->UserJobUsage("u")->result_bytes, 10);
+}
+
+// Listings of code, requests and jobs are oldest first (as PySyft's), in pages with a total.
+class ListingOrderTest : public SqliteStoreTest {
+ protected:
+  // Code "c<i>" of user "u", named `name`; every row has the same created_at, so that the order
+  // rests on insertion alone.
+  void AddCode(int i, const std::string& name = "f") {
+    UserCode c;
+    c.id = "c" + std::to_string(i);
+    c.user_id = "u";
+    c.name = name;
+    c.source = "def f():\n    return " + std::to_string(i) + "\n";
+    c.code_hash = "h" + std::to_string(i);
+    c.inputs = "{}";
+    c.output_policy = "single_execution";
+    c.created_at = 100;
+    ASSERT_TRUE(store_->InsertCode(c).ok());
+  }
+
+  template <typename Page>
+  static std::vector<std::string> Ids(const Page& page) {
+    std::vector<std::string> out;
+    for (const auto& item : page.items) out.push_back(item.id);
+    return out;
+  }
+};
+
+using IdList = std::vector<std::string>;
+
+TEST_F(ListingOrderTest, CodeIsOldestFirstAndPaged) {
+  for (int i = 1; i <= 3; ++i) AddCode(i, i == 2 ? "g" : "f");
+  auto all = store_->ListCode(std::nullopt, std::nullopt, 0, 10);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(Ids(*all), (IdList{"c1", "c2", "c3"}));
+  EXPECT_EQ(all->total, 3);
+  auto second = store_->ListCode(std::nullopt, std::nullopt, 1, 1);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(Ids(*second), (IdList{"c2"}));
+  EXPECT_EQ(second->total, 3);
+  auto named = store_->ListCode(std::string("u"), std::string("f"), 0, 10);
+  ASSERT_TRUE(named.ok());
+  EXPECT_EQ(Ids(*named), (IdList{"c1", "c3"}));
+  EXPECT_EQ(named->total, 2);
+  auto other = store_->ListCode(std::string("v"), std::nullopt, 0, 10);
+  ASSERT_TRUE(other.ok());
+  EXPECT_TRUE(other->items.empty());
+  EXPECT_EQ(other->total, 0);
+}
+
+TEST_F(ListingOrderTest, RequestsAreOldestFirstAndPaged) {
+  for (int i = 1; i <= 3; ++i) {
+    AddCode(i);
+    CodeRequest r;
+    r.id = "r" + std::to_string(i);
+    r.code_id = "c" + std::to_string(i);
+    r.user_id = "u";
+    r.status = "pending";
+    r.created_at = r.updated_at = 100;
+    ASSERT_TRUE(store_->InsertRequest(r).ok());
+  }
+  auto all = store_->ListRequests(std::nullopt, std::nullopt, 0, 10);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(Ids(*all), (IdList{"r1", "r2", "r3"}));
+  EXPECT_EQ(all->total, 3);
+  auto last = store_->ListRequests(std::string("u"), std::string("pending"), 2, 5);
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(Ids(*last), (IdList{"r3"}));
+  EXPECT_EQ(last->total, 3);
+  auto none = store_->ListRequests(std::nullopt, std::string("approved"), 0, 10);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->total, 0);
+}
+
+TEST_F(ListingOrderTest, JobsAreOldestFirstUnlessNewestFirstIsAsked) {
+  AddCode(1);
+  for (int i = 1; i <= 3; ++i) {
+    Job j;
+    j.id = "j" + std::to_string(i);
+    j.code_id = "c1";
+    j.user_id = "u";
+    j.kind = "mock";
+    j.inputs = "{}";
+    j.created_at = 100;
+    ASSERT_EQ(*store_->InsertJob(j, {}), JobAdmission::kInserted);
+  }
+  auto all = store_->ListJobs({});
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(Ids(*all), (IdList{"j1", "j2", "j3"}));
+  EXPECT_EQ(all->total, 3);
+  auto window = store_->ListJobs({.offset = 1, .limit = 1});
+  ASSERT_TRUE(window.ok());
+  EXPECT_EQ(Ids(*window), (IdList{"j2"}));
+  EXPECT_EQ(window->total, 3);
+  auto newest = store_->ListJobs({.newest_first = true, .limit = 2});
+  ASSERT_TRUE(newest.ok());
+  EXPECT_EQ(Ids(*newest), (IdList{"j3", "j2"}));
+}
+
+TEST_F(ListingOrderTest, DatasetsAreOldestFirst) {
+  for (int i = 1; i <= 3; ++i) {
+    Dataset d;
+    d.id = "d" + std::to_string(i);
+    d.name = "set" + std::to_string(i);
+    d.uploader_id = "u";
+    d.created_at = d.updated_at = 100;
+    ASSERT_TRUE(store_->InsertDataset(d).ok());
+  }
+  auto page = store_->ListDatasets("", 0, 10, nullptr);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(Ids(*page), (IdList{"d1", "d2", "d3"}));
+  auto second = store_->ListDatasets("", 1, 1, nullptr);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(Ids(*second), (IdList{"d2"}));
 }
 
 }  // namespace

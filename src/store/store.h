@@ -270,7 +270,23 @@ struct JobFilter {
   std::optional<std::string> code_id;
   std::optional<std::string> status;
   bool include_review = true;  // false: only private and mock jobs
+  bool newest_first = false;   // listings are oldest first; true reverses (and the window with it)
+  int64_t offset = 0;
   int64_t limit = 500;
+};
+
+// One window of a listing (`items`) and how many rows match in all (`total`).
+struct CodePage {
+  std::vector<UserCode> items;
+  int64_t total = 0;
+};
+struct RequestPage {
+  std::vector<CodeRequest> items;
+  int64_t total = 0;
+};
+struct JobPage {
+  std::vector<Job> items;
+  int64_t total = 0;
 };
 
 // Safe for concurrent use.
@@ -331,7 +347,7 @@ class Store {
   // Changes whenever a dataset, or a user (an uploader's name or email), may have changed: what
   // a cached dataset listing must be rendered anew after.
   virtual int64_t CatalogVersion() = 0;
-  // Live datasets whose name or description contains `search`, newest first. Their assets are
+  // Live datasets whose name or description contains `search`, oldest first. Their assets are
   // read, in the same snapshot, for every dataset when `needs_assets` is empty, else only for
   // those it returns true for; it is called once per dataset, in page order, under the store's
   // lock (so it must not call the store).
@@ -356,15 +372,18 @@ class Store {
   virtual Result<UserCode> GetCode(const std::string& id) = 0;
   // The user's code with this hash; kNotFound when none.
   virtual Result<UserCode> FindCodeByHash(const std::string& user_id, const std::string& hash) = 0;
-  // Newest first; empty filters match everything.
-  virtual Result<std::vector<UserCode>> ListCode(const std::optional<std::string>& user_id,
-                                                 const std::optional<std::string>& name) = 0;
+  // Oldest first, `limit` rows from `offset`; empty filters match everything.
+  virtual Result<CodePage> ListCode(const std::optional<std::string>& user_id,
+                                    const std::optional<std::string>& name, int64_t offset,
+                                    int64_t limit) = 0;
 
   // kAlreadyExists when the code already has a request.
   virtual Status InsertRequest(const CodeRequest& request) = 0;
   virtual Result<CodeRequest> GetRequest(const std::string& id) = 0;
-  virtual Result<std::vector<CodeRequest>> ListRequests(
-      const std::optional<std::string>& user_id, const std::optional<std::string>& status) = 0;
+  // Oldest first, `limit` rows from `offset`; empty filters match everything.
+  virtual Result<RequestPage> ListRequests(const std::optional<std::string>& user_id,
+                                           const std::optional<std::string>& status, int64_t offset,
+                                           int64_t limit) = 0;
   // Decides a request, in one transaction: pending -> approved | denied; denied -> approved
   // (releasing the results a data owner deposited); approved -> denied while none of its code's
   // private results was released (completed and not held), its queued and running private jobs
@@ -391,7 +410,8 @@ class Store {
   // stdout over it) and sets its held flag to `held` in the same update, so no reader sees these
   // bytes without the flag. kFailedPrecondition when the job is not running.
   virtual Status AppendJobStdout(const std::string& id, std::string_view chunk, bool held) = 0;
-  virtual Result<std::vector<Job>> ListJobs(const JobFilter& filter) = 0;
+  // Oldest first unless filter.newest_first.
+  virtual Result<JobPage> ListJobs(const JobFilter& filter) = 0;
   // The newest completed private job of a code; kNotFound when none.
   virtual Result<Job> LastCompletedPrivateJob(const std::string& code_id) = 0;
   // Marks the next queued job running (attempts + 1) and returns it; nullopt when none is queued.
@@ -437,6 +457,7 @@ class Store {
   virtual Result<std::pair<int64_t, int64_t>> RecoverJobs(int64_t max_attempts, int64_t now) = 0;
 
   virtual Status AppendAudit(const AuditEvent& event) = 0;
+  // The newest `limit` events, oldest first.
   virtual Result<std::vector<AuditEvent>> RecentAudit(int64_t limit) = 0;
 
   // Runs the database's own integrity check; kInternal with its report when it fails.

@@ -789,8 +789,8 @@ def target_scientist_job_kill(world, caller, fresh):
 
 @target
 def target_scientist_private_job_release(world, caller, fresh):
-    """Scientist's completed private job (output review is off: nothing is held, a release
-    changes nothing, so every caller shares it)."""
+    """Scientist's completed private job (output review is off: nothing is held, so a release
+    that passes the access check is refused with 409, and every caller shares it)."""
     world.settle_jobs()
     return _job_call(world, _private_job(world), {})
 
@@ -927,7 +927,8 @@ TABLE = [
     Row("POST", "/api/v1/jobs/{id}/kill", "scientist_job_kill",
         rule("data_scientist", ok=409, scientist2=404),
         note="the job's user or a data owner; a job that already ended: FAILED_PRECONDITION"),
-    Row("POST", "/api/v1/jobs/{id}/release", "scientist_private_job_release", rule("data_owner")),
+    Row("POST", "/api/v1/jobs/{id}/release", "scientist_private_job_release",
+        rule("data_owner", ok=409)),
     Row("POST", "/api/v1/jobs/{id}/release_error", "scientist_failed_private_job",
         rule("data_owner")),
     # Last: its refused calls leave a sleeping job that the next job target kills.

@@ -75,9 +75,9 @@ BAD_USERS = {
         email="a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 58 + ".org"
     ),
     "password-too-short": new_user(password="Sh0rt", password_verify="Sh0rt"),
-    "password-no-upper": new_user(password="lowercase123", password_verify="lowercase123"),
-    "password-no-lower": new_user(password="UPPERCASE123", password_verify="UPPERCASE123"),
-    "password-no-digit": new_user(password="NoDigitsHere", password_verify="NoDigitsHere"),
+    "password-common": new_user(password="password123", password_verify="password123"),
+    "password-common-upper": new_user(password="QWERTYUIOP", password_verify="QWERTYUIOP"),
+    "password-repeated": new_user(password="zzzzzzzzzz", password_verify="zzzzzzzzzz"),
     "password-too-long": new_user(password="Aa1" + "x" * 126, password_verify="Aa1" + "x" * 126),
     "passwords-differ": new_user(password_verify="Different-Passw0rd"),
 }

@@ -240,6 +240,28 @@ def test_data_dir_flag_places_storage_and_land_finds_it(cli, tmp_path):
     assert port_is_closed(port)
 
 
+def test_a_server_with_its_own_data_dir_is_found_by_name(cli, tmp_path):
+    # Regression (issue 12): list, land and --server NAME looked only in the default directory.
+    name = unique("cli")
+    data_dir = tmp_path / "own"
+    port = printed_port(cli.launch(name, "--data-dir", str(data_dir)).stdout, name)
+    rows = [row for row in list_rows(cli) if row and row[0] == name]
+    assert len(rows) == 1, rows
+    assert str(port) in rows[0][2]
+    assert os.path.realpath(rows[0][3]) == os.path.realpath(str(data_dir))
+
+    listed = cli.run("dataset", "list", "--server", name)
+    assert listed.returncode == 0, listed
+    assert listed.stdout.split()[:2] == ["NAME", "ASSETS"], listed
+
+    landed = cli.run("land", name)
+    assert (landed.returncode, landed.stdout) == (0, "Stopping {}\n".format(name)), landed
+    assert port_is_closed(port)
+    assert not [row for row in list_rows(cli) if row and row[0] == name]
+    gone = cli.run("dataset", "list", "--server", name)
+    assert gone.returncode == 1 and "no running server named" in gone.stderr, gone
+
+
 def test_version_prints_the_server_version(cli):
     result = cli.run("version")
     assert result.returncode == 0, result

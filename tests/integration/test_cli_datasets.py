@@ -243,6 +243,21 @@ def test_upload_prints_the_dataset_and_its_assets(site, tmp_path):
     assert result.returncode == 0, result
     assert name in result.stdout and "1 asset" in result.stdout
     assert "t: csv" in result.stdout
+    # Regression (issue 12): the server's answer said has_mock false, so this said "empty mock".
+    [asset] = get_dataset(site, name).json["assets"]
+    assert "empty mock" not in result.stdout, result.stdout
+    assert "mock " + human_bytes(asset["mock_size"]) in result.stdout, result.stdout
+    assert "data {}".format(human_bytes(len(PEOPLE_CSV))) in result.stdout, result.stdout
+
+
+def human_bytes(n):
+    """Sizes as the CLI prints them (HumanBytes in src/cli): bytes below 1 KiB."""
+    units = ["B", "KiB", "MiB", "GiB"]
+    value, unit = float(n), 0
+    while value >= 1024 and unit < len(units) - 1:
+        value /= 1024
+        unit += 1
+    return "{} B".format(n) if unit == 0 else "{:.1f} {}".format(value, units[unit])
 
 
 def test_upload_with_generate_mock_makes_a_mock_of_the_same_shape(site, tmp_path):

@@ -210,6 +210,12 @@ def test_jobs_list_show_and_logs(owner, scientist, asset):
     release = scientist.cli("jobs", "release", job.id)
     assert release.returncode == 1 and release.stderr.startswith("error: "), release
 
+    # Regression (issue 12): releasing a job that was never held claimed a release.
+    never_held = owner.cli("jobs", "release", job.id)
+    assert never_held.returncode == 1, never_held
+    assert "nothing to release" in never_held.stderr, never_held
+    assert "Released" not in never_held.stdout, never_held
+
 
 def test_kill_a_running_job(scientist, scientist2, asset):
     @sy.syft_function_single_use(data=asset)

@@ -108,7 +108,7 @@ def test_new_source_under_the_same_name_is_the_next_version(world):
     second = submit(world, name=name, source="def {}(data):\n    return 2\n".format(name))
     assert (first["version"], second["version"]) == (1, 2)
     history = world[0].get(CODE + "?name=" + name, token=tok(world, "scientist")).json["items"]
-    assert [c["version"] for c in history] == [2, 1]
+    assert [c["version"] for c in history] == [1, 2]  # oldest first
 
 
 @pytest.mark.parametrize("body, fragment", [

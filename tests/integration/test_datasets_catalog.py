@@ -91,6 +91,31 @@ def test_uploaded_dataset_has_the_documented_fields(owner, actors):
     }
 
 
+def test_the_create_answer_is_what_the_catalogue_holds(api, actors):
+    # Regression (issue 12): POST /api/v1/datasets answered has_mock false and an empty uploader
+    # name and email although a mock was given and the uploader has both.
+    token = actors["owner"].token
+    data = new_blob(api, token, "csv", b"v\n1\n2\n")
+    mock = new_blob(api, token, "csv", b"v\n3\n4\n")
+    bare = new_blob(api, token, "csv", b"v\n5\n")
+    resp = create_dataset(
+        api,
+        token,
+        unique("answer"),
+        [{"name": "t", "data": data["id"], "mock": mock["id"]}, {"name": "e", "data": bare["id"]}],
+    )
+    assert resp.status == 201, resp
+    created = resp.json
+    uploader = created["uploader"]
+    assert uploader["id"] == actors["owner"].user["id"]
+    assert uploader["email"] == actors["owner"].user["email"]
+    assert uploader["name"] == actors["owner"].user["name"] and uploader["name"]
+    with_mock, empty = created["assets"]
+    assert with_mock["has_mock"] is True and with_mock["mock_size"] == len(b"v\n3\n4\n")
+    assert empty["has_mock"] is False
+    assert created == api.get(DATASETS + "/" + created["id"], token=token).json
+
+
 def test_names_are_unique(owner, api, actors, module_server):
     name = unique("dup")
     owner.upload_dataset(small(name))

@@ -93,10 +93,10 @@ def test_a_page_of_kept_and_new_renderings_matches_each_dataset(server):
     for changed in (ids[1], ids[3]):
         assert api.patch(DATASETS + "/" + changed, {"summary": "new " + changed}, token=owner).status == 200
     items = page(api, owner, tag)["items"]
-    assert [d["id"] for d in items] == list(reversed(ids))
+    assert [d["id"] for d in items] == ids
     for item in items:
         alone = api.get(DATASETS + "/" + item["id"], token=owner)
         assert alone.status == 200
         assert item == alone.json
-    assert [len(d["assets"]) for d in items] == [3, 1, 2, 1]
-    assert items[0]["summary"] == "new " + ids[3] and items[2]["summary"] == "new " + ids[1]
+    assert [len(d["assets"]) for d in items] == [1, 2, 1, 3]
+    assert items[3]["summary"] == "new " + ids[3] and items[1]["summary"] == "new " + ids[1]

@@ -191,7 +191,7 @@ EMAIL_254 = "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 57 + ".org"
 @pytest.mark.parametrize(
     "email,password",
     [
-        (None, "Abcdef12"),
+        (None, "tulip-9x"),
         (None, "Aa1" + "x" * 125),
         (EMAIL_254, None),
     ],
