@@ -120,6 +120,10 @@ def launch_args(
     return args
 
 
+# Hosts that bind loopback only: launch() makes a development server of them unless told not to.
+_LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
 # PySyft's launch() arguments that change nothing here, and why; given a value other than their
 # default they cause one warning naming the reason.
 _NO_EFFECT = {
@@ -302,7 +306,7 @@ def launch(
     port=None,
     host=None,
     reset=False,
-    dev_mode=False,
+    dev_mode=None,
     server_type="datasite",
     server_side_type="high",
     n_consumers=None,
@@ -333,6 +337,12 @@ def launch(
     ``queue_port``, ``background_tasks``, ``debug`` and ``consumer_type`` are accepted and change
     nothing (a warning says why when one is set); ``db_url`` and ``from_state_folder`` are
     refused.
+
+    ``dev_mode`` None (the default) makes a server that listens on loopback only a development
+    server, as PySyft's tutorials expect of ``launch``: it logs verbosely and accepts short and
+    common passwords (``abc123``) with a warning, and accounts given one keep it on loopback.
+    ``dev_mode=False`` holds every password to the standard rules; a server beyond loopback always
+    does.
 
     ``port`` None or "auto" picks a free port. ``deploy_to="remote"`` starts nothing and returns a
     handle to a server already running at ``host``:``port`` (default localhost:8080). ``host``
@@ -379,6 +389,8 @@ def launch(
         )
     if deploy != "python":
         raise ValueError("deploy_to must be 'python' or 'remote', got {!r}".format(deploy_to))
+    if dev_mode is None:
+        dev_mode = host is None or str(host) in _LOOPBACK_HOSTS
     args = launch_args(
         name,
         port=port,

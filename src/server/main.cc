@@ -49,7 +49,9 @@ int main(int argc, char** argv) {
                 "A host name clients use to reach this server (repeatable). Requests for other "
                 "names are refused; localhost and IP addresses are always answered");
   l->add_flag("--reset", launch.reset, "Wipe this server's storage first");
-  l->add_flag("--dev-mode", launch.dev_mode, "Verbose logging");
+  l->add_flag("--dev-mode", launch.dev_mode,
+              "Development server: verbose logging; on loopback, short and common passwords are "
+              "accepted with a warning");
   auto* type_opt = l->add_option("--server-type", server_type, "datasite, gateway or enclave")
                        ->check(CLI::IsMember({"datasite", "gateway", "enclave"}));
   auto* side_opt = l->add_option("--side", side, "high (private data) or low (mock data only)")

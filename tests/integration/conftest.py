@@ -50,6 +50,8 @@ def xdg_data_home(tmp_path, monkeypatch):
 def launch(xdg_dir, name=None, **kwargs):
     """Launches a server through the client with XDG_DATA_HOME set to ``xdg_dir``."""
     kwargs.setdefault("port", "auto")
+    # Test servers hold passwords to the standard rules unless a test asks for a development one.
+    kwargs.setdefault("dev_mode", False)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_DATA_HOME", str(xdg_dir))
         return sy.orchestra.launch(name=name or unique("srv"), **kwargs)

@@ -183,3 +183,22 @@ def test_accounts_with_dev_passwords_keep_a_server_on_loopback(binary, tmp_path)
         opened.stop()
         plain.stop()
         dev.stop()
+
+
+def test_launch_on_loopback_is_a_development_server_unless_told_not_to(binary, launcher):
+    """PySyft's tutorials launch without dev_mode and register abc123: launch() on loopback makes
+    a development server (a warning says so), and dev_mode=False holds it to the standard rules."""
+    import warnings
+
+    dev = launcher.launch(dev_mode=None)
+    root = dev.login(email="info@example.org", password="changethis")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        root.register(name="Jane", email="jane@example.org", password="abc123",
+                      password_verify="abc123")
+    assert any("password" in str(w.message).lower() for w in caught)
+    strict = launcher.launch(dev_mode=False)
+    root = strict.login(email="info@example.org", password="changethis")
+    with pytest.raises(sy.InvalidArgumentError, match="at least 8"):
+        root.register(name="Jane", email="jane@example.org", password="abc123",
+                      password_verify="abc123")
