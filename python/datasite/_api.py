@@ -457,6 +457,15 @@ class SyftAPI:
         self.services = build_services(self._client, self.document)
         return self
 
+    def __getattr__(self, name):
+        # PySyft's client.api.<service> reaches the same tree as client.api.services.<service>.
+        if name.startswith("_") or name in ("document", "services"):
+            raise AttributeError(name)
+        return getattr(self.services, name)
+
+    def __dir__(self):
+        return ["document", "refresh", "services"] + list(dir(self.services))
+
     def __repr__(self):
         return "API of {} ({} services):\n{}".format(
             self._client.url, len(dir(self.services)), repr(self.services)

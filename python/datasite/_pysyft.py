@@ -40,9 +40,10 @@ def _clause_holds(op, wanted, wildcard, have):
 def requires(version_string, silent=False):
     """PySyft's version check: ``sy.requires(">=0.9,<1.0.0")``. Installs nothing.
 
-    The spec is checked against the PySyft API version this client mirrors (``0.9.2``). When it
-    holds, prints one line (unless ``silent``) and returns True; when it does not, raises
-    ValueError saying so (with ``silent=True`` returns False instead).
+    The spec is checked against the PySyft API version this client mirrors (``0.9.2``). As in
+    PySyft it only tells: unless ``silent`` it prints whether the spec holds (and, when it does
+    not, that the notebook may use calls that work differently here); it returns whether it holds.
+    A spec it cannot read raises ValueError.
     """
     if not isinstance(version_string, str) or not version_string.strip():
         raise TypeError("requires takes a version spec such as '>=0.9,<1.0.0'")
@@ -56,14 +57,14 @@ def requires(version_string, silent=False):
         if not _clause_holds(op, tuple(int(p) for p in number.split(".")), wildcard, have):
             failed.append(clause.strip())
     if failed:
-        if silent:
-            return False
-        raise ValueError(
-            "this notebook asks for syft {} ({} does not hold), and datasite mirrors PySyft {}'s "
-            "API: the notebook may use calls that work differently here".format(
-                version_string.strip(), ", ".join(failed), PYSYFT_API_VERSION
+        if not silent:
+            print(
+                "this notebook asks for syft{} ({} does not hold), and datasite mirrors PySyft "
+                "{}'s API: the notebook may use calls that work differently here".format(
+                    version_string.strip(), ", ".join(failed), PYSYFT_API_VERSION
+                )
             )
-        )
+        return False
     if not silent:
         print(
             "datasite mirrors PySyft {}'s API, which matches syft{}".format(

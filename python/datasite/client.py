@@ -160,6 +160,11 @@ class DatasiteClient:
         return self._api
 
     @property
+    def services(self):
+        """PySyft's ``client.services``: the same tree as ``client.api.services``."""
+        return self.api.services
+
+    @property
     def requests(self):
         """Code requests: a data scientist's own, everyone's for data owners and admins."""
         return _requests.RequestCollection(self)

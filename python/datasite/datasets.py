@@ -982,6 +982,11 @@ class DatasetList(list):
         result = super().__getitem__(key)
         return DatasetList(result) if isinstance(key, slice) else result
 
+    @property
+    def datasets(self):
+        """PySyft's page view names its items ``datasets``: the same list."""
+        return self
+
     def _table_rows(self):
         return [
             [d.name, d.summary, len(d.assets), d._uploader_text(), d.created_at, d.id]
@@ -1035,12 +1040,23 @@ class DatasetCollection:
         """Every dataset, all pages."""
         return DatasetList(self._iter())
 
-    def search(self, name=None, text=None):
-        """Datasets whose name or description contains the text (the server's search)."""
+    def search(self, name=None, text=None, page_size=None, page_index=None):
+        """Datasets whose name or description contains the text (the server's search), oldest
+        first; with ``page_size`` only page ``page_index`` (from 0) of them, as PySyft pages."""
         needle = name if name is not None else text
         if not isinstance(needle, str):
             raise TypeError("search takes the text to look for, e.g. search('census')")
-        return DatasetList(self._iter(needle))
+        if page_size is None:
+            if page_index not in (None, 0):
+                raise ValueError("page_index needs a page_size")
+            return DatasetList(self._iter(needle))
+        for arg, value, low in (("page_size", page_size, 1), ("page_index", page_index or 0, 0)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError("{} must be an int of at least {}, got {!r}".format(arg, low, value))
+        data = self._page((page_index or 0) + 1, page_size, needle)
+        return DatasetList(
+            Dataset._from_server(item, self._client) for item in data.get("items") or []
+        )
 
     def get(self, name_or_id):
         """One dataset by name or id; NotFoundError when there is none."""

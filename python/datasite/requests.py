@@ -21,6 +21,19 @@ def _person(user):
     return _display.show(name or email)
 
 
+class RequestChange:
+    """The one change a request asks for: that its code may run on the private data it names."""
+
+    def __init__(self, request):
+        self.id = "{}:code".format(request.id)
+        self.code = request.code
+        self.applied = request.status == RequestStatus.APPROVED
+
+    def __repr__(self):
+        name = self.code.name if self.code else "code"
+        return "RequestChange({} may run on private data; applied={})".format(name, self.applied)
+
+
 class Request:
     """One request to run code on private data, as the server last described it.
 
@@ -64,6 +77,17 @@ class Request:
     @property
     def request_time(self):
         return self.created_at
+
+    @property
+    def changes(self):
+        """PySyft's list of what approving changes: here always one, the code's permission to run
+        on private data."""
+        return [RequestChange(self)]
+
+    @property
+    def current_change_state(self):
+        """PySyft's ``{change id: applied}``: applied once the request is approved."""
+        return {RequestChange(self).id: self.status == RequestStatus.APPROVED}
 
     def _call(self, route, **kwargs):
         return self._client._transport.call(route, path_params={"id": self.id}, **kwargs)

@@ -75,11 +75,25 @@ class User:
         self._load(data)
         return SyftSuccess("User details successfully updated.", value=self)
 
-    def set_password(self, new_password):
+    def set_password(self, new_password, confirm=True):
         """Sets another user's password (admins only). For your own, use
-        ``client.account.set_password``.
+        ``client.account.set_password``. ``confirm`` is PySyft's (it asks you to type the password
+        again); an admin setting it here gives it as an argument, so nothing is asked.
         """
         return self.update(password=new_password)
+
+    def set_email(self, email):
+        """Changes this user's email (admins, or the user themself as the server allows)."""
+        return self.update(email=email)
+
+    def set_name(self, name):
+        return self.update(name=name)
+
+    def set_institution(self, institution):
+        return self.update(institution=institution)
+
+    def set_website(self, website):
+        return self.update(website=website)
 
     def delete(self):
         """Deletes this user on the server."""
