@@ -21,8 +21,11 @@ import json as _sc_json
 import math as _sc_math
 import re as _sc_re
 
-import numpy as _sc_np
-import pandas as _sc_pd
+try:  # the client works without them (it then sends and reads no DataFrames)
+    import numpy as _sc_np
+    import pandas as _sc_pd
+except ImportError:
+    _sc_np = _sc_pd = None
 
 SIDECAR_VERSION = "pandas/1"
 SIDECAR_MAX_BYTES = 256 << 10  # the server refuses larger ones, too

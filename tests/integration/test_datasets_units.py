@@ -120,9 +120,11 @@ def test_series_is_one_csv_column_named_after_the_series():
         assert open(p.path).read().splitlines() == ["value", "1.5"]
 
 
-def test_dataframe_csv_has_no_index():
+def test_dataframe_csv_keeps_an_index_that_is_not_a_range():
     df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}, index=[10, 11])
     with _transfer.payload_of(df) as p:
+        assert open(p.path).read().splitlines() == [",a,b", "10,1,x", "11,2,y"]
+    with _transfer.payload_of(df.reset_index(drop=True)) as p:
         assert open(p.path).read().splitlines() == ["a,b", "1,x", "2,y"]
         path = p.path
     assert not os.path.exists(path), "the temporary CSV must be removed after the upload"

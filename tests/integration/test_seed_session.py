@@ -38,6 +38,9 @@ def launched_lines(port, name=NAME):
         "Starting {} server on 127.0.0.1:{}".format(name, port),
         "You have launched a development server at http://127.0.0.1:{}. "
         "It is intended only for local use.".format(port),
+        # launch() on loopback is a development server (PySyft's tutorials register abc123).
+        "Dev mode: short and common passwords are accepted here, with a warning; such accounts "
+        "keep this server on loopback.",
     ]
 
 
