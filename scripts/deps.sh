@@ -29,7 +29,9 @@ if ! npm ls -g playwright-core >/dev/null 2>&1; then
   echo "Installing playwright-core (npm, global): drives chromium in the notebook display's browser test"
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo npm install -g --silent playwright-core >/dev/null
+  # Not fatal: without it the browser test is skipped (and says so); everything else still runs.
+  $sudo npm install -g --silent playwright-core >/dev/null ||
+    echo "warning: npm could not install playwright-core; tests/integration/test_display_browser.py will be skipped" >&2
 fi
 # The tests and clients talk to "localhost"; a minimal root file system (debootstrap, some containers) may
 # have no /etc/hosts at all.
