@@ -406,11 +406,10 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
         if (contributors) {
           ASSIGN_OR_RETURN(d.contributors, ReadContributors(*contributors));
         }
-        ASSIGN_OR_RETURN(
-            auto assets,
-            body.OptionalObjects("assets", {"name", "description", "data", "mock", "mock_is_real",
-                                            "contributors", "data_subjects", "data_meta",
-                                            "mock_meta"}));
+        ASSIGN_OR_RETURN(auto assets, body.OptionalObjects(
+                                          "assets", {"name", "description", "data", "mock",
+                                                     "mock_is_real", "contributors",
+                                                     "data_subjects", "data_meta", "mock_meta"}));
         if (!assets) return InvalidArgumentError("field 'assets' is required");
         for (const auto& a : *assets) {
           services::NewAsset na;
