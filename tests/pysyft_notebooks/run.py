@@ -22,7 +22,8 @@ Usage::
     /usr/bin/python3 tests/pysyft_notebooks/run.py [--repo GITDIR] [--only SUBSTRING]...
         [--report FILE.json] [--timeout SECONDS]
 
-``--repo`` defaults to ``$PYSYFT_REPO``, then ``/work/.mirror/OpenMined+PySyft/repo``.
+``--repo`` defaults to ``$PYSYFT_REPO``, then ``../.mirror/OpenMined+PySyft/repo`` beside this
+checkout (where the tool library's ``fetch`` puts it).
 """
 
 import argparse
@@ -40,7 +41,7 @@ import time
 HERE = pathlib.Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 EXPECTED_PATH = HERE / "expected.json"
-DEFAULT_REPO = "/work/.mirror/OpenMined+PySyft/repo"
+DEFAULT_REPO = str(REPO_ROOT.parent / ".mirror" / "OpenMined+PySyft" / "repo")
 PYSYFT_ADMIN_EMAIL = "info@openmined.org"
 OUR_ADMIN_EMAIL = "info@example.org"
 # The notebooks in scope: PySyft's tutorials and API notebooks (scenarios need a cluster,
