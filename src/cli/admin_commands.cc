@@ -228,20 +228,16 @@ int RunAdminCommand() {
                 kExitUsage);
   }
   using Command = Status (*)(Session&, const Flags&);
-  const std::pair<CLI::App*, Command> commands[] = {
-      {f.users_list, ListUsers},    {f.users_create, CreateUser},    {f.set_role, SetRole},
-      {f.users_delete, DeleteUser}, {f.settings_show, ShowSettings}, {f.settings_set, SetSetting},
-  };
-  try {
-    for (const auto& [app, run] : commands) {
-      if (!app->parsed()) continue;
-      return WithSession(f.connection, /*needs_account=*/true,
-                         [&, run = run](Session& s) { return run(s, f); });
-    }
-  } catch (const std::exception& e) {
-    return Fail(InternalError(e.what()));
+  std::vector<Subcommand> commands;
+  for (auto [app, run] : {std::pair<CLI::App*, Command>{f.users_list, ListUsers},
+                          {f.users_create, CreateUser},
+                          {f.set_role, SetRole},
+                          {f.users_delete, DeleteUser},
+                          {f.settings_show, ShowSettings},
+                          {f.settings_set, SetSetting}}) {
+    commands.emplace_back(app, [&f, run = run](Session& s) { return run(s, f); });
   }
-  return Fail(InvalidArgumentError("unknown users or settings command"), kExitUsage);
+  return RunParsedSubcommand(f.connection, commands, "users or settings");
 }
 
 }  // namespace datasite::cli

@@ -353,28 +353,20 @@ int RunRequestCommand() {
   bool jobs = f.jobs != nullptr && f.jobs->parsed();
   if (!requests && !jobs) return -1;
   using Command = Status (*)(Session&, const Flags&);
-  const std::pair<CLI::App*, Command> commands[] = {
-      {f.requests_list, ListRequests},
-      {f.requests_show, ShowRequest},
-      {f.approve, Approve},
-      {f.deny, Deny},
-      {f.jobs_list, ListJobs},
-      {f.jobs_show, ShowJob},
-      {f.logs, Logs},
-      {f.kill, Kill},
-      {f.release, Release},
-      {f.release_error, ReleaseError},
-  };
-  try {
-    for (const auto& [app, run] : commands) {
-      if (!app->parsed()) continue;
-      return WithSession(f.connection, /*needs_account=*/true,
-                         [&, run = run](Session& s) { return run(s, f); });
-    }
-  } catch (const std::exception& e) {
-    return Fail(InternalError(e.what()));
+  std::vector<Subcommand> commands;
+  for (auto [app, run] : {std::pair<CLI::App*, Command>{f.requests_list, ListRequests},
+                          {f.requests_show, ShowRequest},
+                          {f.approve, Approve},
+                          {f.deny, Deny},
+                          {f.jobs_list, ListJobs},
+                          {f.jobs_show, ShowJob},
+                          {f.logs, Logs},
+                          {f.kill, Kill},
+                          {f.release, Release},
+                          {f.release_error, ReleaseError}}) {
+    commands.emplace_back(app, [&f, run = run](Session& s) { return run(s, f); });
   }
-  return Fail(InvalidArgumentError("unknown requests or jobs command"), kExitUsage);
+  return RunParsedSubcommand(f.connection, commands, "requests or jobs");
 }
 
 }  // namespace datasite::cli

@@ -216,6 +216,18 @@ int WithSession(const ConnectionFlags& f, bool needs_account,
   return status.ok() ? 0 : Fail(status);
 }
 
+int RunParsedSubcommand(const ConnectionFlags& f, const std::vector<Subcommand>& commands,
+                        std::string_view group) {
+  try {
+    for (const auto& [app, run] : commands) {
+      if (app->parsed()) return WithSession(f, /*needs_account=*/true, run);
+    }
+  } catch (const std::exception& e) {
+    return Fail(InternalError(e.what()));
+  }
+  return Fail(InvalidArgumentError("unknown " + std::string(group) + " command"), kExitUsage);
+}
+
 int Fail(const Status& status, int exit_code) {
   std::cerr << "error: " << status.message() << std::endl;
   return exit_code;

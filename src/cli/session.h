@@ -89,6 +89,14 @@ class Session {
 int WithSession(const ConnectionFlags& f, bool needs_account,
                 const std::function<Status(Session&)>& body);
 
+// One subcommand of a group and what it does in a session.
+using Subcommand = std::pair<CLI::App*, std::function<Status(Session&)>>;
+
+// Runs the first parsed one of `commands` in a session with an account (WithSession) and returns
+// its exit code; a usage error naming `group` ("users or settings") when none was parsed.
+int RunParsedSubcommand(const ConnectionFlags& f, const std::vector<Subcommand>& commands,
+                        std::string_view group);
+
 // Prints `error: MESSAGE` to stderr and returns `exit_code`.
 int Fail(const Status& status, int exit_code = kExitFailure);
 

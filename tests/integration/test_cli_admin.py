@@ -6,28 +6,10 @@ import json
 import os
 import subprocess
 
-import pytest
-
 from helpers import ROOT_EMAIL, unique, unique_email
-from test_cli_datasets import Site
-from test_cli_requests import Person
 
-
-@pytest.fixture(scope="module")
-def site(binary, tmp_path_factory):
-    site = Site(binary, tmp_path_factory.mktemp("xdg"))
-    yield site
-    site.land()
-
-
-@pytest.fixture(scope="module")
-def owner(site):
-    return Person(site, "data_owner")
-
-
-@pytest.fixture(scope="module")
-def scientist(site):
-    return Person(site, "data_scientist")
+# A server and CLI users of this module's own (fixtures shared with test_cli_requests).
+from test_cli_requests import owner, scientist, site  # noqa: F401
 
 
 def admin(site, group, command, *args):

@@ -14,28 +14,12 @@ import pytest
 import datasite as sy
 from datasite import _listing
 from helpers import ROOT_EMAIL, ROOT_PASSWORD, needs_sandbox, unique
-from test_cli_datasets import Site
-from test_cli_requests import Person
+
+# A server and CLI users of this module's own (fixtures shared with test_cli_requests).
+from test_cli_requests import owner, scientist, site  # noqa: F401
 
 MOCK = pd.DataFrame({"v": [1, 2, 3]})
 PRIVATE = pd.DataFrame({"v": [4, 5, 6]})
-
-
-@pytest.fixture(scope="module")
-def site(binary, tmp_path_factory):
-    site = Site(binary, tmp_path_factory.mktemp("xdg"))
-    yield site
-    site.land()
-
-
-@pytest.fixture(scope="module")
-def owner(site):
-    return Person(site, "data_owner")
-
-
-@pytest.fixture(scope="module")
-def scientist(site):
-    return Person(site, "data_scientist")
 
 
 @pytest.fixture(scope="module")
