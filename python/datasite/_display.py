@@ -106,7 +106,10 @@ def md_esc(value):
 
 
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
-_CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
+# A code span as CommonMark reads one: a run of backticks not escaped by a backslash, closed by a
+# run of the same length (a longer or shorter run closes nothing). Anything this does not take for
+# code is escaped, so a misreading can only show an entity, never pass a tag.
+_CODE_SPAN = re.compile(r"(?<![\\`])(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.DOTALL)
 
 
 def _escape_outside_code_spans(line):

@@ -111,6 +111,18 @@ def test_markdown_escaping_keeps_code_and_neutralises_html():
     )
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\\`<img src=x onerror=alert(1)>`",  # an escaped backtick opens no code span
+        "`<img src=x onerror=alert(1)>``",  # a run of two does not close a run of one
+        "``<img src=x onerror=alert(1)>`",
+    ],
+)
+def test_markdown_escaping_does_not_take_a_non_code_span_for_code(text):
+    assert "<img" not in _display.md_esc_block(text)
+
+
 def test_route_table_uses_api_prefix_and_known_methods():
     for method, path in ROUTES.values():
         assert method in ("GET", "POST", "PATCH", "DELETE", "PUT")
