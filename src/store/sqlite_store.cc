@@ -1370,7 +1370,7 @@ class SqliteStore : public Store {
   Status AppendJobStdout(const std::string& id, std::string_view chunk, bool held) override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_,
-           "UPDATE jobs SET stdout = stdout || ?, held = ? WHERE id = ? AND "
+           "UPDATE jobs SET stdout = stdout || ?, held = max(held, ?) WHERE id = ? AND "
            "status = 'running'");
     RETURN_IF_ERROR(s.Bind(std::string(chunk)).Bind(held).Bind(id).Run());
     if (sqlite3_changes(db_) == 0) return FailedPreconditionError("the job is not running");

@@ -879,6 +879,15 @@ TEST_F(JobBytesTest, StdoutAppendedWhileRunningIsReadFromAnOffset) {
   EXPECT_EQ(store_->ReadJobOutput("missing", 0).status().code(), StatusCode::kNotFound);
 }
 
+// A run held meanwhile (its request denied) stays held: the flag its chunks carry was read when the
+// run started, and must not release it again.
+TEST_F(JobBytesTest, AnAppendNeverClearsTheHeldFlag) {
+  Job a = Running("u", "private");
+  ASSERT_TRUE(store_->AppendJobStdout(a.id, "before\n", true).ok());
+  ASSERT_TRUE(store_->AppendJobStdout(a.id, "after\n", false).ok());
+  EXPECT_TRUE(store_->ReadJobOutput(a.id, 0)->held);
+}
+
 TEST_F(JobBytesTest, StdoutIsAppendedOnlyToRunningJobs) {
   Job done = Finished("u", 1, "all of it");
   EXPECT_EQ(store_->AppendJobStdout(done.id, "late", false).code(),

@@ -407,8 +407,9 @@ class Store {
   // the same statement. kNotFound when absent.
   virtual Result<JobOutput> ReadJobOutput(const std::string& id, int64_t stdout_from) = 0;
   // Appends `chunk` to the stdout of a running job (its live log; FinishJob writes the whole
-  // stdout over it) and sets its held flag to `held` in the same update, so no reader sees these
-  // bytes without the flag. kFailedPrecondition when the job is not running.
+  // stdout over it) and raises its held flag when `held` in the same update, so no reader sees
+  // these bytes without the flag; the flag is never cleared here (a denial may have held the run
+  // after it started). kFailedPrecondition when the job is not running.
   virtual Status AppendJobStdout(const std::string& id, std::string_view chunk, bool held) = 0;
   // Oldest first unless filter.newest_first.
   virtual Result<JobPage> ListJobs(const JobFilter& filter) = 0;
