@@ -874,19 +874,28 @@ jobs::Outcome CodeService::KeepWithinQuota(const store::Job& job, jobs::Outcome 
   auto refused = Charge(job, result, logs, quota);
   if (!refused.ok()) return failed(refused.status());
   if (refused->empty()) return out;
+  // A run on private data tells its requester what was not kept, not its size: the size of what
+  // the code wrote (its stderr above all) is the code's to choose. Data owners read the sizes.
+  const bool sizes_public = job.kind == "mock";
+  auto tell = [&](const std::string& what, int64_t bytes, const std::string& rest) {
+    const std::string sized = what + " (" + std::to_string(bytes) + " bytes)" + rest;
+    const std::string told = sizes_public ? sized : what + rest;
+    out.error = out.error.empty() ? told : out.error + "; " + told;
+    if (!sizes_public) {
+      out.error_detail = out.error_detail.empty() ? sized : out.error_detail + "; " + sized;
+    }
+  };
   if (result > 0) {
     drop_result();
-    out.error =
-        "the result (" + std::to_string(result) + " bytes) was not kept: it would pass " + *refused;
+    out.error.clear();
+    tell("the result", result, " was not kept: it would pass " + *refused);
     refused = Charge(job, 0, logs, quota);
     if (!refused.ok()) return failed(refused.status());
     if (refused->empty()) return out;
   }
   out.stdout_text.clear();
   out.stderr_text.clear();
-  const std::string note =
-      "its logs (" + std::to_string(logs) + " bytes) were not kept: they would pass " + *refused;
-  out.error = out.error.empty() ? note : out.error + "; " + note;
+  tell("its logs", logs, " were not kept: they would pass " + *refused);
   return out;
 }
 

@@ -163,3 +163,22 @@ def test_disk_flood_is_counted_expired_and_refused(flood_server):
     assert owners.json["status"] == "errored", owners
     assert "storage limit of {} bytes".format(STORAGE) in owners.json["error"], owners
     assert result_files(data_dir) == [bigger.json["id"]]
+
+
+def test_a_private_run_not_kept_tells_its_requester_no_size(flood_server):
+    """The size of what a run on private data wrote is the code's to choose (a traceback's length
+    tells the length of private values): its requester reads that it was not kept, not its size;
+    data owners read both."""
+    api, actors, _ = flood_server
+    scientist, owner = actors["scientist"].token, actors["owner"].token
+    code_id = submit(api, scientist, unique("toolarge"), "return b'p' * 3_100_123")
+    request = api.post("/api/v1/requests", {"code_id": code_id, "reason": "size"}, token=scientist)
+    assert request.status == 201, request
+    approved = api.post("/api/v1/requests/{}/approve".format(request.json["id"]), {}, token=owner)
+    assert approved.status == 200, approved
+    ran = run(api, scientist, code_id, mock=False)
+    assert ran.json["status"] == "errored", ran
+    seen = wait_ended(api, scientist, ran.json["id"])
+    assert "was not kept" in seen["error"] and "3100123" not in str(seen), seen
+    owners_view = job(api, owner, ran.json["id"])
+    assert "3100123" in owners_view["error"], owners_view
