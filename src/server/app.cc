@@ -39,6 +39,11 @@ struct App::Parts {
   std::unique_ptr<http::HttpServer> http;
 };
 
+bool OnlyThisMachine(const AppConfig& config) {
+  return http::IsLoopbackAddress(config.host) && config.allowed_hosts.empty() &&
+         config.trusted_proxies.empty();
+}
+
 std::string DatabasePath(const std::string& data_dir) { return data_dir + "/datasite.db"; }
 std::string BlobPath(const std::string& data_dir) { return data_dir + "/blobs"; }
 std::string ResultsPath(const std::string& data_dir) { return data_dir + "/results"; }
@@ -73,19 +78,19 @@ Status RefuseOpenDefaultPassword(const AppConfig& config, bool needs_root,
 // common.
 Status RefuseOpenDevelopmentPasswords(const AppConfig& config, bool needs_root,
                                       services::Accounts& accounts) {
-  if (http::IsLoopbackAddress(config.host) || needs_root) return Status::Ok();
+  if (OnlyThisMachine(config) || needs_root) return Status::Ok();
   ASSIGN_OR_RETURN(auto emails, accounts.UsersWithDevelopmentPasswords(5));
   if (emails.empty()) return Status::Ok();
   std::string list;
   for (const auto& e : emails) list += (list.empty() ? "" : ", ") + e;
   return FailedPreconditionError(
       "refusing to listen on " + config.host +
-      ", where other machines can reach it, while accounts have passwords that only a "
-      "development server accepts (short or common): " +
+      " or behind --allowed-host/--trusted-proxy, where other machines can reach it, while "
+      "accounts have passwords that only a development server accepts (short or common): " +
       list + (emails.size() == 5 ? " and maybe more" : "") +
-      ". Launch on loopback (--host 127.0.0.1, the default) without --dev-mode, set each a "
-      "password of at least 8 characters that is not a common one, then launch on " +
-      config.host + " again.");
+      ". Launch on loopback (--host 127.0.0.1, the default) with no --allowed-host or "
+      "--trusted-proxy and without --dev-mode, set each a password of at least 8 characters "
+      "that is not a common one, then launch as before again.");
 }
 
 }  // namespace
@@ -108,7 +113,7 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   // logins always have the rest.
   accounts.hashing_slots = std::max(1, config.heavy_threads / 2);
   // The development rules for passwords never apply where other machines can reach the server.
-  if (!http::IsLoopbackAddress(config.host)) {
+  if (!OnlyThisMachine(config)) {
     accounts.password_rules = auth::PasswordRules::kStandard;
   }
   p->accounts = std::make_unique<services::Accounts>(*p->store, clock, accounts);

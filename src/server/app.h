@@ -63,6 +63,10 @@ class App {
 };
 
 // The database file inside a data directory.
+// Whether no other machine can reach the server: it listens on loopback, and names no host (an
+// --allowed-host) or proxy (a --trusted-proxy) through which others would reach it.
+bool OnlyThisMachine(const AppConfig& config);
+
 std::string DatabasePath(const std::string& data_dir);
 // The job results directory inside a data directory.
 std::string ResultsPath(const std::string& data_dir);

@@ -181,7 +181,7 @@ int RunLaunch(LaunchOptions o) {
   o.app.port = *port;
   o.app.launch.name = o.name;
   // Dev mode relaxes the password rules only where no other machine can reach the server.
-  const bool dev_passwords = o.dev_mode && http::IsLoopbackAddress(o.host);
+  const bool dev_passwords = o.dev_mode && OnlyThisMachine(o.app);
   o.app.accounts.password_rules =
       dev_passwords ? auth::PasswordRules::kDevelopment : auth::PasswordRules::kStandard;
 

@@ -148,6 +148,40 @@ def test_dev_mode_beyond_loopback_keeps_the_standard_rules(binary, tmp_path):
         server.stop()
 
 
+@pytest.mark.parametrize("reachable", [("--allowed-host", "datasite.example.org"),
+                                       ("--trusted-proxy", "127.0.0.1")])
+def test_dev_mode_behind_a_host_name_or_proxy_keeps_the_standard_rules(binary, tmp_path,
+                                                                       reachable):
+    """On loopback but reached by others through a host name or a proxy: not a development
+    server's leniency (a cold attack registered '123' from 203.0.113.9 through a proxy)."""
+    server = DetachedServer(binary, tmp_path / "data", "--dev-mode", "--signup", *reachable)
+    try:
+        api = server.start()
+        admin = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+        for password in ("123", "abc123", "password123"):
+            assert_error(api.post(USERS, new_user(password), token=admin), 400,
+                         "INVALID_ARGUMENT")
+    finally:
+        server.stop()
+
+
+def test_accounts_with_dev_passwords_keep_a_server_behind_a_proxy_off(binary, tmp_path):
+    data_dir = tmp_path / "data"
+    dev = DetachedServer(binary, data_dir, "--dev-mode")
+    proxied = DetachedServer(binary, data_dir, "--trusted-proxy", "127.0.0.1", name=dev.name)
+    try:
+        api = dev.start()
+        admin = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+        weak = api.post(USERS, new_user("abc123"), token=admin)
+        assert weak.status == 201, weak
+        assert dev.land()[0] == 0
+        code, _, err = proxied.try_start()
+        assert code != 0 and weak.json["email"] in err, err
+    finally:
+        proxied.stop()
+        dev.stop()
+
+
 def test_accounts_with_dev_passwords_keep_a_server_on_loopback(binary, tmp_path):
     data_dir = tmp_path / "data"
     dev = DetachedServer(binary, data_dir, "--dev-mode")
