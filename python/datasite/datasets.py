@@ -7,6 +7,7 @@ admins.
 """
 
 import re
+import warnings
 
 from . import _display, _transfer, errors
 from ._pysyft import DataSubject
@@ -358,6 +359,8 @@ class Asset:
         if cached is not None and cached[0] == key:
             return cached[1]
         obj = self._data if which == "data" else self._mock
+        if which == "mock":
+            _warn_of_unused_categories(self.name, obj)
         with _transfer.payload_of(obj) as payload:
             blob = _transfer.upload(
                 client._transport,
@@ -968,6 +971,43 @@ class Dataset:
 
 
 _DATASET_COLUMNS = ("name", "summary", "assets", "uploader", "created_at", "id")
+
+
+def _unused_categories(obj):
+    """``[(label, n)]``: the categorical columns and index levels of a DataFrame or Series whose
+    dtype declares ``n`` categories that none of its rows holds."""
+    pd = _transfer._pandas(imported_only=True)
+    if pd is None or not isinstance(obj, (pd.DataFrame, pd.Series)):
+        return []
+    frame = obj.to_frame() if isinstance(obj, pd.Series) else obj
+    found = []
+    columns = [(label, frame.iloc[:, i]) for i, label in enumerate(frame.columns)]
+    levels = [("index " + str(name if name is not None else level),
+               obj.index.get_level_values(level)) for level, name in enumerate(obj.index.names)]
+    for label, values in columns + levels:
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            unused = len(values.dtype.categories) - values.nunique(dropna=True)
+            if unused:
+                found.append((str(label), unused))
+    return found
+
+
+def _warn_of_unused_categories(asset_name, mock):
+    """A mock cut from the private frame (``private.sample(5)``) keeps every category of it, and
+    its typed sidecar, public like the mock, names them all: say so before they leave."""
+    found = _unused_categories(mock)
+    if found:
+        warnings.warn(
+            errors.DatasiteWarning(
+                "the mock of asset '{}' declares categories that none of its rows holds ({}); "
+                "they are public with the mock. pandas keeps every category of the frame a mock "
+                "is cut from: if they come from the private data, drop them with "
+                "mock[column] = mock[column].cat.remove_unused_categories()".format(
+                    asset_name, ", ".join("{}: {}".format(label, n) for label, n in found)
+                )
+            ),
+            stacklevel=4,
+        )
 
 
 class DatasetList(list):

@@ -7,6 +7,7 @@ its own, the refusals of bad sidecars by the server, and a job that forges its r
 
 import random
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -231,3 +232,16 @@ def test_the_server_still_reads_types_and_makes_mocks_of_a_sidecar_csv(owner):
     assert [c["type"] for c in remote.to_dict()["data_schema"]["columns"]] == [
         "int", "float", "bool", "string", "string"]
     rv.assert_same(data, remote.data)
+
+
+def test_a_mock_cut_from_the_private_frame_warns_of_its_categories(owner):
+    """A mock made with private.sample() keeps every category of the private column, and its
+    sidecar shows them to guests (a cold attack read patient names so): the upload says so."""
+    private = pd.DataFrame({"name": pd.Categorical(["Alice", "Bob", "Carol"]), "age": [1, 2, 3]})
+    mock = private.iloc[[2]]
+    with pytest.warns(sy.DatasiteWarning, match=r"name: 2.*remove_unused_categories"):
+        _upload(owner.client, [(private, mock)])
+    pruned = mock.assign(name=mock["name"].cat.remove_unused_categories())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sy.DatasiteWarning)
+        _upload(owner.client, [(private, pruned)])
