@@ -17,9 +17,12 @@ import pandas as pd
 import pytest
 
 import datasite as sy
-from code_helpers import PRIVATE, asset_of, make_code_actors, upload_people, wait_for_status
+from code_helpers import PRIVATE, wait_for_status
 from dataset_helpers import blob_files
 from helpers import assert_error, needs_sandbox
+
+# The module's server, its actors and their table (fixtures shared with test_code_flow).
+from test_code_flow import actors, asset, owner, people, scientist  # noqa: F401
 
 pytestmark = needs_sandbox
 
@@ -27,31 +30,6 @@ pytestmark = needs_sandbox
 # unless an owner releases it. The mock gives another value.
 SECRET = "Z{}Q".format(int(PRIVATE["age"].sum()) * 7919)
 LEAK_TYPE = "Leak{}".format(int(PRIVATE["age"].sum()) * 7919)
-
-
-@pytest.fixture(scope="module")
-def actors(module_server):
-    return make_code_actors(module_server.port)
-
-
-@pytest.fixture(scope="module")
-def people(actors):
-    return upload_people(actors["owner"].client)
-
-
-@pytest.fixture
-def scientist(actors):
-    return actors["scientist"].client
-
-
-@pytest.fixture
-def owner(actors):
-    return actors["owner"].client
-
-
-@pytest.fixture
-def asset(actors, people):
-    return asset_of(actors["scientist"].client, people)
 
 
 def approved(scientist, owner, func):
