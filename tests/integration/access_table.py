@@ -693,13 +693,13 @@ def _released_request(world):
 
 
 @target
-def target_decided_request_approval(world, caller, fresh):
+def target_released_run_request_approval(world, caller, fresh):
     """Scientist's request that was already approved: it can't be approved again."""
     return _request_call(world, _released_request(world), {})
 
 
 @target
-def target_decided_request_denial(world, caller, fresh):
+def target_released_run_request_denial(world, caller, fresh):
     return _request_call(world, _released_request(world), {"reason": "crawled"})
 
 
@@ -902,10 +902,10 @@ TABLE = [
         note="a data scientist sees only their own requests"),
     Row("POST", "/api/v1/requests/{id}/approve", "scientist_request_approval", rule("data_owner")),
     Row("POST", "/api/v1/requests/{id}/deny", "scientist_request_denial", rule("data_owner")),
-    Row("POST", "/api/v1/requests/{id}/approve", "decided_request_approval",
+    Row("POST", "/api/v1/requests/{id}/approve", "released_run_request_approval",
         rule("data_owner", ok=409),
         note="a request already approved: FAILED_PRECONDITION"),
-    Row("POST", "/api/v1/requests/{id}/deny", "decided_request_denial",
+    Row("POST", "/api/v1/requests/{id}/deny", "released_run_request_denial",
         rule("data_owner", ok=409),
         note="an approved request whose result was released: FAILED_PRECONDITION"),
     Row("POST", "/api/v1/requests/{id}/deny", "changed_request_denial", rule("data_owner"),

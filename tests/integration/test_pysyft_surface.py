@@ -13,7 +13,7 @@ import pytest
 import datasite as sy
 from datasite import _api
 from code_helpers import MOCK, PRIVATE, asset_of, upload_people
-from helpers import PASSWORD, unique, unique_email
+from helpers import PASSWORD, needs_sandbox, unique, unique_email
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +72,7 @@ def test_dataset_request_settings_job_calls(actors, people):
     assert isinstance(services.request.get_all_pending(), sy.RequestList)
 
 
+@needs_sandbox
 def test_request_get_by_uid_and_job_get_reach_the_same_objects(actors, people):
     scientist = actors["scientist"].client
     asset = asset_of(scientist, people)
@@ -359,6 +360,7 @@ def test_a_local_call_on_the_mock_answers_a_pointer_with_get(actors, people):
     assert isinstance(frame.get(), pd.DataFrame)
 
 
+@needs_sandbox
 def test_a_server_result_is_an_action_object_too(actors, people):
     scientist = actors["scientist"].client
     asset = asset_of(scientist, people)

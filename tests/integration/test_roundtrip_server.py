@@ -16,7 +16,7 @@ import pytest
 import datasite as sy
 from datasite import errors
 from datasite.jobs import Job
-from helpers import unique
+from helpers import needs_sandbox, unique
 import roundtrip_values as rv
 
 FRAMES = 160  # DataFrames and Series, as assets and as jobs' inputs and results
@@ -68,6 +68,7 @@ def _echo(api, owner, asset, index, mock):
     return Job(run.json, owner.client).get()
 
 
+@needs_sandbox
 def test_generated_values_round_trip_as_assets_inputs_and_results(api, owner, scientist):
     started = time.monotonic()
     frames = _values(12, 2 * FRAMES, ("frame", "series"))
@@ -94,6 +95,7 @@ FAMILIES = ["int", "uint", "float", "bool", "Int", "Float", "boolean", "string",
             "object_mixed", "datetime", "datetime_tz", "timedelta", "category"]
 
 
+@needs_sandbox
 def test_each_dtype_family_round_trips_as_asset_input_and_result(api, owner, scientist):
     rng = random.Random(7)
     pairs = []
@@ -114,6 +116,7 @@ def test_each_dtype_family_round_trips_as_asset_input_and_result(api, owner, sci
         rv.assert_same(mock, _echo(api, owner, asset, 300000 + index, mock=True))
 
 
+@needs_sandbox
 def test_the_job_sees_the_uploaded_dtypes_and_index(api, owner):
     data = pd.DataFrame({"zip": ["011", "02139"], "x": np.linspace(0, 1, 2),
                          "when": pd.to_datetime(["2020-01-01", None]).tz_localize("UTC")},
@@ -187,6 +190,7 @@ def test_the_private_sidecar_is_shown_to_owners_only(api, owner, scientist):
     assert owner.client.datasets[asset.dataset_id].assets[0].to_dict()["data_meta"]
 
 
+@needs_sandbox
 def test_a_job_that_forges_its_result_sidecar_fails(api, owner):
     data = pd.DataFrame({"a": [1, 2]})
     (asset,) = _upload(owner.client, [(data, data)])
@@ -203,6 +207,7 @@ def test_a_job_that_forges_its_result_sidecar_fails(api, owner):
         job.get()
 
 
+@needs_sandbox
 def test_an_object_array_result_is_refused_saying_why(api, owner):
     data = pd.DataFrame({"a": [1]})
     (asset,) = _upload(owner.client, [(data, data)])
