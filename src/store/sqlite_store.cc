@@ -1,5 +1,5 @@
-// SQLite implementation of Store. One connection, serialized by a mutex; WAL journal with
-// synchronous=FULL so that every acknowledged write survives a crash or power loss.
+// SQLite implementation of Store. One connection, serialized by a (recursive) mutex; WAL journal
+// with synchronous=FULL so that every acknowledged write survives a crash or power loss.
 #include <sqlite3.h>
 
 #include <atomic>
@@ -852,13 +852,13 @@ class SqliteStore : public Store {
   Status InsertDataset(const Dataset& d) override {
     std::lock_guard lock(mu_);
     ++catalog_version_;  // before the change: a reader never keeps a stale page
-    RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    RETURN_IF_ERROR(Begin());
     Status st = InsertDatasetLocked(d);
     if (!st.ok()) {
-      (void)Exec("ROLLBACK");
+      Rollback();
       return st;
     }
-    return Exec("COMMIT");
+    return Commit();
   }
 
   int64_t CatalogVersion() override { return catalog_version_.load(); }
@@ -950,7 +950,7 @@ class SqliteStore : public Store {
                                                       int64_t now) override {
     std::lock_guard lock(mu_);
     ++catalog_version_;  // before the change: a reader never keeps a stale page
-    RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    RETURN_IF_ERROR(Begin());
     auto done = [&]() -> Result<std::optional<std::string>> {
       std::optional<std::string> old;
       std::string dataset_id;
@@ -979,17 +979,17 @@ class SqliteStore : public Store {
       return old;
     }();
     if (!done.ok()) {
-      (void)Exec("ROLLBACK");
+      Rollback();
       return done.status();
     }
-    RETURN_IF_ERROR(Exec("COMMIT"));
+    RETURN_IF_ERROR(Commit());
     return *done;
   }
 
   Status SoftDeleteDataset(const std::string& id, int64_t now) override {
     std::lock_guard lock(mu_);
     ++catalog_version_;  // before the change: a reader never keeps a stale page
-    RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    RETURN_IF_ERROR(Begin());
     Status st = [&]() -> Status {
       Stmt s(
           stmts_,
@@ -1001,10 +1001,21 @@ class SqliteStore : public Store {
       return a.Bind(id).Run();
     }();
     if (!st.ok()) {
-      (void)Exec("ROLLBACK");
+      Rollback();
       return st;
     }
-    return Exec("COMMIT");
+    return Commit();
+  }
+
+  Status InTransaction(const std::function<Status(Store&)>& body) override {
+    std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(Begin());
+    Status st = body(*this);
+    if (!st.ok()) {
+      Rollback();
+      return st;
+    }
+    return Commit();
   }
 
   Status AppendAudit(const AuditEvent& e) override {
@@ -1131,13 +1142,13 @@ class SqliteStore : public Store {
 
   Result<int64_t> InsertCode(const UserCode& c) override {
     std::lock_guard lock(mu_);
-    RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    RETURN_IF_ERROR(Begin());
     auto version = InsertCodeLocked(c);
     if (!version.ok()) {
-      (void)Exec("ROLLBACK");
+      Rollback();
       return version.status();
     }
-    RETURN_IF_ERROR(Exec("COMMIT"));
+    RETURN_IF_ERROR(Commit());
     return *version;
   }
 
@@ -1233,7 +1244,7 @@ class SqliteStore : public Store {
                        const std::optional<std::string>& deny_reason,
                        const std::string& reviewer_id, int64_t now) override {
     std::lock_guard lock(mu_);
-    RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    RETURN_IF_ERROR(Begin());
     Status st = [&]() -> Status {
       std::string code_id, was;
       {
@@ -1279,10 +1290,10 @@ class SqliteStore : public Store {
       return hist.Bind(reviewer_id).Bind(now).Run();
     }();
     if (!st.ok()) {
-      (void)Exec("ROLLBACK");
+      Rollback();
       return st;
     }
-    return Exec("COMMIT");
+    return Commit();
   }
 
   Result<std::vector<RequestDecision>> RequestHistory(const std::string& id) override {
@@ -1436,7 +1447,7 @@ class SqliteStore : public Store {
 
   // REQUIRES: mu_ held.
   Result<std::optional<Job>> LeaseNextJobLocked(int64_t now) {
-    RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    RETURN_IF_ERROR(Begin());
     auto leased = [&]() -> Result<std::optional<std::string>> {
       std::string id, user_id;
       {
@@ -1462,10 +1473,10 @@ class SqliteStore : public Store {
       return std::optional<std::string>(id);
     }();
     if (!leased.ok()) {
-      (void)Exec("ROLLBACK");
+      Rollback();
       return leased.status();
     }
-    RETURN_IF_ERROR(Exec("COMMIT"));
+    RETURN_IF_ERROR(Commit());
     if (!*leased) return std::optional<Job>();
     ASSIGN_OR_RETURN(Job job, GetJobLocked(**leased));
     return std::optional<Job>(std::move(job));
@@ -1556,7 +1567,7 @@ class SqliteStore : public Store {
                                                        int64_t min_free_bytes,
                                                        int64_t now) override {
     std::lock_guard lock(mu_);
-    RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    RETURN_IF_ERROR(Begin());
     auto expired = [&]() -> Result<std::vector<ExpiredOutput>> {
       std::vector<ExpiredOutput> out;
       std::vector<std::pair<ExpiredOutput, bool>> candidates;  // oldest first
@@ -1590,10 +1601,10 @@ class SqliteStore : public Store {
       return out;
     }();
     if (!expired.ok()) {
-      (void)Exec("ROLLBACK");
+      Rollback();
       return expired.status();
     }
-    RETURN_IF_ERROR(Exec("COMMIT"));
+    RETURN_IF_ERROR(Commit());
     return expired;
   }
 
@@ -1658,7 +1669,7 @@ class SqliteStore : public Store {
 
   Result<std::pair<int64_t, int64_t>> RecoverJobs(int64_t max_attempts, int64_t now) override {
     std::lock_guard lock(mu_);
-    RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    RETURN_IF_ERROR(Begin());
     auto done = [&]() -> Result<std::pair<int64_t, int64_t>> {
       Stmt q(stmts_,
              "UPDATE jobs SET status = 'queued', kept_result_bytes = 0, kept_log_bytes = 0, "
@@ -1674,10 +1685,10 @@ class SqliteStore : public Store {
       return std::make_pair(requeued, static_cast<int64_t>(sqlite3_changes(db_)));
     }();
     if (!done.ok()) {
-      (void)Exec("ROLLBACK");
+      Rollback();
       return done.status();
     }
-    RETURN_IF_ERROR(Exec("COMMIT"));
+    RETURN_IF_ERROR(Commit());
     return *done;
   }
 
@@ -1738,6 +1749,33 @@ class SqliteStore : public Store {
     if ((rc & 0xff) == SQLITE_READONLY) return UnavailableError("database is read-only: " + msg);
     if ((rc & 0xff) == SQLITE_FULL) return ResourceExhaustedError("disk full: " + msg);
     return InternalError("database: " + msg);
+  }
+
+  // Opens a transaction, or a savepoint inside the one InTransaction holds, so that a method's
+  // own all-or-nothing block nests in a caller's. REQUIRES: mu_ held.
+  Status Begin() {
+    if (tx_depth_ == 0) {
+      RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    } else {
+      RETURN_IF_ERROR(Exec(("SAVEPOINT sp" + std::to_string(tx_depth_)).c_str()));
+    }
+    ++tx_depth_;
+    return Status::Ok();
+  }
+  Status Commit() {
+    --tx_depth_;
+    if (tx_depth_ == 0) return Exec("COMMIT");
+    return Exec(("RELEASE sp" + std::to_string(tx_depth_)).c_str());
+  }
+  void Rollback() {
+    --tx_depth_;
+    if (tx_depth_ == 0) {
+      (void)Exec("ROLLBACK");
+      return;
+    }
+    const std::string sp = "sp" + std::to_string(tx_depth_);
+    (void)Exec(("ROLLBACK TO " + sp).c_str());
+    (void)Exec(("RELEASE " + sp).c_str());
   }
 
   // REQUIRES: mu_ held.
@@ -1821,9 +1859,11 @@ class SqliteStore : public Store {
     return ReadUser(s);
   }
 
-  std::mutex mu_;
-  sqlite3* db_;      // Guarded by mu_.
-  StmtCache stmts_;  // Guarded by mu_.
+  // Recursive: a call made inside InTransaction's body takes it again on the same thread.
+  std::recursive_mutex mu_;
+  int tx_depth_ = 0;  // Guarded by mu_: open transactions and savepoints.
+  sqlite3* db_;       // Guarded by mu_.
+  StmtCache stmts_;   // Guarded by mu_.
   std::atomic<int64_t> catalog_version_{0};
   // Bumped by every update or delete of a user or a session; inserts change no cached check.
   std::atomic<int64_t> auth_version_{0};

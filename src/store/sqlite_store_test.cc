@@ -75,6 +75,72 @@ class SqliteStoreTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
 };
 
+TEST_F(SqliteStoreTest, InTransactionCommitsEveryChangeTogether) {
+  Status st = store_->InTransaction([&](Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.InsertUser(MakeUser("u1", "a@example.org", "A")));
+    RETURN_IF_ERROR(tx.InsertUser(MakeUser("u2", "b@example.org", "B")));
+    return tx.AppendAudit({1, "system", "user.create", "user:u1,u2", ""});
+  });
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_TRUE(store_->GetUserById("u1").ok());
+  EXPECT_TRUE(store_->GetUserById("u2").ok());
+  EXPECT_EQ(store_->RecentAudit(10)->size(), 1u);
+}
+
+TEST_F(SqliteStoreTest, InTransactionRollsEverythingBackWhenTheBodyFails) {
+  ASSERT_TRUE(store_->InsertUser(MakeUser("u0", "taken@example.org", "Zero")).ok());
+  Status st = store_->InTransaction([&](Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.InsertUser(MakeUser("u1", "a@example.org", "A")));
+    RETURN_IF_ERROR(tx.AppendAudit({1, "system", "user.create", "user:u1", ""}));
+    // A method with its own all-or-nothing block, nested in the caller's transaction.
+    Dataset d;
+    d.id = "d1";
+    d.name = "one";
+    d.uploader_id = "u1";
+    RETURN_IF_ERROR(tx.InsertDataset(d));
+    return tx.InsertUser(MakeUser("u2", "taken@example.org", "Clash"));
+  });
+  EXPECT_EQ(st.code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->GetUserById("u1").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetDataset("d1").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->RecentAudit(10)->empty());
+  // The store is usable afterwards, outside any transaction.
+  EXPECT_TRUE(store_->InsertUser(MakeUser("u3", "c@example.org", "C")).ok());
+}
+
+TEST_F(SqliteStoreTest, AFailedCallInsideATransactionUndoesOnlyItsOwnPart) {
+  Status st = store_->InTransaction([&](Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.InsertUser(MakeUser("u1", "a@example.org", "A")));
+    Dataset bad;  // the second asset's id repeats the first's: InsertDataset fails midway
+    bad.id = "d1";
+    bad.name = "bad";
+    bad.uploader_id = "u1";
+    Asset a;
+    a.id = "a1";
+    a.name = "x";
+    bad.assets = {a, a};
+    EXPECT_FALSE(tx.InsertDataset(bad).ok());
+    return Status::Ok();
+  });
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_TRUE(store_->GetUserById("u1").ok());
+  EXPECT_EQ(store_->GetDataset("d1").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, NestedTransactionsJoinTheOuterOne) {
+  Status st = store_->InTransaction([&](Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.InsertUser(MakeUser("u1", "a@example.org", "A")));
+    (void)tx.InTransaction([&](Store& inner) -> Status {
+      RETURN_IF_ERROR(inner.InsertUser(MakeUser("u2", "b@example.org", "B")));
+      return InternalError("inner gives up");
+    });
+    return Status::Ok();
+  });
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_TRUE(store_->GetUserById("u1").ok());
+  EXPECT_EQ(store_->GetUserById("u2").status().code(), StatusCode::kNotFound);
+}
+
 TEST_F(SqliteStoreTest, InsertedUserIsFoundById) {
   User u = MakeUser("u1", "jane@example.org", "Jane Doe");
   u.is_root = true;

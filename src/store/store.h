@@ -457,6 +457,12 @@ class Store {
   // were requeued and interrupted.
   virtual Result<std::pair<int64_t, int64_t>> RecoverJobs(int64_t max_attempts, int64_t now) = 0;
 
+  // Runs `body` as one transaction: the changes it makes through the Store it is given commit
+  // together or not at all (an error from `body` rolls all of them back). Other threads' calls
+  // wait until it ends; a store method that fails inside rolls back only its own part. Keep the
+  // body short and free of I/O other than the store's.
+  virtual Status InTransaction(const std::function<Status(Store&)>& body) = 0;
+
   virtual Status AppendAudit(const AuditEvent& event) = 0;
   // The newest `limit` events, oldest first.
   virtual Result<std::vector<AuditEvent>> RecentAudit(int64_t limit) = 0;
