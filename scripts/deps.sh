@@ -30,8 +30,14 @@ if ! npm ls -g playwright-core >/dev/null 2>&1; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   # Not fatal: without it the browser test is skipped (and says so); everything else still runs.
-  $sudo npm install -g --silent playwright-core >/dev/null ||
-    echo "warning: npm could not install playwright-core; tests/integration/test_display_browser.py will be skipped" >&2
+  # Behind a TLS-intercepting proxy npm needs that proxy's CA (in /usr/local/share/ca-certificates, then
+  # update-ca-certificates); the error's last lines below say when that is the cause.
+  npm_log=$(mktemp)
+  if ! $sudo npm install -g --silent playwright-core >"$npm_log" 2>&1; then
+    echo "warning: npm could not install playwright-core; tests/integration/test_display_browser.py will be skipped:" >&2
+    tail -n 3 "$npm_log" >&2
+  fi
+  rm -f "$npm_log"
 fi
 # The tests and clients talk to "localhost"; a minimal root file system (debootstrap, some containers) may
 # have no /etc/hosts at all.
