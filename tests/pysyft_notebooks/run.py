@@ -27,6 +27,7 @@ checkout (where the tool library's ``fetch`` puts it).
 """
 
 import argparse
+import collections
 import json
 import os
 import pathlib
@@ -286,6 +287,30 @@ def compare(result, expected):
     return mismatches
 
 
+def table(results, reasons):
+    """docs/PYSYFT_NOTEBOOKS.md's table: per notebook, cells passing and why the others fail."""
+    lines = ["| notebook | cells passing | why the others fail (cells) |", "|---|---|---|"]
+    total = passing = 0
+    for result in results:
+        counts = collections.Counter()
+        allowed = reasons.get(result["notebook"], {})
+        for cell in result["cells"]:
+            if cell["status"] == "ok":
+                continue
+            reason = allowed.get(str(cell["index"])) or allowed.get("*") or "unexplained"
+            if reason.startswith("follows from cell"):
+                reason = "follows from an earlier failed cell"
+            counts[reason] += 1
+        ok = sum(c["status"] == "ok" for c in result["cells"])
+        total, passing = total + len(result["cells"]), passing + ok
+        why = "; ".join("{} ({})".format(r, n) for r, n in counts.most_common()) or "\u2014"
+        lines.append("| `{}` | {}/{} | {} |".format(
+            result["notebook"].replace("notebooks/", "", 1), ok, len(result["cells"]), why))
+    lines.append("")
+    lines.append("{} of {} code cells pass.".format(passing, total))
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", default=os.environ.get("PYSYFT_REPO", DEFAULT_REPO))
@@ -293,6 +318,7 @@ def main(argv=None):
     parser.add_argument("--report")
     parser.add_argument("--timeout", type=int, default=300)
     parser.add_argument("--propose", help="write the expected failures this run suggests here")
+    parser.add_argument("--table", help="write docs/PYSYFT_NOTEBOOKS.md's table for this run here")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.repo):
         print("no PySyft checkout at {} (fetch OpenMined/PySyft, or set PYSYFT_REPO)".format(args.repo))
@@ -318,6 +344,9 @@ def main(argv=None):
         pathlib.Path(args.report).write_text(json.dumps(results, indent=1))
     if args.propose:
         pathlib.Path(args.propose).write_text(json.dumps(propose(results, expected), indent=1) + "\n")
+    if args.table:
+        reasons = propose(results, expected)
+        pathlib.Path(args.table).write_text(table(results, reasons))
     for m in mismatches:
         print("mismatch:", m)
     return min(len(mismatches), 100)
