@@ -59,6 +59,8 @@ const char* OutcomeName(Outcome o) {
       return "resource_limit";
     case Outcome::kSandboxFailure:
       return "sandbox_failure";
+    case Outcome::kPolicy:
+      return "policy";
   }
   return "?";
 }
@@ -284,6 +286,40 @@ TEST(DecodeReportTest, ACsvResultMayCarryASidecarOfBoundedSize) {
     SCOPED_TRACE(bad.dump());
     EXPECT_EQ(internal::DecodeReport(bad, limits, true).error, malformed);
   }
+}
+
+TEST(DecodeReportTest, PolicyReportsAndStateAreCheckedLikeTheRest) {
+  Limits limits;
+  nlohmann::json ok = {{"type", "done"}, {"status", "ok"}, {"format", "json"}, {"bytes", 2u}};
+  nlohmann::json refused = {
+      {"type", "done"}, {"status", "policy"}, {"refused", "output"}, {"error", "no"}};
+  JobResult plain = internal::DecodeReport(refused, limits, true);
+  EXPECT_EQ(plain.outcome, Outcome::kPolicy);
+  EXPECT_EQ(plain.policy_refusal, "output");
+  EXPECT_TRUE(plain.policy_state.empty());
+  nlohmann::json with_state = ok;
+  with_state["policy_state"] = {{"output", {{"n", 1}}}};
+  JobResult kept = internal::DecodeReport(with_state, limits, true);
+  EXPECT_EQ(kept.outcome, Outcome::kOk);
+  EXPECT_EQ(kept.policy_state, R"({"output":{"n":1}})");
+  const std::string malformed = internal::MalformedReport().error;
+  auto with = [](nlohmann::json d, const char* key, nlohmann::json value) {
+    d[key] = std::move(value);
+    return d;
+  };
+  nlohmann::json error = {{"type", "done"}, {"status", "error"}, {"error", "x"}};
+  for (const nlohmann::json& bad : {
+           with(refused, "refused", "everything"),
+           with(refused, "extra", 1),
+           with(ok, "policy_state", "not an object"),
+           with(ok, "policy_state", {{"big", std::string(kMaxPolicyStateBytes, 'x')}}),
+           with(error, "policy_state", nlohmann::json::object()),
+       }) {
+    SCOPED_TRACE(bad.dump().substr(0, 200));
+    EXPECT_EQ(internal::DecodeReport(bad, limits, true).error, malformed);
+  }
+  // Before `started` no policy has run: a policy report then is not believed.
+  EXPECT_EQ(internal::DecodeReport(refused, limits, false).error, malformed);
 }
 
 TEST_F(SandboxTest, NumpyScalarsAndNanBecomePlainJson) {
