@@ -284,3 +284,42 @@ def test_the_policy_spec_is_checked_at_submission(api, actors, asset):
         resp = api.post("/api/v1/code", dict(base, **extra), token=token)
         assert resp.status == 400, resp
         assert said in resp.error["message"], resp
+
+
+def test_a_policy_defined_in_a_notebook_cell_runs_on_the_server(scientist, owner, asset):
+    """IPython compiles a cell under a name of its own, kept in linecache, in a module without a
+    file (inspect.getsource can't find classes there): PySyft's notebook policy, as written."""
+    import linecache
+
+    cell = (
+        "from typing import Any\n"
+        "import datasite as sy\n\n"
+        "class CellPolicy(sy.CustomOutputPolicy):\n"
+        "    n_calls: int = 0\n"
+        "    state: dict[Any, Any] = {}\n\n"
+        "    def __init__(self, n_calls=1):\n"
+        "        self.n_calls = n_calls\n"
+        "        self.state = {'counts': 0}\n\n"
+        "    def apply_to_output(self, context, outputs, update_policy=True):\n"
+        "        if self.state['counts'] >= self.n_calls:\n"
+        "            return None\n"
+        "        if update_policy:\n"
+        "            self.state['counts'] += 1\n"
+        "        return outputs\n"
+    )
+    filename = "<ipython-input-7-policies>"
+    linecache.cache[filename] = (len(cell), None, cell.splitlines(True), filename)
+    namespace = {"__name__": "__notebook__"}
+    exec(compile(cell, filename, "exec"), namespace)
+    policy = namespace["CellPolicy"](n_calls=1)
+
+    @sy.syft_function(input_policy=sy.ExactMatch(data=asset), output_policy=policy)
+    def from_a_cell(data):
+        return int(len(data))
+
+    assert "class CellPolicy(sy.CustomOutputPolicy):" in from_a_cell.to_wire()["policy_code"]["source"]
+    approved(scientist, owner, from_a_cell)
+    assert scientist.code.from_a_cell(data=asset).get() == len(PRIVATE)
+    with pytest.raises(sy.JobFailedError) as failed:
+        scientist.code.from_a_cell(data=asset)
+    assert failed.value.job.failure == "output_policy_refused"
