@@ -322,6 +322,61 @@ TEST(DecodeReportTest, PolicyReportsAndStateAreCheckedLikeTheRest) {
   EXPECT_EQ(internal::DecodeReport(refused, limits, false).error, malformed);
 }
 
+// Custom policies run in the job's process around the function: the output policy's state comes
+// back as JSON, and its refusal ends the run as kPolicy with no result.
+TEST_F(SandboxTest, CustomPoliciesRunAroundTheFunctionAndReportTheirState) {
+  const std::string policies =
+      "class Twice(sy.CustomOutputPolicy):\n"
+      "    def __init__(self, n=2):\n"
+      "        self.n = n\n"
+      "        self.state = {'counts': 0}\n"
+      "    def is_valid(self, context):\n"
+      "        return self.state['counts'] < self.n\n"
+      "    def apply_to_output(self, context, outputs, update_policy=True):\n"
+      "        if update_policy:\n"
+      "            self.state['counts'] += 1\n"
+      "        return {'y': outputs['y']}\n"
+      "class Small(sy.CustomInputPolicy):\n"
+      "    def is_valid(self, context, usr_input_kwargs):\n"
+      "        return usr_input_kwargs['k'] < 10 and self.inputs == {'k': 3}\n";
+  JobSpec spec = Spec("def f(k):\n    return {'y': k, 'z': 'kept back'}\n", {}, {{"k", 3}});
+  spec.policy = {{"source", policies},
+                 {"input", {{"class", "Small"}, {"init_kwargs", {{"k", 3}}}}},
+                 {"output", {{"class", "Twice"}, {"init_kwargs", nlohmann::json::object()}}},
+                 {"state", nullptr},
+                 {"kind", "private"},
+                 {"check", true},
+                 {"update", true}};
+  auto r = Run(spec);
+  ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+  EXPECT_EQ(nlohmann::json::parse(Result()), nlohmann::json::parse(R"({"y": 3})"));
+  auto state = nlohmann::json::parse(r.policy_state);
+  EXPECT_EQ(state["output"], nlohmann::json::parse(R"({"n": 2, "state": {"counts": 1}})"));
+
+  state["output"]["state"]["counts"] = 2;
+  spec.policy["state"] = state;
+  r = Run(spec);
+  EXPECT_EQ(r.outcome, Outcome::kPolicy) << Explain(r);
+  EXPECT_EQ(r.policy_refusal, "output");
+
+  spec.policy["state"] = nullptr;
+  spec.constants["k"] = 30;
+  r = Run(spec);
+  EXPECT_EQ(r.outcome, Outcome::kPolicy) << Explain(r);
+  EXPECT_EQ(r.policy_refusal, "input");
+
+  // A policy that raises fails the run closed; its traceback goes to stderr.
+  spec.constants["k"] = 3;
+  spec.policy["source"] = policies +
+                          "    def filter_kwargs(self, kwargs, context):\n"
+                          "        raise KeyError('nope')\n";
+  r = Run(spec);
+  EXPECT_EQ(r.outcome, Outcome::kPolicy) << Explain(r);
+  EXPECT_EQ(r.policy_refusal, "error");
+  EXPECT_TRUE(r.policy_state.empty());
+  EXPECT_NE(r.stderr_text.find("<policy>"), std::string::npos) << r.stderr_text;
+}
+
 TEST_F(SandboxTest, NumpyScalarsAndNanBecomePlainJson) {
   auto r =
       Run(Spec("import numpy\ndef f():\n"

@@ -136,7 +136,10 @@ def test_the_owner_sees_the_policy_source_on_review(scientist, owner, asset):
         return {"y": 1}
 
     request = scientist.code.request_code_execution(reviewed_with_policy)
-    code = owner.requests.get(request.id).code
+    seen = owner.requests.get(request.id)
+    for shown in (repr(seen), seen._repr_html_(), seen._repr_markdown_()):
+        assert "RepeatedCallPolicy(sy.CustomOutputPolicy)" in shown
+    code = seen.code
     assert "class RepeatedCallPolicy(sy.CustomOutputPolicy):" in code.policy_source
     assert "def apply_to_output" in code.policy_source
     assert code.policy_code["output"] == {
