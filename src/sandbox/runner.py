@@ -565,7 +565,8 @@ def run_job(sock, job, fds, job_filter):
         del value
     except PolicyFailure as failure:
         report = {"status": "policy", "refused": failure.refused, "error": one_line(failure)}
-        if failure.refused != "error" and getattr(failure, "state", None) is not None:
+        counted = spec is not None and spec.get("update")  # spec is set: policies ran
+        if counted and failure.refused != "error" and getattr(failure, "state", None) is not None:
             report["policy_state"] = failure.state
         return report
     except MemoryError:
