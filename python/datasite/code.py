@@ -28,9 +28,11 @@ from .policies import (
     ExactMatch,
     InputPolicy,
     OutputPolicyExecuteOnce,
+    custom_policies_from_server,
     input_policy_of,
     output_policy_from_server,
     output_policy_of,
+    policy_code_of,
 )
 
 ALREADY_EXISTS_MESSAGE = "UserCode with this code already exists"
@@ -247,12 +249,16 @@ class SubmitUserCode:
 
     def to_wire(self):
         """The body of ``POST /api/v1/code``."""
-        return {
+        body = {
             "name": self.service_func_name,
             "source": self.code,
             "inputs": self.input_policy.to_wire(),
             "output_policy": self.output_policy.to_wire(),
         }
+        policy_code = policy_code_of(self.input_policy, self.output_policy)
+        if policy_code is not None:
+            body["policy_code"] = policy_code
+        return body
 
     # Display --------------------------------------------------------------------------------
 
@@ -497,6 +503,13 @@ class UserCode:
         self.created_at = data.get("created_at")
         self.input_policy = ExactMatch._from_server(data.get("inputs"))
         self.output_policy = output_policy_from_server(data.get("output_policy"))
+        # Custom policies: their source is code the data owner reviews with the function.
+        policy_code = data.get("policy_code")
+        self.policy_code = dict(policy_code) if isinstance(policy_code, dict) else None
+        custom_input, custom_output = custom_policies_from_server(self.policy_code)
+        self.custom_input_policy = custom_input
+        if custom_output is not None:
+            self.output_policy = custom_output
         request = data.get("request")
         self.request_info = dict(request) if isinstance(request, dict) else None
 
@@ -606,6 +619,14 @@ class UserCode:
         as others, written as visible escapes.
         """
         return _display.reveal_code(self.source or "")
+
+    @property
+    def policy_source(self):
+        """The source of the code's custom policies (None without): code that runs in the
+        sandbox with the function, reviewed with it."""
+        if not self.policy_code:
+            return None
+        return CodeText(self.policy_code.get("source") or "")
 
     # Running ---------------------------------------------------------------------------------
 
@@ -791,10 +812,20 @@ class UserCode:
         return _bindings_markdown(self.input_policy)
 
     def _source_html(self):
-        return _source_html(self.source)
+        shown = _source_html(self.source)
+        if self.policy_source is not None:
+            shown += _source_html(self.policy_source).replace(
+                "<h4>Code</h4>", "<h4>Custom policies (run with the code)</h4>", 1
+            )
+        return shown
 
     def _source_markdown(self):
-        return "#### Code\n\n" + _source_markdown(self.source)
+        shown = "#### Code\n\n" + _source_markdown(self.source)
+        if self.policy_source is not None:
+            shown += "\n#### Custom policies (run with the code)\n\n" + _source_markdown(
+                self.policy_source
+            )
+        return shown
 
     def __repr__(self):
         return "\n\n".join(
@@ -803,6 +834,14 @@ class UserCode:
                 self._inputs_text(),
                 "Code:\n" + self.source_text(),
             ]
+            + (
+                []
+                if self.policy_source is None
+                else [
+                    "Custom policies (run with the code):\n"
+                    + _display.reveal_code(self.policy_source)
+                ]
+            )
         )
 
     def _repr_html_(self):

@@ -262,7 +262,8 @@ class Job:
         self.status = status_from_server(JobStatus, data.get("status"))
         self.error = data.get("error")
         # A failed run's kind of failure ("code_error", "timeout", "memory", "cpu_time",
-        # "result_too_large", "killed", "sandbox", "not_kept"); on private data its requester
+        # "result_too_large", "killed", "sandbox", "not_kept", "input_policy_refused",
+        # "output_policy_refused", "policy_error"); on private data its requester
         # reads only this and a fixed text until a data owner calls release_error().
         self.failure = data.get("failure")
         self.error_released = bool(data.get("error_released"))

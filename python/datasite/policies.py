@@ -6,8 +6,12 @@ on private data an approval allows (``sy.SingleExecutionExactOutput()``,
 ``sy.OutputPolicyExecuteCount(limit=3)``).
 """
 
+import ast
+import inspect
 import json
+import linecache
 import math
+import textwrap
 
 from . import _display
 from .datasets import Asset
@@ -269,18 +273,6 @@ class OutputPolicyExecuteOnce(OutputPolicyExecuteCount):
 SingleExecutionExactOutput = OutputPolicyExecuteOnce
 
 
-def _custom_refusal(policy):
-    return NotImplementedError(
-        "{} is a custom policy ({}): its checks would have to run on the server, in the "
-        "sandbox, before and after every run, and datasite does not run policy code yet. "
-        "Submit the function with sy.ExactMatch(...) and sy.OutputPolicyExecuteCount(limit=N) "
-        "(or sy.SingleExecutionExactOutput()) instead".format(
-            type(policy).__name__,
-            "sy.CustomInputPolicy" if isinstance(policy, InputPolicy) else "sy.CustomOutputPolicy",
-        )
-    )
-
-
 class _RecordsInit:
     """Records the arguments a policy was made with (PySyft's ``init_kwargs``), whatever the
     subclass's ``__init__`` does."""
@@ -299,9 +291,13 @@ class _RecordsInit:
 class CustomInputPolicy(_RecordsInit, InputPolicy):
     """Base class of a user-written input policy (PySyft's ``sy.CustomInputPolicy``).
 
-    A subclass can be made and used to decorate a function, which then runs here on the mocks of
-    the assets given as keyword arguments; submitting it to a server is refused
-    (NotImplementedError): the server does not run policy code yet.
+    Its keyword arguments bind the function's arguments as ``sy.ExactMatch`` does (assets or
+    JSON constants), and the server checks them so. Override ``is_valid(context,
+    usr_input_kwargs)`` (True lets a private run go on; anything else refuses it) and
+    ``filter_kwargs(kwargs, context)`` (the arguments the function gets). The class's source goes
+    to the server with the function, the data owner reviews both, and its methods run only in the
+    server's sandbox, beside the function, on each run on private data; inside, ``self.inputs``
+    is the bindings (constants as values, assets as their ids).
     """
 
     def __new__(cls, *args, **kwargs):
@@ -312,8 +308,11 @@ class CustomInputPolicy(_RecordsInit, InputPolicy):
     def __init__(self, *args, **kwargs):
         pass
 
-    def to_wire(self):
-        raise _custom_refusal(self)
+    def is_valid(self, context, usr_input_kwargs):
+        return True
+
+    def filter_kwargs(self, kwargs, context):
+        return kwargs
 
     def __repr__(self):
         return "{}(custom input policy)".format(type(self).__name__)
@@ -321,8 +320,12 @@ class CustomInputPolicy(_RecordsInit, InputPolicy):
 
 class CustomOutputPolicy(_RecordsInit, OutputPolicy):
     """Base class of a user-written output policy (PySyft's ``sy.CustomOutputPolicy``): override
-    ``apply_to_output(context, outputs)`` and ``is_valid(context)``. Submitting code with one is
-    refused (NotImplementedError): the server does not run policy code yet.
+    ``is_valid(context)`` (checked before each run on private data: anything but True refuses it)
+    and ``apply_to_output(context, outputs, update_policy=True)`` (what is released; None
+    refuses the result). Its keyword arguments must be JSON values. The class's source goes to
+    the server with the function, the data owner reviews both, and its methods run only in the
+    server's sandbox, beside the function; its attributes (``self.state`` ...) are kept by the
+    server between runs as JSON (at most 16 KiB), visible to data owners only.
     """
 
     limit = None
@@ -337,8 +340,11 @@ class CustomOutputPolicy(_RecordsInit, OutputPolicy):
     def is_valid(self, context=None):
         return True
 
+    def public_state(self):
+        return None
+
     def to_wire(self):
-        raise _custom_refusal(self)
+        return {"kind": "custom"}
 
     def describe(self):
         return "{} (custom output policy)".format(type(self).__name__)
@@ -391,3 +397,147 @@ def output_policy_of(policy):
         "output_policy must be sy.SingleExecutionExactOutput() or "
         "sy.OutputPolicyExecuteCount(limit=N), got {!r}".format(policy)
     )
+
+
+# Custom policies on the wire -------------------------------------------------------------------
+
+
+def _find_class_def(cls):
+    """The ``class`` statement of ``cls`` from the file (or notebook cell) one of its methods was
+    compiled from: inspect.getsource can't find classes defined in a notebook."""
+    for value in vars(cls).values():
+        func = getattr(value, "fget", value)
+        func = getattr(func, "__func__", func)
+        code = getattr(func, "__code__", None)
+        if code is None:
+            continue
+        lines = linecache.getlines(code.co_filename)
+        if not lines:
+            continue
+        try:
+            tree = ast.parse("".join(lines))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.ClassDef)
+                and node.name == cls.__name__
+                and node.lineno <= code.co_firstlineno <= node.end_lineno
+            ):
+                start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                return "".join(lines[start - 1 : node.end_lineno])
+    return None
+
+
+def class_source(cls):
+    """The source of ``cls`` (a class statement), dedented; TypeError when it can't be found."""
+    try:
+        source = inspect.getsource(cls)
+    except (TypeError, OSError):
+        source = _find_class_def(cls)
+    if not source:
+        raise TypeError(
+            "the source of policy class {} can't be found: define it in a file or a notebook "
+            "cell (the server runs its source, which the data owner reviews)".format(cls.__name__)
+        )
+    return textwrap.dedent(source)
+
+
+def _policy_classes(policy, base):
+    """The user's classes ``policy`` is made of, bases first (up to datasite's own base)."""
+    classes = []
+    for cls in reversed(type(policy).__mro__):
+        if cls.__module__.split(".")[0] == __name__.split(".")[0] or cls is object:
+            continue
+        if not issubclass(cls, base):
+            raise TypeError(
+                "policy class {} also derives from {}: a custom policy derives from "
+                "sy.{} (and classes of yours that do) only".format(
+                    type(policy).__name__, cls.__name__, base.__name__
+                )
+            )
+        classes.append(cls)
+    return classes
+
+
+def policy_code_of(input_policy, output_policy):
+    """The ``policy_code`` of a submission (None without custom policies): the source of the
+    custom policy classes, and their classes and init kwargs."""
+    parts = {}
+    sources = []
+    for which, policy, base in (
+        ("input", input_policy, CustomInputPolicy),
+        ("output", output_policy, CustomOutputPolicy),
+    ):
+        if not isinstance(policy, base):
+            continue
+        for cls in _policy_classes(policy, base):
+            source = class_source(cls)
+            if source not in sources:
+                sources.append(source)
+        entry = {"class": type(policy).__name__}
+        if which == "output":
+            kwargs = policy.init_kwargs
+            for name, value in kwargs.items():
+                _check_constant(value, "{}(...) argument {!r}".format(type(policy).__name__, name))
+            if policy._init_args:
+                raise TypeError(
+                    "make {} with keyword arguments only: the server makes it again from "
+                    "them".format(type(policy).__name__)
+                )
+            entry["init_kwargs"] = kwargs
+        parts[which] = entry
+    if not parts:
+        return None
+    return dict(parts, source="\n\n".join(sources))
+
+
+class ServerCustomPolicy:
+    """A custom policy as the server describes it: ``class_name``, ``init_kwargs``,
+    ``policy_code`` (the source the data owner reviews) and, for data owners, what it kept after
+    the last run on private data (``state``; each kept attribute reads as one: ``policy.counts``).
+    """
+
+    def __init__(self, which, entry, source, state):
+        self.which = which
+        self.class_name = entry.get("class")
+        self.init_kwargs = dict(entry.get("init_kwargs") or {})
+        self.policy_code = source
+        self.kept = dict(state) if isinstance(state, dict) else None
+        self.limit = None
+        self.used = None
+
+    def __getattr__(self, name):
+        kept = self.__dict__.get("kept")
+        if kept is not None and name in kept:
+            return kept[name]
+        if name in self.__dict__.get("init_kwargs", {}):
+            return self.__dict__["init_kwargs"][name]
+        raise AttributeError(
+            "{} has no {!r} (what a custom policy kept is shown to data owners only)".format(
+                self.__dict__.get("class_name"), name
+            )
+        )
+
+    def describe(self):
+        return "{} (custom {} policy)".format(self.class_name, self.which)
+
+    def __repr__(self):
+        return self.describe()
+
+
+def custom_policies_from_server(policy_code):
+    """``(input, output)`` ServerCustomPolicy objects (or None) from the server's
+    ``policy_code``."""
+    if not isinstance(policy_code, dict):
+        return None, None
+    state = policy_code.get("state") or {}
+    made = []
+    for which in ("input", "output"):
+        entry = policy_code.get(which)
+        made.append(
+            ServerCustomPolicy(which, entry, policy_code.get("source"), state.get(which))
+            if isinstance(entry, dict)
+            else None
+        )
+    return tuple(made)

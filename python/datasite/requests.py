@@ -180,6 +180,10 @@ class Request:
         text = _display.text_fields("Request", self._rows())
         if self.code is not None:
             text += "\n\n" + self.code._inputs_text() + "\n\nCode:\n" + self.code.source_text()
+            if self.code.policy_source is not None:
+                text += "\n\nCustom policies (run with the code):\n" + _display.reveal_code(
+                    self.code.policy_source
+                )
         return text
 
     def _repr_html_(self):

@@ -35,6 +35,18 @@ json Person(const std::string& id, const std::string& name, const std::string& e
 
 std::string IsoMillis(int64_t ms) { return ms ? FormatIsoTime(ms / 1000) : ""; }
 
+// The code's custom policies: their source and classes (reviewed with the code), and for data
+// owners what they kept (the service clears it for others); null for code without.
+json PolicyCodeJson(const store::UserCode& c) {
+  if (c.policy_spec.empty()) return nullptr;
+  json spec = json::parse(c.policy_spec, nullptr, false);
+  if (!spec.is_object()) return nullptr;
+  json state = c.policy_state.empty() ? json(nullptr) : json::parse(c.policy_state, nullptr, false);
+  if (state.is_discarded()) state = nullptr;
+  spec["state"] = std::move(state);
+  return spec;
+}
+
 json CodeJson(const store::UserCode& c) {
   json inputs = json::parse(c.inputs, nullptr, false);
   if (inputs.is_object()) {
@@ -52,6 +64,7 @@ json CodeJson(const store::UserCode& c) {
       {"created_at", FormatIsoTime(c.created_at)},
       {"inputs", inputs},
       {"output_policy", {{"kind", c.output_policy}, {"limit", c.output_limit}, {"used", c.used}}},
+      {"policy_code", PolicyCodeJson(c)},
       {"request", request}};
 }
 
@@ -231,10 +244,11 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
 
   routes->Add(
       "POST", "/api/v1/code", Role::kDataScientist, "code",
-      "Submit a function with its input policy (ExactMatch) and output policy.",
+      "Submit a function with its input policy (ExactMatch) and output policy; custom policies "
+      "(their Python source, run in the sandbox) in policy_code.",
       [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
-        ASSIGN_OR_RETURN(auto body,
-                         JsonBody::Parse(req.body, {"name", "source", "inputs", "output_policy"}));
+        ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"name", "source", "inputs",
+                                                               "output_policy", "policy_code"}));
         services::SubmitCode in;
         ASSIGN_OR_RETURN(in.name, body.RequiredString("name"));
         ASSIGN_OR_RETURN(in.source, body.RequiredString("source"));
@@ -260,13 +274,15 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
             in.limit = (*policy)["limit"].get<int64_t>();
           }
         }
+        if (auto policy_code = body.Field("policy_code")) in.policy_code = *policy_code;
         ASSIGN_OR_RETURN(auto c, code.Submit(caller, in));
         return Reply{201, CodeJson(c), {}};
       },
       Schema({{"name", "string"},
               {"source", "string"},
               {"inputs", "object"},
-              {"output_policy", "object"}},
+              {"output_policy", "object"},
+              {"policy_code", "object"}},
              {"name", "source"}));
   routes->Add(
       "GET", "/api/v1/code", Role::kDataScientist, "code",

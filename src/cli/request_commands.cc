@@ -72,7 +72,10 @@ std::string DescribeInput(const json& input) {
   return "constant " + Field(input, "value").dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-std::string DescribeOutputPolicy(const json& policy) {
+std::string DescribeOutputPolicy(const json& policy, const json& policy_code) {
+  if (Str(policy, "kind") == "custom") {
+    return "custom: " + Str(Field(policy_code, "output"), "class") + " (its source is below)";
+  }
   std::string text = Str(policy, "kind") + ", limit " + std::to_string(Int(policy, "limit"));
   if (Field(policy, "used").is_number_integer()) {
     text += ", used " + std::to_string(Int(policy, "used"));
@@ -132,7 +135,8 @@ void PrintRequest(const json& r) {
   }
   PrintField("Code:", CodeLabel(code) + " (" + Str(code, "id") + ")");
   PrintField("Code hash:", Str(code, "code_hash"));
-  PrintField("Output policy:", DescribeOutputPolicy(Field(code, "output_policy")));
+  PrintField("Output policy:",
+             DescribeOutputPolicy(Field(code, "output_policy"), Field(code, "policy_code")));
   const json& inputs = Field(code, "inputs");
   std::printf("Inputs:\n");
   if (!inputs.is_object() || inputs.empty()) std::printf("  (none)\n");
@@ -146,6 +150,15 @@ void PrintRequest(const json& r) {
   std::istringstream in(Str(code, "source"));
   for (std::string line; std::getline(in, line);) {
     std::printf("  %s\n", Printable(line).c_str());
+  }
+  // Custom policies are code that runs with the function: reviewed with it.
+  const json& policy_code = Field(code, "policy_code");
+  if (policy_code.is_object()) {
+    std::printf("Custom policies (run with the code in the sandbox):\n");
+    std::istringstream policies(Str(policy_code, "source"));
+    for (std::string line; std::getline(policies, line);) {
+      std::printf("  %s\n", Printable(line).c_str());
+    }
   }
   std::fflush(stdout);
 }

@@ -18,6 +18,14 @@
 #
 # Messages, both ways: 4-byte little-endian length + UTF-8 JSON.
 #
+# A job may carry custom policies (the code's sy.CustomInputPolicy / sy.CustomOutputPolicy
+# subclasses, user code the data owner approved with the function): `policy` names their source,
+# classes, init kwargs and the state they kept after the last private run. The child loads them
+# beside the function, asks the input policy (is_valid, filter_kwargs) before the call and the
+# output policy (is_valid before, apply_to_output after), and reports their new state as JSON.
+# A policy that refuses, raises, or keeps a state that is not small JSON ends the job with status
+# `policy`: no result leaves.
+#
 # The build puts python/datasite/_sidecar.py in front of this file (embed_runner.cmake): CSV inputs
 # with a sidecar are read with sidecar_read_csv, DataFrame and Series results written with
 # sidecar_write_csv, so a job sees exactly what the owner uploaded and its user gets back exactly
@@ -59,6 +67,7 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWUSER = 0x10000000
 MS_RDONLY = 0x1
+MAX_POLICY_STATE = 16 << 10  # bytes of the JSON state custom policies keep between runs
 MAX_THREADS = 256  # threads of one job (RLIMIT_NPROC, counted in the template's user namespace)
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
 MNT_DETACH = 2
@@ -230,11 +239,178 @@ def one_line(text, limit=2000):
 def print_user_traceback(error):
     """The traceback from the first frame of the user's code on (the runner's frames are noise)."""
     tb = error.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename != "<job>":
+    while tb is not None and tb.tb_frame.f_code.co_filename not in ("<job>", "<policy>"):
         tb = tb.tb_next
     if tb is None and not isinstance(error, SyntaxError):
         tb = error.__traceback__
     sys.stderr.write("".join(traceback.format_exception(type(error), error, tb)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Custom policies.
+
+
+class PolicyFailure(Exception):
+    """Ends a job with status `policy`: `refused` is "input", "output" or "error"."""
+
+    def __init__(self, refused, text):
+        super().__init__(text)
+        self.refused = refused
+
+
+class _PolicyMeta(type):
+    """Records the keyword arguments a policy is made with as its init_kwargs."""
+
+    def __call__(cls, *args, **kwargs):
+        policy = super().__call__(*args, **kwargs)
+        policy.init_kwargs = dict(kwargs)
+        return policy
+
+
+class CustomInputPolicy(metaclass=_PolicyMeta):
+    """The base class a policy's source names as sy.CustomInputPolicy, inside the sandbox."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    @property
+    def inputs(self):
+        return dict(getattr(self, "init_kwargs", {}))
+
+    def is_valid(self, context, usr_input_kwargs):
+        return True
+
+    def filter_kwargs(self, kwargs, context):
+        return kwargs
+
+
+class CustomOutputPolicy(metaclass=_PolicyMeta):
+    """The base class a policy's source names as sy.CustomOutputPolicy, inside the sandbox."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def is_valid(self, context):
+        return True
+
+    def apply_to_output(self, context, outputs, update_policy=True):
+        return outputs
+
+    def public_state(self):
+        return None
+
+
+POLICY_MODULE = types.ModuleType("datasite")
+POLICY_MODULE.CustomInputPolicy = CustomInputPolicy
+POLICY_MODULE.CustomOutputPolicy = CustomOutputPolicy
+
+
+class PolicyContext:
+    """What a policy's methods get as `context`: the kind of run, and whether it counts."""
+
+    def __init__(self, kind, update):
+        self.kind = kind
+        self.update_policy = update
+
+
+def policy_namespace():
+    import typing
+    namespace = {name: getattr(typing, name) for name in typing.__all__ if hasattr(typing, name)}
+    namespace.update({"__name__": "__datasite_policy__", "__builtins__": builtins,
+                      "sy": POLICY_MODULE, "syft": POLICY_MODULE, "datasite": POLICY_MODULE,
+                      "np": numpy, "numpy": numpy, "pd": pandas, "pandas": pandas})
+    return namespace
+
+
+def load_policies(spec):
+    """The input and output policy objects of `spec` (either may be None), made with their init
+    kwargs and given the state they kept."""
+    namespace = policy_namespace()
+    try:
+        exec(compile(spec["source"], "<policy>", "exec"), namespace)
+    except BaseException as error:
+        print_user_traceback(error)
+        raise PolicyFailure("error", f"loading the policies failed: {type(error).__name__}: {error}")
+    state = spec.get("state") or {}
+    made = []
+    for which, base in (("input", CustomInputPolicy), ("output", CustomOutputPolicy)):
+        entry = spec.get(which)
+        if entry is None:
+            made.append(None)
+            continue
+        cls = namespace.get(entry["class"])
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise PolicyFailure("error", f"the {which} policy's source defines no subclass "
+                                         f"'{entry['class']}' of sy.{base.__name__}")
+        try:
+            policy = cls(**entry["init_kwargs"])
+            kept = state.get(which)
+            if kept is not None:
+                policy.__dict__.update(kept)
+        except BaseException as error:
+            print_user_traceback(error)
+            raise PolicyFailure("error", f"making the {which} policy {cls.__name__} failed: "
+                                         f"{type(error).__name__}: {error}")
+        made.append(policy)
+    return made
+
+
+def call_policy(policy, method, *args, **kwargs):
+    """policy.method(...), any exception it raises a PolicyFailure (the run fails closed)."""
+    try:
+        return getattr(policy, method)(*args, **kwargs)
+    except BaseException as error:
+        print_user_traceback(error)
+        raise PolicyFailure("error", f"{type(policy).__name__}.{method} raised "
+                                     f"{type(error).__name__}: {error}")
+
+
+def policy_state(policies):
+    """The policies' attributes as JSON, at most MAX_POLICY_STATE bytes."""
+    state = {}
+    for which, policy in zip(("input", "output"), policies):
+        if policy is None:
+            state[which] = None
+            continue
+        attributes = {k: v for k, v in vars(policy).items() if k != "init_kwargs"}
+        try:
+            state[which] = to_json_value(attributes)
+            size = len(json.dumps(state, allow_nan=False).encode())
+        except (Unencodable, ValueError, TypeError, RecursionError) as error:
+            raise PolicyFailure("error", f"the {which} policy {type(policy).__name__} keeps "
+                                         f"a state that is not JSON: {error}")
+        if size > MAX_POLICY_STATE:
+            raise PolicyFailure("error", f"the policies' state is {size} bytes of JSON, more "
+                                         f"than the {MAX_POLICY_STATE} they may keep")
+    return state
+
+
+def apply_input_policy(policy, context, kwargs, check):
+    if check:
+        valid = call_policy(policy, "is_valid", context, dict(kwargs))
+        if valid is not True:
+            raise PolicyFailure("input", f"the input policy {type(policy).__name__} refused the "
+                                         f"run (is_valid returned {type(valid).__name__})")
+    filtered = call_policy(policy, "filter_kwargs", dict(kwargs), context)
+    if not (isinstance(filtered, dict) and all(k in kwargs for k in filtered)):
+        raise PolicyFailure("error", f"{type(policy).__name__}.filter_kwargs must return a dict "
+                                     "of some of the function's arguments")
+    return filtered
+
+
+def check_output_policy(policy, context):
+    valid = call_policy(policy, "is_valid", context)
+    if valid is not True:
+        raise PolicyFailure("output", f"the output policy {type(policy).__name__} refused the "
+                                      f"run (is_valid returned {type(valid).__name__})")
+
+
+def apply_output_policy(policy, context, value, update):
+    released = call_policy(policy, "apply_to_output", context, value, update_policy=update)
+    if released is None and value is not None:
+        raise PolicyFailure("output", f"the output policy {type(policy).__name__} refused the "
+                                      "result (apply_to_output returned None)")
+    return released
 
 
 def set_limits(limits):
@@ -309,6 +485,33 @@ def drop_capabilities():
     check(LIBC.capset(ctypes.byref(header), data), "capset")
 
 
+def run_with_policies(spec, function, kwargs):
+    """Calls the function between its policies' checks; returns (the value the output policy
+    releases, the policies' new state). A refusal carries the state as it then was."""
+    policies = load_policies(spec)
+    context = PolicyContext(spec.get("kind", "private"), bool(spec.get("update")))
+    check = bool(spec.get("check"))
+    input_policy, output_policy = policies
+    try:
+        if input_policy is not None:
+            kwargs = apply_input_policy(input_policy, context, kwargs, check)
+        if output_policy is not None and check:
+            check_output_policy(output_policy, context)
+    except PolicyFailure as failure:
+        if failure.refused != "error":
+            failure.state = policy_state(policies)
+        raise
+    value = function(**kwargs)
+    if output_policy is not None:
+        try:
+            value = apply_output_policy(output_policy, context, value, context.update_policy)
+        except PolicyFailure as failure:
+            if failure.refused != "error":
+                failure.state = policy_state(policies)
+            raise
+    return value, policy_state(policies)
+
+
 def run_job(sock, job, fds, job_filter):
     """Runs one job in this (child) process; returns the status to send to the host. The template
     set up what is the same for every job (see prepare_children)."""
@@ -336,6 +539,7 @@ def run_job(sock, job, fds, job_filter):
         kwargs.update(job["constants"])
         namespace = {"__name__": "__datasite_job__", "__builtins__": builtins}
         source, name, line = job["source"], job["function"], job.get("function_line", 0)
+        spec = job.get("policy")
         del job
         module = compile(source, "<job>", "exec")
         # The code object the reviewed def compiles to: the function called must still run it.
@@ -352,10 +556,19 @@ def run_job(sock, job, fds, job_filter):
             return {"status": "error",
                     "error": f"the source rebinds '{name}' after its definition on line {line}, "
                              "so what would run is not the function that was reviewed"}
-        value = function(**kwargs)
+        if spec is None:
+            value = function(**kwargs)
+        else:
+            value, state = run_with_policies(spec, function, kwargs)
         del kwargs, namespace
         fmt, data, meta = encode_result(value)
         del value
+    except PolicyFailure as failure:
+        report = {"status": "policy", "refused": failure.refused, "error": one_line(failure)}
+        counted = spec is not None and spec.get("update")  # spec is set: policies ran
+        if counted and failure.refused != "error" and getattr(failure, "state", None) is not None:
+            report["policy_state"] = failure.state
+        return report
     except MemoryError:
         return {"status": "memory"}
     except Unencodable as error:
@@ -375,9 +588,12 @@ def run_job(sock, job, fds, job_filter):
         write_all(result_fd, meta)  # the host takes the sidecar off the end
     except OSError as error:
         return {"status": "error", "error": one_line(f"sending the result failed: {error}")}
+    report = {"status": "ok", "format": fmt, "bytes": len(data)}
     if meta:
-        return {"status": "ok", "format": fmt, "bytes": len(data), "meta_bytes": len(meta)}
-    return {"status": "ok", "format": fmt, "bytes": len(data)}
+        report["meta_bytes"] = len(meta)
+    if spec is not None and spec.get("update"):
+        report["policy_state"] = state
+    return report
 
 
 def warm_up():

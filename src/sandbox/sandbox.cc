@@ -322,6 +322,11 @@ Status ValidateSpec(const JobSpec& spec) {
   if (spec.source.size() > kMaxJobMessage / 2)
     return InvalidArgumentError("the source is too long");
   if (!spec.constants.is_object()) return InvalidArgumentError("constants must be a JSON object");
+  if (!spec.policy.is_null() &&
+      (!spec.policy.is_object() || !spec.policy.contains("source") ||
+       !spec.policy["source"].is_string() ||
+       spec.policy["source"].get_ref<const std::string&>().size() > kMaxJobMessage / 4))
+    return InvalidArgumentError("policy must be null or an object with the policies' source");
   if (spec.inputs.size() > kMaxInputs)
     return InvalidArgumentError("at most " + std::to_string(kMaxInputs) + " inputs per job");
   std::vector<std::string> names;
@@ -699,6 +704,7 @@ Result<JobResult> SandboxImpl::Run(const JobSpec& spec, const std::string& resul
                           {"open_files", l.max_open_files},
                           {"file_bytes", l.memory_bytes},
                           {"max_result_bytes", l.max_result_bytes}}}};
+  if (!spec.policy.is_null()) job["policy"] = spec.policy;
   std::string body;
   try {
     body = job.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
@@ -1150,6 +1156,33 @@ JobResult DecodeReport(const nlohmann::json& d, const Limits& limits, bool start
   JobResult out;
   if (!d.is_object() || StringField(d, "type") != "done") return MalformedReport();
   const std::string status = StringField(d, "status");
+  // Custom policies' state rides on `ok` and on a policy's refusal: a JSON object, small.
+  std::string policy_state;
+  if (d.contains("policy_state") && (status == "ok" || status == "policy")) {
+    const nlohmann::json& state = d["policy_state"];
+    if (!state.is_object()) return MalformedReport();
+    policy_state = state.dump();
+    if (policy_state.size() > kMaxPolicyStateBytes) return MalformedReport();
+    nlohmann::json rest = d;
+    rest.erase("policy_state");
+    JobResult decoded = DecodeReport(rest, limits, started);
+    if (decoded.outcome == Outcome::kOk || decoded.outcome == Outcome::kPolicy) {
+      decoded.policy_state = std::move(policy_state);
+    }
+    return decoded;
+  }
+  if (status == "policy") {
+    const std::string refused = StringField(d, "refused");
+    std::optional<std::string> error = BoundedString(d, "error", kMaxErrorBytes);
+    if (!HasExactly(d, {"type", "status", "refused", "error"}) || !error || !started ||
+        (refused != "input" && refused != "output" && refused != "error"))
+      return MalformedReport();
+    out.outcome = Outcome::kPolicy;
+    out.policy_refusal = refused;
+    out.error = CutUtf8(Printable(*error), 2000);
+    if (out.error.empty()) out.error = "a custom policy refused the run";
+    return out;
+  }
   if (status == "ok") {
     std::string format = StringField(d, "format");
     std::optional<uint64_t> bytes = Unsigned(d, "bytes");

@@ -64,6 +64,11 @@ struct JobSpec {
   // call is only in stdout_text. The job's pipes are not drained while it runs: keep it short (a
   // store write), or the job blocks once its stdout pipe is full.
   std::function<void(std::string_view)> on_stdout;
+  // The code's custom policies, or null: {"source", "input": {"class", "init_kwargs"} | null,
+  // "output": likewise, "state": what they kept | null, "kind", "check": whether their is_valid
+  // may refuse the run, "update": whether the run counts (its report then carries the new
+  // state)}. They run in the job's process, around the function (see runner.py).
+  nlohmann::json policy;
   std::chrono::milliseconds stdout_interval{250};
   size_t stdout_chunk_bytes = size_t{64} << 10;
 };
@@ -75,6 +80,7 @@ enum class Outcome {
   kKilled,          // cancelled by the caller
   kResourceLimit,   // memory, CPU time or result size limit reached
   kSandboxFailure,  // the sandbox itself failed (not the user's fault)
+  kPolicy,          // a custom policy refused the run or its result, or failed (policy_refusal)
 };
 
 struct JobResult {
@@ -86,7 +92,13 @@ struct JobResult {
   std::string result_meta;
   std::string stdout_text;  // cut at limits.max_log_bytes
   std::string stderr_text;  // cut at limits.max_log_bytes; includes the traceback on kError
-  std::string error;        // one line a user can act on, empty on kOk:
+  // kPolicy: "input" or "output" (that policy refused), "error" (a policy raised, or kept a state
+  // that is not small JSON).
+  std::string policy_refusal;
+  // The custom policies' state after the run (JSON text of at most kMaxPolicyStateBytes), when the
+  // run counted and the policies did not fail; '' otherwise.
+  std::string policy_state;
+  std::string error;  // one line a user can act on, empty on kOk:
                       // "ZeroDivisionError: division by zero", "wall-clock timeout of 60 s", ...
 };
 
@@ -119,6 +131,9 @@ class Sandbox {
 // can act on ("bubblewrap is not installed: apt-get install bubblewrap") when isolation can't be
 // set up.
 Result<std::unique_ptr<Sandbox>> StartSandbox(const Options& options);
+
+// The state custom policies keep between runs may not be longer than this, as JSON text.
+inline constexpr size_t kMaxPolicyStateBytes = size_t{16} << 10;
 
 // A CSV result's sidecar may not be longer than this (data::kMaxSidecarBytes).
 inline constexpr uint64_t kMaxResultMetaBytes = uint64_t{256} << 10;

@@ -59,6 +59,8 @@ const char* OutcomeName(Outcome o) {
       return "resource_limit";
     case Outcome::kSandboxFailure:
       return "sandbox_failure";
+    case Outcome::kPolicy:
+      return "policy";
   }
   return "?";
 }
@@ -284,6 +286,95 @@ TEST(DecodeReportTest, ACsvResultMayCarryASidecarOfBoundedSize) {
     SCOPED_TRACE(bad.dump());
     EXPECT_EQ(internal::DecodeReport(bad, limits, true).error, malformed);
   }
+}
+
+TEST(DecodeReportTest, PolicyReportsAndStateAreCheckedLikeTheRest) {
+  Limits limits;
+  nlohmann::json ok = {{"type", "done"}, {"status", "ok"}, {"format", "json"}, {"bytes", 2u}};
+  nlohmann::json refused = {
+      {"type", "done"}, {"status", "policy"}, {"refused", "output"}, {"error", "no"}};
+  JobResult plain = internal::DecodeReport(refused, limits, true);
+  EXPECT_EQ(plain.outcome, Outcome::kPolicy);
+  EXPECT_EQ(plain.policy_refusal, "output");
+  EXPECT_TRUE(plain.policy_state.empty());
+  nlohmann::json with_state = ok;
+  with_state["policy_state"] = {{"output", {{"n", 1}}}};
+  JobResult kept = internal::DecodeReport(with_state, limits, true);
+  EXPECT_EQ(kept.outcome, Outcome::kOk);
+  EXPECT_EQ(kept.policy_state, R"({"output":{"n":1}})");
+  const std::string malformed = internal::MalformedReport().error;
+  auto with = [](nlohmann::json d, const char* key, nlohmann::json value) {
+    d[key] = std::move(value);
+    return d;
+  };
+  nlohmann::json error = {{"type", "done"}, {"status", "error"}, {"error", "x"}};
+  for (const nlohmann::json& bad : {
+           with(refused, "refused", "everything"),
+           with(refused, "extra", 1),
+           with(ok, "policy_state", "not an object"),
+           with(ok, "policy_state", {{"big", std::string(kMaxPolicyStateBytes, 'x')}}),
+           with(error, "policy_state", nlohmann::json::object()),
+       }) {
+    SCOPED_TRACE(bad.dump().substr(0, 200));
+    EXPECT_EQ(internal::DecodeReport(bad, limits, true).error, malformed);
+  }
+  // Before `started` no policy has run: a policy report then is not believed.
+  EXPECT_EQ(internal::DecodeReport(refused, limits, false).error, malformed);
+}
+
+// Custom policies run in the job's process around the function: the output policy's state comes
+// back as JSON, and its refusal ends the run as kPolicy with no result.
+TEST_F(SandboxTest, CustomPoliciesRunAroundTheFunctionAndReportTheirState) {
+  const std::string policies =
+      "class Twice(sy.CustomOutputPolicy):\n"
+      "    def __init__(self, n=2):\n"
+      "        self.n = n\n"
+      "        self.state = {'counts': 0}\n"
+      "    def is_valid(self, context):\n"
+      "        return self.state['counts'] < self.n\n"
+      "    def apply_to_output(self, context, outputs, update_policy=True):\n"
+      "        if update_policy:\n"
+      "            self.state['counts'] += 1\n"
+      "        return {'y': outputs['y']}\n"
+      "class Small(sy.CustomInputPolicy):\n"
+      "    def is_valid(self, context, usr_input_kwargs):\n"
+      "        return usr_input_kwargs['k'] < 10 and self.inputs == {'k': 3}\n";
+  JobSpec spec = Spec("def f(k):\n    return {'y': k, 'z': 'kept back'}\n", {}, {{"k", 3}});
+  spec.policy = {{"source", policies},
+                 {"input", {{"class", "Small"}, {"init_kwargs", {{"k", 3}}}}},
+                 {"output", {{"class", "Twice"}, {"init_kwargs", nlohmann::json::object()}}},
+                 {"state", nullptr},
+                 {"kind", "private"},
+                 {"check", true},
+                 {"update", true}};
+  auto r = Run(spec);
+  ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+  EXPECT_EQ(nlohmann::json::parse(Result()), nlohmann::json::parse(R"({"y": 3})"));
+  auto state = nlohmann::json::parse(r.policy_state);
+  EXPECT_EQ(state["output"], nlohmann::json::parse(R"({"n": 2, "state": {"counts": 1}})"));
+
+  state["output"]["state"]["counts"] = 2;
+  spec.policy["state"] = state;
+  r = Run(spec);
+  EXPECT_EQ(r.outcome, Outcome::kPolicy) << Explain(r);
+  EXPECT_EQ(r.policy_refusal, "output");
+
+  spec.policy["state"] = nullptr;
+  spec.constants["k"] = 30;
+  r = Run(spec);
+  EXPECT_EQ(r.outcome, Outcome::kPolicy) << Explain(r);
+  EXPECT_EQ(r.policy_refusal, "input");
+
+  // A policy that raises fails the run closed; its traceback goes to stderr.
+  spec.constants["k"] = 3;
+  spec.policy["source"] = policies +
+                          "    def filter_kwargs(self, kwargs, context):\n"
+                          "        raise KeyError('nope')\n";
+  r = Run(spec);
+  EXPECT_EQ(r.outcome, Outcome::kPolicy) << Explain(r);
+  EXPECT_EQ(r.policy_refusal, "error");
+  EXPECT_TRUE(r.policy_state.empty());
+  EXPECT_NE(r.stderr_text.find("<policy>"), std::string::npos) << r.stderr_text;
 }
 
 TEST_F(SandboxTest, NumpyScalarsAndNanBecomePlainJson) {

@@ -27,6 +27,8 @@ constexpr size_t kMaxInputs = 64;
 constexpr size_t kMaxReasonBytes = 10'000;
 constexpr int64_t kMaxRunLimit = 1'000'000;
 constexpr uint64_t kMaxResultInDatabase = 1 << 20;
+constexpr size_t kMaxPolicySourceBytes = 256 << 10;
+constexpr size_t kMaxPolicyKwargsBytes = 64 << 10;
 
 bool IsIdentifierChar(char c, bool first) {
   return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
@@ -69,6 +71,66 @@ Status SyncFile(const std::string& path) {
     ::close(dir);
   }
   return Status::Ok();
+}
+
+// Checks a submission's custom policies (see SubmitCode::policy_code); the spec to store: the
+// source and, per policy, its class and the init kwargs the output policy is made with.
+Result<json> CheckPolicyCode(const json& in, bool custom_output) {
+  if (!in.is_object()) return InvalidArgumentError("'policy_code' must be an object");
+  for (const auto& [k, v] : in.items()) {
+    if (k != "source" && k != "input" && k != "output") {
+      return InvalidArgumentError("unknown field 'policy_code." + k.substr(0, 64) + "'");
+    }
+  }
+  if (!in.contains("source") || !in["source"].is_string() ||
+      in["source"].get_ref<const std::string&>().empty() ||
+      in["source"].get_ref<const std::string&>().size() > kMaxPolicySourceBytes) {
+    return InvalidArgumentError("'policy_code.source' must be 1 byte to 256 KiB of Python");
+  }
+  const std::string& source = in["source"].get_ref<const std::string&>();
+  if (Status st = CheckSourceShownAsRun(source); !st.ok()) {
+    return InvalidArgumentError("'policy_code.source', " + st.message());
+  }
+  json spec = {{"source", source}, {"input", nullptr}, {"output", nullptr}};
+  for (const char* which : {"input", "output"}) {
+    if (!in.contains(which) || in[which].is_null()) continue;
+    const json& p = in[which];
+    const std::string where = std::string("'policy_code.") + which;
+    if (!p.is_object() || !p.contains("class") || !p["class"].is_string() ||
+        !IsIdentifier(p["class"].get<std::string>())) {
+      return InvalidArgumentError(where + ".class' must name the policy's class");
+    }
+    for (const auto& [k, v] : p.items()) {
+      if (k != "class" && k != "init_kwargs") {
+        return InvalidArgumentError("unknown field " + where + "." + k.substr(0, 64) + "'");
+      }
+    }
+    json kwargs = p.value("init_kwargs", json::object());
+    if (!kwargs.is_object()) return InvalidArgumentError(where + ".init_kwargs' must be an object");
+    for (const auto& [k, v] : kwargs.items()) {
+      if (!IsIdentifier(k)) {
+        return InvalidArgumentError(where + ".init_kwargs' has a key that is no Python name");
+      }
+    }
+    if (kwargs.dump().size() > kMaxPolicyKwargsBytes) {
+      return InvalidArgumentError(where + ".init_kwargs' is larger than 64 KiB");
+    }
+    if (std::string(which) == "input" && !kwargs.empty()) {
+      return InvalidArgumentError(
+          "'policy_code.input.init_kwargs': an input policy's keyword arguments are the code's "
+          "'inputs' (its bindings)");
+    }
+    spec[which] = {{"class", p["class"]}, {"init_kwargs", kwargs}};
+  }
+  if (spec["input"].is_null() && spec["output"].is_null()) {
+    return InvalidArgumentError("'policy_code' names no policy: give 'input', 'output' or both");
+  }
+  if (spec["output"].is_null() == custom_output) {
+    return InvalidArgumentError(
+        "a custom output policy is given as output_policy {\"kind\": \"custom\"} with "
+        "'policy_code.output', both or neither");
+  }
+  return spec;
 }
 
 Status CheckPage(int64_t page, int64_t page_size) {
@@ -247,8 +309,18 @@ Result<store::UserCode> CodeService::Submit(const Principal& caller, const Submi
       return InvalidArgumentError("an execute_count policy needs a limit from 1 to 1000000");
     }
     code.output_limit = *in.limit;
+  } else if (in.output_policy == "custom") {
+    if (in.limit) return InvalidArgumentError("a custom output policy has no limit");
+    code.output_limit = 0;
   } else {
-    return InvalidArgumentError("output_policy.kind must be 'single_execution' or 'execute_count'");
+    return InvalidArgumentError(
+        "output_policy.kind must be 'single_execution', 'execute_count' or 'custom'");
+  }
+  json policy_spec;
+  if (in.policy_code) {
+    ASSIGN_OR_RETURN(policy_spec, CheckPolicyCode(*in.policy_code, in.output_policy == "custom"));
+  } else if (in.output_policy == "custom") {
+    return InvalidArgumentError("a custom output policy needs its 'policy_code'");
   }
   ASSIGN_OR_RETURN(json inputs, ResolveInputs(in.inputs));
   code.id = NewUuid();
@@ -258,8 +330,13 @@ Result<store::UserCode> CodeService::Submit(const Principal& caller, const Submi
   code.code_hash = Sha256Hex(in.source);
   code.inputs = inputs.dump();
   code.created_at = clock_.NowSeconds();
-  auto version = store_.InsertCode(code);
-  if (version.status().code() == StatusCode::kAlreadyExists) {
+  // The code and its policies are stored together: what is approved is both.
+  Status stored = store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.InsertCode(code).status());
+    if (!policy_spec.is_null()) RETURN_IF_ERROR(tx.PutCodePolicy(code.id, policy_spec.dump()));
+    return Status::Ok();
+  });
+  if (stored.code() == StatusCode::kAlreadyExists) {
     auto earlier = store_.FindCodeByHash(code.user_id, code.code_hash);
     std::string which = earlier.ok()
                             ? " as '" + earlier->name + "' version " +
@@ -267,9 +344,11 @@ Result<store::UserCode> CodeService::Submit(const Principal& caller, const Submi
                             : "";
     return AlreadyExistsError("this code was already submitted" + which);
   }
-  RETURN_IF_ERROR(version.status());
+  RETURN_IF_ERROR(stored);
   Audit(caller, "code.submit", code.id, code.name);
-  return store_.GetCode(code.id);
+  ASSIGN_OR_RETURN(store::UserCode c, store_.GetCode(code.id));
+  if (!IsOwner(caller)) c.policy_state.clear();
+  return c;
 }
 
 Result<store::CodePage> CodeService::ListCode(const Principal& caller,
@@ -279,7 +358,12 @@ Result<store::CodePage> CodeService::ListCode(const Principal& caller,
   RETURN_IF_ERROR(CheckPage(page, page_size));
   std::optional<std::string> user;
   if (!IsOwner(caller)) user = caller.user_id;
-  return store_.ListCode(user, name, (page - 1) * page_size, page_size);
+  ASSIGN_OR_RETURN(store::CodePage list,
+                   store_.ListCode(user, name, (page - 1) * page_size, page_size));
+  if (!IsOwner(caller)) {
+    for (auto& c : list.items) c.policy_state.clear();  // see GetCode
+  }
+  return list;
 }
 
 Result<store::UserCode> CodeService::GetCode(const Principal& caller, const std::string& id) {
@@ -287,6 +371,8 @@ Result<store::UserCode> CodeService::GetCode(const Principal& caller, const std:
   auto code = store_.GetCode(id);
   if (!code.ok()) return code.status();
   if (!IsOwner(caller) && !caller.IsSelf(code->user_id)) return NotFoundError("code not found");
+  // What custom policies kept was computed on private data: data owners only.
+  if (!IsOwner(caller)) code->policy_state.clear();
   return code;
 }
 
@@ -538,7 +624,8 @@ Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& 
                             : "";
       return PermissionDeniedError("the request to run this code is " + *code.request_status + why);
     }
-    max_runs = code.output_limit;
+    // A custom output policy counts runs itself, in the sandbox.
+    if (code.output_policy != "custom") max_runs = code.output_limit;
   }
   // Resolve assets to the blobs the job reads, now, so the job runs on what was bound.
   json job_inputs = json::object();
@@ -951,6 +1038,41 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
     }
     spec.inputs.push_back({arg, *path, std::move(format), std::move(meta)});
   }
+  // Custom policies run in the job's process around the function: on a private run they may
+  // refuse it and keep state; a data owner's review applies them without counting; a mock run
+  // (the scientist's own check on the mocks) runs the function alone.
+  std::optional<store::CodePolicy> policy;
+  if (!code->policy_spec.empty() && job.kind != "mock") {
+    auto p = store_.GetCodePolicy(code->id);
+    if (!p.ok() || !p->has_value()) {
+      out.error = "the code's policies could not be read";
+      return out;
+    }
+    policy = std::move(**p);
+    json pspec = json::parse(policy->spec, nullptr, false);
+    json state = policy->state.empty() ? json(nullptr) : json::parse(policy->state, nullptr, false);
+    if (!pspec.is_object() || state.is_discarded()) {
+      out.error = "the code's policies could not be read";
+      return out;
+    }
+    if (pspec["input"].is_object()) {
+      // An input policy is made with the code's bindings: constants as their values, assets as
+      // their ids.
+      json kwargs = json::object();
+      json bound = json::parse(code->inputs, nullptr, false);
+      if (bound.is_object()) {
+        for (const auto& [arg, b] : bound.items()) {
+          kwargs[arg] = b.contains("value") ? b["value"] : b.value("asset_id", json(nullptr));
+        }
+      }
+      pspec["input"]["init_kwargs"] = std::move(kwargs);
+    }
+    const bool counts = job.kind == "private";
+    spec.policy = {{"source", pspec["source"]}, {"input", pspec["input"]},
+                   {"output", pspec["output"]}, {"state", std::move(state)},
+                   {"kind", job.kind},          {"check", counts},
+                   {"update", counts}};
+  }
   const std::string result_path = ResultPath(job.id);
   // With output review on, everything a private run produces — result, stdout, and the error of a
   // failed run, which may quote private values — waits for a data owner.
@@ -980,6 +1102,7 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
     out.error = "the sandbox could not run the job (details in the server log)";
     return out;
   }
+  if (policy && job.kind == "private") KeepPolicyState(*policy, *r);
   if (r->outcome != sandbox::Outcome::kOk) {
     std::error_code ec;
     std::filesystem::remove(result_path, ec);  // the sandbox leaves an empty file behind
@@ -1026,6 +1149,7 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
       break;
     case sandbox::Outcome::kError:
     case sandbox::Outcome::kResourceLimit:
+    case sandbox::Outcome::kPolicy:
       break;
     case sandbox::Outcome::kSandboxFailure:
       // Its detail may name host paths: for the log only.
@@ -1033,7 +1157,7 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
       out.error = "the sandbox failed while running the job (details in the server log)";
       break;
   }
-  const FailureKind failure = ClassifyFailure(r->outcome, r->error);
+  const FailureKind failure = ClassifyFailure(r->outcome, r->error, r->policy_refusal);
   out.failure = FailureName(failure);
   if (job.kind != "mock") {
     // What a run on private data failed with may be of its code's choosing (an exception's text
@@ -1043,6 +1167,33 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
     out.error = PrivateFailureText(failure);
   }
   return out;
+}
+
+void CodeService::KeepPolicyState(const store::CodePolicy& policy, sandbox::JobResult& r) {
+  auto fail_closed = [&r](const std::string& why) {
+    r.outcome = sandbox::Outcome::kPolicy;
+    r.policy_refusal = "error";
+    r.error = why;
+  };
+  const bool refused = r.outcome == sandbox::Outcome::kPolicy && r.policy_refusal != "error";
+  if (r.outcome != sandbox::Outcome::kOk && !refused) return;  // failed: the state stays
+  if (r.policy_state.empty()) {
+    // Every counted run reports its policies' state; without it nothing is released.
+    if (r.outcome == sandbox::Outcome::kOk) fail_closed("the run reported no policy state");
+    return;
+  }
+  auto written = store_.UpdateCodePolicyState(policy.code_id, policy.version, r.policy_state);
+  if (!written.ok()) {
+    spdlog::error("code {}: its policies' state was not stored: {}", policy.code_id,
+                  written.status().ToString());
+    if (r.outcome == sandbox::Outcome::kOk) fail_closed("the policies' state could not be stored");
+    return;
+  }
+  if (!*written && r.outcome == sandbox::Outcome::kOk) {
+    // Another run of this code ended first and kept its state: this run counted against the one
+    // it read, so its result is not released.
+    fail_closed("another run of this code changed its policies' state meanwhile; run it again");
+  }
 }
 
 }  // namespace datasite::services

@@ -61,6 +61,10 @@ struct SubmitCode {
   nlohmann::json inputs = nlohmann::json::object();  // {arg: {"asset_id"} | {"value"}}
   std::string output_policy = "single_execution";    // or "execute_count"
   std::optional<int64_t> limit;
+  // Custom policies (user code, run in the sandbox with the function): {"source": Python defining
+  // the classes, "input": {"class"} (its kwargs are `inputs`), "output": {"class",
+  // "init_kwargs"}}, either policy optional. With "output", output_policy is "custom".
+  std::optional<nlohmann::json> policy_code;
 };
 
 struct RunCode {
@@ -187,6 +191,10 @@ class CodeService {
   Result<sandbox::Sandbox*> WaitForSandbox(const std::atomic<bool>* cancel);
   Status SandboxUsable() const;
   jobs::Outcome RunInSandbox(const store::Job& job, const std::atomic<bool>& cancel);
+  // After a counted run of code with custom policies: stores the state they report (over the
+  // version the run read). A completed run whose state can't be stored so — none reported, a
+  // store error, another run wrote first — becomes a policy failure (fails closed).
+  void KeepPolicyState(const store::CodePolicy& policy, sandbox::JobResult& r);
   // Counts what an ended job keeps (result and logs) against the storage limit and, for a data
   // scientist's job, their quota, after expiring mock outputs past the newest kept (and older
   // ones while the quota needs room); drops what would pass either, saying so in its error.

@@ -20,12 +20,23 @@ const char* FailureName(FailureKind kind) {
       return "sandbox";
     case FailureKind::kNotKept:
       return "not_kept";
+    case FailureKind::kInputPolicyRefused:
+      return "input_policy_refused";
+    case FailureKind::kOutputPolicyRefused:
+      return "output_policy_refused";
+    case FailureKind::kPolicyError:
+      return "policy_error";
   }
   return "code_error";
 }
 
-FailureKind ClassifyFailure(sandbox::Outcome outcome, const std::string& sandbox_error) {
+FailureKind ClassifyFailure(sandbox::Outcome outcome, const std::string& sandbox_error,
+                            const std::string& policy_refusal) {
   switch (outcome) {
+    case sandbox::Outcome::kPolicy:
+      if (policy_refusal == "input") return FailureKind::kInputPolicyRefused;
+      if (policy_refusal == "output") return FailureKind::kOutputPolicyRefused;
+      return FailureKind::kPolicyError;
     case sandbox::Outcome::kTimeout:
       return FailureKind::kTimeout;
     case sandbox::Outcome::kKilled:
@@ -65,6 +76,12 @@ std::string PrivateFailureText(FailureKind kind) {
       return "the sandbox failed while running the job (details in the server log)";
     case FailureKind::kNotKept:
       return "the run's output was not kept: it would pass a storage limit";
+    case FailureKind::kInputPolicyRefused:
+      return "the input policy refused the run" + hidden;
+    case FailureKind::kOutputPolicyRefused:
+      return "the output policy refused the result" + hidden;
+    case FailureKind::kPolicyError:
+      return "a custom policy failed, so no result was released" + hidden;
   }
   return "the run on the private data failed" + hidden;
 }

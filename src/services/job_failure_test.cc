@@ -28,7 +28,8 @@ TEST(JobFailureTest, EveryOtherOutcomeHasItsKind) {
 TEST(JobFailureTest, TheTextAKindShowsNamesNothingTheCodeChose) {
   for (auto kind : {FailureKind::kCodeError, FailureKind::kTimeout, FailureKind::kMemory,
                     FailureKind::kCpuTime, FailureKind::kResultTooLarge, FailureKind::kKilled,
-                    FailureKind::kSandbox, FailureKind::kNotKept}) {
+                    FailureKind::kSandbox, FailureKind::kNotKept, FailureKind::kInputPolicyRefused,
+                    FailureKind::kOutputPolicyRefused, FailureKind::kPolicyError}) {
     const std::string text = PrivateFailureText(kind);
     EXPECT_FALSE(text.empty());
     EXPECT_EQ(text.find("Error:"), std::string::npos) << text;
@@ -37,6 +38,16 @@ TEST(JobFailureTest, TheTextAKindShowsNamesNothingTheCodeChose) {
   // The code's own choice of failure can't be told from the text beyond its kind.
   EXPECT_EQ(PrivateFailureText(ClassifyFailure(Outcome::kError, "ValueError: 1")),
             PrivateFailureText(ClassifyFailure(Outcome::kError, "KeyError: 'secret'")));
+}
+
+TEST(JobFailureTest, APolicysRefusalIsToldByWhichPolicyNotByItsText) {
+  EXPECT_EQ(ClassifyFailure(Outcome::kPolicy, "P refused: secret 42", "input"),
+            FailureKind::kInputPolicyRefused);
+  EXPECT_EQ(ClassifyFailure(Outcome::kPolicy, "P refused: secret 42", "output"),
+            FailureKind::kOutputPolicyRefused);
+  EXPECT_EQ(ClassifyFailure(Outcome::kPolicy, "P.apply_to_output raised", "error"),
+            FailureKind::kPolicyError);
+  EXPECT_EQ(ClassifyFailure(Outcome::kPolicy, "anything", "unknown"), FailureKind::kPolicyError);
 }
 
 }  // namespace

@@ -246,6 +246,16 @@ INSERT INTO request_decisions (request_id, status, reason, reviewer_id, at)
   SELECT id, status, deny_reason, reviewer_id, updated_at FROM code_requests
   WHERE status != 'pending' AND reviewer_id IS NOT NULL ORDER BY updated_at;
 )sql",
+    // Version 10: custom policies of code (their source and init kwargs, fixed with the code) and
+    // the state they keep between private runs.
+    R"sql(
+CREATE TABLE code_policies (
+  code_id TEXT PRIMARY KEY REFERENCES user_code(id),
+  spec TEXT NOT NULL,
+  state TEXT NOT NULL DEFAULT '',
+  version INTEGER NOT NULL DEFAULT 0
+);
+)sql",
 };
 
 // Prepared statements kept for reuse, by SQL text: preparing a join costs more than running it
@@ -466,9 +476,10 @@ constexpr const char* kCodeSelect =
     "c.output_limit, c.created_at, coalesce(u.name, ''), coalesce(u.email, ''), "
     "(SELECT count(*) FROM jobs j WHERE j.code_id = c.id AND j.kind = 'private' AND "
     "NOT (j.status = 'interrupted' OR (j.status = 'killed' AND j.started_at = 0))), r.id, "
-    "r.status "
+    "r.status, coalesce(p.spec, ''), coalesce(p.state, '') "
     "FROM user_code c LEFT JOIN users u ON u.id = c.user_id "
-    "LEFT JOIN code_requests r ON r.code_id = c.id";
+    "LEFT JOIN code_requests r ON r.code_id = c.id "
+    "LEFT JOIN code_policies p ON p.code_id = c.id";
 
 UserCode ReadCode(const Stmt& s) {
   UserCode c;
@@ -487,6 +498,8 @@ UserCode ReadCode(const Stmt& s) {
   c.used = s.Int(12);
   if (!s.IsNull(13)) c.request_id = s.Text(13);
   if (!s.IsNull(14)) c.request_status = s.Text(14);
+  c.policy_spec = s.Text(15);
+  c.policy_state = s.Text(16);
   return c;
 }
 
@@ -1159,6 +1172,31 @@ class SqliteStore : public Store {
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return NotFoundError("code not found");
     return ReadCode(s);
+  }
+
+  Status PutCodePolicy(const std::string& code_id, const std::string& spec) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "INSERT INTO code_policies (code_id, spec) VALUES (?, ?)");
+    return s.Bind(code_id).Bind(spec).Run();  // kAlreadyExists from the primary key
+  }
+
+  Result<std::optional<CodePolicy>> GetCodePolicy(const std::string& code_id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "SELECT spec, state, version FROM code_policies WHERE code_id = ?");
+    s.Bind(code_id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return std::optional<CodePolicy>();
+    return std::optional<CodePolicy>(CodePolicy{code_id, s.Text(0), s.Text(1), s.Int(2)});
+  }
+
+  Result<bool> UpdateCodePolicyState(const std::string& code_id, int64_t expected_version,
+                                     const std::string& state) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "UPDATE code_policies SET state = ?, version = version + 1 "
+           "WHERE code_id = ? AND version = ?");
+    RETURN_IF_ERROR(s.Bind(state).Bind(code_id).Bind(expected_version).Run());
+    return sqlite3_changes(db_) == 1;
   }
 
   Result<UserCode> FindCodeByHash(const std::string& user_id, const std::string& hash) override {

@@ -711,6 +711,7 @@ TEST_F(SqliteStoreTest, UpgradeFlagsMocksGeneratedBeforeVersion6) {
                          "ALTER TABLE jobs DROP COLUMN error_released; "
                          "ALTER TABLE jobs DROP COLUMN deposited; "
                          "DROP TABLE request_decisions; "
+                         "DROP TABLE code_policies; "
                          "ALTER TABLE assets DROP COLUMN metadata; "
                          "ALTER TABLE blobs DROP COLUMN meta; "
                          "ALTER TABLE jobs DROP COLUMN result_meta; "
@@ -1244,6 +1245,7 @@ TEST_F(JobBytesTest, UpgradeMovesTheErrorsOfPrivateRunsOutOfSight) {
                          "ALTER TABLE jobs DROP COLUMN error_released; "
                          "ALTER TABLE jobs DROP COLUMN deposited; "
                          "DROP TABLE request_decisions; "
+                         "DROP TABLE code_policies; "
                          "PRAGMA user_version = 8",
                          nullptr, nullptr, nullptr),
             SQLITE_OK)
@@ -1274,6 +1276,30 @@ TEST_F(JobBytesTest, FailureAndErrorDetailRoundTripAndReleaseErrorShowsIt) {
   ASSERT_TRUE(store_->ReleaseJobError(j.id).ok());
   EXPECT_TRUE(store_->GetJob(j.id)->error_released);
   EXPECT_EQ(store_->ReleaseJobError("nope").code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace datasite::store
+
+namespace datasite::store {
+namespace {
+
+// A code's custom policies: the spec is stored once; the state only by the run that read the
+// version it replaces (two runs that read the same state can't both write it).
+TEST_F(JobBytesTest, CodePolicyStateIsWrittenOnlyOverTheVersionRead) {
+  EXPECT_FALSE(store_->GetCodePolicy("code")->has_value());
+  ASSERT_TRUE(store_->PutCodePolicy("code", R"({"source":"class P: pass"})").ok());
+  EXPECT_EQ(store_->PutCodePolicy("code", "{}").code(), StatusCode::kAlreadyExists);
+  auto p = store_->GetCodePolicy("code");
+  ASSERT_TRUE(p.ok() && p->has_value());
+  EXPECT_EQ((*p)->spec, R"({"source":"class P: pass"})");
+  EXPECT_EQ((*p)->state, "");
+  EXPECT_EQ((*p)->version, 0);
+  EXPECT_TRUE(*store_->UpdateCodePolicyState("code", 0, R"({"n":1})"));
+  EXPECT_FALSE(*store_->UpdateCodePolicyState("code", 0, R"({"n":9})"));
+  p = store_->GetCodePolicy("code");
+  EXPECT_EQ((*p)->state, R"({"n":1})");
+  EXPECT_EQ((*p)->version, 1);
 }
 
 }  // namespace

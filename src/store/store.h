@@ -150,8 +150,8 @@ struct UserCode {
   std::string source;
   std::string code_hash;      // SHA-256 of source, lowercase hex; unique per user
   std::string inputs;         // JSON text: {arg: {"asset_id": id} | {"value": json}}
-  std::string output_policy;  // "single_execution" | "execute_count"
-  int64_t output_limit = 1;
+  std::string output_policy;  // "single_execution" | "execute_count" | "custom"
+  int64_t output_limit = 1;   // 0 for "custom": the policy's own code decides
   int64_t created_at = 0;
   // Filled when read from the store.
   std::string user_name;
@@ -159,6 +159,8 @@ struct UserCode {
   int64_t used = 0;  // completed private runs
   std::optional<std::string> request_id;
   std::optional<std::string> request_status;
+  std::string policy_spec;   // its custom policies (CodePolicy::spec), '' for none
+  std::string policy_state;  // what they kept (CodePolicy::state), '' before the first run
 };
 
 struct CodeRequest {
@@ -227,6 +229,17 @@ struct Job {
   std::string error_detail;
   bool error_released = false;
   bool deposited = false;  // its result was deposited by a data owner (InsertDepositedJob)
+};
+
+// The custom policies of a code (sy.CustomInputPolicy / sy.CustomOutputPolicy subclasses): `spec`
+// is immutable with its code (JSON text: the policies' source, classes and init kwargs), `state`
+// what the policies kept after the last private run that used them (JSON text, '' before the
+// first), `version` how many times that state was written.
+struct CodePolicy {
+  std::string code_id;
+  std::string spec;
+  std::string state;
+  int64_t version = 0;
 };
 
 // A job's logs as one read saw them (see Store::ReadJobOutput).
@@ -462,6 +475,15 @@ class Store {
   // wait until it ends; a store method that fails inside rolls back only its own part. Keep the
   // body short and free of I/O other than the store's.
   virtual Status InTransaction(const std::function<Status(Store&)>& body) = 0;
+
+  // A code's custom policies (see CodePolicy). PutCodePolicy stores the spec once (kAlreadyExists
+  // after); GetCodePolicy answers nullopt for code without one; UpdateCodePolicyState writes
+  // `state` only while the version is still `expected_version` (false, nothing written, when
+  // another run wrote it first).
+  virtual Status PutCodePolicy(const std::string& code_id, const std::string& spec) = 0;
+  virtual Result<std::optional<CodePolicy>> GetCodePolicy(const std::string& code_id) = 0;
+  virtual Result<bool> UpdateCodePolicyState(const std::string& code_id, int64_t expected_version,
+                                             const std::string& state) = 0;
 
   virtual Status AppendAudit(const AuditEvent& event) = 0;
   // The newest `limit` events, oldest first.

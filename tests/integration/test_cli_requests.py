@@ -67,6 +67,27 @@ def asset(scientist, dataset):
     return asset_of(scientist.client, dataset)
 
 
+class CliCountedPolicy(sy.CustomOutputPolicy):
+    def __init__(self, n_calls=1):
+        self.n_calls = n_calls
+
+    def apply_to_output(self, context, outputs, update_policy=True):
+        return outputs
+
+
+def test_show_prints_the_source_of_custom_policies(owner, scientist, asset):
+    @sy.syft_function(input_policy=sy.ExactMatch(data=asset), output_policy=CliCountedPolicy())
+    def cli_with_policy(data):
+        return len(data)
+
+    request = scientist.client.code.request_code_execution(cli_with_policy)
+    shown = owner.cli("requests", "show", request.id)
+    assert shown.returncode == 0, shown
+    assert "custom: CliCountedPolicy" in shown.stdout
+    assert "Custom policies (run with the code in the sandbox):" in shown.stdout
+    assert "  class CliCountedPolicy(sy.CustomOutputPolicy):" in shown.stdout
+
+
 def test_list_and_show_a_pending_request(owner, scientist, dataset, asset):
     @sy.syft_function_single_use(data=asset, bins=4)
     def cli_histogram(data, bins):

@@ -408,23 +408,35 @@ def test_custom_policies_subclass_and_run_locally(actors, people):
     assert custom_fn(data=asset).get() == len(MOCK)
 
 
-def test_code_with_a_custom_policy_is_refused_before_sending(actors, people):
+def test_code_with_custom_policies_sends_their_source(actors, people):
     scientist = actors["scientist"].client
     asset = asset_of(scientist, people)
 
-    @sy.syft_function(input_policy=sy.ExactMatch(data=asset), output_policy=RepeatedCallPolicy())
-    def custom_out(data):
+    @sy.syft_function(
+        input_policy=CustomExactMatch(data=asset), output_policy=RepeatedCallPolicy(n_calls=3)
+    )
+    def custom_both(data):
         return 1
 
-    @sy.syft_function(input_policy=CustomExactMatch(data=asset))
-    def custom_in(data):
+    body = custom_both.to_wire()
+    assert body["output_policy"] == {"kind": "custom"}
+    assert body["inputs"] == {"data": {"asset_id": asset.id}}
+    code = body["policy_code"]
+    assert code["input"] == {"class": "CustomExactMatch"}
+    assert code["output"] == {
+        "class": "RepeatedCallPolicy",
+        "init_kwargs": {"n_calls": 3},
+    }
+    assert "class RepeatedCallPolicy(sy.CustomOutputPolicy):" in code["source"]
+    assert "class CustomExactMatch(sy.CustomInputPolicy):" in code["source"]
+
+    # Its init kwargs must be JSON: the server makes the policy again from them.
+    @sy.syft_function(output_policy=RepeatedCallPolicy(n_calls={1, 2}))
+    def custom_bad():
         return 1
 
-    before = len(scientist.code.get_all())
-    for fn in (custom_out, custom_in):
-        with pytest.raises(NotImplementedError, match="does not run policy code"):
-            scientist.code.request_code_execution(fn)
-    assert len(scientist.code.get_all()) == before
+    with pytest.raises(TypeError, match="n_calls"):
+        custom_bad.to_wire()
 
 
 # Import paths ------------------------------------------------------------------------------------

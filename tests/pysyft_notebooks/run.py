@@ -216,7 +216,9 @@ NOT_BUILT = (
     ("upload_files", "not built: free-standing blob uploads (client.upload_files)"),
     ("credentials", "not built: client.credentials (PySyft's signing keys; datasite uses tokens)"),
     ("free-standing objects", "not built: free-standing server objects (ActionObject.send)"),
-    ("AuthedServiceContext", "not built: custom policies run by the server"),
+    ("AuthedServiceContext", "not built: PySyft's server internals (AuthedServiceContext, "
+     "context.server) that this policy calls; datasite runs custom policies in its sandbox "
+     "with a small context"),
     ("CodeHistory' object has no attribute", "not built: code_histories[email].<function name>"),
     ("no operation 'set'", "not built: settings.set(a whole settings object); settings.update "
      "does it field by field"),
