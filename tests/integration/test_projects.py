@@ -272,3 +272,14 @@ def test_a_project_name_is_escaped_in_html(actors, people, scientist):
     html = project._repr_html_() + actors["owner"].client.projects.get_all()._repr_html_()
     assert "<script>alert" not in html
     assert "&lt;script&gt;" in html
+
+
+def test_the_service_namespace_reaches_projects(actors, people, scientist):
+    """PySyft's client.api.services.project.* resolve to the project routes."""
+    project, _ = new_project(scientist, asset_of(scientist, people), functions=0)
+    services = scientist.api.services
+    assert any(p.id == project.id for p in services.project.get_all())
+    assert services.project.get_by_uid(uid=project.id).name == project.name
+    assert services.project.get_by_name(name=project.name).id == project.id
+    assert services.project.send_message(project.id, message="via services")
+    assert [e.kind for e in project.events] == ["message"]
