@@ -276,7 +276,9 @@ def test_a_project_name_is_escaped_in_html(actors, people, scientist):
 
 def test_the_service_namespace_reaches_projects(actors, people, scientist):
     """PySyft's client.api.services.project.* resolve to the project routes."""
-    project, _ = new_project(scientist, asset_of(scientist, people), functions=0)
+    project, _ = new_project(
+        scientist, asset_of(scientist, people), name=unique("a name with spaces"), functions=0
+    )
     services = scientist.api.services
     assert any(p.id == project.id for p in services.project.get_all())
     assert services.project.get_by_uid(uid=project.id).name == project.name
