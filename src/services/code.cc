@@ -324,8 +324,11 @@ Result<store::CodeRequest> CodeService::CreateRequest(const Principal& caller,
   RETURN_IF_ERROR(st);
   auto code = store_.GetCode(r.code_id);
   Audit(caller, "request.submit", r.id, code.ok() ? code->name : "");
+  AnnounceRequest(r);
   return store_.GetRequest(r.id);
 }
+
+void CodeService::AnnounceRequest(const store::CodeRequest& request) { (void)request; }
 
 Result<store::RequestPage> CodeService::ListRequests(const Principal& caller,
                                                      const std::optional<std::string>& status,

@@ -135,6 +135,9 @@ class CodeService {
   // it with its event in one transaction).
   Result<store::CodeRequest> NewRequest(const Principal& caller, const std::string& code_id,
                                         const std::string& reason);
+  // Called once a new request is committed, wherever it was made (CreateRequest, a project):
+  // the one place a new request would notify the data owners. Notifications are not built here.
+  void AnnounceRequest(const store::CodeRequest& request);
   // `project_id`: only the requests of that project.
   Result<store::RequestPage> ListRequests(const Principal& caller,
                                           const std::optional<std::string>& status,

@@ -97,7 +97,9 @@ store::ProjectEvent ProjectService::MakeEvent(const Principal& caller,
 
 void ProjectService::Notify(const store::Project& project, const store::ProjectEvent& event) {
   // Notifications (the notify helper's part) hook in here: after the event is committed, tell
-  // the project's members and the datasite's owners, with names and links only.
+  // the project's members and the datasite's owners, with names and links only. A new request
+  // is also announced to the owners by CodeService::AnnounceRequest, as one made outside a
+  // project is.
   (void)project;
   (void)event;
 }
@@ -160,6 +162,7 @@ Result<store::Project> ProjectService::Create(const Principal& caller, const New
   });
   RETURN_IF_ERROR(st);
   ASSIGN_OR_RETURN(store::Project created, store_.GetProject(p.id));
+  for (const auto& r : requests) code_.AnnounceRequest(r);
   for (const auto& e : events) Notify(created, e);
   return created;
 }
@@ -226,6 +229,7 @@ Result<store::CodeRequest> ProjectService::AddCodeRequest(const Principal& calle
     ASSIGN_OR_RETURN(e.seq, tx.AppendProjectEvent(e));
     return tx.AppendAudit({e.at, caller.AuditName(), "request.submit", r.id, p.id});
   }));
+  code_.AnnounceRequest(r);
   Notify(p, e);
   return store_.GetRequest(r.id);
 }
