@@ -87,8 +87,10 @@ struct Api {
         world.store(), world.blobs(), world.settings(), *queue, world.datasets().storage(),
         world.clock(), code_options);
     code->SetSandboxFailure(datasite::FailedPreconditionError("no sandbox while fuzzing"));
+    projects =
+        std::make_unique<datasite::services::ProjectService>(world.store(), *code, world.clock());
     context = std::make_unique<datasite::api::ApiContext>(datasite::api::ApiContext{
-        world.accounts(), world.settings(), world.datasets(), *code, ready});
+        world.accounts(), world.settings(), world.datasets(), *code, *projects, ready});
     datasite::api::AddRoutes(router, *context);
   }
 
@@ -121,6 +123,7 @@ struct Api {
   World world;
   std::unique_ptr<datasite::jobs::JobQueue> queue;
   std::unique_ptr<datasite::services::CodeService> code;
+  std::unique_ptr<datasite::services::ProjectService> projects;
   std::atomic<bool> ready{true};
   std::map<std::string, std::string> placeholders;
   std::unique_ptr<datasite::api::ApiContext> context;

@@ -112,8 +112,10 @@ struct Api {
               })
               .ok(),
           "start the job queue");
+    projects =
+        std::make_unique<datasite::services::ProjectService>(world.store(), *code, world.clock());
     context = std::make_unique<datasite::api::ApiContext>(datasite::api::ApiContext{
-        world.accounts(), world.settings(), world.datasets(), *code, ready});
+        world.accounts(), world.settings(), world.datasets(), *code, *projects, ready});
     datasite::api::AddRoutes(router, *context);
     Response submitted =
         Call("POST", "/api/v1/code", R"({"name": "f", "source": "def f():\n    return 1\n"})");
@@ -152,6 +154,7 @@ struct Api {
   Produced next;
   std::unique_ptr<datasite::jobs::JobQueue> queue;
   std::unique_ptr<datasite::services::CodeService> code;
+  std::unique_ptr<datasite::services::ProjectService> projects;
   std::atomic<bool> ready{true};
   std::unique_ptr<datasite::api::ApiContext> context;
   Router router;

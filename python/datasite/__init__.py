@@ -88,6 +88,7 @@ from .policies import (
     OutputPolicyExecuteOnce,
     SingleExecutionExactOutput,
 )
+from .projects import Project, ProjectList
 from .requests import Request, RequestList
 from .settings import Settings
 from .users import Account, User, UserCollection, UserList
@@ -162,6 +163,8 @@ __all__ = [
     "OutputPolicyExecuteCount",
     "OutputPolicyExecuteOnce",
     "SingleExecutionExactOutput",
+    "Project",
+    "ProjectList",
     "Request",
     "RequestList",
     "RequestStatus",

@@ -172,6 +172,13 @@ def _convert(op, data, client):
 
     if op.id == "code.call" and isinstance(data, dict):
         return Job(data, client)
+    if op.service == "project" and isinstance(data, dict):
+        from .projects import Project, ProjectList
+
+        if isinstance(data.get("items"), list) and op.id == "project.get_all":
+            return ProjectList(Project._from_server(i, client) for i in data["items"])
+        if "id" in data and "members" in data:
+            return Project._from_server(data, client)
     if op.id == "user.get_current_user" and isinstance(data, dict):
         return Account(data, client)
     if op.id == "settings.welcome_show" and isinstance(data, dict):

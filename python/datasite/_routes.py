@@ -55,4 +55,10 @@ ROUTES = {
     "job_kill": ("POST", "/api/v1/jobs/{id}/kill"),
     "job_release": ("POST", "/api/v1/jobs/{id}/release"),
     "job_release_error": ("POST", "/api/v1/jobs/{id}/release_error"),
+    "projects_create": ("POST", "/api/v1/projects"),
+    "projects_list": ("GET", "/api/v1/projects"),
+    "project_get": ("GET", "/api/v1/projects/{id}"),
+    "project_events": ("GET", "/api/v1/projects/{id}/events"),
+    "project_add_request": ("POST", "/api/v1/projects/{id}/requests"),
+    "project_send_message": ("POST", "/api/v1/projects/{id}/messages"),
 }

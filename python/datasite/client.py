@@ -170,6 +170,22 @@ class DatasiteClient:
         return _requests.RequestCollection(self)
 
     @property
+    def projects(self):
+        """Projects you see (data owners and admins: all), oldest first: index, iterate,
+        ``search(name=)``, ``get_by_uid(id)``."""
+        from .projects import ProjectCollection
+
+        return ProjectCollection(self)
+
+    def get_project(self, name=None, uid=None):
+        """One project, by ``name`` (the oldest you see of that name) or by ``uid``."""
+        if (name is None) == (uid is None):
+            raise ValueError("get_project needs name=... or uid=...")
+        if uid is not None:
+            return self.projects.get_by_uid(uid)
+        return self.projects.get_by_name(name)
+
+    @property
     def jobs(self):
         """Runs of code on the server that you may see, oldest first."""
         return _jobs.JobCollection(self)

@@ -91,7 +91,9 @@ json RequestJson(const store::CodeRequest& r, const store::UserCode& code,
                                         : json(nullptr)},
           {"created_at", FormatIsoTime(r.created_at)},
           {"updated_at", FormatIsoTime(r.updated_at)},
-          {"history", DecisionsJson(history)}};
+          {"history", DecisionsJson(history)},
+          {"project",
+           r.project_id ? json{{"id", *r.project_id}, {"name", r.project_name}} : json(nullptr)}};
 }
 
 // A request as the caller may see it: with its code and its decisions.
@@ -238,6 +240,11 @@ std::optional<std::string> Query(const http::Request& req, const char* name) {
 
 }  // namespace
 
+Result<json> internal::RenderRequestJson(services::CodeService& code, const Principal& caller,
+                                         const store::CodeRequest& request) {
+  return RenderRequest(code, caller, request);
+}
+
 void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
   auto routes = std::make_shared<internal::Routes>(router, ctx);
   services::CodeService& code = ctx.code;
@@ -342,14 +349,14 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
       },
       Schema({{"code_id", "string"}, {"reason", "string"}}, {"code_id"}));
   routes->Add("GET", "/api/v1/requests", Role::kDataScientist, "requests",
-              "Requests, oldest first (?status=pending|approved|denied; ?page=&page_size=, at "
-              "most 1000 a page).",
+              "Requests, oldest first (?status=pending|approved|denied; ?project=<id>: only "
+              "that project's; ?page=&page_size=, at most 1000 a page).",
               [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
                 ASSIGN_OR_RETURN(int64_t page, QueryInt(req, "page", 1));
                 ASSIGN_OR_RETURN(int64_t page_size,
                                  QueryInt(req, "page_size", services::kMaxListPageSize));
-                ASSIGN_OR_RETURN(auto list,
-                                 code.ListRequests(caller, Query(req, "status"), page, page_size));
+                ASSIGN_OR_RETURN(auto list, code.ListRequests(caller, Query(req, "status"), page,
+                                                              page_size, Query(req, "project")));
                 json items = json::array();
                 for (const auto& r : list.items) {
                   ASSIGN_OR_RETURN(auto doc, RenderRequest(code, caller, r));

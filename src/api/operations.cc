@@ -57,7 +57,7 @@ const std::vector<BuiltIn>& Table() {
       {"GET", "/api/v1/code/{id}", "code", "get_by_id", {}},
       {"POST", "/api/v1/code/{id}/run", "code", "call", {}},
       {"POST", "/api/v1/requests", "request", "submit", {}},
-      {"GET", "/api/v1/requests", "request", "get_all", {"status", "page", "page_size"}},
+      {"GET", "/api/v1/requests", "request", "get_all", {"status", "project", "page", "page_size"}},
       {"GET", "/api/v1/requests/{id}", "request", "get_by_uid", {}},
       {"POST", "/api/v1/requests/{id}/approve", "request", "apply", {}},
       {"POST", "/api/v1/requests/{id}/deny", "request", "undo", {}},
@@ -67,6 +67,13 @@ const std::vector<BuiltIn>& Table() {
       {"GET", "/api/v1/jobs/{id}/logs", "job", "get_logs", {}},
       {"POST", "/api/v1/jobs/{id}/kill", "job", "kill", {}},
       {"POST", "/api/v1/jobs/{id}/release", "job", "release", {}},
+      {"POST", "/api/v1/projects", "project", "create_project", {}},
+      {"GET", "/api/v1/projects", "project", "get_all", {"name", "page", "page_size"}},
+      {"GET", "/api/v1/projects/{id}", "project", "get_by_uid", {}},
+      {"GET", "/api/v1/projects/by_name/{name}", "project", "get_by_name", {}},
+      {"GET", "/api/v1/projects/{id}/events", "project", "get_events", {}},
+      {"POST", "/api/v1/projects/{id}/requests", "project", "add_request", {}},
+      {"POST", "/api/v1/projects/{id}/messages", "project", "send_message", {}},
   };
   return table;
 }

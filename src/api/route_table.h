@@ -66,6 +66,10 @@ Result<services::Principal> Authorize(ApiContext& ctx, const http::Request& req,
                                       auth::Role min_role);
 // The HTTP response for a handler's result.
 http::Response Render(Result<Reply> reply);
+// A request as the caller may see it, with its code and decisions (as GET /api/v1/requests/{id}).
+Result<nlohmann::json> RenderRequestJson(services::CodeService& code,
+                                         const services::Principal& caller,
+                                         const store::CodeRequest& request);
 
 }  // namespace datasite::api::internal
 

@@ -15,6 +15,7 @@
 #include "data/sidecar.h"
 #include "jobs/job_queue.h"
 #include "services/job_failure.h"
+#include "services/projects.h"
 #include "services/source_check.h"
 
 namespace datasite::services {
@@ -376,9 +377,9 @@ Result<store::UserCode> CodeService::GetCode(const Principal& caller, const std:
   return code;
 }
 
-Result<store::CodeRequest> CodeService::CreateRequest(const Principal& caller,
-                                                      const std::string& code_id,
-                                                      const std::string& reason) {
+Result<store::CodeRequest> CodeService::NewRequest(const Principal& caller,
+                                                   const std::string& code_id,
+                                                   const std::string& reason) {
   ASSIGN_OR_RETURN(store::UserCode code, GetCode(caller, code_id));
   if (!caller.IsSelf(code.user_id)) {
     return PermissionDeniedError("only the code's author may request to run it");
@@ -395,18 +396,30 @@ Result<store::CodeRequest> CodeService::CreateRequest(const Principal& caller,
   r.reason = reason;
   r.status = "pending";
   r.created_at = r.updated_at = clock_.NowSeconds();
+  return r;
+}
+
+Result<store::CodeRequest> CodeService::CreateRequest(const Principal& caller,
+                                                      const std::string& code_id,
+                                                      const std::string& reason) {
+  ASSIGN_OR_RETURN(store::CodeRequest r, NewRequest(caller, code_id, reason));
   Status st = store_.InsertRequest(r);
   if (st.code() == StatusCode::kAlreadyExists) {
     return AlreadyExistsError("this code already has a request");
   }
   RETURN_IF_ERROR(st);
-  Audit(caller, "request.submit", r.id, code.name);
+  auto code = store_.GetCode(r.code_id);
+  Audit(caller, "request.submit", r.id, code.ok() ? code->name : "");
+  AnnounceRequest(r);
   return store_.GetRequest(r.id);
 }
 
+void CodeService::AnnounceRequest(const store::CodeRequest& request) { (void)request; }
+
 Result<store::RequestPage> CodeService::ListRequests(const Principal& caller,
                                                      const std::optional<std::string>& status,
-                                                     int64_t page, int64_t page_size) {
+                                                     int64_t page, int64_t page_size,
+                                                     const std::optional<std::string>& project_id) {
   RETURN_IF_ERROR(NeedDataScientist(caller));
   if (status && *status != "pending" && *status != "approved" && *status != "denied") {
     return InvalidArgumentError("status must be pending, approved or denied");
@@ -414,7 +427,7 @@ Result<store::RequestPage> CodeService::ListRequests(const Principal& caller,
   RETURN_IF_ERROR(CheckPage(page, page_size));
   std::optional<std::string> user;
   if (!IsOwner(caller)) user = caller.user_id;
-  return store_.ListRequests(user, status, (page - 1) * page_size, page_size);
+  return store_.ListRequests(user, status, project_id, (page - 1) * page_size, page_size);
 }
 
 Result<store::CodeRequest> CodeService::GetRequest(const Principal& caller, const std::string& id) {
@@ -440,8 +453,11 @@ Result<store::CodeRequest> CodeService::Approve(const Principal& caller, const s
         "this is a low-side server: it holds no private data, so code can't be approved to run "
         "on it");
   }
-  RETURN_IF_ERROR(
-      store_.DecideRequest(id, "approved", std::nullopt, *caller.user_id, clock_.NowSeconds()));
+  const int64_t now = clock_.NowSeconds();
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.DecideRequest(id, "approved", std::nullopt, *caller.user_id, now));
+    return AppendDecisionEvent(tx, r, "approved", std::nullopt, *caller.user_id, now);
+  }));
   Audit(caller, "request.approve", id);
   return store_.GetRequest(id);
 }
@@ -453,7 +469,11 @@ Result<store::CodeRequest> CodeService::Deny(const Principal& caller, const std:
     return InvalidArgumentError("'reason' must be 1 to 10000 characters");
   }
   ASSIGN_OR_RETURN(store::CodeRequest r, GetRequest(caller, id));
-  RETURN_IF_ERROR(store_.DecideRequest(id, "denied", reason, *caller.user_id, clock_.NowSeconds()));
+  const int64_t now = clock_.NowSeconds();
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.DecideRequest(id, "denied", reason, *caller.user_id, now));
+    return AppendDecisionEvent(tx, r, "denied", reason, *caller.user_id, now);
+  }));
   Audit(caller, "request.deny", id, reason.substr(0, 200));
   if (r.status == "approved") {
     // The store held the runs still going; they are stopped too.

@@ -135,9 +135,18 @@ class CodeService {
 
   Result<store::CodeRequest> CreateRequest(const Principal& caller, const std::string& code_id,
                                            const std::string& reason);
+  // The request CreateRequest would insert, checked but not stored (for a project, which stores
+  // it with its event in one transaction).
+  Result<store::CodeRequest> NewRequest(const Principal& caller, const std::string& code_id,
+                                        const std::string& reason);
+  // Called once a new request is committed, wherever it was made (CreateRequest, a project):
+  // the one place a new request would notify the data owners. Notifications are not built here.
+  void AnnounceRequest(const store::CodeRequest& request);
+  // `project_id`: only the requests of that project.
   Result<store::RequestPage> ListRequests(const Principal& caller,
                                           const std::optional<std::string>& status,
-                                          int64_t page = 1, int64_t page_size = kMaxListPageSize);
+                                          int64_t page = 1, int64_t page_size = kMaxListPageSize,
+                                          const std::optional<std::string>& project_id = {});
   Result<store::CodeRequest> GetRequest(const Principal& caller, const std::string& id);
   Result<store::CodeRequest> Approve(const Principal& caller, const std::string& id);
   // A decision may change: approve after deny; deny after approve while no result of the

@@ -256,6 +256,38 @@ CREATE TABLE code_policies (
   version INTEGER NOT NULL DEFAULT 0
 );
 )sql",
+    // Version 11: projects (a name, a description, members and events in order); a request may
+    // belong to one.
+    R"sql(
+CREATE TABLE projects (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  description TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  UNIQUE (created_by, name)
+);
+CREATE TABLE project_members (
+  project_id TEXT NOT NULL REFERENCES projects(id),
+  user_id TEXT NOT NULL,
+  PRIMARY KEY (project_id, user_id)
+);
+CREATE INDEX project_members_user ON project_members(user_id, project_id);
+CREATE TABLE project_events (
+  project_id TEXT NOT NULL REFERENCES projects(id),
+  seq INTEGER NOT NULL,
+  id TEXT NOT NULL UNIQUE,
+  kind TEXT NOT NULL,
+  actor_id TEXT NOT NULL,
+  request_id TEXT REFERENCES code_requests(id),
+  status TEXT,
+  text TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (project_id, seq)
+);
+ALTER TABLE code_requests ADD COLUMN project_id TEXT;
+CREATE INDEX code_requests_project ON code_requests(project_id, created_at);
+)sql",
 };
 
 // Prepared statements kept for reuse, by SQL text: preparing a join costs more than running it
@@ -506,9 +538,9 @@ UserCode ReadCode(const Stmt& s) {
 constexpr const char* kRequestSelect =
     "SELECT r.id, r.code_id, r.user_id, r.reason, r.status, r.deny_reason, r.reviewer_id, "
     "r.created_at, r.updated_at, coalesce(u.name, ''), coalesce(u.email, ''), "
-    "coalesce(v.name, ''), coalesce(v.email, '') "
+    "coalesce(v.name, ''), coalesce(v.email, ''), r.project_id, coalesce(p.name, '') "
     "FROM code_requests r LEFT JOIN users u ON u.id = r.user_id "
-    "LEFT JOIN users v ON v.id = r.reviewer_id";
+    "LEFT JOIN users v ON v.id = r.reviewer_id LEFT JOIN projects p ON p.id = r.project_id";
 
 CodeRequest ReadRequest(const Stmt& s) {
   CodeRequest r;
@@ -525,7 +557,41 @@ CodeRequest ReadRequest(const Stmt& s) {
   r.user_email = s.Text(10);
   r.reviewer_name = s.Text(11);
   r.reviewer_email = s.Text(12);
+  if (!s.IsNull(13)) r.project_id = s.Text(13);
+  r.project_name = s.Text(14);
   return r;
+}
+
+constexpr const char* kProjectSelect =
+    "SELECT p.id, p.name, p.description, p.created_by, p.created_at, coalesce(u.name, ''), "
+    "coalesce(u.email, '') FROM projects p LEFT JOIN users u ON u.id = p.created_by";
+
+Project ReadProject(const Stmt& s) {
+  Project p;
+  p.id = s.Text(0);
+  p.name = s.Text(1);
+  p.description = s.Text(2);
+  p.created_by = s.Text(3);
+  p.created_at = s.Int(4);
+  p.creator_name = s.Text(5);
+  p.creator_email = s.Text(6);
+  return p;
+}
+
+ProjectEvent ReadProjectEvent(const Stmt& s) {
+  ProjectEvent e;
+  e.project_id = s.Text(0);
+  e.seq = s.Int(1);
+  e.id = s.Text(2);
+  e.kind = s.Text(3);
+  e.actor_id = s.Text(4);
+  if (!s.IsNull(5)) e.request_id = s.Text(5);
+  if (!s.IsNull(6)) e.status = s.Text(6);
+  e.text = s.Text(7);
+  e.at = s.Int(8);
+  e.actor_name = s.Text(9);
+  e.actor_email = s.Text(10);
+  return e;
 }
 
 // Jobs without their logs (read by GetJobLogs alone): polling a job must not read megabytes.
@@ -1235,15 +1301,17 @@ class SqliteStore : public Store {
     std::lock_guard lock(mu_);
     Stmt s(stmts_,
            "INSERT INTO code_requests (id, code_id, user_id, reason, status, deny_reason, "
-           "reviewer_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, NULL, NULL, ?, ?)");
-    return s.Bind(r.id)
+           "reviewer_id, created_at, updated_at, project_id) "
+           "VALUES (?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)");
+    s.Bind(r.id)
         .Bind(r.code_id)
         .Bind(r.user_id)
         .Bind(r.reason)
         .Bind(r.status)
         .Bind(r.created_at)
-        .Bind(r.updated_at)
-        .Run();
+        .Bind(r.updated_at);
+    BindOptional(s, r.project_id);
+    return s.Run();
   }
 
   Result<CodeRequest> GetRequest(const std::string& id) override {
@@ -1256,23 +1324,27 @@ class SqliteStore : public Store {
   }
 
   Result<RequestPage> ListRequests(const std::optional<std::string>& user_id,
-                                   const std::optional<std::string>& status, int64_t offset,
+                                   const std::optional<std::string>& status,
+                                   const std::optional<std::string>& project_id, int64_t offset,
                                    int64_t limit) override {
     std::lock_guard lock(mu_);
     const std::string where =
-        " WHERE (?1 IS NULL OR r.user_id = ?1) AND (?2 IS NULL OR r.status = ?2)";
+        " WHERE (?1 IS NULL OR r.user_id = ?1) AND (?2 IS NULL OR r.status = ?2) AND "
+        "(?3 IS NULL OR r.project_id = ?3)";
     RequestPage page;
     {
       Stmt c(stmts_, ("SELECT count(*) FROM code_requests r" + where).c_str());
       BindOptional(c, user_id);
       BindOptional(c, status);
+      BindOptional(c, project_id);
       ASSIGN_OR_RETURN(bool row, c.Step());
       page.total = row ? c.Int(0) : 0;
     }
     Stmt s(stmts_,
-           (kRequestSelect + where + " ORDER BY r.created_at, r.rowid LIMIT ?3 OFFSET ?4").c_str());
+           (kRequestSelect + where + " ORDER BY r.created_at, r.rowid LIMIT ?4 OFFSET ?5").c_str());
     BindOptional(s, user_id);
     BindOptional(s, status);
+    BindOptional(s, project_id);
     s.Bind(limit).Bind(offset);
     ASSIGN_OR_RETURN(page.items, ReadAll(s, ReadRequest));
     return page;
@@ -1351,6 +1423,127 @@ class SqliteStore : public Store {
       d.at = r.Int(5);
       return d;
     });
+  }
+
+  Status InsertProject(const Project& p) override {
+    std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(Begin());
+    Status st = [&]() -> Status {
+      Stmt s(stmts_,
+             "INSERT INTO projects (id, name, description, created_by, created_at) "
+             "VALUES (?, ?, ?, ?, ?)");
+      RETURN_IF_ERROR(s.Bind(p.id)
+                          .Bind(p.name)
+                          .Bind(p.description)
+                          .Bind(p.created_by)
+                          .Bind(p.created_at)
+                          .Run());
+      for (const auto& m : p.members) {
+        Stmt i(stmts_, "INSERT OR IGNORE INTO project_members (project_id, user_id) VALUES (?, ?)");
+        RETURN_IF_ERROR(i.Bind(p.id).Bind(m.user_id).Run());
+      }
+      return Status::Ok();
+    }();
+    if (!st.ok()) {
+      Rollback();
+      return st;
+    }
+    return Commit();
+  }
+
+  Result<Project> GetProject(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    Project p;
+    {
+      Stmt s(stmts_, std::string(kProjectSelect) + " WHERE p.id = ?");
+      s.Bind(id);
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) return NotFoundError("project not found");
+      p = ReadProject(s);
+    }
+    RETURN_IF_ERROR(ReadMembersLocked(p));
+    return p;
+  }
+
+  Result<ProjectPage> ListProjects(const std::optional<std::string>& member_id,
+                                   const std::optional<std::string>& name, int64_t offset,
+                                   int64_t limit) override {
+    std::lock_guard lock(mu_);
+    const std::string where =
+        " WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = p.id "
+        "AND m.user_id = ?1)) AND (?2 IS NULL OR p.name = ?2)";
+    ProjectPage page;
+    {
+      Stmt c(stmts_, "SELECT count(*) FROM projects p" + where);
+      BindOptional(c, member_id);
+      BindOptional(c, name);
+      ASSIGN_OR_RETURN(bool row, c.Step());
+      page.total = row ? c.Int(0) : 0;
+    }
+    {
+      Stmt s(stmts_, kProjectSelect + where + " ORDER BY p.created_at, p.rowid LIMIT ?3 OFFSET ?4");
+      BindOptional(s, member_id);
+      BindOptional(s, name);
+      s.Bind(limit).Bind(offset);
+      ASSIGN_OR_RETURN(page.items, ReadAll(s, ReadProject));
+    }
+    for (auto& p : page.items) RETURN_IF_ERROR(ReadMembersLocked(p));
+    return page;
+  }
+
+  Result<int64_t> AppendProjectEvent(const ProjectEvent& e) override {
+    std::lock_guard lock(mu_);
+    {
+      Stmt q(stmts_, "SELECT 1 FROM projects WHERE id = ?");
+      q.Bind(e.project_id);
+      ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) return NotFoundError("project not found");
+    }
+    // One statement picks the next seq and inserts, so two appends can't take the same one.
+    Stmt s(stmts_,
+           "INSERT INTO project_events (project_id, seq, id, kind, actor_id, request_id, status, "
+           "text, at) SELECT ?1, coalesce(max(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 "
+           "FROM project_events WHERE project_id = ?1 RETURNING seq");
+    s.Bind(e.project_id).Bind(e.id).Bind(e.kind).Bind(e.actor_id);
+    BindOptional(s, e.request_id);
+    BindOptional(s, e.status);
+    s.Bind(e.text).Bind(e.at);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return InternalError("the event was not appended");
+    int64_t seq = s.Int(0);
+    ASSIGN_OR_RETURN(row, s.Step());
+    return seq;
+  }
+
+  Result<std::vector<ProjectEvent>> ProjectEvents(const std::string& project_id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "SELECT e.project_id, e.seq, e.id, e.kind, e.actor_id, e.request_id, e.status, e.text, "
+           "e.at, coalesce(u.name, ''), coalesce(u.email, '') FROM project_events e "
+           "LEFT JOIN users u ON u.id = e.actor_id WHERE e.project_id = ? ORDER BY e.seq");
+    s.Bind(project_id);
+    return ReadAll(s, ReadProjectEvent);
+  }
+
+  Status SetRequestProject(const std::string& request_id, const std::string& project_id) override {
+    std::lock_guard lock(mu_);
+    {
+      Stmt q(stmts_, "SELECT 1 FROM projects WHERE id = ?");
+      q.Bind(project_id);
+      ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) return NotFoundError("project not found");
+    }
+    Stmt q(stmts_, "SELECT project_id FROM code_requests WHERE id = ?");
+    q.Bind(request_id);
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) return NotFoundError("request not found");
+    if (!q.IsNull(0)) return FailedPreconditionError("the request is in a project already");
+    Stmt u(stmts_, "UPDATE code_requests SET project_id = ? WHERE id = ? AND project_id IS NULL");
+    RETURN_IF_ERROR(u.Bind(project_id).Bind(request_id).Run());
+    if (sqlite3_changes(db_) == 0) {
+      return FailedPreconditionError("the request is in a project already");
+    }
+    return Status::Ok();
   }
 
   Result<JobAdmission> InsertJob(const Job& j, const JobLimits& limits) override {
@@ -1840,6 +2033,18 @@ class SqliteStore : public Store {
       }
       RETURN_IF_ERROR(Exec("COMMIT"));
     }
+    return Status::Ok();
+  }
+
+  // Fills p.members, oldest member first. REQUIRES: mu_ held.
+  Status ReadMembersLocked(Project& p) {
+    Stmt s(stmts_,
+           "SELECT m.user_id, coalesce(u.name, ''), coalesce(u.email, '') FROM project_members m "
+           "LEFT JOIN users u ON u.id = m.user_id WHERE m.project_id = ? ORDER BY m.rowid");
+    s.Bind(p.id);
+    ASSIGN_OR_RETURN(p.members, ReadAll(s, [](const Stmt& r) {
+                       return ProjectMember{r.Text(0), r.Text(1), r.Text(2)};
+                     }));
     return Status::Ok();
   }
 

@@ -710,6 +710,11 @@ TEST_F(SqliteStoreTest, UpgradeFlagsMocksGeneratedBeforeVersion6) {
                          "ALTER TABLE jobs DROP COLUMN error_detail; "
                          "ALTER TABLE jobs DROP COLUMN error_released; "
                          "ALTER TABLE jobs DROP COLUMN deposited; "
+                         "DROP INDEX code_requests_project; "
+                         "ALTER TABLE code_requests DROP COLUMN project_id; "
+                         "DROP TABLE project_events; "
+                         "DROP TABLE project_members; "
+                         "DROP TABLE projects; "
                          "DROP TABLE request_decisions; "
                          "DROP TABLE code_policies; "
                          "ALTER TABLE assets DROP COLUMN metadata; "
@@ -1075,15 +1080,15 @@ TEST_F(ListingOrderTest, RequestsAreOldestFirstAndPaged) {
     r.created_at = r.updated_at = 100;
     ASSERT_TRUE(store_->InsertRequest(r).ok());
   }
-  auto all = store_->ListRequests(std::nullopt, std::nullopt, 0, 10);
+  auto all = store_->ListRequests(std::nullopt, std::nullopt, std::nullopt, 0, 10);
   ASSERT_TRUE(all.ok()) << all.status().ToString();
   EXPECT_EQ(Ids(*all), (IdList{"r1", "r2", "r3"}));
   EXPECT_EQ(all->total, 3);
-  auto last = store_->ListRequests(std::string("u"), std::string("pending"), 2, 5);
+  auto last = store_->ListRequests(std::string("u"), std::string("pending"), std::nullopt, 2, 5);
   ASSERT_TRUE(last.ok());
   EXPECT_EQ(Ids(*last), (IdList{"r3"}));
   EXPECT_EQ(last->total, 3);
-  auto none = store_->ListRequests(std::nullopt, std::string("approved"), 0, 10);
+  auto none = store_->ListRequests(std::nullopt, std::string("approved"), std::nullopt, 0, 10);
   ASSERT_TRUE(none.ok());
   EXPECT_EQ(none->total, 0);
 }
@@ -1244,6 +1249,11 @@ TEST_F(JobBytesTest, UpgradeMovesTheErrorsOfPrivateRunsOutOfSight) {
                          "ALTER TABLE jobs DROP COLUMN error_detail; "
                          "ALTER TABLE jobs DROP COLUMN error_released; "
                          "ALTER TABLE jobs DROP COLUMN deposited; "
+                         "DROP INDEX code_requests_project; "
+                         "ALTER TABLE code_requests DROP COLUMN project_id; "
+                         "DROP TABLE project_events; "
+                         "DROP TABLE project_members; "
+                         "DROP TABLE projects; "
                          "DROP TABLE request_decisions; "
                          "DROP TABLE code_policies; "
                          "PRAGMA user_version = 8",
@@ -1276,6 +1286,166 @@ TEST_F(JobBytesTest, FailureAndErrorDetailRoundTripAndReleaseErrorShowsIt) {
   ASSERT_TRUE(store_->ReleaseJobError(j.id).ok());
   EXPECT_TRUE(store_->GetJob(j.id)->error_released);
   EXPECT_EQ(store_->ReleaseJobError("nope").code(), StatusCode::kNotFound);
+}
+
+// Projects: members, events in order, requests by project.
+class ProjectStoreTest : public ListingOrderTest {
+ protected:
+  static Project MakeProject(const std::string& id, const std::string& creator,
+                             const std::string& name, std::vector<std::string> members) {
+    Project p;
+    p.id = id;
+    p.name = name;
+    p.description = "about " + name;
+    p.created_by = creator;
+    p.created_at = 100;
+    for (auto& m : members) p.members.push_back({m, "", ""});
+    return p;
+  }
+
+  static ProjectEvent Event(const std::string& project, const std::string& id,
+                            const std::string& kind, const std::string& text) {
+    ProjectEvent e;
+    e.id = id;
+    e.project_id = project;
+    e.kind = kind;
+    e.actor_id = "u";
+    e.text = text;
+    e.at = 200;
+    return e;
+  }
+
+  CodeRequest AddRequest(int i, std::optional<std::string> project) {
+    AddCode(i);
+    CodeRequest r;
+    r.id = "r" + std::to_string(i);
+    r.code_id = "c" + std::to_string(i);
+    r.user_id = "u";
+    r.status = "pending";
+    r.created_at = r.updated_at = 100;
+    r.project_id = std::move(project);
+    EXPECT_TRUE(store_->InsertRequest(r).ok());
+    return r;
+  }
+};
+
+TEST_F(ProjectStoreTest, ProjectIsReadBackWithItsMembersOldestFirst) {
+  ASSERT_TRUE(store_->InsertUser(MakeUser("u", "u@example.org", "Una")).ok());
+  ASSERT_TRUE(store_->InsertProject(MakeProject("p1", "u", "one", {"u", "v", "u"})).ok());
+  auto p = store_->GetProject("p1");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->name, "one");
+  EXPECT_EQ(p->description, "about one");
+  EXPECT_EQ(p->creator_name, "Una");
+  ASSERT_EQ(p->members.size(), 2u);  // a member named twice is one member
+  EXPECT_EQ(p->members[0].user_id, "u");
+  EXPECT_EQ(p->members[0].email, "u@example.org");
+  EXPECT_EQ(p->members[1].user_id, "v");
+  EXPECT_EQ(store_->GetProject("p2").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(ProjectStoreTest, ANameIsUniquePerCreatorOnly) {
+  ASSERT_TRUE(store_->InsertProject(MakeProject("p1", "u", "same", {"u"})).ok());
+  EXPECT_EQ(store_->InsertProject(MakeProject("p2", "u", "same", {"u"})).code(),
+            StatusCode::kAlreadyExists);
+  // Nothing of the refused project was kept (its members were in the same transaction).
+  EXPECT_EQ(store_->GetProject("p2").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->InsertProject(MakeProject("p3", "v", "same", {"v"})).ok());
+}
+
+TEST_F(ProjectStoreTest, ListingIsByMemberAndNameOldestFirst) {
+  ASSERT_TRUE(store_->InsertProject(MakeProject("p1", "u", "a", {"u"})).ok());
+  ASSERT_TRUE(store_->InsertProject(MakeProject("p2", "v", "b", {"v"})).ok());
+  ASSERT_TRUE(store_->InsertProject(MakeProject("p3", "u", "b", {"u", "v"})).ok());
+  auto all = store_->ListProjects(std::nullopt, std::nullopt, 0, 10);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(Ids(*all), (IdList{"p1", "p2", "p3"}));
+  auto of_v = store_->ListProjects(std::string("v"), std::nullopt, 0, 10);
+  EXPECT_EQ(Ids(*of_v), (IdList{"p2", "p3"}));
+  EXPECT_EQ(of_v->total, 2);
+  auto named = store_->ListProjects(std::string("u"), std::string("b"), 0, 10);
+  EXPECT_EQ(Ids(*named), (IdList{"p3"}));
+  auto page = store_->ListProjects(std::nullopt, std::nullopt, 1, 1);
+  EXPECT_EQ(Ids(*page), (IdList{"p2"}));
+  EXPECT_EQ(page->total, 3);
+  EXPECT_TRUE(store_->ListProjects(std::string("w"), std::nullopt, 0, 10)->items.empty());
+}
+
+TEST_F(ProjectStoreTest, EventsAreNumberedInOrderPerProject) {
+  ASSERT_TRUE(store_->InsertProject(MakeProject("p1", "u", "a", {"u"})).ok());
+  ASSERT_TRUE(store_->InsertProject(MakeProject("p2", "u", "b", {"u"})).ok());
+  AddRequest(1, "p1");
+  EXPECT_EQ(*store_->AppendProjectEvent(Event("p1", "e1", "message", "hello")), 1);
+  EXPECT_EQ(*store_->AppendProjectEvent(Event("p2", "e2", "message", "other")), 1);
+  ProjectEvent req = Event("p1", "e3", "request", "why");
+  req.request_id = "r1";
+  EXPECT_EQ(*store_->AppendProjectEvent(req), 2);
+  ProjectEvent decision = Event("p1", "e4", "decision", "");
+  decision.request_id = "r1";
+  decision.status = "approved";
+  EXPECT_EQ(*store_->AppendProjectEvent(decision), 3);
+  auto events = store_->ProjectEvents("p1");
+  ASSERT_TRUE(events.ok()) << events.status().ToString();
+  ASSERT_EQ(events->size(), 3u);
+  EXPECT_EQ((*events)[0].text, "hello");
+  EXPECT_FALSE((*events)[0].request_id.has_value());
+  EXPECT_EQ((*events)[1].kind, "request");
+  EXPECT_EQ((*events)[1].request_id, "r1");
+  EXPECT_EQ((*events)[2].status, "approved");
+  EXPECT_EQ((*events)[2].seq, 3);
+}
+
+TEST_F(ProjectStoreTest, EventOfAnUnknownProjectIsRefused) {
+  EXPECT_EQ(store_->AppendProjectEvent(Event("nope", "e1", "message", "x")).status().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_F(ProjectStoreTest, RequestsAreListedByProjectAndNameIt) {
+  ASSERT_TRUE(store_->InsertProject(MakeProject("p1", "u", "alpha", {"u"})).ok());
+  AddRequest(1, "p1");
+  AddRequest(2, std::nullopt);
+  AddRequest(3, "p1");
+  auto in_p1 = store_->ListRequests(std::nullopt, std::nullopt, std::string("p1"), 0, 10);
+  ASSERT_TRUE(in_p1.ok()) << in_p1.status().ToString();
+  EXPECT_EQ(Ids(*in_p1), (IdList{"r1", "r3"}));
+  EXPECT_EQ(in_p1->total, 2);
+  auto r1 = store_->GetRequest("r1");
+  EXPECT_EQ(r1->project_id, "p1");
+  EXPECT_EQ(r1->project_name, "alpha");
+  EXPECT_FALSE(store_->GetRequest("r2")->project_id.has_value());
+}
+
+TEST_F(ProjectStoreTest, ARequestJoinsOneProjectOnce) {
+  ASSERT_TRUE(store_->InsertProject(MakeProject("p1", "u", "a", {"u"})).ok());
+  ASSERT_TRUE(store_->InsertProject(MakeProject("p2", "u", "b", {"u"})).ok());
+  AddRequest(1, std::nullopt);
+  ASSERT_TRUE(store_->SetRequestProject("r1", "p1").ok());
+  EXPECT_EQ(store_->GetRequest("r1")->project_id, "p1");
+  EXPECT_EQ(store_->SetRequestProject("r1", "p2").code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->SetRequestProject("nope", "p1").code(), StatusCode::kNotFound);
+  AddRequest(2, std::nullopt);
+  EXPECT_EQ(store_->SetRequestProject("r2", "nope").code(), StatusCode::kNotFound);
+}
+
+TEST_F(ProjectStoreTest, ARequestAndItsEventCommitTogetherOrNotAtAll) {
+  ASSERT_TRUE(store_->InsertProject(MakeProject("p1", "u", "a", {"u"})).ok());
+  AddCode(1);
+  CodeRequest r;
+  r.id = "r1";
+  r.code_id = "c1";
+  r.user_id = "u";
+  r.status = "pending";
+  r.project_id = "p1";
+  Status st = store_->InTransaction([&](Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.InsertRequest(r));
+    ProjectEvent e = Event("p1", "e1", "request", "");
+    e.request_id = "r1";
+    RETURN_IF_ERROR(tx.AppendProjectEvent(e).status());
+    return InternalError("fail after both");
+  });
+  EXPECT_EQ(st.code(), StatusCode::kInternal);
+  EXPECT_EQ(store_->GetRequest("r1").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->ProjectEvents("p1")->empty());
 }
 
 }  // namespace

@@ -173,11 +173,13 @@ struct CodeRequest {
   std::optional<std::string> reviewer_id;
   int64_t created_at = 0;
   int64_t updated_at = 0;
+  std::optional<std::string> project_id;  // the project it was asked in, if any
   // Filled when read from the store.
   std::string user_name;
   std::string user_email;
   std::string reviewer_name;
   std::string reviewer_email;
+  std::string project_name;
 };
 
 // One decision on a request, as kept in its history.
@@ -188,6 +190,46 @@ struct RequestDecision {
   std::string reviewer_name;  // filled when read from the store
   std::string reviewer_email;
   int64_t at = 0;  // unix seconds
+};
+
+// A data scientist's project on this datasite: a name, a description, its members and its
+// events (messages, requests, decisions), in order.
+struct ProjectMember {
+  std::string user_id;
+  std::string name;  // filled when read from the store
+  std::string email;
+};
+
+struct Project {
+  std::string id;
+  std::string name;  // unique per creator
+  std::string description;
+  std::string created_by;              // user id
+  int64_t created_at = 0;              // unix seconds
+  std::vector<ProjectMember> members;  // InsertProject reads only user_id; includes the creator
+  // Filled when read from the store.
+  std::string creator_name;
+  std::string creator_email;
+};
+
+struct ProjectPage {
+  std::vector<Project> items;
+  int64_t total = 0;
+};
+
+struct ProjectEvent {
+  std::string id;
+  std::string project_id;
+  int64_t seq = 0;   // 1, 2, ... per project; assigned by AppendProjectEvent
+  std::string kind;  // message | request | decision
+  std::string actor_id;
+  std::optional<std::string> request_id;  // request and decision events
+  std::optional<std::string> status;      // decision events: approved | denied
+  std::string text;                       // a message, a request's reason, a denial's reason
+  int64_t at = 0;                         // unix seconds
+  // Filled when read from the store.
+  std::string actor_name;
+  std::string actor_email;
 };
 
 struct Job {
@@ -395,8 +437,9 @@ class Store {
   virtual Result<CodeRequest> GetRequest(const std::string& id) = 0;
   // Oldest first, `limit` rows from `offset`; empty filters match everything.
   virtual Result<RequestPage> ListRequests(const std::optional<std::string>& user_id,
-                                           const std::optional<std::string>& status, int64_t offset,
-                                           int64_t limit) = 0;
+                                           const std::optional<std::string>& status,
+                                           const std::optional<std::string>& project_id,
+                                           int64_t offset, int64_t limit) = 0;
   // Decides a request, in one transaction: pending -> approved | denied; denied -> approved
   // (releasing the results a data owner deposited); approved -> denied while none of its code's
   // private results was released (completed and not held), its queued and running private jobs
@@ -407,6 +450,26 @@ class Store {
                                const std::string& reviewer_id, int64_t now) = 0;
   // The request's decisions, oldest first.
   virtual Result<std::vector<RequestDecision>> RequestHistory(const std::string& id) = 0;
+
+  // Inserts the project and its members in one transaction. kAlreadyExists when its creator
+  // has a project of that name.
+  virtual Status InsertProject(const Project& project) = 0;
+  // With its members. kNotFound when absent.
+  virtual Result<Project> GetProject(const std::string& id) = 0;
+  // Oldest first, `limit` rows from `offset`: the projects `member_id` is a member of (all when
+  // empty) named exactly `name` (any when empty).
+  virtual Result<ProjectPage> ListProjects(const std::optional<std::string>& member_id,
+                                           const std::optional<std::string>& name, int64_t offset,
+                                           int64_t limit) = 0;
+  // Appends the event after the project's last one; returns its seq. kNotFound when the
+  // project is absent.
+  virtual Result<int64_t> AppendProjectEvent(const ProjectEvent& event) = 0;
+  // The project's events, oldest first.
+  virtual Result<std::vector<ProjectEvent>> ProjectEvents(const std::string& project_id) = 0;
+  // Puts a request made outside any project into `project_id`. kFailedPrecondition when it is
+  // in a project already; kNotFound when either is absent.
+  virtual Status SetRequestProject(const std::string& request_id,
+                                   const std::string& project_id) = 0;
 
   // Inserts a queued job unless `limits` refuse it: max_private_runs counts the code's private
   // jobs queued, running or completed (only for a private job); max_unfinished counts the user's

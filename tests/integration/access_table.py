@@ -803,6 +803,57 @@ def target_scientist_running_job(world, caller, fresh):
     return _job_call(world, world.running_job("scientist"), {})
 
 
+# Projects (docs/API.md, "Projects"): scientist's. Its members (scientist) and data owners and
+# admins see it; scientist2 gets 404; only members add requests and messages (owners: 403).
+
+
+def _scientist_project(world):
+    def make():
+        body = {"name": "crawl-" + uuid.uuid4().hex[:10], "description": "crawled"}
+        resp = world.api.post("/api/v1/projects", body, token=world.token("scientist"))
+        assert resp.status == 201, "project creation failed: {!r}".format(resp)
+        return resp.json
+
+    return world.once("scientist_project", make)
+
+
+def _project_call(world, body=NO_BODY):
+    project = _scientist_project(world)
+    return Call(params={"id": project["id"]}, body=body,
+                probe=world.reader("/api/v1/projects/{}/events".format(project["id"])))
+
+
+@target
+def target_new_project(world, caller, fresh):
+    """A new project (a new name each call), with the caller as its member."""
+    return Call(body={"name": "crawl-" + uuid.uuid4().hex[:10], "description": "crawled"})
+
+
+@target
+def target_scientist_project(world, caller, fresh):
+    return _project_call(world)
+
+
+@target
+def target_scientist_project_name(world, caller, fresh):
+    project = _scientist_project(world)
+    return Call(params={"name": project["name"]},
+                probe=world.reader("/api/v1/projects/{}".format(project["id"])))
+
+
+@target
+def target_project_code_request(world, caller, fresh):
+    """A request in scientist's project for new code of scientist's."""
+    world.settle_jobs()
+    code = world.new_code() if fresh else _shared_code(world)
+    return _project_call(world, {"code_id": code["id"], "reason": "crawled"})
+
+
+@target
+def target_project_message(world, caller, fresh):
+    return _project_call(world, {"message": "crawled"})
+
+
 # The table ----------------------------------------------------------------------------------------
 
 TABLE = [
@@ -931,6 +982,20 @@ TABLE = [
         rule("data_owner", ok=409)),
     Row("POST", "/api/v1/jobs/{id}/release_error", "scientist_failed_private_job",
         rule("data_owner")),
+    Row("POST", "/api/v1/projects", "new_project", rule("data_scientist", ok=201)),
+    Row("GET", "/api/v1/projects", "listing", rule("data_scientist")),
+    Row("GET", "/api/v1/projects/{id}", "scientist_project",
+        rule("data_scientist", scientist2=404),
+        note="members, data owners and admins see a project; to others it does not exist"),
+    Row("GET", "/api/v1/projects/by_name/{name}", "scientist_project_name",
+        rule("data_scientist", scientist2=404)),
+    Row("GET", "/api/v1/projects/{id}/events", "scientist_project",
+        rule("data_scientist", scientist2=404)),
+    Row("POST", "/api/v1/projects/{id}/requests", "project_code_request",
+        rule("data_scientist", ok=201, scientist2=404, owner=403, owner2=403, admin=403),
+        note="members only: data owners see the project but are not its members"),
+    Row("POST", "/api/v1/projects/{id}/messages", "project_message",
+        rule("data_scientist", ok=201, scientist2=404, owner=403, owner2=403, admin=403)),
     # Last: its refused calls leave a sleeping job that the next job target kills.
     Row("POST", "/api/v1/jobs/{id}/kill", "scientist_running_job",
         rule("data_scientist", scientist2=404),

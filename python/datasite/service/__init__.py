@@ -1,1 +1,3 @@
 """PySyft's import paths (``syft.service...``), resolving to this client's objects."""
+
+from . import project  # noqa: E402,F401  (sy.service.project.project, as PySyft)

@@ -1,0 +1,3 @@
+"""``syft.service.project``."""
+
+from . import project  # noqa: F401  (sy.service.project.project.Project, as PySyft)

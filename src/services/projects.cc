@@ -1,0 +1,294 @@
+#include "services/projects.h"
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include "core/random.h"
+
+namespace datasite::services {
+namespace {
+
+bool IsOwner(const Principal& p) { return p.role >= auth::Role::kDataOwner; }
+
+Status NeedDataScientist(const Principal& p) {
+  if (!p.user_id || p.role < auth::Role::kDataScientist) {
+    return PermissionDeniedError("projects need a data scientist account or higher");
+  }
+  return Status::Ok();
+}
+
+bool IsMember(const store::Project& p, const std::string& user_id) {
+  return std::any_of(p.members.begin(), p.members.end(),
+                     [&](const store::ProjectMember& m) { return m.user_id == user_id; });
+}
+
+// Names are shown in listings and tables: no control characters, no leading or trailing space.
+Status CheckName(const std::string& name) {
+  if (name.empty() || name.size() > kMaxProjectNameBytes) {
+    return InvalidArgumentError("'name' must be 1 to " + std::to_string(kMaxProjectNameBytes) +
+                                " bytes");
+  }
+  if (name.front() == ' ' || name.back() == ' ') {
+    return InvalidArgumentError("'name' may not start or end with a space");
+  }
+  for (unsigned char c : name) {
+    if (c < 0x20 || c == 0x7f) {
+      return InvalidArgumentError("'name' may not hold control characters");
+    }
+  }
+  return Status::Ok();
+}
+
+Status CheckText(const char* field, const std::string& text, size_t max_bytes, bool required) {
+  if ((required && text.empty()) || text.size() > max_bytes) {
+    return InvalidArgumentError(std::string("'") + field + "' must be " + (required ? "1" : "0") +
+                                " to " + std::to_string(max_bytes) + " bytes");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+ProjectService::ProjectService(store::Store& store, CodeService& code, const Clock& clock)
+    : store_(store), code_(code), clock_(clock) {}
+
+Result<std::vector<std::string>> ProjectService::ResolveMembers(
+    const Principal& caller, const std::vector<std::string>& members) {
+  if (members.size() > kMaxProjectMembers) {
+    return InvalidArgumentError("a project has at most " + std::to_string(kMaxProjectMembers) +
+                                " members");
+  }
+  std::vector<std::string> ids = {*caller.user_id};
+  std::set<std::string> seen = {*caller.user_id};
+  for (const auto& m : members) {
+    if (m == *caller.user_id || (!caller.email.empty() && m == caller.email)) continue;
+    // A data scientist may not learn whether an account exists: any other member is refused
+    // alike, whoever it names.
+    if (!IsOwner(caller)) {
+      return PermissionDeniedError(
+          "a data scientist's project has them as its only member on this datasite");
+    }
+    auto user = m.find('@') != std::string::npos ? store_.GetUserByEmail(m) : store_.GetUserById(m);
+    if (!user.ok()) {
+      if (user.status().code() == StatusCode::kNotFound) {
+        return InvalidArgumentError("no user '" + m + "' on this datasite");
+      }
+      return user.status();
+    }
+    if (seen.insert(user->id).second) ids.push_back(user->id);
+  }
+  return ids;
+}
+
+store::ProjectEvent ProjectService::MakeEvent(const Principal& caller,
+                                              const std::string& project_id,
+                                              const std::string& kind,
+                                              const std::string& text) const {
+  store::ProjectEvent e;
+  e.id = NewUuid();
+  e.project_id = project_id;
+  e.kind = kind;
+  e.actor_id = *caller.user_id;
+  e.text = text;
+  e.at = clock_.NowSeconds();
+  return e;
+}
+
+void ProjectService::Notify(const store::Project& project, const store::ProjectEvent& event) {
+  // Notifications (the notify helper's part) hook in here: after the event is committed, tell
+  // the project's members and the datasite's owners, with names and links only. A new request
+  // is also announced to the owners by CodeService::AnnounceRequest, as one made outside a
+  // project is.
+  (void)project;
+  (void)event;
+}
+
+Result<store::Project> ProjectService::Create(const Principal& caller, const NewProject& in) {
+  RETURN_IF_ERROR(NeedDataScientist(caller));
+  RETURN_IF_ERROR(CheckName(in.name));
+  RETURN_IF_ERROR(
+      CheckText("description", in.description, kMaxProjectDescriptionBytes, /*required=*/false));
+  if (in.requests.size() > kMaxProjectRequests) {
+    return InvalidArgumentError("a new project holds at most " +
+                                std::to_string(kMaxProjectRequests) + " requests");
+  }
+  ASSIGN_OR_RETURN(std::vector<std::string> members, ResolveMembers(caller, in.members));
+
+  store::Project p;
+  p.id = NewUuid();
+  p.name = in.name;
+  p.description = in.description;
+  p.created_by = *caller.user_id;
+  p.created_at = clock_.NowSeconds();
+  for (auto& id : members) p.members.push_back({id, "", ""});
+
+  std::set<std::string> codes;
+  for (const auto& r : in.requests) {
+    if (!codes.insert(r.code_id).second) {
+      return InvalidArgumentError("the code " + r.code_id + " is asked for twice");
+    }
+  }
+  std::vector<store::CodeRequest> requests;
+  for (const auto& r : in.requests) {
+    ASSIGN_OR_RETURN(store::CodeRequest row, code_.NewRequest(caller, r.code_id, r.reason));
+    row.project_id = p.id;
+    requests.push_back(std::move(row));
+  }
+
+  std::vector<store::ProjectEvent> events;
+  Status st = store_.InTransaction([&](store::Store& tx) -> Status {
+    Status inserted = tx.InsertProject(p);
+    if (inserted.code() == StatusCode::kAlreadyExists) {
+      return AlreadyExistsError("you already have a project named '" + p.name + "'");
+    }
+    RETURN_IF_ERROR(inserted);
+    RETURN_IF_ERROR(tx.AppendAudit({p.created_at, caller.AuditName(), "project.create", p.id,
+                                    std::to_string(p.members.size()) + " members"}));
+    for (const auto& r : requests) {
+      Status req = tx.InsertRequest(r);
+      if (req.code() == StatusCode::kAlreadyExists) {
+        return AlreadyExistsError("the code " + r.code_id + " already has a request");
+      }
+      RETURN_IF_ERROR(req);
+      store::ProjectEvent e = MakeEvent(caller, p.id, "request", r.reason);
+      e.request_id = r.id;
+      ASSIGN_OR_RETURN(e.seq, tx.AppendProjectEvent(e));
+      RETURN_IF_ERROR(
+          tx.AppendAudit({p.created_at, caller.AuditName(), "request.submit", r.id, p.id}));
+      events.push_back(std::move(e));
+    }
+    return Status::Ok();
+  });
+  RETURN_IF_ERROR(st);
+  ASSIGN_OR_RETURN(store::Project created, store_.GetProject(p.id));
+  for (const auto& r : requests) code_.AnnounceRequest(r);
+  for (const auto& e : events) Notify(created, e);
+  return created;
+}
+
+Result<store::ProjectPage> ProjectService::List(const Principal& caller,
+                                                const std::optional<std::string>& name,
+                                                int64_t page, int64_t page_size) {
+  RETURN_IF_ERROR(NeedDataScientist(caller));
+  if (page < 1) return InvalidArgumentError("page must be 1 or more");
+  if (page_size < 1 || page_size > kMaxListPageSize) {
+    return InvalidArgumentError("page_size must be between 1 and " +
+                                std::to_string(kMaxListPageSize));
+  }
+  std::optional<std::string> member;
+  if (!IsOwner(caller)) member = caller.user_id;
+  return store_.ListProjects(member, name, (page - 1) * page_size, page_size);
+}
+
+Result<store::Project> ProjectService::Visible(const Principal& caller, const std::string& id) {
+  RETURN_IF_ERROR(NeedDataScientist(caller));
+  auto p = store_.GetProject(id);
+  if (!p.ok()) {
+    if (p.status().code() == StatusCode::kNotFound) return NotFoundError("project not found");
+    return p.status();
+  }
+  if (!IsOwner(caller) && !IsMember(*p, *caller.user_id)) {
+    return NotFoundError("project not found");
+  }
+  return p;
+}
+
+Result<store::Project> ProjectService::AsMember(const Principal& caller, const std::string& id) {
+  ASSIGN_OR_RETURN(store::Project p, Visible(caller, id));
+  if (!IsMember(p, *caller.user_id)) {
+    return PermissionDeniedError("only the project's members add requests and messages to it");
+  }
+  return p;
+}
+
+Result<store::Project> ProjectService::Get(const Principal& caller, const std::string& id) {
+  return Visible(caller, id);
+}
+
+Result<std::vector<store::ProjectEvent>> ProjectService::Events(const Principal& caller,
+                                                                const std::string& id) {
+  ASSIGN_OR_RETURN(store::Project p, Visible(caller, id));
+  return store_.ProjectEvents(p.id);
+}
+
+Result<store::CodeRequest> ProjectService::AddCodeRequest(const Principal& caller,
+                                                          const std::string& project_id,
+                                                          const ProjectCodeRequest& request) {
+  ASSIGN_OR_RETURN(store::Project p, AsMember(caller, project_id));
+  ASSIGN_OR_RETURN(store::CodeRequest r, code_.NewRequest(caller, request.code_id, request.reason));
+  r.project_id = p.id;
+  store::ProjectEvent e = MakeEvent(caller, p.id, "request", r.reason);
+  e.request_id = r.id;
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    Status inserted = tx.InsertRequest(r);
+    if (inserted.code() == StatusCode::kAlreadyExists) {
+      return AlreadyExistsError("this code already has a request");
+    }
+    RETURN_IF_ERROR(inserted);
+    ASSIGN_OR_RETURN(e.seq, tx.AppendProjectEvent(e));
+    return tx.AppendAudit({e.at, caller.AuditName(), "request.submit", r.id, p.id});
+  }));
+  code_.AnnounceRequest(r);
+  Notify(p, e);
+  return store_.GetRequest(r.id);
+}
+
+Result<store::CodeRequest> ProjectService::AddExistingRequest(const Principal& caller,
+                                                              const std::string& project_id,
+                                                              const std::string& request_id) {
+  ASSIGN_OR_RETURN(store::Project p, AsMember(caller, project_id));
+  ASSIGN_OR_RETURN(store::CodeRequest r, code_.GetRequest(caller, request_id));
+  if (!caller.IsSelf(r.user_id)) {
+    return PermissionDeniedError("only the request's author may add it to a project");
+  }
+  if (r.project_id) {
+    return FailedPreconditionError(r.project_id == p.id ? "the request is in this project already"
+                                                        : "the request is in another project");
+  }
+  store::ProjectEvent e = MakeEvent(caller, p.id, "request", r.reason);
+  e.request_id = r.id;
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.SetRequestProject(r.id, p.id));
+    ASSIGN_OR_RETURN(e.seq, tx.AppendProjectEvent(e));
+    return tx.AppendAudit({e.at, caller.AuditName(), "project.add_request", p.id, r.id});
+  }));
+  Notify(p, e);
+  return store_.GetRequest(r.id);
+}
+
+Result<store::ProjectEvent> ProjectService::AddMessage(const Principal& caller,
+                                                       const std::string& project_id,
+                                                       const std::string& text) {
+  ASSIGN_OR_RETURN(store::Project p, AsMember(caller, project_id));
+  RETURN_IF_ERROR(CheckText("message", text, kMaxProjectMessageBytes, /*required=*/true));
+  store::ProjectEvent e = MakeEvent(caller, p.id, "message", text);
+  ASSIGN_OR_RETURN(e.seq, store_.AppendProjectEvent(e));
+  e.actor_email = caller.email;
+  for (const auto& m : p.members) {
+    if (m.user_id == e.actor_id) {
+      e.actor_name = m.name;
+      e.actor_email = m.email;
+    }
+  }
+  Notify(p, e);
+  return e;
+}
+
+Status AppendDecisionEvent(store::Store& tx, const store::CodeRequest& request,
+                           const std::string& status, const std::optional<std::string>& reason,
+                           const std::string& reviewer_id, int64_t now) {
+  if (!request.project_id) return Status::Ok();
+  store::ProjectEvent e;
+  e.id = NewUuid();
+  e.project_id = *request.project_id;
+  e.kind = "decision";
+  e.actor_id = reviewer_id;
+  e.request_id = request.id;
+  e.status = status;
+  e.text = reason.value_or("");
+  e.at = now;
+  return tx.AppendProjectEvent(e).status();
+}
+
+}  // namespace datasite::services

@@ -1,0 +1,94 @@
+// Projects: a data scientist's named piece of work on this datasite, holding their code requests
+// and messages as events in order (PySyft's sy.Project). A project spans one datasite; projects
+// across datasites come with the gateway.
+//
+// Who sees what: a project's members and the datasite's data owners and admins see it; to anyone
+// else it does not exist (kNotFound, so names don't leak). Only members add requests and
+// messages. A data scientist's project has them as its only member; data owners and admins may
+// name other users as members.
+#ifndef DATASITE_SERVICES_PROJECTS_H_
+#define DATASITE_SERVICES_PROJECTS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/status.h"
+#include "services/code.h"
+#include "services/principal.h"
+#include "store/store.h"
+
+namespace datasite::services {
+
+inline constexpr size_t kMaxProjectNameBytes = 200;
+inline constexpr size_t kMaxProjectDescriptionBytes = 10'000;
+inline constexpr size_t kMaxProjectMessageBytes = 10'000;
+inline constexpr size_t kMaxProjectMembers = 100;
+inline constexpr size_t kMaxProjectRequests = 100;  // sent with a new project
+
+struct ProjectCodeRequest {
+  std::string code_id;  // submitted code of the caller's, with no request yet
+  std::string reason;
+};
+
+struct NewProject {
+  std::string name;
+  std::string description;
+  std::vector<std::string> members;  // user ids or emails; the caller is always one
+  std::vector<ProjectCodeRequest> requests;
+};
+
+// Safe for concurrent use.
+class ProjectService {
+ public:
+  ProjectService(store::Store& store, CodeService& code, const Clock& clock);
+
+  // Creates the project with its first requests, each with its event, in one transaction.
+  Result<store::Project> Create(const Principal& caller, const NewProject& project);
+  // The projects the caller sees (data owners and admins: all), oldest first; `name`: only
+  // those named so.
+  Result<store::ProjectPage> List(const Principal& caller, const std::optional<std::string>& name,
+                                  int64_t page = 1, int64_t page_size = kMaxListPageSize);
+  Result<store::Project> Get(const Principal& caller, const std::string& id);
+  // Events oldest first.
+  Result<std::vector<store::ProjectEvent>> Events(const Principal& caller, const std::string& id);
+  // Asks for `code_id` to run on private data, inside the project (members only).
+  Result<store::CodeRequest> AddCodeRequest(const Principal& caller, const std::string& project_id,
+                                            const ProjectCodeRequest& request);
+  // Moves the caller's own request, made outside any project, into it (members only).
+  Result<store::CodeRequest> AddExistingRequest(const Principal& caller,
+                                                const std::string& project_id,
+                                                const std::string& request_id);
+  Result<store::ProjectEvent> AddMessage(const Principal& caller, const std::string& project_id,
+                                         const std::string& text);
+
+ private:
+  // The project when the caller may see it, else kNotFound.
+  Result<store::Project> Visible(const Principal& caller, const std::string& id);
+  // The project when the caller is a member (kPermissionDenied for data owners who see it
+  // without being one).
+  Result<store::Project> AsMember(const Principal& caller, const std::string& id);
+  Result<std::vector<std::string>> ResolveMembers(const Principal& caller,
+                                                  const std::vector<std::string>& members);
+  store::ProjectEvent MakeEvent(const Principal& caller, const std::string& project_id,
+                                const std::string& kind, const std::string& text) const;
+  // The one place a committed project event would notify the project's members and the
+  // datasite's owners (a new request, a message). Notifications are not built here yet.
+  void Notify(const store::Project& project, const store::ProjectEvent& event);
+
+  store::Store& store_;
+  CodeService& code_;
+  const Clock& clock_;
+};
+
+// Appends the decision on `request` to its project's events, through `tx` (the transaction that
+// decides it); does nothing for a request outside any project.
+Status AppendDecisionEvent(store::Store& tx, const store::CodeRequest& request,
+                           const std::string& status, const std::optional<std::string>& reason,
+                           const std::string& reviewer_id, int64_t now);
+
+}  // namespace datasite::services
+
+#endif  // DATASITE_SERVICES_PROJECTS_H_
