@@ -64,6 +64,8 @@ struct JobSpec {
   // call is only in stdout_text. The job's pipes are not drained while it runs: keep it short (a
   // store write), or the job blocks once its stdout pipe is full.
   std::function<void(std::string_view)> on_stdout;
+  // The same for the job's stderr (JobResult::stderr_text), with the same interval and chunk size.
+  std::function<void(std::string_view)> on_stderr;
   std::chrono::milliseconds stdout_interval{250};
   size_t stdout_chunk_bytes = size_t{64} << 10;
 };
