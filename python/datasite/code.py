@@ -927,6 +927,77 @@ class CodeHistories:
         return _display.html_table("Code history", ("name", "versions"), self._table())
 
 
+class UserCodeHistories:
+    """The versions of each function of one user, by name
+    (``client.code_histories["janet@example.org"].mean_age``).
+    """
+
+    def __init__(self, client, email):
+        self._client = client
+        self.email = email
+
+    def _code(self, name=None):
+        items = self._client.code.get_all(name=name) if name else self._client.code.get_all()
+        return [c for c in items if (c.user_email or "").lower() == self.email.lower()]
+
+    def __getitem__(self, name):
+        if not isinstance(name, str) or not name:
+            raise TypeError("a function's history is reached by its name, e.g. ['mean_age']")
+        history = CodeHistory(name, self._code(name))
+        if not history:
+            raise KeyError("{} has no code named {!r} that you may see".format(self.email, name))
+        return history
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError as err:
+            raise AttributeError(err.args[0]) from None
+
+    def _table(self):
+        counts = {}
+        for code in self._code():
+            counts[code.name] = counts.get(code.name, 0) + 1
+        return list(counts.items())
+
+    def __dir__(self):
+        return sorted(set(object.__dir__(self)) | {name for name, _ in self._table()})
+
+    def __repr__(self):
+        return _display.text_table(("name", "versions"), self._table())
+
+    def _repr_html_(self):
+        return _display.html_table(
+            "Code history of " + _display.show(self.email), ("name", "versions"), self._table()
+        )
+
+
+class AllCodeHistories(CodeHistories):
+    """``client.code_histories``: every function's versions you may see (data owners and admins:
+    everyone's), by user's email (``["janet@example.org"].mean_age``) or by function name.
+    """
+
+    def __getitem__(self, key):
+        if isinstance(key, str) and "@" in key:
+            return UserCodeHistories(self._client, key)
+        return super().__getitem__(key)
+
+    def _table(self):
+        counts = {}
+        for code in self._client.code.get_all():
+            key = (code.user_email or "", code.name)
+            counts[key] = counts.get(key, 0) + 1
+        return [(email, name, n) for (email, name), n in counts.items()]
+
+    def __repr__(self):
+        return _display.text_table(("user", "name", "versions"), self._table())
+
+    def _repr_html_(self):
+        return _display.html_table("Code histories", ("user", "name", "versions"), self._table())
+
+
 class CodeCollection:
     """``client.code``: your code (data owners and admins: everyone's), oldest first, fetched
     anew on each use.
