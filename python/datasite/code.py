@@ -885,9 +885,24 @@ class UserCodeList(list):
 class CodeHistory(UserCodeList):
     """The versions of one function, oldest first (``[-1]`` is the newest)."""
 
-    def __init__(self, name, items):
+    def __init__(self, name, items, absolute_only=False):
         super().__init__(sorted(items, key=lambda c: (c.version or 0, c.created_at or "")))
         self.name = name
+        # A reviewer's view of someone's history: [-1] would pick whatever version is newest
+        # when it runs, maybe one submitted after the review, so only absolute positions work.
+        self._absolute_only = absolute_only
+
+    def __getitem__(self, key):
+        if self._absolute_only and isinstance(key, int) and key < 0:
+            raise errors.InvalidArgumentError(
+                None,
+                "negative indexing is refused on another user's code history (a new version "
+                "would change what [-1] is): use an absolute position, e.g. [{}]".format(
+                    max(len(self) + key, 0)
+                ),
+                None,
+            )
+        return super().__getitem__(key)
 
     def _repr_html_(self):
         return _display.html_table(
@@ -943,7 +958,8 @@ class UserCodeHistories:
     def __getitem__(self, name):
         if not isinstance(name, str) or not name:
             raise TypeError("a function's history is reached by its name, e.g. ['mean_age']")
-        history = CodeHistory(name, self._code(name))
+        reviewer = self._client._user.get("role") in ("data_owner", "admin")
+        history = CodeHistory(name, self._code(name), absolute_only=reviewer)
         if not history:
             raise KeyError("{} has no code named {!r} that you may see".format(self.email, name))
         return history

@@ -149,6 +149,9 @@ def test_code_histories_by_email_and_function_name(actors):
     history = owner.code_histories[email]
     assert [c.version for c in history.hist_len] == [1, 2]
     assert history["hist_len"][0].version == 1
+    with pytest.raises(sy.SyftException, match="negative indexing"):
+        history.hist_len[-1]  # a reviewer indexes versions absolutely, as in PySyft
+    assert scientist.code_history["hist_len"][-1].version == 2  # one's own history: any index
     assert "hist_len" in dir(history)
     assert email in repr(owner.code_histories)
     assert owner.code_histories["hist_len"][-1].version == 2  # by function name, as before
