@@ -44,7 +44,9 @@ from .code import (
     syft_function_single_use,
 )
 from .datasets import Asset, AssetList, Contributor, Dataset, DatasetCollection, DatasetList
+from .enums import ContributorRole as roles  # PySyft's sy.roles.UPLOADER, ...
 from .enums import (
+    ContributorRole,
     DeploymentType,
     JobStatus,
     RequestStatus,
@@ -116,6 +118,8 @@ __all__ = [
     "DatasiteClient",
     "ServerHandle",
     "ServiceRole",
+    "ContributorRole",
+    "roles",
     "DeploymentType",
     "ServerType",
     "ServerSideType",

@@ -11,6 +11,24 @@ import abc
 import operator
 
 
+class _Empty:
+    """The value of ``ActionObject.empty()``: none yet."""
+
+    def __repr__(self):
+        return "<empty>"
+
+    def __bool__(self):
+        return False
+
+
+_EMPTY = _Empty()
+
+
+def is_empty(obj):
+    """Whether ``obj`` is PySyft's ``ActionObject.empty()`` placeholder."""
+    return isinstance(obj, ActionObject) and obj.is_empty
+
+
 class ActionObject(abc.ABC):
     """A value with PySyft's pointer methods (``get``, ``wait``, ``syft_action_data``)."""
 
@@ -27,6 +45,18 @@ class ActionObject(abc.ABC):
     @property
     def syft_action_data(self):
         return self._value
+
+    @classmethod
+    def empty(cls, *_args, **_kwargs):
+        """PySyft's placeholder with no value: ``sy.Asset(mock=sy.ActionObject.empty())`` is an
+        asset without a mock (as ``asset.no_mock()``); as an asset's data, a placeholder a
+        low-side server accepts (it holds mocks only) and a high-side one refuses.
+        """
+        return cls(_EMPTY)
+
+    @property
+    def is_empty(self):
+        return self._value is _EMPTY
 
     def get(self, *args, **kwargs):
         """The value."""

@@ -426,6 +426,10 @@ def _client_calls(client):
                 lambda enable: client.settings.allow_guest_signup(enable),
                 "Turns self-registration on or off.",
             ),
+            "set": (
+                lambda settings: client.settings.set(settings),
+                "Makes the server's settings those of a whole settings object.",
+            ),
         },
         "user": {
             "search": (client.users.search, "Users by email and/or name."),

@@ -181,5 +181,58 @@ class DataSubject:
     def __repr__(self):
         return "<DataSubject: {}>".format(self.name)
 
+
+class DataSubjectRegistry:
+    """``client.data_subject_registry``: the server-wide registry of data subjects (PySyft's).
+    Data owners and admins ``add_data_subject``; everyone logged in reads ``get_all()``.
+    """
+
+    def __init__(self, client):
+        self._client = client
+
+    def add_data_subject(self, data_subject):
+        """Registers ``data_subject`` (a ``sy.DataSubject``) and its members. A subject without
+        members whose name is registered already is refused; members registered already are
+        linked as they are.
+        """
+        from .errors import SyftSuccess
+
+        subject = DataSubject.of(data_subject)
+        answer = self._client._transport.call("data_subjects_add", body=subject.to_dict()) or {}
+        added = answer.get("added", 0)
+        return SyftSuccess(
+            "{} Data Subject{} Registered".format(added, "" if added == 1 else "s"), value=added
+        )
+
+    def get_all(self):
+        """Every registered data subject, oldest first; a subject's ``members`` are subjects."""
+        rows = self._client._transport.call("data_subjects_list") or []
+        subjects = {}
+        for row in rows:
+            subjects[row["name"]] = DataSubject(
+                row["name"], row.get("description") or None, row.get("aliases")
+            )
+        for row in rows:
+            for member in row.get("members") or []:
+                if member in subjects:
+                    subjects[row["name"]].members[member] = subjects[member]
+        return list(subjects.values())
+
+    def get_by_name(self, name):
+        """The registered data subject ``name``; NotFoundError when there is none."""
+        from .errors import NotFoundError
+
+        for subject in self.get_all():
+            if subject.name == name:
+                return subject
+        raise NotFoundError(None, "no data subject named {!r} is registered".format(name), None)
+
+    def members_for(self, data_subject_name):
+        """The members of the registered data subject ``data_subject_name``."""
+        return list(self.get_by_name(data_subject_name).members.values())
+
+    def __repr__(self):
+        return "DataSubjectRegistry({})".format(", ".join(s.name for s in self.get_all()))
+
     def _repr_html_(self):
         return "<strong>DataSubject:</strong> " + html.escape(self.name)

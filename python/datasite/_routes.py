@@ -38,6 +38,8 @@ ROUTES = {
     "asset_mock": ("GET", "/api/v1/datasets/{id}/assets/{name}/mock"),
     "asset_data": ("GET", "/api/v1/datasets/{id}/assets/{name}/data"),
     "asset_mock_regenerate": ("POST", "/api/v1/datasets/{id}/assets/{name}/mock"),
+    "data_subjects_add": ("POST", "/api/v1/data_subjects"),
+    "data_subjects_list": ("GET", "/api/v1/data_subjects"),
     "code_submit": ("POST", "/api/v1/code"),
     "code_list": ("GET", "/api/v1/code"),
     "code_get": ("GET", "/api/v1/code/{id}"),

@@ -144,9 +144,10 @@ class DatasiteClient:
     @property
     def code_histories(self):
         """Every function's versions you may see (data owners and admins: everyone's), by name;
-        PySyft's ``client.code_histories``.
+        PySyft's ``client.code_histories``; ``client.code_histories["janet@example.org"]`` is one
+        user's (``.mean_age``: that function's versions).
         """
-        return _code.CodeHistories(self)
+        return _code.AllCodeHistories(self)
 
     @property
     def api(self):
@@ -158,6 +159,23 @@ class DatasiteClient:
             document = self._transport.call("openapi", authenticated=False)
             self._api = _api.SyftAPI(self, document)
         return self._api
+
+    @property
+    def data_subject_registry(self):
+        """The server-wide data subject registry (PySyft's): ``add_data_subject``, ``get_all``."""
+        from ._pysyft import DataSubjectRegistry
+
+        return DataSubjectRegistry(self)
+
+    def refresh(self):
+        """Reads the server's metadata and its description of its routes again (PySyft's
+        ``client.refresh()``), so operations the server gained since appear in ``client.api``.
+        """
+        self._refresh_metadata()
+        if self._api is None:
+            self.api
+        else:
+            self._api.refresh()
 
     @property
     def services(self):
@@ -196,6 +214,17 @@ class DatasiteClient:
         whose ``value`` is the uploaded dataset.
         """
         return _datasets.upload_dataset(self, dataset)
+
+    def upload_files(self, paths):
+        """Uploads files (data owners and admins; PySyft's ``client.upload_files``): a path, a
+        list of paths or a folder (its files). Answers an ``ActionObject`` of a list with one
+        ``BlobFile`` per file: ``[0].read()`` its bytes, ``.iter_lines()`` its lines. Only you can
+        read them; the server's blob size limits apply, and blobs no dataset uses are deleted
+        after 24 hours.
+        """
+        from ._files import upload_files
+
+        return upload_files(self, paths)
 
     def welcome_show(self):
         return self.settings.welcome_show()

@@ -924,9 +924,24 @@ class UserCodeList(list):
 class CodeHistory(UserCodeList):
     """The versions of one function, oldest first (``[-1]`` is the newest)."""
 
-    def __init__(self, name, items):
+    def __init__(self, name, items, absolute_only=False):
         super().__init__(sorted(items, key=lambda c: (c.version or 0, c.created_at or "")))
         self.name = name
+        # A reviewer's view of someone's history: [-1] would pick whatever version is newest
+        # when it runs, maybe one submitted after the review, so only absolute positions work.
+        self._absolute_only = absolute_only
+
+    def __getitem__(self, key):
+        if self._absolute_only and isinstance(key, int) and key < 0:
+            raise errors.InvalidArgumentError(
+                None,
+                "negative indexing is refused on another user's code history (a new version "
+                "would change what [-1] is): use an absolute position, e.g. [{}]".format(
+                    max(len(self) + key, 0)
+                ),
+                None,
+            )
+        return super().__getitem__(key)
 
     def _repr_html_(self):
         return _display.html_table(
@@ -964,6 +979,78 @@ class CodeHistories:
 
     def _repr_html_(self):
         return _display.html_table("Code history", ("name", "versions"), self._table())
+
+
+class UserCodeHistories:
+    """The versions of each function of one user, by name
+    (``client.code_histories["janet@example.org"].mean_age``).
+    """
+
+    def __init__(self, client, email):
+        self._client = client
+        self.email = email
+
+    def _code(self, name=None):
+        items = self._client.code.get_all(name=name) if name else self._client.code.get_all()
+        return [c for c in items if (c.user_email or "").lower() == self.email.lower()]
+
+    def __getitem__(self, name):
+        if not isinstance(name, str) or not name:
+            raise TypeError("a function's history is reached by its name, e.g. ['mean_age']")
+        reviewer = self._client._user.get("role") in ("data_owner", "admin")
+        history = CodeHistory(name, self._code(name), absolute_only=reviewer)
+        if not history:
+            raise KeyError("{} has no code named {!r} that you may see".format(self.email, name))
+        return history
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError as err:
+            raise AttributeError(err.args[0]) from None
+
+    def _table(self):
+        counts = {}
+        for code in self._code():
+            counts[code.name] = counts.get(code.name, 0) + 1
+        return list(counts.items())
+
+    def __dir__(self):
+        return sorted(set(object.__dir__(self)) | {name for name, _ in self._table()})
+
+    def __repr__(self):
+        return _display.text_table(("name", "versions"), self._table())
+
+    def _repr_html_(self):
+        return _display.html_table(
+            "Code history of " + _display.show(self.email), ("name", "versions"), self._table()
+        )
+
+
+class AllCodeHistories(CodeHistories):
+    """``client.code_histories``: every function's versions you may see (data owners and admins:
+    everyone's), by user's email (``["janet@example.org"].mean_age``) or by function name.
+    """
+
+    def __getitem__(self, key):
+        if isinstance(key, str) and "@" in key:
+            return UserCodeHistories(self._client, key)
+        return super().__getitem__(key)
+
+    def _table(self):
+        counts = {}
+        for code in self._client.code.get_all():
+            key = (code.user_email or "", code.name)
+            counts[key] = counts.get(key, 0) + 1
+        return [(email, name, n) for (email, name), n in counts.items()]
+
+    def __repr__(self):
+        return _display.text_table(("user", "name", "versions"), self._table())
+
+    def _repr_html_(self):
+        return _display.html_table("Code histories", ("user", "name", "versions"), self._table())
 
 
 class CodeCollection:

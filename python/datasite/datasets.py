@@ -11,7 +11,8 @@ import warnings
 
 from . import _display, _transfer, errors
 from ._pysyft import DataSubject
-from .enums import ServiceRole
+from ._action import is_empty as _is_empty
+from .enums import ContributorRole, ServiceRole
 from .errors import SyftSuccess
 
 _UUID = re.compile(
@@ -46,6 +47,8 @@ class Contributor:
             raise ValueError("a contributor needs a name")
         if isinstance(role, ServiceRole):
             role = role.server_value
+        elif isinstance(role, ContributorRole):
+            role = role.value
         self.name = name
         self.email = email
         self.role = role
@@ -202,9 +205,9 @@ class Asset:
         self.contributors = [Contributor.of(c) for c in (contributors or [])]
         self.data_subjects = [DataSubject.of(d) for d in (data_subjects or [])]
         self._declared_shape = tuple(shape) if shape is not None else None
-        self._data = data
-        self._mock = mock
-        self._mock_empty = False
+        self._data = None if _is_empty(data) else data
+        self._mock = None if _is_empty(mock) else mock
+        self._mock_empty = _is_empty(mock)
         self._mock_is_real = bool(mock_is_real)
         self._blobs = {}  # "data"/"mock" -> (owner key, blob JSON): uploads to reuse
         self._remote = None
@@ -241,14 +244,14 @@ class Asset:
     def set_obj(self, data):
         """Sets the private data."""
         self._local_only("set_obj")
-        self._data = data
+        self._data = None if _is_empty(data) else data
         self._blobs.pop("data", None)
         return SyftSuccess("Private data of asset '{}' set.".format(self.name))
 
     def set_mock(self, mock, mock_is_real=False):
         """Sets the mock; ``mock_is_real=True`` says the mock is the real data."""
         self._local_only("set_mock")
-        if mock is None:
+        if mock is None or _is_empty(mock):
             return self.no_mock()
         self._mock = mock
         self._mock_empty = False

@@ -4,6 +4,17 @@ import enum
 import functools
 
 
+class ContributorRole(enum.Enum):
+    """What a contributor did for a dataset (PySyft's ``sy.roles``); kept as its text."""
+
+    SOURCE_CONTRIBUTOR = "Source Contributor"
+    UPLOADER = "Uploader"
+    EDITOR = "Editor"
+
+    def __str__(self):
+        return self.value
+
+
 @functools.total_ordering
 class ServiceRole(enum.Enum):
     """A user's role. Ordered: ``GUEST < DATA_SCIENTIST < DATA_OWNER < ADMIN``.

@@ -56,25 +56,29 @@ def decode_result(fmt, raw, meta=None):
 
 
 def encode_result(value):
-    """``(format, data)`` of a value as a run's result carries it, for ``deposit_result``: CSV
-    text for a DataFrame or Series, base64 of .npy for an ndarray (no object arrays), base64 for
-    bytes, JSON text for anything else JSON can say.
+    """``(format, data, meta)`` of a value as a run's result carries it, for ``deposit_result``:
+    CSV text with its typed sidecar ``meta`` for a DataFrame or Series (read back exactly, as a
+    run's result), base64 of .npy for an ndarray (no object arrays), base64 for bytes, JSON text
+    for anything else JSON can say; ``meta`` is None but for CSV.
     """
     pd, np = _transfer._pandas(imported_only=True), _transfer._numpy(imported_only=True)
     if pd is not None and isinstance(value, (pd.DataFrame, pd.Series)):
-        default = isinstance(value.index, pd.RangeIndex) and value.index.start == 0
-        default = default and value.index.step == 1 and value.index.name is None
-        if isinstance(value, pd.Series):
-            return "csv", value.to_csv(index=not default, header=True)
-        return "csv", value.to_csv(index=not default)
+        buffer = io.BytesIO()
+        try:
+            meta = _transfer.sidecar_write_csv(value, buffer)
+        except _transfer.SidecarError as err:
+            raise TypeError(
+                "this {} can't be a result exactly: {}".format(type(value).__name__, err)
+            ) from None
+        return "csv", buffer.getvalue().decode("utf-8"), meta
     if np is not None and isinstance(value, np.ndarray):
         if value.dtype.hasobject:
             raise TypeError("an ndarray of Python objects can't be a result (no pickles)")
         buffer = io.BytesIO()
         np.save(buffer, value, allow_pickle=False)
-        return "npy", base64.b64encode(buffer.getvalue()).decode("ascii")
+        return "npy", base64.b64encode(buffer.getvalue()).decode("ascii"), None
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return "bytes", base64.b64encode(bytes(value)).decode("ascii")
+        return "bytes", base64.b64encode(bytes(value)).decode("ascii"), None
 
     def plain(v):
         if hasattr(v, "item") and callable(v.item):  # numpy scalars
@@ -84,9 +88,10 @@ def encode_result(value):
         raise TypeError("a {} can't be a result".format(type(v).__name__))
 
     try:
-        return "json", json.dumps(value, default=plain, allow_nan=False, ensure_ascii=False)
+        text = json.dumps(value, default=plain, allow_nan=False, ensure_ascii=False)
     except ValueError as err:
         raise TypeError("this {} can't be a result: {}".format(type(value).__name__, err)) from None
+    return "json", text, None
 
 
 def _csv_value(text, meta=None):
@@ -433,7 +438,8 @@ class Job:
     def logs(self, stdout=True, stderr=True, since=0):
         """The job's output so far — while it runs too: stdout for whoever may see its result
         (its user for mock runs, and for private runs unless held for review; data owners
-        always), and stderr (written when the job ends) for data owners and admins.
+        always), and stderr for data owners and admins (while it runs too; its user reads a mock
+        run's stderr once it ended).
 
         Returns ``JobLogs`` (a str; ``.stdout``, ``.stderr``). To follow a running job, pass
         ``since=logs.next_since`` to read only the stdout printed after the previous call.

@@ -141,8 +141,10 @@ class Request:
             raise TypeError(
                 "deposit_result got unexpected arguments: {}".format(", ".join(sorted(kwargs)))
             )
-        fmt, data = encode_result(result)
+        fmt, data, meta = encode_result(result)
         body = {"format": fmt, "data": data}
+        if meta is not None:
+            body["meta"] = meta
         if log_stdout:
             body["stdout"] = str(log_stdout)
         if log_stderr:

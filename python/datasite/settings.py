@@ -22,6 +22,13 @@ _FIELDS = (
     ("version", "Version"),
 )
 
+# What PATCH /settings changes (settings.update's fields).
+_WRITABLE = frozenset((
+    "name", "organization", "description", "signup_enabled", "notifications_enabled",
+    "admin_email", "association_request_auto_approval", "allow_guest_sessions",
+    "welcome_markdown", "output_review",
+))
+
 
 class Markdown(str):
     """A Markdown string that notebooks render (HTML inside it is shown as text)."""
@@ -89,6 +96,34 @@ class Settings:
         if not isinstance(enable, bool):
             raise TypeError("set_output_review takes True or False, got {!r}".format(enable))
         return self.update(output_review=enable)
+
+    def set(self, settings):
+        """Makes the server's settings those of ``settings`` (a ``Settings`` as ``get()`` answers
+        it, or a dict; admins), as PySyft's ``settings.set``: the fields that differ from the
+        server's now are changed in one update. Fields the server does not let you change
+        (its id, type, side, version, ...) must be as they are.
+        """
+        if isinstance(settings, Settings):
+            wanted = settings.to_dict()
+        elif isinstance(settings, dict):
+            wanted = dict(settings)
+        else:
+            raise TypeError(
+                "settings.set takes a Settings (from settings.get()) or a dict, got {!r}".format(
+                    settings
+                )
+            )
+        current = self._client._transport.call("settings_get") or {}
+        changed = {k: v for k, v in wanted.items() if current.get(k) != v}
+        fixed = sorted(k for k in changed if k not in _WRITABLE)
+        if fixed:
+            raise ValueError(
+                "settings.set can't change {}: the server sets them".format(", ".join(fixed))
+            )
+        if not changed:
+            object.__setattr__(self, "_data", dict(current))
+            return SyftSuccess("Settings unchanged.", value=self)
+        return self.update(**changed)
 
     def get(self):
         """The settings as the server has them now (PySyft's ``settings.get()``)."""

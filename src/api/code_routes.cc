@@ -395,7 +395,7 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
       "admins).",
       [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
         ASSIGN_OR_RETURN(auto body,
-                         JsonBody::Parse(req.body, {"format", "data", "stdout", "stderr"}));
+                         JsonBody::Parse(req.body, {"format", "data", "meta", "stdout", "stderr"}));
         services::DepositResult in;
         ASSIGN_OR_RETURN(in.format, body.RequiredString("format"));
         ASSIGN_OR_RETURN(std::string data, body.RequiredString("data"));
@@ -409,6 +409,10 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
         } else {
           in.bytes = std::move(data);
         }
+        in.meta = body.Field("meta");
+        if (in.meta && !in.meta->is_object()) {
+          return InvalidArgumentError("'meta' must be an object (a CSV result's sidecar)");
+        }
         ASSIGN_OR_RETURN(auto out, body.OptionalString("stdout"));
         in.stdout_text = out.value_or("");
         ASSIGN_OR_RETURN(auto err, body.OptionalString("stderr"));
@@ -416,7 +420,11 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
         ASSIGN_OR_RETURN(auto j, code.Deposit(caller, req.path_params["id"], std::move(in)));
         return Reply{201, JobJson(j, caller, code, false), {}};
       },
-      Schema({{"format", "string"}, {"data", "string"}, {"stdout", "string"}, {"stderr", "string"}},
+      Schema({{"format", "string"},
+              {"data", "string"},
+              {"meta", "object"},
+              {"stdout", "string"},
+              {"stderr", "string"}},
              {"format", "data"}));
 
   routes->Add("GET", "/api/v1/jobs", Role::kDataScientist, "jobs",

@@ -443,6 +443,39 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
               {"assets", "array"}},
              {"name", "assets"}));
   routes->Add(
+      "POST", "/api/v1/data_subjects", Role::kDataOwner, "data_subjects",
+      "Register a data subject and its members in the server-wide registry (data owners and "
+      "admins).",
+      [&ctx](http::Request& req, const Principal& caller) -> Result<Reply> {
+        RETURN_IF_ERROR(
+            JsonBody::Parse(req.body, {"name", "description", "aliases", "members"}).status());
+        int count = 0;
+        ASSIGN_OR_RETURN(json subject,
+                         ReadDataSubject(json::parse(req.body, nullptr, false), 1, count));
+        ASSIGN_OR_RETURN(int added, ctx.datasets.AddDataSubject(caller, subject));
+        return Reply{201, {{"added", added}, {"registered", count}}, {}};
+      },
+      Schema({{"name", "string"},
+              {"description", "string"},
+              {"aliases", "array"},
+              {"members", "array"}},
+             {"name"}));
+  routes->Add("GET", "/api/v1/data_subjects", Role::kDataScientist, "data_subjects",
+              "The registered data subjects, oldest first, with their members' names.",
+              [&ctx](http::Request&, const Principal& caller) -> Result<Reply> {
+                ASSIGN_OR_RETURN(auto subjects, ctx.datasets.ListDataSubjects(caller));
+                json out = json::array();
+                for (const auto& d : subjects) {
+                  json aliases = json::parse(d.aliases, nullptr, false);
+                  out.push_back({{"name", d.name},
+                                 {"description", d.description},
+                                 {"aliases", aliases.is_array() ? aliases : json::array()},
+                                 {"members", d.members},
+                                 {"created_at", d.created_at}});
+                }
+                return Reply{200, out, {}};
+              });
+  routes->Add(
       "GET", "/api/v1/datasets", Role::kGuest, "datasets",
       "List datasets, newest first (?page=&page_size=&search= in name and description).",
       [&ctx, cache, pages](http::Request& req, const Principal& caller) -> Result<Reply> {

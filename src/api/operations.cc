@@ -52,6 +52,8 @@ const std::vector<BuiltIn>& Table() {
       {"GET", "/api/v1/datasets/{id}/assets/{name}/mock", "dataset", "get_asset_mock", {}},
       {"GET", "/api/v1/datasets/{id}/assets/{name}/data", "dataset", "get_asset_data", {}},
       {"POST", "/api/v1/datasets/{id}/assets/{name}/mock", "dataset", "regenerate_asset_mock", {}},
+      {"POST", "/api/v1/data_subjects", "data_subject", "add_data_subject", {}},
+      {"GET", "/api/v1/data_subjects", "data_subject", "get_all", {}},
       {"POST", "/api/v1/code", "code", "submit", {}},
       {"GET", "/api/v1/code", "code", "get_all", {"name", "page", "page_size"}},
       {"GET", "/api/v1/code/{id}", "code", "get_by_id", {}},

@@ -813,17 +813,24 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
   std::optional<Outcome> kill_reason;
   uint64_t result_written = 0;
   uint64_t stdout_total = 0, stderr_total = 0;
-  size_t stdout_streamed = 0;            // bytes of out.stdout_text given to on_stdout
-  SteadyClock::time_point stream_due{};  // when the bytes not yet given are due; unset: none wait
-  // Hands what gathered to spec.on_stdout when it is due (see JobSpec::on_stdout).
-  auto stream_stdout = [&](SteadyClock::time_point now) {
-    if (!spec.on_stdout || out.stdout_text.size() == stdout_streamed) return;
-    if (stream_due == SteadyClock::time_point{}) stream_due = now + spec.stdout_interval;
-    if (now < stream_due && out.stdout_text.size() - stdout_streamed < spec.stdout_chunk_bytes)
-      return;
-    spec.on_stdout(std::string_view(out.stdout_text).substr(stdout_streamed));
-    stdout_streamed = out.stdout_text.size();
-    stream_due = {};
+  // A log handed to its JobSpec callback while the job runs (see JobSpec::on_stdout).
+  struct LiveLog {
+    const std::function<void(std::string_view)>& sink;
+    const std::string& text;
+    size_t streamed = 0;               // bytes of `text` given to `sink`
+    SteadyClock::time_point due = {};  // when the bytes not yet given are due; unset: none wait
+  };
+  LiveLog live_logs[] = {{spec.on_stdout, out.stdout_text}, {spec.on_stderr, out.stderr_text}};
+  // Hands what gathered to the callbacks when it is due.
+  auto stream_logs = [&](SteadyClock::time_point now) {
+    for (LiveLog& log : live_logs) {
+      if (!log.sink || log.text.size() == log.streamed) continue;
+      if (log.due == SteadyClock::time_point{}) log.due = now + spec.stdout_interval;
+      if (now < log.due && log.text.size() - log.streamed < spec.stdout_chunk_bytes) continue;
+      log.sink(std::string_view(log.text).substr(log.streamed));
+      log.streamed = log.text.size();
+      log.due = {};
+    }
   };
   std::string write_error;
   // The wall clock of the job starts when its code does (`started`); until then the child has
@@ -893,7 +900,7 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
     const bool pipes_open = open[kOut] || open[kErr] || open[kRes];
     if ((reported || exited || kill_reason) && !pipes_open) break;
     auto now = SteadyClock::now();
-    stream_stdout(now);
+    stream_logs(now);
     if (!kill_reason && !reported && !exited) {
       if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) {
         request_kill(Outcome::kKilled);
@@ -917,10 +924,12 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
     if (kill_after != SteadyClock::time_point{} && !kill_sent)
       wait = std::min(wait,
                       std::chrono::duration_cast<milliseconds>(kill_after - now) + milliseconds(1));
-    if (stream_due != SteadyClock::time_point{})
-      wait = std::min(wait, std::max(milliseconds(0),
-                                     std::chrono::duration_cast<milliseconds>(stream_due - now) +
-                                         milliseconds(1)));
+    for (const LiveLog& log : live_logs) {
+      if (log.due == SteadyClock::time_point{}) continue;
+      wait = std::min(
+          wait, std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(log.due - now) +
+                                              milliseconds(1)));
+    }
     pollfd pfds[kCount];
     for (int i = 0; i < kCount; ++i) pfds[i] = {open[i] ? fd_of[i] : -1, POLLIN, 0};
     int n = poll(pfds, kCount, static_cast<int>(std::max<int64_t>(0, wait.count())));
@@ -932,10 +941,12 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
     }
     if (pfds[kOut].revents != 0) {
       open[kOut] = Drain(fd_of[kOut], out.stdout_text, limits.max_log_bytes, &stdout_total);
-      stream_stdout(SteadyClock::now());
+      stream_logs(SteadyClock::now());
     }
-    if (pfds[kErr].revents != 0)
+    if (pfds[kErr].revents != 0) {
       open[kErr] = Drain(fd_of[kErr], out.stderr_text, limits.max_log_bytes, &stderr_total);
+      stream_logs(SteadyClock::now());
+    }
     if (pfds[kRes].revents != 0) {
       char buf[65536];
       while (true) {

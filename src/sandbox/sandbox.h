@@ -69,6 +69,8 @@ struct JobSpec {
   // may refuse the run, "update": whether the run counts (its report then carries the new
   // state)}. They run in the job's process, around the function (see runner.py).
   nlohmann::json policy;
+  // The same for the job's stderr (JobResult::stderr_text), with the same interval and chunk size.
+  std::function<void(std::string_view)> on_stderr;
   std::chrono::milliseconds stdout_interval{250};
   size_t stdout_chunk_bytes = size_t{64} << 10;
 };

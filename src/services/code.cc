@@ -509,6 +509,17 @@ Result<store::Job> CodeService::Deposit(const Principal& caller, const std::stri
   if (result.bytes.size() > options_.limits.max_result_bytes) {
     return InvalidArgumentError("the result is larger than the result limit");
   }
+  std::string meta_text;
+  if (result.meta) {
+    if (result.format != "csv") return InvalidArgumentError("only a csv result has a 'meta'");
+    try {
+      meta_text = result.meta->dump(-1, ' ', false, json::error_handler_t::strict);
+    } catch (const json::exception&) {
+      return InvalidArgumentError("'meta' is not valid UTF-8");
+    }
+    auto checked = data::ParseSidecar(meta_text, std::nullopt);
+    if (!checked.ok()) return InvalidArgumentError("'meta': " + checked.status().message());
+  }
   if (result.stdout_text.size() > options_.limits.max_log_bytes ||
       result.stderr_text.size() > options_.limits.max_log_bytes) {
     return InvalidArgumentError("'stdout' or 'stderr' is larger than the log limit");
@@ -528,6 +539,7 @@ Result<store::Job> CodeService::Deposit(const Principal& caller, const std::stri
   job.created_at = job.started_at = job.finished_at = clock_.NowMillis();
   job.result_format = result.format;
   job.result_size = size;
+  job.result_meta = std::move(meta_text);
   job.held = r.status != "approved";
   job.stdout_text = std::move(result.stdout_text);
   job.stderr_text = std::move(result.stderr_text);
@@ -856,7 +868,10 @@ Result<JobLogs> CodeService::Logs(const Principal& caller, const std::string& id
     logs.next_since = since + static_cast<int64_t>(output.stdout_text.size());
     logs.stdout_text = std::move(output.stdout_text);
   }
-  if (MaySeeErrorDetail(caller, job)) logs.stderr_text = std::move(output.stderr_text);
+  // While the job runs its stderr is the data owners' only (a mock run's user reads it at the end).
+  if (MaySeeErrorDetail(caller, job) && (logs.ended || IsOwner(caller))) {
+    logs.stderr_text = std::move(output.stderr_text);
+  }
   return logs;
 }
 
@@ -1095,20 +1110,31 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
   }
   const std::string result_path = ResultPath(job.id);
   // With output review on, everything a private run produces — result, stdout, and the error of a
-  // failed run, which may quote private values — waits for a data owner.
-  out.held = job.kind == "private" && settings_.Get().output_review;
+  // failed run, which may quote private values — waits for a data owner. Decided from the settings
+  // at each write, not at the start: review turned on while the job runs holds it (the store
+  // decides again in the same update, see Store::FinishJob).
+  auto review_now = [this, &job] { return job.kind == "private" && settings_.Get().output_review; };
   // The job's stdout goes to the store while it runs (live logs), marked held with it, so that
   // whoever may see its result can read it before the job ends (see Logs).
-  const bool held = out.held;
   bool streaming = true;
-  spec.on_stdout = [this, &job, held, &streaming](std::string_view chunk) {
+  spec.on_stdout = [this, &job, &review_now, &streaming](std::string_view chunk) {
     if (!streaming) return;
-    Status st = store_.AppendJobStdout(job.id, chunk, held);
+    Status st = store_.AppendJobStdout(job.id, chunk, review_now());
     if (st.ok()) return;
     streaming = false;  // the rest shows when the job ends
     spdlog::warn("job {}: its live stdout is not stored: {}", job.id, st.ToString());
   };
+  // Its stderr too, for data owners only while it runs (see Logs).
+  bool streaming_stderr = true;
+  spec.on_stderr = [this, &job, &streaming_stderr](std::string_view chunk) {
+    if (!streaming_stderr) return;
+    Status st = store_.AppendJobStderr(job.id, chunk);
+    if (st.ok()) return;
+    streaming_stderr = false;
+    spdlog::warn("job {}: its live stderr is not stored: {}", job.id, st.ToString());
+  };
   auto r = (*sandbox)->Run(spec, result_path, &cancel);
+  out.held = review_now();
   if (r.ok() && r->outcome == sandbox::Outcome::kOk && !r->result_meta.empty()) {
     // Written by the job: checked like an owner's upload, kept as the JSON text it is.
     auto meta = data::ParseSidecar(r->result_meta, std::nullopt);

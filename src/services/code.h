@@ -79,6 +79,9 @@ struct RunCode {
 struct DepositResult {
   std::string format;  // json | csv | npy | bytes
   std::string bytes;
+  // A CSV result's typed sidecar, as a run's result carries it (see data::ParseSidecar); none: the
+  // CSV is read as plain text.
+  std::optional<nlohmann::json> meta;
   std::string stdout_text;
   std::string stderr_text;  // for data owners, as a run's
 };

@@ -354,6 +354,49 @@ Result<std::string> CheckedSidecar(const std::string& asset, const char* which,
 
 }  // namespace
 
+namespace {
+
+// `subject` and its members, parents before their members, into `out`.
+Status FlattenDataSubject(const nlohmann::json& subject, const std::string& parent,
+                          const Principal& caller, int64_t now,
+                          std::vector<store::DataSubject>& out) {
+  store::DataSubject d;
+  d.name = subject.value("name", std::string());
+  if (d.name == parent) {
+    return InvalidArgumentError("data subject '" + d.name + "' can't be a member of itself");
+  }
+  d.description = subject.value("description", std::string());
+  d.aliases = subject.contains("aliases") ? subject["aliases"].dump() : "[]";
+  d.parent = parent;
+  d.created_by = *caller.user_id;
+  d.created_at = now;
+  out.push_back(d);
+  if (!subject.contains("members")) return Status::Ok();
+  for (const auto& member : subject["members"]) {
+    RETURN_IF_ERROR(FlattenDataSubject(member, d.name, caller, now, out));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<int> Datasets::AddDataSubject(const Principal& caller, const nlohmann::json& subject) {
+  if (!CanReadPrivate(caller) || !caller.user_id) {
+    return PermissionDeniedError("only data owners and admins add data subjects");
+  }
+  std::vector<store::DataSubject> flat;
+  RETURN_IF_ERROR(FlattenDataSubject(subject, "", caller, clock_.NowSeconds(), flat));
+  const bool lone = flat.size() == 1;
+  ASSIGN_OR_RETURN(int added, store_.InsertDataSubjects(flat, lone));
+  Audit(caller, "data_subject.add", "data_subject:" + flat[0].name, std::to_string(added) + " new");
+  return added;
+}
+
+Result<std::vector<store::DataSubject>> Datasets::ListDataSubjects(const Principal& caller) {
+  if (!caller.user_id) return PermissionDeniedError("log in to list data subjects");
+  return store_.ListDataSubjects();
+}
+
 Result<store::Dataset> Datasets::Create(const Principal& caller, const NewDataset& in) {
   if (!CanReadPrivate(caller) || !caller.user_id) {
     return PermissionDeniedError("only data owners and admins can create datasets");

@@ -115,6 +115,13 @@ class Datasets {
                                         uint64_t seed);
 
   Result<store::Dataset> Create(const Principal& caller, const NewDataset& input);
+
+  // The server-wide data subject registry. Data owners and admins add a subject (JSON as checked
+  // by the API: {name, description?, aliases?, members?}) with its members; a subject without
+  // members whose name is registered is refused (kAlreadyExists), members registered already are
+  // linked as they are. Returns how many subjects were new. Everyone logged in lists them.
+  Result<int> AddDataSubject(const Principal& caller, const nlohmann::json& subject);
+  Result<std::vector<store::DataSubject>> ListDataSubjects(const Principal& caller);
   // `needs_assets`: see Store::ListDatasets.
   Result<store::DatasetPage> List(
       const Principal& caller, const std::string& search, int64_t page, int64_t page_size,

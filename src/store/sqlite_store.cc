@@ -288,6 +288,24 @@ CREATE TABLE project_events (
 ALTER TABLE code_requests ADD COLUMN project_id TEXT;
 CREATE INDEX code_requests_project ON code_requests(project_id, created_at);
 )sql",
+    // Version 12: the server-wide data subject registry (PySyft's data_subject_registry), and
+    // which subject is a member of which.
+    R"sql(
+CREATE TABLE data_subjects (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL UNIQUE,
+  description TEXT NOT NULL DEFAULT '',
+  aliases TEXT NOT NULL DEFAULT '[]',
+  created_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE data_subject_members (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  parent TEXT NOT NULL REFERENCES data_subjects(name),
+  child TEXT NOT NULL REFERENCES data_subjects(name),
+  UNIQUE (parent, child)
+);
+)sql",
 };
 
 // Prepared statements kept for reuse, by SQL text: preparing a join costs more than running it
@@ -502,6 +520,13 @@ Dataset ReadDataset(const Stmt& s) {
 // errors and output may carry private values, so retrying them must not be free.
 constexpr const char* kCountedRun =
     "NOT (status = 'interrupted' OR (status = 'killed' AND started_at = 0))";
+
+// The held flag a running job's update writes: it stays raised once raised, rises when the caller
+// asks, and rises for a private run when the stored settings ask for output review at that update,
+// so a setting turned on while the job runs holds what it writes after the setting commits.
+constexpr const char* kHeldOnUpdate =
+    "max(held, ?, kind = 'private' AND "
+    "COALESCE((SELECT output_review FROM settings WHERE singleton = 1), 0) != 0)";
 
 constexpr const char* kCodeSelect =
     "SELECT c.id, c.user_id, c.name, c.version, c.source, c.code_hash, c.inputs, c.output_policy, "
@@ -928,6 +953,50 @@ class SqliteStore : public Store {
     return row ? s.Int(0) : 0;
   }
 
+  Result<int> InsertDataSubjects(const std::vector<DataSubject>& subjects,
+                                 bool refuse_registered) override {
+    std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(Begin());
+    auto added = InsertDataSubjectsLocked(subjects, refuse_registered);
+    if (!added.ok()) {
+      Rollback();
+      return added.status();
+    }
+    RETURN_IF_ERROR(Commit());
+    return added;
+  }
+
+  Result<std::vector<DataSubject>> ListDataSubjects() override {
+    std::lock_guard lock(mu_);
+    std::vector<DataSubject> out;
+    std::unordered_map<std::string, size_t> at;
+    {
+      Stmt s(stmts_,
+             "SELECT name, description, aliases, created_by, created_at FROM data_subjects "
+             "ORDER BY seq");
+      for (;;) {
+        ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) break;
+        DataSubject d;
+        d.name = s.Text(0);
+        d.description = s.Text(1);
+        d.aliases = s.Text(2);
+        d.created_by = s.Text(3);
+        d.created_at = s.Int(4);
+        at[d.name] = out.size();
+        out.push_back(std::move(d));
+      }
+    }
+    Stmt m(stmts_, "SELECT parent, child FROM data_subject_members ORDER BY seq");
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, m.Step());
+      if (!row) break;
+      auto it = at.find(m.Text(0));
+      if (it != at.end()) out[it->second].members.push_back(m.Text(1));
+    }
+    return out;
+  }
+
   Status InsertDataset(const Dataset& d) override {
     std::lock_guard lock(mu_);
     ++catalog_version_;  // before the change: a reader never keeps a stale page
@@ -1150,6 +1219,35 @@ class SqliteStore : public Store {
   }
 
   // REQUIRES: mu_ held, inside a transaction.
+  // REQUIRES: mu_ held, inside a transaction.
+  Result<int> InsertDataSubjectsLocked(const std::vector<DataSubject>& subjects,
+                                       bool refuse_registered) {
+    int added = 0;
+    for (size_t i = 0; i < subjects.size(); ++i) {
+      const DataSubject& d = subjects[i];
+      Stmt s(stmts_,
+             "INSERT INTO data_subjects (name, description, aliases, created_by, created_at) "
+             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING");
+      RETURN_IF_ERROR(s.Bind(d.name)
+                          .Bind(d.description)
+                          .Bind(d.aliases)
+                          .Bind(d.created_by)
+                          .Bind(d.created_at)
+                          .Run());
+      const bool inserted = sqlite3_changes(db_) > 0;
+      if (!inserted && i == 0 && refuse_registered) {
+        return AlreadyExistsError("a data subject named '" + d.name + "' is registered already");
+      }
+      added += inserted ? 1 : 0;
+      if (d.parent.empty()) continue;
+      Stmt link(stmts_,
+                "INSERT INTO data_subject_members (parent, child) VALUES (?, ?) "
+                "ON CONFLICT (parent, child) DO NOTHING");
+      RETURN_IF_ERROR(link.Bind(d.parent).Bind(d.name).Run());
+    }
+    return added;
+  }
+
   Status InsertDatasetLocked(const Dataset& d) {
     Stmt s(stmts_, (std::string("INSERT INTO datasets (") + kDatasetColumns +
                     ", deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)")
@@ -1611,10 +1709,17 @@ class SqliteStore : public Store {
 
   Status AppendJobStdout(const std::string& id, std::string_view chunk, bool held) override {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_,
-           "UPDATE jobs SET stdout = stdout || ?, held = max(held, ?) WHERE id = ? AND "
-           "status = 'running'");
+    Stmt s(stmts_, ("UPDATE jobs SET stdout = stdout || ?, held = " + std::string(kHeldOnUpdate) +
+                    " WHERE id = ? AND status = 'running'"));
     RETURN_IF_ERROR(s.Bind(std::string(chunk)).Bind(held).Bind(id).Run());
+    if (sqlite3_changes(db_) == 0) return FailedPreconditionError("the job is not running");
+    return Status::Ok();
+  }
+
+  Status AppendJobStderr(const std::string& id, std::string_view chunk) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "UPDATE jobs SET stderr = stderr || ? WHERE id = ? AND status = 'running'");
+    RETURN_IF_ERROR(s.Bind(std::string(chunk)).Bind(id).Run());
     if (sqlite3_changes(db_) == 0) return FailedPreconditionError("the job is not running");
     return Status::Ok();
   }
@@ -1715,12 +1820,11 @@ class SqliteStore : public Store {
 
   Status FinishJob(const Job& j) override {
     std::lock_guard lock(mu_);
-    Stmt s(
-        stmts_,
-        "UPDATE jobs SET status = ?, error = ?, failure = ?, error_detail = ?, "
-        "result_format = ?, result_size = ?, result = ?, held = max(held, ?), stdout = ?, "
-        "stderr = ?, finished_at = ?, kept_result_bytes = ?, kept_log_bytes = ?, result_meta = ? "
-        "WHERE id = ? AND status = 'running'");
+    Stmt s(stmts_, ("UPDATE jobs SET status = ?, error = ?, failure = ?, error_detail = ?, "
+                    "result_format = ?, result_size = ?, result = ?, held = " +
+                    std::string(kHeldOnUpdate) +
+                    ", stdout = ?, stderr = ?, finished_at = ?, kept_result_bytes = ?, "
+                    "kept_log_bytes = ?, result_meta = ? WHERE id = ? AND status = 'running'"));
     s.Bind(j.status).Bind(j.error).Bind(j.failure).Bind(j.error_detail);
     s.Bind(j.result_format).Bind(j.result_size);
     if (j.result_data) {
@@ -1872,8 +1976,8 @@ class SqliteStore : public Store {
     Stmt s(stmts_,
            "INSERT INTO jobs (id, code_id, user_id, kind, status, inputs, timeout_ms, created_at, "
            "started_at, finished_at, result_format, result_size, result, held, stdout, stderr, "
-           "kept_result_bytes, kept_log_bytes, priority, deposited) VALUES (?, ?, ?, 'private', "
-           "'completed', ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 1)");
+           "kept_result_bytes, kept_log_bytes, result_meta, priority, deposited) VALUES (?, ?, ?, "
+           "'private', 'completed', ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 1)");
     s.Bind(j.id).Bind(j.code_id).Bind(j.user_id).Bind(j.inputs);
     s.Bind(j.created_at).Bind(j.started_at).Bind(j.finished_at);
     s.Bind(j.result_format).Bind(j.result_size);
@@ -1887,6 +1991,7 @@ class SqliteStore : public Store {
         .Bind(j.stderr_text)
         .Bind(j.result_size)
         .Bind(static_cast<int64_t>(j.stdout_text.size() + j.stderr_text.size()))
+        .Bind(j.result_meta)
         .Run();
   }
 
@@ -1904,12 +2009,13 @@ class SqliteStore : public Store {
     auto done = [&]() -> Result<std::pair<int64_t, int64_t>> {
       Stmt q(stmts_,
              "UPDATE jobs SET status = 'queued', kept_result_bytes = 0, kept_log_bytes = 0, "
-             "stdout = '' WHERE status = 'running' AND attempts < ?");
+             "stdout = '', stderr = '' WHERE status = 'running' AND attempts < ?");
       RETURN_IF_ERROR(q.Bind(max_attempts).Run());
       int64_t requeued = sqlite3_changes(db_);
       Stmt i(stmts_,
              "UPDATE jobs SET status = 'interrupted', finished_at = ?, kept_result_bytes = 0, "
-             "kept_log_bytes = 0, stdout = '', error = 'interrupted: the server stopped while the "
+             "kept_log_bytes = 0, stdout = '', stderr = '', "
+             "error = 'interrupted: the server stopped while the "
              "job ran, ' || "
              "attempts || ' times' WHERE status = 'running'");
       RETURN_IF_ERROR(i.Bind(now).Run());

@@ -717,6 +717,7 @@ TEST_F(SqliteStoreTest, UpgradeFlagsMocksGeneratedBeforeVersion6) {
                          "DROP TABLE projects; "
                          "DROP TABLE request_decisions; "
                          "DROP TABLE code_policies; "
+                         "DROP TABLE data_subject_members; DROP TABLE data_subjects; "
                          "ALTER TABLE assets DROP COLUMN metadata; "
                          "ALTER TABLE blobs DROP COLUMN meta; "
                          "ALTER TABLE jobs DROP COLUMN result_meta; "
@@ -958,6 +959,42 @@ TEST_F(JobBytesTest, AnAppendNeverClearsTheHeldFlag) {
   ASSERT_TRUE(store_->AppendJobStdout(a.id, "before\n", true).ok());
   ASSERT_TRUE(store_->AppendJobStdout(a.id, "after\n", false).ok());
   EXPECT_TRUE(store_->ReadJobOutput(a.id, 0)->held);
+}
+
+// Output review turned on while a job runs holds a private run's later writes, whatever the runner
+// read from the settings before: the store reads the setting in the same update.
+TEST_F(JobBytesTest, OutputReviewStoredBeforeAnUpdateHoldsAPrivateRun) {
+  Job before = Running("u", "private");
+  Job mock = Running("u", "mock");
+  ASSERT_TRUE(store_->AppendJobStdout(before.id, "open\n", false).ok());
+  EXPECT_FALSE(store_->ReadJobOutput(before.id, 0)->held);
+  Settings s;
+  s.output_review = true;
+  ASSERT_TRUE(store_->PutSettings(s).ok());
+  ASSERT_TRUE(store_->AppendJobStdout(before.id, "after\n", false).ok());
+  EXPECT_TRUE(store_->ReadJobOutput(before.id, 0)->held);
+  Job finished = Finished("u", 4, "out", "private");
+  EXPECT_TRUE(store_->GetJob(finished.id)->held);
+  mock.status = "completed";
+  mock.finished_at = 1;
+  ASSERT_TRUE(store_->FinishJob(mock).ok());
+  EXPECT_FALSE(store_->GetJob(mock.id)->held);  // runs on the mocks are never held
+  s.output_review = false;
+  ASSERT_TRUE(store_->PutSettings(s).ok());
+  EXPECT_FALSE(store_->GetJob(Finished("u", 4, "out", "private").id)->held);
+}
+
+TEST_F(JobBytesTest, StderrIsAppendedOnlyToRunningJobsAndDroppedByRecovery) {
+  Job a = Running("u", "private");
+  ASSERT_TRUE(store_->AppendJobStderr(a.id, "warn 1\n").ok());
+  ASSERT_TRUE(store_->AppendJobStderr(a.id, "warn 2\n").ok());
+  EXPECT_EQ(store_->ReadJobOutput(a.id, 0)->stderr_text, "warn 1\nwarn 2\n");
+  EXPECT_FALSE(store_->ReadJobOutput(a.id, 0)->held);  // stderr is never the requester's here
+  Job done = Finished("u", 1, "out");
+  EXPECT_EQ(store_->AppendJobStderr(done.id, "late").code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->ReadJobOutput(done.id, 0)->stderr_text, "e");
+  ASSERT_TRUE(store_->RecoverJobs(2, 1).ok());
+  EXPECT_EQ(store_->ReadJobOutput(a.id, 0)->stderr_text, "");
 }
 
 TEST_F(JobBytesTest, StdoutIsAppendedOnlyToRunningJobs) {
@@ -1256,6 +1293,7 @@ TEST_F(JobBytesTest, UpgradeMovesTheErrorsOfPrivateRunsOutOfSight) {
                          "DROP TABLE projects; "
                          "DROP TABLE request_decisions; "
                          "DROP TABLE code_policies; "
+                         "DROP TABLE data_subject_members; DROP TABLE data_subjects; "
                          "PRAGMA user_version = 8",
                          nullptr, nullptr, nullptr),
             SQLITE_OK)

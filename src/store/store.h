@@ -120,6 +120,18 @@ struct Asset {
   std::optional<Blob> mock_blob;
 };
 
+// A data subject of the server-wide registry (who or what data is about), by its unique name.
+struct DataSubject {
+  std::string name;
+  std::string description;
+  std::string aliases = "[]";  // a JSON array of names
+  // On insert: the registered subject this one is a member of ('' for none). On read: ''.
+  std::string parent;
+  std::vector<std::string> members;  // read only: its members' names, in the order they were added
+  std::string created_by;            // user id
+  int64_t created_at = 0;            // unix seconds
+};
+
 struct Dataset {
   std::string id;
   std::string name;
@@ -392,6 +404,14 @@ class Store {
   virtual Result<std::vector<std::string>> UnusedBlobIds(int64_t before) = 0;
   virtual Result<int64_t> TotalBlobBytes() = 0;
 
+  // Registers `subjects` in one transaction, in order: each is inserted unless one of its name is
+  // registered already (then that one is kept as it is), and linked to its `parent` (inserted
+  // before it). kAlreadyExists (nothing changed) when `refuse_registered` and the first subject's
+  // name is registered already. Returns how many subjects were new.
+  virtual Result<int> InsertDataSubjects(const std::vector<DataSubject>& subjects,
+                                         bool refuse_registered) = 0;
+  // Every registered data subject, oldest first, with its members' names.
+  virtual Result<std::vector<DataSubject>> ListDataSubjects() = 0;
   // Inserts the dataset and its assets in one transaction. kAlreadyExists when a live dataset has
   // the name; kFailedPrecondition when a blob is already used by another asset.
   virtual Status InsertDataset(const Dataset& dataset) = 0;
@@ -487,6 +507,9 @@ class Store {
   // these bytes without the flag; the flag is never cleared here (a denial may have held the run
   // after it started). kFailedPrecondition when the job is not running.
   virtual Status AppendJobStdout(const std::string& id, std::string_view chunk, bool held) = 0;
+  // Appends `chunk` to the stderr of a running job (its live log, for data owners; FinishJob
+  // writes the whole stderr over it). kFailedPrecondition when the job is not running.
+  virtual Status AppendJobStderr(const std::string& id, std::string_view chunk) = 0;
   // Oldest first unless filter.newest_first.
   virtual Result<JobPage> ListJobs(const JobFilter& filter) = 0;
   // The newest completed private job of a code; kNotFound when none.
@@ -498,7 +521,8 @@ class Store {
   virtual Result<std::optional<Job>> LeaseNextJob(int64_t now) = 0;
   // Records the end of a running job: status, error, result and logs; the bytes it keeps are a
   // completed job's result_size plus the sizes of stdout and stderr. kFailedPrecondition when the
-  // job is not running (it was killed while queued, say).
+  // job is not running (it was killed while queued, say). A private run is held whatever
+  // `job.held` says when the stored settings ask for output review at the commit.
   virtual Status FinishJob(const Job& job) = 0;
   // Counts `result_bytes` and `log_bytes` as kept by a running job, before FinishJob, when the
   // user's other jobs keep at most `max_user_bytes` minus those (or always, without a maximum, or
@@ -524,8 +548,8 @@ class Store {
   // Lets the job's user read its error_detail. kNotFound when absent.
   virtual Status ReleaseJobError(const std::string& id) = 0;
   // Stores `job` as a completed private run whose result (result_data, else a file the caller
-  // wrote) a data owner deposited: it keeps result_size and its logs' bytes, and is held when
-  // `job.held`.
+  // wrote) a data owner deposited, with its result_meta: it keeps result_size and its logs' bytes,
+  // and is held when `job.held`.
   virtual Status InsertDepositedJob(const Job& job) = 0;
   // After a crash: running jobs leased fewer than `max_attempts` times go back to the queue, the
   // others end `interrupted`; none of them keeps bytes (see ChargeJobBytes) nor the stdout its

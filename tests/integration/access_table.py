@@ -485,6 +485,13 @@ def target_settings_change(world, caller, fresh):
 
 
 @target
+def target_new_data_subject(world, caller, fresh):
+    """A data subject of a name of its own (a registered name would be refused as a duplicate)."""
+    return Call(body={"name": "crawled " + uuid.uuid4().hex[:8], "members": [{"name": "member"}]},
+                probe=world.reader("/api/v1/data_subjects"))
+
+
+@target
 def target_csv_upload(world, caller, fresh):
     return Call(query="format=csv", raw=CSV)
 
@@ -919,6 +926,8 @@ TABLE = [
         rule("data_owner", ok=201, owner2=404, admin=404),
         note="a dataset may only use the caller's own blobs; another's is not found"),
     Row("GET", "/api/v1/datasets", "none", rule("guest")),
+    Row("POST", "/api/v1/data_subjects", "new_data_subject", rule("data_owner", ok=201)),
+    Row("GET", "/api/v1/data_subjects", "none", rule("data_scientist")),
     Row("GET", "/api/v1/datasets/{id}", "owner_dataset", rule("guest")),
     Row("PATCH", "/api/v1/datasets/{id}", "owner_dataset_change", rule("data_owner")),
     Row("DELETE", "/api/v1/datasets/{id}", "owner_dataset_fresh", rule("data_owner")),

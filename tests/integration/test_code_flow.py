@@ -817,3 +817,40 @@ def test_output_review_holds_results_until_an_owner_releases_them(launcher):
     assert isinstance(released, sy.SyftSuccess)
     assert pointer.get() == pytest.approx(PRIVATE_MEAN)
     assert "computed" in pointer.logs().stdout
+
+
+def test_output_review_turned_on_while_a_job_runs_holds_its_result(launcher):
+    """Security: whether a result is held is decided when the job ends, from the settings then."""
+    server = launcher.launch()
+    actors = make_code_actors(server.port)
+    scientist, owner = actors["scientist"].client, actors["owner"].client
+    admin = actors["admin"].client
+    asset = asset_of(scientist, upload_people(owner))
+    assert scientist.settings.output_review is False
+
+    @sy.syft_function_single_use(data=asset)
+    def slow_mean_run(data):
+        import time
+
+        print("computed")
+        time.sleep(3)
+        return float(data["age"].mean())
+
+    request_and_approve(scientist, owner, slow_mean_run)
+    job = scientist.code.slow_mean_run(data=asset, blocking=False)
+    wait_for_status(job, {"running"})
+    assert admin.settings.set_output_review(True)
+    wait_for_status(job, {"completed", "errored"})
+    assert job.status == "completed"
+    assert job.held
+    with pytest.raises(sy.FailedPreconditionError, match="held"):
+        job.get()
+    assert "computed" not in (job.logs().stdout or "")
+    resp = Api(server.port).get(
+        "/api/v1/jobs/{}/result".format(job.id), token=actors["scientist"].token
+    )
+    assert_error(resp, 409, "FAILED_PRECONDITION")
+
+    assert owner.jobs.get(job.id).release()
+    assert job.refresh().held is False
+    assert "computed" in job.logs().stdout

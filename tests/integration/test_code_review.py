@@ -343,3 +343,45 @@ def test_deposits_of_every_result_format_come_back_as_deposited(scientist, owner
         else:
             assert back == value
     assert not review.refresh().history  # depositing decides nothing
+
+
+def test_deposited_frames_series_and_arrays_round_trip_exactly(api, actors, scientist, owner,
+                                                               asset):
+    """A deposited value reads back exactly as a run's result does: CSV with its typed sidecar."""
+    import random
+
+    import roundtrip_values as rv
+
+    @sy.syft_function_single_use(data=asset)
+    def deposit_exact(data):
+        return data
+
+    request = scientist.code.request_code_execution(deposit_exact, reason="exact deposits")
+    review = owner.requests.get(request.id)
+    rng = random.Random(1207)
+    values = [rv.value_from(rng) for _ in range(30)]
+    values += [
+        pd.Series(["011", "02"], name="zip"),
+        pd.DataFrame({"when": pd.to_datetime(["2024-01-02", None]).tz_localize("UTC"),
+                      "kind": pd.Categorical(["b", "a"], categories=["b", "a"], ordered=True)},
+                     index=pd.Index([10, 20], name="row")),
+        pd.DataFrame({"x": [0.002004008016032064, 1.1312625250501003]}),
+    ]
+    jobs = [review.deposit_result(value) for value in values]
+    for value, job in zip(values, jobs):
+        rv.assert_same(value, owner.jobs.get(job.id).get())
+    review.approve()
+    for value, job in zip(values, jobs):
+        rv.assert_same(value, scientist.jobs.get(job.id).get())
+
+    # A sidecar that is not one, or on a format without one, is refused.
+    path = "/api/v1/requests/{}/deposit".format(request.id)
+    token = actors["owner"].token
+    for body in (
+        {"format": "json", "data": "1", "meta": {"datasite": "pandas/1", "kind": "frame"}},
+        {"format": "csv", "data": "a\r\n1\r\n", "meta": "not an object"},
+        {"format": "csv", "data": "a\r\n1\r\n", "meta": {"datasite": "other/9"}},
+        {"format": "csv", "data": "a\r\n1\r\n",
+         "meta": {"datasite": "pandas/1", "kind": "frame", "columns": [{"dtype": "pickle"}]}},
+    ):
+        assert_error(api.post(path, body, token=token), 400, "INVALID_ARGUMENT")

@@ -295,3 +295,26 @@ def test_wait_raises_on_timeout_and_the_job_goes_on(actors, asset):
         job.wait(timeout=0.3, progress=False)
     assert job.refresh().status in (sy.JobStatus.QUEUED, sy.JobStatus.RUNNING)
     job.kill()
+
+
+def test_stderr_streams_to_the_owner_only_while_the_job_runs(actors, asset, api):
+    def live_stderr_run(data):
+        import sys
+        import time
+
+        print("to stderr", file=sys.stderr, flush=True)
+        time.sleep(30)
+        return len(data)
+
+    code = submit(actors, asset, live_stderr_run, approve=True)
+    for job in (code(data=asset, blocking=False), code.mock(data=asset, blocking=False)):
+        owner_job = actors["owner"].client.jobs.get(job.id)
+        logs = until(owner_job.logs, lambda l: l.stderr, "stderr")
+        assert logs.stderr == "to stderr\n" and logs.ended is False
+        assert_running(job)
+        # Its data scientist reads no stderr while it runs, a mock run's neither.
+        assert not job.logs().stderr
+        raw = api.get("/api/v1/jobs/{}/logs".format(job.id), token=actors["scientist"].token)
+        assert raw.status == 200 and not raw.json.get("stderr"), raw.json
+        owner_job.kill()
+        assert owner_job.refresh().status is sy.JobStatus.KILLED
