@@ -9,6 +9,8 @@
 #include "services/accounts.h"
 #include "services/code.h"
 #include "services/datasets.h"
+#include "services/notifications.h"
+#include "services/password_reset.h"
 #include "services/settings.h"
 
 namespace datasite::api {
@@ -25,6 +27,9 @@ struct ApiContext {
   services::CodeService& code;
   // /readyz answers 200 only while this is true.
   const std::atomic<bool>& ready;
+  // Null where a test or fuzzer builds the API without them: their routes answer 503.
+  services::Notifications* notifications = nullptr;
+  services::PasswordResets* resets = nullptr;
 };
 
 // Adds every route of the API to `router`. `context` must outlive the router.
@@ -34,6 +39,9 @@ void AddDatasetRoutes(http::Router& router, ApiContext& context);
 
 // The code, request and job routes (part of AddRoutes).
 void AddCodeRoutes(http::Router& router, ApiContext& context);
+
+// The notification, mail settings and password reset routes (part of AddRoutes).
+void AddNotificationRoutes(http::Router& router, ApiContext& context);
 
 // The OpenAPI 3.0 document describing every route of `router`.
 std::string OpenApiDocument(const http::Router& router);

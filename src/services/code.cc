@@ -15,6 +15,7 @@
 #include "data/sidecar.h"
 #include "jobs/job_queue.h"
 #include "services/job_failure.h"
+#include "services/notifications.h"
 #include "services/source_check.h"
 
 namespace datasite::services {
@@ -309,7 +310,11 @@ Result<store::CodeRequest> CodeService::CreateRequest(const Principal& caller,
   r.reason = reason;
   r.status = "pending";
   r.created_at = r.updated_at = clock_.NowSeconds();
-  Status st = store_.InsertRequest(r);
+  Status st = store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.InsertRequest(r));
+    return notifications_ ? notifications_->OnNewRequest(tx, r, code.name) : Status::Ok();
+  });
+  if (notifications_ && st.ok()) notifications_->Wake();
   if (st.code() == StatusCode::kAlreadyExists) {
     return AlreadyExistsError("this code already has a request");
   }
@@ -354,8 +359,12 @@ Result<store::CodeRequest> CodeService::Approve(const Principal& caller, const s
         "this is a low-side server: it holds no private data, so code can't be approved to run "
         "on it");
   }
-  RETURN_IF_ERROR(
-      store_.DecideRequest(id, "approved", std::nullopt, *caller.user_id, clock_.NowSeconds()));
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(
+        tx.DecideRequest(id, "approved", std::nullopt, *caller.user_id, clock_.NowSeconds()));
+    return notifications_ ? notifications_->OnDecision(tx, r, "approved", *caller.user_id)
+                          : Status::Ok();
+  }));
   Audit(caller, "request.approve", id);
   return store_.GetRequest(id);
 }
@@ -367,7 +376,11 @@ Result<store::CodeRequest> CodeService::Deny(const Principal& caller, const std:
     return InvalidArgumentError("'reason' must be 1 to 10000 characters");
   }
   ASSIGN_OR_RETURN(store::CodeRequest r, GetRequest(caller, id));
-  RETURN_IF_ERROR(store_.DecideRequest(id, "denied", reason, *caller.user_id, clock_.NowSeconds()));
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.DecideRequest(id, "denied", reason, *caller.user_id, clock_.NowSeconds()));
+    return notifications_ ? notifications_->OnDecision(tx, r, "denied", *caller.user_id)
+                          : Status::Ok();
+  }));
   Audit(caller, "request.deny", id, reason.substr(0, 200));
   if (r.status == "approved") {
     // The store held the runs still going; they are stopped too.
@@ -771,7 +784,12 @@ Result<store::Job> CodeService::Release(const Principal& caller, const std::stri
         "nothing to release: job " + job.id +
         " holds no result (output review was off when it ran, or it was released already)");
   }
-  RETURN_IF_ERROR(store_.ReleaseJob(id));
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.ReleaseJob(id));
+    return notifications_ && job.kind == "private"
+               ? notifications_->OnResultReleased(tx, job, *caller.user_id)
+               : Status::Ok();
+  }));
   Audit(caller, "job.release", id);
   return store_.GetJob(id);
 }

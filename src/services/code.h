@@ -104,6 +104,8 @@ struct ResultFile {
 inline constexpr int64_t kMaxListPageSize = 1000;
 inline constexpr int64_t kDefaultJobPageSize = 500;
 
+class Notifications;
+
 // Safe for concurrent use.
 class CodeService {
  public:
@@ -116,6 +118,9 @@ class CodeService {
   // queued and wait.
   void SetSandbox(std::unique_ptr<sandbox::Sandbox> sandbox);
   void SetSandboxFailure(Status why);
+  // Where new requests, decisions and releases are announced (none until set). Call before
+  // serving.
+  void SetNotifications(Notifications* notifications) { notifications_ = notifications; }
   // Removes the files in the results directory that no completed job refers to: what the attempt of
   // a job running when the server died had written, and any other stray file. Call before the job
   // queue starts (no job may be running). Returns how many files it removed.
@@ -206,6 +211,7 @@ class CodeService {
   jobs::JobQueue& queue_;
   StorageMeter& storage_;
   const Clock& clock_;
+  Notifications* notifications_ = nullptr;  // Set once before serving.
   const CodeOptions options_;
 
   mutable std::mutex sandbox_mu_;

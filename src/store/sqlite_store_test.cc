@@ -714,6 +714,9 @@ TEST_F(SqliteStoreTest, UpgradeFlagsMocksGeneratedBeforeVersion6) {
                          "ALTER TABLE assets DROP COLUMN metadata; "
                          "ALTER TABLE blobs DROP COLUMN meta; "
                          "ALTER TABLE jobs DROP COLUMN result_meta; "
+                         "DROP TABLE notifications; DROP TABLE mail_outbox; "
+                         "DROP TABLE mail_settings; DROP TABLE mail_opt_outs; "
+                         "DROP TABLE password_resets; "
                          "PRAGMA user_version = 5",
                          nullptr, nullptr, nullptr),
             SQLITE_OK)
