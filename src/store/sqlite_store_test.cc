@@ -1247,6 +1247,9 @@ TEST_F(JobBytesTest, UpgradeMovesTheErrorsOfPrivateRunsOutOfSight) {
                          "ALTER TABLE jobs DROP COLUMN error_released; "
                          "ALTER TABLE jobs DROP COLUMN deposited; "
                          "DROP TABLE request_decisions; "
+                         "DROP TABLE notifications; DROP TABLE mail_outbox; "
+                         "DROP TABLE mail_settings; DROP TABLE mail_opt_outs; "
+                         "DROP TABLE password_resets; "
                          "PRAGMA user_version = 8",
                          nullptr, nullptr, nullptr),
             SQLITE_OK)
