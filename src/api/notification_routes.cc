@@ -175,7 +175,7 @@ void AddNotificationRoutes(http::Router& router, ApiContext& ctx) {
         ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"to"}));
         ASSIGN_OR_RETURN(auto to, body.OptionalString("to"));
         RETURN_IF_ERROR(notes->SendTestEmail(caller, to.value_or("")));
-        return Reply{202, {{"message", "A test mail was queued; it goes out within seconds."}}, {}};
+        return Reply{200, {{"message", "A test mail was queued; it goes out within seconds."}}, {}};
       },
       Schema({{"to", "string"}}));
   routes->Add("GET", "/api/v1/settings/notifications/outbox", Role::kAdmin, "settings",
