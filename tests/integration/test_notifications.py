@@ -10,8 +10,8 @@ import time
 import pytest
 
 from helpers import (PASSWORD, ROOT_EMAIL, ROOT_PASSWORD, Api, DetachedServer, assert_error,
-                     client_for, unique, unique_email)
-from dataset_helpers import marker
+                     client_for, needs_sandbox, unique, unique_email)
+from dataset_helpers import create_dataset, marker, new_blob
 
 aiosmtpd = pytest.importorskip("aiosmtpd.controller")
 
@@ -369,5 +369,49 @@ def test_expired_token_is_refused(binary, tmp_path_factory):
         assert [p["email"] for p in pending] == [user["email"]]
         notes = api.get("/api/v1/notifications", token=admin).json["items"]
         assert any(n["kind"] == "user.password_reset_pending" for n in notes)
+    finally:
+        proc.stop()
+
+
+# --- runs on private data -------------------------------------------------------------------
+
+@needs_sandbox
+def test_run_results_and_failures_mail_the_requester_without_private_values(
+        binary, tmp_path_factory, smtp):
+    proc, api = start_server(binary, tmp_path_factory, "--workers", "1")
+    try:
+        admin = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+        assert api.put("/api/v1/settings/notifications", {
+            "email_server": "127.0.0.1", "email_port": smtp.port, "email_security": "none",
+            "email_sender": "datasite@example.org"}, token=admin).status == 200
+        owner = api.login(api.create_user(admin, role="data_owner")["email"], PASSWORD)
+        sam = api.create_user(admin, role="data_scientist", name="Runner")
+        scientist = api.login(sam["email"], PASSWORD)
+        data = new_blob(api, owner, "csv", ("age,name\n30,{0}\n40,{0}\n".format(CANARY)).encode())
+        mock = new_blob(api, owner, "csv", b"age,name\n1,x\n2,y\n")
+        resp = create_dataset(api, owner, unique("people"),
+                              [{"name": "table", "data": data["id"], "mock": mock["id"]}])
+        assert resp.status == 201, resp
+        asset = resp.json["assets"][0]["id"]
+        outcomes = {}
+        for kind, body in (("ok", "return str(data['name'][0])"),
+                           ("fail", "raise ValueError(str(data['name'][0]))")):
+            name = unique("f").replace("-", "_")
+            code = api.post("/api/v1/code", {
+                "name": name, "inputs": {"data": {"asset_id": asset}},
+                "source": "def {}(data):\n    {}\n".format(name, body)}, token=scientist).json
+            req = api.post("/api/v1/requests", {"code_id": code["id"], "reason": "r"},
+                           token=scientist).json
+            assert api.post("/api/v1/requests/" + req["id"] + "/approve", {},
+                            token=owner).status == 200
+            outcomes[kind] = api.post("/api/v1/code/" + code["id"] + "/run", {},
+                                      token=scientist).json
+        assert outcomes["ok"]["status"] == "completed", outcomes["ok"]
+        assert outcomes["fail"]["status"] == "errored", outcomes["fail"]
+        time.sleep(2.5)
+        mails = smtp.inbox.to(sam["email"])
+        text = "\n".join(body_of(m) for m in mails)
+        assert "is ready" in text and "failed" in text
+        assert CANARY not in all_mail_text(smtp.inbox)
     finally:
         proc.stop()
