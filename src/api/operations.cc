@@ -40,7 +40,7 @@ const std::vector<BuiltIn>& Table() {
       {"GET", "/api/v1/settings", "settings", "get", {}},
       {"PATCH", "/api/v1/settings", "settings", "update", {}},
       {"GET", "/api/v1/settings/welcome", "settings", "welcome_show", {}},
-      {"GET", "/api/v1/settings/notifications", "settings", "get_notifications", {}},
+      {"GET", "/api/v1/settings/notifications", "notifications", "settings", {}},
       {"PUT", "/api/v1/settings/notifications", "settings", "enable_notifications", {}},
       {"DELETE", "/api/v1/settings/notifications", "settings", "disable_notifications", {}},
       {"POST", "/api/v1/settings/notifications/test", "settings", "send_test_email", {}},
