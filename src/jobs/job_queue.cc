@@ -157,10 +157,17 @@ void JobQueue::WorkerLoop() {
     job.finished_at = clock_.NowMillis();
     auto finish = [&] {
       if (!options_.on_finished) return store_.FinishJob(job);
-      return store_.InTransaction([&](store::Store& tx) -> Status {
+      Status st = store_.InTransaction([&](store::Store& tx) -> Status {
         RETURN_IF_ERROR(tx.FinishJob(job));
         return options_.on_finished(tx, job);
       });
+      if (st.ok() || st.code() == StatusCode::kFailedPrecondition) return st;
+      // The end of a job matters more than its notification: record it alone.
+      spdlog::error(
+          "jobs: cannot record the end of {} with its notifications ({}); recording it "
+          "without them",
+          job.id, st.ToString());
+      return store_.FinishJob(job);
     };
     Status st = finish();
     for (int attempt = 1; !st.ok() && st.code() != StatusCode::kFailedPrecondition && attempt < 5;

@@ -50,8 +50,8 @@ struct QueueOptions {
   // A job found running after a crash is run again until it has been leased this many times.
   int64_t max_attempts = 2;
   // Called with the store of the transaction that records a job's end (FinishJob), so what it
-  // writes (notifications, mail) commits with it; an error from it rolls the end back and the
-  // end is retried.
+  // writes (notifications, mail) commits with it; when that transaction fails, the end is
+  // recorded alone (a job's end matters more than its notification).
   std::function<Status(store::Store& tx, const store::Job& job)> on_finished;
 };
 
