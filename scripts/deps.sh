@@ -3,12 +3,13 @@
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates curl
-  libboost1.74-dev libboost-system1.74-dev nlohmann-json3-dev libsqlite3-dev sqlite3 libsodium-dev libssl-dev
+  libboost1.74-dev libboost-system1.74-dev nlohmann-json3-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev libsodium-dev libssl-dev
   libspdlog-dev libcli11-dev libicu-dev libgtest-dev libgmock-dev bubblewrap libseccomp-dev
   python3 python3-pytest python3-pandas python3-numpy
   python3-nbclient python3-ipykernel  # tests/pysyft_notebooks: PySyft's notebooks in a real kernel
   python3-venv python3-pip python3-setuptools python3-wheel  # pip install -e python into a venv
   python3-hypothesis  # the round-trip property tests (tests/integration/test_roundtrip_*.py)
+  python3-aiosmtpd  # tests/integration/test_notifications.py: a real SMTP server on loopback
   python3-zxcvbn  # its list of common passwords is built into the server (src/auth)
   clang-14 libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer and the sanitizers
   chromium  # tests/integration/test_display_browser.py, with playwright-core from npm (below)

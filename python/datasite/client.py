@@ -3,7 +3,7 @@
 import getpass
 
 from . import _api, _display, _warn, code as _code, datasets as _datasets, jobs as _jobs
-from . import requests as _requests, users as _users
+from . import notifications as _notifications, requests as _requests, users as _users
 from ._http import Transport, base_url_for
 from ._routes import API_PREFIX
 from .errors import SyftSuccess
@@ -122,6 +122,28 @@ class DatasiteClient:
     @property
     def settings(self):
         return Settings(self._transport.call("settings_get"), self)
+
+    @property
+    def notifications(self):
+        """The caller's notifications, oldest first (``mark_read()``, ``linked_obj.resolve``)."""
+        return _notifications.NotificationCollection(self)
+
+    def forgot_password(self, email):
+        """Asks for a password reset token by mail. The answer is the same whether or not an
+        account has this email."""
+        data = self._transport.call(
+            "auth_forgot_password", body={"email": email}, authenticated=False
+        )
+        return SyftSuccess((data or {}).get("message") or "Requested")
+
+    def reset_password(self, token, new_password):
+        """Sets a new password with a reset token; every session of the account ends."""
+        data = self._transport.call(
+            "auth_reset_password",
+            body={"token": token, "new_password": new_password},
+            authenticated=False,
+        )
+        return SyftSuccess((data or {}).get("message") or "Password updated")
 
     @property
     def datasets(self):

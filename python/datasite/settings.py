@@ -125,6 +125,50 @@ class Settings:
             return SyftSuccess("Settings unchanged.", value=self)
         return self.update(**changed)
 
+    def enable_notifications(
+        self,
+        email_username=None,
+        email_password=None,
+        email_sender=None,
+        email_server=None,
+        email_port=587,
+        email_security="starttls",
+        base_url=None,
+    ):
+        """Sets up mail over SMTP and turns notifications by mail on (admins).
+
+        ``email_security``: "starttls" (default), "tls" (SMTPS) or "none" (only for a relay on
+        this machine). ``base_url``: this server's public address, used in the links of mails.
+        The password is kept as a secret: no answer ever returns it.
+        """
+        body = {"email_server": email_server, "email_sender": email_sender, "email_port": email_port,
+                "email_security": email_security}
+        if email_username is not None:
+            body["email_username"] = email_username
+        if email_password is not None:
+            body["email_password"] = email_password
+        if base_url is not None:
+            body["base_url"] = base_url
+        self._client._transport.call("settings_notifications_enable", body=body)
+        object.__setattr__(self, "_data", dict(self._client._transport.call("settings_get") or {}))
+        return SyftSuccess("Notifications enabled successfully.")
+
+    def disable_notifications(self):
+        """Turns notifications by mail off (admins); the mail settings are kept."""
+        self._client._transport.call("settings_notifications_disable")
+        object.__setattr__(self, "_data", dict(self._client._transport.call("settings_get") or {}))
+        return SyftSuccess("Notifications disabled successfully.")
+
+    def notification_settings(self):
+        """The mail settings (admins), never the password."""
+        return self._client._transport.call("settings_notifications_get")
+
+    def send_test_email(self, to=None):
+        """Queues a test mail to ``to`` (default: you); it goes out within seconds."""
+        body = {"to": to} if to else {}
+        data = self._client._transport.call("settings_notifications_test", body=body)
+        return SyftSuccess((data or {}).get("message") or "Test mail queued")
+
     def get(self):
         """The settings as the server has them now (PySyft's ``settings.get()``)."""
         return Settings(self._client._transport.call("settings_get"), self._client)

@@ -336,6 +336,18 @@ class UserCollection:
 
     view = get
 
+    def request_password_reset(self, uid):
+        """Admins: a one-time password reset token for the user, returned here (as PySyft does)
+        and mailed to the user when the server sends mail. Give it to the user by a channel you
+        trust; it expires and works once."""
+        uid = getattr(uid, "id", uid)
+        data = self._call("user_password_reset", path_params={"id": uid})
+        return data["token"]
+
+    def pending_password_resets(self):
+        """Admins: password resets not used and not expired (never their tokens)."""
+        return (self._call("password_resets_list") or {}).get("items", [])
+
     def create(
         self,
         name,

@@ -10,6 +10,8 @@
 #include "services/code.h"
 #include "services/datasets.h"
 #include "services/projects.h"
+#include "services/notifications.h"
+#include "services/password_reset.h"
 #include "services/settings.h"
 
 namespace datasite::api {
@@ -27,6 +29,9 @@ struct ApiContext {
   services::ProjectService& projects;
   // /readyz answers 200 only while this is true.
   const std::atomic<bool>& ready;
+  // Null where a test or fuzzer builds the API without them: their routes answer 503.
+  services::Notifications* notifications = nullptr;
+  services::PasswordResets* resets = nullptr;
 };
 
 // Adds every route of the API to `router`. `context` must outlive the router.
@@ -39,6 +44,8 @@ void AddCodeRoutes(http::Router& router, ApiContext& context);
 
 // The project routes (part of AddRoutes).
 void AddProjectRoutes(http::Router& router, ApiContext& context);
+// The notification, mail settings and password reset routes (part of AddRoutes).
+void AddNotificationRoutes(http::Router& router, ApiContext& context);
 
 // The OpenAPI 3.0 document describing every route of `router`.
 std::string OpenApiDocument(const http::Router& router);

@@ -433,6 +433,7 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
   AddDatasetRoutes(router, ctx);
   AddCodeRoutes(router, ctx);
   AddProjectRoutes(router, ctx);
+  AddNotificationRoutes(router, ctx);
 }
 
 std::string OpenApiDocument(const http::Router& router) {

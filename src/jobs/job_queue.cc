@@ -155,11 +155,25 @@ void JobQueue::WorkerLoop() {
     job.stdout_text = std::move(out.stdout_text);
     job.stderr_text = std::move(out.stderr_text);
     job.finished_at = clock_.NowMillis();
-    Status st = store_.FinishJob(job);
+    auto finish = [&] {
+      if (!options_.on_finished) return store_.FinishJob(job);
+      Status st = store_.InTransaction([&](store::Store& tx) -> Status {
+        RETURN_IF_ERROR(tx.FinishJob(job));
+        return options_.on_finished(tx, job);
+      });
+      if (st.ok() || st.code() == StatusCode::kFailedPrecondition) return st;
+      // The end of a job matters more than its notification: record it alone.
+      spdlog::error(
+          "jobs: cannot record the end of {} with its notifications ({}); recording it "
+          "without them",
+          job.id, st.ToString());
+      return store_.FinishJob(job);
+    };
+    Status st = finish();
     for (int attempt = 1; !st.ok() && st.code() != StatusCode::kFailedPrecondition && attempt < 5;
          ++attempt) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
-      st = store_.FinishJob(job);
+      st = finish();
     }
     if (!st.ok()) spdlog::error("jobs: cannot record the end of {}: {}", job.id, st.ToString());
     {

@@ -49,6 +49,10 @@ struct QueueOptions {
   int workers = 1;
   // A job found running after a crash is run again until it has been leased this many times.
   int64_t max_attempts = 2;
+  // Called with the store of the transaction that records a job's end (FinishJob), so what it
+  // writes (notifications, mail) commits with it; when that transaction fails, the end is
+  // recorded alone (a job's end matters more than its notification).
+  std::function<Status(store::Store& tx, const store::Job& job)> on_finished;
 };
 
 bool IsFinal(const std::string& status);

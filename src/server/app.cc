@@ -28,6 +28,9 @@ struct App::Parts {
   std::unique_ptr<jobs::JobQueue> queue;
   std::unique_ptr<services::CodeService> code;
   std::unique_ptr<services::ProjectService> projects;
+  std::unique_ptr<net::MailTransport> mail;
+  std::unique_ptr<services::Notifications> notifications;  // before the store goes
+  std::unique_ptr<services::PasswordResets> resets;
   std::thread sandbox_starter;
 
   ~Parts() {
@@ -137,8 +140,18 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
                                                      config.datasets);
   RETURN_IF_ERROR(p->datasets->Recover());
 
-  p->queue = std::make_unique<jobs::JobQueue>(*p->store, clock,
-                                              jobs::QueueOptions{.workers = config.workers});
+  p->mail = net::NewCurlMailTransport();
+  p->notifications = std::make_unique<services::Notifications>(*p->store, clock, *p->settings,
+                                                               *p->mail, config.notifications);
+  p->accounts->SetNotifications(p->notifications.get());
+  p->resets = std::make_unique<services::PasswordResets>(*p->store, clock, *p->accounts,
+                                                         *p->notifications, config.password_reset);
+  jobs::QueueOptions queue_options{.workers = config.workers};
+  queue_options.on_finished = [notifications = p->notifications.get()](store::Store& tx,
+                                                                       const store::Job& job) {
+    return notifications->OnJobEnded(tx, job);
+  };
+  p->queue = std::make_unique<jobs::JobQueue>(*p->store, clock, queue_options);
   services::CodeOptions code_options;
   code_options.results_dir = ResultsPath(config.data_dir);
   code_options.max_timeout_ms = config.job_timeout_seconds * 1000;
@@ -146,6 +159,7 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   code_options.quotas = config.job_quotas;
   p->code = std::make_unique<services::CodeService>(*p->store, *p->blobs, *p->settings, *p->queue,
                                                     p->datasets->storage(), clock, code_options);
+  p->code->SetNotifications(p->notifications.get());
 
   if (config.workers == 0) {
     p->code->SetSandboxFailure(
@@ -172,7 +186,7 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
 
   p->projects = std::make_unique<services::ProjectService>(*p->store, *p->code, clock);
   p->api.reset(new api::ApiContext{*p->accounts, *p->settings, *p->datasets, *p->code, *p->projects,
-                                   p->ready});
+                                   p->ready, p->notifications.get(), p->resets.get()});
   api::AddRoutes(p->router, *p->api);
   http::ServerOptions options;
   options.host = config.host;
@@ -203,6 +217,7 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
       [code = p->code.get()](const store::Job& job, const std::atomic<bool>& cancel) {
         return code->RunJob(job, cancel);
       }));
+  p->notifications->Start();
   p->http->Start();
   p->ready = true;
   return std::unique_ptr<App>(new App(std::move(p)));
@@ -217,11 +232,15 @@ void App::Stop(std::chrono::milliseconds grace) {
   parts_->queue->Stop();
   parts_->http->Shutdown(grace);
   if (parts_->sandbox_starter.joinable()) parts_->sandbox_starter.join();
+  if (parts_->notifications) parts_->notifications->Stop();
   parts_->code.reset();
   parts_->queue.reset();
   parts_->http.reset();
   parts_->datasets.reset();
   parts_->blobs.reset();
+  parts_->resets.reset();
+  parts_->notifications.reset();
+  parts_->mail.reset();
   parts_->accounts.reset();
   parts_->settings.reset();
   parts_->store.reset();  // closes the database cleanly

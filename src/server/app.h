@@ -15,6 +15,8 @@
 #include "services/accounts.h"
 #include "services/code.h"
 #include "services/datasets.h"
+#include "services/notifications.h"
+#include "services/password_reset.h"
 #include "services/settings.h"
 
 namespace datasite::server {
@@ -38,6 +40,8 @@ struct AppConfig {
   std::string python = "/usr/bin/python3";
   sandbox::Limits job_limits;  // per job (the wall-clock limit is job_timeout_seconds)
   services::JobQuotas job_quotas;
+  services::NotificationsOptions notifications;
+  services::PasswordResetOptions password_reset;
   int io_threads = 2;
   int request_threads = 4;
   int heavy_threads = 2;

@@ -103,6 +103,18 @@ int main(int argc, char** argv) {
                 "Most bytes the server keeps: uploads, job results and job logs together")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 55));
+  l->add_option("--mail-batch-ms", launch.app.notifications.batch_window_ms,
+                "A recipient's notification mails within this window go out as one")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{86'400'000}));
+  l->add_option("--mail-retry-max-ms", launch.app.notifications.retry_max_ms,
+                "Longest wait between two attempts to send a mail (the waits double up to it)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{100}, int64_t{86'400'000}));
+  l->add_option("--password-reset-ttl-seconds", launch.app.password_reset.token_ttl_seconds,
+                "How long a password reset token stays valid")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{7 * 86'400}));
   l->add_option("--max-queued-jobs-per-user", launch.app.job_quotas.max_unfinished_jobs,
                 "Jobs one data scientist may have queued or running at once; more are refused "
                 "(429). Data owners and admins are not limited, and their runs go first")

@@ -10,6 +10,7 @@
 #include "auth/password.h"
 #include "auth/token.h"
 #include "core/random.h"
+#include "services/notifications.h"
 
 namespace datasite::services {
 
@@ -346,11 +347,15 @@ Result<store::User> Accounts::Insert(const NewUser& input, Role role) {
                    false,
                    now,
                    now};
-  Status st = store_.InsertUser(user);
+  Status st = store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.InsertUser(user));
+    return notifications_ ? notifications_->OnNewAccount(tx, user) : Status::Ok();
+  });
   if (st.code() == StatusCode::kAlreadyExists) {
     return AlreadyExistsError("a user with email " + email + " already exists");
   }
   RETURN_IF_ERROR(st);
+  if (notifications_) notifications_->Wake();
   return user;
 }
 
@@ -560,6 +565,13 @@ Status Accounts::ChangePassword(const Principal& caller, const std::string& old_
   RETURN_IF_ERROR(store_.DeleteUserSessions(user.id, caller.token_hash));
   Audit(caller, "user.change_password", "user:" + user.id);
   return Status::Ok();
+}
+
+Result<std::string> Accounts::HashPasswordForReset(std::string_view password,
+                                                   std::string_view email) {
+  RETURN_IF_ERROR(auth::CheckNewPassword(password, email, options_.password_rules).status());
+  ASSIGN_OR_RETURN(auto slot, HashingSlot());
+  return HashNewPassword(password, email);
 }
 
 std::string Accounts::PasswordWarning(std::string_view password, std::string_view email) const {

@@ -75,10 +75,14 @@ struct RegisterResult {
   std::optional<store::User> user;  // only for data owners and admins
 };
 
+class Notifications;
+
 // Safe for concurrent use.
 class Accounts {
  public:
   Accounts(store::Store& store, const Clock& clock, AccountsOptions options);
+  // Where new accounts are announced (none until set). Call before serving.
+  void SetNotifications(Notifications* notifications) { notifications_ = notifications; }
 
   // True when the database has no user yet, so the root admin must be made.
   Result<bool> NeedsRootAdmin();
@@ -134,6 +138,9 @@ class Accounts {
                         const std::string& new_password, const std::string& client_address);
   // Deletes expired sessions if the last sweep is older than the sweep interval.
   void MaybeSweepSessions();
+  // For a password reset: checks `password` against the rules for new passwords of `email` and
+  // hashes it, on a hashing slot (kResourceExhausted asks to retry when none is free).
+  Result<std::string> HashPasswordForReset(std::string_view password, std::string_view email);
 
  private:
   Status Validate(const NewUser& input) const;
@@ -163,6 +170,7 @@ class Accounts {
   store::Store& store_;
   const Clock& clock_;
   const AccountsOptions options_;
+  Notifications* notifications_ = nullptr;  // Set once before serving.
   auth::LoginThrottle login_throttle_;
   auth::RateLimiter guest_sessions_;            // by client address
   auth::RateLimiter password_change_failures_;  // by "user:<id>" and "address:<address>"

@@ -16,6 +16,7 @@
 #include "jobs/job_queue.h"
 #include "services/job_failure.h"
 #include "services/projects.h"
+#include "services/notifications.h"
 #include "services/source_check.h"
 
 namespace datasite::services {
@@ -403,18 +404,29 @@ Result<store::CodeRequest> CodeService::CreateRequest(const Principal& caller,
                                                       const std::string& code_id,
                                                       const std::string& reason) {
   ASSIGN_OR_RETURN(store::CodeRequest r, NewRequest(caller, code_id, reason));
-  Status st = store_.InsertRequest(r);
+  Status st = store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.InsertRequest(r));
+    return AnnounceRequest(tx, r);
+  });
+  WakeNotifier(st);
   if (st.code() == StatusCode::kAlreadyExists) {
     return AlreadyExistsError("this code already has a request");
   }
   RETURN_IF_ERROR(st);
   auto code = store_.GetCode(r.code_id);
   Audit(caller, "request.submit", r.id, code.ok() ? code->name : "");
-  AnnounceRequest(r);
   return store_.GetRequest(r.id);
 }
 
-void CodeService::AnnounceRequest(const store::CodeRequest& request) { (void)request; }
+Status CodeService::AnnounceRequest(store::Store& tx, const store::CodeRequest& request) {
+  if (!notifications_) return Status::Ok();
+  ASSIGN_OR_RETURN(store::UserCode code, tx.GetCode(request.code_id));
+  return notifications_->OnNewRequest(tx, request, code.name);
+}
+
+void CodeService::WakeNotifier(const Status& committed) {
+  if (notifications_ && committed.ok()) notifications_->Wake();
+}
 
 Result<store::RequestPage> CodeService::ListRequests(const Principal& caller,
                                                      const std::optional<std::string>& status,
@@ -456,7 +468,9 @@ Result<store::CodeRequest> CodeService::Approve(const Principal& caller, const s
   const int64_t now = clock_.NowSeconds();
   RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.DecideRequest(id, "approved", std::nullopt, *caller.user_id, now));
-    return AppendDecisionEvent(tx, r, "approved", std::nullopt, *caller.user_id, now);
+    RETURN_IF_ERROR(AppendDecisionEvent(tx, r, "approved", std::nullopt, *caller.user_id, now));
+    return notifications_ ? notifications_->OnDecision(tx, r, "approved", *caller.user_id)
+                          : Status::Ok();
   }));
   Audit(caller, "request.approve", id);
   return store_.GetRequest(id);
@@ -472,7 +486,9 @@ Result<store::CodeRequest> CodeService::Deny(const Principal& caller, const std:
   const int64_t now = clock_.NowSeconds();
   RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.DecideRequest(id, "denied", reason, *caller.user_id, now));
-    return AppendDecisionEvent(tx, r, "denied", reason, *caller.user_id, now);
+    RETURN_IF_ERROR(AppendDecisionEvent(tx, r, "denied", reason, *caller.user_id, now));
+    return notifications_ ? notifications_->OnDecision(tx, r, "denied", *caller.user_id)
+                          : Status::Ok();
   }));
   Audit(caller, "request.deny", id, reason.substr(0, 200));
   if (r.status == "approved") {
@@ -893,7 +909,12 @@ Result<store::Job> CodeService::Release(const Principal& caller, const std::stri
         "nothing to release: job " + job.id +
         " holds no result (output review was off when it ran, or it was released already)");
   }
-  RETURN_IF_ERROR(store_.ReleaseJob(id));
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.ReleaseJob(id));
+    return notifications_ && job.kind == "private"
+               ? notifications_->OnResultReleased(tx, job, *caller.user_id)
+               : Status::Ok();
+  }));
   Audit(caller, "job.release", id);
   return store_.GetJob(id);
 }

@@ -111,6 +111,8 @@ struct ResultFile {
 inline constexpr int64_t kMaxListPageSize = 1000;
 inline constexpr int64_t kDefaultJobPageSize = 500;
 
+class Notifications;
+
 // Safe for concurrent use.
 class CodeService {
  public:
@@ -123,6 +125,9 @@ class CodeService {
   // queued and wait.
   void SetSandbox(std::unique_ptr<sandbox::Sandbox> sandbox);
   void SetSandboxFailure(Status why);
+  // Where new requests, decisions and releases are announced (none until set). Call before
+  // serving.
+  void SetNotifications(Notifications* notifications) { notifications_ = notifications; }
   // Removes the files in the results directory that no completed job refers to: what the attempt of
   // a job running when the server died had written, and any other stray file. Call before the job
   // queue starts (no job may be running). Returns how many files it removed.
@@ -142,9 +147,11 @@ class CodeService {
   // it with its event in one transaction).
   Result<store::CodeRequest> NewRequest(const Principal& caller, const std::string& code_id,
                                         const std::string& reason);
-  // Called once a new request is committed, wherever it was made (CreateRequest, a project):
-  // the one place a new request would notify the data owners. Notifications are not built here.
-  void AnnounceRequest(const store::CodeRequest& request);
+  // Called in the transaction that inserts a new request, wherever it was made (CreateRequest, a
+  // project): the one place a new request notifies the data owners (rows in `tx`). After the
+  // commit, WakeNotifier(status of the transaction) lets the mail sender go.
+  Status AnnounceRequest(store::Store& tx, const store::CodeRequest& request);
+  void WakeNotifier(const Status& committed);
   // `project_id`: only the requests of that project.
   Result<store::RequestPage> ListRequests(const Principal& caller,
                                           const std::optional<std::string>& status,
@@ -226,6 +233,7 @@ class CodeService {
   jobs::JobQueue& queue_;
   StorageMeter& storage_;
   const Clock& clock_;
+  Notifications* notifications_ = nullptr;  // Set once before serving.
   const CodeOptions options_;
 
   mutable std::mutex sandbox_mu_;

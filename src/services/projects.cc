@@ -151,6 +151,7 @@ Result<store::Project> ProjectService::Create(const Principal& caller, const New
         return AlreadyExistsError("the code " + r.code_id + " already has a request");
       }
       RETURN_IF_ERROR(req);
+      RETURN_IF_ERROR(code_.AnnounceRequest(tx, r));
       store::ProjectEvent e = MakeEvent(caller, p.id, "request", r.reason);
       e.request_id = r.id;
       ASSIGN_OR_RETURN(e.seq, tx.AppendProjectEvent(e));
@@ -160,9 +161,9 @@ Result<store::Project> ProjectService::Create(const Principal& caller, const New
     }
     return Status::Ok();
   });
+  code_.WakeNotifier(st);
   RETURN_IF_ERROR(st);
   ASSIGN_OR_RETURN(store::Project created, store_.GetProject(p.id));
-  for (const auto& r : requests) code_.AnnounceRequest(r);
   for (const auto& e : events) Notify(created, e);
   return created;
 }
@@ -226,10 +227,11 @@ Result<store::CodeRequest> ProjectService::AddCodeRequest(const Principal& calle
       return AlreadyExistsError("this code already has a request");
     }
     RETURN_IF_ERROR(inserted);
+    RETURN_IF_ERROR(code_.AnnounceRequest(tx, r));
     ASSIGN_OR_RETURN(e.seq, tx.AppendProjectEvent(e));
     return tx.AppendAudit({e.at, caller.AuditName(), "request.submit", r.id, p.id});
   }));
-  code_.AnnounceRequest(r);
+  code_.WakeNotifier(Status::Ok());
   Notify(p, e);
   return store_.GetRequest(r.id);
 }

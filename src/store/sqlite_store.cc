@@ -306,6 +306,62 @@ CREATE TABLE data_subject_members (
   UNIQUE (parent, child)
 );
 )sql",
+    // Version 13: in-app notifications, the mail outbox, the mail settings (one row; its password
+    // is a secret no route returns), users' opt-out of mail, and password reset tokens (hashed).
+    R"sql(
+CREATE TABLE notifications (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  from_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  link_kind TEXT NOT NULL,
+  link_id TEXT NOT NULL,
+  read INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX notifications_user ON notifications(user_id, seq);
+CREATE TABLE mail_outbox (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  recipient TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  body_text TEXT NOT NULL,
+  body_html TEXT NOT NULL,
+  batchable INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  not_before INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  sent_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX mail_outbox_unsent ON mail_outbox(sent_at, not_before);
+CREATE INDEX mail_outbox_recipient ON mail_outbox(recipient, sent_at);
+CREATE TABLE mail_settings (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  host TEXT NOT NULL,
+  port INTEGER NOT NULL,
+  security TEXT NOT NULL,
+  username TEXT NOT NULL,
+  password TEXT NOT NULL,
+  sender TEXT NOT NULL,
+  base_url TEXT NOT NULL
+);
+CREATE TABLE mail_opt_outs (
+  user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE
+);
+CREATE TABLE password_resets (
+  token_hash BLOB PRIMARY KEY,
+  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  requested_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  used_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX password_resets_user ON password_resets(user_id);
+)sql",
 };
 
 // Prepared statements kept for reuse, by SQL text: preparing a join costs more than running it
@@ -664,6 +720,56 @@ Job ReadJob(const Stmt& s) {
   j.error_released = s.Int(25) != 0;
   j.deposited = s.Int(26) != 0;
   return j;
+}
+
+constexpr const char* kNotificationSelect =
+    "SELECT n.id, n.user_id, n.from_id, n.kind, n.subject, n.link_kind, n.link_id, n.read, "
+    "n.created_at, coalesce(u.name, '') FROM notifications n LEFT JOIN users u ON u.id = "
+    "n.from_id";
+
+Notification ReadNotification(Stmt& s) {
+  Notification n;
+  n.id = s.Text(0);
+  n.user_id = s.Text(1);
+  n.from_id = s.Text(2);
+  n.kind = s.Text(3);
+  n.subject = s.Text(4);
+  n.link_kind = s.Text(5);
+  n.link_id = s.Text(6);
+  n.read = s.Int(7) != 0;
+  n.created_at = s.Int(8);
+  n.from_name = s.Text(9);
+  return n;
+}
+
+constexpr const char* kOutboxSelect =
+    "SELECT seq, recipient, user_id, kind, subject, body_text, body_html, batchable, created_at, "
+    "not_before, attempts, last_error, sent_at FROM mail_outbox";
+
+OutboxMail ReadOutbox(Stmt& s) {
+  OutboxMail m;
+  m.seq = s.Int(0);
+  m.recipient = s.Text(1);
+  m.user_id = s.Text(2);
+  m.kind = s.Text(3);
+  m.subject = s.Text(4);
+  m.text = s.Text(5);
+  m.html = s.Text(6);
+  m.batchable = s.Int(7) != 0;
+  m.created_at = s.Int(8);
+  m.not_before = s.Int(9);
+  m.attempts = s.Int(10);
+  m.last_error = s.Text(11);
+  m.sent_at = s.Int(12);
+  return m;
+}
+
+constexpr const char* kResetSelect =
+    "SELECT r.token_hash, r.user_id, r.requested_by, r.created_at, r.expires_at, r.used_at, "
+    "coalesce(u.email, '') FROM password_resets r LEFT JOIN users u ON u.id = r.user_id";
+
+PasswordReset ReadReset(Stmt& s) {
+  return {s.Blob(0), s.Text(1), s.Text(2), s.Int(3), s.Int(4), s.Int(5), s.Text(6)};
 }
 
 class SqliteStore : public Store {
@@ -1186,6 +1292,204 @@ class SqliteStore : public Store {
       out.push_back({s.Int(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4)});
     }
     return out;
+  }
+
+  Status InsertNotification(const Notification& n) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "INSERT INTO notifications (id, user_id, from_id, kind, subject, link_kind, link_id, "
+           "read, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    return s.Bind(n.id)
+        .Bind(n.user_id)
+        .Bind(n.from_id)
+        .Bind(n.kind)
+        .Bind(n.subject)
+        .Bind(n.link_kind)
+        .Bind(n.link_id)
+        .Bind(n.read)
+        .Bind(n.created_at)
+        .Run();
+  }
+
+  Result<NotificationPage> ListNotifications(const std::string& user_id, int64_t offset,
+                                             int64_t limit) override {
+    std::lock_guard lock(mu_);
+    NotificationPage page;
+    {
+      Stmt c(stmts_, "SELECT count(*) FROM notifications WHERE user_id = ?");
+      c.Bind(user_id);
+      ASSIGN_OR_RETURN(bool row, c.Step());
+      page.total = row ? c.Int(0) : 0;
+    }
+    Stmt s(stmts_, std::string(kNotificationSelect) +
+                       " WHERE n.user_id = ? ORDER BY n.seq LIMIT ? OFFSET ?");
+    s.Bind(user_id).Bind(limit).Bind(offset);
+    ASSIGN_OR_RETURN(page.items, ReadAll(s, ReadNotification));
+    return page;
+  }
+
+  Result<Notification> GetNotification(const std::string& user_id, const std::string& id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, std::string(kNotificationSelect) + " WHERE n.user_id = ? AND n.id = ?");
+    s.Bind(user_id).Bind(id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("notification not found");
+    return ReadNotification(s);
+  }
+
+  Status SetNotificationRead(const std::string& user_id, const std::string& id,
+                             bool read) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "UPDATE notifications SET read = ? WHERE user_id = ? AND id = ?");
+    RETURN_IF_ERROR(s.Bind(read).Bind(user_id).Bind(id).Run());
+    if (sqlite3_changes(db_) == 0) return NotFoundError("notification not found");
+    return Status::Ok();
+  }
+
+  Result<int64_t> EnqueueMail(const OutboxMail& m) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "INSERT INTO mail_outbox (recipient, user_id, kind, subject, body_text, body_html, "
+           "batchable, created_at, not_before) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    RETURN_IF_ERROR(s.Bind(m.recipient)
+                        .Bind(m.user_id)
+                        .Bind(m.kind)
+                        .Bind(m.subject)
+                        .Bind(m.text)
+                        .Bind(m.html)
+                        .Bind(m.batchable)
+                        .Bind(m.created_at)
+                        .Bind(m.not_before)
+                        .Run());
+    return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+  }
+
+  Result<std::vector<OutboxMail>> DueMail(int64_t now_ms, int64_t limit) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, std::string(kOutboxSelect) +
+                       " WHERE sent_at = 0 AND recipient IN (SELECT recipient FROM mail_outbox "
+                       "WHERE sent_at = 0 AND not_before <= ?) ORDER BY seq LIMIT ?");
+    s.Bind(now_ms).Bind(limit);
+    return ReadAll(s, ReadOutbox);
+  }
+
+  Status MarkMailSent(const std::vector<int64_t>& seqs, int64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(Begin());
+    for (int64_t seq : seqs) {
+      Stmt s(stmts_, "UPDATE mail_outbox SET sent_at = ? WHERE seq = ?");
+      if (Status st = s.Bind(now_ms).Bind(seq).Run(); !st.ok()) {
+        Rollback();
+        return st;
+      }
+    }
+    return Commit();
+  }
+
+  Status MarkMailFailed(const std::vector<int64_t>& seqs, int64_t retry_at_ms,
+                        const std::string& error) override {
+    std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(Begin());
+    for (int64_t seq : seqs) {
+      Stmt s(stmts_,
+             "UPDATE mail_outbox SET attempts = attempts + 1, not_before = ?, last_error = ? "
+             "WHERE seq = ? AND sent_at = 0");
+      if (Status st = s.Bind(retry_at_ms).Bind(error).Bind(seq).Run(); !st.ok()) {
+        Rollback();
+        return st;
+      }
+    }
+    return Commit();
+  }
+
+  Result<std::vector<OutboxMail>> ListOutbox(int64_t limit) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, std::string(kOutboxSelect) + " ORDER BY seq LIMIT ?");
+    s.Bind(limit);
+    return ReadAll(s, ReadOutbox);
+  }
+
+  Result<std::optional<MailSettings>> GetMailSettings() override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "SELECT host, port, security, username, password, sender, base_url FROM mail_settings "
+           "WHERE id = 1");
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return std::optional<MailSettings>();
+    return std::optional<MailSettings>(
+        MailSettings{s.Text(0), s.Int(1), s.Text(2), s.Text(3), s.Text(4), s.Text(5), s.Text(6)});
+  }
+
+  Status PutMailSettings(const MailSettings& m) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "INSERT OR REPLACE INTO mail_settings (id, host, port, security, username, password, "
+           "sender, base_url) VALUES (1, ?, ?, ?, ?, ?, ?, ?)");
+    return s.Bind(m.host)
+        .Bind(m.port)
+        .Bind(m.security)
+        .Bind(m.username)
+        .Bind(m.password)
+        .Bind(m.sender)
+        .Bind(m.base_url)
+        .Run();
+  }
+
+  Status DeleteMailSettings() override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "DELETE FROM mail_settings");
+    return s.Run();
+  }
+
+  Result<bool> UserWantsMail(const std::string& user_id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "SELECT 1 FROM mail_opt_outs WHERE user_id = ?");
+    s.Bind(user_id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    return !row;
+  }
+
+  Status SetUserWantsMail(const std::string& user_id, bool wants) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, wants ? "DELETE FROM mail_opt_outs WHERE user_id = ?"
+                         : "INSERT OR IGNORE INTO mail_opt_outs (user_id) VALUES (?)");
+    return s.Bind(user_id).Run();
+  }
+
+  Status InsertPasswordReset(const PasswordReset& r) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "INSERT INTO password_resets (token_hash, user_id, requested_by, created_at, "
+           "expires_at) VALUES (?, ?, ?, ?, ?)");
+    return s.BindBlob(r.token_hash)
+        .Bind(r.user_id)
+        .Bind(r.requested_by)
+        .Bind(r.created_at)
+        .Bind(r.expires_at)
+        .Run();
+  }
+
+  Result<PasswordReset> ConsumePasswordReset(const std::string& token_hash, int64_t now) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, std::string(kResetSelect) +
+                       " WHERE r.token_hash = ? AND r.used_at = 0 AND r.expires_at > ?");
+    s.BindBlob(token_hash).Bind(now);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("the token is wrong, expired or used");
+    PasswordReset r = ReadReset(s);
+    Stmt u(stmts_, "UPDATE password_resets SET used_at = ? WHERE token_hash = ? AND used_at = 0");
+    RETURN_IF_ERROR(u.Bind(now).BindBlob(token_hash).Run());
+    if (sqlite3_changes(db_) == 0) return NotFoundError("the token is wrong, expired or used");
+    r.used_at = now;
+    return r;
+  }
+
+  Result<std::vector<PasswordReset>> PendingPasswordResets(int64_t now) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, std::string(kResetSelect) +
+                       " WHERE r.used_at = 0 AND r.expires_at > ? ORDER BY r.created_at, r.rowid");
+    s.Bind(now);
+    return ReadAll(s, ReadReset);
   }
 
   Status CheckIntegrity() override {

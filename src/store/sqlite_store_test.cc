@@ -721,6 +721,9 @@ TEST_F(SqliteStoreTest, UpgradeFlagsMocksGeneratedBeforeVersion6) {
                          "ALTER TABLE assets DROP COLUMN metadata; "
                          "ALTER TABLE blobs DROP COLUMN meta; "
                          "ALTER TABLE jobs DROP COLUMN result_meta; "
+                         "DROP TABLE notifications; DROP TABLE mail_outbox; "
+                         "DROP TABLE mail_settings; DROP TABLE mail_opt_outs; "
+                         "DROP TABLE password_resets; "
                          "PRAGMA user_version = 5",
                          nullptr, nullptr, nullptr),
             SQLITE_OK)
@@ -1294,6 +1297,9 @@ TEST_F(JobBytesTest, UpgradeMovesTheErrorsOfPrivateRunsOutOfSight) {
                          "DROP TABLE request_decisions; "
                          "DROP TABLE code_policies; "
                          "DROP TABLE data_subject_members; DROP TABLE data_subjects; "
+                         "DROP TABLE notifications; DROP TABLE mail_outbox; "
+                         "DROP TABLE mail_settings; DROP TABLE mail_opt_outs; "
+                         "DROP TABLE password_resets; "
                          "PRAGMA user_version = 8",
                          nullptr, nullptr, nullptr),
             SQLITE_OK)

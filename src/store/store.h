@@ -356,6 +356,69 @@ struct JobPage {
   int64_t total = 0;
 };
 
+// An in-app notification to one user. Its text names people and objects and links to them; it
+// never quotes private data.
+struct Notification {
+  std::string id;
+  std::string user_id;    // the recipient
+  std::string from_id;    // who caused it ("" for the server itself)
+  std::string kind;       // e.g. "request.new", "request.decided", "job.failed"
+  std::string subject;    // one line
+  std::string link_kind;  // "request" | "job" | "code" | "user" | "" (none)
+  std::string link_id;
+  bool read = false;
+  int64_t created_at = 0;  // unix seconds
+  // Filled when read from the store.
+  std::string from_name;
+};
+
+struct NotificationPage {
+  std::vector<Notification> items;
+  int64_t total = 0;
+};
+
+// A mail waiting in (or sent from) the outbox.
+struct OutboxMail {
+  int64_t seq = 0;        // assigned by EnqueueMail
+  std::string recipient;  // an email address
+  std::string user_id;    // the recipient's account, "" for none
+  std::string kind;       // the notification kind, or "password_reset", "test"
+  std::string subject;
+  std::string text;  // plain-text body
+  std::string html;  // HTML body
+  // Mails of a recipient that may go out together as one digest: everything but resets and tests.
+  bool batchable = true;
+  int64_t created_at = 0;  // unix milliseconds
+  int64_t not_before = 0;  // unix milliseconds: the first time it may be sent
+  int64_t attempts = 0;    // failed sends so far
+  std::string last_error;  // of the last failed send
+  int64_t sent_at = 0;     // 0 = not yet
+};
+
+// The outgoing mail configuration. `password` is a secret: the store keeps it, and no route
+// returns it.
+struct MailSettings {
+  std::string host;
+  int64_t port = 587;
+  std::string security = "starttls";  // starttls | tls | none
+  std::string username;
+  std::string password;
+  std::string sender;    // the From address
+  std::string base_url;  // public address of this server, for links in mails ("" none)
+};
+
+// A password reset token (kept as its SHA-256 only).
+struct PasswordReset {
+  std::string token_hash;
+  std::string user_id;
+  std::string requested_by;  // "self" or the admin's user id
+  int64_t created_at = 0;    // unix seconds
+  int64_t expires_at = 0;
+  int64_t used_at = 0;  // 0 = not used
+  // Filled when read from the store.
+  std::string user_email;
+};
+
 // Safe for concurrent use.
 class Store {
  public:
@@ -575,6 +638,43 @@ class Store {
   virtual Status AppendAudit(const AuditEvent& event) = 0;
   // The newest `limit` events, oldest first.
   virtual Result<std::vector<AuditEvent>> RecentAudit(int64_t limit) = 0;
+
+  // Notifications, the mail outbox and password resets (see services/notifications.h).
+  virtual Status InsertNotification(const Notification& n) = 0;
+  // The user's notifications, oldest first.
+  virtual Result<NotificationPage> ListNotifications(const std::string& user_id, int64_t offset,
+                                                     int64_t limit) = 0;
+  // kNotFound when the user has no notification with this id.
+  virtual Result<Notification> GetNotification(const std::string& user_id,
+                                               const std::string& id) = 0;
+  virtual Status SetNotificationRead(const std::string& user_id, const std::string& id,
+                                     bool read) = 0;
+  // Appends a mail to the outbox and returns its seq.
+  virtual Result<int64_t> EnqueueMail(const OutboxMail& mail) = 0;
+  // Unsent mails of every recipient that has one due at `now_ms` (not_before <= now): all of that
+  // recipient's unsent mails, due or not, so that they go out together. Oldest first, at most
+  // `limit`.
+  virtual Result<std::vector<OutboxMail>> DueMail(int64_t now_ms, int64_t limit) = 0;
+  virtual Status MarkMailSent(const std::vector<int64_t>& seqs, int64_t now_ms) = 0;
+  // Counts a failed attempt and sets when the mails may be tried again.
+  virtual Status MarkMailFailed(const std::vector<int64_t>& seqs, int64_t retry_at_ms,
+                                const std::string& error) = 0;
+  // Every mail, sent or not, oldest first (tests and operators).
+  virtual Result<std::vector<OutboxMail>> ListOutbox(int64_t limit) = 0;
+  // nullopt when mail was never configured.
+  virtual Result<std::optional<MailSettings>> GetMailSettings() = 0;
+  virtual Status PutMailSettings(const MailSettings& settings) = 0;
+  virtual Status DeleteMailSettings() = 0;
+  // Whether the user receives notifications by mail (true unless they opted out).
+  virtual Result<bool> UserWantsMail(const std::string& user_id) = 0;
+  virtual Status SetUserWantsMail(const std::string& user_id, bool wants) = 0;
+  virtual Status InsertPasswordReset(const PasswordReset& reset) = 0;
+  // Marks the reset with this token hash used at `now` and returns it, if it exists, is unused and
+  // has not expired; kNotFound otherwise (one answer for all three).
+  virtual Result<PasswordReset> ConsumePasswordReset(const std::string& token_hash,
+                                                     int64_t now) = 0;
+  // Unused, unexpired resets, oldest first.
+  virtual Result<std::vector<PasswordReset>> PendingPasswordResets(int64_t now) = 0;
 
   // Runs the database's own integrity check; kInternal with its report when it fails.
   virtual Status CheckIntegrity() = 0;

@@ -70,7 +70,10 @@ _RANK = {"anyone": 0, None: 0, "guest": 1, "data_scientist": 2, "data_owner": 3,
 REFUSAL_CODES = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                  409: "FAILED_PRECONDITION"}
 # Database tables the server writes without a request (see HOW TO ADD A ROUTE, 5): name -> why.
-BACKGROUND_TABLES = {}
+BACKGROUND_TABLES = {
+    "mail_outbox": "the mail sender records its attempts (the crawl's SMTP server is down) and "
+                   "sends what falls due, without a request",
+}
 NO_BODY = object()
 DEFAULT_TOKEN = object()
 CSV = b"age,score\n31,1.5\n45,2.25\n29,3.0\n"
@@ -482,6 +485,58 @@ def target_self(world, caller, fresh):
 def target_settings_change(world, caller, fresh):
     return Call(body={"description": "crawled " + uuid.uuid4().hex[:8]},
                 probe=world.reader("/api/v1/settings"))
+
+
+# Notifications, mail settings and password reset.
+
+@target
+def target_owner_notification(world, caller, fresh):
+    """The owner's own first notification (the welcome of its new account): someone else's for
+    every other caller."""
+    resp = world.api.get("/api/v1/notifications", token=world.token("owner"))
+    assert resp.status == 200 and resp.json["items"], resp
+    note = resp.json["items"][0]
+    path = "/api/v1/notifications/" + note["id"]
+    return Call(params={"id": note["id"]}, body={},
+                probe=world.reader(path, token=world.token("owner")))
+
+
+@target
+def target_mail_settings(world, caller, fresh):
+    """SMTP on a loopback port where nothing listens (the crawl sends no mail)."""
+    return Call(body={"email_server": "127.0.0.1", "email_port": 9, "email_security": "none",
+                      "email_password": "crawl-secret", "email_sender": "crawl@example.org"},
+                probe=world.reader("/api/v1/settings/notifications"))
+
+
+@target
+def target_mail_test(world, caller, fresh):
+    """A test mail, with mail set up first (so that the admin's call is allowed)."""
+    world.once("mail_settings", lambda: world.api.put(
+        "/api/v1/settings/notifications",
+        {"email_server": "127.0.0.1", "email_port": 9, "email_security": "none",
+         "email_sender": "crawl@example.org"}, token=world.admin))
+    return Call(body={"to": unique_email("test")})
+
+
+@target
+def target_forgot_password(world, caller, fresh):
+    return Call(body={"email": unique_email("nobody")})
+
+
+@target
+def target_reset_password(world, caller, fresh):
+    """A valid token of a new user's, issued by the admin: anyone holding it may use it."""
+    user = world.new_user("data_scientist")
+    resp = world.api.post("/api/v1/users/" + user["id"] + "/password_reset", token=world.admin)
+    assert resp.status == 201, resp
+    return Call(body={"token": resp.json["token"], "new_password": "Crawl3d-" + PASSWORD})
+
+
+@target
+def target_reset_victim(world, caller, fresh):
+    """A password reset token for another user (a data scientist no caller is)."""
+    return _user_call(world, _victim(world, "data_scientist", fresh))
 
 
 @target
@@ -911,6 +966,27 @@ TABLE = [
     Row("GET", "/api/v1/settings", "none", rule("guest")),
     Row("PATCH", "/api/v1/settings", "settings_change", rule("admin")),
     Row("GET", "/api/v1/settings/welcome", "none", rule("guest")),
+    # Notifications: each user reads and marks only their own; mail settings are for admins.
+    Row("GET", "/api/v1/notifications", "none", rule("data_scientist")),
+    Row("GET", "/api/v1/notifications/{id}", "owner_notification",
+        rule("data_scientist", ok=404, owner=200), note="someone else's notification is not found"),
+    Row("POST", "/api/v1/notifications/{id}/read", "owner_notification",
+        rule("data_scientist", ok=404, owner=200), note="someone else's notification is not found"),
+    Row("POST", "/api/v1/notifications/{id}/unread", "owner_notification",
+        rule("data_scientist", ok=404, owner=200), note="someone else's notification is not found"),
+    Row("GET", "/api/v1/account/notifications", "none", rule("data_scientist")),
+    Row("POST", "/api/v1/account/notifications/activate", "none", rule("data_scientist")),
+    Row("POST", "/api/v1/account/notifications/deactivate", "none", rule("data_scientist")),
+    Row("GET", "/api/v1/settings/notifications", "none", rule("admin")),
+    Row("PUT", "/api/v1/settings/notifications", "mail_settings", rule("admin")),
+    Row("DELETE", "/api/v1/settings/notifications", "none", rule("admin")),
+    Row("POST", "/api/v1/settings/notifications/test", "mail_test", rule("admin")),
+    Row("GET", "/api/v1/settings/notifications/outbox", "none", rule("admin")),
+    # Password reset: open to anyone (the token is the credential); admins issue tokens.
+    Row("POST", "/api/v1/auth/forgot_password", "forgot_password", rule("anyone")),
+    Row("POST", "/api/v1/auth/reset_password", "reset_password", rule("anyone")),
+    Row("POST", "/api/v1/users/{id}/password_reset", "reset_victim", rule("admin", ok=201)),
+    Row("GET", "/api/v1/password_resets", "none", rule("admin")),
     # Blobs: their uploader's alone, admins included; someone else's blob is "not found".
     Row("POST", "/api/v1/blobs", "csv_upload", rule("data_owner", ok=201)),
     Row("GET", "/api/v1/blobs/{id}", "owner_blob", rule("data_owner", owner2=404, admin=404),

@@ -99,6 +99,9 @@ class Api:
     def patch(self, path, body=_NO_BODY, **kw):
         return self("PATCH", path, body=body, **kw)
 
+    def put(self, path, body=_NO_BODY, **kw):
+        return self("PUT", path, body, **kw)
+
     def delete(self, path, **kw):
         return self("DELETE", path, **kw)
 
