@@ -714,6 +714,9 @@ TEST_F(SqliteStoreTest, UpgradeFlagsMocksGeneratedBeforeVersion6) {
                          "ALTER TABLE assets DROP COLUMN metadata; "
                          "ALTER TABLE blobs DROP COLUMN meta; "
                          "ALTER TABLE jobs DROP COLUMN result_meta; "
+                         "DROP TABLE audit_checkpoint; "
+                         "ALTER TABLE audit_events DROP COLUMN prev_hash; "
+                         "ALTER TABLE audit_events DROP COLUMN hash; "
                          "PRAGMA user_version = 5",
                          nullptr, nullptr, nullptr),
             SQLITE_OK)
@@ -1244,6 +1247,9 @@ TEST_F(JobBytesTest, UpgradeMovesTheErrorsOfPrivateRunsOutOfSight) {
                          "ALTER TABLE jobs DROP COLUMN error_released; "
                          "ALTER TABLE jobs DROP COLUMN deposited; "
                          "DROP TABLE request_decisions; "
+                         "DROP TABLE audit_checkpoint; "
+                         "ALTER TABLE audit_events DROP COLUMN prev_hash; "
+                         "ALTER TABLE audit_events DROP COLUMN hash; "
                          "PRAGMA user_version = 8",
                          nullptr, nullptr, nullptr),
             SQLITE_OK)
