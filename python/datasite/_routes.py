@@ -55,4 +55,6 @@ ROUTES = {
     "job_kill": ("POST", "/api/v1/jobs/{id}/kill"),
     "job_release": ("POST", "/api/v1/jobs/{id}/release"),
     "job_release_error": ("POST", "/api/v1/jobs/{id}/release_error"),
+    "audit_list": ("GET", "/api/v1/audit"),
+    "audit_verify": ("GET", "/api/v1/audit/verify"),
 }

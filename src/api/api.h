@@ -7,6 +7,7 @@
 
 #include "http/router.h"
 #include "services/accounts.h"
+#include "services/audit.h"
 #include "services/code.h"
 #include "services/datasets.h"
 #include "services/settings.h"
@@ -23,6 +24,7 @@ struct ApiContext {
   services::SettingsService& settings;
   services::Datasets& datasets;
   services::CodeService& code;
+  services::AuditService& audit;
   // /readyz answers 200 only while this is true.
   const std::atomic<bool>& ready;
 };
@@ -34,6 +36,9 @@ void AddDatasetRoutes(http::Router& router, ApiContext& context);
 
 // The code, request and job routes (part of AddRoutes).
 void AddCodeRoutes(http::Router& router, ApiContext& context);
+
+// The audit log routes (part of AddRoutes).
+void AddAuditRoutes(http::Router& router, ApiContext& context);
 
 // The OpenAPI 3.0 document describing every route of `router`.
 std::string OpenApiDocument(const http::Router& router);

@@ -67,6 +67,8 @@ const std::vector<BuiltIn>& Table() {
       {"GET", "/api/v1/jobs/{id}/logs", "job", "get_logs", {}},
       {"POST", "/api/v1/jobs/{id}/kill", "job", "kill", {}},
       {"POST", "/api/v1/jobs/{id}/release", "job", "release", {}},
+      {"GET", "/api/v1/audit", "audit", "get_all", {"after_seq", "limit"}},
+      {"GET", "/api/v1/audit/verify", "audit", "verify", {"head"}},
   };
   return table;
 }

@@ -432,6 +432,7 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
 
   AddDatasetRoutes(router, ctx);
   AddCodeRoutes(router, ctx);
+  AddAuditRoutes(router, ctx);
 }
 
 std::string OpenApiDocument(const http::Router& router) {

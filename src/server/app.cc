@@ -27,6 +27,7 @@ struct App::Parts {
   std::unique_ptr<services::SettingsService> settings;
   std::unique_ptr<jobs::JobQueue> queue;
   std::unique_ptr<services::CodeService> code;
+  std::unique_ptr<services::AuditService> audit;
   std::thread sandbox_starter;
 
   ~Parts() {
@@ -169,7 +170,9 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
         });
   }
 
-  p->api.reset(new api::ApiContext{*p->accounts, *p->settings, *p->datasets, *p->code, p->ready});
+  p->audit = std::make_unique<services::AuditService>(*p->store);
+  p->api.reset(
+      new api::ApiContext{*p->accounts, *p->settings, *p->datasets, *p->code, *p->audit, p->ready});
   api::AddRoutes(p->router, *p->api);
   http::ServerOptions options;
   options.host = config.host;

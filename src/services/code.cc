@@ -164,9 +164,9 @@ std::string CodeService::ResultPath(const std::string& job_id) const {
   return options_.results_dir + "/" + job_id;
 }
 
-void CodeService::Audit(const Principal& actor, const std::string& action,
-                        const std::string& target, const std::string& detail) {
-  (void)store_.AppendAudit({clock_.NowSeconds(), actor.AuditName(), action, target, detail});
+Status CodeService::Audit(store::Store& tx, const Principal& actor, const std::string& action,
+                          const std::string& target, const std::string& detail) {
+  return tx.AppendAudit({clock_.NowSeconds(), actor.AuditName(), action, target, detail});
 }
 
 // Checks each binding and records, for assets, where they come from (names as they were at
@@ -258,8 +258,11 @@ Result<store::UserCode> CodeService::Submit(const Principal& caller, const Submi
   code.code_hash = Sha256Hex(in.source);
   code.inputs = inputs.dump();
   code.created_at = clock_.NowSeconds();
-  auto version = store_.InsertCode(code);
-  if (version.status().code() == StatusCode::kAlreadyExists) {
+  Status version = store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.InsertCode(code).status());
+    return Audit(tx, caller, "code.submit", "code:" + code.id, code.name);
+  });
+  if (version.code() == StatusCode::kAlreadyExists) {
     auto earlier = store_.FindCodeByHash(code.user_id, code.code_hash);
     std::string which = earlier.ok()
                             ? " as '" + earlier->name + "' version " +
@@ -267,8 +270,7 @@ Result<store::UserCode> CodeService::Submit(const Principal& caller, const Submi
                             : "";
     return AlreadyExistsError("this code was already submitted" + which);
   }
-  RETURN_IF_ERROR(version.status());
-  Audit(caller, "code.submit", code.id, code.name);
+  RETURN_IF_ERROR(version);
   return store_.GetCode(code.id);
 }
 
@@ -309,12 +311,14 @@ Result<store::CodeRequest> CodeService::CreateRequest(const Principal& caller,
   r.reason = reason;
   r.status = "pending";
   r.created_at = r.updated_at = clock_.NowSeconds();
-  Status st = store_.InsertRequest(r);
+  Status st = store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.InsertRequest(r));
+    return Audit(tx, caller, "request.submit", "request:" + r.id, "code:" + code.id);
+  });
   if (st.code() == StatusCode::kAlreadyExists) {
     return AlreadyExistsError("this code already has a request");
   }
   RETURN_IF_ERROR(st);
-  Audit(caller, "request.submit", r.id, code.name);
   return store_.GetRequest(r.id);
 }
 
@@ -354,9 +358,11 @@ Result<store::CodeRequest> CodeService::Approve(const Principal& caller, const s
         "this is a low-side server: it holds no private data, so code can't be approved to run "
         "on it");
   }
-  RETURN_IF_ERROR(
-      store_.DecideRequest(id, "approved", std::nullopt, *caller.user_id, clock_.NowSeconds()));
-  Audit(caller, "request.approve", id);
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(
+        tx.DecideRequest(id, "approved", std::nullopt, *caller.user_id, clock_.NowSeconds()));
+    return Audit(tx, caller, "request.approve", "request:" + id, "code:" + r.code_id);
+  }));
   return store_.GetRequest(id);
 }
 
@@ -367,8 +373,12 @@ Result<store::CodeRequest> CodeService::Deny(const Principal& caller, const std:
     return InvalidArgumentError("'reason' must be 1 to 10000 characters");
   }
   ASSIGN_OR_RETURN(store::CodeRequest r, GetRequest(caller, id));
-  RETURN_IF_ERROR(store_.DecideRequest(id, "denied", reason, *caller.user_id, clock_.NowSeconds()));
-  Audit(caller, "request.deny", id, reason.substr(0, 200));
+  // The reason is free text (it may quote data): the request's history keeps it, not the log.
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.DecideRequest(id, "denied", reason, *caller.user_id, clock_.NowSeconds()));
+    return Audit(tx, caller, "request.deny", "request:" + id,
+                 "code:" + r.code_id + (r.status == "approved" ? " (was approved)" : ""));
+  }));
   if (r.status == "approved") {
     // The store held the runs still going; they are stopped too.
     store::JobFilter f;
@@ -434,14 +444,18 @@ Result<store::Job> CodeService::Deposit(const Principal& caller, const std::stri
     out.close();
     st = out ? SyncFile(ResultPath(job.id)) : InternalError("cannot write the result file");
   }
-  if (st.ok()) st = store_.InsertDepositedJob(job);
+  if (st.ok()) {
+    st = store_.InTransaction([&](store::Store& tx) -> Status {
+      RETURN_IF_ERROR(tx.InsertDepositedJob(job));
+      return Audit(tx, caller, "request.deposit", "request:" + r.id, "job:" + job.id);
+    });
+  }
   if (!st.ok()) {
     std::error_code ec;
     std::filesystem::remove(ResultPath(job.id), ec);
     storage_.Add(-kept);
     return st;
   }
-  Audit(caller, "request.deposit", r.id, job.id);
   return store_.GetJob(job.id);
 }
 
@@ -593,7 +607,12 @@ Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& 
   job.priority = limited ? 0 : 1;
   store::JobLimits limits{.max_private_runs = max_runs};
   if (limited) limits.max_unfinished = options_.quotas.max_unfinished_jobs;
-  ASSIGN_OR_RETURN(store::JobAdmission admission, queue_.Enqueue(job, limits));
+  // A review run (a data owner's run on private data) and a private run are both recorded.
+  ASSIGN_OR_RETURN(store::JobAdmission admission,
+                   queue_.Enqueue(job, limits, [&](store::Store& tx) {
+                     return Audit(tx, caller, kind == "review" ? "job.review_run" : "job.create",
+                                  "job:" + job.id, kind + " run of code:" + code.id);
+                   }));
   if (admission == store::JobAdmission::kTooManyUnfinished) {
     return ResourceExhaustedError("you have " +
                                   std::to_string(options_.quotas.max_unfinished_jobs) +
@@ -626,8 +645,6 @@ Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& 
     }
     out.created = false;
     job_id = it->id;
-  } else {
-    Audit(caller, "job.create", job.id, kind + " run of " + code.id);
   }
   if (!run.blocking) {
     ASSIGN_OR_RETURN(out.job, store_.GetJob(job_id));
@@ -698,6 +715,10 @@ Result<ResultFile> CodeService::JobResult(const Principal& caller, const std::st
   }
   ResultFile f{std::nullopt, ResultPath(job.id), job.result_format, job.result_size};
   ASSIGN_OR_RETURN(f.bytes, store_.GetJobResult(job.id));
+  // A result computed on private data leaves the server: recorded before it is handed out.
+  if (job.kind != "mock") {
+    RETURN_IF_ERROR(Audit(store_, caller, "job.read_result", "job:" + job.id, job.kind + " run"));
+  }
   return f;
 }
 
@@ -756,7 +777,8 @@ Result<JobLogs> CodeService::Logs(const Principal& caller, const std::string& id
 Result<store::Job> CodeService::Kill(const Principal& caller, const std::string& id) {
   ASSIGN_OR_RETURN(store::Job job, GetJob(caller, id));
   RETURN_IF_ERROR(queue_.Kill(id));
-  Audit(caller, "job.kill", id);
+  // The kill is the queue's (it may stop a running process): its entry follows it.
+  RETURN_IF_ERROR(Audit(store_, caller, "job.kill", "job:" + id));
   return queue_.Wait(id, std::chrono::steady_clock::now() + std::chrono::seconds(5));
 }
 
@@ -771,8 +793,10 @@ Result<store::Job> CodeService::Release(const Principal& caller, const std::stri
         "nothing to release: job " + job.id +
         " holds no result (output review was off when it ran, or it was released already)");
   }
-  RETURN_IF_ERROR(store_.ReleaseJob(id));
-  Audit(caller, "job.release", id);
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.ReleaseJob(id));
+    return Audit(tx, caller, "job.release", "job:" + id, "code:" + job.code_id);
+  }));
   return store_.GetJob(id);
 }
 
@@ -795,8 +819,10 @@ Result<store::Job> CodeService::ReleaseError(const Principal& caller, const std:
         "the job is held for output review: release it first (job.release())");
   }
   if (job.error_released) return FailedPreconditionError("the job's error was already released");
-  RETURN_IF_ERROR(store_.ReleaseJobError(id));
-  Audit(caller, "job.release_error", id);
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.ReleaseJobError(id));
+    return Audit(tx, caller, "job.release_error", "job:" + id);
+  }));
   return store_.GetJob(id);
 }
 

@@ -197,8 +197,9 @@ class CodeService {
   Result<std::string> Charge(const store::Job& job, int64_t result_bytes, int64_t log_bytes,
                              std::optional<int64_t> quota);
   Result<nlohmann::json> ResolveInputs(const nlohmann::json& inputs);
-  void Audit(const Principal& actor, const std::string& action, const std::string& target,
-             const std::string& detail = "");
+  // Appends an audit entry through `tx`: inside the transaction of the change it records.
+  Status Audit(store::Store& tx, const Principal& actor, const std::string& action,
+               const std::string& target, const std::string& detail = "");
 
   store::Store& store_;
   blob::BlobStore& blobs_;

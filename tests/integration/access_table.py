@@ -852,6 +852,9 @@ TABLE = [
     # Settings.
     Row("GET", "/api/v1/settings", "none", rule("guest")),
     Row("PATCH", "/api/v1/settings", "settings_change", rule("admin")),
+    Row("GET", "/api/v1/audit", "none", rule("data_owner"),
+        note="the audit log: data owners and admins only"),
+    Row("GET", "/api/v1/audit/verify", "none", rule("data_owner")),
     Row("GET", "/api/v1/settings/welcome", "none", rule("guest")),
     # Blobs: their uploader's alone, admins included; someone else's blob is "not found".
     Row("POST", "/api/v1/blobs", "csv_upload", rule("data_owner", ok=201)),
