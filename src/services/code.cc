@@ -722,10 +722,15 @@ Result<ResultFile> CodeService::JobResult(const Principal& caller, const std::st
   return f;
 }
 
-Result<std::optional<std::string>> CodeService::SmallResult(const store::Job& job,
+Result<std::optional<std::string>> CodeService::SmallResult(const Principal& caller,
+                                                            const store::Job& job,
                                                             int64_t max_bytes) const {
   if (job.status != "completed" || job.result_expired || job.result_size > max_bytes) {
     return std::optional<std::string>();
+  }
+  if (job.kind != "mock") {
+    RETURN_IF_ERROR(store_.AppendAudit({clock_.NowSeconds(), caller.AuditName(), "job.read_result",
+                                        "job:" + job.id, job.kind + " run (inline)"}));
   }
   ASSIGN_OR_RETURN(auto bytes, store_.GetJobResult(job.id));
   if (bytes) return bytes;

@@ -164,7 +164,10 @@ class CodeService {
   Result<ResultFile> JobResult(const Principal& caller, const std::string& id);
   // The bytes of a completed job's result when at most `max_bytes`; nullopt when larger. No
   // permission check: for rendering a job the caller may already see.
-  Result<std::optional<std::string>> SmallResult(const store::Job& job, int64_t max_bytes) const;
+  // A result computed on private data is recorded in the audit log (job.read_result, as the
+  // caller) before it is returned.
+  Result<std::optional<std::string>> SmallResult(const Principal& caller, const store::Job& job,
+                                                 int64_t max_bytes) const;
   // A job's stdout (from byte `since` on) to whoever may see its result — while it runs too: it
   // streams into the store (see RunInSandbox) — and its stderr to data owners and admins.
   Result<JobLogs> Logs(const Principal& caller, const std::string& id, int64_t since = 0);

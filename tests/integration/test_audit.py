@@ -228,5 +228,7 @@ def test_review_runs_releases_and_result_reads_are_recorded(launcher):
     assert pointer.get() is not None
     log = actors["admin"].client.audit.all()
     actions = [e["action"] for e in log]
-    assert "job.create" in actions and "job.release" in actions and "job.read_result" in actions
+    assert "job.create" in actions, actions
+    assert "job.release" in actions, actions
+    assert "job.read_result" in actions, actions
     assert actors["admin"].client.audit.verify()["ok"] is True
