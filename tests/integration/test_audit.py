@@ -232,3 +232,18 @@ def test_review_runs_releases_and_result_reads_are_recorded(launcher):
     assert "job.release" in actions, actions
     assert "job.read_result" in actions, actions
     assert actors["admin"].client.audit.verify()["ok"] is True
+
+
+def test_the_cli_verifies_and_exports_through_the_server_for_admins_only(history, binary, tmp_path):
+    url = "http://127.0.0.1:{}".format(history["port"])
+    actors = history["actors"]
+    out = run_cli(binary, "verify", "--url", url, "--token", actors["admin"].token)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ok: ") and "head: seq " in out.stdout
+    out = run_cli(binary, "export", "--url", url, "--token", actors["owner"].token,
+                  "--after-seq", "3", "-o", str(tmp_path / "x.jsonl"))
+    assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / "x.jsonl").read_text().splitlines()[0])["seq"] == 4
+    refused = run_cli(binary, "verify", "--url", url, "--token", actors["scientist"].token)
+    assert refused.returncode == 1
+    assert "may not call GET /api/v1/audit/verify" in refused.stderr
