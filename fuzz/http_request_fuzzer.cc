@@ -39,6 +39,7 @@
 #include "http/router.h"
 #include "http/server.h"
 #include "jobs/job_queue.h"
+#include "services/audit.h"
 #include "services/code.h"
 #include "world.h"
 
@@ -89,8 +90,9 @@ struct Api {
     code->SetSandboxFailure(datasite::FailedPreconditionError("no sandbox while fuzzing"));
     projects =
         std::make_unique<datasite::services::ProjectService>(world.store(), *code, world.clock());
+    audit = std::make_unique<datasite::services::AuditService>(world.store());
     context = std::make_unique<datasite::api::ApiContext>(datasite::api::ApiContext{
-        world.accounts(), world.settings(), world.datasets(), *code, *projects, ready});
+        world.accounts(), world.settings(), world.datasets(), *code, *projects, *audit, ready});
     datasite::api::AddRoutes(router, *context);
   }
 
@@ -124,6 +126,7 @@ struct Api {
   std::unique_ptr<datasite::jobs::JobQueue> queue;
   std::unique_ptr<datasite::services::CodeService> code;
   std::unique_ptr<datasite::services::ProjectService> projects;
+  std::unique_ptr<datasite::services::AuditService> audit;
   std::atomic<bool> ready{true};
   std::map<std::string, std::string> placeholders;
   std::unique_ptr<datasite::api::ApiContext> context;

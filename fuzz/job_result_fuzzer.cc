@@ -43,6 +43,7 @@
 #include "http/router.h"
 #include "jobs/job_queue.h"
 #include "sandbox/sandbox.h"
+#include "services/audit.h"
 #include "services/code.h"
 #include "world.h"
 
@@ -114,8 +115,9 @@ struct Api {
           "start the job queue");
     projects =
         std::make_unique<datasite::services::ProjectService>(world.store(), *code, world.clock());
+    audit = std::make_unique<datasite::services::AuditService>(world.store());
     context = std::make_unique<datasite::api::ApiContext>(datasite::api::ApiContext{
-        world.accounts(), world.settings(), world.datasets(), *code, *projects, ready});
+        world.accounts(), world.settings(), world.datasets(), *code, *projects, *audit, ready});
     datasite::api::AddRoutes(router, *context);
     Response submitted =
         Call("POST", "/api/v1/code", R"({"name": "f", "source": "def f():\n    return 1\n"})");
@@ -155,6 +157,7 @@ struct Api {
   std::unique_ptr<datasite::jobs::JobQueue> queue;
   std::unique_ptr<datasite::services::CodeService> code;
   std::unique_ptr<datasite::services::ProjectService> projects;
+  std::unique_ptr<datasite::services::AuditService> audit;
   std::atomic<bool> ready{true};
   std::unique_ptr<datasite::api::ApiContext> context;
   Router router;

@@ -79,4 +79,6 @@ ROUTES = {
     "project_events": ("GET", "/api/v1/projects/{id}/events"),
     "project_add_request": ("POST", "/api/v1/projects/{id}/requests"),
     "project_send_message": ("POST", "/api/v1/projects/{id}/messages"),
+    "audit_list": ("GET", "/api/v1/audit"),
+    "audit_verify": ("GET", "/api/v1/audit/verify"),
 }

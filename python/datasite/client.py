@@ -2,7 +2,7 @@
 
 import getpass
 
-from . import _api, _display, _warn, code as _code, datasets as _datasets, jobs as _jobs
+from . import _api, _display, _warn, audit as _audit, code as _code, datasets as _datasets, jobs as _jobs
 from . import notifications as _notifications, requests as _requests, users as _users
 from ._http import Transport, base_url_for
 from ._routes import API_PREFIX
@@ -224,6 +224,12 @@ class DatasiteClient:
         if uid is not None:
             return self.projects.get_by_uid(uid)
         return self.projects.get_by_name(name)
+
+    @property
+    def audit(self):
+        """The hash-chained audit log (data owners and admins): ``page``, ``all``, ``export``,
+        ``verify``, ``head``."""
+        return _audit.AuditLog(self)
 
     @property
     def jobs(self):

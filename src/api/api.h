@@ -7,11 +7,12 @@
 
 #include "http/router.h"
 #include "services/accounts.h"
+#include "services/audit.h"
 #include "services/code.h"
 #include "services/datasets.h"
-#include "services/projects.h"
 #include "services/notifications.h"
 #include "services/password_reset.h"
+#include "services/projects.h"
 #include "services/settings.h"
 
 namespace datasite::api {
@@ -27,6 +28,7 @@ struct ApiContext {
   services::Datasets& datasets;
   services::CodeService& code;
   services::ProjectService& projects;
+  services::AuditService& audit;
   // /readyz answers 200 only while this is true.
   const std::atomic<bool>& ready;
   // Null where a test or fuzzer builds the API without them: their routes answer 503.
@@ -46,6 +48,8 @@ void AddCodeRoutes(http::Router& router, ApiContext& context);
 void AddProjectRoutes(http::Router& router, ApiContext& context);
 // The notification, mail settings and password reset routes (part of AddRoutes).
 void AddNotificationRoutes(http::Router& router, ApiContext& context);
+// The audit log routes (part of AddRoutes).
+void AddAuditRoutes(http::Router& router, ApiContext& context);
 
 // The OpenAPI 3.0 document describing every route of `router`.
 std::string OpenApiDocument(const http::Router& router);

@@ -124,8 +124,9 @@ std::string Base64(const std::string& bytes) {
 }
 
 // A small result as a JSON value, so a blocking call needs one round trip; null when too large.
-json InlineResult(const services::CodeService& code, const store::Job& job) {
-  auto small = code.SmallResult(job, kMaxInlineBytes);
+json InlineResult(const services::CodeService& code, const Principal& caller,
+                  const store::Job& job) {
+  auto small = code.SmallResult(caller, job, kMaxInlineBytes);
   if (!small.ok() || !*small) return nullptr;
   const std::string& bytes = **small;
   const std::string& format = job.result_format;
@@ -172,7 +173,7 @@ json JobJson(const store::Job& j, const Principal& caller, const services::CodeS
               {"meta", held_from_caller || j.result_meta.empty()
                            ? json(nullptr)
                            : json::parse(j.result_meta, nullptr, false)},
-              {"inline", visible && inline_result ? InlineResult(code, j) : json(nullptr)}};
+              {"inline", visible && inline_result ? InlineResult(code, caller, j) : json(nullptr)}};
   }
   return {{"id", j.id},
           {"code_id", j.code_id},

@@ -92,6 +92,8 @@ const std::vector<BuiltIn>& Table() {
       {"GET", "/api/v1/projects/{id}/events", "project", "get_events", {}},
       {"POST", "/api/v1/projects/{id}/requests", "project", "add_request", {}},
       {"POST", "/api/v1/projects/{id}/messages", "project", "send_message", {}},
+      {"GET", "/api/v1/audit", "audit", "get_all", {"after_seq", "limit"}},
+      {"GET", "/api/v1/audit/verify", "audit", "verify", {"head"}},
   };
   return table;
 }

@@ -434,6 +434,7 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
   AddCodeRoutes(router, ctx);
   AddProjectRoutes(router, ctx);
   AddNotificationRoutes(router, ctx);
+  AddAuditRoutes(router, ctx);
 }
 
 std::string OpenApiDocument(const http::Router& router) {

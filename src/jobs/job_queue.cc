@@ -35,9 +35,14 @@ void JobQueue::Stop() {
   threads_.clear();
 }
 
-Result<store::JobAdmission> JobQueue::Enqueue(const store::Job& job,
-                                              const store::JobLimits& limits) {
-  ASSIGN_OR_RETURN(store::JobAdmission admission, store_.InsertJob(job, limits));
+Result<store::JobAdmission> JobQueue::Enqueue(const store::Job& job, const store::JobLimits& limits,
+                                              const std::function<Status(store::Store&)>& also) {
+  store::JobAdmission admission = store::JobAdmission::kInserted;
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    ASSIGN_OR_RETURN(admission, tx.InsertJob(job, limits));
+    if (admission == store::JobAdmission::kInserted && also) return also(tx);
+    return Status::Ok();
+  }));
   if (admission == store::JobAdmission::kInserted) {
     std::lock_guard lock(mu_);  // so a worker between its look and its wait does not miss it
     work_cv_.notify_one();

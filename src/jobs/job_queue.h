@@ -72,7 +72,10 @@ class JobQueue {
   void Stop();
 
   // Stores `job` as queued, unless `limits` refuse it, and wakes a worker (see Store::InsertJob).
-  Result<store::JobAdmission> Enqueue(const store::Job& job, const store::JobLimits& limits);
+  // `also`, when given, runs in the same transaction as the insert once the job is admitted (its
+  // audit entry), and an error from it un-queues the job.
+  Result<store::JobAdmission> Enqueue(const store::Job& job, const store::JobLimits& limits,
+                                      const std::function<Status(store::Store&)>& also = nullptr);
   // A queued job ends `killed` at once; a running one is cancelled and ends `killed` when its
   // runner returns. kFailedPrecondition when the job already ended.
   Status Kill(const std::string& id);

@@ -31,6 +31,7 @@ struct App::Parts {
   std::unique_ptr<net::MailTransport> mail;
   std::unique_ptr<services::Notifications> notifications;  // before the store goes
   std::unique_ptr<services::PasswordResets> resets;
+  std::unique_ptr<services::AuditService> audit;
   std::thread sandbox_starter;
 
   ~Parts() {
@@ -185,8 +186,9 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   }
 
   p->projects = std::make_unique<services::ProjectService>(*p->store, *p->code, clock);
+  p->audit = std::make_unique<services::AuditService>(*p->store);
   p->api.reset(new api::ApiContext{*p->accounts, *p->settings, *p->datasets, *p->code, *p->projects,
-                                   p->ready, p->notifications.get(), p->resets.get()});
+                                   *p->audit, p->ready, p->notifications.get(), p->resets.get()});
   api::AddRoutes(p->router, *p->api);
   http::ServerOptions options;
   options.host = config.host;

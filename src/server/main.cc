@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "cli/admin_commands.h"
+#include "cli/audit_commands.h"
 #include "cli/dataset_commands.h"
 #include "cli/local_commands.h"
 #include "cli/request_commands.h"
@@ -141,6 +142,7 @@ int main(int argc, char** argv) {
   datasite::cli::AddDatasetCommands(app);
   datasite::cli::AddRequestCommands(app);
   datasite::cli::AddAdminCommands(app);
+  datasite::cli::AddAuditCommands(app);
 
   try {
     app.parse(argc, argv);
@@ -169,5 +171,6 @@ int main(int argc, char** argv) {
   if (int rc = datasite::cli::RunDatasetCommand(); rc >= 0) return rc;
   if (int rc = datasite::cli::RunRequestCommand(); rc >= 0) return rc;
   if (int rc = datasite::cli::RunAdminCommand(); rc >= 0) return rc;
+  if (int rc = datasite::cli::RunAuditCommand(); rc >= 0) return rc;
   return 0;
 }

@@ -127,11 +127,9 @@ Result<auth::ConcurrencyLimit::Slot> Accounts::HashingSlot() {
   return std::move(*slot);
 }
 
-void Accounts::Audit(const Principal& actor, const std::string& action, const std::string& target,
-                     const std::string& detail) {
-  // The audit log must not make a request fail once its change is made; a failure here is logged by
-  // the store's caller chain only as a lost audit line.
-  (void)store_.AppendAudit({clock_.NowSeconds(), actor.AuditName(), action, target, detail});
+Status Accounts::Audit(store::Store& tx, const Principal& actor, const std::string& action,
+                       const std::string& target, const std::string& detail) {
+  return tx.AppendAudit({clock_.NowSeconds(), actor.AuditName(), action, target, detail});
 }
 
 Result<bool> Accounts::NeedsRootAdmin() {
@@ -145,9 +143,10 @@ Status Accounts::CreateRootAdmin(const std::string& raw_email, const std::string
   store::User user{NewUuid(), email, "Jane Doe",    static_cast<int>(Role::kAdmin),
                    "",        "",    password_hash, true,
                    now,       now};
-  RETURN_IF_ERROR(store_.InsertUser(user));
-  Audit(Principal{}, "user.create_root", "user:" + user.id, user.email);
-  return Status::Ok();
+  return store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.InsertUser(user));
+    return Audit(tx, Principal{}, "user.create_root", "user:" + user.id);
+  });
 }
 
 Status Accounts::EnsureRootAdmin(const std::string& email, const std::string& password) {
@@ -167,8 +166,8 @@ Result<bool> Accounts::RootHasDefaultPassword() {
   return auth::VerifyPassword(page.items.front().password_hash, kDefaultRootPassword);
 }
 
-Result<LoginResult> Accounts::StartSession(std::optional<store::User> user, Role role) {
-  MaybeSweepSessions();
+Result<LoginResult> Accounts::StartSession(store::Store& tx, std::optional<store::User> user,
+                                           Role role) {
   LoginResult out;
   out.token = auth::NewToken();
   int64_t now = clock_.NowSeconds();
@@ -179,7 +178,7 @@ Result<LoginResult> Accounts::StartSession(std::optional<store::User> user, Role
   session.role = static_cast<int>(role);
   session.created_at = now;
   session.expires_at = out.expires_at;
-  RETURN_IF_ERROR(store_.InsertSession(session));
+  RETURN_IF_ERROR(tx.InsertSession(session));
   out.user = std::move(user);
   return out;
 }
@@ -202,23 +201,29 @@ Result<LoginResult> Accounts::Login(const std::string& raw_email, const std::str
   if (!user.ok()) {
     auth::VerifyAgainstDummy(password);
     login_throttle_.Failed(client_address, key);
-    Audit(Principal{}, "user.login_failed", "email:" + key, "from " + client_address);
+    RETURN_IF_ERROR(
+        Audit(store_, Principal{}, "user.login_failed", "email:" + key, "from " + client_address));
     return invalid;
   }
   if (!auth::VerifyPassword(user->password_hash, password)) {
     login_throttle_.Failed(client_address, key);
-    Audit(Principal{}, "user.login_failed", "user:" + user->id, "from " + client_address);
+    RETURN_IF_ERROR(Audit(store_, Principal{}, "user.login_failed", "user:" + user->id,
+                          "from " + client_address));
     return invalid;
   }
   login_throttle_.Succeeded(client_address, key);
   Role role = auth::RoleFromInt(user->role);
   bool is_default = user->is_root && ConstantTimeEquals(password, kDefaultRootPassword);
-  ASSIGN_OR_RETURN(LoginResult result, StartSession(std::move(user).value(), role));
-  result.default_password = is_default;
+  MaybeSweepSessions();
   Principal who;
-  who.user_id = result.user->id;
+  who.user_id = user->id;
   who.role = role;
-  Audit(who, "user.login", "user:" + result.user->id);
+  LoginResult result;
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    ASSIGN_OR_RETURN(result, StartSession(tx, std::move(user).value(), role));
+    return Audit(tx, who, "user.login", "user:" + *who.user_id, "from " + client_address);
+  }));
+  result.default_password = is_default;
   return result;
 }
 
@@ -238,14 +243,15 @@ Result<LoginResult> Accounts::LoginAsGuest(bool guests_allowed, const std::strin
                "this server has as many guest sessions as it allows; try again later or log in")
         .WithRetryAfter(60);
   }
-  return StartSession(std::nullopt, Role::kGuest);
+  return StartSession(store_, std::nullopt, Role::kGuest);
 }
 
 Status Accounts::Logout(const Principal& caller) {
   if (caller.token_hash.empty()) return UnauthenticatedError("not logged in");
-  RETURN_IF_ERROR(store_.DeleteSession(caller.token_hash));
-  Audit(caller, "user.logout", caller.AuditName());
-  return Status::Ok();
+  return store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.DeleteSession(caller.token_hash));
+    return Audit(tx, caller, "user.logout", caller.AuditName());
+  });
 }
 
 std::optional<Principal> Accounts::RememberedPrincipal(const std::string& header) {
@@ -333,7 +339,9 @@ Status Accounts::Validate(const NewUser& input) const {
   return Status::Ok();
 }
 
-Result<store::User> Accounts::Insert(const NewUser& input, Role role) {
+Result<store::User> Accounts::Insert(
+    const NewUser& input, Role role,
+    const std::function<Status(store::Store&, const store::User&)>& audit) {
   ASSIGN_OR_RETURN(std::string email, NormalizeEmail(input.email));
   ASSIGN_OR_RETURN(std::string hash, HashNewPassword(input.password, email));
   int64_t now = clock_.NowSeconds();
@@ -349,6 +357,7 @@ Result<store::User> Accounts::Insert(const NewUser& input, Role role) {
                    now};
   Status st = store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.InsertUser(user));
+    RETURN_IF_ERROR(audit(tx, user));
     return notifications_ ? notifications_->OnNewAccount(tx, user) : Status::Ok();
   });
   if (st.code() == StatusCode::kAlreadyExists) {
@@ -366,8 +375,11 @@ Result<RegisterResult> Accounts::Register(const Principal& caller, const NewUser
   if (auth::AtLeast(caller.role, Role::kDataOwner)) {
     RETURN_IF_ERROR(Validate(user));
     ASSIGN_OR_RETURN(auto slot, HashingSlot());
-    ASSIGN_OR_RETURN(store::User created, Insert(user, Role::kDataScientist));
-    Audit(caller, "user.register", "user:" + created.id, created.email);
+    ASSIGN_OR_RETURN(
+        store::User created,
+        Insert(user, Role::kDataScientist, [&](store::Store& tx, const store::User& u) {
+          return Audit(tx, caller, "user.register", "user:" + u.id);
+        }));
     return RegisterResult{"User '" + created.name + "' successfully registered.", created};
   }
   if (!signup_enabled) {
@@ -378,10 +390,11 @@ Result<RegisterResult> Accounts::Register(const Principal& caller, const NewUser
   RETURN_IF_ERROR(login_throttle_.AdmitSource(client_address));
   RETURN_IF_ERROR(Validate(user));
   ASSIGN_OR_RETURN(auto slot, HashingSlot());
-  auto created = Insert(user, Role::kDataScientist);
+  auto created = Insert(user, Role::kDataScientist, [&](store::Store& tx, const store::User& u) {
+    return Audit(tx, caller, "user.register", "user:" + u.id, "sign-up");
+  });
   if (!created.ok() && created.status().code() != StatusCode::kAlreadyExists)
     return created.status();
-  if (created.ok()) Audit(caller, "user.register", "user:" + created->id, created->email);
   // The same answer whether or not the email was free, so that sign-up can't be used to find
   // accounts.
   return RegisterResult{"Registration received. If " + *NormalizeEmail(user.email) +
@@ -400,8 +413,11 @@ Result<store::User> Accounts::CreateUser(const Principal& caller, const NewUser&
   }
   RETURN_IF_ERROR(Validate(input));
   ASSIGN_OR_RETURN(auto slot, HashingSlot());
-  ASSIGN_OR_RETURN(store::User created, Insert(input, role));
-  Audit(caller, "user.create", "user:" + created.id, std::string(auth::RoleName(role)));
+  ASSIGN_OR_RETURN(store::User created,
+                   Insert(input, role, [&](store::Store& tx, const store::User& u) {
+                     return Audit(tx, caller, "user.create", "user:" + u.id,
+                                  "role " + std::string(auth::RoleName(role)));
+                   }));
   return created;
 }
 
@@ -495,13 +511,6 @@ Result<store::User> Accounts::UpdateUser(const Principal& caller, const std::str
   if (patch.role) user.role = static_cast<int>(*patch.role);
   if (hash) user.password_hash = *hash;
   user.updated_at = clock_.NowSeconds();
-  Status st = store_.UpdateUser(user);
-  if (st.code() == StatusCode::kAlreadyExists) {
-    return AlreadyExistsError("a user with email " + user.email + " already exists");
-  }
-  RETURN_IF_ERROR(st);
-  if (hash) (void)store_.DeleteUserSessions(user.id, "");
-  if (email && user.is_root && root_email_changed) *root_email_changed = *email;
   std::string what;
   for (auto [set, name] : {std::pair{patch.name.has_value(), "name"},
                            {patch.email.has_value(), "email"},
@@ -511,7 +520,17 @@ Result<store::User> Accounts::UpdateUser(const Principal& caller, const std::str
                            {patch.password.has_value(), "password"}}) {
     if (set) what += what.empty() ? name : std::string(",") + name;
   }
-  Audit(caller, "user.update", "user:" + user.id, what);
+  if (patch.role) what += " (role " + std::string(auth::RoleName(*patch.role)) + ")";
+  Status st = store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.UpdateUser(user));
+    if (hash) RETURN_IF_ERROR(tx.DeleteUserSessions(user.id, ""));
+    return Audit(tx, caller, patch.role ? "user.set_role" : "user.update", "user:" + user.id, what);
+  });
+  if (st.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError("a user with email " + user.email + " already exists");
+  }
+  RETURN_IF_ERROR(st);
+  if (email && user.is_root && root_email_changed) *root_email_changed = *email;
   return user;
 }
 
@@ -526,9 +545,10 @@ Status Accounts::DeleteUser(const Principal& caller, const std::string& id) {
       auth::AtLeast(auth::RoleFromInt(user.role), Role::kDataOwner)) {
     return PermissionDeniedError("a data owner can only delete guests and data scientists");
   }
-  RETURN_IF_ERROR(store_.DeleteUser(id));
-  Audit(caller, "user.delete", "user:" + id, user.email);
-  return Status::Ok();
+  return store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.DeleteUser(id));
+    return Audit(tx, caller, "user.delete", "user:" + id);
+  });
 }
 
 Status Accounts::ChangePassword(const Principal& caller, const std::string& old_password,
@@ -551,7 +571,8 @@ Status Accounts::ChangePassword(const Principal& caller, const std::string& old_
       !auth::VerifyPassword(user.password_hash, old_password)) {
     password_change_failures_.Record(account_key);
     password_change_failures_.Record(address_key);
-    Audit(caller, "user.change_password_failed", "user:" + user.id, "from " + client_address);
+    RETURN_IF_ERROR(Audit(store_, caller, "user.change_password_failed", "user:" + user.id,
+                          "from " + client_address));
     return FailedPreconditionError("the old password is wrong");
   }
   RETURN_IF_ERROR(
@@ -561,10 +582,11 @@ Status Accounts::ChangePassword(const Principal& caller, const std::string& old_
   }
   ASSIGN_OR_RETURN(user.password_hash, HashNewPassword(new_password, user.email));
   user.updated_at = clock_.NowSeconds();
-  RETURN_IF_ERROR(store_.UpdateUser(user));
-  RETURN_IF_ERROR(store_.DeleteUserSessions(user.id, caller.token_hash));
-  Audit(caller, "user.change_password", "user:" + user.id);
-  return Status::Ok();
+  return store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.UpdateUser(user));
+    RETURN_IF_ERROR(tx.DeleteUserSessions(user.id, caller.token_hash));
+    return Audit(tx, caller, "user.change_password", "user:" + user.id);
+  });
 }
 
 Result<std::string> Accounts::HashPasswordForReset(std::string_view password,

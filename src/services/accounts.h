@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -144,15 +145,21 @@ class Accounts {
 
  private:
   Status Validate(const NewUser& input) const;
-  Result<store::User> Insert(const NewUser& input, auth::Role role);
+  // Hashes the password, then inserts the user and appends the audit entry `audit` makes for it,
+  // in one transaction.
+  Result<store::User> Insert(const NewUser& input, auth::Role role,
+                             const std::function<Status(store::Store&, const store::User&)>& audit);
   // The hash to store for a new password that passed the checks; marked (auth::MarkDevelopmentHash)
   // when only the development rules let it pass, and the acceptance logged.
   Result<std::string> HashNewPassword(std::string_view password, std::string_view email);
   // A hashing slot for work other than logins, or kResourceExhausted asking to retry.
   Result<auth::ConcurrencyLimit::Slot> HashingSlot();
-  Result<LoginResult> StartSession(std::optional<store::User> user, auth::Role role);
-  void Audit(const Principal& actor, const std::string& action, const std::string& target,
-             const std::string& detail = "");
+  // Inserts the session through `tx` (the caller's transaction, or store_).
+  Result<LoginResult> StartSession(store::Store& tx, std::optional<store::User> user,
+                                   auth::Role role);
+  // Appends an audit entry through `tx`: inside the transaction of the change it records.
+  Status Audit(store::Store& tx, const Principal& actor, const std::string& action,
+               const std::string& target, const std::string& detail = "");
   // The remembered principal for `token_hash`, if it is still valid now.
   std::optional<Principal> CachedPrincipal(const std::string& token_hash);
   // Remembers a check that passed; `auth_version` is the store's AuthVersion read before the

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <sodium.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <cstring>
@@ -1303,6 +1304,40 @@ TEST_F(AccountsTest, RememberedGuestEndsWithLogout) {
   ASSERT_TRUE(accounts_->Logout(guest).ok());
   EXPECT_EQ(accounts_->Authenticate("Bearer " + r->token).status().code(),
             StatusCode::kUnauthenticated);
+}
+
+}  // namespace
+}  // namespace datasite::services
+
+namespace datasite::services {
+namespace {
+
+// Regression (issue 13): the audit entry was appended after the change, its failure ignored, so a
+// crash or an error between the two kept a change with no entry. Now they commit together: when
+// the entry can't be written, the change is not kept either. Appends are made to fail with a
+// trigger written through a second connection, as a full disk or a damaged table would.
+TEST_F(AccountsTest, AChangeWhoseAuditEntryCannotBeWrittenIsNotKept) {
+  Principal admin = SignIn("admin@example.org", Role::kAdmin);
+  store::User victim = Seed("victim@example.org", Role::kDataScientist);
+  const int64_t users = UserCount();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/datasite.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TRIGGER no_audit BEFORE INSERT ON audit_events "
+                         "BEGIN SELECT RAISE(ABORT, 'audit log unavailable'); END",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+
+  EXPECT_FALSE(accounts_->CreateUser(admin, MakeNewUser("new@example.org")).ok());
+  EXPECT_EQ(UserCount(), users);
+  UserPatch patch;
+  patch.role = Role::kDataOwner;
+  EXPECT_FALSE(accounts_->UpdateUser(admin, victim.id, patch, nullptr).ok());
+  EXPECT_EQ(Stored(victim.id).role, static_cast<int>(Role::kDataScientist));
+  EXPECT_FALSE(accounts_->DeleteUser(admin, victim.id).ok());
+  EXPECT_EQ(UserCount(), users);
+  EXPECT_FALSE(accounts_->Login("victim@example.org", kPassword, kAddress).ok());
 }
 
 }  // namespace

@@ -15,8 +15,8 @@
 #include "data/sidecar.h"
 #include "jobs/job_queue.h"
 #include "services/job_failure.h"
-#include "services/projects.h"
 #include "services/notifications.h"
+#include "services/projects.h"
 #include "services/source_check.h"
 
 namespace datasite::services {
@@ -228,9 +228,9 @@ std::string CodeService::ResultPath(const std::string& job_id) const {
   return options_.results_dir + "/" + job_id;
 }
 
-void CodeService::Audit(const Principal& actor, const std::string& action,
-                        const std::string& target, const std::string& detail) {
-  (void)store_.AppendAudit({clock_.NowSeconds(), actor.AuditName(), action, target, detail});
+Status CodeService::Audit(store::Store& tx, const Principal& actor, const std::string& action,
+                          const std::string& target, const std::string& detail) {
+  return tx.AppendAudit({clock_.NowSeconds(), actor.AuditName(), action, target, detail});
 }
 
 // Checks each binding and records, for assets, where they come from (names as they were at
@@ -336,7 +336,7 @@ Result<store::UserCode> CodeService::Submit(const Principal& caller, const Submi
   Status stored = store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.InsertCode(code).status());
     if (!policy_spec.is_null()) RETURN_IF_ERROR(tx.PutCodePolicy(code.id, policy_spec.dump()));
-    return Status::Ok();
+    return Audit(tx, caller, "code.submit", "code:" + code.id, code.name);
   });
   if (stored.code() == StatusCode::kAlreadyExists) {
     auto earlier = store_.FindCodeByHash(code.user_id, code.code_hash);
@@ -347,7 +347,6 @@ Result<store::UserCode> CodeService::Submit(const Principal& caller, const Submi
     return AlreadyExistsError("this code was already submitted" + which);
   }
   RETURN_IF_ERROR(stored);
-  Audit(caller, "code.submit", code.id, code.name);
   ASSIGN_OR_RETURN(store::UserCode c, store_.GetCode(code.id));
   if (!IsOwner(caller)) c.policy_state.clear();
   return c;
@@ -406,6 +405,7 @@ Result<store::CodeRequest> CodeService::CreateRequest(const Principal& caller,
   ASSIGN_OR_RETURN(store::CodeRequest r, NewRequest(caller, code_id, reason));
   Status st = store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.InsertRequest(r));
+    RETURN_IF_ERROR(Audit(tx, caller, "request.submit", "request:" + r.id, "code:" + r.code_id));
     return AnnounceRequest(tx, r);
   });
   WakeNotifier(st);
@@ -413,8 +413,6 @@ Result<store::CodeRequest> CodeService::CreateRequest(const Principal& caller,
     return AlreadyExistsError("this code already has a request");
   }
   RETURN_IF_ERROR(st);
-  auto code = store_.GetCode(r.code_id);
-  Audit(caller, "request.submit", r.id, code.ok() ? code->name : "");
   return store_.GetRequest(r.id);
 }
 
@@ -469,10 +467,10 @@ Result<store::CodeRequest> CodeService::Approve(const Principal& caller, const s
   RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.DecideRequest(id, "approved", std::nullopt, *caller.user_id, now));
     RETURN_IF_ERROR(AppendDecisionEvent(tx, r, "approved", std::nullopt, *caller.user_id, now));
+    RETURN_IF_ERROR(Audit(tx, caller, "request.approve", "request:" + id, "code:" + r.code_id));
     return notifications_ ? notifications_->OnDecision(tx, r, "approved", *caller.user_id)
                           : Status::Ok();
   }));
-  Audit(caller, "request.approve", id);
   return store_.GetRequest(id);
 }
 
@@ -483,14 +481,16 @@ Result<store::CodeRequest> CodeService::Deny(const Principal& caller, const std:
     return InvalidArgumentError("'reason' must be 1 to 10000 characters");
   }
   ASSIGN_OR_RETURN(store::CodeRequest r, GetRequest(caller, id));
+  // The reason is free text (it may quote data): the request's history keeps it, not the log.
   const int64_t now = clock_.NowSeconds();
   RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.DecideRequest(id, "denied", reason, *caller.user_id, now));
     RETURN_IF_ERROR(AppendDecisionEvent(tx, r, "denied", reason, *caller.user_id, now));
+    RETURN_IF_ERROR(Audit(tx, caller, "request.deny", "request:" + id,
+                          "code:" + r.code_id + (r.status == "approved" ? " (was approved)" : "")));
     return notifications_ ? notifications_->OnDecision(tx, r, "denied", *caller.user_id)
                           : Status::Ok();
   }));
-  Audit(caller, "request.deny", id, reason.substr(0, 200));
   if (r.status == "approved") {
     // The store held the runs still going; they are stopped too.
     store::JobFilter f;
@@ -568,14 +568,18 @@ Result<store::Job> CodeService::Deposit(const Principal& caller, const std::stri
     out.close();
     st = out ? SyncFile(ResultPath(job.id)) : InternalError("cannot write the result file");
   }
-  if (st.ok()) st = store_.InsertDepositedJob(job);
+  if (st.ok()) {
+    st = store_.InTransaction([&](store::Store& tx) -> Status {
+      RETURN_IF_ERROR(tx.InsertDepositedJob(job));
+      return Audit(tx, caller, "request.deposit", "request:" + r.id, "job:" + job.id);
+    });
+  }
   if (!st.ok()) {
     std::error_code ec;
     std::filesystem::remove(ResultPath(job.id), ec);
     storage_.Add(-kept);
     return st;
   }
-  Audit(caller, "request.deposit", r.id, job.id);
   return store_.GetJob(job.id);
 }
 
@@ -728,7 +732,12 @@ Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& 
   job.priority = limited ? 0 : 1;
   store::JobLimits limits{.max_private_runs = max_runs};
   if (limited) limits.max_unfinished = options_.quotas.max_unfinished_jobs;
-  ASSIGN_OR_RETURN(store::JobAdmission admission, queue_.Enqueue(job, limits));
+  // A review run (a data owner's run on private data) and a private run are both recorded.
+  ASSIGN_OR_RETURN(store::JobAdmission admission,
+                   queue_.Enqueue(job, limits, [&](store::Store& tx) {
+                     return Audit(tx, caller, kind == "review" ? "job.review_run" : "job.create",
+                                  "job:" + job.id, kind + " run of code:" + code.id);
+                   }));
   if (admission == store::JobAdmission::kTooManyUnfinished) {
     return ResourceExhaustedError("you have " +
                                   std::to_string(options_.quotas.max_unfinished_jobs) +
@@ -761,8 +770,6 @@ Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& 
     }
     out.created = false;
     job_id = it->id;
-  } else {
-    Audit(caller, "job.create", job.id, kind + " run of " + code.id);
   }
   if (!run.blocking) {
     ASSIGN_OR_RETURN(out.job, store_.GetJob(job_id));
@@ -833,13 +840,22 @@ Result<ResultFile> CodeService::JobResult(const Principal& caller, const std::st
   }
   ResultFile f{std::nullopt, ResultPath(job.id), job.result_format, job.result_size};
   ASSIGN_OR_RETURN(f.bytes, store_.GetJobResult(job.id));
+  // A result computed on private data leaves the server: recorded before it is handed out.
+  if (job.kind != "mock") {
+    RETURN_IF_ERROR(Audit(store_, caller, "job.read_result", "job:" + job.id, job.kind + " run"));
+  }
   return f;
 }
 
-Result<std::optional<std::string>> CodeService::SmallResult(const store::Job& job,
+Result<std::optional<std::string>> CodeService::SmallResult(const Principal& caller,
+                                                            const store::Job& job,
                                                             int64_t max_bytes) const {
   if (job.status != "completed" || job.result_expired || job.result_size > max_bytes) {
     return std::optional<std::string>();
+  }
+  if (job.kind != "mock") {
+    RETURN_IF_ERROR(store_.AppendAudit({clock_.NowSeconds(), caller.AuditName(), "job.read_result",
+                                        "job:" + job.id, job.kind + " run (inline)"}));
   }
   ASSIGN_OR_RETURN(auto bytes, store_.GetJobResult(job.id));
   if (bytes) return bytes;
@@ -894,7 +910,8 @@ Result<JobLogs> CodeService::Logs(const Principal& caller, const std::string& id
 Result<store::Job> CodeService::Kill(const Principal& caller, const std::string& id) {
   ASSIGN_OR_RETURN(store::Job job, GetJob(caller, id));
   RETURN_IF_ERROR(queue_.Kill(id));
-  Audit(caller, "job.kill", id);
+  // The kill is the queue's (it may stop a running process): its entry follows it.
+  RETURN_IF_ERROR(Audit(store_, caller, "job.kill", "job:" + id));
   return queue_.Wait(id, std::chrono::steady_clock::now() + std::chrono::seconds(5));
 }
 
@@ -911,11 +928,11 @@ Result<store::Job> CodeService::Release(const Principal& caller, const std::stri
   }
   RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.ReleaseJob(id));
+    RETURN_IF_ERROR(Audit(tx, caller, "job.release", "job:" + id, "code:" + job.code_id));
     return notifications_ && job.kind == "private"
                ? notifications_->OnResultReleased(tx, job, *caller.user_id)
                : Status::Ok();
   }));
-  Audit(caller, "job.release", id);
   return store_.GetJob(id);
 }
 
@@ -938,8 +955,10 @@ Result<store::Job> CodeService::ReleaseError(const Principal& caller, const std:
         "the job is held for output review: release it first (job.release())");
   }
   if (job.error_released) return FailedPreconditionError("the job's error was already released");
-  RETURN_IF_ERROR(store_.ReleaseJobError(id));
-  Audit(caller, "job.release_error", id);
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.ReleaseJobError(id));
+    return Audit(tx, caller, "job.release_error", "job:" + id);
+  }));
   return store_.GetJob(id);
 }
 

@@ -187,7 +187,10 @@ class CodeService {
   Result<ResultFile> JobResult(const Principal& caller, const std::string& id);
   // The bytes of a completed job's result when at most `max_bytes`; nullopt when larger. No
   // permission check: for rendering a job the caller may already see.
-  Result<std::optional<std::string>> SmallResult(const store::Job& job, int64_t max_bytes) const;
+  // A result computed on private data is recorded in the audit log (job.read_result, as the
+  // caller) before it is returned.
+  Result<std::optional<std::string>> SmallResult(const Principal& caller, const store::Job& job,
+                                                 int64_t max_bytes) const;
   // A job's stdout (from byte `since` on) to whoever may see its result — while it runs too: it
   // streams into the store (see RunInSandbox) — and its stderr to data owners and admins.
   Result<JobLogs> Logs(const Principal& caller, const std::string& id, int64_t since = 0);
@@ -224,8 +227,9 @@ class CodeService {
   Result<std::string> Charge(const store::Job& job, int64_t result_bytes, int64_t log_bytes,
                              std::optional<int64_t> quota);
   Result<nlohmann::json> ResolveInputs(const nlohmann::json& inputs);
-  void Audit(const Principal& actor, const std::string& action, const std::string& target,
-             const std::string& detail = "");
+  // Appends an audit entry through `tx`: inside the transaction of the change it records.
+  Status Audit(store::Store& tx, const Principal& actor, const std::string& action,
+               const std::string& target, const std::string& detail = "");
 
   store::Store& store_;
   blob::BlobStore& blobs_;

@@ -143,16 +143,25 @@ class BlobUploadImpl : public BlobUpload {
                   std::string(data::FormatName(format_)),
                   schema.dump(),
                   owner_.clock_.NowSeconds()};
-    Status st = owner_.store_.InsertBlob(b);
+    Status st = owner_.store_.InTransaction([&](store::Store& tx) -> Status {
+      RETURN_IF_ERROR(tx.InsertBlob(b));
+      RETURN_IF_ERROR(
+          owner_.Audit(tx, caller_, "blob.upload", "blob:" + b.id,
+                       std::to_string(b.size) + " bytes " + b.format + " sha256 " + b.sha256));
+      if (generated_from_.empty()) return Status::Ok();
+      return owner_.Audit(tx, caller_, "blob.generate_mock", "blob:" + b.id,
+                          "from blob:" + generated_from_);
+    });
     if (!st.ok()) {
       (void)owner_.blobs_.Delete(info.id);
       return st;
     }
     owner_.storage_.Add(b.size);  // the bytes written stop counting when this upload goes
-    owner_.Audit(caller_, "blob.upload", "blob:" + b.id,
-                 std::to_string(b.size) + " bytes " + b.format + " sha256 " + b.sha256);
     return b;
   }
+
+  // The blob is a mock generated from `blob_id`: recorded with it (schema version 6 reads this).
+  void set_generated_from(std::string blob_id) { generated_from_ = std::move(blob_id); }
 
  private:
   Datasets& owner_;
@@ -160,15 +169,16 @@ class BlobUploadImpl : public BlobUpload {
   const data::Format format_;
   std::unique_ptr<blob::BlobWriter> writer_;
   int64_t written_ = 0;
+  std::string generated_from_;
 };
 
 Datasets::Datasets(store::Store& store, blob::BlobStore& blobs, const SettingsService& settings,
                    const Clock& clock, DatasetsOptions options)
     : store_(store), blobs_(blobs), settings_(settings), clock_(clock), options_(options) {}
 
-void Datasets::Audit(const Principal& actor, const std::string& action, const std::string& target,
-                     const std::string& detail) {
-  (void)store_.AppendAudit({clock_.NowSeconds(), actor.AuditName(), action, target, detail});
+Status Datasets::Audit(store::Store& tx, const Principal& actor, const std::string& action,
+                       const std::string& target, const std::string& detail) {
+  return tx.AppendAudit({clock_.NowSeconds(), actor.AuditName(), action, target, detail});
 }
 
 Status Datasets::DeleteBlobFully(const std::string& blob_id) {
@@ -258,8 +268,8 @@ Result<BlobFile> Datasets::ReadBlob(const Principal& caller, const std::string& 
 Status Datasets::DeleteBlob(const Principal& caller, const std::string& blob_id) {
   ASSIGN_OR_RETURN(store::Blob b, OwnBlob(caller, blob_id));
   RETURN_IF_ERROR(DeleteBlobFully(b.id));
-  Audit(caller, "blob.delete", "blob:" + b.id);
-  return Status::Ok();
+  // The file is gone with the row (DeleteBlobFully): the entry can only follow it.
+  return Audit(store_, caller, "blob.delete", "blob:" + b.id);
 }
 
 Result<store::Blob> Datasets::MakeMock(const Principal& caller, const std::string& blob_id,
@@ -273,6 +283,7 @@ Result<store::Blob> Datasets::GenerateMockBlob(const Principal& caller, const Bl
   const std::string& blob_id = in.blob.id;
   ASSIGN_OR_RETURN(data::Format f, data::ParseFormat(in.blob.format));
   ASSIGN_OR_RETURN(auto upload, StartUpload(caller, in.blob.format));
+  static_cast<BlobUploadImpl*>(upload.get())->set_generated_from(blob_id);
   // Generate into a scratch file, then stream it through an ordinary upload (hash, fsync, record).
   std::string scratch = blobs_.ScratchPath();
   struct Remove {
@@ -290,9 +301,7 @@ Result<store::Blob> Datasets::GenerateMockBlob(const Principal& caller, const Bl
     RETURN_IF_ERROR(upload->Write(std::string_view(buf.data(), static_cast<size_t>(n))));
   }
   if (file.bad()) return InternalError("reading the generated mock failed");
-  ASSIGN_OR_RETURN(store::Blob mock, upload->Finish());
-  Audit(caller, "blob.generate_mock", "blob:" + mock.id, "from blob:" + blob_id);
-  return mock;
+  return upload->Finish();
 }
 
 Result<store::Dataset> Datasets::RegenerateMock(const Principal& caller, const std::string& dataset,
@@ -314,7 +323,14 @@ Result<store::Dataset> Datasets::RegenerateMock(const Principal& caller, const s
   ASSIGN_OR_RETURN(std::string path, blobs_.LocalPath(it->data_blob->id));
   ASSIGN_OR_RETURN(store::Blob mock,
                    GenerateMockBlob(caller, BlobFile{path, *it->data_blob}, params, seed));
-  auto replaced = store_.ReplaceAssetMock(it->id, mock.id, clock_.NowSeconds());
+  Result<std::optional<std::string>> replaced = std::optional<std::string>();
+  Status changed = store_.InTransaction([&](store::Store& tx) -> Status {
+    replaced = tx.ReplaceAssetMock(it->id, mock.id, clock_.NowSeconds());
+    RETURN_IF_ERROR(replaced.status());
+    return Audit(tx, caller, "asset.regenerate_mock", "dataset:" + d.id,
+                 asset_name + " mock blob:" + mock.id);
+  });
+  if (!changed.ok()) replaced = changed;
   if (!replaced.ok()) {
     (void)DeleteBlobFully(mock.id);
     return replaced.status();
@@ -323,7 +339,6 @@ Result<store::Dataset> Datasets::RegenerateMock(const Principal& caller, const s
     Status st = DeleteBlobFully(**replaced);
     if (!st.ok()) spdlog::warn("deleting the replaced mock blob {}: {}", **replaced, st.message());
   }
-  Audit(caller, "asset.regenerate_mock", "dataset:" + d.id, asset_name + " mock blob:" + mock.id);
   return store_.GetDataset(d.id);
 }
 
@@ -387,8 +402,12 @@ Result<int> Datasets::AddDataSubject(const Principal& caller, const nlohmann::js
   std::vector<store::DataSubject> flat;
   RETURN_IF_ERROR(FlattenDataSubject(subject, "", caller, clock_.NowSeconds(), flat));
   const bool lone = flat.size() == 1;
-  ASSIGN_OR_RETURN(int added, store_.InsertDataSubjects(flat, lone));
-  Audit(caller, "data_subject.add", "data_subject:" + flat[0].name, std::to_string(added) + " new");
+  int added = 0;
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    ASSIGN_OR_RETURN(added, tx.InsertDataSubjects(flat, lone));
+    return Audit(tx, caller, "data_subject.add", "data_subject:" + flat[0].name,
+                 std::to_string(added) + " new");
+  }));
   return added;
 }
 
@@ -480,8 +499,10 @@ Result<store::Dataset> Datasets::Create(const Principal& caller, const NewDatase
   d.id = NewUuid();
   d.uploader_id = *caller.user_id;
   d.created_at = d.updated_at = clock_.NowSeconds();
-  RETURN_IF_ERROR(store_.InsertDataset(d));
-  Audit(caller, "dataset.create", "dataset:" + d.id, d.name);
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.InsertDataset(d));
+    return Audit(tx, caller, "dataset.create", "dataset:" + d.id, d.name);
+  }));
   // Read back: the answer must say what the catalogue holds (the blobs each asset names, the
   // uploader's name and email), not the half-filled dataset that was inserted.
   return store_.GetDataset(d.id);
@@ -536,12 +557,14 @@ Result<store::Dataset> Datasets::Update(const Principal& caller, const std::stri
     d.contributors = std::move(cs);
   }
   d.updated_at = clock_.NowSeconds();
-  Status st = store_.UpdateDataset(d);
+  Status st = store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.UpdateDataset(d));
+    return Audit(tx, caller, "dataset.update", "dataset:" + d.id);
+  });
   if (st.code() == StatusCode::kAlreadyExists) {
     return AlreadyExistsError("a dataset named '" + d.name + "' already exists");
   }
   RETURN_IF_ERROR(st);
-  Audit(caller, "dataset.update", "dataset:" + d.id);
   return d;
 }
 
@@ -549,7 +572,10 @@ Status Datasets::Delete(const Principal& caller, const std::string& id) {
   if (!CanReadPrivate(caller))
     return PermissionDeniedError("only data owners and admins can delete datasets");
   ASSIGN_OR_RETURN(store::Dataset d, store_.GetDataset(id));
-  RETURN_IF_ERROR(store_.SoftDeleteDataset(d.id, clock_.NowSeconds()));
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.SoftDeleteDataset(d.id, clock_.NowSeconds()));
+    return Audit(tx, caller, "dataset.delete", "dataset:" + d.id, d.name);
+  }));
   // The metadata stays (deleted) for the record; the bytes go now.
   for (const auto& a : d.assets) {
     for (const auto& blob_id : {a.data_blob_id, a.mock_blob_id}) {
@@ -560,7 +586,6 @@ Status Datasets::Delete(const Principal& caller, const std::string& id) {
       }
     }
   }
-  Audit(caller, "dataset.delete", "dataset:" + d.id, d.name);
   return Status::Ok();
 }
 
@@ -585,7 +610,10 @@ Result<BlobFile> Datasets::AssetBytes(const Principal& caller, const std::string
   }
   ASSIGN_OR_RETURN(store::Blob b, store_.GetBlob(*blob_id));
   ASSIGN_OR_RETURN(std::string path, blobs_.LocalPath(b.id));
-  if (private_data) Audit(caller, "asset.read_private", "dataset:" + d.id, asset_name);
+  // Recorded before a byte is handed out: no entry, no private data.
+  if (private_data) {
+    RETURN_IF_ERROR(Audit(store_, caller, "asset.read_private", "dataset:" + d.id, asset_name));
+  }
   return BlobFile{path, b};
 }
 

@@ -146,8 +146,9 @@ class Datasets {
   Result<store::Blob> GenerateMockBlob(const Principal& caller, const BlobFile& in,
                                        const data::MockParams& params, uint64_t seed);
   Status DeleteBlobFully(const std::string& blob_id);
-  void Audit(const Principal& actor, const std::string& action, const std::string& target,
-             const std::string& detail = "");
+  // Appends an audit entry through `tx`: inside the transaction of the change it records.
+  Status Audit(store::Store& tx, const Principal& actor, const std::string& action,
+               const std::string& target, const std::string& detail = "");
 
   store::Store& store_;
   blob::BlobStore& blobs_;

@@ -12,9 +12,9 @@ namespace {
 constexpr int64_t kHourMs = 3600 * 1000;
 constexpr const char* kBadToken = "the reset token is wrong, expired or already used";
 
-void Audit(store::Store& tx, int64_t now, const std::string& actor, const std::string& action,
-           const std::string& target) {
-  (void)tx.AppendAudit({now, actor, action, target, ""});
+Status Audit(store::Store& tx, int64_t now, const std::string& actor, const std::string& action,
+             const std::string& target) {
+  return tx.AppendAudit({now, actor, action, target, ""});
 }
 
 }  // namespace
@@ -41,8 +41,9 @@ Result<std::string> PasswordResets::Create(const store::User& user,
   reset.expires_at = reset.created_at + options_.token_ttl_seconds;
   RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.InsertPasswordReset(reset));
-    Audit(tx, reset.created_at, requested_by == "self" ? "user:" + user.id : "user:" + requested_by,
-          "user.password_reset_request", "user:" + user.id);
+    RETURN_IF_ERROR(Audit(tx, reset.created_at,
+                          requested_by == "self" ? "user:" + user.id : "user:" + requested_by,
+                          "user.password_reset_request", "user:" + user.id));
     return notifications_.OnPasswordReset(tx, user, token, reset.expires_at);
   }));
   notifications_.Wake();
@@ -102,8 +103,7 @@ Status PasswordResets::Reset(const std::string& token, const std::string& new_pa
     user.updated_at = now;
     RETURN_IF_ERROR(tx.UpdateUser(user));
     RETURN_IF_ERROR(tx.DeleteUserSessions(user.id, ""));
-    Audit(tx, now, "user:" + user.id, "user.password_reset", "user:" + user.id);
-    return Status::Ok();
+    return Audit(tx, now, "user:" + user.id, "user.password_reset", "user:" + user.id);
   });
   if (st.code() == StatusCode::kNotFound) return InvalidArgumentError(kBadToken);
   return st;

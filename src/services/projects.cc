@@ -143,8 +143,9 @@ Result<store::Project> ProjectService::Create(const Principal& caller, const New
       return AlreadyExistsError("you already have a project named '" + p.name + "'");
     }
     RETURN_IF_ERROR(inserted);
-    RETURN_IF_ERROR(tx.AppendAudit({p.created_at, caller.AuditName(), "project.create", p.id,
-                                    std::to_string(p.members.size()) + " members"}));
+    RETURN_IF_ERROR(
+        tx.AppendAudit({p.created_at, caller.AuditName(), "project.create", "project:" + p.id,
+                        std::to_string(p.members.size()) + " members"}));
     for (const auto& r : requests) {
       Status req = tx.InsertRequest(r);
       if (req.code() == StatusCode::kAlreadyExists) {
@@ -155,8 +156,8 @@ Result<store::Project> ProjectService::Create(const Principal& caller, const New
       store::ProjectEvent e = MakeEvent(caller, p.id, "request", r.reason);
       e.request_id = r.id;
       ASSIGN_OR_RETURN(e.seq, tx.AppendProjectEvent(e));
-      RETURN_IF_ERROR(
-          tx.AppendAudit({p.created_at, caller.AuditName(), "request.submit", r.id, p.id}));
+      RETURN_IF_ERROR(tx.AppendAudit({p.created_at, caller.AuditName(), "request.submit",
+                                      "request:" + r.id, "project:" + p.id}));
       events.push_back(std::move(e));
     }
     return Status::Ok();
@@ -229,7 +230,8 @@ Result<store::CodeRequest> ProjectService::AddCodeRequest(const Principal& calle
     RETURN_IF_ERROR(inserted);
     RETURN_IF_ERROR(code_.AnnounceRequest(tx, r));
     ASSIGN_OR_RETURN(e.seq, tx.AppendProjectEvent(e));
-    return tx.AppendAudit({e.at, caller.AuditName(), "request.submit", r.id, p.id});
+    return tx.AppendAudit(
+        {e.at, caller.AuditName(), "request.submit", "request:" + r.id, "project:" + p.id});
   }));
   code_.WakeNotifier(Status::Ok());
   Notify(p, e);
@@ -253,7 +255,8 @@ Result<store::CodeRequest> ProjectService::AddExistingRequest(const Principal& c
   RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.SetRequestProject(r.id, p.id));
     ASSIGN_OR_RETURN(e.seq, tx.AppendProjectEvent(e));
-    return tx.AppendAudit({e.at, caller.AuditName(), "project.add_request", p.id, r.id});
+    return tx.AppendAudit(
+        {e.at, caller.AuditName(), "project.add_request", "project:" + p.id, "request:" + r.id});
   }));
   Notify(p, e);
   return store_.GetRequest(r.id);

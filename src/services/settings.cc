@@ -89,8 +89,12 @@ Status SettingsService::Bootstrap(const LaunchSettings& launch) {
   return Save(std::move(s));
 }
 
-Status SettingsService::Save(store::Settings settings) {
-  RETURN_IF_ERROR(store_.PutSettings(settings));
+Status SettingsService::Save(store::Settings settings,
+                             const std::function<Status(store::Store&)>& also) {
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.PutSettings(settings));
+    return also ? also(tx) : Status::Ok();
+  }));
   std::lock_guard lock(mu_);
   settings_ = std::move(settings);
   ++version_;
@@ -138,9 +142,25 @@ Result<store::Settings> SettingsService::Update(const Principal& caller, const S
   if (p.allow_guest_sessions) s.allow_guest_sessions = *p.allow_guest_sessions;
   if (p.welcome_markdown) s.welcome_markdown = *p.welcome_markdown;
   if (p.output_review) s.output_review = *p.output_review;
-  RETURN_IF_ERROR(Save(s));
-  (void)store_.AppendAudit(
-      {clock_.NowSeconds(), caller.AuditName(), "settings.update", "settings", ""});
+  // Which settings changed, by name; never their values.
+  std::string what;
+  for (auto [set, name] :
+       {std::pair{p.name.has_value(), "name"},
+        {p.organization.has_value(), "organization"},
+        {p.description.has_value(), "description"},
+        {p.signup_enabled.has_value(), "signup_enabled"},
+        {p.notifications_enabled.has_value(), "notifications_enabled"},
+        {p.admin_email.has_value(), "admin_email"},
+        {p.association_request_auto_approval.has_value(), "association_request_auto_approval"},
+        {p.allow_guest_sessions.has_value(), "allow_guest_sessions"},
+        {p.welcome_markdown.has_value(), "welcome_markdown"},
+        {p.output_review.has_value(), "output_review"}}) {
+    if (set) what += what.empty() ? name : std::string(",") + name;
+  }
+  RETURN_IF_ERROR(Save(s, [&](store::Store& tx) {
+    return tx.AppendAudit(
+        {clock_.NowSeconds(), caller.AuditName(), "settings.update", "settings", what});
+  }));
   return s;
 }
 

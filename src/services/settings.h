@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -65,7 +66,8 @@ class SettingsService {
   static std::string WelcomeMarkdown(const store::Settings& settings);
 
  private:
-  Status Save(store::Settings settings);
+  // Writes `settings` and, in the same transaction, what `also` appends (its audit entry).
+  Status Save(store::Settings settings, const std::function<Status(store::Store&)>& also = nullptr);
 
   store::Store& store_;
   const Clock& clock_;

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "store/audit_log.h"
 #include "store/store.h"
 
 namespace datasite::store {
@@ -362,6 +363,21 @@ CREATE TABLE password_resets (
 );
 CREATE INDEX password_resets_user ON password_resets(user_id);
 )sql",
+    // Version 14: the audit log becomes a hash chain (store/audit_log.h): each entry keeps the
+    // hash of the one before it and its own. The entries written before this version are chained
+    // in this same migration, in seq order, from the genesis of the server (ChainLegacyAudit), so
+    // the whole history is covered; a retention prune leaves a signed checkpoint.
+    R"sql(
+ALTER TABLE audit_events ADD COLUMN prev_hash TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit_events ADD COLUMN hash TEXT NOT NULL DEFAULT '';
+CREATE TABLE audit_checkpoint (
+  singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+  seq INTEGER NOT NULL,
+  hash TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  signature BLOB NOT NULL
+);
+)sql",
 };
 
 // Prepared statements kept for reuse, by SQL text: preparing a join costs more than running it
@@ -504,6 +520,21 @@ auto ReadAll(Stmt& s, Read read) -> Result<std::vector<decltype(read(s))>> {
     out.push_back(read(s));
   }
   return out;
+}
+
+constexpr const char* kAuditColumns = "seq, at, actor, action, target, detail, prev_hash, hash";
+
+AuditEvent ReadAudit(const Stmt& s) {
+  AuditEvent e;
+  e.seq = s.Int(0);
+  e.at = s.Int(1);
+  e.actor = s.Text(2);
+  e.action = s.Text(3);
+  e.target = s.Text(4);
+  e.detail = s.Text(5);
+  e.prev_hash = s.Text(6);
+  e.hash = s.Text(7);
+  return e;
 }
 
 constexpr const char* kUserColumns =
@@ -778,6 +809,22 @@ class SqliteStore : public Store {
   ~SqliteStore() override {
     stmts_.Clear();
     sqlite3_close_v2(db_);
+  }
+
+  // For a read-only connection: no pragma that writes, no migration; the schema must be current.
+  Status InitReadOnly() {
+    std::lock_guard lock(mu_);
+    sqlite3_busy_timeout(db_, 5000);
+    Stmt s(stmts_, "PRAGMA user_version");
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    const int64_t version = row ? s.Int(0) : 0;
+    const int64_t latest = static_cast<int64_t>(std::size(kMigrations));
+    if (version != latest) {
+      return FailedPreconditionError("database schema version " + std::to_string(version) +
+                                     " is not this datasite's (" + std::to_string(latest) +
+                                     "): start the server once to migrate it");
+    }
+    return Status::Ok();
   }
 
   Status Init() {
@@ -1274,24 +1321,59 @@ class SqliteStore : public Store {
 
   Status AppendAudit(const AuditEvent& e) override {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_,
-           "INSERT INTO audit_events (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)");
-    return s.Bind(e.at).Bind(e.actor).Bind(e.action).Bind(e.target).Bind(e.detail).Run();
+    RETURN_IF_ERROR(Begin());
+    Status st = AppendAuditLocked(e);
+    if (!st.ok()) {
+      Rollback();
+      return st;
+    }
+    return Commit();
   }
 
   Result<std::vector<AuditEvent>> RecentAudit(int64_t limit) override {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_,
-           "SELECT at, actor, action, target, detail FROM (SELECT * FROM audit_events ORDER BY seq "
-           "DESC LIMIT ?) ORDER BY seq");
+    Stmt s(stmts_, std::string("SELECT ") + kAuditColumns +
+                       " FROM (SELECT * FROM audit_events ORDER BY seq DESC LIMIT ?) ORDER BY seq");
     s.Bind(limit);
-    std::vector<AuditEvent> out;
-    while (true) {
-      ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      out.push_back({s.Int(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4)});
+    return ReadAll(s, ReadAudit);
+  }
+
+  Result<std::vector<AuditEvent>> ListAudit(int64_t after_seq, int64_t limit) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, std::string("SELECT ") + kAuditColumns +
+                       " FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?");
+    s.Bind(after_seq).Bind(limit);
+    return ReadAll(s, ReadAudit);
+  }
+
+  Result<std::optional<AuditCheckpoint>> GetAuditCheckpoint() override {
+    std::lock_guard lock(mu_);
+    return GetAuditCheckpointLocked();
+  }
+
+  Status PruneAudit(const AuditCheckpoint& cp) override {
+    std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(Begin());
+    Status st = [&]() -> Status {
+      Stmt q(stmts_, "SELECT hash FROM audit_events WHERE seq = ?");
+      q.Bind(cp.seq);
+      ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row || q.Text(0) != cp.hash) {
+        return FailedPreconditionError("audit entry " + std::to_string(cp.seq) +
+                                       " is not the one the checkpoint names");
+      }
+      Stmt d(stmts_, "DELETE FROM audit_events WHERE seq <= ?");
+      RETURN_IF_ERROR(d.Bind(cp.seq).Run());
+      Stmt w(stmts_,
+             "INSERT OR REPLACE INTO audit_checkpoint (singleton, seq, hash, at, signature) "
+             "VALUES (1, ?, ?, ?, ?)");
+      return w.Bind(cp.seq).Bind(cp.hash).Bind(cp.at).BindBlob(cp.signature).Run();
+    }();
+    if (!st.ok()) {
+      Rollback();
+      return st;
     }
-    return out;
+    return Commit();
   }
 
   Status InsertNotification(const Notification& n) override {
@@ -2436,6 +2518,12 @@ class SqliteStore : public Store {
     for (int64_t v = version; v < latest; ++v) {
       RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
       Status st = Exec(kMigrations[v]);
+      if (st.ok() &&
+          std::string_view(kMigrations[v]).find("ADD COLUMN hash") != std::string_view::npos) {
+        ++tx_depth_;  // the migration's own transaction: AppendAuditLocked runs inside it
+        st = ChainLegacyAudit();
+        --tx_depth_;
+      }
       if (st.ok()) st = Exec(("PRAGMA user_version = " + std::to_string(v + 1)).c_str());
       if (!st.ok()) {
         (void)Exec("ROLLBACK");
@@ -2502,6 +2590,74 @@ class SqliteStore : public Store {
     return ReadJob(s);
   }
 
+  // REQUIRES: mu_ held.
+  Result<std::optional<AuditCheckpoint>> GetAuditCheckpointLocked() {
+    Stmt s(stmts_, "SELECT seq, hash, at, signature FROM audit_checkpoint");
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return std::optional<AuditCheckpoint>();
+    return std::optional<AuditCheckpoint>(
+        AuditCheckpoint{s.Int(0), s.Text(1), s.Int(2), s.Blob(3)});
+  }
+
+  // The chain's head: the last entry's seq and hash, else the checkpoint's, else (seq 0) the
+  // genesis of this server. REQUIRES: mu_ held, inside a transaction (so nothing appends between
+  // this read and the insert that follows it).
+  Result<std::pair<int64_t, std::string>> AuditHeadLocked() {
+    {
+      Stmt s(stmts_, "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1");
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (row) return std::make_pair(s.Int(0), s.Text(1));
+    }
+    ASSIGN_OR_RETURN(auto cp, GetAuditCheckpointLocked());
+    if (cp) return std::make_pair(cp->seq, cp->hash);
+    Stmt s(stmts_, "SELECT server_id FROM server_identity");
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    return std::make_pair(int64_t{0}, AuditGenesisHash(row ? s.Text(0) : std::string()));
+  }
+
+  // REQUIRES: mu_ held, inside a transaction.
+  Status AppendAuditLocked(const AuditEvent& in) {
+    ASSIGN_OR_RETURN(auto head, AuditHeadLocked());
+    AuditEvent e = in;
+    e.seq = head.first + 1;
+    e.prev_hash = head.second;
+    e.hash = AuditEntryHash(e);
+    Stmt s(stmts_,
+           "INSERT INTO audit_events (seq, at, actor, action, target, detail, prev_hash, hash) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    return s.Bind(e.seq)
+        .Bind(e.at)
+        .Bind(e.actor)
+        .Bind(e.action)
+        .Bind(e.target)
+        .Bind(e.detail)
+        .Bind(e.prev_hash)
+        .Bind(e.hash)
+        .Run();
+  }
+
+  // Chains the entries written before the audit log was a chain (those with no hash), in seq
+  // order from the genesis, renumbering them 1, 2, ... (a failed old append left no gap worth
+  // keeping). Runs inside the migration that adds the chain, and only while no entry is chained
+  // yet: afterwards an entry without a hash is damage for verify to report, never something to
+  // repair. REQUIRES: mu_ held, inside a transaction.
+  Status ChainLegacyAudit() {
+    {
+      Stmt c(stmts_, "SELECT count(*) FROM audit_events WHERE hash != ''");
+      ASSIGN_OR_RETURN(bool row, c.Step());
+      if (row && c.Int(0) > 0) return Status::Ok();
+    }
+    std::vector<AuditEvent> old;
+    {
+      Stmt s(stmts_, std::string("SELECT ") + kAuditColumns + " FROM audit_events ORDER BY seq");
+      ASSIGN_OR_RETURN(old, ReadAll(s, ReadAudit));
+    }
+    if (old.empty()) return Status::Ok();
+    RETURN_IF_ERROR(Exec("DELETE FROM audit_events"));
+    for (const AuditEvent& e : old) RETURN_IF_ERROR(AppendAuditLocked(e));
+    return Status::Ok();
+  }
+
   Result<User> GetUserWhere(const char* column, const std::string& value) {
     std::lock_guard lock(mu_);
     Stmt s(stmts_,
@@ -2535,6 +2691,19 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
   }
   auto store = std::make_unique<SqliteStore>(db);
   RETURN_IF_ERROR(store->Init());
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+Result<std::unique_ptr<Store>> OpenSqliteStoreReadOnly(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close_v2(db);
+    return UnavailableError("cannot open database " + path + ": " + msg);
+  }
+  auto store = std::make_unique<SqliteStore>(db);
+  RETURN_IF_ERROR(store->InitReadOnly());
   return std::unique_ptr<Store>(std::move(store));
 }
 

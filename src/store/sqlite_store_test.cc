@@ -724,6 +724,9 @@ TEST_F(SqliteStoreTest, UpgradeFlagsMocksGeneratedBeforeVersion6) {
                          "DROP TABLE notifications; DROP TABLE mail_outbox; "
                          "DROP TABLE mail_settings; DROP TABLE mail_opt_outs; "
                          "DROP TABLE password_resets; "
+                         "DROP TABLE audit_checkpoint; "
+                         "ALTER TABLE audit_events DROP COLUMN prev_hash; "
+                         "ALTER TABLE audit_events DROP COLUMN hash; "
                          "PRAGMA user_version = 5",
                          nullptr, nullptr, nullptr),
             SQLITE_OK)
@@ -1300,6 +1303,9 @@ TEST_F(JobBytesTest, UpgradeMovesTheErrorsOfPrivateRunsOutOfSight) {
                          "DROP TABLE notifications; DROP TABLE mail_outbox; "
                          "DROP TABLE mail_settings; DROP TABLE mail_opt_outs; "
                          "DROP TABLE password_resets; "
+                         "DROP TABLE audit_checkpoint; "
+                         "ALTER TABLE audit_events DROP COLUMN prev_hash; "
+                         "ALTER TABLE audit_events DROP COLUMN hash; "
                          "PRAGMA user_version = 8",
                          nullptr, nullptr, nullptr),
             SQLITE_OK)

@@ -68,12 +68,29 @@ struct Identity {
   int64_t created_at = 0;
 };
 
+// One entry of the audit log. The log is one hash chain per server (see store/audit_log.h): each
+// entry commits to the one before it. `detail` names things (ids, names); never a private value
+// or a secret.
 struct AuditEvent {
   int64_t at = 0;
   std::string actor;   // user id, "guest", or "system"
   std::string action;  // e.g. "user.login"
   std::string target;
   std::string detail;
+  // Assigned by AppendAudit and filled when read: the entry's place in the chain, the hash of the
+  // entry before it (or the genesis/checkpoint hash) and its own hash, both lowercase hex.
+  int64_t seq = 0;
+  std::string prev_hash;
+  std::string hash;
+};
+
+// What remains of the entries a retention prune removed: the last removed entry's seq and hash,
+// signed (ed25519, the server's signing key) over AuditCheckpointMessage.
+struct AuditCheckpoint {
+  int64_t seq = 0;
+  std::string hash;       // lowercase hex
+  int64_t at = 0;         // when it was written, unix seconds
+  std::string signature;  // raw 64 bytes
 };
 
 struct Blob {
@@ -635,9 +652,20 @@ class Store {
   virtual Result<bool> UpdateCodePolicyState(const std::string& code_id, int64_t expected_version,
                                              const std::string& state) = 0;
 
+  // Appends the event to the audit chain: reads the chain's head and inserts the entry that
+  // commits to it in one transaction (inside InTransaction, in the caller's), so appends are
+  // serialised by the database. event.seq, prev_hash and hash are ignored (assigned here).
   virtual Status AppendAudit(const AuditEvent& event) = 0;
   // The newest `limit` events, oldest first.
   virtual Result<std::vector<AuditEvent>> RecentAudit(int64_t limit) = 0;
+  // Events with seq > `after_seq`, oldest first, at most `limit` of them.
+  virtual Result<std::vector<AuditEvent>> ListAudit(int64_t after_seq, int64_t limit) = 0;
+  // The checkpoint the last prune left; nullopt when the log was never pruned.
+  virtual Result<std::optional<AuditCheckpoint>> GetAuditCheckpoint() = 0;
+  // In one transaction: checks that the entry `checkpoint.seq` exists with `checkpoint.hash`,
+  // deletes it and every entry before it, and records `checkpoint` (kFailedPrecondition when the
+  // entry is absent or its hash differs). The signature is the caller's (see PruneAuditLog).
+  virtual Status PruneAudit(const AuditCheckpoint& checkpoint) = 0;
 
   // Notifications, the mail outbox and password resets (see services/notifications.h).
   virtual Status InsertNotification(const Notification& n) = 0;
@@ -682,6 +710,10 @@ class Store {
 
 // Opens (creating if needed) the SQLite database at `path` and brings its schema up to date.
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+// Opens the existing database at `path` read-only, for offline tools (audit verify): nothing is
+// written, not even a migration; kFailedPrecondition when its schema is not this datasite's.
+// Every write method fails (kUnavailable).
+Result<std::unique_ptr<Store>> OpenSqliteStoreReadOnly(const std::string& path);
 
 }  // namespace datasite::store
 

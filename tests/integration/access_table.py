@@ -965,6 +965,9 @@ TABLE = [
     # Settings.
     Row("GET", "/api/v1/settings", "none", rule("guest")),
     Row("PATCH", "/api/v1/settings", "settings_change", rule("admin")),
+    Row("GET", "/api/v1/audit", "none", rule("data_owner"),
+        note="the audit log: data owners and admins only"),
+    Row("GET", "/api/v1/audit/verify", "none", rule("data_owner")),
     Row("GET", "/api/v1/settings/welcome", "none", rule("guest")),
     # Notifications: each user reads and marks only their own; mail settings are for admins.
     Row("GET", "/api/v1/notifications", "none", rule("data_scientist")),

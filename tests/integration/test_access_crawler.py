@@ -159,8 +159,10 @@ def test_access(crawled, row, caller):
     if call.query:
         path += "?" + call.query
 
-    before = None if allowed else state_of(server.data_dir)
+    # The probe first: reading the object back may itself be recorded (the audit log records a
+    # read of a private run's result), and that read is not the refused call's doing.
     probed = call.probe() if call.probe and not allowed else None
+    before = None if allowed else state_of(server.data_dir)
     if call.raw is not None:
         resp = world.api(row.method, path, raw=call.raw, token=token,
                          headers={"Content-Type": "application/octet-stream"})
