@@ -335,7 +335,15 @@ Result<MailConfigView> Notifications::EnableMail(const Principal& caller, const 
     }
     m.base_url = b;
   }
-  RETURN_IF_ERROR(store_.PutMailSettings(m));
+  // The change and its audit entry commit together; the entry names what changed, no values.
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.PutMailSettings(m));
+    return tx.AppendAudit(
+        {clock_.NowSeconds(), caller.AuditName(), "settings.mail", "settings:mail",
+         std::string("email_server,email_port,email_security,email_username,"
+                     "email_sender") +
+             (c.password ? ",email_password" : "") + (c.base_url ? ",base_url" : "")});
+  }));
   SettingsPatch patch;
   patch.notifications_enabled = true;
   RETURN_IF_ERROR(settings_.Update(caller, patch).status());
