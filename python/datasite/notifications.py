@@ -5,13 +5,27 @@ from .errors import SyftSuccess
 
 
 class LinkedObject:
-    """What a notification points at: ``kind`` ("request", "job", "code", "user") and ``id``;
+    """What a notification points at: ``kind`` ("request", "job", "code", "user", "project") and
+    ``id``; ``object_type`` is the client class of that kind (PySyft's ``linked_obj.object_type``);
     ``resolve`` fetches it (the server still checks who may see it)."""
 
     def __init__(self, kind, object_id, client):
         self.kind = kind
         self.id = object_id
         self._client = client
+
+    @property
+    def object_type(self):
+        from . import code, jobs, projects, requests, users
+
+        types = {
+            "request": requests.Request,
+            "job": jobs.Job,
+            "code": code.UserCode,
+            "user": users.User,
+            "project": projects.Project,
+        }
+        return types.get(self.kind, type(None))
 
     @property
     def resolve(self):
@@ -26,6 +40,8 @@ class LinkedObject:
             return client.users.get(self.id)
         if self.kind == "code":
             return client.code.get(self.id)
+        if self.kind == "project":
+            return client.projects.get_by_uid(self.id)
         raise ValueError("cannot resolve a linked object of kind {!r}".format(self.kind))
 
     def __repr__(self):

@@ -108,10 +108,11 @@ std::string Notifications::Link(store::Store& tx, const std::string& kind, const
   std::string base = mail.ok() && *mail ? (*mail)->base_url : "";
   while (!base.empty() && base.back() == '/') base.pop_back();
   if (kind.empty() || base.empty()) return "";
-  const char* path = kind == "request" ? "/api/v1/requests/"
-                     : kind == "job"   ? "/api/v1/jobs/"
-                     : kind == "code"  ? "/api/v1/code/"
-                                       : "/api/v1/users/";
+  const char* path = kind == "request"   ? "/api/v1/requests/"
+                     : kind == "job"     ? "/api/v1/jobs/"
+                     : kind == "code"    ? "/api/v1/code/"
+                     : kind == "project" ? "/api/v1/projects/"
+                                         : "/api/v1/users/";
   return base + path + id;
 }
 
@@ -162,6 +163,21 @@ Status Notifications::OnNewRequest(store::Store& tx, const store::CodeRequest& r
                             requester.name + " asks to run '" + code_name +
                                 "' on private data. The request waits for your review.",
                             "request", request.id));
+  }
+  return Status::Ok();
+}
+
+Status Notifications::OnNewProject(store::Store& tx, const store::Project& project,
+                                   const std::string& creator_id) {
+  ASSIGN_OR_RETURN(store::User creator, tx.GetUserById(creator_id));
+  ASSIGN_OR_RETURN(store::UserPage users, tx.ListUsers("", 0, 100'000));
+  const std::string subject = "New project '" + project.name + "' from " + creator.name;
+  for (const store::User& u : users.items) {
+    if (u.id == creator.id) continue;
+    if (!auth::AtLeast(auth::RoleFromInt(u.role), auth::Role::kDataOwner)) continue;
+    RETURN_IF_ERROR(Deliver(tx, u, creator.id, "project.new", subject,
+                            creator.name + " started the project '" + project.name + "'.",
+                            "project", project.id));
   }
   return Status::Ok();
 }

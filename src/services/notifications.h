@@ -71,6 +71,9 @@ class Notifications {
   // Events. Each writes through `tx`, the Store of the caller's transaction.
   Status OnNewRequest(store::Store& tx, const store::CodeRequest& request,
                       const std::string& code_name);
+  // A new project: the data owners and admins (but its creator) hear of it, linked to it.
+  Status OnNewProject(store::Store& tx, const store::Project& project,
+                      const std::string& creator_id);
   Status OnDecision(store::Store& tx, const store::CodeRequest& request, const std::string& status,
                     const std::string& reviewer_id);
   // A private run of a requester's code ended: a released result or a failure (its fixed kind).

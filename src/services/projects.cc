@@ -160,7 +160,7 @@ Result<store::Project> ProjectService::Create(const Principal& caller, const New
                                       "request:" + r.id, "project:" + p.id}));
       events.push_back(std::move(e));
     }
-    return Status::Ok();
+    return notifications_ ? notifications_->OnNewProject(tx, p, p.created_by) : Status::Ok();
   });
   code_.WakeNotifier(st);
   RETURN_IF_ERROR(st);

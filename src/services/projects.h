@@ -17,6 +17,7 @@
 #include "core/clock.h"
 #include "core/status.h"
 #include "services/code.h"
+#include "services/notifications.h"
 #include "services/principal.h"
 #include "store/store.h"
 
@@ -44,6 +45,8 @@ struct NewProject {
 class ProjectService {
  public:
   ProjectService(store::Store& store, CodeService& code, const Clock& clock);
+  // Where new projects are announced (null: nowhere). Set before serving.
+  void SetNotifications(Notifications* notifications) { notifications_ = notifications; }
 
   // Creates the project with its first requests, each with its event, in one transaction.
   Result<store::Project> Create(const Principal& caller, const NewProject& project);
@@ -80,6 +83,7 @@ class ProjectService {
 
   store::Store& store_;
   CodeService& code_;
+  Notifications* notifications_ = nullptr;
   const Clock& clock_;
 };
 

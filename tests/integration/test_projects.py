@@ -285,3 +285,23 @@ def test_the_service_namespace_reaches_projects(actors, people, scientist):
     assert services.project.get_by_name(name=project.name).id == project.id
     assert services.project.send_message(project.id, message="via services")
     assert [e.kind for e in project.events] == ["message"]
+
+
+def test_a_new_project_notifies_the_data_owners_linked_to_it(actors, people, scientist, owner):
+    """PySyft's cookbooks find the project among the owner's notifications by its linked object's
+    type, then reach its first request through the project's events."""
+    project, names = new_project(scientist, asset_of(scientist, people))
+    linked = [
+        n
+        for n in owner.notifications
+        if n.linked_obj is not None and issubclass(n.linked_obj.object_type, sy.Project)
+    ]
+    mine = [n for n in linked if n.linked_obj.id == project.id]
+    assert len(mine) == 1, [n.subject for n in linked]
+    assert project.name in mine[0].subject
+    request = mine[0].link.events[0].request
+    assert request.code.service_func_name == names[0]
+    # Not the data scientists': neither the creator nor another one hears of it.
+    for who in ("scientist", "scientist2"):
+        theirs = actors[who].client.notifications
+        assert not [n for n in theirs if n.linked_obj and n.linked_obj.id == project.id]
