@@ -211,7 +211,16 @@ Result<store::Project> ProjectService::Get(const Principal& caller, const std::s
 Result<std::vector<store::ProjectEvent>> ProjectService::Events(const Principal& caller,
                                                                 const std::string& id) {
   ASSIGN_OR_RETURN(store::Project p, Visible(caller, id));
-  return store_.ProjectEvents(p.id);
+  ASSIGN_OR_RETURN(std::vector<store::ProjectEvent> events, store_.ProjectEvents(p.id));
+  if (IsOwner(caller)) return events;
+  // A denial's reason is the owner's free text and may quote private data: like the request it
+  // answers, it is for that request's author (and the owners), not every member.
+  for (store::ProjectEvent& e : events) {
+    if (e.kind != "decision" || e.text.empty() || !e.request_id) continue;
+    auto request = store_.GetRequest(*e.request_id);
+    if (!request.ok() || !caller.IsSelf(request->user_id)) e.text.clear();
+  }
+  return events;
 }
 
 Result<store::CodeRequest> ProjectService::AddCodeRequest(const Principal& caller,

@@ -305,3 +305,43 @@ def test_a_new_project_notifies_the_data_owners_linked_to_it(actors, people, sci
     for who in ("scientist", "scientist2"):
         theirs = actors[who].client.notifications
         assert not [n for n in theirs if n.linked_obj and n.linked_obj.id == project.id]
+
+
+def test_a_denial_reason_reaches_the_requester_not_the_other_members(api, actors, people):
+    """The owner's reason may quote private data: in a project of two scientists it is shown to
+    the request's author (and owners), not to the other member, who can't read the request."""
+    owner = actors["owner"]
+    alice, mal = actors["scientist"], actors["scientist2"]
+    resp = api.post(
+        "/api/v1/projects",
+        {"name": unique("joint"), "members": [alice.user["email"], mal.user["email"]]},
+        token=owner.token,
+    )
+    assert resp.status == 201, resp.json
+    project_id = resp.json["id"]
+    code = alice.client.code._submit(
+        mean_age_function(asset_of(alice.client, people), unique("joint").replace("-", "_"))
+    )
+    resp = api.post(
+        "/api/v1/projects/{}/requests".format(project_id), {"code_id": code.id}, token=alice.token
+    )
+    assert resp.status in (200, 201), resp.json
+    request_id = resp.json["id"]
+    reason = "the max age is 57 (patient PRIVATE-CANARY-77)"
+    resp = api.post(
+        "/api/v1/requests/{}/deny".format(request_id), {"reason": reason}, token=owner.token
+    )
+    assert resp.status == 200, resp.json
+
+    def decision_texts(token):
+        resp = api.get("/api/v1/projects/{}/events".format(project_id), token=token)
+        assert resp.status == 200, resp.json
+        return [e["text"] for e in resp.json["items"] if e["kind"] == "decision"]
+
+    assert decision_texts(alice.token) == [reason]
+    assert decision_texts(owner.token) == [reason]
+    assert decision_texts(mal.token) == [""]
+    assert "PRIVATE-CANARY-77" not in str(
+        api.get("/api/v1/projects/{}/events".format(project_id), token=mal.token).json
+    )
+    assert_error(api.get("/api/v1/requests/" + request_id, token=mal.token), 404, "NOT_FOUND")
