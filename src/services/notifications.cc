@@ -182,6 +182,23 @@ Status Notifications::OnNewProject(store::Store& tx, const store::Project& proje
   return Status::Ok();
 }
 
+Status Notifications::OnProjectMessage(store::Store& tx, const store::Project& project,
+                                       const std::string& author_id) {
+  ASSIGN_OR_RETURN(store::User author, tx.GetUserById(author_id));
+  const std::string subject =
+      "New message from " + author.name + " in project '" + project.name + "'";
+  for (const store::ProjectMember& m : project.members) {
+    if (m.user_id == author.id) continue;
+    auto to = tx.GetUserById(m.user_id);
+    if (to.status().code() == StatusCode::kNotFound) continue;  // an account deleted since
+    RETURN_IF_ERROR(to.status());
+    RETURN_IF_ERROR(Deliver(tx, *to, author.id, "project.message", subject,
+                            author.name + " wrote in the project '" + project.name + "'.",
+                            "project", project.id));
+  }
+  return Status::Ok();
+}
+
 Status Notifications::OnDecision(store::Store& tx, const store::CodeRequest& request,
                                  const std::string& status, const std::string& reviewer_id) {
   ASSIGN_OR_RETURN(store::User requester, tx.GetUserById(request.user_id));

@@ -74,6 +74,9 @@ class Notifications {
   // A new project: the data owners and admins (but its creator) hear of it, linked to it.
   Status OnNewProject(store::Store& tx, const store::Project& project,
                       const std::string& creator_id);
+  // A message on a project: its other members hear of it (names and a link, never the text).
+  Status OnProjectMessage(store::Store& tx, const store::Project& project,
+                          const std::string& author_id);
   Status OnDecision(store::Store& tx, const store::CodeRequest& request, const std::string& status,
                     const std::string& reviewer_id);
   // A private run of a requester's code ended: a released result or a failure (its fixed kind).

@@ -95,15 +95,6 @@ store::ProjectEvent ProjectService::MakeEvent(const Principal& caller,
   return e;
 }
 
-void ProjectService::Notify(const store::Project& project, const store::ProjectEvent& event) {
-  // Notifications (the notify helper's part) hook in here: after the event is committed, tell
-  // the project's members and the datasite's owners, with names and links only. A new request
-  // is also announced to the owners by CodeService::AnnounceRequest, as one made outside a
-  // project is.
-  (void)project;
-  (void)event;
-}
-
 Result<store::Project> ProjectService::Create(const Principal& caller, const NewProject& in) {
   RETURN_IF_ERROR(NeedDataScientist(caller));
   RETURN_IF_ERROR(CheckName(in.name));
@@ -165,7 +156,6 @@ Result<store::Project> ProjectService::Create(const Principal& caller, const New
   code_.WakeNotifier(st);
   RETURN_IF_ERROR(st);
   ASSIGN_OR_RETURN(store::Project created, store_.GetProject(p.id));
-  for (const auto& e : events) Notify(created, e);
   return created;
 }
 
@@ -243,7 +233,6 @@ Result<store::CodeRequest> ProjectService::AddCodeRequest(const Principal& calle
         {e.at, caller.AuditName(), "request.submit", "request:" + r.id, "project:" + p.id});
   }));
   code_.WakeNotifier(Status::Ok());
-  Notify(p, e);
   return store_.GetRequest(r.id);
 }
 
@@ -267,7 +256,6 @@ Result<store::CodeRequest> ProjectService::AddExistingRequest(const Principal& c
     return tx.AppendAudit(
         {e.at, caller.AuditName(), "project.add_request", "project:" + p.id, "request:" + r.id});
   }));
-  Notify(p, e);
   return store_.GetRequest(r.id);
 }
 
@@ -277,7 +265,12 @@ Result<store::ProjectEvent> ProjectService::AddMessage(const Principal& caller,
   ASSIGN_OR_RETURN(store::Project p, AsMember(caller, project_id));
   RETURN_IF_ERROR(CheckText("message", text, kMaxProjectMessageBytes, /*required=*/true));
   store::ProjectEvent e = MakeEvent(caller, p.id, "message", text);
-  ASSIGN_OR_RETURN(e.seq, store_.AppendProjectEvent(e));
+  Status st = store_.InTransaction([&](store::Store& tx) -> Status {
+    ASSIGN_OR_RETURN(e.seq, tx.AppendProjectEvent(e));
+    return notifications_ ? notifications_->OnProjectMessage(tx, p, e.actor_id) : Status::Ok();
+  });
+  code_.WakeNotifier(st);
+  RETURN_IF_ERROR(st);
   e.actor_email = caller.email;
   for (const auto& m : p.members) {
     if (m.user_id == e.actor_id) {
@@ -285,7 +278,6 @@ Result<store::ProjectEvent> ProjectService::AddMessage(const Principal& caller,
       e.actor_email = m.email;
     }
   }
-  Notify(p, e);
   return e;
 }
 

@@ -77,9 +77,6 @@ class ProjectService {
                                                   const std::vector<std::string>& members);
   store::ProjectEvent MakeEvent(const Principal& caller, const std::string& project_id,
                                 const std::string& kind, const std::string& text) const;
-  // The one place a committed project event would notify the project's members and the
-  // datasite's owners (a new request, a message). Notifications are not built here yet.
-  void Notify(const store::Project& project, const store::ProjectEvent& event);
 
   store::Store& store_;
   CodeService& code_;

@@ -345,3 +345,34 @@ def test_a_denial_reason_reaches_the_requester_not_the_other_members(api, actors
         api.get("/api/v1/projects/{}/events".format(project_id), token=mal.token).json
     )
     assert_error(api.get("/api/v1/requests/" + request_id, token=mal.token), 404, "NOT_FOUND")
+
+
+def test_a_message_notifies_the_other_members_without_its_text(api, actors, people):
+    owner = actors["owner"]
+    alice, mal = actors["scientist"], actors["scientist2"]
+    resp = api.post(
+        "/api/v1/projects",
+        {"name": unique("talk"), "members": [alice.user["email"], mal.user["email"]]},
+        token=owner.token,
+    )
+    assert resp.status == 201, resp.json
+    project_id = resp.json["id"]
+    resp = api.post(
+        "/api/v1/projects/{}/messages".format(project_id),
+        {"message": "the secret word is MESSAGE-CANARY-5"},
+        token=alice.token,
+    )
+    assert resp.status in (200, 201), resp.json
+
+    def about(who):
+        return [
+            n
+            for n in actors[who].client.notifications
+            if n.linked_obj is not None and n.linked_obj.id == project_id
+        ]
+
+    heard = about("scientist2")
+    assert len(heard) == 1 and heard[0].kind == "project.message"
+    assert "MESSAGE-CANARY-5" not in heard[0].subject
+    assert heard[0].link.id == project_id
+    assert about("scientist") == []  # not the author
