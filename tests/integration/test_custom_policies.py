@@ -417,3 +417,38 @@ def test_a_second_private_run_waits_for_the_first(api, actors, scientist, owner,
     runs = [j for j in owner.jobs.get_all() if j.code_id == request.code.id]
     assert len(runs) == 2, runs
 
+
+class GenerousPolicy(sy.CustomOutputPolicy):
+    """Its source reads one run; the scientist makes it with another number."""
+
+    def __init__(self, limit=1, note=""):
+        self.limit = limit
+        self.note = note
+
+    def apply_to_output(self, context, outputs, update_policy=True):
+        return outputs
+
+
+def test_the_owner_sees_the_arguments_a_custom_policy_was_made_with(scientist, owner, asset):
+    """Regression: the review showed ``def __init__(self, limit=1)`` and hid that the object was
+    made with limit=1000000."""
+
+    @sy.syft_function(
+        input_policy=sy.ExactMatch(data=asset),
+        output_policy=GenerousPolicy(limit=1000000, note="<b>x</b>\u202e"),
+    )
+    def generous(data):
+        return len(data)
+
+    request = scientist.code.request_code_execution(generous)
+    seen = owner.requests.get(request.id)
+    described = seen.code.output_policy.describe()
+    assert "GenerousPolicy (custom output policy), made with" in described
+    assert '"limit": 1000000' in described
+    for where in (seen, seen.code):
+        text, html, md = repr(where), where._repr_html_(), where._repr_markdown_()
+        for shown in (text, html, md):
+            assert "1000000" in shown, shown
+        # Escaped in every display: no markup, no hidden bidirectional control.
+        assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
+        assert "\u202e" not in text and "\u202e" not in html and "\u202e" not in md
