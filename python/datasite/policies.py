@@ -347,7 +347,11 @@ class CustomOutputPolicy(_RecordsInit, OutputPolicy):
         return {"kind": "custom"}
 
     def describe(self):
-        return "{} (custom output policy)".format(type(self).__name__)
+        text = "{} (custom output policy)".format(type(self).__name__)
+        kwargs = getattr(self, "init_kwargs", None)
+        if kwargs:
+            text += ", made with " + _made_with(kwargs)
+        return text
 
     def __repr__(self):
         return self.describe()
@@ -492,6 +496,14 @@ def policy_code_of(input_policy, output_policy):
     return dict(parts, source="\n\n".join(sources))
 
 
+def _made_with(kwargs):
+    """A custom policy's constructor arguments for a display, as JSON (the display escapes it)."""
+    try:
+        return json.dumps(kwargs, ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError):
+        return repr(kwargs)
+
+
 class ServerCustomPolicy:
     """A custom policy as the server describes it: ``class_name``, ``init_kwargs``,
     ``policy_code`` (the source the data owner reviews) and, for data owners, what it kept after
@@ -520,7 +532,12 @@ class ServerCustomPolicy:
         )
 
     def describe(self):
-        return "{} (custom {} policy)".format(self.class_name, self.which)
+        # The scientist chose the constructor's arguments (``limit=1000000`` against a source
+        # reading ``limit=1``): the data owner reviews them with the source.
+        text = "{} (custom {} policy)".format(self.class_name, self.which)
+        if self.init_kwargs:
+            text += ", made with " + _made_with(self.init_kwargs)
+        return text
 
     def __repr__(self):
         return self.describe()

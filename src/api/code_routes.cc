@@ -486,7 +486,7 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
         const bool cacheable = since == 0 && jobs::IsFinal(job.status);
         Reply reply;
         if (cacheable &&
-            (reply.shared_json = log_documents->Get(key(code.MaySeeResult(caller, job)))))
+            (reply.shared_json = log_documents->Get(key(code.MaySeeStdout(caller, job)))))
           return reply;
         ASSIGN_OR_RETURN(auto logs, code.Logs(caller, job.id, since));
         auto doc = std::make_shared<const std::string>(

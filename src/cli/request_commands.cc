@@ -74,7 +74,14 @@ std::string DescribeInput(const json& input) {
 
 std::string DescribeOutputPolicy(const json& policy, const json& policy_code) {
   if (Str(policy, "kind") == "custom") {
-    return "custom: " + Str(Field(policy_code, "output"), "class") + " (its source is below)";
+    // The scientist chose its constructor's arguments: reviewed with its source.
+    const json& kwargs = Field(Field(policy_code, "output"), "init_kwargs");
+    std::string made =
+        kwargs.is_object() && !kwargs.empty()
+            ? ", made with " + kwargs.dump(-1, ' ', false, json::error_handler_t::replace)
+            : "";
+    return "custom: " + Str(Field(policy_code, "output"), "class") + made +
+           " (its source is below)";
   }
   std::string text = Str(policy, "kind") + ", limit " + std::to_string(Int(policy, "limit"));
   if (Field(policy, "used").is_number_integer()) {

@@ -263,6 +263,30 @@ TEST_F(JobQueueTest, OutputPolicyLimitRefusesMorePrivateRuns) {
   EXPECT_EQ(*store_->InsertJob(NewJob(code, "mock"), two), store::JobAdmission::kInserted);
 }
 
+// Regression (custom policies): two private runs of one code could both read the same policy state.
+TEST_F(JobQueueTest, OneUnfinishedPrivateRunPerCodeWhenAsked) {
+  auto code = AddCode(*store_);
+  auto other = AddCode(*store_);
+  const store::JobLimits one{.one_unfinished_private = true};
+  EXPECT_EQ(*store_->InsertJob(NewJob(code), one), store::JobAdmission::kInserted);
+  clock_.AdvanceMillis(1);  // leased first below
+  EXPECT_EQ(*store_->InsertJob(NewJob(code), one), store::JobAdmission::kPrivateRunUnfinished);
+  // Other code, other kinds, and runs without the limit are not refused.
+  EXPECT_EQ(*store_->InsertJob(NewJob(other), one), store::JobAdmission::kInserted);
+  EXPECT_EQ(*store_->InsertJob(NewJob(code, "mock"), one), store::JobAdmission::kInserted);
+  EXPECT_EQ(*store_->InsertJob(NewJob(code, "review"), one), store::JobAdmission::kInserted);
+  // Running still counts; once it ended the next one is let in.
+  auto leased = store_->LeaseNextJob(clock_.NowMillis());
+  ASSERT_TRUE(leased.ok() && leased->has_value());
+  ASSERT_EQ((*leased)->code_id, code);
+  ASSERT_EQ((*leased)->kind, "private");
+  EXPECT_EQ(*store_->InsertJob(NewJob(code), one), store::JobAdmission::kPrivateRunUnfinished);
+  store::Job done = **leased;
+  done.status = "errored";
+  ASSERT_TRUE(store_->FinishJob(done).ok());
+  EXPECT_EQ(*store_->InsertJob(NewJob(code), one), store::JobAdmission::kInserted);
+}
+
 TEST_F(JobQueueTest, KillingAQueuedJobMeansItNeverRuns) {
   std::atomic<int> runs{0};
   auto job = NewJob(AddCode(*store_));

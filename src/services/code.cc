@@ -732,6 +732,7 @@ Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& 
   job.priority = limited ? 0 : 1;
   store::JobLimits limits{.max_private_runs = max_runs};
   if (limited) limits.max_unfinished = options_.quotas.max_unfinished_jobs;
+  limits.one_unfinished_private = !code.policy_spec.empty();
   // A review run (a data owner's run on private data) and a private run are both recorded.
   ASSIGN_OR_RETURN(store::JobAdmission admission,
                    queue_.Enqueue(job, limits, [&](store::Store& tx) {
@@ -744,6 +745,12 @@ Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& 
                                   " jobs queued or running, the most this server allows per user; "
                                   "wait for one to end, or kill one")
         .WithRetryAfter(5);
+  }
+  if (admission == store::JobAdmission::kPrivateRunUnfinished) {
+    return FailedPreconditionError(
+        "a private run of this code is still queued or running: code with custom policies runs "
+        "on private data one run at a time (each run reads the policy state the last one kept); "
+        "wait for it to end, then run again");
   }
   RunOutcome out;
   std::string job_id = job.id;
@@ -825,6 +832,16 @@ bool CodeService::MaySeeErrorDetail(const Principal& caller, const store::Job& j
   return MaySeeResult(caller, job) && (job.kind == "mock" || job.error_released);
 }
 
+bool CodeService::MaySeeStdout(const Principal& caller, const store::Job& job) const {
+  if (IsOwner(caller)) return true;
+  if (!MaySeeResult(caller, job)) return false;
+  if (job.kind != "private" || job.status == "completed" || job.error_released) return true;
+  // What a custom policy's run printed before its output policy decided may quote private values
+  // the policy then refuses: held like its error text. Unreadable policies hold it too.
+  auto policy = store_.GetCodePolicy(job.code_id);
+  return policy.ok() && !policy->has_value();
+}
+
 Result<ResultFile> CodeService::JobResult(const Principal& caller, const std::string& id) {
   ASSIGN_OR_RETURN(store::Job job, GetJob(caller, id));
   if (job.status != "completed") {
@@ -890,12 +907,13 @@ Result<JobLogs> CodeService::Logs(const Principal& caller, const std::string& id
   logs.ended = jobs::IsFinal(job.status);
   if (!MaySeeResult(caller, job) && !IsOwner(caller)) return logs;
   // Who may read stdout is decided on the row the logs come from: a private run under output
-  // review marks itself held in the same update that streams its first bytes.
+  // review marks itself held in the same update that streams its first bytes, and a custom
+  // policy's run shows it only once completed.
   ASSIGN_OR_RETURN(store::JobOutput output, store_.ReadJobOutput(job.id, since));
   job.status = output.status;
   job.held = output.held;
   logs.ended = jobs::IsFinal(job.status);
-  if (MaySeeResult(caller, job)) {
+  if (MaySeeStdout(caller, job)) {
     if (!logs.ended) output.stdout_text.resize(WholeUtf8Prefix(output.stdout_text));
     logs.next_since = since + static_cast<int64_t>(output.stdout_text.size());
     logs.stdout_text = std::move(output.stdout_text);

@@ -184,6 +184,11 @@ class CodeService {
   // owners always; its user for runs on the mocks, and for a private run once a data owner
   // released its error (see ReleaseError).
   bool MaySeeErrorDetail(const Principal& caller, const store::Job& job) const;
+  // Whether the caller may read the job's stdout now: as MaySeeResult, except that a private run
+  // of code with custom policies shows its stdout to its requester only once it completed (its
+  // output policy accepted the result and kept its state) or a data owner released its error;
+  // data owners always read it.
+  bool MaySeeStdout(const Principal& caller, const store::Job& job) const;
   Result<ResultFile> JobResult(const Principal& caller, const std::string& id);
   // The bytes of a completed job's result when at most `max_bytes`; nullopt when larger. No
   // permission check: for rendering a job the caller may already see.
@@ -191,8 +196,8 @@ class CodeService {
   // caller) before it is returned.
   Result<std::optional<std::string>> SmallResult(const Principal& caller, const store::Job& job,
                                                  int64_t max_bytes) const;
-  // A job's stdout (from byte `since` on) to whoever may see its result — while it runs too: it
-  // streams into the store (see RunInSandbox) — and its stderr to data owners and admins.
+  // A job's stdout (from byte `since` on) to whoever may see it (MaySeeStdout) — while it runs
+  // too: it streams into the store (see RunInSandbox) — and its stderr to data owners and admins.
   Result<JobLogs> Logs(const Principal& caller, const std::string& id, int64_t since = 0);
   Result<store::Job> Kill(const Principal& caller, const std::string& id);
   Result<store::Job> Release(const Principal& caller, const std::string& id);

@@ -2040,6 +2040,14 @@ class SqliteStore : public Store {
       ASSIGN_OR_RETURN(bool row, c.Step());
       if (row && c.Int(0) >= *limits.max_private_runs) return JobAdmission::kPolicyUsedUp;
     }
+    if (limits.one_unfinished_private && j.kind == "private") {
+      Stmt c(stmts_,
+             "SELECT count(*) FROM jobs WHERE code_id = ? AND kind = 'private' AND "
+             "status IN ('queued', 'running')");
+      c.Bind(j.code_id);
+      ASSIGN_OR_RETURN(bool row, c.Step());
+      if (row && c.Int(0) > 0) return JobAdmission::kPrivateRunUnfinished;
+    }
     if (limits.max_unfinished) {
       Stmt c(stmts_,
              "SELECT count(*) FROM jobs WHERE user_id = ? AND status IN ('queued', 'running')");

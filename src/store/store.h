@@ -326,12 +326,16 @@ struct JobOutput {
 struct JobLimits {
   std::optional<int64_t> max_private_runs;  // private jobs of the code, as counted by the policy
   std::optional<int64_t> max_unfinished;    // queued or running jobs of the job's user
+  // At most one private job of the code queued or running (only for a private job): code with
+  // custom policies runs on private data one run at a time, each reading the state the last kept.
+  bool one_unfinished_private = false;
 };
 
 enum class JobAdmission {
   kInserted,
-  kPolicyUsedUp,       // max_private_runs refused it
-  kTooManyUnfinished,  // max_unfinished refused it
+  kPolicyUsedUp,          // max_private_runs refused it
+  kTooManyUnfinished,     // max_unfinished refused it
+  kPrivateRunUnfinished,  // one_unfinished_private refused it
 };
 
 // The bytes a user's jobs keep (results, stdout and stderr) and how many of them wait or run.
@@ -573,7 +577,7 @@ class Store {
 
   // Inserts a queued job unless `limits` refuse it: max_private_runs counts the code's private
   // jobs queued, running or completed (only for a private job); max_unfinished counts the user's
-  // jobs queued or running.
+  // jobs queued or running; one_unfinished_private the code's private jobs queued or running.
   virtual Result<JobAdmission> InsertJob(const Job& job, const JobLimits& limits) = 0;
   // Without its logs (see GetJobLogs).
   virtual Result<Job> GetJob(const std::string& id) = 0;

@@ -76,14 +76,17 @@ class CliCountedPolicy(sy.CustomOutputPolicy):
 
 
 def test_show_prints_the_source_of_custom_policies(owner, scientist, asset):
-    @sy.syft_function(input_policy=sy.ExactMatch(data=asset), output_policy=CliCountedPolicy())
+    @sy.syft_function(
+        input_policy=sy.ExactMatch(data=asset), output_policy=CliCountedPolicy(n_calls=1000000)
+    )
     def cli_with_policy(data):
         return len(data)
 
     request = scientist.client.code.request_code_execution(cli_with_policy)
     shown = owner.cli("requests", "show", request.id)
     assert shown.returncode == 0, shown
-    assert "custom: CliCountedPolicy" in shown.stdout
+    # The arguments the scientist made it with, beside its source's defaults (n_calls=1).
+    assert 'custom: CliCountedPolicy, made with {"n_calls":1000000}' in shown.stdout
     assert "Custom policies (run with the code in the sandbox):" in shown.stdout
     assert "  class CliCountedPolicy(sy.CustomOutputPolicy):" in shown.stdout
 

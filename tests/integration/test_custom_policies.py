@@ -326,3 +326,129 @@ def test_a_policy_defined_in_a_notebook_cell_runs_on_the_server(scientist, owner
     with pytest.raises(sy.JobFailedError) as failed:
         scientist.code.from_a_cell(data=asset)
     assert failed.value.job.failure == "output_policy_refused"
+
+
+class RefusesEverything(sy.CustomOutputPolicy):
+    """Lets the function run, then releases nothing."""
+
+    def apply_to_output(self, context, outputs, update_policy=True):
+        return None
+
+
+def test_a_refused_runs_stdout_stays_with_owners(api, actors, scientist, owner, asset):
+    """Regression: a private run of code with custom policies streamed its stdout to the scientist
+    live and kept it readable when the output policy then refused the result."""
+    import time
+
+    @sy.syft_function(input_policy=sy.ExactMatch(data=asset), output_policy=RefusesEverything())
+    def prints_the_secret(data):
+        import sys
+        import time
+
+        print("Z{}Q".format(int(data["age"].sum()) * 7919))
+        sys.stdout.flush()
+        time.sleep(3)
+        return int(data["age"].sum())
+
+    request = approved(scientist, owner, prints_the_secret)
+    token = actors["scientist"].token
+    job = scientist.code.prints_the_secret(data=asset, blocking=False)
+    # While it runs (the secret printed and flushed): nothing of its stdout reaches the scientist.
+    deadline = time.monotonic() + 30
+    while owner.jobs.get(job.id).status == "queued" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    while SECRET not in (owner.jobs.get(job.id).logs().stdout or "") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    live = api.get("/api/v1/jobs/{}/logs".format(job.id), token=token)
+    assert live.status == 200, live
+    assert SECRET not in live.text, live
+    assert job.wait(progress=False).failure == "output_policy_refused"
+    answers = scientist_answers(api, token, job.id, request.code.id, request.id)
+    assert_hidden(answers, SECRET)
+    assert not job.logs().stdout
+    # Data owners read what it printed.
+    assert SECRET in owner.jobs.get(job.id).logs().stdout
+
+
+def test_a_completed_runs_stdout_reaches_the_scientist(scientist, owner, asset):
+    @sy.syft_function(
+        input_policy=sy.ExactMatch(data=asset),
+        output_policy=RepeatedCallPolicy(n_calls=1, downloadable_output_args=["y"]),
+    )
+    def prints_and_passes(data):
+        print("printed rows", len(data))
+        return {"y": len(data)}
+
+    approved(scientist, owner, prints_and_passes)
+    job = scientist.code.prints_and_passes(data=asset, blocking=False).wait(progress=False)
+    assert job.get() == {"y": len(PRIVATE)}
+    assert "printed rows {}".format(len(PRIVATE)) in job.logs().stdout
+
+
+def test_a_second_private_run_waits_for_the_first(api, actors, scientist, owner, asset):
+    """Regression: two private runs of code with custom policies could both pass is_valid on the
+    same state (a one-run budget gave two runs of the function on private data)."""
+
+    @sy.syft_function(
+        input_policy=sy.ExactMatch(data=asset),
+        output_policy=RepeatedCallPolicy(n_calls=2, downloadable_output_args=["y"]),
+    )
+    def slow_budgeted(data):
+        import time
+
+        time.sleep(3)
+        return {"y": len(data)}
+
+    request = approved(scientist, owner, slow_budgeted)
+    first = scientist.code.slow_budgeted(data=asset, blocking=False)
+    resp = api.post(
+        "/api/v1/code/{}/run".format(request.code.id),
+        {"mock": False, "blocking": False},
+        token=actors["scientist"].token,
+    )
+    assert resp.status == 409, resp
+    assert "one run at a time" in resp.error["message"], resp
+    with pytest.raises(sy.DatasiteError, match="one run at a time"):
+        scientist.code.slow_budgeted(data=asset, blocking=False)
+    assert first.wait(progress=False).get() == {"y": len(PRIVATE)}
+    # Once it ended, the next run reads the state it kept.
+    assert scientist.code.slow_budgeted(data=asset).get() == {"y": len(PRIVATE)}
+    assert owners_code(owner, request.code.id).output_policy.state == {"counts": 2}
+    runs = [j for j in owner.jobs.get_all() if j.code_id == request.code.id]
+    assert len(runs) == 2, runs
+
+
+class GenerousPolicy(sy.CustomOutputPolicy):
+    """Its source reads one run; the scientist makes it with another number."""
+
+    def __init__(self, limit=1, note=""):
+        self.limit = limit
+        self.note = note
+
+    def apply_to_output(self, context, outputs, update_policy=True):
+        return outputs
+
+
+def test_the_owner_sees_the_arguments_a_custom_policy_was_made_with(scientist, owner, asset):
+    """Regression: the review showed ``def __init__(self, limit=1)`` and hid that the object was
+    made with limit=1000000."""
+
+    @sy.syft_function(
+        input_policy=sy.ExactMatch(data=asset),
+        output_policy=GenerousPolicy(limit=1000000, note="<b>x</b>\u202e"),
+    )
+    def generous(data):
+        return len(data)
+
+    request = scientist.code.request_code_execution(generous)
+    seen = owner.requests.get(request.id)
+    described = seen.code.output_policy.describe()
+    assert "GenerousPolicy (custom output policy), made with" in described
+    assert '"limit": 1000000' in described
+    for where in (seen, seen.code):
+        text, html, md = repr(where), where._repr_html_(), where._repr_markdown_()
+        for shown in (text, html, md):
+            assert "1000000" in shown, shown
+        # Escaped in every display: no markup, no hidden bidirectional control.
+        assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
+        assert "\u202e" not in text and "\u202e" not in html and "\u202e" not in md
