@@ -88,7 +88,16 @@ Status PasswordResets::Forgot(const std::string& email, const std::string& clien
   if (!user.ok()) {
     if (user.status().code() != StatusCode::kNotFound) {
       spdlog::error("password reset: {}", user.status().ToString());
+      return Status::Ok();
     }
+    // No account: the request is still recorded (as a failed login for an unknown address is), in
+    // a write transaction of its own, so the answer takes about as long as for a real account and
+    // its time does not tell whether the address has one.
+    Status st = store_.InTransaction([&](store::Store& tx) -> Status {
+      return Audit(tx, clock_.NowSeconds(), Anonymous(), "user.password_reset_request",
+                   "email:" + *normalized, "from " + client_address + "; no such account");
+    });
+    if (!st.ok()) spdlog::error("password reset: {}", st.ToString());
     return Status::Ok();
   }
   auto created = Create(*user, "self", client_address);
