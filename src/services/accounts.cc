@@ -524,6 +524,8 @@ Result<store::User> Accounts::UpdateUser(const Principal& caller, const std::str
   Status st = store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.UpdateUser(user));
     if (hash) RETURN_IF_ERROR(tx.DeleteUserSessions(user.id, ""));
+    // A reset token mailed before (maybe to the old address) must not outlive the change.
+    if (hash || email) RETURN_IF_ERROR(tx.DeletePendingPasswordResets(user.id));
     return Audit(tx, caller, patch.role ? "user.set_role" : "user.update", "user:" + user.id, what);
   });
   if (st.code() == StatusCode::kAlreadyExists) {
@@ -585,6 +587,7 @@ Status Accounts::ChangePassword(const Principal& caller, const std::string& old_
   return store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.UpdateUser(user));
     RETURN_IF_ERROR(tx.DeleteUserSessions(user.id, caller.token_hash));
+    RETURN_IF_ERROR(tx.DeletePendingPasswordResets(user.id));
     return Audit(tx, caller, "user.change_password", "user:" + user.id);
   });
 }

@@ -210,20 +210,30 @@ Status Notifications::OnDecision(store::Store& tx, const store::CodeRequest& req
                  "request", request.id);
 }
 
-Status Notifications::OnJobEnded(store::Store& tx, const store::Job& job) {
-  if (job.kind != "private" || job.deposited) return Status::Ok();
+Status Notifications::OnJobEnded(store::Store& tx, const store::Job& ended) {
+  if (ended.kind != "private" || ended.deposited) return Status::Ok();
+  // Whether the run is held is the stored row's word, read in the transaction that recorded its
+  // end: the store holds a private run by itself when output review is on at the commit. A held
+  // run says nothing at its end, not even how it failed: its release tells (OnResultReleased).
+  ASSIGN_OR_RETURN(store::Job job, tx.GetJob(ended.id));
+  if (job.held) return Status::Ok();
   ASSIGN_OR_RETURN(store::UserCode code, tx.GetCode(job.code_id));
   ASSIGN_OR_RETURN(store::User requester, tx.GetUserById(code.user_id));
   if (job.status == "completed") {
-    if (job.held) return Status::Ok();  // told when a data owner releases it
     return Deliver(tx, requester, "", "job.result", "The result of '" + code.name + "' is ready",
                    "The run of '" + code.name + "' on private data ended and its result is ready.",
                    "job", job.id);
   }
+  return DeliverFailure(tx, requester, "", code, job);
+}
+
+Status Notifications::DeliverFailure(store::Store& tx, const store::User& to,
+                                     const std::string& from_id, const store::UserCode& code,
+                                     const store::Job& job) {
   if (job.status != "errored" && job.status != "timed_out") return Status::Ok();
   // Only the fixed failure kind: the error text may hold private values.
   const std::string kind = job.failure.empty() ? job.status : job.failure;
-  return Deliver(tx, requester, "", "job.failed", "The run of '" + code.name + "' failed",
+  return Deliver(tx, to, from_id, "job.failed", "The run of '" + code.name + "' failed",
                  "The run of '" + code.name + "' on private data failed (" + kind + ").", "job",
                  job.id);
 }
@@ -232,6 +242,7 @@ Status Notifications::OnResultReleased(store::Store& tx, const store::Job& job,
                                        const std::string& by) {
   ASSIGN_OR_RETURN(store::UserCode code, tx.GetCode(job.code_id));
   ASSIGN_OR_RETURN(store::User requester, tx.GetUserById(code.user_id));
+  if (job.status != "completed") return DeliverFailure(tx, requester, by, code, job);
   return Deliver(tx, requester, by, "job.released",
                  "The result of '" + code.name + "' was released",
                  "A data owner released the result of '" + code.name + "'.", "job", job.id);

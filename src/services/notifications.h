@@ -79,8 +79,11 @@ class Notifications {
                           const std::string& author_id);
   Status OnDecision(store::Store& tx, const store::CodeRequest& request, const std::string& status,
                     const std::string& reviewer_id);
-  // A private run of a requester's code ended: a released result or a failure (its fixed kind).
+  // A private run of a requester's code ended: its result is ready, or it failed (its fixed
+  // kind). Nothing for a run the stored row holds for output review: its release tells.
   Status OnJobEnded(store::Store& tx, const store::Job& job);
+  // A data owner released a held run: its result, or how it failed (the kind the job API now
+  // shows).
   Status OnResultReleased(store::Store& tx, const store::Job& job, const std::string& by);
   Status OnNewAccount(store::Store& tx, const store::User& user);
   // Mails the token (when mail is on) and notes the reset in-app.
@@ -116,6 +119,9 @@ class Notifications {
   Status Deliver(store::Store& tx, const store::User& to, const std::string& from_id,
                  const std::string& kind, const std::string& subject, const std::string& line,
                  const std::string& link_kind, const std::string& link_id);
+  // A failed run's fixed kind (errored and timed-out runs only), never its text.
+  Status DeliverFailure(store::Store& tx, const store::User& to, const std::string& from_id,
+                        const store::UserCode& code, const store::Job& job);
   std::string Link(store::Store& tx, const std::string& kind, const std::string& id);
   void SenderLoop();
   void SendDue();

@@ -44,7 +44,9 @@ class PasswordResets {
   Result<std::vector<store::PasswordReset>> Pending(const Principal& caller);
 
  private:
-  Result<std::string> Create(const store::User& user, const std::string& requested_by);
+  // `requested_by` is an admin's id, or "self" for a request by address from `client_address`.
+  Result<std::string> Create(const store::User& user, const std::string& requested_by,
+                             const std::string& client_address);
 
   store::Store& store_;
   const Clock& clock_;

@@ -170,6 +170,17 @@ TEST_F(NotificationStoreTest, ExpiredOrWrongResetTokenIsRefused) {
   EXPECT_TRUE(store_->PendingPasswordResets(200)->empty());
 }
 
+TEST_F(NotificationStoreTest, DeletingPendingResetsEndsEveryUnusedTokenOfTheUserOnly) {
+  ASSERT_TRUE(store_->InsertPasswordReset({"hash1", "u1", "self", 100, 200}).ok());
+  ASSERT_TRUE(store_->InsertPasswordReset({"hash2", "u1", "admin", 110, 200}).ok());
+  ASSERT_TRUE(store_->InsertPasswordReset({"hash3", "u2", "self", 100, 200}).ok());
+  ASSERT_TRUE(store_->DeletePendingPasswordResets("u1").ok());
+  EXPECT_EQ(store_->ConsumePasswordReset("hash1", 150).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->ConsumePasswordReset("hash2", 150).status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->ConsumePasswordReset("hash3", 150).ok());
+  EXPECT_TRUE(store_->DeletePendingPasswordResets("nobody").ok());
+}
+
 TEST_F(NotificationStoreTest, DeletingAUserDeletesTheirNotificationsAndResets) {
   ASSERT_TRUE(store_->InsertNotification(MakeNote("n1", "u1")).ok());
   ASSERT_TRUE(store_->InsertPasswordReset({"hash1", "u1", "self", 100, 200}).ok());

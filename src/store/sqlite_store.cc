@@ -1566,6 +1566,12 @@ class SqliteStore : public Store {
     return r;
   }
 
+  Status DeletePendingPasswordResets(const std::string& user_id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "DELETE FROM password_resets WHERE user_id = ? AND used_at = 0");
+    return s.Bind(user_id).Run();
+  }
+
   Result<std::vector<PasswordReset>> PendingPasswordResets(int64_t now) override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_, std::string(kResetSelect) +

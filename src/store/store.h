@@ -707,6 +707,8 @@ class Store {
                                                      int64_t now) = 0;
   // Unused, unexpired resets, oldest first.
   virtual Result<std::vector<PasswordReset>> PendingPasswordResets(int64_t now) = 0;
+  // Deletes the user's unused resets (their tokens stop working); none is not an error.
+  virtual Status DeletePendingPasswordResets(const std::string& user_id) = 0;
 
   // Runs the database's own integrity check; kInternal with its report when it fails.
   virtual Status CheckIntegrity() = 0;

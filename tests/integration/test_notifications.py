@@ -2,6 +2,7 @@
 outbox when that server is down, and password reset by token."""
 
 import email
+import json
 import email.policy
 import socket
 import threading
@@ -373,6 +374,96 @@ def test_expired_token_is_refused(binary, tmp_path_factory):
         proc.stop()
 
 
+def admin_token_for(w, user):
+    resp = w["api"].post("/api/v1/users/" + user["id"] + "/password_reset",
+                         token=w["tokens"]["admin"])
+    assert resp.status == 201, resp
+    return resp.json["token"]
+
+
+def reset(api, token, password):
+    return api.post("/api/v1/auth/reset_password", {"token": token, "new_password": password})
+
+
+def test_reset_tokens_die_with_any_password_or_email_change(world):
+    api, admin = world["api"], world["tokens"]["admin"]
+    user = api.create_user(admin, name="Victim")
+    # The user changes their own password: a token taken earlier from their mailbox is dead.
+    stolen = admin_token_for(world, user)
+    session = api.login(user["email"], PASSWORD)
+    resp = api.post("/api/v1/account/password",
+                    {"old_password": PASSWORD, "new_password": "Own-New-Passw0rd!"}, token=session)
+    assert resp.status == 200, resp
+    assert_error(reset(api, stolen, "Attacker-Passw0rd!"), 400, "INVALID_ARGUMENT")
+    api.login(user["email"], "Own-New-Passw0rd!")
+    # A successful reset ends every other token of the user.
+    first, second = admin_token_for(world, user), admin_token_for(world, user)
+    assert reset(api, first, "Reset-New-Passw0rd!").status == 200
+    assert_error(reset(api, second, "Attacker-Passw0rd!"), 400, "INVALID_ARGUMENT")
+    # An admin sets the password.
+    stolen = admin_token_for(world, user)
+    resp = api.patch("/api/v1/users/" + user["id"], {"password": "Admin-Set-Passw0rd!"},
+                     token=admin)
+    assert resp.status == 200, resp
+    assert_error(reset(api, stolen, "Attacker-Passw0rd!"), 400, "INVALID_ARGUMENT")
+    # The address changes: a token mailed to the old mailbox is dead.
+    stolen = admin_token_for(world, user)
+    resp = api.patch("/api/v1/users/" + user["id"], {"email": unique_email("moved")}, token=admin)
+    assert resp.status == 200, resp
+    assert_error(reset(api, stolen, "Attacker-Passw0rd!"), 400, "INVALID_ARGUMENT")
+    pending = api.get("/api/v1/password_resets", token=admin).json["items"]
+    assert resp.json["email"] not in [p["email"] for p in pending]
+    # Other fields leave a pending token alone.
+    kept = admin_token_for(world, user)
+    assert api.patch("/api/v1/users/" + user["id"], {"name": "Renamed"}, token=admin).status == 200
+    assert reset(api, kept, "Kept-Token-Passw0rd!").status == 200
+
+
+def audit_log(api, admin):
+    resp = api.get("/api/v1/audit?limit=1000", token=admin)
+    assert resp.status == 200, resp
+    log = [json.loads(line) for line in resp.raw.decode().splitlines() if line]
+    while len(log) % 1000 == 0 and log:
+        more = api.get("/api/v1/audit?limit=1000&after_seq=%d" % log[-1]["seq"], token=admin)
+        lines = [json.loads(line) for line in more.raw.decode().splitlines() if line]
+        if not lines:
+            break
+        log += lines
+    return log
+
+
+def test_anonymous_reset_steps_are_audited_with_their_address(world):
+    api, admin = world["api"], world["tokens"]["admin"]
+    user = api.create_user(admin, name="Audited")
+    target = "user:" + user["id"]
+    assert api.post("/api/v1/auth/forgot_password", {"email": user["email"]}).status == 200
+    nobody = unique_email("nobody")
+    assert api.post("/api/v1/auth/forgot_password", {"email": nobody}).status == 200
+    token = admin_token_for(world, user)
+    assert_error(reset(api, "not-a-token", "Any-Passw0rd-123"), 400, "INVALID_ARGUMENT")
+    assert reset(api, token, "Audited-Passw0rd!").status == 200
+    assert_error(reset(api, token, "Again-Passw0rd-1"), 400, "INVALID_ARGUMENT")
+    log = audit_log(api, admin)
+    requests = [e for e in log if e["action"] == "user.password_reset_request"
+                and e["target"] == target]
+    assert len(requests) == 2 and requests[0]["actor"] == "anonymous"
+    assert requests[0]["detail"].startswith("from ") and len(requests[0]["detail"]) > 5
+    assert requests[1]["actor"].startswith("user:") and requests[1]["actor"] != target
+    done = [e for e in log if e["action"] == "user.password_reset" and e["target"] == target]
+    assert len(done) == 1 and done[0]["actor"] == "anonymous"
+    assert done[0]["detail"].startswith("from ")
+    refused = [e for e in log if e["action"] == "user.password_reset_failed"]
+    assert len(refused) >= 2
+    assert all(e["actor"] == "anonymous" and e["detail"].startswith("from ") for e in refused)
+    # An address with no account is recorded too (its write transaction evens out the timing).
+    unknown = [e for e in log if e["action"] == "user.password_reset_request"
+               and e["target"] == "email:" + nobody]
+    assert len(unknown) == 1 and unknown[0]["actor"] == "anonymous"
+    assert unknown[0]["detail"].startswith("from ")
+    # The token itself never reaches the log.
+    assert token not in json.dumps(log)
+
+
 # --- runs on private data -------------------------------------------------------------------
 
 @needs_sandbox
@@ -412,6 +503,69 @@ def test_run_results_and_failures_mail_the_requester_without_private_values(
         mails = smtp.inbox.to(sam["email"])
         text = "\n".join(body_of(m) for m in mails)
         assert "is ready" in text and "failed" in text
+        assert CANARY not in all_mail_text(smtp.inbox)
+    finally:
+        proc.stop()
+
+
+@needs_sandbox
+def test_held_runs_tell_nothing_at_their_end_and_their_release_tells(
+        binary, tmp_path_factory, smtp):
+    proc, api = start_server(binary, tmp_path_factory, "--workers", "1")
+    try:
+        admin = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+        assert api.put("/api/v1/settings/notifications", {
+            "email_server": "127.0.0.1", "email_port": smtp.port, "email_security": "none",
+            "email_sender": "datasite@example.org"}, token=admin).status == 200
+        owner = api.login(api.create_user(admin, role="data_owner")["email"], PASSWORD)
+        sam = api.create_user(admin, role="data_scientist", name="Held")
+        scientist = api.login(sam["email"], PASSWORD)
+        data = new_blob(api, owner, "csv", ("age,name\n30,{0}\n".format(CANARY)).encode())
+        mock = new_blob(api, owner, "csv", b"age,name\n1,x\n")
+        resp = create_dataset(api, owner, unique("people"),
+                              [{"name": "table", "data": data["id"], "mock": mock["id"]}])
+        assert resp.status == 201, resp
+        asset = resp.json["assets"][0]["id"]
+        assert api.patch("/api/v1/settings", {"output_review": True}, token=admin).status == 200
+        jobs = {}
+        for kind, body in (("ok", "return 1"),
+                           ("fail", "raise ValueError(str(data['name'][0]))")):
+            name = unique("held_" + kind).replace("-", "_")
+            code = api.post("/api/v1/code", {
+                "name": name, "inputs": {"data": {"asset_id": asset}},
+                "source": "def {}(data):\n    {}\n".format(name, body)}, token=scientist).json
+            req = api.post("/api/v1/requests", {"code_id": code["id"], "reason": "r"},
+                           token=scientist).json
+            assert api.post("/api/v1/requests/" + req["id"] + "/approve", {},
+                            token=owner).status == 200
+            jobs[kind] = api.post("/api/v1/code/" + code["id"] + "/run", {},
+                                  token=scientist).json
+        assert jobs["ok"]["status"] == "completed" and jobs["ok"]["result"]["held"], jobs["ok"]
+        assert jobs["fail"]["status"] == "errored" and jobs["fail"]["failure"] is None, jobs["fail"]
+        time.sleep(2.5)
+
+        def job_notes():
+            items = api.get("/api/v1/notifications", token=scientist).json["items"]
+            return [n for n in items if n["kind"].startswith("job.")]
+
+        def mail_text():
+            return "\n".join(body_of(m) for m in smtp.inbox.to(sam["email"]))
+
+        # Held: neither whether a result is ready nor how a run failed reaches the requester.
+        assert job_notes() == []
+        assert "is ready" not in mail_text() and "failed" not in mail_text()
+        for kind in ("ok", "fail"):
+            resp = api.post("/api/v1/jobs/" + jobs[kind]["id"] + "/release", {}, token=owner)
+            assert resp.status == 200, resp
+        failure = api.get("/api/v1/jobs/" + jobs["fail"]["id"], token=scientist).json["failure"]
+        assert failure
+        notes = job_notes()
+        assert sorted(n["kind"] for n in notes) == ["job.failed", "job.released"]
+        deadline = time.time() + 15
+        while time.time() < deadline and "failed (" not in mail_text():
+            time.sleep(0.1)
+        assert "released the result" in mail_text()
+        assert "failed (" + failure + ")" in mail_text()
         assert CANARY not in all_mail_text(smtp.inbox)
     finally:
         proc.stop()
