@@ -34,7 +34,7 @@ if ! npm ls -g playwright-core >/dev/null 2>&1; then
   # Behind a TLS-intercepting proxy npm needs that proxy's CA (in /usr/local/share/ca-certificates, then
   # update-ca-certificates); the error's last lines below say when that is the cause.
   npm_log=$(mktemp)
-  if ! $sudo npm install -g --silent playwright-core >"$npm_log" 2>&1; then
+  if ! $sudo npm install -g --loglevel=error playwright-core >"$npm_log" 2>&1; then
     echo "warning: npm could not install playwright-core; tests/integration/test_display_browser.py will be skipped:" >&2
     tail -n 3 "$npm_log" >&2
   fi
