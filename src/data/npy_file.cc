@@ -10,6 +10,7 @@
 
 #include "data/mock_values.h"
 #include "data/sampling.h"
+#include "data/utf8.h"
 
 namespace datasite::data::internal {
 namespace {
@@ -242,6 +243,8 @@ Result<uint64_t> StructuredSize(Literal& lit, int depth) {
 }  // namespace
 
 Result<NpyHeader> ParseNpyHeaderDict(std::string_view text) {
+  // Its names (structured fields) reach the schema, which is JSON.
+  if (!IsValidUtf8(text)) return HeaderError("it is not valid UTF-8");
   NpyHeader header;
   Literal lit(text);
   bool has_descr = false, has_order = false, has_shape = false;

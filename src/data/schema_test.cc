@@ -402,6 +402,20 @@ TEST(NpySchemaTest, RefusesStructuredDtypesWithObjectsTitlesOrNoBytes) {
                    .ok());
 }
 
+TEST(NpySchemaTest, RefusesAHeaderThatIsNotUtf8) {
+  // A field name's bytes reach the schema, which is JSON: invalid UTF-8 there made dumping it
+  // throw (found by fuzz/npy_file_fuzzer).
+  std::string message = Refusal(
+      Format::kNpy, NpyFile("{'descr': [('a', '|u1'), ('b\xea', '|u1')], 'fortran_order': False, "
+                            "'shape': (1,), }",
+                            std::string(2, 0)));
+  EXPECT_NE(message.find("not valid UTF-8"), std::string::npos) << message;
+  EXPECT_TRUE(SchemaOf(Format::kNpy, NpyFile("{'descr': [('\xc3\xa9t\xc3\xa9', '|u1')], "
+                                             "'fortran_order': False, 'shape': (1,), }",
+                                             std::string(1, 0)))
+                  .ok());
+}
+
 TEST(NpySchemaTest, RefusesUnsupportedDtypes) {
   for (std::string descr :
        {"<i3", "<f16", "<U0", "<U", "|S01", "<M8[xs]", "<m8[0s]", "<M4", "|V99999999999"}) {
