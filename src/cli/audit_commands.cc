@@ -42,17 +42,6 @@ Flags& GetFlags() {
 
 std::string DatabasePath(const std::string& dir) { return dir + "/datasite.db"; }
 
-json EventJson(const store::AuditEvent& e) {
-  return {{"seq", e.seq},
-          {"at", FormatIsoTime(e.at)},
-          {"actor", e.actor},
-          {"action", e.action},
-          {"target", e.target},
-          {"detail", e.detail},
-          {"prev_hash", e.prev_hash},
-          {"hash", e.hash}};
-}
-
 // Prints the verdict (as the route's JSON with --json); 0 when the chain verifies, else 1.
 int PrintVerdict(const json& v, bool as_json) {
   const bool ok = v.value("ok", false);
@@ -79,19 +68,6 @@ int PrintVerdict(const json& v, bool as_json) {
   return ok ? 0 : kExitFailure;
 }
 
-json VerdictJson(const store::AuditVerdict& v) {
-  json j = {{"ok", v.ok},
-            {"entries", v.entries},
-            {"head_seq", v.head_seq},
-            {"head", v.head},
-            {"checkpoint_seq", v.checkpoint_seq ? json(*v.checkpoint_seq) : json(nullptr)}};
-  if (!v.ok) {
-    j["first_bad_seq"] = v.first_bad_seq ? json(v.first_bad_seq) : json(nullptr);
-    j["reason"] = v.reason;
-  }
-  return j;
-}
-
 std::optional<std::string> Head(const Flags& f) {
   if (f.head.empty()) return std::nullopt;
   return f.head;
@@ -102,7 +78,7 @@ int VerifyOffline(const Flags& f) {
   if (!store.ok()) return Fail(store.status());
   auto v = store::VerifyAuditLog(**store, Head(f));
   if (!v.ok()) return Fail(v.status());
-  return PrintVerdict(VerdictJson(*v), f.json);
+  return PrintVerdict(store::AuditVerdictJson(*v), f.json);
 }
 
 // Writes JSON lines to `out` (a file, or stdout for "-").
@@ -113,7 +89,7 @@ int ExportOffline(const Flags& f, std::ostream& out) {
   while (true) {
     auto page = (*store)->ListAudit(after, kPage);
     if (!page.ok()) return Fail(page.status());
-    for (const auto& e : *page) out << EventJson(e).dump() << "\n";
+    for (const auto& e : *page) out << store::AuditEntryJson(e).dump() << "\n";
     if (static_cast<int64_t>(page->size()) < kPage) break;
     after = page->back().seq;
   }

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <vector>
 
+#include "core/clock.h"
+
 namespace datasite::store {
 namespace {
 
@@ -209,6 +211,31 @@ Result<int64_t> PruneAuditLog(Store& store, int64_t before_seq, int64_t now) {
                        reinterpret_cast<const unsigned char*>(id->signing_key.data()));
   RETURN_IF_ERROR(store.PruneAudit(cp));
   return last - first + 1;
+}
+
+nlohmann::json AuditEntryJson(const AuditEvent& e) {
+  return {{"seq", e.seq},
+          {"at", FormatIsoTime(e.at)},
+          {"actor", e.actor},
+          {"action", e.action},
+          {"target", e.target},
+          {"detail", e.detail},
+          {"prev_hash", e.prev_hash},
+          {"hash", e.hash}};
+}
+
+nlohmann::json AuditVerdictJson(const AuditVerdict& v) {
+  using nlohmann::json;
+  json j = {{"ok", v.ok},
+            {"entries", v.entries},
+            {"head_seq", v.head_seq},
+            {"head", v.head},
+            {"checkpoint_seq", v.checkpoint_seq ? json(*v.checkpoint_seq) : json(nullptr)}};
+  if (!v.ok) {
+    j["first_bad_seq"] = v.first_bad_seq ? json(v.first_bad_seq) : json(nullptr);
+    j["reason"] = v.reason;
+  }
+  return j;
 }
 
 }  // namespace datasite::store

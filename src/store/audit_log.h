@@ -19,6 +19,8 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "core/status.h"
 #include "store/store.h"
 
@@ -54,6 +56,10 @@ Result<AuditVerdict> VerifyAuditLog(Store& store, const std::optional<std::strin
 Result<int64_t> PruneAuditLog(Store& store, int64_t before_seq, int64_t now);
 // The seq a prune "before `time`" starts from: one past the last entry written before `time`.
 Result<int64_t> AuditSeqAtTime(Store& store, int64_t time);
+
+// The JSON of an entry and of a verdict, as the audit routes answer and `datasite audit` prints.
+nlohmann::json AuditEntryJson(const AuditEvent& e);
+nlohmann::json AuditVerdictJson(const AuditVerdict& v);
 
 }  // namespace datasite::store
 
