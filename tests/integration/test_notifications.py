@@ -466,24 +466,32 @@ def test_anonymous_reset_steps_are_audited_with_their_address(world):
 
 # --- runs on private data -------------------------------------------------------------------
 
+
+def private_run_world(api, smtp, name, data_csv, mock_csv):
+    """Mail to ``smtp`` on, a data owner, a data scientist called ``name`` and a dataset whose
+    private CSV is ``data_csv`` with CANARY in place of ``{0}``: (admin, owner, the scientist's
+    user, their token, the asset's id)."""
+    admin = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+    assert api.put("/api/v1/settings/notifications", {
+        "email_server": "127.0.0.1", "email_port": smtp.port, "email_security": "none",
+        "email_sender": "datasite@example.org"}, token=admin).status == 200
+    owner = api.login(api.create_user(admin, role="data_owner")["email"], PASSWORD)
+    sam = api.create_user(admin, role="data_scientist", name=name)
+    scientist = api.login(sam["email"], PASSWORD)
+    data = new_blob(api, owner, "csv", data_csv.format(CANARY).encode())
+    mock = new_blob(api, owner, "csv", mock_csv.encode())
+    resp = create_dataset(api, owner, unique("people"),
+                          [{"name": "table", "data": data["id"], "mock": mock["id"]}])
+    assert resp.status == 201, resp
+    return admin, owner, sam, scientist, resp.json["assets"][0]["id"]
+
 @needs_sandbox
 def test_run_results_and_failures_mail_the_requester_without_private_values(
         binary, tmp_path_factory, smtp):
     proc, api = start_server(binary, tmp_path_factory, "--workers", "1")
     try:
-        admin = api.login(ROOT_EMAIL, ROOT_PASSWORD)
-        assert api.put("/api/v1/settings/notifications", {
-            "email_server": "127.0.0.1", "email_port": smtp.port, "email_security": "none",
-            "email_sender": "datasite@example.org"}, token=admin).status == 200
-        owner = api.login(api.create_user(admin, role="data_owner")["email"], PASSWORD)
-        sam = api.create_user(admin, role="data_scientist", name="Runner")
-        scientist = api.login(sam["email"], PASSWORD)
-        data = new_blob(api, owner, "csv", ("age,name\n30,{0}\n40,{0}\n".format(CANARY)).encode())
-        mock = new_blob(api, owner, "csv", b"age,name\n1,x\n2,y\n")
-        resp = create_dataset(api, owner, unique("people"),
-                              [{"name": "table", "data": data["id"], "mock": mock["id"]}])
-        assert resp.status == 201, resp
-        asset = resp.json["assets"][0]["id"]
+        admin, owner, sam, scientist, asset = private_run_world(
+            api, smtp, "Runner", "age,name\n30,{0}\n40,{0}\n", "age,name\n1,x\n2,y\n")
         outcomes = {}
         for kind, body in (("ok", "return str(data['name'][0])"),
                            ("fail", "raise ValueError(str(data['name'][0]))")):
@@ -513,19 +521,8 @@ def test_held_runs_tell_nothing_at_their_end_and_their_release_tells(
         binary, tmp_path_factory, smtp):
     proc, api = start_server(binary, tmp_path_factory, "--workers", "1")
     try:
-        admin = api.login(ROOT_EMAIL, ROOT_PASSWORD)
-        assert api.put("/api/v1/settings/notifications", {
-            "email_server": "127.0.0.1", "email_port": smtp.port, "email_security": "none",
-            "email_sender": "datasite@example.org"}, token=admin).status == 200
-        owner = api.login(api.create_user(admin, role="data_owner")["email"], PASSWORD)
-        sam = api.create_user(admin, role="data_scientist", name="Held")
-        scientist = api.login(sam["email"], PASSWORD)
-        data = new_blob(api, owner, "csv", ("age,name\n30,{0}\n".format(CANARY)).encode())
-        mock = new_blob(api, owner, "csv", b"age,name\n1,x\n")
-        resp = create_dataset(api, owner, unique("people"),
-                              [{"name": "table", "data": data["id"], "mock": mock["id"]}])
-        assert resp.status == 201, resp
-        asset = resp.json["assets"][0]["id"]
+        admin, owner, sam, scientist, asset = private_run_world(
+            api, smtp, "Held", "age,name\n30,{0}\n", "age,name\n1,x\n")
         assert api.patch("/api/v1/settings", {"output_review": True}, token=admin).status == 200
         jobs = {}
         for kind, body in (("ok", "return 1"),
