@@ -506,7 +506,8 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
                 return Reply{200, JobJson(j, caller, code, false), {}};
               });
   routes->Add("GET", "/api/v1/account/quota", Role::kDataScientist, "account",
-              "The caller's own job results, logs and unfinished jobs, with their limits.",
+              "The caller's own job results and logs (the bytes of those they may read), "
+              "unfinished jobs, and their limits.",
               [&code](http::Request&, const Principal& caller) -> Result<Reply> {
                 ASSIGN_OR_RETURN(auto q, code.Quota(caller));
                 auto limit = [](const std::optional<int64_t>& v) {
