@@ -121,7 +121,9 @@ class User:
 class Quota:
     """Your own use of the server (``client.account.quota``): the bytes your jobs' results and logs
     keep, your queued or running jobs, and their limits (``None``: not limited, for data owners and
-    admins). Mock runs past your newest ``mock_results_kept`` lose their result and logs.
+    admins). Mock runs past your newest ``mock_results_kept`` lose their result and logs. Only the
+    outputs you may read are counted here: held results and owner-only logs count against
+    ``quota_bytes`` without being shown.
     """
 
     _FIELDS = (

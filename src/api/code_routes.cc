@@ -466,8 +466,11 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
   auto log_documents = std::make_shared<LogDocuments>();
   routes->Add(
       "GET", "/api/v1/jobs/{id}/logs", Role::kDataScientist, "jobs",
-      "A job's stdout (its user; while it runs too) and stderr (data owners and admins). "
-      "?since=N: stdout from byte N on; next_since is the N to ask for next.",
+      "A job's stdout (data owners and admins, while it runs too; its user likewise, except "
+      "a private run of code with custom policies, whose stdout its user reads only once it "
+      "completed or its error was released, and a held run, until released) and stderr (data "
+      "owners and admins; its user once a mock run ended or a private run's error was "
+      "released). ?since=N: stdout from byte N on; next_since is the N to ask for next.",
       [&code, log_documents](http::Request& req, const Principal& caller) -> Result<Reply> {
         int64_t since = 0;
         if (auto text = Query(req, "since")) {
@@ -506,7 +509,8 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
                 return Reply{200, JobJson(j, caller, code, false), {}};
               });
   routes->Add("GET", "/api/v1/account/quota", Role::kDataScientist, "account",
-              "The caller's own job results, logs and unfinished jobs, with their limits.",
+              "The caller's own job results and logs (the bytes of those they may read), "
+              "unfinished jobs, and their limits.",
               [&code](http::Request&, const Principal& caller) -> Result<Reply> {
                 ASSIGN_OR_RETURN(auto q, code.Quota(caller));
                 auto limit = [](const std::optional<int64_t>& v) {

@@ -711,13 +711,22 @@ Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& 
   if (limited) {
     // Mock outputs make room for new ones (they expire oldest first), so only what else the
     // user's jobs keep can fill the quota.
-    ASSIGN_OR_RETURN(store::JobUsage usage, store_.UserJobUsage(*caller.user_id));
-    const int64_t kept = usage.result_bytes + usage.log_bytes - usage.mock_bytes;
-    if (kept >= options_.quotas.max_kept_bytes) {
-      return ResourceExhaustedError("your jobs' results and logs take " + std::to_string(kept) +
-                                    " bytes, your whole storage quota of " +
-                                    std::to_string(options_.quotas.max_kept_bytes) +
+    // The outputs the user may not read count too, but not by their size, which their code may
+    // have chosen from private data: the refusal tells a byte count only when the readable ones
+    // fill the quota by themselves.
+    ASSIGN_OR_RETURN(KeptBytes kept, KeptBytesOf(caller));
+    const int64_t readable = kept.result + kept.log - kept.mock;
+    const int64_t max = options_.quotas.max_kept_bytes;
+    if (readable >= max) {
+      return ResourceExhaustedError("your jobs' results and logs take " + std::to_string(readable) +
+                                    " bytes, your whole storage quota of " + std::to_string(max) +
                                     " bytes: a data owner can raise it (--user-quota-bytes)");
+    }
+    if (readable + kept.hidden >= max) {
+      return ResourceExhaustedError(
+          "your jobs' results and logs, with those you cannot read (held for output review, or a "
+          "data owner's only), fill your whole storage quota of " +
+          std::to_string(max) + " bytes: a data owner can raise it (--user-quota-bytes)");
     }
   }
   store::Job job;
@@ -980,12 +989,35 @@ Result<store::Job> CodeService::ReleaseError(const Principal& caller, const std:
   return store_.GetJob(id);
 }
 
+Result<CodeService::KeptBytes> CodeService::KeptBytesOf(const Principal& caller) {
+  ASSIGN_OR_RETURN(std::vector<store::KeptOutput> outputs, store_.UserKeptOutputs(*caller.user_id));
+  KeptBytes kept;
+  for (const auto& o : outputs) {
+    const int64_t all = o.result_bytes + o.stdout_bytes + o.stderr_bytes;
+    // A running job's charge is not split into its parts yet: none of it is told.
+    if (!jobs::IsFinal(o.job.status)) {
+      kept.hidden += all;
+      continue;
+    }
+    const int64_t result =
+        o.job.status == "completed" && MaySeeResult(caller, o.job) ? o.result_bytes : 0;
+    const int64_t log = (MaySeeStdout(caller, o.job) ? o.stdout_bytes : 0) +
+                        (MaySeeErrorDetail(caller, o.job) ? o.stderr_bytes : 0);
+    kept.result += result;
+    kept.log += log;
+    if (o.job.kind == "mock") kept.mock += result + log;
+    kept.hidden += all - result - log;
+  }
+  return kept;
+}
+
 Result<QuotaUse> CodeService::Quota(const Principal& caller) {
   RETURN_IF_ERROR(NeedDataScientist(caller));
   ASSIGN_OR_RETURN(store::JobUsage usage, store_.UserJobUsage(*caller.user_id));
+  ASSIGN_OR_RETURN(KeptBytes kept, KeptBytesOf(caller));
   QuotaUse q;
-  q.result_bytes = usage.result_bytes;
-  q.log_bytes = usage.log_bytes;
+  q.result_bytes = kept.result;
+  q.log_bytes = kept.log;
   q.unfinished_jobs = usage.unfinished;
   q.mock_outputs_kept = options_.quotas.mock_outputs_kept;
   if (!IsOwner(caller)) {

@@ -45,7 +45,9 @@ struct CodeOptions {
   JobQuotas quotas;
 };
 
-// A user's own use of the server, against their quotas (nullopt: not limited).
+// A user's own use of the server, against their quotas (nullopt: not limited). The bytes are
+// those of outputs the user may read: what their held runs and owner-only logs keep counts against
+// the quota but is not told (its size is the code's to choose, from private data).
 struct QuotaUse {
   int64_t result_bytes = 0;
   int64_t log_bytes = 0;
@@ -205,7 +207,7 @@ class CodeService {
   // only; kFailedPrecondition for a mock or review run, a run with no error, a held run (release
   // it first) or one already released.
   Result<store::Job> ReleaseError(const Principal& caller, const std::string& id);
-  // The caller's own results, logs and unfinished jobs, with their limits.
+  // The caller's own results and logs they may read, unfinished jobs, with their limits.
   Result<QuotaUse> Quota(const Principal& caller);
 
   // The queue's runner: runs one leased job in the sandbox and keeps what fits its user's quota.
@@ -217,6 +219,16 @@ class CodeService {
   // Waits until the sandbox has started or failed; the sandbox, or why there is none.
   Result<sandbox::Sandbox*> WaitForSandbox(const std::atomic<bool>* cancel);
   Status SandboxUsable() const;
+  // The bytes the caller's jobs keep, split by the rules above (MaySeeResult, MaySeeStdout,
+  // MaySeeErrorDetail): what the caller may read, and in it what mock runs keep, and the rest
+  // (held results, owner-only logs, a running job's charge), which they may not.
+  struct KeptBytes {
+    int64_t result = 0;
+    int64_t log = 0;
+    int64_t mock = 0;
+    int64_t hidden = 0;
+  };
+  Result<KeptBytes> KeptBytesOf(const Principal& caller);
   jobs::Outcome RunInSandbox(const store::Job& job, const std::atomic<bool>& cancel);
   // After a counted run of code with custom policies: stores the state they report (over the
   // version the run read). A completed run whose state can't be stored so — none reported, a

@@ -2291,6 +2291,33 @@ class SqliteStore : public Store {
     return u;
   }
 
+  Result<std::vector<KeptOutput>> UserKeptOutputs(const std::string& user_id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "SELECT id, code_id, kind, status, held, error_released, kept_result_bytes, "
+           "kept_log_bytes, min(length(CAST(stderr AS BLOB)), kept_log_bytes) FROM jobs WHERE "
+           "user_id = ? AND kept_result_bytes + kept_log_bytes > 0");
+    s.Bind(user_id);
+    std::vector<KeptOutput> out;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      KeptOutput k;
+      k.job.id = s.Text(0);
+      k.job.code_id = s.Text(1);
+      k.job.user_id = user_id;
+      k.job.kind = s.Text(2);
+      k.job.status = s.Text(3);
+      k.job.held = s.Int(4) != 0;
+      k.job.error_released = s.Int(5) != 0;
+      k.result_bytes = s.Int(6);
+      k.stderr_bytes = s.Int(8);
+      k.stdout_bytes = s.Int(7) - k.stderr_bytes;
+      out.push_back(std::move(k));
+    }
+    return out;
+  }
+
   Result<int64_t> TotalJobBytes() override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_, "SELECT coalesce(sum(kept_result_bytes + kept_log_bytes), 0) FROM jobs");

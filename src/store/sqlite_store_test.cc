@@ -880,6 +880,41 @@ TEST_F(JobBytesTest, FinishedJobKeepsItsResultAndLogs) {
   EXPECT_EQ(store_->UserJobUsage("nobody")->result_bytes, 0);
 }
 
+TEST_F(JobBytesTest, KeptOutputsSplitWhatEachJobKeepsByPart) {
+  Job completed = Finished("u", 100, "abc", "private");
+  Job failed = Running("u", "private");
+  failed.status = "errored";
+  failed.stdout_text = "1234";
+  failed.stderr_text = "trace";
+  ASSERT_TRUE(store_->FinishJob(failed).ok());
+  Job charged = Running("u");
+  ASSERT_TRUE(*store_->ChargeJobBytes(charged.id, 7, 3, std::nullopt));
+  Running("u");                  // keeps nothing: not listed
+  Finished("v", 5, "", "mock");  // another user's
+  auto kept = store_->UserKeptOutputs("u");
+  ASSERT_TRUE(kept.ok());
+  ASSERT_EQ(kept->size(), 3u);
+  std::map<std::string, KeptOutput> by_id;
+  for (const auto& k : *kept) by_id[k.job.id] = k;
+  const KeptOutput& done = by_id.at(completed.id);
+  EXPECT_EQ(done.job.kind, "private");
+  EXPECT_EQ(done.job.status, "completed");
+  EXPECT_EQ(done.job.user_id, "u");
+  EXPECT_EQ(done.job.code_id, "code");
+  EXPECT_EQ(std::tie(done.result_bytes, done.stdout_bytes, done.stderr_bytes),
+            std::make_tuple(int64_t{100}, int64_t{3}, int64_t{1}));
+  const KeptOutput& bad = by_id.at(failed.id);
+  EXPECT_EQ(std::tie(bad.result_bytes, bad.stdout_bytes, bad.stderr_bytes),
+            std::make_tuple(int64_t{0}, int64_t{4}, int64_t{5}));
+  const KeptOutput& running = by_id.at(charged.id);
+  EXPECT_EQ(running.job.status, "running");
+  EXPECT_EQ(std::tie(running.result_bytes, running.stdout_bytes, running.stderr_bytes),
+            std::make_tuple(int64_t{7}, int64_t{3}, int64_t{0}));
+  // The parts sum to what UserJobUsage counts.
+  auto usage = store_->UserJobUsage("u");
+  EXPECT_EQ(usage->result_bytes + usage->log_bytes, 104 + 9 + 10);
+}
+
 TEST_F(JobBytesTest, ACsvResultKeepsItsSidecarAFailedJobNone) {
   Job j = Running("u");
   j.status = "completed";

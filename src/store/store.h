@@ -346,6 +346,15 @@ struct JobUsage {
   int64_t unfinished = 0;  // queued or running
 };
 
+// What one job keeps, by part, with the fields that decide who may read each part: `job` has its
+// id, code_id, user_id, kind, status, held and error_released set, nothing else.
+struct KeptOutput {
+  Job job;
+  int64_t result_bytes = 0;
+  int64_t stdout_bytes = 0;
+  int64_t stderr_bytes = 0;
+};
+
 // A job whose result and logs ExpireMockOutputs deleted.
 struct ExpiredOutput {
   std::string job_id;
@@ -616,6 +625,9 @@ class Store {
   virtual Result<bool> ChargeJobBytes(const std::string& id, int64_t result_bytes,
                                       int64_t log_bytes, std::optional<int64_t> max_user_bytes) = 0;
   virtual Result<JobUsage> UserJobUsage(const std::string& user_id) = 0;
+  // The user's jobs that keep bytes, each with what it keeps (the parts sum to what UserJobUsage
+  // counts; a running job's charged logs count as its stdout until FinishJob splits them).
+  virtual Result<std::vector<KeptOutput>> UserKeptOutputs(const std::string& user_id) = 0;
   // The bytes every job keeps (results and logs).
   virtual Result<int64_t> TotalJobBytes() = 0;
   // Deletes the result and logs of the user's ended mock runs, oldest first: every one past the
