@@ -273,6 +273,31 @@ TEST_F(SyncTest, HighToLowCarriesMockDecisionAndReleasedResultOnly) {
   EXPECT_FALSE(low_->store->GetJob("j2").ok());
   // Never leased on the low side.
   EXPECT_FALSE(low_->store->LeaseNextJob(1)->has_value());
+  // The scientist's private run on the low side answers with the synced run.
+  Principal scientist;
+  scientist.role = auth::Role::kDataScientist;
+  scientist.user_id = "s1";
+  RunCode run;
+  auto outcome = low_->code->Run(scientist, "c1", run);
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  EXPECT_EQ(outcome->job.id, "j1");
+  EXPECT_FALSE(outcome->created);
+}
+
+TEST_F(SyncTest, LowSidePrivateRunBeforeTheDecisionIsSyncedAnswersAsOneServer) {
+  low_->AddUser("s1", "sci@example.org", auth::Role::kDataScientist);
+  low_->AddRequest("s1", "c1", "r1");
+  Principal scientist;
+  scientist.role = auth::Role::kDataScientist;
+  scientist.user_id = "s1";
+  auto pending = low_->code->Run(scientist, "c1", RunCode{});
+  EXPECT_EQ(pending.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(pending.status().message().find("pending"), std::string::npos);
+  ASSERT_TRUE(low_->store->DecideRequest("r1", "approved", std::nullopt, "sync", 1).ok());
+  auto waiting = low_->code->Run(scientist, "c1", RunCode{});
+  EXPECT_EQ(waiting.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(waiting.status().message().find("not been synced"), std::string::npos);
+  EXPECT_FALSE(low_->store->LeaseNextJob(1)->has_value());
 }
 
 // A bundle signed by `from` for `to` carrying `objects` (as a compromised server could make it).
