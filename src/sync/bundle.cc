@@ -518,7 +518,8 @@ Status BundleVerifier::OnSignature() {
                   "the objects section of " + std::to_string(header_.objects_size) +
                       " bytes is over the limit of " + std::to_string(max_objects_size_));
   }
-  objects_.reserve(static_cast<size_t>(header_.objects_size));
+  // Grown as the bytes come (a signed header's size alone claims no memory past 1 MiB).
+  objects_.reserve(static_cast<size_t>(std::min<int64_t>(header_.objects_size, 1 << 20)));
   hasher_ = std::make_unique<Hasher>();
   stage_ = Stage::kObjects;
   // An empty objects section is complete already.
