@@ -1,9 +1,7 @@
 // Routes for sync between a low and a high side (docs/API.md, "Sync"): admins only. Without a
 // sync service (ctx.sync null: a fuzzer's or a test's API) every one answers 503.
-#include <cstdio>
-#include <fstream>
-#include <map>
-#include <mutex>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -65,29 +63,10 @@ class ImportSink : public http::BodySink {
   std::unique_ptr<services::SyncImportSink> sink_;
 };
 
-// The files of the last exports, sent from disk: each is removed when the next export of the same
-// peer is made (and any left at a restart go with the blob store's temporary files).
-class ExportFiles {
- public:
-  void Replace(const std::string& peer, const std::string& path) {
-    std::lock_guard lock(mu_);
-    auto [it, inserted] = files_.emplace(peer, path);
-    if (!inserted) {
-      std::remove(it->second.c_str());
-      it->second = path;
-    }
-  }
-
- private:
-  std::mutex mu_;
-  std::map<std::string, std::string> files_;  // Guarded by mu_.
-};
-
 }  // namespace
 
 void AddSyncRoutes(http::Router& router, ApiContext& ctx) {
   auto routes = std::make_shared<internal::Routes>(router, ctx);
-  auto files = std::make_shared<ExportFiles>();
 
   routes->Add("GET", "/api/v1/sync/identity", Role::kAdmin, "sync",
               "This server's sync identity: name, ed25519 verify key, server id and side.",
@@ -138,31 +117,18 @@ void AddSyncRoutes(http::Router& router, ApiContext& ctx) {
   routes->Add("GET", "/api/v1/sync/export", Role::kAdmin, "sync",
               "The next signed bundle for ?peer=NAME: what it lacks, with the blobs it needs "
               "(application/octet-stream; its sequence number in X-Datasite-Bundle-Seq).",
-              [&ctx, files](http::Request& req, const Principal& caller) -> Result<Reply> {
+              [&ctx](http::Request& req, const Principal& caller) -> Result<Reply> {
                 ASSIGN_OR_RETURN(auto* sync, Service(ctx));
                 auto it = req.query.find("peer");
                 if (it == req.query.end()) return InvalidArgumentError("add ?peer=NAME");
                 ASSIGN_OR_RETURN(services::SyncExport out, sync->Export(caller, it->second));
-                // Written to a scratch file a piece at a time, then sent from disk: never whole in
-                // memory.
-                const std::string path = sync->ExportPath();
-                {
-                  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-                  std::vector<char> buf(1 << 20);
-                  while (true) {
-                    ASSIGN_OR_RETURN(size_t n, out.source->Read(buf.data(), buf.size()));
-                    if (n == 0) break;
-                    f.write(buf.data(), static_cast<std::streamsize>(n));
-                  }
-                  f.close();
-                  if (!f) {
-                    std::remove(path.c_str());
-                    return InternalError("cannot write the bundle");
-                  }
-                }
-                files->Replace(it->second, path);
+                // Streamed: pulled from the bundle source a piece at a time, never whole in memory.
+                std::shared_ptr<sync::BundleSource> source = std::move(out.source);
                 Reply reply;
-                reply.file_path = path;
+                reply.body_size = source->size();
+                reply.body_source = [source](char* buf, size_t cap) {
+                  return source->Read(buf, cap);
+                };
                 reply.content_type = "application/octet-stream";
                 reply.headers.push_back({"X-Datasite-Bundle-Seq", std::to_string(out.seq)});
                 return reply;

@@ -121,6 +121,7 @@ struct SyncService::Import {
   sync::BundleHeader header;
   std::vector<SyncObject> objects;
   std::map<std::string, std::string> staged;  // blob sha256 -> staging file
+  std::map<std::string, int64_t> sizes;       // blob sha256 -> its size
   std::map<std::string, std::string> state;   // batch -> applied | ignored | denied
   bool applied_once = false;
   ~Import() {
@@ -652,7 +653,10 @@ Status SyncService::CheckHeader(const sync::BundleHeader& h) {
 
 Result<json> SyncService::Load(const Principal& caller, sync::VerifiedBundle bundle) {
   auto import = std::make_unique<Import>();
-  for (const sync::StagedBlob& b : bundle.blobs) import->staged[b.sha256] = b.path;
+  for (const sync::StagedBlob& b : bundle.blobs) {
+    import->staged[b.sha256] = b.path;
+    import->sizes[b.sha256] = b.size;
+  }
   import->id = NewUuid();
   import->header = bundle.header;
   // From here on the import owns the staging files (they go with it).
@@ -1061,6 +1065,7 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
   for (const std::string& id : decisions.ignore) RETURN_IF_ERROR(find(id).status());
 
   std::vector<std::string> adopted;
+  std::map<std::string, std::string> adopted_from;  // staged sha256 -> the blob it became
   Status st = store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.SetChangeOrigin(im.peer.verify_key));
     for (const std::string& batch : to_write) {
@@ -1104,18 +1109,27 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
           a.metadata = f.contains("metadata") ? f["metadata"].dump() : "{}";
           if (o.blob && f.contains("mock") && f["mock"].is_object()) {
             const json& m = f["mock"];
-            // Copied from the staging file into the blob store, a piece at a time.
-            ASSIGN_OR_RETURN(auto writer, blobs_.NewWriter(Int(m, "size")));
-            std::ifstream in(im.staged.at(*o.blob), std::ios::binary);
-            std::string buf(1 << 20, '\0');
-            while (in) {
-              in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-              if (in.gcount() > 0) {
-                RETURN_IF_ERROR(
-                    writer->Append(std::string_view(buf.data(), static_cast<size_t>(in.gcount()))));
+            // Adopted from the staging file (moved, no copy); a second asset with the same mock
+            // gets a copy, read a piece at a time.
+            blob::BlobInfo info;
+            const std::string& staged = im.staged.at(*o.blob);
+            if (!adopted_from.count(*o.blob)) {
+              ASSIGN_OR_RETURN(info, blobs_.AdoptFile(staged, im.sizes.at(*o.blob), *o.blob));
+              adopted_from[*o.blob] = info.id;
+            } else {
+              ASSIGN_OR_RETURN(std::string from, blobs_.LocalPath(adopted_from[*o.blob]));
+              ASSIGN_OR_RETURN(auto writer, blobs_.NewWriter(im.sizes.at(*o.blob)));
+              std::ifstream in(from, std::ios::binary);
+              std::string buf(1 << 20, '\0');
+              while (in) {
+                in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+                if (in.gcount() > 0) {
+                  RETURN_IF_ERROR(writer->Append(
+                      std::string_view(buf.data(), static_cast<size_t>(in.gcount()))));
+                }
               }
+              ASSIGN_OR_RETURN(info, writer->Commit());
             }
-            ASSIGN_OR_RETURN(blob::BlobInfo info, writer->Commit());
             adopted.push_back(info.id);
             if (info.sha256 != *o.blob) return InternalError("a staged mock changed on disk");
             store::Blob rec;
@@ -1175,7 +1189,13 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
     return tx.SetChangeOrigin("");
   });
   if (!st.ok()) {
-    // All or nothing: the blobs this apply wrote go with the rolled-back rows.
+    std::error_code rename_error;
+    // All or nothing: the blobs this apply wrote go with the rolled-back rows; an adopted staging
+    // file goes back to staging first, so that the import may still be applied.
+    for (const auto& [sha, id] : adopted_from) {
+      auto path = blobs_.LocalPath(id);
+      if (path.ok()) std::filesystem::rename(*path, im.staged.at(sha), rename_error);
+    }
     for (const std::string& id : adopted) (void)blobs_.Delete(id);
     return st;
   }

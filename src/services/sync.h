@@ -126,8 +126,6 @@ class SyncService {
 
   // This side: "low" or "high".
   std::string side() const;
-  // A fresh scratch path for an export written to disk before it is sent.
-  std::string ExportPath() { return StagingPath(); }
 
   // Test hook: called inside the apply's transaction after each object is written; an error from
   // it fails the apply (and rolls everything back).
