@@ -51,6 +51,12 @@ http::Response Render(Result<Reply> reply) {
   http::Response res;
   res.status = reply->status;
   res.headers = std::move(reply->headers);
+  if (reply->body_source) {
+    res.body_source = std::move(reply->body_source);
+    res.body_size = reply->body_size;
+    res.content_type = std::move(reply->content_type);
+    return res;
+  }
   if (!reply->file_path.empty()) {
     res.file_path = std::move(reply->file_path);
     res.content_type = std::move(reply->content_type);

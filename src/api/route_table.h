@@ -30,6 +30,10 @@ struct Reply {
   // For downloads: the file to send and its type (then `body` is ignored).
   std::string file_path;
   std::string content_type;
+  // For streamed downloads: the body pulled from this source, `body_size` bytes in all (see
+  // http::Response::body_source; then `body` is ignored).
+  std::function<Result<size_t>(char* buf, size_t cap)> body_source;
+  int64_t body_size = 0;
 };
 
 using Handler = std::function<Result<Reply>(http::Request&, const services::Principal&)>;

@@ -43,6 +43,13 @@ class BlobStore {
   virtual Result<std::unique_ptr<BlobWriter>> NewWriter(int64_t max_size) = 0;
   // The file holding a committed blob; kNotFound when absent.
   virtual Result<std::string> LocalPath(const std::string& id) = 0;
+  // Makes the file at `path` a new committed blob (a new id) by renaming it into place, without
+  // copying, and fsyncs the directories. The file must be fsynced already, be a regular file on the
+  // store's file system (e.g. from ScratchPath(); kFailedPrecondition otherwise) and hold `size`
+  // bytes (kInvalidArgument otherwise, and the file is left where it is). `sha256` is recorded as
+  // given: the caller has computed it while the file was written.
+  virtual Result<BlobInfo> AdoptFile(const std::string& path, int64_t size,
+                                     const std::string& sha256) = 0;
   // Removes a committed blob's bytes; OK when already gone.
   virtual Status Delete(const std::string& id) = 0;
   // Ids of every committed blob.

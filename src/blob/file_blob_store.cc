@@ -301,6 +301,33 @@ class FileBlobStore : public BlobStore {
     return path;
   }
 
+  Result<BlobInfo> AdoptFile(const std::string& path, int64_t size,
+                             const std::string& sha256) override {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) {
+      if (errno == ENOENT) return NotFoundError("no file to adopt at " + path);
+      return Errno("stat " + path);
+    }
+    if (!S_ISREG(st.st_mode)) return FailedPreconditionError(path + " is not a regular file");
+    if (st.st_size != size) {
+      return InvalidArgumentError(path + " holds " + std::to_string(st.st_size) +
+                                  " bytes, not the " + std::to_string(size) + " expected");
+    }
+    std::string id = NewUuid();
+    std::string dir = root_ + "/" + id.substr(0, 2);
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Errno("mkdir " + dir);
+    std::string final_path = dir + "/" + id;
+    if (::rename(path.c_str(), final_path.c_str()) != 0) {
+      if (errno == EXDEV) {
+        return FailedPreconditionError(path + " is not on the blob store's file system");
+      }
+      return Errno("rename to " + final_path);
+    }
+    RETURN_IF_ERROR(FsyncDir(dir));
+    RETURN_IF_ERROR(FsyncDir(root_));
+    return BlobInfo{id, size, sha256};
+  }
+
   Status Delete(const std::string& id) override {
     if (!IsUuid(id)) return Status::Ok();
     std::string path = root_ + "/" + id.substr(0, 2) + "/" + id;

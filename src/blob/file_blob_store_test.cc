@@ -231,5 +231,66 @@ TEST_P(FileBlobWriteModeTest, WriteErrorFailsTheUploadAndLeavesNothing) {
 INSTANTIATE_TEST_SUITE_P(Modes, FileBlobWriteModeTest,
                          ::testing::Values(BlobWriteMode::kDirect, BlobWriteMode::kPageCache));
 
+TEST_F(FileBlobStoreTest, AdoptFileMovesAScratchFileIntoTheStore) {
+  std::string scratch = store_->ScratchPath();
+  std::ofstream(scratch, std::ios::binary) << "hello world";
+  struct stat before;
+  ASSERT_EQ(::stat(scratch.c_str(), &before), 0);
+  const std::string sha = "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9";
+  auto info = store_->AdoptFile(scratch, 11, sha);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_TRUE(IsUuid(info->id));
+  EXPECT_EQ(info->size, 11);
+  EXPECT_EQ(info->sha256, sha);
+  EXPECT_FALSE(fs::exists(scratch));
+  auto path = store_->LocalPath(info->id);
+  ASSERT_TRUE(path.ok());
+  EXPECT_EQ(Read(*path), "hello world");
+  // Renamed, not copied: the same inode.
+  struct stat after;
+  ASSERT_EQ(::stat(path->c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino);
+  auto list = store_->List();
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(*list, std::vector<std::string>{info->id});
+}
+
+TEST_F(FileBlobStoreTest, AdoptFileOfTheWrongSizeLeavesTheFile) {
+  std::string scratch = store_->ScratchPath();
+  std::ofstream(scratch, std::ios::binary) << "abc";
+  auto info = store_->AdoptFile(scratch, 4, std::string(64, '0'));
+  EXPECT_EQ(info.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(fs::exists(scratch));
+  EXPECT_TRUE(store_->List()->empty());
+}
+
+TEST_F(FileBlobStoreTest, AdoptFileRefusesMissingFilesAndNonFiles) {
+  EXPECT_EQ(store_->AdoptFile(dir_ + "/nothing", 0, std::string(64, '0')).status().code(),
+            StatusCode::kNotFound);
+  std::string link = store_->ScratchPath();
+  std::string target = dir_ + "/target";
+  std::ofstream(target) << "x";
+  ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0);
+  EXPECT_EQ(store_->AdoptFile(link, 1, std::string(64, '0')).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->AdoptFile(dir_, 0, std::string(64, '0')).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(store_->List()->empty());
+}
+
+TEST_F(FileBlobStoreTest, AdoptFileFromAnotherFileSystemIsRefused) {
+  struct stat shm, ours;
+  if (::stat("/dev/shm", &shm) != 0 || ::stat(dir_.c_str(), &ours) != 0 ||
+      shm.st_dev == ours.st_dev) {
+    GTEST_SKIP() << "no second file system to adopt from";
+  }
+  std::string other = "/dev/shm/adopt-" + NewUuid();
+  std::ofstream(other) << "x";
+  auto info = store_->AdoptFile(other, 1, std::string(64, '0'));
+  EXPECT_EQ(info.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(fs::exists(other));
+  fs::remove(other);
+}
+
 }  // namespace
 }  // namespace datasite::blob

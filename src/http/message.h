@@ -2,6 +2,9 @@
 #ifndef DATASITE_HTTP_MESSAGE_H_
 #define DATASITE_HTTP_MESSAGE_H_
 
+#include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -34,6 +37,13 @@ struct Response {
   // When set, the body is this string, shared rather than copied (`body` is ignored): for answers
   // kept in memory, such as cached listing pages.
   std::shared_ptr<const std::string> shared_body;
+  // When set, the body is pulled from this source, `body_size` bytes in all (the Content-Length),
+  // at most 1 MiB per call, each call on the route's pool and only once the bytes before have been
+  // sent (`body` is ignored). It copies up to `cap` bytes into the buffer and returns how many;
+  // an error, or 0 before `body_size` bytes, cuts the response short and closes the connection.
+  // Called one call at a time; destroyed once the response is written or abandoned.
+  std::function<Result<size_t>(char* buf, size_t cap)> body_source;
+  int64_t body_size = 0;
 };
 
 // Receives a streamed request body chunk by chunk, on the request pool, one call at a time.

@@ -28,6 +28,19 @@ using tcp = net::ip::tcp;
 
 class ServerImpl;
 
+// The state of a streamed response (Response::body_source), shared by the strand and the pool: one
+// buffer, filled by the source on the pool while no write is in flight, then written on the
+// strand. The next piece is asked for only once the last one is on the socket, so a slow client
+// slows the source down and at most 1 MiB of the body is held.
+struct StreamedBody {
+  std::function<Result<size_t>(char*, size_t)> source;
+  int64_t left = 0;  // bytes still to send
+  bool keep_alive = false;
+  std::vector<char> buf;
+  bhttp::response<bhttp::empty_body> head;
+  std::optional<bhttp::response_serializer<bhttp::empty_body>> serializer;
+};
+
 // One connection. Owned by shared_ptr for the lifetime of its async operations; all its members are
 // used on its strand only, except `sink_`, which the request pool uses while the strand waits.
 class Session : public std::enable_shared_from_this<Session> {
@@ -59,6 +72,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void Dispatch();
   void Respond(Response response);
   void Write(Response response, bool keep_alive);
+  // Writes a response whose body comes from response.body_source; see Response.
+  void WriteStreamed(Response response, bool keep_alive);
+  // Sends the next piece of a streamed body once the previous write (`ec`) is done.
+  void StreamNext(std::shared_ptr<StreamedBody> body, beast::error_code ec);
   void Close();
   // After refusing a request whose body is still arriving: reads and discards what the client sends
   // (up to a cap, for a few seconds) so that it gets to read the refusal instead of a broken pipe.
@@ -590,6 +607,7 @@ void Session::Write(Response response, bool keep_alive) {
     self->DoRead();
   };
   stream_.expires_after(server_.options().idle_timeout);
+  if (response.body_source) return WriteStreamed(std::move(response), keep_alive);
   if (!response.file_path.empty()) {
     auto res = std::make_shared<bhttp::response<bhttp::file_body>>();
     beast::error_code ec;
@@ -627,6 +645,62 @@ void Session::Write(Response response, bool keep_alive) {
   res->prepare_payload();
   res_ = res;
   bhttp::async_write(stream_, *res, std::move(on_written));
+}
+
+void Session::WriteStreamed(Response response, bool keep_alive) {
+  auto body = std::make_shared<StreamedBody>();
+  body->source = std::move(response.body_source);
+  body->left = std::max<int64_t>(response.body_size, 0);
+  body->keep_alive = keep_alive;
+  SetCommonHeaders(body->head, response, keep_alive);
+  body->head.content_length(static_cast<uint64_t>(body->left));
+  body->serializer.emplace(body->head);
+  // As for files: the idle timeout plus one second per MiB for the whole transfer.
+  stream_.expires_after(server_.options().idle_timeout + std::chrono::seconds(body->left >> 20));
+  res_ = body;
+  bhttp::async_write_header(stream_, *body->serializer,
+                            [self = shared_from_this(), body](beast::error_code ec, size_t) {
+                              self->StreamNext(body, ec);
+                            });
+}
+
+void Session::StreamNext(std::shared_ptr<StreamedBody> body, beast::error_code ec) {
+  constexpr size_t kPiece = 1 << 20;
+  if (ec) {
+    res_.reset();
+    return Close();
+  }
+  if (body->left == 0) {
+    res_.reset();
+    if (!body->keep_alive) return Close();
+    return DoRead();
+  }
+  server_.in_flight()++;
+  auto& pool = server_.pool(route_ ? route_->lane : Lane::kDefault);
+  net::post(pool, [self = shared_from_this(), body] {
+    size_t want = static_cast<size_t>(std::min<int64_t>(body->left, kPiece));
+    if (body->buf.size() < want) body->buf.resize(want);
+    Result<size_t> got = InternalError("the body source threw");
+    try {
+      got = body->source(body->buf.data(), want);
+    } catch (const std::exception& e) {
+      got = InternalError(e.what());
+    }
+    net::post(self->stream_.get_executor(), [self, body, got = std::move(got), want] {
+      self->server_.in_flight()--;
+      if (!got.ok() || *got == 0 || *got > want) {
+        // The headers promised more: the client must see a short body and a closed connection,
+        // never a response that looks whole.
+        spdlog::error("a streamed response stopped with {} bytes unsent: {}", body->left,
+                      got.ok() ? "the source ended early" : got.status().ToString());
+        self->res_.reset();
+        return self->Close();
+      }
+      body->left -= static_cast<int64_t>(*got);
+      net::async_write(self->stream_, net::buffer(body->buf.data(), *got),
+                       [self, body](beast::error_code ec, size_t) { self->StreamNext(body, ec); });
+    });
+  });
 }
 
 void Session::Drain() {

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "http/router.h"
 
@@ -245,6 +246,188 @@ TEST_F(UploadPipelineTest, ChunkedBodyOverTheLimitWhileTheSinkWritesIsRefused) {
   std::lock_guard<std::mutex> lock(log_->mu);
   EXPECT_LE(log_->bytes.size(), size_t{3} << 20);
   EXPECT_TRUE(log_->bytes == body.substr(0, log_->bytes.size()));
+}
+
+// Response::body_source: a body pulled piece by piece, with its Content-Length known up front.
+class StreamedResponseTest : public ::testing::Test {
+ protected:
+  // Serves GET /stream with a body of `size` Pattern bytes, whose source fails (or ends, when
+  // `end_early`) once `fail_after` bytes are out (never when 0).
+  void Start(size_t size, size_t fail_after, bool end_early = false) {
+    Route route;
+    route.method = "GET";
+    route.pattern = "/stream";
+    route.handler = [this, size, fail_after, end_early](Request&) {
+      Response r;
+      r.content_type = "application/octet-stream";
+      r.body_size = static_cast<int64_t>(size);
+      auto sent = std::make_shared<size_t>(0);
+      r.body_source = [this, size, fail_after, end_early, sent](char* buf,
+                                                                size_t cap) -> Result<size_t> {
+        calls_++;
+        if (cap > max_cap_) max_cap_ = cap;
+        if (fail_after > 0 && *sent >= fail_after) {
+          if (end_early) return size_t{0};
+          return InternalError("the test source broke");
+        }
+        size_t n = std::min(cap, size - *sent);
+        for (size_t i = 0; i < n; ++i) buf[i] = PatternAt(*sent + i);
+        *sent += n;
+        return n;
+      };
+      return r;
+    };
+    router_.Add(std::move(route));
+    ServerOptions options;
+    options.host = "127.0.0.1";
+    auto server = NewHttpServer(router_, options);
+    ASSERT_TRUE(server.ok()) << server.status().message();
+    server_ = std::move(*server);
+    server_->Start();
+  }
+
+  void TearDown() override {
+    if (server_) server_->Shutdown(std::chrono::milliseconds(1000));
+  }
+
+  static char PatternAt(size_t i) { return static_cast<char>((i * 7 + i / 4093) % 251); }
+
+  // `receive_buffer`: SO_RCVBUF before connecting (0: the system's autotuned default).
+  int Connect(int receive_buffer = 0) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (receive_buffer > 0) {
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof(receive_buffer));
+    }
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(server_->port());
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    timeval timeout{20, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    return fd;
+  }
+
+  struct Answer {
+    std::string head;
+    std::string body;
+    size_t content_length = 0;
+    bool closed = false;     // the server closed the connection (recv gave 0)
+    bool timed_out = false;  // nothing for 20 s
+  };
+
+  // Sends GET /stream on `fd` and reads the answer: its whole body, or until the server closes.
+  static Answer Get(int fd) {
+    std::string req = "GET /stream HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    EXPECT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+    Answer a;
+    std::string got;
+    std::vector<char> buf(1 << 20);
+    size_t header_end = std::string::npos;
+    while (true) {
+      ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+      if (n == 0) {
+        a.closed = true;
+        break;
+      }
+      if (n < 0) {
+        a.timed_out = errno == EAGAIN || errno == EWOULDBLOCK;
+        break;
+      }
+      got.append(buf.data(), static_cast<size_t>(n));
+      if (header_end == std::string::npos) {
+        header_end = got.find("\r\n\r\n");
+        if (header_end == std::string::npos) continue;
+        size_t at = got.find("Content-Length: ");
+        if (at != std::string::npos) a.content_length = std::stoul(got.substr(at + 16));
+      }
+      if (got.size() >= header_end + 4 + a.content_length) break;
+    }
+    if (header_end == std::string::npos) return a;
+    a.head = got.substr(0, header_end);
+    a.body = got.substr(header_end + 4);
+    return a;
+  }
+
+  Router router_;
+  std::unique_ptr<HttpServer> server_;
+  std::atomic<int> calls_{0};
+  std::atomic<size_t> max_cap_{0};
+};
+
+TEST_F(StreamedResponseTest, LargeBodyArrivesWholeInPiecesOfAtMostOneMiB) {
+  const size_t size = 64 << 20;
+  Start(size, 0);
+  int fd = Connect();
+  Answer a = Get(fd);
+  EXPECT_EQ(a.head.substr(0, 15), "HTTP/1.1 200 OK");
+  EXPECT_NE(a.head.find("application/octet-stream"), std::string::npos);
+  EXPECT_EQ(a.content_length, size);
+  ASSERT_EQ(a.body.size(), size);
+  for (size_t i = 0; i < size; ++i) {
+    if (a.body[i] != PatternAt(i)) {
+      ADD_FAILURE() << "byte " << i << " differs";
+      break;
+    }
+  }
+  EXPECT_LE(max_cap_.load(), size_t{1} << 20);
+  EXPECT_GE(calls_.load(), 64);
+  // The connection stays open for the next request.
+  Answer again = Get(fd);
+  EXPECT_EQ(again.body.size(), size);
+  ::close(fd);
+}
+
+TEST_F(StreamedResponseTest, ClientThatStopsReadingHoldsTheSourceBack) {
+  Start(64 << 20, 0);
+  int fd = Connect(64 << 10);
+  std::string req = "GET /stream HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+  char buf[4096];
+  ASSERT_GT(::recv(fd, buf, sizeof(buf), 0), 0);
+  // The client reads no more: once the socket buffers are full, the source is asked for nothing
+  // (a 64 KiB receive buffer and at most 4 MiB
+  // of send buffer; the body is 64 MiB).
+  int last = -1;
+  for (int i = 0; i < 50 && calls_.load() != last; ++i) {
+    last = calls_.load();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_LT(calls_.load(), 12) << "the server read ahead of a client that does not read";
+  ::close(fd);
+}
+
+TEST_F(StreamedResponseTest, EmptyBodyIsAnsweredWithoutCallingTheSource) {
+  Start(0, 0);
+  int fd = Connect();
+  Answer a = Get(fd);
+  EXPECT_EQ(a.head.substr(0, 15), "HTTP/1.1 200 OK");
+  EXPECT_NE(a.head.find("Content-Length: 0"), std::string::npos);
+  EXPECT_EQ(a.body, "");
+  EXPECT_EQ(calls_.load(), 0);
+  ::close(fd);
+}
+
+TEST_F(StreamedResponseTest, SourceErrorMidwayGivesAShortBodyAndAClosedConnection) {
+  const size_t size = 16 << 20;
+  Start(size, 3 << 20);
+  int fd = Connect();
+  Answer a = Get(fd);
+  EXPECT_FALSE(a.timed_out) << "the server neither finished nor closed";
+  EXPECT_TRUE(a.closed);
+  EXPECT_EQ(a.content_length, size);
+  EXPECT_EQ(a.body.size(), size_t{3} << 20);
+  ::close(fd);
+}
+
+TEST_F(StreamedResponseTest, SourceEndingEarlyGivesAShortBodyAndAClosedConnection) {
+  Start(8 << 20, 1 << 20, /*end_early=*/true);
+  int fd = Connect();
+  Answer a = Get(fd);
+  EXPECT_FALSE(a.timed_out);
+  EXPECT_TRUE(a.closed);
+  EXPECT_EQ(a.body.size(), size_t{1} << 20);
+  ::close(fd);
 }
 
 }  // namespace
