@@ -87,7 +87,7 @@ std::string DescribeObjects(const json& batch) {
 
 void PrintDiff(const json& diff) {
   const json& peer = Field(diff, "peer");
-  PrintField("Import:", Str(diff, "import_id"));
+  PrintField("Import:", Text(diff, "import_id"));
   PrintField("From peer:", Str(peer, "name") + " (" + Str(peer, "verify_key") + ")");
   PrintField("Direction:", Str(diff, "direction"));
   PrintField("Bundle seq:", Text(diff, "seq"));
@@ -207,26 +207,22 @@ Status ApplyAll(Session& s, const json& diff) {
       }
     }
   }
-  std::printf("\n");
-  if (accept.empty()) {
-    std::printf("Nothing applied: no pending batch without a conflict.\n");
-  } else {
-    json body = {{"accept", accept},
-                 {"overwrite", json::array()},
-                 {"ignore", json::array()},
-                 {"deny", json::array()}};
-    ASSIGN_OR_RETURN(
-        json answer,
-        s.Call("POST", "/api/v1/sync/imports/" + UrlEncode(Str(diff, "import_id")) + "/apply",
-               &body));
-    const json& applied = Field(answer, "applied");
-    size_t count = applied.is_array() ? applied.size() : 0;
-    std::printf("Applied %zu batch%s:\n", count, count == 1 ? "" : "es");
-    if (applied.is_array()) {
-      for (const auto& id : applied) {
-        std::printf("  %s\n",
-                    Printable(id.is_string() ? id.get<std::string>() : id.dump()).c_str());
-      }
+  // Applied even when empty: the first apply of an import acknowledges its sequence number, so
+  // the peer's next export starts after it.
+  json body = {{"accept", accept},
+               {"overwrite", json::array()},
+               {"ignore", json::array()},
+               {"deny", json::array()}};
+  ASSIGN_OR_RETURN(
+      json answer,
+      s.Call("POST", "/api/v1/sync/imports/" + UrlEncode(Text(diff, "import_id")) + "/apply",
+             &body));
+  const json& applied = Field(answer, "applied");
+  size_t count = applied.is_array() ? applied.size() : 0;
+  std::printf("\nApplied %zu batch%s%s\n", count, count == 1 ? "" : "es", count ? ":" : ".");
+  if (applied.is_array()) {
+    for (const auto& id : applied) {
+      std::printf("  %s\n", Printable(id.is_string() ? id.get<std::string>() : id.dump()).c_str());
     }
   }
   if (!conflicts.empty()) {
@@ -309,17 +305,21 @@ Status Diff(const Flags& f) {
   if (!to.ok()) return Status(to.status().code(), "--to: " + to.status().message());
   Session& a = **from;
   Session& b = **to;
-  ASSIGN_OR_RETURN(json from_id, a.Call("GET", "/api/v1/sync/identity"));
-  ASSIGN_OR_RETURN(json to_id, b.Call("GET", "/api/v1/sync/identity"));
-  if (Str(from_id, "verify_key").empty() || Str(to_id, "verify_key").empty()) {
+  // The first call on each side connects: its failure names the side.
+  auto from_id = a.Call("GET", "/api/v1/sync/identity");
+  if (!from_id.ok())
+    return Status(from_id.status().code(), "--from: " + from_id.status().message());
+  auto to_id = b.Call("GET", "/api/v1/sync/identity");
+  if (!to_id.ok()) return Status(to_id.status().code(), "--to: " + to_id.status().message());
+  if (Str(*from_id, "verify_key").empty() || Str(*to_id, "verify_key").empty()) {
     return InternalError("a server's sync identity has no verify_key");
   }
-  if (Str(from_id, "verify_key") == Str(to_id, "verify_key")) {
+  if (Str(*from_id, "verify_key") == Str(*to_id, "verify_key")) {
     return InvalidArgumentError("--from and --to are the same server");
   }
   ASSIGN_OR_RETURN(std::string to_name,
-                   EnsurePeer(a, Str(to_id, "verify_key"), Str(to_id, "name")));
-  RETURN_IF_ERROR(EnsurePeer(b, Str(from_id, "verify_key"), Str(from_id, "name")).status());
+                   EnsurePeer(a, Str(*to_id, "verify_key"), Str(*to_id, "name")));
+  RETURN_IF_ERROR(EnsurePeer(b, Str(*from_id, "verify_key"), Str(*from_id, "name")).status());
   ASSIGN_OR_RETURN(auto bundle, TempBundle::Create());
   RETURN_IF_ERROR(ExportTo(a, to_name, bundle->path()).status());
   ASSIGN_OR_RETURN(json diff, Load(b, bundle->path()));
