@@ -1,6 +1,5 @@
 #include "cli/sync_commands.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -248,24 +247,30 @@ Status Import(Session& s, const Flags& f) {
   return ShowAndMaybeApply(s, f, diff);
 }
 
-// A file for one bundle in $TMPDIR (readable by its owner only), removed when this ends.
+// A path for one bundle in a directory of its own under $TMPDIR (readable by its owner only); both
+// are removed when this ends.
 class TempBundle {
  public:
   static Result<std::unique_ptr<TempBundle>> Create() {
-    const char* dir = std::getenv("TMPDIR");
-    std::string path = std::string(dir && *dir ? dir : "/tmp") + "/datasite-sync-XXXXXX";
-    int fd = ::mkstemp(path.data());
-    if (fd < 0)
-      return InternalError("cannot create a temporary file: " + std::string(strerror(errno)));
-    ::close(fd);
-    return std::unique_ptr<TempBundle>(new TempBundle(std::move(path)));
+    const char* tmp = std::getenv("TMPDIR");
+    std::string dir = std::string(tmp && *tmp ? tmp : "/tmp") + "/datasite-sync-XXXXXX";
+    if (::mkdtemp(dir.data()) == nullptr) {
+      return InternalError("cannot create a temporary directory: " +
+                           std::string(std::strerror(errno)));
+    }
+    return std::unique_ptr<TempBundle>(new TempBundle(std::move(dir)));
   }
-  ~TempBundle() { ::unlink(path_.c_str()); }
-  const std::string& path() const { return path_; }
+  ~TempBundle() {
+    ::unlink(path().c_str());
+    ::rmdir(dir_.c_str());
+  }
+  TempBundle(const TempBundle&) = delete;
+  TempBundle& operator=(const TempBundle&) = delete;
+  std::string path() const { return dir_ + "/bundle.dsync"; }
 
  private:
-  explicit TempBundle(std::string path) : path_(std::move(path)) {}
-  std::string path_;
+  explicit TempBundle(std::string dir) : dir_(std::move(dir)) {}
+  std::string dir_;
 };
 
 // The name under which `on` knows the server whose key is `key`, registering it as `name` if it
