@@ -18,6 +18,9 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
+// The chunk a transfer reads or writes at a time (libcurl allows up to 2 MiB for uploads).
+constexpr long kTransferBufferBytes = 1L << 20;
+
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
@@ -342,6 +345,9 @@ Status HttpClient::Impl::Perform(const HttpRequest& request, Mode mode, Transfer
   curl_easy_setopt(curl_, CURLOPT_XFERINFOFUNCTION, OnProgress);
   curl_easy_setopt(curl_, CURLOPT_XFERINFODATA, &t);
 
+  // Larger than libcurl's 16 KiB defaults: fewer system calls per GiB streamed.
+  curl_easy_setopt(curl_, CURLOPT_BUFFERSIZE, kTransferBufferBytes);
+  curl_easy_setopt(curl_, CURLOPT_UPLOAD_BUFFERSIZE, kTransferBufferBytes);
   if (mode == Mode::kMemory) {
     curl_easy_setopt(curl_, CURLOPT_TIMEOUT_MS,
                      static_cast<long>(options_.request_timeout.count()));
