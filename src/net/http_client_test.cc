@@ -26,7 +26,7 @@ namespace fs = std::filesystem;
 // The peer. Routes: /echo (method, Authorization, body), /bytes?n=N[&sha=bad] (N pattern bytes
 // with their X-Content-SHA256), /short (a Content-Length it does not keep), /missing (404),
 // /upload (the SHA-256 and length of the body), /refuse (413 instead of 100 Continue), /slow
-// (answers after 3 s), /stall (10 bytes of 100, then silence).
+// (answers after 3 s), /stall (10 bytes of 100, then silence), /redirect (302 to /echo).
 constexpr const char* kPeer = R"PY(
 import hashlib, http.server, json, socketserver, ssl, sys, time
 def pattern(n):
@@ -70,6 +70,8 @@ class H(http.server.BaseHTTPRequestHandler):
             self.send_response(200); self.send_header("Content-Length", "1000"); self.end_headers()
             self.wfile.write(b"x" * 400); self.wfile.flush(); self.close_connection = True
             return
+        if path == "/redirect":
+            return self.answer(302, b"", [("Location", "/echo")])
         if path == "/upload":
             h, n = self.body()
             return self.answer(201, json.dumps({"sha256": h.hexdigest(), "size": n}).encode())
@@ -235,6 +237,19 @@ TEST_F(HttpClientTest, ErrorStatusIsAResponseNotAnError) {
   ASSERT_TRUE(res.ok());
   EXPECT_EQ(res->status, 404);
   EXPECT_EQ(res->body, R"({"error":"nope"})");
+}
+
+TEST_F(HttpClientTest, RedirectIsNotFollowed) {
+  Peer peer(dir_);
+  ASSERT_TRUE(peer.ok());
+  HttpClient client;
+  HttpRequest r = Req("GET", peer.Url("/redirect"));
+  r.bearer_token = "secret";
+  auto res = client.Send(r);
+  ASSERT_TRUE(res.ok()) << res.status().message();
+  EXPECT_EQ(res->status, 302);
+  EXPECT_EQ(res->Header("Location"), "/echo");
+  EXPECT_TRUE(res->body.empty());
 }
 
 TEST_F(HttpClientTest, HeaderInjectionIsRefused) {
