@@ -473,10 +473,11 @@ def test_air_gapped_scenario_through_the_cli(sides, tmp_path):
     replayed = as_admin(high, "import", str(tmp_path / "up-1.dsync"), "--yes")
     assert replayed.returncode == 1, replayed
     assert replayed.stderr.startswith("error: bundle refused (replayed): "), replayed
-    # A flipped byte is refused as tampered.
+    # A fresh bundle with its last byte flipped is refused as tampered.
     tampered = tmp_path / "tampered.dsync"
-    raw = bytearray((tmp_path / "up-1.dsync").read_bytes())
-    raw[len(raw) // 2] ^= 0x01
+    assert as_admin(low, "export", "--peer", "high", "--out", str(tampered)).returncode == 0
+    raw = bytearray(tampered.read_bytes())
+    raw[-1] ^= 0x01
     tampered.write_bytes(bytes(raw))
     refused = as_admin(high, "import", str(tampered))
     assert refused.returncode == 1, refused
