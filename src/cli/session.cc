@@ -106,6 +106,15 @@ void AddConnectionOptions(CLI::App* c, ConnectionFlags& f) {
   c->add_option("--password", f.password, "The password for --email (env DATASITE_PASSWORD)");
   auto* token = c->add_option("--token", f.token, "A session token (env DATASITE_TOKEN)");
   token->excludes(email);
+  c->add_option("--ca-file", f.ca_file,
+                "Trust the certificate authorities in this PEM file for https (env "
+                "DATASITE_CA_FILE; default: the system's)");
+}
+
+HttpClientOptions HttpOptionsFor(const ConnectionFlags& f) {
+  HttpClientOptions o;
+  o.ca_file = f.ca_file.empty() ? Env("DATASITE_CA_FILE") : f.ca_file;
+  return o;
 }
 
 Session::Session(std::unique_ptr<HttpClient> http) : http_(std::move(http)) {}
@@ -193,6 +202,15 @@ Status Session::UseToken(const json& answer) {
   return Status::Ok();
 }
 
+Result<std::unique_ptr<Session>> OpenSession(const ConnectionFlags& f) {
+  ASSIGN_OR_RETURN(Credentials credentials, ResolveCredentials(f, /*needs_account=*/true));
+  ASSIGN_OR_RETURN(std::string url, ResolveUrl(f));
+  ASSIGN_OR_RETURN(auto http, HttpClient::Connect(url, HttpOptionsFor(f)));
+  auto session = std::make_unique<Session>(std::move(http));
+  RETURN_IF_ERROR(session->Authenticate(credentials));
+  return session;
+}
+
 int WithSession(const ConnectionFlags& f, bool needs_account,
                 const std::function<Status(Session&)>& body) {
   auto credentials = ResolveCredentials(f, needs_account);
@@ -202,7 +220,7 @@ int WithSession(const ConnectionFlags& f, bool needs_account,
     return Fail(url.status(),
                 url.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure);
   }
-  auto http = HttpClient::Connect(*url);
+  auto http = HttpClient::Connect(*url, HttpOptionsFor(f));
   if (!http.ok()) {
     return Fail(http.status(),
                 http.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure);

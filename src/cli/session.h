@@ -27,10 +27,12 @@ inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;
 
 // Where the server is and who is asking: `--server NAME` or `--url URL` (env DATASITE_URL), and
-// `--email`/`--password` (env DATASITE_EMAIL/DATASITE_PASSWORD) or `--token` (env DATASITE_TOKEN).
+// `--email`/`--password` (env DATASITE_EMAIL/DATASITE_PASSWORD) or `--token` (env DATASITE_TOKEN),
+// and for https `--ca-file` (env DATASITE_CA_FILE).
 struct ConnectionFlags {
   std::string server;
   std::string url;
+  std::string ca_file;
   std::string email;
   std::string password;
   std::string token;
@@ -82,6 +84,13 @@ class Session {
   std::unique_ptr<HttpClient> http_;
   bool logged_in_ = false;
 };
+
+// The HTTP options for `f`: its CA file, else $DATASITE_CA_FILE.
+HttpClientOptions HttpOptionsFor(const ConnectionFlags& f);
+
+// A session on the server `f` names, logged in with its credentials (an account is needed). For a
+// command that talks to more than one server; the session logs out when destroyed.
+Result<std::unique_ptr<Session>> OpenSession(const ConnectionFlags& f);
 
 // Connects and authenticates (a guest session when no credentials are given, unless
 // `needs_account`), runs `body`, and logs out again. Returns the exit code: 0; 1 with

@@ -5,16 +5,12 @@
 #include <algorithm>
 #include <cstring>
 #include <ctime>
-#include <mutex>
 #include <string_view>
+
+#include "net/curl_init.h"
 
 namespace datasite::net {
 namespace {
-
-void InitCurlOnce() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 // A header value on one line: CR, LF and other control characters become spaces.
 std::string OneLine(std::string_view v) {

@@ -10,6 +10,7 @@
 #include "cli/dataset_commands.h"
 #include "cli/local_commands.h"
 #include "cli/request_commands.h"
+#include "cli/sync_commands.h"
 #include "server/launch.h"
 #include "services/settings.h"
 
@@ -143,6 +144,7 @@ int main(int argc, char** argv) {
   datasite::cli::AddRequestCommands(app);
   datasite::cli::AddAdminCommands(app);
   datasite::cli::AddAuditCommands(app);
+  datasite::cli::AddSyncCommands(app);
 
   try {
     app.parse(argc, argv);
@@ -172,5 +174,6 @@ int main(int argc, char** argv) {
   if (int rc = datasite::cli::RunRequestCommand(); rc >= 0) return rc;
   if (int rc = datasite::cli::RunAdminCommand(); rc >= 0) return rc;
   if (int rc = datasite::cli::RunAuditCommand(); rc >= 0) return rc;
+  if (int rc = datasite::cli::RunSyncCommand(); rc >= 0) return rc;
   return 0;
 }
