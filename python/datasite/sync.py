@@ -597,15 +597,14 @@ class PaginatedResolveWidget:
         return self[index].click_sync(overwrite=overwrite)
 
     def sync_all(self):
-        """Applies every pending batch that is not in conflict, in one step (all or none).
-        Conflicts are left pending; they are named in the answer."""
+        """Applies every pending batch that is not in conflict, in one step (all or none), and
+        acknowledges the bundle even when there is nothing to take. Conflicts are left pending;
+        they are named in the answer."""
         pending = [b for b in self.diff.all_batches if b.state == "pending"]
         accept = [b.id for b in pending if not b.is_conflict]
         skipped = [b.id for b in pending if b.is_conflict]
-        if not accept:
-            result = SyftSuccess("Nothing to sync")
-        else:
-            result = self.diff._apply(accept=accept)
+        # Applied even when empty: the first apply of an import acknowledges its bundle.
+        result = self.diff._apply(accept=accept)
         if skipped:
             result.message += "; left in conflict: " + ", ".join(skipped)
         return result
