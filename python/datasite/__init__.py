@@ -93,7 +93,7 @@ from .policies import (
 from .projects import Project, ProjectList
 from .requests import Request, RequestList
 from .settings import Settings
-from .sync import ServerDiff, compare_clients, sync
+from .syncing import ServerDiff, compare_clients, sync
 from .users import Account, User, UserCollection, UserList
 
 SyftWarning = DatasiteWarning

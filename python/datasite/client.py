@@ -234,8 +234,8 @@ class DatasiteClient:
     @property
     def sync(self):
         """Sync with the other side of a low/high pair (admins): ``identity``, ``add_peer``,
-        ``peers``, ``export(path, peer=)``, ``load(path)``; see ``datasite.sync``."""
-        from .sync import SyncAPI
+        ``peers``, ``export(path, peer=)``, ``load(path)``; see ``datasite.syncing``."""
+        from .syncing import SyncAPI
 
         return SyncAPI(self)
 
