@@ -423,25 +423,29 @@ def test_a_lost_bundle_is_replaced_by_exporting_again(pair, tmp_path):
 
 def test_a_rotated_peer_key_replaces_the_old_one(binary, tmp_path, pair):
     low, high, low_admin, high_admin = pair
-    old = start_side(binary, tmp_path / "old-low", "low")
+    # The low side's new key (a reinstalled low side): a server of its own.
+    renewed = start_side(binary, tmp_path / "renewed-low", "low")
     try:
-        old_admin = admin_of(old)
-        old_admin.sync.add_peer(name="high", verify_key=high_admin.sync.identity["verify_key"])
-        assert high_admin.sync.revoke_peer("low")
-        # The pair's peer "low" was registered with the old low side's key, then rotated.
-        high_admin.sync.rotate_peer("low", verify_key=low_admin.sync.identity["verify_key"])
-        peer = [p for p in high_admin.sync.peers if p["name"] == "low"][0]
-        assert peer["verify_key"] == low_admin.sync.identity["verify_key"]
-        _, email = register_scientist(low.port)
-        widget, _ = carry(low_admin, "high", high_admin, tmp_path)
+        renewed_admin = admin_of(renewed)
+        renewed_admin.sync.add_peer(name="high", verify_key=high_admin.sync.identity["verify_key"])
+        new_key = renewed_admin.sync.identity["verify_key"]
+        assert high_admin.sync.rotate_peer("low", verify_key=new_key)
+        current = [p for p in high_admin.sync.peers if p["name"] == "low" and not p["revoked_at"]]
+        assert [p["verify_key"] for p in current] == [new_key]
+
+        _, email = register_scientist(renewed.port)
+        widget, _ = carry(renewed_admin, "high", high_admin, tmp_path, "renewed")
         assert widget.sync_all()
         assert email in [u.email for u in high_admin.users]
+
         stale = tmp_path / "stale.dsync"
-        assert old_admin.sync.export(stale, peer="high")
-        assert_refused(lambda: high_admin.sync.load(stale), "unknown key|revoked key",
+        assert low_admin.sync.export(stale, peer="high")
+        before = state_of(high_admin)
+        assert_refused(lambda: high_admin.sync.load(stale), "revoked key",
                        sy.PermissionDeniedError)
+        assert state_of(high_admin) == before
     finally:
-        old.stop()
+        renewed.stop()
 
 
 def test_a_side_restored_from_backup_finds_the_common_point(pair, tmp_path):
