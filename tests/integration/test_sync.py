@@ -14,7 +14,7 @@ import pytest
 
 import datasite as sy
 from helpers import PASSWORD, needs_sandbox, unique
-from sync_helpers import (
+from sync_sides import (
     FLAGS,
     DrivenError,
     Netns,

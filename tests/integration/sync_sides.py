@@ -1,13 +1,11 @@
-"""Helpers of the sync tests (issue 14): a low and a high server, a high server in a network
-namespace of its own driven through scripts run inside it, carrying bundle files between them,
-and bundles forged with a key of the test's own.
+"""Helpers of the sync tests through the Python client (issue 14): a low and a high server, a high
+server in a network namespace of its own driven through scripts run inside it, and carrying bundle
+files between them. Bundles forged with a test's own key are sync_helpers.py's.
 """
 
-import hashlib
 import json
 import os
 import pathlib
-import struct
 import subprocess
 import tempfile
 import time
@@ -29,8 +27,6 @@ from helpers import (
 FLAGS = ("--login-attempts-per-minute", "1000", "--signup")
 DRIVER = pathlib.Path(__file__).resolve().parent / "sync_driver.py"
 PYTHON = "/usr/bin/python3"
-MAGIC = b"DSSYNC01"
-SIGNING_CONTEXT = b"datasite-sync-bundle-v1\0"
 
 
 def start_side(binary, data_dir, side, *extra):
@@ -187,51 +183,3 @@ def can_connect(prefix, host, port, timeout=2.0):
     proc = subprocess.run(prefix + [PYTHON, "-c", code, host, str(port), str(timeout)],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
     return proc.returncode == 0
-
-
-# Forged bundles ----------------------------------------------------------------------------------
-
-
-def new_signing_key():
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    return Ed25519PrivateKey.generate()
-
-
-def verify_key_hex(signing_key):
-    from cryptography.hazmat.primitives import serialization
-
-    raw = signing_key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return raw.hex()
-
-
-def object_hash(fields, blob=None):
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode() + (blob or "").encode()).hexdigest()
-
-
-def forge_bundle(signing_key, source_side, destination_key, seq, objects, name="forger"):
-    """A bundle as the contract describes it, signed with ``signing_key`` (the test's own)."""
-    body = json.dumps({"objects": objects, "deleted": [], "inventory": []}).encode()
-    header = json.dumps({
-        "format": 1,
-        "source": {"name": name, "verify_key": verify_key_hex(signing_key),
-                   "server_id": uuid.uuid4().hex, "side": source_side},
-        "destination": {"verify_key": destination_key},
-        "seq": seq,
-        "peer_seq_seen": 0,
-        "created_at": int(time.time() * 1000),
-        "objects": {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()},
-        "blobs": [],
-    }).encode()
-    signature = signing_key.sign(SIGNING_CONTEXT + header)
-    return MAGIC + struct.pack(">I", len(header)) + header + signature + body
-
-
-def forged_object(kind, fields):
-    obj_id = fields["id"]
-    return {"kind": kind, "id": obj_id, "root": "{}:{}".format(kind, obj_id), "version": 1,
-            "hash": object_hash(fields), "fields": fields, "blob": None}
-
-
