@@ -14,6 +14,7 @@
 #include "services/password_reset.h"
 #include "services/projects.h"
 #include "services/settings.h"
+#include "services/sync.h"
 
 namespace datasite::api {
 
@@ -34,6 +35,7 @@ struct ApiContext {
   // Null where a test or fuzzer builds the API without them: their routes answer 503.
   services::Notifications* notifications = nullptr;
   services::PasswordResets* resets = nullptr;
+  services::SyncService* sync = nullptr;
 };
 
 // Adds every route of the API to `router`. `context` must outlive the router.
@@ -50,6 +52,8 @@ void AddProjectRoutes(http::Router& router, ApiContext& context);
 void AddNotificationRoutes(http::Router& router, ApiContext& context);
 // The audit log routes (part of AddRoutes).
 void AddAuditRoutes(http::Router& router, ApiContext& context);
+// The sync routes (part of AddRoutes).
+void AddSyncRoutes(http::Router& router, ApiContext& context);
 
 // The OpenAPI 3.0 document describing every route of `router`.
 std::string OpenApiDocument(const http::Router& router);

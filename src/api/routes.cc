@@ -435,6 +435,7 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
   AddProjectRoutes(router, ctx);
   AddNotificationRoutes(router, ctx);
   AddAuditRoutes(router, ctx);
+  AddSyncRoutes(router, ctx);
 }
 
 std::string OpenApiDocument(const http::Router& router) {

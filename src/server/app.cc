@@ -32,6 +32,7 @@ struct App::Parts {
   std::unique_ptr<services::Notifications> notifications;  // before the store goes
   std::unique_ptr<services::PasswordResets> resets;
   std::unique_ptr<services::AuditService> audit;
+  std::unique_ptr<services::SyncService> sync;
   std::thread sandbox_starter;
 
   ~Parts() {
@@ -188,8 +189,11 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   p->projects = std::make_unique<services::ProjectService>(*p->store, *p->code, clock);
   p->projects->SetNotifications(p->notifications.get());
   p->audit = std::make_unique<services::AuditService>(*p->store);
+  p->sync =
+      std::make_unique<services::SyncService>(*p->store, *p->blobs, *p->settings, *p->code, clock);
   p->api.reset(new api::ApiContext{*p->accounts, *p->settings, *p->datasets, *p->code, *p->projects,
-                                   *p->audit, p->ready, p->notifications.get(), p->resets.get()});
+                                   *p->audit, p->ready, p->notifications.get(), p->resets.get(),
+                                   p->sync.get()});
   api::AddRoutes(p->router, *p->api);
   http::ServerOptions options;
   options.host = config.host;

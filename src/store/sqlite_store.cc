@@ -378,6 +378,202 @@ CREATE TABLE audit_checkpoint (
   signature BLOB NOT NULL
 );
 )sql",
+    // Version 15: sync (issue 14). The change log, written by triggers on every syncable table in
+    // the change's own transaction, with the origin a sync apply sets in change_origin (one row,
+    // '' = a local change); synced jobs (origin = the peer's key: never leased, never re-run);
+    // the peers, their revoked keys, what was exchanged with each per object, what each says it
+    // holds from us, ignored batches and pending imports.
+    R"sql(
+CREATE TABLE change_log (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind TEXT NOT NULL,
+  object_id TEXT NOT NULL,
+  op TEXT NOT NULL,
+  origin TEXT NOT NULL,
+  at INTEGER NOT NULL
+);
+CREATE INDEX change_log_object ON change_log(kind, object_id, seq);
+CREATE TABLE change_origin (
+  singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+  origin TEXT NOT NULL
+);
+INSERT INTO change_origin (singleton, origin) VALUES (1, '');
+ALTER TABLE jobs ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+CREATE TABLE sync_peers (
+  name TEXT PRIMARY KEY,
+  verify_key TEXT NOT NULL UNIQUE,
+  side TEXT,
+  added_at INTEGER NOT NULL,
+  revoked_at INTEGER,
+  last_sent_seq INTEGER NOT NULL DEFAULT 0,
+  last_applied_seq INTEGER NOT NULL DEFAULT 0,
+  peer_seq_seen INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE sync_revoked_keys (
+  verify_key TEXT PRIMARY KEY,
+  peer TEXT NOT NULL,
+  revoked_at INTEGER NOT NULL
+);
+CREATE TABLE sync_objects (
+  peer TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  object_id TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  PRIMARY KEY (peer, kind, object_id)
+);
+CREATE TABLE sync_inventory (
+  peer TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  object_id TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  PRIMARY KEY (peer, kind, object_id)
+);
+CREATE TABLE sync_ignored (
+  peer TEXT NOT NULL,
+  batch TEXT NOT NULL,
+  PRIMARY KEY (peer, batch)
+);
+CREATE TABLE sync_imports (
+  id TEXT PRIMARY KEY,
+  peer TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  state TEXT NOT NULL
+);
+CREATE TRIGGER change_users_insert AFTER INSERT ON users BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'user', NEW.id, 'insert', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_users_update AFTER UPDATE ON users BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'user', NEW.id, 'update', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_users_delete AFTER DELETE ON users BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'user', OLD.id, 'delete', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_user_code_insert AFTER INSERT ON user_code BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'code', NEW.id, 'insert', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_user_code_update AFTER UPDATE ON user_code BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'code', NEW.id, 'update', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_user_code_delete AFTER DELETE ON user_code BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'code', OLD.id, 'delete', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_code_policies_insert AFTER INSERT ON code_policies BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'code', NEW.code_id, 'insert', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_code_policies_update AFTER UPDATE ON code_policies BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'code', NEW.code_id, 'update', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_code_policies_delete AFTER DELETE ON code_policies BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'code', OLD.code_id, 'delete', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_code_requests_insert AFTER INSERT ON code_requests BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'request', NEW.id, 'insert', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_code_requests_update AFTER UPDATE ON code_requests BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'request', NEW.id, 'update', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_code_requests_delete AFTER DELETE ON code_requests BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'request', OLD.id, 'delete', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_request_decisions_insert AFTER INSERT ON request_decisions BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'decision', NEW.request_id, 'insert', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_request_decisions_update AFTER UPDATE ON request_decisions BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'decision', NEW.request_id, 'update', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_request_decisions_delete AFTER DELETE ON request_decisions BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'decision', OLD.request_id, 'delete', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_datasets_insert AFTER INSERT ON datasets BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'dataset', NEW.id, 'insert', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_datasets_update AFTER UPDATE ON datasets BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'dataset', NEW.id, 'update', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_datasets_delete AFTER DELETE ON datasets BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'dataset', OLD.id, 'delete', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_assets_insert AFTER INSERT ON assets BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'asset', NEW.id, 'insert', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_assets_update AFTER UPDATE ON assets BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'asset', NEW.id, 'update', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_assets_delete AFTER DELETE ON assets BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'asset', OLD.id, 'delete', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_projects_insert AFTER INSERT ON projects BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'project', NEW.id, 'insert', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_projects_update AFTER UPDATE ON projects BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'project', NEW.id, 'update', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_projects_delete AFTER DELETE ON projects BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'project', OLD.id, 'delete', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_project_members_insert AFTER INSERT ON project_members BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'project', NEW.project_id, 'insert', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_project_members_update AFTER UPDATE ON project_members BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'project', NEW.project_id, 'update', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_project_members_delete AFTER DELETE ON project_members BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'project', OLD.project_id, 'delete', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_project_events_insert AFTER INSERT ON project_events BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'project', NEW.project_id, 'insert', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_project_events_update AFTER UPDATE ON project_events BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'project', NEW.project_id, 'update', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_project_events_delete AFTER DELETE ON project_events BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'project', OLD.project_id, 'delete', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_jobs_insert AFTER INSERT ON jobs BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'job', NEW.id, 'insert', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_jobs_update AFTER UPDATE OF status, held, result_size, result, error, error_released ON jobs
+  WHEN NEW.status NOT IN ('queued', 'running') BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'job', NEW.id, 'update', origin, unixepoch() FROM change_origin;
+END;
+CREATE TRIGGER change_jobs_delete AFTER DELETE ON jobs BEGIN
+  INSERT INTO change_log (kind, object_id, op, origin, at)
+    SELECT 'job', OLD.id, 'delete', origin, unixepoch() FROM change_origin;
+END;
+)sql",
 };
 
 // Prepared statements kept for reuse, by SQL text: preparing a join costs more than running it
@@ -1580,6 +1776,275 @@ class SqliteStore : public Store {
     return ReadAll(s, ReadReset);
   }
 
+  Status SetChangeOrigin(const std::string& origin) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "UPDATE change_origin SET origin = ?");
+    return s.Bind(origin).Run();
+  }
+
+  Result<std::optional<ChangeInfo>> LatestChange(const std::string& kind,
+                                                 const std::string& object_id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "SELECT seq, op, origin FROM change_log WHERE kind = ? AND object_id = ? "
+           "ORDER BY seq DESC LIMIT 1");
+    s.Bind(kind).Bind(object_id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return std::optional<ChangeInfo>();
+    return std::optional<ChangeInfo>(ChangeInfo{s.Int(0), s.Text(1), s.Text(2)});
+  }
+
+  static constexpr const char* kSyncPeerColumns =
+      "name, verify_key, coalesce(side, ''), added_at, coalesce(revoked_at, 0), last_sent_seq, "
+      "last_applied_seq, peer_seq_seen FROM sync_peers";
+  static SyncPeer ReadSyncPeer(const Stmt& s) {
+    return {s.Text(0), s.Text(1), s.Text(2), s.Int(3), s.Int(4), s.Int(5), s.Int(6), s.Int(7)};
+  }
+
+  // REQUIRES: mu_ held.
+  Result<bool> IsRevokedSyncKeyLocked(const std::string& key) {
+    Stmt s(stmts_, "SELECT 1 FROM sync_revoked_keys WHERE verify_key = ?");
+    s.Bind(key);
+    return s.Step();
+  }
+
+  Status InsertSyncPeer(const SyncPeer& p) override {
+    std::lock_guard lock(mu_);
+    ASSIGN_OR_RETURN(bool revoked, IsRevokedSyncKeyLocked(p.verify_key));
+    if (revoked) return AlreadyExistsError("this key was revoked");
+    Stmt s(stmts_,
+           "INSERT INTO sync_peers (name, verify_key, side, added_at) VALUES (?, ?, NULLIF(?, ''), "
+           "?)");
+    return s.Bind(p.name).Bind(p.verify_key).Bind(p.side).Bind(p.added_at).Run();
+  }
+
+  Result<std::vector<SyncPeer>> ListSyncPeers() override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, std::string("SELECT ") + kSyncPeerColumns + " ORDER BY added_at, rowid");
+    return ReadAll(s, ReadSyncPeer);
+  }
+
+  Result<SyncPeer> GetSyncPeer(const std::string& name) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, std::string("SELECT ") + kSyncPeerColumns + " WHERE name = ?");
+    s.Bind(name);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("no such peer");
+    return ReadSyncPeer(s);
+  }
+
+  Result<SyncPeer> FindSyncPeerByKey(const std::string& key) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, std::string("SELECT ") + kSyncPeerColumns + " WHERE verify_key = ?");
+    s.Bind(key);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("no peer has this key");
+    return ReadSyncPeer(s);
+  }
+
+  Result<bool> IsRevokedSyncKey(const std::string& key) override {
+    std::lock_guard lock(mu_);
+    return IsRevokedSyncKeyLocked(key);
+  }
+
+  Status RotateSyncPeerKey(const std::string& name, const std::string& key, int64_t now) override {
+    std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(Begin());
+    Status st = [&]() -> Status {
+      ASSIGN_OR_RETURN(bool revoked, IsRevokedSyncKeyLocked(key));
+      if (revoked) return AlreadyExistsError("this key was revoked");
+      Stmt old(stmts_,
+               "INSERT INTO sync_revoked_keys (verify_key, peer, revoked_at) SELECT verify_key, "
+               "name, ? FROM sync_peers WHERE name = ?");
+      RETURN_IF_ERROR(old.Bind(now).Bind(name).Run());
+      if (sqlite3_changes(db_) == 0) return NotFoundError("no such peer");
+      Stmt u(stmts_, "UPDATE sync_peers SET verify_key = ?, revoked_at = NULL WHERE name = ?");
+      return u.Bind(key).Bind(name).Run();
+    }();
+    if (!st.ok()) {
+      Rollback();
+      return st;
+    }
+    return Commit();
+  }
+
+  Status RevokeSyncPeer(const std::string& name, int64_t now) override {
+    std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(Begin());
+    Status st = [&]() -> Status {
+      Stmt u(stmts_,
+             "UPDATE sync_peers SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL "
+             "RETURNING verify_key");
+      u.Bind(now).Bind(name);
+      ASSIGN_OR_RETURN(bool row, u.Step());
+      if (!row) {
+        Stmt e(stmts_, "SELECT 1 FROM sync_peers WHERE name = ?");
+        e.Bind(name);
+        ASSIGN_OR_RETURN(bool exists, e.Step());
+        return exists ? FailedPreconditionError("the peer is revoked already")
+                      : NotFoundError("no such peer");
+      }
+      const std::string key = u.Text(0);
+      ASSIGN_OR_RETURN(bool more, u.Step());
+      (void)more;
+      Stmt k(stmts_,
+             "INSERT OR IGNORE INTO sync_revoked_keys (verify_key, peer, revoked_at) "
+             "VALUES (?, ?, ?)");
+      return k.Bind(key).Bind(name).Bind(now).Run();
+    }();
+    if (!st.ok()) {
+      Rollback();
+      return st;
+    }
+    return Commit();
+  }
+
+  Status UpdateSyncPeerState(const SyncPeer& p) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "UPDATE sync_peers SET side = NULLIF(?, ''), last_sent_seq = ?, last_applied_seq = ?, "
+           "peer_seq_seen = ? WHERE name = ?");
+    RETURN_IF_ERROR(s.Bind(p.side)
+                        .Bind(p.last_sent_seq)
+                        .Bind(p.last_applied_seq)
+                        .Bind(p.peer_seq_seen)
+                        .Bind(p.name)
+                        .Run());
+    if (sqlite3_changes(db_) == 0) return NotFoundError("no such peer");
+    return Status::Ok();
+  }
+
+  static const char* LedgerTable(SyncLedger ledger) {
+    return ledger == SyncLedger::kExchanged ? "sync_objects" : "sync_inventory";
+  }
+
+  Result<std::vector<SyncObjectState>> ListSyncObjects(SyncLedger ledger,
+                                                       const std::string& peer) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, std::string("SELECT kind, object_id, hash FROM ") + LedgerTable(ledger) +
+                       " WHERE peer = ? ORDER BY kind, object_id");
+    s.Bind(peer);
+    return ReadAll(s, [](const Stmt& r) {
+      return SyncObjectState{r.Text(0), r.Text(1), r.Text(2)};
+    });
+  }
+
+  Status PutSyncObject(SyncLedger ledger, const std::string& peer,
+                       const SyncObjectState& o) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, std::string("INSERT OR REPLACE INTO ") + LedgerTable(ledger) +
+                       " (peer, kind, object_id, hash) VALUES (?, ?, ?, ?)");
+    return s.Bind(peer).Bind(o.kind).Bind(o.object_id).Bind(o.hash).Run();
+  }
+
+  Status ReplaceSyncInventory(const std::string& peer,
+                              const std::vector<SyncObjectState>& objects) override {
+    std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(Begin());
+    Status st = [&]() -> Status {
+      Stmt d(stmts_, "DELETE FROM sync_inventory WHERE peer = ?");
+      RETURN_IF_ERROR(d.Bind(peer).Run());
+      for (const SyncObjectState& o : objects) {
+        Stmt s(stmts_,
+               "INSERT OR REPLACE INTO sync_inventory (peer, kind, object_id, hash) VALUES (?, ?, "
+               "?, ?)");
+        RETURN_IF_ERROR(s.Bind(peer).Bind(o.kind).Bind(o.object_id).Bind(o.hash).Run());
+      }
+      return Status::Ok();
+    }();
+    if (!st.ok()) {
+      Rollback();
+      return st;
+    }
+    return Commit();
+  }
+
+  Result<std::vector<std::pair<std::string, std::string>>> ListSyncIgnored() override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "SELECT peer, batch FROM sync_ignored ORDER BY rowid");
+    return ReadAll(s, [](const Stmt& r) { return std::make_pair(r.Text(0), r.Text(1)); });
+  }
+
+  Status SetSyncIgnored(const std::string& peer, const std::string& batch, bool ignored) override {
+    std::lock_guard lock(mu_);
+    if (ignored) {
+      Stmt s(stmts_, "INSERT OR IGNORE INTO sync_ignored (peer, batch) VALUES (?, ?)");
+      return s.Bind(peer).Bind(batch).Run();
+    }
+    Stmt s(stmts_, "DELETE FROM sync_ignored WHERE peer = ? AND batch = ?");
+    RETURN_IF_ERROR(s.Bind(peer).Bind(batch).Run());
+    if (sqlite3_changes(db_) == 0) return NotFoundError("the batch is not ignored");
+    return Status::Ok();
+  }
+
+  Status PutSyncImport(const SyncImport& i) override {
+    std::lock_guard lock(mu_);
+    Stmt s(
+        stmts_,
+        "INSERT OR REPLACE INTO sync_imports (id, peer, seq, created_at, state) VALUES (?, ?, ?, "
+        "?, ?)");
+    return s.Bind(i.id).Bind(i.peer).Bind(i.seq).Bind(i.created_at).Bind(i.state).Run();
+  }
+
+  Result<SyncImport> GetSyncImport(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "SELECT id, peer, seq, created_at, state FROM sync_imports WHERE id = ?");
+    s.Bind(id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("no such import");
+    return SyncImport{s.Text(0), s.Text(1), s.Int(2), s.Int(3), s.Text(4)};
+  }
+
+  Status PutSyncedJob(const Job& j, const std::string& origin) override {
+    std::lock_guard lock(mu_);
+    if (origin.empty()) return InvalidArgumentError("a synced job needs its origin");
+    if (j.status == "queued" || j.status == "running") {
+      return InvalidArgumentError("a synced job must have ended");
+    }
+    RETURN_IF_ERROR(Begin());
+    Status st = [&]() -> Status {
+      Stmt e(stmts_, "SELECT origin FROM jobs WHERE id = ?");
+      e.Bind(j.id);
+      ASSIGN_OR_RETURN(bool row, e.Step());
+      if (row && e.Text(0).empty()) return AlreadyExistsError("a local job has this id");
+      if (row) {
+        Stmt d(stmts_, "DELETE FROM jobs WHERE id = ?");
+        RETURN_IF_ERROR(d.Bind(j.id).Run());
+      }
+      Stmt s(
+          stmts_,
+          "INSERT INTO jobs (id, code_id, user_id, kind, status, inputs, timeout_ms, created_at, "
+          "started_at, finished_at, error, failure, result_format, result_size, result, held, "
+          "stdout, result_meta, origin) VALUES (?, ?, ?, 'private', ?, ?, 0, ?, ?, ?, ?, ?, ?, "
+          "?, ?, 0, ?, ?, ?)");
+      s.Bind(j.id).Bind(j.code_id).Bind(j.user_id).Bind(j.status).Bind(j.inputs);
+      s.Bind(j.created_at).Bind(j.started_at).Bind(j.finished_at).Bind(j.error).Bind(j.failure);
+      s.Bind(j.result_format).Bind(j.result_size);
+      if (j.result_data) {
+        s.BindBlob(*j.result_data);
+      } else {
+        s.BindNull();
+      }
+      return s.Bind(j.stdout_text).Bind(j.result_meta).Bind(origin).Run();
+    }();
+    if (!st.ok()) {
+      Rollback();
+      return st;
+    }
+    return Commit();
+  }
+
+  Result<Job> LastSyncedJob(const std::string& code_id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, (JobSelect(true) +
+                    " WHERE j.code_id = ? AND j.origin != '' ORDER BY j.finished_at DESC, j.seq "
+                    "DESC LIMIT 1"));
+    s.Bind(code_id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("no synced run");
+    return ReadJob(s);
+  }
+
   Status CheckIntegrity() override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_, "PRAGMA integrity_check");
@@ -2191,7 +2656,7 @@ class SqliteStore : public Store {
         Stmt s(stmts_,
                "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ? "
                "WHERE seq = (SELECT j.seq FROM jobs j LEFT JOIN job_turns t ON t.user_id = "
-               "j.user_id WHERE j.status = 'queued' "
+               "j.user_id WHERE j.status = 'queued' AND j.origin = '' "
                "ORDER BY j.priority DESC, coalesce(t.turn, 0), j.seq LIMIT 1) "
                "RETURNING id, user_id");
         s.Bind(now);
@@ -2409,7 +2874,7 @@ class SqliteStore : public Store {
     auto done = [&]() -> Result<std::pair<int64_t, int64_t>> {
       Stmt q(stmts_,
              "UPDATE jobs SET status = 'queued', kept_result_bytes = 0, kept_log_bytes = 0, "
-             "stdout = '', stderr = '' WHERE status = 'running' AND attempts < ?");
+             "stdout = '', stderr = '' WHERE status = 'running' AND origin = '' AND attempts < ?");
       RETURN_IF_ERROR(q.Bind(max_attempts).Run());
       int64_t requeued = sqlite3_changes(db_);
       Stmt i(stmts_,
@@ -2417,7 +2882,7 @@ class SqliteStore : public Store {
              "kept_log_bytes = 0, stdout = '', stderr = '', "
              "error = 'interrupted: the server stopped while the "
              "job ran, ' || "
-             "attempts || ' times' WHERE status = 'running'");
+             "attempts || ' times' WHERE status = 'running' AND origin = ''");
       RETURN_IF_ERROR(i.Bind(now).Run());
       return std::make_pair(requeued, static_cast<int64_t>(sqlite3_changes(db_)));
     }();

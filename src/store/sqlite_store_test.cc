@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "store/store.h"
+#include "store/sync_schema_test_util.h"
 
 namespace datasite::store {
 namespace {
@@ -705,29 +706,31 @@ TEST_F(SqliteStoreTest, UpgradeFlagsMocksGeneratedBeforeVersion6) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
-                         "ALTER TABLE assets DROP COLUMN mock_needs_regeneration; "
-                         "ALTER TABLE jobs DROP COLUMN failure; "
-                         "ALTER TABLE jobs DROP COLUMN error_detail; "
-                         "ALTER TABLE jobs DROP COLUMN error_released; "
-                         "ALTER TABLE jobs DROP COLUMN deposited; "
-                         "DROP INDEX code_requests_project; "
-                         "ALTER TABLE code_requests DROP COLUMN project_id; "
-                         "DROP TABLE project_events; "
-                         "DROP TABLE project_members; "
-                         "DROP TABLE projects; "
-                         "DROP TABLE request_decisions; "
-                         "DROP TABLE code_policies; "
-                         "DROP TABLE data_subject_members; DROP TABLE data_subjects; "
-                         "ALTER TABLE assets DROP COLUMN metadata; "
-                         "ALTER TABLE blobs DROP COLUMN meta; "
-                         "ALTER TABLE jobs DROP COLUMN result_meta; "
-                         "DROP TABLE notifications; DROP TABLE mail_outbox; "
-                         "DROP TABLE mail_settings; DROP TABLE mail_opt_outs; "
-                         "DROP TABLE password_resets; "
-                         "DROP TABLE audit_checkpoint; "
-                         "ALTER TABLE audit_events DROP COLUMN prev_hash; "
-                         "ALTER TABLE audit_events DROP COLUMN hash; "
-                         "PRAGMA user_version = 5",
+                         (std::string(kDropSync) +
+                          "ALTER TABLE assets DROP COLUMN mock_needs_regeneration; "
+                          "ALTER TABLE jobs DROP COLUMN failure; "
+                          "ALTER TABLE jobs DROP COLUMN error_detail; "
+                          "ALTER TABLE jobs DROP COLUMN error_released; "
+                          "ALTER TABLE jobs DROP COLUMN deposited; "
+                          "DROP INDEX code_requests_project; "
+                          "ALTER TABLE code_requests DROP COLUMN project_id; "
+                          "DROP TABLE project_events; "
+                          "DROP TABLE project_members; "
+                          "DROP TABLE projects; "
+                          "DROP TABLE request_decisions; "
+                          "DROP TABLE code_policies; "
+                          "DROP TABLE data_subject_members; DROP TABLE data_subjects; "
+                          "ALTER TABLE assets DROP COLUMN metadata; "
+                          "ALTER TABLE blobs DROP COLUMN meta; "
+                          "ALTER TABLE jobs DROP COLUMN result_meta; "
+                          "DROP TABLE notifications; DROP TABLE mail_outbox; "
+                          "DROP TABLE mail_settings; DROP TABLE mail_opt_outs; "
+                          "DROP TABLE password_resets; "
+                          "DROP TABLE audit_checkpoint; "
+                          "ALTER TABLE audit_events DROP COLUMN prev_hash; "
+                          "ALTER TABLE audit_events DROP COLUMN hash; "
+                          "PRAGMA user_version = 5")
+                             .c_str(),
                          nullptr, nullptr, nullptr),
             SQLITE_OK)
       << sqlite3_errmsg(db);
@@ -1288,25 +1291,27 @@ TEST_F(JobBytesTest, UpgradeMovesTheErrorsOfPrivateRunsOutOfSight) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
-                         "ALTER TABLE jobs DROP COLUMN failure; "
-                         "ALTER TABLE jobs DROP COLUMN error_detail; "
-                         "ALTER TABLE jobs DROP COLUMN error_released; "
-                         "ALTER TABLE jobs DROP COLUMN deposited; "
-                         "DROP INDEX code_requests_project; "
-                         "ALTER TABLE code_requests DROP COLUMN project_id; "
-                         "DROP TABLE project_events; "
-                         "DROP TABLE project_members; "
-                         "DROP TABLE projects; "
-                         "DROP TABLE request_decisions; "
-                         "DROP TABLE code_policies; "
-                         "DROP TABLE data_subject_members; DROP TABLE data_subjects; "
-                         "DROP TABLE notifications; DROP TABLE mail_outbox; "
-                         "DROP TABLE mail_settings; DROP TABLE mail_opt_outs; "
-                         "DROP TABLE password_resets; "
-                         "DROP TABLE audit_checkpoint; "
-                         "ALTER TABLE audit_events DROP COLUMN prev_hash; "
-                         "ALTER TABLE audit_events DROP COLUMN hash; "
-                         "PRAGMA user_version = 8",
+                         (std::string(kDropSync) +
+                          "ALTER TABLE jobs DROP COLUMN failure; "
+                          "ALTER TABLE jobs DROP COLUMN error_detail; "
+                          "ALTER TABLE jobs DROP COLUMN error_released; "
+                          "ALTER TABLE jobs DROP COLUMN deposited; "
+                          "DROP INDEX code_requests_project; "
+                          "ALTER TABLE code_requests DROP COLUMN project_id; "
+                          "DROP TABLE project_events; "
+                          "DROP TABLE project_members; "
+                          "DROP TABLE projects; "
+                          "DROP TABLE request_decisions; "
+                          "DROP TABLE code_policies; "
+                          "DROP TABLE data_subject_members; DROP TABLE data_subjects; "
+                          "DROP TABLE notifications; DROP TABLE mail_outbox; "
+                          "DROP TABLE mail_settings; DROP TABLE mail_opt_outs; "
+                          "DROP TABLE password_resets; "
+                          "DROP TABLE audit_checkpoint; "
+                          "ALTER TABLE audit_events DROP COLUMN prev_hash; "
+                          "ALTER TABLE audit_events DROP COLUMN hash; "
+                          "PRAGMA user_version = 8")
+                             .c_str(),
                          nullptr, nullptr, nullptr),
             SQLITE_OK)
       << sqlite3_errmsg(db);
@@ -1520,6 +1525,150 @@ TEST_F(JobBytesTest, CodePolicyStateIsWrittenOnlyOverTheVersionRead) {
   p = store_->GetCodePolicy("code");
   EXPECT_EQ((*p)->state, R"({"n":1})");
   EXPECT_EQ((*p)->version, 1);
+}
+
+}  // namespace
+}  // namespace datasite::store
+
+namespace datasite::store {
+namespace {
+
+// The sync seams (issue 14): the change log, its origin, peers and the synced jobs.
+class SyncStoreTest : public SqliteStoreTest {};
+
+TEST_F(SyncStoreTest, ChangeLogRecordsEveryChangeOfASyncableTable) {
+  ASSERT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());
+  auto first = store_->LatestChange("user", "u1");
+  ASSERT_TRUE(first.ok() && first->has_value());
+  EXPECT_EQ((*first)->op, "insert");
+  EXPECT_EQ((*first)->origin, "");
+  User u = *store_->GetUserById("u1");
+  u.name = "Renamed";
+  ASSERT_TRUE(store_->UpdateUser(u).ok());
+  auto second = store_->LatestChange("user", "u1");
+  ASSERT_TRUE(second.ok() && second->has_value());
+  EXPECT_EQ((*second)->op, "update");
+  EXPECT_GT((*second)->seq, (*first)->seq);
+  EXPECT_FALSE(store_->LatestChange("user", "nobody")->has_value());
+}
+
+TEST_F(SyncStoreTest, RolledBackChangeLeavesNoChangeLogRow) {
+  Status st = store_->InTransaction([&](Store& s) -> Status {
+    RETURN_IF_ERROR(s.InsertUser(MakeUser("u1", "a@example.org", "A")));
+    return InternalError("injected");
+  });
+  EXPECT_EQ(st.code(), StatusCode::kInternal);
+  EXPECT_FALSE(store_->LatestChange("user", "u1")->has_value());
+}
+
+TEST_F(SyncStoreTest, OriginSetInTheTransactionIsRecordedThenCleared) {
+  ASSERT_TRUE(store_
+                  ->InTransaction([&](Store& s) -> Status {
+                    RETURN_IF_ERROR(s.SetChangeOrigin("peerkey"));
+                    RETURN_IF_ERROR(s.InsertUser(MakeUser("u1", "a@example.org", "A")));
+                    return s.SetChangeOrigin("");
+                  })
+                  .ok());
+  EXPECT_EQ((*store_->LatestChange("user", "u1"))->origin, "peerkey");
+  ASSERT_TRUE(store_->InsertUser(MakeUser("u2", "b@example.org", "B")).ok());
+  EXPECT_EQ((*store_->LatestChange("user", "u2"))->origin, "");
+  // A failed apply rolls its origin back with everything else.
+  EXPECT_FALSE(store_
+                   ->InTransaction([&](Store& s) -> Status {
+                     RETURN_IF_ERROR(s.SetChangeOrigin("other"));
+                     return InternalError("injected");
+                   })
+                   .ok());
+  ASSERT_TRUE(store_->InsertUser(MakeUser("u3", "c@example.org", "C")).ok());
+  EXPECT_EQ((*store_->LatestChange("user", "u3"))->origin, "");
+}
+
+TEST_F(SyncStoreTest, PeersRotateAndRevokeKeepingOldKeysRevoked) {
+  ASSERT_TRUE(store_->InsertSyncPeer({"high", "k1", "", 10}).ok());
+  EXPECT_EQ(store_->InsertSyncPeer({"high", "k2", "", 10}).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->InsertSyncPeer({"other", "k1", "", 10}).code(), StatusCode::kAlreadyExists);
+  SyncPeer p = *store_->GetSyncPeer("high");
+  p.last_sent_seq = 3;
+  p.side = "high";
+  ASSERT_TRUE(store_->UpdateSyncPeerState(p).ok());
+  ASSERT_TRUE(store_->RotateSyncPeerKey("high", "k2", 20).ok());
+  EXPECT_TRUE(*store_->IsRevokedSyncKey("k1"));
+  EXPECT_FALSE(*store_->IsRevokedSyncKey("k2"));
+  auto rotated = store_->FindSyncPeerByKey("k2");
+  ASSERT_TRUE(rotated.ok());
+  EXPECT_EQ(rotated->last_sent_seq, 3);
+  EXPECT_EQ(rotated->side, "high");
+  EXPECT_EQ(store_->RotateSyncPeerKey("high", "k1", 30).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->InsertSyncPeer({"again", "k1", "", 10}).code(), StatusCode::kAlreadyExists);
+  ASSERT_TRUE(store_->RevokeSyncPeer("high", 40).ok());
+  EXPECT_TRUE(*store_->IsRevokedSyncKey("k2"));
+  EXPECT_EQ(store_->GetSyncPeer("high")->revoked_at, 40);
+  EXPECT_EQ(store_->RevokeSyncPeer("high", 50).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->RevokeSyncPeer("nobody", 50).code(), StatusCode::kNotFound);
+}
+
+TEST_F(SyncStoreTest, LedgersInventoryIgnoredAndImports) {
+  ASSERT_TRUE(store_->PutSyncObject(SyncLedger::kExchanged, "high", {"user", "u1", "h1"}).ok());
+  ASSERT_TRUE(store_->PutSyncObject(SyncLedger::kExchanged, "high", {"user", "u1", "h2"}).ok());
+  auto ex = store_->ListSyncObjects(SyncLedger::kExchanged, "high");
+  ASSERT_TRUE(ex.ok());
+  ASSERT_EQ(ex->size(), 1u);
+  EXPECT_EQ((*ex)[0].hash, "h2");
+  ASSERT_TRUE(
+      store_->ReplaceSyncInventory("high", {{"code", "c1", "x"}, {"user", "u1", "y"}}).ok());
+  ASSERT_TRUE(store_->ReplaceSyncInventory("high", {{"user", "u1", "z"}}).ok());
+  auto inv = store_->ListSyncObjects(SyncLedger::kInventory, "high");
+  ASSERT_EQ(inv->size(), 1u);
+  EXPECT_EQ((*inv)[0].hash, "z");
+  ASSERT_TRUE(store_->SetSyncIgnored("high", "request:r1", true).ok());
+  ASSERT_TRUE(store_->SetSyncIgnored("high", "request:r1", true).ok());
+  EXPECT_EQ(store_->ListSyncIgnored()->size(), 1u);
+  ASSERT_TRUE(store_->SetSyncIgnored("high", "request:r1", false).ok());
+  EXPECT_EQ(store_->SetSyncIgnored("high", "request:r1", false).code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->PutSyncImport({"i1", "high", 2, 100, "pending"}).ok());
+  EXPECT_EQ(store_->GetSyncImport("i1")->seq, 2);
+  EXPECT_EQ(store_->GetSyncImport("i2").status().code(), StatusCode::kNotFound);
+}
+
+class SyncedJobTest : public JobBytesTest {};
+
+// A synced job (origin set) is a record of a run on the high side: never leased, never re-run.
+TEST_F(SyncedJobTest, SyncedJobsAreNeverLeasedNorRecovered) {
+  Job j;
+  j.id = "synced";
+  j.code_id = "code";
+  j.user_id = "u";
+  j.status = "completed";
+  j.inputs = "{}";
+  j.result_format = "json";
+  j.result_size = 2;
+  j.result_data = "42";
+  j.finished_at = 5;
+  EXPECT_EQ(store_->PutSyncedJob(j, "").code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(store_->PutSyncedJob(j, "peerkey").ok());
+  EXPECT_EQ(*store_->GetJobResult("synced"), std::optional<std::string>("42"));
+  EXPECT_EQ(store_->LastSyncedJob("code")->id, "synced");
+  j.status = "queued";
+  EXPECT_EQ(store_->PutSyncedJob(j, "peerkey").code(), StatusCode::kInvalidArgument);
+  // Even forced back to queued, then running (by hand, behind the store), the queue and
+  // recovery leave it alone.
+  auto set_status = [&](const char* sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  };
+  set_status("UPDATE jobs SET status = 'queued' WHERE id = 'synced'");
+  EXPECT_FALSE(store_->LeaseNextJob(100)->has_value());
+  set_status("UPDATE jobs SET status = 'running' WHERE id = 'synced'");
+  auto recovered = store_->RecoverJobs(3, 100);
+  ASSERT_TRUE(recovered.ok());
+  EXPECT_EQ(recovered->first + recovered->second, 0);
+  EXPECT_EQ(store_->GetJob("synced")->status, "running");
+  // A local job's id is never taken over.
+  Job local = Running("u", "private");
+  local.status = "completed";
+  EXPECT_EQ(store_->PutSyncedJob(local, "peerkey").code(), StatusCode::kAlreadyExists);
 }
 
 }  // namespace

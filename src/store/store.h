@@ -440,6 +440,44 @@ struct PasswordReset {
   std::string user_email;
 };
 
+// Sync (issue 14; see docs/SYNC.md). A peer is the other side of a low/high pair, known by the
+// ed25519 verify key (lowercase hex) its bundles are signed with.
+struct SyncPeer {
+  std::string name;
+  std::string verify_key;
+  std::string side;              // "low" | "high", '' until its first bundle says
+  int64_t added_at = 0;          // unix seconds
+  int64_t revoked_at = 0;        // 0 = not revoked
+  int64_t last_sent_seq = 0;     // the seq of our last bundle to it
+  int64_t last_applied_seq = 0;  // the seq of its last bundle we applied
+  int64_t peer_seq_seen = 0;     // the highest seq of ours it says it applied
+};
+
+// One object's sync state with a peer: what was last exchanged (kExchanged) or what the peer says
+// it holds from us (kInventory).
+struct SyncObjectState {
+  std::string kind;
+  std::string object_id;
+  std::string hash;  // lowercase hex
+};
+enum class SyncLedger { kExchanged, kInventory };
+
+// The latest change of an object in the change log.
+struct ChangeInfo {
+  int64_t seq = 0;
+  std::string op;      // insert | update | delete
+  std::string origin;  // '' local, else the peer's verify key
+};
+
+// A loaded bundle waiting for the owner's decisions.
+struct SyncImport {
+  std::string id;
+  std::string peer;
+  int64_t seq = 0;
+  int64_t created_at = 0;
+  std::string state;  // pending | applied
+};
+
 // Safe for concurrent use.
 class Store {
  public:
@@ -709,6 +747,52 @@ class Store {
   virtual Result<std::vector<PasswordReset>> PendingPasswordResets(int64_t now) = 0;
   // Deletes the user's unused resets (their tokens stop working); none is not an error.
   virtual Status DeletePendingPasswordResets(const std::string& user_id) = 0;
+
+  // Sync (issue 14). The change log is written by triggers in the change's transaction; its
+  // origin is what SetChangeOrigin last set ('' = local): an apply sets it inside its
+  // transaction and clears it before the commit.
+  virtual Status SetChangeOrigin(const std::string& origin) = 0;
+  // The object's latest change; nullopt when the log has none.
+  virtual Result<std::optional<ChangeInfo>> LatestChange(const std::string& kind,
+                                                         const std::string& object_id) = 0;
+  // kAlreadyExists when the name or the key is taken (or the key was ever revoked).
+  virtual Status InsertSyncPeer(const SyncPeer& peer) = 0;
+  // Every peer, revoked ones included, oldest first.
+  virtual Result<std::vector<SyncPeer>> ListSyncPeers() = 0;
+  // By name; kNotFound when absent.
+  virtual Result<SyncPeer> GetSyncPeer(const std::string& name) = 0;
+  // The peer whose current key is `verify_key`; kNotFound when none.
+  virtual Result<SyncPeer> FindSyncPeerByKey(const std::string& verify_key) = 0;
+  // Whether `verify_key` was a peer's key and was rotated away or revoked.
+  virtual Result<bool> IsRevokedSyncKey(const std::string& verify_key) = 0;
+  // Gives the peer a new key; the old one becomes revoked. Sequence state is kept.
+  // kAlreadyExists when the key is taken or was revoked; kNotFound when absent.
+  virtual Status RotateSyncPeerKey(const std::string& name, const std::string& verify_key,
+                                   int64_t now) = 0;
+  // Revokes the peer and its key. kNotFound when absent; kFailedPrecondition when revoked.
+  virtual Status RevokeSyncPeer(const std::string& name, int64_t now) = 0;
+  // Writes side, last_sent_seq, last_applied_seq and peer_seq_seen of the named peer.
+  virtual Status UpdateSyncPeerState(const SyncPeer& peer) = 0;
+  virtual Result<std::vector<SyncObjectState>> ListSyncObjects(SyncLedger ledger,
+                                                               const std::string& peer) = 0;
+  virtual Status PutSyncObject(SyncLedger ledger, const std::string& peer,
+                               const SyncObjectState& object) = 0;
+  // Replaces the whole inventory the peer says it holds from us.
+  virtual Status ReplaceSyncInventory(const std::string& peer,
+                                      const std::vector<SyncObjectState>& objects) = 0;
+  // Ignored batches: (peer, batch id) pairs, oldest first.
+  virtual Result<std::vector<std::pair<std::string, std::string>>> ListSyncIgnored() = 0;
+  virtual Status SetSyncIgnored(const std::string& peer, const std::string& batch,
+                                bool ignored) = 0;
+  virtual Status PutSyncImport(const SyncImport& import) = 0;
+  // kNotFound when absent.
+  virtual Result<SyncImport> GetSyncImport(const std::string& id) = 0;
+  // Stores a job synced from a peer (origin = its key), in a terminal state, with its result
+  // bytes in result_data: the job queue never leases it and recovery never touches it.
+  // Replaces the job with that id if it was synced before; kAlreadyExists when a local job has it.
+  virtual Status PutSyncedJob(const Job& job, const std::string& origin) = 0;
+  // The newest synced job of the code (origin set); kNotFound when none.
+  virtual Result<Job> LastSyncedJob(const std::string& code_id) = 0;
 
   // Runs the database's own integrity check; kInternal with its report when it fails.
   virtual Status CheckIntegrity() = 0;

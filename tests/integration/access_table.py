@@ -916,6 +916,93 @@ def target_project_message(world, caller, fresh):
     return _project_call(world, {"message": "crawled"})
 
 
+# Sync (docs/API.md, "Sync"): admins only. Peers the crawl plays hold their own keys (sync_helpers).
+
+def _sync_peer(world):
+    from sync_helpers import Peer
+
+    peer = Peer()
+    peer.register(world.api, world.admin)
+    return peer
+
+
+def _sync_import(world, ignored_batch=False):
+    """A pending import of a bundle from a fresh peer (carrying one scientist when asked)."""
+    from sync_helpers import load, scientist_object, server_key
+
+    peer = _sync_peer(world)
+    objects = [scientist_object()] if ignored_batch else []
+    resp = load(world.api, world.admin, peer.bundle(server_key(world.api, world.admin), objects))
+    assert resp.status == 201, resp
+    return peer, resp.json
+
+
+def _sync_peers_probe(world):
+    return world.reader("/api/v1/sync/peers")
+
+
+@target
+def target_new_sync_peer(world, caller, fresh):
+    from sync_helpers import Peer
+
+    peer = Peer()
+    return Call(body={"name": peer.name, "verify_key": peer.verify_key},
+                probe=_sync_peers_probe(world))
+
+
+@target
+def target_sync_peer(world, caller, fresh):
+    peer = _sync_peer(world) if fresh else world.once("sync_peer", lambda: _sync_peer(world))
+    return Call(params={"name": peer.name}, probe=_sync_peers_probe(world))
+
+
+@target
+def target_sync_peer_rotate(world, caller, fresh):
+    from sync_helpers import Peer
+
+    peer = _sync_peer(world) if fresh else world.once("sync_peer", lambda: _sync_peer(world))
+    return Call(params={"name": peer.name}, body={"verify_key": Peer().verify_key},
+                probe=_sync_peers_probe(world))
+
+
+@target
+def target_sync_export(world, caller, fresh):
+    peer = world.once("sync_peer_export", lambda: _sync_peer(world))
+    return Call(query="peer=" + peer.name, probe=_sync_peers_probe(world))
+
+
+@target
+def target_sync_bundle(world, caller, fresh):
+    from sync_helpers import server_key
+
+    peer = _sync_peer(world)
+    return Call(raw=peer.bundle(server_key(world.api, world.admin)),
+                probe=_sync_peers_probe(world))
+
+
+@target
+def target_sync_import(world, caller, fresh):
+    _, diff = _sync_import(world) if fresh else world.once("sync_import",
+                                                           lambda: _sync_import(world))
+    return Call(params={"id": diff["import_id"]}, body={}, probe=_sync_peers_probe(world))
+
+
+@target
+def target_sync_ignored_batch(world, caller, fresh):
+    def make():
+        peer, diff = _sync_import(world, ignored_batch=True)
+        batch = diff["batches"][0]["id"]
+        resp = world.api.post("/api/v1/sync/imports/{}/apply".format(diff["import_id"]),
+                              {"ignore": [batch]}, token=world.admin)
+        assert resp.status == 200, resp
+        return peer.name, batch
+
+    name, batch = make() if fresh else world.once("sync_ignored", make)
+    kind, oid = batch.split(":", 1)
+    return Call(params={"peer": name, "kind": kind, "id": oid},
+                probe=world.reader("/api/v1/sync/ignored"))
+
+
 # The table ----------------------------------------------------------------------------------------
 
 TABLE = [
@@ -968,6 +1055,19 @@ TABLE = [
     Row("GET", "/api/v1/audit", "none", rule("data_owner"),
         note="the audit log: data owners and admins only"),
     Row("GET", "/api/v1/audit/verify", "none", rule("data_owner")),
+    # Sync: admins only (docs/API.md, "Sync").
+    Row("GET", "/api/v1/sync/identity", "none", rule("admin")),
+    Row("GET", "/api/v1/sync/peers", "none", rule("admin")),
+    Row("POST", "/api/v1/sync/peers", "new_sync_peer", rule("admin", ok=201)),
+    Row("PUT", "/api/v1/sync/peers/{name}", "sync_peer_rotate", rule("admin")),
+    Row("DELETE", "/api/v1/sync/peers/{name}", "sync_peer", rule("admin")),
+    Row("GET", "/api/v1/sync/export", "sync_export", rule("admin")),
+    Row("POST", "/api/v1/sync/imports", "sync_bundle", rule("admin", ok=201)),
+    Row("GET", "/api/v1/sync/imports/{id}", "sync_import", rule("admin")),
+    Row("POST", "/api/v1/sync/imports/{id}/apply", "sync_import", rule("admin")),
+    Row("GET", "/api/v1/sync/ignored", "none", rule("admin")),
+    Row("DELETE", "/api/v1/sync/ignored/{peer}/{kind}/{id}", "sync_ignored_batch",
+        rule("admin")),
     Row("GET", "/api/v1/settings/welcome", "none", rule("guest")),
     # Notifications: each user reads and marks only their own; mail settings are for admins.
     Row("GET", "/api/v1/notifications", "none", rule("data_scientist")),

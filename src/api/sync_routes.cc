@@ -1,0 +1,233 @@
+// Routes for sync between a low and a high side (docs/API.md, "Sync"): admins only. Without a
+// sync service (ctx.sync null: a fuzzer's or a test's API) every one answers 503.
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "api/api.h"
+#include "api/json_body.h"
+#include "api/route_table.h"
+#include "core/clock.h"
+#include "services/sync.h"
+
+namespace datasite::api {
+namespace {
+
+using auth::Role;
+using internal::Reply;
+using nlohmann::json;
+using services::Principal;
+
+Result<services::SyncService*> Service(ApiContext& ctx) {
+  if (ctx.sync == nullptr) return UnavailableError("sync is not available on this server");
+  return ctx.sync;
+}
+
+json PeerJson(const store::SyncPeer& p) {
+  return {{"name", p.name},
+          {"verify_key", p.verify_key},
+          {"side", p.side.empty() ? json(nullptr) : json(p.side)},
+          {"added_at", FormatIsoTime(p.added_at)},
+          {"revoked_at", p.revoked_at ? json(FormatIsoTime(p.revoked_at)) : json(nullptr)},
+          {"last_sent_seq", p.last_sent_seq},
+          {"last_applied_seq", p.last_applied_seq}};
+}
+
+Result<std::vector<std::string>> StringList(const JsonBody& body, const char* field) {
+  std::vector<std::string> out;
+  auto v = body.Field(field);
+  if (!v) return out;
+  if (!v->is_array()) return InvalidArgumentError(std::string("'") + field + "' must be a list");
+  for (const json& s : *v) {
+    if (!s.is_string()) {
+      return InvalidArgumentError(std::string("'") + field + "' must list batch ids");
+    }
+    out.push_back(s.get<std::string>());
+  }
+  return out;
+}
+
+class ImportSink : public http::BodySink {
+ public:
+  explicit ImportSink(std::unique_ptr<services::SyncImportSink> sink) : sink_(std::move(sink)) {}
+  Status Write(std::string_view chunk) override { return sink_->Write(chunk); }
+  http::Response Finish() override {
+    auto diff = sink_->Finish();
+    if (!diff.ok()) return http::ErrorResponse(diff.status());
+    return internal::Render(Reply{201, *diff, {}});
+  }
+
+ private:
+  std::unique_ptr<services::SyncImportSink> sink_;
+};
+
+// The files of the last exports, sent from disk: each is removed when the next export of the same
+// peer is made (and any left at a restart go with the blob store's temporary files).
+class ExportFiles {
+ public:
+  void Replace(const std::string& peer, const std::string& path) {
+    std::lock_guard lock(mu_);
+    auto [it, inserted] = files_.emplace(peer, path);
+    if (!inserted) {
+      std::remove(it->second.c_str());
+      it->second = path;
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::string> files_;  // Guarded by mu_.
+};
+
+}  // namespace
+
+void AddSyncRoutes(http::Router& router, ApiContext& ctx) {
+  auto routes = std::make_shared<internal::Routes>(router, ctx);
+  auto files = std::make_shared<ExportFiles>();
+
+  routes->Add("GET", "/api/v1/sync/identity", Role::kAdmin, "sync",
+              "This server's sync identity: name, ed25519 verify key, server id and side.",
+              [&ctx](http::Request&, const Principal& caller) -> Result<Reply> {
+                ASSIGN_OR_RETURN(auto* sync, Service(ctx));
+                ASSIGN_OR_RETURN(json id, sync->Identity(caller));
+                return Reply{200, id, {}};
+              });
+  routes->Add("GET", "/api/v1/sync/peers", Role::kAdmin, "sync",
+              "The registered peers (the other side of the pair), revoked ones included.",
+              [&ctx](http::Request&, const Principal& caller) -> Result<Reply> {
+                ASSIGN_OR_RETURN(auto* sync, Service(ctx));
+                ASSIGN_OR_RETURN(auto peers, sync->ListPeers(caller));
+                json list = json::array();
+                for (const auto& p : peers) list.push_back(PeerJson(p));
+                return Reply{200, {{"peers", list}}, {}};
+              });
+  routes->Add(
+      "POST", "/api/v1/sync/peers", Role::kAdmin, "sync",
+      "Register a peer by name and verify key (exchanged out of band). 409 when either is taken.",
+      [&ctx](http::Request& req, const Principal& caller) -> Result<Reply> {
+        ASSIGN_OR_RETURN(auto* sync, Service(ctx));
+        ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"name", "verify_key"}));
+        ASSIGN_OR_RETURN(std::string name, body.RequiredString("name"));
+        ASSIGN_OR_RETURN(std::string key, body.RequiredString("verify_key"));
+        ASSIGN_OR_RETURN(auto peer, sync->AddPeer(caller, name, key));
+        return Reply{201, PeerJson(peer), {}};
+      },
+      internal::Schema({{"name", "string"}, {"verify_key", "string"}}, {"name", "verify_key"}));
+  routes->Add(
+      "PUT", "/api/v1/sync/peers/{name}", Role::kAdmin, "sync",
+      "Rotate a peer's key: the old key becomes revoked; sequence state is kept.",
+      [&ctx](http::Request& req, const Principal& caller) -> Result<Reply> {
+        ASSIGN_OR_RETURN(auto* sync, Service(ctx));
+        ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"verify_key"}));
+        ASSIGN_OR_RETURN(std::string key, body.RequiredString("verify_key"));
+        ASSIGN_OR_RETURN(auto peer, sync->RotatePeer(caller, req.path_params["name"], key));
+        return Reply{200, PeerJson(peer), {}};
+      },
+      internal::Schema({{"verify_key", "string"}}, {"verify_key"}));
+  routes->Add("DELETE", "/api/v1/sync/peers/{name}", Role::kAdmin, "sync",
+              "Revoke a peer: its bundles are refused from now on ('revoked key').",
+              [&ctx](http::Request& req, const Principal& caller) -> Result<Reply> {
+                ASSIGN_OR_RETURN(auto* sync, Service(ctx));
+                RETURN_IF_ERROR(sync->RevokePeer(caller, req.path_params["name"]));
+                return Reply{200, {{"message", "Peer revoked"}}, {}};
+              });
+  routes->Add("GET", "/api/v1/sync/export", Role::kAdmin, "sync",
+              "The next signed bundle for ?peer=NAME: what it lacks, with the blobs it needs "
+              "(application/octet-stream; its sequence number in X-Datasite-Bundle-Seq).",
+              [&ctx, files](http::Request& req, const Principal& caller) -> Result<Reply> {
+                ASSIGN_OR_RETURN(auto* sync, Service(ctx));
+                auto it = req.query.find("peer");
+                if (it == req.query.end()) return InvalidArgumentError("add ?peer=NAME");
+                ASSIGN_OR_RETURN(services::SyncExport out, sync->Export(caller, it->second));
+                // Written to a scratch file a piece at a time, then sent from disk: never whole in
+                // memory.
+                const std::string path = sync->ExportPath();
+                {
+                  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+                  std::vector<char> buf(1 << 20);
+                  while (true) {
+                    ASSIGN_OR_RETURN(size_t n, out.source->Read(buf.data(), buf.size()));
+                    if (n == 0) break;
+                    f.write(buf.data(), static_cast<std::streamsize>(n));
+                  }
+                  f.close();
+                  if (!f) {
+                    std::remove(path.c_str());
+                    return InternalError("cannot write the bundle");
+                  }
+                }
+                files->Replace(it->second, path);
+                Reply reply;
+                reply.file_path = path;
+                reply.content_type = "application/octet-stream";
+                reply.headers.push_back({"X-Datasite-Bundle-Seq", std::to_string(out.seq)});
+                return reply;
+              });
+  routes->AddUpload(
+      "POST", "/api/v1/sync/imports", Role::kAdmin, "sync",
+      "Load a peer's bundle (the body, streamed): verified as it arrives, kept pending; answers "
+      "its diff (201). Nothing changes until an apply.",
+      [&ctx](http::Request&, const Principal& caller) -> Result<std::unique_ptr<http::BodySink>> {
+        ASSIGN_OR_RETURN(auto* sync, Service(ctx));
+        ASSIGN_OR_RETURN(auto sink, sync->BeginImport(caller));
+        return std::unique_ptr<http::BodySink>(new ImportSink(std::move(sink)));
+      });
+  routes->Add("GET", "/api/v1/sync/imports/{id}", Role::kAdmin, "sync",
+              "A pending import's diff, as it stands now.",
+              [&ctx](http::Request& req, const Principal& caller) -> Result<Reply> {
+                ASSIGN_OR_RETURN(auto* sync, Service(ctx));
+                ASSIGN_OR_RETURN(json diff, sync->Diff(caller, req.path_params["id"]));
+                return Reply{200, diff, {}};
+              });
+  routes->Add(
+      "POST", "/api/v1/sync/imports/{id}/apply", Role::kAdmin, "sync",
+      "Apply decisions on an import's batches (accept, overwrite, ignore, deny), all in one "
+      "transaction or none. 409 for an accepted batch in conflict not in 'overwrite'.",
+      [&ctx](http::Request& req, const Principal& caller) -> Result<Reply> {
+        ASSIGN_OR_RETURN(auto* sync, Service(ctx));
+        ASSIGN_OR_RETURN(auto body,
+                         JsonBody::Parse(req.body, {"accept", "overwrite", "ignore", "deny"}));
+        services::SyncDecisions d;
+        ASSIGN_OR_RETURN(d.accept, StringList(body, "accept"));
+        ASSIGN_OR_RETURN(d.overwrite, StringList(body, "overwrite"));
+        ASSIGN_OR_RETURN(d.ignore, StringList(body, "ignore"));
+        ASSIGN_OR_RETURN(auto denies, body.OptionalObjects("deny", {"batch", "reason"}));
+        if (denies) {
+          for (const JsonBody& one : *denies) {
+            ASSIGN_OR_RETURN(std::string batch, one.RequiredString("batch"));
+            ASSIGN_OR_RETURN(std::string reason, one.RequiredString("reason"));
+            d.deny.emplace_back(std::move(batch), std::move(reason));
+          }
+        }
+        ASSIGN_OR_RETURN(json out, sync->Apply(caller, req.path_params["id"], d));
+        return Reply{200, out, {}};
+      },
+      internal::Schema(
+          {{"accept", "array"}, {"overwrite", "array"}, {"ignore", "array"}, {"deny", "array"}}));
+  routes->Add("GET", "/api/v1/sync/ignored", Role::kAdmin, "sync",
+              "The ignored batches, per peer: left out of diffs until unignored.",
+              [&ctx](http::Request&, const Principal& caller) -> Result<Reply> {
+                ASSIGN_OR_RETURN(auto* sync, Service(ctx));
+                ASSIGN_OR_RETURN(auto pairs, sync->Ignored(caller));
+                json list = json::array();
+                for (const auto& [peer, batch] : pairs) {
+                  list.push_back({{"peer", peer}, {"batch", batch}});
+                }
+                return Reply{200, {{"ignored", list}}, {}};
+              });
+  routes->Add(
+      "DELETE", "/api/v1/sync/ignored/{peer}/{kind}/{id}", Role::kAdmin, "sync",
+      "Unignore a batch: it shows in the next diffs again.",
+      [&ctx](http::Request& req, const Principal& caller) -> Result<Reply> {
+        ASSIGN_OR_RETURN(auto* sync, Service(ctx));
+        RETURN_IF_ERROR(sync->Unignore(caller, req.path_params["peer"],
+                                       req.path_params["kind"] + ":" + req.path_params["id"]));
+        return Reply{200, {{"message", "Batch unignored"}}, {}};
+      });
+}
+
+}  // namespace datasite::api

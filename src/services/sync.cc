@@ -1,0 +1,1197 @@
+#include "services/sync.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <utility>
+
+#include "auth/role.h"
+#include "core/random.h"
+#include "jobs/job_queue.h"
+
+namespace datasite::services {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr int64_t kAll = int64_t{1} << 40;  // every row of a listing
+constexpr size_t kMaxPeerName = 64;
+
+const std::set<std::string>& KindsSentBy(const std::string& side) {
+  static const std::set<std::string> low = {"user", "code", "request", "project"};
+  static const std::set<std::string> high = {"dataset", "asset", "decision", "job"};
+  return side == "high" ? high : low;
+}
+
+std::string OtherSide(const std::string& side) { return side == "high" ? "low" : "high"; }
+
+bool IsAdmin(const Principal& caller) { return auth::AtLeast(caller.role, auth::Role::kAdmin); }
+
+Status NeedAdmin(const Principal& caller) {
+  if (!caller.authenticated()) return UnauthenticatedError("log in first");
+  if (!IsAdmin(caller)) return PermissionDeniedError("sync is for admins only");
+  return Status::Ok();
+}
+
+bool IsHexKey(const std::string& key) {
+  return key.size() == 64 && std::all_of(key.begin(), key.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+bool IsPeerName(const std::string& name) {
+  return !name.empty() && name.size() <= kMaxPeerName &&
+         std::all_of(name.begin(), name.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || c == '.';
+         });
+}
+
+std::string Sha256Hex(std::string_view bytes) {
+  unsigned char digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
+}
+
+json OptionalText(const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); }
+
+json ParseOr(const std::string& text, json fallback) {
+  json v = json::parse(text, nullptr, false);
+  return v.is_discarded() ? fallback : v;
+}
+
+SyncObject MakeObject(std::string kind, std::string id, std::string root, json fields,
+                      std::optional<std::string> blob = std::nullopt) {
+  SyncObject o;
+  o.kind = std::move(kind);
+  o.id = std::move(id);
+  o.root = std::move(root);
+  o.fields = std::move(fields);
+  o.blob = std::move(blob);
+  o.hash = SyncObjectHash(o.fields, o.blob);
+  return o;
+}
+
+json ObjectJson(const SyncObject& o) {
+  return {{"kind", o.kind},
+          {"id", o.id},
+          {"root", o.root},
+          {"version", o.version},
+          {"hash", o.hash},
+          {"fields", o.fields},
+          {"blob", o.blob ? json(*o.blob) : json(nullptr)}};
+}
+
+// A string field of an incoming object's fields ("" when absent or not a string).
+std::string Text(const json& fields, const char* key) {
+  auto it = fields.find(key);
+  return it != fields.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+int64_t Int(const json& fields, const char* key) {
+  auto it = fields.find(key);
+  return it != fields.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+std::optional<std::string> OptText(const json& fields, const char* key) {
+  auto it = fields.find(key);
+  if (it == fields.end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+// The parts of a batch id: ("request", "<uuid>").
+std::pair<std::string, std::string> SplitBatch(const std::string& batch) {
+  const size_t colon = batch.find(':');
+  if (colon == std::string::npos) return {"", ""};
+  return {batch.substr(0, colon), batch.substr(colon + 1)};
+}
+
+}  // namespace
+
+std::string SyncObjectHash(const json& fields, const std::optional<std::string>& blob) {
+  return Sha256Hex(fields.dump() + blob.value_or(""));
+}
+
+// A loaded bundle waiting for decisions. Guarded by SyncService::mu_.
+struct SyncService::Import {
+  std::string id;
+  store::SyncPeer peer;
+  sync::BundleHeader header;
+  std::vector<SyncObject> objects;
+  std::map<std::string, std::string> staged;  // blob sha256 -> staging file
+  std::map<std::string, std::string> state;   // batch -> applied | ignored | denied
+  bool applied_once = false;
+  ~Import() {
+    for (const auto& [sha, path] : staged) std::remove(path.c_str());
+  }
+};
+
+SyncImportSink::SyncImportSink(SyncService& service, Principal caller)
+    : service_(service), caller_(std::move(caller)) {
+  verifier_ = std::make_unique<sync::BundleVerifier>(
+      [this](const sync::BundleHeader& h) { return service_.CheckHeader(h); },
+      [this]() { return service_.StagingPath(); });
+}
+
+Result<json> SyncImportSink::Finish() {
+  ASSIGN_OR_RETURN(sync::VerifiedBundle bundle, verifier_->Finish());
+  return service_.Load(caller_, std::move(bundle));
+}
+
+SyncService::SyncService(store::Store& store, blob::BlobStore& blobs,
+                         const SettingsService& settings, CodeService& code, const Clock& clock,
+                         SyncOptions options)
+    : store_(store),
+      blobs_(blobs),
+      settings_(settings),
+      code_(code),
+      clock_(clock),
+      options_(std::move(options)) {}
+
+SyncService::~SyncService() = default;
+
+std::string SyncService::side() const {
+  return settings_.Get().server_side_type == "low" ? "low" : "high";
+}
+
+std::string SyncService::StagingPath() {
+  if (options_.staging_dir.empty()) return blobs_.ScratchPath();
+  return options_.staging_dir + "/sync-" + NewUuid();
+}
+
+Result<json> SyncService::Identity(const Principal& caller) const {
+  RETURN_IF_ERROR(NeedAdmin(caller));
+  const store::Identity& id = settings_.identity();
+  return json{{"name", settings_.Get().name},
+              {"verify_key", HexEncode(id.verify_key)},
+              {"server_id", id.server_id},
+              {"side", side()}};
+}
+
+Result<std::vector<store::SyncPeer>> SyncService::ListPeers(const Principal& caller) {
+  RETURN_IF_ERROR(NeedAdmin(caller));
+  return store_.ListSyncPeers();
+}
+
+Result<store::SyncPeer> SyncService::AddPeer(const Principal& caller, const std::string& name,
+                                             const std::string& verify_key) {
+  RETURN_IF_ERROR(NeedAdmin(caller));
+  if (!IsPeerName(name)) {
+    return InvalidArgumentError("'name': 1 to 64 letters, digits, '-', '_' or '.'");
+  }
+  if (!IsHexKey(verify_key)) {
+    return InvalidArgumentError("'verify_key': 64 lowercase hex digits (an ed25519 public key)");
+  }
+  if (verify_key == HexEncode(settings_.identity().verify_key)) {
+    return InvalidArgumentError("'verify_key' is this server's own key");
+  }
+  store::SyncPeer peer{name, verify_key, "", clock_.NowSeconds()};
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    Status st = tx.InsertSyncPeer(peer);
+    if (st.code() == StatusCode::kAlreadyExists) {
+      return AlreadyExistsError("a peer has this name or key (or the key was revoked)");
+    }
+    RETURN_IF_ERROR(st);
+    return tx.AppendAudit({clock_.NowSeconds(), caller.AuditName(), "sync.peer_add", "peer:" + name,
+                           "verify_key " + verify_key});
+  }));
+  return store_.GetSyncPeer(name);
+}
+
+Result<store::SyncPeer> SyncService::RotatePeer(const Principal& caller, const std::string& name,
+                                                const std::string& verify_key) {
+  RETURN_IF_ERROR(NeedAdmin(caller));
+  if (!IsHexKey(verify_key)) {
+    return InvalidArgumentError("'verify_key': 64 lowercase hex digits (an ed25519 public key)");
+  }
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    Status st = tx.RotateSyncPeerKey(name, verify_key, clock_.NowSeconds());
+    if (st.code() == StatusCode::kAlreadyExists) {
+      return AlreadyExistsError("a peer has this key, or it was revoked");
+    }
+    RETURN_IF_ERROR(st);
+    return tx.AppendAudit({clock_.NowSeconds(), caller.AuditName(), "sync.peer_rotate",
+                           "peer:" + name, "verify_key " + verify_key});
+  }));
+  return store_.GetSyncPeer(name);
+}
+
+Status SyncService::RevokePeer(const Principal& caller, const std::string& name) {
+  RETURN_IF_ERROR(NeedAdmin(caller));
+  return store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.RevokeSyncPeer(name, clock_.NowSeconds()));
+    return tx.AppendAudit(
+        {clock_.NowSeconds(), caller.AuditName(), "sync.peer_revoke", "peer:" + name, ""});
+  });
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> SyncService::Ignored(
+    const Principal& caller) {
+  RETURN_IF_ERROR(NeedAdmin(caller));
+  return store_.ListSyncIgnored();
+}
+
+Status SyncService::Unignore(const Principal& caller, const std::string& peer,
+                             const std::string& batch) {
+  RETURN_IF_ERROR(NeedAdmin(caller));
+  return store_.SetSyncIgnored(peer, batch, false);
+}
+
+// ---- Projections: every object as its side sends it. -------------------------------------------
+
+Result<std::vector<SyncObject>> SyncService::Project(const std::string& kind,
+                                                     const std::string& peer_key) {
+  std::vector<SyncObject> out;
+  if (kind == "user" || kind == "code" || kind == "request") {
+    // Low -> high: the data scientists, their code and requests.
+    ASSIGN_OR_RETURN(store::RequestPage requests,
+                     store_.ListRequests(std::nullopt, std::nullopt, std::nullopt, 0, kAll));
+    std::map<std::string, std::string> root_of_code, root_of_user;
+    for (const store::CodeRequest& r : requests.items) {
+      root_of_code[r.code_id] = "request:" + r.id;
+      root_of_user.emplace(r.user_id, "request:" + r.id);
+    }
+    if (kind == "request") {
+      for (const store::CodeRequest& r : requests.items) {
+        out.push_back(MakeObject("request", r.id, "request:" + r.id,
+                                 {{"id", r.id},
+                                  {"code_id", r.code_id},
+                                  {"user_id", r.user_id},
+                                  {"reason", r.reason},
+                                  {"created_at", r.created_at},
+                                  {"project_id", OptionalText(r.project_id)}}));
+      }
+      return out;
+    }
+    if (kind == "code") {
+      ASSIGN_OR_RETURN(store::CodePage code, store_.ListCode(std::nullopt, std::nullopt, 0, kAll));
+      for (const store::UserCode& c : code.items) {
+        auto root = root_of_code.find(c.id);
+        out.push_back(MakeObject(
+            "code", c.id, root != root_of_code.end() ? root->second : "user:" + c.user_id,
+            {{"id", c.id},
+             {"user_id", c.user_id},
+             {"name", c.name},
+             {"version", c.version},
+             {"source", c.source},
+             {"code_hash", c.code_hash},
+             {"inputs", ParseOr(c.inputs, json::object())},
+             {"output_policy", c.output_policy},
+             {"output_limit", c.output_limit},
+             {"created_at", c.created_at},
+             {"policy_spec", c.policy_spec.empty() ? json(nullptr) : json(c.policy_spec)}}));
+      }
+      return out;
+    }
+    ASSIGN_OR_RETURN(store::UserPage users, store_.ListUsers("", 0, kAll));
+    for (const store::User& u : users.items) {
+      // Only data scientists leave a low side: never an owner, an admin or the root account.
+      if (u.is_root || auth::RoleFromInt(u.role) != auth::Role::kDataScientist) continue;
+      auto root = root_of_user.find(u.id);
+      out.push_back(MakeObject("user", u.id,
+                               root != root_of_user.end() ? root->second : "user:" + u.id,
+                               {{"id", u.id},
+                                {"email", u.email},
+                                {"name", u.name},
+                                {"institution", u.institution},
+                                {"website", u.website},
+                                {"created_at", u.created_at}}));
+    }
+    return out;
+  }
+  if (kind == "project") {
+    ASSIGN_OR_RETURN(store::ProjectPage projects,
+                     store_.ListProjects(std::nullopt, std::nullopt, 0, kAll));
+    for (const store::Project& p : projects.items) {
+      json members = json::array();
+      for (const store::ProjectMember& m : p.members) members.push_back(m.user_id);
+      ASSIGN_OR_RETURN(std::vector<store::ProjectEvent> events, store_.ProjectEvents(p.id));
+      json evs = json::array();
+      for (const store::ProjectEvent& e : events) {
+        // Decisions are the high side's own events: they never travel back as project events.
+        if (e.kind == "decision") continue;
+        evs.push_back({{"id", e.id},
+                       {"kind", e.kind},
+                       {"actor_id", e.actor_id},
+                       {"request_id", OptionalText(e.request_id)},
+                       {"text", e.text},
+                       {"at", e.at}});
+      }
+      out.push_back(MakeObject("project", p.id, "project:" + p.id,
+                               {{"id", p.id},
+                                {"name", p.name},
+                                {"description", p.description},
+                                {"created_by", p.created_by},
+                                {"created_at", p.created_at},
+                                {"members", members},
+                                {"events", evs}}));
+    }
+    return out;
+  }
+  if (kind == "dataset" || kind == "asset") {
+    ASSIGN_OR_RETURN(store::DatasetPage page, store_.ListDatasets("", 0, kAll, nullptr));
+    for (const store::Dataset& d : page.items) {
+      if (kind == "dataset") {
+        json contributors = json::array();
+        for (const store::Contributor& c : d.contributors) {
+          contributors.push_back({{"name", c.name},
+                                  {"email", c.email},
+                                  {"role", c.role},
+                                  {"phone", c.phone},
+                                  {"note", c.note}});
+        }
+        out.push_back(MakeObject("dataset", d.id, "dataset:" + d.id,
+                                 {{"id", d.id},
+                                  {"name", d.name},
+                                  {"summary", d.summary},
+                                  {"description", d.description},
+                                  {"citation", d.citation},
+                                  {"url", d.url},
+                                  {"contributors", contributors},
+                                  {"created_at", d.created_at},
+                                  {"updated_at", d.updated_at},
+                                  {"deleted_at", nullptr}}));
+        continue;
+      }
+      int64_t position = 0;
+      for (const store::Asset& a : d.assets) {
+        json mock = nullptr;
+        std::optional<std::string> blob;
+        std::string path;
+        int64_t size = 0;
+        // Never the private blob. A mock flagged as possibly revealing private data (made before
+        // schema version 5) stays behind too, until it is regenerated.
+        if (a.mock_blob && !a.mock_needs_regeneration) {
+          const store::Blob& m = *a.mock_blob;
+          mock = {{"sha256", m.sha256},
+                  {"size", m.size},
+                  {"format", m.format},
+                  {"schema", ParseOr(m.schema, json(m.schema))},
+                  {"meta", m.meta.empty() ? json(nullptr) : ParseOr(m.meta, json(m.meta))}};
+          blob = m.sha256;
+          ASSIGN_OR_RETURN(path, blobs_.LocalPath(m.id));
+          size = m.size;
+        }
+        SyncObject o = MakeObject("asset", a.id, "dataset:" + d.id,
+                                  {{"id", a.id},
+                                   {"dataset_id", d.id},
+                                   {"position", position++},
+                                   {"name", a.name},
+                                   {"description", a.description},
+                                   {"format", a.format},
+                                   {"metadata", ParseOr(a.metadata, json::object())},
+                                   {"mock", mock}},
+                                  blob);
+        o.blob_path = path;
+        o.blob_size = size;
+        out.push_back(std::move(o));
+      }
+    }
+    return out;
+  }
+  if (kind == "decision" || kind == "job") {
+    // High -> low: only about the requests this peer sent (those this server received from it).
+    std::set<std::string> received;
+    ASSIGN_OR_RETURN(store::SyncPeer peer, store_.FindSyncPeerByKey(peer_key));
+    ASSIGN_OR_RETURN(auto exchanged,
+                     store_.ListSyncObjects(store::SyncLedger::kExchanged, peer.name));
+    for (const store::SyncObjectState& s : exchanged) {
+      if (s.kind == "request") received.insert(s.object_id);
+    }
+    for (const std::string& rid : received) {
+      auto r = store_.GetRequest(rid);
+      if (!r.ok()) continue;
+      if (kind == "decision") {
+        if (r->status == "pending") continue;
+        ASSIGN_OR_RETURN(std::vector<store::RequestDecision> history, store_.RequestHistory(rid));
+        json hist = json::array();
+        int64_t decided_at = 0;
+        for (const store::RequestDecision& d : history) {
+          hist.push_back({{"status", d.status}, {"reason", OptionalText(d.reason)}, {"at", d.at}});
+          decided_at = d.at;
+        }
+        out.push_back(MakeObject("decision", rid, "request:" + rid,
+                                 {{"request_id", rid},
+                                  {"status", r->status},
+                                  {"deny_reason", OptionalText(r->deny_reason)},
+                                  {"decided_at", decided_at},
+                                  {"history", hist}}));
+        continue;
+      }
+      if (r->status != "approved") continue;
+      // The jobs as the requester sees them through the API: the code service decides.
+      Principal requester;
+      requester.role = auth::Role::kDataScientist;
+      requester.user_id = r->user_id;
+      store::JobFilter filter;
+      filter.code_id = r->code_id;
+      filter.include_review = false;
+      filter.limit = kAll;
+      ASSIGN_OR_RETURN(store::JobPage jobs, store_.ListJobs(filter));
+      for (const store::Job& listed : jobs.items) {
+        if (listed.kind != "private" || !jobs::IsFinal(listed.status)) continue;
+        auto seen = code_.GetJob(requester, listed.id);
+        if (!seen.ok()) continue;
+        const store::Job& j = *seen;
+        // A run held for output review stays behind whole until a data owner releases it.
+        if (!code_.MaySeeResult(requester, j)) continue;
+        const bool detail = !j.error_detail.empty() && code_.MaySeeErrorDetail(requester, j);
+        json fields = {{"id", j.id},
+                       {"code_id", j.code_id},
+                       {"user_id", j.user_id},
+                       {"request_id", rid},
+                       {"status", j.status},
+                       {"error", detail ? j.error_detail : j.error},
+                       {"failure", j.failure},
+                       {"created_at", j.created_at},
+                       {"started_at", j.started_at},
+                       {"finished_at", j.finished_at},
+                       {"stdout", nullptr},
+                       {"result", nullptr}};
+        if (code_.MaySeeStdout(requester, j)) {
+          ASSIGN_OR_RETURN(JobLogs logs, code_.Logs(requester, j.id));
+          if (logs.stdout_text) fields["stdout"] = *logs.stdout_text;
+        }
+        std::optional<std::string> blob;
+        std::string path;
+        int64_t size = 0;
+        if (j.status == "completed") {
+          auto file = code_.JobResult(requester, j.id);
+          if (file.ok()) {
+            std::string sha;
+            if (file->bytes) {
+              // A small result lives in the database: staged to a scratch file for the bundle.
+              path = StagingPath();
+              std::ofstream f(path, std::ios::binary | std::ios::trunc);
+              f.write(file->bytes->data(), static_cast<std::streamsize>(file->bytes->size()));
+              f.close();
+              if (!f) return InternalError("cannot stage a job result for export");
+              sha = Sha256Hex(*file->bytes);
+              size = static_cast<int64_t>(file->bytes->size());
+            } else {
+              std::ifstream f(file->path, std::ios::binary);
+              std::string bytes((std::istreambuf_iterator<char>(f)), {});
+              sha = Sha256Hex(bytes);
+              size = static_cast<int64_t>(bytes.size());
+              path = file->path;
+            }
+            fields["result"] = {
+                {"format", file->format},
+                {"size", size},
+                {"meta", j.result_meta.empty() ? json(nullptr) : ParseOr(j.result_meta, json())},
+                {"sha256", sha}};
+            blob = sha;
+          }
+        }
+        SyncObject o = MakeObject("job", j.id, "request:" + rid, std::move(fields), blob);
+        o.blob_path = path;
+        o.blob_size = size;
+        out.push_back(std::move(o));
+      }
+    }
+    return out;
+  }
+  return InvalidArgumentError("unknown kind " + kind);
+}
+
+Result<std::optional<SyncObject>> SyncService::ProjectOne(const std::string& kind,
+                                                          const std::string& id) {
+  // Received kinds are few per bundle: projecting the local ones of a kind by id is enough.
+  std::vector<SyncObject> all;
+  if (kind == "decision" || kind == "job") {
+    // What a low side holds of them: the decision on its request, its synced jobs.
+    if (kind == "decision") {
+      auto r = store_.GetRequest(id);
+      if (!r.ok() || r->status == "pending") return std::optional<SyncObject>();
+      ASSIGN_OR_RETURN(std::vector<store::RequestDecision> history, store_.RequestHistory(id));
+      json hist = json::array();
+      int64_t decided_at = 0;
+      for (const store::RequestDecision& d : history) {
+        hist.push_back({{"status", d.status}, {"reason", OptionalText(d.reason)}, {"at", d.at}});
+        decided_at = d.at;
+      }
+      return std::optional<SyncObject>(MakeObject("decision", id, "request:" + id,
+                                                  {{"request_id", id},
+                                                   {"status", r->status},
+                                                   {"deny_reason", OptionalText(r->deny_reason)},
+                                                   {"decided_at", decided_at},
+                                                   {"history", hist}}));
+    }
+    // A synced job has no projection here: DiffLocked compares it by what was exchanged.
+    return std::optional<SyncObject>();
+  }
+  ASSIGN_OR_RETURN(all, Project(kind, ""));
+  for (SyncObject& o : all) {
+    if (o.id == id) return std::optional<SyncObject>(std::move(o));
+  }
+  return std::optional<SyncObject>();
+}
+
+// ---- Export.
+// --------------------------------------------------------------------------------------
+
+Result<SyncExport> SyncService::Export(const Principal& caller, const std::string& peer_name) {
+  RETURN_IF_ERROR(NeedAdmin(caller));
+  ASSIGN_OR_RETURN(store::SyncPeer peer, store_.GetSyncPeer(peer_name));
+  if (peer.revoked_at != 0) return FailedPreconditionError("the peer is revoked");
+  const std::string my_side = side();
+  ASSIGN_OR_RETURN(auto inventory,
+                   store_.ListSyncObjects(store::SyncLedger::kInventory, peer.name));
+  std::map<std::pair<std::string, std::string>, std::string> held;
+  for (const store::SyncObjectState& s : inventory) held[{s.kind, s.object_id}] = s.hash;
+
+  std::vector<SyncObject> objects;
+  for (const std::string& kind : KindsSentBy(my_side)) {
+    ASSIGN_OR_RETURN(std::vector<SyncObject> all, Project(kind, peer.verify_key));
+    for (SyncObject& o : all) {
+      auto it = held.find({o.kind, o.id});
+      if (it != held.end() && it->second == o.hash) continue;
+      ASSIGN_OR_RETURN(std::optional<store::ChangeInfo> change, store_.LatestChange(o.kind, o.id));
+      // Echo guard: what this peer itself wrote here never goes back to it.
+      if (change && change->origin == peer.verify_key) continue;
+      o.version = change ? change->seq : 0;
+      objects.push_back(std::move(o));
+    }
+  }
+  // Parents before children, so that an apply can write them in order.
+  static const std::map<std::string, int> kOrder = {{"user", 0},     {"code", 1},    {"request", 2},
+                                                    {"project", 3},  {"dataset", 0}, {"asset", 1},
+                                                    {"decision", 2}, {"job", 3}};
+  std::stable_sort(objects.begin(), objects.end(), [](const SyncObject& a, const SyncObject& b) {
+    return kOrder.at(a.kind) < kOrder.at(b.kind);
+  });
+
+  json objs = json::array();
+  std::vector<sync::BlobFile> blobs;
+  std::set<std::string> blob_seen;
+  for (const SyncObject& o : objects) {
+    objs.push_back(ObjectJson(o));
+    if (o.blob && blob_seen.insert(*o.blob).second) {
+      blobs.push_back({o.blob_path, o.blob_size, *o.blob});
+    }
+  }
+  // What we hold that we received from this peer: the kinds its side sends.
+  json inv = json::array();
+  ASSIGN_OR_RETURN(auto exchanged,
+                   store_.ListSyncObjects(store::SyncLedger::kExchanged, peer.name));
+  for (const store::SyncObjectState& s : exchanged) {
+    if (KindsSentBy(OtherSide(my_side)).count(s.kind)) {
+      inv.push_back({{"kind", s.kind}, {"id", s.object_id}, {"hash", s.hash}});
+    }
+  }
+  json doc = {{"objects", objs}, {"deleted", json::array()}, {"inventory", inv}};
+
+  sync::BundleHeader header;
+  header.source.name = settings_.Get().name;
+  header.source.verify_key = HexEncode(settings_.identity().verify_key);
+  header.source.server_id = settings_.identity().server_id;
+  header.source.side = my_side;
+  header.destination_verify_key = peer.verify_key;
+  header.seq = std::max(peer.last_sent_seq, peer.peer_seq_seen) + 1;
+  header.peer_seq_seen = peer.last_applied_seq;
+  header.created_at = clock_.NowMillis();
+  ASSIGN_OR_RETURN(std::unique_ptr<sync::BundleSource> source,
+                   sync::BundleSource::Create(header, doc.dump(), std::move(blobs),
+                                              settings_.identity().signing_key));
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    store::SyncPeer moved = peer;
+    moved.last_sent_seq = header.seq;
+    RETURN_IF_ERROR(tx.UpdateSyncPeerState(moved));
+    for (const SyncObject& o : objects) {
+      RETURN_IF_ERROR(
+          tx.PutSyncObject(store::SyncLedger::kExchanged, peer.name, {o.kind, o.id, o.hash}));
+    }
+    return tx.AppendAudit(
+        {clock_.NowSeconds(), caller.AuditName(), "sync.export", "peer:" + peer.name,
+         "seq " + std::to_string(header.seq) + ", " + std::to_string(objects.size()) + " objects"});
+  }));
+  return SyncExport{std::move(source), header.seq};
+}
+
+// ---- Load.
+// ----------------------------------------------------------------------------------------
+
+Result<std::unique_ptr<SyncImportSink>> SyncService::BeginImport(const Principal& caller) {
+  RETURN_IF_ERROR(NeedAdmin(caller));
+  return std::unique_ptr<SyncImportSink>(new SyncImportSink(*this, caller));
+}
+
+Status SyncService::CheckHeader(const sync::BundleHeader& h) {
+  if (h.destination_verify_key != HexEncode(settings_.identity().verify_key)) {
+    return sync::Refuse(sync::Refusal::kWrongDestination,
+                        "it is meant for another server (" + h.destination_verify_key + ")");
+  }
+  auto peer = store_.FindSyncPeerByKey(h.source.verify_key);
+  if (!peer.ok()) {
+    if (peer.status().code() != StatusCode::kNotFound) return peer.status();
+    ASSIGN_OR_RETURN(bool revoked, store_.IsRevokedSyncKey(h.source.verify_key));
+    if (revoked) return sync::Refuse(sync::Refusal::kRevokedKey, "its signing key was revoked");
+    return sync::Refuse(sync::Refusal::kUnknownKey,
+                        "no registered peer has the key " + h.source.verify_key);
+  }
+  if (peer->revoked_at != 0) {
+    return sync::Refuse(sync::Refusal::kRevokedKey, "the peer '" + peer->name + "' is revoked");
+  }
+  if (h.source.side == side()) {
+    return sync::Refuse(sync::Refusal::kOutOfSequence,
+                        "it comes from a " + h.source.side + " side, as this server is");
+  }
+  if (h.seq == peer->last_applied_seq) {
+    return sync::Refuse(sync::Refusal::kReplayed,
+                        "bundle " + std::to_string(h.seq) + " was applied already");
+  }
+  if (h.seq < peer->last_applied_seq) {
+    return sync::Refuse(sync::Refusal::kOutOfSequence,
+                        "bundle " + std::to_string(h.seq) + " is older than bundle " +
+                            std::to_string(peer->last_applied_seq) + ", applied already");
+  }
+  return Status::Ok();
+}
+
+Result<json> SyncService::Load(const Principal& caller, sync::VerifiedBundle bundle) {
+  auto import = std::make_unique<Import>();
+  for (const sync::StagedBlob& b : bundle.blobs) import->staged[b.sha256] = b.path;
+  import->id = NewUuid();
+  import->header = bundle.header;
+  // From here on the import owns the staging files (they go with it).
+  ASSIGN_OR_RETURN(import->peer, store_.FindSyncPeerByKey(bundle.header.source.verify_key));
+  const json doc = json::parse(bundle.objects_json, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object() || !doc.contains("objects") ||
+      !doc["objects"].is_array()) {
+    return sync::Refuse(sync::Refusal::kTampered, "its objects are not the expected JSON");
+  }
+  const std::set<std::string>& allowed = KindsSentBy(OtherSide(side()));
+  for (const json& o : doc["objects"]) {
+    if (!o.is_object() || !o.contains("kind") || !o["kind"].is_string() || !o.contains("id") ||
+        !o["id"].is_string() || !o.contains("fields") || !o["fields"].is_object() ||
+        !o.contains("root") || !o["root"].is_string() || !o.contains("hash") ||
+        !o["hash"].is_string()) {
+      return sync::Refuse(sync::Refusal::kTampered, "an object is malformed");
+    }
+    const std::string kind = o["kind"];
+    if (!allowed.count(kind)) {
+      return sync::Refuse(sync::Refusal::kKindNotAllowed,
+                          "a " + side() + " side does not take '" + kind.substr(0, 40) + "'");
+    }
+    SyncObject so;
+    so.kind = kind;
+    so.id = o["id"];
+    so.root = o["root"];
+    so.hash = o["hash"];
+    so.fields = o["fields"];
+    so.version = o.value("version", int64_t{0});
+    if (o.contains("blob") && o["blob"].is_string()) so.blob = o["blob"].get<std::string>();
+    if (SyncObjectHash(so.fields, so.blob) != so.hash) {
+      return sync::Refuse(sync::Refusal::kTampered, "an object's hash does not match its fields");
+    }
+    if (so.blob && !import->staged.count(*so.blob)) {
+      return sync::Refuse(sync::Refusal::kTampered, "an object names a blob the bundle lacks");
+    }
+    const auto [root_kind, root_id] = SplitBatch(so.root);
+    if (root_id.empty() || (root_kind != "request" && root_kind != "dataset" &&
+                            root_kind != "user" && root_kind != "project")) {
+      return sync::Refuse(sync::Refusal::kTampered, "an object's batch is malformed");
+    }
+    import->objects.push_back(std::move(so));
+  }
+  // What the peer says it holds from us replaces what we believed.
+  std::vector<store::SyncObjectState> inventory;
+  if (doc.contains("inventory") && doc["inventory"].is_array()) {
+    for (const json& i : doc["inventory"]) {
+      if (!i.is_object()) continue;
+      inventory.push_back({Text(i, "kind"), Text(i, "id"), Text(i, "hash")});
+    }
+  }
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.ReplaceSyncInventory(import->peer.name, inventory));
+    store::SyncPeer moved = import->peer;
+    moved.side = bundle.header.source.side;
+    moved.peer_seq_seen = std::max(moved.peer_seq_seen, bundle.header.peer_seq_seen);
+    RETURN_IF_ERROR(tx.UpdateSyncPeerState(moved));
+    RETURN_IF_ERROR(tx.PutSyncImport(
+        {import->id, import->peer.name, bundle.header.seq, clock_.NowSeconds(), "pending"}));
+    return tx.AppendAudit({clock_.NowSeconds(), caller.AuditName(), "sync.load",
+                           "peer:" + import->peer.name,
+                           "import " + import->id + ", seq " + std::to_string(bundle.header.seq) +
+                               ", " + std::to_string(import->objects.size()) + " objects"});
+  }));
+  std::lock_guard lock(mu_);
+  json diff;
+  {
+    Import& ref = *import;
+    imports_[import->id] = std::move(import);
+    ASSIGN_OR_RETURN(diff, DiffLocked(ref));
+  }
+  return diff;
+}
+
+// ---- Diff.
+// ----------------------------------------------------------------------------------------
+
+Result<json> SyncService::DiffLocked(Import& im) {
+  ASSIGN_OR_RETURN(auto exchanged,
+                   store_.ListSyncObjects(store::SyncLedger::kExchanged, im.peer.name));
+  std::map<std::pair<std::string, std::string>, std::string> base;
+  for (const store::SyncObjectState& s : exchanged) base[{s.kind, s.object_id}] = s.hash;
+  ASSIGN_OR_RETURN(auto ignored_pairs, store_.ListSyncIgnored());
+  std::set<std::string> ignored;
+  for (const auto& [peer, batch] : ignored_pairs) {
+    if (peer == im.peer.name) ignored.insert(batch);
+  }
+  json summary = {{"batches", 0},   {"objects", 0}, {"new", 0},     {"changed", 0},
+                  {"conflicts", 0}, {"same", 0},    {"deleted", 0}, {"ignored", 0}};
+  std::vector<std::string> order;
+  std::map<std::string, json> batches;
+  std::map<std::string, std::set<std::string>> statuses;
+  for (const SyncObject& o : im.objects) {
+    ASSIGN_OR_RETURN(std::optional<SyncObject> local, ProjectOne(o.kind, o.id));
+    auto b = base.find({o.kind, o.id});
+    const bool exists = local.has_value() || (o.kind == "job" && store_.GetJob(o.id).ok());
+    std::optional<std::string> local_hash;
+    if (exists) {
+      // Last written here by a sync from this peer: unchanged since, whatever this side's own
+      // projection of it says (a decision's history has this side's times, a synced job no
+      // projection of its own).
+      ASSIGN_OR_RETURN(std::optional<store::ChangeInfo> change, store_.LatestChange(o.kind, o.id));
+      if (change && change->origin == im.peer.verify_key && b != base.end()) {
+        local_hash = b->second;
+      } else {
+        local_hash = local ? local->hash : std::string("local");
+      }
+    }
+    std::string status;
+    if (!local_hash) {
+      status = "new";
+    } else if (*local_hash == o.hash) {
+      status = "same";
+    } else if (b != base.end() && b->second == *local_hash) {
+      status = "changed";
+    } else {
+      status = "conflict";
+    }
+    summary["objects"] = summary["objects"].get<int64_t>() + 1;
+    summary[status == "conflict" ? "conflicts" : status] =
+        summary[status == "conflict" ? "conflicts" : status].get<int64_t>() + 1;
+    if (!batches.count(o.root)) {
+      order.push_back(o.root);
+      const auto [rk, rid] = SplitBatch(o.root);
+      batches[o.root] = {
+          {"id", o.root}, {"root", {{"kind", rk}, {"id", rid}}}, {"objects", json::array()}};
+    }
+    batches[o.root]["objects"].push_back({{"kind", o.kind},
+                                          {"id", o.id},
+                                          {"status", status},
+                                          {"version", o.version},
+                                          {"hash", o.hash},
+                                          {"incoming", o.fields},
+                                          {"local", local ? local->fields : json(nullptr)}});
+    statuses[o.root].insert(status);
+  }
+  json list = json::array();
+  json ignored_list = json::array();
+  for (const std::string& id : order) {
+    const std::set<std::string>& st = statuses[id];
+    auto state = im.state.find(id);
+    if (ignored.count(id)) {
+      ignored_list.push_back(id);
+      summary["ignored"] = summary["ignored"].get<int64_t>() + 1;
+      continue;
+    }
+    if (st.size() == 1 && st.count("same") && state == im.state.end()) continue;
+    json batch = batches[id];
+    batch["status"] = st.count("conflict") ? "conflict" : st.count("changed") ? "changed" : "new";
+    if (st.size() == 1 && st.count("same")) batch["status"] = "same";
+    batch["state"] = state != im.state.end() ? state->second : "pending";
+    list.push_back(std::move(batch));
+  }
+  summary["batches"] = static_cast<int64_t>(list.size());
+  return json{{"import_id", im.id},
+              {"peer", {{"name", im.peer.name}, {"verify_key", im.peer.verify_key}}},
+              {"direction", side() == "high" ? "low_to_high" : "high_to_low"},
+              {"seq", im.header.seq},
+              {"created_at", im.header.created_at},
+              {"summary", summary},
+              {"batches", list},
+              {"ignored", ignored_list}};
+}
+
+Result<json> SyncService::Diff(const Principal& caller, const std::string& import_id) {
+  RETURN_IF_ERROR(NeedAdmin(caller));
+  std::lock_guard lock(mu_);
+  auto it = imports_.find(import_id);
+  if (it == imports_.end()) {
+    return NotFoundError("no pending import with this id (imports end when the server restarts)");
+  }
+  return DiffLocked(*it->second);
+}
+
+// ---- Apply.
+// ---------------------------------------------------------------------------------------
+
+Status SyncService::ApplyObject(store::Store& tx, Import& im, const SyncObject& o,
+                                std::vector<std::string>& adopted) {
+  const json& f = o.fields;
+  const int64_t now = clock_.NowSeconds();
+  if (o.kind == "user") {
+    auto existing = tx.GetUserById(o.id);
+    if (existing.ok()) {
+      // A low side may only touch data scientists: never an owner's or an admin's account.
+      if (existing->is_root ||
+          auth::AtLeast(auth::RoleFromInt(existing->role), auth::Role::kDataOwner)) {
+        return PermissionDeniedError("user " + o.id +
+                                     " is a data owner or admin here: a low side can't change it");
+      }
+      store::User u = *existing;
+      u.email = Text(f, "email");
+      u.name = Text(f, "name");
+      u.institution = Text(f, "institution");
+      u.website = Text(f, "website");
+      u.updated_at = now;
+      Status st = tx.UpdateUser(u);
+      if (st.code() == StatusCode::kAlreadyExists) {
+        return AlreadyExistsError("the email of user " + o.id + " belongs to another account");
+      }
+      return st;
+    }
+    if (existing.status().code() != StatusCode::kNotFound) return existing.status();
+    store::User u;
+    u.id = o.id;
+    u.email = Text(f, "email");
+    u.name = Text(f, "name");
+    u.institution = Text(f, "institution");
+    u.website = Text(f, "website");
+    // Capped whatever the bundle says, with a hash no password matches: no login on this side.
+    u.role = static_cast<int>(auth::Role::kDataScientist);
+    u.password_hash = "!synced";
+    u.created_at = Int(f, "created_at");
+    u.updated_at = now;
+    Status st = tx.InsertUser(u);
+    if (st.code() == StatusCode::kAlreadyExists) {
+      return AlreadyExistsError("the email of user " + o.id + " belongs to another account");
+    }
+    return st;
+  }
+  if (o.kind == "code") {
+    if (tx.GetCode(o.id).ok()) return Status::Ok();  // immutable once created
+    store::UserCode c;
+    c.id = o.id;
+    c.user_id = Text(f, "user_id");
+    c.name = Text(f, "name");
+    c.source = Text(f, "source");
+    c.code_hash = Text(f, "code_hash");
+    c.inputs = f.contains("inputs") ? f["inputs"].dump() : "{}";
+    c.output_policy = Text(f, "output_policy");
+    c.output_limit = Int(f, "output_limit");
+    c.created_at = Int(f, "created_at");
+    auto author = tx.GetUserById(c.user_id);
+    if (!author.ok() || auth::RoleFromInt(author->role) != auth::Role::kDataScientist) {
+      return PermissionDeniedError("code " + o.id + " is not a synced data scientist's");
+    }
+    RETURN_IF_ERROR(tx.InsertCode(c).status());
+    if (auto spec = OptText(f, "policy_spec")) RETURN_IF_ERROR(tx.PutCodePolicy(c.id, *spec));
+    return Status::Ok();
+  }
+  if (o.kind == "request") {
+    if (tx.GetRequest(o.id).ok()) return Status::Ok();
+    store::CodeRequest r;
+    r.id = o.id;
+    r.code_id = Text(f, "code_id");
+    r.user_id = Text(f, "user_id");
+    r.reason = Text(f, "reason");
+    r.status = "pending";
+    r.created_at = Int(f, "created_at");
+    r.updated_at = now;
+    ASSIGN_OR_RETURN(store::UserCode code, tx.GetCode(r.code_id));
+    if (code.user_id != r.user_id) {
+      return PermissionDeniedError("request " + o.id + " is not its code's author's");
+    }
+    RETURN_IF_ERROR(tx.InsertRequest(r));
+    if (auto project = OptText(f, "project_id")) {
+      if (tx.GetProject(*project).ok()) RETURN_IF_ERROR(tx.SetRequestProject(r.id, *project));
+    }
+    return Status::Ok();
+  }
+  if (o.kind == "project") {
+    auto existing = tx.GetProject(o.id);
+    if (!existing.ok()) {
+      store::Project p;
+      p.id = o.id;
+      p.name = Text(f, "name");
+      p.description = Text(f, "description");
+      p.created_by = Text(f, "created_by");
+      p.created_at = Int(f, "created_at");
+      if (f.contains("members") && f["members"].is_array()) {
+        for (const json& m : f["members"]) {
+          if (m.is_string()) p.members.push_back({m.get<std::string>()});
+        }
+      }
+      RETURN_IF_ERROR(tx.InsertProject(p));
+    }
+    ASSIGN_OR_RETURN(std::vector<store::ProjectEvent> have, tx.ProjectEvents(o.id));
+    std::set<std::string> ids;
+    for (const store::ProjectEvent& e : have) ids.insert(e.id);
+    if (f.contains("events") && f["events"].is_array()) {
+      for (const json& e : f["events"]) {
+        if (!e.is_object() || ids.count(Text(e, "id"))) continue;
+        const std::string kind = Text(e, "kind");
+        if (kind != "message" && kind != "request") continue;
+        store::ProjectEvent ev;
+        ev.id = Text(e, "id");
+        ev.project_id = o.id;
+        ev.kind = kind;
+        ev.actor_id = Text(e, "actor_id");
+        ev.request_id = OptText(e, "request_id");
+        ev.text = Text(e, "text");
+        ev.at = Int(e, "at");
+        RETURN_IF_ERROR(tx.AppendProjectEvent(ev).status());
+      }
+    }
+    return Status::Ok();
+  }
+  if (o.kind == "dataset") {
+    auto existing = tx.GetDataset(o.id);
+    store::Dataset d;
+    d.id = o.id;
+    d.name = Text(f, "name");
+    d.summary = Text(f, "summary");
+    d.description = Text(f, "description");
+    d.citation = Text(f, "citation");
+    d.url = Text(f, "url");
+    if (f.contains("contributors") && f["contributors"].is_array()) {
+      for (const json& c : f["contributors"]) {
+        d.contributors.push_back({Text(c, "name"), Text(c, "email"), Text(c, "role"),
+                                  Text(c, "phone"), Text(c, "note")});
+      }
+    }
+    d.created_at = Int(f, "created_at");
+    d.updated_at = Int(f, "updated_at");
+    if (existing.ok()) {
+      d.uploader_id = existing->uploader_id;
+      return tx.UpdateDataset(d);
+    }
+    // Its assets follow in the same batch; the dataset is inserted with them (see Apply).
+    return Status::Ok();
+  }
+  if (o.kind == "asset") {
+    // Written with its dataset (see Apply).
+    return Status::Ok();
+  }
+  if (o.kind == "decision") {
+    ASSIGN_OR_RETURN(store::CodeRequest r, tx.GetRequest(o.id));
+    const std::string status = Text(f, "status");
+    if (status != "approved" && status != "denied") {
+      return InvalidArgumentError("decision " + o.id + " has no valid status");
+    }
+    if (r.status == status) return Status::Ok();
+    return tx.DecideRequest(o.id, status, OptText(f, "deny_reason"), "sync:" + im.peer.name, now);
+  }
+  if (o.kind == "job") {
+    ASSIGN_OR_RETURN(store::CodeRequest r, tx.GetRequest(Text(f, "request_id")));
+    store::Job j;
+    j.id = o.id;
+    j.code_id = Text(f, "code_id");
+    j.user_id = Text(f, "user_id");
+    if (j.code_id != r.code_id || j.user_id != r.user_id) {
+      return PermissionDeniedError("job " + o.id + " is not of its request's code");
+    }
+    j.status = Text(f, "status");
+    if (!jobs::IsFinal(j.status)) return InvalidArgumentError("job " + o.id + " has not ended");
+    j.inputs = "{}";
+    j.error = Text(f, "error");
+    j.failure = Text(f, "failure");
+    j.created_at = Int(f, "created_at");
+    j.started_at = Int(f, "started_at");
+    j.finished_at = Int(f, "finished_at");
+    j.stdout_text = Text(f, "stdout");
+    if (f.contains("result") && f["result"].is_object() && o.blob) {
+      const json& res = f["result"];
+      j.result_format = Text(res, "format");
+      j.result_size = Int(res, "size");
+      if (res.contains("meta") && !res["meta"].is_null()) j.result_meta = res["meta"].dump();
+      std::ifstream in(im.staged.at(*o.blob), std::ios::binary);
+      j.result_data = std::string((std::istreambuf_iterator<char>(in)), {});
+    }
+    return tx.PutSyncedJob(j, im.peer.verify_key);
+  }
+  (void)adopted;
+  return InvalidArgumentError("unknown kind " + o.kind);
+}
+
+Result<json> SyncService::Apply(const Principal& caller, const std::string& import_id,
+                                const SyncDecisions& decisions) {
+  RETURN_IF_ERROR(NeedAdmin(caller));
+  std::lock_guard lock(mu_);
+  auto it = imports_.find(import_id);
+  if (it == imports_.end()) {
+    return NotFoundError("no pending import with this id (imports end when the server restarts)");
+  }
+  Import& im = *it->second;
+  ASSIGN_OR_RETURN(json before, DiffLocked(im));
+  std::map<std::string, json> by_id;
+  for (const json& b : before["batches"]) by_id[b["id"].get<std::string>()] = b;
+  const std::set<std::string> overwrite(decisions.overwrite.begin(), decisions.overwrite.end());
+  auto find = [&](const std::string& id) -> Result<const json*> {
+    auto b = by_id.find(id);
+    if (b == by_id.end()) return NotFoundError("no batch '" + id.substr(0, 100) + "' to decide");
+    if (b->second["state"] != "pending") {
+      return FailedPreconditionError("batch '" + id + "' was decided already");
+    }
+    return &b->second;
+  };
+  std::vector<std::string> to_write;  // batches whose objects are written
+  for (const std::string& id : decisions.accept) {
+    ASSIGN_OR_RETURN(const json* b, find(id));
+    if ((*b)["status"] == "conflict" && !overwrite.count(id)) {
+      return AlreadyExistsError("batch '" + id +
+                                "' is in conflict (changed here too): add it to 'overwrite'");
+    }
+    to_write.push_back(id);
+  }
+  for (const auto& [id, reason] : decisions.deny) {
+    ASSIGN_OR_RETURN(const json* b, find(id));
+    (void)b;
+    if (side() != "high" || SplitBatch(id).first != "request") {
+      return InvalidArgumentError("only request batches are denied, on a high side");
+    }
+    if (reason.empty()) return InvalidArgumentError("a denial needs a reason");
+    to_write.push_back(id);
+  }
+  for (const std::string& id : decisions.ignore) RETURN_IF_ERROR(find(id).status());
+
+  std::vector<std::string> adopted;
+  Status st = store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.SetChangeOrigin(im.peer.verify_key));
+    for (const std::string& batch : to_write) {
+      // Datasets are written whole: the dataset with its assets, their mocks adopted from staging.
+      std::optional<store::Dataset> new_dataset;
+      for (const SyncObject& o : im.objects) {
+        if (o.root != batch) continue;
+        if (o.kind == "dataset" && !tx.GetDataset(o.id).ok()) {
+          new_dataset.emplace();
+          RETURN_IF_ERROR(ApplyObject(tx, im, o, adopted));
+          const json& f = o.fields;
+          new_dataset->id = o.id;
+          new_dataset->name = Text(f, "name");
+          new_dataset->summary = Text(f, "summary");
+          new_dataset->description = Text(f, "description");
+          new_dataset->citation = Text(f, "citation");
+          new_dataset->url = Text(f, "url");
+          if (f.contains("contributors") && f["contributors"].is_array()) {
+            for (const json& c : f["contributors"]) {
+              new_dataset->contributors.push_back({Text(c, "name"), Text(c, "email"),
+                                                   Text(c, "role"), Text(c, "phone"),
+                                                   Text(c, "note")});
+            }
+          }
+          new_dataset->uploader_id = caller.user_id.value_or("");
+          new_dataset->created_at = Int(f, "created_at");
+          new_dataset->updated_at = Int(f, "updated_at");
+        } else if (o.kind == "asset") {
+          if (!new_dataset) {
+            if (tx.GetDatasetByAsset(o.id).ok()) continue;
+            return FailedPreconditionError("asset " + o.id +
+                                           " joins a dataset already synced: not supported yet");
+          }
+          const json& f = o.fields;
+          store::Asset a;
+          a.id = o.id;
+          a.dataset_id = new_dataset->id;
+          a.name = Text(f, "name");
+          a.description = Text(f, "description");
+          a.format = Text(f, "format");
+          a.metadata = f.contains("metadata") ? f["metadata"].dump() : "{}";
+          if (o.blob && f.contains("mock") && f["mock"].is_object()) {
+            const json& m = f["mock"];
+            // Copied from the staging file into the blob store, a piece at a time.
+            ASSIGN_OR_RETURN(auto writer, blobs_.NewWriter(Int(m, "size")));
+            std::ifstream in(im.staged.at(*o.blob), std::ios::binary);
+            std::string buf(1 << 20, '\0');
+            while (in) {
+              in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+              if (in.gcount() > 0) {
+                RETURN_IF_ERROR(
+                    writer->Append(std::string_view(buf.data(), static_cast<size_t>(in.gcount()))));
+              }
+            }
+            ASSIGN_OR_RETURN(blob::BlobInfo info, writer->Commit());
+            adopted.push_back(info.id);
+            if (info.sha256 != *o.blob) return InternalError("a staged mock changed on disk");
+            store::Blob rec;
+            rec.id = info.id;
+            rec.owner_id = caller.user_id.value_or("");
+            rec.size = info.size;
+            rec.sha256 = info.sha256;
+            rec.format = Text(m, "format");
+            rec.schema = m.contains("schema")
+                             ? (m["schema"].is_string() ? m["schema"].get<std::string>()
+                                                        : m["schema"].dump())
+                             : "{}";
+            rec.created_at = clock_.NowSeconds();
+            RETURN_IF_ERROR(tx.InsertBlob(rec));
+            a.mock_blob_id = info.id;
+            if (m.contains("meta") && !m["meta"].is_null()) a.mock_meta = m["meta"].dump();
+          }
+          new_dataset->assets.push_back(std::move(a));
+        } else {
+          RETURN_IF_ERROR(ApplyObject(tx, im, o, adopted));
+        }
+        if (apply_hook_) RETURN_IF_ERROR(apply_hook_(o));
+      }
+      if (new_dataset) RETURN_IF_ERROR(tx.InsertDataset(*new_dataset));
+      for (const SyncObject& o : im.objects) {
+        if (o.root != batch) continue;
+        RETURN_IF_ERROR(
+            tx.PutSyncObject(store::SyncLedger::kExchanged, im.peer.name, {o.kind, o.id, o.hash}));
+      }
+    }
+    for (const auto& [id, reason] : decisions.deny) {
+      const std::string rid = SplitBatch(id).second;
+      RETURN_IF_ERROR(tx.DecideRequest(rid, "denied", reason, caller.user_id.value_or(""),
+                                       clock_.NowSeconds()));
+    }
+    for (const std::string& id : decisions.ignore) {
+      RETURN_IF_ERROR(tx.SetSyncIgnored(im.peer.name, id, true));
+    }
+    if (!im.applied_once) {
+      ASSIGN_OR_RETURN(store::SyncPeer peer, tx.GetSyncPeer(im.peer.name));
+      if (im.header.seq <= peer.last_applied_seq) {
+        return sync::Refuse(sync::Refusal::kReplayed, "a bundle as new was applied meanwhile");
+      }
+      peer.last_applied_seq = im.header.seq;
+      RETURN_IF_ERROR(tx.UpdateSyncPeerState(peer));
+    }
+    RETURN_IF_ERROR(
+        tx.PutSyncImport({im.id, im.peer.name, im.header.seq, clock_.NowSeconds(), "applied"}));
+    std::string detail = "import " + im.id + "; accepted";
+    for (const std::string& id : decisions.accept) detail += " " + id;
+    detail += "; denied";
+    for (const auto& [id, reason] : decisions.deny) detail += " " + id;
+    detail += "; ignored";
+    for (const std::string& id : decisions.ignore) detail += " " + id;
+    RETURN_IF_ERROR(tx.AppendAudit(
+        {clock_.NowSeconds(), caller.AuditName(), "sync.apply", "peer:" + im.peer.name, detail}));
+    return tx.SetChangeOrigin("");
+  });
+  if (!st.ok()) {
+    // All or nothing: the blobs this apply wrote go with the rolled-back rows.
+    for (const std::string& id : adopted) (void)blobs_.Delete(id);
+    return st;
+  }
+  im.applied_once = true;
+  json applied = json::array(), denied = json::array(), ignored = json::array();
+  for (const std::string& id : decisions.accept) {
+    im.state[id] = "applied";
+    applied.push_back(id);
+  }
+  for (const auto& [id, reason] : decisions.deny) {
+    im.state[id] = "denied";
+    denied.push_back(id);
+  }
+  for (const std::string& id : decisions.ignore) ignored.push_back(id);
+  ASSIGN_OR_RETURN(json after, DiffLocked(im));
+  return json{{"applied", applied}, {"ignored", ignored}, {"denied", denied}, {"diff", after}};
+}
+
+}  // namespace datasite::services

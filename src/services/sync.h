@@ -1,0 +1,167 @@
+// Sync (issue 14): a low side and a high side kept in step by signed bundles (docs/SYNC.md; the
+// contract is the issue's). A server exports, per peer, the objects its side may send that the peer
+// does not hold yet, as a bundle (sync/bundle.h); it loads a peer's bundle into a pending import,
+// computes its diff against its own state, and applies the batches its owner accepts, in one store
+// transaction per call.
+//
+// Direction rules, enforced here on both ends: a low side sends users (data scientists only),
+// code, requests and projects; a high side sends datasets with their assets (mocks only),
+// decisions on the requests it received and the jobs of approved requests as their requester sees
+// them. A server refuses a bundle carrying any kind its side may not receive.
+#ifndef DATASITE_SERVICES_SYNC_H_
+#define DATASITE_SERVICES_SYNC_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "blob/blob_store.h"
+#include "core/clock.h"
+#include "core/status.h"
+#include "services/code.h"
+#include "services/principal.h"
+#include "services/settings.h"
+#include "store/store.h"
+#include "sync/bundle.h"
+
+namespace datasite::services {
+
+// One syncable object as a bundle carries it.
+struct SyncObject {
+  std::string kind;
+  std::string id;
+  std::string root;  // the batch: "request:<id>", "dataset:<id>", "user:<id>", "project:<id>"
+  int64_t version = 0;
+  std::string hash;
+  nlohmann::json fields;
+  std::optional<std::string> blob;  // sha256 of the bytes it needs, if any
+  // Export only: where the blob's bytes are (a file) and how many.
+  std::string blob_path;
+  int64_t blob_size = 0;
+};
+
+// The hash of an object: lowercase hex SHA-256 of the canonical JSON of `fields` followed by the
+// blob's sha256 ('' for none).
+std::string SyncObjectHash(const nlohmann::json& fields, const std::optional<std::string>& blob);
+
+// The owner's decisions on an import's batches.
+struct SyncDecisions {
+  std::vector<std::string> accept;
+  std::vector<std::string> overwrite;
+  std::vector<std::string> ignore;
+  std::vector<std::pair<std::string, std::string>> deny;  // (batch, reason)
+};
+
+// A bundle ready to be sent: pull its bytes from `source`.
+struct SyncExport {
+  std::unique_ptr<sync::BundleSource> source;
+  int64_t seq = 0;
+};
+
+class SyncService;
+
+// Receives one uploaded bundle, a chunk at a time, verifying it as it streams. Not thread-safe.
+// Destroying it before Finish removes what it staged.
+class SyncImportSink {
+ public:
+  Status Write(std::string_view chunk) { return verifier_->Write(chunk); }
+  // The diff of the verified bundle (the import is then pending).
+  Result<nlohmann::json> Finish();
+
+ private:
+  friend class SyncService;
+  SyncImportSink(SyncService& service, Principal caller);
+
+  SyncService& service_;
+  Principal caller_;
+  std::unique_ptr<sync::BundleVerifier> verifier_;
+};
+
+struct SyncOptions {
+  // Where staging files go; must be on the blob store's file system. Empty: the blob store's
+  // scratch paths.
+  std::string staging_dir;
+};
+
+// Safe for concurrent use. Every method is for admins only (kPermissionDenied otherwise).
+class SyncService {
+ public:
+  SyncService(store::Store& store, blob::BlobStore& blobs, const SettingsService& settings,
+              CodeService& code, const Clock& clock, SyncOptions options = {});
+  ~SyncService();
+
+  // {"name", "verify_key", "server_id", "side"}.
+  Result<nlohmann::json> Identity(const Principal& caller) const;
+  Result<std::vector<store::SyncPeer>> ListPeers(const Principal& caller);
+  // kAlreadyExists when the name or key is taken; kInvalidArgument for a malformed name or key.
+  Result<store::SyncPeer> AddPeer(const Principal& caller, const std::string& name,
+                                  const std::string& verify_key);
+  Result<store::SyncPeer> RotatePeer(const Principal& caller, const std::string& name,
+                                     const std::string& verify_key);
+  Status RevokePeer(const Principal& caller, const std::string& name);
+
+  // The next bundle for `peer`: every object this side may send whose hash differs from what the
+  // peer last said it holds, with the blobs they need. last_sent_seq moves, and what is sent is
+  // recorded, in one transaction with the audit entry.
+  Result<SyncExport> Export(const Principal& caller, const std::string& peer);
+
+  // A sink for one uploaded bundle.
+  Result<std::unique_ptr<SyncImportSink>> BeginImport(const Principal& caller);
+  // The pending import's diff as it stands now.
+  Result<nlohmann::json> Diff(const Principal& caller, const std::string& import_id);
+  // Applies the decisions in one transaction (all or nothing) and returns {"applied", "ignored",
+  // "denied", "diff"}. kAlreadyExists (409) for an accepted batch in conflict not in overwrite.
+  Result<nlohmann::json> Apply(const Principal& caller, const std::string& import_id,
+                               const SyncDecisions& decisions);
+  // (peer name, batch id) pairs.
+  Result<std::vector<std::pair<std::string, std::string>>> Ignored(const Principal& caller);
+  Status Unignore(const Principal& caller, const std::string& peer, const std::string& batch);
+
+  // This side: "low" or "high".
+  std::string side() const;
+  // A fresh scratch path for an export written to disk before it is sent.
+  std::string ExportPath() { return StagingPath(); }
+
+  // Test hook: called inside the apply's transaction after each object is written; an error from
+  // it fails the apply (and rolls everything back).
+  void SetApplyHookForTest(std::function<Status(const SyncObject&)> hook) {
+    apply_hook_ = std::move(hook);
+  }
+
+ private:
+  friend class SyncImportSink;
+  struct Import;
+
+  Status CheckHeader(const sync::BundleHeader& header);
+  Result<nlohmann::json> Load(const Principal& caller, sync::VerifiedBundle bundle);
+  // Every object of `kind` this server holds, projected as it would send it.
+  Result<std::vector<SyncObject>> Project(const std::string& kind, const std::string& peer_key);
+  // One local object projected (nullopt when absent).
+  Result<std::optional<SyncObject>> ProjectOne(const std::string& kind, const std::string& id);
+  Result<nlohmann::json> DiffLocked(Import& import);
+  Status ApplyObject(store::Store& tx, Import& import, const SyncObject& object,
+                     std::vector<std::string>& adopted_blobs);
+  std::string StagingPath();
+
+  store::Store& store_;
+  blob::BlobStore& blobs_;
+  const SettingsService& settings_;
+  CodeService& code_;
+  const Clock& clock_;
+  const SyncOptions options_;
+  std::function<Status(const SyncObject&)> apply_hook_;
+
+  std::mutex mu_;
+  std::map<std::string, std::unique_ptr<Import>> imports_;  // Guarded by mu_.
+};
+
+}  // namespace datasite::services
+
+#endif  // DATASITE_SERVICES_SYNC_H_

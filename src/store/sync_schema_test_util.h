@@ -1,0 +1,32 @@
+// For tests only: SQL that undoes the sync migration (issue 14), for the upgrade tests that take a
+// database back to an older schema version.
+#ifndef DATASITE_STORE_SYNC_SCHEMA_TEST_UTIL_H_
+#define DATASITE_STORE_SYNC_SCHEMA_TEST_UTIL_H_
+
+namespace datasite::store {
+
+constexpr const char* kDropSync =
+    "DROP TRIGGER change_users_insert; DROP TRIGGER change_users_update; "
+    "DROP TRIGGER change_users_delete; DROP TRIGGER change_user_code_insert; "
+    "DROP TRIGGER change_user_code_update; DROP TRIGGER change_user_code_delete; "
+    "DROP TRIGGER change_code_policies_insert; DROP TRIGGER change_code_policies_update; "
+    "DROP TRIGGER change_code_policies_delete; DROP TRIGGER change_code_requests_insert; "
+    "DROP TRIGGER change_code_requests_update; DROP TRIGGER change_code_requests_delete; "
+    "DROP TRIGGER change_request_decisions_insert; DROP TRIGGER change_request_decisions_update; "
+    "DROP TRIGGER change_request_decisions_delete; DROP TRIGGER change_datasets_insert; "
+    "DROP TRIGGER change_datasets_update; DROP TRIGGER change_datasets_delete; "
+    "DROP TRIGGER change_assets_insert; DROP TRIGGER change_assets_update; "
+    "DROP TRIGGER change_assets_delete; DROP TRIGGER change_projects_insert; "
+    "DROP TRIGGER change_projects_update; DROP TRIGGER change_projects_delete; "
+    "DROP TRIGGER change_project_members_insert; DROP TRIGGER change_project_members_update; "
+    "DROP TRIGGER change_project_members_delete; DROP TRIGGER change_project_events_insert; "
+    "DROP TRIGGER change_project_events_update; DROP TRIGGER change_project_events_delete; "
+    "DROP TRIGGER change_jobs_insert; DROP TRIGGER change_jobs_update; "
+    "DROP TRIGGER change_jobs_delete; "
+    "DROP TABLE change_log; DROP TABLE change_origin; DROP TABLE sync_peers; "
+    "DROP TABLE sync_revoked_keys; DROP TABLE sync_objects; DROP TABLE sync_inventory; "
+    "DROP TABLE sync_ignored; DROP TABLE sync_imports; ALTER TABLE jobs DROP COLUMN origin; ";
+
+}  // namespace datasite::store
+
+#endif  // DATASITE_STORE_SYNC_SCHEMA_TEST_UTIL_H_
