@@ -8,7 +8,6 @@ import os
 import pathlib
 import subprocess
 import tempfile
-import time
 import uuid
 
 import pytest

@@ -14,6 +14,7 @@ import pytest
 
 import datasite as sy
 from helpers import PASSWORD, needs_sandbox, unique
+from sync_helpers import Peer, scientist_object, sync_object
 from sync_sides import (
     FLAGS,
     DrivenError,
@@ -24,15 +25,11 @@ from sync_sides import (
     can_connect,
     carry,
     exchange_keys,
-    forge_bundle,
-    forged_object,
-    new_signing_key,
     register_scientist,
     root_namespace_addresses,
     skip_without_sync,
     start_side,
     state_of,
-    verify_key_hex,
 )
 
 PRIVATE_AGES = [31, 42, 57, 64, 23]
@@ -318,8 +315,10 @@ def test_online_sync_with_pysyft_names(binary, tmp_path):
 def test_every_refusal_says_which_and_changes_nothing(pair, tmp_path):
     low, high, low_admin, high_admin = pair
     register_scientist(low.port)
-    forger = new_signing_key()
-    assert high_admin.sync.add_peer(name="forger", verify_key=verify_key_hex(forger))
+    forger = Peer(side="low")
+    assert high_admin.sync.add_peer(name=forger.name, verify_key=forger.verify_key)
+    same_side = Peer(side="high")
+    assert high_admin.sync.add_peer(name=same_side.name, verify_key=same_side.verify_key)
     high_key = high_admin.sync.identity["verify_key"]
     low_key = low_admin.sync.identity["verify_key"]
 
@@ -333,6 +332,10 @@ def test_every_refusal_says_which_and_changes_nothing(pair, tmp_path):
         path.write_bytes(data)
         return lambda: high_admin.sync.load(path)
 
+    dataset_id = "5" * 32
+    dataset = sync_object("dataset", dataset_id, "dataset:" + dataset_id, {
+        "id": dataset_id, "name": "planted", "summary": "", "description": "", "citation": "",
+        "url": "", "contributors": [], "created_at": 0, "updated_at": 0, "deleted_at": None})
     flipped = bytearray(raw)
     flipped[-1] ^= 0x01
     cases = [
@@ -341,29 +344,25 @@ def test_every_refusal_says_which_and_changes_nothing(pair, tmp_path):
         (load_bytes(raw + b"\0", "trailing"), "tampered", sy.InvalidArgumentError),
         (load_bytes(raw[:-7], "truncated"), "truncated", sy.InvalidArgumentError),
         (load_bytes(raw[:20], "header-cut"), "truncated", sy.InvalidArgumentError),
-        (load_bytes(forge_bundle(new_signing_key(), "low", high_key, 1, []), "stranger"),
-         "unknown key", sy.PermissionDeniedError),
-        (load_bytes(forge_bundle(forger, "low", low_key, 1, []), "elsewhere"),
-         "wrong destination", sy.PermissionDeniedError),
-        (load_bytes(forge_bundle(forger, "high", high_key, 1, []), "same-side"),
-         "out of sequence", sy.FailedPreconditionError),
-        (load_bytes(forge_bundle(forger, "low", high_key, 1, [forged_object("dataset", {
-            "id": "5" * 32, "name": "planted", "summary": "", "description": "",
-            "citation": "", "url": "", "contributors": [], "created_at": 0, "updated_at": 0,
-            "deleted_at": None})]), "dataset-up"), "kind not allowed", sy.PermissionDeniedError),
+        (load_bytes(Peer(side="low").bundle(high_key), "stranger"), "unknown key",
+         sy.PermissionDeniedError),
+        (load_bytes(forger.bundle(low_key, seq=1), "elsewhere"), "wrong destination",
+         sy.PermissionDeniedError),
+        (load_bytes(same_side.bundle(high_key, seq=1), "same-side"), "out of sequence",
+         sy.FailedPreconditionError),
+        (load_bytes(forger.bundle(high_key, [dataset], seq=1), "dataset-up"), "kind not allowed",
+         sy.PermissionDeniedError),
     ]
     for load, reason, error in cases:
         assert_refused(load, reason, error)
         assert state_of(high_admin) == before, reason
 
     # A low side refuses what only a high side may receive.
-    low_forger = new_signing_key()
-    assert low_admin.sync.add_peer(name="forger", verify_key=verify_key_hex(low_forger))
+    low_forger = Peer(side="high")
+    assert low_admin.sync.add_peer(name=low_forger.name, verify_key=low_forger.verify_key)
     low_before = state_of(low_admin)
-    user = {"id": "6" * 32, "email": "planted@example.org", "name": "Planted",
-            "institution": "", "website": "", "created_at": 0}
     path = tmp_path / "user-down.dsync"
-    path.write_bytes(forge_bundle(low_forger, "high", low_key, 1, [forged_object("user", user)]))
+    path.write_bytes(low_forger.bundle(low_key, [scientist_object()], seq=1))
     assert_refused(lambda: low_admin.sync.load(path), "kind not allowed", sy.PermissionDeniedError)
     assert state_of(low_admin) == low_before
 
