@@ -315,7 +315,8 @@ class ObjectDiff:
         changed = set(self.changed_fields)
         rows = []
         for name in self.fields:
-            mark = ' style="background:#fff3cd"' if name in changed and self.local is not None else ""
+            differs = name in changed and self.local is not None
+            mark = ' style="background:#fff3cd"' if differs else ""
             rows.append(
                 '<tr{}><th style="text-align:left">{}</th>'
                 '<td style="text-align:left"><pre>{}</pre></td>'
@@ -469,7 +470,8 @@ class ServerDiff:
 
     def _summary_text(self):
         s = self.summary
-        return "{} batches: {} new, {} changed, {} conflicts, {} same, {} deleted, {} ignored".format(
+        text = "{} batches: {} new, {} changed, {} conflicts, {} same, {} deleted, {} ignored"
+        return text.format(
             s.get("batches", len(self.all_batches)),
             s.get("new", 0),
             s.get("changed", 0),

@@ -109,7 +109,8 @@ class Netns:
             _ip("netns", "add", self.name)
         except (OSError, subprocess.SubprocessError) as err:
             detail = getattr(err, "stderr", b"") or b""
-            pytest.skip("`ip netns add` failed here: {} {}".format(err, detail.decode(errors="replace")))
+            pytest.skip("`ip netns add` failed here: {} {}".format(
+                err, detail.decode(errors="replace")))
         _ip("netns", "exec", self.name, "ip", "link", "set", "lo", "up")
 
     def prefix(self):
@@ -176,7 +177,8 @@ def can_connect(prefix, host, port, timeout=2.0):
     """Whether a TCP connection to host:port succeeds from the namespace of ``prefix``."""
     code = ("import socket,sys\n"
             "try:\n"
-            "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3]))\n"
+            "    socket.create_connection((sys.argv[1], int(sys.argv[2])),\n"
+            "                             timeout=float(sys.argv[3]))\n"
             "except OSError:\n"
             "    sys.exit(1)\n")
     proc = subprocess.run(prefix + [PYTHON, "-c", code, host, str(port), str(timeout)],

@@ -17,7 +17,6 @@ from helpers import PASSWORD, needs_sandbox, unique
 from sync_helpers import Peer, scientist_object, sync_object
 from sync_sides import (
     FLAGS,
-    DrivenError,
     Netns,
     NetnsServer,
     admin_of,
@@ -424,7 +423,7 @@ def test_peer_calls_refuse_clearly(pair):
         scientist.sync.export(pathlib.Path("/tmp") / unique("never.dsync"), peer="high")
 
 
-# Recovery ------------------------------------------------------------------------------------------
+# Recovery -----------------------------------------------------------------------------------------
 
 
 def test_a_lost_bundle_is_replaced_by_exporting_again(pair, tmp_path):
@@ -531,7 +530,7 @@ def test_an_ignored_batch_stays_out_until_unignored(pair, tmp_path):
     assert request.id in [r.id for r in high_admin.requests]
 
 
-# Nothing private goes down -------------------------------------------------------------------------
+# Nothing private goes down ------------------------------------------------------------------------
 
 
 @needs_sandbox

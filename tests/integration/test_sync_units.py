@@ -1,6 +1,6 @@
-"""The sync client (``datasite.syncing``) against a scripted server that speaks the sync contract: what
-it sends, how it writes and streams bundle files, how refusals reach the caller, and the resolver's
-HTML. The real servers are in test_sync.py."""
+"""The sync client (``datasite.syncing``) against a scripted server that speaks the sync contract:
+what it sends, how it writes and streams bundle files, how refusals reach the caller, and the
+resolver's HTML. The real servers are in test_sync.py."""
 
 import http.server
 import json
@@ -277,4 +277,5 @@ def test_the_resolver_shows_local_and_incoming_side_by_side():
 def test_pysyft_names_are_exported():
     assert sy.sync is sync_module.sync
     assert sy.compare_clients is sync_module.compare_clients
-    assert sync_module.PaginatedResolveWidget._sync_all is sync_module.PaginatedResolveWidget.sync_all
+    widget = sync_module.PaginatedResolveWidget
+    assert widget._sync_all is widget.sync_all
