@@ -93,6 +93,7 @@ from .policies import (
 from .projects import Project, ProjectList
 from .requests import Request, RequestList
 from .settings import Settings
+from .syncing import ServerDiff, compare_clients, sync
 from .users import Account, User, UserCollection, UserList
 
 SyftWarning = DatasiteWarning
@@ -188,4 +189,7 @@ __all__ = [
     "CustomInputPolicy",
     "CustomOutputPolicy",
     "IncompatibleServerError",
+    "compare_clients",
+    "sync",
+    "ServerDiff",
 ]

@@ -81,4 +81,18 @@ ROUTES = {
     "project_send_message": ("POST", "/api/v1/projects/{id}/messages"),
     "audit_list": ("GET", "/api/v1/audit"),
     "audit_verify": ("GET", "/api/v1/audit/verify"),
+    "sync_identity": ("GET", "/api/v1/sync/identity"),
+    "sync_peers": ("GET", "/api/v1/sync/peers"),
+    "sync_peer_add": ("POST", "/api/v1/sync/peers"),
+    "sync_peer_rotate": ("PUT", "/api/v1/sync/peers/{name}"),
+    "sync_peer_revoke": ("DELETE", "/api/v1/sync/peers/{name}"),
+    "sync_export": ("GET", "/api/v1/sync/export"),
+    "sync_imports": ("POST", "/api/v1/sync/imports"),
+    "sync_import_get": ("GET", "/api/v1/sync/imports/{id}"),
+    "sync_import_apply": ("POST", "/api/v1/sync/imports/{id}/apply"),
+    "sync_ignored": ("GET", "/api/v1/sync/ignored"),
+    "sync_unignore": ("DELETE", "/api/v1/sync/ignored/{peer}/{kind}/{id}"),
 }
+
+# The routes of issue 14's sync (tests skip them against a server without sync).
+SYNC_ROUTE_PREFIX = "/api/v1/sync/"

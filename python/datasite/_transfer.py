@@ -344,13 +344,17 @@ def _answer_waiting(sock):
     return bool(readable)
 
 
-def upload(transport, payload, label="Uploading", progress_stream=None):
-    """Streams ``payload`` to ``POST /api/v1/blobs?format=F``; returns the blob JSON.
+def upload(transport, payload, label="Uploading", progress_stream=None, route="blobs_upload",
+           query=None):
+    """Streams ``payload`` to ``POST /api/v1/blobs?format=F`` (or to ``route`` with ``query``);
+    returns the answer's JSON.
 
     Raises the server's error (``PayloadTooLargeError``, ``InvalidArgumentError``, ...) also when
     it comes before the whole body was sent.
     """
-    _, path = route_path("blobs_upload", query={"format": payload.format})
+    if query is None and route == "blobs_upload":
+        query = {"format": payload.format}
+    _, path = route_path(route, query=query)
     conn = _connection(transport, transport.timeout)
     progress = None
     try:

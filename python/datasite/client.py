@@ -232,6 +232,14 @@ class DatasiteClient:
         return _audit.AuditLog(self)
 
     @property
+    def sync(self):
+        """Sync with the other side of a low/high pair (admins): ``identity``, ``add_peer``,
+        ``peers``, ``export(path, peer=)``, ``load(path)``; see ``datasite.syncing``."""
+        from .syncing import SyncAPI
+
+        return SyncAPI(self)
+
+    @property
     def jobs(self):
         """Runs of code on the server that you may see, oldest first."""
         return _jobs.JobCollection(self)
