@@ -24,6 +24,7 @@ client's own sync calls (python/datasite/syncing.py), as an owner who is admin o
 Usage: /usr/bin/python3 bench/sync.py [--runs 3] [--objects 10000] [--size-mib 1024] [--json OUT]
 """
 import argparse
+import contextlib
 import hashlib
 import http.client
 import io
@@ -42,6 +43,7 @@ import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from launch_login import BINARY, ROOT, free_port, post_json, stop, wait_ready  # noqa: E402
+from render import load, machine  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "python"))
 import datasite  # noqa: E402
@@ -263,7 +265,7 @@ def big_run(tmp, run, big, small):
             out["ref_export_s"] = cp_sync(bundle, bundle + ".ref")
         if ref_first:
             out["ref_import_s"] = cp_sync(bundle, bundle + ".ref")
-        with RssSampler(lproc.pid) as rss:
+        with RssSampler(lproc.pid) as rss, contextlib.redirect_stderr(io.StringIO()):  # its progress bar
             t0 = time.perf_counter()
             diff = syncing.load_bundle(low, bundle)
             out["import_s"] = time.perf_counter() - t0
@@ -297,7 +299,11 @@ def main():
     ap.add_argument("--json")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="datasite-syncbench-", dir=os.environ.get("BENCH_DIR", ROOT + "/build"))
-    res = {"kind": "sync", "runs": a.runs, "scientists": a.objects, "size_mib": a.size_mib}
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    res = {"kind": "sync", "runs": a.runs, "scientists": a.objects, "size_mib": a.size_mib,
+           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit, "machine": machine(),
+           "load_start": load()}
     med = statistics.median
     try:
         if a.skip != "objects":
@@ -343,12 +349,15 @@ def main():
             # Each run's ratio against the reference copy of the same run (they share that moment's disk).
             res["big_export_ratio_all"] = [r["ref_export_s"] / r["export_s"] for r in runs]
             res["big_import_ratio_all"] = [r["ref_import_s"] / r["import_s"] for r in runs]
+            # The import stages the mock and the apply adopts it: both, against the one reference copy.
+            res["big_import_apply_ratio_all"] = [r["ref_import_s"] / (r["import_s"] + r["apply_s"]) for r in runs]
             for key in ("export_rss_growth_mib", "import_rss_growth_mib", "apply_rss_growth_mib"):
                 res["big_" + key] = max(r[key] for r in runs)
                 res["big_" + key + "_all"] = [r[key] for r in runs]
             res["big_hwm_kib_all"] = [{"export": r["export_hwm_kib"], "import": r["import_hwm_kib"]} for r in runs]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    res["load_end"] = load()
     text = json.dumps(res, indent=1)
     print(text)
     if a.json:
