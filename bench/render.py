@@ -2,7 +2,8 @@
 """Writes docs/BENCHMARKS.md (to stdout) from the JSON figures of the benchmarks.
 
 Usage: render.py LAUNCH_LOGIN.json [UPLOAD_LIST.json [MORE.json...]]; each further file is recognised by its
-"kind": "api_wrk" (bench/api_wrk.py) or "soak" (bench/soak.py).
+"kind": "api_wrk" (bench/api_wrk.py), "soak" (bench/soak.py), "jobs" (bench/jobs.py) or "sync" (bench/sync.py).
+render.py --section MORE.json prints that one section alone.
 """
 import json
 import os
@@ -152,6 +153,87 @@ def jobs_section(j):
     return out
 
 
+def sync_section(y):
+    """Sync between a low and a high side: the many-objects diff and the 1 GiB mock beside cp + sync."""
+    out = ["## Sync: a low and a high side (bench/sync.py)\n"]
+    when = ""
+    if y.get("date"):
+        when = " Measured %s on a build of commit %s (%s; load average %s at the start, %s at the end)." % (
+            y["date"], y.get("commit", "?"), y.get("machine", machine()), y.get("load_start", "?"),
+            y.get("load_end", "?"))
+    out.append("Medians of %d runs, two fresh servers (`--side low`, `--side high`) per run, driven by the "
+               "datasite Python client's sync calls as an owner who is admin on both.%s\n" % (y["runs"], when))
+    out.append("| measure | datasite | reference | ratio | goal | |")
+    out.append("|---|---|---|---|---|---|")
+    s = lambda v: "%.2f s" % v
+    if "objects_load_s" in y:
+        n, objs = y["batches"], y["objects"]
+        diff_and_summary = y["objects_load_s"] + y["objects_render_text_s"]
+        out.append("| Load a low side's bundle of %d scientists with a code and a request each (%d objects, %d "
+                   "batches, %.1f MB) into a high side: streamed upload, verification, diff, until the diff is in "
+                   "hand | %s | | | | |" % (n, objs, n, y["bundle_objects_bytes"] / 1e6, s(y["objects_load_s"])))
+        out.append("| Its summary rendered by the client: text (`repr`: counts and one line per batch) | %s | | | "
+                   "| |" % s(y["objects_render_text_s"]))
+        out.append("| Diff computed and its summary rendered (the two rows above) | %s | | | <= 1 s | %s |" % (
+            s(diff_and_summary), "met" if diff_and_summary <= 1 else "not met"))
+        out.append("| The resolver's HTML (`_repr_html_`: every batch's objects, fields side by side) | %s | | | | |"
+                   % s(y["objects_render_html_s"]))
+        out.append("| Apply all %d batches in one call (`widget.sync_all()`, until its answer is parsed) | %s | | | "
+                   "<= 2 s | %s |" % (n, s(y["objects_apply_s"]), "met" if y["objects_apply_s"] <= 2 else "not met"))
+        out.append("| Context: the low side's export of that bundle to a file | %s | | | | |" % s(y["objects_export_s"]))
+    if "big_export_s" in y:
+        mib = y["size_mib"]
+        for label, key in (("Export from the high side to a file (the client streams it to disk, fsyncs) of a "
+                            "dataset whose mock is %d MiB" % mib, "export"),
+                           ("Import of that bundle into the low side (streamed upload, verified, blob staged, until "
+                            "the diff)", "import")):
+            ratio = statistics.median(y["big_%s_ratio_all" % key])
+            out.append("| %s | %.0f MiB/s | `cp` + `sync` of the same bytes: %.0f MiB/s | %.0f%% | >= 50%% | %s |" % (
+                label, y["big_%s_mib_s" % key], y["big_ref_%s_mib_s" % key], 100 * ratio,
+                "met" if ratio >= 0.5 else "not met"))
+        out.append("| Then its apply on the low side (the staged mock adopted into the blob store) | %s | | | | |"
+                   % s(y["big_apply_s"]))
+        if "big_import_apply_ratio_all" in y:
+            ratio = statistics.median(y["big_import_apply_ratio_all"])
+            out.append("| Context: import and apply together, against the same reference | %.0f MiB/s | | %.0f%% | | |"
+                       % (mib / statistics.median(a + b for a, b in zip(y["big_import_s_all"], y["big_apply_s_all"])),
+                          100 * ratio))
+        for label, key in (("export, high side", "export"), ("import, low side", "import")):
+            g = y["big_%s_rss_growth_mib" % key]
+            out.append("| Server resident memory growth during the %s (largest over the runs) | %.1f MiB | | | "
+                       "<= 64 MiB | %s |" % (label, g, "met" if g <= 64 else "not met"))
+    out.append("")
+    if "objects_load_s" in y:
+        out.append("- **Objects**: one scientist, code and request are made through the API on a low side; the "
+                   "server is stopped and the other %d of each are cloned from those rows with sqlite3 (new ids, "
+                   "emails, names, sources, each code_hash recomputed; the change log written by the schema's own "
+                   "triggers), since %d users through the API would cost as many argon2 hashes. Per-run seconds: "
+                   "load %s; text summary %s; HTML %s; apply %s; export %s." % (
+                       y["batches"] - 1, y["batches"],
+                       ", ".join("%.2f" % v for v in y["objects_load_s_all"]),
+                       ", ".join("%.3f" % v for v in y["objects_render_text_s_all"]),
+                       ", ".join("%.2f" % v for v in y["objects_render_html_s_all"]),
+                       ", ".join("%.2f" % v for v in y["objects_apply_s_all"]),
+                       ", ".join("%.2f" % v for v in y["objects_export_s_all"])))
+    if "big_export_s" in y:
+        out.append("- **Big mock**: random bytes as a raw asset's mock (the private data a 4 KiB raw blob), the "
+                   "bundle %.0f MiB. The reference copies the same bytes on the same disk in the same run (`cp` then "
+                   "`sync` of the copy): before the transfer in odd runs (the export's reference then copies the mock "
+                   "file, the bundle not being made yet) and after it in even ones; each ratio is the median of the "
+                   "runs' own ratios. Per-run ratios: export %s, import %s; apply %s s. Memory: VmRSS of the server sampled "
+                   "every 20 ms, peak minus the value just before; per run export %s MiB, import %s MiB." % (
+                       y["bundle_big_bytes"] / 1048576.0,
+                       ", ".join("%.0f%%" % (100 * v) for v in y["big_export_ratio_all"]),
+                       ", ".join("%.0f%%" % (100 * v) for v in y["big_import_ratio_all"]),
+                       ", ".join("%.2f" % v for v in y["big_apply_s_all"]),
+                       ", ".join("%.1f" % v for v in y["big_export_rss_growth_mib_all"]),
+                       ", ".join("%.1f" % v for v in y["big_import_rss_growth_mib_all"])))
+    if y.get("notes"):
+        out += ["- " + n for n in y["notes"]]
+    out.append("")
+    return out
+
+
 # Measured by hand (build/bench/audit_chain), not by run.sh: kept as written.
 AUDIT_SECTION = """## Audit log: what hash-chaining costs (build/bench/audit_chain; run by hand, not by run.sh)
 
@@ -172,6 +254,11 @@ its mutex), so the chain adds no lock of its own; verify reads the whole log (10
 
 
 def main():
+    if sys.argv[1] == "--section":
+        # One section alone (to splice into docs/BENCHMARKS.md without rerunning the others).
+        doc = json.load(open(sys.argv[2]))
+        print("\n".join({"sync": sync_section, "jobs": jobs_section, "api_wrk": api_section}[doc["kind"]](doc)))
+        return
     r = json.load(open(sys.argv[1]))
     u = json.load(open(sys.argv[2])) if len(sys.argv) > 2 else None
     extra = {}
@@ -272,6 +359,8 @@ Raw figures: `bench/out/*.json` (not committed; rerun to get them).
         out += soak_section(extra["soak"])
     if "jobs" in extra:
         out += jobs_section(extra["jobs"])
+    if "sync" in extra:
+        out += sync_section(extra["sync"])
     out.append(AUDIT_SECTION)
     out.append("""## Reading the goals
 

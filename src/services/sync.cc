@@ -749,8 +749,23 @@ Result<json> SyncService::DiffLocked(Import& im) {
   std::vector<std::string> order;
   std::map<std::string, json> batches;
   std::map<std::string, std::set<std::string>> statuses;
+  // This side's objects of each kind, projected once per diff (kind -> id -> object): projecting
+  // them per incoming object made a diff quadratic in the objects held.
+  std::map<std::string, std::map<std::string, SyncObject>> projected;
+  auto local_of = [&](const SyncObject& o) -> Result<std::optional<SyncObject>> {
+    if (o.kind == "decision" || o.kind == "job") return ProjectOne(o.kind, o.id);
+    auto kind = projected.find(o.kind);
+    if (kind == projected.end()) {
+      ASSIGN_OR_RETURN(std::vector<SyncObject> all, Project(o.kind, ""));
+      kind = projected.emplace(o.kind, std::map<std::string, SyncObject>()).first;
+      for (SyncObject& one : all) kind->second.emplace(one.id, std::move(one));
+    }
+    auto it = kind->second.find(o.id);
+    if (it == kind->second.end()) return std::optional<SyncObject>();
+    return std::optional<SyncObject>(it->second);
+  };
   for (const SyncObject& o : im.objects) {
-    ASSIGN_OR_RETURN(std::optional<SyncObject> local, ProjectOne(o.kind, o.id));
+    ASSIGN_OR_RETURN(std::optional<SyncObject> local, local_of(o));
     auto b = base.find({o.kind, o.id});
     const bool exists = local.has_value() || (o.kind == "job" && store_.GetJob(o.id).ok());
     std::optional<std::string> local_hash;
@@ -1064,15 +1079,19 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
   }
   for (const std::string& id : decisions.ignore) RETURN_IF_ERROR(find(id).status());
 
+  // The objects of each batch, in bundle order (found once, not by a pass over all per batch).
+  std::map<std::string, std::vector<const SyncObject*>> of_batch;
+  for (const SyncObject& o : im.objects) of_batch[o.root].push_back(&o);
   std::vector<std::string> adopted;
   std::map<std::string, std::string> adopted_from;  // staged sha256 -> the blob it became
   Status st = store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.SetChangeOrigin(im.peer.verify_key));
     for (const std::string& batch : to_write) {
+      const std::vector<const SyncObject*>& members = of_batch[batch];
       // Datasets are written whole: the dataset with its assets, their mocks adopted from staging.
       std::optional<store::Dataset> new_dataset;
-      for (const SyncObject& o : im.objects) {
-        if (o.root != batch) continue;
+      for (const SyncObject* member : members) {
+        const SyncObject& o = *member;
         if (o.kind == "dataset" && !tx.GetDataset(o.id).ok()) {
           new_dataset.emplace();
           RETURN_IF_ERROR(ApplyObject(tx, im, o, adopted));
@@ -1154,10 +1173,9 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
         if (apply_hook_) RETURN_IF_ERROR(apply_hook_(o));
       }
       if (new_dataset) RETURN_IF_ERROR(tx.InsertDataset(*new_dataset));
-      for (const SyncObject& o : im.objects) {
-        if (o.root != batch) continue;
-        RETURN_IF_ERROR(
-            tx.PutSyncObject(store::SyncLedger::kExchanged, im.peer.name, {o.kind, o.id, o.hash}));
+      for (const SyncObject* o : members) {
+        RETURN_IF_ERROR(tx.PutSyncObject(store::SyncLedger::kExchanged, im.peer.name,
+                                         {o->kind, o->id, o->hash}));
       }
     }
     for (const auto& [id, reason] : decisions.deny) {
