@@ -1178,6 +1178,9 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
                                          {o->kind, o->id, o->hash}));
       }
     }
+    // A denial is this side's own decision, not the peer's: with the peer's origin it would never
+    // be exported back to it (the echo guard), and the requester would never learn of it.
+    RETURN_IF_ERROR(tx.SetChangeOrigin(""));
     for (const auto& [id, reason] : decisions.deny) {
       const std::string rid = SplitBatch(id).second;
       RETURN_IF_ERROR(tx.DecideRequest(rid, "denied", reason, caller.user_id.value_or(""),
