@@ -1794,6 +1794,13 @@ class SqliteStore : public Store {
     return std::optional<ChangeInfo>(ChangeInfo{s.Int(0), s.Text(1), s.Text(2)});
   }
 
+  Result<int64_t> ChangeLogHead() override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "SELECT coalesce(max(seq), 0) FROM change_log");
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    return row ? s.Int(0) : int64_t{0};
+  }
+
   static constexpr const char* kSyncPeerColumns =
       "name, verify_key, coalesce(side, ''), added_at, coalesce(revoked_at, 0), last_sent_seq, "
       "last_applied_seq, peer_seq_seen FROM sync_peers";

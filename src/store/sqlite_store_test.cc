@@ -1587,6 +1587,17 @@ TEST_F(SyncStoreTest, ChangeLogRecordsEveryChangeOfASyncableTable) {
   EXPECT_FALSE(store_->LatestChange("user", "nobody")->has_value());
 }
 
+TEST_F(SyncStoreTest, ChangeLogHeadMovesWithEveryChange) {
+  EXPECT_EQ(*store_->ChangeLogHead(), 0);
+  ASSERT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());
+  const int64_t after_insert = *store_->ChangeLogHead();
+  EXPECT_EQ(after_insert, (*store_->LatestChange("user", "u1"))->seq);
+  User u = *store_->GetUserById("u1");
+  u.name = "Renamed";
+  ASSERT_TRUE(store_->UpdateUser(u).ok());
+  EXPECT_GT(*store_->ChangeLogHead(), after_insert);
+}
+
 TEST_F(SyncStoreTest, RolledBackChangeLeavesNoChangeLogRow) {
   Status st = store_->InTransaction([&](Store& s) -> Status {
     RETURN_IF_ERROR(s.InsertUser(MakeUser("u1", "a@example.org", "A")));

@@ -767,6 +767,9 @@ class Store {
   // The object's latest change; nullopt when the log has none.
   virtual Result<std::optional<ChangeInfo>> LatestChange(const std::string& kind,
                                                          const std::string& object_id) = 0;
+  // The seq of the newest change in the log (0 when empty): it moves with every change to a
+  // syncable object, so a result computed from them is current while it has not moved.
+  virtual Result<int64_t> ChangeLogHead() = 0;
   // kAlreadyExists when the name or the key is taken (or the key was ever revoked).
   virtual Status InsertSyncPeer(const SyncPeer& peer) = 0;
   // Every peer, revoked ones included, oldest first.
