@@ -176,8 +176,8 @@ def sync_section(y):
                    "| |" % s(y["objects_render_text_s"]))
         out.append("| Diff computed and its summary rendered (the two rows above) | %s | | | <= 1 s | %s |" % (
             s(diff_and_summary), "met" if diff_and_summary <= 1 else "not met"))
-        out.append("| The resolver's HTML (`_repr_html_`: every batch's objects, fields side by side) | %s | | | | |"
-                   % s(y["objects_render_html_s"]))
+        out.append("| The resolver's HTML (`_repr_html_`: the first 20 batches' objects, fields side by side, "
+                   "fetched as shown; how many more) | %s | | | | |" % s(y["objects_render_html_s"]))
         out.append("| Apply all %d batches in one call (`widget.sync_all()`, until its answer is parsed) | %s | | | "
                    "<= 2 s | %s |" % (n, s(y["objects_apply_s"]), "met" if y["objects_apply_s"] <= 2 else "not met"))
         out.append("| Context: the low side's export of that bundle to a file | %s | | | | |" % s(y["objects_export_s"]))

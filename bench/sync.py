@@ -13,7 +13,7 @@ client's own sync calls (python/datasite/syncing.py), as an owner who is admin o
   writes. The seeded storage is copied for every run. Timed separately: the export from low to a file;
   the load into high (streamed upload, verification, diff) until the diff is in hand; the client's
   rendering of that diff (`_repr_html_`, and the text summary); the apply of every batch in one call
-  (`widget.sync_all()`, until its answer with the new diff is parsed).
+  (`widget.sync_all()`, until its answer, the batches written and the new summary, is taken in).
 - big: a high side holding a dataset whose mock is a raw asset of SIZE MiB of random bytes (the private
   data is a small raw blob). Timed: the export from high to a file (the client streams it to disk and
   fsyncs), the import into low (streamed upload until the diff), and the apply there, separately. The

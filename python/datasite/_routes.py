@@ -89,6 +89,7 @@ ROUTES = {
     "sync_export": ("GET", "/api/v1/sync/export"),
     "sync_imports": ("POST", "/api/v1/sync/imports"),
     "sync_import_get": ("GET", "/api/v1/sync/imports/{id}"),
+    "sync_import_batch": ("GET", "/api/v1/sync/imports/{id}/batches/{kind}/{batch_id}"),
     "sync_import_apply": ("POST", "/api/v1/sync/imports/{id}/apply"),
     "sync_ignored": ("GET", "/api/v1/sync/ignored"),
     "sync_unignore": ("DELETE", "/api/v1/sync/ignored/{peer}/{kind}/{id}"),

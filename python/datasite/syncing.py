@@ -343,19 +343,38 @@ class ObjectDiff:
 class ObjectDiffBatch:
     """A batch: a root object (a request, a dataset, a user, a project) and what comes with it.
     ``status`` is new, changed, conflict or deleted; ``state`` (PySyft's ``decision``) is pending,
-    applied, ignored or denied.
+    applied, ignored or denied. A diff lists each batch's objects by kind, id and status; their
+    fields (``diffs``) are fetched from the server the first time they are asked for.
     """
 
     def __init__(self, data, server_diff):
-        self._data = dict(data or {})
         self._diff = server_diff
+        self._diffs = None
+        self._set(data)
+
+    def _set(self, data):
+        self._data = dict(data or {})
         self.id = self._data.get("id")
         root = self._data.get("root") or {}
         self.root_type = root.get("kind")
         self.root_id = root.get("id")
         self.status = self._data.get("status")
         self.state = self._data.get("state")
-        self.diffs = [ObjectDiff(o) for o in self._data.get("objects") or []]
+        self._diffs = None
+
+    def _has_fields(self):
+        return all("incoming" in o for o in self._data.get("objects") or [])
+
+    @property
+    def diffs(self):
+        """Each object's ``ObjectDiff``, local and incoming fields side by side."""
+        if self._diffs is None:
+            if not self._has_fields() and self._diff is not None:
+                full = self._diff._fetch_batch(self.id)
+                if full is not None:
+                    self._set(full)
+            self._diffs = [ObjectDiff(o) for o in self._data.get("objects") or []]
+        return self._diffs
 
     @property
     def decision(self):
@@ -385,7 +404,7 @@ class ObjectDiffBatch:
 
     def __repr__(self):
         return "<ObjectDiffBatch {} {} ({}), {} objects>".format(
-            self.id, self.status, self.state, len(self.diffs)
+            self.id, self.status, self.state, len(self._data.get("objects") or [])
         )
 
     def _html(self):
@@ -405,7 +424,10 @@ class ObjectDiffBatch:
 class ServerDiff:
     """What one server would change on taking a bundle (PySyft's ``ServerDiff``): ``batches``
     (pending ones first-class; batches with nothing to change are left out), ``ignored_batches``,
-    ``summary``, ``is_same``; ``resolve()`` gives the resolver."""
+    ``summary``, ``is_same``; ``resolve()`` gives the resolver. The server lists the batches with
+    their objects' kinds, ids and statuses; a batch's fields come when it is shown."""
+
+    HTML_PAGE = 20  # batches the HTML view shows with their fields
 
     def __init__(self, data, client):
         self._client = client
@@ -419,32 +441,79 @@ class ServerDiff:
         self.seq = self._data.get("seq")
         self.created_at = self._data.get("created_at")
         self.summary = dict(self._data.get("summary") or {})
-        self.all_batches = [ObjectDiffBatch(b, self) for b in self._data.get("batches") or []]
+        self._raw = list(self._data.get("batches") or [])
+        self._place = {b.get("id"): i for i, b in enumerate(self._raw)}
+        self._made = {}  # batch id -> its ObjectDiffBatch, made when first asked for
         self.ignored_batches = list(self._data.get("ignored") or [])
+
+    def _batch(self, batch_id):
+        """The batch of that id, or None when it is no longer listed."""
+        place = self._place.get(batch_id)
+        if place is None:
+            return None
+        made = self._made.get(batch_id)
+        if made is None:
+            made = self._made[batch_id] = ObjectDiffBatch(self._raw[place], self)
+        return made
+
+    def _batch_ids(self):
+        return [b.get("id") for b in self._raw]
+
+    def _fetch_batch(self, batch_id):
+        """One batch with its fields, from the server (None without a client)."""
+        if self._client is None or not self.import_id:
+            return None
+        kind, _, obj_id = str(batch_id).partition(":")
+        return self._client._transport.call(
+            "sync_import_batch",
+            path_params={"id": self.import_id, "kind": kind, "batch_id": obj_id},
+        )
+
+    def _fetch_fields(self, batch_ids):
+        """Fills the fields of the listed batches among ``batch_ids`` with one call per page."""
+        missing = [i for i in batch_ids if i in self._place and not self._batch(i)._has_fields()]
+        if not missing or self._client is None or not self.import_id:
+            return
+        first = min(self._place[i] for i in missing)
+        last = max(self._place[i] for i in missing)
+        page = self._client._transport.call(
+            "sync_import_get",
+            path_params={"id": self.import_id},
+            query={"fields": 1, "offset": first, "limit": last - first + 1},
+        ) or {}
+        for full in page.get("batches") or []:
+            made = self._batch(full.get("id"))
+            if made is not None and made._diffs is None:
+                made._set(full)
+
+    @property
+    def all_batches(self):
+        return [self._batch(i) for i in self._batch_ids()]
 
     @property
     def batches(self):
-        return list(self.all_batches)
+        return self.all_batches
 
     @property
     def is_same(self):
         """True when the bundle changes nothing here: no batch to decide, nothing deleted."""
-        return not self.all_batches and not self.summary.get("deleted")
+        return not self._raw and not self.summary.get("deleted")
 
     def __len__(self):
-        return len(self.all_batches)
+        return len(self._raw)
 
     def __getitem__(self, index):
-        return self.all_batches[index]
+        return self._batch(self._raw[index].get("id"))
 
     def __iter__(self):
-        return iter(self.all_batches)
+        return (self._batch(i) for i in self._batch_ids())
 
     def resolve(self):
         return PaginatedResolveWidget(self)
 
     def to_dict(self):
-        return dict(self._data)
+        return dict(self._data, batches=list(self._raw), ignored=list(self.ignored_batches),
+                    summary=dict(self.summary))
 
     def _apply(self, accept=(), overwrite=(), ignore=(), deny=()):
         body = {
@@ -456,14 +525,33 @@ class ServerDiff:
         answer = self._client._transport.call(
             "sync_import_apply", path_params={"id": self.import_id}, body=body
         ) or {}
-        if answer.get("diff") is not None:
-            self._load(answer["diff"])
+        self._update(answer)
         done = []
         for key, label in (("applied", "synced"), ("ignored", "ignored"), ("denied", "denied")):
             ids = answer.get(key) or []
             if ids:
                 done.append("{} {}".format(label, ", ".join(str(i) for i in ids)))
         return SyftSuccess("; ".join(done) or "Nothing to sync", value=answer)
+
+    def _update(self, answer):
+        """Takes in an apply's answer: the batches it wrote as they stand now, the ignored ones
+        out of the list, the new summary."""
+        if answer.get("summary") is not None:
+            self.summary = dict(answer["summary"])
+        for written in answer.get("batches") or []:
+            place = self._place.get(written.get("id"))
+            if place is None:
+                continue
+            self._raw[place] = written
+            self._made.pop(written.get("id"), None)
+        gone = [i for i in answer.get("ignored") or [] if i in self._place]
+        if gone:
+            self._raw = [b for b in self._raw if b.get("id") not in gone]
+            self._place = {b.get("id"): i for i, b in enumerate(self._raw)}
+            for batch_id in gone:
+                self._made.pop(batch_id, None)
+                if batch_id not in self.ignored_batches:
+                    self.ignored_batches.append(batch_id)
 
     def _unignore(self, batch_id):
         return self._client.sync.unignore(self.peer.get("name"), batch_id)
@@ -472,7 +560,7 @@ class ServerDiff:
         s = self.summary
         text = "{} batches: {} new, {} changed, {} conflicts, {} same, {} deleted, {} ignored"
         return text.format(
-            s.get("batches", len(self.all_batches)),
+            s.get("batches", len(self._raw)),
             s.get("new", 0),
             s.get("changed", 0),
             s.get("conflicts", 0),
@@ -488,8 +576,12 @@ class ServerDiff:
 
     def __repr__(self):
         lines = [self._title(), self._summary_text()]
-        for i, batch in enumerate(self.all_batches):
-            lines.append("  [{}] {} {} ({})".format(i, batch.id, batch.status, batch.state))
+        for i, batch in enumerate(self._raw):
+            lines.append(
+                "  [{}] {} {} ({})".format(
+                    i, batch.get("id"), batch.get("status"), batch.get("state")
+                )
+            )
         if self.ignored_batches:
             lines.append("Ignored: " + ", ".join(str(b) for b in self.ignored_batches))
         return "\n".join(lines)
@@ -500,10 +592,18 @@ class ServerDiff:
             ignored = "<p>Ignored: {}</p>".format(
                 ", ".join(_display.esc(b) for b in self.ignored_batches)
             )
-        return '<div class="datasite datasite-sync"><h3>{}</h3><p>{}</p>{}{}</div>'.format(
+        shown = self._batch_ids()[: self.HTML_PAGE]
+        self._fetch_fields(shown)
+        more = ""
+        if len(self._raw) > len(shown):
+            more = "<p>{} more batches: <code>widget[i]</code> shows batch i.</p>".format(
+                len(self._raw) - len(shown)
+            )
+        return '<div class="datasite datasite-sync"><h3>{}</h3><p>{}</p>{}{}{}</div>'.format(
             _display.esc(self._title()),
             _display.esc(self._summary_text()),
-            "".join(b._html() for b in self.all_batches),
+            "".join(self._batch(i)._html() for i in shown),
+            more,
             ignored,
         )
 
@@ -522,10 +622,10 @@ class ResolveWidget:
     @property
     def obj_diff_batch(self):
         """The batch as the server last described it."""
-        for batch in self._diff.all_batches:
-            if batch.id == self._batch_id:
-                return batch
-        raise LookupError("batch {} is no longer in this diff".format(self._batch_id))
+        batch = self._diff._batch(self._batch_id)
+        if batch is None:
+            raise LookupError("batch {} is no longer in this diff".format(self._batch_id))
+        return batch
 
     @property
     def is_synced(self):
@@ -576,7 +676,7 @@ class PaginatedResolveWidget:
 
     def __init__(self, server_diff):
         self.diff = server_diff
-        self._batch_ids = [b.id for b in server_diff.all_batches]
+        self._batch_ids = server_diff._batch_ids()
 
     @property
     def import_id(self):
@@ -602,9 +702,9 @@ class PaginatedResolveWidget:
         """Applies every pending batch that is not in conflict, in one step (all or none), and
         acknowledges the bundle even when there is nothing to take. Conflicts are left pending;
         they are named in the answer."""
-        pending = [b for b in self.diff.all_batches if b.state == "pending"]
-        accept = [b.id for b in pending if not b.is_conflict]
-        skipped = [b.id for b in pending if b.is_conflict]
+        pending = [b for b in self.diff._raw if b.get("state") == "pending"]
+        accept = [b.get("id") for b in pending if b.get("status") != "conflict"]
+        skipped = [b.get("id") for b in pending if b.get("status") == "conflict"]
         # Applied even when empty: the first apply of an import acknowledges its bundle.
         result = self.diff._apply(accept=accept)
         if skipped:

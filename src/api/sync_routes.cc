@@ -143,11 +143,29 @@ void AddSyncRoutes(http::Router& router, ApiContext& ctx) {
         return std::unique_ptr<http::BodySink>(new ImportSink(std::move(sink)));
       });
   routes->Add("GET", "/api/v1/sync/imports/{id}", Role::kAdmin, "sync",
-              "A pending import's diff, as it stands now.",
+              "A pending import's diff, as it stands now: the summary and each batch's objects "
+              "(kind, id, status). ?fields=1 adds each object's hash, version, incoming and "
+              "local fields; ?offset=N&limit=M page the batches.",
               [&ctx](http::Request& req, const Principal& caller) -> Result<Reply> {
                 ASSIGN_OR_RETURN(auto* sync, Service(ctx));
-                ASSIGN_OR_RETURN(json diff, sync->Diff(caller, req.path_params["id"]));
+                services::SyncDiffView view;
+                auto fields = req.query.find("fields");
+                view.fields = fields != req.query.end() &&
+                              (fields->second == "1" || fields->second == "true");
+                ASSIGN_OR_RETURN(view.offset, internal::QueryInt(req, "offset", 0));
+                ASSIGN_OR_RETURN(view.limit, internal::QueryInt(req, "limit", -1));
+                ASSIGN_OR_RETURN(json diff, sync->Diff(caller, req.path_params["id"], view));
                 return Reply{200, diff, {}};
+              });
+  routes->Add("GET", "/api/v1/sync/imports/{id}/batches/{kind}/{batch_id}", Role::kAdmin, "sync",
+              "One batch of a pending import (kind:batch_id) with its objects' fields, incoming "
+              "and local side by side.",
+              [&ctx](http::Request& req, const Principal& caller) -> Result<Reply> {
+                ASSIGN_OR_RETURN(auto* sync, Service(ctx));
+                ASSIGN_OR_RETURN(json batch, sync->Batch(caller, req.path_params["id"],
+                                                         req.path_params["kind"] + ":" +
+                                                             req.path_params["batch_id"]));
+                return Reply{200, batch, {}};
               });
   routes->Add(
       "POST", "/api/v1/sync/imports/{id}/apply", Role::kAdmin, "sync",

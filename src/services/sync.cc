@@ -108,6 +108,51 @@ std::pair<std::string, std::string> SplitBatch(const std::string& batch) {
   return {batch.substr(0, colon), batch.substr(colon + 1)};
 }
 
+// An import's diff as kept between calls: per batch (in bundle order) its objects' statuses and
+// this side's fields of each.
+struct KeptObject {
+  size_t index = 0;  // into Import::objects
+  std::string status;
+  json local;  // null when this side has no such object
+};
+struct KeptBatch {
+  std::string id;
+  std::vector<KeptObject> objects;
+};
+
+// A batch's status from its objects': conflict over changed over new; "same" when all are.
+std::string BatchStatus(const KeptBatch& batch) {
+  bool conflict = false, changed = false, fresh = false;
+  for (const KeptObject& o : batch.objects) {
+    conflict |= o.status == "conflict";
+    changed |= o.status == "changed";
+    fresh |= o.status == "new";
+  }
+  return conflict ? "conflict" : changed ? "changed" : fresh ? "new" : "same";
+}
+
+json BatchJson(const std::vector<SyncObject>& objects, const KeptBatch& batch,
+               const std::string& status, const std::string& state, bool fields) {
+  const auto [rk, rid] = SplitBatch(batch.id);
+  json list = json::array();
+  for (const KeptObject& k : batch.objects) {
+    const SyncObject& o = objects[k.index];
+    json one = {{"kind", o.kind}, {"id", o.id}, {"status", k.status}};
+    if (fields) {
+      one["version"] = o.version;
+      one["hash"] = o.hash;
+      one["incoming"] = o.fields;
+      one["local"] = k.local;
+    }
+    list.push_back(std::move(one));
+  }
+  return {{"id", batch.id},
+          {"root", {{"kind", rk}, {"id", rid}}},
+          {"status", status},
+          {"state", state},
+          {"objects", std::move(list)}};
+}
+
 }  // namespace
 
 std::string SyncObjectHash(const json& fields, const std::optional<std::string>& blob) {
@@ -124,6 +169,10 @@ struct SyncService::Import {
   std::map<std::string, int64_t> sizes;       // blob sha256 -> its size
   std::map<std::string, std::string> state;   // batch -> applied | ignored | denied
   bool applied_once = false;
+  // The diff's statuses (DiffLocked), current while the change log's head is `diff_head`.
+  std::vector<KeptBatch> batches;
+  std::map<std::string, size_t> batch_index;  // batch id -> its place in `batches`
+  int64_t diff_head = -1;                     // -1: not computed yet
   ~Import() {
     for (const auto& [sha, path] : staged) std::remove(path.c_str());
   }
@@ -726,7 +775,7 @@ Result<json> SyncService::Load(const Principal& caller, sync::VerifiedBundle bun
   {
     Import& ref = *import;
     imports_[import->id] = std::move(import);
-    ASSIGN_OR_RETURN(diff, DiffLocked(ref));
+    ASSIGN_OR_RETURN(diff, RenderDiffLocked(ref, {}));
   }
   return diff;
 }
@@ -734,21 +783,15 @@ Result<json> SyncService::Load(const Principal& caller, sync::VerifiedBundle bun
 // ---- Diff.
 // ----------------------------------------------------------------------------------------
 
-Result<json> SyncService::DiffLocked(Import& im) {
+Status SyncService::DiffLocked(Import& im) {
+  // Read first: a change logged while the statuses are computed moves the head past it, and the
+  // next call computes them again.
+  ASSIGN_OR_RETURN(const int64_t head, store_.ChangeLogHead());
+  if (head == im.diff_head) return Status::Ok();
   ASSIGN_OR_RETURN(auto exchanged,
                    store_.ListSyncObjects(store::SyncLedger::kExchanged, im.peer.name));
   std::map<std::pair<std::string, std::string>, std::string> base;
   for (const store::SyncObjectState& s : exchanged) base[{s.kind, s.object_id}] = s.hash;
-  ASSIGN_OR_RETURN(auto ignored_pairs, store_.ListSyncIgnored());
-  std::set<std::string> ignored;
-  for (const auto& [peer, batch] : ignored_pairs) {
-    if (peer == im.peer.name) ignored.insert(batch);
-  }
-  json summary = {{"batches", 0},   {"objects", 0}, {"new", 0},     {"changed", 0},
-                  {"conflicts", 0}, {"same", 0},    {"deleted", 0}, {"ignored", 0}};
-  std::vector<std::string> order;
-  std::map<std::string, json> batches;
-  std::map<std::string, std::set<std::string>> statuses;
   // This side's objects of each kind, projected once per diff (kind -> id -> object): projecting
   // them per incoming object made a diff quadratic in the objects held.
   std::map<std::string, std::map<std::string, SyncObject>> projected;
@@ -762,9 +805,13 @@ Result<json> SyncService::DiffLocked(Import& im) {
     }
     auto it = kind->second.find(o.id);
     if (it == kind->second.end()) return std::optional<SyncObject>();
-    return std::optional<SyncObject>(it->second);
+    // Each incoming object is compared once: its local projection moves into the kept diff.
+    return std::optional<SyncObject>(std::move(it->second));
   };
-  for (const SyncObject& o : im.objects) {
+  std::vector<KeptBatch> batches;
+  std::map<std::string, size_t> batch_index;
+  for (size_t i = 0; i < im.objects.size(); ++i) {
+    const SyncObject& o = im.objects[i];
     ASSIGN_OR_RETURN(std::optional<SyncObject> local, local_of(o));
     auto b = base.find({o.kind, o.id});
     const bool exists = local.has_value() || (o.kind == "job" && store_.GetJob(o.id).ok());
@@ -790,42 +837,55 @@ Result<json> SyncService::DiffLocked(Import& im) {
     } else {
       status = "conflict";
     }
-    summary["objects"] = summary["objects"].get<int64_t>() + 1;
-    summary[status == "conflict" ? "conflicts" : status] =
-        summary[status == "conflict" ? "conflicts" : status].get<int64_t>() + 1;
-    if (!batches.count(o.root)) {
-      order.push_back(o.root);
-      const auto [rk, rid] = SplitBatch(o.root);
-      batches[o.root] = {
-          {"id", o.root}, {"root", {{"kind", rk}, {"id", rid}}}, {"objects", json::array()}};
-    }
-    batches[o.root]["objects"].push_back({{"kind", o.kind},
-                                          {"id", o.id},
-                                          {"status", status},
-                                          {"version", o.version},
-                                          {"hash", o.hash},
-                                          {"incoming", o.fields},
-                                          {"local", local ? local->fields : json(nullptr)}});
-    statuses[o.root].insert(status);
+    auto [at, added] = batch_index.emplace(o.root, batches.size());
+    if (added) batches.push_back({o.root, {}});
+    batches[at->second].objects.push_back(
+        {i, std::move(status), local ? std::move(local->fields) : json(nullptr)});
   }
+  im.batches = std::move(batches);
+  im.batch_index = std::move(batch_index);
+  im.diff_head = head;
+  return Status::Ok();
+}
+
+Result<json> SyncService::RenderDiffLocked(Import& im, const SyncDiffView& view) {
+  RETURN_IF_ERROR(DiffLocked(im));
+  ASSIGN_OR_RETURN(auto ignored_pairs, store_.ListSyncIgnored());
+  std::set<std::string> ignored;
+  for (const auto& [peer, batch] : ignored_pairs) {
+    if (peer == im.peer.name) ignored.insert(batch);
+  }
+  std::map<std::string, int64_t> counts;
+  int64_t objects = 0, listed = 0, ignored_count = 0;
   json list = json::array();
   json ignored_list = json::array();
-  for (const std::string& id : order) {
-    const std::set<std::string>& st = statuses[id];
-    auto state = im.state.find(id);
-    if (ignored.count(id)) {
-      ignored_list.push_back(id);
-      summary["ignored"] = summary["ignored"].get<int64_t>() + 1;
+  for (const KeptBatch& b : im.batches) {
+    for (const KeptObject& o : b.objects) ++counts[o.status];
+    objects += static_cast<int64_t>(b.objects.size());
+    if (ignored.count(b.id)) {
+      ignored_list.push_back(b.id);
+      ++ignored_count;
       continue;
     }
-    if (st.size() == 1 && st.count("same") && state == im.state.end()) continue;
-    json batch = batches[id];
-    batch["status"] = st.count("conflict") ? "conflict" : st.count("changed") ? "changed" : "new";
-    if (st.size() == 1 && st.count("same")) batch["status"] = "same";
-    batch["state"] = state != im.state.end() ? state->second : "pending";
-    list.push_back(std::move(batch));
+    const std::string status = BatchStatus(b);
+    auto state = im.state.find(b.id);
+    // Batches with nothing to change are left out, unless this import decided them.
+    if (status == "same" && state == im.state.end()) continue;
+    const int64_t position = listed++;
+    if (position < view.offset || (view.limit >= 0 && position - view.offset >= view.limit)) {
+      continue;
+    }
+    list.push_back(BatchJson(im.objects, b, status,
+                             state != im.state.end() ? state->second : "pending", view.fields));
   }
-  summary["batches"] = static_cast<int64_t>(list.size());
+  json summary = {{"batches", listed},
+                  {"objects", objects},
+                  {"new", counts["new"]},
+                  {"changed", counts["changed"]},
+                  {"conflicts", counts["conflict"]},
+                  {"same", counts["same"]},
+                  {"deleted", 0},
+                  {"ignored", ignored_count}};
   return json{{"import_id", im.id},
               {"peer", {{"name", im.peer.name}, {"verify_key", im.peer.verify_key}}},
               {"direction", side() == "high" ? "low_to_high" : "high_to_low"},
@@ -836,14 +896,40 @@ Result<json> SyncService::DiffLocked(Import& im) {
               {"ignored", ignored_list}};
 }
 
-Result<json> SyncService::Diff(const Principal& caller, const std::string& import_id) {
+Result<json> SyncService::Diff(const Principal& caller, const std::string& import_id,
+                               const SyncDiffView& view) {
+  RETURN_IF_ERROR(NeedAdmin(caller));
+  if (view.offset < 0) return InvalidArgumentError("offset must not be negative");
+  std::lock_guard lock(mu_);
+  auto it = imports_.find(import_id);
+  if (it == imports_.end()) {
+    return NotFoundError("no pending import with this id (imports end when the server restarts)");
+  }
+  return RenderDiffLocked(*it->second, view);
+}
+
+Result<json> SyncService::Batch(const Principal& caller, const std::string& import_id,
+                                const std::string& batch) {
   RETURN_IF_ERROR(NeedAdmin(caller));
   std::lock_guard lock(mu_);
   auto it = imports_.find(import_id);
   if (it == imports_.end()) {
     return NotFoundError("no pending import with this id (imports end when the server restarts)");
   }
-  return DiffLocked(*it->second);
+  Import& im = *it->second;
+  RETURN_IF_ERROR(DiffLocked(im));
+  auto at = im.batch_index.find(batch);
+  if (at == im.batch_index.end()) {
+    return NotFoundError("the bundle has no batch '" + batch.substr(0, 100) + "'");
+  }
+  ASSIGN_OR_RETURN(auto ignored_pairs, store_.ListSyncIgnored());
+  std::string state = "pending";
+  if (auto decided = im.state.find(batch); decided != im.state.end()) state = decided->second;
+  for (const auto& [peer, id] : ignored_pairs) {
+    if (peer == im.peer.name && id == batch) state = "ignored";
+  }
+  const KeptBatch& kept = im.batches[at->second];
+  return BatchJson(im.objects, kept, BatchStatus(kept), state, true);
 }
 
 // ---- Apply.
@@ -1047,30 +1133,36 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
     return NotFoundError("no pending import with this id (imports end when the server restarts)");
   }
   Import& im = *it->second;
-  ASSIGN_OR_RETURN(json before, DiffLocked(im));
-  std::map<std::string, json> by_id;
-  for (const json& b : before["batches"]) by_id[b["id"].get<std::string>()] = b;
+  RETURN_IF_ERROR(DiffLocked(im));
+  const int64_t checked_at = im.diff_head;
+  ASSIGN_OR_RETURN(auto ignored_pairs, store_.ListSyncIgnored());
+  std::set<std::string> ignored;
+  for (const auto& [peer, batch] : ignored_pairs) {
+    if (peer == im.peer.name) ignored.insert(batch);
+  }
   const std::set<std::string> overwrite(decisions.overwrite.begin(), decisions.overwrite.end());
-  auto find = [&](const std::string& id) -> Result<const json*> {
-    auto b = by_id.find(id);
-    if (b == by_id.end()) return NotFoundError("no batch '" + id.substr(0, 100) + "' to decide");
-    if (b->second["state"] != "pending") {
-      return FailedPreconditionError("batch '" + id + "' was decided already");
+  // A batch of the diff's list: not ignored, and with something to change or decided here.
+  auto find = [&](const std::string& id) -> Result<const KeptBatch*> {
+    auto at = im.batch_index.find(id);
+    const bool decided = im.state.count(id) > 0;
+    if (at == im.batch_index.end() || ignored.count(id) ||
+        (!decided && BatchStatus(im.batches[at->second]) == "same")) {
+      return NotFoundError("no batch '" + id.substr(0, 100) + "' to decide");
     }
-    return &b->second;
+    if (decided) return FailedPreconditionError("batch '" + id + "' was decided already");
+    return &im.batches[at->second];
   };
   std::vector<std::string> to_write;  // batches whose objects are written
   for (const std::string& id : decisions.accept) {
-    ASSIGN_OR_RETURN(const json* b, find(id));
-    if ((*b)["status"] == "conflict" && !overwrite.count(id)) {
+    ASSIGN_OR_RETURN(const KeptBatch* b, find(id));
+    if (BatchStatus(*b) == "conflict" && !overwrite.count(id)) {
       return AlreadyExistsError("batch '" + id +
                                 "' is in conflict (changed here too): add it to 'overwrite'");
     }
     to_write.push_back(id);
   }
   for (const auto& [id, reason] : decisions.deny) {
-    ASSIGN_OR_RETURN(const json* b, find(id));
-    (void)b;
+    RETURN_IF_ERROR(find(id).status());
     if (side() != "high" || SplitBatch(id).first != "request") {
       return InvalidArgumentError("only request batches are denied, on a high side");
     }
@@ -1084,7 +1176,14 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
   for (const SyncObject& o : im.objects) of_batch[o.root].push_back(&o);
   std::vector<std::string> adopted;
   std::map<std::string, std::string> adopted_from;  // staged sha256 -> the blob it became
+  int64_t head_after = -1;
   Status st = store_.InTransaction([&](store::Store& tx) -> Status {
+    // The statuses checked above hold only while nothing changed since they were computed.
+    ASSIGN_OR_RETURN(const int64_t head, tx.ChangeLogHead());
+    if (head != checked_at) {
+      return FailedPreconditionError(
+          "this server's objects changed while the apply was checked: apply again");
+    }
     RETURN_IF_ERROR(tx.SetChangeOrigin(im.peer.verify_key));
     for (const std::string& batch : to_write) {
       const std::vector<const SyncObject*>& members = of_batch[batch];
@@ -1207,7 +1306,9 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
     for (const std::string& id : decisions.ignore) detail += " " + id;
     RETURN_IF_ERROR(tx.AppendAudit(
         {clock_.NowSeconds(), caller.AuditName(), "sync.apply", "peer:" + im.peer.name, detail}));
-    return tx.SetChangeOrigin("");
+    RETURN_IF_ERROR(tx.SetChangeOrigin(""));
+    ASSIGN_OR_RETURN(head_after, tx.ChangeLogHead());
+    return Status::Ok();
   });
   if (!st.ok()) {
     std::error_code rename_error;
@@ -1221,7 +1322,17 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
     return st;
   }
   im.applied_once = true;
-  json applied = json::array(), denied = json::array(), ignored = json::array();
+  // The kept diff moves by what this call wrote, not by a new diff of everything: each object of
+  // a written batch is now held here as it came and recorded as exchanged with the peer, which is
+  // what "same" means; the change-log head moves past this call's own changes.
+  for (const std::string& id : to_write) {
+    for (KeptObject& k : im.batches[im.batch_index.at(id)].objects) {
+      k.status = "same";
+      k.local = im.objects[k.index].fields;
+    }
+  }
+  im.diff_head = head_after;
+  json applied = json::array(), denied = json::array(), ignored_now = json::array();
   for (const std::string& id : decisions.accept) {
     im.state[id] = "applied";
     applied.push_back(id);
@@ -1230,9 +1341,18 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
     im.state[id] = "denied";
     denied.push_back(id);
   }
-  for (const std::string& id : decisions.ignore) ignored.push_back(id);
-  ASSIGN_OR_RETURN(json after, DiffLocked(im));
-  return json{{"applied", applied}, {"ignored", ignored}, {"denied", denied}, {"diff", after}};
+  for (const std::string& id : decisions.ignore) ignored_now.push_back(id);
+  json written = json::array();
+  for (const std::string& id : to_write) {
+    const KeptBatch& kept = im.batches[im.batch_index.at(id)];
+    written.push_back(BatchJson(im.objects, kept, BatchStatus(kept), im.state[id], false));
+  }
+  ASSIGN_OR_RETURN(json after, RenderDiffLocked(im, {false, 0, 0}));
+  return json{{"applied", applied},
+              {"ignored", ignored_now},
+              {"denied", denied},
+              {"summary", after["summary"]},
+              {"batches", written}};
 }
 
 }  // namespace datasite::services

@@ -59,6 +59,16 @@ struct SyncDecisions {
   std::vector<std::pair<std::string, std::string>> deny;  // (batch, reason)
 };
 
+// Which part of an import's diff to answer. Without `fields`, each batch lists its objects' kind,
+// id and status only; with it, every object also has its hash, version and its "incoming" and
+// "local" fields. `offset` and `limit` (< 0: no limit) page the batches; the summary is always
+// the whole diff's.
+struct SyncDiffView {
+  bool fields = false;
+  int64_t offset = 0;
+  int64_t limit = -1;
+};
+
 // A bundle ready to be sent: pull its bytes from `source`.
 struct SyncExport {
   std::unique_ptr<sync::BundleSource> source;
@@ -114,10 +124,17 @@ class SyncService {
 
   // A sink for one uploaded bundle.
   Result<std::unique_ptr<SyncImportSink>> BeginImport(const Principal& caller);
-  // The pending import's diff as it stands now.
-  Result<nlohmann::json> Diff(const Principal& caller, const std::string& import_id);
+  // The pending import's diff as it stands now (the part `view` asks for).
+  Result<nlohmann::json> Diff(const Principal& caller, const std::string& import_id,
+                              const SyncDiffView& view = {});
+  // One batch of a pending import with its objects' fields, whether listed, ignored or with
+  // nothing to change; kNotFound when the bundle has no such batch.
+  Result<nlohmann::json> Batch(const Principal& caller, const std::string& import_id,
+                               const std::string& batch);
   // Applies the decisions in one transaction (all or nothing) and returns {"applied", "ignored",
-  // "denied", "diff"}. kAlreadyExists (409) for an accepted batch in conflict not in overwrite.
+  // "denied", "summary", "batches"}: the batches written (their objects' kind, id and status as
+  // they stand after) and the new summary. kAlreadyExists (409) for an accepted batch in
+  // conflict not in overwrite.
   Result<nlohmann::json> Apply(const Principal& caller, const std::string& import_id,
                                const SyncDecisions& decisions);
   // (peer name, batch id) pairs.
@@ -143,7 +160,11 @@ class SyncService {
   Result<std::vector<SyncObject>> Project(const std::string& kind, const std::string& peer_key);
   // One local object projected (nullopt when absent).
   Result<std::optional<SyncObject>> ProjectOne(const std::string& kind, const std::string& id);
-  Result<nlohmann::json> DiffLocked(Import& import);
+  // The statuses of the import's objects and batches against this side's state, computed anew
+  // when a change was logged since they were last computed (each kind projected once).
+  Status DiffLocked(Import& import);
+  // The diff of the kept statuses: the summary and the page of batches `view` asks for.
+  Result<nlohmann::json> RenderDiffLocked(Import& import, const SyncDiffView& view);
   Status ApplyObject(store::Store& tx, Import& import, const SyncObject& object,
                      std::vector<std::string>& adopted_blobs);
   std::string StagingPath();

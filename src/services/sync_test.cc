@@ -218,7 +218,9 @@ TEST_F(SyncTest, LowToHighRoundTripCarriesScientistCodeAndRequest) {
   EXPECT_FALSE(high_->store->GetUserById("o1").ok());
   // Written with the peer's origin: the echo guard keeps them from going back.
   EXPECT_EQ((*high_->store->LatestChange("user", "s1"))->origin, low_->Key());
-  EXPECT_EQ((*applied)["diff"]["batches"][0]["state"], "applied");
+  ASSERT_EQ((*applied)["batches"].size(), 1u);
+  EXPECT_EQ((*applied)["batches"][0]["state"], "applied");
+  EXPECT_EQ((*applied)["batches"][0]["status"], "same");
   // The next bundle from low carries nothing new: high's inventory says it holds them.
   auto again = high_->Load(low_->Export("high"));
   ASSERT_TRUE(again.ok()) << again.status().ToString();
@@ -416,8 +418,13 @@ TEST_F(SyncTest, IgnoredBatchStaysOutUntilUnignored) {
   d.ignore = {"request:r1"};
   auto applied = high_->sync->Apply(high_->admin, (*diff)["import_id"], d);
   ASSERT_TRUE(applied.ok()) << applied.status().ToString();
-  EXPECT_EQ((*applied)["diff"]["batches"].size(), 0u);
-  EXPECT_EQ((*applied)["diff"]["ignored"], json::array({"request:r1"}));
+  EXPECT_EQ((*applied)["batches"].size(), 0u);
+  EXPECT_EQ((*applied)["ignored"], json::array({"request:r1"}));
+  EXPECT_EQ((*applied)["summary"]["ignored"], 1);
+  auto after = high_->sync->Diff(high_->admin, (*diff)["import_id"]);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ((*after)["batches"].size(), 0u);
+  EXPECT_EQ((*after)["ignored"], json::array({"request:r1"}));
   // Not accepted: it comes again in the next bundle, and stays ignored.
   auto next = high_->Load(low_->Export("high"));
   ASSERT_TRUE(next.ok()) << next.status().ToString();
@@ -496,6 +503,95 @@ TEST_F(SyncTest, RefusalsChangeNothing) {
   EXPECT_FALSE(high_->store->GetUserById("s1").ok());
 }
 
+TEST_F(SyncTest, ADiffListsObjectsCompactlyAndGivesFieldsOnRequest) {
+  for (const char* n : {"1", "2", "3"}) {
+    low_->AddUser(std::string("s") + n, std::string("sci") + n + "@example.org",
+                  auth::Role::kDataScientist);
+    low_->AddRequest(std::string("s") + n, std::string("c") + n, std::string("r") + n);
+  }
+  auto diff = high_->Load(low_->Export("high"));
+  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+  const std::string id = (*diff)["import_id"];
+  ASSERT_EQ((*diff)["batches"].size(), 3u);
+  for (const json& o : (*diff)["batches"][0]["objects"]) {
+    EXPECT_EQ(o.size(), 3u) << o.dump();  // kind, id, status: no fields
+    EXPECT_EQ(o["status"], "new");
+  }
+  EXPECT_EQ((*diff)["summary"]["new"], 9);
+
+  SyncDiffView page;
+  page.fields = true;
+  page.offset = 1;
+  page.limit = 1;
+  auto second = high_->sync->Diff(high_->admin, id, page);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ((*second)["summary"]["batches"], 3);
+  ASSERT_EQ((*second)["batches"].size(), 1u);
+  const json& batch = (*second)["batches"][0];
+  EXPECT_EQ(batch["id"], (*diff)["batches"][1]["id"]);
+  for (const json& o : batch["objects"]) {
+    EXPECT_TRUE(o["incoming"].is_object());
+    EXPECT_TRUE(o["local"].is_null());
+    EXPECT_EQ(o["hash"].get<std::string>().size(), 64u);
+  }
+  page.offset = 3;
+  EXPECT_EQ((*high_->sync->Diff(high_->admin, id, page))["batches"].size(), 0u);
+
+  auto one = high_->sync->Batch(high_->admin, id, "request:r2");
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ((*one)["state"], "pending");
+  EXPECT_EQ((*one)["objects"].size(), 3u);
+  EXPECT_TRUE((*one)["objects"][0]["incoming"].is_object());
+  EXPECT_EQ(high_->sync->Batch(high_->admin, id, "request:none").status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(high_->sync->Batch(high_->admin, "no-import", "request:r2").status().code(),
+            StatusCode::kNotFound);
+
+  // The apply answers the batches it wrote and the new summary; the kept diff moves with it.
+  SyncDecisions d;
+  d.accept = {"request:r2"};
+  auto applied = high_->sync->Apply(high_->admin, id, d);
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  EXPECT_EQ((*applied)["applied"], json::array({"request:r2"}));
+  ASSERT_EQ((*applied)["batches"].size(), 1u);
+  EXPECT_EQ((*applied)["batches"][0]["state"], "applied");
+  EXPECT_EQ((*applied)["summary"]["new"], 6);
+  EXPECT_EQ((*applied)["summary"]["same"], 3);
+  EXPECT_EQ((*applied)["summary"]["batches"], 3);
+  auto shown = high_->sync->Batch(high_->admin, id, "request:r2");
+  ASSERT_TRUE(shown.ok());
+  EXPECT_EQ((*shown)["state"], "applied");
+  for (const json& o : (*shown)["objects"]) {
+    EXPECT_EQ(o["status"], "same");
+    EXPECT_EQ(o["local"], o["incoming"]);
+  }
+  EXPECT_EQ(high_->sync->Apply(high_->admin, id, d).status().code(),
+            StatusCode::kFailedPrecondition);  // decided already
+}
+
+TEST_F(SyncTest, AChangeHereAfterTheLoadIsSeenByTheApply) {
+  RequestOnHigh();
+  store::User l = *low_->store->GetUserById("s1");
+  l.name = "Changed on low";
+  ASSERT_TRUE(low_->store->UpdateUser(l).ok());
+  auto diff = high_->Load(low_->Export("high"));
+  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+  ASSERT_EQ((*diff)["batches"].size(), 1u);
+  EXPECT_EQ((*diff)["batches"][0]["status"], "changed");
+  // Changed here after the diff was computed: the kept statuses are stale, and the apply must
+  // not take the batch as merely changed.
+  store::User u = *high_->store->GetUserById("s1");
+  u.name = "Changed on high";
+  ASSERT_TRUE(high_->store->UpdateUser(u).ok());
+  SyncDecisions d;
+  d.accept = {"request:r1"};
+  EXPECT_EQ(high_->sync->Apply(high_->admin, (*diff)["import_id"], d).status().code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(high_->store->GetUserById("s1")->name, "Changed on high");
+  EXPECT_EQ((*high_->sync->Diff(high_->admin, (*diff)["import_id"]))["batches"][0]["status"],
+            "conflict");
+}
+
 TEST_F(SyncTest, PeersAreForAdminsOnly) {
   Principal owner;
   owner.role = auth::Role::kDataOwner;
@@ -503,6 +599,9 @@ TEST_F(SyncTest, PeersAreForAdminsOnly) {
   EXPECT_EQ(low_->sync->Identity(owner).status().code(), StatusCode::kPermissionDenied);
   EXPECT_EQ(low_->sync->Export(owner, "high").status().code(), StatusCode::kPermissionDenied);
   EXPECT_EQ(low_->sync->BeginImport(owner).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(low_->sync->Diff(owner, "any").status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(low_->sync->Batch(owner, "any", "request:r1").status().code(),
+            StatusCode::kPermissionDenied);
   EXPECT_EQ(low_->sync->AddPeer(low_->admin, "high", NewUuid()).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(low_->sync->AddPeer(low_->admin, "again", high_->Key()).status().code(),

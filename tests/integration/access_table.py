@@ -988,6 +988,14 @@ def target_sync_import(world, caller, fresh):
 
 
 @target
+def target_sync_import_batch(world, caller, fresh):
+    _, diff = world.once("sync_import_batch", lambda: _sync_import(world, ignored_batch=True))
+    kind, oid = diff["batches"][0]["id"].split(":", 1)
+    return Call(params={"id": diff["import_id"], "kind": kind, "batch_id": oid},
+                probe=_sync_peers_probe(world))
+
+
+@target
 def target_sync_ignored_batch(world, caller, fresh):
     def make():
         peer, diff = _sync_import(world, ignored_batch=True)
@@ -1064,6 +1072,8 @@ TABLE = [
     Row("GET", "/api/v1/sync/export", "sync_export", rule("admin")),
     Row("POST", "/api/v1/sync/imports", "sync_bundle", rule("admin", ok=201)),
     Row("GET", "/api/v1/sync/imports/{id}", "sync_import", rule("admin")),
+    Row("GET", "/api/v1/sync/imports/{id}/batches/{kind}/{batch_id}", "sync_import_batch",
+        rule("admin")),
     Row("POST", "/api/v1/sync/imports/{id}/apply", "sync_import", rule("admin")),
     Row("GET", "/api/v1/sync/ignored", "none", rule("admin")),
     Row("DELETE", "/api/v1/sync/ignored/{peer}/{kind}/{id}", "sync_ignored_batch",

@@ -102,10 +102,9 @@ def diff_json(batches, import_id="imp-1"):
 
 def batch(batch_id, status="new", state="pending"):
     kind, _, obj = batch_id.partition(":")
-    objects = [{"kind": kind, "id": obj, "status": status, "version": 1, "hash": "h",
-                "incoming": {}, "local": None},
-               {"kind": "code", "id": "c-" + obj, "status": status, "version": 1, "hash": "h",
-                "incoming": {}, "local": None}]
+    # As a diff lists them: kind, id and status (the fields come from the batch route).
+    objects = [{"kind": kind, "id": obj, "status": status},
+               {"kind": "code", "id": "c-" + obj, "status": status}]
     return {"id": batch_id, "root": {"kind": kind, "id": obj}, "status": status, "state": state,
             "objects": objects}
 
@@ -177,7 +176,9 @@ class Scripted:
                 if route == ("POST", "/api/v1/sync/imports/imp-1/apply"):
                     accepted = json.loads(body)["accept"]
                     return self.send_json(200, {"applied": accepted, "ignored": [], "denied": [],
-                                                "diff": diff_json([])})
+                                                "summary": diff_json([])["summary"],
+                                                "batches": [batch(b, "same", "applied")
+                                                            for b in accepted]})
                 self.send_json(404, {"error": {"code": "NOT_FOUND", "message": "no route"}})
 
             do_GET = do_POST = do_PUT = do_DELETE = handle_one

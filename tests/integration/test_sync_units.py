@@ -50,6 +50,8 @@ class FakeSync(http.server.BaseHTTPRequestHandler):
     export_body = BUNDLE
     export_length = None  # a Content-Length other than the body's, to break an export off
     batches = []
+    full_batches = []  # the batches with their fields, for the routes that give them
+    apply_answer = {"applied": [], "ignored": [], "denied": [], "batches": []}
     refuse = None  # (status, code, message) for every route
 
     def _json(self, status, body):
@@ -99,8 +101,18 @@ class FakeSync(http.server.BaseHTTPRequestHandler):
             type(self).uploads.append(raw)
             return self._json(201, diff_json(self.batches))
         if path.endswith("/apply"):
-            return self._json(200, {"applied": [], "ignored": [], "denied": [],
-                                    "diff": diff_json(self.batches)})
+            return self._json(200, dict(self.apply_answer,
+                                        summary=diff_json(self.batches)["summary"]))
+        if "/batches/" in path:
+            kind, obj_id = path.split("/batches/")[1].split("/")
+            for full in self.full_batches:
+                if full["id"] == kind + ":" + obj_id:
+                    return self._json(200, full)
+            return self._json(404, {"error": {"code": "NOT_FOUND", "message": "no batch"}})
+        if path.startswith("/api/v1/sync/imports/"):
+            query = dict(p.split("=") for p in self.path.partition("?")[2].split("&") if p)
+            offset, limit = int(query.get("offset", 0)), int(query.get("limit", 1 << 30))
+            return self._json(200, diff_json(self.full_batches[offset:offset + limit]))
         return self._json(200, {"peers": []})
 
     def do_GET(self):
@@ -179,6 +191,57 @@ def test_load_streams_the_file_and_gives_the_resolver(fake, tmp_path, monkeypatc
 
     widget.sync_all()  # the conflict is left alone
     assert FakeSync.calls[-1][2]["accept"] == ["request:r1"]
+
+
+def compact(full):
+    """A batch as a diff lists it: its objects' kind, id and status only."""
+    return dict(full, objects=[{k: o[k] for k in ("kind", "id", "status")}
+                               for o in full["objects"]])
+
+
+def test_fields_are_fetched_when_shown_and_the_html_pages(fake, tmp_path, monkeypatch):
+    full = [batch("r{}".format(i), incoming={"reason": "why {}".format(i)}) for i in range(25)]
+    monkeypatch.setattr(FakeSync, "full_batches", full)
+    monkeypatch.setattr(FakeSync, "batches", [compact(b) for b in full])
+    path = tmp_path / "b.dsync"
+    path.write_bytes(BUNDLE)
+    widget = fake.sync.load(path)
+    assert len(widget) == 25 and "request:r24" in repr(widget)
+    assert [c[0] for c in FakeSync.calls] == ["POST"]  # nothing fetched for len, repr
+
+    assert widget[3].obj_diff_batch.diffs[0].incoming == {"reason": "why 3"}
+    assert FakeSync.calls[-1][:2] == ("GET", "/api/v1/sync/imports/imp-1/batches/request/r3")
+
+    html = widget._repr_html_()
+    assert FakeSync.calls[-1][:2] == ("GET",
+                                      "/api/v1/sync/imports/imp-1?fields=1&offset=0&limit=20")
+    assert "why 0" in html and "why 19" in html and "why 20" not in html
+    assert "5 more batches" in html
+    calls = len(FakeSync.calls)
+    widget.diff._repr_html_()
+    assert len(FakeSync.calls) == calls  # the page is kept
+
+
+def test_an_apply_answer_updates_the_listed_batches(fake, tmp_path, monkeypatch):
+    full = [batch("r1"), batch("r2"), batch("r3", status="conflict")]
+    monkeypatch.setattr(FakeSync, "batches", [compact(b) for b in full])
+    applied = dict(compact(batch("r1", status="same", state="applied")))
+    monkeypatch.setattr(FakeSync, "apply_answer", {"applied": ["request:r1"],
+                                                   "ignored": ["request:r2"], "denied": [],
+                                                   "batches": [applied]})
+    path = tmp_path / "b.dsync"
+    path.write_bytes(BUNDLE)
+    widget = fake.sync.load(path)
+    result = widget.diff._apply(accept=["request:r1"], ignore=["request:r2"])
+    assert "synced request:r1" in result.message and "ignored request:r2" in result.message
+    assert [b.id for b in widget.diff.batches] == ["request:r1", "request:r3"]
+    assert widget[0].obj_diff_batch.state == "applied"
+    assert widget[0].is_synced
+    assert "request:r2" in widget.diff.ignored_batches
+    with pytest.raises(LookupError):
+        widget[1].obj_diff_batch  # r2: ignored, no longer listed
+    widget.sync_all()  # r1 is applied, r3 in conflict: nothing to accept
+    assert FakeSync.calls[-1][2]["accept"] == []
 
 
 def test_sync_all_acknowledges_an_empty_bundle(fake, tmp_path, monkeypatch):
