@@ -155,6 +155,10 @@ json JobJson(const store::Job& j, const Principal& caller, const services::CodeS
   // What a held run produced — result format and size, stdout, error text, and when it ended (its
   // running time depends on the data) — waits for its release.
   const bool held_from_caller = j.held && !visible;
+  // A run whose printout its requester may not read (a custom policy refused its output) hides
+  // when it ended the same way.
+  const bool ended_hidden =
+      held_from_caller || (jobs::IsFinal(j.status) && !code.MaySeeStdout(caller, j));
   // A failed private run's own words go to data owners, and to its requester once released; the
   // requester otherwise reads the fixed text of its failure kind (see services/job_failure.h).
   const std::string& text =
@@ -188,7 +192,7 @@ json JobJson(const store::Job& j, const Principal& caller, const services::CodeS
           {"created_at", IsoMillis(j.created_at)},
           {"started_at", j.started_at ? json(IsoMillis(j.started_at)) : json(nullptr)},
           {"finished_at",
-           j.finished_at && !held_from_caller ? json(IsoMillis(j.finished_at)) : json(nullptr)},
+           j.finished_at && !ended_hidden ? json(IsoMillis(j.finished_at)) : json(nullptr)},
           {"attempts", j.attempts},
           {"result", result},
           {"reused", reused}};

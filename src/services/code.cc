@@ -722,23 +722,15 @@ Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& 
   }
   if (limited) {
     // Mock outputs make room for new ones (they expire oldest first), so only what else the
-    // user's jobs keep can fill the quota.
-    // The outputs the user may not read count too, but not by their size, which their code may
-    // have chosen from private data: the refusal tells a byte count only when the readable ones
-    // fill the quota by themselves.
-    ASSIGN_OR_RETURN(KeptBytes kept, KeptBytesOf(caller));
-    const int64_t readable = kept.result + kept.log - kept.mock;
+    // user's jobs keep can fill the quota. The quota counts only what the user may read (see
+    // Store::ChargeJobBytes): the size of the rest may be the data's.
+    ASSIGN_OR_RETURN(store::JobUsage usage, store_.UserJobUsage(*caller.user_id));
+    const int64_t readable = usage.charged_bytes - usage.mock_bytes;
     const int64_t max = options_.quotas.max_kept_bytes;
     if (readable >= max) {
       return ResourceExhaustedError("your jobs' results and logs take " + std::to_string(readable) +
                                     " bytes, your whole storage quota of " + std::to_string(max) +
                                     " bytes: a data owner can raise it (--user-quota-bytes)");
-    }
-    if (readable + kept.hidden >= max) {
-      return ResourceExhaustedError(
-          "your jobs' results and logs, with those you cannot read (held for output review, or a "
-          "data owner's only), fill your whole storage quota of " +
-          std::to_string(max) + " bytes: a data owner can raise it (--user-quota-bytes)");
     }
   }
   store::Job job;
@@ -965,8 +957,14 @@ Result<store::Job> CodeService::Release(const Principal& caller, const std::stri
         "nothing to release: job " + job.id +
         " holds no result (output review was off when it ran, or it was released already)");
   }
+  // What it shows its requester now counts against their quota, past it if need be: the data
+  // owner chose to show it, and the quota then refuses the requester's next runs.
+  store::Job released = job;
+  released.held = false;
+  ASSIGN_OR_RETURN(int64_t charged, ChargedFor(released));
   RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.ReleaseJob(id));
+    RETURN_IF_ERROR(tx.SetJobChargedBytes(id, charged));
     RETURN_IF_ERROR(Audit(tx, caller, "job.release", "job:" + id, "code:" + job.code_id));
     return notifications_ && job.kind == "private"
                ? notifications_->OnResultReleased(tx, job, *caller.user_id)
@@ -994,33 +992,64 @@ Result<store::Job> CodeService::ReleaseError(const Principal& caller, const std:
         "the job is held for output review: release it first (job.release())");
   }
   if (job.error_released) return FailedPreconditionError("the job's error was already released");
+  store::Job released = job;
+  released.error_released = true;
+  ASSIGN_OR_RETURN(int64_t charged, ChargedFor(released));
   RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.ReleaseJobError(id));
+    RETURN_IF_ERROR(tx.SetJobChargedBytes(id, charged));
     return Audit(tx, caller, "job.release_error", "job:" + id);
   }));
   return store_.GetJob(id);
+}
+
+CodeService::KeptBytes CodeService::ReadableOf(const Principal& caller,
+                                               const store::KeptOutput& o) const {
+  KeptBytes kept;
+  kept.result = o.job.status == "completed" && MaySeeResult(caller, o.job) ? o.result_bytes : 0;
+  kept.log = (MaySeeStdout(caller, o.job) ? o.stdout_bytes : 0) +
+             (MaySeeErrorDetail(caller, o.job) ? o.stderr_bytes : 0);
+  if (o.job.kind == "mock") kept.mock = kept.result + kept.log;
+  return kept;
 }
 
 Result<CodeService::KeptBytes> CodeService::KeptBytesOf(const Principal& caller) {
   ASSIGN_OR_RETURN(std::vector<store::KeptOutput> outputs, store_.UserKeptOutputs(*caller.user_id));
   KeptBytes kept;
   for (const auto& o : outputs) {
-    const int64_t all = o.result_bytes + o.stdout_bytes + o.stderr_bytes;
     // A running job's charge is not split into its parts yet: none of it is told.
-    if (!jobs::IsFinal(o.job.status)) {
-      kept.hidden += all;
-      continue;
-    }
-    const int64_t result =
-        o.job.status == "completed" && MaySeeResult(caller, o.job) ? o.result_bytes : 0;
-    const int64_t log = (MaySeeStdout(caller, o.job) ? o.stdout_bytes : 0) +
-                        (MaySeeErrorDetail(caller, o.job) ? o.stderr_bytes : 0);
-    kept.result += result;
-    kept.log += log;
-    if (o.job.kind == "mock") kept.mock += result + log;
-    kept.hidden += all - result - log;
+    if (!jobs::IsFinal(o.job.status)) continue;
+    const KeptBytes readable = ReadableOf(caller, o);
+    kept.result += readable.result;
+    kept.log += readable.log;
+    kept.mock += readable.mock;
   }
   return kept;
+}
+
+namespace {
+
+// The job's requester as the rules of what they may read see them (never a data owner: a data
+// owner's own runs charge no quota).
+Principal RequesterOf(const store::Job& job) {
+  Principal p;
+  p.role = auth::Role::kDataScientist;
+  p.user_id = job.user_id;
+  return p;
+}
+
+}  // namespace
+
+Result<int64_t> CodeService::ChargedFor(const store::Job& job) {
+  ASSIGN_OR_RETURN(std::vector<store::KeptOutput> outputs, store_.UserKeptOutputs(job.user_id));
+  for (auto& o : outputs) {
+    if (o.job.id != job.id) continue;
+    o.job.held = job.held;
+    o.job.error_released = job.error_released;
+    const KeptBytes readable = ReadableOf(RequesterOf(job), o);
+    return readable.result + readable.log;
+  }
+  return 0;
 }
 
 Result<QuotaUse> CodeService::Quota(const Principal& caller) {
@@ -1044,13 +1073,15 @@ jobs::Outcome CodeService::RunJob(const store::Job& job, const std::atomic<bool>
 }
 
 Result<std::string> CodeService::Charge(const store::Job& job, int64_t result_bytes,
-                                        int64_t log_bytes, std::optional<int64_t> quota) {
-  ASSIGN_OR_RETURN(bool charged, store_.ChargeJobBytes(job.id, result_bytes, log_bytes, quota));
+                                        int64_t log_bytes, int64_t charged_bytes,
+                                        std::optional<int64_t> quota) {
+  ASSIGN_OR_RETURN(bool charged,
+                   store_.ChargeJobBytes(job.id, result_bytes, log_bytes, charged_bytes, quota));
   if (!charged) {
     return "your storage quota of " + std::to_string(*quota) + " bytes (--user-quota-bytes)";
   }
   if (storage_.TryAdd(result_bytes + log_bytes)) return std::string();
-  RETURN_IF_ERROR(store_.ChargeJobBytes(job.id, 0, 0, std::nullopt).status());
+  RETURN_IF_ERROR(store_.ChargeJobBytes(job.id, 0, 0, 0, std::nullopt).status());
   return "the server's storage limit of " + std::to_string(storage_.limit()) + " bytes";
 }
 
@@ -1076,6 +1107,19 @@ jobs::Outcome CodeService::KeepWithinQuota(const store::Job& job, jobs::Outcome 
     out.error = "the job's output could not be stored";
     return out;
   };
+  // The quota is charged only what the user may read of this run as it ends (a private run's
+  // stderr, a held run's everything, a refused policy's stdout: nothing), so whether it keeps
+  // its output, and which mock outputs make room, never depends on a size they can't read. A run
+  // the store holds at FinishJob after all (output review turned on meanwhile) charges nothing.
+  store::KeptOutput ended{job, result, static_cast<int64_t>(out.stdout_text.size()),
+                          static_cast<int64_t>(out.stderr_text.size())};
+  ended.job.status = out.status;
+  ended.job.held = ended.job.held || out.held;
+  auto readable = [&] {
+    const KeptBytes r = ReadableOf(RequesterOf(job), ended);
+    return r.result + r.log;
+  };
+  const int64_t charged = readable();
   // What the quota needs freed, taken from the user's oldest mock outputs (when that can make
   // room: not for an output larger than what else they keep leaves); a new mock output also
   // pushes out those past the newest kept.
@@ -1083,8 +1127,8 @@ jobs::Outcome CodeService::KeepWithinQuota(const store::Job& job, jobs::Outcome 
   if (quota) {
     auto usage = store_.UserJobUsage(job.user_id);
     if (!usage.ok()) return failed(usage.status());
-    const int64_t kept = usage->result_bytes + usage->log_bytes;
-    if (kept - usage->mock_bytes + result + logs <= *quota) need = kept + result + logs - *quota;
+    const int64_t kept = usage->charged_bytes;
+    if (kept - usage->mock_bytes + charged <= *quota) need = kept + charged - *quota;
   }
   const int64_t keep = options_.quotas.mock_outputs_kept - (job.kind == "mock" ? 1 : 0);
   auto expired =
@@ -1095,7 +1139,7 @@ jobs::Outcome CodeService::KeepWithinQuota(const store::Job& job, jobs::Outcome 
     if (e.result_in_file) std::filesystem::remove(ResultPath(e.job_id), ec);
     storage_.Add(-e.freed_bytes);
   }
-  auto refused = Charge(job, result, logs, quota);
+  auto refused = Charge(job, result, logs, charged, quota);
   if (!refused.ok()) return failed(refused.status());
   if (refused->empty()) return out;
   // A run on private data tells its requester what was not kept, not its size: the size of what
@@ -1113,7 +1157,9 @@ jobs::Outcome CodeService::KeepWithinQuota(const store::Job& job, jobs::Outcome 
     drop_result();
     out.error.clear();
     tell("the result", result, " was not kept: it would pass " + *refused);
-    refused = Charge(job, 0, logs, quota);
+    ended.result_bytes = 0;
+    ended.job.status = out.status;
+    refused = Charge(job, 0, logs, readable(), quota);
     if (!refused.ok()) return failed(refused.status());
     if (refused->empty()) return out;
   }

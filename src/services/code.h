@@ -219,16 +219,20 @@ class CodeService {
   // Waits until the sandbox has started or failed; the sandbox, or why there is none.
   Result<sandbox::Sandbox*> WaitForSandbox(const std::atomic<bool>* cancel);
   Status SandboxUsable() const;
-  // The bytes the caller's jobs keep, split by the rules above (MaySeeResult, MaySeeStdout,
-  // MaySeeErrorDetail): what the caller may read, and in it what mock runs keep, and the rest
-  // (held results, owner-only logs, a running job's charge), which they may not.
+  // The bytes the caller's jobs keep that the caller may read, by the rules above (MaySeeResult,
+  // MaySeeStdout, MaySeeErrorDetail), and in them what mock runs keep. Held results, owner-only
+  // logs and a running job's charge are left out: their sizes may be the data's.
   struct KeptBytes {
     int64_t result = 0;
     int64_t log = 0;
     int64_t mock = 0;
-    int64_t hidden = 0;
   };
   Result<KeptBytes> KeptBytesOf(const Principal& caller);
+  // The parts of `o` (an ended job, as it reads now) that `caller` may read.
+  KeptBytes ReadableOf(const Principal& caller, const store::KeptOutput& o) const;
+  // What `job`'s requester is charged for it (store::Store::ChargeJobBytes) once it reads as
+  // `job` says: held, error released.
+  Result<int64_t> ChargedFor(const store::Job& job);
   jobs::Outcome RunInSandbox(const store::Job& job, const std::atomic<bool>& cancel);
   // After a counted run of code with custom policies: stores the state they report (over the
   // version the run read). A completed run whose state can't be stored so — none reported, a
@@ -238,11 +242,11 @@ class CodeService {
   // scientist's job, their quota, after expiring mock outputs past the newest kept (and older
   // ones while the quota needs room); drops what would pass either, saying so in its error.
   jobs::Outcome KeepWithinQuota(const store::Job& job, jobs::Outcome out);
-  // Charges `result_bytes` and `log_bytes` to the running job, in the store (against `quota`)
-  // and in the storage meter. "" when charged; else nothing is and it names the limit that
-  // refused ("your storage quota of N bytes ...").
+  // Charges `result_bytes` and `log_bytes` to the running job, in the store (`charged_bytes`,
+  // the part its user may read, against `quota`) and in the storage meter. "" when charged; else
+  // nothing is and it names the limit that refused ("your storage quota of N bytes ...").
   Result<std::string> Charge(const store::Job& job, int64_t result_bytes, int64_t log_bytes,
-                             std::optional<int64_t> quota);
+                             int64_t charged_bytes, std::optional<int64_t> quota);
   Result<nlohmann::json> ResolveInputs(const nlohmann::json& inputs);
   // Appends an audit entry through `tx`: inside the transaction of the change it records.
   Status Audit(store::Store& tx, const Principal& actor, const std::string& action,

@@ -574,6 +574,26 @@ CREATE TRIGGER change_jobs_delete AFTER DELETE ON jobs BEGIN
     SELECT 'job', OLD.id, 'delete', origin, unixepoch() FROM change_origin;
 END;
 )sql",
+    // Version 16: what each job charges its user's quota (see Store::ChargeJobBytes): the parts
+    // of its output the user may read, never the sizes of those they may not. Existing rows get
+    // the readable parts by the rules of CodeService::MaySee*.
+    R"sql(
+ALTER TABLE jobs ADD COLUMN charged_bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET charged_bytes = CASE
+  WHEN kind = 'mock' THEN kept_result_bytes + kept_log_bytes
+  WHEN kind = 'review' OR held != 0 OR status IN ('queued', 'running') THEN 0
+  ELSE CASE WHEN status = 'completed' THEN kept_result_bytes ELSE 0 END
+    + CASE WHEN status = 'completed' OR error_released != 0 OR NOT EXISTS
+        (SELECT 1 FROM code_policies p WHERE p.code_id = jobs.code_id)
+      THEN kept_log_bytes - min(length(CAST(stderr AS BLOB)), kept_log_bytes) ELSE 0 END
+    + CASE WHEN error_released != 0
+      THEN min(length(CAST(stderr AS BLOB)), kept_log_bytes) ELSE 0 END
+  END
+  WHERE kept_result_bytes + kept_log_bytes > 0;
+DROP INDEX jobs_usage;
+CREATE INDEX jobs_usage ON jobs(user_id, kind, status, kept_result_bytes, kept_log_bytes,
+  charged_bytes);
+)sql",
 };
 
 // Prepared statements kept for reuse, by SQL text: preparing a join costs more than running it
@@ -2696,7 +2716,9 @@ class SqliteStore : public Store {
                     "result_format = ?, result_size = ?, result = ?, held = " +
                     std::string(kHeldOnUpdate) +
                     ", stdout = ?, stderr = ?, finished_at = ?, kept_result_bytes = ?, "
-                    "kept_log_bytes = ?, result_meta = ? WHERE id = ? AND status = 'running'"));
+                    "kept_log_bytes = ?, result_meta = ?, charged_bytes = CASE WHEN " +
+                    std::string(kHeldOnUpdate) +
+                    " THEN 0 ELSE charged_bytes END WHERE id = ? AND status = 'running'"));
     s.Bind(j.status).Bind(j.error).Bind(j.failure).Bind(j.error_detail);
     s.Bind(j.result_format).Bind(j.result_size);
     if (j.result_data) {
@@ -2711,6 +2733,7 @@ class SqliteStore : public Store {
                         .Bind(j.status == "completed" ? j.result_size : int64_t{0})
                         .Bind(static_cast<int64_t>(j.stdout_text.size() + j.stderr_text.size()))
                         .Bind(j.status == "completed" ? j.result_meta : std::string())
+                        .Bind(j.held)
                         .Bind(j.id)
                         .Run());
     if (sqlite3_changes(db_) == 0) return FailedPreconditionError("the job is not running");
@@ -2718,6 +2741,7 @@ class SqliteStore : public Store {
   }
 
   Result<bool> ChargeJobBytes(const std::string& id, int64_t result_bytes, int64_t log_bytes,
+                              int64_t charged_bytes,
                               std::optional<int64_t> max_user_bytes) override {
     std::lock_guard lock(mu_);
     std::string user_id;
@@ -2730,18 +2754,16 @@ class SqliteStore : public Store {
     }
     if (max_user_bytes) {
       Stmt s(stmts_,
-             "SELECT coalesce(sum(kept_result_bytes + kept_log_bytes), 0) FROM jobs "
-             "WHERE user_id = ? AND id != ?");
+             "SELECT coalesce(sum(charged_bytes), 0) FROM jobs WHERE user_id = ? AND id != ?");
       s.Bind(user_id).Bind(id);
       ASSIGN_OR_RETURN(bool row, s.Step());
       // Nothing more is always allowed, even to a user already past the quota.
-      const int64_t more = result_bytes + log_bytes;
-      if (row && more > 0 && s.Int(0) + more > *max_user_bytes) return false;
+      if (row && charged_bytes > 0 && s.Int(0) + charged_bytes > *max_user_bytes) return false;
     }
     Stmt s(stmts_,
-           "UPDATE jobs SET kept_result_bytes = ?, kept_log_bytes = ? WHERE id = ? AND status = "
-           "'running'");
-    RETURN_IF_ERROR(s.Bind(result_bytes).Bind(log_bytes).Bind(id).Run());
+           "UPDATE jobs SET kept_result_bytes = ?, kept_log_bytes = ?, charged_bytes = ? WHERE id "
+           "= ? AND status = 'running'");
+    RETURN_IF_ERROR(s.Bind(result_bytes).Bind(log_bytes).Bind(charged_bytes).Bind(id).Run());
     return true;
   }
 
@@ -2750,8 +2772,8 @@ class SqliteStore : public Store {
     Stmt s(stmts_,
            "SELECT coalesce(sum(kept_result_bytes), 0), coalesce(sum(kept_log_bytes), 0), "
            "coalesce(sum(CASE WHEN kind = 'mock' THEN kept_result_bytes + kept_log_bytes ELSE 0 "
-           "END), 0), coalesce(sum(status IN ('queued', 'running')), 0) FROM jobs WHERE user_id = "
-           "?");
+           "END), 0), coalesce(sum(status IN ('queued', 'running')), 0), "
+           "coalesce(sum(charged_bytes), 0) FROM jobs WHERE user_id = ?");
     s.Bind(user_id);
     ASSIGN_OR_RETURN(bool row, s.Step());
     JobUsage u;
@@ -2760,6 +2782,7 @@ class SqliteStore : public Store {
     u.log_bytes = s.Int(1);
     u.mock_bytes = s.Int(2);
     u.unfinished = s.Int(3);
+    u.charged_bytes = s.Int(4);
     return u;
   }
 
@@ -2825,7 +2848,7 @@ class SqliteStore : public Store {
         if (!it->second && freed >= min_free_bytes) break;
         Stmt u(stmts_,
                "UPDATE jobs SET result = NULL, stdout = '', stderr = '', kept_result_bytes = 0, "
-               "kept_log_bytes = 0 WHERE id = ?");
+               "kept_log_bytes = 0, charged_bytes = 0 WHERE id = ?");
         RETURN_IF_ERROR(u.Bind(it->first.job_id).Run());
         Stmt e(stmts_, "INSERT INTO expired_outputs (job_id, expired_at) VALUES (?, ?)");
         RETURN_IF_ERROR(e.Bind(it->first.job_id).Bind(now).Run());
@@ -2875,8 +2898,9 @@ class SqliteStore : public Store {
     Stmt s(stmts_,
            "INSERT INTO jobs (id, code_id, user_id, kind, status, inputs, timeout_ms, created_at, "
            "started_at, finished_at, result_format, result_size, result, held, stdout, stderr, "
-           "kept_result_bytes, kept_log_bytes, result_meta, priority, deposited) VALUES (?, ?, ?, "
-           "'private', 'completed', ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 1)");
+           "kept_result_bytes, kept_log_bytes, result_meta, priority, deposited, charged_bytes) "
+           "VALUES (?, ?, ?, 'private', 'completed', ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, "
+           "1, ?)");
     s.Bind(j.id).Bind(j.code_id).Bind(j.user_id).Bind(j.inputs);
     s.Bind(j.created_at).Bind(j.started_at).Bind(j.finished_at);
     s.Bind(j.result_format).Bind(j.result_size);
@@ -2891,7 +2915,17 @@ class SqliteStore : public Store {
         .Bind(j.result_size)
         .Bind(static_cast<int64_t>(j.stdout_text.size() + j.stderr_text.size()))
         .Bind(j.result_meta)
+        // A completed private run shows its requester its result and stdout unless held.
+        .Bind(j.held ? int64_t{0} : j.result_size + static_cast<int64_t>(j.stdout_text.size()))
         .Run();
+  }
+
+  Status SetJobChargedBytes(const std::string& id, int64_t bytes) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "UPDATE jobs SET charged_bytes = ? WHERE id = ?");
+    RETURN_IF_ERROR(s.Bind(bytes).Bind(id).Run());
+    if (sqlite3_changes(db_) == 0) return NotFoundError("job not found");
+    return Status::Ok();
   }
 
   Status ReleaseJob(const std::string& id) override {
@@ -2908,12 +2942,13 @@ class SqliteStore : public Store {
     auto done = [&]() -> Result<std::pair<int64_t, int64_t>> {
       Stmt q(stmts_,
              "UPDATE jobs SET status = 'queued', kept_result_bytes = 0, kept_log_bytes = 0, "
+             "charged_bytes = 0, "
              "stdout = '', stderr = '' WHERE status = 'running' AND origin = '' AND attempts < ?");
       RETURN_IF_ERROR(q.Bind(max_attempts).Run());
       int64_t requeued = sqlite3_changes(db_);
       Stmt i(stmts_,
              "UPDATE jobs SET status = 'interrupted', finished_at = ?, kept_result_bytes = 0, "
-             "kept_log_bytes = 0, stdout = '', stderr = '', "
+             "kept_log_bytes = 0, charged_bytes = 0, stdout = '', stderr = '', "
              "error = 'interrupted: the server stopped while the "
              "job ran, ' || "
              "attempts || ' times' WHERE status = 'running' AND origin = ''");

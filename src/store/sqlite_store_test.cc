@@ -706,7 +706,7 @@ TEST_F(SqliteStoreTest, UpgradeFlagsMocksGeneratedBeforeVersion6) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
-                         (std::string(kDropSync) +
+                         (std::string(kDropJobCharges) + kDropSync +
                           "ALTER TABLE assets DROP COLUMN mock_needs_regeneration; "
                           "ALTER TABLE jobs DROP COLUMN failure; "
                           "ALTER TABLE jobs DROP COLUMN error_detail; "
@@ -858,6 +858,12 @@ class JobBytesTest : public SqliteStoreTest {
     j.stdout_text = stdout_text;
     j.stderr_text = "e";
     j.finished_at = jobs_;
+    // Charged as CodeService charges a run its user may read: all of a mock run, a private
+    // run's result and stdout.
+    const auto logs = static_cast<int64_t>(j.stdout_text.size() + j.stderr_text.size());
+    const int64_t shown = result_bytes + static_cast<int64_t>(j.stdout_text.size()) +
+                          (kind == "mock" ? static_cast<int64_t>(j.stderr_text.size()) : 0);
+    EXPECT_TRUE(*store_->ChargeJobBytes(j.id, result_bytes, logs, shown, std::nullopt));
     EXPECT_TRUE(store_->FinishJob(j).ok());
     return j;
   }
@@ -891,7 +897,7 @@ TEST_F(JobBytesTest, KeptOutputsSplitWhatEachJobKeepsByPart) {
   failed.stderr_text = "trace";
   ASSERT_TRUE(store_->FinishJob(failed).ok());
   Job charged = Running("u");
-  ASSERT_TRUE(*store_->ChargeJobBytes(charged.id, 7, 3, std::nullopt));
+  ASSERT_TRUE(*store_->ChargeJobBytes(charged.id, 7, 3, 7 + 3, std::nullopt));
   Running("u");                  // keeps nothing: not listed
   Finished("v", 5, "", "mock");  // another user's
   auto kept = store_->UserKeptOutputs("u");
@@ -951,27 +957,73 @@ TEST_F(JobBytesTest, ChargeRefusesWhatWouldPassTheUserQuota) {
   Job a = Running("u");
   Job b = Running("u");
   Job other = Running("v");
-  EXPECT_TRUE(*store_->ChargeJobBytes(a.id, 40, 0, 100));
+  EXPECT_TRUE(*store_->ChargeJobBytes(a.id, 40, 0, 40, 100));
   // 51 + 40 are kept or counted: 10 more would pass 100, 9 not.
-  EXPECT_FALSE(*store_->ChargeJobBytes(b.id, 5, 5, 100));
-  EXPECT_TRUE(*store_->ChargeJobBytes(b.id, 9, 0, 100));
+  EXPECT_FALSE(*store_->ChargeJobBytes(b.id, 5, 5, 5 + 5, 100));
+  EXPECT_TRUE(*store_->ChargeJobBytes(b.id, 9, 0, 9, 100));
   // Charging again replaces the job's own count.
-  EXPECT_TRUE(*store_->ChargeJobBytes(b.id, 0, 9, 100));
+  EXPECT_TRUE(*store_->ChargeJobBytes(b.id, 0, 9, 9, 100));
   EXPECT_EQ(store_->UserJobUsage("u")->log_bytes, 1 + 9);
   // Another user's jobs don't count; without a quota nothing is refused.
-  EXPECT_TRUE(*store_->ChargeJobBytes(other.id, 100, 0, 100));
-  EXPECT_TRUE(*store_->ChargeJobBytes(a.id, 1'000'000, 0, std::nullopt));
+  EXPECT_TRUE(*store_->ChargeJobBytes(other.id, 100, 0, 100, 100));
+  EXPECT_TRUE(*store_->ChargeJobBytes(a.id, 1'000'000, 0, 1'000'000, std::nullopt));
   // Past the quota, nothing more is still allowed.
-  EXPECT_TRUE(*store_->ChargeJobBytes(b.id, 0, 0, 1));
-  EXPECT_EQ(store_->ChargeJobBytes("job1", 1, 0, 100).status().code(),
+  EXPECT_TRUE(*store_->ChargeJobBytes(b.id, 0, 0, 0, 1));
+  EXPECT_EQ(store_->ChargeJobBytes("job1", 1, 0, 1, 100).status().code(),
             StatusCode::kFailedPrecondition);
-  EXPECT_EQ(store_->ChargeJobBytes("missing", 1, 0, 100).status().code(),
+  EXPECT_EQ(store_->ChargeJobBytes("missing", 1, 0, 1, 100).status().code(),
             StatusCode::kFailedPrecondition);
+}
+
+// Regression (security): the quota counted every byte a user's jobs keep, those they may not read
+// included, so a refusal, a "not kept" or a mock expiry told the size of a held output.
+TEST_F(JobBytesTest, TheQuotaCountsOnlyWhatIsChargedNotWhatIsKept) {
+  Job hidden = Running("u", "private");
+  ASSERT_TRUE(*store_->ChargeJobBytes(hidden.id, 5000, 700, 0, 100));
+  Job a = Running("u");
+  EXPECT_TRUE(*store_->ChargeJobBytes(a.id, 60, 40, 100, 100));
+  EXPECT_FALSE(*store_->ChargeJobBytes(a.id, 60, 41, 101, 100));
+  auto usage = store_->UserJobUsage("u");
+  EXPECT_EQ(usage->charged_bytes, 0 + 60 + 41 - 1);
+  EXPECT_EQ(usage->result_bytes + usage->log_bytes, 5700 + 100);
+  EXPECT_EQ(*store_->TotalJobBytes(), 5800);  // the disk still counts every byte
+}
+
+TEST_F(JobBytesTest, ARunHeldAtTheCommitChargesNothing) {
+  Job j = Running("u", "private");
+  Settings settings;
+  settings.output_review = true;  // turned on while it runs, after the runner charged it
+  ASSERT_TRUE(store_->PutSettings(settings).ok());
+  ASSERT_TRUE(*store_->ChargeJobBytes(j.id, 10, 2, 12, std::nullopt));
+  j.status = "completed";
+  j.result_size = 10;
+  j.result_data = std::string(10, 'r');
+  j.stdout_text = "ok";
+  ASSERT_TRUE(store_->FinishJob(j).ok());
+  EXPECT_TRUE(store_->GetJob(j.id)->held);
+  auto usage = store_->UserJobUsage("u");
+  EXPECT_EQ(usage->charged_bytes, 0);
+  EXPECT_EQ(usage->result_bytes + usage->log_bytes, 12);
+  // Its release charges what it shows.
+  ASSERT_TRUE(store_->SetJobChargedBytes(j.id, 12).ok());
+  EXPECT_EQ(store_->UserJobUsage("u")->charged_bytes, 12);
+  EXPECT_EQ(store_->SetJobChargedBytes("missing", 1).code(), StatusCode::kNotFound);
+}
+
+TEST_F(JobBytesTest, ExpiryAndRecoveryDropCharges) {
+  Finished("u", 10, "");
+  ASSERT_EQ(store_->UserJobUsage("u")->charged_bytes, 11);
+  ASSERT_EQ(store_->ExpireMockOutputs("u", 0, 0, 5)->size(), 1u);
+  EXPECT_EQ(store_->UserJobUsage("u")->charged_bytes, 0);
+  Job a = Running("u");
+  ASSERT_TRUE(*store_->ChargeJobBytes(a.id, 40, 2, 42, std::nullopt));
+  ASSERT_TRUE(store_->RecoverJobs(2, 1).ok());
+  EXPECT_EQ(store_->UserJobUsage("u")->charged_bytes, 0);
 }
 
 TEST_F(JobBytesTest, RecoveryDropsTheChargesOfJobsThatDidNotEnd) {
   Job a = Running("u");
-  ASSERT_TRUE(*store_->ChargeJobBytes(a.id, 40, 2, std::nullopt));
+  ASSERT_TRUE(*store_->ChargeJobBytes(a.id, 40, 2, 40 + 2, std::nullopt));
   ASSERT_EQ(*store_->TotalJobBytes(), 42);
   ASSERT_TRUE(store_->RecoverJobs(2, 1).ok());
   EXPECT_EQ(*store_->TotalJobBytes(), 0);
@@ -1095,7 +1147,7 @@ TEST_F(JobBytesTest, MockOutputsExpireOldestFirstUntilEnoughIsFreed) {
   EXPECT_EQ((*expired)[1].job_id, mocks[1].id);
   // A running mock job is never touched.
   Job running = Running("u");
-  ASSERT_TRUE(*store_->ChargeJobBytes(running.id, 10, 0, std::nullopt));
+  ASSERT_TRUE(*store_->ChargeJobBytes(running.id, 10, 0, 10, std::nullopt));
   expired = store_->ExpireMockOutputs("u", 0, 1000, 100);
   ASSERT_EQ(expired->size(), 1u);
   EXPECT_EQ((*expired)[0].job_id, mocks[2].id);
@@ -1326,7 +1378,7 @@ TEST_F(JobBytesTest, UpgradeMovesTheErrorsOfPrivateRunsOutOfSight) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
-                         (std::string(kDropSync) +
+                         (std::string(kDropJobCharges) + kDropSync +
                           "ALTER TABLE jobs DROP COLUMN failure; "
                           "ALTER TABLE jobs DROP COLUMN error_detail; "
                           "ALTER TABLE jobs DROP COLUMN error_released; "

@@ -344,6 +344,9 @@ struct JobUsage {
   int64_t log_bytes = 0;
   int64_t mock_bytes = 0;  // the part of both that mock runs keep
   int64_t unfinished = 0;  // queued or running
+  // What counts against the user's quota: the parts of their jobs' outputs they may read, at
+  // their size (see ChargeJobBytes); mock_bytes is part of it.
+  int64_t charged_bytes = 0;
 };
 
 // What one job keeps, by part, with the fields that decide who may read each part: `job` has its
@@ -655,13 +658,20 @@ class Store {
   // job is not running (it was killed while queued, say). A private run is held whatever
   // `job.held` says when the stored settings ask for output review at the commit.
   virtual Status FinishJob(const Job& job) = 0;
-  // Counts `result_bytes` and `log_bytes` as kept by a running job, before FinishJob, when the
-  // user's other jobs keep at most `max_user_bytes` minus those (or always, without a maximum, or
-  // when both are 0).
+  // Counts `result_bytes` and `log_bytes` as kept by a running job, before FinishJob, and
+  // `charged_bytes` (the part of them its user may read) against its user's quota, when what the
+  // user's other jobs are charged leaves room for them under `max_user_bytes` (or always, without
+  // a maximum, or when `charged_bytes` is 0). What a user may not read is never charged to them:
+  // its size may be the data's. FinishJob charges nothing for a run it holds; SetJobChargedBytes
+  // charges what a release shows.
   // False (nothing counted) when they would pass it; kFailedPrecondition when the job is not
   // running. Checked and counted atomically, so jobs ending together can't pass a quota.
   virtual Result<bool> ChargeJobBytes(const std::string& id, int64_t result_bytes,
-                                      int64_t log_bytes, std::optional<int64_t> max_user_bytes) = 0;
+                                      int64_t log_bytes, int64_t charged_bytes,
+                                      std::optional<int64_t> max_user_bytes) = 0;
+  // Sets what a job charges its user's quota (after a release: what it shows them now), whatever
+  // the quota. kNotFound when absent.
+  virtual Status SetJobChargedBytes(const std::string& id, int64_t bytes) = 0;
   virtual Result<JobUsage> UserJobUsage(const std::string& user_id) = 0;
   // The user's jobs that keep bytes, each with what it keeps (the parts sum to what UserJobUsage
   // counts; a running job's charged logs count as its stdout until FinishJob splits them).
@@ -683,7 +693,7 @@ class Store {
   virtual Status ReleaseJobError(const std::string& id) = 0;
   // Stores `job` as a completed private run whose result (result_data, else a file the caller
   // wrote) a data owner deposited, with its result_meta: it keeps result_size and its logs' bytes,
-  // and is held when `job.held`.
+  // and is held when `job.held` (else it charges its user its result and stdout).
   virtual Status InsertDepositedJob(const Job& job) = 0;
   // After a crash: running jobs leased fewer than `max_attempts` times go back to the queue, the
   // others end `interrupted`; none of them keeps bytes (see ChargeJobBytes) nor the stdout its

@@ -5,6 +5,11 @@
 
 namespace datasite::store {
 
+// Undoes the migration after sync's (the quota's charged bytes); goes before kDropSync.
+constexpr const char* kDropJobCharges =
+    "DROP INDEX jobs_usage; ALTER TABLE jobs DROP COLUMN charged_bytes; "
+    "CREATE INDEX jobs_usage ON jobs(user_id, kind, status, kept_result_bytes, kept_log_bytes); ";
+
 constexpr const char* kDropSync =
     "DROP TRIGGER change_users_insert; DROP TRIGGER change_users_update; "
     "DROP TRIGGER change_users_delete; DROP TRIGGER change_user_code_insert; "
