@@ -276,8 +276,7 @@ Result<json> CodeService::ResolveInputs(const json& inputs) {
   return out;
 }
 
-Result<store::UserCode> CodeService::Submit(const Principal& caller, const SubmitCode& in) {
-  RETURN_IF_ERROR(NeedDataScientist(caller));
+Result<store::UserCode> CodeService::PrepareCode(const SubmitCode& in, json& policy_spec) {
   if (!IsIdentifier(in.name)) {
     return InvalidArgumentError("'name' must be the function's name (a Python identifier)");
   }
@@ -318,19 +317,26 @@ Result<store::UserCode> CodeService::Submit(const Principal& caller, const Submi
     return InvalidArgumentError(
         "output_policy.kind must be 'single_execution', 'execute_count' or 'custom'");
   }
-  json policy_spec;
+  policy_spec = nullptr;
   if (in.policy_code) {
     ASSIGN_OR_RETURN(policy_spec, CheckPolicyCode(*in.policy_code, in.output_policy == "custom"));
   } else if (in.output_policy == "custom") {
     return InvalidArgumentError("a custom output policy needs its 'policy_code'");
   }
   ASSIGN_OR_RETURN(json inputs, ResolveInputs(in.inputs));
-  code.id = NewUuid();
-  code.user_id = *caller.user_id;
   code.name = in.name;
   code.source = in.source;
   code.code_hash = Sha256Hex(in.source);
   code.inputs = inputs.dump();
+  return code;
+}
+
+Result<store::UserCode> CodeService::Submit(const Principal& caller, const SubmitCode& in) {
+  RETURN_IF_ERROR(NeedDataScientist(caller));
+  json policy_spec;
+  ASSIGN_OR_RETURN(store::UserCode code, PrepareCode(in, policy_spec));
+  code.id = NewUuid();
+  code.user_id = *caller.user_id;
   code.created_at = clock_.NowSeconds();
   // The code and its policies are stored together: what is approved is both.
   Status stored = store_.InTransaction([&](store::Store& tx) -> Status {

@@ -138,6 +138,12 @@ class CodeService {
   Status CountKeptBytes();
 
   Result<store::UserCode> Submit(const Principal& caller, const SubmitCode& code);
+  // What Submit would store for `code`, checked as Submit checks it but not stored: name, source,
+  // output policy, custom policies and inputs (resolved against this server's assets, with its own
+  // names). Sets source, name, code_hash (of the source), inputs and the output policy; the id, the
+  // author and the times are the caller's. `policy_spec` gets the custom policies' spec (null for
+  // none). Sync re-derives received code through it.
+  Result<store::UserCode> PrepareCode(const SubmitCode& code, nlohmann::json& policy_spec);
   // Listings are oldest first, in pages of `page_size` (1 to kMaxListPageSize) from page 1.
   Result<store::CodePage> ListCode(const Principal& caller, const std::optional<std::string>& name,
                                    int64_t page = 1, int64_t page_size = kMaxListPageSize);
