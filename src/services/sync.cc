@@ -698,6 +698,7 @@ Status SyncService::CheckHeader(const sync::BundleHeader& h) {
   if (h.seq < 1 || h.seq > kMaxSeq || h.peer_seq_seen < 0 || h.peer_seq_seen > kMaxSeq) {
     return sync::Refuse(sync::Refusal::kTampered, "its sequence numbers are out of range");
   }
+  RETURN_IF_ERROR(CheckRoomForBlobs(h));
   if (h.destination_verify_key != HexEncode(settings_.identity().verify_key)) {
     return sync::Refuse(sync::Refusal::kWrongDestination,
                         "it is meant for another server (" + h.destination_verify_key + ")");
@@ -820,6 +821,25 @@ Status SyncService::CheckBlobsUsed(const Import& im) {
     if (!used.count(sha)) {
       return sync::Refuse(sync::Refusal::kTampered, "it carries a blob no object uses");
     }
+  }
+  return Status::Ok();
+}
+
+Status SyncService::CheckRoomForBlobs(const sync::BundleHeader& h) {
+  if (!options_.storage) return Status::Ok();
+  int64_t bytes = 0;  // each size is at most 2^42 and a header lists far fewer than 2^20 blobs
+  for (const sync::BundleBlob& b : h.blobs) bytes += b.size;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, im] : imports_) {
+      for (const auto& [sha, size] : im->sizes) bytes += size;
+    }
+  }
+  if (options_.storage->used() + bytes > options_.storage->limit()) {
+    return ResourceExhaustedError(
+        "the bundle's blobs, with those of pending imports, would pass "
+        "the storage limit of " +
+        std::to_string(options_.storage->limit()) + " bytes");
   }
   return Status::Ok();
 }

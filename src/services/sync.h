@@ -29,6 +29,7 @@
 #include "services/code.h"
 #include "services/principal.h"
 #include "services/settings.h"
+#include "services/storage_meter.h"
 #include "store/store.h"
 #include "sync/bundle.h"
 
@@ -89,6 +90,9 @@ struct SyncOptions {
   // Where staging files go; must be on the blob store's file system. Empty: the blob store's
   // scratch paths.
   std::string staging_dir;
+  // The storage limit a bundle's staged blobs count against (with those of pending imports);
+  // none when null.
+  StorageMeter* storage = nullptr;
 };
 
 // Safe for concurrent use. Every method is for admins only (kPermissionDenied otherwise).
@@ -153,6 +157,8 @@ class SyncService {
   // checks"), kept apart from the machinery that diffs and writes.
   // A bundle's blobs are all used by its objects.
   static Status CheckBlobsUsed(const Import& import);
+  // The header's blobs fit in the storage limit, with what pending imports have staged.
+  Status CheckRoomForBlobs(const sync::BundleHeader& header);
   // Drops expired imports and, to make room for one more when asked, the oldest.
   // REQUIRES: mu_ held.
   void PruneImportsLocked(bool room_for_one);

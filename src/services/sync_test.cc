@@ -735,6 +735,40 @@ TEST_F(SyncTest, ABlobNoObjectUsesIsRefused) {
   EXPECT_NE(loaded.status().message().find("no object uses"), std::string::npos);
 }
 
+// F8: staged blobs count against the storage limit, with those of pending imports.
+TEST_F(SyncTest, StagedBlobsCountAgainstTheStorageLimit) {
+  StorageMeter small{10};
+  SyncOptions options;
+  options.storage = &small;
+  low_->sync = std::make_unique<SyncService>(*low_->store, *low_->blobs, *low_->settings,
+                                             *low_->code, low_->clock, options);
+  const std::string path = low_->dir + "/mock";
+  {
+    std::ofstream f(path, std::ios::binary);
+    f << "filler";
+  }
+  const std::string sha = "e3f203a89cd90e2717b2f83fb184bc04493f6080010ed32f48a06e7fff1e975a";
+  json mock = {
+      {"sha256", sha}, {"size", 6}, {"format", "csv"}, {"schema", nullptr}, {"meta", nullptr}};
+  json asset = {{"id", "a1"},
+                {"dataset_id", "d1"},
+                {"position", 0},
+                {"name", "t"},
+                {"description", ""},
+                {"format", "csv"},
+                {"metadata", json::object()},
+                {"mock", mock}};
+  json object = Object("asset", "a1", "dataset:d1", asset);
+  object["blob"] = sha;
+  object["hash"] = SyncObjectHash(asset, sha);
+  json doc = {
+      {"objects", json::array({object})}, {"deleted", json::array()}, {"inventory", json::array()}};
+  ASSERT_TRUE(low_->Load(ForgeDoc(*high_, *low_, doc.dump(), 1, 0, {{path, 6, sha}})).ok());
+  // Six bytes pending, six more would pass ten.
+  auto second = low_->Load(ForgeDoc(*high_, *low_, doc.dump(), 1, 0, {{path, 6, sha}}));
+  EXPECT_EQ(second.status().code(), StatusCode::kResourceExhausted);
+}
+
 // F9: an older import applied after a newer one undid the newer one.
 TEST_F(SyncTest, AnOlderImportCanNotApplyAfterANewerOne) {
   auto first = high_->Load(
