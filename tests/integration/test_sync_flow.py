@@ -38,6 +38,10 @@ def rows_c(data):
     return len(data) * 1
 
 
+def rows_d(data):
+    return len(data) - 0
+
+
 def submitted(actors, people, func, limit=1, approve=True):
     scientist, owner = actors["scientist"].client, actors["owner"].client
     asset = asset_of(scientist, people)
@@ -114,3 +118,24 @@ def test_running_for_the_requester_is_refused_unless_owner_approved_and_as_bound
                  "INVALID_ARGUMENT")
     # None of these ran: the one run the policy allows is still there.
     assert actors["scientist"].client.jobs.get_by_user_code_id(request.code.id) == []
+
+
+def test_get_results_is_the_latest_readable_run_of_the_requests_code(actors, people):
+    request, asset = submitted(actors, people, rows_d, limit=2)
+    scientist = actors["scientist"].client
+    with pytest.raises(sy.FailedPreconditionError, match="no result you may read"):
+        request.get_results()
+    # A data owner's review run is not the requester's result.
+    owner_request = actors["owner"].client.requests.get(request.id)
+    assert owner_request.code(data=asset_of(actors["owner"].client, people)).get() == len(PRIVATE)
+    with pytest.raises(sy.FailedPreconditionError):
+        request.get_results()
+    first = scientist.code.get(request.code.id)(data=asset)
+    assert request.get_results() == len(PRIVATE)
+    assert owner_request.get_results() == len(PRIVATE)
+    second = scientist.code.get(request.code.id)(data=asset)
+    assert second.job.id != first.job.id
+    assert request.get_results() == len(PRIVATE)
+    # Someone else's request is not theirs to read.
+    other = actors["scientist2"].client.requests
+    assert all(r.id != request.id for r in other)
