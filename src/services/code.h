@@ -74,6 +74,10 @@ struct RunCode {
   bool mock = false;
   bool blocking = true;
   std::optional<int64_t> timeout_seconds;
+  // A data owner's run of approved code on its author's behalf: a private run whose user is the
+  // author, exactly as if the author had run it (its output policy counts it, output review holds
+  // it). Owners only; approved code only; no inputs other than those the code's policy binds.
+  bool for_requester = false;
 };
 
 // A result a data owner deposits on a request (PySyft's request.deposit_result): in one of the
@@ -250,6 +254,10 @@ class CodeService {
   Result<std::string> Charge(const store::Job& job, int64_t result_bytes, int64_t log_bytes,
                              std::optional<int64_t> quota);
   Result<nlohmann::json> ResolveInputs(const nlohmann::json& inputs);
+  // Run with `caller` as the job's user; `for_owner`, when set, is the data owner who runs it for
+  // its requester (audited as job.run_for_requester, in their name).
+  Result<RunOutcome> RunAs(const Principal& caller, const std::string& code_id, const RunCode& run,
+                           const Principal* for_owner);
   // Appends an audit entry through `tx`: inside the transaction of the change it records.
   Status Audit(store::Store& tx, const Principal& actor, const std::string& action,
                const std::string& target, const std::string& detail = "");

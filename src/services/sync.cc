@@ -1325,6 +1325,38 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
   // The objects of each batch, in bundle order (found once, not by a pass over all per batch).
   std::map<std::string, std::vector<const SyncObject*>> of_batch;
   for (const SyncObject& o : im.objects) of_batch[o.root].push_back(&o);
+  // A requester travels in one of their requests' batches only: a batch whose request's author is
+  // not here yet takes that batch along (written first, reported as applied).
+  std::vector<std::string> dependencies;
+  {
+    std::map<std::string, std::string> batch_of_user;
+    for (const SyncObject& o : im.objects) {
+      if (o.kind == "user") batch_of_user.emplace(o.id, o.root);
+    }
+    std::vector<std::string> ordered;
+    std::set<std::string> chosen(to_write.begin(), to_write.end());
+    for (const std::string& id : to_write) {
+      for (const SyncObject* o : of_batch[id]) {
+        if (o->kind != "request") continue;
+        const std::string user_id = Text(o->fields, "user_id");
+        auto dep = batch_of_user.find(user_id);
+        if (dep == batch_of_user.end() || chosen.count(dep->second)) continue;
+        if (store_.GetUserById(user_id).ok()) continue;
+        auto b = by_id.find(dep->second);
+        if (b == by_id.end() || b->second["state"] != "pending") continue;
+        if (b->second["status"] == "conflict" && !overwrite.count(dep->second)) {
+          return AlreadyExistsError(
+              "batch '" + id + "' needs batch '" + dep->second +
+              "' (its requester), which is in conflict: add it to 'overwrite'");
+        }
+        chosen.insert(dep->second);
+        ordered.push_back(dep->second);
+        dependencies.push_back(dep->second);
+      }
+      ordered.push_back(id);
+    }
+    to_write = std::move(ordered);
+  }
   std::vector<std::string> adopted;
   std::map<std::string, std::string> adopted_from;  // staged sha256 -> the blob it became
   Status st = store_.InTransaction([&](store::Store& tx) -> Status {
@@ -1444,6 +1476,7 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
     RETURN_IF_ERROR(
         tx.PutSyncImport({im.id, im.peer.name, im.header.seq, clock_.NowSeconds(), "applied"}));
     std::string detail = "import " + im.id + "; accepted";
+    for (const std::string& id : dependencies) detail += " " + id;
     for (const std::string& id : decisions.accept) detail += " " + id;
     detail += "; denied";
     for (const auto& [id, reason] : decisions.deny) detail += " " + id;
@@ -1471,6 +1504,10 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
   }
   im.applied_once = true;
   json applied = json::array(), denied = json::array(), ignored = json::array();
+  for (const std::string& id : dependencies) {
+    im.state[id] = "applied";
+    applied.push_back(id);
+  }
   for (const std::string& id : decisions.accept) {
     im.state[id] = "applied";
     applied.push_back(id);

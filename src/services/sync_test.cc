@@ -228,6 +228,39 @@ TEST_F(SyncTest, LowToHighRoundTripCarriesScientistCodeAndRequest) {
   EXPECT_EQ((*again)["batches"].size(), 0u);
 }
 
+TEST_F(SyncTest, ARequestBatchTakesItsRequesterAlongFromAnotherBatch) {
+  // Regression: the requester travels in one of their request batches only, and accepting (or
+  // denying) another of them first failed, the author not being on the high side yet.
+  low_->AddUser("s1", "sci@example.org", auth::Role::kDataScientist);
+  low_->AddRequest("s1", "c1", "r1");
+  low_->AddRequest("s1", "c2", "r2");
+  low_->AddRequest("s1", "c3", "r3");
+  auto diff = high_->Load(low_->Export("high"));
+  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+  std::string with_user;
+  std::vector<std::string> others;
+  for (const json& b : (*diff)["batches"]) {
+    bool has_user = false;
+    for (const json& o : b["objects"]) has_user |= o["kind"] == "user";
+    (has_user ? with_user : others.emplace_back()) = b["id"].get<std::string>();
+  }
+  ASSERT_FALSE(with_user.empty());
+  ASSERT_EQ(others.size(), 2u);
+  SyncDecisions d;
+  d.accept = {others[0]};
+  d.deny = {{others[1], "no"}};
+  auto applied = high_->sync->Apply(high_->admin, (*diff)["import_id"], d);
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  EXPECT_EQ((*applied)["applied"], json::array({with_user, others[0]}));
+  EXPECT_EQ((*applied)["denied"], json::array({others[1]}));
+  EXPECT_TRUE(high_->store->GetUserById("s1").ok());
+  const std::string denied = others[1].substr(std::string("request:").size());
+  EXPECT_EQ(high_->store->GetRequest(denied)->status, "denied");
+  for (const json& b : (*applied)["diff"]["batches"]) {
+    EXPECT_NE(b["state"], "pending") << b["id"];
+  }
+}
+
 TEST_F(SyncTest, HighToLowCarriesMockDecisionAndReleasedResultOnly) {
   RequestOnHigh();
   high_->AddDataset("d1", "MOCK-ROWS", "PRIVATE-MARKER-ROWS");
