@@ -1,6 +1,7 @@
 #include "services/sync.h"
 
 #include <gtest/gtest.h>
+#include <sodium.h>
 #include <stdlib.h>
 
 #include <filesystem>
@@ -109,8 +110,14 @@ struct Side {
     c.id = code_id;
     c.user_id = user;
     c.name = "f";
+    // Each code of a scientist is distinct (one per source); its hash is its source's, as on a
+    // server.
     c.source = "def f(data):\n    return 1\n";
-    c.code_hash = "839a0012b49c400b9ba2594eace461cae36d6b76ffc09d52e801e4e45a5f3653";
+    if (code_id != "c1") c.source += "# " + code_id + "\n";
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(c.source.data()),
+                       c.source.size());
+    c.code_hash = HexEncode(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
     c.inputs = "{}";
     c.output_policy = "single_execution";
     c.created_at = 200;
