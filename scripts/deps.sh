@@ -10,6 +10,7 @@ packages=(
   python3-venv python3-pip python3-setuptools python3-wheel  # pip install -e python into a venv
   python3-hypothesis  # the round-trip property tests (tests/integration/test_roundtrip_*.py)
   python3-aiosmtpd  # tests/integration/test_notifications.py: a real SMTP server on loopback
+  python3-cryptography  # tests/integration/sync_helpers.py: forged sync bundles signed with ed25519
   openssl  # src/net/http_client_test.cc, tests/integration/test_sync_cli.py: a certificate for a TLS peer
   python3-zxcvbn  # its list of common passwords is built into the server (src/auth)
   clang-14 libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer and the sanitizers

@@ -688,9 +688,11 @@ class UserCode:
                 inputs[arg] = binding.to_wire()
         return inputs
 
-    def _start(self, kwargs, mock, blocking, timeout_seconds):
+    def _start(self, kwargs, mock, blocking, timeout_seconds, for_requester=False):
         body = {"mock": bool(mock), "blocking": bool(blocking)}
-        review = self._reviewing(mock)
+        if for_requester:
+            body["for_requester"] = True
+        review = not for_requester and self._reviewing(mock)
         if review:
             on = "the data you passed" if kwargs else "the private data"
             print(
@@ -728,10 +730,15 @@ class UserCode:
                     pass
         return job
 
-    def __call__(self, *args, blocking=True, timeout_seconds=None, **kwargs):
+    def __call__(self, *args, blocking=True, timeout_seconds=None, for_requester=False, **kwargs):
         """Runs the code on the server on the private data: its author once the request is
         approved (as often as the output policy allows; after that the last result is given
         again), a data owner or admin any time (a review run).
+
+        ``for_requester=True`` (a data owner, approved code, the policy's own inputs) runs it for
+        its author instead: a private run that is theirs, counted by the output policy and held
+        for output review when that is on, as if they had run it; on a high side it is the run
+        that sync carries back to them.
 
         ``blocking=True`` waits and answers a pointer whose ``get()`` is the value, raising
         ``JobFailedError`` when the code failed; ``blocking=False`` answers the ``Job`` at once.
@@ -743,7 +750,13 @@ class UserCode:
                     self.name, next(iter(self.input_policy.bindings), "data")
                 )
             )
-        job = self._start(kwargs, mock=False, blocking=blocking, timeout_seconds=timeout_seconds)
+        job = self._start(
+            kwargs,
+            mock=False,
+            blocking=blocking,
+            timeout_seconds=timeout_seconds,
+            for_requester=for_requester,
+        )
         return pointer_for(job) if blocking else job
 
     def mock(self, *args, blocking=True, timeout_seconds=None, **kwargs):

@@ -6,7 +6,7 @@ policies, who asks and why), may run it on the private data to review it (``requ
 and approves or denies it.
 """
 
-from . import _display
+from . import _display, errors
 from .enums import RequestStatus, status_from_server
 from .errors import SyftSuccess
 from ._listing import ListingMixin, TableList, fetch_all_pages
@@ -155,6 +155,30 @@ class Request:
         else:
             self.refresh()
         return job
+
+    def get_results(self):
+        """PySyft's ``request.get_results()``: the value of the latest run of this request's code
+        you may read (completed, not held for output review; a review run is not one). On a low
+        side that is the run synced from the high side. FailedPreconditionError when there is
+        none yet, saying why.
+        """
+        from .jobs import JobStatus
+
+        if self.code is None:
+            self.refresh()
+        readable = [
+            job
+            for job in self._client.jobs.get_all(code_id=self.code.id, status=JobStatus.COMPLETED)
+            if job.kind == "private" and not job.held
+        ]
+        if not readable:
+            status = self.refresh().status
+            raise errors.FailedPreconditionError(
+                message="request {} ({}) has no result you may read yet".format(
+                    self.id, status.value if hasattr(status, "value") else status
+                )
+            )
+        return readable[-1].get()
 
     # Display --------------------------------------------------------------------------------
 

@@ -315,18 +315,22 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
               });
   routes->Add(
       "POST", "/api/v1/code/{id}/run", Role::kDataScientist, "code",
-      "Run code: on private data once approved, on the mocks without approval, or as a data "
-      "owner's review.",
+      "Run code: on private data once approved, on the mocks without approval, as a data "
+      "owner's review, or (a data owner, approved code, \"for_requester\": true) as a private "
+      "run for its requester.",
       [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
         services::RunCode run;
         if (!req.body.empty()) {
-          ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"inputs", "mock", "blocking",
-                                                                 "timeout_seconds"}));
+          ASSIGN_OR_RETURN(
+              auto body, JsonBody::Parse(req.body, {"inputs", "mock", "blocking", "timeout_seconds",
+                                                    "for_requester"}));
           run.inputs = body.Field("inputs");
           ASSIGN_OR_RETURN(auto mock, body.OptionalBool("mock"));
           run.mock = mock.value_or(false);
           ASSIGN_OR_RETURN(auto blocking, body.OptionalBool("blocking"));
           run.blocking = blocking.value_or(true);
+          ASSIGN_OR_RETURN(auto for_requester, body.OptionalBool("for_requester"));
+          run.for_requester = for_requester.value_or(false);
           ASSIGN_OR_RETURN(auto timeout, body.OptionalUnsigned("timeout_seconds"));
           if (timeout)
             run.timeout_seconds = static_cast<int64_t>(std::min<uint64_t>(*timeout, 1u << 30));
@@ -338,7 +342,8 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
       Schema({{"inputs", "object"},
               {"mock", "boolean"},
               {"blocking", "boolean"},
-              {"timeout_seconds", "integer"}}),
+              {"timeout_seconds", "integer"},
+              {"for_requester", "boolean"}}),
       http::Lane::kWait);
 
   routes->Add(

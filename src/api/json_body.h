@@ -11,14 +11,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_depth.h"
 #include "core/status.h"
 
 namespace datasite::api {
 
-// Whether `text`, read as JSON, opens more than `max_depth` arrays or objects inside one another.
-// Counts brackets outside strings without parsing, so it is safe on any bytes; check it before
-// parsing untrusted JSON that will be copied or printed (each level is a recursion).
-bool NestsDeeperThan(std::string_view text, int max_depth);
+// Moved to core (sync checks bundles with it too); named here still for the routes.
+using ::datasite::NestsDeeperThan;
 
 class JsonBody {
  public:

@@ -189,8 +189,10 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   p->projects = std::make_unique<services::ProjectService>(*p->store, *p->code, clock);
   p->projects->SetNotifications(p->notifications.get());
   p->audit = std::make_unique<services::AuditService>(*p->store);
-  p->sync =
-      std::make_unique<services::SyncService>(*p->store, *p->blobs, *p->settings, *p->code, clock);
+  services::SyncOptions sync_options;
+  sync_options.storage = &p->datasets->storage();
+  p->sync = std::make_unique<services::SyncService>(*p->store, *p->blobs, *p->settings, *p->code,
+                                                    clock, sync_options);
   p->api.reset(new api::ApiContext{*p->accounts, *p->settings, *p->datasets, *p->code, *p->projects,
                                    *p->audit, p->ready, p->notifications.get(), p->resets.get(),
                                    p->sync.get()});

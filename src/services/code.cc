@@ -276,8 +276,7 @@ Result<json> CodeService::ResolveInputs(const json& inputs) {
   return out;
 }
 
-Result<store::UserCode> CodeService::Submit(const Principal& caller, const SubmitCode& in) {
-  RETURN_IF_ERROR(NeedDataScientist(caller));
+Result<store::UserCode> CodeService::PrepareCode(const SubmitCode& in, json& policy_spec) {
   if (!IsIdentifier(in.name)) {
     return InvalidArgumentError("'name' must be the function's name (a Python identifier)");
   }
@@ -318,19 +317,26 @@ Result<store::UserCode> CodeService::Submit(const Principal& caller, const Submi
     return InvalidArgumentError(
         "output_policy.kind must be 'single_execution', 'execute_count' or 'custom'");
   }
-  json policy_spec;
+  policy_spec = nullptr;
   if (in.policy_code) {
     ASSIGN_OR_RETURN(policy_spec, CheckPolicyCode(*in.policy_code, in.output_policy == "custom"));
   } else if (in.output_policy == "custom") {
     return InvalidArgumentError("a custom output policy needs its 'policy_code'");
   }
   ASSIGN_OR_RETURN(json inputs, ResolveInputs(in.inputs));
-  code.id = NewUuid();
-  code.user_id = *caller.user_id;
   code.name = in.name;
   code.source = in.source;
   code.code_hash = Sha256Hex(in.source);
   code.inputs = inputs.dump();
+  return code;
+}
+
+Result<store::UserCode> CodeService::Submit(const Principal& caller, const SubmitCode& in) {
+  RETURN_IF_ERROR(NeedDataScientist(caller));
+  json policy_spec;
+  ASSIGN_OR_RETURN(store::UserCode code, PrepareCode(in, policy_spec));
+  code.id = NewUuid();
+  code.user_id = *caller.user_id;
   code.created_at = clock_.NowSeconds();
   // The code and its policies are stored together: what is approved is both.
   Status stored = store_.InTransaction([&](store::Store& tx) -> Status {
@@ -585,6 +591,37 @@ Result<store::Job> CodeService::Deposit(const Principal& caller, const std::stri
 
 Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& code_id,
                                     const RunCode& run) {
+  if (!run.for_requester) return RunAs(caller, code_id, run, nullptr);
+  if (!caller.authenticated()) return UnauthenticatedError("log in first");
+  if (!IsOwner(caller)) {
+    return PermissionDeniedError("only a data owner runs code for its requester");
+  }
+  if (run.mock) return InvalidArgumentError("'for_requester' runs on private data: drop 'mock'");
+  if (settings_.Get().server_side_type == "low") {
+    return FailedPreconditionError(
+        "this is a low-side server: it holds no private data to run on for the requester");
+  }
+  ASSIGN_OR_RETURN(store::UserCode code, GetCode(caller, code_id));
+  if (code.request_status != "approved") {
+    return FailedPreconditionError(
+        "code is run for its requester only once its request is approved (it is " +
+        code.request_status.value_or(std::string("not requested")) + ")");
+  }
+  ASSIGN_OR_RETURN(store::User author, store_.GetUserById(code.user_id));
+  // The run is the author's own: their role (never above a data scientist's for this run, so it
+  // is limited, counted and held as theirs), their id.
+  Principal requester;
+  requester.user_id = author.id;
+  requester.email = author.email;
+  requester.role = std::min(auth::RoleFromInt(author.role), auth::Role::kDataScientist);
+  if (!requester.authenticated()) {
+    return FailedPreconditionError("the code's author has no account that may run code");
+  }
+  return RunAs(requester, code_id, run, &caller);
+}
+
+Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string& code_id,
+                                      const RunCode& run, const Principal* for_owner) {
   ASSIGN_OR_RETURN(store::UserCode code, GetCode(caller, code_id));
   json bound = json::parse(code.inputs);
   const bool author = caller.IsSelf(code.user_id);
@@ -749,6 +786,10 @@ Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& 
   // A review run (a data owner's run on private data) and a private run are both recorded.
   ASSIGN_OR_RETURN(store::JobAdmission admission,
                    queue_.Enqueue(job, limits, [&](store::Store& tx) {
+                     if (for_owner) {
+                       return Audit(tx, *for_owner, "job.run_for_requester", "job:" + job.id,
+                                    "private run of code:" + code.id + " for user:" + job.user_id);
+                     }
                      return Audit(tx, caller, kind == "review" ? "job.review_run" : "job.create",
                                   "job:" + job.id, kind + " run of code:" + code.id);
                    }));

@@ -74,6 +74,10 @@ struct RunCode {
   bool mock = false;
   bool blocking = true;
   std::optional<int64_t> timeout_seconds;
+  // A data owner's run of approved code on its author's behalf: a private run whose user is the
+  // author, exactly as if the author had run it (its output policy counts it, output review holds
+  // it). Owners only; approved code only; no inputs other than those the code's policy binds.
+  bool for_requester = false;
 };
 
 // A result a data owner deposits on a request (PySyft's request.deposit_result): in one of the
@@ -138,6 +142,12 @@ class CodeService {
   Status CountKeptBytes();
 
   Result<store::UserCode> Submit(const Principal& caller, const SubmitCode& code);
+  // What Submit would store for `code`, checked as Submit checks it but not stored: name, source,
+  // output policy, custom policies and inputs (resolved against this server's assets, with its own
+  // names). Sets source, name, code_hash (of the source), inputs and the output policy; the id, the
+  // author and the times are the caller's. `policy_spec` gets the custom policies' spec (null for
+  // none). Sync re-derives received code through it.
+  Result<store::UserCode> PrepareCode(const SubmitCode& code, nlohmann::json& policy_spec);
   // Listings are oldest first, in pages of `page_size` (1 to kMaxListPageSize) from page 1.
   Result<store::CodePage> ListCode(const Principal& caller, const std::optional<std::string>& name,
                                    int64_t page = 1, int64_t page_size = kMaxListPageSize);
@@ -248,6 +258,10 @@ class CodeService {
   Result<std::string> Charge(const store::Job& job, int64_t result_bytes, int64_t log_bytes,
                              int64_t charged_bytes, std::optional<int64_t> quota);
   Result<nlohmann::json> ResolveInputs(const nlohmann::json& inputs);
+  // Run with `caller` as the job's user; `for_owner`, when set, is the data owner who runs it for
+  // its requester (audited as job.run_for_requester, in their name).
+  Result<RunOutcome> RunAs(const Principal& caller, const std::string& code_id, const RunCode& run,
+                           const Principal* for_owner);
   // Appends an audit entry through `tx`: inside the transaction of the change it records.
   Status Audit(store::Store& tx, const Principal& actor, const std::string& action,
                const std::string& target, const std::string& detail = "");

@@ -10,8 +10,10 @@
 #include <utility>
 
 #include "auth/role.h"
+#include "core/json_depth.h"
 #include "core/random.h"
 #include "jobs/job_queue.h"
+#include "services/accounts.h"
 
 namespace datasite::services {
 namespace {
@@ -20,6 +22,72 @@ using json = nlohmann::json;
 
 constexpr int64_t kAll = int64_t{1} << 40;  // every row of a listing
 constexpr size_t kMaxPeerName = 64;
+
+// What a loaded bundle may hold (docs/SYNC.md, "Limits"). Its objects section is parsed whole, so
+// it is bounded in bytes, in nesting (as every request body is), in JSON values (each costs ~100
+// bytes parsed, whatever its size in the text) and per string (a code's source is the largest).
+constexpr int64_t kMaxObjectsBytes = int64_t{64} << 20;
+constexpr int kMaxObjectsDepth = 64;
+constexpr int64_t kMaxObjectsValues = 1'000'000;
+constexpr size_t kMaxFieldBytes = size_t{1} << 20;
+constexpr size_t kMaxKeyBytes = 256;
+// Sequence numbers a header may carry: far beyond any real count, far from overflowing.
+constexpr int64_t kMaxSeq = int64_t{1} << 40;
+// Pending imports kept at once, and for how long (their staging files go with them).
+constexpr size_t kMaxPendingImports = 8;
+constexpr int64_t kPendingImportSeconds = 24 * 3600;
+
+// Counts a JSON text's values and measures its strings and keys while it is read, building
+// nothing; stops at the first limit passed.
+class ObjectsSectionCheck : public nlohmann::json_sax<json> {
+ public:
+  bool null() override { return Value(); }
+  bool boolean(bool) override { return Value(); }
+  bool number_integer(number_integer_t) override { return Value(); }
+  bool number_unsigned(number_unsigned_t) override { return Value(); }
+  bool number_float(number_float_t, const string_t&) override { return Value(); }
+  bool string(string_t& v) override {
+    if (v.size() > kMaxFieldBytes) return Fail("a field is over 1 MiB");
+    return Value();
+  }
+  bool binary(binary_t&) override { return Fail("binary values are not JSON"); }
+  bool start_object(std::size_t) override { return Value(); }
+  bool end_object() override { return true; }
+  bool start_array(std::size_t) override { return Value(); }
+  bool end_array() override { return true; }
+  bool key(string_t& k) override {
+    if (k.size() > kMaxKeyBytes) return Fail("a key is over 256 bytes");
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return Fail("its objects are not the expected JSON");
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  bool Value() { return ++values_ <= kMaxObjectsValues || Fail("it holds too many JSON values"); }
+  bool Fail(std::string why) {
+    if (error_.empty()) error_ = std::move(why);
+    return false;
+  }
+  int64_t values_ = 0;
+  std::string error_;
+};
+
+// Checks the objects section before it is parsed: depth, value count and field sizes (F1, F5 of
+// the sync review). The verifier has bounded its bytes already.
+Status CheckObjectsSection(std::string_view text) {
+  if (NestsDeeperThan(text, kMaxObjectsDepth)) {
+    return sync::Refuse(sync::Refusal::kTampered, "its objects nest deeper than 64 levels");
+  }
+  ObjectsSectionCheck check;
+  if (!json::sax_parse(text, &check) || !check.error().empty()) {
+    return sync::Refuse(sync::Refusal::kTampered, check.error().empty()
+                                                      ? "its objects are not the expected JSON"
+                                                      : check.error());
+  }
+  return Status::Ok();
+}
 
 const std::set<std::string>& KindsSentBy(const std::string& side) {
   static const std::set<std::string> low = {"user", "code", "request", "project"};
@@ -173,6 +241,10 @@ struct SyncService::Import {
   std::vector<KeptBatch> batches;
   std::map<std::string, size_t> batch_index;  // batch id -> its place in `batches`
   int64_t diff_head = -1;                     // -1: not computed yet
+  int64_t loaded_at = 0;                      // seconds
+  // What the peer says it holds from us: replaces what we believed at the first apply, not at
+  // load (loading changes nothing).
+  std::vector<store::SyncObjectState> inventory;
   ~Import() {
     for (const auto& [sha, path] : staged) std::remove(path.c_str());
   }
@@ -182,7 +254,7 @@ SyncImportSink::SyncImportSink(SyncService& service, Principal caller)
     : service_(service), caller_(std::move(caller)) {
   verifier_ = std::make_unique<sync::BundleVerifier>(
       [this](const sync::BundleHeader& h) { return service_.CheckHeader(h); },
-      [this]() { return service_.StagingPath(); });
+      [this]() { return service_.StagingPath(); }, kMaxObjectsBytes);
 }
 
 Result<json> SyncImportSink::Finish() {
@@ -265,16 +337,19 @@ Result<store::SyncPeer> SyncService::RotatePeer(const Principal& caller, const s
     return tx.AppendAudit({clock_.NowSeconds(), caller.AuditName(), "sync.peer_rotate",
                            "peer:" + name, "verify_key " + verify_key});
   }));
+  DropImportsOfPeer(name);
   return store_.GetSyncPeer(name);
 }
 
 Status SyncService::RevokePeer(const Principal& caller, const std::string& name) {
   RETURN_IF_ERROR(NeedAdmin(caller));
-  return store_.InTransaction([&](store::Store& tx) -> Status {
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.RevokeSyncPeer(name, clock_.NowSeconds()));
     return tx.AppendAudit(
         {clock_.NowSeconds(), caller.AuditName(), "sync.peer_revoke", "peer:" + name, ""});
-  });
+  }));
+  DropImportsOfPeer(name);
+  return Status::Ok();
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> SyncService::Ignored(
@@ -669,6 +744,10 @@ Result<std::unique_ptr<SyncImportSink>> SyncService::BeginImport(const Principal
 }
 
 Status SyncService::CheckHeader(const sync::BundleHeader& h) {
+  if (h.seq < 1 || h.seq > kMaxSeq || h.peer_seq_seen < 0 || h.peer_seq_seen > kMaxSeq) {
+    return sync::Refuse(sync::Refusal::kTampered, "its sequence numbers are out of range");
+  }
+  RETURN_IF_ERROR(CheckRoomForBlobs(h));
   if (h.destination_verify_key != HexEncode(settings_.identity().verify_key)) {
     return sync::Refuse(sync::Refusal::kWrongDestination,
                         "it is meant for another server (" + h.destination_verify_key + ")");
@@ -709,7 +788,9 @@ Result<json> SyncService::Load(const Principal& caller, sync::VerifiedBundle bun
   import->id = NewUuid();
   import->header = bundle.header;
   // From here on the import owns the staging files (they go with it).
+  import->loaded_at = clock_.NowSeconds();
   ASSIGN_OR_RETURN(import->peer, store_.FindSyncPeerByKey(bundle.header.source.verify_key));
+  RETURN_IF_ERROR(CheckObjectsSection(bundle.objects_json));
   const json doc = json::parse(bundle.objects_json, nullptr, false);
   if (doc.is_discarded() || !doc.is_object() || !doc.contains("objects") ||
       !doc["objects"].is_array()) {
@@ -749,20 +830,15 @@ Result<json> SyncService::Load(const Principal& caller, sync::VerifiedBundle bun
     }
     import->objects.push_back(std::move(so));
   }
-  // What the peer says it holds from us replaces what we believed.
-  std::vector<store::SyncObjectState> inventory;
+  RETURN_IF_ERROR(CheckBlobsUsed(*import));
+  // What the peer says it holds from us replaces what we believed, once an apply takes it.
   if (doc.contains("inventory") && doc["inventory"].is_array()) {
     for (const json& i : doc["inventory"]) {
       if (!i.is_object()) continue;
-      inventory.push_back({Text(i, "kind"), Text(i, "id"), Text(i, "hash")});
+      import->inventory.push_back({Text(i, "kind"), Text(i, "id"), Text(i, "hash")});
     }
   }
   RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
-    RETURN_IF_ERROR(tx.ReplaceSyncInventory(import->peer.name, inventory));
-    store::SyncPeer moved = import->peer;
-    moved.side = bundle.header.source.side;
-    moved.peer_seq_seen = std::max(moved.peer_seq_seen, bundle.header.peer_seq_seen);
-    RETURN_IF_ERROR(tx.UpdateSyncPeerState(moved));
     RETURN_IF_ERROR(tx.PutSyncImport(
         {import->id, import->peer.name, bundle.header.seq, clock_.NowSeconds(), "pending"}));
     return tx.AppendAudit({clock_.NowSeconds(), caller.AuditName(), "sync.load",
@@ -771,6 +847,7 @@ Result<json> SyncService::Load(const Principal& caller, sync::VerifiedBundle bun
                                ", " + std::to_string(import->objects.size()) + " objects"});
   }));
   std::lock_guard lock(mu_);
+  PruneImportsLocked(/*room_for_one=*/true);
   json diff;
   {
     Import& ref = *import;
@@ -778,6 +855,170 @@ Result<json> SyncService::Load(const Principal& caller, sync::VerifiedBundle bun
     ASSIGN_OR_RETURN(diff, RenderDiffLocked(ref, {}));
   }
   return diff;
+}
+
+// ---- Checks of a load and of an apply.
+// ----------------------------------------------------------------
+
+Status SyncService::CheckBlobsUsed(const Import& im) {
+  // No kind a high side takes has blobs: a blob no object names would only fill the disk.
+  std::set<std::string> used;
+  for (const SyncObject& o : im.objects) {
+    if (o.blob) used.insert(*o.blob);
+  }
+  for (const auto& [sha, path] : im.staged) {
+    if (!used.count(sha)) {
+      return sync::Refuse(sync::Refusal::kTampered, "it carries a blob no object uses");
+    }
+  }
+  return Status::Ok();
+}
+
+Status SyncService::CheckRoomForBlobs(const sync::BundleHeader& h) {
+  if (!options_.storage) return Status::Ok();
+  int64_t bytes = 0;  // each size is at most 2^42 and a header lists far fewer than 2^20 blobs
+  for (const sync::BundleBlob& b : h.blobs) bytes += b.size;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, im] : imports_) {
+      for (const auto& [sha, size] : im->sizes) bytes += size;
+    }
+  }
+  if (options_.storage->used() + bytes > options_.storage->limit()) {
+    return ResourceExhaustedError(
+        "the bundle's blobs, with those of pending imports, would pass "
+        "the storage limit of " +
+        std::to_string(options_.storage->limit()) + " bytes");
+  }
+  return Status::Ok();
+}
+
+void SyncService::PruneImportsLocked(bool room_for_one) {
+  const int64_t now = clock_.NowSeconds();
+  for (auto it = imports_.begin(); it != imports_.end();) {
+    if (now - it->second->loaded_at > kPendingImportSeconds) {
+      it = imports_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  const size_t keep = room_for_one ? kMaxPendingImports - 1 : kMaxPendingImports;
+  while (imports_.size() > keep) {
+    auto oldest = std::min_element(
+        imports_.begin(), imports_.end(),
+        [](const auto& a, const auto& b) { return a.second->loaded_at < b.second->loaded_at; });
+    imports_.erase(oldest);
+  }
+}
+
+void SyncService::DropImportsOfPeer(const std::string& peer) {
+  std::lock_guard lock(mu_);
+  for (auto it = imports_.begin(); it != imports_.end();) {
+    if (it->second->peer.name == peer) {
+      it = imports_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+Status SyncService::CheckApplyAllowed(store::Store& tx, const Import& im) {
+  ASSIGN_OR_RETURN(store::SyncPeer peer, tx.GetSyncPeer(im.peer.name));
+  if (peer.revoked_at != 0 || peer.verify_key != im.peer.verify_key) {
+    return sync::Refuse(sync::Refusal::kRevokedKey,
+                        "the key that signed it was revoked or rotated since it was loaded");
+  }
+  if (im.header.seq < peer.last_applied_seq) {
+    return sync::Refuse(sync::Refusal::kOutOfSequence,
+                        "bundle " + std::to_string(im.header.seq) + " is older than bundle " +
+                            std::to_string(peer.last_applied_seq) +
+                            ", applied since it was loaded: export again from the peer");
+  }
+  if (!im.applied_once && im.header.seq == peer.last_applied_seq) {
+    return sync::Refuse(sync::Refusal::kReplayed, "a bundle as new was applied meanwhile");
+  }
+  return Status::Ok();
+}
+
+Status SyncService::RecordFirstApply(store::Store& tx, Import& im) {
+  ASSIGN_OR_RETURN(store::SyncPeer peer, tx.GetSyncPeer(im.peer.name));
+  peer.last_applied_seq = im.header.seq;
+  peer.side = im.header.source.side;
+  peer.peer_seq_seen = std::max(peer.peer_seq_seen, im.header.peer_seq_seen);
+  RETURN_IF_ERROR(tx.UpdateSyncPeerState(peer));
+  return tx.ReplaceSyncInventory(im.peer.name, im.inventory);
+}
+
+Status SyncService::CheckReceivedFromPeer(
+    store::Store& tx, const Import& im, const SyncObject& o,
+    const std::set<std::pair<std::string, std::string>>& ledger) {
+  bool here = false;
+  if (o.kind == "user") {
+    here = tx.GetUserById(o.id).ok();
+  } else if (o.kind == "code") {
+    here = tx.GetCode(o.id).ok();
+  } else if (o.kind == "request") {
+    here = tx.GetRequest(o.id).ok();
+  } else if (o.kind == "project") {
+    here = tx.GetProject(o.id).ok();
+  } else {
+    return Status::Ok();  // what a low side receives is about its own requests
+  }
+  if (here && !ledger.count({o.kind, o.id})) {
+    return PermissionDeniedError(o.kind + " " + o.id + " was not received from peer '" +
+                                 im.peer.name + "': it can't change it");
+  }
+  return Status::Ok();
+}
+
+Result<store::UserCode> SyncService::DeriveCode(const SyncObject& o, json& policy_spec) {
+  const json& f = o.fields;
+  SubmitCode in;
+  in.name = Text(f, "name");
+  in.source = Text(f, "source");
+  in.output_policy = Text(f, "output_policy");
+  if (in.output_policy != "custom") in.limit = Int(f, "output_limit");
+  // The bindings as the requester gave them: an asset by id or a value. Names, dataset and format
+  // are this server's own, derived again; any other binding (a blob) is refused.
+  in.inputs = json::object();
+  if (f.contains("inputs") && !f["inputs"].is_object()) {
+    return InvalidArgumentError("code " + o.id + ": 'inputs' must be an object");
+  }
+  if (f.contains("inputs")) {
+    for (const auto& [arg, binding] : f["inputs"].items()) {
+      if (binding.is_object() && binding.contains("value") && binding.size() == 1) {
+        in.inputs[arg] = binding;
+      } else if (binding.is_object() && binding.contains("asset_id") &&
+                 !binding.contains("value") && !binding.contains("blob_id")) {
+        in.inputs[arg] = {{"asset_id", binding["asset_id"]}};
+      } else {
+        return InvalidArgumentError("code " + o.id + ": input '" + arg.substr(0, 64) +
+                                    "' binds neither an asset nor a value");
+      }
+    }
+  }
+  if (auto spec = OptText(f, "policy_spec")) {
+    json code = json::parse(*spec, nullptr, false);
+    if (code.is_discarded()) return InvalidArgumentError("code " + o.id + ": bad policy_spec");
+    in.policy_code = std::move(code);
+  }
+  auto derived = code_.PrepareCode(in, policy_spec);
+  if (!derived.ok()) {
+    return InvalidArgumentError("code " + o.id +
+                                " would be refused here: " + derived.status().message());
+  }
+  if (derived->code_hash != Text(f, "code_hash")) {
+    return InvalidArgumentError("code " + o.id + ": its code_hash is not its source's");
+  }
+  return derived;
+}
+
+bool SyncService::EmailHeldByAnother(const SyncObject& o) {
+  if (o.kind != "user") return false;
+  auto email = NormalizeEmail(Text(o.fields, "email"));
+  if (!email.ok()) return false;
+  auto holder = store_.GetUserByEmail(*email);
+  return holder.ok() && holder->id != o.id;
 }
 
 // ---- Diff.
@@ -837,6 +1078,7 @@ Status SyncService::DiffLocked(Import& im) {
     } else {
       status = "conflict";
     }
+    if (status != "same" && EmailHeldByAnother(o)) status = "conflict";
     auto [at, added] = batch_index.emplace(o.root, batches.size());
     if (added) batches.push_back({o.root, {}});
     batches[at->second].objects.push_back(
@@ -901,6 +1143,7 @@ Result<json> SyncService::Diff(const Principal& caller, const std::string& impor
   RETURN_IF_ERROR(NeedAdmin(caller));
   if (view.offset < 0) return InvalidArgumentError("offset must not be negative");
   std::lock_guard lock(mu_);
+  PruneImportsLocked(/*room_for_one=*/false);
   auto it = imports_.find(import_id);
   if (it == imports_.end()) {
     return NotFoundError("no pending import with this id (imports end when the server restarts)");
@@ -912,6 +1155,7 @@ Result<json> SyncService::Batch(const Principal& caller, const std::string& impo
                                 const std::string& batch) {
   RETURN_IF_ERROR(NeedAdmin(caller));
   std::lock_guard lock(mu_);
+  PruneImportsLocked(/*room_for_one=*/false);
   auto it = imports_.find(import_id);
   if (it == imports_.end()) {
     return NotFoundError("no pending import with this id (imports end when the server restarts)");
@@ -949,7 +1193,7 @@ Status SyncService::ApplyObject(store::Store& tx, Import& im, const SyncObject& 
                                      " is a data owner or admin here: a low side can't change it");
       }
       store::User u = *existing;
-      u.email = Text(f, "email");
+      ASSIGN_OR_RETURN(u.email, NormalizeEmail(Text(f, "email")));
       u.name = Text(f, "name");
       u.institution = Text(f, "institution");
       u.website = Text(f, "website");
@@ -963,7 +1207,7 @@ Status SyncService::ApplyObject(store::Store& tx, Import& im, const SyncObject& 
     if (existing.status().code() != StatusCode::kNotFound) return existing.status();
     store::User u;
     u.id = o.id;
-    u.email = Text(f, "email");
+    ASSIGN_OR_RETURN(u.email, NormalizeEmail(Text(f, "email")));
     u.name = Text(f, "name");
     u.institution = Text(f, "institution");
     u.website = Text(f, "website");
@@ -980,22 +1224,17 @@ Status SyncService::ApplyObject(store::Store& tx, Import& im, const SyncObject& 
   }
   if (o.kind == "code") {
     if (tx.GetCode(o.id).ok()) return Status::Ok();  // immutable once created
-    store::UserCode c;
+    json policy_spec;
+    ASSIGN_OR_RETURN(store::UserCode c, DeriveCode(o, policy_spec));
     c.id = o.id;
     c.user_id = Text(f, "user_id");
-    c.name = Text(f, "name");
-    c.source = Text(f, "source");
-    c.code_hash = Text(f, "code_hash");
-    c.inputs = f.contains("inputs") ? f["inputs"].dump() : "{}";
-    c.output_policy = Text(f, "output_policy");
-    c.output_limit = Int(f, "output_limit");
     c.created_at = Int(f, "created_at");
     auto author = tx.GetUserById(c.user_id);
     if (!author.ok() || auth::RoleFromInt(author->role) != auth::Role::kDataScientist) {
       return PermissionDeniedError("code " + o.id + " is not a synced data scientist's");
     }
     RETURN_IF_ERROR(tx.InsertCode(c).status());
-    if (auto spec = OptText(f, "policy_spec")) RETURN_IF_ERROR(tx.PutCodePolicy(c.id, *spec));
+    if (!policy_spec.is_null()) RETURN_IF_ERROR(tx.PutCodePolicy(c.id, policy_spec.dump()));
     return Status::Ok();
   }
   if (o.kind == "request") {
@@ -1128,6 +1367,7 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
                                 const SyncDecisions& decisions) {
   RETURN_IF_ERROR(NeedAdmin(caller));
   std::lock_guard lock(mu_);
+  PruneImportsLocked(/*room_for_one=*/false);
   auto it = imports_.find(import_id);
   if (it == imports_.end()) {
     return NotFoundError("no pending import with this id (imports end when the server restarts)");
@@ -1162,9 +1402,14 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
     to_write.push_back(id);
   }
   for (const auto& [id, reason] : decisions.deny) {
-    RETURN_IF_ERROR(find(id).status());
+    ASSIGN_OR_RETURN(const KeptBatch* b, find(id));
     if (side() != "high" || SplitBatch(id).first != "request") {
       return InvalidArgumentError("only request batches are denied, on a high side");
+    }
+    // A denial writes the batch too: the same conflict rule as an accept.
+    if (BatchStatus(*b) == "conflict" && !overwrite.count(id)) {
+      return AlreadyExistsError("batch '" + id +
+                                "' is in conflict (changed here too): add it to 'overwrite'");
     }
     if (reason.empty()) return InvalidArgumentError("a denial needs a reason");
     to_write.push_back(id);
@@ -1174,6 +1419,38 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
   // The objects of each batch, in bundle order (found once, not by a pass over all per batch).
   std::map<std::string, std::vector<const SyncObject*>> of_batch;
   for (const SyncObject& o : im.objects) of_batch[o.root].push_back(&o);
+  // A requester travels in one of their requests' batches only: a batch whose request's author is
+  // not here yet takes that batch along (written first, reported as applied).
+  std::vector<std::string> dependencies;
+  {
+    std::map<std::string, std::string> batch_of_user;
+    for (const SyncObject& o : im.objects) {
+      if (o.kind == "user") batch_of_user.emplace(o.id, o.root);
+    }
+    std::vector<std::string> ordered;
+    std::set<std::string> chosen(to_write.begin(), to_write.end());
+    for (const std::string& id : to_write) {
+      for (const SyncObject* o : of_batch[id]) {
+        if (o->kind != "request") continue;
+        const std::string user_id = Text(o->fields, "user_id");
+        auto dep = batch_of_user.find(user_id);
+        if (dep == batch_of_user.end() || chosen.count(dep->second)) continue;
+        if (store_.GetUserById(user_id).ok()) continue;
+        auto b = im.batch_index.find(dep->second);
+        if (b == im.batch_index.end() || im.state.count(dep->second)) continue;
+        if (BatchStatus(im.batches[b->second]) == "conflict" && !overwrite.count(dep->second)) {
+          return AlreadyExistsError(
+              "batch '" + id + "' needs batch '" + dep->second +
+              "' (its requester), which is in conflict: add it to 'overwrite'");
+        }
+        chosen.insert(dep->second);
+        ordered.push_back(dep->second);
+        dependencies.push_back(dep->second);
+      }
+      ordered.push_back(id);
+    }
+    to_write = std::move(ordered);
+  }
   std::vector<std::string> adopted;
   std::map<std::string, std::string> adopted_from;  // staged sha256 -> the blob it became
   int64_t head_after = -1;
@@ -1184,9 +1461,17 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
       return FailedPreconditionError(
           "this server's objects changed while the apply was checked: apply again");
     }
+    RETURN_IF_ERROR(CheckApplyAllowed(tx, im));
+    ASSIGN_OR_RETURN(auto exchanged,
+                     tx.ListSyncObjects(store::SyncLedger::kExchanged, im.peer.name));
+    std::set<std::pair<std::string, std::string>> ledger;
+    for (const store::SyncObjectState& s : exchanged) ledger.insert({s.kind, s.object_id});
     RETURN_IF_ERROR(tx.SetChangeOrigin(im.peer.verify_key));
     for (const std::string& batch : to_write) {
       const std::vector<const SyncObject*>& members = of_batch[batch];
+      for (const SyncObject* member : members) {
+        RETURN_IF_ERROR(CheckReceivedFromPeer(tx, im, *member, ledger));
+      }
       // Datasets are written whole: the dataset with its assets, their mocks adopted from staging.
       std::optional<store::Dataset> new_dataset;
       for (const SyncObject* member : members) {
@@ -1288,17 +1573,11 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
     for (const std::string& id : decisions.ignore) {
       RETURN_IF_ERROR(tx.SetSyncIgnored(im.peer.name, id, true));
     }
-    if (!im.applied_once) {
-      ASSIGN_OR_RETURN(store::SyncPeer peer, tx.GetSyncPeer(im.peer.name));
-      if (im.header.seq <= peer.last_applied_seq) {
-        return sync::Refuse(sync::Refusal::kReplayed, "a bundle as new was applied meanwhile");
-      }
-      peer.last_applied_seq = im.header.seq;
-      RETURN_IF_ERROR(tx.UpdateSyncPeerState(peer));
-    }
+    if (!im.applied_once) RETURN_IF_ERROR(RecordFirstApply(tx, im));
     RETURN_IF_ERROR(
         tx.PutSyncImport({im.id, im.peer.name, im.header.seq, clock_.NowSeconds(), "applied"}));
     std::string detail = "import " + im.id + "; accepted";
+    for (const std::string& id : dependencies) detail += " " + id;
     for (const std::string& id : decisions.accept) detail += " " + id;
     detail += "; denied";
     for (const auto& [id, reason] : decisions.deny) detail += " " + id;
@@ -1311,6 +1590,11 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
     return Status::Ok();
   });
   if (!st.ok()) {
+    // An import whose key is no longer its peer's never applies: it goes.
+    if (st.message().rfind("bundle refused (revoked key)", 0) == 0) {
+      imports_.erase(it);
+      return st;
+    }
     std::error_code rename_error;
     // All or nothing: the blobs this apply wrote go with the rolled-back rows; an adopted staging
     // file goes back to staging first, so that the import may still be applied.
@@ -1333,6 +1617,10 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
   }
   im.diff_head = head_after;
   json applied = json::array(), denied = json::array(), ignored_now = json::array();
+  for (const std::string& id : dependencies) {
+    im.state[id] = "applied";
+    applied.push_back(id);
+  }
   for (const std::string& id : decisions.accept) {
     im.state[id] = "applied";
     applied.push_back(id);

@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,6 +29,7 @@
 #include "services/code.h"
 #include "services/principal.h"
 #include "services/settings.h"
+#include "services/storage_meter.h"
 #include "store/store.h"
 #include "sync/bundle.h"
 
@@ -98,6 +100,9 @@ struct SyncOptions {
   // Where staging files go; must be on the blob store's file system. Empty: the blob store's
   // scratch paths.
   std::string staging_dir;
+  // The storage limit a bundle's staged blobs count against (with those of pending imports);
+  // none when null.
+  StorageMeter* storage = nullptr;
 };
 
 // Safe for concurrent use. Every method is for admins only (kPermissionDenied otherwise).
@@ -168,6 +173,32 @@ class SyncService {
   Status ApplyObject(store::Store& tx, Import& import, const SyncObject& object,
                      std::vector<std::string>& adopted_blobs);
   std::string StagingPath();
+
+  // Checks of a load and of an apply (the sync review's findings; docs/SYNC.md, "Limits and
+  // checks"), kept apart from the machinery that diffs and writes.
+  // A bundle's blobs are all used by its objects.
+  static Status CheckBlobsUsed(const Import& import);
+  // The header's blobs fit in the storage limit, with what pending imports have staged.
+  Status CheckRoomForBlobs(const sync::BundleHeader& header);
+  // Drops expired imports and, to make room for one more when asked, the oldest.
+  // REQUIRES: mu_ held.
+  void PruneImportsLocked(bool room_for_one);
+  // Drops the pending imports of a peer whose key was revoked or rotated.
+  void DropImportsOfPeer(const std::string& peer);
+  // The import's signing key is still its peer's, and no newer bundle was applied since.
+  Status CheckApplyAllowed(store::Store& tx, const Import& import);
+  // Records what the first apply of an import acknowledges: its seq, the peer's inventory and
+  // peer_seq_seen.
+  Status RecordFirstApply(store::Store& tx, Import& import);
+  // An object a batch writes either is new here or was received from this same peer: never an
+  // object of this side's own or of another peer.
+  Status CheckReceivedFromPeer(store::Store& tx, const Import& import, const SyncObject& object,
+                               const std::set<std::pair<std::string, std::string>>& ledger);
+  // Received code as this server would have stored it at submission (CodeService::PrepareCode):
+  // inputs resolved against its own assets, the hash recomputed and checked.
+  Result<store::UserCode> DeriveCode(const SyncObject& object, nlohmann::json& policy_spec);
+  // A received user whose email (compared as accounts compare it) is another account's here.
+  bool EmailHeldByAnother(const SyncObject& object);
 
   store::Store& store_;
   blob::BlobStore& blobs_;

@@ -1,9 +1,13 @@
 #include "services/sync.h"
 
 #include <gtest/gtest.h>
+#include <sodium.h>
 #include <stdlib.h>
 
 #include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -106,8 +110,14 @@ struct Side {
     c.id = code_id;
     c.user_id = user;
     c.name = "f";
+    // Each code of a scientist is distinct (one per source); its hash is its source's, as on a
+    // server.
     c.source = "def f(data):\n    return 1\n";
-    c.code_hash = "hash-" + code_id;
+    if (code_id != "c1") c.source += "# " + code_id + "\n";
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(c.source.data()),
+                       c.source.size());
+    c.code_hash = HexEncode(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
     c.inputs = "{}";
     c.output_policy = "single_execution";
     c.created_at = 200;
@@ -227,6 +237,39 @@ TEST_F(SyncTest, LowToHighRoundTripCarriesScientistCodeAndRequest) {
   EXPECT_EQ((*again)["batches"].size(), 0u);
 }
 
+TEST_F(SyncTest, ARequestBatchTakesItsRequesterAlongFromAnotherBatch) {
+  // Regression: the requester travels in one of their request batches only, and accepting (or
+  // denying) another of them first failed, the author not being on the high side yet.
+  low_->AddUser("s1", "sci@example.org", auth::Role::kDataScientist);
+  low_->AddRequest("s1", "c1", "r1");
+  low_->AddRequest("s1", "c2", "r2");
+  low_->AddRequest("s1", "c3", "r3");
+  auto diff = high_->Load(low_->Export("high"));
+  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+  std::string with_user;
+  std::vector<std::string> others;
+  for (const json& b : (*diff)["batches"]) {
+    bool has_user = false;
+    for (const json& o : b["objects"]) has_user |= o["kind"] == "user";
+    (has_user ? with_user : others.emplace_back()) = b["id"].get<std::string>();
+  }
+  ASSERT_FALSE(with_user.empty());
+  ASSERT_EQ(others.size(), 2u);
+  SyncDecisions d;
+  d.accept = {others[0]};
+  d.deny = {{others[1], "no"}};
+  auto applied = high_->sync->Apply(high_->admin, (*diff)["import_id"], d);
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  EXPECT_EQ((*applied)["applied"], json::array({with_user, others[0]}));
+  EXPECT_EQ((*applied)["denied"], json::array({others[1]}));
+  EXPECT_TRUE(high_->store->GetUserById("s1").ok());
+  const std::string denied = others[1].substr(std::string("request:").size());
+  EXPECT_EQ(high_->store->GetRequest(denied)->status, "denied");
+  for (const json& b : (*applied)["diff"]["batches"]) {
+    EXPECT_NE(b["state"], "pending") << b["id"];
+  }
+}
+
 TEST_F(SyncTest, HighToLowCarriesMockDecisionAndReleasedResultOnly) {
   RequestOnHigh();
   high_->AddDataset("d1", "MOCK-ROWS", "PRIVATE-MARKER-ROWS");
@@ -302,8 +345,10 @@ TEST_F(SyncTest, LowSidePrivateRunBeforeTheDecisionIsSyncedAnswersAsOneServer) {
   EXPECT_FALSE(low_->store->LeaseNextJob(1)->has_value());
 }
 
-// A bundle signed by `from` for `to` carrying `objects` (as a compromised server could make it).
-std::string Forge(Side& from, Side& to, const json& objects, int64_t seq) {
+// A bundle signed by `from` for `to` whose objects section is `doc` (as a compromised server could
+// make it).
+std::string ForgeDoc(Side& from, Side& to, const std::string& doc, int64_t seq,
+                     int64_t peer_seq_seen = 0, std::vector<sync::BlobFile> blobs = {}) {
   sync::BundleHeader h;
   h.source.name = "forged";
   h.source.verify_key = from.Key();
@@ -311,9 +356,10 @@ std::string Forge(Side& from, Side& to, const json& objects, int64_t seq) {
   h.source.side = from.sync->side();
   h.destination_verify_key = to.Key();
   h.seq = seq;
+  h.peer_seq_seen = peer_seq_seen;
   h.created_at = 1;
-  json doc = {{"objects", objects}, {"deleted", json::array()}, {"inventory", json::array()}};
-  auto src = sync::BundleSource::Create(h, doc.dump(), {}, from.settings->identity().signing_key);
+  auto src =
+      sync::BundleSource::Create(h, doc, std::move(blobs), from.settings->identity().signing_key);
   EXPECT_TRUE(src.ok()) << src.status().ToString();
   std::string bytes;
   char buf[4096];
@@ -323,6 +369,12 @@ std::string Forge(Side& from, Side& to, const json& objects, int64_t seq) {
     bytes.append(buf, *n);
   }
   return bytes;
+}
+
+std::string Forge(Side& from, Side& to, const json& objects, int64_t seq,
+                  const json& inventory = json::array()) {
+  json doc = {{"objects", objects}, {"deleted", json::array()}, {"inventory", inventory}};
+  return ForgeDoc(from, to, doc.dump(), seq);
 }
 
 json Object(const std::string& kind, const std::string& id, const std::string& root,
@@ -606,6 +658,297 @@ TEST_F(SyncTest, PeersAreForAdminsOnly) {
             StatusCode::kInvalidArgument);
   EXPECT_EQ(low_->sync->AddPeer(low_->admin, "again", high_->Key()).status().code(),
             StatusCode::kAlreadyExists);
+}
+
+// ---- The sync review's findings (docs/SYNC.md, "Limits and checks"). ---------------------------
+
+json UserFields(const std::string& id, const std::string& email, const std::string& name = "x") {
+  return {{"id", id},          {"email", email}, {"name", name},
+          {"institution", ""}, {"website", ""},  {"created_at", 1}};
+}
+
+// A request batch: scientist `user`, code `code` with `inputs`, request `request`.
+json RequestBatch(const std::string& user, const std::string& code, const std::string& request,
+                  const json& inputs = json::object(),
+                  const std::string& code_hash =
+                      "839a0012b49c400b9ba2594eace461cae36d6b76ffc09d52e801e4e45a5f3653") {
+  const std::string root = "request:" + request;
+  json c = {{"id", code},
+            {"user_id", user},
+            {"name", "f"},
+            {"version", 1},
+            {"source", "def f(data):\n    return 1\n"},
+            {"code_hash", code_hash},
+            {"inputs", inputs},
+            {"output_policy", "single_execution"},
+            {"output_limit", 1},
+            {"created_at", 1},
+            {"policy_spec", nullptr}};
+  json r = {{"id", request}, {"code_id", code}, {"user_id", user},
+            {"reason", "r"}, {"created_at", 1}, {"project_id", nullptr}};
+  return json::array({Object("user", user, root, UserFields(user, user + "@example.org")),
+                      Object("code", code, root, c), Object("request", request, root, r)});
+}
+
+// F1: a deeply nested objects section crashed the server at load (a recursion per level).
+TEST_F(SyncTest, DeeplyNestedObjectsAreRefusedAtLoad) {
+  std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  std::string doc = "{\"objects\":[],\"deleted\":[],\"inventory\":" + deep + "}";
+  auto loaded = high_->Load(ForgeDoc(*low_, *high_, doc, 1));
+  EXPECT_EQ(Reason(loaded.status()), "tampered");
+  EXPECT_NE(loaded.status().message().find("deeper than 64"), std::string::npos);
+}
+
+// F1/F5: one field over 1 MiB, or more JSON values than a bundle needs, are refused before parsing.
+TEST_F(SyncTest, OversizedFieldsAndValueFloodsAreRefusedAtLoad) {
+  json fields = UserFields("u1", "u1@example.org", std::string((1 << 20) + 1, 'n'));
+  auto big =
+      high_->Load(Forge(*low_, *high_, json::array({Object("user", "u1", "user:u1", fields)}), 1));
+  EXPECT_EQ(Reason(big.status()), "tampered");
+  std::string flood = "{\"objects\":[],\"deleted\":[],\"inventory\":[0";
+  for (int i = 0; i < 1'000'001; ++i) flood += ",0";
+  flood += "]}";
+  auto many = high_->Load(ForgeDoc(*low_, *high_, flood, 1));
+  EXPECT_EQ(Reason(many.status()), "tampered");
+  EXPECT_NE(many.status().message().find("too many JSON values"), std::string::npos);
+}
+
+// F5: pending imports are bounded in number (the oldest goes) and in age.
+TEST_F(SyncTest, PendingImportsAreBoundedAndExpire) {
+  const std::string bundle =
+      Forge(*low_, *high_,
+            json::array({Object("user", "u1", "user:u1", UserFields("u1", "a@b.org"))}), 1);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 9; ++i) {
+    high_->clock.AdvanceMillis(1000);
+    auto d = high_->Load(bundle);
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    ids.push_back((*d)["import_id"]);
+  }
+  EXPECT_EQ(high_->sync->Diff(high_->admin, ids[0]).status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(high_->sync->Diff(high_->admin, ids[8]).ok());
+  high_->clock.AdvanceMillis(int64_t{25} * 3600 * 1000);
+  EXPECT_EQ(high_->sync->Diff(high_->admin, ids[8]).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(high_->sync->Apply(high_->admin, ids[8], {}).status().code(), StatusCode::kNotFound);
+}
+
+// F2: a denial wrote the whole batch past the conflict check, renaming a high-side scientist.
+TEST_F(SyncTest, DenialObeysTheConflictRuleAndNeverTouchesALocalUser) {
+  high_->AddUser("victim", "victim@high.example", auth::Role::kDataScientist);
+  json objects = RequestBatch("u1", "c1", "r1");
+  objects.push_back(
+      Object("user", "victim", "request:r1", UserFields("victim", "evil@example.org", "Hijacked")));
+  auto diff = high_->Load(Forge(*low_, *high_, objects, 1));
+  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+  SyncDecisions d;
+  d.deny = {{"request:r1", "no"}};
+  EXPECT_EQ(high_->sync->Apply(high_->admin, (*diff)["import_id"], d).status().code(),
+            StatusCode::kAlreadyExists);
+  d.overwrite = {"request:r1"};
+  EXPECT_EQ(high_->sync->Apply(high_->admin, (*diff)["import_id"], d).status().code(),
+            StatusCode::kPermissionDenied);
+  SyncDecisions a;
+  a.accept = a.overwrite = {"request:r1"};
+  EXPECT_EQ(high_->sync->Apply(high_->admin, (*diff)["import_id"], a).status().code(),
+            StatusCode::kPermissionDenied);
+  auto victim = high_->store->GetUserById("victim");
+  EXPECT_EQ(victim->name, "Name victim");
+  EXPECT_EQ(victim->email, "victim@high.example");
+  EXPECT_FALSE(high_->store->GetRequest("r1").ok());
+}
+
+// F3: received code bound one asset while naming another, and its hash went unchecked.
+TEST_F(SyncTest, ReceivedCodeIsDerivedAgainstThisSidesAssets) {
+  high_->AddDataset("d1", "MOCK", "PRIVATE");
+  json spoof = {{"data",
+                 {{"asset_id", "asset-d1"},
+                  {"dataset_id", "d0"},
+                  {"dataset", "harmless"},
+                  {"asset", "table"},
+                  {"format", "csv"}}}};
+  auto diff = high_->Load(Forge(*low_, *high_, RequestBatch("u1", "c1", "r1", spoof), 1));
+  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+  SyncDecisions d;
+  d.accept = {"request:r1"};
+  ASSERT_TRUE(high_->sync->Apply(high_->admin, (*diff)["import_id"], d).ok());
+  const json inputs = json::parse(high_->store->GetCode("c1")->inputs);
+  EXPECT_EQ(inputs["data"]["dataset"], "census-d1");
+  EXPECT_EQ(inputs["data"]["asset"], "people");
+  EXPECT_EQ(inputs["data"]["dataset_id"], "d1");
+}
+
+TEST_F(SyncTest, ReceivedCodeWithAWrongHashOrABlobInputIsRefused) {
+  json objects = RequestBatch("u1", "c1", "r1", json::object(), std::string(64, 'a'));
+  for (const json& more : {RequestBatch("u2", "c2", "r2", {{"data", {{"blob_id", "b1"}}}}),
+                           RequestBatch("u3", "c3", "r3", {{"data", {{"asset_id", "nowhere"}}}})}) {
+    for (const json& o : more) objects.push_back(o);
+  }
+  auto diff = high_->Load(Forge(*low_, *high_, objects, 1));
+  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+  for (const std::string batch : {"request:r1", "request:r2", "request:r3"}) {
+    SyncDecisions d;
+    d.accept = {batch};
+    auto applied = high_->sync->Apply(high_->admin, (*diff)["import_id"], d);
+    EXPECT_FALSE(applied.ok()) << batch;
+  }
+  EXPECT_FALSE(high_->store->GetCode("c1").ok());
+  EXPECT_FALSE(high_->store->GetCode("c2").ok());
+  EXPECT_FALSE(high_->store->GetCode("c3").ok());
+}
+
+// F4: a second peer claimed a request received from the first, and got its decision and jobs.
+TEST_F(SyncTest, AnObjectReceivedFromOnePeerCanNotBeClaimedByAnother) {
+  RequestOnHigh();
+  Side other("low", "other");
+  ASSERT_TRUE(high_->sync->AddPeer(high_->admin, "other", other.Key()).ok());
+  json r = {{"id", "r1"},       {"code_id", "c1"}, {"user_id", "s1"},
+            {"reason", "mine"}, {"created_at", 1}, {"project_id", nullptr}};
+  auto diff =
+      high_->Load(Forge(other, *high_, json::array({Object("request", "r1", "request:r1", r)}), 1));
+  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+  SyncDecisions d;
+  d.accept = d.overwrite = {"request:r1"};
+  EXPECT_EQ(high_->sync->Apply(high_->admin, (*diff)["import_id"], d).status().code(),
+            StatusCode::kPermissionDenied);
+  ASSERT_TRUE(high_->store->DecideRequest("r1", "approved", std::nullopt, "owner", 400).ok());
+  ASSERT_TRUE(other.sync->AddPeer(other.admin, "high", high_->Key()).ok());
+  const std::string to_other = high_->Export("other");
+  EXPECT_EQ(to_other.find("\"decision\""), std::string::npos);
+}
+
+// F6: revoking or rotating a key left its pending imports applicable.
+TEST_F(SyncTest, RevokingOrRotatingAKeyDropsItsPendingImports) {
+  const std::string bundle =
+      Forge(*low_, *high_,
+            json::array({Object("user", "u1", "user:u1", UserFields("u1", "a@b.org"))}), 1);
+  auto diff = high_->Load(bundle);
+  ASSERT_TRUE(diff.ok());
+  Side fresh("low", "fresh");
+  ASSERT_TRUE(high_->sync->RotatePeer(high_->admin, "low", fresh.Key()).ok());
+  SyncDecisions d;
+  d.accept = {"user:u1"};
+  EXPECT_FALSE(high_->sync->Apply(high_->admin, (*diff)["import_id"], d).ok());
+  EXPECT_FALSE(high_->store->GetUserById("u1").ok());
+}
+
+TEST_F(SyncTest, RevokingAKeyDropsItsPendingImports) {
+  auto diff = high_->Load(
+      Forge(*low_, *high_,
+            json::array({Object("user", "u1", "user:u1", UserFields("u1", "a@b.org"))}), 1));
+  ASSERT_TRUE(diff.ok());
+  ASSERT_TRUE(high_->sync->RevokePeer(high_->admin, "low").ok());
+  SyncDecisions d;
+  d.accept = {"user:u1"};
+  EXPECT_FALSE(high_->sync->Apply(high_->admin, (*diff)["import_id"], d).ok());
+  EXPECT_FALSE(high_->store->GetUserById("u1").ok());
+}
+
+// F7: loading alone moved peer_seq_seen (to 2^63-1, breaking every later export) and the inventory.
+TEST_F(SyncTest, LoadingChangesNothingAndSequenceNumbersAreRangeChecked) {
+  auto huge = high_->Load(
+      ForgeDoc(*low_, *high_, "{\"objects\":[]}", 1, std::numeric_limits<int64_t>::max()));
+  EXPECT_EQ(Reason(huge.status()), "tampered");
+  EXPECT_EQ(high_->store->GetSyncPeer("low")->peer_seq_seen, 0);
+  const json inventory = json::array({{{"kind", "dataset"}, {"id", "d9"}, {"hash", "h"}}});
+  json doc = {{"objects", json::array()}, {"deleted", json::array()}, {"inventory", inventory}};
+  auto diff = high_->Load(ForgeDoc(*low_, *high_, doc.dump(), 1, 5));
+  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+  EXPECT_EQ(high_->store->GetSyncPeer("low")->peer_seq_seen, 0);
+  EXPECT_TRUE(high_->store->ListSyncObjects(store::SyncLedger::kInventory, "low")->empty());
+  ASSERT_TRUE(high_->sync->Apply(high_->admin, (*diff)["import_id"], {}).ok());
+  EXPECT_EQ(high_->store->GetSyncPeer("low")->peer_seq_seen, 5);
+  EXPECT_EQ(high_->store->ListSyncObjects(store::SyncLedger::kInventory, "low")->size(), 1u);
+}
+
+// F8: a low -> high bundle could stage blobs no object uses.
+TEST_F(SyncTest, ABlobNoObjectUsesIsRefused) {
+  const std::string path = high_->dir + "/stray";
+  {
+    std::ofstream f(path, std::ios::binary);
+    f << "filler";
+  }
+  const std::string sha = "e3f203a89cd90e2717b2f83fb184bc04493f6080010ed32f48a06e7fff1e975a";
+  json doc = {{"objects", json::array()}, {"deleted", json::array()}, {"inventory", json::array()}};
+  auto loaded = high_->Load(ForgeDoc(*low_, *high_, doc.dump(), 1, 0, {{path, 6, sha}}));
+  EXPECT_EQ(Reason(loaded.status()), "tampered");
+  EXPECT_NE(loaded.status().message().find("no object uses"), std::string::npos);
+}
+
+// F8: staged blobs count against the storage limit, with those of pending imports.
+TEST_F(SyncTest, StagedBlobsCountAgainstTheStorageLimit) {
+  StorageMeter small{10};
+  SyncOptions options;
+  options.storage = &small;
+  low_->sync = std::make_unique<SyncService>(*low_->store, *low_->blobs, *low_->settings,
+                                             *low_->code, low_->clock, options);
+  const std::string path = low_->dir + "/mock";
+  {
+    std::ofstream f(path, std::ios::binary);
+    f << "filler";
+  }
+  const std::string sha = "e3f203a89cd90e2717b2f83fb184bc04493f6080010ed32f48a06e7fff1e975a";
+  json mock = {
+      {"sha256", sha}, {"size", 6}, {"format", "csv"}, {"schema", nullptr}, {"meta", nullptr}};
+  json asset = {{"id", "a1"},
+                {"dataset_id", "d1"},
+                {"position", 0},
+                {"name", "t"},
+                {"description", ""},
+                {"format", "csv"},
+                {"metadata", json::object()},
+                {"mock", mock}};
+  json object = Object("asset", "a1", "dataset:d1", asset);
+  object["blob"] = sha;
+  object["hash"] = SyncObjectHash(asset, sha);
+  json doc = {
+      {"objects", json::array({object})}, {"deleted", json::array()}, {"inventory", json::array()}};
+  ASSERT_TRUE(low_->Load(ForgeDoc(*high_, *low_, doc.dump(), 1, 0, {{path, 6, sha}})).ok());
+  // Six bytes pending, six more would pass ten.
+  auto second = low_->Load(ForgeDoc(*high_, *low_, doc.dump(), 1, 0, {{path, 6, sha}}));
+  EXPECT_EQ(second.status().code(), StatusCode::kResourceExhausted);
+}
+
+// F9: an older import applied after a newer one undid the newer one.
+TEST_F(SyncTest, AnOlderImportCanNotApplyAfterANewerOne) {
+  auto first = high_->Load(
+      Forge(*low_, *high_,
+            json::array({Object("user", "u1", "user:u1", UserFields("u1", "u1@b.org", "old")),
+                         Object("user", "u2", "user:u2", UserFields("u2", "u2@b.org", "old"))}),
+            1));
+  ASSERT_TRUE(first.ok());
+  SyncDecisions one;
+  one.accept = {"user:u1"};
+  ASSERT_TRUE(high_->sync->Apply(high_->admin, (*first)["import_id"], one).ok());
+  auto second = high_->Load(Forge(
+      *low_, *high_,
+      json::array({Object("user", "u2", "user:u2", UserFields("u2", "u2@b.org", "new"))}), 2));
+  ASSERT_TRUE(second.ok());
+  SyncDecisions two;
+  two.accept = {"user:u2"};
+  ASSERT_TRUE(high_->sync->Apply(high_->admin, (*second)["import_id"], two).ok());
+  auto stale = high_->sync->Apply(high_->admin, (*first)["import_id"], two);
+  EXPECT_EQ(Reason(stale.status()), "out of sequence");
+  EXPECT_EQ(high_->store->GetUserById("u2")->name, "new");
+}
+
+// F10: an email held here blocked a whole accept-all; it is now that batch's conflict.
+TEST_F(SyncTest, AnEmailHeldHereIsThatBatchsConflictWhateverItsCase) {
+  high_->AddUser("h1", "taken@example.org", auth::Role::kDataScientist);
+  auto diff = high_->Load(
+      Forge(*low_, *high_,
+            json::array({Object("user", "u1", "user:u1", UserFields("u1", "TAKEN@Example.org")),
+                         Object("user", "u2", "user:u2", UserFields("u2", "free@example.org"))}),
+            1));
+  ASSERT_TRUE(diff.ok());
+  std::map<std::string, std::string> status;
+  for (const json& b : (*diff)["batches"]) status[b["id"]] = b["status"];
+  EXPECT_EQ(status["user:u1"], "conflict");
+  EXPECT_EQ(status["user:u2"], "new");
+  SyncDecisions d;
+  d.accept = {"user:u2"};
+  ASSERT_TRUE(high_->sync->Apply(high_->admin, (*diff)["import_id"], d).ok());
+  EXPECT_TRUE(high_->store->GetUserById("u2").ok());
+  EXPECT_FALSE(high_->store->GetUserById("u1").ok());
 }
 
 }  // namespace
