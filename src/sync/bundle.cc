@@ -21,7 +21,8 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr size_t kStep = 1 << 20;  // blob bytes read or written per system call
+constexpr size_t kStep = 1 << 20;      // blob bytes read or written per system call
+constexpr off_t kReadAhead = 8 << 20;  // blob bytes an export asks the disk for ahead of sending
 constexpr std::string_view kPrefix = "bundle refused (";
 
 bool IsHex(std::string_view s, size_t len) {
@@ -347,6 +348,7 @@ Result<size_t> BundleSource::Read(char* buf, size_t cap) {
       if (st.st_size != b.size) {
         return InternalError("blob file " + b.path + " changed size during the export");
       }
+      (void)::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
     }
     int64_t left = b.size - offset_;
     if (left == 0) {
@@ -365,6 +367,9 @@ Result<size_t> BundleSource::Read(char* buf, size_t cap) {
     }
     if (got == 0) return InternalError("blob file " + b.path + " ended early during the export");
     offset_ += got;
+    // The next pieces are read from disk while this one is sent: a blob written with O_DIRECT is
+    // not in the page cache, and each piece is asked for only once the last one was sent.
+    (void)::posix_fadvise(fd_, offset_, kReadAhead, POSIX_FADV_WILLNEED);
     return static_cast<size_t>(got);
   }
 }
