@@ -27,6 +27,15 @@ FLAGS = ("--login-attempts-per-minute", "1000", "--signup")
 DRIVER = pathlib.Path(__file__).resolve().parent / "sync_driver.py"
 PYTHON = "/usr/bin/python3"
 
+# A driven snippet (NetnsServer.drive): the owner uploads a dataset of one asset, "people".
+HIGH_UPLOAD = """
+import pandas as pd
+ds = sy.Dataset(name=args['name'], summary='people and their ages')
+ds.add_asset(sy.Asset(name='people', data=pd.DataFrame(args['private']),
+                      mock=pd.DataFrame(args['mock'])))
+high.upload_dataset(ds)
+"""
+
 
 def start_side(binary, data_dir, side, *extra):
     """A detached server of ``side`` ("low" or "high"); always ``stop()`` it."""

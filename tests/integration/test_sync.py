@@ -17,6 +17,7 @@ from helpers import PASSWORD, needs_sandbox, unique
 from sync_helpers import Peer, scientist_object, sync_object
 from sync_sides import (
     FLAGS,
+    HIGH_UPLOAD,
     Netns,
     NetnsServer,
     admin_of,
@@ -98,14 +99,6 @@ def netns():
     yield ns
     ns.remove()
 
-
-HIGH_UPLOAD = """
-import pandas as pd
-ds = sy.Dataset(name=args['name'], summary='people and their ages')
-ds.add_asset(sy.Asset(name='people', data=pd.DataFrame(args['private']),
-                      mock=pd.DataFrame(args['mock'])))
-high.upload_dataset(ds)
-"""
 
 HIGH_LOAD = """
 w = high.sync.load(args['path'])

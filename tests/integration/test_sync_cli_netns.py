@@ -12,6 +12,7 @@ import datasite as sy
 from helpers import ROOT_EMAIL, ROOT_PASSWORD, needs_sandbox, unique
 from sync_sides import (
     FLAGS,
+    HIGH_UPLOAD,
     Netns,
     NetnsServer,
     can_connect,
@@ -21,14 +22,6 @@ from sync_sides import (
 )
 
 MOCK = {"age": [20, 20, 20], "name": ["MOCK-a", "MOCK-b", "MOCK-c"]}
-
-UPLOAD = """
-import pandas as pd
-ds = sy.Dataset(name=args['name'], summary='people')
-ds.add_asset(sy.Asset(name='people', data=pd.DataFrame(args['private']),
-                      mock=pd.DataFrame(args['mock'])))
-high.upload_dataset(ds)
-"""
 
 RUN_FOR_REQUESTER = """
 code = high.requests.get(args['request']).code
@@ -75,7 +68,7 @@ def test_air_gapped_scenario_through_the_cli_with_no_route(binary, tmp_path):
 
         # The dataset goes down as a mock only.
         marker, dataset = "PRIVATE-" + unique("m"), unique("people")
-        high.drive(UPLOAD, name=dataset, mock=MOCK,
+        high.drive(HIGH_UPLOAD, name=dataset, mock=MOCK,
                    private={"age": [31, 42, 57], "name": [marker + "-" + c for c in "xyz"]})
         down = tmp_path / "down-1.dsync"
         ok(on_high("sync", "export", "--peer", "low", "--out", str(down)))
