@@ -1128,5 +1128,54 @@ TEST_F(SyncTest, DatasetMetadataChangesReachTheLowSide) {
   ExpectNothingMoreToSync(*high_, *low_);
 }
 
+// A high side may add assets to a dataset it sent and replace their mocks; it can't move an asset
+// into another dataset, put one in a dataset its batch is not about, or change an asset otherwise.
+TEST_F(SyncTest, AnAssetCanNotMoveDatasetOrChangeOtherThanItsMock) {
+  high_->AddDataset("d1", "MOCK-ONE", "PRIVATE-ONE");
+  high_->AddDataset("d2", "MOCK-TWO", "PRIVATE-TWO");
+  SyncEverything(*high_, "low", *low_);
+  const int64_t seq = low_->store->GetSyncPeer("high")->last_applied_seq;
+  auto asset = [](const std::string& id, const std::string& dataset, const std::string& name) {
+    return json{{"id", id},
+                {"dataset_id", dataset},
+                {"position", 1},
+                {"name", name},
+                {"description", ""},
+                {"format", "csv"},
+                {"metadata", json::object()},
+                {"mock", nullptr}};
+  };
+  struct Case {
+    const char* what;
+    json object;
+    StatusCode code;
+  };
+  std::vector<Case> cases = {
+      {"moved into d2", Object("asset", "asset-d1", "dataset:d2", asset("asset-d1", "d2", "x")),
+       StatusCode::kPermissionDenied},
+      {"not its batch's dataset",
+       Object("asset", "asset-new", "dataset:d2", asset("asset-new", "d1", "x")),
+       StatusCode::kInvalidArgument},
+      {"renamed", Object("asset", "asset-d1", "dataset:d1", asset("asset-d1", "d1", "renamed")),
+       StatusCode::kFailedPrecondition},
+  };
+  int64_t next = seq;
+  for (const Case& c : cases) {
+    auto diff = low_->Load(Forge(*high_, *low_, json::array({c.object}), ++next));
+    ASSERT_TRUE(diff.ok()) << c.what << ": " << diff.status().ToString();
+    ASSERT_EQ((*diff)["batches"].size(), 1u) << c.what;
+    SyncDecisions d;
+    d.accept = {(*diff)["batches"][0]["id"]};
+    d.overwrite = d.accept;
+    auto applied = low_->sync->Apply(low_->admin, (*diff)["import_id"], d);
+    EXPECT_EQ(applied.status().code(), c.code) << c.what << ": " << applied.status().ToString();
+    // Nothing changed: both datasets as the high side sent them.
+    ExpectSameDataset(*high_, *low_, "d1");
+    ExpectSameDataset(*high_, *low_, "d2");
+    EXPECT_FALSE(low_->store->GetDatasetByAsset("asset-new").ok()) << c.what;
+    EXPECT_EQ(low_->store->GetSyncPeer("high")->last_applied_seq, seq) << c.what;
+  }
+}
+
 }  // namespace
 }  // namespace datasite::services
