@@ -9,6 +9,8 @@
 #include <set>
 #include <utility>
 
+#include <spdlog/spdlog.h>
+
 #include "auth/role.h"
 #include "core/json_depth.h"
 #include "core/random.h"
@@ -1363,6 +1365,100 @@ Status SyncService::ApplyObject(store::Store& tx, Import& im, const SyncObject& 
   return InvalidArgumentError("unknown kind " + o.kind);
 }
 
+Status SyncService::AdoptMock(store::Store& tx, const Principal& caller, Import& im,
+                              const SyncObject& o, store::Asset& a,
+                              std::vector<std::string>& adopted,
+                              std::map<std::string, std::string>& adopted_from) {
+  const json& f = o.fields;
+  if (!o.blob || !f.contains("mock") || !f["mock"].is_object()) return Status::Ok();
+  const json& m = f["mock"];
+  // Adopted from the staging file (moved, no copy); a second asset with the same mock gets a
+  // copy, read a piece at a time.
+  blob::BlobInfo info;
+  const std::string& staged = im.staged.at(*o.blob);
+  if (!adopted_from.count(*o.blob)) {
+    ASSIGN_OR_RETURN(info, blobs_.AdoptFile(staged, im.sizes.at(*o.blob), *o.blob));
+    adopted_from[*o.blob] = info.id;
+  } else {
+    ASSIGN_OR_RETURN(std::string from, blobs_.LocalPath(adopted_from[*o.blob]));
+    ASSIGN_OR_RETURN(auto writer, blobs_.NewWriter(im.sizes.at(*o.blob)));
+    std::ifstream in(from, std::ios::binary);
+    std::string buf(1 << 20, '\0');
+    while (in) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      if (in.gcount() > 0) {
+        RETURN_IF_ERROR(
+            writer->Append(std::string_view(buf.data(), static_cast<size_t>(in.gcount()))));
+      }
+    }
+    ASSIGN_OR_RETURN(info, writer->Commit());
+  }
+  adopted.push_back(info.id);
+  if (info.sha256 != *o.blob) return InternalError("a staged mock changed on disk");
+  store::Blob rec;
+  rec.id = info.id;
+  rec.owner_id = caller.user_id.value_or("");
+  rec.size = info.size;
+  rec.sha256 = info.sha256;
+  rec.format = Text(m, "format");
+  rec.schema = m.contains("schema")
+                   ? (m["schema"].is_string() ? m["schema"].get<std::string>() : m["schema"].dump())
+                   : "{}";
+  rec.created_at = clock_.NowSeconds();
+  if (m.contains("meta") && !m["meta"].is_null()) {
+    a.mock_meta = m["meta"].dump();
+    rec.meta = a.mock_meta;
+  }
+  RETURN_IF_ERROR(tx.InsertBlob(rec));
+  a.mock_blob_id = info.id;
+  return Status::Ok();
+}
+
+Status SyncService::ApplySyncedAsset(store::Store& tx, const Principal& caller, Import& im,
+                                     const SyncObject& o, store::Asset a,
+                                     std::vector<std::string>& adopted,
+                                     std::map<std::string, std::string>& adopted_from,
+                                     std::vector<std::string>& released) {
+  const json& f = o.fields;
+  ASSIGN_OR_RETURN(store::Dataset d, tx.GetDataset(a.dataset_id));
+  if (d.id != a.dataset_id) return NotFoundError("no dataset with id " + a.dataset_id);
+  // The dataset keeps its updated_at here; the dataset object of the batch sets the peer's.
+  auto held = std::find_if(d.assets.begin(), d.assets.end(),
+                           [&](const store::Asset& have) { return have.id == o.id; });
+  if (held == d.assets.end()) {
+    if (tx.GetDatasetByAsset(o.id).ok()) {
+      return PermissionDeniedError("asset " + o.id + " belongs to another dataset here");
+    }
+    RETURN_IF_ERROR(AdoptMock(tx, caller, im, o, a, adopted, adopted_from));
+    return tx.InsertAsset(d.id, a, d.updated_at);
+  }
+  // Only a mock changes on an asset (the owner's "replace mock"); anything else is refused rather
+  // than left behind while the batch is recorded as the peer's.
+  if (held->name != a.name || held->description != a.description || held->format != a.format ||
+      ParseOr(held->metadata, json::object()) != ParseOr(a.metadata, json::object())) {
+    return FailedPreconditionError("asset " + o.id +
+                                   " changed other than its mock: not supported by sync");
+  }
+  const bool mock_here = held->mock_blob && !held->mock_needs_regeneration;
+  if (!o.blob) {
+    if (!mock_here) return Status::Ok();
+    return FailedPreconditionError("asset " + o.id +
+                                   " lost its mock on the peer: not supported by sync");
+  }
+  if (!f.contains("mock") || !f["mock"].is_object()) {
+    return InvalidArgumentError("asset " + o.id + " has a blob but no mock");
+  }
+  if (mock_here && held->mock_blob->sha256 == *o.blob &&
+      Text(f["mock"], "format") == held->mock_blob->format) {
+    return Status::Ok();
+  }
+  RETURN_IF_ERROR(AdoptMock(tx, caller, im, o, a, adopted, adopted_from));
+  ASSIGN_OR_RETURN(std::optional<std::string> old,
+                   tx.ReplaceAssetMock(o.id, *a.mock_blob_id, d.updated_at));
+  if (old) released.push_back(*old);
+  return Status::Ok();
+}
+
 Result<json> SyncService::Apply(const Principal& caller, const std::string& import_id,
                                 const SyncDecisions& decisions) {
   RETURN_IF_ERROR(NeedAdmin(caller));
@@ -1453,6 +1549,7 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
   }
   std::vector<std::string> adopted;
   std::map<std::string, std::string> adopted_from;  // staged sha256 -> the blob it became
+  std::vector<std::string> released;                // mock blobs replaced by the apply
   int64_t head_after = -1;
   Status st = store_.InTransaction([&](store::Store& tx) -> Status {
     // The statuses checked above hold only while nothing changed since they were computed.
@@ -1474,6 +1571,9 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
       }
       // Datasets are written whole: the dataset with its assets, their mocks adopted from staging.
       std::optional<store::Dataset> new_dataset;
+      // A dataset already here: its metadata is written after its assets, whose writes move its
+      // updated_at, so that it ends as the peer has it.
+      const SyncObject* synced_dataset = nullptr;
       for (const SyncObject* member : members) {
         const SyncObject& o = *member;
         if (o.kind == "dataset" && !tx.GetDataset(o.id).ok()) {
@@ -1496,67 +1596,35 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
           new_dataset->uploader_id = caller.user_id.value_or("");
           new_dataset->created_at = Int(f, "created_at");
           new_dataset->updated_at = Int(f, "updated_at");
+        } else if (o.kind == "dataset") {
+          synced_dataset = &o;
         } else if (o.kind == "asset") {
-          if (!new_dataset) {
-            if (tx.GetDatasetByAsset(o.id).ok()) continue;
-            return FailedPreconditionError("asset " + o.id +
-                                           " joins a dataset already synced: not supported yet");
-          }
           const json& f = o.fields;
           store::Asset a;
           a.id = o.id;
-          a.dataset_id = new_dataset->id;
+          a.dataset_id = Text(f, "dataset_id");
           a.name = Text(f, "name");
           a.description = Text(f, "description");
           a.format = Text(f, "format");
           a.metadata = f.contains("metadata") ? f["metadata"].dump() : "{}";
-          if (o.blob && f.contains("mock") && f["mock"].is_object()) {
-            const json& m = f["mock"];
-            // Adopted from the staging file (moved, no copy); a second asset with the same mock
-            // gets a copy, read a piece at a time.
-            blob::BlobInfo info;
-            const std::string& staged = im.staged.at(*o.blob);
-            if (!adopted_from.count(*o.blob)) {
-              ASSIGN_OR_RETURN(info, blobs_.AdoptFile(staged, im.sizes.at(*o.blob), *o.blob));
-              adopted_from[*o.blob] = info.id;
-            } else {
-              ASSIGN_OR_RETURN(std::string from, blobs_.LocalPath(adopted_from[*o.blob]));
-              ASSIGN_OR_RETURN(auto writer, blobs_.NewWriter(im.sizes.at(*o.blob)));
-              std::ifstream in(from, std::ios::binary);
-              std::string buf(1 << 20, '\0');
-              while (in) {
-                in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-                if (in.gcount() > 0) {
-                  RETURN_IF_ERROR(writer->Append(
-                      std::string_view(buf.data(), static_cast<size_t>(in.gcount()))));
-                }
-              }
-              ASSIGN_OR_RETURN(info, writer->Commit());
-            }
-            adopted.push_back(info.id);
-            if (info.sha256 != *o.blob) return InternalError("a staged mock changed on disk");
-            store::Blob rec;
-            rec.id = info.id;
-            rec.owner_id = caller.user_id.value_or("");
-            rec.size = info.size;
-            rec.sha256 = info.sha256;
-            rec.format = Text(m, "format");
-            rec.schema = m.contains("schema")
-                             ? (m["schema"].is_string() ? m["schema"].get<std::string>()
-                                                        : m["schema"].dump())
-                             : "{}";
-            rec.created_at = clock_.NowSeconds();
-            RETURN_IF_ERROR(tx.InsertBlob(rec));
-            a.mock_blob_id = info.id;
-            if (m.contains("meta") && !m["meta"].is_null()) a.mock_meta = m["meta"].dump();
+          if (o.root != "dataset:" + a.dataset_id) {
+            return InvalidArgumentError("asset " + o.id + " is not in its batch's dataset");
           }
-          new_dataset->assets.push_back(std::move(a));
+          if (new_dataset) {
+            a.dataset_id = new_dataset->id;
+            RETURN_IF_ERROR(AdoptMock(tx, caller, im, o, a, adopted, adopted_from));
+            new_dataset->assets.push_back(std::move(a));
+          } else {
+            RETURN_IF_ERROR(
+                ApplySyncedAsset(tx, caller, im, o, std::move(a), adopted, adopted_from, released));
+          }
         } else {
           RETURN_IF_ERROR(ApplyObject(tx, im, o, adopted));
         }
         if (apply_hook_) RETURN_IF_ERROR(apply_hook_(o));
       }
       if (new_dataset) RETURN_IF_ERROR(tx.InsertDataset(*new_dataset));
+      if (synced_dataset) RETURN_IF_ERROR(ApplyObject(tx, im, *synced_dataset, adopted));
       for (const SyncObject* o : members) {
         RETURN_IF_ERROR(tx.PutSyncObject(store::SyncLedger::kExchanged, im.peer.name,
                                          {o->kind, o->id, o->hash}));
@@ -1606,6 +1674,13 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
     return st;
   }
   im.applied_once = true;
+  // The mocks replaced go once the apply holds, as the owner's own replace deletes its old mock
+  // (row first: a file left by a crash in between is removed by the start-up recovery).
+  for (const std::string& id : released) {
+    Status gone = store_.DeleteBlob(id);
+    if (gone.ok()) gone = blobs_.Delete(id);
+    if (!gone.ok()) spdlog::warn("deleting the replaced mock blob {}: {}", id, gone.message());
+  }
   // The kept diff moves by what this call wrote, not by a new diff of everything: each object of
   // a written batch is now held here as it came and recorded as exchanged with the peer, which is
   // what "same" means; the change-log head moves past this call's own changes.

@@ -173,6 +173,19 @@ class SyncService {
   Status ApplyObject(store::Store& tx, Import& import, const SyncObject& object,
                      std::vector<std::string>& adopted_blobs);
   std::string StagingPath();
+  // Makes the received asset's mock (if any) a blob of this side, adopted from the import's
+  // staging file (a copy when an earlier asset of this apply adopted the same bytes), recorded in
+  // `tx`, and names it as `asset`'s mock. The blob ids it writes are added to `adopted`.
+  Status AdoptMock(store::Store& tx, const Principal& caller, Import& import,
+                   const SyncObject& object, store::Asset& asset, std::vector<std::string>& adopted,
+                   std::map<std::string, std::string>& adopted_from);
+  // A received asset of a dataset already here: inserted when new, its mock replaced when the
+  // peer's changed (the replaced blob's id added to `released`, deleted after the commit).
+  Status ApplySyncedAsset(store::Store& tx, const Principal& caller, Import& import,
+                          const SyncObject& object, store::Asset asset,
+                          std::vector<std::string>& adopted,
+                          std::map<std::string, std::string>& adopted_from,
+                          std::vector<std::string>& released);
 
   // Checks of a load and of an apply (the sync review's findings; docs/SYNC.md, "Limits and
   // checks"), kept apart from the machinery that diffs and writes.

@@ -4,6 +4,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -160,6 +161,30 @@ struct Side {
     a.mock_blob_id = put(mock_bytes);
     d.assets.push_back(a);
     ASSERT_TRUE(store->InsertDataset(d).ok());
+  }
+
+  // A recorded csv blob of `bytes`; its id.
+  std::string PutBlob(const std::string& bytes) {
+    auto w = std::move(blobs->NewWriter(1 << 20)).value();
+    EXPECT_TRUE(w->Append(bytes).ok());
+    blob::BlobInfo info = std::move(w->Commit()).value();
+    store::Blob b{info.id, "owner", info.size, info.sha256, "csv", "{\"columns\":[]}", 100};
+    EXPECT_TRUE(store->InsertBlob(b).ok());
+    return info.id;
+  }
+
+  // The bytes of the mock of the dataset's asset named `asset`.
+  std::string MockBytes(const std::string& dataset, const std::string& asset) {
+    auto d = store->GetDataset(dataset);
+    EXPECT_TRUE(d.ok());
+    if (!d.ok()) return "";
+    for (const store::Asset& a : d->assets) {
+      if (a.name != asset || !a.mock_blob_id) continue;
+      std::ifstream in(*blobs->LocalPath(*a.mock_blob_id), std::ios::binary);
+      return std::string((std::istreambuf_iterator<char>(in)), {});
+    }
+    ADD_FAILURE() << "no mock of " << asset;
+    return "";
   }
 
   std::string dir;
@@ -949,6 +974,207 @@ TEST_F(SyncTest, AnEmailHeldHereIsThatBatchsConflictWhateverItsCase) {
   ASSERT_TRUE(high_->sync->Apply(high_->admin, (*diff)["import_id"], d).ok());
   EXPECT_TRUE(high_->store->GetUserById("u2").ok());
   EXPECT_FALSE(high_->store->GetUserById("u1").ok());
+}
+
+}  // namespace
+}  // namespace datasite::services
+
+namespace datasite::services {
+namespace {
+
+// Exports from `from` to `to`, loads it there and accepts every batch of the diff; the diff.
+json SyncEverything(Side& from, const std::string& to_name, Side& to) {
+  auto diff = to.Load(from.Export(to_name));
+  EXPECT_TRUE(diff.ok()) << diff.status().ToString();
+  if (!diff.ok()) return json();
+  SyncDecisions d;
+  for (const json& b : (*diff)["batches"]) d.accept.push_back(b["id"]);
+  if (!d.accept.empty()) {
+    auto applied = to.sync->Apply(to.admin, (*diff)["import_id"], d);
+    EXPECT_TRUE(applied.ok()) << applied.status().ToString();
+  }
+  return *diff;
+}
+
+// The next bundle from high to low has nothing to change there.
+void ExpectNothingMoreToSync(Side& high, Side& low) {
+  auto diff = low.Load(high.Export("low"));
+  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+  EXPECT_TRUE((*diff)["batches"].empty()) << (*diff).dump();
+}
+
+// The dataset as the low side must hold it: the high side's metadata and its assets' mocks.
+void ExpectSameDataset(Side& high, Side& low, const std::string& id) {
+  auto h = high.store->GetDataset(id);
+  auto l = low.store->GetDataset(id);
+  ASSERT_TRUE(h.ok() && l.ok());
+  EXPECT_EQ(l->name, h->name);
+  EXPECT_EQ(l->summary, h->summary);
+  EXPECT_EQ(l->description, h->description);
+  EXPECT_EQ(l->citation, h->citation);
+  EXPECT_EQ(l->url, h->url);
+  EXPECT_EQ(l->updated_at, h->updated_at);
+  ASSERT_EQ(l->contributors.size(), h->contributors.size());
+  ASSERT_EQ(l->assets.size(), h->assets.size());
+  for (size_t i = 0; i < h->assets.size(); ++i) {
+    EXPECT_EQ(l->assets[i].id, h->assets[i].id);
+    EXPECT_EQ(l->assets[i].name, h->assets[i].name);
+    EXPECT_FALSE(l->assets[i].data_blob_id.has_value());  // never the private data
+    ASSERT_TRUE(l->assets[i].mock_blob.has_value());
+    EXPECT_EQ(l->assets[i].mock_blob->sha256, h->assets[i].mock_blob->sha256);
+  }
+}
+
+TEST_F(SyncTest, AnAssetAddedToASyncedDatasetReachesTheLowSide) {
+  high_->AddDataset("d1", "MOCK-ROWS", "PRIVATE-MARKER-ROWS");
+  SyncEverything(*high_, "low", *low_);
+  store::Asset a;
+  a.id = "asset-2";
+  a.name = "visits";
+  a.description = "second";
+  a.format = "csv";
+  a.data_blob_id = high_->PutBlob("PRIVATE-SECOND-MARKER");
+  a.mock_blob_id = high_->PutBlob("SECOND-MOCK");
+  ASSERT_TRUE(high_->store->InsertAsset("d1", a, 500).ok());
+
+  const std::string bundle = high_->Export("low");
+  EXPECT_EQ(bundle.find("PRIVATE-SECOND-MARKER"), std::string::npos);
+  EXPECT_EQ(bundle.find("PRIVATE-MARKER-ROWS"), std::string::npos);
+  EXPECT_NE(bundle.find("SECOND-MOCK"), std::string::npos);
+  auto diff = low_->Load(bundle);
+  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+  ASSERT_EQ((*diff)["batches"].size(), 1u);
+  EXPECT_EQ((*diff)["batches"][0]["id"], "dataset:d1");
+  SyncDecisions d;
+  d.accept = {"dataset:d1"};
+  auto applied = low_->sync->Apply(low_->admin, (*diff)["import_id"], d);
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  ExpectSameDataset(*high_, *low_, "d1");
+  EXPECT_EQ(low_->MockBytes("d1", "visits"), "SECOND-MOCK");
+  EXPECT_EQ(low_->MockBytes("d1", "people"), "MOCK-ROWS");
+  EXPECT_EQ(low_->store->GetDataset("d1")->updated_at, 500);
+  ExpectNothingMoreToSync(*high_, *low_);
+}
+
+TEST_F(SyncTest, AReplacedMockReachesTheLowSideAndItsOldBlobGoes) {
+  high_->AddDataset("d1", "OLD-MOCK", "PRIVATE-MARKER-ROWS");
+  SyncEverything(*high_, "low", *low_);
+  const std::string old_blob = *low_->store->GetDataset("d1")->assets[0].mock_blob_id;
+  // The owner's replace on the high side: a new mock blob, the old one deleted.
+  const std::string fresh = high_->PutBlob("NEW-MOCK");
+  auto replaced = high_->store->ReplaceAssetMock("asset-d1", fresh, 600);
+  ASSERT_TRUE(replaced.ok() && replaced->has_value());
+
+  const std::string bundle = high_->Export("low");
+  EXPECT_EQ(bundle.find("PRIVATE-MARKER-ROWS"), std::string::npos);
+  EXPECT_NE(bundle.find("NEW-MOCK"), std::string::npos);
+  auto diff = low_->Load(bundle);
+  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+  ASSERT_EQ((*diff)["batches"].size(), 1u);
+  EXPECT_EQ((*diff)["batches"][0]["status"], "changed");
+  const auto blobs_before = low_->blobs->List()->size();
+
+  // A failed apply keeps the old mock and leaves no new blob behind; the import still applies.
+  low_->sync->SetApplyHookForTest([](const SyncObject& o) -> Status {
+    if (o.kind == "asset") return InternalError("injected");
+    return Status::Ok();
+  });
+  SyncDecisions d;
+  d.accept = {"dataset:d1"};
+  auto failed = low_->sync->Apply(low_->admin, (*diff)["import_id"], d);
+  EXPECT_EQ(failed.status().code(), StatusCode::kInternal);
+  EXPECT_EQ(low_->MockBytes("d1", "people"), "OLD-MOCK");
+  EXPECT_EQ(low_->blobs->List()->size(), blobs_before);
+  EXPECT_TRUE(low_->store->GetBlob(old_blob).ok());
+  low_->sync->SetApplyHookForTest(nullptr);
+
+  auto applied = low_->sync->Apply(low_->admin, (*diff)["import_id"], d);
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  ExpectSameDataset(*high_, *low_, "d1");
+  EXPECT_EQ(low_->MockBytes("d1", "people"), "NEW-MOCK");
+  EXPECT_EQ(low_->store->GetDataset("d1")->updated_at, 600);
+  // The old mock is gone, its row and its file; nothing else was left.
+  EXPECT_EQ(low_->store->GetBlob(old_blob).status().code(), StatusCode::kNotFound);
+  auto files = *low_->blobs->List();
+  EXPECT_EQ(std::count(files.begin(), files.end(), old_blob), 0);
+  EXPECT_EQ(files.size(), blobs_before);
+  ExpectNothingMoreToSync(*high_, *low_);
+}
+
+TEST_F(SyncTest, DatasetMetadataChangesReachTheLowSide) {
+  high_->AddDataset("d1", "MOCK-ROWS", "PRIVATE-MARKER-ROWS");
+  SyncEverything(*high_, "low", *low_);
+  store::Dataset d = *high_->store->GetDataset("d1");
+  d.summary = "a new summary";
+  d.description = "a longer description";
+  d.citation = "cite me";
+  d.url = "https://example.org/d1";
+  d.contributors.push_back({"Ada", "ada@example.org", "author", "", ""});
+  d.updated_at = 700;
+  ASSERT_TRUE(high_->store->UpdateDataset(d).ok());
+
+  const std::string bundle = high_->Export("low");
+  EXPECT_EQ(bundle.find("PRIVATE-MARKER-ROWS"), std::string::npos);
+  auto diff = low_->Load(bundle);
+  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+  ASSERT_EQ((*diff)["batches"].size(), 1u);
+  EXPECT_EQ((*diff)["batches"][0]["status"], "changed");
+  SyncDecisions accept;
+  accept.accept = {"dataset:d1"};
+  auto applied = low_->sync->Apply(low_->admin, (*diff)["import_id"], accept);
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  ExpectSameDataset(*high_, *low_, "d1");
+  EXPECT_EQ(low_->store->GetDataset("d1")->contributors.at(0).email, "ada@example.org");
+  ExpectNothingMoreToSync(*high_, *low_);
+}
+
+// A high side may add assets to a dataset it sent and replace their mocks; it can't move an asset
+// into another dataset, put one in a dataset its batch is not about, or change an asset otherwise.
+TEST_F(SyncTest, AnAssetCanNotMoveDatasetOrChangeOtherThanItsMock) {
+  high_->AddDataset("d1", "MOCK-ONE", "PRIVATE-ONE");
+  high_->AddDataset("d2", "MOCK-TWO", "PRIVATE-TWO");
+  SyncEverything(*high_, "low", *low_);
+  const int64_t seq = low_->store->GetSyncPeer("high")->last_applied_seq;
+  auto asset = [](const std::string& id, const std::string& dataset, const std::string& name) {
+    return json{{"id", id},
+                {"dataset_id", dataset},
+                {"position", 1},
+                {"name", name},
+                {"description", ""},
+                {"format", "csv"},
+                {"metadata", json::object()},
+                {"mock", nullptr}};
+  };
+  struct Case {
+    const char* what;
+    json object;
+    StatusCode code;
+  };
+  std::vector<Case> cases = {
+      {"moved into d2", Object("asset", "asset-d1", "dataset:d2", asset("asset-d1", "d2", "x")),
+       StatusCode::kPermissionDenied},
+      {"not its batch's dataset",
+       Object("asset", "asset-new", "dataset:d2", asset("asset-new", "d1", "x")),
+       StatusCode::kInvalidArgument},
+      {"renamed", Object("asset", "asset-d1", "dataset:d1", asset("asset-d1", "d1", "renamed")),
+       StatusCode::kFailedPrecondition},
+  };
+  int64_t next = seq;
+  for (const Case& c : cases) {
+    auto diff = low_->Load(Forge(*high_, *low_, json::array({c.object}), ++next));
+    ASSERT_TRUE(diff.ok()) << c.what << ": " << diff.status().ToString();
+    ASSERT_EQ((*diff)["batches"].size(), 1u) << c.what;
+    SyncDecisions d;
+    d.accept = {(*diff)["batches"][0]["id"]};
+    d.overwrite = d.accept;
+    auto applied = low_->sync->Apply(low_->admin, (*diff)["import_id"], d);
+    EXPECT_EQ(applied.status().code(), c.code) << c.what << ": " << applied.status().ToString();
+    // Nothing changed: both datasets as the high side sent them.
+    ExpectSameDataset(*high_, *low_, "d1");
+    ExpectSameDataset(*high_, *low_, "d2");
+    EXPECT_FALSE(low_->store->GetDatasetByAsset("asset-new").ok()) << c.what;
+    EXPECT_EQ(low_->store->GetSyncPeer("high")->last_applied_seq, seq) << c.what;
+  }
 }
 
 }  // namespace

@@ -1261,8 +1261,8 @@ class SqliteStore : public Store {
   Status InsertBlob(const Blob& b) override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_,
-           "INSERT INTO blobs (id, owner_id, size, sha256, format, schema, created_at) "
-           "VALUES (?, ?, ?, ?, ?, ?, ?)");
+           "INSERT INTO blobs (id, owner_id, size, sha256, format, schema, created_at, meta) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     return s.Bind(b.id)
         .Bind(b.owner_id)
         .Bind(b.size)
@@ -1270,6 +1270,7 @@ class SqliteStore : public Store {
         .Bind(b.format)
         .Bind(b.schema)
         .Bind(b.created_at)
+        .Bind(b.meta)
         .Run();
   }
 
@@ -1501,6 +1502,72 @@ class SqliteStore : public Store {
     }
     RETURN_IF_ERROR(Commit());
     return *done;
+  }
+
+  Status InsertAsset(const std::string& dataset_id, const Asset& a, int64_t now) override {
+    std::lock_guard lock(mu_);
+    ++catalog_version_;  // before the change: a reader never keeps a stale page
+    RETURN_IF_ERROR(Begin());
+    Status st = [&]() -> Status {
+      int64_t position = 0;
+      {
+        Stmt q(stmts_,
+               "SELECT coalesce((SELECT max(position) + 1 FROM assets WHERE dataset_id = ?1), 0) "
+               "FROM datasets WHERE id = ?1 AND deleted_at IS NULL");
+        q.Bind(dataset_id);
+        ASSIGN_OR_RETURN(bool row, q.Step());
+        if (!row) return NotFoundError("no dataset with id " + dataset_id);
+        position = q.Int(0);
+      }
+      for (const auto& id : {a.data_blob_id, a.mock_blob_id}) {
+        if (!id) continue;
+        Stmt used(stmts_, "SELECT 1 FROM assets WHERE data_blob_id = ?1 OR mock_blob_id = ?1");
+        used.Bind(*id);
+        ASSIGN_OR_RETURN(bool taken, used.Step());
+        if (taken) return FailedPreconditionError("blob " + *id + " is already used by an asset");
+      }
+      for (const auto& [id, meta] :
+           {std::pair{a.data_blob_id, &a.data_meta}, {a.mock_blob_id, &a.mock_meta}}) {
+        if (!id || meta->empty()) continue;
+        Stmt set(stmts_, "UPDATE blobs SET meta = ? WHERE id = ?");
+        RETURN_IF_ERROR(set.Bind(*meta).Bind(*id).Run());
+      }
+      Stmt ins(
+          stmts_,
+          "INSERT INTO assets (id, dataset_id, position, name, description, format, mock_is_real, "
+          "data_blob_id, mock_blob_id, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      ins.Bind(a.id)
+          .Bind(dataset_id)
+          .Bind(position)
+          .Bind(a.name)
+          .Bind(a.description)
+          .Bind(a.format)
+          .Bind(a.mock_is_real);
+      if (a.data_blob_id) {
+        ins.Bind(*a.data_blob_id);
+      } else {
+        ins.BindNull();
+      }
+      if (a.mock_blob_id) {
+        ins.Bind(*a.mock_blob_id);
+      } else {
+        ins.BindNull();
+      }
+      ins.Bind(a.metadata);
+      Status ast = ins.Run();
+      if (ast.code() == StatusCode::kAlreadyExists) {
+        return FailedPreconditionError("asset '" + a.name +
+                                       "': its name or id is used by another asset");
+      }
+      RETURN_IF_ERROR(ast);
+      Stmt d(stmts_, "UPDATE datasets SET updated_at = ? WHERE id = ?");
+      return d.Bind(now).Bind(dataset_id).Run();
+    }();
+    if (!st.ok()) {
+      Rollback();
+      return st;
+    }
+    return Commit();
   }
 
   Status SoftDeleteDataset(const std::string& id, int64_t now) override {

@@ -663,6 +663,53 @@ TEST_F(SqliteStoreTest, SidecarsAreRecordedOnTheBlobsOfANewDataset) {
   EXPECT_EQ(store_->GetBlob("data")->meta, R"({"private":1})");
 }
 
+TEST_F(SqliteStoreTest, InsertAssetAppendsToALiveDataset) {
+  ASSERT_TRUE(store_->InsertUser(MakeUser("owner", "owner@example.org", "Owner")).ok());
+  ASSERT_TRUE(store_->InsertBlob({"mock1", "owner", 10, "00", "csv", "{}", 1000}).ok());
+  ASSERT_TRUE(store_->InsertBlob({"mock2", "owner", 10, "00", "csv", "{}", 1000}).ok());
+  Dataset d;
+  d.id = "ds";
+  d.name = "census";
+  d.uploader_id = "owner";
+  d.created_at = d.updated_at = 1000;
+  Asset first;
+  first.id = "asset1";
+  first.name = "table";
+  first.format = "csv";
+  first.mock_blob_id = "mock1";
+  d.assets.push_back(first);
+  ASSERT_TRUE(store_->InsertDataset(d).ok());
+
+  Asset second;
+  second.id = "asset2";
+  second.name = "visits";
+  second.format = "csv";
+  second.mock_blob_id = "mock2";
+  second.mock_meta = R"({"m":1})";
+  ASSERT_TRUE(store_->InsertAsset("ds", second, 2000).ok());
+  auto read = store_->GetDataset("ds");
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  ASSERT_EQ(read->assets.size(), 2u);
+  EXPECT_EQ(read->assets[1].id, "asset2");
+  EXPECT_EQ(read->assets[1].mock_blob->meta, R"({"m":1})");
+  EXPECT_EQ(read->updated_at, 2000);
+  EXPECT_EQ(store_->GetDatasetByAsset("asset2")->id, "ds");
+
+  // A name or a blob already used, or a dataset that is not live, changes nothing.
+  Asset clash = second;
+  clash.id = "asset3";
+  clash.mock_blob_id.reset();
+  EXPECT_EQ(store_->InsertAsset("ds", clash, 3000).code(), StatusCode::kFailedPrecondition);
+  clash.name = "other";
+  clash.mock_blob_id = "mock1";
+  EXPECT_EQ(store_->InsertAsset("ds", clash, 3000).code(), StatusCode::kFailedPrecondition);
+  clash.mock_blob_id.reset();
+  EXPECT_EQ(store_->InsertAsset("nope", clash, 3000).code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->SoftDeleteDataset("ds", 3000).ok());
+  EXPECT_EQ(store_->InsertAsset("ds", clash, 3000).code(), StatusCode::kNotFound);
+  EXPECT_FALSE(store_->GetDatasetByAsset("asset3").ok());
+}
+
 TEST_F(SqliteStoreTest, UpgradeFlagsMocksGeneratedBeforeVersion6) {
   auto blob = [&](const std::string& id, bool audited, bool generated) {
     ASSERT_TRUE(store_->InsertBlob({id, "owner", 10, "00", "csv", "{}", 1000}).ok());

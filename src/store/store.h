@@ -574,6 +574,11 @@ class Store {
   virtual Result<std::optional<std::string>> ReplaceAssetMock(const std::string& asset_id,
                                                               const std::string& mock_blob_id,
                                                               int64_t now) = 0;
+  // In one transaction: appends `asset` (its id, name, description, format, metadata, blobs and
+  // their sidecars as for InsertDataset) after the live dataset's last asset and sets the
+  // dataset's updated_at to `now`. kNotFound when the dataset is not live; kFailedPrecondition on
+  // a name used by another of its assets or a blob used by another asset.
+  virtual Status InsertAsset(const std::string& dataset_id, const Asset& asset, int64_t now) = 0;
 
   // Assigns code.version (one more than the user's newest version of that name) and stores it.
   // kAlreadyExists when the user already submitted the same source.
