@@ -171,6 +171,12 @@ std::optional<std::string> OptText(const json& fields, const char* key) {
   return it->get<std::string>();
 }
 
+// A dataset object that says the dataset was deleted.
+bool IsDeletion(const SyncObject& o) {
+  auto it = o.fields.find("deleted_at");
+  return o.kind == "dataset" && it != o.fields.end() && !it->is_null();
+}
+
 // The parts of a batch id: ("request", "<uuid>").
 std::pair<std::string, std::string> SplitBatch(const std::string& batch) {
   const size_t colon = batch.find(':');
@@ -516,6 +522,14 @@ Result<std::vector<SyncObject>> SyncService::Project(const std::string& kind,
         out.push_back(std::move(o));
       }
     }
+    if (kind == "dataset") {
+      // A deleted dataset is its id and when it went: a peer holding it deletes its copy (Export
+      // sends it only to a peer that holds it).
+      ASSIGN_OR_RETURN(auto deleted, store_.ListDeletedDatasets());
+      for (const auto& [id, at] : deleted) {
+        out.push_back(MakeObject("dataset", id, "dataset:" + id, {{"id", id}, {"deleted_at", at}}));
+      }
+    }
     return out;
   }
   if (kind == "decision" || kind == "job") {
@@ -669,12 +683,21 @@ Result<SyncExport> SyncService::Export(const Principal& caller, const std::strin
   std::map<std::pair<std::string, std::string>, std::string> held;
   for (const store::SyncObjectState& s : inventory) held[{s.kind, s.object_id}] = s.hash;
 
+  std::set<std::string> sent_datasets;
+  {
+    ASSIGN_OR_RETURN(auto sent, store_.ListSyncObjects(store::SyncLedger::kExchanged, peer.name));
+    for (const store::SyncObjectState& s : sent) {
+      if (s.kind == "dataset") sent_datasets.insert(s.object_id);
+    }
+  }
   std::vector<SyncObject> objects;
   for (const std::string& kind : KindsSentBy(my_side)) {
     ASSIGN_OR_RETURN(std::vector<SyncObject> all, Project(kind, peer.verify_key));
     for (SyncObject& o : all) {
       auto it = held.find({o.kind, o.id});
       if (it != held.end() && it->second == o.hash) continue;
+      // A deletion goes only to a peer that was sent the dataset.
+      if (IsDeletion(o) && it == held.end() && !sent_datasets.count(o.id)) continue;
       ASSIGN_OR_RETURN(std::optional<store::ChangeInfo> change, store_.LatestChange(o.kind, o.id));
       // Echo guard: what this peer itself wrote here never goes back to it.
       if (change && change->origin == peer.verify_key) continue;
@@ -1298,6 +1321,11 @@ Status SyncService::ApplyObject(store::Store& tx, Import& im, const SyncObject& 
   }
   if (o.kind == "dataset") {
     auto existing = tx.GetDataset(o.id);
+    if (IsDeletion(o)) {
+      // Deleted on the sending side: gone here too (at the same time, so both project alike).
+      if (!existing.ok()) return Status::Ok();
+      return tx.SoftDeleteDataset(o.id, Int(f, "deleted_at"));
+    }
     store::Dataset d;
     d.id = o.id;
     d.name = Text(f, "name");
@@ -1576,7 +1604,7 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
       const SyncObject* synced_dataset = nullptr;
       for (const SyncObject* member : members) {
         const SyncObject& o = *member;
-        if (o.kind == "dataset" && !tx.GetDataset(o.id).ok()) {
+        if (o.kind == "dataset" && !IsDeletion(o) && !tx.GetDataset(o.id).ok()) {
           new_dataset.emplace();
           RETURN_IF_ERROR(ApplyObject(tx, im, o, adopted));
           const json& f = o.fields;

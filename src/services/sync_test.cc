@@ -295,6 +295,40 @@ TEST_F(SyncTest, ARequestBatchTakesItsRequesterAlongFromAnotherBatch) {
   }
 }
 
+// Applies every batch of the next bundle from `from` on `to`; returns the diff it showed.
+json SyncAll(Side& from, Side& to, const std::string& peer) {
+  auto diff = to.Load(from.Export(peer));
+  EXPECT_TRUE(diff.ok()) << diff.status().ToString();
+  if (!diff.ok()) return json();
+  SyncDecisions d;
+  for (const json& b : (*diff)["batches"]) d.accept.push_back(b["id"]);
+  auto applied = to.sync->Apply(to.admin, (*diff)["import_id"], d);
+  EXPECT_TRUE(applied.ok()) << applied.status().ToString();
+  return *diff;
+}
+
+TEST_F(SyncTest, ADatasetDeletedOnTheHighSideGoesFromTheLowSide) {
+  high_->AddDataset("d1", "MOCK-ROWS", "PRIVATE-ROWS");
+  high_->AddDataset("d2", "MOCK-TWO", "PRIVATE-TWO");
+  SyncAll(*high_, *low_, "low");
+  ASSERT_TRUE(low_->store->GetDataset("d1").ok());
+  // d3 is made and deleted before the low side ever had it: its deletion is not sent.
+  high_->AddDataset("d3", "MOCK-THREE", "PRIVATE-THREE");
+  ASSERT_TRUE(high_->store->SoftDeleteDataset("d1", 500).ok());
+  ASSERT_TRUE(high_->store->SoftDeleteDataset("d3", 501).ok());
+  json diff = SyncAll(*high_, *low_, "low");
+  ASSERT_EQ(diff["batches"].size(), 1u) << diff.dump();
+  EXPECT_EQ(diff["batches"][0]["id"], "dataset:d1");
+  EXPECT_EQ(diff["batches"][0]["status"], "changed");
+  EXPECT_EQ(low_->store->GetDataset("d1").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(low_->store->GetDataset("d2").ok());
+  EXPECT_FALSE(low_->store->GetDataset("d3").ok());
+  // Nothing more to send: the low side's deletion matches the high side's.
+  auto again = low_->Load(high_->Export("low"));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ((*again)["batches"].size(), 0u) << again->dump();
+}
+
 TEST_F(SyncTest, HighToLowCarriesMockDecisionAndReleasedResultOnly) {
   RequestOnHigh();
   high_->AddDataset("d1", "MOCK-ROWS", "PRIVATE-MARKER-ROWS");

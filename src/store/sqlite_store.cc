@@ -1591,6 +1591,20 @@ class SqliteStore : public Store {
     return Commit();
   }
 
+  Result<std::vector<std::pair<std::string, int64_t>>> ListDeletedDatasets() override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "SELECT id, deleted_at FROM datasets WHERE deleted_at IS NOT NULL "
+           "ORDER BY deleted_at, id");
+    std::vector<std::pair<std::string, int64_t>> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      out.emplace_back(s.Text(0), s.Int(1));
+    }
+    return out;
+  }
+
   Status InTransaction(const std::function<Status(Store&)>& body) override {
     std::lock_guard lock(mu_);
     RETURN_IF_ERROR(Begin());

@@ -567,6 +567,8 @@ class Store {
   virtual Status UpdateDataset(const Dataset& dataset) = 0;
   // Marks it deleted (frees its name) and releases its blobs for clean-up. kNotFound when absent.
   virtual Status SoftDeleteDataset(const std::string& id, int64_t now) = 0;
+  // Every deleted dataset: (id, deleted_at), oldest deletion first.
+  virtual Result<std::vector<std::pair<std::string, int64_t>>> ListDeletedDatasets() = 0;
   // In one transaction: makes `mock_blob_id` the mock of the asset (not the real data, not in
   // need of regeneration) and sets its dataset's updated_at to `now`. Returns the mock blob it
   // replaced, which the caller deletes. kNotFound when the asset is not in a live dataset;
