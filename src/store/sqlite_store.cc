@@ -1519,47 +1519,7 @@ class SqliteStore : public Store {
         if (!row) return NotFoundError("no dataset with id " + dataset_id);
         position = q.Int(0);
       }
-      for (const auto& id : {a.data_blob_id, a.mock_blob_id}) {
-        if (!id) continue;
-        Stmt used(stmts_, "SELECT 1 FROM assets WHERE data_blob_id = ?1 OR mock_blob_id = ?1");
-        used.Bind(*id);
-        ASSIGN_OR_RETURN(bool taken, used.Step());
-        if (taken) return FailedPreconditionError("blob " + *id + " is already used by an asset");
-      }
-      for (const auto& [id, meta] :
-           {std::pair{a.data_blob_id, &a.data_meta}, {a.mock_blob_id, &a.mock_meta}}) {
-        if (!id || meta->empty()) continue;
-        Stmt set(stmts_, "UPDATE blobs SET meta = ? WHERE id = ?");
-        RETURN_IF_ERROR(set.Bind(*meta).Bind(*id).Run());
-      }
-      Stmt ins(
-          stmts_,
-          "INSERT INTO assets (id, dataset_id, position, name, description, format, mock_is_real, "
-          "data_blob_id, mock_blob_id, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-      ins.Bind(a.id)
-          .Bind(dataset_id)
-          .Bind(position)
-          .Bind(a.name)
-          .Bind(a.description)
-          .Bind(a.format)
-          .Bind(a.mock_is_real);
-      if (a.data_blob_id) {
-        ins.Bind(*a.data_blob_id);
-      } else {
-        ins.BindNull();
-      }
-      if (a.mock_blob_id) {
-        ins.Bind(*a.mock_blob_id);
-      } else {
-        ins.BindNull();
-      }
-      ins.Bind(a.metadata);
-      Status ast = ins.Run();
-      if (ast.code() == StatusCode::kAlreadyExists) {
-        return FailedPreconditionError("asset '" + a.name +
-                                       "': its name or id is used by another asset");
-      }
-      RETURN_IF_ERROR(ast);
+      RETURN_IF_ERROR(InsertAssetLocked(a, dataset_id, position));
       Stmt d(stmts_, "UPDATE datasets SET updated_at = ? WHERE id = ?");
       return d.Bind(now).Bind(dataset_id).Run();
     }();
@@ -1568,6 +1528,51 @@ class SqliteStore : public Store {
       return st;
     }
     return Commit();
+  }
+
+  // Inserts one asset row of `dataset_id` at `position`, recording its blobs' sidecars; refuses a
+  // blob another asset uses and a name or id already taken. Called with mu_ held, in a transaction.
+  Status InsertAssetLocked(const Asset& a, const std::string& dataset_id, int64_t position) {
+    for (const auto& id : {a.data_blob_id, a.mock_blob_id}) {
+      if (!id) continue;
+      Stmt used(stmts_, "SELECT 1 FROM assets WHERE data_blob_id = ?1 OR mock_blob_id = ?1");
+      used.Bind(*id);
+      ASSIGN_OR_RETURN(bool taken, used.Step());
+      if (taken)
+        return FailedPreconditionError("blob " + *id + " is already used by another asset");
+    }
+    for (const auto& [id, meta] :
+         {std::pair{a.data_blob_id, &a.data_meta}, {a.mock_blob_id, &a.mock_meta}}) {
+      if (!id || meta->empty()) continue;
+      Stmt set(stmts_, "UPDATE blobs SET meta = ? WHERE id = ?");
+      RETURN_IF_ERROR(set.Bind(*meta).Bind(*id).Run());
+    }
+    Stmt ins(
+        stmts_,
+        "INSERT INTO assets (id, dataset_id, position, name, description, format, mock_is_real, "
+        "data_blob_id, mock_blob_id, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    ins.Bind(a.id)
+        .Bind(dataset_id)
+        .Bind(position)
+        .Bind(a.name)
+        .Bind(a.description)
+        .Bind(a.format)
+        .Bind(a.mock_is_real);
+    for (const auto& id : {a.data_blob_id, a.mock_blob_id}) {
+      if (id) {
+        ins.Bind(*id);
+      } else {
+        ins.BindNull();
+      }
+    }
+    ins.Bind(a.metadata);
+    Status st = ins.Run();
+    if (st.code() == StatusCode::kAlreadyExists) {
+      return FailedPreconditionError("asset '" + a.name +
+                                     "': its name or id, or a blob it names, is used by another "
+                                     "asset");
+    }
+    return st;
   }
 
   Status SoftDeleteDataset(const std::string& id, int64_t now) override {
@@ -2235,49 +2240,7 @@ class SqliteStore : public Store {
     int64_t position = 0;
     for (const Asset& a : d.assets) {
       // A blob serves one asset file, in one role, ever: never private data here and a mock there.
-      for (const auto& id : {a.data_blob_id, a.mock_blob_id}) {
-        if (!id) continue;
-        Stmt used(stmts_, "SELECT 1 FROM assets WHERE data_blob_id = ?1 OR mock_blob_id = ?1");
-        used.Bind(*id);
-        ASSIGN_OR_RETURN(bool taken, used.Step());
-        if (taken)
-          return FailedPreconditionError("blob " + *id + " is already used by another asset");
-      }
-      for (const auto& [id, meta] :
-           {std::pair{a.data_blob_id, &a.data_meta}, {a.mock_blob_id, &a.mock_meta}}) {
-        if (!id || meta->empty()) continue;
-        Stmt set(stmts_, "UPDATE blobs SET meta = ? WHERE id = ?");
-        RETURN_IF_ERROR(set.Bind(*meta).Bind(*id).Run());
-      }
-      Stmt ins(
-          stmts_,
-          "INSERT INTO assets (id, dataset_id, position, name, description, format, mock_is_real, "
-          "data_blob_id, mock_blob_id, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-      ins.Bind(a.id)
-          .Bind(d.id)
-          .Bind(position++)
-          .Bind(a.name)
-          .Bind(a.description)
-          .Bind(a.format)
-          .Bind(a.mock_is_real);
-      if (a.data_blob_id) {
-        ins.Bind(*a.data_blob_id);
-      } else {
-        ins.BindNull();
-      }
-      if (a.mock_blob_id) {
-        ins.Bind(*a.mock_blob_id);
-      } else {
-        ins.BindNull();
-      }
-      ins.Bind(a.metadata);
-      Status ast = ins.Run();
-      if (ast.code() == StatusCode::kAlreadyExists) {
-        return FailedPreconditionError(
-            "asset '" + a.name +
-            "': its name is used twice, or a blob it names is used by another asset");
-      }
-      RETURN_IF_ERROR(ast);
+      RETURN_IF_ERROR(InsertAssetLocked(a, d.id, position++));
     }
     return Status::Ok();
   }
