@@ -437,7 +437,16 @@ Result<std::vector<SyncObject>> SyncService::Project(const std::string& kind,
   if (kind == "project") {
     ASSIGN_OR_RETURN(store::ProjectPage projects,
                      store_.ListProjects(std::nullopt, std::nullopt, 0, kAll));
+    // A project travels with its data scientists: one an owner or admin made stays here, as they
+    // do.
+    ASSIGN_OR_RETURN(store::UserPage users, store_.ListUsers("", 0, kAll));
+    std::set<std::string> scientists;
+    for (const store::User& u : users.items) {
+      if (!u.is_root && auth::RoleFromInt(u.role) == auth::Role::kDataScientist)
+        scientists.insert(u.id);
+    }
     for (const store::Project& p : projects.items) {
+      if (!scientists.count(p.created_by)) continue;
       json members = json::array();
       for (const store::ProjectMember& m : p.members) members.push_back(m.user_id);
       ASSIGN_OR_RETURN(std::vector<store::ProjectEvent> events, store_.ProjectEvents(p.id));
@@ -855,6 +864,7 @@ Result<json> SyncService::Load(const Principal& caller, sync::VerifiedBundle bun
     }
     import->objects.push_back(std::move(so));
   }
+  RETURN_IF_ERROR(CheckBatchShapes(import->objects));
   RETURN_IF_ERROR(CheckBlobsUsed(*import));
   // What the peer says it holds from us replaces what we believed, once an apply takes it.
   if (doc.contains("inventory") && doc["inventory"].is_array()) {
@@ -974,9 +984,42 @@ Status SyncService::RecordFirstApply(store::Store& tx, Import& im) {
   return tx.ReplaceSyncInventory(im.peer.name, im.inventory);
 }
 
-Status SyncService::CheckReceivedFromPeer(
-    store::Store& tx, const Import& im, const SyncObject& o,
-    const std::set<std::pair<std::string, std::string>>& ledger) {
+Status SyncService::CheckBatchShapes(const std::vector<SyncObject>& objects) {
+  std::map<std::string, const SyncObject*> requests;
+  for (const SyncObject& o : objects) {
+    if (o.kind == "request") requests.emplace(o.id, &o);
+  }
+  for (const SyncObject& o : objects) {
+    const auto [root_kind, root_id] = SplitBatch(o.root);
+    bool fits = false;
+    if (o.kind == "request" || o.kind == "decision") {
+      fits = root_kind == "request" && root_id == o.id;
+    } else if (o.kind == "job") {
+      fits = root_kind == "request" && root_id == Text(o.fields, "request_id");
+    } else if (o.kind == "project" || o.kind == "dataset") {
+      fits = root_kind == o.kind && root_id == o.id;
+    } else if (o.kind == "asset") {
+      fits = root_kind == "dataset" && root_id == Text(o.fields, "dataset_id");
+    } else if (o.kind == "user" || o.kind == "code") {
+      const std::string user = o.kind == "user" ? o.id : Text(o.fields, "user_id");
+      if (root_kind == "user") {
+        fits = root_id == user;
+      } else if (root_kind == "request") {
+        auto r = requests.find(root_id);
+        fits = r != requests.end() && Text(r->second->fields, "user_id") == user &&
+               (o.kind == "user" || Text(r->second->fields, "code_id") == o.id);
+      }
+    }
+    if (!fits) {
+      return sync::Refuse(sync::Refusal::kTampered, o.kind + " " + o.id.substr(0, 64) +
+                                                        " is in a batch its kind can't be in");
+    }
+  }
+  return Status::Ok();
+}
+
+Status SyncService::CheckReceivedFromPeer(store::Store& tx, const Import& im, const SyncObject& o,
+                                          const ObjectKeys& ledger) {
   bool here = false;
   if (o.kind == "user") {
     here = tx.GetUserById(o.id).ok();
@@ -1205,8 +1248,11 @@ Result<json> SyncService::Batch(const Principal& caller, const std::string& impo
 // ---------------------------------------------------------------------------------------
 
 Status SyncService::ApplyObject(store::Store& tx, Import& im, const SyncObject& o,
-                                std::vector<std::string>& adopted) {
+                                const ObjectKeys& from_peer, std::vector<std::string>& adopted) {
   const json& f = o.fields;
+  auto received = [&](const char* kind, const std::string& id) {
+    return from_peer.count({kind, id}) > 0;
+  };
   const int64_t now = clock_.NowSeconds();
   if (o.kind == "user") {
     auto existing = tx.GetUserById(o.id);
@@ -1255,8 +1301,10 @@ Status SyncService::ApplyObject(store::Store& tx, Import& im, const SyncObject& 
     c.user_id = Text(f, "user_id");
     c.created_at = Int(f, "created_at");
     auto author = tx.GetUserById(c.user_id);
-    if (!author.ok() || auth::RoleFromInt(author->role) != auth::Role::kDataScientist) {
-      return PermissionDeniedError("code " + o.id + " is not a synced data scientist's");
+    if (!received("user", c.user_id) || !author.ok() ||
+        auth::RoleFromInt(author->role) != auth::Role::kDataScientist) {
+      return PermissionDeniedError(
+          "code " + o.id + " is not a data scientist's received from peer '" + im.peer.name + "'");
     }
     RETURN_IF_ERROR(tx.InsertCode(c).status());
     if (!policy_spec.is_null()) RETURN_IF_ERROR(tx.PutCodePolicy(c.id, policy_spec.dump()));
@@ -1272,17 +1320,25 @@ Status SyncService::ApplyObject(store::Store& tx, Import& im, const SyncObject& 
     r.status = "pending";
     r.created_at = Int(f, "created_at");
     r.updated_at = now;
+    if (!received("code", r.code_id)) {
+      return PermissionDeniedError("request " + o.id + " is for code not received from peer '" +
+                                   im.peer.name + "'");
+    }
     ASSIGN_OR_RETURN(store::UserCode code, tx.GetCode(r.code_id));
     if (code.user_id != r.user_id) {
       return PermissionDeniedError("request " + o.id + " is not its code's author's");
     }
     RETURN_IF_ERROR(tx.InsertRequest(r));
-    if (auto project = OptText(f, "project_id")) {
+    // In a project only when the project came from the same peer (else it stays without one).
+    if (auto project = OptText(f, "project_id"); project && received("project", *project)) {
       if (tx.GetProject(*project).ok()) RETURN_IF_ERROR(tx.SetRequestProject(r.id, *project));
     }
     return Status::Ok();
   }
   if (o.kind == "project") {
+    // A project of the peer's scientists: its creator, members and the authors of its events are
+    // accounts received from that peer. A member or an event that is not is left out (the peer's
+    // own owners and admins never travel); a creator that is not refuses the object.
     auto existing = tx.GetProject(o.id);
     if (!existing.ok()) {
       store::Project p;
@@ -1291,9 +1347,16 @@ Status SyncService::ApplyObject(store::Store& tx, Import& im, const SyncObject& 
       p.description = Text(f, "description");
       p.created_by = Text(f, "created_by");
       p.created_at = Int(f, "created_at");
+      if (!received("user", p.created_by)) {
+        return PermissionDeniedError("project " + o.id +
+                                     " was not created by an account received from peer '" +
+                                     im.peer.name + "'");
+      }
       if (f.contains("members") && f["members"].is_array()) {
         for (const json& m : f["members"]) {
-          if (m.is_string()) p.members.push_back({m.get<std::string>()});
+          if (m.is_string() && received("user", m.get<std::string>())) {
+            p.members.push_back({m.get<std::string>()});
+          }
         }
       }
       RETURN_IF_ERROR(tx.InsertProject(p));
@@ -1306,6 +1369,15 @@ Status SyncService::ApplyObject(store::Store& tx, Import& im, const SyncObject& 
         if (!e.is_object() || ids.count(Text(e, "id"))) continue;
         const std::string kind = Text(e, "kind");
         if (kind != "message" && kind != "request") continue;
+        if (!received("user", Text(e, "actor_id"))) continue;
+        // A request of the peer's: received, or in this bundle still to be decided.
+        if (auto request = OptText(e, "request_id");
+            request && !received("request", *request) &&
+            std::none_of(im.objects.begin(), im.objects.end(), [&](const SyncObject& x) {
+              return x.kind == "request" && x.id == *request;
+            })) {
+          continue;
+        }
         store::ProjectEvent ev;
         ev.id = Text(e, "id");
         ev.project_id = o.id;
@@ -1353,6 +1425,11 @@ Status SyncService::ApplyObject(store::Store& tx, Import& im, const SyncObject& 
     return Status::Ok();
   }
   if (o.kind == "decision") {
+    // Only a request this side sent to the peer is decided by it.
+    if (!received("request", o.id)) {
+      return PermissionDeniedError("decision " + o.id + " is for a request not sent to peer '" +
+                                   im.peer.name + "'");
+    }
     ASSIGN_OR_RETURN(store::CodeRequest r, tx.GetRequest(o.id));
     const std::string status = Text(f, "status");
     if (status != "approved" && status != "denied") {
@@ -1362,6 +1439,10 @@ Status SyncService::ApplyObject(store::Store& tx, Import& im, const SyncObject& 
     return tx.DecideRequest(o.id, status, OptText(f, "deny_reason"), "sync:" + im.peer.name, now);
   }
   if (o.kind == "job") {
+    if (!received("request", Text(f, "request_id"))) {
+      return PermissionDeniedError("job " + o.id + " is for a request not sent to peer '" +
+                                   im.peer.name + "'");
+    }
     ASSIGN_OR_RETURN(store::CodeRequest r, tx.GetRequest(Text(f, "request_id")));
     store::Job j;
     j.id = o.id;
@@ -1543,38 +1624,44 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
   // The objects of each batch, in bundle order (found once, not by a pass over all per batch).
   std::map<std::string, std::vector<const SyncObject*>> of_batch;
   for (const SyncObject& o : im.objects) of_batch[o.root].push_back(&o);
-  // A requester travels in one of their requests' batches only: a batch whose request's author is
-  // not here yet takes that batch along (written first, reported as applied).
-  std::vector<std::string> dependencies;
+  // A requester travels in one of their requests' batches only (or their own): a request whose
+  // author is not here yet takes that user object along, and only it, written first. The batch
+  // it came in stays to be decided, unless the owner ignored it: then the request waits too.
+  std::vector<const SyncObject*> requesters;
   {
-    std::map<std::string, std::string> batch_of_user;
+    std::map<std::string, const SyncObject*> user_object;
     for (const SyncObject& o : im.objects) {
-      if (o.kind == "user") batch_of_user.emplace(o.id, o.root);
+      if (o.kind == "user") user_object.emplace(o.id, &o);
     }
-    std::vector<std::string> ordered;
-    std::set<std::string> chosen(to_write.begin(), to_write.end());
+    std::set<std::string> taken;
     for (const std::string& id : to_write) {
       for (const SyncObject* o : of_batch[id]) {
         if (o->kind != "request") continue;
-        const std::string user_id = Text(o->fields, "user_id");
-        auto dep = batch_of_user.find(user_id);
-        if (dep == batch_of_user.end() || chosen.count(dep->second)) continue;
-        if (store_.GetUserById(user_id).ok()) continue;
-        auto b = im.batch_index.find(dep->second);
-        if (b == im.batch_index.end() || im.state.count(dep->second)) continue;
-        if (BatchStatus(im.batches[b->second]) == "conflict" && !overwrite.count(dep->second)) {
-          return AlreadyExistsError(
-              "batch '" + id + "' needs batch '" + dep->second +
-              "' (its requester), which is in conflict: add it to 'overwrite'");
+        auto user = user_object.find(Text(o->fields, "user_id"));
+        if (user == user_object.end() || user->second->root == id || taken.count(user->first) ||
+            store_.GetUserById(user->first).ok()) {
+          continue;
         }
-        chosen.insert(dep->second);
-        ordered.push_back(dep->second);
-        dependencies.push_back(dep->second);
+        const std::string& holder = user->second->root;
+        if (ignored.count(holder) || std::find(decisions.ignore.begin(), decisions.ignore.end(),
+                                               holder) != decisions.ignore.end()) {
+          return FailedPreconditionError("batch '" + id + "' needs its requester from batch '" +
+                                         holder + "', which is ignored: stop ignoring it first");
+        }
+        auto b = im.batch_index.find(holder);
+        if (b != im.batch_index.end() && BatchStatus(im.batches[b->second]) == "conflict" &&
+            !overwrite.count(holder)) {
+          return AlreadyExistsError("batch '" + id + "' needs its requester from batch '" + holder +
+                                    "', which is in conflict: add it to 'overwrite'");
+        }
+        taken.insert(user->first);
+        requesters.push_back(user->second);
       }
-      ordered.push_back(id);
     }
-    to_write = std::move(ordered);
   }
+  // Projects last: their events name requests this apply may write.
+  std::stable_partition(to_write.begin(), to_write.end(),
+                        [](const std::string& id) { return SplitBatch(id).first != "project"; });
   std::vector<std::string> adopted;
   std::map<std::string, std::string> adopted_from;  // staged sha256 -> the blob it became
   std::vector<std::string> released;                // mock blobs replaced by the apply
@@ -1589,13 +1676,24 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
     RETURN_IF_ERROR(CheckApplyAllowed(tx, im));
     ASSIGN_OR_RETURN(auto exchanged,
                      tx.ListSyncObjects(store::SyncLedger::kExchanged, im.peer.name));
-    std::set<std::pair<std::string, std::string>> ledger;
-    for (const store::SyncObjectState& s : exchanged) ledger.insert({s.kind, s.object_id});
+    // The peer's objects: its ledger, grown with each object written here, in order (a code's
+    // author before the code, a requester taken along before the batch it came in).
+    ObjectKeys from_peer;
+    for (const store::SyncObjectState& s : exchanged) from_peer.insert({s.kind, s.object_id});
+    auto record = [&](const SyncObject& o) -> Status {
+      from_peer.insert({o.kind, o.id});
+      return tx.PutSyncObject(store::SyncLedger::kExchanged, im.peer.name, {o.kind, o.id, o.hash});
+    };
     RETURN_IF_ERROR(tx.SetChangeOrigin(im.peer.verify_key));
+    for (const SyncObject* user : requesters) {
+      RETURN_IF_ERROR(CheckReceivedFromPeer(tx, im, *user, from_peer));
+      RETURN_IF_ERROR(ApplyObject(tx, im, *user, from_peer, adopted));
+      RETURN_IF_ERROR(record(*user));
+    }
     for (const std::string& batch : to_write) {
       const std::vector<const SyncObject*>& members = of_batch[batch];
       for (const SyncObject* member : members) {
-        RETURN_IF_ERROR(CheckReceivedFromPeer(tx, im, *member, ledger));
+        RETURN_IF_ERROR(CheckReceivedFromPeer(tx, im, *member, from_peer));
       }
       // Datasets are written whole: the dataset with its assets, their mocks adopted from staging.
       std::optional<store::Dataset> new_dataset;
@@ -1606,7 +1704,7 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
         const SyncObject& o = *member;
         if (o.kind == "dataset" && !IsDeletion(o) && !tx.GetDataset(o.id).ok()) {
           new_dataset.emplace();
-          RETURN_IF_ERROR(ApplyObject(tx, im, o, adopted));
+          RETURN_IF_ERROR(ApplyObject(tx, im, o, from_peer, adopted));
           const json& f = o.fields;
           new_dataset->id = o.id;
           new_dataset->name = Text(f, "name");
@@ -1646,17 +1744,18 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
             RETURN_IF_ERROR(
                 ApplySyncedAsset(tx, caller, im, o, std::move(a), adopted, adopted_from, released));
           }
-        } else {
-          RETURN_IF_ERROR(ApplyObject(tx, im, o, adopted));
+        } else if (std::find(requesters.begin(), requesters.end(), &o) == requesters.end()) {
+          RETURN_IF_ERROR(ApplyObject(tx, im, o, from_peer, adopted));
+          // Later objects of the batch may name it (the code its request is for).
+          from_peer.insert({o.kind, o.id});
         }
         if (apply_hook_) RETURN_IF_ERROR(apply_hook_(o));
       }
       if (new_dataset) RETURN_IF_ERROR(tx.InsertDataset(*new_dataset));
-      if (synced_dataset) RETURN_IF_ERROR(ApplyObject(tx, im, *synced_dataset, adopted));
-      for (const SyncObject* o : members) {
-        RETURN_IF_ERROR(tx.PutSyncObject(store::SyncLedger::kExchanged, im.peer.name,
-                                         {o->kind, o->id, o->hash}));
+      if (synced_dataset) {
+        RETURN_IF_ERROR(ApplyObject(tx, im, *synced_dataset, from_peer, adopted));
       }
+      for (const SyncObject* o : members) RETURN_IF_ERROR(record(*o));
     }
     // A denial is this side's own decision, not the peer's: with the peer's origin it would never
     // be exported back to it (the echo guard), and the requester would never learn of it.
@@ -1673,7 +1772,7 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
     RETURN_IF_ERROR(
         tx.PutSyncImport({im.id, im.peer.name, im.header.seq, clock_.NowSeconds(), "applied"}));
     std::string detail = "import " + im.id + "; accepted";
-    for (const std::string& id : dependencies) detail += " " + id;
+    for (const SyncObject* user : requesters) detail += " user " + user->id;
     for (const std::string& id : decisions.accept) detail += " " + id;
     detail += "; denied";
     for (const auto& [id, reason] : decisions.deny) detail += " " + id;
@@ -1718,12 +1817,20 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
       k.local = im.objects[k.index].fields;
     }
   }
+  std::vector<std::string> holders;  // batches one of whose objects (a requester) was written
+  for (const SyncObject* user : requesters) {
+    for (KeptObject& k : im.batches[im.batch_index.at(user->root)].objects) {
+      if (&im.objects[k.index] != user) continue;
+      k.status = "same";
+      k.local = user->fields;
+    }
+    if (std::find(to_write.begin(), to_write.end(), user->root) == to_write.end() &&
+        std::find(holders.begin(), holders.end(), user->root) == holders.end()) {
+      holders.push_back(user->root);
+    }
+  }
   im.diff_head = head_after;
   json applied = json::array(), denied = json::array(), ignored_now = json::array();
-  for (const std::string& id : dependencies) {
-    im.state[id] = "applied";
-    applied.push_back(id);
-  }
   for (const std::string& id : decisions.accept) {
     im.state[id] = "applied";
     applied.push_back(id);
@@ -1734,6 +1841,10 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
   }
   for (const std::string& id : decisions.ignore) ignored_now.push_back(id);
   json written = json::array();
+  for (const std::string& id : holders) {
+    const KeptBatch& kept = im.batches[im.batch_index.at(id)];
+    written.push_back(BatchJson(im.objects, kept, BatchStatus(kept), "pending", false));
+  }
   for (const std::string& id : to_write) {
     const KeptBatch& kept = im.batches[im.batch_index.at(id)];
     written.push_back(BatchJson(im.objects, kept, BatchStatus(kept), im.state[id], false));

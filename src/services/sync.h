@@ -170,8 +170,13 @@ class SyncService {
   Status DiffLocked(Import& import);
   // The diff of the kept statuses: the summary and the page of batches `view` asks for.
   Result<nlohmann::json> RenderDiffLocked(Import& import, const SyncDiffView& view);
+  // (kind, id) of objects received from the import's peer: its ledger, and what this apply wrote.
+  using ObjectKeys = std::set<std::pair<std::string, std::string>>;
+  // Writes one received object. Every object it refers to (a code's author, a request's code, a
+  // project's members) must be one received from the same peer (`from_peer`): a low side can
+  // never attach its objects to this side's own accounts or to another peer's.
   Status ApplyObject(store::Store& tx, Import& import, const SyncObject& object,
-                     std::vector<std::string>& adopted_blobs);
+                     const ObjectKeys& from_peer, std::vector<std::string>& adopted_blobs);
   std::string StagingPath();
   // Makes the received asset's mock (if any) a blob of this side, adopted from the import's
   // staging file (a copy when an earlier asset of this apply adopted the same bytes), recorded in
@@ -206,7 +211,11 @@ class SyncService {
   // An object a batch writes either is new here or was received from this same peer: never an
   // object of this side's own or of another peer.
   Status CheckReceivedFromPeer(store::Store& tx, const Import& import, const SyncObject& object,
-                               const std::set<std::pair<std::string, std::string>>& ledger);
+                               const ObjectKeys& ledger);
+  // Each object of a loaded bundle is in a batch its kind allows (a request with its code and
+  // requester; a dataset with its assets; a user with their code; a project alone), so that an
+  // accepted batch writes only what the owner saw grouped under it.
+  static Status CheckBatchShapes(const std::vector<SyncObject>& objects);
   // Received code as this server would have stored it at submission (CodeService::PrepareCode):
   // inputs resolved against its own assets, the hash recomputed and checked.
   Result<store::UserCode> DeriveCode(const SyncObject& object, nlohmann::json& policy_spec);

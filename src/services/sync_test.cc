@@ -285,14 +285,21 @@ TEST_F(SyncTest, ARequestBatchTakesItsRequesterAlongFromAnotherBatch) {
   d.deny = {{others[1], "no"}};
   auto applied = high_->sync->Apply(high_->admin, (*diff)["import_id"], d);
   ASSERT_TRUE(applied.ok()) << applied.status().ToString();
-  EXPECT_EQ((*applied)["applied"], json::array({with_user, others[0]}));
+  // Only the requester came along: the request of the batch it travelled in is still to decide.
+  EXPECT_EQ((*applied)["applied"], json::array({others[0]}));
   EXPECT_EQ((*applied)["denied"], json::array({others[1]}));
   EXPECT_TRUE(high_->store->GetUserById("s1").ok());
   const std::string denied = others[1].substr(std::string("request:").size());
   EXPECT_EQ(high_->store->GetRequest(denied)->status, "denied");
-  for (const json& b : (*applied)["diff"]["batches"]) {
-    EXPECT_NE(b["state"], "pending") << b["id"];
-  }
+  const std::string waiting = with_user.substr(std::string("request:").size());
+  EXPECT_FALSE(high_->store->GetRequest(waiting).ok());
+  EXPECT_EQ((*applied)["summary"]["new"], 2) << applied->dump();  // its code and request
+  // It is decided on its own later; its requester, already here, is the same.
+  SyncDecisions later;
+  later.accept = {with_user};
+  auto rest = high_->sync->Apply(high_->admin, (*diff)["import_id"], later);
+  ASSERT_TRUE(rest.ok()) << rest.status().ToString();
+  EXPECT_EQ(high_->store->GetRequest(waiting)->status, "pending");
 }
 
 // Applies every batch of the next bundle from `from` on `to`; returns the diff it showed.
@@ -795,8 +802,22 @@ TEST_F(SyncTest, PendingImportsAreBoundedAndExpire) {
 TEST_F(SyncTest, DenialObeysTheConflictRuleAndNeverTouchesALocalUser) {
   high_->AddUser("victim", "victim@high.example", auth::Role::kDataScientist);
   json objects = RequestBatch("u1", "c1", "r1");
-  objects.push_back(
+  // The victim in the request's batch: refused since batches are checked at load.
+  json misplaced = objects;
+  misplaced.push_back(
       Object("user", "victim", "request:r1", UserFields("victim", "evil@example.org", "Hijacked")));
+  EXPECT_EQ(high_->Load(Forge(*low_, *high_, misplaced, 1)).status().code(),
+            StatusCode::kInvalidArgument);
+  // As the requester of its own request: its batch is written by a denial, and refused.
+  for (json& o : objects) {
+    if (o["kind"] == "user") {
+      o = Object("user", "victim", "request:r1",
+                 UserFields("victim", "evil@example.org", "Hijacked"));
+    } else {
+      o["fields"]["user_id"] = "victim";
+      o = Object(o["kind"], o["id"], o["root"], o["fields"]);
+    }
+  }
   auto diff = high_->Load(Forge(*low_, *high_, objects, 1));
   ASSERT_TRUE(diff.ok()) << diff.status().ToString();
   SyncDecisions d;
@@ -1187,13 +1208,18 @@ TEST_F(SyncTest, AnAssetCanNotMoveDatasetOrChangeOtherThanItsMock) {
   std::vector<Case> cases = {
       {"moved into d2", Object("asset", "asset-d1", "dataset:d2", asset("asset-d1", "d2", "x")),
        StatusCode::kPermissionDenied},
-      {"not its batch's dataset",
-       Object("asset", "asset-new", "dataset:d2", asset("asset-new", "d1", "x")),
-       StatusCode::kInvalidArgument},
       {"renamed", Object("asset", "asset-d1", "dataset:d1", asset("asset-d1", "d1", "renamed")),
        StatusCode::kFailedPrecondition},
   };
   int64_t next = seq;
+  // An asset outside its own dataset's batch is refused at load.
+  EXPECT_EQ(low_->Load(Forge(*high_, *low_,
+                             json::array({Object("asset", "asset-new", "dataset:d2",
+                                                 asset("asset-new", "d1", "x"))}),
+                             ++next))
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
   for (const Case& c : cases) {
     auto diff = low_->Load(Forge(*high_, *low_, json::array({c.object}), ++next));
     ASSERT_TRUE(diff.ok()) << c.what << ": " << diff.status().ToString();
@@ -1209,6 +1235,181 @@ TEST_F(SyncTest, AnAssetCanNotMoveDatasetOrChangeOtherThanItsMock) {
     EXPECT_FALSE(low_->store->GetDatasetByAsset("asset-new").ok()) << c.what;
     EXPECT_EQ(low_->store->GetSyncPeer("high")->last_applied_seq, seq) << c.what;
   }
+}
+
+// Attack F4: accepting a request pulled in the whole batch its requester travelled in, even one
+// the owner ignored, with whatever else the low side put there.
+TEST_F(SyncTest, ARequesterInAnIgnoredBatchHoldsItsRequestBack) {
+  json objects = json::array({Object("user", "u1", "user:u1", UserFields("u1", "a@b.org"))});
+  for (const json& o : RequestBatch("u1", "c1", "r1")) {
+    if (o["kind"] != "user") objects.push_back(o);
+  }
+  auto diff = high_->Load(Forge(*low_, *high_, objects, 1));
+  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+  SyncDecisions both;
+  both.ignore = {"user:u1"};
+  both.accept = {"request:r1"};
+  EXPECT_EQ(high_->sync->Apply(high_->admin, (*diff)["import_id"], both).status().code(),
+            StatusCode::kFailedPrecondition);
+  SyncDecisions ignore;
+  ignore.ignore = {"user:u1"};
+  ASSERT_TRUE(high_->sync->Apply(high_->admin, (*diff)["import_id"], ignore).ok());
+  SyncDecisions accept;
+  accept.accept = {"request:r1"};
+  auto refused = high_->sync->Apply(high_->admin, (*diff)["import_id"], accept);
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("ignored"), std::string::npos);
+  EXPECT_FALSE(high_->store->GetUserById("u1").ok());
+  EXPECT_FALSE(high_->store->GetRequest("r1").ok());
+}
+
+// Attack F4: a project smuggled into a user's batch, and objects in batches their kind can't be
+// in, are refused when the bundle is loaded.
+TEST_F(SyncTest, AnObjectOutsideTheBatchItsKindAllowsIsRefused) {
+  const json project = {{"id", "p1"},
+                        {"name", "p"},
+                        {"description", ""},
+                        {"created_by", "u1"},
+                        {"created_at", 1},
+                        {"members", json::array()},
+                        {"events", json::array()}};
+  std::vector<json> misplaced = {
+      Object("project", "p1", "user:u1", project),
+      Object("user", "u2", "user:u1", UserFields("u2", "b@b.org")),
+      Object("user", "u2", "request:r1", UserFields("u2", "b@b.org")),
+      Object("request", "r2", "request:r1", {{"id", "r2"}, {"code_id", "c1"}, {"user_id", "u1"}}),
+  };
+  for (const json& extra : misplaced) {
+    json objects = RequestBatch("u1", "c1", "r1");
+    objects.push_back(extra);
+    auto diff = high_->Load(Forge(*low_, *high_, objects, 1));
+    EXPECT_EQ(diff.status().code(), StatusCode::kInvalidArgument) << extra.dump();
+    EXPECT_NE(diff.status().message().find("in a batch its kind can't be in"), std::string::npos)
+        << diff.status().ToString();
+  }
+}
+
+// Attack F2: a low side made code and requests in the name of a scientist of this side (never
+// received from it), and asked for that scientist's own code; their runs then went to the low side.
+TEST_F(SyncTest, ALowSideCanNotActInTheNameOfThisSidesScientists) {
+  high_->AddUser("victim", "victim@high.example", auth::Role::kDataScientist);
+  high_->AddRequest("victim", "vc1", "vr1");
+  // New code and a request in the victim's name (the victim's user object is not sent).
+  json planted = RequestBatch("victim", "c1", "r1");
+  planted.erase(0);
+  // A request for the victim's own code.
+  const json own = {{"id", "r2"},         {"code_id", "vc1"}, {"user_id", "victim"},
+                    {"reason", "please"}, {"created_at", 1},  {"project_id", nullptr}};
+  for (const json& objects : {planted, json::array({Object("request", "r2", "request:r2", own)})}) {
+    auto diff = high_->Load(Forge(*low_, *high_, objects, 1));
+    ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+    SyncDecisions d;
+    for (const json& b : (*diff)["batches"]) d.accept.push_back(b["id"]);
+    auto applied = high_->sync->Apply(high_->admin, (*diff)["import_id"], d);
+    EXPECT_EQ(applied.status().code(), StatusCode::kPermissionDenied) << objects.dump();
+    EXPECT_NE(applied.status().message().find("received from peer"), std::string::npos)
+        << applied.status().ToString();
+  }
+  EXPECT_FALSE(high_->store->GetCode("c1").ok());
+  EXPECT_FALSE(high_->store->GetRequest("r1").ok());
+  EXPECT_FALSE(high_->store->GetRequest("r2").ok());
+  // The same objects from the peer's own scientist are written.
+  auto diff = high_->Load(Forge(*low_, *high_, RequestBatch("u1", "c1", "r1"), 2));
+  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+  SyncDecisions d;
+  d.accept = {"request:r1"};
+  auto applied = high_->sync->Apply(high_->admin, (*diff)["import_id"], d);
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  EXPECT_EQ(high_->store->GetRequest("r1")->user_id, "u1");
+}
+
+// Attack F3: a project named this side's accounts (an owner among them) as its creator, members
+// and the authors of its messages.
+TEST_F(SyncTest, AProjectNamesOnlyAccountsReceivedFromItsPeer) {
+  high_->AddUser("victim", "victim@high.example", auth::Role::kDataScientist);
+  high_->AddUser("owner", "owner@high.example", auth::Role::kDataOwner);
+  json objects = RequestBatch("u1", "c1", "r1");
+  auto project = [](const std::string& creator) {
+    json events = json::array();
+    for (const char* actor : {"u1", "owner", "victim"}) {
+      events.push_back({{"id", std::string("e-") + actor},
+                        {"kind", "message"},
+                        {"actor_id", actor},
+                        {"request_id", nullptr},
+                        {"text", std::string("from ") + actor},
+                        {"at", 5}});
+    }
+    events.push_back({{"id", "e-request"},
+                      {"kind", "request"},
+                      {"actor_id", "u1"},
+                      {"request_id", "vr1"},
+                      {"text", ""},
+                      {"at", 6}});
+    return Object("project", "p1", "project:p1",
+                  {{"id", "p1"},
+                   {"name", "p"},
+                   {"description", ""},
+                   {"created_by", creator},
+                   {"created_at", 1},
+                   {"members", json::array({"u1", "victim", "owner"})},
+                   {"events", events}});
+  };
+  high_->AddRequest("victim", "vc1", "vr1");
+  json by_owner = objects;
+  by_owner.push_back(project("owner"));
+  auto diff = high_->Load(Forge(*low_, *high_, by_owner, 1));
+  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+  SyncDecisions all;
+  all.accept = {"request:r1", "project:p1"};
+  EXPECT_EQ(high_->sync->Apply(high_->admin, (*diff)["import_id"], all).status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_FALSE(high_->store->GetProject("p1").ok());
+
+  objects.push_back(project("u1"));
+  diff = high_->Load(Forge(*low_, *high_, objects, 2));
+  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+  // The project first in the decisions: it is still written after the request it names.
+  all.accept = {"project:p1", "request:r1"};
+  auto applied = high_->sync->Apply(high_->admin, (*diff)["import_id"], all);
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  auto p = high_->store->GetProject("p1");
+  ASSERT_TRUE(p.ok());
+  ASSERT_EQ(p->members.size(), 1u);
+  EXPECT_EQ(p->members[0].user_id, "u1");
+  auto events = high_->store->ProjectEvents("p1");
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].actor_id, "u1");
+  EXPECT_EQ((*events)[0].text, "from u1");
+}
+
+// A scientist's requests accepted in one apply, the batch their account came in last: the account
+// is written first, and its own batch then finds it received from the same peer.
+TEST_F(SyncTest, AllOfAScientistsRequestsInOneApplyWhateverTheOrder) {
+  low_->AddUser("s1", "sci@example.org", auth::Role::kDataScientist);
+  low_->AddRequest("s1", "c1", "r1");
+  low_->AddRequest("s1", "c2", "r2");
+  low_->AddRequest("s1", "c3", "r3");
+  auto diff = high_->Load(low_->Export("high"));
+  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+  SyncDecisions d;
+  std::string with_user;
+  for (const json& b : (*diff)["batches"]) {
+    bool has_user = false;
+    for (const json& o : b["objects"]) has_user |= o["kind"] == "user";
+    if (has_user) {
+      with_user = b["id"];
+    } else {
+      d.accept.push_back(b["id"]);
+    }
+  }
+  ASSERT_FALSE(with_user.empty());
+  d.accept.push_back(with_user);
+  auto applied = high_->sync->Apply(high_->admin, (*diff)["import_id"], d);
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  EXPECT_EQ((*applied)["applied"].size(), 3u);
+  EXPECT_EQ((*applied)["summary"]["new"], 0) << applied->dump();
+  for (const char* r : {"r1", "r2", "r3"}) EXPECT_TRUE(high_->store->GetRequest(r).ok()) << r;
 }
 
 }  // namespace
