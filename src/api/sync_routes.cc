@@ -56,7 +56,9 @@ class ImportSink : public http::BodySink {
   http::Response Finish() override {
     auto diff = sink_->Finish();
     if (!diff.ok()) return http::ErrorResponse(diff.status());
-    return internal::Render(Reply{201, *diff, {}});
+    Reply reply{201, {}, {}};
+    reply.raw_json = std::move(*diff);
+    return internal::Render(std::move(reply));
   }
 
  private:
@@ -155,7 +157,7 @@ void AddSyncRoutes(http::Router& router, ApiContext& ctx) {
                 ASSIGN_OR_RETURN(view.offset, internal::QueryInt(req, "offset", 0));
                 ASSIGN_OR_RETURN(view.limit, internal::QueryInt(req, "limit", -1));
                 ASSIGN_OR_RETURN(json diff, sync->Diff(caller, req.path_params["id"], view));
-                return Reply{200, diff, {}};
+                return Reply{200, std::move(diff), {}};
               });
   routes->Add("GET", "/api/v1/sync/imports/{id}/batches/{kind}/{batch_id}", Role::kAdmin, "sync",
               "One batch of a pending import (kind:batch_id) with its objects' fields, incoming "
@@ -165,7 +167,7 @@ void AddSyncRoutes(http::Router& router, ApiContext& ctx) {
                 ASSIGN_OR_RETURN(json batch, sync->Batch(caller, req.path_params["id"],
                                                          req.path_params["kind"] + ":" +
                                                              req.path_params["batch_id"]));
-                return Reply{200, batch, {}};
+                return Reply{200, std::move(batch), {}};
               });
   routes->Add(
       "POST", "/api/v1/sync/imports/{id}/apply", Role::kAdmin, "sync",
@@ -188,7 +190,7 @@ void AddSyncRoutes(http::Router& router, ApiContext& ctx) {
           }
         }
         ASSIGN_OR_RETURN(json out, sync->Apply(caller, req.path_params["id"], d));
-        return Reply{200, out, {}};
+        return Reply{200, std::move(out), {}};
       },
       internal::Schema(
           {{"accept", "array"}, {"overwrite", "array"}, {"ignore", "array"}, {"deny", "array"}}));

@@ -12,6 +12,7 @@
 #define DATASITE_SERVICES_SYNC_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -85,7 +86,8 @@ class SyncImportSink {
  public:
   Status Write(std::string_view chunk) { return verifier_->Write(chunk); }
   // The diff of the verified bundle (the import is then pending).
-  Result<nlohmann::json> Finish();
+  // The diff of the loaded bundle, as JSON text (see SyncService::Diff).
+  Result<std::string> Finish();
 
  private:
   friend class SyncService;
@@ -160,7 +162,7 @@ class SyncService {
   struct Import;
 
   Status CheckHeader(const sync::BundleHeader& header);
-  Result<nlohmann::json> Load(const Principal& caller, sync::VerifiedBundle bundle);
+  Result<std::string> Load(const Principal& caller, sync::VerifiedBundle bundle);
   // Every object of `kind` this server holds, projected as it would send it.
   Result<std::vector<SyncObject>> Project(const std::string& kind, const std::string& peer_key);
   // One local object projected (nullopt when absent).
@@ -170,6 +172,15 @@ class SyncService {
   Status DiffLocked(Import& import);
   // The diff of the kept statuses: the summary and the page of batches `view` asks for.
   Result<nlohmann::json> RenderDiffLocked(Import& import, const SyncDiffView& view);
+  // RenderDiffLocked(import, {}) as JSON text, written directly (the load's answer).
+  Result<std::string> RenderDiffTextLocked(Import& import);
+  // Called for each batch a view lists: its index in the import's batches, status and state.
+  using BatchVisitor =
+      std::function<void(size_t batch, const std::string& status, const std::string& state)>;
+  // The diff's document without its batches (the summary, the ignored batches); calls
+  // `listed_batch` for each batch of the view, in order.
+  Result<nlohmann::json> WalkDiffLocked(Import& import, const SyncDiffView& view,
+                                        const BatchVisitor& listed_batch);
   // (kind, id) of objects received from the import's peer: its ledger, and what this apply wrote.
   using ObjectKeys = std::set<std::pair<std::string, std::string>>;
   // Writes one received object. Every object it refers to (a code's author, a request's code, a
@@ -220,7 +231,9 @@ class SyncService {
   // inputs resolved against its own assets, the hash recomputed and checked.
   Result<store::UserCode> DeriveCode(const SyncObject& object, nlohmann::json& policy_spec);
   // A received user whose email (compared as accounts compare it) is another account's here.
-  bool EmailHeldByAnother(const SyncObject& object);
+  // `holders` (email -> account id) is read from the store on first use and kept by the caller.
+  Result<bool> EmailHeldByAnother(const SyncObject& object,
+                                  std::optional<std::map<std::string, std::string>>& holders);
 
   store::Store& store_;
   blob::BlobStore& blobs_;

@@ -90,7 +90,8 @@ struct Side {
     for (size_t at = 0; at < bundle.size(); at += 777) {
       RETURN_IF_ERROR(sink->Write(std::string_view(bundle).substr(at, 777)));
     }
-    return sink->Finish();
+    ASSIGN_OR_RETURN(std::string diff, sink->Finish());
+    return json::parse(diff);
   }
 
   void AddUser(const std::string& id, const std::string& email, auth::Role role) {
@@ -1410,6 +1411,22 @@ TEST_F(SyncTest, AllOfAScientistsRequestsInOneApplyWhateverTheOrder) {
   EXPECT_EQ((*applied)["applied"].size(), 3u);
   EXPECT_EQ((*applied)["summary"]["new"], 0) << applied->dump();
   for (const char* r : {"r1", "r2", "r3"}) EXPECT_TRUE(high_->store->GetRequest(r).ok()) << r;
+}
+
+// The load's answer is written out directly: the same document as the diff's JSON, whatever
+// bytes the peer's ids hold.
+TEST_F(SyncTest, TheLoadsTextIsTheDiffsJson) {
+  const std::string odd = std::string("u\"1\\\n\x01\x1f") + "\xc3\xa9\xe2\x82\xac/<b>";
+  json objects = json::array({Object("user", odd, "user:" + odd, UserFields(odd, "a@b.org"))});
+  for (const json& o : RequestBatch("u2", "c2", "r2")) objects.push_back(o);
+  auto loaded = high_->Load(Forge(*low_, *high_, objects, 1));
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  auto diff = high_->sync->Diff(high_->admin, (*loaded)["import_id"]);
+  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+  EXPECT_EQ(*loaded, *diff);
+  ASSERT_EQ((*loaded)["batches"].size(), 2u);
+  EXPECT_EQ((*loaded)["batches"][0]["objects"][0]["id"], odd);
+  EXPECT_EQ((*loaded)["batches"][0]["root"]["id"], odd);
 }
 
 }  // namespace

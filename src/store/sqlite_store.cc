@@ -1048,13 +1048,14 @@ class SqliteStore : public Store {
     RETURN_IF_ERROR(Exec("PRAGMA journal_mode=WAL"));
     RETURN_IF_ERROR(Exec("PRAGMA synchronous=FULL"));
     RETURN_IF_ERROR(Exec("PRAGMA foreign_keys=ON"));
-    // A page cache of up to 64 MiB (grown only as pages are used), so that a large transaction such as a
-    // sync apply of 30,000 objects keeps its dirty pages in memory until it commits instead of spilling
-    // them to the WAL again and again (the default 2 MiB spilled most of them several times).
+    // A page cache of up to 64 MiB (grown only as pages are used), so that a large transaction such
+    // as a sync apply of 30,000 objects keeps its dirty pages in memory until it commits instead of
+    // spilling them to the WAL again and again (the default 2 MiB spilled most of them several
+    // times).
     RETURN_IF_ERROR(Exec("PRAGMA cache_size=-65536"));
-    // A store method called inside InTransaction runs as a savepoint, whose sub-journal (the pages it
-    // changed, for a rollback to the savepoint) SQLite writes to a temporary file past 64 KiB: kept in
-    // memory instead, it is freed when the savepoint is released.
+    // A store method called inside InTransaction runs as a savepoint, whose sub-journal (the pages
+    // it changed, for a rollback to the savepoint) SQLite writes to a temporary file past 64 KiB:
+    // kept in memory instead, it is freed when the savepoint is released.
     RETURN_IF_ERROR(Exec("PRAGMA temp_store=MEMORY"));
     sqlite3_busy_timeout(db_, 5000);
     return Migrate();
@@ -3080,7 +3081,8 @@ class SqliteStore : public Store {
     if (tx_depth_ == 0) {
       RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     } else {
-      RETURN_IF_ERROR(Exec(("SAVEPOINT sp" + std::to_string(tx_depth_)).c_str()));
+      // Prepared once and kept (a store method inside a large transaction opens thousands).
+      RETURN_IF_ERROR(Stmt(stmts_, "SAVEPOINT sp" + std::to_string(tx_depth_)).Run());
     }
     ++tx_depth_;
     return Status::Ok();
@@ -3088,7 +3090,7 @@ class SqliteStore : public Store {
   Status Commit() {
     --tx_depth_;
     if (tx_depth_ == 0) return Exec("COMMIT");
-    return Exec(("RELEASE sp" + std::to_string(tx_depth_)).c_str());
+    return Stmt(stmts_, "RELEASE sp" + std::to_string(tx_depth_)).Run();
   }
   void Rollback() {
     --tx_depth_;
