@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
@@ -142,6 +143,15 @@ Status CheckPage(int64_t page, int64_t page_size) {
                                 std::to_string(kMaxListPageSize));
   }
   return Status::Ok();
+}
+
+// The job's requester as the rules of what they may read see them (never a data owner: a data
+// owner's own runs charge no quota).
+Principal RequesterOf(const store::Job& job) {
+  Principal p;
+  p.role = auth::Role::kDataScientist;
+  p.user_id = job.user_id;
+  return p;
 }
 
 }  // namespace
@@ -470,13 +480,27 @@ Result<store::CodeRequest> CodeService::Approve(const Principal& caller, const s
         "on it");
   }
   const int64_t now = clock_.NowSeconds();
+  int64_t metered_more = 0;
   RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    metered_more = 0;
+    ASSIGN_OR_RETURN(std::vector<store::KeptOutput> outputs, tx.UserKeptOutputs(r.user_id));
     RETURN_IF_ERROR(tx.DecideRequest(id, "approved", std::nullopt, *caller.user_id, now));
+    // The approval releases the results deposited before it: each is charged and counted as its
+    // requester reads it now, as one deposited after the approval is.
+    for (auto& o : outputs) {
+      if (o.job.code_id != r.code_id || !o.job.deposited || !o.job.held) continue;
+      o.job.held = false;
+      const Recharge after = RechargeOf(o);
+      RETURN_IF_ERROR(tx.SetJobChargedBytes(o.job.id, after.charged));
+      ASSIGN_OR_RETURN(int64_t was, tx.SetJobMeteredBytes(o.job.id, after.metered));
+      metered_more += after.metered - was;
+    }
     RETURN_IF_ERROR(AppendDecisionEvent(tx, r, "approved", std::nullopt, *caller.user_id, now));
     RETURN_IF_ERROR(Audit(tx, caller, "request.approve", "request:" + id, "code:" + r.code_id));
     return notifications_ ? notifications_->OnDecision(tx, r, "approved", *caller.user_id)
                           : Status::Ok();
   }));
+  storage_.Add(metered_more);
   return store_.GetRequest(id);
 }
 
@@ -547,12 +571,6 @@ Result<store::Job> CodeService::Deposit(const Principal& caller, const std::stri
     return InvalidArgumentError("'stdout' or 'stderr' is larger than the log limit");
   }
   const int64_t size = static_cast<int64_t>(result.bytes.size());
-  const int64_t kept =
-      size + static_cast<int64_t>(result.stdout_text.size() + result.stderr_text.size());
-  if (!storage_.TryAdd(kept)) {
-    return ResourceExhaustedError("the server's storage limit of " +
-                                  std::to_string(storage_.limit()) + " bytes is reached");
-  }
   store::Job job;
   job.id = NewUuid();
   job.code_id = r.code_id;
@@ -565,6 +583,16 @@ Result<store::Job> CodeService::Deposit(const Principal& caller, const std::stri
   job.held = r.status != "approved";
   job.stdout_text = std::move(result.stdout_text);
   job.stderr_text = std::move(result.stderr_text);
+  job.kind = "private";
+  job.status = "completed";
+  job.deposited = true;
+  // Counted as its requester reads it (a held one at its ceilings: see MeteredOf).
+  const int64_t kept = MeteredOf({job, size, static_cast<int64_t>(job.stdout_text.size()),
+                                  static_cast<int64_t>(job.stderr_text.size())});
+  if (!storage_.TryAdd(kept)) {
+    return ResourceExhaustedError("the server's storage limit of " +
+                                  std::to_string(storage_.limit()) + " bytes is reached");
+  }
   Status st = Status::Ok();
   if (result.bytes.size() <= kMaxResultInDatabase) {
     job.result_data = std::move(result.bytes);
@@ -577,6 +605,7 @@ Result<store::Job> CodeService::Deposit(const Principal& caller, const std::stri
   if (st.ok()) {
     st = store_.InTransaction([&](store::Store& tx) -> Status {
       RETURN_IF_ERROR(tx.InsertDepositedJob(job));
+      RETURN_IF_ERROR(tx.SetJobMeteredBytes(job.id, kept).status());
       return Audit(tx, caller, "request.deposit", "request:" + r.id, "job:" + job.id);
     });
   }
@@ -753,9 +782,27 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
   }
   const bool limited = !IsOwner(caller);
   if (storage_.used() >= storage_.limit()) {
-    return ResourceExhaustedError("the server's storage limit of " +
-                                  std::to_string(storage_.limit()) +
-                                  " bytes is reached: no job can keep a result");
+    // The caller's own mock outputs make room, oldest first, when they can: a user who filled
+    // the storage with them is never locked out by them.
+    const int64_t need = storage_.used() - storage_.limit() + 1;
+    ASSIGN_OR_RETURN(store::JobUsage usage, store_.UserJobUsage(*caller.user_id));
+    if (usage.mock_bytes >= need) {
+      ASSIGN_OR_RETURN(
+          std::vector<store::ExpiredOutput> expired,
+          store_.ExpireMockOutputs(*caller.user_id, std::numeric_limits<int64_t>::max(), need,
+                                   clock_.NowMillis()));
+      for (const auto& e : expired) {
+        std::error_code ec;
+        if (e.result_in_file) std::filesystem::remove(ResultPath(e.job_id), ec);
+        storage_.Add(-e.freed_bytes);
+      }
+    }
+  }
+  if (storage_.used() >= storage_.limit()) {
+    return ResourceExhaustedError(
+        "the server's storage limit of " + std::to_string(storage_.limit()) +
+        " bytes is reached: no job can keep a result (a data owner can free space by deleting "
+        "datasets, or raise it with --max-storage-bytes)");
   }
   if (limited) {
     // Mock outputs make room for new ones (they expire oldest first), so only what else the
@@ -1002,15 +1049,19 @@ Result<store::Job> CodeService::Release(const Principal& caller, const std::stri
   // owner chose to show it, and the quota then refuses the requester's next runs.
   store::Job released = job;
   released.held = false;
-  ASSIGN_OR_RETURN(int64_t charged, ChargedFor(released));
+  ASSIGN_OR_RETURN(Recharge after, RechargeFor(released));
+  int64_t was_metered = 0;
   RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.ReleaseJob(id));
-    RETURN_IF_ERROR(tx.SetJobChargedBytes(id, charged));
+    RETURN_IF_ERROR(tx.SetJobChargedBytes(id, after.charged));
+    ASSIGN_OR_RETURN(was_metered, tx.SetJobMeteredBytes(id, after.metered));
     RETURN_IF_ERROR(Audit(tx, caller, "job.release", "job:" + id, "code:" + job.code_id));
     return notifications_ && job.kind == "private"
                ? notifications_->OnResultReleased(tx, job, *caller.user_id)
                : Status::Ok();
   }));
+  // Counted at its size now (past the limit if need be, as the quota is).
+  storage_.Add(after.metered - was_metered);
   return store_.GetJob(id);
 }
 
@@ -1035,12 +1086,15 @@ Result<store::Job> CodeService::ReleaseError(const Principal& caller, const std:
   if (job.error_released) return FailedPreconditionError("the job's error was already released");
   store::Job released = job;
   released.error_released = true;
-  ASSIGN_OR_RETURN(int64_t charged, ChargedFor(released));
+  ASSIGN_OR_RETURN(Recharge after, RechargeFor(released));
+  int64_t was_metered = 0;
   RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.ReleaseJobError(id));
-    RETURN_IF_ERROR(tx.SetJobChargedBytes(id, charged));
+    RETURN_IF_ERROR(tx.SetJobChargedBytes(id, after.charged));
+    ASSIGN_OR_RETURN(was_metered, tx.SetJobMeteredBytes(id, after.metered));
     return Audit(tx, caller, "job.release_error", "job:" + id);
   }));
+  storage_.Add(after.metered - was_metered);
   return store_.GetJob(id);
 }
 
@@ -1068,29 +1122,30 @@ Result<CodeService::KeptBytes> CodeService::KeptBytesOf(const Principal& caller)
   return kept;
 }
 
-namespace {
-
-// The job's requester as the rules of what they may read see them (never a data owner: a data
-// owner's own runs charge no quota).
-Principal RequesterOf(const store::Job& job) {
-  Principal p;
-  p.role = auth::Role::kDataScientist;
-  p.user_id = job.user_id;
-  return p;
+int64_t CodeService::MeteredOf(const store::KeptOutput& o) const {
+  const Principal requester = RequesterOf(o.job);
+  const auto result_cap = static_cast<int64_t>(options_.limits.max_result_bytes);
+  const auto log_cap = static_cast<int64_t>(options_.limits.max_log_bytes);
+  return (MaySeeResult(requester, o.job) ? o.result_bytes : result_cap) +
+         (MaySeeStdout(requester, o.job) ? o.stdout_bytes : log_cap) +
+         (MaySeeErrorDetail(requester, o.job) ? o.stderr_bytes : log_cap);
 }
 
-}  // namespace
+CodeService::Recharge CodeService::RechargeOf(const store::KeptOutput& o) const {
+  const KeptBytes readable = ReadableOf(RequesterOf(o.job), o);
+  // A job that keeps nothing (its output did not fit) counts nothing, released or not.
+  return {readable.result + readable.log, o.metered_bytes == 0 ? 0 : MeteredOf(o)};
+}
 
-Result<int64_t> CodeService::ChargedFor(const store::Job& job) {
+Result<CodeService::Recharge> CodeService::RechargeFor(const store::Job& job) {
   ASSIGN_OR_RETURN(std::vector<store::KeptOutput> outputs, store_.UserKeptOutputs(job.user_id));
   for (auto& o : outputs) {
     if (o.job.id != job.id) continue;
     o.job.held = job.held;
     o.job.error_released = job.error_released;
-    const KeptBytes readable = ReadableOf(RequesterOf(job), o);
-    return readable.result + readable.log;
+    return RechargeOf(o);
   }
-  return 0;
+  return Recharge{};
 }
 
 Result<QuotaUse> CodeService::Quota(const Principal& caller) {
@@ -1115,13 +1170,19 @@ jobs::Outcome CodeService::RunJob(const store::Job& job, const std::atomic<bool>
 
 Result<std::string> CodeService::Charge(const store::Job& job, int64_t result_bytes,
                                         int64_t log_bytes, int64_t charged_bytes,
-                                        std::optional<int64_t> quota) {
+                                        int64_t metered_bytes, std::optional<int64_t> quota) {
   ASSIGN_OR_RETURN(bool charged,
                    store_.ChargeJobBytes(job.id, result_bytes, log_bytes, charged_bytes, quota));
   if (!charged) {
     return "your storage quota of " + std::to_string(*quota) + " bytes (--user-quota-bytes)";
   }
-  if (storage_.TryAdd(result_bytes + log_bytes)) return std::string();
+  if (storage_.TryAdd(metered_bytes)) {
+    auto was = store_.SetJobMeteredBytes(job.id, metered_bytes);
+    if (was.ok()) return std::string();
+    storage_.Add(-metered_bytes);
+    RETURN_IF_ERROR(store_.ChargeJobBytes(job.id, 0, 0, 0, std::nullopt).status());
+    return was.status();
+  }
   RETURN_IF_ERROR(store_.ChargeJobBytes(job.id, 0, 0, 0, std::nullopt).status());
   return "the server's storage limit of " + std::to_string(storage_.limit()) + " bytes";
 }
@@ -1161,6 +1222,19 @@ jobs::Outcome CodeService::KeepWithinQuota(const store::Job& job, jobs::Outcome 
     return r.result + r.log;
   };
   const int64_t charged = readable();
+  // The storage limit counts what its requester may not read at its ceiling (MeteredOf), so the
+  // server's free space, and which outputs it keeps, never tell that size either. A run the store
+  // holds meanwhile (its request denied, or output review turned on, while it ran) counts as held.
+  store::KeptOutput metered_view = ended;
+  if (job.kind == "private" && !metered_view.job.held) {
+    auto stored = store_.GetJob(job.id);
+    metered_view.job.held = settings_.Get().output_review || !stored.ok() || stored->held;
+  }
+  auto metered = [&] {
+    metered_view.result_bytes = ended.result_bytes;
+    metered_view.job.status = ended.job.status;
+    return MeteredOf(metered_view);
+  };
   // What the quota needs freed, taken from the user's oldest mock outputs (when that can make
   // room: not for an output larger than what else they keep leaves); a new mock output also
   // pushes out those past the newest kept.
@@ -1180,7 +1254,7 @@ jobs::Outcome CodeService::KeepWithinQuota(const store::Job& job, jobs::Outcome 
     if (e.result_in_file) std::filesystem::remove(ResultPath(e.job_id), ec);
     storage_.Add(-e.freed_bytes);
   }
-  auto refused = Charge(job, result, logs, charged, quota);
+  auto refused = Charge(job, result, logs, charged, metered(), quota);
   if (!refused.ok()) return failed(refused.status());
   if (refused->empty()) return out;
   // A run on private data tells its requester what was not kept, not its size: the size of what
@@ -1200,7 +1274,7 @@ jobs::Outcome CodeService::KeepWithinQuota(const store::Job& job, jobs::Outcome 
     tell("the result", result, " was not kept: it would pass " + *refused);
     ended.result_bytes = 0;
     ended.job.status = out.status;
-    refused = Charge(job, 0, logs, readable(), quota);
+    refused = Charge(job, 0, logs, readable(), metered(), quota);
     if (!refused.ok()) return failed(refused.status());
     if (refused->empty()) return out;
   }

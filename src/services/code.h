@@ -240,9 +240,20 @@ class CodeService {
   Result<KeptBytes> KeptBytesOf(const Principal& caller);
   // The parts of `o` (an ended job, as it reads now) that `caller` may read.
   KeptBytes ReadableOf(const Principal& caller, const store::KeptOutput& o) const;
-  // What `job`'s requester is charged for it (store::Store::ChargeJobBytes) once it reads as
-  // `job` says: held, error released.
-  Result<int64_t> ChargedFor(const store::Job& job);
+  // What the storage limit counts for `o` (a job as it reads now): each part its requester may
+  // read at its size, each part they may not (a held run's everything, a private run's stderr, a
+  // refused policy's stdout, a review run's everything) at its ceiling, --max-result-bytes for a
+  // result and the log limit for stdout and stderr, whatever its size (empty too). The free space
+  // then tells how many hidden parts the server keeps, never their sizes; the disk stays bounded.
+  int64_t MeteredOf(const store::KeptOutput& o) const;
+  // What a job is charged (store::Store::ChargeJobBytes) and metered (MeteredOf) once it reads
+  // as `o.job` (RechargeOf) or `job` (RechargeFor) says: held, error released.
+  struct Recharge {
+    int64_t charged = 0;
+    int64_t metered = 0;
+  };
+  Recharge RechargeOf(const store::KeptOutput& o) const;
+  Result<Recharge> RechargeFor(const store::Job& job);
   jobs::Outcome RunInSandbox(const store::Job& job, const std::atomic<bool>& cancel);
   // After a counted run of code with custom policies: stores the state they report (over the
   // version the run read). A completed run whose state can't be stored so — none reported, a
@@ -253,10 +264,12 @@ class CodeService {
   // ones while the quota needs room); drops what would pass either, saying so in its error.
   jobs::Outcome KeepWithinQuota(const store::Job& job, jobs::Outcome out);
   // Charges `result_bytes` and `log_bytes` to the running job, in the store (`charged_bytes`,
-  // the part its user may read, against `quota`) and in the storage meter. "" when charged; else
-  // nothing is and it names the limit that refused ("your storage quota of N bytes ...").
+  // the part its user may read, against `quota`) and `metered_bytes` (MeteredOf) in the storage
+  // meter. "" when charged; else nothing is and it names the limit that refused ("your storage
+  // quota of N bytes ...").
   Result<std::string> Charge(const store::Job& job, int64_t result_bytes, int64_t log_bytes,
-                             int64_t charged_bytes, std::optional<int64_t> quota);
+                             int64_t charged_bytes, int64_t metered_bytes,
+                             std::optional<int64_t> quota);
   Result<nlohmann::json> ResolveInputs(const nlohmann::json& inputs);
   // Run with `caller` as the job's user; `for_owner`, when set, is the data owner who runs it for
   // its requester (audited as job.run_for_requester, in their name).

@@ -1556,7 +1556,11 @@ Status SyncService::ApplyObject(store::Store& tx, Import& im, const SyncObject& 
       std::ifstream in(im.staged.at(*o.blob), std::ios::binary);
       j.result_data = std::string((std::istreambuf_iterator<char>(in)), {});
     }
-    return tx.PutSyncedJob(j, im.peer.verify_key);
+    ASSIGN_OR_RETURN(int64_t kept, tx.PutSyncedJob(j, im.peer.verify_key));
+    // Counted now, whatever the import's transaction does next: an import rolled back counts its
+    // jobs until the server restarts (CodeService::CountKeptBytes), never fewer bytes than kept.
+    if (options_.storage) options_.storage->Add(kept);
+    return Status::Ok();
   }
   (void)adopted;
   return InvalidArgumentError("unknown kind " + o.kind);

@@ -594,6 +594,13 @@ DROP INDEX jobs_usage;
 CREATE INDEX jobs_usage ON jobs(user_id, kind, status, kept_result_bytes, kept_log_bytes,
   charged_bytes);
 )sql",
+    // Version 17: what each job counts against the server's storage limit (see
+    // Store::SetJobMeteredBytes): a part its requester may read at its size, one they may not at
+    // its ceiling. Existing rows keep counting their size (the ceilings are the server's options).
+    R"sql(
+ALTER TABLE jobs ADD COLUMN metered_bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET metered_bytes = kept_result_bytes + kept_log_bytes;
+)sql",
 };
 
 // Prepared statements kept for reuse, by SQL text: preparing a join costs more than running it
@@ -2117,18 +2124,23 @@ class SqliteStore : public Store {
     return SyncImport{s.Text(0), s.Text(1), s.Int(2), s.Int(3), s.Text(4)};
   }
 
-  Status PutSyncedJob(const Job& j, const std::string& origin) override {
+  Result<int64_t> PutSyncedJob(const Job& j, const std::string& origin) override {
     std::lock_guard lock(mu_);
     if (origin.empty()) return InvalidArgumentError("a synced job needs its origin");
     if (j.status == "queued" || j.status == "running") {
       return InvalidArgumentError("a synced job must have ended");
     }
     RETURN_IF_ERROR(Begin());
-    Status st = [&]() -> Status {
-      Stmt e(stmts_, "SELECT origin FROM jobs WHERE id = ?");
+    // A synced job is a released one: its requester reads its result and stdout, which count
+    // against their quota and the storage limit at their size.
+    const int64_t kept = (j.status == "completed" ? j.result_size : int64_t{0}) +
+                         static_cast<int64_t>(j.stdout_text.size());
+    auto st = [&]() -> Result<int64_t> {
+      Stmt e(stmts_, "SELECT origin, metered_bytes FROM jobs WHERE id = ?");
       e.Bind(j.id);
       ASSIGN_OR_RETURN(bool row, e.Step());
       if (row && e.Text(0).empty()) return AlreadyExistsError("a local job has this id");
+      const int64_t replaced = row ? e.Int(1) : 0;
       if (row) {
         Stmt d(stmts_, "DELETE FROM jobs WHERE id = ?");
         RETURN_IF_ERROR(d.Bind(j.id).Run());
@@ -2137,8 +2149,9 @@ class SqliteStore : public Store {
           stmts_,
           "INSERT INTO jobs (id, code_id, user_id, kind, status, inputs, timeout_ms, created_at, "
           "started_at, finished_at, error, failure, result_format, result_size, result, held, "
-          "stdout, result_meta, origin) VALUES (?, ?, ?, 'private', ?, ?, 0, ?, ?, ?, ?, ?, ?, "
-          "?, ?, 0, ?, ?, ?)");
+          "stdout, result_meta, origin, kept_result_bytes, kept_log_bytes, charged_bytes, "
+          "metered_bytes) VALUES (?1, ?2, ?3, 'private', ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11, "
+          "?12, ?13, 0, ?14, ?15, ?16, ?17, ?18, ?17 + ?18, ?17 + ?18)");
       s.Bind(j.id).Bind(j.code_id).Bind(j.user_id).Bind(j.status).Bind(j.inputs);
       s.Bind(j.created_at).Bind(j.started_at).Bind(j.finished_at).Bind(j.error).Bind(j.failure);
       s.Bind(j.result_format).Bind(j.result_size);
@@ -2147,13 +2160,18 @@ class SqliteStore : public Store {
       } else {
         s.BindNull();
       }
-      return s.Bind(j.stdout_text).Bind(j.result_meta).Bind(origin).Run();
+      s.Bind(j.stdout_text).Bind(j.result_meta).Bind(origin);
+      RETURN_IF_ERROR(s.Bind(j.status == "completed" ? j.result_size : int64_t{0})
+                          .Bind(static_cast<int64_t>(j.stdout_text.size()))
+                          .Run());
+      return kept - replaced;
     }();
     if (!st.ok()) {
       Rollback();
-      return st;
+      return st.status();
     }
-    return Commit();
+    RETURN_IF_ERROR(Commit());
+    return st;
   }
 
   Result<Job> LastSyncedJob(const std::string& code_id) override {
@@ -2814,8 +2832,8 @@ class SqliteStore : public Store {
       if (row && charged_bytes > 0 && s.Int(0) + charged_bytes > *max_user_bytes) return false;
     }
     Stmt s(stmts_,
-           "UPDATE jobs SET kept_result_bytes = ?, kept_log_bytes = ?, charged_bytes = ? WHERE id "
-           "= ? AND status = 'running'");
+           "UPDATE jobs SET kept_result_bytes = ?1, kept_log_bytes = ?2, charged_bytes = ?3, "
+           "metered_bytes = ?1 + ?2 WHERE id = ?4 AND status = 'running'");
     RETURN_IF_ERROR(s.Bind(result_bytes).Bind(log_bytes).Bind(charged_bytes).Bind(id).Run());
     return true;
   }
@@ -2843,8 +2861,9 @@ class SqliteStore : public Store {
     std::lock_guard lock(mu_);
     Stmt s(stmts_,
            "SELECT id, code_id, kind, status, held, error_released, kept_result_bytes, "
-           "kept_log_bytes, min(length(CAST(stderr AS BLOB)), kept_log_bytes) FROM jobs WHERE "
-           "user_id = ? AND kept_result_bytes + kept_log_bytes > 0");
+           "kept_log_bytes, min(length(CAST(stderr AS BLOB)), kept_log_bytes), metered_bytes, "
+           "deposited FROM jobs WHERE user_id = ? AND (kept_result_bytes + kept_log_bytes > 0 OR "
+           "metered_bytes > 0)");
     s.Bind(user_id);
     std::vector<KeptOutput> out;
     for (;;) {
@@ -2861,6 +2880,8 @@ class SqliteStore : public Store {
       k.result_bytes = s.Int(6);
       k.stderr_bytes = s.Int(8);
       k.stdout_bytes = s.Int(7) - k.stderr_bytes;
+      k.metered_bytes = s.Int(9);
+      k.job.deposited = s.Int(10) != 0;
       out.push_back(std::move(k));
     }
     return out;
@@ -2868,7 +2889,7 @@ class SqliteStore : public Store {
 
   Result<int64_t> TotalJobBytes() override {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_, "SELECT coalesce(sum(kept_result_bytes + kept_log_bytes), 0) FROM jobs");
+    Stmt s(stmts_, "SELECT coalesce(sum(metered_bytes), 0) FROM jobs");
     ASSIGN_OR_RETURN(bool row, s.Step());
     return row ? s.Int(0) : 0;
   }
@@ -2883,7 +2904,7 @@ class SqliteStore : public Store {
       std::vector<std::pair<ExpiredOutput, bool>> candidates;  // oldest first
       {
         Stmt s(stmts_,
-               "SELECT j.id, j.kept_result_bytes + j.kept_log_bytes, j.status = 'completed' AND "
+               "SELECT j.id, j.metered_bytes, j.status = 'completed' AND "
                "typeof(j.result) = 'null' FROM jobs j WHERE j.user_id = ? AND "
                "j.kind = 'mock' AND j.status NOT IN ('queued', 'running') AND NOT EXISTS "
                "(SELECT 1 FROM expired_outputs e WHERE e.job_id = j.id) ORDER BY j.seq DESC");
@@ -2901,7 +2922,7 @@ class SqliteStore : public Store {
         if (!it->second && freed >= min_free_bytes) break;
         Stmt u(stmts_,
                "UPDATE jobs SET result = NULL, stdout = '', stderr = '', kept_result_bytes = 0, "
-               "kept_log_bytes = 0, charged_bytes = 0 WHERE id = ?");
+               "kept_log_bytes = 0, charged_bytes = 0, metered_bytes = 0 WHERE id = ?");
         RETURN_IF_ERROR(u.Bind(it->first.job_id).Run());
         Stmt e(stmts_, "INSERT INTO expired_outputs (job_id, expired_at) VALUES (?, ?)");
         RETURN_IF_ERROR(e.Bind(it->first.job_id).Bind(now).Run());
@@ -2951,9 +2972,9 @@ class SqliteStore : public Store {
     Stmt s(stmts_,
            "INSERT INTO jobs (id, code_id, user_id, kind, status, inputs, timeout_ms, created_at, "
            "started_at, finished_at, result_format, result_size, result, held, stdout, stderr, "
-           "kept_result_bytes, kept_log_bytes, result_meta, priority, deposited, charged_bytes) "
-           "VALUES (?, ?, ?, 'private', 'completed', ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, "
-           "1, ?)");
+           "kept_result_bytes, kept_log_bytes, result_meta, priority, deposited, charged_bytes, "
+           "metered_bytes) VALUES (?1, ?2, ?3, 'private', 'completed', ?4, 0, ?5, ?6, ?7, ?8, ?9, "
+           "?10, ?11, ?12, ?13, ?14, ?15, ?16, 1, 1, ?17, ?14 + ?15)");
     s.Bind(j.id).Bind(j.code_id).Bind(j.user_id).Bind(j.inputs);
     s.Bind(j.created_at).Bind(j.started_at).Bind(j.finished_at);
     s.Bind(j.result_format).Bind(j.result_size);
@@ -2981,6 +3002,27 @@ class SqliteStore : public Store {
     return Status::Ok();
   }
 
+  Result<int64_t> SetJobMeteredBytes(const std::string& id, int64_t bytes) override {
+    std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(Begin());
+    auto was = [&]() -> Result<int64_t> {
+      Stmt q(stmts_, "SELECT metered_bytes FROM jobs WHERE id = ?");
+      q.Bind(id);
+      ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) return NotFoundError("job not found");
+      const int64_t before = q.Int(0);
+      Stmt u(stmts_, "UPDATE jobs SET metered_bytes = ? WHERE id = ?");
+      RETURN_IF_ERROR(u.Bind(bytes).Bind(id).Run());
+      return before;
+    }();
+    if (!was.ok()) {
+      Rollback();
+      return was.status();
+    }
+    RETURN_IF_ERROR(Commit());
+    return was;
+  }
+
   Status ReleaseJob(const std::string& id) override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_, "UPDATE jobs SET held = 0 WHERE id = ?");
@@ -2995,13 +3037,13 @@ class SqliteStore : public Store {
     auto done = [&]() -> Result<std::pair<int64_t, int64_t>> {
       Stmt q(stmts_,
              "UPDATE jobs SET status = 'queued', kept_result_bytes = 0, kept_log_bytes = 0, "
-             "charged_bytes = 0, "
+             "charged_bytes = 0, metered_bytes = 0, "
              "stdout = '', stderr = '' WHERE status = 'running' AND origin = '' AND attempts < ?");
       RETURN_IF_ERROR(q.Bind(max_attempts).Run());
       int64_t requeued = sqlite3_changes(db_);
       Stmt i(stmts_,
              "UPDATE jobs SET status = 'interrupted', finished_at = ?, kept_result_bytes = 0, "
-             "kept_log_bytes = 0, charged_bytes = 0, stdout = '', stderr = '', "
+             "kept_log_bytes = 0, charged_bytes = 0, metered_bytes = 0, stdout = '', stderr = '', "
              "error = 'interrupted: the server stopped while the "
              "job ran, ' || "
              "attempts || ' times' WHERE status = 'running' AND origin = ''");

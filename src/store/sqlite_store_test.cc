@@ -932,7 +932,8 @@ TEST_F(JobBytesTest, FinishedJobKeepsItsResultAndLogs) {
   EXPECT_EQ(usage->log_bytes, (3 + 1) + (0 + 1) + 4);
   EXPECT_EQ(usage->mock_bytes, (10 + 1) + 4);
   EXPECT_EQ(usage->unfinished, 0);
-  EXPECT_EQ(*store_->TotalJobBytes(), 110 + 9);
+  // The storage limit counts what ChargeJobBytes counted: not the failed job, never charged.
+  EXPECT_EQ(*store_->TotalJobBytes(), 110 + 5);
   EXPECT_EQ(store_->UserJobUsage("nobody")->result_bytes, 0);
 }
 
@@ -1072,6 +1073,25 @@ TEST_F(JobBytesTest, RecoveryDropsTheChargesOfJobsThatDidNotEnd) {
   Job a = Running("u");
   ASSERT_TRUE(*store_->ChargeJobBytes(a.id, 40, 2, 40 + 2, std::nullopt));
   ASSERT_EQ(*store_->TotalJobBytes(), 42);
+  ASSERT_TRUE(store_->RecoverJobs(2, 1).ok());
+  EXPECT_EQ(*store_->TotalJobBytes(), 0);
+}
+
+// The storage limit counts a job's metered_bytes: what it keeps until the service says otherwise
+// (a part its requester may not read, at its ceiling).
+TEST_F(JobBytesTest, MeteredBytesAreWhatTheLimitCounts) {
+  Job a = Running("u", "private");
+  ASSERT_TRUE(*store_->ChargeJobBytes(a.id, 40, 2, 0, std::nullopt));
+  EXPECT_EQ(*store_->TotalJobBytes(), 42);
+  EXPECT_EQ(*store_->SetJobMeteredBytes(a.id, 1000), 42);
+  EXPECT_EQ(*store_->TotalJobBytes(), 1000);
+  // A job that keeps nothing but is metered is among the kept outputs (to be metered anew).
+  ASSERT_TRUE(*store_->ChargeJobBytes(a.id, 0, 0, 0, std::nullopt));
+  EXPECT_EQ(*store_->SetJobMeteredBytes(a.id, 7), 0);
+  auto outputs = store_->UserKeptOutputs("u");
+  ASSERT_EQ(outputs->size(), 1u);
+  EXPECT_EQ((*outputs)[0].metered_bytes, 7);
+  EXPECT_EQ(store_->SetJobMeteredBytes("missing", 1).status().code(), StatusCode::kNotFound);
   ASSERT_TRUE(store_->RecoverJobs(2, 1).ok());
   EXPECT_EQ(*store_->TotalJobBytes(), 0);
 }
@@ -1789,12 +1809,19 @@ TEST_F(SyncedJobTest, SyncedJobsAreNeverLeasedNorRecovered) {
   j.result_size = 2;
   j.result_data = "42";
   j.finished_at = 5;
-  EXPECT_EQ(store_->PutSyncedJob(j, "").code(), StatusCode::kInvalidArgument);
-  ASSERT_TRUE(store_->PutSyncedJob(j, "peerkey").ok());
+  EXPECT_EQ(store_->PutSyncedJob(j, "").status().code(), StatusCode::kInvalidArgument);
+  j.stdout_text = "hello";
+  // A released run: its result and stdout are charged to its user and metered, at their size.
+  EXPECT_EQ(*store_->PutSyncedJob(j, "peerkey"), 2 + 5);
+  EXPECT_EQ(store_->UserJobUsage("u")->charged_bytes, 2 + 5);
+  EXPECT_EQ(*store_->TotalJobBytes(), 2 + 5);
+  j.stdout_text.clear();
+  EXPECT_EQ(*store_->PutSyncedJob(j, "peerkey"), -5);  // replacing it
+  EXPECT_EQ(*store_->TotalJobBytes(), 2);
   EXPECT_EQ(*store_->GetJobResult("synced"), std::optional<std::string>("42"));
   EXPECT_EQ(store_->LastSyncedJob("code")->id, "synced");
   j.status = "queued";
-  EXPECT_EQ(store_->PutSyncedJob(j, "peerkey").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->PutSyncedJob(j, "peerkey").status().code(), StatusCode::kInvalidArgument);
   // Even forced back to queued, then running (by hand, behind the store), the queue and
   // recovery leave it alone.
   auto set_status = [&](const char* sql) {
@@ -1813,7 +1840,7 @@ TEST_F(SyncedJobTest, SyncedJobsAreNeverLeasedNorRecovered) {
   // A local job's id is never taken over.
   Job local = Running("u", "private");
   local.status = "completed";
-  EXPECT_EQ(store_->PutSyncedJob(local, "peerkey").code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->PutSyncedJob(local, "peerkey").status().code(), StatusCode::kAlreadyExists);
 }
 
 }  // namespace

@@ -356,12 +356,15 @@ struct KeptOutput {
   int64_t result_bytes = 0;
   int64_t stdout_bytes = 0;
   int64_t stderr_bytes = 0;
+  // What it counts against the server's storage limit (see SetJobMeteredBytes); `job.deposited`
+  // is set too.
+  int64_t metered_bytes = 0;
 };
 
 // A job whose result and logs ExpireMockOutputs deleted.
 struct ExpiredOutput {
   std::string job_id;
-  int64_t freed_bytes = 0;      // result and logs it kept
+  int64_t freed_bytes = 0;      // what it counted against the storage limit (its metered_bytes)
   bool result_in_file = false;  // its result was in a file (not in the database), to be removed
 };
 
@@ -679,11 +682,16 @@ class Store {
   // Sets what a job charges its user's quota (after a release: what it shows them now), whatever
   // the quota. kNotFound when absent.
   virtual Status SetJobChargedBytes(const std::string& id, int64_t bytes) = 0;
+  // Sets what a job counts against the server's storage limit; returns what it counted before.
+  // ChargeJobBytes and InsertDepositedJob count what the job keeps, at its size; the service then
+  // counts a part its requester may not read at a fixed ceiling instead (whatever its size), so
+  // the server's free space never tells a size the data chose. kNotFound when absent.
+  virtual Result<int64_t> SetJobMeteredBytes(const std::string& id, int64_t bytes) = 0;
   virtual Result<JobUsage> UserJobUsage(const std::string& user_id) = 0;
   // The user's jobs that keep bytes, each with what it keeps (the parts sum to what UserJobUsage
   // counts; a running job's charged logs count as its stdout until FinishJob splits them).
   virtual Result<std::vector<KeptOutput>> UserKeptOutputs(const std::string& user_id) = 0;
-  // The bytes every job keeps (results and logs).
+  // What every job counts against the storage limit (its metered_bytes: see SetJobMeteredBytes).
   virtual Result<int64_t> TotalJobBytes() = 0;
   // Deletes the result and logs of the user's ended mock runs, oldest first: every one past the
   // newest `keep`, then more until they freed at least `min_free_bytes`. The jobs stay, with
@@ -822,7 +830,9 @@ class Store {
   // Stores a job synced from a peer (origin = its key), in a terminal state, with its result
   // bytes in result_data: the job queue never leases it and recovery never touches it.
   // Replaces the job with that id if it was synced before; kAlreadyExists when a local job has it.
-  virtual Status PutSyncedJob(const Job& job, const std::string& origin) = 0;
+  // It is a released run: its result and stdout are charged to its user and counted against the
+  // storage limit at their size. Returns how many bytes more (or fewer, replacing) jobs keep.
+  virtual Result<int64_t> PutSyncedJob(const Job& job, const std::string& origin) = 0;
   // The newest synced job of the code (origin set); kNotFound when none.
   virtual Result<Job> LastSyncedJob(const std::string& code_id) = 0;
 

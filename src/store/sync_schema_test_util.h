@@ -5,8 +5,10 @@
 
 namespace datasite::store {
 
-// Undoes the migration after sync's (the quota's charged bytes); goes before kDropSync.
+// Undoes the migrations after sync's (the quota's charged bytes, the storage meter's metered
+// bytes); goes before kDropSync.
 constexpr const char* kDropJobCharges =
+    "ALTER TABLE jobs DROP COLUMN metered_bytes; "
     "DROP INDEX jobs_usage; ALTER TABLE jobs DROP COLUMN charged_bytes; "
     "CREATE INDEX jobs_usage ON jobs(user_id, kind, status, kept_result_bytes, kept_log_bytes); ";
 

@@ -9,6 +9,8 @@ hidden size, several bits per private run. Now an output hidden from its request
 at 0 bytes until it becomes readable (a release), then at its size.
 """
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -173,3 +175,30 @@ def test_a_held_result_is_charged_when_released_even_at_the_limit(quota_server):
     refused = run(api, token, submit(api, token, unique("after"), "return 1"))
     assert_error(refused, 413, "PAYLOAD_TOO_LARGE")
     assert str(shown) in refused.error["message"], refused.error
+
+
+def test_a_result_deposited_before_the_approval_is_charged_as_one_after(quota_server):
+    """Regression: the approval released a result deposited before it without charging it, so its
+    requester read it (and the quota route counted it) while the quota's limit did not."""
+    server, api, actors, _ = quota_server
+    owner = actors["owner"].token
+    for order in ("before", "after"):
+        token, _ = fresh(api, actors, server.port)
+        code_id = submit(api, token, unique("deposited"), "return 1")
+        request = api.post("/api/v1/requests", {"code_id": code_id, "reason": "r"}, token=token)
+        assert request.status == 201, request
+        approve = "/api/v1/requests/{}/approve".format(request.json["id"])
+        body = {"format": "json", "data": json.dumps("x" * QUOTA), "stdout": "out"}
+        if order == "after":
+            assert api.post(approve, {}, token=owner).status == 200
+        deposit = api.post("/api/v1/requests/{}/deposit".format(request.json["id"]), body,
+                           token=owner)
+        assert deposit.status == 201, deposit
+        if order == "before":
+            assert api.post(approve, {}, token=owner).status == 200
+        result = api.get("/api/v1/jobs/{}/result".format(deposit.json["id"]), token=token)
+        assert result.status == 200, (order, result)
+        # Past the quota either way: the next run is refused, with the bytes it may read.
+        refused = run(api, token, submit(api, token, unique("next"), "return 2"))
+        assert_error(refused, 413, "PAYLOAD_TOO_LARGE")
+        assert str(QUOTA + 2 + 3) in refused.error["message"], (order, refused.error)
