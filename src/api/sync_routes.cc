@@ -189,8 +189,10 @@ void AddSyncRoutes(http::Router& router, ApiContext& ctx) {
             d.deny.emplace_back(std::move(batch), std::move(reason));
           }
         }
-        ASSIGN_OR_RETURN(json out, sync->Apply(caller, req.path_params["id"], d));
-        return Reply{200, std::move(out), {}};
+        ASSIGN_OR_RETURN(std::string out, sync->Apply(caller, req.path_params["id"], d));
+        Reply reply{200, {}, {}};
+        reply.raw_json = std::move(out);
+        return reply;
       },
       internal::Schema(
           {{"accept", "array"}, {"overwrite", "array"}, {"ignore", "array"}, {"deny", "array"}}));

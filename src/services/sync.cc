@@ -1072,7 +1072,7 @@ Status SyncService::CheckReceivedFromPeer(store::Store& tx, const Import& im, co
   if (o.kind == "user") {
     here = tx.GetUserById(o.id).ok();
   } else if (o.kind == "code") {
-    here = tx.GetCode(o.id).ok();
+    here = tx.GetCodeAuthor(o.id).ok();
   } else if (o.kind == "request") {
     here = tx.GetRequest(o.id).ok();
   } else if (o.kind == "project") {
@@ -1341,7 +1341,9 @@ Status SyncService::ApplyObject(store::Store& tx, Import& im, const SyncObject& 
   };
   const int64_t now = clock_.NowSeconds();
   if (o.kind == "user") {
-    auto existing = tx.GetUserById(o.id);
+    // Not received from the peer means not here (else CheckReceivedFromPeer refused it).
+    auto existing = received("user", o.id) ? tx.GetUserById(o.id)
+                                           : Result<store::User>(NotFoundError("user not found"));
     if (existing.ok()) {
       // A low side may only touch data scientists: never an owner's or an admin's account.
       if (existing->is_root ||
@@ -1412,8 +1414,8 @@ Status SyncService::ApplyObject(store::Store& tx, Import& im, const SyncObject& 
       return PermissionDeniedError("request " + o.id + " is for code not received from peer '" +
                                    im.peer.name + "'");
     }
-    ASSIGN_OR_RETURN(store::UserCode code, tx.GetCode(r.code_id));
-    if (code.user_id != r.user_id) {
+    ASSIGN_OR_RETURN(const std::string author, tx.GetCodeAuthor(r.code_id));
+    if (author != r.user_id) {
       return PermissionDeniedError("request " + o.id + " is not its code's author's");
     }
     RETURN_IF_ERROR(tx.InsertRequest(r));
@@ -1660,8 +1662,8 @@ Status SyncService::ApplySyncedAsset(store::Store& tx, const Principal& caller, 
   return Status::Ok();
 }
 
-Result<json> SyncService::Apply(const Principal& caller, const std::string& import_id,
-                                const SyncDecisions& decisions) {
+Result<std::string> SyncService::Apply(const Principal& caller, const std::string& import_id,
+                                       const SyncDecisions& decisions) {
   RETURN_IF_ERROR(NeedAdmin(caller));
   std::lock_guard lock(mu_);
   PruneImportsLocked(/*room_for_one=*/false);
@@ -1932,21 +1934,26 @@ Result<json> SyncService::Apply(const Principal& caller, const std::string& impo
     denied.push_back(id);
   }
   for (const std::string& id : decisions.ignore) ignored_now.push_back(id);
-  json written = json::array();
-  for (const std::string& id : holders) {
+  // The batches written, as JSON text written directly (as the load's answer).
+  std::string written = "[";
+  auto write = [&](const std::string& id, const std::string& state) {
     const KeptBatch& kept = im.batches[im.batch_index.at(id)];
-    written.push_back(BatchJson(im.objects, kept, BatchStatus(kept), "pending", false));
-  }
-  for (const std::string& id : to_write) {
-    const KeptBatch& kept = im.batches[im.batch_index.at(id)];
-    written.push_back(BatchJson(im.objects, kept, BatchStatus(kept), im.state[id], false));
-  }
-  ASSIGN_OR_RETURN(json after, RenderDiffLocked(im, {false, 0, 0}));
-  return json{{"applied", applied},
-              {"ignored", ignored_now},
-              {"denied", denied},
-              {"summary", after["summary"]},
-              {"batches", written}};
+    if (written.size() > 1) written += ',';
+    AppendBatchText(written, im.objects, kept, BatchStatus(kept), state);
+  };
+  for (const std::string& id : holders) write(id, "pending");
+  for (const std::string& id : to_write) write(id, im.state[id]);
+  written += ']';
+  ASSIGN_OR_RETURN(
+      json after,
+      WalkDiffLocked(im, {false, 0, 0}, [](size_t, const std::string&, const std::string&) {}));
+  std::string text = json{{"applied", std::move(applied)},
+                          {"ignored", std::move(ignored_now)},
+                          {"denied", std::move(denied)},
+                          {"summary", std::move(after["summary"])}}
+                         .dump();
+  text.insert(text.size() - 1, ",\"batches\":" + written);
+  return text;
 }
 
 }  // namespace datasite::services

@@ -140,10 +140,10 @@ class SyncService {
                                const std::string& batch);
   // Applies the decisions in one transaction (all or nothing) and returns {"applied", "ignored",
   // "denied", "summary", "batches"}: the batches written (their objects' kind, id and status as
-  // they stand after) and the new summary. kAlreadyExists (409) for an accepted batch in
-  // conflict not in overwrite.
-  Result<nlohmann::json> Apply(const Principal& caller, const std::string& import_id,
-                               const SyncDecisions& decisions);
+  // they stand after) and the new summary, as JSON text. kAlreadyExists (409) for an accepted
+  // batch in conflict not in overwrite.
+  Result<std::string> Apply(const Principal& caller, const std::string& import_id,
+                            const SyncDecisions& decisions);
   // (peer name, batch id) pairs.
   Result<std::vector<std::pair<std::string, std::string>>> Ignored(const Principal& caller);
   Status Unignore(const Principal& caller, const std::string& peer, const std::string& batch);

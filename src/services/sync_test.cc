@@ -84,6 +84,12 @@ struct Side {
     return bytes;
   }
 
+  // SyncService::Apply as the admin, its answer parsed.
+  Result<json> Apply(const std::string& import_id, const SyncDecisions& decisions) {
+    ASSIGN_OR_RETURN(std::string applied, sync->Apply(admin, import_id, decisions));
+    return json::parse(applied);
+  }
+
   Result<json> Load(const std::string& bundle) {
     ASSIGN_OR_RETURN(auto sink, sync->BeginImport(admin));
     // In uneven chunks, as an upload arrives.
@@ -217,7 +223,7 @@ class SyncTest : public ::testing::Test {
     ASSERT_TRUE(diff.ok()) << diff.status().ToString();
     SyncDecisions d;
     d.accept = {"request:r1"};
-    auto applied = high_->sync->Apply(high_->admin, (*diff)["import_id"], d);
+    auto applied = high_->Apply((*diff)["import_id"], d);
     ASSERT_TRUE(applied.ok()) << applied.status().ToString();
   }
 
@@ -243,7 +249,7 @@ TEST_F(SyncTest, LowToHighRoundTripCarriesScientistCodeAndRequest) {
   EXPECT_FALSE(high_->store->GetUserById("s1").ok());
   SyncDecisions d;
   d.accept = {"request:r1"};
-  auto applied = high_->sync->Apply(high_->admin, (*diff)["import_id"], d);
+  auto applied = high_->Apply((*diff)["import_id"], d);
   ASSERT_TRUE(applied.ok()) << applied.status().ToString();
   auto user = high_->store->GetUserById("s1");
   ASSERT_TRUE(user.ok());
@@ -284,7 +290,7 @@ TEST_F(SyncTest, ARequestBatchTakesItsRequesterAlongFromAnotherBatch) {
   SyncDecisions d;
   d.accept = {others[0]};
   d.deny = {{others[1], "no"}};
-  auto applied = high_->sync->Apply(high_->admin, (*diff)["import_id"], d);
+  auto applied = high_->Apply((*diff)["import_id"], d);
   ASSERT_TRUE(applied.ok()) << applied.status().ToString();
   // Only the requester came along: the request of the batch it travelled in is still to decide.
   EXPECT_EQ((*applied)["applied"], json::array({others[0]}));
@@ -298,7 +304,7 @@ TEST_F(SyncTest, ARequestBatchTakesItsRequesterAlongFromAnotherBatch) {
   // It is decided on its own later; its requester, already here, is the same.
   SyncDecisions later;
   later.accept = {with_user};
-  auto rest = high_->sync->Apply(high_->admin, (*diff)["import_id"], later);
+  auto rest = high_->Apply((*diff)["import_id"], later);
   ASSERT_TRUE(rest.ok()) << rest.status().ToString();
   EXPECT_EQ(high_->store->GetRequest(waiting)->status, "pending");
 }
@@ -310,7 +316,7 @@ json SyncAll(Side& from, Side& to, const std::string& peer) {
   if (!diff.ok()) return json();
   SyncDecisions d;
   for (const json& b : (*diff)["batches"]) d.accept.push_back(b["id"]);
-  auto applied = to.sync->Apply(to.admin, (*diff)["import_id"], d);
+  auto applied = to.Apply((*diff)["import_id"], d);
   EXPECT_TRUE(applied.ok()) << applied.status().ToString();
   return *diff;
 }
@@ -370,7 +376,7 @@ TEST_F(SyncTest, HighToLowCarriesMockDecisionAndReleasedResultOnly) {
   SyncDecisions d;
   for (const json& b : (*diff)["batches"]) d.accept.push_back(b["id"]);
   EXPECT_EQ(d.accept.size(), 2u);  // dataset:d1 and request:r1
-  auto applied = low_->sync->Apply(low_->admin, (*diff)["import_id"], d);
+  auto applied = low_->Apply((*diff)["import_id"], d);
   ASSERT_TRUE(applied.ok()) << applied.status().ToString();
   auto ds = low_->store->GetDataset("d1");
   ASSERT_TRUE(ds.ok());
@@ -483,7 +489,7 @@ TEST_F(SyncTest, AUserClaimingAdminIsCappedAtDataScientist) {
   ASSERT_TRUE(diff.ok()) << diff.status().ToString();
   SyncDecisions d;
   d.accept = {"user:u1"};
-  ASSERT_TRUE(high_->sync->Apply(high_->admin, (*diff)["import_id"], d).ok());
+  ASSERT_TRUE(high_->Apply((*diff)["import_id"], d).ok());
   auto u = high_->store->GetUserById("u1");
   ASSERT_TRUE(u.ok());
   EXPECT_EQ(u->role, static_cast<int>(auth::Role::kDataScientist));
@@ -498,7 +504,7 @@ TEST_F(SyncTest, AnExistingOwnerIsNeverTouched) {
   SyncDecisions d;
   d.accept = {"user:s1"};
   d.overwrite = {"user:s1"};
-  auto applied = high_->sync->Apply(high_->admin, (*diff)["import_id"], d);
+  auto applied = high_->Apply((*diff)["import_id"], d);
   EXPECT_EQ(applied.status().code(), StatusCode::kPermissionDenied);
   auto owner = high_->store->GetUserById("s1");
   EXPECT_EQ(owner->email, "boss@example.org");
@@ -520,11 +526,10 @@ TEST_F(SyncTest, ConflictNeedsOverwrite) {
   EXPECT_EQ((*diff)["batches"][0]["status"], "conflict");
   SyncDecisions d;
   d.accept = {"request:r1"};
-  EXPECT_EQ(high_->sync->Apply(high_->admin, (*diff)["import_id"], d).status().code(),
-            StatusCode::kAlreadyExists);
+  EXPECT_EQ(high_->Apply((*diff)["import_id"], d).status().code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(high_->store->GetUserById("s1")->name, "Changed on high");
   d.overwrite = {"request:r1"};
-  ASSERT_TRUE(high_->sync->Apply(high_->admin, (*diff)["import_id"], d).ok());
+  ASSERT_TRUE(high_->Apply((*diff)["import_id"], d).ok());
   EXPECT_EQ(high_->store->GetUserById("s1")->name, "Changed on low");
 }
 
@@ -535,7 +540,7 @@ TEST_F(SyncTest, IgnoredBatchStaysOutUntilUnignored) {
   ASSERT_TRUE(diff.ok());
   SyncDecisions d;
   d.ignore = {"request:r1"};
-  auto applied = high_->sync->Apply(high_->admin, (*diff)["import_id"], d);
+  auto applied = high_->Apply((*diff)["import_id"], d);
   ASSERT_TRUE(applied.ok()) << applied.status().ToString();
   EXPECT_EQ((*applied)["batches"].size(), 0u);
   EXPECT_EQ((*applied)["ignored"], json::array({"request:r1"}));
@@ -581,13 +586,13 @@ TEST_F(SyncTest, ApplyIsAllOrNothing) {
   });
   SyncDecisions d;
   d.accept = {"dataset:d1"};
-  auto applied = low_->sync->Apply(low_->admin, (*diff)["import_id"], d);
+  auto applied = low_->Apply((*diff)["import_id"], d);
   EXPECT_EQ(applied.status().code(), StatusCode::kInternal);
   EXPECT_FALSE(low_->store->GetDataset("d1").ok());
   EXPECT_EQ(low_->blobs->List()->size(), blobs_before);
   EXPECT_EQ(low_->store->GetSyncPeer("high")->last_applied_seq, 0);
   low_->sync->SetApplyHookForTest(nullptr);
-  ASSERT_TRUE(low_->sync->Apply(low_->admin, (*diff)["import_id"], d).ok());
+  ASSERT_TRUE(low_->Apply((*diff)["import_id"], d).ok());
   EXPECT_TRUE(low_->store->GetDataset("d1").ok());
 }
 
@@ -613,7 +618,7 @@ TEST_F(SyncTest, RefusalsChangeNothing) {
   const std::string second = low_->Export("high");
   auto diff2 = high_->Load(second);
   ASSERT_TRUE(diff2.ok());
-  ASSERT_TRUE(high_->sync->Apply(high_->admin, (*diff2)["import_id"], {}).ok());
+  ASSERT_TRUE(high_->Apply((*diff2)["import_id"], {}).ok());
   EXPECT_EQ(Reason(high_->Load(second).status()), "replayed");
   EXPECT_EQ(Reason(high_->Load(bundle).status()), "out of sequence");
   // Revoked.
@@ -669,7 +674,7 @@ TEST_F(SyncTest, ADiffListsObjectsCompactlyAndGivesFieldsOnRequest) {
   // The apply answers the batches it wrote and the new summary; the kept diff moves with it.
   SyncDecisions d;
   d.accept = {"request:r2"};
-  auto applied = high_->sync->Apply(high_->admin, id, d);
+  auto applied = high_->Apply(id, d);
   ASSERT_TRUE(applied.ok()) << applied.status().ToString();
   EXPECT_EQ((*applied)["applied"], json::array({"request:r2"}));
   ASSERT_EQ((*applied)["batches"].size(), 1u);
@@ -684,7 +689,7 @@ TEST_F(SyncTest, ADiffListsObjectsCompactlyAndGivesFieldsOnRequest) {
     EXPECT_EQ(o["status"], "same");
     EXPECT_EQ(o["local"], o["incoming"]);
   }
-  EXPECT_EQ(high_->sync->Apply(high_->admin, id, d).status().code(),
+  EXPECT_EQ(high_->Apply(id, d).status().code(),
             StatusCode::kFailedPrecondition);  // decided already
 }
 
@@ -704,8 +709,7 @@ TEST_F(SyncTest, AChangeHereAfterTheLoadIsSeenByTheApply) {
   ASSERT_TRUE(high_->store->UpdateUser(u).ok());
   SyncDecisions d;
   d.accept = {"request:r1"};
-  EXPECT_EQ(high_->sync->Apply(high_->admin, (*diff)["import_id"], d).status().code(),
-            StatusCode::kAlreadyExists);
+  EXPECT_EQ(high_->Apply((*diff)["import_id"], d).status().code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(high_->store->GetUserById("s1")->name, "Changed on high");
   EXPECT_EQ((*high_->sync->Diff(high_->admin, (*diff)["import_id"]))["batches"][0]["status"],
             "conflict");
@@ -796,7 +800,7 @@ TEST_F(SyncTest, PendingImportsAreBoundedAndExpire) {
   EXPECT_TRUE(high_->sync->Diff(high_->admin, ids[8]).ok());
   high_->clock.AdvanceMillis(int64_t{25} * 3600 * 1000);
   EXPECT_EQ(high_->sync->Diff(high_->admin, ids[8]).status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(high_->sync->Apply(high_->admin, ids[8], {}).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(high_->Apply(ids[8], {}).status().code(), StatusCode::kNotFound);
 }
 
 // F2: a denial wrote the whole batch past the conflict check, renaming a high-side scientist.
@@ -823,15 +827,12 @@ TEST_F(SyncTest, DenialObeysTheConflictRuleAndNeverTouchesALocalUser) {
   ASSERT_TRUE(diff.ok()) << diff.status().ToString();
   SyncDecisions d;
   d.deny = {{"request:r1", "no"}};
-  EXPECT_EQ(high_->sync->Apply(high_->admin, (*diff)["import_id"], d).status().code(),
-            StatusCode::kAlreadyExists);
+  EXPECT_EQ(high_->Apply((*diff)["import_id"], d).status().code(), StatusCode::kAlreadyExists);
   d.overwrite = {"request:r1"};
-  EXPECT_EQ(high_->sync->Apply(high_->admin, (*diff)["import_id"], d).status().code(),
-            StatusCode::kPermissionDenied);
+  EXPECT_EQ(high_->Apply((*diff)["import_id"], d).status().code(), StatusCode::kPermissionDenied);
   SyncDecisions a;
   a.accept = a.overwrite = {"request:r1"};
-  EXPECT_EQ(high_->sync->Apply(high_->admin, (*diff)["import_id"], a).status().code(),
-            StatusCode::kPermissionDenied);
+  EXPECT_EQ(high_->Apply((*diff)["import_id"], a).status().code(), StatusCode::kPermissionDenied);
   auto victim = high_->store->GetUserById("victim");
   EXPECT_EQ(victim->name, "Name victim");
   EXPECT_EQ(victim->email, "victim@high.example");
@@ -851,7 +852,7 @@ TEST_F(SyncTest, ReceivedCodeIsDerivedAgainstThisSidesAssets) {
   ASSERT_TRUE(diff.ok()) << diff.status().ToString();
   SyncDecisions d;
   d.accept = {"request:r1"};
-  ASSERT_TRUE(high_->sync->Apply(high_->admin, (*diff)["import_id"], d).ok());
+  ASSERT_TRUE(high_->Apply((*diff)["import_id"], d).ok());
   const json inputs = json::parse(high_->store->GetCode("c1")->inputs);
   EXPECT_EQ(inputs["data"]["dataset"], "census-d1");
   EXPECT_EQ(inputs["data"]["asset"], "people");
@@ -869,7 +870,7 @@ TEST_F(SyncTest, ReceivedCodeWithAWrongHashOrABlobInputIsRefused) {
   for (const std::string batch : {"request:r1", "request:r2", "request:r3"}) {
     SyncDecisions d;
     d.accept = {batch};
-    auto applied = high_->sync->Apply(high_->admin, (*diff)["import_id"], d);
+    auto applied = high_->Apply((*diff)["import_id"], d);
     EXPECT_FALSE(applied.ok()) << batch;
   }
   EXPECT_FALSE(high_->store->GetCode("c1").ok());
@@ -889,8 +890,7 @@ TEST_F(SyncTest, AnObjectReceivedFromOnePeerCanNotBeClaimedByAnother) {
   ASSERT_TRUE(diff.ok()) << diff.status().ToString();
   SyncDecisions d;
   d.accept = d.overwrite = {"request:r1"};
-  EXPECT_EQ(high_->sync->Apply(high_->admin, (*diff)["import_id"], d).status().code(),
-            StatusCode::kPermissionDenied);
+  EXPECT_EQ(high_->Apply((*diff)["import_id"], d).status().code(), StatusCode::kPermissionDenied);
   ASSERT_TRUE(high_->store->DecideRequest("r1", "approved", std::nullopt, "owner", 400).ok());
   ASSERT_TRUE(other.sync->AddPeer(other.admin, "high", high_->Key()).ok());
   const std::string to_other = high_->Export("other");
@@ -908,7 +908,7 @@ TEST_F(SyncTest, RevokingOrRotatingAKeyDropsItsPendingImports) {
   ASSERT_TRUE(high_->sync->RotatePeer(high_->admin, "low", fresh.Key()).ok());
   SyncDecisions d;
   d.accept = {"user:u1"};
-  EXPECT_FALSE(high_->sync->Apply(high_->admin, (*diff)["import_id"], d).ok());
+  EXPECT_FALSE(high_->Apply((*diff)["import_id"], d).ok());
   EXPECT_FALSE(high_->store->GetUserById("u1").ok());
 }
 
@@ -920,7 +920,7 @@ TEST_F(SyncTest, RevokingAKeyDropsItsPendingImports) {
   ASSERT_TRUE(high_->sync->RevokePeer(high_->admin, "low").ok());
   SyncDecisions d;
   d.accept = {"user:u1"};
-  EXPECT_FALSE(high_->sync->Apply(high_->admin, (*diff)["import_id"], d).ok());
+  EXPECT_FALSE(high_->Apply((*diff)["import_id"], d).ok());
   EXPECT_FALSE(high_->store->GetUserById("u1").ok());
 }
 
@@ -936,7 +936,7 @@ TEST_F(SyncTest, LoadingChangesNothingAndSequenceNumbersAreRangeChecked) {
   ASSERT_TRUE(diff.ok()) << diff.status().ToString();
   EXPECT_EQ(high_->store->GetSyncPeer("low")->peer_seq_seen, 0);
   EXPECT_TRUE(high_->store->ListSyncObjects(store::SyncLedger::kInventory, "low")->empty());
-  ASSERT_TRUE(high_->sync->Apply(high_->admin, (*diff)["import_id"], {}).ok());
+  ASSERT_TRUE(high_->Apply((*diff)["import_id"], {}).ok());
   EXPECT_EQ(high_->store->GetSyncPeer("low")->peer_seq_seen, 5);
   EXPECT_EQ(high_->store->ListSyncObjects(store::SyncLedger::kInventory, "low")->size(), 1u);
 }
@@ -999,15 +999,15 @@ TEST_F(SyncTest, AnOlderImportCanNotApplyAfterANewerOne) {
   ASSERT_TRUE(first.ok());
   SyncDecisions one;
   one.accept = {"user:u1"};
-  ASSERT_TRUE(high_->sync->Apply(high_->admin, (*first)["import_id"], one).ok());
+  ASSERT_TRUE(high_->Apply((*first)["import_id"], one).ok());
   auto second = high_->Load(Forge(
       *low_, *high_,
       json::array({Object("user", "u2", "user:u2", UserFields("u2", "u2@b.org", "new"))}), 2));
   ASSERT_TRUE(second.ok());
   SyncDecisions two;
   two.accept = {"user:u2"};
-  ASSERT_TRUE(high_->sync->Apply(high_->admin, (*second)["import_id"], two).ok());
-  auto stale = high_->sync->Apply(high_->admin, (*first)["import_id"], two);
+  ASSERT_TRUE(high_->Apply((*second)["import_id"], two).ok());
+  auto stale = high_->Apply((*first)["import_id"], two);
   EXPECT_EQ(Reason(stale.status()), "out of sequence");
   EXPECT_EQ(high_->store->GetUserById("u2")->name, "new");
 }
@@ -1027,7 +1027,7 @@ TEST_F(SyncTest, AnEmailHeldHereIsThatBatchsConflictWhateverItsCase) {
   EXPECT_EQ(status["user:u2"], "new");
   SyncDecisions d;
   d.accept = {"user:u2"};
-  ASSERT_TRUE(high_->sync->Apply(high_->admin, (*diff)["import_id"], d).ok());
+  ASSERT_TRUE(high_->Apply((*diff)["import_id"], d).ok());
   EXPECT_TRUE(high_->store->GetUserById("u2").ok());
   EXPECT_FALSE(high_->store->GetUserById("u1").ok());
 }
@@ -1046,7 +1046,7 @@ json SyncEverything(Side& from, const std::string& to_name, Side& to) {
   SyncDecisions d;
   for (const json& b : (*diff)["batches"]) d.accept.push_back(b["id"]);
   if (!d.accept.empty()) {
-    auto applied = to.sync->Apply(to.admin, (*diff)["import_id"], d);
+    auto applied = to.Apply((*diff)["import_id"], d);
     EXPECT_TRUE(applied.ok()) << applied.status().ToString();
   }
   return *diff;
@@ -1103,7 +1103,7 @@ TEST_F(SyncTest, AnAssetAddedToASyncedDatasetReachesTheLowSide) {
   EXPECT_EQ((*diff)["batches"][0]["id"], "dataset:d1");
   SyncDecisions d;
   d.accept = {"dataset:d1"};
-  auto applied = low_->sync->Apply(low_->admin, (*diff)["import_id"], d);
+  auto applied = low_->Apply((*diff)["import_id"], d);
   ASSERT_TRUE(applied.ok()) << applied.status().ToString();
   ExpectSameDataset(*high_, *low_, "d1");
   EXPECT_EQ(low_->MockBytes("d1", "visits"), "SECOND-MOCK");
@@ -1137,14 +1137,14 @@ TEST_F(SyncTest, AReplacedMockReachesTheLowSideAndItsOldBlobGoes) {
   });
   SyncDecisions d;
   d.accept = {"dataset:d1"};
-  auto failed = low_->sync->Apply(low_->admin, (*diff)["import_id"], d);
+  auto failed = low_->Apply((*diff)["import_id"], d);
   EXPECT_EQ(failed.status().code(), StatusCode::kInternal);
   EXPECT_EQ(low_->MockBytes("d1", "people"), "OLD-MOCK");
   EXPECT_EQ(low_->blobs->List()->size(), blobs_before);
   EXPECT_TRUE(low_->store->GetBlob(old_blob).ok());
   low_->sync->SetApplyHookForTest(nullptr);
 
-  auto applied = low_->sync->Apply(low_->admin, (*diff)["import_id"], d);
+  auto applied = low_->Apply((*diff)["import_id"], d);
   ASSERT_TRUE(applied.ok()) << applied.status().ToString();
   ExpectSameDataset(*high_, *low_, "d1");
   EXPECT_EQ(low_->MockBytes("d1", "people"), "NEW-MOCK");
@@ -1177,7 +1177,7 @@ TEST_F(SyncTest, DatasetMetadataChangesReachTheLowSide) {
   EXPECT_EQ((*diff)["batches"][0]["status"], "changed");
   SyncDecisions accept;
   accept.accept = {"dataset:d1"};
-  auto applied = low_->sync->Apply(low_->admin, (*diff)["import_id"], accept);
+  auto applied = low_->Apply((*diff)["import_id"], accept);
   ASSERT_TRUE(applied.ok()) << applied.status().ToString();
   ExpectSameDataset(*high_, *low_, "d1");
   EXPECT_EQ(low_->store->GetDataset("d1")->contributors.at(0).email, "ada@example.org");
@@ -1228,7 +1228,7 @@ TEST_F(SyncTest, AnAssetCanNotMoveDatasetOrChangeOtherThanItsMock) {
     SyncDecisions d;
     d.accept = {(*diff)["batches"][0]["id"]};
     d.overwrite = d.accept;
-    auto applied = low_->sync->Apply(low_->admin, (*diff)["import_id"], d);
+    auto applied = low_->Apply((*diff)["import_id"], d);
     EXPECT_EQ(applied.status().code(), c.code) << c.what << ": " << applied.status().ToString();
     // Nothing changed: both datasets as the high side sent them.
     ExpectSameDataset(*high_, *low_, "d1");
@@ -1250,14 +1250,14 @@ TEST_F(SyncTest, ARequesterInAnIgnoredBatchHoldsItsRequestBack) {
   SyncDecisions both;
   both.ignore = {"user:u1"};
   both.accept = {"request:r1"};
-  EXPECT_EQ(high_->sync->Apply(high_->admin, (*diff)["import_id"], both).status().code(),
+  EXPECT_EQ(high_->Apply((*diff)["import_id"], both).status().code(),
             StatusCode::kFailedPrecondition);
   SyncDecisions ignore;
   ignore.ignore = {"user:u1"};
-  ASSERT_TRUE(high_->sync->Apply(high_->admin, (*diff)["import_id"], ignore).ok());
+  ASSERT_TRUE(high_->Apply((*diff)["import_id"], ignore).ok());
   SyncDecisions accept;
   accept.accept = {"request:r1"};
-  auto refused = high_->sync->Apply(high_->admin, (*diff)["import_id"], accept);
+  auto refused = high_->Apply((*diff)["import_id"], accept);
   EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(refused.status().message().find("ignored"), std::string::npos);
   EXPECT_FALSE(high_->store->GetUserById("u1").ok());
@@ -1306,7 +1306,7 @@ TEST_F(SyncTest, ALowSideCanNotActInTheNameOfThisSidesScientists) {
     ASSERT_TRUE(diff.ok()) << diff.status().ToString();
     SyncDecisions d;
     for (const json& b : (*diff)["batches"]) d.accept.push_back(b["id"]);
-    auto applied = high_->sync->Apply(high_->admin, (*diff)["import_id"], d);
+    auto applied = high_->Apply((*diff)["import_id"], d);
     EXPECT_EQ(applied.status().code(), StatusCode::kPermissionDenied) << objects.dump();
     EXPECT_NE(applied.status().message().find("received from peer"), std::string::npos)
         << applied.status().ToString();
@@ -1319,7 +1319,7 @@ TEST_F(SyncTest, ALowSideCanNotActInTheNameOfThisSidesScientists) {
   ASSERT_TRUE(diff.ok()) << diff.status().ToString();
   SyncDecisions d;
   d.accept = {"request:r1"};
-  auto applied = high_->sync->Apply(high_->admin, (*diff)["import_id"], d);
+  auto applied = high_->Apply((*diff)["import_id"], d);
   ASSERT_TRUE(applied.ok()) << applied.status().ToString();
   EXPECT_EQ(high_->store->GetRequest("r1")->user_id, "u1");
 }
@@ -1362,8 +1362,7 @@ TEST_F(SyncTest, AProjectNamesOnlyAccountsReceivedFromItsPeer) {
   ASSERT_TRUE(diff.ok()) << diff.status().ToString();
   SyncDecisions all;
   all.accept = {"request:r1", "project:p1"};
-  EXPECT_EQ(high_->sync->Apply(high_->admin, (*diff)["import_id"], all).status().code(),
-            StatusCode::kPermissionDenied);
+  EXPECT_EQ(high_->Apply((*diff)["import_id"], all).status().code(), StatusCode::kPermissionDenied);
   EXPECT_FALSE(high_->store->GetProject("p1").ok());
 
   objects.push_back(project("u1"));
@@ -1371,7 +1370,7 @@ TEST_F(SyncTest, AProjectNamesOnlyAccountsReceivedFromItsPeer) {
   ASSERT_TRUE(diff.ok()) << diff.status().ToString();
   // The project first in the decisions: it is still written after the request it names.
   all.accept = {"project:p1", "request:r1"};
-  auto applied = high_->sync->Apply(high_->admin, (*diff)["import_id"], all);
+  auto applied = high_->Apply((*diff)["import_id"], all);
   ASSERT_TRUE(applied.ok()) << applied.status().ToString();
   auto p = high_->store->GetProject("p1");
   ASSERT_TRUE(p.ok());
@@ -1406,7 +1405,7 @@ TEST_F(SyncTest, AllOfAScientistsRequestsInOneApplyWhateverTheOrder) {
   }
   ASSERT_FALSE(with_user.empty());
   d.accept.push_back(with_user);
-  auto applied = high_->sync->Apply(high_->admin, (*diff)["import_id"], d);
+  auto applied = high_->Apply((*diff)["import_id"], d);
   ASSERT_TRUE(applied.ok()) << applied.status().ToString();
   EXPECT_EQ((*applied)["applied"].size(), 3u);
   EXPECT_EQ((*applied)["summary"]["new"], 0) << applied->dump();

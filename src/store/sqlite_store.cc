@@ -2284,6 +2284,15 @@ class SqliteStore : public Store {
     return *version;
   }
 
+  Result<std::string> GetCodeAuthor(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "SELECT user_id FROM user_code WHERE id = ?");
+    s.Bind(id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("code not found");
+    return s.Text(0);
+  }
+
   Result<UserCode> GetCode(const std::string& id) override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_, (std::string(kCodeSelect) + " WHERE c.id = ?"));

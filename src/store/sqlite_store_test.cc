@@ -1269,6 +1269,14 @@ TEST_F(ListingOrderTest, CodeIsOldestFirstAndPaged) {
   EXPECT_EQ(other->total, 0);
 }
 
+TEST_F(ListingOrderTest, GetCodeAuthorReadsTheAuthorOrNotFound) {
+  AddCode(1);
+  auto author = store_->GetCodeAuthor("c1");
+  ASSERT_TRUE(author.ok()) << author.status().ToString();
+  EXPECT_EQ(*author, "u");
+  EXPECT_EQ(store_->GetCodeAuthor("c2").status().code(), StatusCode::kNotFound);
+}
+
 TEST_F(ListingOrderTest, RequestsAreOldestFirstAndPaged) {
   for (int i = 1; i <= 3; ++i) {
     AddCode(i);

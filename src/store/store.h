@@ -589,6 +589,9 @@ class Store {
   // kAlreadyExists when the user already submitted the same source.
   virtual Result<int64_t> InsertCode(const UserCode& code) = 0;
   virtual Result<UserCode> GetCode(const std::string& id) = 0;
+  // The author (user id) of the code; kNotFound when there is no such code. One row read, for
+  // callers that need no more than whether it exists and whose it is.
+  virtual Result<std::string> GetCodeAuthor(const std::string& id) = 0;
   // The user's code with this hash; kNotFound when none.
   virtual Result<UserCode> FindCodeByHash(const std::string& user_id, const std::string& hash) = 0;
   // Oldest first, `limit` rows from `offset`; empty filters match everything.
