@@ -18,7 +18,8 @@ client's own sync calls (python/datasite/syncing.py), as an owner who is admin o
   data is a small raw blob). Timed: the export from high to a file (the client streams it to disk and
   fsyncs), the import into low (streamed upload until the diff), and the apply there, separately. The
   reference, in the same run and alternating before/after: `cp BUNDLE COPY && sync` of the bundle's own
-  bytes. Each server's VmRSS is sampled every 20 ms during its transfer; the figure is the peak minus the
+  bytes; every timed transfer and every reference starts after a global `sync` (no dirty pages of the
+  uploads being written back meanwhile). Each server's VmRSS is sampled every 20 ms during its transfer; the figure is the peak minus the
   value just before, with VmHWM read before and after.
 
 Usage: /usr/bin/python3 bench/sync.py [--runs 3] [--objects 10000] [--size-mib 1024] [--json OUT]
@@ -219,6 +220,7 @@ def objects_run(tmp, seed_dir, run, n):
 
 
 def cp_sync(src, dst):
+    os.sync()  # the same writeback state as the transfer it is compared with
     t0 = time.perf_counter()
     subprocess.check_call(["cp", src, dst])
     subprocess.check_call(["sync", dst])
@@ -253,7 +255,7 @@ def big_run(tmp, run, big, small):
         ref_first = run % 2 == 0
         if ref_first:
             out["ref_export_s"] = cp_sync(big, bundle + ".ref")
-        time.sleep(1)  # let the uploads' write-back settle before the timed export
+        os.sync()  # the uploads' dirty pages written back before the timed export, as before `cp`
         with RssSampler(hproc.pid) as rss:
             t0 = time.perf_counter()
             exported = high.sync.export(bundle, peer="low")
@@ -265,6 +267,7 @@ def big_run(tmp, run, big, small):
             out["ref_export_s"] = cp_sync(bundle, bundle + ".ref")
         if ref_first:
             out["ref_import_s"] = cp_sync(bundle, bundle + ".ref")
+        os.sync()
         with RssSampler(lproc.pid) as rss, contextlib.redirect_stderr(io.StringIO()):  # its progress bar
             t0 = time.perf_counter()
             diff = syncing.load_bundle(low, bundle)

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -125,6 +126,29 @@ std::string Sha256Hex(std::string_view bytes) {
   unsigned char digest[crypto_hash_sha256_BYTES];
   crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
   return HexEncode(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
+}
+
+// The SHA-256 (hex) and size of a file, read in 1 MiB pieces (a job's result may be large).
+Result<std::pair<std::string, int64_t>> Sha256OfFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return InternalError("cannot read a job result for export");
+  crypto_hash_sha256_state state;
+  crypto_hash_sha256_init(&state);
+  std::string piece(size_t{1} << 20, '\0');
+  int64_t size = 0;
+  while (in) {
+    in.read(piece.data(), static_cast<std::streamsize>(piece.size()));
+    const std::streamsize got = in.gcount();
+    if (got <= 0) break;
+    crypto_hash_sha256_update(&state, reinterpret_cast<const unsigned char*>(piece.data()),
+                              static_cast<unsigned long long>(got));
+    size += got;
+  }
+  if (in.bad()) return InternalError("cannot read a job result for export");
+  unsigned char digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256_final(&state, digest);
+  return std::make_pair(
+      HexEncode(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest)), size);
 }
 
 json OptionalText(const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); }
@@ -672,10 +696,7 @@ Result<std::vector<SyncObject>> SyncService::Project(const std::string& kind,
               sha = Sha256Hex(*file->bytes);
               size = static_cast<int64_t>(file->bytes->size());
             } else {
-              std::ifstream f(file->path, std::ios::binary);
-              std::string bytes((std::istreambuf_iterator<char>(f)), {});
-              sha = Sha256Hex(bytes);
-              size = static_cast<int64_t>(bytes.size());
+              ASSIGN_OR_RETURN(std::tie(sha, size), Sha256OfFile(file->path));
               path = file->path;
             }
             fields["result"] = {

@@ -566,6 +566,32 @@ def test_no_planted_private_marker_reaches_a_high_to_low_bundle(pair, tmp_path):
         scientist.code.held_names(data=asset)
 
 
+@needs_sandbox
+def test_a_result_over_a_mebibyte_crosses_whole(pair, tmp_path):
+    # A result past 1 MiB is kept as a file on the high side, not in the job's row: it is hashed
+    # piecewise for the bundle and arrives whole.
+    low, high, low_admin, high_admin = pair
+    dataset = upload_people(high_admin, new_marker())
+    widget, _ = carry(high_admin, "low", low_admin, tmp_path, "down1")
+    assert widget.sync_all()
+    scientist, email = register_scientist(low.port)
+    asset = scientist.datasets[dataset].assets["people"]
+
+    @sy.syft_function_single_use(data=asset)
+    def long_text(data):
+        return "y" * (3 * 1024 * 1024 + 7) + str(len(data))
+
+    request = scientist.code.request_code_execution(long_text, reason="big")
+    widget, _ = carry(low_admin, "high", high_admin, tmp_path, "up")
+    assert widget.sync_all()
+    assert high_admin.requests.get(request.id).approve()
+    code_id = high_admin.requests.get(request.id).code.id
+    assert run_as_requester(high_admin, email, code_id, dataset).status == "completed"
+    widget, _ = carry(high_admin, "low", low_admin, tmp_path, "down2")
+    assert widget.sync_all()
+    assert request.get_results() == "y" * (3 * 1024 * 1024 + 7) + "5"
+
+
 def test_the_resolver_html_escapes_what_a_scientist_chose(pair, tmp_path):
     low, high, low_admin, high_admin = pair
     hostile = "<script>alert('x')</script>"
