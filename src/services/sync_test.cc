@@ -269,28 +269,41 @@ TEST_F(SyncTest, LowToHighRoundTripCarriesScientistCodeAndRequest) {
   EXPECT_EQ((*again)["batches"].size(), 0u);
 }
 
+// A low side's scientist s1 with three requests, loaded on the high side: the diff, the batch that
+// carries s1's account, and the two that do not.
+struct ThreeRequests {
+  json diff;
+  std::string with_user;
+  std::vector<std::string> others;
+};
+ThreeRequests LoadThreeRequestsOfOneScientist(Side& low, Side& high) {
+  low.AddUser("s1", "sci@example.org", auth::Role::kDataScientist);
+  low.AddRequest("s1", "c1", "r1");
+  low.AddRequest("s1", "c2", "r2");
+  low.AddRequest("s1", "c3", "r3");
+  ThreeRequests out;
+  auto diff = high.Load(low.Export("high"));
+  EXPECT_TRUE(diff.ok()) << diff.status().ToString();
+  if (!diff.ok()) return out;
+  out.diff = *diff;
+  for (const json& b : out.diff["batches"]) {
+    bool has_user = false;
+    for (const json& o : b["objects"]) has_user |= o["kind"] == "user";
+    (has_user ? out.with_user : out.others.emplace_back()) = b["id"].get<std::string>();
+  }
+  return out;
+}
+
 TEST_F(SyncTest, ARequestBatchTakesItsRequesterAlongFromAnotherBatch) {
   // Regression: the requester travels in one of their request batches only, and accepting (or
   // denying) another of them first failed, the author not being on the high side yet.
-  low_->AddUser("s1", "sci@example.org", auth::Role::kDataScientist);
-  low_->AddRequest("s1", "c1", "r1");
-  low_->AddRequest("s1", "c2", "r2");
-  low_->AddRequest("s1", "c3", "r3");
-  auto diff = high_->Load(low_->Export("high"));
-  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
-  std::string with_user;
-  std::vector<std::string> others;
-  for (const json& b : (*diff)["batches"]) {
-    bool has_user = false;
-    for (const json& o : b["objects"]) has_user |= o["kind"] == "user";
-    (has_user ? with_user : others.emplace_back()) = b["id"].get<std::string>();
-  }
+  auto [diff, with_user, others] = LoadThreeRequestsOfOneScientist(*low_, *high_);
   ASSERT_FALSE(with_user.empty());
   ASSERT_EQ(others.size(), 2u);
   SyncDecisions d;
   d.accept = {others[0]};
   d.deny = {{others[1], "no"}};
-  auto applied = high_->Apply((*diff)["import_id"], d);
+  auto applied = high_->Apply(diff["import_id"], d);
   ASSERT_TRUE(applied.ok()) << applied.status().ToString();
   // Only the requester came along: the request of the batch it travelled in is still to decide.
   EXPECT_EQ((*applied)["applied"], json::array({others[0]}));
@@ -304,7 +317,7 @@ TEST_F(SyncTest, ARequestBatchTakesItsRequesterAlongFromAnotherBatch) {
   // It is decided on its own later; its requester, already here, is the same.
   SyncDecisions later;
   later.accept = {with_user};
-  auto rest = high_->Apply((*diff)["import_id"], later);
+  auto rest = high_->Apply(diff["import_id"], later);
   ASSERT_TRUE(rest.ok()) << rest.status().ToString();
   EXPECT_EQ(high_->store->GetRequest(waiting)->status, "pending");
 }
@@ -1386,26 +1399,12 @@ TEST_F(SyncTest, AProjectNamesOnlyAccountsReceivedFromItsPeer) {
 // A scientist's requests accepted in one apply, the batch their account came in last: the account
 // is written first, and its own batch then finds it received from the same peer.
 TEST_F(SyncTest, AllOfAScientistsRequestsInOneApplyWhateverTheOrder) {
-  low_->AddUser("s1", "sci@example.org", auth::Role::kDataScientist);
-  low_->AddRequest("s1", "c1", "r1");
-  low_->AddRequest("s1", "c2", "r2");
-  low_->AddRequest("s1", "c3", "r3");
-  auto diff = high_->Load(low_->Export("high"));
-  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
-  SyncDecisions d;
-  std::string with_user;
-  for (const json& b : (*diff)["batches"]) {
-    bool has_user = false;
-    for (const json& o : b["objects"]) has_user |= o["kind"] == "user";
-    if (has_user) {
-      with_user = b["id"];
-    } else {
-      d.accept.push_back(b["id"]);
-    }
-  }
+  auto [diff, with_user, others] = LoadThreeRequestsOfOneScientist(*low_, *high_);
   ASSERT_FALSE(with_user.empty());
+  SyncDecisions d;
+  d.accept = others;
   d.accept.push_back(with_user);
-  auto applied = high_->Apply((*diff)["import_id"], d);
+  auto applied = high_->Apply(diff["import_id"], d);
   ASSERT_TRUE(applied.ok()) << applied.status().ToString();
   EXPECT_EQ((*applied)["applied"].size(), 3u);
   EXPECT_EQ((*applied)["summary"]["new"], 0) << applied->dump();
