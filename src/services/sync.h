@@ -226,7 +226,9 @@ class SyncService {
   // Each object of a loaded bundle is in a batch its kind allows (a request with its code and
   // requester; a dataset with its assets; a user with their code; a project alone), so that an
   // accepted batch writes only what the owner saw grouped under it.
-  static Status CheckBatchShapes(const std::vector<SyncObject>& objects);
+  // A user or code may also travel in the batch of a request received from `peer` before (its
+  // requester changed since), and no object is in the bundle twice.
+  Status CheckBatchShapes(const std::vector<SyncObject>& objects, const std::string& peer);
   // Received code as this server would have stored it at submission (CodeService::PrepareCode):
   // inputs resolved against its own assets, the hash recomputed and checked.
   Result<store::UserCode> DeriveCode(const SyncObject& object, nlohmann::json& policy_spec);

@@ -783,12 +783,23 @@ TEST_F(SyncTest, DeeplyNestedObjectsAreRefusedAtLoad) {
   EXPECT_NE(loaded.status().message().find("deeper than 64"), std::string::npos);
 }
 
-// F1/F5: one field over 1 MiB, or more JSON values than a bundle needs, are refused before parsing.
+// F1/F5: one field over 1 MiB, a key over 256 bytes, or more JSON values than a bundle needs, are
+// refused as the objects are read (the parse stops there), and so is a text that is not JSON.
 TEST_F(SyncTest, OversizedFieldsAndValueFloodsAreRefusedAtLoad) {
   json fields = UserFields("u1", "u1@example.org", std::string((1 << 20) + 1, 'n'));
   auto big =
       high_->Load(Forge(*low_, *high_, json::array({Object("user", "u1", "user:u1", fields)}), 1));
   EXPECT_EQ(Reason(big.status()), "tampered");
+  EXPECT_NE(big.status().message().find("a field is over 1 MiB"), std::string::npos);
+  json keyed = UserFields("u1", "u1@example.org");
+  keyed[std::string(257, 'k')] = 1;
+  auto key =
+      high_->Load(Forge(*low_, *high_, json::array({Object("user", "u1", "user:u1", keyed)}), 1));
+  EXPECT_EQ(Reason(key.status()), "tampered");
+  EXPECT_NE(key.status().message().find("a key is over 256 bytes"), std::string::npos);
+  auto broken = high_->Load(ForgeDoc(*low_, *high_, "{\"objects\":[{\"kind\":", 1));
+  EXPECT_EQ(Reason(broken.status()), "tampered");
+  EXPECT_NE(broken.status().message().find("not the expected JSON"), std::string::npos);
   std::string flood = "{\"objects\":[],\"deleted\":[],\"inventory\":[0";
   for (int i = 0; i < 1'000'001; ++i) flood += ",0";
   flood += "]}";
@@ -1425,6 +1436,88 @@ TEST_F(SyncTest, TheLoadsTextIsTheDiffsJson) {
   ASSERT_EQ((*loaded)["batches"].size(), 2u);
   EXPECT_EQ((*loaded)["batches"][0]["objects"][0]["id"], odd);
   EXPECT_EQ((*loaded)["batches"][0]["root"]["id"], odd);
+}
+
+// Review F1: once a request had gone up and the high side's inventory had come back, a change to
+// its requester travelled in the request's batch without the request, and every later bundle of
+// an honest low side was refused as tampered.
+TEST_F(SyncTest, ARequesterChangedAfterTheirRequestWentOverStillSyncs) {
+  low_->AddUser("s1", "sci@example.org", auth::Role::kDataScientist);
+  low_->AddRequest("s1", "c1", "r1");
+  SyncAll(*low_, *high_, "high");
+  SyncAll(*high_, *low_, "low");  // carries the high side's inventory back
+  auto user = low_->store->GetUserById("s1");
+  ASSERT_TRUE(user.ok());
+  user->name = "Renamed";
+  ASSERT_TRUE(low_->store->UpdateUser(*user).ok());
+  low_->AddRequest("s1", "c2", "r2");
+  json diff = SyncAll(*low_, *high_, "high");
+  ASSERT_FALSE(diff.is_null());
+  std::set<std::string> batches;
+  for (const json& b : diff["batches"]) batches.insert(b["id"]);
+  EXPECT_EQ(batches, (std::set<std::string>{"request:r1", "request:r2"})) << diff.dump();
+  EXPECT_EQ(high_->store->GetUserById("s1")->name, "Renamed");
+  EXPECT_TRUE(high_->store->GetRequest("r2").ok());
+  // A request this side never received from the peer does not vouch for a user in its batch.
+  high_->AddUser("local", "local@high.example", auth::Role::kDataScientist);
+  high_->AddRequest("local", "lc", "lr");
+  auto forged = high_->Load(Forge(
+      *low_, *high_,
+      json::array({Object("user", "s1", "request:lr", UserFields("s1", "sci@example.org"))}), 9));
+  EXPECT_EQ(forged.status().code(), StatusCode::kInvalidArgument);
+}
+
+// Review F2: one object twice in a bundle (a benign and a hostile source of one code) showed the
+// owner both and wrote one.
+TEST_F(SyncTest, AnObjectTwiceInABundleIsRefused) {
+  json objects = RequestBatch("u1", "c1", "r1");
+  json evil = objects[1];
+  evil["fields"]["source"] = "def f(data):\n    return 'EVIL'\n";
+  objects.push_back(Object("code", "c1", "request:r1", evil["fields"]));
+  auto loaded = high_->Load(Forge(*low_, *high_, objects, 1));
+  EXPECT_EQ(Reason(loaded.status()), "tampered");
+  EXPECT_NE(loaded.status().message().find("in the bundle twice"), std::string::npos);
+}
+
+// Review F3/F4: a project's event naming a request not taken in made the apply fail (500); a
+// request taken in with its project was never filed in it.
+TEST_F(SyncTest, AProjectAndItsRequestsInOneApplyOrApart) {
+  json objects = RequestBatch("u1", "c1", "r1");
+  objects[2]["fields"]["project_id"] = "p1";
+  objects[2] = Object("request", "r1", "request:r1", objects[2]["fields"]);
+  json more = RequestBatch("u1", "c2", "r2");
+  objects.push_back(more[1]);
+  objects.push_back(more[2]);
+  json events = json::array();
+  for (const char* r : {"r1", "r2"}) {
+    events.push_back({{"id", std::string("e-") + r},
+                      {"kind", "request"},
+                      {"actor_id", "u1"},
+                      {"request_id", r},
+                      {"text", ""},
+                      {"at", 5}});
+  }
+  objects.push_back(Object("project", "p1", "project:p1",
+                           {{"id", "p1"},
+                            {"name", "p"},
+                            {"description", ""},
+                            {"created_by", "u1"},
+                            {"created_at", 1},
+                            {"members", json::array({"u1"})},
+                            {"events", events}}));
+  auto diff = high_->Load(Forge(*low_, *high_, objects, 1));
+  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+  SyncDecisions d;
+  d.accept = {"project:p1", "request:r1"};  // r2 stays to be decided
+  auto applied = high_->Apply((*diff)["import_id"], d);
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  EXPECT_EQ(high_->store->GetRequest("r1")->project_id, std::optional<std::string>("p1"));
+  auto kept = high_->store->ProjectEvents("p1");
+  ASSERT_TRUE(kept.ok());
+  std::set<std::string> ids;
+  for (const store::ProjectEvent& e : *kept) ids.insert(e.id);
+  EXPECT_TRUE(ids.count("e-r1"));
+  EXPECT_FALSE(ids.count("e-r2"));
 }
 
 }  // namespace
