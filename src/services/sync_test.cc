@@ -84,6 +84,13 @@ struct Side {
     return bytes;
   }
 
+  // Makes every apply fail (kInternal) when it comes to writing an object of `kind`.
+  void FailWritesOf(std::string kind) {
+    sync->SetApplyHookForTest([kind = std::move(kind)](const SyncObject& o) -> Status {
+      return o.kind == kind ? InternalError("injected") : Status::Ok();
+    });
+  }
+
   // SyncService::Apply as the admin, its answer parsed.
   Result<json> Apply(const std::string& import_id, const SyncDecisions& decisions) {
     ASSIGN_OR_RETURN(std::string applied, sync->Apply(admin, import_id, decisions));
@@ -593,10 +600,7 @@ TEST_F(SyncTest, ApplyIsAllOrNothing) {
   auto diff = low_->Load(high_->Export("low"));
   ASSERT_TRUE(diff.ok()) << diff.status().ToString();
   const auto blobs_before = low_->blobs->List()->size();
-  low_->sync->SetApplyHookForTest([](const SyncObject& o) -> Status {
-    if (o.kind == "asset") return InternalError("injected");
-    return Status::Ok();
-  });
+  low_->FailWritesOf("asset");
   SyncDecisions d;
   d.accept = {"dataset:d1"};
   auto applied = low_->Apply((*diff)["import_id"], d);
@@ -1155,10 +1159,7 @@ TEST_F(SyncTest, AReplacedMockReachesTheLowSideAndItsOldBlobGoes) {
   const auto blobs_before = low_->blobs->List()->size();
 
   // A failed apply keeps the old mock and leaves no new blob behind; the import still applies.
-  low_->sync->SetApplyHookForTest([](const SyncObject& o) -> Status {
-    if (o.kind == "asset") return InternalError("injected");
-    return Status::Ok();
-  });
+  low_->FailWritesOf("asset");
   SyncDecisions d;
   d.accept = {"dataset:d1"};
   auto failed = low_->Apply((*diff)["import_id"], d);
