@@ -191,6 +191,13 @@ class Accounts {
 // Lower-cased, trimmed email; kInvalidArgument when it is not local@domain.tld.
 Result<std::string> NormalizeEmail(const std::string& email);
 
+// The password hash of an account a sync peer sent: no password matches it, and no reset gives
+// it one (the account is managed on the side it came from; docs/SYNC.md).
+inline constexpr char kSyncedPasswordHash[] = "!synced";
+inline bool IsSyncedAccount(const store::User& user) {
+  return user.password_hash == kSyncedPasswordHash;
+}
+
 }  // namespace datasite::services
 
 #endif  // DATASITE_SERVICES_ACCOUNTS_H_

@@ -51,6 +51,12 @@ PasswordResets::PasswordResets(store::Store& store, const Clock& clock, Accounts
 
 Result<std::string> PasswordResets::Create(const store::User& user, const std::string& requested_by,
                                            const std::string& client_address) {
+  // Every way to a reset (the anonymous one and an admin's) comes here.
+  if (IsSyncedAccount(user)) {
+    return FailedPreconditionError(
+        "this account came from a sync peer and can't log in on this side: it is managed on the "
+        "side it came from");
+  }
   const std::string token = auth::NewToken();
   store::PasswordReset reset;
   reset.token_hash = auth::HashToken(token);
@@ -131,6 +137,7 @@ Status PasswordResets::Reset(const std::string& token, const std::string& new_pa
   Status st = store_.InTransaction([&](store::Store& tx) -> Status {
     ASSIGN_OR_RETURN(store::PasswordReset used, tx.ConsumePasswordReset(hash, now));
     ASSIGN_OR_RETURN(store::User user, tx.GetUserById(used.user_id));
+    if (IsSyncedAccount(user)) return InvalidArgumentError(kBadToken);  // a token from before
     user.password_hash = password_hash;
     user.updated_at = now;
     RETURN_IF_ERROR(tx.UpdateUser(user));

@@ -935,6 +935,11 @@ Result<std::string> SyncService::Load(const Principal& caller, sync::VerifiedBun
     if (SyncObjectHash(so.fields, so.blob) != so.hash) {
       return sync::Refuse(sync::Refusal::kTampered, "an object's hash does not match its fields");
     }
+    // Only a mock (an asset's) and a result (a job's) travel as blobs; a blob on any other kind
+    // would only be staged, filling the disk until the import goes.
+    if (so.blob && so.kind != "asset" && so.kind != "job") {
+      return sync::Refuse(sync::Refusal::kTampered, "a " + so.kind + " carries a blob");
+    }
     if (so.blob && !import->staged.count(*so.blob)) {
       return sync::Refuse(sync::Refusal::kTampered, "an object names a blob the bundle lacks");
     }
@@ -1432,7 +1437,7 @@ Status SyncService::ApplyObject(store::Store& tx, Import& im, const SyncObject& 
     u.website = Text(f, "website");
     // Capped whatever the bundle says, with a hash no password matches: no login on this side.
     u.role = static_cast<int>(auth::Role::kDataScientist);
-    u.password_hash = "!synced";
+    u.password_hash = kSyncedPasswordHash;
     u.created_at = Int(f, "created_at");
     u.updated_at = now;
     Status st = tx.InsertUser(u);

@@ -57,8 +57,9 @@ class Peer:
         assert resp.status == 201, resp
         return resp.json
 
-    def bundle(self, destination_key, objects=(), seq=None):
-        """A signed bundle for the server whose verify key is `destination_key`."""
+    def bundle(self, destination_key, objects=(), seq=None, blobs=()):
+        """A signed bundle for the server whose verify key is `destination_key`, with `blobs`
+        (bytes) after its objects."""
         if seq is None:
             self.seq += 1
             seq = self.seq
@@ -70,10 +71,10 @@ class Peer:
             "destination": {"verify_key": destination_key},
             "seq": seq, "peer_seq_seen": 0, "created_at": int(time.time() * 1000),
             "objects": {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()},
-            "blobs": [],
+            "blobs": [{"sha256": hashlib.sha256(b).hexdigest(), "size": len(b)} for b in blobs],
         }, separators=(",", ":")).encode()
         signature = self.key.sign(CONTEXT + header)
-        return MAGIC + struct.pack(">I", len(header)) + header + signature + body
+        return MAGIC + struct.pack(">I", len(header)) + header + signature + body + b"".join(blobs)
 
 
 def server_key(api, admin_token):

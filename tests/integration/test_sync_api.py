@@ -1,6 +1,7 @@
 """The sync routes through raw HTTP: admins only (guests, data scientists and data owners refused),
 the bundle refusals the server names, a forged bundle's role cap, and the OpenAPI document."""
 
+import hashlib
 import uuid
 
 import pytest
@@ -132,6 +133,54 @@ def test_a_synced_scientist_is_capped_and_cannot_log_in(api, admin):
     login = api.post("/api/v1/auth/login",
                      {"email": obj["fields"]["email"], "password": "anything-at-all"})
     assert login.status == 401, login
+
+
+def applied_scientist(api, admin):
+    """A scientist taken in from a forged low peer; skips unless this server is a high side."""
+    me = api.get("/api/v1/sync/identity", token=admin).json
+    if me["side"] != "high":
+        pytest.skip("users are taken by a high side only")
+    peer = Peer()
+    peer.register(api, admin)
+    obj = scientist_object()
+    resp = load(api, admin, peer.bundle(me["verify_key"], [obj]))
+    assert resp.status == 201, resp
+    applied = api.post("/api/v1/sync/imports/{}/apply".format(resp.json["import_id"]),
+                       {"accept": [resp.json["batches"][0]["id"]]}, token=admin)
+    assert applied.status == 200, applied
+    return obj
+
+
+def test_a_synced_scientist_gets_no_password_by_a_reset(api, admin):
+    # Attack: the anonymous forgot/reset flow (or an admin's reset) gave a synced account a
+    # password, so a scientist (or a low side that changed their email) logged in on the high side.
+    obj = applied_scientist(api, admin)
+    by_admin = api.post("/api/v1/users/{}/password_reset".format(obj["id"]), {}, token=admin)
+    assert_error(by_admin, 409, "FAILED_PRECONDITION")
+    assert "came from a sync peer" in by_admin.error["message"]
+    # The anonymous route answers as for any address (it tells nobody which accounts exist), and
+    # makes no token.
+    forgot = api.post("/api/v1/auth/forgot_password", {"email": obj["fields"]["email"]})
+    assert forgot.status == 200, forgot
+    pending = api.get("/api/v1/password_resets", token=admin).json
+    assert all(r.get("user_id") != obj["id"] for r in pending.get("items", pending)), pending
+
+
+def test_a_bundle_to_a_high_side_carries_no_blob(api, admin):
+    # Attack: a blob named by a user object was staged (kept a day, up to the storage limit).
+    me = api.get("/api/v1/sync/identity", token=admin).json
+    if me["side"] != "high":
+        pytest.skip("the high side's kinds carry no blobs")
+    peer = Peer()
+    peer.register(api, admin)
+    blob = b"x" * 4096
+    sha = hashlib.sha256(blob).hexdigest()
+    obj = scientist_object()
+    obj["blob"] = sha
+    obj["hash"] = object_hash(obj["fields"], sha)
+    resp = load(api, admin, peer.bundle(me["verify_key"], [obj], blobs=[blob]))
+    assert_error(resp, 400, "INVALID_ARGUMENT")
+    assert "a user carries a blob" in resp.error["message"]
 
 
 def test_sync_routes_are_in_the_openapi_document(api):
