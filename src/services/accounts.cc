@@ -497,6 +497,9 @@ Result<store::User> Accounts::UpdateUser(const Principal& caller, const std::str
     ASSIGN_OR_RETURN(email, NormalizeEmail(*patch.email));
   }
   std::optional<std::string> hash;
+  if (patch.password && IsSyncedAccount(user)) {
+    return FailedPreconditionError(kSyncedAccountNoLogin);
+  }
   if (patch.password) {
     RETURN_IF_ERROR(
         auth::CheckNewPassword(*patch.password, email.value_or(user.email), options_.password_rules)

@@ -194,6 +194,9 @@ Result<std::string> NormalizeEmail(const std::string& email);
 // The password hash of an account a sync peer sent: no password matches it, and no reset gives
 // it one (the account is managed on the side it came from; docs/SYNC.md).
 inline constexpr char kSyncedPasswordHash[] = "!synced";
+inline constexpr char kSyncedAccountNoLogin[] =
+    "this account came from a sync peer and can't log in on this side: it is managed on the side "
+    "it came from";
 inline bool IsSyncedAccount(const store::User& user) {
   return user.password_hash == kSyncedPasswordHash;
 }

@@ -53,9 +53,7 @@ Result<std::string> PasswordResets::Create(const store::User& user, const std::s
                                            const std::string& client_address) {
   // Every way to a reset (the anonymous one and an admin's) comes here.
   if (IsSyncedAccount(user)) {
-    return FailedPreconditionError(
-        "this account came from a sync peer and can't log in on this side: it is managed on the "
-        "side it came from");
+    return FailedPreconditionError(kSyncedAccountNoLogin);
   }
   const std::string token = auth::NewToken();
   store::PasswordReset reset;

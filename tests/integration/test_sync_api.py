@@ -158,6 +158,9 @@ def test_a_synced_scientist_gets_no_password_by_a_reset(api, admin):
     by_admin = api.post("/api/v1/users/{}/password_reset".format(obj["id"]), {}, token=admin)
     assert_error(by_admin, 409, "FAILED_PRECONDITION")
     assert "came from a sync peer" in by_admin.error["message"]
+    set_by_admin = api.patch("/api/v1/users/" + obj["id"], {"password": "Zq8!vK2#mW4pLx-long"},
+                             token=admin)
+    assert_error(set_by_admin, 409, "FAILED_PRECONDITION")
     # The anonymous route answers as for any address (it tells nobody which accounts exist), and
     # makes no token.
     forgot = api.post("/api/v1/auth/forgot_password", {"email": obj["fields"]["email"]})
