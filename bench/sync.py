@@ -256,7 +256,7 @@ def big_run(tmp, run, big, small):
         if ref_first:
             out["ref_export_s"] = cp_sync(big, bundle + ".ref")
         os.sync()  # the uploads' dirty pages written back before the timed export, as before `cp`
-        with RssSampler(hproc.pid) as rss:
+        with RssSampler(hproc.pid) as rss, contextlib.redirect_stderr(io.StringIO()):  # its progress bar
             t0 = time.perf_counter()
             exported = high.sync.export(bundle, peer="low")
             out["export_s"] = time.perf_counter() - t0

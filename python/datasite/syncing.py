@@ -127,7 +127,7 @@ def _need_text(label, value):
         raise ValueError("{} must be a non-empty string, got {!r}".format(label, value))
 
 
-def export_bundle(transport, peer, path):
+def export_bundle(transport, peer, path, progress_stream=None):
     """Streams ``GET /sync/export?peer=`` into ``path``; returns ``(path, seq, size)``.
 
     Written next to ``path`` first and renamed once complete and fsynced, so a broken-off export
@@ -137,6 +137,8 @@ def export_bundle(transport, peer, path):
     _, url = route_path("sync_export", query={"peer": peer})
     conn = _transfer._connection(transport, transport.timeout)
     fd, tmp = tempfile.mkstemp(prefix=".datasite-bundle-", dir=str(target.parent or "."))
+    os.close(fd)
+    dest = None
     try:
         headers = {"Accept": "application/octet-stream"}
         if transport.token:
@@ -151,22 +153,27 @@ def export_bundle(transport, peer, path):
         length = resp.getheader("Content-Length")
         expected = int(length) if length and length.isdigit() else None
         seq = resp.getheader("X-Datasite-Bundle-Seq")
-        size = 0
-        with os.fdopen(fd, "wb") as dest:
-            fd = None
+        dest = _transfer.DurableFileWriter(tmp)
+
+        def read_some(view):
+            try:
+                return resp.readinto(view)
+            except (OSError, _transfer.http.client.HTTPException) as err:
+                raise errors.ServerConnectionError(
+                    None, "the export broke off after {} bytes: {}".format(dest.size, err), None
+                ) from None
+
+        progress = _transfer.Progress(expected, "Exporting bundle", stream=progress_stream)
+        try:
             while True:
-                try:
-                    chunk = resp.read(CHUNK_SIZE)
-                except (OSError, _transfer.http.client.HTTPException) as err:
-                    raise errors.ServerConnectionError(
-                        None, "the export broke off after {} bytes: {}".format(size, err), None
-                    ) from None
-                if not chunk:
+                n = dest.fill(read_some)  # a failed write to this disk raises its OSError
+                if not n:
                     break
-                dest.write(chunk)
-                size += len(chunk)
-            dest.flush()
-            os.fsync(dest.fileno())
+                progress.update(n)
+        finally:
+            progress.close()
+        size = dest.size
+        dest.finish()
         if expected is not None and size != expected:
             raise errors.ServerConnectionError(
                 None,
@@ -177,8 +184,8 @@ def export_bundle(transport, peer, path):
         _fsync_dir(target.parent)
         return target, (int(seq) if seq and seq.isdigit() else seq), size
     except BaseException:
-        if fd is not None:
-            os.close(fd)
+        if dest is not None:
+            dest.close()
         try:
             os.unlink(tmp)
         except OSError:

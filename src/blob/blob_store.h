@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "blob/file_writer.h"
 #include "core/status.h"
 
 namespace datasite::blob {
@@ -59,11 +60,6 @@ class BlobStore {
   // Removes temporary files of uploads that never committed. Call only when no upload is running.
   virtual Status RemoveTemporaryFiles() = 0;
 };
-
-// How a file blob store writes uploads. kDirect writes with O_DIRECT from an aligned buffer where
-// the file system supports it (and through the page cache where it does not); kPageCache always
-// writes through the page cache.
-enum class BlobWriteMode { kDirect, kPageCache };
 
 // Blobs under `dir` (created if needed): `dir/tmp/` for uploads in progress, `dir/ab/<id>` when
 // committed.

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "blob/file_writer.h"
 #include "net/curl_init.h"
 
 namespace datasite::net {
@@ -104,7 +105,8 @@ struct Transfer {
   uint64_t upload_size = 0;
   bool uploading = false;
 
-  // Download(): where a 2xx body goes (-1: into response.body).
+  // Download(): where a 2xx body goes: a file, or a descriptor (-1 and no file: response.body).
+  blob::FileWriter* out_file = nullptr;
   int out_fd = -1;
   bool body_to_file = false;  // decided at the first body byte
   bool body_decided = false;
@@ -140,8 +142,20 @@ size_t OnBody(char* data, size_t size, size_t count, void* user) {
   if (!t->body_decided) {
     long status = 0;
     curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
-    t->body_to_file = t->out_fd >= 0 && status / 100 == 2;
+    t->body_to_file = (t->out_file != nullptr || t->out_fd >= 0) && status / 100 == 2;
     t->body_decided = true;
+  }
+  if (t->body_to_file && t->out_file != nullptr) {
+    Status st = t->out_file->Append(std::string_view(data, n));
+    if (!st.ok()) {
+      t->error = st.code() == StatusCode::kResourceExhausted
+                     ? ResourceExhaustedError("download: the disk is full")
+                     : InternalError("download: cannot write: " + st.message());
+      return 0;
+    }
+    t->sha.Update(data, n);
+    t->written += n;
+    return n;
   }
   if (t->body_to_file) {
     if (!WriteFull(t->out_fd, data, n)) {
@@ -431,11 +445,14 @@ Result<HttpResponse> HttpClient::Download(const HttpRequest& request, const std:
     return std::move(t.response);
   }
   // Created with the umask's usual permissions; a name of this process, so runs don't collide.
+  // Written as the server writes blobs (blob/file_writer.h): past the page cache where the file
+  // system allows, so that the fsync below has next to nothing left.
   std::string temp = path + ".part-" + std::to_string(::getpid());
-  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666));
-  if (fd.get() < 0) return InvalidArgumentError("cannot create " + temp + ": " + ErrnoText());
+  auto file = blob::FileWriter::Create(temp, blob::BlobWriteMode::kDirect, 0666);
+  if (!file.ok())
+    return InvalidArgumentError("cannot create " + temp + ": " + file.status().message());
   FileRemover remover(temp);
-  t.out_fd = fd.get();
+  t.out_file = file->get();
   RETURN_IF_ERROR(impl_->Perform(request, Impl::Mode::kDownload, t));
   if (t.response.status / 100 != 2) return std::move(t.response);
   std::string expected = t.response.Header("X-Content-SHA256");
@@ -443,10 +460,9 @@ Result<HttpResponse> HttpClient::Download(const HttpRequest& request, const std:
     return InternalError("the download from " + request.url +
                          " does not match its X-Content-SHA256; nothing was written");
   }
-  if (::fsync(fd.get()) != 0) {
-    return InternalError("download: cannot sync " + temp + ": " + ErrnoText());
-  }
-  fd.Reset();
+  Status closed = (*file)->Close();
+  if (!closed.ok()) return InternalError("download: cannot sync " + temp + ": " + closed.message());
+  file->reset();
   if (::rename(temp.c_str(), path.c_str()) != 0) {
     return InternalError("download: cannot move it to " + path + ": " + ErrnoText());
   }

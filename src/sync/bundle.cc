@@ -21,7 +21,7 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr size_t kStep = 1 << 20;      // blob bytes read or written per system call
+constexpr size_t kStep = 1 << 20;      // blob bytes read per system call
 constexpr off_t kReadAhead = 8 << 20;  // blob bytes an export asks the disk for ahead of sending
 constexpr std::string_view kPrefix = "bundle refused (";
 
@@ -52,13 +52,6 @@ std::string SignedMessage(std::string_view header_json) {
 }
 
 Status Tampered(std::string_view detail) { return Refuse(Refusal::kTampered, detail); }
-
-Status Errno(const std::string& what) {
-  int e = errno;
-  std::string msg = what + ": " + std::strerror(e);
-  if (e == ENOSPC || e == EDQUOT) return ResourceExhaustedError("disk full: " + msg);
-  return InternalError(msg);
-}
 
 // Checks that `j` is an object with exactly the keys `keys`.
 Status ExactKeys(const json& j, std::string_view where,
@@ -285,7 +278,7 @@ Result<std::unique_ptr<BundleSource>> BundleSource::Create(BundleHeader header,
   header.blobs.clear();
   for (const auto& b : blobs) {
     struct stat st;
-    if (::stat(b.path.c_str(), &st) != 0) return Errno("stat " + b.path);
+    if (::stat(b.path.c_str(), &st) != 0) return blob::FileErrno("stat " + b.path);
     if (st.st_size != b.size) {
       return InternalError("blob file " + b.path + " holds " + std::to_string(st.st_size) +
                            " bytes, not the " + std::to_string(b.size) + " recorded");
@@ -342,9 +335,9 @@ Result<size_t> BundleSource::Read(char* buf, size_t cap) {
     const BlobFile& b = blobs_[i];
     if (fd_ < 0) {
       fd_ = ::open(b.path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd_ < 0) return Errno("open " + b.path);
+      if (fd_ < 0) return blob::FileErrno("open " + b.path);
       struct stat st;
-      if (::fstat(fd_, &st) != 0) return Errno("stat " + b.path);
+      if (::fstat(fd_, &st) != 0) return blob::FileErrno("stat " + b.path);
       if (st.st_size != b.size) {
         return InternalError("blob file " + b.path + " changed size during the export");
       }
@@ -363,7 +356,7 @@ Result<size_t> BundleSource::Read(char* buf, size_t cap) {
     ssize_t got = ::pread(fd_, buf, want, offset_);
     if (got < 0) {
       if (errno == EINTR) continue;
-      return Errno("read " + b.path);
+      return blob::FileErrno("read " + b.path);
     }
     if (got == 0) return InternalError("blob file " + b.path + " ended early during the export");
     offset_ += got;
@@ -381,21 +374,18 @@ void RemoveStagedFiles(const VerifiedBundle& bundle) {
 }
 
 BundleVerifier::BundleVerifier(HeaderCheck check, StagingPath staging_path,
-                               int64_t max_objects_size)
+                               int64_t max_objects_size, blob::BlobWriteMode mode)
     : check_(std::move(check)),
       staging_path_(std::move(staging_path)),
-      max_objects_size_(max_objects_size) {}
+      max_objects_size_(max_objects_size),
+      mode_(mode) {}
 
 BundleVerifier::~BundleVerifier() {
   if (!finished_) RemoveFiles();
-  if (fd_ >= 0) ::close(fd_);
 }
 
 void BundleVerifier::RemoveFiles() {
-  if (fd_ >= 0) {
-    ::close(fd_);
-    fd_ = -1;
-  }
+  file_.reset();  // closed before it is removed
   for (const auto& b : staged_) ::unlink(b.path.c_str());
   staged_.clear();
 }
@@ -405,8 +395,6 @@ void BundleVerifier::Fail(const Status& st) {
   RemoveFiles();
   objects_.clear();
   objects_.shrink_to_fit();
-  pending_.clear();
-  pending_.shrink_to_fit();
 }
 
 Status BundleVerifier::Write(std::string_view chunk) {
@@ -489,13 +477,7 @@ Status BundleVerifier::Consume(std::string_view& chunk) {
       chunk.remove_prefix(n);
       hasher_->Update(piece);
       blob_done_ += static_cast<int64_t>(n);
-      // Large pieces go straight to the file; small ones gather to 1 MiB first.
-      if (pending_.empty() && piece.size() >= kStep) {
-        pending_.assign(piece);
-      } else {
-        pending_.append(piece);
-      }
-      if (pending_.size() >= kStep) RETURN_IF_ERROR(FlushBlob());
+      RETURN_IF_ERROR(file_->Append(piece));
       if (blob_done_ < b.size) return Status::Ok();
       RETURN_IF_ERROR(EndBlob());
       return StartBlob();
@@ -545,8 +527,7 @@ Status BundleVerifier::StartBlob() {
   while (blob_ < header_.blobs.size()) {
     stage_ = Stage::kBlobs;
     std::string path = staging_path_();
-    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd_ < 0) return Errno("create " + path);
+    ASSIGN_OR_RETURN(file_, blob::FileWriter::Create(path, mode_));
     staged_.push_back({header_.blobs[blob_].sha256, header_.blobs[blob_].size, path});
     hasher_ = std::make_unique<Hasher>();
     blob_done_ = 0;
@@ -557,29 +538,13 @@ Status BundleVerifier::StartBlob() {
   return Status::Ok();
 }
 
-Status BundleVerifier::FlushBlob() {
-  size_t done = 0;
-  while (done < pending_.size()) {
-    ssize_t w = ::write(fd_, pending_.data() + done, pending_.size() - done);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return Errno("write " + staged_.back().path);
-    }
-    done += static_cast<size_t>(w);
-  }
-  pending_.clear();
-  return Status::Ok();
-}
-
 Status BundleVerifier::EndBlob() {
   if (hasher_->HexDigest() != header_.blobs[blob_].sha256) {
     return Tampered("blob " + std::to_string(blob_) + " does not match its SHA-256");
   }
   hasher_.reset();
-  RETURN_IF_ERROR(FlushBlob());
-  if (::fsync(fd_) != 0) return Errno("fsync " + staged_.back().path);
-  ::close(fd_);
-  fd_ = -1;
+  RETURN_IF_ERROR(file_->Close());
+  file_.reset();
   ++blob_;
   return Status::Ok();
 }

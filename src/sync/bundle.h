@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "blob/file_writer.h"
 #include "core/status.h"
 
 namespace datasite::sync {
@@ -152,8 +153,10 @@ class BundleVerifier {
   // A fresh path for a staging file, on the file system the blobs will be adopted into.
   using StagingPath = std::function<std::string()>;
 
+  // Staging files are written as the blob store writes uploads (`mode`, blob/file_writer.h).
   BundleVerifier(HeaderCheck check, StagingPath staging_path,
-                 int64_t max_objects_size = kDefaultMaxObjectsSize);
+                 int64_t max_objects_size = kDefaultMaxObjectsSize,
+                 blob::BlobWriteMode mode = blob::BlobWriteMode::kDirect);
   ~BundleVerifier();
   BundleVerifier(const BundleVerifier&) = delete;
   BundleVerifier& operator=(const BundleVerifier&) = delete;
@@ -168,7 +171,6 @@ class BundleVerifier {
   Status Consume(std::string_view& chunk);
   Status OnSignature();
   Status StartBlob();
-  Status FlushBlob();
   Status EndBlob();
   void Fail(const Status& st);
   void RemoveFiles();
@@ -176,6 +178,7 @@ class BundleVerifier {
   HeaderCheck check_;
   StagingPath staging_path_;
   const int64_t max_objects_size_;
+  const blob::BlobWriteMode mode_;
   Stage stage_ = Stage::kMagic;
   Status error_;
   bool finished_ = false;
@@ -185,12 +188,11 @@ class BundleVerifier {
   BundleHeader header_;
   std::string objects_;
   struct Hasher;
-  std::unique_ptr<Hasher> hasher_;  // the section being read
-  size_t blob_ = 0;                 // index of the blob being read
-  int64_t blob_done_ = 0;           // its bytes so far
-  int fd_ = -1;                     // its staging file
-  std::string pending_;             // its bytes not yet written (up to 1 MiB)
-  std::vector<StagedBlob> staged_;  // every staging file made, in order
+  std::unique_ptr<Hasher> hasher_;          // the section being read
+  size_t blob_ = 0;                         // index of the blob being read
+  int64_t blob_done_ = 0;                   // its bytes so far
+  std::unique_ptr<blob::FileWriter> file_;  // its staging file
+  std::vector<StagedBlob> staged_;          // every staging file made, in order
 };
 
 }  // namespace datasite::sync

@@ -1,11 +1,13 @@
 #include "sync/bundle.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sodium.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -172,6 +174,59 @@ TEST_F(BundleTest, RoundTripWithEveryChunkSize) {
       RemoveStagedFiles(*r);
       EXPECT_EQ(StagingFiles(), 0u);
     }
+  }
+}
+
+// Whether some descriptor of this process is open on `path` with O_DIRECT.
+bool OpenWithODirect(const std::string& path) {
+  for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    if (fs::read_symlink(e.path(), ec).string() != path) continue;
+    std::ifstream info("/proc/self/fdinfo/" + e.path().filename().string());
+    std::string key;
+    while (info >> key) {
+      if (key == "flags:") {
+        std::string octal;
+        info >> octal;
+        return (std::stol(octal, nullptr, 8) & O_DIRECT) != 0;
+      }
+    }
+  }
+  return false;
+}
+
+// Staged blobs are written as the blob store writes uploads: with O_DIRECT from the first full
+// MiB where the file system allows (kDirect), through the page cache otherwise; byte for byte
+// either way, whatever the sizes around the 4 KiB and 1 MiB boundaries.
+TEST_F(BundleTest, StagedBlobsAreWrittenInTheBlobStoresWriteMode) {
+  std::mt19937 rng(11);
+  const size_t kMiB = 1 << 20;
+  std::vector<std::string> blobs;
+  for (size_t size : {3 * kMiB + 12345, size_t{4097}, kMiB, size_t{1}}) {
+    std::string b(size, '\0');
+    for (auto& c : b) c = static_cast<char>(rng());
+    blobs.push_back(std::move(b));
+  }
+  std::string bundle = Write(kObjects, blobs);
+  size_t in_first_blob = LayoutOf(bundle, kObjects.size()).blobs + 2 * kMiB;
+  for (blob::BlobWriteMode mode : {blob::BlobWriteMode::kDirect, blob::BlobWriteMode::kPageCache}) {
+    BundleVerifier v(
+        nullptr, [this] { return dir_ + "/staging/" + NewUuid() + ".part"; },
+        kDefaultMaxObjectsSize, mode);
+    ASSERT_TRUE(v.Write(std::string_view(bundle).substr(0, in_first_blob)).ok());
+    ASSERT_EQ(StagingFiles(), 1u);
+    std::string staging = fs::directory_iterator(dir_ + "/staging")->path().string();
+    EXPECT_EQ(OpenWithODirect(staging), mode == blob::BlobWriteMode::kDirect);
+    for (size_t at = in_first_blob; at < bundle.size(); at += 65536) {
+      ASSERT_TRUE(v.Write(std::string_view(bundle).substr(at, 65536)).ok());
+    }
+    auto r = v.Finish();
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_EQ(r->blobs.size(), blobs.size());
+    for (size_t i = 0; i < blobs.size(); ++i) {
+      EXPECT_TRUE(ReadFile(r->blobs[i].path) == blobs[i]) << "blob " << i;
+    }
+    RemoveStagedFiles(*r);
   }
 }
 

@@ -3,12 +3,17 @@ what it sends, how it writes and streams bundle files, how refusals reach the ca
 resolver's HTML. The real servers are in test_sync.py."""
 
 import http.server
+import io
 import json
+import os
+import resource
+import signal
 import threading
 
 import pytest
 
 import datasite as sy
+from datasite import _transfer
 from datasite import syncing as sync_module
 from datasite.client import DatasiteClient
 from datasite._http import Transport
@@ -163,6 +168,71 @@ def test_an_export_broken_off_leaves_no_file(fake, out_dir, monkeypatch):
     with pytest.raises(sy.ServerConnectionError, match="broke off"):
         fake.sync.export(out_dir / "b.dsync", peer="high")
     assert list(out_dir.iterdir()) == []
+
+
+def test_an_export_of_many_mebibytes_arrives_whole(fake, out_dir, monkeypatch):
+    body = os.urandom(3 * (1 << 20) + 12345)
+    monkeypatch.setattr(FakeSync, "export_body", body)
+    answer = fake.sync.export(out_dir / "b.dsync", peer="high")
+    assert answer.size == len(body)
+    assert (out_dir / "b.dsync").read_bytes() == body
+
+
+def _supports_o_direct(directory):
+    probe = os.path.join(str(directory), ".probe")
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o600))
+    except (OSError, AttributeError):
+        return False
+    finally:
+        if os.path.exists(probe):
+            os.unlink(probe)
+    return True
+
+
+def _readinto_pieces(data, piece):
+    """A readinto over ``data`` that gives at most ``piece`` bytes a call, as a socket may."""
+    source = io.BytesIO(data)
+
+    def readinto(view):
+        return source.readinto(view[:piece])
+
+    return readinto
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, (1 << 20) - 1, 1 << 20, (1 << 20) + 1,
+                                  3 * (1 << 20) + 12345])
+def test_the_durable_writer_writes_every_size_byte_for_byte(tmp_path, size):
+    data = os.urandom(size)
+    for piece in (1000, 65536, 1 << 20):
+        path = tmp_path / "f{}".format(piece)
+        writer = _transfer.DurableFileWriter(str(path))
+        assert writer.direct == _supports_o_direct(tmp_path)
+        read = _readinto_pieces(data, piece)
+        while writer.fill(read):
+            pass
+        assert writer.size == size
+        writer.finish()
+        assert path.read_bytes() == data, (size, piece)
+
+
+def test_a_failed_write_of_the_durable_writer_raises_it(tmp_path):
+    """A write that fails in the writer's thread (past RLIMIT_FSIZE here, as a full disk would)
+    is raised to the caller, never a short file taken for whole."""
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2 << 20, old_limit[1]))
+    try:
+        writer = _transfer.DurableFileWriter(str(tmp_path / "f"))
+        read = _readinto_pieces(os.urandom(8 << 20), 1 << 20)
+        with pytest.raises(OSError):
+            while writer.fill(read):
+                pass
+            writer.finish()
+        writer.close()
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
 
 
 def test_load_streams_the_file_and_gives_the_resolver(fake, tmp_path, monkeypatch):
