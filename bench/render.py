@@ -183,21 +183,24 @@ def sync_section(y):
         out.append("| Context: the low side's export of that bundle to a file | %s | | | | |" % s(y["objects_export_s"]))
     if "big_export_s" in y:
         mib = y["size_mib"]
+        fastest_ref = min(y["big_ref_export_s_all"] + y["big_ref_import_s_all"])
         for label, key in (("Export from the high side to a file (the client streams it to disk, fsyncs) of a "
                             "dataset whose mock is %d MiB" % mib, "export"),
                            ("Import of that bundle into the low side (streamed upload, verified, blob staged, until "
                             "the diff)", "import")):
-            ratio = statistics.median(y["big_%s_ratio_all" % key])
-            out.append("| %s | %.0f MiB/s | `cp` + `sync` of the same bytes: %.0f MiB/s | %.0f%% | >= 50%% | %s |" % (
-                label, y["big_%s_mib_s" % key], y["big_ref_%s_mib_s" % key], 100 * ratio,
-                "met" if ratio >= 0.5 else "not met"))
+            # Judged against the fastest reference of any run (this disk's `cp` + `sync` swings by 4x
+            # from one run to the next), so that a slow reference never makes a goal look met.
+            ratio = fastest_ref / y["big_%s_s" % key]
+            out.append("| %s | %.0f MiB/s | `cp` + `sync` of the same bytes, the fastest of every run: %.0f MiB/s "
+                       "| %.0f%% | >= 50%% | %s |" % (
+                           label, y["big_%s_mib_s" % key], mib / fastest_ref, 100 * ratio,
+                           "met" if ratio >= 0.5 else "not met"))
         out.append("| Then its apply on the low side (the staged mock adopted into the blob store) | %s | | | | |"
                    % s(y["big_apply_s"]))
         if "big_import_apply_ratio_all" in y:
-            ratio = statistics.median(y["big_import_apply_ratio_all"])
+            both = statistics.median(a + b for a, b in zip(y["big_import_s_all"], y["big_apply_s_all"]))
             out.append("| Context: import and apply together, against the same reference | %.0f MiB/s | | %.0f%% | | |"
-                       % (mib / statistics.median(a + b for a, b in zip(y["big_import_s_all"], y["big_apply_s_all"])),
-                          100 * ratio))
+                       % (mib / both, 100 * fastest_ref / both))
         for label, key in (("export, high side", "export"), ("import, low side", "import")):
             g = y["big_%s_rss_growth_mib" % key]
             out.append("| Server resident memory growth during the %s (largest over the runs) | %.1f MiB | | | "
@@ -219,10 +222,13 @@ def sync_section(y):
         out.append("- **Big mock**: random bytes as a raw asset's mock (the private data a 4 KiB raw blob), the "
                    "bundle %.0f MiB. The reference copies the same bytes on the same disk in the same run (`cp` then "
                    "`sync` of the copy): before the transfer in odd runs (the export's reference then copies the mock "
-                   "file, the bundle not being made yet) and after it in even ones; each ratio is the median of the "
-                   "runs' own ratios. Per-run ratios: export %s, import %s; apply %s s. Memory: VmRSS of the server sampled "
+                   "file, the bundle not being made yet) and after it in even ones, its source read into the page "
+                   "cache first. The table's ratio is the fastest reference of all runs over the median transfer; "
+                   "the references per run (export, import): %s s. Each run's own ratios: export %s, import %s; "
+                   "apply %s s. Memory: VmRSS of the server sampled "
                    "every 20 ms, peak minus the value just before; per run export %s MiB, import %s MiB." % (
                        y["bundle_big_bytes"] / 1048576.0,
+                       "; ".join("%.2f, %.2f" % p for p in zip(y["big_ref_export_s_all"], y["big_ref_import_s_all"])),
                        ", ".join("%.0f%%" % (100 * v) for v in y["big_export_ratio_all"]),
                        ", ".join("%.0f%%" % (100 * v) for v in y["big_import_ratio_all"]),
                        ", ".join("%.2f" % v for v in y["big_apply_s_all"]),
