@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace datasite::jobs {
 
 bool IsFinal(const std::string& status) { return status != "queued" && status != "running"; }
@@ -12,27 +14,31 @@ JobQueue::JobQueue(store::Store& store, const Clock& clock, QueueOptions options
 JobQueue::~JobQueue() { Stop(); }
 
 Status JobQueue::Start(Runner runner) {
-  ASSIGN_OR_RETURN(auto recovered, store_.RecoverJobs(options_.max_attempts, clock_.NowMillis()));
+  ASSIGN_OR_RETURN(auto recovered,
+                   store_.RecoverJobs(options_.max_attempts, clock_.NowMillis(), options_.owner));
   if (recovered.first || recovered.second) {
-    spdlog::warn("jobs: {} interrupted job(s) queued again, {} ended as interrupted",
-                 recovered.first, recovered.second);
+    spdlog::warn("jobs: {} interrupted job(s) queued again, {} ended", recovered.first,
+                 recovered.second);
   }
   runner_ = std::move(runner);
   for (int i = 0; i < options_.workers; ++i) threads_.emplace_back([this] { WorkerLoop(); });
+  if (options_.workers > 0) heartbeat_ = std::thread([this] { HeartbeatLoop(); });
   return Status::Ok();
 }
 
 void JobQueue::Stop() {
   {
     std::lock_guard lock(mu_);
-    if (stopping_ && threads_.empty()) return;
+    if (stopping_ && threads_.empty() && !heartbeat_.joinable()) return;
     stopping_ = true;
     for (auto& [id, cancel] : running_) *cancel = true;
   }
   work_cv_.notify_all();
   done_cv_.notify_all();
+  heartbeat_cv_.notify_all();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  if (heartbeat_.joinable()) heartbeat_.join();
 }
 
 Result<store::JobAdmission> JobQueue::Enqueue(const store::Job& job, const store::JobLimits& limits,
@@ -59,22 +65,16 @@ Status JobQueue::Kill(const std::string& id) {
       return Status::Ok();
     }
   }
-  Status st = store_.KillQueuedJob(id, clock_.NowMillis());
-  if (st.ok()) {
+  ASSIGN_OR_RETURN(store::JobKill kill, store_.KillJob(id, clock_.NowMillis()));
+  if (kill == store::JobKill::kKilled) {
     Finished();
-    return st;
+    return Status::Ok();
   }
-  if (st.code() != StatusCode::kFailedPrecondition) return st;
-  // Not queued: it ended, or a worker leased it between our two looks.
-  ASSIGN_OR_RETURN(store::Job job, store_.GetJob(id));
-  if (IsFinal(job.status)) return FailedPreconditionError("the job already ended: " + job.status);
+  // Running: here (leased between our two looks: cancelled now), or in another process, whose
+  // heartbeat sees the flag.
   std::lock_guard lock(mu_);
   auto it = running_.find(id);
-  if (it != running_.end()) {
-    *it->second = true;
-  } else {
-    pending_kills_[id] = true;
-  }
+  if (it != running_.end()) *it->second = true;
   return Status::Ok();
 }
 
@@ -88,12 +88,14 @@ Result<store::Job> JobQueue::Wait(const std::string& id,
     }
     ASSIGN_OR_RETURN(store::Job job, store_.GetJob(id));
     if (IsFinal(job.status)) return job;
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return job;
+    // Woken at once by an end recorded here; the row is read again after `wait_poll` for one
+    // recorded by another process.
     std::unique_lock lock(mu_);
     if (stopping_) return job;
-    if (!done_cv_.wait_until(lock, deadline, [&] { return generation_ != seen || stopping_; })) {
-      lock.unlock();
-      return store_.GetJob(id);
-    }
+    done_cv_.wait_until(lock, std::min(deadline, now + options_.wait_poll),
+                        [&] { return generation_ != seen || stopping_; });
   }
 }
 
@@ -111,7 +113,8 @@ void JobQueue::WorkerLoop() {
       std::lock_guard lock(mu_);
       if (stopping_) return;
     }
-    auto leased = store_.LeaseNextJob(clock_.NowMillis());
+    const int64_t now = clock_.NowMillis();
+    auto leased = store_.LeaseNextJob(now, options_.owner, now + options_.lease_ms);
     if (!leased.ok()) {
       spdlog::error("jobs: cannot lease: {}", leased.status().ToString());
     }
@@ -125,7 +128,7 @@ void JobQueue::WorkerLoop() {
     auto cancel = std::make_shared<std::atomic<bool>>(false);
     {
       std::lock_guard lock(mu_);
-      if (stopping_ || pending_kills_.erase(job.id)) *cancel = true;
+      if (stopping_) *cancel = true;
       running_[job.id] = cancel;
     }
     Outcome out;
@@ -185,8 +188,55 @@ void JobQueue::WorkerLoop() {
       // Only now: a kill until here finds the job running and gets "already ended" after.
       std::lock_guard lock(mu_);
       running_.erase(job.id);
-      pending_kills_.erase(job.id);
     }
+    Finished();
+  }
+}
+
+void JobQueue::HeartbeatLoop() {
+  while (true) {
+    {
+      std::unique_lock lock(mu_);
+      heartbeat_cv_.wait_for(lock, options_.heartbeat, [&] { return stopping_; });
+      if (stopping_) return;
+    }
+    Heartbeat();
+  }
+}
+
+void JobQueue::Heartbeat() {
+  const int64_t now = clock_.NowMillis();
+  auto held = store_.RenewJobLeases(options_.owner, now + options_.lease_ms);
+  if (!held.ok()) {
+    spdlog::error("jobs: cannot renew the leases of {}: {}", options_.owner,
+                  held.status().ToString());
+  } else {
+    std::unordered_map<std::string, const store::HeldLease*> by_id;
+    for (const store::HeldLease& h : *held) by_id[h.job_id] = &h;
+    std::lock_guard lock(mu_);
+    for (auto& [id, cancel] : running_) {
+      auto it = by_id.find(id);
+      if (it == by_id.end()) {
+        // Its lease expired and recovery gave the job to another run: this one records nothing
+        // (FinishJob refuses it), so it may as well stop.
+        if (!*cancel) spdlog::warn("jobs: the lease of {} was lost; stopping its run", id);
+        *cancel = true;
+      } else if (it->second->kill_requested) {
+        *cancel = true;
+      }
+    }
+  }
+  // Other workers' expired leases (a worker process that died): their jobs run again here or
+  // anywhere.
+  auto recovered = store_.RecoverJobs(options_.max_attempts, now, std::nullopt);
+  if (!recovered.ok()) {
+    spdlog::error("jobs: cannot recover expired leases: {}", recovered.status().ToString());
+    return;
+  }
+  if (recovered->first || recovered->second) {
+    spdlog::warn("jobs: {} job(s) of a worker that stopped queued again, {} ended",
+                 recovered->first, recovered->second);
+    work_cv_.notify_all();
     Finished();
   }
 }

@@ -3,8 +3,16 @@
 // user's jobs oldest first; see Store::LeaseNextJob), and hand each to a runner (the code
 // service, which runs it in the sandbox).
 //
-// Thread model: `workers` threads block on the store and the runner; Enqueue, Kill and Wait may be
-// called from any thread. Safe for concurrent use.
+// Its contract lives in the database, so that several processes may share one queue (API
+// servers that only enqueue, worker processes that only run): a lease names its owner (this
+// queue's `owner`) and expires unless the owner's heartbeat renews it; a kill of a job running
+// elsewhere raises a flag its owner's heartbeat acts on; a wait watches the job's row; and the
+// jobs of a worker that died come back once their lease expires (any queue's heartbeat recovers
+// them), or at once when a worker of the same name starts again.
+//
+// Thread model: `workers` threads block on the store and the runner, and one heartbeat thread
+// (when there are workers); Enqueue, Kill and Wait may be called from any thread. Safe for
+// concurrent use.
 #ifndef DATASITE_JOBS_JOB_QUEUE_H_
 #define DATASITE_JOBS_JOB_QUEUE_H_
 
@@ -53,6 +61,16 @@ struct QueueOptions {
   // writes (notifications, mail) commits with it; when that transaction fails, the end is
   // recorded alone (a job's end matters more than its notification).
   std::function<Status(store::Store& tx, const store::Job& job)> on_finished;
+  // The name this queue's leases carry: unique among live processes sharing the database, and
+  // the same across restarts of one (store::kLocalLeaseOwner for the all-in-one server).
+  std::string owner = std::string(store::kLocalLeaseOwner);
+  // How long a lease lasts without a heartbeat, and how often the heartbeat renews leases, acts
+  // on kill flags and recovers other workers' expired leases.
+  int64_t lease_ms = 30'000;
+  std::chrono::milliseconds heartbeat{1'000};
+  // How often a Wait reads the job's row, for an end recorded by another process (an end
+  // recorded here wakes it at once).
+  std::chrono::milliseconds wait_poll{50};
 };
 
 bool IsFinal(const std::string& status);
@@ -64,11 +82,12 @@ class JobQueue {
   JobQueue(const JobQueue&) = delete;
   JobQueue& operator=(const JobQueue&) = delete;
 
-  // Puts jobs a crash left running back in the queue (or ends them `interrupted`), then starts the
-  // workers. Call once.
+  // Puts back in the queue (or ends `interrupted`) the jobs this owner's previous life was
+  // running and those whose lease expired, then starts the workers and the heartbeat. Call once.
   Status Start(Runner runner);
   // Stops leasing, cancels running jobs and joins the workers. A job cut short by Stop stays
-  // `running` in the store, so the next Start runs it again. Idempotent.
+  // `running` in the store, so the next Start (or, once its lease expires, another worker) runs it
+  // again. Idempotent.
   void Stop();
 
   // Stores `job` as queued, unless `limits` refuse it, and wakes a worker (see Store::InsertJob).
@@ -76,16 +95,21 @@ class JobQueue {
   // audit entry), and an error from it un-queues the job.
   Result<store::JobAdmission> Enqueue(const store::Job& job, const store::JobLimits& limits,
                                       const std::function<Status(store::Store&)>& also = nullptr);
-  // A queued job ends `killed` at once; a running one is cancelled and ends `killed` when its
-  // runner returns. kFailedPrecondition when the job already ended.
+  // A queued job ends `killed` at once; a running one is cancelled (here at once, in another
+  // process at its owner's next heartbeat) and ends `killed` when its runner returns.
+  // kFailedPrecondition when the job already ended.
   Status Kill(const std::string& id);
-  // Waits until the job has ended or `deadline` passes; answers the job as stored then.
+  // Waits until the job has ended or `deadline` passes; answers the job as stored then. Sees an
+  // end recorded by another process within `wait_poll`.
   Result<store::Job> Wait(const std::string& id, std::chrono::steady_clock::time_point deadline);
 
   int workers() const { return options_.workers; }
 
  private:
   void WorkerLoop();
+  void HeartbeatLoop();
+  // Renews this owner's leases and cancels the runs whose job was killed or whose lease was lost.
+  void Heartbeat();
   void Finished();
 
   store::Store& store_;
@@ -100,10 +124,9 @@ class JobQueue {
   bool stopping_ = false;            // Guarded by mu_.
   // Cancel flags of running jobs by id. Guarded by mu_.
   std::unordered_map<std::string, std::shared_ptr<std::atomic<bool>>> running_;
-  // Kills asked for in the moment between a job's lease and its registration in running_.
-  // Guarded by mu_.
-  std::unordered_map<std::string, bool> pending_kills_;
+  std::condition_variable heartbeat_cv_;  // stopping
   std::vector<std::thread> threads_;
+  std::thread heartbeat_;
 };
 
 }  // namespace datasite::jobs

@@ -222,11 +222,10 @@ TEST_F(JobQueueTest, PerUserCapRefusesQueuedOrRunningJobsPastIt) {
   store::Job done = **leased;
   done.status = "completed";
   ASSERT_TRUE(store_->FinishJob(done).ok());
-  ASSERT_TRUE(
-      store_
-          ->KillQueuedJob(store_->ListJobs({.user_id = "a", .status = "queued"})->items.at(0).id,
-                          clock_.NowMillis())
-          .ok());
+  ASSERT_TRUE(store_
+                  ->KillJob(store_->ListJobs({.user_id = "a", .status = "queued"})->items.at(0).id,
+                            clock_.NowMillis())
+                  .ok());
   EXPECT_EQ(*store_->InsertJob(NewJob(code, "mock", "a"), cap), store::JobAdmission::kInserted);
 }
 
@@ -400,6 +399,171 @@ TEST_F(JobQueueTest, JobInterruptedTwiceEndsInterruptedWithAReason) {
   EXPECT_EQ(done.status, "interrupted");
   EXPECT_NE(done.error.find("interrupted"), std::string::npos);
   EXPECT_EQ(runs.load(), 0);
+}
+
+// ---- Several processes sharing one queue (issue 15): each JobQueue here stands for one process
+// (its own running jobs, cancel flags and wake-ups); they share only the database.
+
+QueueOptions Process(const std::string& owner, int workers,
+                     milliseconds heartbeat = milliseconds(20)) {
+  QueueOptions o;
+  o.workers = workers;
+  o.owner = owner;
+  o.heartbeat = heartbeat;
+  return o;
+}
+
+// Runs until cancelled, then reports a kill.
+Outcome RunUntilCancelled(std::atomic<bool>& started, const std::atomic<bool>& cancel) {
+  started = true;
+  while (!cancel) std::this_thread::sleep_for(milliseconds(1));
+  Outcome o;
+  o.status = "killed";
+  o.error = "killed";
+  return o;
+}
+
+TEST_F(JobQueueTest, AKillFromAnotherProcessCancelsTheRun) {
+  std::atomic<bool> started{false};
+  JobQueue worker(*store_, clock_, Process("worker-1", 1));
+  ASSERT_TRUE(worker
+                  .Start([&](const store::Job&, const std::atomic<bool>& cancel) {
+                    return RunUntilCancelled(started, cancel);
+                  })
+                  .ok());
+  JobQueue api(*store_, clock_, Process("api-1", 0));
+  ASSERT_TRUE(api.Start(nullptr).ok());
+  auto job = NewJob(AddCode(*store_));
+  ASSERT_EQ(*api.Enqueue(job, {}), store::JobAdmission::kInserted);
+  while (!started) std::this_thread::sleep_for(milliseconds(1));
+  ASSERT_TRUE(api.Kill(job.id).ok());
+  EXPECT_EQ(WaitFor(api, job.id).status, "killed");
+  EXPECT_EQ(api.Kill(job.id).code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(JobQueueTest, AWaitSeesAnEndRecordedByAnotherProcessAtOnce) {
+  std::atomic<bool> release{false};
+  JobQueue worker(*store_, clock_, Process("worker-1", 1));
+  ASSERT_TRUE(worker
+                  .Start([&](const store::Job&, const std::atomic<bool>& cancel) {
+                    while (!release && !cancel) std::this_thread::sleep_for(milliseconds(1));
+                    return Completed("done");
+                  })
+                  .ok());
+  JobQueue api(*store_, clock_, Process("api-1", 0));
+  ASSERT_TRUE(api.Start(nullptr).ok());
+  auto job = NewJob(AddCode(*store_));
+  ASSERT_EQ(*api.Enqueue(job, {}), store::JobAdmission::kInserted);
+  std::thread finisher([&] {
+    std::this_thread::sleep_for(milliseconds(100));
+    release = true;
+  });
+  auto started = steady_clock::now();
+  auto done = api.Wait(job.id, started + std::chrono::seconds(60));
+  auto waited = steady_clock::now() - started;
+  finisher.join();
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->status, "completed");
+  // Not the deadline (a wait that only another process's end would wake sleeps it out).
+  EXPECT_LT(waited, std::chrono::seconds(30));
+}
+
+TEST_F(JobQueueTest, AStartingWorkerLeavesALiveWorkersJobsAlone) {
+  std::atomic<bool> started{false};
+  JobQueue first(*store_, clock_, Process("worker-1", 1));
+  ASSERT_TRUE(first
+                  .Start([&](const store::Job&, const std::atomic<bool>& cancel) {
+                    return RunUntilCancelled(started, cancel);
+                  })
+                  .ok());
+  auto job = NewJob(AddCode(*store_));
+  ASSERT_EQ(*first.Enqueue(job, {}), store::JobAdmission::kInserted);
+  while (!started) std::this_thread::sleep_for(milliseconds(1));
+  std::atomic<int> second_runs{0};
+  JobQueue second(*store_, clock_, Process("worker-2", 1));
+  ASSERT_TRUE(second
+                  .Start([&](const store::Job&, const std::atomic<bool>&) {
+                    ++second_runs;
+                    return Completed("");
+                  })
+                  .ok());
+  std::this_thread::sleep_for(milliseconds(200));  // several of its heartbeats
+  auto now = store_->GetJob(job.id);
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ(now->status, "running");
+  EXPECT_EQ(now->attempts, 1);
+  EXPECT_EQ(now->lease_owner, "worker-1");
+  EXPECT_EQ(second_runs.load(), 0);
+  ASSERT_TRUE(second.Kill(job.id).ok());
+  EXPECT_EQ(WaitFor(second, job.id).status, "killed");
+}
+
+TEST_F(JobQueueTest, AnExpiredLeaseRunsAgainElsewhereAndTheLateEndIsNotRecorded) {
+  // The first worker stalls (its heartbeat never comes in this test) past its lease.
+  std::atomic<bool> started{false}, release{false};
+  JobQueue stalled(*store_, clock_, Process("worker-1", 1, std::chrono::hours(1)));
+  ASSERT_TRUE(stalled
+                  .Start([&](const store::Job&, const std::atomic<bool>&) {
+                    started = true;
+                    while (!release) std::this_thread::sleep_for(milliseconds(1));
+                    return Completed("late");
+                  })
+                  .ok());
+  auto job = NewJob(AddCode(*store_));
+  ASSERT_EQ(*stalled.Enqueue(job, {}), store::JobAdmission::kInserted);
+  while (!started) std::this_thread::sleep_for(milliseconds(1));
+  clock_.AdvanceMillis(31'000);  // past the 30 s lease
+  JobQueue other(*store_, clock_, Process("worker-2", 1));
+  ASSERT_TRUE(
+      other.Start([&](const store::Job&, const std::atomic<bool>&) { return Completed("again"); })
+          .ok());
+  auto done = WaitFor(other, job.id);
+  EXPECT_EQ(done.status, "completed");
+  EXPECT_EQ(done.attempts, 2);
+  EXPECT_EQ(done.lease_owner, "worker-2");
+  release = true;
+  stalled.Stop();  // its run ended and tried to record "late"
+  auto logs = store_->GetJobLogs(job.id);
+  ASSERT_TRUE(logs.ok());
+  EXPECT_EQ(logs->first, "again");
+  EXPECT_EQ(store_->GetJob(job.id)->status, "completed");
+}
+
+TEST_F(JobQueueTest, AJobKilledWhileItsWorkerWasGoneEndsKilled) {
+  auto job = NewJob(AddCode(*store_));
+  ASSERT_EQ(*store_->InsertJob(job, {}), store::JobAdmission::kInserted);
+  const int64_t now = clock_.NowMillis();
+  ASSERT_TRUE(store_->LeaseNextJob(now, "worker-1", now + 30'000)->has_value());
+  EXPECT_EQ(*store_->KillJob(job.id, now), store::JobKill::kRequested);
+  // Not before its lease expires...
+  EXPECT_EQ(store_->RecoverJobs(2, now + 1'000, std::nullopt)->second, 0);
+  EXPECT_EQ(store_->GetJob(job.id)->status, "running");
+  // ...then it ends as it was asked to, and never runs again.
+  EXPECT_EQ(store_->RecoverJobs(2, now + 31'000, std::nullopt)->second, 1);
+  EXPECT_EQ(store_->GetJob(job.id)->status, "killed");
+  EXPECT_FALSE(store_->LeaseNextJob(now + 31'000)->has_value());
+}
+
+TEST_F(JobQueueTest, OnlyTheRunHoldingTheLeaseRecordsTheEnd) {
+  auto job = NewJob(AddCode(*store_));
+  ASSERT_EQ(*store_->InsertJob(job, {}), store::JobAdmission::kInserted);
+  const int64_t now = clock_.NowMillis();
+  auto first = store_->LeaseNextJob(now, "worker-1", now + 30'000);
+  ASSERT_TRUE(first.ok() && first->has_value());
+  ASSERT_EQ(store_->RecoverJobs(2, now + 31'000, std::nullopt)->first, 1);
+  auto second = store_->LeaseNextJob(now + 31'000, "worker-1", now + 61'000);
+  ASSERT_TRUE(second.ok() && second->has_value());
+  // The first run, under the same owner name but an earlier attempt, may not record its end.
+  store::Job late = **first;
+  late.status = "completed";
+  EXPECT_EQ(store_->FinishJob(late).code(), StatusCode::kFailedPrecondition);
+  store::Job other = **second;
+  other.lease_owner = "worker-2";
+  other.status = "completed";
+  EXPECT_EQ(store_->FinishJob(other).code(), StatusCode::kFailedPrecondition);
+  store::Job current = **second;
+  current.status = "completed";
+  EXPECT_TRUE(store_->FinishJob(current).ok());
 }
 
 TEST_F(JobQueueTest, WaitForUnknownJobIsNotFound) {

@@ -601,6 +601,16 @@ CREATE INDEX jobs_usage ON jobs(user_id, kind, status, kept_result_bytes, kept_l
 ALTER TABLE jobs ADD COLUMN metered_bytes INTEGER NOT NULL DEFAULT 0;
 UPDATE jobs SET metered_bytes = kept_result_bytes + kept_log_bytes;
 )sql",
+    // Version 18: the queue's contract in the database (issue 15): a running job's lease has an
+    // owner (the worker process) and an expiry its heartbeat moves on; a kill of a running job is
+    // a flag its owner acts on. Jobs running at the upgrade have an expired lease of no owner:
+    // the next start recovers them, as before.
+    R"sql(
+ALTER TABLE jobs ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN lease_expires_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN kill_requested INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX jobs_lease ON jobs(status, lease_owner);
+)sql",
 };
 
 // Prepared statements kept for reuse, by SQL text: preparing a join costs more than running it
@@ -938,7 +948,8 @@ std::string JobSelect(bool priority) {
          "j.created_at, j.started_at, j.finished_at, coalesce(c.name, ''), coalesce(u.name, ''), "
          "coalesce(u.email, ''), e.job_id IS NOT NULL, " +
          (priority ? "j.priority" : "0") +
-         ", j.result_meta, j.failure, j.error_detail, j.error_released, j.deposited"
+         ", j.result_meta, j.failure, j.error_detail, j.error_released, j.deposited, "
+         "j.lease_owner, j.lease_expires_at, j.kill_requested"
          " FROM jobs j "
          "LEFT JOIN user_code c ON c.id = j.code_id LEFT JOIN users u ON u.id = j.user_id "
          "LEFT JOIN expired_outputs e ON e.job_id = j.id";
@@ -973,6 +984,9 @@ Job ReadJob(const Stmt& s) {
   j.error_detail = s.Text(24);
   j.error_released = s.Int(25) != 0;
   j.deposited = s.Int(26) != 0;
+  j.lease_owner = s.Text(27);
+  j.lease_expires_at = s.Int(28);
+  j.kill_requested = s.Int(29) != 0;
   return j;
 }
 
@@ -2735,13 +2749,17 @@ class SqliteStore : public Store {
     return ReadJob(s);
   }
 
-  Result<std::optional<Job>> LeaseNextJob(int64_t now) override {
+  using Store::LeaseNextJob;
+  using Store::RecoverJobs;
+
+  Result<std::optional<Job>> LeaseNextJob(int64_t now, std::string_view owner,
+                                          int64_t lease_expires_at) override {
     std::lock_guard lock(mu_);
     // A lease need not be durable: lost in a crash, the job is simply still queued and runs
     // again, which is what recovery does with a running job anyway. Not syncing it saves one
     // disk sync per job.
     RETURN_IF_ERROR(Exec("PRAGMA synchronous=NORMAL"));
-    auto leased = LeaseNextJobLocked(now);
+    auto leased = LeaseNextJobLocked(now, owner, lease_expires_at);
     Status full = Exec("PRAGMA synchronous=FULL");
     if (!full.ok()) full = Exec("PRAGMA synchronous=FULL");
     if (!full.ok()) {
@@ -2754,19 +2772,21 @@ class SqliteStore : public Store {
   }
 
   // REQUIRES: mu_ held.
-  Result<std::optional<Job>> LeaseNextJobLocked(int64_t now) {
+  Result<std::optional<Job>> LeaseNextJobLocked(int64_t now, std::string_view owner,
+                                                int64_t lease_expires_at) {
     RETURN_IF_ERROR(Begin());
     auto leased = [&]() -> Result<std::optional<std::string>> {
       std::string id, user_id;
       {
         // Queued jobs are few (each scientist may queue only so many) and their rows small.
         Stmt s(stmts_,
-               "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ? "
+               "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?, "
+               "lease_owner = ?, lease_expires_at = ?, kill_requested = 0 "
                "WHERE seq = (SELECT j.seq FROM jobs j LEFT JOIN job_turns t ON t.user_id = "
                "j.user_id WHERE j.status = 'queued' AND j.origin = '' "
                "ORDER BY j.priority DESC, coalesce(t.turn, 0), j.seq LIMIT 1) "
                "RETURNING id, user_id");
-        s.Bind(now);
+        s.Bind(now).Bind(std::string(owner)).Bind(lease_expires_at);
         ASSIGN_OR_RETURN(bool row, s.Step());
         if (!row) return std::optional<std::string>();
         id = s.Text(0);
@@ -2798,7 +2818,8 @@ class SqliteStore : public Store {
                     ", stdout = ?, stderr = ?, finished_at = ?, kept_result_bytes = ?, "
                     "kept_log_bytes = ?, result_meta = ?, charged_bytes = CASE WHEN " +
                     std::string(kHeldOnUpdate) +
-                    " THEN 0 ELSE charged_bytes END WHERE id = ? AND status = 'running'"));
+                    " THEN 0 ELSE charged_bytes END WHERE id = ? AND status = 'running' "
+                    "AND lease_owner = ? AND attempts = ?"));
     s.Bind(j.status).Bind(j.error).Bind(j.failure).Bind(j.error_detail);
     s.Bind(j.result_format).Bind(j.result_size);
     if (j.result_data) {
@@ -2815,9 +2836,40 @@ class SqliteStore : public Store {
                         .Bind(j.status == "completed" ? j.result_meta : std::string())
                         .Bind(j.held)
                         .Bind(j.id)
+                        .Bind(j.lease_owner)
+                        .Bind(j.attempts)
                         .Run());
-    if (sqlite3_changes(db_) == 0) return FailedPreconditionError("the job is not running");
+    if (sqlite3_changes(db_) == 0) {
+      return FailedPreconditionError("the job is not running under this lease");
+    }
     return Status::Ok();
+  }
+
+  Result<std::vector<HeldLease>> RenewJobLeases(std::string_view owner,
+                                                int64_t expires_at) override {
+    std::lock_guard lock(mu_);
+    // Not synced, as a lease is not: lost in a crash, it is recovered like an expired one.
+    RETURN_IF_ERROR(Exec("PRAGMA synchronous=NORMAL"));
+    auto held = [&]() -> Result<std::vector<HeldLease>> {
+      Stmt s(stmts_,
+             "UPDATE jobs SET lease_expires_at = ? WHERE status = 'running' AND lease_owner = ? "
+             "RETURNING id, attempts, kill_requested");
+      s.Bind(expires_at).Bind(std::string(owner));
+      std::vector<HeldLease> out;
+      while (true) {
+        ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) break;
+        out.push_back({s.Text(0), s.Int(1), s.Int(2) != 0});
+      }
+      return out;
+    }();
+    Status full = Exec("PRAGMA synchronous=FULL");
+    if (!full.ok()) full = Exec("PRAGMA synchronous=FULL");
+    if (!full.ok()) {
+      std::fprintf(stderr, "fatal: cannot restore synchronous=FULL: %s\n", full.ToString().c_str());
+      std::abort();
+    }
+    return held;
   }
 
   Result<bool> ChargeJobBytes(const std::string& id, int64_t result_bytes, int64_t log_bytes,
@@ -2958,14 +3010,25 @@ class SqliteStore : public Store {
     return std::optional<std::string>(s.Blob(0));
   }
 
-  Status KillQueuedJob(const std::string& id, int64_t now) override {
+  Result<JobKill> KillJob(const std::string& id, int64_t now) override {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_,
-           "UPDATE jobs SET status = 'killed', error = 'killed before it started', finished_at = ? "
-           "WHERE id = ? AND status = 'queued'");
-    RETURN_IF_ERROR(s.Bind(now).Bind(id).Run());
-    if (sqlite3_changes(db_) == 0) return FailedPreconditionError("the job is not queued");
-    return Status::Ok();
+    {
+      Stmt s(stmts_,
+             "UPDATE jobs SET status = 'killed', error = 'killed before it started', "
+             "finished_at = ? WHERE id = ? AND status = 'queued'");
+      RETURN_IF_ERROR(s.Bind(now).Bind(id).Run());
+      if (sqlite3_changes(db_) > 0) return JobKill::kKilled;
+    }
+    {
+      Stmt s(stmts_, "UPDATE jobs SET kill_requested = 1 WHERE id = ? AND status = 'running'");
+      RETURN_IF_ERROR(s.Bind(id).Run());
+      if (sqlite3_changes(db_) > 0) return JobKill::kRequested;
+    }
+    Stmt s(stmts_, "SELECT status FROM jobs WHERE id = ?");
+    s.Bind(id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("job not found");
+    return FailedPreconditionError("the job already ended: " + s.Text(0));
   }
 
   Status ReleaseJobError(const std::string& id) override {
@@ -3040,24 +3103,37 @@ class SqliteStore : public Store {
     return Status::Ok();
   }
 
-  Result<std::pair<int64_t, int64_t>> RecoverJobs(int64_t max_attempts, int64_t now) override {
+  Result<std::pair<int64_t, int64_t>> RecoverJobs(int64_t max_attempts, int64_t now,
+                                                  std::optional<std::string_view> owner) override {
     std::lock_guard lock(mu_);
+    // The jobs whose worker is gone (?1 now, ?2 whether an owner is given, ?3 that owner).
+    constexpr std::string_view kGone =
+        " WHERE status = 'running' AND origin = '' AND (lease_expires_at < ?1 OR "
+        "(?2 AND lease_owner = ?3))";
+    constexpr std::string_view kForget =
+        "kept_result_bytes = 0, kept_log_bytes = 0, charged_bytes = 0, metered_bytes = 0, "
+        "stdout = '', stderr = '', lease_owner = '', lease_expires_at = 0";
     RETURN_IF_ERROR(Begin());
     auto done = [&]() -> Result<std::pair<int64_t, int64_t>> {
-      Stmt q(stmts_,
-             "UPDATE jobs SET status = 'queued', kept_result_bytes = 0, kept_log_bytes = 0, "
-             "charged_bytes = 0, metered_bytes = 0, "
-             "stdout = '', stderr = '' WHERE status = 'running' AND origin = '' AND attempts < ?");
-      RETURN_IF_ERROR(q.Bind(max_attempts).Run());
+      auto bind = [&](Stmt& s) -> Stmt& {
+        return s.Bind(now).Bind(owner.has_value()).Bind(std::string(owner.value_or("")));
+      };
+      Stmt k(stmts_, "UPDATE jobs SET status = 'killed', finished_at = ?1, error = 'killed', " +
+                         std::string(kForget) + std::string(kGone) + " AND kill_requested = 1");
+      RETURN_IF_ERROR(bind(k).Run());
+      int64_t ended = sqlite3_changes(db_);
+      Stmt q(stmts_, "UPDATE jobs SET status = 'queued', " + std::string(kForget) +
+                         std::string(kGone) + " AND attempts < ?4");
+      RETURN_IF_ERROR(bind(q).Bind(max_attempts).Run());
       int64_t requeued = sqlite3_changes(db_);
       Stmt i(stmts_,
-             "UPDATE jobs SET status = 'interrupted', finished_at = ?, kept_result_bytes = 0, "
-             "kept_log_bytes = 0, charged_bytes = 0, metered_bytes = 0, stdout = '', stderr = '', "
-             "error = 'interrupted: the server stopped while the "
-             "job ran, ' || "
-             "attempts || ' times' WHERE status = 'running' AND origin = ''");
-      RETURN_IF_ERROR(i.Bind(now).Run());
-      return std::make_pair(requeued, static_cast<int64_t>(sqlite3_changes(db_)));
+             "UPDATE jobs SET status = 'interrupted', finished_at = ?1, " + std::string(kForget) +
+                 ", error = 'interrupted: the server stopped while the job ran, ' || attempts || "
+                 "' times'" +
+                 std::string(kGone));
+      RETURN_IF_ERROR(bind(i).Run());
+      ended += sqlite3_changes(db_);
+      return std::make_pair(requeued, ended);
     }();
     if (!done.ok()) {
       Rollback();

@@ -890,6 +890,10 @@ class JobBytesTest : public SqliteStoreTest {
     EXPECT_EQ(*store_->InsertJob(j, {}), JobAdmission::kInserted);
     auto leased = store_->LeaseNextJob(jobs_);
     EXPECT_TRUE(leased.ok() && leased->has_value() && (*leased)->id == j.id);
+    if (leased.ok() && leased->has_value()) {  // the lease FinishJob checks
+      j.lease_owner = (*leased)->lease_owner;
+      j.attempts = (*leased)->attempts;
+    }
     return j;
   }
 

@@ -300,6 +300,29 @@ struct Job {
   std::string error_detail;
   bool error_released = false;
   bool deposited = false;  // its result was deposited by a data owner (InsertDepositedJob)
+  // The lease of a running job: which worker process holds it and until when (unix ms; its
+  // heartbeat moves it on). Written by LeaseNextJob and RenewJobLeases, checked by FinishJob.
+  std::string lease_owner;
+  int64_t lease_expires_at = 0;
+  bool kill_requested = false;  // a kill asked for while it ran (KillJob); its owner acts on it
+};
+
+// The name under which an all-in-one server holds its leases (`datasite launch`, and `serve`
+// with its own workers): the same at every start, so that a restart takes back at once the jobs
+// its previous life was running. A separate worker process names itself.
+inline constexpr std::string_view kLocalLeaseOwner = "local";
+
+// A lease held by a worker process, as its heartbeat renews it.
+struct HeldLease {
+  std::string job_id;
+  int64_t attempts = 0;
+  bool kill_requested = false;
+};
+
+// What KillJob did.
+enum class JobKill {
+  kKilled,     // it was queued: it ended `killed` and will never run
+  kRequested,  // it is running: its kill_requested flag is up for the worker that holds it
 };
 
 // The custom policies of a code (sy.CustomInputPolicy / sy.CustomOutputPolicy subclasses): `spec`
@@ -661,14 +684,32 @@ class Store {
   virtual Result<JobPage> ListJobs(const JobFilter& filter) = 0;
   // The newest completed private job of a code; kNotFound when none.
   virtual Result<Job> LastCompletedPrivateJob(const std::string& code_id) = 0;
-  // Marks the next queued job running (attempts + 1) and returns it; nullopt when none is queued.
-  // The next is the oldest queued job of the highest priority whose user's turn is oldest: each
-  // lease gives its user the newest turn, so users with queued jobs take turns, however many each
-  // queued, and a user who has not run for a while goes first.
-  virtual Result<std::optional<Job>> LeaseNextJob(int64_t now) = 0;
+  // Marks the next queued job running (attempts + 1), leased to `owner` until `lease_expires_at`
+  // (unix ms), and returns it; nullopt when none is queued. The next is the oldest queued job of
+  // the highest priority whose user's turn is oldest: each lease gives its user the newest turn,
+  // so users with queued jobs take turns, however many each queued, and a user who has not run
+  // for a while goes first.
+  virtual Result<std::optional<Job>> LeaseNextJob(int64_t now, std::string_view owner,
+                                                  int64_t lease_expires_at) = 0;
+  // A lease of 30 s held by kLocalLeaseOwner (tests, tools).
+  Result<std::optional<Job>> LeaseNextJob(int64_t now) {
+    return LeaseNextJob(now, kLocalLeaseOwner, now + 30'000);
+  }
+  // The heartbeat of worker process `owner`: every lease it holds now lasts until `expires_at`;
+  // returns them (a job it runs that is not among them was taken from it: its lease expired and
+  // recovery gave the job to another run), each with its kill flag.
+  virtual Result<std::vector<HeldLease>> RenewJobLeases(std::string_view owner,
+                                                        int64_t expires_at) = 0;
+  // A queued job ends `killed` at once (kKilled); a running one gets its kill flag, for the
+  // worker holding its lease (kRequested). kFailedPrecondition when it already ended; kNotFound
+  // when absent.
+  virtual Result<JobKill> KillJob(const std::string& id, int64_t now) = 0;
   // Records the end of a running job: status, error, result and logs; the bytes it keeps are a
-  // completed job's result_size plus the sizes of stdout and stderr. kFailedPrecondition when the
-  // job is not running (it was killed while queued, say). A private run is held whatever
+  // completed job's result_size plus the sizes of stdout and stderr. Only the run that holds the
+  // job's lease may (`job.lease_owner` and `job.attempts` as LeaseNextJob gave them), so a run
+  // whose lease was taken from it records nothing: a job's end is recorded once.
+  // kFailedPrecondition when the job is not running under that lease (it was killed while
+  // queued, or its lease expired and it was queued again, say). A private run is held whatever
   // `job.held` says when the stored settings ask for output review at the commit.
   virtual Status FinishJob(const Job& job) = 0;
   // Counts `result_bytes` and `log_bytes` as kept by a running job, before FinishJob, and
@@ -704,8 +745,6 @@ class Store {
                                                                int64_t now) = 0;
   // The result bytes FinishJob kept in the database; nullopt when it kept none.
   virtual Result<std::optional<std::string>> GetJobResult(const std::string& id) = 0;
-  // queued → killed. kFailedPrecondition when it is not queued.
-  virtual Status KillQueuedJob(const std::string& id, int64_t now) = 0;
   virtual Status ReleaseJob(const std::string& id) = 0;
   // Lets the job's user read its error_detail. kNotFound when absent.
   virtual Status ReleaseJobError(const std::string& id) = 0;
@@ -713,11 +752,18 @@ class Store {
   // wrote) a data owner deposited, with its result_meta: it keeps result_size and its logs' bytes,
   // and is held when `job.held` (else it charges its user its result and stdout).
   virtual Status InsertDepositedJob(const Job& job) = 0;
-  // After a crash: running jobs leased fewer than `max_attempts` times go back to the queue, the
-  // others end `interrupted`; none of them keeps bytes (see ChargeJobBytes) nor the stdout its
-  // run had streamed. Returns how many
-  // were requeued and interrupted.
-  virtual Result<std::pair<int64_t, int64_t>> RecoverJobs(int64_t max_attempts, int64_t now) = 0;
+  // Running jobs whose worker is gone: those whose lease expired before `now`, and, when `owner`
+  // is given, every lease of `owner` (a worker that restarts under its name takes back at once
+  // what its previous life ran; it must be the only live process of that name). A job with its
+  // kill flag up ends `killed`; the others go back to the queue while leased fewer than
+  // `max_attempts` times, else end `interrupted`. None of them keeps bytes (see ChargeJobBytes)
+  // nor the stdout its run had streamed. Returns how many were requeued and how many ended.
+  virtual Result<std::pair<int64_t, int64_t>> RecoverJobs(
+      int64_t max_attempts, int64_t now, std::optional<std::string_view> owner) = 0;
+  // After a crash of the all-in-one server: every lease of kLocalLeaseOwner, and expired ones.
+  Result<std::pair<int64_t, int64_t>> RecoverJobs(int64_t max_attempts, int64_t now) {
+    return RecoverJobs(max_attempts, now, kLocalLeaseOwner);
+  }
 
   // Runs `body` as one transaction: the changes it makes through the Store it is given commit
   // together or not at all (an error from `body` rolls all of them back). Other threads' calls

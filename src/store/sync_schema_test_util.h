@@ -6,8 +6,10 @@
 namespace datasite::store {
 
 // Undoes the migrations after sync's (the quota's charged bytes, the storage meter's metered
-// bytes); goes before kDropSync.
+// bytes, the jobs' leases); goes before kDropSync.
 constexpr const char* kDropJobCharges =
+    "DROP INDEX jobs_lease; ALTER TABLE jobs DROP COLUMN kill_requested; "
+    "ALTER TABLE jobs DROP COLUMN lease_expires_at; ALTER TABLE jobs DROP COLUMN lease_owner; "
     "ALTER TABLE jobs DROP COLUMN metered_bytes; "
     "DROP INDEX jobs_usage; ALTER TABLE jobs DROP COLUMN charged_bytes; "
     "CREATE INDEX jobs_usage ON jobs(user_id, kind, status, kept_result_bytes, kept_log_bytes); ";
