@@ -1172,7 +1172,7 @@ Result<std::string> CodeService::Charge(const store::Job& job, int64_t result_by
                                         int64_t log_bytes, int64_t charged_bytes,
                                         int64_t metered_bytes, std::optional<int64_t> quota) {
   ASSIGN_OR_RETURN(bool charged,
-                   store_.ChargeJobBytes(job.id, result_bytes, log_bytes, charged_bytes, quota));
+                   store_.ChargeJobBytes(job, result_bytes, log_bytes, charged_bytes, quota));
   if (!charged) {
     return "your storage quota of " + std::to_string(*quota) + " bytes (--user-quota-bytes)";
   }
@@ -1180,10 +1180,10 @@ Result<std::string> CodeService::Charge(const store::Job& job, int64_t result_by
     auto was = store_.SetJobMeteredBytes(job.id, metered_bytes);
     if (was.ok()) return std::string();
     storage_.Add(-metered_bytes);
-    RETURN_IF_ERROR(store_.ChargeJobBytes(job.id, 0, 0, 0, std::nullopt).status());
+    RETURN_IF_ERROR(store_.ChargeJobBytes(job, 0, 0, 0, std::nullopt).status());
     return was.status();
   }
-  RETURN_IF_ERROR(store_.ChargeJobBytes(job.id, 0, 0, 0, std::nullopt).status());
+  RETURN_IF_ERROR(store_.ChargeJobBytes(job, 0, 0, 0, std::nullopt).status());
   return "the server's storage limit of " + std::to_string(storage_.limit()) + " bytes";
 }
 
@@ -1382,7 +1382,7 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
   bool streaming = true;
   spec.on_stdout = [this, &job, &review_now, &streaming](std::string_view chunk) {
     if (!streaming) return;
-    Status st = store_.AppendJobStdout(job.id, chunk, review_now());
+    Status st = store_.AppendJobStdout(job, chunk, review_now());
     if (st.ok()) return;
     streaming = false;  // the rest shows when the job ends
     spdlog::warn("job {}: its live stdout is not stored: {}", job.id, st.ToString());
@@ -1391,7 +1391,7 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
   bool streaming_stderr = true;
   spec.on_stderr = [this, &job, &streaming_stderr](std::string_view chunk) {
     if (!streaming_stderr) return;
-    Status st = store_.AppendJobStderr(job.id, chunk);
+    Status st = store_.AppendJobStderr(job, chunk);
     if (st.ok()) return;
     streaming_stderr = false;
     spdlog::warn("job {}: its live stderr is not stored: {}", job.id, st.ToString());

@@ -941,6 +941,14 @@ ProjectEvent ReadProjectEvent(const Stmt& s) {
 
 // Jobs without their logs (read by GetJobLogs alone): polling a job must not read megabytes.
 // `priority` chooses whether the priority is read (listings leave it out).
+// A running job under a given run's lease (binds: id, lease_owner, attempts).
+constexpr std::string_view kUnderLease =
+    "id = ? AND status = 'running' AND lease_owner = ? AND attempts = ?";
+
+Status NotUnderLease() {
+  return FailedPreconditionError("the job is not running under this lease");
+}
+
 std::string JobSelect(bool priority) {
   return std::string(
              "SELECT j.id, j.code_id, j.user_id, j.kind, j.status, j.inputs, j.timeout_ms, "
@@ -2693,20 +2701,26 @@ class SqliteStore : public Store {
     return out;
   }
 
-  Status AppendJobStdout(const std::string& id, std::string_view chunk, bool held) override {
+  Status AppendJobStdout(const Job& run, std::string_view chunk, bool held) override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_, ("UPDATE jobs SET stdout = stdout || ?, held = " + std::string(kHeldOnUpdate) +
-                    " WHERE id = ? AND status = 'running'"));
-    RETURN_IF_ERROR(s.Bind(std::string(chunk)).Bind(held).Bind(id).Run());
-    if (sqlite3_changes(db_) == 0) return FailedPreconditionError("the job is not running");
+                    " WHERE " + std::string(kUnderLease)));
+    RETURN_IF_ERROR(s.Bind(std::string(chunk))
+                        .Bind(held)
+                        .Bind(run.id)
+                        .Bind(run.lease_owner)
+                        .Bind(run.attempts)
+                        .Run());
+    if (sqlite3_changes(db_) == 0) return NotUnderLease();
     return Status::Ok();
   }
 
-  Status AppendJobStderr(const std::string& id, std::string_view chunk) override {
+  Status AppendJobStderr(const Job& run, std::string_view chunk) override {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_, "UPDATE jobs SET stderr = stderr || ? WHERE id = ? AND status = 'running'");
-    RETURN_IF_ERROR(s.Bind(std::string(chunk)).Bind(id).Run());
-    if (sqlite3_changes(db_) == 0) return FailedPreconditionError("the job is not running");
+    Stmt s(stmts_, "UPDATE jobs SET stderr = stderr || ? WHERE " + std::string(kUnderLease));
+    RETURN_IF_ERROR(
+        s.Bind(std::string(chunk)).Bind(run.id).Bind(run.lease_owner).Bind(run.attempts).Run());
+    if (sqlite3_changes(db_) == 0) return NotUnderLease();
     return Status::Ok();
   }
 
@@ -2817,9 +2831,8 @@ class SqliteStore : public Store {
                     std::string(kHeldOnUpdate) +
                     ", stdout = ?, stderr = ?, finished_at = ?, kept_result_bytes = ?, "
                     "kept_log_bytes = ?, result_meta = ?, charged_bytes = CASE WHEN " +
-                    std::string(kHeldOnUpdate) +
-                    " THEN 0 ELSE charged_bytes END WHERE id = ? AND status = 'running' "
-                    "AND lease_owner = ? AND attempts = ?"));
+                    std::string(kHeldOnUpdate) + " THEN 0 ELSE charged_bytes END WHERE " +
+                    std::string(kUnderLease)));
     s.Bind(j.status).Bind(j.error).Bind(j.failure).Bind(j.error_detail);
     s.Bind(j.result_format).Bind(j.result_size);
     if (j.result_data) {
@@ -2839,9 +2852,7 @@ class SqliteStore : public Store {
                         .Bind(j.lease_owner)
                         .Bind(j.attempts)
                         .Run());
-    if (sqlite3_changes(db_) == 0) {
-      return FailedPreconditionError("the job is not running under this lease");
-    }
+    if (sqlite3_changes(db_) == 0) return NotUnderLease();
     return Status::Ok();
   }
 
@@ -2872,16 +2883,17 @@ class SqliteStore : public Store {
     return held;
   }
 
-  Result<bool> ChargeJobBytes(const std::string& id, int64_t result_bytes, int64_t log_bytes,
+  Result<bool> ChargeJobBytes(const Job& run, int64_t result_bytes, int64_t log_bytes,
                               int64_t charged_bytes,
                               std::optional<int64_t> max_user_bytes) override {
     std::lock_guard lock(mu_);
+    const std::string& id = run.id;
     std::string user_id;
     {
-      Stmt s(stmts_, "SELECT user_id FROM jobs WHERE id = ? AND status = 'running'");
-      s.Bind(id);
+      Stmt s(stmts_, "SELECT user_id FROM jobs WHERE " + std::string(kUnderLease));
+      s.Bind(id).Bind(run.lease_owner).Bind(run.attempts);
       ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) return FailedPreconditionError("the job is not running");
+      if (!row) return NotUnderLease();
       user_id = s.Text(0);
     }
     if (max_user_bytes) {

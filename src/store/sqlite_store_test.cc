@@ -862,6 +862,13 @@ TEST_F(SqliteStoreTest, ReusedStatementsStartAfreshWithNewBindings) {
 namespace datasite::store {
 namespace {
 
+// A run of job `id` that holds no lease (for the refusals).
+Job JobNamed(const std::string& id) {
+  Job j;
+  j.id = id;
+  return j;
+}
+
 // Jobs and the bytes they keep (per-user quotas, the retention of mock outputs).
 class JobBytesTest : public SqliteStoreTest {
  protected:
@@ -914,7 +921,7 @@ class JobBytesTest : public SqliteStoreTest {
     const auto logs = static_cast<int64_t>(j.stdout_text.size() + j.stderr_text.size());
     const int64_t shown = result_bytes + static_cast<int64_t>(j.stdout_text.size()) +
                           (kind == "mock" ? static_cast<int64_t>(j.stderr_text.size()) : 0);
-    EXPECT_TRUE(*store_->ChargeJobBytes(j.id, result_bytes, logs, shown, std::nullopt));
+    EXPECT_TRUE(*store_->ChargeJobBytes(j, result_bytes, logs, shown, std::nullopt));
     EXPECT_TRUE(store_->FinishJob(j).ok());
     return j;
   }
@@ -949,7 +956,7 @@ TEST_F(JobBytesTest, KeptOutputsSplitWhatEachJobKeepsByPart) {
   failed.stderr_text = "trace";
   ASSERT_TRUE(store_->FinishJob(failed).ok());
   Job charged = Running("u");
-  ASSERT_TRUE(*store_->ChargeJobBytes(charged.id, 7, 3, 7 + 3, std::nullopt));
+  ASSERT_TRUE(*store_->ChargeJobBytes(charged, 7, 3, 7 + 3, std::nullopt));
   Running("u");                  // keeps nothing: not listed
   Finished("v", 5, "", "mock");  // another user's
   auto kept = store_->UserKeptOutputs("u");
@@ -1009,21 +1016,21 @@ TEST_F(JobBytesTest, ChargeRefusesWhatWouldPassTheUserQuota) {
   Job a = Running("u");
   Job b = Running("u");
   Job other = Running("v");
-  EXPECT_TRUE(*store_->ChargeJobBytes(a.id, 40, 0, 40, 100));
+  EXPECT_TRUE(*store_->ChargeJobBytes(a, 40, 0, 40, 100));
   // 51 + 40 are kept or counted: 10 more would pass 100, 9 not.
-  EXPECT_FALSE(*store_->ChargeJobBytes(b.id, 5, 5, 5 + 5, 100));
-  EXPECT_TRUE(*store_->ChargeJobBytes(b.id, 9, 0, 9, 100));
+  EXPECT_FALSE(*store_->ChargeJobBytes(b, 5, 5, 5 + 5, 100));
+  EXPECT_TRUE(*store_->ChargeJobBytes(b, 9, 0, 9, 100));
   // Charging again replaces the job's own count.
-  EXPECT_TRUE(*store_->ChargeJobBytes(b.id, 0, 9, 9, 100));
+  EXPECT_TRUE(*store_->ChargeJobBytes(b, 0, 9, 9, 100));
   EXPECT_EQ(store_->UserJobUsage("u")->log_bytes, 1 + 9);
   // Another user's jobs don't count; without a quota nothing is refused.
-  EXPECT_TRUE(*store_->ChargeJobBytes(other.id, 100, 0, 100, 100));
-  EXPECT_TRUE(*store_->ChargeJobBytes(a.id, 1'000'000, 0, 1'000'000, std::nullopt));
+  EXPECT_TRUE(*store_->ChargeJobBytes(other, 100, 0, 100, 100));
+  EXPECT_TRUE(*store_->ChargeJobBytes(a, 1'000'000, 0, 1'000'000, std::nullopt));
   // Past the quota, nothing more is still allowed.
-  EXPECT_TRUE(*store_->ChargeJobBytes(b.id, 0, 0, 0, 1));
-  EXPECT_EQ(store_->ChargeJobBytes("job1", 1, 0, 1, 100).status().code(),
+  EXPECT_TRUE(*store_->ChargeJobBytes(b, 0, 0, 0, 1));
+  EXPECT_EQ(store_->ChargeJobBytes(JobNamed("job1"), 1, 0, 1, 100).status().code(),
             StatusCode::kFailedPrecondition);
-  EXPECT_EQ(store_->ChargeJobBytes("missing", 1, 0, 1, 100).status().code(),
+  EXPECT_EQ(store_->ChargeJobBytes(JobNamed("missing"), 1, 0, 1, 100).status().code(),
             StatusCode::kFailedPrecondition);
 }
 
@@ -1031,10 +1038,10 @@ TEST_F(JobBytesTest, ChargeRefusesWhatWouldPassTheUserQuota) {
 // included, so a refusal, a "not kept" or a mock expiry told the size of a held output.
 TEST_F(JobBytesTest, TheQuotaCountsOnlyWhatIsChargedNotWhatIsKept) {
   Job hidden = Running("u", "private");
-  ASSERT_TRUE(*store_->ChargeJobBytes(hidden.id, 5000, 700, 0, 100));
+  ASSERT_TRUE(*store_->ChargeJobBytes(hidden, 5000, 700, 0, 100));
   Job a = Running("u");
-  EXPECT_TRUE(*store_->ChargeJobBytes(a.id, 60, 40, 100, 100));
-  EXPECT_FALSE(*store_->ChargeJobBytes(a.id, 60, 41, 101, 100));
+  EXPECT_TRUE(*store_->ChargeJobBytes(a, 60, 40, 100, 100));
+  EXPECT_FALSE(*store_->ChargeJobBytes(a, 60, 41, 101, 100));
   auto usage = store_->UserJobUsage("u");
   EXPECT_EQ(usage->charged_bytes, 0 + 60 + 41 - 1);
   EXPECT_EQ(usage->result_bytes + usage->log_bytes, 5700 + 100);
@@ -1046,7 +1053,7 @@ TEST_F(JobBytesTest, ARunHeldAtTheCommitChargesNothing) {
   Settings settings;
   settings.output_review = true;  // turned on while it runs, after the runner charged it
   ASSERT_TRUE(store_->PutSettings(settings).ok());
-  ASSERT_TRUE(*store_->ChargeJobBytes(j.id, 10, 2, 12, std::nullopt));
+  ASSERT_TRUE(*store_->ChargeJobBytes(j, 10, 2, 12, std::nullopt));
   j.status = "completed";
   j.result_size = 10;
   j.result_data = std::string(10, 'r');
@@ -1068,14 +1075,14 @@ TEST_F(JobBytesTest, ExpiryAndRecoveryDropCharges) {
   ASSERT_EQ(store_->ExpireMockOutputs("u", 0, 0, 5)->size(), 1u);
   EXPECT_EQ(store_->UserJobUsage("u")->charged_bytes, 0);
   Job a = Running("u");
-  ASSERT_TRUE(*store_->ChargeJobBytes(a.id, 40, 2, 42, std::nullopt));
+  ASSERT_TRUE(*store_->ChargeJobBytes(a, 40, 2, 42, std::nullopt));
   ASSERT_TRUE(store_->RecoverJobs(2, 1).ok());
   EXPECT_EQ(store_->UserJobUsage("u")->charged_bytes, 0);
 }
 
 TEST_F(JobBytesTest, RecoveryDropsTheChargesOfJobsThatDidNotEnd) {
   Job a = Running("u");
-  ASSERT_TRUE(*store_->ChargeJobBytes(a.id, 40, 2, 40 + 2, std::nullopt));
+  ASSERT_TRUE(*store_->ChargeJobBytes(a, 40, 2, 40 + 2, std::nullopt));
   ASSERT_EQ(*store_->TotalJobBytes(), 42);
   ASSERT_TRUE(store_->RecoverJobs(2, 1).ok());
   EXPECT_EQ(*store_->TotalJobBytes(), 0);
@@ -1085,12 +1092,12 @@ TEST_F(JobBytesTest, RecoveryDropsTheChargesOfJobsThatDidNotEnd) {
 // (a part its requester may not read, at its ceiling).
 TEST_F(JobBytesTest, MeteredBytesAreWhatTheLimitCounts) {
   Job a = Running("u", "private");
-  ASSERT_TRUE(*store_->ChargeJobBytes(a.id, 40, 2, 0, std::nullopt));
+  ASSERT_TRUE(*store_->ChargeJobBytes(a, 40, 2, 0, std::nullopt));
   EXPECT_EQ(*store_->TotalJobBytes(), 42);
   EXPECT_EQ(*store_->SetJobMeteredBytes(a.id, 1000), 42);
   EXPECT_EQ(*store_->TotalJobBytes(), 1000);
   // A job that keeps nothing but is metered is among the kept outputs (to be metered anew).
-  ASSERT_TRUE(*store_->ChargeJobBytes(a.id, 0, 0, 0, std::nullopt));
+  ASSERT_TRUE(*store_->ChargeJobBytes(a, 0, 0, 0, std::nullopt));
   EXPECT_EQ(*store_->SetJobMeteredBytes(a.id, 7), 0);
   auto outputs = store_->UserKeptOutputs("u");
   ASSERT_EQ(outputs->size(), 1u);
@@ -1102,8 +1109,8 @@ TEST_F(JobBytesTest, MeteredBytesAreWhatTheLimitCounts) {
 
 TEST_F(JobBytesTest, StdoutAppendedWhileRunningIsReadFromAnOffset) {
   Job a = Running("u", "private");
-  ASSERT_TRUE(store_->AppendJobStdout(a.id, "first\n", true).ok());
-  ASSERT_TRUE(store_->AppendJobStdout(a.id, std::string("\xc3\xa9x\0y", 5), true).ok());
+  ASSERT_TRUE(store_->AppendJobStdout(a, "first\n", true).ok());
+  ASSERT_TRUE(store_->AppendJobStdout(a, std::string("\xc3\xa9x\0y", 5), true).ok());
   auto all = store_->ReadJobOutput(a.id, 0);
   ASSERT_TRUE(all.ok()) << all.status().ToString();
   EXPECT_EQ(all->stdout_text, std::string("first\n\xc3\xa9x\0y", 11));
@@ -1123,8 +1130,8 @@ TEST_F(JobBytesTest, StdoutAppendedWhileRunningIsReadFromAnOffset) {
 // run started, and must not release it again.
 TEST_F(JobBytesTest, AnAppendNeverClearsTheHeldFlag) {
   Job a = Running("u", "private");
-  ASSERT_TRUE(store_->AppendJobStdout(a.id, "before\n", true).ok());
-  ASSERT_TRUE(store_->AppendJobStdout(a.id, "after\n", false).ok());
+  ASSERT_TRUE(store_->AppendJobStdout(a, "before\n", true).ok());
+  ASSERT_TRUE(store_->AppendJobStdout(a, "after\n", false).ok());
   EXPECT_TRUE(store_->ReadJobOutput(a.id, 0)->held);
 }
 
@@ -1133,12 +1140,12 @@ TEST_F(JobBytesTest, AnAppendNeverClearsTheHeldFlag) {
 TEST_F(JobBytesTest, OutputReviewStoredBeforeAnUpdateHoldsAPrivateRun) {
   Job before = Running("u", "private");
   Job mock = Running("u", "mock");
-  ASSERT_TRUE(store_->AppendJobStdout(before.id, "open\n", false).ok());
+  ASSERT_TRUE(store_->AppendJobStdout(before, "open\n", false).ok());
   EXPECT_FALSE(store_->ReadJobOutput(before.id, 0)->held);
   Settings s;
   s.output_review = true;
   ASSERT_TRUE(store_->PutSettings(s).ok());
-  ASSERT_TRUE(store_->AppendJobStdout(before.id, "after\n", false).ok());
+  ASSERT_TRUE(store_->AppendJobStdout(before, "after\n", false).ok());
   EXPECT_TRUE(store_->ReadJobOutput(before.id, 0)->held);
   Job finished = Finished("u", 4, "out", "private");
   EXPECT_TRUE(store_->GetJob(finished.id)->held);
@@ -1153,12 +1160,12 @@ TEST_F(JobBytesTest, OutputReviewStoredBeforeAnUpdateHoldsAPrivateRun) {
 
 TEST_F(JobBytesTest, StderrIsAppendedOnlyToRunningJobsAndDroppedByRecovery) {
   Job a = Running("u", "private");
-  ASSERT_TRUE(store_->AppendJobStderr(a.id, "warn 1\n").ok());
-  ASSERT_TRUE(store_->AppendJobStderr(a.id, "warn 2\n").ok());
+  ASSERT_TRUE(store_->AppendJobStderr(a, "warn 1\n").ok());
+  ASSERT_TRUE(store_->AppendJobStderr(a, "warn 2\n").ok());
   EXPECT_EQ(store_->ReadJobOutput(a.id, 0)->stderr_text, "warn 1\nwarn 2\n");
   EXPECT_FALSE(store_->ReadJobOutput(a.id, 0)->held);  // stderr is never the requester's here
   Job done = Finished("u", 1, "out");
-  EXPECT_EQ(store_->AppendJobStderr(done.id, "late").code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->AppendJobStderr(done, "late").code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(store_->ReadJobOutput(done.id, 0)->stderr_text, "e");
   ASSERT_TRUE(store_->RecoverJobs(2, 1).ok());
   EXPECT_EQ(store_->ReadJobOutput(a.id, 0)->stderr_text, "");
@@ -1166,18 +1173,37 @@ TEST_F(JobBytesTest, StderrIsAppendedOnlyToRunningJobsAndDroppedByRecovery) {
 
 TEST_F(JobBytesTest, StdoutIsAppendedOnlyToRunningJobs) {
   Job done = Finished("u", 1, "all of it");
-  EXPECT_EQ(store_->AppendJobStdout(done.id, "late", false).code(),
-            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->AppendJobStdout(done, "late", false).code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(store_->ReadJobOutput(done.id, 0)->stdout_text, "all of it");
-  EXPECT_EQ(store_->AppendJobStdout("missing", "x", false).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->AppendJobStdout(JobNamed("missing"), "x", false).code(),
+            StatusCode::kFailedPrecondition);
 }
 
 TEST_F(JobBytesTest, RecoveryDropsTheStdoutOfRunsThatDidNotEnd) {
   Job a = Running("u");
-  ASSERT_TRUE(store_->AppendJobStdout(a.id, "attempt 1\n", false).ok());
+  ASSERT_TRUE(store_->AppendJobStdout(a, "attempt 1\n", false).ok());
   ASSERT_TRUE(store_->RecoverJobs(2, 1).ok());
   EXPECT_EQ(store_->ReadJobOutput(a.id, 0)->stdout_text, "");
   EXPECT_EQ(store_->ReadJobOutput(a.id, 0)->status, "queued");
+}
+
+// A run whose worker was taken for gone (its lease expired, the job queued and leased again)
+// writes nothing: not to the logs, not to the quota; only the run holding the lease does.
+TEST_F(JobBytesTest, ARunWhoseLeaseWasTakenWritesNothing) {
+  Job stale = Running("u");
+  ASSERT_EQ(store_->RecoverJobs(2, stale.created_at + 31'000, std::nullopt)->first, 1);
+  auto again =
+      store_->LeaseNextJob(stale.created_at + 31'000, "worker-2", stale.created_at + 61'000);
+  ASSERT_TRUE(again.ok() && again->has_value());
+  EXPECT_EQ(store_->AppendJobStdout(stale, "stale\n", false).code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->AppendJobStderr(stale, "stale\n").code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->ChargeJobBytes(stale, 10, 0, 10, std::nullopt).status().code(),
+            StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(store_->AppendJobStdout(**again, "current\n", false).ok());
+  ASSERT_TRUE(*store_->ChargeJobBytes(**again, 0, 8, 8, std::nullopt));
+  EXPECT_EQ(store_->ReadJobOutput(stale.id, 0)->stdout_text, "current\n");
+  EXPECT_EQ(store_->UserJobUsage("u")->charged_bytes, 8);
 }
 
 TEST_F(JobBytesTest, OnlyTheNewestMockOutputsAreKept) {
@@ -1218,7 +1244,7 @@ TEST_F(JobBytesTest, MockOutputsExpireOldestFirstUntilEnoughIsFreed) {
   EXPECT_EQ((*expired)[1].job_id, mocks[1].id);
   // A running mock job is never touched.
   Job running = Running("u");
-  ASSERT_TRUE(*store_->ChargeJobBytes(running.id, 10, 0, 10, std::nullopt));
+  ASSERT_TRUE(*store_->ChargeJobBytes(running, 10, 0, 10, std::nullopt));
   expired = store_->ExpireMockOutputs("u", 0, 1000, 100);
   ASSERT_EQ(expired->size(), 1u);
   EXPECT_EQ((*expired)[0].job_id, mocks[2].id);

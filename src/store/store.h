@@ -675,11 +675,13 @@ class Store {
   // Appends `chunk` to the stdout of a running job (its live log; FinishJob writes the whole
   // stdout over it) and raises its held flag when `held` in the same update, so no reader sees
   // these bytes without the flag; the flag is never cleared here (a denial may have held the run
-  // after it started). kFailedPrecondition when the job is not running.
-  virtual Status AppendJobStdout(const std::string& id, std::string_view chunk, bool held) = 0;
+  // after it started). kFailedPrecondition when the job is not running under `run`'s lease (its
+  // id, lease_owner and attempts, as LeaseNextJob gave them): a run whose lease was taken writes
+  // nothing, here and in AppendJobStderr and ChargeJobBytes.
+  virtual Status AppendJobStdout(const Job& run, std::string_view chunk, bool held) = 0;
   // Appends `chunk` to the stderr of a running job (its live log, for data owners; FinishJob
   // writes the whole stderr over it). kFailedPrecondition when the job is not running.
-  virtual Status AppendJobStderr(const std::string& id, std::string_view chunk) = 0;
+  virtual Status AppendJobStderr(const Job& run, std::string_view chunk) = 0;
   // Oldest first unless filter.newest_first.
   virtual Result<JobPage> ListJobs(const JobFilter& filter) = 0;
   // The newest completed private job of a code; kNotFound when none.
@@ -719,9 +721,10 @@ class Store {
   // its size may be the data's. FinishJob charges nothing for a run it holds; SetJobChargedBytes
   // charges what a release shows.
   // False (nothing counted) when they would pass it; kFailedPrecondition when the job is not
-  // running. Checked and counted atomically, so jobs ending together can't pass a quota.
-  virtual Result<bool> ChargeJobBytes(const std::string& id, int64_t result_bytes,
-                                      int64_t log_bytes, int64_t charged_bytes,
+  // running under `run`'s lease. Checked and counted atomically, so jobs ending together can't
+  // pass a quota.
+  virtual Result<bool> ChargeJobBytes(const Job& run, int64_t result_bytes, int64_t log_bytes,
+                                      int64_t charged_bytes,
                                       std::optional<int64_t> max_user_bytes) = 0;
   // Sets what a job charges its user's quota (after a release: what it shows them now), whatever
   // the quota. kNotFound when absent.
