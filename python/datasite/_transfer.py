@@ -490,33 +490,39 @@ class DurableFileWriter:
     BLOCK = CHUNK_SIZE
     _ALIGN = 4096
 
-    def __init__(self, path):
+    def __init__(self, fd):
+        """Takes over ``fd``, a new empty file open for writing (from ``tempfile.mkstemp``): it
+        is closed by ``finish`` or ``close``, or here if this fails."""
+        import fcntl
         import mmap
         import queue
         import threading
 
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
-        direct = getattr(os, "O_DIRECT", 0)
-        self.fd = None
-        if direct:
-            try:
-                self.fd = os.open(path, flags | direct, 0o600)
-            except OSError:  # EINVAL: this file system has no O_DIRECT (tmpfs)
-                self.fd = None
-        self.direct = self.fd is not None
-        if self.fd is None:
-            self.fd = os.open(path, flags, 0o600)
-        # mmap'd memory is page-aligned, as O_DIRECT requires.
-        self._free = queue.Queue()
-        for _ in range(3):  # one filling, up to two queued or being written
-            self._free.put(mmap.mmap(-1, self.BLOCK))
-        self._full = queue.Queue()
-        self._error = None
-        self._block = None
-        self._filled = 0
-        self.size = 0
-        self._thread = threading.Thread(target=self._write_queued, daemon=True)
-        self._thread.start()
+        self.fd = fd
+        try:
+            self.direct = False
+            direct = getattr(os, "O_DIRECT", 0)
+            if direct:
+                try:
+                    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | direct)
+                    self.direct = True
+                except OSError:  # EINVAL: this file system has no O_DIRECT (tmpfs)
+                    pass
+            # mmap'd memory is page-aligned, as O_DIRECT requires.
+            self._free = queue.Queue()
+            for _ in range(3):  # one filling, up to two queued or being written
+                self._free.put(mmap.mmap(-1, self.BLOCK))
+            self._full = queue.Queue()
+            self._error = None
+            self._block = None
+            self._filled = 0
+            self.size = 0
+            self._thread = threading.Thread(target=self._write_queued, daemon=True)
+            self._thread.start()
+        except BaseException:
+            os.close(fd)
+            self.fd = None
+            raise
 
     def _write_queued(self):
         while True:
@@ -526,7 +532,7 @@ class DurableFileWriter:
             if self._error is None:
                 try:
                     self._write_all(memoryview(block))
-                except OSError as err:
+                except BaseException as err:  # whatever it is, the caller sees it
                     self._error = err
             self._free.put(block)
 
@@ -567,10 +573,10 @@ class DurableFileWriter:
             view = memoryview(self._block)[: self._filled]
             aligned = self._filled // self._ALIGN * self._ALIGN
             if self.direct:
-                self._write_all(view[:aligned])
-                # The last partial 4 KiB can't go direct.
                 import fcntl
 
+                self._write_all(view[:aligned])
+                # The last partial 4 KiB can't go direct.
                 fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) & ~os.O_DIRECT)
                 self._write_all(view[aligned:])
             else:

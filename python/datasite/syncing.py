@@ -137,7 +137,6 @@ def export_bundle(transport, peer, path, progress_stream=None):
     _, url = route_path("sync_export", query={"peer": peer})
     conn = _transfer._connection(transport, transport.timeout)
     fd, tmp = tempfile.mkstemp(prefix=".datasite-bundle-", dir=str(target.parent or "."))
-    os.close(fd)
     dest = None
     try:
         headers = {"Accept": "application/octet-stream"}
@@ -153,7 +152,8 @@ def export_bundle(transport, peer, path, progress_stream=None):
         length = resp.getheader("Content-Length")
         expected = int(length) if length and length.isdigit() else None
         seq = resp.getheader("X-Datasite-Bundle-Seq")
-        dest = _transfer.DurableFileWriter(tmp)
+        dest = _transfer.DurableFileWriter(fd)  # it owns the descriptor from here
+        fd = None
 
         def read_some(view):
             try:
@@ -186,6 +186,8 @@ def export_bundle(transport, peer, path, progress_stream=None):
     except BaseException:
         if dest is not None:
             dest.close()
+        elif fd is not None:
+            os.close(fd)
         try:
             os.unlink(tmp)
         except OSError:

@@ -45,11 +45,14 @@ FileWriter::~FileWriter() {
 
 Status FileWriter::Append(std::string_view bytes) {
   if (fd_ < 0) return FailedPreconditionError("file writer is closed");
+  RETURN_IF_ERROR(FirstError());
   size_ += static_cast<int64_t>(bytes.size());
-  if (!direct_) return AppendBuffered(bytes);
+  if (!direct_) return Failed(AppendBuffered(bytes));
   while (!bytes.empty()) {
     if (stage_ == nullptr) {
-      ASSIGN_OR_RETURN(stage_, TakeBlock());
+      auto block = TakeBlock();
+      if (!block.ok()) return Failed(block.status());
+      stage_ = *block;
     }
     size_t n = std::min(bytes.size(), kBlock - staged_);
     std::memcpy(stage_ + staged_, bytes.data(), n);
@@ -66,6 +69,11 @@ Status FileWriter::Append(std::string_view bytes) {
 
 Status FileWriter::Flush() {
   if (fd_ < 0) return FailedPreconditionError("file writer is closed");
+  RETURN_IF_ERROR(FirstError());
+  return Failed(FlushStaged());
+}
+
+Status FileWriter::FlushStaged() {
   if (!direct_) return Status::Ok();
   RETURN_IF_ERROR(Drain());
   if (staged_ == 0) return Status::Ok();
@@ -94,8 +102,20 @@ Status FileWriter::Flush() {
 
 Status FileWriter::Sync() {
   RETURN_IF_ERROR(Flush());
-  if (::fsync(fd_) != 0) return FileErrno("fsync " + path_);
+  if (::fsync(fd_) != 0) return Failed(FileErrno("fsync " + path_));
   return Status::Ok();
+}
+
+Status FileWriter::FirstError() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return error_;
+}
+
+Status FileWriter::Failed(Status st) {
+  if (st.ok()) return st;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (error_.ok()) error_ = std::move(st);
+  return error_;
 }
 
 Status FileWriter::Close() {

@@ -36,9 +36,10 @@ enum class BlobWriteMode { kDirect, kPageCache };
 // ENOSPC/EDQUOT, kUnavailable for a read-only or forbidden file system, kInternal otherwise.
 Status FileErrno(const std::string& what);
 
-// Not thread-safe (one caller); the thread it starts is its own business. Destroying it closes the
-// file (after the write in progress; blocks still queued are dropped) and leaves it where it is:
-// removing an unfinished file is the owner's call.
+// Not thread-safe (one caller); the thread it starts is its own business. The first error is for
+// good: every later call returns it, so that a file one of whose writes failed is never reported
+// whole. Destroying it closes the file (after the write in progress; blocks still queued are
+// dropped) and leaves it where it is: removing an unfinished file is the owner's call.
 class FileWriter {
  public:
   // Creates `path`, which must not exist yet, with `permissions` (less the umask).
@@ -63,6 +64,11 @@ class FileWriter {
  private:
   FileWriter(int fd, std::string path, BlobWriteMode mode);
 
+  Status FlushStaged();
+  // The first error so far (the writer thread's included); records `st` as it when it is the
+  // first, and returns the first.
+  Status FirstError();
+  Status Failed(Status st);
   Status WriteAt(const char* data, size_t n, int64_t offset);
   Result<char*> TakeBlock();
   void ReturnBlock(char* b);
@@ -91,7 +97,7 @@ class FileWriter {
   std::vector<char*> free_;    // GUARDED_BY(mu_)
   std::deque<char*> queue_;    // GUARDED_BY(mu_): full blocks to write, the front one being written
   int64_t written_ = 0;        // GUARDED_BY(mu_) while the thread runs: bytes in the file
-  Status error_;               // GUARDED_BY(mu_): the first write error
+  Status error_;               // GUARDED_BY(mu_): the first error, for good
   bool stop_ = false;          // GUARDED_BY(mu_)
   std::thread thread_;
 };

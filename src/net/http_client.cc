@@ -449,8 +449,7 @@ Result<HttpResponse> HttpClient::Download(const HttpRequest& request, const std:
   // system allows, so that the fsync below has next to nothing left.
   std::string temp = path + ".part-" + std::to_string(::getpid());
   auto file = blob::FileWriter::Create(temp, blob::BlobWriteMode::kDirect, 0666);
-  if (!file.ok())
-    return InvalidArgumentError("cannot create " + temp + ": " + file.status().message());
+  if (!file.ok()) return InvalidArgumentError("download: cannot " + file.status().message());
   FileRemover remover(temp);
   t.out_file = file->get();
   RETURN_IF_ERROR(impl_->Perform(request, Impl::Mode::kDownload, t));
@@ -461,7 +460,13 @@ Result<HttpResponse> HttpClient::Download(const HttpRequest& request, const std:
                          " does not match its X-Content-SHA256; nothing was written");
   }
   Status closed = (*file)->Close();
-  if (!closed.ok()) return InternalError("download: cannot sync " + temp + ": " + closed.message());
+  if (!closed.ok()) {
+    // A write of the writer's own thread may fail only here (the disk full at the last blocks).
+    if (closed.code() == StatusCode::kResourceExhausted) {
+      return ResourceExhaustedError("download: the disk is full");
+    }
+    return InternalError("download: cannot write " + temp + ": " + closed.message());
+  }
   file->reset();
   if (::rename(temp.c_str(), path.c_str()) != 0) {
     return InternalError("download: cannot move it to " + path + ": " + ErrnoText());

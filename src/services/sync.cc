@@ -1968,10 +1968,21 @@ Result<std::string> SyncService::Apply(const Principal& caller, const std::strin
     return st;
   }
   im.applied_once = true;
+  // The mocks adopted count against the server's storage limit from now on, as an upload's do
+  // (the load checked they fit, with every pending import's blobs).
+  if (options_.storage) {
+    for (const std::string& id : adopted) {
+      auto b = store_.GetBlob(id);
+      if (b.ok()) options_.storage->Add(b->size);
+    }
+  }
   // The mocks replaced go once the apply holds, as the owner's own replace deletes its old mock
   // (row first: a file left by a crash in between is removed by the start-up recovery).
   for (const std::string& id : released) {
-    Status gone = store_.DeleteBlob(id);
+    auto b = store_.GetBlob(id);
+    Status gone = b.status();
+    if (gone.ok()) gone = store_.DeleteBlob(id);
+    if (gone.ok() && options_.storage) options_.storage->Add(-b->size);
     if (gone.ok()) gone = blobs_.Delete(id);
     if (!gone.ok()) spdlog::warn("deleting the replaced mock blob {}: {}", id, gone.message());
   }

@@ -51,7 +51,9 @@ struct Side {
     CodeOptions options;
     options.results_dir = dir + "/results";
     code = std::make_unique<CodeService>(*store, *blobs, *settings, *queue, meter, clock, options);
-    sync = std::make_unique<SyncService>(*store, *blobs, *settings, *code, clock);
+    SyncOptions sync_options;
+    sync_options.storage = &meter;
+    sync = std::make_unique<SyncService>(*store, *blobs, *settings, *code, clock, sync_options);
     admin.role = auth::Role::kAdmin;
     admin.user_id = "admin-" + name;
   }
@@ -1180,6 +1182,21 @@ TEST_F(SyncTest, AReplacedMockReachesTheLowSideAndItsOldBlobGoes) {
   EXPECT_EQ(std::count(files.begin(), files.end(), old_blob), 0);
   EXPECT_EQ(files.size(), blobs_before);
   ExpectNothingMoreToSync(*high_, *low_);
+}
+
+// A mock a sync brought counts against the server's storage limit as an upload's does, and stops
+// counting when a replacement deletes it.
+TEST_F(SyncTest, SyncedMocksCountAgainstTheStorageLimit) {
+  const int64_t before = low_->meter.used();
+  high_->AddDataset("d1", "OLD-MOCK", "PRIVATE-MARKER-ROWS");
+  SyncEverything(*high_, "low", *low_);
+  EXPECT_EQ(low_->meter.used(), before + 8);
+  const std::string fresh = high_->PutBlob("A-LONGER-MOCK");
+  auto replaced = high_->store->ReplaceAssetMock("asset-d1", fresh, 600);
+  ASSERT_TRUE(replaced.ok() && replaced->has_value());
+  SyncEverything(*high_, "low", *low_);
+  EXPECT_EQ(low_->MockBytes("d1", "people"), "A-LONGER-MOCK");
+  EXPECT_EQ(low_->meter.used(), before + 13);
 }
 
 TEST_F(SyncTest, DatasetMetadataChangesReachTheLowSide) {

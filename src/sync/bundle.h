@@ -153,7 +153,8 @@ class BundleVerifier {
   // A fresh path for a staging file, on the file system the blobs will be adopted into.
   using StagingPath = std::function<std::string()>;
 
-  // Staging files are written as the blob store writes uploads (`mode`, blob/file_writer.h).
+  // Staging files are written by a blob::FileWriter in `mode` (kDirect: past the page cache where
+  // the file system allows, as the server's blob store writes uploads).
   BundleVerifier(HeaderCheck check, StagingPath staging_path,
                  int64_t max_objects_size = kDefaultMaxObjectsSize,
                  blob::BlobWriteMode mode = blob::BlobWriteMode::kDirect);

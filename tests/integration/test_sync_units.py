@@ -206,7 +206,7 @@ def test_the_durable_writer_writes_every_size_byte_for_byte(tmp_path, size):
     data = os.urandom(size)
     for piece in (1000, 65536, 1 << 20):
         path = tmp_path / "f{}".format(piece)
-        writer = _transfer.DurableFileWriter(str(path))
+        writer = _transfer.DurableFileWriter(os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL))
         assert writer.direct == _supports_o_direct(tmp_path)
         read = _readinto_pieces(data, piece)
         while writer.fill(read):
@@ -223,7 +223,8 @@ def test_a_failed_write_of_the_durable_writer_raises_it(tmp_path):
     old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (2 << 20, old_limit[1]))
     try:
-        writer = _transfer.DurableFileWriter(str(tmp_path / "f"))
+        writer = _transfer.DurableFileWriter(
+            os.open(str(tmp_path / "f"), os.O_WRONLY | os.O_CREAT | os.O_EXCL))
         read = _readinto_pieces(os.urandom(8 << 20), 1 << 20)
         with pytest.raises(OSError):
             while writer.fill(read):
