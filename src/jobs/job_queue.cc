@@ -31,14 +31,28 @@ void JobQueue::Stop() {
     std::lock_guard lock(mu_);
     if (stopping_ && threads_.empty() && !heartbeat_.joinable()) return;
     stopping_ = true;
-    for (auto& [id, cancel] : running_) *cancel = true;
+    for (auto& [id, run] : running_) *run.cancel = true;
   }
   work_cv_.notify_all();
   done_cv_.notify_all();
-  heartbeat_cv_.notify_all();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  // Only now: until every run has stopped, its lease must stay ours.
+  {
+    std::lock_guard lock(mu_);
+    heartbeat_stopping_ = true;
+  }
+  heartbeat_cv_.notify_all();
   if (heartbeat_.joinable()) heartbeat_.join();
+}
+
+std::unordered_multimap<std::string, JobQueue::Run>::iterator JobQueue::FindRun(
+    const std::string& id, int64_t attempts) {
+  auto [from, to] = running_.equal_range(id);
+  for (auto it = from; it != to; ++it) {
+    if (it->second.attempts == attempts) return it;
+  }
+  return running_.end();
 }
 
 Result<store::JobAdmission> JobQueue::Enqueue(const store::Job& job, const store::JobLimits& limits,
@@ -57,29 +71,35 @@ Result<store::JobAdmission> JobQueue::Enqueue(const store::Job& job, const store
 }
 
 Status JobQueue::Kill(const std::string& id) {
+  bool here = false;
   {
     std::lock_guard lock(mu_);
-    auto it = running_.find(id);
-    if (it != running_.end()) {
-      *it->second = true;
-      return Status::Ok();
+    auto [from, to] = running_.equal_range(id);
+    for (auto it = from; it != to; ++it) {
+      *it->second.cancel = true;
+      here = true;
     }
   }
-  ASSIGN_OR_RETURN(store::JobKill kill, store_.KillJob(id, clock_.NowMillis()));
-  if (kill == store::JobKill::kKilled) {
+  // The flag goes to the database too (a job running here included): should this process stop
+  // before the run ends, recovery ends the job killed instead of running it again.
+  auto kill = store_.KillJob(id, clock_.NowMillis());
+  if (here) return Status::Ok();
+  RETURN_IF_ERROR(kill.status());
+  if (*kill == store::JobKill::kKilled) {
     Finished();
     return Status::Ok();
   }
   // Running: here (leased between our two looks: cancelled now), or in another process, whose
   // heartbeat sees the flag.
   std::lock_guard lock(mu_);
-  auto it = running_.find(id);
-  if (it != running_.end()) *it->second = true;
+  auto [from, to] = running_.equal_range(id);
+  for (auto it = from; it != to; ++it) *it->second.cancel = true;
   return Status::Ok();
 }
 
 Result<store::Job> JobQueue::Wait(const std::string& id,
                                   std::chrono::steady_clock::time_point deadline) {
+  std::chrono::milliseconds poll = options_.wait_poll;
   while (true) {
     uint64_t seen;
     {
@@ -90,12 +110,13 @@ Result<store::Job> JobQueue::Wait(const std::string& id,
     if (IsFinal(job.status)) return job;
     auto now = std::chrono::steady_clock::now();
     if (now >= deadline) return job;
-    // Woken at once by an end recorded here; the row is read again after `wait_poll` for one
-    // recorded by another process.
+    // Woken at once by an end recorded here; the row is read again after `poll` for one recorded
+    // by another process.
     std::unique_lock lock(mu_);
     if (stopping_) return job;
-    done_cv_.wait_until(lock, std::min(deadline, now + options_.wait_poll),
+    done_cv_.wait_until(lock, std::min(deadline, now + poll),
                         [&] { return generation_ != seen || stopping_; });
+    poll = std::min(poll * 2, options_.wait_poll_max);
   }
 }
 
@@ -129,7 +150,7 @@ void JobQueue::WorkerLoop() {
     {
       std::lock_guard lock(mu_);
       if (stopping_) *cancel = true;
-      running_[job.id] = cancel;
+      running_.emplace(job.id, Run{job.attempts, cancel});
     }
     Outcome out;
     try {
@@ -148,8 +169,12 @@ void JobQueue::WorkerLoop() {
     if (stopping && out.status == "killed") {
       // Cut short by shutdown, not by a user: leave it running so the next start runs it again.
       std::lock_guard lock(mu_);
-      running_.erase(job.id);
+      running_.erase(FindRun(job.id, job.attempts));
       continue;
+    }
+    {
+      std::lock_guard lock(mu_);
+      FindRun(job.id, job.attempts)->second.ending = true;
     }
     job.status = out.status;
     job.error = out.error;
@@ -187,7 +212,7 @@ void JobQueue::WorkerLoop() {
     {
       // Only now: a kill until here finds the job running and gets "already ended" after.
       std::lock_guard lock(mu_);
-      running_.erase(job.id);
+      running_.erase(FindRun(job.id, job.attempts));
     }
     Finished();
   }
@@ -197,8 +222,8 @@ void JobQueue::HeartbeatLoop() {
   while (true) {
     {
       std::unique_lock lock(mu_);
-      heartbeat_cv_.wait_for(lock, options_.heartbeat, [&] { return stopping_; });
-      if (stopping_) return;
+      heartbeat_cv_.wait_for(lock, options_.heartbeat, [&] { return heartbeat_stopping_; });
+      if (heartbeat_stopping_) return;
     }
     Heartbeat();
   }
@@ -206,36 +231,49 @@ void JobQueue::HeartbeatLoop() {
 
 void JobQueue::Heartbeat() {
   const int64_t now = clock_.NowMillis();
-  auto held = store_.RenewJobLeases(options_.owner, now + options_.lease_ms);
+  // The runs going now, and only they: a run that starts after this look is renewed next time
+  // (its lease is fresh), one whose end is being recorded is not renewed at all.
+  std::vector<store::HeldLease> runs;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, run] : running_) {
+      if (!run.ending) runs.push_back({id, run.attempts, false});
+    }
+  }
+  auto held = store_.RenewJobLeases(options_.owner, runs, now + options_.lease_ms);
   if (!held.ok()) {
     spdlog::error("jobs: cannot renew the leases of {}: {}", options_.owner,
                   held.status().ToString());
   } else {
-    std::unordered_map<std::string, const store::HeldLease*> by_id;
-    for (const store::HeldLease& h : *held) by_id[h.job_id] = &h;
     std::lock_guard lock(mu_);
-    for (auto& [id, cancel] : running_) {
-      auto it = by_id.find(id);
-      if (it == by_id.end()) {
+    for (const store::HeldLease& run : runs) {
+      auto it = FindRun(run.job_id, run.attempts);
+      if (it == running_.end() || it->second.ending) continue;  // it ended meanwhile
+      auto h = std::find_if(held->begin(), held->end(), [&](const store::HeldLease& l) {
+        return l.job_id == run.job_id && l.attempts == run.attempts;
+      });
+      if (h == held->end()) {
         // Its lease expired and recovery gave the job to another run: this one records nothing
         // (FinishJob refuses it), so it may as well stop.
-        if (!*cancel) spdlog::warn("jobs: the lease of {} was lost; stopping its run", id);
-        *cancel = true;
-      } else if (it->second->kill_requested) {
-        *cancel = true;
+        if (!*it->second.cancel) {
+          spdlog::warn("jobs: the lease of {} was lost; stopping its run", run.job_id);
+        }
+        *it->second.cancel = true;
+      } else if (h->kill_requested) {
+        *it->second.cancel = true;
       }
     }
   }
-  // Other workers' expired leases (a worker process that died): their jobs run again here or
-  // anywhere.
+  // Expired leases (a worker process that died, or a run here whose end could not be recorded):
+  // their jobs run again here or anywhere.
   auto recovered = store_.RecoverJobs(options_.max_attempts, now, std::nullopt);
   if (!recovered.ok()) {
     spdlog::error("jobs: cannot recover expired leases: {}", recovered.status().ToString());
     return;
   }
   if (recovered->first || recovered->second) {
-    spdlog::warn("jobs: {} job(s) of a worker that stopped queued again, {} ended",
-                 recovered->first, recovered->second);
+    spdlog::warn("jobs: {} job(s) of a run that stopped queued again, {} ended", recovered->first,
+                 recovered->second);
     work_cv_.notify_all();
     Finished();
   }

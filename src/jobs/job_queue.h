@@ -69,8 +69,10 @@ struct QueueOptions {
   int64_t lease_ms = 30'000;
   std::chrono::milliseconds heartbeat{1'000};
   // How often a Wait reads the job's row, for an end recorded by another process (an end
-  // recorded here wakes it at once).
+  // recorded here wakes it at once): first after `wait_poll`, then twice as long each time, up
+  // to `wait_poll_max`.
   std::chrono::milliseconds wait_poll{50};
+  std::chrono::milliseconds wait_poll_max{400};
 };
 
 bool IsFinal(const std::string& status);
@@ -100,7 +102,7 @@ class JobQueue {
   // kFailedPrecondition when the job already ended.
   Status Kill(const std::string& id);
   // Waits until the job has ended or `deadline` passes; answers the job as stored then. Sees an
-  // end recorded by another process within `wait_poll`.
+  // end recorded by another process within `wait_poll_max` (sooner early on).
   Result<store::Job> Wait(const std::string& id, std::chrono::steady_clock::time_point deadline);
 
   int workers() const { return options_.workers; }
@@ -122,9 +124,22 @@ class JobQueue {
   std::condition_variable done_cv_;  // a job ended
   uint64_t generation_ = 0;          // counts ended jobs. Guarded by mu_.
   bool stopping_ = false;            // Guarded by mu_.
-  // Cancel flags of running jobs by id. Guarded by mu_.
-  std::unordered_map<std::string, std::shared_ptr<std::atomic<bool>>> running_;
-  std::condition_variable heartbeat_cv_;  // stopping
+  // A run going here: its attempt (a job whose lease this process lost and leased again may have
+  // two), its cancel flag, and whether its end is being recorded (its lease is then no longer
+  // renewed: should recording fail for good, the lease expires and the job is recovered).
+  struct Run {
+    int64_t attempts = 0;
+    std::shared_ptr<std::atomic<bool>> cancel;
+    bool ending = false;
+  };
+  // The runs going here, by job id. Guarded by mu_.
+  std::unordered_multimap<std::string, Run> running_;
+  // Finds the run of `id` at `attempts`, or running_.end(). REQUIRES: mu_ held.
+  std::unordered_multimap<std::string, Run>::iterator FindRun(const std::string& id,
+                                                              int64_t attempts);
+  std::condition_variable heartbeat_cv_;  // heartbeat_stopping_
+  // Set by Stop once the workers are joined: the heartbeat renews leases while runs are stopping.
+  bool heartbeat_stopping_ = false;  // Guarded by mu_.
   std::vector<std::thread> threads_;
   std::thread heartbeat_;
 };

@@ -566,6 +566,65 @@ TEST_F(JobQueueTest, OnlyTheRunHoldingTheLeaseRecordsTheEnd) {
   EXPECT_TRUE(store_->FinishJob(current).ok());
 }
 
+// A job leased between the heartbeat's look at its runs and its renewal is not taken for one
+// whose lease was lost (found by a cold review: it ended "killed" with nobody killing it, in 3 of
+// 7 runs of 3000 jobs on one core).
+TEST_F(JobQueueTest, AFreshLeaseIsNotTakenForALostOne) {
+  std::atomic<int> cancelled{0};
+  JobQueue q(*store_, clock_, Process("local", 4, milliseconds(1)));
+  ASSERT_TRUE(q.Start([&](const store::Job&, const std::atomic<bool>& cancel) {
+                 auto until = steady_clock::now() + std::chrono::microseconds(1000);
+                 while (steady_clock::now() < until) {
+                   if (cancel) {
+                     ++cancelled;
+                     Outcome k;
+                     k.status = "killed";
+                     k.error = "killed";
+                     return k;
+                   }
+                 }
+                 return Completed("");
+               }).ok());
+  const std::string code = AddCode(*store_);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3000; ++i) {
+    auto job = NewJob(code, "mock", "u" + std::to_string(i % 7));
+    ASSERT_EQ(*q.Enqueue(job, {}), store::JobAdmission::kInserted);
+    ids.push_back(job.id);
+  }
+  int killed = 0;
+  for (const auto& id : ids) killed += WaitFor(q, id).status == "killed";
+  EXPECT_EQ(killed, 0) << "runs cancelled: " << cancelled.load();
+}
+
+// A heartbeat renews the leases of the runs it names only: a lease its owner holds for no run (its
+// end could not be recorded, say) expires and is recovered.
+TEST_F(JobQueueTest, ALeaseNoRunHoldsIsNotRenewed) {
+  const std::string code = AddCode(*store_);
+  auto a = NewJob(code), b = NewJob(code);
+  ASSERT_EQ(*store_->InsertJob(a, {}), store::JobAdmission::kInserted);
+  ASSERT_EQ(*store_->InsertJob(b, {}), store::JobAdmission::kInserted);
+  const int64_t now = clock_.NowMillis();
+  auto first = *store_->LeaseNextJob(now, "worker-1", now + 30'000);
+  auto second = *store_->LeaseNextJob(now, "worker-1", now + 30'000);
+  ASSERT_TRUE(first && second);
+  auto held =
+      store_->RenewJobLeases("worker-1", {{first->id, first->attempts, false}}, now + 90'000);
+  ASSERT_TRUE(held.ok());
+  ASSERT_EQ(held->size(), 1u);
+  EXPECT_EQ((*held)[0].job_id, first->id);
+  EXPECT_EQ(store_->GetJob(first->id)->lease_expires_at, now + 90'000);
+  EXPECT_EQ(store_->GetJob(second->id)->lease_expires_at, now + 30'000);
+  EXPECT_EQ(store_->RecoverJobs(2, now + 31'000, std::nullopt)->first, 1);
+  EXPECT_EQ(store_->GetJob(second->id)->status, "queued");
+  EXPECT_EQ(store_->GetJob(first->id)->status, "running");
+  // A run at another attempt, or of another owner, renews nothing.
+  EXPECT_TRUE(
+      store_->RenewJobLeases("worker-2", {{first->id, first->attempts, false}}, now)->empty());
+  EXPECT_TRUE(
+      store_->RenewJobLeases("worker-1", {{first->id, first->attempts + 1, false}}, now)->empty());
+}
+
 TEST_F(JobQueueTest, WaitForUnknownJobIsNotFound) {
   JobQueue q(*store_, clock_, {.workers = 1});
   EXPECT_EQ(q.Wait("nope", steady_clock::now()).status().code(), StatusCode::kNotFound);

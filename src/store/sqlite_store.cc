@@ -2857,21 +2857,27 @@ class SqliteStore : public Store {
   }
 
   Result<std::vector<HeldLease>> RenewJobLeases(std::string_view owner,
+                                                const std::vector<HeldLease>& runs,
                                                 int64_t expires_at) override {
     std::lock_guard lock(mu_);
+    if (runs.empty()) return std::vector<HeldLease>();
     // Not synced, as a lease is not: lost in a crash, it is recovered like an expired one.
     RETURN_IF_ERROR(Exec("PRAGMA synchronous=NORMAL"));
     auto held = [&]() -> Result<std::vector<HeldLease>> {
-      Stmt s(stmts_,
-             "UPDATE jobs SET lease_expires_at = ? WHERE status = 'running' AND lease_owner = ? "
-             "RETURNING id, attempts, kill_requested");
-      s.Bind(expires_at).Bind(std::string(owner));
+      RETURN_IF_ERROR(Begin());
       std::vector<HeldLease> out;
-      while (true) {
-        ASSIGN_OR_RETURN(bool row, s.Step());
-        if (!row) break;
-        out.push_back({s.Text(0), s.Int(1), s.Int(2) != 0});
+      for (const HeldLease& run : runs) {
+        Stmt s(stmts_, "UPDATE jobs SET lease_expires_at = ? WHERE " + std::string(kUnderLease) +
+                           " RETURNING kill_requested");
+        s.Bind(expires_at).Bind(run.job_id).Bind(std::string(owner)).Bind(run.attempts);
+        auto row = s.Step();
+        if (!row.ok()) {
+          Rollback();
+          return row.status();
+        }
+        if (*row) out.push_back({run.job_id, run.attempts, s.Int(0) != 0});
       }
+      RETURN_IF_ERROR(Commit());
       return out;
     }();
     Status full = Exec("PRAGMA synchronous=FULL");
@@ -2906,8 +2912,15 @@ class SqliteStore : public Store {
     }
     Stmt s(stmts_,
            "UPDATE jobs SET kept_result_bytes = ?1, kept_log_bytes = ?2, charged_bytes = ?3, "
-           "metered_bytes = ?1 + ?2 WHERE id = ?4 AND status = 'running'");
-    RETURN_IF_ERROR(s.Bind(result_bytes).Bind(log_bytes).Bind(charged_bytes).Bind(id).Run());
+           "metered_bytes = ?1 + ?2 WHERE id = ?4 AND status = 'running' AND lease_owner = ?5 "
+           "AND attempts = ?6");
+    RETURN_IF_ERROR(s.Bind(result_bytes)
+                        .Bind(log_bytes)
+                        .Bind(charged_bytes)
+                        .Bind(id)
+                        .Bind(run.lease_owner)
+                        .Bind(run.attempts)
+                        .Run());
     return true;
   }
 

@@ -312,7 +312,7 @@ struct Job {
 // its previous life was running. A separate worker process names itself.
 inline constexpr std::string_view kLocalLeaseOwner = "local";
 
-// A lease held by a worker process, as its heartbeat renews it.
+// A run of a job under a worker process's lease, as its heartbeat renews it.
 struct HeldLease {
   std::string job_id;
   int64_t attempts = 0;
@@ -697,10 +697,13 @@ class Store {
   Result<std::optional<Job>> LeaseNextJob(int64_t now) {
     return LeaseNextJob(now, kLocalLeaseOwner, now + 30'000);
   }
-  // The heartbeat of worker process `owner`: every lease it holds now lasts until `expires_at`;
-  // returns them (a job it runs that is not among them was taken from it: its lease expired and
-  // recovery gave the job to another run), each with its kill flag.
+  // The heartbeat of worker process `owner` for the runs it has going (job id and attempts): each
+  // whose lease it still holds now lasts until `expires_at`. Returns those, each with its kill
+  // flag; a run not among them lost its lease (it expired and recovery gave the job to another
+  // run). Leases of the owner's that no run of it has going are not renewed: they expire and are
+  // recovered.
   virtual Result<std::vector<HeldLease>> RenewJobLeases(std::string_view owner,
+                                                        const std::vector<HeldLease>& runs,
                                                         int64_t expires_at) = 0;
   // A queued job ends `killed` at once (kKilled); a running one gets its kill flag, for the
   // worker holding its lease (kRequested). kFailedPrecondition when it already ended; kNotFound
