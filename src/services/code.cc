@@ -190,15 +190,27 @@ int CodeService::RemoveStrayResults() {
   int removed = 0;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(options_.results_dir, ec)) {
-    const std::string id = entry.path().filename().string();
+    // "<job id>.<attempts>", the file of one run; "<job id>", a result kept before runs were named.
+    const std::string name = entry.path().filename().string();
+    const size_t dot = name.find('.');
+    const std::string id = name.substr(0, dot);
+    std::optional<int64_t> attempts;
+    if (dot != std::string::npos) {
+      try {
+        attempts = std::stoll(name.substr(dot + 1));
+      } catch (const std::exception&) {
+        attempts = -1;  // no run's
+      }
+    }
     auto job = store_.GetJob(id);
     bool stray;
     if (job.ok()) {
-      // A completed job's result is in its row or in this file; only the latter keeps the file,
-      // unless the result expired.
+      // A completed job's result is in its row or in the file of the run that completed it; only
+      // the latter keeps its file, unless the result expired. Another run's file (one whose lease
+      // was taken) is stray.
       auto in_row = store_.GetJobResult(id);
-      stray =
-          job->status != "completed" || job->result_expired || (in_row.ok() && in_row->has_value());
+      stray = job->status != "completed" || job->result_expired ||
+              (in_row.ok() && in_row->has_value()) || (attempts && *attempts != job->attempts);
     } else {
       stray = job.status().code() == StatusCode::kNotFound;  // on a store error, keep the file
     }
@@ -234,8 +246,21 @@ Result<sandbox::Sandbox*> CodeService::WaitForSandbox(const std::atomic<bool>* c
   return sandbox_.get();
 }
 
-std::string CodeService::ResultPath(const std::string& job_id) const {
-  return options_.results_dir + "/" + job_id;
+std::string CodeService::ResultPath(const store::Job& job) const {
+  return options_.results_dir + "/" + job.id + "." + std::to_string(job.attempts);
+}
+
+std::string CodeService::ResultFileOf(const store::Job& job) const {
+  std::string path = ResultPath(job);
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) return path;
+  return options_.results_dir + "/" + job.id;
+}
+
+void CodeService::RemoveResultFile(const std::string& job_id, int64_t attempts) const {
+  std::error_code ec;
+  std::filesystem::remove(options_.results_dir + "/" + job_id + "." + std::to_string(attempts), ec);
+  std::filesystem::remove(options_.results_dir + "/" + job_id, ec);
 }
 
 Status CodeService::Audit(store::Store& tx, const Principal& actor, const std::string& action,
@@ -597,10 +622,10 @@ Result<store::Job> CodeService::Deposit(const Principal& caller, const std::stri
   if (result.bytes.size() <= kMaxResultInDatabase) {
     job.result_data = std::move(result.bytes);
   } else {
-    std::ofstream out(ResultPath(job.id), std::ios::binary | std::ios::trunc);
+    std::ofstream out(ResultPath(job), std::ios::binary | std::ios::trunc);
     out.write(result.bytes.data(), static_cast<std::streamsize>(result.bytes.size()));
     out.close();
-    st = out ? SyncFile(ResultPath(job.id)) : InternalError("cannot write the result file");
+    st = out ? SyncFile(ResultPath(job)) : InternalError("cannot write the result file");
   }
   if (st.ok()) {
     st = store_.InTransaction([&](store::Store& tx) -> Status {
@@ -610,8 +635,7 @@ Result<store::Job> CodeService::Deposit(const Principal& caller, const std::stri
     });
   }
   if (!st.ok()) {
-    std::error_code ec;
-    std::filesystem::remove(ResultPath(job.id), ec);
+    RemoveResultFile(job.id, job.attempts);
     storage_.Add(-kept);
     return st;
   }
@@ -792,8 +816,7 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
           store_.ExpireMockOutputs(*caller.user_id, std::numeric_limits<int64_t>::max(), need,
                                    clock_.NowMillis()));
       for (const auto& e : expired) {
-        std::error_code ec;
-        if (e.result_in_file) std::filesystem::remove(ResultPath(e.job_id), ec);
+        if (e.result_in_file) RemoveResultFile(e.job_id, e.attempts);
         storage_.Add(-e.freed_bytes);
       }
     }
@@ -956,7 +979,7 @@ Result<ResultFile> CodeService::JobResult(const Principal& caller, const std::st
                          std::to_string(options_.quotas.mock_outputs_kept) +
                          " mock runs per user keep their result and logs; run it again");
   }
-  ResultFile f{std::nullopt, ResultPath(job.id), job.result_format, job.result_size};
+  ResultFile f{std::nullopt, ResultFileOf(job), job.result_format, job.result_size};
   ASSIGN_OR_RETURN(f.bytes, store_.GetJobResult(job.id));
   // A result computed on private data leaves the server: recorded before it is handed out.
   if (job.kind != "mock") {
@@ -977,7 +1000,7 @@ Result<std::optional<std::string>> CodeService::SmallResult(const Principal& cal
   }
   ASSIGN_OR_RETURN(auto bytes, store_.GetJobResult(job.id));
   if (bytes) return bytes;
-  std::ifstream in(ResultPath(job.id), std::ios::binary);
+  std::ifstream in(ResultFileOf(job), std::ios::binary);
   if (!in) return InternalError("the result file of job " + job.id + " is missing");
   std::ostringstream ss;
   ss << in.rdbuf();
@@ -1193,8 +1216,10 @@ jobs::Outcome CodeService::KeepWithinQuota(const store::Job& job, jobs::Outcome 
   std::optional<int64_t> quota;
   if (job.priority == 0) quota = options_.quotas.max_kept_bytes;
   auto drop_result = [&] {
-    std::error_code ec;
-    if (!out.result_data) std::filesystem::remove(ResultPath(job.id), ec);
+    if (!out.result_data) {
+      std::error_code ec;
+      std::filesystem::remove(ResultPath(job), ec);  // this run's file only
+    }
     out.result_data.reset();
     out.status = "errored";
     out.failure = FailureName(FailureKind::kNotKept);
@@ -1250,8 +1275,7 @@ jobs::Outcome CodeService::KeepWithinQuota(const store::Job& job, jobs::Outcome 
       store_.ExpireMockOutputs(job.user_id, keep, std::max<int64_t>(need, 0), clock_.NowMillis());
   if (!expired.ok()) return failed(expired.status());
   for (const auto& e : *expired) {
-    std::error_code ec;
-    if (e.result_in_file) std::filesystem::remove(ResultPath(e.job_id), ec);
+    if (e.result_in_file) RemoveResultFile(e.job_id, e.attempts);
     storage_.Add(-e.freed_bytes);
   }
   auto refused = Charge(job, result, logs, charged, metered(), quota);
@@ -1371,7 +1395,7 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
                    {"kind", job.kind},          {"check", counts},
                    {"update", counts}};
   }
-  const std::string result_path = ResultPath(job.id);
+  const std::string result_path = ResultPath(job);
   // With output review on, everything a private run produces — result, stdout, and the error of a
   // failed run, which may quote private values — waits for a data owner. Decided from the settings
   // at each write, not at the start: review turned on while the job runs holds it (the store

@@ -223,7 +223,15 @@ class CodeService {
   // The queue's runner: runs one leased job in the sandbox and keeps what fits its user's quota.
   jobs::Outcome RunJob(const store::Job& job, const std::atomic<bool>& cancel);
 
-  std::string ResultPath(const std::string& job_id) const;
+  // Where the run of `job` at `job.attempts` writes its result: each run of a job has its own
+  // file, so that a run whose lease was taken (see Store::FinishJob) never writes over, or
+  // removes, the result of the run that holds it.
+  std::string ResultPath(const store::Job& job) const;
+  // The file of a completed job's result: its run's, or (a result kept before results were
+  // named by run) the job's.
+  std::string ResultFileOf(const store::Job& job) const;
+  // Removes the result file of a job's run, under either name.
+  void RemoveResultFile(const std::string& job_id, int64_t attempts) const;
 
  private:
   // Waits until the sandbox has started or failed; the sandbox, or why there is none.

@@ -2991,7 +2991,7 @@ class SqliteStore : public Store {
       {
         Stmt s(stmts_,
                "SELECT j.id, j.metered_bytes, j.status = 'completed' AND "
-               "typeof(j.result) = 'null' FROM jobs j WHERE j.user_id = ? AND "
+               "typeof(j.result) = 'null', j.attempts FROM jobs j WHERE j.user_id = ? AND "
                "j.kind = 'mock' AND j.status NOT IN ('queued', 'running') AND NOT EXISTS "
                "(SELECT 1 FROM expired_outputs e WHERE e.job_id = j.id) ORDER BY j.seq DESC");
         s.Bind(user_id);
@@ -2999,7 +2999,7 @@ class SqliteStore : public Store {
         while (true) {
           ASSIGN_OR_RETURN(bool row, s.Step());
           if (!row) break;
-          ExpiredOutput e{s.Text(0), s.Int(1), s.Int(2) != 0};
+          ExpiredOutput e{s.Text(0), s.Int(1), s.Int(2) != 0, s.Int(3)};
           candidates.emplace_back(std::move(e), newer++ >= keep);
         }
       }

@@ -389,6 +389,7 @@ struct ExpiredOutput {
   std::string job_id;
   int64_t freed_bytes = 0;      // what it counted against the storage limit (its metered_bytes)
   bool result_in_file = false;  // its result was in a file (not in the database), to be removed
+  int64_t attempts = 0;         // the job's attempts (the run whose file it is)
 };
 
 struct JobFilter {

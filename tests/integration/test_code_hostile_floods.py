@@ -110,8 +110,9 @@ def test_queue_flood_is_capped_and_the_owners_job_goes_first(flood_server):
 
 
 def result_files(data_dir):
+    """The jobs with a result file ("<job id>.<attempts>", one file per run)."""
     results = data_dir / "results"
-    return sorted(p.name for p in results.iterdir()) if results.exists() else []
+    return sorted(p.name.split(".")[0] for p in results.iterdir()) if results.exists() else []
 
 
 def test_disk_flood_is_counted_expired_and_refused(flood_server):

@@ -135,13 +135,25 @@ def test_a_restart_removes_result_files_no_completed_job_refers_to(binary, tmp_p
                        token=owner).json
         small = api.post("/api/v1/code/%s/run" % submit(api, owner, asset_id), {}, token=owner).json
         assert big["status"] == "completed" and small["status"] == "completed", (big, small)
-        assert sorted(p.name for p in results.iterdir()) == [big["id"]]
+        # One file per run: "<job id>.<attempts>".
+        assert sorted(p.name for p in results.iterdir()) == [big["id"] + ".1"]
         server.stop()
 
-        # What a run interrupted by a crash leaves: a file beside a job whose result is in its row, and
-        # one beside no job at all.
-        (results / small["id"]).write_bytes(b"partial")
-        (results / "0123456789abcdef0123456789abcdef").write_bytes(b"partial")
+        # What a run interrupted by a crash leaves: a file beside a job whose result is in its row, one
+        # beside no job at all, and one of another run of the completed job (a run whose lease was
+        # taken while it ran).
+        (results / (small["id"] + ".1")).write_bytes(b"partial")
+        (results / "0123456789abcdef0123456789abcdef.1").write_bytes(b"partial")
+        (results / (big["id"] + ".2")).write_bytes(b"stale")
+        api = server.start()
+        owner = api.login(actors["owner"].user["email"], PASSWORD)
+        assert sorted(p.name for p in results.iterdir()) == [big["id"] + ".1"]
+        resp = api.get("/api/v1/jobs/%s/result" % big["id"], token=owner)
+        assert resp.status == 200 and resp.raw == b"x" * (2 << 20), resp.status
+        server.stop()
+
+        # A result kept before results were named by run ("<job id>") is still read, and kept.
+        (results / (big["id"] + ".1")).rename(results / big["id"])
         api = server.start()
         owner = api.login(actors["owner"].user["email"], PASSWORD)
         assert sorted(p.name for p in results.iterdir()) == [big["id"]]
