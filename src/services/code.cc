@@ -186,7 +186,8 @@ void CodeService::SetSandboxFailure(Status why) {
   sandbox_cv_.notify_all();
 }
 
-int CodeService::RemoveStrayResults() {
+int CodeService::RemoveStrayResults(std::string_view owner) {
+  const int64_t now = clock_.NowMillis();
   int removed = 0;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(options_.results_dir, ec)) {
@@ -211,6 +212,11 @@ int CodeService::RemoveStrayResults() {
       auto in_row = store_.GetJobResult(id);
       stray = job->status != "completed" || job->result_expired ||
               (in_row.ok() && in_row->has_value()) || (attempts && *attempts != job->attempts);
+      // A run going on in another worker process now.
+      if (job->status == "running" && attempts == job->attempts && job->lease_owner != owner &&
+          job->lease_expires_at >= now) {
+        stray = false;
+      }
     } else {
       stray = job.status().code() == StatusCode::kNotFound;  // on a store error, keep the file
     }

@@ -135,9 +135,10 @@ class CodeService {
   // serving.
   void SetNotifications(Notifications* notifications) { notifications_ = notifications; }
   // Removes the files in the results directory that no completed job refers to: what the attempt of
-  // a job running when the server died had written, and any other stray file. Call before the job
-  // queue starts (no job may be running). Returns how many files it removed.
-  int RemoveStrayResults();
+  // a job running when the server died had written, and any other stray file; the file of a run
+  // that another worker process is running now (a lease not `owner`'s that has not expired) stays.
+  // Call before this process's job queue starts. Returns how many files it removed.
+  int RemoveStrayResults(std::string_view owner = store::kLocalLeaseOwner);
   // Counts the results and logs jobs keep in the storage meter. Call once, at start-up.
   Status CountKeptBytes();
 

@@ -152,6 +152,30 @@ def test_a_restart_removes_result_files_no_completed_job_refers_to(binary, tmp_p
         assert resp.status == 200 and resp.raw == b"x" * (2 << 20), resp.status
         server.stop()
 
+        # A job another worker process is running now (its lease not this server's and not expired):
+        # its run's file stays; once that lease has expired, it goes.
+        db = sqlite3.connect(str(tmp_path / "data" / "datasite.db"))
+        far = int(time.time() * 1000) + 3_600_000
+        db.execute("UPDATE jobs SET status = 'running', attempts = 1, lease_owner = 'worker-9', "
+                   "lease_expires_at = ? WHERE id = ?", (far, small["id"]))
+        db.commit()
+        (results / (small["id"] + ".1")).write_bytes(b"in progress elsewhere")
+        server.start()
+        assert sorted(p.name for p in results.iterdir()) == sorted([big["id"] + ".1", small["id"] + ".1"])
+        server.stop()
+        db.execute("UPDATE jobs SET lease_expires_at = 1 WHERE id = ?", (small["id"],))
+        db.commit()
+        db.close()
+        api = server.start()
+        assert sorted(p.name for p in results.iterdir()) == [big["id"] + ".1"]
+        # Its job, recovered (leased once so far), runs again here.
+        owner = api.login(actors["owner"].user["email"], PASSWORD)
+        deadline = time.time() + 60
+        while api.get("/api/v1/jobs/" + small["id"], token=owner).json["status"] != "completed":
+            assert time.time() < deadline, "the recovered job did not run again"
+            time.sleep(0.1)
+        server.stop()
+
         # A result kept before results were named by run ("<job id>") is still read, and kept.
         (results / (big["id"] + ".1")).rename(results / big["id"])
         api = server.start()
