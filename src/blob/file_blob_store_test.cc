@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "blob/blob_store.h"
+#include "blob/o_direct_test_util.h"
 #include "core/random.h"
 
 namespace datasite::blob {
@@ -113,24 +114,6 @@ TEST_F(FileBlobStoreTest, RemoveTemporaryFilesClearsBrokenUploads) {
   std::ofstream(dir_ + "/blobs/tmp/left-over.part") << "half";
   ASSERT_TRUE(store_->RemoveTemporaryFiles().ok());
   EXPECT_FALSE(fs::exists(dir_ + "/blobs/tmp/left-over.part"));
-}
-
-// Whether some descriptor of this process is open on `path` with O_DIRECT.
-bool OpenWithODirect(const std::string& path) {
-  for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
-    std::error_code ec;
-    if (fs::read_symlink(e.path(), ec).string() != path) continue;
-    std::ifstream info("/proc/self/fdinfo/" + e.path().filename().string());
-    std::string key;
-    while (info >> key) {
-      if (key == "flags:") {
-        std::string octal;
-        info >> octal;
-        return (std::stol(octal, nullptr, 8) & O_DIRECT) != 0;
-      }
-    }
-  }
-  return false;
 }
 
 std::string Sha256Hex(const std::string& bytes) {

@@ -286,6 +286,18 @@ TEST_F(JobQueueTest, OneUnfinishedPrivateRunPerCodeWhenAsked) {
   EXPECT_EQ(*store_->InsertJob(NewJob(code), one), store::JobAdmission::kInserted);
 }
 
+// Starts `q` with a runner that sets `started`, runs until cancelled, then reports a kill.
+void StartUntilCancelled(JobQueue& q, std::atomic<bool>& started) {
+  ASSERT_TRUE(q.Start([&started](const store::Job&, const std::atomic<bool>& cancel) {
+                 started = true;
+                 while (!cancel) std::this_thread::sleep_for(milliseconds(1));
+                 Outcome o;
+                 o.status = "killed";
+                 o.error = "killed";
+                 return o;
+               }).ok());
+}
+
 TEST_F(JobQueueTest, KillingAQueuedJobMeansItNeverRuns) {
   std::atomic<int> runs{0};
   auto job = NewJob(AddCode(*store_));
@@ -307,14 +319,7 @@ TEST_F(JobQueueTest, KillingAQueuedJobMeansItNeverRuns) {
 TEST_F(JobQueueTest, KillingARunningJobCancelsIt) {
   std::atomic<bool> started{false};
   JobQueue q(*store_, clock_, {.workers = 1});
-  ASSERT_TRUE(q.Start([&](const store::Job&, const std::atomic<bool>& cancel) {
-                 started = true;
-                 while (!cancel) std::this_thread::sleep_for(milliseconds(1));
-                 Outcome o;
-                 o.status = "killed";
-                 o.error = "killed";
-                 return o;
-               }).ok());
+  StartUntilCancelled(q, started);
   auto job = NewJob(AddCode(*store_));
   ASSERT_EQ(*q.Enqueue(job, {}), store::JobAdmission::kInserted);
   while (!started) std::this_thread::sleep_for(milliseconds(1));
@@ -413,24 +418,10 @@ QueueOptions Process(const std::string& owner, int workers,
   return o;
 }
 
-// Runs until cancelled, then reports a kill.
-Outcome RunUntilCancelled(std::atomic<bool>& started, const std::atomic<bool>& cancel) {
-  started = true;
-  while (!cancel) std::this_thread::sleep_for(milliseconds(1));
-  Outcome o;
-  o.status = "killed";
-  o.error = "killed";
-  return o;
-}
-
 TEST_F(JobQueueTest, AKillFromAnotherProcessCancelsTheRun) {
   std::atomic<bool> started{false};
   JobQueue worker(*store_, clock_, Process("worker-1", 1));
-  ASSERT_TRUE(worker
-                  .Start([&](const store::Job&, const std::atomic<bool>& cancel) {
-                    return RunUntilCancelled(started, cancel);
-                  })
-                  .ok());
+  StartUntilCancelled(worker, started);
   JobQueue api(*store_, clock_, Process("api-1", 0));
   ASSERT_TRUE(api.Start(nullptr).ok());
   auto job = NewJob(AddCode(*store_));
@@ -471,11 +462,7 @@ TEST_F(JobQueueTest, AWaitSeesAnEndRecordedByAnotherProcessAtOnce) {
 TEST_F(JobQueueTest, AStartingWorkerLeavesALiveWorkersJobsAlone) {
   std::atomic<bool> started{false};
   JobQueue first(*store_, clock_, Process("worker-1", 1));
-  ASSERT_TRUE(first
-                  .Start([&](const store::Job&, const std::atomic<bool>& cancel) {
-                    return RunUntilCancelled(started, cancel);
-                  })
-                  .ok());
+  StartUntilCancelled(first, started);
   auto job = NewJob(AddCode(*store_));
   ASSERT_EQ(*first.Enqueue(job, {}), store::JobAdmission::kInserted);
   while (!started) std::this_thread::sleep_for(milliseconds(1));

@@ -2774,6 +2774,12 @@ class SqliteStore : public Store {
     // disk sync per job.
     RETURN_IF_ERROR(Exec("PRAGMA synchronous=NORMAL"));
     auto leased = LeaseNextJobLocked(now, owner, lease_expires_at);
+    RestoreFullSync();
+    return leased;
+  }
+
+  // Back to synchronous=FULL after a write that need not be durable. REQUIRES: mu_ held.
+  void RestoreFullSync() {
     Status full = Exec("PRAGMA synchronous=FULL");
     if (!full.ok()) full = Exec("PRAGMA synchronous=FULL");
     if (!full.ok()) {
@@ -2782,7 +2788,6 @@ class SqliteStore : public Store {
       std::fprintf(stderr, "fatal: cannot restore synchronous=FULL: %s\n", full.ToString().c_str());
       std::abort();
     }
-    return leased;
   }
 
   // REQUIRES: mu_ held.
@@ -2880,12 +2885,7 @@ class SqliteStore : public Store {
       RETURN_IF_ERROR(Commit());
       return out;
     }();
-    Status full = Exec("PRAGMA synchronous=FULL");
-    if (!full.ok()) full = Exec("PRAGMA synchronous=FULL");
-    if (!full.ok()) {
-      std::fprintf(stderr, "fatal: cannot restore synchronous=FULL: %s\n", full.ToString().c_str());
-      std::abort();
-    }
+    RestoreFullSync();
     return held;
   }
 

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "blob/o_direct_test_util.h"
 #include "core/random.h"
 
 namespace datasite::sync {
@@ -177,24 +178,6 @@ TEST_F(BundleTest, RoundTripWithEveryChunkSize) {
   }
 }
 
-// Whether some descriptor of this process is open on `path` with O_DIRECT.
-bool OpenWithODirect(const std::string& path) {
-  for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
-    std::error_code ec;
-    if (fs::read_symlink(e.path(), ec).string() != path) continue;
-    std::ifstream info("/proc/self/fdinfo/" + e.path().filename().string());
-    std::string key;
-    while (info >> key) {
-      if (key == "flags:") {
-        std::string octal;
-        info >> octal;
-        return (std::stol(octal, nullptr, 8) & O_DIRECT) != 0;
-      }
-    }
-  }
-  return false;
-}
-
 // Staged blobs are written as the blob store writes uploads: with O_DIRECT from the first full
 // MiB where the file system allows (kDirect), through the page cache otherwise; byte for byte
 // either way, whatever the sizes around the 4 KiB and 1 MiB boundaries.
@@ -216,7 +199,7 @@ TEST_F(BundleTest, StagedBlobsAreWrittenInTheBlobStoresWriteMode) {
     ASSERT_TRUE(v.Write(std::string_view(bundle).substr(0, in_first_blob)).ok());
     ASSERT_EQ(StagingFiles(), 1u);
     std::string staging = fs::directory_iterator(dir_ + "/staging")->path().string();
-    EXPECT_EQ(OpenWithODirect(staging), mode == blob::BlobWriteMode::kDirect);
+    EXPECT_EQ(blob::OpenWithODirect(staging), mode == blob::BlobWriteMode::kDirect);
     for (size_t at = in_first_blob; at < bundle.size(); at += 65536) {
       ASSERT_TRUE(v.Write(std::string_view(bundle).substr(at, 65536)).ok());
     }
