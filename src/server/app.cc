@@ -163,7 +163,9 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
                                                     p->datasets->storage(), clock, code_options);
   p->code->SetNotifications(p->notifications.get());
 
-  if (config.workers == 0) {
+  if (config.workers == 0 && config.external_workers) {
+    spdlog::info("jobs: run by datasite worker processes on {}", config.data_dir);
+  } else if (config.workers == 0) {
     p->code->SetSandboxFailure(
         FailedPreconditionError("it was launched with --workers 0, so no job runs"));
   } else {

@@ -35,7 +35,10 @@ struct AppConfig {
   std::string root_password = services::kDefaultRootPassword;
   services::AccountsOptions accounts;
   services::DatasetsOptions datasets;
-  int workers = 0;  // job worker slots: warm sandboxed Python processes; 0 runs no code
+  int workers = 0;  // job worker slots: warm sandboxed Python processes; 0 runs no code here
+  // Jobs are run (also) by `datasite worker` processes sharing the data directory: with no slots
+  // here, runs are queued for them rather than refused.
+  bool external_workers = false;
   int64_t job_timeout_seconds = 60;  // the longest (and default) wall-clock time of a job
   std::string python = "/usr/bin/python3";
   sandbox::Limits job_limits;  // per job (the wall-clock limit is job_timeout_seconds)

@@ -12,6 +12,7 @@
 #include "cli/request_commands.h"
 #include "cli/sync_commands.h"
 #include "server/launch.h"
+#include "server/worker.h"
 #include "services/settings.h"
 
 namespace {
@@ -59,6 +60,9 @@ int main(int argc, char** argv) {
   auto* side_opt = l->add_option("--side", side, "high (private data) or low (mock data only)")
                        ->check(CLI::IsMember({"high", "low"}));
   l->add_option("--workers", launch.app.workers, "Job worker slots (default: one per core)");
+  l->add_flag("--external-workers", launch.app.external_workers,
+              "Jobs are run by `datasite worker` processes on this data directory (with --workers "
+              "0, runs are queued for them instead of refused)");
   l->add_option("--job-timeout", launch.app.job_timeout_seconds,
                 "Longest wall-clock time of a job, in seconds (default 60)");
   l->add_option("--job-memory-bytes", launch.app.job_limits.memory_bytes,
@@ -133,6 +137,40 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
 
+  datasite::server::WorkerOptions worker;
+  worker.workers = static_cast<int>(cores);
+  auto* w = app.add_subcommand(
+      "worker",
+      "Run the jobs of a datasite launched on this machine with --external-workers, from another "
+      "process (any number of them)");
+  w->add_option("--data-dir", worker.data_dir, "The server's storage directory")->required();
+  w->add_option("--name", worker.name,
+                "The name this worker's job leases carry: unique among running workers, the same "
+                "across restarts (default: HOST-PID)");
+  w->add_option("--workers", worker.workers, "Job slots (default: one per core)");
+  w->add_option("--job-timeout", worker.job_timeout_seconds,
+                "Longest wall-clock time of a job, in seconds (default 60; as the server's)");
+  w->add_option("--job-memory-bytes", worker.job_limits.memory_bytes,
+                "Address-space limit of a job's process (default 2 GiB)");
+  w->add_option("--job-cpu-seconds", worker.job_limits.cpu_seconds,
+                "CPU-time limit of a job (default 60)");
+  w->add_option("--max-result-bytes", worker.job_limits.max_result_bytes,
+                "Largest result a job may return (default 256 MiB)");
+  w->add_option("--python", worker.python,
+                "The Python that runs jobs in the sandbox (default /usr/bin/python3)");
+  w->add_option("--max-storage-bytes", worker.datasets.max_storage_bytes,
+                "As the server's --max-storage-bytes")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 55));
+  w->add_option("--user-quota-bytes", worker.job_quotas.max_kept_bytes,
+                "As the server's --user-quota-bytes")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 55));
+  w->add_option("--mock-results-kept", worker.job_quotas.mock_outputs_kept,
+                "As the server's --mock-results-kept")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
+
   std::string land_name, land_dir;
   auto* d = app.add_subcommand("land", "Stop a local server");
   d->add_option("name", land_name, "Server name")->required();
@@ -164,6 +202,7 @@ int main(int argc, char** argv) {
     if (auto_opt->count()) launch.app.launch.association_request_auto_approval = auto_approval;
     return datasite::server::RunLaunch(std::move(launch));
   }
+  if (w->parsed()) return datasite::server::RunWorker(std::move(worker));
   if (d->parsed()) return datasite::cli::RunLand(land_name, land_dir);
   if (ls->parsed()) return datasite::cli::RunList();
   if (ver->parsed()) {

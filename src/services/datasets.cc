@@ -206,6 +206,10 @@ Status Datasets::Recover() {
     if (!present.count(id)) spdlog::error("blob {} is recorded but its file is missing", id);
   }
   RETURN_IF_ERROR(CollectUnusedBlobs().status());
+  return CountStoredBytes();
+}
+
+Status Datasets::CountStoredBytes() {
   ASSIGN_OR_RETURN(int64_t stored, store_.TotalBlobBytes());
   storage_.Add(stored);
   return Status::Ok();

@@ -94,6 +94,9 @@ class Datasets {
   // At start-up, before serving (once): removes temporary files of broken uploads, blob files no
   // row records, and blobs no asset has used for longer than the TTL; counts the rest in storage().
   Status Recover();
+  // Counts the stored blobs in storage(), and nothing else: for a process that shares the
+  // storage of a server and must not clean it up (`datasite worker`).
+  Status CountStoredBytes();
   // Everything the server keeps against --max-storage-bytes: blobs here, job results and logs in
   // the code service.
   StorageMeter& storage() { return storage_; }

@@ -89,6 +89,19 @@ Status SettingsService::Bootstrap(const LaunchSettings& launch) {
   return Save(std::move(s));
 }
 
+Status SettingsService::Load() {
+  ASSIGN_OR_RETURN(auto identity, store_.GetIdentity());
+  ASSIGN_OR_RETURN(auto stored, store_.GetSettings());
+  if (!identity || !stored) {
+    return FailedPreconditionError("no datasite has started on this database yet");
+  }
+  identity_ = *identity;
+  std::lock_guard lock(mu_);
+  settings_ = std::move(*stored);
+  ++version_;
+  return Status::Ok();
+}
+
 Status SettingsService::Save(store::Settings settings,
                              const std::function<Status(store::Store&)>& also) {
   RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {

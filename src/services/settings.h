@@ -51,6 +51,9 @@ class SettingsService {
   // Creates the identity (UUID + ed25519 key pair) and the settings at first start, applies
   // `launch` to them, and loads them.
   Status Bootstrap(const LaunchSettings& launch);
+  // Loads the identity and settings a server made, writing nothing (for a process that shares its
+  // database: `datasite worker`). kFailedPrecondition when no server has started on it yet.
+  Status Load();
 
   store::Settings Get() const;
   // Moves on every change of the settings (when the new ones are published): a rendering of the

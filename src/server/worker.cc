@@ -1,0 +1,141 @@
+#include "server/worker.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "blob/blob_store.h"
+#include "core/random.h"
+#include "jobs/job_queue.h"
+#include "net/smtp.h"
+#include "server/app.h"
+#include "services/notifications.h"
+#include "services/settings.h"
+#include "store/store.h"
+
+namespace datasite::server {
+namespace {
+
+std::string DefaultName() {
+  char host[256] = {0};
+  if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return std::string(host[0] ? host : "worker") + "-" + std::to_string(::getpid());
+}
+
+// Everything a worker holds, torn down in reverse order.
+struct Parts {
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<services::SettingsService> settings;
+  std::unique_ptr<blob::BlobStore> blobs;
+  std::unique_ptr<services::Datasets> datasets;
+  std::unique_ptr<net::MailTransport> mail;
+  std::unique_ptr<services::Notifications> notifications;
+  std::unique_ptr<jobs::JobQueue> queue;
+  std::unique_ptr<services::CodeService> code;
+
+  ~Parts() {
+    if (queue) queue->Stop();
+    code.reset();
+    queue.reset();
+  }
+};
+
+Status Start(const WorkerOptions& o, Parts& p) {
+  const std::string db = DatabasePath(o.data_dir);
+  if (!std::filesystem::exists(db)) {
+    return FailedPreconditionError("no datasite in " + o.data_dir +
+                                   ": launch one there first (datasite launch --data-dir " +
+                                   o.data_dir + " --workers 0 --external-workers)");
+  }
+  const Clock& clock = SystemClock();
+  ASSIGN_OR_RETURN(p.store, store::OpenSqliteStore(db));
+  p.settings = std::make_unique<services::SettingsService>(*p.store, clock);
+  RETURN_IF_ERROR(p.settings->Load());
+  ASSIGN_OR_RETURN(p.blobs, blob::NewFileBlobStore(BlobPath(o.data_dir)));
+  // The server's storage is shared, not this process's to clean up: only counted.
+  p.datasets =
+      std::make_unique<services::Datasets>(*p.store, *p.blobs, *p.settings, clock, o.datasets);
+  RETURN_IF_ERROR(p.datasets->CountStoredBytes());
+  // Notifications of a job's end are written with it; the server sends the mail.
+  p.mail = net::NewCurlMailTransport();
+  p.notifications = std::make_unique<services::Notifications>(*p.store, clock, *p.settings, *p.mail,
+                                                              services::NotificationsOptions{});
+  jobs::QueueOptions queue_options{.workers = o.workers};
+  queue_options.owner = o.name;
+  queue_options.on_finished = [notifications = p.notifications.get()](store::Store& tx,
+                                                                      const store::Job& job) {
+    return notifications->OnJobEnded(tx, job);
+  };
+  p.queue = std::make_unique<jobs::JobQueue>(*p.store, clock, queue_options);
+  services::CodeOptions code_options;
+  code_options.results_dir = ResultsPath(o.data_dir);
+  code_options.max_timeout_ms = o.job_timeout_seconds * 1000;
+  code_options.limits = o.job_limits;
+  code_options.quotas = o.job_quotas;
+  p.code = std::make_unique<services::CodeService>(*p.store, *p.blobs, *p.settings, *p.queue,
+                                                   p.datasets->storage(), clock, code_options);
+  p.code->SetNotifications(p.notifications.get());
+  sandbox::Options sandbox_options;
+  sandbox_options.python = o.python;
+  sandbox_options.slots = o.workers;
+  auto sandbox = sandbox::StartSandbox(sandbox_options);
+  if (!sandbox.ok()) {
+    return FailedPreconditionError("the sandbox can't start: " + sandbox.status().message());
+  }
+  spdlog::info("sandbox: {}", (*sandbox)->Describe());
+  p.code->SetSandbox(std::move(*sandbox));
+  p.code->RemoveStrayResults(o.name);
+  RETURN_IF_ERROR(p.code->CountKeptBytes());
+  return p.queue->Start(
+      [code = p.code.get()](const store::Job& job, const std::atomic<bool>& cancel) {
+        return code->RunJob(job, cancel);
+      });
+}
+
+}  // namespace
+
+int RunWorker(WorkerOptions o) {
+  auto fail = [](const Status& st, int code) {
+    std::cerr << "error: " << st.message() << std::endl;
+    return code;
+  };
+  if (o.data_dir.empty()) return fail(InvalidArgumentError("--data-dir is required"), 2);
+  if (o.workers < 1 || o.workers > 256) {
+    return fail(InvalidArgumentError("--workers must be 1 to 256"), 2);
+  }
+  if (o.job_timeout_seconds < 1 || o.job_timeout_seconds > 7 * 24 * 3600) {
+    return fail(InvalidArgumentError("--job-timeout must be 1 to 604800 seconds"), 2);
+  }
+  if (o.name.empty()) o.name = DefaultName();
+  if (o.name.size() > 200) return fail(InvalidArgumentError("--name is too long"), 2);
+  if (!InitCrypto()) return fail(InternalError("libsodium failed to initialize"), 1);
+  spdlog::set_default_logger(spdlog::stderr_color_mt("datasite-worker"));
+
+  // Signals are taken synchronously by this thread; every thread started later inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto parts = std::make_unique<Parts>();
+  if (Status st = Start(o, *parts); !st.ok()) return fail(st, 1);
+  std::cout << "Worker " << o.name << " runs the jobs of " << o.data_dir << " in " << o.workers
+            << " slot(s)" << std::endl;
+  int sig = 0;
+  sigwait(&signals, &sig);
+  // Runs cut short stay leased to this name: a worker restarted under it takes them back at once,
+  // any other once their lease expires.
+  spdlog::info("received signal {}; stopping", sig);
+  parts.reset();
+  return 0;
+}
+
+}  // namespace datasite::server

@@ -1,0 +1,36 @@
+// `datasite worker`: a process that runs the jobs of a datasite launched elsewhere on this
+// machine, sharing its data directory (database, blobs, results). Any number of workers, each
+// with its own sandbox slots and its own lease name, take jobs from the one queue in the database;
+// the server (`datasite launch --workers 0 --external-workers`) only queues them.
+#ifndef DATASITE_SERVER_WORKER_H_
+#define DATASITE_SERVER_WORKER_H_
+
+#include <cstdint>
+#include <string>
+
+#include "sandbox/sandbox.h"
+#include "services/code.h"
+#include "services/datasets.h"
+
+namespace datasite::server {
+
+struct WorkerOptions {
+  std::string data_dir;  // a datasite's (`launch --data-dir`); it must have started once
+  // The name its leases carry: unique among the workers that run at once, and the same across
+  // restarts of one (a worker restarted under its name takes back at once the jobs it was
+  // running). Default: "<host name>-<pid>".
+  std::string name;
+  int workers = 1;                   // job slots: warm sandboxed Python processes
+  int64_t job_timeout_seconds = 60;  // as the server's --job-timeout
+  std::string python = "/usr/bin/python3";
+  sandbox::Limits job_limits;
+  services::JobQuotas job_quotas;
+  services::DatasetsOptions datasets;  // max_storage_bytes: as the server's
+};
+
+// Runs until SIGINT/SIGTERM; returns the process exit code.
+int RunWorker(WorkerOptions options);
+
+}  // namespace datasite::server
+
+#endif  // DATASITE_SERVER_WORKER_H_
