@@ -864,7 +864,6 @@ Status SyncService::CheckHeader(const sync::BundleHeader& h) {
   if (h.seq < 1 || h.seq > kMaxSeq || h.peer_seq_seen < 0 || h.peer_seq_seen > kMaxSeq) {
     return sync::Refuse(sync::Refusal::kTampered, "its sequence numbers are out of range");
   }
-  RETURN_IF_ERROR(CheckRoomForBlobs(h));
   if (h.destination_verify_key != HexEncode(settings_.identity().verify_key)) {
     return sync::Refuse(sync::Refusal::kWrongDestination,
                         "it is meant for another server (" + h.destination_verify_key + ")");
@@ -884,6 +883,13 @@ Status SyncService::CheckHeader(const sync::BundleHeader& h) {
     return sync::Refuse(sync::Refusal::kOutOfSequence,
                         "it comes from a " + h.source.side + " side, as this server is");
   }
+  // No kind a high side takes carries a blob: refused here, before a byte of one is written.
+  if (side() == "high" && !h.blobs.empty()) {
+    return sync::Refuse(sync::Refusal::kKindNotAllowed,
+                        "a bundle for a high side carries no blob, and this one lists " +
+                            std::to_string(h.blobs.size()));
+  }
+  RETURN_IF_ERROR(CheckRoomForBlobs(h));
   if (h.seq == peer->last_applied_seq) {
     return sync::Refuse(sync::Refusal::kReplayed,
                         "bundle " + std::to_string(h.seq) + " was applied already");

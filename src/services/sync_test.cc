@@ -980,9 +980,25 @@ TEST_F(SyncTest, ABlobNoObjectUsesIsRefused) {
   }
   const std::string sha = "e3f203a89cd90e2717b2f83fb184bc04493f6080010ed32f48a06e7fff1e975a";
   json doc = {{"objects", json::array()}, {"deleted", json::array()}, {"inventory", json::array()}};
-  auto loaded = high_->Load(ForgeDoc(*low_, *high_, doc.dump(), 1, 0, {{path, 6, sha}}));
+  auto loaded = low_->Load(ForgeDoc(*high_, *low_, doc.dump(), 1, 0, {{path, 6, sha}}));
   EXPECT_EQ(Reason(loaded.status()), "tampered");
   EXPECT_NE(loaded.status().message().find("no object uses"), std::string::npos);
+}
+
+// A high side takes no kind that carries a blob: a bundle whose header lists one is refused at the
+// header, before any of its bytes is written to disk (a cold attack filled a high side's disk past
+// its storage limit with blobs that were refused only once whole).
+TEST_F(SyncTest, AHighSideRefusesABundleListingBlobsAtItsHeader) {
+  const std::string path = low_->dir + "/blob";
+  {
+    std::ofstream f(path, std::ios::binary);
+    f << "filler";
+  }
+  const std::string sha = "e3f203a89cd90e2717b2f83fb184bc04493f6080010ed32f48a06e7fff1e975a";
+  json doc = {{"objects", json::array()}, {"deleted", json::array()}, {"inventory", json::array()}};
+  auto loaded = high_->Load(ForgeDoc(*low_, *high_, doc.dump(), 1, 0, {{path, 6, sha}}));
+  EXPECT_EQ(Reason(loaded.status()), "kind not allowed") << loaded.status().ToString();
+  EXPECT_NE(loaded.status().message().find("carries no blob"), std::string::npos);
 }
 
 // F8: staged blobs count against the storage limit, with those of pending imports.
