@@ -134,8 +134,9 @@ Result<HttpResponse> HttpClient::RequestStreamingUpload(std::string_view target,
   return res;
 }
 
-Result<HttpResponse> HttpClient::DownloadToFile(std::string_view target, const std::string& path) {
-  auto res = http_->Download(Make("GET", target), path);
+Result<HttpResponse> HttpClient::DownloadToFile(std::string_view target, const std::string& path,
+                                                int permissions) {
+  auto res = http_->Download(Make("GET", target), path, permissions);
   if (!res.ok()) return Adapt(res.status(), target);
   return res;
 }

@@ -73,7 +73,9 @@ class HttpClient {
   // renamed into place once complete; if the answer carries X-Content-SHA256 and the bytes do not
   // match it, the temporary file is removed and kInternal returned (on stdout the bytes are already
   // out). Any other answer is returned with its body (at most max_body_bytes), nothing written.
-  Result<HttpResponse> DownloadToFile(std::string_view target, const std::string& path);
+  // The file is created with `permissions` less the umask.
+  Result<HttpResponse> DownloadToFile(std::string_view target, const std::string& path,
+                                      int permissions = 0666);
 
  private:
   HttpClient(std::string url, const HttpClientOptions& options);

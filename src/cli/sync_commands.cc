@@ -163,11 +163,11 @@ Status ListPeers(Session& s, const Flags& f) {
   return Status::Ok();
 }
 
-// GETs the bundle for `peer` into `path` (atomically: a temporary file renamed into place); its
-// sequence number.
+// GETs the bundle for `peer` into `path` (atomically: a temporary file renamed into place),
+// readable by its owner only, as the Python client writes it; its sequence number.
 Result<std::string> ExportTo(Session& s, const std::string& peer, const std::string& path) {
-  ASSIGN_OR_RETURN(HttpResponse r,
-                   s.http().DownloadToFile("/api/v1/sync/export?peer=" + UrlEncode(peer), path));
+  ASSIGN_OR_RETURN(HttpResponse r, s.http().DownloadToFile(
+                                       "/api/v1/sync/export?peer=" + UrlEncode(peer), path, 0600));
   if (r.status / 100 != 2) return s.ErrorFrom(r);
   return r.Header("X-Datasite-Bundle-Seq");
 }

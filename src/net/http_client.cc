@@ -432,7 +432,8 @@ Result<HttpResponse> HttpClient::Upload(const HttpRequest& request, const std::s
   return std::move(t.response);
 }
 
-Result<HttpResponse> HttpClient::Download(const HttpRequest& request, const std::string& path) {
+Result<HttpResponse> HttpClient::Download(const HttpRequest& request, const std::string& path,
+                                          int permissions) {
   Transfer t;
   if (path == "-") {
     t.out_fd = STDOUT_FILENO;
@@ -448,7 +449,7 @@ Result<HttpResponse> HttpClient::Download(const HttpRequest& request, const std:
   // Written as the server writes blobs (blob/file_writer.h): past the page cache where the file
   // system allows, so that the fsync below has next to nothing left.
   std::string temp = path + ".part-" + std::to_string(::getpid());
-  auto file = blob::FileWriter::Create(temp, blob::BlobWriteMode::kDirect, 0666);
+  auto file = blob::FileWriter::Create(temp, blob::BlobWriteMode::kDirect, permissions);
   if (!file.ok()) return InvalidArgumentError("download: cannot " + file.status().message());
   FileRemover remover(temp);
   t.out_file = file->get();

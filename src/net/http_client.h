@@ -89,8 +89,10 @@ class HttpClient {
   // returns the response without a body: a file is written to a temporary name beside `path`,
   // fsynced, and renamed into place once whole; on any failure (connection lost, short body, disk
   // full, an X-Content-SHA256 the bytes do not match: kInternal) the temporary file is removed
-  // and `path` left as it was. Any other answer is returned with its body, nothing written.
-  Result<HttpResponse> Download(const HttpRequest& request, const std::string& path);
+  // and `path` left as it was. Any other answer is returned with its body, nothing written. The
+  // file is created with `permissions` less the umask.
+  Result<HttpResponse> Download(const HttpRequest& request, const std::string& path,
+                                int permissions = 0666);
 
  private:
   class Impl;

@@ -272,6 +272,8 @@ def test_export_streams_the_bundle_into_the_file(binary, scripted, tmp_path):
     assert out.read_bytes() == BUNDLE
     assert "bundle 7" in result.stdout and str(len(BUNDLE)) in result.stdout, result
     assert [p.name for p in out.parent.iterdir()] == ["to-low.dsync"]
+    # Readable by its owner only, whatever the umask (as the Python client writes it).
+    assert out.stat().st_mode & 0o777 == 0o600, oct(out.stat().st_mode)
 
 
 def test_a_refused_export_leaves_no_file(binary, scripted, tmp_path):
