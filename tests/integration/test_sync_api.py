@@ -182,8 +182,10 @@ def test_a_bundle_to_a_high_side_carries_no_blob(api, admin):
     obj["blob"] = sha
     obj["hash"] = object_hash(obj["fields"], sha)
     resp = load(api, admin, peer.bundle(me["verify_key"], [obj], blobs=[blob]))
-    assert_error(resp, 400, "INVALID_ARGUMENT")
-    assert "a user carries a blob" in resp.error["message"]
+    # Refused at the header, before a byte of the blob is written.
+    assert_error(resp, 403, "PERMISSION_DENIED")
+    assert "kind not allowed" in resp.error["message"], resp
+    assert "carries no blob" in resp.error["message"], resp
 
 
 def test_sync_routes_are_in_the_openapi_document(api):
