@@ -7,6 +7,7 @@ packages=(
   libspdlog-dev libcli11-dev libicu-dev libgtest-dev libgmock-dev bubblewrap libseccomp-dev
   python3 python3-pytest python3-pandas python3-numpy
   python3-nbclient python3-ipykernel  # tests/pysyft_notebooks: PySyft's notebooks in a real kernel
+  python3-matplotlib  # tests/pysyft_notebooks: the tutorials import it (their expected stops assume it)
   python3-venv python3-pip python3-setuptools python3-wheel  # pip install -e python into a venv
   python3-hypothesis  # the round-trip property tests (tests/integration/test_roundtrip_*.py)
   python3-aiosmtpd  # tests/integration/test_notifications.py: a real SMTP server on loopback
