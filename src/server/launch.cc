@@ -71,13 +71,7 @@ int Serve(LaunchOptions& o, int report_fd) {
   };
   if (!InitCrypto()) return fail(InternalError("libsodium failed to initialize"));
 
-  // Signals are taken synchronously by this thread; every thread started later inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t signals = BlockStopSignals();
 
   // A restart right after a crash may find the killed server still releasing its files.
   auto lock = DataDirLock::AcquireAfterExit(o.app.data_dir, 15000);
@@ -143,6 +137,16 @@ int Serve(LaunchOptions& o, int report_fd) {
 }
 
 }  // namespace
+
+sigset_t BlockStopSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  return signals;
+}
 
 int RunLaunch(LaunchOptions o) {
   auto fail = [](const Status& st) {

@@ -2,6 +2,8 @@
 #ifndef DATASITE_SERVER_LAUNCH_H_
 #define DATASITE_SERVER_LAUNCH_H_
 
+#include <signal.h>
+
 #include <string>
 
 #include "server/app.h"
@@ -21,6 +23,10 @@ struct LaunchOptions {
 
 // Returns the process exit code.
 int RunLaunch(LaunchOptions options);
+
+// Blocks SIGINT and SIGTERM in this thread (every thread started later inherits the mask), so that
+// the caller takes them with sigwait on the set returned; ignores SIGPIPE.
+sigset_t BlockStopSignals();
 
 }  // namespace datasite::server
 

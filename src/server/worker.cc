@@ -15,6 +15,7 @@
 #include "jobs/job_queue.h"
 #include "net/smtp.h"
 #include "server/app.h"
+#include "server/launch.h"
 #include "services/notifications.h"
 #include "services/settings.h"
 #include "store/store.h"
@@ -117,13 +118,7 @@ int RunWorker(WorkerOptions o) {
   if (!InitCrypto()) return fail(InternalError("libsodium failed to initialize"), 1);
   spdlog::set_default_logger(spdlog::stderr_color_mt("datasite-worker"));
 
-  // Signals are taken synchronously by this thread; every thread started later inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t signals = BlockStopSignals();
 
   auto parts = std::make_unique<Parts>();
   if (Status st = Start(o, *parts); !st.ok()) return fail(st, 1);

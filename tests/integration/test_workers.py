@@ -47,6 +47,14 @@ def job_row(data_dir, job_id):
         db.close()
 
 
+def start_running(api, owner, asset_id, body):
+    """A run of new code with `body`, once a worker has it running."""
+    code = submit(api, owner, asset_id, body)
+    job = api.post("/api/v1/code/%s/run" % code, {"blocking": False}, token=owner).json
+    wait_status(api, owner, job["id"], ("running",))
+    return job
+
+
 @pytest.fixture
 def api_server(binary, tmp_path):
     server = DetachedServer(binary, tmp_path / "data", "--workers", "0", "--external-workers")
@@ -97,9 +105,7 @@ def test_a_kill_on_the_server_stops_a_run_in_a_worker(binary, api_server):
     asset_id = upload(api, actors)
     worker = Worker(binary, data_dir, "w1", "--job-timeout", "120")
     try:
-        slow = submit(api, owner, asset_id, "import time; time.sleep(60); return 1")
-        job = api.post("/api/v1/code/%s/run" % slow, {"blocking": False}, token=owner).json
-        wait_status(api, owner, job["id"], ("running",))
+        job = start_running(api, owner, asset_id, "import time; time.sleep(60); return 1")
         killed_at = time.time()
         resp = api.post("/api/v1/jobs/%s/kill" % job["id"], {}, token=owner)
         assert resp.status == 200, resp
@@ -119,9 +125,7 @@ def test_a_worker_killed_mid_job_takes_it_back_when_it_starts_again(binary, api_
     first = Worker(binary, data_dir, "w1")
     other = None
     try:
-        slow = submit(api, owner, asset_id, "import time; time.sleep(3); return 5")
-        job = api.post("/api/v1/code/%s/run" % slow, {"blocking": False}, token=owner).json
-        wait_status(api, owner, job["id"], ("running",))
+        job = start_running(api, owner, asset_id, "import time; time.sleep(3); return 5")
         first.kill9()
         # Another worker leaves a live-looking lease alone (it has not expired)...
         other = Worker(binary, data_dir, "w2")
