@@ -155,19 +155,27 @@ int main(int argc, char** argv) {
   w->add_option("--job-cpu-seconds", worker.job_limits.cpu_seconds,
                 "CPU-time limit of a job (default 60)");
   w->add_option("--max-result-bytes", worker.job_limits.max_result_bytes,
-                "Largest result a job may return (default 256 MiB)");
+                "As the server's --max-result-bytes (required: a worker does not read the server's "
+                "limits)")
+      ->required();
   w->add_option("--python", worker.python,
                 "The Python that runs jobs in the sandbox (default /usr/bin/python3)");
-  w->add_option("--max-storage-bytes", worker.datasets.max_storage_bytes,
-                "As the server's --max-storage-bytes")
+  w->add_option(
+       "--max-storage-bytes", worker.datasets.max_storage_bytes,
+       "As the server's --max-storage-bytes (required: a worker does not read the server's limits)")
+      ->required()
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 55));
-  w->add_option("--user-quota-bytes", worker.job_quotas.max_kept_bytes,
-                "As the server's --user-quota-bytes")
+  w->add_option(
+       "--user-quota-bytes", worker.job_quotas.max_kept_bytes,
+       "As the server's --user-quota-bytes (required: a worker does not read the server's limits)")
+      ->required()
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 55));
-  w->add_option("--mock-results-kept", worker.job_quotas.mock_outputs_kept,
-                "As the server's --mock-results-kept")
+  w->add_option(
+       "--mock-results-kept", worker.job_quotas.mock_outputs_kept,
+       "As the server's --mock-results-kept (required: a worker does not read the server's limits)")
+      ->required()
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
 

@@ -15,13 +15,18 @@ from helpers import DetachedServer, assert_error, needs_sandbox
 from test_code_server import submit, upload, wait_status
 
 
+# The server's limits (its defaults here), which a worker must be given: it does not read them.
+LIMITS = ["--max-storage-bytes", str(1 << 40), "--user-quota-bytes", str(1 << 30), "--max-result-bytes",
+          str(256 << 20), "--mock-results-kept", "10"]
+
+
 class Worker:
     """One `datasite worker` process on `data_dir`, its output in a file beside it."""
 
     def __init__(self, binary, data_dir, name, *flags):
         self.log = open(str(data_dir) + "." + name + ".log", "wb")
         self.proc = subprocess.Popen(
-            [binary, "worker", "--data-dir", str(data_dir), "--name", name, "--workers", "1", *flags],
+            [binary, "worker", "--data-dir", str(data_dir), "--name", name, "--workers", "1", *LIMITS, *flags],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def kill9(self):
@@ -66,10 +71,20 @@ def api_server(binary, tmp_path):
 
 
 def test_a_worker_needs_a_server_that_started_on_its_directory(binary, tmp_path):
-    out = subprocess.run([binary, "worker", "--data-dir", str(tmp_path / "nothing"), "--workers", "1"],
+    out = subprocess.run([binary, "worker", "--data-dir", str(tmp_path / "nothing"), "--workers", "1", *LIMITS],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode != 0
     assert "no datasite in" in out.stderr and "--external-workers" in out.stderr, out.stderr
+
+
+def test_a_worker_must_be_given_the_servers_limits(binary, tmp_path):
+    # A worker started on its defaults let a scientist keep 6x the server's --user-quota-bytes (cold attack).
+    for at in range(0, len(LIMITS), 2):
+        without = LIMITS[:at] + LIMITS[at + 2:]
+        out = subprocess.run([binary, "worker", "--data-dir", str(tmp_path), "--workers", "1", *without],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode != 0
+        assert LIMITS[at] + " is required" in out.stderr, out.stderr
 
 
 @needs_sandbox
