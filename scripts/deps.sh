@@ -13,6 +13,7 @@ packages=(
   python3-aiosmtpd  # tests/integration/test_notifications.py: a real SMTP server on loopback
   python3-cryptography  # tests/integration/sync_helpers.py: forged sync bundles signed with ed25519
   openssl  # src/net/http_client_test.cc, tests/integration/test_sync_cli.py: a certificate for a TLS peer
+  libpq-dev postgresql  # the PostgreSQL store (src/store/sql_postgres.cc) and its tests (scripts/pg.sh)
   python3-zxcvbn  # its list of common passwords is built into the server (src/auth)
   clang-14 libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer and the sanitizers
   chromium  # tests/integration/test_display_browser.py, with playwright-core from npm (below)

@@ -52,6 +52,15 @@ bool OnlyThisMachine(const AppConfig& config) {
 
 std::string DatabasePath(const std::string& data_dir) { return data_dir + "/datasite.db"; }
 std::string BlobPath(const std::string& data_dir) { return data_dir + "/blobs"; }
+
+Result<std::unique_ptr<store::Store>> OpenDatabase(const std::string& database,
+                                                   const std::string& data_dir) {
+  if (database.empty()) return store::OpenSqliteStore(DatabasePath(data_dir));
+  if (store::IsPostgresUrl(database)) return store::OpenPostgresStore(database);
+  return InvalidArgumentError(
+      "--database must be a postgresql://USER@HOST:PORT/DB URL (leave it out for SQLite in the "
+      "data directory)");
+}
 std::string ResultsPath(const std::string& data_dir) { return data_dir + "/results"; }
 
 namespace {
@@ -107,7 +116,7 @@ App::~App() { Stop(std::chrono::milliseconds(0)); }
 
 Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   auto p = std::make_unique<Parts>();
-  ASSIGN_OR_RETURN(p->store, store::OpenSqliteStore(DatabasePath(config.data_dir)));
+  ASSIGN_OR_RETURN(p->store, OpenDatabase(config.database, config.data_dir));
   const Clock& clock = SystemClock();
   p->settings = std::make_unique<services::SettingsService>(*p->store, clock);
   services::LaunchSettings launch = config.launch;

@@ -23,6 +23,9 @@ namespace datasite::server {
 
 struct AppConfig {
   std::string data_dir;  // must exist
+  // The database: empty for SQLite in the data directory, or a postgresql:// URL
+  // (--database, DATASITE_DATABASE_URL).
+  std::string database;
   // The address to bind. Any other than a loopback address is refused while the root admin's
   // password is the published default (kDefaultRootPassword).
   std::string host = "127.0.0.1";
@@ -69,12 +72,16 @@ class App {
   std::unique_ptr<Parts> parts_;
 };
 
-// The database file inside a data directory.
 // Whether no other machine can reach the server: it listens on loopback, and names no host (an
 // --allowed-host) or proxy (a --trusted-proxy) through which others would reach it.
 bool OnlyThisMachine(const AppConfig& config);
 
+// The database file inside a data directory.
 std::string DatabasePath(const std::string& data_dir);
+// The store a server or worker uses: SQLite in `data_dir` when `database` is empty, else the
+// PostgreSQL database at that URL. kInvalidArgument for anything else.
+Result<std::unique_ptr<store::Store>> OpenDatabase(const std::string& database,
+                                                   const std::string& data_dir);
 // The job results directory inside a data directory.
 std::string ResultsPath(const std::string& data_dir);
 // The blob directory inside a data directory.

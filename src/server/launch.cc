@@ -86,6 +86,11 @@ int Serve(LaunchOptions& o, int report_fd) {
     }
     return fail(FailedPreconditionError(msg + "; stop it with: datasite land " + o.name));
   }
+  if (o.reset && !o.app.database.empty()) {
+    return fail(InvalidArgumentError(
+        "--reset wipes the data directory only, and a --database is not in it: drop and create "
+        "that database yourself, then launch without --reset"));
+  }
   if (o.reset) {
     Status st = ResetDataDir(o.app.data_dir);
     if (!st.ok()) return fail(st);

@@ -75,6 +75,11 @@ int main(int argc, char** argv) {
                 "The Python that runs jobs in the sandbox (default /usr/bin/python3)");
   l->add_option("--data-dir", launch.data_dir,
                 "Storage directory (default: $XDG_DATA_HOME/datasite/NAME)");
+  l->add_option("--database", launch.app.database,
+                "PostgreSQL URL postgresql://USER[:PASSWORD]@HOST:PORT/DB holding the server's "
+                "metadata and job queue (env DATASITE_DATABASE_URL; default: SQLite in the data "
+                "directory)")
+      ->envname("DATASITE_DATABASE_URL");
   l->add_flag("--detach", launch.detach,
               "Return once ready; the server keeps running in the background");
   l->add_option("--root-email", launch.app.root_email,
@@ -144,6 +149,10 @@ int main(int argc, char** argv) {
       "Run the jobs of a datasite launched on this machine with --external-workers, from another "
       "process (any number of them)");
   w->add_option("--data-dir", worker.data_dir, "The server's storage directory")->required();
+  w->add_option("--database", worker.database,
+                "As the server's --database (env DATASITE_DATABASE_URL; default: SQLite in the "
+                "data directory)")
+      ->envname("DATASITE_DATABASE_URL");
   w->add_option("--name", worker.name,
                 "The name this worker's job leases carry: unique among running workers, the same "
                 "across restarts (default: HOST-PID)");

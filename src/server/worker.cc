@@ -49,13 +49,13 @@ struct Parts {
 
 Status Start(const WorkerOptions& o, Parts& p) {
   const std::string db = DatabasePath(o.data_dir);
-  if (!std::filesystem::exists(db)) {
+  if (o.database.empty() && !std::filesystem::exists(db)) {
     return FailedPreconditionError("no datasite in " + o.data_dir +
                                    ": launch one there first (datasite launch --data-dir " +
                                    o.data_dir + " --workers 0 --external-workers)");
   }
   const Clock& clock = SystemClock();
-  ASSIGN_OR_RETURN(p.store, store::OpenSqliteStore(db));
+  ASSIGN_OR_RETURN(p.store, OpenDatabase(o.database, o.data_dir));
   p.settings = std::make_unique<services::SettingsService>(*p.store, clock);
   RETURN_IF_ERROR(p.settings->Load());
   ASSIGN_OR_RETURN(p.blobs, blob::NewFileBlobStore(BlobPath(o.data_dir)));

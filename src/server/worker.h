@@ -16,6 +16,7 @@ namespace datasite::server {
 
 struct WorkerOptions {
   std::string data_dir;  // a datasite's (`launch --data-dir`); it must have started once
+  std::string database;  // as the server's --database (empty: SQLite in data_dir)
   // The name its leases carry: unique among the workers that run at once, and the same across
   // restarts of one (a worker restarted under its name takes back at once the jobs it was
   // running). Default: "<host name>-<pid>".

@@ -903,6 +903,15 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
 // Every write method fails (kUnavailable).
 Result<std::unique_ptr<Store>> OpenSqliteStoreReadOnly(const std::string& path);
 
+// Connects to the PostgreSQL database at a libpq URL ("postgresql://user@host:port/db") and
+// brings its schema up to date (servers starting together migrate it once). kUnavailable when
+// the database can't be reached, kPermissionDenied when it refuses the credentials,
+// kFailedPrecondition when its schema is newer than this binary's.
+Result<std::unique_ptr<Store>> OpenPostgresStore(const std::string& url);
+
+// Whether a --database value names PostgreSQL (postgresql:// or postgres://).
+bool IsPostgresUrl(std::string_view location);
+
 }  // namespace datasite::store
 
 #endif  // DATASITE_STORE_STORE_H_

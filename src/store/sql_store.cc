@@ -1,7 +1,5 @@
 // SQLite implementation of Store. One connection, serialized by a (recursive) mutex; WAL journal
 // with synchronous=FULL so that every acknowledged write survives a crash or power loss.
-#include <sqlite3.h>
-
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "store/audit_log.h"
+#include "store/postgres_schema.h"
+#include "store/sql.h"
 #include "store/store.h"
 
 namespace datasite::store {
@@ -613,133 +613,100 @@ CREATE INDEX jobs_lease ON jobs(status, lease_owner);
 )sql",
 };
 
+// The schema version PostgreSQL support starts at: an empty PostgreSQL database gets
+// kPostgresBaseline, equal to kMigrations up to this version; later versions are in kMigrations
+// for both engines.
+constexpr int64_t kPostgresBaselineVersion = 18;
+
 // Prepared statements kept for reuse, by SQL text: preparing a join costs more than running it
 // on a small table. Not thread-safe (used under the store's mutex).
 class StmtCache {
  public:
-  explicit StmtCache(sqlite3* db) : db_(db) {}
-  ~StmtCache() { Clear(); }
+  explicit StmtCache(sql::Connection* conn) : conn_(conn) {}
   StmtCache(const StmtCache&) = delete;
   StmtCache& operator=(const StmtCache&) = delete;
 
-  sqlite3* db() const { return db_; }
-  // A statement for `sql`, from the cache or newly prepared; *rc is SQLite's answer.
-  sqlite3_stmt* Take(const std::string& sql, int* rc) {
+  // A statement for `sql`, from the cache or newly prepared.
+  Result<std::unique_ptr<sql::Cursor>> Take(const std::string& sql) {
     auto it = idle_.find(sql);
     if (it != idle_.end()) {
-      sqlite3_stmt* st = it->second;
+      std::unique_ptr<sql::Cursor> c = std::move(it->second);
       idle_.erase(it);
-      *rc = SQLITE_OK;
-      return st;
+      return c;
     }
-    sqlite3_stmt* st = nullptr;
-    *rc = sqlite3_prepare_v2(db_, sql.c_str(), static_cast<int>(sql.size()), &st, nullptr);
-    return st;
+    return conn_->Prepare(sql);
   }
-  // Gives a statement back, reset, for the next use (or finalizes it when one is already idle).
-  void Give(std::string sql, sqlite3_stmt* st) {
-    if (st == nullptr) return;
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (idle_.size() >= kMaxIdle || !idle_.emplace(std::move(sql), st).second) {
-      sqlite3_finalize(st);
-    }
+  // Gives a statement back, reset, for the next use (or drops it when one is already idle).
+  void Give(std::string sql, std::unique_ptr<sql::Cursor> c) {
+    if (c == nullptr || !c->Reset()) return;
+    if (idle_.size() < kMaxIdle) idle_.try_emplace(std::move(sql), std::move(c));
   }
-  void Clear() {
-    for (auto& [sql, st] : idle_) sqlite3_finalize(st);
-    idle_.clear();
-  }
+  void Clear() { idle_.clear(); }
 
  private:
   static constexpr size_t kMaxIdle = 256;
-  sqlite3* db_;
-  std::unordered_map<std::string, sqlite3_stmt*> idle_;
+  sql::Connection* conn_;
+  std::unordered_map<std::string, std::unique_ptr<sql::Cursor>> idle_;
 };
 
 // A prepared statement, taken from the cache and given back on destruction. Not thread-safe.
 class Stmt {
  public:
-  Stmt(StmtCache& cache, std::string sql) : cache_(cache), db_(cache.db()), sql_(std::move(sql)) {
-    stmt_ = cache_.Take(sql_, &rc_);
+  Stmt(StmtCache& cache, std::string sql) : cache_(cache), sql_(std::move(sql)) {
+    auto c = cache_.Take(sql_);
+    if (c.ok()) {
+      cursor_ = std::move(c).value();
+    } else {
+      error_ = c.status();
+    }
   }
   ~Stmt() {
-    if (rc_ == SQLITE_OK || rc_ == SQLITE_ROW || rc_ == SQLITE_DONE) {
-      cache_.Give(std::move(sql_), stmt_);
-    } else {
-      sqlite3_finalize(stmt_);
-    }
+    if (error_.ok()) cache_.Give(std::move(sql_), std::move(cursor_));
   }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
 
   Stmt& Bind(const std::string& v) {
-    Check(sqlite3_bind_text(stmt_, ++idx_, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    if (cursor_) cursor_->BindText(++idx_, v);
     return *this;
   }
   Stmt& BindBlob(const std::string& v) {
-    Check(sqlite3_bind_blob(stmt_, ++idx_, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    if (cursor_) cursor_->BindBlob(++idx_, v);
     return *this;
   }
   Stmt& Bind(int64_t v) {
-    Check(sqlite3_bind_int64(stmt_, ++idx_, v));
+    if (cursor_) cursor_->BindInt(++idx_, v);
     return *this;
   }
   Stmt& Bind(bool v) { return Bind(static_cast<int64_t>(v ? 1 : 0)); }
   Stmt& Bind(int v) { return Bind(static_cast<int64_t>(v)); }
   Stmt& BindNull() {
-    Check(sqlite3_bind_null(stmt_, ++idx_));
+    if (cursor_) cursor_->BindNull(++idx_);
     return *this;
   }
 
   // Result<bool>: true when a row is available.
   Result<bool> Step() {
-    if (rc_ != SQLITE_OK) return Error();
-    int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    rc_ = rc;
-    return Error();
+    if (!error_.ok()) return error_;
+    auto r = cursor_->Step();
+    if (!r.ok()) error_ = r.status();
+    return r;
   }
   Status Run() {
     auto r = Step();
     return r.ok() ? Status::Ok() : r.status();
   }
 
-  std::string Text(int col) const {
-    auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
-    return p ? std::string(p, sqlite3_column_bytes(stmt_, col)) : std::string();
-  }
-  std::string Blob(int col) const {
-    auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
-    return p ? std::string(p, sqlite3_column_bytes(stmt_, col)) : std::string();
-  }
-  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
-  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
-
-  int rc() const { return rc_; }
-  int extended_rc() const { return sqlite3_extended_errcode(db_); }
+  std::string Text(int col) const { return cursor_->Text(col); }
+  std::string Blob(int col) const { return cursor_->Blob(col); }
+  bool IsNull(int col) const { return cursor_->IsNull(col); }
+  int64_t Int(int col) const { return cursor_->Int(col); }
 
  private:
-  void Check(int rc) {
-    if (rc != SQLITE_OK && rc_ == SQLITE_OK) rc_ = rc;
-  }
-  Status Error() const {
-    if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_UNIQUE ||
-        sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_PRIMARYKEY) {
-      return AlreadyExistsError(sqlite3_errmsg(db_));
-    }
-    int primary = rc_ & 0xff;
-    if (primary == SQLITE_FULL) return ResourceExhaustedError("database: disk full");
-    if (primary == SQLITE_READONLY) return UnavailableError("database: read-only");
-    if (primary == SQLITE_BUSY) return UnavailableError("database: busy");
-    return InternalError(std::string("database: ") + sqlite3_errmsg(db_));
-  }
-
   StmtCache& cache_;
-  sqlite3* db_;
   std::string sql_;
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_ = SQLITE_OK;
+  std::unique_ptr<sql::Cursor> cursor_;
+  Status error_;
   int idx_ = 0;
 };
 
@@ -845,8 +812,8 @@ constexpr const char* kCountedRun =
 // asks, and rises for a private run when the stored settings ask for output review at that update,
 // so a setting turned on while the job runs holds what it writes after the setting commits.
 constexpr const char* kHeldOnUpdate =
-    "max(held, ?, kind = 'private' AND "
-    "COALESCE((SELECT output_review FROM settings WHERE singleton = 1), 0) != 0)";
+    "greatest(held, ?, CASE WHEN kind = 'private' AND "
+    "COALESCE((SELECT output_review FROM settings WHERE singleton = 1), 0) != 0 THEN 1 ELSE 0 END)";
 
 constexpr const char* kCodeSelect =
     "SELECT c.id, c.user_id, c.name, c.version, c.source, c.code_hash, c.inputs, c.output_policy, "
@@ -1048,22 +1015,17 @@ PasswordReset ReadReset(Stmt& s) {
   return {s.Blob(0), s.Text(1), s.Text(2), s.Int(3), s.Int(4), s.Int(5), s.Text(6)};
 }
 
-class SqliteStore : public Store {
+class SqlStore : public Store {
  public:
-  explicit SqliteStore(sqlite3* db) : db_(db), stmts_(db) {}
-  ~SqliteStore() override {
-    stmts_.Clear();
-    sqlite3_close_v2(db_);
-  }
+  explicit SqlStore(std::unique_ptr<sql::Connection> conn)
+      : conn_(std::move(conn)), stmts_(conn_.get()) {}
+  ~SqlStore() override { stmts_.Clear(); }
 
-  // For a read-only connection: no pragma that writes, no migration; the schema must be current.
+  // For a read-only connection: no migration; the schema must be current.
   Status InitReadOnly() {
     std::lock_guard lock(mu_);
-    sqlite3_busy_timeout(db_, 5000);
-    Stmt s(stmts_, "PRAGMA user_version");
-    ASSIGN_OR_RETURN(bool row, s.Step());
-    const int64_t version = row ? s.Int(0) : 0;
-    const int64_t latest = static_cast<int64_t>(std::size(kMigrations));
+    ASSIGN_OR_RETURN(const int64_t version, conn_->SchemaVersion());
+    const int64_t latest = LatestVersion();
     if (version != latest) {
       return FailedPreconditionError("database schema version " + std::to_string(version) +
                                      " is not this datasite's (" + std::to_string(latest) +
@@ -1074,19 +1036,6 @@ class SqliteStore : public Store {
 
   Status Init() {
     std::lock_guard lock(mu_);
-    RETURN_IF_ERROR(Exec("PRAGMA journal_mode=WAL"));
-    RETURN_IF_ERROR(Exec("PRAGMA synchronous=FULL"));
-    RETURN_IF_ERROR(Exec("PRAGMA foreign_keys=ON"));
-    // A page cache of up to 64 MiB (grown only as pages are used), so that a large transaction such
-    // as a sync apply of 30,000 objects keeps its dirty pages in memory until it commits instead of
-    // spilling them to the WAL again and again (the default 2 MiB spilled most of them several
-    // times).
-    RETURN_IF_ERROR(Exec("PRAGMA cache_size=-65536"));
-    // A store method called inside InTransaction runs as a savepoint, whose sub-journal (the pages
-    // it changed, for a rollback to the savepoint) SQLite writes to a temporary file past 64 KiB:
-    // kept in memory instead, it is freed when the savepoint is released.
-    RETURN_IF_ERROR(Exec("PRAGMA temp_store=MEMORY"));
-    sqlite3_busy_timeout(db_, 5000);
     return Migrate();
   }
 
@@ -1101,8 +1050,10 @@ class SqliteStore : public Store {
   Status PutIdentity(const Identity& id) override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_,
-           "INSERT OR REPLACE INTO server_identity (singleton, server_id, verify_key, signing_key, "
-           "created_at) VALUES (1, ?, ?, ?, ?)");
+           "INSERT INTO server_identity (singleton, server_id, verify_key, signing_key, "
+           "created_at) VALUES (1, ?, ?, ?, ?) ON CONFLICT (singleton) DO UPDATE SET "
+           "server_id = excluded.server_id, verify_key = excluded.verify_key, "
+           "signing_key = excluded.signing_key, created_at = excluded.created_at");
     return s.Bind(id.server_id)
         .BindBlob(id.verify_key)
         .BindBlob(id.signing_key)
@@ -1141,11 +1092,19 @@ class SqliteStore : public Store {
   Status PutSettings(const Settings& st) override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_,
-           "INSERT OR REPLACE INTO settings (singleton, id, name, organization, description, "
-           "deployed_on, "
+           "INSERT INTO settings (singleton, id, name, organization, description, deployed_on, "
            "signup_enabled, notifications_enabled, admin_email, server_type, server_side_type, "
            "association_request_auto_approval, allow_guest_sessions, welcome_markdown, "
-           "output_review) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+           "output_review) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+           "ON CONFLICT (singleton) DO UPDATE SET id = excluded.id, name = excluded.name, "
+           "organization = excluded.organization, description = excluded.description, "
+           "deployed_on = excluded.deployed_on, signup_enabled = excluded.signup_enabled, "
+           "notifications_enabled = excluded.notifications_enabled, "
+           "admin_email = excluded.admin_email, server_type = excluded.server_type, "
+           "server_side_type = excluded.server_side_type, "
+           "association_request_auto_approval = excluded.association_request_auto_approval, "
+           "allow_guest_sessions = excluded.allow_guest_sessions, "
+           "welcome_markdown = excluded.welcome_markdown, output_review = excluded.output_review");
     return s.Bind(st.id)
         .Bind(st.name)
         .Bind(st.organization)
@@ -1222,7 +1181,7 @@ class SqliteStore : public Store {
                         .Bind(u.updated_at)
                         .Bind(u.id)
                         .Run());
-    if (sqlite3_changes(db_) == 0) return NotFoundError("user not found");
+    if (conn_->Changes() == 0) return NotFoundError("user not found");
     return Status::Ok();
   }
 
@@ -1232,7 +1191,7 @@ class SqliteStore : public Store {
     ++auth_version_;     // before the change: no cached session outlives it
     Stmt s(stmts_, "DELETE FROM users WHERE id = ?");
     RETURN_IF_ERROR(s.Bind(id).Run());
-    if (sqlite3_changes(db_) == 0) return NotFoundError("user not found");
+    if (conn_->Changes() == 0) return NotFoundError("user not found");
     return Status::Ok();
   }
 
@@ -1334,7 +1293,7 @@ class SqliteStore : public Store {
     }
     Stmt s(stmts_, "DELETE FROM blobs WHERE id = ?");
     RETURN_IF_ERROR(s.Bind(id).Run());
-    if (sqlite3_changes(db_) == 0) return NotFoundError("no blob with id " + id);
+    if (conn_->Changes() == 0) return NotFoundError("no blob with id " + id);
     return Status::Ok();
   }
 
@@ -1497,7 +1456,7 @@ class SqliteStore : public Store {
                         .Bind(d.updated_at)
                         .Bind(d.id)
                         .Run());
-    if (sqlite3_changes(db_) == 0) return NotFoundError("no dataset with id " + d.id);
+    if (conn_->Changes() == 0) return NotFoundError("no dataset with id " + d.id);
     return Status::Ok();
   }
 
@@ -1622,7 +1581,7 @@ class SqliteStore : public Store {
           stmts_,
           "UPDATE datasets SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL");
       RETURN_IF_ERROR(s.Bind(now).Bind(now).Bind(id).Run());
-      if (sqlite3_changes(db_) == 0) return NotFoundError("no dataset with id " + id);
+      if (conn_->Changes() == 0) return NotFoundError("no dataset with id " + id);
       Stmt a(stmts_,
              "UPDATE assets SET data_blob_id = NULL, mock_blob_id = NULL WHERE dataset_id = ?");
       return a.Bind(id).Run();
@@ -1672,8 +1631,10 @@ class SqliteStore : public Store {
 
   Result<std::vector<AuditEvent>> RecentAudit(int64_t limit) override {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_, std::string("SELECT ") + kAuditColumns +
-                       " FROM (SELECT * FROM audit_events ORDER BY seq DESC LIMIT ?) ORDER BY seq");
+    Stmt s(
+        stmts_,
+        std::string("SELECT ") + kAuditColumns +
+            " FROM (SELECT * FROM audit_events ORDER BY seq DESC LIMIT ?) AS newest ORDER BY seq");
     s.Bind(limit);
     return ReadAll(s, ReadAudit);
   }
@@ -1705,8 +1666,9 @@ class SqliteStore : public Store {
       Stmt d(stmts_, "DELETE FROM audit_events WHERE seq <= ?");
       RETURN_IF_ERROR(d.Bind(cp.seq).Run());
       Stmt w(stmts_,
-             "INSERT OR REPLACE INTO audit_checkpoint (singleton, seq, hash, at, signature) "
-             "VALUES (1, ?, ?, ?, ?)");
+             "INSERT INTO audit_checkpoint (singleton, seq, hash, at, signature) "
+             "VALUES (1, ?, ?, ?, ?) ON CONFLICT (singleton) DO UPDATE SET seq = excluded.seq, "
+             "hash = excluded.hash, at = excluded.at, signature = excluded.signature");
       return w.Bind(cp.seq).Bind(cp.hash).Bind(cp.at).BindBlob(cp.signature).Run();
     }();
     if (!st.ok()) {
@@ -1764,7 +1726,7 @@ class SqliteStore : public Store {
     std::lock_guard lock(mu_);
     Stmt s(stmts_, "UPDATE notifications SET read = ? WHERE user_id = ? AND id = ?");
     RETURN_IF_ERROR(s.Bind(read).Bind(user_id).Bind(id).Run());
-    if (sqlite3_changes(db_) == 0) return NotFoundError("notification not found");
+    if (conn_->Changes() == 0) return NotFoundError("notification not found");
     return Status::Ok();
   }
 
@@ -1772,18 +1734,19 @@ class SqliteStore : public Store {
     std::lock_guard lock(mu_);
     Stmt s(stmts_,
            "INSERT INTO mail_outbox (recipient, user_id, kind, subject, body_text, body_html, "
-           "batchable, created_at, not_before) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    RETURN_IF_ERROR(s.Bind(m.recipient)
-                        .Bind(m.user_id)
-                        .Bind(m.kind)
-                        .Bind(m.subject)
-                        .Bind(m.text)
-                        .Bind(m.html)
-                        .Bind(m.batchable)
-                        .Bind(m.created_at)
-                        .Bind(m.not_before)
-                        .Run());
-    return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+           "batchable, created_at, not_before) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq");
+    s.Bind(m.recipient)
+        .Bind(m.user_id)
+        .Bind(m.kind)
+        .Bind(m.subject)
+        .Bind(m.text)
+        .Bind(m.html)
+        .Bind(m.batchable)
+        .Bind(m.created_at)
+        .Bind(m.not_before);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return InternalError("the outbox insert returned no sequence number");
+    return s.Int(0);
   }
 
   Result<std::vector<OutboxMail>> DueMail(int64_t now_ms, int64_t limit) override {
@@ -1845,8 +1808,11 @@ class SqliteStore : public Store {
   Status PutMailSettings(const MailSettings& m) override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_,
-           "INSERT OR REPLACE INTO mail_settings (id, host, port, security, username, password, "
-           "sender, base_url) VALUES (1, ?, ?, ?, ?, ?, ?, ?)");
+           "INSERT INTO mail_settings (id, host, port, security, username, password, sender, "
+           "base_url) VALUES (1, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+           "host = excluded.host, port = excluded.port, security = excluded.security, "
+           "username = excluded.username, password = excluded.password, "
+           "sender = excluded.sender, base_url = excluded.base_url");
     return s.Bind(m.host)
         .Bind(m.port)
         .Bind(m.security)
@@ -1874,7 +1840,7 @@ class SqliteStore : public Store {
   Status SetUserWantsMail(const std::string& user_id, bool wants) override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_, wants ? "DELETE FROM mail_opt_outs WHERE user_id = ?"
-                         : "INSERT OR IGNORE INTO mail_opt_outs (user_id) VALUES (?)");
+                         : "INSERT INTO mail_opt_outs (user_id) VALUES (?) ON CONFLICT DO NOTHING");
     return s.Bind(user_id).Run();
   }
 
@@ -1901,7 +1867,7 @@ class SqliteStore : public Store {
     PasswordReset r = ReadReset(s);
     Stmt u(stmts_, "UPDATE password_resets SET used_at = ? WHERE token_hash = ? AND used_at = 0");
     RETURN_IF_ERROR(u.Bind(now).BindBlob(token_hash).Run());
-    if (sqlite3_changes(db_) == 0) return NotFoundError("the token is wrong, expired or used");
+    if (conn_->Changes() == 0) return NotFoundError("the token is wrong, expired or used");
     r.used_at = now;
     return r;
   }
@@ -2008,7 +1974,7 @@ class SqliteStore : public Store {
                "INSERT INTO sync_revoked_keys (verify_key, peer, revoked_at) SELECT verify_key, "
                "name, ? FROM sync_peers WHERE name = ?");
       RETURN_IF_ERROR(old.Bind(now).Bind(name).Run());
-      if (sqlite3_changes(db_) == 0) return NotFoundError("no such peer");
+      if (conn_->Changes() == 0) return NotFoundError("no such peer");
       Stmt u(stmts_, "UPDATE sync_peers SET verify_key = ?, revoked_at = NULL WHERE name = ?");
       return u.Bind(key).Bind(name).Run();
     }();
@@ -2039,8 +2005,8 @@ class SqliteStore : public Store {
       ASSIGN_OR_RETURN(bool more, u.Step());
       (void)more;
       Stmt k(stmts_,
-             "INSERT OR IGNORE INTO sync_revoked_keys (verify_key, peer, revoked_at) "
-             "VALUES (?, ?, ?)");
+             "INSERT INTO sync_revoked_keys (verify_key, peer, revoked_at) "
+             "VALUES (?, ?, ?) ON CONFLICT DO NOTHING");
       return k.Bind(key).Bind(name).Bind(now).Run();
     }();
     if (!st.ok()) {
@@ -2061,7 +2027,7 @@ class SqliteStore : public Store {
                         .Bind(p.peer_seq_seen)
                         .Bind(p.name)
                         .Run());
-    if (sqlite3_changes(db_) == 0) return NotFoundError("no such peer");
+    if (conn_->Changes() == 0) return NotFoundError("no such peer");
     return Status::Ok();
   }
 
@@ -2083,8 +2049,9 @@ class SqliteStore : public Store {
   Status PutSyncObject(SyncLedger ledger, const std::string& peer,
                        const SyncObjectState& o) override {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_, std::string("INSERT OR REPLACE INTO ") + LedgerTable(ledger) +
-                       " (peer, kind, object_id, hash) VALUES (?, ?, ?, ?)");
+    Stmt s(stmts_, std::string("INSERT INTO ") + LedgerTable(ledger) +
+                       " (peer, kind, object_id, hash) VALUES (?, ?, ?, ?) ON CONFLICT (peer, "
+                       "kind, object_id) DO UPDATE SET hash = excluded.hash");
     return s.Bind(peer).Bind(o.kind).Bind(o.object_id).Bind(o.hash).Run();
   }
 
@@ -2097,8 +2064,8 @@ class SqliteStore : public Store {
       RETURN_IF_ERROR(d.Bind(peer).Run());
       for (const SyncObjectState& o : objects) {
         Stmt s(stmts_,
-               "INSERT OR REPLACE INTO sync_inventory (peer, kind, object_id, hash) VALUES (?, ?, "
-               "?, ?)");
+               "INSERT INTO sync_inventory (peer, kind, object_id, hash) VALUES (?, ?, ?, ?) "
+               "ON CONFLICT (peer, kind, object_id) DO UPDATE SET hash = excluded.hash");
         RETURN_IF_ERROR(s.Bind(peer).Bind(o.kind).Bind(o.object_id).Bind(o.hash).Run());
       }
       return Status::Ok();
@@ -2119,21 +2086,21 @@ class SqliteStore : public Store {
   Status SetSyncIgnored(const std::string& peer, const std::string& batch, bool ignored) override {
     std::lock_guard lock(mu_);
     if (ignored) {
-      Stmt s(stmts_, "INSERT OR IGNORE INTO sync_ignored (peer, batch) VALUES (?, ?)");
+      Stmt s(stmts_, "INSERT INTO sync_ignored (peer, batch) VALUES (?, ?) ON CONFLICT DO NOTHING");
       return s.Bind(peer).Bind(batch).Run();
     }
     Stmt s(stmts_, "DELETE FROM sync_ignored WHERE peer = ? AND batch = ?");
     RETURN_IF_ERROR(s.Bind(peer).Bind(batch).Run());
-    if (sqlite3_changes(db_) == 0) return NotFoundError("the batch is not ignored");
+    if (conn_->Changes() == 0) return NotFoundError("the batch is not ignored");
     return Status::Ok();
   }
 
   Status PutSyncImport(const SyncImport& i) override {
     std::lock_guard lock(mu_);
-    Stmt s(
-        stmts_,
-        "INSERT OR REPLACE INTO sync_imports (id, peer, seq, created_at, state) VALUES (?, ?, ?, "
-        "?, ?)");
+    Stmt s(stmts_,
+           "INSERT INTO sync_imports (id, peer, seq, created_at, state) VALUES (?, ?, ?, ?, ?) "
+           "ON CONFLICT (id) DO UPDATE SET peer = excluded.peer, seq = excluded.seq, "
+           "created_at = excluded.created_at, state = excluded.state");
     return s.Bind(i.id).Bind(i.peer).Bind(i.seq).Bind(i.created_at).Bind(i.state).Run();
   }
 
@@ -2209,10 +2176,7 @@ class SqliteStore : public Store {
 
   Status CheckIntegrity() override {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_, "PRAGMA integrity_check");
-    ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) return InternalError("integrity_check returned nothing");
-    std::string report = s.Text(0);
+    ASSIGN_OR_RETURN(const std::string report, conn_->IntegrityCheck());
     if (report != "ok") return InternalError("database integrity check failed: " + report);
     return Status::Ok();
   }
@@ -2253,7 +2217,7 @@ class SqliteStore : public Store {
                           .Bind(d.created_by)
                           .Bind(d.created_at)
                           .Run());
-      const bool inserted = sqlite3_changes(db_) > 0;
+      const bool inserted = conn_->Changes() > 0;
       if (!inserted && i == 0 && refuse_registered) {
         return AlreadyExistsError("a data subject named '" + d.name + "' is registered already");
       }
@@ -2346,7 +2310,7 @@ class SqliteStore : public Store {
            "UPDATE code_policies SET state = ?, version = version + 1 "
            "WHERE code_id = ? AND version = ?");
     RETURN_IF_ERROR(s.Bind(state).Bind(code_id).Bind(expected_version).Run());
-    return sqlite3_changes(db_) == 1;
+    return conn_->Changes() == 1;
   }
 
   Result<UserCode> FindCodeByHash(const std::string& user_id, const std::string& hash) override {
@@ -2523,7 +2487,9 @@ class SqliteStore : public Store {
                           .Bind(p.created_at)
                           .Run());
       for (const auto& m : p.members) {
-        Stmt i(stmts_, "INSERT OR IGNORE INTO project_members (project_id, user_id) VALUES (?, ?)");
+        Stmt i(stmts_,
+               "INSERT INTO project_members (project_id, user_id) VALUES (?, ?) ON CONFLICT DO "
+               "NOTHING");
         RETURN_IF_ERROR(i.Bind(p.id).Bind(m.user_id).Run());
       }
       return Status::Ok();
@@ -2624,7 +2590,7 @@ class SqliteStore : public Store {
     if (!q.IsNull(0)) return FailedPreconditionError("the request is in a project already");
     Stmt u(stmts_, "UPDATE code_requests SET project_id = ? WHERE id = ? AND project_id IS NULL");
     RETURN_IF_ERROR(u.Bind(project_id).Bind(request_id).Run());
-    if (sqlite3_changes(db_) == 0) {
+    if (conn_->Changes() == 0) {
       return FailedPreconditionError("the request is in a project already");
     }
     return Status::Ok();
@@ -2687,7 +2653,7 @@ class SqliteStore : public Store {
   Result<JobOutput> ReadJobOutput(const std::string& id, int64_t stdout_from) override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_,
-           "SELECT substr(CAST(stdout AS BLOB), ?1 + 1), length(CAST(stdout AS BLOB)), stderr, "
+           "SELECT bytes_after(stdout, ?1), octet_length(stdout), stderr, "
            "status, held FROM jobs WHERE id = ?2");
     s.Bind(std::max<int64_t>(stdout_from, 0)).Bind(id);
     ASSIGN_OR_RETURN(bool row, s.Step());
@@ -2711,7 +2677,7 @@ class SqliteStore : public Store {
                         .Bind(run.lease_owner)
                         .Bind(run.attempts)
                         .Run());
-    if (sqlite3_changes(db_) == 0) return NotUnderLease();
+    if (conn_->Changes() == 0) return NotUnderLease();
     return Status::Ok();
   }
 
@@ -2720,7 +2686,7 @@ class SqliteStore : public Store {
     Stmt s(stmts_, "UPDATE jobs SET stderr = stderr || ? WHERE " + std::string(kUnderLease));
     RETURN_IF_ERROR(
         s.Bind(std::string(chunk)).Bind(run.id).Bind(run.lease_owner).Bind(run.attempts).Run());
-    if (sqlite3_changes(db_) == 0) return NotUnderLease();
+    if (conn_->Changes() == 0) return NotUnderLease();
     return Status::Ok();
   }
 
@@ -2772,7 +2738,7 @@ class SqliteStore : public Store {
     // A lease need not be durable: lost in a crash, the job is simply still queued and runs
     // again, which is what recovery does with a running job anyway. Not syncing it saves one
     // disk sync per job.
-    RETURN_IF_ERROR(Exec("PRAGMA synchronous=NORMAL"));
+    RETURN_IF_ERROR(conn_->SetDurableCommits(false));
     auto leased = LeaseNextJobLocked(now, owner, lease_expires_at);
     RestoreFullSync();
     return leased;
@@ -2780,8 +2746,8 @@ class SqliteStore : public Store {
 
   // Back to synchronous=FULL after a write that need not be durable. REQUIRES: mu_ held.
   void RestoreFullSync() {
-    Status full = Exec("PRAGMA synchronous=FULL");
-    if (!full.ok()) full = Exec("PRAGMA synchronous=FULL");
+    Status full = conn_->SetDurableCommits(true);
+    if (!full.ok()) full = conn_->SetDurableCommits(true);
     if (!full.ok()) {
       // Every later commit must be durable: going on without FULL would lose acknowledged writes
       // on a power cut, so stop here (the next start recovers).
@@ -2836,7 +2802,7 @@ class SqliteStore : public Store {
                     std::string(kHeldOnUpdate) +
                     ", stdout = ?, stderr = ?, finished_at = ?, kept_result_bytes = ?, "
                     "kept_log_bytes = ?, result_meta = ?, charged_bytes = CASE WHEN " +
-                    std::string(kHeldOnUpdate) + " THEN 0 ELSE charged_bytes END WHERE " +
+                    std::string(kHeldOnUpdate) + " != 0 THEN 0 ELSE charged_bytes END WHERE " +
                     std::string(kUnderLease)));
     s.Bind(j.status).Bind(j.error).Bind(j.failure).Bind(j.error_detail);
     s.Bind(j.result_format).Bind(j.result_size);
@@ -2857,7 +2823,7 @@ class SqliteStore : public Store {
                         .Bind(j.lease_owner)
                         .Bind(j.attempts)
                         .Run());
-    if (sqlite3_changes(db_) == 0) return NotUnderLease();
+    if (conn_->Changes() == 0) return NotUnderLease();
     return Status::Ok();
   }
 
@@ -2867,7 +2833,7 @@ class SqliteStore : public Store {
     std::lock_guard lock(mu_);
     if (runs.empty()) return std::vector<HeldLease>();
     // Not synced, as a lease is not: lost in a crash, it is recovered like an expired one.
-    RETURN_IF_ERROR(Exec("PRAGMA synchronous=NORMAL"));
+    RETURN_IF_ERROR(conn_->SetDurableCommits(false));
     auto held = [&]() -> Result<std::vector<HeldLease>> {
       RETURN_IF_ERROR(Begin());
       std::vector<HeldLease> out;
@@ -2926,11 +2892,12 @@ class SqliteStore : public Store {
 
   Result<JobUsage> UserJobUsage(const std::string& user_id) override {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_,
-           "SELECT coalesce(sum(kept_result_bytes), 0), coalesce(sum(kept_log_bytes), 0), "
-           "coalesce(sum(CASE WHEN kind = 'mock' THEN kept_result_bytes + kept_log_bytes ELSE 0 "
-           "END), 0), coalesce(sum(status IN ('queued', 'running')), 0), "
-           "coalesce(sum(charged_bytes), 0) FROM jobs WHERE user_id = ?");
+    Stmt s(
+        stmts_,
+        "SELECT coalesce(sum(kept_result_bytes), 0), coalesce(sum(kept_log_bytes), 0), "
+        "coalesce(sum(CASE WHEN kind = 'mock' THEN kept_result_bytes + kept_log_bytes ELSE 0 "
+        "END), 0), coalesce(sum(CASE WHEN status IN ('queued', 'running') THEN 1 ELSE 0 END), 0), "
+        "coalesce(sum(charged_bytes), 0) FROM jobs WHERE user_id = ?");
     s.Bind(user_id);
     ASSIGN_OR_RETURN(bool row, s.Step());
     JobUsage u;
@@ -2947,7 +2914,7 @@ class SqliteStore : public Store {
     std::lock_guard lock(mu_);
     Stmt s(stmts_,
            "SELECT id, code_id, kind, status, held, error_released, kept_result_bytes, "
-           "kept_log_bytes, min(length(CAST(stderr AS BLOB)), kept_log_bytes), metered_bytes, "
+           "kept_log_bytes, least(octet_length(stderr), kept_log_bytes), metered_bytes, "
            "deposited FROM jobs WHERE user_id = ? AND (kept_result_bytes + kept_log_bytes > 0 OR "
            "metered_bytes > 0)");
     s.Bind(user_id);
@@ -2991,7 +2958,7 @@ class SqliteStore : public Store {
       {
         Stmt s(stmts_,
                "SELECT j.id, j.metered_bytes, j.status = 'completed' AND "
-               "typeof(j.result) = 'null', j.attempts FROM jobs j WHERE j.user_id = ? AND "
+               "j.result IS NULL, j.attempts FROM jobs j WHERE j.user_id = ? AND "
                "j.kind = 'mock' AND j.status NOT IN ('queued', 'running') AND NOT EXISTS "
                "(SELECT 1 FROM expired_outputs e WHERE e.job_id = j.id) ORDER BY j.seq DESC");
         s.Bind(user_id);
@@ -3042,12 +3009,12 @@ class SqliteStore : public Store {
              "UPDATE jobs SET status = 'killed', error = 'killed before it started', "
              "finished_at = ? WHERE id = ? AND status = 'queued'");
       RETURN_IF_ERROR(s.Bind(now).Bind(id).Run());
-      if (sqlite3_changes(db_) > 0) return JobKill::kKilled;
+      if (conn_->Changes() > 0) return JobKill::kKilled;
     }
     {
       Stmt s(stmts_, "UPDATE jobs SET kill_requested = 1 WHERE id = ? AND status = 'running'");
       RETURN_IF_ERROR(s.Bind(id).Run());
-      if (sqlite3_changes(db_) > 0) return JobKill::kRequested;
+      if (conn_->Changes() > 0) return JobKill::kRequested;
     }
     Stmt s(stmts_, "SELECT status FROM jobs WHERE id = ?");
     s.Bind(id);
@@ -3060,7 +3027,7 @@ class SqliteStore : public Store {
     std::lock_guard lock(mu_);
     Stmt s(stmts_, "UPDATE jobs SET error_released = 1 WHERE id = ?");
     RETURN_IF_ERROR(s.Bind(id).Run());
-    if (sqlite3_changes(db_) == 0) return NotFoundError("job not found");
+    if (conn_->Changes() == 0) return NotFoundError("job not found");
     return Status::Ok();
   }
 
@@ -3095,7 +3062,7 @@ class SqliteStore : public Store {
     std::lock_guard lock(mu_);
     Stmt s(stmts_, "UPDATE jobs SET charged_bytes = ? WHERE id = ?");
     RETURN_IF_ERROR(s.Bind(bytes).Bind(id).Run());
-    if (sqlite3_changes(db_) == 0) return NotFoundError("job not found");
+    if (conn_->Changes() == 0) return NotFoundError("job not found");
     return Status::Ok();
   }
 
@@ -3124,7 +3091,7 @@ class SqliteStore : public Store {
     std::lock_guard lock(mu_);
     Stmt s(stmts_, "UPDATE jobs SET held = 0 WHERE id = ?");
     RETURN_IF_ERROR(s.Bind(id).Run());
-    if (sqlite3_changes(db_) == 0) return NotFoundError("job not found");
+    if (conn_->Changes() == 0) return NotFoundError("job not found");
     return Status::Ok();
   }
 
@@ -3134,7 +3101,7 @@ class SqliteStore : public Store {
     // The jobs whose worker is gone (?1 now, ?2 whether an owner is given, ?3 that owner).
     constexpr std::string_view kGone =
         " WHERE status = 'running' AND origin = '' AND (lease_expires_at < ?1 OR "
-        "(?2 AND lease_owner = ?3))";
+        "(?2 = 1 AND lease_owner = ?3))";
     constexpr std::string_view kForget =
         "kept_result_bytes = 0, kept_log_bytes = 0, charged_bytes = 0, metered_bytes = 0, "
         "stdout = '', stderr = '', lease_owner = '', lease_expires_at = 0";
@@ -3146,18 +3113,18 @@ class SqliteStore : public Store {
       Stmt k(stmts_, "UPDATE jobs SET status = 'killed', finished_at = ?1, error = 'killed', " +
                          std::string(kForget) + std::string(kGone) + " AND kill_requested = 1");
       RETURN_IF_ERROR(bind(k).Run());
-      int64_t ended = sqlite3_changes(db_);
+      int64_t ended = conn_->Changes();
       Stmt q(stmts_, "UPDATE jobs SET status = 'queued', " + std::string(kForget) +
                          std::string(kGone) + " AND attempts < ?4");
       RETURN_IF_ERROR(bind(q).Bind(max_attempts).Run());
-      int64_t requeued = sqlite3_changes(db_);
+      int64_t requeued = conn_->Changes();
       Stmt i(stmts_,
              "UPDATE jobs SET status = 'interrupted', finished_at = ?1, " + std::string(kForget) +
                  ", error = 'interrupted: the server stopped while the job ran, ' || attempts || "
                  "' times'" +
                  std::string(kGone));
       RETURN_IF_ERROR(bind(i).Run());
-      ended += sqlite3_changes(db_);
+      ended += conn_->Changes();
       return std::make_pair(requeued, ended);
     }();
     if (!done.ok()) {
@@ -3216,25 +3183,15 @@ class SqliteStore : public Store {
   }
 
   // REQUIRES: mu_ held.
-  Status Exec(const char* sql) {
-    char* err = nullptr;
-    int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
-    if (rc == SQLITE_OK) return Status::Ok();
-    std::string msg = err ? err : "unknown error";
-    sqlite3_free(err);
-    if ((rc & 0xff) == SQLITE_READONLY) return UnavailableError("database is read-only: " + msg);
-    if ((rc & 0xff) == SQLITE_FULL) return ResourceExhaustedError("disk full: " + msg);
-    return InternalError("database: " + msg);
-  }
+  Status Exec(const std::string& sql) { return conn_->Exec(sql); }
 
   // Opens a transaction, or a savepoint inside the one InTransaction holds, so that a method's
   // own all-or-nothing block nests in a caller's. REQUIRES: mu_ held.
   Status Begin() {
     if (tx_depth_ == 0) {
-      RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+      RETURN_IF_ERROR(conn_->BeginWrite());
     } else {
-      // Prepared once and kept (a store method inside a large transaction opens thousands).
-      RETURN_IF_ERROR(Stmt(stmts_, "SAVEPOINT sp" + std::to_string(tx_depth_)).Run());
+      RETURN_IF_ERROR(Savepoint("SAVEPOINT sp" + std::to_string(tx_depth_)));
     }
     ++tx_depth_;
     return Status::Ok();
@@ -3242,7 +3199,7 @@ class SqliteStore : public Store {
   Status Commit() {
     --tx_depth_;
     if (tx_depth_ == 0) return Exec("COMMIT");
-    return Stmt(stmts_, "RELEASE sp" + std::to_string(tx_depth_)).Run();
+    return Savepoint("RELEASE sp" + std::to_string(tx_depth_));
   }
   void Rollback() {
     --tx_depth_;
@@ -3251,41 +3208,59 @@ class SqliteStore : public Store {
       return;
     }
     const std::string sp = "sp" + std::to_string(tx_depth_);
-    (void)Exec(("ROLLBACK TO " + sp).c_str());
-    (void)Exec(("RELEASE " + sp).c_str());
+    (void)Exec("ROLLBACK TO " + sp);
+    (void)Exec("RELEASE " + sp);
+  }
+  // SQLite keeps savepoint statements prepared (a store method inside a large transaction opens
+  // thousands); PostgreSQL runs them as they come.
+  Status Savepoint(const std::string& sql) {
+    if (conn_->engine() == sql::Engine::kSqlite) return Stmt(stmts_, sql).Run();
+    return Exec(sql);
   }
 
-  // REQUIRES: mu_ held.
+  int64_t LatestVersion() const { return static_cast<int64_t>(std::size(kMigrations)); }
+
+  // Brings the schema to this binary's version, one version per transaction. Each step takes
+  // the writers' lock and reads the version under it, so that servers starting together against
+  // one database migrate it once, one after the other. REQUIRES: mu_ held.
   Status Migrate() {
-    int64_t version = 0;
-    {
-      Stmt s(stmts_, "PRAGMA user_version");
-      ASSIGN_OR_RETURN(bool row, s.Step());
-      if (row) version = s.Int(0);
-    }
-    const int64_t latest = static_cast<int64_t>(std::size(kMigrations));
-    if (version > latest) {
-      return FailedPreconditionError("database schema version " + std::to_string(version) +
-                                     " is newer than this datasite (" + std::to_string(latest) +
-                                     ")");
-    }
-    for (int64_t v = version; v < latest; ++v) {
-      RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
-      Status st = Exec(kMigrations[v]);
-      if (st.ok() &&
-          std::string_view(kMigrations[v]).find("ADD COLUMN hash") != std::string_view::npos) {
-        ++tx_depth_;  // the migration's own transaction: AppendAuditLocked runs inside it
-        st = ChainLegacyAudit();
-        --tx_depth_;
-      }
-      if (st.ok()) st = Exec(("PRAGMA user_version = " + std::to_string(v + 1)).c_str());
-      if (!st.ok()) {
+    const int64_t latest = LatestVersion();
+    for (;;) {
+      RETURN_IF_ERROR(conn_->BeginWrite());
+      auto step = [&]() -> Result<bool> {
+        ASSIGN_OR_RETURN(const int64_t v, conn_->SchemaVersion());
+        if (v > latest) {
+          return FailedPreconditionError("database schema version " + std::to_string(v) +
+                                         " is newer than this datasite (" + std::to_string(latest) +
+                                         "): upgrade the datasite");
+        }
+        if (v == latest) return false;
+        int64_t next = v + 1;
+        if (conn_->engine() == sql::Engine::kPostgres && v < kPostgresBaselineVersion) {
+          // PostgreSQL support starts at this version: an empty database gets its schema at once.
+          if (v != 0)
+            return InternalError("unknown PostgreSQL schema version " + std::to_string(v));
+          RETURN_IF_ERROR(Exec(kPostgresBaseline));
+          next = kPostgresBaselineVersion;
+        } else {
+          RETURN_IF_ERROR(Exec(kMigrations[v]));
+          if (std::string_view(kMigrations[v]).find("ADD COLUMN hash") != std::string_view::npos) {
+            ++tx_depth_;  // the migration's own transaction: AppendAuditLocked runs inside it
+            Status st = ChainLegacyAudit();
+            --tx_depth_;
+            RETURN_IF_ERROR(st);
+          }
+        }
+        RETURN_IF_ERROR(conn_->SetSchemaVersion(next));
+        return true;
+      }();
+      if (!step.ok()) {
         (void)Exec("ROLLBACK");
-        return st;
+        return step.status();
       }
       RETURN_IF_ERROR(Exec("COMMIT"));
+      if (!*step) return Status::Ok();
     }
-    return Status::Ok();
   }
 
   // Fills p.members, oldest member first. REQUIRES: mu_ held.
@@ -3424,9 +3399,9 @@ class SqliteStore : public Store {
 
   // Recursive: a call made inside InTransaction's body takes it again on the same thread.
   std::recursive_mutex mu_;
-  int tx_depth_ = 0;  // Guarded by mu_: open transactions and savepoints.
-  sqlite3* db_;       // Guarded by mu_.
-  StmtCache stmts_;   // Guarded by mu_.
+  int tx_depth_ = 0;                       // Guarded by mu_: open transactions and savepoints.
+  std::unique_ptr<sql::Connection> conn_;  // Guarded by mu_.
+  StmtCache stmts_;                        // Guarded by mu_.
   std::atomic<int64_t> catalog_version_{0};
   // Bumped by every update or delete of a user or a session; inserts change no cached check.
   std::atomic<int64_t> auth_version_{0};
@@ -3435,30 +3410,28 @@ class SqliteStore : public Store {
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
-  sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(
-      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close_v2(db);
-    return UnavailableError("cannot open database " + path + ": " + msg);
-  }
-  auto store = std::make_unique<SqliteStore>(db);
+  ASSIGN_OR_RETURN(auto conn, sql::OpenSqlite(path, /*read_only=*/false));
+  auto store = std::make_unique<SqlStore>(std::move(conn));
   RETURN_IF_ERROR(store->Init());
   return std::unique_ptr<Store>(std::move(store));
 }
 
 Result<std::unique_ptr<Store>> OpenSqliteStoreReadOnly(const std::string& path) {
-  sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close_v2(db);
-    return UnavailableError("cannot open database " + path + ": " + msg);
-  }
-  auto store = std::make_unique<SqliteStore>(db);
+  ASSIGN_OR_RETURN(auto conn, sql::OpenSqlite(path, /*read_only=*/true));
+  auto store = std::make_unique<SqlStore>(std::move(conn));
   RETURN_IF_ERROR(store->InitReadOnly());
   return std::unique_ptr<Store>(std::move(store));
+}
+
+Result<std::unique_ptr<Store>> OpenPostgresStore(const std::string& url) {
+  ASSIGN_OR_RETURN(auto conn, sql::OpenPostgres(url));
+  auto store = std::make_unique<SqlStore>(std::move(conn));
+  RETURN_IF_ERROR(store->Init());
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+bool IsPostgresUrl(std::string_view location) {
+  return location.rfind("postgresql://", 0) == 0 || location.rfind("postgres://", 0) == 0;
 }
 
 }  // namespace datasite::store

@@ -1,0 +1,380 @@
+// The PostgreSQL engine of sql.h, on libpq: named prepared statements with binary parameters and
+// text results, one connection that reconnects on the next call after it was lost (never inside
+// a transaction, whose work is then reported lost).
+#include <libpq-fe.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store/sql.h"
+
+namespace datasite::store::sql {
+namespace {
+
+// Type OIDs of the parameters we send (pg_type.h).
+constexpr Oid kInt8Oid = 20;
+constexpr Oid kTextOid = 25;
+constexpr Oid kByteaOid = 17;
+constexpr Oid kBoolOid = 16;
+
+// Any number: all writers of one database take it, as SQLite's BEGIN IMMEDIATE takes its lock.
+constexpr int64_t kWriterLock = 0x64617461;  // "data"
+
+std::string Trimmed(const char* msg) {
+  std::string s = msg ? msg : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+bool IsConnectionState(const char* sqlstate) {
+  if (sqlstate == nullptr) return true;  // no SQLSTATE: libpq's own failure, as a lost connection
+  return std::strncmp(sqlstate, "08", 2) == 0 || std::strcmp(sqlstate, "57P01") == 0 ||
+         std::strcmp(sqlstate, "57P02") == 0 || std::strcmp(sqlstate, "57P03") == 0;
+}
+
+Status StatusOf(PGconn* conn, const PGresult* res) {
+  const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  std::string msg = Trimmed(res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+  if (msg.empty()) msg = Trimmed(PQerrorMessage(conn));
+  if (state == nullptr || IsConnectionState(state) || PQstatus(conn) != CONNECTION_OK) {
+    return UnavailableError("database unreachable: " + msg);
+  }
+  if (std::strcmp(state, "23505") == 0) return AlreadyExistsError(msg);
+  if (std::strcmp(state, "53100") == 0) return ResourceExhaustedError("database: disk full");
+  if (std::strcmp(state, "25006") == 0) return UnavailableError("database: read-only");
+  if (std::strcmp(state, "40001") == 0 || std::strcmp(state, "40P01") == 0 ||
+      std::strcmp(state, "55P03") == 0) {
+    return UnavailableError("database: busy: " + msg);
+  }
+  return InternalError("database: " + msg);
+}
+
+struct ResultDeleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
+
+void IgnoreNotice(void*, const char*) {}
+
+class PostgresConnection;
+
+class PostgresCursor : public Cursor {
+ public:
+  PostgresCursor(PostgresConnection* conn, std::string sql);
+  ~PostgresCursor() override;
+
+  // Text goes as "unknown" in binary form, so that PostgreSQL takes the type the statement gives
+  // it: text (checked to be UTF-8, without NUL) or bytea (any bytes, as job logs are).
+  void BindText(int i, std::string_view v) override { Set(i, 0, std::string(v)); }
+  void BindBlob(int i, std::string_view v) override { Set(i, kByteaOid, std::string(v)); }
+  void BindInt(int i, int64_t v) override {
+    std::string be(8, '\0');
+    for (int b = 0; b < 8; ++b)
+      be[b] = static_cast<char>((static_cast<uint64_t>(v) >> (56 - 8 * b)) & 0xff);
+    Set(i, kInt8Oid, std::move(be));
+  }
+  void BindNull(int i) override { Set(i, 0, std::nullopt); }
+
+  Result<bool> Step() override;
+
+  std::string Text(int col) const override {
+    if (PQgetisnull(res_.get(), row_, col)) return {};
+    const char* v = PQgetvalue(res_.get(), row_, col);
+    if (PQftype(res_.get(), col) == kByteaOid) return Unescaped(v);
+    return std::string(v, PQgetlength(res_.get(), row_, col));
+  }
+  std::string Blob(int col) const override { return Text(col); }
+  bool IsNull(int col) const override { return PQgetisnull(res_.get(), row_, col) != 0; }
+  int64_t Int(int col) const override {
+    if (PQgetisnull(res_.get(), row_, col)) return 0;
+    const char* v = PQgetvalue(res_.get(), row_, col);
+    if (PQftype(res_.get(), col) == kBoolOid) return v[0] == 't' ? 1 : 0;
+    return std::strtoll(v, nullptr, 10);
+  }
+
+  bool Reset() override {
+    res_.reset();
+    row_ = -1;
+    ran_ = false;
+    values_.clear();
+    types_.clear();
+    return true;
+  }
+
+ private:
+  static std::string Unescaped(const char* v) {
+    size_t n = 0;
+    unsigned char* raw = PQunescapeBytea(reinterpret_cast<const unsigned char*>(v), &n);
+    if (raw == nullptr) return {};
+    std::string out(reinterpret_cast<char*>(raw), n);
+    PQfreemem(raw);
+    return out;
+  }
+  void Set(int i, Oid type, std::optional<std::string> v) {
+    if (i < 1) return;
+    if (values_.size() < static_cast<size_t>(i)) {
+      values_.resize(i);
+      types_.resize(i, 0);
+    }
+    values_[i - 1] = std::move(v);
+    types_[i - 1] = type;
+  }
+  Status PrepareIfNeeded();
+
+  PostgresConnection* conn_;
+  std::string sql_;   // with $N placeholders
+  std::string name_;  // of the server-side prepared statement; empty before the first run
+  uint64_t prepared_generation_ = 0;
+  std::vector<Oid> prepared_types_;
+  std::vector<std::optional<std::string>> values_;
+  std::vector<Oid> types_;
+  ResultPtr res_;
+  int row_ = -1;
+  bool ran_ = false;
+};
+
+class PostgresConnection : public Connection {
+ public:
+  PostgresConnection(PGconn* conn, std::string url) : conn_(conn), url_(std::move(url)) {
+    PQsetNoticeProcessor(conn_, IgnoreNotice, nullptr);
+  }
+  ~PostgresConnection() override { PQfinish(conn_); }
+
+  Engine engine() const override { return Engine::kPostgres; }
+
+  Result<std::unique_ptr<Cursor>> Prepare(const std::string& sql) override {
+    return std::unique_ptr<Cursor>(
+        std::make_unique<PostgresCursor>(this, ToDollarPlaceholders(sql)));
+  }
+
+  Status Exec(const std::string& script) override {
+    RETURN_IF_ERROR(EnsureConnected());
+    const bool ends_tx = script.rfind("COMMIT", 0) == 0 ||
+                         (script.rfind("ROLLBACK", 0) == 0 && script.rfind("ROLLBACK TO", 0) != 0);
+    ResultPtr res(PQexec(conn_, script.c_str()));
+    if (ends_tx) in_tx_ = false;
+    const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return StatusOf(conn_, res.get());
+    changes_ = std::strtoll(PQcmdTuples(res.get()), nullptr, 10);
+    return Status::Ok();
+  }
+
+  int64_t Changes() const override { return changes_; }
+
+  Status BeginWrite() override {
+    RETURN_IF_ERROR(EnsureConnected());
+    in_tx_ = true;
+    Status st = Exec("BEGIN; SELECT pg_advisory_xact_lock(" + std::to_string(kWriterLock) + ")");
+    if (!st.ok()) (void)Exec("ROLLBACK");
+    return st;
+  }
+
+  Result<int64_t> SchemaVersion() override {
+    RETURN_IF_ERROR(EnsureConnected());
+    ResultPtr res(
+        PQexec(conn_, "SELECT CASE WHEN to_regclass('schema_version') IS NULL THEN 0 END"));
+    if (!res || PQresultStatus(res.get()) != PGRES_TUPLES_OK) return StatusOf(conn_, res.get());
+    if (!PQgetisnull(res.get(), 0, 0)) return 0;
+    res.reset(PQexec(conn_, "SELECT version FROM schema_version"));
+    if (!res || PQresultStatus(res.get()) != PGRES_TUPLES_OK) return StatusOf(conn_, res.get());
+    if (PQntuples(res.get()) == 0) return 0;
+    return std::strtoll(PQgetvalue(res.get(), 0, 0), nullptr, 10);
+  }
+  Status SetSchemaVersion(int64_t version) override {
+    return Exec(
+        "CREATE TABLE IF NOT EXISTS schema_version (singleton BIGINT PRIMARY KEY CHECK "
+        "(singleton = 1), version BIGINT NOT NULL); INSERT INTO schema_version VALUES (1, " +
+        std::to_string(version) +
+        ") ON CONFLICT (singleton) DO UPDATE SET version = " + "excluded.version");
+  }
+
+  // Every commit here waits for the WAL flush (synchronous_commit stays on).
+  Status SetDurableCommits(bool) override { return Status::Ok(); }
+
+  // PostgreSQL keeps its own pages consistent (and checks them with data checksums where the
+  // operator turned them on); there is no cheap whole-database check to run from here.
+  Result<std::string> IntegrityCheck() override {
+    RETURN_IF_ERROR(Exec("SELECT 1"));
+    return std::string("ok");
+  }
+
+  // The connection, reconnected first when it was lost outside a transaction.
+  Status EnsureConnected() {
+    if (PQstatus(conn_) == CONNECTION_OK) return Status::Ok();
+    if (in_tx_) {
+      return UnavailableError("database connection lost inside a transaction; its work is lost");
+    }
+    PQreset(conn_);
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      return UnavailableError("database unreachable: " + Trimmed(PQerrorMessage(conn_)));
+    }
+    ++generation_;
+    return Status::Ok();
+  }
+
+  PGconn* raw() { return conn_; }
+  uint64_t generation() const { return generation_; }
+  std::string NextName() { return "ds" + std::to_string(++names_); }
+  void set_changes(int64_t n) { changes_ = n; }
+
+ private:
+  PGconn* conn_;
+  std::string url_;
+  uint64_t generation_ = 1;
+  uint64_t names_ = 0;
+  int64_t changes_ = 0;
+  bool in_tx_ = false;
+};
+
+PostgresCursor::PostgresCursor(PostgresConnection* conn, std::string sql)
+    : conn_(conn), sql_(std::move(sql)) {}
+
+PostgresCursor::~PostgresCursor() {
+  if (!name_.empty() && prepared_generation_ == conn_->generation() &&
+      PQstatus(conn_->raw()) == CONNECTION_OK &&
+      PQtransactionStatus(conn_->raw()) == PQTRANS_IDLE) {
+    PQclear(PQexec(conn_->raw(), ("DEALLOCATE " + name_).c_str()));
+  }
+}
+
+Status PostgresCursor::PrepareIfNeeded() {
+  bool same = prepared_generation_ == conn_->generation() && !name_.empty() &&
+              prepared_types_.size() == types_.size();
+  for (size_t i = 0; same && i < types_.size(); ++i) {
+    if (types_[i] != 0 && prepared_types_[i] != 0 && types_[i] != prepared_types_[i]) same = false;
+    if (types_[i] != 0 && prepared_types_[i] == 0) same = false;
+  }
+  if (same) return Status::Ok();
+  std::string name = conn_->NextName();
+  ResultPtr res(PQprepare(conn_->raw(), name.c_str(), sql_.c_str(), static_cast<int>(types_.size()),
+                          types_.data()));
+  const char* state = res ? PQresultErrorField(res.get(), PG_DIAG_SQLSTATE) : nullptr;
+  if (state != nullptr && (std::strcmp(state, "42P18") == 0 || std::strcmp(state, "42P08") == 0)) {
+    // A NULL bound where nothing else tells the parameter's type ("? IS NULL OR x = ?"): the
+    // store binds NULL only in place of text, so say text.
+    std::vector<Oid> typed = types_;
+    for (Oid& t : typed) {
+      if (t == 0) t = kTextOid;
+    }
+    res.reset(PQprepare(conn_->raw(), name.c_str(), sql_.c_str(), static_cast<int>(typed.size()),
+                        typed.data()));
+    if (res && PQresultStatus(res.get()) == PGRES_COMMAND_OK) types_ = typed;
+  }
+  if (!res || PQresultStatus(res.get()) != PGRES_COMMAND_OK) {
+    Status st = StatusOf(conn_->raw(), res.get());
+    if (st.code() != StatusCode::kInternal) return st;
+    return InternalError(st.message() + " (in: " + sql_.substr(0, 300) + ")");
+  }
+  name_ = std::move(name);
+  prepared_types_ = types_;
+  prepared_generation_ = conn_->generation();
+  return Status::Ok();
+}
+
+Result<bool> PostgresCursor::Step() {
+  if (!ran_) {
+    RETURN_IF_ERROR(conn_->EnsureConnected());
+    RETURN_IF_ERROR(PrepareIfNeeded());
+    std::vector<const char*> values(values_.size());
+    std::vector<int> lengths(values_.size()), formats(values_.size(), 1);
+    for (size_t i = 0; i < values_.size(); ++i) {
+      if (values_[i]) {
+        values[i] = values_[i]->data();
+        lengths[i] = static_cast<int>(values_[i]->size());
+      }
+    }
+    res_.reset(PQexecPrepared(conn_->raw(), name_.c_str(), static_cast<int>(values.size()),
+                              values.data(), lengths.data(), formats.data(), 0));
+    ran_ = true;
+    const ExecStatusType st = res_ ? PQresultStatus(res_.get()) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+      Status error = StatusOf(conn_->raw(), res_.get());
+      res_.reset();
+      return error;
+    }
+    conn_->set_changes(std::strtoll(PQcmdTuples(res_.get()), nullptr, 10));
+  }
+  if (!res_) return false;
+  ++row_;
+  return row_ < PQntuples(res_.get());
+}
+
+}  // namespace
+
+std::string ToDollarPlaceholders(std::string_view sql) {
+  std::string out;
+  out.reserve(sql.size() + 16);
+  int highest = 0;
+  for (size_t i = 0; i < sql.size(); ++i) {
+    const char c = sql[i];
+    if (c == '\'' || c == '"') {  // a literal or a quoted identifier, to its closing quote
+      size_t end = sql.find(c, i + 1);
+      if (end == std::string_view::npos) end = sql.size() - 1;
+      out.append(sql.substr(i, end - i + 1));
+      i = end;
+    } else if (c == '-' && i + 1 < sql.size() && sql[i + 1] == '-') {  // a comment, to the line end
+      size_t end = sql.find('\n', i);
+      if (end == std::string_view::npos) end = sql.size() - 1;
+      out.append(sql.substr(i, end - i + 1));
+      i = end;
+    } else if (c == '?') {
+      size_t j = i + 1;
+      int n = 0;
+      while (j < sql.size() && sql[j] >= '0' && sql[j] <= '9') n = n * 10 + (sql[j++] - '0');
+      if (j == i + 1) n = highest + 1;
+      highest = std::max(highest, n);
+      out += '$';
+      out += std::to_string(n);
+      i = j - 1;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string RedactUrl(std::string_view url) {
+  // scheme://user:password@host/... -> scheme://user:***@host/...
+  const size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) return std::string(url);
+  const size_t at = url.find('@', scheme + 3);
+  const size_t colon = url.find(':', scheme + 3);
+  std::string out(url);
+  if (at != std::string_view::npos && colon != std::string_view::npos && colon < at) {
+    out = std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));
+  }
+  const size_t pw = out.find("password=");
+  if (pw != std::string::npos) {
+    const size_t end = out.find('&', pw);
+    out = out.substr(0, pw + 9) + "***" + (end == std::string::npos ? "" : out.substr(end));
+  }
+  return out;
+}
+
+Result<std::unique_ptr<Connection>> OpenPostgres(const std::string& url) {
+  // connect_timeout first, so that one in the URL wins.
+  const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
+  const char* values[] = {"10", "datasite", url.c_str(), nullptr};
+  PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  if (conn == nullptr) return UnavailableError("cannot connect to the database: out of memory");
+  if (PQstatus(conn) != CONNECTION_OK) {
+    std::string msg = Trimmed(PQerrorMessage(conn));
+    PQfinish(conn);
+    if (msg.find("password authentication failed") != std::string::npos ||
+        msg.find("no password supplied") != std::string::npos ||
+        msg.find("role \"") != std::string::npos) {
+      return PermissionDeniedError("the database refused our credentials (" + RedactUrl(url) +
+                                   "): " + msg);
+    }
+    return UnavailableError("cannot connect to the database at " + RedactUrl(url) + ": " + msg);
+  }
+  auto c = std::make_unique<PostgresConnection>(conn, url);
+  RETURN_IF_ERROR(c->Exec("SET client_min_messages = warning; SET TIME ZONE 'UTC'"));
+  return std::unique_ptr<Connection>(std::move(c));
+}
+
+}  // namespace datasite::store::sql
