@@ -82,6 +82,10 @@ run_preset() {
 concurrency_tests=(datasite_jobs_test datasite_sandbox_test datasite_store_test datasite_blob_test datasite_http_test)
 
 status=0
+# The store's conformance tests on PostgreSQL (postgres.*) need a server.
+source scripts/test-postgres.sh
+ensure_test_postgres
+
 for part in "${parts[@]}"; do
   case "$part" in
     asan | asan-representative)
@@ -96,7 +100,8 @@ for part in "${parts[@]}"; do
       if [ "$part" = asan ]; then
         run_preset debug || rc=$?
       else
-        run_preset debug -E '^pysyft_notebooks$' || rc=$?
+        # The store's PostgreSQL tests run here; the integration suite on PostgreSQL does not.
+        run_preset debug -E '^(pysyft_notebooks|integration_postgres)$' || rc=$?
       fi
       check_logs "$logs" "$PWD/build/debug/pytest-tmp" || rc=1
       unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds datasite and runs every test: the C++ unit tests and the Python integration tests against real
 # launched servers.
-#   --full: then the whole suite again under AddressSanitizer + UBSan (the PySyft notebooks included) and
+# The PostgreSQL half (the store's conformance tests on PostgreSQL, integration_postgres) runs against a
+# private PostgreSQL 15 started here (scripts/pg.sh), or the one DATASITE_TEST_POSTGRES_URL names.
+#   --full: then the whole integration suite on PostgreSQL, and the whole suite again under AddressSanitizer + UBSan (the PySyft notebooks included) and
 #           under ThreadSanitizer, and every fuzz target for 60 s: what CI runs only a representative part of
 #           (see .ci/run).
 set -euo pipefail
@@ -14,8 +16,14 @@ for arg in "$@"; do
   esac
 done
 bash scripts/build.sh -DDATASITE_WERROR=ON
+# Every store test and a representative part of the integration suite run on PostgreSQL too.
+source scripts/test-postgres.sh
+ensure_test_postgres
 (cd build && ctest --output-on-failure --timeout 900 -j2)
 if [ $full -eq 1 ]; then
+  # The whole integration suite on PostgreSQL (CI runs the part in integration_postgres).
+  DATASITE_TEST_ENGINE=postgres DATASITE_BINARY="$PWD/build/datasite" \
+    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
   bash scripts/test-sanitizers.sh asan tsan
   bash scripts/fuzz.sh 60
 fi

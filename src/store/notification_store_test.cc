@@ -7,6 +7,7 @@
 #include <string>
 
 #include "store/store.h"
+#include "store/test_database.h"
 
 namespace datasite::store {
 namespace {
@@ -14,10 +15,8 @@ namespace {
 class NotificationStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = ::testing::TempDir() + "notification_store_test_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    auto opened = OpenSqliteStore(dir_ + "/datasite.db");
+    db_ = std::make_unique<TestDatabase>();
+    auto opened = db_->Open();
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     store_ = std::move(opened).value();
     ASSERT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "Ann")).ok());
@@ -25,8 +24,7 @@ class NotificationStoreTest : public ::testing::Test {
   }
   void TearDown() override {
     store_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
+    db_.reset();
   }
 
   static User MakeUser(const std::string& id, const std::string& email, const std::string& name) {
@@ -63,7 +61,7 @@ class NotificationStoreTest : public ::testing::Test {
     return m;
   }
 
-  std::string dir_;
+  std::unique_ptr<TestDatabase> db_;
   std::unique_ptr<Store> store_;
 };
 

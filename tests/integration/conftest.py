@@ -6,10 +6,13 @@ client address (20 a minute, and every test talks from 127.0.0.1), so tests log 
 and reuse tokens; tests that need many logins get a server of their own.
 """
 
+import hashlib
 import json
 import os
 import pathlib
+import shutil
 import signal
+import subprocess
 import sys
 
 import pytest
@@ -47,14 +50,56 @@ def xdg_data_home(tmp_path, monkeypatch):
     return path
 
 
+# DATASITE_TEST_ENGINE=postgres runs the servers this module launches on PostgreSQL (a database
+# of their own on the server DATASITE_TEST_POSTGRES_URL names; scripts/test.sh starts one): the
+# same tests, on the other engine. Tests that start the binary themselves stay on SQLite.
+POSTGRES_ADMIN_URL = (
+    os.environ.get("DATASITE_TEST_POSTGRES_URL", "")
+    if os.environ.get("DATASITE_TEST_ENGINE") == "postgres"
+    else ""
+)
+if os.environ.get("DATASITE_TEST_ENGINE") == "postgres" and not POSTGRES_ADMIN_URL:
+    raise RuntimeError(
+        "DATASITE_TEST_ENGINE=postgres needs DATASITE_TEST_POSTGRES_URL (bash scripts/pg.sh start DIR)"
+    )
+
+
+def _psql(url, sql):
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql], check=True,
+                   stdout=subprocess.DEVNULL, timeout=60)
+
+
+def postgres_database(xdg_dir, name, fresh):
+    """The URL of the database of server ``name`` under ``xdg_dir``: one per server, kept across
+    its relaunches, created (or, when ``fresh``, recreated) here."""
+    db = "it_" + hashlib.sha256(f"{xdg_dir}/{name}".encode()).hexdigest()[:24]
+    base, _, query = POSTGRES_ADMIN_URL.partition("?")
+    url = base.rsplit("/", 1)[0] + "/" + db + ("?" + query if query else "")
+    if fresh:
+        _psql(POSTGRES_ADMIN_URL, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    exists = subprocess.run(
+        ["psql", "-qtA", POSTGRES_ADMIN_URL, "-c", f"SELECT 1 FROM pg_database WHERE datname = '{db}'"],
+        check=True, capture_output=True, text=True, timeout=60).stdout.strip()
+    if not exists:
+        _psql(POSTGRES_ADMIN_URL, f"CREATE DATABASE {db}")
+    return url
+
+
 def launch(xdg_dir, name=None, **kwargs):
     """Launches a server through the client with XDG_DATA_HOME set to ``xdg_dir``."""
     kwargs.setdefault("port", "auto")
     # Test servers hold passwords to the standard rules unless a test asks for a development one.
     kwargs.setdefault("dev_mode", False)
+    name = name or unique("srv")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_DATA_HOME", str(xdg_dir))
-        return sy.orchestra.launch(name=name or unique("srv"), **kwargs)
+        if POSTGRES_ADMIN_URL:
+            # --reset wipes only the data directory; a fresh database stands in for the rest.
+            fresh = bool(kwargs.pop("reset", False))
+            if fresh:
+                shutil.rmtree(pathlib.Path(xdg_dir) / "datasite" / name, ignore_errors=True)
+            mp.setenv("DATASITE_DATABASE_URL", postgres_database(xdg_dir, name, fresh))
+        return sy.orchestra.launch(name=name, **kwargs)
 
 
 def land_quietly(handle):
