@@ -21,12 +21,24 @@ Status JobQueue::Start(Runner runner) {
                  recovered.second);
   }
   runner_ = std::move(runner);
+  // Another process queued, ended or asked to kill a job (heard on PostgreSQL): look again now.
+  store_.SetJobsChangedListener([this] {
+    {
+      std::lock_guard lock(mu_);
+      ++generation_;
+      heartbeat_poke_ = true;
+    }
+    work_cv_.notify_all();
+    done_cv_.notify_all();
+    heartbeat_cv_.notify_all();
+  });
   for (int i = 0; i < options_.workers; ++i) threads_.emplace_back([this] { WorkerLoop(); });
   if (options_.workers > 0) heartbeat_ = std::thread([this] { HeartbeatLoop(); });
   return Status::Ok();
 }
 
 void JobQueue::Stop() {
+  store_.SetJobsChangedListener(nullptr);  // before taking mu_, which the listener takes
   {
     std::lock_guard lock(mu_);
     if (stopping_ && threads_.empty() && !heartbeat_.joinable()) return;
@@ -222,8 +234,10 @@ void JobQueue::HeartbeatLoop() {
   while (true) {
     {
       std::unique_lock lock(mu_);
-      heartbeat_cv_.wait_for(lock, options_.heartbeat, [&] { return heartbeat_stopping_; });
+      heartbeat_cv_.wait_for(lock, options_.heartbeat,
+                             [&] { return heartbeat_stopping_ || heartbeat_poke_; });
       if (heartbeat_stopping_) return;
+      heartbeat_poke_ = false;
     }
     Heartbeat();
   }

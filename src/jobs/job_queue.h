@@ -122,8 +122,9 @@ class JobQueue {
   std::mutex mu_;
   std::condition_variable work_cv_;  // a job was queued, or stopping
   std::condition_variable done_cv_;  // a job ended
-  uint64_t generation_ = 0;          // counts ended jobs. Guarded by mu_.
-  bool stopping_ = false;            // Guarded by mu_.
+  // Counts ended jobs (and changes heard from other processes). Guarded by mu_.
+  uint64_t generation_ = 0;
+  bool stopping_ = false;  // Guarded by mu_.
   // A run going here: its attempt (a job whose lease this process lost and leased again may have
   // two), its cancel flag, and whether its end is being recorded (its lease is then no longer
   // renewed: should recording fail for good, the lease expires and the job is recovered).
@@ -140,6 +141,8 @@ class JobQueue {
   std::condition_variable heartbeat_cv_;  // heartbeat_stopping_
   // Set by Stop once the workers are joined: the heartbeat renews leases while runs are stopping.
   bool heartbeat_stopping_ = false;  // Guarded by mu_.
+  // Another process changed a job (a kill, maybe): the heartbeat runs now. Guarded by mu_.
+  bool heartbeat_poke_ = false;
   std::vector<std::thread> threads_;
   std::thread heartbeat_;
 };

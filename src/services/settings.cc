@@ -114,7 +114,30 @@ Status SettingsService::Save(store::Settings settings,
   return Status::Ok();
 }
 
+void SettingsService::Refresh() const {
+  // Read before the row: a change committed after this read moves it again.
+  const int64_t stored = store_.SettingsVersion();
+  {
+    std::lock_guard lock(mu_);
+    if (stored == store_version_) return;
+  }
+  auto fresh = store_.GetSettings();
+  // On a read error the copy in memory stays (the database is down: requests fail anyway), and
+  // the next call reads again.
+  if (!fresh.ok() || !*fresh) return;
+  std::lock_guard lock(mu_);
+  settings_ = std::move(**fresh);
+  store_version_ = stored;
+  ++version_;
+}
+
+int64_t SettingsService::version() const {
+  Refresh();
+  return version_.load();
+}
+
 store::Settings SettingsService::Get() const {
+  Refresh();
   std::lock_guard lock(mu_);
   return settings_;
 }

@@ -42,8 +42,8 @@ struct SettingsPatch {
   std::optional<bool> output_review;
 };
 
-// Keeps an in-memory copy of the settings row; every write goes to the store first. Safe for
-// concurrent use.
+// Keeps an in-memory copy of the settings row, read again when another process changed it;
+// every write goes to the store first. Safe for concurrent use.
 class SettingsService {
  public:
   SettingsService(store::Store& store, const Clock& clock);
@@ -58,7 +58,7 @@ class SettingsService {
   store::Settings Get() const;
   // Moves on every change of the settings (when the new ones are published): a rendering of the
   // settings made after reading version() is at least as new as that version.
-  int64_t version() const { return version_.load(); }
+  int64_t version() const;
   const store::Identity& identity() const { return identity_; }
   // kPermissionDenied unless the caller is an admin.
   Result<store::Settings> Update(const Principal& caller, const SettingsPatch& patch);
@@ -69,6 +69,9 @@ class SettingsService {
   static std::string WelcomeMarkdown(const store::Settings& settings);
 
  private:
+  // Reads the settings row again when the store says it may have changed (another process
+  // sharing the database changed it: store::Store::SettingsVersion).
+  void Refresh() const;
   // Writes `settings` and, in the same transaction, what `also` appends (its audit entry).
   Status Save(store::Settings settings, const std::function<Status(store::Store&)>& also = nullptr);
 
@@ -76,8 +79,10 @@ class SettingsService {
   const Clock& clock_;
   store::Identity identity_;  // Set once by Bootstrap.
   mutable std::mutex mu_;
-  store::Settings settings_;         // Guarded by mu_.
-  std::atomic<int64_t> version_{0};  // Moved only with mu_ held.
+  mutable store::Settings settings_;  // Guarded by mu_.
+  // The store's SettingsVersion when settings_ was read from it. Guarded by mu_.
+  mutable int64_t store_version_ = -1;
+  mutable std::atomic<int64_t> version_{0};  // Moved only with mu_ held.
 };
 
 // "Datasite", "Gateway", "Enclave"; "High side", "Low side".

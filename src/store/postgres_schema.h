@@ -1,10 +1,10 @@
-// The PostgreSQL 15 baseline schema: the same tables, columns (in the same order), defaults, checks,
-// keys, indexes and change-log triggers as the SQLite store's schema version 18 (sqlite_store.cc),
-// so that the same application SQL runs against both.
+// The PostgreSQL 15 baseline schema: the same tables, columns (in the same order), defaults,
+// checks, keys, indexes and change-log triggers as the SQLite store's schema version 18
+// (sqlite_store.cc), so that the same application SQL runs against both.
 //
 // Mapping: INTEGER -> BIGINT (booleans too: the app stores 0/1 and tests != 0), BLOB -> BYTEA, TEXT
-// stays TEXT; `seq INTEGER PRIMARY KEY AUTOINCREMENT` -> an identity column; sqlite_sequence is left
-// out. SQLite's implicit rowid, which the app orders by on users, datasets, user_code,
+// stays TEXT; `seq INTEGER PRIMARY KEY AUTOINCREMENT` -> an identity column; sqlite_sequence is
+// left out. SQLite's implicit rowid, which the app orders by on users, datasets, user_code,
 // code_requests, projects, project_members, sync_peers, sync_ignored and password_resets, is a LAST
 // column `rowid` there (an always-generated identity, so column lists and SELECT * prefixes are
 // unchanged), with a unique index <table>_rowid. The 33 change-log triggers keep their names and

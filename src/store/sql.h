@@ -8,9 +8,11 @@
 #define DATASITE_STORE_SQL_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/status.h"
 
@@ -73,6 +75,20 @@ class Connection {
   // A consistency check of the whole database: "ok" or what is wrong.
   virtual Result<std::string> IntegrityCheck() = 0;
 };
+
+// Hears PostgreSQL notifications (NOTIFY) on a connection of its own, from a thread of its own,
+// until destroyed. After the connection was lost and made again it calls `on_reconnect`: whatever
+// was notified meanwhile is lost. healthy() is false while it is not listening.
+class Listener {
+ public:
+  virtual ~Listener() = default;
+  virtual bool healthy() const = 0;
+};
+using NotifyFn = std::function<void(const std::string& channel, const std::string& payload)>;
+Result<std::unique_ptr<Listener>> ListenPostgres(const std::string& url,
+                                                 std::vector<std::string> channels,
+                                                 NotifyFn on_notify,
+                                                 std::function<void()> on_reconnect);
 
 // Opens (and creates) a SQLite database file.
 Result<std::unique_ptr<Connection>> OpenSqlite(const std::string& path, bool read_only);

@@ -3,11 +3,18 @@
 // a transaction, whose work is then reported lost).
 #include <libpq-fe.h>
 
+#include <poll.h>
+
+#include <cerrno>
+
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "store/sql.h"
@@ -303,6 +310,80 @@ Result<bool> PostgresCursor::Step() {
   return row_ < PQntuples(res_.get());
 }
 
+class PostgresListener : public Listener {
+ public:
+  PostgresListener(std::string url, std::vector<std::string> channels, NotifyFn on_notify,
+                   std::function<void()> on_reconnect)
+      : url_(std::move(url)),
+        channels_(std::move(channels)),
+        on_notify_(std::move(on_notify)),
+        on_reconnect_(std::move(on_reconnect)) {}
+  ~PostgresListener() override {
+    stopping_ = true;
+    if (thread_.joinable()) thread_.join();
+    if (conn_ != nullptr) PQfinish(conn_);
+  }
+
+  bool healthy() const override { return healthy_.load(); }
+
+  Status Start() {
+    RETURN_IF_ERROR(Connect());
+    thread_ = std::thread([this] { Run(); });
+    return Status::Ok();
+  }
+
+ private:
+  Status Connect() {
+    if (conn_ != nullptr) PQfinish(conn_);
+    const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
+    const char* values[] = {"5", "datasite-listener", url_.c_str(), nullptr};
+    conn_ = PQconnectdbParams(keys, values, 1);
+    if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) {
+      return UnavailableError("database unreachable: " +
+                              Trimmed(conn_ ? PQerrorMessage(conn_) : "out of memory"));
+    }
+    PQsetNoticeProcessor(conn_, IgnoreNotice, nullptr);
+    for (const std::string& channel : channels_) {
+      ResultPtr res(PQexec(conn_, ("LISTEN " + channel).c_str()));
+      if (!res || PQresultStatus(res.get()) != PGRES_COMMAND_OK) return StatusOf(conn_, res.get());
+    }
+    healthy_ = true;
+    return Status::Ok();
+  }
+
+  void Run() {
+    while (!stopping_) {
+      if (!healthy_) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        if (stopping_) break;
+        if (Connect().ok()) on_reconnect_();
+        continue;
+      }
+      pollfd p{PQsocket(conn_), POLLIN, 0};
+      const int ready = ::poll(&p, 1, 100);  // wakes to see stopping_
+      if (ready < 0 && errno != EINTR) healthy_ = false;
+      if (ready <= 0) continue;
+      if (PQconsumeInput(conn_) == 0 || PQstatus(conn_) != CONNECTION_OK) {
+        healthy_ = false;
+        continue;
+      }
+      while (PGnotify* n = PQnotifies(conn_)) {
+        on_notify_(n->relname, n->extra ? n->extra : "");
+        PQfreemem(n);
+      }
+    }
+  }
+
+  const std::string url_;
+  const std::vector<std::string> channels_;
+  const NotifyFn on_notify_;
+  const std::function<void()> on_reconnect_;
+  PGconn* conn_ = nullptr;  // used by the thread only, once started
+  std::atomic<bool> healthy_{false};
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
 }  // namespace
 
 std::string ToDollarPlaceholders(std::string_view sql) {
@@ -353,6 +434,16 @@ std::string RedactUrl(std::string_view url) {
     out = out.substr(0, pw + 9) + "***" + (end == std::string::npos ? "" : out.substr(end));
   }
   return out;
+}
+
+Result<std::unique_ptr<Listener>> ListenPostgres(const std::string& url,
+                                                 std::vector<std::string> channels,
+                                                 NotifyFn on_notify,
+                                                 std::function<void()> on_reconnect) {
+  auto l = std::make_unique<PostgresListener>(url, std::move(channels), std::move(on_notify),
+                                              std::move(on_reconnect));
+  RETURN_IF_ERROR(l->Start());
+  return std::unique_ptr<Listener>(std::move(l));
 }
 
 Result<std::unique_ptr<Connection>> OpenPostgres(const std::string& url) {

@@ -16,6 +16,11 @@
 namespace datasite::store {
 namespace {
 
+// The schema version PostgreSQL support starts at: an empty PostgreSQL database gets
+// kPostgresBaseline, equal to kMigrations up to this version; later versions are in kMigrations
+// and, in PostgreSQL's form, in kPostgresMigrations.
+constexpr int64_t kPostgresBaselineVersion = 18;
+
 // The schema, one entry per version. Never edit a released entry: append a new one.
 constexpr const char* kMigrations[] = {
     // Version 1: accounts, sessions, settings, identity, audit.
@@ -611,12 +616,93 @@ ALTER TABLE jobs ADD COLUMN lease_expires_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN kill_requested INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX jobs_lease ON jobs(status, lease_owner);
 )sql",
+    // Version 19: the versions caches check, as rows bumped in the change's own transaction
+    // (issue 15), so that every process sharing the database sees a change to users and sessions
+    // (auth), datasets and their assets (catalog) or the settings. PostgreSQL's form also notifies
+    // listening processes (kPostgresMigrations).
+    R"sql(
+CREATE TABLE versions (
+  name TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+);
+INSERT INTO versions (name, value) VALUES ('auth', 0), ('catalog', 0), ('settings', 0);
+CREATE TRIGGER version_users_update AFTER UPDATE ON users BEGIN
+  UPDATE versions SET value = value + 1 WHERE name IN ('auth', 'catalog');
+END;
+CREATE TRIGGER version_users_delete AFTER DELETE ON users BEGIN
+  UPDATE versions SET value = value + 1 WHERE name IN ('auth', 'catalog');
+END;
+CREATE TRIGGER version_sessions_update AFTER UPDATE ON sessions BEGIN
+  UPDATE versions SET value = value + 1 WHERE name = 'auth';
+END;
+CREATE TRIGGER version_sessions_delete AFTER DELETE ON sessions BEGIN
+  UPDATE versions SET value = value + 1 WHERE name = 'auth';
+END;
+CREATE TRIGGER version_datasets_insert AFTER INSERT ON datasets BEGIN
+  UPDATE versions SET value = value + 1 WHERE name = 'catalog';
+END;
+CREATE TRIGGER version_datasets_update AFTER UPDATE ON datasets BEGIN
+  UPDATE versions SET value = value + 1 WHERE name = 'catalog';
+END;
+CREATE TRIGGER version_datasets_delete AFTER DELETE ON datasets BEGIN
+  UPDATE versions SET value = value + 1 WHERE name = 'catalog';
+END;
+CREATE TRIGGER version_assets_insert AFTER INSERT ON assets BEGIN
+  UPDATE versions SET value = value + 1 WHERE name = 'catalog';
+END;
+CREATE TRIGGER version_assets_update AFTER UPDATE ON assets BEGIN
+  UPDATE versions SET value = value + 1 WHERE name = 'catalog';
+END;
+CREATE TRIGGER version_assets_delete AFTER DELETE ON assets BEGIN
+  UPDATE versions SET value = value + 1 WHERE name = 'catalog';
+END;
+CREATE TRIGGER version_settings_insert AFTER INSERT ON settings BEGIN
+  UPDATE versions SET value = value + 1 WHERE name = 'settings';
+END;
+CREATE TRIGGER version_settings_update AFTER UPDATE ON settings BEGIN
+  UPDATE versions SET value = value + 1 WHERE name = 'settings';
+END;
+)sql",
 };
 
-// The schema version PostgreSQL support starts at: an empty PostgreSQL database gets
-// kPostgresBaseline, equal to kMigrations up to this version; later versions are in kMigrations
-// for both engines.
-constexpr int64_t kPostgresBaselineVersion = 18;
+// PostgreSQL's form of every migration after kPostgresBaselineVersion, in order.
+constexpr const char* kPostgresMigrations[] = {
+    // Version 19 (see above). Statement triggers, which also notify the processes that listen
+    // (SqlStore's listener): "datasite_versions" with the names bumped, "datasite_jobs" when a
+    // job is queued, changes status or is asked to stop.
+    R"sql(
+CREATE TABLE versions (
+  name TEXT PRIMARY KEY,
+  value BIGINT NOT NULL
+);
+INSERT INTO versions (name, value) VALUES ('auth', 0), ('catalog', 0), ('settings', 0);
+CREATE FUNCTION bump_versions() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE versions SET value = value + 1 WHERE name = ANY (TG_ARGV);
+  PERFORM pg_notify('datasite_versions', array_to_string(TG_ARGV, ','));
+  RETURN NULL;
+END $$;
+CREATE TRIGGER version_users AFTER UPDATE OR DELETE ON users
+  FOR EACH STATEMENT EXECUTE FUNCTION bump_versions('auth', 'catalog');
+CREATE TRIGGER version_sessions AFTER UPDATE OR DELETE ON sessions
+  FOR EACH STATEMENT EXECUTE FUNCTION bump_versions('auth');
+CREATE TRIGGER version_datasets AFTER INSERT OR UPDATE OR DELETE ON datasets
+  FOR EACH STATEMENT EXECUTE FUNCTION bump_versions('catalog');
+CREATE TRIGGER version_assets AFTER INSERT OR UPDATE OR DELETE ON assets
+  FOR EACH STATEMENT EXECUTE FUNCTION bump_versions('catalog');
+CREATE TRIGGER version_settings AFTER INSERT OR UPDATE ON settings
+  FOR EACH STATEMENT EXECUTE FUNCTION bump_versions('settings');
+CREATE FUNCTION notify_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('datasite_jobs', '');
+  RETURN NULL;
+END $$;
+CREATE TRIGGER jobs_notify AFTER INSERT OR UPDATE OF status, kill_requested ON jobs
+  FOR EACH STATEMENT EXECUTE FUNCTION notify_jobs();
+)sql",
+};
+static_assert(std::size(kMigrations) == kPostgresBaselineVersion + std::size(kPostgresMigrations),
+              "every migration after PostgreSQL's baseline needs its PostgreSQL form");
 
 // Prepared statements kept for reuse, by SQL text: preparing a join costs more than running it
 // on a small table. Not thread-safe (used under the store's mutex).
@@ -1019,7 +1105,10 @@ class SqlStore : public Store {
  public:
   explicit SqlStore(std::unique_ptr<sql::Connection> conn)
       : conn_(std::move(conn)), stmts_(conn_.get()) {}
-  ~SqlStore() override { stmts_.Clear(); }
+  ~SqlStore() override {
+    listener_.reset();  // its thread calls into this store: stopped first
+    stmts_.Clear();
+  }
 
   // For a read-only connection: no migration; the schema must be current.
   Status InitReadOnly() {
@@ -1091,6 +1180,7 @@ class SqlStore : public Store {
 
   Status PutSettings(const Settings& st) override {
     std::lock_guard lock(mu_);
+    ++settings_version_;  // before the change: no copy read before it is kept
     Stmt s(stmts_,
            "INSERT INTO settings (singleton, id, name, organization, description, deployed_on, "
            "signup_enabled, notifications_enabled, admin_email, server_type, server_side_type, "
@@ -1376,8 +1466,41 @@ class SqlStore : public Store {
     return Commit();
   }
 
-  int64_t CatalogVersion() override { return catalog_version_.load(); }
-  int64_t AuthVersion() override { return auth_version_.load(); }
+  int64_t CatalogVersion() override { return SharedVersion(catalog_version_); }
+  int64_t AuthVersion() override { return SharedVersion(auth_version_); }
+  int64_t SettingsVersion() override { return SharedVersion(settings_version_); }
+
+  void SetJobsChangedListener(std::function<void()> fn) override {
+    std::lock_guard lock(jobs_listener_mu_);
+    jobs_listener_ = std::move(fn);
+  }
+
+  // Listens for other processes' changes on PostgreSQL (see SettingsVersion).
+  Status StartListening(const std::string& url) {
+    ASSIGN_OR_RETURN(listener_,
+                     sql::ListenPostgres(
+                         url, {"datasite_versions", "datasite_jobs"},
+                         [this](const std::string& channel, const std::string& payload) {
+                           if (channel == "datasite_jobs") return JobsChanged();
+                           for (std::string_view rest = payload; !rest.empty();) {
+                             const size_t comma = rest.find(',');
+                             const std::string_view name = rest.substr(0, comma);
+                             if (name == "auth") ++auth_version_;
+                             if (name == "catalog") ++catalog_version_;
+                             if (name == "settings") ++settings_version_;
+                             rest = comma == std::string_view::npos ? "" : rest.substr(comma + 1);
+                           }
+                         },
+                         [this] {
+                           // Whatever was notified while the listener was away is lost: all may
+                           // have changed.
+                           ++auth_version_;
+                           ++catalog_version_;
+                           ++settings_version_;
+                           JobsChanged();
+                         }));
+    return Status::Ok();
+  }
 
   Result<Dataset> GetDataset(const std::string& id_or_name) override {
     std::lock_guard lock(mu_);
@@ -3242,6 +3365,8 @@ class SqlStore : public Store {
             return InternalError("unknown PostgreSQL schema version " + std::to_string(v));
           RETURN_IF_ERROR(Exec(kPostgresBaseline));
           next = kPostgresBaselineVersion;
+        } else if (conn_->engine() == sql::Engine::kPostgres) {
+          RETURN_IF_ERROR(Exec(kPostgresMigrations[v - kPostgresBaselineVersion]));
         } else {
           RETURN_IF_ERROR(Exec(kMigrations[v]));
           if (std::string_view(kMigrations[v]).find("ADD COLUMN hash") != std::string_view::npos) {
@@ -3402,6 +3527,21 @@ class SqlStore : public Store {
   int tx_depth_ = 0;                       // Guarded by mu_: open transactions and savepoints.
   std::unique_ptr<sql::Connection> conn_;  // Guarded by mu_.
   StmtCache stmts_;                        // Guarded by mu_.
+  // A version's value, which moves at every read while changes of other processes can't be heard.
+  int64_t SharedVersion(std::atomic<int64_t>& version) {
+    if (listener_ != nullptr && !listener_->healthy()) return ++version;
+    return version.load();
+  }
+  void JobsChanged() {
+    std::lock_guard lock(jobs_listener_mu_);
+    if (jobs_listener_) jobs_listener_();
+  }
+
+  // PostgreSQL only: hears other processes' changes (StartListening). Set once, before use.
+  std::unique_ptr<sql::Listener> listener_;
+  std::mutex jobs_listener_mu_;
+  std::function<void()> jobs_listener_;  // Guarded by jobs_listener_mu_.
+  std::atomic<int64_t> settings_version_{0};
   std::atomic<int64_t> catalog_version_{0};
   // Bumped by every update or delete of a user or a session; inserts change no cached check.
   std::atomic<int64_t> auth_version_{0};
@@ -3427,6 +3567,7 @@ Result<std::unique_ptr<Store>> OpenPostgresStore(const std::string& url) {
   ASSIGN_OR_RETURN(auto conn, sql::OpenPostgres(url));
   auto store = std::make_unique<SqlStore>(std::move(conn));
   RETURN_IF_ERROR(store->Init());
+  RETURN_IF_ERROR(store->StartListening(url));
   return std::unique_ptr<Store>(std::move(store));
 }
 

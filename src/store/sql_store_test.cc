@@ -2,11 +2,15 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -40,6 +44,30 @@ class StoreTest : public ::testing::Test {
   }
 
   bool postgres() const { return db_->postgres(); }
+
+  // The integer `sql` selects, read behind the store's back (-1 when it selects nothing).
+  int64_t RawInt(const std::string& sql) {
+    int64_t out = -1;
+    if (postgres()) {
+      PGconn* c = PQconnectdb(path_.c_str());
+      PGresult* r = PQexec(c, sql.c_str());
+      EXPECT_EQ(PQresultStatus(r), PGRES_TUPLES_OK) << PQresultErrorMessage(r);
+      if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
+        out = std::stoll(PQgetvalue(r, 0, 0));
+      }
+      PQclear(r);
+      PQfinish(c);
+      return out;
+    }
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sql;
+    if (sqlite3_step(st) == SQLITE_ROW) out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+  }
 
   // Runs `sql` on the database behind the store's back, as another program could.
   void RawSql(const std::string& sql) {
@@ -641,6 +669,84 @@ TEST_F(StoreTest, OpenInMissingDirectoryFails) {
   EXPECT_NE(opened.status().code(), StatusCode::kOk);
   EXPECT_FALSE(opened.status().message().empty());
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/no"));
+}
+
+// The upgrade from the schema version before this one, on each engine: the shared versions
+// (version 19) are added to a database of version 18 and bumped by its changes.
+TEST_F(StoreTest, UpgradeFromTheVersionBeforeAddsTheSharedVersions) {
+  ASSERT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());
+  store_.reset();
+  if (postgres()) {
+    RawSql(
+        "DROP FUNCTION bump_versions() CASCADE; DROP FUNCTION notify_jobs() CASCADE; "
+        "DROP TABLE versions; UPDATE schema_version SET version = 18");
+  } else {
+    RawSql(
+        std::string("DROP TRIGGER version_users_update; DROP TRIGGER version_users_delete; "
+                    "DROP TRIGGER version_sessions_update; DROP TRIGGER version_sessions_delete; "
+                    "DROP TRIGGER version_datasets_insert; DROP TRIGGER version_datasets_update; "
+                    "DROP TRIGGER version_datasets_delete; DROP TRIGGER version_assets_insert; "
+                    "DROP TRIGGER version_assets_update; DROP TRIGGER version_assets_delete; "
+                    "DROP TRIGGER version_settings_insert; DROP TRIGGER version_settings_update; "
+                    "DROP TABLE versions; PRAGMA user_version = 18"));
+  }
+  ASSERT_NO_FATAL_FAILURE(Open());
+  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 19);
+  EXPECT_TRUE(store_->GetUserById("u1").ok());  // the data is kept
+  EXPECT_EQ(RawInt("SELECT value FROM versions WHERE name = 'auth'"), 0);
+  User u = *store_->GetUserById("u1");
+  u.name = "Ann";
+  ASSERT_TRUE(store_->UpdateUser(u).ok());
+  // Bumped in the update's transaction, as another process reads it.
+  EXPECT_EQ(RawInt("SELECT value FROM versions WHERE name = 'auth'"), 1);
+  EXPECT_EQ(RawInt("SELECT value FROM versions WHERE name = 'catalog'"), 1);
+  EXPECT_EQ(RawInt("SELECT value FROM versions WHERE name = 'settings'"), 0);
+}
+
+// Replicas share one PostgreSQL database: a change made through one store is seen by another
+// store's versions (so by its caches) and wakes its job queue. SQLite has one server process per
+// database file, whose own changes move its versions.
+TEST_F(StoreTest, AnotherProcessSeesTheChangesThroughTheVersions) {
+  if (!postgres()) GTEST_SKIP() << "one server process per SQLite database";
+  auto other = db_->Open();
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  std::atomic<int> jobs_changed{0};
+  (*other)->SetJobsChangedListener([&] { ++jobs_changed; });
+  ASSERT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());
+  ASSERT_TRUE(store_->InsertSession(MakeSession("s1", "u1")).ok());
+  auto settled = [&](const std::function<bool()>& done) {
+    for (int i = 0; i < 200 && !done(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return done();
+  };
+  const int64_t auth = (*other)->AuthVersion();
+  const int64_t catalog = (*other)->CatalogVersion();
+  const int64_t settings = (*other)->SettingsVersion();
+  ASSERT_TRUE(store_->DeleteSession("s1").ok());  // a logout
+  EXPECT_TRUE(settled([&] { return (*other)->AuthVersion() != auth; }));
+  EXPECT_EQ((*other)->CatalogVersion(), catalog);  // a session is not the catalog
+  const int64_t auth2 = (*other)->AuthVersion();
+  User u = *store_->GetUserById("u1");
+  u.role = 3;  // a role change
+  ASSERT_TRUE(store_->UpdateUser(u).ok());
+  EXPECT_TRUE(settled([&] { return (*other)->AuthVersion() != auth2; }));
+  EXPECT_TRUE(settled([&] { return (*other)->CatalogVersion() != catalog; }));
+  Settings st;
+  st.id = "sid";
+  st.name = "renamed";
+  ASSERT_TRUE(store_->PutSettings(st).ok());
+  EXPECT_TRUE(settled([&] { return (*other)->SettingsVersion() != settings; }));
+  const int64_t catalog2 = (*other)->CatalogVersion();
+  Dataset d;
+  d.id = "d1";
+  d.name = "one";
+  d.uploader_id = "u1";
+  d.created_at = d.updated_at = 1;
+  ASSERT_TRUE(store_->InsertDataset(d).ok());  // a dataset change
+  EXPECT_TRUE(settled([&] { return (*other)->CatalogVersion() != catalog2; }));
+  EXPECT_EQ(jobs_changed.load(), 0);
+  (*other)->SetJobsChangedListener(nullptr);
 }
 
 TEST_F(StoreTest, NewerSchemaIsFailedPrecondition) {

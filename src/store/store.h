@@ -583,6 +583,18 @@ class Store {
   // Changes whenever a dataset, or a user (an uploader's name or email), may have changed: what
   // a cached dataset listing must be rendered anew after.
   virtual int64_t CatalogVersion() = 0;
+  // Changes whenever the settings row may have changed: what an in-memory copy of the settings
+  // must be read anew after.
+  //
+  // On PostgreSQL these three versions follow every process sharing the database: each is a row
+  // a trigger bumps in the change's transaction, which notifies the listening processes at its
+  // commit; while this process can't listen they change at every read (nothing cached is
+  // trusted).
+  virtual int64_t SettingsVersion() = 0;
+  // Calls `fn` (from another thread) when another process may have queued, ended or asked to
+  // kill a job: on PostgreSQL, at the commit of such a change; on SQLite never (other processes'
+  // changes are seen by polling). One listener; a later call replaces it, nullptr removes it.
+  virtual void SetJobsChangedListener(std::function<void()> fn) = 0;
   // Live datasets whose name or description contains `search`, oldest first. Their assets are
   // read, in the same snapshot, for every dataset when `needs_assets` is empty, else only for
   // those it returns true for; it is called once per dataset, in page order, under the store's

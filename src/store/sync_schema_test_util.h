@@ -6,8 +6,15 @@
 namespace datasite::store {
 
 // Undoes the migrations after sync's (the quota's charged bytes, the storage meter's metered
-// bytes, the jobs' leases); goes before kDropSync.
+// bytes, the jobs' leases, the shared versions); goes before kDropSync.
 constexpr const char* kDropJobCharges =
+    "DROP TRIGGER version_users_update; DROP TRIGGER version_users_delete; "
+    "DROP TRIGGER version_sessions_update; DROP TRIGGER version_sessions_delete; "
+    "DROP TRIGGER version_datasets_insert; DROP TRIGGER version_datasets_update; "
+    "DROP TRIGGER version_datasets_delete; DROP TRIGGER version_assets_insert; "
+    "DROP TRIGGER version_assets_update; DROP TRIGGER version_assets_delete; "
+    "DROP TRIGGER version_settings_insert; DROP TRIGGER version_settings_update; "
+    "DROP TABLE versions; "
     "DROP INDEX jobs_lease; ALTER TABLE jobs DROP COLUMN kill_requested; "
     "ALTER TABLE jobs DROP COLUMN lease_expires_at; ALTER TABLE jobs DROP COLUMN lease_owner; "
     "ALTER TABLE jobs DROP COLUMN metered_bytes; "
