@@ -5,6 +5,7 @@
 #                                        `datasite`; prints the URL (also written to DIR/url):
 #                                        postgresql://datasite@127.0.0.1:PORT/datasite
 #   bash scripts/pg.sh stop DIR          stop the cluster (if running) and remove DIR.
+#   bash scripts/pg.sh down DIR | up DIR stop the cluster keeping its data / start it again.
 # Run as root, the server runs as user postgres (initdb refuses root); run as any other user, it runs
 # as that user. PG_BIN overrides the binaries' directory (default /usr/lib/postgresql/15/bin).
 # DIR must be new or empty; its parent must be searchable by user postgres when run as root.
@@ -17,7 +18,7 @@ PORT_MAX=25532
 OWN_ENTRIES=" data sock url postgres.log initdb.log "
 
 die() { echo "pg.sh: $*" >&2; exit 1; }
-usage() { echo "usage: bash scripts/pg.sh start DIR [PORT] | stop DIR" >&2; exit 2; }
+usage() { echo "usage: bash scripts/pg.sh start DIR [PORT] | stop DIR | down DIR | up DIR" >&2; exit 2; }
 
 as_pg() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
@@ -176,8 +177,22 @@ cmd_stop() {
 # directory it cannot read.
 DIR_ARG=$(abs_dir "$2")
 cd /
+# down / up: stop the server keeping its data, and start it again on its port (for tests of a database
+# that goes away and comes back).
+cmd_down() {
+  running "$1" || die "no cluster runs in $1"
+  as_pg "$PG_BIN/pg_ctl" -D "$1/data" -m fast -w -t 60 stop >/dev/null
+}
+cmd_up() {
+  [ -f "$1/data/PG_VERSION" ] || die "no cluster in $1"
+  running "$1" && die "the cluster in $1 runs already"
+  as_pg "$PG_BIN/pg_ctl" -D "$1/data" -l "$1/postgres.log" -w -t 60 start >/dev/null
+}
+
 case "$1" in
   start) [ $# -le 3 ] || usage; cmd_start "$DIR_ARG" "${3:-}" ;;
+  down) [ $# -eq 2 ] || usage; cmd_down "$DIR_ARG" ;;
+  up) [ $# -eq 2 ] || usage; cmd_up "$DIR_ARG" ;;
   stop) [ $# -eq 2 ] || usage; cmd_stop "$DIR_ARG" ;;
   *) usage ;;
 esac

@@ -3,6 +3,7 @@
 #define DATASITE_API_API_H_
 
 #include <atomic>
+#include <functional>
 #include <string>
 
 #include "http/router.h"
@@ -36,6 +37,8 @@ struct ApiContext {
   services::Notifications* notifications = nullptr;
   services::PasswordResets* resets = nullptr;
   services::SyncService* sync = nullptr;
+  // /readyz answers 503 while this fails (the database is unreachable). Null: not checked.
+  std::function<Status()> database_ready;
 };
 
 // Adds every route of the API to `router`. `context` must outlive the router.

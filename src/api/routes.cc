@@ -148,6 +148,10 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
   routes->Add("GET", "/readyz", Role::kNone, "health", "Readiness: the server takes requests.",
               [&ctx](http::Request&, const Principal&) -> Result<Reply> {
                 if (!ctx.ready.load()) return UnavailableError("not ready");
+                if (ctx.database_ready) {
+                  Status db = ctx.database_ready();
+                  if (!db.ok()) return UnavailableError("not ready: " + db.message());
+                }
                 return Reply{200, {{"status", "ready"}}, {}};
               });
   routes->Add("GET", "/api/v1/metadata", Role::kNone, "metadata",

@@ -207,6 +207,7 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   p->api.reset(new api::ApiContext{*p->accounts, *p->settings, *p->datasets, *p->code, *p->projects,
                                    *p->audit, p->ready, p->notifications.get(), p->resets.get(),
                                    p->sync.get()});
+  p->api->database_ready = [store = p->store.get()] { return store->Ping(); };
   api::AddRoutes(p->router, *p->api);
   http::ServerOptions options;
   options.host = config.host;

@@ -159,9 +159,14 @@ class PostgresConnection : public Connection {
   }
 
   Status Exec(const std::string& script) override {
-    RETURN_IF_ERROR(EnsureConnected());
     const bool ends_tx = script.rfind("COMMIT", 0) == 0 ||
                          (script.rfind("ROLLBACK", 0) == 0 && script.rfind("ROLLBACK TO", 0) != 0);
+    if (ends_tx && PQstatus(conn_) != CONNECTION_OK) {
+      // The transaction died with the connection: nothing to end; the next call reconnects.
+      in_tx_ = false;
+      return UnavailableError("database connection lost inside a transaction; its work is lost");
+    }
+    RETURN_IF_ERROR(EnsureConnected());
     ResultPtr res(PQexec(conn_, script.c_str()));
     if (ends_tx) in_tx_ = false;
     const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;

@@ -2297,6 +2297,12 @@ class SqlStore : public Store {
     return ReadJob(s);
   }
 
+  Status Ping() override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "SELECT 1");
+    return s.Run();
+  }
+
   Status CheckIntegrity() override {
     std::lock_guard lock(mu_);
     ASSIGN_OR_RETURN(const std::string report, conn_->IntegrityCheck());

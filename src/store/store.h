@@ -906,6 +906,9 @@ class Store {
 
   // Runs the database's own integrity check; kInternal with its report when it fails.
   virtual Status CheckIntegrity() = 0;
+  // A round trip to the database (reconnecting first when the connection was lost):
+  // kUnavailable when it can't be reached.
+  virtual Status Ping() = 0;
 };
 
 // Opens (creating if needed) the SQLite database at `path` and brings its schema up to date.

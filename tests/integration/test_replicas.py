@@ -7,6 +7,7 @@ skipped without it.
 
 import os
 import subprocess
+import tempfile
 import time
 import uuid
 
@@ -111,3 +112,93 @@ def test_a_dataset_listing_cached_on_one_replica_shows_a_change_made_on_the_othe
                                     token=admin).json["total"] == 1)
     assert b.get(DATASETS + "?page=1&page_size=50", token=admin).json["items"][0]["name"] == \
         "seen-by-b"
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture()
+def own_postgres(tmp_path):
+    """A PostgreSQL of this test's own, which it may stop and start again."""
+    # Not under tmp_path: user postgres must reach it (pytest's directories are root's alone).
+    pgdir = tempfile.mkdtemp(prefix="datasite-test-pg.")
+    url = subprocess.run(["bash", os.path.join(REPO, "scripts/pg.sh"), "start", str(pgdir)],
+                         check=True, capture_output=True, text=True, timeout=120).stdout.strip()
+    yield pgdir, url
+    subprocess.run(["bash", os.path.join(REPO, "scripts/pg.sh"), "stop", str(pgdir)],
+                   timeout=120)
+
+
+def pg(cmd, pgdir):
+    subprocess.run(["bash", os.path.join(REPO, "scripts/pg.sh"), cmd, str(pgdir)], check=True,
+                   timeout=120)
+
+
+def test_readyz_fails_while_the_database_is_down_and_recovers_without_a_restart(
+        tmp_path, binary, own_postgres):
+    pgdir, url = own_postgres
+    old = os.environ.get("DATASITE_DATABASE_URL")
+    os.environ["DATASITE_DATABASE_URL"] = url
+    try:
+        handle = launch(tmp_path / "xdg", name="outage")
+    finally:
+        if old is None:
+            os.environ.pop("DATASITE_DATABASE_URL", None)
+        else:
+            os.environ["DATASITE_DATABASE_URL"] = old
+    try:
+        api = Api(handle.port)
+        token = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+        assert api.get("/readyz").status == 200
+        pg("down", pgdir)
+        ready = api.get("/readyz")
+        assert ready.status == 503, ready
+        assert "database" in ready.json["error"]["message"]
+        # A request that needs the database fails as retriable, not as the server's fault.
+        resp = api.get("/api/v1/users?page=1&page_size=5", token=token)
+        assert resp.status == 503, resp
+        assert api.get("/healthz").status == 200  # the process itself lives
+        pg("up", pgdir)
+        assert eventually(lambda: api.get("/readyz").status == 200, seconds=10)
+        assert api.get("/api/v1/users?page=1&page_size=5", token=token).status == 200
+        # Sessions are checked against the database again after the outage: a logout still holds.
+        assert api.post("/api/v1/auth/logout", token=token).status == 200
+        assert api.get("/api/v1/account", token=token).status == 401
+    finally:
+        handle.land()
+
+
+@pytest.mark.parametrize("url_of, words", [
+    (lambda url: url.replace("/datasite", "/no_such_database"), "no_such_database"),
+    (lambda url: url.replace("datasite@", "nobody@"), "nobody"),
+    (lambda url: "postgresql://datasite@127.0.0.1:1/datasite", "cannot connect"),
+])
+def test_a_database_that_cannot_be_used_is_a_clear_error_at_start(
+        tmp_path, binary, own_postgres, url_of, words):
+    _, url = own_postgres
+    proc = subprocess.run([binary, "launch", "--name", "bad", "--port", "auto", "--data-dir",
+                           str(tmp_path / "data"), "--database", url_of(url)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert words in proc.stderr, proc.stderr
+
+
+def test_a_schema_newer_than_the_binary_is_refused_at_start(tmp_path, binary, own_postgres):
+    pgdir, url = own_postgres
+    env = dict(os.environ, DATASITE_DATABASE_URL=url)
+    proc = subprocess.Popen([binary, "launch", "--name", "newer", "--port", "auto", "--data-dir",
+                             str(tmp_path / "data")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert eventually(lambda: subprocess.run(
+            ["psql", "-qtA", url, "-c", "SELECT version FROM schema_version"],
+            capture_output=True, text=True).stdout.strip() == "19", seconds=30)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    psql(url, "UPDATE schema_version SET version = 99")
+    again = subprocess.run([binary, "launch", "--name", "newer2", "--port", "auto", "--data-dir",
+                            str(tmp_path / "data2")], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert again.returncode != 0
+    assert "99" in again.stderr and "newer" in again.stderr, again.stderr
