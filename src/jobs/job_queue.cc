@@ -151,7 +151,13 @@ void JobQueue::WorkerLoop() {
     if (!leased.ok()) {
       spdlog::error("jobs: cannot lease: {}", leased.status().ToString());
     }
-    if (!leased.ok() || !*leased) {
+    if (!leased.ok()) {
+      // The database failed (it may be down): a second before the next try, whatever wakes us.
+      std::unique_lock lock(mu_);
+      work_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; });
+      continue;
+    }
+    if (!*leased) {
       std::unique_lock lock(mu_);
       // Polling once a second also picks up jobs queued by anything that did not notify us.
       work_cv_.wait_for(lock, std::chrono::seconds(1));

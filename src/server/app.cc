@@ -1,5 +1,7 @@
 #include "server/app.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <future>
@@ -158,6 +160,14 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   p->resets = std::make_unique<services::PasswordResets>(*p->store, clock, *p->accounts,
                                                          *p->notifications, config.password_reset);
   jobs::QueueOptions queue_options{.workers = config.workers};
+  if (!config.database.empty()) {
+    // Replicas share the database: each one's leases carry a name of its own, so that one
+    // starting never takes over (and runs again) the jobs another one runs.
+    char host[256] = {0};
+    if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+    queue_options.owner =
+        std::string("server-") + (host[0] ? host : "host") + "-" + std::to_string(::getpid());
+  }
   queue_options.on_finished = [notifications = p->notifications.get()](store::Store& tx,
                                                                        const store::Job& job) {
     return notifications->OnJobEnded(tx, job);

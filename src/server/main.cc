@@ -12,6 +12,7 @@
 #include "cli/request_commands.h"
 #include "cli/sync_commands.h"
 #include "server/launch.h"
+#include "server/migrate.h"
 #include "server/worker.h"
 #include "services/settings.h"
 
@@ -188,6 +189,15 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
 
+  datasite::server::MigrateOptions migrate;
+  auto* mig = app.add_subcommand(
+      "migrate",
+      "Move a stopped datasite's metadata from SQLite in its data directory to an empty "
+      "PostgreSQL database (blobs and job results stay in the directory)");
+  mig->add_option("--from", migrate.from, "The data directory")->required();
+  mig->add_option("--to", migrate.to, "postgresql://USER[:PASSWORD]@HOST:PORT/DB, empty")
+      ->required();
+
   std::string land_name, land_dir;
   auto* d = app.add_subcommand("land", "Stop a local server");
   d->add_option("name", land_name, "Server name")->required();
@@ -220,6 +230,7 @@ int main(int argc, char** argv) {
     return datasite::server::RunLaunch(std::move(launch));
   }
   if (w->parsed()) return datasite::server::RunWorker(std::move(worker));
+  if (mig->parsed()) return datasite::server::RunMigrate(migrate);
   if (d->parsed()) return datasite::cli::RunLand(land_name, land_dir);
   if (ls->parsed()) return datasite::cli::RunList();
   if (ver->parsed()) {

@@ -20,6 +20,9 @@ namespace datasite::store::sql {
 
 enum class Engine { kSqlite, kPostgres };
 
+// What a column of a row holds (SQLite's storage classes; PostgreSQL's values map onto them).
+enum class ValueType { kNull, kInt, kText, kBlob, kOther };
+
 // One prepared statement. Bind by position (1-based), then Step through the rows. Not
 // thread-safe; valid while its Connection lives.
 class Cursor {
@@ -39,6 +42,8 @@ class Cursor {
   virtual bool IsNull(int col) const = 0;
   // An integer column; a boolean reads as 0 or 1.
   virtual int64_t Int(int col) const = 0;
+  virtual int ColumnCount() const = 0;
+  virtual ValueType Type(int col) const = 0;
 
   // Forgets the bindings and the rows, for reuse. False when the statement can't be reused.
   virtual bool Reset() = 0;

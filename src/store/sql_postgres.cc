@@ -51,6 +51,11 @@ Status StatusOf(PGconn* conn, const PGresult* res) {
     return UnavailableError("database unreachable: " + msg);
   }
   if (std::strcmp(state, "23505") == 0) return AlreadyExistsError(msg);
+  // Text PostgreSQL can't hold (a NUL byte, bytes that are not UTF-8), which SQLite would take:
+  // the caller's input, refused.
+  if (std::strcmp(state, "22021") == 0 || std::strcmp(state, "22P05") == 0) {
+    return InvalidArgumentError("text must be UTF-8 without NUL characters");
+  }
   if (std::strcmp(state, "53100") == 0) return ResourceExhaustedError("database: disk full");
   if (std::strcmp(state, "25006") == 0) return UnavailableError("database: read-only");
   if (std::strcmp(state, "40001") == 0 || std::strcmp(state, "40P01") == 0 ||
@@ -101,6 +106,25 @@ class PostgresCursor : public Cursor {
     const char* v = PQgetvalue(res_.get(), row_, col);
     if (PQftype(res_.get(), col) == kBoolOid) return v[0] == 't' ? 1 : 0;
     return std::strtoll(v, nullptr, 10);
+  }
+
+  int ColumnCount() const override { return res_ ? PQnfields(res_.get()) : 0; }
+  ValueType Type(int col) const override {
+    if (PQgetisnull(res_.get(), row_, col)) return ValueType::kNull;
+    switch (PQftype(res_.get(), col)) {
+      case kInt8Oid:
+      case 23:  // int4
+      case 21:  // int2
+      case kBoolOid:
+        return ValueType::kInt;
+      case kTextOid:
+      case 1043:  // varchar
+        return ValueType::kText;
+      case kByteaOid:
+        return ValueType::kBlob;
+      default:
+        return ValueType::kOther;
+    }
   }
 
   bool Reset() override {
@@ -340,8 +364,17 @@ class PostgresListener : public Listener {
  private:
   Status Connect() {
     if (conn_ != nullptr) PQfinish(conn_);
-    const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
-    const char* values[] = {"5", "datasite-listener", url_.c_str(), nullptr};
+    const char* keys[] = {"connect_timeout",
+                          "application_name",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          "dbname",
+                          nullptr};
+    const char* values[] = {"5",    "datasite-listener", "1",    "2", "1", "2",
+                            "3000", url_.c_str(),        nullptr};
     conn_ = PQconnectdbParams(keys, values, 1);
     if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) {
       return UnavailableError("database unreachable: " +
@@ -356,21 +389,57 @@ class PostgresListener : public Listener {
     return Status::Ok();
   }
 
+  // Waits for notifications; every kProbeEvery it sends a query and expects the answer within
+  // kProbeDeadline, so that a connection that went silent (a stalled server, a half-open TCP
+  // connection, which deliver no error) is found within about a second, not at the kernel's
+  // timeout: until then this process would trust caches that may be stale.
   void Run() {
+    using Clock = std::chrono::steady_clock;
+    constexpr auto kProbeEvery = std::chrono::milliseconds(500);
+    constexpr auto kProbeDeadline = std::chrono::milliseconds(1000);
+    auto next_probe = Clock::now() + kProbeEvery;
+    std::optional<Clock::time_point> probe_sent;
     while (!stopping_) {
       if (!healthy_) {
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
         if (stopping_) break;
-        if (Connect().ok()) on_reconnect_();
+        if (Connect().ok()) {
+          probe_sent.reset();
+          next_probe = Clock::now() + kProbeEvery;
+          on_reconnect_();
+        }
         continue;
       }
+      const auto now = Clock::now();
+      if (probe_sent && now - *probe_sent > kProbeDeadline) {
+        healthy_ = false;  // no answer: the caches stop being trusted at once
+        continue;
+      }
+      if (!probe_sent && now >= next_probe) {
+        if (PQsendQuery(conn_, "SELECT 1") == 0) {
+          healthy_ = false;
+          continue;
+        }
+        PQflush(conn_);
+        probe_sent = now;
+      }
       pollfd p{PQsocket(conn_), POLLIN, 0};
-      const int ready = ::poll(&p, 1, 100);  // wakes to see stopping_
+      const int ready = ::poll(&p, 1, 50);  // wakes to see stopping_ and the probe's deadline
       if (ready < 0 && errno != EINTR) healthy_ = false;
       if (ready <= 0) continue;
       if (PQconsumeInput(conn_) == 0 || PQstatus(conn_) != CONNECTION_OK) {
         healthy_ = false;
         continue;
+      }
+      // The probe's answer, when it has come whole.
+      while (probe_sent && PQisBusy(conn_) == 0) {
+        PGresult* r = PQgetResult(conn_);
+        if (r == nullptr) {
+          probe_sent.reset();
+          next_probe = Clock::now() + kProbeEvery;
+          break;
+        }
+        PQclear(r);
       }
       while (PGnotify* n = PQnotifies(conn_)) {
         on_notify_(n->relname, n->extra ? n->extra : "");
@@ -452,9 +521,19 @@ Result<std::unique_ptr<Listener>> ListenPostgres(const std::string& url,
 }
 
 Result<std::unique_ptr<Connection>> OpenPostgres(const std::string& url) {
-  // connect_timeout first, so that one in the URL wins.
-  const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
-  const char* values[] = {"10", "datasite", url.c_str(), nullptr};
+  // First, so that the URL's own settings win: a bounded connect, and a connection that the
+  // kernel gives up on within about 15 s when the database's host stops answering (rather than
+  // the system default of hours), so requests fail as unavailable instead of hanging.
+  const char* keys[] = {"connect_timeout",
+                        "application_name",
+                        "keepalives",
+                        "keepalives_idle",
+                        "keepalives_interval",
+                        "keepalives_count",
+                        "tcp_user_timeout",
+                        "dbname",
+                        nullptr};
+  const char* values[] = {"10", "datasite", "1", "5", "2", "3", "15000", url.c_str(), nullptr};
   PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (conn == nullptr) return UnavailableError("cannot connect to the database: out of memory");
   if (PQstatus(conn) != CONNECTION_OK) {

@@ -106,6 +106,21 @@ class SqliteCursor : public Cursor {
   }
   bool IsNull(int col) const override { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
   int64_t Int(int col) const override { return sqlite3_column_int64(stmt_, col); }
+  int ColumnCount() const override { return sqlite3_column_count(stmt_); }
+  ValueType Type(int col) const override {
+    switch (sqlite3_column_type(stmt_, col)) {
+      case SQLITE_NULL:
+        return ValueType::kNull;
+      case SQLITE_INTEGER:
+        return ValueType::kInt;
+      case SQLITE_TEXT:
+        return ValueType::kText;
+      case SQLITE_BLOB:
+        return ValueType::kBlob;
+      default:
+        return ValueType::kOther;  // a float: the store writes none
+    }
+  }
 
   bool Reset() override {
     if (rc_ != SQLITE_OK) return false;

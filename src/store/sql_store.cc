@@ -667,9 +667,9 @@ END;
 
 // PostgreSQL's form of every migration after kPostgresBaselineVersion, in order.
 constexpr const char* kPostgresMigrations[] = {
-    // Version 19 (see above). Statement triggers, which also notify the processes that listen
-    // (SqlStore's listener): "datasite_versions" with the names bumped, "datasite_jobs" when a
-    // job is queued, changes status or is asked to stop.
+    // Version 19 (see above). The triggers also notify the processes that listen (SqlStore's
+    // listener): "datasite_versions" with the names bumped, "datasite_jobs" when a job is queued,
+    // changes status or is asked to stop (one notification per name and transaction).
     R"sql(
 CREATE TABLE versions (
   name TEXT PRIMARY KEY,
@@ -683,22 +683,28 @@ BEGIN
   RETURN NULL;
 END $$;
 CREATE TRIGGER version_users AFTER UPDATE OR DELETE ON users
-  FOR EACH STATEMENT EXECUTE FUNCTION bump_versions('auth', 'catalog');
+  FOR EACH ROW EXECUTE FUNCTION bump_versions('auth', 'catalog');
 CREATE TRIGGER version_sessions AFTER UPDATE OR DELETE ON sessions
-  FOR EACH STATEMENT EXECUTE FUNCTION bump_versions('auth');
+  FOR EACH ROW EXECUTE FUNCTION bump_versions('auth');
 CREATE TRIGGER version_datasets AFTER INSERT OR UPDATE OR DELETE ON datasets
-  FOR EACH STATEMENT EXECUTE FUNCTION bump_versions('catalog');
+  FOR EACH ROW EXECUTE FUNCTION bump_versions('catalog');
 CREATE TRIGGER version_assets AFTER INSERT OR UPDATE OR DELETE ON assets
-  FOR EACH STATEMENT EXECUTE FUNCTION bump_versions('catalog');
+  FOR EACH ROW EXECUTE FUNCTION bump_versions('catalog');
 CREATE TRIGGER version_settings AFTER INSERT OR UPDATE ON settings
-  FOR EACH STATEMENT EXECUTE FUNCTION bump_versions('settings');
+  FOR EACH ROW EXECUTE FUNCTION bump_versions('settings');
 CREATE FUNCTION notify_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   PERFORM pg_notify('datasite_jobs', '');
   RETURN NULL;
 END $$;
-CREATE TRIGGER jobs_notify AFTER INSERT OR UPDATE OF status, kill_requested ON jobs
-  FOR EACH STATEMENT EXECUTE FUNCTION notify_jobs();
+-- Row triggers, fired by rows that change only: a lease attempt that finds nothing (an UPDATE of
+-- no row) must not wake every listening queue, whose next attempt would wake them again.
+CREATE TRIGGER jobs_notify_insert AFTER INSERT ON jobs
+  FOR EACH ROW EXECUTE FUNCTION notify_jobs();
+CREATE TRIGGER jobs_notify_update AFTER UPDATE OF status, kill_requested ON jobs
+  FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status OR
+                     OLD.kill_requested IS DISTINCT FROM NEW.kill_requested)
+  EXECUTE FUNCTION notify_jobs();
 )sql",
 };
 static_assert(std::size(kMigrations) == kPostgresBaselineVersion + std::size(kPostgresMigrations),
@@ -3575,6 +3581,124 @@ Result<std::unique_ptr<Store>> OpenPostgresStore(const std::string& url) {
   RETURN_IF_ERROR(store->Init());
   RETURN_IF_ERROR(store->StartListening(url));
   return std::unique_ptr<Store>(std::move(store));
+}
+
+Result<int64_t> CopySqliteToPostgres(
+    const std::string& sqlite_path, const std::string& url,
+    const std::function<void(const std::string& table, int64_t rows)>& progress) {
+  ASSIGN_OR_RETURN(auto from, sql::OpenSqlite(sqlite_path, /*read_only=*/true));
+  ASSIGN_OR_RETURN(const int64_t version, from->SchemaVersion());
+  const int64_t latest = static_cast<int64_t>(std::size(kMigrations));
+  if (version != latest) {
+    return FailedPreconditionError("the SQLite database is at schema version " +
+                                   std::to_string(version) + ", this datasite at " +
+                                   std::to_string(latest) +
+                                   ": launch the server on it once (it migrates), stop it, then "
+                                   "copy");
+  }
+  // The schema, made (or found current) by the store itself.
+  { ASSIGN_OR_RETURN(auto made, OpenPostgresStore(url)); }
+  ASSIGN_OR_RETURN(auto to, sql::OpenPostgres(url));
+  {
+    ASSIGN_OR_RETURN(auto c,
+                     to->Prepare("SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM "
+                                 "settings) + (SELECT count(*) FROM server_identity)"));
+    ASSIGN_OR_RETURN(bool row, c->Step());
+    if (row && c->Int(0) != 0) {
+      return FailedPreconditionError("the PostgreSQL database " + sql::RedactUrl(url) +
+                                     " holds a datasite already: copy into an empty database");
+    }
+  }
+  // The tables in the order SQLite created them, which puts every table after those it refers to.
+  std::vector<std::string> tables;
+  {
+    ASSIGN_OR_RETURN(
+        auto c, from->Prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT "
+                              "LIKE 'sqlite_%' ORDER BY rowid"));
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, c->Step());
+      if (!row) break;
+      tables.push_back(c->Text(0));
+    }
+  }
+  RETURN_IF_ERROR(to->BeginWrite());
+  int64_t total = 0;
+  auto copy = [&]() -> Status {
+    for (const std::string& table : tables) {
+      // Its rows come from SQLite as they are: the triggers (change log, versions) stay off, and
+      // the rows the schema starts with (change_origin, versions) give way to SQLite's.
+      RETURN_IF_ERROR(
+          to->Exec("ALTER TABLE " + table + " DISABLE TRIGGER USER; DELETE FROM " + table));
+      std::vector<std::string> columns;
+      {
+        ASSIGN_OR_RETURN(auto c, from->Prepare("SELECT name FROM pragma_table_info('" + table +
+                                               "') ORDER BY cid"));
+        for (;;) {
+          ASSIGN_OR_RETURN(bool row, c->Step());
+          if (!row) break;
+          columns.push_back(c->Text(0));
+        }
+      }
+      std::string names, marks;
+      for (size_t i = 0; i < columns.size(); ++i) {
+        names += (i ? ", " : "") + columns[i];
+        marks += i ? ", ?" : "?";
+      }
+      ASSIGN_OR_RETURN(auto read,
+                       from->Prepare("SELECT " + names + " FROM " + table + " ORDER BY rowid"));
+      ASSIGN_OR_RETURN(auto write, to->Prepare("INSERT INTO " + table + " (" + names +
+                                               ") VALUES (" + marks + ")"));
+      int64_t rows = 0;
+      for (;;) {
+        ASSIGN_OR_RETURN(bool row, read->Step());
+        if (!row) break;
+        for (int i = 0; i < static_cast<int>(columns.size()); ++i) {
+          switch (read->Type(i)) {
+            case sql::ValueType::kNull:
+              write->BindNull(i + 1);
+              break;
+            case sql::ValueType::kInt:
+              write->BindInt(i + 1, read->Int(i));
+              break;
+            case sql::ValueType::kBlob:
+              write->BindBlob(i + 1, read->Blob(i));
+              break;
+            case sql::ValueType::kText:
+              write->BindText(i + 1, read->Text(i));
+              break;
+            case sql::ValueType::kOther:
+              return InternalError(table + "." + columns[i] +
+                                   ": a value of a type the store "
+                                   "never writes (row " +
+                                   std::to_string(rows + 1) + ")");
+          }
+        }
+        if (Status st = write->Step().status(); !st.ok()) {
+          return Status(st.code(),
+                        table + ", row " + std::to_string(rows + 1) + ": " + st.message());
+        }
+        write->Reset();
+        ++rows;
+      }
+      RETURN_IF_ERROR(to->Exec("ALTER TABLE " + table + " ENABLE TRIGGER USER"));
+      // Identity columns go on after the highest copied value.
+      for (const std::string& column : columns) {
+        if (column != "seq") continue;
+        RETURN_IF_ERROR(to->Exec("SELECT setval(pg_get_serial_sequence('" + table +
+                                 "', 'seq'), greatest((SELECT max(seq) FROM " + table +
+                                 "), 1), (SELECT max(seq) FROM " + table + ") IS NOT NULL)"));
+      }
+      total += rows;
+      if (progress) progress(table, rows);
+    }
+    return Status::Ok();
+  }();
+  if (!copy.ok()) {
+    (void)to->Exec("ROLLBACK");
+    return copy;
+  }
+  RETURN_IF_ERROR(to->Exec("COMMIT"));
+  return total;
 }
 
 bool IsPostgresUrl(std::string_view location) {

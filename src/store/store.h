@@ -924,6 +924,15 @@ Result<std::unique_ptr<Store>> OpenSqliteStoreReadOnly(const std::string& path);
 // kFailedPrecondition when its schema is newer than this binary's.
 Result<std::unique_ptr<Store>> OpenPostgresStore(const std::string& url);
 
+// Copies every row of the SQLite database at `sqlite_path` (a datasite's, at this binary's schema
+// version, which no server is using) into the PostgreSQL database at `url`, which must hold no
+// datasite yet: its schema is made here, then the rows are copied in one transaction (all or
+// nothing), table by table, each in the order SQLite keeps it, with the change log and the audit
+// chain as they are. Calls `progress(table, rows)` after each table. Returns the rows copied.
+Result<int64_t> CopySqliteToPostgres(
+    const std::string& sqlite_path, const std::string& url,
+    const std::function<void(const std::string& table, int64_t rows)>& progress);
+
 // Whether a --database value names PostgreSQL (postgresql:// or postgres://).
 bool IsPostgresUrl(std::string_view location);
 

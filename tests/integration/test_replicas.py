@@ -6,6 +6,7 @@ skipped without it.
 """
 
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -46,7 +47,10 @@ def replicas(tmp_path, binary):
             os.environ.pop("DATASITE_DATABASE_URL", None)
         else:
             os.environ["DATASITE_DATABASE_URL"] = old
-    yield [Api(h.port) for h in handles]
+    apis = [Api(h.port) for h in handles]
+    for api in apis:
+        api.database_url = url
+    yield apis
     for h in handles:
         h.land()
     psql(ADMIN_URL, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
@@ -202,3 +206,56 @@ def test_a_schema_newer_than_the_binary_is_refused_at_start(tmp_path, binary, ow
                            timeout=60)
     assert again.returncode != 0
     assert "99" in again.stderr and "newer" in again.stderr, again.stderr
+
+
+def replicas_url(api):
+    return api.database_url
+
+
+def database_of(url):
+    return url.partition("?")[0].rsplit("/", 1)[1]
+
+
+def commits(url):
+    out = subprocess.run(
+        ["psql", "-qtA", url, "-c",
+         f"SELECT xact_commit FROM pg_stat_database WHERE datname = '{database_of(url)}'"],
+        check=True, capture_output=True, text=True, timeout=60).stdout
+    return int(out.strip())
+
+
+def test_idle_replicas_leave_the_database_nearly_idle(replicas):
+    """Regression (a cold attack): a lease attempt that found nothing notified every queue, whose
+    next attempt notified again: two idle replicas ran thousands of transactions a second."""
+    a, b = replicas
+    time.sleep(1)
+    db_url = replicas_url(a)
+    before = commits(db_url)
+    time.sleep(3)
+    per_second = (commits(db_url) - before) / 3
+    # Each replica: its job slots' polls (one a second each) and its listener's probes.
+    assert per_second < 60, per_second
+
+
+def test_a_replica_whose_listener_stalls_stops_trusting_its_caches(replicas):
+    """Regression (a cold attack): with its listener's connection stalled (no error, no FIN), a
+    replica went on honouring a token logged out on another replica, for as long as it stalled."""
+    a, b = replicas
+    root = a.login(ROOT_EMAIL, ROOT_PASSWORD)
+    for _ in range(3):
+        assert b.get("/api/v1/account", token=root).status == 200
+    db_url = replicas_url(a)
+    pids = subprocess.run(
+        ["psql", "-qtA", db_url, "-c",
+         "SELECT pid FROM pg_stat_activity WHERE application_name = 'datasite-listener' AND "
+         f"datname = '{database_of(db_url)}'"],
+        check=True, capture_output=True, text=True, timeout=60).stdout.split()
+    assert len(pids) == 2, pids  # one per replica
+    for pid in pids:
+        os.kill(int(pid), signal.SIGSTOP)
+    try:
+        assert a.post("/api/v1/auth/logout", token=root).status == 200
+        assert eventually(lambda: b.get("/api/v1/account", token=root).status == 401, seconds=3)
+    finally:
+        for pid in pids:
+            os.kill(int(pid), signal.SIGCONT)
