@@ -50,26 +50,8 @@ class AuditLogTest : public ::testing::Test {
     }
   }
   // Runs SQL on the database through a second connection, as someone with access to it would.
-  void Sql(const std::string& sql) {
-    if (db_->postgres()) {
-      PGconn* c = PQconnectdb(path_.c_str());
-      PGresult* r = PQexec(c, sql.c_str());
-      const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-      std::string msg = PQresultErrorMessage(r);
-      PQclear(r);
-      PQfinish(c);
-      ASSERT_TRUE(ok) << msg;
-      return;
-    }
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-    char* err = nullptr;
-    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-    std::string msg = err ? err : "";
-    sqlite3_free(err);
-    sqlite3_close(db);
-    ASSERT_EQ(rc, SQLITE_OK) << msg;
-  }
+  void Sql(const std::string& sql) { db_->Run(sql); }
+
   AuditVerdict Verify(const std::optional<std::string>& head = std::nullopt) {
     auto v = VerifyAuditLog(*store_, head);
     EXPECT_TRUE(v.ok()) << v.status().ToString();

@@ -72,6 +72,36 @@ using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
 
 void IgnoreNotice(void*, const char*) {}
 
+// How a connection is made: its name (pg_stat_activity's application_name), and when the kernel
+// gives up on it once the database's host stops answering: keepalives from `idle_s` of silence,
+// unacknowledged data after `timeout_ms` (rather than the system default of hours), so that
+// calls fail as unavailable instead of hanging.
+struct ConnectOptions {
+  const char* name;
+  int connect_s;  // the longest wait for the connection itself
+  int idle_s;
+  int timeout_ms;
+};
+
+PGconn* ConnectTo(const std::string& url, const ConnectOptions& o) {
+  const std::string connect = std::to_string(o.connect_s);
+  const std::string idle = std::to_string(o.idle_s);
+  const std::string timeout = std::to_string(o.timeout_ms);
+  // Before the URL, so that its own settings win.
+  const char* keys[] = {"connect_timeout",
+                        "application_name",
+                        "keepalives",
+                        "keepalives_idle",
+                        "keepalives_interval",
+                        "keepalives_count",
+                        "tcp_user_timeout",
+                        "dbname",
+                        nullptr};
+  const char* values[] = {connect.c_str(), o.name,      "1",    idle.c_str(), "1", "3",
+                          timeout.c_str(), url.c_str(), nullptr};
+  return PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+}
+
 class PostgresConnection;
 
 class PostgresCursor : public Cursor {
@@ -364,18 +394,8 @@ class PostgresListener : public Listener {
  private:
   Status Connect() {
     if (conn_ != nullptr) PQfinish(conn_);
-    const char* keys[] = {"connect_timeout",
-                          "application_name",
-                          "keepalives",
-                          "keepalives_idle",
-                          "keepalives_interval",
-                          "keepalives_count",
-                          "tcp_user_timeout",
-                          "dbname",
-                          nullptr};
-    const char* values[] = {"5",    "datasite-listener", "1",    "2", "1", "2",
-                            "3000", url_.c_str(),        nullptr};
-    conn_ = PQconnectdbParams(keys, values, 1);
+    conn_ = ConnectTo(
+        url_, {.name = "datasite-listener", .connect_s = 3, .idle_s = 2, .timeout_ms = 3000});
     if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) {
       return UnavailableError("database unreachable: " +
                               Trimmed(conn_ ? PQerrorMessage(conn_) : "out of memory"));
@@ -521,20 +541,8 @@ Result<std::unique_ptr<Listener>> ListenPostgres(const std::string& url,
 }
 
 Result<std::unique_ptr<Connection>> OpenPostgres(const std::string& url) {
-  // First, so that the URL's own settings win: a bounded connect, and a connection that the
-  // kernel gives up on within about 15 s when the database's host stops answering (rather than
-  // the system default of hours), so requests fail as unavailable instead of hanging.
-  const char* keys[] = {"connect_timeout",
-                        "application_name",
-                        "keepalives",
-                        "keepalives_idle",
-                        "keepalives_interval",
-                        "keepalives_count",
-                        "tcp_user_timeout",
-                        "dbname",
-                        nullptr};
-  const char* values[] = {"10", "datasite", "1", "5", "2", "3", "15000", url.c_str(), nullptr};
-  PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  PGconn* conn =
+      ConnectTo(url, {.name = "datasite", .connect_s = 10, .idle_s = 5, .timeout_ms = 15000});
   if (conn == nullptr) return UnavailableError("cannot connect to the database: out of memory");
   if (PQstatus(conn) != CONNECTION_OK) {
     std::string msg = Trimmed(PQerrorMessage(conn));

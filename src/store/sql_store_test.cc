@@ -69,22 +69,7 @@ class StoreTest : public ::testing::Test {
     return out;
   }
 
-  // Runs `sql` on the database behind the store's back, as another program could.
-  void RawSql(const std::string& sql) {
-    if (postgres()) {
-      PGconn* c = PQconnectdb(path_.c_str());
-      PGresult* r = PQexec(c, sql.c_str());
-      EXPECT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << PQresultErrorMessage(r);
-      PQclear(r);
-      PQfinish(c);
-      return;
-    }
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
-        << sqlite3_errmsg(db);
-    sqlite3_close(db);
-  }
+  void RawSql(const std::string& sql) { db_->Run(sql); }
 
   static User MakeUser(const std::string& id, const std::string& email, const std::string& name,
                        int64_t created_at = 1000) {

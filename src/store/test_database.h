@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -72,6 +73,26 @@ class TestDatabase {
   const std::string& location() const { return location_; }
   // A temporary directory of the test's own, removed at the end.
   const std::string& dir() const { return dir_; }
+
+  // Runs `sql` (one or more statements) on the database behind the store's back, as another
+  // program could; a failure fails the test.
+  void Run(const std::string& sql) const {
+    if (postgres()) {
+      PGconn* c = PQconnectdb(location_.c_str());
+      PGresult* r = PQexec(c, sql.c_str());
+      EXPECT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << sql << ": " << PQresultErrorMessage(r);
+      PQclear(r);
+      PQfinish(c);
+      return;
+    }
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(location_.c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK)
+        << sql << ": " << (err ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(db);
+  }
 
   Result<std::unique_ptr<Store>> Open() const {
     if (postgres()) return OpenPostgresStore(location_);

@@ -15,7 +15,9 @@ import uuid
 import pytest
 
 from conftest import POSTGRES_ADMIN_URL, launch
-from helpers import PASSWORD, ROOT_EMAIL, ROOT_PASSWORD, Api
+from dataset_helpers import make_actors
+from helpers import PASSWORD, ROOT_EMAIL, ROOT_PASSWORD, Api, DetachedServer, needs_sandbox
+from test_code_server import submit, upload, wait_status
 
 ADMIN_URL = POSTGRES_ADMIN_URL or os.environ.get("DATASITE_TEST_POSTGRES_URL", "")
 pytestmark = pytest.mark.skipif(not ADMIN_URL, reason="needs DATASITE_TEST_POSTGRES_URL")
@@ -259,3 +261,43 @@ def test_a_replica_whose_listener_stalls_stops_trusting_its_caches(replicas):
     finally:
         for pid in pids:
             os.kill(int(pid), signal.SIGCONT)
+
+
+def test_text_postgresql_cannot_hold_is_a_bad_request_not_a_server_error(replicas):
+    """Regression (a cold attack): a NUL or non-UTF-8 byte in a search or an id gave 500 on
+    PostgreSQL (SQLite, which stores any bytes, answered 200 or 404)."""
+    a, _ = replicas
+    admin = a.login(ROOT_EMAIL, ROOT_PASSWORD)
+    for path in ("/api/v1/users?page=1&page_size=5&search=a%00b", DATASETS + "?search=%ff",
+                 DATASETS + "/%ff", "/api/v1/jobs/a%00b"):
+        resp = a.get(path, token=admin)
+        assert resp.status in (400, 404), (path, resp)
+    resp = a.post("/api/v1/auth/login", {"email": "a\u0000@x.org", "password": "x"})
+    assert resp.status in (400, 401), resp
+
+
+@needs_sandbox
+def test_a_replica_starting_leaves_the_jobs_another_one_runs_alone(tmp_path, binary):
+    """Regression (a cold attack): every server's leases were named 'local', so a replica that
+    started took over (and ran again) the jobs another replica was running."""
+    db = "rep_" + uuid.uuid4().hex[:16]
+    psql(ADMIN_URL, f"CREATE DATABASE {db}")
+    url = ADMIN_URL.partition("?")[0].rsplit("/", 1)[0] + "/" + db
+    a = DetachedServer(binary, tmp_path / "a", "--workers", "1", "--database", url)
+    b = DetachedServer(binary, tmp_path / "b", "--workers", "1", "--database", url)
+    try:
+        api = a.start()
+        actors = make_actors(a.port)
+        owner = actors["owner"].token
+        asset_id = upload(api, actors)
+        code = submit(api, owner, asset_id, "import time; time.sleep(4); return 5")
+        job = api.post("/api/v1/code/%s/run" % code, {"blocking": False}, token=owner).json
+        running = wait_status(api, owner, job["id"], ("running",))
+        b.start()  # its start-up recovery must not take A's lease
+        done = wait_status(api, owner, job["id"], ("completed", "errored", "interrupted"))
+        assert done["status"] == "completed", done
+        assert done["attempts"] == running["attempts"] == 1, (running, done)
+    finally:
+        b.stop()
+        a.stop()
+        psql(ADMIN_URL, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
