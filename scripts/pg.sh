@@ -21,7 +21,13 @@ die() { echo "pg.sh: $*" >&2; exit 1; }
 usage() { echo "usage: bash scripts/pg.sh start DIR [PORT] | stop DIR | down DIR | up DIR" >&2; exit 2; }
 
 as_pg() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # As user postgres: from / (the caller's directory may be closed to it) and with a PATH it can
+  # search (the caller's may start with directories it can't, and then `test` is not found).
+  if [ "$(id -u)" -eq 0 ]; then
+    (cd / && runuser -u postgres -- /usr/bin/env PATH=/usr/bin:/bin "$@")
+  else
+    "$@"
+  fi
 }
 
 check_install() {
@@ -34,6 +40,13 @@ check_install() {
     getent passwd postgres >/dev/null ||
       die "running as root but there is no user 'postgres' to run the server as: apt-get install postgresql"
     command -v runuser >/dev/null || die "running as root needs runuser (util-linux)"
+    # A root directory closed to other users (a chroot made in a mktemp directory, as
+    # ../shared/tools/fresh-machine makes) keeps user postgres from everything, its own binaries
+    # included: open it for searching (not listing), as every Debian install has it.
+    if ! runuser -u postgres -- /usr/bin/test -x / 2>/dev/null; then
+      echo "pg.sh: / was not searchable by other users; chmod o+x / (user postgres must reach its files)" >&2
+      chmod o+x / || die "user postgres cannot search / and chmod o+x / failed"
+    fi
   fi
 }
 

@@ -77,9 +77,10 @@ int main(int argc, char** argv) {
   l->add_option("--data-dir", launch.data_dir,
                 "Storage directory (default: $XDG_DATA_HOME/datasite/NAME)");
   l->add_option("--database", launch.app.database,
-                "PostgreSQL URL postgresql://USER[:PASSWORD]@HOST:PORT/DB holding the server's "
-                "metadata and job queue (env DATASITE_DATABASE_URL; default: SQLite in the data "
-                "directory)")
+                "PostgreSQL URL postgresql://USER@HOST:PORT/DB holding the server's metadata and "
+                "job queue (env DATASITE_DATABASE_URL; default: SQLite in the data directory). A "
+                "password on the command line is visible to local users: give it in the "
+                "environment variable or ~/.pgpass")
       ->envname("DATASITE_DATABASE_URL");
   l->add_flag("--detach", launch.detach,
               "Return once ready; the server keeps running in the background");

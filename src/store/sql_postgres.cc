@@ -43,14 +43,19 @@ bool IsConnectionState(const char* sqlstate) {
          std::strcmp(sqlstate, "57P02") == 0 || std::strcmp(sqlstate, "57P03") == 0;
 }
 
+// A failure as the store reports it. Clients may read kUnavailable and kAlreadyExists messages, so
+// those say nothing of the database's address, role or the values in a row.
 Status StatusOf(PGconn* conn, const PGresult* res) {
   const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
   std::string msg = Trimmed(res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
   if (msg.empty()) msg = Trimmed(PQerrorMessage(conn));
   if (state == nullptr || IsConnectionState(state) || PQstatus(conn) != CONNECTION_OK) {
-    return UnavailableError("database unreachable: " + msg);
+    return UnavailableError("the database is unreachable");
   }
-  if (std::strcmp(state, "23505") == 0) return AlreadyExistsError(msg);
+  if (std::strcmp(state, "23505") == 0) {
+    const char* primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    return AlreadyExistsError(primary ? primary : "duplicate key");
+  }
   // Text PostgreSQL can't hold (a NUL byte, bytes that are not UTF-8), which SQLite would take:
   // the caller's input, refused.
   if (std::strcmp(state, "22021") == 0 || std::strcmp(state, "22P05") == 0) {
@@ -87,18 +92,23 @@ PGconn* ConnectTo(const std::string& url, const ConnectOptions& o) {
   const std::string connect = std::to_string(o.connect_s);
   const std::string idle = std::to_string(o.idle_s);
   const std::string timeout = std::to_string(o.timeout_ms);
-  // Before the URL, so that its own settings win.
-  const char* keys[] = {"connect_timeout",
-                        "application_name",
-                        "keepalives",
-                        "keepalives_idle",
-                        "keepalives_interval",
-                        "keepalives_count",
-                        "tcp_user_timeout",
-                        "dbname",
-                        nullptr};
-  const char* values[] = {connect.c_str(), o.name,      "1",    idle.c_str(), "1", "3",
-                          timeout.c_str(), url.c_str(), nullptr};
+  // Before the URL, so that its own settings win. The session settings go as options, so that a
+  // reconnection (PQreset) has them too.
+  const char* keys[] = {"options",          "connect_timeout",
+                        "application_name", "keepalives",
+                        "keepalives_idle",  "keepalives_interval",
+                        "keepalives_count", "tcp_user_timeout",
+                        "dbname",           nullptr};
+  const char* values[] = {"-c client_min_messages=warning -c TimeZone=UTC",
+                          connect.c_str(),
+                          o.name,
+                          "1",
+                          idle.c_str(),
+                          "1",
+                          "3",
+                          timeout.c_str(),
+                          url.c_str(),
+                          nullptr};
   return PQconnectdbParams(keys, values, /*expand_dbname=*/1);
 }
 
@@ -109,9 +119,8 @@ class PostgresCursor : public Cursor {
   PostgresCursor(PostgresConnection* conn, std::string sql);
   ~PostgresCursor() override;
 
-  // Text goes as "unknown" in binary form, so that PostgreSQL takes the type the statement gives
-  // it: text (checked to be UTF-8, without NUL) or bytea (any bytes, as job logs are).
-  void BindText(int i, std::string_view v) override { Set(i, 0, std::string(v)); }
+  // Text (which PostgreSQL checks to be UTF-8 without NUL); bytes go through BindBlob.
+  void BindText(int i, std::string_view v) override { Set(i, kTextOid, std::string(v)); }
   void BindBlob(int i, std::string_view v) override { Set(i, kByteaOid, std::string(v)); }
   void BindInt(int i, int64_t v) override {
     std::string be(8, '\0');
@@ -225,6 +234,14 @@ class PostgresConnection : public Connection {
     if (ends_tx) in_tx_ = false;
     const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return StatusOf(conn_, res.get());
+    // A COMMIT of a transaction a failed statement aborted answers "ROLLBACK": nothing was
+    // written. (SQLite undoes only the failed statement; here the caller must hear it.)
+    if (script.rfind("COMMIT", 0) == 0 && std::strcmp(PQcmdStatus(res.get()), "ROLLBACK") == 0) {
+      return InternalError(
+          "database: the transaction was rolled back: a statement in it failed, and nothing it did "
+          "was "
+          "kept");
+    }
     changes_ = std::strtoll(PQcmdTuples(res.get()), nullptr, 10);
     return Status::Ok();
   }
@@ -275,14 +292,13 @@ class PostgresConnection : public Connection {
       return UnavailableError("database connection lost inside a transaction; its work is lost");
     }
     PQreset(conn_);
-    if (PQstatus(conn_) != CONNECTION_OK) {
-      return UnavailableError("database unreachable: " + Trimmed(PQerrorMessage(conn_)));
-    }
+    if (PQstatus(conn_) != CONNECTION_OK) return UnavailableError("the database is unreachable");
     ++generation_;
     return Status::Ok();
   }
 
   PGconn* raw() { return conn_; }
+  bool in_transaction() const { return in_tx_; }
   uint64_t generation() const { return generation_; }
   std::string NextName() { return "ds" + std::to_string(++names_); }
   void set_changes(int64_t n) { changes_ = n; }
@@ -319,7 +335,10 @@ Status PostgresCursor::PrepareIfNeeded() {
   ResultPtr res(PQprepare(conn_->raw(), name.c_str(), sql_.c_str(), static_cast<int>(types_.size()),
                           types_.data()));
   const char* state = res ? PQresultErrorField(res.get(), PG_DIAG_SQLSTATE) : nullptr;
-  if (state != nullptr && (std::strcmp(state, "42P18") == 0 || std::strcmp(state, "42P08") == 0)) {
+  // Outside a transaction only: a failed prepare aborts the transaction it is in. (The store's
+  // queries cast such parameters, `CAST(? AS TEXT) IS NULL`; this is the net under them.)
+  if (state != nullptr && !conn_->in_transaction() &&
+      (std::strcmp(state, "42P18") == 0 || std::strcmp(state, "42P08") == 0)) {
     // A NULL bound where nothing else tells the parameter's type ("? IS NULL OR x = ?"): the
     // store binds NULL only in place of text, so say text.
     std::vector<Oid> typed = types_;
@@ -387,6 +406,7 @@ class PostgresListener : public Listener {
 
   Status Start() {
     RETURN_IF_ERROR(Connect());
+    healthy_ = true;
     thread_ = std::thread([this] { Run(); });
     return Status::Ok();
   }
@@ -405,7 +425,6 @@ class PostgresListener : public Listener {
       ResultPtr res(PQexec(conn_, ("LISTEN " + channel).c_str()));
       if (!res || PQresultStatus(res.get()) != PGRES_COMMAND_OK) return StatusOf(conn_, res.get());
     }
-    healthy_ = true;
     return Status::Ok();
   }
 
@@ -426,7 +445,8 @@ class PostgresListener : public Listener {
         if (Connect().ok()) {
           probe_sent.reset();
           next_probe = Clock::now() + kProbeEvery;
-          on_reconnect_();
+          on_reconnect_();  // first: until it has run, no cache is trusted
+          healthy_ = true;
         }
         continue;
       }
@@ -513,19 +533,25 @@ std::string ToDollarPlaceholders(std::string_view sql) {
 }
 
 std::string RedactUrl(std::string_view url) {
-  // scheme://user:password@host/... -> scheme://user:***@host/...
-  const size_t scheme = url.find("://");
-  if (scheme == std::string_view::npos) return std::string(url);
-  const size_t at = url.find('@', scheme + 3);
-  const size_t colon = url.find(':', scheme + 3);
   std::string out(url);
-  if (at != std::string_view::npos && colon != std::string_view::npos && colon < at) {
-    out = std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));
+  // scheme://user:password@host/... -> scheme://user:***@host/...
+  const size_t scheme = out.find("://");
+  if (scheme != std::string::npos) {
+    const size_t at = out.find('@', scheme + 3);
+    const size_t colon = out.find(':', scheme + 3);
+    if (at != std::string::npos && colon != std::string::npos && colon < at) {
+      out = out.substr(0, colon + 1) + "***" + out.substr(at);
+    }
   }
-  const size_t pw = out.find("password=");
-  if (pw != std::string::npos) {
-    const size_t end = out.find('&', pw);
-    out = out.substr(0, pw + 9) + "***" + (end == std::string::npos ? "" : out.substr(end));
+  // Every ...password=VALUE (password, sslpassword) up to the next '&' or space.
+  for (size_t from = 0;;) {
+    const size_t pw = out.find("password=", from);
+    if (pw == std::string::npos) break;
+    const size_t value = pw + 9;
+    size_t end = out.find_first_of("& ", value);
+    if (end == std::string::npos) end = out.size();
+    out.replace(value, end - value, "***");
+    from = value + 3;
   }
   return out;
 }
@@ -555,9 +581,7 @@ Result<std::unique_ptr<Connection>> OpenPostgres(const std::string& url) {
     }
     return UnavailableError("cannot connect to the database at " + RedactUrl(url) + ": " + msg);
   }
-  auto c = std::make_unique<PostgresConnection>(conn, url);
-  RETURN_IF_ERROR(c->Exec("SET client_min_messages = warning; SET TIME ZONE 'UTC'"));
-  return std::unique_ptr<Connection>(std::move(c));
+  return std::unique_ptr<Connection>(std::make_unique<PostgresConnection>(conn, url));
 }
 
 }  // namespace datasite::store::sql

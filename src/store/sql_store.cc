@@ -1,9 +1,13 @@
-// SQLite implementation of Store. One connection, serialized by a (recursive) mutex; WAL journal
-// with synchronous=FULL so that every acknowledged write survives a crash or power loss.
+// The Store, written once over the SQL engines of sql.h (SQLite, PostgreSQL). One connection,
+// serialized by a (recursive) mutex; every acknowledged write is durable (SQLite: WAL with
+// synchronous=FULL; PostgreSQL: synchronous commits).
 #include <atomic>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
@@ -734,6 +738,7 @@ class StmtCache {
     if (idle_.size() < kMaxIdle) idle_.try_emplace(std::move(sql), std::move(c));
   }
   void Clear() { idle_.clear(); }
+  sql::Engine engine() const { return conn_->engine(); }
 
  private:
   static constexpr size_t kMaxIdle = 256;
@@ -774,6 +779,17 @@ class Stmt {
   Stmt& Bind(int v) { return Bind(static_cast<int64_t>(v)); }
   Stmt& BindNull() {
     if (cursor_) cursor_->BindNull(++idx_);
+    return *this;
+  }
+  // A job's stdout or stderr: any bytes (TEXT on SQLite, which keeps them as they are; BYTEA on
+  // PostgreSQL, whose text holds no NUL and only UTF-8).
+  Stmt& BindLog(const std::string& v) {
+    if (!cursor_) return *this;
+    if (cache_.engine() == sql::Engine::kPostgres) {
+      cursor_->BindBlob(++idx_, v);
+    } else {
+      cursor_->BindText(++idx_, v);
+    }
     return *this;
   }
 
@@ -2278,7 +2294,7 @@ class SqlStore : public Store {
       } else {
         s.BindNull();
       }
-      s.Bind(j.stdout_text).Bind(j.result_meta).Bind(origin);
+      s.BindLog(j.stdout_text).Bind(j.result_meta).Bind(origin);
       RETURN_IF_ERROR(s.Bind(j.status == "completed" ? j.result_size : int64_t{0})
                           .Bind(static_cast<int64_t>(j.stdout_text.size()))
                           .Run());
@@ -2462,7 +2478,8 @@ class SqlStore : public Store {
                             int64_t limit) override {
     std::lock_guard lock(mu_);
     const std::string where =
-        " WHERE (?1 IS NULL OR c.user_id = ?1) AND (?2 IS NULL OR c.name = ?2)";
+        " WHERE (CAST(?1 AS TEXT) IS NULL OR c.user_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR "
+        "c.name = ?2)";
     CodePage page;
     {
       Stmt c(stmts_, ("SELECT count(*) FROM user_code c" + where).c_str());
@@ -2512,8 +2529,9 @@ class SqlStore : public Store {
                                    int64_t limit) override {
     std::lock_guard lock(mu_);
     const std::string where =
-        " WHERE (?1 IS NULL OR r.user_id = ?1) AND (?2 IS NULL OR r.status = ?2) AND "
-        "(?3 IS NULL OR r.project_id = ?3)";
+        " WHERE (CAST(?1 AS TEXT) IS NULL OR r.user_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR "
+        "r.status = ?2) AND "
+        "(CAST(?3 AS TEXT) IS NULL OR r.project_id = ?3)";
     RequestPage page;
     {
       Stmt c(stmts_, ("SELECT count(*) FROM code_requests r" + where).c_str());
@@ -2655,8 +2673,9 @@ class SqlStore : public Store {
                                    int64_t limit) override {
     std::lock_guard lock(mu_);
     const std::string where =
-        " WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = p.id "
-        "AND m.user_id = ?1)) AND (?2 IS NULL OR p.name = ?2)";
+        " WHERE (CAST(?1 AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM project_members m WHERE "
+        "m.project_id = p.id "
+        "AND m.user_id = ?1)) AND (CAST(?2 AS TEXT) IS NULL OR p.name = ?2)";
     ProjectPage page;
     {
       Stmt c(stmts_, "SELECT count(*) FROM projects p" + where);
@@ -2806,7 +2825,7 @@ class SqlStore : public Store {
     std::lock_guard lock(mu_);
     Stmt s(stmts_, ("UPDATE jobs SET stdout = stdout || ?, held = " + std::string(kHeldOnUpdate) +
                     " WHERE " + std::string(kUnderLease)));
-    RETURN_IF_ERROR(s.Bind(std::string(chunk))
+    RETURN_IF_ERROR(s.BindLog(std::string(chunk))
                         .Bind(held)
                         .Bind(run.id)
                         .Bind(run.lease_owner)
@@ -2820,7 +2839,7 @@ class SqlStore : public Store {
     std::lock_guard lock(mu_);
     Stmt s(stmts_, "UPDATE jobs SET stderr = stderr || ? WHERE " + std::string(kUnderLease));
     RETURN_IF_ERROR(
-        s.Bind(std::string(chunk)).Bind(run.id).Bind(run.lease_owner).Bind(run.attempts).Run());
+        s.BindLog(std::string(chunk)).Bind(run.id).Bind(run.lease_owner).Bind(run.attempts).Run());
     if (conn_->Changes() == 0) return NotUnderLease();
     return Status::Ok();
   }
@@ -2828,8 +2847,9 @@ class SqlStore : public Store {
   Result<JobPage> ListJobs(const JobFilter& f) override {
     std::lock_guard lock(mu_);
     const std::string where =
-        " WHERE (?1 IS NULL OR j.user_id = ?1) AND (?2 IS NULL OR j.code_id = ?2) AND "
-        "(?3 IS NULL OR j.status = ?3) AND (?4 = 1 OR j.kind != 'review')";
+        " WHERE (CAST(?1 AS TEXT) IS NULL OR j.user_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR "
+        "j.code_id = ?2) AND "
+        "(CAST(?3 AS TEXT) IS NULL OR j.status = ?3) AND (?4 = 1 OR j.kind != 'review')";
     auto bind = [&](Stmt& s) {
       BindOptional(s, f.user_id);
       BindOptional(s, f.code_id);
@@ -2947,8 +2967,8 @@ class SqlStore : public Store {
       s.BindNull();
     }
     RETURN_IF_ERROR(s.Bind(j.held)
-                        .Bind(j.stdout_text)
-                        .Bind(j.stderr_text)
+                        .BindLog(j.stdout_text)
+                        .BindLog(j.stderr_text)
                         .Bind(j.finished_at)
                         .Bind(j.status == "completed" ? j.result_size : int64_t{0})
                         .Bind(static_cast<int64_t>(j.stdout_text.size() + j.stderr_text.size()))
@@ -3183,8 +3203,8 @@ class SqlStore : public Store {
       s.BindNull();
     }
     return s.Bind(j.held)
-        .Bind(j.stdout_text)
-        .Bind(j.stderr_text)
+        .BindLog(j.stdout_text)
+        .BindLog(j.stderr_text)
         .Bind(j.result_size)
         .Bind(static_cast<int64_t>(j.stdout_text.size() + j.stderr_text.size()))
         .Bind(j.result_meta)
@@ -3609,16 +3629,50 @@ Result<int64_t> CopySqliteToPostgres(
                                      " holds a datasite already: copy into an empty database");
     }
   }
-  // The tables in the order SQLite created them, which puts every table after those it refers to.
+  // Names read from the file go into SQL: only plain ones, which need no quoting.
+  auto plain = [](const std::string& name) {
+    if (name.empty() || name.size() > 63 || !std::islower(static_cast<unsigned char>(name[0]))) {
+      return false;
+    }
+    for (char c : name) {
+      const auto u = static_cast<unsigned char>(c);
+      if (!std::islower(u) && !std::isdigit(u) && c != '_') return false;
+    }
+    return true;
+  };
+  // The schema's tables (PostgreSQL's, made above by this binary), in the order SQLite created
+  // them, which puts every table after those it refers to. A table of the file the schema lacks
+  // is refused, not skipped: the file is not a datasite's of this version.
   std::vector<std::string> tables;
   {
     ASSIGN_OR_RETURN(
         auto c, from->Prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT "
                               "LIKE 'sqlite_%' ORDER BY rowid"));
+    ASSIGN_OR_RETURN(auto known, to->Prepare("SELECT 1 FROM information_schema.tables WHERE "
+                                             "table_schema = current_schema() AND table_name = ?"));
     for (;;) {
       ASSIGN_OR_RETURN(bool row, c->Step());
       if (!row) break;
-      tables.push_back(c->Text(0));
+      std::string name = c->Text(0);
+      if (!plain(name)) return InvalidArgumentError("the SQLite file has a table named oddly");
+      known->BindText(1, name);
+      ASSIGN_OR_RETURN(bool exists, known->Step());
+      known->Reset();
+      if (!exists) {
+        return FailedPreconditionError("the SQLite file has a table, " + name +
+                                       ", that a datasite's database has not");
+      }
+      tables.push_back(std::move(name));
+    }
+  }
+  // The numbers SQLite's AUTOINCREMENT gave (deleted rows' too): never to be given again.
+  std::map<std::string, int64_t> given;
+  {
+    ASSIGN_OR_RETURN(auto c, from->Prepare("SELECT name, seq FROM sqlite_sequence"));
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, c->Step());
+      if (!row) break;
+      given[c->Text(0)] = c->Int(1);
     }
   }
   RETURN_IF_ERROR(to->BeginWrite());
@@ -3637,6 +3691,21 @@ Result<int64_t> CopySqliteToPostgres(
           ASSIGN_OR_RETURN(bool row, c->Step());
           if (!row) break;
           columns.push_back(c->Text(0));
+          if (!plain(columns.back())) {
+            return InvalidArgumentError("the SQLite file has a column named oddly in " + table);
+          }
+        }
+      }
+      std::set<std::string> bytea;  // PostgreSQL's byte columns of the table
+      {
+        ASSIGN_OR_RETURN(auto c, to->Prepare("SELECT column_name FROM information_schema.columns "
+                                             "WHERE table_schema = current_schema() AND "
+                                             "table_name = ? AND data_type = 'bytea'"));
+        c->BindText(1, table);
+        for (;;) {
+          ASSIGN_OR_RETURN(bool row, c->Step());
+          if (!row) break;
+          bytea.insert(c->Text(0));
         }
       }
       std::string names, marks;
@@ -3664,7 +3733,12 @@ Result<int64_t> CopySqliteToPostgres(
               write->BindBlob(i + 1, read->Blob(i));
               break;
             case sql::ValueType::kText:
-              write->BindText(i + 1, read->Text(i));
+              // Job logs are text in SQLite, bytes (any) in PostgreSQL.
+              if (bytea.count(columns[i])) {
+                write->BindBlob(i + 1, read->Text(i));
+              } else {
+                write->BindText(i + 1, read->Text(i));
+              }
               break;
             case sql::ValueType::kOther:
               return InternalError(table + "." + columns[i] +
@@ -3681,12 +3755,13 @@ Result<int64_t> CopySqliteToPostgres(
         ++rows;
       }
       RETURN_IF_ERROR(to->Exec("ALTER TABLE " + table + " ENABLE TRIGGER USER"));
-      // Identity columns go on after the highest copied value.
+      // Identity columns go on after the highest number SQLite gave, or copied.
       for (const std::string& column : columns) {
         if (column != "seq") continue;
-        RETURN_IF_ERROR(to->Exec("SELECT setval(pg_get_serial_sequence('" + table +
-                                 "', 'seq'), greatest((SELECT max(seq) FROM " + table +
-                                 "), 1), (SELECT max(seq) FROM " + table + ") IS NOT NULL)"));
+        const std::string high = "greatest((SELECT max(seq) FROM " + table + "), " +
+                                 std::to_string(given.count(table) ? given[table] : 0) + ")";
+        RETURN_IF_ERROR(to->Exec("SELECT setval(pg_get_serial_sequence('" + table + "', 'seq'), " +
+                                 "greatest(" + high + ", 1), " + high + " > 0)"));
       }
       total += rows;
       if (progress) progress(table, rows);
