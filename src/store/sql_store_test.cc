@@ -161,6 +161,27 @@ TEST_F(StoreTest, AFailedCallInsideATransactionUndoesOnlyItsOwnPart) {
   EXPECT_EQ(store_->GetDataset("d1").status().code(), StatusCode::kNotFound);
 }
 
+// A body that goes on after a failed call: SQLite undoes the failed statement only and keeps the
+// rest; PostgreSQL aborts the whole transaction. Either is acceptable; what no engine may do is
+// answer OK and keep nothing (PostgreSQL answers a COMMIT of an aborted transaction "ROLLBACK").
+TEST_F(StoreTest, ABodyThatIgnoresAFailedCallIsNeverToldItsWorkWasKeptWhenItWasNot) {
+  ASSERT_TRUE(store_->InsertUser(MakeUser("u0", "taken@example.org", "Zero")).ok());
+  Status st = store_->InTransaction([&](Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.InsertUser(MakeUser("u1", "a@example.org", "A")));
+    (void)tx.InsertUser(MakeUser("u2", "taken@example.org", "Clash"));  // fails, ignored
+    (void)tx.InsertUser(MakeUser("u3", "c@example.org", "C"));
+    return Status::Ok();
+  });
+  const bool kept = store_->GetUserById("u1").ok();
+  if (st.ok()) {
+    EXPECT_TRUE(kept);
+  } else {
+    EXPECT_FALSE(kept);
+    EXPECT_FALSE(store_->GetUserById("u3").ok());
+  }
+  EXPECT_EQ(st.ok(), !postgres()) << st.ToString();
+}
+
 TEST_F(StoreTest, NestedTransactionsJoinTheOuterOne) {
   Status st = store_->InTransaction([&](Store& tx) -> Status {
     RETURN_IF_ERROR(tx.InsertUser(MakeUser("u1", "a@example.org", "A")));

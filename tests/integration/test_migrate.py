@@ -46,12 +46,21 @@ def launch_sqlite(xdg, name):
                 os.environ[k] = v
 
 
+def owner_after(handle):
+    import conftest  # noqa: F401
+    return sy.login(url=f"http://127.0.0.1:{handle.port}", email=OWNER[0], password=PASSWORD)
+
+
+OWNER = [None]
+
+
 def test_a_sqlite_datasite_moves_to_postgresql_whole(tmp_path, binary, database):
     xdg = tmp_path / "xdg"  # made by the xdg_data_home fixture
     handle = launch_sqlite(xdg, "moving")
     data_dir = xdg / "datasite" / "moving"
     actors = make_code_actors(handle.port)
     owner, scientist = actors["owner"].client, actors["scientist"].client
+    OWNER[0] = actors["owner"].user["email"]
     people = upload_people(owner)
     asset = asset_of(scientist, people)
 
@@ -106,7 +115,25 @@ def test_a_sqlite_datasite_moves_to_postgresql_whole(tmp_path, binary, database)
         audit = api.get("/api/v1/audit/verify", token=admin).json
         assert audit["ok"], audit
         assert audit["entries"] >= audit_before["entries"]
-        # New rows follow the copied ones (identity sequences moved past them).
+        # New rows follow the copied ones: every identity sequence stands at or past the copied
+        # numbers, and rows made now (a request, its notifications, a job) get fresh ones.
+        # (audit_events is left out: its entries carry the numbers of the chain, never the
+        # sequence's.)
+        for table in ("jobs", "request_decisions", "notifications", "change_log", "mail_outbox"):
+            behind = subprocess.run(
+                ["psql", "-qtA", database, "-c",
+                 f"SELECT coalesce((SELECT max(seq) FROM {table}), 0) > coalesce((SELECT "
+                 f"last_value FROM {table}_seq_seq), 0)"],
+                capture_output=True, text=True, timeout=60).stdout.strip()
+            assert behind == "f", (table, behind)
+
+        @sy.syft_function_single_use(data=asset)
+        def youngest(data):
+            return int(data["age"].min())
+
+        fresh = scientist.code.request_code_execution(youngest, reason="the youngest")
+        assert owner_after(handle).requests.get(fresh.id).approve()
+        assert scientist.code.youngest(data=asset).get() == int(PRIVATE["age"].min())
         assert api.create_user(admin, role="data_scientist")["email"]
         assert api.get("/api/v1/users?page=1&page_size=100", token=admin).json["total"] == \
             users_before + 1
