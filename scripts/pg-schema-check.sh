@@ -46,7 +46,10 @@ expect() {  # expect NAME SQL WANT
 }
 log_count() { echo "SELECT count(*) FROM change_log"; }
 
+# The schema starts with change_origin's one row (origin ''), as SQLite's migration makes it.
+expect "change_origin starts with one row" "SELECT count(*) FROM change_origin WHERE origin = ''" "1"
 # Change log: nothing is logged while change_origin is empty.
+q "DELETE FROM change_origin"
 q "INSERT INTO users (id, email, name, role, password_hash, created_at, updated_at)
    VALUES ('u0', 'u0@x', 'U0', 1, 'h', 1, 1)"
 expect "no change_log row while change_origin is empty" "$(log_count)" "0"

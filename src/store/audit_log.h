@@ -6,7 +6,7 @@
 // entry's prev_hash is the hash kept in the signed checkpoint. So any edit, deletion, insertion or
 // reordering of entries breaks the chain at the first entry touched, and a cut tail is found by
 // comparing with a head saved earlier. Rows written before the chain existed are chained once,
-// by the migration that added it (see sqlite_store.cc).
+// by the migration that added it (see sql_store.cc).
 //
 // What it does not do: someone who can write the database AND recompute every later hash (there
 // is no secret in the chain) goes unnoticed unless a head was saved elsewhere; keep `audit verify`

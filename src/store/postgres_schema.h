@@ -1,15 +1,18 @@
 // The PostgreSQL 15 baseline schema: the same tables, columns (in the same order), defaults,
 // checks, keys, indexes and change-log triggers as the SQLite store's schema version 18
-// (sqlite_store.cc), so that the same application SQL runs against both.
+// (sql_store.cc), so that the same application SQL runs against both.
 //
 // Mapping: INTEGER -> BIGINT (booleans too: the app stores 0/1 and tests != 0), BLOB -> BYTEA, TEXT
-// stays TEXT; `seq INTEGER PRIMARY KEY AUTOINCREMENT` -> an identity column; sqlite_sequence is
-// left out. SQLite's implicit rowid, which the app orders by on users, datasets, user_code,
-// code_requests, projects, project_members, sync_peers, sync_ignored and password_resets, is a LAST
-// column `rowid` there (an always-generated identity, so column lists and SELECT * prefixes are
-// unchanged), with a unique index <table>_rowid. The 33 change-log triggers keep their names and
-// share one PL/pgSQL function, change_log_append(kind, id column); like SQLite's they log nothing
-// while change_origin is empty. instr(text, text) stands in for SQLite's built-in.
+// stays TEXT but for jobs.stdout and jobs.stderr, BYTEA (a job's output may hold any bytes, which
+// PostgreSQL's text refuses; the store binds them as bytes there); `seq INTEGER PRIMARY KEY
+// AUTOINCREMENT` -> an identity column; sqlite_sequence is left out. SQLite's implicit rowid, which
+// the app orders by on users, datasets, user_code, code_requests, projects, project_members,
+// sync_peers, sync_ignored and password_resets, is a LAST column `rowid` there (an always-generated
+// identity, so column lists and SELECT * prefixes are unchanged), with a unique index
+// <table>_rowid. The 33 change-log triggers keep their names and share one PL/pgSQL function,
+// change_log_append(kind, id column); like SQLite's they log nothing while change_origin is empty.
+// instr(text, text) stands in for SQLite's built-in; bytes_after is the store's own (SQLite is
+// given it too).
 //
 // Run it once, on an empty database, in one transaction (e.g. psql -v ON_ERROR_STOP=1 -1 -f); it
 // is plain SQL, no psql meta-commands. scripts/pg-schema-check.sh checks it on a throwaway cluster.

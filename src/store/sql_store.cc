@@ -3554,11 +3554,6 @@ class SqlStore : public Store {
     return ReadUser(s);
   }
 
-  // Recursive: a call made inside InTransaction's body takes it again on the same thread.
-  std::recursive_mutex mu_;
-  int tx_depth_ = 0;                       // Guarded by mu_: open transactions and savepoints.
-  std::unique_ptr<sql::Connection> conn_;  // Guarded by mu_.
-  StmtCache stmts_;                        // Guarded by mu_.
   // A version's value, which moves at every read while changes of other processes can't be heard.
   int64_t SharedVersion(std::atomic<int64_t>& version) {
     if (listener_ != nullptr && !listener_->healthy()) return ++version;
@@ -3569,6 +3564,11 @@ class SqlStore : public Store {
     if (jobs_listener_) jobs_listener_();
   }
 
+  // Recursive: a call made inside InTransaction's body takes it again on the same thread.
+  std::recursive_mutex mu_;
+  int tx_depth_ = 0;                       // Guarded by mu_: open transactions and savepoints.
+  std::unique_ptr<sql::Connection> conn_;  // Guarded by mu_.
+  StmtCache stmts_;                        // Guarded by mu_.
   // PostgreSQL only: hears other processes' changes (StartListening). Set once, before use.
   std::unique_ptr<sql::Listener> listener_;
   std::mutex jobs_listener_mu_;
