@@ -4,11 +4,24 @@
 
 namespace datasite::auth {
 
-LoginThrottle::LoginThrottle(const Clock& clock, const LoginLimits& limits)
-    : source_attempts_(clock, limits.attempts_per_source, limits.source_window_ms),
-      pair_failures_(clock, limits.failures_per_source_account, limits.failure_window_ms),
-      account_failures_(clock, std::max(1, limits.failures_per_account), limits.failure_window_ms),
-      known_sources_(clock, 1, limits.known_source_ms),
+namespace {
+
+RateLimiter MakeLimiter(const Clock& clock, int max_events, int64_t window_ms,
+                        SharedEventLog* shared, const char* name) {
+  if (shared == nullptr) return RateLimiter(clock, max_events, window_ms);
+  return RateLimiter(clock, max_events, window_ms, shared, name);
+}
+
+}  // namespace
+
+LoginThrottle::LoginThrottle(const Clock& clock, const LoginLimits& limits, SharedEventLog* shared)
+    : source_attempts_(MakeLimiter(clock, limits.attempts_per_source, limits.source_window_ms,
+                                   shared, "login.source")),
+      pair_failures_(MakeLimiter(clock, limits.failures_per_source_account,
+                                 limits.failure_window_ms, shared, "login.pair")),
+      account_failures_(MakeLimiter(clock, std::max(1, limits.failures_per_account),
+                                    limits.failure_window_ms, shared, "login.account")),
+      known_sources_(MakeLimiter(clock, 1, limits.known_source_ms, shared, "login.known")),
       account_limit_(limits.failures_per_account > 0) {}
 
 std::string LoginThrottle::Pair(const std::string& source, const std::string& account) {

@@ -33,7 +33,8 @@ struct LoginLimits {
 // RateLimiter). Safe for concurrent use.
 class LoginThrottle {
  public:
-  LoginThrottle(const Clock& clock, const LoginLimits& limits);
+  // With `shared`, its counts are those of every server sharing it (replicas on one database).
+  LoginThrottle(const Clock& clock, const LoginLimits& limits, SharedEventLog* shared = nullptr);
 
   // OK and counts an attempt of `source`, or kResourceExhausted with a Retry-After when `source`
   // has spent its attempts.

@@ -8,17 +8,35 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 #include "core/clock.h"
+#include "core/status.h"
 
 namespace datasite::auth {
 
 // Allows at most `max_events` per key within any `window_ms`. Memory is bounded: keys whose events
 // have all expired are dropped, and past `max_keys` live keys the oldest-seen are evicted. Safe for
 // concurrent use.
+// Where the limiters of servers sharing one database keep their events (the database: see
+// services::StoreEventLog), so that a limit holds across replicas.
+class SharedEventLog {
+ public:
+  virtual ~SharedEventLog() = default;
+  // The events of `key` after `since_ms`: how many, and the oldest one's time.
+  virtual Result<std::pair<int64_t, int64_t>> Since(const std::string& key, int64_t since_ms) = 0;
+  // Counts one at `at_ms`, forgetting the key's events at or before `forget_before_ms`.
+  virtual Status Add(const std::string& key, int64_t at_ms, int64_t forget_before_ms) = 0;
+  virtual Status Clear(const std::string& key) = 0;
+};
+
 class RateLimiter {
  public:
   RateLimiter(const Clock& clock, int max_events, int64_t window_ms, size_t max_keys = 100'000);
+  // Keeps its events in `shared` under keys prefixed with `name` (every server sharing it must
+  // give each limiter the same name and limits). A failure of `shared` refuses (fails closed).
+  RateLimiter(const Clock& clock, int max_events, int64_t window_ms, SharedEventLog* shared,
+              std::string name);
 
   // 0 when another event for `key` is allowed now; otherwise the whole seconds to wait (>= 1).
   int SecondsUntilAllowed(const std::string& key);
@@ -35,6 +53,8 @@ class RateLimiter {
   void Prune(int64_t now);
 
   const Clock& clock_;
+  SharedEventLog* const shared_ = nullptr;
+  const std::string name_;
   const int max_events_;
   const int64_t window_ms_;
   const size_t max_keys_;

@@ -25,6 +25,7 @@ struct App::Parts {
   std::unique_ptr<store::Store> store;
   std::unique_ptr<blob::BlobStore> blobs;
   std::unique_ptr<services::Datasets> datasets;
+  std::unique_ptr<services::StoreEventLog> shared_events;  // with --database: the login limits'
   std::unique_ptr<services::Accounts> accounts;
   std::unique_ptr<services::SettingsService> settings;
   std::unique_ptr<jobs::JobQueue> queue;
@@ -132,6 +133,11 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   // The development rules for passwords never apply where other machines can reach the server.
   if (!OnlyThisMachine(config)) {
     accounts.password_rules = auth::PasswordRules::kStandard;
+  }
+  if (!config.database.empty()) {
+    // Replicas share the database: so do the login limits, or each replica would give its own.
+    p->shared_events = std::make_unique<services::StoreEventLog>(*p->store);
+    accounts.shared_events = p->shared_events.get();
   }
   p->accounts = std::make_unique<services::Accounts>(*p->store, clock, accounts);
   // At first start the root password is hashed (~100 ms) while the rest of start-up goes on.

@@ -101,7 +101,7 @@ Accounts::Accounts(store::Store& store, const Clock& clock, AccountsOptions opti
     : store_(store),
       clock_(clock),
       options_(options),
-      login_throttle_(clock, options.login),
+      login_throttle_(clock, options.login, options.shared_events),
       guest_sessions_(clock, options.guest_sessions_per_minute, 60 * 1000),
       password_change_failures_(clock, options.password_change_failures, 5 * 60 * 1000),
       hashing_(std::max(1, options.hashing_slots)) {}

@@ -42,6 +42,37 @@ struct AccountsOptions {
   // The rules for new passwords: kDevelopment only on a loopback-only development server (see
   // auth::PasswordRules); the app decides.
   auth::PasswordRules password_rules = auth::PasswordRules::kStandard;
+  // Where the login limits keep their counts when servers share a database (replicas on
+  // PostgreSQL); null: in memory.
+  auth::SharedEventLog* shared_events = nullptr;
+};
+
+// The store as the login limits' shared event log (auth::SharedEventLog). Keys are stored hex
+// encoded: they hold what a client sent (an email), which may be any bytes.
+class StoreEventLog : public auth::SharedEventLog {
+ public:
+  explicit StoreEventLog(store::Store& store) : store_(store) {}
+  Result<std::pair<int64_t, int64_t>> Since(const std::string& key, int64_t since_ms) override {
+    return store_.RateEventsSince(Hex(key), since_ms);
+  }
+  Status Add(const std::string& key, int64_t at_ms, int64_t forget_before_ms) override {
+    return store_.AddRateEvent(Hex(key), at_ms, forget_before_ms);
+  }
+  Status Clear(const std::string& key) override { return store_.ClearRateEvents(Hex(key)); }
+
+ private:
+  static std::string Hex(const std::string& key) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(key.size() * 2);
+    for (unsigned char c : key) {
+      out += kDigits[c >> 4];
+      out += kDigits[c & 0xf];
+    }
+    return out;
+  }
+
+  store::Store& store_;
 };
 
 struct LoginResult {

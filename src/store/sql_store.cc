@@ -667,6 +667,16 @@ CREATE TRIGGER version_settings_update AFTER UPDATE ON settings BEGIN
   UPDATE versions SET value = value + 1 WHERE name = 'settings';
 END;
 )sql",
+    // Version 20: rate-limit events kept in the database (auth::SharedEventLog), so that the
+    // login limits hold across servers sharing it. Used by PostgreSQL servers; SQLite's one
+    // server keeps its events in memory.
+    R"sql(
+CREATE TABLE rate_events (
+  key TEXT NOT NULL,
+  at INTEGER NOT NULL
+);
+CREATE INDEX rate_events_key ON rate_events(key, at);
+)sql",
 };
 
 // PostgreSQL's form of every migration after kPostgresBaselineVersion, in order.
@@ -709,6 +719,14 @@ CREATE TRIGGER jobs_notify_update AFTER UPDATE OF status, kill_requested ON jobs
   FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status OR
                      OLD.kill_requested IS DISTINCT FROM NEW.kill_requested)
   EXECUTE FUNCTION notify_jobs();
+)sql",
+    // Version 20 (see above).
+    R"sql(
+CREATE TABLE rate_events (
+  key TEXT NOT NULL,
+  at BIGINT NOT NULL
+);
+CREATE INDEX rate_events_key ON rate_events(key, at);
 )sql",
 };
 static_assert(std::size(kMigrations) == kPostgresBaselineVersion + std::size(kPostgresMigrations),
@@ -2317,6 +2335,39 @@ class SqlStore : public Store {
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return NotFoundError("no synced run");
     return ReadJob(s);
+  }
+
+  Result<std::pair<int64_t, int64_t>> RateEventsSince(const std::string& key,
+                                                      int64_t since_ms) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "SELECT count(*), coalesce(min(at), 0) FROM rate_events WHERE key = ? AND at > ?");
+    s.Bind(key).Bind(since_ms);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return std::make_pair(int64_t{0}, int64_t{0});
+    return std::make_pair(s.Int(0), s.Int(1));
+  }
+
+  Status AddRateEvent(const std::string& key, int64_t at_ms, int64_t forget_before_ms) override {
+    std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(Begin());
+    Status st = [&]() -> Status {
+      Stmt d(stmts_, "DELETE FROM rate_events WHERE key = ? AND at <= ?");
+      RETURN_IF_ERROR(d.Bind(key).Bind(forget_before_ms).Run());
+      Stmt i(stmts_, "INSERT INTO rate_events (key, at) VALUES (?, ?)");
+      return i.Bind(key).Bind(at_ms).Run();
+    }();
+    if (!st.ok()) {
+      Rollback();
+      return st;
+    }
+    return Commit();
+  }
+
+  Status ClearRateEvents(const std::string& key) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "DELETE FROM rate_events WHERE key = ?");
+    return s.Bind(key).Run();
   }
 
   Status Ping() override {

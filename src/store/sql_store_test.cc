@@ -677,15 +677,15 @@ TEST_F(StoreTest, OpenInMissingDirectoryFails) {
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/no"));
 }
 
-// The upgrade from the schema version before this one, on each engine: the shared versions
-// (version 19) are added to a database of version 18 and bumped by its changes.
+// The upgrade from PostgreSQL's baseline (version 18) on each engine: the shared versions (19) and
+// the rate events (20) are added, and the versions are bumped by its changes.
 TEST_F(StoreTest, UpgradeFromTheVersionBeforeAddsTheSharedVersions) {
   ASSERT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());
   store_.reset();
   if (postgres()) {
     RawSql(
         "DROP FUNCTION bump_versions() CASCADE; DROP FUNCTION notify_jobs() CASCADE; "
-        "DROP TABLE versions; UPDATE schema_version SET version = 18");
+        "DROP TABLE versions; DROP TABLE rate_events; UPDATE schema_version SET version = 18");
   } else {
     RawSql(
         std::string("DROP TRIGGER version_users_update; DROP TRIGGER version_users_delete; "
@@ -694,10 +694,10 @@ TEST_F(StoreTest, UpgradeFromTheVersionBeforeAddsTheSharedVersions) {
                     "DROP TRIGGER version_datasets_delete; DROP TRIGGER version_assets_insert; "
                     "DROP TRIGGER version_assets_update; DROP TRIGGER version_assets_delete; "
                     "DROP TRIGGER version_settings_insert; DROP TRIGGER version_settings_update; "
-                    "DROP TABLE versions; PRAGMA user_version = 18"));
+                    "DROP TABLE versions; DROP TABLE rate_events; PRAGMA user_version = 18"));
   }
   ASSERT_NO_FATAL_FAILURE(Open());
-  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 19);
+  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 20);
   EXPECT_TRUE(store_->GetUserById("u1").ok());  // the data is kept
   EXPECT_EQ(RawInt("SELECT value FROM versions WHERE name = 'auth'"), 0);
   User u = *store_->GetUserById("u1");

@@ -906,6 +906,14 @@ class Store {
 
   // Runs the database's own integrity check; kInternal with its report when it fails.
   virtual Status CheckIntegrity() = 0;
+  // Rate-limit events kept in the database, for limits that hold across servers sharing it
+  // (auth::SharedEventLog). The events of `key` after `since_ms`: how many, and the oldest's time.
+  virtual Result<std::pair<int64_t, int64_t>> RateEventsSince(const std::string& key,
+                                                              int64_t since_ms) = 0;
+  // Counts one for `key` at `at_ms`; forgets the key's events at or before `forget_before_ms`.
+  virtual Status AddRateEvent(const std::string& key, int64_t at_ms, int64_t forget_before_ms) = 0;
+  virtual Status ClearRateEvents(const std::string& key) = 0;
+
   // A round trip to the database (reconnecting first when the connection was lost):
   // kUnavailable when it can't be reached.
   virtual Status Ping() = 0;

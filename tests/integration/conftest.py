@@ -85,15 +85,18 @@ def postgres_database(xdg_dir, name, fresh):
     return url
 
 
-def launch(xdg_dir, name=None, **kwargs):
-    """Launches a server through the client with XDG_DATA_HOME set to ``xdg_dir``."""
+def launch(xdg_dir, name=None, database=None, **kwargs):
+    """Launches a server through the client with XDG_DATA_HOME set to ``xdg_dir``; on
+    ``database`` (a postgresql:// URL) when given, else on the engine of the test run."""
     kwargs.setdefault("port", "auto")
     # Test servers hold passwords to the standard rules unless a test asks for a development one.
     kwargs.setdefault("dev_mode", False)
     name = name or unique("srv")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_DATA_HOME", str(xdg_dir))
-        if POSTGRES_ADMIN_URL:
+        if database:
+            mp.setenv("DATASITE_DATABASE_URL", database)
+        elif POSTGRES_ADMIN_URL:
             # --reset wipes only the data directory; a fresh database stands in for the rest.
             fresh = bool(kwargs.pop("reset", False))
             if fresh:
