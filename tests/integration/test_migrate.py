@@ -58,9 +58,10 @@ def owner_after(handle):
 OWNER = [None]
 
 
-def test_a_sqlite_datasite_moves_to_postgresql_whole(tmp_path, binary, database):
+def test_a_sqlite_datasite_moves_to_postgresql_whole(tmp_path, binary, database, launcher):
     xdg = tmp_path / "xdg"  # made by the xdg_data_home fixture
-    handle = launch_sqlite(xdg, "moving")
+    # Every server is also landed at teardown (launcher.track), should the test stop early.
+    handle = launcher.track(launch_sqlite(xdg, "moving"))
     data_dir = xdg / "datasite" / "moving"
     actors = make_code_actors(handle.port)
     owner, scientist = actors["owner"].client, actors["scientist"].client
@@ -84,7 +85,7 @@ def test_a_sqlite_datasite_moves_to_postgresql_whole(tmp_path, binary, database)
     handle.land()
 
     # Refused while a server runs on the directory; and into a database holding a datasite.
-    running = launch_sqlite(xdg, "moving")
+    running = launcher.track(launch_sqlite(xdg, "moving"))
     refused = subprocess.run([binary, "migrate", "--from", str(data_dir), "--to", database],
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode != 0 and "stop it first" in refused.stderr, refused.stderr
@@ -99,7 +100,7 @@ def test_a_sqlite_datasite_moves_to_postgresql_whole(tmp_path, binary, database)
     assert again.returncode != 0 and "holds a datasite already" in again.stderr, again.stderr
 
     # The same data directory (blobs, results), now with the database on PostgreSQL.
-    handle = launch(xdg, name="moving", database=database)
+    handle = launcher.track(launch(xdg, name="moving", database=database))
     try:
         api = Api(handle.port)
         admin = api.login(ROOT_EMAIL, ROOT_PASSWORD)
