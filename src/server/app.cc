@@ -56,6 +56,12 @@ bool OnlyThisMachine(const AppConfig& config) {
 std::string DatabasePath(const std::string& data_dir) { return data_dir + "/datasite.db"; }
 std::string BlobPath(const std::string& data_dir) { return data_dir + "/blobs"; }
 
+std::string HostAndPid(const char* unknown_host) {
+  char host[256] = {0};
+  if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return std::string(host[0] ? host : unknown_host) + "-" + std::to_string(::getpid());
+}
+
 Result<std::unique_ptr<store::Store>> OpenDatabase(const std::string& database,
                                                    const std::string& data_dir) {
   if (database.empty()) return store::OpenSqliteStore(DatabasePath(data_dir));
@@ -169,10 +175,7 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   if (!config.database.empty()) {
     // Replicas share the database: each one's leases carry a name of its own, so that one
     // starting never takes over (and runs again) the jobs another one runs.
-    char host[256] = {0};
-    if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
-    queue_options.owner =
-        std::string("server-") + (host[0] ? host : "host") + "-" + std::to_string(::getpid());
+    queue_options.owner = "server-" + HostAndPid("host");
   }
   queue_options.on_finished = [notifications = p->notifications.get()](store::Store& tx,
                                                                        const store::Job& job) {

@@ -78,6 +78,9 @@ bool OnlyThisMachine(const AppConfig& config);
 
 // The database file inside a data directory.
 std::string DatabasePath(const std::string& data_dir);
+// "<host name>-<pid>" (`unknown_host` when the host has no name): a name of this process, for
+// the leases it takes.
+std::string HostAndPid(const char* unknown_host);
 // The store a server or worker uses: SQLite in `data_dir` when `database` is empty, else the
 // PostgreSQL database at that URL. kInvalidArgument for anything else.
 Result<std::unique_ptr<store::Store>> OpenDatabase(const std::string& database,

@@ -23,12 +23,6 @@
 namespace datasite::server {
 namespace {
 
-std::string DefaultName() {
-  char host[256] = {0};
-  if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
-  return std::string(host[0] ? host : "worker") + "-" + std::to_string(::getpid());
-}
-
 // Everything a worker holds, torn down in reverse order.
 struct Parts {
   std::unique_ptr<store::Store> store;
@@ -113,7 +107,7 @@ int RunWorker(WorkerOptions o) {
   if (o.job_timeout_seconds < 1 || o.job_timeout_seconds > 7 * 24 * 3600) {
     return fail(InvalidArgumentError("--job-timeout must be 1 to 604800 seconds"), 2);
   }
-  if (o.name.empty()) o.name = DefaultName();
+  if (o.name.empty()) o.name = HostAndPid("worker");
   if (o.name.size() > 200) return fail(InvalidArgumentError("--name is too long"), 2);
   if (!InitCrypto()) return fail(InternalError("libsodium failed to initialize"), 1);
   spdlog::set_default_logger(spdlog::stderr_color_mt("datasite-worker"));

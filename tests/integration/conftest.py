@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import uuid
 
 import pytest
 
@@ -64,7 +65,27 @@ if os.environ.get("DATASITE_TEST_ENGINE") == "postgres" and not POSTGRES_ADMIN_U
     )
 
 
-def _psql(url, sql):
+# The test run's PostgreSQL, whatever the engine of the run (tests of replicas and of migrate
+# need one even when the suite's servers run on SQLite); "" when there is none.
+TEST_POSTGRES_URL = os.environ.get("DATASITE_TEST_POSTGRES_URL", "")
+
+
+def database_url(name):
+    """The URL of database ``name`` on the test run's PostgreSQL."""
+    base, _, query = TEST_POSTGRES_URL.partition("?")
+    return base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
+
+
+@pytest.fixture()
+def fresh_database():
+    """A new, empty database on the test run's PostgreSQL (dropped afterwards): its URL."""
+    name = "t_" + uuid.uuid4().hex[:16]
+    psql(TEST_POSTGRES_URL, f"CREATE DATABASE {name}")
+    yield database_url(name)
+    psql(TEST_POSTGRES_URL, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def psql(url, sql):
     subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql], check=True,
                    stdout=subprocess.DEVNULL, timeout=60)
 
@@ -73,28 +94,30 @@ def postgres_database(xdg_dir, name, fresh):
     """The URL of the database of server ``name`` under ``xdg_dir``: one per server, kept across
     its relaunches, created (or, when ``fresh``, recreated) here."""
     db = "it_" + hashlib.sha256(f"{xdg_dir}/{name}".encode()).hexdigest()[:24]
-    base, _, query = POSTGRES_ADMIN_URL.partition("?")
-    url = base.rsplit("/", 1)[0] + "/" + db + ("?" + query if query else "")
+    url = database_url(db)
     if fresh:
-        _psql(POSTGRES_ADMIN_URL, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        psql(POSTGRES_ADMIN_URL, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
     exists = subprocess.run(
         ["psql", "-qtA", POSTGRES_ADMIN_URL, "-c", f"SELECT 1 FROM pg_database WHERE datname = '{db}'"],
         check=True, capture_output=True, text=True, timeout=60).stdout.strip()
     if not exists:
-        _psql(POSTGRES_ADMIN_URL, f"CREATE DATABASE {db}")
+        psql(POSTGRES_ADMIN_URL, f"CREATE DATABASE {db}")
     return url
 
 
 def launch(xdg_dir, name=None, database=None, **kwargs):
-    """Launches a server through the client with XDG_DATA_HOME set to ``xdg_dir``; on
-    ``database`` (a postgresql:// URL) when given, else on the engine of the test run."""
+    """Launches a server through the client with XDG_DATA_HOME set to ``xdg_dir``: on ``database``
+    (a postgresql:// URL, or "sqlite" for SQLite in its data directory) when given, else on the
+    engine of the test run."""
     kwargs.setdefault("port", "auto")
     # Test servers hold passwords to the standard rules unless a test asks for a development one.
     kwargs.setdefault("dev_mode", False)
     name = name or unique("srv")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_DATA_HOME", str(xdg_dir))
-        if database:
+        if database == "sqlite":
+            mp.delenv("DATASITE_DATABASE_URL", raising=False)
+        elif database:
             mp.setenv("DATASITE_DATABASE_URL", database)
         elif POSTGRES_ADMIN_URL:
             # --reset wipes only the data directory; a fresh database stands in for the rest.

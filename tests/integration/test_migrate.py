@@ -4,68 +4,30 @@ on PostgreSQL, with its users, datasets, code, approvals, results and audit chai
 Needs the PostgreSQL of the test run (DATASITE_TEST_POSTGRES_URL, which scripts/test.sh sets).
 """
 
-import os
 import subprocess
-import uuid
 
 import pytest
 
 import datasite as sy
 from code_helpers import MOCK, PRIVATE, asset_of, make_code_actors, upload_people
-from conftest import launch
+from conftest import TEST_POSTGRES_URL, launch
 from helpers import PASSWORD, ROOT_EMAIL, ROOT_PASSWORD, Api, sandbox_impossible_here
 
 # Where no sandbox can exist (fresh-machine's chroot) the server runs no code: the move is tested
 # without the approved code's run and result.
 RUNS_CODE = not sandbox_impossible_here()
 
-ADMIN_URL = os.environ.get("DATASITE_TEST_POSTGRES_URL", "")
-pytestmark = pytest.mark.skipif(not ADMIN_URL, reason="needs DATASITE_TEST_POSTGRES_URL")
+pytestmark = pytest.mark.skipif(not TEST_POSTGRES_URL, reason="needs DATASITE_TEST_POSTGRES_URL")
 
 
-def psql(url, sql):
-    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql], check=True,
-                   stdout=subprocess.DEVNULL, timeout=60)
-
-
-@pytest.fixture()
-def database():
-    db = "mig_" + uuid.uuid4().hex[:16]
-    psql(ADMIN_URL, f"CREATE DATABASE {db}")
-    yield ADMIN_URL.partition("?")[0].rsplit("/", 1)[0] + "/" + db
-    psql(ADMIN_URL, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-
-
-def launch_sqlite(xdg, name):
-    """A server on SQLite, even when the suite runs its servers on PostgreSQL."""
-    saved = {k: os.environ.pop(k, None) for k in ("DATASITE_TEST_ENGINE",)}
-    import conftest
-    admin, conftest.POSTGRES_ADMIN_URL = conftest.POSTGRES_ADMIN_URL, ""
-    try:
-        return launch(xdg, name=name)
-    finally:
-        conftest.POSTGRES_ADMIN_URL = admin
-        for k, v in saved.items():
-            if v is not None:
-                os.environ[k] = v
-
-
-def owner_after(handle):
-    import conftest  # noqa: F401
-    return sy.login(url=f"http://127.0.0.1:{handle.port}", email=OWNER[0], password=PASSWORD)
-
-
-OWNER = [None]
-
-
-def test_a_sqlite_datasite_moves_to_postgresql_whole(tmp_path, binary, database, launcher):
+def test_a_sqlite_datasite_moves_to_postgresql_whole(tmp_path, binary, fresh_database, launcher):
+    database = fresh_database
     xdg = tmp_path / "xdg"  # made by the xdg_data_home fixture
     # Every server is also landed at teardown (launcher.track), should the test stop early.
-    handle = launcher.track(launch_sqlite(xdg, "moving"))
+    handle = launcher.track(launch(xdg, name="moving", database="sqlite"))
     data_dir = xdg / "datasite" / "moving"
     actors = make_code_actors(handle.port)
     owner, scientist = actors["owner"].client, actors["scientist"].client
-    OWNER[0] = actors["owner"].user["email"]
     people = upload_people(owner)
     asset = asset_of(scientist, people)
 
@@ -85,7 +47,7 @@ def test_a_sqlite_datasite_moves_to_postgresql_whole(tmp_path, binary, database,
     handle.land()
 
     # Refused while a server runs on the directory; and into a database holding a datasite.
-    running = launcher.track(launch_sqlite(xdg, "moving"))
+    running = launcher.track(launch(xdg, name="moving", database="sqlite"))
     refused = subprocess.run([binary, "migrate", "--from", str(data_dir), "--to", database],
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode != 0 and "stop it first" in refused.stderr, refused.stderr
@@ -137,7 +99,9 @@ def test_a_sqlite_datasite_moves_to_postgresql_whole(tmp_path, binary, database,
             return int(data["age"].min())
 
         fresh = scientist.code.request_code_execution(youngest, reason="the youngest")
-        assert owner_after(handle).requests.get(fresh.id).approve()
+        owner = sy.login(url=f"http://127.0.0.1:{handle.port}", email=actors["owner"].user["email"],
+                         password=PASSWORD)
+        assert owner.requests.get(fresh.id).approve()
         if RUNS_CODE:
             assert scientist.code.youngest(data=asset).get() == int(PRIVATE["age"].min())
         assert api.create_user(admin, role="data_scientist")["email"]

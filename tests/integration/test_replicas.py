@@ -10,32 +10,23 @@ import signal
 import subprocess
 import tempfile
 import time
-import uuid
 
 import pytest
 
-from conftest import POSTGRES_ADMIN_URL, launch
+from conftest import TEST_POSTGRES_URL, launch, psql
 from dataset_helpers import make_actors
 from helpers import PASSWORD, ROOT_EMAIL, ROOT_PASSWORD, Api, DetachedServer, needs_sandbox
 from test_code_server import submit, upload, wait_status
 
-ADMIN_URL = POSTGRES_ADMIN_URL or os.environ.get("DATASITE_TEST_POSTGRES_URL", "")
-pytestmark = pytest.mark.skipif(not ADMIN_URL, reason="needs DATASITE_TEST_POSTGRES_URL")
+pytestmark = pytest.mark.skipif(not TEST_POSTGRES_URL, reason="needs DATASITE_TEST_POSTGRES_URL")
 
 DATASETS = "/api/v1/datasets"
 
 
-def psql(url, sql):
-    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql], check=True,
-                   stdout=subprocess.DEVNULL, timeout=60)
-
-
 @pytest.fixture()
-def replicas(tmp_path, binary):
+def replicas(tmp_path, binary, fresh_database):
     """Servers A and B (their own data directories) on one fresh PostgreSQL database."""
-    db = "rep_" + uuid.uuid4().hex[:16]
-    psql(ADMIN_URL, f"CREATE DATABASE {db}")
-    url = ADMIN_URL.partition("?")[0].rsplit("/", 1)[0] + "/" + db
+    url = fresh_database
     handles = []
     for side in ("a", "b"):
         xdg = tmp_path / ("xdg_" + side)
@@ -47,7 +38,6 @@ def replicas(tmp_path, binary):
     yield apis
     for h in handles:
         h.land()
-    psql(ADMIN_URL, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
 def eventually(check, seconds=2.0):
@@ -198,10 +188,6 @@ def test_a_schema_newer_than_the_binary_is_refused_at_start(tmp_path, binary, ow
     assert "99" in again.stderr and "newer" in again.stderr, again.stderr
 
 
-def replicas_url(api):
-    return api.database_url
-
-
 def database_of(url):
     return url.partition("?")[0].rsplit("/", 1)[1]
 
@@ -219,7 +205,7 @@ def test_idle_replicas_leave_the_database_nearly_idle(replicas):
     next attempt notified again: two idle replicas ran thousands of transactions a second."""
     a, b = replicas
     time.sleep(1)
-    db_url = replicas_url(a)
+    db_url = a.database_url
     before = commits(db_url)
     time.sleep(3)
     per_second = (commits(db_url) - before) / 3
@@ -234,7 +220,7 @@ def test_a_replica_whose_listener_stalls_stops_trusting_its_caches(replicas):
     root = a.login(ROOT_EMAIL, ROOT_PASSWORD)
     for _ in range(3):
         assert b.get("/api/v1/account", token=root).status == 200
-    db_url = replicas_url(a)
+    db_url = a.database_url
     pids = subprocess.run(
         ["psql", "-qtA", db_url, "-c",
          "SELECT pid FROM pg_stat_activity WHERE application_name = 'datasite-listener' AND "
@@ -265,12 +251,11 @@ def test_text_postgresql_cannot_hold_is_a_bad_request_not_a_server_error(replica
 
 
 @needs_sandbox
-def test_a_replica_starting_leaves_the_jobs_another_one_runs_alone(tmp_path, binary):
+def test_a_replica_starting_leaves_the_jobs_another_one_runs_alone(tmp_path, binary,
+                                                                    fresh_database):
     """Regression (a cold attack): every server's leases were named 'local', so a replica that
     started took over (and ran again) the jobs another replica was running."""
-    db = "rep_" + uuid.uuid4().hex[:16]
-    psql(ADMIN_URL, f"CREATE DATABASE {db}")
-    url = ADMIN_URL.partition("?")[0].rsplit("/", 1)[0] + "/" + db
+    url = fresh_database
     a = DetachedServer(binary, tmp_path / "a", "--workers", "1", "--database", url)
     b = DetachedServer(binary, tmp_path / "b", "--workers", "1", "--database", url)
     try:
@@ -288,14 +273,11 @@ def test_a_replica_starting_leaves_the_jobs_another_one_runs_alone(tmp_path, bin
     finally:
         b.stop()
         a.stop()
-        psql(ADMIN_URL, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
-def test_the_login_limits_hold_across_replicas(tmp_path, binary):
+def test_the_login_limits_hold_across_replicas(tmp_path, binary, fresh_database):
     """Each replica counted its own login attempts: with N replicas, N times the guesses."""
-    db = "rep_" + uuid.uuid4().hex[:16]
-    psql(ADMIN_URL, f"CREATE DATABASE {db}")
-    url = ADMIN_URL.partition("?")[0].rsplit("/", 1)[0] + "/" + db
+    url = fresh_database
     flags = ("--database", url, "--login-attempts-per-minute", "4")
     a = DetachedServer(binary, tmp_path / "a", *flags)
     b = DetachedServer(binary, tmp_path / "b", *flags)
@@ -311,4 +293,3 @@ def test_the_login_limits_hold_across_replicas(tmp_path, binary):
     finally:
         b.stop()
         a.stop()
-        psql(ADMIN_URL, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
