@@ -30,7 +30,8 @@ std::string LoginThrottle::Pair(const std::string& source, const std::string& ac
 }
 
 Status LoginThrottle::AdmitSource(const std::string& source) {
-  if (int wait = source_attempts_.SecondsUntilAllowed(source)) {
+  ASSIGN_OR_RETURN(const int wait, source_attempts_.WaitSeconds(source));
+  if (wait > 0) {
     return ResourceExhaustedError("too many attempts from this address; try again in " +
                                   std::to_string(wait) + " s")
         .WithRetryAfter(wait);
@@ -42,9 +43,9 @@ Status LoginThrottle::AdmitSource(const std::string& source) {
 Status LoginThrottle::Admit(const std::string& source, const std::string& account) {
   RETURN_IF_ERROR(AdmitSource(source));
   const std::string pair = Pair(source, account);
-  int wait = pair_failures_.SecondsUntilAllowed(pair);
+  ASSIGN_OR_RETURN(int wait, pair_failures_.WaitSeconds(pair));
   if (wait == 0 && account_limit_ && known_sources_.Count(pair) == 0) {
-    wait = account_failures_.SecondsUntilAllowed(account);
+    ASSIGN_OR_RETURN(wait, account_failures_.WaitSeconds(account));
   }
   if (wait == 0) return Status::Ok();
   return ResourceExhaustedError(

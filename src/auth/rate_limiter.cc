@@ -22,12 +22,16 @@ void RateLimiter::Expire(std::deque<int64_t>& events, int64_t now) const {
 }
 
 int RateLimiter::SecondsUntilAllowed(const std::string& key) {
+  auto wait = WaitSeconds(key);
+  return wait.ok() ? *wait : 1;  // closed: a guesser gets nothing from a database outage
+}
+
+Result<int> RateLimiter::WaitSeconds(const std::string& key) {
   if (shared_ != nullptr) {
     const int64_t now = clock_.NowMillis();
-    auto since = shared_->Since(name_ + key, now - window_ms_);
-    if (!since.ok()) return 1;  // closed: a guesser gets nothing from a database outage
-    if (since->first < max_events_) return 0;
-    const int64_t wait_ms = since->second + window_ms_ - now;
+    ASSIGN_OR_RETURN(auto since, shared_->Since(name_ + key, now - window_ms_));
+    if (since.first < max_events_) return 0;
+    const int64_t wait_ms = since.second + window_ms_ - now;
     return std::max<int>(1, static_cast<int>((wait_ms + 999) / 1000));
   }
   std::lock_guard lock(mu_);

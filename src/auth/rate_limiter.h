@@ -40,6 +40,9 @@ class RateLimiter {
 
   // 0 when another event for `key` is allowed now; otherwise the whole seconds to wait (>= 1).
   int SecondsUntilAllowed(const std::string& key);
+  // The same, but a failure of the shared log is its error (kUnavailable when the database is
+  // down) rather than a refusal, so that a caller can tell an outage from a limit.
+  Result<int> WaitSeconds(const std::string& key);
   // Counts an event for `key`.
   void Record(const std::string& key);
   // Forgets `key` (e.g. after a successful login).

@@ -142,6 +142,9 @@ def test_readyz_fails_while_the_database_is_down_and_recovers_without_a_restart(
         resp = api.get("/api/v1/users?page=1&page_size=5", token=token)
         assert resp.status == 503, resp
         assert api.get("/healthz").status == 200  # the process itself lives
+        # A login is refused as unavailable, not as rate-limited (a cold attack saw 429).
+        login = api.post("/api/v1/auth/login", {"email": ROOT_EMAIL, "password": ROOT_PASSWORD})
+        assert login.status == 503, login
         pg("up", pgdir)
         assert eventually(lambda: api.get("/readyz").status == 200, seconds=10)
         assert api.get("/api/v1/users?page=1&page_size=5", token=token).status == 200
