@@ -17,6 +17,7 @@ packages=(
   python3-zxcvbn  # its list of common passwords is built into the server (src/auth)
   clang-14 libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer and the sanitizers
   chromium  # tests/integration/test_display_browser.py, with playwright-core from npm (below)
+  nginx-light  # tests/integration/test_scale_out.py: replicas behind a real proxy (never run as a service)
 )
 command -v npm >/dev/null 2>&1 || packages+=(npm)  # a nodejs of its own may bring npm
 missing=()
@@ -28,7 +29,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get update -qq
+  # Packages with a service (nginx, postgresql) must not start it here: the tests start their own.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod +x "$policy"
+  fi
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -z "$policy" ] || $sudo rm -f "$policy"
 fi
 if ! npm ls -g playwright-core >/dev/null 2>&1; then
   echo "Installing playwright-core (npm, global): drives chromium in the notebook display's browser test"

@@ -1,16 +1,29 @@
 """The HTTP transport: JSON requests to one server; error answers raise ``DatasiteError``."""
 
+import http.client
 import json
 import socket
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 
 from . import errors
 from ._routes import ROUTES
 
 DEFAULT_TIMEOUT = 30.0
 _LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
+
+_CHANGES = ("POST", "PUT", "PATCH", "DELETE")
+# A request that got no answer, or a proxy's "no server could answer" (502, 504) or a server's
+# "unavailable for now" (503 UNAVAILABLE), is sent again for this long: long enough for a proxy
+# to move past a server that died and for a database to fail over, short enough to surface a
+# real outage. Changes are sent again only with their Idempotency-Key (the server applies each
+# key once), or, without one, only when the connection was refused (nothing was sent).
+RETRY_SECONDS = 20.0
+_RETRY_FIRST_PAUSE = 0.05
+_RETRY_MAX_PAUSE = 1.0
 
 
 def base_url_for(url="localhost", port=None):
@@ -82,40 +95,13 @@ class Transport:
         through ``_transfer``.
         """
         method, path = route_path(route, path_params, query)
-        headers = {"Accept": "*/*"}
-        if self.token:
-            headers["Authorization"] = "Bearer " + self.token
-        req = urllib.request.Request(self._connect_url + path, headers=headers, method=method)
-        try:
-            with self._opener.open(req, timeout=timeout or self.timeout) as resp:
-                raw = resp.read()
-                return raw, {k.lower(): v for k, v in resp.headers.items()}
-        except urllib.error.HTTPError as err:
-            raise _error_from_http(err.code, err.read(), err.headers) from None
-        except (urllib.error.URLError, socket.timeout, ConnectionError) as err:
-            raise self._unreachable(err) from None
+        return self._exchange(method, path, None, "*/*", True, timeout)
 
     def send(self, method, path, body=None, timeout=None):
         """Any request (path with query) with an optional JSON body; returns ``(bytes, headers)``
         (headers lower-cased). For ``client.api.services``, whose answers may be JSON or bytes.
         """
-        headers = {"Accept": "*/*"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode("utf-8")
-            headers["Content-Type"] = "application/json"
-        if self.token:
-            headers["Authorization"] = "Bearer " + self.token
-        req = urllib.request.Request(
-            self._connect_url + path, data=data, headers=headers, method=method
-        )
-        try:
-            with self._opener.open(req, timeout=timeout or self.timeout) as resp:
-                return resp.read(), {k.lower(): v for k, v in resp.headers.items()}
-        except urllib.error.HTTPError as err:
-            raise _error_from_http(err.code, err.read(), err.headers) from None
-        except (urllib.error.URLError, socket.timeout, ConnectionError) as err:
-            raise self._unreachable(err) from None
+        return self._exchange(method, path, body, "*/*", True, timeout)
 
     def _unreachable(self, err):
         reason = getattr(err, "reason", err)
@@ -124,24 +110,62 @@ class Transport:
         )
 
     def request(self, method, path, body=None, authenticated=True, timeout=None):
-        headers = {"Accept": "application/json"}
+        raw, _ = self._exchange(method, path, body, "application/json", authenticated, timeout)
+        return _decode(raw)
+
+    def _exchange(self, method, path, body, accept, authenticated, timeout):
+        """Sends the request, again while it may safely be sent again (see RETRY_SECONDS);
+        returns ``(bytes, headers)`` of the answer."""
+        headers = {"Accept": accept}
         data = None
         if body is not None:
             data = json.dumps(body).encode("utf-8")
             headers["Content-Type"] = "application/json"
-        if authenticated and self.token:
+        logged_in = authenticated and self.token
+        if logged_in:
             headers["Authorization"] = "Bearer " + self.token
-        req = urllib.request.Request(
-            self._connect_url + path, data=data, headers=headers, method=method
-        )
-        try:
-            with self._opener.open(req, timeout=timeout or self.timeout) as resp:
-                return _decode(resp.read())
-        except urllib.error.HTTPError as err:
-            raw = err.read()
-            raise _error_from_http(err.code, raw, err.headers) from None
-        except (urllib.error.URLError, socket.timeout, ConnectionError) as err:
-            raise self._unreachable(err) from None
+        change = method in _CHANGES
+        if change and logged_in:
+            headers["Idempotency-Key"] = uuid.uuid4().hex
+        keyed = "Idempotency-Key" in headers
+        deadline = None
+        pause = _RETRY_FIRST_PAUSE
+        while True:
+            req = urllib.request.Request(
+                self._connect_url + path, data=data, headers=headers, method=method
+            )
+            try:
+                with self._opener.open(req, timeout=timeout or self.timeout) as resp:
+                    return resp.read(), {k.lower(): v for k, v in resp.headers.items()}
+            except urllib.error.HTTPError as err:
+                raw = err.read()
+                error = _error_from_http(err.code, raw, err.headers)
+                again = (not change or keyed) and _transient(err.code, error)
+                failure = error
+            except (urllib.error.URLError, socket.timeout, ConnectionError,
+                    http.client.HTTPException) as err:
+                refused = isinstance(getattr(err, "reason", err), ConnectionRefusedError)
+                again = not change or keyed or refused
+                failure = self._unreachable(err)
+            if deadline is None:
+                deadline = time.monotonic() + RETRY_SECONDS
+            left = deadline - time.monotonic()
+            if not again or left <= 0:
+                raise failure from None
+            wait = pause
+            retry_after = getattr(failure, "retry_after", None)
+            if retry_after:
+                wait = max(wait, min(float(retry_after), _RETRY_MAX_PAUSE * 5))
+            time.sleep(min(wait, left))
+            pause = min(pause * 2, _RETRY_MAX_PAUSE)
+
+
+def _transient(status, error):
+    """Whether an error answer says "try again": no server behind the proxy could answer, or
+    the server is unavailable for now (its database is down)."""
+    if status in (502, 504):
+        return True
+    return status == 503 and error.code == "UNAVAILABLE"
 
 
 def route_path(route, path_params=None, query=None):

@@ -68,6 +68,7 @@ ROUTES = {
     "request_deposit": ("POST", "/api/v1/requests/{id}/deposit"),
     "jobs_list": ("GET", "/api/v1/jobs"),
     "job_get": ("GET", "/api/v1/jobs/{id}"),
+    "job_wait": ("GET", "/api/v1/jobs/{id}/wait"),
     "job_result": ("GET", "/api/v1/jobs/{id}/result"),
     "job_logs": ("GET", "/api/v1/jobs/{id}/logs"),
     "job_kill": ("POST", "/api/v1/jobs/{id}/kill"),

@@ -15,6 +15,7 @@ import inspect
 import keyword
 import symtable
 import textwrap
+import time
 import warnings
 
 from . import _display, errors
@@ -40,6 +41,27 @@ ALREADY_EXISTS_MESSAGE = "UserCode with this code already exists"
 # transfer); without a timeout_seconds the wait is bounded by DEFAULT_BLOCKING_SECONDS.
 BLOCKING_MARGIN_SECONDS = 120
 DEFAULT_BLOCKING_SECONDS = 3600
+
+
+# The longest single wait the server grants (GET /api/v1/jobs/{id}/wait).
+_WAIT_SECONDS_PER_CALL = 600
+
+
+def _wait_for_job(transport, job, seconds):
+    """The job (as JSON) once it has ended, or as it is after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while job.get("status") in ("queued", "running"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        wait = max(1, min(int(left), _WAIT_SECONDS_PER_CALL))
+        job = transport.call(
+            "job_wait",
+            path_params={"id": job["id"]},
+            query={"timeout": wait},
+            timeout=wait + transport.timeout,
+        )
+    return job
 
 
 def source_hash(source):
@@ -689,7 +711,10 @@ class UserCode:
         return inputs
 
     def _start(self, kwargs, mock, blocking, timeout_seconds, for_requester=False):
-        body = {"mock": bool(mock), "blocking": bool(blocking)}
+        # A blocking run is started without blocking and then waited for (job_wait), so that
+        # the start is a plain change, sent again safely with its Idempotency-Key when its
+        # answer is lost, and the wait is a read, sent again on any server.
+        body = {"mock": bool(mock), "blocking": False}
         if for_requester:
             body["for_requester"] = True
         review = not for_requester and self._reviewing(mock)
@@ -717,9 +742,10 @@ class UserCode:
                 if timeout_seconds is not None
                 else DEFAULT_BLOCKING_SECONDS
             )
-        data = self._client._transport.call(
-            "code_run", path_params={"id": self.id}, body=body, timeout=http_timeout
-        )
+        transport = self._client._transport
+        data = transport.call("code_run", path_params={"id": self.id}, body=body)
+        if blocking:
+            data = _wait_for_job(transport, data, http_timeout)
         job = Job(data, self._client)
         if job.status is not None and job.status.finished:
             # The run ended: the data uploaded for it goes (else the server's unused-blob TTL).

@@ -22,7 +22,7 @@ namespace datasite::api {
 // The version of the HTTP API, "major.minor", in /api/v1/metadata and the OpenAPI document: a
 // client refuses a server of another major version. 1.0: servers before this field; 1.1: operation
 // names (operationId) and query parameters in the OpenAPI document.
-inline constexpr const char* kApiVersion = "1.1";
+inline constexpr const char* kApiVersion = "1.2";
 
 struct ApiContext {
   services::Accounts& accounts;
@@ -39,6 +39,8 @@ struct ApiContext {
   services::SyncService* sync = nullptr;
   // /readyz answers 503 while this fails (the database is unreachable). Null: not checked.
   std::function<Status()> database_ready;
+  // Keeps the answers of changes sent with an Idempotency-Key. Null: the header is ignored.
+  store::Store* idempotency_store = nullptr;
 };
 
 // Adds every route of the API to `router`. `context` must outlive the router.

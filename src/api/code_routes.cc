@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -456,6 +458,18 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
                 ASSIGN_OR_RETURN(auto j, code.GetJob(caller, req.path_params["id"]));
                 return Reply{200, JobJson(j, caller, code, true), {}};
               });
+  routes->Add(
+      "GET", "/api/v1/jobs/{id}/wait", Role::kDataScientist, "jobs",
+      "One job, answered once it has ended or after ?timeout= seconds (default 60, at most 600), "
+      "whichever comes first: a run started with \"blocking\": false is waited for here.",
+      [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+        ASSIGN_OR_RETURN(int64_t timeout, QueryInt(req, "timeout", 60));
+        ASSIGN_OR_RETURN(auto j,
+                         code.WaitJob(caller, req.path_params["id"],
+                                      std::chrono::seconds(std::min<int64_t>(timeout, 600))));
+        return Reply{200, JobJson(j, caller, code, true), {}};
+      },
+      "", http::Lane::kWait);
   routes->Add("GET", "/api/v1/jobs/{id}/result", Role::kDataScientist, "jobs",
               "A completed job's result bytes.",
               [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
@@ -510,13 +524,15 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
         reply.shared_json = std::move(doc);
         return reply;
       });
-  routes->Add("POST", "/api/v1/jobs/{id}/kill", Role::kDataScientist, "jobs",
-              "Kill a queued or running job (its user, or a data owner).",
-              [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
-                if (!req.body.empty()) RETURN_IF_ERROR(JsonBody::Parse(req.body, {}).status());
-                ASSIGN_OR_RETURN(auto j, code.Kill(caller, req.path_params["id"]));
-                return Reply{200, JobJson(j, caller, code, false), {}};
-              });
+  routes->Add(
+      "POST", "/api/v1/jobs/{id}/kill", Role::kDataScientist, "jobs",
+      "Kill a queued or running job (its user, or a data owner).",
+      [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+        if (!req.body.empty()) RETURN_IF_ERROR(JsonBody::Parse(req.body, {}).status());
+        ASSIGN_OR_RETURN(auto j, code.Kill(caller, req.path_params["id"]));
+        return Reply{200, JobJson(j, caller, code, false), {}};
+      },
+      "", http::Lane::kWait);  // it waits a moment for the job to stop
   routes->Add("GET", "/api/v1/account/quota", Role::kDataScientist, "account",
               "The caller's own job results and logs (the bytes of those they may read), "
               "unfinished jobs, and their limits.",

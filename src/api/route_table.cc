@@ -1,5 +1,7 @@
 #include "api/route_table.h"
 
+#include "api/idempotency.h"
+
 namespace datasite::api::internal {
 
 using auth::Role;
@@ -76,6 +78,16 @@ http::Response Render(Result<Reply> reply) {
 }
 
 namespace {
+
+// Whether a change can commit together with its answer (see RunWithIdempotencyKey): not when its
+// handler waits for other threads that use the store, as a blocking job run waits for its job.
+// A run asked not to block ({"blocking": false}) is a plain change.
+bool Deferrable(const http::Request& req, http::Lane lane) {
+  if (lane != http::Lane::kWait) return true;
+  json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  return body.is_object() && body.contains("blocking") && body["blocking"] == false;
+}
+
 http::Route Describe(const char* method, const char* pattern, Role min_role, const char* tag,
                      const char* summary) {
   http::Route route;
@@ -93,9 +105,17 @@ void Routes::Add(const char* method, const char* pattern, Role min_role, const c
   http::Route route = Describe(method, pattern, min_role, tag, summary);
   route.lane = lane;
   route.request_schema = std::move(schema);
-  route.handler = [&ctx = ctx_, min_role, handler = std::move(handler)](http::Request& req) {
+  route.handler = [&ctx = ctx_, min_role, lane, handler = std::move(handler)](http::Request& req) {
     auto principal = Authorize(ctx, req, min_role);
     if (!principal.ok()) return http::ErrorResponse(principal.status());
+    if (ctx.idempotency_store != nullptr && principal->authenticated() && HasIdempotencyKey(req) &&
+        Deferrable(req, lane)) {
+      // Keys are kept per user (per session for guests), so one caller never sees another's.
+      const std::string scope =
+          principal->user_id ? "user:" + *principal->user_id : "session:" + principal->token_hash;
+      return RunWithIdempotencyKey(*ctx.idempotency_store, req, scope,
+                                   [&] { return Render(handler(req, *principal)); });
+    }
     return Render(handler(req, *principal));
   };
   router_.Add(std::move(route));

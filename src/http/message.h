@@ -23,7 +23,8 @@ struct Request {
   std::map<std::string, std::string> path_params;  // filled by the router, e.g. {"id": "..."}
   std::string authorization;                       // the Authorization header, as sent
   std::string content_type;
-  std::string remote_address;  // the client's IP address (see ClientAddress)
+  std::string remote_address;   // the client's IP address (see ClientAddress)
+  std::string idempotency_key;  // the Idempotency-Key header (see api/idempotency.h)
   std::string body;
 };
 

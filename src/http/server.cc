@@ -304,6 +304,7 @@ void Session::OnHeader(beast::error_code ec) {
   if (q != std::string_view::npos) req_->query = ParseQuery(target.substr(q + 1));
   req_->authorization = std::string(msg[bhttp::field::authorization]);
   req_->content_type = std::string(msg[bhttp::field::content_type]);
+  req_->idempotency_key = std::string(msg["Idempotency-Key"]);
   std::string forwarded_for;
   if (!server_.options().trusted_proxies.empty()) {
     for (const auto& field : msg) {

@@ -227,6 +227,7 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
                                    *p->audit, p->ready, p->notifications.get(), p->resets.get(),
                                    p->sync.get()});
   p->api->database_ready = [store = p->store.get()] { return store->Ping(); };
+  p->api->idempotency_store = p->store.get();
   api::AddRoutes(p->router, *p->api);
   http::ServerOptions options;
   options.host = config.host;

@@ -116,6 +116,10 @@ void Accounts::MaybeSweepSessions() {
   }
   Status st = store_.DeleteExpiredSessions(now / 1000);
   if (!st.ok()) spdlog::warn("sweeping expired sessions failed: {}", st.ToString());
+  // Answers kept for idempotency keys (api/idempotency.h): a client retries for seconds, so a
+  // day is generous.
+  auto swept = store_.DeleteIdempotentAnswersBefore(now / 1000 - 24 * 3600);
+  if (!swept.ok()) spdlog::warn("sweeping idempotency keys failed: {}", swept.status().ToString());
 }
 
 Result<auth::ConcurrencyLimit::Slot> Accounts::HashingSlot() {

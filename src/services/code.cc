@@ -1055,6 +1055,12 @@ Result<JobLogs> CodeService::Logs(const Principal& caller, const std::string& id
   return logs;
 }
 
+Result<store::Job> CodeService::WaitJob(const Principal& caller, const std::string& id,
+                                        std::chrono::seconds timeout) {
+  RETURN_IF_ERROR(GetJob(caller, id).status());  // who may see it may wait for it
+  return queue_.Wait(id, std::chrono::steady_clock::now() + timeout);
+}
+
 Result<store::Job> CodeService::Kill(const Principal& caller, const std::string& id) {
   ASSIGN_OR_RETURN(store::Job job, GetJob(caller, id));
   RETURN_IF_ERROR(queue_.Kill(id));

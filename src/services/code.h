@@ -8,6 +8,7 @@
 #define DATASITE_SERVICES_CODE_H_
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -191,6 +192,9 @@ class CodeService {
                                   const std::optional<std::string>& status, int64_t page = 1,
                                   int64_t page_size = kDefaultJobPageSize);
   Result<store::Job> GetJob(const Principal& caller, const std::string& id);
+  // The job once it has ended, or as it is after `timeout` (whichever comes first).
+  Result<store::Job> WaitJob(const Principal& caller, const std::string& id,
+                             std::chrono::seconds timeout);
   // Whether the caller may see the job's result and stdout now (not while held, unless an owner).
   bool MaySeeResult(const Principal& caller, const store::Job& job) const;
   // Whether the caller may see what a failed run said (its error_detail) and its stderr: data

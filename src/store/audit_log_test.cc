@@ -257,12 +257,12 @@ TEST_F(AuditLogTest, EntriesFromBeforeTheChainAreChainedByItsMigration) {
   const int version = sqlite3_column_int(st, 0);
   sqlite3_finalize(st);
   sqlite3_close(db);
-  // The sync migration, the quota charges', the storage meter's, the leases', the versions' and
-  // the rate events' came after the chain's: undone first.
+  // The sync migration, the quota charges', the storage meter's, the leases', the versions', the
+  // rate events' and the idempotency keys' came after the chain's: undone first.
   Sql(std::string(kDropJobCharges) + kDropSync +
       "DROP TABLE audit_checkpoint; ALTER TABLE audit_events DROP COLUMN prev_hash;"
       "ALTER TABLE audit_events DROP COLUMN hash; PRAGMA user_version = " +
-      std::to_string(version - 7));
+      std::to_string(version - 8));
   Open();
   AuditVerdict v = Verify();
   EXPECT_TRUE(v.ok) << v.reason;

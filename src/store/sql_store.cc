@@ -677,6 +677,21 @@ CREATE TABLE rate_events (
 );
 CREATE INDEX rate_events_key ON rate_events(key, at);
 )sql",
+    // Version 21: the answers of requests sent with an Idempotency-Key, committed with the
+    // request's changes (see Store::RunIdempotent); `body` is NULL when the answer was not kept.
+    R"sql(
+CREATE TABLE idempotency_keys (
+  scope TEXT NOT NULL,
+  key TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  content_type TEXT NOT NULL,
+  body BLOB,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (scope, key)
+);
+CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
+)sql",
 };
 
 // PostgreSQL's form of every migration after kPostgresBaselineVersion, in order.
@@ -728,9 +743,39 @@ CREATE TABLE rate_events (
 );
 CREATE INDEX rate_events_key ON rate_events(key, at);
 )sql",
+    // Version 21 (see above).
+    R"sql(
+CREATE TABLE idempotency_keys (
+  scope TEXT NOT NULL,
+  key TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  status BIGINT NOT NULL,
+  content_type TEXT NOT NULL,
+  body BYTEA,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (scope, key)
+);
+CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
+)sql",
 };
 static_assert(std::size(kMigrations) == kPostgresBaselineVersion + std::size(kPostgresMigrations),
               "every migration after PostgreSQL's baseline needs its PostgreSQL form");
+
+// The store whose RunIdempotent runs on this thread, if any: its changes wait for the answer.
+thread_local const void* tls_idempotent_store = nullptr;
+
+// Whether `sql` may change the database (a statement that only reads, or controls a transaction,
+// needs no transaction of its own).
+bool MayWrite(std::string_view sql) {
+  size_t i = sql.find_first_not_of(" \t\r\n(");
+  if (i == std::string_view::npos) return false;
+  sql.remove_prefix(i);
+  for (std::string_view reader : {"SELECT", "select", "SAVEPOINT", "RELEASE", "ROLLBACK", "COMMIT",
+                                  "BEGIN", "PRAGMA", "END"}) {
+    if (sql.substr(0, reader.size()) == reader) return false;
+  }
+  return true;
+}
 
 // Prepared statements kept for reuse, by SQL text: preparing a join costs more than running it
 // on a small table. Not thread-safe (used under the store's mutex).
@@ -757,6 +802,9 @@ class StmtCache {
   }
   void Clear() { idle_.clear(); }
   sql::Engine engine() const { return conn_->engine(); }
+
+  // Called with a statement's SQL before it first runs (see SqlStore::BeforeStatement).
+  std::function<Status(const std::string& sql)> before_run;
 
  private:
   static constexpr size_t kMaxIdle = 256;
@@ -814,6 +862,13 @@ class Stmt {
   // Result<bool>: true when a row is available.
   Result<bool> Step() {
     if (!error_.ok()) return error_;
+    if (!ran_) {
+      ran_ = true;
+      if (cache_.before_run) {
+        error_ = cache_.before_run(sql_);
+        if (!error_.ok()) return error_;
+      }
+    }
     auto r = cursor_->Step();
     if (!r.ok()) error_ = r.status();
     return r;
@@ -834,6 +889,7 @@ class Stmt {
   std::unique_ptr<sql::Cursor> cursor_;
   Status error_;
   int idx_ = 0;
+  bool ran_ = false;
 };
 
 // Every remaining row of `s`, each read by `read`.
@@ -1144,7 +1200,9 @@ PasswordReset ReadReset(Stmt& s) {
 class SqlStore : public Store {
  public:
   explicit SqlStore(std::unique_ptr<sql::Connection> conn)
-      : conn_(std::move(conn)), stmts_(conn_.get()) {}
+      : conn_(std::move(conn)), stmts_(conn_.get()) {
+    stmts_.before_run = [this](const std::string& sql) { return BeforeStatement(sql); };
+  }
   ~SqlStore() override {
     listener_.reset();  // its thread calls into this store: stopped first
     stmts_.Clear();
@@ -1768,6 +1826,86 @@ class SqlStore : public Store {
       out.emplace_back(s.Text(0), s.Int(1));
     }
     return out;
+  }
+
+  Result<IdempotentRun> RunIdempotent(const std::string& scope, const std::string& key,
+                                      const std::function<IdempotentAnswer()>& handler) override {
+    const void* outer = tls_idempotent_store;
+    if (outer == this) return FailedPreconditionError("RunIdempotent does not nest");
+    tls_idempotent_store = this;
+    IdempotentAnswer answer;
+    try {
+      answer = handler();
+    } catch (...) {
+      tls_idempotent_store = outer;
+      std::lock_guard lock(mu_);
+      if (deferred_open_) {
+        deferred_open_ = false;
+        DropDeferred();
+        mu_.unlock();
+      }
+      throw;
+    }
+    tls_idempotent_store = outer;
+    std::lock_guard lock(mu_);
+    if (!deferred_open_) return IdempotentRun::kNoChange;
+    deferred_open_ = false;
+    // Gives back the hold HoldDeferred took once the lock_guard's own is released.
+    std::unique_lock<std::recursive_mutex> held(mu_, std::adopt_lock);
+    Stmt s(stmts_,
+           "INSERT INTO idempotency_keys (scope, key, fingerprint, status, content_type, body, "
+           "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO NOTHING");
+    s.Bind(scope).Bind(key).Bind(answer.fingerprint).Bind(static_cast<int64_t>(answer.status));
+    s.Bind(answer.content_type);
+    if (answer.body) {
+      s.BindBlob(*answer.body);
+    } else {
+      s.BindNull();
+    }
+    Status st = s.Bind(answer.created_at).Run();
+    if (!st.ok()) {
+      DropDeferred();
+      return st;
+    }
+    if (conn_->Changes() == 0) {  // another server answered this key first: its run stands
+      DropDeferred();
+      return IdempotentRun::kLostRace;
+    }
+    tx_depth_ = 0;
+    st = conn_->Exec("COMMIT");
+    if (!st.ok()) {
+      (void)conn_->Exec("ROLLBACK");
+      ++settings_version_;
+      ++catalog_version_;
+      ++auth_version_;
+      return st;
+    }
+    return IdempotentRun::kCommitted;
+  }
+
+  Result<std::optional<IdempotentAnswer>> GetIdempotentAnswer(const std::string& scope,
+                                                              const std::string& key) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "SELECT fingerprint, status, content_type, body, created_at FROM idempotency_keys "
+           "WHERE scope = ? AND key = ?");
+    s.Bind(scope).Bind(key);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return std::optional<IdempotentAnswer>();
+    IdempotentAnswer a;
+    a.fingerprint = s.Text(0);
+    a.status = static_cast<int>(s.Int(1));
+    a.content_type = s.Text(2);
+    if (!s.IsNull(3)) a.body = s.Blob(3);
+    a.created_at = s.Int(4);
+    return std::optional<IdempotentAnswer>(std::move(a));
+  }
+
+  Result<int64_t> DeleteIdempotentAnswersBefore(int64_t before) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "DELETE FROM idempotency_keys WHERE created_at < ?");
+    RETURN_IF_ERROR(s.Bind(before).Run());
+    return conn_->Changes();
   }
 
   Status InTransaction(const std::function<Status(Store&)>& body) override {
@@ -3389,7 +3527,40 @@ class SqlStore : public Store {
   }
 
   // REQUIRES: mu_ held.
-  Status Exec(const std::string& sql) { return conn_->Exec(sql); }
+  Status Exec(const std::string& sql) {
+    RETURN_IF_ERROR(BeforeStatement(sql));
+    return conn_->Exec(sql);
+  }
+
+  // Whether this thread runs RunIdempotent's handler on this store.
+  bool Deferring() const { return tls_idempotent_store == this; }
+
+  // A change made outside any transaction while this thread defers its changes: it opens the
+  // deferred transaction (see RunIdempotent). REQUIRES: mu_ held.
+  Status BeforeStatement(const std::string& sql) {
+    if (tx_depth_ != 0 || !Deferring() || !MayWrite(sql)) return Status::Ok();
+    RETURN_IF_ERROR(conn_->BeginWrite());
+    tx_depth_ = 1;
+    HoldDeferred();
+    return Status::Ok();
+  }
+  // The deferred transaction stays open past the method that opened it: the store stays held by
+  // this thread (one more hold of the recursive mu_) until RunIdempotent ends it.
+  // REQUIRES: mu_ held, tx_depth_ == 1.
+  void HoldDeferred() {
+    if (deferred_open_) return;
+    mu_.lock();
+    deferred_open_ = true;
+  }
+  // Ends the deferred transaction without keeping it. Caches may have seen its changes: every
+  // version moves, so that they read again. REQUIRES: mu_ held, deferred_open_.
+  void DropDeferred() {
+    tx_depth_ = 0;
+    (void)conn_->Exec("ROLLBACK");
+    ++settings_version_;
+    ++catalog_version_;
+    ++auth_version_;
+  }
 
   // Opens a transaction, or a savepoint inside the one InTransaction holds, so that a method's
   // own all-or-nothing block nests in a caller's. REQUIRES: mu_ held.
@@ -3403,6 +3574,10 @@ class SqlStore : public Store {
     return Status::Ok();
   }
   Status Commit() {
+    if (tx_depth_ == 1 && Deferring()) {
+      HoldDeferred();  // commits with the answer (RunIdempotent)
+      return Status::Ok();
+    }
     --tx_depth_;
     if (tx_depth_ == 0) return Exec("COMMIT");
     return Savepoint("RELEASE sp" + std::to_string(tx_depth_));
@@ -3618,6 +3793,7 @@ class SqlStore : public Store {
   // Recursive: a call made inside InTransaction's body takes it again on the same thread.
   std::recursive_mutex mu_;
   int tx_depth_ = 0;                       // Guarded by mu_: open transactions and savepoints.
+  bool deferred_open_ = false;             // Guarded by mu_: RunIdempotent's transaction is open.
   std::unique_ptr<sql::Connection> conn_;  // Guarded by mu_.
   StmtCache stmts_;                        // Guarded by mu_.
   // PostgreSQL only: hears other processes' changes (StartListening). Set once, before use.

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -677,15 +678,17 @@ TEST_F(StoreTest, OpenInMissingDirectoryFails) {
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/no"));
 }
 
-// The upgrade from PostgreSQL's baseline (version 18) on each engine: the shared versions (19) and
-// the rate events (20) are added, and the versions are bumped by its changes.
+// The upgrade from PostgreSQL's baseline (version 18) on each engine: the shared versions (19),
+// the rate events (20) and the idempotency keys (21) are added, and the versions are bumped by its
+// changes.
 TEST_F(StoreTest, UpgradeFromTheVersionBeforeAddsTheSharedVersions) {
   ASSERT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());
   store_.reset();
   if (postgres()) {
     RawSql(
         "DROP FUNCTION bump_versions() CASCADE; DROP FUNCTION notify_jobs() CASCADE; "
-        "DROP TABLE versions; DROP TABLE rate_events; UPDATE schema_version SET version = 18");
+        "DROP TABLE versions; DROP TABLE rate_events; DROP TABLE idempotency_keys; "
+        "UPDATE schema_version SET version = 18");
   } else {
     RawSql(
         std::string("DROP TRIGGER version_users_update; DROP TRIGGER version_users_delete; "
@@ -694,10 +697,12 @@ TEST_F(StoreTest, UpgradeFromTheVersionBeforeAddsTheSharedVersions) {
                     "DROP TRIGGER version_datasets_delete; DROP TRIGGER version_assets_insert; "
                     "DROP TRIGGER version_assets_update; DROP TRIGGER version_assets_delete; "
                     "DROP TRIGGER version_settings_insert; DROP TRIGGER version_settings_update; "
-                    "DROP TABLE versions; DROP TABLE rate_events; PRAGMA user_version = 18"));
+                    "DROP TABLE versions; DROP TABLE rate_events; DROP TABLE idempotency_keys; "
+                    "PRAGMA user_version = 18"));
   }
   ASSERT_NO_FATAL_FAILURE(Open());
-  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 20);
+  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 21);
+  EXPECT_EQ(RawInt("SELECT count(*) FROM idempotency_keys"), 0);
   EXPECT_TRUE(store_->GetUserById("u1").ok());  // the data is kept
   EXPECT_EQ(RawInt("SELECT value FROM versions WHERE name = 'auth'"), 0);
   User u = *store_->GetUserById("u1");
@@ -2007,6 +2012,127 @@ TEST_F(SyncedJobTest, SyncedJobsAreNeverLeasedNorRecovered) {
   Job local = Running("u", "private");
   local.status = "completed";
   EXPECT_EQ(store_->PutSyncedJob(local, "peerkey").status().code(), StatusCode::kAlreadyExists);
+}
+
+}  // namespace
+}  // namespace datasite::store
+
+namespace datasite::store {
+namespace {
+
+Store::IdempotentRun RunOk(Store& store, const std::string& key,
+                           const std::function<IdempotentAnswer()>& handler) {
+  auto run = store.RunIdempotent("user:u", key, handler);
+  EXPECT_TRUE(run.ok()) << run.status().ToString();
+  return run.ok() ? *run : Store::IdempotentRun::kNoChange;
+}
+
+IdempotentAnswer Answer(const std::string& body) {
+  IdempotentAnswer a;
+  a.fingerprint = "fp";
+  a.status = 201;
+  a.content_type = "application/json";
+  a.body = body;
+  a.created_at = 100;
+  return a;
+}
+
+// A keyed request's changes are invisible to everyone else until its answer is kept with them,
+// whether they were made in a transaction of their own (InsertUser) or by a single statement
+// (InsertSession); then both and the answer are there at once.
+TEST_F(StoreTest, IdempotentChangesCommitWithTheirAnswer) {
+  int64_t users_seen = -1, sessions_seen = -1;
+  auto run = RunOk(*store_, "k1", [&] {
+    EXPECT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());
+    EXPECT_TRUE(store_->InsertSession(MakeSession("t1", "u1")).ok());
+    EXPECT_TRUE(store_->GetUserById("u1").ok());  // its own changes it sees
+    users_seen = RawInt("SELECT count(*) FROM users");
+    sessions_seen = RawInt("SELECT count(*) FROM sessions");
+    return Answer("{\"id\": \"u1\"}");
+  });
+  EXPECT_EQ(run, Store::IdempotentRun::kCommitted);
+  EXPECT_EQ(users_seen, 0);
+  EXPECT_EQ(sessions_seen, 0);
+  EXPECT_EQ(RawInt("SELECT count(*) FROM users"), 1);
+  EXPECT_EQ(RawInt("SELECT count(*) FROM sessions"), 1);
+  auto kept = store_->GetIdempotentAnswer("user:u", "k1");
+  ASSERT_TRUE(kept.ok() && kept->has_value());
+  EXPECT_EQ((*kept)->status, 201);
+  EXPECT_EQ((*kept)->fingerprint, "fp");
+  EXPECT_EQ((*kept)->body, std::optional<std::string>("{\"id\": \"u1\"}"));
+  // Keys are per scope.
+  EXPECT_FALSE(store_->GetIdempotentAnswer("user:other", "k1")->has_value());
+}
+
+TEST_F(StoreTest, AnIdempotentRunThatChangesNothingKeepsNoAnswer) {
+  auto run = RunOk(*store_, "k1", [&] {
+    EXPECT_FALSE(store_->GetUserById("nobody").ok());
+    return Answer("{}");
+  });
+  EXPECT_EQ(run, Store::IdempotentRun::kNoChange);
+  EXPECT_FALSE(store_->GetIdempotentAnswer("user:u", "k1")->has_value());
+}
+
+// Two servers ran the same request: the one that kept its answer first stands, the other's
+// changes are undone.
+TEST_F(StoreTest, AnIdempotentRunWhoseKeyWasAnsweredMeanwhileIsUndone) {
+  auto other = db_->Open();
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  auto run = RunOk(*store_, "k1", [&] {
+    EXPECT_TRUE(store_->InsertUser(MakeUser("u2", "b@example.org", "B")).ok());
+    return Answer("second");
+  });
+  ASSERT_EQ(run, Store::IdempotentRun::kCommitted);
+  run = RunOk(**other, "k1", [&] {
+    EXPECT_TRUE((*other)->InsertUser(MakeUser("u3", "c@example.org", "C")).ok());
+    return Answer("third");
+  });
+  EXPECT_EQ(run, Store::IdempotentRun::kLostRace);
+  EXPECT_EQ(RawInt("SELECT count(*) FROM users WHERE id = 'u3'"), 0);
+  EXPECT_EQ((*store_->GetIdempotentAnswer("user:u", "k1"))->body,
+            std::optional<std::string>("second"));
+  // The store goes on as before, on both connections.
+  EXPECT_TRUE((*other)->InsertUser(MakeUser("u4", "d@example.org", "D")).ok());
+  EXPECT_EQ(RawInt("SELECT count(*) FROM users WHERE id = 'u4'"), 1);
+}
+
+TEST_F(StoreTest, AnIdempotentRunThatThrowsKeepsNothing) {
+  EXPECT_THROW((void)store_->RunIdempotent(
+                   "user:u", "k1",
+                   [&]() -> IdempotentAnswer {
+                     EXPECT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());
+                     throw std::runtime_error("handler failed");
+                   }),
+               std::runtime_error);
+  EXPECT_EQ(RawInt("SELECT count(*) FROM users"), 0);
+  EXPECT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());
+  EXPECT_EQ(RawInt("SELECT count(*) FROM users"), 1);
+}
+
+// While a keyed request holds its changes, other threads wait for the store rather than write
+// into its transaction.
+TEST_F(StoreTest, OtherThreadsWaitForAnIdempotentRunsChanges) {
+  std::thread other;
+  auto run = RunOk(*store_, "k1", [&] {
+    EXPECT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());
+    other = std::thread(
+        [&] { EXPECT_TRUE(store_->InsertUser(MakeUser("u2", "b@example.org", "B")).ok()); });
+    return Answer("{}");
+  });
+  other.join();
+  EXPECT_EQ(run, Store::IdempotentRun::kCommitted);
+  EXPECT_EQ(RawInt("SELECT count(*) FROM users"), 2);
+}
+
+TEST_F(StoreTest, OldIdempotentAnswersAreForgotten) {
+  RunOk(*store_, "old", [&] {
+    EXPECT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());
+    return Answer("{}");
+  });
+  auto deleted = store_->DeleteIdempotentAnswersBefore(101);
+  ASSERT_TRUE(deleted.ok());
+  EXPECT_EQ(*deleted, 1);
+  EXPECT_FALSE(store_->GetIdempotentAnswer("user:u", "old")->has_value());
 }
 
 }  // namespace

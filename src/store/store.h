@@ -499,6 +499,15 @@ struct SyncObjectState {
   std::string object_id;
   std::string hash;  // lowercase hex
 };
+// The answer to a request sent with an Idempotency-Key (see Store::RunIdempotent).
+struct IdempotentAnswer {
+  std::string fingerprint;  // what the request was (method, path, query, body): a reuse differs
+  int status = 0;
+  std::string content_type;
+  std::optional<std::string> body;  // nullopt: the answer was not kept (too large, or a stream)
+  int64_t created_at = 0;           // seconds
+};
+
 enum class SyncLedger { kExchanged, kInventory };
 
 // The latest change of an object in the change log.
@@ -783,6 +792,26 @@ class Store {
   Result<std::pair<int64_t, int64_t>> RecoverJobs(int64_t max_attempts, int64_t now) {
     return RecoverJobs(max_attempts, now, kLocalLeaseOwner);
   }
+
+  // Idempotency keys: a request sent with a key has its changes and its answer committed in one
+  // transaction, so that a retry after a lost answer finds the answer instead of applying the
+  // request again, and a server that dies before the commit leaves nothing applied.
+  //
+  // Runs `handler` on this thread. The store's changes it makes commit only once it has returned,
+  // together with its answer, under (scope, key), unless that key already has an answer (another
+  // server ran the same request meanwhile): then nothing of this run is kept (kLostRace) and the
+  // caller answers with the stored one. kNoChange when `handler` changed nothing (no answer is
+  // kept). From its first change to its return `handler` holds the store: other threads' calls
+  // wait, so everything after that change must be short and must never wait for another thread
+  // that uses the store. An error (the commit failed) means nothing of the run was kept.
+  enum class IdempotentRun { kCommitted, kNoChange, kLostRace };
+  virtual Result<IdempotentRun> RunIdempotent(const std::string& scope, const std::string& key,
+                                              const std::function<IdempotentAnswer()>& handler) = 0;
+  // The answer kept for (scope, key); nullopt when there is none.
+  virtual Result<std::optional<IdempotentAnswer>> GetIdempotentAnswer(const std::string& scope,
+                                                                      const std::string& key) = 0;
+  // Forgets the answers kept before `before` (seconds); returns how many.
+  virtual Result<int64_t> DeleteIdempotentAnswersBefore(int64_t before) = 0;
 
   // Runs `body` as one transaction: the changes it makes through the Store it is given commit
   // together or not at all (an error from `body` rolls all of them back). Other threads' calls

@@ -1,0 +1,190 @@
+"""Idempotency keys: a change sent again with the same Idempotency-Key is applied once and answered
+with the first answer; the Python client sends a key with every change it makes logged in, and
+waits for a blocking run with GET /api/v1/jobs/{id}/wait. (Servers dying mid-request:
+test_scale_out.py.)"""
+
+import uuid
+
+import pytest
+
+import datasite as sy
+from dataset_helpers import create_dataset, make_actors, new_blob
+from helpers import PASSWORD, Api, assert_error, client_for, needs_sandbox, unique, unique_email
+
+USERS = "/api/v1/users"
+
+
+@pytest.fixture(scope="module")
+def world(module_server):
+    return Api(module_server.port), make_actors(module_server.port)
+
+
+def new_user_body():
+    return {"email": unique_email("idem"), "password": PASSWORD, "name": "Idem",
+            "role": "data_scientist"}
+
+
+def count_users(api, token):
+    return api.get(USERS + "?page_size=1000", token=token).json["total"]
+
+
+def test_a_change_sent_twice_with_one_key_is_applied_once_and_answered_alike(world):
+    api, actors = world
+    admin = actors["admin"].token
+    before = count_users(api, admin)
+    key = uuid.uuid4().hex
+    body = new_user_body()
+    first = api.post(USERS, body, token=admin, headers={"Idempotency-Key": key})
+    assert first.status == 201, first
+    assert "idempotent-replayed" not in first.headers
+    again = api.post(USERS, body, token=admin, headers={"Idempotency-Key": key})
+    assert again.status == 201, again
+    assert again.json == first.json
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert count_users(api, admin) == before + 1
+    # Without a key the same body is a second request, refused as such.
+    assert_error(api.post(USERS, body, token=admin), 409, "ALREADY_EXISTS")
+
+
+def test_an_error_answer_is_kept_too_when_the_change_was_made(world):
+    api, actors = world
+    admin = actors["admin"].token
+    key = uuid.uuid4().hex
+    body = new_user_body()
+    body["role"] = "emperor"
+    first = api.post(USERS, body, token=admin, headers={"Idempotency-Key": key})
+    assert first.status == 400, first
+    # Nothing was changed: nothing is kept, and the request is run again (with the same answer).
+    again = api.post(USERS, body, token=admin, headers={"Idempotency-Key": key})
+    assert again.status == 400 and "idempotent-replayed" not in again.headers, again
+
+
+def test_a_key_used_again_for_another_request_is_refused(world):
+    api, actors = world
+    admin = actors["admin"].token
+    key = uuid.uuid4().hex
+    assert api.post(USERS, new_user_body(), token=admin,
+                    headers={"Idempotency-Key": key}).status == 201
+    before = count_users(api, admin)
+    assert_error(api.post(USERS, new_user_body(), token=admin, headers={"Idempotency-Key": key}),
+                 422, "IDEMPOTENCY_KEY_REUSED")
+    assert count_users(api, admin) == before
+
+
+@pytest.mark.parametrize("key", ["", "x" * 129, "a key", "k\u00e9y", "a/b"])
+def test_a_malformed_key_is_a_bad_request_and_changes_nothing(world, key):
+    api, actors = world
+    admin = actors["admin"].token
+    before = count_users(api, admin)
+    resp = api.post(USERS, new_user_body(), token=admin, headers={"Idempotency-Key": key})
+    if key == "":
+        assert resp.status == 201, resp  # an empty header is no key
+        return
+    assert_error(resp, 400, "INVALID_ARGUMENT")
+    assert count_users(api, admin) == before
+
+
+def test_keys_are_kept_per_user(world):
+    api, actors = world
+    key = uuid.uuid4().hex
+    owner, admin = actors["owner"].token, actors["admin"].token
+    first = api.post(USERS, new_user_body(), token=owner, headers={"Idempotency-Key": key})
+    assert first.status == 201, first
+    # Another user's request under the same key is theirs: run, never answered with the first.
+    other = api.post(USERS, new_user_body(), token=admin, headers={"Idempotency-Key": key})
+    assert other.status == 201, other
+    assert "idempotent-replayed" not in other.headers
+    assert other.json["id"] != first.json["id"]
+
+
+def test_reads_and_callers_without_a_login_ignore_the_key(world):
+    api, actors = world
+    key = uuid.uuid4().hex
+    for _ in range(2):
+        resp = api.get("/api/v1/metadata", headers={"Idempotency-Key": key})
+        assert resp.status == 200 and "idempotent-replayed" not in resp.headers, resp
+    # A login is not a logged-in change: two logins are two sessions.
+    body = {"email": actors["owner"].user["email"], "password": PASSWORD}
+    tokens = {api.post("/api/v1/auth/login", body, headers={"Idempotency-Key": key}).json["token"]
+              for _ in range(2)}
+    assert len(tokens) == 2
+
+
+def test_the_client_sends_a_key_with_each_change(world, monkeypatch):
+    api, actors = world
+    client = client_for(api.port, actors["admin"].token)
+    sent = []
+    real = client._transport._opener.open
+
+    def spy(req, *args, **kwargs):
+        sent.append((req.get_method(), req.get_header("Idempotency-key")))
+        return real(req, *args, **kwargs)
+
+    monkeypatch.setattr(client._transport._opener, "open", spy)
+    client.users.create(email=unique_email("spy"), name="Spy", password=PASSWORD,
+                        password_verify=PASSWORD)
+    client.users.get_all()
+    changes = [key for method, key in sent if method == "POST"]
+    reads = [key for method, key in sent if method == "GET"]
+    assert changes and all(changes), sent
+    assert len(set(changes)) == len(changes)
+    assert reads and not any(reads), sent
+
+
+def table_dataset(api, owner_token):
+    """A dataset with one asset, "table" (private ages 1, 2; mock 3, 4): its name and asset id."""
+    data = new_blob(api, owner_token, "csv", b"age\n1\n2\n")
+    mock = new_blob(api, owner_token, "csv", b"age\n3\n4\n")
+    name = unique("people")
+    resp = create_dataset(api, owner_token, name,
+                          [{"name": "table", "data": data["id"], "mock": mock["id"]}])
+    assert resp.status == 201, resp
+    return name, resp.json["assets"][0]["id"]
+
+
+@needs_sandbox
+def test_a_blocking_run_is_started_once_and_waited_for(world):
+    api, actors = world
+    name, _ = table_dataset(api, actors["owner"].token)
+    scientist = actors["scientist"]
+    ds = client_for(api.port, scientist.token)
+    asset = ds.datasets[name].assets["table"]
+    fname = unique("idem_total").replace("-", "_")
+    source = "def {}(data):\n    return int(data['age'].sum())\n".format(fname)
+    code = api.post("/api/v1/code", {"name": fname, "source": source,
+                                     "inputs": {"data": {"asset_id": asset.id}}},
+                    token=scientist.token)
+    assert code.status == 201, code
+    before = api.get("/api/v1/jobs?page_size=1000", token=scientist.token).json["total"]
+    pointer = getattr(ds.code, fname).mock(data=asset)
+    assert pointer.get() == 7
+    after = api.get("/api/v1/jobs?page_size=1000", token=scientist.token).json
+    assert after["total"] == before + 1
+    job_id = pointer.job.id
+    # The wait route answers an ended job at once, and only to who may see it.
+    waited = api.get("/api/v1/jobs/{}/wait?timeout=5".format(job_id), token=scientist.token)
+    assert waited.status == 200 and waited.json["status"] == "completed", waited
+    assert_error(api.get("/api/v1/jobs/{}/wait".format(job_id), token=actors["guest"].token),
+                 403, "PERMISSION_DENIED")
+    assert_error(api.get("/api/v1/jobs/{}/wait?timeout=x".format(job_id), token=scientist.token),
+                 400, "INVALID_ARGUMENT")
+
+
+@needs_sandbox
+def test_the_wait_route_answers_a_running_job_at_its_timeout(world):
+    api, actors = world
+    _, asset_id = table_dataset(api, actors["owner"].token)
+    scientist = actors["scientist"]
+    fname = unique("idem_sleep").replace("-", "_")
+    source = "import time\ndef {}(data):\n    time.sleep(30)\n".format(fname)
+    code = api.post("/api/v1/code", {"name": fname, "source": source,
+                                     "inputs": {"data": {"asset_id": asset_id}}},
+                    token=scientist.token).json
+    job = api.post("/api/v1/code/{}/run".format(code["id"]), {"mock": True, "blocking": False},
+                   token=scientist.token).json
+    waited = api.get("/api/v1/jobs/{}/wait?timeout=1".format(job["id"]), token=scientist.token)
+    assert waited.status == 200 and waited.json["status"] in ("queued", "running"), waited
+    killed = api.post("/api/v1/jobs/{}/kill".format(job["id"]), {}, token=scientist.token)
+    assert killed.status == 200, killed
+    ended = api.get("/api/v1/jobs/{}/wait?timeout=20".format(job["id"]), token=scientist.token)
+    assert ended.json["status"] == "killed", ended
