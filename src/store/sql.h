@@ -65,8 +65,13 @@ class Connection {
 
   // Opens a write transaction that excludes every other writer of the database until it ends
   // (SQLite: BEGIN IMMEDIATE; PostgreSQL: BEGIN and a transaction-wide advisory lock), so a
-  // transaction that reads and then writes sees no other writer's change in between.
+  // transaction that reads and then writes sees no other writer's change in between. On
+  // PostgreSQL that leaves out the transactions of BeginRowLocking, which lock rows only.
   virtual Status BeginWrite() = 0;
+  // Opens a write transaction that excludes other writers only from the rows it locks
+  // (PostgreSQL: BEGIN without the writers' lock, for statements that lock their rows themselves,
+  // as `FOR UPDATE SKIP LOCKED` does). SQLite has one writer at a time: the same as BeginWrite.
+  virtual Status BeginRowLocking() = 0;
 
   // The schema version the store's migrations have reached (0 for an empty database).
   virtual Result<int64_t> SchemaVersion() = 0;

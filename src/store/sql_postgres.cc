@@ -249,12 +249,9 @@ class PostgresConnection : public Connection {
   int64_t Changes() const override { return changes_; }
 
   Status BeginWrite() override {
-    RETURN_IF_ERROR(EnsureConnected());
-    in_tx_ = true;
-    Status st = Exec("BEGIN; SELECT pg_advisory_xact_lock(" + std::to_string(kWriterLock) + ")");
-    if (!st.ok()) (void)Exec("ROLLBACK");
-    return st;
+    return Begin("BEGIN; SELECT pg_advisory_xact_lock(" + std::to_string(kWriterLock) + ")");
   }
+  Status BeginRowLocking() override { return Begin("BEGIN"); }
 
   Result<int64_t> SchemaVersion() override {
     RETURN_IF_ERROR(EnsureConnected());
@@ -304,6 +301,15 @@ class PostgresConnection : public Connection {
   void set_changes(int64_t n) { changes_ = n; }
 
  private:
+  // Runs `begin`, a script that opens a transaction; rolled back when it fails.
+  Status Begin(const std::string& begin) {
+    RETURN_IF_ERROR(EnsureConnected());
+    in_tx_ = true;
+    Status st = Exec(begin);
+    if (!st.ok()) (void)Exec("ROLLBACK");
+    return st;
+  }
+
   PGconn* conn_;
   std::string url_;
   uint64_t generation_ = 1;

@@ -170,6 +170,7 @@ class SqliteConnection : public Connection {
   int64_t Changes() const override { return sqlite3_changes(db_); }
 
   Status BeginWrite() override { return Exec("BEGIN IMMEDIATE"); }
+  Status BeginRowLocking() override { return BeginWrite(); }
 
   Result<int64_t> SchemaVersion() override {
     ASSIGN_OR_RETURN(auto c, Prepare("PRAGMA user_version"));

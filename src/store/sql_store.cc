@@ -3088,6 +3088,16 @@ class SqlStore : public Store {
     return leased;
   }
 
+  // Opens a lease's transaction: without the writers' lock where the engine has row locks (see
+  // LeaseNextJobLocked), or a savepoint inside the transaction InTransaction holds (which has
+  // the writers' lock). REQUIRES: mu_ held.
+  Status BeginLease() {
+    if (tx_depth_ > 0) return Begin();
+    RETURN_IF_ERROR(conn_->BeginRowLocking());
+    ++tx_depth_;
+    return Status::Ok();
+  }
+
   // Back to synchronous=FULL after a write that need not be durable. REQUIRES: mu_ held.
   void RestoreFullSync() {
     Status full = conn_->SetDurableCommits(true);
@@ -3100,21 +3110,40 @@ class SqlStore : public Store {
     }
   }
 
+  // On PostgreSQL a lease takes no writers' lock: its transaction locks the one job row it takes,
+  // and `FOR UPDATE OF j SKIP LOCKED` passes the rows other leases hold, so workers leasing at
+  // once neither wait on each other nor take the same job (a row another lease took and committed
+  // meanwhile is read again under its lock, is no longer queued, and is passed too). SQLite has
+  // one writer at a time, so there leases follow one another.
+  //
+  // The per-user limits still hold however many leases run at once, for one user or many: they
+  // are checked when a job is queued (InsertJob, under the writers' lock) and count a user's jobs
+  // queued or running, and a lease turns one of these into the other within one row, so it never
+  // changes what they count; an InsertJob beside a lease counts that row in either state.
+  //
+  // The order is the one LeaseNextJob documents, among the jobs no other lease holds. A lease that
+  // overlaps no other chooses exactly as before; two at once both read the turns as they were, so
+  // they may take two jobs of one user (the second passes the first's row) and give their users
+  // the same turn. No deadlock: a lease never waits for a job row, and waits for a job_turns row
+  // only while another lease of the same user, which waits for nothing more, commits.
+  //
   // REQUIRES: mu_ held.
   Result<std::optional<Job>> LeaseNextJobLocked(int64_t now, std::string_view owner,
                                                 int64_t lease_expires_at) {
-    RETURN_IF_ERROR(Begin());
+    RETURN_IF_ERROR(BeginLease());
     auto leased = [&]() -> Result<std::optional<std::string>> {
       std::string id, user_id;
       {
         // Queued jobs are few (each scientist may queue only so many) and their rows small.
+        const bool postgres = conn_->engine() == sql::Engine::kPostgres;
         Stmt s(stmts_,
-               "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?, "
-               "lease_owner = ?, lease_expires_at = ?, kill_requested = 0 "
-               "WHERE seq = (SELECT j.seq FROM jobs j LEFT JOIN job_turns t ON t.user_id = "
-               "j.user_id WHERE j.status = 'queued' AND j.origin = '' "
-               "ORDER BY j.priority DESC, coalesce(t.turn, 0), j.seq LIMIT 1) "
-               "RETURNING id, user_id");
+               std::string("UPDATE jobs SET status = 'running', attempts = attempts + 1, "
+                           "started_at = ?, lease_owner = ?, lease_expires_at = ?, "
+                           "kill_requested = 0 WHERE seq = (SELECT j.seq FROM jobs j LEFT JOIN "
+                           "job_turns t ON t.user_id = j.user_id WHERE j.status = 'queued' AND "
+                           "j.origin = '' ORDER BY j.priority DESC, coalesce(t.turn, 0), j.seq "
+                           "LIMIT 1") +
+                   (postgres ? " FOR UPDATE OF j SKIP LOCKED" : "") + ") RETURNING id, user_id");
         s.Bind(now).Bind(std::string(owner)).Bind(lease_expires_at);
         ASSIGN_OR_RETURN(bool row, s.Step());
         if (!row) return std::optional<std::string>();

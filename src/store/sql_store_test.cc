@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -2012,6 +2013,147 @@ TEST_F(SyncedJobTest, SyncedJobsAreNeverLeasedNorRecovered) {
   Job local = Running("u", "private");
   local.status = "completed";
   EXPECT_EQ(store_->PutSyncedJob(local, "peerkey").status().code(), StatusCode::kAlreadyExists);
+}
+
+// Leases by workers at once, each with a store (a connection) of its own, as worker processes
+// sharing one database lease.
+class JobLeaseTest : public JobBytesTest {
+ protected:
+  // Queues job `id` of `user`; jobs queued later are leased later among one user's.
+  JobAdmission Queue(const std::string& id, const std::string& user, Store& store,
+                     const JobLimits& limits = {}) {
+    Job j;
+    j.id = id;
+    j.code_id = "code";
+    j.user_id = user;
+    j.kind = "mock";
+    j.inputs = "{}";
+    j.created_at = ++jobs_;
+    // As the job queue queues: inside a transaction, which holds the writers' lock.
+    JobAdmission admission{};
+    Status st = store.InTransaction([&](Store& tx) -> Status {
+      ASSIGN_OR_RETURN(admission, tx.InsertJob(j, limits));
+      return Status::Ok();
+    });
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return admission;
+  }
+  void Queue(const std::string& id, const std::string& user) {
+    EXPECT_EQ(Queue(id, user, *store_), JobAdmission::kInserted);
+  }
+
+  std::unique_ptr<Store> OpenAnother() {
+    auto opened = db_->Open();
+    EXPECT_TRUE(opened.ok()) << opened.status().ToString();
+    return opened.ok() ? std::move(opened).value() : nullptr;
+  }
+
+  // `workers` threads, each with a store of its own, lease until nothing is left queued; returns
+  // the ids each leased.
+  std::vector<std::vector<std::string>> LeaseAllAtOnce(int workers) {
+    std::vector<std::unique_ptr<Store>> stores;
+    for (int w = 0; w < workers; ++w) stores.push_back(OpenAnother());
+    std::vector<std::vector<std::string>> leased(workers);
+    std::vector<std::string> errors(workers);
+    std::vector<std::thread> threads;
+    for (int w = 0; w < workers; ++w) {
+      threads.emplace_back([&, w] {
+        if (stores[w] == nullptr) return;
+        const std::string owner = "worker" + std::to_string(w);
+        for (;;) {
+          auto job = stores[w]->LeaseNextJob(100, owner, 30'100);
+          if (!job.ok()) {
+            errors[w] = job.status().ToString();
+            return;
+          }
+          if (!job->has_value()) return;
+          leased[w].push_back((*job)->id);
+        }
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    for (const std::string& e : errors) EXPECT_EQ(e, "");
+    return leased;
+  }
+};
+
+// Runs one statement on a connection of the test's own; a failure fails the test.
+void RunOn(PGconn* c, const std::string& sql) {
+  PGresult* r = PQexec(c, sql.c_str());
+  const ExecStatusType st = PQresultStatus(r);
+  EXPECT_TRUE(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+      << sql << ": " << PQresultErrorMessage(r);
+  PQclear(r);
+}
+
+// Regression: on PostgreSQL a lease took the writers' lock and then waited for the first queued
+// job's row while another transaction held it, stalling every worker; it now passes that row.
+TEST_F(JobLeaseTest, ALeasePassesAJobAnotherTransactionHoldsInsteadOfWaiting) {
+  if (!postgres()) GTEST_SKIP() << "SQLite has one writer at a time";
+  Queue("first", "a");
+  Queue("second", "b");
+  PGconn* holder = PQconnectdb(path_.c_str());
+  ASSERT_EQ(PQstatus(holder), CONNECTION_OK) << PQerrorMessage(holder);
+  RunOn(holder, "BEGIN");
+  RunOn(holder, "SELECT id FROM jobs WHERE id = 'first' FOR UPDATE");
+  std::unique_ptr<Store> worker = OpenAnother();
+  ASSERT_NE(worker, nullptr);
+  auto lease =
+      std::async(std::launch::async, [&] { return worker->LeaseNextJob(100, "w", 30'100); });
+  // A generous bound, so a lease that waits fails the test instead of hanging it.
+  const bool answered = lease.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  RunOn(holder, "ROLLBACK");  // a lease that waited goes on now
+  PQfinish(holder);
+  EXPECT_TRUE(answered) << "the lease waited for the row another transaction held";
+  auto leased = lease.get();
+  ASSERT_TRUE(leased.ok()) << leased.status().ToString();
+  ASSERT_TRUE(leased->has_value());
+  EXPECT_EQ((*leased)->id, "second");
+  EXPECT_EQ(store_->GetJob("first")->status, "queued");
+}
+
+TEST_F(JobLeaseTest, WorkersLeasingAtOnceLeaseEveryJobExactlyOnce) {
+  constexpr int kJobs = 60;
+  for (int i = 0; i < kJobs; ++i) Queue("j" + std::to_string(i), "u" + std::to_string(i % 5));
+  std::map<std::string, int> times;
+  for (const auto& ids : LeaseAllAtOnce(4)) {
+    for (const std::string& id : ids) ++times[id];
+  }
+  EXPECT_EQ(times.size(), static_cast<size_t>(kJobs));
+  for (const auto& [id, n] : times) EXPECT_EQ(n, 1) << id;
+  EXPECT_EQ(RawInt("SELECT count(*) FROM jobs WHERE status = 'running' AND attempts = 1"), kJobs);
+}
+
+// A user at the cap of unfinished jobs stays there while workers lease that user's jobs at once
+// and the user queues more: a lease turns a queued job into a running one, both counted.
+TEST_F(JobLeaseTest, ThePerUserCapHoldsWhileWorkersLeaseThatUsersJobsAtOnce) {
+  JobLimits cap;
+  cap.max_unfinished = 3;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Queue("mine" + std::to_string(i), "u", *store_, cap), JobAdmission::kInserted);
+  }
+  for (int i = 0; i < 6; ++i) Queue("other" + std::to_string(i), "o" + std::to_string(i % 2));
+  std::unique_ptr<Store> api = OpenAnother();
+  ASSERT_NE(api, nullptr);
+  std::atomic<bool> leasing{true};
+  std::map<JobAdmission, int> admissions;
+  std::thread user([&] {
+    int n = 0;
+    do {
+      ++admissions[Queue("more" + std::to_string(++n), "u", *api, cap)];
+    } while (leasing);
+  });
+  std::map<std::string, int> times;
+  for (const auto& ids : LeaseAllAtOnce(4)) {
+    for (const std::string& id : ids) ++times[id];
+  }
+  leasing = false;
+  user.join();
+  EXPECT_EQ(admissions.count(JobAdmission::kInserted), 0u);
+  EXPECT_GE(admissions[JobAdmission::kTooManyUnfinished], 1);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(times["mine" + std::to_string(i)], 1);
+  EXPECT_EQ(store_->UserJobUsage("u")->unfinished, 3);
+  EXPECT_EQ(Queue("late", "u", *store_, cap), JobAdmission::kTooManyUnfinished);
 }
 
 }  // namespace
