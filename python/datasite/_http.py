@@ -75,6 +75,10 @@ class Transport:
         self._opener = urllib.request.build_opener(*handlers)
         # "localhost" always means this machine (RFC 6761), even where /etc/hosts lacks it.
         self._connect_url = connect_url(self.base_url)
+        # When a request was last given up after RETRY_SECONDS of trying: until one gets an answer
+        # again, the requests that follow (a call's clean-up, the next calls) are tried once, so
+        # that a server that is down costs one wait, not one per request.
+        self._gave_up_at = None
 
     def call(
         self, route, path_params=None, query=None, body=None, authenticated=True, timeout=None
@@ -128,6 +132,9 @@ class Transport:
         if change and logged_in:
             headers["Idempotency-Key"] = uuid.uuid4().hex
         keyed = "Idempotency-Key" in headers
+        patient = (
+            self._gave_up_at is None or time.monotonic() - self._gave_up_at > RETRY_SECONDS
+        )
         deadline = None
         pause = _RETRY_FIRST_PAUSE
         while True:
@@ -136,8 +143,11 @@ class Transport:
             )
             try:
                 with self._opener.open(req, timeout=timeout or self.timeout) as resp:
-                    return resp.read(), {k.lower(): v for k, v in resp.headers.items()}
+                    answer = resp.read(), {k.lower(): v for k, v in resp.headers.items()}
+                self._gave_up_at = None
+                return answer
             except urllib.error.HTTPError as err:
+                self._gave_up_at = None  # an answer, if an error one: the server is there
                 raw = err.read()
                 error = _error_from_http(err.code, raw, err.headers)
                 again = (not change or keyed) and _transient(err.code, error)
@@ -150,7 +160,10 @@ class Transport:
             if deadline is None:
                 deadline = time.monotonic() + RETRY_SECONDS
             left = deadline - time.monotonic()
-            if not again or left <= 0:
+            if not again:
+                raise failure from None
+            if left <= 0 or not patient:
+                self._gave_up_at = time.monotonic()
                 raise failure from None
             wait = pause
             retry_after = getattr(failure, "retry_after", None)

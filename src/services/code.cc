@@ -263,6 +263,10 @@ std::string CodeService::ResultFileOf(const store::Job& job) const {
   return options_.results_dir + "/" + job.id;
 }
 
+void CodeService::RemoveResultFileAfterCommit(const std::string& job_id, int64_t attempts) const {
+  store_.AfterCommit([this, job_id, attempts] { RemoveResultFile(job_id, attempts); });
+}
+
 void CodeService::RemoveResultFile(const std::string& job_id, int64_t attempts) const {
   std::error_code ec;
   std::filesystem::remove(options_.results_dir + "/" + job_id + "." + std::to_string(attempts), ec);
@@ -822,7 +826,7 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
           store_.ExpireMockOutputs(*caller.user_id, std::numeric_limits<int64_t>::max(), need,
                                    clock_.NowMillis()));
       for (const auto& e : expired) {
-        if (e.result_in_file) RemoveResultFile(e.job_id, e.attempts);
+        if (e.result_in_file) RemoveResultFileAfterCommit(e.job_id, e.attempts);
         storage_.Add(-e.freed_bytes);
       }
     }
@@ -1287,7 +1291,7 @@ jobs::Outcome CodeService::KeepWithinQuota(const store::Job& job, jobs::Outcome 
       store_.ExpireMockOutputs(job.user_id, keep, std::max<int64_t>(need, 0), clock_.NowMillis());
   if (!expired.ok()) return failed(expired.status());
   for (const auto& e : *expired) {
-    if (e.result_in_file) RemoveResultFile(e.job_id, e.attempts);
+    if (e.result_in_file) RemoveResultFileAfterCommit(e.job_id, e.attempts);
     storage_.Add(-e.freed_bytes);
   }
   auto refused = Charge(job, result, logs, charged, metered(), quota);

@@ -237,6 +237,9 @@ class CodeService {
   std::string ResultFileOf(const store::Job& job) const;
   // Removes the result file of a job's run, under either name.
   void RemoveResultFile(const std::string& job_id, int64_t attempts) const;
+  // The same once the changes made so far (the job's row saying its result is gone) are committed
+  // (store::Store::AfterCommit).
+  void RemoveResultFileAfterCommit(const std::string& job_id, int64_t attempts) const;
 
  private:
   // Waits until the sandbox has started or failed; the sandbox, or why there is none.

@@ -183,10 +183,15 @@ Status Datasets::Audit(store::Store& tx, const Principal& actor, const std::stri
 
 Status Datasets::DeleteBlobFully(const std::string& blob_id) {
   ASSIGN_OR_RETURN(store::Blob b, store_.GetBlob(blob_id));
-  // Row first: a crash in between leaves a file without a row, which Recover removes.
+  // Row first, file once the row's deletion is committed: a crash in between leaves a file
+  // without a row, which Recover removes.
   RETURN_IF_ERROR(store_.DeleteBlob(blob_id));
   storage_.Add(-b.size);
-  return blobs_.Delete(blob_id);
+  store_.AfterCommit([this, blob_id] {
+    Status gone = blobs_.Delete(blob_id);
+    if (!gone.ok()) spdlog::warn("deleting the file of blob {}: {}", blob_id, gone.ToString());
+  });
+  return Status::Ok();
 }
 
 Status Datasets::Recover() {

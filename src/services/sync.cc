@@ -1989,7 +1989,13 @@ Result<std::string> SyncService::Apply(const Principal& caller, const std::strin
     Status gone = b.status();
     if (gone.ok()) gone = store_.DeleteBlob(id);
     if (gone.ok() && options_.storage) options_.storage->Add(-b->size);
-    if (gone.ok()) gone = blobs_.Delete(id);
+    if (gone.ok()) {
+      store_.AfterCommit([this, id] {
+        Status deleted = blobs_.Delete(id);
+        if (!deleted.ok())
+          spdlog::warn("deleting the replaced mock blob {}: {}", id, deleted.message());
+      });
+    }
     if (!gone.ok()) spdlog::warn("deleting the replaced mock blob {}: {}", id, gone.message());
   }
   // The kept diff moves by what this call wrote, not by a new diff of everything: each object of

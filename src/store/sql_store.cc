@@ -1872,7 +1872,7 @@ class SqlStore : public Store {
       return IdempotentRun::kLostRace;
     }
     tx_depth_ = 0;
-    st = conn_->Exec("COMMIT");
+    st = CommitOutermost();
     if (!st.ok()) {
       (void)conn_->Exec("ROLLBACK");
       ++settings_version_;
@@ -1906,6 +1906,18 @@ class SqlStore : public Store {
     Stmt s(stmts_, "DELETE FROM idempotency_keys WHERE created_at < ?");
     RETURN_IF_ERROR(s.Bind(before).Run());
     return conn_->Changes();
+  }
+
+  void AfterCommit(std::function<void()> fn) override {
+    {
+      std::lock_guard lock(mu_);
+      // Open only on this thread: another thread's transaction holds mu_ until it ends.
+      if (tx_depth_ > 0) {
+        after_commit_.emplace_back(tx_depth_, std::move(fn));
+        return;
+      }
+    }
+    fn();
   }
 
   Status InTransaction(const std::function<Status(Store&)>& body) override {
@@ -3585,6 +3597,7 @@ class SqlStore : public Store {
   // version moves, so that they read again. REQUIRES: mu_ held, deferred_open_.
   void DropDeferred() {
     tx_depth_ = 0;
+    DropAfterCommit(0);
     (void)conn_->Exec("ROLLBACK");
     ++settings_version_;
     ++catalog_version_;
@@ -3608,11 +3621,26 @@ class SqlStore : public Store {
       return Status::Ok();
     }
     --tx_depth_;
-    if (tx_depth_ == 0) return Exec("COMMIT");
+    if (tx_depth_ == 0) return CommitOutermost();
     return Savepoint("RELEASE sp" + std::to_string(tx_depth_));
+  }
+  // COMMIT, then what waited for it (AfterCommit). REQUIRES: mu_ held, tx_depth_ == 0.
+  Status CommitOutermost() {
+    Status st = conn_->Exec("COMMIT");
+    std::vector<std::pair<int, std::function<void()>>> after;
+    after.swap(after_commit_);
+    if (!st.ok()) return st;
+    for (auto& [depth, fn] : after) fn();
+    return Status::Ok();
+  }
+  // Forgets what waited for the changes made above `depth`, which are rolled back.
+  // REQUIRES: mu_ held.
+  void DropAfterCommit(int depth) {
+    std::erase_if(after_commit_, [depth](const auto& e) { return e.first > depth; });
   }
   void Rollback() {
     --tx_depth_;
+    DropAfterCommit(tx_depth_);
     if (tx_depth_ == 0) {
       (void)Exec("ROLLBACK");
       return;
@@ -3821,8 +3849,10 @@ class SqlStore : public Store {
 
   // Recursive: a call made inside InTransaction's body takes it again on the same thread.
   std::recursive_mutex mu_;
-  int tx_depth_ = 0;                       // Guarded by mu_: open transactions and savepoints.
-  bool deferred_open_ = false;             // Guarded by mu_: RunIdempotent's transaction is open.
+  int tx_depth_ = 0;            // Guarded by mu_: open transactions and savepoints.
+  bool deferred_open_ = false;  // Guarded by mu_: RunIdempotent's transaction is open.
+  // Guarded by mu_: AfterCommit's functions, with the transaction depth each was given at.
+  std::vector<std::pair<int, std::function<void()>>> after_commit_;
   std::unique_ptr<sql::Connection> conn_;  // Guarded by mu_.
   StmtCache stmts_;                        // Guarded by mu_.
   // PostgreSQL only: hears other processes' changes (StartListening). Set once, before use.

@@ -2266,6 +2266,53 @@ TEST_F(StoreTest, OtherThreadsWaitForAnIdempotentRunsChanges) {
   EXPECT_EQ(RawInt("SELECT count(*) FROM users"), 2);
 }
 
+// What must follow committed rows (a file deleted after its row) waits for the commit, and never
+// happens for rows rolled back.
+TEST_F(StoreTest, AfterCommitWaitsForTheCommitAndSkipsWhatIsRolledBack) {
+  std::vector<std::string> ran;
+  store_->AfterCommit([&] { ran.push_back("now"); });
+  EXPECT_EQ(ran, std::vector<std::string>{"now"});
+  ran.clear();
+  ASSERT_TRUE(store_
+                  ->InTransaction([&](Store& tx) -> Status {
+                    RETURN_IF_ERROR(tx.InsertUser(MakeUser("u1", "a@example.org", "A")));
+                    tx.AfterCommit([&] { ran.push_back("outer"); });
+                    // A nested transaction that fails: what it asked for goes with it.
+                    Status inner = tx.InTransaction([&](Store& nested) -> Status {
+                      nested.AfterCommit([&] { ran.push_back("rolled back"); });
+                      return InvalidArgumentError("no");
+                    });
+                    EXPECT_FALSE(inner.ok());
+                    EXPECT_TRUE(ran.empty());
+                    return Status::Ok();
+                  })
+                  .ok());
+  EXPECT_EQ(ran, std::vector<std::string>{"outer"});
+  ran.clear();
+  EXPECT_FALSE(store_
+                   ->InTransaction([&](Store& tx) -> Status {
+                     tx.AfterCommit([&] { ran.push_back("failed"); });
+                     return InvalidArgumentError("no");
+                   })
+                   .ok());
+  EXPECT_TRUE(ran.empty());
+  // In a keyed request: after its answer is committed with its changes, not before.
+  RunOk(*store_, "k1", [&] {
+    EXPECT_TRUE(store_->InsertUser(MakeUser("u2", "b@example.org", "B")).ok());
+    store_->AfterCommit([&] { ran.push_back("answered"); });
+    EXPECT_TRUE(ran.empty());
+    return Answer("{}");
+  });
+  EXPECT_EQ(ran, std::vector<std::string>{"answered"});
+  ran.clear();
+  RunOk(*store_, "k1", [&] {  // the key is answered already: this run is undone
+    EXPECT_TRUE(store_->InsertUser(MakeUser("u3", "c@example.org", "C")).ok());
+    store_->AfterCommit([&] { ran.push_back("undone"); });
+    return Answer("{}");
+  });
+  EXPECT_TRUE(ran.empty());
+}
+
 TEST_F(StoreTest, OldIdempotentAnswersAreForgotten) {
   RunOk(*store_, "old", [&] {
     EXPECT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());

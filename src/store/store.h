@@ -813,6 +813,12 @@ class Store {
   // Forgets the answers kept before `before` (seconds); returns how many.
   virtual Result<int64_t> DeleteIdempotentAnswersBefore(int64_t before) = 0;
 
+  // Runs `fn` once the changes this thread made so far are committed: at once when it has no
+  // transaction open (they already are), else after the outermost commit (RunIdempotent's too);
+  // never when they are rolled back. For what must follow its rows outside the database, such as
+  // deleting a file whose row was deleted: a crash before the commit must find the file there.
+  virtual void AfterCommit(std::function<void()> fn) = 0;
+
   // Runs `body` as one transaction: the changes it makes through the Store it is given commit
   // together or not at all (an error from `body` rolls all of them back). Other threads' calls
   // wait until it ends; a store method that fails inside rolls back only its own part. Keep the
