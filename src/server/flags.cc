@@ -114,10 +114,19 @@ CLI::App* AddServerCommand(CLI::App& app, ServerRole role, LaunchOptions& o) {
   l->add_option("--root-password", o.app.root_password,
                 "Root admin password at first start (visible to local users on the command line: "
                 "prefer the environment variable)");
-  // Optional: a restart without them keeps what the settings say.
-  l->add_flag("--signup", o.app.launch.signup_enabled, "Allow self-registration");
-  l->add_flag("--association-request-auto-approval", o.app.launch.association_request_auto_approval,
-              "Accept gateway association requests automatically");
+  // Set only when given: a restart without them keeps what the settings say. The values are
+  // checked first, as CLI11 (2.1) throws std::invalid_argument on a flag function's bad value.
+  const CLI::IsMember yes_or_no({"true", "false", "1", "0", "on", "off", "yes", "no"},
+                                CLI::ignore_case);
+  l->add_flag_function(
+       "--signup", [&o](std::int64_t n) { o.app.launch.signup_enabled = n > 0; },
+       "Allow self-registration")
+      ->check(yes_or_no);
+  l->add_flag_function(
+       "--association-request-auto-approval",
+       [&o](std::int64_t n) { o.app.launch.association_request_auto_approval = n > 0; },
+       "Accept gateway association requests automatically")
+      ->check(yes_or_no);
   l->add_option("--login-attempts-per-minute", o.app.accounts.login.attempts_per_source,
                 "Login and sign-up attempts allowed per client address per minute")
       ->capture_default_str()

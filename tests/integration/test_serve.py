@@ -169,11 +169,13 @@ def test_serve_configured_only_by_the_environment(binary, tmp_path, database):
 def test_a_flag_beats_its_variable(binary, tmp_path, database, monkeypatch):
     monkeypatch.setenv("DATASITE_SIDE", "low")
     monkeypatch.setenv("DATASITE_NAME", "name-from-env")
-    server = DetachedServer(binary, tmp_path / "data", "--side", "high",
+    monkeypatch.setenv("DATASITE_SIGNUP", "true")
+    server = DetachedServer(binary, tmp_path / "data", "--side", "high", "--signup=false",
                             *database_flags(database), name="name-from-flag", command="serve")
     try:
         meta = server.start().get("/api/v1/metadata").json
-        assert (meta["name"], meta["server_side_type"]) == ("name-from-flag", "high"), meta
+        assert (meta["name"], meta["server_side_type"], meta["signup_enabled"]) == \
+            ("name-from-flag", "high", False), meta
     finally:
         server.stop()
 
