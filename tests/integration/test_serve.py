@@ -251,3 +251,17 @@ def test_serve_refuses_to_reset_a_shared_database(binary, tmp_path, fresh_databa
         assert "--reset wipes the data directory only" in out + err, (out, err)
     finally:
         server.stop()
+
+
+def test_serve_without_a_name_on_a_busy_directory_names_the_running_server(binary, tmp_path):
+    first = DetachedServer(binary, tmp_path / "data", name=unique("busy"), command="serve")
+    second = DetachedServer(binary, tmp_path / "data", command="serve", named=False)
+    try:
+        first.start()
+        code, out, err = second.try_start()
+        assert code != 0
+        assert "a server named %s is already running" % first.name in err, err
+        assert "datasite land %s" % first.name in err, err
+    finally:
+        second.stop()
+        first.stop()
