@@ -266,6 +266,8 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
 
 uint16_t App::port() const { return parts_->http->port(); }
 
+std::string App::name() const { return parts_->settings->Get().name; }
+
 void App::Stop(std::chrono::milliseconds grace) {
   if (!parts_ || !parts_->http) return;
   parts_->ready = false;

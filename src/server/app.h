@@ -63,6 +63,8 @@ class App {
   // Opens everything and starts serving; readiness is on when it returns.
   static Result<std::unique_ptr<App>> Start(const AppConfig& config);
   uint16_t port() const;
+  // The datasite's name as stored: --name, or the stored one when none was given.
+  std::string name() const;
   // Graceful: stops accepting, finishes in-flight requests (up to `grace`), closes the database.
   void Stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
 

@@ -80,11 +80,14 @@ int Serve(LaunchOptions& o, int report_fd) {
     return fail(UnavailableError("cannot use the data directory: " + lock.status().message()));
   }
   if (!lock.ok()) {
-    std::string msg = "a server named " + o.name + " is already running";
-    if (auto info = FindRunningServer(o.app.data_dir)) {
-      msg += " (pid " + std::to_string(info->pid) + ", " + info->url + ")";
-    }
-    return fail(FailedPreconditionError(msg + "; stop it with: datasite land " + o.name));
+    auto info = FindRunningServer(o.app.data_dir);
+    // Without --name (`serve`), the running server's own record names it.
+    const std::string name = !o.name.empty() ? o.name : info ? info->name : "";
+    std::string msg = name.empty() ? "a server is already running on " + o.app.data_dir
+                                   : "a server named " + name + " is already running";
+    if (info) msg += " (pid " + std::to_string(info->pid) + ", " + info->url + ")";
+    if (!name.empty()) msg += "; stop it with: datasite land " + name;
+    return fail(FailedPreconditionError(msg));
   }
   if (o.reset && !o.app.database.empty()) {
     return fail(InvalidArgumentError(
@@ -97,6 +100,7 @@ int Serve(LaunchOptions& o, int report_fd) {
   }
   auto app = App::Start(o.app);
   if (!app.ok()) return fail(app.status());
+  if (o.name.empty()) o.name = (*app)->name();  // kept from the database
   uint16_t port = (*app)->port();
   std::string url_host = o.host == "0.0.0.0" || o.host == "::"   ? "localhost"
                          : o.host.find(':') != std::string::npos ? "[" + o.host + "]"
@@ -158,7 +162,13 @@ int RunLaunch(LaunchOptions o) {
     std::cerr << "error: " << st.message() << std::endl;
     return 2;
   };
-  if (Status st = ValidateServerName(o.name); !st.ok()) return fail(st);
+  if (!o.name.empty()) {
+    if (Status st = ValidateServerName(o.name); !st.ok()) return fail(st);
+  } else if (o.data_dir.empty()) {
+    // The default data directory is the name's.
+    return fail(InvalidArgumentError(
+        "give --name, or the --data-dir of a datasite that started before (its name is kept)"));
+  }
   auto dir = ResolveDataDir(o.name, o.data_dir);
   if (!dir.ok()) return fail(dir.status());
   auto port = ParsePort(o.port);
@@ -188,7 +198,7 @@ int RunLaunch(LaunchOptions o) {
   o.app.data_dir = *dir;
   o.app.host = o.host;
   o.app.port = *port;
-  o.app.launch.name = o.name;
+  if (!o.name.empty()) o.app.launch.name = o.name;
   // Dev mode relaxes the password rules only where no other machine can reach the server.
   const bool dev_passwords = o.dev_mode && OnlyThisMachine(o.app);
   o.app.accounts.password_rules =

@@ -65,6 +65,9 @@ Status SettingsService::Bootstrap(const LaunchSettings& launch) {
   identity_ = *identity;
 
   ASSIGN_OR_RETURN(auto stored, store_.GetSettings());
+  if (!stored && !launch.name) {
+    return FailedPreconditionError("no datasite has started on this database yet: give it a name");
+  }
   store::Settings s;
   if (stored) {
     s = *stored;
@@ -77,7 +80,7 @@ Status SettingsService::Bootstrap(const LaunchSettings& launch) {
     s.server_type = "datasite";
     s.server_side_type = "high";
   }
-  s.name = launch.name;
+  if (launch.name) s.name = *launch.name;
   if (launch.server_type) s.server_type = *launch.server_type;
   if (launch.server_side_type) s.server_side_type = *launch.server_side_type;
   if (launch.signup_enabled) s.signup_enabled = *launch.signup_enabled;

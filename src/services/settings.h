@@ -21,7 +21,9 @@ inline constexpr const char* kVersion = "0.1.0";
 // What a launch says about the server; an empty optional keeps the stored value (or the default at
 // first start).
 struct LaunchSettings {
-  std::string name;
+  // Unset keeps the stored name (`datasite serve` without --name: a replica of a datasite whose
+  // name an admin may have changed since); a first start needs one.
+  std::optional<std::string> name;
   std::optional<std::string> server_type;       // datasite | gateway | enclave
   std::optional<std::string> server_side_type;  // high | low
   std::optional<bool> signup_enabled;

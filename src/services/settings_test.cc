@@ -194,6 +194,32 @@ TEST_F(SettingsServiceTest, GivenLaunchOverridesReplaceStoredValues) {
   EXPECT_FALSE(StoredSettings().signup_enabled);
 }
 
+// `datasite serve` without --name: a replica keeps the name an admin gave the datasite.
+TEST_F(SettingsServiceTest, LaunchWithoutNameKeepsTheStoredName) {
+  {
+    SettingsService service(*store_, clock_);
+    ASSERT_TRUE(service.Bootstrap(Launch("first")).ok());
+    ASSERT_TRUE(service.Update(As(Role::kAdmin), SettingsPatch{.name = "renamed"}).ok());
+  }
+  SettingsService replica(*store_, clock_);
+  LaunchSettings launch = Launch();
+  launch.name.reset();
+  ASSERT_TRUE(replica.Bootstrap(launch).ok());
+  EXPECT_EQ(replica.Get().name, "renamed");
+  EXPECT_EQ(StoredSettings().name, "renamed");
+}
+
+TEST_F(SettingsServiceTest, FirstStartWithoutNameIsRefused) {
+  SettingsService service(*store_, clock_);
+  LaunchSettings launch = Launch();
+  launch.name.reset();
+  Status st = service.Bootstrap(launch);
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+  auto stored = store_->GetSettings();
+  ASSERT_TRUE(stored.ok());
+  EXPECT_FALSE(stored->has_value());
+}
+
 TEST_F(SettingsServiceTest, BootstrapRefusesUnknownServerType) {
   SettingsService service(*store_, clock_);
   LaunchSettings launch = Launch();

@@ -86,8 +86,9 @@ def fresh_database():
 
 
 def psql(url, sql):
-    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql], check=True,
-                   stdout=subprocess.DEVNULL, timeout=60)
+    """Runs ``sql`` on ``url``; its output, unaligned and without headers."""
+    return subprocess.run(["psql", "-qtA", "-v", "ON_ERROR_STOP=1", url, "-c", sql], check=True,
+                          stdout=subprocess.PIPE, text=True, timeout=60).stdout.strip()
 
 
 def postgres_database(xdg_dir, name, fresh):

@@ -181,10 +181,15 @@ class DetachedServer:
     pass (``--login-attempts-per-minute``, ``--max-storage-bytes``...). ``start`` may be called
     again after ``kill9`` or ``land`` (a restart on the same data dir). Always ``stop()`` it in a
     ``finally``: it lands the server and, if that fails, SIGTERMs the pid it started.
+    ``command="serve"`` starts an API replica instead; with ``named=False`` it is given no
+    ``--name`` (it keeps the stored one, which ``name`` then holds).
     """
 
-    def __init__(self, binary, data_dir, *flags, name=None, timeout=60):
+    def __init__(self, binary, data_dir, *flags, name=None, timeout=60, command="launch",
+                 named=True):
         self.binary = binary
+        self.command = command
+        self.named = named
         self.data_dir = pathlib.Path(data_dir)
         self.flags = [str(f) for f in flags]
         self.name = name or unique("srv")
@@ -210,13 +215,14 @@ class DetachedServer:
     def try_start(self):
         """Launches; (exit code, stdout, stderr) without asserting anything."""
         result = self._run(
-            "launch", "--name", self.name, "--port", "auto", "--detach",
-            "--data-dir", str(self.data_dir), *self.flags
+            self.command, *(["--name", self.name] if self.named else []), "--port", "auto",
+            "--detach", "--data-dir", str(self.data_dir), *self.flags
         )
         if result[0] == 0:
             info = json.loads((self.data_dir / "server.json").read_text())
             self.port = int(info["port"])
             self.pid = int(info["pid"])
+            self.name = info["name"]
         return result
 
     def start(self):

@@ -1,0 +1,237 @@
+#include "server/flags.h"
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <thread>
+
+namespace datasite::server {
+namespace {
+
+constexpr const char* kDatabaseEnv = "DATASITE_DATABASE_URL";
+
+// Gives every option of `cmd` that has no variable yet (all but --database) PREFIX<FLAG>, so that
+// no flag is left without one.
+void SetEnvNames(CLI::App& cmd, std::string_view prefix) {
+  for (CLI::Option* opt : cmd.get_options()) {
+    if (opt == cmd.get_help_ptr() || opt->get_lnames().empty()) continue;
+    if (opt->get_envname().empty()) opt->envname(EnvName(prefix, opt->get_lnames().front()));
+  }
+}
+
+int Cores() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+
+}  // namespace
+
+std::string EnvName(std::string_view prefix, std::string_view flag) {
+  flag.remove_prefix(std::min(flag.find_first_not_of('-'), flag.size()));
+  std::string name(prefix);
+  for (char c : flag) {
+    name += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return name;
+}
+
+CLI::App* AddServerCommand(CLI::App& app, ServerRole role, LaunchOptions& o) {
+  const bool serve = role == ServerRole::kApiReplica;
+  const int cores = Cores();
+  o.app.io_threads = std::min(cores, 4);
+  o.app.request_threads = std::max(4, 2 * cores);
+  o.app.heavy_threads = cores;
+  // An API replica runs no job itself: `datasite worker` processes take them from the queue.
+  o.app.workers = serve ? 0 : cores;
+  o.app.external_workers = serve;
+
+  CLI::App* l =
+      serve ? app.add_subcommand(
+                  "serve",
+                  "Serve the API of a datasite without running its jobs: `datasite worker` "
+                  "processes run them. Any number of replicas may share one --database")
+            : app.add_subcommand("launch", "Launch a local datasite server that runs its own jobs");
+  auto* name = l->add_option(
+      "--name", o.name,
+      serve ? "Server name, stored in the database (and the default data directory's name). "
+              "Without it, serve keeps the name the datasite has (then give --data-dir)"
+            : "Server name (storage is kept under this name)");
+  if (!serve) name->required();
+  l->add_option("--port", o.port, "Port number, or 'auto' for a free one")->capture_default_str();
+  l->add_option("--host", o.host,
+                "IP address to bind. Only a loopback address (the default) while the root "
+                "password is the default 'changethis'; 0.0.0.0 listens on every interface")
+      ->capture_default_str();
+  l->add_option("--allowed-host", o.app.allowed_hosts,
+                "A host name clients use to reach this server (repeatable; comma-separated in "
+                "the environment). Requests for other names are refused; localhost and IP "
+                "addresses are always answered")
+      ->delimiter(',');
+  l->add_flag("--reset", o.reset,
+              "Wipe this server's data directory first. Refused with --database: replicas share "
+              "that database, and one must not wipe it under the others (drop and create it "
+              "yourself)");
+  l->add_flag("--dev-mode", o.dev_mode,
+              "Development server: verbose logging; on loopback, short and common passwords are "
+              "accepted with a warning");
+  l->add_option_function<std::string>(
+       "--server-type", [&o](const std::string& v) { o.app.launch.server_type = v; },
+       "datasite, gateway or enclave")
+      ->check(CLI::IsMember({"datasite", "gateway", "enclave"}));
+  l->add_option_function<std::string>(
+       "--side", [&o](const std::string& v) { o.app.launch.server_side_type = v; },
+       "high (private data) or low (mock data only)")
+      ->check(CLI::IsMember({"high", "low"}));
+  l->add_option("--workers", o.app.workers,
+                serve ? "Job worker slots in this process (default 0: jobs run in `datasite "
+                        "worker` processes)"
+                      : "Job worker slots (default: one per core)");
+  l->add_flag("--external-workers", o.app.external_workers,
+              serve ? "Jobs are (also) run by `datasite worker` processes: on by default; "
+                      "--external-workers=false with --workers 0 refuses runs"
+                    : "Jobs are run by `datasite worker` processes on this data directory (with "
+                      "--workers 0, runs are queued for them instead of refused)");
+  l->add_option("--job-timeout", o.app.job_timeout_seconds,
+                "Longest wall-clock time of a job, in seconds (default 60)");
+  l->add_option("--job-memory-bytes", o.app.job_limits.memory_bytes,
+                "Address-space limit of a job's process (default 2 GiB)");
+  l->add_option("--job-cpu-seconds", o.app.job_limits.cpu_seconds,
+                "CPU-time limit of a job (default 60)");
+  l->add_option("--max-result-bytes", o.app.job_limits.max_result_bytes,
+                "Largest result a job may return (default 256 MiB)");
+  l->add_option("--python", o.app.python,
+                "The Python that runs jobs in the sandbox (default /usr/bin/python3)");
+  l->add_option("--data-dir", o.data_dir,
+                "Storage directory (default: $XDG_DATA_HOME/datasite/NAME)");
+  l->add_option("--database", o.app.database,
+                "PostgreSQL URL postgresql://USER@HOST:PORT/DB holding the server's metadata and "
+                "job queue (default: SQLite in the data directory). A password on the command "
+                "line is visible to local users: give it in the environment variable or ~/.pgpass")
+      ->envname(kDatabaseEnv);
+  l->add_flag("--detach", o.detach,
+              "Return once ready; the server keeps running in the background (its log in "
+              "DATA_DIR/server.log)");
+  l->add_option("--root-email", o.app.root_email, "Root admin email at first start");
+  l->add_option("--root-password", o.app.root_password,
+                "Root admin password at first start (visible to local users on the command line: "
+                "prefer the environment variable)");
+  // Set only when given: a restart without them keeps what the settings say. The values are
+  // checked first, as CLI11 (2.1) throws std::invalid_argument on a flag function's bad value.
+  const CLI::IsMember yes_or_no({"true", "false", "1", "0", "on", "off", "yes", "no"},
+                                CLI::ignore_case);
+  l->add_flag_function(
+       "--signup", [&o](std::int64_t n) { o.app.launch.signup_enabled = n > 0; },
+       "Allow self-registration")
+      ->check(yes_or_no);
+  l->add_flag_function(
+       "--association-request-auto-approval",
+       [&o](std::int64_t n) { o.app.launch.association_request_auto_approval = n > 0; },
+       "Accept gateway association requests automatically")
+      ->check(yes_or_no);
+  l->add_option("--login-attempts-per-minute", o.app.accounts.login.attempts_per_source,
+                "Login and sign-up attempts allowed per client address per minute")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  l->add_option("--guest-sessions-per-minute", o.app.accounts.guest_sessions_per_minute,
+                "Guest sessions one client address may start per minute")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  l->add_option("--max-guest-sessions", o.app.accounts.max_guest_sessions,
+                "Guest sessions alive at once; more are refused until some expire")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{100'000'000}));
+  l->add_option("--trusted-proxy", o.app.trusted_proxies,
+                "Address of a reverse proxy whose X-Forwarded-For names the client (repeatable; "
+                "comma-separated in the environment); from any other peer the header is ignored "
+                "and the peer address is the client")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->delimiter(',');
+  l->add_option("--max-blob-bytes", o.app.datasets.max_blob_bytes, "Largest upload, in bytes")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 50));
+  l->add_option("--max-storage-bytes", o.app.datasets.max_storage_bytes,
+                "Most bytes the server keeps: uploads, job results and job logs together")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 55));
+  l->add_option("--mail-batch-ms", o.app.notifications.batch_window_ms,
+                "A recipient's notification mails within this window go out as one")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{86'400'000}));
+  l->add_option("--mail-retry-max-ms", o.app.notifications.retry_max_ms,
+                "Longest wait between two attempts to send a mail (the waits double up to it)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{100}, int64_t{86'400'000}));
+  l->add_option("--password-reset-ttl-seconds", o.app.password_reset.token_ttl_seconds,
+                "How long a password reset token stays valid")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{7 * 86'400}));
+  l->add_option("--max-queued-jobs-per-user", o.app.job_quotas.max_unfinished_jobs,
+                "Jobs one data scientist may have queued or running at once; more are refused "
+                "(429). Data owners and admins are not limited, and their runs go first")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
+  l->add_option("--user-quota-bytes", o.app.job_quotas.max_kept_bytes,
+                "Bytes of job results and logs one data scientist may keep (all within "
+                "--max-storage-bytes); a result past it is not kept")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 55));
+  l->add_option("--mock-results-kept", o.app.job_quotas.mock_outputs_kept,
+                "Newest mock runs per user whose result and logs are kept; older ones expire "
+                "(also sooner, oldest first, when the user's quota needs room)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
+  SetEnvNames(*l, "DATASITE_");
+  return l;
+}
+
+CLI::App* AddWorkerCommand(CLI::App& app, WorkerOptions& w) {
+  w.workers = Cores();
+  auto* c = app.add_subcommand(
+      "worker",
+      "Run the jobs of a datasite served on this machine by `datasite serve` (or `launch "
+      "--external-workers`), from another process (any number of them)");
+  c->add_option("--data-dir", w.data_dir, "The server's storage directory")->required();
+  c->add_option("--database", w.database,
+                "As the server's --database (default: SQLite in the data directory)")
+      ->envname(kDatabaseEnv);
+  c->add_option("--name", w.name,
+                "The name this worker's job leases carry: unique among running workers, the same "
+                "across restarts (default: HOST-PID)");
+  c->add_option("--workers", w.workers, "Job slots (default: one per core)");
+  c->add_option("--job-timeout", w.job_timeout_seconds,
+                "Longest wall-clock time of a job, in seconds (default 60; as the server's)");
+  c->add_option("--job-memory-bytes", w.job_limits.memory_bytes,
+                "Address-space limit of a job's process (default 2 GiB)");
+  c->add_option("--job-cpu-seconds", w.job_limits.cpu_seconds,
+                "CPU-time limit of a job (default 60)");
+  c->add_option("--max-result-bytes", w.job_limits.max_result_bytes,
+                "As the server's --max-result-bytes (required: a worker does not read the server's "
+                "limits)")
+      ->required();
+  c->add_option("--python", w.python,
+                "The Python that runs jobs in the sandbox (default /usr/bin/python3)");
+  c->add_option(
+       "--max-storage-bytes", w.datasets.max_storage_bytes,
+       "As the server's --max-storage-bytes (required: a worker does not read the server's limits)")
+      ->required()
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 55));
+  c->add_option(
+       "--user-quota-bytes", w.job_quotas.max_kept_bytes,
+       "As the server's --user-quota-bytes (required: a worker does not read the server's limits)")
+      ->required()
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 55));
+  c->add_option(
+       "--mock-results-kept", w.job_quotas.mock_outputs_kept,
+       "As the server's --mock-results-kept (required: a worker does not read the server's limits)")
+      ->required()
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
+  // Not DATASITE_<FLAG>: a worker beside a server in one environment must not take, say, the
+  // server's DATASITE_WORKERS or DATASITE_NAME.
+  SetEnvNames(*c, "DATASITE_WORKER_");
+  return c;
+}
+
+}  // namespace datasite::server
