@@ -82,6 +82,10 @@ int main(int argc, char** argv) {
                 "password on the command line is visible to local users: give it in the "
                 "environment variable or ~/.pgpass")
       ->envname("DATASITE_DATABASE_URL");
+  l->add_option("--storage-dir", launch.app.storage_dir,
+                "With --database: the directory (absolute path, existing) for blobs and job "
+                "results instead of the data directory; the same one for every replica and worker "
+                "of this datasite, and for no other datasite");
   l->add_flag("--detach", launch.detach,
               "Return once ready; the server keeps running in the background");
   l->add_option("--root-email", launch.app.root_email,
@@ -150,11 +154,14 @@ int main(int argc, char** argv) {
       "worker",
       "Run the jobs of a datasite launched on this machine with --external-workers, from another "
       "process (any number of them)");
-  w->add_option("--data-dir", worker.data_dir, "The server's storage directory")->required();
+  w->add_option("--data-dir", worker.data_dir,
+                "The server's storage directory (not needed with --database and --storage-dir)");
   w->add_option("--database", worker.database,
                 "As the server's --database (env DATASITE_DATABASE_URL; default: SQLite in the "
                 "data directory)")
       ->envname("DATASITE_DATABASE_URL");
+  w->add_option("--storage-dir", worker.storage_dir,
+                "As the servers' --storage-dir (with --database; then no --data-dir is needed)");
   w->add_option("--name", worker.name,
                 "The name this worker's job leases carry: unique among running workers, the same "
                 "across restarts (default: HOST-PID)");
