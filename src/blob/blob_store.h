@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,17 +49,23 @@ class BlobStore {
   // copying, and fsyncs the directories. The file must be fsynced already, be a regular file on the
   // store's file system (e.g. from ScratchPath(); kFailedPrecondition otherwise) and hold `size`
   // bytes (kInvalidArgument otherwise, and the file is left where it is). `sha256` is recorded as
-  // given: the caller has computed it while the file was written.
+  // given: the caller has computed it while the file was written. The blob counts as written now
+  // (for `modified_before` below), however old the file is.
   virtual Result<BlobInfo> AdoptFile(const std::string& path, int64_t size,
                                      const std::string& sha256) = 0;
   // Removes a committed blob's bytes; OK when already gone.
   virtual Status Delete(const std::string& id) = 0;
-  // Ids of every committed blob.
-  virtual Result<std::vector<std::string>> List() = 0;
+  // Ids of every committed blob; with `modified_before` (Unix seconds), only of those last written
+  // before then (a file's modification time; an object store's LastModified).
+  virtual Result<std::vector<std::string>> List(
+      std::optional<int64_t> modified_before = std::nullopt) = 0;
   // A fresh path for a scratch file among the temporary files (removed with them at start-up).
   virtual std::string ScratchPath() = 0;
-  // Removes temporary files of uploads that never committed. Call only when no upload is running.
-  virtual Status RemoveTemporaryFiles() = 0;
+  // Removes temporary files of uploads that never committed: all of them when no upload can be
+  // running; with `modified_before` (Unix seconds), only those last written before then, when
+  // other processes sharing the store may be uploading (an object store: its incomplete multipart
+  // uploads started before then).
+  virtual Status RemoveTemporaryFiles(std::optional<int64_t> modified_before = std::nullopt) = 0;
 };
 
 // Blobs under `dir` (created if needed): `dir/tmp/` for uploads in progress, `dir/ab/<id>` when

@@ -15,6 +15,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Whether the file at `path` was last modified before `bound` (Unix seconds; none: every file).
+// A file that can't be read is not: it is left alone.
+bool ModifiedBefore(const fs::path& path, std::optional<int64_t> bound) {
+  if (!bound) return true;
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return false;
+  return st.st_mtim.tv_sec < *bound;
+}
+
 Status FsyncDir(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return FileErrno("open " + dir);
@@ -120,6 +129,9 @@ class FileBlobStore : public BlobStore {
       return InvalidArgumentError(path + " holds " + std::to_string(st.st_size) +
                                   " bytes, not the " + std::to_string(size) + " expected");
     }
+    // A staged file may be old: from now on it is a fresh blob, which clean-ups by age on other
+    // processes leave alone until its row is written.
+    if (::utimensat(AT_FDCWD, path.c_str(), nullptr, 0) != 0) return FileErrno("touch " + path);
     std::string id = NewUuid();
     std::string dir = root_ + "/" + id.substr(0, 2);
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return FileErrno("mkdir " + dir);
@@ -142,14 +154,14 @@ class FileBlobStore : public BlobStore {
     return Status::Ok();
   }
 
-  Result<std::vector<std::string>> List() override {
+  Result<std::vector<std::string>> List(std::optional<int64_t> modified_before) override {
     std::vector<std::string> out;
     std::error_code ec;
     for (const auto& sub : fs::directory_iterator(root_, ec)) {
       if (!sub.is_directory() || sub.path().filename() == "tmp") continue;
       for (const auto& f : fs::directory_iterator(sub.path(), ec)) {
         std::string name = f.path().filename().string();
-        if (IsUuid(name)) out.push_back(name);
+        if (IsUuid(name) && ModifiedBefore(f.path(), modified_before)) out.push_back(name);
       }
     }
     if (ec) return InternalError("listing blobs: " + ec.message());
@@ -158,9 +170,11 @@ class FileBlobStore : public BlobStore {
 
   std::string ScratchPath() override { return root_ + "/tmp/" + NewUuid() + ".scratch"; }
 
-  Status RemoveTemporaryFiles() override {
+  Status RemoveTemporaryFiles(std::optional<int64_t> modified_before) override {
     std::error_code ec;
-    for (const auto& f : fs::directory_iterator(root_ + "/tmp", ec)) fs::remove(f.path(), ec);
+    for (const auto& f : fs::directory_iterator(root_ + "/tmp", ec)) {
+      if (ModifiedBefore(f.path(), modified_before)) fs::remove(f.path(), ec);
+    }
     if (ec) return InternalError("cleaning " + root_ + "/tmp: " + ec.message());
     return Status::Ok();
   }

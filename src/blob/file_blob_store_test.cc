@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -39,6 +40,16 @@ class FileBlobStoreTest : public ::testing::Test {
     ss << in.rdbuf();
     return ss.str();
   }
+
+  // Sets a file's modification time `seconds` before now.
+  static void Age(const std::string& path, int64_t seconds) {
+    struct timespec times[2];
+    times[0].tv_sec = times[1].tv_sec = ::time(nullptr) - seconds;
+    times[0].tv_nsec = times[1].tv_nsec = 0;
+    ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, 0), 0) << path;
+  }
+  // An hour ago, the bound a process sharing the store cleans up with.
+  static int64_t AnHourAgo() { return ::time(nullptr) - 3600; }
 
   std::string dir_;
   std::unique_ptr<BlobStore> store_;
@@ -114,6 +125,49 @@ TEST_F(FileBlobStoreTest, RemoveTemporaryFilesClearsBrokenUploads) {
   std::ofstream(dir_ + "/blobs/tmp/left-over.part") << "half";
   ASSERT_TRUE(store_->RemoveTemporaryFiles().ok());
   EXPECT_FALSE(fs::exists(dir_ + "/blobs/tmp/left-over.part"));
+}
+
+// Another process sharing the store (a replica starting) must not remove an upload in flight.
+TEST_F(FileBlobStoreTest, RemoveTemporaryFilesBeforeABoundKeepsRecentOnes) {
+  auto w = store_->NewWriter(1 << 20);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Append("in flight").ok());
+  ASSERT_TRUE((*w)->Flush().ok());
+  std::string old = dir_ + "/blobs/tmp/left-over.part";
+  std::ofstream(old) << "half";
+  Age(old, 2 * 3600);
+  ASSERT_TRUE(store_->RemoveTemporaryFiles(AnHourAgo()).ok());
+  EXPECT_TRUE(fs::exists((*w)->temp_path()));
+  EXPECT_FALSE(fs::exists(old));
+  EXPECT_TRUE((*w)->Commit().ok());
+}
+
+// A blob committed by another process whose row is not written yet is not an orphan to remove.
+TEST_F(FileBlobStoreTest, ListBeforeABoundLeavesOutRecentBlobs) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 2; ++i) {
+    auto w = store_->NewWriter(1 << 20);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Append("blob").ok());
+    auto info = (*w)->Commit();
+    ASSERT_TRUE(info.ok());
+    ids.push_back(info->id);
+  }
+  Age(*store_->LocalPath(ids[0]), 2 * 3600);
+  auto list = store_->List(AnHourAgo());
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(*list, std::vector<std::string>{ids[0]});
+  EXPECT_EQ(store_->List()->size(), 2u);
+}
+
+// A file staged long ago and adopted now is a fresh blob, until its row is written.
+TEST_F(FileBlobStoreTest, AdoptedFileCountsAsWrittenNow) {
+  std::string scratch = store_->ScratchPath();
+  std::ofstream(scratch, std::ios::binary) << "abc";
+  Age(scratch, 2 * 3600);
+  auto info = store_->AdoptFile(scratch, 3, std::string(64, '0'));
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_TRUE(store_->List(AnHourAgo())->empty());
 }
 
 std::string Sha256Hex(const std::string& bytes) {

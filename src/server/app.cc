@@ -1,9 +1,13 @@
 #include "server/app.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <future>
 #include <thread>
 
@@ -11,6 +15,7 @@
 
 #include "api/api.h"
 #include "auth/password.h"
+#include "core/random.h"
 #include "http/client_address.h"
 #include "http/request_policy.h"
 #include "http/router.h"
@@ -71,6 +76,103 @@ Result<std::unique_ptr<store::Store>> OpenDatabase(const std::string& database,
       "data directory)");
 }
 std::string ResultsPath(const std::string& data_dir) { return data_dir + "/results"; }
+
+Status ValidateStorageDir(const std::string& storage_dir, const std::string& database) {
+  if (storage_dir.empty()) return Status::Ok();
+  if (database.empty()) {
+    return InvalidArgumentError(
+        "--storage-dir needs --database (PostgreSQL): it is the directory the replicas and workers "
+        "of one database share, and with SQLite the data directory already holds the blobs and "
+        "results; leave --storage-dir out");
+  }
+  if (storage_dir.front() != '/') {
+    return InvalidArgumentError("--storage-dir must be an absolute path, not '" + storage_dir +
+                                "'");
+  }
+  struct stat st;
+  if (::stat(storage_dir.c_str(), &st) != 0) {
+    const int err = errno;
+    return InvalidArgumentError("--storage-dir " + storage_dir + " can't be used (" +
+                                std::strerror(err) +
+                                "): create it first, the same directory for every replica and "
+                                "worker of this datasite");
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return InvalidArgumentError("--storage-dir " + storage_dir + " is not a directory");
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+// The datasite id in a DATASITE_ID file; "" when there is none.
+Result<std::string> ReadDatasiteId(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == ENOENT) return std::string();
+    return UnavailableError("cannot read " + path + ": " + std::strerror(err));
+  }
+  char buf[128];
+  ssize_t n = ::read(fd, buf, sizeof(buf));
+  const int err = errno;
+  ::close(fd);
+  if (n < 0) return UnavailableError("cannot read " + path + ": " + std::strerror(err));
+  std::string id(buf, static_cast<size_t>(n));
+  return id.substr(0, id.find('\n'));
+}
+
+// Writes `id` to a new file at `path`, durable before it appears there; OK when another process
+// made the file first (the caller reads which id it holds).
+Status WriteDatasiteId(const std::string& path, const std::string& id) {
+  const std::string temp = path + "." + NewUuid() + ".tmp";
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    const int err = errno;
+    return UnavailableError("cannot write " + temp + ": " + std::strerror(err));
+  }
+  const std::string line = id + "\n";
+  bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+                 ::fsync(fd) == 0;
+  int err = errno;
+  ::close(fd);
+  // Linked, not renamed: of two processes claiming a new directory at once, one wins.
+  int rc = -1;
+  if (written) {
+    rc = ::link(temp.c_str(), path.c_str());
+    err = errno;
+  }
+  ::unlink(temp.c_str());
+  if (!written || (rc != 0 && err != EEXIST)) {
+    return UnavailableError("cannot write " + path + ": " + std::strerror(err));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ClaimStorageDir(const std::string& dir, const std::string& server_id) {
+  const std::string path = dir + "/DATASITE_ID";
+  ASSIGN_OR_RETURN(std::string owner, ReadDatasiteId(path));
+  if (owner.empty()) {
+    RETURN_IF_ERROR(WriteDatasiteId(path, server_id));
+    ASSIGN_OR_RETURN(owner, ReadDatasiteId(path));
+  }
+  if (owner != server_id) {
+    return FailedPreconditionError(
+        "the storage directory " + dir + " holds the files of datasite " + owner +
+        " (its DATASITE_ID file), not of this datasite, " + server_id +
+        " (the database's): give each datasite a storage directory of its own");
+  }
+  // Private data: readable by the datasite's own user only, as inside a data directory.
+  for (const std::string& sub : {BlobPath(dir), ResultsPath(dir)}) {
+    if (::mkdir(sub.c_str(), 0700) != 0 && errno != EEXIST) {
+      const int err = errno;
+      return UnavailableError("cannot create " + sub + ": " + std::strerror(err));
+    }
+  }
+  return Status::Ok();
+}
 
 namespace {
 
@@ -160,9 +262,18 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   RETURN_IF_ERROR(RefuseOpenDevelopmentPasswords(config, needs_root, *p->accounts));
   RETURN_IF_ERROR(p->settings->Bootstrap(launch));
   RETURN_IF_ERROR(p->store->DeleteExpiredSessions(clock.NowSeconds()));
-  ASSIGN_OR_RETURN(p->blobs, blob::NewFileBlobStore(BlobPath(config.data_dir)));
+  // Blobs and results: in the data directory, or in the storage directory every replica and
+  // worker shares, where what others are writing must outlive this one's start-up clean-up.
+  const bool shared_storage = !config.storage_dir.empty();
+  const std::string& storage = shared_storage ? config.storage_dir : config.data_dir;
+  services::DatasetsOptions datasets_options = config.datasets;
+  if (shared_storage) {
+    RETURN_IF_ERROR(ClaimStorageDir(storage, p->settings->identity().server_id));
+    datasets_options.keep_recent_files_seconds = kSharedStorageGraceSeconds;
+  }
+  ASSIGN_OR_RETURN(p->blobs, blob::NewFileBlobStore(BlobPath(storage)));
   p->datasets = std::make_unique<services::Datasets>(*p->store, *p->blobs, *p->settings, clock,
-                                                     config.datasets);
+                                                     datasets_options);
   RETURN_IF_ERROR(p->datasets->Recover());
 
   p->mail = net::NewCurlMailTransport();
@@ -183,7 +294,7 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   };
   p->queue = std::make_unique<jobs::JobQueue>(*p->store, clock, queue_options);
   services::CodeOptions code_options;
-  code_options.results_dir = ResultsPath(config.data_dir);
+  code_options.results_dir = ResultsPath(storage);
   code_options.max_timeout_ms = config.job_timeout_seconds * 1000;
   code_options.limits = config.job_limits;
   code_options.quotas = config.job_quotas;
@@ -192,7 +303,7 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   p->code->SetNotifications(p->notifications.get());
 
   if (config.workers == 0 && config.external_workers) {
-    spdlog::info("jobs: run by datasite worker processes on {}", config.data_dir);
+    spdlog::info("jobs: run by datasite worker processes on {}", storage);
   } else if (config.workers == 0) {
     p->code->SetSandboxFailure(
         FailedPreconditionError("it was launched with --workers 0, so no job runs"));

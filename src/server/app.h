@@ -26,6 +26,9 @@ struct AppConfig {
   // The database: empty for SQLite in the data directory, or a postgresql:// URL
   // (--database, DATASITE_DATABASE_URL).
   std::string database;
+  // Where blobs and job results are kept (--storage-dir): one directory shared by every replica
+  // and worker of a datasite, which ValidateStorageDir has checked. Empty: the data directory.
+  std::string storage_dir;
   // The address to bind. Any other than a loopback address is refused while the root admin's
   // password is the published default (kDefaultRootPassword).
   std::string host = "127.0.0.1";
@@ -87,10 +90,23 @@ std::string HostAndPid(const char* unknown_host);
 // PostgreSQL database at that URL. kInvalidArgument for anything else.
 Result<std::unique_ptr<store::Store>> OpenDatabase(const std::string& database,
                                                    const std::string& data_dir);
-// The job results directory inside a data directory.
+// The job results directory inside a data (or storage) directory.
 std::string ResultsPath(const std::string& data_dir);
-// The blob directory inside a data directory.
+// The blob directory inside a data (or storage) directory.
 std::string BlobPath(const std::string& data_dir);
+
+// How long a process sharing a storage directory leaves the blob files it finds there at start-up
+// (Datasets::Recover): a fresh one may be an upload in flight on another process.
+inline constexpr int64_t kSharedStorageGraceSeconds = 3600;
+// Checks a --storage-dir: empty (none), or an absolute path to an existing directory given with a
+// PostgreSQL `database` (with SQLite the data directory is the one place). kInvalidArgument
+// otherwise, saying why.
+Status ValidateStorageDir(const std::string& storage_dir, const std::string& database);
+// Makes the storage directory `dir` this datasite's: writes `server_id` to its DATASITE_ID file
+// when there is none yet, and creates its blobs and results directories (owner only).
+// kFailedPrecondition when DATASITE_ID names another datasite: one directory never holds the
+// files of two.
+Status ClaimStorageDir(const std::string& dir, const std::string& server_id);
 
 }  // namespace datasite::server
 

@@ -107,6 +107,10 @@ CLI::App* AddServerCommand(CLI::App& app, ServerRole role, LaunchOptions& o) {
                 "job queue (default: SQLite in the data directory). A password on the command "
                 "line is visible to local users: give it in the environment variable or ~/.pgpass")
       ->envname(kDatabaseEnv);
+  l->add_option("--storage-dir", o.app.storage_dir,
+                "With --database: the directory (absolute path, existing) for blobs and job "
+                "results instead of the data directory; the same one for every replica and worker "
+                "of this datasite, and for no other datasite");
   l->add_flag("--detach", o.detach,
               "Return once ready; the server keeps running in the background (its log in "
               "DATA_DIR/server.log)");
@@ -190,10 +194,18 @@ CLI::App* AddWorkerCommand(CLI::App& app, WorkerOptions& w) {
       "worker",
       "Run the jobs of a datasite served on this machine by `datasite serve` (or `launch "
       "--external-workers`), from another process (any number of them)");
-  c->add_option("--data-dir", w.data_dir, "The server's storage directory")->required();
+  c->add_option("--data-dir", w.data_dir,
+                "The server's storage directory (not needed with --database and --storage-dir)");
   c->add_option("--database", w.database,
                 "As the server's --database (default: SQLite in the data directory)")
       ->envname(kDatabaseEnv);
+  c->add_option("--storage-dir", w.storage_dir,
+                "As the servers' --storage-dir (with --database; then no --data-dir is needed)");
+  c->add_option("--job-lease-seconds", w.job_lease_seconds,
+                "How long a running job's lease lasts without this worker's heartbeat (renewed "
+                "every second): the jobs of a worker that died run again elsewhere this long after")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{2}, int64_t{3600}));
   c->add_option("--name", w.name,
                 "The name this worker's job leases carry: unique among running workers, the same "
                 "across restarts (default: HOST-PID)");

@@ -190,6 +190,7 @@ int RunLaunch(LaunchOptions o) {
   for (const auto& name : o.app.allowed_hosts) {
     if (Status st = http::ValidateAllowedHost(name); !st.ok()) return fail(st);
   }
+  if (Status st = ValidateStorageDir(o.app.storage_dir, o.app.database); !st.ok()) return fail(st);
   std::error_code ec;
   fs::create_directories(*dir, ec);
   if (ec)

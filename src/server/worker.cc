@@ -42,8 +42,7 @@ struct Parts {
 };
 
 Status Start(const WorkerOptions& o, Parts& p) {
-  const std::string db = DatabasePath(o.data_dir);
-  if (o.database.empty() && !std::filesystem::exists(db)) {
+  if (o.database.empty() && !std::filesystem::exists(DatabasePath(o.data_dir))) {
     return FailedPreconditionError("no datasite in " + o.data_dir +
                                    ": launch one there first (datasite launch --data-dir " +
                                    o.data_dir + " --workers 0 --external-workers)");
@@ -52,7 +51,11 @@ Status Start(const WorkerOptions& o, Parts& p) {
   ASSIGN_OR_RETURN(p.store, OpenDatabase(o.database, o.data_dir));
   p.settings = std::make_unique<services::SettingsService>(*p.store, clock);
   RETURN_IF_ERROR(p.settings->Load());
-  ASSIGN_OR_RETURN(p.blobs, blob::NewFileBlobStore(BlobPath(o.data_dir)));
+  const std::string& storage = o.storage_dir.empty() ? o.data_dir : o.storage_dir;
+  if (!o.storage_dir.empty()) {
+    RETURN_IF_ERROR(ClaimStorageDir(o.storage_dir, p.settings->identity().server_id));
+  }
+  ASSIGN_OR_RETURN(p.blobs, blob::NewFileBlobStore(BlobPath(storage)));
   // The server's storage is shared, not this process's to clean up: only counted.
   p.datasets =
       std::make_unique<services::Datasets>(*p.store, *p.blobs, *p.settings, clock, o.datasets);
@@ -63,13 +66,14 @@ Status Start(const WorkerOptions& o, Parts& p) {
                                                               services::NotificationsOptions{});
   jobs::QueueOptions queue_options{.workers = o.workers};
   queue_options.owner = o.name;
+  queue_options.lease_ms = o.job_lease_seconds * 1000;
   queue_options.on_finished = [notifications = p.notifications.get()](store::Store& tx,
                                                                       const store::Job& job) {
     return notifications->OnJobEnded(tx, job);
   };
   p.queue = std::make_unique<jobs::JobQueue>(*p.store, clock, queue_options);
   services::CodeOptions code_options;
-  code_options.results_dir = ResultsPath(o.data_dir);
+  code_options.results_dir = ResultsPath(storage);
   code_options.max_timeout_ms = o.job_timeout_seconds * 1000;
   code_options.limits = o.job_limits;
   code_options.quotas = o.job_quotas;
@@ -100,7 +104,11 @@ int RunWorker(WorkerOptions o) {
     std::cerr << "error: " << st.message() << std::endl;
     return code;
   };
-  if (o.data_dir.empty()) return fail(InvalidArgumentError("--data-dir is required"), 2);
+  if (Status st = ValidateStorageDir(o.storage_dir, o.database); !st.ok()) return fail(st, 2);
+  if (o.data_dir.empty() && o.storage_dir.empty()) {
+    return fail(InvalidArgumentError("--data-dir is required (or --database and --storage-dir)"),
+                2);
+  }
   if (o.workers < 1 || o.workers > 256) {
     return fail(InvalidArgumentError("--workers must be 1 to 256"), 2);
   }
@@ -116,7 +124,8 @@ int RunWorker(WorkerOptions o) {
 
   auto parts = std::make_unique<Parts>();
   if (Status st = Start(o, *parts); !st.ok()) return fail(st, 1);
-  std::cout << "Worker " << o.name << " runs the jobs of " << o.data_dir << " in " << o.workers
+  std::cout << "Worker " << o.name << " runs the jobs of "
+            << (o.storage_dir.empty() ? o.data_dir : o.storage_dir) << " in " << o.workers
             << " slot(s)" << std::endl;
   int sig = 0;
   sigwait(&signals, &sig);

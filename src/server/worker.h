@@ -1,7 +1,8 @@
 // `datasite worker`: a process that runs the jobs of a datasite launched elsewhere on this
-// machine, sharing its data directory (database, blobs, results). Any number of workers, each
-// with its own sandbox slots and its own lease name, take jobs from the one queue in the database;
-// the server (`datasite launch --workers 0 --external-workers`) only queues them.
+// machine, sharing its data directory (database, blobs, results), or its PostgreSQL database and
+// storage directory (blobs, results). Any number of workers, each with its own sandbox slots and
+// its own lease name, take jobs from the one queue in the database; the server (`datasite launch
+// --workers 0 --external-workers`) only queues them.
 #ifndef DATASITE_SERVER_WORKER_H_
 #define DATASITE_SERVER_WORKER_H_
 
@@ -17,11 +18,14 @@ namespace datasite::server {
 struct WorkerOptions {
   std::string data_dir;  // a datasite's (`launch --data-dir`); it must have started once
   std::string database;  // as the server's --database (empty: SQLite in data_dir)
+  // As the servers' --storage-dir (needs `database`); then no data_dir is needed.
+  std::string storage_dir;
   // The name its leases carry: unique among the workers that run at once, and the same across
   // restarts of one (a worker restarted under its name takes back at once the jobs it was
   // running). Default: "<host name>-<pid>".
   std::string name;
   int workers = 1;                   // job slots: warm sandboxed Python processes
+  int64_t job_lease_seconds = 30;    // a lease's life without a heartbeat (see jobs::QueueOptions)
   int64_t job_timeout_seconds = 60;  // as the server's --job-timeout
   std::string python = "/usr/bin/python3";
   sandbox::Limits job_limits;

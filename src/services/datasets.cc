@@ -195,12 +195,17 @@ Status Datasets::DeleteBlobFully(const std::string& blob_id) {
 }
 
 Status Datasets::Recover() {
-  RETURN_IF_ERROR(blobs_.RemoveTemporaryFiles());
+  std::optional<int64_t> written_before;
+  if (options_.keep_recent_files_seconds > 0) {
+    written_before = clock_.NowSeconds() - options_.keep_recent_files_seconds;
+  }
+  RETURN_IF_ERROR(blobs_.RemoveTemporaryFiles(written_before));
+  ASSIGN_OR_RETURN(auto removable, blobs_.List(written_before));
   ASSIGN_OR_RETURN(auto recorded, store_.AllBlobIds());
   std::unordered_set<std::string> known(recorded.begin(), recorded.end());
   ASSIGN_OR_RETURN(auto on_disk, blobs_.List());
   int orphans = 0;
-  for (const auto& id : on_disk) {
+  for (const auto& id : removable) {
     if (known.count(id)) continue;
     RETURN_IF_ERROR(blobs_.Delete(id));
     ++orphans;

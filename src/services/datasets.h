@@ -32,6 +32,10 @@ struct DatasetsOptions {
   int64_t max_blob_bytes = 64ll << 30;
   int64_t max_storage_bytes = 1ll << 40;
   int64_t unused_blob_ttl_seconds = 24 * 3600;
+  // Recover leaves the blob files (committed or not) written less than this long ago: when other
+  // processes upload into the same blob store (--storage-dir), a fresh file may be one of their
+  // uploads in flight. 0: every file is this process's, and none is in flight at start-up.
+  int64_t keep_recent_files_seconds = 0;
 };
 
 // One upload in progress. Not thread-safe (the HTTP layer calls it one chunk at a time). Destroying
@@ -92,7 +96,8 @@ class Datasets {
            const Clock& clock, DatasetsOptions options);
 
   // At start-up, before serving (once): removes temporary files of broken uploads, blob files no
-  // row records, and blobs no asset has used for longer than the TTL; counts the rest in storage().
+  // row records (both only when older than keep_recent_files_seconds), and blobs no asset has used
+  // for longer than the TTL; counts the rest in storage().
   Status Recover();
   // Counts the stored blobs in storage(), and nothing else: for a process that shares the
   // storage of a server and must not clean it up (`datasite worker`).
