@@ -101,8 +101,9 @@ http::Response RunWithIdempotencyKey(store::Store& store, const http::Request& r
     answer.status = res.status;
     answer.content_type = res.content_type;
     answer.created_at = NowSeconds();
-    // Streams, files and large bodies are not kept (a retry learns the change was applied).
-    const bool plain = !res.body_source && res.file_path.empty();
+    // Streams, files, secrets and large bodies are not kept (a retry learns the change was
+    // applied).
+    const bool plain = !res.body_source && res.file_path.empty() && !res.secret;
     const std::string* body = res.shared_body ? res.shared_body.get() : &res.body;
     if (plain && body->size() <= kMaxKeptAnswerBytes) answer.body = *body;
     return answer;

@@ -17,6 +17,7 @@ using internal::Handler;
 using internal::QueryInt;
 using internal::Reply;
 using internal::Schema;
+using internal::SecretReply;
 using nlohmann::json;
 using services::Principal;
 
@@ -228,7 +229,7 @@ void AddNotificationRoutes(http::Router& router, ApiContext& ctx) {
               [resets](http::Request& req, const Principal& caller) -> Result<Reply> {
                 if (!resets) return Missing();
                 ASSIGN_OR_RETURN(auto token, resets->Request(caller, req.path_params["id"]));
-                return Reply{201, {{"token", token}}, {}};
+                return SecretReply({{"token", token}}, 201);
               });
   routes->Add("GET", "/api/v1/password_resets", Role::kAdmin, "users",
               "Password resets not used and not expired (never their tokens).",

@@ -53,6 +53,7 @@ http::Response Render(Result<Reply> reply) {
   http::Response res;
   res.status = reply->status;
   res.headers = std::move(reply->headers);
+  res.secret = reply->secret;
   if (reply->body_source) {
     res.body_source = std::move(reply->body_source);
     res.body_size = reply->body_size;

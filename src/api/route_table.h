@@ -34,7 +34,16 @@ struct Reply {
   // http::Response::body_source; then `body` is ignored).
   std::function<Result<size_t>(char* buf, size_t cap)> body_source;
   int64_t body_size = 0;
+  // The body carries a secret (a session or reset token): never kept (see http::Response).
+  bool secret = false;
 };
+
+// A reply whose body carries a secret.
+inline Reply SecretReply(nlohmann::json body, int status = 200) {
+  Reply r{status, std::move(body), {}};
+  r.secret = true;
+  return r;
+}
 
 using Handler = std::function<Result<Reply>(http::Request&, const services::Principal&)>;
 using SinkOpener = std::function<Result<std::unique_ptr<http::BodySink>>(

@@ -22,6 +22,7 @@ using internal::QueryInt;
 using internal::Reply;
 using internal::Routes;
 using internal::Schema;
+using internal::SecretReply;
 using nlohmann::json;
 using services::Principal;
 
@@ -184,7 +185,7 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
         ASSIGN_OR_RETURN(std::string email, body.RequiredString("email"));
         ASSIGN_OR_RETURN(std::string password, body.RequiredString("password"));
         ASSIGN_OR_RETURN(auto result, accounts.Login(email, password, req.remote_address));
-        return Reply{200, LoginJson(result), {}};
+        return SecretReply(LoginJson(result));
       },
       Schema({{"email", "string"}, {"password", "string"}}, {"email", "password"}), kHeavy);
   routes->Add("POST", "/api/v1/auth/guest", Role::kNone, "auth", "Start a guest session.",
@@ -196,7 +197,7 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
                 ASSIGN_OR_RETURN(
                     auto result,
                     accounts.LoginAsGuest(settings.Get().allow_guest_sessions, req.remote_address));
-                return Reply{200, LoginJson(result), {}};
+                return SecretReply(LoginJson(result));
               });
   routes->Add("POST", "/api/v1/auth/logout", Role::kGuest, "auth", "Revoke the calling token.",
               [&accounts](http::Request&, const Principal& caller) -> Result<Reply> {

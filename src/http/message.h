@@ -45,6 +45,9 @@ struct Response {
   // Called one call at a time; destroyed once the response is written or abandoned.
   std::function<Result<size_t>(char* buf, size_t cap)> body_source;
   int64_t body_size = 0;
+  // The body carries a secret (a session or reset token, whose hash alone is stored): it is never
+  // kept as an idempotent answer.
+  bool secret = false;
 };
 
 // Receives a streamed request body chunk by chunk, on the request pool, one call at a time.

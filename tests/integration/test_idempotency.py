@@ -188,3 +188,25 @@ def test_the_wait_route_answers_a_running_job_at_its_timeout(world):
     assert killed.status == 200, killed
     ended = api.get("/api/v1/jobs/{}/wait?timeout=20".format(job["id"]), token=scientist.token)
     assert ended.json["status"] == "killed", ended
+
+
+def test_answers_with_a_secret_are_never_kept(world):
+    """A session token or a reset token is stored only as its hash: an idempotent answer must not
+    keep it in the clear. A retry learns that the change was applied, not the secret."""
+    api, actors = world
+    admin = actors["admin"].token
+    user = api.create_user(admin, email=unique_email("reset"))
+    key = uuid.uuid4().hex
+    path = "/api/v1/users/{}/password_reset".format(user["id"])
+    first = api.post(path, {}, token=admin, headers={"Idempotency-Key": key})
+    assert first.status == 201 and first.json["token"], first
+    again = api.post(path, {}, token=admin, headers={"Idempotency-Key": key})
+    assert_error(again, 409, "ANSWER_NOT_KEPT")
+    assert first.json["token"] not in again.text
+    # A login sent with a session and a key: a new session, never replayed.
+    key = uuid.uuid4().hex
+    body = {"email": user["email"], "password": PASSWORD}
+    login = api.post("/api/v1/auth/login", body, token=admin, headers={"Idempotency-Key": key})
+    assert login.status == 200, login
+    again = api.post("/api/v1/auth/login", body, token=admin, headers={"Idempotency-Key": key})
+    assert login.json["token"] not in again.text
