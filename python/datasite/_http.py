@@ -16,11 +16,12 @@ DEFAULT_TIMEOUT = 30.0
 _LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
 
 _CHANGES = ("POST", "PUT", "PATCH", "DELETE")
-# A request that got no answer, or a proxy's "no server could answer" (502, 504) or a server's
-# "unavailable for now" (503 UNAVAILABLE), is sent again for this long: long enough for a proxy
-# to move past a server that died and for a database to fail over, short enough to surface a
-# real outage. Changes are sent again only with their Idempotency-Key (the server applies each
-# key once), or, without one, only when the connection was refused (nothing was sent).
+# A request that got no answer, or a proxy's "no server could answer" (502, 504), is sent again
+# for this long: long enough for a proxy to move past a server that died (or a supervisor to
+# restart it), short enough to surface a real outage. Only once the server has answered this
+# transport (a wrong address fails at once). Changes are sent again only with their
+# Idempotency-Key (the server applies each key once), or, without one, only when the connection
+# was refused (nothing was sent).
 RETRY_SECONDS = 20.0
 _RETRY_FIRST_PAUSE = 0.05
 _RETRY_MAX_PAUSE = 1.0
@@ -79,6 +80,7 @@ class Transport:
         # again, the requests that follow (a call's clean-up, the next calls) are tried once, so
         # that a server that is down costs one wait, not one per request.
         self._gave_up_at = None
+        self._answered = False  # whether the server ever answered: retries are for one that did
 
     def call(
         self, route, path_params=None, query=None, body=None, authenticated=True, timeout=None
@@ -105,7 +107,9 @@ class Transport:
         """Any request (path with query) with an optional JSON body; returns ``(bytes, headers)``
         (headers lower-cased). For ``client.api.services``, whose answers may be JSON or bytes.
         """
-        return self._exchange(method, path, body, "*/*", True, timeout)
+        # Any route: the server may not commit a change with its key (a blocking run, a kill), so
+        # a change is sent once; reads are sent again.
+        return self._exchange(method, path, body, "*/*", True, timeout, keyed_changes=False)
 
     def _unreachable(self, err):
         reason = getattr(err, "reason", err)
@@ -117,7 +121,7 @@ class Transport:
         raw, _ = self._exchange(method, path, body, "application/json", authenticated, timeout)
         return _decode(raw)
 
-    def _exchange(self, method, path, body, accept, authenticated, timeout):
+    def _exchange(self, method, path, body, accept, authenticated, timeout, keyed_changes=True):
         """Sends the request, again while it may safely be sent again (see RETRY_SECONDS);
         returns ``(bytes, headers)`` of the answer."""
         headers = {"Accept": accept}
@@ -129,10 +133,11 @@ class Transport:
         if logged_in:
             headers["Authorization"] = "Bearer " + self.token
         change = method in _CHANGES
-        if change and logged_in:
+        if change and logged_in and keyed_changes:
             headers["Idempotency-Key"] = uuid.uuid4().hex
         keyed = "Idempotency-Key" in headers
-        patient = (
+        unsafe = change and not keyed  # sent again only when nothing was sent
+        patient = self._answered and (
             self._gave_up_at is None or time.monotonic() - self._gave_up_at > RETRY_SECONDS
         )
         deadline = None
@@ -145,17 +150,20 @@ class Transport:
                 with self._opener.open(req, timeout=timeout or self.timeout) as resp:
                     answer = resp.read(), {k.lower(): v for k, v in resp.headers.items()}
                 self._gave_up_at = None
+                self._answered = True
                 return answer
             except urllib.error.HTTPError as err:
-                self._gave_up_at = None  # an answer, if an error one: the server is there
                 raw = err.read()
                 error = _error_from_http(err.code, raw, err.headers)
-                again = (not change or keyed) and _transient(err.code, error)
+                again = not unsafe and err.code in (502, 504)
+                if not again:  # an answer from the server itself, if an error one
+                    self._gave_up_at = None
+                    self._answered = True
                 failure = error
             except (urllib.error.URLError, socket.timeout, ConnectionError,
                     http.client.HTTPException) as err:
                 refused = isinstance(getattr(err, "reason", err), ConnectionRefusedError)
-                again = not change or keyed or refused
+                again = not unsafe or refused
                 failure = self._unreachable(err)
             if deadline is None:
                 deadline = time.monotonic() + RETRY_SECONDS
@@ -165,20 +173,8 @@ class Transport:
             if left <= 0 or not patient:
                 self._gave_up_at = time.monotonic()
                 raise failure from None
-            wait = pause
-            retry_after = getattr(failure, "retry_after", None)
-            if retry_after:
-                wait = max(wait, min(float(retry_after), _RETRY_MAX_PAUSE * 5))
-            time.sleep(min(wait, left))
+            time.sleep(min(pause, left))
             pause = min(pause * 2, _RETRY_MAX_PAUSE)
-
-
-def _transient(status, error):
-    """Whether an error answer says "try again": no server behind the proxy could answer, or
-    the server is unavailable for now (its database is down)."""
-    if status in (502, 504):
-        return True
-    return status == 503 and error.code == "UNAVAILABLE"
 
 
 def route_path(route, path_params=None, query=None):

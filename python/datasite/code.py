@@ -47,9 +47,19 @@ DEFAULT_BLOCKING_SECONDS = 3600
 _WAIT_SECONDS_PER_CALL = 600
 
 
+def _server_waits(client):
+    """Whether the server has GET /api/v1/jobs/{id}/wait (API 1.2 and later)."""
+    version = str(client._metadata.get("api_version") or "1.0").split(".")
+    try:
+        return (int(version[0]), int(version[1])) >= (1, 2)
+    except (ValueError, IndexError):
+        return False
+
+
 def _wait_for_job(transport, job, seconds):
     """The job (as JSON) once it has ended, or as it is after ``seconds``."""
     deadline = time.monotonic() + seconds
+    reused = job.get("reused")  # what the start said: a wait answers the job alone
     while job.get("status") in ("queued", "running"):
         left = deadline - time.monotonic()
         if left <= 0:
@@ -61,6 +71,8 @@ def _wait_for_job(transport, job, seconds):
             query={"timeout": wait},
             timeout=wait + transport.timeout,
         )
+        if reused is not None:
+            job["reused"] = reused
     return job
 
 
@@ -714,7 +726,8 @@ class UserCode:
         # A blocking run is started without blocking and then waited for (job_wait), so that
         # the start is a plain change, sent again safely with its Idempotency-Key when its
         # answer is lost, and the wait is a read, sent again on any server.
-        body = {"mock": bool(mock), "blocking": False}
+        waits = _server_waits(self._client)
+        body = {"mock": bool(mock), "blocking": bool(blocking) and not waits}
         if for_requester:
             body["for_requester"] = True
         review = not for_requester and self._reviewing(mock)
@@ -743,8 +756,11 @@ class UserCode:
                 else DEFAULT_BLOCKING_SECONDS
             )
         transport = self._client._transport
-        data = transport.call("code_run", path_params={"id": self.id}, body=body)
-        if blocking:
+        data = transport.call(
+            "code_run", path_params={"id": self.id}, body=body,
+            timeout=None if body["blocking"] is False else http_timeout,
+        )
+        if blocking and waits:
             data = _wait_for_job(transport, data, http_timeout)
         job = Job(data, self._client)
         if job.status is not None and job.status.finished:

@@ -113,6 +113,15 @@ http::Response RunWithIdempotencyKey(store::Store& store, const http::Request& r
     return http::ErrorResponse(503, "UNAVAILABLE",
                                "the change was not applied (the database failed): send it again");
   }
+  if (*run == store::Store::IdempotentRun::kNoChange || res.status >= 400) {
+    // A retry that ran while the first request was still running may have been refused because
+    // of what the first one did (its object exists now): the first one's answer is the answer.
+    kept = store.GetIdempotentAnswer(scope, req.idempotency_key);
+    if (kept.ok() && *kept && *run != store::Store::IdempotentRun::kCommitted) {
+      return Replay(**kept, fingerprint);
+    }
+    return res;
+  }
   if (*run == store::Store::IdempotentRun::kLostRace) {
     // The same request ran on another server and committed first; this run was undone.
     kept = store.GetIdempotentAnswer(scope, req.idempotency_key);

@@ -80,11 +80,15 @@ http::Response Render(Result<Reply> reply) {
 
 namespace {
 
-// Whether a change can commit together with its answer (see RunWithIdempotencyKey): not when its
-// handler waits for other threads that use the store, as a blocking job run waits for its job.
-// A run asked not to block ({"blocking": false}) is a plain change.
+// Whether a change can commit together with its answer (see RunWithIdempotencyKey), holding the
+// store from its first write to its answer: not when its handler waits for other threads that use
+// the store (the wait lane: a blocking job run waits for its job, a kill for the job to stop), nor
+// when it hashes a password after a write (the heavy lane: a shared login limit writes first),
+// which would hold every other request of the server. A run asked not to block
+// ({"blocking": false}) is a plain change.
 bool Deferrable(const http::Request& req, http::Lane lane) {
-  if (lane != http::Lane::kWait) return true;
+  if (lane == http::Lane::kDefault) return true;
+  if (lane == http::Lane::kHeavy) return false;
   json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
   return body.is_object() && body.contains("blocking") && body["blocking"] == false;
 }

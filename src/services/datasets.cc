@@ -244,13 +244,14 @@ Result<int> Datasets::CollectUnusedBlobs() {
 }
 
 Result<std::unique_ptr<BlobUpload>> Datasets::StartUpload(const Principal& caller,
-                                                          const std::string& format) {
+                                                          const std::string& format,
+                                                          bool collect_unused) {
   if (!CanReadPrivate(caller) || !caller.user_id) {
     return PermissionDeniedError("only data owners and admins can upload data");
   }
   ASSIGN_OR_RETURN(data::Format f, data::ParseFormat(format));
   // Clean-up of abandoned blobs rides along with uploads, at most once an hour.
-  if (clock_.NowSeconds() - last_collect_.load() > 3600)
+  if (collect_unused && clock_.NowSeconds() - last_collect_.load() > 3600)
     RETURN_IF_ERROR(CollectUnusedBlobs().status());
   if (storage_.used() >= storage_.limit()) {
     return ResourceExhaustedError("the server's storage limit of " +
@@ -296,7 +297,7 @@ Result<store::Blob> Datasets::GenerateMockBlob(const Principal& caller, const Bl
                                                const data::MockParams& params, uint64_t seed) {
   const std::string& blob_id = in.blob.id;
   ASSIGN_OR_RETURN(data::Format f, data::ParseFormat(in.blob.format));
-  ASSIGN_OR_RETURN(auto upload, StartUpload(caller, in.blob.format));
+  ASSIGN_OR_RETURN(auto upload, StartUpload(caller, in.blob.format, /*collect_unused=*/false));
   static_cast<BlobUploadImpl*>(upload.get())->set_generated_from(blob_id);
   // Generate into a scratch file, then stream it through an ordinary upload (hash, fsync, record).
   std::string scratch = blobs_.ScratchPath();

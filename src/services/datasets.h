@@ -106,8 +106,12 @@ class Datasets {
   // the code service.
   StorageMeter& storage() { return storage_; }
 
+  // `collect_unused`: the hourly clean-up of unused blobs rides along (uploads only: a mock
+  // generated in a request that holds the store must not start with writes, see
+  // store::Store::RunIdempotent).
   Result<std::unique_ptr<BlobUpload>> StartUpload(const Principal& caller,
-                                                  const std::string& format);
+                                                  const std::string& format,
+                                                  bool collect_unused = true);
   // The uploader's (or an admin's) own blob.
   Result<BlobFile> ReadBlob(const Principal& caller, const std::string& blob_id);
   Status DeleteBlob(const Principal& caller, const std::string& blob_id);

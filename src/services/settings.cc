@@ -165,22 +165,23 @@ Result<store::Settings> SettingsService::Update(const Principal& caller, const S
       !p.allow_guest_sessions && !p.welcome_markdown && !p.output_review) {
     return Get();  // nothing to change
   }
-  // Serialize read-modify-write; Save takes mu_ only to publish.
-  static std::mutex update_mu;
-  std::lock_guard update_lock(update_mu);
-  store::Settings s = Get();
-  if (p.name) s.name = *p.name;
-  if (p.organization) s.organization = *p.organization;
-  if (p.description) s.description = *p.description;
-  if (p.signup_enabled) s.signup_enabled = *p.signup_enabled;
-  if (p.notifications_enabled) s.notifications_enabled = *p.notifications_enabled;
-  if (admin_email) s.admin_email = *admin_email;
-  if (p.association_request_auto_approval) {
-    s.association_request_auto_approval = *p.association_request_auto_approval;
-  }
-  if (p.allow_guest_sessions) s.allow_guest_sessions = *p.allow_guest_sessions;
-  if (p.welcome_markdown) s.welcome_markdown = *p.welcome_markdown;
-  if (p.output_review) s.output_review = *p.output_review;
+  // Read, modify and write in one transaction (the database serialises them, across replicas
+  // too), holding no lock of ours while the store works: a request that holds the store (an
+  // idempotent change, see store::Store::RunIdempotent) may call this after its first write.
+  auto apply = [&](store::Settings& s) {
+    if (p.name) s.name = *p.name;
+    if (p.organization) s.organization = *p.organization;
+    if (p.description) s.description = *p.description;
+    if (p.signup_enabled) s.signup_enabled = *p.signup_enabled;
+    if (p.notifications_enabled) s.notifications_enabled = *p.notifications_enabled;
+    if (admin_email) s.admin_email = *admin_email;
+    if (p.association_request_auto_approval) {
+      s.association_request_auto_approval = *p.association_request_auto_approval;
+    }
+    if (p.allow_guest_sessions) s.allow_guest_sessions = *p.allow_guest_sessions;
+    if (p.welcome_markdown) s.welcome_markdown = *p.welcome_markdown;
+    if (p.output_review) s.output_review = *p.output_review;
+  };
   // Which settings changed, by name; never their values.
   std::string what;
   for (auto [set, name] :
@@ -196,10 +197,19 @@ Result<store::Settings> SettingsService::Update(const Principal& caller, const S
         {p.output_review.has_value(), "output_review"}}) {
     if (set) what += what.empty() ? name : std::string(",") + name;
   }
-  RETURN_IF_ERROR(Save(s, [&](store::Store& tx) {
+  store::Settings s;
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    ASSIGN_OR_RETURN(auto stored, tx.GetSettings());
+    if (!stored) return FailedPreconditionError("no datasite has started on this database yet");
+    s = std::move(*stored);
+    apply(s);
+    RETURN_IF_ERROR(tx.PutSettings(s));
     return tx.AppendAudit(
         {clock_.NowSeconds(), caller.AuditName(), "settings.update", "settings", what});
   }));
+  std::lock_guard lock(mu_);
+  settings_ = s;
+  ++version_;
   return s;
 }
 

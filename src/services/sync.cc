@@ -421,6 +421,10 @@ Result<store::SyncPeer> SyncService::RotatePeer(const Principal& caller, const s
   if (!IsHexKey(verify_key)) {
     return InvalidArgumentError("'verify_key': 64 lowercase hex digits (an ed25519 public key)");
   }
+  // Its loaded imports go first: taking mu_ after the change would invert the order in which
+  // Diff/Batch/Apply take mu_ and the store, for a request holding the store (RunIdempotent). An
+  // import loaded meanwhile never applies anyway (CheckApplyAllowed reads the peer's key).
+  DropImportsOfPeer(name);
   RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
     Status st = tx.RotateSyncPeerKey(name, verify_key, clock_.NowSeconds());
     if (st.code() == StatusCode::kAlreadyExists) {
@@ -430,18 +434,17 @@ Result<store::SyncPeer> SyncService::RotatePeer(const Principal& caller, const s
     return tx.AppendAudit({clock_.NowSeconds(), caller.AuditName(), "sync.peer_rotate",
                            "peer:" + name, "verify_key " + verify_key});
   }));
-  DropImportsOfPeer(name);
   return store_.GetSyncPeer(name);
 }
 
 Status SyncService::RevokePeer(const Principal& caller, const std::string& name) {
   RETURN_IF_ERROR(NeedAdmin(caller));
+  DropImportsOfPeer(name);  // first, as in RotatePeer
   RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.RevokeSyncPeer(name, clock_.NowSeconds()));
     return tx.AppendAudit(
         {clock_.NowSeconds(), caller.AuditName(), "sync.peer_revoke", "peer:" + name, ""});
   }));
-  DropImportsOfPeer(name);
   return Status::Ok();
 }
 

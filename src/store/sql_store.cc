@@ -1875,9 +1875,7 @@ class SqlStore : public Store {
     st = CommitOutermost();
     if (!st.ok()) {
       (void)conn_->Exec("ROLLBACK");
-      ++settings_version_;
-      ++catalog_version_;
-      ++auth_version_;
+      ForgetCachedVersions();
       return st;
     }
     return IdempotentRun::kCommitted;
@@ -3599,6 +3597,10 @@ class SqlStore : public Store {
     tx_depth_ = 0;
     DropAfterCommit(0);
     (void)conn_->Exec("ROLLBACK");
+    ForgetCachedVersions();
+  }
+  // Every version moves: caches that may hold what a rolled-back transaction wrote read again.
+  void ForgetCachedVersions() {
     ++settings_version_;
     ++catalog_version_;
     ++auth_version_;
@@ -3622,6 +3624,8 @@ class SqlStore : public Store {
     }
     --tx_depth_;
     if (tx_depth_ == 0) return CommitOutermost();
+    // What waited for the released savepoint now waits with its parent (and goes if it rolls back).
+    for (auto& entry : after_commit_) entry.first = std::min(entry.first, tx_depth_);
     return Savepoint("RELEASE sp" + std::to_string(tx_depth_));
   }
   // COMMIT, then what waited for it (AfterCommit). REQUIRES: mu_ held, tx_depth_ == 0.

@@ -2277,6 +2277,11 @@ TEST_F(StoreTest, AfterCommitWaitsForTheCommitAndSkipsWhatIsRolledBack) {
                   ->InTransaction([&](Store& tx) -> Status {
                     RETURN_IF_ERROR(tx.InsertUser(MakeUser("u1", "a@example.org", "A")));
                     tx.AfterCommit([&] { ran.push_back("outer"); });
+                    // A nested transaction that holds: what it asked for waits for the outer one.
+                    EXPECT_TRUE(tx.InTransaction([&](Store& nested) -> Status {
+                                    nested.AfterCommit([&] { ran.push_back("released"); });
+                                    return Status::Ok();
+                                  }).ok());
                     // A nested transaction that fails: what it asked for goes with it.
                     Status inner = tx.InTransaction([&](Store& nested) -> Status {
                       nested.AfterCommit([&] { ran.push_back("rolled back"); });
@@ -2287,7 +2292,7 @@ TEST_F(StoreTest, AfterCommitWaitsForTheCommitAndSkipsWhatIsRolledBack) {
                     return Status::Ok();
                   })
                   .ok());
-  EXPECT_EQ(ran, std::vector<std::string>{"outer"});
+  EXPECT_EQ(ran, (std::vector<std::string>{"outer", "released"}));
   ran.clear();
   EXPECT_FALSE(store_
                    ->InTransaction([&](Store& tx) -> Status {

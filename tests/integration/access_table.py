@@ -74,6 +74,11 @@ BACKGROUND_TABLES = {
     "mail_outbox": "the mail sender records its attempts (the crawl's SMTP server is down) and "
                    "sends what falls due, without a request",
 }
+# Columns the server writes by itself, without a request: left out of the comparison.
+BACKGROUND_COLUMNS = {
+    ("jobs", "lease_expires_at"): "a running job's lease, renewed by its worker's heartbeat every "
+                                  "second",
+}
 NO_BODY = object()
 DEFAULT_TOKEN = object()
 CSV = b"age,score\n31,1.5\n45,2.25\n29,3.0\n"

@@ -14,6 +14,7 @@ import urllib.parse
 import pytest
 
 from access_table import (
+    BACKGROUND_COLUMNS,
     BACKGROUND_TABLES,
     CALLERS,
     DEFAULT_TOKEN,
@@ -58,17 +59,20 @@ def served_routes(api):
 
 
 def state_of(data_dir):
-    """Every row of every table (but BACKGROUND_TABLES), and every file (with its size) of the
-    data dir."""
+    """Every row of every table (but BACKGROUND_TABLES and BACKGROUND_COLUMNS), and every file
+    (with its size) of the data dir."""
     db = sqlite3.connect("file:{}?mode=ro".format(data_dir / "datasite.db"), uri=True, timeout=10)
     try:
         tables = [
             r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             if r[0] not in BACKGROUND_TABLES
         ]
-        state = {
-            t: sorted(map(repr, db.execute('SELECT * FROM "{}"'.format(t)))) for t in tables
-        }
+        state = {}
+        for t in tables:
+            columns = [c[1] for c in db.execute('PRAGMA table_info("{}")'.format(t))
+                       if (t, c[1]) not in BACKGROUND_COLUMNS]
+            select = 'SELECT {} FROM "{}"'.format(", ".join('"%s"' % c for c in columns), t)
+            state[t] = sorted(map(repr, db.execute(select)))
     finally:
         db.close()
     state["<files>"] = sorted(
