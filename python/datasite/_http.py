@@ -16,6 +16,9 @@ DEFAULT_TIMEOUT = 30.0
 _LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
 
 _CHANGES = ("POST", "PUT", "PATCH", "DELETE")
+# Routes whose changes the server does not commit with their key (they wait for a job): sent without
+# one, and so sent again only when nothing was sent (docs/API.md, "Idempotency keys").
+_NOT_KEYED = ("job_kill",)
 # A request that got no answer, or a proxy's "no server could answer" (502, 504), is sent again
 # for this long: long enough for a proxy to move past a server that died (or a supervisor to
 # restart it), short enough to surface a real outage. Only once the server has answered this
@@ -92,7 +95,13 @@ class Transport:
         and ``ServerConnectionError`` when there is no answer at all.
         """
         method, path = route_path(route, path_params, query)
-        return self.request(method, path, body=body, authenticated=authenticated, timeout=timeout)
+        keyed = route not in _NOT_KEYED and not (
+            route == "code_run" and (body or {}).get("blocking", True) is not False
+        )
+        raw, _ = self._exchange(
+            method, path, body, "application/json", authenticated, timeout, keyed_changes=keyed
+        )
+        return _decode(raw)
 
     def call_raw(self, route, path_params=None, query=None, timeout=None):
         """Calls a route that answers bytes; returns ``(bytes, headers)`` (headers lower-cased).

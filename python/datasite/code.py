@@ -43,8 +43,9 @@ BLOCKING_MARGIN_SECONDS = 120
 DEFAULT_BLOCKING_SECONDS = 3600
 
 
-# The longest single wait the server grants (GET /api/v1/jobs/{id}/wait).
-_WAIT_SECONDS_PER_CALL = 600
+# The longest single wait asked of the server (GET /api/v1/jobs/{id}/wait grants up to 600 s): under
+# the 60 s a proxy (nginx's proxy_read_timeout) commonly allows an answer.
+_WAIT_SECONDS_PER_CALL = 50
 
 
 def _server_waits(client):

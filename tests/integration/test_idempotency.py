@@ -261,3 +261,24 @@ def test_keyed_mail_setup_and_settings_changes_at_once_never_deadlock(server):
         t.join(timeout=120)
     assert not any(t.is_alive() for t in threads), "the server stopped answering (deadlock)"
     assert not failures, failures[:3]
+
+
+def test_the_client_sends_no_key_where_the_server_would_ignore_it(world, monkeypatch):
+    """A kill and a blocking run wait for a job: the server does not commit them with a key, so
+    the client must not send them again as if it did."""
+    api, actors = world
+    client = client_for(api.port, actors["scientist"].token)
+    sent = []
+    real = client._transport._opener.open
+
+    def spy(req, *args, **kwargs):
+        sent.append((req.full_url.rsplit("/", 1)[-1], req.get_header("Idempotency-key")))
+        return real(req, *args, **kwargs)
+
+    monkeypatch.setattr(client._transport._opener, "open", spy)
+    missing = str(uuid.uuid4())
+    for route, body in (("job_kill", {}), ("code_run", {"blocking": True}), ("code_run", {}),
+                        ("code_run", {"blocking": False})):
+        with pytest.raises(sy.DatasiteError):
+            client._transport.call(route, path_params={"id": missing}, body=body)
+    assert [bool(key) for _, key in sent] == [False, False, False, True], sent
