@@ -113,22 +113,17 @@ http::Response RunWithIdempotencyKey(store::Store& store, const http::Request& r
     return http::ErrorResponse(503, "UNAVAILABLE",
                                "the change was not applied (the database failed): send it again");
   }
-  if (*run == store::Store::IdempotentRun::kNoChange || res.status >= 400) {
-    // A retry that ran while the first request was still running may have been refused because
-    // of what the first one did (its object exists now): the first one's answer is the answer.
-    kept = store.GetIdempotentAnswer(scope, req.idempotency_key);
-    if (kept.ok() && *kept && *run != store::Store::IdempotentRun::kCommitted) {
-      return Replay(**kept, fingerprint);
-    }
-    return res;
-  }
-  if (*run == store::Store::IdempotentRun::kLostRace) {
-    // The same request ran on another server and committed first; this run was undone.
-    kept = store.GetIdempotentAnswer(scope, req.idempotency_key);
-    if (!kept.ok()) return http::ErrorResponse(kept.status());
-    if (!*kept) return http::ErrorResponse(503, "UNAVAILABLE", "send the request again");
-    return Replay(**kept, fingerprint);
-  }
+  using Run = store::Store::IdempotentRun;
+  if (*run == Run::kCommitted) return res;
+  if (*run == Run::kNoChange && res.status < 400) return res;
+  // This run was undone (the same request committed first on another server), or it was refused,
+  // perhaps because of what a first run of the same request did (its object exists now): the
+  // first run's answer is the answer.
+  const bool lost = *run == Run::kLostRace;
+  kept = store.GetIdempotentAnswer(scope, req.idempotency_key);
+  if (!kept.ok()) return lost ? http::ErrorResponse(kept.status()) : res;
+  if (*kept) return Replay(**kept, fingerprint);
+  if (lost) return http::ErrorResponse(503, "UNAVAILABLE", "send the request again");
   return res;
 }
 

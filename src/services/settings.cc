@@ -111,10 +111,14 @@ Status SettingsService::Save(store::Settings settings,
     RETURN_IF_ERROR(tx.PutSettings(settings));
     return also ? also(tx) : Status::Ok();
   }));
+  Publish(std::move(settings));
+  return Status::Ok();
+}
+
+void SettingsService::Publish(store::Settings settings) {
   std::lock_guard lock(mu_);
   settings_ = std::move(settings);
   ++version_;
-  return Status::Ok();
 }
 
 void SettingsService::Refresh() const {
@@ -207,9 +211,7 @@ Result<store::Settings> SettingsService::Update(const Principal& caller, const S
     return tx.AppendAudit(
         {clock_.NowSeconds(), caller.AuditName(), "settings.update", "settings", what});
   }));
-  std::lock_guard lock(mu_);
-  settings_ = s;
-  ++version_;
+  Publish(s);
   return s;
 }
 

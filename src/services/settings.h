@@ -76,6 +76,8 @@ class SettingsService {
   void Refresh() const;
   // Writes `settings` and, in the same transaction, what `also` appends (its audit entry).
   Status Save(store::Settings settings, const std::function<Status(store::Store&)>& also = nullptr);
+  // Makes `settings`, just committed, the copy served from memory.
+  void Publish(store::Settings settings);
 
   store::Store& store_;
   const Clock& clock_;

@@ -1874,8 +1874,7 @@ class SqlStore : public Store {
     tx_depth_ = 0;
     st = CommitOutermost();
     if (!st.ok()) {
-      (void)conn_->Exec("ROLLBACK");
-      ForgetCachedVersions();
+      DropDeferred();
       return st;
     }
     return IdempotentRun::kCommitted;
