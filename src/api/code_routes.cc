@@ -532,7 +532,9 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
         ASSIGN_OR_RETURN(auto j, code.Kill(caller, req.path_params["id"]));
         return Reply{200, JobJson(j, caller, code, false), {}};
       },
-      "", http::Lane::kWait);  // it waits a moment for the job to stop
+      // It waits a moment for the job to stop: on the request pool (the wait pool may be full of
+      // a user's waits), and without a key (see Keys).
+      "", http::Lane::kDefault, internal::Keys::kIgnore);
   routes->Add("GET", "/api/v1/account/quota", Role::kDataScientist, "account",
               "The caller's own job results and logs (the bytes of those they may read), "
               "unfinished jobs, and their limits.",

@@ -1,6 +1,7 @@
 #include "api/route_table.h"
 
 #include "api/idempotency.h"
+#include "core/random.h"
 
 namespace datasite::api::internal {
 
@@ -106,18 +107,21 @@ http::Route Describe(const char* method, const char* pattern, Role min_role, con
 }  // namespace
 
 void Routes::Add(const char* method, const char* pattern, Role min_role, const char* tag,
-                 const char* summary, Handler handler, std::string schema, http::Lane lane) {
+                 const char* summary, Handler handler, std::string schema, http::Lane lane,
+                 Keys keys) {
   http::Route route = Describe(method, pattern, min_role, tag, summary);
   route.lane = lane;
   route.request_schema = std::move(schema);
-  route.handler = [&ctx = ctx_, min_role, lane, handler = std::move(handler)](http::Request& req) {
+  route.handler = [&ctx = ctx_, min_role, lane, keys,
+                   handler = std::move(handler)](http::Request& req) {
     auto principal = Authorize(ctx, req, min_role);
     if (!principal.ok()) return http::ErrorResponse(principal.status());
     if (ctx.idempotency_store != nullptr && principal->authenticated() && HasIdempotencyKey(req) &&
-        Deferrable(req, lane)) {
-      // Keys are kept per user (per session for guests), so one caller never sees another's.
-      const std::string scope =
-          principal->user_id ? "user:" + *principal->user_id : "session:" + principal->token_hash;
+        keys == Keys::kCommitWithAnswer && Deferrable(req, lane)) {
+      // Keys are kept per session: one caller never sees another's answers, nor one session the
+      // answer of a change bound to another (a logout answered for a session it did not end).
+      // (token_hash is raw bytes: hex, for a TEXT column.)
+      const std::string scope = "session:" + HexEncode(principal->token_hash);
       return RunWithIdempotencyKey(*ctx.idempotency_store, req, scope,
                                    [&] { return Render(handler(req, *principal)); });
     }

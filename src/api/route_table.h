@@ -46,6 +46,10 @@ inline Reply SecretReply(nlohmann::json body, int status = 200) {
 }
 
 using Handler = std::function<Result<Reply>(http::Request&, const services::Principal&)>;
+
+// What a route does with an Idempotency-Key (api/idempotency.h): commit its changes with its
+// answer, or ignore it (a handler that waits for other threads after its first write).
+enum class Keys { kCommitWithAnswer, kIgnore };
 using SinkOpener = std::function<Result<std::unique_ptr<http::BodySink>>(
     http::Request&, const services::Principal&)>;
 
@@ -64,7 +68,7 @@ class Routes {
   // A route callable by `min_role` and above (Role::kNone: anyone, token optional).
   void Add(const char* method, const char* pattern, auth::Role min_role, const char* tag,
            const char* summary, Handler handler, std::string schema = "",
-           http::Lane lane = http::Lane::kDefault);
+           http::Lane lane = http::Lane::kDefault, Keys keys = Keys::kCommitWithAnswer);
   // A route whose body is streamed into the sink `open` returns.
   void AddUpload(const char* method, const char* pattern, auth::Role min_role, const char* tag,
                  const char* summary, SinkOpener open);

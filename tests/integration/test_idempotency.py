@@ -4,6 +4,7 @@ waits for a blocking run with GET /api/v1/jobs/{id}/wait. (Servers dying mid-req
 test_scale_out.py.)"""
 
 import threading
+import time
 import uuid
 
 import pytest
@@ -282,3 +283,48 @@ def test_the_client_sends_no_key_where_the_server_would_ignore_it(world, monkeyp
         with pytest.raises(sy.DatasiteError):
             client._transport.call(route, path_params={"id": missing}, body=body)
     assert [bool(key) for _, key in sent] == [False, False, False, True], sent
+
+
+def test_a_key_reused_in_another_session_is_that_sessions_own(world):
+    """Regression (a cold attack): keys were kept per user, so a logout sent again with the key of
+    an earlier session's logout was answered "Logged out" from the record and did not happen."""
+    api, actors = world
+    email = actors["scientist"].user["email"]
+    key = "logout-" + uuid.uuid4().hex
+    first = api.login(email, PASSWORD)
+    assert api.post("/api/v1/auth/logout", {}, token=first,
+                    headers={"Idempotency-Key": key}).status == 200
+    second = api.login(email, PASSWORD)
+    again = api.post("/api/v1/auth/logout", {}, token=second, headers={"Idempotency-Key": key})
+    assert again.status == 200 and "idempotent-replayed" not in again.headers, again
+    assert api.get("/api/v1/account", token=second).status == 401
+
+
+@needs_sandbox
+def test_a_users_waits_do_not_hold_up_a_kill(world):
+    """Regression (a cold attack): kills ran on the wait pool, which 32 waits of one user filled:
+    a data owner's kill of that user's job took 28 s."""
+    api, actors = world
+    _, asset_id = table_dataset(api, actors["owner"].token)
+    scientist = actors["scientist"].token
+    fname = unique("idem_hog").replace("-", "_")
+    code = api.post("/api/v1/code", {"name": fname,
+                                     "source": "import time\ndef {}(data):\n    time.sleep(60)\n"
+                                     .format(fname),
+                                     "inputs": {"data": {"asset_id": asset_id}}},
+                    token=scientist).json
+    job = api.post("/api/v1/code/{}/run".format(code["id"]), {"mock": True, "blocking": False},
+                   token=scientist).json
+    waits = [threading.Thread(target=api.get, args=("/api/v1/jobs/{}/wait?timeout=14".format(
+        job["id"]),), kwargs={"token": scientist}) for _ in range(40)]
+    for t in waits:
+        t.start()
+    time.sleep(1)
+    started = time.monotonic()
+    killed = api.post("/api/v1/jobs/{}/kill".format(job["id"]), {},
+                      token=actors["owner"].token)
+    took = time.monotonic() - started
+    for t in waits:
+        t.join(timeout=30)
+    assert killed.status == 200, killed
+    assert took < 10, "the kill waited {:.1f} s behind the waits".format(took)
