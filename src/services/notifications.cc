@@ -299,6 +299,7 @@ Status Notifications::OnPasswordReset(store::Store& tx, const store::User& user,
   m.html = "<p>Hello " + EscapeHtml(user.name) + ",</p>\n<p>" + EscapeHtml(line) +
            "</p>\n<p>Token: <code>" + EscapeHtml(token) + "</code></p>\n";
   m.created_at = m.not_before = clock_.NowMillis();
+  m.expires_at = expires_at * 1000;
   return tx.EnqueueMail(m).status();
 }
 
@@ -448,10 +449,21 @@ void Notifications::SenderLoop() {
 }
 
 void Notifications::SendDue() {
-  auto due = store_.DueMail(clock_.NowMillis(), 1000);
+  const int64_t now = clock_.NowMillis();
+  auto due = store_.DueMail(now, 1000);
   if (!due.ok()) {
     spdlog::warn("mail: cannot read the outbox: {}", due.status().ToString());
     return;
+  }
+  // A token that has died is neither sent nor kept.
+  auto dead = [now](const store::OutboxMail& m) {
+    return m.expires_at != 0 && m.expires_at <= now;
+  };
+  if (std::any_of(due->begin(), due->end(), dead)) {
+    if (Status dropped = store_.DropExpiredMail(now); !dropped.ok()) {
+      spdlog::warn("mail: cannot drop expired mail: {}", dropped.ToString());
+    }
+    std::erase_if(*due, dead);
   }
   if (due->empty()) return;
   auto config = store_.GetMailSettings();

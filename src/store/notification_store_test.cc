@@ -179,6 +179,66 @@ TEST_F(NotificationStoreTest, DeletingPendingResetsEndsEveryUnusedTokenOfTheUser
   EXPECT_TRUE(store_->DeletePendingPasswordResets("nobody").ok());
 }
 
+// A reset mail carries its token in clear: the outbox keeps it only until it is sent, the token
+// dies or the user's tokens are revoked, whichever comes first.
+OutboxMail ResetMail(const std::string& user_id, int64_t expires_at_ms) {
+  OutboxMail m;
+  m.recipient = user_id + "@example.org";
+  m.user_id = user_id;
+  m.kind = "password_reset";
+  m.subject = "Reset";
+  m.text = "Token: secret-token-text";
+  m.html = "<code>secret-token-html</code>";
+  m.batchable = false;
+  m.expires_at = expires_at_ms;
+  return m;
+}
+
+TEST_F(NotificationStoreTest, SentResetMailKeepsNoToken) {
+  auto reset = store_->EnqueueMail(ResetMail("u1", 200'000));
+  auto plain = store_->EnqueueMail(MakeMail("a@example.org", 0));
+  ASSERT_TRUE(reset.ok() && plain.ok());
+  auto due = store_->DueMail(1000, 100);
+  ASSERT_EQ(due->size(), 2u);
+  EXPECT_EQ((*due)[0].text, "Token: secret-token-text");  // kept until sent
+  EXPECT_EQ((*due)[0].expires_at, 200'000);
+  ASSERT_TRUE(store_->MarkMailSent({*reset, *plain}, 1001).ok());
+  auto all = store_->ListOutbox(10);
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].text, "");
+  EXPECT_EQ((*all)[0].html, "");
+  EXPECT_EQ((*all)[0].subject, "Reset");
+  EXPECT_EQ((*all)[0].sent_at, 1001);
+  EXPECT_EQ((*all)[1].text, "t");  // a mail without a secret keeps its body
+}
+
+TEST_F(NotificationStoreTest, UnsentResetMailIsDroppedWhenItsTokenDies) {
+  ASSERT_TRUE(store_->EnqueueMail(ResetMail("u1", 5000)).ok());
+  ASSERT_TRUE(store_->EnqueueMail(ResetMail("u2", 9000)).ok());
+  ASSERT_TRUE(store_->EnqueueMail(MakeMail("a@example.org", 0)).ok());
+  ASSERT_TRUE(store_->DropExpiredMail(4999).ok());
+  EXPECT_EQ(store_->ListOutbox(10)->size(), 3u);
+  ASSERT_TRUE(store_->DropExpiredMail(5000).ok());
+  auto left = store_->ListOutbox(10);
+  ASSERT_EQ(left->size(), 2u);
+  EXPECT_EQ((*left)[0].user_id, "u2");
+  EXPECT_EQ((*left)[1].kind, "request.new");
+}
+
+TEST_F(NotificationStoreTest, RevokingResetsDropsTheirUnsentMailsOnly) {
+  auto sent = store_->EnqueueMail(ResetMail("u1", 9000));
+  ASSERT_TRUE(sent.ok());
+  ASSERT_TRUE(store_->MarkMailSent({*sent}, 10).ok());
+  ASSERT_TRUE(store_->EnqueueMail(ResetMail("u1", 9000)).ok());
+  ASSERT_TRUE(store_->EnqueueMail(ResetMail("u2", 9000)).ok());
+  ASSERT_TRUE(store_->DeletePendingPasswordResets("u1").ok());
+  auto left = store_->ListOutbox(10);
+  ASSERT_EQ(left->size(), 2u);
+  EXPECT_EQ((*left)[0].seq, *sent);  // the record that it went out stays, blank
+  EXPECT_EQ((*left)[0].text, "");
+  EXPECT_EQ((*left)[1].user_id, "u2");
+}
+
 TEST_F(NotificationStoreTest, DeletingAUserDeletesTheirNotificationsAndResets) {
   ASSERT_TRUE(store_->InsertNotification(MakeNote("n1", "u1")).ok());
   ASSERT_TRUE(store_->InsertPasswordReset({"hash1", "u1", "self", 100, 200}).ok());

@@ -692,6 +692,18 @@ CREATE TABLE idempotency_keys (
 );
 CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
 )sql",
+    // Version 22: a mail whose body carries a secret (a password-reset token) says when that
+    // secret dies; its body is blanked once sent and the mail dropped unsent once the secret has
+    // died or been revoked (see MarkMailSent, DropExpiredMail). Bodies of reset mails sent before
+    // are blanked here; an unsent one lives as long as its user's longest unused token.
+    R"sql(
+ALTER TABLE mail_outbox ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
+UPDATE mail_outbox SET body_text = '', body_html = '' WHERE kind = 'password_reset' AND sent_at <> 0;
+UPDATE mail_outbox SET expires_at = 1000 * coalesce(
+    (SELECT max(r.expires_at) FROM password_resets r
+     WHERE r.user_id = mail_outbox.user_id AND r.used_at = 0), 1)
+  WHERE kind = 'password_reset' AND sent_at = 0;
+)sql",
 };
 
 // PostgreSQL's form of every migration after kPostgresBaselineVersion, in order.
@@ -756,6 +768,15 @@ CREATE TABLE idempotency_keys (
   PRIMARY KEY (scope, key)
 );
 CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
+)sql",
+    // Version 22 (see above).
+    R"sql(
+ALTER TABLE mail_outbox ADD COLUMN expires_at BIGINT NOT NULL DEFAULT 0;
+UPDATE mail_outbox SET body_text = '', body_html = '' WHERE kind = 'password_reset' AND sent_at <> 0;
+UPDATE mail_outbox SET expires_at = 1000 * coalesce(
+    (SELECT max(r.expires_at) FROM password_resets r
+     WHERE r.user_id = mail_outbox.user_id AND r.used_at = 0), 1)
+  WHERE kind = 'password_reset' AND sent_at = 0;
 )sql",
 };
 static_assert(std::size(kMigrations) == kPostgresBaselineVersion + std::size(kPostgresMigrations),
@@ -1169,7 +1190,7 @@ Notification ReadNotification(Stmt& s) {
 
 constexpr const char* kOutboxSelect =
     "SELECT seq, recipient, user_id, kind, subject, body_text, body_html, batchable, created_at, "
-    "not_before, attempts, last_error, sent_at FROM mail_outbox";
+    "not_before, attempts, last_error, sent_at, expires_at FROM mail_outbox";
 
 OutboxMail ReadOutbox(Stmt& s) {
   OutboxMail m;
@@ -1186,6 +1207,7 @@ OutboxMail ReadOutbox(Stmt& s) {
   m.attempts = s.Int(10);
   m.last_error = s.Text(11);
   m.sent_at = s.Int(12);
+  m.expires_at = s.Int(13);
   return m;
 }
 
@@ -2044,7 +2066,8 @@ class SqlStore : public Store {
     std::lock_guard lock(mu_);
     Stmt s(stmts_,
            "INSERT INTO mail_outbox (recipient, user_id, kind, subject, body_text, body_html, "
-           "batchable, created_at, not_before) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq");
+           "batchable, created_at, not_before, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+           "RETURNING seq");
     s.Bind(m.recipient)
         .Bind(m.user_id)
         .Bind(m.kind)
@@ -2053,7 +2076,8 @@ class SqlStore : public Store {
         .Bind(m.html)
         .Bind(m.batchable)
         .Bind(m.created_at)
-        .Bind(m.not_before);
+        .Bind(m.not_before)
+        .Bind(m.expires_at);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return InternalError("the outbox insert returned no sequence number");
     return s.Int(0);
@@ -2072,13 +2096,24 @@ class SqlStore : public Store {
     std::lock_guard lock(mu_);
     RETURN_IF_ERROR(Begin());
     for (int64_t seq : seqs) {
-      Stmt s(stmts_, "UPDATE mail_outbox SET sent_at = ? WHERE seq = ?");
+      // A secret's body is not kept once it has gone out.
+      Stmt s(stmts_,
+             "UPDATE mail_outbox SET sent_at = ?, "
+             "body_text = CASE WHEN expires_at <> 0 THEN '' ELSE body_text END, "
+             "body_html = CASE WHEN expires_at <> 0 THEN '' ELSE body_html END WHERE seq = ?");
       if (Status st = s.Bind(now_ms).Bind(seq).Run(); !st.ok()) {
         Rollback();
         return st;
       }
     }
     return Commit();
+  }
+
+  Status DropExpiredMail(int64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "DELETE FROM mail_outbox WHERE sent_at = 0 AND expires_at <> 0 AND expires_at <= ?");
+    return s.Bind(now_ms).Run();
   }
 
   Status MarkMailFailed(const std::vector<int64_t>& seqs, int64_t retry_at_ms,
@@ -2185,7 +2220,11 @@ class SqlStore : public Store {
   Status DeletePendingPasswordResets(const std::string& user_id) override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_, "DELETE FROM password_resets WHERE user_id = ? AND used_at = 0");
-    return s.Bind(user_id).Run();
+    RETURN_IF_ERROR(s.Bind(user_id).Run());
+    // Their mails, if still unsent, go too: nobody needs a dead token, and it is not kept.
+    Stmt m(stmts_,
+           "DELETE FROM mail_outbox WHERE user_id = ? AND kind = 'password_reset' AND sent_at = 0");
+    return m.Bind(user_id).Run();
   }
 
   Result<std::vector<PasswordReset>> PendingPasswordResets(int64_t now) override {

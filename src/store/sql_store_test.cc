@@ -680,8 +680,8 @@ TEST_F(StoreTest, OpenInMissingDirectoryFails) {
 }
 
 // The upgrade from PostgreSQL's baseline (version 18) on each engine: the shared versions (19),
-// the rate events (20) and the idempotency keys (21) are added, and the versions are bumped by its
-// changes.
+// the rate events (20), the idempotency keys (21) and the outbox's expiry (22) are added, and the
+// versions are bumped by its changes.
 TEST_F(StoreTest, UpgradeFromTheVersionBeforeAddsTheSharedVersions) {
   ASSERT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());
   store_.reset();
@@ -689,7 +689,7 @@ TEST_F(StoreTest, UpgradeFromTheVersionBeforeAddsTheSharedVersions) {
     RawSql(
         "DROP FUNCTION bump_versions() CASCADE; DROP FUNCTION notify_jobs() CASCADE; "
         "DROP TABLE versions; DROP TABLE rate_events; DROP TABLE idempotency_keys; "
-        "UPDATE schema_version SET version = 18");
+        "ALTER TABLE mail_outbox DROP COLUMN expires_at; UPDATE schema_version SET version = 18");
   } else {
     RawSql(
         std::string("DROP TRIGGER version_users_update; DROP TRIGGER version_users_delete; "
@@ -699,10 +699,10 @@ TEST_F(StoreTest, UpgradeFromTheVersionBeforeAddsTheSharedVersions) {
                     "DROP TRIGGER version_assets_update; DROP TRIGGER version_assets_delete; "
                     "DROP TRIGGER version_settings_insert; DROP TRIGGER version_settings_update; "
                     "DROP TABLE versions; DROP TABLE rate_events; DROP TABLE idempotency_keys; "
-                    "PRAGMA user_version = 18"));
+                    "ALTER TABLE mail_outbox DROP COLUMN expires_at; PRAGMA user_version = 18"));
   }
   ASSERT_NO_FATAL_FAILURE(Open());
-  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 21);
+  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 22);
   EXPECT_EQ(RawInt("SELECT count(*) FROM idempotency_keys"), 0);
   EXPECT_TRUE(store_->GetUserById("u1").ok());  // the data is kept
   EXPECT_EQ(RawInt("SELECT value FROM versions WHERE name = 'auth'"), 0);
@@ -713,6 +713,35 @@ TEST_F(StoreTest, UpgradeFromTheVersionBeforeAddsTheSharedVersions) {
   EXPECT_EQ(RawInt("SELECT value FROM versions WHERE name = 'auth'"), 1);
   EXPECT_EQ(RawInt("SELECT value FROM versions WHERE name = 'catalog'"), 1);
   EXPECT_EQ(RawInt("SELECT value FROM versions WHERE name = 'settings'"), 0);
+}
+
+// The upgrade to version 22 scrubs the reset tokens that the outbox kept in clear: sent mails lose
+// their bodies, an unsent one lives until its user's last unused token expires.
+TEST_F(StoreTest, UpgradeBlanksResetTokensTheOutboxKept) {
+  ASSERT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());
+  ASSERT_TRUE(store_->InsertPasswordReset({"hash1", "u1", "self", 100, 700}).ok());
+  OutboxMail m;
+  m.recipient = "a@example.org";
+  m.user_id = "u1";
+  m.kind = "password_reset";
+  m.subject = "Reset";
+  m.batchable = false;
+  auto sent = store_->EnqueueMail(m);
+  auto unsent = store_->EnqueueMail(m);
+  ASSERT_TRUE(sent.ok() && unsent.ok());
+  store_.reset();
+  RawSql(
+      "UPDATE mail_outbox SET body_text = 'Token: old', body_html = 'old'; "
+      "UPDATE mail_outbox SET sent_at = 5 WHERE seq = " +
+      std::to_string(*sent) + "; ALTER TABLE mail_outbox DROP COLUMN expires_at; " +
+      (postgres() ? "UPDATE schema_version SET version = 21" : "PRAGMA user_version = 21"));
+  ASSERT_NO_FATAL_FAILURE(Open());
+  auto all = store_->ListOutbox(10);
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].text, "");
+  EXPECT_EQ((*all)[0].html, "");
+  EXPECT_EQ((*all)[1].text, "Token: old");  // still to be sent
+  EXPECT_EQ((*all)[1].expires_at, 700'000);
 }
 
 // Replicas share one PostgreSQL database: a change made through one store is seen by another

@@ -448,6 +448,9 @@ struct OutboxMail {
   std::string html;  // HTML body
   // Mails of a recipient that may go out together as one digest: everything but resets and tests.
   bool batchable = true;
+  // Unix ms when a secret in the body (a password-reset token) stops working; 0 for none. Such a
+  // body is blanked once sent, and the mail dropped if still unsent at that time.
+  int64_t expires_at = 0;
   int64_t created_at = 0;  // unix milliseconds
   int64_t not_before = 0;  // unix milliseconds: the first time it may be sent
   int64_t attempts = 0;    // failed sends so far
@@ -865,7 +868,10 @@ class Store {
   // recipient's unsent mails, due or not, so that they go out together. Oldest first, at most
   // `limit`.
   virtual Result<std::vector<OutboxMail>> DueMail(int64_t now_ms, int64_t limit) = 0;
+  // Marks the mails sent; the bodies of those that carry a secret (expires_at != 0) are blanked.
   virtual Status MarkMailSent(const std::vector<int64_t>& seqs, int64_t now_ms) = 0;
+  // Deletes unsent mails whose secret has expired by `now_ms`.
+  virtual Status DropExpiredMail(int64_t now_ms) = 0;
   // Counts a failed attempt and sets when the mails may be tried again.
   virtual Status MarkMailFailed(const std::vector<int64_t>& seqs, int64_t retry_at_ms,
                                 const std::string& error) = 0;
@@ -885,7 +891,8 @@ class Store {
                                                      int64_t now) = 0;
   // Unused, unexpired resets, oldest first.
   virtual Result<std::vector<PasswordReset>> PendingPasswordResets(int64_t now) = 0;
-  // Deletes the user's unused resets (their tokens stop working); none is not an error.
+  // Deletes the user's unused resets (their tokens stop working) and their unsent mails; none is
+  // not an error.
   virtual Status DeletePendingPasswordResets(const std::string& user_id) = 0;
 
   // Sync (issue 14). The change log is written by triggers in the change's transaction; its
