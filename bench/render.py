@@ -2,7 +2,8 @@
 """Writes docs/BENCHMARKS.md (to stdout) from the JSON figures of the benchmarks.
 
 Usage: render.py LAUNCH_LOGIN.json [UPLOAD_LIST.json [MORE.json...]]; each further file is recognised by its
-"kind": "api_wrk" (bench/api_wrk.py), "soak" (bench/soak.py), "jobs" (bench/jobs.py) or "sync" (bench/sync.py).
+"kind": "api_wrk" (bench/api_wrk.py), "soak" (bench/soak.py), "jobs" (bench/jobs.py), "sync" (bench/sync.py),
+"jobs_queue" (bench/jobs_queue.py) or "scientists" (bench/scientists.py).
 render.py --section MORE.json prints that one section alone.
 """
 import json
@@ -240,6 +241,115 @@ def sync_section(y):
     return out
 
 
+def measured(d, command):
+    """The line that says what was measured where: commit, date, machine, load, the exact command."""
+    return ("Measured on a build of commit %s, %s (%s; load average at the start of each run: %s), by `%s`; "
+            "figures are medians of %d runs.\n" % (d.get("commit", "?"), d.get("date", "?"), d.get("machine", "?"),
+                                                   ", ".join(d.get("load", [])), command, d["runs"]))
+
+
+def jobs_queue_section(j):
+    """A job through the PostgreSQL queue and a separate worker beside the all-in-one SQLite server."""
+    m, sq, pg = j["summary"], j["sqlite"], j["postgres"]
+    out = ["## Jobs through PostgreSQL and a separate worker, against the all-in-one SQLite server "
+           "(bench/jobs_queue.py)\n"]
+    out.append(measured(j, "/usr/bin/python3 bench/jobs_queue.py --runs %d" % j["runs"]))
+    out.append("SQLite: `datasite launch --workers 2` (as bench/jobs.py). PostgreSQL: a private PostgreSQL 15 "
+               "(scripts/pg.sh, its defaults: synchronous_commit on), one `datasite serve --database URL "
+               "--workers 0 --storage-dir DIR` and one `datasite worker --database URL --storage-dir DIR "
+               "--workers 2`. Fresh servers per run, SQLite then PostgreSQL.\n")
+    out.append("| measure | SQLite, 1 process | PostgreSQL, serve + worker | difference | goal | |")
+    out.append("|---|---|---|---|---|---|")
+    d = m["client_p50_delta_ms"]
+    out.append("| Approved `int(data['a'].sum())` on a 10,000-row CSV asset, p50 of %d sequential blocking runs "
+               "**as the Python client makes them** (POST .../run `{\"blocking\": false}`, then GET "
+               "/api/v1/jobs/{id}/wait) | %.1f ms | %.1f ms | %+.1f ms | <= +15 ms | %s |" % (
+                   j["latency_runs"], m["sqlite_client_p50_ms"], m["postgres_client_p50_ms"], d,
+                   "met" if d <= 15 else "not met"))
+    out.append("| The same as one blocking POST .../run `{}` (bench/jobs.py's measure) | %.1f ms | %.1f ms | "
+               "%+.1f ms | | |" % (m["sqlite_blocking_p50_ms"], m["postgres_blocking_p50_ms"],
+                                  m["blocking_p50_delta_ms"]))
+    r = m["cpu_ratio"]
+    out.append("| CPU per trivial job (`return k`; %d submitted non-blocking by 4 threads) over every process "
+               "involved | %.1f ms | %.1f ms | %.2fx | <= 1.2x | %s |" % (
+                   j["jobs"], m["sqlite_cpu_ms_per_job"], m["postgres_cpu_ms_per_job"], r,
+                   "met" if r <= 1.2 else "not met"))
+    out.append("| Throughput of that run, 2 worker slots | %.0f jobs/s | %.0f jobs/s | %.2fx | | |" % (
+        m["sqlite_jobs_per_second"], m["postgres_jobs_per_second"],
+        m["postgres_jobs_per_second"] / m["sqlite_jobs_per_second"]))
+    out.append("")
+    split = lambda c: ", ".join("%s %.1f" % (k.replace("_", " "), v) for k, v in c.items())  # noqa: E731
+    out.append("- CPU per job, ms, by process (medians): SQLite: %s. PostgreSQL: %s. Read from "
+               "`/proc/<pid>/stat` (utime + stime + cutime + cstime) around the throughput run; the sandbox is "
+               "each slot's template with the children it reaped; PostgreSQL's backends are told apart by the "
+               "client port of their connection (pg_stat_activity) and its owner (`ss -tnp`); `pg rest` is the "
+               "postmaster (with the backends it reaped) and its other processes." % (
+                   split(m["sqlite_cpu_split"]), split(m["postgres_cpu_split"])))
+    out.append("- Per-run figures, SQLite / PostgreSQL: client-way p50 %s ms; CPU per job %s ms." % (
+        "; ".join("%.1f / %.1f" % (a["client_p50_ms"], b["client_p50_ms"]) for a, b in zip(sq, pg)),
+        "; ".join("%.1f / %.1f" % (a["cpu_ms_per_job_total"], b["cpu_ms_per_job_total"]) for a, b in zip(sq, pg))))
+    f = j.get("profile")
+    if f:
+        out.append("- **Round trips** (PostgreSQL side, last run, with `log_statement = 'all'` for the count only, "
+                   "not during the measures): per job of the latency measure %.1f statements in %.1f transactions "
+                   "(serve %.1f, worker %.1f); per job of the throughput run %.1f statements in %.1f transactions "
+                   "(serve %.1f, worker %.1f); idle, %.1f statements a second (serve %.1f, worker %.1f). Of all "
+                   "statements in the throughput run, %.1f per job were sent as simple queries and %.1f as "
+                   "unnamed (parsed and planned each time) or prepared executes." % (
+                       f["client_latency"]["statements"], f["client_latency"]["transactions"],
+                       f["client_latency"]["by_process"].get("serve", 0),
+                       f["client_latency"]["by_process"].get("worker", 0),
+                       f["throughput"]["statements"], f["throughput"]["transactions"],
+                       f["throughput"]["by_process"].get("serve", 0), f["throughput"]["by_process"].get("worker", 0),
+                       f["idle"]["statements"], f["idle"]["by_process"].get("serve", 0),
+                       f["idle"]["by_process"].get("worker", 0), f["throughput"]["by_kind"].get("simple", 0),
+                       f["throughput"]["by_kind"].get("unnamed", 0) + f["throughput"]["by_kind"].get("prepared", 0)))
+        out.append("")
+        out.append("| statements per job in the throughput run (most frequent first; the client's polling "
+                   "GET /api/v1/jobs/{id} included) | sent by | per job |")
+        out.append("|---|---|---|")
+        for proc, text, count in f["throughput"]["top"][:16]:
+            out.append("| `%s` | %s | %.2f |" % (text.replace("|", "\\|"), proc, count))
+    out.append("")
+    for note in j.get("notes", []):
+        out.append("- " + note)
+    out.append("")
+    return out
+
+
+def scientists_section(s):
+    """1,000 concurrent logged-in scientists: one SQLite server, and two replicas on PostgreSQL behind nginx."""
+    out = ["## 1,000 scientists at once: listing datasets and polling a job (bench/scientists.py)\n"]
+    s = dict(s, load=[r["load"] for r in s["results"]["sqlite"]])
+    out.append(measured(s, "/usr/bin/python3 bench/scientists.py --runs %d --users %d --duration %g --think %g" % (
+        s["runs"], s["users"], s["duration_s"], s["think_s"])))
+    out.append("%d scientists, each logged in once (created through the API by the admin; set-up of both sides "
+               "%.0f s, mostly argon2id), each on its own kept-alive connection with its own token, one Python "
+               "thread each. Closed loop for %g s a run: GET /api/v1/datasets?page=1&page_size=50 (%d datasets "
+               "stored), GET /api/v1/jobs/{one of its own jobs}, think %g s. Every answer must be a 200. Latency "
+               "from sending a request to having read its whole answer, in the client thread.\n" % (
+                   s["users"], s["setup_s"], s["duration_s"], s["datasets"], s["think_s"]))
+    out.append("| servers | p50 | p99 (goal <= 100 ms) | | requests/s | server CPU per request | server CPU, cores "
+               "| client CPU, cores |")
+    out.append("|---|---|---|---|---|---|---|---|")
+    names = {"sqlite": "1 `datasite serve` on SQLite, clients straight to it",
+             "postgres": "2 `datasite serve` replicas on PostgreSQL 15, behind nginx (2 workers)"}
+    for side, m in s["summary"].items():
+        out.append("| %s | %.1f ms | %.1f ms | %s | %.0f | %.0f us | %.2f | %.2f |" % (
+            names[side], m["p50_ms"], m["p99_ms"], "met" if m["p99_ms"] <= 100 else "not met", m["rps"],
+            m["server_cpu_us_per_request"], m["server_cores"], m["client_cores"]))
+    out.append("")
+    out.append("- Per-run p99, SQLite / PostgreSQL: %s ms. Server CPU: the datasite processes, on PostgreSQL also "
+               "every process of the instance; nginx is left out. The client's CPU is this Python process (all "
+               "1,000 threads), on the same 2 cores." % "; ".join(
+                   "%.1f / %.1f" % (a["p99_ms"], b["p99_ms"])
+                   for a, b in zip(s["results"]["sqlite"], s["results"]["postgres"])))
+    for note in s.get("notes", []):
+        out.append("- " + note)
+    out.append("")
+    return out
+
+
 # Measured by hand (build/bench/audit_chain), not by run.sh: kept as written.
 AUDIT_SECTION = """## Audit log: what hash-chaining costs (build/bench/audit_chain; run by hand, not by run.sh)
 
@@ -263,7 +373,8 @@ def main():
     if sys.argv[1] == "--section":
         # One section alone (to splice into docs/BENCHMARKS.md without rerunning the others).
         doc = json.load(open(sys.argv[2]))
-        print("\n".join({"sync": sync_section, "jobs": jobs_section, "api_wrk": api_section}[doc["kind"]](doc)))
+        print("\n".join({"sync": sync_section, "jobs": jobs_section, "api_wrk": api_section,
+                         "jobs_queue": jobs_queue_section, "scientists": scientists_section}[doc["kind"]](doc)))
         return
     r = json.load(open(sys.argv[1]))
     u = json.load(open(sys.argv[2])) if len(sys.argv) > 2 else None
@@ -367,6 +478,10 @@ Raw figures: `bench/out/*.json` (not committed; rerun to get them).
         out += jobs_section(extra["jobs"])
     if "sync" in extra:
         out += sync_section(extra["sync"])
+    if "jobs_queue" in extra:
+        out += jobs_queue_section(extra["jobs_queue"])
+    if "scientists" in extra:
+        out += scientists_section(extra["scientists"])
     out.append(AUDIT_SECTION)
     out.append("""## Reading the goals
 
