@@ -20,6 +20,7 @@ Usage: /usr/bin/python3 bench/scientists.py [--runs 3] [--users 1000] [--duratio
                                             [--json OUT]
 """
 import argparse
+import collections
 import http.client
 import os
 import random
@@ -37,7 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from api_wrk import cpu_seconds, source_commit  # noqa: E402
 from render import machine  # noqa: E402
 from jobs import Conn, approved, stop  # noqa: E402
-from jobs_queue import dump  # noqa: E402
+from jobs_queue import dump, log_statements, psql, transactions  # noqa: E402
 from launch_login import BINARY, free_port, wait_ready  # noqa: E402
 from replicas import NGINX_CONF, postmaster_pid  # noqa: E402
 from upload_list import login, seed_datasets  # noqa: E402
@@ -91,27 +92,28 @@ def make_scientists(n, ports, admin_token):
         return list(pool.map(lambda i: scientist(i, ports, admin_token, review), range(n)))
 
 
-def load(port, users, duration, think):
-    """The closed loop; returns (latencies in ms, requests, client CPU seconds, wall seconds)."""
+def load(ports, users, duration, think):
+    """The closed loop, scientist k on ports[k % len(ports)]; returns (latencies in ms of the listings, of the
+    job reads, client CPU seconds, wall seconds)."""
     start = threading.Barrier(len(users) + 1)
     results = [None] * len(users)
     errors = []
 
     def user(k, token, job_id):
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        c = http.client.HTTPConnection("127.0.0.1", ports[k % len(ports)], timeout=60)
         headers = {"Authorization": "Bearer " + token}
-        lat = []
+        lat = ([], [])
         start.wait()
         time.sleep(random.uniform(0, think))
         end = t_end[0]
         try:
             while time.perf_counter() < end:
-                for path in (LIST, "/api/v1/jobs/" + job_id):
+                for route, path in enumerate((LIST, "/api/v1/jobs/" + job_id)):
                     t0 = time.perf_counter()
                     c.request("GET", path, headers=headers)
                     r = c.getresponse()
                     body = r.read()
-                    lat.append((time.perf_counter() - t0) * 1000)
+                    lat[route].append((time.perf_counter() - t0) * 1000)
                     if r.status != 200:
                         raise RuntimeError("GET %s: %d %s" % (path, r.status, body[:200]))
                 time.sleep(think)
@@ -135,8 +137,31 @@ def load(port, users, duration, think):
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     if errors:
         raise RuntimeError("%d of %d scientists failed, e.g. %s" % (len(errors), len(users), errors[0]))
-    lat = [v for r in results for v in r]
-    return lat, len(lat), (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime), wall
+    return ([v for r in results for v in r[0]], [v for r in results for v in r[1]],
+            (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime), wall)
+
+
+def statement_profile(url, pgdir, ports, users, a):
+    """Statements and transactions per request the replicas send PostgreSQL under the same load (scientists
+    straight to the replicas), counted with log_statement = 'all' for the count only."""
+    log = os.path.join(pgdir, "postgres.log")
+    psql(url, "ALTER SYSTEM SET log_statement = 'all'")
+    psql(url, "SELECT pg_reload_conf()")
+    time.sleep(1)
+    try:
+        start = os.path.getsize(log)
+        lat_list, lat_job, _, _ = load(ports, users, a.duration, a.think)
+        stmts = log_statements(log, start, os.path.getsize(log))
+    finally:
+        psql(url, "ALTER SYSTEM RESET log_statement")
+        psql(url, "SELECT pg_reload_conf()")
+    n = len(lat_list) + len(lat_job)
+    out = {"requests": n, "statements_per_request": len(stmts) / n,
+           "transactions_per_request": transactions(stmts) / n,
+           "top": [[t[:110], c / n] for t, c in collections.Counter(t for _, _, t in stmts).most_common(15)]}
+    print("profile: %.2f statements, %.2f transactions per request" % (
+        out["statements_per_request"], out["transactions_per_request"]), file=sys.stderr)
+    return out
 
 
 def pct(values, p):
@@ -183,7 +208,7 @@ def main():
         procs.append(nginx)
         wait_ready(front, nginx)
         t = time.perf_counter()
-        sides = {}
+        sides = {}  # side: (port, scientists, datasite pids)
         for side, ports, port, pids in (("sqlite", [sport], sport, [sproc.pid]),
                                         ("postgres", [aport, bport], front, [aproc.pid, bproc.pid])):
             token = login(ports[0])
@@ -194,30 +219,39 @@ def main():
                   file=sys.stderr, flush=True)
         pg_pid = postmaster_pid(pgdir)
         res["setup_s"] = time.perf_counter() - t
-        res["results"] = {side: [] for side in sides}
+        # The same PostgreSQL servers twice: through nginx (the goal's set-up), and with half the scientists
+        # straight to each replica (what nginx adds).
+        targets = {"sqlite": ([sides["sqlite"][0]], sides["sqlite"]),
+                   "postgres": ([front], sides["postgres"]),
+                   "postgres_direct": ([aport, bport], sides["postgres"])}
+        res["results"] = {side: [] for side in targets}
         for run in range(a.runs):
-            for side, (port, users, pids) in sides.items():
-                # The PostgreSQL instance: the postmaster, with the backends it reaped, and its live children.
-                def cpu():
-                    return sum(cpu_seconds(p) for p in pids) + (cpu_seconds(pg_pid) if side == "postgres" else 0)
-
+            for side, (fronts, (_, users, pids)) in targets.items():
+                pg = [pg_pid] if side != "sqlite" else []
                 loadavg = open("/proc/loadavg").read().split()[0]
-                c0 = cpu()
-                lat, n, client_cpu, wall = load(port, users, a.duration, a.think)
-                server_cpu = cpu() - c0
+                c0 = [sum(cpu_seconds(p) for p in ps) for ps in (pids, pg, [nginx.pid])]
+                lat_list, lat_job, client_cpu, wall = load(fronts, users, a.duration, a.think)
+                c1 = [sum(cpu_seconds(p) for p in ps) for ps in (pids, pg, [nginx.pid])]
+                datasite_cpu, pg_cpu, nginx_cpu = (y - x for x, y in zip(c0, c1))
+                lat = lat_list + lat_job
+                n = len(lat)
                 r = {"p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "max_ms": max(lat), "requests": n,
-                     "rps": n / wall, "server_cpu_us_per_request": server_cpu * 1e6 / n,
-                     "server_cores": server_cpu / wall, "client_cores": client_cpu / wall, "load": loadavg}
+                     "list_p50_ms": pct(lat_list, 50), "list_p99_ms": pct(lat_list, 99),
+                     "job_p50_ms": pct(lat_job, 50), "job_p99_ms": pct(lat_job, 99),
+                     "rps": n / wall, "server_cpu_us_per_request": (datasite_cpu + pg_cpu) * 1e6 / n,
+                     "server_cores": (datasite_cpu + pg_cpu) / wall, "datasite_cores": datasite_cpu / wall,
+                     "postgres_cores": pg_cpu / wall, "nginx_cores": nginx_cpu / wall,
+                     "client_cores": client_cpu / wall, "load": loadavg}
                 res["results"][side].append(r)
-                print("%-8s run %d: p50 %.1f ms, p99 %.1f ms, %.0f req/s, server %.0f us/request (%.2f cores), "
-                      "client %.2f cores, load %s" % (side, run + 1, r["p50_ms"], r["p99_ms"], r["rps"],
-                                                       r["server_cpu_us_per_request"], r["server_cores"],
-                                                       r["client_cores"], loadavg), file=sys.stderr, flush=True)
+                print("%-15s run %d: p50 %.1f ms, p99 %.1f ms (listing %.1f, job %.1f), %.0f req/s, server %.0f "
+                      "us/request (datasite %.2f + PostgreSQL %.2f cores), nginx %.2f, client %.2f cores, load %s" % (
+                          side, run + 1, r["p50_ms"], r["p99_ms"], r["list_p99_ms"], r["job_p99_ms"], r["rps"],
+                          r["server_cpu_us_per_request"], r["datasite_cores"], r["postgres_cores"],
+                          r["nginx_cores"], r["client_cores"], loadavg), file=sys.stderr, flush=True)
         med = statistics.median
-        res["summary"] = {side: {k: med(r[k] for r in rs) for k in ("p50_ms", "p99_ms", "rps",
-                                                                     "server_cpu_us_per_request", "server_cores",
-                                                                     "client_cores")}
+        res["summary"] = {side: {k: med(r[k] for r in rs) for k in rs[0] if k != "load"}
                           for side, rs in res["results"].items()}
+        res["profile"] = statement_profile(url, pgdir, [aport, bport], sides["postgres"][1], a)
     finally:
         for p in reversed(procs):
             stop(p)
