@@ -330,6 +330,9 @@ def scientists_section(s):
                "stored), GET /api/v1/jobs/{one of its own jobs}, think %g s. Every answer must be a 200. Latency "
                "from sending a request to having read its whole answer, in the client thread.\n" % (
                    s["users"], s["setup_s"], s["duration_s"], s["datasets"], s["think_s"]))
+    if s.get("jobs_stay_queued"):
+        out.append("**With --jobs-stay-queued**: the servers had no job slots, so the polled jobs stayed queued and "
+                   "no poll read a result.\n")
     out.append("| servers | p50 | p99 (goal <= 100 ms) | | p99 listing / job | requests/s | server CPU per request | "
                "server CPU, cores: datasite + PostgreSQL | nginx, cores | client, cores |")
     out.append("|---|---|---|---|---|---|---|---|---|---|")
@@ -416,8 +419,12 @@ SCIENTISTS_READING = """### Why the goal is not met on PostgreSQL (read from the
   trips, made through each replica's single store connection (behind the store's mutex, where the reads of
   other requests wait too). Job-read p99 straight to the replicas: 176, 130, 780 ms; listing p99 16-33 ms in
   the first two runs. On SQLite the same append is in-process: p99 20 ms.
-- This benchmark polls a job that has already ended, so every poll reads and audits its result again; a poll
-  of a queued or running job has no result and writes nothing (not measured here).
+- This benchmark polls a job that has already ended, so every poll reads and audits its result again. **Check
+  run** without that (`bench/scientists.py --runs 1 --jobs-stay-queued`, 2026-12-03 05:54 UTC, same build:
+  no job slots, the polled jobs stay queued and a poll reads no result): p99 SQLite 6.3 ms, PostgreSQL behind
+  nginx 10.7 ms, straight to the replicas 3.8 ms, at 1,900 req/s; 0.50 statements and no write per request
+  (the job row alone); server CPU 211 against 545 us per request. The machine was quieter then (load 1.6-2.5
+  against 3.9-11), so not all of the difference is the audit, but the tail goes with it.
 - **Suggestions**, biggest first: (1) audit an inline result once per session and job, not per poll; (2) one
   round trip per audit append (an INSERT that takes seq and prev_hash from the head itself), under a lock of
   the audit head rather than the database-wide writers' lock; (3) cache job rows in the replica until the

@@ -16,8 +16,11 @@ request (the datasite processes, and on PostgreSQL every process of the instance
 client's own CPU (this process, all threads; 2 cores shared by everyone). Sides alternate per run; figures
 are medians of runs.
 
+With --jobs-stay-queued the servers have no job slots, so the polled jobs stay queued and a poll reads no
+result (a check of what reading an ended job's result costs; not what run.sh runs).
+
 Usage: /usr/bin/python3 bench/scientists.py [--runs 3] [--users 1000] [--duration 20] [--think 1]
-                                            [--json OUT]
+                                            [--jobs-stay-queued] [--json OUT]
 """
 import argparse
 import collections
@@ -48,10 +51,11 @@ PASSWORD = "Bench-Passw0rd"
 LIST = "/api/v1/datasets?page=1&page_size=50"
 
 
-def serve(data_dir, name, database=None, storage=None):
-    """One `datasite serve` with a job slot of its own (the set-up runs one job per scientist)."""
+def serve(data_dir, name, workers, database=None, storage=None):
+    """One `datasite serve` with `workers` job slots of its own (the set-up runs one job per scientist; with none,
+    and no `datasite worker`, the jobs stay queued)."""
     port = free_port()
-    args = [BINARY, "serve", "--name", name, "--port", str(port), "--data-dir", data_dir, "--workers", "1",
+    args = [BINARY, "serve", "--name", name, "--port", str(port), "--data-dir", data_dir, "--workers", str(workers),
             "--login-attempts-per-minute", "1000000"]
     if database:
         args += ["--database", database, "--storage-dir", storage]
@@ -176,6 +180,8 @@ def main():
     ap.add_argument("--duration", type=float, default=20)
     ap.add_argument("--think", type=float, default=1.0, help="seconds each scientist waits between loops")
     ap.add_argument("--datasets", type=int, default=100)
+    ap.add_argument("--jobs-stay-queued", action="store_true",
+                    help="no job slots: the polled jobs never run (a poll then reads no result)")
     ap.add_argument("--json")
     a = ap.parse_args()
     # 1,000 client sockets here, as many in each server and twice as many in nginx (which inherit it).
@@ -186,15 +192,17 @@ def main():
     pgdir = os.path.join(tmp, "pg")
     procs = []
     res = {"kind": "scientists", "commit": source_commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-           "machine": machine(), "runs": a.runs, "users": a.users, "duration_s": a.duration, "think_s": a.think, "datasets": a.datasets}
+           "machine": machine(), "runs": a.runs, "users": a.users, "duration_s": a.duration, "think_s": a.think, "datasets": a.datasets,
+           "jobs_stay_queued": a.jobs_stay_queued}
     try:
         url = subprocess.run(["bash", os.path.join(ROOT, "scripts/pg.sh"), "start", pgdir], check=True,
                              capture_output=True, text=True, timeout=120).stdout.strip()
         storage = os.path.join(tmp, "storage")
         os.makedirs(storage)
-        sproc, sport = serve(os.path.join(tmp, "sqlite"), "sci-sqlite")
-        aproc, aport = serve(os.path.join(tmp, "a"), "sci-pg", url, storage)
-        bproc, bport = serve(os.path.join(tmp, "b"), "sci-pg", url, storage)
+        workers = 0 if a.jobs_stay_queued else 1
+        sproc, sport = serve(os.path.join(tmp, "sqlite"), "sci-sqlite", workers)
+        aproc, aport = serve(os.path.join(tmp, "a"), "sci-pg", workers, url, storage)
+        bproc, bport = serve(os.path.join(tmp, "b"), "sci-pg", workers, url, storage)
         procs += [sproc, aproc, bproc]
         ndir = os.path.join(tmp, "nginx")
         os.makedirs(ndir)
