@@ -225,18 +225,22 @@ def throughput(port, token, code_id, n_jobs):
     return len(ids) / elapsed
 
 
+def table(rows=10_000):
+    """The latency measure's CSV asset (columns a, b) and the sum of its column a."""
+    csv = ("a,b\n" + "".join("%d,%d.5\n" % (i % 97, i) for i in range(rows))).encode()
+    return csv, sum(i % 97 for i in range(rows))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--json")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="jobbench-")
-    rows = 10_000
-    csv = ("a,b\n" + "".join("%d,%d.5\n" % (i % 97, i) for i in range(rows))).encode()
+    csv, expect = table()
     csv_path = os.path.join(tmp, "t.csv")
     with open(csv_path, "wb") as f:
         f.write(csv)
-    expect = sum(i % 97 for i in range(rows))
     lat, cold, tput = [], [], []
     cpu_sandbox, cpu_server, faults, fork_cpu, fork_faults = [], [], [], [], []
     n_jobs = 400
