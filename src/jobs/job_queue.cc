@@ -21,16 +21,29 @@ Status JobQueue::Start(Runner runner) {
                  recovered.second);
   }
   runner_ = std::move(runner);
-  // Another process queued, ended or asked to kill a job (heard on PostgreSQL): look again now.
-  store_.SetJobsChangedListener([this] {
+  // A process queued, ended or asked to kill a job (heard on PostgreSQL): only what that
+  // change concerns wakes. Each wake costs database round trips, so an idle slot does not try to
+  // lease because a job ended, nor the heartbeat renew leases because one was queued.
+  store_.SetJobsChangedListener([this](store::JobsChange change) {
+    const bool all = change == store::JobsChange::kAnything;
+    bool poke = false;
     {
       std::lock_guard lock(mu_);
-      ++generation_;
-      heartbeat_poke_ = true;
+      if (all || change == store::JobsChange::kQueued) ++queued_;
+      if (all || change == store::JobsChange::kEnded) ++generation_;
+      // A kill for a run of ours is seen by the heartbeat's renewal; with no run here there is
+      // nothing to renew.
+      if ((all || change == store::JobsChange::kKill) && !running_.empty()) {
+        poke = heartbeat_poke_ = true;
+      }
     }
-    work_cv_.notify_all();
-    done_cv_.notify_all();
-    heartbeat_cv_.notify_all();
+    if (all) {
+      work_cv_.notify_all();
+    } else if (change == store::JobsChange::kQueued) {
+      work_cv_.notify_one();  // the slot that leases it wakes the next (WorkerLoop)
+    }
+    if (all || change == store::JobsChange::kEnded) done_cv_.notify_all();
+    if (poke) heartbeat_cv_.notify_all();
   });
   for (int i = 0; i < options_.workers; ++i) threads_.emplace_back([this] { WorkerLoop(); });
   if (options_.workers > 0) heartbeat_ = std::thread([this] { HeartbeatLoop(); });
@@ -76,7 +89,10 @@ Result<store::JobAdmission> JobQueue::Enqueue(const store::Job& job, const store
     return Status::Ok();
   }));
   if (admission == store::JobAdmission::kInserted) {
-    std::lock_guard lock(mu_);  // so a worker between its look and its wait does not miss it
+    {
+      std::lock_guard lock(mu_);
+      ++queued_;
+    }
     work_cv_.notify_one();
   }
   return admission;
@@ -146,6 +162,11 @@ void JobQueue::WorkerLoop() {
       std::lock_guard lock(mu_);
       if (stopping_) return;
     }
+    uint64_t seen;
+    {
+      std::lock_guard lock(mu_);
+      seen = queued_;
+    }
     const int64_t now = clock_.NowMillis();
     auto leased = store_.LeaseNextJob(now, options_.owner, now + options_.lease_ms);
     if (!leased.ok()) {
@@ -159,11 +180,19 @@ void JobQueue::WorkerLoop() {
     }
     if (!*leased) {
       std::unique_lock lock(mu_);
-      // Polling once a second also picks up jobs queued by anything that did not notify us.
-      work_cv_.wait_for(lock, std::chrono::seconds(1));
+      // Woken by a job queued since the look (counted, so a wake between the look and this wait
+      // is not lost); polling once a second also picks up jobs nothing told us of.
+      work_cv_.wait_for(lock, std::chrono::seconds(1),
+                        [&] { return queued_ != seen || stopping_; });
       continue;
     }
     store::Job job = std::move(**leased);
+    // More may be waiting: one more slot looks (one notification wakes one slot).
+    {
+      std::lock_guard lock(mu_);
+      ++queued_;
+    }
+    work_cv_.notify_one();
     auto cancel = std::make_shared<std::atomic<bool>>(false);
     {
       std::lock_guard lock(mu_);
@@ -237,6 +266,7 @@ void JobQueue::WorkerLoop() {
 }
 
 void JobQueue::HeartbeatLoop() {
+  auto last_recovery = std::chrono::steady_clock::now();
   while (true) {
     {
       std::unique_lock lock(mu_);
@@ -245,11 +275,16 @@ void JobQueue::HeartbeatLoop() {
       if (heartbeat_stopping_) return;
       heartbeat_poke_ = false;
     }
-    Heartbeat();
+    // A poke is a kill for a run of ours, which renewing sees; expired leases are looked for
+    // once a heartbeat period, however often pokes come.
+    const auto now = std::chrono::steady_clock::now();
+    const bool recover = now - last_recovery >= options_.heartbeat;
+    if (recover) last_recovery = now;
+    Heartbeat(recover);
   }
 }
 
-void JobQueue::Heartbeat() {
+void JobQueue::Heartbeat(bool recover) {
   const int64_t now = clock_.NowMillis();
   // The runs going now, and only they: a run that starts after this look is renewed next time
   // (its lease is fresh), one whose end is being recorded is not renewed at all.
@@ -260,7 +295,8 @@ void JobQueue::Heartbeat() {
       if (!run.ending) runs.push_back({id, run.attempts, false});
     }
   }
-  auto held = store_.RenewJobLeases(options_.owner, runs, now + options_.lease_ms);
+  auto held = runs.empty() ? Result<std::vector<store::HeldLease>>(std::vector<store::HeldLease>())
+                           : store_.RenewJobLeases(options_.owner, runs, now + options_.lease_ms);
   if (!held.ok()) {
     spdlog::error("jobs: cannot renew the leases of {}: {}", options_.owner,
                   held.status().ToString());
@@ -284,6 +320,7 @@ void JobQueue::Heartbeat() {
       }
     }
   }
+  if (!recover) return;
   // Expired leases (a worker process that died, or a run here whose end could not be recorded):
   // their jobs run again here or anywhere.
   auto recovered = store_.RecoverJobs(options_.max_attempts, now, std::nullopt);

@@ -111,7 +111,9 @@ class JobQueue {
   void WorkerLoop();
   void HeartbeatLoop();
   // Renews this owner's leases and cancels the runs whose job was killed or whose lease was lost.
-  void Heartbeat();
+  // Renews the leases of the runs here (and sees kills asked for them); with `recover`, also
+  // queues again (or ends) the jobs whose lease expired anywhere.
+  void Heartbeat(bool recover);
   void Finished();
 
   store::Store& store_;
@@ -143,6 +145,9 @@ class JobQueue {
   bool heartbeat_stopping_ = false;  // Guarded by mu_.
   // Another process changed a job (a kill, maybe): the heartbeat runs now. Guarded by mu_.
   bool heartbeat_poke_ = false;
+  // Counts jobs queued (here, or heard of) and leases taken, so that a worker slot that found
+  // nothing waits only until the count moves. Guarded by mu_.
+  uint64_t queued_ = 0;
   std::vector<std::thread> threads_;
   std::thread heartbeat_;
 };

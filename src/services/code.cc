@@ -1005,8 +1005,21 @@ Result<std::optional<std::string>> CodeService::SmallResult(const Principal& cal
     return std::optional<std::string>();
   }
   if (job.kind != "mock") {
-    RETURN_IF_ERROR(store_.AppendAudit({clock_.NowSeconds(), caller.AuditName(), "job.read_result",
-                                        "job:" + job.id, job.kind + " run (inline)"}));
+    const std::string read = caller.AuditName() + "\n" + job.id;
+    bool recorded;
+    {
+      std::lock_guard lock(inline_reads_mu_);
+      recorded = inline_reads_.contains(read);
+    }
+    if (!recorded) {
+      RETURN_IF_ERROR(
+          store_.AppendAudit({clock_.NowSeconds(), caller.AuditName(), "job.read_result",
+                              "job:" + job.id, job.kind + " run (inline)"}));
+      constexpr size_t kMaxRemembered = 100'000;
+      std::lock_guard lock(inline_reads_mu_);
+      if (inline_reads_.size() >= kMaxRemembered) inline_reads_.clear();
+      inline_reads_.insert(read);
+    }
   }
   ASSIGN_OR_RETURN(auto bytes, store_.GetJobResult(job.id));
   if (bytes) return bytes;

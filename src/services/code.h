@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -210,7 +211,9 @@ class CodeService {
   // The bytes of a completed job's result when at most `max_bytes`; nullopt when larger. No
   // permission check: for rendering a job the caller may already see.
   // A result computed on private data is recorded in the audit log (job.read_result, as the
-  // caller) before it is returned.
+  // caller) before it is first returned to that caller by this process: a client polling an
+  // ended job reads the same bytes again and again, and one entry per poll made every poll a
+  // durable write (the download route, JobResult, records every read).
   Result<std::optional<std::string>> SmallResult(const Principal& caller, const store::Job& job,
                                                  int64_t max_bytes) const;
   // A job's stdout (from byte `since` on) to whoever may see it (MaySeeStdout) — while it runs
@@ -305,6 +308,10 @@ class CodeService {
   const CodeOptions options_;
 
   mutable std::mutex sandbox_mu_;
+  // SmallResult's recorded reads ("actor\njob id"); forgotten all at once past a bound, after
+  // which a read is recorded again.
+  mutable std::mutex inline_reads_mu_;
+  mutable std::unordered_set<std::string> inline_reads_;  // Guarded by inline_reads_mu_.
   std::condition_variable sandbox_cv_;
   std::unique_ptr<sandbox::Sandbox> sandbox_;  // Guarded by sandbox_mu_.
   std::optional<Status> sandbox_failure_;      // Guarded by sandbox_mu_.

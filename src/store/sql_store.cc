@@ -704,6 +704,11 @@ UPDATE mail_outbox SET expires_at = 1000 * coalesce(
      WHERE r.user_id = mail_outbox.user_id AND r.used_at = 0), 1)
   WHERE kind = 'password_reset' AND sent_at = 0;
 )sql",
+    // Version 23: PostgreSQL's jobs notifications say what changed (nothing on SQLite, whose one
+    // server hears no notification).
+    R"sql(
+SELECT 1;
+)sql",
 };
 
 // PostgreSQL's form of every migration after kPostgresBaselineVersion, in order.
@@ -777,6 +782,25 @@ UPDATE mail_outbox SET expires_at = 1000 * coalesce(
     (SELECT max(r.expires_at) FROM password_resets r
      WHERE r.user_id = mail_outbox.user_id AND r.used_at = 0), 1)
   WHERE kind = 'password_reset' AND sent_at = 0;
+)sql",
+    // Version 23 (see above): 'queued' wakes one idle worker slot, 'kill' the heartbeat of the
+    // process running the job, 'ended' the waiters; a worker no longer wakes for a job's start
+    // or end, nor renews its leases for them.
+    R"sql(
+CREATE OR REPLACE FUNCTION notify_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.status = 'queued' AND (TG_OP = 'INSERT' OR OLD.status IS DISTINCT FROM 'queued') THEN
+    PERFORM pg_notify('datasite_jobs', 'queued');
+  END IF;
+  IF TG_OP = 'UPDATE' AND OLD.kill_requested IS DISTINCT FROM NEW.kill_requested THEN
+    PERFORM pg_notify('datasite_jobs', 'kill');
+  END IF;
+  IF TG_OP = 'UPDATE' AND OLD.status IS DISTINCT FROM NEW.status AND
+     NEW.status NOT IN ('queued', 'running') THEN
+    PERFORM pg_notify('datasite_jobs', 'ended');
+  END IF;
+  RETURN NULL;
+END $$;
 )sql",
 };
 static_assert(std::size(kMigrations) == kPostgresBaselineVersion + std::size(kPostgresMigrations),
@@ -1590,7 +1614,7 @@ class SqlStore : public Store {
   int64_t AuthVersion() override { return SharedVersion(auth_version_); }
   int64_t SettingsVersion() override { return SharedVersion(settings_version_); }
 
-  void SetJobsChangedListener(std::function<void()> fn) override {
+  void SetJobsChangedListener(std::function<void(JobsChange)> fn) override {
     std::lock_guard lock(jobs_listener_mu_);
     jobs_listener_ = std::move(fn);
   }
@@ -1601,7 +1625,14 @@ class SqlStore : public Store {
                      sql::ListenPostgres(
                          url, {"datasite_versions", "datasite_jobs"},
                          [this](const std::string& channel, const std::string& payload) {
-                           if (channel == "datasite_jobs") return JobsChanged();
+                           if (channel == "datasite_jobs") {
+                             // Payloads of schema 23's trigger; anything else (an older
+                             // replica's empty payload) may mean anything.
+                             return JobsChanged(payload == "queued"  ? JobsChange::kQueued
+                                                : payload == "ended" ? JobsChange::kEnded
+                                                : payload == "kill"  ? JobsChange::kKill
+                                                                     : JobsChange::kAnything);
+                           }
                            for (std::string_view rest = payload; !rest.empty();) {
                              const size_t comma = rest.find(',');
                              const std::string_view name = rest.substr(0, comma);
@@ -1617,7 +1648,7 @@ class SqlStore : public Store {
                            ++auth_version_;
                            ++catalog_version_;
                            ++settings_version_;
-                           JobsChanged();
+                           JobsChanged(JobsChange::kAnything);
                          }));
     return Status::Ok();
   }
@@ -3526,11 +3557,18 @@ class SqlStore : public Store {
     constexpr std::string_view kForget =
         "kept_result_bytes = 0, kept_log_bytes = 0, charged_bytes = 0, metered_bytes = 0, "
         "stdout = '', stderr = '', lease_owner = '', lease_expires_at = 0";
+    auto bind = [&](Stmt& s) -> Stmt& {
+      return s.Bind(now).Bind(owner.has_value()).Bind(std::string(owner.value_or("")));
+    };
+    // Every heartbeat of every worker comes here; almost always nothing has expired, which a
+    // read finds out without a write transaction (on PostgreSQL, without the writers' lock).
+    {
+      Stmt any(stmts_, "SELECT 1 FROM jobs" + std::string(kGone) + " LIMIT 1");
+      ASSIGN_OR_RETURN(bool found, bind(any).Step());
+      if (!found) return std::make_pair(int64_t{0}, int64_t{0});
+    }
     RETURN_IF_ERROR(Begin());
     auto done = [&]() -> Result<std::pair<int64_t, int64_t>> {
-      auto bind = [&](Stmt& s) -> Stmt& {
-        return s.Bind(now).Bind(owner.has_value()).Bind(std::string(owner.value_or("")));
-      };
       Stmt k(stmts_, "UPDATE jobs SET status = 'killed', finished_at = ?1, error = 'killed', " +
                          std::string(kForget) + std::string(kGone) + " AND kill_requested = 1");
       RETURN_IF_ERROR(bind(k).Run());
@@ -3884,9 +3922,9 @@ class SqlStore : public Store {
     if (listener_ != nullptr && !listener_->healthy()) return ++version;
     return version.load();
   }
-  void JobsChanged() {
+  void JobsChanged(JobsChange change) {
     std::lock_guard lock(jobs_listener_mu_);
-    if (jobs_listener_) jobs_listener_();
+    if (jobs_listener_) jobs_listener_(change);
   }
 
   // Recursive: a call made inside InTransaction's body takes it again on the same thread.
@@ -3900,7 +3938,7 @@ class SqlStore : public Store {
   // PostgreSQL only: hears other processes' changes (StartListening). Set once, before use.
   std::unique_ptr<sql::Listener> listener_;
   std::mutex jobs_listener_mu_;
-  std::function<void()> jobs_listener_;  // Guarded by jobs_listener_mu_.
+  std::function<void(JobsChange)> jobs_listener_;  // Guarded by jobs_listener_mu_.
   std::atomic<int64_t> settings_version_{0};
   std::atomic<int64_t> catalog_version_{0};
   // Bumped by every update or delete of a user or a session; inserts change no cached check.

@@ -9,6 +9,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -702,7 +703,7 @@ TEST_F(StoreTest, UpgradeFromTheVersionBeforeAddsTheSharedVersions) {
                     "ALTER TABLE mail_outbox DROP COLUMN expires_at; PRAGMA user_version = 18"));
   }
   ASSERT_NO_FATAL_FAILURE(Open());
-  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 22);
+  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 23);
   EXPECT_EQ(RawInt("SELECT count(*) FROM idempotency_keys"), 0);
   EXPECT_TRUE(store_->GetUserById("u1").ok());  // the data is kept
   EXPECT_EQ(RawInt("SELECT value FROM versions WHERE name = 'auth'"), 0);
@@ -752,7 +753,7 @@ TEST_F(StoreTest, AnotherProcessSeesTheChangesThroughTheVersions) {
   auto other = db_->Open();
   ASSERT_TRUE(other.ok()) << other.status().ToString();
   std::atomic<int> jobs_changed{0};
-  (*other)->SetJobsChangedListener([&] { ++jobs_changed; });
+  (*other)->SetJobsChangedListener([&](JobsChange) { ++jobs_changed; });
   ASSERT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());
   ASSERT_TRUE(store_->InsertSession(MakeSession("s1", "u1")).ok());
   auto settled = [&](const std::function<bool()>& done) {
@@ -1336,6 +1337,47 @@ TEST_F(JobBytesTest, StderrIsAppendedOnlyToRunningJobsAndDroppedByRecovery) {
   EXPECT_EQ(store_->ReadJobOutput(done.id, 0)->stderr_text, "e");
   ASSERT_TRUE(store_->RecoverJobs(2, 1).ok());
   EXPECT_EQ(store_->ReadJobOutput(a.id, 0)->stderr_text, "");
+}
+
+// On PostgreSQL every process hears what changed in the jobs: a job queued (idle slots lease),
+// a kill asked (the running worker stops it), a job ended (waiters read it). A lease says
+// nothing: no other slot or waiter has anything to do for it.
+TEST_F(JobBytesTest, JobsNotificationsSayWhatChanged) {
+  if (!postgres()) GTEST_SKIP() << "SQLite's one server hears no notification";
+  auto other = db_->Open();
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  std::mutex mu;
+  std::vector<JobsChange> heard;
+  (*other)->SetJobsChangedListener([&](JobsChange c) {
+    std::lock_guard lock(mu);
+    heard.push_back(c);
+  });
+  auto heard_now = [&] {
+    std::lock_guard lock(mu);
+    return heard;
+  };
+  auto settle = [&](size_t n) {
+    for (int i = 0; i < 300 && heard_now().size() < n; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // and nothing more comes
+    return heard_now();
+  };
+  Job j = Running("u");  // queued, then leased
+  EXPECT_EQ(settle(1), std::vector<JobsChange>{JobsChange::kQueued});
+  ASSERT_EQ(*store_->KillJob(j.id, 5), JobKill::kRequested);
+  EXPECT_EQ(settle(2), (std::vector<JobsChange>{JobsChange::kQueued, JobsChange::kKill}));
+  j.status = "killed";
+  j.finished_at = 6;
+  ASSERT_TRUE(store_->FinishJob(j).ok());
+  EXPECT_EQ(settle(3),
+            (std::vector<JobsChange>{JobsChange::kQueued, JobsChange::kKill, JobsChange::kEnded}));
+  // A lease lost and the job queued again: queued, for whoever leases it next.
+  Job k = Running("u");
+  ASSERT_EQ(settle(4).back(), JobsChange::kQueued);
+  ASSERT_EQ(store_->RecoverJobs(2, k.created_at + 31'000, std::nullopt)->first, 1);
+  EXPECT_EQ(settle(5).back(), JobsChange::kQueued);
+  (*other)->SetJobsChangedListener(nullptr);
 }
 
 TEST_F(JobBytesTest, StdoutIsAppendedOnlyToRunningJobs) {

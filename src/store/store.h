@@ -312,6 +312,14 @@ struct Job {
 // its previous life was running. A separate worker process names itself.
 inline constexpr std::string_view kLocalLeaseOwner = "local";
 
+// What a jobs-changed notification says (Store::SetJobsChangedListener).
+enum class JobsChange {
+  kQueued,    // a job was queued, or queued again: an idle worker slot may lease it
+  kEnded,     // a job ended: its waiters read it again
+  kKill,      // a kill was asked for a running job: its worker stops it
+  kAnything,  // notifications may have been lost (the listener reconnected): all of the above
+};
+
 // A run of a job under a worker process's lease, as its heartbeat renews it.
 struct HeldLease {
   std::string job_id;
@@ -603,10 +611,11 @@ class Store {
   // commit; while this process can't listen they change at every read (nothing cached is
   // trusted).
   virtual int64_t SettingsVersion() = 0;
-  // Calls `fn` (from another thread) when another process may have queued, ended or asked to
-  // kill a job: on PostgreSQL, at the commit of such a change; on SQLite never (other processes'
-  // changes are seen by polling). One listener; a later call replaces it, nullptr removes it.
-  virtual void SetJobsChangedListener(std::function<void()> fn) = 0;
+  // Calls `fn` (from another thread) when a process may have queued, ended or asked to kill a
+  // job, with what changed: on PostgreSQL, at the commit of such a change (this process's own
+  // included); on SQLite never (other processes' changes are seen by polling). One listener; a
+  // later call replaces it, nullptr removes it.
+  virtual void SetJobsChangedListener(std::function<void(JobsChange)> fn) = 0;
   // Live datasets whose name or description contains `search`, oldest first. Their assets are
   // read, in the same snapshot, for every dataset when `needs_assets` is empty, else only for
   // those it returns true for; it is called once per dataset, in page order, under the store's

@@ -232,6 +232,26 @@ def test_review_runs_releases_and_result_reads_are_recorded(launcher):
     assert "job.release" in actions, actions
     assert "job.read_result" in actions, actions
     assert actors["admin"].client.audit.verify()["ok"] is True
+    # A result shown inline with its job is recorded at the first read of each reader, not at
+    # every poll (which made every poll of an ended job a durable write); a download, each time.
+    api = Api(server.port)
+    path = "/api/v1/jobs/" + pointer.job.id
+    for _ in range(5):
+        for who in ("scientist", "owner"):
+            resp = api.get(path, token=actors[who].token)
+            assert resp.status == 200 and "result" in resp.json, resp
+
+    def reads(detail_has):
+        return [(e["actor"], e["detail"]) for e in actors["admin"].client.audit.all()
+                if e["action"] == "job.read_result" and e["target"] == "job:" + pointer.job.id
+                and detail_has in e["detail"]]
+
+    inline = reads("(inline)")
+    assert len(inline) == len(set(inline)) == 2, inline  # one per reader
+    downloads = len(reads(""))
+    for _ in range(2):
+        assert api.get(path + "/result", token=actors["scientist"].token).status == 200
+    assert len(reads("")) == downloads + 2
 
 
 def test_the_cli_verifies_and_exports_through_the_server_for_admins_only(history, binary, tmp_path):
