@@ -365,79 +365,45 @@ def scientists_section(s):
 
 # What the profiles of bench/jobs_queue.py and bench/scientists.py showed, read against the source: written by
 # hand from the run of 2026-12-03 (commit 8afdc09), kept as written until the causes change.
-JOBS_QUEUE_READING = """### Why the CPU goal is not met (read from the run of 2026-12-03 05:50 UTC, commit 8afdc09)
+JOBS_QUEUE_READING = """### Where the CPU per job goes (read from the run of 2026-12-03 06:32 UTC, commit c9d9216)
 
-- **Where the CPU goes.** The sandbox costs the same on both sides (9.2 ms SQLite, 10.5 ms PostgreSQL: the same
-  fork of the same warm template), and serve + worker together (2.2 + 2.6 ms) cost about what the all-in-one
-  server does (3.7 ms). The difference is PostgreSQL's own backends: **8.5 ms per job** (the worker's 5.8 ms,
-  serve's 2.7 ms) for 58 statements in 22 transactions per job, about 150 us of backend CPU per statement, the
-  commits' WAL flushes included. To meet 1.2x (about 15.5 ms here) with the sandbox at 9-10 ms, serve, the
-  worker and the database together may cost about 6 ms, against 13.3 ms now: were serve and the worker to stay
-  at 4.8 ms, PostgreSQL's share would have to fall from 8.5 to about 1.5 ms, some 10 statements per job at
-  today's cost per statement instead of 58.
-- **1. The worker's heartbeat runs on every jobs-changed NOTIFY, not only on its 1 s timer**
-  (src/jobs/job_queue.cc: the listener sets `heartbeat_poke_`). Each job queued and each job ended makes the
-  worker renew its leases (`UPDATE jobs SET lease_expires_at`, 2.2 per job, a transaction of its own) and run
-  `RecoverJobs` (BEGIN + the database-wide writer lock + 3 UPDATEs over `jobs` + COMMIT: 1.7 times per job in
-  the throughput run, 3 times per job in the sequential one). That is about 13 statements and 3 transactions
-  per job, the recoveries under the writer lock. Suggestion: renew and recover on the timer only (a NOTIFY need
-  only wake the slots that lease), or let `RecoverJobs` first read whether any lease has expired at all.
-- **2. Every slot wakes on every NOTIFY and tries to lease** (`work_cv_.notify_all()`): 4.2 lease transactions
-  (BEGIN, `UPDATE jobs SET status = 'running' ... RETURNING`, COMMIT) per job in the sequential measure, one of
-  which finds the job. Suggestion: wake one slot per queued job.
-- **3. Each durable write takes the database-wide advisory lock** (`BEGIN; SELECT pg_advisory_xact_lock(...)`,
-  src/store/sql_postgres.cc `BeginWrite`: 6.2 per job in the worker, 2 in serve) and waits for the WAL flush at
-  COMMIT (7.2 commits per job in the worker), so serve's and the worker's writes also queue on each other.
-  Suggestion: fewer, larger transactions per job, and row locks where the SQL allows them (as the lease
-  already does).
-- **4. Serve appends two audit entries per job** (`job.create`, and `job.read_result` when the client's wait
-  answers the small result inline), each 4 round trips under the writer lock (BEGIN + lock, `SELECT seq, hash
-  FROM audit_events ORDER BY seq DESC LIMIT 1`, INSERT, COMMIT). Suggestion: one statement per append (the
-  INSERT computing seq and prev_hash from the head itself).
-- **5. Rereads**: the worker reads the code row twice and the job row three times per job (immutable once
-  approved: cacheable in the worker); serve's `SELECT j.*` (2.9 per job) is this benchmark's polling, which
-  SQLite answers in microseconds.
-- **Idle**, the worker sends 13 statements a second (2 empty lease transactions, the 1 s `RecoverJobs` of 5
-  statements, 2 connection probes) and serve 4 (the mail outbox poll and a probe).
-- **Latency** is met, with about 5 ms to spare in this run (+6.8, +9.3, +10.7 ms); a one-run trial an hour
-  earlier on the same build measured +13.2 ms (31.7 / 44.8 ms). The sequential path holds about 31
-  transactions per job on PostgreSQL, so the same cuts shorten it too. The client's way (start, then `/wait`)
-  costs about 1 ms more than one blocking POST on PostgreSQL at the median (0.2-4.8 ms per run): the wait is
-  woken through serve's NOTIFY listener and reads the job again.
+- **Before and after.** The first measure (commit 8afdc09, 05:50 UTC) found 1.70x, 58 statements in 22
+  transactions per job, and named the causes: the worker's heartbeat renewed leases and ran `RecoverJobs` (under
+  the database-wide writers' lock) on every jobs NOTIFY; every slot woke on every NOTIFY and tried to lease (4.2
+  lease transactions per job); each poll of an ended job appended an audit entry. Commit c9d9216 acted on
+  these: the NOTIFY says what changed (`queued` wakes one idle slot, which wakes the next when it leases;
+  `kill` pokes the heartbeat of a process running something; `ended` wakes waiters; a lease notifies nobody),
+  recovery reads first whether any lease expired and runs on the heartbeat's period only, an empty renewal is
+  skipped, and an inline result is audited at each reader's first read. Now: **1.46x, 43.5 statements in 18.4
+  transactions per job**, 1.03 lease transactions per job, PostgreSQL's backends 5.4 ms per job (from 8.5).
+- **What is left, biggest first.** (1) Each durable write takes the database-wide advisory lock
+  (`BEGIN; SELECT pg_advisory_xact_lock(...)`, src/store/sql_postgres.cc `BeginWrite`: 3 per job in the
+  worker, 2 in serve) and waits for the WAL flush at COMMIT (4 commits per job in the worker): the worker's
+  lease, its turn in the fair queue (`job_turns`), the byte charge and the end are separate transactions;
+  merging the charge into the end would save one. (2) Serve's two audit appends per job (`job.create`, and
+  the first inline read) are 4 round trips each (BEGIN + lock, the chain head, INSERT, COMMIT); one statement
+  per append needs the hash computed in SQL. (3) Rereads: the worker reads the job row three times and the
+  code row twice per job. Reaching 1.2x needs about 10 fewer statements per job than now; not done here.
+- **Latency** is met: +4.1 ms at the median (client's way), against +9.3 ms before.
 """
 
-SCIENTISTS_READING = """### Why the goal is not met on PostgreSQL (read from the run of 2026-12-03 05:41 UTC, commit 8afdc09)
+SCIENTISTS_READING = """### What changed the tail on PostgreSQL (read from the run of 2026-12-03 06:36 UTC, commit c9d9216)
 
-- **Every poll of an ended job is an audited, durable write.** The listing is answered from the replicas'
-  caches: none of the 3.02 statements per request is the listing's. Each GET /api/v1/jobs/{id} of a job that
-  ran on private data answers its small result inline, and `CodeService::SmallResult`
-  (src/services/code.cc) appends an audit entry `job.read_result ... (inline)` for every such read. A job read
-  is therefore 6 statements: the job row, `SELECT result FROM jobs`, and the audit append (BEGIN +
-  `pg_advisory_xact_lock`, the database-wide writers' lock, + `SELECT seq, hash FROM audit_events ... LIMIT 1`
-  + INSERT + COMMIT with its WAL flush). About 900 polls a second become about 900 serialised durable
-  transactions across both replicas, each holding the lock every write of every replica takes for 4 round
-  trips, made through each replica's single store connection (behind the store's mutex, where the reads of
-  other requests wait too). Job-read p99 straight to the replicas: 176, 130, 780 ms; listing p99 16-33 ms in
-  the first two runs. On SQLite the same append is in-process: p99 20 ms.
-- This benchmark polls a job that has already ended, so every poll reads and audits its result again. **Check
-  run** without that (`bench/scientists.py --runs 1 --jobs-stay-queued`, 2026-12-03 05:54 UTC, same build:
-  no job slots, the polled jobs stay queued and a poll reads no result): p99 SQLite 6.3 ms, PostgreSQL behind
-  nginx 10.7 ms, straight to the replicas 3.8 ms, at 1,900 req/s; 0.50 statements and no write per request
-  (the job row alone); server CPU 211 against 545 us per request. The machine was quieter then (load 1.6-2.5
-  against 3.9-11), so not all of the difference is the audit, but the tail goes with it.
-- **Suggestions**, biggest first: (1) audit an inline result once per session and job, not per poll; (2) one
-  round trip per audit append (an INSERT that takes seq and prev_hash from the head itself), under a lock of
-  the audit head rather than the database-wide writers' lock; (3) cache job rows in the replica until the
-  jobs-changed NOTIFY, as the listing is cached; (4) a few read connections per replica, so that reads do not
-  queue behind a write on the one connection.
-- **nginx** raised p50 (13.6 against 2.5 ms straight to the replicas) and, in two of three runs, p99; not
-  analysed further (no listen-queue overflow or SYN retransmit in `nstat`); in the third run the replicas
-  were as slow without it (865 ms), so the audit queue above is the first cause.
-- **The client** (1,000 Python threads) used 0.45-0.5 of a core of the 2 shared ones; on SQLite it still
-  measured a 1.1 ms p50, so it is not the bottleneck and wrk was not needed. Its tail includes the scheduling
-  of 1,000 threads on a machine whose load average was 4-14 during the runs (other builds ran beside).
-- An earlier full run of the same build (the same command, before the per-route split and the direct side):
-  p99 SQLite 38.6, 22.3, 42.8 ms; PostgreSQL behind nginx 169, 815, 1130 ms.
+- **The first measure** (commit 8afdc09, 05:41 UTC: p99 875 ms behind nginx, 133 ms straight to the
+  replicas) found that each poll of a job that ran on private data appended an audit entry
+  (`job.read_result ... (inline)`): 900 durable transactions a second under the database-wide writers' lock,
+  through each replica's single store connection. Since c9d9216 an inline result is audited at each reader's
+  first read in a process (`CodeService::SmallResult`; a download through /result still at every read), and
+  a poll is one read of the job row.
+- **Now** the goal is met at the median behind nginx (90 ms) and well within it straight to the replicas
+  (8.8 ms); but one of three runs behind nginx had a p99 of 704 ms. That run and the last ones ran while two
+  other builds started on the same 2 cores (load average 3 at its start, 12-32 during the later runs), and the
+  run before them, on a quiet machine, measured 35.5 ms behind nginx and 6.6 ms straight. nginx (2 workers,
+  64 kept-alive upstream connections each, against 1,000 client connections) adds most of the tail in every
+  run; its cause is not analysed further (no listen-queue overflow or SYN retransmit was seen in `nstat` in
+  the first measure).
+- **The client** (1,000 Python threads) used 0.3-0.5 of a core of the 2 shared ones; the SQLite side still
+  measured a p50 under 0.5 ms, so it is not the bottleneck.
 """
 
 
