@@ -685,6 +685,14 @@ Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& 
 
 Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string& code_id,
                                       const RunCode& run, const Principal* for_owner) {
+  // A blocking run waits as /wait does, counted for whoever sent it, and is refused before
+  // anything is queued when that person already waits for too many.
+  std::optional<WaitPlace> place;
+  if (run.blocking) {
+    const Principal& sender = for_owner != nullptr ? *for_owner : caller;
+    ASSIGN_OR_RETURN(WaitPlace p, TakeWaitPlace(sender.user_id.value_or("")));
+    place.emplace(std::move(p));
+  }
   ASSIGN_OR_RETURN(store::UserCode code, GetCode(caller, code_id));
   json bound = json::parse(code.inputs);
   const bool author = caller.IsSelf(code.user_id);
@@ -1075,7 +1083,29 @@ Result<JobLogs> CodeService::Logs(const Principal& caller, const std::string& id
 Result<store::Job> CodeService::WaitJob(const Principal& caller, const std::string& id,
                                         std::chrono::seconds timeout) {
   RETURN_IF_ERROR(GetJob(caller, id).status());  // who may see it may wait for it
+  ASSIGN_OR_RETURN(WaitPlace place, TakeWaitPlace(caller.user_id.value_or("")));
   return queue_.Wait(id, std::chrono::steady_clock::now() + timeout);
+}
+
+Result<CodeService::WaitPlace> CodeService::TakeWaitPlace(const std::string& user_id) {
+  std::lock_guard lock(waits_mu_);
+  int& held = waits_[user_id];
+  if (held >= options_.max_waits_per_user) {
+    if (held == 0) waits_.erase(user_id);
+    Status st = ResourceExhaustedError(
+        "you are already waiting for " + std::to_string(options_.max_waits_per_user) +
+        " jobs at once: wait for fewer together, or poll GET /api/v1/jobs/{id}");
+    return st.WithRetryAfter(1);
+  }
+  ++held;
+  return WaitPlace(this, user_id);
+}
+
+CodeService::WaitPlace::~WaitPlace() {
+  if (service_ == nullptr) return;
+  std::lock_guard lock(service_->waits_mu_);
+  auto it = service_->waits_.find(user_);
+  if (it != service_->waits_.end() && --it->second <= 0) service_->waits_.erase(it);
 }
 
 Result<store::Job> CodeService::Kill(const Principal& caller, const std::string& id) {

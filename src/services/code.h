@@ -15,7 +15,9 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -45,6 +47,9 @@ struct CodeOptions {
   int64_t max_timeout_ms = 60'000;  // and the default timeout of a job
   sandbox::Limits limits;           // wall_timeout is set per job
   JobQuotas quotas;
+  // Requests of one user that may wait for jobs at once (blocking runs and /wait): each holds a
+  // thread of the server's wait lane, which one user must not fill.
+  int max_waits_per_user = 4;
 };
 
 // A user's own use of the server, against their quotas (nullopt: not limited). The bytes are
@@ -307,7 +312,27 @@ class CodeService {
   Notifications* notifications_ = nullptr;  // Set once before serving.
   const CodeOptions options_;
 
+  // A held place among the waits of one user (TakeWaitPlace); given back on destruction.
+  class WaitPlace {
+   public:
+    WaitPlace(CodeService* service, std::string user) : service_(service), user_(std::move(user)) {}
+    WaitPlace(WaitPlace&& other) noexcept
+        : service_(std::exchange(other.service_, nullptr)), user_(std::move(other.user_)) {}
+    WaitPlace(const WaitPlace&) = delete;
+    WaitPlace& operator=(const WaitPlace&) = delete;
+    WaitPlace& operator=(WaitPlace&&) = delete;
+    ~WaitPlace();
+
+   private:
+    CodeService* service_;
+    std::string user_;
+  };
+  // A place for one more wait of `user_id`; kResourceExhausted past max_waits_per_user.
+  Result<WaitPlace> TakeWaitPlace(const std::string& user_id);
+
   mutable std::mutex sandbox_mu_;
+  std::mutex waits_mu_;
+  std::unordered_map<std::string, int> waits_;  // Guarded by waits_mu_: waits held, by user.
   // SmallResult's recorded reads ("actor\njob id"); forgotten all at once past a bound, after
   // which a read is recorded again.
   mutable std::mutex inline_reads_mu_;

@@ -328,3 +328,54 @@ def test_a_users_waits_do_not_hold_up_a_kill(world):
         t.join(timeout=30)
     assert killed.status == 200, killed
     assert took < 10, "the kill waited {:.1f} s behind the waits".format(took)
+
+
+@needs_sandbox
+def test_one_user_cannot_hold_every_wait(world):
+    """Regression (a cold attack): the 32 threads that wait for jobs (GET .../wait and blocking
+    runs) could all be held by one user's waits, so nobody else's wait was answered until those
+    timed out. A user now holds at most 4 at once; more are refused at once with 429."""
+    api, actors = world
+    _, asset_id = table_dataset(api, actors["owner"].token)
+    scientist, owner = actors["scientist"].token, actors["owner"].token
+
+    def code_of(token, name, body):
+        return api.post("/api/v1/code", {"name": name, "source": "import time\ndef {}(data):\n"
+                                         "    {}\n".format(name, body),
+                                         "inputs": {"data": {"asset_id": asset_id}}},
+                        token=token).json
+
+    slow = code_of(scientist, unique("idem_slow").replace("-", "_"), "time.sleep(60)")
+    job = api.post("/api/v1/code/{}/run".format(slow["id"]), {"mock": True, "blocking": False},
+                   token=scientist).json
+    answers = []
+
+    def wait():
+        answers.append(api.get("/api/v1/jobs/{}/wait?timeout=8".format(job["id"]),
+                               token=scientist))
+
+    waits = [threading.Thread(target=wait) for _ in range(40)]
+    for t in waits:
+        t.start()
+    try:
+        time.sleep(1)
+        # Another user's wait for a quick job is answered when that job ends.
+        quick = code_of(owner, unique("idem_quick").replace("-", "_"), "return 1")
+        started = time.monotonic()
+        mine = api.post("/api/v1/code/{}/run".format(quick["id"]),
+                        {"mock": True, "blocking": False}, token=owner).json
+        done = api.get("/api/v1/jobs/{}/wait?timeout=30".format(mine["id"]), token=owner)
+        took = time.monotonic() - started
+        assert done.status == 200 and done.json["status"] == "completed", done
+        assert took < 5, "another user's wait took {:.1f} s behind the waits".format(took)
+        # So is a blocking run of the waiting user's, past their limit.
+        assert_error(api.post("/api/v1/code/{}/run".format(slow["id"]), {"mock": True},
+                              token=scientist), 429, "RESOURCE_EXHAUSTED")
+    finally:
+        for t in waits:
+            t.join(timeout=30)
+        api.post("/api/v1/jobs/{}/kill".format(job["id"]), {}, token=scientist)
+    refused = [a for a in answers if a.status == 429]
+    assert len(answers) == 40 and len(refused) == 36, [a.status for a in answers]
+    assert refused[0].json["error"]["code"] == "RESOURCE_EXHAUSTED"
+    assert refused[0].headers.get("retry-after") == "1"
