@@ -22,7 +22,7 @@ from . import _display, errors
 from ._action import ActionObject
 from ._listing import fetch_all_pages
 from .enums import UserCodeStatus, status_from_server
-from .errors import DatasiteWarning, SyftSuccess
+from .errors import DatasiteWarning, RateLimitedError, SyftSuccess
 from .jobs import Job, JobList, pointer_for
 from .policies import (
     Binding,
@@ -66,12 +66,18 @@ def _wait_for_job(transport, job, seconds):
         if left <= 0:
             break
         wait = max(1, min(int(left), _WAIT_SECONDS_PER_CALL))
-        job = transport.call(
-            "job_wait",
-            path_params={"id": job["id"]},
-            query={"timeout": wait},
-            timeout=wait + transport.timeout,
-        )
+        try:
+            job = transport.call(
+                "job_wait",
+                path_params={"id": job["id"]},
+                query={"timeout": wait},
+                timeout=wait + transport.timeout,
+            )
+        except RateLimitedError as err:
+            # This user already waits for as many jobs as the server lets one user wait for
+            # (runs in several threads): wait here, and ask again.
+            time.sleep(min(max(err.retry_after or 1, 0.2), max(left, 0.2)))
+            job = transport.call("job_get", path_params={"id": job["id"]})
         if reused is not None:
             job["reused"] = reused
     return job

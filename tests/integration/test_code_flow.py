@@ -9,6 +9,7 @@ a server setting, gets a server of its own).
 """
 
 import io
+import threading
 
 import numpy as np
 import pandas as pd
@@ -854,3 +855,32 @@ def test_output_review_turned_on_while_a_job_runs_holds_its_result(launcher):
     assert owner.jobs.get(job.id).release()
     assert job.refresh().held is False
     assert "computed" in job.logs().stdout
+
+
+def test_blocking_runs_from_more_threads_than_a_user_may_wait_in_all_end(scientist, asset):
+    """A user waits for at most 4 jobs at once on the server; a client that runs more in threads
+    waits for the rest itself (the server's 429 with Retry-After) instead of failing."""
+
+    @sy.syft_function_single_use(data=asset)
+    def slow_mock(data):
+        import time
+
+        time.sleep(1.0)
+        return len(data)
+
+    scientist.code.request_code_execution(slow_mock, reason="threads")
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(scientist.code.slow_mock.mock(data=asset).get())
+        except Exception as err:  # reported below, with the others
+            errors.append(err)
+
+    threads = [threading.Thread(target=run) for _ in range(7)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert len(results) == 7 and len(set(results)) == 1, results
