@@ -31,11 +31,9 @@ Status JobQueue::Start(Runner runner) {
       std::lock_guard lock(mu_);
       if (all || change == store::JobsChange::kQueued) ++queued_;
       if (all || change == store::JobsChange::kEnded) ++generation_;
-      // A kill for a run of ours is seen by the heartbeat's renewal; with no run here there is
-      // nothing to renew.
-      if ((all || change == store::JobsChange::kKill) && !running_.empty()) {
-        poke = heartbeat_poke_ = true;
-      }
+      // A kill for a run of ours is seen by the heartbeat's renewal (which renews nothing when
+      // nothing runs here; a run whose lease was just taken may not be in running_ yet).
+      if (all || change == store::JobsChange::kKill) poke = heartbeat_poke_ = true;
     }
     if (all) {
       work_cv_.notify_all();
@@ -175,15 +173,16 @@ void JobQueue::WorkerLoop() {
     if (!leased.ok()) {
       // The database failed (it may be down): a second before the next try, whatever wakes us.
       std::unique_lock lock(mu_);
-      work_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; });
+      // Woken, too, like an idle slot: a notification that woke this slot must not be lost.
+      work_cv_.wait_for(lock, std::chrono::seconds(1),
+                        [&] { return queued_ != seen || stopping_; });
       continue;
     }
     if (!*leased) {
       std::unique_lock lock(mu_);
       // Woken by a job queued since the look (counted, so a wake between the look and this wait
-      // is not lost); polling once a second also picks up jobs nothing told us of.
-      work_cv_.wait_for(lock, std::chrono::seconds(1),
-                        [&] { return queued_ != seen || stopping_; });
+      // is not lost); polling (once a second by default) also picks up jobs nothing told us of.
+      work_cv_.wait_for(lock, options_.idle_poll, [&] { return queued_ != seen || stopping_; });
       continue;
     }
     store::Job job = std::move(**leased);

@@ -68,6 +68,9 @@ struct QueueOptions {
   // on kill flags and recovers other workers' expired leases.
   int64_t lease_ms = 30'000;
   std::chrono::milliseconds heartbeat{1'000};
+  // How often an idle worker slot looks for a job nothing told it of (a job queued here, or
+  // heard of on PostgreSQL, wakes one at once).
+  std::chrono::milliseconds idle_poll{1'000};
   // How often a Wait reads the job's row, for an end recorded by another process (an end
   // recorded here wakes it at once): first after `wait_poll`, then twice as long each time, up
   // to `wait_poll_max`.

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "core/random.h"
+#include "store/test_database.h"
 
 namespace datasite::jobs {
 namespace {
@@ -13,20 +14,27 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
+// On the engine of store::TestDatabase (DATASITE_TEST_ENGINE): the same tests on SQLite and on
+// PostgreSQL.
 class JobQueueTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("jobq-" + NewUuid());
-    std::filesystem::create_directories(dir_);
+    db_ = std::make_unique<store::TestDatabase>();
     store_ = Open();
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  std::unique_ptr<store::Store> Open() {
-    auto s = store::OpenSqliteStore((dir_ / "db").string());
-    EXPECT_TRUE(s.ok()) << s.status().ToString();
-    return std::move(*s);
+  void TearDown() override {
+    store_.reset();
+    db_.reset();
   }
+
+  // Another store on the same database: on PostgreSQL, what another process has (its own
+  // connection and listener).
+  std::unique_ptr<store::Store> Open() {
+    auto s = db_->Open();
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return s.ok() ? std::move(*s) : nullptr;
+  }
+  bool postgres() const { return db_->postgres(); }
 
   std::string AddCode(store::Store& s) {
     store::UserCode c;
@@ -60,7 +68,7 @@ class JobQueueTest : public ::testing::Test {
     return *j;
   }
 
-  std::filesystem::path dir_;
+  std::unique_ptr<store::TestDatabase> db_;
   FakeClock clock_;
   std::unique_ptr<store::Store> store_;
 };
@@ -457,6 +465,72 @@ TEST_F(JobQueueTest, AWaitSeesAnEndRecordedByAnotherProcessAtOnce) {
   EXPECT_EQ(done->status, "completed");
   // Not the deadline (a wait that only another process's end would wake sleeps it out).
   EXPECT_LT(waited, std::chrono::seconds(30));
+}
+
+// PostgreSQL: what one process queues, kills or ends, another hears at once (no polling: its
+// slots would look after a minute, its heartbeat after a minute).
+QueueOptions Deaf(const std::string& owner, int workers) {
+  QueueOptions o = Process(owner, workers, std::chrono::minutes(1));
+  o.idle_poll = std::chrono::minutes(1);
+  return o;
+}
+
+TEST_F(JobQueueTest, AJobQueuedElsewhereIsLeasedWhenItsNotificationComes) {
+  if (!postgres()) GTEST_SKIP() << "SQLite's one server hears no notification";
+  auto other = Open();
+  JobQueue worker(*other, clock_, Deaf("worker-1", 1));
+  ASSERT_TRUE(worker
+                  .Start([](const store::Job& j, const std::atomic<bool>&) {
+                    return Completed("ran " + j.id);
+                  })
+                  .ok());
+  std::this_thread::sleep_for(milliseconds(200));  // its slot has looked, found nothing, waits
+  JobQueue api(*store_, clock_, Deaf("api-1", 0));
+  ASSERT_TRUE(api.Start(nullptr).ok());
+  auto job = NewJob(AddCode(*store_));
+  ASSERT_EQ(*api.Enqueue(job, {}), store::JobAdmission::kInserted);
+  EXPECT_EQ(WaitFor(api, job.id).status, "completed");
+}
+
+// PostgreSQL folds the notifications of one transaction with the same payload into one: the slot
+// it wakes leases until none is left (and wakes another at each lease).
+TEST_F(JobQueueTest, JobsQueuedInOneTransactionElsewhereAllRun) {
+  if (!postgres()) GTEST_SKIP() << "SQLite's one server hears no notification";
+  auto other = Open();
+  JobQueue worker(*other, clock_, Deaf("worker-1", 2));
+  ASSERT_TRUE(worker
+                  .Start([](const store::Job& j, const std::atomic<bool>&) {
+                    return Completed("ran " + j.id);
+                  })
+                  .ok());
+  std::this_thread::sleep_for(milliseconds(200));
+  const std::string code = AddCode(*store_);
+  std::vector<store::Job> jobs;
+  for (int i = 0; i < 6; ++i) jobs.push_back(NewJob(code, "mock"));
+  ASSERT_TRUE(store_
+                  ->InTransaction([&](store::Store& tx) -> Status {
+                    for (const auto& j : jobs) RETURN_IF_ERROR(tx.InsertJob(j, {}).status());
+                    return Status::Ok();
+                  })
+                  .ok());
+  JobQueue api(*store_, clock_, Deaf("api-1", 0));
+  ASSERT_TRUE(api.Start(nullptr).ok());
+  for (const auto& j : jobs) EXPECT_EQ(WaitFor(api, j.id).status, "completed") << j.id;
+}
+
+TEST_F(JobQueueTest, AKillFromElsewhereReachesTheRunWithoutWaitingForAHeartbeat) {
+  if (!postgres()) GTEST_SKIP() << "SQLite's one server hears no notification";
+  auto other = Open();
+  std::atomic<bool> started{false};
+  JobQueue worker(*other, clock_, Deaf("worker-1", 1));
+  StartUntilCancelled(worker, started);
+  JobQueue api(*store_, clock_, Deaf("api-1", 0));
+  ASSERT_TRUE(api.Start(nullptr).ok());
+  auto job = NewJob(AddCode(*store_));
+  ASSERT_EQ(*api.Enqueue(job, {}), store::JobAdmission::kInserted);
+  while (!started) std::this_thread::sleep_for(milliseconds(1));
+  ASSERT_TRUE(api.Kill(job.id).ok());
+  EXPECT_EQ(WaitFor(api, job.id).status, "killed");
 }
 
 TEST_F(JobQueueTest, AStartingWorkerLeavesALiveWorkersJobsAlone) {

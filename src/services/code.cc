@@ -1013,7 +1013,11 @@ Result<std::optional<std::string>> CodeService::SmallResult(const Principal& cal
     return std::optional<std::string>();
   }
   if (job.kind != "mock") {
-    const std::string read = caller.AuditName() + "\n" + job.id;
+    // The run's end is part of the key: a job replaced by sync (same id, another result) is
+    // recorded again at its first read.
+    const std::string read = caller.AuditName() + "\n" + job.id + "\n" +
+                             std::to_string(job.finished_at) + "\n" +
+                             std::to_string(job.result_size);
     bool recorded;
     {
       std::lock_guard lock(inline_reads_mu_);

@@ -333,7 +333,8 @@ class CodeService {
   mutable std::mutex sandbox_mu_;
   std::mutex waits_mu_;
   std::unordered_map<std::string, int> waits_;  // Guarded by waits_mu_: waits held, by user.
-  // SmallResult's recorded reads ("actor\njob id"); forgotten all at once past a bound, after
+  // SmallResult's recorded reads ("actor\njob id\nfinished_at\nresult size"); forgotten all at
+  // once past a bound, after
   // which a read is recorded again.
   mutable std::mutex inline_reads_mu_;
   mutable std::unordered_set<std::string> inline_reads_;  // Guarded by inline_reads_mu_.

@@ -10,6 +10,7 @@
 #include <set>
 #include <unordered_map>
 
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
 #include "store/audit_log.h"
@@ -2126,17 +2127,28 @@ class SqlStore : public Store {
   Status MarkMailSent(const std::vector<int64_t>& seqs, int64_t now_ms) override {
     std::lock_guard lock(mu_);
     RETURN_IF_ERROR(Begin());
+    bool secret = false;
     for (int64_t seq : seqs) {
-      // A secret's body is not kept once it has gone out.
-      Stmt s(stmts_,
-             "UPDATE mail_outbox SET sent_at = ?, "
-             "body_text = CASE WHEN expires_at <> 0 THEN '' ELSE body_text END, "
-             "body_html = CASE WHEN expires_at <> 0 THEN '' ELSE body_html END WHERE seq = ?");
-      if (Status st = s.Bind(now_ms).Bind(seq).Run(); !st.ok()) {
+      // A secret's body is not kept once it has gone out. (A reset mail queued by a binary from
+      // before schema 22 has no expiry: its kind says it.)
+      Stmt blank(stmts_,
+                 "UPDATE mail_outbox SET sent_at = ?, body_text = '', body_html = '' "
+                 "WHERE seq = ? AND (expires_at <> 0 OR kind = 'password_reset')");
+      Status st = blank.Bind(now_ms).Bind(seq).Run();
+      if (st.ok() && conn_->Changes() > 0) {
+        secret = true;
+        continue;
+      }
+      if (st.ok()) {
+        Stmt s(stmts_, "UPDATE mail_outbox SET sent_at = ? WHERE seq = ?");
+        st = s.Bind(now_ms).Bind(seq).Run();
+      }
+      if (!st.ok()) {
         Rollback();
         return st;
       }
     }
+    if (secret) ForgetOldPagesAfterCommit();
     return Commit();
   }
 
@@ -2144,7 +2156,33 @@ class SqlStore : public Store {
     std::lock_guard lock(mu_);
     Stmt s(stmts_,
            "DELETE FROM mail_outbox WHERE sent_at = 0 AND expires_at <> 0 AND expires_at <= ?");
-    return s.Bind(now_ms).Run();
+    RETURN_IF_ERROR(s.Bind(now_ms).Run());
+    int64_t changed = conn_->Changes();
+    // Secrets that a binary from before schema 22 sent without blanking (during a rolling
+    // upgrade): blanked now.
+    Stmt b(stmts_,
+           "UPDATE mail_outbox SET body_text = '', body_html = '' WHERE sent_at <> 0 AND "
+           "(expires_at <> 0 OR kind = 'password_reset') AND (body_text <> '' OR body_html <> '')");
+    RETURN_IF_ERROR(b.Run());
+    changed += conn_->Changes();
+    if (changed > 0) ForgetOldPagesAfterCommit();
+    return Status::Ok();
+  }
+
+  // After a change that removed a secret from the outbox: on SQLite the WAL still holds the pages
+  // written before (the INSERT's among them) until later writes overwrite them, so a copy of the
+  // data directory would keep the secret. A TRUNCATE checkpoint copies the current pages into the
+  // database file (whose freed bytes secure_delete zeroed) and empties the WAL. PostgreSQL's WAL
+  // is the database server's, beyond our reach (docs/API.md says so). REQUIRES: mu_ held.
+  void ForgetOldPagesAfterCommit() {
+    if (conn_->engine() != sql::Engine::kSqlite) return;
+    AfterCommit([this] {
+      std::lock_guard lock(mu_);
+      if (tx_depth_ > 0) return;  // another transaction began: the next secret's turn will do
+      if (Status st = conn_->Exec("PRAGMA wal_checkpoint(TRUNCATE)"); !st.ok()) {
+        spdlog::warn("store: cannot empty the WAL after a secret was removed: {}", st.ToString());
+      }
+    });
   }
 
   Status MarkMailFailed(const std::vector<int64_t>& seqs, int64_t retry_at_ms,
@@ -2255,7 +2293,9 @@ class SqlStore : public Store {
     // Their mails, if still unsent, go too: nobody needs a dead token, and it is not kept.
     Stmt m(stmts_,
            "DELETE FROM mail_outbox WHERE user_id = ? AND kind = 'password_reset' AND sent_at = 0");
-    return m.Bind(user_id).Run();
+    RETURN_IF_ERROR(m.Bind(user_id).Run());
+    if (conn_->Changes() > 0) ForgetOldPagesAfterCommit();
+    return Status::Ok();
   }
 
   Result<std::vector<PasswordReset>> PendingPasswordResets(int64_t now) override {

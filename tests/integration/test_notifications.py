@@ -311,6 +311,14 @@ def assert_database_forgets(data_dir, secret, seconds=10):
         assert secret not in dump, "the database keeps the secret"
     finally:
         db.close()
+    # Nor do the files (the WAL keeps the pages written before until it is emptied).
+    files = sorted(pathlib.Path(data_dir).glob("datasite.db*"))
+    while True:
+        holding = [f.name for f in files if f.exists() and secret.encode() in f.read_bytes()]
+        if not holding or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert not holding, "these files keep the secret: {}".format(holding)
 
 
 def test_password_reset_flow(world):
