@@ -233,3 +233,22 @@ def test_sighup_reloads_the_certificate_and_keeps_it_on_a_bad_one(binary, pki, t
         assert client.url.startswith("https://")
     finally:
         server.stop()
+
+
+def test_upload_refused_before_its_body_is_answered_over_tls(binary, pki, tmp_path, no_ca_env):
+    # The refusal comes instead of "100 Continue": the client has read part of it while looking for
+    # the interim answer, and must still hand the whole answer to its caller.
+    cert, key = pki.server_cert("limited")
+    server = start_tls_server(binary, tmp_path, cert, key, "--max-blob-bytes", "1000")
+    try:
+        client = sy.login(url=url_of(server), email=ROOT_EMAIL, password=ROOT_PASSWORD,
+                          verify=pki.ca)
+        ds = sy.Dataset(name=unique("big"), summary="too large")
+        ds.add_asset(sy.Asset(name="a", data=b"\x02" * (4 << 20), mock=b"small"))
+        started = time.monotonic()
+        with pytest.raises(sy.PayloadTooLargeError) as info:
+            client.upload_dataset(ds)
+        assert info.value.status == 413 and info.value.message
+        assert time.monotonic() - started < 10
+    finally:
+        server.stop()
