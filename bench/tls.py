@@ -155,6 +155,7 @@ def main():
         res["ratios"] = [round(r["ratio"], 3) for r in runs]
         res["goal"] = GOAL
         res["met"] = res["ratio"] >= GOAL
+        res["load"] = " ".join(open("/proc/loadavg").read().split()[:3])
         print(json.dumps(res, indent=2))
         if a.json:
             with open(a.json, "w") as f:
