@@ -475,12 +475,13 @@ def tls_section(t):
                    " (%d bytes)" % t["body_bytes"], t["wrk_version"], t["threads"], t["connections"],
                    t["duration_s"], t["runs"], ", ".join("%.2f" % r for r in t["ratios"])))
     out.append("")
-    out.append("| | requests/s | p50 | p99 | server CPU per request |")
-    out.append("|---|---|---|---|---|")
+    out.append("| | requests/s | p50 | p99 | server CPU per request | wrk CPU per request |")
+    out.append("|---|---|---|---|---|---|")
     for scheme in ("http", "https"):
         x = t[scheme]
-        out.append("| %s | %.0f | %.1f ms | %.1f ms | %.0f us |" % (
-            scheme.upper(), x["rps"], x["p50_ms"], x["p99_ms"], x["cpu_us_per_request"]))
+        out.append("| %s | %.0f | %.1f ms | %.1f ms | %.0f us | %s |" % (
+            scheme.upper(), x["rps"], x["p50_ms"], x["p99_ms"], x["cpu_us_per_request"],
+            "%.0f us" % x["client_cpu_us_per_request"] if "client_cpu_us_per_request" in x else ""))
     out.append("")
     out.append("HTTPS / HTTP: **%.2fx** requests/s (goal >= %.1fx: %s); server CPU per request %.2fx." % (
         t["ratio"], t["goal"], "met" if t["met"] else "not met",
