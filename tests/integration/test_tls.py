@@ -38,8 +38,8 @@ class Pki:
         self.dir = directory
         self.ca = str(directory / "ca.pem")
         openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=datasite test CA",
-                cwd=directory)
+                "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+                "-subj", "/CN=datasite test CA", cwd=directory)
 
     def server_cert(self, name):
         """(certificate path, key path) of a new server certificate for 127.0.0.1 and localhost;
