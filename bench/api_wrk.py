@@ -145,12 +145,12 @@ def cpu_seconds(pid):
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(port, path, token, a, script, pid):
+def wrk(port, path, token, a, script, pid, scheme="http"):
     """One wrk run; returns its figures, or raises if any request failed or the bytes don't add up."""
     # --timeout: wrk leaves answers slower than this out of its latencies and counts them as errors; the
     # slowest reference takes over a second per answer at 64 connections.
     cmd = ["wrk", "-t%d" % a.threads, "-c%d" % a.connections, "-d%ds" % a.duration, "--timeout", "30s",
-           "--latency", "-s", script, "-H", "Authorization: Bearer " + token, "http://127.0.0.1:%d%s" % (port, path)]
+           "--latency", "-s", script, "-H", "Authorization: Bearer " + token, "%s://127.0.0.1:%d%s" % (scheme, port, path)]
     cpu = cpu_seconds(pid)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=a.duration + 60).stdout
     cpu = cpu_seconds(pid) - cpu

@@ -3,7 +3,7 @@
 
 Usage: render.py LAUNCH_LOGIN.json [UPLOAD_LIST.json [MORE.json...]]; each further file is recognised by its
 "kind": "api_wrk" (bench/api_wrk.py), "soak" (bench/soak.py), "jobs" (bench/jobs.py), "sync" (bench/sync.py),
-"jobs_queue" (bench/jobs_queue.py) or "scientists" (bench/scientists.py).
+"jobs_queue" (bench/jobs_queue.py), "scientists" (bench/scientists.py) or "tls" (bench/tls.py).
 render.py --section MORE.json prints that one section alone.
 """
 import json
@@ -426,12 +426,43 @@ its mutex), so the chain adds no lock of its own; verify reads the whole log (10
 """
 
 
+def tls_section(t):
+    """Plain HTTP against HTTPS on the same server and route (bench/tls.py)."""
+    out = ["## TLS: authenticated reads over HTTPS against plain HTTP (bench/tls.py)\n"]
+    out.append("Measured on a build of commit %s, %s%s." % (
+        t["commit"], t["date"], "; load average at the end: " + t["load"] if t.get("load") else ""))
+    out.append("")
+    out.append("`/usr/bin/python3 bench/tls.py --runs %d --duration %d --threads %d --connections %d`: one data "
+               "directory, launched plain and with `--tls-cert/--tls-key` (P-256 certificate) in turn, the order "
+               "alternating; %s, wrk %s, `-t%d -c%d -d%ds`, keep-alive (one handshake per connection) with a "
+               "session token. Figures are medians of %d runs; the ratio is the median of the runs' own "
+               "HTTPS / HTTP ratios (%s)." % (
+                   t["runs"], t["duration_s"], t["threads"], t["connections"], "GET " + t["route"] +
+                   " (%d bytes)" % t["body_bytes"], t["wrk_version"], t["threads"], t["connections"],
+                   t["duration_s"], t["runs"], ", ".join("%.2f" % r for r in t["ratios"])))
+    out.append("")
+    out.append("| | requests/s | p50 | p99 | server CPU per request | wrk CPU per request |")
+    out.append("|---|---|---|---|---|---|")
+    for scheme in ("http", "https"):
+        x = t[scheme]
+        out.append("| %s | %.0f | %.1f ms | %.1f ms | %.0f us | %s |" % (
+            scheme.upper(), x["rps"], x["p50_ms"], x["p99_ms"], x["cpu_us_per_request"],
+            "%.0f us" % x["client_cpu_us_per_request"] if "client_cpu_us_per_request" in x else ""))
+    out.append("")
+    out.append("HTTPS / HTTP: **%.2fx** requests/s (goal >= %.1fx: %s); server CPU per request %.2fx." % (
+        t["ratio"], t["goal"], "met" if t["met"] else "not met",
+        t["https"]["cpu_us_per_request"] / t["http"]["cpu_us_per_request"]))
+    out.append("")
+    return out
+
+
 def main():
     if sys.argv[1] == "--section":
         # One section alone (to splice into docs/BENCHMARKS.md without rerunning the others).
         doc = json.load(open(sys.argv[2]))
         print("\n".join({"sync": sync_section, "jobs": jobs_section, "api_wrk": api_section,
-                         "jobs_queue": jobs_queue_section, "scientists": scientists_section}[doc["kind"]](doc)))
+                         "jobs_queue": jobs_queue_section, "scientists": scientists_section,
+                         "tls": tls_section}[doc["kind"]](doc)))
         return
     r = json.load(open(sys.argv[1]))
     u = json.load(open(sys.argv[2])) if len(sys.argv) > 2 else None
@@ -540,6 +571,8 @@ Raw figures: `bench/out/*.json` (not committed; rerun to get them).
         out.append(JOBS_QUEUE_READING)
     if "scientists" in extra:
         out += scientists_section(extra["scientists"])
+    if "tls" in extra:
+        out += tls_section(extra["tls"])
         out.append(SCIENTISTS_READING)
     out.append(AUDIT_SECTION)
     out.append("""## Reading the goals

@@ -2,7 +2,9 @@
 
 import http.client
 import json
+import os
 import socket
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -56,6 +58,26 @@ def base_url_for(url="localhost", port=None):
     return "{}://{}:{}".format(parts.scheme, host, int(final_port))
 
 
+def tls_context(verify=True):
+    """The ``ssl.SSLContext`` that checks a server's certificate and host name.
+
+    ``verify``: True (or None) trusts the system's certificate authorities, or the bundle named by
+    ``SSL_CERT_FILE`` or ``REQUESTS_CA_BUNDLE``; a path trusts the CA certificates in that PEM file
+    (a bundle) instead. Turning verification off is not offered: a certificate that cannot be
+    verified means the server may not be the one named.
+    """
+    if verify is None or verify is True:
+        cafile = os.environ.get("SSL_CERT_FILE") or os.environ.get("REQUESTS_CA_BUNDLE") or None
+    elif isinstance(verify, (str, os.PathLike)):
+        cafile = os.fspath(verify)
+    else:
+        raise ValueError("verify must be True or the path of a CA bundle, got {!r}".format(verify))
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as err:
+        raise ValueError("cannot read the CA bundle {}: {}".format(cafile, err)) from None
+
+
 def connect_url(base_url):
     """``base_url`` with the host "localhost" replaced by 127.0.0.1, for connecting."""
     parts = urllib.parse.urlsplit(base_url)
@@ -67,15 +89,21 @@ def connect_url(base_url):
 class Transport:
     """Sends JSON requests to one server. Not thread-safe (``token`` is a plain attribute)."""
 
-    def __init__(self, base_url, token=None, timeout=DEFAULT_TIMEOUT):
+    def __init__(self, base_url, token=None, timeout=DEFAULT_TIMEOUT, verify=True):
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout = timeout
-        host = urllib.parse.urlsplit(self.base_url).hostname
+        parts = urllib.parse.urlsplit(self.base_url)
+        host = parts.hostname
         handlers = []
         if host in _LOOPBACK_HOSTS:
             # A proxy from the environment must never see requests to this machine.
             handlers.append(urllib.request.ProxyHandler({}))
+        # For https: checks the certificate and host name (see tls_context); _transfer's own
+        # connections use it too.
+        self.ssl_context = tls_context(verify) if parts.scheme == "https" else None
+        if self.ssl_context is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=self.ssl_context))
         self._opener = urllib.request.build_opener(*handlers)
         # "localhost" always means this machine (RFC 6761), even where /etc/hosts lacks it.
         self._connect_url = connect_url(self.base_url)
@@ -122,6 +150,15 @@ class Transport:
 
     def _unreachable(self, err):
         reason = getattr(err, "reason", err)
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            return errors.ServerConnectionError(
+                None,
+                "the certificate of {} is not trusted ({}): give sy.login the CA bundle that "
+                "signed it with verify=PATH (or set SSL_CERT_FILE)".format(
+                    self.base_url, reason.verify_message or reason
+                ),
+                None,
+            )
         return errors.ServerConnectionError(
             None, "cannot reach the server at {}: {}".format(self.base_url, reason), None
         )
@@ -171,8 +208,11 @@ class Transport:
                 failure = error
             except (urllib.error.URLError, socket.timeout, ConnectionError,
                     http.client.HTTPException) as err:
-                refused = isinstance(getattr(err, "reason", err), ConnectionRefusedError)
-                again = not unsafe or refused
+                reason = getattr(err, "reason", err)
+                refused = isinstance(reason, ConnectionRefusedError)
+                # An untrusted certificate does not get trusted by asking again.
+                again = (not unsafe or refused) and not isinstance(
+                    reason, ssl.SSLCertVerificationError)
                 failure = self._unreachable(err)
             if deadline is None:
                 deadline = time.monotonic() + RETRY_SECONDS

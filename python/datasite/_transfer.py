@@ -17,6 +17,7 @@ import os
 import pathlib
 import select
 import socket
+import ssl
 import sys
 import tempfile
 import time
@@ -297,9 +298,11 @@ class Progress:
 
 def _connection(transport, timeout):
     parts = urllib.parse.urlsplit(transport.base_url)
-    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     host = "127.0.0.1" if parts.hostname == "localhost" else parts.hostname
-    return cls(host, parts.port, timeout=timeout)
+    if parts.scheme == "https":
+        return http.client.HTTPSConnection(
+            host, parts.port, timeout=timeout, context=transport.ssl_context)
+    return http.client.HTTPConnection(host, parts.port, timeout=timeout)
 
 
 def _unreachable(transport, err):
@@ -313,9 +316,71 @@ def _raise_for(resp):
     raise _error_from_http(resp.status, raw, resp.headers) from None
 
 
+class _Replay(io.RawIOBase):
+    """Reads ``head`` first, then the socket: what ``_read_interim_tls`` took of a final answer."""
+
+    def __init__(self, sock, head):
+        super().__init__()
+        self._sock = sock
+        self._head = head
+
+    def readable(self):
+        return True
+
+    def readinto(self, buf):
+        if self._head:
+            n = min(len(buf), len(self._head))
+            buf[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        return self._sock.recv_into(buf)
+
+
+class _ReplayingSocket:
+    """A socket whose answer starts with bytes already read from it, for ``getresponse``."""
+
+    def __init__(self, sock, head):
+        self._sock = sock
+        self._head = head
+
+    def makefile(self, mode, *args, **kwargs):
+        return io.BufferedReader(_Replay(self._sock, self._head))
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+def _read_interim_tls(sock, timeout):
+    """``_peek_interim`` for a TLS socket, which cannot be peeked at (``MSG_PEEK`` is refused, and
+    ``select`` also wakes up for the TLS layer's own messages): reads the answer's head one byte at
+    a time. Returns ``(kind, head)``: ``head`` holds what was read of a final answer.
+    """
+    old = sock.gettimeout()
+    sock.settimeout(timeout)
+    head = b""
+    try:
+        while b"\r\n\r\n" not in head:
+            if len(head) >= 12 and not (head.startswith(b"HTTP/1.") and head[9:12] == b"100"):
+                return "final", head
+            try:
+                byte = sock.recv(1)
+            except (socket.timeout, ssl.SSLWantReadError):
+                # Part of an answer is final: getresponse reads the rest (and skips a 100).
+                return ("final" if head else "none"), head
+            except OSError:
+                return "final", head
+            if not byte:
+                return "final", head
+            head += byte
+        return "continue", b""
+    finally:
+        sock.settimeout(old)
+
+
 def _peek_interim(sock, timeout):
     """Waits up to ``timeout`` for the server's first answer. Consumes a ``100 Continue`` and
     returns "continue"; returns "final" when a final answer is waiting, "none" when nothing came.
+    Not for TLS sockets: see ``_read_interim_tls``.
     """
     deadline = time.monotonic() + timeout
     readable, _, _ = select.select([sock], [], [], timeout)
@@ -369,7 +434,12 @@ def upload(transport, payload, label="Uploading", progress_stream=None, route="b
             conn.endheaders()
         except (OSError, http.client.HTTPException) as err:
             raise _unreachable(transport, err) from None
-        early = _peek_interim(conn.sock, CONTINUE_WAIT_SECONDS) == "final"
+        tls = isinstance(conn.sock, ssl.SSLSocket)
+        if tls:
+            interim, head = _read_interim_tls(conn.sock, CONTINUE_WAIT_SECONDS)
+        else:
+            interim, head = _peek_interim(conn.sock, CONTINUE_WAIT_SECONDS), b""
+        early = interim == "final"
         if not early:
             progress = Progress(payload.size, label, stream=progress_stream)
             with payload.open() as source:
@@ -386,10 +456,19 @@ def upload(transport, payload, label="Uploading", progress_stream=None, route="b
                         break  # the file shrank while it was sent; the server refuses the rest
                     offset += sent
                     progress.update(sent)
-                    if _answer_waiting(conn.sock) and _peek_interim(conn.sock, 1.0) != "continue":
+                    if tls:
+                        # The socket may also be readable for the TLS layer's own messages
+                        # (session tickets): nothing read in a moment is no answer.
+                        if conn.sock.pending() or _answer_waiting(conn.sock):
+                            interim, head = _read_interim_tls(conn.sock, 0.05)
+                            if interim == "final":
+                                break
+                    elif _answer_waiting(conn.sock) and _peek_interim(conn.sock, 1.0) != "continue":
                         break  # a final answer before the end of the body is a refusal
             progress.close()
         conn.sock.settimeout(max(transport.timeout or 0, FINISH_TIMEOUT_SECONDS))
+        if head:
+            conn.sock = _ReplayingSocket(conn.sock, head)
         try:
             resp = conn.getresponse()
         except (OSError, http.client.HTTPException) as err:

@@ -342,10 +342,12 @@ def _server_metadata(transport):
     return metadata
 
 
-def login(url="localhost", port=8080, email=None, password=None):
+def login(url="localhost", port=8080, email=None, password=None, verify=True):
     """Logs in and returns a ``DatasiteClient``.
 
-    ``url`` may be "localhost", "http://host" or "http://host:port". Without ``password`` it is
+    ``url`` may be "localhost", "http://host" or "http(s)://host:port". Over https the server's
+    certificate and host name are checked: ``verify`` is True (the system's CA certificates, or
+    ``SSL_CERT_FILE``) or the path of a PEM CA bundle to trust instead. Without ``password`` it is
     asked for with getpass when standard input is a terminal. When the root admin still has the
     default password, a ``DatasiteWarning`` is issued once, attributed to the caller's line.
     ``IncompatibleServerError`` when the server speaks another major version of the HTTP API.
@@ -356,7 +358,7 @@ def login(url="localhost", port=8080, email=None, password=None):
         if not _stdin_is_tty():
             raise ValueError("login needs password=")
         password = getpass.getpass("Password: ")
-    transport = Transport(base_url_for(url, port))
+    transport = Transport(base_url_for(url, port), verify=verify)
     metadata = _server_metadata(transport)
     data = transport.call(
         "auth_login", body={"email": email, "password": password}, authenticated=False
@@ -374,9 +376,10 @@ def login(url="localhost", port=8080, email=None, password=None):
     return client
 
 
-def login_as_guest(url="localhost", port=8080):
-    """A guest session: reads what guests may read (settings, metadata), nothing else."""
-    transport = Transport(base_url_for(url, port))
+def login_as_guest(url="localhost", port=8080, verify=True):
+    """A guest session: reads what guests may read (settings, metadata), nothing else. ``verify``
+    as for ``login``."""
+    transport = Transport(base_url_for(url, port), verify=verify)
     metadata = _server_metadata(transport)
     data = transport.call("auth_guest", body={}, authenticated=False)
     return DatasiteClient(
@@ -393,11 +396,13 @@ def register(
     password_verify=None,
     institution=None,
     website=None,
+    verify=True,
 ):
-    """Self-registration on a server with signup enabled; returns ``SyftSuccess``."""
+    """Self-registration on a server with signup enabled; returns ``SyftSuccess``. ``verify`` as
+    for ``login``."""
     if not (name and email and password):
         raise ValueError("register needs name=, email= and password=")
-    transport = Transport(base_url_for(url, port))
+    transport = Transport(base_url_for(url, port), verify=verify)
     return _register(
         transport,
         name,

@@ -4,11 +4,14 @@
 #include <utility>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include <array>
 #include <atomic>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -17,6 +20,7 @@
 
 #include "http/client_address.h"
 #include "http/request_policy.h"
+#include "http/tls.h"
 
 namespace datasite::http {
 namespace {
@@ -27,6 +31,51 @@ namespace bhttp = boost::beast::http;
 using tcp = net::ip::tcp;
 
 class ServerImpl;
+
+// A connection's byte stream: plain TCP, or TLS over TCP when the server has a certificate. Beast's
+// and Asio's reads and writes take it as they take either; the branch costs nothing measurable.
+class Stream {
+ public:
+  using executor_type = beast::tcp_stream::executor_type;
+
+  // `tls` null: plain TCP. Otherwise the connection keeps the context it started with, even when
+  // a reload replaces the server's.
+  Stream(tcp::socket socket, std::shared_ptr<net::ssl::context> tls)
+      : tls_context_(std::move(tls)) {
+    if (tls_context_) {
+      tls_.emplace(std::move(socket), *tls_context_);
+    } else {
+      tcp_.emplace(std::move(socket));
+    }
+  }
+
+  bool is_tls() const { return tls_.has_value(); }
+  beast::ssl_stream<beast::tcp_stream>& tls() { return *tls_; }
+  beast::tcp_stream& lowest() { return tls_ ? tls_->next_layer() : *tcp_; }
+  executor_type get_executor() { return lowest().get_executor(); }
+  tcp::socket& socket() { return lowest().socket(); }
+  template <class Duration>
+  void expires_after(Duration d) {
+    lowest().expires_after(d);
+  }
+  void close() { lowest().close(); }
+
+  template <class Buffers, class Handler>
+  void async_read_some(const Buffers& buffers, Handler&& handler) {
+    if (tls_) return tls_->async_read_some(buffers, std::forward<Handler>(handler));
+    tcp_->async_read_some(buffers, std::forward<Handler>(handler));
+  }
+  template <class Buffers, class Handler>
+  void async_write_some(const Buffers& buffers, Handler&& handler) {
+    if (tls_) return tls_->async_write_some(buffers, std::forward<Handler>(handler));
+    tcp_->async_write_some(buffers, std::forward<Handler>(handler));
+  }
+
+ private:
+  std::shared_ptr<net::ssl::context> tls_context_;  // before tls_, which refers to it
+  std::optional<beast::tcp_stream> tcp_;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> tls_;
+};
 
 // The state of a streamed response (Response::body_source), shared by the strand and the pool: one
 // buffer, filled by the source on the pool while no write is in flight, then written on the
@@ -50,6 +99,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void Run();
 
  private:
+  // TLS only: the handshake, then DoRead.
+  void Handshake();
   void DoRead();
   void OnHeader(beast::error_code ec);
   // Reads the next piece of the body into chunk_; OnChunk gets it.
@@ -82,7 +133,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void Drain();
   bool BodyExpected() const;
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;  // bounded: headers, chunk-size lines and read-ahead only
   std::optional<bhttp::request_parser<bhttp::buffer_body>> parser_;
   std::array<std::vector<char>, 2> chunks_;
@@ -170,6 +221,26 @@ class ServerImpl : public HttpServer {
 
   int InFlight() const override { return in_flight_.load(); }
 
+  Status LoadTls() {
+    if (options_.tls_cert_file.empty() && options_.tls_key_file.empty()) return Status::Ok();
+    ASSIGN_OR_RETURN(auto context,
+                     NewServerTlsContext(options_.tls_cert_file, options_.tls_key_file));
+    std::lock_guard<std::mutex> lock(tls_mu_);
+    tls_ = std::move(context);
+    return Status::Ok();
+  }
+
+  Status ReloadTls() override {
+    if (!tls_context()) return FailedPreconditionError("this server does not speak TLS");
+    return LoadTls();
+  }
+
+  // The context new connections get; null without TLS.
+  std::shared_ptr<net::ssl::context> tls_context() const {
+    std::lock_guard<std::mutex> lock(tls_mu_);
+    return tls_;
+  }
+
   const Router& router() const { return router_; }
   const ServerOptions& options() const { return options_; }
   const AllowedHosts& allowed_hosts() const { return allowed_hosts_; }
@@ -228,10 +299,12 @@ class ServerImpl : public HttpServer {
   net::steady_timer accept_backoff_{acceptor_.get_executor()};
   std::atomic<bool> stopped_{false};
   uint16_t port_ = 0;
+  mutable std::mutex tls_mu_;
+  std::shared_ptr<net::ssl::context> tls_;  // Guarded by tls_mu_.
 };
 
 Session::Session(tcp::socket socket, ServerImpl& server)
-    : stream_(std::move(socket)),
+    : stream_(std::move(socket), server.tls_context()),
       buffer_(server.options().header_limit + (128 << 10)),
       server_(server) {
   server_.sessions()++;
@@ -244,7 +317,20 @@ void Session::Run() {
   auto endpoint = stream_.socket().remote_endpoint(ec);
   remote_address_ = ec ? "" : endpoint.address().to_string();
   stream_.socket().set_option(tcp::no_delay(true), ec);
-  net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->DoRead(); });
+  net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+    self->stream_.is_tls() ? self->Handshake() : self->DoRead();
+  });
+}
+
+void Session::Handshake() {
+  // A client that does not complete a handshake (plain HTTP, an old protocol or cipher, a
+  // certificate it refuses) is closed: there is no channel to answer it on.
+  stream_.expires_after(server_.options().idle_timeout);
+  stream_.tls().async_handshake(net::ssl::stream_base::server,
+                                [self = shared_from_this()](beast::error_code ec) {
+                                  if (ec) return self->Close();
+                                  self->DoRead();
+                                });
 }
 
 void Session::DoRead() {
@@ -482,7 +568,9 @@ void Session::ContinueRaw(size_t have, size_t want) {
 }
 
 void Session::SetLowWater(size_t bytes) {
-  if (bytes == low_water_) return;
+  // Over TLS the socket's bytes are records, some already read into the TLS layer: waiting for
+  // more plaintext than is left on the socket would stall the upload.
+  if (bytes == low_water_ || stream_.is_tls()) return;
   int value = static_cast<int>(bytes);
   if (::setsockopt(stream_.socket().native_handle(), SOL_SOCKET, SO_RCVLOWAT, &value,
                    sizeof(value)) == 0) {
@@ -726,6 +814,7 @@ void Session::Close() {
 Result<std::unique_ptr<HttpServer>> NewHttpServer(const Router& router,
                                                   const ServerOptions& options) {
   auto server = std::make_unique<ServerImpl>(router, options);
+  RETURN_IF_ERROR(server->LoadTls());
   RETURN_IF_ERROR(server->Bind());
   return std::unique_ptr<HttpServer>(std::move(server));
 }

@@ -1,4 +1,4 @@
-// HttpServer: HTTP/1.1 over Boost.Beast.
+// HttpServer: HTTP/1.1 over Boost.Beast, or over TLS (OpenSSL) with a certificate.
 //
 // Threading: N Asio I/O threads read and write sockets and never block; every handler runs on a
 // thread pool chosen by its route's Lane (the request pool, or the heavy pool for password
@@ -35,6 +35,10 @@ struct ServerOptions {
   // Canonical addresses of proxies whose X-Forwarded-For names the client (see ClientAddress);
   // from any other peer the header is ignored.
   std::vector<std::string> trusted_proxies;
+  // HTTPS when both are set: the PEM certificate chain and its private key (see NewServerTlsContext
+  // in http/tls.h, which also says which protocols and ciphers are offered).
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 // Safe for concurrent use.
@@ -50,6 +54,10 @@ class HttpServer {
   virtual void Shutdown(std::chrono::milliseconds grace) = 0;
   // Requests being handled right now.
   virtual int InFlight() const = 0;
+  // Reads the TLS certificate and key files again: connections accepted from now on use them,
+  // open ones keep theirs. On any error the current certificate stays, and the error is returned.
+  // kFailedPrecondition when the server does not speak TLS.
+  virtual Status ReloadTls() = 0;
 };
 
 // Binds the listening socket; `router` must outlive the server.

@@ -356,6 +356,8 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
     options.trusted_proxies.push_back(*address);
   }
   options.upload_limit = static_cast<uint64_t>(config.datasets.max_blob_bytes);
+  options.tls_cert_file = config.tls_cert_file;
+  options.tls_key_file = config.tls_key_file;
   ASSIGN_OR_RETURN(p->http, http::NewHttpServer(p->router, options));
   if (root_hash.valid()) {
     ASSIGN_OR_RETURN(std::string hash, root_hash.get());
@@ -376,6 +378,8 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
 }
 
 uint16_t App::port() const { return parts_->http->port(); }
+
+Status App::ReloadTls() { return parts_->http->ReloadTls(); }
 
 std::string App::name() const { return parts_->settings->Get().name; }
 

@@ -57,6 +57,9 @@ struct AppConfig {
   size_t body_limit = 1 << 20;
   // Proxies whose X-Forwarded-For names the client (--trusted-proxy); addresses.
   std::vector<std::string> trusted_proxies;
+  // HTTPS with this PEM certificate chain and key (--tls-cert, --tls-key); both or neither.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 // Not thread-safe: start and stop it from one thread.
@@ -68,6 +71,9 @@ class App {
   uint16_t port() const;
   // The datasite's name as stored: --name, or the stored one when none was given.
   std::string name() const;
+  // Reads the TLS certificate and key again (SIGHUP); on error the old ones stay. See
+  // http::HttpServer::ReloadTls.
+  Status ReloadTls();
   // Graceful: stops accepting, finishes in-flight requests (up to `grace`), closes the database.
   void Stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
 

@@ -150,6 +150,12 @@ CLI::App* AddServerCommand(CLI::App& app, ServerRole role, LaunchOptions& o) {
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->delimiter(',');
+  l->add_option("--tls-cert", o.app.tls_cert_file,
+                "Serve HTTPS with this PEM certificate chain (server certificate first; with "
+                "--tls-key). TLS 1.2 and 1.3 only; SIGHUP reloads both files");
+  l->add_option("--tls-key", o.app.tls_key_file,
+                "The private key of --tls-cert (PEM); refused when its group or others may read "
+                "it (chmod 600)");
   l->add_option("--max-blob-bytes", o.app.datasets.max_blob_bytes, "Largest upload, in bytes")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 50));

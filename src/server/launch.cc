@@ -71,7 +71,13 @@ int Serve(LaunchOptions& o, int report_fd) {
   };
   if (!InitCrypto()) return fail(InternalError("libsodium failed to initialize"));
 
-  const sigset_t signals = BlockStopSignals();
+  sigset_t signals = BlockStopSignals();
+  const bool tls = !o.app.tls_cert_file.empty();
+  if (tls) {
+    // With TLS, SIGHUP reloads the certificate (without, it stops the server as it always did).
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  }
 
   // A restart right after a crash may find the killed server still releasing its files.
   auto lock = DataDirLock::AcquireAfterExit(o.app.data_dir, 15000);
@@ -109,7 +115,7 @@ int Serve(LaunchOptions& o, int report_fd) {
                    static_cast<int>(::getpid()),
                    o.host,
                    port,
-                   "http://" + url_host + ":" + std::to_string(port),
+                   (tls ? "https://" : "http://") + url_host + ":" + std::to_string(port),
                    o.app.data_dir};
   if (Status st = WriteRuntimeInfo(info); !st.ok()) return fail(st);
   if (Status st = RegisterDataDir(o.name, o.app.data_dir); !st.ok()) {
@@ -117,7 +123,8 @@ int Serve(LaunchOptions& o, int report_fd) {
   }
   std::string where = o.host + ":" + std::to_string(port);
   std::string lines = "Starting " + o.name + " server on " + where + "\n" +
-                      "You have launched a development server at http://" + where +
+                      "You have launched a development server at " +
+                      (tls ? "https://" : "http://") + where +
                       ". It is intended only for local use.";
   spdlog::info("{} serving on {} with data in {}", o.name, where, o.app.data_dir);
   if (o.app.accounts.password_rules == auth::PasswordRules::kDevelopment) {
@@ -136,7 +143,13 @@ int Serve(LaunchOptions& o, int report_fd) {
   }
 
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    if (Status st = (*app)->ReloadTls(); !st.ok()) {
+      spdlog::error("SIGHUP: TLS certificate not reloaded, the old one stays: {}", st.message());
+    } else {
+      spdlog::info("SIGHUP: TLS certificate reloaded from {}", o.app.tls_cert_file);
+    }
+  }
   spdlog::info("received signal {}; shutting down", sig);
   (*app)->Stop(std::chrono::seconds(10));
   std::error_code ec;
@@ -191,6 +204,14 @@ int RunLaunch(LaunchOptions o) {
     if (Status st = http::ValidateAllowedHost(name); !st.ok()) return fail(st);
   }
   if (Status st = ValidateStorageDir(o.app.storage_dir, o.app.database); !st.ok()) return fail(st);
+  if (o.app.tls_cert_file.empty() != o.app.tls_key_file.empty()) {
+    return fail(InvalidArgumentError("--tls-cert and --tls-key go together: give both or neither"));
+  }
+  if (!o.app.tls_cert_file.empty()) {
+    // Absolute, so that a reload reads the same files whatever the directory then.
+    o.app.tls_cert_file = fs::absolute(o.app.tls_cert_file).string();
+    o.app.tls_key_file = fs::absolute(o.app.tls_key_file).string();
+  }
   std::error_code ec;
   fs::create_directories(*dir, ec);
   if (ec)
