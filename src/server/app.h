@@ -57,6 +57,9 @@ struct AppConfig {
   size_t body_limit = 1 << 20;
   // Proxies whose X-Forwarded-For names the client (--trusted-proxy); addresses.
   std::vector<std::string> trusted_proxies;
+  // HOST:PORT where Prometheus metrics are served without authentication (--metrics-address);
+  // empty: no metrics are kept or served.
+  std::string metrics_address;
 };
 
 // Not thread-safe: start and stop it from one thread.
