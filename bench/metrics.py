@@ -3,8 +3,8 @@
 read route with wrk, the server launched without metrics and with --metrics-address while a scraper reads
 /metrics once a second. Goal: CPU per request with metrics within +3% of without.
 
-Runs alternate (off, on; off, on; ...) on one data directory, a fresh server each run, so that the machine's
-noise falls on both alike; the figures are medians over runs, the ratio the median of each pair's ratio.
+Runs come in pairs on one data directory, a fresh server each run, the order flipping from pair to pair (off
+then on, on then off, ...) so that the machine's noise and any first-of-a-pair cost fall on both alike; the figures are medians over runs, the ratio the median of each pair's ratio.
 Every wrk run must end with no socket error and no non-2xx answer (api_wrk.check).
 
 Usage: /usr/bin/python3 bench/metrics.py [--runs 5] [--duration 10] [--threads 2] [--connections 64]
@@ -100,7 +100,7 @@ def main():
            "threads": a.threads, "connections": a.connections, "off": [], "on": []}
     try:
         for i in range(a.runs):
-            for on in (False, True):
+            for on in ((False, True) if i % 2 == 0 else (True, False)):
                 r = one_run(a, tmp, script, on)
                 res["on" if on else "off"].append(r)
                 print("run %d metrics %-3s: %6.0f req/s, %.1f us CPU/request%s" % (
