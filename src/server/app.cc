@@ -366,7 +366,7 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   if (!config.metrics_address.empty()) {
     p->metrics = std::make_unique<ServerMetrics>(*p->store, *p->queue);
     options.observer = p->metrics.get();
-    RETURN_IF_ERROR(p->metrics->Listen(metrics_host, metrics_port));
+    RETURN_IF_ERROR(p->metrics->Listen(metrics_host, metrics_port, config.allowed_hosts));
     if (!http::IsLoopbackAddress(metrics_host)) {
       spdlog::warn(
           "metrics: served without authentication on {}, off loopback: anyone who "

@@ -134,9 +134,11 @@ std::string ServerMetrics::Render() const {
   return registry_.Render() + obs::DefaultRegistry().Render();
 }
 
-Status ServerMetrics::Listen(const std::string& host, uint16_t port) {
+Status ServerMetrics::Listen(const std::string& host, uint16_t port,
+                             const std::vector<std::string>& allowed_hosts) {
   http::ServerOptions options;
   options.host = host;
+  options.allowed_hosts = allowed_hosts;
   options.port = port;
   options.io_threads = 1;
   options.request_threads = 1;

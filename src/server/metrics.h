@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <vector>
 
 #include "core/status.h"
 #include "http/router.h"
@@ -46,8 +47,10 @@ class ServerMetrics : public http::RequestObserver {
   // The exposition text: this registry's families, then the default registry's.
   std::string Render() const;
 
-  // Serves GET /metrics on `host`:`port` (0: a free one) until Stop.
-  Status Listen(const std::string& host, uint16_t port);
+  // Serves GET /metrics on `host`:`port` (0: a free one) until Stop, to requests for an IP
+  // address, localhost or one of `allowed_hosts` (as the API's port: see http::AllowedHosts).
+  Status Listen(const std::string& host, uint16_t port,
+                const std::vector<std::string>& allowed_hosts);
   uint16_t port() const;
   void Stop();
 

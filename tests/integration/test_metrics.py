@@ -107,6 +107,30 @@ def test_metrics_are_not_on_the_api_port(observed):
     assert api.get("/metrics", token=token).status == 404
 
 
+def test_metrics_listener_refuses_unknown_host_names(observed):
+    # As the API's port: a web page that had its own name resolve to 127.0.0.1 reads nothing.
+    _, _, metrics_port = observed
+    resp = Api(metrics_port).get("/metrics", headers={"Host": "rebound.example:%d" % metrics_port})
+    assert resp.status == 421, resp
+    resp = Api(metrics_port).get("/metrics", headers={"Host": "localhost:%d" % metrics_port})
+    assert resp.status == 200, resp
+
+
+def test_metrics_listener_answers_the_allowed_host_names(binary, tmp_path):
+    metrics_port = free_port()
+    server = DetachedServer(binary, tmp_path / "data", "--workers", "0", "--allowed-host",
+                            "metrics.example", "--metrics-address",
+                            "127.0.0.1:{}".format(metrics_port))
+    try:
+        server.start()
+        resp = Api(metrics_port).get("/metrics",
+                                     headers={"Host": "metrics.example:%d" % metrics_port})
+        assert resp.status == 200, resp
+        assert "datasite_build_info" in resp.text
+    finally:
+        server.stop()
+
+
 def test_a_safe_request_id_is_echoed(observed):
     _, api, _ = observed
     resp = api.get("/readyz", headers={"X-Request-Id": "trace.Abc-1_2"})
