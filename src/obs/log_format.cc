@@ -107,15 +107,14 @@ Result<LogFormat> ParseLogFormat(std::string_view name) {
 
 std::unique_ptr<spdlog::formatter> NewJsonFormatter() { return std::make_unique<JsonFormatter>(); }
 
-void SetLogFormat(LogFormat format) {
-  if (format == LogFormat::kJson) {
-    spdlog::set_formatter(NewJsonFormatter());
-    return;
-  }
-  // spdlog's default pattern with the request id before the message.
+std::unique_ptr<spdlog::formatter> NewTextFormatter() {
   auto text = std::make_unique<spdlog::pattern_formatter>();
   text->add_flag<RequestIdFlag>('*').set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%n] [%^%l%$] %*%v");
-  spdlog::set_formatter(std::move(text));
+  return text;
+}
+
+void SetLogFormat(LogFormat format) {
+  spdlog::set_formatter(format == LogFormat::kJson ? NewJsonFormatter() : NewTextFormatter());
 }
 
 }  // namespace datasite::obs

@@ -23,6 +23,10 @@ Result<LogFormat> ParseLogFormat(std::string_view name);
 // request_id.h). Not thread-safe: spdlog clones it per sink.
 std::unique_ptr<spdlog::formatter> NewJsonFormatter();
 
+// spdlog's default text line with "[req ID] " before the message when the thread works for a
+// request: "[2026-01-02 03:04:05.678] [datasite] [info] [req 3f2a...] message".
+std::unique_ptr<spdlog::formatter> NewTextFormatter();
+
 // Gives every sink of the default logger `format`; text lines carry "[req ID] " when known.
 void SetLogFormat(LogFormat format);
 

@@ -38,6 +38,16 @@ TEST(LogFormatTest, JsonLineCarriesTheRequestId) {
   EXPECT_EQ(j["request_id"], "req-1");
 }
 
+TEST(LogFormatTest, TextLineCarriesTheRequestIdWhenKnown) {
+  auto f = NewTextFormatter();
+  const std::string without = Format(*f, "hello");
+  EXPECT_EQ(without.find("[req "), std::string::npos) << without;
+  EXPECT_NE(without.find("] [datasite] [warning] hello"), std::string::npos) << without;
+  ScopedRequestId scope("req-2");
+  const std::string with = Format(*f, "hello");
+  EXPECT_NE(with.find("] [datasite] [warning] [req req-2] hello"), std::string::npos) << with;
+}
+
 TEST(LogFormatTest, ParsesFormatNames) {
   EXPECT_EQ(*ParseLogFormat("json"), LogFormat::kJson);
   EXPECT_EQ(*ParseLogFormat("text"), LogFormat::kText);
