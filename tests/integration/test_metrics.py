@@ -91,6 +91,19 @@ def test_requests_are_counted_by_route_pattern(observed):
     assert re.search(r'^datasite_build_info\{version="[^"]+",commit="[^"]+"\} 1$', text, re.M), text
 
 
+def test_upload_bytes_are_counted(observed):
+    _, api, metrics_port = observed
+    token = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+    before = sample(scrape(metrics_port), "datasite_upload_bytes_total",
+                    route="/api/v1/blobs") or 0
+    body = b"x" * 300_000
+    resp = api("POST", "/api/v1/blobs?format=raw", raw=body, token=token,
+               headers={"Content-Type": "application/octet-stream"})
+    assert resp.status == 201, resp
+    after = sample(scrape(metrics_port), "datasite_upload_bytes_total", route="/api/v1/blobs")
+    assert after == before + len(body)
+
+
 def test_failed_logins_are_counted(observed):
     _, api, metrics_port = observed
     before = sample(scrape(metrics_port), "datasite_logins_total", result="failed") or 0
