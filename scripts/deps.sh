@@ -18,6 +18,7 @@ packages=(
   clang-14 libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer and the sanitizers
   chromium  # tests/integration/test_display_browser.py, with playwright-core from npm (below)
   nginx-light  # tests/integration/test_scale_out.py: replicas behind a real proxy (never run as a service)
+  prometheus  # tests/integration/test_metrics.py: scrapes a launched server (never run as a service)
 )
 command -v npm >/dev/null 2>&1 || packages+=(npm)  # a nodejs of its own may bring npm
 missing=()

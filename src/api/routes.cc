@@ -11,6 +11,7 @@
 #include "api/route_table.h"
 #include "core/clock.h"
 #include "core/random.h"
+#include "obs/metrics.h"
 
 namespace datasite::api {
 namespace {
@@ -184,8 +185,11 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
         ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"email", "password"}));
         ASSIGN_OR_RETURN(std::string email, body.RequiredString("email"));
         ASSIGN_OR_RETURN(std::string password, body.RequiredString("password"));
-        ASSIGN_OR_RETURN(auto result, accounts.Login(email, password, req.remote_address));
-        return SecretReply(LoginJson(result));
+        auto result = accounts.Login(email, password, req.remote_address);
+        // Wrong credentials and throttled attempts are both failures.
+        obs::Logins(result.ok()).Add();
+        if (!result.ok()) return result.status();
+        return SecretReply(LoginJson(*result));
       },
       Schema({{"email", "string"}, {"password", "string"}}, {"email", "password"}), kHeavy);
   routes->Add("POST", "/api/v1/auth/guest", Role::kNone, "auth", "Start a guest session.",

@@ -25,6 +25,9 @@ struct Request {
   std::string content_type;
   std::string remote_address;   // the client's IP address (see ClientAddress)
   std::string idempotency_key;  // the Idempotency-Key header (see api/idempotency.h)
+  // The client's X-Request-Id when safe (obs::IsSafeRequestId), else one made up; echoed on the
+  // response and in the log lines written while handling the request.
+  std::string request_id;
   std::string body;
 };
 

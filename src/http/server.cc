@@ -21,6 +21,7 @@
 #include "http/client_address.h"
 #include "http/request_policy.h"
 #include "http/tls.h"
+#include "obs/request_id.h"
 
 namespace datasite::http {
 namespace {
@@ -155,6 +156,10 @@ class Session : public std::enable_shared_from_this<Session> {
   size_t drained_ = 0;
   std::shared_ptr<void> res_;  // the response being written
   std::string remote_address_;
+  // The request's id and when its headers were in, for the response (set in OnHeader).
+  std::string request_id_;
+  std::chrono::steady_clock::time_point start_;
+  bool observed_ = false;  // the response was counted (Write may be called twice for one)
   ServerImpl& server_;
 };
 
@@ -351,6 +356,7 @@ void Session::DoRead() {
   sink_.reset();
   if (chunks_[1].capacity() > 0) chunks_ = {};  // give back an upload's 2 MiB
   route_ = nullptr;
+  observed_ = false;
   stream_.expires_after(server_.options().idle_timeout);
   bhttp::async_read_header(
       stream_, buffer_, *parser_,
@@ -367,6 +373,15 @@ void Session::OnHeader(beast::error_code ec) {
       ec == net::error::operation_aborted || ec == net::error::connection_reset ||
       ec == net::error::eof) {
     return Close();
+  }
+  start_ = std::chrono::steady_clock::now();
+  {
+    std::string_view sent;
+    if (!ec) {
+      auto field = parser_->get()["X-Request-Id"];
+      sent = std::string_view(field.data(), field.size());
+    }
+    request_id_ = obs::IsSafeRequestId(sent) ? std::string(sent) : obs::NewRequestId();
   }
   if (ec == bhttp::error::body_limit) {
     drain_after_write_ = true;
@@ -391,6 +406,7 @@ void Session::OnHeader(beast::error_code ec) {
   req_->authorization = std::string(msg[bhttp::field::authorization]);
   req_->content_type = std::string(msg[bhttp::field::content_type]);
   req_->idempotency_key = std::string(msg["Idempotency-Key"]);
+  req_->request_id = request_id_;
   std::string forwarded_for;
   if (!server_.options().trusted_proxies.empty()) {
     for (const auto& field : msg) {
@@ -452,6 +468,7 @@ void Session::OnHeader(beast::error_code ec) {
 
   server_.in_flight()++;
   net::post(server_.pool(route_->lane), [self = shared_from_this()] {
+    obs::ScopedRequestId log_scope(self->request_id_);
     Response refusal;
     auto sink = self->route_->open_sink(*self->req_);
     if (!sink.ok()) refusal = ErrorResponse(sink.status());
@@ -600,9 +617,11 @@ void Session::OnBodyPiece(size_t got) {
 }
 
 void Session::StartSinkWrite(int index, size_t size) {
+  if (auto* observer = server_.options().observer) observer->OnUploadBytes(route_->pattern, size);
   writing_ = true;
   server_.in_flight()++;
   net::post(server_.pool(route_->lane), [self = shared_from_this(), index, size] {
+    obs::ScopedRequestId log_scope(self->request_id_);
     Status st = self->sink_->Write(std::string_view(self->chunks_[index].data(), size));
     net::post(self->stream_.get_executor(), [self, st = std::move(st)] {
       self->server_.in_flight()--;
@@ -643,6 +662,7 @@ void Session::FailUpload() {
 void Session::Dispatch() {
   if (!sink_ && route_->answer_inline) {
     std::optional<Response> answer;
+    obs::ScopedRequestId log_scope(request_id_);
     try {
       answer = route_->answer_inline(*req_);
     } catch (const std::exception& e) {
@@ -654,6 +674,7 @@ void Session::Dispatch() {
   }
   server_.in_flight()++;
   net::post(server_.pool(route_->lane), [self = shared_from_this()] {
+    obs::ScopedRequestId log_scope(self->request_id_);
     Response res;
     try {
       res = self->sink_ ? self->sink_->Finish() : self->route_->handler(*self->req_);
@@ -684,6 +705,15 @@ void SetCommonHeaders(Message& m, const Response& response, bool keep_alive) {
 }
 
 void Session::Write(Response response, bool keep_alive) {
+  // Every response carries the request's id, errors too; each request is counted once.
+  response.headers.emplace_back("X-Request-Id", request_id_);
+  if (auto* observer = server_.options().observer; observer && !observed_) {
+    observed_ = true;
+    const bool matched = route_ != nullptr;
+    observer->OnResponse(matched ? std::string_view(route_->method) : std::string_view(),
+                         matched ? std::string_view(route_->pattern) : std::string_view(),
+                         response.status, std::chrono::steady_clock::now() - start_);
+  }
   auto on_written = [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
     self->res_.reset();
     if (!ec && self->drain_after_write_) {

@@ -11,12 +11,26 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
 #include "http/router.h"
 
 namespace datasite::http {
+
+// Told of every response a server sends and of the upload bytes it receives, for metrics. Called
+// on I/O threads: must be quick and never block. Safe for concurrent use.
+class RequestObserver {
+ public:
+  virtual ~RequestObserver() = default;
+  // `route` is the pattern of the matched route and `method` its method; both "" when no route
+  // matched (the path and method a client sent are never labels: they are unbounded). `elapsed`
+  // runs from the request's headers to the response's first byte.
+  virtual void OnResponse(std::string_view method, std::string_view route, int status,
+                          std::chrono::steady_clock::duration elapsed) = 0;
+  virtual void OnUploadBytes(std::string_view route, uint64_t bytes) = 0;
+};
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
@@ -39,6 +53,8 @@ struct ServerOptions {
   // in http/tls.h, which also says which protocols and ciphers are offered).
   std::string tls_cert_file;
   std::string tls_key_file;
+  // Null: no metrics. Must outlive the server.
+  RequestObserver* observer = nullptr;
 };
 
 // Safe for concurrent use.

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 
+#include "obs/metrics.h"
+#include "obs/request_id.h"
+
 namespace datasite::jobs {
 
 bool IsFinal(const std::string& status) { return status != "queued" && status != "running"; }
@@ -80,19 +83,38 @@ std::unordered_multimap<std::string, JobQueue::Run>::iterator JobQueue::FindRun(
 
 Result<store::JobAdmission> JobQueue::Enqueue(const store::Job& job, const store::JobLimits& limits,
                                               const std::function<Status(store::Store&)>& also) {
+  // Remembered before the insert: a slot may lease the job as soon as it commits.
+  const std::string origin(obs::CurrentRequestId());
+  if (!origin.empty()) {
+    std::lock_guard lock(mu_);
+    origins_[job.id] = origin;
+    origin_order_.push_back(job.id);
+    // Jobs leased by other processes are never looked up here: the oldest are forgotten.
+    while (origin_order_.size() > kMaxOrigins) {
+      origins_.erase(origin_order_.front());
+      origin_order_.pop_front();
+    }
+  }
   store::JobAdmission admission = store::JobAdmission::kInserted;
-  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+  Status st = store_.InTransaction([&](store::Store& tx) -> Status {
     ASSIGN_OR_RETURN(admission, tx.InsertJob(job, limits));
     if (admission == store::JobAdmission::kInserted && also) return also(tx);
     return Status::Ok();
-  }));
-  if (admission == store::JobAdmission::kInserted) {
-    {
-      std::lock_guard lock(mu_);
-      ++queued_;
-    }
-    work_cv_.notify_one();
+  });
+  if (!st.ok() || admission != store::JobAdmission::kInserted) {
+    std::lock_guard lock(mu_);
+    origins_.erase(job.id);
+    RETURN_IF_ERROR(st);
+    return admission;
   }
+  // With the request's id in the line (see obs/log_format.h): the link from a request to its job
+  // in the logs, whichever process runs it.
+  spdlog::info("jobs: {} queued", job.id);
+  {
+    std::lock_guard lock(mu_);
+    ++queued_;
+  }
+  work_cv_.notify_one();
   return admission;
 }
 
@@ -146,6 +168,11 @@ Result<store::Job> JobQueue::Wait(const std::string& id,
   }
 }
 
+int JobQueue::RunsHere() {
+  std::lock_guard lock(mu_);
+  return static_cast<int>(running_.size());
+}
+
 void JobQueue::Finished() {
   {
     std::lock_guard lock(mu_);
@@ -186,12 +213,24 @@ void JobQueue::WorkerLoop() {
       continue;
     }
     store::Job job = std::move(**leased);
+    // Since the job was created: a job run again after a lost lease counts its first run too.
+    obs::JobQueueWait().Observe(std::max<double>(0, (now - job.created_at) / 1000.0));
     // More may be waiting: one more slot looks (one notification wakes one slot).
     {
       std::lock_guard lock(mu_);
       ++queued_;
     }
     work_cv_.notify_one();
+    // The run logs under the id of the request that queued the job, when that was here.
+    std::string origin;
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = origins_.find(job.id); it != origins_.end()) {
+        origin = std::move(it->second);
+        origins_.erase(it);
+      }
+    }
+    obs::ScopedRequestId log_scope(origin);
     auto cancel = std::make_shared<std::atomic<bool>>(false);
     {
       std::lock_guard lock(mu_);

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -109,6 +110,8 @@ class JobQueue {
   Result<store::Job> Wait(const std::string& id, std::chrono::steady_clock::time_point deadline);
 
   int workers() const { return options_.workers; }
+  // Jobs running in this process now (each holds one of its slots).
+  int RunsHere();
 
  private:
   void WorkerLoop();
@@ -151,6 +154,11 @@ class JobQueue {
   // Counts jobs queued (here, or heard of) and leases taken, so that a worker slot that found
   // nothing waits only until the count moves. Guarded by mu_.
   uint64_t queued_ = 0;
+  // The request ids (obs/request_id.h) of jobs queued here, by job id, until a slot here leases
+  // them; the oldest of kMaxOrigins go (jobs leased by other processes). Guarded by mu_.
+  static constexpr size_t kMaxOrigins = 4096;
+  std::unordered_map<std::string, std::string> origins_;
+  std::deque<std::string> origin_order_;  // the ids of origins_, oldest first (some gone)
   std::vector<std::thread> threads_;
   std::thread heartbeat_;
 };

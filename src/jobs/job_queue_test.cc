@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "core/random.h"
+#include "obs/request_id.h"
 #include "store/test_database.h"
 
 namespace datasite::jobs {
@@ -96,6 +97,25 @@ TEST_F(JobQueueTest, QueuedJobRunsAndWaitSeesTheEnd) {
   EXPECT_EQ(store_->GetJobLogs(job.id)->first, "ran " + job.id);
   EXPECT_EQ(done.attempts, 1);
   EXPECT_GT(done.finished_at, 0);
+}
+
+TEST_F(JobQueueTest, RunLogsUnderTheRequestIdThatQueuedIt) {
+  std::mutex mu;
+  std::string seen = "(not run)";
+  JobQueue q(*store_, clock_, {.workers = 1});
+  ASSERT_TRUE(q.Start([&](const store::Job&, const std::atomic<bool>&) {
+                 std::lock_guard lock(mu);
+                 seen = std::string(obs::CurrentRequestId());
+                 return Completed("1");
+               }).ok());
+  auto job = NewJob(AddCode(*store_));
+  {
+    obs::ScopedRequestId request("req-42");
+    ASSERT_EQ(*q.Enqueue(job, {}), store::JobAdmission::kInserted);
+  }
+  WaitFor(q, job.id);
+  std::lock_guard lock(mu);
+  EXPECT_EQ(seen, "req-42");
 }
 
 TEST_F(JobQueueTest, RunnerErrorIsRecorded) {

@@ -22,6 +22,7 @@
 #include "http/server.h"
 #include "jobs/job_queue.h"
 #include "sandbox/sandbox.h"
+#include "server/metrics.h"
 #include "store/store.h"
 
 namespace datasite::server {
@@ -50,6 +51,7 @@ struct App::Parts {
   std::atomic<bool> ready{false};
   std::unique_ptr<api::ApiContext> api;
   http::Router router;
+  std::unique_ptr<ServerMetrics> metrics;  // with --metrics-address
   std::unique_ptr<http::HttpServer> http;
 };
 
@@ -226,6 +228,11 @@ App::App(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 App::~App() { Stop(std::chrono::milliseconds(0)); }
 
 Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
+  std::string metrics_host;
+  uint16_t metrics_port = 0;
+  if (!config.metrics_address.empty()) {
+    RETURN_IF_ERROR(ParseListenAddress(config.metrics_address, &metrics_host, &metrics_port));
+  }
   auto p = std::make_unique<Parts>();
   ASSIGN_OR_RETURN(p->store, OpenDatabase(config.database, config.data_dir));
   const Clock& clock = SystemClock();
@@ -358,6 +365,18 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   options.upload_limit = static_cast<uint64_t>(config.datasets.max_blob_bytes);
   options.tls_cert_file = config.tls_cert_file;
   options.tls_key_file = config.tls_key_file;
+  if (!config.metrics_address.empty()) {
+    p->metrics = std::make_unique<ServerMetrics>(*p->store, *p->queue);
+    options.observer = p->metrics.get();
+    RETURN_IF_ERROR(p->metrics->Listen(metrics_host, metrics_port, config.allowed_hosts));
+    if (!http::IsLoopbackAddress(metrics_host)) {
+      spdlog::warn(
+          "metrics: served without authentication on {}, off loopback: anyone who "
+          "reaches it sees this server's activity",
+          config.metrics_address);
+    }
+    spdlog::info("metrics: http://{}/metrics", config.metrics_address);
+  }
   ASSIGN_OR_RETURN(p->http, http::NewHttpServer(p->router, options));
   if (root_hash.valid()) {
     ASSIGN_OR_RETURN(std::string hash, root_hash.get());
@@ -389,6 +408,7 @@ void App::Stop(std::chrono::milliseconds grace) {
   // Stopping the queue first ends blocking waits, so in-flight requests can finish.
   parts_->queue->Stop();
   parts_->http->Shutdown(grace);
+  if (parts_->metrics) parts_->metrics->Stop();  // its gauges read the store
   if (parts_->sandbox_starter.joinable()) parts_->sandbox_starter.join();
   if (parts_->notifications) parts_->notifications->Stop();
   parts_->code.reset();

@@ -60,6 +60,9 @@ struct AppConfig {
   // HTTPS with this PEM certificate chain and key (--tls-cert, --tls-key); both or neither.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // HOST:PORT where Prometheus metrics are served without authentication (--metrics-address);
+  // empty: no metrics are kept or served.
+  std::string metrics_address;
 };
 
 // Not thread-safe: start and stop it from one thread.

@@ -190,6 +190,12 @@ CLI::App* AddServerCommand(CLI::App& app, ServerRole role, LaunchOptions& o) {
                 "(also sooner, oldest first, when the user's quota needs room)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
+  l->add_option("--metrics-address", o.app.metrics_address,
+                "HOST:PORT where Prometheus metrics are served at /metrics, without "
+                "authentication: keep it on loopback or a private network (off when not given)");
+  l->add_option("--log-format", o.log_format, "Log lines as text or as one JSON object per line")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
   SetEnvNames(*l, "DATASITE_");
   return l;
 }

@@ -16,6 +16,7 @@
 #include "core/local_servers.h"
 #include "core/random.h"
 #include "http/request_policy.h"
+#include "obs/log_format.h"
 
 namespace datasite::server {
 namespace {
@@ -226,9 +227,13 @@ int RunLaunch(LaunchOptions o) {
   o.app.accounts.password_rules =
       dev_passwords ? auth::PasswordRules::kDevelopment : auth::PasswordRules::kStandard;
 
+  auto parsed_format = obs::ParseLogFormat(o.log_format);
+  if (!parsed_format.ok()) return fail(parsed_format.status());
+  const obs::LogFormat log_format = *parsed_format;
   if (!o.detach) {
     spdlog::set_default_logger(spdlog::stderr_color_mt("datasite"));
     spdlog::set_level(o.dev_mode ? spdlog::level::debug : spdlog::level::info);
+    obs::SetLogFormat(log_format);
     return Serve(o, -1);
   }
 
@@ -247,6 +252,7 @@ int RunLaunch(LaunchOptions o) {
     ::dup2(log_fd >= 0 ? log_fd : null_fd, STDERR_FILENO);
     spdlog::set_default_logger(spdlog::stderr_color_mt("datasite"));
     spdlog::set_level(o.dev_mode ? spdlog::level::debug : spdlog::level::info);
+    obs::SetLogFormat(log_format);
     _exit(Serve(o, fds[1]));
   }
   ::close(fds[1]);

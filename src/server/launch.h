@@ -17,6 +17,8 @@ struct LaunchOptions {
   bool reset = false;
   bool dev_mode = false;
   bool detach = false;
+  // --log-format: text or json (obs::ParseLogFormat).
+  std::string log_format = "text";
   std::string data_dir;  // "" = the default for `name`
   AppConfig app;         // data_dir, host and port are filled by RunLaunch
 };
