@@ -9,10 +9,12 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 
 namespace datasite::http {
 namespace {
@@ -30,6 +32,17 @@ std::string OpenSslError() {
   return reason.empty() ? "unknown OpenSSL error" : reason;
 }
 
+// Whether a PEM file holds an encrypted key (PKCS#8's "ENCRYPTED PRIVATE KEY", or the older
+// "Proc-Type: 4,ENCRYPTED" header).
+bool IsEncryptedPem(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  for (int i = 0; i < 4 && std::getline(in, line); ++i) {
+    if (line.find("ENCRYPTED") != std::string::npos) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 Status CheckKeyFilePermissions(const std::string& key_file) {
@@ -39,6 +52,13 @@ Status CheckKeyFilePermissions(const std::string& key_file) {
     std::string reason = std::strerror(err);
     if (err == ENOENT) return NotFoundError("TLS key file " + key_file + ": " + reason);
     return PermissionDeniedError("cannot read TLS key file " + key_file + ": " + reason);
+  }
+  // Whoever owns the file may read or replace it: this server's user, or root.
+  if (st.st_uid != ::geteuid() && st.st_uid != 0) {
+    return PermissionDeniedError("TLS key file " + key_file + " belongs to user " +
+                                 std::to_string(st.st_uid) +
+                                 ", who may read or replace it: it must belong to the user the "
+                                 "server runs as (or root)");
   }
   if ((st.st_mode & 077) != 0) {
     char mode[8];
@@ -68,6 +88,9 @@ Result<std::shared_ptr<ssl::context>> NewServerTlsContext(const std::string& cer
   // Compression leaks secrets through lengths (CRIME); renegotiation started by a client costs the
   // server a handshake per request for nothing.
   SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  // An encrypted key would make OpenSSL ask for its passphrase on the terminal, which blocks the
+  // start (or, at a SIGHUP reload, the signal loop): no passphrase is given, so loading fails.
+  SSL_CTX_set_default_passwd_cb(native, [](char*, int, int, void*) { return 0; });
   if (SSL_CTX_use_certificate_chain_file(native, cert_file.c_str()) != 1) {
     return InvalidArgumentError("cannot use TLS certificate file " + cert_file + ": " +
                                 OpenSslError());
@@ -76,6 +99,9 @@ Result<std::shared_ptr<ssl::context>> NewServerTlsContext(const std::string& cer
     // A key pair from another certificate is the likely mistake at a renewal: say so plainly.
     const bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
     std::string reason = OpenSslError();
+    if (!mismatch && IsEncryptedPem(key_file)) {
+      reason += " (the key is encrypted: give the server one without a passphrase)";
+    }
     if (mismatch) {
       return InvalidArgumentError("TLS key file " + key_file + " does not match certificate " +
                                   cert_file);

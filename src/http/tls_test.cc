@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -56,6 +57,26 @@ TEST_F(TlsContextTest, KeyReadableByGroupIsRefusedSayingWhy) {
 TEST_F(TlsContextTest, KeyReadableByOthersIsRefused) {
   ::chmod(key_.c_str(), 0604);
   EXPECT_EQ(CheckKeyFilePermissions(key_).code(), StatusCode::kPermissionDenied);
+}
+
+TEST_F(TlsContextTest, KeyOwnedByAnotherUserIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "giving a file away needs root";
+  ASSERT_EQ(::chown(key_.c_str(), 65534, 65534), 0);
+  Status st = CheckKeyFilePermissions(key_);
+  EXPECT_EQ(st.code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(st.message().find("belongs to user 65534"), std::string::npos) << st.message();
+}
+
+TEST_F(TlsContextTest, EncryptedKeyIsRefusedWithoutAskingForItsPassphrase) {
+  const std::string enc = dir_ + "/enc.pem";
+  const std::string cmd =
+      "openssl pkey -in " + key_ + " -aes256 -passout pass:secret -out " + enc + " 2>/dev/null";
+  if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "no openssl command";
+  ::chmod(enc.c_str(), 0600);
+  auto ctx = NewServerTlsContext(cert_, enc);
+  ASSERT_FALSE(ctx.ok());
+  EXPECT_NE(ctx.status().message().find("without a passphrase"), std::string::npos)
+      << ctx.status().message();
 }
 
 TEST_F(TlsContextTest, MissingKeyIsNotFound) {

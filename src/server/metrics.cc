@@ -53,34 +53,36 @@ ServerMetrics::ServerMetrics(store::Store& store, jobs::JobQueue& queue)
                                          "Body bytes received by upload routes.", {"route"})) {
   static constexpr const char* kStates[] = {"queued",    "running", "completed",  "errored",
                                             "timed_out", "killed",  "interrupted"};
-  // Read from the database at each scrape (one COUNT per state): they count the jobs of every
-  // replica and worker, and nothing is counted on the jobs' paths.
+  // Read from the database (they count the jobs of every replica and worker, and nothing is
+  // counted on the jobs' paths), in one pass over the status index, at most once per
+  // kJobCountsTtl however often the unauthenticated listener is scraped: the count holds the
+  // store, which every request needs.
+  registry_.AddGaugeCallback("datasite_jobs",
+                             "Jobs by state, counted in the database (at most every 5 s).",
+                             {"state"}, [this, &store] {
+                               obs::GaugeSamples out;
+                               auto counts = JobCounts(store);
+                               if (!counts) return out;
+                               for (const char* state : kStates) {
+                                 int64_t n = 0;
+                                 for (const auto& [status, count] : *counts) {
+                                   if (status == state) n = count;
+                                 }
+                                 out.push_back({{state}, static_cast<double>(n)});
+                               }
+                               return out;
+                             });
   registry_.AddGaugeCallback(
-      "datasite_jobs", "Jobs by state, counted in the database at each scrape.", {"state"},
-      [&store] {
-        obs::GaugeSamples out;
-        for (const char* state : kStates) {
-          store::JobFilter filter;
-          filter.status = state;
-          filter.limit = 0;
-          auto page = store.ListJobs(filter);
-          if (!page.ok()) {
-            spdlog::warn("metrics: cannot count {} jobs: {}", state, page.status().ToString());
-            continue;
-          }
-          out.push_back({{state}, static_cast<double>(page->total)});
+      "datasite_job_queue_depth",
+      "Jobs queued and waiting for a slot (the database's count, at most every 5 s).", {},
+      [this, &store] {
+        auto counts = JobCounts(store);
+        if (!counts) return obs::GaugeSamples{};
+        int64_t queued = 0;
+        for (const auto& [status, count] : *counts) {
+          if (status == "queued") queued = count;
         }
-        return out;
-      });
-  registry_.AddGaugeCallback(
-      "datasite_job_queue_depth", "Jobs queued and waiting for a slot (the database's count).", {},
-      [&store] {
-        store::JobFilter filter;
-        filter.status = "queued";
-        filter.limit = 0;
-        auto page = store.ListJobs(filter);
-        return page.ok() ? obs::GaugeSamples{{{}, static_cast<double>(page->total)}}
-                         : obs::GaugeSamples{};
+        return obs::GaugeSamples{{{}, static_cast<double>(queued)}};
       });
   registry_.AddGaugeCallback("datasite_sandbox_slots", "Job slots (sandbox processes) here.", {},
                              [&queue] {
@@ -154,6 +156,21 @@ uint16_t ServerMetrics::port() const { return http_ ? http_->port() : 0; }
 
 void ServerMetrics::Stop() {
   if (http_) http_->Shutdown(std::chrono::milliseconds(500));
+}
+
+std::optional<std::vector<std::pair<std::string, int64_t>>> ServerMetrics::JobCounts(
+    store::Store& store) {
+  std::lock_guard lock(job_counts_mu_);
+  const auto now = std::chrono::steady_clock::now();
+  if (job_counts_ && now - job_counts_at_ < kJobCountsTtl) return job_counts_;
+  auto counts = store.CountJobsByStatus();
+  if (!counts.ok()) {
+    spdlog::warn("metrics: cannot count jobs: {}", counts.status().ToString());
+    return std::nullopt;
+  }
+  job_counts_ = std::move(*counts);
+  job_counts_at_ = now;
+  return job_counts_;
 }
 
 }  // namespace datasite::server

@@ -8,9 +8,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -57,7 +59,14 @@ class ServerMetrics : public http::RequestObserver {
  private:
   struct Child;
   Child& ChildFor(std::string_view method, std::string_view route, int status);
+  // The jobs by status, read from the store at most once per kJobCountsTtl; nullopt when the
+  // store fails.
+  std::optional<std::vector<std::pair<std::string, int64_t>>> JobCounts(store::Store& store);
+  static constexpr std::chrono::seconds kJobCountsTtl{5};
 
+  std::mutex job_counts_mu_;
+  std::optional<std::vector<std::pair<std::string, int64_t>>> job_counts_;  // job_counts_mu_
+  std::chrono::steady_clock::time_point job_counts_at_;                     // job_counts_mu_
   obs::Registry registry_;
   obs::Family<obs::Counter>& requests_;
   obs::Family<obs::Histogram>& latency_;

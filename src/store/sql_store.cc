@@ -3152,6 +3152,12 @@ class SqlStore : public Store {
     return Status::Ok();
   }
 
+  Result<std::vector<std::pair<std::string, int64_t>>> CountJobsByStatus() override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "SELECT status, count(*) FROM jobs GROUP BY status ORDER BY status");
+    return ReadAll(s, [](Stmt& r) { return std::make_pair(r.Text(0), r.Int(1)); });
+  }
+
   Result<JobPage> ListJobs(const JobFilter& f) override {
     std::lock_guard lock(mu_);
     const std::string where =

@@ -1380,6 +1380,15 @@ TEST_F(JobBytesTest, JobsNotificationsSayWhatChanged) {
   (*other)->SetJobsChangedListener(nullptr);
 }
 
+TEST_F(JobBytesTest, JobsAreCountedByStatus) {
+  EXPECT_TRUE(store_->CountJobsByStatus()->empty());
+  Running("u");
+  Finished("u", 1, "");
+  Finished("v", 1, "");
+  using Counts = std::vector<std::pair<std::string, int64_t>>;
+  EXPECT_EQ(*store_->CountJobsByStatus(), (Counts{{"completed", 2}, {"running", 1}}));
+}
+
 TEST_F(JobBytesTest, StdoutIsAppendedOnlyToRunningJobs) {
   Job done = Finished("u", 1, "all of it");
   EXPECT_EQ(store_->AppendJobStdout(done, "late", false).code(), StatusCode::kFailedPrecondition);

@@ -718,6 +718,9 @@ class Store {
   virtual Status AppendJobStderr(const Job& run, std::string_view chunk) = 0;
   // Oldest first unless filter.newest_first.
   virtual Result<JobPage> ListJobs(const JobFilter& filter) = 0;
+  // How many jobs there are in each status (statuses with none are absent): one pass over the
+  // status index, for the metrics.
+  virtual Result<std::vector<std::pair<std::string, int64_t>>> CountJobsByStatus() = 0;
   // The newest completed private job of a code; kNotFound when none.
   virtual Result<Job> LastCompletedPrivateJob(const std::string& code_id) = 0;
   // Marks the next queued job running (attempts + 1), leased to `owner` until `lease_expires_at`

@@ -249,8 +249,11 @@ def test_losing_a_server_and_a_worker_mid_job_loses_nothing(cluster):
     stop = threading.Event()
     errors, acknowledged, reads = [], [], [0]
 
-    def writer():
-        me = login(port, scientist_email)
+    # Logged in before the load starts: a thread slow to start (a loaded machine) would otherwise
+    # log in while the one SQLite server is down, a first request that no client retries.
+    sessions = [login(port, scientist_email) for _ in range(4)]
+
+    def writer(me):
         while not stop.is_set():
             name = unique("load").replace("-", "_")
             body = {"name": name, "source": "def {}(data):\n    return 1\n".format(name),
@@ -261,8 +264,7 @@ def test_losing_a_server_and_a_worker_mid_job_loses_nothing(cluster):
             except Exception as err:  # every error counts: the clients must see none
                 errors.append("write: %r" % err)
 
-    def reader():
-        me = login(port, scientist_email)
+    def reader(me):
         while not stop.is_set():
             try:
                 me.datasets.get_all()
@@ -271,7 +273,8 @@ def test_losing_a_server_and_a_worker_mid_job_loses_nothing(cluster):
             except Exception as err:
                 errors.append("read: %r" % err)
 
-    threads = [threading.Thread(target=f) for f in (writer, writer, reader, reader)]
+    threads = [threading.Thread(target=f, args=(me,))
+               for f, me in zip((writer, writer, reader, reader), sessions)]
     for t in threads:
         t.start()
     outcome = {}
