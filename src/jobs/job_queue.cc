@@ -16,7 +16,7 @@ JobQueue::JobQueue(store::Store& store, const Clock& clock, QueueOptions options
 
 JobQueue::~JobQueue() { Stop(); }
 
-Status JobQueue::Start(Runner runner) {
+Status JobQueue::Start(Runner runner, Ender ender) {
   ASSIGN_OR_RETURN(auto recovered,
                    store_.RecoverJobs(options_.max_attempts, clock_.NowMillis(), options_.owner));
   if (recovered.first || recovered.second) {
@@ -24,6 +24,7 @@ Status JobQueue::Start(Runner runner) {
                  recovered.second);
   }
   runner_ = std::move(runner);
+  ender_ = std::move(ender);
   // A process queued, ended or asked to kill a job (heard on PostgreSQL): only what that
   // change concerns wakes. Each wake costs database round trips, so an idle slot does not try to
   // lease because a job ended, nor the heartbeat renew leases because one was queued.
@@ -261,31 +262,43 @@ void JobQueue::WorkerLoop() {
       std::lock_guard lock(mu_);
       FindRun(job.id, job.attempts)->second.ending = true;
     }
-    job.status = out.status;
-    job.error = out.error;
-    job.failure = out.failure;
-    job.error_detail = std::move(out.error_detail);
-    job.result_format = out.result_format;
-    job.result_size = out.result_size;
-    job.result_meta = std::move(out.result_meta);
-    job.result_data = std::move(out.result_data);
-    job.held = out.held;
-    job.stdout_text = std::move(out.stdout_text);
-    job.stderr_text = std::move(out.stderr_text);
-    job.finished_at = clock_.NowMillis();
+    // The end is recorded in one transaction: what the ender writes (a quota's charge), the end,
+    // and its notifications. Each try starts again from the runner's outcome.
+    auto ended = [&](Outcome o) {
+      store::Job j = job;
+      j.status = std::move(o.status);
+      j.error = std::move(o.error);
+      j.failure = std::move(o.failure);
+      j.error_detail = std::move(o.error_detail);
+      j.result_format = std::move(o.result_format);
+      j.result_size = o.result_size;
+      j.result_meta = std::move(o.result_meta);
+      j.result_data = std::move(o.result_data);
+      j.held = o.held;
+      j.stdout_text = std::move(o.stdout_text);
+      j.stderr_text = std::move(o.stderr_text);
+      j.finished_at = clock_.NowMillis();
+      return j;
+    };
+    auto record = [&](store::Store& tx, bool notify) -> Status {
+      Outcome o = out;
+      if (ender_) RETURN_IF_ERROR(ender_(tx, job, o));
+      store::Job j = ended(std::move(o));
+      RETURN_IF_ERROR(tx.FinishJob(j));
+      if (notify && options_.on_finished) return options_.on_finished(tx, j);
+      return Status::Ok();
+    };
     auto finish = [&] {
-      if (!options_.on_finished) return store_.FinishJob(job);
-      Status st = store_.InTransaction([&](store::Store& tx) -> Status {
-        RETURN_IF_ERROR(tx.FinishJob(job));
-        return options_.on_finished(tx, job);
-      });
-      if (st.ok() || st.code() == StatusCode::kFailedPrecondition) return st;
+      Status st = store_.InTransaction([&](store::Store& tx) { return record(tx, true); });
+      if (st.ok() || st.code() == StatusCode::kFailedPrecondition || !options_.on_finished) {
+        return st;
+      }
       // The end of a job matters more than its notification: record it alone.
       spdlog::error(
           "jobs: cannot record the end of {} with its notifications ({}); recording it "
           "without them",
           job.id, st.ToString());
-      return store_.FinishJob(job);
+      return store_.InTransaction([&](store::Store& tx) { return record(tx, false); });
     };
     Status st = finish();
     for (int attempt = 1; !st.ok() && st.code() != StatusCode::kFailedPrecondition && attempt < 5;

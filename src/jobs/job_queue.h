@@ -53,6 +53,13 @@ struct Outcome {
 // Runs one leased job. `cancel` becomes true when the job is killed or the queue stops. Must not
 // throw.
 using Runner = std::function<Outcome(const store::Job& job, const std::atomic<bool>& cancel)>;
+// Called first in the transaction that records the end of a run (`job` as leased), with its
+// outcome, which it may change before it is recorded (what a quota does not let the run keep);
+// what it writes through `tx` commits with the end. An error rolls the transaction back, and the
+// end is recorded again from the runner's outcome (see QueueOptions::on_finished). Effects outside
+// the store wait for the commit (Store::AfterCommit) or are undone at a rollback
+// (Store::AfterRollback).
+using Ender = std::function<Status(store::Store& tx, const store::Job& job, Outcome& out)>;
 
 struct QueueOptions {
   int workers = 1;
@@ -90,7 +97,7 @@ class JobQueue {
 
   // Puts back in the queue (or ends `interrupted`) the jobs this owner's previous life was
   // running and those whose lease expired, then starts the workers and the heartbeat. Call once.
-  Status Start(Runner runner);
+  Status Start(Runner runner, Ender ender = nullptr);
   // Stops leasing, cancels running jobs and joins the workers. A job cut short by Stop stays
   // `running` in the store, so the next Start (or, once its lease expires, another worker) runs it
   // again. Idempotent.
@@ -126,6 +133,7 @@ class JobQueue {
   const Clock& clock_;
   const QueueOptions options_;
   Runner runner_;
+  Ender ender_;
 
   std::mutex mu_;
   std::condition_variable work_cv_;  // a job was queued, or stopping

@@ -389,6 +389,9 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   RETURN_IF_ERROR(p->queue->Start(
       [code = p->code.get()](const store::Job& job, const std::atomic<bool>& cancel) {
         return code->RunJob(job, cancel);
+      },
+      [code = p->code.get()](store::Store& tx, const store::Job& job, jobs::Outcome& out) {
+        return code->EndJob(tx, job, out);
       }));
   p->notifications->Start();
   p->http->Start();

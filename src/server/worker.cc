@@ -94,6 +94,9 @@ Status Start(const WorkerOptions& o, Parts& p) {
   return p.queue->Start(
       [code = p.code.get()](const store::Job& job, const std::atomic<bool>& cancel) {
         return code->RunJob(job, cancel);
+      },
+      [code = p.code.get()](store::Store& tx, const store::Job& job, jobs::Outcome& out) {
+        return code->EndJob(tx, job, out);
       });
 }
 

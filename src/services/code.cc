@@ -1251,51 +1251,51 @@ Result<QuotaUse> CodeService::Quota(const Principal& caller) {
 }
 
 jobs::Outcome CodeService::RunJob(const store::Job& job, const std::atomic<bool>& cancel) {
-  return KeepWithinQuota(job, RunInSandbox(job, cancel));
+  return RunInSandbox(job, cancel);
 }
 
-Result<std::string> CodeService::Charge(const store::Job& job, int64_t result_bytes,
-                                        int64_t log_bytes, int64_t charged_bytes,
-                                        int64_t metered_bytes, std::optional<int64_t> quota) {
+Status CodeService::EndJob(store::Store& tx, const store::Job& job, jobs::Outcome& out) {
+  return KeepWithinQuota(tx, job, out);
+}
+
+Result<std::string> CodeService::Charge(store::Store& tx, const store::Job& job,
+                                        int64_t result_bytes, int64_t log_bytes,
+                                        int64_t charged_bytes, int64_t metered_bytes,
+                                        std::optional<int64_t> quota) {
   ASSIGN_OR_RETURN(bool charged,
-                   store_.ChargeJobBytes(job, result_bytes, log_bytes, charged_bytes, quota));
+                   tx.ChargeJobBytes(job, result_bytes, log_bytes, charged_bytes, quota));
   if (!charged) {
     return "your storage quota of " + std::to_string(*quota) + " bytes (--user-quota-bytes)";
   }
   if (storage_.TryAdd(metered_bytes)) {
-    auto was = store_.SetJobMeteredBytes(job.id, metered_bytes);
-    if (was.ok()) return std::string();
-    storage_.Add(-metered_bytes);
-    RETURN_IF_ERROR(store_.ChargeJobBytes(job, 0, 0, 0, std::nullopt).status());
-    return was.status();
+    // Taken now, so that jobs ending together can't pass the limit; given back if the end is not
+    // recorded after all.
+    tx.AfterRollback([this, metered_bytes] { storage_.Add(-metered_bytes); });
+    RETURN_IF_ERROR(tx.SetJobMeteredBytes(job.id, metered_bytes).status());
+    return std::string();
   }
-  RETURN_IF_ERROR(store_.ChargeJobBytes(job, 0, 0, 0, std::nullopt).status());
+  RETURN_IF_ERROR(tx.ChargeJobBytes(job, 0, 0, 0, std::nullopt).status());
   return "the server's storage limit of " + std::to_string(storage_.limit()) + " bytes";
 }
 
-jobs::Outcome CodeService::KeepWithinQuota(const store::Job& job, jobs::Outcome out) {
+Status CodeService::KeepWithinQuota(store::Store& tx, const store::Job& job, jobs::Outcome& out) {
   const int64_t logs = static_cast<int64_t>(out.stdout_text.size() + out.stderr_text.size());
   const int64_t result = out.status == "completed" ? out.result_size : 0;
   std::optional<int64_t> quota;
   if (job.priority == 0) quota = options_.quotas.max_kept_bytes;
   auto drop_result = [&] {
     if (!out.result_data) {
-      std::error_code ec;
-      std::filesystem::remove(ResultPath(job), ec);  // this run's file only
+      // This run's file only, once the end that drops it is recorded.
+      tx.AfterCommit([path = ResultPath(job)] {
+        std::error_code ec;
+        std::filesystem::remove(path, ec);
+      });
     }
     out.result_data.reset();
     out.status = "errored";
     out.failure = FailureName(FailureKind::kNotKept);
     out.result_format.clear();
     out.result_size = 0;
-  };
-  auto failed = [&](const Status& st) {
-    spdlog::error("job {}: cannot count what it keeps: {}", job.id, st.ToString());
-    if (result > 0) drop_result();
-    out.stdout_text.clear();
-    out.stderr_text.clear();
-    out.error = "the job's output could not be stored";
-    return out;
   };
   // The quota is charged only what the user may read of this run as it ends (a private run's
   // stderr, a held run's everything, a refused policy's stdout: nothing), so whether it keeps
@@ -1315,7 +1315,8 @@ jobs::Outcome CodeService::KeepWithinQuota(const store::Job& job, jobs::Outcome 
   // holds meanwhile (its request denied, or output review turned on, while it ran) counts as held.
   store::KeptOutput metered_view = ended;
   if (job.kind == "private" && !metered_view.job.held) {
-    auto stored = store_.GetJob(job.id);
+    auto stored = tx.GetJob(job.id);
+    if (!stored.ok() && stored.status().code() != StatusCode::kNotFound) return stored.status();
     metered_view.job.held = settings_.Get().output_review || !stored.ok() || stored->held;
   }
   auto metered = [&] {
@@ -1328,22 +1329,21 @@ jobs::Outcome CodeService::KeepWithinQuota(const store::Job& job, jobs::Outcome 
   // pushes out those past the newest kept.
   int64_t need = 0;
   if (quota) {
-    auto usage = store_.UserJobUsage(job.user_id);
-    if (!usage.ok()) return failed(usage.status());
-    const int64_t kept = usage->charged_bytes;
-    if (kept - usage->mock_bytes + charged <= *quota) need = kept + charged - *quota;
+    ASSIGN_OR_RETURN(store::JobUsage usage, tx.UserJobUsage(job.user_id));
+    const int64_t kept = usage.charged_bytes;
+    if (kept - usage.mock_bytes + charged <= *quota) need = kept + charged - *quota;
   }
   const int64_t keep = options_.quotas.mock_outputs_kept - (job.kind == "mock" ? 1 : 0);
-  auto expired =
-      store_.ExpireMockOutputs(job.user_id, keep, std::max<int64_t>(need, 0), clock_.NowMillis());
-  if (!expired.ok()) return failed(expired.status());
-  for (const auto& e : *expired) {
+  ASSIGN_OR_RETURN(
+      std::vector<store::ExpiredOutput> expired,
+      tx.ExpireMockOutputs(job.user_id, keep, std::max<int64_t>(need, 0), clock_.NowMillis()));
+  for (const auto& e : expired) {
     if (e.result_in_file) RemoveResultFileAfterCommit(e.job_id, e.attempts);
     storage_.Add(-e.freed_bytes);
+    tx.AfterRollback([this, freed = e.freed_bytes] { storage_.Add(freed); });
   }
-  auto refused = Charge(job, result, logs, charged, metered(), quota);
-  if (!refused.ok()) return failed(refused.status());
-  if (refused->empty()) return out;
+  ASSIGN_OR_RETURN(std::string refused, Charge(tx, job, result, logs, charged, metered(), quota));
+  if (refused.empty()) return Status::Ok();
   // A run on private data tells its requester what was not kept, not its size: the size of what
   // the code wrote (its stderr above all) is the code's to choose. Data owners read the sizes.
   const bool sizes_public = job.kind == "mock";
@@ -1358,17 +1358,16 @@ jobs::Outcome CodeService::KeepWithinQuota(const store::Job& job, jobs::Outcome 
   if (result > 0) {
     drop_result();
     out.error.clear();
-    tell("the result", result, " was not kept: it would pass " + *refused);
+    tell("the result", result, " was not kept: it would pass " + refused);
     ended.result_bytes = 0;
     ended.job.status = out.status;
-    refused = Charge(job, 0, logs, readable(), metered(), quota);
-    if (!refused.ok()) return failed(refused.status());
-    if (refused->empty()) return out;
+    ASSIGN_OR_RETURN(refused, Charge(tx, job, 0, logs, readable(), metered(), quota));
+    if (refused.empty()) return Status::Ok();
   }
   out.stdout_text.clear();
   out.stderr_text.clear();
-  tell("its logs", logs, " were not kept: they would pass " + *refused);
-  return out;
+  tell("its logs", logs, " were not kept: they would pass " + refused);
+  return Status::Ok();
 }
 
 jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic<bool>& cancel) {

@@ -233,8 +233,11 @@ class CodeService {
   // The caller's own results and logs they may read, unfinished jobs, with their limits.
   Result<QuotaUse> Quota(const Principal& caller);
 
-  // The queue's runner: runs one leased job in the sandbox and keeps what fits its user's quota.
+  // The queue's runner: runs one leased job in the sandbox.
   jobs::Outcome RunJob(const store::Job& job, const std::atomic<bool>& cancel);
+  // The queue's ender (jobs::Ender): in the transaction that records the run's end, keeps what
+  // fits its user's quota and the storage limit (KeepWithinQuota).
+  Status EndJob(store::Store& tx, const store::Job& job, jobs::Outcome& out);
 
   // Where the run of `job` at `job.attempts` writes its result: each run of a job has its own
   // file, so that a run whose lease was taken (see Store::FinishJob) never writes over, or
@@ -286,13 +289,14 @@ class CodeService {
   // Counts what an ended job keeps (result and logs) against the storage limit and, for a data
   // scientist's job, their quota, after expiring mock outputs past the newest kept (and older
   // ones while the quota needs room); drops what would pass either, saying so in its error.
-  jobs::Outcome KeepWithinQuota(const store::Job& job, jobs::Outcome out);
+  // A store error rolls the caller's transaction back.
+  Status KeepWithinQuota(store::Store& tx, const store::Job& job, jobs::Outcome& out);
   // Charges `result_bytes` and `log_bytes` to the running job, in the store (`charged_bytes`,
   // the part its user may read, against `quota`) and `metered_bytes` (MeteredOf) in the storage
   // meter. "" when charged; else nothing is and it names the limit that refused ("your storage
   // quota of N bytes ...").
-  Result<std::string> Charge(const store::Job& job, int64_t result_bytes, int64_t log_bytes,
-                             int64_t charged_bytes, int64_t metered_bytes,
+  Result<std::string> Charge(store::Store& tx, const store::Job& job, int64_t result_bytes,
+                             int64_t log_bytes, int64_t charged_bytes, int64_t metered_bytes,
                              std::optional<int64_t> quota);
   Result<nlohmann::json> ResolveInputs(const nlohmann::json& inputs);
   // Run with `caller` as the job's user; `for_owner`, when set, is the data owner who runs it for

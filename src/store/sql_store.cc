@@ -1971,6 +1971,11 @@ class SqlStore : public Store {
     fn();
   }
 
+  void AfterRollback(std::function<void()> fn) override {
+    std::lock_guard lock(mu_);
+    if (tx_depth_ > 0) after_rollback_.emplace_back(tx_depth_, std::move(fn));
+  }
+
   Status InTransaction(const std::function<Status(Store&)>& body) override {
     std::lock_guard lock(mu_);
     RETURN_IF_ERROR(Begin());
@@ -3357,35 +3362,33 @@ class SqlStore : public Store {
                               int64_t charged_bytes,
                               std::optional<int64_t> max_user_bytes) override {
     std::lock_guard lock(mu_);
-    const std::string& id = run.id;
-    std::string user_id;
-    {
-      Stmt s(stmts_, "SELECT user_id FROM jobs WHERE " + std::string(kUnderLease));
-      s.Bind(id).Bind(run.lease_owner).Bind(run.attempts);
-      ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) return NotUnderLease();
-      user_id = s.Text(0);
-    }
-    if (max_user_bytes) {
-      Stmt s(stmts_,
-             "SELECT coalesce(sum(charged_bytes), 0) FROM jobs WHERE user_id = ? AND id != ?");
-      s.Bind(user_id).Bind(id);
-      ASSIGN_OR_RETURN(bool row, s.Step());
+    // One statement when it counts (the worker charges inside the transaction that records the
+    // job's end): the quota is checked in the UPDATE's own condition. Alone, a transaction under
+    // the writers' lock keeps concurrent charges of one user from both passing it.
+    const bool own = tx_depth_ == 0;
+    if (own) RETURN_IF_ERROR(Begin());
+    auto charged = [&]() -> Result<bool> {
       // Nothing more is always allowed, even to a user already past the quota.
-      if (row && charged_bytes > 0 && s.Int(0) + charged_bytes > *max_user_bytes) return false;
-    }
-    Stmt s(stmts_,
-           "UPDATE jobs SET kept_result_bytes = ?1, kept_log_bytes = ?2, charged_bytes = ?3, "
-           "metered_bytes = ?1 + ?2 WHERE id = ?4 AND status = 'running' AND lease_owner = ?5 "
-           "AND attempts = ?6");
-    RETURN_IF_ERROR(s.Bind(result_bytes)
-                        .Bind(log_bytes)
-                        .Bind(charged_bytes)
-                        .Bind(id)
-                        .Bind(run.lease_owner)
-                        .Bind(run.attempts)
-                        .Run());
-    return true;
+      const bool capped = max_user_bytes && charged_bytes > 0;
+      Stmt s(stmts_,
+             std::string("UPDATE jobs SET kept_result_bytes = ?1, kept_log_bytes = ?2, "
+                         "charged_bytes = ?3, metered_bytes = ?1 + ?2 WHERE id = ?4 AND "
+                         "status = 'running' AND lease_owner = ?5 AND attempts = ?6") +
+                 (capped ? " AND ?3 + (SELECT coalesce(sum(o.charged_bytes), 0) FROM jobs o "
+                           "WHERE o.user_id = jobs.user_id AND o.id != ?4) <= ?7"
+                         : ""));
+      s.Bind(result_bytes).Bind(log_bytes).Bind(charged_bytes).Bind(run.id);
+      s.Bind(run.lease_owner).Bind(run.attempts);
+      if (capped) s.Bind(*max_user_bytes);
+      RETURN_IF_ERROR(s.Run());
+      if (conn_->Changes() > 0) return true;
+      Stmt q(stmts_, "SELECT 1 FROM jobs WHERE " + std::string(kUnderLease));
+      q.Bind(run.id).Bind(run.lease_owner).Bind(run.attempts);
+      ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) return NotUnderLease();
+      return false;  // under its lease: the quota refused it
+    }();
+    return EndOwn(own, std::move(charged));
   }
 
   Result<JobUsage> UserJobUsage(const std::string& user_id) override {
@@ -3449,25 +3452,35 @@ class SqlStore : public Store {
                                                        int64_t min_free_bytes,
                                                        int64_t now) override {
     std::lock_guard lock(mu_);
-    RETURN_IF_ERROR(Begin());
+    // Alone, the look and the deletes are one transaction. Inside a caller's, the look needs none
+    // of its own, and the deletes a savepoint only when there are some (the worker looks at
+    // every job's end and seldom deletes).
+    const bool nested = tx_depth_ > 0;
+    if (!nested) RETURN_IF_ERROR(Begin());
+    std::vector<std::pair<ExpiredOutput, bool>> candidates;  // oldest first
+    Status looked = [&]() -> Status {
+      Stmt s(stmts_,
+             "SELECT j.id, j.metered_bytes, j.status = 'completed' AND "
+             "j.result IS NULL, j.attempts FROM jobs j WHERE j.user_id = ? AND "
+             "j.kind = 'mock' AND j.status NOT IN ('queued', 'running') AND NOT EXISTS "
+             "(SELECT 1 FROM expired_outputs e WHERE e.job_id = j.id) ORDER BY j.seq DESC");
+      s.Bind(user_id);
+      int64_t newer = 0;
+      while (true) {
+        ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) return Status::Ok();
+        ExpiredOutput e{s.Text(0), s.Int(1), s.Int(2) != 0, s.Int(3)};
+        candidates.emplace_back(std::move(e), newer++ >= keep);
+      }
+    }();
+    if (!looked.ok()) {
+      if (!nested) Rollback();
+      return looked;
+    }
+    const bool deletes = !candidates.empty() && (candidates.front().second || min_free_bytes > 0);
+    if (nested && deletes) RETURN_IF_ERROR(Begin());
     auto expired = [&]() -> Result<std::vector<ExpiredOutput>> {
       std::vector<ExpiredOutput> out;
-      std::vector<std::pair<ExpiredOutput, bool>> candidates;  // oldest first
-      {
-        Stmt s(stmts_,
-               "SELECT j.id, j.metered_bytes, j.status = 'completed' AND "
-               "j.result IS NULL, j.attempts FROM jobs j WHERE j.user_id = ? AND "
-               "j.kind = 'mock' AND j.status NOT IN ('queued', 'running') AND NOT EXISTS "
-               "(SELECT 1 FROM expired_outputs e WHERE e.job_id = j.id) ORDER BY j.seq DESC");
-        s.Bind(user_id);
-        int64_t newer = 0;
-        while (true) {
-          ASSIGN_OR_RETURN(bool row, s.Step());
-          if (!row) break;
-          ExpiredOutput e{s.Text(0), s.Int(1), s.Int(2) != 0, s.Int(3)};
-          candidates.emplace_back(std::move(e), newer++ >= keep);
-        }
-      }
       int64_t freed = 0;
       for (auto it = candidates.rbegin(); it != candidates.rend(); ++it) {
         if (!it->second && freed >= min_free_bytes) break;
@@ -3482,6 +3495,7 @@ class SqlStore : public Store {
       }
       return out;
     }();
+    if (nested && !deletes) return expired;
     if (!expired.ok()) {
       Rollback();
       return expired.status();
@@ -3566,7 +3580,10 @@ class SqlStore : public Store {
 
   Result<int64_t> SetJobMeteredBytes(const std::string& id, int64_t bytes) override {
     std::lock_guard lock(mu_);
-    RETURN_IF_ERROR(Begin());
+    // Inside a caller's transaction the read and the write are atomic already (and a failed single
+    // write leaves nothing to undo): no savepoint.
+    const bool own = tx_depth_ == 0;
+    if (own) RETURN_IF_ERROR(Begin());
     auto was = [&]() -> Result<int64_t> {
       Stmt q(stmts_, "SELECT metered_bytes FROM jobs WHERE id = ?");
       q.Bind(id);
@@ -3577,12 +3594,7 @@ class SqlStore : public Store {
       RETURN_IF_ERROR(u.Bind(bytes).Bind(id).Run());
       return before;
     }();
-    if (!was.ok()) {
-      Rollback();
-      return was.status();
-    }
-    RETURN_IF_ERROR(Commit());
-    return was;
+    return EndOwn(own, std::move(was));
   }
 
   Status ReleaseJob(const std::string& id) override {
@@ -3717,7 +3729,7 @@ class SqlStore : public Store {
   // version moves, so that they read again. REQUIRES: mu_ held, deferred_open_.
   void DropDeferred() {
     tx_depth_ = 0;
-    DropAfterCommit(0);
+    RolledBackAbove(0);
     (void)conn_->Exec("ROLLBACK");
     ForgetCachedVersions();
   }
@@ -3739,6 +3751,18 @@ class SqlStore : public Store {
     ++tx_depth_;
     return Status::Ok();
   }
+  // Ends the transaction a method opened for itself (`own`: it was outside any), committing
+  // unless `r` failed; inside a caller's transaction, returns `r` as it is. REQUIRES: mu_ held.
+  template <typename T>
+  Result<T> EndOwn(bool own, Result<T> r) {
+    if (!own) return r;
+    if (!r.ok()) {
+      Rollback();
+      return r;
+    }
+    RETURN_IF_ERROR(Commit());
+    return r;
+  }
   Status Commit() {
     if (tx_depth_ == 1 && Deferring()) {
       HoldDeferred();  // commits with the answer (RunIdempotent)
@@ -3748,25 +3772,37 @@ class SqlStore : public Store {
     if (tx_depth_ == 0) return CommitOutermost();
     // What waited for the released savepoint now waits with its parent (and goes if it rolls back).
     for (auto& entry : after_commit_) entry.first = std::min(entry.first, tx_depth_);
+    for (auto& entry : after_rollback_) entry.first = std::min(entry.first, tx_depth_);
     return Savepoint("RELEASE sp" + std::to_string(tx_depth_));
   }
   // COMMIT, then what waited for it (AfterCommit). REQUIRES: mu_ held, tx_depth_ == 0.
   Status CommitOutermost() {
     Status st = conn_->Exec("COMMIT");
-    std::vector<std::pair<int, std::function<void()>>> after;
+    std::vector<std::pair<int, std::function<void()>>> after, undo;
     after.swap(after_commit_);
-    if (!st.ok()) return st;
+    undo.swap(after_rollback_);
+    if (!st.ok()) {
+      for (auto& [depth, fn] : undo) fn();
+      return st;
+    }
     for (auto& [depth, fn] : after) fn();
     return Status::Ok();
   }
   // Forgets what waited for the changes made above `depth`, which are rolled back.
   // REQUIRES: mu_ held.
-  void DropAfterCommit(int depth) {
+  void RolledBackAbove(int depth) {
     std::erase_if(after_commit_, [depth](const auto& e) { return e.first > depth; });
+    // ... and runs what waited for them to be rolled back, newest first.
+    std::vector<std::function<void()>> undo;
+    for (auto it = after_rollback_.rbegin(); it != after_rollback_.rend(); ++it) {
+      if (it->first > depth) undo.push_back(std::move(it->second));
+    }
+    std::erase_if(after_rollback_, [depth](const auto& e) { return e.first > depth; });
+    for (auto& fn : undo) fn();
   }
   void Rollback() {
     --tx_depth_;
-    DropAfterCommit(tx_depth_);
+    RolledBackAbove(tx_depth_);
     if (tx_depth_ == 0) {
       (void)Exec("ROLLBACK");
       return;
@@ -3979,6 +4015,8 @@ class SqlStore : public Store {
   bool deferred_open_ = false;  // Guarded by mu_: RunIdempotent's transaction is open.
   // Guarded by mu_: AfterCommit's functions, with the transaction depth each was given at.
   std::vector<std::pair<int, std::function<void()>>> after_commit_;
+  // Guarded by mu_: AfterRollback's functions, with the transaction depth each was given at.
+  std::vector<std::pair<int, std::function<void()>>> after_rollback_;
   std::unique_ptr<sql::Connection> conn_;  // Guarded by mu_.
   StmtCache stmts_;                        // Guarded by mu_.
   // PostgreSQL only: hears other processes' changes (StartListening). Set once, before use.

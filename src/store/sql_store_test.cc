@@ -1202,6 +1202,36 @@ TEST_F(JobBytesTest, ChargeRefusesWhatWouldPassTheUserQuota) {
             StatusCode::kFailedPrecondition);
 }
 
+// Inside the transaction that records a job's end (the worker's), the quota holds as alone, and
+// a charge rolled back with it counts nothing.
+TEST_F(JobBytesTest, ChargeInsideATransactionHoldsTheQuotaAndRollsBack) {
+  Finished("u", 50, "");  // keeps 51
+  Job a = Running("u");
+  Job b = Running("u");
+  ASSERT_TRUE(store_
+                  ->InTransaction([&](Store& tx) -> Status {
+                    EXPECT_TRUE(*tx.ChargeJobBytes(a, 40, 0, 40, 100));
+                    EXPECT_FALSE(*tx.ChargeJobBytes(b, 5, 5, 5 + 5, 100));
+                    EXPECT_TRUE(*tx.ChargeJobBytes(b, 9, 0, 9, 100));
+                    EXPECT_EQ(*tx.SetJobMeteredBytes(b.id, 77), 9);
+                    EXPECT_EQ(tx.ChargeJobBytes(JobNamed("missing"), 1, 0, 1, 100).status().code(),
+                              StatusCode::kFailedPrecondition);
+                    return Status::Ok();
+                  })
+                  .ok());
+  EXPECT_EQ(store_->UserJobUsage("u")->charged_bytes, 51 + 40 + 9);
+  EXPECT_EQ(*store_->TotalJobBytes(), 51 + 40 + 77);
+  EXPECT_FALSE(store_
+                   ->InTransaction([&](Store& tx) -> Status {
+                     EXPECT_TRUE(*tx.ChargeJobBytes(b, 0, 0, 0, 100));
+                     EXPECT_EQ(*tx.SetJobMeteredBytes(b.id, 5), 0);
+                     return InvalidArgumentError("the end was not recorded");
+                   })
+                   .ok());
+  EXPECT_EQ(store_->UserJobUsage("u")->charged_bytes, 51 + 40 + 9);
+  EXPECT_EQ(*store_->TotalJobBytes(), 51 + 40 + 77);
+}
+
 // Regression (security): the quota counted every byte a user's jobs keep, those they may not read
 // included, so a refusal, a "not kept" or a mock expiry told the size of a held output.
 TEST_F(JobBytesTest, TheQuotaCountsOnlyWhatIsChargedNotWhatIsKept) {
@@ -2396,6 +2426,58 @@ TEST_F(StoreTest, AfterCommitWaitsForTheCommitAndSkipsWhatIsRolledBack) {
     return Answer("{}");
   });
   EXPECT_TRUE(ran.empty());
+}
+
+// What was taken ahead of a commit (space counted in memory) is given back when the changes are
+// rolled back, and only then.
+TEST_F(StoreTest, AfterRollbackRunsOnlyForWhatIsRolledBack) {
+  std::vector<std::string> ran;
+  store_->AfterRollback([&] { ran.push_back("no transaction"); });
+  ASSERT_TRUE(store_
+                  ->InTransaction([&](Store& tx) -> Status {
+                    RETURN_IF_ERROR(tx.InsertUser(MakeUser("u1", "a@example.org", "A")));
+                    tx.AfterRollback([&] { ran.push_back("committed"); });
+                    // A nested transaction that fails: its own undo runs, at once.
+                    Status inner = tx.InTransaction([&](Store& nested) -> Status {
+                      nested.AfterRollback([&] { ran.push_back("inner"); });
+                      return InvalidArgumentError("no");
+                    });
+                    EXPECT_FALSE(inner.ok());
+                    EXPECT_EQ(ran, std::vector<std::string>{"inner"});
+                    // One that holds: its undo now waits with the outer transaction.
+                    EXPECT_TRUE(tx.InTransaction([&](Store& nested) -> Status {
+                                    nested.AfterRollback([&] { ran.push_back("released"); });
+                                    return Status::Ok();
+                                  }).ok());
+                    return Status::Ok();
+                  })
+                  .ok());
+  EXPECT_EQ(ran, std::vector<std::string>{"inner"});
+  ran.clear();
+  EXPECT_FALSE(store_
+                   ->InTransaction([&](Store& tx) -> Status {
+                     tx.AfterRollback([&] { ran.push_back("first"); });
+                     EXPECT_TRUE(tx.InTransaction([&](Store& nested) -> Status {
+                                     nested.AfterRollback([&] { ran.push_back("second"); });
+                                     return Status::Ok();
+                                   }).ok());
+                     return InvalidArgumentError("no");
+                   })
+                   .ok());
+  EXPECT_EQ(ran, (std::vector<std::string>{"second", "first"}));  // newest first
+  ran.clear();
+  // In a keyed request whose key was answered already: its run is undone.
+  RunOk(*store_, "k1", [&] {
+    EXPECT_TRUE(store_->InsertUser(MakeUser("u2", "b@example.org", "B")).ok());
+    return Answer("{}");
+  });
+  EXPECT_TRUE(ran.empty());
+  RunOk(*store_, "k1", [&] {
+    EXPECT_TRUE(store_->InsertUser(MakeUser("u3", "c@example.org", "C")).ok());
+    store_->AfterRollback([&] { ran.push_back("undone"); });
+    return Answer("{}");
+  });
+  EXPECT_EQ(ran, std::vector<std::string>{"undone"});
 }
 
 TEST_F(StoreTest, OldIdempotentAnswersAreForgotten) {

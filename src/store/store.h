@@ -833,6 +833,12 @@ class Store {
   // never when they are rolled back. For what must follow its rows outside the database, such as
   // deleting a file whose row was deleted: a crash before the commit must find the file there.
   virtual void AfterCommit(std::function<void()> fn) = 0;
+  // Runs `fn` if the changes this thread made inside its open transaction are rolled back (the
+  // innermost savepoint's or the whole transaction's, whichever goes first; a failed COMMIT
+  // counts); never once they are committed, and never when no transaction is open. For effects
+  // outside the database taken ahead of a commit, such as a reservation of space counted in
+  // memory, to be given back.
+  virtual void AfterRollback(std::function<void()> fn) = 0;
 
   // Runs `body` as one transaction: the changes it makes through the Store it is given commit
   // together or not at all (an error from `body` rolls all of them back). Other threads' calls
