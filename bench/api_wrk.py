@@ -77,12 +77,16 @@ http {{
 """
 
 
-def add_wrk_arguments(ap):
-    """The wrk settings of every bench that runs wrk(): --runs, --duration, --threads, --connections."""
+def wrk_argument_parser():
+    """The command line of every bench that runs wrk(): --runs, --duration, --threads, --connections,
+    and --json (a file for the figures); a bench adds its own flags."""
+    ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
     ap.add_argument("--connections", type=int, default=64, help="wrk connections")
+    ap.add_argument("--json")
+    return ap
 
 
 def write_wrk_script(tmp):
@@ -230,11 +234,9 @@ def source_commit():
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    add_wrk_arguments(ap)
+    ap = wrk_argument_parser()
     ap.add_argument("--datasets", type=int, default=1000)
     ap.add_argument("--nginx-workers", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--json")
     a = ap.parse_args()
     if not shutil.which("wrk") or not shutil.which("nginx"):
         raise SystemExit("api_wrk.py needs wrk and nginx (Debian packages wrk, nginx-light)")

@@ -10,7 +10,6 @@ Every wrk run must end with no socket error and no non-2xx answer (api_wrk.check
 Usage: /usr/bin/python3 bench/metrics.py [--runs 5] [--duration 10] [--threads 2] [--connections 64]
                                          [--json OUT]
 """
-import argparse
 import json
 import os
 import shutil
@@ -22,7 +21,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from api_wrk import add_wrk_arguments, check, get, source_commit, write_wrk_script, wrk  # noqa: E402
+from api_wrk import check, get, source_commit, write_wrk_script, wrk, wrk_argument_parser  # noqa: E402
 from launch_login import datasite_launch, free_port, stop  # noqa: E402
 from upload_list import login  # noqa: E402
 
@@ -78,10 +77,7 @@ def one_run(a, tmp, script, with_metrics):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    add_wrk_arguments(ap)
-    ap.add_argument("--json")
-    a = ap.parse_args()
+    a = wrk_argument_parser().parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("metrics.py needs wrk (Debian package wrk)")
     tmp = tempfile.mkdtemp(prefix="datasite-metrics-", dir=os.environ.get("BENCH_DIR"))

@@ -12,7 +12,6 @@ Every wrk run must end with no socket errors, no non-2xx answer and bytes that m
 
 Usage: /usr/bin/python3 bench/tls.py [--runs 5] [--duration 10] [--threads 2] [--connections 64] [--json OUT]
 """
-import argparse
 import json
 import os
 import resource
@@ -24,7 +23,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from api_wrk import add_wrk_arguments, check, source_commit, write_wrk_script, wrk, wrk_version  # noqa: E402
+from api_wrk import check, source_commit, write_wrk_script, wrk, wrk_argument_parser, wrk_version  # noqa: E402
 from launch_login import connection, datasite_launch, stop  # noqa: E402
 
 ROUTE = "/api/v1/settings"
@@ -90,10 +89,7 @@ def measure(data_dir, tls_files, a, script):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    add_wrk_arguments(ap)
-    ap.add_argument("--json")
-    a = ap.parse_args()
+    a = wrk_argument_parser().parse_args()
     if not shutil.which("wrk") or not shutil.which("openssl"):
         raise SystemExit("tls.py needs wrk and openssl (Debian packages wrk, openssl)")
     tmp = tempfile.mkdtemp(prefix="datasite-tls-", dir=os.environ.get("BENCH_DIR"))
