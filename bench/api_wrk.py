@@ -77,6 +77,30 @@ http {{
 """
 
 
+def wrk_argument_parser():
+    """The command line of every bench that runs wrk(): --runs, --duration, --threads, --connections,
+    and --json (a file for the figures); a bench adds its own flags."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--threads", type=int, default=2, help="wrk threads")
+    ap.add_argument("--connections", type=int, default=64, help="wrk connections")
+    ap.add_argument("--json")
+    return ap
+
+
+def write_wrk_script(tmp):
+    """Writes WRK_LUA into the folder tmp; returns its path, the `script` that wrk() takes."""
+    script = os.path.join(tmp, "report.lua")
+    with open(script, "w") as f:
+        f.write(WRK_LUA)
+    return script
+
+
+def wrk_version():
+    return subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[1]
+
+
 def get(port, path, token):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.request("GET", path, headers={"Authorization": "Bearer " + token})
@@ -210,26 +234,19 @@ def source_commit():
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    ap.add_argument("--threads", type=int, default=2, help="wrk threads")
-    ap.add_argument("--connections", type=int, default=64, help="wrk connections")
+    ap = wrk_argument_parser()
     ap.add_argument("--datasets", type=int, default=1000)
     ap.add_argument("--nginx-workers", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--json")
     a = ap.parse_args()
     if not shutil.which("wrk") or not shutil.which("nginx"):
         raise SystemExit("api_wrk.py needs wrk and nginx (Debian packages wrk, nginx-light)")
     tmp = tempfile.mkdtemp(prefix="datasite-wrk-", dir=os.environ.get("BENCH_DIR"))
-    script = os.path.join(tmp, "report.lua")
-    with open(script, "w") as f:
-        f.write(WRK_LUA)
+    script = write_wrk_script(tmp)
     res = {"kind": "api_wrk", "commit": source_commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "runs": a.runs, "duration_s": a.duration,
            "threads": a.threads, "connections": a.connections, "datasets": a.datasets,
            "nginx_workers": a.nginx_workers, "page": PAGE}
-    res["wrk_version"] = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[1]
+    res["wrk_version"] = wrk_version()
     procs = []
     try:
         _, proc, port = datasite_launch(os.path.join(tmp, "ds"), reset=True)

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -34,11 +35,20 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_ready(port, proc, timeout=30.0):
+def connection(port, tls=False, timeout=None):
+    """A connection to a server on loopback; over TLS it accepts any certificate (the benches make a
+    self-signed one, and only measure)."""
+    if tls:
+        return http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout,
+                                           context=ssl._create_unverified_context())
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+
+def wait_ready(port, proc, timeout=30.0, tls=False):
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
         try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            c = connection(port, tls, timeout=1)
             c.request("GET", "/readyz")
             if c.getresponse().status == 200:
                 c.close()
@@ -61,15 +71,23 @@ def stop(proc):
         proc.wait()
 
 
-def datasite_launch(data_dir, reset):
+def datasite_launch(data_dir, reset, extra_args=(), tls=False):
+    """Launches datasite on a free loopback port with `extra_args` added to `datasite launch`; tls says
+    whether those make it serve HTTPS. Returns (ms to ready, proc, port); stops the server if it does not
+    get ready."""
     port = free_port()
     args = [BINARY, "launch", "--name", "bench", "--port", str(port), "--host", "127.0.0.1", "--data-dir",
             data_dir, "--login-attempts-per-minute", "1000000"]
     if reset:
         args.append("--reset")
+    args += extra_args
     start = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ready = wait_ready(port, proc)
+    try:
+        ready = wait_ready(port, proc, tls=tls)
+    except BaseException:
+        stop(proc)
+        raise
     return (ready - start) * 1000, proc, port
 
 

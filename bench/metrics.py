@@ -10,12 +10,10 @@ Every wrk run must end with no socket error and no non-2xx answer (api_wrk.check
 Usage: /usr/bin/python3 bench/metrics.py [--runs 5] [--duration 10] [--threads 2] [--connections 64]
                                          [--json OUT]
 """
-import argparse
 import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -23,21 +21,18 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from api_wrk import WRK_LUA, check, get, source_commit, wrk  # noqa: E402
-from launch_login import BINARY, free_port, stop, wait_ready  # noqa: E402
+from api_wrk import check, get, source_commit, write_wrk_script, wrk, wrk_argument_parser  # noqa: E402
+from launch_login import datasite_launch, free_port, stop  # noqa: E402
 from upload_list import login  # noqa: E402
 
 ROUTE = "/api/v1/settings"
 
 
 def launch(data_dir, metrics_port):
-    port = free_port()
-    args = [BINARY, "launch", "--name", "bench", "--port", str(port), "--host", "127.0.0.1", "--data-dir",
-            data_dir, "--workers", "0", "--login-attempts-per-minute", "1000000"]
+    args = ["--workers", "0"]
     if metrics_port:
         args += ["--metrics-address", "127.0.0.1:%d" % metrics_port]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_ready(port, proc)
+    _, proc, port = datasite_launch(data_dir, reset=False, extra_args=args)
     return proc, port
 
 
@@ -82,19 +77,11 @@ def one_run(a, tmp, script, with_metrics):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    ap.add_argument("--threads", type=int, default=2, help="wrk threads")
-    ap.add_argument("--connections", type=int, default=64, help="wrk connections")
-    ap.add_argument("--json")
-    a = ap.parse_args()
+    a = wrk_argument_parser().parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("metrics.py needs wrk (Debian package wrk)")
     tmp = tempfile.mkdtemp(prefix="datasite-metrics-", dir=os.environ.get("BENCH_DIR"))
-    script = os.path.join(tmp, "report.lua")
-    with open(script, "w") as f:
-        f.write(WRK_LUA)
+    script = write_wrk_script(tmp)
     res = {"kind": "metrics", "commit": source_commit(), "route": ROUTE,
            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "runs": a.runs, "duration_s": a.duration,
            "threads": a.threads, "connections": a.connections, "off": [], "on": []}

@@ -12,13 +12,10 @@ Every wrk run must end with no socket errors, no non-2xx answer and bytes that m
 
 Usage: /usr/bin/python3 bench/tls.py [--runs 5] [--duration 10] [--threads 2] [--connections 64] [--json OUT]
 """
-import argparse
-import http.client
 import json
 import os
 import resource
 import shutil
-import ssl
 import statistics
 import subprocess
 import sys
@@ -26,8 +23,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from api_wrk import WRK_LUA, check, source_commit, wrk  # noqa: E402
-from launch_login import BINARY, free_port, stop  # noqa: E402
+from api_wrk import check, source_commit, write_wrk_script, wrk, wrk_argument_parser, wrk_version  # noqa: E402
+from launch_login import connection, datasite_launch, stop  # noqa: E402
 
 ROUTE = "/api/v1/settings"
 GOAL = 0.7
@@ -43,40 +40,14 @@ def make_certificate(d):
     return cert, key
 
 
-def connection(port, tls):
-    if tls:
-        return http.client.HTTPSConnection("127.0.0.1", port, timeout=5,
-                                           context=ssl._create_unverified_context())  # only measured
-    return http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-
-
 def launch(data_dir, tls_files, reset=False):
-    port = free_port()
-    args = [BINARY, "launch", "--name", "bench", "--port", str(port), "--data-dir", data_dir,
-            "--login-attempts-per-minute", "1000000"]
-    if reset:
-        args.append("--reset")
-    if tls_files:
-        args += ["--tls-cert", tls_files[0], "--tls-key", tls_files[1]]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while True:
-        try:
-            c = connection(port, bool(tls_files))
-            c.request("GET", "/readyz")
-            if c.getresponse().status == 200:
-                c.close()
-                return proc, port
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            stop(proc)
-            raise RuntimeError("datasite did not start (tls=%s)" % bool(tls_files))
-        time.sleep(0.05)
+    args = ["--tls-cert", tls_files[0], "--tls-key", tls_files[1]] if tls_files else []
+    _, proc, port = datasite_launch(data_dir, reset, extra_args=args, tls=bool(tls_files))
+    return proc, port
 
 
 def login(port, tls):
-    c = connection(port, tls)
+    c = connection(port, tls, timeout=5)
     c.request("POST", "/api/v1/auth/login",
               json.dumps({"email": "info@example.org", "password": "changethis"}),
               {"Content-Type": "application/json"})
@@ -89,7 +60,7 @@ def login(port, tls):
 
 
 def body_length(port, tls, token):
-    c = connection(port, tls)
+    c = connection(port, tls, timeout=5)
     c.request("GET", ROUTE, headers={"Authorization": "Bearer " + token})
     r = c.getresponse()
     n = len(r.read())
@@ -118,20 +89,12 @@ def measure(data_dir, tls_files, a, script):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    ap.add_argument("--threads", type=int, default=2, help="wrk threads")
-    ap.add_argument("--connections", type=int, default=64, help="wrk connections")
-    ap.add_argument("--json")
-    a = ap.parse_args()
+    a = wrk_argument_parser().parse_args()
     if not shutil.which("wrk") or not shutil.which("openssl"):
         raise SystemExit("tls.py needs wrk and openssl (Debian packages wrk, openssl)")
     tmp = tempfile.mkdtemp(prefix="datasite-tls-", dir=os.environ.get("BENCH_DIR"))
     try:
-        script = os.path.join(tmp, "report.lua")
-        with open(script, "w") as f:
-            f.write(WRK_LUA)
+        script = write_wrk_script(tmp)
         tls_files = make_certificate(tmp)
         data_dir = os.path.join(tmp, "data")
         proc, _ = launch(data_dir, None, reset=True)  # first start: identity, settings, root hash
@@ -152,7 +115,7 @@ def main():
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "runs": a.runs,
                "duration_s": a.duration, "threads": a.threads, "connections": a.connections,
                "body_bytes": runs[0]["http"]["body_bytes"],
-               "wrk_version": subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[1]}
+               "wrk_version": wrk_version()}
         for scheme in ("http", "https"):
             res[scheme] = {"rps": med(scheme, "rps"), "p50_ms": med(scheme, "p50_us") / 1000,
                            "p99_ms": med(scheme, "p99_us") / 1000,

@@ -12,12 +12,11 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <stdlib.h>
+#include <sys/stat.h>
 
 #include <gtest/gtest.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -51,12 +50,8 @@ class CountingSink : public BodySink {
   std::shared_ptr<std::string> got_;
 };
 
-// The DER bytes of the first certificate in a PEM file.
-std::string DerOfFile(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "r");
-  if (f == nullptr) return "";
-  X509* x509 = PEM_read_X509(f, nullptr, nullptr, nullptr);
-  std::fclose(f);
+// The DER bytes of `x509`, which it frees; "" for none.
+std::string TakeDer(X509* x509) {
   if (x509 == nullptr) return "";
   unsigned char* der = nullptr;
   int n = i2d_X509(x509, &der);
@@ -64,6 +59,15 @@ std::string DerOfFile(const std::string& path) {
   OPENSSL_free(der);
   X509_free(x509);
   return out;
+}
+
+// The DER bytes of the first certificate in a PEM file.
+std::string DerOfFile(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) return "";
+  X509* x509 = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  return TakeDer(x509);
 }
 
 // One TLS client connection that trusts anything (the tests compare certificates instead).
@@ -75,15 +79,7 @@ class TlsClient {
   }
 
   // The DER bytes of the certificate the server presented.
-  std::string PeerDer() {
-    X509* x509 = SSL_get1_peer_certificate(stream_.native_handle());
-    unsigned char* der = nullptr;
-    int n = i2d_X509(x509, &der);
-    std::string out = n > 0 ? std::string(reinterpret_cast<char*>(der), n) : "";
-    OPENSSL_free(der);
-    X509_free(x509);
-    return out;
-  }
+  std::string PeerDer() { return TakeDer(SSL_get1_peer_certificate(stream_.native_handle())); }
 
   // Sends `request` and returns the answer's status line and body (by its Content-Length).
   std::pair<std::string, std::string> Exchange(const std::string& request) {
@@ -110,15 +106,12 @@ class TlsClient {
   std::string in_;
 };
 
-class TlsServerTest : public ::testing::Test {
+// A server with TLS from a fresh certificate and key (TlsFilesTest), routes /hello and /upload.
+class TlsServerTest : public TlsFilesTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/server_tls_test_XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    cert_ = dir_ + "/cert.pem";
-    key_ = dir_ + "/key.pem";
-    ASSERT_TRUE(WriteSelfSignedForTest(cert_, key_));
+    TlsFilesTest::SetUp();
+    if (HasFatalFailure()) return;
     Route hello;
     hello.method = "GET";
     hello.pattern = "/hello";
@@ -139,7 +132,7 @@ class TlsServerTest : public ::testing::Test {
 
   void TearDown() override {
     if (server_) server_->Shutdown(std::chrono::milliseconds(1000));
-    std::filesystem::remove_all(dir_);
+    TlsFilesTest::TearDown();
   }
 
   Result<std::unique_ptr<HttpServer>> NewServer() {
@@ -158,7 +151,6 @@ class TlsServerTest : public ::testing::Test {
 
   static constexpr const char* kHello = "GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
-  std::string dir_, cert_, key_;
   std::shared_ptr<std::string> got_ = std::make_shared<std::string>();
   Router router_;
   std::unique_ptr<HttpServer> server_;

@@ -7,14 +7,12 @@
 #include <boost/asio/ssl.hpp>
 
 #include <openssl/ssl.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -23,22 +21,8 @@
 namespace datasite::http {
 namespace {
 
-namespace fs = std::filesystem;
-
-class TlsContextTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/tls_test_XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    cert_ = dir_ + "/cert.pem";
-    key_ = dir_ + "/key.pem";
-    ASSERT_TRUE(WriteSelfSignedForTest(cert_, key_));
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string dir_, cert_, key_;
-};
+// A fresh certificate and key per test (dir_, cert_, key_).
+class TlsContextTest : public TlsFilesTest {};
 
 TEST_F(TlsContextTest, OwnerOnlyKeyIsAccepted) {
   auto ctx = NewServerTlsContext(cert_, key_);

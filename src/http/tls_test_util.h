@@ -1,45 +1,28 @@
-// Test helper: a self-signed certificate and its key, written as PEM files.
+// Test helpers for the TLS tests (tls_test.cc, server_tls_test.cc): a self-signed certificate and
+// its key written as PEM files, and a fixture that gives each test a fresh pair in its own folder.
 #ifndef DATASITE_HTTP_TLS_TEST_UTIL_H_
 #define DATASITE_HTTP_TLS_TEST_UTIL_H_
 
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <sys/stat.h>
+#include <gtest/gtest.h>
 
-#include <cstdio>
 #include <string>
 
 namespace datasite::http {
 
 // Writes a new self-signed P-256 certificate for 127.0.0.1 ("localhost") to `cert` and its key
 // to `key` (mode 0600); false when OpenSSL or the file system fails.
-inline bool WriteSelfSignedForTest(const std::string& cert, const std::string& key) {
-  EVP_PKEY* pkey = EVP_EC_gen("P-256");
-  X509* x509 = X509_new();
-  bool ok = pkey != nullptr && x509 != nullptr;
-  if (ok) {
-    X509_set_version(x509, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x509), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x509), 0);
-    X509_gmtime_adj(X509_getm_notAfter(x509), 3600);
-    X509_set_pubkey(x509, pkey);
-    X509_NAME* name = X509_get_subject_name(x509);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                               reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
-    X509_set_issuer_name(x509, name);
-    ok = X509_sign(x509, pkey, EVP_sha256()) > 0;
-  }
-  FILE* f = ok ? std::fopen(cert.c_str(), "w") : nullptr;
-  ok = f != nullptr && PEM_write_X509(f, x509) == 1;
-  if (f != nullptr) std::fclose(f);
-  f = ok ? std::fopen(key.c_str(), "w") : nullptr;
-  ok = f != nullptr && PEM_write_PrivateKey(f, pkey, nullptr, nullptr, 0, nullptr, nullptr) == 1;
-  if (f != nullptr) std::fclose(f);
-  X509_free(x509);
-  EVP_PKEY_free(pkey);
-  return ok && ::chmod(key.c_str(), 0600) == 0;
-}
+bool WriteSelfSignedForTest(const std::string& cert, const std::string& key);
+
+// Fixture: each test gets a temporary folder `dir_` holding `cert_` (cert.pem) and `key_`
+// (key.pem, mode 0600), a fresh self-signed pair; the folder is removed after the test.
+// Subclasses that override SetUp/TearDown call these first/last. Not thread-safe.
+class TlsFilesTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  std::string dir_, cert_, key_;
+};
 
 }  // namespace datasite::http
 

@@ -69,6 +69,17 @@ class JobQueueTest : public ::testing::Test {
     return *j;
   }
 
+  // For the tests of several processes sharing one queue (below); call these inside
+  // ASSERT_NO_FATAL_FAILURE.
+  //
+  // Starts `api`, a queue with no workers standing for an API process (it queues, kills and waits),
+  // and queues through it a job of new code, returned in `job`.
+  void StartApiAndEnqueue(JobQueue& api, store::Job& job);
+  // A worker process (a queue with `worker_options` on `worker_store`) runs a job that `api`
+  // queued, until `api` kills it: the job ends killed. `job_id` is that job's.
+  void KillARunOfAnotherProcess(store::Store& worker_store, const QueueOptions& worker_options,
+                                JobQueue& api, std::string& job_id);
+
   std::unique_ptr<store::TestDatabase> db_;
   FakeClock clock_;
   std::unique_ptr<store::Store> store_;
@@ -446,18 +457,31 @@ QueueOptions Process(const std::string& owner, int workers,
   return o;
 }
 
-TEST_F(JobQueueTest, AKillFromAnotherProcessCancelsTheRun) {
-  std::atomic<bool> started{false};
-  JobQueue worker(*store_, clock_, Process("worker-1", 1));
-  StartUntilCancelled(worker, started);
-  JobQueue api(*store_, clock_, Process("api-1", 0));
+void JobQueueTest::StartApiAndEnqueue(JobQueue& api, store::Job& job) {
   ASSERT_TRUE(api.Start(nullptr).ok());
-  auto job = NewJob(AddCode(*store_));
+  job = NewJob(AddCode(*store_));
   ASSERT_EQ(*api.Enqueue(job, {}), store::JobAdmission::kInserted);
+}
+
+void JobQueueTest::KillARunOfAnotherProcess(store::Store& worker_store,
+                                            const QueueOptions& worker_options, JobQueue& api,
+                                            std::string& job_id) {
+  std::atomic<bool> started{false};
+  JobQueue worker(worker_store, clock_, worker_options);
+  StartUntilCancelled(worker, started);
+  store::Job job;
+  ASSERT_NO_FATAL_FAILURE(StartApiAndEnqueue(api, job));
+  job_id = job.id;
   while (!started) std::this_thread::sleep_for(milliseconds(1));
   ASSERT_TRUE(api.Kill(job.id).ok());
   EXPECT_EQ(WaitFor(api, job.id).status, "killed");
-  EXPECT_EQ(api.Kill(job.id).code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(JobQueueTest, AKillFromAnotherProcessCancelsTheRun) {
+  JobQueue api(*store_, clock_, Process("api-1", 0));
+  std::string id;
+  ASSERT_NO_FATAL_FAILURE(KillARunOfAnotherProcess(*store_, Process("worker-1", 1), api, id));
+  EXPECT_EQ(api.Kill(id).code(), StatusCode::kFailedPrecondition);
 }
 
 TEST_F(JobQueueTest, AWaitSeesAnEndRecordedByAnotherProcessAtOnce) {
@@ -470,9 +494,8 @@ TEST_F(JobQueueTest, AWaitSeesAnEndRecordedByAnotherProcessAtOnce) {
                   })
                   .ok());
   JobQueue api(*store_, clock_, Process("api-1", 0));
-  ASSERT_TRUE(api.Start(nullptr).ok());
-  auto job = NewJob(AddCode(*store_));
-  ASSERT_EQ(*api.Enqueue(job, {}), store::JobAdmission::kInserted);
+  store::Job job;
+  ASSERT_NO_FATAL_FAILURE(StartApiAndEnqueue(api, job));
   std::thread finisher([&] {
     std::this_thread::sleep_for(milliseconds(100));
     release = true;
@@ -495,20 +518,25 @@ QueueOptions Deaf(const std::string& owner, int workers) {
   return o;
 }
 
-TEST_F(JobQueueTest, AJobQueuedElsewhereIsLeasedWhenItsNotificationComes) {
-  if (!postgres()) GTEST_SKIP() << "SQLite's one server hears no notification";
-  auto other = Open();
-  JobQueue worker(*other, clock_, Deaf("worker-1", 1));
+// Starts `worker` with a runner that completes every job, and lets its slots look, find nothing
+// and wait. Call inside ASSERT_NO_FATAL_FAILURE.
+void StartAndLetWait(JobQueue& worker) {
   ASSERT_TRUE(worker
                   .Start([](const store::Job& j, const std::atomic<bool>&) {
                     return Completed("ran " + j.id);
                   })
                   .ok());
-  std::this_thread::sleep_for(milliseconds(200));  // its slot has looked, found nothing, waits
+  std::this_thread::sleep_for(milliseconds(200));
+}
+
+TEST_F(JobQueueTest, AJobQueuedElsewhereIsLeasedWhenItsNotificationComes) {
+  if (!postgres()) GTEST_SKIP() << "SQLite's one server hears no notification";
+  auto other = Open();
+  JobQueue worker(*other, clock_, Deaf("worker-1", 1));
+  ASSERT_NO_FATAL_FAILURE(StartAndLetWait(worker));
   JobQueue api(*store_, clock_, Deaf("api-1", 0));
-  ASSERT_TRUE(api.Start(nullptr).ok());
-  auto job = NewJob(AddCode(*store_));
-  ASSERT_EQ(*api.Enqueue(job, {}), store::JobAdmission::kInserted);
+  store::Job job;
+  ASSERT_NO_FATAL_FAILURE(StartApiAndEnqueue(api, job));
   EXPECT_EQ(WaitFor(api, job.id).status, "completed");
 }
 
@@ -518,12 +546,7 @@ TEST_F(JobQueueTest, JobsQueuedInOneTransactionElsewhereAllRun) {
   if (!postgres()) GTEST_SKIP() << "SQLite's one server hears no notification";
   auto other = Open();
   JobQueue worker(*other, clock_, Deaf("worker-1", 2));
-  ASSERT_TRUE(worker
-                  .Start([](const store::Job& j, const std::atomic<bool>&) {
-                    return Completed("ran " + j.id);
-                  })
-                  .ok());
-  std::this_thread::sleep_for(milliseconds(200));
+  ASSERT_NO_FATAL_FAILURE(StartAndLetWait(worker));
   const std::string code = AddCode(*store_);
   std::vector<store::Job> jobs;
   for (int i = 0; i < 6; ++i) jobs.push_back(NewJob(code, "mock"));
@@ -541,16 +564,9 @@ TEST_F(JobQueueTest, JobsQueuedInOneTransactionElsewhereAllRun) {
 TEST_F(JobQueueTest, AKillFromElsewhereReachesTheRunWithoutWaitingForAHeartbeat) {
   if (!postgres()) GTEST_SKIP() << "SQLite's one server hears no notification";
   auto other = Open();
-  std::atomic<bool> started{false};
-  JobQueue worker(*other, clock_, Deaf("worker-1", 1));
-  StartUntilCancelled(worker, started);
   JobQueue api(*store_, clock_, Deaf("api-1", 0));
-  ASSERT_TRUE(api.Start(nullptr).ok());
-  auto job = NewJob(AddCode(*store_));
-  ASSERT_EQ(*api.Enqueue(job, {}), store::JobAdmission::kInserted);
-  while (!started) std::this_thread::sleep_for(milliseconds(1));
-  ASSERT_TRUE(api.Kill(job.id).ok());
-  EXPECT_EQ(WaitFor(api, job.id).status, "killed");
+  std::string id;
+  ASSERT_NO_FATAL_FAILURE(KillARunOfAnotherProcess(*other, Deaf("worker-1", 1), api, id));
 }
 
 TEST_F(JobQueueTest, AStartingWorkerLeavesALiveWorkersJobsAlone) {
