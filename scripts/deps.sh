@@ -12,6 +12,7 @@ packages=(
   python3-hypothesis  # the round-trip property tests (tests/integration/test_roundtrip_*.py)
   python3-aiosmtpd  # tests/integration/test_notifications.py: a real SMTP server on loopback
   python3-cryptography  # tests/integration/sync_helpers.py: forged sync bundles signed with ed25519
+  python3-botocore  # src/net/sigv4_test.cc and tests/s3/sigv4_proxy.py: an independent SigV4 signer (offline)
   openssl  # src/net/http_client_test.cc, tests/integration/test_sync_cli.py: a certificate for a TLS peer
   libpq-dev postgresql  # the PostgreSQL store (src/store/sql_postgres.cc) and its tests (scripts/pg.sh)
   python3-zxcvbn  # its list of common passwords is built into the server (src/auth)
