@@ -23,6 +23,9 @@ struct AwsCredentials {
 
 // The payload hash that tells S3 the body is not covered by the signature.
 inline constexpr std::string_view kUnsignedPayload = "UNSIGNED-PAYLOAD";
+// SHA-256 of no bytes: the payload hash of a request without a body.
+inline constexpr std::string_view kEmptySha256 =
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 struct SigV4Request {
   std::string method = "GET";

@@ -16,14 +16,13 @@ namespace {
 const AwsCredentials kExample{"AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
                               ""};
 constexpr int64_t kExampleTime = 1369353600;
-constexpr char kEmptySha256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 SigV4Request ExampleRequest(std::string method, std::string path) {
   SigV4Request r;
   r.method = std::move(method);
   r.path = std::move(path);
   r.headers = {{"Host", "examplebucket.s3.amazonaws.com"}};
-  r.payload_sha256 = kEmptySha256;
+  r.payload_sha256 = std::string(kEmptySha256);
   return r;
 }
 
