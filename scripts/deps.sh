@@ -55,6 +55,21 @@ if ! npm ls -g playwright-core >/dev/null 2>&1; then
   fi
   rm -f "$npm_log"
 fi
+# tests/s3/servers.sh: an S3-compatible server for the S3 client's tests, under its own prefix (not global:
+# nothing else on the machine should find it). Not fatal here: the S3 tests then fail saying how to install it.
+S3RVER_PREFIX=/opt/datasite-s3rver
+if [ ! -x "$S3RVER_PREFIX/node_modules/.bin/s3rver" ]; then
+  echo "Installing s3rver (npm, under $S3RVER_PREFIX): the S3 server of src/net/s3_client_test.cc"
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  npm_log=$(mktemp)
+  if ! { $sudo mkdir -p "$S3RVER_PREFIX" &&
+         $sudo npm install --prefix "$S3RVER_PREFIX" --loglevel=error --no-audit --no-fund s3rver@3.7.1 >"$npm_log" 2>&1; }; then
+    echo "warning: npm could not install s3rver; the S3 client's server tests will fail:" >&2
+    tail -n 3 "$npm_log" >&2
+  fi
+  rm -f "$npm_log"
+fi
 # The tests and clients talk to "localhost"; a minimal root file system (debootstrap, some containers) may
 # have no /etc/hosts at all.
 if ! getent hosts localhost >/dev/null 2>&1; then
