@@ -9,10 +9,12 @@ ensure_test_s3() {
   DATASITE_TEST_S3_DIR=$(mktemp -d /tmp/datasite-test-s3.XXXXXX)
   export DATASITE_TEST_S3_DIR
   local vars previous
-  vars=$(bash tests/s3/servers.sh start "$DATASITE_TEST_S3_DIR")
+  # Absolute: the exit trap may run after the caller has changed directory.
+  DATASITE_TEST_S3_SERVERS="$PWD/tests/s3/servers.sh"
+  vars=$(bash "$DATASITE_TEST_S3_SERVERS" start "$DATASITE_TEST_S3_DIR")
   eval "$vars"
   previous=$(trap -p EXIT | sed "s/^trap -- '\(.*\)' EXIT\$/\1/")
   # shellcheck disable=SC2064  # the earlier exit command is meant to be expanded now
-  trap "${previous:+$previous; }bash tests/s3/servers.sh stop \"\$DATASITE_TEST_S3_DIR\" >/dev/null 2>&1 || true" EXIT
+  trap "${previous:+$previous; }bash \"\$DATASITE_TEST_S3_SERVERS\" stop \"\$DATASITE_TEST_S3_DIR\" >/dev/null 2>&1 || true" EXIT
   echo "== S3 for the tests: $DATASITE_TEST_S3_URL (s3rver behind tests/s3/sigv4_proxy.py)"
 }
