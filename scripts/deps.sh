@@ -12,6 +12,7 @@ packages=(
   python3-hypothesis  # the round-trip property tests (tests/integration/test_roundtrip_*.py)
   python3-aiosmtpd  # tests/integration/test_notifications.py: a real SMTP server on loopback
   python3-cryptography  # tests/integration/sync_helpers.py: forged sync bundles signed with ed25519
+  python3-botocore  # src/net/sigv4_test.cc and tests/s3/sigv4_proxy.py: an independent SigV4 signer (offline)
   openssl  # src/net/http_client_test.cc, tests/integration/test_sync_cli.py: a certificate for a TLS peer
   libpq-dev postgresql  # the PostgreSQL store (src/store/sql_postgres.cc) and its tests (scripts/pg.sh)
   python3-zxcvbn  # its list of common passwords is built into the server (src/auth)
@@ -50,6 +51,21 @@ if ! npm ls -g playwright-core >/dev/null 2>&1; then
   npm_log=$(mktemp)
   if ! $sudo npm install -g --loglevel=error playwright-core >"$npm_log" 2>&1; then
     echo "warning: npm could not install playwright-core; tests/integration/test_display_browser.py will be skipped:" >&2
+    tail -n 3 "$npm_log" >&2
+  fi
+  rm -f "$npm_log"
+fi
+# tests/s3/servers.sh: an S3-compatible server for the S3 client's tests, under its own prefix (not global:
+# nothing else on the machine should find it). Not fatal here: the S3 tests then fail saying how to install it.
+S3RVER_PREFIX=/opt/datasite-s3rver
+if [ ! -x "$S3RVER_PREFIX/node_modules/.bin/s3rver" ]; then
+  echo "Installing s3rver (npm, under $S3RVER_PREFIX): the S3 server of src/net/s3_client_test.cc"
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  npm_log=$(mktemp)
+  if ! { $sudo mkdir -p "$S3RVER_PREFIX" &&
+         $sudo npm install --prefix "$S3RVER_PREFIX" --loglevel=error --no-audit --no-fund s3rver@3.7.1 >"$npm_log" 2>&1; }; then
+    echo "warning: npm could not install s3rver; the S3 client's server tests will fail:" >&2
     tail -n 3 "$npm_log" >&2
   fi
   rm -f "$npm_log"

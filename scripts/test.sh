@@ -3,6 +3,8 @@
 # launched servers.
 # The PostgreSQL half (the store's conformance tests on PostgreSQL, integration_postgres) runs against a
 # private PostgreSQL 15 started here (scripts/pg.sh), or the one DATASITE_TEST_POSTGRES_URL names.
+# The S3 client's tests (S3ServerTest.*) run against s3rver behind a SigV4-checking proxy started here
+# (tests/s3/servers.sh), or the S3 server DATASITE_TEST_S3_URL names.
 #   --full: then the whole integration suite on PostgreSQL, and the whole suite again under AddressSanitizer + UBSan (the PySyft notebooks included) and
 #           under ThreadSanitizer, and every fuzz target for 60 s: what CI runs only a representative part of
 #           (see .ci/run).
@@ -19,6 +21,8 @@ bash scripts/build.sh -DDATASITE_WERROR=ON
 # Every store test and a representative part of the integration suite run on PostgreSQL too.
 source scripts/test-postgres.sh
 ensure_test_postgres
+source scripts/test-s3.sh
+ensure_test_s3
 (cd build && ctest --output-on-failure --timeout 900 -j2)
 if [ $full -eq 1 ]; then
   # The whole integration suite on PostgreSQL (CI runs the part in integration_postgres).

@@ -100,14 +100,18 @@ struct Transfer {
   // The first failure a callback met; it aborts the transfer and is what the caller gets.
   Status error;
 
-  // Upload(): the file read into the body.
+  // Upload(): the file read into the body; Stream(): the reader.
   int in_fd = -1;
+  const BodyReader* reader = nullptr;
+  uint64_t read_so_far = 0;
   uint64_t upload_size = 0;
   bool uploading = false;
 
-  // Download(): where a 2xx body goes: a file, or a descriptor (-1 and no file: response.body).
+  // Download() and Stream(): where a 2xx body goes: a file, a descriptor or a writer (none of
+  // them: response.body).
   blob::FileWriter* out_file = nullptr;
   int out_fd = -1;
+  const BodyWriter* writer = nullptr;
   bool body_to_file = false;  // decided at the first body byte
   bool body_decided = false;
   Sha256 sha;
@@ -142,8 +146,18 @@ size_t OnBody(char* data, size_t size, size_t count, void* user) {
   if (!t->body_decided) {
     long status = 0;
     curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
-    t->body_to_file = (t->out_file != nullptr || t->out_fd >= 0) && status / 100 == 2;
+    t->body_to_file =
+        (t->out_file != nullptr || t->out_fd >= 0 || t->writer != nullptr) && status / 100 == 2;
     t->body_decided = true;
+  }
+  if (t->body_to_file && t->writer != nullptr) {
+    Status st = (*t->writer)(std::string_view(data, n));
+    if (!st.ok()) {
+      t->error = st;
+      return 0;
+    }
+    t->written += n;
+    return n;
   }
   if (t->body_to_file && t->out_file != nullptr) {
     Status st = t->out_file->Append(std::string_view(data, n));
@@ -179,6 +193,24 @@ size_t OnBody(char* data, size_t size, size_t count, void* user) {
 
 size_t OnRead(char* buffer, size_t size, size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
+  if (t->reader != nullptr) {
+    size_t want =
+        static_cast<size_t>(std::min<uint64_t>(size * count, t->upload_size - t->read_so_far));
+    if (want == 0) return 0;
+    Result<size_t> got = (*t->reader)(buffer, want);
+    if (!got.ok()) {
+      t->error = got.status();
+      return CURL_READFUNC_ABORT;
+    }
+    if (*got == 0 || *got > want) {
+      // The reader promised body_size bytes: fewer would leave the peer waiting for the rest.
+      t->error = InternalError("upload: the body ended after " + std::to_string(t->read_so_far) +
+                               " of " + std::to_string(t->upload_size) + " bytes");
+      return CURL_READFUNC_ABORT;
+    }
+    t->read_so_far += *got;
+    return *got;
+  }
   for (;;) {
     ssize_t r = ::read(t->in_fd, buffer, size * count);
     if (r >= 0) return static_cast<size_t>(r);
@@ -303,7 +335,9 @@ class HttpClient::Impl {
   const HttpClientOptions& options() const { return options_; }
 
   // Runs one transfer whose body options (read or post fields) the caller has set on `t`.
-  enum class Mode { kMemory, kUpload, kDownload };
+  // kMemory: a total timeout; kStreamed: none, but bytes must keep moving. An upload (a file or a
+  // reader) is whichever `t.uploading` says.
+  enum class Mode { kMemory, kStreamed };
   Status Perform(const HttpRequest& request, Mode mode, Transfer& t);
 
  private:
@@ -332,7 +366,7 @@ Status HttpClient::Impl::Perform(const HttpRequest& request, Mode mode, Transfer
     add(k + ": " + v);
   }
   if (!request.bearer_token.empty()) add("Authorization: Bearer " + request.bearer_token);
-  add(mode == Mode::kUpload ? "Expect: 100-continue" : "Expect:");
+  add(t.uploading ? "Expect: 100-continue" : "Expect:");
 
   curl_easy_reset(curl_);  // keeps the connection cache
   t.curl = curl_;
@@ -368,7 +402,7 @@ Status HttpClient::Impl::Perform(const HttpRequest& request, Mode mode, Transfer
   } else {
     t.watch_stalls = true;
   }
-  if (mode == Mode::kUpload) {
+  if (t.uploading) {
     curl_easy_setopt(curl_, CURLOPT_POST, 1L);
     curl_easy_setopt(curl_, CURLOPT_READFUNCTION, OnRead);
     curl_easy_setopt(curl_, CURLOPT_READDATA, &t);
@@ -428,7 +462,7 @@ Result<HttpResponse> HttpClient::Upload(const HttpRequest& request, const std::s
   t.upload_size = static_cast<uint64_t>(st.st_size);
   t.uploading = true;
   t.progress = &progress;
-  RETURN_IF_ERROR(impl_->Perform(request, Impl::Mode::kUpload, t));
+  RETURN_IF_ERROR(impl_->Perform(request, Impl::Mode::kStreamed, t));
   return std::move(t.response);
 }
 
@@ -437,7 +471,7 @@ Result<HttpResponse> HttpClient::Download(const HttpRequest& request, const std:
   Transfer t;
   if (path == "-") {
     t.out_fd = STDOUT_FILENO;
-    RETURN_IF_ERROR(impl_->Perform(request, Impl::Mode::kDownload, t));
+    RETURN_IF_ERROR(impl_->Perform(request, Impl::Mode::kStreamed, t));
     if (!t.body_to_file) return std::move(t.response);
     std::string expected = t.response.Header("X-Content-SHA256");
     if (!expected.empty() && t.sha.HexDigest() != expected) {
@@ -453,7 +487,7 @@ Result<HttpResponse> HttpClient::Download(const HttpRequest& request, const std:
   if (!file.ok()) return InvalidArgumentError("download: cannot " + file.status().message());
   FileRemover remover(temp);
   t.out_file = file->get();
-  RETURN_IF_ERROR(impl_->Perform(request, Impl::Mode::kDownload, t));
+  RETURN_IF_ERROR(impl_->Perform(request, Impl::Mode::kStreamed, t));
   if (t.response.status / 100 != 2) return std::move(t.response);
   std::string expected = t.response.Header("X-Content-SHA256");
   if (!expected.empty() && t.sha.HexDigest() != expected) {
@@ -474,6 +508,19 @@ Result<HttpResponse> HttpClient::Download(const HttpRequest& request, const std:
   }
   remover.Keep();
   RETURN_IF_ERROR(FsyncDirectoryOf(path));
+  return std::move(t.response);
+}
+
+Result<HttpResponse> HttpClient::Stream(const HttpRequest& request, uint64_t body_size,
+                                        const BodyReader& reader, const BodyWriter& writer) {
+  Transfer t;
+  if (reader) {
+    t.reader = &reader;
+    t.upload_size = body_size;
+    t.uploading = true;
+  }
+  if (writer) t.writer = &writer;
+  RETURN_IF_ERROR(impl_->Perform(request, Impl::Mode::kStreamed, t));
   return std::move(t.response);
 }
 

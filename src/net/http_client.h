@@ -59,6 +59,13 @@ struct HttpClientOptions {
   uint64_t max_body_bytes = uint64_t{64} << 20;
 };
 
+// Fills `buffer` with the next bytes of a request body, at most `size` and at least one while any
+// are left: the count, or an error that aborts the request (and is what the caller gets).
+using BodyReader = std::function<Result<size_t>(char* buffer, size_t size)>;
+// Takes the next bytes of a response body as they arrive; an error aborts the transfer (and is what
+// the caller gets).
+using BodyWriter = std::function<Status(std::string_view bytes)>;
+
 // Called as a transfer moves: bytes done so far, and the total (0 when unknown).
 using TransferProgress = std::function<void(uint64_t done, uint64_t total)>;
 
@@ -93,6 +100,14 @@ class HttpClient {
   // file is created with `permissions` less the umask.
   Result<HttpResponse> Download(const HttpRequest& request, const std::string& path,
                                 int permissions = 0666);
+
+  // Sends `request` with, when `reader` is set, a body of exactly `body_size` bytes pulled from it
+  // in chunks (after Expect: 100-continue; `request.body` is ignored), else `request.body`. When
+  // `writer` is set, a 2xx answer's body goes to it as it arrives and the response has none; any
+  // other answer's body is read into the response. Neither side is held in memory whole. No total
+  // timeout: fails when no byte moves for `stall_timeout`.
+  Result<HttpResponse> Stream(const HttpRequest& request, uint64_t body_size,
+                              const BodyReader& reader, const BodyWriter& writer);
 
  private:
   class Impl;

@@ -11,8 +11,10 @@
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -394,6 +396,100 @@ TEST_F(HttpClientTest, UploadOfAMissingFileIsInvalid) {
   HttpClient client;
   auto res = client.Upload(Req("POST", "http://127.0.0.1:1/upload"), (dir_ / "nope").string());
   EXPECT_EQ(res.status().code(), StatusCode::kInvalidArgument);
+}
+
+// A reader that hands out `data` in chunks of at most `chunk` bytes.
+BodyReader ReaderOf(const std::string& data, size_t chunk, size_t* pos) {
+  return [&data, chunk, pos](char* buffer, size_t size) -> Result<size_t> {
+    size_t n = std::min({size, chunk, data.size() - *pos});
+    std::memcpy(buffer, data.data() + *pos, n);
+    *pos += n;
+    return n;
+  };
+}
+
+TEST_F(HttpClientTest, StreamPullsTheBodyFromTheReader) {
+  Peer peer(dir_);
+  ASSERT_TRUE(peer.ok());
+  std::string data(3 << 20, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 13 % 251);
+  size_t pos = 0;
+  HttpClient client;
+  auto res = client.Stream(Req("PUT", peer.Url("/upload")), data.size(),
+                           ReaderOf(data, 100'000, &pos), nullptr);
+  ASSERT_TRUE(res.ok()) << res.status().message();
+  EXPECT_EQ(res->status, 201);
+  EXPECT_NE(res->body.find(Sha256Hex(data)), std::string::npos) << res->body;
+  EXPECT_EQ(pos, data.size());
+}
+
+TEST_F(HttpClientTest, StreamedBodyShorterThanPromisedIsAnError) {
+  Peer peer(dir_);
+  ASSERT_TRUE(peer.ok());
+  std::string data(1000, 'a');
+  size_t pos = 0;
+  HttpClient client;
+  auto res =
+      client.Stream(Req("PUT", peer.Url("/upload")), 5000, ReaderOf(data, 300, &pos), nullptr);
+  EXPECT_EQ(res.status().code(), StatusCode::kInternal);
+  EXPECT_NE(res.status().message().find("after 1000 of 5000"), std::string::npos)
+      << res.status().message();
+}
+
+TEST_F(HttpClientTest, StreamReaderErrorIsReturned) {
+  Peer peer(dir_);
+  ASSERT_TRUE(peer.ok());
+  HttpClient client;
+  auto res = client.Stream(
+      Req("PUT", peer.Url("/upload")), 10,
+      [](char*, size_t) -> Result<size_t> { return UnavailableError("source gone"); }, nullptr);
+  EXPECT_EQ(res.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(res.status().message(), "source gone");
+}
+
+TEST_F(HttpClientTest, StreamPassesA2xxBodyToTheWriter) {
+  Peer peer(dir_);
+  ASSERT_TRUE(peer.ok());
+  HttpClient client;
+  std::string got;
+  int calls = 0;
+  auto res = client.Stream(Req("GET", peer.Url("/bytes?n=3000000")), 0, nullptr,
+                           [&](std::string_view bytes) {
+                             got.append(bytes);
+                             ++calls;
+                             return Status::Ok();
+                           });
+  ASSERT_TRUE(res.ok()) << res.status().message();
+  EXPECT_EQ(res->status, 200);
+  EXPECT_TRUE(res->body.empty());
+  EXPECT_EQ(got.size(), 3000000u);
+  EXPECT_EQ(Sha256Hex(got), res->Header("X-Content-SHA256"));
+  EXPECT_GT(calls, 1);  // in chunks, not at once
+}
+
+TEST_F(HttpClientTest, StreamKeepsAnErrorAnswerInTheResponse) {
+  Peer peer(dir_);
+  ASSERT_TRUE(peer.ok());
+  HttpClient client;
+  bool called = false;
+  auto res = client.Stream(Req("GET", peer.Url("/missing")), 0, nullptr, [&](std::string_view) {
+    called = true;
+    return Status::Ok();
+  });
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->status, 404);
+  EXPECT_EQ(res->body, R"({"error":"nope"})");
+  EXPECT_FALSE(called);
+}
+
+TEST_F(HttpClientTest, StreamWriterErrorAbortsTheTransfer) {
+  Peer peer(dir_);
+  ASSERT_TRUE(peer.ok());
+  HttpClient client;
+  auto res = client.Stream(Req("GET", peer.Url("/bytes?n=3000000")), 0, nullptr,
+                           [](std::string_view) { return ResourceExhaustedError("sink full"); });
+  EXPECT_EQ(res.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(res.status().message(), "sink full");
 }
 
 TEST_F(HttpClientTest, UntrustedTlsPeerIsRefused) {
