@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "store/sync_schema_test_util.h"
 #include "store/test_database.h"
@@ -74,6 +75,31 @@ TEST_F(AuditLogTest, EachEntryCommitsToTheOneBefore) {
   EXPECT_EQ((*all)[2].prev_hash, (*all)[1].hash);
   EXPECT_EQ((*all)[2].hash, AuditEntryHash((*all)[2]));
   EXPECT_EQ((*all)[2].hash.size(), 64u);
+}
+
+// PostgreSQL hashes an entry in SQL (one round trip per append): the same bytes as
+// AuditEntryHash, whatever the fields hold.
+TEST_F(AuditLogTest, EntriesWithAnyTextChainAsTheVerifierHashesThem) {
+  const std::vector<AuditEvent> odd = {
+      {0, "user:u1", "a", "", ""},
+      {-5, "user:\u00e9l\u00e8ve", "dataset.upload", "dataset:\u6570\u636e",
+       "line 1\nline 2\t\"q\" '"},
+      {1'800'000'000'000, "user:u2", "x", "\xf0\x9f\x94\x91", std::string(70'000, 'd')},
+      {7, "user:u3", "job.create", "job:j", "\\ backslash %s ?1 $1"},
+  };
+  for (const AuditEvent& e : odd) ASSERT_TRUE(store_->AppendAudit(e).ok());
+  auto all = store_->ListAudit(0, 10);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), odd.size());
+  for (size_t i = 0; i < odd.size(); ++i) {
+    EXPECT_EQ((*all)[i].seq, static_cast<int64_t>(i) + 1);
+    EXPECT_EQ((*all)[i].at, odd[i].at);
+    EXPECT_EQ((*all)[i].detail, odd[i].detail);
+    EXPECT_EQ((*all)[i].hash, AuditEntryHash((*all)[i])) << i;
+  }
+  AuditVerdict v = Verify();
+  EXPECT_TRUE(v.ok) << v.reason;
+  EXPECT_EQ(v.entries, 4);
 }
 
 TEST_F(AuditLogTest, GenesisDependsOnTheServer) {
