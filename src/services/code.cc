@@ -1262,8 +1262,8 @@ Result<std::string> CodeService::Charge(store::Store& tx, const store::Job& job,
                                         int64_t result_bytes, int64_t log_bytes,
                                         int64_t charged_bytes, int64_t metered_bytes,
                                         std::optional<int64_t> quota) {
-  ASSIGN_OR_RETURN(bool charged,
-                   tx.ChargeJobBytes(job, result_bytes, log_bytes, charged_bytes, quota));
+  ASSIGN_OR_RETURN(bool charged, tx.ChargeJobBytes(job, result_bytes, log_bytes, charged_bytes,
+                                                   metered_bytes, quota));
   if (!charged) {
     return "your storage quota of " + std::to_string(*quota) + " bytes (--user-quota-bytes)";
   }
@@ -1271,7 +1271,6 @@ Result<std::string> CodeService::Charge(store::Store& tx, const store::Job& job,
     // Taken now, so that jobs ending together can't pass the limit; given back if the end is not
     // recorded after all.
     tx.AfterRollback([this, metered_bytes] { storage_.Add(-metered_bytes); });
-    RETURN_IF_ERROR(tx.SetJobMeteredBytes(job.id, metered_bytes).status());
     return std::string();
   }
   RETURN_IF_ERROR(tx.ChargeJobBytes(job, 0, 0, 0, std::nullopt).status());

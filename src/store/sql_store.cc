@@ -3358,8 +3358,9 @@ class SqlStore : public Store {
     return held;
   }
 
+  using Store::ChargeJobBytes;
   Result<bool> ChargeJobBytes(const Job& run, int64_t result_bytes, int64_t log_bytes,
-                              int64_t charged_bytes,
+                              int64_t charged_bytes, int64_t metered_bytes,
                               std::optional<int64_t> max_user_bytes) override {
     std::lock_guard lock(mu_);
     // One statement when it counts (the worker charges inside the transaction that records the
@@ -3372,13 +3373,13 @@ class SqlStore : public Store {
       const bool capped = max_user_bytes && charged_bytes > 0;
       Stmt s(stmts_,
              std::string("UPDATE jobs SET kept_result_bytes = ?1, kept_log_bytes = ?2, "
-                         "charged_bytes = ?3, metered_bytes = ?1 + ?2 WHERE id = ?4 AND "
+                         "charged_bytes = ?3, metered_bytes = ?7 WHERE id = ?4 AND "
                          "status = 'running' AND lease_owner = ?5 AND attempts = ?6") +
                  (capped ? " AND ?3 + (SELECT coalesce(sum(o.charged_bytes), 0) FROM jobs o "
-                           "WHERE o.user_id = jobs.user_id AND o.id != ?4) <= ?7"
+                           "WHERE o.user_id = jobs.user_id AND o.id != ?4) <= ?8"
                          : ""));
       s.Bind(result_bytes).Bind(log_bytes).Bind(charged_bytes).Bind(run.id);
-      s.Bind(run.lease_owner).Bind(run.attempts);
+      s.Bind(run.lease_owner).Bind(run.attempts).Bind(metered_bytes);
       if (capped) s.Bind(*max_user_bytes);
       RETURN_IF_ERROR(s.Run());
       if (conn_->Changes() > 0) return true;

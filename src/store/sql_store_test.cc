@@ -1210,7 +1210,8 @@ TEST_F(JobBytesTest, ChargeInsideATransactionHoldsTheQuotaAndRollsBack) {
   Job b = Running("u");
   ASSERT_TRUE(store_
                   ->InTransaction([&](Store& tx) -> Status {
-                    EXPECT_TRUE(*tx.ChargeJobBytes(a, 40, 0, 40, 100));
+                    // Metered at a ceiling of 55 (a part its user may not read).
+                    EXPECT_TRUE(*tx.ChargeJobBytes(a, 40, 0, 40, 55, 100));
                     EXPECT_FALSE(*tx.ChargeJobBytes(b, 5, 5, 5 + 5, 100));
                     EXPECT_TRUE(*tx.ChargeJobBytes(b, 9, 0, 9, 100));
                     EXPECT_EQ(*tx.SetJobMeteredBytes(b.id, 77), 9);
@@ -1220,7 +1221,7 @@ TEST_F(JobBytesTest, ChargeInsideATransactionHoldsTheQuotaAndRollsBack) {
                   })
                   .ok());
   EXPECT_EQ(store_->UserJobUsage("u")->charged_bytes, 51 + 40 + 9);
-  EXPECT_EQ(*store_->TotalJobBytes(), 51 + 40 + 77);
+  EXPECT_EQ(*store_->TotalJobBytes(), 51 + 55 + 77);
   EXPECT_FALSE(store_
                    ->InTransaction([&](Store& tx) -> Status {
                      EXPECT_TRUE(*tx.ChargeJobBytes(b, 0, 0, 0, 100));
@@ -1229,7 +1230,7 @@ TEST_F(JobBytesTest, ChargeInsideATransactionHoldsTheQuotaAndRollsBack) {
                    })
                    .ok());
   EXPECT_EQ(store_->UserJobUsage("u")->charged_bytes, 51 + 40 + 9);
-  EXPECT_EQ(*store_->TotalJobBytes(), 51 + 40 + 77);
+  EXPECT_EQ(*store_->TotalJobBytes(), 51 + 55 + 77);
 }
 
 // Regression (security): the quota counted every byte a user's jobs keep, those they may not read

@@ -763,9 +763,16 @@ class Store {
   // False (nothing counted) when they would pass it; kFailedPrecondition when the job is not
   // running under `run`'s lease. Checked and counted atomically, so jobs ending together can't
   // pass a quota.
+  // `metered_bytes` is what the job counts against the server's storage limit from now on (see
+  // SetJobMeteredBytes); the overload without it counts what it keeps, at its size.
   virtual Result<bool> ChargeJobBytes(const Job& run, int64_t result_bytes, int64_t log_bytes,
-                                      int64_t charged_bytes,
+                                      int64_t charged_bytes, int64_t metered_bytes,
                                       std::optional<int64_t> max_user_bytes) = 0;
+  Result<bool> ChargeJobBytes(const Job& run, int64_t result_bytes, int64_t log_bytes,
+                              int64_t charged_bytes, std::optional<int64_t> max_user_bytes) {
+    return ChargeJobBytes(run, result_bytes, log_bytes, charged_bytes, result_bytes + log_bytes,
+                          max_user_bytes);
+  }
   // Sets what a job charges its user's quota (after a release: what it shows them now), whatever
   // the quota. kNotFound when absent.
   virtual Status SetJobChargedBytes(const std::string& id, int64_t bytes) = 0;
