@@ -248,10 +248,14 @@ class PostgresConnection : public Connection {
 
   int64_t Changes() const override { return changes_; }
 
+  // A transaction begun while commits need not be durable (SetDurableCommits(false): a lease, a
+  // lease renewal) does not wait for the WAL flush at its COMMIT; it says so in the same round
+  // trip as its BEGIN.
   Status BeginWrite() override {
-    return Begin("BEGIN; SELECT pg_advisory_xact_lock(" + std::to_string(kWriterLock) + ")");
+    return Begin(std::string(durable_ ? "BEGIN" : kBeginNotDurable) +
+                 "; SELECT pg_advisory_xact_lock(" + std::to_string(kWriterLock) + ")");
   }
-  Status BeginRowLocking() override { return Begin("BEGIN"); }
+  Status BeginRowLocking() override { return Begin(durable_ ? "BEGIN" : kBeginNotDurable); }
 
   Result<int64_t> SchemaVersion() override {
     RETURN_IF_ERROR(EnsureConnected());
@@ -272,8 +276,13 @@ class PostgresConnection : public Connection {
         ") ON CONFLICT (singleton) DO UPDATE SET version = " + "excluded.version");
   }
 
-  // Every commit here waits for the WAL flush (synchronous_commit stays on).
-  Status SetDurableCommits(bool) override { return Status::Ok(); }
+  // Every commit waits for the WAL flush (synchronous_commit stays on) but those of transactions
+  // begun while this is false, which lose at most the last few hundred milliseconds of such
+  // commits in a crash of the database server (never its consistency).
+  Status SetDurableCommits(bool durable) override {
+    durable_ = durable;
+    return Status::Ok();
+  }
 
   // PostgreSQL keeps its own pages consistent (and checks them with data checksums where the
   // operator turned them on); there is no cheap whole-database check to run from here.
@@ -316,6 +325,8 @@ class PostgresConnection : public Connection {
   uint64_t names_ = 0;
   int64_t changes_ = 0;
   bool in_tx_ = false;
+  bool durable_ = true;
+  static constexpr const char* kBeginNotDurable = "BEGIN; SET LOCAL synchronous_commit TO OFF";
 };
 
 PostgresCursor::PostgresCursor(PostgresConnection* conn, std::string sql)
