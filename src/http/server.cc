@@ -572,6 +572,8 @@ void Session::OnHeader(beast::error_code ec) {
         return Write(std::move(busy), false);
       }
       body_reserved_ = want;
+      // The whole body at once, as much as the budget counts, instead of doubling its way there.
+      if (parser_->content_length()) req_->body.reserve(static_cast<size_t>(want));
       // One deadline for the whole body, not renewed by each piece: a client that sends a byte now
       // and then can't hold the memory for long. It must send at least 64 KiB/s after a grace of
       // header_timeout.
@@ -944,8 +946,14 @@ void Session::StreamNext(std::shared_ptr<StreamedBody> body, beast::error_code e
 }
 
 void Session::Drain() {
-  constexpr size_t kMaxDrain = 256u << 20;
-  chunks_[0].resize(64 << 10);
+  constexpr size_t kMaxDrain = 256u << 20, kBuffer = 8 << 10;
+  // Small: every refused request drains for a few seconds, and many may (2000 refused bodies held
+  // 128 MiB in buffers of 64 KiB). A refused upload's 2 MiB go back first (no read or sink write
+  // uses them any more).
+  if (chunks_[0].size() != kBuffer) {
+    chunks_ = {};
+    chunks_[0].resize(kBuffer);
+  }
   stream_.async_read_some(net::buffer(chunks_[0].data(), chunks_[0].size()),
                           [self = shared_from_this()](beast::error_code ec, size_t n) {
                             self->drained_ += n;
