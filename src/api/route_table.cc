@@ -81,6 +81,8 @@ http::Response Render(Result<Reply> reply) {
 
 namespace {
 
+constexpr size_t kAnonymousBodyLimit = 16 << 10;
+
 // Whether a change can commit together with its answer (see RunWithIdempotencyKey), holding the
 // store from its first write to its answer: not when its handler waits for other threads that use
 // the store (the wait lane: a blocking job run waits for its job, a kill for the job to stop), nor
@@ -102,6 +104,9 @@ http::Route Describe(const char* method, const char* pattern, Role min_role, con
   route.summary = summary;
   route.tag = tag;
   route.min_role = min_role == Role::kNone ? "" : std::string(auth::RoleName(min_role));
+  // Anyone may call these (log in, sign up, reset a password): their bodies are a few fields, and
+  // a small limit keeps what an anonymous caller makes the server hold small.
+  if (min_role == Role::kNone) route.body_limit = kAnonymousBodyLimit;
   return route;
 }
 }  // namespace

@@ -3,6 +3,7 @@
 #ifndef DATASITE_HTTP_ROUTER_H_
 #define DATASITE_HTTP_ROUTER_H_
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -29,6 +30,9 @@ struct Route {
   // empty); the body is then streamed into the sink. An error Status is sent as the response.
   std::function<Result<std::unique_ptr<BodySink>>(Request&)> open_sink;
   Lane lane = Lane::kDefault;
+  // Largest body of a route without `open_sink`, in bytes; 0: the server's body_limit. Routes
+  // anyone may call take small bodies, so that an anonymous caller holds little memory.
+  size_t body_limit = 0;
   // Optional, for routes whose answer is usually in memory: called on the I/O thread before
   // `handler`, so it must not block (no database, file or network I/O; locks held only briefly).
   // It answers, or returns nullopt when it can't tell without blocking (then `handler` runs on its

@@ -9,11 +9,13 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -32,6 +34,24 @@ namespace bhttp = boost::beast::http;
 using tcp = net::ip::tcp;
 
 class ServerImpl;
+
+// The key a connection is counted under for max_connections_per_address: an IPv4 address, or the
+// /64 of an IPv6 address (one host is commonly given a whole /64).
+std::string ConnectionKey(const net::ip::address& address) {
+  if (address.is_v4()) return address.to_string();
+  const auto v6 = address.to_v6();
+  if (v6.is_v4_mapped()) return net::ip::make_address_v4(net::ip::v4_mapped, v6).to_string();
+  auto bytes = v6.to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return net::ip::address_v6(bytes).to_string() + "/64";
+}
+
+// A peer the connection came from, as the server knows it at accept.
+struct Peer {
+  std::string address;   // canonical (see CanonicalAddress); "" when unknown
+  std::string key;       // see ConnectionKey
+  bool trusted = false;  // one of ServerOptions::trusted_proxies
+};
 
 // A connection's byte stream: plain TCP, or TLS over TCP when the server has a certificate. Beast's
 // and Asio's reads and writes take it as they take either; the branch costs nothing measurable.
@@ -95,7 +115,7 @@ struct StreamedBody {
 // used on its strand only, except `sink_`, which the request pool uses while the strand waits.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, ServerImpl& server);
+  Session(tcp::socket socket, ServerImpl& server, Peer peer);
   ~Session();
   void Run();
 
@@ -133,6 +153,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // (up to a cap, for a few seconds) so that it gets to read the refusal instead of a broken pipe.
   void Drain();
   bool BodyExpected() const;
+  // Gives back this request's share of the server's body memory budget.
+  void ReleaseBody();
 
   Stream stream_;
   beast::flat_buffer buffer_;  // bounded: headers, chunk-size lines and read-ahead only
@@ -155,7 +177,10 @@ class Session : public std::enable_shared_from_this<Session> {
   bool continue_sent_ = false;
   size_t drained_ = 0;
   std::shared_ptr<void> res_;  // the response being written
-  std::string remote_address_;
+  const Peer peer_;
+  bool served_ = false;         // a request's headers were read on this connection
+  size_t body_limit_ = 0;       // the current request's, for a body read into memory
+  uint64_t body_reserved_ = 0;  // of the server's body memory budget, for the current request
   // The request's id and when its headers were in, for the response (set in OnHeader).
   std::string request_id_;
   std::chrono::steady_clock::time_point start_;
@@ -262,7 +287,51 @@ class ServerImpl : public HttpServer {
   }
   std::atomic<int>& in_flight() { return in_flight_; }
 
+  // Counts a connection from `peer`; false when the peer holds its share already.
+  bool AdmitConnection(const Peer& peer) {
+    const int limit =
+        peer.trusted ? options_.max_connections : options_.max_connections_per_address;
+    std::lock_guard<std::mutex> lock(connections_mu_);
+    int& open = connections_by_key_[peer.key];
+    if (open >= limit) {
+      if (open == 0) connections_by_key_.erase(peer.key);
+      return false;
+    }
+    ++open;
+    return true;
+  }
+  void ReleaseConnection(const Peer& peer) {
+    std::lock_guard<std::mutex> lock(connections_mu_);
+    auto it = connections_by_key_.find(peer.key);
+    if (it != connections_by_key_.end() && --it->second <= 0) connections_by_key_.erase(it);
+  }
+
+  // Takes `bytes` of the body memory budget; false (and nothing taken) when they would pass it.
+  bool ReserveBody(uint64_t bytes) {
+    uint64_t used = body_bytes_.load();
+    do {
+      if (bytes > options_.body_memory_budget || used > options_.body_memory_budget - bytes) {
+        return false;
+      }
+    } while (!body_bytes_.compare_exchange_weak(used, used + bytes));
+    return true;
+  }
+  void ReleaseBody(uint64_t bytes) { body_bytes_ -= bytes; }
+
  private:
+  Peer PeerOf(const tcp::socket& socket) const {
+    beast::error_code ec;
+    auto endpoint = socket.remote_endpoint(ec);
+    if (ec) return {};
+    Peer peer;
+    peer.address = CanonicalAddress(endpoint.address().to_string()).value_or("");
+    peer.key = ConnectionKey(endpoint.address());
+    const auto& trusted = options_.trusted_proxies;
+    peer.trusted = !peer.address.empty() &&
+                   std::find(trusted.begin(), trusted.end(), peer.address) != trusted.end();
+    return peer;
+  }
+
   void DoAccept() {
     acceptor_.async_accept(
         net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
@@ -276,11 +345,14 @@ class ServerImpl : public HttpServer {
             });
             return;
           }
-          if (sessions_.load() >= options_.max_connections) {
+          Peer peer = PeerOf(socket);
+          // Over the cap: refuse rather than exhaust descriptors; over the peer's share: refuse
+          // rather than let one caller take every connection.
+          if (sessions_.load() >= options_.max_connections || !AdmitConnection(peer)) {
             beast::error_code ignored;
-            socket.close(ignored);  // over the cap: refuse rather than exhaust descriptors
+            socket.close(ignored);
           } else {
-            std::make_shared<Session>(std::move(socket), *this)->Run();
+            std::make_shared<Session>(std::move(socket), *this, std::move(peer))->Run();
           }
           if (acceptor_.is_open()) DoAccept();
         });
@@ -301,6 +373,9 @@ class ServerImpl : public HttpServer {
   std::vector<std::thread> threads_;
   std::atomic<int> in_flight_{0};
   std::atomic<int> sessions_{0};
+  std::atomic<uint64_t> body_bytes_{0};  // of options_.body_memory_budget, taken by sessions
+  std::mutex connections_mu_;
+  std::unordered_map<std::string, int> connections_by_key_;  // Guarded by connections_mu_.
   net::steady_timer accept_backoff_{acceptor_.get_executor()};
   std::atomic<bool> stopped_{false};
   uint16_t port_ = 0;
@@ -308,19 +383,27 @@ class ServerImpl : public HttpServer {
   std::shared_ptr<net::ssl::context> tls_;  // Guarded by tls_mu_.
 };
 
-Session::Session(tcp::socket socket, ServerImpl& server)
+Session::Session(tcp::socket socket, ServerImpl& server, Peer peer)
     : stream_(std::move(socket), server.tls_context()),
       buffer_(server.options().header_limit + (128 << 10)),
+      peer_(std::move(peer)),
       server_(server) {
   server_.sessions()++;
 }
 
-Session::~Session() { server_.sessions()--; }
+Session::~Session() {
+  ReleaseBody();
+  server_.ReleaseConnection(peer_);
+  server_.sessions()--;
+}
+
+void Session::ReleaseBody() {
+  server_.ReleaseBody(body_reserved_);
+  body_reserved_ = 0;
+}
 
 void Session::Run() {
   beast::error_code ec;
-  auto endpoint = stream_.socket().remote_endpoint(ec);
-  remote_address_ = ec ? "" : endpoint.address().to_string();
   stream_.socket().set_option(tcp::no_delay(true), ec);
   net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
     self->stream_.is_tls() ? self->Handshake() : self->DoRead();
@@ -330,7 +413,7 @@ void Session::Run() {
 void Session::Handshake() {
   // A client that does not complete a handshake (plain HTTP, an old protocol or cipher, a
   // certificate it refuses) is closed: there is no channel to answer it on.
-  stream_.expires_after(server_.options().idle_timeout);
+  stream_.expires_after(std::min(server_.options().header_timeout, server_.options().idle_timeout));
   stream_.tls().async_handshake(net::ssl::stream_base::server,
                                 [self = shared_from_this()](beast::error_code ec) {
                                   if (ec) return self->Close();
@@ -354,10 +437,18 @@ void Session::DoRead() {
   last_read_ = 0;
   upload_error_ = Status::Ok();
   sink_.reset();
-  if (chunks_[1].capacity() > 0) chunks_ = {};  // give back an upload's 2 MiB
+  // Give back the body buffers (an upload's 2 MiB): an idle connection holds none.
+  if (chunks_[0].capacity() > 0 || chunks_[1].capacity() > 0) chunks_ = {};
   route_ = nullptr;
   observed_ = false;
-  stream_.expires_after(server_.options().idle_timeout);
+  // The last request and its body are done with: an idle connection holds no body memory.
+  req_.reset();
+  ReleaseBody();
+  // A new connection gets the short header deadline, so that a silent one goes soon; a connection
+  // kept alive after a request may wait the idle timeout for the next.
+  const auto& options = server_.options();
+  stream_.expires_after(served_ ? options.idle_timeout
+                                : std::min(options.header_timeout, options.idle_timeout));
   bhttp::async_read_header(
       stream_, buffer_, *parser_,
       [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
@@ -375,9 +466,12 @@ void Session::OnHeader(beast::error_code ec) {
     return Close();
   }
   start_ = std::chrono::steady_clock::now();
+  served_ = true;
   {
+    // A client's own id is kept only from a trusted proxy: anyone else could choose ids that
+    // collide with other requests' in the logs.
     std::string_view sent;
-    if (!ec) {
+    if (!ec && peer_.trusted) {
       auto field = parser_->get()["X-Request-Id"];
       sent = std::string_view(field.data(), field.size());
     }
@@ -416,7 +510,7 @@ void Session::OnHeader(beast::error_code ec) {
     }
   }
   req_->remote_address =
-      ClientAddress(remote_address_, forwarded_for, server_.options().trusted_proxies);
+      ClientAddress(peer_.address, forwarded_for, server_.options().trusted_proxies);
   keep_alive_ = msg.keep_alive();
 
   // Before anything else: a request for a host name this server does not answer to may come from a
@@ -451,14 +545,41 @@ void Session::OnHeader(beast::error_code ec) {
     return Write(std::move(*refusal), false);
   }
   if (!route_->open_sink) {
-    if (parser_->content_length().value_or(0) > server_.options().body_limit) {
+    const auto& options = server_.options();
+    body_limit_ = route_->body_limit > 0 ? std::min(route_->body_limit, options.body_limit)
+                                         : options.body_limit;
+    if (parser_->content_length().value_or(0) > body_limit_) {
       drain_after_write_ = true;
-      return Write(ErrorResponse(413, "PAYLOAD_TOO_LARGE",
-                                 "request body is larger than " +
-                                     std::to_string(server_.options().body_limit) + " bytes"),
-                   false);
+      return Write(
+          ErrorResponse(413, "PAYLOAD_TOO_LARGE",
+                        "request body is larger than " + std::to_string(body_limit_) + " bytes"),
+          false);
     }
-    chunks_[0].resize(64 << 10);
+    if (BodyExpected()) {
+      // A caller without a token is refused by a route that needs a role whatever it sends (as
+      // the handler would answer): the body is not read into memory for nothing.
+      if (!route_->min_role.empty() && req_->authorization.empty()) {
+        drain_after_write_ = true;
+        return Write(ErrorResponse(UnauthenticatedError("log in first")), false);
+      }
+      // A chunked body may grow to the limit: it takes that much of the budget.
+      const uint64_t want = parser_->content_length().value_or(body_limit_);
+      if (!server_.ReserveBody(want)) {
+        drain_after_write_ = true;
+        Response busy = ErrorResponse(503, "UNAVAILABLE",
+                                      "the server holds too many request bodies; try again soon");
+        busy.headers.emplace_back("Retry-After", "5");
+        return Write(std::move(busy), false);
+      }
+      body_reserved_ = want;
+      // The whole body at once, as much as the budget counts, instead of doubling its way there.
+      if (parser_->content_length()) req_->body.reserve(static_cast<size_t>(want));
+      // One deadline for the whole body, not renewed by each piece: a client that sends a byte now
+      // and then can't hold the memory for long. It must send at least 64 KiB/s after a grace of
+      // header_timeout.
+      stream_.expires_after(options.header_timeout + std::chrono::seconds(want >> 16));
+      chunks_[0].resize(static_cast<size_t>(std::min<uint64_t>(want, 64 << 10)));
+    }
     return ReadChunk();
   }
   // Reads of up to 64 KiB per call instead of the flat buffer's small default.
@@ -514,7 +635,9 @@ void Session::ReadChunk() {
   body.data = buf.data();
   body.size = buf.size();
   reading_ = true;
-  stream_.expires_after(server_.options().idle_timeout);
+  // A body read into memory keeps the deadline OnHeader set; an upload (authorized already) may
+  // pause up to the idle timeout between pieces.
+  if (sink_) stream_.expires_after(server_.options().idle_timeout);
   bhttp::async_read(
       stream_, buffer_, *parser_,
       [self = shared_from_this()](beast::error_code ec, size_t) { self->OnChunk(ec); });
@@ -540,12 +663,12 @@ void Session::OnChunk(beast::error_code ec) {
   auto& buf = chunks_[read_buf_];
   size_t got = buf.size() - parser_->get().body().size;
   if (!sink_) {
-    if (req_->body.size() + got > server_.options().body_limit) {
+    if (req_->body.size() + got > body_limit_) {
       drain_after_write_ = true;
-      return Write(ErrorResponse(413, "PAYLOAD_TOO_LARGE",
-                                 "request body is larger than " +
-                                     std::to_string(server_.options().body_limit) + " bytes"),
-                   false);
+      return Write(
+          ErrorResponse(413, "PAYLOAD_TOO_LARGE",
+                        "request body is larger than " + std::to_string(body_limit_) + " bytes"),
+          false);
     }
     req_->body.append(buf.data(), got);
     return ReadChunk();
@@ -823,8 +946,14 @@ void Session::StreamNext(std::shared_ptr<StreamedBody> body, beast::error_code e
 }
 
 void Session::Drain() {
-  constexpr size_t kMaxDrain = 256u << 20;
-  chunks_[0].resize(64 << 10);
+  constexpr size_t kMaxDrain = 256u << 20, kBuffer = 8 << 10;
+  // Small: every refused request drains for a few seconds, and many may (2000 refused bodies held
+  // 128 MiB in buffers of 64 KiB). A refused upload's 2 MiB go back first (no read or sink write
+  // uses them any more).
+  if (chunks_[0].size() != kBuffer) {
+    chunks_ = {};
+    chunks_[0].resize(kBuffer);
+  }
   stream_.async_read_some(net::buffer(chunks_[0].data(), chunks_[0].size()),
                           [self = shared_from_this()](beast::error_code ec, size_t n) {
                             self->drained_ += n;

@@ -43,7 +43,17 @@ struct ServerOptions {
   uint64_t upload_limit = 64ull << 30;  // bodies of upload routes
   size_t header_limit = 16 << 10;
   std::chrono::seconds idle_timeout{30};
+  // A new connection's first request headers (and its TLS handshake) must be in within this,
+  // however long the idle timeout: a silent connection is not kept for the idle timeout.
+  std::chrono::seconds header_timeout{10};
   int max_connections = 10'000;  // open connections; more are closed at accept
+  // Open connections from one client address (IPv6: one /64); more are closed at accept, so that
+  // one caller can't take all of `max_connections`. A `trusted_proxies` peer may hold up to
+  // `max_connections`: it carries everyone's traffic.
+  int max_connections_per_address = 64;
+  // Bytes of ordinary (not upload) request bodies held in memory at once, server-wide. A body that
+  // would pass it is refused with 503 and Retry-After before it is read.
+  uint64_t body_memory_budget = 256ull << 20;
   // Host names answered besides "localhost" and IP addresses (see AllowedHosts).
   std::vector<std::string> allowed_hosts;
   // Canonical addresses of proxies whose X-Forwarded-For names the client (see ClientAddress);

@@ -355,6 +355,9 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   options.request_threads = config.request_threads;
   options.heavy_threads = config.heavy_threads;
   options.body_limit = config.body_limit;
+  options.max_connections_per_address = config.max_connections_per_address;
+  options.header_timeout = std::chrono::seconds(config.header_timeout_seconds);
+  options.body_memory_budget = static_cast<uint64_t>(config.body_memory_bytes);
   for (const std::string& proxy : config.trusted_proxies) {
     auto address = http::CanonicalAddress(proxy);
     if (!address) {

@@ -55,6 +55,12 @@ struct AppConfig {
   int request_threads = 4;
   int heavy_threads = 2;
   size_t body_limit = 1 << 20;
+  // See http::ServerOptions: open connections per client address (--max-connections-per-address),
+  // the deadline of a new connection's first request headers (--header-timeout-seconds), and the
+  // bytes of request bodies held in memory at once (--body-memory-bytes).
+  int max_connections_per_address = 64;
+  int64_t header_timeout_seconds = 10;
+  int64_t body_memory_bytes = 256 << 20;
   // Proxies whose X-Forwarded-For names the client (--trusted-proxy); addresses.
   std::vector<std::string> trusted_proxies;
   // HTTPS with this PEM certificate chain and key (--tls-cert, --tls-key); both or neither.

@@ -150,6 +150,22 @@ CLI::App* AddServerCommand(CLI::App& app, ServerRole role, LaunchOptions& o) {
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->delimiter(',');
+  l->add_option("--max-connections-per-address", o.app.max_connections_per_address,
+                "Open connections one client address (an IPv6 /64) may hold; more are closed at "
+                "accept. A --trusted-proxy may hold up to the server's limit (10000)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10'000));
+  l->add_option("--header-timeout-seconds", o.app.header_timeout_seconds,
+                "A new connection's first request headers must arrive within this (a kept-alive "
+                "connection may idle 30 s); also the grace for a request body, which must then "
+                "arrive at 64 KiB/s or more")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{3600}));
+  l->add_option("--body-memory-bytes", o.app.body_memory_bytes,
+                "Request bodies (other than uploads) held in memory at once, server-wide; a "
+                "request that would pass it is answered 503 with Retry-After")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1} << 20, int64_t{1} << 40));
   l->add_option("--tls-cert", o.app.tls_cert_file,
                 "Serve HTTPS with this PEM certificate chain (server certificate first; with "
                 "--tls-key). TLS 1.2 and 1.3 only; SIGHUP reloads both files");

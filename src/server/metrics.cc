@@ -147,6 +147,11 @@ Status ServerMetrics::Listen(const std::string& host, uint16_t port,
   options.heavy_threads = 1;
   options.wait_threads = 1;
   options.max_connections = 64;
+  // A scraper sends its request at once and rarely reuses a connection: a few per address and a
+  // short idle time, so that idle sockets from one place can't keep every scrape out.
+  options.max_connections_per_address = 8;
+  options.idle_timeout = std::chrono::seconds(5);
+  options.header_timeout = std::chrono::seconds(5);
   ASSIGN_OR_RETURN(http_, http::NewHttpServer(router_, options));
   http_->Start();
   return Status::Ok();

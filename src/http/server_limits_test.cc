@@ -1,0 +1,297 @@
+// What HttpServer lets one anonymous caller hold: connections per client address, a silent new
+// connection's lifetime, request bodies in memory (a server-wide budget, per-route limits, a
+// deadline for the whole body), and whose X-Request-Id it keeps. Each test pins a denial of
+// service found by an attack on the server (see the names).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "http/router.h"
+#include "http/server.h"
+
+namespace datasite::http {
+namespace {
+
+class ServerLimitsTest : public ::testing::Test {
+ protected:
+  void Start(ServerOptions options) {
+    Route hello;
+    hello.method = "GET";
+    hello.pattern = "/hello";
+    hello.handler = [](Request&) {
+      Response r;
+      r.body = "hi";
+      return r;
+    };
+    router_.Add(std::move(hello));
+    Route echo;  // answers the size of the body it got
+    echo.method = "POST";
+    echo.pattern = "/echo";
+    echo.handler = [](Request& req) {
+      Response r;
+      r.body = std::to_string(req.body.size());
+      return r;
+    };
+    Route small = echo;
+    small.pattern = "/small";
+    small.body_limit = 100;
+    Route admin = echo;
+    admin.pattern = "/admin";
+    admin.min_role = "admin";
+    router_.Add(std::move(echo));
+    router_.Add(std::move(small));
+    router_.Add(std::move(admin));
+    options.host = "127.0.0.1";
+    auto server = NewHttpServer(router_, options);
+    ASSERT_TRUE(server.ok()) << server.status().message();
+    server_ = std::move(*server);
+    server_->Start();
+  }
+
+  void TearDown() override {
+    for (int fd : fds_) ::close(fd);
+    if (server_) server_->Shutdown(std::chrono::milliseconds(1000));
+  }
+
+  // A connection from `source` (any loopback address works on Linux); closed at TearDown. Reads
+  // give up after 20 s.
+  int Connect(const char* source = "127.0.0.1") {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    fds_.push_back(fd);
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    ::inet_pton(AF_INET, source, &from.sin_addr);
+    EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)), 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(server_->port());
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    timeval timeout{20, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    return fd;
+  }
+
+  static void Send(int fd, const std::string& bytes) {
+    EXPECT_EQ(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(bytes.size()));
+  }
+
+  struct Answer {
+    std::string head;  // status line and headers; "" when none came
+    std::string body;
+    bool closed = false;     // the server closed the connection before a whole answer
+    bool timed_out = false;  // nothing for 20 s
+  };
+
+  // Reads one response on `fd`, or until the server closes or 20 s pass.
+  static Answer Read(int fd) {
+    Answer a;
+    std::string got;
+    char buf[4096];
+    size_t header_end = std::string::npos;
+    size_t length = 0;
+    while (header_end == std::string::npos || got.size() < header_end + 4 + length) {
+      ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) {
+        a.timed_out = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+        a.closed = !a.timed_out;
+        return a;
+      }
+      got.append(buf, static_cast<size_t>(n));
+      if (header_end != std::string::npos) continue;
+      header_end = got.find("\r\n\r\n");
+      if (header_end == std::string::npos) continue;
+      size_t at = got.find("Content-Length: ");
+      if (at != std::string::npos && at < header_end) length = std::stoul(got.substr(at + 16));
+    }
+    a.head = got.substr(0, header_end);
+    a.body = got.substr(header_end + 4, length);
+    return a;
+  }
+
+  static std::string Post(const std::string& path, size_t content_length,
+                          const std::string& extra_headers = "") {
+    return "POST " + path + " HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n" +
+           extra_headers + "Content-Length: " + std::to_string(content_length) + "\r\n\r\n";
+  }
+  static constexpr const char* kGet = "GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n";
+
+  static std::string Status(const Answer& a) { return a.head.substr(0, a.head.find("\r\n")); }
+  static std::string Header(const Answer& a, const std::string& name) {
+    size_t at = a.head.find("\r\n" + name + ": ");
+    if (at == std::string::npos) return "";
+    at += name.size() + 4;
+    return a.head.substr(at, a.head.find("\r\n", at) - at);
+  }
+
+  Router router_;
+  std::unique_ptr<HttpServer> server_;
+  std::vector<int> fds_;
+};
+
+// anon_connection_cap: one address held every connection the server would take, idle.
+TEST_F(ServerLimitsTest, ConnectionsPastAnAddressShareAreClosedWhileOthersAreServed) {
+  ServerOptions options;
+  options.max_connections_per_address = 2;
+  Start(options);
+  int first = Connect();
+  Connect();
+  int third = Connect();
+  Answer refused = Read(third);
+  EXPECT_TRUE(refused.closed);
+  EXPECT_EQ(refused.head, "");
+  // Another address still gets in, and the first two connections still work.
+  int other = Connect("127.0.0.2");
+  Send(other, kGet);
+  EXPECT_EQ(Status(Read(other)), "HTTP/1.1 200 OK");
+  Send(first, kGet);
+  EXPECT_EQ(Status(Read(first)), "HTTP/1.1 200 OK");
+}
+
+TEST_F(ServerLimitsTest, AClosedConnectionGivesItsPlaceBack) {
+  ServerOptions options;
+  options.max_connections_per_address = 1;
+  Start(options);
+  int first = Connect();
+  Send(first, "GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(Status(Read(first)), "HTTP/1.1 200 OK");
+  EXPECT_TRUE(Read(first).closed);
+  int second = Connect();
+  Send(second, kGet);
+  EXPECT_EQ(Status(Read(second)), "HTTP/1.1 200 OK");
+}
+
+TEST_F(ServerLimitsTest, TrustedProxyMayHoldMoreThanAnAddressShare) {
+  ServerOptions options;
+  options.max_connections_per_address = 2;
+  options.trusted_proxies = {"127.0.0.1"};
+  Start(options);
+  Connect();
+  Connect();
+  int third = Connect();
+  Send(third, kGet);
+  EXPECT_EQ(Status(Read(third)), "HTTP/1.1 200 OK");
+}
+
+// anon_connection_cap: a silent connection was kept for the whole idle timeout.
+TEST_F(ServerLimitsTest, SilentNewConnectionIsClosedAtTheHeaderDeadline) {
+  ServerOptions options;
+  options.header_timeout = std::chrono::seconds(1);
+  options.idle_timeout = std::chrono::seconds(60);  // longer than Read waits
+  Start(options);
+  Answer a = Read(Connect());
+  EXPECT_TRUE(a.closed);
+  EXPECT_FALSE(a.timed_out);
+}
+
+// anon_body_memory: bodies in memory had no server-wide bound.
+TEST_F(ServerLimitsTest, BodyPastTheMemoryBudgetIsRefusedWith503) {
+  ServerOptions options;
+  options.body_memory_budget = 1000;
+  Start(options);
+  int fd = Connect();
+  Send(fd, Post("/echo", 2000));
+  Answer a = Read(fd);
+  EXPECT_EQ(Status(a), "HTTP/1.1 503 Service Unavailable");
+  EXPECT_EQ(Header(a, "Retry-After"), "5");
+}
+
+TEST_F(ServerLimitsTest, BudgetIsGivenBackOnceARequestIsAnswered) {
+  ServerOptions options;
+  options.body_memory_budget = 1000;
+  Start(options);
+  // Two bodies of 600 one after the other on one kept-alive connection, then on a new one.
+  int fd = Connect();
+  for (int i = 0; i < 2; ++i) {
+    Send(fd, Post("/echo", 600) + std::string(600, ' '));
+    Answer a = Read(fd);
+    EXPECT_EQ(Status(a), "HTTP/1.1 200 OK") << "request " << i;
+    EXPECT_EQ(a.body, "600");
+  }
+  ::shutdown(fd, SHUT_WR);
+  EXPECT_TRUE(Read(fd).closed);
+  int again = Connect();
+  Send(again, Post("/echo", 600) + std::string(600, ' '));
+  EXPECT_EQ(Status(Read(again)), "HTTP/1.1 200 OK");
+}
+
+TEST_F(ServerLimitsTest, RouteBodyLimitRefusesALargerBody) {
+  Start(ServerOptions{});
+  int fd = Connect();
+  Send(fd, Post("/small", 101));
+  EXPECT_EQ(Status(Read(fd)), "HTTP/1.1 413 Payload Too Large");
+  int ok = Connect();
+  Send(ok, Post("/small", 100) + std::string(100, ' '));
+  EXPECT_EQ(Status(Read(ok)), "HTTP/1.1 200 OK");
+}
+
+// anon_body_memory: a route that needs a role read an anonymous caller's body first.
+TEST_F(ServerLimitsTest, RoleRouteRefusesACallerWithoutATokenBeforeTheBody) {
+  Start(ServerOptions{});
+  int fd = Connect();
+  Send(fd, Post("/admin", 1000));  // the body never comes
+  Answer a = Read(fd);
+  EXPECT_EQ(Status(a), "HTTP/1.1 401 Unauthorized");
+  int with_token = Connect();
+  Send(with_token, Post("/admin", 10, "Authorization: Bearer x\r\n") + std::string(10, ' '));
+  EXPECT_EQ(Status(Read(with_token)), "HTTP/1.1 200 OK");  // the handler checks the token
+}
+
+// anon_body_memory: each piece of a body renewed the idle timeout, so a body sent a byte at a
+// time held its memory indefinitely.
+TEST_F(ServerLimitsTest, BodySentAByteAtATimeIsCutAtItsDeadline) {
+  ServerOptions options;
+  options.header_timeout = std::chrono::seconds(1);
+  options.idle_timeout = std::chrono::seconds(60);  // longer than Read waits
+  Start(options);
+  int fd = Connect();
+  Send(fd, Post("/echo", 1000));
+  std::atomic<bool> stop{false};
+  std::thread trickle([&] {
+    for (int i = 0; i < 200 && !stop; ++i) {
+      if (::send(fd, " ", 1, MSG_NOSIGNAL) != 1) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  Answer a = Read(fd);
+  stop = true;
+  trickle.join();
+  EXPECT_TRUE(a.closed);
+  EXPECT_FALSE(a.timed_out);
+}
+
+TEST_F(ServerLimitsTest, ClientRequestIdIsReplacedUnlessAProxyIsTrusted) {
+  Start(ServerOptions{});
+  int fd = Connect();
+  Send(fd, "GET /hello HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: chosen-1\r\n\r\n");
+  Answer a = Read(fd);
+  EXPECT_EQ(Status(a), "HTTP/1.1 200 OK");
+  EXPECT_NE(Header(a, "X-Request-Id"), "chosen-1");
+  EXPECT_EQ(Header(a, "X-Request-Id").size(), 16u);
+}
+
+TEST_F(ServerLimitsTest, TrustedProxyRequestIdIsKept) {
+  ServerOptions options;
+  options.trusted_proxies = {"127.0.0.1"};
+  Start(options);
+  int fd = Connect();
+  Send(fd, "GET /hello HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: chosen-1\r\n\r\n");
+  EXPECT_EQ(Header(Read(fd), "X-Request-Id"), "chosen-1");
+}
+
+}  // namespace
+}  // namespace datasite::http

@@ -1,0 +1,129 @@
+"""What one anonymous caller can hold of a launched server: connections from one address
+(--max-connections-per-address), also on the metrics listener, and request bodies in memory (small
+bodies on anonymous routes, none read for a role route without a token). Regression tests for
+/work/attack/anon_connection_cap.py, anon_body_memory.py and metrics_lockout.py, scaled down. The
+attacker connects from 127.0.0.2, the legitimate caller from 127.0.0.1 (both loopback)."""
+
+import socket
+import time
+
+import pytest
+
+from helpers import Api, DetachedServer
+
+ATTACKER = "127.0.0.2"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def limited(binary, tmp_path_factory):
+    metrics_port = free_port()
+    server = DetachedServer(
+        binary,
+        tmp_path_factory.mktemp("limits") / "data",
+        "--workers", "0",
+        "--max-connections-per-address", "4",
+        "--metrics-address", "127.0.0.1:{}".format(metrics_port),
+    )
+    api = server.start()
+    try:
+        yield server, api, metrics_port
+    finally:
+        server.stop()
+
+
+def idle_sockets(port, count, source=ATTACKER):
+    socks = []
+    for _ in range(count):
+        s = socket.socket()
+        s.bind((source, 0))
+        s.settimeout(5)
+        s.connect(("127.0.0.1", port))
+        socks.append(s)
+    return socks
+
+
+def still_open(socks):
+    """How many of `socks` the server has not closed (an open idle one has nothing to read)."""
+    time.sleep(0.5)
+    n = 0
+    for s in socks:
+        s.setblocking(False)
+        try:
+            if s.recv(1) != b"":
+                n += 1
+        except BlockingIOError:
+            n += 1
+        except OSError:
+            pass
+    return n
+
+
+def test_one_address_holds_at_most_its_share_and_others_get_in(limited):
+    _, api, _ = limited
+    socks = idle_sockets(api.port, 12)
+    try:
+        assert still_open(socks) == 4
+        assert api.get("/api/v1/metadata").status == 200
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_idle_sockets_do_not_stop_metrics_scrapes(limited):
+    _, _, metrics_port = limited
+    socks = idle_sockets(metrics_port, 70)
+    try:
+        assert still_open(socks) <= 8
+        resp = Api(metrics_port).get("/metrics")
+        assert resp.status == 200, resp
+    finally:
+        for s in socks:
+            s.close()
+
+
+def raw_post(port, path, content_length, body=b""):
+    """Sends the headers and `body` of a POST and returns the status line it gets (within 10 s)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        head = ("POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                "Content-Length: %d\r\n\r\n" % (path, port, content_length)).encode()
+        s.sendall(head + body)
+        got = b""
+        while b"\r\n" not in got:
+            piece = s.recv(4096)
+            if not piece:
+                break
+            got += piece
+        return got.split(b"\r\n", 1)[0].decode()
+
+
+def test_login_takes_a_small_body_only(limited):
+    _, api, _ = limited
+    status = raw_post(api.port, "/api/v1/auth/login", 1 << 20, b"{" + b" " * 1000)
+    assert status == "HTTP/1.1 413 Payload Too Large"
+
+
+def test_a_role_route_answers_a_caller_without_a_token_before_the_body(limited):
+    _, api, _ = limited
+    # The body never comes: the answer can't wait for it.
+    assert raw_post(api.port, "/api/v1/code", 1 << 20) == "HTTP/1.1 401 Unauthorized"
+
+
+def test_serve_help_names_the_new_flags_and_their_variables(binary):
+    import subprocess
+    out = subprocess.run([binary, "serve", "--help"], capture_output=True, text=True).stdout
+    for flag, env in [("--max-connections-per-address", "DATASITE_MAX_CONNECTIONS_PER_ADDRESS"),
+                      ("--header-timeout-seconds", "DATASITE_HEADER_TIMEOUT_SECONDS"),
+                      ("--body-memory-bytes", "DATASITE_BODY_MEMORY_BYTES")]:
+        assert flag in out and env in out, flag
+
+
+def test_a_request_id_from_an_untrusted_peer_is_replaced(limited):
+    _, api, _ = limited
+    got = api.get("/readyz", headers={"X-Request-Id": "chosen-by-me"}).headers.get("x-request-id")
+    assert got and got != "chosen-by-me"
