@@ -19,6 +19,10 @@ import tempfile
 import threading
 import time
 
+# Every bench client connects from 127.0.0.1: the server's per-address connection limit
+# (--max-connections-per-address, 64 by default) is for many addresses, not one load generator.
+os.environ.setdefault("DATASITE_MAX_CONNECTIONS_PER_ADDRESS", "10000")
+
 BINARY = os.environ.get("DATASITE_BINARY", "build/src/server/datasite")
 ROOT = ("info@example.org", "changethis")
 PW = ["Passw0rd-One-1", "Passw0rd-Two-2"]

@@ -27,6 +27,10 @@ import tempfile
 import threading
 import time
 
+# Every bench client connects from 127.0.0.1: the server's per-address connection limit
+# (--max-connections-per-address, 64 by default) is for many addresses, not one load generator.
+os.environ.setdefault("DATASITE_MAX_CONNECTIONS_PER_ADDRESS", "10000")
+
 TICKS = os.sysconf("SC_CLK_TCK")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -170,6 +174,7 @@ def usage(server_pid):
 FORK_REFERENCE = r"""
 import os, resource, sys, time
 import numpy, pandas
+
 n = int(sys.argv[1])
 for _ in range(20):
     pid = os.fork()

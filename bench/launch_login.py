@@ -24,6 +24,10 @@ import tempfile
 import threading
 import time
 
+# Every bench client connects from 127.0.0.1: the server's per-address connection limit
+# (--max-connections-per-address, 64 by default) is for many addresses, not one load generator.
+os.environ.setdefault("DATASITE_MAX_CONNECTIONS_PER_ADDRESS", "10000")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.environ.get("DATASITE_BINARY", os.path.join(ROOT, "build", "datasite"))
 ARGON2 = os.path.join(os.path.dirname(BINARY), "bench", "argon2_reference")
