@@ -10,6 +10,7 @@ past either is refused with 413 PAYLOAD_TOO_LARGE naming the limit, as a run pas
 
 import pytest
 
+from conftest import POSTGRES_ADMIN_URL, postgres_database
 from dataset_helpers import make_actors
 from helpers import assert_error, DetachedServer, PASSWORD
 
@@ -40,11 +41,15 @@ def new_scientist(api, actors):
 
 @pytest.fixture
 def launch(binary, tmp_path):
-    """Starts a server with the quota and storage limit above and `flags`."""
+    """Starts a server with the quota and storage limit above and `flags` (on PostgreSQL when the
+    run's engine is)."""
     servers = []
 
     def start(*flags):
-        srv = DetachedServer(binary, tmp_path / "data{}".format(len(servers)),
+        name = "data{}".format(len(servers))
+        if POSTGRES_ADMIN_URL:
+            flags += ("--database", postgres_database(tmp_path, name, fresh=True))
+        srv = DetachedServer(binary, tmp_path / name,
                              "--user-quota-bytes", QUOTA, "--max-storage-bytes", STORAGE, *flags)
         servers.append(srv)
         api = srv.start()
