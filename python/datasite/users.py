@@ -120,19 +120,23 @@ class User:
 
 class Quota:
     """Your own use of the server (``client.account.quota``): the bytes your jobs' results and logs
-    keep, your queued or running jobs, and their limits (``None``: not limited, for data owners and
-    admins). Mock runs past your newest ``mock_results_kept`` lose their result and logs. Only the
-    outputs you may read are counted here: held results and owner-only logs count against
+    and your submitted code keep (``used_bytes`` is their sum), your queued or running jobs, your
+    code versions, and their limits (``None``: not limited, for data owners and admins). Mock runs
+    past your newest ``mock_results_kept`` lose their result and logs; submitted code is kept. Only
+    the outputs you may read are counted here: held results and owner-only logs count against
     ``quota_bytes`` without being shown.
     """
 
     _FIELDS = (
         "results_bytes",
         "logs_bytes",
+        "code_bytes",
         "used_bytes",
         "quota_bytes",
         "queued_jobs",
         "max_queued_jobs",
+        "code_versions",
+        "max_code_versions",
         "mock_results_kept",
     )
 
@@ -152,8 +156,10 @@ class Quota:
         return [
             ("Results bytes", self.results_bytes),
             ("Logs bytes", self.logs_bytes),
+            ("Code bytes", self.code_bytes),
             ("Used bytes", "{} of {}".format(self.used_bytes, limit(self.quota_bytes))),
             ("Queued jobs", "{} of {}".format(self.queued_jobs, limit(self.max_queued_jobs))),
+            ("Code versions", "{} of {}".format(self.code_versions, limit(self.max_code_versions))),
             ("Mock results kept", self.mock_results_kept),
         ]
 

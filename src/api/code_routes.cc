@@ -537,7 +537,7 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
       "", http::Lane::kDefault, internal::Keys::kIgnore);
   routes->Add("GET", "/api/v1/account/quota", Role::kDataScientist, "account",
               "The caller's own job results and logs (the bytes of those they may read), "
-              "unfinished jobs, and their limits.",
+              "submitted code, unfinished jobs, and their limits.",
               [&code](http::Request&, const Principal& caller) -> Result<Reply> {
                 ASSIGN_OR_RETURN(auto q, code.Quota(caller));
                 auto limit = [](const std::optional<int64_t>& v) {
@@ -546,10 +546,13 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
                 return Reply{200,
                              {{"results_bytes", q.result_bytes},
                               {"logs_bytes", q.log_bytes},
-                              {"used_bytes", q.result_bytes + q.log_bytes},
+                              {"code_bytes", q.code_bytes},
+                              {"used_bytes", q.result_bytes + q.log_bytes + q.code_bytes},
                               {"quota_bytes", limit(q.max_kept_bytes)},
                               {"queued_jobs", q.unfinished_jobs},
                               {"max_queued_jobs", limit(q.max_unfinished_jobs)},
+                              {"code_versions", q.code_versions},
+                              {"max_code_versions", limit(q.max_code_versions)},
                               {"mock_results_kept", q.mock_outputs_kept}},
                              {}};
               });

@@ -201,6 +201,11 @@ CLI::App* AddServerCommand(CLI::App& app, ServerRole role, LaunchOptions& o) {
                 "--max-storage-bytes); a result past it is not kept")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 55));
+  l->add_option("--max-code-per-user", o.app.job_quotas.max_code_versions,
+                "Code versions one data scientist may submit (their bytes count against "
+                "--user-quota-bytes); more are refused")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
   l->add_option("--mock-results-kept", o.app.job_quotas.mock_outputs_kept,
                 "Newest mock runs per user whose result and logs are kept; older ones expire "
                 "(also sooner, oldest first, when the user's quota needs room)")

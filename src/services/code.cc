@@ -228,7 +228,8 @@ int CodeService::RemoveStrayResults(std::string_view owner) {
 
 Status CodeService::CountKeptBytes() {
   ASSIGN_OR_RETURN(int64_t kept, store_.TotalJobBytes());
-  storage_.Add(kept);
+  ASSIGN_OR_RETURN(int64_t code, store_.TotalCodeBytes());
+  storage_.Add(kept + code);
   return Status::Ok();
 }
 
@@ -373,6 +374,8 @@ Result<store::UserCode> CodeService::PrepareCode(const SubmitCode& in, json& pol
   code.source = in.source;
   code.code_hash = Sha256Hex(in.source);
   code.inputs = inputs.dump();
+  code.stored_bytes = static_cast<int64_t>(code.source.size() + code.inputs.size() +
+                                           (policy_spec.is_null() ? 0 : policy_spec.dump().size()));
   return code;
 }
 
@@ -383,12 +386,25 @@ Result<store::UserCode> CodeService::Submit(const Principal& caller, const Submi
   code.id = NewUuid();
   code.user_id = *caller.user_id;
   code.created_at = clock_.NowSeconds();
+  // Taken now, so that submissions together can't pass the limit; given back if not stored.
+  if (!storage_.TryAdd(code.stored_bytes)) {
+    return ResourceExhaustedError("the code (" + std::to_string(code.stored_bytes) +
+                                  " bytes) was not stored: it would pass the server's storage "
+                                  "limit of " +
+                                  std::to_string(storage_.limit()) +
+                                  " bytes (a data owner can free space by deleting datasets, or "
+                                  "raise it with --max-storage-bytes)");
+  }
   // The code and its policies are stored together: what is approved is both.
   Status stored = store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.InsertCode(code).status());
+    // Checked once inserted (a resubmission is told so first), in the transaction that inserts,
+    // under the writers' lock: two submissions of one user can't both pass the quota.
+    if (!IsOwner(caller)) RETURN_IF_ERROR(CodeFitsQuota(tx, *caller.user_id, code.stored_bytes));
     if (!policy_spec.is_null()) RETURN_IF_ERROR(tx.PutCodePolicy(code.id, policy_spec.dump()));
     return Audit(tx, caller, "code.submit", "code:" + code.id, code.name);
   });
+  if (!stored.ok()) storage_.Add(-code.stored_bytes);
   if (stored.code() == StatusCode::kAlreadyExists) {
     auto earlier = store_.FindCodeByHash(code.user_id, code.code_hash);
     std::string which = earlier.ok()
@@ -401,6 +417,27 @@ Result<store::UserCode> CodeService::Submit(const Principal& caller, const Submi
   ASSIGN_OR_RETURN(store::UserCode c, store_.GetCode(code.id));
   if (!IsOwner(caller)) c.policy_state.clear();
   return c;
+}
+
+Status CodeService::CodeFitsQuota(store::Store& tx, const std::string& user_id, int64_t new_bytes) {
+  ASSIGN_OR_RETURN(store::CodeUsage code, tx.UserCodeUsage(user_id));
+  if (code.versions > options_.quotas.max_code_versions) {
+    return ResourceExhaustedError("you have " + std::to_string(code.versions - 1) +
+                                  " code versions, the most one user may keep: a data owner can "
+                                  "raise it (--max-code-per-user)");
+  }
+  // Mock outputs aside, as for a run (Run): they expire to make room.
+  ASSIGN_OR_RETURN(store::JobUsage jobs, tx.UserJobUsage(user_id));
+  const int64_t outputs = jobs.charged_bytes - jobs.mock_bytes;
+  const int64_t max = options_.quotas.max_kept_bytes;
+  if (code.bytes + outputs > max) {
+    return ResourceExhaustedError(
+        "the code (" + std::to_string(new_bytes) + " bytes) was not stored: with your other " +
+        "code (" + std::to_string(code.bytes - new_bytes) + " bytes) and your jobs' results and " +
+        "logs (" + std::to_string(outputs) + " bytes) it would pass your storage quota of " +
+        std::to_string(max) + " bytes (--user-quota-bytes)");
+  }
+  return Status::Ok();
 }
 
 Result<store::CodePage> CodeService::ListCode(const Principal& caller,
@@ -1243,9 +1280,13 @@ Result<QuotaUse> CodeService::Quota(const Principal& caller) {
   q.log_bytes = kept.log;
   q.unfinished_jobs = usage.unfinished;
   q.mock_outputs_kept = options_.quotas.mock_outputs_kept;
+  ASSIGN_OR_RETURN(store::CodeUsage code, store_.UserCodeUsage(*caller.user_id));
+  q.code_bytes = code.bytes;
+  q.code_versions = code.versions;
   if (!IsOwner(caller)) {
     q.max_kept_bytes = options_.quotas.max_kept_bytes;
     q.max_unfinished_jobs = options_.quotas.max_unfinished_jobs;
+    q.max_code_versions = options_.quotas.max_code_versions;
   }
   return q;
 }

@@ -40,6 +40,9 @@ struct JobQuotas {
   int64_t max_unfinished_jobs = 10;           // queued or running (--max-queued-jobs-per-user)
   int64_t max_kept_bytes = int64_t{1} << 30;  // results and logs kept (--user-quota-bytes)
   int64_t mock_outputs_kept = 10;  // newest mock runs whose outputs stay (--mock-results-kept)
+  // Code versions one data scientist may submit (--max-code-per-user). Their bytes count against
+  // max_kept_bytes; this bounds what each row costs beyond them (its id, hash, audit entry).
+  int64_t max_code_versions = 10'000;
 };
 
 struct CodeOptions {
@@ -62,6 +65,11 @@ struct QuotaUse {
   int64_t unfinished_jobs = 0;
   std::optional<int64_t> max_unfinished_jobs;
   int64_t mock_outputs_kept = 0;
+  // What the user's submitted code keeps (never deleted), against max_kept_bytes with their
+  // outputs, and how many versions of it, against max_code_versions.
+  int64_t code_bytes = 0;
+  int64_t code_versions = 0;
+  std::optional<int64_t> max_code_versions;
 };
 
 struct SubmitCode {
@@ -146,15 +154,19 @@ class CodeService {
   // that another worker process is running now (a lease not `owner`'s that has not expired) stays.
   // Call before this process's job queue starts. Returns how many files it removed.
   int RemoveStrayResults(std::string_view owner = store::kLocalLeaseOwner);
-  // Counts the results and logs jobs keep in the storage meter. Call once, at start-up.
+  // Counts the results and logs jobs keep, and what submitted code keeps, in the storage meter.
+  // Call once, at start-up.
   Status CountKeptBytes();
 
+  // Stores a new version of the caller's code. The bytes it keeps (UserCode::stored_bytes) count
+  // against the storage limit and, for a data scientist, their quota with what their jobs keep
+  // and their number of versions: kResourceExhausted, naming the limit, when it would pass one.
   Result<store::UserCode> Submit(const Principal& caller, const SubmitCode& code);
   // What Submit would store for `code`, checked as Submit checks it but not stored: name, source,
   // output policy, custom policies and inputs (resolved against this server's assets, with its own
-  // names). Sets source, name, code_hash (of the source), inputs and the output policy; the id, the
-  // author and the times are the caller's. `policy_spec` gets the custom policies' spec (null for
-  // none). Sync re-derives received code through it.
+  // names). Sets source, name, code_hash (of the source), inputs, the output policy and
+  // stored_bytes; the id, the author and the times are the caller's. `policy_spec` gets the custom
+  // policies' spec (null for none). Sync re-derives received code through it.
   Result<store::UserCode> PrepareCode(const SubmitCode& code, nlohmann::json& policy_spec);
   // Listings are oldest first, in pages of `page_size` (1 to kMaxListPageSize) from page 1.
   Result<store::CodePage> ListCode(const Principal& caller, const std::optional<std::string>& name,
@@ -230,7 +242,8 @@ class CodeService {
   // only; kFailedPrecondition for a mock or review run, a run with no error, a held run (release
   // it first) or one already released.
   Result<store::Job> ReleaseError(const Principal& caller, const std::string& id);
-  // The caller's own results and logs they may read, unfinished jobs, with their limits.
+  // The caller's own results and logs they may read, unfinished jobs and submitted code, with
+  // their limits.
   Result<QuotaUse> Quota(const Principal& caller);
 
   // The queue's runner: runs one leased job in the sandbox.
@@ -299,6 +312,10 @@ class CodeService {
                              int64_t log_bytes, int64_t charged_bytes, int64_t metered_bytes,
                              std::optional<int64_t> quota);
   Result<nlohmann::json> ResolveInputs(const nlohmann::json& inputs);
+  // Whether the user's code, with the version of `new_bytes` just inserted in `tx`, fits their
+  // quota with the outputs of their jobs they may read (mock outputs aside: they expire to make
+  // room), and their versions max_code_versions; else kResourceExhausted naming the limit.
+  Status CodeFitsQuota(store::Store& tx, const std::string& user_id, int64_t new_bytes);
   // Run with `caller` as the job's user; `for_owner`, when set, is the data owner who runs it for
   // its requester (audited as job.run_for_requester, in their name).
   Result<RunOutcome> RunAs(const Principal& caller, const std::string& code_id, const RunCode& run,

@@ -1472,6 +1472,8 @@ Status SyncService::ApplyObject(store::Store& tx, Import& im, const SyncObject& 
     }
     RETURN_IF_ERROR(tx.InsertCode(c).status());
     if (!policy_spec.is_null()) RETURN_IF_ERROR(tx.PutCodePolicy(c.id, policy_spec.dump()));
+    // Counted now, as a synced job is (below): a rolled-back import counts it until a restart.
+    if (options_.storage) options_.storage->Add(c.stored_bytes);
     return Status::Ok();
   }
   if (o.kind == "request") {

@@ -869,6 +869,22 @@ TEST_F(SyncTest, DenialObeysTheConflictRuleAndNeverTouchesALocalUser) {
   EXPECT_FALSE(high_->store->GetRequest("r1").ok());
 }
 
+// Received code counts against the storage limit as submitted code does (CodeService::Submit):
+// its source and inputs, at their size.
+TEST_F(SyncTest, ReceivedCodeCountsAgainstTheStorageLimit) {
+  const int64_t before = high_->meter.used();
+  auto diff = high_->Load(Forge(*low_, *high_, RequestBatch("u1", "c1", "r1"), 1));
+  ASSERT_TRUE(diff.ok()) << diff.status().ToString();
+  SyncDecisions accept;
+  accept.accept = {"request:r1"};
+  auto applied = high_->Apply((*diff)["import_id"], accept);
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  const int64_t code_bytes =
+      static_cast<int64_t>(std::string("def f(data):\n    return 1\n").size() + 2);  // "{}"
+  EXPECT_EQ(high_->meter.used(), before + code_bytes);
+  EXPECT_EQ(high_->store->UserCodeUsage("u1")->bytes, code_bytes);
+}
+
 // F3: received code bound one asset while naming another, and its hash went unchecked.
 TEST_F(SyncTest, ReceivedCodeIsDerivedAgainstThisSidesAssets) {
   high_->AddDataset("d1", "MOCK", "PRIVATE");

@@ -710,6 +710,21 @@ UPDATE mail_outbox SET expires_at = 1000 * coalesce(
     R"sql(
 SELECT 1;
 )sql",
+    // Version 24: what each code version keeps (source, inputs, custom policies' spec), counted
+    // against its author's quota and the storage limit (see Store::UserCodeUsage). A table of its
+    // own: user_code's rows are immutable, and an update of them would be a change to sync.
+    R"sql(
+CREATE TABLE code_bytes (
+  code_id TEXT PRIMARY KEY REFERENCES user_code(id),
+  user_id TEXT NOT NULL,
+  bytes INTEGER NOT NULL
+);
+INSERT INTO code_bytes (code_id, user_id, bytes)
+  SELECT c.id, c.user_id, length(CAST(c.source AS BLOB)) + length(CAST(c.inputs AS BLOB)) +
+    coalesce((SELECT length(CAST(p.spec AS BLOB)) FROM code_policies p WHERE p.code_id = c.id), 0)
+  FROM user_code c;
+CREATE INDEX code_bytes_user ON code_bytes(user_id, bytes);
+)sql",
 };
 
 // PostgreSQL's form of every migration after kPostgresBaselineVersion, in order.
@@ -802,6 +817,19 @@ BEGIN
   END IF;
   RETURN NULL;
 END $$;
+)sql",
+    // Version 24 (see above).
+    R"sql(
+CREATE TABLE code_bytes (
+  code_id TEXT PRIMARY KEY REFERENCES user_code(id),
+  user_id TEXT NOT NULL,
+  bytes BIGINT NOT NULL
+);
+INSERT INTO code_bytes (code_id, user_id, bytes)
+  SELECT c.id, c.user_id, octet_length(c.source) + octet_length(c.inputs) +
+    coalesce((SELECT octet_length(p.spec) FROM code_policies p WHERE p.code_id = c.id), 0)
+  FROM user_code c;
+CREATE INDEX code_bytes_user ON code_bytes(user_id, bytes);
 )sql",
 };
 static_assert(std::size(kMigrations) == kPostgresBaselineVersion + std::size(kPostgresMigrations),
@@ -2734,6 +2762,25 @@ class SqlStore : public Store {
     return *version;
   }
 
+  Result<CodeUsage> UserCodeUsage(const std::string& user_id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "SELECT coalesce(sum(bytes), 0), count(*) FROM code_bytes WHERE user_id = ?");
+    s.Bind(user_id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    CodeUsage u;
+    if (!row) return u;
+    u.bytes = s.Int(0);
+    u.versions = s.Int(1);
+    return u;
+  }
+
+  Result<int64_t> TotalCodeBytes() override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "SELECT coalesce(sum(bytes), 0) FROM code_bytes");
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    return row ? s.Int(0) : 0;
+  }
+
   Result<std::string> GetCodeAuthor(const std::string& id) override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_, "SELECT user_id FROM user_code WHERE id = ?");
@@ -3910,6 +3957,8 @@ class SqlStore : public Store {
                         .Bind(c.output_limit)
                         .Bind(c.created_at)
                         .Run());
+    Stmt b(stmts_, "INSERT INTO code_bytes (code_id, user_id, bytes) VALUES (?, ?, ?)");
+    RETURN_IF_ERROR(b.Bind(c.id).Bind(c.user_id).Bind(c.stored_bytes).Run());
     return version;
   }
 

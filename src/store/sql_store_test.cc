@@ -688,12 +688,14 @@ TEST_F(StoreTest, UpgradeFromTheVersionBeforeAddsTheSharedVersions) {
   store_.reset();
   if (postgres()) {
     RawSql(
+        "DROP TABLE code_bytes; "
         "DROP FUNCTION bump_versions() CASCADE; DROP FUNCTION notify_jobs() CASCADE; "
         "DROP TABLE versions; DROP TABLE rate_events; DROP TABLE idempotency_keys; "
         "ALTER TABLE mail_outbox DROP COLUMN expires_at; UPDATE schema_version SET version = 18");
   } else {
     RawSql(
-        std::string("DROP TRIGGER version_users_update; DROP TRIGGER version_users_delete; "
+        std::string("DROP TABLE code_bytes; "
+                    "DROP TRIGGER version_users_update; DROP TRIGGER version_users_delete; "
                     "DROP TRIGGER version_sessions_update; DROP TRIGGER version_sessions_delete; "
                     "DROP TRIGGER version_datasets_insert; DROP TRIGGER version_datasets_update; "
                     "DROP TRIGGER version_datasets_delete; DROP TRIGGER version_assets_insert; "
@@ -703,7 +705,7 @@ TEST_F(StoreTest, UpgradeFromTheVersionBeforeAddsTheSharedVersions) {
                     "ALTER TABLE mail_outbox DROP COLUMN expires_at; PRAGMA user_version = 18"));
   }
   ASSERT_NO_FATAL_FAILURE(Open());
-  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 23);
+  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 24);
   EXPECT_EQ(RawInt("SELECT count(*) FROM idempotency_keys"), 0);
   EXPECT_TRUE(store_->GetUserById("u1").ok());  // the data is kept
   EXPECT_EQ(RawInt("SELECT value FROM versions WHERE name = 'auth'"), 0);
@@ -735,6 +737,7 @@ TEST_F(StoreTest, UpgradeBlanksResetTokensTheOutboxKept) {
       "UPDATE mail_outbox SET body_text = 'Token: old', body_html = 'old'; "
       "UPDATE mail_outbox SET sent_at = 5 WHERE seq = " +
       std::to_string(*sent) + "; ALTER TABLE mail_outbox DROP COLUMN expires_at; " +
+      "DROP TABLE code_bytes; " +
       (postgres() ? "UPDATE schema_version SET version = 21" : "PRAGMA user_version = 21"));
   ASSERT_NO_FATAL_FAILURE(Open());
   auto all = store_->ListOutbox(10);
@@ -1783,6 +1786,87 @@ TEST_F(JobBytesTest, FailureAndErrorDetailRoundTripAndReleaseErrorShowsIt) {
   ASSERT_TRUE(store_->ReleaseJobError(j.id).ok());
   EXPECT_TRUE(store_->GetJob(j.id)->error_released);
   EXPECT_EQ(store_->ReleaseJobError("nope").code(), StatusCode::kNotFound);
+}
+
+// The bytes a user's code keeps (Store::UserCodeUsage), counted against their quota.
+class CodeBytesTest : public StoreTest {
+ protected:
+  static UserCode MakeCode(const std::string& id, const std::string& user,
+                           const std::string& source, int64_t stored_bytes) {
+    UserCode c;
+    c.id = id;
+    c.user_id = user;
+    c.name = "f";
+    c.source = source;
+    c.code_hash = "hash of " + id;
+    c.inputs = "{}";
+    c.output_policy = "single_execution";
+    c.stored_bytes = stored_bytes;
+    return c;
+  }
+};
+
+// Regression: code submissions kept up to 1 MiB of source each and counted nowhere, so one data
+// scientist filled the disk past their quota and the server's storage limit.
+TEST_F(CodeBytesTest, InsertedCodeCountsItsBytesForItsAuthor) {
+  auto none = store_->UserCodeUsage("u");
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ(none->bytes, 0);
+  EXPECT_EQ(none->versions, 0);
+  ASSERT_TRUE(store_->InsertCode(MakeCode("c1", "u", "def f(): return 1\n", 1000)).ok());
+  ASSERT_TRUE(store_->InsertCode(MakeCode("c2", "u", "def f(): return 2\n", 234)).ok());
+  ASSERT_TRUE(store_->InsertCode(MakeCode("c3", "v", "def f(): return 3\n", 50)).ok());
+  auto u = store_->UserCodeUsage("u");
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  EXPECT_EQ(u->bytes, 1234);
+  EXPECT_EQ(u->versions, 2);
+  EXPECT_EQ(store_->UserCodeUsage("v")->bytes, 50);
+  EXPECT_EQ(*store_->TotalCodeBytes(), 1284);
+}
+
+TEST_F(CodeBytesTest, CodeRolledBackWithItsTransactionCountsNothing) {
+  Status st = store_->InTransaction([&](Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.InsertCode(MakeCode("c1", "u", "def f(): return 1\n", 1000)).status());
+    return ResourceExhaustedError("the quota refused it");
+  });
+  EXPECT_EQ(st.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(store_->UserCodeUsage("u")->bytes, 0);
+  EXPECT_EQ(store_->UserCodeUsage("u")->versions, 0);
+  EXPECT_EQ(*store_->TotalCodeBytes(), 0);
+}
+
+TEST_F(CodeBytesTest, ResubmittedSourceCountsOnce) {
+  ASSERT_TRUE(store_->InsertCode(MakeCode("c1", "u", "def f(): return 1\n", 1000)).ok());
+  UserCode again = MakeCode("c2", "u", "def f(): return 1\n", 1000);
+  again.code_hash = "hash of c1";
+  EXPECT_EQ(store_->InsertCode(again).status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->UserCodeUsage("u")->bytes, 1000);
+  EXPECT_EQ(store_->UserCodeUsage("u")->versions, 1);
+}
+
+// The upgrade to version 24 counts the code stored before it: its source, inputs and custom
+// policies' spec, at their size in bytes.
+TEST_F(CodeBytesTest, UpgradeCountsTheCodeStoredBefore) {
+  UserCode plain = MakeCode("c1", "u", "def f():\n    return 'é'\n", 0);
+  ASSERT_TRUE(store_->InsertCode(plain).ok());
+  UserCode custom = MakeCode("c2", "u", "def f():\n    return 2\n", 0);
+  custom.inputs = R"({"x": {"value": 1}})";
+  ASSERT_TRUE(store_->InsertCode(custom).ok());
+  const std::string spec = R"({"source": "class P: pass", "input": null})";
+  ASSERT_TRUE(store_->PutCodePolicy("c2", spec).ok());
+  store_.reset();
+  RawSql(std::string("DROP TABLE code_bytes; ") +
+         (postgres() ? "UPDATE schema_version SET version = 23" : "PRAGMA user_version = 23"));
+  ASSERT_NO_FATAL_FAILURE(Open());
+  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 24);
+  auto u = store_->UserCodeUsage("u");
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  // 'é' is two bytes.
+  EXPECT_EQ(u->bytes,
+            static_cast<int64_t>(plain.source.size() + plain.inputs.size() + custom.source.size() +
+                                 custom.inputs.size() + spec.size()));
+  EXPECT_EQ(u->versions, 2);
+  EXPECT_EQ(*store_->TotalCodeBytes(), u->bytes);
 }
 
 // Projects: members, events in order, requests by project.

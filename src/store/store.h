@@ -190,6 +190,17 @@ struct UserCode {
   std::optional<std::string> request_status;
   std::string policy_spec;   // its custom policies (CodePolicy::spec), '' for none
   std::string policy_state;  // what they kept (CodePolicy::state), '' before the first run
+  // What the code keeps in the database (source, inputs and custom policies' spec), counted
+  // against its author's quota and the server's storage limit; set by the caller of InsertCode
+  // (not read back).
+  int64_t stored_bytes = 0;
+};
+
+// What a user's submitted code keeps: the sum of its versions' UserCode::stored_bytes, and how
+// many versions there are (of every name).
+struct CodeUsage {
+  int64_t bytes = 0;
+  int64_t versions = 0;
 };
 
 struct CodeRequest {
@@ -642,9 +653,14 @@ class Store {
   // a name used by another of its assets or a blob used by another asset.
   virtual Status InsertAsset(const std::string& dataset_id, const Asset& asset, int64_t now) = 0;
 
-  // Assigns code.version (one more than the user's newest version of that name) and stores it.
-  // kAlreadyExists when the user already submitted the same source.
+  // Assigns code.version (one more than the user's newest version of that name) and stores it,
+  // counting code.stored_bytes in its author's CodeUsage. kAlreadyExists when the user already
+  // submitted the same source.
   virtual Result<int64_t> InsertCode(const UserCode& code) = 0;
+  // What the user's code keeps (code is never deleted: what was approved stays readable).
+  virtual Result<CodeUsage> UserCodeUsage(const std::string& user_id) = 0;
+  // What every user's code keeps, counted against the storage limit.
+  virtual Result<int64_t> TotalCodeBytes() = 0;
   virtual Result<UserCode> GetCode(const std::string& id) = 0;
   // The author (user id) of the code; kNotFound when there is no such code. One row read, for
   // callers that need no more than whether it exists and whose it is.

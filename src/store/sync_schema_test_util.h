@@ -6,10 +6,10 @@
 namespace datasite::store {
 
 // Undoes the migrations after sync's (the quota's charged bytes, the storage meter's metered
-// bytes, the jobs' leases, the shared versions, the rate events, the idempotency keys); goes before
-// kDropSync.
+// bytes, the jobs' leases, the shared versions, the rate events, the idempotency keys, the code's
+// bytes); goes before kDropSync.
 constexpr const char* kDropJobCharges =
-    "DROP TABLE idempotency_keys; DROP TABLE rate_events; "
+    "DROP TABLE code_bytes; DROP TABLE idempotency_keys; DROP TABLE rate_events; "
     "DROP TRIGGER version_users_update; DROP TRIGGER version_users_delete; "
     "DROP TRIGGER version_sessions_update; DROP TRIGGER version_sessions_delete; "
     "DROP TRIGGER version_datasets_insert; DROP TRIGGER version_datasets_update; "

@@ -460,7 +460,8 @@ def test_a_scientist_sees_their_own_quota_use(api, actors, people):
     used = client.account.quota
     assert used.results_bytes == len('"' + "x" * 1000 + '"')
     assert used.logs_bytes == len("probe\n")
-    assert used.used_bytes == used.results_bytes + used.logs_bytes
+    assert used.code_bytes > len("def quota_probe")
+    assert used.used_bytes == used.results_bytes + used.logs_bytes + used.code_bytes
     assert used.queued_jobs == 0
     assert "Used bytes" in repr(used) and "Used bytes" in used._repr_html_()
     owners = actors["owner"].client.account.quota

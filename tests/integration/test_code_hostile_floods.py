@@ -141,7 +141,7 @@ def test_disk_flood_is_counted_expired_and_refused(flood_server):
     assert result_files(data_dir) == sorted(ids[1:])
     quota = client.account.quota
     assert quota.results_bytes == 2 * 1_200_000
-    assert quota.used_bytes == quota.results_bytes + quota.logs_bytes
+    assert quota.used_bytes == quota.results_bytes + quota.logs_bytes + quota.code_bytes
 
     # A result the quota can hold only once older mock outputs go: they expire, oldest first.
     bigger = run(api, scientist, submit(api, scientist, unique("bigger"), "return b'y' * 2_000_000"))

@@ -169,12 +169,17 @@ def test_a_held_result_is_charged_when_released_even_at_the_limit(quota_server):
     # Released past the quota: the release goes through (the owner chose to show it), the requester
     # is past their quota, and their next run is refused with the byte count they may read.
     token, scientist, job_id = pointers["past"]
+    after = submit(api, token, unique("after"), "return 1")  # new code too is refused past it
     owner.jobs.get(job_id).release()
     shown = 10 * SUMS["past"] + 2
     assert used(scientist) == (2 * (MOCK_RESULT + 2) + shown, 0)
-    refused = run(api, token, submit(api, token, unique("after"), "return 1"))
+    refused = run(api, token, after)
     assert_error(refused, 413, "PAYLOAD_TOO_LARGE")
     assert str(shown) in refused.error["message"], refused.error
+    more = api.post("/api/v1/code", {"name": "more", "source": "def more():\n    return 1\n"},
+                    token=token)
+    assert_error(more, 413, "PAYLOAD_TOO_LARGE")
+    assert "logs ({} bytes)".format(shown) in more.error["message"], more.error
 
 
 def test_a_result_deposited_before_the_approval_is_charged_as_one_after(quota_server):
@@ -185,6 +190,8 @@ def test_a_result_deposited_before_the_approval_is_charged_as_one_after(quota_se
     for order in ("before", "after"):
         token, _ = fresh(api, actors, server.port)
         code_id = submit(api, token, unique("deposited"), "return 1")
+        # Submitted now: past the quota, code is refused as a run is.
+        next_id = submit(api, token, unique("next"), "return 2")
         request = api.post("/api/v1/requests", {"code_id": code_id, "reason": "r"}, token=token)
         assert request.status == 201, request
         approve = "/api/v1/requests/{}/approve".format(request.json["id"])
@@ -199,6 +206,6 @@ def test_a_result_deposited_before_the_approval_is_charged_as_one_after(quota_se
         result = api.get("/api/v1/jobs/{}/result".format(deposit.json["id"]), token=token)
         assert result.status == 200, (order, result)
         # Past the quota either way: the next run is refused, with the bytes it may read.
-        refused = run(api, token, submit(api, token, unique("next"), "return 2"))
+        refused = run(api, token, next_id)
         assert_error(refused, 413, "PAYLOAD_TOO_LARGE")
         assert str(QUOTA + 2 + 3) in refused.error["message"], (order, refused.error)

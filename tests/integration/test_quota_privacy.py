@@ -44,7 +44,7 @@ def approved(scientist, owner, func):
 
 def used(client):
     quota = client.account.quota
-    assert quota.used_bytes == quota.results_bytes + quota.logs_bytes
+    assert quota.used_bytes == quota.results_bytes + quota.logs_bytes + quota.code_bytes
     return quota.results_bytes, quota.logs_bytes
 
 

@@ -108,8 +108,9 @@ def test_a_held_run_counts_the_same_whatever_its_size_until_released(meter_serve
             free.append(free_space(api, owner_token))
     finally:
         assert actors["admin"].client.settings.set_output_review(False)
-    # Each held run took its ceiling from the free space, not its size.
-    assert [free[0] - free[1], free[1] - free[2]] == [HELD, HELD], free
+    # Each held run took its ceiling from the free space, not its size (its code, its bytes).
+    code = [scientists[name].account.quota.code_bytes for name in ("small", "big")]
+    assert [free[0] - free[1] - code[0], free[1] - free[2] - code[1]] == [HELD, HELD], free
 
     # Released, it counts its size (its stderr, still hidden, its ceiling).
     owner.jobs.get(jobs["big"]).release()
@@ -145,19 +146,22 @@ def test_a_scientist_who_filled_the_storage_with_a_mock_output_can_run_again(met
     token, _ = fresh(api, actors)
     # A data owner's blob takes all but ROOM bytes; a mock run printing ROOM - 4 bytes and returning
     # None ("null", 4 bytes) takes the rest.
+    # The code is submitted first: it counts toward the storage limit too.
     room = 1000
+    filler = submit(api, token, unique("filler"), "print('y' * {}, end='')".format(room - 4))
+    owners = submit(api, owner_token, unique("owner"), "return 1")
+    again = submit(api, token, unique("again"), "return 2")
     blob = api("POST", BLOBS + "?format=raw", raw=b"x" * (free_space(api, owner_token) - room),
                token=owner_token, headers=OCTETS)
     assert blob.status == 201, blob
-    filler = submit(api, token, unique("filler"), "print('y' * {}, end='')".format(room - 4))
     resp = run(api, token, filler)
     assert resp.status == 201 and resp.json["status"] == "completed", resp
     assert free_space(api, owner_token) == 0
-    full = run(api, owner_token, submit(api, owner_token, unique("owner"), "return 1"))
+    full = run(api, owner_token, owners)
     assert_error(full, 413, "PAYLOAD_TOO_LARGE")
     assert "--max-storage-bytes" in full.error["message"], full.error
     # Its author's next run makes room by expiring that output.
-    again = run(api, token, submit(api, token, unique("again"), "return 2"))
+    again = run(api, token, again)
     assert again.status == 201 and again.json["status"] == "completed", again
     assert wait_ended(api, token, resp.json["id"])["result"]["expired"]
     assert api.delete(BLOBS + "/" + blob.json["id"], token=owner_token).status == 200
