@@ -29,6 +29,10 @@ struct Route {
   // empty); the body is then streamed into the sink. An error Status is sent as the response.
   std::function<Result<std::unique_ptr<BodySink>>(Request&)> open_sink;
   Lane lane = Lane::kDefault;
+  // Optional: picks the lane of each request instead of `lane`, from the whole request (its body
+  // included), e.g. a job run that waits for its job on the wait lane and one that does not on
+  // the request pool. Called on the request pool, before `handler`; must be quick.
+  std::function<Lane(const Request&)> choose_lane;
   // Optional, for routes whose answer is usually in memory: called on the I/O thread before
   // `handler`, so it must not block (no database, file or network I/O; locks held only briefly).
   // It answers, or returns nullopt when it can't tell without blocking (then `handler` runs on its
@@ -50,6 +54,9 @@ class Router {
   // exist.
   void SetAnswerInline(std::string_view method, std::string_view pattern,
                        std::function<std::optional<Response>(Request&)> answer);
+  // Gives the route added as `method` `pattern` a `choose_lane` (see Route). The route must exist.
+  void SetChooseLane(std::string_view method, std::string_view pattern,
+                     std::function<Lane(const Request&)> choose);
 
   enum class Match { kFound, kNoPath, kWrongMethod };
   // On kFound sets `*route` and fills request.path_params.
@@ -58,6 +65,9 @@ class Router {
   const std::vector<Route>& routes() const { return routes_; }
 
  private:
+  // The route added as `method` `pattern`; aborts when there is none (a wiring mistake).
+  Route& Added(std::string_view method, std::string_view pattern);
+
   std::vector<Route> routes_;
 };
 
