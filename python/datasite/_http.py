@@ -79,11 +79,39 @@ def tls_context(verify=True):
 
 
 def connect_url(base_url):
-    """``base_url`` with the host "localhost" replaced by 127.0.0.1, for connecting."""
+    """``base_url`` with the host "localhost" replaced by 127.0.0.1, for connecting over http.
+
+    An https URL stays as it is: its certificate is checked against the name in the URL, and
+    ``https_connection`` connects to 127.0.0.1 for "localhost" itself.
+    """
     parts = urllib.parse.urlsplit(base_url)
-    if parts.hostname != "localhost":
+    if parts.hostname != "localhost" or parts.scheme == "https":
         return base_url
     return urllib.parse.urlunsplit(parts._replace(netloc="127.0.0.1:{}".format(parts.port)))
+
+
+def _create_loopback_connection(address, *args, **kwargs):
+    host, port = address
+    return socket.create_connection(
+        ("127.0.0.1" if host == "localhost" else host, port), *args, **kwargs
+    )
+
+
+def https_connection(host, port=None, **kwargs):
+    """An ``http.client.HTTPSConnection`` (same arguments) that checks the certificate against
+    ``host`` but, for "localhost", connects to 127.0.0.1: "localhost" always means this machine
+    (RFC 6761), even where /etc/hosts lacks it, and a certificate for DNS:localhost alone is
+    accepted."""
+    conn = http.client.HTTPSConnection(host, port, **kwargs)
+    conn._create_connection = _create_loopback_connection
+    return conn
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    """urllib's HTTPS handler, with its connections made by ``https_connection``."""
+
+    def https_open(self, req):
+        return self.do_open(https_connection, req, context=self._context)
 
 
 class Transport:
@@ -103,9 +131,10 @@ class Transport:
         # connections use it too.
         self.ssl_context = tls_context(verify) if parts.scheme == "https" else None
         if self.ssl_context is not None:
-            handlers.append(urllib.request.HTTPSHandler(context=self.ssl_context))
+            handlers.append(_HTTPSHandler(context=self.ssl_context))
         self._opener = urllib.request.build_opener(*handlers)
-        # "localhost" always means this machine (RFC 6761), even where /etc/hosts lacks it.
+        # "localhost" always means this machine (RFC 6761), even where /etc/hosts lacks it (https:
+        # see https_connection).
         self._connect_url = connect_url(self.base_url)
         # When a request was last given up after RETRY_SECONDS of trying: until one gets an answer
         # again, the requests that follow (a call's clean-up, the next calls) are tried once, so

@@ -24,7 +24,7 @@ import time
 import urllib.parse
 
 from . import errors
-from ._http import _error_from_http, route_path
+from ._http import _error_from_http, https_connection, route_path
 from ._sidecar import SidecarError, sidecar_read_csv, sidecar_read_plain_csv, sidecar_write_csv
 
 CHUNK_SIZE = 1 << 20
@@ -298,10 +298,11 @@ class Progress:
 
 def _connection(transport, timeout):
     parts = urllib.parse.urlsplit(transport.base_url)
-    host = "127.0.0.1" if parts.hostname == "localhost" else parts.hostname
     if parts.scheme == "https":
-        return http.client.HTTPSConnection(
-            host, parts.port, timeout=timeout, context=transport.ssl_context)
+        # Checks the certificate against the name in the URL, "localhost" included.
+        return https_connection(
+            parts.hostname, parts.port, timeout=timeout, context=transport.ssl_context)
+    host = "127.0.0.1" if parts.hostname == "localhost" else parts.hostname
     return http.client.HTTPConnection(host, parts.port, timeout=timeout)
 
 

@@ -337,6 +337,7 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
           if (timeout)
             run.timeout_seconds = static_cast<int64_t>(std::min<uint64_t>(*timeout, 1u << 30));
         }
+        run.client_gone = req.client_gone;
         ASSIGN_OR_RETURN(auto out, code.Run(caller, req.path_params["id"], run));
         return Reply{
             out.created ? 201 : 200, JobJson(out.job, caller, code, true, !out.created), {}};
@@ -347,6 +348,11 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
               {"timeout_seconds", "integer"},
               {"for_requester", "boolean"}}),
       http::Lane::kWait);
+  // Only a run that waits for its job waits on the wait lane: a start that answers at once
+  // ({"blocking": false}) must not queue behind the waits that may fill that lane.
+  router.SetChooseLane("POST", "/api/v1/code/{id}/run", [](const http::Request& req) {
+    return internal::AsksNotToBlock(req) ? http::Lane::kDefault : http::Lane::kWait;
+  });
 
   routes->Add(
       "POST", "/api/v1/requests", Role::kDataScientist, "requests",
@@ -464,9 +470,9 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
       "whichever comes first: a run started with \"blocking\": false is waited for here.",
       [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
         ASSIGN_OR_RETURN(int64_t timeout, QueryInt(req, "timeout", 60));
-        ASSIGN_OR_RETURN(auto j,
-                         code.WaitJob(caller, req.path_params["id"],
-                                      std::chrono::seconds(std::min<int64_t>(timeout, 600))));
+        ASSIGN_OR_RETURN(auto j, code.WaitJob(caller, req.path_params["id"],
+                                              std::chrono::seconds(std::min<int64_t>(timeout, 600)),
+                                              req.client_gone));
         return Reply{200, JobJson(j, caller, code, true), {}};
       },
       "", http::Lane::kWait);

@@ -79,6 +79,11 @@ http::Response Render(Result<Reply> reply) {
   return res;
 }
 
+bool AsksNotToBlock(const http::Request& req) {
+  json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  return body.is_object() && body.contains("blocking") && body["blocking"] == false;
+}
+
 namespace {
 
 constexpr size_t kAnonymousBodyLimit = 16 << 10;
@@ -92,8 +97,7 @@ constexpr size_t kAnonymousBodyLimit = 16 << 10;
 bool Deferrable(const http::Request& req, http::Lane lane) {
   if (lane == http::Lane::kDefault) return true;
   if (lane == http::Lane::kHeavy) return false;
-  json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-  return body.is_object() && body.contains("blocking") && body["blocking"] == false;
+  return AsksNotToBlock(req);
 }
 
 http::Route Describe(const char* method, const char* pattern, Role min_role, const char* tag,

@@ -54,6 +54,8 @@ using SinkOpener = std::function<Result<std::unique_ptr<http::BodySink>>(
     http::Request&, const services::Principal&)>;
 
 std::string Dump(const nlohmann::json& j);
+// Whether a job run's body asks it not to wait for its job ({"blocking": false}).
+bool AsksNotToBlock(const http::Request& req);
 Result<int64_t> QueryInt(const http::Request& req, const char* name, int64_t fallback);
 // A JSON Schema for an object with fields of the given JSON types ("string", "boolean", "array",
 // ...).

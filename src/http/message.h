@@ -29,6 +29,11 @@ struct Request {
   // response and in the log lines written while handling the request.
   std::string request_id;
   std::string body;
+  // Whether the client has closed its connection (or it broke), for handlers that wait long: a
+  // wait whose client has gone can end and free its thread. Set by the server; safe to call from
+  // the handler's thread, and only while the handler runs (the connection outlives it). A client
+  // that shuts down only its sending side counts as gone. Null when there is no connection.
+  std::function<bool()> client_gone;
 };
 
 struct Response {

@@ -45,11 +45,17 @@ void Router::Add(Route route) { routes_.push_back(std::move(route)); }
 
 void Router::SetAnswerInline(std::string_view method, std::string_view pattern,
                              std::function<std::optional<Response>(Request&)> answer) {
+  Added(method, pattern).answer_inline = std::move(answer);
+}
+
+void Router::SetChooseLane(std::string_view method, std::string_view pattern,
+                           std::function<Lane(const Request&)> choose) {
+  Added(method, pattern).choose_lane = std::move(choose);
+}
+
+Route& Router::Added(std::string_view method, std::string_view pattern) {
   for (Route& r : routes_) {
-    if (r.method == method && r.pattern == pattern) {
-      r.answer_inline = std::move(answer);
-      return;
-    }
+    if (r.method == method && r.pattern == pattern) return r;
   }
   // A wiring mistake at start-up, not an input error.
   std::fprintf(stderr, "fatal: no route %.*s %.*s\n", static_cast<int>(method.size()),

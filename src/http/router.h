@@ -33,6 +33,10 @@ struct Route {
   // Largest body of a route without `open_sink`, in bytes; 0: the server's body_limit. Routes
   // anyone may call take small bodies, so that an anonymous caller holds little memory.
   size_t body_limit = 0;
+  // Optional: picks the lane of each request instead of `lane`, from the whole request (its body
+  // included), e.g. a job run that waits for its job on the wait lane and one that does not on
+  // the request pool. Called on the request pool, before `handler`; must be quick.
+  std::function<Lane(const Request&)> choose_lane;
   // Optional, for routes whose answer is usually in memory: called on the I/O thread before
   // `handler`, so it must not block (no database, file or network I/O; locks held only briefly).
   // It answers, or returns nullopt when it can't tell without blocking (then `handler` runs on its
@@ -54,6 +58,9 @@ class Router {
   // exist.
   void SetAnswerInline(std::string_view method, std::string_view pattern,
                        std::function<std::optional<Response>(Request&)> answer);
+  // Gives the route added as `method` `pattern` a `choose_lane` (see Route). The route must exist.
+  void SetChooseLane(std::string_view method, std::string_view pattern,
+                     std::function<Lane(const Request&)> choose);
 
   enum class Match { kFound, kNoPath, kWrongMethod };
   // On kFound sets `*route` and fills request.path_params.
@@ -62,6 +69,9 @@ class Router {
   const std::vector<Route>& routes() const { return routes_; }
 
  private:
+  // The route added as `method` `pattern`; aborts when there is none (a wiring mistake).
+  Route& Added(std::string_view method, std::string_view pattern);
+
   std::vector<Route> routes_;
 };
 

@@ -9,6 +9,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <poll.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -52,6 +54,15 @@ struct Peer {
   std::string key;       // see ConnectionKey
   bool trusted = false;  // one of ServerOptions::trusted_proxies
 };
+
+// Whether the peer of socket `fd` closed the connection (or shut down its sending side), or it
+// broke, without reading from it: bytes the client sent ahead (a pipelined request, TLS records)
+// stay for the session, and this is safe beside the session's own reads on the I/O threads.
+bool PeerGone(int fd) {
+  pollfd p{fd, POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) != 1) return false;
+  return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
 
 // A connection's byte stream: plain TCP, or TLS over TCP when the server has a certificate. Beast's
 // and Asio's reads and writes take it as they take either; the branch costs nothing measurable.
@@ -142,6 +153,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void MaybeFinishUpload();
   void FailUpload();
   void Dispatch();
+  // On the route's pool: runs the handler (or finishes the upload) and posts the response back.
+  void Handle();
   void Respond(Response response);
   void Write(Response response, bool keep_alive);
   // Writes a response whose body comes from response.body_source; see Response.
@@ -501,6 +514,8 @@ void Session::OnHeader(beast::error_code ec) {
   req_->content_type = std::string(msg[bhttp::field::content_type]);
   req_->idempotency_key = std::string(msg["Idempotency-Key"]);
   req_->request_id = request_id_;
+  // The session, which owns the socket, lives as long as the handler runs (see Request).
+  req_->client_gone = [fd = stream_.socket().native_handle()] { return PeerGone(fd); };
   std::string forwarded_for;
   if (!server_.options().trusted_proxies.empty()) {
     for (const auto& field : msg) {
@@ -796,20 +811,38 @@ void Session::Dispatch() {
     if (answer) return Respond(std::move(*answer));
   }
   server_.in_flight()++;
-  net::post(server_.pool(route_->lane), [self = shared_from_this()] {
-    obs::ScopedRequestId log_scope(self->request_id_);
-    Response res;
-    try {
-      res = self->sink_ ? self->sink_->Finish() : self->route_->handler(*self->req_);
-    } catch (const std::exception& e) {
-      spdlog::error("handler {} {} threw: {}", self->req_->method, self->route_->pattern, e.what());
-      res = ErrorResponse(InternalError(e.what()));
-    }
-    net::post(self->stream_.get_executor(), [self, res = std::move(res)]() mutable {
-      self->server_.in_flight()--;
-      self->sink_.reset();
-      self->Respond(std::move(res));
+  if (!sink_ && route_->choose_lane) {
+    // Reading the body to choose is no work for an I/O thread: the request pool chooses, and
+    // hands the request on when it belongs elsewhere.
+    net::post(server_.pool(Lane::kDefault), [self = shared_from_this()] {
+      Lane lane = Lane::kDefault;
+      try {
+        lane = self->route_->choose_lane(*self->req_);
+      } catch (const std::exception& e) {
+        spdlog::error("lane choice {} {} threw: {}", self->req_->method, self->route_->pattern,
+                      e.what());
+      }
+      if (lane == Lane::kDefault) return self->Handle();
+      net::post(self->server_.pool(lane), [self] { self->Handle(); });
     });
+    return;
+  }
+  net::post(server_.pool(route_->lane), [self = shared_from_this()] { self->Handle(); });
+}
+
+void Session::Handle() {
+  obs::ScopedRequestId log_scope(request_id_);
+  Response res;
+  try {
+    res = sink_ ? sink_->Finish() : route_->handler(*req_);
+  } catch (const std::exception& e) {
+    spdlog::error("handler {} {} threw: {}", req_->method, route_->pattern, e.what());
+    res = ErrorResponse(InternalError(e.what()));
+  }
+  net::post(stream_.get_executor(), [self = shared_from_this(), res = std::move(res)]() mutable {
+    self->server_.in_flight()--;
+    self->sink_.reset();
+    self->Respond(std::move(res));
   });
 }
 

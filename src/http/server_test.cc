@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -428,6 +429,168 @@ TEST_F(StreamedResponseTest, SourceEndingEarlyGivesAShortBodyAndAClosedConnectio
   EXPECT_TRUE(a.closed);
   EXPECT_EQ(a.body.size(), size_t{1} << 20);
   ::close(fd);
+}
+
+// The wait lane: handlers that wait long (for a job) on their own pool. Its one thread is held by
+// POST /hold until the test releases it or its client is gone.
+class WaitLaneTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Route hold;
+    hold.method = "POST";
+    hold.pattern = "/hold";
+    hold.lane = Lane::kWait;
+    hold.handler = [this](Request& req) {
+      std::unique_lock lock(mu_);
+      entered_ = true;
+      gone_at_entry_ = req.client_gone();
+      cv_.notify_all();
+      // Asks as a waiting job run does, every few milliseconds; bounded so a failing test ends.
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      while (!released_ && std::chrono::steady_clock::now() < give_up) {
+        if (req.client_gone()) {
+          saw_gone_ = true;
+          break;
+        }
+        cv_.wait_for(lock, std::chrono::milliseconds(5));
+      }
+      left_ = true;
+      cv_.notify_all();
+      return Response{};
+    };
+    router_.Add(std::move(hold));
+    // Waits on the wait lane, except when its body is "quick".
+    Route start;
+    start.method = "POST";
+    start.pattern = "/start";
+    start.lane = Lane::kWait;
+    start.handler = [](Request&) { return Response{}; };
+    router_.Add(std::move(start));
+    router_.SetChooseLane("POST", "/start", [](const Request& req) {
+      return req.body == "quick" ? Lane::kDefault : Lane::kWait;
+    });
+    ServerOptions options;
+    options.host = "127.0.0.1";
+    options.wait_threads = 1;
+    auto server = NewHttpServer(router_, options);
+    ASSERT_TRUE(server.ok()) << server.status().message();
+    server_ = std::move(*server);
+    server_->Start();
+  }
+
+  void TearDown() override {
+    {
+      std::lock_guard lock(mu_);
+      released_ = true;
+    }
+    cv_.notify_all();
+    if (server_) server_->Shutdown(std::chrono::milliseconds(1000));
+  }
+
+  int Connect() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(server_->port());
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    timeval timeout{20, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    return fd;
+  }
+
+  static void Send(int fd, const std::string& path, const std::string& body) {
+    std::string req = "POST " + path + " HTTP/1.1\r\nHost: localhost\r\nContent-Type: " +
+                      "application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                      "\r\n\r\n" + body;
+    EXPECT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+  }
+
+  // The status line of the next answer on `fd`; "" when none came within 20 s.
+  static std::string StatusLine(int fd) {
+    std::string got;
+    char c;
+    while (got.find("\r\n") == std::string::npos && ::recv(fd, &c, 1, 0) == 1) got += c;
+    return got.substr(0, got.find("\r\n"));
+  }
+
+  // Blocks until POST /hold's handler runs (true), or 20 s passed.
+  bool HoldEntered() {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(20), [&] { return entered_; });
+  }
+
+  Router router_;
+  std::unique_ptr<HttpServer> server_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool entered_ = false;        // Guarded by mu_.
+  bool gone_at_entry_ = false;  // Guarded by mu_.
+  bool saw_gone_ = false;       // Guarded by mu_.
+  bool left_ = false;           // Guarded by mu_.
+  bool released_ = false;       // Guarded by mu_.
+};
+
+// Regression (a cold attack): run starts that answer at once ({"blocking": false}) ran on the
+// wait lane, so waits filling it left them unanswered.
+TEST_F(WaitLaneTest, RequestChosenForTheRequestPoolIsAnsweredWhileTheWaitLaneIsFull) {
+  int holder = Connect();
+  Send(holder, "/hold", "");
+  ASSERT_TRUE(HoldEntered());
+  int fd = Connect();
+  Send(fd, "/start", "quick");
+  EXPECT_EQ(StatusLine(fd), "HTTP/1.1 200 OK");
+  ::close(fd);
+  ::close(holder);
+}
+
+TEST_F(WaitLaneTest, RequestChosenForTheWaitLaneWaitsForItsThread) {
+  int holder = Connect();
+  Send(holder, "/hold", "");
+  ASSERT_TRUE(HoldEntered());
+  int fd = Connect();
+  Send(fd, "/start", "slow");
+  {
+    std::lock_guard lock(mu_);
+    released_ = true;
+  }
+  cv_.notify_all();
+  EXPECT_EQ(StatusLine(holder), "HTTP/1.1 200 OK");
+  EXPECT_EQ(StatusLine(fd), "HTTP/1.1 200 OK");
+  std::lock_guard lock(mu_);
+  EXPECT_FALSE(saw_gone_);
+  ::close(fd);
+  ::close(holder);
+}
+
+// Regression (a cold attack): a wait whose client had closed its connection held its thread (and
+// its user's place among the waits) until its timeout.
+TEST_F(WaitLaneTest, HandlerSeesItsClientGoneOnceTheConnectionCloses) {
+  int holder = Connect();
+  Send(holder, "/hold", "");
+  ASSERT_TRUE(HoldEntered());
+  ::close(holder);
+  std::unique_lock lock(mu_);
+  ASSERT_TRUE(cv_.wait_for(lock, std::chrono::seconds(20), [&] { return left_; }));
+  EXPECT_FALSE(gone_at_entry_);
+  EXPECT_TRUE(saw_gone_);
+}
+
+TEST_F(WaitLaneTest, ClientThatSentItsNextRequestAheadIsNotGone) {
+  int holder = Connect();
+  Send(holder, "/hold", "");
+  ASSERT_TRUE(HoldEntered());
+  Send(holder, "/start", "quick");  // pipelined: unread bytes on the socket
+  {
+    std::unique_lock lock(mu_);
+    // The handler asks every few milliseconds; a while of asking must not find it gone.
+    cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return left_; });
+    EXPECT_FALSE(saw_gone_);
+    released_ = true;
+  }
+  cv_.notify_all();
+  EXPECT_EQ(StatusLine(holder), "HTTP/1.1 200 OK");
+  ::close(holder);
 }
 
 }  // namespace

@@ -147,7 +147,8 @@ Status JobQueue::Kill(const std::string& id) {
 }
 
 Result<store::Job> JobQueue::Wait(const std::string& id,
-                                  std::chrono::steady_clock::time_point deadline) {
+                                  std::chrono::steady_clock::time_point deadline,
+                                  const std::function<bool()>& give_up) {
   std::chrono::milliseconds poll = options_.wait_poll;
   while (true) {
     uint64_t seen;
@@ -158,7 +159,7 @@ Result<store::Job> JobQueue::Wait(const std::string& id,
     ASSIGN_OR_RETURN(store::Job job, store_.GetJob(id));
     if (IsFinal(job.status)) return job;
     auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) return job;
+    if (now >= deadline || (give_up && give_up())) return job;
     // Woken at once by an end recorded here; the row is read again after `poll` for one recorded
     // by another process.
     std::unique_lock lock(mu_);

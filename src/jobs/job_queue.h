@@ -112,9 +112,11 @@ class JobQueue {
   // process at its owner's next heartbeat) and ends `killed` when its runner returns.
   // kFailedPrecondition when the job already ended.
   Status Kill(const std::string& id);
-  // Waits until the job has ended or `deadline` passes; answers the job as stored then. Sees an
-  // end recorded by another process within `wait_poll_max` (sooner early on).
-  Result<store::Job> Wait(const std::string& id, std::chrono::steady_clock::time_point deadline);
+  // Waits until the job has ended or `deadline` passes, or `give_up` (when given) returns true;
+  // answers the job as stored then. Sees an end recorded by another process within
+  // `wait_poll_max` (sooner early on), and asks `give_up` as often.
+  Result<store::Job> Wait(const std::string& id, std::chrono::steady_clock::time_point deadline,
+                          const std::function<bool()>& give_up = nullptr);
 
   int workers() const { return options_.workers; }
   // Jobs running in this process now (each holds one of its slots).

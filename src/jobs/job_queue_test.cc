@@ -382,6 +382,27 @@ TEST_F(JobQueueTest, WaitReturnsTheRunningJobAtTheDeadline) {
   EXPECT_EQ(WaitFor(q, job.id).status, "completed");
 }
 
+// Regression (a cold attack): a wait whose client had gone held its thread until its deadline.
+TEST_F(JobQueueTest, WaitEndsEarlyWhenItsCallerGivesUp) {
+  std::atomic<bool> release{false};
+  JobQueue q(*store_, clock_, {.workers = 1});
+  ASSERT_TRUE(q.Start([&](const store::Job&, const std::atomic<bool>& cancel) {
+                 while (!release && !cancel) std::this_thread::sleep_for(milliseconds(1));
+                 return Completed("");
+               }).ok());
+  auto job = NewJob(AddCode(*store_));
+  ASSERT_EQ(*q.Enqueue(job, {}), store::JobAdmission::kInserted);
+  int asked = 0;
+  // Gives up when asked the second time: the wait has polled the job once meanwhile.
+  auto j =
+      q.Wait(job.id, steady_clock::now() + std::chrono::seconds(30), [&] { return ++asked == 2; });
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ(asked, 2);
+  EXPECT_FALSE(IsFinal(j->status));
+  release = true;
+  EXPECT_EQ(WaitFor(q, job.id).status, "completed");
+}
+
 TEST_F(JobQueueTest, JobCutShortByStopRunsAgainAfterRestart) {
   auto job = NewJob(AddCode(*store_));
   {

@@ -305,6 +305,9 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   code_options.max_timeout_ms = config.job_timeout_seconds * 1000;
   code_options.limits = config.job_limits;
   code_options.quotas = config.job_quotas;
+  // Four of the wait lane's threads stay free of waits: they answer the waits refused over the
+  // cap, and blocking runs before they take their place (see CodeOptions::max_waits).
+  code_options.max_waits = http::ServerOptions().wait_threads - 4;
   p->code = std::make_unique<services::CodeService>(*p->store, *p->blobs, *p->settings, *p->queue,
                                                     p->datasets->storage(), clock, code_options);
   p->code->SetNotifications(p->notifications.get());

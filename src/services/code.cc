@@ -962,7 +962,7 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
     return out;
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms + 30'000);
-  ASSIGN_OR_RETURN(out.job, queue_.Wait(job_id, deadline));
+  ASSIGN_OR_RETURN(out.job, queue_.Wait(job_id, deadline, run.client_gone));
   return out;
 }
 
@@ -1122,14 +1122,21 @@ Result<JobLogs> CodeService::Logs(const Principal& caller, const std::string& id
 }
 
 Result<store::Job> CodeService::WaitJob(const Principal& caller, const std::string& id,
-                                        std::chrono::seconds timeout) {
+                                        std::chrono::seconds timeout,
+                                        const std::function<bool()>& client_gone) {
   RETURN_IF_ERROR(GetJob(caller, id).status());  // who may see it may wait for it
   ASSIGN_OR_RETURN(WaitPlace place, TakeWaitPlace(caller.user_id.value_or("")));
-  return queue_.Wait(id, std::chrono::steady_clock::now() + timeout);
+  return queue_.Wait(id, std::chrono::steady_clock::now() + timeout, client_gone);
 }
 
 Result<CodeService::WaitPlace> CodeService::TakeWaitPlace(const std::string& user_id) {
   std::lock_guard lock(waits_mu_);
+  if (all_waits_ >= options_.max_waits) {
+    Status st = ResourceExhaustedError(
+        "the server is already waiting for " + std::to_string(options_.max_waits) +
+        " jobs at once: try again shortly, or poll GET /api/v1/jobs/{id}");
+    return st.WithRetryAfter(1);
+  }
   int& held = waits_[user_id];
   if (held >= options_.max_waits_per_user) {
     if (held == 0) waits_.erase(user_id);
@@ -1139,12 +1146,14 @@ Result<CodeService::WaitPlace> CodeService::TakeWaitPlace(const std::string& use
     return st.WithRetryAfter(1);
   }
   ++held;
+  ++all_waits_;
   return WaitPlace(this, user_id);
 }
 
 CodeService::WaitPlace::~WaitPlace() {
   if (service_ == nullptr) return;
   std::lock_guard lock(service_->waits_mu_);
+  --service_->all_waits_;
   auto it = service_->waits_.find(user_);
   if (it != service_->waits_.end() && --it->second <= 0) service_->waits_.erase(it);
 }

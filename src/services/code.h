@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -53,6 +54,10 @@ struct CodeOptions {
   // Requests of one user that may wait for jobs at once (blocking runs and /wait): each holds a
   // thread of the server's wait lane, which one user must not fill.
   int max_waits_per_user = 4;
+  // Requests of all users that may wait at once: fewer than the wait lane's threads
+  // (http::ServerOptions::wait_threads), so that a wait or blocking run over the cap gets a thread
+  // and its refusal at once instead of queueing for one behind the waits.
+  int max_waits = 28;
 };
 
 // A user's own use of the server, against their quotas (nullopt: not limited). The bytes are
@@ -93,6 +98,8 @@ struct RunCode {
   // author, exactly as if the author had run it (its output policy counts it, output review holds
   // it). Owners only; approved code only; no inputs other than those the code's policy binds.
   bool for_requester = false;
+  // A blocking run stops waiting (the job runs on) once this returns true: its client has gone.
+  std::function<bool()> client_gone;
 };
 
 // A result a data owner deposits on a request (PySyft's request.deposit_result): in one of the
@@ -210,9 +217,11 @@ class CodeService {
                                   const std::optional<std::string>& status, int64_t page = 1,
                                   int64_t page_size = kDefaultJobPageSize);
   Result<store::Job> GetJob(const Principal& caller, const std::string& id);
-  // The job once it has ended, or as it is after `timeout` (whichever comes first).
+  // The job once it has ended, or as it is after `timeout` or once `client_gone` (when given)
+  // returns true, whichever comes first.
   Result<store::Job> WaitJob(const Principal& caller, const std::string& id,
-                             std::chrono::seconds timeout);
+                             std::chrono::seconds timeout,
+                             const std::function<bool()>& client_gone = nullptr);
   // Whether the caller may see the job's result and stdout now (not while held, unless an owner).
   bool MaySeeResult(const Principal& caller, const store::Job& job) const;
   // Whether the caller may see what a failed run said (its error_detail) and its stderr: data
@@ -348,12 +357,14 @@ class CodeService {
     CodeService* service_;
     std::string user_;
   };
-  // A place for one more wait of `user_id`; kResourceExhausted past max_waits_per_user.
+  // A place for one more wait of `user_id`; kResourceExhausted past max_waits_per_user, or past
+  // max_waits in all.
   Result<WaitPlace> TakeWaitPlace(const std::string& user_id);
 
   mutable std::mutex sandbox_mu_;
   std::mutex waits_mu_;
   std::unordered_map<std::string, int> waits_;  // Guarded by waits_mu_: waits held, by user.
+  int all_waits_ = 0;                           // Guarded by waits_mu_: the sum of waits_.
   // SmallResult's recorded reads ("actor\njob id\nfinished_at\nresult size"); forgotten all at
   // once past a bound, after
   // which a read is recorded again.

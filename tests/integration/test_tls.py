@@ -41,14 +41,14 @@ class Pki:
                 "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
                 "-subj", "/CN=datasite test CA", cwd=directory)
 
-    def server_cert(self, name):
-        """(certificate path, key path) of a new server certificate for 127.0.0.1 and localhost;
-        the key is readable by its owner only."""
+    def server_cert(self, name, names="IP:127.0.0.1,DNS:localhost"):
+        """(certificate path, key path) of a new server certificate for ``names`` (its
+        subjectAltName); the key is readable by its owner only."""
         openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                 "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=localhost",
                 cwd=self.dir)
         (self.dir / (name + ".ext")).write_text(
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
+            "subjectAltName={}\nextendedKeyUsage=serverAuth\n".format(names))
         openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
                 "-CAcreateserial", "-days", "2", "-extfile", name + ".ext", "-out", name + ".pem",
                 cwd=self.dir)
@@ -111,6 +111,31 @@ def test_client_with_the_ca_logs_in_uploads_lists_and_downloads(tls_server, pki,
     asset = client.datasets[ds.name].assets["blob"]
     assert asset.data == data
     assert asset.mock == b"mock"
+
+
+def test_client_checks_a_localhost_url_against_the_name_localhost(binary, pki, tmp_path,
+                                                                  no_ca_env):
+    """Regression (a cold attack): the client connected to https://localhost as 127.0.0.1 and
+    checked the certificate against that address, so a certificate naming DNS:localhost alone (what
+    `openssl req -subj /CN=localhost -addext subjectAltName=DNS:localhost` makes) was refused."""
+    cert, key = pki.server_cert("localhost_only", names="DNS:localhost")
+    server = start_tls_server(binary, tmp_path, cert, key)
+    try:
+        client = sy.login(url="https://localhost", port=server.port, email=ROOT_EMAIL,
+                          password=ROOT_PASSWORD, verify=pki.ca)
+        # Uploads and downloads make their own connections.
+        data = hashlib.sha256(b"localhost").digest() * 4096
+        ds = sy.Dataset(name=unique("tls_localhost"), summary="over https to localhost")
+        ds.add_asset(sy.Asset(name="blob", data=data, mock=b"mock"))
+        assert isinstance(client.upload_dataset(ds), sy.SyftSuccess)
+        assert client.datasets[ds.name].assets["blob"].data == data
+        # The name is still checked: this certificate does not name 127.0.0.1.
+        with pytest.raises(sy.errors.ServerConnectionError) as err:
+            sy.login(url="https://127.0.0.1", port=server.port, email=ROOT_EMAIL,
+                     password=ROOT_PASSWORD, verify=pki.ca)
+        assert "not trusted" in str(err.value)
+    finally:
+        server.stop()
 
 
 def test_client_without_the_ca_is_refused_clearly(tls_server, no_ca_env):
