@@ -887,10 +887,11 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
     // user's jobs keep can fill the quota. The quota counts only what the user may read (see
     // Store::ChargeJobBytes): the size of the rest may be the data's.
     ASSIGN_OR_RETURN(store::JobUsage usage, store_.UserJobUsage(*caller.user_id));
-    const int64_t readable = usage.charged_bytes - usage.mock_bytes;
+    const int64_t readable = usage.charged_bytes - usage.mock_bytes + usage.code_bytes;
     const int64_t max = options_.quotas.max_kept_bytes;
     if (readable >= max) {
-      return ResourceExhaustedError("your jobs' results and logs take " + std::to_string(readable) +
+      return ResourceExhaustedError("your code and your jobs' results and logs take " +
+                                    std::to_string(readable) +
                                     " bytes, your whole storage quota of " + std::to_string(max) +
                                     " bytes: a data owner can raise it (--user-quota-bytes)");
     }
@@ -1379,7 +1380,8 @@ Status CodeService::KeepWithinQuota(store::Store& tx, const store::Job& job, job
   int64_t need = 0;
   if (quota) {
     ASSIGN_OR_RETURN(store::JobUsage usage, tx.UserJobUsage(job.user_id));
-    const int64_t kept = usage.charged_bytes;
+    // The user's code counts too (it never expires to make room).
+    const int64_t kept = usage.charged_bytes + usage.code_bytes;
     if (kept - usage.mock_bytes + charged <= *quota) need = kept + charged - *quota;
   }
   const int64_t keep = options_.quotas.mock_outputs_kept - (job.kind == "mock" ? 1 : 0);

@@ -3423,7 +3423,9 @@ class SqlStore : public Store {
                          "charged_bytes = ?3, metered_bytes = ?7 WHERE id = ?4 AND "
                          "status = 'running' AND lease_owner = ?5 AND attempts = ?6") +
                  (capped ? " AND ?3 + (SELECT coalesce(sum(o.charged_bytes), 0) FROM jobs o "
-                           "WHERE o.user_id = jobs.user_id AND o.id != ?4) <= ?8"
+                           "WHERE o.user_id = jobs.user_id AND o.id != ?4) + (SELECT "
+                           "coalesce(sum(b.bytes), 0) FROM code_bytes b WHERE b.user_id = "
+                           "jobs.user_id) <= ?8"
                          : ""));
       s.Bind(result_bytes).Bind(log_bytes).Bind(charged_bytes).Bind(run.id);
       s.Bind(run.lease_owner).Bind(run.attempts).Bind(metered_bytes);
@@ -3446,7 +3448,8 @@ class SqlStore : public Store {
         "SELECT coalesce(sum(kept_result_bytes), 0), coalesce(sum(kept_log_bytes), 0), "
         "coalesce(sum(CASE WHEN kind = 'mock' THEN kept_result_bytes + kept_log_bytes ELSE 0 "
         "END), 0), coalesce(sum(CASE WHEN status IN ('queued', 'running') THEN 1 ELSE 0 END), 0), "
-        "coalesce(sum(charged_bytes), 0) FROM jobs WHERE user_id = ?");
+        "coalesce(sum(charged_bytes), 0), (SELECT coalesce(sum(b.bytes), 0) FROM code_bytes b "
+        "WHERE b.user_id = ?1) FROM jobs WHERE user_id = ?1");
     s.Bind(user_id);
     ASSIGN_OR_RETURN(bool row, s.Step());
     JobUsage u;
@@ -3456,6 +3459,7 @@ class SqlStore : public Store {
     u.mock_bytes = s.Int(2);
     u.unfinished = s.Int(3);
     u.charged_bytes = s.Int(4);
+    u.code_bytes = s.Int(5);
     return u;
   }
 

@@ -1236,6 +1236,28 @@ TEST_F(JobBytesTest, ChargeInsideATransactionHoldsTheQuotaAndRollsBack) {
   EXPECT_EQ(*store_->TotalJobBytes(), 51 + 55 + 77);
 }
 
+// Regression (security): the quota at a job's end counted its user's outputs but not their code,
+// so code submitted up to the quota and then outputs kept up to it again held twice the quota.
+TEST_F(JobBytesTest, TheUserCodeCountsAgainstTheQuotaAtAJobsEnd) {
+  UserCode big;
+  big.id = "big";
+  big.user_id = "u";
+  big.name = "g";
+  big.source = "def g():\n    return 2\n";
+  big.code_hash = "big";
+  big.inputs = "{}";
+  big.output_policy = "single_execution";
+  big.stored_bytes = 70;
+  ASSERT_TRUE(store_->InsertCode(big).ok());
+  EXPECT_EQ(store_->UserJobUsage("u")->code_bytes, 70);
+  EXPECT_EQ(store_->UserJobUsage("v")->code_bytes, 0);
+  Job a = Running("u");
+  EXPECT_FALSE(*store_->ChargeJobBytes(a, 31, 0, 31, 100));
+  EXPECT_TRUE(*store_->ChargeJobBytes(a, 30, 0, 30, 100));
+  Job other = Running("v");
+  EXPECT_TRUE(*store_->ChargeJobBytes(other, 100, 0, 100, 100));
+}
+
 // Regression (security): the quota counted every byte a user's jobs keep, those they may not read
 // included, so a refusal, a "not kept" or a mock expiry told the size of a held output.
 TEST_F(JobBytesTest, TheQuotaCountsOnlyWhatIsChargedNotWhatIsKept) {

@@ -389,6 +389,8 @@ struct JobUsage {
   // What counts against the user's quota: the parts of their jobs' outputs they may read, at
   // their size (see ChargeJobBytes); mock_bytes is part of it.
   int64_t charged_bytes = 0;
+  // What the user's stored code keeps (see UserCodeUsage), which counts against the quota too.
+  int64_t code_bytes = 0;
 };
 
 // What one job keeps, by part, with the fields that decide who may read each part: `job` has its
@@ -772,7 +774,8 @@ class Store {
   virtual Status FinishJob(const Job& job) = 0;
   // Counts `result_bytes` and `log_bytes` as kept by a running job, before FinishJob, and
   // `charged_bytes` (the part of them its user may read) against its user's quota, when what the
-  // user's other jobs are charged leaves room for them under `max_user_bytes` (or always, without
+  // user's other jobs are charged and their code keeps (UserCodeUsage) leaves room for them under
+  // `max_user_bytes` (or always, without
   // a maximum, or when `charged_bytes` is 0). What a user may not read is never charged to them:
   // its size may be the data's. FinishJob charges nothing for a run it holds; SetJobChargedBytes
   // charges what a release shows.
