@@ -365,26 +365,30 @@ def scientists_section(s):
 
 # What the profiles of bench/jobs_queue.py and bench/scientists.py showed, read against the source: written by
 # hand from the run of 2026-12-03 (commit 8afdc09), kept as written until the causes change.
-JOBS_QUEUE_READING = """### Where the CPU per job goes (read from the run of 2026-12-03 06:32 UTC, commit c9d9216)
+JOBS_QUEUE_READING = """### Where the CPU per job goes (read from the run of 2026-12-03 10:44 UTC, commit 8467adc)
 
-- **Before and after.** The first measure (commit 8afdc09, 05:50 UTC) found 1.70x, 58 statements in 22
-  transactions per job, and named the causes: the worker's heartbeat renewed leases and ran `RecoverJobs` (under
-  the database-wide writers' lock) on every jobs NOTIFY; every slot woke on every NOTIFY and tried to lease (4.2
-  lease transactions per job); each poll of an ended job appended an audit entry. Commit c9d9216 acted on
-  these: the NOTIFY says what changed (`queued` wakes one idle slot, which wakes the next when it leases;
-  `kill` pokes the heartbeat of a process running something; `ended` wakes waiters; a lease notifies nobody),
-  recovery reads first whether any lease expired and runs on the heartbeat's period only, an empty renewal is
-  skipped, and an inline result is audited at each reader's first read. Now: **1.46x, 43.5 statements in 18.4
-  transactions per job**, 1.03 lease transactions per job, PostgreSQL's backends 5.4 ms per job (from 8.5).
-- **What is left, biggest first.** (1) Each durable write takes the database-wide advisory lock
-  (`BEGIN; SELECT pg_advisory_xact_lock(...)`, src/store/sql_postgres.cc `BeginWrite`: 3 per job in the
-  worker, 2 in serve) and waits for the WAL flush at COMMIT (4 commits per job in the worker): the worker's
-  lease, its turn in the fair queue (`job_turns`), the byte charge and the end are separate transactions;
-  merging the charge into the end would save one. (2) Serve's two audit appends per job (`job.create`, and
-  the first inline read) are 4 round trips each (BEGIN + lock, the chain head, INSERT, COMMIT); one statement
-  per append needs the hash computed in SQL. (3) Rereads: the worker reads the job row three times and the
-  code row twice per job. Reaching 1.2x needs about 10 fewer statements per job than now; not done here.
-- **Latency** is met: +4.1 ms at the median (client's way), against +9.3 ms before.
+- **Three measures.** The first (commit 8afdc09) found 1.70x, 58 statements in 22 transactions per job; commit
+  c9d9216 (the NOTIFY says what changed, one slot woken per queued job, recovery once per heartbeat, an inline
+  result audited at each reader's first read) brought it to 1.46x, 43.5 statements in 18.4 transactions.
+  This run: **1.34x, 33.2 statements in 11.1 transactions per job** (worker 17.2, serve 16.1).
+- **Acted on since c9d9216** (commits 84519e8 to 8467adc): the worker records a run's quota charge, its end
+  and its notifications in one transaction (`jobs::Ender`, `CodeService::EndJob`): three writers' locks and
+  three WAL flushes per job became one; the charge is one `UPDATE` whose condition holds the quota (it read
+  the lease, then the user's other charges, then wrote, then read and wrote the metered bytes); methods that
+  run inside a caller's transaction take no savepoint when their one write needs none. On PostgreSQL an audit
+  entry is hashed and inserted by one statement (four round trips became one, twice per job: `job.create`
+  and the first inline read), and a lease (as on SQLite) does not wait for the WAL flush.
+- **What is left, biggest first**: the worker still reads the job row three times (the lease's re-read with
+  its joins, whether the run is held, and the notification's read) and the code row twice; serve's job
+  creation is one transaction of ten statements (three quota counts, a savepoint the idempotent request needs,
+  the insert, the audit), and each poll of the client is a read of the job row. PostgreSQL's backends took
+  5.6 ms per job against the SQLite server's 3.7 ms of its whole process; reaching 1.2x needs about 2 ms
+  less per job on the PostgreSQL side, which is beyond cutting statements (each costs 0.1-0.2 ms of backend
+  CPU here): fewer transactions per job (a lease and an end are the floor for the worker) or a cheaper
+  round trip (pipelining) would be next. **Not met.**
+- **Latency** stays met: +5.1 ms at the median (client's way).
+- The CPU per job of both sides was higher in this run than at c9d9216 (the sandbox's 10.3 ms against 7.6 ms
+  then, on the same code): the shared machine's speed varies between sessions, so compare ratios, not ms.
 """
 
 SCIENTISTS_READING = """### What changed the tail on PostgreSQL (read from the run of 2026-12-03 06:36 UTC, commit c9d9216)
