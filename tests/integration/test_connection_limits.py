@@ -1,7 +1,8 @@
 """What one anonymous caller can hold of a launched server: connections from one address
 (--max-connections-per-address), also on the metrics listener, and request bodies in memory (small
-bodies on anonymous routes, none read for a role route without a token). Regression tests for
-/work/attack/anon_connection_cap.py, anon_body_memory.py and metrics_lockout.py, scaled down. The
+bodies on anonymous routes, none read for a role route without a token). Regression tests for a cold
+attack's findings (idle connections locking everyone out, stalled bodies pinning memory, the metrics
+listener filled), scaled down. The
 attacker connects from 127.0.0.2, the legitimate caller from 127.0.0.1 (both loopback)."""
 
 import socket
