@@ -281,31 +281,34 @@ void JobQueue::WorkerLoop() {
       j.finished_at = clock_.NowMillis();
       return j;
     };
-    auto record = [&](store::Store& tx, bool notify) -> Status {
+    auto record = [&](store::Store& tx, bool notify, bool keep) -> Status {
       Outcome o = out;
-      if (ender_) RETURN_IF_ERROR(ender_(tx, job, o));
+      if (ender_) RETURN_IF_ERROR(ender_(tx, job, o, keep));
       store::Job j = ended(std::move(o));
       RETURN_IF_ERROR(tx.FinishJob(j));
       if (notify && options_.on_finished) return options_.on_finished(tx, j);
       return Status::Ok();
     };
-    auto finish = [&] {
-      Status st = store_.InTransaction([&](store::Store& tx) { return record(tx, true); });
+    // The end of a job matters more than its notification, and more than what it keeps: the
+    // end is recorded without the notification when that fails, and the last try drops its
+    // outputs rather than leave the run unrecorded (it would run again).
+    auto finish = [&](bool keep) {
+      Status st = store_.InTransaction([&](store::Store& tx) { return record(tx, true, keep); });
       if (st.ok() || st.code() == StatusCode::kFailedPrecondition || !options_.on_finished) {
         return st;
       }
-      // The end of a job matters more than its notification: record it alone.
       spdlog::error(
           "jobs: cannot record the end of {} with its notifications ({}); recording it "
           "without them",
           job.id, st.ToString());
-      return store_.InTransaction([&](store::Store& tx) { return record(tx, false); });
+      return store_.InTransaction([&](store::Store& tx) { return record(tx, false, keep); });
     };
-    Status st = finish();
-    for (int attempt = 1; !st.ok() && st.code() != StatusCode::kFailedPrecondition && attempt < 5;
-         ++attempt) {
+    constexpr int kTries = 5;
+    Status st = finish(true);
+    for (int attempt = 1;
+         !st.ok() && st.code() != StatusCode::kFailedPrecondition && attempt < kTries; ++attempt) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
-      st = finish();
+      st = finish(attempt < kTries - 1);
     }
     if (!st.ok()) spdlog::error("jobs: cannot record the end of {}: {}", job.id, st.ToString());
     {

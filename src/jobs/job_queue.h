@@ -58,8 +58,10 @@ using Runner = std::function<Outcome(const store::Job& job, const std::atomic<bo
 // what it writes through `tx` commits with the end. An error rolls the transaction back, and the
 // end is recorded again from the runner's outcome (see QueueOptions::on_finished). Effects outside
 // the store wait for the commit (Store::AfterCommit) or are undone at a rollback
-// (Store::AfterRollback).
-using Ender = std::function<Status(store::Store& tx, const store::Job& job, Outcome& out)>;
+// (Store::AfterRollback). The last try has `keep` false: the end must be recorded, so the ender
+// drops what the run would keep (its result and logs) without counting anything in the store.
+using Ender =
+    std::function<Status(store::Store& tx, const store::Job& job, Outcome& out, bool keep)>;
 
 struct QueueOptions {
   int workers = 1;

@@ -94,6 +94,29 @@ Outcome Completed(const std::string& value) {
   return o;
 }
 
+// What the ender writes commits with the end; an ender that keeps failing does not leave the run
+// unrecorded (it would run again): the last try asks it to drop what the run keeps instead.
+TEST_F(JobQueueTest, TheEndIsRecordedEvenWhenItsEnderKeepsFailing) {
+  JobQueue q(*store_, clock_, {.workers = 1});
+  std::atomic<int> tries{0};
+  ASSERT_TRUE(q.Start([](const store::Job&, const std::atomic<bool>&) { return Completed("r"); },
+                      [&](store::Store&, const store::Job&, Outcome& out, bool keep) -> Status {
+                        ++tries;
+                        if (keep) return UnavailableError("the quota's store is down");
+                        out.status = "errored";
+                        out.stdout_text.clear();
+                        out.error = "dropped";
+                        return Status::Ok();
+                      })
+                  .ok());
+  auto job = NewJob(AddCode(*store_));
+  ASSERT_EQ(*q.Enqueue(job, {}), store::JobAdmission::kInserted);
+  auto done = WaitFor(q, job.id);
+  EXPECT_EQ(done.status, "errored");
+  EXPECT_EQ(done.error, "dropped");
+  EXPECT_EQ(tries.load(), 5);
+}
+
 TEST_F(JobQueueTest, QueuedJobRunsAndWaitSeesTheEnd) {
   JobQueue q(*store_, clock_, {.workers = 2});
   ASSERT_TRUE(q.Start([](const store::Job& j, const std::atomic<bool>&) {

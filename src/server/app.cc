@@ -396,9 +396,8 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
       [code = p->code.get()](const store::Job& job, const std::atomic<bool>& cancel) {
         return code->RunJob(job, cancel);
       },
-      [code = p->code.get()](store::Store& tx, const store::Job& job, jobs::Outcome& out) {
-        return code->EndJob(tx, job, out);
-      }));
+      [code = p->code.get()](store::Store& tx, const store::Job& job, jobs::Outcome& out,
+                             bool keep) { return code->EndJob(tx, job, out, keep); }));
   p->notifications->Start();
   p->http->Start();
   p->ready = true;

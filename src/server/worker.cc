@@ -95,9 +95,8 @@ Status Start(const WorkerOptions& o, Parts& p) {
       [code = p.code.get()](const store::Job& job, const std::atomic<bool>& cancel) {
         return code->RunJob(job, cancel);
       },
-      [code = p.code.get()](store::Store& tx, const store::Job& job, jobs::Outcome& out) {
-        return code->EndJob(tx, job, out);
-      });
+      [code = p.code.get()](store::Store& tx, const store::Job& job, jobs::Outcome& out,
+                            bool keep) { return code->EndJob(tx, job, out, keep); });
 }
 
 }  // namespace

@@ -887,13 +887,13 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
     // user's jobs keep can fill the quota. The quota counts only what the user may read (see
     // Store::ChargeJobBytes): the size of the rest may be the data's.
     ASSIGN_OR_RETURN(store::JobUsage usage, store_.UserJobUsage(*caller.user_id));
-    const int64_t readable = usage.charged_bytes - usage.mock_bytes + usage.code_bytes;
+    const int64_t readable = usage.charged_bytes - usage.mock_bytes;
     const int64_t max = options_.quotas.max_kept_bytes;
-    if (readable >= max) {
-      return ResourceExhaustedError("your code and your jobs' results and logs take " +
-                                    std::to_string(readable) +
-                                    " bytes, your whole storage quota of " + std::to_string(max) +
-                                    " bytes: a data owner can raise it (--user-quota-bytes)");
+    if (readable + usage.code_bytes >= max) {
+      return ResourceExhaustedError(
+          "your jobs' results and logs (" + std::to_string(readable) + " bytes) and your code (" +
+          std::to_string(usage.code_bytes) + " bytes) take your whole storage quota of " +
+          std::to_string(max) + " bytes: a data owner can raise it (--user-quota-bytes)");
     }
   }
   store::Job job;
@@ -1305,8 +1305,29 @@ jobs::Outcome CodeService::RunJob(const store::Job& job, const std::atomic<bool>
   return RunInSandbox(job, cancel);
 }
 
-Status CodeService::EndJob(store::Store& tx, const store::Job& job, jobs::Outcome& out) {
-  return KeepWithinQuota(tx, job, out);
+Status CodeService::EndJob(store::Store& tx, const store::Job& job, jobs::Outcome& out, bool keep) {
+  if (keep) return KeepWithinQuota(tx, job, out);
+  spdlog::error("job {}: its outputs could not be counted; its end is recorded without them",
+                job.id);
+  if (out.status == "completed") {
+    if (!out.result_data) {
+      tx.AfterCommit([path = ResultPath(job)] {
+        std::error_code ec;
+        std::filesystem::remove(path, ec);
+      });
+    }
+    out.status = "errored";
+    out.failure = FailureName(FailureKind::kNotKept);
+  }
+  out.result_data.reset();
+  out.result_format.clear();
+  out.result_size = 0;
+  out.result_meta.clear();
+  out.stdout_text.clear();
+  out.stderr_text.clear();
+  out.error = "the job's output could not be stored";
+  out.error_detail.clear();
+  return Status::Ok();
 }
 
 Result<std::string> CodeService::Charge(store::Store& tx, const store::Job& job,

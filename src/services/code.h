@@ -259,7 +259,9 @@ class CodeService {
   jobs::Outcome RunJob(const store::Job& job, const std::atomic<bool>& cancel);
   // The queue's ender (jobs::Ender): in the transaction that records the run's end, keeps what
   // fits its user's quota and the storage limit (KeepWithinQuota).
-  Status EndJob(store::Store& tx, const store::Job& job, jobs::Outcome& out);
+  // Without `keep` (the queue's last try), drops the run's result and logs instead, touching
+  // nothing in the store.
+  Status EndJob(store::Store& tx, const store::Job& job, jobs::Outcome& out, bool keep);
 
   // Where the run of `job` at `job.attempts` writes its result: each run of a job has its own
   // file, so that a run whose lease was taken (see Store::FinishJob) never writes over, or

@@ -1472,8 +1472,12 @@ Status SyncService::ApplyObject(store::Store& tx, Import& im, const SyncObject& 
     }
     RETURN_IF_ERROR(tx.InsertCode(c).status());
     if (!policy_spec.is_null()) RETURN_IF_ERROR(tx.PutCodePolicy(c.id, policy_spec.dump()));
-    // Counted now, as a synced job is (below): a rolled-back import counts it until a restart.
-    if (options_.storage) options_.storage->Add(c.stored_bytes);
+    // Counted now, and given back if the import rolls back.
+    if (options_.storage) {
+      options_.storage->Add(c.stored_bytes);
+      tx.AfterRollback(
+          [storage = options_.storage, bytes = c.stored_bytes] { storage->Add(-bytes); });
+    }
     return Status::Ok();
   }
   if (o.kind == "request") {

@@ -99,7 +99,7 @@ PGconn* ConnectTo(const std::string& url, const ConnectOptions& o) {
                         "keepalives_idle",  "keepalives_interval",
                         "keepalives_count", "tcp_user_timeout",
                         "dbname",           nullptr};
-  const char* values[] = {"-c client_min_messages=warning -c TimeZone=UTC",
+  const char* values[] = {"-c client_min_messages=warning -c TimeZone=UTC -c client_encoding=UTF8",
                           connect.c_str(),
                           o.name,
                           "1",

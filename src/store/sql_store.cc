@@ -3509,7 +3509,8 @@ class SqlStore : public Store {
     // every job's end and seldom deletes).
     const bool nested = tx_depth_ > 0;
     if (!nested) RETURN_IF_ERROR(Begin());
-    std::vector<std::pair<ExpiredOutput, bool>> candidates;  // oldest first
+    // Newest first, each marked when it is past the newest `keep`.
+    std::vector<std::pair<ExpiredOutput, bool>> candidates;
     Status looked = [&]() -> Status {
       Stmt s(stmts_,
              "SELECT j.id, j.metered_bytes, j.status = 'completed' AND "
@@ -3529,7 +3530,7 @@ class SqlStore : public Store {
       if (!nested) Rollback();
       return looked;
     }
-    const bool deletes = !candidates.empty() && (candidates.front().second || min_free_bytes > 0);
+    const bool deletes = !candidates.empty() && (candidates.back().second || min_free_bytes > 0);
     if (nested && deletes) RETURN_IF_ERROR(Begin());
     auto expired = [&]() -> Result<std::vector<ExpiredOutput>> {
       std::vector<ExpiredOutput> out;
