@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <utility>
 
+#include "core/markup.h"
+
 namespace datasite::net {
 namespace {
 
@@ -85,29 +87,6 @@ std::string Unescape(std::string_view text) {
       out.append(text.substr(i, semi - i + 1));
     }
     i = semi;
-  }
-  return out;
-}
-
-std::string Escape(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out.push_back(c);
-    }
   }
   return out;
 }
@@ -336,7 +315,7 @@ Status S3Client::CompleteMultipartUpload(std::string_view key, std::string_view 
   std::string body = "<CompleteMultipartUpload>";
   for (const auto& p : parts) {
     body += "<Part><PartNumber>" + std::to_string(p.part_number) + "</PartNumber><ETag>" +
-            Escape(p.etag) + "</ETag></Part>";
+            EscapeMarkup(p.etag) + "</ETag></Part>";
   }
   body += "</CompleteMultipartUpload>";
   HttpRequest r = impl_->Build("POST", key, {{"uploadId", std::string(upload_id)}}, Sha256Hex(body),

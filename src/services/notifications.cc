@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "auth/role.h"
+#include "core/markup.h"
 #include "core/random.h"
 #include "services/accounts.h"
 
@@ -40,32 +41,7 @@ std::string Sanitize(std::string s) {
 
 }  // namespace
 
-std::string EscapeHtml(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
+std::string EscapeHtml(const std::string& text) { return EscapeMarkup(text); }
 
 Notifications::Notifications(store::Store& store, const Clock& clock, SettingsService& settings,
                              net::MailTransport& transport, NotificationsOptions options)
