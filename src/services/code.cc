@@ -1305,23 +1305,26 @@ jobs::Outcome CodeService::RunJob(const store::Job& job, const std::atomic<bool>
   return RunInSandbox(job, cancel);
 }
 
+void CodeService::DropResult(store::Store& tx, const store::Job& job, jobs::Outcome& out) const {
+  if (!out.result_data) {
+    // This run's file only, once the end that drops it is recorded.
+    tx.AfterCommit([path = ResultPath(job)] {
+      std::error_code ec;
+      std::filesystem::remove(path, ec);
+    });
+  }
+  out.result_data.reset();
+  out.status = "errored";
+  out.failure = FailureName(FailureKind::kNotKept);
+  out.result_format.clear();
+  out.result_size = 0;
+}
+
 Status CodeService::EndJob(store::Store& tx, const store::Job& job, jobs::Outcome& out, bool keep) {
   if (keep) return KeepWithinQuota(tx, job, out);
   spdlog::error("job {}: its outputs could not be counted; its end is recorded without them",
                 job.id);
-  if (out.status == "completed") {
-    if (!out.result_data) {
-      tx.AfterCommit([path = ResultPath(job)] {
-        std::error_code ec;
-        std::filesystem::remove(path, ec);
-      });
-    }
-    out.status = "errored";
-    out.failure = FailureName(FailureKind::kNotKept);
-  }
-  out.result_data.reset();
-  out.result_format.clear();
-  out.result_size = 0;
+  if (out.status == "completed") DropResult(tx, job, out);
   out.result_meta.clear();
   out.stdout_text.clear();
   out.stderr_text.clear();
@@ -1354,20 +1357,7 @@ Status CodeService::KeepWithinQuota(store::Store& tx, const store::Job& job, job
   const int64_t result = out.status == "completed" ? out.result_size : 0;
   std::optional<int64_t> quota;
   if (job.priority == 0) quota = options_.quotas.max_kept_bytes;
-  auto drop_result = [&] {
-    if (!out.result_data) {
-      // This run's file only, once the end that drops it is recorded.
-      tx.AfterCommit([path = ResultPath(job)] {
-        std::error_code ec;
-        std::filesystem::remove(path, ec);
-      });
-    }
-    out.result_data.reset();
-    out.status = "errored";
-    out.failure = FailureName(FailureKind::kNotKept);
-    out.result_format.clear();
-    out.result_size = 0;
-  };
+  auto drop_result = [&] { DropResult(tx, job, out); };
   // The quota is charged only what the user may read of this run as it ends (a private run's
   // stderr, a held run's everything, a refused policy's stdout: nothing), so whether it keeps
   // its output, and which mock outputs make room, never depends on a size they can't read. A run

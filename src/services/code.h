@@ -313,6 +313,8 @@ class CodeService {
   // Counts what an ended job keeps (result and logs) against the storage limit and, for a data
   // scientist's job, their quota, after expiring mock outputs past the newest kept (and older
   // ones while the quota needs room); drops what would pass either, saying so in its error.
+  // Drops a run's result (its file once `tx` commits): it ends errored, "not kept".
+  void DropResult(store::Store& tx, const store::Job& job, jobs::Outcome& out) const;
   // A store error rolls the caller's transaction back.
   Status KeepWithinQuota(store::Store& tx, const store::Job& job, jobs::Outcome& out);
   // Charges `result_bytes` and `log_bytes` to the running job, in the store (`charged_bytes`,
