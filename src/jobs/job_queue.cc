@@ -285,7 +285,8 @@ void JobQueue::WorkerLoop() {
       Outcome o = out;
       if (ender_) RETURN_IF_ERROR(ender_(tx, job, o, keep));
       store::Job j = ended(std::move(o));
-      RETURN_IF_ERROR(tx.FinishJob(j));
+      // As recorded: the store may hold a private run by itself (output review turned on).
+      ASSIGN_OR_RETURN(j.held, tx.FinishJob(j));
       if (notify && options_.on_finished) return options_.on_finished(tx, j);
       return Status::Ok();
     };

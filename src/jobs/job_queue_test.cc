@@ -697,11 +697,11 @@ TEST_F(JobQueueTest, OnlyTheRunHoldingTheLeaseRecordsTheEnd) {
   // The first run, under the same owner name but an earlier attempt, may not record its end.
   store::Job late = **first;
   late.status = "completed";
-  EXPECT_EQ(store_->FinishJob(late).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->FinishJob(late).status().code(), StatusCode::kFailedPrecondition);
   store::Job other = **second;
   other.lease_owner = "worker-2";
   other.status = "completed";
-  EXPECT_EQ(store_->FinishJob(other).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->FinishJob(other).status().code(), StatusCode::kFailedPrecondition);
   store::Job current = **second;
   current.status = "completed";
   EXPECT_TRUE(store_->FinishJob(current).ok());

@@ -456,8 +456,13 @@ Result<store::CodePage> CodeService::ListCode(const Principal& caller,
 }
 
 Result<store::UserCode> CodeService::GetCode(const Principal& caller, const std::string& id) {
+  return ReadCode(caller, id, /*used=*/true);
+}
+
+Result<store::UserCode> CodeService::ReadCode(const Principal& caller, const std::string& id,
+                                              bool used) {
   RETURN_IF_ERROR(NeedDataScientist(caller));
-  auto code = store_.GetCode(id);
+  auto code = used ? store_.GetCode(id) : store_.GetCodeToRun(id);
   if (!code.ok()) return code.status();
   if (!IsOwner(caller) && !caller.IsSelf(code->user_id)) return NotFoundError("code not found");
   // What custom policies kept was computed on private data: data owners only.
@@ -701,7 +706,7 @@ Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& 
     return FailedPreconditionError(
         "this is a low-side server: it holds no private data to run on for the requester");
   }
-  ASSIGN_OR_RETURN(store::UserCode code, GetCode(caller, code_id));
+  ASSIGN_OR_RETURN(store::UserCode code, ReadCode(caller, code_id, /*used=*/false));
   if (code.request_status != "approved") {
     return FailedPreconditionError(
         "code is run for its requester only once its request is approved (it is " +
@@ -730,7 +735,7 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
     ASSIGN_OR_RETURN(WaitPlace p, TakeWaitPlace(sender.user_id.value_or("")));
     place.emplace(std::move(p));
   }
-  ASSIGN_OR_RETURN(store::UserCode code, GetCode(caller, code_id));
+  ASSIGN_OR_RETURN(store::UserCode code, ReadCode(caller, code_id, /*used=*/false));
   json bound = json::parse(code.inputs);
   const bool author = caller.IsSelf(code.user_id);
   std::string kind;
@@ -1442,7 +1447,7 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
     out.error = sandbox.status().message();
     return out;
   }
-  auto code = store_.GetCode(job.code_id);
+  auto code = store_.GetCodeToRun(job.code_id);
   if (!code.ok()) {
     out.error = "the job's code is gone";
     return out;

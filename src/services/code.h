@@ -277,6 +277,8 @@ class CodeService {
   void RemoveResultFileAfterCommit(const std::string& job_id, int64_t attempts) const;
 
  private:
+  // GetCode; without `used` (0) for a run, which reads it nowhere (see Store::GetCodeToRun).
+  Result<store::UserCode> ReadCode(const Principal& caller, const std::string& id, bool used);
   // Waits until the sandbox has started or failed; the sandbox, or why there is none.
   Result<sandbox::Sandbox*> WaitForSandbox(const std::atomic<bool>* cancel);
   Status SandboxUsable() const;

@@ -188,13 +188,18 @@ Status Notifications::OnDecision(store::Store& tx, const store::CodeRequest& req
 
 Status Notifications::OnJobEnded(store::Store& tx, const store::Job& ended) {
   if (ended.kind != "private" || ended.deposited) return Status::Ok();
-  // Whether the run is held is the stored row's word, read in the transaction that recorded its
-  // end: the store holds a private run by itself when output review is on at the commit. A held
-  // run says nothing at its end, not even how it failed: its release tells (OnResultReleased).
-  ASSIGN_OR_RETURN(store::Job job, tx.GetJob(ended.id));
-  if (job.held) return Status::Ok();
-  ASSIGN_OR_RETURN(store::UserCode code, tx.GetCode(job.code_id));
+  // Whether the run is held is the stored row's word, as FinishJob returned it in the
+  // transaction that recorded its end (the store holds a private run by itself when output
+  // review is on at the commit). A held run says nothing at its end, not even how it failed:
+  // its release tells (OnResultReleased).
+  if (ended.held) return Status::Ok();
+  // The code's name and author as the job was read at its lease; a code row is never changed.
+  store::UserCode code;
+  code.id = ended.code_id;
+  code.name = ended.code_name;
+  code.user_id = ended.code_author_id;
   ASSIGN_OR_RETURN(store::User requester, tx.GetUserById(code.user_id));
+  const store::Job& job = ended;
   if (job.status == "completed") {
     return Deliver(tx, requester, "", "job.result", "The result of '" + code.name + "' is ready",
                    "The run of '" + code.name + "' on private data ended and its result is ready.",

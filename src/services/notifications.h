@@ -80,7 +80,8 @@ class Notifications {
   Status OnDecision(store::Store& tx, const store::CodeRequest& request, const std::string& status,
                     const std::string& reviewer_id);
   // A private run of a requester's code ended: its result is ready, or it failed (its fixed
-  // kind). Nothing for a run the stored row holds for output review: its release tells.
+  // kind). Nothing for a run the stored row holds for output review: its release tells. `job` as
+  // the worker leased it, with the end it recorded and `held` as FinishJob returned it.
   Status OnJobEnded(store::Store& tx, const store::Job& job);
   // A data owner released a held run: its result, or how it failed (the kind the job API now
   // shows).

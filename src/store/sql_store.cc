@@ -1071,15 +1071,20 @@ constexpr const char* kHeldOnUpdate =
     "greatest(held, ?, CASE WHEN kind = 'private' AND "
     "COALESCE((SELECT output_review FROM settings WHERE singleton = 1), 0) != 0 THEN 1 ELSE 0 END)";
 
-constexpr const char* kCodeSelect =
-    "SELECT c.id, c.user_id, c.name, c.version, c.source, c.code_hash, c.inputs, c.output_policy, "
-    "c.output_limit, c.created_at, coalesce(u.name, ''), coalesce(u.email, ''), "
-    "(SELECT count(*) FROM jobs j WHERE j.code_id = c.id AND j.kind = 'private' AND "
-    "NOT (j.status = 'interrupted' OR (j.status = 'killed' AND j.started_at = 0))), r.id, "
-    "r.status, coalesce(p.spec, ''), coalesce(p.state, '') "
-    "FROM user_code c LEFT JOIN users u ON u.id = c.user_id "
-    "LEFT JOIN code_requests r ON r.code_id = c.id "
-    "LEFT JOIN code_policies p ON p.code_id = c.id";
+// With `used`, the runs counted from the code's jobs; without it, 0.
+std::string CodeSelect(bool used) {
+  return std::string(
+             "SELECT c.id, c.user_id, c.name, c.version, c.source, c.code_hash, c.inputs, "
+             "c.output_policy, c.output_limit, c.created_at, coalesce(u.name, ''), "
+             "coalesce(u.email, ''), ") +
+         (used ? "(SELECT count(*) FROM jobs j WHERE j.code_id = c.id AND j.kind = 'private' AND "
+                 "NOT (j.status = 'interrupted' OR (j.status = 'killed' AND j.started_at = 0)))"
+               : "0") +
+         ", r.id, r.status, coalesce(p.spec, ''), coalesce(p.state, '') "
+         "FROM user_code c LEFT JOIN users u ON u.id = c.user_id "
+         "LEFT JOIN code_requests r ON r.code_id = c.id "
+         "LEFT JOIN code_policies p ON p.code_id = c.id";
+}
 
 UserCode ReadCode(const Stmt& s) {
   UserCode c;
@@ -1172,7 +1177,8 @@ Status NotUnderLease() {
   return FailedPreconditionError("the job is not running under this lease");
 }
 
-std::string JobSelect(bool priority) {
+// The jobs of `from` (the table, or a statement's RETURNING rows named in a WITH).
+std::string JobSelect(bool priority, std::string_view from = "jobs") {
   return std::string(
              "SELECT j.id, j.code_id, j.user_id, j.kind, j.status, j.inputs, j.timeout_ms, "
              "j.attempts, j.error, j.result_format, j.result_size, j.held, '', '', ") +
@@ -1180,8 +1186,10 @@ std::string JobSelect(bool priority) {
          "coalesce(u.email, ''), e.job_id IS NOT NULL, " +
          (priority ? "j.priority" : "0") +
          ", j.result_meta, j.failure, j.error_detail, j.error_released, j.deposited, "
-         "j.lease_owner, j.lease_expires_at, j.kill_requested"
-         " FROM jobs j "
+         "j.lease_owner, j.lease_expires_at, j.kill_requested, coalesce(c.user_id, '')"
+         " FROM " +
+         std::string(from) +
+         " j "
          "LEFT JOIN user_code c ON c.id = j.code_id LEFT JOIN users u ON u.id = j.user_id "
          "LEFT JOIN expired_outputs e ON e.job_id = j.id";
 }
@@ -1218,6 +1226,7 @@ Job ReadJob(const Stmt& s) {
   j.lease_owner = s.Text(27);
   j.lease_expires_at = s.Int(28);
   j.kill_requested = s.Int(29) != 0;
+  j.code_author_id = s.Text(30);
   return j;
 }
 
@@ -2790,9 +2799,12 @@ class SqlStore : public Store {
     return s.Text(0);
   }
 
-  Result<UserCode> GetCode(const std::string& id) override {
+  Result<UserCode> GetCode(const std::string& id) override { return ReadCodeById(id, true); }
+  Result<UserCode> GetCodeToRun(const std::string& id) override { return ReadCodeById(id, false); }
+
+  Result<UserCode> ReadCodeById(const std::string& id, bool used) {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_, (std::string(kCodeSelect) + " WHERE c.id = ?"));
+    Stmt s(stmts_, (CodeSelect(used) + " WHERE c.id = ?"));
     s.Bind(id);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return NotFoundError("code not found");
@@ -2826,7 +2838,7 @@ class SqlStore : public Store {
 
   Result<UserCode> FindCodeByHash(const std::string& user_id, const std::string& hash) override {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_, (std::string(kCodeSelect) + " WHERE c.user_id = ? AND c.code_hash = ?"));
+    Stmt s(stmts_, (CodeSelect(true) + " WHERE c.user_id = ? AND c.code_hash = ?"));
     s.Bind(user_id).Bind(hash);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return NotFoundError("code not found");
@@ -2848,8 +2860,9 @@ class SqlStore : public Store {
       ASSIGN_OR_RETURN(bool row, c.Step());
       page.total = row ? c.Int(0) : 0;
     }
-    Stmt s(stmts_,
-           (kCodeSelect + where + " ORDER BY c.created_at, c.rowid LIMIT ?3 OFFSET ?4").c_str());
+    Stmt s(
+        stmts_,
+        (CodeSelect(true) + where + " ORDER BY c.created_at, c.rowid LIMIT ?3 OFFSET ?4").c_str());
     BindOptional(s, user_id);
     BindOptional(s, name);
     s.Bind(limit).Bind(offset);
@@ -3308,19 +3321,48 @@ class SqlStore : public Store {
   Result<std::optional<Job>> LeaseNextJobLocked(int64_t now, std::string_view owner,
                                                 int64_t lease_expires_at) {
     RETURN_IF_ERROR(BeginLease());
+    // Queued jobs are few (each scientist may queue only so many) and their rows small.
+    const bool postgres = conn_->engine() == sql::Engine::kPostgres;
+    const std::string take =
+        std::string(
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?1, "
+            "lease_owner = ?2, lease_expires_at = ?3, kill_requested = 0 WHERE seq = (SELECT "
+            "j.seq FROM jobs j LEFT JOIN job_turns t ON t.user_id = j.user_id WHERE j.status = "
+            "'queued' AND j.origin = '' ORDER BY j.priority DESC, coalesce(t.turn, 0), j.seq "
+            "LIMIT 1") +
+        (postgres ? " FOR UPDATE OF j SKIP LOCKED" : "") + ")";
+    constexpr const char* kNextTurn = "(SELECT coalesce(max(turn), 0) + 1 FROM job_turns)";
+    constexpr const char* kOnConflict = " ON CONFLICT (user_id) DO UPDATE SET turn = excluded.turn";
+    if (postgres) {
+      // One statement takes the job, gives its user the next turn and reads the job as GetJob
+      // does (a lease is a round trip per statement on this engine, and a worker leases once a
+      // job). The read's joins see the tables as the statement began: only the job changes.
+      Result<std::optional<Job>> leased = std::optional<Job>();
+      {
+        Stmt s(stmts_, "WITH l AS (" + take +
+                           " RETURNING *), t AS (INSERT INTO job_turns (user_id, turn) SELECT "
+                           "user_id, " +
+                           kNextTurn + " FROM l" + kOnConflict + ") " + JobSelect(true, "l"));
+        s.Bind(now).Bind(std::string(owner)).Bind(lease_expires_at);
+        auto row = s.Step();
+        if (!row.ok()) {
+          leased = row.status();
+        } else if (*row) {
+          leased = std::optional<Job>(ReadJob(s));
+          if (auto more = s.Step(); !more.ok()) leased = more.status();
+        }
+      }
+      if (!leased.ok()) {
+        Rollback();
+        return leased.status();
+      }
+      RETURN_IF_ERROR(Commit());
+      return leased;
+    }
     auto leased = [&]() -> Result<std::optional<std::string>> {
       std::string id, user_id;
       {
-        // Queued jobs are few (each scientist may queue only so many) and their rows small.
-        const bool postgres = conn_->engine() == sql::Engine::kPostgres;
-        Stmt s(stmts_,
-               std::string("UPDATE jobs SET status = 'running', attempts = attempts + 1, "
-                           "started_at = ?, lease_owner = ?, lease_expires_at = ?, "
-                           "kill_requested = 0 WHERE seq = (SELECT j.seq FROM jobs j LEFT JOIN "
-                           "job_turns t ON t.user_id = j.user_id WHERE j.status = 'queued' AND "
-                           "j.origin = '' ORDER BY j.priority DESC, coalesce(t.turn, 0), j.seq "
-                           "LIMIT 1") +
-                   (postgres ? " FOR UPDATE OF j SKIP LOCKED" : "") + ") RETURNING id, user_id");
+        Stmt s(stmts_, take + " RETURNING id, user_id");
         s.Bind(now).Bind(std::string(owner)).Bind(lease_expires_at);
         ASSIGN_OR_RETURN(bool row, s.Step());
         if (!row) return std::optional<std::string>();
@@ -3329,9 +3371,8 @@ class SqlStore : public Store {
         ASSIGN_OR_RETURN(bool more, s.Step());
         (void)more;
       }
-      Stmt t(stmts_,
-             "INSERT INTO job_turns (user_id, turn) VALUES (?1, (SELECT coalesce(max(turn), 0) + 1 "
-             "FROM job_turns)) ON CONFLICT (user_id) DO UPDATE SET turn = excluded.turn");
+      Stmt t(stmts_, std::string("INSERT INTO job_turns (user_id, turn) VALUES (?1, ") + kNextTurn +
+                         ")" + kOnConflict);
       RETURN_IF_ERROR(t.Bind(user_id).Run());
       return std::optional<std::string>(id);
     }();
@@ -3345,7 +3386,7 @@ class SqlStore : public Store {
     return std::optional<Job>(std::move(job));
   }
 
-  Status FinishJob(const Job& j) override {
+  Result<bool> FinishJob(const Job& j) override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_, ("UPDATE jobs SET status = ?, error = ?, failure = ?, error_detail = ?, "
                     "result_format = ?, result_size = ?, result = ?, held = " +
@@ -3353,7 +3394,7 @@ class SqlStore : public Store {
                     ", stdout = ?, stderr = ?, finished_at = ?, kept_result_bytes = ?, "
                     "kept_log_bytes = ?, result_meta = ?, charged_bytes = CASE WHEN " +
                     std::string(kHeldOnUpdate) + " != 0 THEN 0 ELSE charged_bytes END WHERE " +
-                    std::string(kUnderLease)));
+                    std::string(kUnderLease) + " RETURNING held"));
     s.Bind(j.status).Bind(j.error).Bind(j.failure).Bind(j.error_detail);
     s.Bind(j.result_format).Bind(j.result_size);
     if (j.result_data) {
@@ -3361,20 +3402,23 @@ class SqlStore : public Store {
     } else {
       s.BindNull();
     }
-    RETURN_IF_ERROR(s.Bind(j.held)
-                        .BindLog(j.stdout_text)
-                        .BindLog(j.stderr_text)
-                        .Bind(j.finished_at)
-                        .Bind(j.status == "completed" ? j.result_size : int64_t{0})
-                        .Bind(static_cast<int64_t>(j.stdout_text.size() + j.stderr_text.size()))
-                        .Bind(j.status == "completed" ? j.result_meta : std::string())
-                        .Bind(j.held)
-                        .Bind(j.id)
-                        .Bind(j.lease_owner)
-                        .Bind(j.attempts)
-                        .Run());
-    if (conn_->Changes() == 0) return NotUnderLease();
-    return Status::Ok();
+    s.Bind(j.held)
+        .BindLog(j.stdout_text)
+        .BindLog(j.stderr_text)
+        .Bind(j.finished_at)
+        .Bind(j.status == "completed" ? j.result_size : int64_t{0})
+        .Bind(static_cast<int64_t>(j.stdout_text.size() + j.stderr_text.size()))
+        .Bind(j.status == "completed" ? j.result_meta : std::string())
+        .Bind(j.held)
+        .Bind(j.id)
+        .Bind(j.lease_owner)
+        .Bind(j.attempts);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotUnderLease();
+    const bool held = s.Int(0) != 0;
+    ASSIGN_OR_RETURN(bool more, s.Step());
+    (void)more;
+    return held;
   }
 
   Result<std::vector<HeldLease>> RenewJobLeases(std::string_view owner,

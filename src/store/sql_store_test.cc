@@ -1071,6 +1071,11 @@ class JobBytesTest : public StoreTest {
     if (leased.ok() && leased->has_value()) {  // the lease FinishJob checks
       j.lease_owner = (*leased)->lease_owner;
       j.attempts = (*leased)->attempts;
+      // Read as GetJob reads it, with its code's name and author (for its end's notification).
+      EXPECT_EQ((*leased)->status, "running");
+      EXPECT_EQ((*leased)->code_name, "f");
+      EXPECT_EQ((*leased)->code_author_id, "u");
+      EXPECT_EQ((*leased)->inputs, "{}");
     }
     return j;
   }
@@ -1373,13 +1378,39 @@ TEST_F(JobBytesTest, OutputReviewStoredBeforeAnUpdateHoldsAPrivateRun) {
   EXPECT_TRUE(store_->ReadJobOutput(before.id, 0)->held);
   Job finished = Finished("u", 4, "out", "private");
   EXPECT_TRUE(store_->GetJob(finished.id)->held);
+  // FinishJob says so (the worker's notification reads no row for it), though the run did not.
+  Job unheld = Running("u", "private");
+  unheld.status = "completed";
+  unheld.finished_at = 1;
+  ASSERT_FALSE(unheld.held);
+  auto recorded = store_->FinishJob(unheld);
+  ASSERT_TRUE(recorded.ok()) << recorded.status().ToString();
+  EXPECT_TRUE(*recorded);
   mock.status = "completed";
   mock.finished_at = 1;
-  ASSERT_TRUE(store_->FinishJob(mock).ok());
+  recorded = store_->FinishJob(mock);
+  ASSERT_TRUE(recorded.ok()) << recorded.status().ToString();
+  EXPECT_FALSE(*recorded);
   EXPECT_FALSE(store_->GetJob(mock.id)->held);  // runs on the mocks are never held
   s.output_review = false;
   ASSERT_TRUE(store_->PutSettings(s).ok());
   EXPECT_FALSE(store_->GetJob(Finished("u", 4, "out", "private").id)->held);
+}
+
+// A run reads its code without counting its runs (GetCodeToRun): the rest is GetCode's.
+TEST_F(JobBytesTest, CodeToRunIsTheCodeWithoutItsRunsCounted) {
+  Finished("u", 1, "out", "private");
+  Finished("u", 1, "out", "private");
+  auto counted = store_->GetCode("code");
+  auto to_run = store_->GetCodeToRun("code");
+  ASSERT_TRUE(counted.ok() && to_run.ok());
+  EXPECT_EQ(counted->used, 2);
+  EXPECT_EQ(to_run->used, 0);
+  EXPECT_EQ(to_run->source, counted->source);
+  EXPECT_EQ(to_run->name, "f");
+  EXPECT_EQ(to_run->user_id, "u");
+  EXPECT_EQ(to_run->inputs, counted->inputs);
+  EXPECT_EQ(store_->GetCodeToRun("none").status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(JobBytesTest, StderrIsAppendedOnlyToRunningJobsAndDroppedByRecovery) {

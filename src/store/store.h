@@ -301,6 +301,7 @@ struct Job {
   int64_t finished_at = 0;  // 0 = not yet
   // Filled when read from the store.
   std::string code_name;
+  std::string code_author_id;  // who submitted the code (UserCode::user_id), '' when it is gone
   std::string user_name;
   std::string user_email;
   bool result_expired = false;  // its result and logs were deleted by ExpireMockOutputs
@@ -664,6 +665,9 @@ class Store {
   // What every user's code keeps, counted against the storage limit.
   virtual Result<int64_t> TotalCodeBytes() = 0;
   virtual Result<UserCode> GetCode(const std::string& id) = 0;
+  // GetCode without `used` (left 0), for a run's checks and the run itself: counting the runs
+  // reads every job of the code, which grows with each run.
+  virtual Result<UserCode> GetCodeToRun(const std::string& id) = 0;
   // The author (user id) of the code; kNotFound when there is no such code. One row read, for
   // callers that need no more than whether it exists and whose it is.
   virtual Result<std::string> GetCodeAuthor(const std::string& id) = 0;
@@ -770,8 +774,9 @@ class Store {
   // whose lease was taken from it records nothing: a job's end is recorded once.
   // kFailedPrecondition when the job is not running under that lease (it was killed while
   // queued, or its lease expired and it was queued again, say). A private run is held whatever
-  // `job.held` says when the stored settings ask for output review at the commit.
-  virtual Status FinishJob(const Job& job) = 0;
+  // `job.held` says when the stored settings ask for output review at the commit: the result is
+  // whether the recorded run is held.
+  virtual Result<bool> FinishJob(const Job& job) = 0;
   // Counts `result_bytes` and `log_bytes` as kept by a running job, before FinishJob, and
   // `charged_bytes` (the part of them its user may read) against its user's quota, when what the
   // user's other jobs are charged and their code keeps (UserCodeUsage) leaves room for them under
