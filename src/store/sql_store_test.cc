@@ -1397,6 +1397,50 @@ TEST_F(JobBytesTest, OutputReviewStoredBeforeAnUpdateHoldsAPrivateRun) {
   EXPECT_FALSE(store_->GetJob(Finished("u", 4, "out", "private").id)->held);
 }
 
+// Each limit of InsertJob refuses with its own answer and inserts nothing; the first that refuses
+// is the one told.
+TEST_F(JobBytesTest, EachJobLimitRefusesWithItsOwnAnswer) {
+  auto queue = [&](const std::string& id, const std::string& user, const std::string& kind,
+                   const JobLimits& limits) {
+    Job j;
+    j.id = id;
+    j.code_id = "code";
+    j.user_id = user;
+    j.kind = kind;
+    j.inputs = "{}";
+    j.created_at = 1;
+    auto admitted = store_->InsertJob(j, limits);
+    EXPECT_TRUE(admitted.ok()) << admitted.status().ToString();
+    return admitted.ok() ? *admitted : JobAdmission::kInserted;
+  };
+  Finished("u", 1, "out", "private");  // one private run counted
+  JobLimits used_up;
+  used_up.max_private_runs = 1;
+  EXPECT_EQ(queue("a", "u", "private", used_up), JobAdmission::kPolicyUsedUp);
+  EXPECT_EQ(queue("b", "u", "mock", used_up), JobAdmission::kInserted);  // mocks don't count
+  used_up.max_private_runs = 2;
+  EXPECT_EQ(queue("c", "u", "private", used_up), JobAdmission::kInserted);
+  JobLimits one;
+  one.one_unfinished_private = true;
+  EXPECT_EQ(queue("d", "u", "private", one), JobAdmission::kPrivateRunUnfinished);
+  JobLimits unfinished;
+  unfinished.max_unfinished = 2;  // "b" and "c" wait
+  EXPECT_EQ(queue("e", "u", "mock", unfinished), JobAdmission::kTooManyUnfinished);
+  EXPECT_EQ(queue("f", "v", "mock", unfinished), JobAdmission::kInserted);  // another user's
+  // All three at once: the policy is told first, then the run in progress.
+  JobLimits all = used_up;
+  all.one_unfinished_private = true;
+  all.max_unfinished = 2;
+  all.max_private_runs = 1;
+  EXPECT_EQ(queue("g", "u", "private", all), JobAdmission::kPolicyUsedUp);
+  all.max_private_runs = 5;
+  EXPECT_EQ(queue("h", "u", "private", all), JobAdmission::kPrivateRunUnfinished);
+  for (const char* id : {"a", "d", "e", "g", "h"}) {
+    EXPECT_EQ(store_->GetJob(id).status().code(), StatusCode::kNotFound) << id;
+  }
+  EXPECT_EQ(store_->GetJob("c")->status, "queued");
+}
+
 // A run reads its code without counting its runs (GetCodeToRun): the rest is GetCode's.
 TEST_F(JobBytesTest, CodeToRunIsTheCodeWithoutItsRunsCounted) {
   Finished("u", 1, "out", "private");
