@@ -28,6 +28,7 @@ struct Flags {
   CLI::App* prune = nullptr;
   ConnectionFlags connection;
   std::string data_dir;
+  std::string database;  // a PostgreSQL URL, read as data_dir's SQLite file is
   std::string head;
   std::string output = "-";
   int64_t after_seq = 0;
@@ -41,6 +42,13 @@ Flags& GetFlags() {
 }
 
 std::string DatabasePath(const std::string& dir) { return dir + "/datasite.db"; }
+
+// The store an offline command reads, read-only: the PostgreSQL database of --database, or the
+// SQLite file in --data-dir.
+Result<std::unique_ptr<store::Store>> OpenOffline(const Flags& f) {
+  if (!f.database.empty()) return store::OpenPostgresStoreReadOnly(f.database);
+  return store::OpenSqliteStoreReadOnly(DatabasePath(f.data_dir));
+}
 
 // Prints the verdict (as the route's JSON with --json); 0 when the chain verifies, else 1.
 int PrintVerdict(const json& v, bool as_json) {
@@ -74,7 +82,7 @@ std::optional<std::string> Head(const Flags& f) {
 }
 
 int VerifyOffline(const Flags& f) {
-  auto store = store::OpenSqliteStoreReadOnly(DatabasePath(f.data_dir));
+  auto store = OpenOffline(f);
   if (!store.ok()) return Fail(store.status());
   auto v = store::VerifyAuditLog(**store, Head(f));
   if (!v.ok()) return Fail(v.status());
@@ -83,7 +91,7 @@ int VerifyOffline(const Flags& f) {
 
 // Writes JSON lines to `out` (a file, or stdout for "-").
 int ExportOffline(const Flags& f, std::ostream& out) {
-  auto store = store::OpenSqliteStoreReadOnly(DatabasePath(f.data_dir));
+  auto store = OpenOffline(f);
   if (!store.ok()) return Fail(store.status());
   int64_t after = f.after_seq;
   while (true) {
@@ -168,15 +176,25 @@ void AddAuditCommands(CLI::App& app) {
 
   f.verify = f.audit->add_subcommand(
       "verify", "Check the chain: the first edited, deleted or moved entry, and the head");
-  f.verify->add_option("--data-dir", f.data_dir,
-                       "Verify the database in this storage directory offline (read-only)");
+  auto* verify_dir =
+      f.verify->add_option("--data-dir", f.data_dir,
+                           "Verify the database in this storage directory offline (read-only)");
+  f.verify
+      ->add_option("--database", f.database,
+                   "Verify this PostgreSQL database (postgresql://...) directly, read-only")
+      ->excludes(verify_dir);
   f.verify->add_option("--head", f.head,
                        "A head printed earlier: fail if it is no longer in the chain (a cut tail)");
   f.verify->add_flag("--json", f.json, "Print the verdict as JSON");
   AddConnectionOptions(f.verify, f.connection);
 
   f.export_ = f.audit->add_subcommand("export", "Write the entries as JSON lines, oldest first");
-  f.export_->add_option("--data-dir", f.data_dir, "Read this storage directory offline");
+  auto* export_dir =
+      f.export_->add_option("--data-dir", f.data_dir, "Read this storage directory offline");
+  f.export_
+      ->add_option("--database", f.database,
+                   "Read this PostgreSQL database (postgresql://...) directly, read-only")
+      ->excludes(export_dir);
   f.export_->add_option("--after-seq", f.after_seq, "Only entries after this seq");
   f.export_->add_option("--output,-o", f.output, "File to write ('-': stdout)");
   AddConnectionOptions(f.export_, f.connection);
@@ -196,7 +214,7 @@ int RunAuditCommand() {
   if (f.audit == nullptr || !f.audit->parsed()) return -1;
   if (f.prune->parsed()) return PruneOffline(f);
   if (f.verify->parsed()) {
-    if (!f.data_dir.empty()) return VerifyOffline(f);
+    if (!f.data_dir.empty() || !f.database.empty()) return VerifyOffline(f);
     int verdict = 0;
     int rc = WithSession(f.connection, true, [&](Session& s) -> Status {
       std::string target = "/api/v1/audit/verify";
@@ -214,7 +232,7 @@ int RunAuditCommand() {
     if (!file) return Fail(UnavailableError("cannot write " + f.output));
     out = &file;
   }
-  if (!f.data_dir.empty()) return ExportOffline(f, *out);
+  if (!f.data_dir.empty() || !f.database.empty()) return ExportOffline(f, *out);
   return WithSession(f.connection, true, [&](Session& s) { return ExportOnline(s, f, *out); });
 }
 

@@ -299,15 +299,21 @@ TEST_F(AuditLogTest, EntriesFromBeforeTheChainAreChainedByItsMigration) {
 }
 
 TEST_F(AuditLogTest, TheReadOnlyStoreVerifiesAndCannotWrite) {
-  if (db_->postgres()) GTEST_SKIP() << "the read-only store is SQLite's, for offline tools";
   Append(2);
-  auto ro = OpenSqliteStoreReadOnly(path_);
+  auto ro = db_->postgres() ? OpenPostgresStoreReadOnly(path_) : OpenSqliteStoreReadOnly(path_);
   ASSERT_TRUE(ro.ok()) << ro.status().ToString();
   auto v = VerifyAuditLog(**ro, std::nullopt);
   ASSERT_TRUE(v.ok());
   EXPECT_TRUE(v->ok);
   EXPECT_EQ(v->entries, 2);
-  EXPECT_FALSE((*ro)->AppendAudit({1, "system", "x", "t", ""}).ok());
+  EXPECT_EQ((*ro)->AppendAudit({1, "system", "x", "t", ""}).code(), StatusCode::kUnavailable);
+  Settings s;
+  s.name = "changed";
+  EXPECT_EQ((*ro)->PutSettings(s).code(), StatusCode::kUnavailable);
+  EXPECT_EQ(store_->ListAudit(0, 10)->size(), 2u);
+  auto stored = store_->GetSettings();
+  ASSERT_TRUE(stored.ok());
+  EXPECT_TRUE(!stored->has_value() || (*stored)->name != "changed");
 }
 
 }  // namespace

@@ -103,8 +103,10 @@ Result<std::unique_ptr<Listener>> ListenPostgres(const std::string& url,
 // Opens (and creates) a SQLite database file.
 Result<std::unique_ptr<Connection>> OpenSqlite(const std::string& path, bool read_only);
 
-// Connects to PostgreSQL at a libpq URL ("postgresql://user@host:port/db?...").
-Result<std::unique_ptr<Connection>> OpenPostgres(const std::string& url);
+// Connects to PostgreSQL at a libpq URL ("postgresql://user@host:port/db?..."). `read_only`: every
+// transaction of the session is read-only (the server refuses writes: kUnavailable), whatever
+// options the URL gives.
+Result<std::unique_ptr<Connection>> OpenPostgres(const std::string& url, bool read_only = false);
 
 // The URL with any password replaced by "***", for messages and logs.
 std::string RedactUrl(std::string_view url);

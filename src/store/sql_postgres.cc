@@ -88,26 +88,32 @@ struct ConnectOptions {
   int timeout_ms;
 };
 
-PGconn* ConnectTo(const std::string& url, const ConnectOptions& o) {
+PGconn* ConnectTo(const std::string& url, const ConnectOptions& o, bool read_only = false) {
   const std::string connect = std::to_string(o.connect_s);
   const std::string idle = std::to_string(o.idle_s);
   const std::string timeout = std::to_string(o.timeout_ms);
+  constexpr const char* kSession =
+      "-c client_min_messages=warning -c TimeZone=UTC -c client_encoding=UTF8";
+  const std::string read_only_session =
+      std::string(kSession) + " -c default_transaction_read_only=on";
   // Before the URL, so that its own settings win. The session settings go as options, so that a
-  // reconnection (PQreset) has them too.
-  const char* keys[] = {"options",          "connect_timeout",
-                        "application_name", "keepalives",
-                        "keepalives_idle",  "keepalives_interval",
-                        "keepalives_count", "tcp_user_timeout",
-                        "dbname",           nullptr};
-  const char* values[] = {"-c client_min_messages=warning -c TimeZone=UTC -c client_encoding=UTF8",
-                          connect.c_str(),
-                          o.name,
-                          "1",
-                          idle.c_str(),
-                          "1",
-                          "3",
-                          timeout.c_str(),
-                          url.c_str(),
+  // reconnection (PQreset) has them too; a read-only session's go after the URL, so that they win.
+  const char* keys[] = {"options",
+                        "connect_timeout",
+                        "application_name",
+                        "keepalives",
+                        "keepalives_idle",
+                        "keepalives_interval",
+                        "keepalives_count",
+                        "tcp_user_timeout",
+                        "dbname",
+                        read_only ? "options" : nullptr,
+                        nullptr};
+  const char* values[] = {kSession,     connect.c_str(),
+                          o.name,       "1",
+                          idle.c_str(), "1",
+                          "3",          timeout.c_str(),
+                          url.c_str(),  read_only ? read_only_session.c_str() : nullptr,
                           nullptr};
   return PQconnectdbParams(keys, values, /*expand_dbname=*/1);
 }
@@ -583,9 +589,9 @@ Result<std::unique_ptr<Listener>> ListenPostgres(const std::string& url,
   return std::unique_ptr<Listener>(std::move(l));
 }
 
-Result<std::unique_ptr<Connection>> OpenPostgres(const std::string& url) {
-  PGconn* conn =
-      ConnectTo(url, {.name = "datasite", .connect_s = 10, .idle_s = 5, .timeout_ms = 15000});
+Result<std::unique_ptr<Connection>> OpenPostgres(const std::string& url, bool read_only) {
+  PGconn* conn = ConnectTo(
+      url, {.name = "datasite", .connect_s = 10, .idle_s = 5, .timeout_ms = 15000}, read_only);
   if (conn == nullptr) return UnavailableError("cannot connect to the database: out of memory");
   if (PQstatus(conn) != CONNECTION_OK) {
     std::string msg = Trimmed(PQerrorMessage(conn));

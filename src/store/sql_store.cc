@@ -4192,6 +4192,13 @@ Result<std::unique_ptr<Store>> OpenSqliteStoreReadOnly(const std::string& path) 
   return std::unique_ptr<Store>(std::move(store));
 }
 
+Result<std::unique_ptr<Store>> OpenPostgresStoreReadOnly(const std::string& url) {
+  ASSIGN_OR_RETURN(auto conn, sql::OpenPostgres(url, /*read_only=*/true));
+  auto store = std::make_unique<SqlStore>(std::move(conn));
+  RETURN_IF_ERROR(store->InitReadOnly());
+  return std::unique_ptr<Store>(std::move(store));
+}
+
 Result<std::unique_ptr<Store>> OpenPostgresStore(const std::string& url) {
   ASSIGN_OR_RETURN(auto conn, sql::OpenPostgres(url));
   auto store = std::make_unique<SqlStore>(std::move(conn));

@@ -1017,6 +1017,10 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
 // Every write method fails (kUnavailable).
 Result<std::unique_ptr<Store>> OpenSqliteStoreReadOnly(const std::string& path);
 
+// Connects to the PostgreSQL database at `url` read-only (every transaction of the session is),
+// for offline tools, as OpenSqliteStoreReadOnly: no migration; every write fails (kUnavailable).
+Result<std::unique_ptr<Store>> OpenPostgresStoreReadOnly(const std::string& url);
+
 // Connects to the PostgreSQL database at a libpq URL ("postgresql://user@host:port/db") and
 // brings its schema up to date (servers starting together migrate it once). kUnavailable when
 // the database can't be reached, kPermissionDenied when it refuses the credentials,

@@ -3,7 +3,9 @@
 deleted and swapped directly with sqlite3, and verify names the first wrong entry.
 
 Tampering happens on copies of the database (sqlite3's backup of the live file), so the server
-keeps running and each copy shows one kind of damage.
+keeps running and each copy shows one kind of damage: the module's server runs on SQLite whatever
+the engine of the test run. On PostgreSQL, `audit verify --database URL` reads the database
+directly (test_offline_verify_reads_postgresql, run when the tests have a PostgreSQL).
 """
 
 import json
@@ -15,6 +17,7 @@ import pytest
 
 import datasite as sy
 from code_helpers import asset_of, make_code_actors, upload_people, wait_for_status
+from conftest import TEST_POSTGRES_URL, psql
 from helpers import PASSWORD, Api, assert_error, needs_sandbox
 
 
@@ -41,6 +44,12 @@ def tamper(dir_, *statements):
         db.execute(sql)
     db.commit()
     db.close()
+
+
+@pytest.fixture(scope="module")
+def module_server(module_launcher):
+    """The module's server, on SQLite: the tests copy and edit its database file."""
+    return module_launcher.launch(database="sqlite")
 
 
 @pytest.fixture(scope="module")
@@ -267,3 +276,31 @@ def test_the_cli_verifies_and_exports_through_the_server_for_admins_only(history
     refused = run_cli(binary, "verify", "--url", url, "--token", actors["scientist"].token)
     assert refused.returncode == 1
     assert "may not call GET /api/v1/audit/verify" in refused.stderr
+
+
+@pytest.mark.skipif(not TEST_POSTGRES_URL, reason="needs DATASITE_TEST_POSTGRES_URL")
+def test_offline_verify_reads_postgresql(launcher, binary, tmp_path, fresh_database):
+    url = fresh_database
+    server = launcher.launch(name="audited", database=url)
+    actors = make_code_actors(server.port)
+    upload_people(actors["owner"].client)
+    head = actors["admin"].client.audit.head
+    out = run_cli(binary, "verify", "--database", url, "--head", head, "--json")
+    assert out.returncode == 0, out.stderr + out.stdout
+    verdict = json.loads(out.stdout)
+    assert verdict["ok"] is True and verdict["head"] == head, verdict
+    exported = run_cli(binary, "export", "--database", url)
+    assert exported.returncode == 0, exported.stderr
+    lines = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert lines and lines[-1]["hash"] == head
+    # Read-only: the tool wrote nothing (the chain's head is where it was).
+    assert actors["admin"].client.audit.head == head
+    # An entry edited in the database is found, and named.
+    victim = lines[len(lines) // 2]["seq"]
+    psql(url, "UPDATE audit_events SET actor = 'user:nobody' WHERE seq = {}".format(victim))
+    out = run_cli(binary, "verify", "--database", url, "--json")
+    assert out.returncode == 1, out.stdout
+    assert json.loads(out.stdout)["first_bad_seq"] == victim
+    # --database and --data-dir name two databases: refused.
+    both = run_cli(binary, "verify", "--database", url, "--data-dir", str(tmp_path))
+    assert both.returncode != 0 and "excludes" in (both.stderr + both.stdout).lower()
