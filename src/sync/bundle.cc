@@ -1,9 +1,7 @@
 #include "sync/bundle.h"
 
-#include <fcntl.h>
 #include <openssl/evp.h>
 #include <sodium.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
