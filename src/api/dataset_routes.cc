@@ -4,6 +4,7 @@
 #include "api/api.h"
 #include "api/json_body.h"
 #include "api/route_table.h"
+#include "blob/blob_store.h"
 #include "core/clock.h"
 #include "core/random.h"
 #include "data/format.h"
@@ -314,9 +315,12 @@ Result<std::string> ReadDataSubjects(const JsonBody& asset) {
   return internal::Dump(out);
 }
 
-Reply FileReply(const services::BlobFile& f) {
+// Streams the blob from its reader, a piece at a time: memory stays constant whatever its size.
+Reply FileReply(services::BlobBytes f) {
   Reply r;
-  r.file_path = f.path;
+  std::shared_ptr<blob::BlobReader> reader = std::move(f.reader);
+  r.body_size = reader->size();
+  r.body_source = [reader](char* buf, size_t cap) { return reader->Read(buf, cap); };
   auto format = data::ParseFormat(f.blob.format);
   r.content_type =
       format.ok() ? std::string(data::ContentType(*format)) : "application/octet-stream";
@@ -364,7 +368,7 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
               "Download one of your own blobs.",
               [&datasets](http::Request& req, const Principal& caller) -> Result<Reply> {
                 ASSIGN_OR_RETURN(auto file, datasets.ReadBlob(caller, req.path_params["id"]));
-                return FileReply(file);
+                return FileReply(std::move(file));
               });
   routes->Add("DELETE", "/api/v1/blobs/{id}", Role::kDataOwner, "blobs",
               "Delete one of your blobs that no dataset uses.",
@@ -578,7 +582,7 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
               [&datasets](http::Request& req, const Principal& caller) -> Result<Reply> {
                 ASSIGN_OR_RETURN(auto file, datasets.AssetBytes(caller, req.path_params["id"],
                                                                 req.path_params["name"], false));
-                return FileReply(file);
+                return FileReply(std::move(file));
               });
   routes->Add(
       "POST", "/api/v1/datasets/{id}/assets/{name}/mock", Role::kDataOwner, "datasets",
@@ -598,7 +602,7 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
               [&datasets](http::Request& req, const Principal& caller) -> Result<Reply> {
                 ASSIGN_OR_RETURN(auto file, datasets.AssetBytes(caller, req.path_params["id"],
                                                                 req.path_params["name"], true));
-                return FileReply(file);
+                return FileReply(std::move(file));
               });
 }
 

@@ -28,13 +28,54 @@ class BlobWriter {
   virtual ~BlobWriter() = default;
   // kResourceExhausted once the blob would pass its size limit or the disk is full.
   virtual Status Append(std::string_view bytes) = 0;
-  // Hands every appended byte to the file at temp_path(), so that checks may read it there. Append
-  // may follow. Commit flushes too.
-  virtual Status Flush() = 0;
-  // Makes the bytes durable (fsync of file and directory) and gives them their final place.
+  // Makes the bytes durable (fsync of file and directory for the directory store; a completed
+  // upload for an object store) and gives them their final place. Nothing may follow.
   virtual Result<BlobInfo> Commit() = 0;
-  // Where the bytes are before Commit (for checks that read the file, after Flush).
-  virtual const std::string& temp_path() const = 0;
+};
+
+// A committed blob's bytes, opened by BlobStore::Open. Its size is fixed when it is opened. Not
+// thread-safe: concurrent reads of one blob open one reader each.
+class BlobReader {
+ public:
+  virtual ~BlobReader() = default;
+  // The blob's size in bytes.
+  virtual int64_t size() const = 0;
+  // Copies min(n, size() - offset) bytes from `offset` into `buf` and returns how many: 0 at or
+  // past the end. Never fewer unless an error is returned (kInternal for a blob that ended early
+  // or could not be read; kInvalidArgument for a negative offset).
+  virtual Result<size_t> ReadAt(int64_t offset, char* buf, size_t n) = 0;
+  // Sequential reading on top of ReadAt: the next bytes after those read so far (from 0), at most
+  // `n`; 0 only at the end.
+  Result<size_t> Read(char* buf, size_t n);
+  // Where the next Read starts.
+  int64_t position() const { return position_; }
+
+ private:
+  int64_t position_ = 0;
+};
+
+// A local file holding a blob's bytes, for code that can only read files: the sandbox's inputs,
+// data::InferSchema and data::GenerateMock (see BlobStore::Materialize). Read-only: its holder
+// neither writes, renames nor removes it. `path()` is valid while the LocalFile lives. Move-only;
+// not thread-safe (read the file from many threads, but move or destroy it from one).
+class LocalFile {
+ public:
+  LocalFile() = default;
+  // `remove`: whether the file is a temporary copy, removed when the LocalFile goes.
+  LocalFile(std::string path, bool remove) : path_(std::move(path)), remove_(remove) {}
+  ~LocalFile();
+  LocalFile(LocalFile&& other) noexcept;
+  LocalFile& operator=(LocalFile&& other) noexcept;
+  LocalFile(const LocalFile&) = delete;
+  LocalFile& operator=(const LocalFile&) = delete;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  void Release();
+
+  std::string path_;
+  bool remove_ = false;
 };
 
 // Safe for concurrent use.
@@ -43,30 +84,51 @@ class BlobStore {
   virtual ~BlobStore() = default;
   // `max_size`: the most bytes this blob may hold.
   virtual Result<std::unique_ptr<BlobWriter>> NewWriter(int64_t max_size) = 0;
-  // The file holding a committed blob; kNotFound when absent.
-  virtual Result<std::string> LocalPath(const std::string& id) = 0;
-  // Makes the file at `path` a new committed blob (a new id) by renaming it into place, without
-  // copying, and fsyncs the directories. The file must be fsynced already, be a regular file on the
-  // store's file system (e.g. from ScratchPath(); kFailedPrecondition otherwise) and hold `size`
-  // bytes (kInvalidArgument otherwise, and the file is left where it is). `sha256` is recorded as
-  // given: the caller has computed it while the file was written. The blob counts as written now
-  // (for `modified_before` below), however old the file is.
+  // Opens a committed blob for reading; kNotFound when absent. The reader keeps reading the bytes
+  // it opened when the blob is deleted meanwhile (the directory store) or fails with kInternal
+  // (an object store); never other bytes.
+  virtual Result<std::unique_ptr<BlobReader>> Open(const std::string& id) = 0;
+  // A committed blob as a local file, only where a file is unavoidable; kNotFound when absent.
+  // The directory store returns the committed file itself (no copy; deleting the blob meanwhile
+  // unlinks it, as for any reader of the file). This default, for stores without local files,
+  // copies the blob into a fresh ScratchPath() file, removed when the LocalFile goes, or by
+  // RemoveTemporaryFiles at start-up after a crash.
+  virtual Result<LocalFile> Materialize(const std::string& id);
+  // Makes the file at `path` (fsynced, `size` bytes, whose SHA-256 the caller computed as
+  // `sha256` while writing it) a new committed blob with a new id; on success the file is gone
+  // from `path`. kNotFound when there is no file, kInvalidArgument when it holds another size
+  // (the file is then left where it is). The blob counts as written now (for `modified_before`
+  // below), however old the file is.
+  // This default streams the file through NewWriter and checks the SHA-256 it computes against
+  // `sha256` (kInternal when they differ), so every store can adopt; the directory store renames
+  // a ScratchPath() file into place instead (no copy; kFailedPrecondition for a file elsewhere)
+  // and records `sha256` as given.
   virtual Result<BlobInfo> AdoptFile(const std::string& path, int64_t size,
-                                     const std::string& sha256) = 0;
+                                     const std::string& sha256);
   // Removes a committed blob's bytes; OK when already gone.
   virtual Status Delete(const std::string& id) = 0;
   // Ids of every committed blob; with `modified_before` (Unix seconds), only of those last written
   // before then (a file's modification time; an object store's LastModified).
   virtual Result<std::vector<std::string>> List(
       std::optional<int64_t> modified_before = std::nullopt) = 0;
-  // A fresh path for a scratch file among the temporary files (removed with them at start-up).
+  // A fresh path on local disk for a scratch file among the store's local temporary files
+  // (removed with them by RemoveTemporaryFiles at start-up). Never a blob: bytes become one
+  // through NewWriter or AdoptFile.
   virtual std::string ScratchPath() = 0;
-  // Removes temporary files of uploads that never committed: all of them when no upload can be
-  // running; with `modified_before` (Unix seconds), only those last written before then, when
-  // other processes sharing the store may be uploading (an object store: its incomplete multipart
-  // uploads started before then).
+  // Removes temporary files of uploads that never committed, scratch files and materialised
+  // copies: all of them when no upload can be running; with `modified_before` (Unix seconds),
+  // only those last written before then, when other processes sharing the store may be uploading
+  // (an object store: its incomplete multipart uploads started before then too).
   virtual Status RemoveTemporaryFiles(std::optional<int64_t> modified_before = std::nullopt) = 0;
 };
+
+// A reader of the regular file at `path` (its size taken when opened): for bytes that are files
+// but not blobs, such as job result files, sent beside blobs. kNotFound when there is no file.
+Result<std::unique_ptr<BlobReader>> OpenFileReader(const std::string& path);
+
+// Copies every byte of `reader` from its start into a new file at `path` (which must not exist),
+// fsynced and closed. The file is removed again on failure.
+Status CopyToFile(BlobReader& reader, const std::string& path);
 
 // Blobs under `dir` (created if needed): `dir/tmp/` for uploads in progress, `dir/ab/<id>` when
 // committed.

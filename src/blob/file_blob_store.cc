@@ -61,11 +61,6 @@ class FileBlobWriter : public BlobWriter {
     return file_->Append(bytes);
   }
 
-  Status Flush() override {
-    if (closed_) return FailedPreconditionError("blob writer is closed");
-    return file_->Flush();
-  }
-
   Result<BlobInfo> Commit() override {
     if (closed_) return FailedPreconditionError("blob writer is closed");
     closed_ = true;
@@ -85,8 +80,6 @@ class FileBlobWriter : public BlobWriter {
     return BlobInfo{id_, file_->size(),
                     HexEncode(std::string_view(reinterpret_cast<char*>(digest), len))};
   }
-
-  const std::string& temp_path() const override { return file_->path(); }
 
  private:
   const std::string root_;
@@ -109,14 +102,24 @@ class FileBlobStore : public BlobStore {
     return std::unique_ptr<BlobWriter>(new FileBlobWriter(root_, id, std::move(file), max_size));
   }
 
-  Result<std::string> LocalPath(const std::string& id) override {
-    if (!IsUuid(id)) return NotFoundError("no blob with id " + id.substr(0, 64));
-    std::string path = root_ + "/" + id.substr(0, 2) + "/" + id;
-    if (::access(path.c_str(), R_OK) != 0)
+  Result<std::unique_ptr<BlobReader>> Open(const std::string& id) override {
+    ASSIGN_OR_RETURN(std::string path, CommittedPath(id));
+    auto reader = OpenFileReader(path);
+    if (!reader.ok() && reader.status().code() == StatusCode::kNotFound) {
       return NotFoundError("the bytes of blob " + id + " are missing");
-    return path;
+    }
+    return reader;
   }
 
+  // The committed file itself: no copy, nothing to remove.
+  Result<LocalFile> Materialize(const std::string& id) override {
+    ASSIGN_OR_RETURN(std::string path, CommittedPath(id));
+    if (::access(path.c_str(), R_OK) != 0)
+      return NotFoundError("the bytes of blob " + id + " are missing");
+    return LocalFile(std::move(path), /*remove=*/false);
+  }
+
+  // Renames the file into place: no copy, and `sha256` recorded as given.
   Result<BlobInfo> AdoptFile(const std::string& path, int64_t size,
                              const std::string& sha256) override {
     struct stat st;
@@ -180,6 +183,11 @@ class FileBlobStore : public BlobStore {
   }
 
  private:
+  Result<std::string> CommittedPath(const std::string& id) const {
+    if (!IsUuid(id)) return NotFoundError("no blob with id " + id.substr(0, 64));
+    return root_ + "/" + id.substr(0, 2) + "/" + id;
+  }
+
   const std::string root_;
   const BlobWriteMode mode_;
 };

@@ -41,6 +41,23 @@ class FileBlobStoreTest : public ::testing::Test {
     return ss.str();
   }
 
+  // Every byte of blob `id`, read through a BlobReader.
+  static std::string ReadBlob(BlobStore& store, const std::string& id) {
+    auto reader = store.Open(id);
+    EXPECT_TRUE(reader.ok()) << reader.status().ToString();
+    if (!reader.ok()) return "";
+    std::string out(static_cast<size_t>((*reader)->size()), '\0');
+    auto got = (*reader)->ReadAt(0, out.data(), out.size());
+    EXPECT_TRUE(got.ok() && *got == out.size());
+    return out;
+  }
+  // The files under `tmp` of the store at `root` (uploads in progress, scratch files).
+  static std::vector<std::string> TempFiles(const std::string& root) {
+    std::vector<std::string> out;
+    for (const auto& f : fs::directory_iterator(root + "/tmp")) out.push_back(f.path().string());
+    return out;
+  }
+
   // Sets a file's modification time `seconds` before now.
   static void Age(const std::string& path, int64_t seconds) {
     struct timespec times[2];
@@ -65,9 +82,7 @@ TEST_F(FileBlobStoreTest, CommitRecordsSizeAndSha256) {
   EXPECT_EQ(info->size, 11);
   // sha256("hello world")
   EXPECT_EQ(info->sha256, "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
-  auto path = store_->LocalPath(info->id);
-  ASSERT_TRUE(path.ok());
-  EXPECT_EQ(Read(*path), "hello world");
+  EXPECT_EQ(ReadBlob(*store_, info->id), "hello world");
 }
 
 TEST_F(FileBlobStoreTest, EmptyBlobHasTheEmptyHash) {
@@ -80,15 +95,13 @@ TEST_F(FileBlobStoreTest, EmptyBlobHasTheEmptyHash) {
 }
 
 TEST_F(FileBlobStoreTest, AbandonedWriterLeavesNothing) {
-  std::string temp;
   {
     auto w = store_->NewWriter(100);
     ASSERT_TRUE(w.ok());
     ASSERT_TRUE((*w)->Append("secret").ok());
-    temp = (*w)->temp_path();
-    EXPECT_TRUE(fs::exists(temp));
+    ASSERT_EQ(TempFiles(dir_ + "/blobs").size(), 1u);
   }
-  EXPECT_FALSE(fs::exists(temp));
+  EXPECT_TRUE(TempFiles(dir_ + "/blobs").empty());
   auto list = store_->List();
   ASSERT_TRUE(list.ok());
   EXPECT_TRUE(list->empty());
@@ -112,13 +125,16 @@ TEST_F(FileBlobStoreTest, ListAndDelete) {
   ASSERT_EQ(list->size(), 1u);
   EXPECT_EQ((*list)[0], info->id);
   ASSERT_TRUE(store_->Delete(info->id).ok());
-  EXPECT_EQ(store_->LocalPath(info->id).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->Open(info->id).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->Materialize(info->id).status().code(), StatusCode::kNotFound);
   EXPECT_TRUE(store_->Delete(info->id).ok());  // idempotent
 }
 
-TEST_F(FileBlobStoreTest, LocalPathRefusesNonUuidIds) {
-  EXPECT_EQ(store_->LocalPath("../../etc/passwd").status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(store_->LocalPath("").status().code(), StatusCode::kNotFound);
+TEST_F(FileBlobStoreTest, OpenAndMaterializeRefuseNonUuidIds) {
+  for (const std::string id : {"../../etc/passwd", ""}) {
+    EXPECT_EQ(store_->Open(id).status().code(), StatusCode::kNotFound) << id;
+    EXPECT_EQ(store_->Materialize(id).status().code(), StatusCode::kNotFound) << id;
+  }
 }
 
 TEST_F(FileBlobStoreTest, RemoveTemporaryFilesClearsBrokenUploads) {
@@ -132,12 +148,13 @@ TEST_F(FileBlobStoreTest, RemoveTemporaryFilesBeforeABoundKeepsRecentOnes) {
   auto w = store_->NewWriter(1 << 20);
   ASSERT_TRUE(w.ok());
   ASSERT_TRUE((*w)->Append("in flight").ok());
-  ASSERT_TRUE((*w)->Flush().ok());
+  auto in_flight = TempFiles(dir_ + "/blobs");
+  ASSERT_EQ(in_flight.size(), 1u);
   std::string old = dir_ + "/blobs/tmp/left-over.part";
   std::ofstream(old) << "half";
   Age(old, 2 * 3600);
   ASSERT_TRUE(store_->RemoveTemporaryFiles(AnHourAgo()).ok());
-  EXPECT_TRUE(fs::exists((*w)->temp_path()));
+  EXPECT_TRUE(fs::exists(in_flight[0]));
   EXPECT_FALSE(fs::exists(old));
   EXPECT_TRUE((*w)->Commit().ok());
 }
@@ -153,7 +170,7 @@ TEST_F(FileBlobStoreTest, ListBeforeABoundLeavesOutRecentBlobs) {
     ASSERT_TRUE(info.ok());
     ids.push_back(info->id);
   }
-  Age(*store_->LocalPath(ids[0]), 2 * 3600);
+  Age(store_->Materialize(ids[0])->path(), 2 * 3600);
   auto list = store_->List(AnHourAgo());
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(*list, std::vector<std::string>{ids[0]});
@@ -198,39 +215,17 @@ TEST_P(FileBlobWriteModeTest, EverySizeAndChunkingRoundTrips) {
         ASSERT_TRUE((*w)->Append(std::string_view(bytes).substr(at, piece)).ok());
       }
       if (size >= kMiB) {
-        EXPECT_EQ(OpenWithODirect((*w)->temp_path()), GetParam() == BlobWriteMode::kDirect)
+        EXPECT_EQ(OpenWithODirect(TempFiles(dir_ + "/modes").at(0)),
+                  GetParam() == BlobWriteMode::kDirect)
             << "size " << size;
       }
       auto info = (*w)->Commit();
       ASSERT_TRUE(info.ok()) << info.status().ToString();
       EXPECT_EQ(info->size, static_cast<int64_t>(size));
       EXPECT_EQ(info->sha256, Sha256Hex(bytes)) << "size " << size << " piece " << piece;
-      auto path = (*store)->LocalPath(info->id);
-      ASSERT_TRUE(path.ok());
-      EXPECT_TRUE(Read(*path) == bytes) << "size " << size << " piece " << piece;
+      EXPECT_TRUE(ReadBlob(**store, info->id) == bytes) << "size " << size << " piece " << piece;
       ASSERT_TRUE((*store)->Delete(info->id).ok());
     }
-  }
-}
-
-TEST_P(FileBlobWriteModeTest, FlushMakesEveryByteReadableAndAppendMayFollow) {
-  auto store = NewFileBlobStore(dir_ + "/modes", GetParam());
-  ASSERT_TRUE(store.ok());
-  for (size_t first : {size_t{10}, size_t{8192}, size_t{(1 << 20) + 3}}) {
-    std::string a(first, 'a'), b(5000, 'b');
-    auto w = (*store)->NewWriter(int64_t{1} << 30);
-    ASSERT_TRUE(w.ok());
-    ASSERT_TRUE((*w)->Append(a).ok());
-    ASSERT_TRUE((*w)->Flush().ok());
-    EXPECT_TRUE(Read((*w)->temp_path()) == a) << "first " << first;
-    ASSERT_TRUE((*w)->Append(b).ok());
-    ASSERT_TRUE((*w)->Flush().ok());
-    EXPECT_TRUE(Read((*w)->temp_path()) == a + b) << "first " << first;
-    ASSERT_TRUE((*w)->Append(a).ok());
-    auto info = (*w)->Commit();
-    ASSERT_TRUE(info.ok()) << info.status().ToString();
-    EXPECT_EQ(info->sha256, Sha256Hex(a + b + a));
-    EXPECT_TRUE(Read(*(*store)->LocalPath(info->id)) == a + b + a) << "first " << first;
   }
 }
 
@@ -250,7 +245,7 @@ TEST_P(FileBlobWriteModeTest, WriteErrorFailsTheUploadAndLeavesNothing) {
   {
     auto w = (*store)->NewWriter(int64_t{1} << 30);
     ASSERT_TRUE(w.ok());
-    temp = (*w)->temp_path();
+    temp = TempFiles(dir_ + "/modes").at(0);
     std::string block(1 << 20, 'x');
     for (int i = 0; i < 16 && failed.ok(); ++i) failed = (*w)->Append(block);
     if (failed.ok()) failed = (*w)->Commit().status();
@@ -280,12 +275,12 @@ TEST_F(FileBlobStoreTest, AdoptFileMovesAScratchFileIntoTheStore) {
   EXPECT_EQ(info->size, 11);
   EXPECT_EQ(info->sha256, sha);
   EXPECT_FALSE(fs::exists(scratch));
-  auto path = store_->LocalPath(info->id);
-  ASSERT_TRUE(path.ok());
-  EXPECT_EQ(Read(*path), "hello world");
+  EXPECT_EQ(ReadBlob(*store_, info->id), "hello world");
   // Renamed, not copied: the same inode.
+  auto file = store_->Materialize(info->id);
+  ASSERT_TRUE(file.ok());
   struct stat after;
-  ASSERT_EQ(::stat(path->c_str(), &after), 0);
+  ASSERT_EQ(::stat(file->path().c_str(), &after), 0);
   EXPECT_EQ(after.st_ino, before.st_ino);
   auto list = store_->List();
   ASSERT_TRUE(list.ok());

@@ -1467,14 +1467,21 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
   spec.limits = options_.limits;
   spec.limits.wall_timeout = std::chrono::milliseconds(job.timeout_ms);
   json inputs = json::parse(job.inputs, nullptr, false);
+  // The sandbox is given files: each input blob as a local file, held until the run is over.
+  std::vector<blob::LocalFile> input_files;
   for (const auto& [arg, b] : inputs.items()) {
     if (b.contains("value")) {
       spec.constants[arg] = b["value"];
       continue;
     }
-    auto path = blobs_.LocalPath(b.value("blob_id", std::string()));
-    if (!path.ok()) {
-      out.error = "input '" + arg + "': its data is gone (the dataset was deleted)";
+    auto file = blobs_.Materialize(b.value("blob_id", std::string()));
+    if (!file.ok()) {
+      out.error = file.status().code() == StatusCode::kNotFound
+                      ? "input '" + arg + "': its data is gone (the dataset was deleted)"
+                      : "input '" + arg + "': its data could not be read";
+      if (file.status().code() != StatusCode::kNotFound) {
+        spdlog::error("job {}: input {}: {}", job.id, arg, file.status().ToString());
+      }
       return out;
     }
     std::string format = b.value("format", std::string("raw"));
@@ -1487,7 +1494,8 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
       }
       meta = std::move(blob->meta);
     }
-    spec.inputs.push_back({arg, *path, std::move(format), std::move(meta)});
+    spec.inputs.push_back({arg, file->path(), std::move(format), std::move(meta)});
+    input_files.push_back(std::move(*file));
   }
   // Custom policies run in the job's process around the function: on a private run they may
   // refuse it and keep state; a data owner's review applies them without counting; a mock run

@@ -132,16 +132,21 @@ class BlobUploadImpl : public BlobUpload {
   }
 
   Result<store::Blob> Finish() override {
-    // Refuse what does not parse before anything becomes durable or visible.
-    RETURN_IF_ERROR(writer_->Flush());
-    ASSIGN_OR_RETURN(nlohmann::json schema, data::InferSchema(format_, writer_->temp_path()));
     ASSIGN_OR_RETURN(blob::BlobInfo info, writer_->Commit());
+    // Refuse what does not parse before anything becomes visible: a committed blob without a row
+    // is an orphan, deleted here (or at start-up by Recover, after a crash). The parser reads a
+    // file: the directory store's committed file itself.
+    auto schema = InferSchema(info.id);
+    if (!schema.ok()) {
+      (void)owner_.blobs_.Delete(info.id);
+      return schema.status();
+    }
     store::Blob b{info.id,
                   *caller_.user_id,
                   info.size,
                   info.sha256,
                   std::string(data::FormatName(format_)),
-                  schema.dump(),
+                  schema->dump(),
                   owner_.clock_.NowSeconds()};
     Status st = owner_.store_.InTransaction([&](store::Store& tx) -> Status {
       RETURN_IF_ERROR(tx.InsertBlob(b));
@@ -164,6 +169,11 @@ class BlobUploadImpl : public BlobUpload {
   void set_generated_from(std::string blob_id) { generated_from_ = std::move(blob_id); }
 
  private:
+  Result<nlohmann::json> InferSchema(const std::string& blob_id) {
+    ASSIGN_OR_RETURN(blob::LocalFile file, owner_.blobs_.Materialize(blob_id));
+    return data::InferSchema(format_, file.path());
+  }
+
   Datasets& owner_;
   const Principal caller_;
   const data::Format format_;
@@ -274,10 +284,10 @@ Result<store::Blob> Datasets::OwnBlob(const Principal& caller, const std::string
   return b;
 }
 
-Result<BlobFile> Datasets::ReadBlob(const Principal& caller, const std::string& blob_id) {
+Result<BlobBytes> Datasets::ReadBlob(const Principal& caller, const std::string& blob_id) {
   ASSIGN_OR_RETURN(store::Blob b, OwnBlob(caller, blob_id));
-  ASSIGN_OR_RETURN(std::string path, blobs_.LocalPath(b.id));
-  return BlobFile{path, b};
+  ASSIGN_OR_RETURN(auto reader, blobs_.Open(b.id));
+  return BlobBytes{std::move(reader), b};
 }
 
 Status Datasets::DeleteBlob(const Principal& caller, const std::string& blob_id) {
@@ -289,15 +299,17 @@ Status Datasets::DeleteBlob(const Principal& caller, const std::string& blob_id)
 
 Result<store::Blob> Datasets::MakeMock(const Principal& caller, const std::string& blob_id,
                                        const data::MockParams& params, uint64_t seed) {
-  ASSIGN_OR_RETURN(BlobFile in, ReadBlob(caller, blob_id));
+  ASSIGN_OR_RETURN(store::Blob in, OwnBlob(caller, blob_id));
   return GenerateMockBlob(caller, in, params, seed);
 }
 
-Result<store::Blob> Datasets::GenerateMockBlob(const Principal& caller, const BlobFile& in,
+Result<store::Blob> Datasets::GenerateMockBlob(const Principal& caller, const store::Blob& in,
                                                const data::MockParams& params, uint64_t seed) {
-  const std::string& blob_id = in.blob.id;
-  ASSIGN_OR_RETURN(data::Format f, data::ParseFormat(in.blob.format));
-  ASSIGN_OR_RETURN(auto upload, StartUpload(caller, in.blob.format, /*collect_unused=*/false));
+  const std::string& blob_id = in.id;
+  ASSIGN_OR_RETURN(data::Format f, data::ParseFormat(in.format));
+  // The generator reads a file: the directory store's committed file itself.
+  ASSIGN_OR_RETURN(blob::LocalFile private_file, blobs_.Materialize(blob_id));
+  ASSIGN_OR_RETURN(auto upload, StartUpload(caller, in.format, /*collect_unused=*/false));
   static_cast<BlobUploadImpl*>(upload.get())->set_generated_from(blob_id);
   // Generate into a scratch file, then stream it through an ordinary upload (hash, fsync, record).
   std::string scratch = blobs_.ScratchPath();
@@ -305,7 +317,7 @@ Result<store::Blob> Datasets::GenerateMockBlob(const Principal& caller, const Bl
     std::string path;
     ~Remove() { ::unlink(path.c_str()); }
   } remove{scratch};
-  ASSIGN_OR_RETURN(auto schema, data::GenerateMock(f, in.path, scratch, params, seed));
+  ASSIGN_OR_RETURN(auto schema, data::GenerateMock(f, private_file.path(), scratch, params, seed));
   (void)schema;
   std::ifstream file(scratch, std::ios::binary);
   std::vector<char> buf(1 << 20);
@@ -335,9 +347,7 @@ Result<store::Dataset> Datasets::RegenerateMock(const Principal& caller, const s
                                    "' has no private data on this server to make a mock of; "
                                    "upload a mock instead");
   }
-  ASSIGN_OR_RETURN(std::string path, blobs_.LocalPath(it->data_blob->id));
-  ASSIGN_OR_RETURN(store::Blob mock,
-                   GenerateMockBlob(caller, BlobFile{path, *it->data_blob}, params, seed));
+  ASSIGN_OR_RETURN(store::Blob mock, GenerateMockBlob(caller, *it->data_blob, params, seed));
   Result<std::optional<std::string>> replaced = std::optional<std::string>();
   Status changed = store_.InTransaction([&](store::Store& tx) -> Status {
     replaced = tx.ReplaceAssetMock(it->id, mock.id, clock_.NowSeconds());
@@ -604,8 +614,8 @@ Status Datasets::Delete(const Principal& caller, const std::string& id) {
   return Status::Ok();
 }
 
-Result<BlobFile> Datasets::AssetBytes(const Principal& caller, const std::string& dataset,
-                                      const std::string& asset_name, bool private_data) {
+Result<BlobBytes> Datasets::AssetBytes(const Principal& caller, const std::string& dataset,
+                                       const std::string& asset_name, bool private_data) {
   if (!caller.authenticated()) return UnauthenticatedError("log in first");
   if (private_data && !CanReadPrivate(caller)) {
     return PermissionDeniedError(
@@ -624,12 +634,12 @@ Result<BlobFile> Datasets::AssetBytes(const Principal& caller, const std::string
                              : "asset '" + asset_name + "' has an empty mock");
   }
   ASSIGN_OR_RETURN(store::Blob b, store_.GetBlob(*blob_id));
-  ASSIGN_OR_RETURN(std::string path, blobs_.LocalPath(b.id));
+  ASSIGN_OR_RETURN(auto reader, blobs_.Open(b.id));
   // Recorded before a byte is handed out: no entry, no private data.
   if (private_data) {
     RETURN_IF_ERROR(Audit(store_, caller, "asset.read_private", "dataset:" + d.id, asset_name));
   }
-  return BlobFile{path, b};
+  return BlobBytes{std::move(reader), b};
 }
 
 }  // namespace datasite::services

@@ -83,9 +83,9 @@ struct DatasetPatch {
   std::optional<std::vector<store::Contributor>> contributors;
 };
 
-// The bytes of a blob, for a download.
-struct BlobFile {
-  std::string path;
+// The bytes of a blob, for a download: read from `reader`, opened before the answer starts.
+struct BlobBytes {
+  std::unique_ptr<blob::BlobReader> reader;
   store::Blob blob;
 };
 
@@ -113,7 +113,7 @@ class Datasets {
                                                   const std::string& format,
                                                   bool collect_unused = true);
   // The uploader's (or an admin's) own blob.
-  Result<BlobFile> ReadBlob(const Principal& caller, const std::string& blob_id);
+  Result<BlobBytes> ReadBlob(const Principal& caller, const std::string& blob_id);
   Status DeleteBlob(const Principal& caller, const std::string& blob_id);
   // A new blob holding a mock of `blob_id`, owned by the caller, made from `params` (see
   // data::GenerateMock: the mock shows the structure of the blob and what `params` declare).
@@ -145,8 +145,8 @@ class Datasets {
                                 const DatasetPatch& patch);
   Status Delete(const Principal& caller, const std::string& id);
   // An asset's mock (anyone allowed on the server) or private data (data owners and admins).
-  Result<BlobFile> AssetBytes(const Principal& caller, const std::string& dataset,
-                              const std::string& asset, bool private_data);
+  Result<BlobBytes> AssetBytes(const Principal& caller, const std::string& dataset,
+                               const std::string& asset, bool private_data);
 
   // Deletes blobs no asset has used since before `now - ttl`. Returns how many.
   Result<int> CollectUnusedBlobs();
@@ -154,8 +154,8 @@ class Datasets {
  private:
   friend class BlobUploadImpl;
   Result<store::Blob> OwnBlob(const Principal& caller, const std::string& blob_id);
-  // A new blob, owned by the caller, holding a mock of `in`.
-  Result<store::Blob> GenerateMockBlob(const Principal& caller, const BlobFile& in,
+  // A new blob, owned by the caller, holding a mock of the blob `in`.
+  Result<store::Blob> GenerateMockBlob(const Principal& caller, const store::Blob& in,
                                        const data::MockParams& params, uint64_t seed);
   Status DeleteBlobFully(const std::string& blob_id);
   // Appends an audit entry through `tx`: inside the transaction of the change it records.

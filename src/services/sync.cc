@@ -589,7 +589,7 @@ Result<std::vector<SyncObject>> SyncService::Project(const std::string& kind,
       for (const store::Asset& a : d.assets) {
         json mock = nullptr;
         std::optional<std::string> blob;
-        std::string path;
+        std::function<Result<std::unique_ptr<blob::BlobReader>>()> open;
         int64_t size = 0;
         // Never the private blob. A mock flagged as possibly revealing private data (made before
         // schema version 5) stays behind too, until it is regenerated.
@@ -601,7 +601,8 @@ Result<std::vector<SyncObject>> SyncService::Project(const std::string& kind,
                   {"schema", ParseOr(m.schema, json(m.schema))},
                   {"meta", m.meta.empty() ? json(nullptr) : ParseOr(m.meta, json(m.meta))}};
           blob = m.sha256;
-          ASSIGN_OR_RETURN(path, blobs_.LocalPath(m.id));
+          // The store outlives every response (the HTTP server stops first).
+          open = [&blobs = blobs_, id = m.id] { return blobs.Open(id); };
           size = m.size;
         }
         SyncObject o = MakeObject("asset", a.id, "dataset:" + d.id,
@@ -614,7 +615,8 @@ Result<std::vector<SyncObject>> SyncService::Project(const std::string& kind,
                                    {"metadata", ParseOr(a.metadata, json::object())},
                                    {"mock", mock}},
                                   blob);
-        o.blob_path = path;
+        if (blob) o.blob_name = "mock blob " + a.mock_blob->id;
+        o.blob_open = std::move(open);
         o.blob_size = size;
         out.push_back(std::move(o));
       }
@@ -721,7 +723,8 @@ Result<std::vector<SyncObject>> SyncService::Project(const std::string& kind,
           }
         }
         SyncObject o = MakeObject("job", j.id, "request:" + rid, std::move(fields), blob);
-        o.blob_path = path;
+        o.blob_open = [path] { return blob::OpenFileReader(path); };
+        o.blob_name = path;
         o.blob_size = size;
         out.push_back(std::move(o));
       }
@@ -808,12 +811,12 @@ Result<SyncExport> SyncService::Export(const Principal& caller, const std::strin
   });
 
   json objs = json::array();
-  std::vector<sync::BlobFile> blobs;
+  std::vector<sync::OutgoingBlob> blobs;
   std::set<std::string> blob_seen;
   for (const SyncObject& o : objects) {
     objs.push_back(ObjectJson(o));
     if (o.blob && blob_seen.insert(*o.blob).second) {
-      blobs.push_back({o.blob_path, o.blob_size, *o.blob});
+      blobs.push_back({o.blob_open, o.blob_size, *o.blob, o.blob_name});
     }
   }
   // What we hold that we received from this peer: the kinds its side sends.
@@ -1652,24 +1655,21 @@ Status SyncService::AdoptMock(store::Store& tx, const Principal& caller, Import&
   const json& f = o.fields;
   if (!o.blob || !f.contains("mock") || !f["mock"].is_object()) return Status::Ok();
   const json& m = f["mock"];
-  // Adopted from the staging file (moved, no copy); a second asset with the same mock gets a
-  // copy, read a piece at a time.
+  // Adopted from the staging file (the directory store moves it, no copy); a second asset with
+  // the same mock gets a copy of the first one's blob, read a piece at a time.
   blob::BlobInfo info;
   const std::string& staged = im.staged.at(*o.blob);
   if (!adopted_from.count(*o.blob)) {
     ASSIGN_OR_RETURN(info, blobs_.AdoptFile(staged, im.sizes.at(*o.blob), *o.blob));
     adopted_from[*o.blob] = info.id;
   } else {
-    ASSIGN_OR_RETURN(std::string from, blobs_.LocalPath(adopted_from[*o.blob]));
+    ASSIGN_OR_RETURN(auto reader, blobs_.Open(adopted_from[*o.blob]));
     ASSIGN_OR_RETURN(auto writer, blobs_.NewWriter(im.sizes.at(*o.blob)));
-    std::ifstream in(from, std::ios::binary);
     std::string buf(1 << 20, '\0');
-    while (in) {
-      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-      if (in.gcount() > 0) {
-        RETURN_IF_ERROR(
-            writer->Append(std::string_view(buf.data(), static_cast<size_t>(in.gcount()))));
-      }
+    while (true) {
+      ASSIGN_OR_RETURN(size_t got, reader->Read(buf.data(), buf.size()));
+      if (got == 0) break;
+      RETURN_IF_ERROR(writer->Append(std::string_view(buf.data(), got)));
     }
     ASSIGN_OR_RETURN(info, writer->Commit());
   }
@@ -1972,12 +1972,15 @@ Result<std::string> SyncService::Apply(const Principal& caller, const std::strin
       imports_.erase(it);
       return st;
     }
-    std::error_code rename_error;
-    // All or nothing: the blobs this apply wrote go with the rolled-back rows; an adopted staging
-    // file goes back to staging first, so that the import may still be applied.
+    // All or nothing: the blobs this apply wrote go with the rolled-back rows; the bytes of an
+    // adopted staging file go back to staging first (copied: a store need not be files), so that
+    // the import may still be applied.
     for (const auto& [sha, id] : adopted_from) {
-      auto path = blobs_.LocalPath(id);
-      if (path.ok()) std::filesystem::rename(*path, im.staged.at(sha), rename_error);
+      auto reader = blobs_.Open(id);
+      Status back = reader.ok() ? blob::CopyToFile(**reader, im.staged.at(sha)) : reader.status();
+      if (!back.ok()) {
+        spdlog::warn("giving the staged mock {} back to its import: {}", sha, back.ToString());
+      }
     }
     for (const std::string& id : adopted) (void)blobs_.Delete(id);
     return st;

@@ -45,9 +45,10 @@ struct SyncObject {
   std::string hash;
   nlohmann::json fields;
   std::optional<std::string> blob;  // sha256 of the bytes it needs, if any
-  // Export only: where the blob's bytes are (a file) and how many.
-  std::string blob_path;
+  // Export only: how to open the blob's bytes, how many there are, and its name in errors.
+  std::function<Result<std::unique_ptr<blob::BlobReader>>()> blob_open;
   int64_t blob_size = 0;
+  std::string blob_name;
 };
 
 // The hash of an object: lowercase hex SHA-256 of the canonical JSON of `fields` followed by the

@@ -196,7 +196,7 @@ struct Side {
     if (!d.ok()) return "";
     for (const store::Asset& a : d->assets) {
       if (a.name != asset || !a.mock_blob_id) continue;
-      std::ifstream in(*blobs->LocalPath(*a.mock_blob_id), std::ios::binary);
+      std::ifstream in(blobs->Materialize(*a.mock_blob_id)->path(), std::ios::binary);
       return std::string((std::istreambuf_iterator<char>(in)), {});
     }
     ADD_FAILURE() << "no mock of " << asset;
@@ -440,10 +440,15 @@ TEST_F(SyncTest, LowSidePrivateRunBeforeTheDecisionIsSyncedAnswersAsOneServer) {
   EXPECT_FALSE(low_->store->LeaseNextJob(1)->has_value());
 }
 
+// The file at `path` as a blob to send.
+sync::OutgoingBlob FileBlob(const std::string& path, int64_t size, const std::string& sha) {
+  return {[path] { return blob::OpenFileReader(path); }, size, sha, path};
+}
+
 // A bundle signed by `from` for `to` whose objects section is `doc` (as a compromised server could
 // make it).
 std::string ForgeDoc(Side& from, Side& to, const std::string& doc, int64_t seq,
-                     int64_t peer_seq_seen = 0, std::vector<sync::BlobFile> blobs = {}) {
+                     int64_t peer_seq_seen = 0, std::vector<sync::OutgoingBlob> blobs = {}) {
   sync::BundleHeader h;
   h.source.name = "forged";
   h.source.verify_key = from.Key();
@@ -996,7 +1001,7 @@ TEST_F(SyncTest, ABlobNoObjectUsesIsRefused) {
   }
   const std::string sha = "e3f203a89cd90e2717b2f83fb184bc04493f6080010ed32f48a06e7fff1e975a";
   json doc = {{"objects", json::array()}, {"deleted", json::array()}, {"inventory", json::array()}};
-  auto loaded = low_->Load(ForgeDoc(*high_, *low_, doc.dump(), 1, 0, {{path, 6, sha}}));
+  auto loaded = low_->Load(ForgeDoc(*high_, *low_, doc.dump(), 1, 0, {FileBlob(path, 6, sha)}));
   EXPECT_EQ(Reason(loaded.status()), "tampered");
   EXPECT_NE(loaded.status().message().find("no object uses"), std::string::npos);
 }
@@ -1012,7 +1017,7 @@ TEST_F(SyncTest, AHighSideRefusesABundleListingBlobsAtItsHeader) {
   }
   const std::string sha = "e3f203a89cd90e2717b2f83fb184bc04493f6080010ed32f48a06e7fff1e975a";
   json doc = {{"objects", json::array()}, {"deleted", json::array()}, {"inventory", json::array()}};
-  auto loaded = high_->Load(ForgeDoc(*low_, *high_, doc.dump(), 1, 0, {{path, 6, sha}}));
+  auto loaded = high_->Load(ForgeDoc(*low_, *high_, doc.dump(), 1, 0, {FileBlob(path, 6, sha)}));
   EXPECT_EQ(Reason(loaded.status()), "kind not allowed") << loaded.status().ToString();
   EXPECT_NE(loaded.status().message().find("carries no blob"), std::string::npos);
 }
@@ -1045,9 +1050,9 @@ TEST_F(SyncTest, StagedBlobsCountAgainstTheStorageLimit) {
   object["hash"] = SyncObjectHash(asset, sha);
   json doc = {
       {"objects", json::array({object})}, {"deleted", json::array()}, {"inventory", json::array()}};
-  ASSERT_TRUE(low_->Load(ForgeDoc(*high_, *low_, doc.dump(), 1, 0, {{path, 6, sha}})).ok());
+  ASSERT_TRUE(low_->Load(ForgeDoc(*high_, *low_, doc.dump(), 1, 0, {FileBlob(path, 6, sha)})).ok());
   // Six bytes pending, six more would pass ten.
-  auto second = low_->Load(ForgeDoc(*high_, *low_, doc.dump(), 1, 0, {{path, 6, sha}}));
+  auto second = low_->Load(ForgeDoc(*high_, *low_, doc.dump(), 1, 0, {FileBlob(path, 6, sha)}));
   EXPECT_EQ(second.status().code(), StatusCode::kResourceExhausted);
 }
 

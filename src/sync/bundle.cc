@@ -1,9 +1,7 @@
 #include "sync/bundle.h"
 
-#include <fcntl.h>
 #include <openssl/evp.h>
 #include <sodium.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,8 +19,7 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr size_t kStep = 1 << 20;      // blob bytes read per system call
-constexpr off_t kReadAhead = 8 << 20;  // blob bytes an export asks the disk for ahead of sending
+constexpr size_t kStep = 1 << 20;  // blob bytes read per call
 constexpr std::string_view kPrefix = "bundle refused (";
 
 bool IsHex(std::string_view s, size_t len) {
@@ -258,7 +255,7 @@ Result<BundleHeader> BundleHeader::Parse(std::string_view text) {
 
 Result<std::unique_ptr<BundleSource>> BundleSource::Create(BundleHeader header,
                                                            std::string objects_json,
-                                                           std::vector<BlobFile> blobs,
+                                                           std::vector<OutgoingBlob> blobs,
                                                            std::string_view secret_key) {
   if (secret_key.size() != crypto_sign_SECRETKEYBYTES) {
     return InvalidArgumentError("the signing key is not a 64-byte ed25519 secret key");
@@ -277,10 +274,12 @@ Result<std::unique_ptr<BundleSource>> BundleSource::Create(BundleHeader header,
   }
   header.blobs.clear();
   for (const auto& b : blobs) {
-    struct stat st;
-    if (::stat(b.path.c_str(), &st) != 0) return blob::FileErrno("stat " + b.path);
-    if (st.st_size != b.size) {
-      return InternalError("blob file " + b.path + " holds " + std::to_string(st.st_size) +
+    auto reader = b.open();  // closed again: opened for good when the bundle reaches it
+    if (!reader.ok()) {
+      return InternalError("cannot open " + b.name + " to send: " + reader.status().message());
+    }
+    if ((*reader)->size() != b.size) {
+      return InternalError(b.name + " holds " + std::to_string((*reader)->size()) +
                            " bytes, not the " + std::to_string(b.size) + " recorded");
     }
     header.blobs.push_back({b.sha256, b.size});
@@ -310,9 +309,7 @@ Result<std::unique_ptr<BundleSource>> BundleSource::Create(BundleHeader header,
   return s;
 }
 
-BundleSource::~BundleSource() {
-  if (fd_ >= 0) ::close(fd_);
-}
+BundleSource::~BundleSource() = default;
 
 Result<size_t> BundleSource::Read(char* buf, size_t cap) {
   while (true) {
@@ -332,38 +329,23 @@ Result<size_t> BundleSource::Read(char* buf, size_t cap) {
     }
     size_t i = section_ - 2;
     if (i >= blobs_.size()) return size_t{0};
-    const BlobFile& b = blobs_[i];
-    if (fd_ < 0) {
-      fd_ = ::open(b.path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd_ < 0) return blob::FileErrno("open " + b.path);
-      struct stat st;
-      if (::fstat(fd_, &st) != 0) return blob::FileErrno("stat " + b.path);
-      if (st.st_size != b.size) {
-        return InternalError("blob file " + b.path + " changed size during the export");
+    const OutgoingBlob& b = blobs_[i];
+    if (!reader_) {
+      ASSIGN_OR_RETURN(std::unique_ptr<blob::BlobReader> reader, b.open());
+      if (reader->size() != b.size) {
+        return InternalError(b.name + " changed size during the export");
       }
-      (void)::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
+      reader_ = std::move(reader);
     }
-    int64_t left = b.size - offset_;
-    if (left == 0) {
-      ::close(fd_);
-      fd_ = -1;
+    if (reader_->position() == b.size) {
+      reader_.reset();
       ++section_;
       offset_ = 0;
       continue;
     }
-    size_t want =
-        static_cast<size_t>(std::min<int64_t>(left, static_cast<int64_t>(std::min(cap, kStep))));
-    ssize_t got = ::pread(fd_, buf, want, offset_);
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      return blob::FileErrno("read " + b.path);
-    }
-    if (got == 0) return InternalError("blob file " + b.path + " ended early during the export");
-    offset_ += got;
-    // The next pieces are read from disk while this one is sent: a blob written with O_DIRECT is
-    // not in the page cache, and each piece is asked for only once the last one was sent.
-    (void)::posix_fadvise(fd_, offset_, kReadAhead, POSIX_FADV_WILLNEED);
-    return static_cast<size_t>(got);
+    ASSIGN_OR_RETURN(size_t got, reader_->Read(buf, std::min(cap, kStep)));
+    if (got == 0) return InternalError(b.name + " ended early during the export");
+    return got;
   }
 }
 

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "blob/blob_store.h"
 #include "blob/file_writer.h"
 #include "core/status.h"
 
@@ -81,30 +82,32 @@ Status Refuse(Refusal reason, std::string_view detail);
 // The reason in a refusal's message ("tampered", ...), or "" when `status` is not a bundle refusal.
 std::string_view RefusalReason(const Status& status);
 
-// A blob to send: a file whose size and SHA-256 are known (from the blob store's records).
-struct BlobFile {
-  std::string path;
+// A blob to send: its size and SHA-256, known from the records, and how to open its bytes (from
+// the blob store, or a file: blob::OpenFileReader).
+struct OutgoingBlob {
+  std::function<Result<std::unique_ptr<blob::BlobReader>>()> open;
   int64_t size = 0;
   std::string sha256;
+  std::string name;  // in error messages: "blob <id>", a file's path
 };
 
-// Writes one bundle: magic, header, signature, objects, blobs. The bytes of blob files are read
-// 1 MiB at a time, when asked for. Not thread-safe (one reader at a time).
+// Writes one bundle: magic, header, signature, objects, blobs. Each blob is opened when the bundle
+// reaches it and read 1 MiB at a time, when asked for. Not thread-safe (one reader at a time).
 class BundleSource {
  public:
   // `header`: every field but objects_size/objects_sha256/blobs, which are computed here.
   // `secret_key`: the 64-byte libsodium ed25519 secret key whose public half is
   // header.source.verify_key. Fails (InvalidArgument) on a header that would not verify, and
-  // (Internal) when a blob file is missing or its size is not the one given.
+  // (Internal) when a blob can't be opened or its size is not the one given.
   static Result<std::unique_ptr<BundleSource>> Create(BundleHeader header, std::string objects_json,
-                                                      std::vector<BlobFile> blobs,
+                                                      std::vector<OutgoingBlob> blobs,
                                                       std::string_view secret_key);
   ~BundleSource();
   BundleSource(const BundleSource&) = delete;
   BundleSource& operator=(const BundleSource&) = delete;
 
   // Copies the next bytes of the bundle into `buf` (at most `cap`); 0 only at the end. An error
-  // (a blob file that changed size or can no longer be read) ends the bundle: it is never sent
+  // (a blob that changed size or can no longer be read) ends the bundle: it is never sent
   // short without an error.
   Result<size_t> Read(char* buf, size_t cap);
   // The whole bundle's size, known before the first Read.
@@ -117,12 +120,12 @@ class BundleSource {
   BundleHeader header_;
   std::string prefix_;  // magic, header length, header, signature
   std::string objects_;
-  std::vector<BlobFile> blobs_;
+  std::vector<OutgoingBlob> blobs_;
   int64_t size_ = 0;
   // Where the next byte comes from: 0 prefix, 1 objects, 2 + i blob i.
   size_t section_ = 0;
-  int64_t offset_ = 0;  // within the section
-  int fd_ = -1;         // the open blob file, if any
+  int64_t offset_ = 0;                        // within the section
+  std::unique_ptr<blob::BlobReader> reader_;  // the blob being sent, if any
 };
 
 // A blob of a verified bundle, in a staging file (fsynced) that now belongs to the caller.

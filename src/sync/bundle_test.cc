@@ -62,17 +62,18 @@ class BundleTest : public ::testing::Test {
     return h;
   }
 
-  // A file with `bytes`, as a blob to send.
-  BlobFile Blob(const std::string& bytes) {
+  // A file with `bytes`, as a blob to send (`name` is its path).
+  OutgoingBlob Blob(const std::string& bytes) {
     std::string path = dir_ + "/blob" + std::to_string(blob_count_++);
     std::ofstream(path, std::ios::binary) << bytes;
-    return {path, static_cast<int64_t>(bytes.size()), Sha256Hex(bytes)};
+    return {[path] { return blob::OpenFileReader(path); }, static_cast<int64_t>(bytes.size()),
+            Sha256Hex(bytes), path};
   }
 
   // The whole bundle, read through BundleSource with reads of `step` bytes.
   std::string Write(const std::string& objects, const std::vector<std::string>& blobs,
                     size_t step = 1 << 20) {
-    std::vector<BlobFile> files;
+    std::vector<OutgoingBlob> files;
     for (const auto& b : blobs) files.push_back(Blob(b));
     auto source = BundleSource::Create(Header(), objects, files, source_keys_.secret_key);
     EXPECT_TRUE(source.ok()) << source.status().ToString();
@@ -435,14 +436,14 @@ TEST_F(BundleTest, AbandonedVerifierRemovesItsStagingFiles) {
 }
 
 TEST_F(BundleTest, BlobFileOfTheWrongSizeIsAnError) {
-  BlobFile f = Blob("twelve bytes");
+  OutgoingBlob f = Blob("twelve bytes");
   f.size = 13;
   EXPECT_FALSE(BundleSource::Create(Header(), kObjects, {f}, source_keys_.secret_key).ok());
   // A file that shrinks after Create: the read fails instead of sending a short bundle.
-  BlobFile g = Blob("twelve bytes");
+  OutgoingBlob g = Blob("twelve bytes");
   auto source = BundleSource::Create(Header(), kObjects, {g}, source_keys_.secret_key);
   ASSERT_TRUE(source.ok());
-  ::truncate(g.path.c_str(), 4);
+  ::truncate(g.name.c_str(), 4);
   std::vector<char> buf(1 << 16);
   Status last;
   int64_t total = 0;
