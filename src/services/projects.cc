@@ -198,19 +198,35 @@ Result<store::Project> ProjectService::Get(const Principal& caller, const std::s
   return Visible(caller, id);
 }
 
-Result<std::vector<store::ProjectEvent>> ProjectService::Events(const Principal& caller,
-                                                                const std::string& id) {
+Result<ProjectEventPage> ProjectService::Events(const Principal& caller, const std::string& id,
+                                                int64_t after_seq, int64_t limit) {
   ASSIGN_OR_RETURN(store::Project p, Visible(caller, id));
-  ASSIGN_OR_RETURN(std::vector<store::ProjectEvent> events, store_.ProjectEvents(p.id));
-  if (IsOwner(caller)) return events;
+  if (after_seq < 0) return InvalidArgumentError("after_seq must be 0 or more");
+  if (limit < 1 || limit > kMaxListPageSize) {
+    return InvalidArgumentError("limit must be between 1 and " + std::to_string(kMaxListPageSize));
+  }
+  // One more than asked for tells whether more follow.
+  ASSIGN_OR_RETURN(std::vector<store::ProjectEvent> events,
+                   store_.ProjectEvents(p.id, after_seq, limit + 1));
+  ProjectEventPage page;
+  size_t bytes = 0;
+  size_t kept = 0;
+  for (; kept < events.size() && kept < static_cast<size_t>(limit); ++kept) {
+    bytes += events[kept].text.size();
+    if (kept > 0 && bytes > kMaxProjectEventPageBytes) break;
+  }
+  page.more = kept < events.size();
+  events.resize(kept);
+  page.items = std::move(events);
+  if (IsOwner(caller)) return page;
   // A denial's reason is the owner's free text and may quote private data: like the request it
   // answers, it is for that request's author (and the owners), not every member.
-  for (store::ProjectEvent& e : events) {
+  for (store::ProjectEvent& e : page.items) {
     if (e.kind != "decision" || e.text.empty() || !e.request_id) continue;
     auto request = store_.GetRequest(*e.request_id);
     if (!request.ok() || !caller.IsSelf(request->user_id)) e.text.clear();
   }
-  return events;
+  return page;
 }
 
 Result<store::CodeRequest> ProjectService::AddCodeRequest(const Principal& caller,

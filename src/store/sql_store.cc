@@ -3079,13 +3079,15 @@ class SqlStore : public Store {
     return seq;
   }
 
-  Result<std::vector<ProjectEvent>> ProjectEvents(const std::string& project_id) override {
+  Result<std::vector<ProjectEvent>> ProjectEvents(const std::string& project_id,
+                                                  int64_t after_seq, int64_t limit) override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_,
            "SELECT e.project_id, e.seq, e.id, e.kind, e.actor_id, e.request_id, e.status, e.text, "
            "e.at, coalesce(u.name, ''), coalesce(u.email, '') FROM project_events e "
-           "LEFT JOIN users u ON u.id = e.actor_id WHERE e.project_id = ? ORDER BY e.seq");
-    s.Bind(project_id);
+           "LEFT JOIN users u ON u.id = e.actor_id WHERE e.project_id = ? AND e.seq > ? "
+           "ORDER BY e.seq LIMIT ?");
+    s.Bind(project_id).Bind(after_seq).Bind(limit);
     return ReadAll(s, ReadProjectEvent);
   }
 

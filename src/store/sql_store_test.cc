@@ -1987,7 +1987,7 @@ TEST_F(ProjectStoreTest, EventsAreNumberedInOrderPerProject) {
   decision.request_id = "r1";
   decision.status = "approved";
   EXPECT_EQ(*store_->AppendProjectEvent(decision), 3);
-  auto events = store_->ProjectEvents("p1");
+  auto events = store_->ProjectEvents("p1", 0, 100);
   ASSERT_TRUE(events.ok()) << events.status().ToString();
   ASSERT_EQ(events->size(), 3u);
   EXPECT_EQ((*events)[0].text, "hello");
@@ -1996,6 +1996,31 @@ TEST_F(ProjectStoreTest, EventsAreNumberedInOrderPerProject) {
   EXPECT_EQ((*events)[1].request_id, "r1");
   EXPECT_EQ((*events)[2].status, "approved");
   EXPECT_EQ((*events)[2].seq, 3);
+}
+
+// Regression (cold attack, "project events memory"): the events were read whole, 4000 messages
+// of 10 KB per answer. They are read a page at a time, after a seq.
+TEST_F(ProjectStoreTest, EventsAreReadAPageAfterASeq) {
+  ASSERT_TRUE(store_->InsertProject(MakeProject("p1", "u", "a", {"u"})).ok());
+  for (int i = 1; i <= 5; ++i) {
+    ASSERT_TRUE(store_
+                    ->AppendProjectEvent(
+                        Event("p1", "e" + std::to_string(i), "message", "m" + std::to_string(i)))
+                    .ok());
+  }
+  auto first = store_->ProjectEvents("p1", 0, 2);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_EQ(first->size(), 2u);
+  EXPECT_EQ((*first)[0].seq, 1);
+  EXPECT_EQ((*first)[1].seq, 2);
+  auto next = store_->ProjectEvents("p1", 2, 2);
+  ASSERT_EQ(next->size(), 2u);
+  EXPECT_EQ((*next)[0].text, "m3");
+  EXPECT_EQ((*next)[1].seq, 4);
+  auto last = store_->ProjectEvents("p1", 4, 2);
+  ASSERT_EQ(last->size(), 1u);
+  EXPECT_EQ((*last)[0].seq, 5);
+  EXPECT_TRUE(store_->ProjectEvents("p1", 5, 2)->empty());
 }
 
 TEST_F(ProjectStoreTest, EventOfAnUnknownProjectIsRefused) {
@@ -2048,7 +2073,7 @@ TEST_F(ProjectStoreTest, ARequestAndItsEventCommitTogetherOrNotAtAll) {
   });
   EXPECT_EQ(st.code(), StatusCode::kInternal);
   EXPECT_EQ(store_->GetRequest("r1").status().code(), StatusCode::kNotFound);
-  EXPECT_TRUE(store_->ProjectEvents("p1")->empty());
+  EXPECT_TRUE(store_->ProjectEvents("p1", 0, 100)->empty());
 }
 
 }  // namespace

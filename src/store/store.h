@@ -706,8 +706,9 @@ class Store {
   // Appends the event after the project's last one; returns its seq. kNotFound when the
   // project is absent.
   virtual Result<int64_t> AppendProjectEvent(const ProjectEvent& event) = 0;
-  // The project's events, oldest first.
-  virtual Result<std::vector<ProjectEvent>> ProjectEvents(const std::string& project_id) = 0;
+  // The project's events with a seq above `after_seq`, oldest first, at most `limit` of them.
+  virtual Result<std::vector<ProjectEvent>> ProjectEvents(const std::string& project_id,
+                                                          int64_t after_seq, int64_t limit) = 0;
   // Puts a request made outside any project into `project_id`. kFailedPrecondition when it is
   // in a project already; kNotFound when either is absent.
   virtual Status SetRequestProject(const std::string& request_id,
