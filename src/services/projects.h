@@ -87,6 +87,11 @@ class ProjectService {
   Result<store::Project> AsMember(const Principal& caller, const std::string& id);
   Result<std::vector<std::string>> ResolveMembers(const Principal& caller,
                                                   const std::vector<std::string>& members);
+  enum class NewText { kProject, kMessage };
+  // Whether the caller's projects (or messages), with the new one of `new_bytes` just stored in
+  // `tx`, stay within their per-user cap and, with all else they keep, their storage quota; else
+  // kResourceExhausted naming the limit. Data owners and admins pass.
+  Status FitsQuota(store::Store& tx, const Principal& caller, NewText what, int64_t new_bytes);
   store::ProjectEvent MakeEvent(const Principal& caller, const std::string& project_id,
                                 const std::string& kind, const std::string& text) const;
 
