@@ -143,6 +143,9 @@ class ProjectRequestResponse(ProjectEvent):
         ]
 
 
+# Events asked for at once (the server answers at most 1000 a page, and fewer past 1 MiB of text).
+_EVENTS_PAGE = 1000
+
 _EVENT_KINDS = {
     "message": ProjectMessage,
     "request": ProjectRequest,
@@ -336,8 +339,18 @@ class Project:
         """Requests, messages and decisions, oldest first (read anew from the server)."""
         if not self.sent:
             return []
-        data = self._call("project_events") or {}
-        return [_event(item, self) for item in data.get("items") or []]
+        # The server answers a page at a time (events after a seq), saying whether more follow.
+        items, after_seq = [], 0
+        while True:
+            data = self._call(
+                "project_events", query={"after_seq": after_seq, "limit": _EVENTS_PAGE}
+            ) or {}
+            page = data.get("items") or []
+            items.extend(page)
+            if not page or not data.get("more"):
+                break
+            after_seq = data["next_after_seq"]
+        return [_event(item, self) for item in items]
 
     def get_events(self, types=None):
         events = self.events

@@ -119,24 +119,30 @@ class User:
 
 
 class Quota:
-    """Your own use of the server (``client.account.quota``): the bytes your jobs' results and logs
-    and your submitted code keep (``used_bytes`` is their sum), your queued or running jobs, your
-    code versions, and their limits (``None``: not limited, for data owners and admins). Mock runs
-    past your newest ``mock_results_kept`` lose their result and logs; submitted code is kept. Only
-    the outputs you may read are counted here: held results and owner-only logs count against
-    ``quota_bytes`` without being shown.
+    """Your own use of the server (``client.account.quota``): the bytes your jobs' results and logs,
+    your submitted code and your projects and project messages keep (``used_bytes`` is their sum),
+    your queued or running jobs, your code versions, projects and project messages, and their
+    limits (``None``: not limited, for data owners and admins). Mock runs past your newest
+    ``mock_results_kept`` lose their result and logs; submitted code, projects and messages are
+    kept. Only the outputs you may read are counted here: held results and owner-only logs count
+    against ``quota_bytes`` without being shown.
     """
 
     _FIELDS = (
         "results_bytes",
         "logs_bytes",
         "code_bytes",
+        "project_bytes",
         "used_bytes",
         "quota_bytes",
         "queued_jobs",
         "max_queued_jobs",
         "code_versions",
         "max_code_versions",
+        "projects",
+        "max_projects",
+        "project_messages",
+        "max_project_messages",
         "mock_results_kept",
     )
 
@@ -157,9 +163,15 @@ class Quota:
             ("Results bytes", self.results_bytes),
             ("Logs bytes", self.logs_bytes),
             ("Code bytes", self.code_bytes),
+            ("Project bytes", self.project_bytes),
             ("Used bytes", "{} of {}".format(self.used_bytes, limit(self.quota_bytes))),
             ("Queued jobs", "{} of {}".format(self.queued_jobs, limit(self.max_queued_jobs))),
             ("Code versions", "{} of {}".format(self.code_versions, limit(self.max_code_versions))),
+            ("Projects", "{} of {}".format(self.projects, limit(self.max_projects))),
+            (
+                "Project messages",
+                "{} of {}".format(self.project_messages, limit(self.max_project_messages)),
+            ),
             ("Mock results kept", self.mock_results_kept),
         ]
 

@@ -541,27 +541,31 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
       // It waits a moment for the job to stop: on the request pool (the wait pool may be full of
       // a user's waits), and without a key (see Keys).
       "", http::Lane::kDefault, internal::Keys::kIgnore);
-  routes->Add("GET", "/api/v1/account/quota", Role::kDataScientist, "account",
-              "The caller's own job results and logs (the bytes of those they may read), "
-              "submitted code, unfinished jobs, and their limits.",
-              [&code](http::Request&, const Principal& caller) -> Result<Reply> {
-                ASSIGN_OR_RETURN(auto q, code.Quota(caller));
-                auto limit = [](const std::optional<int64_t>& v) {
-                  return v ? json(*v) : json(nullptr);
-                };
-                return Reply{200,
-                             {{"results_bytes", q.result_bytes},
-                              {"logs_bytes", q.log_bytes},
-                              {"code_bytes", q.code_bytes},
-                              {"used_bytes", q.result_bytes + q.log_bytes + q.code_bytes},
-                              {"quota_bytes", limit(q.max_kept_bytes)},
-                              {"queued_jobs", q.unfinished_jobs},
-                              {"max_queued_jobs", limit(q.max_unfinished_jobs)},
-                              {"code_versions", q.code_versions},
-                              {"max_code_versions", limit(q.max_code_versions)},
-                              {"mock_results_kept", q.mock_outputs_kept}},
-                             {}};
-              });
+  routes->Add(
+      "GET", "/api/v1/account/quota", Role::kDataScientist, "account",
+      "The caller's own job results and logs (the bytes of those they may read), "
+      "submitted code, projects and project messages, unfinished jobs, and their limits.",
+      [&code](http::Request&, const Principal& caller) -> Result<Reply> {
+        ASSIGN_OR_RETURN(auto q, code.Quota(caller));
+        auto limit = [](const std::optional<int64_t>& v) { return v ? json(*v) : json(nullptr); };
+        return Reply{200,
+                     {{"results_bytes", q.result_bytes},
+                      {"logs_bytes", q.log_bytes},
+                      {"code_bytes", q.code_bytes},
+                      {"project_bytes", q.project_bytes},
+                      {"used_bytes", q.result_bytes + q.log_bytes + q.code_bytes + q.project_bytes},
+                      {"quota_bytes", limit(q.max_kept_bytes)},
+                      {"queued_jobs", q.unfinished_jobs},
+                      {"max_queued_jobs", limit(q.max_unfinished_jobs)},
+                      {"code_versions", q.code_versions},
+                      {"max_code_versions", limit(q.max_code_versions)},
+                      {"projects", q.projects},
+                      {"max_projects", limit(q.max_projects)},
+                      {"project_messages", q.project_messages},
+                      {"max_project_messages", limit(q.max_project_messages)},
+                      {"mock_results_kept", q.mock_outputs_kept}},
+                     {}};
+      });
   routes->Add("POST", "/api/v1/jobs/{id}/release_error", Role::kDataOwner, "jobs",
               "Show a failed private run's error text and stderr to its requester (data owners "
               "and admins).",

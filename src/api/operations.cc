@@ -89,7 +89,7 @@ const std::vector<BuiltIn>& Table() {
       {"GET", "/api/v1/projects", "project", "get_all", {"name", "page", "page_size"}},
       {"GET", "/api/v1/projects/{id}", "project", "get_by_uid", {}},
       {"GET", "/api/v1/projects/by_name/{name}", "project", "get_by_name", {}},
-      {"GET", "/api/v1/projects/{id}/events", "project", "get_events", {}},
+      {"GET", "/api/v1/projects/{id}/events", "project", "get_events", {"after_seq", "limit"}},
       {"POST", "/api/v1/projects/{id}/requests", "project", "add_request", {}},
       {"POST", "/api/v1/projects/{id}/messages", "project", "send_message", {}},
       {"GET", "/api/v1/audit", "audit", "get_all", {"after_seq", "limit"}},

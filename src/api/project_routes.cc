@@ -128,14 +128,25 @@ void AddProjectRoutes(http::Router& router, ApiContext& ctx) {
                 ASSIGN_OR_RETURN(auto p, projects.Get(caller, req.path_params["id"]));
                 return Reply{200, ProjectJson(p), {}};
               });
-  routes->Add("GET", "/api/v1/projects/{id}/events", Role::kDataScientist, "projects",
-              "A project's events (messages, requests, decisions), oldest first.",
-              [&projects](http::Request& req, const Principal& caller) -> Result<Reply> {
-                ASSIGN_OR_RETURN(auto events, projects.Events(caller, req.path_params["id"]));
-                json items = json::array();
-                for (const auto& e : events) items.push_back(EventJson(e));
-                return Reply{200, {{"items", std::move(items)}}, {}};
-              });
+  routes->Add(
+      "GET", "/api/v1/projects/{id}/events", Role::kDataScientist, "projects",
+      "A project's events (messages, requests, decisions) with a seq above `after_seq`, "
+      "oldest first, at most `limit` (1000) and about 1 MiB of text; while `more`, ask again "
+      "with after_seq=next_after_seq.",
+      [&projects](http::Request& req, const Principal& caller) -> Result<Reply> {
+        ASSIGN_OR_RETURN(int64_t after, QueryInt(req, "after_seq", 0));
+        ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", services::kMaxListPageSize));
+        ASSIGN_OR_RETURN(auto page, projects.Events(caller, req.path_params["id"], after, limit));
+        const int64_t next = page.items.empty() ? after : page.items.back().seq;
+        json items = json::array();
+        for (const auto& e : page.items) items.push_back(EventJson(e));
+        return Reply{200,
+                     {{"items", std::move(items)},
+                      {"limit", limit},
+                      {"more", page.more},
+                      {"next_after_seq", next}},
+                     {}};
+      });
   routes->Add(
       "POST", "/api/v1/projects/{id}/requests", Role::kDataScientist, "projects",
       "Add a code request to a project (members only): new for submitted code (code_id), or "

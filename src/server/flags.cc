@@ -206,6 +206,17 @@ CLI::App* AddServerCommand(CLI::App& app, ServerRole role, LaunchOptions& o) {
                 "--user-quota-bytes); more are refused")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
+  l->add_option("--max-projects-per-user", o.app.job_quotas.max_projects,
+                "Projects one data scientist may create (each notifies every data owner and "
+                "admin; their names and descriptions count against --user-quota-bytes); more are "
+                "refused")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
+  l->add_option("--max-project-messages-per-user", o.app.job_quotas.max_project_messages,
+                "Project messages one data scientist may post (their text counts against "
+                "--user-quota-bytes); more are refused")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
   l->add_option("--mock-results-kept", o.app.job_quotas.mock_outputs_kept,
                 "Newest mock runs per user whose result and logs are kept; older ones expire "
                 "(also sooner, oldest first, when the user's quota needs room)")

@@ -426,15 +426,21 @@ Status CodeService::CodeFitsQuota(store::Store& tx, const std::string& user_id, 
                                   " code versions, the most one user may keep: a data owner can "
                                   "raise it (--max-code-per-user)");
   }
+  return KeptFitsQuota(tx, user_id, "the code", new_bytes);
+}
+
+Status CodeService::KeptFitsQuota(store::Store& tx, const std::string& user_id,
+                                  const std::string& what, int64_t new_bytes) {
   // Mock outputs aside, as for a run (Run): they expire to make room.
   ASSIGN_OR_RETURN(store::JobUsage jobs, tx.UserJobUsage(user_id));
   const int64_t outputs = jobs.charged_bytes - jobs.mock_bytes;
   const int64_t max = options_.quotas.max_kept_bytes;
-  if (code.bytes + outputs > max) {
+  if (jobs.code_bytes + jobs.project_bytes + outputs > max) {
     return ResourceExhaustedError(
-        "the code (" + std::to_string(new_bytes) + " bytes) was not stored: with your other " +
-        "code (" + std::to_string(code.bytes - new_bytes) + " bytes) and your jobs' results and " +
-        "logs (" + std::to_string(outputs) + " bytes) it would pass your storage quota of " +
+        what + " (" + std::to_string(new_bytes) + " bytes) was not stored: with your code (" +
+        std::to_string(jobs.code_bytes) + " bytes), your projects and messages (" +
+        std::to_string(jobs.project_bytes) + " bytes) and your jobs' results and logs (" +
+        std::to_string(outputs) + " bytes) it would pass your storage quota of " +
         std::to_string(max) + " bytes (--user-quota-bytes)");
   }
   return Status::Ok();
@@ -894,10 +900,11 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
     ASSIGN_OR_RETURN(store::JobUsage usage, store_.UserJobUsage(*caller.user_id));
     const int64_t readable = usage.charged_bytes - usage.mock_bytes;
     const int64_t max = options_.quotas.max_kept_bytes;
-    if (readable + usage.code_bytes >= max) {
+    if (readable + usage.code_bytes + usage.project_bytes >= max) {
       return ResourceExhaustedError(
-          "your jobs' results and logs (" + std::to_string(readable) + " bytes) and your code (" +
-          std::to_string(usage.code_bytes) + " bytes) take your whole storage quota of " +
+          "your jobs' results and logs (" + std::to_string(readable) + " bytes), your code (" +
+          std::to_string(usage.code_bytes) + " bytes) and your projects and messages (" +
+          std::to_string(usage.project_bytes) + " bytes) take your whole storage quota of " +
           std::to_string(max) + " bytes: a data owner can raise it (--user-quota-bytes)");
     }
   }
@@ -1298,10 +1305,16 @@ Result<QuotaUse> CodeService::Quota(const Principal& caller) {
   ASSIGN_OR_RETURN(store::CodeUsage code, store_.UserCodeUsage(*caller.user_id));
   q.code_bytes = code.bytes;
   q.code_versions = code.versions;
+  ASSIGN_OR_RETURN(store::ProjectUsage projects, store_.UserProjectUsage(*caller.user_id));
+  q.project_bytes = projects.bytes;
+  q.projects = projects.projects;
+  q.project_messages = projects.messages;
   if (!IsOwner(caller)) {
     q.max_kept_bytes = options_.quotas.max_kept_bytes;
     q.max_unfinished_jobs = options_.quotas.max_unfinished_jobs;
     q.max_code_versions = options_.quotas.max_code_versions;
+    q.max_projects = options_.quotas.max_projects;
+    q.max_project_messages = options_.quotas.max_project_messages;
   }
   return q;
 }
@@ -1396,8 +1409,8 @@ Status CodeService::KeepWithinQuota(store::Store& tx, const store::Job& job, job
   int64_t need = 0;
   if (quota) {
     ASSIGN_OR_RETURN(store::JobUsage usage, tx.UserJobUsage(job.user_id));
-    // The user's code counts too (it never expires to make room).
-    const int64_t kept = usage.charged_bytes + usage.code_bytes;
+    // The user's code, projects and messages count too (they never expire to make room).
+    const int64_t kept = usage.charged_bytes + usage.code_bytes + usage.project_bytes;
     if (kept - usage.mock_bytes + charged <= *quota) need = kept + charged - *quota;
   }
   const int64_t keep = options_.quotas.mock_outputs_kept - (job.kind == "mock" ? 1 : 0);

@@ -35,8 +35,8 @@
 
 namespace datasite::services {
 
-// What one user's jobs may hold. The first two bind data scientists only: data owners and admins
-// are limited by the server's storage limit alone.
+// What one user's jobs, code and projects may hold. The limits bind data scientists only: data
+// owners and admins are limited by the server's storage limit alone.
 struct JobQuotas {
   int64_t max_unfinished_jobs = 10;           // queued or running (--max-queued-jobs-per-user)
   int64_t max_kept_bytes = int64_t{1} << 30;  // results and logs kept (--user-quota-bytes)
@@ -44,6 +44,12 @@ struct JobQuotas {
   // Code versions one data scientist may submit (--max-code-per-user). Their bytes count against
   // max_kept_bytes; this bounds what each row costs beyond them (its id, hash, audit entry).
   int64_t max_code_versions = 10'000;
+  // Projects one data scientist may create (--max-projects-per-user) and messages they may post
+  // to projects (--max-project-messages-per-user). Their texts count against max_kept_bytes;
+  // these bound what each row costs beyond them: a new project notifies every data owner and
+  // admin, so the project cap also bounds how many notifications one scientist causes.
+  int64_t max_projects = 100;
+  int64_t max_project_messages = 10'000;
 };
 
 struct CodeOptions {
@@ -75,6 +81,13 @@ struct QuotaUse {
   int64_t code_bytes = 0;
   int64_t code_versions = 0;
   std::optional<int64_t> max_code_versions;
+  // What the user's projects and project messages keep (never deleted), against max_kept_bytes
+  // too, and how many of each, against their caps.
+  int64_t project_bytes = 0;
+  int64_t projects = 0;
+  std::optional<int64_t> max_projects;
+  int64_t project_messages = 0;
+  std::optional<int64_t> max_project_messages;
 };
 
 struct SubmitCode {
@@ -254,6 +267,13 @@ class CodeService {
   // The caller's own results and logs they may read, unfinished jobs and submitted code, with
   // their limits.
   Result<QuotaUse> Quota(const Principal& caller);
+  const JobQuotas& quotas() const { return options_.quotas; }
+  // Whether what the user keeps, with `what` of `new_bytes` just stored in `tx` (their code, their
+  // projects and messages, and the outputs of their jobs they may read, mock outputs aside: they
+  // expire to make room), fits their quota; else kResourceExhausted naming the limit. Data
+  // scientists only: the caller skips it for data owners and admins.
+  Status KeptFitsQuota(store::Store& tx, const std::string& user_id, const std::string& what,
+                       int64_t new_bytes);
 
   // The queue's runner: runs one leased job in the sandbox.
   jobs::Outcome RunJob(const store::Job& job, const std::atomic<bool>& cancel);
@@ -327,9 +347,8 @@ class CodeService {
                              int64_t log_bytes, int64_t charged_bytes, int64_t metered_bytes,
                              std::optional<int64_t> quota);
   Result<nlohmann::json> ResolveInputs(const nlohmann::json& inputs);
-  // Whether the user's code, with the version of `new_bytes` just inserted in `tx`, fits their
-  // quota with the outputs of their jobs they may read (mock outputs aside: they expire to make
-  // room), and their versions max_code_versions; else kResourceExhausted naming the limit.
+  // Whether the user's versions, with the one of `new_bytes` just inserted in `tx`, stay within
+  // max_code_versions and their bytes within the quota (KeptFitsQuota).
   Status CodeFitsQuota(store::Store& tx, const std::string& user_id, int64_t new_bytes);
   // Run with `caller` as the job's user; `for_owner`, when set, is the data owner who runs it for
   // its requester (audited as job.run_for_requester, in their name).

@@ -50,6 +50,26 @@ Status CheckText(const char* field, const std::string& text, size_t max_bytes, b
 
 }  // namespace
 
+Status ProjectService::FitsQuota(store::Store& tx, const Principal& caller, NewText what,
+                                 int64_t new_bytes) {
+  // Data owners and admins are not limited, as for code (CodeService::CodeFitsQuota).
+  if (IsOwner(caller)) return Status::Ok();
+  ASSIGN_OR_RETURN(store::ProjectUsage usage, tx.UserProjectUsage(*caller.user_id));
+  const JobQuotas& quotas = code_.quotas();
+  if (what == NewText::kProject && usage.projects > quotas.max_projects) {
+    return ResourceExhaustedError("you have " + std::to_string(usage.projects - 1) +
+                                  " projects, the most one user may create: a data owner can "
+                                  "raise it (--max-projects-per-user)");
+  }
+  if (what == NewText::kMessage && usage.messages > quotas.max_project_messages) {
+    return ResourceExhaustedError("you have posted " + std::to_string(usage.messages - 1) +
+                                  " project messages, the most one user may post: a data owner "
+                                  "can raise it (--max-project-messages-per-user)");
+  }
+  return code_.KeptFitsQuota(tx, *caller.user_id,
+                             what == NewText::kProject ? "the project" : "the message", new_bytes);
+}
+
 ProjectService::ProjectService(store::Store& store, CodeService& code, const Clock& clock)
     : store_(store), code_(code), clock_(clock) {}
 
@@ -134,6 +154,10 @@ Result<store::Project> ProjectService::Create(const Principal& caller, const New
       return AlreadyExistsError("you already have a project named '" + p.name + "'");
     }
     RETURN_IF_ERROR(inserted);
+    // Checked once inserted, in the transaction that inserts: the insert's count holds the
+    // user's usage row until the commit, so two creations by one user can't both pass the caps.
+    RETURN_IF_ERROR(FitsQuota(tx, caller, NewText::kProject,
+                              static_cast<int64_t>(p.name.size() + p.description.size())));
     RETURN_IF_ERROR(
         tx.AppendAudit({p.created_at, caller.AuditName(), "project.create", "project:" + p.id,
                         std::to_string(p.members.size()) + " members"}));
@@ -198,19 +222,35 @@ Result<store::Project> ProjectService::Get(const Principal& caller, const std::s
   return Visible(caller, id);
 }
 
-Result<std::vector<store::ProjectEvent>> ProjectService::Events(const Principal& caller,
-                                                                const std::string& id) {
+Result<ProjectEventPage> ProjectService::Events(const Principal& caller, const std::string& id,
+                                                int64_t after_seq, int64_t limit) {
   ASSIGN_OR_RETURN(store::Project p, Visible(caller, id));
-  ASSIGN_OR_RETURN(std::vector<store::ProjectEvent> events, store_.ProjectEvents(p.id));
-  if (IsOwner(caller)) return events;
+  if (after_seq < 0) return InvalidArgumentError("after_seq must be 0 or more");
+  if (limit < 1 || limit > kMaxListPageSize) {
+    return InvalidArgumentError("limit must be between 1 and " + std::to_string(kMaxListPageSize));
+  }
+  // One more than asked for tells whether more follow.
+  ASSIGN_OR_RETURN(std::vector<store::ProjectEvent> events,
+                   store_.ProjectEvents(p.id, after_seq, limit + 1));
+  ProjectEventPage page;
+  size_t bytes = 0;
+  size_t kept = 0;
+  for (; kept < events.size() && kept < static_cast<size_t>(limit); ++kept) {
+    bytes += events[kept].text.size();
+    if (kept > 0 && bytes > kMaxProjectEventPageBytes) break;
+  }
+  page.more = kept < events.size();
+  events.resize(kept);
+  page.items = std::move(events);
+  if (IsOwner(caller)) return page;
   // A denial's reason is the owner's free text and may quote private data: like the request it
   // answers, it is for that request's author (and the owners), not every member.
-  for (store::ProjectEvent& e : events) {
+  for (store::ProjectEvent& e : page.items) {
     if (e.kind != "decision" || e.text.empty() || !e.request_id) continue;
     auto request = store_.GetRequest(*e.request_id);
     if (!request.ok() || !caller.IsSelf(request->user_id)) e.text.clear();
   }
-  return events;
+  return page;
 }
 
 Result<store::CodeRequest> ProjectService::AddCodeRequest(const Principal& caller,
@@ -267,6 +307,7 @@ Result<store::ProjectEvent> ProjectService::AddMessage(const Principal& caller,
   store::ProjectEvent e = MakeEvent(caller, p.id, "message", text);
   Status st = store_.InTransaction([&](store::Store& tx) -> Status {
     ASSIGN_OR_RETURN(e.seq, tx.AppendProjectEvent(e));
+    RETURN_IF_ERROR(FitsQuota(tx, caller, NewText::kMessage, static_cast<int64_t>(text.size())));
     return notifications_ ? notifications_->OnProjectMessage(tx, p, e.actor_id) : Status::Ok();
   });
   code_.WakeNotifier(st);

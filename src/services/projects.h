@@ -28,6 +28,15 @@ inline constexpr size_t kMaxProjectDescriptionBytes = 10'000;
 inline constexpr size_t kMaxProjectMessageBytes = 10'000;
 inline constexpr size_t kMaxProjectMembers = 100;
 inline constexpr size_t kMaxProjectRequests = 100;  // sent with a new project
+// The texts one page of events holds at most (besides at most kMaxListPageSize events): an answer
+// is held in memory until its client reads it, and a page of 1000 messages of 10 KB would be 10 MB.
+inline constexpr size_t kMaxProjectEventPageBytes = size_t{1} << 20;
+
+// One page of a project's events, oldest first; `more`: later events exist.
+struct ProjectEventPage {
+  std::vector<store::ProjectEvent> items;
+  bool more = false;
+};
 
 struct ProjectCodeRequest {
   std::string code_id;  // submitted code of the caller's, with no request yet
@@ -55,8 +64,11 @@ class ProjectService {
   Result<store::ProjectPage> List(const Principal& caller, const std::optional<std::string>& name,
                                   int64_t page = 1, int64_t page_size = kMaxListPageSize);
   Result<store::Project> Get(const Principal& caller, const std::string& id);
-  // Events oldest first.
-  Result<std::vector<store::ProjectEvent>> Events(const Principal& caller, const std::string& id);
+  // The events with a seq above `after_seq`, oldest first: at most `limit` (1 to
+  // kMaxListPageSize) and, past the first, no more than kMaxProjectEventPageBytes of text. A page,
+  // so that no answer holds a whole project's messages.
+  Result<ProjectEventPage> Events(const Principal& caller, const std::string& id,
+                                  int64_t after_seq = 0, int64_t limit = kMaxListPageSize);
   // Asks for `code_id` to run on private data, inside the project (members only).
   Result<store::CodeRequest> AddCodeRequest(const Principal& caller, const std::string& project_id,
                                             const ProjectCodeRequest& request);
@@ -75,6 +87,11 @@ class ProjectService {
   Result<store::Project> AsMember(const Principal& caller, const std::string& id);
   Result<std::vector<std::string>> ResolveMembers(const Principal& caller,
                                                   const std::vector<std::string>& members);
+  enum class NewText { kProject, kMessage };
+  // Whether the caller's projects (or messages), with the new one of `new_bytes` just stored in
+  // `tx`, stay within their per-user cap and, with all else they keep, their storage quota; else
+  // kResourceExhausted naming the limit. Data owners and admins pass.
+  Status FitsQuota(store::Store& tx, const Principal& caller, NewText what, int64_t new_bytes);
   store::ProjectEvent MakeEvent(const Principal& caller, const std::string& project_id,
                                 const std::string& kind, const std::string& text) const;
 

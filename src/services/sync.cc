@@ -537,7 +537,8 @@ Result<std::vector<SyncObject>> SyncService::Project(const std::string& kind,
       if (!scientists.count(p.created_by)) continue;
       json members = json::array();
       for (const store::ProjectMember& m : p.members) members.push_back(m.user_id);
-      ASSIGN_OR_RETURN(std::vector<store::ProjectEvent> events, store_.ProjectEvents(p.id));
+      ASSIGN_OR_RETURN(std::vector<store::ProjectEvent> events,
+                       store_.ProjectEvents(p.id, 0, kAll));
       json evs = json::array();
       for (const store::ProjectEvent& e : events) {
         // Decisions are the high side's own events: they never travel back as project events.
@@ -1534,7 +1535,7 @@ Status SyncService::ApplyObject(store::Store& tx, Import& im, const SyncObject& 
       }
       RETURN_IF_ERROR(tx.InsertProject(p));
     }
-    ASSIGN_OR_RETURN(std::vector<store::ProjectEvent> have, tx.ProjectEvents(o.id));
+    ASSIGN_OR_RETURN(std::vector<store::ProjectEvent> have, tx.ProjectEvents(o.id, 0, kAll));
     std::set<std::string> ids;
     for (const store::ProjectEvent& e : have) ids.insert(e.id);
     if (f.contains("events") && f["events"].is_array()) {

@@ -1455,7 +1455,7 @@ TEST_F(SyncTest, AProjectNamesOnlyAccountsReceivedFromItsPeer) {
   ASSERT_TRUE(p.ok());
   ASSERT_EQ(p->members.size(), 1u);
   EXPECT_EQ(p->members[0].user_id, "u1");
-  auto events = high_->store->ProjectEvents("p1");
+  auto events = high_->store->ProjectEvents("p1", 0, 100);
   ASSERT_TRUE(events.ok());
   ASSERT_EQ(events->size(), 1u);
   EXPECT_EQ((*events)[0].actor_id, "u1");
@@ -1567,7 +1567,7 @@ TEST_F(SyncTest, AProjectAndItsRequestsInOneApplyOrApart) {
   auto applied = high_->Apply((*diff)["import_id"], d);
   ASSERT_TRUE(applied.ok()) << applied.status().ToString();
   EXPECT_EQ(high_->store->GetRequest("r1")->project_id, std::optional<std::string>("p1"));
-  auto kept = high_->store->ProjectEvents("p1");
+  auto kept = high_->store->ProjectEvents("p1", 0, 100);
   ASSERT_TRUE(kept.ok());
   std::set<std::string> ids;
   for (const store::ProjectEvent& e : *kept) ids.insert(e.id);

@@ -284,13 +284,13 @@ TEST_F(AuditLogTest, EntriesFromBeforeTheChainAreChainedByItsMigration) {
   sqlite3_finalize(st);
   sqlite3_close(db);
   // The sync migration, the quota charges', the storage meter's, the leases', the versions', the
-  // rate events', the idempotency keys', the outbox expiry's, the jobs notifications' and the code
-  // bytes' came after the chain's: undone first.
+  // rate events', the idempotency keys', the outbox expiry's, the jobs notifications', the code
+  // bytes' and the project usage's came after the chain's: undone first.
   Sql(std::string(kDropJobCharges) + kDropSync +
       "ALTER TABLE mail_outbox DROP COLUMN expires_at; "
       "DROP TABLE audit_checkpoint; ALTER TABLE audit_events DROP COLUMN prev_hash;"
       "ALTER TABLE audit_events DROP COLUMN hash; PRAGMA user_version = " +
-      std::to_string(version - 11));
+      std::to_string(version - 12));
   Open();
   AuditVerdict v = Verify();
   EXPECT_TRUE(v.ok) << v.reason;

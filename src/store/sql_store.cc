@@ -725,6 +725,25 @@ INSERT INTO code_bytes (code_id, user_id, bytes)
   FROM user_code c;
 CREATE INDEX code_bytes_user ON code_bytes(user_id, bytes);
 )sql",
+    // Version 25: what each user's projects (name, description) and project messages keep, and
+    // how many of each they made, counted against their quota and per-user caps (see
+    // Store::UserProjectUsage). One row per user, kept by InsertProject and AppendProjectEvent:
+    // the caps are checked on every new project or message, which must not sum the texts.
+    R"sql(
+CREATE TABLE project_usage (
+  user_id TEXT PRIMARY KEY,
+  projects INTEGER NOT NULL,
+  messages INTEGER NOT NULL,
+  bytes INTEGER NOT NULL
+);
+INSERT INTO project_usage (user_id, projects, messages, bytes)
+  SELECT user_id, sum(projects), sum(messages), sum(bytes) FROM (
+    SELECT created_by AS user_id, 1 AS projects, 0 AS messages,
+      length(CAST(name AS BLOB)) + length(CAST(description AS BLOB)) AS bytes FROM projects
+    UNION ALL
+    SELECT actor_id, 0, 1, length(CAST(text AS BLOB)) FROM project_events WHERE kind = 'message')
+  GROUP BY user_id;
+)sql",
 };
 
 // PostgreSQL's form of every migration after kPostgresBaselineVersion, in order.
@@ -830,6 +849,22 @@ INSERT INTO code_bytes (code_id, user_id, bytes)
     coalesce((SELECT octet_length(p.spec) FROM code_policies p WHERE p.code_id = c.id), 0)
   FROM user_code c;
 CREATE INDEX code_bytes_user ON code_bytes(user_id, bytes);
+)sql",
+    // Version 25 (see above).
+    R"sql(
+CREATE TABLE project_usage (
+  user_id TEXT PRIMARY KEY,
+  projects BIGINT NOT NULL,
+  messages BIGINT NOT NULL,
+  bytes BIGINT NOT NULL
+);
+INSERT INTO project_usage (user_id, projects, messages, bytes)
+  SELECT user_id, sum(projects), sum(messages), sum(bytes) FROM (
+    SELECT created_by AS user_id, 1 AS projects, 0 AS messages,
+      octet_length(name) + octet_length(description) AS bytes FROM projects
+    UNION ALL
+    SELECT actor_id, 0, 1, octet_length(text) FROM project_events WHERE kind = 'message') AS kept
+  GROUP BY user_id;
 )sql",
 };
 static_assert(std::size(kMigrations) == kPostgresBaselineVersion + std::size(kPostgresMigrations),
@@ -3022,7 +3057,8 @@ class SqlStore : public Store {
                "NOTHING");
         RETURN_IF_ERROR(i.Bind(p.id).Bind(m.user_id).Run());
       }
-      return Status::Ok();
+      return CountProjectUsageLocked(p.created_by, 1, 0,
+                                     static_cast<int64_t>(p.name.size() + p.description.size()));
     }();
     if (!st.ok()) {
       Rollback();
@@ -3080,30 +3116,69 @@ class SqlStore : public Store {
       ASSIGN_OR_RETURN(bool row, q.Step());
       if (!row) return NotFoundError("project not found");
     }
-    // One statement picks the next seq and inserts, so two appends can't take the same one.
-    Stmt s(stmts_,
-           "INSERT INTO project_events (project_id, seq, id, kind, actor_id, request_id, status, "
-           "text, at) SELECT ?1, coalesce(max(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 "
-           "FROM project_events WHERE project_id = ?1 RETURNING seq");
-    s.Bind(e.project_id).Bind(e.id).Bind(e.kind).Bind(e.actor_id);
-    BindOptional(s, e.request_id);
-    BindOptional(s, e.status);
-    s.Bind(e.text).Bind(e.at);
-    ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) return InternalError("the event was not appended");
-    int64_t seq = s.Int(0);
-    ASSIGN_OR_RETURN(row, s.Step());
-    return seq;
+    // A message's usage commits with it.
+    const bool own = tx_depth_ == 0;
+    if (own) RETURN_IF_ERROR(Begin());
+    auto appended = [&]() -> Result<int64_t> {
+      int64_t seq = 0;
+      {
+        // One statement picks the next seq and inserts, so two appends can't take the same one.
+        Stmt s(stmts_,
+               "INSERT INTO project_events (project_id, seq, id, kind, actor_id, request_id, "
+               "status, text, at) SELECT ?1, coalesce(max(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7, "
+               "?8 FROM project_events WHERE project_id = ?1 RETURNING seq");
+        s.Bind(e.project_id).Bind(e.id).Bind(e.kind).Bind(e.actor_id);
+        BindOptional(s, e.request_id);
+        BindOptional(s, e.status);
+        s.Bind(e.text).Bind(e.at);
+        ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) return InternalError("the event was not appended");
+        seq = s.Int(0);
+        ASSIGN_OR_RETURN(row, s.Step());
+      }
+      if (e.kind == "message") {
+        RETURN_IF_ERROR(
+            CountProjectUsageLocked(e.actor_id, 0, 1, static_cast<int64_t>(e.text.size())));
+      }
+      return seq;
+    }();
+    return EndOwn(own, std::move(appended));
   }
 
-  Result<std::vector<ProjectEvent>> ProjectEvents(const std::string& project_id) override {
+  Result<std::vector<ProjectEvent>> ProjectEvents(const std::string& project_id, int64_t after_seq,
+                                                  int64_t limit) override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_,
            "SELECT e.project_id, e.seq, e.id, e.kind, e.actor_id, e.request_id, e.status, e.text, "
            "e.at, coalesce(u.name, ''), coalesce(u.email, '') FROM project_events e "
-           "LEFT JOIN users u ON u.id = e.actor_id WHERE e.project_id = ? ORDER BY e.seq");
-    s.Bind(project_id);
+           "LEFT JOIN users u ON u.id = e.actor_id WHERE e.project_id = ? AND e.seq > ? "
+           "ORDER BY e.seq LIMIT ?");
+    s.Bind(project_id).Bind(after_seq).Bind(limit);
     return ReadAll(s, ReadProjectEvent);
+  }
+
+  Result<ProjectUsage> UserProjectUsage(const std::string& user_id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "SELECT projects, messages, bytes FROM project_usage WHERE user_id = ?");
+    s.Bind(user_id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    ProjectUsage u;
+    if (!row) return u;
+    u.projects = s.Int(0);
+    u.messages = s.Int(1);
+    u.bytes = s.Int(2);
+    return u;
+  }
+
+  // Adds to the user's ProjectUsage, in the caller's transaction. REQUIRES: mu_ held.
+  Status CountProjectUsageLocked(const std::string& user_id, int64_t projects, int64_t messages,
+                                 int64_t bytes) {
+    Stmt s(stmts_,
+           "INSERT INTO project_usage (user_id, projects, messages, bytes) VALUES (?, ?, ?, ?) "
+           "ON CONFLICT (user_id) DO UPDATE SET projects = project_usage.projects + "
+           "excluded.projects, messages = project_usage.messages + excluded.messages, "
+           "bytes = project_usage.bytes + excluded.bytes");
+    return s.Bind(user_id).Bind(projects).Bind(messages).Bind(bytes).Run();
   }
 
   Status SetRequestProject(const std::string& request_id, const std::string& project_id) override {
@@ -3496,7 +3571,8 @@ class SqlStore : public Store {
                  (capped ? " AND ?3 + (SELECT coalesce(sum(o.charged_bytes), 0) FROM jobs o "
                            "WHERE o.user_id = jobs.user_id AND o.id != ?4) + (SELECT "
                            "coalesce(sum(b.bytes), 0) FROM code_bytes b WHERE b.user_id = "
-                           "jobs.user_id) <= ?8"
+                           "jobs.user_id) + (SELECT coalesce(sum(pu.bytes), 0) FROM "
+                           "project_usage pu WHERE pu.user_id = jobs.user_id) <= ?8"
                          : ""));
       s.Bind(result_bytes).Bind(log_bytes).Bind(charged_bytes).Bind(run.id);
       s.Bind(run.lease_owner).Bind(run.attempts).Bind(metered_bytes);
@@ -3520,7 +3596,8 @@ class SqlStore : public Store {
         "coalesce(sum(CASE WHEN kind = 'mock' THEN kept_result_bytes + kept_log_bytes ELSE 0 "
         "END), 0), coalesce(sum(CASE WHEN status IN ('queued', 'running') THEN 1 ELSE 0 END), 0), "
         "coalesce(sum(charged_bytes), 0), (SELECT coalesce(sum(b.bytes), 0) FROM code_bytes b "
-        "WHERE b.user_id = ?1) FROM jobs WHERE user_id = ?1");
+        "WHERE b.user_id = ?1), (SELECT coalesce(sum(pu.bytes), 0) FROM project_usage pu "
+        "WHERE pu.user_id = ?1) FROM jobs WHERE user_id = ?1");
     s.Bind(user_id);
     ASSIGN_OR_RETURN(bool row, s.Step());
     JobUsage u;
@@ -3531,6 +3608,7 @@ class SqlStore : public Store {
     u.unfinished = s.Int(3);
     u.charged_bytes = s.Int(4);
     u.code_bytes = s.Int(5);
+    u.project_bytes = s.Int(6);
     return u;
   }
 

@@ -688,13 +688,13 @@ TEST_F(StoreTest, UpgradeFromTheVersionBeforeAddsTheSharedVersions) {
   store_.reset();
   if (postgres()) {
     RawSql(
-        "DROP TABLE code_bytes; "
+        "DROP TABLE project_usage; DROP TABLE code_bytes; "
         "DROP FUNCTION bump_versions() CASCADE; DROP FUNCTION notify_jobs() CASCADE; "
         "DROP TABLE versions; DROP TABLE rate_events; DROP TABLE idempotency_keys; "
         "ALTER TABLE mail_outbox DROP COLUMN expires_at; UPDATE schema_version SET version = 18");
   } else {
     RawSql(
-        std::string("DROP TABLE code_bytes; "
+        std::string("DROP TABLE project_usage; DROP TABLE code_bytes; "
                     "DROP TRIGGER version_users_update; DROP TRIGGER version_users_delete; "
                     "DROP TRIGGER version_sessions_update; DROP TRIGGER version_sessions_delete; "
                     "DROP TRIGGER version_datasets_insert; DROP TRIGGER version_datasets_update; "
@@ -705,7 +705,7 @@ TEST_F(StoreTest, UpgradeFromTheVersionBeforeAddsTheSharedVersions) {
                     "ALTER TABLE mail_outbox DROP COLUMN expires_at; PRAGMA user_version = 18"));
   }
   ASSERT_NO_FATAL_FAILURE(Open());
-  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 24);
+  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 25);
   EXPECT_EQ(RawInt("SELECT count(*) FROM idempotency_keys"), 0);
   EXPECT_TRUE(store_->GetUserById("u1").ok());  // the data is kept
   EXPECT_EQ(RawInt("SELECT value FROM versions WHERE name = 'auth'"), 0);
@@ -737,7 +737,7 @@ TEST_F(StoreTest, UpgradeBlanksResetTokensTheOutboxKept) {
       "UPDATE mail_outbox SET body_text = 'Token: old', body_html = 'old'; "
       "UPDATE mail_outbox SET sent_at = 5 WHERE seq = " +
       std::to_string(*sent) + "; ALTER TABLE mail_outbox DROP COLUMN expires_at; " +
-      "DROP TABLE code_bytes; " +
+      "DROP TABLE project_usage; DROP TABLE code_bytes; " +
       (postgres() ? "UPDATE schema_version SET version = 21" : "PRAGMA user_version = 21"));
   ASSERT_NO_FATAL_FAILURE(Open());
   auto all = store_->ListOutbox(10);
@@ -1952,10 +1952,10 @@ TEST_F(CodeBytesTest, UpgradeCountsTheCodeStoredBefore) {
   const std::string spec = R"({"source": "class P: pass", "input": null})";
   ASSERT_TRUE(store_->PutCodePolicy("c2", spec).ok());
   store_.reset();
-  RawSql(std::string("DROP TABLE code_bytes; ") +
+  RawSql(std::string("DROP TABLE project_usage; DROP TABLE code_bytes; ") +
          (postgres() ? "UPDATE schema_version SET version = 23" : "PRAGMA user_version = 23"));
   ASSERT_NO_FATAL_FAILURE(Open());
-  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 24);
+  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 25);
   auto u = store_->UserCodeUsage("u");
   ASSERT_TRUE(u.ok()) << u.status().ToString();
   // 'é' is two bytes.
@@ -2062,7 +2062,7 @@ TEST_F(ProjectStoreTest, EventsAreNumberedInOrderPerProject) {
   decision.request_id = "r1";
   decision.status = "approved";
   EXPECT_EQ(*store_->AppendProjectEvent(decision), 3);
-  auto events = store_->ProjectEvents("p1");
+  auto events = store_->ProjectEvents("p1", 0, 100);
   ASSERT_TRUE(events.ok()) << events.status().ToString();
   ASSERT_EQ(events->size(), 3u);
   EXPECT_EQ((*events)[0].text, "hello");
@@ -2071,6 +2071,109 @@ TEST_F(ProjectStoreTest, EventsAreNumberedInOrderPerProject) {
   EXPECT_EQ((*events)[1].request_id, "r1");
   EXPECT_EQ((*events)[2].status, "approved");
   EXPECT_EQ((*events)[2].seq, 3);
+}
+
+// Regression (cold attack, "project flood"): projects and messages of up to 10 KB each were
+// counted nowhere, so one data scientist kept 37 MB of them past a 100 kB quota. Each now counts
+// for its author, at its size in bytes; request and decision events are bounded elsewhere.
+TEST_F(ProjectStoreTest, ProjectsAndMessagesCountTheirBytesForTheirAuthor) {
+  auto none = store_->UserProjectUsage("u");
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ(none->projects, 0);
+  EXPECT_EQ(none->messages, 0);
+  EXPECT_EQ(none->bytes, 0);
+  ASSERT_TRUE(store_->InsertProject(MakeProject("p1", "u", "a", {"u", "v"})).ok());  // 1 + 7
+  ASSERT_TRUE(store_->InsertProject(MakeProject("p2", "v", "bb", {"v"})).ok());      // 2 + 8
+  ASSERT_TRUE(store_->AppendProjectEvent(Event("p1", "e1", "message", "hello")).ok());
+  ProjectEvent theirs = Event("p1", "e2", "message", "héllo");  // six bytes
+  theirs.actor_id = "v";
+  ASSERT_TRUE(store_->AppendProjectEvent(theirs).ok());
+  AddRequest(1, "p1");
+  ProjectEvent req = Event("p1", "e3", "request", "why");
+  req.request_id = "r1";
+  ASSERT_TRUE(store_->AppendProjectEvent(req).ok());
+  ProjectEvent decision = Event("p1", "e4", "decision", "no");
+  decision.request_id = "r1";
+  decision.status = "denied";
+  ASSERT_TRUE(store_->AppendProjectEvent(decision).ok());
+
+  auto u = store_->UserProjectUsage("u");
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  EXPECT_EQ(u->projects, 1);
+  EXPECT_EQ(u->messages, 1);
+  EXPECT_EQ(u->bytes, 8 + 5);
+  auto v = store_->UserProjectUsage("v");
+  EXPECT_EQ(v->projects, 1);
+  EXPECT_EQ(v->messages, 1);
+  EXPECT_EQ(v->bytes, 10 + 6);
+  // With the job usage the quota checks read.
+  EXPECT_EQ(store_->UserJobUsage("u")->project_bytes, 13);
+}
+
+TEST_F(ProjectStoreTest, AProjectOrMessageRolledBackCountsNothing) {
+  ASSERT_TRUE(store_->InsertProject(MakeProject("p1", "u", "a", {"u"})).ok());
+  Status st = store_->InTransaction([&](Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.InsertProject(MakeProject("p2", "u", "b", {"u"})));
+    RETURN_IF_ERROR(tx.AppendProjectEvent(Event("p1", "e1", "message", "hello")).status());
+    return ResourceExhaustedError("the quota refused it");
+  });
+  EXPECT_EQ(st.code(), StatusCode::kResourceExhausted);
+  auto u = store_->UserProjectUsage("u");
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  EXPECT_EQ(u->projects, 1);
+  EXPECT_EQ(u->messages, 0);
+  EXPECT_EQ(u->bytes, 8);
+  // A project refused as a duplicate counts nothing either.
+  EXPECT_EQ(store_->InsertProject(MakeProject("p3", "u", "a", {"u"})).code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->UserProjectUsage("u")->projects, 1);
+}
+
+// Regression (cold attack, "project events memory"): the events were read whole, 4000 messages
+// of 10 KB per answer. They are read a page at a time, after a seq.
+TEST_F(ProjectStoreTest, EventsAreReadAPageAfterASeq) {
+  ASSERT_TRUE(store_->InsertProject(MakeProject("p1", "u", "a", {"u"})).ok());
+  for (int i = 1; i <= 5; ++i) {
+    ASSERT_TRUE(store_
+                    ->AppendProjectEvent(
+                        Event("p1", "e" + std::to_string(i), "message", "m" + std::to_string(i)))
+                    .ok());
+  }
+  auto first = store_->ProjectEvents("p1", 0, 2);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_EQ(first->size(), 2u);
+  EXPECT_EQ((*first)[0].seq, 1);
+  EXPECT_EQ((*first)[1].seq, 2);
+  auto next = store_->ProjectEvents("p1", 2, 2);
+  ASSERT_EQ(next->size(), 2u);
+  EXPECT_EQ((*next)[0].text, "m3");
+  EXPECT_EQ((*next)[1].seq, 4);
+  auto last = store_->ProjectEvents("p1", 4, 2);
+  ASSERT_EQ(last->size(), 1u);
+  EXPECT_EQ((*last)[0].seq, 5);
+  EXPECT_TRUE(store_->ProjectEvents("p1", 5, 2)->empty());
+}
+
+// The upgrade to version 25 counts the projects and messages stored before it.
+TEST_F(ProjectStoreTest, UpgradeCountsTheProjectsAndMessagesStoredBefore) {
+  ASSERT_TRUE(store_->InsertProject(MakeProject("p1", "u", "a", {"u"})).ok());
+  ASSERT_TRUE(store_->InsertProject(MakeProject("p2", "u", "bé", {"u"})).ok());
+  ASSERT_TRUE(store_->AppendProjectEvent(Event("p1", "e1", "message", "hello")).ok());
+  ASSERT_TRUE(store_->AppendProjectEvent(Event("p2", "e2", "decision", "no")).ok());
+  auto before = store_->UserProjectUsage("u");
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  store_.reset();
+  RawSql(std::string("DROP TABLE project_usage; ") +
+         (postgres() ? "UPDATE schema_version SET version = 24" : "PRAGMA user_version = 24"));
+  ASSERT_NO_FATAL_FAILURE(Open());
+  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 25);
+  auto u = store_->UserProjectUsage("u");
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  EXPECT_EQ(u->projects, 2);
+  EXPECT_EQ(u->messages, 1);
+  // 8 for p1, 3 + 9 for p2 (é is two bytes), 5 for the message.
+  EXPECT_EQ(u->bytes, 8 + 12 + 5);
+  EXPECT_EQ(u->bytes, before->bytes);
 }
 
 TEST_F(ProjectStoreTest, EventOfAnUnknownProjectIsRefused) {
@@ -2123,7 +2226,7 @@ TEST_F(ProjectStoreTest, ARequestAndItsEventCommitTogetherOrNotAtAll) {
   });
   EXPECT_EQ(st.code(), StatusCode::kInternal);
   EXPECT_EQ(store_->GetRequest("r1").status().code(), StatusCode::kNotFound);
-  EXPECT_TRUE(store_->ProjectEvents("p1")->empty());
+  EXPECT_TRUE(store_->ProjectEvents("p1", 0, 100)->empty());
 }
 
 }  // namespace

@@ -257,6 +257,14 @@ struct ProjectPage {
   int64_t total = 0;
 };
 
+// What a user's projects and project messages keep (names, descriptions, message texts), counted
+// against their quota as their code is, and how many of each they made.
+struct ProjectUsage {
+  int64_t projects = 0;
+  int64_t messages = 0;
+  int64_t bytes = 0;
+};
+
 struct ProjectEvent {
   std::string id;
   std::string project_id;
@@ -392,6 +400,8 @@ struct JobUsage {
   int64_t charged_bytes = 0;
   // What the user's stored code keeps (see UserCodeUsage), which counts against the quota too.
   int64_t code_bytes = 0;
+  // What the user's projects and messages keep (see UserProjectUsage): against the quota too.
+  int64_t project_bytes = 0;
 };
 
 // What one job keeps, by part, with the fields that decide who may read each part: `job` has its
@@ -697,7 +707,8 @@ class Store {
   // The request's decisions, oldest first.
   virtual Result<std::vector<RequestDecision>> RequestHistory(const std::string& id) = 0;
 
-  // Inserts the project and its members in one transaction. kAlreadyExists when its creator
+  // Inserts the project and its members in one transaction, counting the project and the bytes
+  // of its name and description in its creator's ProjectUsage. kAlreadyExists when its creator
   // has a project of that name.
   virtual Status InsertProject(const Project& project) = 0;
   // With its members. kNotFound when absent.
@@ -707,11 +718,15 @@ class Store {
   virtual Result<ProjectPage> ListProjects(const std::optional<std::string>& member_id,
                                            const std::optional<std::string>& name, int64_t offset,
                                            int64_t limit) = 0;
-  // Appends the event after the project's last one; returns its seq. kNotFound when the
-  // project is absent.
+  // Appends the event after the project's last one; returns its seq. A message (kind "message")
+  // and the bytes of its text count in its actor's ProjectUsage. kNotFound when the project is
+  // absent.
   virtual Result<int64_t> AppendProjectEvent(const ProjectEvent& event) = 0;
-  // The project's events, oldest first.
-  virtual Result<std::vector<ProjectEvent>> ProjectEvents(const std::string& project_id) = 0;
+  // The project's events with a seq above `after_seq`, oldest first, at most `limit` of them.
+  virtual Result<std::vector<ProjectEvent>> ProjectEvents(const std::string& project_id,
+                                                          int64_t after_seq, int64_t limit) = 0;
+  // What the user's projects and messages keep (they are never deleted).
+  virtual Result<ProjectUsage> UserProjectUsage(const std::string& user_id) = 0;
   // Puts a request made outside any project into `project_id`. kFailedPrecondition when it is
   // in a project already; kNotFound when either is absent.
   virtual Status SetRequestProject(const std::string& request_id,

@@ -9,7 +9,8 @@ namespace datasite::store {
 // bytes, the jobs' leases, the shared versions, the rate events, the idempotency keys, the code's
 // bytes); goes before kDropSync.
 constexpr const char* kDropJobCharges =
-    "DROP TABLE code_bytes; DROP TABLE idempotency_keys; DROP TABLE rate_events; "
+    "DROP TABLE project_usage; DROP TABLE code_bytes; DROP TABLE idempotency_keys; DROP TABLE "
+    "rate_events; "
     "DROP TRIGGER version_users_update; DROP TRIGGER version_users_delete; "
     "DROP TRIGGER version_sessions_update; DROP TRIGGER version_sessions_delete; "
     "DROP TRIGGER version_datasets_insert; DROP TRIGGER version_datasets_update; "
