@@ -22,6 +22,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/address_key.h"
 #include "http/client_address.h"
 #include "http/request_policy.h"
 #include "http/tls.h"
@@ -37,21 +38,10 @@ using tcp = net::ip::tcp;
 
 class ServerImpl;
 
-// The key a connection is counted under for max_connections_per_address: an IPv4 address, or the
-// /64 of an IPv6 address (one host is commonly given a whole /64).
-std::string ConnectionKey(const net::ip::address& address) {
-  if (address.is_v4()) return address.to_string();
-  const auto v6 = address.to_v6();
-  if (v6.is_v4_mapped()) return net::ip::make_address_v4(net::ip::v4_mapped, v6).to_string();
-  auto bytes = v6.to_bytes();
-  std::fill(bytes.begin() + 8, bytes.end(), 0);
-  return net::ip::address_v6(bytes).to_string() + "/64";
-}
-
 // A peer the connection came from, as the server knows it at accept.
 struct Peer {
   std::string address;   // canonical (see CanonicalAddress); "" when unknown
-  std::string key;       // see ConnectionKey
+  std::string key;       // see AddressKey: what max_connections_per_address counts under
   bool trusted = false;  // one of ServerOptions::trusted_proxies
 };
 
@@ -338,7 +328,7 @@ class ServerImpl : public HttpServer {
     if (ec) return {};
     Peer peer;
     peer.address = CanonicalAddress(endpoint.address().to_string()).value_or("");
-    peer.key = ConnectionKey(endpoint.address());
+    peer.key = AddressKey(peer.address);
     const auto& trusted = options_.trusted_proxies;
     peer.trusted = !peer.address.empty() &&
                    std::find(trusted.begin(), trusted.end(), peer.address) != trusted.end();
