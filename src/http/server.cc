@@ -323,7 +323,7 @@ class ServerImpl : public HttpServer {
   Reserved ReserveBody(const std::string& key, uint64_t bytes) {
     const uint64_t budget = options_.body_memory_budget;
     const uint64_t share =
-        std::max<uint64_t>(budget / 4, std::min<uint64_t>(options_.body_limit, budget));
+        std::max<uint64_t>(budget / 16, std::min<uint64_t>(options_.body_limit, budget));
     std::lock_guard<std::mutex> lock(body_mu_);
     if (bytes > budget - body_bytes_) return Reserved::kBudgetFull;
     auto it = body_bytes_by_key_.find(key);
@@ -909,7 +909,13 @@ void Session::Handle() {
   });
 }
 
-void Session::Respond(Response response) { Write(std::move(response), keep_alive_); }
+void Session::Respond(Response response) {
+  // The handler is done with the body: its memory and its share of the budget go back before the
+  // answer is written, not once it is (a client that reads slowly would hold them meanwhile).
+  if (req_) std::string().swap(req_->body);
+  ReleaseBody();
+  Write(std::move(response), keep_alive_);
+}
 
 template <class Message>
 void SetCommonHeaders(Message& m, const Response& response, bool keep_alive) {

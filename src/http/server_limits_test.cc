@@ -317,20 +317,32 @@ TEST_F(ServerLimitsTest, TokenKnownBadInMemoryIsRefusedWithItsStatus) {
 
 // bogus_token_body_budget: 64 connections from each of 4 addresses held the whole budget, and
 // every other client's body was refused.
-TEST_F(ServerLimitsTest, OneClientHoldsAtMostAQuarterOfTheBodyBudget) {
+TEST_F(ServerLimitsTest, OneClientHoldsAtMostItsShareOfTheBodyBudget) {
   ServerOptions options;
-  options.body_memory_budget = 1000;  // a client's share: 250
-  options.body_limit = 200;
+  options.body_memory_budget = 16000;  // a client's share: a sixteenth, 1000
+  options.body_limit = 600;
   Start(options);
-  HoldBody("127.0.0.2", 200);
+  HoldBody("127.0.0.2", 600);
+  HoldBody("127.0.0.2", 300);
   int over = Connect("127.0.0.2");
-  Send(over, Post("/echo", 100));
+  Send(over, Post("/echo", 200));
   Answer a = Read(over);
   EXPECT_EQ(Status(a), "HTTP/1.1 503 Service Unavailable");
   EXPECT_EQ(Header(a, "Retry-After"), "5");
   int other = Connect("127.0.0.3");
-  Send(other, Post("/echo", 200) + std::string(200, ' '));
+  Send(other, Post("/echo", 600) + std::string(600, ' '));
   EXPECT_EQ(Status(Read(other)), "HTTP/1.1 200 OK");
+}
+
+TEST_F(ServerLimitsTest, AClientMayAlwaysHoldOneBodyOfTheLimit) {
+  ServerOptions options;
+  options.body_memory_budget = 1000;
+  options.body_limit = 200;  // more than a sixteenth of the budget
+  Start(options);
+  HoldBody("127.0.0.2", 200);
+  int over = Connect("127.0.0.2");
+  Send(over, Post("/echo", 1));
+  EXPECT_EQ(Status(Read(over)), "HTTP/1.1 503 Service Unavailable");
 }
 
 TEST_F(ServerLimitsTest, AClientsBodyShareIsGivenBackOnceItsRequestIsAnswered) {

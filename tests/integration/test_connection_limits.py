@@ -136,7 +136,8 @@ def test_a_role_route_answers_a_made_up_token_before_the_body(limited):
 
 @pytest.fixture(scope="module")
 def small_budget(binary, tmp_path_factory):
-    """A server whose body budget is 4 MiB: one client may hold a quarter, one 1 MiB body."""
+    """A server whose body budget is 4 MiB: one client may hold one 1 MiB body
+    (more than a sixteenth of it)."""
     server = DetachedServer(binary, tmp_path_factory.mktemp("budget") / "data", "--workers", "0",
                             "--body-memory-bytes", str(4 << 20))
     api = server.start()
@@ -148,7 +149,7 @@ def small_budget(binary, tmp_path_factory):
 
 # bogus_token_body_budget: 64 connections from each of 4 addresses held the whole body budget,
 # and every other client's login and POST got 503 meanwhile.
-def test_one_address_holds_at_most_a_quarter_of_the_body_budget(small_budget):
+def test_one_address_holds_at_most_its_share_of_the_body_budget(small_budget):
     api = small_budget
     root = api.login(ROOT_EMAIL, ROOT_PASSWORD)
     auth = "Authorization: Bearer %s\r\n" % root
