@@ -4,17 +4,9 @@
 
 namespace datasite::api {
 
-namespace {
-
-// Deeper documents are refused before parsing: copying, comparing or printing one recurses once per
-// level, and a 1 MiB body of '[' would overflow a thread's stack.
-constexpr int kMaxDepth = 64;
-
-}  // namespace
-
 Result<JsonBody> JsonBody::Parse(std::string_view body,
                                  std::initializer_list<std::string_view> allowed) {
-  if (NestsDeeperThan(body, kMaxDepth)) {
+  if (NestsDeeperThan(body, kMaxBodyDepth)) {
     return InvalidArgumentError("request body nests deeper than 64 levels");
   }
   nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);

@@ -19,6 +19,10 @@ namespace datasite::api {
 // Moved to core (sync checks bundles with it too); named here still for the routes.
 using ::datasite::NestsDeeperThan;
 
+// Deeper bodies are refused before parsing: copying, comparing or printing a document recurses once
+// per level, and a 1 MiB body of '[' would overflow a thread's stack.
+inline constexpr int kMaxBodyDepth = 64;
+
 class JsonBody {
  public:
   // kInvalidArgument for malformed JSON (an empty body included), a non-object, or a field not in

@@ -1,6 +1,7 @@
 #include "api/route_table.h"
 
 #include "api/idempotency.h"
+#include "api/json_body.h"
 #include "core/random.h"
 
 namespace datasite::api::internal {
@@ -79,9 +80,65 @@ http::Response Render(Result<Reply> reply) {
   return res;
 }
 
+namespace {
+
+// Looks for a top-level "blocking": false while the parser reads a body, keeping nothing of it.
+// Like json::parse, a repeated key counts as its last value.
+class BlockingScan final : public json::json_sax_t {
+ public:
+  bool asks_not_to_block() const { return asks_not_to_block_; }
+
+  bool null() override { return Value(false); }
+  bool boolean(bool value) override { return Value(!value); }
+  bool number_integer(json::number_integer_t) override { return Value(false); }
+  bool number_unsigned(json::number_unsigned_t) override { return Value(false); }
+  bool number_float(json::number_float_t, const json::string_t&) override { return Value(false); }
+  bool string(json::string_t&) override { return Value(false); }
+  bool binary(json::binary_t&) override { return Value(false); }
+  bool start_object(std::size_t) override {
+    ++depth_;
+    return Value(false);
+  }
+  bool key(json::string_t& key) override {
+    at_blocking_ = depth_ == 1 && key == "blocking";
+    return true;
+  }
+  bool end_object() override {
+    --depth_;
+    return true;
+  }
+  // A body that is an array is no object: the scan stops there.
+  bool start_array(std::size_t) override { return depth_++ > 0 && Value(false); }
+  bool end_array() override {
+    --depth_;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;
+  }
+
+ private:
+  // A value was read: when it is that of the top-level "blocking", whether it is false.
+  bool Value(bool is_false) {
+    if (at_blocking_) asks_not_to_block_ = is_false;
+    at_blocking_ = false;
+    return true;
+  }
+
+  int depth_ = 0;
+  bool at_blocking_ = false;  // the next value is that of the top-level "blocking"
+  bool asks_not_to_block_ = false;
+};
+
+}  // namespace
+
 bool AsksNotToBlock(const http::Request& req) {
-  json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-  return body.is_object() && body.contains("blocking") && body["blocking"] == false;
+  // Called before the handler authorizes the caller (to choose its lane): the body is scanned,
+  // never built into a document (1 MiB of small values would be ~500k nodes), and a body too deep
+  // for JsonBody::Parse is not scanned at all (the handler refuses it).
+  if (NestsDeeperThan(req.body, kMaxBodyDepth)) return false;
+  BlockingScan scan;
+  return json::sax_parse(req.body, &scan) && scan.asks_not_to_block();
 }
 
 namespace {

@@ -142,6 +142,19 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
   auto& settings = ctx.settings;
   const auto kHeavy = http::Lane::kHeavy;
   auto settings_documents = std::make_shared<SettingsDocuments>(settings);
+  // A route that needs a role reads a body into memory only for a live session: a remembered one
+  // is known on the I/O thread; any other token costs the database read its handler would make
+  // (and then is remembered), so a made-up token is refused before it holds any body memory.
+  http::TokenCheck token_check;
+  token_check.in_memory = [&accounts](const std::string& authorization) -> std::optional<Status> {
+    if (accounts.RememberedPrincipal(authorization)) return Status::Ok();
+    return std::nullopt;
+  };
+  token_check.check = [&accounts](const std::string& authorization) {
+    auto caller = accounts.Authenticate(authorization);
+    return caller.ok() ? Status::Ok() : caller.status();
+  };
+  router.SetTokenCheck(std::move(token_check));
 
   routes->Add("GET", "/healthz", Role::kNone, "health", "Liveness: the process answers.",
               [](http::Request&, const Principal&) -> Result<Reply> {

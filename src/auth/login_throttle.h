@@ -28,9 +28,9 @@ struct LoginLimits {
   int64_t known_source_ms = 30LL * 24 * 3600 * 1000;
 };
 
-// Keys are a source (the client's address, see http::ClientAddress) and an account (a normalized
-// email, whether or not such a user exists, so refusals never tell). Memory is bounded (see
-// RateLimiter). Safe for concurrent use.
+// Keys are a source (the client's AddressKey: an IPv6 /64 is one source) and an account (a
+// normalized email, whether or not such a user exists, so refusals never tell). Memory is bounded
+// (see RateLimiter). Safe for concurrent use.
 class LoginThrottle {
  public:
   // With `shared`, its counts are those of every server sharing it (replicas on one database).

@@ -49,6 +49,17 @@ struct Route {
   std::string tag;
 };
 
+// How the server tells, before it reads a body into memory for a route that needs a role, whether
+// the caller's Authorization header names a live session (see Router::SetTokenCheck), so that a
+// made-up token holds no body memory.
+struct TokenCheck {
+  // Called on an I/O thread, so it must not block: Ok for a session known in memory to be live,
+  // the refusal for a header known to be bad, nullopt when only `check` can tell.
+  std::function<std::optional<Status>(const std::string& authorization)> in_memory;
+  // Called on the request pool when `in_memory` can't tell; may read the database.
+  std::function<Status(const std::string& authorization)> check;
+};
+
 // Matching is exact on literal segments; "{name}" matches one non-empty segment. Not thread-safe to
 // modify; safe for concurrent lookups once built.
 class Router {
@@ -62,6 +73,11 @@ class Router {
   void SetChooseLane(std::string_view method, std::string_view pattern,
                      std::function<Lane(const Request&)> choose);
 
+  // Without one, a body for a route that needs a role is read for any caller that sends a token
+  // (the handler then checks it).
+  void SetTokenCheck(TokenCheck check) { token_check_ = std::move(check); }
+  const TokenCheck& token_check() const { return token_check_; }
+
   enum class Match { kFound, kNoPath, kWrongMethod };
   // On kFound sets `*route` and fills request.path_params.
   Match Find(Request& request, const Route** route) const;
@@ -73,6 +89,7 @@ class Router {
   Route& Added(std::string_view method, std::string_view pattern);
 
   std::vector<Route> routes_;
+  TokenCheck token_check_;
 };
 
 }  // namespace datasite::http

@@ -22,6 +22,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/address_key.h"
 #include "http/client_address.h"
 #include "http/request_policy.h"
 #include "http/tls.h"
@@ -37,21 +38,10 @@ using tcp = net::ip::tcp;
 
 class ServerImpl;
 
-// The key a connection is counted under for max_connections_per_address: an IPv4 address, or the
-// /64 of an IPv6 address (one host is commonly given a whole /64).
-std::string ConnectionKey(const net::ip::address& address) {
-  if (address.is_v4()) return address.to_string();
-  const auto v6 = address.to_v6();
-  if (v6.is_v4_mapped()) return net::ip::make_address_v4(net::ip::v4_mapped, v6).to_string();
-  auto bytes = v6.to_bytes();
-  std::fill(bytes.begin() + 8, bytes.end(), 0);
-  return net::ip::address_v6(bytes).to_string() + "/64";
-}
-
 // A peer the connection came from, as the server knows it at accept.
 struct Peer {
   std::string address;   // canonical (see CanonicalAddress); "" when unknown
-  std::string key;       // see ConnectionKey
+  std::string key;       // see AddressKey: what max_connections_per_address counts under
   bool trusted = false;  // one of ServerOptions::trusted_proxies
 };
 
@@ -166,6 +156,13 @@ class Session : public std::enable_shared_from_this<Session> {
   // (up to a cap, for a few seconds) so that it gets to read the refusal instead of a broken pipe.
   void Drain();
   bool BodyExpected() const;
+  // For a route that needs a role, before its body is read into memory: asks the router's
+  // TokenCheck (in memory, else on the request pool) whether the caller's session is live, and
+  // refuses the request when it is not. Then ReadBody.
+  void CheckToken();
+  void OnTokenChecked(const Status& st);
+  // Takes the body's share of the body memory budget (or refuses the request) and reads it.
+  void ReadBody();
   // Gives back this request's share of the server's body memory budget.
   void ReleaseBody();
 
@@ -194,6 +191,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool served_ = false;         // a request's headers were read on this connection
   size_t body_limit_ = 0;       // the current request's, for a body read into memory
   uint64_t body_reserved_ = 0;  // of the server's body memory budget, for the current request
+  std::string body_key_;        // the client body_reserved_ is counted under (see ReadBody)
   // The request's id and when its headers were in, for the response (set in OnHeader).
   std::string request_id_;
   std::chrono::steady_clock::time_point start_;
@@ -319,17 +317,29 @@ class ServerImpl : public HttpServer {
     if (it != connections_by_key_.end() && --it->second <= 0) connections_by_key_.erase(it);
   }
 
-  // Takes `bytes` of the body memory budget; false (and nothing taken) when they would pass it.
-  bool ReserveBody(uint64_t bytes) {
-    uint64_t used = body_bytes_.load();
-    do {
-      if (bytes > options_.body_memory_budget || used > options_.body_memory_budget - bytes) {
-        return false;
-      }
-    } while (!body_bytes_.compare_exchange_weak(used, used + bytes));
-    return true;
+  enum class Reserved { kOk, kBudgetFull, kClientShareFull };
+  // Takes `bytes` of the body memory budget for client `key` (see AddressKey); nothing is taken
+  // when they would pass the budget, or the client's share of it (see ServerOptions).
+  Reserved ReserveBody(const std::string& key, uint64_t bytes) {
+    const uint64_t budget = options_.body_memory_budget;
+    const uint64_t share =
+        std::max<uint64_t>(budget / 16, std::min<uint64_t>(options_.body_limit, budget));
+    std::lock_guard<std::mutex> lock(body_mu_);
+    if (bytes > budget - body_bytes_) return Reserved::kBudgetFull;
+    auto it = body_bytes_by_key_.find(key);
+    const uint64_t held = it == body_bytes_by_key_.end() ? 0 : it->second;
+    if (bytes > share - held) return Reserved::kClientShareFull;
+    body_bytes_by_key_[key] = held + bytes;
+    body_bytes_ += bytes;
+    return Reserved::kOk;
   }
-  void ReleaseBody(uint64_t bytes) { body_bytes_ -= bytes; }
+  void ReleaseBody(const std::string& key, uint64_t bytes) {
+    if (bytes == 0) return;
+    std::lock_guard<std::mutex> lock(body_mu_);
+    body_bytes_ -= bytes;
+    auto it = body_bytes_by_key_.find(key);
+    if (it != body_bytes_by_key_.end() && (it->second -= bytes) == 0) body_bytes_by_key_.erase(it);
+  }
 
  private:
   Peer PeerOf(const tcp::socket& socket) const {
@@ -338,7 +348,7 @@ class ServerImpl : public HttpServer {
     if (ec) return {};
     Peer peer;
     peer.address = CanonicalAddress(endpoint.address().to_string()).value_or("");
-    peer.key = ConnectionKey(endpoint.address());
+    peer.key = AddressKey(peer.address);
     const auto& trusted = options_.trusted_proxies;
     peer.trusted = !peer.address.empty() &&
                    std::find(trusted.begin(), trusted.end(), peer.address) != trusted.end();
@@ -386,7 +396,12 @@ class ServerImpl : public HttpServer {
   std::vector<std::thread> threads_;
   std::atomic<int> in_flight_{0};
   std::atomic<int> sessions_{0};
-  std::atomic<uint64_t> body_bytes_{0};  // of options_.body_memory_budget, taken by sessions
+  std::mutex body_mu_;
+  uint64_t body_bytes_ =
+      0;  // of options_.body_memory_budget, taken by sessions. Guarded by body_mu_.
+  // What each client (AddressKey) holds of body_bytes_, for those that hold any. Guarded by
+  // body_mu_.
+  std::unordered_map<std::string, uint64_t> body_bytes_by_key_;
   std::mutex connections_mu_;
   std::unordered_map<std::string, int> connections_by_key_;  // Guarded by connections_mu_.
   net::steady_timer accept_backoff_{acceptor_.get_executor()};
@@ -411,7 +426,7 @@ Session::~Session() {
 }
 
 void Session::ReleaseBody() {
-  server_.ReleaseBody(body_reserved_);
+  server_.ReleaseBody(body_key_, body_reserved_);
   body_reserved_ = 0;
 }
 
@@ -577,23 +592,9 @@ void Session::OnHeader(beast::error_code ec) {
         drain_after_write_ = true;
         return Write(ErrorResponse(UnauthenticatedError("log in first")), false);
       }
-      // A chunked body may grow to the limit: it takes that much of the budget.
-      const uint64_t want = parser_->content_length().value_or(body_limit_);
-      if (!server_.ReserveBody(want)) {
-        drain_after_write_ = true;
-        Response busy = ErrorResponse(503, "UNAVAILABLE",
-                                      "the server holds too many request bodies; try again soon");
-        busy.headers.emplace_back("Retry-After", "5");
-        return Write(std::move(busy), false);
-      }
-      body_reserved_ = want;
-      // The whole body at once, as much as the budget counts, instead of doubling its way there.
-      if (parser_->content_length()) req_->body.reserve(static_cast<size_t>(want));
-      // One deadline for the whole body, not renewed by each piece: a client that sends a byte now
-      // and then can't hold the memory for long. It must send at least 64 KiB/s after a grace of
-      // header_timeout.
-      stream_.expires_after(options.header_timeout + std::chrono::seconds(want >> 16));
-      chunks_[0].resize(static_cast<size_t>(std::min<uint64_t>(want, 64 << 10)));
+      // Nor for a token that names no live session.
+      if (!route_->min_role.empty()) return CheckToken();
+      return ReadBody();
     }
     return ReadChunk();
   }
@@ -625,6 +626,68 @@ void Session::OnHeader(beast::error_code ec) {
       self->ReadChunk();
     });
   });
+}
+
+void Session::CheckToken() {
+  const TokenCheck& check = server_.router().token_check();
+  if (check.in_memory) {
+    if (auto known = check.in_memory(req_->authorization)) return OnTokenChecked(*known);
+  }
+  if (!check.check) return ReadBody();
+  // The check may read the database: no work for an I/O thread.
+  server_.in_flight()++;
+  net::post(server_.pool(Lane::kDefault), [self = shared_from_this()] {
+    obs::ScopedRequestId log_scope(self->request_id_);
+    Status st;
+    try {
+      st = self->server_.router().token_check().check(self->req_->authorization);
+    } catch (const std::exception& e) {
+      spdlog::error("token check {} {} threw: {}", self->req_->method, self->route_->pattern,
+                    e.what());
+      st = InternalError(e.what());
+    }
+    net::post(self->stream_.get_executor(), [self, st = std::move(st)] {
+      self->server_.in_flight()--;
+      self->OnTokenChecked(st);
+    });
+  });
+}
+
+void Session::OnTokenChecked(const Status& st) {
+  if (!st.ok()) {
+    drain_after_write_ = true;
+    return Write(ErrorResponse(st), false);
+  }
+  ReadBody();
+}
+
+void Session::ReadBody() {
+  const auto& options = server_.options();
+  // A chunked body may grow to the limit: it takes that much of the budget.
+  const uint64_t want = parser_->content_length().value_or(body_limit_);
+  // A trusted proxy carries many clients: each is counted under the address it forwards.
+  std::string key = peer_.trusted ? AddressKey(req_->remote_address) : peer_.key;
+  const auto reserved = server_.ReserveBody(key, want);
+  if (reserved != ServerImpl::Reserved::kOk) {
+    drain_after_write_ = true;
+    Response busy =
+        ErrorResponse(503, "UNAVAILABLE",
+                      reserved == ServerImpl::Reserved::kClientShareFull
+                          ? "this client holds too many request bodies at once; try again soon"
+                          : "the server holds too many request bodies; try again soon");
+    busy.headers.emplace_back("Retry-After", "5");
+    return Write(std::move(busy), false);
+  }
+  body_reserved_ = want;
+  body_key_ = std::move(key);
+  // The whole body at once, as much as the budget counts, instead of doubling its way there.
+  if (parser_->content_length()) req_->body.reserve(static_cast<size_t>(want));
+  // One deadline for the whole body, not renewed by each piece: a client that sends a byte now
+  // and then can't hold the memory for long. It must send at least 64 KiB/s after a grace of
+  // header_timeout.
+  stream_.expires_after(options.header_timeout + std::chrono::seconds(want >> 16));
+  chunks_[0].resize(static_cast<size_t>(std::min<uint64_t>(want, 64 << 10)));
+  ReadChunk();
 }
 
 void Session::ReadChunk() {
@@ -846,7 +909,13 @@ void Session::Handle() {
   });
 }
 
-void Session::Respond(Response response) { Write(std::move(response), keep_alive_); }
+void Session::Respond(Response response) {
+  // The handler is done with the body: its memory and its share of the budget go back before the
+  // answer is written, not once it is (a client that reads slowly would hold them meanwhile).
+  if (req_) std::string().swap(req_->body);
+  ReleaseBody();
+  Write(std::move(response), keep_alive_);
+}
 
 template <class Message>
 void SetCommonHeaders(Message& m, const Response& response, bool keep_alive) {

@@ -51,8 +51,11 @@ struct ServerOptions {
   // one caller can't take all of `max_connections`. A `trusted_proxies` peer may hold up to
   // `max_connections`: it carries everyone's traffic.
   int max_connections_per_address = 64;
-  // Bytes of ordinary (not upload) request bodies held in memory at once, server-wide. A body that
-  // would pass it is refused with 503 and Retry-After before it is read.
+  // Bytes of ordinary (not upload) request bodies held in memory at once, server-wide. One client
+  // (an address, IPv6 /64, or a trusted proxy's forwarded client) may hold a sixteenth of it, or
+  // one body of `body_limit` when that is more: a quarter would bind nothing at the defaults (64
+  // connections of 1 MiB), and 4 addresses would hold it all. A body that would pass either is
+  // refused with 503 and Retry-After before it is read.
   uint64_t body_memory_budget = 256ull << 20;
   // Host names answered besides "localhost" and IP addresses (see AllowedHosts).
   std::vector<std::string> allowed_hosts;

@@ -54,6 +54,7 @@ class ServerLimitsTest : public ::testing::Test {
     router_.Add(std::move(echo));
     router_.Add(std::move(small));
     router_.Add(std::move(admin));
+    router_.SetTokenCheck(token_check_);
     options.host = "127.0.0.1";
     auto server = NewHttpServer(router_, options);
     ASSERT_TRUE(server.ok()) << server.status().message();
@@ -138,6 +139,17 @@ class ServerLimitsTest : public ::testing::Test {
     return a.head.substr(at, a.head.find("\r\n", at) - at);
   }
 
+  // Sends a request's headers with "Expect: 100-continue" from `source` and waits for the go-ahead,
+  // which comes once the server has taken the body's share of its budget; the body never comes.
+  int HoldBody(const char* source, size_t length, const std::string& extra_headers = "") {
+    int fd = Connect(source);
+    Send(fd, Post("/echo", length, extra_headers + "Expect: 100-continue\r\n"));
+    EXPECT_EQ(Status(Read(fd)), "HTTP/1.1 100 Continue") << source;
+    return fd;
+  }
+
+  // Set before Start to give the router a TokenCheck.
+  TokenCheck token_check_;
   Router router_;
   std::unique_ptr<HttpServer> server_;
   std::vector<int> fds_;
@@ -249,6 +261,118 @@ TEST_F(ServerLimitsTest, RoleRouteRefusesACallerWithoutATokenBeforeTheBody) {
   int with_token = Connect();
   Send(with_token, Post("/admin", 10, "Authorization: Bearer x\r\n") + std::string(10, ' '));
   EXPECT_EQ(Status(Read(with_token)), "HTTP/1.1 200 OK");  // the handler checks the token
+}
+
+// A TokenCheck that knows "Bearer remembered" in memory and "Bearer stored" only on the pool.
+TokenCheck TestTokenCheck() {
+  TokenCheck check;
+  check.in_memory = [](const std::string& authorization) -> std::optional<datasite::Status> {
+    if (authorization == "Bearer remembered") return datasite::Status::Ok();
+    return std::nullopt;
+  };
+  check.check = [](const std::string& authorization) {
+    if (authorization == "Bearer stored") return datasite::Status::Ok();
+    return UnauthenticatedError("invalid or expired token; log in again");
+  };
+  return check;
+}
+
+// bogus_token_body_budget: only an empty Authorization header was refused before the body, so a
+// made-up token held a whole body of the budget until the body deadline, sending nothing.
+TEST_F(ServerLimitsTest, RoleRouteRefusesAnUnknownTokenBeforeTheBody) {
+  token_check_ = TestTokenCheck();
+  ServerOptions options;
+  options.header_timeout = std::chrono::seconds(1);  // the old code closed here, answering nothing
+  Start(options);
+  int fd = Connect();
+  Send(fd, Post("/admin", 1000, "Authorization: Bearer not-a-token\r\n"));  // no body comes
+  Answer a = Read(fd);
+  EXPECT_EQ(Status(a), "HTTP/1.1 401 Unauthorized");
+  EXPECT_NE(a.body.find("UNAUTHENTICATED"), std::string::npos) << a.body;
+}
+
+TEST_F(ServerLimitsTest, RoleRouteReadsTheBodyOfALiveSession) {
+  token_check_ = TestTokenCheck();
+  Start(ServerOptions{});
+  for (const char* token : {"remembered", "stored"}) {
+    int fd = Connect();
+    Send(fd, Post("/admin", 10, std::string("Authorization: Bearer ") + token + "\r\n") +
+                 std::string(10, ' '));
+    Answer a = Read(fd);
+    EXPECT_EQ(Status(a), "HTTP/1.1 200 OK") << token;
+    EXPECT_EQ(a.body, "10") << token;
+  }
+}
+
+TEST_F(ServerLimitsTest, TokenKnownBadInMemoryIsRefusedWithItsStatus) {
+  token_check_ = TestTokenCheck();
+  token_check_.in_memory = [](const std::string&) -> std::optional<datasite::Status> {
+    return PermissionDeniedError("no");
+  };
+  Start(ServerOptions{});
+  int fd = Connect();
+  Send(fd, Post("/admin", 10, "Authorization: Bearer stored\r\n"));
+  EXPECT_EQ(Status(Read(fd)), "HTTP/1.1 403 Forbidden");
+}
+
+// bogus_token_body_budget: 64 connections from each of 4 addresses held the whole budget, and
+// every other client's body was refused.
+TEST_F(ServerLimitsTest, OneClientHoldsAtMostItsShareOfTheBodyBudget) {
+  ServerOptions options;
+  options.body_memory_budget = 16000;  // a client's share: a sixteenth, 1000
+  options.body_limit = 600;
+  Start(options);
+  HoldBody("127.0.0.2", 600);
+  HoldBody("127.0.0.2", 300);
+  int over = Connect("127.0.0.2");
+  Send(over, Post("/echo", 200));
+  Answer a = Read(over);
+  EXPECT_EQ(Status(a), "HTTP/1.1 503 Service Unavailable");
+  EXPECT_EQ(Header(a, "Retry-After"), "5");
+  int other = Connect("127.0.0.3");
+  Send(other, Post("/echo", 600) + std::string(600, ' '));
+  EXPECT_EQ(Status(Read(other)), "HTTP/1.1 200 OK");
+}
+
+TEST_F(ServerLimitsTest, AClientMayAlwaysHoldOneBodyOfTheLimit) {
+  ServerOptions options;
+  options.body_memory_budget = 1000;
+  options.body_limit = 200;  // more than a sixteenth of the budget
+  Start(options);
+  HoldBody("127.0.0.2", 200);
+  int over = Connect("127.0.0.2");
+  Send(over, Post("/echo", 1));
+  EXPECT_EQ(Status(Read(over)), "HTTP/1.1 503 Service Unavailable");
+}
+
+TEST_F(ServerLimitsTest, AClientsBodyShareIsGivenBackOnceItsRequestIsAnswered) {
+  ServerOptions options;
+  options.body_memory_budget = 1000;
+  options.body_limit = 200;
+  Start(options);
+  int fd = Connect("127.0.0.2");
+  for (int i = 0; i < 2; ++i) {
+    Send(fd, Post("/echo", 200) + std::string(200, ' '));
+    EXPECT_EQ(Status(Read(fd)), "HTTP/1.1 200 OK") << "request " << i;
+  }
+  int again = Connect("127.0.0.2");
+  Send(again, Post("/echo", 200) + std::string(200, ' '));
+  EXPECT_EQ(Status(Read(again)), "HTTP/1.1 200 OK");
+}
+
+TEST_F(ServerLimitsTest, TrustedProxysClientsEachHaveTheirOwnBodyShare) {
+  ServerOptions options;
+  options.body_memory_budget = 1000;
+  options.body_limit = 200;
+  options.trusted_proxies = {"127.0.0.1"};
+  Start(options);
+  HoldBody("127.0.0.1", 200, "X-Forwarded-For: 203.0.113.1\r\n");
+  int same = Connect();
+  Send(same, Post("/echo", 100, "X-Forwarded-For: 203.0.113.1\r\n"));
+  EXPECT_EQ(Status(Read(same)), "HTTP/1.1 503 Service Unavailable");
+  int other = Connect();
+  Send(other, Post("/echo", 200, "X-Forwarded-For: 203.0.113.2\r\n") + std::string(200, ' '));
+  EXPECT_EQ(Status(Read(other)), "HTTP/1.1 200 OK");
 }
 
 // anon_body_memory: each piece of a body renewed the idle timeout, so a body sent a byte at a

@@ -162,8 +162,9 @@ CLI::App* AddServerCommand(CLI::App& app, ServerRole role, LaunchOptions& o) {
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{3600}));
   l->add_option("--body-memory-bytes", o.app.body_memory_bytes,
-                "Request bodies (other than uploads) held in memory at once, server-wide; a "
-                "request that would pass it is answered 503 with Retry-After")
+                "Request bodies (other than uploads) held in memory at once, server-wide; one "
+                "client address (an IPv6 /64) may hold a sixteenth of it; a request that would "
+                "pass either is answered 503 with Retry-After")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1} << 20, int64_t{1} << 40));
   l->add_option("--tls-cert", o.app.tls_cert_file,

@@ -9,6 +9,7 @@
 
 #include "auth/password.h"
 #include "auth/token.h"
+#include "core/address_key.h"
 #include "core/random.h"
 #include "services/notifications.h"
 
@@ -195,27 +196,29 @@ Result<LoginResult> Accounts::Login(const std::string& raw_email, const std::str
   // (held by the throttle, written to the audit log) is cut to what a valid email may be, so that a
   // caller can't store a megabyte per failed login.
   std::string key = email.ok() ? *email : Trim(raw_email).substr(0, kMaxEmailKeyBytes);
-  RETURN_IF_ERROR(login_throttle_.Admit(client_address, key));
+  // Counted per client (an IPv6 /64), not per address: the audit log keeps the address.
+  const std::string source = AddressKey(client_address);
+  RETURN_IF_ERROR(login_throttle_.Admit(source, key));
   if (password.size() > auth::kMaxPasswordLength) {
-    login_throttle_.Failed(client_address, key);
+    login_throttle_.Failed(source, key);
     return invalid;
   }
   auto user = email.ok() ? store_.GetUserByEmail(*email) : Result<store::User>(NotFoundError(""));
   if (!user.ok() && user.status().code() != StatusCode::kNotFound) return user.status();
   if (!user.ok()) {
     auth::VerifyAgainstDummy(password);
-    login_throttle_.Failed(client_address, key);
+    login_throttle_.Failed(source, key);
     RETURN_IF_ERROR(
         Audit(store_, Principal{}, "user.login_failed", "email:" + key, "from " + client_address));
     return invalid;
   }
   if (!auth::VerifyPassword(user->password_hash, password)) {
-    login_throttle_.Failed(client_address, key);
+    login_throttle_.Failed(source, key);
     RETURN_IF_ERROR(Audit(store_, Principal{}, "user.login_failed", "user:" + user->id,
                           "from " + client_address));
     return invalid;
   }
-  login_throttle_.Succeeded(client_address, key);
+  login_throttle_.Succeeded(source, key);
   Role role = auth::RoleFromInt(user->role);
   bool is_default = user->is_root && ConstantTimeEquals(password, kDefaultRootPassword);
   MaybeSweepSessions();
@@ -233,13 +236,14 @@ Result<LoginResult> Accounts::Login(const std::string& raw_email, const std::str
 
 Result<LoginResult> Accounts::LoginAsGuest(bool guests_allowed, const std::string& client_address) {
   if (!guests_allowed) return FailedPreconditionError("this server does not allow guest sessions");
-  if (int wait = guest_sessions_.SecondsUntilAllowed(client_address)) {
+  const std::string source = AddressKey(client_address);  // per client: an IPv6 /64
+  if (int wait = guest_sessions_.SecondsUntilAllowed(source)) {
     return ResourceExhaustedError(
                "too many guest sessions started from this address; try again in " +
                std::to_string(wait) + " s")
         .WithRetryAfter(wait);
   }
-  guest_sessions_.Record(client_address);
+  guest_sessions_.Record(source);
   MaybeSweepSessions();
   ASSIGN_OR_RETURN(int64_t live, store_.CountGuestSessions(clock_.NowSeconds()));
   if (live >= options_.max_guest_sessions) {
@@ -391,7 +395,7 @@ Result<RegisterResult> Accounts::Register(const Principal& caller, const NewUser
         "sign-up is disabled on this server; ask its admin for an account");
   }
   // Registration hashes a password: it shares the login attempt budget of the client address.
-  RETURN_IF_ERROR(login_throttle_.AdmitSource(client_address));
+  RETURN_IF_ERROR(login_throttle_.AdmitSource(AddressKey(client_address)));
   RETURN_IF_ERROR(Validate(user));
   ASSIGN_OR_RETURN(auto slot, HashingSlot());
   auto created = Insert(user, Role::kDataScientist, [&](store::Store& tx, const store::User& u) {
@@ -565,7 +569,7 @@ Status Accounts::ChangePassword(const Principal& caller, const std::string& old_
                                 const std::string& client_address) {
   if (!caller.user_id) return PermissionDeniedError("guests have no password to change");
   const std::string account_key = "user:" + *caller.user_id;
-  const std::string address_key = "address:" + client_address;
+  const std::string address_key = "address:" + AddressKey(client_address);
   int wait = std::max(password_change_failures_.SecondsUntilAllowed(account_key),
                       password_change_failures_.SecondsUntilAllowed(address_key));
   if (wait > 0) {

@@ -234,6 +234,22 @@ TEST_F(AccountsTest, SixthFailureIsResourceExhausted) {
             StatusCode::kResourceExhausted);
 }
 
+// ipv6_login_bruteforce: each address of one IPv6 /64 got its own 5 guesses per account, so one
+// host guessed without limit by rotating the low 64 bits.
+TEST_F(AccountsTest, FailuresOfOneIpv6Slash64AreCountedTogether) {
+  Seed("jane@example.org", Role::kDataScientist);
+  for (int i = 0; i < 5; ++i) {
+    const std::string source = "2001:db8:1:2::" + std::to_string(100 + i);
+    ASSERT_EQ(accounts_->Login("jane@example.org", "Wr0ng-1", source).status().code(),
+              StatusCode::kUnauthenticated)
+        << i;
+  }
+  EXPECT_EQ(accounts_->Login("jane@example.org", "Wr0ng-1", "2001:db8:1:2:ffff::1").status().code(),
+            StatusCode::kResourceExhausted);
+  // Another /64 is another client.
+  EXPECT_TRUE(accounts_->Login("jane@example.org", kPassword, "2001:db8:1:3::1").ok());
+}
+
 TEST_F(AccountsTest, FailureLockLiftsAfterTheWindow) {
   Seed("jane@example.org", Role::kDataScientist);
   for (int i = 0; i < 5; ++i) (void)accounts_->Login("jane@example.org", "Wr0ng-1", kAddress);
@@ -451,6 +467,19 @@ TEST_F(AccountsTest, GuestSessionsPerAddressAreLimited) {
   EXPECT_TRUE(accounts.LoginAsGuest(true, "1.2.3.4").ok());
 }
 
+// ipv6_login_bruteforce: guest sessions were counted per full IPv6 address.
+TEST_F(AccountsTest, GuestSessionsOfOneIpv6Slash64AreCountedTogether) {
+  AccountsOptions options;
+  options.guest_sessions_per_minute = 3;
+  Accounts accounts(*store_, clock_, options);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(accounts.LoginAsGuest(true, "2001:db8::" + std::to_string(i + 1)).ok()) << i;
+  }
+  EXPECT_EQ(accounts.LoginAsGuest(true, "2001:db8::abcd:1").status().code(),
+            StatusCode::kResourceExhausted);
+  EXPECT_TRUE(accounts.LoginAsGuest(true, "2001:db8:0:1::1").ok());
+}
+
 TEST_F(AccountsTest, LiveGuestSessionsAreCapped) {
   AccountsOptions options;
   options.max_guest_sessions = 2;
@@ -534,6 +563,22 @@ TEST_F(AccountsTest, RegisterAllowedWhenSignupEnabled) {
   EXPECT_EQ(stored->role, static_cast<int>(Role::kDataScientist));
   EXPECT_FALSE(stored->is_root);
   EXPECT_EQ(stored->name, "New Person");
+}
+
+// ipv6_login_bruteforce: sign-ups spent the attempts of a full IPv6 address, not of its /64.
+TEST_F(AccountsTest, SignUpsOfOneIpv6Slash64ShareItsLoginAttempts) {
+  AccountsOptions options;
+  options.login.attempts_per_source = 2;
+  Accounts accounts(*store_, clock_, options);
+  for (int i = 0; i < 2; ++i) {
+    auto r = accounts.Register(Principal{}, MakeNewUser("n" + std::to_string(i) + "@example.org"),
+                               true, "2001:db8::" + std::to_string(i + 1));
+    ASSERT_TRUE(r.ok()) << i << " " << r.status().ToString();
+  }
+  EXPECT_EQ(accounts.Register(Principal{}, MakeNewUser("n9@example.org"), true, "2001:db8::99")
+                .status()
+                .code(),
+            StatusCode::kResourceExhausted);
 }
 
 TEST_F(AccountsTest, RegisterIgnoresRequestedRole) {

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from helpers import Api, DetachedServer
+from helpers import ROOT_EMAIL, ROOT_PASSWORD, Api, DetachedServer
 
 ATTACKER = "127.0.0.2"
 
@@ -88,19 +88,29 @@ def test_idle_sockets_do_not_stop_metrics_scrapes(limited):
             s.close()
 
 
-def raw_post(port, path, content_length, body=b""):
-    """Sends the headers and `body` of a POST and returns the status line it gets (within 10 s)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        head = ("POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
-                "Content-Length: %d\r\n\r\n" % (path, port, content_length)).encode()
-        s.sendall(head + body)
-        got = b""
-        while b"\r\n" not in got:
-            piece = s.recv(4096)
-            if not piece:
-                break
-            got += piece
-        return got.split(b"\r\n", 1)[0].decode()
+def post_head(path, port, content_length, headers=""):
+    return ("POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n%s"
+            "Content-Length: %d\r\n\r\n" % (path, port, headers, content_length)).encode()
+
+
+def read_head(s):
+    """The head of the next answer on `s` (b"" when the server closed first)."""
+    got = b""
+    while b"\r\n\r\n" not in got:
+        piece = s.recv(4096)
+        if not piece:
+            break
+        got += piece
+    return got.split(b"\r\n\r\n", 1)[0].decode()
+
+
+def raw_post(port, path, content_length, body=b"", headers="", source="127.0.0.1"):
+    """Sends the headers and `body` of a POST from `source` and returns the status line it gets
+    (within 10 s)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10,
+                                  source_address=(source, 0)) as s:
+        s.sendall(post_head(path, port, content_length, headers) + body)
+        return read_head(s).split("\r\n", 1)[0]
 
 
 def test_login_takes_a_small_body_only(limited):
@@ -113,6 +123,51 @@ def test_a_role_route_answers_a_caller_without_a_token_before_the_body(limited):
     _, api, _ = limited
     # The body never comes: the answer can't wait for it.
     assert raw_post(api.port, "/api/v1/code", 1 << 20) == "HTTP/1.1 401 Unauthorized"
+
+
+# bogus_token_body_budget: only an empty Authorization header was refused before the body, so a
+# made-up token held a whole 1 MiB of the body budget for 26 s while sending nothing.
+def test_a_role_route_answers_a_made_up_token_before_the_body(limited):
+    _, api, _ = limited
+    status = raw_post(api.port, "/api/v1/code", 1 << 20,
+                      headers="Authorization: Bearer not-a-token\r\n")
+    assert status == "HTTP/1.1 401 Unauthorized"
+
+
+@pytest.fixture(scope="module")
+def small_budget(binary, tmp_path_factory):
+    """A server whose body budget is 4 MiB: one client may hold one 1 MiB body
+    (more than a sixteenth of it)."""
+    server = DetachedServer(binary, tmp_path_factory.mktemp("budget") / "data", "--workers", "0",
+                            "--body-memory-bytes", str(4 << 20))
+    api = server.start()
+    try:
+        yield api
+    finally:
+        server.stop()
+
+
+# bogus_token_body_budget: 64 connections from each of 4 addresses held the whole body budget,
+# and every other client's login and POST got 503 meanwhile.
+def test_one_address_holds_at_most_its_share_of_the_body_budget(small_budget):
+    api = small_budget
+    root = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+    auth = "Authorization: Bearer %s\r\n" % root
+    with socket.create_connection(("127.0.0.1", api.port), timeout=10,
+                                  source_address=(ATTACKER, 0)) as held:
+        # The go-ahead comes once the body's share is taken; the body never comes.
+        held.sendall(post_head("/api/v1/code", api.port, 1 << 20,
+                               auth + "Expect: 100-continue\r\n"))
+        assert read_head(held) == "HTTP/1.1 100 Continue"
+        with socket.create_connection(("127.0.0.1", api.port), timeout=10,
+                                      source_address=(ATTACKER, 0)) as more:
+            more.sendall(post_head("/api/v1/code", api.port, 100, auth))
+            head = read_head(more)
+        assert head.startswith("HTTP/1.1 503 Service Unavailable"), head
+        assert "\r\nRetry-After: 5" in head, head
+        # Another address still gets its body read (a 400 for the empty object, not a 503).
+        status = raw_post(api.port, "/api/v1/code", 2, b"{}", headers=auth)
+        assert status == "HTTP/1.1 400 Bad Request"
 
 
 def test_serve_help_names_the_new_flags_and_their_variables(binary):

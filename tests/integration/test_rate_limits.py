@@ -148,6 +148,30 @@ def test_spraying_from_one_forwarded_address_is_limited_across_accounts(detached
     assert resp.status == 200, resp
 
 
+# ipv6_login_bruteforce: the login throttle counted each address of an IPv6 /64 apart, so one host
+# got 5 guesses per account from each of its 2^64 addresses.
+def test_wrong_passwords_from_one_ipv6_slash64_are_counted_together(detached):
+    api = detached("--trusted-proxy", "127.0.0.1")
+    for n in range(5):
+        resp = api.post(LOGIN, {"email": ROOT_EMAIL, "password": "Wr0ng-Passw0rd"},
+                        headers=from_address("2001:db8:1:2::%x" % (0x1000 + n)))
+        assert_error(resp, 401, "UNAUTHENTICATED")
+    resp = api.post(LOGIN, {"email": ROOT_EMAIL, "password": ROOT_PASSWORD},
+                    headers=from_address("2001:db8:1:2:ffff::1"))
+    assert_rate_limited(resp, 300)
+    resp = api.post(LOGIN, {"email": ROOT_EMAIL, "password": ROOT_PASSWORD},
+                    headers=from_address("2001:db8:1:3::1"))
+    assert resp.status == 200, resp
+
+
+def test_guest_sessions_of_one_ipv6_slash64_are_counted_together(detached):
+    api = detached("--trusted-proxy", "127.0.0.1", "--guest-sessions-per-minute", "2")
+    for n in range(2):
+        assert api.post(GUEST, {}, headers=from_address("2001:db8::%d" % (n + 1))).status == 200
+    assert_rate_limited(api.post(GUEST, {}, headers=from_address("2001:db8::abcd")), 60)
+    assert api.post(GUEST, {}, headers=from_address("2001:db8:0:1::1")).status == 200
+
+
 def test_launch_refuses_a_trusted_proxy_that_is_not_an_address(binary, tmp_path):
     server = DetachedServer(binary, tmp_path / "data", "--trusted-proxy", "proxy.example.org")
     try:
