@@ -365,30 +365,29 @@ def scientists_section(s):
 
 # What the profiles of bench/jobs_queue.py and bench/scientists.py showed, read against the source: written by
 # hand from the run of 2026-12-03 (commit 8afdc09), kept as written until the causes change.
-JOBS_QUEUE_READING = """### Where the CPU per job goes (read from the run of 2026-12-03 10:44 UTC, commit 8467adc)
+JOBS_QUEUE_READING = """### Where the CPU per job goes (read from the run of 2026-12-03 14:35 UTC, commit a8f217a, 7 runs)
 
-- **Three measures.** The first (commit 8afdc09) found 1.70x, 58 statements in 22 transactions per job; commit
-  c9d9216 (the NOTIFY says what changed, one slot woken per queued job, recovery once per heartbeat, an inline
-  result audited at each reader's first read) brought it to 1.46x, 43.5 statements in 18.4 transactions.
-  This run: **1.34x, 33.2 statements in 11.1 transactions per job** (worker 17.2, serve 16.1).
-- **Acted on since c9d9216** (commits 84519e8 to 8467adc): the worker records a run's quota charge, its end
-  and its notifications in one transaction (`jobs::Ender`, `CodeService::EndJob`): three writers' locks and
-  three WAL flushes per job became one; the charge is one `UPDATE` whose condition holds the quota (it read
-  the lease, then the user's other charges, then wrote, then read and wrote the metered bytes); methods that
-  run inside a caller's transaction take no savepoint when their one write needs none. On PostgreSQL an audit
-  entry is hashed and inserted by one statement (four round trips became one, twice per job: `job.create`
-  and the first inline read), and a lease (as on SQLite) does not wait for the WAL flush.
-- **What is left, biggest first**: the worker still reads the job row three times (the lease's re-read with
-  its joins, whether the run is held, and the notification's read) and the code row twice; serve's job
-  creation is one transaction of ten statements (three quota counts, a savepoint the idempotent request needs,
-  the insert, the audit), and each poll of the client is a read of the job row. PostgreSQL's backends took
-  5.6 ms per job against the SQLite server's 3.7 ms of its whole process; reaching 1.2x needs about 2 ms
-  less per job on the PostgreSQL side, which is beyond cutting statements (each costs 0.1-0.2 ms of backend
-  CPU here): fewer transactions per job (a lease and an end are the floor for the worker) or a cheaper
-  round trip (pipelining) would be next. **Not met.**
-- **Latency** stays met: +5.1 ms at the median (client's way).
-- The CPU per job of both sides was higher in this run than at c9d9216 (the sandbox's 10.3 ms against 7.6 ms
-  then, on the same code): the shared machine's speed varies between sessions, so compare ratios, not ms.
+- **Four measures.** 8afdc09: 1.70x, 58 statements in 22 transactions per job; c9d9216: 1.46x, 43.5 in 18.4;
+  8467adc: 1.34x, 33.2 in 11.1 (3 runs). This run: **1.38x (per run 1.24 to 1.62), 25.2 statements in 10.1
+  transactions per job** (worker 13.1, serve 12.1). The statements fell by a quarter and the ratio did not
+  move: the sandbox's share of both sides was smaller in this session (5.2 ms against 10 ms at 8467adc, the
+  same code), which weighs the rest more; the non-sandbox CPU is 2.05 ms per job on SQLite against 4.5 ms on
+  PostgreSQL (serve 0.85, worker 0.73, their backends 1.25 and 1.70).
+- **Acted on since 8467adc** (commits 32b91ad, 5b02f4b): on PostgreSQL one statement leases the job, gives
+  its user the next turn and reads the job back (five round trips became three); the end's notification
+  reads neither the job (FinishJob returns the stored held flag) nor the code (the leased job carries its
+  code's author); a run reads its code without counting its runs (that count read every job of the code);
+  a job's admission is one INSERT with its limits in its condition (three statements became one); an audit
+  entry inside a transaction takes no savepoint (two round trips).
+- **What is left is work per row, not round trips.** pg_stat_statements on the throughput run: the lease
+  statement 0.32 ms per job (it orders every queued job by its user's turn to take one: 400 queued here),
+  the admission INSERT 0.26 ms (it counts the user's unfinished jobs and the code's runs), the two quota sums
+  0.21 ms (they sum every job the user has), the end's UPDATE 0.19 ms and the charge 0.14 ms (a jobs row
+  carries six indexes, so no update of it is a heap-only one). SQLite does the same scans in-process, for
+  less per row. Next: counters kept by triggers in the same transaction (a user's unfinished jobs and kept
+  bytes, a code's runs) instead of counting, and a lease that looks only at each user's oldest job.
+  **Not met.**
+- **Latency** is met: +2.0 ms at the median (client's way), against the +15 ms allowed.
 """
 
 SCIENTISTS_READING = """### What changed the tail on PostgreSQL (read from the run of 2026-12-03 06:36 UTC, commit c9d9216)
