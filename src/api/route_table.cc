@@ -42,12 +42,17 @@ Result<services::Principal> Authorize(ApiContext& ctx, const http::Request& req,
     return authenticated;
   }
   ASSIGN_OR_RETURN(services::Principal principal, std::move(authenticated));
+  RETURN_IF_ERROR(RoleAllows(principal, req, min_role));
+  return principal;
+}
+
+Status RoleAllows(const services::Principal& principal, const http::Request& req, Role min_role) {
   if (!principal.authenticated()) return UnauthenticatedError("log in first");
   if (!auth::AtLeast(principal.role, min_role)) {
     return PermissionDeniedError("as a " + std::string(auth::RoleName(principal.role)) +
                                  " you may not call " + req.method + " " + req.path);
   }
-  return principal;
+  return Status::Ok();
 }
 
 http::Response Render(Result<Reply> reply) {

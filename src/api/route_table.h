@@ -81,6 +81,10 @@ class Routes {
 };
 
 // The caller, or the refusal for a caller below `min_role`.
+// Ok when `principal` may call `req` on a route that needs `min_role`: kUnauthenticated for an
+// anonymous one, kPermissionDenied for a lesser role (what Authorize answers).
+Status RoleAllows(const services::Principal& principal, const http::Request& req,
+                  auth::Role min_role);
 Result<services::Principal> Authorize(ApiContext& ctx, const http::Request& req,
                                       auth::Role min_role);
 // The HTTP response for a handler's result.

@@ -142,17 +142,26 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
   auto& settings = ctx.settings;
   const auto kHeavy = http::Lane::kHeavy;
   auto settings_documents = std::make_shared<SettingsDocuments>(settings);
-  // A route that needs a role reads a body into memory only for a live session: a remembered one
-  // is known on the I/O thread; any other token costs the database read its handler would make
-  // (and then is remembered), so a made-up token is refused before it holds any body memory.
-  http::TokenCheck token_check;
-  token_check.in_memory = [&accounts](const std::string& authorization) -> std::optional<Status> {
-    if (accounts.RememberedPrincipal(authorization)) return Status::Ok();
-    return std::nullopt;
+  // A route that needs a role reads a body into memory only for a live session with that role
+  // (a guest session is anyone's for the asking): a remembered one is known on the I/O thread;
+  // any other token costs the database read its handler would make (and then is remembered), so
+  // neither a made-up token nor a lesser role holds any body memory.
+  auto min_role_of = [](const std::string& name) {
+    return auth::ParseRole(name).value_or(Role::kAdmin);
   };
-  token_check.check = [&accounts](const std::string& authorization) {
-    auto caller = accounts.Authenticate(authorization);
-    return caller.ok() ? Status::Ok() : caller.status();
+  http::TokenCheck token_check;
+  token_check.in_memory = [&accounts, min_role_of](
+                              const http::Request& req,
+                              const std::string& min_role) -> std::optional<Status> {
+    auto principal = accounts.RememberedPrincipal(req.authorization);
+    if (!principal) return std::nullopt;
+    return internal::RoleAllows(*principal, req, min_role_of(min_role));
+  };
+  token_check.check = [&accounts, min_role_of](const http::Request& req,
+                                               const std::string& min_role) {
+    auto caller = accounts.Authenticate(req.authorization);
+    if (!caller.ok()) return caller.status();
+    return internal::RoleAllows(*caller, req, min_role_of(min_role));
   };
   router.SetTokenCheck(std::move(token_check));
 

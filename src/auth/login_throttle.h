@@ -1,5 +1,8 @@
 // LoginThrottle: how many password guesses a source and an account get, such that a stranger's
-// failures never lock a user out of their own account from their own source.
+// failures never lock a user out of their own account from their own source. A source is what its
+// caller keys it by: the server keys it by core::AddressKey, so an IPv6 source is a whole /64 (one
+// holder's addresses, which a guesser could otherwise rotate through) and someone on the same /64
+// (a LAN) counts as the same source, as everyone behind one IPv4 NAT does.
 #ifndef DATASITE_AUTH_LOGIN_THROTTLE_H_
 #define DATASITE_AUTH_LOGIN_THROTTLE_H_
 

@@ -181,7 +181,9 @@ void AddAuditCommands(CLI::App& app) {
                            "Verify the database in this storage directory offline (read-only)");
   f.verify
       ->add_option("--database", f.database,
-                   "Verify this PostgreSQL database (postgresql://...) directly, read-only")
+                   "Verify this PostgreSQL database (postgresql://...) directly, read-only; give "
+                   "its password by "
+                   "PGPASSWORD or ~/.pgpass, not in the URL (command lines are visible to others)")
       ->excludes(verify_dir);
   f.verify->add_option("--head", f.head,
                        "A head printed earlier: fail if it is no longer in the chain (a cut tail)");
@@ -193,7 +195,9 @@ void AddAuditCommands(CLI::App& app) {
       f.export_->add_option("--data-dir", f.data_dir, "Read this storage directory offline");
   f.export_
       ->add_option("--database", f.database,
-                   "Read this PostgreSQL database (postgresql://...) directly, read-only")
+                   "Read this PostgreSQL database (postgresql://...) directly, read-only "
+                   "(password: PGPASSWORD "
+                   "or ~/.pgpass)")
       ->excludes(export_dir);
   f.export_->add_option("--after-seq", f.after_seq, "Only entries after this seq");
   f.export_->add_option("--output,-o", f.output, "File to write ('-': stdout)");

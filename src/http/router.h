@@ -50,14 +50,18 @@ struct Route {
 };
 
 // How the server tells, before it reads a body into memory for a route that needs a role, whether
-// the caller's Authorization header names a live session (see Router::SetTokenCheck), so that a
-// made-up token holds no body memory.
+// the caller's Authorization header names a live session with that role (see
+// Router::SetTokenCheck), so that neither a made-up token nor a session of a lesser role (a
+// guest's, which anyone may get) holds body memory. Both are given the request (its headers, method
+// and path; no body) and the route's `min_role`.
 struct TokenCheck {
-  // Called on an I/O thread, so it must not block: Ok for a session known in memory to be live,
-  // the refusal for a header known to be bad, nullopt when only `check` can tell.
-  std::function<std::optional<Status>(const std::string& authorization)> in_memory;
+  // Called on an I/O thread, so it must not block: Ok for a session known in memory to be live
+  // with the role, the refusal the handler would give for one known to be bad or short of it,
+  // nullopt when only `check` can tell.
+  std::function<std::optional<Status>(const Request& request, const std::string& min_role)>
+      in_memory;
   // Called on the request pool when `in_memory` can't tell; may read the database.
-  std::function<Status(const std::string& authorization)> check;
+  std::function<Status(const Request& request, const std::string& min_role)> check;
 };
 
 // Matching is exact on literal segments; "{name}" matches one non-empty segment. Not thread-safe to

@@ -3209,60 +3209,75 @@ class SqlStore : public Store {
     const bool one_at_a_time = limits.one_unfinished_private && private_run;
     const bool unfinished_capped = limits.max_unfinished.has_value();
     // The limits are the INSERT's own condition (one statement where three were: the callers
-    // hold the writers' lock, so nothing counted changes between the count and the insert);
-    // only a refusal looks again, to say which limit it was. The limits are the server's
-    // settings, numbers written into the statement.
-    auto run_count = [](const char* code) {
-      return std::string("SELECT count(*) FROM jobs WHERE code_id = ") + code +
-             " AND kind = 'private' AND " + kCountedRun;
+    // hold the writers' lock, so no other admission counts meanwhile); a refusal looks again to
+    // say which limit it was. A kill (which takes no writers' lock) may end the run a limit
+    // counted between the two: then nothing explains the refusal, and the insert is tried again.
+    auto run_count = [](const std::string& code) {
+      return "SELECT count(*) FROM jobs WHERE code_id = " + code + " AND kind = 'private' AND " +
+             std::string(kCountedRun);
     };
-    auto private_unfinished = [](const char* code) {
-      return std::string("SELECT count(*) FROM jobs WHERE code_id = ") + code +
+    auto private_unfinished = [](const std::string& code) {
+      return "SELECT count(*) FROM jobs WHERE code_id = " + code +
              " AND kind = 'private' AND status IN ('queued', 'running')";
     };
+    // The limits are bound (a run limit is each code's own): numbered after the job's eight.
     std::string sql =
         "INSERT INTO jobs (id, code_id, user_id, kind, status, inputs, timeout_ms, created_at, "
         "priority) SELECT ?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8 WHERE 1 = 1";
+    std::vector<int64_t> bounds;
+    auto bound = [&](int64_t value) {
+      bounds.push_back(value);
+      return "?" + std::to_string(8 + bounds.size());
+    };
     if (runs_capped) {
-      sql += " AND (" + run_count("?2") + ") < " + std::to_string(*limits.max_private_runs);
+      sql += " AND (" + run_count("?2") + ") < " + bound(*limits.max_private_runs);
     }
     if (one_at_a_time) sql += " AND (" + private_unfinished("?2") + ") = 0";
     if (unfinished_capped) {
       sql +=
           " AND (SELECT count(*) FROM jobs WHERE user_id = ?3 AND status IN ('queued', "
           "'running')) < " +
-          std::to_string(*limits.max_unfinished);
+          bound(*limits.max_unfinished);
     }
-    {
-      Stmt s(stmts_, sql);
-      RETURN_IF_ERROR(s.Bind(j.id)
-                          .Bind(j.code_id)
-                          .Bind(j.user_id)
-                          .Bind(j.kind)
-                          .Bind(j.inputs)
-                          .Bind(j.timeout_ms)
-                          .Bind(j.created_at)
-                          .Bind(j.priority)
-                          .Run());
-      if (conn_->Changes() > 0) return JobAdmission::kInserted;
-    }
-    // The first limit that refused, in the order they are documented.
     auto count = [&](const std::string& query) -> Result<int64_t> {
       Stmt c(stmts_, query);
       c.Bind(j.code_id);
       ASSIGN_OR_RETURN(bool row, c.Step());
       return row ? c.Int(0) : int64_t{0};
     };
-    if (runs_capped) {
-      ASSIGN_OR_RETURN(int64_t runs, count(run_count("?1")));
-      if (runs >= *limits.max_private_runs) return JobAdmission::kPolicyUsedUp;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      {
+        Stmt s(stmts_, sql);
+        s.Bind(j.id)
+            .Bind(j.code_id)
+            .Bind(j.user_id)
+            .Bind(j.kind)
+            .Bind(j.inputs)
+            .Bind(j.timeout_ms)
+            .Bind(j.created_at)
+            .Bind(j.priority);
+        for (int64_t b : bounds) s.Bind(b);
+        RETURN_IF_ERROR(s.Run());
+        if (conn_->Changes() > 0) return JobAdmission::kInserted;
+      }
+      // The first limit that refused, in the order they are documented.
+      if (runs_capped) {
+        ASSIGN_OR_RETURN(int64_t runs, count(run_count("?1")));
+        if (runs >= *limits.max_private_runs) return JobAdmission::kPolicyUsedUp;
+      }
+      if (one_at_a_time) {
+        ASSIGN_OR_RETURN(int64_t open, count(private_unfinished("?1")));
+        if (open > 0) return JobAdmission::kPrivateRunUnfinished;
+      }
+      if (unfinished_capped) {
+        Stmt c(stmts_,
+               "SELECT count(*) FROM jobs WHERE user_id = ?1 AND status IN ('queued', 'running')");
+        c.Bind(j.user_id);
+        ASSIGN_OR_RETURN(bool row, c.Step());
+        if (row && c.Int(0) >= *limits.max_unfinished) return JobAdmission::kTooManyUnfinished;
+      }
     }
-    if (one_at_a_time) {
-      ASSIGN_OR_RETURN(int64_t open, count(private_unfinished("?1")));
-      if (open > 0) return JobAdmission::kPrivateRunUnfinished;
-    }
-    if (unfinished_capped) return JobAdmission::kTooManyUnfinished;
-    return InternalError("database: a job was not inserted, and no limit refused it");
+    return UnavailableError("database: the job's limits changed while it was admitted; try again");
   }
 
   Result<Job> GetJob(const std::string& id) override {

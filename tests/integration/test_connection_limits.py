@@ -134,6 +134,18 @@ def test_a_role_route_answers_a_made_up_token_before_the_body(limited):
     assert status == "HTTP/1.1 401 Unauthorized"
 
 
+# cold review: the token check asked only whether a session was live, so a guest session (anyone's
+# for the asking) held a role route's whole body, and had the run route's body scanned, before the
+# handler refused its role.
+def test_a_role_route_answers_a_lesser_role_before_the_body(limited):
+    _, api, _ = limited
+    guest = api.guest()
+    for path in ("/api/v1/code", "/api/v1/code/00000000-0000-0000-0000-000000000000/run",
+                 "/api/v1/users"):
+        status = raw_post(api.port, path, 1 << 20, headers="Authorization: Bearer " + guest + "\r\n")
+        assert status == "HTTP/1.1 403 Forbidden", path
+
+
 @pytest.fixture(scope="module")
 def small_budget(binary, tmp_path_factory):
     """A server whose body budget is 4 MiB: one client may hold one 1 MiB body
