@@ -170,9 +170,10 @@ http::Route Describe(const char* method, const char* pattern, Role min_role, con
   route.summary = summary;
   route.tag = tag;
   route.min_role = min_role == Role::kNone ? "" : std::string(auth::RoleName(min_role));
-  // Anyone may call these (log in, sign up, reset a password): their bodies are a few fields, and
-  // a small limit keeps what an anonymous caller makes the server hold small.
-  if (min_role == Role::kNone) route.body_limit = kAnonymousBodyLimit;
+  // Anyone may call these (log in, sign up, reset a password; and, with a guest session anyone
+  // may get, log out or read): their bodies are a few fields, and a small limit keeps what an
+  // anonymous caller makes the server hold small.
+  if (!auth::AtLeast(min_role, Role::kDataScientist)) route.body_limit = kAnonymousBodyLimit;
   return route;
 }
 }  // namespace

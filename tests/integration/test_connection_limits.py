@@ -146,6 +146,15 @@ def test_a_role_route_answers_a_lesser_role_before_the_body(limited):
         assert status == "HTTP/1.1 403 Forbidden", path
 
 
+# second cold attack (guest_body_budget): routes a guest may call took 1 MiB bodies, so one guest
+# token from 16 addresses held the whole body budget and every login and POST got 503.
+def test_a_guest_route_takes_a_small_body_only(limited):
+    _, api, _ = limited
+    guest = "Authorization: Bearer " + api.guest() + "\r\n"
+    status = raw_post(api.port, "/api/v1/auth/logout", 1 << 20, headers=guest)
+    assert status == "HTTP/1.1 413 Payload Too Large"
+
+
 @pytest.fixture(scope="module")
 def small_budget(binary, tmp_path_factory):
     """A server whose body budget is 4 MiB: one client may hold one 1 MiB body
