@@ -175,18 +175,25 @@ class PageCache {
     auto kept = std::make_shared<const std::string>(std::move(page));
     std::lock_guard lock(mu_);
     if (version < version_) return;  // read before a newer change: keep the newer pages
-    if (version != version_ || pages_.size() >= kMaxPages) {
+    // Bounded in bytes too: every page size and search is a page of its own, and a guest may ask
+    // for as many as it likes (a cold attack kept 1 GB of pages this way).
+    if (version != version_ || pages_.size() >= kMaxPages || bytes_ + kept->size() > kMaxBytes) {
       pages_.clear();
+      bytes_ = 0;
       version_ = version;
     }
-    pages_.emplace(std::move(key), std::move(kept));
+    const size_t size = kept->size();
+    if (size > kMaxBytes) return;
+    if (pages_.emplace(std::move(key), std::move(kept)).second) bytes_ += size;
   }
 
  private:
   static constexpr size_t kMaxPages = 2'000;
+  static constexpr size_t kMaxBytes = 32u << 20;
   std::mutex mu_;
   int64_t version_ = -1;                         // Guarded by mu_.
   std::unordered_map<std::string, Page> pages_;  // Guarded by mu_.
+  size_t bytes_ = 0;                             // Guarded by mu_: the pages' sizes.
 };
 
 std::string SearchOf(const http::Request& req) {

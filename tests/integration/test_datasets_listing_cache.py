@@ -1,5 +1,8 @@
 """Listing pages are cached per catalogue version: every change a listing shows must appear at once."""
 
+import json
+import pathlib
+
 from dataset_helpers import DATASETS, create_dataset, make_actors, new_blob
 from helpers import Api, unique
 
@@ -100,3 +103,32 @@ def test_a_page_of_kept_and_new_renderings_matches_each_dataset(server):
         assert item == alone.json
     assert [len(d["assets"]) for d in items] == [1, 2, 1, 3]
     assert items[3]["summary"] == "new " + ids[3] and items[1]["summary"] == "new " + ids[1]
+
+
+def _rss_mb(handle):
+    pid = json.loads((pathlib.Path(handle.data_dir) / "server.json").read_text())["pid"]
+    for line in pathlib.Path("/proc/{}/status".format(pid)).read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS for pid {}".format(pid))
+
+
+# Second cold attack (dataset_page_cache): every page size and search is a page of its own in the
+# cache, which was bounded in pages (2,000) but not in bytes: a guest kept 1 GB of pages.
+def test_the_page_cache_is_bounded_in_bytes(launcher):
+    handle = launcher.launch()
+    api = Api(handle.port)
+    owner = make_actors(handle.port)["owner"].token
+    for i in range(20):
+        blob = new_blob(api, owner, "csv", "a\n{}\n".format(i).encode())
+        created = create_dataset(api, owner, unique("big{}".format(i)), [{"name": "t", "data": blob["id"]}],
+                                 description="d" * 60_000)
+        assert created.status == 201, created
+    guest = api.guest()
+    first = api.get(DATASETS + "?page=1&page_size=20", token=guest)
+    assert first.status == 200 and len(first.raw) > 1_000_000, len(first.raw)
+    before = _rss_mb(handle)
+    for size in range(21, 321):  # 300 pages of all 20 datasets, each over 1 MB
+        assert api.get(DATASETS + "?page=1&page_size={}".format(size), token=guest).status == 200
+    grown = _rss_mb(handle) - before
+    assert grown < 150, "the server kept {:.0f} MB of listing pages".format(grown)
