@@ -65,7 +65,8 @@ class ProjectService {
                                   int64_t page = 1, int64_t page_size = kMaxListPageSize);
   Result<store::Project> Get(const Principal& caller, const std::string& id);
   // The events with a seq above `after_seq`, oldest first: at most `limit` (1 to
-  // kMaxListPageSize) and, past the first, no more than kMaxProjectEventPageBytes of text. A page,
+  // kMaxListPageSize) and, past the first, no more than kMaxProjectEventPageBytes of text as JSON
+  // writes it (a control character takes six). A page,
   // so that no answer holds a whole project's messages.
   Result<ProjectEventPage> Events(const Principal& caller, const std::string& id,
                                   int64_t after_seq = 0, int64_t limit = kMaxListPageSize);

@@ -70,3 +70,15 @@ def test_a_page_of_events_holds_about_one_mebibyte_of_text(api, actors):
     rest = api.get(path + "?after_seq={}".format(first["next_after_seq"]), token=owner).json
     assert rest["more"] is False
     assert [e["seq"] for e in first["items"] + rest["items"]] == list(range(1, 121))
+
+
+# Second cold attack (events_slow_reader): the page's cap counted raw text, and JSON writes a control
+# character as six bytes ("\u0001"), so a page of such messages was 6 MB.
+def test_a_page_of_events_is_capped_as_json_writes_it(api, actors):
+    owner = actors["owner2"].token
+    project = create(api, owner, "controls").json
+    for _ in range(40):
+        assert post(api, owner, project["id"], "\x01" * 10_000).status == 201
+    resp = api.get("/api/v1/projects/{}/events".format(project["id"]), token=owner)
+    assert resp.json["more"] is True
+    assert len(resp.raw) < (1 << 20) + 70_000, len(resp.raw)  # the cap, and one event past it
