@@ -9,12 +9,14 @@
 namespace datasite::services {
 namespace {
 
-// The bytes `text` takes in a JSON answer: a control character is written as six ("\u0001"), so a
+// The bytes `text` takes in a JSON answer: a control character is written as six ("\u0001"), a
+// quote or a backslash as two, so a
 // page counted in raw bytes could be six times its cap (found by a cold attack).
 size_t RenderedSize(const std::string& text) {
   size_t n = text.size();
   for (unsigned char c : text) {
     if (c < 0x20) n += 5;
+    if (c == '"' || c == '\\') n += 1;  // written as two
   }
   return n;
 }

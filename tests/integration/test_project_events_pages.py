@@ -82,3 +82,13 @@ def test_a_page_of_events_is_capped_as_json_writes_it(api, actors):
     resp = api.get("/api/v1/projects/{}/events".format(project["id"]), token=owner)
     assert resp.json["more"] is True
     assert len(resp.raw) < (1 << 20) + 70_000, len(resp.raw)  # the cap, and one event past it
+
+
+def test_a_page_of_quotes_is_capped_as_json_writes_it(api, actors):
+    owner = actors["owner2"].token
+    project = create(api, owner, "quotes").json
+    for _ in range(150):
+        assert post(api, owner, project["id"], '"' * 10_000).status == 201
+    resp = api.get("/api/v1/projects/{}/events".format(project["id"]), token=owner)
+    assert resp.json["more"] is True
+    assert len(resp.raw) < (1 << 20) + 70_000, len(resp.raw)
