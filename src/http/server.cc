@@ -165,6 +165,13 @@ class Session : public std::enable_shared_from_this<Session> {
   void ReadBody();
   // Gives back this request's share of the server's body memory budget.
   void ReleaseBody();
+  // The client the current request's memory is counted under (see AddressKey): a trusted proxy
+  // carries many clients, each counted under the address it forwards.
+  std::string ClientKey() const;
+  // Counts a response held in memory under the client's share of the body memory budget while it
+  // is written; false when it may not be sent now (see ServerOptions::body_memory_budget).
+  bool ReserveResponse(uint64_t bytes);
+  void ReleaseResponse();
 
   Stream stream_;
   beast::flat_buffer buffer_;  // bounded: headers, chunk-size lines and read-ahead only
@@ -188,10 +195,12 @@ class Session : public std::enable_shared_from_this<Session> {
   size_t drained_ = 0;
   std::shared_ptr<void> res_;  // the response being written
   const Peer peer_;
-  bool served_ = false;         // a request's headers were read on this connection
-  size_t body_limit_ = 0;       // the current request's, for a body read into memory
-  uint64_t body_reserved_ = 0;  // of the server's body memory budget, for the current request
-  std::string body_key_;        // the client body_reserved_ is counted under (see ReadBody)
+  bool served_ = false;             // a request's headers were read on this connection
+  size_t body_limit_ = 0;           // the current request's, for a body read into memory
+  uint64_t body_reserved_ = 0;      // of the server's body memory budget, for the current request
+  std::string body_key_;            // the client body_reserved_ is counted under (see ReadBody)
+  uint64_t response_reserved_ = 0;  // of the budget, for the response being written
+  std::string response_key_;        // the client response_reserved_ is counted under
   // The request's id and when its headers were in, for the response (set in OnHeader).
   std::string request_id_;
   std::chrono::steady_clock::time_point start_;
@@ -320,18 +329,25 @@ class ServerImpl : public HttpServer {
   enum class Reserved { kOk, kBudgetFull, kClientShareFull };
   // Takes `bytes` of the body memory budget for client `key` (see AddressKey); nothing is taken
   // when they would pass the budget, or the client's share of it (see ServerOptions).
-  Reserved ReserveBody(const std::string& key, uint64_t bytes) {
+  // With `force`, the bytes are taken even past the budget or share (they are held already).
+  Reserved ReserveBody(const std::string& key, uint64_t bytes, bool force = false) {
     const uint64_t budget = options_.body_memory_budget;
-    const uint64_t share =
-        std::max<uint64_t>(budget / 16, std::min<uint64_t>(options_.body_limit, budget));
     std::lock_guard<std::mutex> lock(body_mu_);
-    if (bytes > budget - body_bytes_) return Reserved::kBudgetFull;
     auto it = body_bytes_by_key_.find(key);
     const uint64_t held = it == body_bytes_by_key_.end() ? 0 : it->second;
-    if (bytes > share - held) return Reserved::kClientShareFull;
+    // A forced reservation may have passed either: compared by sums, which can't wrap.
+    if (!force) {
+      if (body_bytes_ + bytes > budget) return Reserved::kBudgetFull;
+      if (held + bytes > ClientShare()) return Reserved::kClientShareFull;
+    }
     body_bytes_by_key_[key] = held + bytes;
     body_bytes_ += bytes;
     return Reserved::kOk;
+  }
+  // What one client may hold of the body memory budget (see ServerOptions).
+  uint64_t ClientShare() const {
+    const uint64_t budget = options_.body_memory_budget;
+    return std::max<uint64_t>(budget / 16, std::min<uint64_t>(options_.body_limit, budget));
   }
   void ReleaseBody(const std::string& key, uint64_t bytes) {
     if (bytes == 0) return;
@@ -421,8 +437,36 @@ Session::Session(tcp::socket socket, ServerImpl& server, Peer peer)
 
 Session::~Session() {
   ReleaseBody();
+  ReleaseResponse();
   server_.ReleaseConnection(peer_);
   server_.sessions()--;
+}
+
+std::string Session::ClientKey() const {
+  return peer_.trusted && req_ ? AddressKey(req_->remote_address) : peer_.key;
+}
+
+bool Session::ReserveResponse(uint64_t bytes) {
+  // Small answers are not counted: 64 connections of a client hold 4 MiB of them at most, as
+  // they hold of streamed pieces.
+  constexpr uint64_t kUncounted = 64 << 10;
+  if (bytes <= kUncounted) return true;
+  ReleaseResponse();
+  std::string key = ClientKey();
+  // An answer larger than a whole share takes the share: sent when the client holds nothing else.
+  const uint64_t counted = std::min(bytes, server_.ClientShare());
+  const bool safe = req_ && (req_->method == "GET" || req_->method == "HEAD");
+  if (server_.ReserveBody(key, counted, /*force=*/!safe) != ServerImpl::Reserved::kOk) {
+    return false;
+  }
+  response_reserved_ = counted;
+  response_key_ = std::move(key);
+  return true;
+}
+
+void Session::ReleaseResponse() {
+  server_.ReleaseBody(response_key_, response_reserved_);
+  response_reserved_ = 0;
 }
 
 void Session::ReleaseBody() {
@@ -665,8 +709,7 @@ void Session::ReadBody() {
   const auto& options = server_.options();
   // A chunked body may grow to the limit: it takes that much of the budget.
   const uint64_t want = parser_->content_length().value_or(body_limit_);
-  // A trusted proxy carries many clients: each is counted under the address it forwards.
-  std::string key = peer_.trusted ? AddressKey(req_->remote_address) : peer_.key;
+  std::string key = ClientKey();
   const auto reserved = server_.ReserveBody(key, want);
   if (reserved != ServerImpl::Reserved::kOk) {
     drain_after_write_ = true;
@@ -936,6 +979,19 @@ void Session::Write(Response response, bool keep_alive) {
     if (body_reserved_ > 0) ReleaseBody();
     if (req_) std::string().swap(req_->body);
   }
+  // An answer held in memory until the client reads it counts under the client's share of the
+  // body memory budget (streamed and file bodies hold a piece at a time; a shared body is the
+  // cache's).
+  const bool in_memory =
+      !response.body_source && response.file_path.empty() && !response.shared_body;
+  if (in_memory && !ReserveResponse(response.body.size())) {
+    Response busy =
+        ErrorResponse(503, "UNAVAILABLE",
+                      "this client holds too many unread answers (or the server too many); read "
+                      "them, or try again soon");
+    busy.headers.emplace_back("Retry-After", "5");
+    return Write(std::move(busy), keep_alive);
+  }
   // Every response carries the request's id, errors too; each request is counted once.
   response.headers.emplace_back("X-Request-Id", request_id_);
   if (auto* observer = server_.options().observer; observer && !observed_) {
@@ -947,6 +1003,7 @@ void Session::Write(Response response, bool keep_alive) {
   }
   auto on_written = [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
     self->res_.reset();
+    self->ReleaseResponse();
     if (!ec && self->drain_after_write_) {
       beast::error_code ignored;
       self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);

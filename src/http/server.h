@@ -55,7 +55,11 @@ struct ServerOptions {
   // (an address, IPv6 /64, or a trusted proxy's forwarded client) may hold a sixteenth of it, or
   // one body of `body_limit` when that is more: a quarter would bind nothing at the defaults (64
   // connections of 1 MiB), and 4 addresses would hold it all. A body that would pass either is
-  // refused with 503 and Retry-After before it is read.
+  // refused with 503 and Retry-After before it is read. A response of more than 64 KiB held in
+  // memory until the client reads it counts under the same budget and share while it is written
+  // (a client that never reads would hold it for the idle timeout): past them, a GET or HEAD is
+  // answered 503 and Retry-After instead; the answer to any other request, whose change is made,
+  // is written and counted all the same.
   uint64_t body_memory_budget = 256ull << 20;
   // Host names answered besides "localhost" and IP addresses (see AllowedHosts).
   std::vector<std::string> allowed_hosts;

@@ -37,6 +37,17 @@ class ServerLimitsTest : public ::testing::Test {
       return r;
     };
     router_.Add(std::move(hello));
+    for (const char* method : {"GET", "POST"}) {
+      Route big;  // an answer held in memory, larger than the kernel's socket buffers
+      big.method = method;
+      big.pattern = "/big";
+      big.handler = [](Request&) {
+        Response r;
+        r.body = std::string(kBig, 'x');
+        return r;
+      };
+      router_.Add(std::move(big));
+    }
     Route echo;  // answers the size of the body it got
     echo.method = "POST";
     echo.pattern = "/echo";
@@ -130,6 +141,38 @@ class ServerLimitsTest : public ::testing::Test {
            extra_headers + "Content-Length: " + std::to_string(content_length) + "\r\n\r\n";
   }
   static constexpr const char* kGet = "GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  static constexpr size_t kBig = 24 << 20;
+  static std::string BigRequest(const char* method) {
+    return std::string(method) + " /big HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n";
+  }
+
+  // Asks for /big from `source` with a small receive buffer, and waits until the answer has begun
+  // to come (the server is writing it); reads no more of it.
+  int HoldAnswer(const char* source) {
+    int fd = Connect(source);
+    int small = 64 << 10;  // fixed: no autotuning; the answer stays mostly unsent
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    Send(fd, BigRequest("GET"));
+    char first[16];
+    EXPECT_EQ(::recv(fd, first, sizeof(first), MSG_WAITALL), static_cast<ssize_t>(sizeof(first)));
+    EXPECT_EQ(std::string(first, sizeof(first)), "HTTP/1.1 200 OK\r");
+    return fd;
+  }
+
+  // Reads the rest of an answer HoldAnswer began: its headers and kBig bytes of body.
+  static void ReadRest(int fd) {
+    std::string rest;
+    size_t end = std::string::npos;
+    while (end == std::string::npos || rest.size() < end + 4 + kBig) {
+      char buf[1 << 16];
+      ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) break;
+      rest.append(buf, static_cast<size_t>(n));
+      if (end == std::string::npos) end = rest.find("\r\n\r\n");
+    }
+    ASSERT_NE(end, std::string::npos);
+    EXPECT_EQ(rest.size(), end + 4 + kBig);
+  }
 
   static std::string Status(const Answer& a) { return a.head.substr(0, a.head.find("\r\n")); }
   static std::string Header(const Answer& a, const std::string& name) {
@@ -421,6 +464,45 @@ TEST_F(ServerLimitsTest, TrustedProxysClientsEachHaveTheirOwnBodyShare) {
   int other = Connect();
   Send(other, Post("/echo", 200, "X-Forwarded-For: 203.0.113.2\r\n") + std::string(200, ' '));
   EXPECT_EQ(Status(Read(other)), "HTTP/1.1 200 OK");
+}
+
+// events_slow_reader: an answer held in memory until its client read it was counted under no
+// budget; 64 connections of one client that never read a 6 MiB page held 400 MiB for 30 s each.
+TEST_F(ServerLimitsTest, UnreadAnswersCountUnderTheClientsShare) {
+  ServerOptions options;
+  options.body_memory_budget = 64 << 20;  // a client's share: 4 MiB
+  Start(options);
+  int held = HoldAnswer("127.0.0.2");
+  int over = Connect("127.0.0.2");
+  Send(over, BigRequest("GET"));
+  Answer a = Read(over);
+  EXPECT_EQ(Status(a), "HTTP/1.1 503 Service Unavailable");
+  EXPECT_EQ(Header(a, "Retry-After"), "5");
+  // Another client is served whole meanwhile.
+  int other = Connect("127.0.0.3");
+  Send(other, BigRequest("GET"));
+  Answer b = Read(other);
+  EXPECT_EQ(Status(b), "HTTP/1.1 200 OK");
+  EXPECT_EQ(b.body.size(), kBig);
+  // Once the held answer is read, its share is given back.
+  ReadRest(held);
+  int again = Connect("127.0.0.2");
+  Send(again, BigRequest("GET"));
+  EXPECT_EQ(Status(Read(again)), "HTTP/1.1 200 OK");
+}
+
+// The change a POST made is done: its answer is written past the share (and counted, so the
+// client's next GET waits for it).
+TEST_F(ServerLimitsTest, AnAnswerToAChangeIsWrittenPastTheShare) {
+  ServerOptions options;
+  options.body_memory_budget = 64 << 20;
+  Start(options);
+  HoldAnswer("127.0.0.2");
+  int post = Connect("127.0.0.2");
+  Send(post, BigRequest("POST"));
+  Answer a = Read(post);
+  EXPECT_EQ(Status(a), "HTTP/1.1 200 OK");
+  EXPECT_EQ(a.body.size(), kBig);
 }
 
 // anon_body_memory: each piece of a body renewed the idle timeout, so a body sent a byte at a
