@@ -1134,6 +1134,13 @@ class CodeCollection:
     def get_all(self, name=None):
         """Code, oldest first; only versions of ``name`` when given."""
         items = fetch_all_pages(self._client._transport, "code_list", {"name": name})
+        # A page carries a few MiB of sources; a row past them comes without, and is read whole.
+        items = [
+            self._call("code_get", path_params={"id": item["id"]})
+            if item.get("source_omitted")
+            else item
+            for item in items
+        ]
         return UserCodeList(UserCode(item, self._client) for item in items)
 
     def get(self, code_id):

@@ -56,11 +56,11 @@ json CodeJson(const store::UserCode& c) {
   }
   json request = nullptr;
   if (c.request_id) request = {{"id", *c.request_id}, {"status", c.request_status.value_or("")}};
-  return {
+  json out = {
       {"id", c.id},
       {"name", c.name},
       {"version", c.version},
-      {"source", c.source},
+      {"source", c.source_omitted ? json(nullptr) : json(c.source)},
       {"code_hash", c.code_hash},
       {"user", Person(c.user_id, c.user_name, c.user_email)},
       {"created_at", FormatIsoTime(c.created_at)},
@@ -68,6 +68,10 @@ json CodeJson(const store::UserCode& c) {
       {"output_policy", {{"kind", c.output_policy}, {"limit", c.output_limit}, {"used", c.used}}},
       {"policy_code", PolicyCodeJson(c)},
       {"request", request}};
+  // A listing left this row's source and policies out (its page was full): GET /code/{id} has
+  // them.
+  if (c.source_omitted) out["source_omitted"] = true;
+  return out;
 }
 
 json DecisionsJson(const std::vector<store::RequestDecision>& history) {
@@ -301,7 +305,8 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
   routes->Add(
       "GET", "/api/v1/code", Role::kDataScientist, "code",
       "Submitted code, oldest first (?name= for one function's versions; "
-      "?page=&page_size=, at most 1000 a page).",
+      "?page=&page_size=, at most 1000 a page; past 4 Mi characters of sources in a page, a "
+      "row's source and policy_code are null and source_omitted is true: read it by id).",
       [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
         ASSIGN_OR_RETURN(int64_t page, QueryInt(req, "page", 1));
         ASSIGN_OR_RETURN(int64_t page_size, QueryInt(req, "page_size", services::kMaxListPageSize));

@@ -32,6 +32,9 @@ constexpr int64_t kMaxRunLimit = 1'000'000;
 constexpr uint64_t kMaxResultInDatabase = 1 << 20;
 constexpr size_t kMaxPolicySourceBytes = 256 << 10;
 constexpr size_t kMaxPolicyKwargsBytes = 64 << 10;
+// A listing's page carries sources and custom policies up to this many characters; past it, a
+// row's are left out and read by id (a page of 1000 rows of 1 MiB sources held ~3 GiB at once).
+constexpr int64_t kMaxListSourceChars = 4 << 20;
 
 bool IsIdentifierChar(char c, bool first) {
   return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
@@ -453,8 +456,8 @@ Result<store::CodePage> CodeService::ListCode(const Principal& caller,
   RETURN_IF_ERROR(CheckPage(page, page_size));
   std::optional<std::string> user;
   if (!IsOwner(caller)) user = caller.user_id;
-  ASSIGN_OR_RETURN(store::CodePage list,
-                   store_.ListCode(user, name, (page - 1) * page_size, page_size));
+  ASSIGN_OR_RETURN(store::CodePage list, store_.ListCode(user, name, (page - 1) * page_size,
+                                                         page_size, kMaxListSourceChars));
   if (!IsOwner(caller)) {
     for (auto& c : list.items) c.policy_state.clear();  // see GetCode
   }

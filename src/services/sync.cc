@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <tuple>
 #include <utility>
@@ -487,7 +488,8 @@ Result<std::vector<SyncObject>> SyncService::Project(const std::string& kind,
       return out;
     }
     if (kind == "code") {
-      ASSIGN_OR_RETURN(store::CodePage code, store_.ListCode(std::nullopt, std::nullopt, 0, kAll));
+      ASSIGN_OR_RETURN(store::CodePage code, store_.ListCode(std::nullopt, std::nullopt, 0, kAll,
+                                                             std::numeric_limits<int64_t>::max()));
       for (const store::UserCode& c : code.items) {
         auto root = root_of_code.find(c.id);
         out.push_back(MakeObject(

@@ -1107,15 +1107,18 @@ constexpr const char* kHeldOnUpdate =
     "COALESCE((SELECT output_review FROM settings WHERE singleton = 1), 0) != 0 THEN 1 ELSE 0 END)";
 
 // With `used`, the runs counted from the code's jobs; without it, 0.
-std::string CodeSelect(bool used) {
-  return std::string(
-             "SELECT c.id, c.user_id, c.name, c.version, c.source, c.code_hash, c.inputs, "
-             "c.output_policy, c.output_limit, c.created_at, coalesce(u.name, ''), "
-             "coalesce(u.email, ''), ") +
+// `source` and `spec` are the expressions read for the code's source and its policies' spec: a
+// listing leaves them NULL past its byte budget (see ListCode).
+std::string CodeSelect(bool used, std::string_view source = "c.source",
+                       std::string_view spec = "coalesce(p.spec, '')") {
+  return "SELECT c.id, c.user_id, c.name, c.version, " + std::string(source) +
+         ", c.code_hash, c.inputs, c.output_policy, c.output_limit, c.created_at, "
+         "coalesce(u.name, ''), coalesce(u.email, ''), " +
          (used ? "(SELECT count(*) FROM jobs j WHERE j.code_id = c.id AND j.kind = 'private' AND "
                  "NOT (j.status = 'interrupted' OR (j.status = 'killed' AND j.started_at = 0)))"
                : "0") +
-         ", r.id, r.status, coalesce(p.spec, ''), coalesce(p.state, '') "
+         ", r.id, r.status, " + std::string(spec) +
+         ", coalesce(p.state, '') "
          "FROM user_code c LEFT JOIN users u ON u.id = c.user_id "
          "LEFT JOIN code_requests r ON r.code_id = c.id "
          "LEFT JOIN code_policies p ON p.code_id = c.id";
@@ -1127,6 +1130,7 @@ UserCode ReadCode(const Stmt& s) {
   c.user_id = s.Text(1);
   c.name = s.Text(2);
   c.version = s.Int(3);
+  c.source_omitted = s.IsNull(4);
   c.source = s.Text(4);
   c.code_hash = s.Text(5);
   c.inputs = s.Text(6);
@@ -2885,8 +2889,8 @@ class SqlStore : public Store {
   }
 
   Result<CodePage> ListCode(const std::optional<std::string>& user_id,
-                            const std::optional<std::string>& name, int64_t offset,
-                            int64_t limit) override {
+                            const std::optional<std::string>& name, int64_t offset, int64_t limit,
+                            int64_t max_bytes) override {
     std::lock_guard lock(mu_);
     const std::string where =
         " WHERE (CAST(?1 AS TEXT) IS NULL OR c.user_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR "
@@ -2899,12 +2903,21 @@ class SqlStore : public Store {
       ASSIGN_OR_RETURN(bool row, c.Step());
       page.total = row ? c.Int(0) : 0;
     }
-    Stmt s(
-        stmts_,
-        (CodeSelect(true) + where + " ORDER BY c.created_at, c.rowid LIMIT ?3 OFFSET ?4").c_str());
+    // The page's rows in order with a running sum of their variable bytes (counted in
+    // characters), and the source and policies of those within the budget: the rest are left
+    // unread.
+    const std::string page_rows =
+        " JOIN (SELECT q.id, q.created_at, q.rid, sum(q.len) OVER (ORDER BY q.created_at, q.rid "
+        "ROWS UNBOUNDED PRECEDING) AS running FROM (SELECT c.id, c.created_at, c.rowid AS rid, "
+        "length(c.source) + coalesce(length(p.spec), 0) + coalesce(length(p.state), 0) AS len "
+        "FROM user_code c LEFT JOIN code_policies p ON p.code_id = c.id" +
+        where + " ORDER BY c.created_at, c.rowid LIMIT ?3 OFFSET ?4) q) pg ON pg.id = c.id";
+    Stmt s(stmts_, CodeSelect(true, "CASE WHEN pg.running <= ?5 THEN c.source END",
+                              "CASE WHEN pg.running <= ?5 THEN coalesce(p.spec, '') END") +
+                       page_rows + " ORDER BY pg.created_at, pg.rid");
     BindOptional(s, user_id);
     BindOptional(s, name);
-    s.Bind(limit).Bind(offset);
+    s.Bind(limit).Bind(offset).Bind(max_bytes);
     ASSIGN_OR_RETURN(page.items, ReadAll(s, ReadCode));
     return page;
   }

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 #include <future>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -1627,25 +1628,47 @@ class ListingOrderTest : public StoreTest {
 };
 
 using IdList = std::vector<std::string>;
+constexpr int64_t kWhole = std::numeric_limits<int64_t>::max();
 
 TEST_F(ListingOrderTest, CodeIsOldestFirstAndPaged) {
   for (int i = 1; i <= 3; ++i) AddCode(i, i == 2 ? "g" : "f");
-  auto all = store_->ListCode(std::nullopt, std::nullopt, 0, 10);
+  auto all = store_->ListCode(std::nullopt, std::nullopt, 0, 10, kWhole);
   ASSERT_TRUE(all.ok()) << all.status().ToString();
   EXPECT_EQ(Ids(*all), (IdList{"c1", "c2", "c3"}));
   EXPECT_EQ(all->total, 3);
-  auto second = store_->ListCode(std::nullopt, std::nullopt, 1, 1);
+  auto second = store_->ListCode(std::nullopt, std::nullopt, 1, 1, kWhole);
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(Ids(*second), (IdList{"c2"}));
   EXPECT_EQ(second->total, 3);
-  auto named = store_->ListCode(std::string("u"), std::string("f"), 0, 10);
+  auto named = store_->ListCode(std::string("u"), std::string("f"), 0, 10, kWhole);
   ASSERT_TRUE(named.ok());
   EXPECT_EQ(Ids(*named), (IdList{"c1", "c3"}));
   EXPECT_EQ(named->total, 2);
-  auto other = store_->ListCode(std::string("v"), std::nullopt, 0, 10);
+  auto other = store_->ListCode(std::string("v"), std::nullopt, 0, 10, kWhole);
   ASSERT_TRUE(other.ok());
   EXPECT_TRUE(other->items.empty());
   EXPECT_EQ(other->total, 0);
+}
+
+// A page's sources are read up to its byte budget, counted from the page's first row (not the
+// listing's); past it rows come without source or policies, marked so.
+TEST_F(ListingOrderTest, CodePageLeavesSourcesPastItsBudgetOut) {
+  for (int i = 1; i <= 4; ++i) AddCode(i);
+  const int64_t one = static_cast<int64_t>(std::string("def f():\n    return 1\n").size());
+  auto page = store_->ListCode(std::nullopt, std::nullopt, 1, 3, 2 * one);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(Ids(*page), (IdList{"c2", "c3", "c4"}));
+  EXPECT_EQ(page->total, 4);
+  EXPECT_FALSE(page->items[0].source_omitted);
+  EXPECT_EQ(page->items[0].source, "def f():\n    return 2\n");
+  EXPECT_FALSE(page->items[1].source_omitted);
+  EXPECT_TRUE(page->items[2].source_omitted);
+  EXPECT_EQ(page->items[2].source, "");
+  EXPECT_EQ(page->items[2].code_hash, "h4");  // the rest of the row is there
+  auto whole = store_->GetCode("c4");
+  ASSERT_TRUE(whole.ok());
+  EXPECT_FALSE(whole->source_omitted);
+  EXPECT_EQ(whole->source, "def f():\n    return 4\n");
 }
 
 TEST_F(ListingOrderTest, GetCodeAuthorReadsTheAuthorOrNotFound) {

@@ -190,6 +190,8 @@ struct UserCode {
   std::optional<std::string> request_status;
   std::string policy_spec;   // its custom policies (CodePolicy::spec), '' for none
   std::string policy_state;  // what they kept (CodePolicy::state), '' before the first run
+  // Read by a listing past its byte budget: source and policy_spec were left out (empty here).
+  bool source_omitted = false;
   // What the code keeps in the database (source, inputs and custom policies' spec), counted
   // against its author's quota and the server's storage limit; set by the caller of InsertCode
   // (not read back).
@@ -683,10 +685,13 @@ class Store {
   virtual Result<std::string> GetCodeAuthor(const std::string& id) = 0;
   // The user's code with this hash; kNotFound when none.
   virtual Result<UserCode> FindCodeByHash(const std::string& user_id, const std::string& hash) = 0;
-  // Oldest first, `limit` rows from `offset`; empty filters match everything.
+  // Oldest first, `limit` rows from `offset`; empty filters match everything. Past the first
+  // `max_bytes` of the page's sources and policies (counted in characters), a row's source and
+  // policy spec are left out (UserCode::source_omitted), so that a page's memory is bounded
+  // whatever its rows hold; the first row is whole whenever max_bytes >= its size.
   virtual Result<CodePage> ListCode(const std::optional<std::string>& user_id,
                                     const std::optional<std::string>& name, int64_t offset,
-                                    int64_t limit) = 0;
+                                    int64_t limit, int64_t max_bytes) = 0;
 
   // kAlreadyExists when the code already has a request.
   virtual Status InsertRequest(const CodeRequest& request) = 0;
