@@ -15,6 +15,12 @@ namespace datasite {
 // Thread-safe.
 std::string AddressKey(std::string_view address);
 
+// The network `address` belongs to, for limits that many clients of one network share: an IPv4
+// address's /24 ("192.0.2.0/24") and an IPv6 address's /48 ("2001:db8:1::/48", what one site is
+// commonly given: 65536 /64s); an IPv4-mapped IPv6 address counts as its IPv4 address. Text that
+// is not an address is "net:" and the text, never equal to an AddressKey. Thread-safe.
+std::string NetworkKey(std::string_view address);
+
 }  // namespace datasite
 
 #endif  // DATASITE_CORE_ADDRESS_KEY_H_

@@ -39,9 +39,18 @@ using tcp = net::ip::tcp;
 class ServerImpl;
 
 // A peer the connection came from, as the server knows it at accept.
+// What limits kept per client count a client under: its AddressKey, and its NetworkKey for what
+// the clients of one network hold together.
+struct Client {
+  std::string key;
+  std::string network;
+};
+
+Client ClientOf(std::string_view address) { return {AddressKey(address), NetworkKey(address)}; }
+
 struct Peer {
   std::string address;   // canonical (see CanonicalAddress); "" when unknown
-  std::string key;       // see AddressKey: what max_connections_per_address counts under
+  Client client;         // what max_connections_per_address counts under
   bool trusted = false;  // one of ServerOptions::trusted_proxies
 };
 
@@ -167,7 +176,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void ReleaseBody();
   // The client the current request's memory is counted under (see AddressKey): a trusted proxy
   // carries many clients, each counted under the address it forwards.
-  std::string ClientKey() const;
+  Client ClientKey() const;
   // Counts a response held in memory under the client's share of the body memory budget while it
   // is written; false when it may not be sent now (see ServerOptions::body_memory_budget).
   bool ReserveResponse(uint64_t bytes);
@@ -198,9 +207,9 @@ class Session : public std::enable_shared_from_this<Session> {
   bool served_ = false;             // a request's headers were read on this connection
   size_t body_limit_ = 0;           // the current request's, for a body read into memory
   uint64_t body_reserved_ = 0;      // of the server's body memory budget, for the current request
-  std::string body_key_;            // the client body_reserved_ is counted under (see ReadBody)
+  Client body_client_;              // the client body_reserved_ is counted under (see ReadBody)
   uint64_t response_reserved_ = 0;  // of the budget, for the response being written
-  std::string response_key_;        // the client response_reserved_ is counted under
+  Client response_client_;          // the client response_reserved_ is counted under
   // The request's id and when its headers were in, for the response (set in OnHeader).
   std::string request_id_;
   std::chrono::steady_clock::time_point start_;
@@ -307,40 +316,59 @@ class ServerImpl : public HttpServer {
   }
   std::atomic<int>& in_flight() { return in_flight_; }
 
-  // Counts a connection from `peer`; false when the peer holds its share already.
+  // Counts a connection from `peer`; false when the peer, or its network, holds its share already
+  // (a trusted proxy counts alone, up to max_connections).
   bool AdmitConnection(const Peer& peer) {
-    const int limit =
-        peer.trusted ? options_.max_connections : options_.max_connections_per_address;
     std::lock_guard<std::mutex> lock(connections_mu_);
-    int& open = connections_by_key_[peer.key];
-    if (open >= limit) {
-      if (open == 0) connections_by_key_.erase(peer.key);
+    auto held = [this](const std::string& key) {
+      auto it = connections_by_key_.find(key);
+      return it == connections_by_key_.end() ? 0 : it->second;
+    };
+    if (peer.trusted) {
+      if (held(peer.client.key) >= options_.max_connections) return false;
+    } else if (held(peer.client.key) >= options_.max_connections_per_address ||
+               held(peer.client.network) >= NetworkConnections()) {
       return false;
     }
-    ++open;
+    ++connections_by_key_[peer.client.key];
+    if (!peer.trusted) ++connections_by_key_[peer.client.network];
     return true;
   }
   void ReleaseConnection(const Peer& peer) {
     std::lock_guard<std::mutex> lock(connections_mu_);
-    auto it = connections_by_key_.find(peer.key);
-    if (it != connections_by_key_.end() && --it->second <= 0) connections_by_key_.erase(it);
+    auto release = [this](const std::string& key) {
+      auto it = connections_by_key_.find(key);
+      if (it != connections_by_key_.end() && --it->second <= 0) connections_by_key_.erase(it);
+    };
+    release(peer.client.key);
+    if (!peer.trusted) release(peer.client.network);
+  }
+  // What the addresses of one network may hold together (see ServerOptions).
+  int NetworkConnections() const {
+    return std::max(options_.max_connections / 4, options_.max_connections_per_address);
   }
 
   enum class Reserved { kOk, kBudgetFull, kClientShareFull };
   // Takes `bytes` of the body memory budget for client `key` (see AddressKey); nothing is taken
   // when they would pass the budget, or the client's share of it (see ServerOptions).
   // With `force`, the bytes are taken even past the budget or share (they are held already).
-  Reserved ReserveBody(const std::string& key, uint64_t bytes, bool force = false) {
+  Reserved ReserveBody(const Client& client, uint64_t bytes, bool force = false) {
     const uint64_t budget = options_.body_memory_budget;
     std::lock_guard<std::mutex> lock(body_mu_);
-    auto it = body_bytes_by_key_.find(key);
-    const uint64_t held = it == body_bytes_by_key_.end() ? 0 : it->second;
-    // A forced reservation may have passed either: compared by sums, which can't wrap.
+    auto held = [this](const std::string& key) -> uint64_t {
+      auto it = body_bytes_by_key_.find(key);
+      return it == body_bytes_by_key_.end() ? 0 : it->second;
+    };
+    // A forced reservation may have passed any of them: compared by sums, which can't wrap.
     if (!force) {
       if (body_bytes_ + bytes > budget) return Reserved::kBudgetFull;
-      if (held + bytes > ClientShare()) return Reserved::kClientShareFull;
+      if (held(client.key) + bytes > ClientShare() ||
+          held(client.network) + bytes > NetworkShare()) {
+        return Reserved::kClientShareFull;
+      }
     }
-    body_bytes_by_key_[key] = held + bytes;
+    body_bytes_by_key_[client.key] += bytes;
+    body_bytes_by_key_[client.network] += bytes;
     body_bytes_ += bytes;
     return Reserved::kOk;
   }
@@ -349,12 +377,20 @@ class ServerImpl : public HttpServer {
     const uint64_t budget = options_.body_memory_budget;
     return std::max<uint64_t>(budget / 16, std::min<uint64_t>(options_.body_limit, budget));
   }
-  void ReleaseBody(const std::string& key, uint64_t bytes) {
+  // What the clients of one network (NetworkKey) may hold of it together.
+  uint64_t NetworkShare() const {
+    return std::max<uint64_t>(options_.body_memory_budget / 4, ClientShare());
+  }
+  void ReleaseBody(const Client& client, uint64_t bytes) {
     if (bytes == 0) return;
     std::lock_guard<std::mutex> lock(body_mu_);
     body_bytes_ -= bytes;
-    auto it = body_bytes_by_key_.find(key);
-    if (it != body_bytes_by_key_.end() && (it->second -= bytes) == 0) body_bytes_by_key_.erase(it);
+    for (const std::string* key : {&client.key, &client.network}) {
+      auto it = body_bytes_by_key_.find(*key);
+      if (it != body_bytes_by_key_.end() && (it->second -= bytes) == 0) {
+        body_bytes_by_key_.erase(it);
+      }
+    }
   }
 
  private:
@@ -364,7 +400,7 @@ class ServerImpl : public HttpServer {
     if (ec) return {};
     Peer peer;
     peer.address = CanonicalAddress(endpoint.address().to_string()).value_or("");
-    peer.key = AddressKey(peer.address);
+    peer.client = ClientOf(peer.address);
     const auto& trusted = options_.trusted_proxies;
     peer.trusted = !peer.address.empty() &&
                    std::find(trusted.begin(), trusted.end(), peer.address) != trusted.end();
@@ -442,8 +478,8 @@ Session::~Session() {
   server_.sessions()--;
 }
 
-std::string Session::ClientKey() const {
-  return peer_.trusted && req_ ? AddressKey(req_->remote_address) : peer_.key;
+Client Session::ClientKey() const {
+  return peer_.trusted && req_ ? ClientOf(req_->remote_address) : peer_.client;
 }
 
 bool Session::ReserveResponse(uint64_t bytes) {
@@ -452,7 +488,7 @@ bool Session::ReserveResponse(uint64_t bytes) {
   constexpr uint64_t kUncounted = 64 << 10;
   if (bytes <= kUncounted) return true;
   ReleaseResponse();
-  std::string key = ClientKey();
+  Client key = ClientKey();
   // An answer larger than a whole share takes the share: sent when the client holds nothing else.
   const uint64_t counted = std::min(bytes, server_.ClientShare());
   const bool safe = req_ && (req_->method == "GET" || req_->method == "HEAD");
@@ -460,17 +496,17 @@ bool Session::ReserveResponse(uint64_t bytes) {
     return false;
   }
   response_reserved_ = counted;
-  response_key_ = std::move(key);
+  response_client_ = std::move(key);
   return true;
 }
 
 void Session::ReleaseResponse() {
-  server_.ReleaseBody(response_key_, response_reserved_);
+  server_.ReleaseBody(response_client_, response_reserved_);
   response_reserved_ = 0;
 }
 
 void Session::ReleaseBody() {
-  server_.ReleaseBody(body_key_, body_reserved_);
+  server_.ReleaseBody(body_client_, body_reserved_);
   body_reserved_ = 0;
 }
 
@@ -709,20 +745,21 @@ void Session::ReadBody() {
   const auto& options = server_.options();
   // A chunked body may grow to the limit: it takes that much of the budget.
   const uint64_t want = parser_->content_length().value_or(body_limit_);
-  std::string key = ClientKey();
+  Client key = ClientKey();
   const auto reserved = server_.ReserveBody(key, want);
   if (reserved != ServerImpl::Reserved::kOk) {
     drain_after_write_ = true;
-    Response busy =
-        ErrorResponse(503, "UNAVAILABLE",
-                      reserved == ServerImpl::Reserved::kClientShareFull
-                          ? "this client holds too many request bodies at once; try again soon"
-                          : "the server holds too many request bodies; try again soon");
+    Response busy = ErrorResponse(
+        503, "UNAVAILABLE",
+        reserved == ServerImpl::Reserved::kClientShareFull
+            ? "this client (or its network) holds too many request bodies at once; try "
+              "again soon"
+            : "the server holds too many request bodies; try again soon");
     busy.headers.emplace_back("Retry-After", "5");
     return Write(std::move(busy), false);
   }
   body_reserved_ = want;
-  body_key_ = std::move(key);
+  body_client_ = std::move(key);
   // The whole body at once, as much as the budget counts, instead of doubling its way there.
   if (parser_->content_length()) req_->body.reserve(static_cast<size_t>(want));
   // One deadline for the whole body, not renewed by each piece: a client that sends a byte now

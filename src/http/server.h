@@ -48,14 +48,17 @@ struct ServerOptions {
   std::chrono::seconds header_timeout{10};
   int max_connections = 10'000;  // open connections; more are closed at accept
   // Open connections from one client address (IPv6: one /64); more are closed at accept, so that
-  // one caller can't take all of `max_connections`. A `trusted_proxies` peer may hold up to
+  // one caller can't take all of `max_connections`. The addresses of one network (IPv4 /24, IPv6
+  // /48: see NetworkKey) may hold a quarter of `max_connections` together (at least this many),
+  // so that a caller with many addresses can't either. A `trusted_proxies` peer may hold up to
   // `max_connections`: it carries everyone's traffic.
   int max_connections_per_address = 64;
   // Bytes of ordinary (not upload) request bodies held in memory at once, server-wide. One client
   // (an address, IPv6 /64, or a trusted proxy's forwarded client) may hold a sixteenth of it, or
   // one body of `body_limit` when that is more: a quarter would bind nothing at the defaults (64
-  // connections of 1 MiB), and 4 addresses would hold it all. A body that would pass either is
-  // refused with 503 and Retry-After before it is read. A response of more than 64 KiB held in
+  // connections of 1 MiB), and 4 addresses would hold it all; the clients of one network (IPv4
+  // /24, IPv6 /48) a quarter together. A body that would pass any of them is refused with 503 and
+  // Retry-After before it is read. A response of more than 64 KiB held in
   // memory until the client reads it counts under the same budget and share while it is written
   // (a client that never reads would hold it for the idle timeout): past them, a GET or HEAD is
   // answered 503 and Retry-After instead; the answer to any other request, whose change is made,

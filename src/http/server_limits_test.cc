@@ -217,6 +217,32 @@ TEST_F(ServerLimitsTest, ConnectionsPastAnAddressShareAreClosedWhileOthersAreSer
   EXPECT_EQ(Status(Read(first)), "HTTP/1.1 200 OK");
 }
 
+// attack: 157 /64s (or IPv4 addresses) held every connection the server would take; now the
+// addresses of one network (here 127.0.0.0/24) hold a quarter of them together.
+TEST_F(ServerLimitsTest, ConnectionsPastANetworkShareAreClosedWhileOtherNetworksAreServed) {
+  ServerOptions options;
+  options.max_connections = 40;  // a network's share: 10
+  options.max_connections_per_address = 4;
+  Start(options);
+  int first = -1;
+  for (const char* source : {"127.0.0.2", "127.0.0.3", "127.0.0.4"}) {
+    for (int i = 0; i < (source[8] == '4' ? 2 : 4); ++i) {
+      int fd = Connect(source);
+      if (first < 0) first = fd;
+    }
+  }
+  Send(first, kGet);  // the ten are in
+  EXPECT_EQ(Status(Read(first)), "HTTP/1.1 200 OK");
+  int past = Connect("127.0.0.5");
+  ::send(past, kGet, std::strlen(kGet), MSG_NOSIGNAL);  // may find the connection closed already
+  Answer refused = Read(past);
+  EXPECT_TRUE(refused.closed);
+  EXPECT_EQ(refused.head, "");
+  int other = Connect("127.0.1.2");
+  Send(other, kGet);
+  EXPECT_EQ(Status(Read(other)), "HTTP/1.1 200 OK");
+}
+
 TEST_F(ServerLimitsTest, AClosedConnectionGivesItsPlaceBack) {
   ServerOptions options;
   options.max_connections_per_address = 1;
@@ -407,6 +433,27 @@ TEST_F(ServerLimitsTest, OneClientHoldsAtMostItsShareOfTheBodyBudget) {
   EXPECT_EQ(Status(Read(other)), "HTTP/1.1 200 OK");
 }
 
+// attack: 256 addresses of one IPv6 /56 (one /64 each) held the whole body budget; now a network
+// (here 127.0.0.0/24) holds a quarter of it together.
+TEST_F(ServerLimitsTest, OneNetworkHoldsAtMostAQuarterOfTheBodyBudget) {
+  ServerOptions options;
+  options.body_memory_budget = 16000;  // a client's share 1000, a network's 4000
+  options.body_limit = 600;
+  Start(options);
+  for (const char* source :
+       {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6", "127.0.0.7"}) {
+    HoldBody(source, 600);
+  }
+  int over = Connect("127.0.0.8");
+  Send(over, Post("/echo", 600));
+  Answer a = Read(over);
+  EXPECT_EQ(Status(a), "HTTP/1.1 503 Service Unavailable");
+  EXPECT_EQ(Header(a, "Retry-After"), "5");
+  int other = Connect("127.0.1.2");
+  Send(other, Post("/echo", 600) + std::string(600, ' '));
+  EXPECT_EQ(Status(Read(other)), "HTTP/1.1 200 OK");
+}
+
 TEST_F(ServerLimitsTest, AClientMayAlwaysHoldOneBodyOfTheLimit) {
   ServerOptions options;
   options.body_memory_budget = 1000;
@@ -462,7 +509,7 @@ TEST_F(ServerLimitsTest, TrustedProxysClientsEachHaveTheirOwnBodyShare) {
   Send(same, Post("/echo", 100, "X-Forwarded-For: 203.0.113.1\r\n"));
   EXPECT_EQ(Status(Read(same)), "HTTP/1.1 503 Service Unavailable");
   int other = Connect();
-  Send(other, Post("/echo", 200, "X-Forwarded-For: 203.0.113.2\r\n") + std::string(200, ' '));
+  Send(other, Post("/echo", 200, "X-Forwarded-For: 198.51.100.2\r\n") + std::string(200, ' '));
   EXPECT_EQ(Status(Read(other)), "HTTP/1.1 200 OK");
 }
 
