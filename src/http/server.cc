@@ -10,6 +10,7 @@
 #include <boost/beast/ssl.hpp>
 
 #include <poll.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <array>
@@ -221,7 +222,7 @@ class ServerImpl : public HttpServer {
  public:
   ServerImpl(const Router& router, const ServerOptions& options)
       : router_(router),
-        options_(options),
+        options_(FitConnectionsToDescriptors(options)),
         allowed_hosts_(options.allowed_hosts),
         ioc_(options.io_threads),
         acceptor_(net::make_strand(ioc_)),
@@ -1174,6 +1175,29 @@ void Session::Close() {
 }
 
 }  // namespace
+
+ServerOptions FitConnectionsToDescriptors(ServerOptions options) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return options;
+  auto reserve = [](rlim_t soft) { return std::min<rlim_t>(512, soft / 2); };
+  const rlim_t connections = static_cast<rlim_t>(std::max(options.max_connections, 1));
+  if (connections + reserve(limit.rlim_cur) > limit.rlim_cur && limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = std::min<rlim_t>(connections + 512, limit.rlim_max);
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  const rlim_t fit = limit.rlim_cur - reserve(limit.rlim_cur);
+  if (connections > fit) {
+    spdlog::warn(
+        "the process may open {} descriptors (RLIMIT_NOFILE; raise it with ulimit -n or "
+        "LimitNOFILE=): the server takes {} connections at once instead of {}",
+        static_cast<uint64_t>(limit.rlim_cur), static_cast<uint64_t>(fit), options.max_connections);
+    options.max_connections = static_cast<int>(fit);
+    options.max_connections_per_address =
+        std::min(options.max_connections_per_address, options.max_connections);
+  }
+  return options;
+}
 
 Result<std::unique_ptr<HttpServer>> NewHttpServer(const Router& router,
                                                   const ServerOptions& options) {

@@ -4,6 +4,7 @@
 // service found by an attack on the server (see the names).
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -215,6 +217,32 @@ TEST_F(ServerLimitsTest, ConnectionsPastAnAddressShareAreClosedWhileOthersAreSer
   EXPECT_EQ(Status(Read(other)), "HTTP/1.1 200 OK");
   Send(first, kGet);
   EXPECT_EQ(Status(Read(first)), "HTTP/1.1 200 OK");
+}
+
+// fd_exhaust: max_connections (10,000) was above the common descriptor limit (1024): 16 addresses
+// of idle connections took every descriptor, and accepts, the database and sandboxes failed.
+// Run in a child (see below): a hard limit lowered can't be raised again.
+void FitUnderAHardLimit() {
+  rlimit limit{600, 600};
+  ::setrlimit(RLIMIT_NOFILE, &limit);
+  ServerOptions fit = FitConnectionsToDescriptors(ServerOptions());  // 10,000; 64 per address
+  std::_Exit(fit.max_connections == 300 && fit.max_connections_per_address == 64 ? 0 : 1);
+}
+
+void FitUnderASoftLimit() {
+  rlimit limit{1024, 20000};
+  ::setrlimit(RLIMIT_NOFILE, &limit);
+  ServerOptions fit = FitConnectionsToDescriptors(ServerOptions());
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  std::_Exit(fit.max_connections == 10000 && limit.rlim_cur == 10512 ? 0 : 1);
+}
+
+TEST(FitConnectionsTest, ConnectionsAreCappedToWhatTheHardDescriptorLimitLeaves) {
+  EXPECT_EXIT(FitUnderAHardLimit(), ::testing::ExitedWithCode(0), "");
+}
+
+TEST(FitConnectionsTest, TheSoftLimitIsRaisedTowardsTheHardOne) {
+  EXPECT_EXIT(FitUnderASoftLimit(), ::testing::ExitedWithCode(0), "");
 }
 
 // attack: 157 /64s (or IPv4 addresses) held every connection the server would take; now the

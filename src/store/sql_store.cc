@@ -2001,6 +2001,16 @@ class SqlStore : public Store {
       DropDeferred();
       return IdempotentRun::kLostRace;
     }
+    // The scope's oldest answers past its cap go (one, once the cap is reached).
+    Stmt evict(stmts_,
+               "DELETE FROM idempotency_keys WHERE scope = ?1 AND key IN (SELECT key FROM "
+               "idempotency_keys WHERE scope = ?1 ORDER BY created_at DESC, key DESC LIMIT "
+               "1000000000 OFFSET ?2)");
+    st = evict.Bind(scope).Bind(kMaxIdempotentAnswersPerScope).Run();
+    if (!st.ok()) {
+      DropDeferred();
+      return st;
+    }
     tx_depth_ = 0;
     st = CommitOutermost();
     if (!st.ok()) {

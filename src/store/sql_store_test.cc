@@ -2624,6 +2624,36 @@ TEST_F(StoreTest, IdempotentChangesCommitWithTheirAnswer) {
   EXPECT_FALSE(store_->GetIdempotentAnswer("user:other", "k1")->has_value());
 }
 
+// idempotency_rows: every change sent with a new key kept its answer for 24 h, with no cap per
+// user: a scientist grew the table at request rate. A scope keeps its newest answers only.
+TEST_F(StoreTest, AScopeKeepsItsNewestIdempotentAnswersOnly) {
+  const int64_t extra = 3;
+  for (int64_t i = 0; i < kMaxIdempotentAnswersPerScope + extra; ++i) {
+    const std::string id = "s" + std::to_string(i);
+    auto run = RunOk(*store_, "k" + std::to_string(i), [&] {
+      EXPECT_TRUE(store_->InsertUser(MakeUser(id, id + "@example.org", "S")).ok());
+      IdempotentAnswer a = Answer("{}");
+      a.created_at = 100 + i;
+      return a;
+    });
+    ASSERT_EQ(run, Store::IdempotentRun::kCommitted) << i;
+  }
+  auto other = store_->RunIdempotent("user:other", "k0", [&] {
+    EXPECT_TRUE(store_->InsertUser(MakeUser("o", "o@example.org", "O")).ok());
+    return Answer("{}");
+  });
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(RawInt("SELECT count(*) FROM idempotency_keys WHERE scope = 'user:u'"),
+            kMaxIdempotentAnswersPerScope);
+  for (int64_t i = 0; i < extra; ++i) {
+    EXPECT_FALSE(store_->GetIdempotentAnswer("user:u", "k" + std::to_string(i))->has_value()) << i;
+  }
+  EXPECT_TRUE(store_->GetIdempotentAnswer("user:u", "k" + std::to_string(extra))->has_value());
+  EXPECT_TRUE(store_->GetIdempotentAnswer("user:other", "k0")->has_value());
+  EXPECT_EQ(RawInt("SELECT count(*) FROM users WHERE name IN ('S', 'O')"),
+            kMaxIdempotentAnswersPerScope + extra + 1);
+}
+
 TEST_F(StoreTest, AnIdempotentRunThatChangesNothingKeepsNoAnswer) {
   auto run = RunOk(*store_, "k1", [&] {
     EXPECT_FALSE(store_->GetUserById("nobody").ok());

@@ -536,6 +536,11 @@ struct SyncObjectState {
   std::string object_id;
   std::string hash;  // lowercase hex
 };
+// The answers kept per scope (user): a new one past this forgets the scope's oldest, so that a
+// user sending a new key with each request can't grow the table without bound (1000 answers of
+// at most 64 KiB each; a retry of a request forgotten so is applied again, as after the expiry).
+inline constexpr int64_t kMaxIdempotentAnswersPerScope = 1000;
+
 // The answer to a request sent with an Idempotency-Key (see Store::RunIdempotent).
 struct IdempotentAnswer {
   std::string fingerprint;  // what the request was (method, path, query, body): a reuse differs
@@ -867,7 +872,8 @@ class Store {
   // together with its answer, under (scope, key), unless that key already has an answer (another
   // server ran the same request meanwhile): then nothing of this run is kept (kLostRace) and the
   // caller answers with the stored one. kNoChange when `handler` changed nothing (no answer is
-  // kept). From its first change to its return `handler` holds the store: other threads' calls
+  // kept). The scope keeps its newest kMaxIdempotentAnswersPerScope answers: the commit forgets
+  // older ones. From its first change to its return `handler` holds the store: other threads' calls
   // wait, so everything after that change must be short and must never wait for another thread
   // that uses the store. An error (the commit failed) means nothing of the run was kept.
   enum class IdempotentRun { kCommitted, kNoChange, kLostRace };
