@@ -536,9 +536,10 @@ struct SyncObjectState {
   std::string object_id;
   std::string hash;  // lowercase hex
 };
-// The answers kept per scope (user): a new one past this forgets the scope's oldest, so that a
-// user sending a new key with each request can't grow the table without bound (1000 answers of
-// at most 64 KiB each; a retry of a request forgotten so is applied again, as after the expiry).
+// The answers kept per scope (a session): a new one past this forgets the scope's oldest, so
+// that a caller sending a new key with each request can't grow the table without bound (1000
+// answers of at most 64 KiB each; a retry of a request forgotten so runs again, as after the
+// day answers are kept).
 inline constexpr int64_t kMaxIdempotentAnswersPerScope = 1000;
 
 // The answer to a request sent with an Idempotency-Key (see Store::RunIdempotent).
