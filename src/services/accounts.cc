@@ -245,13 +245,65 @@ Result<LoginResult> Accounts::LoginAsGuest(bool guests_allowed, const std::strin
   }
   guest_sessions_.Record(source);
   MaybeSweepSessions();
-  ASSIGN_OR_RETURN(int64_t live, store_.CountGuestSessions(clock_.NowSeconds()));
+  const int64_t now = clock_.NowSeconds();
+  ASSIGN_OR_RETURN(int64_t live, store_.CountGuestSessions(now));
   if (live >= options_.max_guest_sessions) {
     return ResourceExhaustedError(
                "this server has as many guest sessions as it allows; try again later or log in")
         .WithRetryAfter(60);
   }
+  if (auto wait = TakeGuestPlace(source, NetworkKey(client_address), now,
+                                 now + options_.session_ttl_seconds)) {
+    return ResourceExhaustedError(
+               "too many live guest sessions were started from this address or its network; try "
+               "again in " +
+               std::to_string(*wait) + " s, or log in")
+        .WithRetryAfter(static_cast<int>(std::min<int64_t>(*wait, 1 << 30)));
+  }
   return StartSession(store_, std::nullopt, Role::kGuest);
+}
+
+std::optional<int64_t> Accounts::TakeGuestPlace(const std::string& source,
+                                                const std::string& network, int64_t now,
+                                                int64_t expires_at) {
+  const int64_t per_source = std::max<int64_t>(options_.max_guest_sessions / 64, 1);
+  const int64_t per_network = std::max<int64_t>(options_.max_guest_sessions / 8, per_source);
+  std::lock_guard lock(guests_mu_);
+  auto live = [&](const std::string& key) -> std::deque<int64_t>& {
+    auto& expiries = guest_expiries_[key];
+    while (!expiries.empty() && expiries.front() <= now) {
+      expiries.pop_front();
+      --guest_entries_;
+    }
+    return expiries;
+  };
+  auto& mine = live(source);
+  auto& ours = live(network);
+  const auto full = [&](const std::deque<int64_t>& expiries, int64_t cap) {
+    return static_cast<int64_t>(expiries.size()) >= cap;
+  };
+  std::optional<int64_t> wait;
+  if (full(mine, per_source)) wait = mine.front() - now;
+  if (full(ours, per_network)) wait = std::max(wait.value_or(0), ours.front() - now);
+  if (!wait) {
+    mine.push_back(expires_at);
+    ours.push_back(expires_at);
+    guest_entries_ += 2;
+  }
+  // Sources whose sessions all expired are forgotten now and then; the entries are bounded by
+  // the sessions started within a TTL, which the rate limits bound.
+  if (guest_expiries_.size() > 4096 &&
+      guest_expiries_.size() > 2 * static_cast<size_t>(guest_entries_)) {
+    for (auto it = guest_expiries_.begin(); it != guest_expiries_.end();) {
+      while (!it->second.empty() && it->second.front() <= now) {
+        it->second.pop_front();
+        --guest_entries_;
+      }
+      it = it->second.empty() ? guest_expiries_.erase(it) : std::next(it);
+    }
+  }
+  if (wait) return std::max<int64_t>(*wait, 1);
+  return std::nullopt;
 }
 
 Status Accounts::Logout(const Principal& caller) {

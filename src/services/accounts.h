@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -29,7 +30,10 @@ struct AccountsOptions {
   int64_t session_ttl_seconds = 24 * 3600;
   // Logins (see auth::LoginThrottle); anonymous sign-ups spend the per-source attempts too.
   auth::LoginLimits login;
-  // New guest sessions per client address per minute, and guest sessions alive at once.
+  // New guest sessions per client address per minute, and guest sessions alive at once. One
+  // client address (an IPv6 /64) may have started a sixty-fourth of the live ones, one network
+  // (an IPv4 /24, an IPv6 /48) an eighth, so that a caller with many addresses can't take them
+  // all for a day (counted by this server process until the sessions expire, logged out or not).
   int guest_sessions_per_minute = 30;
   int64_t max_guest_sessions = 10'000;
   // Expired sessions are deleted at most this often, by the next request that starts a session.
@@ -210,7 +214,16 @@ class Accounts {
   const AccountsOptions options_;
   Notifications* notifications_ = nullptr;  // Set once before serving.
   auth::LoginThrottle login_throttle_;
-  auth::RateLimiter guest_sessions_;            // by client address
+  auth::RateLimiter guest_sessions_;  // by client address
+  // Whether `source` (an AddressKey) and its `network` (a NetworkKey) may start another guest
+  // session, and if so counts it until `expires_at`; else the seconds until one of theirs expires.
+  std::optional<int64_t> TakeGuestPlace(const std::string& source, const std::string& network,
+                                        int64_t now, int64_t expires_at);
+  std::mutex guests_mu_;
+  // The expiries of the guest sessions each source and network started (oldest first), while any
+  // lives; guarded by guests_mu_.
+  std::unordered_map<std::string, std::deque<int64_t>> guest_expiries_;
+  int64_t guest_entries_ = 0;                   // in guest_expiries_; guarded by guests_mu_
   auth::RateLimiter password_change_failures_;  // by "user:<id>" and "address:<address>"
   auth::ConcurrencyLimit hashing_;
   std::atomic<int64_t> next_sweep_ms_{0};

@@ -484,17 +484,42 @@ TEST_F(AccountsTest, LiveGuestSessionsAreCapped) {
   AccountsOptions options;
   options.max_guest_sessions = 2;
   Accounts accounts(*store_, clock_, options);
-  ASSERT_TRUE(accounts.LoginAsGuest(true, "10.0.0.1").ok());
-  ASSERT_TRUE(accounts.LoginAsGuest(true, "10.0.0.2").ok());
-  auto r = accounts.LoginAsGuest(true, "10.0.0.3");
+  ASSERT_TRUE(accounts.LoginAsGuest(true, "10.0.1.1").ok());
+  ASSERT_TRUE(accounts.LoginAsGuest(true, "10.0.2.2").ok());
+  auto r = accounts.LoginAsGuest(true, "10.0.3.3");
   EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
   EXPECT_TRUE(r.status().retry_after_seconds().has_value());
   // A user's login is not a guest session: it still works.
   Seed("jane@example.org", Role::kDataScientist);
-  EXPECT_TRUE(accounts.Login("jane@example.org", kPassword, "10.0.0.3").ok());
+  EXPECT_TRUE(accounts.Login("jane@example.org", kPassword, "10.0.3.3").ok());
   // Once the guest sessions expire, their room is free again.
   clock_.AdvanceMillis(options.session_ttl_seconds * 1000);
-  EXPECT_TRUE(accounts.LoginAsGuest(true, "10.0.0.3").ok());
+  EXPECT_TRUE(accounts.LoginAsGuest(true, "10.0.3.3").ok());
+}
+
+// guest_cap_exhaust: guest sessions were limited per address by a rate only, so 16 addresses (or
+// a /56's 256 /64s) filled the server's cap within minutes and every other visitor was refused
+// for the day the sessions live. Now an address may have started a sixty-fourth of the cap, a
+// network an eighth, alive at once.
+TEST_F(AccountsTest, LiveGuestSessionsOfOneSourceAndNetworkAreCapped) {
+  AccountsOptions options;
+  options.max_guest_sessions = 640;  // an address: 10, a network: 80
+  options.guest_sessions_per_minute = 1000;
+  Accounts accounts(*store_, clock_, options);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(accounts.LoginAsGuest(true, "192.0.2.1").ok()) << i;
+  auto r = accounts.LoginAsGuest(true, "192.0.2.1");
+  EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(r.status().retry_after_seconds(),
+            std::optional<int>(static_cast<int>(options.session_ttl_seconds)));
+  for (int i = 0; i < 70; ++i) {
+    ASSERT_TRUE(accounts.LoginAsGuest(true, "192.0.2." + std::to_string(2 + i / 10)).ok()) << i;
+  }
+  EXPECT_EQ(accounts.LoginAsGuest(true, "192.0.2.200").status().code(),
+            StatusCode::kResourceExhausted);
+  EXPECT_TRUE(accounts.LoginAsGuest(true, "198.51.100.1").ok());
+  clock_.AdvanceMillis(options.session_ttl_seconds * 1000);
+  EXPECT_TRUE(accounts.LoginAsGuest(true, "192.0.2.1").ok());
+  EXPECT_TRUE(accounts.LoginAsGuest(true, "192.0.2.200").ok());
 }
 
 // Regression: expired sessions were deleted only at start, so a flood's rows stayed for good.
