@@ -60,6 +60,9 @@ class Request:
         # Every decision, oldest first: [{"status", "reason", "reviewed_by", "at"}, ...].
         self.history = list(data.get("history") or [])
         code = data.get("code")
+        if isinstance(code, dict) and code.get("source_omitted") and code.get("id"):
+            # A listing's page carries a few MiB of code; a row past them is read whole here.
+            code = self._client._transport.call("code_get", path_params={"id": code["id"]})
         self.code = UserCode(code, self._client) if isinstance(code, dict) else None
 
     def to_dict(self):

@@ -50,7 +50,8 @@ json PolicyCodeJson(const store::UserCode& c) {
 }
 
 json CodeJson(const store::UserCode& c) {
-  json inputs = json::parse(c.inputs, nullptr, false);
+  json inputs = c.source_omitted ? json(nullptr) : json::parse(c.inputs, nullptr, false);
+  if (inputs.is_discarded()) inputs = nullptr;
   if (inputs.is_object()) {
     for (auto& [arg, b] : inputs.items()) b.erase("format");
   }
@@ -66,10 +67,10 @@ json CodeJson(const store::UserCode& c) {
       {"created_at", FormatIsoTime(c.created_at)},
       {"inputs", inputs},
       {"output_policy", {{"kind", c.output_policy}, {"limit", c.output_limit}, {"used", c.used}}},
-      {"policy_code", PolicyCodeJson(c)},
+      {"policy_code", c.source_omitted ? json(nullptr) : PolicyCodeJson(c)},
       {"request", request}};
-  // A listing left this row's source and policies out (its page was full): GET /code/{id} has
-  // them.
+  // A listing left this row's source, inputs and policies out (its page was full): GET
+  // /code/{id} has them.
   if (c.source_omitted) out["source_omitted"] = true;
   return out;
 }
@@ -305,8 +306,9 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
   routes->Add(
       "GET", "/api/v1/code", Role::kDataScientist, "code",
       "Submitted code, oldest first (?name= for one function's versions; "
-      "?page=&page_size=, at most 1000 a page; past 4 Mi characters of sources in a page, a "
-      "row's source and policy_code are null and source_omitted is true: read it by id).",
+      "?page=&page_size=, at most 1000 a page; past 4 Mi characters of sources, inputs and "
+      "policies in a page, a row's source, inputs and policy_code are null and source_omitted "
+      "is true: read it by id).",
       [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
         ASSIGN_OR_RETURN(int64_t page, QueryInt(req, "page", 1));
         ASSIGN_OR_RETURN(int64_t page_size, QueryInt(req, "page_size", services::kMaxListPageSize));
@@ -373,17 +375,36 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
       Schema({{"code_id", "string"}, {"reason", "string"}}, {"code_id"}));
   routes->Add("GET", "/api/v1/requests", Role::kDataScientist, "requests",
               "Requests, oldest first (?status=pending|approved|denied; ?project=<id>: only "
-              "that project's; ?page=&page_size=, at most 1000 a page).",
+              "that project's; ?page=&page_size=, at most 1000 a page; past 4 MiB of code in a "
+              "page, a row's code comes without source, inputs and policy_code, as in the code "
+              "listing).",
               [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
                 ASSIGN_OR_RETURN(int64_t page, QueryInt(req, "page", 1));
                 ASSIGN_OR_RETURN(int64_t page_size,
                                  QueryInt(req, "page_size", services::kMaxListPageSize));
                 ASSIGN_OR_RETURN(auto list, code.ListRequests(caller, Query(req, "status"), page,
                                                               page_size, Query(req, "project")));
+                // Each request carries its code: past kMaxListSourceChars (bytes, here) of
+                // sources, inputs and policies in the page, without them (read by id), as the
+                // code listing does; those rows' code is not read whole.
                 json items = json::array();
+                int64_t bytes = 0;
                 for (const auto& r : list.items) {
-                  ASSIGN_OR_RETURN(auto doc, RenderRequest(code, caller, r));
-                  items.push_back(std::move(doc));
+                  const bool whole = bytes <= services::kMaxListSourceChars;
+                  ASSIGN_OR_RETURN(auto c, whole ? code.GetCode(caller, r.code_id)
+                                                 : code.GetCodeSummary(caller, r.code_id));
+                  if (whole) {
+                    bytes += static_cast<int64_t>(c.source.size() + c.inputs.size() +
+                                                  c.policy_spec.size() + c.policy_state.size());
+                  }
+                  if (bytes > services::kMaxListSourceChars && !c.source_omitted) {
+                    c.source_omitted = true;
+                    c.source.clear();
+                    c.inputs.clear();
+                    c.policy_spec.clear();
+                  }
+                  ASSIGN_OR_RETURN(auto history, code.RequestHistory(caller, r.id));
+                  items.push_back(RequestJson(r, c, history));
                 }
                 return Reply{200, PageJson(std::move(items), list.total, page, page_size), {}};
               });

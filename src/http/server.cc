@@ -352,8 +352,11 @@ class ServerImpl : public HttpServer {
   enum class Reserved { kOk, kBudgetFull, kClientShareFull };
   // Takes `bytes` of the body memory budget for client `key` (see AddressKey); nothing is taken
   // when they would pass the budget, or the client's share of it (see ServerOptions).
-  // With `force`, the bytes are taken even past the budget or share (they are held already).
-  Reserved ReserveBody(const Client& client, uint64_t bytes, bool force = false) {
+  // With `force`, the bytes are taken even past the budget or shares (they are held already).
+  // With `alone`, bytes past a share are taken when the client (or network) holds nothing else:
+  // an answer larger than a share is sent to a client that reads.
+  Reserved ReserveBody(const Client& client, uint64_t bytes, bool force = false,
+                       bool alone = false) {
     const uint64_t budget = options_.body_memory_budget;
     std::lock_guard<std::mutex> lock(body_mu_);
     auto held = [this](const std::string& key) -> uint64_t {
@@ -363,8 +366,9 @@ class ServerImpl : public HttpServer {
     // A forced reservation may have passed any of them: compared by sums, which can't wrap.
     if (!force) {
       if (body_bytes_ + bytes > budget) return Reserved::kBudgetFull;
-      if (held(client.key) + bytes > ClientShare() ||
-          held(client.network) + bytes > NetworkShare()) {
+      const uint64_t mine = held(client.key), ours = held(client.network);
+      if ((mine + bytes > ClientShare() && !(alone && mine == 0)) ||
+          (ours + bytes > NetworkShare() && !(alone && ours == 0))) {
         return Reserved::kClientShareFull;
       }
     }
@@ -381,6 +385,16 @@ class ServerImpl : public HttpServer {
   // What the clients of one network (NetworkKey) may hold of it together.
   uint64_t NetworkShare() const {
     return std::max<uint64_t>(options_.body_memory_budget / 4, ClientShare());
+  }
+  // Whether the client, or its network, holds its whole share already, besides `own` bytes (the
+  // asking request's body, counted under the same client).
+  bool ShareFull(const Client& client, uint64_t own) {
+    std::lock_guard<std::mutex> lock(body_mu_);
+    auto held = [this](const std::string& key) -> uint64_t {
+      auto it = body_bytes_by_key_.find(key);
+      return it == body_bytes_by_key_.end() ? 0 : it->second;
+    };
+    return held(client.key) - own >= ClientShare() || held(client.network) - own >= NetworkShare();
   }
   void ReleaseBody(const Client& client, uint64_t bytes) {
     if (bytes == 0) return;
@@ -488,15 +502,18 @@ bool Session::ReserveResponse(uint64_t bytes) {
   // they hold of streamed pieces.
   constexpr uint64_t kUncounted = 64 << 10;
   if (bytes <= kUncounted) return true;
+  // A connection writes one answer at a time: the one before is written (or this is its first).
   ReleaseResponse();
   Client key = ClientKey();
-  // An answer larger than a whole share takes the share: sent when the client holds nothing else.
-  const uint64_t counted = std::min(bytes, server_.ClientShare());
-  const bool safe = req_ && (req_->method == "GET" || req_->method == "HEAD");
-  if (server_.ReserveBody(key, counted, /*force=*/!safe) != ServerImpl::Reserved::kOk) {
+  // The answer to a change is sent whatever it holds: the change is made (Dispatch refused it
+  // beforehand when the share was full). Any other answer larger than a share is sent only to a
+  // client (and network) that holds nothing else, and within the server's budget.
+  const bool safe = !req_ || req_->method == "GET" || req_->method == "HEAD";
+  if (server_.ReserveBody(key, bytes, /*force=*/!safe, /*alone=*/true) !=
+      ServerImpl::Reserved::kOk) {
     return false;
   }
-  response_reserved_ = counted;
+  response_reserved_ = bytes;
   response_client_ = std::move(key);
   return true;
 }
@@ -942,6 +959,16 @@ void Session::FailUpload() {
 }
 
 void Session::Dispatch() {
+  // The answer to a change is written whatever its size (see ReserveResponse): a change from a
+  // client whose share is full of unread answers waits instead of running.
+  if (!sink_ && req_->method != "GET" && req_->method != "HEAD" &&
+      server_.ShareFull(ClientKey(), body_reserved_)) {
+    Response busy = ErrorResponse(503, "UNAVAILABLE",
+                                  "this client holds too many unread answers (or its network "
+                                  "does); read them, or try again soon");
+    busy.headers.emplace_back("Retry-After", "5");
+    return Respond(std::move(busy));
+  }
   if (!sink_ && route_->answer_inline) {
     std::optional<Response> answer;
     obs::ScopedRequestId log_scope(request_id_);
@@ -1018,11 +1045,11 @@ void Session::Write(Response response, bool keep_alive) {
     if (req_) std::string().swap(req_->body);
   }
   // An answer held in memory until the client reads it counts under the client's share of the
-  // body memory budget (streamed and file bodies hold a piece at a time; a shared body is the
-  // cache's).
-  const bool in_memory =
-      !response.body_source && response.file_path.empty() && !response.shared_body;
-  if (in_memory && !ReserveResponse(response.body.size())) {
+  // body memory budget; a shared one too (the cache may drop it while the client holds it).
+  // Streamed and file bodies hold a piece at a time.
+  const bool in_memory = !response.body_source && response.file_path.empty();
+  if (in_memory && !ReserveResponse(response.shared_body ? response.shared_body->size()
+                                                         : response.body.size())) {
     Response busy =
         ErrorResponse(503, "UNAVAILABLE",
                       "this client holds too many unread answers (or the server too many); read "
@@ -1180,19 +1207,21 @@ ServerOptions FitConnectionsToDescriptors(ServerOptions options) {
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return options;
   auto reserve = [](rlim_t soft) { return std::min<rlim_t>(512, soft / 2); };
+  // A connection may hold two: its socket and a file it streams (a mock, a result).
   const rlim_t connections = static_cast<rlim_t>(std::max(options.max_connections, 1));
-  if (connections + reserve(limit.rlim_cur) > limit.rlim_cur && limit.rlim_cur < limit.rlim_max) {
+  const rlim_t want = 2 * connections + 512;
+  if (limit.rlim_cur < want && limit.rlim_cur < limit.rlim_max) {
     rlimit raised = limit;
-    raised.rlim_cur = std::min<rlim_t>(connections + 512, limit.rlim_max);
+    raised.rlim_cur = std::min<rlim_t>(want, limit.rlim_max);
     if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
   }
-  const rlim_t fit = limit.rlim_cur - reserve(limit.rlim_cur);
+  const rlim_t fit = (limit.rlim_cur - reserve(limit.rlim_cur)) / 2;
   if (connections > fit) {
     spdlog::warn(
         "the process may open {} descriptors (RLIMIT_NOFILE; raise it with ulimit -n or "
         "LimitNOFILE=): the server takes {} connections at once instead of {}",
         static_cast<uint64_t>(limit.rlim_cur), static_cast<uint64_t>(fit), options.max_connections);
-    options.max_connections = static_cast<int>(fit);
+    options.max_connections = static_cast<int>(std::max<rlim_t>(fit, 1));
     options.max_connections_per_address =
         std::min(options.max_connections_per_address, options.max_connections);
   }

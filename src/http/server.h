@@ -96,12 +96,12 @@ class HttpServer {
   virtual Status ReloadTls() = 0;
 };
 
-// `options` fitted to the descriptors the process may open: when max_connections and a reserve
-// (for the database, blobs, logs and sandboxes: 512, or half the limit when that is less) need
-// more than the soft RLIMIT_NOFILE, the soft limit is raised towards the hard one; when that is
-// not enough, max_connections (and max_connections_per_address) are lowered to what fits, with
-// a warning. NewHttpServer applies it; a server must not run out of descriptors for its own work
-// because callers hold them.
+// `options` fitted to the descriptors the process may open: when two per connection (its socket
+// and a file it may stream) and a reserve (for the database, blobs, logs and sandboxes: 512, or
+// half the limit when that is less) need more than the soft RLIMIT_NOFILE, the soft limit is
+// raised towards the hard one; when that is not enough, max_connections (and
+// max_connections_per_address) are lowered to what fits, with a warning. NewHttpServer applies it;
+// a server must not run out of descriptors for its own work because callers hold them.
 ServerOptions FitConnectionsToDescriptors(ServerOptions options);
 
 // Binds the listening socket; `router` must outlive the server.

@@ -252,15 +252,32 @@ Result<LoginResult> Accounts::LoginAsGuest(bool guests_allowed, const std::strin
                "this server has as many guest sessions as it allows; try again later or log in")
         .WithRetryAfter(60);
   }
-  if (auto wait = TakeGuestPlace(source, NetworkKey(client_address), now,
-                                 now + options_.session_ttl_seconds)) {
+  const std::string network = NetworkKey(client_address);
+  const int64_t expires_at = now + options_.session_ttl_seconds;
+  if (auto wait = TakeGuestPlace(source, network, now, expires_at)) {
     return ResourceExhaustedError(
                "too many live guest sessions were started from this address or its network; try "
                "again in " +
                std::to_string(*wait) + " s, or log in")
         .WithRetryAfter(static_cast<int>(std::min<int64_t>(*wait, 1 << 30)));
   }
-  return StartSession(store_, std::nullopt, Role::kGuest);
+  auto started = StartSession(store_, std::nullopt, Role::kGuest);
+  if (!started.ok()) GiveGuestPlaceBack(source, network, expires_at);
+  return started;
+}
+
+void Accounts::GiveGuestPlaceBack(const std::string& source, const std::string& network,
+                                  int64_t expires_at) {
+  std::lock_guard lock(guests_mu_);
+  for (const std::string* key : {&source, &network}) {
+    auto it = guest_expiries_.find(*key);
+    if (it == guest_expiries_.end()) continue;
+    auto& expiries = it->second;
+    auto at = std::find(expiries.rbegin(), expiries.rend(), expires_at);
+    if (at == expiries.rend()) continue;
+    expiries.erase(std::next(at).base());
+    --guest_entries_;
+  }
 }
 
 std::optional<int64_t> Accounts::TakeGuestPlace(const std::string& source,
@@ -290,10 +307,10 @@ std::optional<int64_t> Accounts::TakeGuestPlace(const std::string& source,
     ours.push_back(expires_at);
     guest_entries_ += 2;
   }
-  // Sources whose sessions all expired are forgotten now and then; the entries are bounded by
-  // the sessions started within a TTL, which the rate limits bound.
-  if (guest_expiries_.size() > 4096 &&
-      guest_expiries_.size() > 2 * static_cast<size_t>(guest_entries_)) {
+  // Sources whose sessions all expired are forgotten every ten minutes: what is kept is bounded
+  // by the sessions started within a TTL, which the rate limits bound.
+  if (now - guest_swept_at_ >= 600) {
+    guest_swept_at_ = now;
     for (auto it = guest_expiries_.begin(); it != guest_expiries_.end();) {
       while (!it->second.empty() && it->second.front() <= now) {
         it->second.pop_front();

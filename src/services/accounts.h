@@ -219,11 +219,15 @@ class Accounts {
   // session, and if so counts it until `expires_at`; else the seconds until one of theirs expires.
   std::optional<int64_t> TakeGuestPlace(const std::string& source, const std::string& network,
                                         int64_t now, int64_t expires_at);
+  // Undoes a TakeGuestPlace whose session was not started.
+  void GiveGuestPlaceBack(const std::string& source, const std::string& network,
+                          int64_t expires_at);
   std::mutex guests_mu_;
   // The expiries of the guest sessions each source and network started (oldest first), while any
   // lives; guarded by guests_mu_.
   std::unordered_map<std::string, std::deque<int64_t>> guest_expiries_;
-  int64_t guest_entries_ = 0;                   // in guest_expiries_; guarded by guests_mu_
+  int64_t guest_entries_ = 0;   // in guest_expiries_; guarded by guests_mu_
+  int64_t guest_swept_at_ = 0;  // when expired ones were last dropped; guarded by guests_mu_
   auth::RateLimiter password_change_failures_;  // by "user:<id>" and "address:<address>"
   auth::ConcurrencyLimit hashing_;
   std::atomic<int64_t> next_sweep_ms_{0};

@@ -32,9 +32,6 @@ constexpr int64_t kMaxRunLimit = 1'000'000;
 constexpr uint64_t kMaxResultInDatabase = 1 << 20;
 constexpr size_t kMaxPolicySourceBytes = 256 << 10;
 constexpr size_t kMaxPolicyKwargsBytes = 64 << 10;
-// A listing's page carries sources and custom policies up to this many characters; past it, a
-// row's are left out and read by id (a page of 1000 rows of 1 MiB sources held ~3 GiB at once).
-constexpr int64_t kMaxListSourceChars = 4 << 20;
 
 bool IsIdentifierChar(char c, bool first) {
   return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
@@ -465,13 +462,20 @@ Result<store::CodePage> CodeService::ListCode(const Principal& caller,
 }
 
 Result<store::UserCode> CodeService::GetCode(const Principal& caller, const std::string& id) {
-  return ReadCode(caller, id, /*used=*/true);
+  return ReadCode(caller, id, CodeRead::kWhole);
+}
+
+Result<store::UserCode> CodeService::GetCodeSummary(const Principal& caller,
+                                                    const std::string& id) {
+  return ReadCode(caller, id, CodeRead::kSummary);
 }
 
 Result<store::UserCode> CodeService::ReadCode(const Principal& caller, const std::string& id,
-                                              bool used) {
+                                              CodeRead read) {
   RETURN_IF_ERROR(NeedDataScientist(caller));
-  auto code = used ? store_.GetCode(id) : store_.GetCodeToRun(id);
+  auto code = read == CodeRead::kWhole   ? store_.GetCode(id)
+              : read == CodeRead::kToRun ? store_.GetCodeToRun(id)
+                                         : store_.GetCodeSummary(id);
   if (!code.ok()) return code.status();
   if (!IsOwner(caller) && !caller.IsSelf(code->user_id)) return NotFoundError("code not found");
   // What custom policies kept was computed on private data: data owners only.
@@ -715,7 +719,7 @@ Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& 
     return FailedPreconditionError(
         "this is a low-side server: it holds no private data to run on for the requester");
   }
-  ASSIGN_OR_RETURN(store::UserCode code, ReadCode(caller, code_id, /*used=*/false));
+  ASSIGN_OR_RETURN(store::UserCode code, ReadCode(caller, code_id, CodeRead::kToRun));
   if (code.request_status != "approved") {
     return FailedPreconditionError(
         "code is run for its requester only once its request is approved (it is " +
@@ -744,7 +748,7 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
     ASSIGN_OR_RETURN(WaitPlace p, TakeWaitPlace(sender.user_id.value_or("")));
     place.emplace(std::move(p));
   }
-  ASSIGN_OR_RETURN(store::UserCode code, ReadCode(caller, code_id, /*used=*/false));
+  ASSIGN_OR_RETURN(store::UserCode code, ReadCode(caller, code_id, CodeRead::kToRun));
   json bound = json::parse(code.inputs);
   const bool author = caller.IsSelf(code.user_id);
   std::string kind;

@@ -151,6 +151,10 @@ struct ResultFile {
 // The largest page of code, requests or jobs one listing answers, and a page of jobs by default.
 inline constexpr int64_t kMaxListPageSize = 1000;
 inline constexpr int64_t kDefaultJobPageSize = 500;
+// A page of code or requests carries code sources, inputs and custom policies up to this many
+// characters; past it, a row's are left out (UserCode::source_omitted) and read by id (a page of
+// 1000 rows of 1 MiB sources held ~3 GiB at once).
+inline constexpr int64_t kMaxListSourceChars = 4 << 20;
 
 class Notifications;
 
@@ -192,6 +196,9 @@ class CodeService {
   Result<store::CodePage> ListCode(const Principal& caller, const std::optional<std::string>& name,
                                    int64_t page = 1, int64_t page_size = kMaxListPageSize);
   Result<store::UserCode> GetCode(const Principal& caller, const std::string& id);
+  // GetCode without the code's source, inputs and policy spec (UserCode::source_omitted): for a
+  // listing past its byte budget.
+  Result<store::UserCode> GetCodeSummary(const Principal& caller, const std::string& id);
 
   Result<store::CodeRequest> CreateRequest(const Principal& caller, const std::string& code_id,
                                            const std::string& reason);
@@ -297,8 +304,10 @@ class CodeService {
   void RemoveResultFileAfterCommit(const std::string& job_id, int64_t attempts) const;
 
  private:
-  // GetCode; without `used` (0) for a run, which reads it nowhere (see Store::GetCodeToRun).
-  Result<store::UserCode> ReadCode(const Principal& caller, const std::string& id, bool used);
+  // What ReadCode reads: GetCode's whole code; without `used` (0) for a run, which reads it
+  // nowhere (see Store::GetCodeToRun); a summary (see Store::GetCodeSummary).
+  enum class CodeRead { kWhole, kToRun, kSummary };
+  Result<store::UserCode> ReadCode(const Principal& caller, const std::string& id, CodeRead read);
   // Waits until the sandbox has started or failed; the sandbox, or why there is none.
   Result<sandbox::Sandbox*> WaitForSandbox(const std::atomic<bool>* cancel);
   Status SandboxUsable() const;

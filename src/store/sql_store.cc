@@ -1107,17 +1107,21 @@ constexpr const char* kHeldOnUpdate =
     "COALESCE((SELECT output_review FROM settings WHERE singleton = 1), 0) != 0 THEN 1 ELSE 0 END)";
 
 // With `used`, the runs counted from the code's jobs; without it, 0.
-// `source` and `spec` are the expressions read for the code's source and its policies' spec: a
-// listing leaves them NULL past its byte budget (see ListCode).
-std::string CodeSelect(bool used, std::string_view source = "c.source",
-                       std::string_view spec = "coalesce(p.spec, '')") {
-  return "SELECT c.id, c.user_id, c.name, c.version, " + std::string(source) +
-         ", c.code_hash, c.inputs, c.output_policy, c.output_limit, c.created_at, "
+// With `keep` (an SQL condition), the code's source, inputs and policies' spec are read only
+// where it holds, else NULL (UserCode::source_omitted): a listing past its byte budget, a summary.
+std::string CodeSelect(bool used, std::string_view keep = "") {
+  auto kept = [keep](const char* column) {
+    return keep.empty() ? std::string(column)
+                        : "CASE WHEN " + std::string(keep) + " THEN " + column + " END";
+  };
+  return "SELECT c.id, c.user_id, c.name, c.version, " + kept("c.source") + ", c.code_hash, " +
+         kept("c.inputs") +
+         ", c.output_policy, c.output_limit, c.created_at, "
          "coalesce(u.name, ''), coalesce(u.email, ''), " +
          (used ? "(SELECT count(*) FROM jobs j WHERE j.code_id = c.id AND j.kind = 'private' AND "
                  "NOT (j.status = 'interrupted' OR (j.status = 'killed' AND j.started_at = 0)))"
                : "0") +
-         ", r.id, r.status, " + std::string(spec) +
+         ", r.id, r.status, " + kept("coalesce(p.spec, '')") +
          ", coalesce(p.state, '') "
          "FROM user_code c LEFT JOIN users u ON u.id = c.user_id "
          "LEFT JOIN code_requests r ON r.code_id = c.id "
@@ -2854,10 +2858,13 @@ class SqlStore : public Store {
 
   Result<UserCode> GetCode(const std::string& id) override { return ReadCodeById(id, true); }
   Result<UserCode> GetCodeToRun(const std::string& id) override { return ReadCodeById(id, false); }
+  Result<UserCode> GetCodeSummary(const std::string& id) override {
+    return ReadCodeById(id, true, "1 = 0");
+  }
 
-  Result<UserCode> ReadCodeById(const std::string& id, bool used) {
+  Result<UserCode> ReadCodeById(const std::string& id, bool used, std::string_view keep = "") {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_, (CodeSelect(used) + " WHERE c.id = ?"));
+    Stmt s(stmts_, (CodeSelect(used, keep) + " WHERE c.id = ?"));
     s.Bind(id);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return NotFoundError("code not found");
@@ -2919,12 +2926,12 @@ class SqlStore : public Store {
     const std::string page_rows =
         " JOIN (SELECT q.id, q.created_at, q.rid, sum(q.len) OVER (ORDER BY q.created_at, q.rid "
         "ROWS UNBOUNDED PRECEDING) AS running FROM (SELECT c.id, c.created_at, c.rowid AS rid, "
-        "length(c.source) + coalesce(length(p.spec), 0) + coalesce(length(p.state), 0) AS len "
+        "length(c.source) + length(c.inputs) + coalesce(length(p.spec), 0) + "
+        "coalesce(length(p.state), 0) AS len "
         "FROM user_code c LEFT JOIN code_policies p ON p.code_id = c.id" +
         where + " ORDER BY c.created_at, c.rowid LIMIT ?3 OFFSET ?4) q) pg ON pg.id = c.id";
-    Stmt s(stmts_, CodeSelect(true, "CASE WHEN pg.running <= ?5 THEN c.source END",
-                              "CASE WHEN pg.running <= ?5 THEN coalesce(p.spec, '') END") +
-                       page_rows + " ORDER BY pg.created_at, pg.rid");
+    Stmt s(stmts_,
+           CodeSelect(true, "pg.running <= ?5") + page_rows + " ORDER BY pg.created_at, pg.rid");
     BindOptional(s, user_id);
     BindOptional(s, name);
     s.Bind(limit).Bind(offset).Bind(max_bytes);

@@ -1654,7 +1654,8 @@ TEST_F(ListingOrderTest, CodeIsOldestFirstAndPaged) {
 // listing's); past it rows come without source or policies, marked so.
 TEST_F(ListingOrderTest, CodePageLeavesSourcesPastItsBudgetOut) {
   for (int i = 1; i <= 4; ++i) AddCode(i);
-  const int64_t one = static_cast<int64_t>(std::string("def f():\n    return 1\n").size());
+  // A row's source and its inputs ("{}") count.
+  const int64_t one = static_cast<int64_t>(std::string("def f():\n    return 1\n{}").size());
   auto page = store_->ListCode(std::nullopt, std::nullopt, 1, 3, 2 * one);
   ASSERT_TRUE(page.ok()) << page.status().ToString();
   ASSERT_EQ(Ids(*page), (IdList{"c2", "c3", "c4"}));
@@ -1664,7 +1665,20 @@ TEST_F(ListingOrderTest, CodePageLeavesSourcesPastItsBudgetOut) {
   EXPECT_FALSE(page->items[1].source_omitted);
   EXPECT_TRUE(page->items[2].source_omitted);
   EXPECT_EQ(page->items[2].source, "");
+  EXPECT_EQ(page->items[2].inputs, "");
+  EXPECT_EQ(page->items[1].inputs, "{}");
   EXPECT_EQ(page->items[2].code_hash, "h4");  // the rest of the row is there
+  // A page one row short of the budget reads them all whole.
+  auto whole_page = store_->ListCode(std::nullopt, std::nullopt, 1, 3, 3 * one);
+  ASSERT_TRUE(whole_page.ok());
+  EXPECT_FALSE(whole_page->items[2].source_omitted);
+  // A summary reads neither.
+  auto summary = store_->GetCodeSummary("c4");
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  EXPECT_TRUE(summary->source_omitted);
+  EXPECT_EQ(summary->source, "");
+  EXPECT_EQ(summary->inputs, "");
+  EXPECT_EQ(summary->code_hash, "h4");
   auto whole = store_->GetCode("c4");
   ASSERT_TRUE(whole.ok());
   EXPECT_FALSE(whole->source_omitted);

@@ -190,7 +190,8 @@ struct UserCode {
   std::optional<std::string> request_status;
   std::string policy_spec;   // its custom policies (CodePolicy::spec), '' for none
   std::string policy_state;  // what they kept (CodePolicy::state), '' before the first run
-  // Read by a listing past its byte budget: source and policy_spec were left out (empty here).
+  // Read by a listing past its byte budget (or GetCodeSummary): source, inputs and policy_spec
+  // were left out (empty here).
   bool source_omitted = false;
   // What the code keeps in the database (source, inputs and custom policies' spec), counted
   // against its author's quota and the server's storage limit; set by the caller of InsertCode
@@ -686,15 +687,19 @@ class Store {
   // GetCode without `used` (left 0), for a run's checks and the run itself: counting the runs
   // reads every job of the code, which grows with each run.
   virtual Result<UserCode> GetCodeToRun(const std::string& id) = 0;
+  // GetCode without its source, inputs and policy spec (source_omitted), which are left unread:
+  // for a listing past its byte budget.
+  virtual Result<UserCode> GetCodeSummary(const std::string& id) = 0;
   // The author (user id) of the code; kNotFound when there is no such code. One row read, for
   // callers that need no more than whether it exists and whose it is.
   virtual Result<std::string> GetCodeAuthor(const std::string& id) = 0;
   // The user's code with this hash; kNotFound when none.
   virtual Result<UserCode> FindCodeByHash(const std::string& user_id, const std::string& hash) = 0;
   // Oldest first, `limit` rows from `offset`; empty filters match everything. Past the first
-  // `max_bytes` of the page's sources and policies (counted in characters), a row's source and
-  // policy spec are left out (UserCode::source_omitted), so that a page's memory is bounded
-  // whatever its rows hold; the first row is whole whenever max_bytes >= its size.
+  // `max_bytes` of the page's sources, inputs and policies (counted in characters), a row's
+  // source, inputs and policy spec are left out (UserCode::source_omitted), so that a page's
+  // memory is bounded whatever its rows hold; the first row is whole whenever max_bytes >= its
+  // size.
   virtual Result<CodePage> ListCode(const std::optional<std::string>& user_id,
                                     const std::optional<std::string>& name, int64_t offset,
                                     int64_t limit, int64_t max_bytes) = 0;

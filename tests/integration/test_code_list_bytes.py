@@ -55,3 +55,61 @@ def test_a_page_stops_reading_sources_at_its_budget(api, actors):
     listed = [c for c in actors["scientist"].client.code.get_all() if c.id in sources]
     assert [c.id for c in listed] == [item["id"] for item in mine]
     assert all(c.source == sources[c.id] for c in listed)
+
+
+def test_inputs_count_in_the_page_budget(api, actors):
+    """Cold attack: rows with a tiny source and ~900 KB of literal inputs each made a 40 MB page
+    (inputs were neither counted nor left out)."""
+    token = actors["scientist"].token
+    prefix = unique("inp")
+    ids = []
+    for i in range(COUNT):
+        name = "{}g{}".format(prefix, i)
+        src = "def {}(x):\n    return {}\n".format(name, i)
+        inputs = {"x": {"value": [0] * 300_000}}  # ~900 KB as sent, ~600 KB stored
+        resp = api.post("/api/v1/code", {"name": name, "source": src, "inputs": inputs}, token=token)
+        assert resp.status == 201, resp
+        ids.append(resp.json["id"])
+    resp = api.get("/api/v1/code?page_size=1000&name=" + prefix + "g5", token=token)
+    assert resp.status == 200 and resp.json["items"][0]["inputs"] is not None
+    page = api.get("/api/v1/code?page_size=1000", token=token)
+    assert page.status == 200, page
+    mine = [item for item in page.json["items"] if item["id"] in ids]
+    assert len(page.raw) < 6 * CHARS, len(page.raw)
+    left_out = [item for item in mine if item.get("source_omitted")]
+    assert left_out, "every row's inputs came whole"
+    for item in left_out:
+        assert item["inputs"] is None and item["source"] is None
+        one = api.get("/api/v1/code/" + item["id"], token=token)
+        assert len(one.json["inputs"]["x"]["value"]) == 300_000
+
+
+def test_the_requests_page_carries_code_up_to_the_budget(api, actors):
+    """Cold attack: GET /api/v1/requests embedded every request's whole code (41 MB for 40 rows
+    of 1 MB sources), past the code listing's budget."""
+    token = actors["scientist"].token
+    prefix = unique("req")
+    sources = {}
+    for i in range(COUNT):
+        name, src = big_source(i)
+        name = prefix + name
+        src = src.replace("def f{}(".format(i), "def {}(".format(name), 1)
+        resp = api.post("/api/v1/code", {"name": name, "source": src}, token=token)
+        assert resp.status == 201, resp
+        sources[resp.json["id"]] = src
+        made = api.post("/api/v1/requests", {"code_id": resp.json["id"]}, token=token)
+        assert made.status == 201, made
+    page = api.get("/api/v1/requests?page_size=1000", token=token)
+    assert page.status == 200, page
+    mine = [item for item in page.json["items"] if item["code"]["id"] in sources]
+    assert len(mine) == COUNT
+    left_out = [item for item in mine if item["code"].get("source_omitted")]
+    assert len(left_out) >= COUNT - 4, [bool(i["code"].get("source_omitted")) for i in mine]
+    assert len(page.raw) < 5 * CHARS, len(page.raw)
+    for item in left_out:
+        assert item["code"]["source"] is None and item["code"]["inputs"] is None
+    # The client reads the code a page left out.
+    listed = [r for r in actors["scientist"].client.requests.get_all()
+              if r.code is not None and r.code.id in sources]
+    assert len(listed) == COUNT
+    assert all(r.code.source == sources[r.code.id] for r in listed)
