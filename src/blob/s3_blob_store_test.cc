@@ -1,0 +1,413 @@
+// The S3 blob store against a real S3-compatible server: s3rver behind tests/s3/sigv4_proxy.py
+// (which checks every signature and every signed body hash), named by
+// DATASITE_TEST_S3_URL=http://HOST:PORT/BUCKET (`eval "$(bash tests/s3/servers.sh start DIR)"`;
+// scripts/test-s3.sh's ensure_test_s3). Without it these tests are skipped and say so. Each test
+// keeps its blobs under a prefix of its own.
+#include "blob/s3_blob_store.h"
+
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "core/random.h"
+
+namespace datasite::blob {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Env(const char* name, const char* fallback = "") {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+// The SHA-256 the tests expect, computed in one go apart from the store's streaming hash.
+std::string Sha256Of(const std::string& bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EXPECT_EQ(EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr), 1);
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out;
+}
+
+std::string Random(size_t size, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(size, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Far enough from now that the server's clock and ours agree on which side a fresh object is.
+constexpr int64_t kHour = 3600;
+
+class S3BlobStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(InitCrypto());
+    std::string url = Env("DATASITE_TEST_S3_URL");
+    if (url.empty()) {
+      GTEST_SKIP() << "DATASITE_TEST_S3_URL is not set: start s3rver behind the SigV4 proxy with "
+                      "`eval \"$(bash tests/s3/servers.sh start DIR)\"` (scripts/test.sh does)";
+    }
+    size_t slash = url.find('/', url.find("://") + 3);
+    ASSERT_NE(slash, std::string::npos) << "DATASITE_TEST_S3_URL must be http://HOST:PORT/BUCKET";
+    net::S3ClientOptions& c = options_.client;
+    c.endpoint = url.substr(0, slash);
+    c.bucket = url.substr(slash + 1);
+    c.region = Env("DATASITE_TEST_S3_REGION", "us-east-1");
+    c.credentials.access_key_id = Env("DATASITE_TEST_S3_ACCESS_KEY_ID", "AKIDDATASITETEST");
+    c.credentials.secret_access_key =
+        Env("DATASITE_TEST_S3_SECRET_ACCESS_KEY", "datasite/test+secret");
+    static std::atomic<int> counter{0};
+    options_.prefix = "s3blob/" + std::to_string(::getpid()) + "-" + std::to_string(counter++) +
+                      "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::string tmpl = ::testing::TempDir() + "s3blobXXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    options_.scratch_dir = dir_ + "/scratch";
+    auto store = NewS3BlobStore(options_);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(*store);
+    auto client = net::S3Client::Create(options_.client);
+    ASSERT_TRUE(client.ok());
+    client_ = std::move(*client);
+  }
+  void TearDown() override {
+    store_.reset();
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+
+  // Writes `bytes` in appends of `piece` bytes and commits.
+  Result<BlobInfo> Put(const std::string& bytes, size_t piece = 1 << 20) {
+    ASSIGN_OR_RETURN(auto w, store_->NewWriter(int64_t{1} << 30));
+    for (size_t at = 0; at < bytes.size(); at += piece) {
+      RETURN_IF_ERROR(w->Append(std::string_view(bytes).substr(at, piece)));
+    }
+    return w->Commit();
+  }
+
+  std::string ReadAll(BlobReader& reader, size_t piece) {
+    std::string out, buf(piece, '\0');
+    while (static_cast<int64_t>(out.size()) <= reader.size()) {
+      auto got = reader.Read(buf.data(), buf.size());
+      EXPECT_TRUE(got.ok()) << got.status().ToString();
+      if (!got.ok() || *got == 0) break;
+      out.append(buf.data(), *got);
+    }
+    return out;
+  }
+
+  // Keys of the objects under the test's prefix, and its open multipart uploads.
+  std::vector<std::string> Objects() {
+    auto page = client_->ListObjects(options_.prefix + "/", "");
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    std::vector<std::string> keys;
+    if (page.ok()) {
+      for (const auto& o : page->objects) keys.push_back(o.key);
+    }
+    return keys;
+  }
+  std::vector<net::S3Upload> Uploads() {
+    auto page = client_->ListMultipartUploads(options_.prefix + "/");
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    return page.ok() ? page->uploads : std::vector<net::S3Upload>{};
+  }
+
+  S3BlobStoreOptions options_;
+  std::string dir_;
+  std::unique_ptr<BlobStore> store_;
+  std::unique_ptr<net::S3Client> client_;  // to look behind the store's back
+};
+
+TEST_F(S3BlobStoreTest, SmallBlobRoundTripsAsOneObject) {
+  const std::string bytes = Random(100'000, 1);
+  auto info = Put(bytes, 777);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_TRUE(IsUuid(info->id));
+  EXPECT_EQ(info->size, static_cast<int64_t>(bytes.size()));
+  EXPECT_EQ(info->sha256, Sha256Of(bytes));
+  EXPECT_EQ(Objects(), std::vector<std::string>{options_.prefix + "/" + info->id});
+  auto reader = store_->Open(info->id);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_EQ((*reader)->size(), static_cast<int64_t>(bytes.size()));
+  EXPECT_TRUE(ReadAll(**reader, 30'000) == bytes);
+}
+
+TEST_F(S3BlobStoreTest, EmptyBlobRoundTrips) {
+  auto info = Put("");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->size, 0);
+  EXPECT_EQ(info->sha256, Sha256Of(""));
+  auto reader = store_->Open(info->id);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_EQ((*reader)->size(), 0);
+  char buf[4];
+  EXPECT_EQ(*(*reader)->ReadAt(0, buf, sizeof buf), 0u);
+}
+
+// 20 MiB in odd-sized appends: three parts of 8, 8 and 4 MiB, none aligned with an append.
+TEST_F(S3BlobStoreTest, LargeBlobRoundTripsAsAMultipartUpload) {
+  const std::string bytes = Random((20 << 20) + 3, 2);
+  auto info = Put(bytes, 999'983);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->size, static_cast<int64_t>(bytes.size()));
+  EXPECT_EQ(info->sha256, Sha256Of(bytes));
+  EXPECT_TRUE(Uploads().empty());
+  auto reader = store_->Open(info->id);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_EQ((*reader)->size(), static_cast<int64_t>(bytes.size()));
+  std::string back = ReadAll(**reader, 3 << 20);
+  EXPECT_EQ(back.size(), bytes.size());
+  EXPECT_EQ(Sha256Of(back), info->sha256);
+  // Across the first parts' boundary.
+  std::string buf(100, '\0');
+  auto got = (*reader)->ReadAt((8 << 20) - 50, buf.data(), buf.size());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(buf, bytes.substr((8 << 20) - 50, 100));
+}
+
+// A blob of exactly one part is still one PutObject: a full part goes only when more follows.
+TEST_F(S3BlobStoreTest, BlobOfExactlyOnePartIsOneObjectWithoutAnUpload) {
+  const std::string bytes = Random(static_cast<size_t>(options_.part_size), 3);
+  auto w = store_->NewWriter(int64_t{1} << 30);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Append(bytes).ok());
+  EXPECT_TRUE(Uploads().empty());
+  auto info = (*w)->Commit();
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->sha256, Sha256Of(bytes));
+  auto reader = store_->Open(info->id);
+  ASSERT_TRUE(reader.ok());
+  EXPECT_EQ((*reader)->size(), static_cast<int64_t>(bytes.size()));
+}
+
+TEST_F(S3BlobStoreTest, RangedReadsStopAtTheEnd) {
+  auto info = Put("0123456789");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  auto reader = store_->Open(info->id);
+  ASSERT_TRUE(reader.ok());
+  char buf[16];
+  auto got = (*reader)->ReadAt(0, buf, 3);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(std::string(buf, *got), "012");
+  got = (*reader)->ReadAt(3, buf, 4);  // the middle
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(std::string(buf, *got), "3456");
+  got = (*reader)->ReadAt(6, buf, 4);  // up to exactly the end
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(std::string(buf, *got), "6789");
+  got = (*reader)->ReadAt(7, buf, sizeof buf);  // across the end: what is left
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(std::string(buf, *got), "789");
+  EXPECT_EQ(*(*reader)->ReadAt(10, buf, sizeof buf), 0u);  // at the end
+  EXPECT_EQ(*(*reader)->ReadAt(11, buf, sizeof buf), 0u);  // past it
+  EXPECT_EQ(*(*reader)->ReadAt(0, buf, 0), 0u);
+  EXPECT_EQ((*reader)->ReadAt(-1, buf, 1).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(S3BlobStoreTest, OpenOfAMissingBlobIsNotFound) {
+  EXPECT_EQ(store_->Open(NewUuid()).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->Open("../not-an-id").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(S3BlobStoreTest, AppendPastMaxSizeIsRefused) {
+  auto w = store_->NewWriter(10);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Append("0123456789").ok());
+  EXPECT_EQ((*w)->Append("x").code(), StatusCode::kResourceExhausted);
+  auto info = (*w)->Commit();  // what fitted is the blob
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->size, 10);
+  EXPECT_EQ(info->sha256, Sha256Of("0123456789"));
+}
+
+// Destroying a writer before Commit leaves neither an object nor an open upload behind, whether
+// its parts had begun to go (a multipart upload) or not.
+TEST_F(S3BlobStoreTest, UncommittedWritersLeaveNothing) {
+  {
+    auto small = store_->NewWriter(int64_t{1} << 30);
+    ASSERT_TRUE(small.ok());
+    ASSERT_TRUE((*small)->Append("abandoned").ok());
+    auto large = store_->NewWriter(int64_t{1} << 30);
+    ASSERT_TRUE(large.ok());
+    ASSERT_TRUE((*large)->Append(Random((17 << 20) + 1, 4)).ok());
+    EXPECT_EQ(Uploads().size(), 1u);  // two parts sent, the third held
+  }
+  EXPECT_TRUE(Uploads().empty());
+  EXPECT_TRUE(Objects().empty());
+  EXPECT_TRUE(store_->List()->empty());
+}
+
+TEST_F(S3BlobStoreTest, DeleteIsIdempotent) {
+  auto info = Put("to delete");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  auto other = Put("to keep");
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE(store_->Delete(info->id).ok());
+  EXPECT_EQ(store_->Open(info->id).status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->Delete(info->id).ok());
+  EXPECT_TRUE(store_->Delete(NewUuid()).ok());
+  EXPECT_TRUE(store_->Delete("not-an-id").ok());
+  EXPECT_EQ(store_->List().value(), std::vector<std::string>{other->id});
+}
+
+TEST_F(S3BlobStoreTest, ListGivesIdsByLastModified) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto info = Put("blob " + std::to_string(i));
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    ids.push_back(info->id);
+  }
+  // Not a blob: an object under the prefix whose name is no id, and one in a folder below it.
+  ASSERT_TRUE(client_->PutObject(options_.prefix + "/notes.txt", "x").ok());
+  ASSERT_TRUE(client_->PutObject(options_.prefix + "/sub/" + NewUuid(), "x").ok());
+  std::sort(ids.begin(), ids.end());
+  auto all = store_->List();
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  std::sort(all->begin(), all->end());
+  EXPECT_EQ(*all, ids);
+  auto later = store_->List(NowSeconds() + kHour);
+  ASSERT_TRUE(later.ok()) << later.status().ToString();
+  std::sort(later->begin(), later->end());
+  EXPECT_EQ(*later, ids);
+  auto earlier = store_->List(NowSeconds() - kHour);
+  ASSERT_TRUE(earlier.ok()) << earlier.status().ToString();
+  EXPECT_TRUE(earlier->empty());
+}
+
+// Listing goes on past S3's first page of 1000 keys.
+TEST_F(S3BlobStoreTest, ListFollowsContinuationTokens) {
+  const std::string root = options_.prefix + "/";
+  for (int i = 0; i < 1003; ++i) ASSERT_TRUE(client_->PutObject(root + NewUuid(), "").ok());
+  auto all = store_->List();
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(all->size(), 1003u);
+}
+
+// An upload begun by a process that died: aborted once it is older than the bound, or always
+// without one. Scratch files go by the same rule.
+TEST_F(S3BlobStoreTest, RemoveTemporaryFilesAbortsOldUploads) {
+  auto upload = client_->CreateMultipartUpload(options_.prefix + "/" + NewUuid());
+  ASSERT_TRUE(upload.ok()) << upload.status().ToString();
+  // Not the store's: left alone.
+  auto foreign = client_->CreateMultipartUpload(options_.prefix + "/other/thing");
+  ASSERT_TRUE(foreign.ok());
+  std::string scratch = store_->ScratchPath();
+  std::ofstream(scratch) << "scratch";
+  ASSERT_TRUE(store_->RemoveTemporaryFiles(NowSeconds() - kHour).ok());
+  EXPECT_EQ(Uploads().size(), 2u);
+  EXPECT_TRUE(fs::exists(scratch));
+  ASSERT_TRUE(store_->RemoveTemporaryFiles(NowSeconds() + kHour).ok());
+  auto left = Uploads();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].upload_id, *foreign);
+  EXPECT_FALSE(fs::exists(scratch));
+
+  auto again = client_->CreateMultipartUpload(options_.prefix + "/" + NewUuid());
+  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE(store_->RemoveTemporaryFiles().ok());
+  left = Uploads();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].upload_id, *foreign);
+  ASSERT_TRUE(client_->AbortMultipartUpload(options_.prefix + "/other/thing", *foreign).ok());
+}
+
+TEST_F(S3BlobStoreTest, DefaultMaterializeCopiesIntoTheScratchDirectory) {
+  const std::string bytes = Random((1 << 20) + 5, 9);
+  auto info = Put(bytes);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  std::string path;
+  {
+    auto file = store_->Materialize(info->id);
+    ASSERT_TRUE(file.ok()) << file.status().ToString();
+    path = file->path();
+    EXPECT_EQ(fs::path(path).parent_path(), fs::path(options_.scratch_dir));
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    EXPECT_TRUE(ss.str() == bytes);
+  }
+  EXPECT_FALSE(fs::exists(path));
+  EXPECT_EQ(store_->Materialize(NewUuid()).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(S3BlobStoreTest, DefaultAdoptFileStreamsTheFileAndChecksItsHash) {
+  const std::string bytes = Random((9 << 20) + 7, 13);  // more than a part
+  const std::string staged = store_->ScratchPath();
+  std::ofstream(staged, std::ios::binary) << bytes;
+  auto wrong = store_->AdoptFile(staged, static_cast<int64_t>(bytes.size()), std::string(64, '0'));
+  EXPECT_EQ(wrong.status().code(), StatusCode::kInternal);
+  EXPECT_TRUE(fs::exists(staged));
+  EXPECT_TRUE(store_->List()->empty());
+  auto info = store_->AdoptFile(staged, static_cast<int64_t>(bytes.size()), Sha256Of(bytes));
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->sha256, Sha256Of(bytes));
+  EXPECT_FALSE(fs::exists(staged));
+  auto reader = store_->Open(info->id);
+  ASSERT_TRUE(reader.ok());
+  EXPECT_TRUE(ReadAll(**reader, 1 << 20) == bytes);
+  EXPECT_TRUE(Uploads().empty());
+}
+
+// An object store can't keep a deleted blob's bytes for its readers: they get an error, never
+// other bytes or a short blob.
+TEST_F(S3BlobStoreTest, AReaderOfADeletedBlobFails) {
+  auto info = Put("soon gone");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  auto reader = store_->Open(info->id);
+  ASSERT_TRUE(reader.ok());
+  ASSERT_TRUE(store_->Delete(info->id).ok());
+  char buf[16];
+  EXPECT_EQ((*reader)->ReadAt(0, buf, sizeof buf).status().code(), StatusCode::kInternal);
+}
+
+// An object cut short behind the store's back: the range answer is short, which is an error.
+TEST_F(S3BlobStoreTest, AnObjectShorterThanWhenOpenedIsAnError) {
+  auto info = Put("0123456789");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  auto reader = store_->Open(info->id);
+  ASSERT_TRUE(reader.ok());
+  ASSERT_TRUE(client_->PutObject(options_.prefix + "/" + info->id, "0123").ok());
+  char buf[16];
+  EXPECT_EQ((*reader)->ReadAt(0, buf, sizeof buf).status().code(), StatusCode::kInternal);
+}
+
+TEST(S3BlobStoreOptionsTest, RefusesBadOptions) {
+  S3BlobStoreOptions o;
+  o.client.endpoint = "http://127.0.0.1:1";
+  o.client.bucket = "b";
+  o.scratch_dir = ::testing::TempDir() + "s3blob-options";
+  o.part_size = (5 << 20) - 1;
+  EXPECT_EQ(NewS3BlobStore(o).status().code(), StatusCode::kInvalidArgument);
+  o.part_size = 5 << 20;
+  EXPECT_TRUE(NewS3BlobStore(o).ok());
+  o.client.endpoint = "ftp://h";
+  EXPECT_EQ(NewS3BlobStore(o).status().code(), StatusCode::kInvalidArgument);
+  o.client.endpoint = "http://127.0.0.1:1";
+  o.scratch_dir.clear();
+  EXPECT_EQ(NewS3BlobStore(o).status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace datasite::blob
