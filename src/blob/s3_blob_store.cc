@@ -113,19 +113,13 @@ class S3BlobWriter : public BlobWriter {
     EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr);
   }
 
-  // Leaves nothing of an uncommitted blob behind: its upload is aborted, or an object a failed
-  // PutObject may have stored is deleted. Failures are left to RemoveTemporaryFiles (an upload)
-  // and the server's clean-up of blobs without a row (an object).
+  // An uncommitted blob's upload is aborted. A failed abort is left to RemoveTemporaryFiles; an
+  // object a failed PutObject may still have stored, to the clean-up of blobs without a row.
   ~S3BlobWriter() override {
     EVP_MD_CTX_free(ctx_);
-    if (committed_ || (upload_id_.empty() && !put_sent_)) return;
+    if (committed_ || upload_id_.empty()) return;
     auto client = pool_.Take();
-    if (!client.ok()) return;
-    if (!upload_id_.empty()) {
-      (void)(**client)->AbortMultipartUpload(key_, upload_id_);
-    } else {
-      (void)(**client)->DeleteObject(key_);
-    }
+    if (client.ok()) (void)(**client)->AbortMultipartUpload(key_, upload_id_);
   }
 
   Status Append(std::string_view bytes) override {
@@ -154,7 +148,6 @@ class S3BlobWriter : public BlobWriter {
     EVP_DigestFinal_ex(ctx_, digest, &len);
     if (upload_id_.empty()) {
       ASSIGN_OR_RETURN(auto client, pool_.Take());
-      put_sent_ = true;
       RETURN_IF_ERROR((*client)->PutObject(key_, buffer_));
     } else {
       RETURN_IF_ERROR(SendPart());  // the last, never empty: a full part is sent only before more
@@ -211,7 +204,6 @@ class S3BlobWriter : public BlobWriter {
   bool closed_ = false;
   bool committed_ = false;
   bool failed_ = false;
-  bool put_sent_ = false;
 };
 
 // A committed object, its size taken by HeadObject at Open; each ReadAt one ranged GetObject.

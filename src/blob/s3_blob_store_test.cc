@@ -18,6 +18,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "core/random.h"
 
@@ -391,6 +392,25 @@ TEST_F(S3BlobStoreTest, AnObjectShorterThanWhenOpenedIsAnError) {
   ASSERT_TRUE(client_->PutObject(options_.prefix + "/" + info->id, "0123").ok());
   char buf[16];
   EXPECT_EQ((*reader)->ReadAt(0, buf, sizeof buf).status().code(), StatusCode::kInternal);
+}
+
+// Many threads at once: each call takes a client of its own from the store's pool.
+TEST_F(S3BlobStoreTest, ConcurrentWritersAndReaders) {
+  constexpr int kThreads = 6;
+  std::vector<std::string> bytes(kThreads), seen(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    bytes[i] = Random(200'000 + 1000 * i, 20 + i);
+    threads.emplace_back([&, i] {
+      auto info = Put(bytes[i], 4096 + 7 * i);
+      if (!info.ok()) return;
+      auto reader = store_->Open(info->id);
+      if (reader.ok()) seen[i] = ReadAll(**reader, 5000 + i);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kThreads; ++i) EXPECT_TRUE(seen[i] == bytes[i]) << "thread " << i;
+  EXPECT_EQ(store_->List()->size(), static_cast<size_t>(kThreads));
 }
 
 TEST(S3BlobStoreOptionsTest, RefusesBadOptions) {
