@@ -8,6 +8,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -343,6 +344,130 @@ class S3BlobStore : public BlobStore {
 };
 
 }  // namespace
+
+namespace {
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// %XX escapes decoded; nullopt for a broken one.
+std::optional<std::string> PercentDecode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size() || HexDigit(s[i + 1]) < 0 || HexDigit(s[i + 2]) < 0) {
+      return std::nullopt;
+    }
+    out += static_cast<char>(HexDigit(s[i + 1]) * 16 + HexDigit(s[i + 2]));
+    i += 2;
+  }
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// The credentials in an AWS shared credentials file. Errors name the file, never what it holds.
+Result<net::AwsCredentials> ReadCredentialsFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return InvalidArgumentError("cannot read the S3 credentials file " + path);
+  net::AwsCredentials c;
+  bool in_default = true;  // lines before any section count as [default]
+  for (std::string line; std::getline(in, line);) {
+    std::string_view l = Trim(line);
+    if (l.empty() || l.front() == '#' || l.front() == ';') continue;
+    if (l.front() == '[') {
+      in_default = l == "[default]";
+      continue;
+    }
+    size_t eq = l.find('=');
+    if (!in_default || eq == std::string_view::npos) continue;
+    std::string_view key = Trim(l.substr(0, eq)), value = Trim(l.substr(eq + 1));
+    if (key == "aws_access_key_id") c.access_key_id = value;
+    if (key == "aws_secret_access_key") c.secret_access_key = value;
+    if (key == "aws_session_token") c.session_token = value;
+  }
+  if (c.access_key_id.empty() || c.secret_access_key.empty()) {
+    return InvalidArgumentError("the S3 credentials file " + path +
+                                " has no aws_access_key_id and aws_secret_access_key in [default]");
+  }
+  return c;
+}
+
+}  // namespace
+
+Result<S3BlobStoreOptions> ParseS3BlobUrl(std::string_view url, const GetEnv& env) {
+  constexpr std::string_view kScheme = "s3://";
+  if (url.substr(0, kScheme.size()) != kScheme) {
+    return InvalidArgumentError("an S3 blob store is s3://BUCKET/PREFIX?endpoint=URL&region=R");
+  }
+  url.remove_prefix(kScheme.size());
+  std::string_view query;
+  if (size_t q = url.find('?'); q != std::string_view::npos) {
+    query = url.substr(q + 1);
+    url = url.substr(0, q);
+  }
+  S3BlobStoreOptions o;
+  size_t slash = url.find('/');
+  o.client.bucket = std::string(url.substr(0, slash));
+  if (slash != std::string_view::npos) o.prefix = std::string(url.substr(slash + 1));
+  if (o.client.bucket.empty()) return InvalidArgumentError("no bucket in the S3 blob store URL");
+  std::string credentials_file;
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? "" : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    std::string_view key = pair.substr(0, eq);
+    std::optional<std::string> value =
+        PercentDecode(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
+    if (!value || value->empty()) {
+      return InvalidArgumentError("no value for " + std::string(key) + " in the S3 blob store URL");
+    }
+    if (key == "endpoint") {
+      o.client.endpoint = std::move(*value);
+    } else if (key == "region") {
+      o.client.region = std::move(*value);
+    } else if (key == "credentials") {
+      credentials_file = std::move(*value);
+    } else {
+      return InvalidArgumentError("unknown parameter " + std::string(key).substr(0, 64) +
+                                  " in the S3 blob store URL (endpoint, region, credentials)");
+    }
+  }
+  if (o.client.endpoint.empty()) {
+    o.client.endpoint = "https://s3." + o.client.region + ".amazonaws.com";
+  }
+  if (!credentials_file.empty()) {
+    ASSIGN_OR_RETURN(o.client.credentials, ReadCredentialsFile(credentials_file));
+  } else {
+    std::optional<std::string> id = env("AWS_ACCESS_KEY_ID");
+    std::optional<std::string> secret = env("AWS_SECRET_ACCESS_KEY");
+    if (!id || id->empty() || !secret || secret->empty()) {
+      return InvalidArgumentError(
+          "the S3 blob store needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+          "credentials=FILE in its URL");
+    }
+    o.client.credentials.access_key_id = std::move(*id);
+    o.client.credentials.secret_access_key = std::move(*secret);
+    if (auto token = env("AWS_SESSION_TOKEN")) o.client.credentials.session_token = *token;
+  }
+  RETURN_IF_ERROR(net::S3Client::Create(o.client).status());  // the endpoint and the bucket
+  return o;
+}
 
 Result<std::unique_ptr<BlobStore>> NewS3BlobStore(S3BlobStoreOptions options) {
   if (options.part_size < kMinPartSize) {

@@ -5,8 +5,11 @@
 #define DATASITE_BLOB_S3_BLOB_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "blob/blob_store.h"
 #include "core/status.h"
@@ -32,6 +35,18 @@ struct S3BlobStoreOptions {
 // kInvalidArgument for options the S3 client refuses, or a part size under 5 MiB; no request is
 // made here.
 Result<std::unique_ptr<BlobStore>> NewS3BlobStore(S3BlobStoreOptions options);
+
+// Reads the environment: the value of a variable, nullopt when unset.
+using GetEnv = std::function<std::optional<std::string>(const char* name)>;
+
+// The options of `--blob s3://BUCKET[/PREFIX][?endpoint=URL&region=R&credentials=FILE]` (all but
+// scratch_dir, which the caller sets). `endpoint` defaults to AWS's of the region
+// (https://s3.REGION.amazonaws.com), `region` to us-east-1; query values may be percent-encoded.
+// The credentials come from FILE when given (AWS's shared credentials format: aws_access_key_id,
+// aws_secret_access_key and optionally aws_session_token, outside any section or in [default]),
+// else from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally AWS_SESSION_TOKEN in `env`.
+// kInvalidArgument for anything else or missing credentials; no message holds a credential.
+Result<S3BlobStoreOptions> ParseS3BlobUrl(std::string_view url, const GetEnv& env);
 
 }  // namespace datasite::blob
 

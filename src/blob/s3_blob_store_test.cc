@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -61,6 +62,18 @@ int64_t NowSeconds() {
 
 // Far enough from now that the server's clock and ours agree on which side a fresh object is.
 constexpr int64_t kHour = 3600;
+
+// The environment of the URL tests: holds only what they give it.
+GetEnv FakeEnv(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const char* name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+const std::map<std::string, std::string> kKeys = {{"AWS_ACCESS_KEY_ID", "AKIDFROMENV"},
+                                                  {"AWS_SECRET_ACCESS_KEY", "s3cr3t/fr0m+env"}};
 
 class S3BlobStoreTest : public ::testing::Test {
  protected:
@@ -394,6 +407,25 @@ TEST_F(S3BlobStoreTest, AnObjectShorterThanWhenOpenedIsAnError) {
   EXPECT_EQ((*reader)->ReadAt(0, buf, sizeof buf).status().code(), StatusCode::kInternal);
 }
 
+// The URL the server's flag will take, naming the test server, gives a working store.
+TEST_F(S3BlobStoreTest, AParsedUrlReachesTheServer) {
+  const net::S3ClientOptions& c = options_.client;
+  auto o = ParseS3BlobUrl("s3://" + c.bucket + "/" + options_.prefix + "?endpoint=" + c.endpoint +
+                              "&region=" + c.region,
+                          FakeEnv({{"AWS_ACCESS_KEY_ID", c.credentials.access_key_id},
+                                   {"AWS_SECRET_ACCESS_KEY", c.credentials.secret_access_key}}));
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  o->scratch_dir = options_.scratch_dir;
+  auto store = NewS3BlobStore(*o);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto w = (*store)->NewWriter(100);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Append("via the URL").ok());
+  auto info = (*w)->Commit();
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(store_->List().value(), std::vector<std::string>{info->id});
+}
+
 // Many threads at once: each call takes a client of its own from the store's pool.
 TEST_F(S3BlobStoreTest, ConcurrentWritersAndReaders) {
   constexpr int kThreads = 6;
@@ -411,6 +443,89 @@ TEST_F(S3BlobStoreTest, ConcurrentWritersAndReaders) {
   for (auto& t : threads) t.join();
   for (int i = 0; i < kThreads; ++i) EXPECT_TRUE(seen[i] == bytes[i]) << "thread " << i;
   EXPECT_EQ(store_->List()->size(), static_cast<size_t>(kThreads));
+}
+
+TEST(ParseS3BlobUrlTest, ReadsBucketPrefixEndpointRegionAndEnvironmentKeys) {
+  auto o = ParseS3BlobUrl("s3://bkt/some/prefix?endpoint=http://127.0.0.1:9000&region=eu-west-3",
+                          FakeEnv(kKeys));
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->client.bucket, "bkt");
+  EXPECT_EQ(o->prefix, "some/prefix");
+  EXPECT_EQ(o->client.endpoint, "http://127.0.0.1:9000");
+  EXPECT_EQ(o->client.region, "eu-west-3");
+  EXPECT_EQ(o->client.credentials.access_key_id, "AKIDFROMENV");
+  EXPECT_EQ(o->client.credentials.secret_access_key, "s3cr3t/fr0m+env");
+  EXPECT_EQ(o->client.credentials.session_token, "");
+}
+
+TEST(ParseS3BlobUrlTest, DefaultsToAwsOfTheRegionAndDecodesValues) {
+  auto o = ParseS3BlobUrl("s3://bkt", FakeEnv(kKeys));
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->prefix, "");
+  EXPECT_EQ(o->client.region, "us-east-1");
+  EXPECT_EQ(o->client.endpoint, "https://s3.us-east-1.amazonaws.com");
+  o = ParseS3BlobUrl("s3://bkt/p?region=eu-west-3", FakeEnv(kKeys));
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->client.endpoint, "https://s3.eu-west-3.amazonaws.com");
+  auto vars = kKeys;
+  vars["AWS_SESSION_TOKEN"] = "tok";
+  o = ParseS3BlobUrl("s3://bkt/p?endpoint=https%3A%2F%2Fminio.lan%3A9000", FakeEnv(vars));
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->client.endpoint, "https://minio.lan:9000");
+  EXPECT_EQ(o->client.credentials.session_token, "tok");
+}
+
+TEST(ParseS3BlobUrlTest, RefusesMalformedUrls) {
+  for (const char* url : {"http://bkt/p", "s3://", "s3:///p", "s3://bkt?region", "s3://bkt?region=",
+                          "s3://bkt?x=1", "s3://bkt?endpoint=%zz", "s3://bkt?endpoint=%4",
+                          "s3://bkt?endpoint=ftp://h", "s3://bkt?endpoint=http://h/path"}) {
+    auto o = ParseS3BlobUrl(url, FakeEnv(kKeys));
+    EXPECT_EQ(o.status().code(), StatusCode::kInvalidArgument) << url;
+    EXPECT_EQ(o.status().message().find("s3cr3t"), std::string::npos) << o.status().message();
+  }
+}
+
+TEST(ParseS3BlobUrlTest, MissingCredentialsAreRefused) {
+  for (const auto& missing : {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}) {
+    auto vars = kKeys;
+    vars.erase(missing);
+    auto o = ParseS3BlobUrl("s3://bkt/p", FakeEnv(vars));
+    EXPECT_EQ(o.status().code(), StatusCode::kInvalidArgument) << missing;
+    EXPECT_EQ(o.status().message().find("FROMENV"), std::string::npos);
+    EXPECT_EQ(o.status().message().find("s3cr3t"), std::string::npos);
+  }
+  auto vars = kKeys;
+  vars["AWS_SECRET_ACCESS_KEY"] = "";
+  EXPECT_EQ(ParseS3BlobUrl("s3://bkt/p", FakeEnv(vars)).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+// A credentials file (AWS's format) wins over the environment; only its [default] profile counts,
+// and an error names the file but not what it holds.
+TEST(ParseS3BlobUrlTest, ReadsACredentialsFile) {
+  std::string tmpl = ::testing::TempDir() + "s3credsXXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  const std::string path = tmpl + "/credentials";
+  std::ofstream(path) << "[other]\naws_access_key_id = AKIDOTHER\naws_secret_access_key = no\n"
+                         "# a comment\n[default]\naws_access_key_id = AKIDFROMFILE\r\n"
+                         "aws_secret_access_key=file/secret\naws_session_token = ftok\n";
+  auto o = ParseS3BlobUrl("s3://bkt/p?credentials=" + path, FakeEnv(kKeys));
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->client.credentials.access_key_id, "AKIDFROMFILE");
+  EXPECT_EQ(o->client.credentials.secret_access_key, "file/secret");
+  EXPECT_EQ(o->client.credentials.session_token, "ftok");
+
+  std::ofstream(path) << "[default]\naws_access_key_id = AKIDHALF\n[other]\n"
+                         "aws_secret_access_key = other/secret\n";
+  o = ParseS3BlobUrl("s3://bkt/p?credentials=" + path, FakeEnv(kKeys));
+  EXPECT_EQ(o.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(o.status().message().find(path), std::string::npos) << o.status().message();
+  EXPECT_EQ(o.status().message().find("AKIDHALF"), std::string::npos);
+  EXPECT_EQ(o.status().message().find("other/secret"), std::string::npos);
+  EXPECT_EQ(
+      ParseS3BlobUrl("s3://bkt/p?credentials=" + tmpl + "/none", FakeEnv(kKeys)).status().code(),
+      StatusCode::kInvalidArgument);
+  fs::remove_all(tmpl);
 }
 
 TEST(S3BlobStoreOptionsTest, RefusesBadOptions) {
