@@ -21,6 +21,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/clock.h"
 #include "core/random.h"
 
 namespace datasite::blob {
@@ -271,6 +272,25 @@ TEST_F(S3BlobStoreTest, UncommittedWritersLeaveNothing) {
   EXPECT_TRUE(Uploads().empty());
   EXPECT_TRUE(Objects().empty());
   EXPECT_TRUE(store_->List()->empty());
+}
+
+// A part refused on the way (here: signed at a skewed time) breaks the writer for good: the bytes
+// that made it go are hashed but were never stored, so Commit must not store a shorter blob.
+TEST_F(S3BlobStoreTest, AWriterWhosePartFailedNeverCommits) {
+  FakeClock clock(SystemClock().NowMillis());
+  options_.client.clock = &clock;
+  auto store = NewS3BlobStore(options_);
+  ASSERT_TRUE(store.ok());
+  auto w = (*store)->NewWriter(int64_t{1} << 30);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Append(Random(static_cast<size_t>(options_.part_size), 5)).ok());
+  clock.AdvanceMillis(-kHour * 1000);
+  EXPECT_EQ((*w)->Append("more").code(), StatusCode::kPermissionDenied);
+  clock.AdvanceMillis(kHour * 1000);
+  EXPECT_FALSE((*w)->Commit().ok());
+  w->reset();
+  EXPECT_TRUE(Objects().empty());
+  EXPECT_TRUE(Uploads().empty());
 }
 
 TEST_F(S3BlobStoreTest, DeleteIsIdempotent) {
