@@ -1,0 +1,493 @@
+#include "blob/s3_blob_store.h"
+
+#include <openssl/evp.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "core/random.h"
+#include "net/sigv4.h"
+
+namespace datasite::blob {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int64_t kMinPartSize = int64_t{5} << 20;  // S3's least part but the last
+
+// Unix seconds of an ISO 8601 UTC time as S3 lists them ("2026-01-02T03:04:05.000Z"); nullopt when
+// it is not one.
+std::optional<int64_t> ParseIso8601(const std::string& s) {
+  struct tm tm {};
+  char zone = 0;
+  int n = 0;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6) {
+    return std::nullopt;
+  }
+  // Fractions of a second are dropped: bounds are whole seconds.
+  size_t at = static_cast<size_t>(n);
+  if (at < s.size() && s[at] == '.') {
+    ++at;
+    while (at < s.size() && s[at] >= '0' && s[at] <= '9') ++at;
+  }
+  if (at < s.size()) zone = s[at++];
+  if (zone != 'Z' || at != s.size()) return std::nullopt;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<int64_t>(::timegm(&tm));
+}
+
+bool Before(const std::string& iso, std::optional<int64_t> bound) {
+  if (!bound) return true;
+  std::optional<int64_t> t = ParseIso8601(iso);
+  return t && *t < *bound;  // an unreadable time is left alone, as a file that can't be stat'ed
+}
+
+// S3 clients for the store's concurrent callers: each call takes one (made when none is free) and
+// gives it back when done, so connections are kept alive between calls. Safe for concurrent use.
+class ClientPool {
+ public:
+  explicit ClientPool(net::S3ClientOptions options) : options_(std::move(options)) {}
+
+  // A client taken from the pool, given back when it goes.
+  class Lease {
+   public:
+    Lease(ClientPool& pool, std::unique_ptr<net::S3Client> client)
+        : pool_(pool), client_(std::move(client)) {}
+    ~Lease() { pool_.GiveBack(std::move(client_)); }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    net::S3Client* operator->() const { return client_.get(); }
+
+   private:
+    ClientPool& pool_;
+    std::unique_ptr<net::S3Client> client_;
+  };
+
+  Result<std::unique_ptr<Lease>> Take() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!free_.empty()) {
+        auto client = std::move(free_.back());
+        free_.pop_back();
+        return std::make_unique<Lease>(*this, std::move(client));
+      }
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<net::S3Client> client, net::S3Client::Create(options_));
+    return std::make_unique<Lease>(*this, std::move(client));
+  }
+
+ private:
+  void GiveBack(std::unique_ptr<net::S3Client> client) {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(std::move(client));
+  }
+
+  const net::S3ClientOptions options_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<net::S3Client>> free_;  // Guarded by mu_.
+};
+
+// An upload: bytes hashed as they come and gathered into one part; a blob that fits in one part is
+// one PutObject at Commit, a larger one a multipart upload whose parts go as they fill (the next
+// byte after a full part sends it). Each part's SHA-256 is signed, so S3 refuses bytes changed on
+// the way.
+class S3BlobWriter : public BlobWriter {
+ public:
+  S3BlobWriter(ClientPool& pool, std::string id, std::string key, int64_t max_size,
+               int64_t part_size)
+      : pool_(pool),
+        id_(std::move(id)),
+        key_(std::move(key)),
+        max_size_(max_size),
+        part_size_(static_cast<size_t>(part_size)) {
+    ctx_ = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr);
+  }
+
+  // An uncommitted blob's upload is aborted. A failed abort is left to RemoveTemporaryFiles; an
+  // object a failed PutObject may still have stored, to the clean-up of blobs without a row.
+  ~S3BlobWriter() override {
+    EVP_MD_CTX_free(ctx_);
+    if (committed_ || upload_id_.empty()) return;
+    auto client = pool_.Take();
+    if (client.ok()) (void)(**client)->AbortMultipartUpload(key_, upload_id_);
+  }
+
+  Status Append(std::string_view bytes) override {
+    if (closed_) return FailedPreconditionError("blob writer is closed");
+    if (size_ + static_cast<int64_t>(bytes.size()) > max_size_) {
+      return ResourceExhaustedError("the upload is larger than the limit of " +
+                                    std::to_string(max_size_) + " bytes");
+    }
+    EVP_DigestUpdate(ctx_, bytes.data(), bytes.size());
+    size_ += static_cast<int64_t>(bytes.size());
+    while (!bytes.empty()) {
+      if (buffer_.size() == part_size_) RETURN_IF_ERROR(SendPart());
+      size_t take = std::min(bytes.size(), part_size_ - buffer_.size());
+      Reserve(buffer_.size() + take);
+      buffer_.append(bytes.substr(0, take));
+      bytes.remove_prefix(take);
+    }
+    return Status::Ok();
+  }
+
+  Result<BlobInfo> Commit() override {
+    if (closed_) return FailedPreconditionError("blob writer is closed");
+    closed_ = true;
+    // Bytes counted in the hash may be missing from the buffer: such a blob is never stored.
+    if (failed_) return FailedPreconditionError("a part of this upload failed");
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_, digest, &len);
+    if (upload_id_.empty()) {
+      ASSIGN_OR_RETURN(auto client, pool_.Take());
+      RETURN_IF_ERROR((*client)->PutObject(key_, buffer_));
+    } else {
+      RETURN_IF_ERROR(SendPart());  // the last, never empty: a full part is sent only before more
+      ASSIGN_OR_RETURN(auto client, pool_.Take());
+      RETURN_IF_ERROR((*client)->CompleteMultipartUpload(key_, upload_id_, parts_));
+    }
+    committed_ = true;
+    buffer_ = std::string();
+    return BlobInfo{id_, size_, HexEncode(std::string_view(reinterpret_cast<char*>(digest), len))};
+  }
+
+ private:
+  // Grows the buffer to hold `n` bytes without letting it pass one part.
+  void Reserve(size_t n) {
+    if (n <= buffer_.capacity()) return;
+    buffer_.reserve(std::min(std::max(n, 2 * buffer_.capacity()), part_size_));
+  }
+
+  // Sends the buffer as the next part, beginning the upload with the first.
+  Status SendPart() {
+    if (failed_) return FailedPreconditionError("an earlier part of this upload failed");
+    failed_ = true;  // until it succeeds
+    ASSIGN_OR_RETURN(auto client, pool_.Take());
+    if (upload_id_.empty()) {
+      ASSIGN_OR_RETURN(upload_id_, (*client)->CreateMultipartUpload(key_));
+    }
+    const int number = static_cast<int>(parts_.size()) + 1;
+    size_t sent = 0;
+    net::BodyReader reader = [&](char* out, size_t n) -> Result<size_t> {
+      size_t k = std::min(n, buffer_.size() - sent);
+      std::memcpy(out, buffer_.data() + sent, k);
+      sent += k;
+      return k;
+    };
+    ASSIGN_OR_RETURN(std::string etag,
+                     (*client)->UploadPart(key_, upload_id_, number, buffer_.size(), reader,
+                                           net::Sha256Hex(buffer_)));
+    parts_.push_back({number, std::move(etag)});
+    buffer_.clear();  // keeps its capacity for the next part
+    failed_ = false;
+    return Status::Ok();
+  }
+
+  ClientPool& pool_;
+  const std::string id_;
+  const std::string key_;
+  const int64_t max_size_;
+  const size_t part_size_;
+  EVP_MD_CTX* ctx_;
+  int64_t size_ = 0;
+  std::string buffer_;  // the bytes not sent yet: at most one part
+  std::string upload_id_;
+  std::vector<net::S3CompletedPart> parts_;
+  bool closed_ = false;
+  bool committed_ = false;
+  bool failed_ = false;
+};
+
+// A committed object, its size taken by HeadObject at Open; each ReadAt one ranged GetObject.
+class S3BlobReader : public BlobReader {
+ public:
+  S3BlobReader(ClientPool& pool, std::string key, int64_t size)
+      : pool_(pool), key_(std::move(key)), size_(size) {}
+
+  int64_t size() const override { return size_; }
+
+  Result<size_t> ReadAt(int64_t offset, char* buf, size_t n) override {
+    if (offset < 0) return InvalidArgumentError("a negative offset into blob " + key_);
+    if (offset >= size_ || n == 0) return size_t{0};
+    const size_t want =
+        static_cast<size_t>(std::min<int64_t>(size_ - offset, static_cast<int64_t>(n)));
+    ASSIGN_OR_RETURN(auto client, pool_.Take());
+    size_t got = 0;
+    auto res = (*client)->GetObject(
+        key_,
+        net::S3Client::ByteRange{static_cast<uint64_t>(offset),
+                                 static_cast<uint64_t>(offset) + want - 1},
+        [&](std::string_view bytes) -> Status {
+          if (bytes.size() > want - got) {
+            return InternalError("S3 sent more of " + key_ + " than the range asked");
+          }
+          std::memcpy(buf + got, bytes.data(), bytes.size());
+          got += bytes.size();
+          return Status::Ok();
+        });
+    if (!res.ok()) {
+      // Deleted since it was opened (or cut short): an error, never a short or different blob.
+      if (res.status().code() == StatusCode::kNotFound ||
+          res.status().code() == StatusCode::kInvalidArgument) {
+        return InternalError("blob " + key_ + " is gone: " + res.status().message());
+      }
+      return res.status();
+    }
+    if (got != want) {
+      return InternalError("S3 sent " + std::to_string(got) + " bytes of " + key_ + " where " +
+                           std::to_string(want) + " were asked");
+    }
+    return got;
+  }
+
+ private:
+  ClientPool& pool_;
+  const std::string key_;
+  const int64_t size_;
+};
+
+class S3BlobStore : public BlobStore {
+ public:
+  S3BlobStore(S3BlobStoreOptions options, std::string key_prefix)
+      : pool_(options.client),
+        key_prefix_(std::move(key_prefix)),
+        scratch_dir_(std::move(options.scratch_dir)),
+        part_size_(options.part_size) {}
+
+  Result<std::unique_ptr<BlobWriter>> NewWriter(int64_t max_size) override {
+    std::string id = NewUuid();
+    return std::unique_ptr<BlobWriter>(
+        new S3BlobWriter(pool_, id, key_prefix_ + id, max_size, part_size_));
+  }
+
+  Result<std::unique_ptr<BlobReader>> Open(const std::string& id) override {
+    if (!IsUuid(id)) return NotFoundError("no blob with id " + id.substr(0, 64));
+    ASSIGN_OR_RETURN(auto client, pool_.Take());
+    auto head = (*client)->HeadObject(key_prefix_ + id);
+    if (!head.ok()) {
+      if (head.status().code() == StatusCode::kNotFound) {
+        return NotFoundError("the bytes of blob " + id + " are missing");
+      }
+      return head.status();
+    }
+    return std::unique_ptr<BlobReader>(
+        new S3BlobReader(pool_, key_prefix_ + id, static_cast<int64_t>(head->size)));
+  }
+
+  Status Delete(const std::string& id) override {
+    if (!IsUuid(id)) return Status::Ok();
+    ASSIGN_OR_RETURN(auto client, pool_.Take());
+    return (*client)->DeleteObject(key_prefix_ + id);
+  }
+
+  Result<std::vector<std::string>> List(std::optional<int64_t> modified_before) override {
+    ASSIGN_OR_RETURN(auto client, pool_.Take());
+    std::vector<std::string> out;
+    std::string token;
+    do {
+      ASSIGN_OR_RETURN(net::S3ListPage page, (*client)->ListObjects(key_prefix_, token));
+      for (const auto& o : page.objects) {
+        std::string id = o.key.substr(key_prefix_.size());
+        if (IsUuid(id) && Before(o.last_modified, modified_before)) out.push_back(std::move(id));
+      }
+      token = std::move(page.next_continuation_token);
+    } while (!token.empty());
+    return out;
+  }
+
+  std::string ScratchPath() override { return scratch_dir_ + "/" + NewUuid() + ".scratch"; }
+
+  Status RemoveTemporaryFiles(std::optional<int64_t> modified_before) override {
+    std::error_code ec;
+    for (const auto& f : fs::directory_iterator(scratch_dir_, ec)) {
+      struct stat st;
+      if (::lstat(f.path().c_str(), &st) != 0) continue;
+      if (!modified_before || st.st_mtim.tv_sec < *modified_before) fs::remove(f.path(), ec);
+    }
+    if (ec) return InternalError("cleaning " + scratch_dir_ + ": " + ec.message());
+    return AbortUploads(modified_before);
+  }
+
+ private:
+  // Aborts the multipart uploads of blobs under the prefix begun before `bound` (all: none).
+  Status AbortUploads(std::optional<int64_t> bound) {
+    ASSIGN_OR_RETURN(auto client, pool_.Take());
+    std::string key_marker, id_marker;
+    do {
+      ASSIGN_OR_RETURN(net::S3UploadsPage page,
+                       (*client)->ListMultipartUploads(key_prefix_, key_marker, id_marker));
+      for (const auto& u : page.uploads) {
+        if (!IsUuid(u.key.substr(std::min(key_prefix_.size(), u.key.size())))) continue;
+        if (!Before(u.initiated, bound)) continue;
+        Status st = (*client)->AbortMultipartUpload(u.key, u.upload_id);
+        if (!st.ok() && st.code() != StatusCode::kNotFound) return st;
+      }
+      key_marker = std::move(page.next_key_marker);
+      id_marker = std::move(page.next_upload_id_marker);
+    } while (!key_marker.empty());
+    return Status::Ok();
+  }
+
+  ClientPool pool_;
+  const std::string key_prefix_;  // "" or "prefix/"
+  const std::string scratch_dir_;
+  const int64_t part_size_;
+};
+
+}  // namespace
+
+namespace {
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// %XX escapes decoded; nullopt for a broken one.
+std::optional<std::string> PercentDecode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size() || HexDigit(s[i + 1]) < 0 || HexDigit(s[i + 2]) < 0) {
+      return std::nullopt;
+    }
+    out += static_cast<char>(HexDigit(s[i + 1]) * 16 + HexDigit(s[i + 2]));
+    i += 2;
+  }
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// The credentials in an AWS shared credentials file. Errors name the file, never what it holds.
+Result<net::AwsCredentials> ReadCredentialsFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return InvalidArgumentError("cannot read the S3 credentials file " + path);
+  net::AwsCredentials c;
+  bool in_default = true;  // lines before any section count as [default]
+  for (std::string line; std::getline(in, line);) {
+    std::string_view l = Trim(line);
+    if (l.empty() || l.front() == '#' || l.front() == ';') continue;
+    if (l.front() == '[') {
+      in_default = l == "[default]";
+      continue;
+    }
+    size_t eq = l.find('=');
+    if (!in_default || eq == std::string_view::npos) continue;
+    std::string_view key = Trim(l.substr(0, eq)), value = Trim(l.substr(eq + 1));
+    if (key == "aws_access_key_id") c.access_key_id = value;
+    if (key == "aws_secret_access_key") c.secret_access_key = value;
+    if (key == "aws_session_token") c.session_token = value;
+  }
+  if (c.access_key_id.empty() || c.secret_access_key.empty()) {
+    return InvalidArgumentError("the S3 credentials file " + path +
+                                " has no aws_access_key_id and aws_secret_access_key in [default]");
+  }
+  return c;
+}
+
+}  // namespace
+
+Result<S3BlobStoreOptions> ParseS3BlobUrl(std::string_view url, const GetEnv& env) {
+  constexpr std::string_view kScheme = "s3://";
+  if (url.substr(0, kScheme.size()) != kScheme) {
+    return InvalidArgumentError("an S3 blob store is s3://BUCKET/PREFIX?endpoint=URL&region=R");
+  }
+  url.remove_prefix(kScheme.size());
+  std::string_view query;
+  if (size_t q = url.find('?'); q != std::string_view::npos) {
+    query = url.substr(q + 1);
+    url = url.substr(0, q);
+  }
+  S3BlobStoreOptions o;
+  size_t slash = url.find('/');
+  o.client.bucket = std::string(url.substr(0, slash));
+  if (slash != std::string_view::npos) o.prefix = std::string(url.substr(slash + 1));
+  if (o.client.bucket.empty()) return InvalidArgumentError("no bucket in the S3 blob store URL");
+  std::string credentials_file;
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? "" : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    std::string_view key = pair.substr(0, eq);
+    std::optional<std::string> value =
+        PercentDecode(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
+    if (!value || value->empty()) {
+      return InvalidArgumentError("no value for " + std::string(key) + " in the S3 blob store URL");
+    }
+    if (key == "endpoint") {
+      o.client.endpoint = std::move(*value);
+    } else if (key == "region") {
+      o.client.region = std::move(*value);
+    } else if (key == "credentials") {
+      credentials_file = std::move(*value);
+    } else {
+      return InvalidArgumentError("unknown parameter " + std::string(key).substr(0, 64) +
+                                  " in the S3 blob store URL (endpoint, region, credentials)");
+    }
+  }
+  if (o.client.endpoint.empty()) {
+    o.client.endpoint = "https://s3." + o.client.region + ".amazonaws.com";
+  }
+  if (!credentials_file.empty()) {
+    ASSIGN_OR_RETURN(o.client.credentials, ReadCredentialsFile(credentials_file));
+  } else {
+    std::optional<std::string> id = env("AWS_ACCESS_KEY_ID");
+    std::optional<std::string> secret = env("AWS_SECRET_ACCESS_KEY");
+    if (!id || id->empty() || !secret || secret->empty()) {
+      return InvalidArgumentError(
+          "the S3 blob store needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+          "credentials=FILE in its URL");
+    }
+    o.client.credentials.access_key_id = std::move(*id);
+    o.client.credentials.secret_access_key = std::move(*secret);
+    if (auto token = env("AWS_SESSION_TOKEN")) o.client.credentials.session_token = *token;
+  }
+  RETURN_IF_ERROR(net::S3Client::Create(o.client).status());  // the endpoint and the bucket
+  return o;
+}
+
+Result<std::unique_ptr<BlobStore>> NewS3BlobStore(S3BlobStoreOptions options) {
+  if (options.part_size < kMinPartSize) {
+    return InvalidArgumentError("S3 parts must be at least 5 MiB");
+  }
+  if (options.scratch_dir.empty()) return InvalidArgumentError("no scratch directory");
+  RETURN_IF_ERROR(net::S3Client::Create(options.client).status());  // checks endpoint and bucket
+  std::string_view p = options.prefix;
+  while (!p.empty() && p.front() == '/') p.remove_prefix(1);
+  while (!p.empty() && p.back() == '/') p.remove_suffix(1);
+  std::string key_prefix = p.empty() ? "" : std::string(p) + "/";
+  std::error_code ec;
+  fs::create_directories(options.scratch_dir, ec);
+  if (ec) {
+    return UnavailableError("cannot create scratch directory " + options.scratch_dir + ": " +
+                            ec.message());
+  }
+  return std::unique_ptr<BlobStore>(new S3BlobStore(std::move(options), std::move(key_prefix)));
+}
+
+}  // namespace datasite::blob

@@ -1,0 +1,53 @@
+// The BlobStore of an S3-compatible bucket (AWS, MinIO, Garage...), for servers that share no disk:
+// one object per blob, `PREFIX/<id>`. A library of its own (datasite_blob_s3) because the S3
+// client (datasite_net) is built on datasite_blob.
+#ifndef DATASITE_BLOB_S3_BLOB_STORE_H_
+#define DATASITE_BLOB_S3_BLOB_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "blob/blob_store.h"
+#include "core/status.h"
+#include "net/s3_client.h"
+
+namespace datasite::blob {
+
+struct S3BlobStoreOptions {
+  // Endpoint, region, bucket and credentials of the bucket.
+  net::S3ClientOptions client;
+  // Where the blobs are in the bucket: `prefix/<id>` (`<id>` alone when empty). Slashes at either
+  // end are dropped.
+  std::string prefix;
+  // A local directory (created if needed) for ScratchPath() files and materialised copies.
+  std::string scratch_dir;
+  // Bytes per part of a multipart upload, and the most a writer holds in memory. A blob of at
+  // most this many bytes is one PutObject. S3 wants parts of 5 MiB at least.
+  int64_t part_size = int64_t{8} << 20;
+};
+
+// The store. Writers hash their bytes as they come and buffer one part; readers read ranges with
+// one GetObject each. Readers and writers borrow the store: destroy them before it.
+// kInvalidArgument for options the S3 client refuses, or a part size under 5 MiB; no request is
+// made here.
+Result<std::unique_ptr<BlobStore>> NewS3BlobStore(S3BlobStoreOptions options);
+
+// Reads the environment: the value of a variable, nullopt when unset.
+using GetEnv = std::function<std::optional<std::string>(const char* name)>;
+
+// The options of `--blob s3://BUCKET[/PREFIX][?endpoint=URL&region=R&credentials=FILE]` (all but
+// scratch_dir, which the caller sets). `endpoint` defaults to AWS's of the region
+// (https://s3.REGION.amazonaws.com), `region` to us-east-1; query values may be percent-encoded.
+// The credentials come from FILE when given (AWS's shared credentials format: aws_access_key_id,
+// aws_secret_access_key and optionally aws_session_token, outside any section or in [default]),
+// else from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally AWS_SESSION_TOKEN in `env`.
+// kInvalidArgument for anything else or missing credentials; no message holds a credential.
+Result<S3BlobStoreOptions> ParseS3BlobUrl(std::string_view url, const GetEnv& env);
+
+}  // namespace datasite::blob
+
+#endif  // DATASITE_BLOB_S3_BLOB_STORE_H_

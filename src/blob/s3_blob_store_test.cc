@@ -1,0 +1,568 @@
+// The S3 blob store against a real S3-compatible server: s3rver behind tests/s3/sigv4_proxy.py
+// (which checks every signature and every signed body hash), named by
+// DATASITE_TEST_S3_URL=http://HOST:PORT/BUCKET (`eval "$(bash tests/s3/servers.sh start DIR)"`;
+// scripts/test-s3.sh's ensure_test_s3). Without it these tests are skipped and say so. Each test
+// keeps its blobs under a prefix of its own.
+#include "blob/s3_blob_store.h"
+
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "core/clock.h"
+#include "core/random.h"
+
+namespace datasite::blob {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Env(const char* name, const char* fallback = "") {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+// The SHA-256 the tests expect, computed in one go apart from the store's streaming hash.
+std::string Sha256Of(const std::string& bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EXPECT_EQ(EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr), 1);
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out;
+}
+
+std::string Random(size_t size, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(size, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Far enough from now that the server's clock and ours agree on which side a fresh object is.
+constexpr int64_t kHour = 3600;
+
+// The environment of the URL tests: holds only what they give it.
+GetEnv FakeEnv(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const char* name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+const std::map<std::string, std::string> kKeys = {{"AWS_ACCESS_KEY_ID", "AKIDFROMENV"},
+                                                  {"AWS_SECRET_ACCESS_KEY", "s3cr3t/fr0m+env"}};
+
+class S3BlobStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(InitCrypto());
+    std::string url = Env("DATASITE_TEST_S3_URL");
+    if (url.empty()) {
+      GTEST_SKIP() << "DATASITE_TEST_S3_URL is not set: start s3rver behind the SigV4 proxy with "
+                      "`eval \"$(bash tests/s3/servers.sh start DIR)\"` (scripts/test.sh does)";
+    }
+    size_t slash = url.find('/', url.find("://") + 3);
+    ASSERT_NE(slash, std::string::npos) << "DATASITE_TEST_S3_URL must be http://HOST:PORT/BUCKET";
+    net::S3ClientOptions& c = options_.client;
+    c.endpoint = url.substr(0, slash);
+    c.bucket = url.substr(slash + 1);
+    c.region = Env("DATASITE_TEST_S3_REGION", "us-east-1");
+    c.credentials.access_key_id = Env("DATASITE_TEST_S3_ACCESS_KEY_ID", "AKIDDATASITETEST");
+    c.credentials.secret_access_key =
+        Env("DATASITE_TEST_S3_SECRET_ACCESS_KEY", "datasite/test+secret");
+    static std::atomic<int> counter{0};
+    options_.prefix = "s3blob/" + std::to_string(::getpid()) + "-" + std::to_string(counter++) +
+                      "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::string tmpl = ::testing::TempDir() + "s3blobXXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    options_.scratch_dir = dir_ + "/scratch";
+    auto store = NewS3BlobStore(options_);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(*store);
+    auto client = net::S3Client::Create(options_.client);
+    ASSERT_TRUE(client.ok());
+    client_ = std::move(*client);
+  }
+  void TearDown() override {
+    store_.reset();
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+
+  // Writes `bytes` in appends of `piece` bytes and commits.
+  Result<BlobInfo> Put(const std::string& bytes, size_t piece = 1 << 20) {
+    ASSIGN_OR_RETURN(auto w, store_->NewWriter(int64_t{1} << 30));
+    for (size_t at = 0; at < bytes.size(); at += piece) {
+      RETURN_IF_ERROR(w->Append(std::string_view(bytes).substr(at, piece)));
+    }
+    return w->Commit();
+  }
+
+  std::string ReadAll(BlobReader& reader, size_t piece) {
+    std::string out, buf(piece, '\0');
+    while (static_cast<int64_t>(out.size()) <= reader.size()) {
+      auto got = reader.Read(buf.data(), buf.size());
+      EXPECT_TRUE(got.ok()) << got.status().ToString();
+      if (!got.ok() || *got == 0) break;
+      out.append(buf.data(), *got);
+    }
+    return out;
+  }
+
+  // Keys of the objects under the test's prefix, and its open multipart uploads.
+  std::vector<std::string> Objects() {
+    auto page = client_->ListObjects(options_.prefix + "/", "");
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    std::vector<std::string> keys;
+    if (page.ok()) {
+      for (const auto& o : page->objects) keys.push_back(o.key);
+    }
+    return keys;
+  }
+  std::vector<net::S3Upload> Uploads() {
+    auto page = client_->ListMultipartUploads(options_.prefix + "/");
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    return page.ok() ? page->uploads : std::vector<net::S3Upload>{};
+  }
+
+  S3BlobStoreOptions options_;
+  std::string dir_;
+  std::unique_ptr<BlobStore> store_;
+  std::unique_ptr<net::S3Client> client_;  // to look behind the store's back
+};
+
+TEST_F(S3BlobStoreTest, SmallBlobRoundTripsAsOneObject) {
+  const std::string bytes = Random(100'000, 1);
+  auto info = Put(bytes, 777);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_TRUE(IsUuid(info->id));
+  EXPECT_EQ(info->size, static_cast<int64_t>(bytes.size()));
+  EXPECT_EQ(info->sha256, Sha256Of(bytes));
+  EXPECT_EQ(Objects(), std::vector<std::string>{options_.prefix + "/" + info->id});
+  auto reader = store_->Open(info->id);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_EQ((*reader)->size(), static_cast<int64_t>(bytes.size()));
+  EXPECT_TRUE(ReadAll(**reader, 30'000) == bytes);
+}
+
+TEST_F(S3BlobStoreTest, EmptyBlobRoundTrips) {
+  auto info = Put("");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->size, 0);
+  EXPECT_EQ(info->sha256, Sha256Of(""));
+  auto reader = store_->Open(info->id);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_EQ((*reader)->size(), 0);
+  char buf[4];
+  EXPECT_EQ(*(*reader)->ReadAt(0, buf, sizeof buf), 0u);
+}
+
+// 20 MiB in odd-sized appends: three parts of 8, 8 and 4 MiB, none aligned with an append.
+TEST_F(S3BlobStoreTest, LargeBlobRoundTripsAsAMultipartUpload) {
+  const std::string bytes = Random((20 << 20) + 3, 2);
+  auto info = Put(bytes, 999'983);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->size, static_cast<int64_t>(bytes.size()));
+  EXPECT_EQ(info->sha256, Sha256Of(bytes));
+  EXPECT_TRUE(Uploads().empty());
+  auto reader = store_->Open(info->id);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_EQ((*reader)->size(), static_cast<int64_t>(bytes.size()));
+  std::string back = ReadAll(**reader, 3 << 20);
+  EXPECT_EQ(back.size(), bytes.size());
+  EXPECT_EQ(Sha256Of(back), info->sha256);
+  // Across the first parts' boundary.
+  std::string buf(100, '\0');
+  auto got = (*reader)->ReadAt((8 << 20) - 50, buf.data(), buf.size());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(buf, bytes.substr((8 << 20) - 50, 100));
+}
+
+// A blob of exactly one part is still one PutObject: a full part goes only when more follows.
+TEST_F(S3BlobStoreTest, BlobOfExactlyOnePartIsOneObjectWithoutAnUpload) {
+  const std::string bytes = Random(static_cast<size_t>(options_.part_size), 3);
+  auto w = store_->NewWriter(int64_t{1} << 30);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Append(bytes).ok());
+  EXPECT_TRUE(Uploads().empty());
+  auto info = (*w)->Commit();
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->sha256, Sha256Of(bytes));
+  auto reader = store_->Open(info->id);
+  ASSERT_TRUE(reader.ok());
+  EXPECT_EQ((*reader)->size(), static_cast<int64_t>(bytes.size()));
+}
+
+TEST_F(S3BlobStoreTest, RangedReadsStopAtTheEnd) {
+  auto info = Put("0123456789");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  auto reader = store_->Open(info->id);
+  ASSERT_TRUE(reader.ok());
+  char buf[16];
+  auto got = (*reader)->ReadAt(0, buf, 3);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(std::string(buf, *got), "012");
+  got = (*reader)->ReadAt(3, buf, 4);  // the middle
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(std::string(buf, *got), "3456");
+  got = (*reader)->ReadAt(6, buf, 4);  // up to exactly the end
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(std::string(buf, *got), "6789");
+  got = (*reader)->ReadAt(7, buf, sizeof buf);  // across the end: what is left
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(std::string(buf, *got), "789");
+  EXPECT_EQ(*(*reader)->ReadAt(10, buf, sizeof buf), 0u);  // at the end
+  EXPECT_EQ(*(*reader)->ReadAt(11, buf, sizeof buf), 0u);  // past it
+  EXPECT_EQ(*(*reader)->ReadAt(0, buf, 0), 0u);
+  EXPECT_EQ((*reader)->ReadAt(-1, buf, 1).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(S3BlobStoreTest, OpenOfAMissingBlobIsNotFound) {
+  EXPECT_EQ(store_->Open(NewUuid()).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->Open("../not-an-id").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(S3BlobStoreTest, AppendPastMaxSizeIsRefused) {
+  auto w = store_->NewWriter(10);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Append("0123456789").ok());
+  EXPECT_EQ((*w)->Append("x").code(), StatusCode::kResourceExhausted);
+  auto info = (*w)->Commit();  // what fitted is the blob
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->size, 10);
+  EXPECT_EQ(info->sha256, Sha256Of("0123456789"));
+}
+
+// Destroying a writer before Commit leaves neither an object nor an open upload behind, whether
+// its parts had begun to go (a multipart upload) or not.
+TEST_F(S3BlobStoreTest, UncommittedWritersLeaveNothing) {
+  {
+    auto small = store_->NewWriter(int64_t{1} << 30);
+    ASSERT_TRUE(small.ok());
+    ASSERT_TRUE((*small)->Append("abandoned").ok());
+    auto large = store_->NewWriter(int64_t{1} << 30);
+    ASSERT_TRUE(large.ok());
+    ASSERT_TRUE((*large)->Append(Random((17 << 20) + 1, 4)).ok());
+    EXPECT_EQ(Uploads().size(), 1u);  // two parts sent, the third held
+  }
+  EXPECT_TRUE(Uploads().empty());
+  EXPECT_TRUE(Objects().empty());
+  EXPECT_TRUE(store_->List()->empty());
+}
+
+// A part refused on the way (here: signed at a skewed time) breaks the writer for good: the bytes
+// that made it go are hashed but were never stored, so Commit must not store a shorter blob.
+TEST_F(S3BlobStoreTest, AWriterWhosePartFailedNeverCommits) {
+  FakeClock clock(SystemClock().NowMillis());
+  options_.client.clock = &clock;
+  auto store = NewS3BlobStore(options_);
+  ASSERT_TRUE(store.ok());
+  auto w = (*store)->NewWriter(int64_t{1} << 30);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Append(Random(static_cast<size_t>(options_.part_size), 5)).ok());
+  clock.AdvanceMillis(-kHour * 1000);
+  EXPECT_EQ((*w)->Append("more").code(), StatusCode::kPermissionDenied);
+  clock.AdvanceMillis(kHour * 1000);
+  EXPECT_FALSE((*w)->Commit().ok());
+  w->reset();
+  EXPECT_TRUE(Objects().empty());
+  EXPECT_TRUE(Uploads().empty());
+}
+
+TEST_F(S3BlobStoreTest, DeleteIsIdempotent) {
+  auto info = Put("to delete");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  auto other = Put("to keep");
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE(store_->Delete(info->id).ok());
+  EXPECT_EQ(store_->Open(info->id).status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->Delete(info->id).ok());
+  EXPECT_TRUE(store_->Delete(NewUuid()).ok());
+  EXPECT_TRUE(store_->Delete("not-an-id").ok());
+  EXPECT_EQ(store_->List().value(), std::vector<std::string>{other->id});
+}
+
+TEST_F(S3BlobStoreTest, ListGivesIdsByLastModified) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto info = Put("blob " + std::to_string(i));
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    ids.push_back(info->id);
+  }
+  // Not a blob: an object under the prefix whose name is no id, and one in a folder below it.
+  ASSERT_TRUE(client_->PutObject(options_.prefix + "/notes.txt", "x").ok());
+  ASSERT_TRUE(client_->PutObject(options_.prefix + "/sub/" + NewUuid(), "x").ok());
+  std::sort(ids.begin(), ids.end());
+  auto all = store_->List();
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  std::sort(all->begin(), all->end());
+  EXPECT_EQ(*all, ids);
+  auto later = store_->List(NowSeconds() + kHour);
+  ASSERT_TRUE(later.ok()) << later.status().ToString();
+  std::sort(later->begin(), later->end());
+  EXPECT_EQ(*later, ids);
+  auto earlier = store_->List(NowSeconds() - kHour);
+  ASSERT_TRUE(earlier.ok()) << earlier.status().ToString();
+  EXPECT_TRUE(earlier->empty());
+}
+
+// Listing goes on past S3's first page of 1000 keys.
+TEST_F(S3BlobStoreTest, ListFollowsContinuationTokens) {
+  const std::string root = options_.prefix + "/";
+  for (int i = 0; i < 1003; ++i) ASSERT_TRUE(client_->PutObject(root + NewUuid(), "").ok());
+  auto all = store_->List();
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(all->size(), 1003u);
+}
+
+// An upload begun by a process that died: aborted once it is older than the bound, or always
+// without one. Scratch files go by the same rule.
+TEST_F(S3BlobStoreTest, RemoveTemporaryFilesAbortsOldUploads) {
+  auto upload = client_->CreateMultipartUpload(options_.prefix + "/" + NewUuid());
+  ASSERT_TRUE(upload.ok()) << upload.status().ToString();
+  // Not the store's: left alone.
+  auto foreign = client_->CreateMultipartUpload(options_.prefix + "/other/thing");
+  ASSERT_TRUE(foreign.ok());
+  std::string scratch = store_->ScratchPath();
+  std::ofstream(scratch) << "scratch";
+  ASSERT_TRUE(store_->RemoveTemporaryFiles(NowSeconds() - kHour).ok());
+  EXPECT_EQ(Uploads().size(), 2u);
+  EXPECT_TRUE(fs::exists(scratch));
+  ASSERT_TRUE(store_->RemoveTemporaryFiles(NowSeconds() + kHour).ok());
+  auto left = Uploads();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].upload_id, *foreign);
+  EXPECT_FALSE(fs::exists(scratch));
+
+  auto again = client_->CreateMultipartUpload(options_.prefix + "/" + NewUuid());
+  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE(store_->RemoveTemporaryFiles().ok());
+  left = Uploads();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].upload_id, *foreign);
+  ASSERT_TRUE(client_->AbortMultipartUpload(options_.prefix + "/other/thing", *foreign).ok());
+}
+
+TEST_F(S3BlobStoreTest, DefaultMaterializeCopiesIntoTheScratchDirectory) {
+  const std::string bytes = Random((1 << 20) + 5, 9);
+  auto info = Put(bytes);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  std::string path;
+  {
+    auto file = store_->Materialize(info->id);
+    ASSERT_TRUE(file.ok()) << file.status().ToString();
+    path = file->path();
+    EXPECT_EQ(fs::path(path).parent_path(), fs::path(options_.scratch_dir));
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    EXPECT_TRUE(ss.str() == bytes);
+  }
+  EXPECT_FALSE(fs::exists(path));
+  EXPECT_EQ(store_->Materialize(NewUuid()).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(S3BlobStoreTest, DefaultAdoptFileStreamsTheFileAndChecksItsHash) {
+  const std::string bytes = Random((9 << 20) + 7, 13);  // more than a part
+  const std::string staged = store_->ScratchPath();
+  std::ofstream(staged, std::ios::binary) << bytes;
+  auto wrong = store_->AdoptFile(staged, static_cast<int64_t>(bytes.size()), std::string(64, '0'));
+  EXPECT_EQ(wrong.status().code(), StatusCode::kInternal);
+  EXPECT_TRUE(fs::exists(staged));
+  EXPECT_TRUE(store_->List()->empty());
+  auto info = store_->AdoptFile(staged, static_cast<int64_t>(bytes.size()), Sha256Of(bytes));
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->sha256, Sha256Of(bytes));
+  EXPECT_FALSE(fs::exists(staged));
+  auto reader = store_->Open(info->id);
+  ASSERT_TRUE(reader.ok());
+  EXPECT_TRUE(ReadAll(**reader, 1 << 20) == bytes);
+  EXPECT_TRUE(Uploads().empty());
+}
+
+// An object store can't keep a deleted blob's bytes for its readers: they get an error, never
+// other bytes or a short blob.
+TEST_F(S3BlobStoreTest, AReaderOfADeletedBlobFails) {
+  auto info = Put("soon gone");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  auto reader = store_->Open(info->id);
+  ASSERT_TRUE(reader.ok());
+  ASSERT_TRUE(store_->Delete(info->id).ok());
+  char buf[16];
+  EXPECT_EQ((*reader)->ReadAt(0, buf, sizeof buf).status().code(), StatusCode::kInternal);
+}
+
+// An object cut short behind the store's back: the range answer is short, which is an error.
+TEST_F(S3BlobStoreTest, AnObjectShorterThanWhenOpenedIsAnError) {
+  auto info = Put("0123456789");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  auto reader = store_->Open(info->id);
+  ASSERT_TRUE(reader.ok());
+  ASSERT_TRUE(client_->PutObject(options_.prefix + "/" + info->id, "0123").ok());
+  char buf[16];
+  EXPECT_EQ((*reader)->ReadAt(0, buf, sizeof buf).status().code(), StatusCode::kInternal);
+}
+
+// The URL the server's flag will take, naming the test server, gives a working store.
+TEST_F(S3BlobStoreTest, AParsedUrlReachesTheServer) {
+  const net::S3ClientOptions& c = options_.client;
+  auto o = ParseS3BlobUrl("s3://" + c.bucket + "/" + options_.prefix + "?endpoint=" + c.endpoint +
+                              "&region=" + c.region,
+                          FakeEnv({{"AWS_ACCESS_KEY_ID", c.credentials.access_key_id},
+                                   {"AWS_SECRET_ACCESS_KEY", c.credentials.secret_access_key}}));
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  o->scratch_dir = options_.scratch_dir;
+  auto store = NewS3BlobStore(*o);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto w = (*store)->NewWriter(100);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Append("via the URL").ok());
+  auto info = (*w)->Commit();
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(store_->List().value(), std::vector<std::string>{info->id});
+}
+
+// Many threads at once: each call takes a client of its own from the store's pool.
+TEST_F(S3BlobStoreTest, ConcurrentWritersAndReaders) {
+  constexpr int kThreads = 6;
+  std::vector<std::string> bytes(kThreads), seen(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    bytes[i] = Random(200'000 + 1000 * i, 20 + i);
+    threads.emplace_back([&, i] {
+      auto info = Put(bytes[i], 4096 + 7 * i);
+      if (!info.ok()) return;
+      auto reader = store_->Open(info->id);
+      if (reader.ok()) seen[i] = ReadAll(**reader, 5000 + i);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kThreads; ++i) EXPECT_TRUE(seen[i] == bytes[i]) << "thread " << i;
+  EXPECT_EQ(store_->List()->size(), static_cast<size_t>(kThreads));
+}
+
+TEST(ParseS3BlobUrlTest, ReadsBucketPrefixEndpointRegionAndEnvironmentKeys) {
+  auto o = ParseS3BlobUrl("s3://bkt/some/prefix?endpoint=http://127.0.0.1:9000&region=eu-west-3",
+                          FakeEnv(kKeys));
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->client.bucket, "bkt");
+  EXPECT_EQ(o->prefix, "some/prefix");
+  EXPECT_EQ(o->client.endpoint, "http://127.0.0.1:9000");
+  EXPECT_EQ(o->client.region, "eu-west-3");
+  EXPECT_EQ(o->client.credentials.access_key_id, "AKIDFROMENV");
+  EXPECT_EQ(o->client.credentials.secret_access_key, "s3cr3t/fr0m+env");
+  EXPECT_EQ(o->client.credentials.session_token, "");
+}
+
+TEST(ParseS3BlobUrlTest, DefaultsToAwsOfTheRegionAndDecodesValues) {
+  auto o = ParseS3BlobUrl("s3://bkt", FakeEnv(kKeys));
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->prefix, "");
+  EXPECT_EQ(o->client.region, "us-east-1");
+  EXPECT_EQ(o->client.endpoint, "https://s3.us-east-1.amazonaws.com");
+  o = ParseS3BlobUrl("s3://bkt/p?region=eu-west-3", FakeEnv(kKeys));
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->client.endpoint, "https://s3.eu-west-3.amazonaws.com");
+  auto vars = kKeys;
+  vars["AWS_SESSION_TOKEN"] = "tok";
+  o = ParseS3BlobUrl("s3://bkt/p?endpoint=https%3A%2F%2Fminio.lan%3A9000", FakeEnv(vars));
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->client.endpoint, "https://minio.lan:9000");
+  EXPECT_EQ(o->client.credentials.session_token, "tok");
+}
+
+TEST(ParseS3BlobUrlTest, RefusesMalformedUrls) {
+  for (const char* url : {"http://bkt/p", "s3://", "s3:///p", "s3://bkt?region", "s3://bkt?region=",
+                          "s3://bkt?x=1", "s3://bkt?endpoint=%zz", "s3://bkt?endpoint=%4",
+                          "s3://bkt?endpoint=ftp://h", "s3://bkt?endpoint=http://h/path"}) {
+    auto o = ParseS3BlobUrl(url, FakeEnv(kKeys));
+    EXPECT_EQ(o.status().code(), StatusCode::kInvalidArgument) << url;
+    EXPECT_EQ(o.status().message().find("s3cr3t"), std::string::npos) << o.status().message();
+  }
+}
+
+TEST(ParseS3BlobUrlTest, MissingCredentialsAreRefused) {
+  for (const auto& missing : {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}) {
+    auto vars = kKeys;
+    vars.erase(missing);
+    auto o = ParseS3BlobUrl("s3://bkt/p", FakeEnv(vars));
+    EXPECT_EQ(o.status().code(), StatusCode::kInvalidArgument) << missing;
+    EXPECT_EQ(o.status().message().find("FROMENV"), std::string::npos);
+    EXPECT_EQ(o.status().message().find("s3cr3t"), std::string::npos);
+  }
+  auto vars = kKeys;
+  vars["AWS_SECRET_ACCESS_KEY"] = "";
+  EXPECT_EQ(ParseS3BlobUrl("s3://bkt/p", FakeEnv(vars)).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+// A credentials file (AWS's format) wins over the environment; only its [default] profile counts,
+// and an error names the file but not what it holds.
+TEST(ParseS3BlobUrlTest, ReadsACredentialsFile) {
+  std::string tmpl = ::testing::TempDir() + "s3credsXXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  const std::string path = tmpl + "/credentials";
+  std::ofstream(path) << "[other]\naws_access_key_id = AKIDOTHER\naws_secret_access_key = no\n"
+                         "# a comment\n[default]\naws_access_key_id = AKIDFROMFILE\r\n"
+                         "aws_secret_access_key=file/secret\naws_session_token = ftok\n";
+  auto o = ParseS3BlobUrl("s3://bkt/p?credentials=" + path, FakeEnv(kKeys));
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->client.credentials.access_key_id, "AKIDFROMFILE");
+  EXPECT_EQ(o->client.credentials.secret_access_key, "file/secret");
+  EXPECT_EQ(o->client.credentials.session_token, "ftok");
+
+  std::ofstream(path) << "[default]\naws_access_key_id = AKIDHALF\n[other]\n"
+                         "aws_secret_access_key = other/secret\n";
+  o = ParseS3BlobUrl("s3://bkt/p?credentials=" + path, FakeEnv(kKeys));
+  EXPECT_EQ(o.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(o.status().message().find(path), std::string::npos) << o.status().message();
+  EXPECT_EQ(o.status().message().find("AKIDHALF"), std::string::npos);
+  EXPECT_EQ(o.status().message().find("other/secret"), std::string::npos);
+  EXPECT_EQ(
+      ParseS3BlobUrl("s3://bkt/p?credentials=" + tmpl + "/none", FakeEnv(kKeys)).status().code(),
+      StatusCode::kInvalidArgument);
+  fs::remove_all(tmpl);
+}
+
+TEST(S3BlobStoreOptionsTest, RefusesBadOptions) {
+  S3BlobStoreOptions o;
+  o.client.endpoint = "http://127.0.0.1:1";
+  o.client.bucket = "b";
+  o.scratch_dir = ::testing::TempDir() + "s3blob-options";
+  o.part_size = (5 << 20) - 1;
+  EXPECT_EQ(NewS3BlobStore(o).status().code(), StatusCode::kInvalidArgument);
+  o.part_size = 5 << 20;
+  EXPECT_TRUE(NewS3BlobStore(o).ok());
+  o.client.endpoint = "ftp://h";
+  EXPECT_EQ(NewS3BlobStore(o).status().code(), StatusCode::kInvalidArgument);
+  o.client.endpoint = "http://127.0.0.1:1";
+  o.scratch_dir.clear();
+  EXPECT_EQ(NewS3BlobStore(o).status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace datasite::blob
