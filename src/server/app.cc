@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <future>
 #include <thread>
@@ -15,6 +16,7 @@
 
 #include "api/api.h"
 #include "auth/password.h"
+#include "blob/s3_blob_store.h"
 #include "core/random.h"
 #include "http/client_address.h"
 #include "http/request_policy.h"
@@ -62,6 +64,19 @@ bool OnlyThisMachine(const AppConfig& config) {
 
 std::string DatabasePath(const std::string& data_dir) { return data_dir + "/datasite.db"; }
 std::string BlobPath(const std::string& data_dir) { return data_dir + "/blobs"; }
+
+Result<std::unique_ptr<blob::BlobStore>> OpenBlobStore(const std::string& blob,
+                                                       const std::string& storage) {
+  if (blob.empty()) return blob::NewFileBlobStore(BlobPath(storage));
+  ASSIGN_OR_RETURN(blob::S3BlobStoreOptions options,
+                   blob::ParseS3BlobUrl(blob, [](const char* name) -> std::optional<std::string> {
+                     const char* value = std::getenv(name);
+                     if (value == nullptr) return std::nullopt;
+                     return std::string(value);
+                   }));
+  options.scratch_dir = BlobPath(storage) + "/s3-scratch";
+  return blob::NewS3BlobStore(std::move(options));
+}
 
 std::string HostAndPid(const char* unknown_host) {
   char host[256] = {0};
@@ -278,7 +293,7 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
     RETURN_IF_ERROR(ClaimStorageDir(storage, p->settings->identity().server_id));
     datasets_options.keep_recent_files_seconds = kSharedStorageGraceSeconds;
   }
-  ASSIGN_OR_RETURN(p->blobs, blob::NewFileBlobStore(BlobPath(storage)));
+  ASSIGN_OR_RETURN(p->blobs, OpenBlobStore(config.blob, storage));
   p->datasets = std::make_unique<services::Datasets>(*p->store, *p->blobs, *p->settings, clock,
                                                      datasets_options);
   RETURN_IF_ERROR(p->datasets->Recover());

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "blob/blob_store.h"
 #include "core/status.h"
 #include "sandbox/sandbox.h"
 #include "services/accounts.h"
@@ -29,6 +30,10 @@ struct AppConfig {
   // Where blobs and job results are kept (--storage-dir): one directory shared by every replica
   // and worker of a datasite, which ValidateStorageDir has checked. Empty: the data directory.
   std::string storage_dir;
+  // Where blobs are kept instead of the storage directory (--blob): empty, or
+  // s3://BUCKET/PREFIX?endpoint=URL&region=R (see blob::ParseS3BlobUrl); job results stay in the
+  // storage directory.
+  std::string blob;
   // The address to bind. Any other than a loopback address is refused while the root admin's
   // password is the published default (kDefaultRootPassword).
   std::string host = "127.0.0.1";
@@ -109,6 +114,11 @@ Result<std::unique_ptr<store::Store>> OpenDatabase(const std::string& database,
 std::string ResultsPath(const std::string& data_dir);
 // The blob directory inside a data (or storage) directory.
 std::string BlobPath(const std::string& data_dir);
+// The blob store: `blob` (--blob: empty for the directory BlobPath(storage), else an s3:// URL,
+// its credentials from the AWS_* variables or the URL's credentials file) with local scratch
+// files under BlobPath(storage). kInvalidArgument for a URL ParseS3BlobUrl refuses.
+Result<std::unique_ptr<blob::BlobStore>> OpenBlobStore(const std::string& blob,
+                                                       const std::string& storage);
 
 // How long a process sharing a storage directory leaves the blob files it finds there at start-up
 // (Datasets::Recover): a fresh one may be an upload in flight on another process.

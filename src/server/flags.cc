@@ -111,6 +111,16 @@ CLI::App* AddServerCommand(CLI::App& app, ServerRole role, LaunchOptions& o) {
                 "With --database: the directory (absolute path, existing) for blobs and job "
                 "results instead of the data directory; the same one for every replica and worker "
                 "of this datasite, and for no other datasite");
+  l->add_option("--blob", o.app.blob,
+                "Keep blobs (datasets' data and mocks) in an S3-compatible bucket: "
+                "s3://BUCKET/PREFIX?endpoint=URL&region=R[&credentials=FILE]; keys from "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or FILE), never logged (default: the "
+                "storage directory)")
+      ->envname("DATASITE_BLOB")
+      ->check([](const std::string& v) {
+        return v.empty() || v.rfind("s3://", 0) == 0 ? std::string()
+                                                     : std::string("--blob takes an s3:// URL");
+      });
   l->add_flag("--detach", o.detach,
               "Return once ready; the server keeps running in the background (its log in "
               "DATA_DIR/server.log)");
@@ -248,6 +258,7 @@ CLI::App* AddWorkerCommand(CLI::App& app, WorkerOptions& w) {
       ->envname(kDatabaseEnv);
   c->add_option("--storage-dir", w.storage_dir,
                 "As the servers' --storage-dir (with --database; then no --data-dir is needed)");
+  c->add_option("--blob", w.blob, "As the servers' --blob")->envname("DATASITE_BLOB");
   c->add_option("--job-lease-seconds", w.job_lease_seconds,
                 "How long a running job's lease lasts without this worker's heartbeat (renewed "
                 "every second): the jobs of a worker that died run again elsewhere this long after")

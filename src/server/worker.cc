@@ -55,7 +55,7 @@ Status Start(const WorkerOptions& o, Parts& p) {
   if (!o.storage_dir.empty()) {
     RETURN_IF_ERROR(ClaimStorageDir(o.storage_dir, p.settings->identity().server_id));
   }
-  ASSIGN_OR_RETURN(p.blobs, blob::NewFileBlobStore(BlobPath(storage)));
+  ASSIGN_OR_RETURN(p.blobs, OpenBlobStore(o.blob, storage));
   // The server's storage is shared, not this process's to clean up: only counted.
   p.datasets =
       std::make_unique<services::Datasets>(*p.store, *p.blobs, *p.settings, clock, o.datasets);

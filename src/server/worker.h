@@ -20,6 +20,7 @@ struct WorkerOptions {
   std::string database;  // as the server's --database (empty: SQLite in data_dir)
   // As the servers' --storage-dir (needs `database`); then no data_dir is needed.
   std::string storage_dir;
+  std::string blob;  // as the servers' --blob (see AppConfig::blob)
   // The name its leases carry: unique among the workers that run at once, and the same across
   // restarts of one (a worker restarted under its name takes back at once the jobs it was
   // running). Default: "<host name>-<pid>".

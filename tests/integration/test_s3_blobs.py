@@ -1,0 +1,99 @@
+"""A datasite whose blobs live in an S3-compatible bucket (``--blob s3://...``): s3rver behind the
+SigV4-checking proxy of tests/s3 (scripts/test-s3.sh starts them and sets DATASITE_TEST_S3_*).
+
+The data owner uploads a dataset, a data scientist reads its mock, the owner its private data, and
+all of it is still there after a restart; no blob is written to the data directory; a wrong secret
+stops the start with S3's error, naming no key.
+"""
+
+import os
+import urllib.parse
+
+import pandas as pd
+import pytest
+
+import datasite as sy
+from dataset_helpers import blob_files
+from helpers import DetachedServer, PASSWORD, ROOT_EMAIL, ROOT_PASSWORD, unique
+
+S3_URL = os.environ.get("DATASITE_TEST_S3_URL")
+pytestmark = pytest.mark.skipif(
+    not S3_URL, reason="DATASITE_TEST_S3_URL is not set (scripts/test-s3.sh starts an S3 server)")
+
+PRIVATE = pd.DataFrame({"age": [31, 47, 52], "name": ["ann", "bob", "cy"]})
+MOCK = pd.DataFrame({"age": [20, 30, 40], "name": ["x", "y", "z"]})
+
+
+def blob_url(prefix):
+    """--blob for the test bucket: s3://BUCKET/PREFIX?endpoint=...&region=..."""
+    parts = urllib.parse.urlsplit(S3_URL)
+    bucket = parts.path.strip("/")
+    query = urllib.parse.urlencode({
+        "endpoint": "{}://{}".format(parts.scheme, parts.netloc),
+        "region": os.environ.get("DATASITE_TEST_S3_REGION", "us-east-1"),
+    })
+    return "s3://{}/{}?{}".format(bucket, prefix, query)
+
+
+@pytest.fixture
+def s3_server(binary, tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", os.environ["DATASITE_TEST_S3_ACCESS_KEY_ID"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", os.environ["DATASITE_TEST_S3_SECRET_ACCESS_KEY"])
+    server = DetachedServer(binary, tmp_path / "data", "--workers", "0",
+                            "--blob", blob_url(unique("site")))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def login(port, email=ROOT_EMAIL, password=ROOT_PASSWORD):
+    return sy.login(url="http://127.0.0.1", port=port, email=email, password=password)
+
+
+def test_a_dataset_round_trips_through_the_bucket_and_survives_a_restart(s3_server):
+    api = s3_server.start()
+    owner = login(api.port)
+    name = unique("s3set")
+    dataset = sy.Dataset(name=name)
+    dataset.add_asset(sy.Asset(name="t", data=PRIVATE, mock=MOCK))
+    assert owner.upload_dataset(dataset)
+    root = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+    user = api.create_user(root, role="data_scientist", email=unique("ds") + "@example.org")
+    scientist = login(api.port, user["email"], PASSWORD)
+    pd.testing.assert_frame_equal(scientist.datasets[name].assets["t"].mock, MOCK)
+    pd.testing.assert_frame_equal(owner.datasets[name].assets["t"].data, PRIVATE)
+    # Nothing of it in the data directory: the blobs are objects in the bucket.
+    kept = {f for f in blob_files(s3_server.data_dir) if f.startswith("blobs" + os.sep)}
+    assert not [f for f in kept if "s3-scratch" not in f], kept
+
+    s3_server.land()
+    api = s3_server.start()
+    again = login(api.port)
+    pd.testing.assert_frame_equal(again.datasets[name].assets["t"].data, PRIVATE)
+
+
+def test_a_wrong_secret_fails_the_start_without_naming_a_key(binary, tmp_path, monkeypatch):
+    """The start-up clean-up lists the bucket's unfinished uploads: a wrong key is found there,
+    before anyone uploads."""
+    secret = "not-the-secret-" + unique("k")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", os.environ["DATASITE_TEST_S3_ACCESS_KEY_ID"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    server = DetachedServer(binary, tmp_path / "data", "--workers", "0",
+                            "--blob", blob_url(unique("bad")))
+    try:
+        code, out, err = server.try_start()
+        assert code != 0
+        assert "SignatureDoesNotMatch" in out + err, out + err
+        assert secret not in out + err
+        log = server.data_dir / "server.log"
+        assert not log.exists() or secret not in log.read_text(errors="replace")
+    finally:
+        server.stop()
+
+
+def test_a_blob_url_that_is_not_s3_is_refused(binary, tmp_path):
+    server = DetachedServer(binary, tmp_path / "data", "--blob", "file:///tmp/x")
+    with pytest.raises(AssertionError) as err:
+        server.start()
+    assert "s3://" in str(err.value)
