@@ -19,17 +19,22 @@ def big_source(i):
     return name, "def {}():\n    return {}\n{}".format(name, i, pad)
 
 
-def test_a_page_stops_reading_sources_at_its_budget(api, actors):
-    token = actors["scientist"].token
+def submit_big_sources(api, token, prefix):
+    """COUNT functions of CHARS characters each, named after `prefix`: {code id: source}."""
     sources = {}
-    prefix = unique("big")
     for i in range(COUNT):
         name, src = big_source(i)
-        name = prefix + name
-        src = src.replace("def f{}(".format(i), "def {}(".format(name), 1)
-        resp = api.post("/api/v1/code", {"name": name, "source": src}, token=token)
+        src = src.replace("def {}(".format(name), "def {}(".format(prefix + name), 1)
+        resp = api.post("/api/v1/code", {"name": prefix + name, "source": src}, token=token)
         assert resp.status == 201, resp
         sources[resp.json["id"]] = src
+    return sources
+
+
+def test_a_page_stops_reading_sources_at_its_budget(api, actors):
+    token = actors["scientist"].token
+    prefix = unique("big")
+    sources = submit_big_sources(api, token, prefix)
 
     resp = api.get("/api/v1/code?page_size=1000", token=token)
     assert resp.status == 200, resp
@@ -88,16 +93,9 @@ def test_the_requests_page_carries_code_up_to_the_budget(api, actors):
     """Cold attack: GET /api/v1/requests embedded every request's whole code (41 MB for 40 rows
     of 1 MB sources), past the code listing's budget."""
     token = actors["scientist"].token
-    prefix = unique("req")
-    sources = {}
-    for i in range(COUNT):
-        name, src = big_source(i)
-        name = prefix + name
-        src = src.replace("def f{}(".format(i), "def {}(".format(name), 1)
-        resp = api.post("/api/v1/code", {"name": name, "source": src}, token=token)
-        assert resp.status == 201, resp
-        sources[resp.json["id"]] = src
-        made = api.post("/api/v1/requests", {"code_id": resp.json["id"]}, token=token)
+    sources = submit_big_sources(api, token, unique("req"))
+    for code_id in sources:
+        made = api.post("/api/v1/requests", {"code_id": code_id}, token=token)
         assert made.status == 201, made
     page = api.get("/api/v1/requests?page_size=1000", token=token)
     assert page.status == 200, page
