@@ -230,13 +230,17 @@ class Transport:
             except urllib.error.HTTPError as err:
                 raw = err.read()
                 error = _error_from_http(err.code, raw, err.headers)
-                again = not unsafe and err.code in (502, 504)
+                # A server busy for now (503 with Retry-After: its memory for request bodies and
+                # unread answers is taken) is asked again after the wait it names.
+                busy = _retry_after(err.code, err.headers)
+                again = not unsafe and (err.code in (502, 504) or busy is not None)
                 if not again:  # an answer from the server itself, if an error one
                     self._gave_up_at = None
                     self._answered = True
                 failure = error
             except (urllib.error.URLError, socket.timeout, ConnectionError,
                     http.client.HTTPException) as err:
+                busy = None
                 reason = getattr(err, "reason", err)
                 refused = isinstance(reason, ConnectionRefusedError)
                 # An untrusted certificate does not get trusted by asking again.
@@ -251,6 +255,9 @@ class Transport:
             if left <= 0 or not patient:
                 self._gave_up_at = time.monotonic()
                 raise failure from None
+            if busy is not None:
+                time.sleep(min(busy, left))
+                continue
             time.sleep(min(pause, left))
             pause = min(pause * 2, _RETRY_MAX_PAUSE)
 
@@ -265,6 +272,16 @@ def route_path(route, path_params=None, query=None):
         if pairs:
             path += "?" + urllib.parse.urlencode(pairs)
     return method, path
+
+
+def _retry_after(status, headers):
+    """The seconds a 503 answer asks to wait (at most RETRY_SECONDS), or None."""
+    if status != 503 or headers is None:
+        return None
+    try:
+        return min(max(int(str(headers.get("Retry-After", "")).strip()), 0), RETRY_SECONDS)
+    except ValueError:
+        return None
 
 
 def _decode(raw):

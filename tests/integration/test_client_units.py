@@ -1,10 +1,13 @@
 """The client's own logic, without a server: URLs, roles, results, errors, escaping."""
 
+import http.server
+import threading
+
 import pytest
 
 import datasite as sy
 from datasite import _display
-from datasite._http import _error_from_http, base_url_for
+from datasite._http import Transport, _error_from_http, base_url_for
 from datasite._routes import ROUTES
 
 
@@ -161,3 +164,62 @@ def test_the_review_display_shows_names_python_reads_as_others():
                                     "\U000e0041", "\u2028"])
 def test_hidden_characters_are_revealed(hidden):
     assert hidden not in _display.reveal("a" + hidden + "b")
+
+
+# A server busy for now ---------------------------------------------------------------------------
+
+class _BusyHandler(http.server.BaseHTTPRequestHandler):
+    """Answers 503 + Retry-After: 1 to the first `busy` requests, then 200 with {"ok": true}."""
+
+    busy = 1
+    seen = []
+
+    def _answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        type(self).seen.append((self.command, self.headers.get("Idempotency-Key")))
+        if len(type(self).seen) <= type(self).busy:
+            body = b'{"error": {"code": "UNAVAILABLE", "message": "busy"}}'
+            self.send_response(503)
+            self.send_header("Retry-After", "1")
+        else:
+            body = b'{"ok": true}'
+            self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def busy_server():
+    _BusyHandler.seen = []
+    server = http.server.HTTPServer(("127.0.0.1", 0), _BusyHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+# The server answers 503 + Retry-After to a GET past a client's share of its memory for unread
+# answers (one NAT address shares one): the client waits as asked and reads again.
+def test_a_read_answered_503_with_retry_after_is_asked_again(busy_server):
+    transport = Transport("http://127.0.0.1:{}".format(busy_server.server_port), token="t")
+    transport._answered = True  # as after a login
+    assert transport.request("GET", "/api/v1/datasets") == {"ok": True}
+    assert [m for m, _ in _BusyHandler.seen] == ["GET", "GET"]
+
+
+def test_a_change_without_a_key_answered_503_is_not_sent_again(busy_server):
+    transport = Transport("http://127.0.0.1:{}".format(busy_server.server_port), token="t")
+    transport._answered = True
+    with pytest.raises(sy.UnavailableError):
+        transport.send("POST", "/api/v1/anything", {"a": 1})
+    assert [m for m, _ in _BusyHandler.seen] == ["POST"]
