@@ -82,7 +82,7 @@ bool HasIdempotencyKey(const http::Request& req) {
 }
 
 http::Response RunWithIdempotencyKey(store::Store& store, const http::Request& req,
-                                     const std::string& scope,
+                                     const std::string& scope, const std::string& owner,
                                      const std::function<http::Response()>& handle) {
   if (!WellFormedKey(req.idempotency_key)) {
     return http::ErrorResponse(400, "INVALID_ARGUMENT",
@@ -94,7 +94,7 @@ http::Response RunWithIdempotencyKey(store::Store& store, const http::Request& r
   if (*kept) return Replay(**kept, fingerprint);
 
   http::Response res;
-  auto run = store.RunIdempotent(scope, req.idempotency_key, [&] {
+  auto run = store.RunIdempotent(scope, req.idempotency_key, owner, [&] {
     res = handle();
     store::IdempotentAnswer answer;
     answer.fingerprint = fingerprint;

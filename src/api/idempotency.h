@@ -22,9 +22,10 @@ bool HasIdempotencyKey(const http::Request& req);
 
 // Runs `handle` for `req` at most once per (scope, key): scope is the caller's user id, so that
 // keys of different users never meet. A malformed key is a 400; a key used before for another
-// request (another method, path, query or body) is a 422 IDEMPOTENCY_KEY_REUSED.
+// request (another method, path, query or body) is a 422 IDEMPOTENCY_KEY_REUSED. `owner` (the
+// user; a guest's session) keeps store::kMaxIdempotentAnswersPerUser answers over all scopes.
 http::Response RunWithIdempotencyKey(store::Store& store, const http::Request& req,
-                                     const std::string& scope,
+                                     const std::string& scope, const std::string& owner,
                                      const std::function<http::Response()>& handle);
 
 }  // namespace datasite::api

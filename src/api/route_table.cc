@@ -194,7 +194,9 @@ void Routes::Add(const char* method, const char* pattern, Role min_role, const c
       // answer of a change bound to another (a logout answered for a session it did not end).
       // (token_hash is raw bytes: hex, for a TEXT column.)
       const std::string scope = "session:" + HexEncode(principal->token_hash);
-      return RunWithIdempotencyKey(*ctx.idempotency_store, req, scope,
+      // A user's answers are capped over all their sessions (a new login starts no new count).
+      const std::string owner = principal->user_id ? "user:" + *principal->user_id : scope;
+      return RunWithIdempotencyKey(*ctx.idempotency_store, req, scope, owner,
                                    [&] { return Render(handler(req, *principal)); });
     }
     return Render(handler(req, *principal));

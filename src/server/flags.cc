@@ -258,7 +258,7 @@ CLI::App* AddWorkerCommand(CLI::App& app, WorkerOptions& w) {
       ->envname(kDatabaseEnv);
   c->add_option("--storage-dir", w.storage_dir,
                 "As the servers' --storage-dir (with --database; then no --data-dir is needed)");
-  c->add_option("--blob", w.blob, "As the servers' --blob")->envname("DATASITE_BLOB");
+  c->add_option("--blob", w.blob, "As the servers' --blob");
   c->add_option("--job-lease-seconds", w.job_lease_seconds,
                 "How long a running job's lease lasts without this worker's heartbeat (renewed "
                 "every second): the jobs of a worker that died run again elsewhere this long after")

@@ -744,6 +744,13 @@ INSERT INTO project_usage (user_id, projects, messages, bytes)
     SELECT actor_id, 0, 1, length(CAST(text AS BLOB)) FROM project_events WHERE kind = 'message')
   GROUP BY user_id;
 )sql",
+    // Version 26: whose each kept answer is (a user id, or the session of a guest), so that a
+    // user keeps at most kMaxIdempotentAnswersPerUser over all their sessions, found by an index
+    // (RunIdempotent forgets the oldest past it).
+    R"sql(
+ALTER TABLE idempotency_keys ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+CREATE INDEX idempotency_keys_owner ON idempotency_keys(owner, created_at, scope, key);
+)sql",
 };
 
 // PostgreSQL's form of every migration after kPostgresBaselineVersion, in order.
@@ -865,6 +872,11 @@ INSERT INTO project_usage (user_id, projects, messages, bytes)
     UNION ALL
     SELECT actor_id, 0, 1, octet_length(text) FROM project_events WHERE kind = 'message') AS kept
   GROUP BY user_id;
+)sql",
+    // Version 26 (see above).
+    R"sql(
+ALTER TABLE idempotency_keys ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+CREATE INDEX idempotency_keys_owner ON idempotency_keys(owner, created_at, scope, key);
 )sql",
 };
 static_assert(std::size(kMigrations) == kPostgresBaselineVersion + std::size(kPostgresMigrations),
@@ -1963,6 +1975,7 @@ class SqlStore : public Store {
   }
 
   Result<IdempotentRun> RunIdempotent(const std::string& scope, const std::string& key,
+                                      const std::string& owner,
                                       const std::function<IdempotentAnswer()>& handler) override {
     const void* outer = tls_idempotent_store;
     if (outer == this) return FailedPreconditionError("RunIdempotent does not nest");
@@ -1988,7 +2001,8 @@ class SqlStore : public Store {
     std::unique_lock<std::recursive_mutex> held(mu_, std::adopt_lock);
     Stmt s(stmts_,
            "INSERT INTO idempotency_keys (scope, key, fingerprint, status, content_type, body, "
-           "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO NOTHING");
+           "created_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO "
+           "NOTHING");
     s.Bind(scope).Bind(key).Bind(answer.fingerprint).Bind(static_cast<int64_t>(answer.status));
     s.Bind(answer.content_type);
     if (answer.body) {
@@ -1996,7 +2010,7 @@ class SqlStore : public Store {
     } else {
       s.BindNull();
     }
-    Status st = s.Bind(answer.created_at).Run();
+    Status st = s.Bind(answer.created_at).Bind(owner).Run();
     if (!st.ok()) {
       DropDeferred();
       return st;
@@ -2005,12 +2019,13 @@ class SqlStore : public Store {
       DropDeferred();
       return IdempotentRun::kLostRace;
     }
-    // The scope's oldest answers past its cap go (one, once the cap is reached).
+    // The owner's oldest answers past the cap go (one, once the cap is reached), never the one
+    // just kept; the owner's index holds every column the choice reads.
     Stmt evict(stmts_,
-               "DELETE FROM idempotency_keys WHERE scope = ?1 AND key IN (SELECT key FROM "
-               "idempotency_keys WHERE scope = ?1 ORDER BY created_at DESC, key DESC LIMIT "
-               "1000000000 OFFSET ?2)");
-    st = evict.Bind(scope).Bind(kMaxIdempotentAnswersPerScope).Run();
+               "DELETE FROM idempotency_keys WHERE owner = ?1 AND (scope, key) IN (SELECT scope, "
+               "key FROM idempotency_keys WHERE owner = ?1 AND NOT (scope = ?3 AND key = ?4) "
+               "ORDER BY created_at DESC, scope DESC, key DESC LIMIT 1000000000 OFFSET ?2)");
+    st = evict.Bind(owner).Bind(kMaxIdempotentAnswersPerUser - 1).Bind(scope).Bind(key).Run();
     if (!st.ok()) {
       DropDeferred();
       return st;

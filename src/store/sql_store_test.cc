@@ -25,6 +25,10 @@
 namespace datasite::store {
 namespace {
 
+// Undoes schema version 26 (the idempotency answers' owner), for tests that upgrade from before it.
+constexpr const char* kUndoVersion26 =
+    "DROP INDEX idempotency_keys_owner; ALTER TABLE idempotency_keys DROP COLUMN owner; ";
+
 // Each test gets a fresh database on the engine of the test run (see test_database.h): the same
 // tests are the conformance suite of every engine.
 class StoreTest : public ::testing::Test {
@@ -706,7 +710,7 @@ TEST_F(StoreTest, UpgradeFromTheVersionBeforeAddsTheSharedVersions) {
                     "ALTER TABLE mail_outbox DROP COLUMN expires_at; PRAGMA user_version = 18"));
   }
   ASSERT_NO_FATAL_FAILURE(Open());
-  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 25);
+  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 26);
   EXPECT_EQ(RawInt("SELECT count(*) FROM idempotency_keys"), 0);
   EXPECT_TRUE(store_->GetUserById("u1").ok());  // the data is kept
   EXPECT_EQ(RawInt("SELECT value FROM versions WHERE name = 'auth'"), 0);
@@ -738,7 +742,7 @@ TEST_F(StoreTest, UpgradeBlanksResetTokensTheOutboxKept) {
       "UPDATE mail_outbox SET body_text = 'Token: old', body_html = 'old'; "
       "UPDATE mail_outbox SET sent_at = 5 WHERE seq = " +
       std::to_string(*sent) + "; ALTER TABLE mail_outbox DROP COLUMN expires_at; " +
-      "DROP TABLE project_usage; DROP TABLE code_bytes; " +
+      "DROP TABLE project_usage; DROP TABLE code_bytes; " + kUndoVersion26 +
       (postgres() ? "UPDATE schema_version SET version = 21" : "PRAGMA user_version = 21"));
   ASSERT_NO_FATAL_FAILURE(Open());
   auto all = store_->ListOutbox(10);
@@ -1989,10 +1993,10 @@ TEST_F(CodeBytesTest, UpgradeCountsTheCodeStoredBefore) {
   const std::string spec = R"({"source": "class P: pass", "input": null})";
   ASSERT_TRUE(store_->PutCodePolicy("c2", spec).ok());
   store_.reset();
-  RawSql(std::string("DROP TABLE project_usage; DROP TABLE code_bytes; ") +
+  RawSql(std::string("DROP TABLE project_usage; DROP TABLE code_bytes; ") + kUndoVersion26 +
          (postgres() ? "UPDATE schema_version SET version = 23" : "PRAGMA user_version = 23"));
   ASSERT_NO_FATAL_FAILURE(Open());
-  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 25);
+  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 26);
   auto u = store_->UserCodeUsage("u");
   ASSERT_TRUE(u.ok()) << u.status().ToString();
   // 'é' is two bytes.
@@ -2200,10 +2204,10 @@ TEST_F(ProjectStoreTest, UpgradeCountsTheProjectsAndMessagesStoredBefore) {
   auto before = store_->UserProjectUsage("u");
   ASSERT_TRUE(before.ok()) << before.status().ToString();
   store_.reset();
-  RawSql(std::string("DROP TABLE project_usage; ") +
+  RawSql(std::string("DROP TABLE project_usage; ") + kUndoVersion26 +
          (postgres() ? "UPDATE schema_version SET version = 24" : "PRAGMA user_version = 24"));
   ASSERT_NO_FATAL_FAILURE(Open());
-  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 25);
+  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 26);
   auto u = store_->UserProjectUsage("u");
   ASSERT_TRUE(u.ok()) << u.status().ToString();
   EXPECT_EQ(u->projects, 2);
@@ -2594,9 +2598,11 @@ TEST_F(JobLeaseTest, ThePerUserCapHoldsWhileWorkersLeaseThatUsersJobsAtOnce) {
 namespace datasite::store {
 namespace {
 
+// Under scope "user:u" (owner "owner:u") unless told.
 Store::IdempotentRun RunOk(Store& store, const std::string& key,
-                           const std::function<IdempotentAnswer()>& handler) {
-  auto run = store.RunIdempotent("user:u", key, handler);
+                           const std::function<IdempotentAnswer()>& handler,
+                           const std::string& scope = "user:u") {
+  auto run = store.RunIdempotent(scope, key, "owner:u", handler);
   EXPECT_TRUE(run.ok()) << run.status().ToString();
   return run.ok() ? *run : Store::IdempotentRun::kNoChange;
 }
@@ -2639,33 +2645,76 @@ TEST_F(StoreTest, IdempotentChangesCommitWithTheirAnswer) {
 }
 
 // idempotency_rows: every change sent with a new key kept its answer for 24 h, with no cap per
-// user: a scientist grew the table at request rate. A scope keeps its newest answers only.
-TEST_F(StoreTest, AScopeKeepsItsNewestIdempotentAnswersOnly) {
+// user: a scientist grew the table at request rate. Then (cold review) the cap was per session, and
+// a new login started a new count. An owner keeps its newest answers over all its scopes.
+TEST_F(StoreTest, AnOwnerKeepsItsNewestIdempotentAnswersOverItsScopes) {
   const int64_t extra = 3;
-  for (int64_t i = 0; i < kMaxIdempotentAnswersPerScope + extra; ++i) {
+  for (int64_t i = 0; i < kMaxIdempotentAnswersPerUser + extra; ++i) {
     const std::string id = "s" + std::to_string(i);
-    auto run = RunOk(*store_, "k" + std::to_string(i), [&] {
-      EXPECT_TRUE(store_->InsertUser(MakeUser(id, id + "@example.org", "S")).ok());
-      IdempotentAnswer a = Answer("{}");
-      a.created_at = 100 + i;
-      return a;
-    });
+    auto run = RunOk(
+        *store_, "k" + std::to_string(i),
+        [&] {
+          EXPECT_TRUE(store_->InsertUser(MakeUser(id, id + "@example.org", "S")).ok());
+          IdempotentAnswer a = Answer("{}");
+          a.created_at = 100 + i;
+          return a;
+        },
+        i % 2 == 0 ? "session:a" : "session:b");
     ASSERT_EQ(run, Store::IdempotentRun::kCommitted) << i;
   }
-  auto other = store_->RunIdempotent("user:other", "k0", [&] {
+  auto other = store_->RunIdempotent("session:c", "k0", "owner:other", [&] {
     EXPECT_TRUE(store_->InsertUser(MakeUser("o", "o@example.org", "O")).ok());
     return Answer("{}");
   });
   ASSERT_TRUE(other.ok());
-  EXPECT_EQ(RawInt("SELECT count(*) FROM idempotency_keys WHERE scope = 'user:u'"),
-            kMaxIdempotentAnswersPerScope);
-  for (int64_t i = 0; i < extra; ++i) {
-    EXPECT_FALSE(store_->GetIdempotentAnswer("user:u", "k" + std::to_string(i))->has_value()) << i;
-  }
-  EXPECT_TRUE(store_->GetIdempotentAnswer("user:u", "k" + std::to_string(extra))->has_value());
-  EXPECT_TRUE(store_->GetIdempotentAnswer("user:other", "k0")->has_value());
+  EXPECT_EQ(RawInt("SELECT count(*) FROM idempotency_keys WHERE owner = 'owner:u'"),
+            kMaxIdempotentAnswersPerUser);
+  auto kept = [&](int64_t i) {
+    return store_
+        ->GetIdempotentAnswer(i % 2 == 0 ? "session:a" : "session:b", "k" + std::to_string(i))
+        ->has_value();
+  };
+  for (int64_t i = 0; i < extra; ++i) EXPECT_FALSE(kept(i)) << i;
+  EXPECT_TRUE(kept(extra));
+  EXPECT_TRUE(kept(kMaxIdempotentAnswersPerUser + extra - 1));
+  EXPECT_TRUE(store_->GetIdempotentAnswer("session:c", "k0")->has_value());
   EXPECT_EQ(RawInt("SELECT count(*) FROM users WHERE name IN ('S', 'O')"),
-            kMaxIdempotentAnswersPerScope + extra + 1);
+            kMaxIdempotentAnswersPerUser + extra + 1);
+}
+
+// The upgrade to version 26 keeps the answers kept before it (no owner: forgotten after their day).
+TEST_F(StoreTest, UpgradeKeepsTheIdempotentAnswersKeptBefore) {
+  ASSERT_EQ(RunOk(*store_, "k1",
+                  [&] {
+                    EXPECT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());
+                    return Answer("before");
+                  }),
+            Store::IdempotentRun::kCommitted);
+  store_.reset();
+  RawSql(std::string(kUndoVersion26) +
+         (postgres() ? "UPDATE schema_version SET version = 25" : "PRAGMA user_version = 25"));
+  ASSERT_NO_FATAL_FAILURE(Open());
+  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 26);
+  EXPECT_EQ((*store_->GetIdempotentAnswer("user:u", "k1"))->body,
+            std::optional<std::string>("before"));
+  EXPECT_EQ(RawInt("SELECT count(*) FROM idempotency_keys WHERE owner = ''"), 1);
+}
+
+// cold review: answers kept in the same second were ordered by their client-chosen keys, so the
+// one just kept could be the one forgotten.
+TEST_F(StoreTest, TheAnswerJustKeptIsNeverTheOneForgotten) {
+  for (int64_t i = 0; i < kMaxIdempotentAnswersPerUser + 1; ++i) {
+    const std::string id = "t" + std::to_string(i);
+    // Keys that sort first, all in one second.
+    auto run = RunOk(*store_, "a" + std::to_string(100000 - i), [&] {
+      EXPECT_TRUE(store_->InsertUser(MakeUser(id, id + "@example.org", "T")).ok());
+      return Answer("{}");
+    });
+    ASSERT_EQ(run, Store::IdempotentRun::kCommitted) << i;
+    ASSERT_TRUE(
+        store_->GetIdempotentAnswer("user:u", "a" + std::to_string(100000 - i))->has_value())
+        << i;
+  }
 }
 
 TEST_F(StoreTest, AnIdempotentRunThatChangesNothingKeepsNoAnswer) {
@@ -2702,7 +2751,7 @@ TEST_F(StoreTest, AnIdempotentRunWhoseKeyWasAnsweredMeanwhileIsUndone) {
 
 TEST_F(StoreTest, AnIdempotentRunThatThrowsKeepsNothing) {
   EXPECT_THROW((void)store_->RunIdempotent(
-                   "user:u", "k1",
+                   "user:u", "k1", "owner:u",
                    [&]() -> IdempotentAnswer {
                      EXPECT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());
                      throw std::runtime_error("handler failed");

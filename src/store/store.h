@@ -537,11 +537,11 @@ struct SyncObjectState {
   std::string object_id;
   std::string hash;  // lowercase hex
 };
-// The answers kept per scope (a session): a new one past this forgets the scope's oldest, so
-// that a caller sending a new key with each request can't grow the table without bound (1000
-// answers of at most 64 KiB each; a retry of a request forgotten so runs again, as after the
-// day answers are kept).
-inline constexpr int64_t kMaxIdempotentAnswersPerScope = 1000;
+// The answers kept per owner (a user, over all their sessions): a new one past this forgets the
+// owner's oldest, so that a caller sending a new key with each request (or logging in again) can't
+// grow the table without bound (1000 answers of at most 64 KiB each; a retry of a request
+// forgotten so runs again, as after the day answers are kept).
+inline constexpr int64_t kMaxIdempotentAnswersPerUser = 1000;
 
 // The answer to a request sent with an Idempotency-Key (see Store::RunIdempotent).
 struct IdempotentAnswer {
@@ -878,12 +878,14 @@ class Store {
   // together with its answer, under (scope, key), unless that key already has an answer (another
   // server ran the same request meanwhile): then nothing of this run is kept (kLostRace) and the
   // caller answers with the stored one. kNoChange when `handler` changed nothing (no answer is
-  // kept). The scope keeps its newest kMaxIdempotentAnswersPerScope answers: the commit forgets
-  // older ones. From its first change to its return `handler` holds the store: other threads' calls
-  // wait, so everything after that change must be short and must never wait for another thread
-  // that uses the store. An error (the commit failed) means nothing of the run was kept.
+  // kept). `owner` (the user, or a guest's session) keeps its newest kMaxIdempotentAnswersPerUser
+  // answers over every scope: the commit forgets older ones. From its first change to its return
+  // `handler` holds the store: other threads' calls wait, so everything after that change must be
+  // short and must never wait for another thread that uses the store. An error (the commit failed)
+  // means nothing of the run was kept.
   enum class IdempotentRun { kCommitted, kNoChange, kLostRace };
   virtual Result<IdempotentRun> RunIdempotent(const std::string& scope, const std::string& key,
+                                              const std::string& owner,
                                               const std::function<IdempotentAnswer()>& handler) = 0;
   // The answer kept for (scope, key); nullopt when there is none.
   virtual Result<std::optional<IdempotentAnswer>> GetIdempotentAnswer(const std::string& scope,
