@@ -255,10 +255,10 @@ class Transport:
             if left <= 0 or not patient:
                 self._gave_up_at = time.monotonic()
                 raise failure from None
-            if busy is not None:
-                time.sleep(min(busy, left))
-                continue
-            time.sleep(min(pause, left))
+            if busy is not None and busy > left:
+                raise failure from None  # the server asks for a longer wait than is left
+            # At least the back-off's pause: a "Retry-After: 0" must not make a tight loop.
+            time.sleep(min(max(pause, busy or 0), left))
             pause = min(pause * 2, _RETRY_MAX_PAUSE)
 
 
@@ -275,11 +275,11 @@ def route_path(route, path_params=None, query=None):
 
 
 def _retry_after(status, headers):
-    """The seconds a 503 answer asks to wait (at most RETRY_SECONDS), or None."""
+    """The seconds a 503 answer asks to wait, or None."""
     if status != 503 or headers is None:
         return None
     try:
-        return min(max(int(str(headers.get("Retry-After", "")).strip()), 0), RETRY_SECONDS)
+        return max(int(str(headers.get("Retry-After", "")).strip()), 0)
     except ValueError:
         return None
 

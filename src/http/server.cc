@@ -365,7 +365,10 @@ class ServerImpl : public HttpServer {
     };
     // A forced reservation may have passed any of them: compared by sums, which can't wrap.
     if (!force) {
-      if (body_bytes_ + bytes > budget) return Reserved::kBudgetFull;
+      // Alone, an answer larger than the whole budget still goes to a server that holds nothing.
+      if (body_bytes_ + bytes > budget && !(alone && body_bytes_ == 0)) {
+        return Reserved::kBudgetFull;
+      }
       const uint64_t mine = held(client.key), ours = held(client.network);
       if ((mine + bytes > ClientShare() && !(alone && mine == 0)) ||
           (ours + bytes > NetworkShare() && !(alone && ours == 0))) {
@@ -394,7 +397,12 @@ class ServerImpl : public HttpServer {
       auto it = body_bytes_by_key_.find(key);
       return it == body_bytes_by_key_.end() ? 0 : it->second;
     };
-    return held(client.key) - own >= ClientShare() || held(client.network) - own >= NetworkShare();
+    // Saturating: `own` is counted under this client (see Session::ReadBody).
+    auto besides = [&](const std::string& key) {
+      const uint64_t h = held(key);
+      return h > own ? h - own : 0;
+    };
+    return besides(client.key) >= ClientShare() || besides(client.network) >= NetworkShare();
   }
   void ReleaseBody(const Client& client, uint64_t bytes) {
     if (bytes == 0) return;

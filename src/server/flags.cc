@@ -12,8 +12,8 @@ namespace {
 
 constexpr const char* kDatabaseEnv = "DATASITE_DATABASE_URL";
 
-// Gives every option of `cmd` that has no variable yet (all but --database) PREFIX<FLAG>, so that
-// no flag is left without one.
+// Gives every option of `cmd` that has no variable yet (all but --database and --blob)
+// PREFIX<FLAG>, so that no flag is left without one.
 void SetEnvNames(CLI::App& cmd, std::string_view prefix) {
   for (CLI::Option* opt : cmd.get_options()) {
     if (opt == cmd.get_help_ptr() || opt->get_lnames().empty()) continue;
@@ -22,6 +22,12 @@ void SetEnvNames(CLI::App& cmd, std::string_view prefix) {
 }
 
 int Cores() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+
+// --blob (servers and workers): empty, or an s3:// URL (blob::ParseS3BlobUrl reads the rest).
+std::string CheckBlobUrl(const std::string& url) {
+  return url.empty() || url.rfind("s3://", 0) == 0 ? std::string()
+                                                   : std::string("--blob takes an s3:// URL");
+}
 
 }  // namespace
 
@@ -117,10 +123,7 @@ CLI::App* AddServerCommand(CLI::App& app, ServerRole role, LaunchOptions& o) {
                 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or FILE), never logged (default: the "
                 "storage directory)")
       ->envname("DATASITE_BLOB")
-      ->check([](const std::string& v) {
-        return v.empty() || v.rfind("s3://", 0) == 0 ? std::string()
-                                                     : std::string("--blob takes an s3:// URL");
-      });
+      ->check(CheckBlobUrl);
   l->add_flag("--detach", o.detach,
               "Return once ready; the server keeps running in the background (its log in "
               "DATA_DIR/server.log)");
@@ -258,7 +261,10 @@ CLI::App* AddWorkerCommand(CLI::App& app, WorkerOptions& w) {
       ->envname(kDatabaseEnv);
   c->add_option("--storage-dir", w.storage_dir,
                 "As the servers' --storage-dir (with --database; then no --data-dir is needed)");
-  c->add_option("--blob", w.blob, "As the servers' --blob");
+  // The servers' variable, as for --database: a worker beside them must find the same blobs.
+  c->add_option("--blob", w.blob, "As the servers' --blob")
+      ->envname("DATASITE_BLOB")
+      ->check(CheckBlobUrl);
   c->add_option("--job-lease-seconds", w.job_lease_seconds,
                 "How long a running job's lease lasts without this worker's heartbeat (renewed "
                 "every second): the jobs of a worker that died run again elsewhere this long after")

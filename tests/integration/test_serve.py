@@ -74,6 +74,8 @@ def help_options(binary, command):
 def expected_variable(prefix, flag):
     if flag == "--database":
         return "DATASITE_DATABASE_URL"
+    if flag == "--blob":  # a worker's too: it must find the servers' blobs
+        return "DATASITE_BLOB"
     return prefix + flag[2:].upper().replace("-", "_")
 
 
