@@ -4,6 +4,7 @@
 // scripts/test-s3.sh's ensure_test_s3). Without it these tests are skipped and say so. Each test
 // keeps its blobs under a prefix of its own.
 #include "blob/s3_blob_store.h"
+#include "net/s3_test_env.h"
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
@@ -28,11 +29,6 @@ namespace datasite::blob {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string Env(const char* name, const char* fallback = "") {
-  const char* v = std::getenv(name);
-  return v && *v ? v : fallback;
-}
 
 // The SHA-256 the tests expect, computed in one go apart from the store's streaming hash.
 std::string Sha256Of(const std::string& bytes) {
@@ -80,20 +76,10 @@ class S3BlobStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(InitCrypto());
-    std::string url = Env("DATASITE_TEST_S3_URL");
-    if (url.empty()) {
-      GTEST_SKIP() << "DATASITE_TEST_S3_URL is not set: start s3rver behind the SigV4 proxy with "
-                      "`eval \"$(bash tests/s3/servers.sh start DIR)\"` (scripts/test.sh does)";
-    }
-    size_t slash = url.find('/', url.find("://") + 3);
-    ASSERT_NE(slash, std::string::npos) << "DATASITE_TEST_S3_URL must be http://HOST:PORT/BUCKET";
-    net::S3ClientOptions& c = options_.client;
-    c.endpoint = url.substr(0, slash);
-    c.bucket = url.substr(slash + 1);
-    c.region = Env("DATASITE_TEST_S3_REGION", "us-east-1");
-    c.credentials.access_key_id = Env("DATASITE_TEST_S3_ACCESS_KEY_ID", "AKIDDATASITETEST");
-    c.credentials.secret_access_key =
-        Env("DATASITE_TEST_S3_SECRET_ACCESS_KEY", "datasite/test+secret");
+    auto server = net::TestS3ClientOptions();
+    if (!server) GTEST_SKIP() << net::kNoTestS3Server;
+    ASSERT_TRUE(server->ok()) << server->status().message();
+    options_.client = **server;
     static std::atomic<int> counter{0};
     options_.prefix = "s3blob/" + std::to_string(::getpid()) + "-" + std::to_string(counter++) +
                       "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name();

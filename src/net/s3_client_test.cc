@@ -3,6 +3,7 @@
 // by DATASITE_TEST_S3_URL=http://HOST:PORT/BUCKET (tests/s3/servers.sh start prints it;
 // scripts/test.sh starts one). Without it those tests are skipped and say so.
 #include "net/s3_client.h"
+#include "net/s3_test_env.h"
 
 #include <gtest/gtest.h>
 
@@ -16,11 +17,6 @@
 
 namespace datasite::net {
 namespace {
-
-std::string Env(const char* name, const char* fallback = "") {
-  const char* v = std::getenv(name);
-  return v && *v ? v : fallback;
-}
 
 TEST(S3ErrorStatusTest, MapsS3CodesToStatusCodes) {
   auto err = [](const char* code) {
@@ -81,19 +77,10 @@ TEST(S3ClientCreateTest, UnreachableServerIsUnavailableWithoutCredentials) {
 class S3ServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string url = Env("DATASITE_TEST_S3_URL");
-    if (url.empty()) {
-      GTEST_SKIP() << "DATASITE_TEST_S3_URL is not set: start s3rver behind the SigV4 proxy with "
-                      "`eval \"$(bash tests/s3/servers.sh start DIR)\"` (scripts/test.sh does)";
-    }
-    size_t slash = url.find('/', url.find("://") + 3);
-    ASSERT_NE(slash, std::string::npos) << "DATASITE_TEST_S3_URL must be http://HOST:PORT/BUCKET";
-    options_.endpoint = url.substr(0, slash);
-    options_.bucket = url.substr(slash + 1);
-    options_.region = Env("DATASITE_TEST_S3_REGION", "us-east-1");
-    options_.credentials.access_key_id = Env("DATASITE_TEST_S3_ACCESS_KEY_ID", "AKIDDATASITETEST");
-    options_.credentials.secret_access_key =
-        Env("DATASITE_TEST_S3_SECRET_ACCESS_KEY", "datasite/test+secret");
+    auto server = TestS3ClientOptions();
+    if (!server) GTEST_SKIP() << kNoTestS3Server;
+    ASSERT_TRUE(server->ok()) << server->status().message();
+    options_ = **server;
     static std::atomic<int> counter{0};
     prefix_ = "t" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
               ::testing::UnitTest::GetInstance()->current_test_info()->name() + "/";
