@@ -177,7 +177,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void ReleaseBody();
   // The client the current request's memory is counted under (see AddressKey): a trusted proxy
   // carries many clients, each counted under the address it forwards.
-  Client ClientKey() const;
+  Client RequestClient() const;
   // Counts a response held in memory under the client's share of the body memory budget while it
   // is written; false when it may not be sent now (see ServerOptions::body_memory_budget).
   bool ReserveResponse(uint64_t bytes);
@@ -359,17 +359,13 @@ class ServerImpl : public HttpServer {
                        bool alone = false) {
     const uint64_t budget = options_.body_memory_budget;
     std::lock_guard<std::mutex> lock(body_mu_);
-    auto held = [this](const std::string& key) -> uint64_t {
-      auto it = body_bytes_by_key_.find(key);
-      return it == body_bytes_by_key_.end() ? 0 : it->second;
-    };
     // A forced reservation may have passed any of them: compared by sums, which can't wrap.
     if (!force) {
       // Alone, an answer larger than the whole budget still goes to a server that holds nothing.
       if (body_bytes_ + bytes > budget && !(alone && body_bytes_ == 0)) {
         return Reserved::kBudgetFull;
       }
-      const uint64_t mine = held(client.key), ours = held(client.network);
+      const uint64_t mine = BodyHeld(client.key), ours = BodyHeld(client.network);
       if ((mine + bytes > ClientShare() && !(alone && mine == 0)) ||
           (ours + bytes > NetworkShare() && !(alone && ours == 0))) {
         return Reserved::kClientShareFull;
@@ -393,16 +389,17 @@ class ServerImpl : public HttpServer {
   // asking request's body, counted under the same client).
   bool ShareFull(const Client& client, uint64_t own) {
     std::lock_guard<std::mutex> lock(body_mu_);
-    auto held = [this](const std::string& key) -> uint64_t {
-      auto it = body_bytes_by_key_.find(key);
-      return it == body_bytes_by_key_.end() ? 0 : it->second;
-    };
     // Saturating: `own` is counted under this client (see Session::ReadBody).
     auto besides = [&](const std::string& key) {
-      const uint64_t h = held(key);
+      const uint64_t h = BodyHeld(key);
       return h > own ? h - own : 0;
     };
     return besides(client.key) >= ClientShare() || besides(client.network) >= NetworkShare();
+  }
+  // What `key` (a client or a network) holds of the body memory budget. body_mu_ must be held.
+  uint64_t BodyHeld(const std::string& key) const {
+    auto it = body_bytes_by_key_.find(key);
+    return it == body_bytes_by_key_.end() ? 0 : it->second;
   }
   void ReleaseBody(const Client& client, uint64_t bytes) {
     if (bytes == 0) return;
@@ -501,7 +498,7 @@ Session::~Session() {
   server_.sessions()--;
 }
 
-Client Session::ClientKey() const {
+Client Session::RequestClient() const {
   return peer_.trusted && req_ ? ClientOf(req_->remote_address) : peer_.client;
 }
 
@@ -512,7 +509,7 @@ bool Session::ReserveResponse(uint64_t bytes) {
   if (bytes <= kUncounted) return true;
   // A connection writes one answer at a time: the one before is written (or this is its first).
   ReleaseResponse();
-  Client key = ClientKey();
+  Client key = RequestClient();
   // The answer to a change is sent whatever it holds: the change is made (Dispatch refused it
   // beforehand when the share was full). Any other answer larger than a share is sent only to a
   // client (and network) that holds nothing else, and within the server's budget.
@@ -771,7 +768,7 @@ void Session::ReadBody() {
   const auto& options = server_.options();
   // A chunked body may grow to the limit: it takes that much of the budget.
   const uint64_t want = parser_->content_length().value_or(body_limit_);
-  Client key = ClientKey();
+  Client key = RequestClient();
   const auto reserved = server_.ReserveBody(key, want);
   if (reserved != ServerImpl::Reserved::kOk) {
     drain_after_write_ = true;
@@ -970,7 +967,7 @@ void Session::Dispatch() {
   // The answer to a change is written whatever its size (see ReserveResponse): a change from a
   // client whose share is full of unread answers waits instead of running.
   if (!sink_ && req_->method != "GET" && req_->method != "HEAD" &&
-      server_.ShareFull(ClientKey(), body_reserved_)) {
+      server_.ShareFull(RequestClient(), body_reserved_)) {
     Response busy = ErrorResponse(503, "UNAVAILABLE",
                                   "this client holds too many unread answers (or its network "
                                   "does); read them, or try again soon");
