@@ -154,7 +154,7 @@ CLI::App* AddServerCommand(CLI::App& app, ServerRole role, LaunchOptions& o) {
       ->check(CLI::Range(1, 1000000));
   l->add_option(
        "--max-guest-sessions", o.app.accounts.max_guest_sessions,
-       "Guest sessions alive at once (a client address may start 1/64 of them, a network 1/8); "
+       "Guest sessions alive at once (a client address may start 1/64 of them, a network 1/32); "
        "more are refused until some expire")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{100'000'000}));

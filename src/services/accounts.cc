@@ -284,7 +284,7 @@ std::optional<int64_t> Accounts::TakeGuestPlace(const std::string& source,
                                                 const std::string& network, int64_t now,
                                                 int64_t expires_at) {
   const int64_t per_source = std::max<int64_t>(options_.max_guest_sessions / 64, 1);
-  const int64_t per_network = std::max<int64_t>(options_.max_guest_sessions / 8, per_source);
+  const int64_t per_network = std::max<int64_t>(options_.max_guest_sessions / 32, per_source);
   std::lock_guard lock(guests_mu_);
   auto live = [&](const std::string& key) -> std::deque<int64_t>& {
     auto& expiries = guest_expiries_[key];

@@ -200,7 +200,7 @@ def test_client_guest_login_raises_rate_limited_error(detached):
 
 def test_live_guest_sessions_are_capped(detached):
     api = detached("--trusted-proxy", "127.0.0.1", "--max-guest-sessions", "2")
-    # Each from a network of its own: at this cap one network may hold one (an eighth, at least one).
+    # Each from a network of its own: at this cap one network may hold one (a thirty-second, at least one).
     for n in range(2):
         assert api.post(GUEST, {}, headers=from_address("192.0.{}.1".format(n))).status == 200
     resp = api.post(GUEST, {}, headers=from_address("192.0.99.1"))
