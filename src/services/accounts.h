@@ -32,8 +32,9 @@ struct AccountsOptions {
   auth::LoginLimits login;
   // New guest sessions per client address per minute, and guest sessions alive at once. One
   // client address (an IPv6 /64) may have started a sixty-fourth of the live ones, one network
-  // (an IPv4 /24, an IPv6 /48) a thirty-second, so that a caller with many addresses can't take them
-  // all for a day (counted by this server process until the sessions expire, logged out or not).
+  // (an IPv4 /24, an IPv6 /48) a thirty-second, so that a caller with many addresses can't take
+  // them all for a day (counted by this server process until the sessions expire, logged out or
+  // not).
   int guest_sessions_per_minute = 30;
   int64_t max_guest_sessions = 10'000;
   // Expired sessions are deleted at most this often, by the next request that starts a session.
