@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <vector>
 
+#include "core/random.h"
+
 namespace datasite::blob {
 namespace {
 
@@ -119,6 +121,10 @@ Status CopyToFile(BlobReader& reader, const std::string& path) {
     ::unlink(path.c_str());
   }
   return st;
+}
+
+Result<std::unique_ptr<BlobWriter>> BlobStore::NewWriter(int64_t max_size) {
+  return NewWriterFor(NewUuid(), max_size);
 }
 
 Result<LocalFile> BlobStore::Materialize(const std::string& id) {

@@ -83,7 +83,13 @@ class BlobStore {
  public:
   virtual ~BlobStore() = default;
   // `max_size`: the most bytes this blob may hold.
-  virtual Result<std::unique_ptr<BlobWriter>> NewWriter(int64_t max_size) = 0;
+  Result<std::unique_ptr<BlobWriter>> NewWriter(int64_t max_size);
+  // A writer whose blob commits under `id`, the id it has in another store: for moving blobs
+  // between stores (`datasite blobs migrate`), where the database names blobs by id. A blob
+  // already committed under `id` is replaced by the commit. kInvalidArgument for an id that is no
+  // UUID.
+  virtual Result<std::unique_ptr<BlobWriter>> NewWriterFor(const std::string& id,
+                                                           int64_t max_size) = 0;
   // Opens a committed blob for reading; kNotFound when absent. The reader keeps reading the bytes
   // it opened when the blob is deleted meanwhile (the directory store) or fails with kInternal
   // (an object store); never other bytes.

@@ -72,6 +72,29 @@ class BlobStoreTest : public ::testing::Test {
   std::unique_ptr<BlobStore> store_;
 };
 
+TEST_F(BlobStoreTest, AWriterForAnIdCommitsUnderItAndReplacesWhatWasThere) {
+  const std::string id = NewUuid();
+  for (const std::string& bytes : {std::string("first"), Random(70'000, 3)}) {
+    auto w = store_->NewWriterFor(id, 1 << 20);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    ASSERT_TRUE((*w)->Append(bytes).ok());
+    auto info = (*w)->Commit();
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    EXPECT_EQ(info->id, id);
+    auto reader = store_->Open(id);
+    ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+    EXPECT_TRUE(ReadAll(**reader, 4096) == bytes);
+  }
+  auto listed = store_->List();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(*listed, std::vector<std::string>{id});
+  for (const std::string& bad : {std::string("../x"), std::string(""), id + "/"}) {
+    auto w = store_->NewWriterFor(bad, 10);
+    ASSERT_FALSE(w.ok()) << bad;
+    EXPECT_EQ(w.status().code(), StatusCode::kInvalidArgument);
+  }
+}
+
 TEST_F(BlobStoreTest, OpenOfAMissingBlobIsNotFound) {
   EXPECT_EQ(store_->Open(NewUuid()).status().code(), StatusCode::kNotFound);
 }

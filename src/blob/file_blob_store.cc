@@ -95,8 +95,9 @@ class FileBlobStore : public BlobStore {
  public:
   FileBlobStore(std::string root, BlobWriteMode mode) : root_(std::move(root)), mode_(mode) {}
 
-  Result<std::unique_ptr<BlobWriter>> NewWriter(int64_t max_size) override {
-    std::string id = NewUuid();
+  Result<std::unique_ptr<BlobWriter>> NewWriterFor(const std::string& id,
+                                                   int64_t max_size) override {
+    if (!IsUuid(id)) return InvalidArgumentError("a blob id must be a UUID");
     std::string temp = root_ + "/tmp/" + id + ".part";
     ASSIGN_OR_RETURN(std::unique_ptr<FileWriter> file, FileWriter::Create(temp, mode_));
     return std::unique_ptr<BlobWriter>(new FileBlobWriter(root_, id, std::move(file), max_size));

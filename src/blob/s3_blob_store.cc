@@ -265,8 +265,9 @@ class S3BlobStore : public BlobStore {
         scratch_dir_(std::move(options.scratch_dir)),
         part_size_(options.part_size) {}
 
-  Result<std::unique_ptr<BlobWriter>> NewWriter(int64_t max_size) override {
-    std::string id = NewUuid();
+  Result<std::unique_ptr<BlobWriter>> NewWriterFor(const std::string& id,
+                                                   int64_t max_size) override {
+    if (!IsUuid(id)) return InvalidArgumentError("a blob id must be a UUID");
     return std::unique_ptr<BlobWriter>(
         new S3BlobWriter(pool_, id, key_prefix_ + id, max_size, part_size_));
   }

@@ -155,6 +155,26 @@ TEST_F(S3BlobStoreTest, SmallBlobRoundTripsAsOneObject) {
   EXPECT_TRUE(ReadAll(**reader, 30'000) == bytes);
 }
 
+TEST_F(S3BlobStoreTest, AWriterForAnIdCommitsUnderItAndReplacesWhatWasThere) {
+  const std::string id = NewUuid();
+  for (const std::string& bytes : {std::string("first"), Random(100'000, 4)}) {
+    auto w = store_->NewWriterFor(id, 1 << 20);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    ASSERT_TRUE((*w)->Append(bytes).ok());
+    auto info = (*w)->Commit();
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    EXPECT_EQ(info->id, id);
+    EXPECT_EQ(info->sha256, Sha256Of(bytes));
+    auto reader = store_->Open(id);
+    ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+    EXPECT_TRUE(ReadAll(**reader, 30'000) == bytes);
+  }
+  EXPECT_EQ(Objects(), std::vector<std::string>{options_.prefix + "/" + id});
+  auto w = store_->NewWriterFor("../" + id, 10);
+  ASSERT_FALSE(w.ok());
+  EXPECT_EQ(w.status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST_F(S3BlobStoreTest, EmptyBlobRoundTrips) {
   auto info = Put("");
   ASSERT_TRUE(info.ok()) << info.status().ToString();

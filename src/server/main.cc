@@ -10,6 +10,7 @@
 #include "cli/local_commands.h"
 #include "cli/request_commands.h"
 #include "cli/sync_commands.h"
+#include "server/blobs_migrate.h"
 #include "server/flags.h"
 #include "server/launch.h"
 #include "server/migrate.h"
@@ -37,6 +38,26 @@ int main(int argc, char** argv) {
   mig->add_option("--from", migrate.from, "The data directory")->required();
   mig->add_option("--to", migrate.to, "postgresql://USER[:PASSWORD]@HOST:PORT/DB, empty")
       ->required();
+
+  datasite::server::BlobsMigrateOptions blobs_migrate;
+  auto* blobs = app.add_subcommand("blobs", "Move a datasite's blobs between stores");
+  blobs->require_subcommand(1);
+  auto* blobs_mig = blobs->add_subcommand(
+      "migrate",
+      "Copy a stopped datasite's blobs from its directory into an S3-compatible bucket, under the "
+      "same ids, each checked against the SHA-256 recorded at upload (credentials from "
+      "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the URL's credentials file; nothing is "
+      "deleted). Run again, it copies only what the bucket lacks");
+  blobs_mig
+      ->add_option("--from", blobs_migrate.from,
+                   "The data directory, or with --database the servers' --storage-dir")
+      ->required();
+  blobs_mig
+      ->add_option("--to", blobs_migrate.to,
+                   "s3://BUCKET/PREFIX?endpoint=URL&region=R[&credentials=FILE], as --blob")
+      ->required();
+  blobs_mig->add_option("--database", blobs_migrate.database,
+                        "The servers' PostgreSQL URL (default: SQLite in --from)");
 
   std::string land_name, land_dir;
   auto* d = app.add_subcommand("land", "Stop a local server");
@@ -66,6 +87,7 @@ int main(int argc, char** argv) {
   if (api->parsed()) return datasite::server::RunLaunch(std::move(serve));
   if (w->parsed()) return datasite::server::RunWorker(std::move(worker));
   if (mig->parsed()) return datasite::server::RunMigrate(migrate);
+  if (blobs_mig->parsed()) return datasite::server::RunBlobsMigrate(blobs_migrate);
   if (d->parsed()) return datasite::cli::RunLand(land_name, land_dir);
   if (ls->parsed()) return datasite::cli::RunList();
   if (ver->parsed()) {

@@ -7,6 +7,8 @@ stops the start with S3's error, naming no key.
 """
 
 import os
+import pathlib
+import sqlite3
 import urllib.parse
 
 import pandas as pd
@@ -97,3 +99,93 @@ def test_a_blob_url_that_is_not_s3_is_refused(binary, tmp_path):
     with pytest.raises(AssertionError) as err:
         server.start()
     assert "s3://" in str(err.value)
+
+
+def migrate(server, to):
+    """``datasite blobs migrate --from DATA_DIR --to URL``: (exit code, stdout, stderr)."""
+    return server._run("blobs", "migrate", "--from", str(server.data_dir), "--to", to)
+
+
+def blob_file(data_dir, blob_id):
+    return pathlib.Path(data_dir) / "blobs" / blob_id[:2] / blob_id
+
+
+@pytest.fixture
+def aws_keys(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", os.environ["DATASITE_TEST_S3_ACCESS_KEY_ID"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", os.environ["DATASITE_TEST_S3_SECRET_ACCESS_KEY"])
+
+
+def test_blobs_migrate_moves_a_local_datasite_into_the_bucket(binary, tmp_path, aws_keys):
+    """A datasite that kept its blobs in its directory is copied into a bucket under the same
+    ids, and then served from it; a second run copies nothing."""
+    server = DetachedServer(binary, tmp_path / "data", "--workers", "0")
+    try:
+        api = server.start()
+        name = unique("moved")
+        dataset = sy.Dataset(name=name)
+        dataset.add_asset(sy.Asset(name="t", data=PRIVATE, mock=MOCK))
+        assert login(api.port).upload_dataset(dataset)
+        root = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+        user = api.create_user(root, role="data_scientist", email=unique("ds") + "@example.org")
+
+        # Refused while the server runs: what it uploaded meanwhile would be left behind.
+        url = blob_url(unique("moved"))
+        code, out, err = migrate(server, url)
+        assert code == 1 and "a server runs on" in err, (code, out, err)
+        server.land()
+
+        code, out, err = migrate(server, url)
+        assert code == 0, (out, err)
+        assert "Copied 2, already in the bucket 0, failed 0." in err, err
+        code, out, err = migrate(server, url)
+        assert code == 0 and "Copied 0, already in the bucket 2, failed 0." in err, (out, err)
+
+        # Served from the bucket: the local files are moved out of the way to prove it.
+        os.rename(server.data_dir / "blobs", tmp_path / "old-blobs")
+        server.flags += ["--blob", url]
+        api = server.start()
+        pd.testing.assert_frame_equal(login(api.port).datasets[name].assets["t"].data, PRIVATE)
+        scientist = login(api.port, user["email"], PASSWORD)
+        pd.testing.assert_frame_equal(scientist.datasets[name].assets["t"].mock, MOCK)
+    finally:
+        server.stop()
+
+
+def test_blobs_migrate_leaves_a_damaged_blob_out_of_the_bucket(binary, tmp_path, aws_keys):
+    """A local file whose bytes are no longer those uploaded (same size, other SHA-256) is not
+    copied, the run fails, and a second run tries it again rather than take it as copied."""
+    server = DetachedServer(binary, tmp_path / "data", "--workers", "0")
+    try:
+        api = server.start()
+        dataset = sy.Dataset(name=unique("damaged"))
+        dataset.add_asset(sy.Asset(name="t", data=PRIVATE, mock=MOCK))
+        assert login(api.port).upload_dataset(dataset)
+        server.land()
+        with sqlite3.connect(server.data_dir / "datasite.db") as db:
+            (blob_id,) = db.execute("SELECT data_blob_id FROM assets").fetchone()
+        path = blob_file(server.data_dir, blob_id)
+        data = bytearray(path.read_bytes())
+        data[0] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+        url = blob_url(unique("damaged"))
+        for summary in ("Copied 1, already in the bucket 0, failed 1.",
+                        "Copied 0, already in the bucket 1, failed 1."):
+            code, out, err = migrate(server, url)
+            assert code == 1, (out, err)
+            assert summary in err, err
+            assert "damaged" in err and blob_id in err, err
+    finally:
+        server.stop()
+
+
+def test_blobs_migrate_refuses_what_is_not_a_datasite_or_a_bucket(binary, tmp_path, aws_keys):
+    server = DetachedServer(binary, tmp_path / "nothing")
+    code, out, err = migrate(server, blob_url("x"))
+    assert code == 1 and "no blob directory" in err, err
+    os.makedirs(tmp_path / "nothing" / "blobs")
+    code, out, err = migrate(server, blob_url("x"))
+    assert code == 1 and "no datasite database" in err, err
+    code, out, err = migrate(server, "/tmp/elsewhere")
+    assert code == 1 and "--to must be an s3://" in err, err
