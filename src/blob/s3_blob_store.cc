@@ -1,14 +1,17 @@
 #include "blob/s3_blob_store.h"
 
 #include <openssl/evp.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -97,19 +100,63 @@ class ClientPool {
   std::vector<std::unique_ptr<net::S3Client>> free_;  // Guarded by mu_.
 };
 
+// The bytes of one part, in memory of their own (mmap): freed, they go back to the system at
+// once. Parts are filled on whichever request thread the upload's chunks come on and freed on
+// another; from malloc, each of those threads' arenas would keep a part's worth of memory after
+// it (seen: 77 MiB more resident for one upload of one part in flight).
+class PartBuffer {
+ public:
+  explicit PartBuffer(size_t capacity) : capacity_(capacity) {}
+  ~PartBuffer() {
+    if (data_ != nullptr) ::munmap(data_, capacity_);
+  }
+  PartBuffer(const PartBuffer&) = delete;
+  PartBuffer& operator=(const PartBuffer&) = delete;
+
+  size_t size() const { return size_; }
+  size_t room() const { return capacity_ - size_; }
+  std::string_view view() const { return std::string_view(data_, size_); }
+
+  // Appends at most room() bytes of `bytes`; returns how many.
+  Result<size_t> Append(std::string_view bytes) {
+    if (data_ == nullptr && capacity_ > 0) {
+      void* p =
+          ::mmap(nullptr, capacity_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) return ResourceExhaustedError("no memory for an upload's part");
+      data_ = static_cast<char*>(p);
+    }
+    const size_t take = std::min(bytes.size(), room());
+    std::memcpy(data_ + size_, bytes.data(), take);
+    size_ += take;
+    return take;
+  }
+
+ private:
+  const size_t capacity_;
+  char* data_ = nullptr;  // mapped at the first append
+  size_t size_ = 0;
+};
+
 // An upload: bytes hashed as they come and gathered into one part; a blob that fits in one part is
 // one PutObject at Commit, a larger one a multipart upload whose parts go as they fill (the next
-// byte after a full part sends it). Each part's SHA-256 is signed, so S3 refuses bytes changed on
-// the way.
+// byte after a full part sends it). A full part is sent by a thread of its own while the next one
+// fills, so the bytes coming in and those going out overlap; up to kPartsInFlight parts go at once,
+// and a writer holds at most kPartsInFlight + 1 parts in memory. One: against the test server
+// (s3rver behind a Python proxy, on the same two cores) three parts at once were no faster and
+// tripled the server's memory (bench/s3.py, docs/BENCHMARKS.md). Each part's SHA-256 is signed, so
+// S3 refuses bytes changed on the way.
 class S3BlobWriter : public BlobWriter {
  public:
+  static constexpr size_t kPartsInFlight = 1;
+
   S3BlobWriter(ClientPool& pool, std::string id, std::string key, int64_t max_size,
                int64_t part_size)
       : pool_(pool),
         id_(std::move(id)),
         key_(std::move(key)),
         max_size_(max_size),
-        part_size_(static_cast<size_t>(part_size)) {
+        part_size_(static_cast<size_t>(part_size)),
+        buffer_(std::make_unique<PartBuffer>(part_size_)) {
     ctx_ = EVP_MD_CTX_new();
     EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr);
   }
@@ -118,6 +165,8 @@ class S3BlobWriter : public BlobWriter {
   // object a failed PutObject may still have stored, to the clean-up of blobs without a row.
   ~S3BlobWriter() override {
     EVP_MD_CTX_free(ctx_);
+    while (!in_flight_.empty())
+      (void)LandOldest();  // the parts in flight, before their upload goes
     if (committed_ || upload_id_.empty()) return;
     auto client = pool_.Take();
     if (client.ok()) (void)(**client)->AbortMultipartUpload(key_, upload_id_);
@@ -132,11 +181,9 @@ class S3BlobWriter : public BlobWriter {
     EVP_DigestUpdate(ctx_, bytes.data(), bytes.size());
     size_ += static_cast<int64_t>(bytes.size());
     while (!bytes.empty()) {
-      if (buffer_.size() == part_size_) RETURN_IF_ERROR(SendPart());
-      size_t take = std::min(bytes.size(), part_size_ - buffer_.size());
-      Reserve(buffer_.size() + take);
-      buffer_.append(bytes.substr(0, take));
-      bytes.remove_prefix(take);
+      if (buffer_->room() == 0) RETURN_IF_ERROR(SendPart());
+      ASSIGN_OR_RETURN(size_t took, buffer_->Append(bytes));
+      bytes.remove_prefix(took);
     }
     return Status::Ok();
   }
@@ -151,46 +198,59 @@ class S3BlobWriter : public BlobWriter {
     EVP_DigestFinal_ex(ctx_, digest, &len);
     if (upload_id_.empty()) {
       ASSIGN_OR_RETURN(auto client, pool_.Take());
-      RETURN_IF_ERROR((*client)->PutObject(key_, buffer_));
+      RETURN_IF_ERROR((*client)->PutObject(key_, buffer_->view()));
     } else {
       RETURN_IF_ERROR(SendPart());  // the last, never empty: a full part is sent only before more
+      while (!in_flight_.empty()) RETURN_IF_ERROR(LandOldest());
       ASSIGN_OR_RETURN(auto client, pool_.Take());
+      for (size_t i = 0; i < parts_.size(); ++i) parts_[i].etag = *etags_[i];
       RETURN_IF_ERROR((*client)->CompleteMultipartUpload(key_, upload_id_, parts_));
     }
     committed_ = true;
-    buffer_ = std::string();
+    buffer_.reset();
     return BlobInfo{id_, size_, HexEncode(std::string_view(reinterpret_cast<char*>(digest), len))};
   }
 
  private:
-  // Grows the buffer to hold `n` bytes without letting it pass one part.
-  void Reserve(size_t n) {
-    if (n <= buffer_.capacity()) return;
-    buffer_.reserve(std::min(std::max(n, 2 * buffer_.capacity()), part_size_));
+  // Waits for the oldest part in flight; its failure fails the upload.
+  Status LandOldest() {
+    Status sent = in_flight_.front().get();
+    in_flight_.pop_front();
+    if (!sent.ok()) failed_ = true;
+    return sent;
   }
 
-  // Sends the buffer as the next part, beginning the upload with the first.
+  // Hands the buffer over as the next part (beginning the upload with the first), once fewer than
+  // kPartsInFlight are in flight, and sends it from a thread of its own.
   Status SendPart() {
+    while (in_flight_.size() >= kPartsInFlight) RETURN_IF_ERROR(LandOldest());
     if (failed_) return FailedPreconditionError("an earlier part of this upload failed");
-    failed_ = true;  // until it succeeds
-    ASSIGN_OR_RETURN(auto client, pool_.Take());
     if (upload_id_.empty()) {
+      failed_ = true;  // until the upload exists
+      ASSIGN_OR_RETURN(auto client, pool_.Take());
       ASSIGN_OR_RETURN(upload_id_, (*client)->CreateMultipartUpload(key_));
+      failed_ = false;
     }
+    std::shared_ptr<const PartBuffer> part = std::move(buffer_);
+    buffer_ = std::make_unique<PartBuffer>(part_size_);
     const int number = static_cast<int>(parts_.size()) + 1;
-    size_t sent = 0;
-    net::BodyReader reader = [&](char* out, size_t n) -> Result<size_t> {
-      size_t k = std::min(n, buffer_.size() - sent);
-      std::memcpy(out, buffer_.data() + sent, k);
-      sent += k;
-      return k;
-    };
-    ASSIGN_OR_RETURN(std::string etag,
-                     (*client)->UploadPart(key_, upload_id_, number, buffer_.size(), reader,
-                                           net::Sha256Hex(buffer_)));
-    parts_.push_back({number, std::move(etag)});
-    buffer_.clear();  // keeps its capacity for the next part
-    failed_ = false;
+    // Each thread writes its own part's ETag, read at Commit once every part landed.
+    auto etag = std::make_shared<std::string>();
+    parts_.push_back({number, ""});
+    etags_.push_back(etag);
+    in_flight_.push_back(std::async(std::launch::async, [this, number, part, etag]() -> Status {
+      ASSIGN_OR_RETURN(auto client, pool_.Take());
+      size_t sent = 0;
+      net::BodyReader reader = [&](char* out, size_t n) -> Result<size_t> {
+        size_t k = std::min(n, part->size() - sent);
+        std::memcpy(out, part->view().data() + sent, k);
+        sent += k;
+        return k;
+      };
+      ASSIGN_OR_RETURN(*etag, (*client)->UploadPart(key_, upload_id_, number, part->size(), reader,
+                                                    net::Sha256Hex(part->view())));
+      return Status::Ok();
+    }));
     return Status::Ok();
   }
 
@@ -201,17 +261,27 @@ class S3BlobWriter : public BlobWriter {
   const size_t part_size_;
   EVP_MD_CTX* ctx_;
   int64_t size_ = 0;
-  std::string buffer_;  // the bytes not sent yet: at most one part
+  std::unique_ptr<PartBuffer> buffer_;         // the bytes not handed over yet: at most one part
+  std::deque<std::future<Status>> in_flight_;  // the parts sent and not landed, oldest first
   std::string upload_id_;
   std::vector<net::S3CompletedPart> parts_;
+  std::vector<std::shared_ptr<std::string>> etags_;  // parts_'s ETags, as their threads set them
   bool closed_ = false;
   bool committed_ = false;
   bool failed_ = false;
 };
 
-// A committed object, its size taken by HeadObject at Open; each ReadAt one ranged GetObject.
+// A committed object, its size taken by HeadObject at Open. Reads come from a window of the
+// object fetched with one ranged GetObject: each GET costs a round trip (tens of milliseconds on a
+// real S3), so a reader going front to back in small pieces (a download answered 64 KiB at a time)
+// must not make one per piece. The window starts small, for readers that read a little here and
+// there, and doubles while the reads follow each other, up to kMaxWindow; a read at least as large
+// as the window goes straight into the caller's buffer.
 class S3BlobReader : public BlobReader {
  public:
+  static constexpr size_t kMinWindow = size_t{256} << 10;
+  static constexpr size_t kMaxWindow = size_t{8} << 20;
+
   S3BlobReader(ClientPool& pool, std::string key, int64_t size)
       : pool_(pool), key_(std::move(key)), size_(size) {}
 
@@ -222,17 +292,51 @@ class S3BlobReader : public BlobReader {
     if (offset >= size_ || n == 0) return size_t{0};
     const size_t want =
         static_cast<size_t>(std::min<int64_t>(size_ - offset, static_cast<int64_t>(n)));
+    if (InWindow(offset, want)) {
+      std::memcpy(buf, window_.data() + (offset - window_offset_), want);
+      return want;
+    }
+    // Reading on from where the window ends (or from the start): a sequential reader.
+    const bool sequential =
+        offset == 0 || offset == window_offset_ + static_cast<int64_t>(window_.size());
+    next_window_ = sequential ? std::min(kMaxWindow, next_window_ * 2) : kMinWindow;
+    if (want >= next_window_) {
+      RETURN_IF_ERROR(Fetch(offset, want, buf));
+      return want;
+    }
+    const size_t span =
+        static_cast<size_t>(std::min<int64_t>(size_ - offset, static_cast<int64_t>(next_window_)));
+    window_.resize(span);
+    window_offset_ = offset;
+    Status fetched = Fetch(offset, span, window_.data());
+    if (!fetched.ok()) {
+      window_.clear();
+      return fetched;
+    }
+    std::memcpy(buf, window_.data(), want);
+    return want;
+  }
+
+ private:
+  bool InWindow(int64_t offset, size_t n) const {
+    return !window_.empty() && offset >= window_offset_ &&
+           offset + static_cast<int64_t>(n) <=
+               window_offset_ + static_cast<int64_t>(window_.size());
+  }
+
+  // Reads exactly `n` bytes from `offset` into `out` with one ranged GetObject.
+  Status Fetch(int64_t offset, size_t n, char* out) {
     ASSIGN_OR_RETURN(auto client, pool_.Take());
     size_t got = 0;
     auto res = (*client)->GetObject(
         key_,
         net::S3Client::ByteRange{static_cast<uint64_t>(offset),
-                                 static_cast<uint64_t>(offset) + want - 1},
+                                 static_cast<uint64_t>(offset) + n - 1},
         [&](std::string_view bytes) -> Status {
-          if (bytes.size() > want - got) {
+          if (bytes.size() > n - got) {
             return InternalError("S3 sent more of " + key_ + " than the range asked");
           }
-          std::memcpy(buf + got, bytes.data(), bytes.size());
+          std::memcpy(out + got, bytes.data(), bytes.size());
           got += bytes.size();
           return Status::Ok();
         });
@@ -244,17 +348,19 @@ class S3BlobReader : public BlobReader {
       }
       return res.status();
     }
-    if (got != want) {
+    if (got != n) {
       return InternalError("S3 sent " + std::to_string(got) + " bytes of " + key_ + " where " +
-                           std::to_string(want) + " were asked");
+                           std::to_string(n) + " were asked");
     }
-    return got;
+    return Status::Ok();
   }
 
- private:
   ClientPool& pool_;
   const std::string key_;
   const int64_t size_;
+  std::string window_;  // bytes [window_offset_, window_offset_ + size) of the object
+  int64_t window_offset_ = 0;
+  size_t next_window_ = kMinWindow / 2;  // doubled before the first fetch
 };
 
 class S3BlobStore : public BlobStore {

@@ -18,12 +18,14 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <thread>
 
 #include "core/clock.h"
 #include "core/random.h"
+#include "net/http_client.h"
 
 namespace datasite::blob {
 namespace {
@@ -223,6 +225,53 @@ TEST_F(S3BlobStoreTest, BlobOfExactlyOnePartIsOneObjectWithoutAnUpload) {
   EXPECT_EQ((*reader)->size(), static_cast<int64_t>(bytes.size()));
 }
 
+// How many GET requests the test server forwarded for `key`: tests/s3/sigv4_proxy.py counts them;
+// nullopt from any other S3 server.
+std::optional<int> GetsOf(const net::S3ClientOptions& server, const std::string& key) {
+  net::HttpClient http;
+  net::HttpRequest req;
+  req.url = server.endpoint + "/__datasite_test/gets?path=/" + server.bucket + "/" + key;
+  auto res = http.Send(req);
+  if (!res.ok() || res->status != 200) return std::nullopt;
+  return std::atoi(res->body.c_str());
+}
+
+TEST_F(S3BlobStoreTest, ASequentialReaderInSmallPiecesMakesFewRequests) {
+  const std::string bytes = Random(20 << 20, 11);
+  auto info = Put(bytes);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  const std::string key = options_.prefix + "/" + info->id;
+  auto before = GetsOf(options_.client, key);
+  if (!before) GTEST_SKIP() << "the S3 server does not count its requests (not the test proxy)";
+  auto reader = store_->Open(info->id);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  // As a download is answered: 64 KiB at a time, front to back (320 pieces).
+  EXPECT_TRUE(ReadAll(**reader, 64 << 10) == bytes);
+  // Windows of 256 KiB doubling to 8 MiB: 7 GETs for 20 MiB (one a piece would be 320).
+  EXPECT_LE(*GetsOf(options_.client, key) - *before, 8);
+
+  // Reads here and there each fetch a small window, never the whole blob, and read right.
+  auto scattered = store_->Open(info->id);
+  ASSERT_TRUE(scattered.ok());
+  for (int64_t at : {int64_t{15} << 20, int64_t{1} << 20, int64_t{19} << 20}) {
+    std::string buf(1000, '\0');
+    auto got = (*scattered)->ReadAt(at, buf.data(), buf.size());
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    ASSERT_EQ(*got, buf.size());
+    EXPECT_TRUE(buf == bytes.substr(at, buf.size())) << at;
+    // Within the window just fetched: no request.
+    auto again = (*scattered)->ReadAt(at + 1000, buf.data(), buf.size());
+    ASSERT_TRUE(again.ok());
+    EXPECT_TRUE(buf == bytes.substr(at + 1000, buf.size())) << at;
+  }
+  // A read larger than the window goes straight to the caller's buffer, whole.
+  std::string big(9 << 20, '\0');
+  auto got = (*scattered)->ReadAt(3 << 20, big.data(), big.size());
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(*got, big.size());
+  EXPECT_TRUE(big == bytes.substr(3 << 20, big.size()));
+}
+
 TEST_F(S3BlobStoreTest, RangedReadsStopAtTheEnd) {
   auto info = Put("0123456789");
   ASSERT_TRUE(info.ok()) << info.status().ToString();
@@ -297,6 +346,25 @@ TEST_F(S3BlobStoreTest, AWriterWhosePartFailedNeverCommits) {
   w->reset();
   EXPECT_TRUE(Objects().empty());
   EXPECT_TRUE(Uploads().empty());
+}
+
+TEST_F(S3BlobStoreTest, APartThatFailsInFlightFailsTheCommit) {
+  // Parts are sent while the next one fills: a part refused then (its upload aborted behind the
+  // writer's back) must still fail the blob, at the next part or at Commit.
+  auto w = store_->NewWriter(int64_t{1} << 30);
+  ASSERT_TRUE(w.ok());
+  const size_t part = static_cast<size_t>(options_.part_size);
+  ASSERT_TRUE((*w)->Append(Random(part, 6)).ok());
+  ASSERT_TRUE((*w)->Append("x").ok());  // part 1 goes, in flight
+  auto uploads = Uploads();
+  ASSERT_EQ(uploads.size(), 1u);
+  ASSERT_TRUE(client_->AbortMultipartUpload(uploads[0].key, uploads[0].upload_id).ok());
+  Status more = (*w)->Append(Random(part, 7));  // part 2 goes after part 1 landed (or failed)
+  auto info = (*w)->Commit();
+  EXPECT_FALSE(info.ok());
+  (void)more;
+  w->reset();
+  EXPECT_TRUE(Objects().empty());
 }
 
 TEST_F(S3BlobStoreTest, DeleteIsIdempotent) {

@@ -20,6 +20,9 @@ proxy first, which:
   not yet completed or aborted; a part sent to an upload not in that record is NoSuchUpload (as S3
   answers). Parts of an aborted upload stay in s3rver's directory (the test's, removed with it).
 
+For the tests of how many requests a client makes, it also answers `GET /__datasite_test/gets?path=P`
+(unsigned) with the number of GET requests it forwarded for the path P (`/bucket/key`), as text.
+
 Usage: sigv4_proxy.py --upstream http://127.0.0.1:PORT --port-file FILE
        [--access-key-id ID --secret-access-key SECRET --region R]
 It binds 127.0.0.1:0 and writes the port to FILE. Loopback only; for tests only.
@@ -92,6 +95,7 @@ class Proxy:
         self.upstream = urllib.parse.urlsplit(upstream)
         self.access_key_id, self.secret, self.region = access_key_id, secret, region
         self.uploads = {}  # upload id -> (bucket, key, initiated)
+        self.gets = {}  # path -> GET requests forwarded
         self.lock = threading.Lock()
 
     def verify(self, method, raw_path, headers, body):
@@ -237,6 +241,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def handle_one(self):
         length = int(self.headers.get("Content-Length", "0") or "0")
         body = self.rfile.read(length) if length else b""
+        if self.command == "GET" and self.path.startswith("/__datasite_test/gets?"):
+            path = dict(split_query(self.path.partition("?")[2])).get("path", "")
+            with self.proxy.lock:
+                count = self.proxy.gets.get(path, 0)
+            return self.reply(200, str(count).encode(), [("Content-Type", "text/plain")])
         try:
             self.proxy.verify(self.command, self.path, self.headers, body)
         except Refusal as r:
@@ -244,6 +253,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         answer = self.proxy.emulated(self.command, self.path)
         if answer is not None:
             return self.reply(answer[0], answer[1])
+        if self.command == "GET":
+            with self.proxy.lock:
+                path = urllib.parse.unquote(self.path.partition("?")[0])
+                self.proxy.gets[path] = self.proxy.gets.get(path, 0) + 1
         up = self.proxy.upstream
         conn = http.client.HTTPConnection(up.hostname, up.port, timeout=120)
         headers = {k: v for k, v in self.headers.items()
