@@ -327,3 +327,40 @@ def test_pods_mount_no_service_account_token(rendered, overlay):
         assert account.get("automountServiceAccountToken") is False, account["metadata"]["name"]
     for name, template in pod_templates(objects):
         assert template["spec"].get("automountServiceAccountToken") is False, name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_key_a_pod_reads_exists(rendered, overlay):
+    # A missing key leaves the pod in CreateContainerConfigError, which no schema shows.
+    objects = rendered[overlay]
+    data = {(o["kind"], o["metadata"]["name"]): set(o.get("data") or {}) | set(o.get("stringData") or {})
+            for o in objects if o["kind"] in ("ConfigMap", "Secret")}
+    problems = []
+    for name, template in pod_templates(objects):
+        for c in containers(template["spec"]):
+            for e in c.get("env", []):
+                for ref_kind, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
+                    ref = e.get("valueFrom", {}).get(ref_kind)
+                    if ref and ref["key"] not in data.get((kind, ref["name"]), set()):
+                        problems.append(f'{name}/{c["name"]}: {e["name"]} reads a missing '
+                                        f'{kind} {ref["name"]} key {ref["key"]}')
+            for source in c.get("envFrom", []):
+                for ref_kind, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
+                    ref = source.get(ref_kind)
+                    if ref and (kind, ref["name"]) not in data:
+                        problems.append(f'{name}/{c["name"]}: no {kind} {ref["name"]}')
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_ingress_host_is_an_allowed_host(rendered, overlay):
+    # The server answers 421 to a Host it was not given with --allowed-host.
+    objects = rendered[overlay]
+    (config,) = [c for c in of_kind(objects, "ConfigMap")
+                 if c["metadata"]["name"].startswith("datasite-config")]
+    allowed = set(config["data"].get("DATASITE_ALLOWED_HOST", "").split(","))
+    (ingress,) = of_kind(objects, "Ingress")
+    hosts = {r["host"] for r in ingress["spec"]["rules"]}
+    assert hosts and hosts <= allowed, f"Ingress hosts {hosts} not in DATASITE_ALLOWED_HOST {allowed}"
+    tls_hosts = {h for t in ingress["spec"].get("tls", []) for h in t["hosts"]}
+    assert hosts <= tls_hosts, "the Ingress serves a host without TLS"
