@@ -20,6 +20,7 @@ packages=(
   chromium  # tests/integration/test_display_browser.py, with playwright-core from npm (below)
   nginx-light  # tests/integration/test_scale_out.py: replicas behind a real proxy (never run as a service)
   prometheus  # tests/integration/test_metrics.py: scrapes a launched server (never run as a service)
+  python3-yaml  # tests/deploy/test_k8s.py: reads the rendered Kubernetes manifests
 )
 command -v npm >/dev/null 2>&1 || packages+=(npm)  # a nodejs of its own may bring npm
 missing=()
@@ -70,6 +71,24 @@ if [ ! -x "$S3RVER_PREFIX/node_modules/.bin/s3rver" ]; then
   fi
   rm -f "$npm_log"
 fi
+# tests/deploy/test_k8s.py: the Kubernetes schemas, to validate the rendered manifests offline, under their
+# own prefix as s3rver. Not fatal: that check is then skipped (and says so). The test also needs kubectl
+# (1.27 or later, for its kustomize), which Debian 12 does not ship (its kubernetes-client is 1.20):
+# install it from Kubernetes' own packages.
+K8S_MODELS_PREFIX=/opt/datasite-k8s-models
+if [ ! -f "$K8S_MODELS_PREFIX/node_modules/kubernetes-models/package.json" ]; then
+  echo "Installing kubernetes-models (npm, under $K8S_MODELS_PREFIX): validates deploy/k8s offline"
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  npm_log=$(mktemp)
+  if ! { $sudo mkdir -p "$K8S_MODELS_PREFIX" &&
+         $sudo npm install --prefix "$K8S_MODELS_PREFIX" --loglevel=error --no-audit --no-fund kubernetes-models@5.1.0 >"$npm_log" 2>&1; }; then
+    echo "warning: npm could not install kubernetes-models; tests/deploy/test_k8s.py will skip its schema check:" >&2
+    tail -n 3 "$npm_log" >&2
+  fi
+  rm -f "$npm_log"
+fi
+command -v kubectl >/dev/null 2>&1 || echo "warning: no kubectl: tests/deploy/test_k8s.py will fail (install kubectl 1.27+)" >&2
 # The tests and clients talk to "localhost"; a minimal root file system (debootstrap, some containers) may
 # have no /etc/hosts at all.
 if ! getent hosts localhost >/dev/null 2>&1; then
