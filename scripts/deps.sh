@@ -73,7 +73,7 @@ if [ ! -x "$S3RVER_PREFIX/node_modules/.bin/s3rver" ]; then
 fi
 # tests/deploy/test_k8s.py: the Kubernetes schemas, to validate the rendered manifests offline, under their
 # own prefix as s3rver. Not fatal: that check is then skipped (and says so). The test also needs kubectl
-# (1.27 or later, for its kustomize), which Debian 12 does not ship (its kubernetes-client is 1.20):
+# (1.27 or later, for its kustomize; skipped without it), which Debian 12 does not ship (its kubernetes-client is 1.20):
 # install it from Kubernetes' own packages.
 K8S_MODELS_PREFIX=/opt/datasite-k8s-models
 if [ ! -f "$K8S_MODELS_PREFIX/node_modules/kubernetes-models/package.json" ]; then
@@ -88,7 +88,7 @@ if [ ! -f "$K8S_MODELS_PREFIX/node_modules/kubernetes-models/package.json" ]; th
   fi
   rm -f "$npm_log"
 fi
-command -v kubectl >/dev/null 2>&1 || echo "warning: no kubectl: tests/deploy/test_k8s.py will fail (install kubectl 1.27+)" >&2
+command -v kubectl >/dev/null 2>&1 || echo "warning: no kubectl: tests/deploy/test_k8s.py will be skipped (install kubectl 1.27+)" >&2
 # The tests and clients talk to "localhost"; a minimal root file system (debootstrap, some containers) may
 # have no /etc/hosts at all.
 if ! getent hosts localhost >/dev/null 2>&1; then
