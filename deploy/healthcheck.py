@@ -1,8 +1,9 @@
 """The image's HEALTHCHECK: exit 0 when the server in this container answers GET /healthz with 200.
 
 Run by podman inside the container (python3 -I: no user site, no environment paths). It asks the
-loopback address on DATASITE_PORT; over https (DATASITE_TLS_CERT set) the certificate is not checked,
-since it names the public host, not 127.0.0.1, and this only asks whether the process answers.
+loopback address on DATASITE_PORT; over https (DATASITE_TLS_CERT set) the certificate is not
+checked, since it names the public host, not 127.0.0.1, and this only asks whether the process
+answers.
 """
 
 import os

@@ -69,6 +69,7 @@ base_tag="localhost/datasite-base:$SUITE-$key"
 # they are a fifth of the image.
 mmdebstrap() {
   command mmdebstrap --variant=minbase --mode=root --format=tar \
+    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
     --include="$(IFS=,; echo "${packages[*]}")" \
     --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/doc/*' \
