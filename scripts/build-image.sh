@@ -87,6 +87,7 @@ else
   mkdir -p "$cache"
   echo "base: mmdebstrap $SUITE into $base_tar"
   # The clock of the build is the sources file's, so two builds of the same packages differ less.
+  rm -f "$base_tar.part"  # a build that was interrupted
   SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(stat -c %Y "$sources")} mmdebstrap "$base_tar.part"
   mv "$base_tar.part" "$base_tar"
 fi

@@ -137,8 +137,8 @@ def image(tmp_path_factory):
              "--binary", binary, "--tag", tag],
             capture_output=True, text=True, timeout=900)
         sys.stderr.write(build.stdout[-2000:])
-        assert build.returncode == 0, "build-image.sh failed:\n{}{}".format(
-            build.stdout[-3000:], build.stderr[-3000:])
+        assert build.returncode == 0, "build-image.sh failed:\n{}\n{}".format(
+            build.stdout[-1000:], build.stderr[-4000:])
         yield tag
     finally:
         after = set(podman("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split())
