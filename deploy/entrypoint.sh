@@ -21,6 +21,11 @@ if [ -n "${DATASITE_ROOT_PASSWORD_FILE:-}" ]; then
   unset DATASITE_ROOT_PASSWORD_FILE
 fi
 
+# Asking for help needs no password.
+for arg in "$@"; do
+  case "$arg" in -h | --help) exec /usr/local/bin/datasite "$@" ;; esac
+done
+
 case "${1:-launch}" in
   launch | serve)
     # The server would refuse the published default on 0.0.0.0 anyway, but only after setting up
