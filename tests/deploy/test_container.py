@@ -98,11 +98,12 @@ class Podman:
         self.secrets.append(name)
         return name
 
-    def run(self, *args, detach=True):
-        """``podman run`` with the runtime flags; the container's name (or the finished process)."""
+    def run(self, *args, command=(), detach=True):
+        """``podman run`` with the runtime flags, ``args`` and ``command`` (the container's
+        arguments); the container's name, or without ``detach`` the finished process."""
         name = "datasite-test-" + uuid.uuid4().hex[:10]
         self.containers.append(name)
-        cmd = ["run", "--name", name, *RUNTIME_FLAGS, *args, self.image]
+        cmd = ["run", "--name", name, *RUNTIME_FLAGS, *args, self.image, *command]
         if not detach:
             return podman(*cmd, check=False, timeout=120)
         podman("run", "--detach", *cmd[1:])
@@ -188,6 +189,20 @@ def test_the_published_default_password_is_refused(pod):
     done = pod.run("--env", "DATASITE_ROOT_PASSWORD=changethis", *SANDBOX_FLAGS, detach=False)
     assert done.returncode == 64, done
     assert "published default 'changethis'" in done.stderr, done.stderr
+
+
+def test_a_password_both_in_the_environment_and_in_a_file_is_refused(pod):
+    done = pod.run("--env", "DATASITE_ROOT_PASSWORD=Ct-" + uuid.uuid4().hex,
+                   "--env", "DATASITE_ROOT_PASSWORD_FILE=/etc/hostname",
+                   *SANDBOX_FLAGS, detach=False)
+    assert done.returncode == 64, done
+    assert "both DATASITE_ROOT_PASSWORD and DATASITE_ROOT_PASSWORD_FILE" in done.stderr, done
+
+
+def test_help_needs_no_password(pod):
+    done = pod.run(*SANDBOX_FLAGS, command=("launch", "--help"), detach=False)
+    assert done.returncode == 0, done
+    assert "Usage: /usr/local/bin/datasite launch" in done.stdout, done
 
 
 def test_code_flow_sandbox_isolation_and_persistence(pod, tmp_path):
