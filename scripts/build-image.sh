@@ -11,8 +11,9 @@
 #
 # The base tarball is cached: DATASITE_IMAGE_CACHE (default /var/cache/datasite-image) keeps one per
 # package list and apt sources, so a second build skips mmdebstrap. Its apt sources are the host's Debian
-# entries (DATASITE_IMAGE_SOURCES, default /etc/apt/sources.list.d/debian.sources): the same mirror and
-# suites (bookworm, its updates and security), so the libraries in the image are the host's versions.
+# entries (DATASITE_IMAGE_SOURCES, default /etc/apt/sources.list.d/debian.sources, else
+# /etc/apt/sources.list): the same mirror and suites (bookworm, its updates and security), so the
+# libraries in the image are the host's versions.
 set -euo pipefail
 
 die() { echo "build-image.sh: $*" >&2; exit 1; }
@@ -37,7 +38,9 @@ grep -q '^VERSION_CODENAME=bookworm' /etc/os-release ||
   die "the host is not Debian 12: the binary's libraries would not match the image's"
 
 SUITE=bookworm
+# Debian 12 installs its sources as debian.sources; older installs upgraded to it keep sources.list.
 sources=${DATASITE_IMAGE_SOURCES:-/etc/apt/sources.list.d/debian.sources}
+[ -n "${DATASITE_IMAGE_SOURCES:-}" ] || [ -r "$sources" ] || sources=/etc/apt/sources.list
 [ -r "$sources" ] || die "no apt sources at $sources (set DATASITE_IMAGE_SOURCES to a .sources or .list file)"
 cache=${DATASITE_IMAGE_CACHE:-/var/cache/datasite-image}
 # The Containerfile's RUN step needs a runtime: runc, with finite descriptor and process limits (crun,
