@@ -21,6 +21,8 @@ packages=(
   nginx-light  # tests/integration/test_scale_out.py: replicas behind a real proxy (never run as a service)
   prometheus  # tests/integration/test_metrics.py: scrapes a launched server (never run as a service)
   python3-yaml  # tests/deploy/test_k8s.py: reads the rendered Kubernetes manifests
+  podman mmdebstrap  # tests/deploy/test_container.py: builds the image (scripts/build-image.sh) and runs it
+  runc netavark iptables  # podman's runtime (crun refuses a hybrid cgroup layout) and port publishing
 )
 command -v npm >/dev/null 2>&1 || packages+=(npm)  # a nodejs of its own may bring npm
 missing=()
