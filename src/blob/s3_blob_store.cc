@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -14,6 +15,7 @@
 #include <future>
 #include <mutex>
 #include <optional>
+#include <system_error>
 #include <vector>
 
 #include "core/random.h"
@@ -180,10 +182,16 @@ class S3BlobWriter : public BlobWriter {
     }
     EVP_DigestUpdate(ctx_, bytes.data(), bytes.size());
     size_ += static_cast<int64_t>(bytes.size());
+    // Counted in the hash and the size already: bytes that fail to follow make the blob one
+    // that never commits.
     while (!bytes.empty()) {
-      if (buffer_->room() == 0) RETURN_IF_ERROR(SendPart());
-      ASSIGN_OR_RETURN(size_t took, buffer_->Append(bytes));
-      bytes.remove_prefix(took);
+      Status sent = buffer_->room() == 0 ? SendPart() : Status::Ok();
+      Result<size_t> took = sent.ok() ? buffer_->Append(bytes) : Result<size_t>(sent);
+      if (!took.ok()) {
+        failed_ = true;
+        return took.status();
+      }
+      bytes.remove_prefix(*took);
     }
     return Status::Ok();
   }
@@ -238,19 +246,27 @@ class S3BlobWriter : public BlobWriter {
     auto etag = std::make_shared<std::string>();
     parts_.push_back({number, ""});
     etags_.push_back(etag);
-    in_flight_.push_back(std::async(std::launch::async, [this, number, part, etag]() -> Status {
-      ASSIGN_OR_RETURN(auto client, pool_.Take());
-      size_t sent = 0;
-      net::BodyReader reader = [&](char* out, size_t n) -> Result<size_t> {
-        size_t k = std::min(n, part->size() - sent);
-        std::memcpy(out, part->view().data() + sent, k);
-        sent += k;
-        return k;
-      };
-      ASSIGN_OR_RETURN(*etag, (*client)->UploadPart(key_, upload_id_, number, part->size(), reader,
-                                                    net::Sha256Hex(part->view())));
-      return Status::Ok();
-    }));
+    std::future<Status> done;
+    try {
+      done = std::async(std::launch::async, [this, number, part, etag]() -> Status {
+        ASSIGN_OR_RETURN(auto client, pool_.Take());
+        size_t sent = 0;
+        net::BodyReader reader = [&](char* out, size_t n) -> Result<size_t> {
+          size_t k = std::min(n, part->size() - sent);
+          std::memcpy(out, part->view().data() + sent, k);
+          sent += k;
+          return k;
+        };
+        ASSIGN_OR_RETURN(*etag, (*client)->UploadPart(key_, upload_id_, number, part->size(),
+                                                      reader, net::Sha256Hex(part->view())));
+        return Status::Ok();
+      });
+    } catch (const std::system_error& e) {
+      // No thread to send the part with (the system's limit): the upload fails, here.
+      failed_ = true;
+      return UnavailableError(std::string("cannot start a thread to send a part: ") + e.what());
+    }
+    in_flight_.push_back(std::move(done));
     return Status::Ok();
   }
 
@@ -271,19 +287,41 @@ class S3BlobWriter : public BlobWriter {
   bool failed_ = false;
 };
 
+// Bytes of read windows (S3BlobReader) held at once by all readers of a store, against its
+// budget: a reader lives as long as a download, and a download may be a slow guest's, so windows
+// must not be what a crowd of slow readers can multiply.
+class WindowBudget {
+ public:
+  explicit WindowBudget(int64_t limit) : limit_(limit) {}
+  bool TryTake(int64_t n) {
+    if (held_.fetch_add(n) + n <= limit_) return true;
+    held_.fetch_sub(n);
+    return false;
+  }
+  void Give(int64_t n) { held_.fetch_sub(n); }
+  int64_t held() const { return held_.load(); }
+
+ private:
+  const int64_t limit_;
+  std::atomic<int64_t> held_{0};
+};
+
 // A committed object, its size taken by HeadObject at Open. Reads come from a window of the
 // object fetched with one ranged GetObject: each GET costs a round trip (tens of milliseconds on a
 // real S3), so a reader going front to back in small pieces (a download answered 64 KiB at a time)
 // must not make one per piece. The window starts small, for readers that read a little here and
-// there, and doubles while the reads follow each other, up to kMaxWindow; a read at least as large
-// as the window goes straight into the caller's buffer.
+// there, and doubles while each read starts where the one before ended, up to kMaxWindow; a read
+// at least as large as the next window goes straight into the caller's buffer (and still counts
+// as sequential). Window bytes come from the store's WindowBudget; past it a reader reads each
+// piece with a GET of its own, slower but holding nothing.
 class S3BlobReader : public BlobReader {
  public:
   static constexpr size_t kMinWindow = size_t{256} << 10;
   static constexpr size_t kMaxWindow = size_t{8} << 20;
 
-  S3BlobReader(ClientPool& pool, std::string key, int64_t size)
-      : pool_(pool), key_(std::move(key)), size_(size) {}
+  S3BlobReader(ClientPool& pool, WindowBudget& budget, std::string key, int64_t size)
+      : pool_(pool), budget_(budget), key_(std::move(key)), size_(size) {}
+  ~S3BlobReader() override { budget_.Give(static_cast<int64_t>(taken_)); }
 
   int64_t size() const override { return size_; }
 
@@ -292,20 +330,19 @@ class S3BlobReader : public BlobReader {
     if (offset >= size_ || n == 0) return size_t{0};
     const size_t want =
         static_cast<size_t>(std::min<int64_t>(size_ - offset, static_cast<int64_t>(n)));
+    const bool sequential = offset == next_offset_;
+    next_offset_ = offset + static_cast<int64_t>(want);
     if (InWindow(offset, want)) {
       std::memcpy(buf, window_.data() + (offset - window_offset_), want);
       return want;
     }
-    // Reading on from where the window ends (or from the start): a sequential reader.
-    const bool sequential =
-        offset == 0 || offset == window_offset_ + static_cast<int64_t>(window_.size());
     next_window_ = sequential ? std::min(kMaxWindow, next_window_ * 2) : kMinWindow;
-    if (want >= next_window_) {
+    const size_t span =
+        static_cast<size_t>(std::min<int64_t>(size_ - offset, static_cast<int64_t>(next_window_)));
+    if (want >= span || !Hold(span)) {
       RETURN_IF_ERROR(Fetch(offset, want, buf));
       return want;
     }
-    const size_t span =
-        static_cast<size_t>(std::min<int64_t>(size_ - offset, static_cast<int64_t>(next_window_)));
     window_.resize(span);
     window_offset_ = offset;
     Status fetched = Fetch(offset, span, window_.data());
@@ -322,6 +359,14 @@ class S3BlobReader : public BlobReader {
     return !window_.empty() && offset >= window_offset_ &&
            offset + static_cast<int64_t>(n) <=
                window_offset_ + static_cast<int64_t>(window_.size());
+  }
+
+  // Makes the budget cover a window of `span` bytes; false when it can't.
+  bool Hold(size_t span) {
+    if (span <= taken_) return true;
+    if (!budget_.TryTake(static_cast<int64_t>(span - taken_))) return false;
+    taken_ = span;
+    return true;
   }
 
   // Reads exactly `n` bytes from `offset` into `out` with one ranged GetObject.
@@ -356,10 +401,13 @@ class S3BlobReader : public BlobReader {
   }
 
   ClientPool& pool_;
+  WindowBudget& budget_;
   const std::string key_;
   const int64_t size_;
   std::string window_;  // bytes [window_offset_, window_offset_ + size) of the object
   int64_t window_offset_ = 0;
+  size_t taken_ = 0;         // window bytes taken from the budget (the most the window held)
+  int64_t next_offset_ = 0;  // where a sequential read would start: the end of the last one
   size_t next_window_ = kMinWindow / 2;  // doubled before the first fetch
 };
 
@@ -369,7 +417,8 @@ class S3BlobStore : public BlobStore {
       : pool_(options.client),
         key_prefix_(std::move(key_prefix)),
         scratch_dir_(std::move(options.scratch_dir)),
-        part_size_(options.part_size) {}
+        part_size_(options.part_size),
+        window_budget_(options.read_window_budget) {}
 
   Result<std::unique_ptr<BlobWriter>> NewWriterFor(const std::string& id,
                                                    int64_t max_size) override {
@@ -388,8 +437,8 @@ class S3BlobStore : public BlobStore {
       }
       return head.status();
     }
-    return std::unique_ptr<BlobReader>(
-        new S3BlobReader(pool_, key_prefix_ + id, static_cast<int64_t>(head->size)));
+    return std::unique_ptr<BlobReader>(new S3BlobReader(pool_, window_budget_, key_prefix_ + id,
+                                                        static_cast<int64_t>(head->size)));
   }
 
   Status Delete(const std::string& id) override {
@@ -450,6 +499,7 @@ class S3BlobStore : public BlobStore {
   const std::string key_prefix_;  // "" or "prefix/"
   const std::string scratch_dir_;
   const int64_t part_size_;
+  WindowBudget window_budget_;  // outlives the readers: they borrow the store
 };
 
 }  // namespace

@@ -28,12 +28,15 @@ struct S3BlobStoreOptions {
   // Bytes per part of a multipart upload, and the most a writer holds in memory. A blob of at
   // most this many bytes is one PutObject. S3 wants parts of 5 MiB at least.
   int64_t part_size = int64_t{8} << 20;
+  // The most bytes readers' windows (ranged reads ahead of what was asked) hold at once, over all
+  // readers; a reader past it reads each piece with a request of its own.
+  int64_t read_window_budget = int64_t{256} << 20;
 };
 
-// The store. Writers hash their bytes as they come and buffer one part; readers read ranges with
-// one GetObject each. Readers and writers borrow the store: destroy them before it.
-// kInvalidArgument for options the S3 client refuses, or a part size under 5 MiB; no request is
-// made here.
+// The store. Writers hash their bytes as they come and hold two parts at most (one filling, one
+// being sent); readers read ahead in windows of up to 8 MiB within read_window_budget. Readers and
+// writers borrow the store: destroy them before it. kInvalidArgument for options the S3 client
+// refuses, or a part size under 5 MiB; no request is made here.
 Result<std::unique_ptr<BlobStore>> NewS3BlobStore(S3BlobStoreOptions options);
 
 // Reads the environment: the value of a variable, nullopt when unset.

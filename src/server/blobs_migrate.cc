@@ -1,14 +1,18 @@
 #include "server/blobs_migrate.h"
 
+#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <vector>
 
 #include "blob/blob_store.h"
 #include "core/local_servers.h"
+#include "core/random.h"
 #include "server/app.h"
 #include "store/store.h"
 
@@ -57,8 +61,45 @@ class Progress {
   std::chrono::steady_clock::time_point last_{};
 };
 
-// Copies blob `b` from `from` into `to` under its id; the copy's SHA-256 must be the one recorded
-// at upload, else it is deleted again. `copied` counts the bytes sent so far over all blobs.
+// Reads `reader` front to back in pieces, giving each to `each`; returns the SHA-256 (lowercase
+// hex) of every byte read.
+Result<std::string> HashStream(blob::BlobReader& reader,
+                               const std::function<Status(std::string_view)>& each) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    return InternalError("cannot start a SHA-256");
+  }
+  std::vector<char> buf(kPiece);
+  for (;;) {
+    ASSIGN_OR_RETURN(size_t got, reader.Read(buf.data(), buf.size()));
+    if (got == 0) break;
+    EVP_DigestUpdate(ctx.get(), buf.data(), got);
+    RETURN_IF_ERROR(each(std::string_view(buf.data(), got)));
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx.get(), digest, &len);
+  return HexEncode(std::string_view(reinterpret_cast<char*>(digest), len));
+}
+
+// Whether the bucket holds blob `b` whole: an object of its size whose bytes hash to the SHA-256
+// recorded at upload (read back: an object's size alone could be a damaged copy's).
+Result<bool> InBucket(const store::Blob& b, blob::BlobStore& to) {
+  auto there = to.Open(b.id);
+  if (!there.ok()) {
+    if (there.status().code() == StatusCode::kNotFound) return false;
+    return there.status();
+  }
+  if ((*there)->size() != b.size) return false;
+  ASSIGN_OR_RETURN(std::string sha,
+                   HashStream(**there, [](std::string_view) { return Status::Ok(); }));
+  return sha == b.sha256;
+}
+
+// Copies blob `b` from `from` into `to` under its id. The bytes' SHA-256 must be the one recorded
+// at upload before the copy is committed: a writer dropped uncommitted leaves no object, so a run
+// stopped anywhere never leaves bytes the database does not vouch for under the blob's id.
+// `copied` counts the bytes sent so far over all blobs.
 Status CopyBlob(const store::Blob& b, blob::BlobStore& from, blob::BlobStore& to,
                 const std::function<void(int64_t)>& copied) {
   ASSIGN_OR_RETURN(auto reader, from.Open(b.id));
@@ -67,20 +108,19 @@ Status CopyBlob(const store::Blob& b, blob::BlobStore& from, blob::BlobStore& to
                          std::to_string(b.size) + " recorded");
   }
   ASSIGN_OR_RETURN(auto writer, to.NewWriterFor(b.id, b.size));
-  std::vector<char> buf(kPiece);
-  for (;;) {
-    ASSIGN_OR_RETURN(size_t got, reader->Read(buf.data(), buf.size()));
-    if (got == 0) break;
-    RETURN_IF_ERROR(writer->Append(std::string_view(buf.data(), got)));
-    copied(static_cast<int64_t>(got));
+  ASSIGN_OR_RETURN(std::string sha, HashStream(*reader, [&](std::string_view piece) {
+                     RETURN_IF_ERROR(writer->Append(piece));
+                     copied(static_cast<int64_t>(piece.size()));
+                     return Status::Ok();
+                   }));
+  if (sha != b.sha256) {
+    // The local file changed since its upload: dropped uncommitted, the writer stores nothing.
+    return InternalError("its bytes' SHA-256 is " + sha + ", not the " + b.sha256 +
+                         " recorded at upload: the local file is damaged; not copied");
   }
   ASSIGN_OR_RETURN(blob::BlobInfo info, writer->Commit());
   if (info.sha256 != b.sha256) {
-    // The local file changed since its upload: a bucket must not hold bytes under its id that
-    // the database does not vouch for.
-    (void)to.Delete(b.id);
-    return InternalError("its bytes' SHA-256 is " + info.sha256 + ", not the " + b.sha256 +
-                         " recorded at upload: the local file is damaged; not copied");
+    return InternalError("the bucket's copy hashed to " + info.sha256 + " as it was sent");
   }
   return Status::Ok();
 }
@@ -128,25 +168,27 @@ int RunBlobsMigrate(const BlobsMigrateOptions& o) {
     total += b->size;
     blobs.push_back(std::move(*b));
   }
-  std::fprintf(stderr, "Copying %zu blobs (%s) from %s to the bucket\n", blobs.size(),
-               Mib(total).c_str(), BlobPath(o.from).c_str());
+  std::fprintf(stderr,
+               "Copying %zu blobs (%s) from %s to the bucket (those already there are read back "
+               "and checked)\n",
+               blobs.size(), Mib(total).c_str(), BlobPath(o.from).c_str());
   Progress progress(blobs.size(), total);
   int64_t done = 0;
   size_t copied = 0, present = 0, failed = 0;
   for (size_t i = 0; i < blobs.size(); ++i) {
     const store::Blob& b = blobs[i];
-    // A complete object under the id is a whole earlier copy (an upload is stored only when
-    // complete, and was checked then): a second run goes on where the first stopped.
-    auto there = (*bucket)->Open(b.id);
-    if (there.ok() && (*there)->size() == b.size) {
+    // What an earlier run copied is read back and checked, so a second run goes on where the
+    // first stopped and replaces whatever else is under the id.
+    auto there = InBucket(b, **bucket);
+    if (!there.ok()) {
+      progress.Break();
+      return fail("the bucket refused reading " + b.id + ": " + there.status().ToString());
+    }
+    if (*there) {
       ++present;
       done += b.size;
       progress.Show(i + 1, done);
       continue;
-    }
-    if (!there.ok() && there.status().code() != StatusCode::kNotFound) {
-      progress.Break();
-      return fail("cannot reach the bucket: " + there.status().ToString());
     }
     const int64_t before = done;
     Status st = CopyBlob(b, **local, **bucket, [&](int64_t n) {

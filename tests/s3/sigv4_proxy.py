@@ -21,7 +21,9 @@ proxy first, which:
   answers). Parts of an aborted upload stay in s3rver's directory (the test's, removed with it).
 
 For the tests of how many requests a client makes, it also answers `GET /__datasite_test/gets?path=P`
-(unsigned) with the number of GET requests it forwarded for the path P (`/bucket/key`), as text.
+(unsigned) with the number of GET requests it forwarded for the path P (`/bucket/key`), as text. And for
+the tests of a part that fails while its upload lives on, it answers part 2 of any upload to a key
+holding `fail-part-2` with a 500 InternalError.
 
 Usage: sigv4_proxy.py --upstream http://127.0.0.1:PORT --port-file FILE
        [--access-key-id ID --secret-access-key SECRET --region R]
@@ -250,6 +252,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.proxy.verify(self.command, self.path, self.headers, body)
         except Refusal as r:
             return self.reply(r.status, error_xml(r.code, r.message) if self.command != "HEAD" else b"")
+        if (self.command == "PUT" and "fail-part-2" in self.path.partition("?")[0]
+                and dict(split_query(self.path.partition("?")[2])).get("partNumber") == "2"):
+            return self.reply(500, error_xml("InternalError", "This part fails, for the tests."))
         answer = self.proxy.emulated(self.command, self.path)
         if answer is not None:
             return self.reply(answer[0], answer[1])
