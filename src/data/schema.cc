@@ -7,6 +7,11 @@
 
 namespace datasite::data {
 
+std::optional<nlohmann::json> SchemaWithoutBytes(Format format) {
+  if (format == Format::kRaw) return nlohmann::json{{"kind", "bytes"}};
+  return std::nullopt;
+}
+
 Result<nlohmann::json> InferSchema(Format format, const std::string& path) {
   switch (format) {
     case Format::kCsv: {
@@ -20,7 +25,7 @@ Result<nlohmann::json> InferSchema(Format format, const std::string& path) {
       return internal::JsonSchema(path);
     case Format::kRaw: {
       ASSIGN_OR_RETURN(internal::InputFile file, internal::InputFile::Open(path));
-      return nlohmann::json{{"kind", "bytes"}};
+      return *SchemaWithoutBytes(format);
     }
   }
   return InternalError("unknown format");

@@ -2,6 +2,7 @@
 #ifndef DATASITE_DATA_SCHEMA_H_
 #define DATASITE_DATA_SCHEMA_H_
 
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -10,6 +11,10 @@
 #include "data/format.h"
 
 namespace datasite::data {
+
+// The schema of a format that needs none of the bytes to tell it (raw bytes); nullopt for a format
+// whose schema is read from the file. Lets a store without local files skip fetching a blob.
+std::optional<nlohmann::json> SchemaWithoutBytes(Format format);
 
 // Reads the file at `path` as `format` and returns its schema:
 //   csv:  {"kind": "table", "columns": [{"name": "age", "type": "int"}, ...], "rows": N}, types

@@ -170,6 +170,8 @@ class BlobUploadImpl : public BlobUpload {
 
  private:
   Result<nlohmann::json> InferSchema(const std::string& blob_id) {
+    // Raw bytes have nothing to parse: a bucket's blob is not fetched back to say so.
+    if (auto known = data::SchemaWithoutBytes(format_)) return *known;
     ASSIGN_OR_RETURN(blob::LocalFile file, owner_.blobs_.Materialize(blob_id));
     return data::InferSchema(format_, file.path());
   }

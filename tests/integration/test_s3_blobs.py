@@ -6,6 +6,7 @@ all of it is still there after a restart; no blob is written to the data directo
 stops the start with S3's error, naming no key.
 """
 
+import io
 import os
 import pathlib
 import sqlite3
@@ -213,3 +214,34 @@ def test_blobs_migrate_refuses_what_is_not_a_datasite_or_a_bucket(binary, tmp_pa
     assert code == 1 and "no datasite database" in err, err
     code, out, err = migrate(server, "/tmp/elsewhere")
     assert code == 1 and "--to must be an s3://" in err, err
+
+
+def gets_of(url, blob_id):
+    """GET requests the test proxy forwarded for a blob's object (tests/s3/sigv4_proxy.py)."""
+    import urllib.request
+    parts = urllib.parse.urlsplit(url)
+    query = dict(urllib.parse.parse_qsl(parts.query))
+    path = "/{}/{}/{}".format(parts.netloc, parts.path.strip("/"), blob_id)
+    with urllib.request.urlopen(query["endpoint"] + "/__datasite_test/gets?path="
+                                + urllib.parse.quote(path)) as r:
+        return int(r.read())
+
+
+def test_an_upload_of_raw_bytes_is_not_read_back_from_the_bucket(binary, tmp_path, aws_keys):
+    """Raw bytes have no schema to infer: the upload must not fetch the whole object back (it
+    did: one more read of every byte uploaded, and a local copy of it)."""
+    from datasite import _http, _transfer
+    url = blob_url(unique("raw"))
+    server = DetachedServer(binary, tmp_path / "data", "--workers", "0", "--blob", url)
+    try:
+        api = server.start()
+        token = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+        payload = tmp_path / "bytes.bin"
+        payload.write_bytes(os.urandom(3 << 20))
+        transport = _http.Transport("http://127.0.0.1:%d" % api.port, token=token, timeout=60)
+        info = _transfer.upload(transport, _transfer.Payload("raw", path=str(payload)),
+                                progress_stream=io.StringIO())
+        assert info["size"] == 3 << 20
+        assert gets_of(url, info["id"]) == 0
+    finally:
+        server.stop()
