@@ -312,8 +312,10 @@ class WindowBudget {
 // must not make one per piece. The window starts small, for readers that read a little here and
 // there, and doubles while each read starts where the one before ended, up to kMaxWindow; a read
 // at least as large as the next window goes straight into the caller's buffer (and still counts
-// as sequential). Window bytes come from the store's WindowBudget; past it a reader reads each
-// piece with a GET of its own, slower but holding nothing.
+// as sequential). Once the window is at its largest, the next one is fetched by a thread of its
+// own while the caller reads this one (a download then waits on S3 only when the client reads
+// faster than S3 answers). Window bytes come from the store's WindowBudget; past it a reader reads
+// each piece with a GET of its own, slower but holding nothing.
 class S3BlobReader : public BlobReader {
  public:
   static constexpr size_t kMinWindow = size_t{256} << 10;
@@ -321,7 +323,10 @@ class S3BlobReader : public BlobReader {
 
   S3BlobReader(ClientPool& pool, WindowBudget& budget, std::string key, int64_t size)
       : pool_(pool), budget_(budget), key_(std::move(key)), size_(size) {}
-  ~S3BlobReader() override { budget_.Give(static_cast<int64_t>(taken_)); }
+  ~S3BlobReader() override {
+    if (ahead_done_.valid()) ahead_done_.wait();  // it writes into ahead_
+    budget_.Give(static_cast<int64_t>(taken_ + ahead_taken_));
+  }
 
   int64_t size() const override { return size_; }
 
@@ -334,6 +339,11 @@ class S3BlobReader : public BlobReader {
     next_offset_ = offset + static_cast<int64_t>(want);
     if (InWindow(offset, want)) {
       std::memcpy(buf, window_.data() + (offset - window_offset_), want);
+      return want;
+    }
+    if (TakeAhead(offset) && InWindow(offset, want)) {
+      std::memcpy(buf, window_.data() + (offset - window_offset_), want);
+      StartAhead();
       return want;
     }
     next_window_ = sequential ? std::min(kMaxWindow, next_window_ * 2) : kMinWindow;
@@ -351,10 +361,44 @@ class S3BlobReader : public BlobReader {
       return fetched;
     }
     std::memcpy(buf, window_.data(), want);
+    if (next_window_ == kMaxWindow) StartAhead();
     return want;
   }
 
  private:
+  // Fetches the window after this one in the background, if there is one and the budget has room.
+  void StartAhead() {
+    const int64_t at = window_offset_ + static_cast<int64_t>(window_.size());
+    if (at >= size_ || ahead_done_.valid()) return;
+    const size_t span =
+        static_cast<size_t>(std::min<int64_t>(size_ - at, static_cast<int64_t>(kMaxWindow)));
+    if (span > ahead_taken_) {
+      if (!budget_.TryTake(static_cast<int64_t>(span - ahead_taken_))) return;
+      ahead_taken_ = span;
+    }
+    ahead_.resize(span);
+    ahead_offset_ = at;
+    try {
+      ahead_done_ = std::async(std::launch::async,
+                               [this, at, span] { return Fetch(at, span, ahead_.data()); });
+    } catch (const std::system_error&) {
+      ahead_offset_ = -1;  // no thread: the next window is fetched when it is read
+    }
+  }
+
+  // Waits for the window fetched ahead, if any; when it starts at `offset` and came whole, it
+  // becomes the window. True when it did.
+  bool TakeAhead(int64_t offset) {
+    if (!ahead_done_.valid()) return false;
+    Status fetched = ahead_done_.get();
+    if (!fetched.ok() || ahead_offset_ != offset) return false;
+    std::swap(window_, ahead_);
+    std::swap(taken_, ahead_taken_);
+    window_offset_ = ahead_offset_;
+    ahead_offset_ = -1;
+    return true;
+  }
+
   bool InWindow(int64_t offset, size_t n) const {
     return !window_.empty() && offset >= window_offset_ &&
            offset + static_cast<int64_t>(n) <=
@@ -409,6 +453,10 @@ class S3BlobReader : public BlobReader {
   size_t taken_ = 0;         // window bytes taken from the budget (the most the window held)
   int64_t next_offset_ = 0;  // where a sequential read would start: the end of the last one
   size_t next_window_ = kMinWindow / 2;  // doubled before the first fetch
+  std::string ahead_;                    // the window after this one, being fetched or fetched
+  int64_t ahead_offset_ = -1;
+  size_t ahead_taken_ = 0;          // ahead_'s bytes taken from the budget
+  std::future<Status> ahead_done_;  // last: destroyed first, waiting for the fetch into ahead_
 };
 
 class S3BlobStore : public BlobStore {
