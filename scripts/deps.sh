@@ -58,38 +58,29 @@ if ! npm ls -g playwright-core >/dev/null 2>&1; then
   fi
   rm -f "$npm_log"
 fi
-# tests/s3/servers.sh: an S3-compatible server for the S3 client's tests, under its own prefix (not global:
-# nothing else on the machine should find it). Not fatal here: the S3 tests then fail saying how to install it.
-S3RVER_PREFIX=/opt/datasite-s3rver
-if [ ! -x "$S3RVER_PREFIX/node_modules/.bin/s3rver" ]; then
-  echo "Installing s3rver (npm, under $S3RVER_PREFIX): the S3 server of src/net/s3_client_test.cc"
-  sudo=""
+# An npm package under a prefix of its own (not global: nothing else on the machine should find it), unless
+# FILE under the prefix already exists. Not fatal: the tests that need it skip or fail saying so (WHY).
+#   npm_under PREFIX PACKAGE@VERSION FILE WHY
+npm_under() {
+  local prefix=$1 package=$2 file=$3 why=$4 sudo="" npm_log
+  [ -e "$prefix/$file" ] && return 0
+  echo "Installing ${package%@*} (npm, under $prefix)"
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   npm_log=$(mktemp)
-  if ! { $sudo mkdir -p "$S3RVER_PREFIX" &&
-         $sudo npm install --prefix "$S3RVER_PREFIX" --loglevel=error --no-audit --no-fund s3rver@3.7.1 >"$npm_log" 2>&1; }; then
-    echo "warning: npm could not install s3rver; the S3 client's server tests will fail:" >&2
+  if ! { $sudo mkdir -p "$prefix" &&
+         $sudo npm install --prefix "$prefix" --loglevel=error --no-audit --no-fund "$package" >"$npm_log" 2>&1; }; then
+    echo "warning: npm could not install ${package%@*}; $why:" >&2
     tail -n 3 "$npm_log" >&2
   fi
   rm -f "$npm_log"
-fi
-# tests/deploy/test_k8s.py: the Kubernetes schemas, to validate the rendered manifests offline, under their
-# own prefix as s3rver. Not fatal: that check is then skipped (and says so). The test also needs kubectl
-# (1.27 or later, for its kustomize; skipped without it), which Debian 12 does not ship (its kubernetes-client is 1.20):
-# install it from Kubernetes' own packages.
-K8S_MODELS_PREFIX=/opt/datasite-k8s-models
-if [ ! -f "$K8S_MODELS_PREFIX/node_modules/kubernetes-models/package.json" ]; then
-  echo "Installing kubernetes-models (npm, under $K8S_MODELS_PREFIX): validates deploy/k8s offline"
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  npm_log=$(mktemp)
-  if ! { $sudo mkdir -p "$K8S_MODELS_PREFIX" &&
-         $sudo npm install --prefix "$K8S_MODELS_PREFIX" --loglevel=error --no-audit --no-fund kubernetes-models@5.1.0 >"$npm_log" 2>&1; }; then
-    echo "warning: npm could not install kubernetes-models; tests/deploy/test_k8s.py will skip its schema check:" >&2
-    tail -n 3 "$npm_log" >&2
-  fi
-  rm -f "$npm_log"
-fi
+}
+# tests/s3/servers.sh: an S3-compatible server for the S3 client's tests.
+npm_under /opt/datasite-s3rver s3rver@3.7.1 node_modules/.bin/s3rver "the S3 client's server tests will fail"
+# tests/deploy/test_k8s.py: the Kubernetes schemas, to validate the rendered manifests offline. The test also
+# needs kubectl (1.27 or later, for its kustomize; skipped without it), which Debian 12 does not ship (its
+# kubernetes-client is 1.20): install it from Kubernetes' own packages.
+npm_under /opt/datasite-k8s-models kubernetes-models@5.1.0 node_modules/kubernetes-models/package.json \
+  "tests/deploy/test_k8s.py will skip its schema check"
 command -v kubectl >/dev/null 2>&1 || echo "warning: no kubectl: tests/deploy/test_k8s.py will be skipped (install kubectl 1.27+)" >&2
 # The tests and clients talk to "localhost"; a minimal root file system (debootstrap, some containers) may
 # have no /etc/hosts at all.
