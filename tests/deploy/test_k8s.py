@@ -378,3 +378,45 @@ def test_the_ingress_host_is_an_allowed_host(rendered, overlay):
     assert hosts and hosts <= allowed, f"Ingress hosts {hosts} not in DATASITE_ALLOWED_HOST {allowed}"
     tls_hosts = {h for t in ingress["spec"].get("tls", []) for h in t["hosts"]}
     assert hosts <= tls_hosts, "the Ingress serves a host without TLS"
+
+
+def image_env():
+    """The ENV of deploy/Containerfile: what a pod of the image has under its own env."""
+    text = (ROOT / "deploy" / "Containerfile").read_text().replace("\\\n", " ")
+    env = {}
+    for line in text.splitlines():
+        if line.startswith("ENV "):
+            for pair in line[4:].split():
+                name, _, value = pair.partition("=")
+                env[name] = value
+    return env
+
+
+# The directories `datasite serve` and `datasite worker` write to, by the variables that name them.
+WRITTEN_DIRS = {"serve": ("DATASITE_DATA_DIR", "DATASITE_STORAGE_DIR"),
+                "worker": ("DATASITE_WORKER_DATA_DIR", "DATASITE_WORKER_STORAGE_DIR")}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_directory_a_datasite_writes_is_on_a_writable_volume(rendered, overlay):
+    # The root file system is read-only: a directory the process writes (as the image's ENV, the
+    # ConfigMap and the pod's env name it, in that order of precedence, lowest first) must be on a
+    # mounted volume. The image's DATASITE_DATA_DIR once put the API's data directory on the root.
+    objects = rendered[overlay]
+    configs = {o["metadata"]["name"]: o.get("data") or {} for o in of_kind(objects, "ConfigMap")}
+    problems = []
+    for name, template in pod_templates(objects):
+        for c in containers(template["spec"]):
+            if not str(c.get("image", "")).rsplit("/", 1)[-1].startswith("datasite"):
+                continue
+            env = dict(image_env())
+            for source in c.get("envFrom", []):
+                env.update(configs.get(source.get("configMapRef", {}).get("name"), {}))
+            env.update({e["name"]: e["value"] for e in c.get("env", []) if "value" in e})
+            mounts = [m["mountPath"].rstrip("/") + "/" for m in c.get("volumeMounts", [])
+                      if not m.get("readOnly")]
+            command = "worker" if "worker" in c.get("command", []) + c.get("args", []) else "serve"
+            for var in WRITTEN_DIRS[command]:
+                if var in env and not any((env[var].rstrip("/") + "/").startswith(m) for m in mounts):
+                    problems.append(f'{name}/{c["name"]}: {var}={env[var]} is on no writable volume')
+    assert not problems, "\n".join(problems)
