@@ -111,8 +111,12 @@ def containers(pod_spec):
 
 
 def components(selector):
-    """The app.kubernetes.io/component values a pod selector is limited to; None when it is not."""
+    """The app.kubernetes.io/component values of this datasite's pods a pod selector is limited to;
+    None when it is not (a selector on the component alone would take another app's pods labelled
+    so: it must name app.kubernetes.io/name datasite too)."""
     key = "app.kubernetes.io/component"
+    if (selector or {}).get("matchLabels", {}).get("app.kubernetes.io/name") != "datasite":
+        return None
     if key in (selector or {}).get("matchLabels", {}):
         return {selector["matchLabels"][key]}
     for e in (selector or {}).get("matchExpressions", []):
