@@ -90,9 +90,13 @@ else
   mkdir -p "$cache"
   echo "base: mmdebstrap $SUITE into $base_tar"
   # The clock of the build is the sources file's, so two builds of the same packages differ less.
-  rm -f "$base_tar.part"  # a build that was interrupted
-  SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(stat -c %Y "$sources")} mmdebstrap "$base_tar.part"
-  mv "$base_tar.part" "$base_tar"
+  # A file of this build's own (two builds at once each write theirs), removed if the build stops;
+  # only a whole one is renamed into place, atomically.
+  partial=$(mktemp "$base_tar.XXXXXX.part")
+  trap 'rm -f "$partial"' EXIT
+  SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(stat -c %Y "$sources")} mmdebstrap "$partial"
+  mv "$partial" "$base_tar"
+  trap - EXIT
 fi
 if ! podman image exists "$base_tag"; then
   podman import --quiet "$base_tar" "$base_tag" >/dev/null
@@ -102,8 +106,10 @@ base_done=$(date +%s)
 # The build context holds only what the Containerfile copies.
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
-cp "$binary" "$context/datasite"
-cp "$ROOT/deploy/entrypoint.sh" "$ROOT/deploy/healthcheck.py" "$context/"
+# Modes set here, not taken from the caller's umask: uid 10001 must be able to run and read them.
+install -m 0755 "$binary" "$context/datasite"
+install -m 0755 "$ROOT/deploy/entrypoint.sh" "$context/entrypoint.sh"
+install -m 0644 "$ROOT/deploy/healthcheck.py" "$context/healthcheck.py"
 # shellcheck disable=SC2086  # the flags are words
 podman build ${DATASITE_PODMAN_BUILD_FLAGS-$podman_flags} --quiet --format docker --build-arg BASE="$base_tag" -t "$tag" \
   -f "$ROOT/deploy/Containerfile" "$context" >/dev/null
