@@ -102,15 +102,38 @@ class ClientPool {
   std::vector<std::unique_ptr<net::S3Client>> free_;  // Guarded by mu_.
 };
 
+// Bytes held in memory at once by all readers' windows (S3BlobReader), or by all writers' parts
+// (PartBuffer), of a store, against a limit: a reader lives as long as a download and a writer as
+// long as an upload, either may be a slow client's, so what they hold must not be what a crowd of
+// slow clients can multiply.
+class ByteBudget {
+ public:
+  explicit ByteBudget(int64_t limit) : limit_(limit) {}
+  bool TryTake(int64_t n) {
+    if (held_.fetch_add(n) + n <= limit_) return true;
+    held_.fetch_sub(n);
+    return false;
+  }
+  void Give(int64_t n) { held_.fetch_sub(n); }
+  int64_t held() const { return held_.load(); }
+
+ private:
+  const int64_t limit_;
+  std::atomic<int64_t> held_{0};
+};
+
 // The bytes of one part, in memory of their own (mmap): freed, they go back to the system at
 // once. Parts are filled on whichever request thread the upload's chunks come on and freed on
 // another; from malloc, each of those threads' arenas would keep a part's worth of memory after
 // it (seen: 77 MiB more resident for one upload of one part in flight).
+//
+// Its bytes count against the store's upload budget as they are appended.
 class PartBuffer {
  public:
-  explicit PartBuffer(size_t capacity) : capacity_(capacity) {}
+  PartBuffer(size_t capacity, ByteBudget& budget) : capacity_(capacity), budget_(budget) {}
   ~PartBuffer() {
     if (data_ != nullptr) ::munmap(data_, capacity_);
+    budget_.Give(static_cast<int64_t>(size_));
   }
   PartBuffer(const PartBuffer&) = delete;
   PartBuffer& operator=(const PartBuffer&) = delete;
@@ -128,6 +151,12 @@ class PartBuffer {
       data_ = static_cast<char*>(p);
     }
     const size_t take = std::min(bytes.size(), room());
+    if (!budget_.TryTake(static_cast<int64_t>(take))) {
+      return UnavailableError(
+                 "the server holds as many uploads' bytes in memory as it may (S3 parts being "
+                 "sent); try again shortly")
+          .WithRetryAfter(5);
+    }
     std::memcpy(data_ + size_, bytes.data(), take);
     size_ += take;
     return take;
@@ -135,30 +164,32 @@ class PartBuffer {
 
  private:
   const size_t capacity_;
+  ByteBudget& budget_;
   char* data_ = nullptr;  // mapped at the first append
   size_t size_ = 0;
 };
 
-// An upload: bytes hashed as they come and gathered into one part; a blob that fits in one part is
-// one PutObject at Commit, a larger one a multipart upload whose parts go as they fill (the next
-// byte after a full part sends it). A full part is sent by a thread of its own while the next one
-// fills, so the bytes coming in and those going out overlap; up to kPartsInFlight parts go at once,
-// and a writer holds at most kPartsInFlight + 1 parts in memory. One: against the test server
-// (s3rver behind a Python proxy, on the same two cores) three parts at once were no faster and
-// tripled the server's memory (bench/s3.py, docs/BENCHMARKS.md). Each part's SHA-256 is signed, so
-// S3 refuses bytes changed on the way.
+// An upload: bytes hashed as they come and gathered into one part; a blob that fits in one part
+// is one PutObject at Commit, a larger one a multipart upload whose parts go as they fill (the
+// next byte after a full part sends it). A full part is sent by a thread of its own while the
+// next one fills, so the bytes coming in and those going out overlap; up to kPartsInFlight parts
+// go at once, and a writer holds at most kPartsInFlight + 1 parts in memory. One: against the
+// test server (s3rver behind a Python proxy, on the same two cores) three parts at once were no
+// faster and tripled the server's memory (bench/s3.py, docs/BENCHMARKS.md). Each part's SHA-256
+// is signed, so S3 refuses bytes changed on the way.
 class S3BlobWriter : public BlobWriter {
  public:
   static constexpr size_t kPartsInFlight = 1;
 
-  S3BlobWriter(ClientPool& pool, std::string id, std::string key, int64_t max_size,
-               int64_t part_size)
+  S3BlobWriter(ClientPool& pool, ByteBudget& budget, std::string id, std::string key,
+               int64_t max_size, int64_t part_size)
       : pool_(pool),
+        budget_(budget),
         id_(std::move(id)),
         key_(std::move(key)),
         max_size_(max_size),
         part_size_(static_cast<size_t>(part_size)),
-        buffer_(std::make_unique<PartBuffer>(part_size_)) {
+        buffer_(std::make_unique<PartBuffer>(part_size_, budget_)) {
     ctx_ = EVP_MD_CTX_new();
     EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr);
   }
@@ -240,7 +271,7 @@ class S3BlobWriter : public BlobWriter {
       failed_ = false;
     }
     std::shared_ptr<const PartBuffer> part = std::move(buffer_);
-    buffer_ = std::make_unique<PartBuffer>(part_size_);
+    buffer_ = std::make_unique<PartBuffer>(part_size_, budget_);
     const int number = static_cast<int>(parts_.size()) + 1;
     // Each thread writes its own part's ETag, read at Commit once every part landed.
     auto etag = std::make_shared<std::string>();
@@ -271,6 +302,7 @@ class S3BlobWriter : public BlobWriter {
   }
 
   ClientPool& pool_;
+  ByteBudget& budget_;
   const std::string id_;
   const std::string key_;
   const int64_t max_size_;
@@ -287,25 +319,6 @@ class S3BlobWriter : public BlobWriter {
   bool failed_ = false;
 };
 
-// Bytes of read windows (S3BlobReader) held at once by all readers of a store, against its
-// budget: a reader lives as long as a download, and a download may be a slow guest's, so windows
-// must not be what a crowd of slow readers can multiply.
-class WindowBudget {
- public:
-  explicit WindowBudget(int64_t limit) : limit_(limit) {}
-  bool TryTake(int64_t n) {
-    if (held_.fetch_add(n) + n <= limit_) return true;
-    held_.fetch_sub(n);
-    return false;
-  }
-  void Give(int64_t n) { held_.fetch_sub(n); }
-  int64_t held() const { return held_.load(); }
-
- private:
-  const int64_t limit_;
-  std::atomic<int64_t> held_{0};
-};
-
 // A committed object, its size taken by HeadObject at Open. Reads come from a window of the
 // object fetched with one ranged GetObject: each GET costs a round trip (tens of milliseconds on a
 // real S3), so a reader going front to back in small pieces (a download answered 64 KiB at a time)
@@ -314,14 +327,14 @@ class WindowBudget {
 // at least as large as the next window goes straight into the caller's buffer (and still counts
 // as sequential). Once the window is at its largest, the next one is fetched by a thread of its
 // own while the caller reads this one (a download then waits on S3 only when the client reads
-// faster than S3 answers). Window bytes come from the store's WindowBudget; past it a reader reads
+// faster than S3 answers). Window bytes come from the store's ByteBudget; past it a reader reads
 // each piece with a GET of its own, slower but holding nothing.
 class S3BlobReader : public BlobReader {
  public:
   static constexpr size_t kMinWindow = size_t{256} << 10;
   static constexpr size_t kMaxWindow = size_t{8} << 20;
 
-  S3BlobReader(ClientPool& pool, WindowBudget& budget, std::string key, int64_t size)
+  S3BlobReader(ClientPool& pool, ByteBudget& budget, std::string key, int64_t size)
       : pool_(pool), budget_(budget), key_(std::move(key)), size_(size) {}
   ~S3BlobReader() override {
     if (ahead_done_.valid()) ahead_done_.wait();  // it writes into ahead_
@@ -445,7 +458,7 @@ class S3BlobReader : public BlobReader {
   }
 
   ClientPool& pool_;
-  WindowBudget& budget_;
+  ByteBudget& budget_;
   const std::string key_;
   const int64_t size_;
   std::string window_;  // bytes [window_offset_, window_offset_ + size) of the object
@@ -466,13 +479,14 @@ class S3BlobStore : public BlobStore {
         key_prefix_(std::move(key_prefix)),
         scratch_dir_(std::move(options.scratch_dir)),
         part_size_(options.part_size),
-        window_budget_(options.read_window_budget) {}
+        window_budget_(options.read_window_budget),
+        upload_budget_(options.upload_memory_budget) {}
 
   Result<std::unique_ptr<BlobWriter>> NewWriterFor(const std::string& id,
                                                    int64_t max_size) override {
     if (!IsUuid(id)) return InvalidArgumentError("a blob id must be a UUID");
     return std::unique_ptr<BlobWriter>(
-        new S3BlobWriter(pool_, id, key_prefix_ + id, max_size, part_size_));
+        new S3BlobWriter(pool_, upload_budget_, id, key_prefix_ + id, max_size, part_size_));
   }
 
   Result<std::unique_ptr<BlobReader>> Open(const std::string& id) override {
@@ -547,7 +561,8 @@ class S3BlobStore : public BlobStore {
   const std::string key_prefix_;  // "" or "prefix/"
   const std::string scratch_dir_;
   const int64_t part_size_;
-  WindowBudget window_budget_;  // outlives the readers: they borrow the store
+  ByteBudget window_budget_;  // outlives the readers and writers: they borrow the store
+  ByteBudget upload_budget_;
 };
 
 }  // namespace

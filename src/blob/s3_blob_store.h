@@ -31,6 +31,9 @@ struct S3BlobStoreOptions {
   // The most bytes readers' windows (ranged reads ahead of what was asked) hold at once, over all
   // readers; a reader past it reads each piece with a request of its own.
   int64_t read_window_budget = int64_t{256} << 20;
+  // The most bytes writers' parts (received, not yet stored in S3) hold at once, over all writers;
+  // an upload's Append past it fails with kUnavailable (retry after a few seconds).
+  int64_t upload_memory_budget = int64_t{512} << 20;
 };
 
 // The store. Writers hash their bytes as they come and hold two parts at most (one filling, one

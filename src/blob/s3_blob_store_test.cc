@@ -328,6 +328,30 @@ TEST_F(S3BlobStoreTest, ReadWindowsStayWithinTheStoresBudget) {
   EXPECT_LE(read(*c), 4);  // given back by the readers gone
 }
 
+TEST_F(S3BlobStoreTest, UploadsHoldNoMoreThanTheStoresBudget) {
+  // Parts wait in memory until S3 has them: a crowd of slow uploads must not pile them up.
+  S3BlobStoreOptions options = options_;
+  options.upload_memory_budget = 12 << 20;
+  auto store = NewS3BlobStore(options);
+  ASSERT_TRUE(store.ok());
+  auto a = (*store)->NewWriter(int64_t{1} << 30);
+  auto b = (*store)->NewWriter(int64_t{1} << 30);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE((*a)->Append(Random(8 << 20, 13)).ok());  // a whole part held
+  Status refused = (*b)->Append(Random(5 << 20, 14));
+  EXPECT_EQ(refused.code(), StatusCode::kUnavailable) << refused.ToString();
+  EXPECT_TRUE(refused.retry_after_seconds().has_value());
+  EXPECT_FALSE((*b)->Commit().ok());  // its bytes are not all there: never stored
+  auto committed = (*a)->Commit();
+  ASSERT_TRUE(committed.ok()) << committed.status().ToString();
+  a->reset();
+  b->reset();
+  auto c = (*store)->NewWriter(int64_t{1} << 30);  // the bytes held were given back
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE((*c)->Append(Random(10 << 20, 15)).ok());
+  EXPECT_TRUE((*c)->Commit().ok());
+}
+
 TEST_F(S3BlobStoreTest, RangedReadsStopAtTheEnd) {
   auto info = Put("0123456789");
   ASSERT_TRUE(info.ok()) << info.status().ToString();
