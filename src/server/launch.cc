@@ -5,9 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -171,6 +175,26 @@ sigset_t BlockStopSignals() {
   return signals;
 }
 
+Result<std::string> ReadRootPasswordFile(const std::string& path, const std::string& given) {
+  if (given != services::kDefaultRootPassword) {
+    return InvalidArgumentError(
+        "--root-password (DATASITE_ROOT_PASSWORD) and --root-password-file "
+        "(DATASITE_ROOT_PASSWORD_FILE) are both given: give one");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return InvalidArgumentError("--root-password-file " + path +
+                                " can't be read: " + std::strerror(errno));
+  }
+  std::string password((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // An editor or `echo` ends the file with a newline that is not part of the password.
+  while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) {
+    password.pop_back();
+  }
+  if (password.empty()) return InvalidArgumentError("--root-password-file " + path + " is empty");
+  return password;
+}
+
 int RunLaunch(LaunchOptions o) {
   auto fail = [](const Status& st) {
     std::cerr << "error: " << st.message() << std::endl;
@@ -182,6 +206,11 @@ int RunLaunch(LaunchOptions o) {
     // The default data directory is the name's.
     return fail(InvalidArgumentError(
         "give --name, or the --data-dir of a datasite that started before (its name is kept)"));
+  }
+  if (!o.root_password_file.empty()) {
+    auto password = ReadRootPasswordFile(o.root_password_file, o.app.root_password);
+    if (!password.ok()) return fail(password.status());
+    o.app.root_password = std::move(*password);
   }
   auto dir = ResolveDataDir(o.name, o.data_dir);
   if (!dir.ok()) return fail(dir.status());

@@ -20,11 +20,19 @@ struct LaunchOptions {
   // --log-format: text or json (obs::ParseLogFormat).
   std::string log_format = "text";
   std::string data_dir;  // "" = the default for `name`
-  AppConfig app;         // data_dir, host and port are filled by RunLaunch
+  // --root-password-file: read by RunLaunch into app.root_password (a container's secret file, so
+  // that the password is in no process's environment or command line).
+  std::string root_password_file;
+  AppConfig app;  // data_dir, host and port are filled by RunLaunch
 };
 
 // Returns the process exit code.
 int RunLaunch(LaunchOptions options);
+
+// The root password in the file at `path`, its trailing newlines dropped. kInvalidArgument when
+// `given` (the --root-password) is not the default (two sources), or the file is unreadable or
+// empty; the password itself is in no message.
+Result<std::string> ReadRootPasswordFile(const std::string& path, const std::string& given);
 
 // Blocks SIGINT and SIGTERM in this thread (every thread started later inherits the mask), so that
 // the caller takes them with sigwait on the set returned; ignores SIGPIPE.

@@ -230,6 +230,9 @@ def test_code_flow_sandbox_isolation_and_persistence(pod, tmp_path):
     uids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
     assert uids == ["10001"] * 4, status
     assert "datasite" in pathlib.Path("/proc/{}/cmdline".format(pid)).read_text()
+    # The server reads the secret file itself: the password is in no environment (the entrypoint
+    # once exported it, readable in /proc/PID/environ by any process of the container's user).
+    assert root_password.encode() not in pathlib.Path("/proc/{}/environ".format(pid)).read_bytes()
 
     # The data owner logs in, uploads a dataset with a mock and registers a data scientist.
     owner = sy.login(url=url, email=ROOT_EMAIL, password=root_password)
