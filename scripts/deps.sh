@@ -38,11 +38,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     policy=/usr/sbin/policy-rc.d
+    # Removed however the install ends: left behind, it would keep every later package's service
+    # on this machine from starting.
+    trap '$sudo rm -f "$policy"' EXIT
     printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
     $sudo chmod +x "$policy"
   fi
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  [ -z "$policy" ] || $sudo rm -f "$policy"
+  [ -z "$policy" ] || { $sudo rm -f "$policy"; trap - EXIT; }
 fi
 if ! npm ls -g playwright-core >/dev/null 2>&1; then
   echo "Installing playwright-core (npm, global): drives chromium in the notebook display's browser test"
