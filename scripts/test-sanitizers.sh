@@ -85,6 +85,10 @@ status=0
 # The store's conformance tests on PostgreSQL (postgres.*) need a server.
 source scripts/test-postgres.sh
 ensure_test_postgres
+# The S3 store's tests (src/blob, src/net, tests/integration/test_s3_blobs.py) run under the
+# sanitizers too: its readers and writers use threads of their own.
+source scripts/test-s3.sh
+ensure_test_s3
 
 for part in "${parts[@]}"; do
   case "$part" in
