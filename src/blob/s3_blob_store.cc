@@ -115,7 +115,6 @@ class ByteBudget {
     return false;
   }
   void Give(int64_t n) { held_.fetch_sub(n); }
-  int64_t held() const { return held_.load(); }
 
  private:
   const int64_t limit_;
