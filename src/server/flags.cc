@@ -133,7 +133,8 @@ CLI::App* AddServerCommand(CLI::App& app, ServerRole role, LaunchOptions& o) {
                 "prefer the environment variable, or --root-password-file)");
   l->add_option("--root-password-file", o.root_password_file,
                 "A file holding the root admin password at first start (a container's secret): "
-                "read at start, its trailing newline dropped; not with --root-password");
+                "read at start, its trailing newline dropped; not with --root-password")
+      ->each([&o](const std::string&) { o.root_password_file_given = true; });
   // Set only when given: a restart without them keeps what the settings say. The values are
   // checked first, as CLI11 (2.1) throws std::invalid_argument on a flag function's bad value.
   const CLI::IsMember yes_or_no({"true", "false", "1", "0", "on", "off", "yes", "no"},

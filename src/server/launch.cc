@@ -181,12 +181,28 @@ Result<std::string> ReadRootPasswordFile(const std::string& path, const std::str
         "--root-password (DATASITE_ROOT_PASSWORD) and --root-password-file "
         "(DATASITE_ROOT_PASSWORD_FILE) are both given: give one");
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  // A regular file of a few KiB: a directory, a FIFO or /dev/zero is refused, not read forever.
+  constexpr size_t kMaxBytes = 4096;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
     return InvalidArgumentError("--root-password-file " + path +
                                 " can't be read: " + std::strerror(errno));
   }
-  std::string password((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > static_cast<off_t>(kMaxBytes)) {
+    ::close(fd);
+    return InvalidArgumentError("--root-password-file " + path +
+                                " must be a regular file of at most 4096 bytes");
+  }
+  std::string password(kMaxBytes, '\0');
+  const ssize_t got = ::read(fd, password.data(), password.size());
+  const int read_errno = errno;
+  ::close(fd);
+  if (got < 0) {
+    return InvalidArgumentError("--root-password-file " + path +
+                                " can't be read: " + std::strerror(read_errno));
+  }
+  password.resize(static_cast<size_t>(got));
   // An editor or `echo` ends the file with a newline that is not part of the password.
   while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) {
     password.pop_back();
@@ -206,6 +222,11 @@ int RunLaunch(LaunchOptions o) {
     // The default data directory is the name's.
     return fail(InvalidArgumentError(
         "give --name, or the --data-dir of a datasite that started before (its name is kept)"));
+  }
+  if (o.root_password_file_given && o.root_password_file.empty()) {
+    return fail(InvalidArgumentError(
+        "--root-password-file (DATASITE_ROOT_PASSWORD_FILE) is empty: name the file holding the "
+        "root password"));
   }
   if (!o.root_password_file.empty()) {
     auto password = ReadRootPasswordFile(o.root_password_file, o.app.root_password);

@@ -23,7 +23,8 @@ struct LaunchOptions {
   // --root-password-file: read by RunLaunch into app.root_password (a container's secret file, so
   // that the password is in no process's environment or command line).
   std::string root_password_file;
-  AppConfig app;  // data_dir, host and port are filled by RunLaunch
+  bool root_password_file_given = false;  // even as "": an empty name is an error, not "none"
+  AppConfig app;                          // data_dir, host and port are filled by RunLaunch
 };
 
 // Returns the process exit code.

@@ -52,3 +52,28 @@ def test_an_unreadable_or_empty_file_is_refused(binary, tmp_path, monkeypatch):
     code, out, err = DetachedServer(binary, tmp_path / "data2").try_start()
     assert code == 2 and "is empty" in out + err, (code, out, err)
     assert os.environ["DATASITE_ROOT_PASSWORD_FILE"] == str(empty)
+
+
+def test_what_is_not_a_small_regular_file_is_refused_not_read(binary, tmp_path, monkeypatch):
+    """A directory crashed the server (an uncaught stream exception); /dev/zero or a FIFO was read
+    without end."""
+    monkeypatch.delenv("DATASITE_ROOT_PASSWORD", raising=False)
+    monkeypatch.delenv("DATASITE_ROOT_PASSWORD_FILE", raising=False)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big"
+    big.write_text("x" * 5000)
+    for i, path in enumerate((tmp_path, "/dev/zero", fifo, big)):
+        code, out, err = DetachedServer(binary, tmp_path / "d{}".format(i),
+                                        "--root-password-file", path).try_start()
+        assert code == 2 and "must be a regular file of at most 4096 bytes" in out + err, (
+            path, code, out, err)
+
+
+def test_an_empty_file_name_is_refused_not_taken_for_none(binary, tmp_path, monkeypatch):
+    """`--root-password-file ""` started the server with the published default password."""
+    monkeypatch.delenv("DATASITE_ROOT_PASSWORD", raising=False)
+    monkeypatch.delenv("DATASITE_ROOT_PASSWORD_FILE", raising=False)
+    code, out, err = DetachedServer(binary, tmp_path / "data", "--root-password-file", "").try_start()
+    assert code == 2 and "--root-password-file (DATASITE_ROOT_PASSWORD_FILE) is empty" in out + err, (
+        code, out, err)
