@@ -64,8 +64,11 @@ def test_what_is_not_a_small_regular_file_is_refused_not_read(binary, tmp_path, 
     big = tmp_path / "big"
     big.write_text("x" * 5000)
     for i, path in enumerate((tmp_path, "/dev/zero", fifo, big)):
-        code, out, err = DetachedServer(binary, tmp_path / "d{}".format(i),
-                                        "--root-password-file", path).try_start()
+        server = DetachedServer(binary, tmp_path / "d{}".format(i), "--root-password-file", path)
+        try:
+            code, out, err = server.try_start()
+        finally:
+            server.stop()
         assert code == 2 and "must be a regular file of at most 4096 bytes" in out + err, (
             path, code, out, err)
 
@@ -74,6 +77,10 @@ def test_an_empty_file_name_is_refused_not_taken_for_none(binary, tmp_path, monk
     """`--root-password-file ""` started the server with the published default password."""
     monkeypatch.delenv("DATASITE_ROOT_PASSWORD", raising=False)
     monkeypatch.delenv("DATASITE_ROOT_PASSWORD_FILE", raising=False)
-    code, out, err = DetachedServer(binary, tmp_path / "data", "--root-password-file", "").try_start()
+    server = DetachedServer(binary, tmp_path / "data", "--root-password-file", "")
+    try:
+        code, out, err = server.try_start()
+    finally:
+        server.stop()  # one that started after all must not outlive the test
     assert code == 2 and "--root-password-file (DATASITE_ROOT_PASSWORD_FILE) is empty" in out + err, (
         code, out, err)
