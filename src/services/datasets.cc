@@ -114,8 +114,12 @@ bool CanReadPrivate(const Principal& p) { return auth::AtLeast(p.role, Role::kDa
 class BlobUploadImpl : public BlobUpload {
  public:
   BlobUploadImpl(Datasets& owner, Principal caller, data::Format format,
-                 std::unique_ptr<blob::BlobWriter> writer)
-      : owner_(owner), caller_(std::move(caller)), format_(format), writer_(std::move(writer)) {}
+                 std::unique_ptr<blob::BlobWriter> writer, TransferSlots::Slot slot)
+      : owner_(owner),
+        caller_(std::move(caller)),
+        format_(format),
+        writer_(std::move(writer)),
+        slot_(std::move(slot)) {}
 
   ~BlobUploadImpl() override { owner_.storage_.Add(-written_); }
 
@@ -180,9 +184,29 @@ class BlobUploadImpl : public BlobUpload {
   const Principal caller_;
   const data::Format format_;
   std::unique_ptr<blob::BlobWriter> writer_;
+  const TransferSlots::Slot slot_;  // one of the uploader's, until this upload goes
   int64_t written_ = 0;
   std::string generated_from_;
 };
+
+namespace {
+
+// A download's reader that holds one of its caller's download slots until the download ends.
+class SlotReader : public blob::BlobReader {
+ public:
+  SlotReader(std::unique_ptr<blob::BlobReader> reader, TransferSlots::Slot slot)
+      : reader_(std::move(reader)), slot_(std::move(slot)) {}
+  int64_t size() const override { return reader_->size(); }
+  Result<size_t> ReadAt(int64_t offset, char* buf, size_t n) override {
+    return reader_->ReadAt(offset, buf, n);
+  }
+
+ private:
+  std::unique_ptr<blob::BlobReader> reader_;
+  const TransferSlots::Slot slot_;
+};
+
+}  // namespace
 
 Datasets::Datasets(store::Store& store, blob::BlobStore& blobs, const SettingsService& settings,
                    const Clock& clock, DatasetsOptions options)
@@ -269,8 +293,38 @@ Result<std::unique_ptr<BlobUpload>> Datasets::StartUpload(const Principal& calle
     return ResourceExhaustedError("the server's storage limit of " +
                                   std::to_string(options_.max_storage_bytes) + " bytes is reached");
   }
+  std::optional<TransferSlots::Slot> slot =
+      transfers_.TryTake("upload " + *caller.user_id, options_.max_uploads_per_user);
+  if (!slot) {
+    return ResourceExhaustedError("you have " + std::to_string(options_.max_uploads_per_user) +
+                                  " uploads in progress, as many as an account may; wait for "
+                                  "one to finish")
+        .WithRetryAfter(5);
+  }
   ASSIGN_OR_RETURN(auto writer, blobs_.NewWriter(options_.max_blob_bytes));
-  return std::unique_ptr<BlobUpload>(new BlobUploadImpl(*this, caller, f, std::move(writer)));
+  return std::unique_ptr<BlobUpload>(
+      new BlobUploadImpl(*this, caller, f, std::move(writer), std::move(*slot)));
+}
+
+Result<BlobBytes> Datasets::OpenForDownload(const Principal& caller, store::Blob blob) {
+  // Guests share their slots: a guest session costs nothing to make.
+  const bool guest = !caller.user_id;
+  const std::string key = guest ? "download guests" : "download " + *caller.user_id;
+  const int limit = guest ? options_.max_downloads_of_guests : options_.max_downloads_per_user;
+  std::optional<TransferSlots::Slot> slot = transfers_.TryTake(key, limit);
+  if (!slot) {
+    return ResourceExhaustedError(
+               guest ? "guests have " + std::to_string(limit) +
+                           " downloads in progress, as many as all guests together may; try "
+                           "again shortly"
+                     : "you have " + std::to_string(limit) +
+                           " downloads in progress, as many as an account may; wait for one to "
+                           "finish")
+        .WithRetryAfter(5);
+  }
+  ASSIGN_OR_RETURN(auto reader, blobs_.Open(blob.id));
+  return BlobBytes{std::make_unique<SlotReader>(std::move(reader), std::move(*slot)),
+                   std::move(blob)};
 }
 
 Result<store::Blob> Datasets::OwnBlob(const Principal& caller, const std::string& blob_id) {
@@ -288,8 +342,7 @@ Result<store::Blob> Datasets::OwnBlob(const Principal& caller, const std::string
 
 Result<BlobBytes> Datasets::ReadBlob(const Principal& caller, const std::string& blob_id) {
   ASSIGN_OR_RETURN(store::Blob b, OwnBlob(caller, blob_id));
-  ASSIGN_OR_RETURN(auto reader, blobs_.Open(b.id));
-  return BlobBytes{std::move(reader), b};
+  return OpenForDownload(caller, std::move(b));
 }
 
 Status Datasets::DeleteBlob(const Principal& caller, const std::string& blob_id) {
@@ -636,12 +689,12 @@ Result<BlobBytes> Datasets::AssetBytes(const Principal& caller, const std::strin
                              : "asset '" + asset_name + "' has an empty mock");
   }
   ASSIGN_OR_RETURN(store::Blob b, store_.GetBlob(*blob_id));
-  ASSIGN_OR_RETURN(auto reader, blobs_.Open(b.id));
+  ASSIGN_OR_RETURN(BlobBytes bytes, OpenForDownload(caller, std::move(b)));
   // Recorded before a byte is handed out: no entry, no private data.
   if (private_data) {
     RETURN_IF_ERROR(Audit(store_, caller, "asset.read_private", "dataset:" + d.id, asset_name));
   }
-  return BlobBytes{std::move(reader), b};
+  return bytes;
 }
 
 }  // namespace datasite::services

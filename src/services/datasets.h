@@ -24,6 +24,7 @@
 #include "services/principal.h"
 #include "services/settings.h"
 #include "services/storage_meter.h"
+#include "services/transfer_slots.h"
 #include "store/store.h"
 
 namespace datasite::services {
@@ -36,6 +37,11 @@ struct DatasetsOptions {
   // processes upload into the same blob store (--storage-dir), a fresh file may be one of their
   // uploads in flight. 0: every file is this process's, and none is in flight at start-up.
   int64_t keep_recent_files_seconds = 0;
+  // Uploads (mock generation included) one account may have in progress at once.
+  int max_uploads_per_user = 4;
+  // Blob and asset downloads one account may have being sent at once, and all guests together.
+  int max_downloads_per_user = 4;
+  int max_downloads_of_guests = 8;
 };
 
 // One upload in progress. Not thread-safe (the HTTP layer calls it one chunk at a time). Destroying
@@ -158,6 +164,9 @@ class Datasets {
   Result<store::Blob> GenerateMockBlob(const Principal& caller, const store::Blob& in,
                                        const data::MockParams& params, uint64_t seed);
   Status DeleteBlobFully(const std::string& blob_id);
+  // Opens `blob` for a download by `caller`, holding one of the caller's download slots while the
+  // reader lives; kResourceExhausted (with a Retry-After) when none is free.
+  Result<BlobBytes> OpenForDownload(const Principal& caller, store::Blob blob);
   // Appends an audit entry through `tx`: inside the transaction of the change it records.
   Status Audit(store::Store& tx, const Principal& actor, const std::string& action,
                const std::string& target, const std::string& detail = "");
@@ -170,6 +179,8 @@ class Datasets {
   std::atomic<int64_t> last_collect_{0};
   // Recorded blobs (counted by Recover) and the bytes written by uploads in flight.
   StorageMeter storage_{options_.max_storage_bytes};
+  // Uploads and downloads in flight, per account (options_.max_*).
+  TransferSlots transfers_;
 };
 
 }  // namespace datasite::services
