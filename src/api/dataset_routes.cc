@@ -368,7 +368,9 @@ void AddDatasetRoutes(http::Router& router, ApiContext& ctx) {
                   const Principal& caller) -> Result<std::unique_ptr<http::BodySink>> {
         auto it = req.query.find("format");
         if (it == req.query.end()) return InvalidArgumentError("add ?format=csv, json, npy or raw");
-        ASSIGN_OR_RETURN(auto upload, datasets.StartUpload(caller, it->second));
+        std::optional<int64_t> size;
+        if (req.content_length) size = static_cast<int64_t>(*req.content_length);
+        ASSIGN_OR_RETURN(auto upload, datasets.StartUpload(caller, it->second, size));
         return std::unique_ptr<http::BodySink>(new UploadSink(std::move(upload)));
       });
   routes->Add("GET", "/api/v1/blobs/{id}", Role::kDataOwner, "blobs",

@@ -123,8 +123,15 @@ Status CopyToFile(BlobReader& reader, const std::string& path) {
   return st;
 }
 
-Result<std::unique_ptr<BlobWriter>> BlobStore::NewWriter(int64_t max_size) {
-  return NewWriterFor(NewUuid(), max_size);
+Result<std::unique_ptr<BlobWriter>> BlobStore::NewWriter(int64_t max_size,
+                                                         std::optional<int64_t> exact_size) {
+  return NewWriterFor(NewUuid(), max_size, exact_size);
+}
+
+Status CheckExactSize(std::optional<int64_t> exact, int64_t written) {
+  if (!exact || *exact == written) return Status::Ok();
+  return InvalidArgumentError("the upload announced " + std::to_string(*exact) +
+                              " bytes and sent " + std::to_string(written));
 }
 
 Result<LocalFile> BlobStore::Materialize(const std::string& id) {
@@ -141,7 +148,7 @@ Result<BlobInfo> BlobStore::AdoptFile(const std::string& path, int64_t size,
     return InvalidArgumentError(path + " holds " + std::to_string(reader->size()) +
                                 " bytes, not the " + std::to_string(size) + " expected");
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<BlobWriter> writer, NewWriter(size));
+  ASSIGN_OR_RETURN(std::unique_ptr<BlobWriter> writer, NewWriter(size, size));
   std::vector<char> buf(kCopyPiece);
   for (int64_t at = 0; at < size;) {
     ASSIGN_OR_RETURN(size_t got, reader->ReadAt(at, buf.data(), buf.size()));

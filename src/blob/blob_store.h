@@ -82,14 +82,20 @@ class LocalFile {
 class BlobStore {
  public:
   virtual ~BlobStore() = default;
-  // `max_size`: the most bytes this blob may hold.
-  Result<std::unique_ptr<BlobWriter>> NewWriter(int64_t max_size);
+  // `max_size`: the most bytes this blob may hold. `exact_size`, when the blob's size is known
+  // before its first byte (an upload with a Content-Length): a store may then send the bytes to
+  // their place as they come (an object store: one PUT rather than a multipart upload); Append
+  // fails past it and Commit short of it (kInvalidArgument), and NewWriter fails
+  // (kResourceExhausted) when it is over `max_size`.
+  Result<std::unique_ptr<BlobWriter>> NewWriter(int64_t max_size,
+                                                std::optional<int64_t> exact_size = std::nullopt);
   // A writer whose blob commits under `id`, the id it has in another store: for moving blobs
   // between stores (`datasite blobs migrate`), where the database names blobs by id. A blob
   // already committed under `id` is replaced by the commit. kInvalidArgument for an id that is no
   // UUID.
-  virtual Result<std::unique_ptr<BlobWriter>> NewWriterFor(const std::string& id,
-                                                           int64_t max_size) = 0;
+  virtual Result<std::unique_ptr<BlobWriter>> NewWriterFor(
+      const std::string& id, int64_t max_size,
+      std::optional<int64_t> exact_size = std::nullopt) = 0;
   // Opens a committed blob for reading; kNotFound when absent. The reader keeps reading the bytes
   // it opened when the blob is deleted meanwhile (the directory store) or fails with kInternal
   // (an object store); never other bytes.
@@ -127,6 +133,9 @@ class BlobStore {
   // (an object store: its incomplete multipart uploads started before then too).
   virtual Status RemoveTemporaryFiles(std::optional<int64_t> modified_before = std::nullopt) = 0;
 };
+
+// For writers given an exact size: kInvalidArgument unless `written` is `exact` (or none is set).
+Status CheckExactSize(std::optional<int64_t> exact, int64_t written);
 
 // A reader of the regular file at `path` (its size taken when opened): for bytes that are files
 // but not blobs, such as job result files, sent beside blobs. kNotFound when there is no file.

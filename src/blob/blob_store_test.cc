@@ -95,6 +95,26 @@ TEST_F(BlobStoreTest, AWriterForAnIdCommitsUnderItAndReplacesWhatWasThere) {
   }
 }
 
+TEST_F(BlobStoreTest, AWriterGivenAnExactSizeHoldsItToIt) {
+  auto fewer = store_->NewWriter(1 << 20, 10);
+  ASSERT_TRUE(fewer.ok());
+  ASSERT_TRUE((*fewer)->Append("123456789").ok());
+  EXPECT_EQ((*fewer)->Commit().status().code(), StatusCode::kInvalidArgument);
+  auto more = store_->NewWriter(1 << 20, 10);
+  ASSERT_TRUE(more.ok());
+  EXPECT_FALSE((*more)->Append("12345678901").ok());
+  auto exact = store_->NewWriter(1 << 20, 10);
+  ASSERT_TRUE(exact.ok());
+  ASSERT_TRUE((*exact)->Append("1234567890").ok());
+  EXPECT_TRUE((*exact)->Commit().ok());
+  EXPECT_EQ(store_->NewWriter(5, 10).status().code(), StatusCode::kResourceExhausted);
+  fewer->reset();
+  more->reset();
+  auto listed = store_->List();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), 1u);
+}
+
 TEST_F(BlobStoreTest, OpenOfAMissingBlobIsNotFound) {
   EXPECT_EQ(store_->Open(NewUuid()).status().code(), StatusCode::kNotFound);
 }

@@ -38,8 +38,12 @@ Status FsyncDir(const std::string& dir) {
 class FileBlobWriter : public BlobWriter {
  public:
   FileBlobWriter(std::string root, std::string id, std::unique_ptr<FileWriter> file,
-                 int64_t max_size)
-      : root_(std::move(root)), id_(std::move(id)), file_(std::move(file)), max_size_(max_size) {
+                 int64_t max_size, std::optional<int64_t> exact_size)
+      : root_(std::move(root)),
+        id_(std::move(id)),
+        file_(std::move(file)),
+        max_size_(exact_size.value_or(max_size)),
+        exact_size_(exact_size) {
     ctx_ = EVP_MD_CTX_new();
     EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr);
   }
@@ -64,6 +68,7 @@ class FileBlobWriter : public BlobWriter {
   Result<BlobInfo> Commit() override {
     if (closed_) return FailedPreconditionError("blob writer is closed");
     closed_ = true;
+    RETURN_IF_ERROR(CheckExactSize(exact_size_, file_->size()));
     RETURN_IF_ERROR(file_->Close());
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
@@ -86,6 +91,7 @@ class FileBlobWriter : public BlobWriter {
   const std::string id_;
   std::unique_ptr<FileWriter> file_;
   const int64_t max_size_;
+  const std::optional<int64_t> exact_size_;
   bool closed_ = false;
   bool committed_ = false;
   EVP_MD_CTX* ctx_;
@@ -95,12 +101,17 @@ class FileBlobStore : public BlobStore {
  public:
   FileBlobStore(std::string root, BlobWriteMode mode) : root_(std::move(root)), mode_(mode) {}
 
-  Result<std::unique_ptr<BlobWriter>> NewWriterFor(const std::string& id,
-                                                   int64_t max_size) override {
+  Result<std::unique_ptr<BlobWriter>> NewWriterFor(const std::string& id, int64_t max_size,
+                                                   std::optional<int64_t> exact_size) override {
     if (!IsUuid(id)) return InvalidArgumentError("a blob id must be a UUID");
+    if (exact_size && *exact_size > max_size) {
+      return ResourceExhaustedError("the upload is larger than the limit of " +
+                                    std::to_string(max_size) + " bytes");
+    }
     std::string temp = root_ + "/tmp/" + id + ".part";
     ASSIGN_OR_RETURN(std::unique_ptr<FileWriter> file, FileWriter::Create(temp, mode_));
-    return std::unique_ptr<BlobWriter>(new FileBlobWriter(root_, id, std::move(file), max_size));
+    return std::unique_ptr<BlobWriter>(
+        new FileBlobWriter(root_, id, std::move(file), max_size, exact_size));
   }
 
   Result<std::unique_ptr<BlobReader>> Open(const std::string& id) override {

@@ -225,6 +225,108 @@ TEST_F(S3BlobStoreTest, BlobOfExactlyOnePartIsOneObjectWithoutAnUpload) {
   EXPECT_EQ((*reader)->size(), static_cast<int64_t>(bytes.size()));
 }
 
+// A blob whose size is known before its first byte goes as one streamed PUT: no multipart upload.
+TEST_F(S3BlobStoreTest, ABlobOfKnownSizeIsOnePutStreamedAsItComes) {
+  const std::string bytes = Random((20 << 20) + 7, 12);
+  auto w = store_->NewWriter(int64_t{1} << 30, static_cast<int64_t>(bytes.size()));
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  const size_t piece = 999'983;
+  for (size_t at = 0; at < bytes.size(); at += piece) {
+    ASSERT_TRUE((*w)->Append(std::string_view(bytes).substr(at, piece)).ok());
+    EXPECT_TRUE(Uploads().empty());
+  }
+  auto info = (*w)->Commit();
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->size, static_cast<int64_t>(bytes.size()));
+  EXPECT_EQ(info->sha256, Sha256Of(bytes));
+  EXPECT_EQ(Objects(), std::vector<std::string>{options_.prefix + "/" + info->id});
+  auto reader = store_->Open(info->id);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_TRUE(ReadAll(**reader, 3 << 20) == bytes);
+}
+
+// The last byte waits for Commit: a writer given all its bytes and then destroyed (a SHA-256 that
+// didn't match, an upload whose record failed) leaves no object, though the rest went.
+TEST_F(S3BlobStoreTest, AStreamedBlobIsStoredOnlyAtCommit) {
+  const std::string bytes = Random((12 << 20) + 1, 13);
+  {
+    auto w = store_->NewWriter(int64_t{1} << 30, static_cast<int64_t>(bytes.size()));
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Append(bytes).ok());
+    // Time for a whole request to reach the server and be stored, were it sent whole.
+    for (int i = 0; i < 20; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      ASSERT_TRUE(Objects().empty()) << "stored before Commit";
+    }
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_TRUE(Objects().empty());
+  EXPECT_TRUE(Uploads().empty());
+}
+
+TEST_F(S3BlobStoreTest, AStreamedBlobOfAnotherSizeThanAnnouncedIsRefused) {
+  const int64_t announced = (10 << 20) + 5;
+  {
+    auto w = store_->NewWriter(int64_t{1} << 30, announced);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Append(Random(static_cast<size_t>(announced - 1), 14)).ok());
+    auto info = (*w)->Commit();
+    ASSERT_FALSE(info.ok());
+    EXPECT_EQ(info.status().code(), StatusCode::kInvalidArgument);
+  }
+  {
+    auto w = store_->NewWriter(int64_t{1} << 30, announced);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Append(Random(static_cast<size_t>(announced), 15)).ok());
+    EXPECT_EQ((*w)->Append("x").code(), StatusCode::kInvalidArgument);
+    EXPECT_FALSE((*w)->Commit().ok());
+  }
+  // Announced over the limit: refused before a byte.
+  auto w = store_->NewWriter(1 << 20, announced);
+  ASSERT_FALSE(w.ok());
+  EXPECT_EQ(w.status().code(), StatusCode::kResourceExhausted);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_TRUE(Objects().empty());
+}
+
+// The PUT refused by the server (the test proxy fails a PUT of a key holding "fail-put") fails
+// the Commit with the server's word, and stores nothing.
+TEST_F(S3BlobStoreTest, AStreamedPutThatFailsFailsTheCommit) {
+  S3BlobStoreOptions options = options_;
+  options.prefix += "/fail-put";
+  auto store = NewS3BlobStore(options);
+  ASSERT_TRUE(store.ok());
+  const std::string bytes = Random((9 << 20) + 3, 16);
+  auto w = (*store)->NewWriter(int64_t{1} << 30, static_cast<int64_t>(bytes.size()));
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Append(bytes).ok());
+  auto info = (*w)->Commit();
+  ASSERT_FALSE(info.ok());
+  EXPECT_NE(info.status().message().find("This PUT fails"), std::string::npos)
+      << info.status().ToString();
+  EXPECT_TRUE(Objects().empty());
+}
+
+// A PUT that ends early (refused at a skewed signing time) stops the appends that follow instead
+// of leaving them waiting for room in a ring nobody empties.
+TEST_F(S3BlobStoreTest, AStreamedPutRefusedEarlyStopsTheAppends) {
+  FakeClock clock(SystemClock().NowMillis() - kHour * 1000);
+  options_.client.clock = &clock;
+  auto store = NewS3BlobStore(options_);
+  ASSERT_TRUE(store.ok());
+  const size_t size = 64 << 20;
+  auto w = (*store)->NewWriter(int64_t{1} << 30, static_cast<int64_t>(size));
+  ASSERT_TRUE(w.ok());
+  const std::string piece = Random(1 << 20, 17);
+  Status appended = Status::Ok();
+  for (size_t at = 0; at < size && appended.ok(); at += piece.size()) {
+    appended = (*w)->Append(piece);
+  }
+  Status committed = appended.ok() ? (*w)->Commit().status() : appended;
+  EXPECT_EQ(committed.code(), StatusCode::kPermissionDenied) << committed.ToString();
+  EXPECT_TRUE(Objects().empty());
+}
+
 // How many GET requests the test server forwarded for `key`: tests/s3/sigv4_proxy.py counts them;
 // nullopt from any other S3 server.
 std::optional<int> GetsOf(const net::S3ClientOptions& server, const std::string& key) {
@@ -349,6 +451,33 @@ TEST_F(S3BlobStoreTest, UploadsHoldNoMoreThanTheStoresBudget) {
   auto c = (*store)->NewWriter(int64_t{1} << 30);  // the bytes held were given back
   ASSERT_TRUE(c.ok());
   ASSERT_TRUE((*c)->Append(Random(10 << 20, 15)).ok());
+  EXPECT_TRUE((*c)->Commit().ok());
+}
+
+TEST_F(S3BlobStoreTest, StreamedUploadsHoldNoMoreThanTheStoresBudget) {
+  // A streamed upload's ring is one part's size, taken from the budget at its first byte.
+  S3BlobStoreOptions options = options_;
+  options.upload_memory_budget = 12 << 20;
+  auto store = NewS3BlobStore(options);
+  ASSERT_TRUE(store.ok());
+  const std::string bytes = Random(10 << 20, 18);
+  const int64_t size = static_cast<int64_t>(bytes.size());
+  auto a = (*store)->NewWriter(int64_t{1} << 30, size);
+  auto b = (*store)->NewWriter(int64_t{1} << 30, size);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE((*a)->Append(std::string_view(bytes).substr(0, 1 << 20)).ok());
+  Status refused = (*b)->Append(std::string_view(bytes).substr(0, 1 << 20));
+  EXPECT_EQ(refused.code(), StatusCode::kUnavailable) << refused.ToString();
+  EXPECT_TRUE(refused.retry_after_seconds().has_value());
+  EXPECT_FALSE((*b)->Commit().ok());
+  ASSERT_TRUE((*a)->Append(std::string_view(bytes).substr(1 << 20)).ok());
+  auto committed = (*a)->Commit();
+  ASSERT_TRUE(committed.ok()) << committed.status().ToString();
+  a->reset();
+  b->reset();
+  auto c = (*store)->NewWriter(int64_t{1} << 30, size);  // the ring was given back
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE((*c)->Append(bytes).ok());
   EXPECT_TRUE((*c)->Commit().ok());
 }
 

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -23,6 +24,8 @@ struct Request {
   std::map<std::string, std::string> path_params;  // filled by the router, e.g. {"id": "..."}
   std::string authorization;                       // the Authorization header, as sent
   std::string content_type;
+  // The body's size as its Content-Length states it; unset for a chunked body (or none).
+  std::optional<uint64_t> content_length;
   std::string remote_address;   // the client's IP address (see ClientAddress)
   std::string idempotency_key;  // the Idempotency-Key header (see api/idempotency.h)
   // The client's X-Request-Id when safe (obs::IsSafeRequestId), else one made up; echoed on the

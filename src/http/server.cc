@@ -630,6 +630,9 @@ void Session::OnHeader(beast::error_code ec) {
   if (q != std::string_view::npos) req_->query = ParseQuery(target.substr(q + 1));
   req_->authorization = std::string(msg[bhttp::field::authorization]);
   req_->content_type = std::string(msg[bhttp::field::content_type]);
+  if (!msg.chunked() && parser_->content_length()) {
+    req_->content_length = *parser_->content_length();
+  }
   req_->idempotency_key = std::string(msg["Idempotency-Key"]);
   req_->request_id = request_id_;
   // The session, which owns the socket, lives as long as the handler runs (see Request).

@@ -20,6 +20,9 @@
 
 namespace datasite::net {
 
+// The most bytes S3 takes in one PutObject (and in one part of a multipart upload).
+inline constexpr uint64_t kMaxPutObjectBytes = uint64_t{5} << 30;
+
 struct S3ClientOptions {
   // http://host[:port] or https://host[:port], with no path; e.g.
   // https://s3.eu-west-3.amazonaws.com.
@@ -79,6 +82,11 @@ class S3Client {
 
   // Stores `data` under `key` in one request, its SHA-256 signed.
   Status PutObject(std::string_view key, std::string_view data);
+  // Stores `size` bytes pulled from `reader` under `key` in one request (up to 5 GiB), held in
+  // memory only a chunk at a time. The payload goes unsigned (UNSIGNED-PAYLOAD): its hash would
+  // have to be known before the first byte. S3 stores nothing unless all `size` bytes arrive, so
+  // a reader that fails ends the request and leaves no object.
+  Status PutObjectFrom(std::string_view key, uint64_t size, const BodyReader& reader);
 
   // Streams the object (or bytes [first, last] of it, both included) to `writer`. Returns its
   // size as the answer states it (the range's length for a range) and ETag.

@@ -107,7 +107,7 @@ Status CopyBlob(const store::Blob& b, blob::BlobStore& from, blob::BlobStore& to
     return InternalError("its file holds " + std::to_string(reader->size()) + " bytes, not the " +
                          std::to_string(b.size) + " recorded");
   }
-  ASSIGN_OR_RETURN(auto writer, to.NewWriterFor(b.id, b.size));
+  ASSIGN_OR_RETURN(auto writer, to.NewWriterFor(b.id, b.size, b.size));
   ASSIGN_OR_RETURN(std::string sha, HashStream(*reader, [&](std::string_view piece) {
                      RETURN_IF_ERROR(writer->Append(piece));
                      copied(static_cast<int64_t>(piece.size()));

@@ -281,6 +281,7 @@ Result<int> Datasets::CollectUnusedBlobs() {
 
 Result<std::unique_ptr<BlobUpload>> Datasets::StartUpload(const Principal& caller,
                                                           const std::string& format,
+                                                          std::optional<int64_t> size,
                                                           bool collect_unused) {
   if (!CanReadPrivate(caller) || !caller.user_id) {
     return PermissionDeniedError("only data owners and admins can upload data");
@@ -301,7 +302,7 @@ Result<std::unique_ptr<BlobUpload>> Datasets::StartUpload(const Principal& calle
                                   "one to finish")
         .WithRetryAfter(5);
   }
-  ASSIGN_OR_RETURN(auto writer, blobs_.NewWriter(options_.max_blob_bytes));
+  ASSIGN_OR_RETURN(auto writer, blobs_.NewWriter(options_.max_blob_bytes, size));
   return std::unique_ptr<BlobUpload>(
       new BlobUploadImpl(*this, caller, f, std::move(writer), std::move(*slot)));
 }
@@ -364,7 +365,8 @@ Result<store::Blob> Datasets::GenerateMockBlob(const Principal& caller, const st
   ASSIGN_OR_RETURN(data::Format f, data::ParseFormat(in.format));
   // The generator reads a file: the directory store's committed file itself.
   ASSIGN_OR_RETURN(blob::LocalFile private_file, blobs_.Materialize(blob_id));
-  ASSIGN_OR_RETURN(auto upload, StartUpload(caller, in.format, /*collect_unused=*/false));
+  ASSIGN_OR_RETURN(auto upload,
+                   StartUpload(caller, in.format, std::nullopt, /*collect_unused=*/false));
   static_cast<BlobUploadImpl*>(upload.get())->set_generated_from(blob_id);
   // Generate into a scratch file, then stream it through an ordinary upload (hash, fsync, record).
   std::string scratch = blobs_.ScratchPath();

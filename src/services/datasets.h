@@ -115,8 +115,11 @@ class Datasets {
   // `collect_unused`: the hourly clean-up of unused blobs rides along (uploads only: a mock
   // generated in a request that holds the store must not start with writes, see
   // store::Store::RunIdempotent).
+  // `size`: the upload's size when the client states it before sending (a Content-Length);
+  // writing more, or finishing with fewer, fails the upload.
   Result<std::unique_ptr<BlobUpload>> StartUpload(const Principal& caller,
                                                   const std::string& format,
+                                                  std::optional<int64_t> size = std::nullopt,
                                                   bool collect_unused = true);
   // The uploader's (or an admin's) own blob.
   Result<BlobBytes> ReadBlob(const Principal& caller, const std::string& blob_id);

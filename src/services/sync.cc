@@ -1667,7 +1667,7 @@ Status SyncService::AdoptMock(store::Store& tx, const Principal& caller, Import&
     adopted_from[*o.blob] = info.id;
   } else {
     ASSIGN_OR_RETURN(auto reader, blobs_.Open(adopted_from[*o.blob]));
-    ASSIGN_OR_RETURN(auto writer, blobs_.NewWriter(im.sizes.at(*o.blob)));
+    ASSIGN_OR_RETURN(auto writer, blobs_.NewWriter(im.sizes.at(*o.blob), im.sizes.at(*o.blob)));
     std::string buf(1 << 20, '\0');
     while (true) {
       ASSIGN_OR_RETURN(size_t got, reader->Read(buf.data(), buf.size()));

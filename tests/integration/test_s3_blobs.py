@@ -245,3 +245,52 @@ def test_an_upload_of_raw_bytes_is_not_read_back_from_the_bucket(binary, tmp_pat
         assert gets_of(url, info["id"]) == 0
     finally:
         server.stop()
+
+
+def list_keys(url):
+    """Keys of the objects under the --blob URL's prefix (botocore, behind the store's back)."""
+    import botocore.config
+    import botocore.session
+    parts = urllib.parse.urlsplit(url)
+    query = dict(urllib.parse.parse_qsl(parts.query))
+    client = botocore.session.get_session().create_client(
+        "s3", endpoint_url=query["endpoint"], region_name=query["region"],
+        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+        config=botocore.config.Config(s3={"addressing_style": "path"}))
+    page = client.list_objects_v2(Bucket=parts.netloc, Prefix=parts.path.strip("/") + "/")
+    return [o["Key"] for o in page.get("Contents", [])]
+
+
+def test_an_upload_of_stated_size_goes_as_one_put_and_a_cut_one_leaves_nothing(
+        binary, tmp_path, aws_keys):
+    """An upload with a Content-Length over one part (8 MiB) streams into one PUT; cut short, it
+    leaves no object in the bucket (the last byte waits for the whole upload)."""
+    import hashlib
+    import socket
+    import time
+    url = blob_url(unique("put"))
+    server = DetachedServer(binary, tmp_path / "data", "--workers", "0", "--blob", url)
+    try:
+        api = server.start()
+        token = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+        body = os.urandom(24 << 20)
+        head = ("POST /api/v1/blobs?format=raw HTTP/1.1\r\nHost: localhost\r\n"
+                "Authorization: Bearer {}\r\nContent-Type: application/octet-stream\r\n"
+                "Content-Length: {}\r\n\r\n").format(token, len(body)).encode()
+        cut = socket.create_connection(("127.0.0.1", api.port), timeout=60)
+        cut.sendall(head + body[:-1])  # all but the last byte
+        time.sleep(2)
+        assert list_keys(url) == []
+        cut.close()
+        time.sleep(1)
+        assert list_keys(url) == []
+        resp = api("POST", "/api/v1/blobs?format=raw", raw=body, token=token,
+                   headers={"Content-Type": "application/octet-stream"})
+        assert resp.status == 201, resp
+        assert resp.json["sha256"] == hashlib.sha256(body).hexdigest()
+        assert list_keys(url) == [url.split("?")[0].split("/", 3)[3] + "/" + resp.json["id"]]
+        back = api("GET", "/api/v1/blobs/" + resp.json["id"], token=token)
+        assert back.status == 200 and back.raw == body
+    finally:
+        server.stop()

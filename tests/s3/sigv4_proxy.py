@@ -23,7 +23,8 @@ proxy first, which:
 For the tests of how many requests a client makes, it also answers `GET /__datasite_test/gets?path=P`
 (unsigned) with the number of GET requests it forwarded for the path P (`/bucket/key`), as text. And for
 the tests of a part that fails while its upload lives on, it answers part 2 of any upload to a key
-holding `fail-part-2` with a 500 InternalError.
+holding `fail-part-2` with a 500 InternalError, and a whole-object PUT of a key holding `fail-put`
+likewise. A request whose body ends before its Content-Length is dropped, as S3 drops it.
 
 Usage: sigv4_proxy.py --upstream http://127.0.0.1:PORT --port-file FILE
        [--access-key-id ID --secret-access-key SECRET --region R]
@@ -243,6 +244,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def handle_one(self):
         length = int(self.headers.get("Content-Length", "0") or "0")
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            # Cut short: S3 stores nothing of such a request (IncompleteBody), nor does the proxy.
+            self.close_connection = True
+            return
         if self.command == "GET" and self.path.startswith("/__datasite_test/gets?"):
             path = dict(split_query(self.path.partition("?")[2])).get("path", "")
             with self.proxy.lock:
@@ -255,6 +260,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if (self.command == "PUT" and "fail-part-2" in self.path.partition("?")[0]
                 and dict(split_query(self.path.partition("?")[2])).get("partNumber") == "2"):
             return self.reply(500, error_xml("InternalError", "This part fails, for the tests."))
+        if (self.command == "PUT" and "fail-put" in self.path.partition("?")[0]
+                and "partNumber" not in dict(split_query(self.path.partition("?")[2]))):
+            return self.reply(500, error_xml("InternalError", "This PUT fails, for the tests."))
         answer = self.proxy.emulated(self.command, self.path)
         if answer is not None:
             return self.reply(answer[0], answer[1])
