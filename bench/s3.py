@@ -11,8 +11,9 @@ server's RSS growth <= 64 MiB).
   sent one at a time by botocore (the operation the store does, by an independent client: s3rver
   writes each part and copies them all again into the object at completion, work a single PUT saves).
 - datasite: `datasite launch --blob s3://bench/PREFIX?endpoint=...` on the same s3rver; the file uploaded
-  by the Python client's own upload call (POST /api/v1/blobs, sendfile in 1 MiB pieces: the server hashes
-  it and sends it on as a multipart upload of 8 MiB parts, each part's SHA-256 signed), then
+  by the Python client's own upload call (POST /api/v1/blobs with a Content-Length, sendfile in 1 MiB
+  pieces: the server hashes it and streams it on as one PUT, payload unsigned, its last byte held back
+  until the whole upload is in), then
   GET /api/v1/blobs/{id} read to nowhere in 1 MiB pieces (the server reads it from S3 in ranged GETs).
   The server's VmRSS is sampled every 20 ms; the figure is the peak minus the value just before.
 
