@@ -422,8 +422,7 @@ class ServerImpl : public HttpServer {
     peer.address = CanonicalAddress(endpoint.address().to_string()).value_or("");
     peer.client = ClientOf(peer.address);
     const auto& trusted = options_.trusted_proxies;
-    peer.trusted = !peer.address.empty() &&
-                   std::find(trusted.begin(), trusted.end(), peer.address) != trusted.end();
+    peer.trusted = !peer.address.empty() && InNetworks(peer.address, trusted);
     return peer;
   }
 

@@ -66,8 +66,8 @@ struct ServerOptions {
   uint64_t body_memory_budget = 256ull << 20;
   // Host names answered besides "localhost" and IP addresses (see AllowedHosts).
   std::vector<std::string> allowed_hosts;
-  // Canonical addresses of proxies whose X-Forwarded-For names the client (see ClientAddress);
-  // from any other peer the header is ignored.
+  // Canonical networks (or single addresses) of proxies whose X-Forwarded-For names the client
+  // (see CanonicalNetwork, ClientAddress); from any other peer the header is ignored.
   std::vector<std::string> trusted_proxies;
   // HTTPS when both are set: the PEM certificate chain and its private key (see NewServerTlsContext
   // in http/tls.h, which also says which protocols and ciphers are offered).

@@ -377,11 +377,14 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   options.header_timeout = std::chrono::seconds(config.header_timeout_seconds);
   options.body_memory_budget = static_cast<uint64_t>(config.body_memory_bytes);
   for (const std::string& proxy : config.trusted_proxies) {
-    auto address = http::CanonicalAddress(proxy);
-    if (!address) {
-      return InvalidArgumentError("--trusted-proxy must be an IP address, not '" + proxy + "'");
+    auto network = http::CanonicalNetwork(proxy);
+    if (!network.ok()) {
+      return InvalidArgumentError(
+          "--trusted-proxy takes an IP address or a network "
+          "ADDRESS/PREFIX: " +
+          network.status().message());
     }
-    options.trusted_proxies.push_back(*address);
+    options.trusted_proxies.push_back(*network);
   }
   options.upload_limit = static_cast<uint64_t>(config.datasets.max_blob_bytes);
   options.tls_cert_file = config.tls_cert_file;

@@ -163,9 +163,9 @@ CLI::App* AddServerCommand(CLI::App& app, ServerRole role, LaunchOptions& o) {
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{100'000'000}));
   l->add_option("--trusted-proxy", o.app.trusted_proxies,
-                "Address of a reverse proxy whose X-Forwarded-For names the client (repeatable; "
-                "comma-separated in the environment); from any other peer the header is ignored "
-                "and the peer address is the client")
+                "Address (or network, ADDRESS/PREFIX) of a reverse proxy whose X-Forwarded-For "
+                "names the client (repeatable; comma-separated in the environment); from any "
+                "other peer the header is ignored and the peer address is the client")
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->delimiter(',');

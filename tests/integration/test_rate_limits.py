@@ -247,3 +247,30 @@ def test_strangers_failures_from_another_peer_do_not_lock_root_out(server):
         assert post_from("127.0.0.2", server.port, LOGIN, wrong)[0] == 401
     assert post_from("127.0.0.2", server.port, LOGIN, wrong)[0] == 429
     Api(server.port).login(ROOT_EMAIL, ROOT_PASSWORD)
+
+
+# Behind a Kubernetes ingress the proxies' pod addresses change: --trusted-proxy takes networks.
+def test_a_trusted_proxy_network_names_the_client(detached):
+    api = detached("--trusted-proxy", "127.0.0.0/8")
+    stranger, owner = from_address("203.0.113.9"), from_address("198.51.100.20")
+    fail_login(api, ROOT_EMAIL, 5, headers=stranger)
+    assert_rate_limited(
+        api.post(LOGIN, {"email": ROOT_EMAIL, "password": ROOT_PASSWORD}, headers=stranger), 300)
+    resp = api.post(LOGIN, {"email": ROOT_EMAIL, "password": ROOT_PASSWORD}, headers=owner)
+    assert resp.status == 200, resp
+
+
+@pytest.mark.parametrize("network,why", [
+    ("0.0.0.0/0", "every address"),
+    ("::/0", "every address"),
+    ("127.0.0.1/8", "host bits set: the network is 127.0.0.0/8"),
+    ("10.0.0.0/33", "prefix must be 1 to 32"),
+    ("proxy.example/8", "not an IP address"),
+])
+def test_a_trusted_proxy_that_is_no_network_or_trusts_everyone_is_refused(
+        binary, tmp_path, network, why):
+    server = DetachedServer(binary, tmp_path / "data", "--trusted-proxy", network)
+    code, out, err = server.try_start()
+    if code == 0:
+        server.stop()
+    assert code != 0 and why in err, (code, out, err)
