@@ -552,7 +552,20 @@ class S3BlobReader : public BlobReader {
       std::memcpy(buf, window_.data() + (offset - window_offset_), want);
       return want;
     }
-    if (TakeAhead(offset) && InWindow(offset, want)) {
+    if (InWindow(offset, 1) && ahead_done_.valid()) {
+      // Across the window's end: the head from this window, the rest from the one fetched ahead,
+      // which starts where this one ends (were it thrown away, the next window would be fetched
+      // again: one GET more per window for pieces that don't divide it).
+      const size_t head =
+          static_cast<size_t>(window_offset_ + static_cast<int64_t>(window_.size()) - offset);
+      std::memcpy(buf, window_.data() + (offset - window_offset_), head);
+      const int64_t rest = offset + static_cast<int64_t>(head);
+      if (TakeAhead(rest) && InWindow(rest, want - head)) {
+        std::memcpy(buf + head, window_.data(), want - head);
+        StartAhead();
+        return want;
+      }
+    } else if (TakeAhead(offset) && InWindow(offset, want)) {
       std::memcpy(buf, window_.data() + (offset - window_offset_), want);
       StartAhead();
       return want;

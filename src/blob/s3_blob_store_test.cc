@@ -371,7 +371,9 @@ TEST_F(S3BlobStoreTest, ASequentialReaderInSmallPiecesMakesFewRequests) {
     auto r = store_->Open(info->id);
     ASSERT_TRUE(r.ok());
     EXPECT_TRUE(ReadAll(**r, piece) == bytes) << piece;
-    EXPECT_LE(*GetsOf(options_.client, key) - start, 10) << piece;
+    // A piece across a window's end takes its rest from the window fetched ahead: 7 too (8 when it
+    // was fetched again).
+    EXPECT_LE(*GetsOf(options_.client, key) - start, 7) << piece;
   }
 
   // Reads here and there each fetch a small window, never the whole blob, and read right.
