@@ -128,6 +128,18 @@ Result<std::unique_ptr<BlobWriter>> BlobStore::NewWriter(int64_t max_size,
   return NewWriterFor(NewUuid(), max_size, exact_size);
 }
 
+Status CheckExactSizeFits(std::optional<int64_t> exact, int64_t max_size) {
+  if (!exact || *exact <= max_size) return Status::Ok();
+  return ResourceExhaustedError("the upload is larger than the limit of " +
+                                std::to_string(max_size) + " bytes");
+}
+
+Status CheckAppendWithin(std::optional<int64_t> exact, int64_t written, size_t n) {
+  if (!exact || written + static_cast<int64_t>(n) <= *exact) return Status::Ok();
+  return InvalidArgumentError("the upload is larger than the " + std::to_string(*exact) +
+                              " bytes it announced");
+}
+
 Status CheckExactSize(std::optional<int64_t> exact, int64_t written) {
   if (!exact || *exact == written) return Status::Ok();
   return InvalidArgumentError("the upload announced " + std::to_string(*exact) +

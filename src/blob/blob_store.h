@@ -86,7 +86,7 @@ class BlobStore {
   // before its first byte (an upload with a Content-Length): a store may then send the bytes to
   // their place as they come (an object store: one PUT rather than a multipart upload); Append
   // fails past it and Commit short of it (kInvalidArgument), and NewWriter fails
-  // (kResourceExhausted) when it is over `max_size`.
+  // (kResourceExhausted) when it is over `max_size` (see CheckExactSize*).
   Result<std::unique_ptr<BlobWriter>> NewWriter(int64_t max_size,
                                                 std::optional<int64_t> exact_size = std::nullopt);
   // A writer whose blob commits under `id`, the id it has in another store: for moving blobs
@@ -100,6 +100,12 @@ class BlobStore {
   // it opened when the blob is deleted meanwhile (the directory store) or fails with kInternal
   // (an object store); never other bytes.
   virtual Result<std::unique_ptr<BlobReader>> Open(const std::string& id) = 0;
+  // Open for a reader past its caller's share of the store's read-ahead memory: it holds nothing
+  // beyond the caller's buffer, so each read of a store that reads ahead (an object store) is a
+  // request of its own; slower, never refused. This default, for stores that don't, is Open.
+  virtual Result<std::unique_ptr<BlobReader>> OpenWithoutReadAhead(const std::string& id) {
+    return Open(id);
+  }
   // A committed blob as a local file, only where a file is unavoidable; kNotFound when absent.
   // The directory store returns the committed file itself (no copy; deleting the blob meanwhile
   // unlinks it, as for any reader of the file). This default, for stores without local files,
@@ -134,7 +140,12 @@ class BlobStore {
   virtual Status RemoveTemporaryFiles(std::optional<int64_t> modified_before = std::nullopt) = 0;
 };
 
-// For writers given an exact size: kInvalidArgument unless `written` is `exact` (or none is set).
+// For writers given an exact size (BlobStore::NewWriter), none set meaning no check:
+// kResourceExhausted when `exact` is over `max_size` (the upload is refused before a byte);
+Status CheckExactSizeFits(std::optional<int64_t> exact, int64_t max_size);
+// kInvalidArgument when `n` bytes more after `written` pass `exact`;
+Status CheckAppendWithin(std::optional<int64_t> exact, int64_t written, size_t n);
+// kInvalidArgument unless `written` is `exact` (at Commit).
 Status CheckExactSize(std::optional<int64_t> exact, int64_t written);
 
 // A reader of the regular file at `path` (its size taken when opened): for bytes that are files

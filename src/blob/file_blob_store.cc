@@ -42,7 +42,7 @@ class FileBlobWriter : public BlobWriter {
       : root_(std::move(root)),
         id_(std::move(id)),
         file_(std::move(file)),
-        max_size_(exact_size.value_or(max_size)),
+        max_size_(max_size),
         exact_size_(exact_size) {
     ctx_ = EVP_MD_CTX_new();
     EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr);
@@ -57,6 +57,7 @@ class FileBlobWriter : public BlobWriter {
 
   Status Append(std::string_view bytes) override {
     if (closed_) return FailedPreconditionError("blob writer is closed");
+    RETURN_IF_ERROR(CheckAppendWithin(exact_size_, file_->size(), bytes.size()));
     if (file_->size() + static_cast<int64_t>(bytes.size()) > max_size_) {
       return ResourceExhaustedError("the upload is larger than the limit of " +
                                     std::to_string(max_size_) + " bytes");
@@ -104,10 +105,7 @@ class FileBlobStore : public BlobStore {
   Result<std::unique_ptr<BlobWriter>> NewWriterFor(const std::string& id, int64_t max_size,
                                                    std::optional<int64_t> exact_size) override {
     if (!IsUuid(id)) return InvalidArgumentError("a blob id must be a UUID");
-    if (exact_size && *exact_size > max_size) {
-      return ResourceExhaustedError("the upload is larger than the limit of " +
-                                    std::to_string(max_size) + " bytes");
-    }
+    RETURN_IF_ERROR(CheckExactSizeFits(exact_size, max_size));
     std::string temp = root_ + "/tmp/" + id + ".part";
     ASSIGN_OR_RETURN(std::unique_ptr<FileWriter> file, FileWriter::Create(temp, mode_));
     return std::unique_ptr<BlobWriter>(

@@ -1,5 +1,6 @@
 #include "blob/s3_blob_store.h"
 
+#include <arpa/inet.h>
 #include <openssl/evp.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -122,6 +123,22 @@ class ByteBudget {
   std::atomic<int64_t> held_{0};
 };
 
+// `n` bytes of memory of their own (mmap), for an upload's part or ring: freed (munmap), they go
+// back to the system at once, whichever thread frees them.
+Result<char*> MapBytes(size_t n) {
+  void* p = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return ResourceExhaustedError("no memory for an upload's buffer");
+  return static_cast<char*>(p);
+}
+
+// An upload past the store's upload budget.
+Status UploadBudgetFull() {
+  return UnavailableError(
+             "the server holds as many uploads' bytes in memory as it may (S3 parts being sent); "
+             "try again shortly")
+      .WithRetryAfter(5);
+}
+
 // The bytes of one part, in memory of their own (mmap): freed, they go back to the system at
 // once. Parts are filled on whichever request thread the upload's chunks come on and freed on
 // another; from malloc, each of those threads' arenas would keep a part's worth of memory after
@@ -145,18 +162,10 @@ class PartBuffer {
   // Appends at most room() bytes of `bytes`; returns how many.
   Result<size_t> Append(std::string_view bytes) {
     if (data_ == nullptr && capacity_ > 0) {
-      void* p =
-          ::mmap(nullptr, capacity_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (p == MAP_FAILED) return ResourceExhaustedError("no memory for an upload's part");
-      data_ = static_cast<char*>(p);
+      ASSIGN_OR_RETURN(data_, MapBytes(capacity_));
     }
     const size_t take = std::min(bytes.size(), room());
-    if (!budget_.TryTake(static_cast<int64_t>(take))) {
-      return UnavailableError(
-                 "the server holds as many uploads' bytes in memory as it may (S3 parts being "
-                 "sent); try again shortly")
-          .WithRetryAfter(5);
-    }
+    if (!budget_.TryTake(static_cast<int64_t>(take))) return UploadBudgetFull();
     std::memcpy(data_ + size_, bytes.data(), take);
     size_ += take;
     return take;
@@ -208,6 +217,7 @@ class S3BlobWriter : public BlobWriter {
 
   Status Append(std::string_view bytes) override {
     if (closed_) return FailedPreconditionError("blob writer is closed");
+    RETURN_IF_ERROR(CheckAppendWithin(exact_size_, size_, bytes.size()));
     if (size_ + static_cast<int64_t>(bytes.size()) > max_size_) {
       return ResourceExhaustedError("the upload is larger than the limit of " +
                                     std::to_string(max_size_) + " bytes");
@@ -357,20 +367,16 @@ class S3StreamedWriter : public BlobWriter {
     }
     cv_.notify_all();
     if (put_.valid()) put_.wait();  // the request ends short: no object
-    if (ring_ != nullptr) {
-      ::munmap(ring_, capacity_);
-      budget_.Give(static_cast<int64_t>(capacity_));
-    }
+    ReleaseRing();
     EVP_MD_CTX_free(ctx_);
   }
 
   Status Append(std::string_view bytes) override {
     if (closed_) return FailedPreconditionError("blob writer is closed");
     if (failed_) return FailedPreconditionError("this upload failed already");
-    if (size_ + static_cast<int64_t>(bytes.size()) > expected_) {
+    if (Status within = CheckAppendWithin(expected_, size_, bytes.size()); !within.ok()) {
       failed_ = true;
-      return InvalidArgumentError("the upload is larger than the " + std::to_string(expected_) +
-                                  " bytes it announced");
+      return within;
     }
     if (ring_ == nullptr) {
       Status started = Start();
@@ -419,29 +425,30 @@ class S3StreamedWriter : public BlobWriter {
       committing_ = true;
     }
     cv_.notify_all();
-    RETURN_IF_ERROR(put_.get());
+    Status put = put_.get();
+    ReleaseRing();  // the request is over: its buffer goes back now, not when the writer goes
+    RETURN_IF_ERROR(put);
     return BlobInfo{id_, size_, HexEncode(std::string_view(reinterpret_cast<char*>(digest), len))};
   }
 
  private:
   // Maps the ring and starts the request.
   Status Start() {
-    if (!budget_.TryTake(static_cast<int64_t>(capacity_))) {
-      return UnavailableError(
-                 "the server holds as many uploads' bytes in memory as it may (S3 parts being "
-                 "sent); try again shortly")
-          .WithRetryAfter(5);
-    }
-    void* p =
-        ::mmap(nullptr, capacity_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
+    if (!budget_.TryTake(static_cast<int64_t>(capacity_))) return UploadBudgetFull();
+    Result<char*> ring = MapBytes(capacity_);
+    if (!ring.ok()) {
       budget_.Give(static_cast<int64_t>(capacity_));
-      return ResourceExhaustedError("no memory for an upload's buffer");
+      return ring.status();
     }
-    ring_ = static_cast<char*>(p);
+    ring_ = *ring;
     try {
       put_ = std::async(std::launch::async, [this] {
-        Status st = Send();
+        Status st = InternalError("the PUT of " + key_ + " threw");
+        try {
+          st = Send();
+        } catch (const std::exception& e) {
+          st = InternalError("the PUT of " + key_ + " threw: " + e.what());
+        }
         {
           std::lock_guard<std::mutex> lock(mu_);
           put_done_ = true;
@@ -454,6 +461,14 @@ class S3StreamedWriter : public BlobWriter {
       return UnavailableError(std::string("cannot start a thread to send an upload: ") + e.what());
     }
     return Status::Ok();
+  }
+
+  // Gives the ring back (unmapped, out of the budget), once no request reads it.
+  void ReleaseRing() {
+    if (ring_ == nullptr) return;
+    ::munmap(ring_, capacity_);
+    budget_.Give(static_cast<int64_t>(capacity_));
+    ring_ = nullptr;
   }
 
   Status Send() {
@@ -532,8 +547,9 @@ class S3BlobReader : public BlobReader {
   static constexpr size_t kMinWindow = size_t{256} << 10;
   static constexpr size_t kMaxWindow = size_t{8} << 20;
 
-  S3BlobReader(ClientPool& pool, ByteBudget& budget, std::string key, int64_t size)
-      : pool_(pool), budget_(budget), key_(std::move(key)), size_(size) {}
+  // `read_ahead`: whether it may hold windows (false: each read is a GET of its own).
+  S3BlobReader(ClientPool& pool, ByteBudget& budget, std::string key, int64_t size, bool read_ahead)
+      : pool_(pool), budget_(budget), key_(std::move(key)), size_(size), read_ahead_(read_ahead) {}
   ~S3BlobReader() override {
     if (ahead_done_.valid()) ahead_done_.wait();  // it writes into ahead_
     budget_.Give(static_cast<int64_t>(taken_ + ahead_taken_));
@@ -631,6 +647,7 @@ class S3BlobReader : public BlobReader {
 
   // Makes the budget cover a window of `span` bytes; false when it can't.
   bool Hold(size_t span) {
+    if (!read_ahead_) return false;
     if (span <= taken_) return true;
     if (!budget_.TryTake(static_cast<int64_t>(span - taken_))) return false;
     taken_ = span;
@@ -672,6 +689,7 @@ class S3BlobReader : public BlobReader {
   ByteBudget& budget_;
   const std::string key_;
   const int64_t size_;
+  const bool read_ahead_;
   std::string window_;  // bytes [window_offset_, window_offset_ + size) of the object
   int64_t window_offset_ = 0;
   size_t taken_ = 0;         // window bytes taken from the budget (the most the window held)
@@ -691,37 +709,28 @@ class S3BlobStore : public BlobStore {
         scratch_dir_(std::move(options.scratch_dir)),
         part_size_(options.part_size),
         window_budget_(options.read_window_budget),
-        upload_budget_(options.upload_memory_budget) {}
+        upload_budget_(options.upload_memory_budget),
+        streamed_puts_(ConnectionGuardsPayloads(options.client.endpoint)) {}
 
   Result<std::unique_ptr<BlobWriter>> NewWriterFor(const std::string& id, int64_t max_size,
                                                    std::optional<int64_t> exact_size) override {
     if (!IsUuid(id)) return InvalidArgumentError("a blob id must be a UUID");
-    if (exact_size && *exact_size > max_size) {
-      return ResourceExhaustedError("the upload is larger than the limit of " +
-                                    std::to_string(max_size) + " bytes");
-    }
-    if (exact_size && *exact_size > part_size_ &&
+    RETURN_IF_ERROR(CheckExactSizeFits(exact_size, max_size));
+    if (exact_size && streamed_puts_ && *exact_size > part_size_ &&
         static_cast<uint64_t>(*exact_size) <= net::kMaxPutObjectBytes) {
-      return std::unique_ptr<BlobWriter>(new S3StreamedWriter(
+      return std::unique_ptr<BlobWriter>(std::make_unique<S3StreamedWriter>(
           pool_, upload_budget_, id, key_prefix_ + id, *exact_size, part_size_));
     }
-    return std::unique_ptr<BlobWriter>(new S3BlobWriter(pool_, upload_budget_, id, key_prefix_ + id,
-                                                        exact_size.value_or(max_size), part_size_,
-                                                        exact_size));
+    return std::unique_ptr<BlobWriter>(std::make_unique<S3BlobWriter>(
+        pool_, upload_budget_, id, key_prefix_ + id, max_size, part_size_, exact_size));
   }
 
   Result<std::unique_ptr<BlobReader>> Open(const std::string& id) override {
-    if (!IsUuid(id)) return NotFoundError("no blob with id " + id.substr(0, 64));
-    ASSIGN_OR_RETURN(auto client, pool_.Take());
-    auto head = (*client)->HeadObject(key_prefix_ + id);
-    if (!head.ok()) {
-      if (head.status().code() == StatusCode::kNotFound) {
-        return NotFoundError("the bytes of blob " + id + " are missing");
-      }
-      return head.status();
-    }
-    return std::unique_ptr<BlobReader>(new S3BlobReader(pool_, window_budget_, key_prefix_ + id,
-                                                        static_cast<int64_t>(head->size)));
+    return OpenReader(id, /*read_ahead=*/true);
+  }
+
+  Result<std::unique_ptr<BlobReader>> OpenWithoutReadAhead(const std::string& id) override {
+    return OpenReader(id, /*read_ahead=*/false);
   }
 
   Status Delete(const std::string& id) override {
@@ -759,6 +768,20 @@ class S3BlobStore : public BlobStore {
   }
 
  private:
+  Result<std::unique_ptr<BlobReader>> OpenReader(const std::string& id, bool read_ahead) {
+    if (!IsUuid(id)) return NotFoundError("no blob with id " + id.substr(0, 64));
+    ASSIGN_OR_RETURN(auto client, pool_.Take());
+    auto head = (*client)->HeadObject(key_prefix_ + id);
+    if (!head.ok()) {
+      if (head.status().code() == StatusCode::kNotFound) {
+        return NotFoundError("the bytes of blob " + id + " are missing");
+      }
+      return head.status();
+    }
+    return std::unique_ptr<BlobReader>(new S3BlobReader(
+        pool_, window_budget_, key_prefix_ + id, static_cast<int64_t>(head->size), read_ahead));
+  }
+
   // Aborts the multipart uploads of blobs under the prefix begun before `bound` (all: none).
   Status AbortUploads(std::optional<int64_t> bound) {
     ASSIGN_OR_RETURN(auto client, pool_.Take());
@@ -784,6 +807,8 @@ class S3BlobStore : public BlobStore {
   const int64_t part_size_;
   ByteBudget window_budget_;  // outlives the readers and writers: they borrow the store
   ByteBudget upload_budget_;
+  // Whether blobs of known size may go as one PUT, whose payload is unsigned (S3StreamedWriter).
+  const bool streamed_puts_;
 };
 
 }  // namespace
@@ -910,6 +935,18 @@ Result<S3BlobStoreOptions> ParseS3BlobUrl(std::string_view url, const GetEnv& en
   }
   RETURN_IF_ERROR(net::S3Client::Create(o.client).status());  // the endpoint and the bucket
   return o;
+}
+
+bool ConnectionGuardsPayloads(std::string_view endpoint) {
+  if (endpoint.substr(0, 8) == "https://") return true;
+  if (endpoint.substr(0, 7) != "http://") return false;
+  std::string_view host = endpoint.substr(7);
+  host = host.substr(0, host.find('/'));
+  if (!host.empty() && host.front() == '[') return host.substr(0, 5) == "[::1]";
+  const std::string name(host.substr(0, host.find(':')));
+  in_addr v4;
+  if (inet_pton(AF_INET, name.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  return name == "localhost";
 }
 
 Result<std::unique_ptr<BlobStore>> NewS3BlobStore(S3BlobStoreOptions options) {

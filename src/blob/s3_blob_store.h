@@ -42,6 +42,12 @@ struct S3BlobStoreOptions {
 // refuses, or a part size under 5 MiB; no request is made here.
 Result<std::unique_ptr<BlobStore>> NewS3BlobStore(S3BlobStoreOptions options);
 
+// Whether bytes sent to the S3 `endpoint` are safe on the way without a signed payload hash, so
+// that a blob of known size may go as one streamed PUT (its payload unsigned): https (TLS protects
+// them) or a loopback address (nobody else is on the way). Over plain http to another host, a
+// blob over one part is a multipart upload whose parts' SHA-256 are signed.
+bool ConnectionGuardsPayloads(std::string_view endpoint);
+
 // Reads the environment: the value of a variable, nullopt when unset.
 using GetEnv = std::function<std::optional<std::string>(const char* name)>;
 

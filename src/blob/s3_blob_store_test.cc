@@ -307,12 +307,13 @@ TEST_F(S3BlobStoreTest, AStreamedPutThatFailsFailsTheCommit) {
   EXPECT_TRUE(Objects().empty());
 }
 
-// A PUT that ends early (refused at a skewed signing time) stops the appends that follow instead
-// of leaving them waiting for room in a ring nobody empties.
+// A PUT that ends early (the test proxy refuses a PUT to a key holding "refuse-early" on its
+// headers) stops the appends that follow instead of leaving them waiting for room in a ring
+// nobody empties.
 TEST_F(S3BlobStoreTest, AStreamedPutRefusedEarlyStopsTheAppends) {
-  FakeClock clock(SystemClock().NowMillis() - kHour * 1000);
-  options_.client.clock = &clock;
-  auto store = NewS3BlobStore(options_);
+  S3BlobStoreOptions options = options_;
+  options.prefix += "/refuse-early";
+  auto store = NewS3BlobStore(options);
   ASSERT_TRUE(store.ok());
   const size_t size = 64 << 20;
   auto w = (*store)->NewWriter(int64_t{1} << 30, static_cast<int64_t>(size));
@@ -322,8 +323,11 @@ TEST_F(S3BlobStoreTest, AStreamedPutRefusedEarlyStopsTheAppends) {
   for (size_t at = 0; at < size && appended.ok(); at += piece.size()) {
     appended = (*w)->Append(piece);
   }
-  Status committed = appended.ok() ? (*w)->Commit().status() : appended;
-  EXPECT_EQ(committed.code(), StatusCode::kPermissionDenied) << committed.ToString();
+  // Refused while the bytes were coming: an Append said so (the ring is a part, the blob 8 of
+  // them).
+  ASSERT_FALSE(appended.ok());
+  EXPECT_EQ(appended.code(), StatusCode::kPermissionDenied) << appended.ToString();
+  EXPECT_FALSE((*w)->Commit().ok());
   EXPECT_TRUE(Objects().empty());
 }
 
@@ -475,6 +479,12 @@ TEST_F(S3BlobStoreTest, StreamedUploadsHoldNoMoreThanTheStoresBudget) {
   ASSERT_TRUE((*a)->Append(std::string_view(bytes).substr(1 << 20)).ok());
   auto committed = (*a)->Commit();
   ASSERT_TRUE(committed.ok()) << committed.status().ToString();
+  // Committed, its ring is given back at once, though the writer lives on (an upload keeps it
+  // while it checks and records the blob).
+  auto d = (*store)->NewWriter(int64_t{1} << 30, size);
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE((*d)->Append(std::string_view(bytes).substr(0, 1 << 20)).ok());
+  d->reset();
   a->reset();
   b->reset();
   auto c = (*store)->NewWriter(int64_t{1} << 30, size);  // the ring was given back
@@ -838,6 +848,19 @@ TEST(ParseS3BlobUrlTest, ReadsACredentialsFile) {
       ParseS3BlobUrl("s3://bkt/p?credentials=" + tmpl + "/none", FakeEnv(kKeys)).status().code(),
       StatusCode::kInvalidArgument);
   fs::remove_all(tmpl);
+}
+
+TEST(S3BlobStoreOptionsTest, PayloadsGoUnsignedOnlyOverHttpsOrLoopback) {
+  for (const char* yes :
+       {"https://s3.eu-west-3.amazonaws.com", "https://10.0.0.5:9000", "http://127.0.0.1:9000",
+        "http://127.8.9.10", "http://localhost:9000", "http://[::1]:9000"}) {
+    EXPECT_TRUE(ConnectionGuardsPayloads(yes)) << yes;
+  }
+  for (const char* no :
+       {"http://datasite-object-store:9000", "http://10.0.0.5:9000", "http://127.example.org",
+        "http://localhost.example.org", "http://[::2]:9000", "ftp://127.0.0.1", ""}) {
+    EXPECT_FALSE(ConnectionGuardsPayloads(no)) << no;
+  }
 }
 
 TEST(S3BlobStoreOptionsTest, RefusesBadOptions) {

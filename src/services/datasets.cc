@@ -314,14 +314,10 @@ Result<BlobBytes> Datasets::OpenForDownload(const Principal& caller, store::Blob
   const int limit = guest ? options_.max_downloads_of_guests : options_.max_downloads_per_user;
   std::optional<TransferSlots::Slot> slot = transfers_.TryTake(key, limit);
   if (!slot) {
-    return ResourceExhaustedError(
-               guest ? "guests have " + std::to_string(limit) +
-                           " downloads in progress, as many as all guests together may; try "
-                           "again shortly"
-                     : "you have " + std::to_string(limit) +
-                           " downloads in progress, as many as an account may; wait for one to "
-                           "finish")
-        .WithRetryAfter(5);
+    // Past the caller's share: served all the same, but without the store's read-ahead memory
+    // (slower from an object store: a request per piece), which the others keep.
+    ASSIGN_OR_RETURN(auto reader, blobs_.OpenWithoutReadAhead(blob.id));
+    return BlobBytes{std::move(reader), std::move(blob)};
   }
   ASSIGN_OR_RETURN(auto reader, blobs_.Open(blob.id));
   return BlobBytes{std::make_unique<SlotReader>(std::move(reader), std::move(*slot)),

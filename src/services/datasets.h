@@ -39,7 +39,8 @@ struct DatasetsOptions {
   int64_t keep_recent_files_seconds = 0;
   // Uploads (mock generation included) one account may have in progress at once.
   int max_uploads_per_user = 4;
-  // Blob and asset downloads one account may have being sent at once, and all guests together.
+  // Blob and asset downloads one account may have read ahead at once, and all guests together;
+  // more are sent without read-ahead (from an object store, a request per piece).
   int max_downloads_per_user = 4;
   int max_downloads_of_guests = 8;
 };
@@ -168,7 +169,7 @@ class Datasets {
                                        const data::MockParams& params, uint64_t seed);
   Status DeleteBlobFully(const std::string& blob_id);
   // Opens `blob` for a download by `caller`, holding one of the caller's download slots while the
-  // reader lives; kResourceExhausted (with a Retry-After) when none is free.
+  // reader lives; past them, without the store's read-ahead (BlobStore::OpenWithoutReadAhead).
   Result<BlobBytes> OpenForDownload(const Principal& caller, store::Blob blob);
   // Appends an audit entry through `tx`: inside the transaction of the change it records.
   Status Audit(store::Store& tx, const Principal& actor, const std::string& action,

@@ -1,6 +1,6 @@
-// TransferSlots: how many uploads or downloads one caller may have in flight at once, so that one
-// account (or all guests together) can't hold every buffer of the blob store (an S3 store's part
-// and read-window budgets are shared by the whole server).
+// TransferSlots: how many uploads (or downloads read ahead) one caller may have in flight at once,
+// so that one account (or all guests together) can't hold every buffer of the blob store (an S3
+// store's part and read-window budgets are shared by the whole server).
 #ifndef DATASITE_SERVICES_TRANSFER_SLOTS_H_
 #define DATASITE_SERVICES_TRANSFER_SLOTS_H_
 

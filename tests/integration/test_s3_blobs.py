@@ -294,3 +294,50 @@ def test_an_upload_of_stated_size_goes_as_one_put_and_a_cut_one_leaves_nothing(
         assert back.status == 200 and back.raw == body
     finally:
         server.stop()
+
+
+def test_downloads_past_an_accounts_share_hold_no_read_ahead(binary, tmp_path, aws_keys):
+    """One account's 4 stalled downloads hold their read-ahead windows; its 5th is sent a piece at
+    a time (a GET per piece, nothing held), and another account's download still reads ahead. (16
+    stalled downloads of one guest held the server's whole 256 MiB of windows: everyone else's
+    downloads fell to a GET per piece.)"""
+    import socket
+    url = blob_url(unique("share"))
+    server = DetachedServer(binary, tmp_path / "data", "--workers", "0", "--blob", url)
+    held = []
+    try:
+        api = server.start()
+        root = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+        mock_bytes = os.urandom(24 << 20)
+        ids = []
+        for body in (b"private", mock_bytes):
+            resp = api("POST", "/api/v1/blobs?format=raw", raw=body, token=root,
+                       headers={"Content-Type": "application/octet-stream"})
+            assert resp.status == 201, resp
+            ids.append(resp.json["id"])
+        resp = api.post("/api/v1/datasets", {"name": unique("share"), "assets": [
+            {"name": "a", "data": ids[0], "mock": ids[1]}]}, token=root)
+        assert resp.status in (200, 201), resp
+        path = "/api/v1/datasets/{}/assets/a/mock".format(resp.json["id"])
+        user = api.create_user(root)
+        token = api.login(user["email"], PASSWORD)
+        for _ in range(4):
+            sock = socket.create_connection(("127.0.0.1", api.port), timeout=30)
+            sock.sendall("GET {} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\r\n"
+                         .format(path, token).encode())
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            held.append(sock)
+        before = gets_of(url, ids[1])
+        fifth = api.get(path, token=token)
+        assert fifth.status == 200 and fifth.raw == mock_bytes
+        # 24 MiB answered 64 KiB at a time, each piece a GET of its own: 384.
+        assert gets_of(url, ids[1]) - before >= 300
+        before = gets_of(url, ids[1])
+        other = api.get(path, token=root)
+        assert other.status == 200 and other.raw == mock_bytes
+        # Windows of 256 KiB doubling to 8 MiB: 7 GETs.
+        assert gets_of(url, ids[1]) - before <= 8
+    finally:
+        for sock in held:
+            sock.close()
+        server.stop()

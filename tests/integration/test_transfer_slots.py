@@ -1,8 +1,9 @@
 """Uploads and downloads in flight per account: one account (or all guests together) may not hold
 every buffer of the blob store. With an S3 store, 64 stalled uploads of one data owner held the
 whole 512 MiB part budget and every other upload got 503; 16 stalled mock downloads of one guest held
-the 256 MiB read-window budget. Each account now has 4 uploads and 4 downloads at once, all guests
-together 8 downloads; past that the answer is 429 with a Retry-After, and nobody else notices."""
+the 256 MiB read-window budget. Each account now has 4 uploads at once, past which the answer is 429
+with a Retry-After; and 4 downloads read ahead (all guests together 8), past which a download is
+sent without read-ahead (test_s3_blobs.py shows what that means for the bucket)."""
 
 import os
 import socket
@@ -105,32 +106,23 @@ def big_mock(api, actors):
     return "/api/v1/datasets/{}/assets/a/mock".format(resp.json["id"])
 
 
-def test_an_account_has_four_downloads_at_once_and_others_are_not_affected(api, actors, big_mock):
-    scientist, admin = actors["scientist"], actors["admin"]
+def test_an_account_past_four_downloads_is_still_served(api, actors, big_mock):
+    """Past its 4 downloads read ahead, an account's next one is sent without read-ahead (from an
+    S3 store, a GET per piece: test_s3_blobs.py counts them): slower, never refused."""
+    scientist = actors["scientist"]
     held = [stalled_download(api.port, scientist.token, big_mock) for _ in range(PER_USER)]
     try:
-        assert_busy(retry_until(lambda: api.get(big_mock, token=scientist.token), 429),
-                    "downloads in progress")
-        other = api.get(big_mock, token=admin.token)
-        assert other.status == 200 and len(other.raw) == MOCK_BYTES
-        held.pop().close()
-        again = retry_until(lambda: api.get(big_mock, token=scientist.token), 200)
-        assert again.status == 200 and len(again.raw) == MOCK_BYTES
+        more = api.get(big_mock, token=scientist.token)
+        assert more.status == 200 and len(more.raw) == MOCK_BYTES
     finally:
         close_all(held)
 
 
-def test_guests_share_eight_downloads(api, actors, big_mock):
-    scientist = actors["scientist"]
+def test_guests_past_their_eight_downloads_are_still_served(api, actors, big_mock):
     guests = [api.guest() for _ in range(GUESTS + 1)]
     held = [stalled_download(api.port, guests[i], big_mock) for i in range(GUESTS)]
     try:
-        # A guest session of its own doesn't buy another download.
-        assert_busy(retry_until(lambda: api.get(big_mock, token=guests[GUESTS]), 429),
-                    "all guests together")
-        # Accounts are not guests.
-        assert api.get(big_mock, token=scientist.token).status == 200
-        held.pop().close()
-        assert retry_until(lambda: api.get(big_mock, token=guests[GUESTS]), 200).status == 200
+        more = api.get(big_mock, token=guests[GUESTS])
+        assert more.status == 200 and len(more.raw) == MOCK_BYTES
     finally:
         close_all(held)

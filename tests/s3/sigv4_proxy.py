@@ -24,7 +24,8 @@ For the tests of how many requests a client makes, it also answers `GET /__datas
 (unsigned) with the number of GET requests it forwarded for the path P (`/bucket/key`), as text. And for
 the tests of a part that fails while its upload lives on, it answers part 2 of any upload to a key
 holding `fail-part-2` with a 500 InternalError, and a whole-object PUT of a key holding `fail-put`
-likewise. A request whose body ends before its Content-Length is dropped, as S3 drops it.
+likewise; a PUT with a body to a key holding `refuse-early` it answers 403 on its headers, the body
+unread. A request whose body ends before its Content-Length is dropped, as S3 drops it.
 
 Usage: sigv4_proxy.py --upstream http://127.0.0.1:PORT --port-file FILE
        [--access-key-id ID --secret-access-key SECRET --region R]
@@ -243,6 +244,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def handle_one(self):
         length = int(self.headers.get("Content-Length", "0") or "0")
+        if (self.command == "PUT" and "refuse-early" in self.path.partition("?")[0]
+                and length > 0):
+            # Refused on its headers, its body unread, as S3 may refuse (a bad signature, no
+            # such bucket): the client learns it while still sending.
+            self.close_connection = True
+            return self.reply(403, error_xml("AccessDenied", "Refused early, for the tests."))
         body = self.rfile.read(length) if length else b""
         if len(body) < length:
             # Cut short: S3 stores nothing of such a request (IncompleteBody), nor does the proxy.
