@@ -102,7 +102,7 @@ TEST_F(BlobStoreTest, AWriterGivenAnExactSizeHoldsItToIt) {
   EXPECT_EQ((*fewer)->Commit().status().code(), StatusCode::kInvalidArgument);
   auto more = store_->NewWriter(1 << 20, 10);
   ASSERT_TRUE(more.ok());
-  EXPECT_FALSE((*more)->Append("12345678901").ok());
+  EXPECT_EQ((*more)->Append("12345678901").code(), StatusCode::kInvalidArgument);
   auto exact = store_->NewWriter(1 << 20, 10);
   ASSERT_TRUE(exact.ok());
   ASSERT_TRUE((*exact)->Append("1234567890").ok());
