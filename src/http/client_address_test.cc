@@ -76,7 +76,9 @@ TEST(CanonicalNetworkTest, RefusesWhatIsNoNetworkOrTrustsEveryone) {
         "example.org/8", "2001:db8::/129", "::ffff:10.0.0.0/95"}) {
     auto n = CanonicalNetwork(bad);
     EXPECT_FALSE(n.ok()) << bad;
-    if (!n.ok()) EXPECT_EQ(n.status().code(), StatusCode::kInvalidArgument) << bad;
+    if (!n.ok()) {
+      EXPECT_EQ(n.status().code(), StatusCode::kInvalidArgument) << bad;
+    }
   }
   // Every address: anyone could name any client.
   EXPECT_NE(CanonicalNetwork("0.0.0.0/0").status().message().find("every address"),
