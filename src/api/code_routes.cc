@@ -510,7 +510,10 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
                 if (f.bytes) {
                   r.raw_body = std::move(*f.bytes);
                 } else {
-                  r.file_path = f.path;
+                  r.body_size = f.reader->size();
+                  r.body_source = [reader = f.reader](char* buf, size_t cap) {
+                    return reader->Read(buf, cap);
+                  };
                 }
                 r.content_type = f.format == "json"  ? "application/json"
                                  : f.format == "csv" ? "text/csv"

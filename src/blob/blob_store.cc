@@ -1,6 +1,7 @@
 #include "blob/blob_store.h"
 
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -128,6 +129,35 @@ Result<std::unique_ptr<BlobWriter>> BlobStore::NewWriter(int64_t max_size,
   return NewWriterFor(NewUuid(), max_size, exact_size);
 }
 
+bool IsBlobId(std::string_view id) {
+  if (id.size() == 36) return IsUuid(id);
+  if (id.size() < 38 || id.size() > 46 || id[36] != '.' || !IsUuid(id.substr(0, 36))) return false;
+  return id.substr(37).find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+Result<std::pair<std::string, int64_t>> Sha256OfFile(const std::string& path) {
+  ASSIGN_OR_RETURN(std::unique_ptr<BlobReader> reader, OpenFileReader(path));
+  return Sha256Of(*reader);
+}
+
+Result<std::pair<std::string, int64_t>> Sha256Of(BlobReader& reader) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    return InternalError("no SHA-256 context");
+  }
+  std::vector<char> buf(kCopyPiece);
+  for (;;) {
+    ASSIGN_OR_RETURN(size_t got, reader.Read(buf.data(), buf.size()));
+    if (got == 0) break;
+    EVP_DigestUpdate(ctx.get(), buf.data(), got);
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx.get(), digest, &len);
+  return std::make_pair(HexEncode(std::string_view(reinterpret_cast<char*>(digest), len)),
+                        reader.size());
+}
+
 Status CheckExactSizeFits(std::optional<int64_t> exact, int64_t max_size) {
   if (!exact || *exact <= max_size) return Status::Ok();
   return ResourceExhaustedError("the upload is larger than the limit of " +
@@ -155,12 +185,18 @@ Result<LocalFile> BlobStore::Materialize(const std::string& id) {
 
 Result<BlobInfo> BlobStore::AdoptFile(const std::string& path, int64_t size,
                                       const std::string& sha256) {
+  return AdoptFileAs(NewUuid(), path, size, sha256);
+}
+
+Result<BlobInfo> BlobStore::AdoptFileAs(const std::string& id, const std::string& path,
+                                        int64_t size, const std::string& sha256) {
+  if (!IsBlobId(id)) return InvalidArgumentError("a blob id must be a UUID, or one and .N");
   ASSIGN_OR_RETURN(std::unique_ptr<BlobReader> reader, OpenFileReader(path));
   if (reader->size() != size) {
     return InvalidArgumentError(path + " holds " + std::to_string(reader->size()) +
                                 " bytes, not the " + std::to_string(size) + " expected");
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<BlobWriter> writer, NewWriter(size, size));
+  ASSIGN_OR_RETURN(std::unique_ptr<BlobWriter> writer, NewWriterFor(id, size, size));
   std::vector<char> buf(kCopyPiece);
   for (int64_t at = 0; at < size;) {
     ASSIGN_OR_RETURN(size_t got, reader->ReadAt(at, buf.data(), buf.size()));

@@ -9,12 +9,17 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "blob/file_writer.h"
 #include "core/status.h"
 
 namespace datasite::blob {
+
+// Whether `id` may name a blob: a UUID, or a UUID, '.' and 1 to 9 digits (the run of a job whose
+// result it is: "<job id>.<attempt>").
+bool IsBlobId(std::string_view id);
 
 struct BlobInfo {
   std::string id;  // UUID
@@ -117,12 +122,15 @@ class BlobStore {
   // from `path`. kNotFound when there is no file, kInvalidArgument when it holds another size
   // (the file is then left where it is). The blob counts as written now (for `modified_before`
   // below), however old the file is.
-  // This default streams the file through NewWriter and checks the SHA-256 it computes against
-  // `sha256` (kInternal when they differ), so every store can adopt; the directory store renames
-  // a ScratchPath() file into place instead (no copy; kFailedPrecondition for a file elsewhere)
-  // and records `sha256` as given.
-  virtual Result<BlobInfo> AdoptFile(const std::string& path, int64_t size,
-                                     const std::string& sha256);
+  Result<BlobInfo> AdoptFile(const std::string& path, int64_t size, const std::string& sha256);
+  // AdoptFile into the blob `id` (see IsBlobId; kInvalidArgument for another), replacing one
+  // committed under it: for blobs named by what they belong to (a job run's result).
+  // This default streams the file through NewWriterFor and checks the SHA-256 it computes against
+  // `sha256` (kInternal when they differ, the blob then deleted), so every store can adopt; the
+  // directory store renames a ScratchPath() file into place instead (no copy;
+  // kFailedPrecondition for a file elsewhere) and records `sha256` as given.
+  virtual Result<BlobInfo> AdoptFileAs(const std::string& id, const std::string& path, int64_t size,
+                                       const std::string& sha256);
   // Removes a committed blob's bytes; OK when already gone.
   virtual Status Delete(const std::string& id) = 0;
   // Ids of every committed blob; with `modified_before` (Unix seconds), only of those last written
@@ -151,6 +159,11 @@ Status CheckExactSize(std::optional<int64_t> exact, int64_t written);
 // A reader of the regular file at `path` (its size taken when opened): for bytes that are files
 // but not blobs, such as job result files, sent beside blobs. kNotFound when there is no file.
 Result<std::unique_ptr<BlobReader>> OpenFileReader(const std::string& path);
+
+// The SHA-256 (lowercase hex) and size of the file at `path`, or of what `reader` holds from its
+// position on, read a piece at a time.
+Result<std::pair<std::string, int64_t>> Sha256OfFile(const std::string& path);
+Result<std::pair<std::string, int64_t>> Sha256Of(BlobReader& reader);
 
 // Copies every byte of `reader` from its start into a new file at `path` (which must not exist),
 // fsynced and closed. The file is removed again on failure.

@@ -104,7 +104,7 @@ class FileBlobStore : public BlobStore {
 
   Result<std::unique_ptr<BlobWriter>> NewWriterFor(const std::string& id, int64_t max_size,
                                                    std::optional<int64_t> exact_size) override {
-    if (!IsUuid(id)) return InvalidArgumentError("a blob id must be a UUID");
+    if (!IsBlobId(id)) return InvalidArgumentError("a blob id must be a UUID, or one and .N");
     RETURN_IF_ERROR(CheckExactSizeFits(exact_size, max_size));
     std::string temp = root_ + "/tmp/" + id + ".part";
     ASSIGN_OR_RETURN(std::unique_ptr<FileWriter> file, FileWriter::Create(temp, mode_));
@@ -130,8 +130,9 @@ class FileBlobStore : public BlobStore {
   }
 
   // Renames the file into place: no copy, and `sha256` recorded as given.
-  Result<BlobInfo> AdoptFile(const std::string& path, int64_t size,
-                             const std::string& sha256) override {
+  Result<BlobInfo> AdoptFileAs(const std::string& id, const std::string& path, int64_t size,
+                               const std::string& sha256) override {
+    if (!IsBlobId(id)) return InvalidArgumentError("a blob id must be a UUID, or one and .N");
     struct stat st;
     if (::lstat(path.c_str(), &st) != 0) {
       if (errno == ENOENT) return NotFoundError("no file to adopt at " + path);
@@ -145,7 +146,6 @@ class FileBlobStore : public BlobStore {
     // A staged file may be old: from now on it is a fresh blob, which clean-ups by age on other
     // processes leave alone until its row is written.
     if (::utimensat(AT_FDCWD, path.c_str(), nullptr, 0) != 0) return FileErrno("touch " + path);
-    std::string id = NewUuid();
     std::string dir = root_ + "/" + id.substr(0, 2);
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return FileErrno("mkdir " + dir);
     std::string final_path = dir + "/" + id;
@@ -161,7 +161,7 @@ class FileBlobStore : public BlobStore {
   }
 
   Status Delete(const std::string& id) override {
-    if (!IsUuid(id)) return Status::Ok();
+    if (!IsBlobId(id)) return Status::Ok();
     std::string path = root_ + "/" + id.substr(0, 2) + "/" + id;
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) return FileErrno("unlink " + path);
     return Status::Ok();
@@ -174,7 +174,7 @@ class FileBlobStore : public BlobStore {
       if (!sub.is_directory() || sub.path().filename() == "tmp") continue;
       for (const auto& f : fs::directory_iterator(sub.path(), ec)) {
         std::string name = f.path().filename().string();
-        if (IsUuid(name) && ModifiedBefore(f.path(), modified_before)) out.push_back(name);
+        if (IsBlobId(name) && ModifiedBefore(f.path(), modified_before)) out.push_back(name);
       }
     }
     if (ec) return InternalError("listing blobs: " + ec.message());
@@ -194,7 +194,7 @@ class FileBlobStore : public BlobStore {
 
  private:
   Result<std::string> CommittedPath(const std::string& id) const {
-    if (!IsUuid(id)) return NotFoundError("no blob with id " + id.substr(0, 64));
+    if (!IsBlobId(id)) return NotFoundError("no blob with id " + id.substr(0, 64));
     return root_ + "/" + id.substr(0, 2) + "/" + id;
   }
 

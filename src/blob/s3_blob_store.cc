@@ -714,7 +714,7 @@ class S3BlobStore : public BlobStore {
 
   Result<std::unique_ptr<BlobWriter>> NewWriterFor(const std::string& id, int64_t max_size,
                                                    std::optional<int64_t> exact_size) override {
-    if (!IsUuid(id)) return InvalidArgumentError("a blob id must be a UUID");
+    if (!IsBlobId(id)) return InvalidArgumentError("a blob id must be a UUID, or one and .N");
     RETURN_IF_ERROR(CheckExactSizeFits(exact_size, max_size));
     if (exact_size && streamed_puts_ && *exact_size > part_size_ &&
         static_cast<uint64_t>(*exact_size) <= net::kMaxPutObjectBytes) {
@@ -734,7 +734,7 @@ class S3BlobStore : public BlobStore {
   }
 
   Status Delete(const std::string& id) override {
-    if (!IsUuid(id)) return Status::Ok();
+    if (!IsBlobId(id)) return Status::Ok();
     ASSIGN_OR_RETURN(auto client, pool_.Take());
     return (*client)->DeleteObject(key_prefix_ + id);
   }
@@ -747,7 +747,7 @@ class S3BlobStore : public BlobStore {
       ASSIGN_OR_RETURN(net::S3ListPage page, (*client)->ListObjects(key_prefix_, token));
       for (const auto& o : page.objects) {
         std::string id = o.key.substr(key_prefix_.size());
-        if (IsUuid(id) && Before(o.last_modified, modified_before)) out.push_back(std::move(id));
+        if (IsBlobId(id) && Before(o.last_modified, modified_before)) out.push_back(std::move(id));
       }
       token = std::move(page.next_continuation_token);
     } while (!token.empty());
@@ -769,7 +769,7 @@ class S3BlobStore : public BlobStore {
 
  private:
   Result<std::unique_ptr<BlobReader>> OpenReader(const std::string& id, bool read_ahead) {
-    if (!IsUuid(id)) return NotFoundError("no blob with id " + id.substr(0, 64));
+    if (!IsBlobId(id)) return NotFoundError("no blob with id " + id.substr(0, 64));
     ASSIGN_OR_RETURN(auto client, pool_.Take());
     auto head = (*client)->HeadObject(key_prefix_ + id);
     if (!head.ok()) {
@@ -790,7 +790,7 @@ class S3BlobStore : public BlobStore {
       ASSIGN_OR_RETURN(net::S3UploadsPage page,
                        (*client)->ListMultipartUploads(key_prefix_, key_marker, id_marker));
       for (const auto& u : page.uploads) {
-        if (!IsUuid(u.key.substr(std::min(key_prefix_.size(), u.key.size())))) continue;
+        if (!IsBlobId(u.key.substr(std::min(key_prefix_.size(), u.key.size())))) continue;
         if (!Before(u.initiated, bound)) continue;
         Status st = (*client)->AbortMultipartUpload(u.key, u.upload_id);
         if (!st.ok() && st.code() != StatusCode::kNotFound) return st;

@@ -32,6 +32,7 @@ namespace datasite::server {
 struct App::Parts {
   std::unique_ptr<store::Store> store;
   std::unique_ptr<blob::BlobStore> blobs;
+  std::unique_ptr<blob::BlobStore> results;  // job results (CodeOptions::results)
   std::unique_ptr<services::Datasets> datasets;
   std::unique_ptr<services::StoreEventLog> shared_events;  // with --database: the login limits'
   std::unique_ptr<services::Accounts> accounts;
@@ -65,17 +66,38 @@ bool OnlyThisMachine(const AppConfig& config) {
 std::string DatabasePath(const std::string& data_dir) { return data_dir + "/datasite.db"; }
 std::string BlobPath(const std::string& data_dir) { return data_dir + "/blobs"; }
 
-Result<std::unique_ptr<blob::BlobStore>> OpenBlobStore(const std::string& blob,
-                                                       const std::string& storage) {
-  if (blob.empty()) return blob::NewFileBlobStore(BlobPath(storage));
+namespace {
+
+// The bucket of an s3:// --blob URL with its credentials, `subfolder` (if any) under its prefix,
+// and local scratch files under `scratch_dir`.
+Result<std::unique_ptr<blob::BlobStore>> OpenBucket(const std::string& blob,
+                                                    const std::string& subfolder,
+                                                    const std::string& scratch_dir) {
   ASSIGN_OR_RETURN(blob::S3BlobStoreOptions options,
                    blob::ParseS3BlobUrl(blob, [](const char* name) -> std::optional<std::string> {
                      const char* value = std::getenv(name);
                      if (value == nullptr) return std::nullopt;
                      return std::string(value);
                    }));
-  options.scratch_dir = BlobPath(storage) + "/s3-scratch";
+  if (!subfolder.empty()) {
+    options.prefix = options.prefix.empty() ? subfolder : options.prefix + "/" + subfolder;
+  }
+  options.scratch_dir = scratch_dir;
   return blob::NewS3BlobStore(std::move(options));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<blob::BlobStore>> OpenBlobStore(const std::string& blob,
+                                                       const std::string& storage) {
+  if (blob.empty()) return blob::NewFileBlobStore(BlobPath(storage));
+  return OpenBucket(blob, "", BlobPath(storage) + "/s3-scratch");
+}
+
+Result<std::unique_ptr<blob::BlobStore>> OpenResultStore(const std::string& blob,
+                                                         const std::string& storage) {
+  if (blob.empty()) return blob::NewFileBlobStore(ResultsPath(storage));
+  return OpenBucket(blob, "results", ResultsPath(storage) + "/s3-scratch");
 }
 
 std::string HostAndPid(const char* unknown_host) {
@@ -291,9 +313,12 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   services::DatasetsOptions datasets_options = config.datasets;
   if (shared_storage) {
     RETURN_IF_ERROR(ClaimStorageDir(storage, p->settings->identity().server_id));
-    datasets_options.keep_recent_files_seconds = kSharedStorageGraceSeconds;
   }
+  // Other processes may be writing into a shared directory or a bucket as this one starts.
+  const bool shared_blobs = shared_storage || !config.blob.empty();
+  if (shared_blobs) datasets_options.keep_recent_files_seconds = kSharedStorageGraceSeconds;
   ASSIGN_OR_RETURN(p->blobs, OpenBlobStore(config.blob, storage));
+  ASSIGN_OR_RETURN(p->results, OpenResultStore(config.blob, storage));
   p->datasets = std::make_unique<services::Datasets>(*p->store, *p->blobs, *p->settings, clock,
                                                      datasets_options);
   RETURN_IF_ERROR(p->datasets->Recover());
@@ -316,7 +341,9 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   };
   p->queue = std::make_unique<jobs::JobQueue>(*p->store, clock, queue_options);
   services::CodeOptions code_options;
+  code_options.results = p->results.get();
   code_options.results_dir = ResultsPath(storage);
+  if (shared_blobs) code_options.keep_recent_files_seconds = kSharedStorageGraceSeconds;
   code_options.max_timeout_ms = config.job_timeout_seconds * 1000;
   code_options.limits = config.job_limits;
   code_options.quotas = config.job_quotas;

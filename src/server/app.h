@@ -119,9 +119,16 @@ std::string BlobPath(const std::string& data_dir);
 // files under BlobPath(storage). kInvalidArgument for a URL ParseS3BlobUrl refuses.
 Result<std::unique_ptr<blob::BlobStore>> OpenBlobStore(const std::string& blob,
                                                        const std::string& storage);
+// The store of job results too large for the database (services::CodeOptions::results): the
+// directory ResultsPath(storage), or with an s3:// `blob` the same bucket under PREFIX/results/
+// (which the blob store's listings skip: its names are no UUIDs), local scratch files under
+// ResultsPath(storage).
+Result<std::unique_ptr<blob::BlobStore>> OpenResultStore(const std::string& blob,
+                                                         const std::string& storage);
 
-// How long a process sharing a storage directory leaves the blob files it finds there at start-up
-// (Datasets::Recover): a fresh one may be an upload in flight on another process.
+// How long a process sharing a storage directory or a bucket leaves the blob files (and
+// unfinished uploads) it finds there at start-up (Datasets::Recover,
+// CodeService::RemoveStrayResults): a fresh one may be an upload in flight on another process.
 inline constexpr int64_t kSharedStorageGraceSeconds = 3600;
 // Checks a --storage-dir: empty (none), or an absolute path to an existing directory given with a
 // PostgreSQL `database` (with SQLite the data directory is the one place). kInvalidArgument

@@ -28,6 +28,7 @@ struct Parts {
   std::unique_ptr<store::Store> store;
   std::unique_ptr<services::SettingsService> settings;
   std::unique_ptr<blob::BlobStore> blobs;
+  std::unique_ptr<blob::BlobStore> results;  // job results (CodeOptions::results)
   std::unique_ptr<services::Datasets> datasets;
   std::unique_ptr<net::MailTransport> mail;
   std::unique_ptr<services::Notifications> notifications;
@@ -56,6 +57,7 @@ Status Start(const WorkerOptions& o, Parts& p) {
     RETURN_IF_ERROR(ClaimStorageDir(o.storage_dir, p.settings->identity().server_id));
   }
   ASSIGN_OR_RETURN(p.blobs, OpenBlobStore(o.blob, storage));
+  ASSIGN_OR_RETURN(p.results, OpenResultStore(o.blob, storage));
   // The server's storage is shared, not this process's to clean up: only counted.
   p.datasets =
       std::make_unique<services::Datasets>(*p.store, *p.blobs, *p.settings, clock, o.datasets);
@@ -73,7 +75,10 @@ Status Start(const WorkerOptions& o, Parts& p) {
   };
   p.queue = std::make_unique<jobs::JobQueue>(*p.store, clock, queue_options);
   services::CodeOptions code_options;
+  code_options.results = p.results.get();
   code_options.results_dir = ResultsPath(storage);
+  // A worker shares the results' store with the servers and other workers.
+  code_options.keep_recent_files_seconds = kSharedStorageGraceSeconds;
   code_options.max_timeout_ms = o.job_timeout_seconds * 1000;
   code_options.limits = o.job_limits;
   code_options.quotas = o.job_quotas;

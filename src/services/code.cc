@@ -188,13 +188,36 @@ void CodeService::SetSandboxFailure(Status why) {
 
 int CodeService::RemoveStrayResults(std::string_view owner) {
   const int64_t now = clock_.NowMillis();
+  // Whether the result of `id`'s run at `attempts` (nullopt: a result kept before runs were
+  // named) is stray: a completed job's result is in its row or in the blob of the run that
+  // completed it; only the latter is kept, unless the result expired. Another run's (one whose
+  // lease was taken) is stray, but for a run going on in another process now.
+  auto stray = [&](const std::string& id, std::optional<int64_t> attempts) {
+    auto job = store_.GetJob(id);
+    if (!job.ok()) return job.status().code() == StatusCode::kNotFound;  // a store error: keep
+    auto in_row = store_.GetJobResult(id);
+    if (job->status == "running" && attempts == job->attempts && job->lease_owner != owner &&
+        job->lease_expires_at >= now) {
+      return false;
+    }
+    return job->status != "completed" || job->result_expired ||
+           (in_row.ok() && in_row->has_value()) || (attempts && *attempts != job->attempts);
+  };
   int removed = 0;
+  auto blobs = options_.results->List();
+  if (!blobs.ok()) spdlog::warn("jobs: listing results: {}", blobs.status().ToString());
+  for (const std::string& name : blobs.ok() ? *blobs : std::vector<std::string>{}) {
+    const size_t dot = name.find('.');
+    if (dot == std::string::npos) continue;  // not a run's (CodeOptions::results holds no other)
+    const int64_t attempts = std::stoll(name.substr(dot + 1));  // digits: see blob::IsBlobId
+    if (stray(name.substr(0, dot), attempts) && options_.results->Delete(name).ok()) ++removed;
+  }
+  // Files of results kept before they were blobs: "<job id>.<attempts>", or "<job id>".
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(options_.results_dir, ec)) {
-    // "<job id>.<attempts>", the file of one run; "<job id>", a result kept before runs were named.
+    if (!entry.is_regular_file()) continue;
     const std::string name = entry.path().filename().string();
     const size_t dot = name.find('.');
-    const std::string id = name.substr(0, dot);
     std::optional<int64_t> attempts;
     if (dot != std::string::npos) {
       try {
@@ -203,26 +226,17 @@ int CodeService::RemoveStrayResults(std::string_view owner) {
         attempts = -1;  // no run's
       }
     }
-    auto job = store_.GetJob(id);
-    bool stray;
-    if (job.ok()) {
-      // A completed job's result is in its row or in the file of the run that completed it; only
-      // the latter keeps its file, unless the result expired. Another run's file (one whose lease
-      // was taken) is stray.
-      auto in_row = store_.GetJobResult(id);
-      stray = job->status != "completed" || job->result_expired ||
-              (in_row.ok() && in_row->has_value()) || (attempts && *attempts != job->attempts);
-      // A run going on in another worker process now.
-      if (job->status == "running" && attempts == job->attempts && job->lease_owner != owner &&
-          job->lease_expires_at >= now) {
-        stray = false;
-      }
-    } else {
-      stray = job.status().code() == StatusCode::kNotFound;  // on a store error, keep the file
+    if (stray(name.substr(0, dot), attempts) && std::filesystem::remove(entry.path(), ec)) {
+      ++removed;
     }
-    if (stray && std::filesystem::remove(entry.path(), ec)) ++removed;
   }
-  if (removed > 0) spdlog::warn("jobs: removed {} stray result file(s)", removed);
+  if (removed > 0) spdlog::warn("jobs: removed {} stray result(s)", removed);
+  std::optional<int64_t> written_before;
+  if (options_.keep_recent_files_seconds > 0) {
+    written_before = clock_.NowSeconds() - options_.keep_recent_files_seconds;
+  }
+  Status cleaned = options_.results->RemoveTemporaryFiles(written_before);
+  if (!cleaned.ok()) spdlog::warn("jobs: cleaning up results: {}", cleaned.ToString());
   return removed;
 }
 
@@ -253,15 +267,21 @@ Result<sandbox::Sandbox*> CodeService::WaitForSandbox(const std::atomic<bool>* c
   return sandbox_.get();
 }
 
-std::string CodeService::ResultPath(const store::Job& job) const {
-  return options_.results_dir + "/" + job.id + "." + std::to_string(job.attempts);
+std::string CodeService::ResultBlobId(const std::string& job_id, int64_t attempts) {
+  return job_id + "." + std::to_string(attempts);
 }
 
-std::string CodeService::ResultFileOf(const store::Job& job) const {
-  std::string path = ResultPath(job);
-  std::error_code ec;
-  if (std::filesystem::exists(path, ec)) return path;
-  return options_.results_dir + "/" + job.id;
+Result<std::unique_ptr<blob::BlobReader>> CodeService::OpenResult(const store::Job& job) const {
+  const std::string run = ResultBlobId(job.id, job.attempts);
+  auto blob = options_.results->Open(run);
+  if (blob.ok() || blob.status().code() != StatusCode::kNotFound) return blob;
+  // Kept on local disk before: a file (named by run, or by job before runs were named), or the
+  // directory store's blob when the results have since moved to a bucket.
+  for (const std::string& name : {run, job.id, run.substr(0, 2) + "/" + run}) {
+    auto file = blob::OpenFileReader(options_.results_dir + "/" + name);
+    if (file.ok() || file.status().code() != StatusCode::kNotFound) return file;
+  }
+  return InternalError("the result of job " + job.id + " is missing");
 }
 
 void CodeService::RemoveResultFileAfterCommit(const std::string& job_id, int64_t attempts) const {
@@ -269,9 +289,14 @@ void CodeService::RemoveResultFileAfterCommit(const std::string& job_id, int64_t
 }
 
 void CodeService::RemoveResultFile(const std::string& job_id, int64_t attempts) const {
+  const std::string run = ResultBlobId(job_id, attempts);
+  Status gone = options_.results->Delete(run);
+  if (!gone.ok()) spdlog::warn("job {}: removing its result: {}", job_id, gone.ToString());
+  // And where OpenResult finds results kept on local disk before.
   std::error_code ec;
-  std::filesystem::remove(options_.results_dir + "/" + job_id + "." + std::to_string(attempts), ec);
-  std::filesystem::remove(options_.results_dir + "/" + job_id, ec);
+  for (const std::string& name : {run, job_id, run.substr(0, 2) + "/" + run}) {
+    std::filesystem::remove(options_.results_dir + "/" + name, ec);
+  }
 }
 
 Status CodeService::Audit(store::Store& tx, const Principal& actor, const std::string& action,
@@ -687,10 +712,10 @@ Result<store::Job> CodeService::Deposit(const Principal& caller, const std::stri
   if (result.bytes.size() <= kMaxResultInDatabase) {
     job.result_data = std::move(result.bytes);
   } else {
-    std::ofstream out(ResultPath(job), std::ios::binary | std::ios::trunc);
-    out.write(result.bytes.data(), static_cast<std::streamsize>(result.bytes.size()));
-    out.close();
-    st = out ? SyncFile(ResultPath(job)) : InternalError("cannot write the result file");
+    const auto n = static_cast<int64_t>(result.bytes.size());
+    auto writer = options_.results->NewWriterFor(ResultBlobId(job.id, job.attempts), n, n);
+    st = writer.ok() ? (*writer)->Append(result.bytes) : writer.status();
+    if (st.ok()) st = (*writer)->Commit().status();
   }
   if (st.ok()) {
     st = store_.InTransaction([&](store::Store& tx) -> Status {
@@ -1054,8 +1079,11 @@ Result<ResultFile> CodeService::JobResult(const Principal& caller, const std::st
                          std::to_string(options_.quotas.mock_outputs_kept) +
                          " mock runs per user keep their result and logs; run it again");
   }
-  ResultFile f{std::nullopt, ResultFileOf(job), job.result_format, job.result_size};
+  ResultFile f{std::nullopt, nullptr, job.result_format, job.result_size};
   ASSIGN_OR_RETURN(f.bytes, store_.GetJobResult(job.id));
+  if (!f.bytes) {
+    ASSIGN_OR_RETURN(f.reader, OpenResult(job));
+  }
   // A result computed on private data leaves the server: recorded before it is handed out.
   if (job.kind != "mock") {
     RETURN_IF_ERROR(Audit(store_, caller, "job.read_result", "job:" + job.id, job.kind + " run"));
@@ -1092,11 +1120,14 @@ Result<std::optional<std::string>> CodeService::SmallResult(const Principal& cal
   }
   ASSIGN_OR_RETURN(auto bytes, store_.GetJobResult(job.id));
   if (bytes) return bytes;
-  std::ifstream in(ResultFileOf(job), std::ios::binary);
-  if (!in) return InternalError("the result file of job " + job.id + " is missing");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return std::optional<std::string>(ss.str());
+  ASSIGN_OR_RETURN(auto reader, OpenResult(job));
+  std::string out(static_cast<size_t>(reader->size()), '\0');
+  for (size_t at = 0; at < out.size();) {
+    ASSIGN_OR_RETURN(size_t got, reader->Read(out.data() + at, out.size() - at));
+    if (got == 0) return InternalError("the result of job " + job.id + " ended early");
+    at += got;
+  }
+  return std::optional<std::string>(std::move(out));
 }
 
 namespace {
@@ -1326,16 +1357,27 @@ Result<QuotaUse> CodeService::Quota(const Principal& caller) {
   return q;
 }
 
+Status CodeService::KeepResult(const store::Job& job, const std::string& path, int64_t size) {
+  RETURN_IF_ERROR(SyncFile(path));
+  ASSIGN_OR_RETURN(auto sha, blob::Sha256OfFile(path));
+  if (sha.second != size) {
+    return InternalError("the result file holds " + std::to_string(sha.second) + " bytes, not " +
+                         std::to_string(size));
+  }
+  return options_.results->AdoptFileAs(ResultBlobId(job.id, job.attempts), path, size, sha.first)
+      .status();
+}
+
 jobs::Outcome CodeService::RunJob(const store::Job& job, const std::atomic<bool>& cancel) {
   return RunInSandbox(job, cancel);
 }
 
 void CodeService::DropResult(store::Store& tx, const store::Job& job, jobs::Outcome& out) const {
   if (!out.result_data) {
-    // This run's file only, once the end that drops it is recorded.
-    tx.AfterCommit([path = ResultPath(job)] {
-      std::error_code ec;
-      std::filesystem::remove(path, ec);
+    // This run's result only, once the end that drops it is recorded.
+    tx.AfterCommit([this, id = ResultBlobId(job.id, job.attempts)] {
+      Status gone = options_.results->Delete(id);
+      if (!gone.ok()) spdlog::warn("removing the dropped result {}: {}", id, gone.ToString());
     });
   }
   out.result_data.reset();
@@ -1552,7 +1594,15 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
                    {"kind", job.kind},          {"check", counts},
                    {"update", counts}};
   }
-  const std::string result_path = ResultPath(job);
+  // The sandbox writes a local file: kept in the database when small, else made the run's blob.
+  const std::string result_path = options_.results->ScratchPath();
+  struct RemoveScratch {
+    const std::string& path;
+    ~RemoveScratch() {
+      std::error_code ec;
+      std::filesystem::remove(path, ec);  // gone already once adopted
+    }
+  } remove_scratch{result_path};
   // With output review on, everything a private run produces — result, stdout, and the error of a
   // failed run, which may quote private values — waits for a data owner. Decided from the settings
   // at each write, not at the start: review turned on while the job runs holds it (the store
@@ -1593,10 +1643,6 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
     return out;
   }
   if (policy && job.kind == "private") KeepPolicyState(*policy, *r);
-  if (r->outcome != sandbox::Outcome::kOk) {
-    std::error_code ec;
-    std::filesystem::remove(result_path, ec);  // the sandbox leaves an empty file behind
-  }
   out.stdout_text = std::move(r->stdout_text);
   out.stderr_text = std::move(r->stderr_text);
   out.error = r->error;
@@ -1613,12 +1659,10 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
           return out;
         }
         out.result_data = ss.str();
-        std::error_code ec;
-        std::filesystem::remove(result_path, ec);
       } else {
-        Status synced = SyncFile(result_path);
-        if (!synced.ok()) {
-          spdlog::error("job {}: {}", job.id, synced.ToString());
+        Status kept = KeepResult(job, result_path, static_cast<int64_t>(r->result_bytes));
+        if (!kept.ok()) {
+          spdlog::error("job {}: {}", job.id, kept.ToString());
           out.error = "the job's result could not be stored";
           return out;
         }

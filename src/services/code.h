@@ -53,7 +53,15 @@ struct JobQuotas {
 };
 
 struct CodeOptions {
-  std::string results_dir;          // where job results are kept, one file per job
+  // Where results too large for the database are kept: one blob per run, "<job id>.<attempt>"
+  // (ResultBlobId). Borrowed: outlives the service. The directory store of the storage
+  // directory's `results/`, or the bucket's `PREFIX/results/`.
+  blob::BlobStore* results = nullptr;
+  // Where results were kept before they were blobs, one file per run: still read and removed.
+  std::string results_dir;
+  // RemoveStrayResults leaves the results store's temporary files (and unfinished uploads)
+  // written less than this long ago, when other processes may be writing results into it.
+  int64_t keep_recent_files_seconds = 0;
   int64_t max_timeout_ms = 60'000;  // and the default timeout of a job
   sandbox::Limits limits;           // wall_timeout is set per job
   JobQuotas quotas;
@@ -142,8 +150,8 @@ struct JobLogs {
 };
 
 struct ResultFile {
-  std::optional<std::string> bytes;  // a small result, kept in the database
-  std::string path;                  // else: the file holding it
+  std::optional<std::string> bytes;          // a small result, kept in the database
+  std::shared_ptr<blob::BlobReader> reader;  // else: its bytes
   std::string format;
   int64_t size = 0;
 };
@@ -290,20 +298,23 @@ class CodeService {
   // nothing in the store.
   Status EndJob(store::Store& tx, const store::Job& job, jobs::Outcome& out, bool keep);
 
-  // Where the run of `job` at `job.attempts` writes its result: each run of a job has its own
-  // file, so that a run whose lease was taken (see Store::FinishJob) never writes over, or
+  // The blob of the run of `job_id` at `attempts` (CodeOptions::results): each run of a job has
+  // its own, so that a run whose lease was taken (see Store::FinishJob) never writes over, or
   // removes, the result of the run that holds it.
-  std::string ResultPath(const store::Job& job) const;
-  // The file of a completed job's result: its run's, or (a result kept before results were
-  // named by run) the job's.
-  std::string ResultFileOf(const store::Job& job) const;
-  // Removes the result file of a job's run, under either name.
+  static std::string ResultBlobId(const std::string& job_id, int64_t attempts);
+  // The bytes of a completed job's result kept out of the database: its run's blob, or a file
+  // kept before results were blobs (named by run, or by job before that), or kept in the
+  // directory's store before results moved to a bucket.
+  Result<std::unique_ptr<blob::BlobReader>> OpenResult(const store::Job& job) const;
+  // Removes the result of a job's run, under any of those names.
   void RemoveResultFile(const std::string& job_id, int64_t attempts) const;
   // The same once the changes made so far (the job's row saying its result is gone) are committed
   // (store::Store::AfterCommit).
   void RemoveResultFileAfterCommit(const std::string& job_id, int64_t attempts) const;
 
  private:
+  // Makes the result file a run wrote at `path` (`size` bytes) the run's blob.
+  Status KeepResult(const store::Job& job, const std::string& path, int64_t size);
   // What ReadCode reads: GetCode's whole code; without `used` (0) for a run, which reads it
   // nowhere (see Store::GetCodeToRun); a summary (see Store::GetCodeSummary).
   enum class CodeRead { kWhole, kToRun, kSummary };

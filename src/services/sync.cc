@@ -139,29 +139,6 @@ std::string Sha256Hex(std::string_view bytes) {
   return HexEncode(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
 }
 
-// The SHA-256 (hex) and size of a file, read in 1 MiB pieces (a job's result may be large).
-Result<std::pair<std::string, int64_t>> Sha256OfFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return InternalError("cannot read a job result for export");
-  crypto_hash_sha256_state state;
-  crypto_hash_sha256_init(&state);
-  std::string piece(size_t{1} << 20, '\0');
-  int64_t size = 0;
-  while (in) {
-    in.read(piece.data(), static_cast<std::streamsize>(piece.size()));
-    const std::streamsize got = in.gcount();
-    if (got <= 0) break;
-    crypto_hash_sha256_update(&state, reinterpret_cast<const unsigned char*>(piece.data()),
-                              static_cast<unsigned long long>(got));
-    size += got;
-  }
-  if (in.bad()) return InternalError("cannot read a job result for export");
-  unsigned char digest[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256_final(&state, digest);
-  return std::make_pair(
-      HexEncode(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest)), size);
-}
-
 json OptionalText(const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); }
 
 json ParseOr(const std::string& text, json fallback) {
@@ -698,7 +675,8 @@ Result<std::vector<SyncObject>> SyncService::Project(const std::string& kind,
           if (logs.stdout_text) fields["stdout"] = *logs.stdout_text;
         }
         std::optional<std::string> blob;
-        std::string path;
+        std::function<Result<std::unique_ptr<blob::BlobReader>>()> open;
+        std::string name;
         int64_t size = 0;
         if (j.status == "completed") {
           auto file = code_.JobResult(requester, j.id);
@@ -706,16 +684,22 @@ Result<std::vector<SyncObject>> SyncService::Project(const std::string& kind,
             std::string sha;
             if (file->bytes) {
               // A small result lives in the database: staged to a scratch file for the bundle.
-              path = StagingPath();
+              const std::string path = StagingPath();
               std::ofstream f(path, std::ios::binary | std::ios::trunc);
               f.write(file->bytes->data(), static_cast<std::streamsize>(file->bytes->size()));
               f.close();
               if (!f) return InternalError("cannot stage a job result for export");
               sha = Sha256Hex(*file->bytes);
               size = static_cast<int64_t>(file->bytes->size());
+              open = [path] { return blob::OpenFileReader(path); };
+              name = path;
             } else {
-              ASSIGN_OR_RETURN(std::tie(sha, size), Sha256OfFile(file->path));
-              path = file->path;
+              // Read once here for its SHA-256, then again into the bundle.
+              ASSIGN_OR_RETURN(std::tie(sha, size), blob::Sha256Of(*file->reader));
+              open = [&code = code_, j]() -> Result<std::unique_ptr<blob::BlobReader>> {
+                return code.OpenResult(j);
+              };
+              name = "the result of job " + j.id;
             }
             fields["result"] = {
                 {"format", file->format},
@@ -726,8 +710,8 @@ Result<std::vector<SyncObject>> SyncService::Project(const std::string& kind,
           }
         }
         SyncObject o = MakeObject("job", j.id, "request:" + rid, std::move(fields), blob);
-        o.blob_open = [path] { return blob::OpenFileReader(path); };
-        o.blob_name = path;
+        o.blob_open = std::move(open);
+        o.blob_name = std::move(name);
         o.blob_size = size;
         out.push_back(std::move(o));
       }

@@ -48,7 +48,10 @@ struct Side {
     launch.admin_email = "root@" + name + ".example";
     EXPECT_TRUE(settings->Bootstrap(launch).ok());
     queue = std::make_unique<jobs::JobQueue>(*store, clock, jobs::QueueOptions{});
+    results = std::move(blob::NewFileBlobStore(dir + "/results", blob::BlobWriteMode::kPageCache))
+                  .value();
     CodeOptions options;
+    options.results = results.get();
     options.results_dir = dir + "/results";
     code = std::make_unique<CodeService>(*store, *blobs, *settings, *queue, meter, clock, options);
     SyncOptions sync_options;
@@ -62,6 +65,7 @@ struct Side {
     code.reset();
     queue.reset();
     settings.reset();
+    results.reset();
     blobs.reset();
     store.reset();
     std::error_code ec;
@@ -207,6 +211,7 @@ struct Side {
   FakeClock clock;
   StorageMeter meter{int64_t{1} << 40};
   std::unique_ptr<store::Store> store;
+  std::unique_ptr<blob::BlobStore> results;
   std::unique_ptr<blob::BlobStore> blobs;
   std::unique_ptr<SettingsService> settings;
   std::unique_ptr<jobs::JobQueue> queue;

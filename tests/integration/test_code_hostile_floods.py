@@ -110,9 +110,13 @@ def test_queue_flood_is_capped_and_the_owners_job_goes_first(flood_server):
 
 
 def result_files(data_dir):
-    """The jobs with a result file ("<job id>.<attempts>", one file per run)."""
+    """The jobs with a result kept out of the database: the results' directory store holds one
+    blob per run, `results/<ab>/<job id>.<attempts>`."""
     results = data_dir / "results"
-    return sorted(p.name.split(".")[0] for p in results.iterdir()) if results.exists() else []
+    if not results.exists():
+        return []
+    return sorted(p.name.split(".")[0] for sub in results.iterdir()
+                  if sub.is_dir() and len(sub.name) == 2 for p in sub.iterdir())
 
 
 def test_disk_flood_is_counted_expired_and_refused(flood_server):

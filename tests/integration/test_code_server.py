@@ -121,6 +121,22 @@ def test_a_low_side_server_runs_mocks_only(binary, tmp_path):
         server.stop()
 
 
+def result_names(results):
+    """Names of the results a directory store keeps (`results/<ab>/<job id>.<attempts>`), and of
+    the files kept before results were blobs (`results/<name>`), sorted."""
+    names = [p.name for p in results.iterdir() if p.is_file()]
+    for sub in results.iterdir():
+        if sub.is_dir() and len(sub.name) == 2:
+            names += [p.name for p in sub.iterdir()]
+    return sorted(names)
+
+
+def result_path(results, name):
+    """Where the directory store keeps the result blob `name`."""
+    (results / name[:2]).mkdir(exist_ok=True)
+    return results / name[:2] / name
+
+
 @needs_sandbox
 def test_a_restart_removes_result_files_no_completed_job_refers_to(binary, tmp_path):
     server = DetachedServer(binary, tmp_path / "data")
@@ -130,44 +146,48 @@ def test_a_restart_removes_result_files_no_completed_job_refers_to(binary, tmp_p
         actors = make_actors(server.port)
         owner = actors["owner"].token
         asset_id = upload(api, actors)
-        # Over 1 MiB: kept in a file; small: kept in the job's row.
+        # Over 1 MiB: kept as a blob of the results' store; small: kept in the job's row.
         big = api.post("/api/v1/code/%s/run" % submit(api, owner, asset_id, "return b'x' * (2 << 20)"), {},
                        token=owner).json
         small = api.post("/api/v1/code/%s/run" % submit(api, owner, asset_id), {}, token=owner).json
         assert big["status"] == "completed" and small["status"] == "completed", (big, small)
-        # One file per run: "<job id>.<attempts>".
-        assert sorted(p.name for p in results.iterdir()) == [big["id"] + ".1"]
+        # One blob per run: "<job id>.<attempts>".
+        assert result_names(results) == [big["id"] + ".1"]
+        assert not list((results / "tmp").iterdir())
         server.stop()
 
-        # What a run interrupted by a crash leaves: a file beside a job whose result is in its row, one
-        # beside no job at all, and one of another run of the completed job (a run whose lease was
-        # taken while it ran).
-        (results / (small["id"] + ".1")).write_bytes(b"partial")
-        (results / "0123456789abcdef0123456789abcdef.1").write_bytes(b"partial")
-        (results / (big["id"] + ".2")).write_bytes(b"stale")
+        # What a run interrupted by a crash leaves: a result beside a job whose result is in its
+        # row, one beside no job at all, and one of another run of the completed job (a run whose
+        # lease was taken while it ran); and a file of the kind kept before results were blobs.
+        result_path(results, small["id"] + ".1").write_bytes(b"partial")
+        result_path(results, "01234567-89ab-4def-8123-456789abcdef.1").write_bytes(b"partial")
+        result_path(results, big["id"] + ".2").write_bytes(b"stale")
+        (results / (small["id"] + ".1")).write_bytes(b"partial, from before")
+        (results / "tmp" / "crashed.scratch").write_bytes(b"half a result")
         api = server.start()
         owner = api.login(actors["owner"].user["email"], PASSWORD)
-        assert sorted(p.name for p in results.iterdir()) == [big["id"] + ".1"]
+        assert result_names(results) == [big["id"] + ".1"]
+        assert not list((results / "tmp").iterdir())
         resp = api.get("/api/v1/jobs/%s/result" % big["id"], token=owner)
         assert resp.status == 200 and resp.raw == b"x" * (2 << 20), resp.status
         server.stop()
 
         # A job another worker process is running now (its lease not this server's and not expired):
-        # its run's file stays; once that lease has expired, it goes.
+        # its run's result stays; once that lease has expired, it goes.
         db = sqlite3.connect(str(tmp_path / "data" / "datasite.db"))
         far = int(time.time() * 1000) + 3_600_000
         db.execute("UPDATE jobs SET status = 'running', attempts = 1, lease_owner = 'worker-9', "
                    "lease_expires_at = ? WHERE id = ?", (far, small["id"]))
         db.commit()
-        (results / (small["id"] + ".1")).write_bytes(b"in progress elsewhere")
+        result_path(results, small["id"] + ".1").write_bytes(b"in progress elsewhere")
         server.start()
-        assert sorted(p.name for p in results.iterdir()) == sorted([big["id"] + ".1", small["id"] + ".1"])
+        assert result_names(results) == sorted([big["id"] + ".1", small["id"] + ".1"])
         server.stop()
         db.execute("UPDATE jobs SET lease_expires_at = 1 WHERE id = ?", (small["id"],))
         db.commit()
         db.close()
         api = server.start()
-        assert sorted(p.name for p in results.iterdir()) == [big["id"] + ".1"]
+        assert result_names(results) == [big["id"] + ".1"]
         # Its job, recovered (leased once so far), runs again here.
         owner = api.login(actors["owner"].user["email"], PASSWORD)
         deadline = time.time() + 60
@@ -176,13 +196,20 @@ def test_a_restart_removes_result_files_no_completed_job_refers_to(binary, tmp_p
             time.sleep(0.1)
         server.stop()
 
-        # A result kept before results were named by run ("<job id>") is still read, and kept.
-        (results / (big["id"] + ".1")).rename(results / big["id"])
+        # Results kept before they were blobs are still read, and kept: a file named by run, and
+        # (before runs were named) one named by job.
+        for legacy in (big["id"] + ".1", big["id"]):
+            blob = next(p for p in [result_path(results, big["id"] + ".1")] + list(results.glob(big["id"] + "*"))
+                        if p.is_file())
+            blob.rename(results / legacy)
+            api = server.start()
+            owner = api.login(actors["owner"].user["email"], PASSWORD)
+            assert result_names(results) == [legacy]
+            resp = api.get("/api/v1/jobs/%s/result" % big["id"], token=owner)
+            assert resp.status == 200 and resp.raw == b"x" * (2 << 20), resp.status
+            server.stop()
         api = server.start()
         owner = api.login(actors["owner"].user["email"], PASSWORD)
-        assert sorted(p.name for p in results.iterdir()) == [big["id"]]
-        resp = api.get("/api/v1/jobs/%s/result" % big["id"], token=owner)
-        assert resp.status == 200 and resp.raw == b"x" * (2 << 20), resp.status
         assert api.get("/api/v1/jobs/" + small["id"], token=owner).json["result"]["inline"] == 120
     finally:
         server.stop()

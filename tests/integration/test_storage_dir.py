@@ -72,7 +72,8 @@ def test_replicas_and_a_worker_share_blobs_and_results(binary, tmp_path, fresh_d
         assert job.status == 201, job
         done = wait_status(api_b, owner, job.json["id"], ("completed", "errored"))
         assert done["status"] == "completed", (done, (tmp_path / "worker.log").read_text())
-        assert (storage / "results" / (job.json["id"] + ".1")).exists()
+        name = job.json["id"] + ".1"
+        assert (storage / "results" / name[:2] / name).exists()
         resp = api_a.get("/api/v1/jobs/%s/result" % job.json["id"], token=owner)
         assert resp.status == 200 and resp.raw == b"x" * (2 << 20), resp.status
         # The data directories hold no blobs or results.
@@ -86,6 +87,63 @@ def test_replicas_and_a_worker_share_blobs_and_results(binary, tmp_path, fresh_d
             log.close()
         a.stop()
         b.stop()
+
+
+@needs_postgres
+@needs_sandbox
+@pytest.mark.skipif(not os.environ.get("DATASITE_TEST_S3_URL"), reason="needs DATASITE_TEST_S3_URL")
+def test_replicas_and_a_worker_on_a_bucket_share_no_directory(binary, tmp_path, fresh_database,
+                                                              monkeypatch):
+    """With --blob s3://, blobs and job results are in the bucket: replicas and a worker, each with
+    a data directory of its own and no --storage-dir, serve each other's uploads and results (a
+    cluster needs no volume that pods share)."""
+    from test_s3_blobs import blob_url, list_keys
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", os.environ["DATASITE_TEST_S3_ACCESS_KEY_ID"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", os.environ["DATASITE_TEST_S3_SECRET_ACCESS_KEY"])
+    url = blob_url(unique("nodisk"))
+    sides = [DetachedServer(binary, tmp_path / ("data_" + side), "--database", fresh_database,
+                            "--blob", url, "--workers", "0", "--external-workers",
+                            name="replica-" + side) for side in ("a", "b")]
+    worker = None
+    try:
+        api_a, api_b = sides[0].start(), sides[1].start()
+        actors = make_actors(sides[0].port)
+        owner = actors["owner"].token
+        mock = new_blob(api_a, owner, "csv", MOCK)
+        data = new_blob(api_a, owner, "csv", CSV)
+        made = create_dataset(api_a, owner, unique("d"), [{"name": "t", "mock": mock["id"], "data": data["id"]}])
+        assert made.status == 201, made
+        resp = api_b.get("/api/v1/datasets/%s/assets/t/mock" % made.json["id"], token=actors["scientist"].token)
+        assert resp.status == 200 and resp.raw == MOCK, resp
+        log = open(str(tmp_path / "worker.log"), "wb")
+        worker = subprocess.Popen(
+            [binary, "worker", "--database", fresh_database, "--data-dir", str(tmp_path / "data_w"),
+             "--blob", url, "--name", "w1", "--workers", "1", *LIMITS],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        code = submit(api_b, owner, made.json["assets"][0]["id"],
+                      "return b'x' * (2 << 20) if int(data['age'].sum()) == 120 else b''")
+        job = api_b.post("/api/v1/code/%s/run" % code, {"blocking": False}, token=owner)
+        assert job.status == 201, job
+        done = wait_status(api_b, owner, job.json["id"], ("completed", "errored"))
+        assert done["status"] == "completed", (done, (tmp_path / "worker.log").read_text())
+        # The worker's result, in the bucket beside the blobs, read through the other replicas.
+        prefix = url.split("?")[0].split("/", 3)[3]
+        assert prefix + "/results/" + job.json["id"] + ".1" in list_keys(url)
+        for api in (api_a, api_b):
+            resp = api.get("/api/v1/jobs/%s/result" % job.json["id"], token=owner)
+            assert resp.status == 200 and resp.raw == b"x" * (2 << 20), resp.status
+        # No directory holds a blob or a result (scratch files of runs are gone too).
+        for d in ("data_a", "data_b", "data_w"):
+            held = [p for p in (tmp_path / d).rglob("*") if p.is_file()
+                    and ("/blobs/" in str(p) or "/results/" in str(p))]
+            assert held == [], held
+    finally:
+        if worker:
+            worker.terminate()
+            worker.wait(timeout=30)
+            log.close()
+        for side in sides:
+            side.stop()
 
 
 def aged(path, content, seconds):
