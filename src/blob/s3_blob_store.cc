@@ -365,6 +365,7 @@ class S3StreamedWriter : public BlobWriter {
       std::lock_guard<std::mutex> lock(mu_);
       abandoned_ = true;
     }
+    cancel_ = true;  // ends the request within a second, even if the bucket reads nothing
     cv_.notify_all();
     if (put_.valid()) put_.wait();  // the request ends short: no object
     ReleaseRing();
@@ -474,7 +475,7 @@ class S3StreamedWriter : public BlobWriter {
   Status Send() {
     ASSIGN_OR_RETURN(auto client, pool_.Take());
     net::BodyReader reader = [this](char* out, size_t n) { return Pull(out, n); };
-    return (*client)->PutObjectFrom(key_, static_cast<uint64_t>(expected_), reader);
+    return (*client)->PutObjectFrom(key_, static_cast<uint64_t>(expected_), reader, &cancel_);
   }
 
   // The request's next bytes: what Append put in the ring, all but the blob's last byte until
@@ -529,7 +530,8 @@ class S3StreamedWriter : public BlobWriter {
   bool abandoned_ = false;
   bool put_done_ = false;
   Status put_status_;
-  std::future<Status> put_;  // last: destroyed first
+  std::atomic<bool> cancel_{false};  // set with abandoned_, for the request's progress calls
+  std::future<Status> put_;          // last: destroyed first
 };
 
 // A committed object, its size taken by HeadObject at Open. Reads come from a window of the

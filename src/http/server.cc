@@ -152,6 +152,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnSinkWritten(const Status& st);
   void MaybeFinishUpload();
   void FailUpload();
+  // Destroys the upload's sink on the request pool: a sink may take a while to go (an upload to a
+  // bucket ends its request), which must never hold an I/O thread.
+  void DisposeSink();
   void Dispatch();
   // On the route's pool: runs the handler (or finishes the upload) and posts the response back.
   void Handle();
@@ -491,6 +494,7 @@ Session::Session(tcp::socket socket, ServerImpl& server, Peer peer)
 }
 
 Session::~Session() {
+  DisposeSink();
   ReleaseBody();
   ReleaseResponse();
   server_.ReleaseConnection(peer_);
@@ -566,7 +570,7 @@ void Session::DoRead() {
   if (low_water_ != 1) SetLowWater(1);
   last_read_ = 0;
   upload_error_ = Status::Ok();
-  sink_.reset();
+  DisposeSink();
   // Give back the body buffers (an upload's 2 MiB): an idle connection holds none.
   if (chunks_[0].capacity() > 0 || chunks_[1].capacity() > 0) chunks_ = {};
   route_ = nullptr;
@@ -959,8 +963,14 @@ void Session::MaybeFinishUpload() {
   if (!writing_ && !queued_ && !reading_) Dispatch();
 }
 
+void Session::DisposeSink() {
+  if (!sink_) return;
+  std::shared_ptr<BodySink> sink(std::move(sink_));
+  net::post(server_.pool(Lane::kDefault), [sink = std::move(sink)]() mutable { sink.reset(); });
+}
+
 void Session::FailUpload() {
-  sink_.reset();
+  DisposeSink();
   drain_after_write_ = true;
   Write(ErrorResponse(upload_error_), false);
 }
@@ -1017,9 +1027,12 @@ void Session::Handle() {
     spdlog::error("handler {} {} threw: {}", req_->method, route_->pattern, e.what());
     res = ErrorResponse(InternalError(e.what()));
   }
+  // Here, on the pool, and before the answer goes: what the upload held (its place among the
+  // account's uploads) is free once the client hears it is done.
+  sink_.reset();
   net::post(stream_.get_executor(), [self = shared_from_this(), res = std::move(res)]() mutable {
     self->server_.in_flight()--;
-    self->sink_.reset();
+    self->DisposeSink();
     self->Respond(std::move(res));
   });
 }

@@ -118,6 +118,7 @@ struct Transfer {
   uint64_t written = 0;
 
   const TransferProgress* progress = nullptr;
+  const std::atomic<bool>* cancel = nullptr;  // HttpRequest::cancel
   bool watch_stalls = false;
   SteadyClock::time_point last_move = SteadyClock::now();
   curl_off_t last_up = 0, last_down = 0;
@@ -238,6 +239,10 @@ int OnProgress(void* user, curl_off_t down_total, curl_off_t down_now, curl_off_
     }
   }
   (void)up_total;
+  if (t->cancel != nullptr && t->cancel->load()) {
+    t->error = UnavailableError("the request to " + t->url + " was cancelled");
+    return 1;
+  }
   if (!t->watch_stalls) return 0;
   // Once the whole file is sent, the peer may take its time to answer; otherwise bytes must move.
   bool awaiting_answer =
@@ -347,6 +352,7 @@ class HttpClient::Impl {
 
 Status HttpClient::Impl::Perform(const HttpRequest& request, Mode mode, Transfer& t) {
   if (!curl_) return InternalError("cannot start libcurl");
+  t.cancel = request.cancel;
   if (HasLineBreak(request.method) || request.method.empty() ||
       HasLineBreak(request.bearer_token)) {
     return InvalidArgumentError("a request method or token may not contain a line break");

@@ -4,6 +4,7 @@
 #ifndef DATASITE_NET_HTTP_CLIENT_H_
 #define DATASITE_NET_HTTP_CLIENT_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -29,6 +30,10 @@ struct HttpRequest {
   // The body of Send() (sent with a Content-Length when the method is not GET or it is not empty).
   // Upload() sends its file instead.
   std::string body;
+  // When set, the request ends (kUnavailable) soon after it turns true, at libcurl's next
+  // progress call (about once a second even when no byte moves, connecting included).
+  // Borrowed: outlives the call.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct HttpResponse {

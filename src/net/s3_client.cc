@@ -213,10 +213,12 @@ Status S3Client::PutObject(std::string_view key, std::string_view data) {
   return impl_->Send(r, impl_->What("PUT", key)).status();
 }
 
-Status S3Client::PutObjectFrom(std::string_view key, uint64_t size, const BodyReader& reader) {
+Status S3Client::PutObjectFrom(std::string_view key, uint64_t size, const BodyReader& reader,
+                               const std::atomic<bool>* cancel) {
   if (size > kMaxPutObjectBytes) return InvalidArgumentError("one PUT holds at most 5 GiB");
   HttpRequest r = impl_->Build("PUT", key, {}, std::string(kUnsignedPayload),
                                {{"Content-Type", "application/octet-stream"}});
+  r.cancel = cancel;
   return impl_->Stream(r, size, reader, nullptr, impl_->What("PUT", key)).status();
 }
 

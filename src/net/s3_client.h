@@ -5,6 +5,7 @@
 #ifndef DATASITE_NET_S3_CLIENT_H_
 #define DATASITE_NET_S3_CLIENT_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -86,7 +87,10 @@ class S3Client {
   // memory only a chunk at a time. The payload goes unsigned (UNSIGNED-PAYLOAD): its hash would
   // have to be known before the first byte. S3 stores nothing unless all `size` bytes arrive, so
   // a reader that fails ends the request and leaves no object.
-  Status PutObjectFrom(std::string_view key, uint64_t size, const BodyReader& reader);
+  // `cancel` (optional, borrowed): the request ends soon after it turns true, even when the
+  // server reads nothing (see HttpRequest::cancel).
+  Status PutObjectFrom(std::string_view key, uint64_t size, const BodyReader& reader,
+                       const std::atomic<bool>* cancel = nullptr);
 
   // Streams the object (or bytes [first, last] of it, both included) to `writer`. Returns its
   // size as the answer states it (the range's length for a range) and ETag.

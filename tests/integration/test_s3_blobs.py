@@ -341,3 +341,97 @@ def test_downloads_past_an_accounts_share_hold_no_read_ahead(binary, tmp_path, a
         for sock in held:
             sock.close()
         server.stop()
+
+
+class StallingForwarder:
+    """A TCP forwarder to the test S3 server that can stall: once `stall` is set, the connections
+    it accepts are never read (a bucket that stopped answering)."""
+
+    def __init__(self, upstream_port):
+        import socket
+        import threading
+        self.upstream_port = upstream_port
+        self.stall = False
+        self.held = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+        import threading
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.stall:
+                self.held.append(client)  # accepted, never read
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while True:
+                data = src.recv(1 << 16)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(2)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.listener.close()
+        for s in self.held:
+            s.close()
+
+
+def test_an_upload_abandoned_while_the_bucket_stalls_holds_up_no_one(binary, tmp_path, aws_keys):
+    """Four uploads of stated size (one streamed PUT each) whose clients go away while the bucket
+    reads nothing: their ends must not wait on an I/O thread for the PUTs to time out (every
+    request of the server, /healthz included, froze for ~55 s), and the PUTs end within seconds."""
+    import socket
+    import time
+    upstream = urllib.parse.urlsplit(S3_URL)
+    forwarder = StallingForwarder(upstream.port)
+    url = blob_url(unique("stall")).replace(urllib.parse.quote("127.0.0.1:%d" % upstream.port, safe=""),
+                                             urllib.parse.quote("127.0.0.1:%d" % forwarder.port, safe=""))
+    assert str(forwarder.port) in url
+    server = DetachedServer(binary, tmp_path / "data", "--workers", "0", "--blob", url)
+    socks = []
+    try:
+        api = server.start()
+        token = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+        forwarder.stall = True
+        for _ in range(4):  # an account's most: more than the server's I/O threads
+            sock = socket.create_connection(("127.0.0.1", api.port), timeout=30)
+            sock.sendall(("POST /api/v1/blobs?format=raw HTTP/1.1\r\nHost: localhost\r\n"
+                          "Authorization: Bearer {}\r\nContent-Type: application/octet-stream\r\n"
+                          "Content-Length: {}\r\n\r\n").format(token, 40 << 20).encode()
+                         + os.urandom(9 << 20))
+            socks.append(sock)
+        time.sleep(3)
+        for sock in socks:
+            sock.close()
+        socks = []
+        time.sleep(0.5)
+        for _ in range(3):
+            started = time.monotonic()
+            assert api.get("/healthz").status == 200
+            assert time.monotonic() - started < 2.0
+            time.sleep(0.5)
+    finally:
+        for sock in socks:
+            sock.close()
+        forwarder.stall = False
+        server.stop()
+        forwarder.close()
