@@ -208,6 +208,7 @@ void Routes::AddUpload(const char* method, const char* pattern, Role min_role, c
                        const char* summary, SinkOpener open) {
   http::Route route = Describe(method, pattern, min_role, tag, summary);
   route.request_schema = R"({"type": "string", "format": "binary"})";
+  route.lane = http::Lane::kUpload;
   route.open_sink = [&ctx = ctx_, min_role, open = std::move(open)](
                         http::Request& req) -> Result<std::unique_ptr<http::BodySink>> {
     ASSIGN_OR_RETURN(services::Principal principal, Authorize(ctx, req, min_role));

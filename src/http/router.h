@@ -20,6 +20,10 @@ enum class Lane {
   kDefault,  // the request pool: database and light CPU work
   kHeavy,    // the CPU-heavy pool (password hashing), so that it never delays other requests
   kWait,     // handlers that mostly wait (a blocking job run), so they never hold the request pool
+  // Upload routes: their bodies' writes (into a blob store that may wait on the network) and
+  // their finish (a whole file read back and parsed), so that uploads, however large or slow,
+  // never hold the request pool.
+  kUpload,
 };
 
 struct Route {

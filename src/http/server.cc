@@ -152,7 +152,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnSinkWritten(const Status& st);
   void MaybeFinishUpload();
   void FailUpload();
-  // Destroys the upload's sink on the request pool: a sink may take a while to go (an upload to a
+  // Destroys the upload's sink on the upload pool: a sink may take a while to go (an upload to a
   // bucket ends its request), which must never hold an I/O thread.
   void DisposeSink();
   void Dispatch();
@@ -231,7 +231,8 @@ class ServerImpl : public HttpServer {
         acceptor_(net::make_strand(ioc_)),
         request_pool_(options.request_threads),
         heavy_pool_(options.heavy_threads),
-        wait_pool_(options.wait_threads) {}
+        wait_pool_(options.wait_threads),
+        upload_pool_(options.upload_threads) {}
 
   ~ServerImpl() override { Shutdown(std::chrono::milliseconds(0)); }
 
@@ -277,6 +278,7 @@ class ServerImpl : public HttpServer {
     request_pool_.join();
     heavy_pool_.join();
     wait_pool_.join();
+    upload_pool_.join();
     ioc_.stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
@@ -313,6 +315,8 @@ class ServerImpl : public HttpServer {
         return heavy_pool_;
       case Lane::kWait:
         return wait_pool_;
+      case Lane::kUpload:
+        return upload_pool_;
       case Lane::kDefault:
         break;
     }
@@ -467,6 +471,7 @@ class ServerImpl : public HttpServer {
   net::thread_pool request_pool_;
   net::thread_pool heavy_pool_;
   net::thread_pool wait_pool_;
+  net::thread_pool upload_pool_;
   std::vector<std::thread> threads_;
   std::atomic<int> in_flight_{0};
   std::atomic<int> sessions_{0};
@@ -966,7 +971,7 @@ void Session::MaybeFinishUpload() {
 void Session::DisposeSink() {
   if (!sink_) return;
   std::shared_ptr<BodySink> sink(std::move(sink_));
-  net::post(server_.pool(Lane::kDefault), [sink = std::move(sink)]() mutable { sink.reset(); });
+  net::post(server_.pool(Lane::kUpload), [sink = std::move(sink)]() mutable { sink.reset(); });
 }
 
 void Session::FailUpload() {

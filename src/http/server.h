@@ -39,6 +39,7 @@ struct ServerOptions {
   int request_threads = 4;
   int heavy_threads = 2;
   int wait_threads = 32;
+  int upload_threads = 4;               // Lane::kUpload
   size_t body_limit = 1 << 20;          // ordinary requests
   uint64_t upload_limit = 64ull << 30;  // bodies of upload routes
   size_t header_limit = 16 << 10;

@@ -344,8 +344,8 @@ def test_downloads_past_an_accounts_share_hold_no_read_ahead(binary, tmp_path, a
 
 
 class StallingForwarder:
-    """A TCP forwarder to the test S3 server that can stall: once `stall` is set, the connections
-    it accepts are never read (a bucket that stopped answering)."""
+    """A TCP forwarder to the test S3 server that can stall: while `stall` is set, no connection is
+    read, the ones it accepts meanwhile never (a bucket that stopped answering)."""
 
     def __init__(self, upstream_port):
         import socket
@@ -372,10 +372,12 @@ class StallingForwarder:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src, dst):
+    def _pipe(self, src, dst):
+        import time
         try:
             while True:
+                while self.stall:  # connections open before the stall stop reading too
+                    time.sleep(0.05)
                 data = src.recv(1 << 16)
                 if not data:
                     break
@@ -429,6 +431,52 @@ def test_an_upload_abandoned_while_the_bucket_stalls_holds_up_no_one(binary, tmp
             assert api.get("/healthz").status == 200
             assert time.monotonic() - started < 2.0
             time.sleep(0.5)
+    finally:
+        for sock in socks:
+            sock.close()
+        forwarder.stall = False
+        server.stop()
+        forwarder.close()
+
+
+def test_uploads_stuck_on_a_stalled_bucket_hold_no_request_thread(binary, tmp_path, aws_keys):
+    """Uploads wait for their bucket (a full buffer waits for the PUT to take bytes) on a lane of
+    their own: four of them stuck on a bucket that reads nothing held all four request threads, so
+    every other request waited for their 60 s stall timeout."""
+    import socket
+    import time
+    upstream = urllib.parse.urlsplit(S3_URL)
+    forwarder = StallingForwarder(upstream.port)
+    url = blob_url(unique("lane")).replace(urllib.parse.quote("127.0.0.1:%d" % upstream.port, safe=""),
+                                           urllib.parse.quote("127.0.0.1:%d" % forwarder.port, safe=""))
+    server = DetachedServer(binary, tmp_path / "data", "--workers", "0", "--blob", url)
+    socks = []
+    try:
+        api = server.start()
+        token = api.login(ROOT_EMAIL, ROOT_PASSWORD)
+        forwarder.stall = True
+        for _ in range(4):
+            sock = socket.create_connection(("127.0.0.1", api.port), timeout=30)
+            sock.setblocking(False)
+            sock.send(("POST /api/v1/blobs?format=raw HTTP/1.1\r\nHost: localhost\r\n"
+                       "Authorization: Bearer {}\r\nContent-Type: application/octet-stream\r\n"
+                       "Content-Length: {}\r\n\r\n").format(token, 64 << 20).encode())
+            socks.append(sock)
+        # Each sends what the server takes until its buffer and the stalled PUT are full.
+        chunk = os.urandom(1 << 20)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            for sock in socks:
+                try:
+                    sock.send(chunk)
+                except BlockingIOError:
+                    pass
+            time.sleep(0.01)
+        for _ in range(3):
+            started = time.monotonic()
+            resp = api.get("/api/v1/notifications", token=token)
+            assert resp.status == 200, resp
+            assert time.monotonic() - started < 2.0
     finally:
         for sock in socks:
             sock.close()
