@@ -109,6 +109,31 @@ class Stream {
   std::optional<beast::ssl_stream<beast::tcp_stream>> tls_;
 };
 
+// Whether every Transfer-Encoding of `msg` is chunked (or it has none).
+template <class Message>
+bool OnlyChunkedCoding(const Message& msg) {
+  for (const auto& field : msg) {
+    if (field.name() != bhttp::field::transfer_encoding) continue;
+    std::string_view rest(field.value().data(), field.value().size());
+    while (!rest.empty()) {
+      const size_t comma = rest.find(',');
+      std::string_view coding = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) {
+        coding.remove_prefix(1);
+      }
+      while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) {
+        coding.remove_suffix(1);
+      }
+      if (!coding.empty() &&
+          !beast::iequals(beast::string_view(coding.data(), coding.size()), "chunked")) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
 // The state of a streamed response (Response::body_source), shared by the strand and the pool: one
 // buffer, filled by the source on the pool while no write is in flight, then written on the
 // strand. The next piece is asked for only once the last one is on the socket, so a slow client
@@ -630,6 +655,12 @@ void Session::OnHeader(beast::error_code ec) {
                  false);
   }
   const auto& msg = parser_->get();
+  if (!OnlyChunkedCoding(msg)) {
+    // A body in another coding ("gzip, chunked") would be taken for its coded bytes.
+    return Write(
+        ErrorResponse(501, "NOT_IMPLEMENTED", "the only Transfer-Encoding understood is chunked"),
+        false);
+  }
   req_ = std::make_shared<Request>();
   req_->method = std::string(msg.method_string());
   std::string_view target(msg.target().data(), msg.target().size());

@@ -165,3 +165,25 @@ def test_fast_then_trickling_body_is_stored_exactly(server, signed_in):
     status, resp, _ = read_response(sock)
     check_blob(server, status, resp, data)
     sock.close()
+
+
+@pytest.mark.parametrize("coding", ["gzip, chunked", "deflate,chunked", "identity"])
+def test_a_body_in_another_transfer_coding_than_chunked_is_refused(server, signed_in, coding):
+    """Only chunked is understood: "gzip, chunked" was read as chunked and its gzip bytes stored
+    as the blob (found by a cold attack)."""
+    api, token = signed_in
+    sock = connect(server.port)
+    body = b"5\r\nhello\r\n0\r\n\r\n"
+    sock.sendall("POST /api/v1/blobs?format=raw HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n"
+                 "Content-Type: application/octet-stream\r\nTransfer-Encoding: {}\r\n\r\n".format(
+                     token, coding).encode() + body)
+    status, answer, _ = read_response(sock)
+    assert status == 501, answer
+    assert b"chunked" in answer
+    # Chunked alone is read as always.
+    sock = connect(server.port)
+    sock.sendall("POST /api/v1/blobs?format=raw HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n"
+                 "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n".format(
+                     token).encode() + body)
+    status, answer, _ = read_response(sock)
+    check_blob(server, status, answer, b"hello")
