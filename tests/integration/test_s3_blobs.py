@@ -110,6 +110,13 @@ def migrate(server, to):
 def put_object(url, blob_id, data):
     """Writes `data` as the object of `blob_id` under the --blob URL's prefix, behind the store's
     back (botocore, signed as the test proxy wants)."""
+    client, bucket, prefix = bucket_client(url)
+    client.put_object(Bucket=bucket, Key=prefix + "/" + blob_id, Body=data)
+
+
+def bucket_client(url):
+    """A botocore S3 client of the --blob URL's server (signed as the test proxy wants), its bucket
+    and its prefix."""
     import botocore.config
     import botocore.session
     parts = urllib.parse.urlsplit(url)  # s3://BUCKET/PREFIX?endpoint=...&region=...
@@ -119,7 +126,7 @@ def put_object(url, blob_id, data):
         aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
         config=botocore.config.Config(s3={"addressing_style": "path"}))
-    client.put_object(Bucket=parts.netloc, Key=parts.path.strip("/") + "/" + blob_id, Body=data)
+    return client, parts.netloc, parts.path.strip("/")
 
 
 def blob_file(data_dir, blob_id):
@@ -249,16 +256,8 @@ def test_an_upload_of_raw_bytes_is_not_read_back_from_the_bucket(binary, tmp_pat
 
 def list_keys(url):
     """Keys of the objects under the --blob URL's prefix (botocore, behind the store's back)."""
-    import botocore.config
-    import botocore.session
-    parts = urllib.parse.urlsplit(url)
-    query = dict(urllib.parse.parse_qsl(parts.query))
-    client = botocore.session.get_session().create_client(
-        "s3", endpoint_url=query["endpoint"], region_name=query["region"],
-        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-        config=botocore.config.Config(s3={"addressing_style": "path"}))
-    page = client.list_objects_v2(Bucket=parts.netloc, Prefix=parts.path.strip("/") + "/")
+    client, bucket, prefix = bucket_client(url)
+    page = client.list_objects_v2(Bucket=bucket, Prefix=prefix + "/")
     return [o["Key"] for o in page.get("Contents", [])]
 
 

@@ -34,6 +34,39 @@ def run(binary, *args):
                           stdin=subprocess.DEVNULL)
 
 
+def big_result_through_replicas(binary, tmp_path, api_a, api_b, port_a, worker_flags, workers):
+    """Uploads a dataset through replica A and reads its mock through B; starts a worker
+    (`datasite worker` with `worker_flags`, appended to `workers`); runs code on the private data
+    through B whose result is over 1 MiB (kept out of the database). Returns the owner's token and
+    the completed job's id."""
+    actors = make_actors(port_a)
+    owner = actors["owner"].token
+    mock = new_blob(api_a, owner, "csv", MOCK)
+    data = new_blob(api_a, owner, "csv", CSV)
+    made = create_dataset(api_a, owner, unique("d"), [{"name": "t", "mock": mock["id"], "data": data["id"]}])
+    assert made.status == 201, made
+    # Uploaded through A, served by B.
+    resp = api_b.get("/api/v1/datasets/%s/assets/t/mock" % made.json["id"], token=actors["scientist"].token)
+    assert resp.status == 200 and resp.raw == MOCK, resp
+    log = open(str(tmp_path / "worker.log"), "wb")
+    workers.append((subprocess.Popen([binary, "worker", "--name", "w1", "--workers", "1", *worker_flags, *LIMITS],
+                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL), log))
+    code = submit(api_b, owner, made.json["assets"][0]["id"],
+                  "return b'x' * (2 << 20) if int(data['age'].sum()) == 120 else b''")
+    job = api_b.post("/api/v1/code/%s/run" % code, {"blocking": False}, token=owner)
+    assert job.status == 201, job
+    done = wait_status(api_b, owner, job.json["id"], ("completed", "errored"))
+    assert done["status"] == "completed", (done, (tmp_path / "worker.log").read_text())
+    return owner, job.json["id"]
+
+
+def stop_workers(workers):
+    for worker, log in workers:
+        worker.terminate()
+        worker.wait(timeout=30)
+        log.close()
+
+
 @pytest.fixture
 def storage(tmp_path):
     path = tmp_path / "storage"
@@ -46,45 +79,24 @@ def storage(tmp_path):
 def test_replicas_and_a_worker_share_blobs_and_results(binary, tmp_path, fresh_database, storage):
     a = replica(binary, tmp_path, "a", fresh_database, storage)
     b = replica(binary, tmp_path, "b", fresh_database, storage)
-    worker = None
+    workers = []
     try:
         api_a = a.start()
         api_b = b.start()
-        actors = make_actors(a.port)
-        owner = actors["owner"].token
-        mock = new_blob(api_a, owner, "csv", MOCK)
-        data = new_blob(api_a, owner, "csv", CSV)
-        made = create_dataset(api_a, owner, unique("d"), [{"name": "t", "mock": mock["id"], "data": data["id"]}])
-        assert made.status == 201, made
-        # Uploaded through A, served by B.
-        resp = api_b.get("/api/v1/datasets/%s/assets/t/mock" % made.json["id"], token=actors["scientist"].token)
-        assert resp.status == 200 and resp.raw == MOCK, resp
-
         # A worker on the database and the storage directory alone, no data directory.
-        log = open(str(tmp_path / "worker.log"), "wb")
-        worker = subprocess.Popen(
-            [binary, "worker", "--database", fresh_database, "--storage-dir", str(storage), "--name", "w1",
-             "--workers", "1", *LIMITS], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        # Run through B on the private data; over 1 MiB, so the result is a file in the storage dir.
-        code = submit(api_b, owner, made.json["assets"][0]["id"],
-                      "return b'x' * (2 << 20) if int(data['age'].sum()) == 120 else b''")
-        job = api_b.post("/api/v1/code/%s/run" % code, {"blocking": False}, token=owner)
-        assert job.status == 201, job
-        done = wait_status(api_b, owner, job.json["id"], ("completed", "errored"))
-        assert done["status"] == "completed", (done, (tmp_path / "worker.log").read_text())
-        name = job.json["id"] + ".1"
+        owner, job_id = big_result_through_replicas(
+            binary, tmp_path, api_a, api_b, a.port,
+            ["--database", fresh_database, "--storage-dir", str(storage)], workers)
+        name = job_id + ".1"
         assert (storage / "results" / name[:2] / name).exists()
-        resp = api_a.get("/api/v1/jobs/%s/result" % job.json["id"], token=owner)
+        resp = api_a.get("/api/v1/jobs/%s/result" % job_id, token=owner)
         assert resp.status == 200 and resp.raw == b"x" * (2 << 20), resp.status
         # The data directories hold no blobs or results.
         for side in ("a", "b"):
             assert not (tmp_path / ("data_" + side) / "blobs").exists()
             assert not (tmp_path / ("data_" + side) / "results").exists()
     finally:
-        if worker:
-            worker.terminate()
-            worker.wait(timeout=30)
-            log.close()
+        stop_workers(workers)
         a.stop()
         b.stop()
 
@@ -104,33 +116,17 @@ def test_replicas_and_a_worker_on_a_bucket_share_no_directory(binary, tmp_path, 
     sides = [DetachedServer(binary, tmp_path / ("data_" + side), "--database", fresh_database,
                             "--blob", url, "--workers", "0", "--external-workers",
                             name="replica-" + side) for side in ("a", "b")]
-    worker = None
+    workers = []
     try:
         api_a, api_b = sides[0].start(), sides[1].start()
-        actors = make_actors(sides[0].port)
-        owner = actors["owner"].token
-        mock = new_blob(api_a, owner, "csv", MOCK)
-        data = new_blob(api_a, owner, "csv", CSV)
-        made = create_dataset(api_a, owner, unique("d"), [{"name": "t", "mock": mock["id"], "data": data["id"]}])
-        assert made.status == 201, made
-        resp = api_b.get("/api/v1/datasets/%s/assets/t/mock" % made.json["id"], token=actors["scientist"].token)
-        assert resp.status == 200 and resp.raw == MOCK, resp
-        log = open(str(tmp_path / "worker.log"), "wb")
-        worker = subprocess.Popen(
-            [binary, "worker", "--database", fresh_database, "--data-dir", str(tmp_path / "data_w"),
-             "--blob", url, "--name", "w1", "--workers", "1", *LIMITS],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        code = submit(api_b, owner, made.json["assets"][0]["id"],
-                      "return b'x' * (2 << 20) if int(data['age'].sum()) == 120 else b''")
-        job = api_b.post("/api/v1/code/%s/run" % code, {"blocking": False}, token=owner)
-        assert job.status == 201, job
-        done = wait_status(api_b, owner, job.json["id"], ("completed", "errored"))
-        assert done["status"] == "completed", (done, (tmp_path / "worker.log").read_text())
+        owner, job_id = big_result_through_replicas(
+            binary, tmp_path, api_a, api_b, sides[0].port,
+            ["--database", fresh_database, "--data-dir", str(tmp_path / "data_w"), "--blob", url], workers)
         # The worker's result, in the bucket beside the blobs, read through the other replicas.
         prefix = url.split("?")[0].split("/", 3)[3]
-        assert prefix + "/results/" + job.json["id"] + ".1" in list_keys(url)
+        assert prefix + "/results/" + job_id + ".1" in list_keys(url)
         for api in (api_a, api_b):
-            resp = api.get("/api/v1/jobs/%s/result" % job.json["id"], token=owner)
+            resp = api.get("/api/v1/jobs/%s/result" % job_id, token=owner)
             assert resp.status == 200 and resp.raw == b"x" * (2 << 20), resp.status
         # No directory holds a blob or a result (scratch files of runs are gone too).
         for d in ("data_a", "data_b", "data_w"):
@@ -138,10 +134,7 @@ def test_replicas_and_a_worker_on_a_bucket_share_no_directory(binary, tmp_path, 
                     and ("/blobs/" in str(p) or "/results/" in str(p))]
             assert held == [], held
     finally:
-        if worker:
-            worker.terminate()
-            worker.wait(timeout=30)
-            log.close()
+        stop_workers(workers)
         for side in sides:
             side.stop()
 
