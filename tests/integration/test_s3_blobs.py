@@ -396,17 +396,23 @@ class StallingForwarder:
             s.close()
 
 
+def stalling_bucket(name):
+    """A StallingForwarder to the test S3 server, and a --blob URL that goes through it."""
+    upstream = urllib.parse.urlsplit(S3_URL)
+    forwarder = StallingForwarder(upstream.port)
+    url = blob_url(unique(name)).replace(urllib.parse.quote("127.0.0.1:%d" % upstream.port, safe=""),
+                                         urllib.parse.quote("127.0.0.1:%d" % forwarder.port, safe=""))
+    assert str(forwarder.port) in url
+    return forwarder, url
+
+
 def test_an_upload_abandoned_while_the_bucket_stalls_holds_up_no_one(binary, tmp_path, aws_keys):
     """Four uploads of stated size (one streamed PUT each) whose clients go away while the bucket
     reads nothing: their ends must not wait on an I/O thread for the PUTs to time out (every
     request of the server, /healthz included, froze for ~55 s), and the PUTs end within seconds."""
     import socket
     import time
-    upstream = urllib.parse.urlsplit(S3_URL)
-    forwarder = StallingForwarder(upstream.port)
-    url = blob_url(unique("stall")).replace(urllib.parse.quote("127.0.0.1:%d" % upstream.port, safe=""),
-                                             urllib.parse.quote("127.0.0.1:%d" % forwarder.port, safe=""))
-    assert str(forwarder.port) in url
+    forwarder, url = stalling_bucket("stall")
     server = DetachedServer(binary, tmp_path / "data", "--workers", "0", "--blob", url)
     socks = []
     try:
@@ -444,10 +450,7 @@ def test_uploads_stuck_on_a_stalled_bucket_hold_no_request_thread(binary, tmp_pa
     every other request waited for their 60 s stall timeout."""
     import socket
     import time
-    upstream = urllib.parse.urlsplit(S3_URL)
-    forwarder = StallingForwarder(upstream.port)
-    url = blob_url(unique("lane")).replace(urllib.parse.quote("127.0.0.1:%d" % upstream.port, safe=""),
-                                           urllib.parse.quote("127.0.0.1:%d" % forwarder.port, safe=""))
+    forwarder, url = stalling_bucket("lane")
     server = DetachedServer(binary, tmp_path / "data", "--workers", "0", "--blob", url)
     socks = []
     try:
