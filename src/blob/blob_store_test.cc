@@ -283,25 +283,42 @@ TEST_F(BlobStoreTest, DefaultAdoptFileStreamsTheFileAndChecksItsHash) {
   ASSERT_TRUE(hashed.ok());
   ASSERT_TRUE(store_->Delete(hashed->id).ok());
 
-  auto wrong = store_->BlobStore::AdoptFile(staged, static_cast<int64_t>(bytes.size()),
-                                            std::string(64, '0'));
+  auto wrong = store_->BlobStore::AdoptFileAs(NewUuid(), staged, static_cast<int64_t>(bytes.size()),
+                                              std::string(64, '0'));
   EXPECT_EQ(wrong.status().code(), StatusCode::kInternal);
   EXPECT_TRUE(fs::exists(staged));
   EXPECT_TRUE(store_->List()->empty());
-  EXPECT_EQ(store_->BlobStore::AdoptFile(staged, 5, hashed->sha256).status().code(),
+  EXPECT_EQ(store_->BlobStore::AdoptFileAs(NewUuid(), staged, 5, hashed->sha256).status().code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(store_->BlobStore::AdoptFile(dir_ + "/none", 0, hashed->sha256).status().code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(
+      store_->BlobStore::AdoptFileAs(NewUuid(), dir_ + "/none", 0, hashed->sha256).status().code(),
+      StatusCode::kNotFound);
 
-  auto info =
-      store_->BlobStore::AdoptFile(staged, static_cast<int64_t>(bytes.size()), hashed->sha256);
+  // Into a name of its own (a job run's result), as the directory store's default would.
+  const std::string name = NewUuid() + ".3";
+  auto info = store_->BlobStore::AdoptFileAs(name, staged, static_cast<int64_t>(bytes.size()),
+                                             hashed->sha256);
   ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->id, name);
   EXPECT_EQ(info->sha256, hashed->sha256);
   EXPECT_EQ(info->size, static_cast<int64_t>(bytes.size()));
   EXPECT_FALSE(fs::exists(staged));
   auto reader = store_->Open(info->id);
   ASSERT_TRUE(reader.ok());
   EXPECT_TRUE(ReadAll(**reader, 1 << 20) == bytes);
+  EXPECT_EQ(store_->BlobStore::AdoptFileAs("../" + name, staged, 1, hashed->sha256).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(IsBlobIdTest, TakesAUuidAndARunOfOne) {
+  const std::string id = NewUuid();
+  EXPECT_TRUE(IsBlobId(id));
+  EXPECT_TRUE(IsBlobId(id + ".0"));
+  EXPECT_TRUE(IsBlobId(id + ".123456789"));
+  for (const std::string& bad : {id + ".", id + ".1234567890", id + ".-1", id + ".1a", id + "/1",
+                                 "../" + id, id.substr(1), std::string(""), id + ".1.2"}) {
+    EXPECT_FALSE(IsBlobId(bad)) << bad;
+  }
 }
 
 TEST_F(BlobStoreTest, CopyToFileWritesEveryByteAndRemovesAFailedCopy) {

@@ -171,7 +171,8 @@ class FileBlobStore : public BlobStore {
     std::vector<std::string> out;
     std::error_code ec;
     for (const auto& sub : fs::directory_iterator(root_, ec)) {
-      if (!sub.is_directory() || sub.path().filename() == "tmp") continue;
+      // Blobs are in the two-character directories only (not tmp/, nor a neighbour's files).
+      if (!sub.is_directory() || sub.path().filename().string().size() != 2) continue;
       for (const auto& f : fs::directory_iterator(sub.path(), ec)) {
         std::string name = f.path().filename().string();
         if (IsBlobId(name) && ModifiedBefore(f.path(), modified_before)) out.push_back(name);

@@ -6,8 +6,11 @@
 #include "blob/s3_blob_store.h"
 #include "net/s3_test_env.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -847,6 +850,46 @@ TEST(ParseS3BlobUrlTest, ReadsACredentialsFile) {
   EXPECT_EQ(
       ParseS3BlobUrl("s3://bkt/p?credentials=" + tmpl + "/none", FakeEnv(kKeys)).status().code(),
       StatusCode::kInvalidArgument);
+  fs::remove_all(tmpl);
+}
+
+// A streamed upload abandoned while the bucket reads nothing (a listener that never accepts: the
+// PUT's bytes fill the socket and curl waits to send more) ends within seconds: the writer cancels
+// its request, which would otherwise wait out the 60 s stall timeout in the destructor.
+TEST(S3StreamedWriterTest, AnAbandonedPutEndsAtOnceThoughTheBucketReadsNothing) {
+  ASSERT_TRUE(InitCrypto());
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  const int small = 4096;  // a window that fills at once: curl then waits to send, not for bytes
+  ASSERT_EQ(::setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 8), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  S3BlobStoreOptions options;
+  options.client.endpoint = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  options.client.bucket = "stalled";
+  options.client.credentials.access_key_id = "AKID";
+  options.client.credentials.secret_access_key = "secret";
+  std::string tmpl = ::testing::TempDir() + "s3stallXXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  options.scratch_dir = tmpl + "/scratch";
+  auto store = NewS3BlobStore(options);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  {
+    auto w = (*store)->NewWriter(int64_t{1} << 30, int64_t{64} << 20);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Append(Random(8 << 20, 19)).ok());
+    // Past curl's wait for "100 Continue" (1 s): it sends until the socket is full, then waits.
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    const auto started = std::chrono::steady_clock::now();
+    w->reset();
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+  }
+  ::close(listener);
   fs::remove_all(tmpl);
 }
 

@@ -109,11 +109,18 @@ class Stream {
   std::optional<beast::ssl_stream<beast::tcp_stream>> tls_;
 };
 
-// Whether every Transfer-Encoding of `msg` is chunked (or it has none).
+// The framing a request's Transfer-Encoding asks for: none (no such header), chunked (exactly one
+// coding, chunked: Beast reads "chunked, chunked" as no chunked coding at all), or another coding
+// (gzip, deflate...: the body would be taken for its coded bytes), which the server refuses.
+enum class TransferCoding { kNone, kChunked, kMalformed, kOther };
+
 template <class Message>
-bool OnlyChunkedCoding(const Message& msg) {
+TransferCoding TransferCodingOf(const Message& msg) {
+  bool seen = false;
+  int codings = 0, chunked = 0;
   for (const auto& field : msg) {
     if (field.name() != bhttp::field::transfer_encoding) continue;
+    seen = true;
     std::string_view rest(field.value().data(), field.value().size());
     while (!rest.empty()) {
       const size_t comma = rest.find(',');
@@ -125,13 +132,14 @@ bool OnlyChunkedCoding(const Message& msg) {
       while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) {
         coding.remove_suffix(1);
       }
-      if (!coding.empty() &&
-          !beast::iequals(beast::string_view(coding.data(), coding.size()), "chunked")) {
-        return false;
-      }
+      if (coding.empty()) continue;
+      ++codings;
+      if (beast::iequals(beast::string_view(coding.data(), coding.size()), "chunked")) ++chunked;
     }
   }
-  return true;
+  if (!seen) return TransferCoding::kNone;
+  if (codings > chunked) return TransferCoding::kOther;
+  return chunked == 1 ? TransferCoding::kChunked : TransferCoding::kMalformed;
 }
 
 // The state of a streamed response (Response::body_source), shared by the strand and the pool: one
@@ -148,7 +156,7 @@ struct StreamedBody {
 };
 
 // One connection. Owned by shared_ptr for the lifetime of its async operations; all its members are
-// used on its strand only, except `sink_`, which the request pool uses while the strand waits.
+// used on its strand only, except `sink_`, which the upload pool uses while the strand waits.
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, ServerImpl& server, Peer peer);
@@ -180,6 +188,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // Destroys the upload's sink on the upload pool: a sink may take a while to go (an upload to a
   // bucket ends its request), which must never hold an I/O thread.
   void DisposeSink();
+  // Drops a streamed response's body on the request pool (see DisposeBody's comment).
+  void DisposeBody(std::shared_ptr<StreamedBody> body);
   void Dispatch();
   // On the route's pool: runs the handler (or finishes the upload) and posts the response back.
   void Handle();
@@ -348,6 +358,7 @@ class ServerImpl : public HttpServer {
     return request_pool_;
   }
   std::atomic<int>& in_flight() { return in_flight_; }
+  bool stopping() const { return stopped_.load(); }
 
   // Counts a connection from `peer`; false when the peer, or its network, holds its share already
   // (a trusted proxy counts alone, up to max_connections).
@@ -655,11 +666,18 @@ void Session::OnHeader(beast::error_code ec) {
                  false);
   }
   const auto& msg = parser_->get();
-  if (!OnlyChunkedCoding(msg)) {
-    // A body in another coding ("gzip, chunked") would be taken for its coded bytes.
-    return Write(
-        ErrorResponse(501, "NOT_IMPLEMENTED", "the only Transfer-Encoding understood is chunked"),
-        false);
+  switch (TransferCodingOf(msg)) {
+    case TransferCoding::kNone:
+    case TransferCoding::kChunked:
+      break;
+    case TransferCoding::kMalformed:
+      return Write(ErrorResponse(400, "INVALID_ARGUMENT",
+                                 "malformed HTTP request: Transfer-Encoding must be chunked, once"),
+                   false);
+    case TransferCoding::kOther:
+      return Write(
+          ErrorResponse(501, "NOT_IMPLEMENTED", "the only Transfer-Encoding understood is chunked"),
+          false);
   }
   req_ = std::make_shared<Request>();
   req_->method = std::string(msg.method_string());
@@ -1001,6 +1019,9 @@ void Session::MaybeFinishUpload() {
 
 void Session::DisposeSink() {
   if (!sink_) return;
+  // Shutting down, the pools may be gone (sessions die with the I/O context, after them): the
+  // sink goes here, however long that takes.
+  if (server_.stopping()) return sink_.reset();
   std::shared_ptr<BodySink> sink(std::move(sink_));
   net::post(server_.pool(Lane::kUpload), [sink = std::move(sink)]() mutable { sink.reset(); });
 }
@@ -1186,10 +1207,11 @@ void Session::WriteStreamed(Response response, bool keep_alive) {
   // As for files: the idle timeout plus one second per MiB for the whole transfer.
   stream_.expires_after(server_.options().idle_timeout + std::chrono::seconds(body->left >> 20));
   res_ = body;
-  bhttp::async_write_header(stream_, *body->serializer,
-                            [self = shared_from_this(), body](beast::error_code ec, size_t) {
-                              self->StreamNext(body, ec);
-                            });
+  bhttp::async_write_header(
+      stream_, *body->serializer,
+      [self = shared_from_this(), body](beast::error_code ec, size_t) mutable {
+        self->StreamNext(std::move(body), ec);
+      });
 }
 
 void Session::StreamNext(std::shared_ptr<StreamedBody> body, beast::error_code ec) {
@@ -1197,13 +1219,11 @@ void Session::StreamNext(std::shared_ptr<StreamedBody> body, beast::error_code e
   // a download open to guests (a mock) can't pin much memory each (64 connections of one client:
   // 4 MiB; with 1 MiB pieces it was 64 MiB).
   constexpr size_t kPiece = 64 << 10;
-  if (ec) {
+  if (ec || body->left == 0) {
     res_.reset();
-    return Close();
-  }
-  if (body->left == 0) {
-    res_.reset();
-    if (!body->keep_alive) return Close();
+    const bool keep_alive = !ec && body->keep_alive;
+    DisposeBody(std::move(body));
+    if (!keep_alive) return Close();
     return DoRead();
   }
   server_.in_flight()++;
@@ -1217,7 +1237,7 @@ void Session::StreamNext(std::shared_ptr<StreamedBody> body, beast::error_code e
     } catch (const std::exception& e) {
       got = InternalError(e.what());
     }
-    net::post(self->stream_.get_executor(), [self, body, got = std::move(got), want] {
+    net::post(self->stream_.get_executor(), [self, body, got = std::move(got), want]() mutable {
       self->server_.in_flight()--;
       if (!got.ok() || *got == 0 || *got > want) {
         // The headers promised more: the client must see a short body and a closed connection,
@@ -1225,13 +1245,24 @@ void Session::StreamNext(std::shared_ptr<StreamedBody> body, beast::error_code e
         spdlog::error("a streamed response stopped with {} bytes unsent: {}", body->left,
                       got.ok() ? "the source ended early" : got.status().ToString());
         self->res_.reset();
+        self->DisposeBody(std::move(body));
         return self->Close();
       }
       body->left -= static_cast<int64_t>(*got);
-      net::async_write(self->stream_, net::buffer(body->buf.data(), *got),
-                       [self, body](beast::error_code ec, size_t) { self->StreamNext(body, ec); });
+      auto piece = net::buffer(body->buf.data(), *got);
+      net::async_write(self->stream_, piece,
+                       [self, body = std::move(body)](beast::error_code ec, size_t) mutable {
+                         self->StreamNext(std::move(body), ec);
+                       });
     });
   });
+}
+
+void Session::DisposeBody(std::shared_ptr<StreamedBody> body) {
+  // Its source (a blob reader) may wait as it goes (for a window fetched ahead from a bucket):
+  // never on an I/O thread, unless shutting down (the pools may be gone).
+  if (server_.stopping()) return;
+  net::post(server_.pool(Lane::kDefault), [body = std::move(body)]() mutable { body.reset(); });
 }
 
 void Session::Drain() {

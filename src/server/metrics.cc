@@ -146,6 +146,7 @@ Status ServerMetrics::Listen(const std::string& host, uint16_t port,
   options.request_threads = 1;
   options.heavy_threads = 1;
   options.wait_threads = 1;
+  options.upload_threads = 1;
   options.max_connections = 64;
   // A scraper sends its request at once and rarely reuses a connection: a few per address and a
   // short idle time, so that idle sockets from one place can't keep every scrape out.

@@ -167,7 +167,7 @@ CodeService::CodeService(store::Store& store, blob::BlobStore& blobs,
       clock_(clock),
       options_(std::move(options)) {
   std::error_code ec;
-  std::filesystem::create_directories(options_.results_dir, ec);
+  std::filesystem::create_directories(options_.results_dir + "/running", ec);
 }
 
 void CodeService::SetSandbox(std::unique_ptr<sandbox::Sandbox> sandbox) {
@@ -203,8 +203,13 @@ int CodeService::RemoveStrayResults(std::string_view owner) {
     return job->status != "completed" || job->result_expired ||
            (in_row.ok() && in_row->has_value()) || (attempts && *attempts != job->attempts);
   };
+  // Only blobs older than any run can last: another process (a worker, a replica, a deposit) may
+  // be storing a result now, its blob before the job's row says so.
+  const int64_t longest_run_s = 2 * options_.max_timeout_ms / 1000 + 60;
+  const int64_t written_before =
+      clock_.NowSeconds() - std::max(options_.keep_recent_files_seconds, longest_run_s);
   int removed = 0;
-  auto blobs = options_.results->List();
+  auto blobs = options_.results->List(written_before);
   if (!blobs.ok()) spdlog::warn("jobs: listing results: {}", blobs.status().ToString());
   for (const std::string& name : blobs.ok() ? *blobs : std::vector<std::string>{}) {
     const size_t dot = name.find('.');
@@ -212,8 +217,23 @@ int CodeService::RemoveStrayResults(std::string_view owner) {
     const int64_t attempts = std::stoll(name.substr(dot + 1));  // digits: see blob::IsBlobId
     if (stray(name.substr(0, dot), attempts) && options_.results->Delete(name).ok()) ++removed;
   }
-  // Files of results kept before they were blobs: "<job id>.<attempts>", or "<job id>".
+  // Result files of runs (RunningResultPath): only a run going on in another process keeps its.
   std::error_code ec;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(options_.results_dir + "/running", ec)) {
+    const std::string name = entry.path().filename().string();
+    const size_t dot = name.find('.');
+    bool live = false;
+    if (blob::IsBlobId(name) && dot != std::string::npos) {
+      auto job = store_.GetJob(name.substr(0, dot));
+      live = !job.ok()
+                 ? job.status().code() != StatusCode::kNotFound
+                 : job->status == "running" && job->lease_owner != owner &&
+                       job->lease_expires_at >= now && ResultBlobId(job->id, job->attempts) == name;
+    }
+    if (!live && std::filesystem::remove(entry.path(), ec)) ++removed;
+  }
+  // Files of results kept before they were blobs: "<job id>.<attempts>", or "<job id>".
   for (const auto& entry : std::filesystem::directory_iterator(options_.results_dir, ec)) {
     if (!entry.is_regular_file()) continue;
     const std::string name = entry.path().filename().string();
@@ -231,10 +251,6 @@ int CodeService::RemoveStrayResults(std::string_view owner) {
     }
   }
   if (removed > 0) spdlog::warn("jobs: removed {} stray result(s)", removed);
-  std::optional<int64_t> written_before;
-  if (options_.keep_recent_files_seconds > 0) {
-    written_before = clock_.NowSeconds() - options_.keep_recent_files_seconds;
-  }
   Status cleaned = options_.results->RemoveTemporaryFiles(written_before);
   if (!cleaned.ok()) spdlog::warn("jobs: cleaning up results: {}", cleaned.ToString());
   return removed;
@@ -271,14 +287,28 @@ std::string CodeService::ResultBlobId(const std::string& job_id, int64_t attempt
   return job_id + "." + std::to_string(attempts);
 }
 
-Result<std::unique_ptr<blob::BlobReader>> CodeService::OpenResult(const store::Job& job) const {
+std::string CodeService::RunningResultPath(const std::string& job_id, int64_t attempts) const {
+  return options_.results_dir + "/running/" + ResultBlobId(job_id, attempts);
+}
+
+std::vector<std::string> CodeService::LocalResultPaths(const std::string& job_id,
+                                                       int64_t attempts) const {
+  // A file named by run, or by job before runs were named; or the directory store's blob when
+  // the results have since moved to a bucket.
+  const std::string run = ResultBlobId(job_id, attempts);
+  const std::string& dir = options_.results_dir;
+  return {dir + "/" + run, dir + "/" + job_id, dir + "/" + run.substr(0, 2) + "/" + run};
+}
+
+Result<std::unique_ptr<blob::BlobReader>> CodeService::OpenResult(
+    const store::Job& job, const Principal* downloader) const {
   const std::string run = ResultBlobId(job.id, job.attempts);
-  auto blob = options_.results->Open(run);
+  auto blob = downloader ? OpenForDownload(transfers_, DownloadShares{}, *downloader,
+                                           *options_.results, run)
+                         : options_.results->Open(run);
   if (blob.ok() || blob.status().code() != StatusCode::kNotFound) return blob;
-  // Kept on local disk before: a file (named by run, or by job before runs were named), or the
-  // directory store's blob when the results have since moved to a bucket.
-  for (const std::string& name : {run, job.id, run.substr(0, 2) + "/" + run}) {
-    auto file = blob::OpenFileReader(options_.results_dir + "/" + name);
+  for (const std::string& path : LocalResultPaths(job.id, job.attempts)) {
+    auto file = blob::OpenFileReader(path);
     if (file.ok() || file.status().code() != StatusCode::kNotFound) return file;
   }
   return InternalError("the result of job " + job.id + " is missing");
@@ -292,10 +322,9 @@ void CodeService::RemoveResultFile(const std::string& job_id, int64_t attempts) 
   const std::string run = ResultBlobId(job_id, attempts);
   Status gone = options_.results->Delete(run);
   if (!gone.ok()) spdlog::warn("job {}: removing its result: {}", job_id, gone.ToString());
-  // And where OpenResult finds results kept on local disk before.
   std::error_code ec;
-  for (const std::string& name : {run, job_id, run.substr(0, 2) + "/" + run}) {
-    std::filesystem::remove(options_.results_dir + "/" + name, ec);
+  for (const std::string& path : LocalResultPaths(job_id, attempts)) {
+    std::filesystem::remove(path, ec);
   }
 }
 
@@ -1082,7 +1111,7 @@ Result<ResultFile> CodeService::JobResult(const Principal& caller, const std::st
   ResultFile f{std::nullopt, nullptr, job.result_format, job.result_size};
   ASSIGN_OR_RETURN(f.bytes, store_.GetJobResult(job.id));
   if (!f.bytes) {
-    ASSIGN_OR_RETURN(f.reader, OpenResult(job));
+    ASSIGN_OR_RETURN(f.reader, OpenResult(job, &caller));
   }
   // A result computed on private data leaves the server: recorded before it is handed out.
   if (job.kind != "mock") {
@@ -1595,14 +1624,10 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
                    {"update", counts}};
   }
   // The sandbox writes a local file: kept in the database when small, else made the run's blob.
-  const std::string result_path = options_.results->ScratchPath();
-  struct RemoveScratch {
-    const std::string& path;
-    ~RemoveScratch() {
-      std::error_code ec;
-      std::filesystem::remove(path, ec);  // gone already once adopted
-    }
-  } remove_scratch{result_path};
+  // Named by run, so that a process starting meanwhile knows it for a live run's (see
+  // RemoveStrayResults); removed at the end (gone already once adopted).
+  const blob::LocalFile scratch(RunningResultPath(job.id, job.attempts), /*remove=*/true);
+  const std::string& result_path = scratch.path();
   // With output review on, everything a private run produces — result, stdout, and the error of a
   // failed run, which may quote private values — waits for a data owner. Decided from the settings
   // at each write, not at the start: review turned on while the job runs holds it (the store

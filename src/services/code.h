@@ -31,6 +31,7 @@
 #include "services/principal.h"
 #include "services/settings.h"
 #include "services/storage_meter.h"
+#include "services/transfer_slots.h"
 #include "store/store.h"
 
 namespace datasite::services {
@@ -54,13 +55,15 @@ struct JobQuotas {
 
 struct CodeOptions {
   // Where results too large for the database are kept: one blob per run, "<job id>.<attempt>"
-  // (ResultBlobId). Borrowed: outlives the service. The directory store of the storage
+  // (ResultBlobId). Borrowed, never null: outlives the service. The directory store of the storage
   // directory's `results/`, or the bucket's `PREFIX/results/`.
   blob::BlobStore* results = nullptr;
-  // Where results were kept before they were blobs, one file per run: still read and removed.
+  // A local directory: the result files runs are writing (`running/`), and where results were
+  // kept before they were blobs, one file per run (still read and removed).
   std::string results_dir;
-  // RemoveStrayResults leaves the results store's temporary files (and unfinished uploads)
-  // written less than this long ago, when other processes may be writing results into it.
+  // RemoveStrayResults leaves the results store's blobs, temporary files and unfinished uploads
+  // written less than this long ago (or twice the longest run, if longer), when other processes
+  // may be writing results into it.
   int64_t keep_recent_files_seconds = 0;
   int64_t max_timeout_ms = 60'000;  // and the default timeout of a job
   sandbox::Limits limits;           // wall_timeout is set per job
@@ -305,7 +308,16 @@ class CodeService {
   // The bytes of a completed job's result kept out of the database: its run's blob, or a file
   // kept before results were blobs (named by run, or by job before that), or kept in the
   // directory's store before results moved to a bucket.
-  Result<std::unique_ptr<blob::BlobReader>> OpenResult(const store::Job& job) const;
+  // With `downloader`, for a download of theirs: read ahead within their share (see
+  // services::OpenForDownload).
+  Result<std::unique_ptr<blob::BlobReader>> OpenResult(const store::Job& job,
+                                                       const Principal* downloader = nullptr) const;
+  // Where the sandbox writes the result of a job's run, until it is stored: named by run, so that
+  // RemoveStrayResults spares the runs going on in other processes.
+  std::string RunningResultPath(const std::string& job_id, int64_t attempts) const;
+  // Where a result of a job's run may have been kept on local disk before it was a blob of
+  // CodeOptions::results.
+  std::vector<std::string> LocalResultPaths(const std::string& job_id, int64_t attempts) const;
   // Removes the result of a job's run, under any of those names.
   void RemoveResultFile(const std::string& job_id, int64_t attempts) const;
   // The same once the changes made so far (the job's row saying its result is gone) are committed
@@ -418,6 +430,8 @@ class CodeService {
   std::condition_variable sandbox_cv_;
   std::unique_ptr<sandbox::Sandbox> sandbox_;  // Guarded by sandbox_mu_.
   std::optional<Status> sandbox_failure_;      // Guarded by sandbox_mu_.
+  // Result downloads read ahead, per account (OpenResult).
+  mutable TransferSlots transfers_;
 };
 
 }  // namespace datasite::services

@@ -189,25 +189,6 @@ class BlobUploadImpl : public BlobUpload {
   std::string generated_from_;
 };
 
-namespace {
-
-// A download's reader that holds one of its caller's download slots until the download ends.
-class SlotReader : public blob::BlobReader {
- public:
-  SlotReader(std::unique_ptr<blob::BlobReader> reader, TransferSlots::Slot slot)
-      : reader_(std::move(reader)), slot_(std::move(slot)) {}
-  int64_t size() const override { return reader_->size(); }
-  Result<size_t> ReadAt(int64_t offset, char* buf, size_t n) override {
-    return reader_->ReadAt(offset, buf, n);
-  }
-
- private:
-  std::unique_ptr<blob::BlobReader> reader_;
-  const TransferSlots::Slot slot_;
-};
-
-}  // namespace
-
 Datasets::Datasets(store::Store& store, blob::BlobStore& blobs, const SettingsService& settings,
                    const Clock& clock, DatasetsOptions options)
     : store_(store), blobs_(blobs), settings_(settings), clock_(clock), options_(options) {}
@@ -308,20 +289,11 @@ Result<std::unique_ptr<BlobUpload>> Datasets::StartUpload(const Principal& calle
 }
 
 Result<BlobBytes> Datasets::OpenForDownload(const Principal& caller, store::Blob blob) {
-  // Guests share their slots: a guest session costs nothing to make.
-  const bool guest = !caller.user_id;
-  const std::string key = guest ? "download guests" : "download " + *caller.user_id;
-  const int limit = guest ? options_.max_downloads_of_guests : options_.max_downloads_per_user;
-  std::optional<TransferSlots::Slot> slot = transfers_.TryTake(key, limit);
-  if (!slot) {
-    // Past the caller's share: served all the same, but without the store's read-ahead memory
-    // (slower from an object store: a request per piece), which the others keep.
-    ASSIGN_OR_RETURN(auto reader, blobs_.OpenWithoutReadAhead(blob.id));
-    return BlobBytes{std::move(reader), std::move(blob)};
-  }
-  ASSIGN_OR_RETURN(auto reader, blobs_.Open(blob.id));
-  return BlobBytes{std::make_unique<SlotReader>(std::move(reader), std::move(*slot)),
-                   std::move(blob)};
+  ASSIGN_OR_RETURN(auto reader, services::OpenForDownload(transfers_,
+                                                          {options_.max_downloads_per_user,
+                                                           options_.max_downloads_of_guests},
+                                                          caller, blobs_, blob.id));
+  return BlobBytes{std::move(reader), std::move(blob)};
 }
 
 Result<store::Blob> Datasets::OwnBlob(const Principal& caller, const std::string& blob_id) {

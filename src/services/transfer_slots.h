@@ -4,11 +4,16 @@
 #ifndef DATASITE_SERVICES_TRANSFER_SLOTS_H_
 #define DATASITE_SERVICES_TRANSFER_SLOTS_H_
 
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
+
+#include "blob/blob_store.h"
+#include "core/status.h"
+#include "services/principal.h"
 
 namespace datasite::services {
 
@@ -50,6 +55,22 @@ struct TransferSlots::Slot::State {
   mutable std::mutex mu;
   std::unordered_map<std::string, int> held;  // keys with at least one slot held
 };
+
+// Downloads read ahead at once (an object store's read-ahead memory is the server's to share):
+// per account, and for all guests together (a guest session costs nothing to make).
+struct DownloadShares {
+  int per_user = 4;
+  int guests = 8;
+};
+
+// A reader of blob `id` in `store` for a download by `caller`: read ahead while it holds one of
+// the caller's download slots (given back when the reader goes); past them, without read-ahead
+// (BlobStore::OpenWithoutReadAhead: slower from an object store, never refused).
+Result<std::unique_ptr<blob::BlobReader>> OpenForDownload(TransferSlots& slots,
+                                                          const DownloadShares& shares,
+                                                          const Principal& caller,
+                                                          blob::BlobStore& store,
+                                                          const std::string& id);
 
 }  // namespace datasite::services
 

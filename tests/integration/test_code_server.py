@@ -1,5 +1,6 @@
 """Jobs across a crash, and servers that can't (or mustn't) run code on private data."""
 
+import os
 import sqlite3
 import time
 
@@ -137,6 +138,14 @@ def result_path(results, name):
     return results / name[:2] / name
 
 
+def write_old(path, content):
+    """Writes `content` at `path`, last modified two hours ago: older than any run (a younger
+    result may be one another process is storing, and start-up leaves it)."""
+    path.write_bytes(content)
+    then = time.time() - 7200
+    os.utime(path, (then, then))
+
+
 @needs_sandbox
 def test_a_restart_removes_result_files_no_completed_job_refers_to(binary, tmp_path):
     server = DetachedServer(binary, tmp_path / "data")
@@ -159,15 +168,20 @@ def test_a_restart_removes_result_files_no_completed_job_refers_to(binary, tmp_p
         # What a run interrupted by a crash leaves: a result beside a job whose result is in its
         # row, one beside no job at all, and one of another run of the completed job (a run whose
         # lease was taken while it ran); and a file of the kind kept before results were blobs.
-        result_path(results, small["id"] + ".1").write_bytes(b"partial")
-        result_path(results, "01234567-89ab-4def-8123-456789abcdef.1").write_bytes(b"partial")
-        result_path(results, big["id"] + ".2").write_bytes(b"stale")
+        write_old(result_path(results, small["id"] + ".1"), b"partial")
+        write_old(result_path(results, "01234567-89ab-4def-8123-456789abcdef.1"), b"partial")
+        write_old(result_path(results, big["id"] + ".2"), b"stale")
         (results / (small["id"] + ".1")).write_bytes(b"partial, from before")
-        (results / "tmp" / "crashed.scratch").write_bytes(b"half a result")
+        write_old(results / "tmp" / "crashed.part", b"half a deposit")
+        (results / "running" / (big["id"] + ".2")).write_bytes(b"a run that crashed")
+        # Younger than any run: may be a result another process is storing now.
+        result_path(results, "11234567-89ab-4def-8123-456789abcdef.1").write_bytes(b"storing")
         api = server.start()
         owner = api.login(actors["owner"].user["email"], PASSWORD)
-        assert result_names(results) == [big["id"] + ".1"]
+        assert result_names(results) == sorted([big["id"] + ".1", "11234567-89ab-4def-8123-456789abcdef.1"])
+        result_path(results, "11234567-89ab-4def-8123-456789abcdef.1").unlink()
         assert not list((results / "tmp").iterdir())
+        assert not list((results / "running").iterdir())
         resp = api.get("/api/v1/jobs/%s/result" % big["id"], token=owner)
         assert resp.status == 200 and resp.raw == b"x" * (2 << 20), resp.status
         server.stop()
@@ -179,15 +193,19 @@ def test_a_restart_removes_result_files_no_completed_job_refers_to(binary, tmp_p
         db.execute("UPDATE jobs SET status = 'running', attempts = 1, lease_owner = 'worker-9', "
                    "lease_expires_at = ? WHERE id = ?", (far, small["id"]))
         db.commit()
-        result_path(results, small["id"] + ".1").write_bytes(b"in progress elsewhere")
+        write_old(result_path(results, small["id"] + ".1"), b"stored elsewhere, row not yet")
+        (results / "running" / (small["id"] + ".1")).write_bytes(b"in progress elsewhere")
+        (results / "running" / (small["id"] + ".0")).write_bytes(b"an earlier run's")
         server.start()
         assert result_names(results) == sorted([big["id"] + ".1", small["id"] + ".1"])
+        assert [p.name for p in (results / "running").iterdir()] == [small["id"] + ".1"]
         server.stop()
         db.execute("UPDATE jobs SET lease_expires_at = 1 WHERE id = ?", (small["id"],))
         db.commit()
         db.close()
         api = server.start()
         assert result_names(results) == [big["id"] + ".1"]
+        assert not list((results / "running").iterdir())
         # Its job, recovered (leased once so far), runs again here.
         owner = api.login(actors["owner"].user["email"], PASSWORD)
         deadline = time.time() + 60

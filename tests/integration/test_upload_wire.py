@@ -180,6 +180,7 @@ def test_a_body_in_another_transfer_coding_than_chunked_is_refused(server, signe
     status, answer, _ = read_response(sock)
     assert status == 501, answer
     assert b"chunked" in answer
+
     # Chunked alone is read as always.
     sock = connect(server.port)
     sock.sendall("POST /api/v1/blobs?format=raw HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n"
@@ -187,3 +188,16 @@ def test_a_body_in_another_transfer_coding_than_chunked_is_refused(server, signe
                      token).encode() + body)
     status, answer, _ = read_response(sock)
     check_blob(server, status, answer, b"hello")
+
+
+@pytest.mark.parametrize("coding", ["chunked, chunked", "chunked,chunked", ""])
+def test_a_transfer_encoding_of_chunked_twice_or_nothing_is_malformed(server, signed_in, coding):
+    """Beast reads "chunked, chunked" as no chunked coding: the body's bytes would have been read
+    as the next request (found by a cold review)."""
+    api, token = signed_in
+    sock = connect(server.port)
+    sock.sendall("POST /api/v1/blobs?format=raw HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n"
+                 "Content-Type: application/octet-stream\r\nTransfer-Encoding: {}\r\n\r\n".format(
+                     token, coding).encode() + b"5\r\nhello\r\n0\r\n\r\n")
+    status, answer, _ = read_response(sock)
+    assert status == 400, answer
