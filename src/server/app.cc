@@ -80,6 +80,7 @@ Result<std::unique_ptr<blob::BlobStore>> OpenBucket(const std::string& blob,
                      return std::string(value);
                    }));
   if (!subfolder.empty()) {
+    while (!options.prefix.empty() && options.prefix.back() == '/') options.prefix.pop_back();
     options.prefix = options.prefix.empty() ? subfolder : options.prefix + "/" + subfolder;
   }
   options.scratch_dir = scratch_dir;
