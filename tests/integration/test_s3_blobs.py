@@ -434,7 +434,7 @@ def test_an_upload_abandoned_while_the_bucket_stalls_holds_up_no_one(binary, tmp
         for _ in range(3):
             started = time.monotonic()
             assert api.get("/healthz").status == 200
-            assert time.monotonic() - started < 2.0
+            assert time.monotonic() - started < 5.0
             time.sleep(0.5)
     finally:
         for sock in socks:
@@ -478,7 +478,7 @@ def test_uploads_stuck_on_a_stalled_bucket_hold_no_request_thread(binary, tmp_pa
             started = time.monotonic()
             resp = api.get("/api/v1/notifications", token=token)
             assert resp.status == 200, resp
-            assert time.monotonic() - started < 2.0
+            assert time.monotonic() - started < 5.0
     finally:
         for sock in socks:
             sock.close()

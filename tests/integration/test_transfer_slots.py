@@ -26,11 +26,20 @@ def connect(port):
 
 
 def stalled_upload(port, token, declared=16 << 20):
-    """An upload whose headers and first KiB are sent, and nothing more."""
+    """An upload the server has opened (it says "100 Continue" once the upload holds its place),
+    whose first KiB is sent, and nothing more. Waiting for the go-ahead keeps the test's next
+    upload from taking a place first on a loaded machine (it did: the stalled one was refused)."""
     sock = connect(port)
     sock.sendall("POST /api/v1/blobs?format=raw HTTP/1.1\r\nHost: localhost\r\n"
                  "Authorization: Bearer {}\r\nContent-Type: application/octet-stream\r\n"
-                 "Content-Length: {}\r\n\r\n".format(token, declared).encode() + os.urandom(1024))
+                 "Expect: 100-continue\r\nContent-Length: {}\r\n\r\n".format(token, declared).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        more = sock.recv(4096)
+        assert more, "connection closed before an answer"
+        head += more
+    assert head.startswith(b"HTTP/1.1 100"), head[:300]
+    sock.sendall(os.urandom(1024))
     return sock
 
 
