@@ -274,9 +274,7 @@ def test_an_upload_of_stated_size_goes_as_one_put_and_a_cut_one_leaves_nothing(
         api = server.start()
         token = api.login(ROOT_EMAIL, ROOT_PASSWORD)
         body = os.urandom(24 << 20)
-        head = ("POST /api/v1/blobs?format=raw HTTP/1.1\r\nHost: localhost\r\n"
-                "Authorization: Bearer {}\r\nContent-Type: application/octet-stream\r\n"
-                "Content-Length: {}\r\n\r\n").format(token, len(body)).encode()
+        head = raw_upload_head(token, len(body))
         cut = socket.create_connection(("127.0.0.1", api.port), timeout=60)
         cut.sendall(head + body[:-1])  # all but the last byte
         time.sleep(2)
@@ -396,6 +394,13 @@ class StallingForwarder:
             s.close()
 
 
+def raw_upload_head(token, size):
+    """The head of a raw upload of `size` bytes, for a test that sends its body itself."""
+    return ("POST /api/v1/blobs?format=raw HTTP/1.1\r\nHost: localhost\r\n"
+            "Authorization: Bearer {}\r\nContent-Type: application/octet-stream\r\n"
+            "Content-Length: {}\r\n\r\n").format(token, size).encode()
+
+
 def stalling_bucket(name):
     """A StallingForwarder to the test S3 server, and a --blob URL that goes through it."""
     upstream = urllib.parse.urlsplit(S3_URL)
@@ -421,9 +426,7 @@ def test_an_upload_abandoned_while_the_bucket_stalls_holds_up_no_one(binary, tmp
         forwarder.stall = True
         for _ in range(4):  # an account's most: more than the server's I/O threads
             sock = socket.create_connection(("127.0.0.1", api.port), timeout=30)
-            sock.sendall(("POST /api/v1/blobs?format=raw HTTP/1.1\r\nHost: localhost\r\n"
-                          "Authorization: Bearer {}\r\nContent-Type: application/octet-stream\r\n"
-                          "Content-Length: {}\r\n\r\n").format(token, 40 << 20).encode()
+            sock.sendall(raw_upload_head(token, 40 << 20)
                          + os.urandom(9 << 20))
             socks.append(sock)
         time.sleep(3)
@@ -460,9 +463,7 @@ def test_uploads_stuck_on_a_stalled_bucket_hold_no_request_thread(binary, tmp_pa
         for _ in range(4):
             sock = socket.create_connection(("127.0.0.1", api.port), timeout=30)
             sock.setblocking(False)
-            sock.send(("POST /api/v1/blobs?format=raw HTTP/1.1\r\nHost: localhost\r\n"
-                       "Authorization: Bearer {}\r\nContent-Type: application/octet-stream\r\n"
-                       "Content-Length: {}\r\n\r\n").format(token, 64 << 20).encode())
+            sock.send(raw_upload_head(token, 64 << 20))
             socks.append(sock)
         # Each sends what the server takes until its buffer and the stalled PUT are full.
         chunk = os.urandom(1 << 20)

@@ -25,6 +25,16 @@ def connect(port):
     return sock
 
 
+def read_head(sock):
+    """The status line and headers of the next answer on `sock`."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        more = sock.recv(4096)
+        assert more, "connection closed before an answer"
+        head += more
+    return head
+
+
 def stalled_upload(port, token, declared=16 << 20):
     """An upload the server has opened (it says "100 Continue" once the upload holds its place),
     whose first KiB is sent, and nothing more. Waiting for the go-ahead keeps the test's next
@@ -33,11 +43,7 @@ def stalled_upload(port, token, declared=16 << 20):
     sock.sendall("POST /api/v1/blobs?format=raw HTTP/1.1\r\nHost: localhost\r\n"
                  "Authorization: Bearer {}\r\nContent-Type: application/octet-stream\r\n"
                  "Expect: 100-continue\r\nContent-Length: {}\r\n\r\n".format(token, declared).encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        more = sock.recv(4096)
-        assert more, "connection closed before an answer"
-        head += more
+    head = read_head(sock)
     assert head.startswith(b"HTTP/1.1 100"), head[:300]
     sock.sendall(os.urandom(1024))
     return sock
@@ -48,11 +54,7 @@ def stalled_download(port, token, path):
     sock = connect(port)
     sock.sendall("GET {} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\r\n".format(
         path, token).encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        more = sock.recv(4096)
-        assert more, "connection closed before a response"
-        head += more
+    head = read_head(sock)
     assert head.startswith(b"HTTP/1.1 200"), head[:200]
     return sock
 
