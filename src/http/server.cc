@@ -668,7 +668,15 @@ void Session::OnHeader(beast::error_code ec) {
   const auto& msg = parser_->get();
   switch (TransferCodingOf(msg)) {
     case TransferCoding::kNone:
+      break;
     case TransferCoding::kChunked:
+      // HTTP/1.0 has no chunked coding: such a message's framing is faulty (RFC 9112, 6.1), and a
+      // proxy in front may frame it otherwise.
+      if (msg.version() < 11) {
+        return Write(ErrorResponse(400, "INVALID_ARGUMENT",
+                                   "malformed HTTP request: Transfer-Encoding in HTTP/1.0"),
+                     false);
+      }
       break;
     case TransferCoding::kMalformed:
       return Write(ErrorResponse(400, "INVALID_ARGUMENT",

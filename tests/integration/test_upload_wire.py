@@ -201,3 +201,22 @@ def test_a_transfer_encoding_of_chunked_twice_or_nothing_is_malformed(server, si
                      token, coding).encode() + b"5\r\nhello\r\n0\r\n\r\n")
     status, answer, _ = read_response(sock)
     assert status == 400, answer
+
+
+def test_a_chunked_body_in_http_1_0_is_malformed(server, signed_in):
+    """HTTP/1.0 has no chunked coding: the server read such a body as chunked and kept the
+    connection for the next request (found by a cold attack)."""
+    api, token = signed_in
+    sock = connect(server.port)
+    sock.sendall("POST /api/v1/blobs?format=raw HTTP/1.0\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n"
+                 "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n".format(
+                     token).encode() + b"5\r\nhello\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    status, answer, rest = read_response(sock)
+    assert status == 400, answer
+    sock.settimeout(5)
+    while True:  # then the connection closes: the pipelined request is not answered
+        more = sock.recv(65536)
+        if not more:
+            break
+        rest += more
+    assert b"HTTP/1.1 200" not in rest
