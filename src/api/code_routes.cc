@@ -329,6 +329,7 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
       "run for its requester.",
       [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
         services::RunCode run;
+        run.result_up_to = kMaxInlineBytes;
         if (!req.body.empty()) {
           ASSIGN_OR_RETURN(
               auto body, JsonBody::Parse(req.body, {"inputs", "mock", "blocking", "timeout_seconds",
@@ -487,7 +488,8 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
   routes->Add("GET", "/api/v1/jobs/{id}", Role::kDataScientist, "jobs",
               "One job, with a small result inline.",
               [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
-                ASSIGN_OR_RETURN(auto j, code.GetJob(caller, req.path_params["id"]));
+                ASSIGN_OR_RETURN(auto j,
+                                 code.GetJob(caller, req.path_params["id"], kMaxInlineBytes));
                 return Reply{200, JobJson(j, caller, code, true), {}};
               });
   routes->Add(
@@ -498,7 +500,7 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
         ASSIGN_OR_RETURN(int64_t timeout, QueryInt(req, "timeout", 60));
         ASSIGN_OR_RETURN(auto j, code.WaitJob(caller, req.path_params["id"],
                                               std::chrono::seconds(std::min<int64_t>(timeout, 600)),
-                                              req.client_gone));
+                                              req.client_gone, kMaxInlineBytes));
         return Reply{200, JobJson(j, caller, code, true), {}};
       },
       "", http::Lane::kWait);

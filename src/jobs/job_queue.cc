@@ -83,7 +83,8 @@ std::unordered_multimap<std::string, JobQueue::Run>::iterator JobQueue::FindRun(
 }
 
 Result<store::JobAdmission> JobQueue::Enqueue(const store::Job& job, const store::JobLimits& limits,
-                                              const std::function<Status(store::Store&)>& also) {
+                                              const std::function<Status(store::Store&)>& also,
+                                              store::Job* stored) {
   // Remembered before the insert: a slot may lease the job as soon as it commits.
   const std::string origin(obs::CurrentRequestId());
   if (!origin.empty()) {
@@ -98,7 +99,8 @@ Result<store::JobAdmission> JobQueue::Enqueue(const store::Job& job, const store
   }
   store::JobAdmission admission = store::JobAdmission::kInserted;
   Status st = store_.InTransaction([&](store::Store& tx) -> Status {
-    ASSIGN_OR_RETURN(admission, tx.InsertJob(job, limits));
+    ASSIGN_OR_RETURN(admission,
+                     stored ? tx.InsertJob(job, limits, stored) : tx.InsertJob(job, limits));
     if (admission == store::JobAdmission::kInserted && also) return also(tx);
     return Status::Ok();
   });
@@ -148,7 +150,7 @@ Status JobQueue::Kill(const std::string& id) {
 
 Result<store::Job> JobQueue::Wait(const std::string& id,
                                   std::chrono::steady_clock::time_point deadline,
-                                  const std::function<bool()>& give_up) {
+                                  const std::function<bool()>& give_up, int64_t result_up_to) {
   std::chrono::milliseconds poll = options_.wait_poll;
   while (true) {
     uint64_t seen;
@@ -156,7 +158,8 @@ Result<store::Job> JobQueue::Wait(const std::string& id,
       std::lock_guard lock(mu_);
       seen = generation_;
     }
-    ASSIGN_OR_RETURN(store::Job job, store_.GetJob(id));
+    ASSIGN_OR_RETURN(store::Job job,
+                     result_up_to > 0 ? store_.GetJob(id, result_up_to) : store_.GetJob(id));
     if (IsFinal(job.status)) return job;
     auto now = std::chrono::steady_clock::now();
     if (now >= deadline || (give_up && give_up())) return job;

@@ -107,18 +107,21 @@ class JobQueue {
 
   // Stores `job` as queued, unless `limits` refuse it, and wakes a worker (see Store::InsertJob).
   // `also`, when given, runs in the same transaction as the insert once the job is admitted (its
-  // audit entry), and an error from it un-queues the job.
+  // audit entry), and an error from it un-queues the job. `stored`, when given, gets the job as
+  // stored once admitted (Store::InsertJob).
   Result<store::JobAdmission> Enqueue(const store::Job& job, const store::JobLimits& limits,
-                                      const std::function<Status(store::Store&)>& also = nullptr);
+                                      const std::function<Status(store::Store&)>& also = nullptr,
+                                      store::Job* stored = nullptr);
   // A queued job ends `killed` at once; a running one is cancelled (here at once, in another
   // process at its owner's next heartbeat) and ends `killed` when its runner returns.
   // kFailedPrecondition when the job already ended.
   Status Kill(const std::string& id);
   // Waits until the job has ended or `deadline` passes, or `give_up` (when given) returns true;
   // answers the job as stored then. Sees an end recorded by another process within
-  // `wait_poll_max` (sooner early on), and asks `give_up` as often.
+  // `wait_poll_max` (sooner early on), and asks `give_up` as often. With `result_up_to` > 0 the
+  // job is read with its result as store::Store::GetJob(id, result_up_to) reads it.
   Result<store::Job> Wait(const std::string& id, std::chrono::steady_clock::time_point deadline,
-                          const std::function<bool()>& give_up = nullptr);
+                          const std::function<bool()>& give_up = nullptr, int64_t result_up_to = 0);
 
   int workers() const { return options_.workers; }
   // Jobs running in this process now (each holds one of its slots).

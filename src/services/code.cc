@@ -983,15 +983,22 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
   if (limited) limits.max_unfinished = options_.quotas.max_unfinished_jobs;
   limits.one_unfinished_private = !code.policy_spec.empty();
   // A review run (a data owner's run on private data) and a private run are both recorded.
-  ASSIGN_OR_RETURN(store::JobAdmission admission,
-                   queue_.Enqueue(job, limits, [&](store::Store& tx) {
-                     if (for_owner) {
-                       return Audit(tx, *for_owner, "job.run_for_requester", "job:" + job.id,
-                                    "private run of code:" + code.id + " for user:" + job.user_id);
-                     }
-                     return Audit(tx, caller, kind == "review" ? "job.review_run" : "job.create",
-                                  "job:" + job.id, kind + " run of code:" + code.id);
-                   }));
+  // A run not waited for answers the job as stored by the insert.
+  std::optional<store::Job> stored;
+  if (!run.blocking) stored.emplace();
+  ASSIGN_OR_RETURN(
+      store::JobAdmission admission,
+      queue_.Enqueue(
+          job, limits,
+          [&](store::Store& tx) {
+            if (for_owner) {
+              return Audit(tx, *for_owner, "job.run_for_requester", "job:" + job.id,
+                           "private run of code:" + code.id + " for user:" + job.user_id);
+            }
+            return Audit(tx, caller, kind == "review" ? "job.review_run" : "job.create",
+                         "job:" + job.id, kind + " run of code:" + code.id);
+          },
+          stored ? &*stored : nullptr));
   if (admission == store::JobAdmission::kTooManyUnfinished) {
     return ResourceExhaustedError("you have " +
                                   std::to_string(options_.quotas.max_unfinished_jobs) +
@@ -1032,11 +1039,15 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
     job_id = it->id;
   }
   if (!run.blocking) {
-    ASSIGN_OR_RETURN(out.job, store_.GetJob(job_id));
+    if (admission == store::JobAdmission::kInserted) {
+      out.job = std::move(*stored);
+    } else {
+      ASSIGN_OR_RETURN(out.job, store_.GetJob(job_id));
+    }
     return out;
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms + 30'000);
-  ASSIGN_OR_RETURN(out.job, queue_.Wait(job_id, deadline, run.client_gone));
+  ASSIGN_OR_RETURN(out.job, queue_.Wait(job_id, deadline, run.client_gone, run.result_up_to));
   return out;
 }
 
@@ -1065,9 +1076,10 @@ Result<store::JobPage> CodeService::ListJobs(const Principal& caller,
   return store_.ListJobs(f);
 }
 
-Result<store::Job> CodeService::GetJob(const Principal& caller, const std::string& id) {
+Result<store::Job> CodeService::GetJob(const Principal& caller, const std::string& id,
+                                       int64_t result_up_to) {
   RETURN_IF_ERROR(NeedDataScientist(caller));
-  auto job = store_.GetJob(id);
+  auto job = result_up_to > 0 ? store_.GetJob(id, result_up_to) : store_.GetJob(id);
   if (!job.ok()) return job.status();
   if (!IsOwner(caller) && (!caller.IsSelf(job->user_id) || job->kind == "review")) {
     return NotFoundError("job not found");
@@ -1147,6 +1159,7 @@ Result<std::optional<std::string>> CodeService::SmallResult(const Principal& cal
       inline_reads_.insert(read);
     }
   }
+  if (job.result_data) return job.result_data;  // read with the job (GetJob's result_up_to)
   ASSIGN_OR_RETURN(auto bytes, store_.GetJobResult(job.id));
   if (bytes) return bytes;
   ASSIGN_OR_RETURN(auto reader, OpenResult(job));
@@ -1203,10 +1216,13 @@ Result<JobLogs> CodeService::Logs(const Principal& caller, const std::string& id
 
 Result<store::Job> CodeService::WaitJob(const Principal& caller, const std::string& id,
                                         std::chrono::seconds timeout,
-                                        const std::function<bool()>& client_gone) {
-  RETURN_IF_ERROR(GetJob(caller, id).status());  // who may see it may wait for it
+                                        const std::function<bool()>& client_gone,
+                                        int64_t result_up_to) {
+  // Who may see it may wait for it; one that has ended needs no wait.
+  ASSIGN_OR_RETURN(store::Job job, GetJob(caller, id, result_up_to));
+  if (jobs::IsFinal(job.status)) return job;
   ASSIGN_OR_RETURN(WaitPlace place, TakeWaitPlace(caller.user_id.value_or("")));
-  return queue_.Wait(id, std::chrono::steady_clock::now() + timeout, client_gone);
+  return queue_.Wait(id, std::chrono::steady_clock::now() + timeout, client_gone, result_up_to);
 }
 
 Result<CodeService::WaitPlace> CodeService::TakeWaitPlace(const std::string& user_id) {
@@ -1471,10 +1487,23 @@ Status CodeService::KeepWithinQuota(store::Store& tx, const store::Job& job, job
   // server's free space, and which outputs it keeps, never tell that size either. A run the store
   // holds meanwhile (its request denied, or output review turned on, while it ran) counts as held.
   store::KeptOutput metered_view = ended;
-  if (job.kind == "private" && !metered_view.job.held) {
-    auto stored = tx.GetJob(job.id);
-    if (!stored.ok() && stored.status().code() != StatusCode::kNotFound) return stored.status();
-    metered_view.job.held = settings_.Get().output_review || !stored.ok() || stored->held;
+  const bool ask_held = job.kind == "private" && !metered_view.job.held;
+  // The user's usage, for the quota; read with the stored job's held flag when both are needed.
+  std::optional<store::JobUsage> usage;
+  if (quota) {
+    ASSIGN_OR_RETURN(
+        usage, ask_held ? tx.UserJobUsage(job.user_id, job.id) : tx.UserJobUsage(job.user_id));
+  }
+  if (ask_held) {
+    std::optional<bool> stored_held;
+    if (usage) {
+      stored_held = usage->job_held;
+    } else {
+      auto stored = tx.GetJob(job.id);
+      if (!stored.ok() && stored.status().code() != StatusCode::kNotFound) return stored.status();
+      if (stored.ok()) stored_held = stored->held;
+    }
+    metered_view.job.held = settings_.Get().output_review || !stored_held || *stored_held;
   }
   auto metered = [&] {
     metered_view.result_bytes = ended.result_bytes;
@@ -1486,15 +1515,18 @@ Status CodeService::KeepWithinQuota(store::Store& tx, const store::Job& job, job
   // pushes out those past the newest kept.
   int64_t need = 0;
   if (quota) {
-    ASSIGN_OR_RETURN(store::JobUsage usage, tx.UserJobUsage(job.user_id));
     // The user's code, projects and messages count too (they never expire to make room).
-    const int64_t kept = usage.charged_bytes + usage.code_bytes + usage.project_bytes;
-    if (kept - usage.mock_bytes + charged <= *quota) need = kept + charged - *quota;
+    const int64_t kept = usage->charged_bytes + usage->code_bytes + usage->project_bytes;
+    if (kept - usage->mock_bytes + charged <= *quota) need = kept + charged - *quota;
   }
-  const int64_t keep = options_.quotas.mock_outputs_kept - (job.kind == "mock" ? 1 : 0);
-  ASSIGN_OR_RETURN(
-      std::vector<store::ExpiredOutput> expired,
-      tx.ExpireMockOutputs(job.user_id, keep, std::max<int64_t>(need, 0), clock_.NowMillis()));
+  // Only a mock output's end can push one past the newest kept (every mock end keeps to the
+  // limit), so other ends look only when the quota needs room: a query fewer per job.
+  std::vector<store::ExpiredOutput> expired;
+  if (need > 0 || job.kind == "mock") {
+    const int64_t keep = options_.quotas.mock_outputs_kept - (job.kind == "mock" ? 1 : 0);
+    ASSIGN_OR_RETURN(expired, tx.ExpireMockOutputs(job.user_id, keep, std::max<int64_t>(need, 0),
+                                                   clock_.NowMillis()));
+  }
   for (const auto& e : expired) {
     if (e.result_in_file) RemoveResultFileAfterCommit(e.job_id, e.attempts);
     storage_.Add(-e.freed_bytes);
@@ -1538,7 +1570,8 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
     out.error = sandbox.status().message();
     return out;
   }
-  auto code = store_.GetCodeToRun(job.code_id);
+  auto code = job.code_to_run ? Result<store::UserCode>(*job.code_to_run)
+                              : store_.GetCodeToRun(job.code_id);
   if (!code.ok()) {
     out.error = "the job's code is gone";
     return out;

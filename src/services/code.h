@@ -124,6 +124,8 @@ struct RunCode {
   bool for_requester = false;
   // A blocking run stops waiting (the job runs on) once this returns true: its client has gone.
   std::function<bool()> client_gone;
+  // A blocking run's job comes with its result when it is at most this big (see GetJob).
+  int64_t result_up_to = 0;
 };
 
 // A result a data owner deposits on a request (PySyft's request.deposit_result): in one of the
@@ -247,12 +249,16 @@ class CodeService {
                                   const std::optional<std::string>& code_id,
                                   const std::optional<std::string>& status, int64_t page = 1,
                                   int64_t page_size = kDefaultJobPageSize);
-  Result<store::Job> GetJob(const Principal& caller, const std::string& id);
+  // With `result_up_to` > 0, a completed job's result of at most that many bytes comes with it
+  // (store::Store::GetJob; SmallResult then reads nothing more).
+  Result<store::Job> GetJob(const Principal& caller, const std::string& id,
+                            int64_t result_up_to = 0);
   // The job once it has ended, or as it is after `timeout` or once `client_gone` (when given)
-  // returns true, whichever comes first.
+  // returns true, whichever comes first; with its result as GetJob reads it.
   Result<store::Job> WaitJob(const Principal& caller, const std::string& id,
                              std::chrono::seconds timeout,
-                             const std::function<bool()>& client_gone = nullptr);
+                             const std::function<bool()>& client_gone = nullptr,
+                             int64_t result_up_to = 0);
   // Whether the caller may see the job's result and stdout now (not while held, unless an owner).
   bool MaySeeResult(const Principal& caller, const store::Job& job) const;
   // Whether the caller may see what a failed run said (its error_detail) and its stderr: data

@@ -92,7 +92,7 @@ std::string Notifications::Link(store::Store& tx, const std::string& kind, const
   return base + path + id;
 }
 
-Status Notifications::Deliver(store::Store& tx, const store::User& to, const std::string& from_id,
+Status Notifications::Deliver(store::Store& tx, const Recipient& to, const std::string& from_id,
                               const std::string& kind, const std::string& subject,
                               const std::string& line, const std::string& link_kind,
                               const std::string& link_id) {
@@ -110,15 +110,20 @@ Status Notifications::Deliver(store::Store& tx, const store::User& to, const std
   if (!on) return Status::Ok();
   ASSIGN_OR_RETURN(bool wants, tx.UserWantsMail(to.id));
   if (!wants) return Status::Ok();
+  store::User read;
+  if (!to.user) {
+    ASSIGN_OR_RETURN(read, tx.GetUserById(to.id));
+  }
+  const store::User& user = to.user ? *to.user : read;
   const std::string server = settings_.Get().name;
   const std::string link = Link(tx, link_kind, link_id);
   store::OutboxMail m;
-  m.recipient = to.email;
+  m.recipient = user.email;
   m.user_id = to.id;
   m.kind = kind;
   m.subject = "[" + server + "] " + n.subject;
-  m.text = "Hello " + to.name + ",\n\n" + line + "\n";
-  m.html = "<p>Hello " + EscapeHtml(to.name) + ",</p>\n<p>" + EscapeHtml(line) + "</p>\n";
+  m.text = "Hello " + user.name + ",\n\n" + line + "\n";
+  m.html = "<p>Hello " + EscapeHtml(user.name) + ",</p>\n<p>" + EscapeHtml(line) + "</p>\n";
   if (!link.empty()) {
     m.text += "\n" + link + "\n";
     m.html += "<p><a href=\"" + EscapeHtml(link) + "\">" + EscapeHtml(link) + "</a></p>\n";
@@ -135,7 +140,7 @@ Status Notifications::OnNewRequest(store::Store& tx, const store::CodeRequest& r
   const std::string subject = "New request from " + requester.name + " to run '" + code_name + "'";
   for (const store::User& u : users.items) {
     if (!auth::AtLeast(auth::RoleFromInt(u.role), auth::Role::kDataOwner)) continue;
-    RETURN_IF_ERROR(Deliver(tx, u, requester.id, "request.new", subject,
+    RETURN_IF_ERROR(Deliver(tx, To(u), requester.id, "request.new", subject,
                             requester.name + " asks to run '" + code_name +
                                 "' on private data. The request waits for your review.",
                             "request", request.id));
@@ -151,7 +156,7 @@ Status Notifications::OnNewProject(store::Store& tx, const store::Project& proje
   for (const store::User& u : users.items) {
     if (u.id == creator.id) continue;
     if (!auth::AtLeast(auth::RoleFromInt(u.role), auth::Role::kDataOwner)) continue;
-    RETURN_IF_ERROR(Deliver(tx, u, creator.id, "project.new", subject,
+    RETURN_IF_ERROR(Deliver(tx, To(u), creator.id, "project.new", subject,
                             creator.name + " started the project '" + project.name + "'.",
                             "project", project.id));
   }
@@ -168,7 +173,7 @@ Status Notifications::OnProjectMessage(store::Store& tx, const store::Project& p
     auto to = tx.GetUserById(m.user_id);
     if (to.status().code() == StatusCode::kNotFound) continue;  // an account deleted since
     RETURN_IF_ERROR(to.status());
-    RETURN_IF_ERROR(Deliver(tx, *to, author.id, "project.message", subject,
+    RETURN_IF_ERROR(Deliver(tx, To(*to), author.id, "project.message", subject,
                             author.name + " wrote in the project '" + project.name + "'.",
                             "project", project.id));
   }
@@ -180,7 +185,7 @@ Status Notifications::OnDecision(store::Store& tx, const store::CodeRequest& req
   ASSIGN_OR_RETURN(store::User requester, tx.GetUserById(request.user_id));
   ASSIGN_OR_RETURN(store::UserCode code, tx.GetCode(request.code_id));
   const std::string verb = status == "approved" ? "approved" : "denied";
-  return Deliver(tx, requester, reviewer_id, "request." + verb,
+  return Deliver(tx, To(requester), reviewer_id, "request." + verb,
                  "Your request to run '" + code.name + "' was " + verb,
                  "Your request to run '" + code.name + "' was " + verb + " by a data owner.",
                  "request", request.id);
@@ -198,7 +203,8 @@ Status Notifications::OnJobEnded(store::Store& tx, const store::Job& ended) {
   code.id = ended.code_id;
   code.name = ended.code_name;
   code.user_id = ended.code_author_id;
-  ASSIGN_OR_RETURN(store::User requester, tx.GetUserById(code.user_id));
+  // The author's account is read only for a mail (the notification's row needs their id only).
+  const Recipient requester{code.user_id};
   const store::Job& job = ended;
   if (job.status == "completed") {
     return Deliver(tx, requester, "", "job.result", "The result of '" + code.name + "' is ready",
@@ -208,7 +214,7 @@ Status Notifications::OnJobEnded(store::Store& tx, const store::Job& ended) {
   return DeliverFailure(tx, requester, "", code, job);
 }
 
-Status Notifications::DeliverFailure(store::Store& tx, const store::User& to,
+Status Notifications::DeliverFailure(store::Store& tx, const Recipient& to,
                                      const std::string& from_id, const store::UserCode& code,
                                      const store::Job& job) {
   if (job.status != "errored" && job.status != "timed_out") return Status::Ok();
@@ -223,15 +229,15 @@ Status Notifications::OnResultReleased(store::Store& tx, const store::Job& job,
                                        const std::string& by) {
   ASSIGN_OR_RETURN(store::UserCode code, tx.GetCode(job.code_id));
   ASSIGN_OR_RETURN(store::User requester, tx.GetUserById(code.user_id));
-  if (job.status != "completed") return DeliverFailure(tx, requester, by, code, job);
-  return Deliver(tx, requester, by, "job.released",
+  if (job.status != "completed") return DeliverFailure(tx, To(requester), by, code, job);
+  return Deliver(tx, To(requester), by, "job.released",
                  "The result of '" + code.name + "' was released",
                  "A data owner released the result of '" + code.name + "'.", "job", job.id);
 }
 
 Status Notifications::OnNewAccount(store::Store& tx, const store::User& user) {
   const std::string server = settings_.Get().name;
-  return Deliver(tx, user, "", "user.new", "Welcome to " + server,
+  return Deliver(tx, To(user), "", "user.new", "Welcome to " + server,
                  "An account for " + user.email + " was created on " + server + ".", "user",
                  user.id);
 }

@@ -116,12 +116,19 @@ class Notifications {
   void SendDueForTest() { SendDue(); }
 
  private:
+  // Whom a notification is for: the account's id, and the account itself when the caller has
+  // read it (else it is read only if a mail goes out: the in-app notification needs the id only).
+  struct Recipient {
+    std::string id;
+    const store::User* user = nullptr;
+  };
+  static Recipient To(const store::User& user) { return {user.id, &user}; }
   // The in-app notification, and the mail unless the user opted out or mail is off.
-  Status Deliver(store::Store& tx, const store::User& to, const std::string& from_id,
+  Status Deliver(store::Store& tx, const Recipient& to, const std::string& from_id,
                  const std::string& kind, const std::string& subject, const std::string& line,
                  const std::string& link_kind, const std::string& link_id);
   // A failed run's fixed kind (errored and timed-out runs only), never its text.
-  Status DeliverFailure(store::Store& tx, const store::User& to, const std::string& from_id,
+  Status DeliverFailure(store::Store& tx, const Recipient& to, const std::string& from_id,
                         const store::UserCode& code, const store::Job& job);
   std::string Link(store::Store& tx, const std::string& kind, const std::string& id);
   void SenderLoop();

@@ -1140,28 +1140,31 @@ std::string CodeSelect(bool used, std::string_view keep = "") {
          "LEFT JOIN code_policies p ON p.code_id = c.id";
 }
 
-UserCode ReadCode(const Stmt& s) {
+// The columns of CodeSelect, from column `at` on.
+UserCode ReadCodeAt(const Stmt& s, int at) {
   UserCode c;
-  c.id = s.Text(0);
-  c.user_id = s.Text(1);
-  c.name = s.Text(2);
-  c.version = s.Int(3);
-  c.source_omitted = s.IsNull(4);
-  c.source = s.Text(4);
-  c.code_hash = s.Text(5);
-  c.inputs = s.Text(6);
-  c.output_policy = s.Text(7);
-  c.output_limit = s.Int(8);
-  c.created_at = s.Int(9);
-  c.user_name = s.Text(10);
-  c.user_email = s.Text(11);
-  c.used = s.Int(12);
-  if (!s.IsNull(13)) c.request_id = s.Text(13);
-  if (!s.IsNull(14)) c.request_status = s.Text(14);
-  c.policy_spec = s.Text(15);
-  c.policy_state = s.Text(16);
+  c.id = s.Text(at + 0);
+  c.user_id = s.Text(at + 1);
+  c.name = s.Text(at + 2);
+  c.version = s.Int(at + 3);
+  c.source_omitted = s.IsNull(at + 4);
+  c.source = s.Text(at + 4);
+  c.code_hash = s.Text(at + 5);
+  c.inputs = s.Text(at + 6);
+  c.output_policy = s.Text(at + 7);
+  c.output_limit = s.Int(at + 8);
+  c.created_at = s.Int(at + 9);
+  c.user_name = s.Text(at + 10);
+  c.user_email = s.Text(at + 11);
+  c.used = s.Int(at + 12);
+  if (!s.IsNull(at + 13)) c.request_id = s.Text(at + 13);
+  if (!s.IsNull(at + 14)) c.request_status = s.Text(at + 14);
+  c.policy_spec = s.Text(at + 15);
+  c.policy_state = s.Text(at + 16);
   return c;
 }
+
+UserCode ReadCode(const Stmt& s) { return ReadCodeAt(s, 0); }
 
 constexpr const char* kRequestSelect =
     "SELECT r.id, r.code_id, r.user_id, r.reason, r.status, r.deny_reason, r.reviewer_id, "
@@ -1233,7 +1236,8 @@ Status NotUnderLease() {
 }
 
 // The jobs of `from` (the table, or a statement's RETURNING rows named in a WITH).
-std::string JobSelect(bool priority, std::string_view from = "jobs") {
+// The columns ReadJob reads; `more` adds columns after them (kJobSelectColumns is the first).
+std::string JobSelect(bool priority, std::string_view from = "jobs", std::string_view more = "") {
   return std::string(
              "SELECT j.id, j.code_id, j.user_id, j.kind, j.status, j.inputs, j.timeout_ms, "
              "j.attempts, j.error, j.result_format, j.result_size, j.held, '', '', ") +
@@ -1241,13 +1245,14 @@ std::string JobSelect(bool priority, std::string_view from = "jobs") {
          "coalesce(u.email, ''), e.job_id IS NOT NULL, " +
          (priority ? "j.priority" : "0") +
          ", j.result_meta, j.failure, j.error_detail, j.error_released, j.deposited, "
-         "j.lease_owner, j.lease_expires_at, j.kill_requested, coalesce(c.user_id, '')"
-         " FROM " +
-         std::string(from) +
+         "j.lease_owner, j.lease_expires_at, j.kill_requested, coalesce(c.user_id, '')" +
+         std::string(more) + " FROM " + std::string(from) +
          " j "
          "LEFT JOIN user_code c ON c.id = j.code_id LEFT JOIN users u ON u.id = j.user_id "
          "LEFT JOIN expired_outputs e ON e.job_id = j.id";
 }
+
+constexpr int kJobSelectColumns = 31;
 
 Job ReadJob(const Stmt& s) {
   Job j;
@@ -3248,6 +3253,9 @@ class SqlStore : public Store {
   }
 
   Result<JobAdmission> InsertJob(const Job& j, const JobLimits& limits) override {
+    return InsertJob(j, limits, nullptr);
+  }
+  Result<JobAdmission> InsertJob(const Job& j, const JobLimits& limits, Job* stored) override {
     std::lock_guard lock(mu_);
     const bool private_run = j.kind == "private";
     const bool runs_capped = limits.max_private_runs && private_run;
@@ -3290,6 +3298,9 @@ class SqlStore : public Store {
       ASSIGN_OR_RETURN(bool row, c.Step());
       return row ? c.Int(0) : int64_t{0};
     };
+    // On PostgreSQL the insert reads the row back as GetJob does, in the same round trip.
+    const bool read_back = stored && conn_->engine() == sql::Engine::kPostgres;
+    if (read_back) sql = "WITH ins AS (" + sql + " RETURNING *) " + JobSelect(true, "ins");
     for (int attempt = 0; attempt < 2; ++attempt) {
       {
         Stmt s(stmts_, sql);
@@ -3302,8 +3313,23 @@ class SqlStore : public Store {
             .Bind(j.created_at)
             .Bind(j.priority);
         for (int64_t b : bounds) s.Bind(b);
-        RETURN_IF_ERROR(s.Run());
-        if (conn_->Changes() > 0) return JobAdmission::kInserted;
+        if (read_back) {
+          ASSIGN_OR_RETURN(bool row, s.Step());
+          if (row) {
+            *stored = ReadJob(s);
+            ASSIGN_OR_RETURN(bool more, s.Step());
+            (void)more;
+            return JobAdmission::kInserted;
+          }
+        } else {
+          RETURN_IF_ERROR(s.Run());
+          if (conn_->Changes() > 0) {
+            if (stored) {
+              ASSIGN_OR_RETURN(*stored, GetJobLocked(j.id));
+            }
+            return JobAdmission::kInserted;
+          }
+        }
       }
       // The first limit that refused, in the order they are documented.
       if (runs_capped) {
@@ -3323,6 +3349,20 @@ class SqlStore : public Store {
       }
     }
     return UnavailableError("database: the job's limits changed while it was admitted; try again");
+  }
+
+  Result<Job> GetJob(const std::string& id, int64_t result_up_to) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, JobSelect(true, "jobs",
+                             ", CASE WHEN j.status = 'completed' AND j.result_size <= ?2 THEN "
+                             "j.result END") +
+                       " WHERE j.id = ?1");
+    s.Bind(id).Bind(result_up_to);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("job not found");
+    Job j = ReadJob(s);
+    if (!s.IsNull(kJobSelectColumns)) j.result_data = s.Blob(kJobSelectColumns);
+    return j;
   }
 
   Result<Job> GetJob(const std::string& id) override {
@@ -3501,16 +3541,23 @@ class SqlStore : public Store {
       // job). The read's joins see the tables as the statement began: only the job changes.
       Result<std::optional<Job>> leased = std::optional<Job>();
       {
+        // ... and its code as GetCodeToRun reads it, which the run needs next.
         Stmt s(stmts_, "WITH l AS (" + take +
                            " RETURNING *), t AS (INSERT INTO job_turns (user_id, turn) SELECT "
                            "user_id, " +
-                           kNextTurn + " FROM l" + kOnConflict + ") " + JobSelect(true, "l"));
+                           kNextTurn + " FROM l" + kOnConflict + ") " +
+                           JobSelect(true, "l", ", k.*") + " LEFT JOIN LATERAL (" +
+                           CodeSelect(false) + " WHERE c.id = j.code_id) k ON true");
         s.Bind(now).Bind(std::string(owner)).Bind(lease_expires_at);
         auto row = s.Step();
         if (!row.ok()) {
           leased = row.status();
         } else if (*row) {
-          leased = std::optional<Job>(ReadJob(s));
+          Job job = ReadJob(s);
+          if (!s.IsNull(kJobSelectColumns)) {
+            job.code_to_run = std::make_shared<const UserCode>(ReadCodeAt(s, kJobSelectColumns));
+          }
+          leased = std::optional<Job>(std::move(job));
           if (auto more = s.Step(); !more.ok()) leased = more.status();
         }
       }
@@ -3649,19 +3696,29 @@ class SqlStore : public Store {
   }
 
   Result<JobUsage> UserJobUsage(const std::string& user_id) override {
+    return UserJobUsageOf(user_id, nullptr);
+  }
+  Result<JobUsage> UserJobUsage(const std::string& user_id, const std::string& job_id) override {
+    return UserJobUsageOf(user_id, &job_id);
+  }
+  Result<JobUsage> UserJobUsageOf(const std::string& user_id, const std::string* job_id) {
     std::lock_guard lock(mu_);
-    Stmt s(
-        stmts_,
-        "SELECT coalesce(sum(kept_result_bytes), 0), coalesce(sum(kept_log_bytes), 0), "
-        "coalesce(sum(CASE WHEN kind = 'mock' THEN kept_result_bytes + kept_log_bytes ELSE 0 "
-        "END), 0), coalesce(sum(CASE WHEN status IN ('queued', 'running') THEN 1 ELSE 0 END), 0), "
-        "coalesce(sum(charged_bytes), 0), (SELECT coalesce(sum(b.bytes), 0) FROM code_bytes b "
-        "WHERE b.user_id = ?1), (SELECT coalesce(sum(pu.bytes), 0) FROM project_usage pu "
-        "WHERE pu.user_id = ?1) FROM jobs WHERE user_id = ?1");
+    Stmt s(stmts_,
+           std::string(
+               "SELECT coalesce(sum(kept_result_bytes), 0), coalesce(sum(kept_log_bytes), 0), "
+               "coalesce(sum(CASE WHEN kind = 'mock' THEN kept_result_bytes + kept_log_bytes ELSE "
+               "0 END), 0), coalesce(sum(CASE WHEN status IN ('queued', 'running') THEN 1 ELSE 0 "
+               "END), 0), coalesce(sum(charged_bytes), 0), (SELECT coalesce(sum(b.bytes), 0) FROM "
+               "code_bytes b WHERE b.user_id = ?1), (SELECT coalesce(sum(pu.bytes), 0) FROM "
+               "project_usage pu WHERE pu.user_id = ?1)") +
+               (job_id ? ", (SELECT h.held FROM jobs h WHERE h.id = ?2)" : "") +
+               " FROM jobs WHERE user_id = ?1");
     s.Bind(user_id);
+    if (job_id) s.Bind(*job_id);
     ASSIGN_OR_RETURN(bool row, s.Step());
     JobUsage u;
     if (!row) return u;
+    if (job_id && !s.IsNull(7)) u.job_held = s.Int(7) != 0;
     u.result_bytes = s.Int(0);
     u.log_bytes = s.Int(1);
     u.mock_bytes = s.Int(2);

@@ -1462,6 +1462,104 @@ TEST_F(JobBytesTest, CodeToRunIsTheCodeWithoutItsRunsCounted) {
   EXPECT_EQ(store_->GetCodeToRun("none").status().code(), StatusCode::kNotFound);
 }
 
+// The reads a job's admission, run and end share with other statements (one round trip each
+// fewer on PostgreSQL) answer what the reads on their own answer.
+TEST_F(JobBytesTest, ALeaseCarriesTheCodeToRunWhereItReadsIt) {
+  Job j;
+  j.id = "leased";
+  j.code_id = "code";
+  j.user_id = "u";
+  j.kind = "private";
+  j.inputs = "{}";
+  ASSERT_EQ(*store_->InsertJob(j, {}), JobAdmission::kInserted);
+  auto leased = store_->LeaseNextJob(1);
+  ASSERT_TRUE(leased.ok() && leased->has_value());
+  const Job& run = **leased;
+  auto to_run = store_->GetCodeToRun("code");
+  ASSERT_TRUE(to_run.ok());
+  if (run.code_to_run) {  // PostgreSQL's lease reads it; SQLite's leaves it to the runner
+    EXPECT_EQ(run.code_to_run->id, to_run->id);
+    EXPECT_EQ(run.code_to_run->source, to_run->source);
+    EXPECT_EQ(run.code_to_run->name, to_run->name);
+    EXPECT_EQ(run.code_to_run->user_id, to_run->user_id);
+    EXPECT_EQ(run.code_to_run->inputs, to_run->inputs);
+    EXPECT_EQ(run.code_to_run->output_policy, to_run->output_policy);
+    EXPECT_EQ(run.code_to_run->request_status, to_run->request_status);
+    EXPECT_EQ(run.code_to_run->policy_spec, to_run->policy_spec);
+    EXPECT_EQ(run.code_to_run->used, 0);
+  }
+  EXPECT_EQ(run.code_name, "f");
+}
+
+TEST_F(JobBytesTest, AnInsertReadsTheJobBackAsGetJobDoes) {
+  Job j;
+  j.id = "inserted";
+  j.code_id = "code";
+  j.user_id = "u";
+  j.kind = "mock";
+  j.inputs = "{\"k\": 1}";
+  j.timeout_ms = 5000;
+  j.created_at = 42;
+  Job stored;
+  ASSERT_EQ(*store_->InsertJob(j, {}, &stored), JobAdmission::kInserted);
+  auto read = store_->GetJob("inserted");
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(stored.id, read->id);
+  EXPECT_EQ(stored.status, "queued");
+  EXPECT_EQ(stored.inputs, read->inputs);
+  EXPECT_EQ(stored.timeout_ms, 5000);
+  EXPECT_EQ(stored.created_at, 42);
+  EXPECT_EQ(stored.code_name, read->code_name);
+  EXPECT_EQ(stored.user_name, read->user_name);
+  EXPECT_EQ(stored.user_email, read->user_email);
+  EXPECT_EQ(stored.code_author_id, read->code_author_id);
+  EXPECT_EQ(stored.priority, read->priority);
+  // Refused by its limits: nothing inserted, nothing read.
+  Job again = j;
+  again.id = "refused";
+  Job untouched;
+  untouched.id = "as it was";
+  ASSERT_EQ(*store_->InsertJob(again, {.max_unfinished = 1}, &untouched),
+            JobAdmission::kTooManyUnfinished);
+  EXPECT_EQ(untouched.id, "as it was");
+}
+
+TEST_F(JobBytesTest, AJobReadWithItsResultHasItOnlyWhenCompletedSmallAndInItsRow) {
+  Job small = Finished("u", 10, "out");
+  Job big = Finished("u", 100, "out");
+  Job in_file = Finished("u", 10, "out", "mock", /*in_row=*/false);
+  Job running = Running("u");
+  auto with = [&](const Job& j, int64_t up_to) { return store_->GetJob(j.id, up_to); };
+  ASSERT_TRUE(with(small, 50).ok());
+  EXPECT_EQ(with(small, 50)->result_data, std::string(10, 'r'));
+  EXPECT_EQ(with(small, 10)->result_data, std::string(10, 'r'));
+  EXPECT_FALSE(with(big, 50)->result_data.has_value());
+  EXPECT_FALSE(with(in_file, 50)->result_data.has_value());
+  EXPECT_FALSE(with(running, 50)->result_data.has_value());
+  EXPECT_EQ(with(big, 50)->result_size, 100);  // the rest as GetJob reads it
+  EXPECT_EQ(with(big, 50)->status, store_->GetJob(big.id)->status);
+  EXPECT_FALSE(store_->GetJob(small.id)->result_data.has_value());
+  EXPECT_EQ(store_->GetJob("missing", 50).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(JobBytesTest, UsageReadWithAJobSaysWhetherItIsHeld) {
+  Job j = Running("u", "private");
+  auto usage = store_->UserJobUsage("u", j.id);
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage->job_held, false);
+  EXPECT_EQ(usage->unfinished, store_->UserJobUsage("u")->unfinished);
+  EXPECT_FALSE(store_->UserJobUsage("u")->job_held.has_value());
+  EXPECT_FALSE(store_->UserJobUsage("u", "missing")->job_held.has_value());
+  Settings settings;
+  settings.output_review = true;
+  ASSERT_TRUE(store_->PutSettings(settings).ok());
+  j.status = "completed";
+  j.result_size = 1;
+  j.result_data = "r";
+  ASSERT_TRUE(store_->FinishJob(j).ok());
+  EXPECT_EQ(store_->UserJobUsage("u", j.id)->job_held, true);
+}
+
 TEST_F(JobBytesTest, StderrIsAppendedOnlyToRunningJobsAndDroppedByRecovery) {
   Job a = Running("u", "private");
   ASSERT_TRUE(store_->AppendJobStderr(a, "warn 1\n").ok());

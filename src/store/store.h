@@ -328,6 +328,9 @@ struct Job {
   std::string lease_owner;
   int64_t lease_expires_at = 0;
   bool kill_requested = false;  // a kill asked for while it ran (KillJob); its owner acts on it
+  // The job's code as GetCodeToRun reads it, when the lease that took the job read it too (one
+  // round trip fewer per run on PostgreSQL); else null, and the runner reads it.
+  std::shared_ptr<const UserCode> code_to_run;
 };
 
 // The name under which an all-in-one server holds its leases (`datasite launch`, and `serve`
@@ -405,6 +408,9 @@ struct JobUsage {
   int64_t code_bytes = 0;
   // What the user's projects and messages keep (see UserProjectUsage): against the quota too.
   int64_t project_bytes = 0;
+  // Whether the job UserJobUsage(user_id, job_id) was asked about is held, as stored; nullopt
+  // when no job was asked about or it does not exist.
+  std::optional<bool> job_held;
 };
 
 // What one job keeps, by part, with the fields that decide who may read each part: `job` has its
@@ -752,8 +758,14 @@ class Store {
   // jobs queued, running or completed (only for a private job); max_unfinished counts the user's
   // jobs queued or running; one_unfinished_private the code's private jobs queued or running.
   virtual Result<JobAdmission> InsertJob(const Job& job, const JobLimits& limits) = 0;
+  // The same, and once inserted the job as GetJob reads it into `*stored` (on PostgreSQL by the
+  // insert's own statement); `*stored` is left alone when the limits refuse it.
+  virtual Result<JobAdmission> InsertJob(const Job& job, const JobLimits& limits, Job* stored) = 0;
   // Without its logs (see GetJobLogs).
   virtual Result<Job> GetJob(const std::string& id) = 0;
+  // The same with, in `result_data`, the job's result when it completed, is kept in its row (see
+  // GetJobResult) and is at most `result_up_to` bytes: a job's page shows such a result inline.
+  virtual Result<Job> GetJob(const std::string& id, int64_t result_up_to) = 0;
   // The job's stdout and stderr, as (stdout, stderr). kNotFound when absent.
   virtual Result<std::pair<std::string, std::string>> GetJobLogs(const std::string& id) = 0;
   // The job's logs, its stdout from byte `stdout_from` on, with its status and held flag read in
@@ -837,6 +849,9 @@ class Store {
   // the server's free space never tells a size the data chose. kNotFound when absent.
   virtual Result<int64_t> SetJobMeteredBytes(const std::string& id, int64_t bytes) = 0;
   virtual Result<JobUsage> UserJobUsage(const std::string& user_id) = 0;
+  // The same, with whether the job `job_id` is held (JobUsage::job_held), in one read: a job's end
+  // needs both.
+  virtual Result<JobUsage> UserJobUsage(const std::string& user_id, const std::string& job_id) = 0;
   // The user's jobs that keep bytes, each with what it keeps (the parts sum to what UserJobUsage
   // counts; a running job's charged logs count as its stdout until FinishJob splits them).
   virtual Result<std::vector<KeptOutput>> UserKeptOutputs(const std::string& user_id) = 0;
