@@ -35,6 +35,12 @@ if [[ " ${parts[*]} " == *" tsan"* ]] && ! command -v clang++-14 >/dev/null; the
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends clang-14 >/dev/null
 fi
 
+# What failed, printed again at the very end: CI shows only the tail of the output, which the parts
+# run after a failing one would fill.
+summary=$(mktemp)
+trap 'rm -f "$summary"' EXIT
+note() { echo "$*" >>"$summary"; }
+
 # Prints the reports in $1 (log_path files) and in the server logs under $2, and returns non-zero if there
 # are any.
 check_logs() {
@@ -46,6 +52,8 @@ check_logs() {
   if [ -n "$files" ]; then
     echo "FAILED: sanitizer reports:" >&2
     for f in $files; do
+      note "sanitizer report in $f: $(grep -m1 -E "runtime error:|ERROR: |WARNING: ThreadSanitizer" "$f" | cut -c1-200)"
+
       echo "===== $f" >&2
       if [ "$(basename "$f")" = server.log ]; then
         grep -n -A60 -E "runtime error:|(Address|Leak|Thread|UndefinedBehavior)Sanitizer" "$f" | head -300 >&2
@@ -74,6 +82,12 @@ run_preset() {
   # One ctest entry runs the whole integration suite; it gets 45 minutes under the sanitizers.
   ctest --preset "$name" -j "$jobs" --timeout 2700 "$@" || rc=$?
   echo "== $name: tests ran in $((SECONDS - tstart)) s (ctest exit $rc)"
+  if [ $rc -ne 0 ]; then
+    local log="build/$name/Testing/Temporary/LastTest.log"
+    note "$name: ctest exit $rc; failed: $(tr '\n' ' ' <"build/$name/Testing/Temporary/LastTestsFailed.log" 2>/dev/null)"
+    # pytest's one-line summary of each failed test (-ra), from the integration entries' output.
+    grep -E "^(FAILED|ERROR) " "$log" 2>/dev/null | cut -c1-300 | head -40 >>"$summary" || true
+  fi
   unset PYTEST_ADDOPTS
   return $rc
 }
@@ -138,7 +152,7 @@ for part in "${parts[@]}"; do
           module=${test#datasite_}
           module=${module%_test}
           # Repeated: a race shows up only in some interleavings.
-          "build/tsan/src/$module/$test" --gtest_repeat=3 --gtest_brief=1 || rc=1
+          "build/tsan/src/$module/$test" --gtest_repeat=3 --gtest_brief=1 || { rc=1; note "tsan-concurrency: $test failed"; }
         done
       fi
       check_logs "$logs" "$PWD/build/tsan/pytest-tmp" || rc=1
@@ -153,6 +167,8 @@ for part in "${parts[@]}"; do
   esac
 done
 if [ $status -ne 0 ]; then
+  echo "== what failed:" >&2
+  cat "$summary" >&2
   echo "sanitizer tests FAILED" >&2
 else
   echo "sanitizer tests passed"
