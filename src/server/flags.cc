@@ -239,7 +239,8 @@ CLI::App* AddServerCommand(CLI::App& app, ServerRole role, LaunchOptions& o) {
       ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
   l->add_option("--mock-results-kept", o.app.job_quotas.mock_outputs_kept,
                 "Newest mock runs per user whose result and logs are kept; older ones expire "
-                "(also sooner, oldest first, when the user's quota needs room)")
+                "(also sooner, oldest first, when the user's quota needs room; a lowered limit "
+                "applies from each user's next mock run)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
   l->add_option("--metrics-address", o.app.metrics_address,

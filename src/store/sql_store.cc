@@ -3354,8 +3354,8 @@ class SqlStore : public Store {
   Result<Job> GetJob(const std::string& id, int64_t result_up_to) override {
     std::lock_guard lock(mu_);
     Stmt s(stmts_, JobSelect(true, "jobs",
-                             ", CASE WHEN j.status = 'completed' AND j.result_size <= ?2 THEN "
-                             "j.result END") +
+                             ", CASE WHEN j.status = 'completed' AND j.result_size <= ?2 AND "
+                             "j.held = 0 AND j.kind != 'review' THEN j.result END") +
                        " WHERE j.id = ?1");
     s.Bind(id).Bind(result_up_to);
     ASSIGN_OR_RETURN(bool row, s.Step());
@@ -3541,7 +3541,9 @@ class SqlStore : public Store {
       // job). The read's joins see the tables as the statement began: only the job changes.
       Result<std::optional<Job>> leased = std::optional<Job>();
       {
-        // ... and its code as GetCodeToRun reads it, which the run needs next.
+        // ... and its code as GetCodeToRun reads it, which the run needs next. The job is running
+        // from this statement on (status, started_at): a denial committed after it is a running
+        // job's (its result held, the run killed), as one after the sandbox started always was.
         Stmt s(stmts_, "WITH l AS (" + take +
                            " RETURNING *), t AS (INSERT INTO job_turns (user_id, turn) SELECT "
                            "user_id, " +
@@ -3771,8 +3773,8 @@ class SqlStore : public Store {
                                                        int64_t now) override {
     std::lock_guard lock(mu_);
     // Alone, the look and the deletes are one transaction. Inside a caller's, the look needs none
-    // of its own, and the deletes a savepoint only when there are some (the worker looks at
-    // every job's end and seldom deletes).
+    // of its own, and the deletes a savepoint only when there are some (a job's end looks, and
+    // seldom deletes).
     const bool nested = tx_depth_ > 0;
     if (!nested) RETURN_IF_ERROR(Begin());
     // Newest first, each marked when it is past the newest `keep`.

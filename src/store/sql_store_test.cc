@@ -1477,7 +1477,9 @@ TEST_F(JobBytesTest, ALeaseCarriesTheCodeToRunWhereItReadsIt) {
   const Job& run = **leased;
   auto to_run = store_->GetCodeToRun("code");
   ASSERT_TRUE(to_run.ok());
-  if (run.code_to_run) {  // PostgreSQL's lease reads it; SQLite's leaves it to the runner
+  // PostgreSQL's lease reads it; SQLite's leaves it to the runner (a read there costs no trip).
+  ASSERT_EQ(run.code_to_run != nullptr, postgres());
+  if (run.code_to_run) {
     EXPECT_EQ(run.code_to_run->id, to_run->id);
     EXPECT_EQ(run.code_to_run->source, to_run->source);
     EXPECT_EQ(run.code_to_run->name, to_run->name);
@@ -1540,6 +1542,13 @@ TEST_F(JobBytesTest, AJobReadWithItsResultHasItOnlyWhenCompletedSmallAndInItsRow
   EXPECT_EQ(with(big, 50)->status, store_->GetJob(big.id)->status);
   EXPECT_FALSE(store_->GetJob(small.id)->result_data.has_value());
   EXPECT_EQ(store_->GetJob("missing", 50).status().code(), StatusCode::kNotFound);
+  // A held run's result is not read (its user may not see it; owners read it by GetJobResult).
+  Settings settings;
+  settings.output_review = true;
+  ASSERT_TRUE(store_->PutSettings(settings).ok());
+  Job held = Finished("u", 10, "out", "private");
+  ASSERT_TRUE(store_->GetJob(held.id)->held);
+  EXPECT_FALSE(with(held, 50)->result_data.has_value());
 }
 
 TEST_F(JobBytesTest, UsageReadWithAJobSaysWhetherItIsHeld) {

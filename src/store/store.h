@@ -764,7 +764,8 @@ class Store {
   // Without its logs (see GetJobLogs).
   virtual Result<Job> GetJob(const std::string& id) = 0;
   // The same with, in `result_data`, the job's result when it completed, is kept in its row (see
-  // GetJobResult) and is at most `result_up_to` bytes: a job's page shows such a result inline.
+  // GetJobResult), is at most `result_up_to` bytes, and is neither held nor a review run's (which
+  // its user may not see): a job's page shows such a result inline.
   virtual Result<Job> GetJob(const std::string& id, int64_t result_up_to) = 0;
   // The job's stdout and stderr, as (stdout, stderr). kNotFound when absent.
   virtual Result<std::pair<std::string, std::string>> GetJobLogs(const std::string& id) = 0;
