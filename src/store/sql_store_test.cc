@@ -1061,14 +1061,20 @@ class JobBytesTest : public StoreTest {
     ASSERT_TRUE(store_->InsertCode(c).ok());
   }
 
-  // Queues a job of `user` and leases it (nothing else is queued).
-  Job Running(const std::string& user, const std::string& kind = "mock") {
+  // A job of the fixture's code, not stored.
+  static Job NewJob(const std::string& id, const std::string& user, const std::string& kind) {
     Job j;
-    j.id = "job" + std::to_string(++jobs_);
+    j.id = id;
     j.code_id = "code";
     j.user_id = user;
     j.kind = kind;
     j.inputs = "{}";
+    return j;
+  }
+
+  // Queues a job of `user` and leases it (nothing else is queued).
+  Job Running(const std::string& user, const std::string& kind = "mock") {
+    Job j = NewJob("job" + std::to_string(++jobs_), user, kind);
     j.created_at = jobs_;
     EXPECT_EQ(*store_->InsertJob(j, {}), JobAdmission::kInserted);
     auto leased = store_->LeaseNextJob(jobs_);
@@ -1465,13 +1471,7 @@ TEST_F(JobBytesTest, CodeToRunIsTheCodeWithoutItsRunsCounted) {
 // The reads a job's admission, run and end share with other statements (one round trip each
 // fewer on PostgreSQL) answer what the reads on their own answer.
 TEST_F(JobBytesTest, ALeaseCarriesTheCodeToRunWhereItReadsIt) {
-  Job j;
-  j.id = "leased";
-  j.code_id = "code";
-  j.user_id = "u";
-  j.kind = "private";
-  j.inputs = "{}";
-  ASSERT_EQ(*store_->InsertJob(j, {}), JobAdmission::kInserted);
+  ASSERT_EQ(*store_->InsertJob(NewJob("leased", "u", "private"), {}), JobAdmission::kInserted);
   auto leased = store_->LeaseNextJob(1);
   ASSERT_TRUE(leased.ok() && leased->has_value());
   const Job& run = **leased;
@@ -1494,11 +1494,7 @@ TEST_F(JobBytesTest, ALeaseCarriesTheCodeToRunWhereItReadsIt) {
 }
 
 TEST_F(JobBytesTest, AnInsertReadsTheJobBackAsGetJobDoes) {
-  Job j;
-  j.id = "inserted";
-  j.code_id = "code";
-  j.user_id = "u";
-  j.kind = "mock";
+  Job j = NewJob("inserted", "u", "mock");
   j.inputs = "{\"k\": 1}";
   j.timeout_ms = 5000;
   j.created_at = 42;
