@@ -82,11 +82,9 @@ struct Api {
     // are recorded and refused, never run.
     queue = std::make_unique<datasite::jobs::JobQueue>(world.store(), world.clock(),
                                                        datasite::jobs::QueueOptions{.workers = 0});
-    datasite::services::CodeOptions code_options;
-    code_options.results_dir = world.dir() + "/results";
     code = std::make_unique<datasite::services::CodeService>(
         world.store(), world.blobs(), world.settings(), *queue, world.datasets().storage(),
-        world.clock(), code_options);
+        world.clock(), world.code_options());
     code->SetSandboxFailure(datasite::FailedPreconditionError("no sandbox while fuzzing"));
     projects =
         std::make_unique<datasite::services::ProjectService>(world.store(), *code, world.clock());

@@ -17,15 +17,14 @@
 // JSON only when they are); the inline result is exactly the bytes (parsed JSON when it nests at
 // most 256 deep, else null;
 // CSV text when UTF-8, else null; base64 that decodes to the bytes), or null past 1 MiB; the
-// result route returns exactly the bytes, with the format's content type; the logs reply parses
-// and holds the logs when they are UTF-8.
+// result route returns exactly the bytes (in memory, a file or a stream), with the format's content
+// type; the logs reply parses and holds the logs when they are UTF-8.
 #include <sodium.h>
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -100,11 +99,9 @@ struct Api {
   Api() {
     queue = std::make_unique<datasite::jobs::JobQueue>(world.store(), world.clock(),
                                                        datasite::jobs::QueueOptions{.workers = 1});
-    datasite::services::CodeOptions code_options;
-    code_options.results_dir = world.dir() + "/results";
     code = std::make_unique<datasite::services::CodeService>(
         world.store(), world.blobs(), world.settings(), *queue, world.datasets().storage(),
-        world.clock(), code_options);
+        world.clock(), world.code_options());
     code->SetSandbox(std::make_unique<FakeSandbox>(next));
     auto* service = code.get();
     Check(queue
@@ -219,6 +216,20 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+// The body of a reply, however the route gave it: in memory, a file, or a stream (a result blob).
+std::string BodyOf(Response& res) {
+  if (!res.file_path.empty()) return ReadFile(res.file_path);
+  if (!res.body_source) return res.body;
+  std::string out;
+  std::string buf(size_t{1} << 20, '\0');
+  while (out.size() < static_cast<size_t>(res.body_size)) {
+    auto n = res.body_source(buf.data(), buf.size());
+    Check(n.ok() && *n > 0, "a streamed body ended early");
+    out.append(buf.data(), *n);
+  }
+  return out;
+}
+
 void Run(Api& api, std::string_view in) {
   if (in.empty()) return;
   const uint8_t mode = static_cast<uint8_t>(in[0]);
@@ -243,7 +254,7 @@ void Run(Api& api, std::string_view in) {
 
   Response result = api.Call("GET", "/api/v1/jobs/" + id + "/result");
   Check(result.status == 200, "GET the result: " + result.body);
-  const std::string bytes = result.file_path.empty() ? result.body : ReadFile(result.file_path);
+  const std::string bytes = BodyOf(result);
   Check(bytes == p.bytes, "the result route returned other bytes");
   const char* type = p.format == "json"  ? "application/json"
                      : p.format == "csv" ? "text/csv"
@@ -259,9 +270,12 @@ void Run(Api& api, std::string_view in) {
   json l = json::parse(logs.body);
   Check(l.at("stdout").is_string(), "the job's own user does not see its stdout");
   if (ValidUtf8(p.logs)) Check(l.at("stdout") == p.logs, "stdout changed on the way");
-  if (p.bytes.size() > (size_t{1} << 20)) {
-    std::error_code ec;
-    std::filesystem::remove(result.file_path, ec);  // keep the scratch directory small
+  if (p.bytes.size() > (size_t{1} << 20)) {  // keep the scratch directory small
+    Check(api.world.results()
+              .Delete(datasite::services::CodeService::ResultBlobId(
+                  id, job.at("attempts").get<int64_t>()))
+              .ok(),
+          "delete a result blob");
   }
 }
 

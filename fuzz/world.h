@@ -21,6 +21,7 @@
 #include "core/random.h"
 #include "fuzz_util.h"
 #include "services/accounts.h"
+#include "services/code.h"
 #include "services/datasets.h"
 #include "services/settings.h"
 #include "store/store.h"
@@ -65,6 +66,7 @@ class World {
     blobs_ = Must(blob::NewFileBlobStore(dir_ + "/blobs"), "open the blob store");
     datasets_ = std::make_unique<services::Datasets>(*store_, *blobs_, *settings_, clock_,
                                                      services::DatasetsOptions{});
+    results_ = Must(blob::NewFileBlobStore(dir_ + "/results"), "open the results store");
     int64_t now = clock_.NowSeconds();
     for (const FixedSession& s : kSessions) {
       if (s.email == nullptr || s.role == auth::Role::kAdmin) continue;
@@ -85,6 +87,7 @@ class World {
 
   ~World() {
     datasets_.reset();
+    results_.reset();
     blobs_.reset();
     accounts_.reset();
     settings_.reset();
@@ -132,6 +135,15 @@ class World {
   services::Accounts& accounts() { return *accounts_; }
   services::Datasets& datasets() { return *datasets_; }
   blob::BlobStore& blobs() { return *blobs_; }
+  blob::BlobStore& results() { return *results_; }
+  // Options for a CodeService on this world: results over 1 MiB go to the results store of
+  // results/, as the server keeps them.
+  services::CodeOptions code_options() {
+    services::CodeOptions options;
+    options.results = results_.get();
+    options.results_dir = dir_ + "/results";
+    return options;
+  }
 
  private:
   // The argon2id hash of "changethis", computed once per process (it takes ~100 ms).
@@ -156,6 +168,7 @@ class World {
   std::unique_ptr<services::SettingsService> settings_;
   std::unique_ptr<services::Accounts> accounts_;
   std::unique_ptr<blob::BlobStore> blobs_;
+  std::unique_ptr<blob::BlobStore> results_;
   std::unique_ptr<services::Datasets> datasets_;
 };
 
