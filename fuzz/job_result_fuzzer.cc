@@ -17,7 +17,7 @@
 // JSON only when they are); the inline result is exactly the bytes (parsed JSON when it nests at
 // most 256 deep, else null;
 // CSV text when UTF-8, else null; base64 that decodes to the bytes), or null past 1 MiB; the
-// result route returns exactly the bytes (in memory, a file or a stream), with the format's content
+// result route returns exactly the bytes (in memory or streamed), with the format's content
 // type; the logs reply parses and holds the logs when they are UTF-8.
 #include <sodium.h>
 
@@ -25,10 +25,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <fstream>
 #include <memory>
 #include <mutex>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -208,17 +206,8 @@ void CheckResult(const json& job, const Produced& p) {
   }
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  Check(static_cast<bool>(f), "the result file is missing");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-// The body of a reply, however the route gave it: in memory, a file, or a stream (a result blob).
+// The body of a reply: in memory, or streamed (a result blob over 1 MiB).
 std::string BodyOf(Response& res) {
-  if (!res.file_path.empty()) return ReadFile(res.file_path);
   if (!res.body_source) return res.body;
   std::string out;
   std::string buf(size_t{1} << 20, '\0');

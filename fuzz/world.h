@@ -66,7 +66,7 @@ class World {
     blobs_ = Must(blob::NewFileBlobStore(dir_ + "/blobs"), "open the blob store");
     datasets_ = std::make_unique<services::Datasets>(*store_, *blobs_, *settings_, clock_,
                                                      services::DatasetsOptions{});
-    results_ = Must(blob::NewFileBlobStore(dir_ + "/results"), "open the results store");
+    results_ = Must(blob::NewFileBlobStore(results_dir()), "open the results store");
     int64_t now = clock_.NowSeconds();
     for (const FixedSession& s : kSessions) {
       if (s.email == nullptr || s.role == auth::Role::kAdmin) continue;
@@ -141,11 +141,13 @@ class World {
   services::CodeOptions code_options() {
     services::CodeOptions options;
     options.results = results_.get();
-    options.results_dir = dir_ + "/results";
+    options.results_dir = results_dir();
     return options;
   }
 
  private:
+  std::string results_dir() const { return dir_ + "/results"; }
+
   // The argon2id hash of "changethis", computed once per process (it takes ~100 ms).
   static const std::string& PasswordHash() {
     static const std::string hash = [] {
