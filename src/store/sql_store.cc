@@ -751,6 +751,73 @@ INSERT INTO project_usage (user_id, projects, messages, bytes)
 ALTER TABLE idempotency_keys ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 CREATE INDEX idempotency_keys_owner ON idempotency_keys(owner, created_at, scope, key);
 )sql",
+    // Version 27: each user's job usage (what UserJobUsage reports) as running sums in one row,
+    // kept by triggers on jobs, so that a job's admission and its end no longer sum over every
+    // job the user ever ran (a scan that grew with the history: 0.3 ms at 400 jobs, 1 ms at 800
+    // on PostgreSQL).
+    R"sql(
+CREATE TABLE job_usage (
+  user_id TEXT PRIMARY KEY,
+  result_bytes INTEGER NOT NULL,
+  log_bytes INTEGER NOT NULL,
+  mock_bytes INTEGER NOT NULL,
+  unfinished INTEGER NOT NULL,
+  charged_bytes INTEGER NOT NULL
+);
+INSERT INTO job_usage (user_id, result_bytes, log_bytes, mock_bytes, unfinished, charged_bytes)
+  SELECT user_id, sum(kept_result_bytes), sum(kept_log_bytes),
+    sum(CASE WHEN kind = 'mock' THEN kept_result_bytes + kept_log_bytes ELSE 0 END),
+    sum(CASE WHEN status IN ('queued', 'running') THEN 1 ELSE 0 END), sum(charged_bytes)
+  FROM jobs GROUP BY user_id;
+CREATE TRIGGER job_usage_insert AFTER INSERT ON jobs BEGIN
+  INSERT INTO job_usage (user_id, result_bytes, log_bytes, mock_bytes, unfinished, charged_bytes)
+    VALUES (NEW.user_id, NEW.kept_result_bytes, NEW.kept_log_bytes,
+      CASE WHEN NEW.kind = 'mock' THEN NEW.kept_result_bytes + NEW.kept_log_bytes ELSE 0 END,
+      CASE WHEN NEW.status IN ('queued', 'running') THEN 1 ELSE 0 END, NEW.charged_bytes)
+    ON CONFLICT (user_id) DO UPDATE SET
+      result_bytes = result_bytes + excluded.result_bytes,
+      log_bytes = log_bytes + excluded.log_bytes,
+      mock_bytes = mock_bytes + excluded.mock_bytes,
+      unfinished = unfinished + excluded.unfinished,
+      charged_bytes = charged_bytes + excluded.charged_bytes;
+END;
+CREATE TRIGGER job_usage_update
+  AFTER UPDATE OF user_id, kind, status, kept_result_bytes, kept_log_bytes, charged_bytes ON jobs
+  WHEN OLD.user_id IS NOT NEW.user_id OR OLD.kind IS NOT NEW.kind OR
+    OLD.kept_result_bytes != NEW.kept_result_bytes OR OLD.kept_log_bytes != NEW.kept_log_bytes OR
+    OLD.charged_bytes != NEW.charged_bytes OR
+    (OLD.status IN ('queued', 'running')) != (NEW.status IN ('queued', 'running'))
+BEGIN
+  UPDATE job_usage SET
+    result_bytes = result_bytes - OLD.kept_result_bytes,
+    log_bytes = log_bytes - OLD.kept_log_bytes,
+    mock_bytes = mock_bytes -
+      CASE WHEN OLD.kind = 'mock' THEN OLD.kept_result_bytes + OLD.kept_log_bytes ELSE 0 END,
+    unfinished = unfinished - CASE WHEN OLD.status IN ('queued', 'running') THEN 1 ELSE 0 END,
+    charged_bytes = charged_bytes - OLD.charged_bytes
+    WHERE user_id = OLD.user_id;
+  INSERT INTO job_usage (user_id, result_bytes, log_bytes, mock_bytes, unfinished, charged_bytes)
+    VALUES (NEW.user_id, NEW.kept_result_bytes, NEW.kept_log_bytes,
+      CASE WHEN NEW.kind = 'mock' THEN NEW.kept_result_bytes + NEW.kept_log_bytes ELSE 0 END,
+      CASE WHEN NEW.status IN ('queued', 'running') THEN 1 ELSE 0 END, NEW.charged_bytes)
+    ON CONFLICT (user_id) DO UPDATE SET
+      result_bytes = result_bytes + excluded.result_bytes,
+      log_bytes = log_bytes + excluded.log_bytes,
+      mock_bytes = mock_bytes + excluded.mock_bytes,
+      unfinished = unfinished + excluded.unfinished,
+      charged_bytes = charged_bytes + excluded.charged_bytes;
+END;
+CREATE TRIGGER job_usage_delete AFTER DELETE ON jobs BEGIN
+  UPDATE job_usage SET
+    result_bytes = result_bytes - OLD.kept_result_bytes,
+    log_bytes = log_bytes - OLD.kept_log_bytes,
+    mock_bytes = mock_bytes -
+      CASE WHEN OLD.kind = 'mock' THEN OLD.kept_result_bytes + OLD.kept_log_bytes ELSE 0 END,
+    unfinished = unfinished - CASE WHEN OLD.status IN ('queued', 'running') THEN 1 ELSE 0 END,
+    charged_bytes = charged_bytes - OLD.charged_bytes
+    WHERE user_id = OLD.user_id;
+END;
+)sql",
 };
 
 // PostgreSQL's form of every migration after kPostgresBaselineVersion, in order.
@@ -877,6 +944,66 @@ INSERT INTO project_usage (user_id, projects, messages, bytes)
     R"sql(
 ALTER TABLE idempotency_keys ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 CREATE INDEX idempotency_keys_owner ON idempotency_keys(owner, created_at, scope, key);
+)sql",
+    // Version 27 (see above): one trigger function, whose update keeps to the user's one row
+    // when the job stays theirs (always, today).
+    R"sql(
+CREATE TABLE job_usage (
+  user_id TEXT PRIMARY KEY,
+  result_bytes BIGINT NOT NULL,
+  log_bytes BIGINT NOT NULL,
+  mock_bytes BIGINT NOT NULL,
+  unfinished BIGINT NOT NULL,
+  charged_bytes BIGINT NOT NULL
+);
+INSERT INTO job_usage (user_id, result_bytes, log_bytes, mock_bytes, unfinished, charged_bytes)
+  SELECT user_id, sum(kept_result_bytes), sum(kept_log_bytes),
+    sum(CASE WHEN kind = 'mock' THEN kept_result_bytes + kept_log_bytes ELSE 0 END),
+    sum(CASE WHEN status IN ('queued', 'running') THEN 1 ELSE 0 END), sum(charged_bytes)
+  FROM jobs GROUP BY user_id;
+CREATE FUNCTION count_job_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  r BIGINT := 0; l BIGINT := 0; m BIGINT := 0; u BIGINT := 0; c BIGINT := 0;
+BEGIN
+  IF TG_OP <> 'INSERT' THEN
+    r := -OLD.kept_result_bytes;
+    l := -OLD.kept_log_bytes;
+    m := CASE WHEN OLD.kind = 'mock' THEN -(OLD.kept_result_bytes + OLD.kept_log_bytes) ELSE 0 END;
+    u := CASE WHEN OLD.status IN ('queued', 'running') THEN -1 ELSE 0 END;
+    c := -OLD.charged_bytes;
+    IF TG_OP = 'DELETE' OR OLD.user_id IS DISTINCT FROM NEW.user_id THEN
+      UPDATE job_usage SET result_bytes = result_bytes + r, log_bytes = log_bytes + l,
+        mock_bytes = mock_bytes + m, unfinished = unfinished + u, charged_bytes = charged_bytes + c
+        WHERE user_id = OLD.user_id;
+      r := 0; l := 0; m := 0; u := 0; c := 0;
+    END IF;
+  END IF;
+  IF TG_OP <> 'DELETE' THEN
+    r := r + NEW.kept_result_bytes;
+    l := l + NEW.kept_log_bytes;
+    m := m + CASE WHEN NEW.kind = 'mock' THEN NEW.kept_result_bytes + NEW.kept_log_bytes ELSE 0 END;
+    u := u + CASE WHEN NEW.status IN ('queued', 'running') THEN 1 ELSE 0 END;
+    c := c + NEW.charged_bytes;
+    INSERT INTO job_usage AS j (user_id, result_bytes, log_bytes, mock_bytes, unfinished,
+                                charged_bytes)
+      VALUES (NEW.user_id, r, l, m, u, c)
+      ON CONFLICT (user_id) DO UPDATE SET result_bytes = j.result_bytes + r,
+        log_bytes = j.log_bytes + l, mock_bytes = j.mock_bytes + m,
+        unfinished = j.unfinished + u, charged_bytes = j.charged_bytes + c;
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER job_usage_insert AFTER INSERT ON jobs
+  FOR EACH ROW EXECUTE FUNCTION count_job_usage();
+CREATE TRIGGER job_usage_update
+  AFTER UPDATE OF user_id, kind, status, kept_result_bytes, kept_log_bytes, charged_bytes ON jobs
+  FOR EACH ROW WHEN (OLD.user_id IS DISTINCT FROM NEW.user_id OR OLD.kind IS DISTINCT FROM NEW.kind OR
+    OLD.kept_result_bytes <> NEW.kept_result_bytes OR OLD.kept_log_bytes <> NEW.kept_log_bytes OR
+    OLD.charged_bytes <> NEW.charged_bytes OR
+    (OLD.status IN ('queued', 'running')) <> (NEW.status IN ('queued', 'running')))
+  EXECUTE FUNCTION count_job_usage();
+CREATE TRIGGER job_usage_delete AFTER DELETE ON jobs
+  FOR EACH ROW EXECUTE FUNCTION count_job_usage();
 )sql",
 };
 static_assert(std::size(kMigrations) == kPostgresBaselineVersion + std::size(kPostgresMigrations),
@@ -3677,8 +3804,8 @@ class SqlStore : public Store {
              std::string("UPDATE jobs SET kept_result_bytes = ?1, kept_log_bytes = ?2, "
                          "charged_bytes = ?3, metered_bytes = ?7 WHERE id = ?4 AND "
                          "status = 'running' AND lease_owner = ?5 AND attempts = ?6") +
-                 (capped ? " AND ?3 + (SELECT coalesce(sum(o.charged_bytes), 0) FROM jobs o "
-                           "WHERE o.user_id = jobs.user_id AND o.id != ?4) + (SELECT "
+                 (capped ? " AND ?3 - jobs.charged_bytes + (SELECT coalesce(sum(o.charged_bytes), "
+                           "0) FROM job_usage o WHERE o.user_id = jobs.user_id) + (SELECT "
                            "coalesce(sum(b.bytes), 0) FROM code_bytes b WHERE b.user_id = "
                            "jobs.user_id) + (SELECT coalesce(sum(pu.bytes), 0) FROM "
                            "project_usage pu WHERE pu.user_id = jobs.user_id) <= ?8"
@@ -3707,14 +3834,14 @@ class SqlStore : public Store {
     std::lock_guard lock(mu_);
     Stmt s(stmts_,
            std::string(
-               "SELECT coalesce(sum(kept_result_bytes), 0), coalesce(sum(kept_log_bytes), 0), "
-               "coalesce(sum(CASE WHEN kind = 'mock' THEN kept_result_bytes + kept_log_bytes ELSE "
-               "0 END), 0), coalesce(sum(CASE WHEN status IN ('queued', 'running') THEN 1 ELSE 0 "
-               "END), 0), coalesce(sum(charged_bytes), 0), (SELECT coalesce(sum(b.bytes), 0) FROM "
+               // The running sums of version 27's triggers: one row, however many jobs.
+               "SELECT coalesce(u.result_bytes, 0), coalesce(u.log_bytes, 0), "
+               "coalesce(u.mock_bytes, 0), coalesce(u.unfinished, 0), "
+               "coalesce(u.charged_bytes, 0), (SELECT coalesce(sum(b.bytes), 0) FROM "
                "code_bytes b WHERE b.user_id = ?1), (SELECT coalesce(sum(pu.bytes), 0) FROM "
                "project_usage pu WHERE pu.user_id = ?1)") +
                (job_id ? ", (SELECT h.held FROM jobs h WHERE h.id = ?2)" : "") +
-               " FROM jobs WHERE user_id = ?1");
+               " FROM (SELECT 1 AS one) d LEFT JOIN job_usage u ON u.user_id = ?1");
     s.Bind(user_id);
     if (job_id) s.Bind(*job_id);
     ASSIGN_OR_RETURN(bool row, s.Step());

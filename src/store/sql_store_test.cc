@@ -25,6 +25,17 @@
 namespace datasite::store {
 namespace {
 
+// The schema version a store opened by this build has.
+constexpr int64_t kLatestVersion = 27;
+
+// Undoes schema version 27 (each user's job usage as running sums), for tests that upgrade from
+// before it (those that undo an older version undo this one first).
+std::string UndoVersion27(bool postgres) {
+  return postgres ? "DROP FUNCTION count_job_usage() CASCADE; DROP TABLE job_usage; "
+                  : "DROP TRIGGER job_usage_insert; DROP TRIGGER job_usage_update; "
+                    "DROP TRIGGER job_usage_delete; DROP TABLE job_usage; ";
+}
+
 // Undoes schema version 26 (the idempotency answers' owner), for tests that upgrade from before it.
 constexpr const char* kUndoVersion26 =
     "DROP INDEX idempotency_keys_owner; ALTER TABLE idempotency_keys DROP COLUMN owner; ";
@@ -693,12 +704,14 @@ TEST_F(StoreTest, UpgradeFromTheVersionBeforeAddsTheSharedVersions) {
   store_.reset();
   if (postgres()) {
     RawSql(
+        UndoVersion27(true) +
         "DROP TABLE project_usage; DROP TABLE code_bytes; "
         "DROP FUNCTION bump_versions() CASCADE; DROP FUNCTION notify_jobs() CASCADE; "
         "DROP TABLE versions; DROP TABLE rate_events; DROP TABLE idempotency_keys; "
         "ALTER TABLE mail_outbox DROP COLUMN expires_at; UPDATE schema_version SET version = 18");
   } else {
     RawSql(
+        UndoVersion27(false) +
         std::string("DROP TABLE project_usage; DROP TABLE code_bytes; "
                     "DROP TRIGGER version_users_update; DROP TRIGGER version_users_delete; "
                     "DROP TRIGGER version_sessions_update; DROP TRIGGER version_sessions_delete; "
@@ -710,7 +723,8 @@ TEST_F(StoreTest, UpgradeFromTheVersionBeforeAddsTheSharedVersions) {
                     "ALTER TABLE mail_outbox DROP COLUMN expires_at; PRAGMA user_version = 18"));
   }
   ASSERT_NO_FATAL_FAILURE(Open());
-  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 26);
+  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"),
+            kLatestVersion);
   EXPECT_EQ(RawInt("SELECT count(*) FROM idempotency_keys"), 0);
   EXPECT_TRUE(store_->GetUserById("u1").ok());  // the data is kept
   EXPECT_EQ(RawInt("SELECT value FROM versions WHERE name = 'auth'"), 0);
@@ -742,7 +756,8 @@ TEST_F(StoreTest, UpgradeBlanksResetTokensTheOutboxKept) {
       "UPDATE mail_outbox SET body_text = 'Token: old', body_html = 'old'; "
       "UPDATE mail_outbox SET sent_at = 5 WHERE seq = " +
       std::to_string(*sent) + "; ALTER TABLE mail_outbox DROP COLUMN expires_at; " +
-      "DROP TABLE project_usage; DROP TABLE code_bytes; " + kUndoVersion26 +
+      "DROP TABLE project_usage; DROP TABLE code_bytes; " + UndoVersion27(postgres()) +
+      kUndoVersion26 +
       (postgres() ? "UPDATE schema_version SET version = 21" : "PRAGMA user_version = 21"));
   ASSERT_NO_FATAL_FAILURE(Open());
   auto all = store_->ListOutbox(10);
@@ -1133,6 +1148,85 @@ TEST_F(JobBytesTest, FinishedJobKeepsItsResultAndLogs) {
   // The storage limit counts what ChargeJobBytes counted: not the failed job, never charged.
   EXPECT_EQ(*store_->TotalJobBytes(), 110 + 5);
   EXPECT_EQ(store_->UserJobUsage("nobody")->result_bytes, 0);
+}
+
+// Each user's job usage is kept as running sums by triggers (schema version 27): after every kind
+// of change to their jobs, the sums equal a recount of the jobs, as UserJobUsage summed them
+// before.
+TEST_F(JobBytesTest, UsageSumsEqualARecountAfterEveryKindOfChange) {
+  auto expect_recount = [&](const std::string& user, const std::string& after) {
+    SCOPED_TRACE(after + ", user " + user);
+    const std::string of = " FROM jobs WHERE user_id = '" + user + "'";
+    auto usage = store_->UserJobUsage(user);
+    ASSERT_TRUE(usage.ok()) << usage.status().ToString();
+    EXPECT_EQ(usage->result_bytes, RawInt("SELECT coalesce(sum(kept_result_bytes), 0)" + of));
+    EXPECT_EQ(usage->log_bytes, RawInt("SELECT coalesce(sum(kept_log_bytes), 0)" + of));
+    EXPECT_EQ(usage->mock_bytes, RawInt("SELECT coalesce(sum(CASE WHEN kind = 'mock' THEN "
+                                        "kept_result_bytes + kept_log_bytes ELSE 0 END), 0)" +
+                                        of));
+    EXPECT_EQ(usage->unfinished,
+              RawInt("SELECT count(*)" + of + " AND status IN ('queued', 'running')"));
+    EXPECT_EQ(usage->charged_bytes, RawInt("SELECT coalesce(sum(charged_bytes), 0)" + of));
+  };
+  Job queued = NewJob("queued", "u", "mock");
+  ASSERT_EQ(*store_->InsertJob(queued, {}), JobAdmission::kInserted);
+  expect_recount("u", "a job queued");
+  RawSql("DELETE FROM jobs WHERE id = 'queued'");  // else the next lease takes it
+  expect_recount("u", "a queued job deleted");
+  Finished("u", 100, "abc", "private");
+  Finished("u", 10, "xy", "mock");
+  Finished("u", 20, "", "mock");
+  expect_recount("u", "three ended");
+  EXPECT_GT(store_->UserJobUsage("u")->mock_bytes, 0);
+  Job running = Running("u", "private");
+  ASSERT_TRUE(*store_->ChargeJobBytes(running, 7, 3, 10, std::nullopt));
+  ASSERT_TRUE(store_->AppendJobStdout(running, "live", false).ok());
+  expect_recount("u", "a charge and a live log");
+  Job failed = Running("u", "private");
+  failed.status = "errored";
+  failed.stdout_text = "1234";
+  ASSERT_TRUE(store_->FinishJob(failed).ok());
+  expect_recount("u", "a failed end");
+  ASSERT_TRUE(store_->ExpireMockOutputs("u", 1, 0, 99).ok());
+  expect_recount("u", "mock outputs expired");
+  Finished("v", 5, "", "mock");
+  expect_recount("v", "another user's end");
+  RawSql("DELETE FROM jobs WHERE id = '" + running.id + "'");
+  expect_recount("u", "a running job deleted");
+  RawSql("UPDATE jobs SET user_id = 'v' WHERE kind = 'private' AND status = 'completed'");
+  expect_recount("u", "a job given to another user");
+  expect_recount("v", "a job given to another user");
+  RawSql("DELETE FROM expired_outputs; DELETE FROM jobs");
+  expect_recount("u", "every job deleted");
+  expect_recount("v", "every job deleted");
+  EXPECT_EQ(store_->UserJobUsage("u")->unfinished, 0);
+}
+
+// The upgrade to version 27 sums the jobs stored before it.
+TEST_F(JobBytesTest, UpgradeSumsTheJobsStoredBefore) {
+  Finished("u", 100, "abc", "private");
+  Finished("u", 10, "xy", "mock");
+  Running("u");
+  Finished("v", 5, "", "mock");
+  auto before_u = store_->UserJobUsage("u");
+  auto before_v = store_->UserJobUsage("v");
+  ASSERT_TRUE(before_u.ok() && before_v.ok());
+  store_.reset();
+  RawSql(UndoVersion27(postgres()) +
+         (postgres() ? "UPDATE schema_version SET version = 26" : "PRAGMA user_version = 26"));
+  ASSERT_NO_FATAL_FAILURE(Open());
+  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"),
+            kLatestVersion);
+  for (const auto& [user, before] : {std::pair{"u", *before_u}, std::pair{"v", *before_v}}) {
+    auto after = store_->UserJobUsage(user);
+    ASSERT_TRUE(after.ok()) << after.status().ToString();
+    EXPECT_EQ(std::tie(after->result_bytes, after->log_bytes, after->mock_bytes, after->unfinished,
+                       after->charged_bytes),
+              std::tie(before.result_bytes, before.log_bytes, before.mock_bytes, before.unfinished,
+                       before.charged_bytes))
+        << user;
+  }
+  EXPECT_EQ(store_->UserJobUsage("u")->unfinished, 1);
 }
 
 TEST_F(JobBytesTest, KeptOutputsSplitWhatEachJobKeepsByPart) {
@@ -2096,10 +2190,12 @@ TEST_F(CodeBytesTest, UpgradeCountsTheCodeStoredBefore) {
   const std::string spec = R"({"source": "class P: pass", "input": null})";
   ASSERT_TRUE(store_->PutCodePolicy("c2", spec).ok());
   store_.reset();
-  RawSql(std::string("DROP TABLE project_usage; DROP TABLE code_bytes; ") + kUndoVersion26 +
+  RawSql(std::string("DROP TABLE project_usage; DROP TABLE code_bytes; ") +
+         UndoVersion27(postgres()) + kUndoVersion26 +
          (postgres() ? "UPDATE schema_version SET version = 23" : "PRAGMA user_version = 23"));
   ASSERT_NO_FATAL_FAILURE(Open());
-  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 26);
+  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"),
+            kLatestVersion);
   auto u = store_->UserCodeUsage("u");
   ASSERT_TRUE(u.ok()) << u.status().ToString();
   // 'é' is two bytes.
@@ -2307,10 +2403,11 @@ TEST_F(ProjectStoreTest, UpgradeCountsTheProjectsAndMessagesStoredBefore) {
   auto before = store_->UserProjectUsage("u");
   ASSERT_TRUE(before.ok()) << before.status().ToString();
   store_.reset();
-  RawSql(std::string("DROP TABLE project_usage; ") + kUndoVersion26 +
+  RawSql(std::string("DROP TABLE project_usage; ") + UndoVersion27(postgres()) + kUndoVersion26 +
          (postgres() ? "UPDATE schema_version SET version = 24" : "PRAGMA user_version = 24"));
   ASSERT_NO_FATAL_FAILURE(Open());
-  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 26);
+  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"),
+            kLatestVersion);
   auto u = store_->UserProjectUsage("u");
   ASSERT_TRUE(u.ok()) << u.status().ToString();
   EXPECT_EQ(u->projects, 2);
@@ -2794,10 +2891,11 @@ TEST_F(StoreTest, UpgradeKeepsTheIdempotentAnswersKeptBefore) {
                   }),
             Store::IdempotentRun::kCommitted);
   store_.reset();
-  RawSql(std::string(kUndoVersion26) +
+  RawSql(UndoVersion27(postgres()) + kUndoVersion26 +
          (postgres() ? "UPDATE schema_version SET version = 25" : "PRAGMA user_version = 25"));
   ASSERT_NO_FATAL_FAILURE(Open());
-  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"), 26);
+  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"),
+            kLatestVersion);
   EXPECT_EQ((*store_->GetIdempotentAnswer("user:u", "k1"))->body,
             std::optional<std::string>("before"));
   EXPECT_EQ(RawInt("SELECT count(*) FROM idempotency_keys WHERE owner = ''"), 1);
