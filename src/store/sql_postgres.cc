@@ -200,6 +200,8 @@ class PostgresCursor : public Cursor {
     types_[i - 1] = type;
   }
   Status PrepareIfNeeded();
+  ResultPtr ExecAfterBegin(const std::vector<const char*>& values, const std::vector<int>& lengths,
+                           const std::vector<int>& formats);
 
   PostgresConnection* conn_;
   std::string sql_;   // with $N placeholders
@@ -230,6 +232,20 @@ class PostgresConnection : public Connection {
   Status Exec(const std::string& script) override {
     const bool ends_tx = script.rfind("COMMIT", 0) == 0 ||
                          (script.rfind("ROLLBACK", 0) == 0 && script.rfind("ROLLBACK TO", 0) != 0);
+    if (!pending_begin_.empty()) {
+      if (ends_tx) {
+        // The transaction ran no statement: the server never saw it, and there is nothing to end.
+        pending_begin_.clear();
+        in_tx_ = false;
+        changes_ = 0;
+        return Status::Ok();
+      }
+      // Its BEGIN goes with this script, in the same round trip.
+      std::string begun;
+      for (const std::string& b : pending_begin_) begun += b + "; ";
+      pending_begin_.clear();
+      return Exec(begun + script);
+    }
     if (ends_tx && PQstatus(conn_) != CONNECTION_OK) {
       // The transaction died with the connection: nothing to end; the next call reconnects.
       in_tx_ = false;
@@ -258,13 +274,13 @@ class PostgresConnection : public Connection {
   // lease renewal) does not wait for the WAL flush at its COMMIT; it says so in the same round
   // trip as its BEGIN.
   Status BeginWrite() override {
-    return Begin(std::string(durable_ ? "BEGIN" : kBeginNotDurable) +
-                 "; SELECT pg_advisory_xact_lock(" + std::to_string(kWriterLock) + ")");
+    return Begin({"SELECT pg_advisory_xact_lock(" + std::to_string(kWriterLock) + ")"});
   }
-  Status BeginRowLocking() override { return Begin(durable_ ? "BEGIN" : kBeginNotDurable); }
+  Status BeginRowLocking() override { return Begin({}); }
 
   Result<int64_t> SchemaVersion() override {
     RETURN_IF_ERROR(EnsureConnected());
+    RETURN_IF_ERROR(SendPendingBegin());
     ResultPtr res(
         PQexec(conn_, "SELECT CASE WHEN to_regclass('schema_version') IS NULL THEN 0 END"));
     if (!res || PQresultStatus(res.get()) != PGRES_TUPLES_OK) return StatusOf(conn_, res.get());
@@ -300,7 +316,7 @@ class PostgresConnection : public Connection {
   // The connection, reconnected first when it was lost outside a transaction.
   Status EnsureConnected() {
     if (PQstatus(conn_) == CONNECTION_OK) return Status::Ok();
-    if (in_tx_) {
+    if (in_tx_ && pending_begin_.empty()) {
       return UnavailableError("database connection lost inside a transaction; its work is lost");
     }
     PQreset(conn_);
@@ -310,19 +326,40 @@ class PostgresConnection : public Connection {
   }
 
   PGconn* raw() { return conn_; }
-  bool in_transaction() const { return in_tx_; }
+  // Whether the server has a transaction of ours open (one begun but not yet sent has none).
+  bool in_transaction() const { return in_tx_ && pending_begin_.empty(); }
+  // The statements that open the transaction begun last, not yet sent: they go in the same round
+  // trip as its first statement (PostgresCursor::Step) or script (Exec). Empty once sent.
+  const std::vector<std::string>& pending_begin() const { return pending_begin_; }
+  void sent_pending_begin() { pending_begin_.clear(); }
+  // Sends the pending BEGIN on its own (for a raw read that must run inside the transaction).
+  Status SendPendingBegin() {
+    if (pending_begin_.empty()) return Status::Ok();
+    std::string begun;
+    for (const std::string& b : pending_begin_) begun += b + "; ";
+    pending_begin_.clear();
+    begun.resize(begun.size() - 2);
+    ResultPtr res(PQexec(conn_, begun.c_str()));
+    const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return StatusOf(conn_, res.get());
+    return Status::Ok();
+  }
   uint64_t generation() const { return generation_; }
   std::string NextName() { return "ds" + std::to_string(++names_); }
   void set_changes(int64_t n) { changes_ = n; }
 
  private:
-  // Runs `begin`, a script that opens a transaction; rolled back when it fails.
-  Status Begin(const std::string& begin) {
+  // Opens a transaction whose first statements, after BEGIN (and, while commits need not be
+  // durable, the setting that says so), are `then`. Nothing is sent yet: a transaction's BEGIN
+  // costs no round trip of its own (its failure is its first statement's), and one that runs no
+  // statement costs none at all.
+  Status Begin(std::vector<std::string> then) {
     RETURN_IF_ERROR(EnsureConnected());
+    pending_begin_ = {"BEGIN"};
+    if (!durable_) pending_begin_.push_back("SET LOCAL synchronous_commit TO OFF");
+    for (std::string& t : then) pending_begin_.push_back(std::move(t));
     in_tx_ = true;
-    Status st = Exec(begin);
-    if (!st.ok()) (void)Exec("ROLLBACK");
-    return st;
+    return Status::Ok();
   }
 
   PGconn* conn_;
@@ -331,8 +368,8 @@ class PostgresConnection : public Connection {
   uint64_t names_ = 0;
   int64_t changes_ = 0;
   bool in_tx_ = false;
+  std::vector<std::string> pending_begin_;
   bool durable_ = true;
-  static constexpr const char* kBeginNotDurable = "BEGIN; SET LOCAL synchronous_commit TO OFF";
 };
 
 PostgresCursor::PostgresCursor(PostgresConnection* conn, std::string sql)
@@ -383,6 +420,51 @@ Status PostgresCursor::PrepareIfNeeded() {
   return Status::Ok();
 }
 
+ResultPtr PostgresCursor::ExecAfterBegin(const std::vector<const char*>& values,
+                                         const std::vector<int>& lengths,
+                                         const std::vector<int>& formats) {
+  // One round trip (a pipeline): the transaction's BEGIN statements, then this one. The first
+  // failure is the answer; the statements after it are skipped by the server. The caller rolls
+  // back on a failure, as after any failed statement in a transaction.
+  PGconn* pg = conn_->raw();
+  const std::vector<std::string> begin = conn_->pending_begin();
+  conn_->sent_pending_begin();
+  if (PQenterPipelineMode(pg) == 0) return nullptr;
+  bool sent = true;
+  for (const std::string& b : begin) {
+    sent = sent && PQsendQueryParams(pg, b.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+  }
+  sent = sent && PQsendQueryPrepared(pg, name_.c_str(), static_cast<int>(values.size()),
+                                     values.data(), lengths.data(), formats.data(), 0) == 1;
+  sent = sent && PQpipelineSync(pg) == 1;
+  ResultPtr answer;  // this statement's result, or the first failure
+  bool failed = !sent;
+  // Each query's results end with a null; the sync's result ends the pipeline.
+  for (size_t query = 0; sent && query <= begin.size(); ++query) {
+    for (;;) {
+      ResultPtr r(PQgetResult(pg));
+      if (!r) break;
+      const ExecStatusType st = PQresultStatus(r.get());
+      if (failed) continue;
+      if (st == PGRES_FATAL_ERROR || st == PGRES_PIPELINE_ABORTED || st == PGRES_BAD_RESPONSE) {
+        failed = true;
+        answer = std::move(r);
+      } else if (query == begin.size()) {
+        answer = std::move(r);
+      }
+    }
+    if (PQstatus(pg) != CONNECTION_OK) break;
+  }
+  if (sent && PQstatus(pg) == CONNECTION_OK) {
+    ResultPtr sync(PQgetResult(pg));  // PGRES_PIPELINE_SYNC
+  }
+  if (PQexitPipelineMode(pg) == 0) {
+    // Results left unread (a broken connection): nothing more can be said of this transaction.
+    return nullptr;
+  }
+  return answer;
+}
+
 Result<bool> PostgresCursor::Step() {
   if (!ran_) {
     RETURN_IF_ERROR(conn_->EnsureConnected());
@@ -395,8 +477,12 @@ Result<bool> PostgresCursor::Step() {
         lengths[i] = static_cast<int>(values_[i]->size());
       }
     }
-    res_.reset(PQexecPrepared(conn_->raw(), name_.c_str(), static_cast<int>(values.size()),
-                              values.data(), lengths.data(), formats.data(), 0));
+    if (conn_->pending_begin().empty()) {
+      res_.reset(PQexecPrepared(conn_->raw(), name_.c_str(), static_cast<int>(values.size()),
+                                values.data(), lengths.data(), formats.data(), 0));
+    } else {
+      res_ = ExecAfterBegin(values, lengths, formats);
+    }
     ran_ = true;
     const ExecStatusType st = res_ ? PQresultStatus(res_.get()) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {

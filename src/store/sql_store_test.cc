@@ -2883,6 +2883,45 @@ TEST_F(StoreTest, AnOwnerKeepsItsNewestIdempotentAnswersOverItsScopes) {
 }
 
 // The upgrade to version 26 keeps the answers kept before it (no owner: forgotten after their day).
+// A transaction's BEGIN goes to PostgreSQL with its first statement (one round trip, not two):
+// when the database dropped the connection meanwhile, that statement fails as unavailable, nothing
+// of the transaction is kept, and the next call reconnects.
+TEST_F(StoreTest, ATransactionWhoseConnectionWasDroppedFailsAndTheNextCallReconnects) {
+  if (!postgres()) GTEST_SKIP() << "a connection to a database server";
+  ASSERT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round == 0 ? "a statement prepared before" : "a statement never prepared");
+    ASSERT_GE(RawInt("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                     "application_name = 'datasite' AND pid <> pg_backend_pid()"),
+              1);
+    const std::string id = "lost" + std::to_string(round);
+    Status st = store_->InTransaction([&](Store& tx) -> Status {
+      if (round == 0) return tx.InsertUser(MakeUser(id, id + "@example.org", "L"));
+      return tx.DeleteUserSessions("u1", "");
+    });
+    EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+    EXPECT_EQ(RawInt("SELECT count(*) FROM users WHERE id = '" + id + "'"), 0);
+    ASSERT_TRUE(store_->InsertUser(MakeUser(id + "b", id + "b@example.org", "B")).ok());
+    EXPECT_EQ(RawInt("SELECT count(*) FROM users WHERE id = '" + id + "b'"), 1);
+  }
+}
+
+// A transaction that runs no statement sends nothing, and one whose first statement fails keeps
+// nothing: the store goes on as after any failed statement.
+TEST_F(StoreTest, AnEmptyTransactionAndOneWhoseFirstStatementFailsLeaveTheStoreUsable) {
+  ASSERT_TRUE(store_->InTransaction([](Store&) { return Status::Ok(); }).ok());
+  ASSERT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());
+  Status dup = store_->InTransaction(
+      [&](Store& tx) { return tx.InsertUser(MakeUser("u1", "b@example.org", "B")); });
+  EXPECT_EQ(dup.code(), StatusCode::kAlreadyExists) << dup.ToString();
+  ASSERT_TRUE(store_
+                  ->InTransaction([&](Store& tx) {
+                    return tx.InsertUser(MakeUser("u2", "c@example.org", "C"));
+                  })
+                  .ok());
+  EXPECT_EQ(RawInt("SELECT count(*) FROM users"), 2);
+}
+
 TEST_F(StoreTest, UpgradeKeepsTheIdempotentAnswersKeptBefore) {
   ASSERT_EQ(RunOk(*store_, "k1",
                   [&] {
