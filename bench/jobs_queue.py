@@ -24,7 +24,7 @@ job within 1.2x of it).
 
 Runs alternate (SQLite, then PostgreSQL); figures are medians, each ratio the median of the runs' own ratios.
 
-Usage: /usr/bin/python3 bench/jobs_queue.py [--runs 3] [--json OUT]
+Usage: /usr/bin/python3 bench/jobs_queue.py [--runs 3] [--json OUT] [--socket]
 """
 import argparse
 import collections
@@ -250,12 +250,16 @@ def main():
     ap = argparse.ArgumentParser(description="Jobs through PostgreSQL and a worker, beside SQLite.")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--json")
+    ap.add_argument("--socket", action="store_true",
+                    help="serve and worker reach PostgreSQL over its Unix socket, not loopback TCP (the "
+                         "backends are then not told apart: their CPU is all under pg_rest)")
     args = ap.parse_args()
     csv, expect = table()
     tmp = tempfile.mkdtemp(prefix="datasite-bench-jobq.")
     pgdir = os.path.join(tmp, "pg")
     os.chmod(tmp, 0o755)  # user postgres runs the cluster under it when started by root
-    res = {"kind": "jobs_queue", "commit": source_commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    res = {"kind": "jobs_queue", "commit": source_commit(),
+           "transport": "unix socket" if args.socket else "tcp", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "machine": machine(), "runs": args.runs, "jobs": N_JOBS, "latency_runs": N_LATENCY, "sqlite": [], "postgres": []}
     loads = []
     try:
@@ -270,6 +274,9 @@ def main():
             os.makedirs(rundir)
             url = subprocess.run(["bash", os.path.join(ROOT, "scripts/pg.sh"), "start", pgdir], check=True,
                                  capture_output=True, text=True, timeout=120).stdout.strip()
+            if args.socket:
+                port = url.rsplit(":", 1)[1].split("/")[0]
+                url = "postgresql://datasite@/datasite?host=%s&port=%s" % (os.path.join(pgdir, "sock"), port)
             q = None
             try:
                 q = Queue(rundir, url)
