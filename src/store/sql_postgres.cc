@@ -233,6 +233,8 @@ class PostgresConnection : public Connection {
     const bool ends_tx = script.rfind("COMMIT", 0) == 0 ||
                          (script.rfind("ROLLBACK", 0) == 0 && script.rfind("ROLLBACK TO", 0) != 0);
     if (!pending_begin_.empty()) {
+      // Nothing was sent: a connection lost meanwhile may be made again, as before a statement.
+      RETURN_IF_ERROR(EnsureConnected());
       if (ends_tx) {
         // The transaction ran no statement: the server never saw it, and there is nothing to end.
         pending_begin_.clear();
@@ -427,9 +429,9 @@ ResultPtr PostgresCursor::ExecAfterBegin(const std::vector<const char*>& values,
   // failure is the answer; the statements after it are skipped by the server. The caller rolls
   // back on a failure, as after any failed statement in a transaction.
   PGconn* pg = conn_->raw();
+  if (PQenterPipelineMode(pg) == 0) return nullptr;  // the BEGIN stays pending
   const std::vector<std::string> begin = conn_->pending_begin();
   conn_->sent_pending_begin();
-  if (PQenterPipelineMode(pg) == 0) return nullptr;
   bool sent = true;
   for (const std::string& b : begin) {
     sent = sent && PQsendQueryParams(pg, b.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
@@ -459,7 +461,17 @@ ResultPtr PostgresCursor::ExecAfterBegin(const std::vector<const char*>& values,
     ResultPtr sync(PQgetResult(pg));  // PGRES_PIPELINE_SYNC
   }
   if (PQexitPipelineMode(pg) == 0) {
-    // Results left unread (a broken connection): nothing more can be said of this transaction.
+    // Results left unread: a broken connection (PQreset, at the next call after the rollback,
+    // leaves pipeline mode), or a send that failed on a connection still up, whose answers are
+    // read to the end (a new sync) so that it leaves pipeline mode here.
+    if (PQstatus(pg) == CONNECTION_OK && PQpipelineSync(pg) == 1) {
+      for (int left = 64; left > 0 && PQstatus(pg) == CONNECTION_OK; --left) {
+        ResultPtr r(PQgetResult(pg));
+        if (r && PQresultStatus(r.get()) == PGRES_PIPELINE_SYNC && PQexitPipelineMode(pg) == 1) {
+          break;
+        }
+      }
+    }
     return nullptr;
   }
   return answer;

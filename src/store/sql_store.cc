@@ -946,8 +946,10 @@ ALTER TABLE idempotency_keys ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 CREATE INDEX idempotency_keys_owner ON idempotency_keys(owner, created_at, scope, key);
 )sql",
     // Version 27 (see above): one trigger function, whose update keeps to the user's one row
-    // when the job stays theirs (always, today).
+    // when the job stays theirs (always, today). Writers of jobs that don't take the writers' lock
+    // (a lease, a kill, an older replica's) wait until the sums and their triggers are in place.
     R"sql(
+LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE;
 CREATE TABLE job_usage (
   user_id TEXT PRIMARY KEY,
   result_bytes BIGINT NOT NULL,

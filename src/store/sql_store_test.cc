@@ -1191,6 +1191,29 @@ TEST_F(JobBytesTest, UsageSumsEqualARecountAfterEveryKindOfChange) {
   expect_recount("u", "mock outputs expired");
   Finished("v", 5, "", "mock");
   expect_recount("v", "another user's end");
+  Job lost = Running("u", "private");
+  ASSERT_TRUE(*store_->ChargeJobBytes(lost, 5, 5, 10, 1'000'000));  // under a quota
+  ASSERT_TRUE(store_->SetJobChargedBytes(lost.id, 3).ok());
+  expect_recount("u", "a charge under a quota and a charge set");
+  Job held = Running("u", "private");
+  held.status = "completed";
+  held.result_format = "json";
+  held.result_size = 2;
+  held.result_data = "42";
+  held.held = true;
+  ASSERT_TRUE(store_->FinishJob(held).ok());
+  expect_recount("u", "a held end");
+  Job deposited = NewJob("deposited", "u", "private");
+  deposited.result_format = "json";
+  deposited.result_size = 2;
+  deposited.result_data = "42";
+  deposited.held = true;
+  ASSERT_TRUE(store_->InsertDepositedJob(deposited).ok());
+  expect_recount("u", "a deposited result");
+  ASSERT_TRUE(store_->RecoverJobs(2, jobs_ + 1).ok());  // the running ones go back to the queue
+  expect_recount("u", "runs recovered");
+  ASSERT_TRUE(store_->KillJob(lost.id, jobs_ + 2).ok());  // queued again: it ends killed
+  expect_recount("u", "a queued job killed");
   RawSql("DELETE FROM jobs WHERE id = '" + running.id + "'");
   expect_recount("u", "a running job deleted");
   RawSql("UPDATE jobs SET user_id = 'v' WHERE kind = 'private' AND status = 'completed'");
@@ -1217,6 +1240,10 @@ TEST_F(JobBytesTest, UpgradeSumsTheJobsStoredBefore) {
   ASSERT_NO_FATAL_FAILURE(Open());
   EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"),
             kLatestVersion);
+  EXPECT_EQ(RawInt("SELECT sum(charged_bytes) FROM job_usage"),
+            RawInt("SELECT sum(charged_bytes) FROM jobs"));
+  EXPECT_EQ(RawInt("SELECT sum(result_bytes + log_bytes) FROM job_usage"),
+            RawInt("SELECT sum(kept_result_bytes + kept_log_bytes) FROM jobs"));
   for (const auto& [user, before] : {std::pair{"u", *before_u}, std::pair{"v", *before_v}}) {
     auto after = store_->UserJobUsage(user);
     ASSERT_TRUE(after.ok()) << after.status().ToString();
@@ -2891,8 +2918,10 @@ TEST_F(StoreTest, ATransactionWhoseConnectionWasDroppedFailsAndTheNextCallReconn
   ASSERT_TRUE(store_->InsertUser(MakeUser("u1", "a@example.org", "A")).ok());
   for (int round = 0; round < 2; ++round) {
     SCOPED_TRACE(round == 0 ? "a statement prepared before" : "a statement never prepared");
+    // This test's database only: other tests' servers share the PostgreSQL server.
     ASSERT_GE(RawInt("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
-                     "application_name = 'datasite' AND pid <> pg_backend_pid()"),
+                     "application_name = 'datasite' AND datname = current_database() AND pid <> "
+                     "pg_backend_pid()"),
               1);
     const std::string id = "lost" + std::to_string(round);
     Status st = store_->InTransaction([&](Store& tx) -> Status {
