@@ -200,6 +200,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // Sends the next piece of a streamed body once the previous write (`ec`) is done.
   void StreamNext(std::shared_ptr<StreamedBody> body, beast::error_code ec);
   void Close();
+  // Gives back the connection's place (max_connections and the client's shares) once.
+  void ReleasePlace();
   // After refusing a request whose body is still arriving: reads and discards what the client sends
   // (up to a cap, for a few seconds) so that it gets to read the refusal instead of a broken pipe.
   void Drain();
@@ -243,6 +245,7 @@ class Session : public std::enable_shared_from_this<Session> {
   size_t drained_ = 0;
   std::shared_ptr<void> res_;  // the response being written
   const Peer peer_;
+  std::atomic<bool> place_released_ = false;
   bool served_ = false;             // a request's headers were read on this connection
   size_t body_limit_ = 0;           // the current request's, for a body read into memory
   uint64_t body_reserved_ = 0;      // of the server's body memory budget, for the current request
@@ -538,8 +541,13 @@ Session::~Session() {
   DisposeSink();
   ReleaseBody();
   ReleaseResponse();
-  server_.ReleaseConnection(peer_);
+  ReleasePlace();
   server_.sessions()--;
+}
+
+void Session::ReleasePlace() {
+  if (place_released_.exchange(true)) return;
+  server_.ReleaseConnection(peer_);
 }
 
 Client Session::RequestClient() const {
@@ -1291,6 +1299,9 @@ void Session::Drain() {
 }
 
 void Session::Close() {
+  // The place goes back before the client can see the close, not when the last handler lets go
+  // of this session: a client that saw its connection closed and connects again finds it free.
+  ReleasePlace();
   beast::error_code ec;
   stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
   stream_.close();
