@@ -243,10 +243,7 @@ class PostgresConnection : public Connection {
         return Status::Ok();
       }
       // Its BEGIN goes with this script, in the same round trip.
-      std::string begun;
-      for (const std::string& b : pending_begin_) begun += b + "; ";
-      pending_begin_.clear();
-      return Exec(begun + script);
+      return Exec(TakePendingBegin() + "; " + script);
     }
     if (ends_tx && PQstatus(conn_) != CONNECTION_OK) {
       // The transaction died with the connection: nothing to end; the next call reconnects.
@@ -337,14 +334,17 @@ class PostgresConnection : public Connection {
   // Sends the pending BEGIN on its own (for a raw read that must run inside the transaction).
   Status SendPendingBegin() {
     if (pending_begin_.empty()) return Status::Ok();
-    std::string begun;
-    for (const std::string& b : pending_begin_) begun += b + "; ";
-    pending_begin_.clear();
-    begun.resize(begun.size() - 2);
-    ResultPtr res(PQexec(conn_, begun.c_str()));
+    ResultPtr res(PQexec(conn_, TakePendingBegin().c_str()));
     const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return StatusOf(conn_, res.get());
     return Status::Ok();
+  }
+  // The pending BEGIN as one script, no longer pending.
+  std::string TakePendingBegin() {
+    std::string script;
+    for (const std::string& b : pending_begin_) script += (script.empty() ? "" : "; ") + b;
+    pending_begin_.clear();
+    return script;
   }
   uint64_t generation() const { return generation_; }
   std::string NextName() { return "ds" + std::to_string(++names_); }
