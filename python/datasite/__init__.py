@@ -24,6 +24,9 @@ Code on private data::
     request = client.code.request_code_execution(mean_age, reason="for the report")
     # ... once a data owner approved it:
     client.code.mean_age(data=asset).get()
+
+    # A data owner may instead approve it for repeated use, within limits per user:
+    owner.requests.get(request.id).approve(repeat=sy.RateLimit(per_hour=10), expires_in_days=30)
 """
 
 __version__ = "0.1.0"
@@ -76,6 +79,7 @@ from .errors import (
     SyftSuccess,
     UnavailableError,
 )
+from .grants import Grant, GrantList, RateLimit
 from .jobs import Job, JobList, JobLogs, ResultPointer
 from .orchestra import ServerHandle
 from .policies import (
@@ -173,6 +177,9 @@ __all__ = [
     "Request",
     "RequestList",
     "RequestStatus",
+    "RateLimit",
+    "Grant",
+    "GrantList",
     "UserCodeStatus",
     "Job",
     "JobList",

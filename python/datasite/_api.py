@@ -145,6 +145,7 @@ def _converters():
     """service -> (one object from JSON, a list of them from JSON items)."""
     from .code import UserCode, UserCodeList
     from .datasets import Dataset, DatasetList
+    from .grants import Grant, GrantList
     from .jobs import Job, JobList
     from .requests import Request, RequestList
     from .users import User, UserList
@@ -158,6 +159,8 @@ def _converters():
         "request": plain(Request, RequestList),
         "job": plain(Job, JobList),
         "code": plain(UserCode, UserCodeList),
+        "grant": plain(Grant, GrantList),
+        "grants": plain(Grant, GrantList),
         "dataset": (
             lambda d, c: Dataset._from_server(d, c),
             lambda items, c: DatasetList(Dataset._from_server(i, c) for i in items),
@@ -433,6 +436,17 @@ def _client_calls(client):
         },
         "user": {
             "search": (client.users.search, "Users by email and/or name."),
+        },
+        "grant": {
+            "get_all": (
+                lambda status=None: client.grants.get_all(status=status),
+                "Grants (code approved for repeated use) you may see, newest first.",
+            ),
+            "get_by_uid": (lambda uid: client.grants.get(_ident(uid)), "One grant by id."),
+            "revoke": (
+                lambda uid: client.grants.revoke(_ident(uid)),
+                "Revokes a grant (data owners).",
+            ),
         },
         "dataset": {
             "search": (

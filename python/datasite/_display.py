@@ -221,6 +221,9 @@ _BADGE_KINDS = {
     "killed": "bad",
     "interrupted": "bad",
     "held": "wait",
+    "active": "ok",
+    "revoked": "bad",
+    "expired": "bad",
 }
 
 

@@ -3,7 +3,8 @@
 import getpass
 
 from . import _api, _display, _warn, audit as _audit, code as _code, datasets as _datasets, jobs as _jobs
-from . import notifications as _notifications, requests as _requests, users as _users
+from . import grants as _grants, notifications as _notifications, requests as _requests
+from . import users as _users
 from ._http import Transport, base_url_for
 from ._routes import API_PREFIX
 from .errors import SyftSuccess
@@ -208,6 +209,13 @@ class DatasiteClient:
     def requests(self):
         """Code requests: a data scientist's own, everyone's for data owners and admins."""
         return _requests.RequestCollection(self)
+
+    @property
+    def grants(self):
+        """Code approved for repeated use (``request.approve(repeat=sy.RateLimit(...))``): every
+        grant for data owners and admins, those that name you for a data scientist; newest
+        first. List-like, with ``get``, ``active``, ``revoke``."""
+        return _grants.GrantCollection(self)
 
     @property
     def projects(self):

@@ -280,6 +280,8 @@ class Job:
         self.attempts = data.get("attempts")
         self.reused = bool(data.get("reused"))
         self.result_info = data.get("result")
+        # The grant the run was made under (approved for repeated use), or None.
+        self.grant_id = data.get("grant_id")
 
     def to_dict(self):
         return dict(self._data)

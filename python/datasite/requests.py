@@ -6,9 +6,12 @@ policies, who asks and why), may run it on the private data to review it (``requ
 and approves or denies it.
 """
 
+import warnings
+
 from . import _display, errors
 from .enums import RequestStatus, status_from_server
-from .errors import SyftSuccess
+from .errors import DatasiteWarning, SyftSuccess
+from .grants import Grant, approval_body
 from ._listing import ListingMixin, TableList, fetch_all_pages
 
 
@@ -42,6 +45,8 @@ class Request:
 
     def __init__(self, data, client):
         self._client = client
+        # The grant of the last approval for repeated use (see approve), else None.
+        self.grant = None
         self._load(data)
 
     def _load(self, data):
@@ -49,6 +54,8 @@ class Request:
 
         data = dict(data or {})
         self._data = data
+        if isinstance(data.get("grant"), dict):
+            self.grant = Grant(data["grant"], self._client)
         self.id = data.get("id")
         self.status = status_from_server(RequestStatus, data.get("status"))
         self.reason = data.get("reason")
@@ -100,21 +107,56 @@ class Request:
         self._load(self._call("request_get"))
         return self
 
-    def approve(self, approve_nested=False):
+    def approve(self, approve_nested=False, repeat=None, expires_in_days=None, users=None):
         """Approves the request (data owners and admins): its author may then run the code on the
         private data, as often as the output policy allows. A denied request may be approved;
         every decision stays in ``history``.
+
+        ``repeat=sy.RateLimit(per_hour=10)`` approves it for repeated use: a grant (``grant``)
+        lets the code run again without another review, within those limits per user and
+        whatever its output policy says, until ``expires_in_days`` (default 30; a fraction is
+        allowed) or a revocation. ``users`` names further data scientists (emails, ids or
+        ``User`` objects) whose own code with the same source and inputs may run under it too.
+        An approved request may be approved again with ``repeat``: that adds a grant.
         """
         if approve_nested:
             raise ValueError("approve_nested: datasite code does not start nested jobs")
-        self._load(self._call("request_approve", body={}))
+        body = approval_body(repeat, expires_in_days, users)
+        data = self._call("request_approve", body=body) or {}
+        self._load(data)
         name = self.code.name if self.code else "the code"
-        return SyftSuccess(
-            "Request {} approved: {} may now run {} on private data.".format(
+        if repeat is None or not isinstance(data.get("grant"), dict):
+            if repeat is not None:
+                warnings.warn(
+                    DatasiteWarning(
+                        "the server approved request {} but made no grant for repeated use "
+                        "(a server from before grants?)".format(self.id)
+                    ),
+                    stacklevel=2,
+                )
+            text = "Request {} approved: {} may now run {} on private data.".format(
                 self.id, _person(self.requested_by), name
-            ),
-            value=self,
+            )
+            return SyftSuccess(text, value=self)
+        grant = self.grant
+        others = [
+            _person(u)
+            for u in grant.users or ()
+            if u.get("id") != (self.requested_by or {}).get("id")
+        ]
+        text = (
+            "Request {} approved for repeated use: {}{} may run {} on private data up to {}, "
+            "until {} (grant {}).".format(
+                self.id,
+                _person(self.requested_by),
+                " and " + ", ".join(others) if others else "",
+                name,
+                grant._limits_text(),
+                _display.show(grant.expires_at),
+                grant.id,
+            )
         )
+        return SyftSuccess(text, value=self)
 
     def deny(self, reason):
         """Denies the request with a reason the data scientist will read. An approved request may
@@ -198,6 +240,18 @@ class Request:
         if self.reviewed_by:
             rows.append(("Reviewed by", _person(self.reviewed_by)))
         rows += [("Created at", self.created_at), ("Updated at", self.updated_at)]
+        if self.grant is not None:
+            rows.append(
+                (
+                    "Grant",
+                    "{} ({}, {} until {})".format(
+                        self.grant.id,
+                        self.grant.status,
+                        self.grant._limits_text(),
+                        _display.show(self.grant.expires_at),
+                    ),
+                )
+            )
         if code is not None:
             rows += [
                 ("Code", "{} v{} ({})".format(code.name, code.version, code.id)),
