@@ -870,6 +870,62 @@ def target_scientist_running_job(world, caller, fresh):
     return _job_call(world, world.running_job("scientist"), {})
 
 
+# Grants (code approved for repeated use): scientist's code, approved with ``repeat`` by owner. Data
+# owners and admins see and revoke every grant; a data scientist sees those that name them
+# (scientist2 is named on none: 404), and revokes none (the role: 403).
+
+
+def _granted_code(world, fresh):
+    """Code of scientist's whose request owner approved for repeated use: the grant's JSON."""
+    def make():
+        world.settle_jobs()
+        request = world.new_request(world.new_code())
+        resp = world.api.post("/api/v1/requests/{}/approve".format(request["id"]),
+                              {"repeat": {"per_hour": 100}}, token=world.token("owner"))
+        assert resp.status == 200 and resp.json.get("grant"), (
+            "approval with repeat failed: {!r}".format(resp))
+        return resp.json["grant"]
+
+    return make() if fresh else world.once("scientist_grant", make)
+
+
+def _grant_call(world, grant, body=NO_BODY):
+    return Call(params={"id": grant["id"]}, body=body,
+                probe=world.reader("/api/v1/grants/" + grant["id"]))
+
+
+@target
+def target_grants_listing(world, caller, fresh):
+    """The grants listing once a grant exists."""
+    _granted_code(world, False)
+    return Call()
+
+
+@target
+def target_scientist_grant(world, caller, fresh):
+    """A grant of scientist's code (read-only calls share one)."""
+    return _grant_call(world, _granted_code(world, False))
+
+
+@target
+def target_scientist_grant_revoke(world, caller, fresh):
+    """A revocation of a grant of scientist's code (a grant each when it is expected to work)."""
+    return _grant_call(world, _granted_code(world, fresh), {})
+
+
+@target
+def target_revoked_grant(world, caller, fresh):
+    """A grant that owner already revoked: revoking it again is refused (FAILED_PRECONDITION)."""
+    def make():
+        grant = _granted_code(world, True)
+        resp = world.api.post("/api/v1/grants/{}/revoke".format(grant["id"]), {},
+                              token=world.token("owner"))
+        assert resp.status == 200, "revocation failed: {!r}".format(resp)
+        return resp.json
+
+    return _grant_call(world, world.once("revoked_grant", make), {})
+
+
 # Projects (docs/API.md, "Projects"): scientist's. Its members (scientist) and data owners and
 # admins see it; scientist2 gets 404; only members add requests and messages (owners: 403).
 
@@ -1189,6 +1245,14 @@ TABLE = [
         rule("data_owner", ok=409)),
     Row("POST", "/api/v1/jobs/{id}/release_error", "scientist_failed_private_job",
         rule("data_owner")),
+    Row("GET", "/api/v1/grants", "grants_listing", rule("data_scientist"),
+        note="data owners and admins: every grant; a data scientist: those that name them"),
+    Row("GET", "/api/v1/grants/{id}", "scientist_grant", rule("data_scientist", scientist2=404),
+        note="a grant that does not name a data scientist is not found"),
+    Row("POST", "/api/v1/grants/{id}/revoke", "scientist_grant_revoke", rule("data_owner"),
+        note="data owners and admins; a data scientist may not, even one the grant names"),
+    Row("POST", "/api/v1/grants/{id}/revoke", "revoked_grant", rule("data_owner", ok=409),
+        note="a grant revoked already: FAILED_PRECONDITION"),
     Row("POST", "/api/v1/projects", "new_project", rule("data_scientist", ok=201)),
     Row("GET", "/api/v1/projects", "listing", rule("data_scientist")),
     Row("GET", "/api/v1/projects/{id}", "scientist_project",
