@@ -397,7 +397,7 @@ def test_named_scientists_run_the_same_code_and_no_one_else(
 
     code = fourth.client.code.submit(shared_sum).value
     assert code.code_hash == grant.code_hash
-    with pytest.raises(sy.PermissionDeniedError, match="(?i)binding"):
+    with pytest.raises(sy.PermissionDeniedError, match="(?i)bind"):
         fourth.client.code.shared_sum(data=elsewhere)
     assert fourth.client.jobs.get_all() == []
 
@@ -411,7 +411,7 @@ def test_named_scientists_run_the_same_code_and_no_one_else(
 
     code = fifth.client.code.submit(shared_sum).value
     assert code.code_hash == grant.code_hash
-    with pytest.raises(sy.PermissionDeniedError, match="(?i)binding"):
+    with pytest.raises(sy.PermissionDeniedError, match="(?i)bind"):
         fifth.client.code.shared_sum(data=asset)
     assert fifth.client.jobs.get_all() == []
     assert owner.grants.get(grant.id).runs == 2
