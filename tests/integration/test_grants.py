@@ -783,3 +783,52 @@ def test_the_grant_service_of_client_api(scientist, owner, asset):
     revoked = services.grant.revoke(uid=sy.UID(grant.id))
     assert isinstance(revoked, sy.SyftSuccess) and revoked.value.status == "revoked"
     assert grant.id in [g.id for g in services.grant.get_all(status="revoked")]
+
+
+def refusals_counted(metrics_port):
+    """The sum of ``datasite_grant_refusals_total`` over all its labels (0 before any refusal)."""
+    from test_metrics import scrape
+
+    total = 0.0
+    for line in scrape(metrics_port).splitlines():
+        match = re.match(r"datasite_grant_refusals_total(\{.*\})? (\S+)$", line)
+        if match:
+            total += float(match.group(2))
+    return total
+
+
+@needs_sandbox
+def test_refused_runs_are_counted_in_the_metrics(binary, tmp_path):
+    from code_helpers import make_code_actors
+    from helpers import DetachedServer
+    from test_metrics import free_port
+
+    metrics_port = free_port()
+    server = DetachedServer(
+        binary, tmp_path / "data", "--metrics-address", "127.0.0.1:{}".format(metrics_port)
+    )
+    try:
+        server.start()
+        actors = make_code_actors(server.port)
+        scientist, owner = actors["scientist"].client, actors["owner"].client
+        counted = asset_of(scientist, upload_people(owner))
+
+        @sy.syft_function_single_use(data=counted)
+        def metered(data):
+            return len(data)
+
+        _, _, grant, _ = approve_for_repeats(
+            scientist, owner, metered, repeat=sy.RateLimit(per_minute=1)
+        )
+        before = refusals_counted(metrics_port)
+        assert scientist.code.metered(data=counted).get() == len(PRIVATE)
+        assert refusals_counted(metrics_port) == before  # a run let through is no refusal
+        with pytest.raises(sy.RateLimitedError):
+            scientist.code.metered(data=counted)
+        assert refusals_counted(metrics_port) == before + 1
+        owner.grants.revoke(grant.id)
+        with pytest.raises(sy.PermissionDeniedError, match="revoked"):
+            scientist.code.metered(data=counted)
+        assert refusals_counted(metrics_port) == before + 2
+    finally:
+        server.stop()
