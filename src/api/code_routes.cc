@@ -202,7 +202,95 @@ json JobJson(const store::Job& j, const Principal& caller, const services::CodeS
            j.finished_at && !ended_hidden ? json(IsoMillis(j.finished_at)) : json(nullptr)},
           {"attempts", j.attempts},
           {"result", result},
-          {"reused", reused}};
+          {"reused", reused},
+          {"grant_id", j.grant_id ? json(*j.grant_id) : json(nullptr)}};
+}
+
+json OptionalInt(const std::optional<int64_t>& v) { return v ? json(*v) : json(nullptr); }
+
+// A grant as `caller` may see it: data owners see whom it names and its runs in all; a data
+// scientist sees their own use of it instead (the others it names are not theirs to know).
+Result<json> GrantJson(services::CodeService& code, store::Store& store, const Principal& caller,
+                       const store::Grant& g) {
+  json doc = {{"id", g.id},
+              {"request_id", g.request_id},
+              {"code_id", g.code_id},
+              {"code_name", g.code_name},
+              {"code_hash", g.code_hash},
+              {"created_by", g.created_by_email},
+              {"created_at", IsoMillis(g.created_at)},
+              {"expires_at", IsoMillis(g.expires_at)},
+              {"per_minute", OptionalInt(g.per_minute)},
+              {"per_hour", OptionalInt(g.per_hour)},
+              {"per_day", OptionalInt(g.per_day)},
+              {"status", services::GrantStatus(g, code.NowMillis())},
+              {"revoked_at", g.revoked_at ? json(IsoMillis(*g.revoked_at)) : json(nullptr)}};
+  if (caller.role >= Role::kDataOwner) {
+    json users = json::array();
+    for (const std::string& id : g.user_ids) {
+      auto u = store.GetUserById(id);
+      users.push_back(u.ok() ? Person(u->id, u->name, u->email) : Person(id, "", ""));
+    }
+    doc["users"] = std::move(users);
+    doc["runs"] = g.runs;
+    return doc;
+  }
+  ASSIGN_OR_RETURN(services::GrantUse use, code.UseOf(g, *caller.user_id));
+  doc["runs_left"] = {{"minute", OptionalInt(use.minute)},
+                      {"hour", OptionalInt(use.hour)},
+                      {"day", OptionalInt(use.day)}};
+  doc["next_run_at"] =
+      use.next_run_at ? json(FormatIsoTime((*use.next_run_at + 999) / 1000)) : json(nullptr);
+  return doc;
+}
+
+// The "repeat", "expires_in_days" and "users" of an approval's body; nullopt without "repeat".
+Result<std::optional<services::RepeatGrant>> RepeatOf(const JsonBody& body) {
+  auto repeat = body.Field("repeat");
+  auto days = body.Field("expires_in_days");
+  auto users = body.Field("users");
+  if (!repeat || repeat->is_null()) {
+    if ((days && !days->is_null()) || (users && !users->is_null())) {
+      return InvalidArgumentError("'expires_in_days' and 'users' go with 'repeat'");
+    }
+    return std::optional<services::RepeatGrant>();
+  }
+  if (!repeat->is_object()) {
+    return InvalidArgumentError(
+        "'repeat' must be an object: {\"per_minute\", \"per_hour\", \"per_day\"}");
+  }
+  services::RepeatGrant out;
+  for (const auto& [field, value] : repeat->items()) {
+    std::optional<int64_t>* limit = field == "per_minute" ? &out.per_minute
+                                    : field == "per_hour" ? &out.per_hour
+                                    : field == "per_day"  ? &out.per_day
+                                                          : nullptr;
+    if (limit == nullptr) {
+      return InvalidArgumentError("unknown field 'repeat." + field.substr(0, 100) + "'");
+    }
+    if (value.is_null()) continue;
+    if (!value.is_number_integer()) {
+      return InvalidArgumentError("'repeat." + field + "' must be a whole number of runs");
+    }
+    *limit = value.is_number_unsigned()
+                 ? static_cast<int64_t>(std::min<uint64_t>(value.get<uint64_t>(), INT64_MAX))
+                 : value.get<int64_t>();
+  }
+  if (days && !days->is_null()) {
+    if (!days->is_number()) return InvalidArgumentError("'expires_in_days' must be a number");
+    out.expires_in_days = days->get<double>();
+  }
+  if (users && !users->is_null()) {
+    if (!users->is_array())
+      return InvalidArgumentError("'users' must be an array of emails or ids");
+    for (const auto& u : *users) {
+      if (!u.is_string() || u.get<std::string>().empty()) {
+        return InvalidArgumentError("'users' must be an array of emails or ids");
+      }
+      out.users.push_back(u.get<std::string>());
+    }
+  }
+  return std::optional<services::RepeatGrant>(std::move(out));
 }
 
 // The rendered /logs documents of ended jobs, whose logs never change: polling a job's logs reads
@@ -415,14 +503,27 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
                 ASSIGN_OR_RETURN(auto doc, RenderRequest(code, caller, r));
                 return Reply{200, doc, {}};
               });
-  routes->Add("POST", "/api/v1/requests/{id}/approve", Role::kDataOwner, "requests",
-              "Approve a pending request (data owners and admins).",
-              [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
-                if (!req.body.empty()) RETURN_IF_ERROR(JsonBody::Parse(req.body, {}).status());
-                ASSIGN_OR_RETURN(auto r, code.Approve(caller, req.path_params["id"]));
-                ASSIGN_OR_RETURN(auto doc, RenderRequest(code, caller, r));
-                return Reply{200, doc, {}};
-              });
+  routes->Add(
+      "POST", "/api/v1/requests/{id}/approve", Role::kDataOwner, "requests",
+      "Approve a pending request (data owners and admins); with \"repeat\", also for repeated "
+      "use: a grant lets its requester (and the data scientists in \"users\") run the same code "
+      "on the same inputs again without review, at most so many times per minute, hour or day, "
+      "until \"expires_in_days\" (default 30) or a revocation.",
+      [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+        std::optional<services::RepeatGrant> repeat;
+        if (!req.body.empty()) {
+          ASSIGN_OR_RETURN(auto body,
+                           JsonBody::Parse(req.body, {"repeat", "expires_in_days", "users"}));
+          ASSIGN_OR_RETURN(repeat, RepeatOf(body));
+        }
+        ASSIGN_OR_RETURN(auto approval, code.Approve(caller, req.path_params["id"], repeat));
+        ASSIGN_OR_RETURN(auto doc, RenderRequest(code, caller, approval.request));
+        if (approval.grant) {
+          ASSIGN_OR_RETURN(doc["grant"], GrantJson(code, code.store(), caller, *approval.grant));
+        }
+        return Reply{200, doc, {}};
+      },
+      Schema({{"repeat", "object"}, {"expires_in_days", "number"}, {"users", "array"}}));
   routes->Add(
       "POST", "/api/v1/requests/{id}/deny", Role::kDataOwner, "requests",
       "Deny a pending request with a reason the requester sees (data owners and admins).",
@@ -597,6 +698,38 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
                       {"mock_results_kept", q.mock_outputs_kept}},
                      {}};
       });
+  routes->Add(
+      "GET", "/api/v1/grants", Role::kDataScientist, "grants",
+      "Grants (requests approved for repeated use), newest first: all of them for data "
+      "owners, those naming the caller for a data scientist, with the runs they have "
+      "left (?status=active|revoked|expired; ?page=&page_size=, at most 1000 a page).",
+      [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+        ASSIGN_OR_RETURN(int64_t page, QueryInt(req, "page", 1));
+        ASSIGN_OR_RETURN(int64_t page_size, QueryInt(req, "page_size", services::kMaxListPageSize));
+        ASSIGN_OR_RETURN(auto list, code.ListGrants(caller, Query(req, "status"), page, page_size));
+        json items = json::array();
+        for (const auto& g : list.items) {
+          ASSIGN_OR_RETURN(json doc, GrantJson(code, code.store(), caller, g));
+          items.push_back(std::move(doc));
+        }
+        return Reply{200, PageJson(std::move(items), list.total, page, page_size), {}};
+      });
+  routes->Add("GET", "/api/v1/grants/{id}", Role::kDataScientist, "grants",
+              "One grant (a data scientist: only one that names them).",
+              [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+                ASSIGN_OR_RETURN(auto g, code.GetGrant(caller, req.path_params["id"]));
+                ASSIGN_OR_RETURN(json doc, GrantJson(code, code.store(), caller, g));
+                return Reply{200, std::move(doc), {}};
+              });
+  routes->Add("POST", "/api/v1/grants/{id}/revoke", Role::kDataOwner, "grants",
+              "Revoke a grant (data owners and admins): no run is admitted under it after this "
+              "answers, and its runs still queued or running are stopped.",
+              [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+                if (!req.body.empty()) RETURN_IF_ERROR(JsonBody::Parse(req.body, {}).status());
+                ASSIGN_OR_RETURN(auto g, code.RevokeGrant(caller, req.path_params["id"]));
+                ASSIGN_OR_RETURN(json doc, GrantJson(code, code.store(), caller, g));
+                return Reply{200, std::move(doc), {}};
+              });
   routes->Add("POST", "/api/v1/jobs/{id}/release_error", Role::kDataOwner, "jobs",
               "Show a failed private run's error text and stderr to its requester (data owners "
               "and admins).",

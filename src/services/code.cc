@@ -154,6 +154,75 @@ Principal RequesterOf(const store::Job& job) {
   return p;
 }
 
+// The grant `repeat` makes on approving request `r` of `code`, checked and its users resolved
+// (emails or ids of data scientists; the requester first), not stored.
+Result<store::Grant> NewGrant(store::Store& store, const store::CodeRequest& r,
+                              const store::UserCode& code, const RepeatGrant& repeat,
+                              const std::string& owner_id, int64_t now_ms) {
+  if (!code.policy_spec.empty()) {
+    return InvalidArgumentError(
+        "code with custom policies can't be approved for repeated use: its output policy counts "
+        "its runs itself");
+  }
+  if (!repeat.per_minute && !repeat.per_hour && !repeat.per_day) {
+    return InvalidArgumentError("'repeat' needs at least one of per_minute, per_hour and per_day");
+  }
+  for (const auto& limit : {repeat.per_minute, repeat.per_hour, repeat.per_day}) {
+    if (limit && (*limit < 1 || *limit > kMaxGrantRuns)) {
+      return InvalidArgumentError("each limit of 'repeat' must be 1 to " +
+                                  std::to_string(kMaxGrantRuns) + " runs");
+    }
+  }
+  // NaN fails both comparisons.
+  if (!(repeat.expires_in_days > 0 && repeat.expires_in_days <= kMaxGrantDays)) {
+    return InvalidArgumentError("'expires_in_days' must be above 0 and at most 3650");
+  }
+  if (repeat.users.size() > 100) {
+    return InvalidArgumentError("a grant names at most 100 users");
+  }
+  store::Grant g;
+  g.id = NewUuid();
+  g.request_id = r.id;
+  g.code_id = code.id;
+  g.code_hash = code.code_hash;
+  g.inputs = code.inputs;
+  g.per_minute = repeat.per_minute;
+  g.per_hour = repeat.per_hour;
+  g.per_day = repeat.per_day;
+  g.created_by = owner_id;
+  g.created_at = now_ms;
+  g.expires_at = now_ms + static_cast<int64_t>(repeat.expires_in_days * 86'400'000.0);
+  g.user_ids.push_back(r.user_id);
+  for (const std::string& who : repeat.users) {
+    const std::string shown = who.substr(0, 200);
+    auto user =
+        who.find('@') != std::string::npos ? store.GetUserByEmail(who) : store.GetUserById(who);
+    if (user.status().code() == StatusCode::kNotFound) {
+      return InvalidArgumentError("'users': no user '" + shown + "'");
+    }
+    if (!user.ok()) return user.status();
+    if (auth::RoleFromInt(user->role) != auth::Role::kDataScientist) {
+      return InvalidArgumentError("'users': '" + shown +
+                                  "' is not a data scientist (grants name data scientists)");
+    }
+    if (std::find(g.user_ids.begin(), g.user_ids.end(), user->id) == g.user_ids.end()) {
+      g.user_ids.push_back(user->id);
+    }
+  }
+  return g;
+}
+
+// What the audit log says of a new grant: its request, code, limits, expiry and users.
+std::string GrantDetail(const store::Grant& g) {
+  std::string d = "request:" + g.request_id + " code:" + g.code_id;
+  if (g.per_minute) d += " per_minute:" + std::to_string(*g.per_minute);
+  if (g.per_hour) d += " per_hour:" + std::to_string(*g.per_hour);
+  if (g.per_day) d += " per_day:" + std::to_string(*g.per_day);
+  d += " expires:" + FormatIsoTime(g.expires_at / 1000) + " users:";
+  for (size_t i = 0; i < g.user_ids.size(); ++i) d += (i ? "," : "") + g.user_ids[i];
+  return d;
+}
+
 }  // namespace
 
 CodeService::CodeService(store::Store& store, blob::BlobStore& blobs,
@@ -608,7 +677,8 @@ Result<store::CodeRequest> CodeService::GetRequest(const Principal& caller, cons
   return r;
 }
 
-Result<store::CodeRequest> CodeService::Approve(const Principal& caller, const std::string& id) {
+Result<Approval> CodeService::Approve(const Principal& caller, const std::string& id,
+                                      const std::optional<RepeatGrant>& repeat) {
   if (!IsOwner(caller))
     return PermissionDeniedError("only data owners and admins approve requests");
   ASSIGN_OR_RETURN(store::CodeRequest r, GetRequest(caller, id));
@@ -624,9 +694,28 @@ Result<store::CodeRequest> CodeService::Approve(const Principal& caller, const s
         "on it");
   }
   const int64_t now = clock_.NowSeconds();
+  std::optional<store::Grant> grant;
+  if (repeat) {
+    ASSIGN_OR_RETURN(grant,
+                     NewGrant(store_, r, code, *repeat, *caller.user_id, clock_.NowMillis()));
+  }
+  // Approving an approved request again only adds the grant.
+  if (grant && r.status == "approved") {
+    RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+      RETURN_IF_ERROR(tx.InsertGrant(*grant));
+      return Audit(tx, caller, "grant.create", "grant:" + grant->id, GrantDetail(*grant));
+    }));
+    ASSIGN_OR_RETURN(grant, store_.GetGrant(grant->id));
+    ASSIGN_OR_RETURN(store::CodeRequest again, store_.GetRequest(id));
+    return Approval{std::move(again), std::move(grant)};
+  }
   int64_t metered_more = 0;
   RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
     metered_more = 0;
+    if (grant) {
+      RETURN_IF_ERROR(tx.InsertGrant(*grant));
+      RETURN_IF_ERROR(Audit(tx, caller, "grant.create", "grant:" + grant->id, GrantDetail(*grant)));
+    }
     ASSIGN_OR_RETURN(std::vector<store::KeptOutput> outputs, tx.UserKeptOutputs(r.user_id));
     RETURN_IF_ERROR(tx.DecideRequest(id, "approved", std::nullopt, *caller.user_id, now));
     // The approval releases the results deposited before it: each is charged and counted as its
@@ -645,7 +734,12 @@ Result<store::CodeRequest> CodeService::Approve(const Principal& caller, const s
                           : Status::Ok();
   }));
   storage_.Add(metered_more);
-  return store_.GetRequest(id);
+  Approval out;
+  ASSIGN_OR_RETURN(out.request, store_.GetRequest(id));
+  if (grant) {
+    ASSIGN_OR_RETURN(out.grant, store_.GetGrant(grant->id));
+  }
+  return out;
 }
 
 Result<store::CodeRequest> CodeService::Deny(const Principal& caller, const std::string& id,
@@ -659,6 +753,8 @@ Result<store::CodeRequest> CodeService::Deny(const Principal& caller, const std:
   const int64_t now = clock_.NowSeconds();
   RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.DecideRequest(id, "denied", reason, *caller.user_id, now));
+    // A denial ends the request's grants too: its code runs under none of them again.
+    RETURN_IF_ERROR(tx.RevokeRequestGrants(id, *caller.user_id, clock_.NowMillis()));
     RETURN_IF_ERROR(AppendDecisionEvent(tx, r, "denied", reason, *caller.user_id, now));
     RETURN_IF_ERROR(Audit(tx, caller, "request.deny", "request:" + id,
                           "code:" + r.code_id + (r.status == "approved" ? " (was approved)" : "")));
@@ -884,7 +980,13 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
   }
   if (!synced_run) RETURN_IF_ERROR(SandboxUsable());
   std::optional<int64_t> max_runs;
-  if (kind == "private") {
+  // A data scientist's private run may be admitted under a grant, without its request or output
+  // policy; a denied request's code never is.
+  std::optional<store::Grant> grant;
+  if (kind == "private" && !synced_run && !IsOwner(caller) && code.request_status != "denied") {
+    ASSIGN_OR_RETURN(grant, GrantToRun(caller, code, clock_.NowMillis()));
+  }
+  if (kind == "private" && !grant) {
     if (!code.request_status) {
       return PermissionDeniedError(
           "this code has no request yet: ask with client.code.request_code_execution");
@@ -982,6 +1084,10 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
   store::JobLimits limits{.max_private_runs = max_runs};
   if (limited) limits.max_unfinished = options_.quotas.max_unfinished_jobs;
   limits.one_unfinished_private = !code.policy_spec.empty();
+  if (grant) {
+    job.grant_id = grant->id;
+    limits.grant_windows = GrantWindows(*grant);
+  }
   // A review run (a data owner's run on private data) and a private run are both recorded.
   // A run not waited for answers the job as stored by the insert.
   std::optional<store::Job> stored;
@@ -996,7 +1102,9 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
                            "private run of code:" + code.id + " for user:" + job.user_id);
             }
             return Audit(tx, caller, kind == "review" ? "job.review_run" : "job.create",
-                         "job:" + job.id, kind + " run of code:" + code.id);
+                         "job:" + job.id,
+                         kind + " run of code:" + code.id +
+                             (grant ? " under grant:" + grant->id : std::string()));
           },
           stored ? &*stored : nullptr));
   if (admission == store::JobAdmission::kTooManyUnfinished) {
@@ -1005,6 +1113,13 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
                                   " jobs queued or running, the most this server allows per user; "
                                   "wait for one to end, or kill one")
         .WithRetryAfter(5);
+  }
+  if (admission == store::JobAdmission::kGrantEnded) {
+    return PermissionDeniedError("the grant to run this code (" + grant->id +
+                                 ") ended while the run was admitted: ask for a new review");
+  }
+  if (admission == store::JobAdmission::kGrantWindowFull) {
+    return WindowFull(*grant, job.user_id, job.created_at);
   }
   if (admission == store::JobAdmission::kPrivateRunUnfinished) {
     return FailedPreconditionError(
@@ -1049,6 +1164,118 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms + 30'000);
   ASSIGN_OR_RETURN(out.job, queue_.Wait(job_id, deadline, run.client_gone, run.result_up_to));
   return out;
+}
+
+Result<std::optional<store::Grant>> CodeService::GrantToRun(const Principal& caller,
+                                                            const store::UserCode& code,
+                                                            int64_t now_ms) {
+  ASSIGN_OR_RETURN(std::vector<store::Grant> grants,
+                   store_.GrantsFor(code.code_hash, *caller.user_id));
+  if (grants.empty()) return std::optional<store::Grant>();
+  const json mine = json::parse(code.inputs, nullptr, false);
+  const store::Grant* ended = nullptr;
+  const store::Grant* other_inputs = nullptr;
+  std::string differing_arg;
+  const store::Grant* full = nullptr;  // of the active ones, the one with room soonest
+  int64_t full_until = 0;
+  for (const store::Grant& g : grants) {  // newest first
+    const std::string differs = FirstDifferentBinding(json::parse(g.inputs, nullptr, false), mine);
+    if (!differs.empty()) {
+      if (!other_inputs) other_inputs = &g, differing_arg = differs;
+      continue;
+    }
+    if (GrantStatus(g, now_ms) != "active") {
+      if (!ended) ended = &g;
+      continue;
+    }
+    ASSIGN_OR_RETURN(GrantUse use, UseOf(g, *caller.user_id));
+    if (!use.next_run_at) return std::optional<store::Grant>(g);
+    if (!full || *use.next_run_at < full_until) full = &g, full_until = *use.next_run_at;
+  }
+  if (full) return WindowFull(*full, *caller.user_id, now_ms);
+  if (ended) {
+    const std::string when =
+        FormatIsoTime((ended->revoked_at ? *ended->revoked_at : ended->expires_at) / 1000);
+    return PermissionDeniedError("the grant to run this code repeatedly (" + ended->id + ") " +
+                                 (ended->revoked_at ? "was revoked at " : "expired at ") + when +
+                                 ": ask for a new review (client.code.request_code_execution)");
+  }
+  return PermissionDeniedError(
+      "a grant names you for this code, but your code binds argument '" +
+      differing_arg.substr(0, 100) +
+      "' to other data than the approved code: submit it with the same inputs");
+}
+
+Status CodeService::WindowFull(const store::Grant& grant, const std::string& user_id,
+                               int64_t now_ms) {
+  ASSIGN_OR_RETURN(std::vector<int64_t> times,
+                   store_.GrantRunTimes(grant.id, user_id, now_ms - kDayMs));
+  const GrantUse use = UseOfGrant(grant, times, now_ms);
+  if (!use.next_run_at) {
+    // A run ended between the refusal and this count: there is room now.
+    return ResourceExhaustedError("the grant's limit was reached a moment ago; run again")
+        .WithRetryAfter(1);
+  }
+  const int64_t wait_ms = std::max<int64_t>(*use.next_run_at - now_ms, 0);
+  const int64_t wait_s = std::max<int64_t>((wait_ms + 999) / 1000, 1);
+  return ResourceExhaustedError(
+             "this code's grant allows " + std::to_string(use.full_limit) +
+             (use.full_limit == 1 ? " run" : " runs") + " per " + use.full_window +
+             " and you have used " + (use.full_limit == 1 ? "it" : "them") +
+             ": the next run is allowed at " + FormatIsoTime((*use.next_run_at + 999) / 1000) +
+             " (in " + std::to_string(wait_s) + " s)")
+      .WithRetryAfter(static_cast<int>(std::min<int64_t>(wait_s, 86'400)));
+}
+
+Result<GrantUse> CodeService::UseOf(const store::Grant& grant, const std::string& user_id) {
+  const int64_t now_ms = clock_.NowMillis();
+  ASSIGN_OR_RETURN(std::vector<int64_t> times,
+                   store_.GrantRunTimes(grant.id, user_id, now_ms - kDayMs));
+  return UseOfGrant(grant, times, now_ms);
+}
+
+Result<store::GrantPage> CodeService::ListGrants(const Principal& caller,
+                                                 const std::optional<std::string>& status,
+                                                 int64_t page, int64_t page_size) {
+  RETURN_IF_ERROR(NeedDataScientist(caller));
+  if (status && *status != "active" && *status != "revoked" && *status != "expired") {
+    return InvalidArgumentError("status must be active, revoked or expired");
+  }
+  RETURN_IF_ERROR(CheckPage(page, page_size));
+  std::optional<std::string> user;
+  if (!IsOwner(caller)) user = caller.user_id;
+  return store_.ListGrants(user, status, clock_.NowMillis(), (page - 1) * page_size, page_size);
+}
+
+Result<store::Grant> CodeService::GetGrant(const Principal& caller, const std::string& id) {
+  RETURN_IF_ERROR(NeedDataScientist(caller));
+  auto g = store_.GetGrant(id);
+  if (!g.ok()) return g.status();
+  if (!IsOwner(caller) &&
+      std::find(g->user_ids.begin(), g->user_ids.end(), *caller.user_id) == g->user_ids.end()) {
+    return NotFoundError("grant not found");
+  }
+  return g;
+}
+
+Result<store::Grant> CodeService::RevokeGrant(const Principal& caller, const std::string& id) {
+  if (!IsOwner(caller)) return PermissionDeniedError("only data owners and admins revoke grants");
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.RevokeGrant(id, *caller.user_id, clock_.NowMillis()));
+    return Audit(tx, caller, "grant.revoke", "grant:" + id);
+  }));
+  // No run is admitted under it from here on (InsertJob checks revoked_at); those admitted before
+  // are stopped.
+  store::JobFilter f;
+  f.grant_id = id;
+  f.include_review = false;
+  for (const char* status : {"queued", "running"}) {
+    f.status = status;
+    auto jobs = store_.ListJobs(f);
+    if (!jobs.ok()) continue;
+    for (const auto& j : jobs->items) (void)queue_.Kill(j.id);
+  }
+  return store_.GetGrant(id);
 }
 
 Result<store::JobPage> CodeService::ListJobs(const Principal& caller,

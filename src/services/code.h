@@ -28,6 +28,7 @@
 #include "core/status.h"
 #include "jobs/job_queue.h"
 #include "sandbox/sandbox.h"
+#include "services/grant_rules.h"
 #include "services/principal.h"
 #include "services/settings.h"
 #include "services/storage_meter.h"
@@ -140,6 +141,23 @@ struct DepositResult {
   std::string stderr_text;  // for data owners, as a run's
 };
 
+// A request's approval for repeated use (request.approve(repeat=sy.RateLimit(...))): the grant it
+// makes (store::Grant). At least one limit; each 1 to kMaxGrantRuns.
+struct RepeatGrant {
+  std::optional<int64_t> per_minute;
+  std::optional<int64_t> per_hour;
+  std::optional<int64_t> per_day;
+  double expires_in_days = 30;  // above 0, at most kMaxGrantDays
+  // Further data scientists who may run the same code on the same inputs (emails or user ids);
+  // the requester always may.
+  std::vector<std::string> users;
+};
+
+struct Approval {
+  store::CodeRequest request;
+  std::optional<store::Grant> grant;  // the grant the approval made, if any
+};
+
 struct RunOutcome {
   store::Job job;
   bool created = true;  // false: the policy was used up and this is the last completed run
@@ -230,7 +248,11 @@ class CodeService {
                                           int64_t page = 1, int64_t page_size = kMaxListPageSize,
                                           const std::optional<std::string>& project_id = {});
   Result<store::CodeRequest> GetRequest(const Principal& caller, const std::string& id);
-  Result<store::CodeRequest> Approve(const Principal& caller, const std::string& id);
+  // Approves the request; with `repeat`, also for repeated use: a grant (store::Grant) in the same
+  // transaction. An approved request may be approved again with `repeat` (another grant);
+  // code with custom policies may not (its policy counts its runs itself).
+  Result<Approval> Approve(const Principal& caller, const std::string& id,
+                           const std::optional<RepeatGrant>& repeat = std::nullopt);
   // A decision may change: approve after deny; deny after approve while no result of the
   // request was released (its unfinished runs are then held and killed). kFailedPrecondition
   // when the request already has that status, or a result was released.
@@ -244,6 +266,22 @@ class CodeService {
                              DepositResult result);
 
   Result<RunOutcome> Run(const Principal& caller, const std::string& code_id, const RunCode& run);
+
+  // Grants, newest first: every grant for data owners, the grants naming the caller for a data
+  // scientist. `status`: "active", "revoked" or "expired".
+  Result<store::GrantPage> ListGrants(const Principal& caller,
+                                      const std::optional<std::string>& status, int64_t page = 1,
+                                      int64_t page_size = kMaxListPageSize);
+  // kNotFound for a data scientist the grant does not name.
+  Result<store::Grant> GetGrant(const Principal& caller, const std::string& id);
+  // Ends the grant (data owners): no run is admitted under it after this returns, and its runs
+  // still queued or running are killed. kFailedPrecondition when revoked already.
+  Result<store::Grant> RevokeGrant(const Principal& caller, const std::string& id);
+  // What `user_id` may still run under the grant now.
+  Result<GrantUse> UseOf(const store::Grant& grant, const std::string& user_id);
+  int64_t NowMillis() const { return clock_.NowMillis(); }
+  // For rendering what the service returned (names of the users a grant names).
+  store::Store& store() const { return store_; }
 
   Result<store::JobPage> ListJobs(const Principal& caller,
                                   const std::optional<std::string>& code_id,
@@ -392,6 +430,14 @@ class CodeService {
   // its requester (audited as job.run_for_requester, in their name).
   Result<RunOutcome> RunAs(const Principal& caller, const std::string& code_id, const RunCode& run,
                            const Principal* for_owner);
+  // The grant a private run of `code` by `caller` is admitted under (nullopt: none applies, the
+  // request and its output policy decide). kPermissionDenied when a grant names the caller for
+  // this code but has ended, or binds other inputs; kResourceExhausted (429, with the wait) when
+  // one of its windows is full.
+  Result<std::optional<store::Grant>> GrantToRun(const Principal& caller,
+                                                 const store::UserCode& code, int64_t now_ms);
+  // The refusal of a run under `grant` whose window is full, from the user's runs under it.
+  Status WindowFull(const store::Grant& grant, const std::string& user_id, int64_t now_ms);
   // Appends an audit entry through `tx`: inside the transaction of the change it records.
   Status Audit(store::Store& tx, const Principal& actor, const std::string& action,
                const std::string& target, const std::string& detail = "");

@@ -285,13 +285,13 @@ TEST_F(AuditLogTest, EntriesFromBeforeTheChainAreChainedByItsMigration) {
   sqlite3_close(db);
   // The sync migration, the quota charges', the storage meter's, the leases', the versions', the
   // rate events', the idempotency keys', the outbox expiry's, the jobs notifications', the code
-  // bytes', the project usage's, the idempotency owners' and the job usage's came after the
-  // chain's: undone first (the last with the idempotency keys' table).
+  // bytes', the project usage's, the idempotency owners', the job usage's and the grants' came
+  // after the chain's: undone first (the last with the idempotency keys' table).
   Sql(std::string(kDropJobCharges) + kDropSync +
       "ALTER TABLE mail_outbox DROP COLUMN expires_at; "
       "DROP TABLE audit_checkpoint; ALTER TABLE audit_events DROP COLUMN prev_hash;"
       "ALTER TABLE audit_events DROP COLUMN hash; PRAGMA user_version = " +
-      std::to_string(version - 14));
+      std::to_string(version - 15));
   Open();
   AuditVerdict v = Verify();
   EXPECT_TRUE(v.ok) << v.reason;

@@ -26,6 +26,39 @@ namespace {
 // and, in PostgreSQL's form, in kPostgresMigrations.
 constexpr int64_t kPostgresBaselineVersion = 18;
 
+// Version 28 on both engines (SQLite reads BIGINT as INTEGER): grants, a data owner's approval of a
+// request for repeated use (CodeService::Approve), who may run which code hash how often; each job
+// admitted under one names it, and jobs_grant finds a user's runs under a grant in a window
+// without reading their other jobs.
+constexpr const char* kGrantsSchema = R"sql(
+CREATE TABLE grants (
+  id TEXT PRIMARY KEY,
+  request_id TEXT NOT NULL REFERENCES code_requests(id),
+  code_id TEXT NOT NULL REFERENCES user_code(id),
+  code_hash TEXT NOT NULL,
+  inputs TEXT NOT NULL,
+  per_minute BIGINT,
+  per_hour BIGINT,
+  per_day BIGINT,
+  created_by TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  revoked_at BIGINT,
+  revoked_by TEXT
+);
+CREATE INDEX grants_request ON grants(request_id);
+CREATE INDEX grants_created ON grants(created_at);
+CREATE TABLE grant_users (
+  grant_id TEXT NOT NULL REFERENCES grants(id),
+  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  position BIGINT NOT NULL,
+  PRIMARY KEY (user_id, grant_id)
+);
+CREATE INDEX grant_users_grant ON grant_users(grant_id, position);
+ALTER TABLE jobs ADD COLUMN grant_id TEXT;
+CREATE INDEX jobs_grant ON jobs(grant_id, user_id, created_at) WHERE grant_id IS NOT NULL;
+)sql";
+
 // The schema, one entry per version. Never edit a released entry: append a new one.
 constexpr const char* kMigrations[] = {
     // Version 1: accounts, sessions, settings, identity, audit.
@@ -818,6 +851,9 @@ CREATE TRIGGER job_usage_delete AFTER DELETE ON jobs BEGIN
     WHERE user_id = OLD.user_id;
 END;
 )sql",
+    // Version 28: grants (a request approved for repeated use, CodeService::Approve), in one form
+    // for both engines (see kGrantsSchema).
+    kGrantsSchema,
 };
 
 // PostgreSQL's form of every migration after kPostgresBaselineVersion, in order.
@@ -1007,6 +1043,7 @@ CREATE TRIGGER job_usage_update
 CREATE TRIGGER job_usage_delete AFTER DELETE ON jobs
   FOR EACH ROW EXECUTE FUNCTION count_job_usage();
 )sql",
+    kGrantsSchema,  // Version 28 (see above).
 };
 static_assert(std::size(kMigrations) == kPostgresBaselineVersion + std::size(kPostgresMigrations),
               "every migration after PostgreSQL's baseline needs its PostgreSQL form");
@@ -1374,14 +1411,15 @@ std::string JobSelect(bool priority, std::string_view from = "jobs", std::string
          "coalesce(u.email, ''), e.job_id IS NOT NULL, " +
          (priority ? "j.priority" : "0") +
          ", j.result_meta, j.failure, j.error_detail, j.error_released, j.deposited, "
-         "j.lease_owner, j.lease_expires_at, j.kill_requested, coalesce(c.user_id, '')" +
+         "j.lease_owner, j.lease_expires_at, j.kill_requested, coalesce(c.user_id, ''), "
+         "j.grant_id" +
          std::string(more) + " FROM " + std::string(from) +
          " j "
          "LEFT JOIN user_code c ON c.id = j.code_id LEFT JOIN users u ON u.id = j.user_id "
          "LEFT JOIN expired_outputs e ON e.job_id = j.id";
 }
 
-constexpr int kJobSelectColumns = 31;
+constexpr int kJobSelectColumns = 32;
 
 Job ReadJob(const Stmt& s) {
   Job j;
@@ -1416,7 +1454,38 @@ Job ReadJob(const Stmt& s) {
   j.lease_expires_at = s.Int(28);
   j.kill_requested = s.Int(29) != 0;
   j.code_author_id = s.Text(30);
+  if (!s.IsNull(31)) j.grant_id = s.Text(31);
   return j;
+}
+
+// The columns ReadGrant reads.
+std::string GrantSelect() {
+  return "SELECT g.id, g.request_id, g.code_id, g.code_hash, g.inputs, g.per_minute, g.per_hour, "
+         "g.per_day, g.created_by, g.created_at, g.expires_at, g.revoked_at, g.revoked_by, "
+         "coalesce(c.name, ''), coalesce(u.email, ''), (SELECT count(*) FROM jobs r WHERE "
+         "r.grant_id = g.id AND r.grant_id IS NOT NULL) FROM grants g LEFT JOIN user_code c ON "
+         "c.id = g.code_id LEFT JOIN users u ON u.id = g.created_by";
+}
+
+Grant ReadGrant(const Stmt& s) {
+  Grant g;
+  g.id = s.Text(0);
+  g.request_id = s.Text(1);
+  g.code_id = s.Text(2);
+  g.code_hash = s.Text(3);
+  g.inputs = s.Text(4);
+  if (!s.IsNull(5)) g.per_minute = s.Int(5);
+  if (!s.IsNull(6)) g.per_hour = s.Int(6);
+  if (!s.IsNull(7)) g.per_day = s.Int(7);
+  g.created_by = s.Text(8);
+  g.created_at = s.Int(9);
+  g.expires_at = s.Int(10);
+  if (!s.IsNull(11)) g.revoked_at = s.Int(11);
+  if (!s.IsNull(12)) g.revoked_by = s.Text(12);
+  g.code_name = s.Text(13);
+  g.created_by_email = s.Text(14);
+  g.runs = s.Int(15);
+  return g;
 }
 
 constexpr const char* kNotificationSelect =
@@ -3217,6 +3286,124 @@ class SqlStore : public Store {
     });
   }
 
+  Status InsertGrant(const Grant& g) override {
+    std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(Begin());
+    Status st = [&]() -> Status {
+      Stmt s(stmts_,
+             "INSERT INTO grants (id, request_id, code_id, code_hash, inputs, per_minute, "
+             "per_hour, per_day, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, "
+             "?, ?, ?, ?)");
+      s.Bind(g.id).Bind(g.request_id).Bind(g.code_id).Bind(g.code_hash).Bind(g.inputs);
+      for (const auto& limit : {g.per_minute, g.per_hour, g.per_day}) {
+        if (limit) {
+          s.Bind(*limit);
+        } else {
+          s.BindNull();
+        }
+      }
+      RETURN_IF_ERROR(s.Bind(g.created_by).Bind(g.created_at).Bind(g.expires_at).Run());
+      for (size_t i = 0; i < g.user_ids.size(); ++i) {
+        Stmt u(stmts_,
+               "INSERT INTO grant_users (grant_id, user_id, position) SELECT ?1, id, ?3 FROM "
+               "users WHERE id = ?2");
+        RETURN_IF_ERROR(u.Bind(g.id).Bind(g.user_ids[i]).Bind(static_cast<int64_t>(i)).Run());
+        if (conn_->Changes() == 0) return NotFoundError("user not found");
+      }
+      return Status::Ok();
+    }();
+    if (!st.ok()) {
+      Rollback();
+      return st;
+    }
+    return Commit();
+  }
+
+  Result<Grant> GetGrant(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, GrantSelect() + " WHERE g.id = ?");
+    s.Bind(id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("grant not found");
+    Grant g = ReadGrant(s);
+    RETURN_IF_ERROR(ReadGrantUsers(g));
+    return g;
+  }
+
+  Result<GrantPage> ListGrants(const std::optional<std::string>& user_id,
+                               const std::optional<std::string>& status, int64_t now_ms,
+                               int64_t offset, int64_t limit) override {
+    std::lock_guard lock(mu_);
+    // ?1 the user (null: all), ?2 now; the status is a condition of the query's own text.
+    std::string where =
+        " WHERE (CAST(?1 AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM grant_users w WHERE w.grant_id "
+        "= g.id AND "
+        "w.user_id = ?1)) AND ?2 = ?2";
+    if (status == "active") where += " AND g.revoked_at IS NULL AND g.expires_at > ?2";
+    if (status == "revoked") where += " AND g.revoked_at IS NOT NULL";
+    if (status == "expired") where += " AND g.revoked_at IS NULL AND g.expires_at <= ?2";
+    GrantPage page;
+    {
+      Stmt c(stmts_, "SELECT count(*) FROM grants g" + where);
+      BindOptional(c, user_id);
+      c.Bind(now_ms);
+      ASSIGN_OR_RETURN(bool row, c.Step());
+      page.total = row ? c.Int(0) : 0;
+    }
+    Stmt s(stmts_, GrantSelect() + where + " ORDER BY g.created_at DESC, g.id LIMIT ?3 OFFSET ?4");
+    BindOptional(s, user_id);
+    s.Bind(now_ms).Bind(limit).Bind(offset);
+    ASSIGN_OR_RETURN(page.items, ReadAll(s, [](const Stmt& r) { return ReadGrant(r); }));
+    for (Grant& g : page.items) RETURN_IF_ERROR(ReadGrantUsers(g));
+    return page;
+  }
+
+  Result<std::vector<Grant>> GrantsFor(const std::string& code_hash,
+                                       const std::string& user_id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, GrantSelect() +
+                       " JOIN grant_users w ON w.grant_id = g.id AND w.user_id = ? WHERE "
+                       "g.code_hash = ? ORDER BY g.created_at DESC, g.id");
+    s.Bind(user_id).Bind(code_hash);
+    ASSIGN_OR_RETURN(std::vector<Grant> grants,
+                     ReadAll(s, [](const Stmt& r) { return ReadGrant(r); }));
+    for (Grant& g : grants) RETURN_IF_ERROR(ReadGrantUsers(g));
+    return grants;
+  }
+
+  Status RevokeGrant(const std::string& id, const std::string& by, int64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL");
+    RETURN_IF_ERROR(s.Bind(now_ms).Bind(by).Bind(id).Run());
+    if (conn_->Changes() > 0) return Status::Ok();
+    Stmt e(stmts_, "SELECT 1 FROM grants WHERE id = ?");
+    e.Bind(id);
+    ASSIGN_OR_RETURN(bool row, e.Step());
+    return row ? FailedPreconditionError("the grant was revoked already")
+               : NotFoundError("grant not found");
+  }
+
+  Status RevokeRequestGrants(const std::string& request_id, const std::string& by,
+                             int64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE request_id = ? AND revoked_at "
+           "IS NULL");
+    return s.Bind(now_ms).Bind(by).Bind(request_id).Run();
+  }
+
+  Result<std::vector<int64_t>> GrantRunTimes(const std::string& grant_id,
+                                             const std::string& user_id,
+                                             int64_t since_ms) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "SELECT created_at FROM jobs WHERE grant_id = ? AND grant_id IS NOT NULL AND user_id = "
+           "? AND created_at > ? ORDER BY created_at");
+    s.Bind(grant_id).Bind(user_id).Bind(since_ms);
+    return ReadAll(s, [](const Stmt& r) { return r.Int(0); });
+  }
+
   Status InsertProject(const Project& p) override {
     std::lock_guard lock(mu_);
     RETURN_IF_ERROR(Begin());
@@ -3402,15 +3589,32 @@ class SqlStore : public Store {
       return "SELECT count(*) FROM jobs WHERE code_id = " + code +
              " AND kind = 'private' AND status IN ('queued', 'running')";
     };
-    // The limits are bound (a run limit is each code's own): numbered after the job's eight.
+    const bool granted = j.grant_id.has_value();
+    // The limits are bound (a run limit is each code's own): numbered after the job's nine.
     std::string sql =
         "INSERT INTO jobs (id, code_id, user_id, kind, status, inputs, timeout_ms, created_at, "
-        "priority) SELECT ?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8 WHERE 1 = 1";
+        "priority, grant_id) SELECT ?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8, ?9 WHERE 1 = 1";
     std::vector<int64_t> bounds;
     auto bound = [&](int64_t value) {
       bounds.push_back(value);
-      return "?" + std::to_string(8 + bounds.size());
+      return "?" + std::to_string(9 + bounds.size());
     };
+    // A grant's runs: each window counts the user's runs under it created after (created_at -
+    // window), so a run leaves a window `window_ms` after it was admitted.
+    auto grant_runs = [](const std::string& grant, const std::string& user,
+                         const std::string& since) {
+      return "SELECT count(*) FROM jobs WHERE grant_id = " + grant + " AND grant_id IS NOT NULL " +
+             "AND user_id = " + user + " AND created_at > " + since;
+    };
+    if (granted) {
+      sql +=
+          " AND EXISTS (SELECT 1 FROM grants WHERE id = ?9 AND revoked_at IS NULL AND "
+          "expires_at > ?7)";
+      for (const GrantWindow& w : limits.grant_windows) {
+        sql +=
+            " AND (" + grant_runs("?9", "?3", "?7 - " + bound(w.window_ms)) + ") < " + bound(w.max);
+      }
+    }
     if (runs_capped) {
       sql += " AND (" + run_count("?2") + ") < " + bound(*limits.max_private_runs);
     }
@@ -3441,6 +3645,11 @@ class SqlStore : public Store {
             .Bind(j.timeout_ms)
             .Bind(j.created_at)
             .Bind(j.priority);
+        if (granted) {
+          s.Bind(*j.grant_id);
+        } else {
+          s.BindNull();
+        }
         for (int64_t b : bounds) s.Bind(b);
         if (read_back) {
           ASSIGN_OR_RETURN(bool row, s.Step());
@@ -3475,6 +3684,20 @@ class SqlStore : public Store {
         c.Bind(j.user_id);
         ASSIGN_OR_RETURN(bool row, c.Step());
         if (row && c.Int(0) >= *limits.max_unfinished) return JobAdmission::kTooManyUnfinished;
+      }
+      if (granted) {
+        Stmt g(stmts_,
+               "SELECT count(*) FROM grants WHERE id = ?1 AND revoked_at IS NULL AND "
+               "expires_at > ?2");
+        g.Bind(*j.grant_id).Bind(j.created_at);
+        ASSIGN_OR_RETURN(bool row, g.Step());
+        if (!row || g.Int(0) == 0) return JobAdmission::kGrantEnded;
+        for (const GrantWindow& w : limits.grant_windows) {
+          Stmt c(stmts_, grant_runs("?1", "?2", "?3 - ?4"));
+          c.Bind(*j.grant_id).Bind(j.user_id).Bind(j.created_at).Bind(w.window_ms);
+          ASSIGN_OR_RETURN(bool counted, c.Step());
+          if (counted && c.Int(0) >= w.max) return JobAdmission::kGrantWindowFull;
+        }
       }
     }
     return UnavailableError("database: the job's limits changed while it was admitted; try again");
@@ -3556,10 +3779,12 @@ class SqlStore : public Store {
 
   Result<JobPage> ListJobs(const JobFilter& f) override {
     std::lock_guard lock(mu_);
+    // A grant's filter (rare) is its own statement: ?7, after the page's two.
     const std::string where =
         " WHERE (CAST(?1 AS TEXT) IS NULL OR j.user_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR "
         "j.code_id = ?2) AND "
-        "(CAST(?3 AS TEXT) IS NULL OR j.status = ?3) AND (?4 = 1 OR j.kind != 'review')";
+        "(CAST(?3 AS TEXT) IS NULL OR j.status = ?3) AND (?4 = 1 OR j.kind != 'review')" +
+        std::string(f.grant_id ? " AND j.grant_id = ?7" : "");
     auto bind = [&](Stmt& s) {
       BindOptional(s, f.user_id);
       BindOptional(s, f.code_id);
@@ -3568,8 +3793,11 @@ class SqlStore : public Store {
     };
     JobPage page;
     {
-      Stmt c(stmts_, ("SELECT count(*) FROM jobs j" + where).c_str());
+      Stmt c(stmts_, ("SELECT count(*) FROM jobs j" + where +
+                      (f.grant_id ? " AND ?5 = ?5 AND ?6 = ?6" : ""))
+                         .c_str());
       bind(c);
+      if (f.grant_id) c.Bind(f.limit).Bind(f.offset).Bind(*f.grant_id);
       ASSIGN_OR_RETURN(bool row, c.Step());
       page.total = row ? c.Int(0) : 0;
     }
@@ -3578,6 +3806,7 @@ class SqlStore : public Store {
                        .c_str());
     bind(s);
     s.Bind(f.limit).Bind(f.offset);
+    if (f.grant_id) s.Bind(*f.grant_id);
     ASSIGN_OR_RETURN(page.items, ReadAll(s, ReadJob));
     return page;
   }
@@ -4324,6 +4553,14 @@ class SqlStore : public Store {
     ASSIGN_OR_RETURN(p.members, ReadAll(s, [](const Stmt& r) {
                        return ProjectMember{r.Text(0), r.Text(1), r.Text(2)};
                      }));
+    return Status::Ok();
+  }
+
+  // REQUIRES: mu_ held. Fills g.user_ids, in the order the grant named them.
+  Status ReadGrantUsers(Grant& g) {
+    Stmt s(stmts_, "SELECT user_id FROM grant_users WHERE grant_id = ? ORDER BY position");
+    s.Bind(g.id);
+    ASSIGN_OR_RETURN(g.user_ids, ReadAll(s, [](const Stmt& r) { return r.Text(0); }));
     return Status::Ok();
   }
 

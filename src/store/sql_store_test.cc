@@ -26,14 +26,20 @@ namespace datasite::store {
 namespace {
 
 // The schema version a store opened by this build has.
-constexpr int64_t kLatestVersion = 27;
+constexpr int64_t kLatestVersion = 28;
 
-// Undoes schema version 27 (each user's job usage as running sums), for tests that upgrade from
-// before it (those that undo an older version undo this one first).
+// Undoes schema version 28 (grants), for tests that upgrade from before it.
+constexpr const char* kUndoVersion28 =
+    "DROP INDEX jobs_grant; ALTER TABLE jobs DROP COLUMN grant_id; DROP TABLE grant_users; "
+    "DROP TABLE grants; ";
+
+// Undoes schema versions 28 and 27 (each user's job usage as running sums), for tests that
+// upgrade from before 27 (those that undo an older version undo these first).
 std::string UndoVersion27(bool postgres) {
-  return postgres ? "DROP FUNCTION count_job_usage() CASCADE; DROP TABLE job_usage; "
-                  : "DROP TRIGGER job_usage_insert; DROP TRIGGER job_usage_update; "
-                    "DROP TRIGGER job_usage_delete; DROP TABLE job_usage; ";
+  return std::string(kUndoVersion28) +
+         (postgres ? "DROP FUNCTION count_job_usage() CASCADE; DROP TABLE job_usage; "
+                   : "DROP TRIGGER job_usage_insert; DROP TRIGGER job_usage_update; "
+                     "DROP TRIGGER job_usage_delete; DROP TABLE job_usage; ");
 }
 
 // Undoes schema version 26 (the idempotency answers' owner), for tests that upgrade from before it.
@@ -3159,6 +3165,218 @@ TEST_F(StoreTest, OldIdempotentAnswersAreForgotten) {
   ASSERT_TRUE(deleted.ok());
   EXPECT_EQ(*deleted, 1);
   EXPECT_FALSE(store_->GetIdempotentAnswer("user:u", "old")->has_value());
+}
+
+// Grants: a request approved for repeated use, and the jobs admitted under one.
+class GrantStoreTest : public StoreTest {
+ protected:
+  static constexpr int64_t kNow = 1'800'000'000'000;
+  static constexpr int64_t kMinute = 60'000;
+
+  void SetUp() override {
+    StoreTest::SetUp();
+    for (const char* id : {"u", "v", "w"}) {
+      ASSERT_TRUE(store_->InsertUser(MakeUser(id, std::string(id) + "@example.org", id)).ok());
+    }
+    UserCode c;
+    c.id = "code";
+    c.user_id = "u";
+    c.name = "f";
+    c.source = "def f(data):\n    return 1\n";
+    c.code_hash = "h";
+    c.inputs = R"({"data": {"asset_id": "a1"}})";
+    c.output_policy = "single_execution";
+    ASSERT_TRUE(store_->InsertCode(c).ok());
+    CodeRequest r;
+    r.id = "req";
+    r.code_id = "code";
+    r.user_id = "u";
+    r.status = "approved";
+    ASSERT_TRUE(store_->InsertRequest(r).ok());
+  }
+
+  static Grant NewGrant(const std::string& id, std::vector<std::string> users,
+                        std::optional<int64_t> per_minute, int64_t created_at = kNow) {
+    Grant g;
+    g.id = id;
+    g.request_id = "req";
+    g.code_id = "code";
+    g.code_hash = "h";
+    g.inputs = R"({"data": {"asset_id": "a1"}})";
+    g.per_minute = per_minute;
+    g.per_day = 100;
+    g.created_by = "owner";
+    g.created_at = created_at;
+    g.expires_at = created_at + 30 * 86'400'000LL;
+    g.user_ids = std::move(users);
+    return g;
+  }
+
+  // A private run of the fixture's code by `user` under grant `grant` at `at`, checked against
+  // `windows`.
+  Result<JobAdmission> RunUnder(const std::string& grant, const std::string& user, int64_t at,
+                                std::vector<GrantWindow> windows) {
+    Job j;
+    j.id = "job" + std::to_string(++jobs_);
+    j.code_id = "code";
+    j.user_id = user;
+    j.kind = "private";
+    j.inputs = "{}";
+    j.created_at = at;
+    j.grant_id = grant;
+    JobLimits limits;
+    limits.grant_windows = std::move(windows);
+    return store_->InsertJob(j, limits);
+  }
+
+  int jobs_ = 0;
+};
+
+TEST_F(GrantStoreTest, AGrantIsReadBackWithItsUsersInOrderAndItsRuns) {
+  Grant g = NewGrant("g1", {"u", "w", "v"}, 2);
+  ASSERT_TRUE(store_->InsertGrant(g).ok());
+  auto read = store_->GetGrant("g1");
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(read->user_ids, (std::vector<std::string>{"u", "w", "v"}));
+  EXPECT_EQ(read->per_minute, 2);
+  EXPECT_EQ(read->per_hour, std::nullopt);
+  EXPECT_EQ(read->per_day, 100);
+  EXPECT_EQ(read->inputs, g.inputs);
+  EXPECT_EQ(read->code_name, "f");
+  EXPECT_EQ(read->expires_at, g.expires_at);
+  EXPECT_FALSE(read->revoked_at.has_value());
+  EXPECT_EQ(read->runs, 0);
+  ASSERT_EQ(*RunUnder("g1", "w", kNow, {{kMinute, 2}}), JobAdmission::kInserted);
+  EXPECT_EQ(store_->GetGrant("g1")->runs, 1);
+  EXPECT_EQ(store_->GetGrant("nope").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(GrantStoreTest, AGrantNamingAnUnknownUserIsNotKeptAtAll) {
+  Grant g = NewGrant("g1", {"u", "ghost"}, 2);
+  EXPECT_EQ(store_->InsertGrant(g).code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetGrant("g1").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(RawInt("SELECT count(*) FROM grant_users"), 0);
+}
+
+TEST_F(GrantStoreTest, EachWindowAdmitsItsLimitPerUserAndRoomReturnsAsRunsAgeOut) {
+  ASSERT_TRUE(store_->InsertGrant(NewGrant("g1", {"u", "v"}, 2)).ok());
+  const std::vector<GrantWindow> w = {{kMinute, 2}, {86'400'000, 3}};
+  EXPECT_EQ(*RunUnder("g1", "u", kNow, w), JobAdmission::kInserted);
+  EXPECT_EQ(*RunUnder("g1", "u", kNow + 1000, w), JobAdmission::kInserted);
+  EXPECT_EQ(*RunUnder("g1", "u", kNow + 2000, w), JobAdmission::kGrantWindowFull);
+  // Another user named on it has windows of their own.
+  EXPECT_EQ(*RunUnder("g1", "v", kNow + 2000, w), JobAdmission::kInserted);
+  // The first run leaves the minute exactly a minute after it was admitted.
+  EXPECT_EQ(*RunUnder("g1", "u", kNow + kMinute - 1, w), JobAdmission::kGrantWindowFull);
+  EXPECT_EQ(*RunUnder("g1", "u", kNow + kMinute, w), JobAdmission::kInserted);
+  // The day's limit of 3 holds though the minute has room.
+  EXPECT_EQ(*RunUnder("g1", "u", kNow + 10 * kMinute, w), JobAdmission::kGrantWindowFull);
+  auto times = store_->GrantRunTimes("g1", "u", kNow - 1);
+  ASSERT_TRUE(times.ok());
+  EXPECT_EQ(*times, (std::vector<int64_t>{kNow, kNow + 1000, kNow + kMinute}));
+  EXPECT_EQ(store_->GrantRunTimes("g1", "u", kNow)->size(), 2u);  // after `since` only
+  // Refused runs left nothing behind.
+  EXPECT_EQ(RawInt("SELECT count(*) FROM jobs"), 4);
+  JobFilter f;
+  f.grant_id = "g1";
+  auto page = store_->ListJobs(f);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(page->total, 4);
+  EXPECT_EQ(page->items.size(), 4u);
+  EXPECT_EQ(page->items[0].grant_id, "g1");
+  f.grant_id = "other";
+  EXPECT_EQ(store_->ListJobs(f)->total, 0);
+  f.grant_id.reset();
+  EXPECT_EQ(store_->ListJobs(f)->total, 4);
+}
+
+TEST_F(GrantStoreTest, RunsOfOneGrantDoNotCountAgainstAnother) {
+  ASSERT_TRUE(store_->InsertGrant(NewGrant("g1", {"u"}, 1)).ok());
+  ASSERT_TRUE(store_->InsertGrant(NewGrant("g2", {"u"}, 1)).ok());
+  EXPECT_EQ(*RunUnder("g1", "u", kNow, {{kMinute, 1}}), JobAdmission::kInserted);
+  EXPECT_EQ(*RunUnder("g2", "u", kNow, {{kMinute, 1}}), JobAdmission::kInserted);
+  EXPECT_EQ(*RunUnder("g1", "u", kNow, {{kMinute, 1}}), JobAdmission::kGrantWindowFull);
+}
+
+TEST_F(GrantStoreTest, ARevokedOrExpiredGrantAdmitsNothing) {
+  Grant g = NewGrant("g1", {"u"}, std::nullopt);
+  ASSERT_TRUE(store_->InsertGrant(g).ok());
+  EXPECT_EQ(*RunUnder("g1", "u", g.expires_at - 1, {}), JobAdmission::kInserted);
+  EXPECT_EQ(*RunUnder("g1", "u", g.expires_at, {}), JobAdmission::kGrantEnded);
+  EXPECT_EQ(*RunUnder("missing", "u", kNow, {}), JobAdmission::kGrantEnded);
+  ASSERT_TRUE(store_->RevokeGrant("g1", "owner", kNow + 5).ok());
+  EXPECT_EQ(*RunUnder("g1", "u", kNow + 6, {}), JobAdmission::kGrantEnded);
+  EXPECT_EQ(store_->RevokeGrant("g1", "owner", kNow + 7).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->RevokeGrant("nope", "owner", kNow).code(), StatusCode::kNotFound);
+  auto read = store_->GetGrant("g1");
+  EXPECT_EQ(read->revoked_at, kNow + 5);  // the first revocation stands
+  EXPECT_EQ(read->revoked_by, "owner");
+}
+
+TEST_F(GrantStoreTest, ListingsFilterByUserStatusAndHash) {
+  ASSERT_TRUE(store_->InsertGrant(NewGrant("old", {"u"}, 1, kNow - 10)).ok());
+  ASSERT_TRUE(store_->InsertGrant(NewGrant("new", {"u", "v"}, 1, kNow)).ok());
+  Grant expired = NewGrant("expired", {"v"}, 1, kNow - 5);
+  expired.expires_at = kNow - 1;
+  ASSERT_TRUE(store_->InsertGrant(expired).ok());
+  ASSERT_TRUE(store_->RevokeRequestGrants("req", "owner", kNow + 1).ok());  // revokes all three
+  ASSERT_TRUE(store_->InsertGrant(NewGrant("live", {"w"}, 1, kNow + 2)).ok());
+  auto ids = [](const Result<GrantPage>& page) {
+    std::vector<std::string> out;
+    for (const auto& g : page->items) out.push_back(g.id);
+    return out;
+  };
+  auto all = store_->ListGrants(std::nullopt, std::nullopt, kNow + 3, 0, 10);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(ids(all), (std::vector<std::string>{"live", "new", "expired", "old"}));
+  EXPECT_EQ(all->total, 4);
+  EXPECT_EQ(ids(store_->ListGrants("v", std::nullopt, kNow + 3, 0, 10)),
+            (std::vector<std::string>{"new", "expired"}));
+  EXPECT_EQ(ids(store_->ListGrants(std::nullopt, "active", kNow + 3, 0, 10)),
+            (std::vector<std::string>{"live"}));
+  EXPECT_EQ(ids(store_->ListGrants(std::nullopt, "revoked", kNow + 3, 0, 10)).size(), 3u);
+  // Revoked wins over expired; the live one expires in 30 days.
+  EXPECT_TRUE(ids(store_->ListGrants(std::nullopt, "expired", kNow + 3, 0, 10)).empty());
+  EXPECT_EQ(ids(store_->ListGrants(std::nullopt, "expired", kNow + 31 * 86'400'000LL, 0, 10)),
+            (std::vector<std::string>{"live"}));
+  auto second = store_->ListGrants(std::nullopt, std::nullopt, kNow + 3, 1, 2);
+  EXPECT_EQ(ids(second), (std::vector<std::string>{"new", "expired"}));
+  EXPECT_EQ(second->total, 4);
+  auto for_v = store_->GrantsFor("h", "v");
+  ASSERT_TRUE(for_v.ok());
+  ASSERT_EQ(for_v->size(), 2u);
+  EXPECT_EQ((*for_v)[0].id, "new");
+  EXPECT_EQ((*for_v)[0].user_ids, (std::vector<std::string>{"u", "v"}));
+  EXPECT_TRUE(store_->GrantsFor("other hash", "v")->empty());
+}
+
+TEST_F(GrantStoreTest, ADeletedUserLeavesTheGrantsThatNamedThem) {
+  ASSERT_TRUE(store_->InsertGrant(NewGrant("g1", {"u", "v"}, 1)).ok());
+  ASSERT_TRUE(store_->DeleteUser("v").ok());
+  EXPECT_EQ(store_->GetGrant("g1")->user_ids, (std::vector<std::string>{"u"}));
+  EXPECT_TRUE(store_->GrantsFor("h", "v")->empty());
+}
+
+TEST_F(GrantStoreTest, UpgradeKeepsTheJobsStoredBeforeWithoutAGrant) {
+  Job j;
+  j.id = "before";
+  j.code_id = "code";
+  j.user_id = "u";
+  j.kind = "private";
+  j.inputs = "{}";
+  j.created_at = kNow;
+  ASSERT_EQ(*store_->InsertJob(j, {}), JobAdmission::kInserted);
+  store_.reset();
+  RawSql(std::string(kUndoVersion28) +
+         (postgres() ? "UPDATE schema_version SET version = 27" : "PRAGMA user_version = 27"));
+  ASSERT_NO_FATAL_FAILURE(Open());
+  EXPECT_EQ(RawInt(postgres() ? "SELECT version FROM schema_version" : "PRAGMA user_version"),
+            kLatestVersion);
+  auto read = store_->GetJob("before");
+  ASSERT_TRUE(read.ok());
+  EXPECT_FALSE(read->grant_id.has_value());
+  ASSERT_TRUE(store_->InsertGrant(NewGrant("g1", {"u"}, 1)).ok());
+  EXPECT_EQ(*RunUnder("g1", "u", kNow, {{kMinute, 1}}), JobAdmission::kInserted);
 }
 
 }  // namespace

@@ -328,6 +328,8 @@ struct Job {
   std::string lease_owner;
   int64_t lease_expires_at = 0;
   bool kill_requested = false;  // a kill asked for while it ran (KillJob); its owner acts on it
+  // The grant a private run was admitted under (see Grant); null for every other run.
+  std::optional<std::string> grant_id;
   // The job's code as GetCodeToRun reads it, when the lease that took the job read it too (one
   // round trip fewer per run on PostgreSQL); else null, and the runner reads it.
   std::shared_ptr<const UserCode> code_to_run;
@@ -379,6 +381,43 @@ struct JobOutput {
   bool held = false;  // as read with the logs: a reader decides on the same row it reads
 };
 
+// A data owner's approval of a request for repeated use: code of `code_hash`, bound to exactly
+// `inputs`, may run on private data again, by each user it names, without another review, at most
+// so many times in each sliding window, until it expires or is revoked.
+struct Grant {
+  std::string id;
+  std::string request_id;
+  std::string code_id;    // the approved code
+  std::string code_hash;  // what a named user's own code must hash to
+  std::string inputs;     // the approved code's bindings (UserCode::inputs), JSON text
+  // At most so many runs per user in any 60 s, 3600 s and 86400 s; null: no limit in that window.
+  std::optional<int64_t> per_minute;
+  std::optional<int64_t> per_hour;
+  std::optional<int64_t> per_day;
+  std::string created_by;  // the data owner's user id
+  int64_t created_at = 0;  // unix milliseconds
+  int64_t expires_at = 0;  // unix milliseconds
+  std::optional<int64_t> revoked_at;
+  std::optional<std::string> revoked_by;
+  std::vector<std::string> user_ids;  // who may run under it: the requester first
+  // Filled when read from the store.
+  std::string code_name;
+  std::string created_by_email;
+  int64_t runs = 0;  // jobs admitted under it, every user, all time
+};
+
+struct GrantPage {
+  std::vector<Grant> items;
+  int64_t total = 0;
+};
+
+// One window of a grant's rate limit, as InsertJob checks it: fewer than `max` runs of the job's
+// user under the grant created in the `window_ms` before the job's created_at.
+struct GrantWindow {
+  int64_t window_ms = 0;
+  int64_t max = 0;
+};
+
 // What InsertJob checks, atomically with the insert.
 struct JobLimits {
   std::optional<int64_t> max_private_runs;  // private jobs of the code, as counted by the policy
@@ -386,6 +425,9 @@ struct JobLimits {
   // At most one private job of the code queued or running (only for a private job): code with
   // custom policies runs on private data one run at a time, each reading the state the last kept.
   bool one_unfinished_private = false;
+  // For a job under a grant (Job::grant_id): the grant is neither revoked nor expired at the
+  // job's created_at, and each window has room.
+  std::vector<GrantWindow> grant_windows;
 };
 
 enum class JobAdmission {
@@ -393,6 +435,8 @@ enum class JobAdmission {
   kPolicyUsedUp,          // max_private_runs refused it
   kTooManyUnfinished,     // max_unfinished refused it
   kPrivateRunUnfinished,  // one_unfinished_private refused it
+  kGrantEnded,            // the job's grant was revoked or expired
+  kGrantWindowFull,       // one of grant_windows refused it
 };
 
 // The bytes a user's jobs keep (results, stdout and stderr) and how many of them wait or run.
@@ -437,8 +481,9 @@ struct JobFilter {
   std::optional<std::string> user_id;
   std::optional<std::string> code_id;
   std::optional<std::string> status;
-  bool include_review = true;  // false: only private and mock jobs
-  bool newest_first = false;   // listings are oldest first; true reverses (and the window with it)
+  std::optional<std::string> grant_id;  // only the jobs admitted under that grant
+  bool include_review = true;           // false: only private and mock jobs
+  bool newest_first = false;  // listings are oldest first; true reverses (and the window with it)
   int64_t offset = 0;
   int64_t limit = 500;
 };
@@ -728,6 +773,30 @@ class Store {
                                const std::string& reviewer_id, int64_t now) = 0;
   // The request's decisions, oldest first.
   virtual Result<std::vector<RequestDecision>> RequestHistory(const std::string& id) = 0;
+
+  // Inserts the grant and its users. kNotFound when a user is absent.
+  virtual Status InsertGrant(const Grant& grant) = 0;
+  // With its users and runs. kNotFound when absent.
+  virtual Result<Grant> GetGrant(const std::string& id) = 0;
+  // Newest first, `limit` rows from `offset`: the grants naming `user_id` (all when empty), in
+  // `status` at `now_ms` ("active", "revoked" or "expired"; all when empty).
+  virtual Result<GrantPage> ListGrants(const std::optional<std::string>& user_id,
+                                       const std::optional<std::string>& status, int64_t now_ms,
+                                       int64_t offset, int64_t limit) = 0;
+  // The grants naming `user_id` for code hashing to `code_hash`, newest first, whatever their
+  // status.
+  virtual Result<std::vector<Grant>> GrantsFor(const std::string& code_hash,
+                                               const std::string& user_id) = 0;
+  // Revokes the grant (or, with `request_id`, every grant of that request still unrevoked) at
+  // `now_ms`. kFailedPrecondition when the grant was revoked already; kNotFound when absent.
+  virtual Status RevokeGrant(const std::string& id, const std::string& by, int64_t now_ms) = 0;
+  virtual Status RevokeRequestGrants(const std::string& request_id, const std::string& by,
+                                     int64_t now_ms) = 0;
+  // When each of the user's jobs under the grant created after `since_ms` was created (unix ms),
+  // oldest first.
+  virtual Result<std::vector<int64_t>> GrantRunTimes(const std::string& grant_id,
+                                                     const std::string& user_id,
+                                                     int64_t since_ms) = 0;
 
   // Inserts the project and its members in one transaction, counting the project and the bytes
   // of its name and description in its creator's ProjectUsage. kAlreadyExists when its creator
