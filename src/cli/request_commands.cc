@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -43,7 +44,19 @@ struct Flags {
   CLI::App* release = nullptr;
   CLI::App* release_error = nullptr;
 
+  CLI::App* grants = nullptr;
+  CLI::App* grants_list = nullptr;
+  CLI::App* grants_show = nullptr;
+  CLI::App* revoke = nullptr;
+
   ConnectionFlags connection;  // on every command here
+
+  // `requests approve`: for repeated use (a grant) when a limit is given.
+  std::optional<int64_t> per_minute;
+  std::optional<int64_t> per_hour;
+  std::optional<int64_t> per_day;
+  std::optional<double> expires_in_days;
+  std::vector<std::string> grant_users;
 
   bool json = false;
   std::string id;  // the request or job
@@ -180,12 +193,127 @@ Status ShowRequest(Session& s, const Flags& f) {
   return Status::Ok();
 }
 
+// "2 per minute, 10 per hour" for a grant's limits.
+std::string GrantLimits(const json& g) {
+  std::string out;
+  for (const char* window : {"minute", "hour", "day"}) {
+    const json& limit = Field(g, (std::string("per_") + window).c_str());
+    if (!limit.is_number_integer()) continue;
+    if (!out.empty()) out += ", ";
+    out += std::to_string(limit.get<int64_t>()) + " per " + window;
+  }
+  return out;
+}
+
+// "1 this minute, 9 this hour" for what a data scientist has left under a grant.
+std::string RunsLeft(const json& g) {
+  const json& left = Field(g, "runs_left");
+  std::string out;
+  for (const char* window : {"minute", "hour", "day"}) {
+    const json& n = Field(left, window);
+    if (!n.is_number_integer()) continue;
+    if (!out.empty()) out += ", ";
+    out += std::to_string(n.get<int64_t>()) + " this " + window;
+  }
+  return out;
+}
+
 Status Approve(Session& s, const Flags& f) {
   json body = json::object();
+  const bool repeat = f.per_minute || f.per_hour || f.per_day;
+  if (!repeat && (f.expires_in_days || !f.grant_users.empty())) {
+    return InvalidArgumentError(
+        "--expires-in-days and --grant-user go with --repeat-per-minute, --repeat-per-hour or "
+        "--repeat-per-day");
+  }
+  if (repeat) {
+    json limits = json::object();
+    if (f.per_minute) limits["per_minute"] = *f.per_minute;
+    if (f.per_hour) limits["per_hour"] = *f.per_hour;
+    if (f.per_day) limits["per_day"] = *f.per_day;
+    body["repeat"] = std::move(limits);
+    if (f.expires_in_days) body["expires_in_days"] = *f.expires_in_days;
+    if (!f.grant_users.empty()) body["users"] = f.grant_users;
+  }
   ASSIGN_OR_RETURN(json r, s.Call("POST", Target("requests", f.id, "approve"), &body));
   std::printf("Approved request %s: %s may run %s on private data\n",
               Printable(Str(r, "id")).c_str(), Printable(Person(Field(r, "requested_by"))).c_str(),
               Printable(CodeLabel(Field(r, "code"))).c_str());
+  const json& grant = Field(r, "grant");
+  if (grant.is_object()) {
+    std::printf("Grant %s: repeated runs without review, at most %s, until %s\n",
+                Printable(Str(grant, "id")).c_str(), Printable(GrantLimits(grant)).c_str(),
+                Printable(Str(grant, "expires_at")).c_str());
+  }
+  std::fflush(stdout);
+  return Status::Ok();
+}
+
+Status ListGrants(Session& s, const Flags& f) {
+  std::string query;
+  if (!f.status.empty()) query = "status=" + UrlEncode(f.status);
+  ASSIGN_OR_RETURN(json answer, s.ListAll("/api/v1/grants", query, kListPageSize));
+  if (f.json) {
+    std::cout << Dump(answer) << std::endl;
+    return Status::Ok();
+  }
+  const json& items = Field(answer, "items");
+  if (!items.is_array()) return InternalError("the grant list has no items");
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& g : items) {
+    // Data owners see whom it names and its runs; a data scientist what they have left.
+    std::string use;
+    if (Field(g, "users").is_array()) {
+      use = std::to_string(Field(g, "users").size()) + " users, " + std::to_string(Int(g, "runs")) +
+            " runs";
+    } else {
+      use = RunsLeft(g) + " left";
+    }
+    rows.push_back({Str(g, "id"), Str(g, "status"), Str(g, "code_name"), GrantLimits(g), use,
+                    Str(g, "expires_at")});
+  }
+  PrintTable({"ID", "STATUS", "CODE", "LIMITS", "USE", "EXPIRES"}, rows);
+  return Status::Ok();
+}
+
+void PrintGrant(const json& g) {
+  PrintField("Grant:", Str(g, "id"));
+  PrintField("Status:", Str(g, "status"));
+  PrintField("Code:", Str(g, "code_name") + " (" + Str(g, "code_id") + ")");
+  PrintField("Code hash:", Str(g, "code_hash"));
+  PrintField("Request:", Str(g, "request_id"));
+  PrintField("Limits:", GrantLimits(g));
+  PrintField("Created:", Str(g, "created_at") + " by " + Str(g, "created_by"));
+  PrintField("Expires:", Str(g, "expires_at"));
+  if (Field(g, "revoked_at").is_string()) PrintField("Revoked:", Str(g, "revoked_at"));
+  const json& users = Field(g, "users");
+  if (users.is_array()) {
+    std::string names;
+    for (const auto& u : users) names += (names.empty() ? "" : ", ") + Person(u);
+    PrintField("Users:", names);
+    PrintField("Runs:", std::to_string(Int(g, "runs")));
+  } else {
+    PrintField("Runs left:", RunsLeft(g));
+    if (Field(g, "next_run_at").is_string()) PrintField("Next run at:", Str(g, "next_run_at"));
+  }
+  std::fflush(stdout);
+}
+
+Status ShowGrant(Session& s, const Flags& f) {
+  ASSIGN_OR_RETURN(json g, s.Call("GET", Target("grants", f.id)));
+  if (f.json) {
+    std::cout << Dump(g) << std::endl;
+  } else {
+    PrintGrant(g);
+  }
+  return Status::Ok();
+}
+
+Status Revoke(Session& s, const Flags& f) {
+  json body = json::object();
+  ASSIGN_OR_RETURN(json g, s.Call("POST", Target("grants", f.id, "revoke"), &body));
+  std::printf("Revoked grant %s (%s) at %s\n", Printable(Str(g, "id")).c_str(),
+              Printable(Str(g, "code_name")).c_str(), Printable(Str(g, "revoked_at")).c_str());
   std::fflush(stdout);
   return Status::Ok();
 }
@@ -326,6 +454,24 @@ void AddRequestCommands(CLI::App& app) {
 
   f.approve = f.requests->add_subcommand("approve", "Approve a request (data owners and admins)");
   f.approve->add_option("id", f.id, "Request id")->required();
+  // For repeated use: any of the three limits makes a grant.
+  f.approve
+      ->add_option("--repeat-per-minute", f.per_minute,
+                   "Approve for repeated use: at most N runs per user in any minute")
+      ->check(CLI::Range(int64_t{1}, int64_t{1'000'000}));
+  f.approve
+      ->add_option("--repeat-per-hour", f.per_hour,
+                   "Approve for repeated use: at most N runs per user in any hour")
+      ->check(CLI::Range(int64_t{1}, int64_t{1'000'000}));
+  f.approve
+      ->add_option("--repeat-per-day", f.per_day,
+                   "Approve for repeated use: at most N runs per user in any day")
+      ->check(CLI::Range(int64_t{1}, int64_t{1'000'000}));
+  f.approve->add_option("--expires-in-days", f.expires_in_days,
+                        "When the grant ends (default 30 days)");
+  f.approve->add_option("--grant-user", f.grant_users,
+                        "Another data scientist (email or id) who may run the same code on the "
+                        "same inputs; repeatable");
 
   f.deny = f.requests->add_subcommand("deny", "Deny a request (data owners and admins)");
   f.deny->add_option("id", f.id, "Request id")->required();
@@ -361,8 +507,21 @@ void AddRequestCommands(CLI::App& app) {
       "Show a failed private run's error and stderr to its requester (data owners and admins)");
   f.release_error->add_option("id", f.id, "Job id")->required();
 
-  for (CLI::App* c : {f.requests_list, f.requests_show, f.approve, f.deny, f.jobs_list, f.jobs_show,
-                      f.logs, f.kill, f.release, f.release_error}) {
+  f.grants = app.add_subcommand("grants", "List, show and revoke grants (repeated use)");
+  f.grants->require_subcommand(1);
+  f.grants_list = f.grants->add_subcommand("list", "List grants, newest first");
+  f.grants_list->add_option("--status", f.status, "Only grants in this status")
+      ->check(CLI::IsMember({"active", "revoked", "expired"}));
+  f.grants_list->add_flag("--json", f.json, "Print the server's JSON");
+  f.grants_show = f.grants->add_subcommand("show", "Show a grant");
+  f.grants_show->add_option("id", f.id, "Grant id")->required();
+  f.grants_show->add_flag("--json", f.json, "Print the server's JSON");
+  f.revoke = f.grants->add_subcommand("revoke", "Revoke a grant (data owners and admins)");
+  f.revoke->add_option("id", f.id, "Grant id")->required();
+
+  for (CLI::App* c :
+       {f.requests_list, f.requests_show, f.approve, f.deny, f.jobs_list, f.jobs_show, f.logs,
+        f.kill, f.release, f.release_error, f.grants_list, f.grants_show, f.revoke}) {
     AddConnectionOptions(c, f.connection);
   }
 }
@@ -371,7 +530,8 @@ int RunRequestCommand() {
   Flags& f = GetFlags();
   bool requests = f.requests != nullptr && f.requests->parsed();
   bool jobs = f.jobs != nullptr && f.jobs->parsed();
-  if (!requests && !jobs) return -1;
+  bool grants = f.grants != nullptr && f.grants->parsed();
+  if (!requests && !jobs && !grants) return -1;
   using Command = Status (*)(Session&, const Flags&);
   std::vector<Subcommand> commands;
   for (auto [app, run] : {std::pair<CLI::App*, Command>{f.requests_list, ListRequests},
@@ -383,10 +543,13 @@ int RunRequestCommand() {
                           {f.logs, Logs},
                           {f.kill, Kill},
                           {f.release, Release},
-                          {f.release_error, ReleaseError}}) {
+                          {f.release_error, ReleaseError},
+                          {f.grants_list, ListGrants},
+                          {f.grants_show, ShowGrant},
+                          {f.revoke, Revoke}}) {
     commands.emplace_back(app, [&f, run = run](Session& s) { return run(s, f); });
   }
-  return RunParsedSubcommand(f.connection, commands, "requests or jobs");
+  return RunParsedSubcommand(f.connection, commands, "requests, jobs or grants");
 }
 
 }  // namespace datasite::cli

@@ -1,6 +1,6 @@
-// `datasite requests list|show|approve|deny` and `datasite jobs list|show|logs|kill|release`: code
-// requests and the jobs that run code, over a server's HTTP API (docs/API.md, "Code, requests and
-// jobs").
+// `datasite requests list|show|approve|deny`, `datasite jobs list|show|logs|kill|release` and
+// `datasite grants list|show|revoke`: code requests, the jobs that run code and the grants of
+// repeated use, over a server's HTTP API (docs/API.md, "Code, requests and jobs").
 #ifndef DATASITE_CLI_REQUEST_COMMANDS_H_
 #define DATASITE_CLI_REQUEST_COMMANDS_H_
 
@@ -10,13 +10,14 @@ class App;
 
 namespace datasite::cli {
 
-// Adds the `requests` and `jobs` subcommands and their own subcommands to `app`. The parsed values
-// are kept in this module until RunRequestCommand. Call once, before app.parse. Not thread-safe.
+// Adds the `requests`, `jobs` and `grants` subcommands and their own subcommands to `app`. The
+// parsed values are kept in this module until RunRequestCommand. Call once, before app.parse. Not
+// thread-safe.
 void AddRequestCommands(CLI::App& app);
 
-// After app.parse: runs the requests or jobs command that was parsed and returns its exit code (0;
-// 1 for a failure, with `error: MESSAGE` on stderr; 2 for a usage error), or -1 when none was
-// parsed.
+// After app.parse: runs the requests, jobs or grants command that was parsed and returns its exit
+// code (0; 1 for a failure, with `error: MESSAGE` on stderr; 2 for a usage error), or -1 when none
+// was parsed.
 int RunRequestCommand();
 
 }  // namespace datasite::cli
