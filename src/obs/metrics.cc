@@ -201,6 +201,12 @@ struct Defaults {
       "datasite_logins_total", "Password logins by result (ok, failed).", {"result"});
   Counter& logins_ok = logins.With({"ok"});
   Counter& logins_failed = logins.With({"failed"});
+  Family<Counter>& grant_refusals = registry.AddCounter(
+      "datasite_grant_refusals_total",
+      "Private runs refused under a grant, by reason (rate_limit, ended, inputs).", {"reason"});
+  Counter& grant_rate_limit = grant_refusals.With({"rate_limit"});
+  Counter& grant_ended = grant_refusals.With({"ended"});
+  Counter& grant_inputs = grant_refusals.With({"inputs"});
   Histogram& queue_wait =
       registry
           .AddHistogram("datasite_job_queue_wait_seconds",
@@ -219,5 +225,17 @@ Defaults& TheDefaults() {
 Registry& DefaultRegistry() { return TheDefaults().registry; }
 Counter& Logins(bool ok) { return ok ? TheDefaults().logins_ok : TheDefaults().logins_failed; }
 Histogram& JobQueueWait() { return TheDefaults().queue_wait; }
+Counter& GrantRefusals(GrantRefusal why) {
+  Defaults& d = TheDefaults();
+  switch (why) {
+    case GrantRefusal::kRateLimit:
+      return d.grant_rate_limit;
+    case GrantRefusal::kEnded:
+      return d.grant_ended;
+    case GrantRefusal::kInputs:
+      break;
+  }
+  return d.grant_inputs;
+}
 
 }  // namespace datasite::obs

@@ -143,6 +143,11 @@ std::vector<double> LatencyBuckets();
 Registry& DefaultRegistry();
 // Logins by result ("ok" or "failed"), in DefaultRegistry().
 Counter& Logins(bool ok);
+// Private runs refused under a grant (a request approved for repeated use), by reason:
+// "rate_limit" (a window was full), "ended" (revoked or expired), "inputs" (the caller's code
+// binds other data), in DefaultRegistry().
+enum class GrantRefusal { kRateLimit, kEnded, kInputs };
+Counter& GrantRefusals(GrantRefusal why);
 // Seconds jobs waited queued before a slot of this process took them, in DefaultRegistry().
 Histogram& JobQueueWait();
 

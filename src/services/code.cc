@@ -15,6 +15,7 @@
 #include "core/random.h"
 #include "data/sidecar.h"
 #include "jobs/job_queue.h"
+#include "obs/metrics.h"
 #include "services/job_failure.h"
 #include "services/notifications.h"
 #include "services/projects.h"
@@ -1115,6 +1116,7 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
         .WithRetryAfter(5);
   }
   if (admission == store::JobAdmission::kGrantEnded) {
+    obs::GrantRefusals(obs::GrantRefusal::kEnded).Add();
     return PermissionDeniedError("the grant to run this code (" + grant->id +
                                  ") ended while the run was admitted: ask for a new review");
   }
@@ -1194,12 +1196,14 @@ Result<std::optional<store::Grant>> CodeService::GrantToRun(const Principal& cal
   }
   if (full) return WindowFull(*full, *caller.user_id, now_ms);
   if (ended) {
+    obs::GrantRefusals(obs::GrantRefusal::kEnded).Add();
     const std::string when =
         FormatIsoTime((ended->revoked_at ? *ended->revoked_at : ended->expires_at) / 1000);
     return PermissionDeniedError("the grant to run this code repeatedly (" + ended->id + ") " +
                                  (ended->revoked_at ? "was revoked at " : "expired at ") + when +
                                  ": ask for a new review (client.code.request_code_execution)");
   }
+  obs::GrantRefusals(obs::GrantRefusal::kInputs).Add();
   return PermissionDeniedError(
       "a grant names you for this code, but your code binds argument '" +
       differing_arg.substr(0, 100) +
@@ -1208,6 +1212,7 @@ Result<std::optional<store::Grant>> CodeService::GrantToRun(const Principal& cal
 
 Status CodeService::WindowFull(const store::Grant& grant, const std::string& user_id,
                                int64_t now_ms) {
+  obs::GrantRefusals(obs::GrantRefusal::kRateLimit).Add();
   ASSIGN_OR_RETURN(std::vector<int64_t> times,
                    store_.GrantRunTimes(grant.id, user_id, now_ms - kDayMs));
   const GrantUse use = UseOfGrant(grant, times, now_ms);
