@@ -5,6 +5,7 @@ One server per module; the Python client plays the data scientist who submits co
 line the data owner who reviews it (and the scientist who reads their jobs).
 """
 
+import datetime
 import json
 import uuid
 
@@ -335,6 +336,105 @@ def test_a_changed_decision_shows_in_the_request(owner, scientist, asset):
     shown = owner.cli("requests", "show", request.id)
     assert "Decisions:" in shown.stdout and "first no" in shown.stdout
     assert "approved by" in shown.stdout
+
+
+def test_approve_for_repeated_use_then_list_show_and_revoke_the_grant(
+    owner, scientist, scientist2, asset
+):
+    @sy.syft_function_single_use(data=asset)
+    def cli_repeated(data):
+        return len(data)
+
+    request = scientist.client.code.request_code_execution(cli_repeated, reason="often")
+    approved = owner.cli(
+        "requests", "approve", request.id, "--repeat-per-hour", "3",
+        "--grant-user", scientist2.email,
+    )
+    assert approved.returncode == 0, approved
+    assert request.refresh().status is sy.RequestStatus.APPROVED
+    grants = [g for g in owner.client.grants if g.request_id == request.id]
+    assert len(grants) == 1, grants
+    grant = grants[0]
+    assert grant.id in approved.stdout, approved
+    assert (grant.per_minute, grant.per_hour, grant.per_day) == (None, 3, None)
+    assert {u["email"] for u in grant.users} == {scientist.email, scientist2.email}
+    lifetime = (
+        datetime.datetime.fromisoformat(grant.expires_at.replace("Z", "+00:00"))
+        - datetime.datetime.fromisoformat(grant.created_at.replace("Z", "+00:00"))
+    )
+    assert abs(lifetime.total_seconds() - 30 * 86400) < 120  # the default
+    for _ in range(3):
+        assert scientist.client.code.cli_repeated(data=asset).get() == 5
+    with pytest.raises(sy.RateLimitedError, match="per hour"):
+        scientist.client.code.cli_repeated(data=asset)
+
+    listed = owner.cli("grants", "list")
+    assert listed.returncode == 0, listed
+    line = next(line for line in listed.stdout.splitlines() if grant.id in line)
+    assert "active" in line and "cli_repeated" in line, line
+    active = owner.cli("grants", "list", "--status", "active", "--json")
+    assert active.returncode == 0, active
+    assert grant.id in [g["id"] for g in json.loads(active.stdout)["items"]]
+    shown = owner.cli("grants", "show", grant.id)
+    assert shown.returncode == 0, shown
+    for text in ("cli_repeated", "active", scientist2.email, request.id):
+        assert text in shown.stdout, (text, shown)
+    theirs = scientist.cli("grants", "show", grant.id, "--json")
+    assert theirs.returncode == 0, theirs
+    assert json.loads(theirs.stdout)["runs_left"] == {"minute": None, "hour": 0, "day": None}
+    assert json.loads(theirs.stdout)["next_run_at"]
+    assert grant.id in scientist2.cli("grants", "list").stdout
+
+    refused = scientist.cli("grants", "revoke", grant.id)
+    assert refused.returncode == 1 and refused.stderr.startswith("error: "), refused
+    assert owner.client.grants.get(grant.id).status == "active"
+    revoked = owner.cli("grants", "revoke", grant.id)
+    assert revoked.returncode == 0, revoked
+    assert grant.id in revoked.stdout, revoked
+    assert owner.client.grants.get(grant.id).status == "revoked"
+    again = owner.cli("grants", "revoke", grant.id)
+    assert again.returncode == 1 and again.stderr.startswith("error: "), again
+    assert grant.id in owner.cli("grants", "list", "--status", "revoked").stdout
+    assert grant.id not in owner.cli("grants", "list", "--status", "active").stdout
+    with pytest.raises(sy.PermissionDeniedError, match="revoked"):
+        scientist.client.code.cli_repeated(data=asset)
+
+
+def test_approve_for_repeated_use_takes_every_window_and_an_expiry(owner, scientist, asset):
+    @sy.syft_function_single_use(data=asset)
+    def cli_windows(data):
+        return len(data)
+
+    request = scientist.client.code.request_code_execution(cli_windows, reason="windows")
+    # The grant's options without a window are refused, and so is a window of 0.
+    for args in (("--expires-in-days", "1"), ("--grant-user", scientist.email),
+                 ("--repeat-per-minute", "0")):
+        refused = owner.cli("requests", "approve", request.id, *args)
+        assert refused.returncode != 0, (args, refused)
+        assert request.refresh().status is sy.RequestStatus.PENDING, args
+    approved = owner.cli(
+        "requests", "approve", request.id, "--repeat-per-minute", "2", "--repeat-per-hour", "5",
+        "--repeat-per-day", "7", "--expires-in-days", "0.5",
+    )
+    assert approved.returncode == 0, approved
+    grant = next(g for g in owner.client.grants if g.request_id == request.id)
+    assert (grant.per_minute, grant.per_hour, grant.per_day) == (2, 5, 7)
+    lifetime = (
+        datetime.datetime.fromisoformat(grant.expires_at.replace("Z", "+00:00"))
+        - datetime.datetime.fromisoformat(grant.created_at.replace("Z", "+00:00"))
+    )
+    assert abs(lifetime.total_seconds() - 43200) < 60
+    shown = owner.cli("grants", "show", grant.id, "--json")
+    assert json.loads(shown.stdout)["id"] == grant.id
+    assert scientist.cli("grants", "show", unique_uuid()).returncode == 1
+    for command in ("list", "show", "revoke"):
+        assert command in site_help(owner.site, "grants")
+
+
+def site_help(site, group):
+    result = site.run(group, "--help")
+    assert result.returncode == 0, result
+    return result.stdout
 
 
 def test_the_commands_need_an_account(site):
