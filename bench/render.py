@@ -459,13 +459,42 @@ def tls_section(t):
     return out
 
 
+def grants_section(g):
+    """A run past its grant's limit, refused, beside a plain read and an admitted run (bench/grants.py)."""
+    out = ["## Grants: a run past its limit is refused before any job exists (bench/grants.py)\n"]
+    out.append("Measured on a build of commit %s, %s; load average at the end: %s." % (g["commit"], g["date"], g["load"]))
+    out.append("")
+    out.append("`/usr/bin/python3 bench/grants.py --runs %d --calls %d`: one server (`--workers 2`, SQLite), one "
+               "kept-alive connection, a data scientist whose grant allows 1 run a day sends %d more runs "
+               "(`{\"blocking\": false}`), each answered 429 with Retry-After; beside it, in the same run, %d reads "
+               "of one job (`GET /api/v1/jobs/{id}`, the floor of an authenticated call) and %d trivial blocking "
+               "runs admitted under a second grant. After each run the first grant still counts exactly one "
+               "job. Medians of %d runs." % (g["runs"], g["calls"], g["calls"], g["calls"], g["admitted_runs"],
+                                             g["runs"]))
+    out.append("")
+    out.append("| | p50 | p99 | server CPU per call |")
+    out.append("|---|---|---|---|")
+    out.append("| run refused past the grant's limit (429) | %.2f ms | %.2f ms | %.0f us |" % (
+        g["refused_p50_ms"], g["refused_p99_ms"], g["refused_cpu_us"]))
+    out.append("| reference: read of one job | %.2f ms | | |" % g["read_p50_ms"])
+    out.append("| reference: a trivial run admitted under a grant (blocking, result inline) | %.2f ms | | |" %
+               g["admitted_p50_ms"])
+    out.append("")
+    out.append("Refusal p50 %.2f ms against the goal of <= %.0f ms: %s; %.1fx a plain read, %.0fx faster than "
+               "an admitted run." % (g["refused_p50_ms"], g["goal_ms"], "met" if g["met"] else "not met",
+                                     g["refused_p50_ms"] / g["read_p50_ms"],
+                                     g["admitted_p50_ms"] / g["refused_p50_ms"]))
+    out.append("")
+    return out
+
+
 def main():
     if sys.argv[1] == "--section":
         # One section alone (to splice into docs/BENCHMARKS.md without rerunning the others).
         doc = json.load(open(sys.argv[2]))
         print("\n".join({"sync": sync_section, "jobs": jobs_section, "api_wrk": api_section,
                          "jobs_queue": jobs_queue_section, "scientists": scientists_section,
-                         "tls": tls_section}[doc["kind"]](doc)))
+                         "tls": tls_section, "grants": grants_section}[doc["kind"]](doc)))
         return
     r = json.load(open(sys.argv[1]))
     u = json.load(open(sys.argv[2])) if len(sys.argv) > 2 else None
@@ -577,6 +606,8 @@ Raw figures: `bench/out/*.json` (not committed; rerun to get them).
     if "tls" in extra:
         out += tls_section(extra["tls"])
         out.append(SCIENTISTS_READING)
+    if "grants" in extra:
+        out += grants_section(extra["grants"])
     out.append(AUDIT_SECTION)
     out.append("""## Reading the goals
 
