@@ -314,7 +314,6 @@ def test_the_output_policy_does_not_stop_runs_under_a_grant(scientist, owner, as
             assert not pointer.reused and pointer.job.grant_id == grant.id
             jobs.add(pointer.job.id)
     assert len(jobs) == 5
-    assert scientist.code.hourly_count.output_policy.used == 0  # runs under the grant don't count
     with pytest.raises(sy.RateLimitedError, match="per hour") as limited:
         scientist.code.hourly_count(data=asset)
     assert 1 <= limited.value.retry_after <= 3600
@@ -323,14 +322,13 @@ def test_the_output_policy_does_not_stop_runs_under_a_grant(scientist, owner, as
     assert mine.runs_left == {"minute": None, "hour": 0, "day": None}
     assert mine.next_run_at is not None
     assert request.refresh().status is sy.RequestStatus.APPROVED
+    # Runs under the grant are not the output policy's: its single run is still unused.
+    assert scientist.code.hourly_count.output_policy.used == 0
 
 
 @needs_sandbox
-def test_named_scientists_run_the_same_code_and_no_one_else(
-    api, actors, more_scientists, other_people, scientist, owner, asset
-):
+def test_a_named_scientist_runs_the_same_code_without_a_request(actors, scientist, owner, asset):
     second = actors["scientist2"]
-    third, fourth, fifth = (more_scientists[k] for k in ("third", "fourth", "fifth"))
 
     @sy.syft_function(
         input_policy=sy.ExactMatch(data=asset, offset=1),
@@ -339,18 +337,13 @@ def test_named_scientists_run_the_same_code_and_no_one_else(
     def shared_sum(data, offset):
         return int(data["age"].sum()) + offset
 
-    # Named by email and by id.
-    named = [second.user["email"], fourth.user["id"], fifth.user["email"]]
     request, _, grant, approved = approve_for_repeats(
-        scientist, owner, shared_sum, repeat=sy.RateLimit(per_hour=4), users=named
+        scientist, owner, shared_sum, repeat=sy.RateLimit(per_hour=4), users=[second.user["email"]]
     )
     assert second.user["email"] in approved.message
-    emails = {u["email"] for u in grant.users}
-    assert emails == {
+    assert {u["email"] for u in grant.users} == {
         actors["scientist"].user["email"],
         second.user["email"],
-        fourth.user["email"],
-        fifth.user["email"],
     }
 
     # The second scientist submits the same function (the same source, so the same hash) bound to
@@ -363,22 +356,48 @@ def test_named_scientists_run_the_same_code_and_no_one_else(
     assert second.client.requests.get_all() == []
     assert scientist.code.shared_sum(data=asset).get() == TOTAL + 1
 
-    # Each sees the grant with their own runs left, and nothing of the others'.
-    theirs = second.client.grants.get(grant.id)
-    assert theirs.runs_left == {"minute": None, "hour": 3, "day": None}
-    assert theirs.users is None and theirs.runs is None
-    raw = api.get(grant_path(grant.id), token=second.token)
-    assert raw.status == 200, raw
-    assert raw.json.get("users") is None and raw.json.get("runs") is None, raw
-    for other in (fourth, fifth):
-        assert other.user["email"] not in raw.text and other.user["id"] not in raw.text
+    # Each counts against their own windows.
+    assert second.client.grants.get(grant.id).runs_left == {"minute": None, "hour": 3, "day": None}
     assert scientist.grants.get(grant.id).runs_left["hour"] == 3
     assert owner.grants.get(grant.id).runs == 2
 
+
+def test_the_same_code_is_refused_to_the_unnamed_and_on_other_inputs(
+    api, more_scientists, other_people, scientist, owner, asset
+):
+    third, fourth, fifth = (more_scientists[k] for k in ("third", "fourth", "fifth"))
+
+    @sy.syft_function(
+        input_policy=sy.ExactMatch(data=asset, offset=1),
+        output_policy=sy.OutputPolicyExecuteOnce(),
+    )
+    def bound_sum(data, offset):
+        return int(data["age"].sum()) + offset
+
+    # Named by id and by email.
+    _, _, grant, _ = approve_for_repeats(
+        scientist,
+        owner,
+        bound_sum,
+        repeat=sy.RateLimit(per_hour=4),
+        users=[fourth.user["id"], fifth.user["email"]],
+    )
+    assert {u["email"] for u in grant.users} >= {fourth.user["email"], fifth.user["email"]}
+
+    # A named scientist's view: their own runs left (the requester's runs are not theirs), and
+    # neither whom the grant names nor its runs in all.
+    theirs = fourth.client.grants.get(grant.id)
+    assert theirs.runs_left == {"minute": None, "hour": 4, "day": None}
+    assert theirs.users is None and theirs.runs is None
+    raw = api.get(grant_path(grant.id), token=fourth.token)
+    assert raw.status == 200, raw
+    assert raw.json.get("users") is None and raw.json.get("runs") is None, raw
+    assert fifth.user["email"] not in raw.text and fifth.user["id"] not in raw.text
+
     # A scientist the grant does not name: the same code is refused, and no job is made.
-    third.client.code.submit(shared_sum)
+    third.client.code.submit(bound_sum)
     with pytest.raises(sy.PermissionDeniedError):
-        third.client.code.shared_sum(data=asset)
+        third.client.code.bound_sum(data=asset)
     assert third.client.jobs.get_all() == []
     with pytest.raises(sy.NotFoundError):
         third.client.grants.get(grant.id)
@@ -392,13 +411,13 @@ def test_named_scientists_run_the_same_code_and_no_one_else(
         input_policy=sy.ExactMatch(data=elsewhere, offset=1),
         output_policy=sy.OutputPolicyExecuteOnce(),
     )
-    def shared_sum(data, offset):
+    def bound_sum(data, offset):
         return int(data["age"].sum()) + offset
 
-    code = fourth.client.code.submit(shared_sum).value
+    code = fourth.client.code.submit(bound_sum).value
     assert code.code_hash == grant.code_hash
     with pytest.raises(sy.PermissionDeniedError, match="(?i)bind"):
-        fourth.client.code.shared_sum(data=elsewhere)
+        fourth.client.code.bound_sum(data=elsewhere)
     assert fourth.client.jobs.get_all() == []
 
     # Named, the same asset but another constant: refused too.
@@ -406,15 +425,16 @@ def test_named_scientists_run_the_same_code_and_no_one_else(
         input_policy=sy.ExactMatch(data=asset, offset=2),
         output_policy=sy.OutputPolicyExecuteOnce(),
     )
-    def shared_sum(data, offset):
+    def bound_sum(data, offset):
         return int(data["age"].sum()) + offset
 
-    code = fifth.client.code.submit(shared_sum).value
+    code = fifth.client.code.submit(bound_sum).value
     assert code.code_hash == grant.code_hash
     with pytest.raises(sy.PermissionDeniedError, match="(?i)bind"):
-        fifth.client.code.shared_sum(data=asset)
+        fifth.client.code.bound_sum(data=asset)
     assert fifth.client.jobs.get_all() == []
-    assert owner.grants.get(grant.id).runs == 2
+    assert owner.grants.get(grant.id).runs == 0
+    assert fourth.client.grants.get(grant.id).runs_left["hour"] == 4
 
 
 @needs_sandbox
@@ -446,11 +466,10 @@ def test_a_revoked_grant_refuses_runs_even_of_approved_code(
     revoked = newest.revoke()
     assert isinstance(revoked, sy.SyftSuccess) and revoked.value is newest
     assert newest.status == "revoked" and newest.revoked_at is not None
-    # The request stays approved and its single run is unused, yet nothing falls back to it.
+    # The request stays approved, yet the run does not fall back to its output policy.
     with pytest.raises(sy.PermissionDeniedError, match="revoked"):
         scientist.code.revoked_max(data=asset)
     assert request.refresh().status is sy.RequestStatus.APPROVED
-    assert scientist.code.revoked_max.output_policy.used == 0
     assert len([j for j in scientist.jobs.get_all(code_id=request.code.id)]) == 1
 
     with pytest.raises(sy.FailedPreconditionError):
