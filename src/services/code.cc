@@ -1171,6 +1171,9 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
 Result<std::optional<store::Grant>> CodeService::GrantToRun(const Principal& caller,
                                                             const store::UserCode& code,
                                                             int64_t now_ms) {
+  // Custom policies are code that runs with the function on private data, and are not part of
+  // the hash: a grant never covers them (the approved code had none).
+  if (!code.policy_spec.empty()) return std::optional<store::Grant>();
   ASSIGN_OR_RETURN(std::vector<store::Grant> grants,
                    store_.GrantsFor(code.code_hash, *caller.user_id));
   if (grants.empty()) return std::optional<store::Grant>();
@@ -1181,7 +1184,11 @@ Result<std::optional<store::Grant>> CodeService::GrantToRun(const Principal& cal
   const store::Grant* full = nullptr;  // of the active ones, the one with room soonest
   int64_t full_until = 0;
   for (const store::Grant& g : grants) {  // newest first
-    const std::string differs = FirstDifferentBinding(json::parse(g.inputs, nullptr, false), mine);
+    // The same source may define other functions: the one called must be the approved one.
+    const std::string differs =
+        code.name != g.code_name
+            ? "(the function called, '" + code.name.substr(0, 100) + "' for '" + g.code_name + "')"
+            : FirstDifferentBinding(json::parse(g.inputs, nullptr, false), mine);
     if (!differs.empty()) {
       if (!other_inputs) other_inputs = &g, differing_arg = differs;
       continue;
@@ -1205,9 +1212,11 @@ Result<std::optional<store::Grant>> CodeService::GrantToRun(const Principal& cal
   }
   obs::GrantRefusals(obs::GrantRefusal::kInputs).Add();
   return PermissionDeniedError(
-      "a grant names you for this code, but your code binds argument '" +
-      differing_arg.substr(0, 100) +
-      "' to other data than the approved code: submit it with the same inputs");
+      "a grant names you for this code, but your code differs from the approved code in " +
+      (differing_arg.front() == '('
+           ? differing_arg
+           : "argument '" + differing_arg.substr(0, 100) + "' (your code binds it to other data)") +
+      ": submit it with the same function and inputs");
 }
 
 Status CodeService::WindowFull(const store::Grant& grant, const std::string& user_id,
@@ -1808,7 +1817,19 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
     out.error = "the job's code is gone";
     return out;
   }
-  if (job.kind == "private" && code->request_status != "approved") {
+  if (job.kind == "private" && job.grant_id) {
+    // Admitted under a grant: it runs unless the grant was revoked since (a revocation kills the
+    // runs it finds; this catches one admitted in the moment before), and only as the code the
+    // grant approved.
+    auto grant = store_.GetGrant(*job.grant_id);
+    if (!grant.ok() || grant->revoked_at || grant->code_hash != code->code_hash ||
+        grant->code_name != code->name || !code->policy_spec.empty()) {
+      out.status = "killed";
+      out.failure = FailureName(FailureKind::kKilled);
+      out.error = "the grant this run was admitted under was revoked before the run started";
+      return out;
+    }
+  } else if (job.kind == "private" && code->request_status != "approved") {
     // Its request was denied after the run was queued (a denial holds the runs queued before it;
     // this catches one queued in the moment after).
     out.status = "killed";

@@ -1,0 +1,107 @@
+"""Grants, tried as a hostile data scientist named on one would try them.
+
+A grant matches code by its hash (of the source alone) and its input bindings. The code that runs is
+more than its source: the function the source defines that is called (``name``), and any custom
+policies (``policy_code``), which run with the function on the private data. A named scientist's own
+code with the approved source must not reach private data through either. Both tests failed on the
+first version of grants (the run was admitted under the grant and returned the rows).
+"""
+
+
+from code_helpers import PRIVATE
+from helpers import needs_sandbox
+
+from test_code_flow import actors, asset, owner, people, scientist  # noqa: F401
+
+# The approved source defines a helper beside the function the owner reviewed: calling the helper
+# directly hands over every row. Each test has its own copy (a user submits a source once).
+def source(tag):
+    return (
+        "def rows_%s(data):\n"
+        "    return data.to_dict(orient='list')\n"
+        "\n"
+        "def total_%s(data):\n"
+        "    return int(len(rows_%s(data)['age']) * 0 + data['age'].sum())\n" % (tag, tag, tag)
+    )
+
+
+LEAKING_POLICY = (
+    "class Leak(sy.CustomOutputPolicy):\n"
+    "    def apply_to_output(self, context, outputs, update_policy=True):\n"
+    "        return 'leaked'\n"
+)
+
+
+def submit(api, actor, name, text, asset_id, **more):
+    body = {"name": name, "source": text, "inputs": {"data": {"asset_id": asset_id}}}
+    body.update(more)
+    code = api.post("/api/v1/code", body, token=actor.token)
+    assert code.status == 201, code
+    return code.json
+
+
+def grant_for(api, actors, tag, asset_id):
+    """The scientist submits source(tag) calling total_<tag>, asks, and the owner approves it for
+    repeated use naming scientist2. Returns the grant's JSON."""
+    sci, owner = actors["scientist"], actors["owner"]
+    code = submit(api, sci, "total_" + tag, source(tag), asset_id)
+    req = api.post("/api/v1/requests", {"code_id": code["id"]}, token=sci.token)
+    assert req.status == 201, req
+    approved = api.post(
+        "/api/v1/requests/%s/approve" % req.json["id"],
+        {"repeat": {"per_hour": 50}, "users": [actors["scientist2"].user["email"]]},
+        token=owner.token,
+    )
+    assert approved.status == 200, approved
+    # The requester's own run of it is admitted under the grant.
+    run = api.post("/api/v1/code/%s/run" % code["id"], {}, token=sci.token)
+    assert run.status == 201, run
+    assert run.json["grant_id"] == approved.json["grant"]["id"]
+    assert run.json["result"]["inline"] == int(PRIVATE["age"].sum())
+    return approved.json["grant"]
+
+
+def jobs_of(api, actor):
+    answer = api.get("/api/v1/jobs", token=actor.token)
+    assert answer.status == 200, answer
+    return answer.json["items"]
+
+
+@needs_sandbox
+def test_a_named_scientist_cannot_call_another_function_of_the_approved_source(api, actors, asset):
+    grant = grant_for(api, actors, "fn", asset.id)
+    second = actors["scientist2"]
+    before = len(jobs_of(api, second))
+    # The same source (so the same hash, the same bindings), naming the helper as the function.
+    code = submit(api, second, "rows_fn", source("fn"), asset.id)
+    assert code["code_hash"] == grant["code_hash"]
+    run = api.post("/api/v1/code/%s/run" % code["id"], {}, token=second.token)
+    assert run.status == 403, run
+    assert run.json["error"]["code"] == "PERMISSION_DENIED"
+    assert "rows_fn" in run.json["error"]["message"], run
+    assert len(jobs_of(api, second)) == before
+    for name in PRIVATE["name"]:
+        assert name not in run.text
+
+
+@needs_sandbox
+def test_a_named_scientists_custom_policies_never_run_under_the_grant(api, actors, asset):
+    grant = grant_for(api, actors, "pol", asset.id)
+    second = actors["scientist2"]
+    before = len(jobs_of(api, second))
+    # The approved function and source (the hash covers the source only), with an output policy
+    # of the scientist's own that would replace the result.
+    code = submit(
+        api,
+        second,
+        "total_pol",
+        source("pol"),
+        asset.id,
+        output_policy={"kind": "custom"},
+        policy_code={"source": LEAKING_POLICY, "output": {"class": "Leak"}},
+    )
+    assert code["code_hash"] == grant["code_hash"]
+    run = api.post("/api/v1/code/%s/run" % code["id"], {}, token=second.token)
+    assert run.status == 403, run
+    assert "leaked" not in run.text
+    assert len(jobs_of(api, second)) == before
