@@ -14,6 +14,7 @@ window to pass (about 60 s) and one for a grant to expire (about 9 s).
 
 import datetime
 import http.server
+import json
 import re
 import threading
 import time
@@ -208,6 +209,48 @@ def test_a_run_answered_429_raises_at_once_and_is_not_sent_again(limited_server)
         assert limited.value.retry_after == 17 and limited.value.status == 429
         assert "per minute" in str(limited.value)
     assert _LimitedHandler.seen == [("POST", "/api/v1/code/c-1/run")] * 2
+
+
+class _OldApproveHandler(http.server.BaseHTTPRequestHandler):
+    """A server from before grants: approves, ignoring ``repeat``; records the bodies sent."""
+
+    bodies = []
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        type(self).bodies.append(json.loads(self.rfile.read(length) or b"null"))
+        body = b'{"id": "r-1", "status": "approved", "requested_by": {"name": "Jo"}}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_approval_sends_its_body_and_says_when_no_grant_came_back():
+    _OldApproveHandler.bodies = []
+    server = http.server.HTTPServer(("127.0.0.1", 0), _OldApproveHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = "http://127.0.0.1:{}".format(server.server_port)
+        client = sy.DatasiteClient(url, "token", {"id": "u-1", "role": "data_owner"}, {})
+        request = sy.Request({"id": "r-1", "status": "pending"}, client)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", sy.DatasiteWarning)
+            assert "approved" in str(request.approve())
+        with pytest.warns(sy.DatasiteWarning, match="no grant"):
+            request.approve(repeat=sy.RateLimit(per_minute=2), users=["b@example.org"])
+        assert request.grant is None
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _OldApproveHandler.bodies == [
+        {},
+        {"repeat": {"per_minute": 2}, "users": ["b@example.org"]},
+    ]
 
 
 # On a server ------------------------------------------------------------------------------------
