@@ -279,6 +279,7 @@ void JobQueue::WorkerLoop() {
       j.result_meta = std::move(o.result_meta);
       j.result_data = std::move(o.result_data);
       j.held = o.held;
+      j.held_reason = std::move(o.held_reason);
       j.stdout_text = std::move(o.stdout_text);
       j.stderr_text = std::move(o.stderr_text);
       j.finished_at = clock_.NowMillis();

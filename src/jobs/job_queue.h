@@ -46,6 +46,7 @@ struct Outcome {
   std::string result_meta;                 // a CSV result's typed sidecar, '' for none
   std::optional<std::string> result_data;  // a small result, kept in the database
   bool held = false;
+  std::string held_reason;  // why a rule held it (see store::Job::held_reason)
   std::string stdout_text;
   std::string stderr_text;
 };

@@ -18,6 +18,7 @@
 #include "obs/metrics.h"
 #include "services/job_failure.h"
 #include "services/notifications.h"
+#include "services/output_checks.h"
 #include "services/projects.h"
 #include "services/source_check.h"
 
@@ -703,6 +704,12 @@ Result<Approval> CodeService::Approve(const Principal& caller, const std::string
   // Approving an approved request again only adds the grant.
   if (grant && r.status == "approved") {
     RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+      // Read again under the transaction's lock: a denial that won the race ends it here.
+      ASSIGN_OR_RETURN(store::CodeRequest now_r, tx.GetRequest(id));
+      if (now_r.status != "approved") {
+        return FailedPreconditionError("the request was " + now_r.status +
+                                       " meanwhile: approve it again");
+      }
       RETURN_IF_ERROR(tx.InsertGrant(*grant));
       return Audit(tx, caller, "grant.create", "grant:" + grant->id, GrantDetail(*grant));
     }));
@@ -762,6 +769,19 @@ Result<store::CodeRequest> CodeService::Deny(const Principal& caller, const std:
     return notifications_ ? notifications_->OnDecision(tx, r, "denied", *caller.user_id)
                           : Status::Ok();
   }));
+  {
+    // The runs admitted under the request's grants (named scientists' code too) were held by
+    // the revocation; they are stopped.
+    store::JobFilter g;
+    g.grant_request_id = id;
+    g.include_review = false;
+    for (const char* status : {"queued", "running"}) {
+      g.status = status;
+      auto jobs = store_.ListJobs(g);
+      if (!jobs.ok()) continue;
+      for (const auto& j : jobs->items) (void)queue_.Kill(j.id);
+    }
+  }
   if (r.status == "approved") {
     // The store held the runs still going; they are stopped too.
     store::JobFilter f;
@@ -1202,6 +1222,12 @@ Result<std::optional<store::Grant>> CodeService::GrantToRun(const Principal& cal
     if (!full || *use.next_run_at < full_until) full = &g, full_until = *use.next_run_at;
   }
   if (full) return WindowFull(*full, *caller.user_id, now_ms);
+  // The caller's own approved request still decides where the grants that don't fit came from
+  // other requests; a grant of the code's own request that ended ends its repeated use.
+  const bool own_approved = code.request_status == "approved";
+  if (ended && own_approved && ended->request_id != code.request_id.value_or("")) ended = nullptr;
+  if (other_inputs && own_approved) other_inputs = nullptr;
+  if (!ended && !other_inputs) return std::optional<store::Grant>();
   if (ended) {
     obs::GrantRefusals(obs::GrantRefusal::kEnded).Add();
     const std::string when =
@@ -1801,6 +1827,58 @@ Status CodeService::KeepWithinQuota(store::Store& tx, const store::Job& job, job
   return Status::Ok();
 }
 
+Result<OutputRules> CodeService::OutputRulesOf(const store::UserCode& code) {
+  OutputRules rules;
+  const json bound = json::parse(code.inputs, nullptr, false);
+  if (!bound.is_object()) return rules;
+  for (const auto& [arg, b] : bound.items()) {
+    if (!b.is_object() || !b.contains("asset_id")) continue;
+    std::string dataset_id = b.value("dataset_id", std::string());
+    if (dataset_id.empty()) {
+      ASSIGN_OR_RETURN(store::Dataset d,
+                       store_.GetDatasetByAsset(b["asset_id"].get<std::string>()));
+      dataset_id = d.id;
+    }
+    ASSIGN_OR_RETURN(std::string text, store_.GetOutputChecks(dataset_id));
+    if (text.empty()) continue;
+    const json parsed = json::parse(text, nullptr, false);
+    ASSIGN_OR_RETURN(OutputRules theirs, ParseOutputRules(parsed));
+    rules = Strictest(rules, theirs);
+  }
+  return rules;
+}
+
+void CodeService::ApplyOutputChecks(const OutputRules& rules, const store::UserCode& code,
+                                    const sandbox::JobSpec& spec, sandbox::JobResult& r,
+                                    jobs::Outcome& out) {
+  std::vector<InputTable> inputs;
+  if (rules.no_row_level) {
+    const json bound = json::parse(code.inputs, nullptr, false);
+    for (const auto& in : spec.inputs) {
+      const json b = bound.is_object() && bound.contains(in.name) ? bound[in.name] : json();
+      const std::string name =
+          b.is_object() ? b.value("dataset", std::string()) + "/" + b.value("asset", std::string())
+                        : in.name;
+      InputTable t;
+      t.name = name;
+      if (in.format == "csv") {
+        auto read = ReadInputTable(name, in.path);
+        if (read.ok()) t = std::move(*read);
+      }
+      inputs.push_back(std::move(t));
+    }
+  }
+  const Verdict v = CheckOutput(rules, r.result_format, *out.result_data, r.result_meta,
+                                static_cast<int64_t>(out.stdout_text.size()), inputs);
+  if (!v.held.empty()) {
+    out.held = true;
+    out.held_reason = v.held;
+    return;
+  }
+  if (v.result) out.result_data = *v.result;
+  if (v.meta) r.result_meta = *v.meta;
+}
+
 jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic<bool>& cancel) {
   jobs::Outcome out;
   out.status = "errored";
@@ -1822,8 +1900,11 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
     // runs it finds; this catches one admitted in the moment before), and only as the code the
     // grant approved.
     auto grant = store_.GetGrant(*job.grant_id);
-    if (!grant.ok() || grant->revoked_at || grant->code_hash != code->code_hash ||
-        grant->code_name != code->name || !code->policy_spec.empty()) {
+    auto request = grant.ok() ? store_.GetRequest(grant->request_id)
+                              : Result<store::CodeRequest>(grant.status());
+    if (!grant.ok() || grant->revoked_at || !request.ok() || request->status != "approved" ||
+        grant->code_hash != code->code_hash || grant->code_name != code->name ||
+        !code->policy_spec.empty()) {
       out.status = "killed";
       out.failure = FailureName(FailureKind::kKilled);
       out.error = "the grant this run was admitted under was revoked before the run started";
@@ -1874,6 +1955,18 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
     spec.inputs.push_back({arg, file->path(), std::move(format), std::move(meta)});
     input_files.push_back(std::move(*file));
   }
+  // A run nobody reviews (admitted under a grant) passes its datasets' output checks before its
+  // requester reads anything of it; unreadable rules fail it closed.
+  std::optional<OutputRules> checks;
+  if (job.kind == "private" && job.grant_id) {
+    auto rules = OutputRulesOf(*code);
+    if (!rules.ok()) {
+      spdlog::error("job {}: its output checks: {}", job.id, rules.status().ToString());
+      out.error = "the output checks of its datasets could not be read";
+      return out;
+    }
+    if (rules->any()) checks = *rules;
+  }
   // Custom policies run in the job's process around the function: on a private run they may
   // refuse it and keep state; a data owner's review applies them without counting; a mock run
   // (the scientist's own check on the mocks) runs the function alone.
@@ -1918,7 +2011,10 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
   // failed run, which may quote private values — waits for a data owner. Decided from the settings
   // at each write, not at the start: review turned on while the job runs holds it (the store
   // decides again in the same update, see Store::FinishJob).
-  auto review_now = [this, &job] { return job.kind == "private" && settings_.Get().output_review; };
+  // A run checked by rule is held while it prints: printed output is free text no rule reads.
+  auto review_now = [this, &job, &checks] {
+    return job.kind == "private" && (checks.has_value() || settings_.Get().output_review);
+  };
   // The job's stdout goes to the store while it runs (live logs), marked held with it, so that
   // whoever may see its result can read it before the job ends (see Logs).
   bool streaming = true;
@@ -1970,7 +2066,15 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
           return out;
         }
         out.result_data = ss.str();
+        if (checks) {
+          ApplyOutputChecks(*checks, *code, spec, *r, out);
+          if (!out.held_reason.empty()) spdlog::info("job {}: held: {}", job.id, out.held_reason);
+        }
       } else {
+        if (checks) {
+          out.held = true;
+          out.held_reason = "max_result_bytes: results over 1 MiB are not checked by rule";
+        }
         Status kept = KeepResult(job, result_path, static_cast<int64_t>(r->result_bytes));
         if (!kept.ok()) {
           spdlog::error("job {}: {}", job.id, kept.ToString());
@@ -1981,7 +2085,8 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
       out.status = "completed";
       out.failure.clear();
       out.result_format = r->result_format;
-      out.result_size = static_cast<int64_t>(r->result_bytes);
+      out.result_size = out.result_data ? static_cast<int64_t>(out.result_data->size())
+                                        : static_cast<int64_t>(r->result_bytes);
       out.result_meta = std::move(r->result_meta);
       return out;
     }

@@ -29,6 +29,7 @@
 #include "jobs/job_queue.h"
 #include "sandbox/sandbox.h"
 #include "services/grant_rules.h"
+#include "services/output_checks.h"
 #include "services/principal.h"
 #include "services/settings.h"
 #include "services/storage_meter.h"
@@ -404,6 +405,12 @@ class CodeService {
   Recharge RechargeOf(const store::KeptOutput& o) const;
   Result<Recharge> RechargeFor(const store::Job& job);
   jobs::Outcome RunInSandbox(const store::Job& job, const std::atomic<bool>& cancel);
+  // The strictest output checks of the datasets whose assets `code` binds (none: no rule).
+  Result<OutputRules> OutputRulesOf(const store::UserCode& code);
+  // Checks a completed run's small result (out.result_data, its stdout in out) against `rules`:
+  // holds it (out.held, out.held_reason) or rewrites it (suppressed and rounded counts).
+  void ApplyOutputChecks(const OutputRules& rules, const store::UserCode& code,
+                         const sandbox::JobSpec& spec, sandbox::JobResult& r, jobs::Outcome& out);
   // After a counted run of code with custom policies: stores the state they report (over the
   // version the run read). A completed run whose state can't be stored so — none reported, a
   // store error, another run wrote first — becomes a policy failure (fails closed).

@@ -56,7 +56,9 @@ std::string FirstDifferentBinding(const nlohmann::json& a, const nlohmann::json&
   auto same = [](const nlohmann::json& x, const nlohmann::json& y) {
     if (!x.is_object() || !y.is_object()) return false;
     if (x.contains("asset_id")) return y.contains("asset_id") && x["asset_id"] == y["asset_id"];
-    if (x.contains("value")) return y.contains("value") && x["value"] == y["value"];
+    // By their exact JSON text: nlohmann's == calls -1 and 18446744073709551615, or 2 and 2.0,
+    // equal, which Python tells apart.
+    if (x.contains("value")) return y.contains("value") && x["value"].dump() == y["value"].dump();
     return false;
   };
   for (const auto& [arg, binding] : a.items()) {

@@ -103,5 +103,20 @@ TEST(GrantRulesTest, BindingsCompareByAssetIdOrValueOnly) {
   EXPECT_EQ(FirstDifferentBinding(json{{"x", json::object()}}, json{{"x", json::object()}}), "x");
 }
 
+// Constants the JSON library calls equal but Python does not (found by a cold attack: a named
+// scientist ran the approved mean over rows [:n] with n = 2**64 - 1 where -1 was approved).
+TEST(GrantRulesTest, ConstantsCompareByTheirExactJson) {
+  auto with = [](const json& v) { return json{{"n", {{"value", v}}}}; };
+  EXPECT_EQ(FirstDifferentBinding(with(-1), with(json::parse("18446744073709551615"))), "n");
+  EXPECT_EQ(FirstDifferentBinding(with(2), with(2.0)), "n");
+  EXPECT_EQ(FirstDifferentBinding(with(json::parse("9007199254740992.0")),
+                                  with(json::parse("9007199254740993"))),
+            "n");
+  EXPECT_EQ(FirstDifferentBinding(with(true), with(1)), "n");
+  EXPECT_EQ(FirstDifferentBinding(with(json{{"a", 1}, {"b", 2}}), with(json{{"b", 2}, {"a", 1}})),
+            "");
+  EXPECT_EQ(FirstDifferentBinding(with(-1), with(-1)), "");
+}
+
 }  // namespace
 }  // namespace datasite::services

@@ -59,6 +59,18 @@ ALTER TABLE jobs ADD COLUMN grant_id TEXT;
 CREATE INDEX jobs_grant ON jobs(grant_id, user_id, created_at) WHERE grant_id IS NOT NULL;
 )sql";
 
+// Version 29 on both engines: a data owner's output checks per dataset (the rules a run nobody
+// reviews must pass, services/output_checks.h), and why a run's output is held when a rule held it.
+constexpr const char* kOutputChecksSchema = R"sql(
+CREATE TABLE output_checks (
+  dataset_id TEXT PRIMARY KEY REFERENCES datasets(id),
+  rules TEXT NOT NULL,
+  updated_by TEXT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+ALTER TABLE jobs ADD COLUMN held_reason TEXT NOT NULL DEFAULT '';
+)sql";
+
 // The schema, one entry per version. Never edit a released entry: append a new one.
 constexpr const char* kMigrations[] = {
     // Version 1: accounts, sessions, settings, identity, audit.
@@ -854,6 +866,8 @@ END;
     // Version 28: grants (a request approved for repeated use, CodeService::Approve), in one form
     // for both engines (see kGrantsSchema).
     kGrantsSchema,
+    // Version 29: output checks (see kOutputChecksSchema).
+    kOutputChecksSchema,
 };
 
 // PostgreSQL's form of every migration after kPostgresBaselineVersion, in order.
@@ -1043,7 +1057,8 @@ CREATE TRIGGER job_usage_update
 CREATE TRIGGER job_usage_delete AFTER DELETE ON jobs
   FOR EACH ROW EXECUTE FUNCTION count_job_usage();
 )sql",
-    kGrantsSchema,  // Version 28 (see above).
+    kGrantsSchema,        // Version 28 (see above).
+    kOutputChecksSchema,  // Version 29 (see above).
 };
 static_assert(std::size(kMigrations) == kPostgresBaselineVersion + std::size(kPostgresMigrations),
               "every migration after PostgreSQL's baseline needs its PostgreSQL form");
@@ -1274,6 +1289,12 @@ Dataset ReadDataset(const Stmt& s) {
 // A private run that counts against the output policy: every one that was queued, except runs that
 // never reached the code (killed while queued, interrupted by crashes). Failed runs count: their
 // errors and output may carry private values, so retrying them must not be free.
+// Whether the grant ?9 admits a run at ?7: neither revoked nor expired, and its request still
+// approved (a denial racing a second approval that added the grant must win).
+constexpr const char* kLiveGrant =
+    "SELECT 1 FROM grants g JOIN code_requests r ON r.id = g.request_id WHERE g.id = ?9 AND "
+    "g.revoked_at IS NULL AND g.expires_at > ?7 AND r.status = 'approved'";
+
 constexpr const char* kCountedRun =
     "NOT (status = 'interrupted' OR (status = 'killed' AND started_at = 0))";
 
@@ -1297,6 +1318,7 @@ std::string CodeSelect(bool used, std::string_view keep = "") {
          ", c.output_policy, c.output_limit, c.created_at, "
          "coalesce(u.name, ''), coalesce(u.email, ''), " +
          (used ? "(SELECT count(*) FROM jobs j WHERE j.code_id = c.id AND j.kind = 'private' AND "
+                 "j.grant_id IS NULL AND "
                  "NOT (j.status = 'interrupted' OR (j.status = 'killed' AND j.started_at = 0)))"
                : "0") +
          ", r.id, r.status, " + kept("coalesce(p.spec, '')") +
@@ -1412,14 +1434,14 @@ std::string JobSelect(bool priority, std::string_view from = "jobs", std::string
          (priority ? "j.priority" : "0") +
          ", j.result_meta, j.failure, j.error_detail, j.error_released, j.deposited, "
          "j.lease_owner, j.lease_expires_at, j.kill_requested, coalesce(c.user_id, ''), "
-         "j.grant_id" +
+         "j.grant_id, j.held_reason" +
          std::string(more) + " FROM " + std::string(from) +
          " j "
          "LEFT JOIN user_code c ON c.id = j.code_id LEFT JOIN users u ON u.id = j.user_id "
          "LEFT JOIN expired_outputs e ON e.job_id = j.id";
 }
 
-constexpr int kJobSelectColumns = 32;
+constexpr int kJobSelectColumns = 33;
 
 Job ReadJob(const Stmt& s) {
   Job j;
@@ -1455,6 +1477,7 @@ Job ReadJob(const Stmt& s) {
   j.kill_requested = s.Int(29) != 0;
   j.code_author_id = s.Text(30);
   if (!s.IsNull(31)) j.grant_id = s.Text(31);
+  j.held_reason = s.Text(32);
   return j;
 }
 
@@ -3286,6 +3309,28 @@ class SqlStore : public Store {
     });
   }
 
+  Status SetOutputChecks(const std::string& dataset_id, const std::string& rules,
+                         const std::string& by, int64_t now) override {
+    std::lock_guard lock(mu_);
+    if (rules.empty()) {
+      Stmt d(stmts_, "DELETE FROM output_checks WHERE dataset_id = ?");
+      return d.Bind(dataset_id).Run();
+    }
+    Stmt s(stmts_,
+           "INSERT INTO output_checks (dataset_id, rules, updated_by, updated_at) VALUES (?, ?, ?, "
+           "?) ON CONFLICT (dataset_id) DO UPDATE SET rules = excluded.rules, updated_by = "
+           "excluded.updated_by, updated_at = excluded.updated_at");
+    return s.Bind(dataset_id).Bind(rules).Bind(by).Bind(now).Run();
+  }
+
+  Result<std::string> GetOutputChecks(const std::string& dataset_id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "SELECT rules FROM output_checks WHERE dataset_id = ?");
+    s.Bind(dataset_id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    return row ? s.Text(0) : std::string();
+  }
+
   Status InsertGrant(const Grant& g) override {
     std::lock_guard lock(mu_);
     RETURN_IF_ERROR(Begin());
@@ -3376,7 +3421,12 @@ class SqlStore : public Store {
     Stmt s(stmts_,
            "UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL");
     RETURN_IF_ERROR(s.Bind(now_ms).Bind(by).Bind(id).Run());
-    if (conn_->Changes() > 0) return Status::Ok();
+    if (conn_->Changes() > 0) {
+      // What its runs still going produce waits for a data owner (they are killed next).
+      Stmt h(stmts_,
+             "UPDATE jobs SET held = 1 WHERE grant_id = ? AND status IN ('queued', 'running')");
+      return h.Bind(id).Run();
+    }
     Stmt e(stmts_, "SELECT 1 FROM grants WHERE id = ?");
     e.Bind(id);
     ASSIGN_OR_RETURN(bool row, e.Step());
@@ -3387,6 +3437,10 @@ class SqlStore : public Store {
   Status RevokeRequestGrants(const std::string& request_id, const std::string& by,
                              int64_t now_ms) override {
     std::lock_guard lock(mu_);
+    Stmt h(stmts_,
+           "UPDATE jobs SET held = 1 WHERE grant_id IN (SELECT id FROM grants WHERE request_id = ? "
+           "AND revoked_at IS NULL) AND status IN ('queued', 'running')");
+    RETURN_IF_ERROR(h.Bind(request_id).Run());
     Stmt s(stmts_,
            "UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE request_id = ? AND revoked_at "
            "IS NULL");
@@ -3582,8 +3636,8 @@ class SqlStore : public Store {
     // say which limit it was. A kill (which takes no writers' lock) may end the run a limit
     // counted between the two: then nothing explains the refusal, and the insert is tried again.
     auto run_count = [](const std::string& code) {
-      return "SELECT count(*) FROM jobs WHERE code_id = " + code + " AND kind = 'private' AND " +
-             std::string(kCountedRun);
+      return "SELECT count(*) FROM jobs WHERE code_id = " + code +
+             " AND kind = 'private' AND grant_id IS NULL AND " + std::string(kCountedRun);
     };
     auto private_unfinished = [](const std::string& code) {
       return "SELECT count(*) FROM jobs WHERE code_id = " + code +
@@ -3607,9 +3661,7 @@ class SqlStore : public Store {
              "AND user_id = " + user + " AND created_at > " + since;
     };
     if (granted) {
-      sql +=
-          " AND EXISTS (SELECT 1 FROM grants WHERE id = ?9 AND revoked_at IS NULL AND "
-          "expires_at > ?7)";
+      sql += std::string(" AND EXISTS (") + kLiveGrant + ")";
       for (const GrantWindow& w : limits.grant_windows) {
         sql +=
             " AND (" + grant_runs("?9", "?3", "?7 - " + bound(w.window_ms)) + ") < " + bound(w.max);
@@ -3686,10 +3738,16 @@ class SqlStore : public Store {
         if (row && c.Int(0) >= *limits.max_unfinished) return JobAdmission::kTooManyUnfinished;
       }
       if (granted) {
-        Stmt g(stmts_,
-               "SELECT count(*) FROM grants WHERE id = ?1 AND revoked_at IS NULL AND "
-               "expires_at > ?2");
-        g.Bind(*j.grant_id).Bind(j.created_at);
+        Stmt g(stmts_, std::string("SELECT count(*) FROM (") + kLiveGrant + ") live");
+        g.Bind(j.id)
+            .Bind(j.code_id)
+            .Bind(j.user_id)
+            .Bind(j.kind)
+            .Bind(j.inputs)
+            .Bind(j.timeout_ms)
+            .Bind(j.created_at)
+            .Bind(j.priority)
+            .Bind(*j.grant_id);
         ASSIGN_OR_RETURN(bool row, g.Step());
         if (!row || g.Int(0) == 0) return JobAdmission::kGrantEnded;
         for (const GrantWindow& w : limits.grant_windows) {
@@ -3784,7 +3842,11 @@ class SqlStore : public Store {
         " WHERE (CAST(?1 AS TEXT) IS NULL OR j.user_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR "
         "j.code_id = ?2) AND "
         "(CAST(?3 AS TEXT) IS NULL OR j.status = ?3) AND (?4 = 1 OR j.kind != 'review')" +
-        std::string(f.grant_id ? " AND j.grant_id = ?7" : "");
+        std::string(f.grant_id           ? " AND j.grant_id = ?7"
+                    : f.grant_request_id ? " AND j.grant_id IN (SELECT id FROM grants WHERE "
+                                           "request_id = ?7)"
+                                         : "");
+    const std::optional<std::string>& grant_filter = f.grant_id ? f.grant_id : f.grant_request_id;
     auto bind = [&](Stmt& s) {
       BindOptional(s, f.user_id);
       BindOptional(s, f.code_id);
@@ -3794,10 +3856,10 @@ class SqlStore : public Store {
     JobPage page;
     {
       Stmt c(stmts_, ("SELECT count(*) FROM jobs j" + where +
-                      (f.grant_id ? " AND ?5 = ?5 AND ?6 = ?6" : ""))
+                      (grant_filter ? " AND ?5 = ?5 AND ?6 = ?6" : ""))
                          .c_str());
       bind(c);
-      if (f.grant_id) c.Bind(f.limit).Bind(f.offset).Bind(*f.grant_id);
+      if (grant_filter) c.Bind(f.limit).Bind(f.offset).Bind(*grant_filter);
       ASSIGN_OR_RETURN(bool row, c.Step());
       page.total = row ? c.Int(0) : 0;
     }
@@ -3806,7 +3868,7 @@ class SqlStore : public Store {
                        .c_str());
     bind(s);
     s.Bind(f.limit).Bind(f.offset);
-    if (f.grant_id) s.Bind(*f.grant_id);
+    if (grant_filter) s.Bind(*grant_filter);
     ASSIGN_OR_RETURN(page.items, ReadAll(s, ReadJob));
     return page;
   }
@@ -3957,13 +4019,14 @@ class SqlStore : public Store {
 
   Result<bool> FinishJob(const Job& j) override {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_, ("UPDATE jobs SET status = ?, error = ?, failure = ?, error_detail = ?, "
-                    "result_format = ?, result_size = ?, result = ?, held = " +
-                    std::string(kHeldOnUpdate) +
-                    ", stdout = ?, stderr = ?, finished_at = ?, kept_result_bytes = ?, "
-                    "kept_log_bytes = ?, result_meta = ?, charged_bytes = CASE WHEN " +
-                    std::string(kHeldOnUpdate) + " != 0 THEN 0 ELSE charged_bytes END WHERE " +
-                    std::string(kUnderLease) + " RETURNING held"));
+    Stmt s(stmts_,
+           ("UPDATE jobs SET status = ?, error = ?, failure = ?, error_detail = ?, "
+            "result_format = ?, result_size = ?, result = ?, held = " +
+            std::string(kHeldOnUpdate) +
+            ", stdout = ?, stderr = ?, finished_at = ?, kept_result_bytes = ?, "
+            "kept_log_bytes = ?, result_meta = ?, held_reason = ?, charged_bytes = CASE WHEN " +
+            std::string(kHeldOnUpdate) + " != 0 THEN 0 ELSE charged_bytes END WHERE " +
+            std::string(kUnderLease) + " RETURNING held"));
     s.Bind(j.status).Bind(j.error).Bind(j.failure).Bind(j.error_detail);
     s.Bind(j.result_format).Bind(j.result_size);
     if (j.result_data) {
@@ -3978,6 +4041,7 @@ class SqlStore : public Store {
         .Bind(j.status == "completed" ? j.result_size : int64_t{0})
         .Bind(static_cast<int64_t>(j.stdout_text.size() + j.stderr_text.size()))
         .Bind(j.status == "completed" ? j.result_meta : std::string())
+        .Bind(j.held_reason)
         .Bind(j.held)
         .Bind(j.id)
         .Bind(j.lease_owner)

@@ -26,14 +26,19 @@ namespace datasite::store {
 namespace {
 
 // The schema version a store opened by this build has.
-constexpr int64_t kLatestVersion = 28;
+constexpr int64_t kLatestVersion = 29;
 
-// Undoes schema version 28 (grants), for tests that upgrade from before it.
+// Undoes schema version 29 (output checks), for tests that upgrade from before it.
+constexpr const char* kUndoVersion29 =
+    "DROP TABLE output_checks; ALTER TABLE jobs DROP COLUMN held_reason; ";
+
+// Undoes schema versions 29 and 28 (grants), for tests that upgrade from before 28.
 constexpr const char* kUndoVersion28 =
+    "DROP TABLE output_checks; ALTER TABLE jobs DROP COLUMN held_reason; "
     "DROP INDEX jobs_grant; ALTER TABLE jobs DROP COLUMN grant_id; DROP TABLE grant_users; "
     "DROP TABLE grants; ";
 
-// Undoes schema versions 28 and 27 (each user's job usage as running sums), for tests that
+// Undoes schema versions 29 to 27 (27: each user's job usage as running sums), for tests that
 // upgrade from before 27 (those that undo an older version undo these first).
 std::string UndoVersion27(bool postgres) {
   return std::string(kUndoVersion28) +
@@ -3311,6 +3316,59 @@ TEST_F(GrantStoreTest, ARevokedOrExpiredGrantAdmitsNothing) {
   auto read = store_->GetGrant("g1");
   EXPECT_EQ(read->revoked_at, kNow + 5);  // the first revocation stands
   EXPECT_EQ(read->revoked_by, "owner");
+}
+
+TEST_F(GrantStoreTest, AGrantOfADeniedRequestAdmitsNothing) {
+  ASSERT_TRUE(store_->InsertGrant(NewGrant("g1", {"u"}, std::nullopt)).ok());
+  EXPECT_EQ(*RunUnder("g1", "u", kNow, {}), JobAdmission::kInserted);
+  // A denial that raced a second approval adding the grant: the grant itself stays unrevoked.
+  ASSERT_TRUE(store_->DecideRequest("req", "denied", "no", "owner", 1).ok());
+  EXPECT_EQ(*RunUnder("g1", "u", kNow + 1, {}), JobAdmission::kGrantEnded);
+}
+
+TEST_F(GrantStoreTest, RevocationsHoldTheRunsStillGoing) {
+  ASSERT_TRUE(store_->InsertGrant(NewGrant("g1", {"u", "v"}, std::nullopt)).ok());
+  ASSERT_TRUE(store_->InsertGrant(NewGrant("g2", {"u"}, std::nullopt)).ok());
+  ASSERT_EQ(*RunUnder("g1", "v", kNow, {}), JobAdmission::kInserted);  // job1
+  ASSERT_EQ(*RunUnder("g2", "u", kNow, {}), JobAdmission::kInserted);  // job2
+  JobFilter f;
+  f.grant_request_id = "req";
+  EXPECT_EQ(store_->ListJobs(f)->total, 2);
+  ASSERT_TRUE(store_->RevokeGrant("g1", "owner", kNow + 1).ok());
+  EXPECT_TRUE(store_->GetJob("job1")->held);
+  EXPECT_FALSE(store_->GetJob("job2")->held);
+  ASSERT_TRUE(store_->RevokeRequestGrants("req", "owner", kNow + 2).ok());
+  EXPECT_TRUE(store_->GetJob("job2")->held);
+  f.grant_request_id = "other";
+  EXPECT_EQ(store_->ListJobs(f)->total, 0);
+}
+
+TEST_F(GrantStoreTest, OutputChecksAreKeptPerDatasetAndAnUpgradeKeepsTheJobsUnheld) {
+  Dataset d;
+  d.id = "d1";
+  d.name = "census";
+  d.uploader_id = "u";
+  ASSERT_TRUE(store_->InsertDataset(d).ok());
+  EXPECT_EQ(*store_->GetOutputChecks("d1"), "");
+  ASSERT_TRUE(store_->SetOutputChecks("d1", R"({"min_cell_count":10})", "owner", 5).ok());
+  ASSERT_TRUE(store_->SetOutputChecks("d1", R"({"round_to":5})", "owner", 6).ok());
+  EXPECT_EQ(*store_->GetOutputChecks("d1"), R"({"round_to":5})");
+  ASSERT_EQ(*RunUnder("g-none", "u", kNow, {}), JobAdmission::kGrantEnded);
+  Job j;
+  j.id = "plain";
+  j.code_id = "code";
+  j.user_id = "u";
+  j.kind = "mock";
+  j.inputs = "{}";
+  ASSERT_EQ(*store_->InsertJob(j, {}), JobAdmission::kInserted);
+  store_.reset();
+  RawSql(std::string(kUndoVersion29) +
+         (postgres() ? "UPDATE schema_version SET version = 28" : "PRAGMA user_version = 28"));
+  ASSERT_NO_FATAL_FAILURE(Open());
+  EXPECT_EQ(*store_->GetOutputChecks("d1"), "");  // the table is new
+  EXPECT_EQ(store_->GetJob("plain")->held_reason, "");
+  ASSERT_TRUE(store_->SetOutputChecks("d1", "", "owner", 7).ok());
+  EXPECT_EQ(*store_->GetOutputChecks("d1"), "");
 }
 
 TEST_F(GrantStoreTest, ListingsFilterByUserStatusAndHash) {

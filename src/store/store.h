@@ -330,6 +330,9 @@ struct Job {
   bool kill_requested = false;  // a kill asked for while it ran (KillJob); its owner acts on it
   // The grant a private run was admitted under (see Grant); null for every other run.
   std::optional<std::string> grant_id;
+  // Why a rule held its output (services/output_checks.h): the rule, never a value; written by
+  // FinishJob, '' when no rule held it.
+  std::string held_reason;
   // The job's code as GetCodeToRun reads it, when the lease that took the job read it too (one
   // round trip fewer per run on PostgreSQL); else null, and the runner reads it.
   std::shared_ptr<const UserCode> code_to_run;
@@ -482,8 +485,10 @@ struct JobFilter {
   std::optional<std::string> code_id;
   std::optional<std::string> status;
   std::optional<std::string> grant_id;  // only the jobs admitted under that grant
-  bool include_review = true;           // false: only private and mock jobs
-  bool newest_first = false;  // listings are oldest first; true reverses (and the window with it)
+  // Only the jobs admitted under a grant of that request (not with grant_id).
+  std::optional<std::string> grant_request_id;
+  bool include_review = true;  // false: only private and mock jobs
+  bool newest_first = false;   // listings are oldest first; true reverses (and the window with it)
   int64_t offset = 0;
   int64_t limit = 500;
 };
@@ -773,6 +778,11 @@ class Store {
                                const std::string& reviewer_id, int64_t now) = 0;
   // The request's decisions, oldest first.
   virtual Result<std::vector<RequestDecision>> RequestHistory(const std::string& id) = 0;
+
+  // A dataset's output checks (services/output_checks.h) as JSON text; "" removes them / when none.
+  virtual Status SetOutputChecks(const std::string& dataset_id, const std::string& rules,
+                                 const std::string& by, int64_t now) = 0;
+  virtual Result<std::string> GetOutputChecks(const std::string& dataset_id) = 0;
 
   // Inserts the grant and its users. kNotFound when a user is absent.
   virtual Status InsertGrant(const Grant& grant) = 0;

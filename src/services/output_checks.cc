@@ -1,0 +1,490 @@
+#include "services/output_checks.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <unordered_set>
+
+#include "data/csv_file.h"
+#include "data/file_io.h"
+
+namespace datasite::services {
+namespace {
+
+using nlohmann::json;
+
+constexpr int64_t kMaxRuleValue = 1'000'000'000;
+
+// A result read as a table: column names where its shape has them, and each row's cells as text
+// (numbers in one canonical form, so 31 and 31.0 compare equal).
+struct Table {
+  std::vector<std::string> columns;
+  std::vector<std::vector<std::string>> rows;
+};
+
+std::string Canonical(std::string_view text) {
+  double v = 0;
+  const char* end = text.data() + text.size();
+  auto [p, ec] = std::from_chars(text.data(), end, v);
+  if (ec != std::errc() || p != end || !std::isfinite(v) || text.empty()) return std::string(text);
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.15g", v);
+  return buf;
+}
+
+std::string CellText(const json& v) {
+  if (v.is_string()) return Canonical(v.get<std::string>());
+  if (v.is_null()) return "";
+  if (v.is_number()) return Canonical(v.dump());
+  return v.dump();
+}
+
+// The table a JSON result reads as: records ([{col: v}]), columns ({col: [v]} or pandas'
+// {col: {index: v}}), a list of values or a dict of values (one column without a name), or one
+// value.
+Table JsonTable(const json& doc) {
+  Table t;
+  auto row_of = [](const json& v) { return std::vector<std::string>{CellText(v)}; };
+  if (doc.is_array()) {
+    const bool records = !doc.empty() && std::all_of(doc.begin(), doc.end(),
+                                                     [](const json& r) { return r.is_object(); });
+    if (!records) {
+      for (const auto& v : doc) t.rows.push_back(row_of(v));
+      return t;
+    }
+    for (const auto& [k, v] : doc.front().items()) t.columns.push_back(k);
+    for (const auto& r : doc) {
+      std::vector<std::string> row;
+      for (const auto& c : t.columns) row.push_back(r.contains(c) ? CellText(r[c]) : "");
+      t.rows.push_back(std::move(row));
+    }
+    return t;
+  }
+  if (doc.is_object()) {
+    const bool columns = !doc.empty() && std::all_of(doc.begin(), doc.end(), [](const json& c) {
+      return c.is_array() || c.is_object();
+    });
+    if (!columns) {
+      for (const auto& [k, v] : doc.items()) t.rows.push_back(row_of(v));
+      return t;
+    }
+    size_t n = 0;
+    for (const auto& [k, c] : doc.items()) {
+      t.columns.push_back(k);
+      n = std::max(n, c.size());
+    }
+    t.rows.assign(n, std::vector<std::string>(t.columns.size()));
+    size_t col = 0;
+    for (const auto& [k, c] : doc.items()) {
+      size_t i = 0;
+      for (const auto& v : c) {
+        if (i < n) t.rows[i++][col] = CellText(v);
+      }
+      ++col;
+    }
+    return t;
+  }
+  t.rows.push_back(row_of(doc));
+  return t;
+}
+
+// RFC 4180 records of a CSV result held in memory (at most 1 MiB): fields split on commas, quoted
+// fields with doubled quotes, records ended by LF or CRLF. nullopt when a quoted field never
+// closes.
+std::optional<std::vector<std::vector<std::string>>> CsvRecords(const std::string& text) {
+  std::vector<std::vector<std::string>> records;
+  std::vector<std::string> record;
+  std::string field;
+  bool quoted = false, any = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quoted) {
+      if (c != '"') {
+        field += c;
+      } else if (i + 1 < text.size() && text[i + 1] == '"') {
+        field += '"';
+        ++i;
+      } else {
+        quoted = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      quoted = true;
+      any = true;
+    } else if (c == ',') {
+      record.push_back(std::move(field));
+      field.clear();
+      any = true;
+    } else if (c == '\n' || c == '\r') {
+      if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
+      if (any || !field.empty()) {
+        record.push_back(std::move(field));
+        records.push_back(std::move(record));
+      }
+      record.clear();
+      field.clear();
+      any = false;
+    } else {
+      field += c;
+      any = true;
+    }
+  }
+  if (quoted) return std::nullopt;
+  if (any || !field.empty()) {
+    record.push_back(std::move(field));
+    records.push_back(std::move(record));
+  }
+  return records;
+}
+
+void AppendCsvField(std::string& out, const std::string& f) {
+  if (f.find_first_of(",\"\r\n") == std::string::npos) {
+    out += f;
+    return;
+  }
+  out += '"';
+  for (char c : f) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+}
+
+std::optional<int64_t> AsCount(std::string_view text) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size() || text.empty()) return std::nullopt;
+  return v;
+}
+
+// What the count rules make of one count: nullopt to suppress it, the value to keep (rounded), or
+// "hold" through `held`.
+std::optional<int64_t> Counted(const OutputRules& rules, int64_t v, bool& small) {
+  if (rules.min_cell_count && v > 0 && v < *rules.min_cell_count) {
+    small = true;
+    return std::nullopt;
+  }
+  if (rules.round_to) {
+    const int64_t b = *rules.round_to;
+    const int64_t r = v >= 0 ? (v + b / 2) / b * b : -((-v + b / 2) / b * b);
+    return r;
+  }
+  return v;
+}
+
+// Applies the count rules to every integer of a JSON document (keys are labels, not counts).
+json CountJson(const OutputRules& rules, const json& v, bool& small) {
+  if (v.is_number_integer()) {
+    auto kept = Counted(rules, v.get<int64_t>(), small);
+    return kept ? json(*kept) : json(nullptr);
+  }
+  if (v.is_array()) {
+    json out = json::array();
+    for (const auto& e : v) out.push_back(CountJson(rules, e, small));
+    return out;
+  }
+  if (v.is_object()) {
+    json out = json::object();
+    for (const auto& [k, e] : v.items()) out[k] = CountJson(rules, e, small);
+    return out;
+  }
+  return v;
+}
+
+bool IsIntDtype(const std::string& d) {
+  static const char* kInts[] = {"int8",   "int16",  "int32",  "int64", "uint8", "uint16",
+                                "uint32", "uint64", "Int8",   "Int16", "Int32", "Int64",
+                                "UInt8",  "UInt16", "UInt32", "UInt64"};
+  return std::find(std::begin(kInts), std::end(kInts), d) != std::end(kInts);
+}
+
+// The token a nullable integer column writes for a missing cell, making the column nullable
+// ("int64" -> "Int64") and giving it one when it has none: "" (an integer is never written so).
+std::string NaToken(json& column) {
+  std::string dtype = column.value("dtype", std::string());
+  if (!dtype.empty() && (dtype[0] == 'i' || dtype[0] == 'u')) {
+    dtype = dtype[0] == 'i' ? "I" + dtype.substr(1) : "UI" + dtype.substr(2);
+    column["dtype"] = dtype;
+  }
+  if (column.contains("missing") && column["missing"].is_object()) {
+    for (const auto& [token, kind] : column["missing"].items()) {
+      if (kind == "NA") return token;
+    }
+  }
+  if (!column.contains("missing") || !column["missing"].is_object())
+    column["missing"] = json::object();
+  column["missing"][""] = "NA";
+  return "";
+}
+
+std::string Held(const std::string& rule, const std::string& why) { return rule + ": " + why; }
+
+// The row-level rule against each private input.
+std::string RowLevel(const Table& t, const std::vector<InputTable>& inputs) {
+  for (const InputTable& in : inputs) {
+    if (in.rows < 0) {
+      return Held("no_row_level", "the input '" + in.name +
+                                      "' can't be compared with results (only CSV inputs of at "
+                                      "most 64 MiB are)");
+    }
+    if (in.rows >= 2 && static_cast<int64_t>(t.rows.size()) >= in.rows) {
+      return Held("no_row_level",
+                  "the result has as many rows as the input '" + in.name + "' or more");
+    }
+    if (t.columns.empty() || in.cells.empty()) continue;
+    std::vector<size_t> mine, theirs;
+    for (size_t i = 0; i < t.columns.size(); ++i) {
+      for (size_t j = 0; j < in.columns.size(); ++j) {
+        if (t.columns[i] == in.columns[j]) {
+          mine.push_back(i);
+          theirs.push_back(j);
+          break;
+        }
+      }
+    }
+    if (mine.empty() || mine.size() < std::min<size_t>(2, in.columns.size())) continue;
+    auto key = [](const std::vector<std::string>& row, const std::vector<size_t>& at) {
+      std::string k;
+      for (size_t i : at) {
+        k += i < row.size() ? row[i] : std::string();
+        k += '\x1f';
+      }
+      return k;
+    };
+    std::unordered_set<std::string> rows;
+    for (const auto& r : in.cells) {
+      std::vector<std::string> canonical;
+      for (const auto& c : r) canonical.push_back(Canonical(c));
+      rows.insert(key(canonical, theirs));
+    }
+    for (const auto& r : t.rows) {
+      if (rows.count(key(r, mine))) {
+        std::string names;
+        for (size_t i : mine) names += (names.empty() ? "" : ", ") + t.columns[i];
+        return Held("no_row_level", "a row of the result equals a row of the input '" + in.name +
+                                        "' on its columns " + names);
+      }
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+Result<OutputRules> ParseOutputRules(const json& j) {
+  if (!j.is_object()) return InvalidArgumentError("output checks must be an object");
+  OutputRules r;
+  auto count = [&](const std::string& field, int64_t min) -> Result<std::optional<int64_t>> {
+    const json& v = j[field];
+    if (v.is_null()) return std::optional<int64_t>();
+    if (!v.is_number_integer() || v.get<int64_t>() < min || v.get<int64_t>() > kMaxRuleValue) {
+      return InvalidArgumentError("'" + field + "' must be a whole number from " +
+                                  std::to_string(min) + " to " + std::to_string(kMaxRuleValue));
+    }
+    return std::optional<int64_t>(v.get<int64_t>());
+  };
+  for (const auto& [field, v] : j.items()) {
+    if (field == "min_cell_count") {
+      ASSIGN_OR_RETURN(r.min_cell_count, count(field, 2));
+    } else if (field == "round_to") {
+      ASSIGN_OR_RETURN(r.round_to, count(field, 2));
+    } else if (field == "max_result_bytes") {
+      ASSIGN_OR_RETURN(r.max_result_bytes, count(field, 1));
+    } else if (field == "small_cells") {
+      if (v.is_null()) continue;
+      if (v != "suppress" && v != "hold") {
+        return InvalidArgumentError("'small_cells' must be \"suppress\" or \"hold\"");
+      }
+      r.hold_small_cells = v == "hold";
+    } else if (field == "no_row_level") {
+      if (v.is_null()) continue;
+      if (!v.is_boolean()) return InvalidArgumentError("'no_row_level' must be true or false");
+      r.no_row_level = v.get<bool>();
+    } else {
+      return InvalidArgumentError("unknown output check '" + field.substr(0, 100) +
+                                  "' (min_cell_count, small_cells, round_to, no_row_level, "
+                                  "max_result_bytes)");
+    }
+  }
+  if (r.hold_small_cells && !r.min_cell_count) {
+    return InvalidArgumentError("'small_cells' goes with 'min_cell_count'");
+  }
+  return r;
+}
+
+json OutputRulesJson(const OutputRules& r) {
+  auto opt = [](const std::optional<int64_t>& v) { return v ? json(*v) : json(nullptr); };
+  return {{"min_cell_count", opt(r.min_cell_count)},
+          {"small_cells",
+           r.min_cell_count ? json(r.hold_small_cells ? "hold" : "suppress") : json(nullptr)},
+          {"round_to", opt(r.round_to)},
+          {"no_row_level", r.no_row_level},
+          {"max_result_bytes", opt(r.max_result_bytes)}};
+}
+
+OutputRules Strictest(const OutputRules& a, const OutputRules& b) {
+  auto larger = [](const std::optional<int64_t>& x, const std::optional<int64_t>& y) {
+    if (!x) return y;
+    if (!y) return x;
+    return std::optional<int64_t>(std::max(*x, *y));
+  };
+  auto smaller = [](const std::optional<int64_t>& x, const std::optional<int64_t>& y) {
+    if (!x) return y;
+    if (!y) return x;
+    return std::optional<int64_t>(std::min(*x, *y));
+  };
+  OutputRules r;
+  r.min_cell_count = larger(a.min_cell_count, b.min_cell_count);
+  r.hold_small_cells =
+      (a.min_cell_count && a.hold_small_cells) || (b.min_cell_count && b.hold_small_cells);
+  r.round_to = larger(a.round_to, b.round_to);
+  r.no_row_level = a.no_row_level || b.no_row_level;
+  r.max_result_bytes = smaller(a.max_result_bytes, b.max_result_bytes);
+  return r;
+}
+
+Result<InputTable> ReadInputTable(const std::string& name, const std::string& csv_path) {
+  ASSIGN_OR_RETURN(data::internal::InputFile file, data::internal::InputFile::Open(csv_path));
+  if (file.size() > static_cast<uint64_t>(kMaxCheckedInputBytes)) {
+    return ResourceExhaustedError("the input is larger than 64 MiB");
+  }
+  data::internal::CsvReader reader(std::move(file));
+  InputTable t;
+  t.name = name;
+  bool header = true;
+  while (true) {
+    ASSIGN_OR_RETURN(bool more, reader.Next());
+    if (!more) break;
+    std::vector<std::string> row(reader.fields().begin(), reader.fields().end());
+    if (header) {
+      t.columns = std::move(row);
+      header = false;
+    } else {
+      t.cells.push_back(std::move(row));
+    }
+  }
+  t.rows = static_cast<int64_t>(t.cells.size());
+  return t;
+}
+
+Verdict CheckOutput(const OutputRules& rules, const std::string& format, const std::string& result,
+                    const std::string& meta, int64_t stdout_bytes,
+                    const std::vector<InputTable>& inputs) {
+  Verdict v;
+  if (rules.max_result_bytes && static_cast<int64_t>(result.size()) > *rules.max_result_bytes) {
+    v.held = Held("max_result_bytes", "the result is larger than " +
+                                          std::to_string(*rules.max_result_bytes) + " bytes");
+    return v;
+  }
+  if (stdout_bytes > 0) {
+    v.held =
+        Held("printed_output", "a run checked by rule may not print (no rule reads free text)");
+    return v;
+  }
+  bool small = false;
+  if (format == "json") {
+    json doc = json::parse(result, nullptr, false);
+    if (doc.is_discarded()) {
+      v.held = Held("format", "the result is not JSON the rules can read");
+      return v;
+    }
+    if (rules.no_row_level) {
+      v.held = RowLevel(JsonTable(doc), inputs);
+      if (!v.held.empty()) return v;
+    }
+    if (rules.min_cell_count || rules.round_to) {
+      json counted = CountJson(rules, doc, small);
+      if (small && rules.hold_small_cells) {
+        v.held = Held("min_cell_count", "a count below " + std::to_string(*rules.min_cell_count));
+        return v;
+      }
+      if (counted != doc) v.result = counted.dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+    return v;
+  }
+  if (format != "csv") {
+    v.held = Held("format",
+                  "only JSON and CSV results are checked by rule (this one is " + format + ")");
+    return v;
+  }
+  auto records = CsvRecords(result);
+  if (!records) {
+    v.held = Held("format", "the result is not CSV the rules can read");
+    return v;
+  }
+  json sidecar = meta.empty() ? json(nullptr) : json::parse(meta, nullptr, false);
+  // Which CSV columns hold counts: with a sidecar, its value columns of an integer dtype (index
+  // levels are labels); without one, every cell that reads as an integer, header aside.
+  size_t index_columns = 0;
+  std::vector<json*> sidecar_columns;
+  if (sidecar.is_object()) {
+    if (sidecar.contains("index") && sidecar["index"].contains("levels") &&
+        sidecar["index"]["levels"].is_array()) {
+      index_columns = sidecar["index"]["levels"].size();
+    }
+    if (sidecar.contains("columns") && sidecar["columns"].is_array()) {
+      for (auto& c : sidecar["columns"]) sidecar_columns.push_back(&c);
+    }
+  }
+  Table t;
+  if (!records->empty()) {
+    t.columns = records->front();
+    for (size_t i = 1; i < records->size(); ++i) {
+      std::vector<std::string> row;
+      for (const auto& f : (*records)[i]) row.push_back(Canonical(f));
+      t.rows.push_back(std::move(row));
+    }
+  }
+  if (rules.no_row_level) {
+    v.held = RowLevel(t, inputs);
+    if (!v.held.empty()) return v;
+  }
+  if (!rules.min_cell_count && !rules.round_to) return v;
+  bool changed = false;
+  std::vector<std::optional<std::string>> na_tokens(t.columns.size());
+  for (size_t r = 1; r < records->size(); ++r) {
+    auto& record = (*records)[r];
+    for (size_t c = 0; c < record.size(); ++c) {
+      if (c < index_columns) continue;
+      json* column = nullptr;
+      if (sidecar.is_object()) {
+        const size_t at = c - index_columns;
+        if (at >= sidecar_columns.size()) continue;
+        column = sidecar_columns[at];
+        if (!IsIntDtype(column->value("dtype", std::string()))) continue;
+      }
+      auto n = AsCount(record[c]);
+      if (!n) continue;
+      auto kept = Counted(rules, *n, small);
+      if (kept && *kept == *n) continue;
+      changed = true;
+      if (kept) {
+        record[c] = std::to_string(*kept);
+      } else {
+        if (c >= na_tokens.size()) na_tokens.resize(c + 1);
+        if (!na_tokens[c]) na_tokens[c] = column ? NaToken(*column) : std::string();
+        record[c] = *na_tokens[c];
+      }
+    }
+  }
+  if (small && rules.hold_small_cells) {
+    v.held = Held("min_cell_count", "a count below " + std::to_string(*rules.min_cell_count));
+    return v;
+  }
+  if (!changed) return v;
+  std::string out;
+  for (const auto& record : *records) {
+    for (size_t c = 0; c < record.size(); ++c) {
+      if (c) out += ',';
+      AppendCsvField(out, record[c]);
+    }
+    if (record.size() == 1 && record[0].empty()) out += "\"\"";
+    out += "\r\n";
+  }
+  v.result = std::move(out);
+  if (sidecar.is_object()) v.meta = sidecar.dump();
+  return v;
+}
+
+}  // namespace datasite::services

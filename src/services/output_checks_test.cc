@@ -1,0 +1,171 @@
+#include "services/output_checks.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace datasite::services {
+namespace {
+
+using nlohmann::json;
+
+OutputRules Rules(const json& j) {
+  auto r = ParseOutputRules(j);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? *r : OutputRules{};
+}
+
+InputTable People() {
+  InputTable t;
+  t.name = "census/people";
+  t.columns = {"name", "age", "city"};
+  t.cells = {{"ann", "31", "Oslo"},
+             {"bob", "42", "Rome"},
+             {"cyd", "57", "Oslo"},
+             {"dee", "64", "Lima"},
+             {"eve", "23", "Rome"}};
+  t.rows = 5;
+  return t;
+}
+
+TEST(OutputChecksTest, RulesAreReadStrictlyAndWrittenBack) {
+  OutputRules r = Rules({{"min_cell_count", 10},
+                         {"small_cells", "hold"},
+                         {"round_to", 5},
+                         {"no_row_level", true},
+                         {"max_result_bytes", 1000}});
+  EXPECT_EQ(r.min_cell_count, 10);
+  EXPECT_TRUE(r.hold_small_cells);
+  EXPECT_EQ(OutputRulesJson(r)["small_cells"], "hold");
+  EXPECT_FALSE(Rules(json::object()).any());
+  for (const json& bad :
+       {json{{"min_cell_count", 1}}, json{{"min_cell_count", 2.5}}, json{{"round_to", "5"}},
+        json{{"max_result_bytes", 0}}, json{{"small_cells", "drop"}, {"min_cell_count", 3}},
+        json{{"small_cells", "hold"}}, json{{"no_row_level", 1}}, json{{"k_anonymity", 5}},
+        json::array()}) {
+    EXPECT_FALSE(ParseOutputRules(bad).ok()) << bad.dump();
+  }
+}
+
+TEST(OutputChecksTest, TheStrictestOfTwoRuleSetsWins) {
+  OutputRules a = Rules({{"min_cell_count", 5}, {"max_result_bytes", 100}});
+  OutputRules b = Rules({{"min_cell_count", 10},
+                         {"small_cells", "hold"},
+                         {"round_to", 3},
+                         {"max_result_bytes", 1000},
+                         {"no_row_level", true}});
+  OutputRules s = Strictest(a, b);
+  EXPECT_EQ(s.min_cell_count, 10);
+  EXPECT_TRUE(s.hold_small_cells);
+  EXPECT_EQ(s.round_to, 3);
+  EXPECT_EQ(s.max_result_bytes, 100);
+  EXPECT_TRUE(s.no_row_level);
+}
+
+TEST(OutputChecksTest, SmallCountsInJsonAreSuppressedOrHeldAndZerosKept) {
+  const std::string result = R"({"Oslo":2,"Rome":12,"Lima":0,"mean":2.5,"label":"x"})";
+  Verdict v = CheckOutput(Rules({{"min_cell_count", 10}}), "json", result, "", 0, {});
+  EXPECT_TRUE(v.held.empty());
+  ASSERT_TRUE(v.result);
+  EXPECT_EQ(json::parse(*v.result),
+            json::parse(R"({"Oslo":null,"Rome":12,"Lima":0,"mean":2.5,"label":"x"})"));
+  Verdict held = CheckOutput(Rules({{"min_cell_count", 10}, {"small_cells", "hold"}}), "json",
+                             result, "", 0, {});
+  EXPECT_EQ(held.held, "min_cell_count: a count below 10");
+  EXPECT_FALSE(held.result);
+  // The held reason names the rule, never a value.
+  EXPECT_EQ(held.held.find('2'), std::string::npos);
+  // Nothing small: passes untouched.
+  Verdict clean = CheckOutput(Rules({{"min_cell_count", 10}}), "json", "[12, 40]", "", 0, {});
+  EXPECT_TRUE(clean.held.empty());
+  EXPECT_FALSE(clean.result);
+}
+
+TEST(OutputChecksTest, CountsAreRoundedAfterSuppression) {
+  Verdict v = CheckOutput(Rules({{"min_cell_count", 3}, {"round_to", 5}}), "json",
+                          "[1, 3, 12, 13, -7]", "", 0, {});
+  ASSERT_TRUE(v.result);
+  EXPECT_EQ(json::parse(*v.result), json::parse("[null, 5, 10, 15, -5]"));
+}
+
+TEST(OutputChecksTest, CsvCountsFollowTheSidecarAndSuppressedCellsBecomeNullable) {
+  // A groupby().size(): the index level (ages, integers too) is a label, the values are counts.
+  const std::string csv = "age,count\r\n31,2\r\n42,11\r\n";
+  const std::string meta = json{{"datasite", "pandas/1"},
+                                {"kind", "series"},
+                                {"name", nullptr},
+                                {"index", {{"levels", {{{"name", "age"}, {"dtype", "int64"}}}}}},
+                                {"columns", {{{"name", "count"}, {"dtype", "int64"}}}}}
+                               .dump();
+  Verdict v = CheckOutput(Rules({{"min_cell_count", 5}}), "csv", csv, meta, 0, {});
+  EXPECT_TRUE(v.held.empty()) << v.held;
+  ASSERT_TRUE(v.result);
+  EXPECT_EQ(*v.result, "age,count\r\n31,\r\n42,11\r\n");
+  ASSERT_TRUE(v.meta);
+  json m = json::parse(*v.meta);
+  EXPECT_EQ(m["columns"][0]["dtype"], "Int64");
+  EXPECT_EQ(m["columns"][0]["missing"][""], "NA");
+  EXPECT_EQ(m["index"]["levels"][0]["dtype"], "int64");  // labels untouched
+  // Without a sidecar every integer cell is a count.
+  Verdict plain = CheckOutput(Rules({{"round_to", 10}}), "csv", "k,n\n1,14\n", "", 0, {});
+  ASSERT_TRUE(plain.result);
+  EXPECT_EQ(*plain.result, "k,n\r\n0,10\r\n");
+}
+
+TEST(OutputChecksTest, ARowLevelResultIsHeld) {
+  const OutputRules rules = Rules({{"no_row_level", true}});
+  // As many rows as the input.
+  Verdict all = CheckOutput(rules, "json", "[1, 2, 3, 4, 5]", "", 0, {People()});
+  EXPECT_EQ(all.held,
+            "no_row_level: the result has as many rows as the input 'census/people' or more");
+  // One row copied, on the columns it shares with the input (31 and 31.0 are the same).
+  Verdict copied =
+      CheckOutput(rules, "json", R"([{"age": 31.0, "name": "ann"}])", "", 0, {People()});
+  EXPECT_EQ(copied.held,
+            "no_row_level: a row of the result equals a row of the input 'census/people' on its "
+            "columns age, name");
+  Verdict csv = CheckOutput(rules, "csv", "city,age\r\nRome,42\r\n", "", 0, {People()});
+  EXPECT_NE(csv.held.find("a row of the result equals"), std::string::npos);
+  // An aggregate passes.
+  Verdict mean = CheckOutput(rules, "json", R"({"Oslo": 44.0, "Rome": 32.5})", "", 0, {People()});
+  EXPECT_TRUE(mean.held.empty()) << mean.held;
+  // One shared column is not enough to call a row copied (a city is not a person).
+  Verdict city = CheckOutput(rules, "json", R"([{"city": "Oslo", "n": 2}])", "", 0, {People()});
+  EXPECT_TRUE(city.held.empty()) << city.held;
+  // An input the rule can't read holds the result.
+  InputTable unread;
+  unread.name = "census/scan";
+  EXPECT_NE(CheckOutput(rules, "json", "1", "", 0, {unread}).held.find("can't be compared"),
+            std::string::npos);
+}
+
+TEST(OutputChecksTest, SizePrintsAndUnreadableFormatsHold) {
+  EXPECT_EQ(CheckOutput(Rules({{"max_result_bytes", 3}}), "json", "1234", "", 0, {}).held,
+            "max_result_bytes: the result is larger than 3 bytes");
+  EXPECT_EQ(CheckOutput(Rules({{"round_to", 5}}), "json", "12", "", 10, {})
+                .held.rfind("printed_output", 0),
+            0u);
+  EXPECT_EQ(CheckOutput(Rules({{"round_to", 5}}), "npy", "....", "", 0, {}).held.rfind("format", 0),
+            0u);
+  EXPECT_EQ(
+      CheckOutput(Rules({{"round_to", 5}}), "csv", "a\n\"open", "", 0, {}).held.rfind("format", 0),
+      0u);
+}
+
+TEST(OutputChecksTest, AnInputTableIsReadFromItsCsv) {
+  const std::string path = ::testing::TempDir() + "/people.csv";
+  {
+    std::ofstream f(path);
+    f << "name,age\nann,31\n\"b,ob\",42\n";
+  }
+  auto t = ReadInputTable("d/a", path);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->rows, 2);
+  EXPECT_EQ(t->columns, (std::vector<std::string>{"name", "age"}));
+  EXPECT_EQ(t->cells[1][0], "b,ob");
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace datasite::services
