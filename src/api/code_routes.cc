@@ -177,14 +177,16 @@ json JobJson(const store::Job& j, const Principal& caller, const services::CodeS
     failure = nullptr;
   }
   if (j.status == "completed") {
-    result = {{"format", held_from_caller ? json(nullptr) : json(j.result_format)},
-              {"size", held_from_caller ? json(nullptr) : json(j.result_size)},
-              {"held", j.held},
-              {"expired", j.result_expired},
-              {"meta", held_from_caller || j.result_meta.empty()
-                           ? json(nullptr)
-                           : json::parse(j.result_meta, nullptr, false)},
-              {"inline", visible && inline_result ? InlineResult(code, caller, j) : json(nullptr)}};
+    result = {
+        {"format", held_from_caller ? json(nullptr) : json(j.result_format)},
+        {"size", held_from_caller ? json(nullptr) : json(j.result_size)},
+        {"held", j.held},
+        {"held_reason", j.held && !j.held_reason.empty() ? json(j.held_reason) : json(nullptr)},
+        {"expired", j.result_expired},
+        {"meta", held_from_caller || j.result_meta.empty()
+                     ? json(nullptr)
+                     : json::parse(j.result_meta, nullptr, false)},
+        {"inline", visible && inline_result ? InlineResult(code, caller, j) : json(nullptr)}};
   }
   return {{"id", j.id},
           {"code_id", j.code_id},
@@ -698,6 +700,31 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
                       {"mock_results_kept", q.mock_outputs_kept}},
                      {}};
       });
+  routes->Add("GET", "/api/v1/datasets/{id}/output_checks", Role::kDataScientist, "datasets",
+              "A dataset's output checks: the rules the output of a run nobody reviews (one "
+              "admitted under a grant) must pass before its requester reads it; null for none.",
+              [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+                ASSIGN_OR_RETURN(auto rules, code.GetOutputChecks(caller, req.path_params["id"]));
+                return Reply{200, std::move(rules), {}};
+              });
+  routes->Add(
+      "PUT", "/api/v1/datasets/{id}/output_checks", Role::kDataOwner, "datasets",
+      "Set a dataset's output checks (data owners and admins): {min_cell_count?, small_cells?: "
+      "suppress|hold, round_to?, no_row_level?, max_result_bytes?}; {} removes them.",
+      [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
+        // Strict parsing (unknown fields refused), then the rules read the document.
+        RETURN_IF_ERROR(JsonBody::Parse(req.body, {"min_cell_count", "small_cells", "round_to",
+                                                   "no_row_level", "max_result_bytes"})
+                            .status());
+        ASSIGN_OR_RETURN(
+            auto rules, code.SetOutputChecks(caller, req.path_params["id"], json::parse(req.body)));
+        return Reply{200, std::move(rules), {}};
+      },
+      Schema({{"min_cell_count", "integer"},
+              {"small_cells", "string"},
+              {"round_to", "integer"},
+              {"no_row_level", "boolean"},
+              {"max_result_bytes", "integer"}}));
   routes->Add(
       "GET", "/api/v1/grants", Role::kDataScientist, "grants",
       "Grants (requests approved for repeated use), newest first: all of them for data "

@@ -1274,6 +1274,34 @@ Result<GrantUse> CodeService::UseOf(const store::Grant& grant, const std::string
   return UseOfGrant(grant, times, now_ms);
 }
 
+Result<json> CodeService::GetOutputChecks(const Principal& caller, const std::string& dataset_id) {
+  RETURN_IF_ERROR(NeedDataScientist(caller));
+  ASSIGN_OR_RETURN(store::Dataset d, store_.GetDataset(dataset_id));
+  ASSIGN_OR_RETURN(std::string text, store_.GetOutputChecks(d.id));
+  json rules = nullptr;
+  if (!text.empty()) {
+    ASSIGN_OR_RETURN(OutputRules parsed, ParseOutputRules(json::parse(text, nullptr, false)));
+    rules = OutputRulesJson(parsed);
+  }
+  return json{{"dataset_id", d.id}, {"dataset", d.name}, {"rules", std::move(rules)}};
+}
+
+Result<json> CodeService::SetOutputChecks(const Principal& caller, const std::string& dataset_id,
+                                          const json& rules) {
+  if (!IsOwner(caller)) {
+    return PermissionDeniedError("only data owners and admins set a dataset's output checks");
+  }
+  ASSIGN_OR_RETURN(store::Dataset d, store_.GetDataset(dataset_id));
+  ASSIGN_OR_RETURN(OutputRules parsed, ParseOutputRules(rules));
+  const std::string text = parsed.any() ? OutputRulesJson(parsed).dump() : std::string();
+  RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+    RETURN_IF_ERROR(tx.SetOutputChecks(d.id, text, *caller.user_id, clock_.NowMillis()));
+    return Audit(tx, caller, "dataset.output_checks", "dataset:" + d.id,
+                 text.empty() ? "removed" : text);
+  }));
+  return GetOutputChecks(caller, d.id);
+}
+
 Result<store::GrantPage> CodeService::ListGrants(const Principal& caller,
                                                  const std::optional<std::string>& status,
                                                  int64_t page, int64_t page_size) {

@@ -268,6 +268,12 @@ class CodeService {
 
   Result<RunOutcome> Run(const Principal& caller, const std::string& code_id, const RunCode& run);
 
+  // A dataset's output checks (services/output_checks.h): {"dataset_id", "rules": {...} | null}.
+  // Any data scientist reads them; data owners set them ({} removes them; audited).
+  Result<nlohmann::json> GetOutputChecks(const Principal& caller, const std::string& dataset_id);
+  Result<nlohmann::json> SetOutputChecks(const Principal& caller, const std::string& dataset_id,
+                                         const nlohmann::json& rules);
+
   // Grants, newest first: every grant for data owners, the grants naming the caller for a data
   // scientist. `status`: "active", "revoked" or "expired".
   Result<store::GrantPage> ListGrants(const Principal& caller,

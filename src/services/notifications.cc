@@ -197,7 +197,22 @@ Status Notifications::OnJobEnded(store::Store& tx, const store::Job& ended) {
   // transaction that recorded its end (the store holds a private run by itself when output
   // review is on at the commit). A held run says nothing at its end, not even how it failed:
   // its release tells (OnResultReleased).
-  if (ended.held) return Status::Ok();
+  if (ended.held) {
+    // Held by an output check (a run nobody reviewed): its data owners are told which rule, so
+    // that it reaches someone's review; its requester reads the rule on the job.
+    if (ended.held_reason.empty()) return Status::Ok();
+    ASSIGN_OR_RETURN(store::UserPage users, tx.ListUsers("", 0, 100'000));
+    const std::string subject = "A pre-approved run of '" + ended.code_name + "' was held";
+    for (const store::User& u : users.items) {
+      if (!auth::AtLeast(auth::RoleFromInt(u.role), auth::Role::kDataOwner)) continue;
+      RETURN_IF_ERROR(Deliver(tx, To(u), ended.user_id, "job.held", subject,
+                              "A run of '" + ended.code_name +
+                                  "' admitted under a grant was held by an output check (" +
+                                  ended.held_reason + "). Release it or leave it held.",
+                              "job", ended.id));
+    }
+    return Status::Ok();
+  }
   // The code's name and author as the job was read at its lease; a code row is never changed.
   store::UserCode code;
   code.id = ended.code_id;

@@ -8,6 +8,8 @@ first version of grants (the run was admitted under the grant and returned the r
 """
 
 
+import time
+
 from code_helpers import PRIVATE
 from helpers import needs_sandbox
 
@@ -105,3 +107,49 @@ def test_a_named_scientists_custom_policies_never_run_under_the_grant(api, actor
     assert run.status == 403, run
     assert "leaked" not in run.text
     assert len(jobs_of(api, second)) == before
+
+
+@needs_sandbox
+def test_a_denial_stops_a_named_scientists_run_under_the_requests_grant(api, actors, asset):
+    """Found by a cold attack: the denial killed and held only the requester's runs, so a named
+    scientist's run already going completed and its result was released to them."""
+    sci, owner, second = actors["scientist"], actors["owner"], actors["scientist2"]
+    text = (
+        "def slow_ages(data):\n"
+        "    import time\n"
+        "    time.sleep(4)\n"
+        "    return data['age'].tolist()\n"
+    )
+    code = submit(api, sci, "slow_ages", text, asset.id)
+    req = api.post("/api/v1/requests", {"code_id": code["id"]}, token=sci.token)
+    assert req.status == 201, req
+    approved = api.post(
+        "/api/v1/requests/%s/approve" % req.json["id"],
+        {"repeat": {"per_hour": 5}, "users": [second.user["email"]]},
+        token=owner.token,
+    )
+    assert approved.status == 200, approved
+    theirs = submit(api, second, "slow_ages", text, asset.id)
+    run = api.post(
+        "/api/v1/code/%s/run" % theirs["id"], {"blocking": False}, token=second.token
+    )
+    assert run.status == 201, run
+    job_id = run.json["id"]
+    deadline = time.monotonic() + 30
+    while api.get("/api/v1/jobs/" + job_id, token=second.token).json["status"] == "queued":
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.1)
+    denied = api.post(
+        "/api/v1/requests/%s/deny" % req.json["id"], {"reason": "no more"}, token=owner.token
+    )
+    assert denied.status == 200, denied
+    ended = api.get("/api/v1/jobs/%s/wait?timeout=30" % job_id, token=second.token)
+    assert ended.status == 200, ended
+    assert ended.json["status"] == "killed" or ended.json["result"]["held"], ended.json
+    result = api.get("/api/v1/jobs/%s/result" % job_id, token=second.token)
+    assert result.status != 200, result
+    for age in PRIVATE["age"]:
+        assert str(age) not in result.text
+    # And nothing more runs under it.
+    again = api.post("/api/v1/code/%s/run" % theirs["id"], {"blocking": False}, token=second.token)
+    assert again.status == 403, again
