@@ -2063,7 +2063,9 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
     spdlog::warn("job {}: its live stderr is not stored: {}", job.id, st.ToString());
   };
   auto r = (*sandbox)->Run(spec, result_path, &cancel);
-  out.held = review_now();
+  // Held by output review; a run checked by rule is held below only if a rule holds it (or it
+  // printed, which held its row already).
+  out.held = job.kind == "private" && settings_.Get().output_review;
   if (r.ok() && r->outcome == sandbox::Outcome::kOk && !r->result_meta.empty()) {
     // Written by the job: checked like an owner's upload, kept as the JSON text it is.
     auto meta = data::ParseSidecar(r->result_meta, std::nullopt);
