@@ -1728,6 +1728,11 @@ void CodeService::DropResult(store::Store& tx, const store::Job& job, jobs::Outc
 }
 
 Status CodeService::EndJob(store::Store& tx, const store::Job& job, jobs::Outcome& out, bool keep) {
+  if (!out.held_reason.empty()) {
+    // Which rule held which run, in the end's own transaction (the rule, never a value).
+    RETURN_IF_ERROR(tx.AppendAudit({clock_.NowSeconds(), "server", "job.held_by_rule",
+                                    "job:" + job.id, out.held_reason}));
+  }
   if (keep) return KeepWithinQuota(tx, job, out);
   spdlog::error("job {}: its outputs could not be counted; its end is recorded without them",
                 job.id);
