@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "data/csv_file.h"
@@ -270,6 +271,60 @@ std::string RowLevel(const Table& t, const std::vector<InputTable>& inputs) {
   return "";
 }
 
+// How many input rows must share a value for a result to show it: the smallest cell allowed, at
+// least 2.
+int64_t RareThreshold(const OutputRules& rules) {
+  return std::max<int64_t>(2, rules.min_cell_count.value_or(2));
+}
+
+// Whether a text is a whole number (a count, which the cell rules handle).
+bool IsInteger(std::string_view text) { return AsCount(text).has_value(); }
+
+// The second half of the row-level rule: a value of the result (a string, a label, a column name,
+// a number that is not a whole number) equal to a value that fewer than `threshold` rows of a
+// private input hold is one person's value copied out (a name, a salary): `data["name"].head(3)`
+// has fewer rows than its input and no row of it. Group labels that many rows share pass.
+std::string RareValue(const std::vector<std::string>& values, const std::vector<InputTable>& inputs,
+                      int64_t threshold) {
+  for (const InputTable& in : inputs) {
+    std::unordered_map<std::string, int64_t> seen;  // a value -> the rows holding it
+    for (const auto& row : in.cells) {
+      std::unordered_set<std::string> in_row;
+      for (const auto& cell : row) {
+        std::string c = Canonical(cell);
+        if (c.empty() || IsInteger(c)) continue;
+        if (in_row.insert(c).second) ++seen[c];
+      }
+    }
+    for (const auto& v : values) {
+      auto it = seen.find(v);
+      if (it != seen.end() && it->second < threshold) {
+        return Held("no_row_level", "the result holds a value that fewer than " +
+                                        std::to_string(threshold) + " rows of the input '" +
+                                        in.name + "' hold");
+      }
+    }
+  }
+  return "";
+}
+
+// Every value of a JSON document a person's value could hide in: strings, keys and numbers that
+// are not whole, canonical.
+void JsonValues(const json& v, std::vector<std::string>& out) {
+  if (v.is_string()) {
+    out.push_back(Canonical(v.get<std::string>()));
+  } else if (v.is_number_float()) {
+    out.push_back(Canonical(v.dump()));
+  } else if (v.is_array()) {
+    for (const auto& e : v) JsonValues(e, out);
+  } else if (v.is_object()) {
+    for (const auto& [k, e] : v.items()) {
+      out.push_back(Canonical(k));
+      JsonValues(e, out);
+    }
+  }
+}
+
 }  // namespace
 
 Result<OutputRules> ParseOutputRules(const json& j) {
@@ -391,6 +446,11 @@ Verdict CheckOutput(const OutputRules& rules, const std::string& format, const s
     }
     if (rules.no_row_level) {
       v.held = RowLevel(JsonTable(doc), inputs);
+      if (v.held.empty()) {
+        std::vector<std::string> values;
+        JsonValues(doc, values);
+        v.held = RareValue(values, inputs, RareThreshold(rules));
+      }
       if (!v.held.empty()) return v;
     }
     if (rules.min_cell_count || rules.round_to) {
@@ -438,6 +498,16 @@ Verdict CheckOutput(const OutputRules& rules, const std::string& format, const s
   }
   if (rules.no_row_level) {
     v.held = RowLevel(t, inputs);
+    if (v.held.empty()) {
+      std::vector<std::string> values;
+      for (const auto& record : *records) {
+        for (const auto& f : record) {
+          std::string c = Canonical(f);
+          if (!c.empty() && !IsInteger(c)) values.push_back(std::move(c));
+        }
+      }
+      v.held = RareValue(values, inputs, RareThreshold(rules));
+    }
     if (!v.held.empty()) return v;
   }
   if (!rules.min_cell_count && !rules.round_to) return v;

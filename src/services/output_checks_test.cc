@@ -133,6 +133,21 @@ TEST(OutputChecksTest, ARowLevelResultIsHeld) {
   // One shared column is not enough to call a row copied (a city is not a person).
   Verdict city = CheckOutput(rules, "json", R"([{"city": "Oslo", "n": 2}])", "", 0, {People()});
   EXPECT_TRUE(city.held.empty()) << city.held;
+  // Values of a column copied out, fewer than the input's rows and no whole row: held, whether
+  // as values, keys or CSV cells.
+  for (const auto& [format, result] : std::vector<std::pair<std::string, std::string>>{
+           {"json", R"(["ann", "bob"])"}, {"json", R"({"eve": 1})"}, {"csv", "who\r\ncyd\r\n"}}) {
+    Verdict names = CheckOutput(rules, format, result, "", 0, {People()});
+    EXPECT_EQ(names.held,
+              "no_row_level: the result holds a value that fewer than 2 rows of the input "
+              "'census/people' hold")
+        << result;
+  }
+  // A label two rows share passes (a group), unless the cell minimum is higher.
+  EXPECT_TRUE(
+      CheckOutput(rules, "json", R"({"Oslo": 2, "Rome": 2})", "", 0, {People()}).held.empty());
+  OutputRules strict = Rules({{"no_row_level", true}, {"min_cell_count", 3}});
+  EXPECT_NE(CheckOutput(strict, "json", R"({"Oslo": 2})", "", 0, {People()}).held, "");
   // An input the rule can't read holds the result.
   InputTable unread;
   unread.name = "census/scan";
