@@ -27,6 +27,8 @@ Code on private data::
 
     # A data owner may instead approve it for repeated use, within limits per user:
     owner.requests.get(request.id).approve(repeat=sy.RateLimit(per_hour=10), expires_in_days=30)
+    # ... whose results must then pass the datasets' output checks (a held one names the rule):
+    owner.datasets["census"].set_output_checks(sy.OutputChecks(min_cell_count=10, round_to=5))
 """
 
 __version__ = "0.1.0"
@@ -82,6 +84,7 @@ from .errors import (
 from .grants import Grant, GrantList, RateLimit
 from .jobs import Job, JobList, JobLogs, ResultPointer
 from .orchestra import ServerHandle
+from .output_checks import OutputChecks
 from .policies import (
     CustomInputPolicy,
     CustomOutputPolicy,
@@ -180,6 +183,7 @@ __all__ = [
     "RateLimit",
     "Grant",
     "GrantList",
+    "OutputChecks",
     "UserCodeStatus",
     "Job",
     "JobList",

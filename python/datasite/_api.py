@@ -399,6 +399,8 @@ class APIServices(APIModule):
 
 def _client_calls(client):
     """service -> {method: callable}: the operations the client composes itself."""
+    from .output_checks import get_output_checks, set_output_checks
+
     def welcome_preview(markdown=None, html=None):
         return client.settings.welcome_preview(markdown=markdown, html=html)
 
@@ -452,6 +454,14 @@ def _client_calls(client):
             "search": (
                 lambda name=None, **kw: client.datasets.search(name, **kw),
                 "Datasets by name and description.",
+            ),
+            "get_output_checks": (
+                lambda dataset: get_output_checks(client, _ident(dataset)),
+                "A dataset's output checks (sy.OutputChecks), or None.",
+            ),
+            "set_output_checks": (
+                lambda dataset, checks: set_output_checks(client, _ident(dataset), checks),
+                "Sets a dataset's output checks (data owners); sy.OutputChecks() removes them.",
             ),
         },
     }

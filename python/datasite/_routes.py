@@ -54,6 +54,8 @@ ROUTES = {
     "asset_mock": ("GET", "/api/v1/datasets/{id}/assets/{name}/mock"),
     "asset_data": ("GET", "/api/v1/datasets/{id}/assets/{name}/data"),
     "asset_mock_regenerate": ("POST", "/api/v1/datasets/{id}/assets/{name}/mock"),
+    "dataset_output_checks_get": ("GET", "/api/v1/datasets/{id}/output_checks"),
+    "dataset_output_checks_set": ("PUT", "/api/v1/datasets/{id}/output_checks"),
     "data_subjects_add": ("POST", "/api/v1/data_subjects"),
     "data_subjects_list": ("GET", "/api/v1/data_subjects"),
     "code_submit": ("POST", "/api/v1/code"),

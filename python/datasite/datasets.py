@@ -10,6 +10,7 @@ import re
 import warnings
 
 from . import _display, _transfer, errors
+from . import output_checks as _output_checks
 from ._pysyft import DataSubject
 from ._action import is_empty as _is_empty
 from .enums import ContributorRole, ServiceRole
@@ -902,6 +903,23 @@ class Dataset:
         )
         self._load(data)
         return SyftSuccess("Dataset '{}' updated.".format(self.name), value=self)
+
+    @property
+    def output_checks(self):
+        """The rules results of runs nobody reviews must pass (``sy.OutputChecks``), read from
+        the server; None when the dataset has none. See ``set_output_checks``.
+        """
+        self._require_remote("output_checks")
+        return _output_checks.get_output_checks(self._client, self.id)
+
+    def set_output_checks(self, checks):
+        """Sets the rules that the output of a run nobody reviews (a run under a grant) must pass
+        when its code binds an asset of this dataset (data owners), e.g.
+        ``sy.OutputChecks(min_cell_count=10, round_to=5)``; ``sy.OutputChecks()`` or None
+        removes them. The SyftSuccess's value is the rules as the server now holds them.
+        """
+        self._require_remote("set_output_checks")
+        return _output_checks.set_output_checks(self._client, self.id, checks, self.name)
 
     def refresh(self):
         """Reads this dataset anew from the server."""

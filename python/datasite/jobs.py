@@ -282,6 +282,10 @@ class Job:
         self.result_info = data.get("result")
         # The grant the run was made under (approved for repeated use), or None.
         self.grant_id = data.get("grant_id")
+        # Why an output check held the result (the rule, never a value), e.g.
+        # "min_cell_count: a count below 10"; None when no rule held it.
+        info = self.result_info if isinstance(self.result_info, dict) else {}
+        self.held_reason = info.get("held_reason")
 
     def to_dict(self):
         return dict(self._data)
@@ -375,7 +379,8 @@ class Job:
         """Waits for the job and returns its result's value.
 
         Raises ``JobFailedError`` (with the job's error text) when the job failed, and
-        ``FailedPreconditionError`` while the result is held for a data owner's review.
+        ``FailedPreconditionError`` while the result is held for a data owner's review (its
+        message names the output check that held it, as ``held_reason`` does).
         """
         self.wait(timeout)
         if self.status in _FAILED:
@@ -387,18 +392,7 @@ class Job:
         if held_here():
             self.refresh()
         if held_here():
-            why = (
-                "a data owner deposited it; it is released when the request is approved"
-                if self.deposited
-                else "the server's output review is on"
-            )
-            raise errors.FailedPreconditionError(
-                None,
-                "the result of job {} of {} is held until a data owner releases it ({})".format(
-                    self.id, self.code_name, why
-                ),
-                None,
-            )
+            raise errors.FailedPreconditionError(None, self._held_message(), None)
         if self.status != JobStatus.COMPLETED or not isinstance(self.result_info, dict):
             raise errors.DatasiteError(
                 "BAD_RESPONSE",
@@ -409,6 +403,23 @@ class Job:
             self._value = self._load_value()
             self._value_loaded = True
         return self._value
+
+    def _held_message(self):
+        if self.held_reason:
+            return (
+                "the result of job {} of {} is held for a data owner's review: {} (an output "
+                "check of its data; a data owner may release it)".format(
+                    self.id, self.code_name, self.held_reason
+                )
+            )
+        why = (
+            "a data owner deposited it; it is released when the request is approved"
+            if self.deposited
+            else "the server's output review is on"
+        )
+        return "the result of job {} of {} is held until a data owner releases it ({})".format(
+            self.id, self.code_name, why
+        )
 
     @property
     def result(self):
@@ -487,6 +498,8 @@ class Job:
         text = "{}, {} bytes".format(info.get("format"), info.get("size"))
         if info.get("held"):
             text += ", held for review"
+            if self.held_reason:
+                text += " ({})".format(self.held_reason)
         return text
 
     def _rows(self):
