@@ -630,6 +630,24 @@ def target_owner_dataset_fresh(world, caller, fresh):
     return _dataset_call(world, _owner_dataset(world, fresh))
 
 
+def _output_checks_call(world, dataset, body=NO_BODY):
+    path = "/api/v1/datasets/{}/output_checks".format(dataset["id"])
+    return Call(params={"id": dataset["id"]}, body=body, probe=world.reader(path))
+
+
+@target
+def target_owner_dataset_output_checks(world, caller, fresh):
+    """The output checks of a dataset ``owner`` uploaded (reads share one)."""
+    return _output_checks_call(world, _owner_dataset(world, False))
+
+
+@target
+def target_owner_dataset_output_checks_change(world, caller, fresh):
+    """New output checks for a dataset ``owner`` uploaded (one of its own when expected to work)."""
+    return _output_checks_call(world, _owner_dataset(world, fresh),
+                               {"min_cell_count": 10, "small_cells": "hold", "round_to": 5})
+
+
 # Code, requests and jobs: all of ``scientist``'s, bound to an asset of ``owner``'s. Every target
 # first ends the jobs an earlier target left running (World.settle_jobs), and the jobs it reads
 # have ended (blocking runs answer once the worker wrote the end), so no worker writes the jobs
@@ -1185,6 +1203,10 @@ TABLE = [
     Row("GET", "/api/v1/datasets/{id}/assets/{name}/data", "owner_dataset", rule("data_owner")),
     Row("POST", "/api/v1/datasets/{id}/assets/{name}/mock", "owner_dataset_regenerate_mock",
         rule("data_owner")),
+    Row("GET", "/api/v1/datasets/{id}/output_checks", "owner_dataset_output_checks",
+        rule("data_scientist"), note="the rules runs under a grant must pass: data scientists read"),
+    Row("PUT", "/api/v1/datasets/{id}/output_checks", "owner_dataset_output_checks_change",
+        rule("data_owner"), note="data owners and admins set a dataset's output checks"),
     # Code, requests and jobs (docs/API.md, "Code, requests and jobs"): all of scientist's, bound
     # to an asset of owner's. A data scientist sees only their own (scientist2: NOT_FOUND); data
     # owners and admins see everyone's.
