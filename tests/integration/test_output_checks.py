@@ -21,7 +21,7 @@ import pytest
 
 import datasite as sy
 from code_helpers import PRIVATE, WAIT_SECONDS, asset_of, upload_people
-from helpers import assert_error, needs_sandbox
+from helpers import assert_error, needs_sandbox, unique
 
 # The module's server, its actors and their table (fixtures shared with test_code_flow).
 from test_code_flow import actors, owner, scientist  # noqa: F401
@@ -142,6 +142,11 @@ def test_output_checks_take_the_servers_ranges():
         sy.OutputChecks.of({"colour": "red"})
     with pytest.raises(TypeError, match="OutputChecks"):
         sy.OutputChecks.of(10)
+    local = sy.Dataset(name="not uploaded")
+    with pytest.raises(TypeError, match="upload"):
+        local.output_checks
+    with pytest.raises(TypeError, match="upload"):
+        local.set_output_checks(sy.OutputChecks(round_to=5))
 
 
 def test_a_held_job_names_its_rule():
@@ -379,9 +384,12 @@ def test_a_small_count_holds_the_run_when_the_owner_asks(api, actors, scientist,
     assert_held(job, "min_cell_count", api, actors["scientist"].token, never=("ann",))
 
     # The owners are told which rule held it, and read the result.
-    notes = held_notifications(owner, job.id)
-    assert len(notes) == 1, [n.to_dict() for n in owner.notifications.get_all()][-5:]
-    assert "held_bands" in notes[0].subject
+    for who in ("owner", "owner2"):  # every data owner
+        notes = held_notifications(actors[who].client, job.id)
+        assert len(notes) == 1, [n.to_dict() for n in owner.notifications.get_all()][-5:]
+        assert "held_bands" in notes[0].subject
+        # It links the job, which names the rule (the in-app notification has no body).
+        assert notes[0].link.held_reason == job.held_reason
     assert not [n for n in actors["scientist"].client.notifications.get_all()
                 if n.kind == "job.held"]
     seen = owner.jobs.get(job.id)
@@ -456,6 +464,23 @@ def test_row_level_results_are_held_and_aggregates_pass(api, actors, scientist, 
 
 
 @needs_sandbox
+def test_row_level_holds_every_result_over_an_input_it_cannot_read(api, actors, scientist, owner):
+    name = unique("ages")
+    dataset = sy.Dataset(name=name, summary="ages as a JSON list")
+    dataset.add_asset(sy.Asset(name="ages", data=[31, 42, 57, 64, 23], mock=[20, 20, 20]))
+    assert owner.upload_dataset(dataset)
+    owner.datasets[name].set_output_checks(sy.OutputChecks(no_row_level=True))
+    ages = asset_of(scientist, name, "ages")
+
+    @sy.syft_function_single_use(data=ages)
+    def json_input_mean(data):
+        return sum(data) / len(data)
+
+    job = granted_run(scientist, owner, json_input_mean, data=ages)
+    assert_held(job, "no_row_level", api, actors["scientist"].token)
+
+
+@needs_sandbox
 def test_a_result_larger_than_allowed_is_held(api, actors, scientist, owner):
     _, asset = checked_people(owner, scientist, sy.OutputChecks(max_result_bytes=100))
 
@@ -470,6 +495,30 @@ def test_a_result_larger_than_allowed_is_held(api, actors, scientist, owner):
     job = granted_run(scientist, owner, long_text, data=asset)
     assert_held(job, "max_result_bytes", api, actors["scientist"].token)
     assert granted_run(scientist, owner, short_text, data=asset).get() == "x" * 50
+
+
+@needs_sandbox
+def test_results_no_rule_reads_are_held_whatever_the_rules(api, actors, scientist, owner):
+    _, asset = checked_people(owner, scientist, sy.OutputChecks(round_to=5))
+    token = actors["scientist"].token
+
+    @sy.syft_function_single_use(data=asset)
+    def over_a_mebibyte(data):
+        return "x" * (1100 * 1024)
+
+    @sy.syft_function_single_use(data=asset)
+    def raw_bytes(data):
+        return str(data["name"][0]).encode()
+
+    @sy.syft_function_single_use(data=asset)
+    def an_array(data):
+        return data["age"].to_numpy()
+
+    assert_held(granted_run(scientist, owner, over_a_mebibyte, data=asset), "max_result_bytes",
+                api, token)
+    for func in (raw_bytes, an_array):
+        assert_held(granted_run(scientist, owner, func, data=asset), "format", api, token,
+                    never=("ann",))
 
 
 @needs_sandbox
@@ -492,6 +541,45 @@ def test_a_run_that_prints_is_held_and_its_stdout_hidden(api, actors, scientist,
     assert marker not in logs.text and "ann" not in logs.text, logs.text
     # The run did print: its data owners read it.
     assert marker + " ann" in owner.jobs.get(job.id).logs().stdout
+
+
+@needs_sandbox
+def test_a_checked_runs_stdout_is_hidden_while_it_runs(api, actors, scientist, owner):
+    _, asset = checked_people(owner, scientist, sy.OutputChecks(round_to=5))
+    marker = "live-" + uuid.uuid4().hex[:8]
+
+    @sy.syft_function(
+        input_policy=sy.ExactMatch(data=asset, marker=marker),
+        output_policy=sy.OutputPolicyExecuteOnce(),
+    )
+    def live_chatty(data, marker):
+        import sys
+        import time
+
+        print(marker, data["name"][0])
+        sys.stdout.flush()
+        time.sleep(4)
+        return 0
+
+    approve_for_repeats(scientist, owner, live_chatty)
+    job = scientist.code.live_chatty(data=asset, blocking=False)
+    path = "/api/v1/jobs/{}/logs".format(job.id)
+    # Wait (bounded) until its data owners read the line while it runs ...
+    deadline = time.monotonic() + WAIT_SECONDS
+    while marker not in api.get(path, token=actors["owner"].token).text:
+        assert time.monotonic() < deadline, "the run printed nothing its owners could read"
+        time.sleep(0.1)
+    # ... then its requester reads none of it, running or ended.
+    while True:
+        running = job.refresh().status is sy.JobStatus.RUNNING
+        seen = api.get(path, token=actors["scientist"].token)
+        assert seen.status in (200, 409), seen
+        assert marker not in seen.text and "ann" not in seen.text, seen.text
+        if not running:
+            break
+        time.sleep(0.2)
+    job.wait(timeout=WAIT_SECONDS)
+    assert_held(job, "printed_output", api, actors["scientist"].token, never=(marker, "ann"))
 
 
 @needs_sandbox
