@@ -1204,7 +1204,7 @@ TABLE = [
     Row("POST", "/api/v1/datasets/{id}/assets/{name}/mock", "owner_dataset_regenerate_mock",
         rule("data_owner")),
     Row("GET", "/api/v1/datasets/{id}/output_checks", "owner_dataset_output_checks",
-        rule("data_scientist"), note="the rules runs under a grant must pass: data scientists read"),
+        rule("data_scientist"), note="what runs under a grant must pass: data scientists read"),
     Row("PUT", "/api/v1/datasets/{id}/output_checks", "owner_dataset_output_checks_change",
         rule("data_owner"), note="data owners and admins set a dataset's output checks"),
     # Code, requests and jobs (docs/API.md, "Code, requests and jobs"): all of scientist's, bound

@@ -332,6 +332,9 @@ def test_small_counts_in_a_json_result_are_suppressed(scientist, owner):
             "centenarians": int((data["age"] >= 100).sum()),
             "mean": float(data["age"].mean()),
             "nested": [{"n": 1}, {"n": 30}],
+            "flag": True,  # a boolean is no count
+            "negative": -1,
+            "text": "2",
         }
 
     job = granted_run(scientist, owner, json_bands, data=asset)
@@ -342,6 +345,9 @@ def test_small_counts_in_a_json_result_are_suppressed(scientist, owner):
         "centenarians": 0,  # 0 is kept
         "mean": pytest.approx(MEAN_AGE),  # not a count
         "nested": [{"n": None}, {"n": 30}],
+        "flag": True,
+        "negative": -1,
+        "text": "2",
     }
 
 
@@ -367,6 +373,19 @@ def test_small_counts_in_a_pandas_result_come_back_missing(scientist, owner):
         assert pd.isna(series["young"]), series  # 2: suppressed
         assert str(series.dtype) == "Int64", series.dtype  # nullable
         assert sorted(series.index) == ["old", "young"]  # labels are no counts
+
+    @sy.syft_function_single_use(data=asset)
+    def band_table(data):
+        bands = data["age"].ge(40).map({True: "old", False: "young"}).rename("band")
+        return data.groupby(bands).agg(n=("age", "size"), mean_age=("age", "mean"))
+
+    job = granted_run(scientist, owner, band_table, data=asset)
+    table = job.get()
+    assert isinstance(table, pd.DataFrame) and not job.held, table
+    assert table.loc["old", "n"] == OLD and pd.isna(table.loc["young", "n"]), table
+    assert str(table["n"].dtype) == "Int64", table.dtypes
+    # A float column is no count: kept as it was.
+    assert table.loc["young", "mean_age"] == pytest.approx(27.0), table
 
 
 @needs_sandbox
@@ -401,6 +420,25 @@ def test_a_small_count_holds_the_run_when_the_owner_asks(api, actors, scientist,
     job.refresh()
     assert not job.held
     assert job.get(timeout=WAIT_SECONDS) == {"old": OLD, "young": YOUNG, "first": "ann"}
+
+
+@needs_sandbox
+def test_a_named_scientists_run_under_the_grant_is_checked_too(actors, scientist, owner):
+    _, asset = checked_people(owner, scientist, sy.OutputChecks(min_cell_count=3))
+    second = actors["scientist2"]
+
+    @sy.syft_function_single_use(data=asset)
+    def shared_bands(data):
+        return {"old": int((data["age"] >= 40).sum()), "young": int((data["age"] < 40).sum())}
+
+    request = scientist.code.request_code_execution(shared_bands, reason="shared")
+    review = owner.requests.get(request.id)
+    assert review.approve(repeat=sy.RateLimit(per_hour=50), users=[second.user["email"]])
+    second.client.code.submit(shared_bands)
+    pointer = second.client.code.shared_bands(data=asset_of(second.client, asset.dataset_name))
+    job = pointer.job.wait(timeout=WAIT_SECONDS)
+    assert job.grant_id == review.grant.id and job.kind == "private", job
+    assert job.get() == {"old": OLD, "young": None}
 
 
 @needs_sandbox
