@@ -6,6 +6,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/json_depth.h"
 #include "data/csv_file.h"
 #include "data/file_io.h"
 
@@ -15,6 +16,8 @@ namespace {
 using nlohmann::json;
 
 constexpr int64_t kMaxRuleValue = 1'000'000'000;
+// JSON results and sidecars nested deeper are held unread (the rules walk them recursively).
+constexpr int kMaxCheckedDepth = 64;
 
 // A result read as a table: column names where its shape has them, and each row's cells as text
 // (numbers in one canonical form, so 31 and 31.0 compare equal).
@@ -89,14 +92,20 @@ Table JsonTable(const json& doc) {
   return t;
 }
 
-// RFC 4180 records of a CSV result held in memory (at most 1 MiB): fields split on commas, quoted
-// fields with doubled quotes, records ended by LF or CRLF. nullopt when a quoted field never
-// closes.
-std::optional<std::vector<std::vector<std::string>>> CsvRecords(const std::string& text) {
+// RFC 4180 records of a CSV result held in memory (at most 1 MiB), read as pandas reads them: a
+// leading UTF-8 byte order mark dropped; fields split on commas; a field that starts with a quote
+// is quoted (doubled quotes inside), a quote elsewhere is an ordinary character; records ended by
+// LF, CRLF or CR. nullopt for what the two might read differently: a quoted field never closed, or
+// followed by anything but a comma or a line end.
+std::optional<std::vector<std::vector<std::string>>> CsvRecords(std::string_view text) {
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
   std::vector<std::vector<std::string>> records;
   std::vector<std::string> record;
   std::string field;
-  bool quoted = false, any = false;
+  bool quoted = false;   // inside a quoted field
+  bool closed = false;   // a quoted field just closed: a comma or a line end must follow
+  bool started = false;  // the current field has begun (quoted or not)
+  bool any = false;      // the current record has a field
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     if (quoted) {
@@ -107,32 +116,35 @@ std::optional<std::vector<std::vector<std::string>>> CsvRecords(const std::strin
         ++i;
       } else {
         quoted = false;
+        closed = true;
       }
       continue;
     }
-    if (c == '"') {
-      quoted = true;
-      any = true;
-    } else if (c == ',') {
+    if (c == ',') {
       record.push_back(std::move(field));
       field.clear();
+      closed = started = false;
       any = true;
     } else if (c == '\n' || c == '\r') {
       if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
-      if (any || !field.empty()) {
+      if (any || started) {
         record.push_back(std::move(field));
         records.push_back(std::move(record));
       }
       record.clear();
       field.clear();
-      any = false;
+      closed = started = any = false;
+    } else if (closed) {
+      return std::nullopt;
+    } else if (c == '"' && !started) {
+      quoted = started = true;
     } else {
       field += c;
-      any = true;
+      started = true;
     }
   }
   if (quoted) return std::nullopt;
-  if (any || !field.empty()) {
+  if (any || started) {
     record.push_back(std::move(field));
     records.push_back(std::move(record));
   }
@@ -162,16 +174,32 @@ std::optional<int64_t> AsCount(std::string_view text) {
 // What the count rules make of one count: nullopt to suppress it, the value to keep (rounded), or
 // "hold" through `held`.
 std::optional<int64_t> Counted(const OutputRules& rules, int64_t v, bool& small) {
-  if (rules.min_cell_count && v > 0 && v < *rules.min_cell_count) {
+  // A negative count is a count written negative: -2 tells what 2 does.
+  const __int128 magnitude = v < 0 ? -static_cast<__int128>(v) : static_cast<__int128>(v);
+  if (rules.min_cell_count && magnitude > 0 && magnitude < *rules.min_cell_count) {
     small = true;
     return std::nullopt;
   }
   if (rules.round_to) {
-    const int64_t b = *rules.round_to;
-    const int64_t r = v >= 0 ? (v + b / 2) / b * b : -((-v + b / 2) / b * b);
-    return r;
+    const __int128 b = *rules.round_to;
+    __int128 r = (magnitude + b / 2) / b * b;
+    if (r > INT64_MAX) r -= b;  // the multiple below, which fits
+    return static_cast<int64_t>(v < 0 ? -r : r);
   }
   return v;
+}
+
+// Whether a JSON document holds a number no rule can read exactly: a whole number past int64, or
+// a number past 2^53 in magnitude (a double, which may stand for a longer integer's text).
+bool HasUncheckableNumber(const json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX);
+  if (v.is_number_float()) return std::fabs(v.get<double>()) >= 9007199254740992.0;
+  if (v.is_array() || v.is_object()) {
+    for (const auto& e : v) {
+      if (HasUncheckableNumber(e)) return true;
+    }
+  }
+  return false;
 }
 
 // Applies the count rules to every integer of a JSON document (keys are labels, not counts).
@@ -291,8 +319,9 @@ std::string RareValue(const std::vector<std::string>& values, const std::vector<
     for (const auto& row : in.cells) {
       std::unordered_set<std::string> in_row;
       for (const auto& cell : row) {
+        // A whole number as written is read as a count; "69023.0" is a value.
+        if (cell.empty() || IsInteger(cell)) continue;
         std::string c = Canonical(cell);
-        if (c.empty() || IsInteger(c)) continue;
         if (in_row.insert(c).second) ++seen[c];
       }
     }
@@ -427,7 +456,8 @@ Verdict CheckOutput(const OutputRules& rules, const std::string& format, const s
                     const std::string& meta, int64_t stdout_bytes,
                     const std::vector<InputTable>& inputs) {
   Verdict v;
-  if (rules.max_result_bytes && static_cast<int64_t>(result.size()) > *rules.max_result_bytes) {
+  if (rules.max_result_bytes &&
+      static_cast<int64_t>(result.size() + meta.size()) > *rules.max_result_bytes) {
     v.held = Held("max_result_bytes", "the result is larger than " +
                                           std::to_string(*rules.max_result_bytes) + " bytes");
     return v;
@@ -439,9 +469,16 @@ Verdict CheckOutput(const OutputRules& rules, const std::string& format, const s
   }
   bool small = false;
   if (format == "json") {
-    json doc = json::parse(result, nullptr, false);
+    // The rules walk the document recursively: a deep one is refused before it is parsed.
+    json doc = NestsDeeperThan(result, kMaxCheckedDepth) ? json(json::value_t::discarded)
+                                                         : json::parse(result, nullptr, false);
     if (doc.is_discarded()) {
-      v.held = Held("format", "the result is not JSON the rules can read");
+      v.held = Held("format", "the result is not JSON the rules can read (or nests deeper than " +
+                                  std::to_string(kMaxCheckedDepth) + ")");
+      return v;
+    }
+    if (HasUncheckableNumber(doc)) {
+      v.held = Held("format", "the result holds a number too large to check exactly");
       return v;
     }
     if (rules.no_row_level) {
@@ -468,12 +505,20 @@ Verdict CheckOutput(const OutputRules& rules, const std::string& format, const s
                   "only JSON and CSV results are checked by rule (this one is " + format + ")");
     return v;
   }
+  // A DataFrame or Series result comes with its sidecar (the runner writes one); a CSV without
+  // one was not written by the runner.
+  json sidecar = meta.empty() || NestsDeeperThan(meta, kMaxCheckedDepth)
+                     ? json(json::value_t::discarded)
+                     : json::parse(meta, nullptr, false);
+  if (!sidecar.is_object()) {
+    v.held = Held("format", "a CSV result without a typed sidecar the rules can read");
+    return v;
+  }
   auto records = CsvRecords(result);
   if (!records) {
     v.held = Held("format", "the result is not CSV the rules can read");
     return v;
   }
-  json sidecar = meta.empty() ? json(nullptr) : json::parse(meta, nullptr, false);
   // Which CSV columns hold counts: with a sidecar, its value columns of an integer dtype (index
   // levels are labels); without one, every cell that reads as an integer, header aside.
   size_t index_columns = 0;
@@ -502,10 +547,11 @@ Verdict CheckOutput(const OutputRules& rules, const std::string& format, const s
       std::vector<std::string> values;
       for (const auto& record : *records) {
         for (const auto& f : record) {
-          std::string c = Canonical(f);
-          if (!c.empty() && !IsInteger(c)) values.push_back(std::move(c));
+          if (!f.empty() && !IsInteger(f)) values.push_back(Canonical(f));
         }
       }
+      // The sidecar's labels travel too: names, index names, categories.
+      JsonValues(sidecar, values);
       v.held = RareValue(values, inputs, RareThreshold(rules));
     }
     if (!v.held.empty()) return v;
@@ -525,7 +571,16 @@ Verdict CheckOutput(const OutputRules& rules, const std::string& format, const s
         if (!IsIntDtype(column->value("dtype", std::string()))) continue;
       }
       auto n = AsCount(record[c]);
-      if (!n) continue;
+      if (!n) {
+        const std::string& f = record[c];
+        const bool digits = !f.empty() && f.find_first_not_of("-0123456789") == std::string::npos &&
+                            f.find('-', 1) == std::string::npos && f != "-";
+        if (digits) {
+          v.held = Held("format", "the result holds a number too large to check exactly");
+          return v;
+        }
+        continue;
+      }
       auto kept = Counted(rules, *n, small);
       if (kept && *kept == *n) continue;
       changed = true;

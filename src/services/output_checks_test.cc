@@ -16,6 +16,17 @@ OutputRules Rules(const json& j) {
   return r.ok() ? *r : OutputRules{};
 }
 
+// The smallest sidecar of a DataFrame result with these columns (their dtypes) and a RangeIndex.
+std::string FrameMeta(const std::vector<std::pair<std::string, std::string>>& columns) {
+  json cols = json::array();
+  for (const auto& [name, dtype] : columns) cols.push_back({{"name", name}, {"dtype", dtype}});
+  return json{{"datasite", "pandas/1"},
+              {"kind", "frame"},
+              {"index", {{"range", {0, 1, 1}}, {"name", nullptr}}},
+              {"columns", cols}}
+      .dump();
+}
+
 InputTable People() {
   InputTable t;
   t.name = "census/people";
@@ -107,10 +118,14 @@ TEST(OutputChecksTest, CsvCountsFollowTheSidecarAndSuppressedCellsBecomeNullable
   EXPECT_EQ(m["columns"][0]["dtype"], "Int64");
   EXPECT_EQ(m["columns"][0]["missing"][""], "NA");
   EXPECT_EQ(m["index"]["levels"][0]["dtype"], "int64");  // labels untouched
-  // Without a sidecar every integer cell is a count.
-  Verdict plain = CheckOutput(Rules({{"round_to", 10}}), "csv", "k,n\n1,14\n", "", 0, {});
-  ASSERT_TRUE(plain.result);
-  EXPECT_EQ(*plain.result, "k,n\r\n0,10\r\n");
+  // Float columns are not counts.
+  Verdict floats = CheckOutput(Rules({{"round_to", 10}}), "csv", "k,n\n1,14\n",
+                               FrameMeta({{"k", "int64"}, {"n", "float64"}}), 0, {});
+  ASSERT_TRUE(floats.result);
+  EXPECT_EQ(*floats.result, "k,n\r\n0,14\r\n");
+  // A CSV without its sidecar was not written by the runner: held.
+  EXPECT_EQ(CheckOutput(Rules({{"round_to", 10}}), "csv", "k,n\n1,14\n", "", 0, {}).held,
+            "format: a CSV result without a typed sidecar the rules can read");
 }
 
 TEST(OutputChecksTest, ARowLevelResultIsHeld) {
@@ -125,7 +140,8 @@ TEST(OutputChecksTest, ARowLevelResultIsHeld) {
   EXPECT_EQ(copied.held,
             "no_row_level: a row of the result equals a row of the input 'census/people' on its "
             "columns age, name");
-  Verdict csv = CheckOutput(rules, "csv", "city,age\r\nRome,42\r\n", "", 0, {People()});
+  Verdict csv = CheckOutput(rules, "csv", "city,age\r\nRome,42\r\n",
+                            FrameMeta({{"city", "object"}, {"age", "int64"}}), 0, {People()});
   EXPECT_NE(csv.held.find("a row of the result equals"), std::string::npos);
   // An aggregate passes.
   Verdict mean = CheckOutput(rules, "json", R"({"Oslo": 44.0, "Rome": 32.5})", "", 0, {People()});
@@ -137,7 +153,9 @@ TEST(OutputChecksTest, ARowLevelResultIsHeld) {
   // as values, keys or CSV cells.
   for (const auto& [format, result] : std::vector<std::pair<std::string, std::string>>{
            {"json", R"(["ann", "bob"])"}, {"json", R"({"eve": 1})"}, {"csv", "who\r\ncyd\r\n"}}) {
-    Verdict names = CheckOutput(rules, format, result, "", 0, {People()});
+    Verdict names =
+        CheckOutput(rules, format, result, format == "csv" ? FrameMeta({{"who", "object"}}) : "", 0,
+                    {People()});
     EXPECT_EQ(names.held,
               "no_row_level: the result holds a value that fewer than 2 rows of the input "
               "'census/people' hold")
@@ -155,6 +173,63 @@ TEST(OutputChecksTest, ARowLevelResultIsHeld) {
             std::string::npos);
 }
 
+// Found by a cold attack on the checks: what each of these let through or did.
+TEST(OutputChecksTest, WhatACraftedResultTriedIsHeldOrCounted) {
+  const OutputRules all = Rules({{"min_cell_count", 5}, {"round_to", 5}, {"no_row_level", true}});
+  // A document nested past the checker's depth is held unread (it crashed the server).
+  const std::string deep = std::string(100'000, '[') + std::string(100'000, ']');
+  EXPECT_EQ(CheckOutput(all, "json", deep, "", 0, {People()}).held.rfind("format", 0), 0u);
+  // A quote inside a field is a character, as pandas reads it, so the rows are seen as rows.
+  const std::string people =
+      "q,name,age,city\r\nx\"1,ann,31,Oslo\r\n2,bob,42,Rome\r\n3,cyd,57,Oslo\r\n"
+      "4,dee,64,Lima\r\n5,eve,23,Rome\"y\r\n";
+  const std::string meta =
+      FrameMeta({{"q", "object"}, {"name", "object"}, {"age", "int64"}, {"city", "object"}});
+  EXPECT_EQ(CheckOutput(all, "csv", people, meta, 0, {People()}).held.rfind("no_row_level", 0), 0u);
+  // Text after a closing quote is read differently by different readers: held.
+  EXPECT_EQ(CheckOutput(all, "csv", "a\r\n\"x\"y\r\n", FrameMeta({{"a", "object"}}), 0, {})
+                .held.rfind("format", 0),
+            0u);
+  // The sidecar's labels are checked too: categories naming people.
+  json cats = json::parse(FrameMeta({{"v", "category"}}));
+  cats["columns"][0]["categories"] = {{"dtype", "object"}, {"values", {"flu", "ann", "bob"}}};
+  EXPECT_EQ(CheckOutput(all, "csv", "v\r\nflu\r\n", cats.dump(), 0, {People()})
+                .held.rfind("no_row_level", 0),
+            0u);
+  // And count against the size limit.
+  EXPECT_EQ(CheckOutput(Rules({{"max_result_bytes", 10}}), "csv", "v\r\n1\r\n",
+                        FrameMeta({{"v", "int64"}}), 0, {})
+                .held.rfind("max_result_bytes", 0),
+            0u);
+  // A count written negative is a count.
+  Verdict negative = CheckOutput(Rules({{"min_cell_count", 5}}), "json", "[-2, -1, -8]", "", 0, {});
+  ASSERT_TRUE(negative.result);
+  EXPECT_EQ(json::parse(*negative.result), json::parse("[null, null, -8]"));
+  // Rounding near the largest integer does not overflow.
+  Verdict big = CheckOutput(Rules({{"round_to", 5}}), "json", "[9223372036854775807]", "", 0, {});
+  ASSERT_TRUE(big.result);
+  EXPECT_EQ(json::parse(*big.result)[0].get<int64_t>(), 9223372036854775805);
+  // Numbers no rule reads exactly are held.
+  for (const char* n : {"[18446744073709551615]", "[100000000000000000002]", "[1e300]"}) {
+    EXPECT_EQ(CheckOutput(Rules({{"round_to", 5}}), "json", n, "", 0, {}).held.rfind("format", 0),
+              0u)
+        << n;
+  }
+  EXPECT_EQ(CheckOutput(Rules({{"round_to", 5}}), "csv", "v\r\n100000000000000000002\r\n",
+                        FrameMeta({{"v", "int64"}}), 0, {})
+                .held.rfind("format", 0),
+            0u);
+  // A whole value of a float column is a value, not a count: one person's salary is held.
+  InputTable pay;
+  pay.name = "hr/pay";
+  pay.columns = {"salary"};
+  pay.cells = {{"69023.0"}, {"51000.5"}, {"51000.5"}};
+  pay.rows = 3;
+  EXPECT_EQ(CheckOutput(Rules({{"no_row_level", true}}), "json", "69023.0", "", 0, {pay})
+                .held.rfind("no_row_level", 0),
+            0u);
+}
+
 TEST(OutputChecksTest, SizePrintsAndUnreadableFormatsHold) {
   EXPECT_EQ(CheckOutput(Rules({{"max_result_bytes", 3}}), "json", "1234", "", 0, {}).held,
             "max_result_bytes: the result is larger than 3 bytes");
@@ -164,7 +239,8 @@ TEST(OutputChecksTest, SizePrintsAndUnreadableFormatsHold) {
   EXPECT_EQ(CheckOutput(Rules({{"round_to", 5}}), "npy", "....", "", 0, {}).held.rfind("format", 0),
             0u);
   EXPECT_EQ(
-      CheckOutput(Rules({{"round_to", 5}}), "csv", "a\n\"open", "", 0, {}).held.rfind("format", 0),
+      CheckOutput(Rules({{"round_to", 5}}), "csv", "a\n\"open", FrameMeta({{"a", "int64"}}), 0, {})
+          .held.rfind("format", 0),
       0u);
 }
 
