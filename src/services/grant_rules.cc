@@ -41,7 +41,9 @@ GrantUse UseOfGrant(const store::Grant& grant, const std::vector<int64_t>& run_t
     if (n < *w.limit) continue;
     // Room again once all but limit - 1 of them have left: the (n - limit)-th oldest leaves at
     // its time + window, and the window counts times strictly after now - window.
-    const int64_t free_at = in[static_cast<size_t>(n - *w.limit)] + w.ms;
+    // A run admitted a moment after `now` was read (a concurrent admission's clock) would put
+    // the time past one window from now: no window is full longer than its own length.
+    const int64_t free_at = std::min(in[static_cast<size_t>(n - *w.limit)] + w.ms, now_ms + w.ms);
     if (!use.next_run_at || free_at > *use.next_run_at) {
       use.next_run_at = free_at;
       use.full_window = w.name;

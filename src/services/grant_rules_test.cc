@@ -62,6 +62,15 @@ TEST(GrantRulesTest, AFullWindowSaysWhenItsOldestRunLeavesIt) {
   EXPECT_EQ(UseOfGrant(g, {kNow - 50'000, kNow - 20'000}, *use.next_run_at - 1).minute, 0);
 }
 
+// Found by the concurrent-runs test on PostgreSQL: a refusal computed with the clock read before
+// the runs that won the race were admitted said "Retry-After: 61" for a minute's window.
+TEST(GrantRulesTest, NoWindowIsFullLongerThanItsLength) {
+  const store::Grant g = GrantOf(1, std::nullopt, std::nullopt);
+  GrantUse use = UseOfGrant(g, {kNow + 300}, kNow);
+  ASSERT_TRUE(use.next_run_at);
+  EXPECT_EQ(*use.next_run_at, kNow + kMinuteMs);
+}
+
 TEST(GrantRulesTest, TheNextRunWaitsForTheWindowFullTheLongest) {
   // The minute is full until +40 s, the hour (2 runs) until its first run is an hour old.
   const store::Grant g = GrantOf(1, 2, std::nullopt);
