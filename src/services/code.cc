@@ -777,8 +777,14 @@ Result<store::CodeRequest> CodeService::Deny(const Principal& caller, const std:
     g.include_review = false;
     for (const char* status : {"queued", "running"}) {
       g.status = status;
+      g.limit = kMaxListPageSize;
       auto jobs = store_.ListJobs(g);
-      if (!jobs.ok()) continue;
+      if (!jobs.ok()) {
+        // Held already; the start of each checks its grant again.
+        spdlog::warn("request {}: its grants' runs were not listed to stop: {}", id,
+                     jobs.status().ToString());
+        continue;
+      }
       for (const auto& j : jobs->items) (void)queue_.Kill(j.id);
     }
   }
@@ -1004,7 +1010,10 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
   // A data scientist's private run may be admitted under a grant, without its request or output
   // policy; a denied request's code never is.
   std::optional<store::Grant> grant;
-  if (kind == "private" && !synced_run && !IsOwner(caller) && code.request_status != "denied") {
+  // A data owner's run for the requester is the request's (its output policy counts it), not a
+  // use of the scientist's grant.
+  if (kind == "private" && !synced_run && !IsOwner(caller) && for_owner == nullptr &&
+      code.request_status != "denied") {
     ASSIGN_OR_RETURN(grant, GrantToRun(caller, code, clock_.NowMillis()));
   }
   if (kind == "private" && !grant) {
@@ -1339,8 +1348,13 @@ Result<store::Grant> CodeService::RevokeGrant(const Principal& caller, const std
   f.include_review = false;
   for (const char* status : {"queued", "running"}) {
     f.status = status;
+    f.limit = kMaxListPageSize;
     auto jobs = store_.ListJobs(f);
-    if (!jobs.ok()) continue;
+    if (!jobs.ok()) {
+      // Held already; the start of each checks its grant again.
+      spdlog::warn("grant {}: its runs were not listed to stop: {}", id, jobs.status().ToString());
+      continue;
+    }
     for (const auto& j : jobs->items) (void)queue_.Kill(j.id);
   }
   return store_.GetGrant(id);
@@ -1730,8 +1744,8 @@ void CodeService::DropResult(store::Store& tx, const store::Job& job, jobs::Outc
 Status CodeService::EndJob(store::Store& tx, const store::Job& job, jobs::Outcome& out, bool keep) {
   if (!out.held_reason.empty()) {
     // Which rule held which run, in the end's own transaction (the rule, never a value).
-    RETURN_IF_ERROR(tx.AppendAudit({clock_.NowSeconds(), "server", "job.held_by_rule",
-                                    "job:" + job.id, out.held_reason}));
+    RETURN_IF_ERROR(tx.AppendAudit(
+        {clock_.NowSeconds(), "server", "job.held_by_rule", "job:" + job.id, out.held_reason}));
   }
   if (keep) return KeepWithinQuota(tx, job, out);
   spdlog::error("job {}: its outputs could not be counted; its end is recorded without them",
@@ -1940,7 +1954,9 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
         !code->policy_spec.empty()) {
       out.status = "killed";
       out.failure = FailureName(FailureKind::kKilled);
-      out.error = "the grant this run was admitted under was revoked before the run started";
+      out.error =
+          "the grant this run was admitted under ended (revoked, or its request denied) before "
+          "the run started";
       return out;
     }
   } else if (job.kind == "private" && code->request_status != "approved") {
@@ -2088,6 +2104,13 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
   out.stdout_text = std::move(r->stdout_text);
   out.stderr_text = std::move(r->stderr_text);
   out.error = r->error;
+  if (checks && !out.stdout_text.empty()) {
+    // Whatever the run's end: a failed run's stdout is its requester's too, and the sandbox
+    // streams only what a run printed before its last quarter second.
+    out.held = true;
+    out.held_reason =
+        "printed_output: a run checked by rule may not print (no rule reads free text)";
+  }
   switch (r->outcome) {
     case sandbox::Outcome::kOk: {
       if (r->result_bytes <= kMaxResultInDatabase) {

@@ -27,12 +27,15 @@ struct Table {
 };
 
 std::string Canonical(std::string_view text) {
+  // Spaces around a value are no disguise: " ann" is ann.
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
   double v = 0;
   const char* end = text.data() + text.size();
   auto [p, ec] = std::from_chars(text.data(), end, v);
   if (ec != std::errc() || p != end || !std::isfinite(v) || text.empty()) return std::string(text);
   char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.15g", v);
+  std::snprintf(buf, sizeof(buf), "%.17g", v);
   return buf;
 }
 
@@ -56,7 +59,13 @@ Table JsonTable(const json& doc) {
       for (const auto& v : doc) t.rows.push_back(row_of(v));
       return t;
     }
-    for (const auto& [k, v] : doc.front().items()) t.columns.push_back(k);
+    for (const auto& r : doc) {  // every record's keys, in the order first seen
+      for (const auto& [k, v] : r.items()) {
+        if (std::find(t.columns.begin(), t.columns.end(), k) == t.columns.end()) {
+          t.columns.push_back(k);
+        }
+      }
+    }
     for (const auto& r : doc) {
       std::vector<std::string> row;
       for (const auto& c : t.columns) row.push_back(r.contains(c) ? CellText(r[c]) : "");
@@ -249,13 +258,40 @@ std::string NaToken(json& column) {
 
 std::string Held(const std::string& rule, const std::string& why) { return rule + ": " + why; }
 
+bool IsFloatDtype(const std::string& d) {
+  return d == "float16" || d == "float32" || d == "float64" || d == "Float32" || d == "Float64";
+}
+
+// Whether a cell of a number column is in the one form the runner writes it (or is one of the
+// column's missing tokens, or empty): " 1", "+1", "1_0" or a full-width digit are other forms that
+// pandas reads as numbers and the rules would read as text.
+bool InRunnersForm(const json& column, const std::string& cell) {
+  if (cell.empty()) return true;
+  if (column.contains("missing") && column["missing"].is_object() &&
+      column["missing"].contains(cell)) {
+    return true;
+  }
+  const std::string dtype = column["dtype"].get<std::string>();
+  if (IsIntDtype(dtype)) {
+    auto n = AsCount(cell);
+    return n && std::to_string(*n) == cell;
+  }
+  if (IsFloatDtype(dtype)) {
+    if (cell.find_first_of(" \t+_") != std::string::npos) return false;
+    double v = 0;
+    auto [p, ec] = std::from_chars(cell.data(), cell.data() + cell.size(), v);
+    return ec == std::errc() && p == cell.data() + cell.size();
+  }
+  return true;
+}
+
 // The row-level rule against each private input.
 std::string RowLevel(const Table& t, const std::vector<InputTable>& inputs) {
   for (const InputTable& in : inputs) {
     if (in.rows < 0) {
       return Held("no_row_level", "the input '" + in.name +
                                       "' can't be compared with results (only CSV inputs of at "
-                                      "most 64 MiB are)");
+                                      "most 8 MiB are)");
     }
     if (in.rows >= 2 && static_cast<int64_t>(t.rows.size()) >= in.rows) {
       return Held("no_row_level",
@@ -431,7 +467,7 @@ OutputRules Strictest(const OutputRules& a, const OutputRules& b) {
 Result<InputTable> ReadInputTable(const std::string& name, const std::string& csv_path) {
   ASSIGN_OR_RETURN(data::internal::InputFile file, data::internal::InputFile::Open(csv_path));
   if (file.size() > static_cast<uint64_t>(kMaxCheckedInputBytes)) {
-    return ResourceExhaustedError("the input is larger than 64 MiB");
+    return ResourceExhaustedError("the input is larger than 8 MiB");
   }
   data::internal::CsvReader reader(std::move(file));
   InputTable t;
@@ -523,13 +559,37 @@ Verdict CheckOutput(const OutputRules& rules, const std::string& format, const s
   // levels are labels); without one, every cell that reads as an integer, header aside.
   size_t index_columns = 0;
   std::vector<json*> sidecar_columns;
-  if (sidecar.is_object()) {
-    if (sidecar.contains("index") && sidecar["index"].contains("levels") &&
-        sidecar["index"]["levels"].is_array()) {
-      index_columns = sidecar["index"]["levels"].size();
+  // Its shape is the runner's (the server checked it with data::ParseSidecar); held otherwise.
+  const bool has_index = sidecar.contains("index");
+  if ((has_index && !sidecar["index"].is_object()) ||
+      (sidecar.contains("columns") && !sidecar["columns"].is_array())) {
+    v.held = Held("format", "the result's sidecar is not one the rules can read");
+    return v;
+  }
+  std::vector<json*> all_columns;  // index levels, then value columns: one per CSV column
+  if (has_index && sidecar["index"].contains("levels") && sidecar["index"]["levels"].is_array()) {
+    index_columns = sidecar["index"]["levels"].size();
+    for (auto& c : sidecar["index"]["levels"]) all_columns.push_back(&c);
+  }
+  if (sidecar.contains("columns")) {
+    for (auto& c : sidecar["columns"]) {
+      sidecar_columns.push_back(&c);
+      all_columns.push_back(&c);
     }
-    if (sidecar.contains("columns") && sidecar["columns"].is_array()) {
-      for (auto& c : sidecar["columns"]) sidecar_columns.push_back(&c);
+  }
+  for (const json* c : all_columns) {
+    if (!c->is_object() || !c->contains("dtype") || !(*c)["dtype"].is_string()) {
+      v.held = Held("format", "the result's sidecar is not one the rules can read");
+      return v;
+    }
+  }
+  for (size_t r = 1; r < records->size(); ++r) {
+    const auto& record = (*records)[r];
+    for (size_t c = 0; c < record.size() && c < all_columns.size(); ++c) {
+      if (!InRunnersForm(*all_columns[c], record[c])) {
+        v.held = Held("format", "a number of the result is not written as the runner writes it");
+        return v;
+      }
     }
   }
   Table t;

@@ -51,7 +51,9 @@ struct InputTable {
   std::vector<std::string> columns;
   std::vector<std::vector<std::string>> cells;
 };
-inline constexpr int64_t kMaxCheckedInputBytes = int64_t{64} << 20;
+// Held in memory as strings with a set of its rows and a map of its values while a run's result is
+// checked: a few times its size.
+inline constexpr int64_t kMaxCheckedInputBytes = int64_t{8} << 20;
 // Reads a CSV input (header and rows) for the row-level rule; kResourceExhausted past
 // kMaxCheckedInputBytes.
 Result<InputTable> ReadInputTable(const std::string& name, const std::string& csv_path);

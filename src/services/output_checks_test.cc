@@ -230,6 +230,44 @@ TEST(OutputChecksTest, WhatACraftedResultTriedIsHeldOrCounted) {
             0u);
 }
 
+// Found by a cold review: numbers written in forms pandas reads and the rules would not, a
+// sidecar column that is not an object (nlohmann's value() threw), records with other keys.
+TEST(OutputChecksTest, WhatACraftedSidecarOrCellTriedIsHeld) {
+  const OutputRules counts = Rules({{"min_cell_count", 5}});
+  for (const char* cell : {" 1", "+1", "1_0", "\xef\xbc\x91", "01"}) {
+    const std::string csv = std::string("n\r\n") + cell + "\r\n";
+    EXPECT_EQ(
+        CheckOutput(counts, "csv", csv, FrameMeta({{"n", "int64"}}), 0, {}).held.rfind("format", 0),
+        0u)
+        << cell;
+  }
+  for (const char* cell : {" 69023.0", "+1.5", "1_0.5"}) {
+    const std::string csv = std::string("x\r\n") + cell + "\r\n";
+    EXPECT_EQ(CheckOutput(counts, "csv", csv, FrameMeta({{"x", "float64"}}), 0, {})
+                  .held.rfind("format", 0),
+              0u)
+        << cell;
+  }
+  // The runner's own forms pass: an empty NaN, inf, a column's missing token.
+  json meta = json::parse(FrameMeta({{"x", "float64"}, {"n", "Int64"}}));
+  meta["columns"][1]["missing"] = {{"<NA>", "NA"}};
+  EXPECT_TRUE(
+      CheckOutput(counts, "csv", "x,n\r\n,<NA>\r\ninf,7\r\n1.5e-07,12\r\n", meta.dump(), 0, {})
+          .held.empty());
+  for (const char* bad :
+       {R"({"datasite":"pandas/1","kind":"frame","columns":[1]})",
+        R"({"datasite":"pandas/1","kind":"frame","columns":[{"name":"n","dtype":3}]})",
+        R"({"datasite":"pandas/1","kind":"frame","index":"x","columns":[]})"}) {
+    EXPECT_EQ(CheckOutput(counts, "csv", "n\r\n1\r\n", bad, 0, {}).held.rfind("format", 0), 0u)
+        << bad;
+  }
+  // A record whose keys the first record lacks still has its row compared.
+  EXPECT_EQ(CheckOutput(Rules({{"no_row_level", true}}), "json",
+                        R"([{}, {"name": "ann", "age": 31}])", "", 0, {People()})
+                .held.rfind("no_row_level", 0),
+            0u);
+}
+
 TEST(OutputChecksTest, SizePrintsAndUnreadableFormatsHold) {
   EXPECT_EQ(CheckOutput(Rules({{"max_result_bytes", 3}}), "json", "1234", "", 0, {}).held,
             "max_result_bytes: the result is larger than 3 bytes");

@@ -1286,15 +1286,15 @@ Dataset ReadDataset(const Stmt& s) {
   return d;
 }
 
-// A private run that counts against the output policy: every one that was queued, except runs that
-// never reached the code (killed while queued, interrupted by crashes). Failed runs count: their
-// errors and output may carry private values, so retrying them must not be free.
 // Whether the grant ?9 admits a run at ?7: neither revoked nor expired, and its request still
 // approved (a denial racing a second approval that added the grant must win).
 constexpr const char* kLiveGrant =
     "SELECT 1 FROM grants g JOIN code_requests r ON r.id = g.request_id WHERE g.id = ?9 AND "
     "g.revoked_at IS NULL AND g.expires_at > ?7 AND r.status = 'approved'";
 
+// A private run that counts against the output policy: every one that was queued, except runs that
+// never reached the code (killed while queued, interrupted by crashes). Failed runs count: their
+// errors and output may carry private values, so retrying them must not be free.
 constexpr const char* kCountedRun =
     "NOT (status = 'interrupted' OR (status = 'killed' AND started_at = 0))";
 
@@ -3418,33 +3418,50 @@ class SqlStore : public Store {
 
   Status RevokeGrant(const std::string& id, const std::string& by, int64_t now_ms) override {
     std::lock_guard lock(mu_);
-    Stmt s(stmts_,
-           "UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL");
-    RETURN_IF_ERROR(s.Bind(now_ms).Bind(by).Bind(id).Run());
-    if (conn_->Changes() > 0) {
-      // What its runs still going produce waits for a data owner (they are killed next).
-      Stmt h(stmts_,
-             "UPDATE jobs SET held = 1 WHERE grant_id = ? AND status IN ('queued', 'running')");
-      return h.Bind(id).Run();
+    RETURN_IF_ERROR(Begin());
+    Status st = [&]() -> Status {
+      Stmt s(
+          stmts_,
+          "UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL");
+      RETURN_IF_ERROR(s.Bind(now_ms).Bind(by).Bind(id).Run());
+      if (conn_->Changes() > 0) {
+        // What its runs still going produce waits for a data owner (they are killed next).
+        Stmt h(stmts_,
+               "UPDATE jobs SET held = 1 WHERE grant_id = ? AND status IN ('queued', 'running')");
+        return h.Bind(id).Run();
+      }
+      Stmt e(stmts_, "SELECT 1 FROM grants WHERE id = ?");
+      e.Bind(id);
+      ASSIGN_OR_RETURN(bool row, e.Step());
+      return row ? FailedPreconditionError("the grant was revoked already")
+                 : NotFoundError("grant not found");
+    }();
+    if (!st.ok()) {
+      Rollback();
+      return st;
     }
-    Stmt e(stmts_, "SELECT 1 FROM grants WHERE id = ?");
-    e.Bind(id);
-    ASSIGN_OR_RETURN(bool row, e.Step());
-    return row ? FailedPreconditionError("the grant was revoked already")
-               : NotFoundError("grant not found");
+    return Commit();
   }
 
   Status RevokeRequestGrants(const std::string& request_id, const std::string& by,
                              int64_t now_ms) override {
     std::lock_guard lock(mu_);
-    Stmt h(stmts_,
-           "UPDATE jobs SET held = 1 WHERE grant_id IN (SELECT id FROM grants WHERE request_id = ? "
-           "AND revoked_at IS NULL) AND status IN ('queued', 'running')");
-    RETURN_IF_ERROR(h.Bind(request_id).Run());
-    Stmt s(stmts_,
-           "UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE request_id = ? AND revoked_at "
-           "IS NULL");
-    return s.Bind(now_ms).Bind(by).Bind(request_id).Run();
+    RETURN_IF_ERROR(Begin());
+    Status st = [&]() -> Status {
+      Stmt h(stmts_,
+             "UPDATE jobs SET held = 1 WHERE grant_id IN (SELECT id FROM grants WHERE request_id = "
+             "? AND revoked_at IS NULL) AND status IN ('queued', 'running')");
+      RETURN_IF_ERROR(h.Bind(request_id).Run());
+      Stmt s(stmts_,
+             "UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE request_id = ? AND "
+             "revoked_at IS NULL");
+      return s.Bind(now_ms).Bind(by).Bind(request_id).Run();
+    }();
+    if (!st.ok()) {
+      Rollback();
+      return st;
+    }
+    return Commit();
   }
 
   Result<std::vector<int64_t>> GrantRunTimes(const std::string& grant_id,

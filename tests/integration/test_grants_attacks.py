@@ -153,3 +153,39 @@ def test_a_denial_stops_a_named_scientists_run_under_the_requests_grant(api, act
     # And nothing more runs under it.
     again = api.post("/api/v1/code/%s/run" % theirs["id"], {"blocking": False}, token=second.token)
     assert again.status == 403, again
+
+
+@needs_sandbox
+def test_a_checked_run_that_prints_then_fails_keeps_its_print_from_its_requester(
+    api, actors, asset
+):
+    """Found by a cold review: a run under a grant on data with output checks that printed and
+    then raised ended unheld (the sandbox streams only what was printed before its last quarter
+    second), and its requester read the print in its logs."""
+    sci, owner = actors["scientist"], actors["owner"]
+    text = "def print_then_fail(data):\n    print(data.to_csv())\n    raise ValueError('no')\n"
+    code = submit(api, sci, "print_then_fail", text, asset.id)
+    ds = api.get("/api/v1/code/" + code["id"], token=sci.token).json["inputs"]["data"]["dataset_id"]
+    checks = api("PUT", "/api/v1/datasets/%s/output_checks" % ds, {"round_to": 5}, token=owner.token)
+    assert checks.status == 200, checks
+    try:
+        req = api.post("/api/v1/requests", {"code_id": code["id"]}, token=sci.token)
+        approved = api.post(
+            "/api/v1/requests/%s/approve" % req.json["id"],
+            {"repeat": {"per_hour": 5}},
+            token=owner.token,
+        )
+        assert approved.status == 200, approved
+        run = api.post("/api/v1/code/%s/run" % code["id"], {}, token=sci.token)
+        assert run.status == 201, run
+        assert run.json["status"] == "errored", run.json
+        logs = api.get("/api/v1/jobs/%s/logs" % run.json["id"], token=sci.token)
+        assert logs.status == 200, logs
+        assert not logs.json["stdout"], logs.json
+        for name in PRIVATE["name"]:
+            assert name not in logs.text
+        owners = api.get("/api/v1/jobs/%s/logs" % run.json["id"], token=owner.token)
+        assert "ann" in owners.json["stdout"]
+    finally:
+        reset = api("PUT", "/api/v1/datasets/%s/output_checks" % ds, {}, token=owner.token)
+        assert reset.status == 200, reset
