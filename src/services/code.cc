@@ -774,19 +774,7 @@ Result<store::CodeRequest> CodeService::Deny(const Principal& caller, const std:
     // the revocation; they are stopped.
     store::JobFilter g;
     g.grant_request_id = id;
-    g.include_review = false;
-    for (const char* status : {"queued", "running"}) {
-      g.status = status;
-      g.limit = kMaxListPageSize;
-      auto jobs = store_.ListJobs(g);
-      if (!jobs.ok()) {
-        // Held already; the start of each checks its grant again.
-        spdlog::warn("request {}: its grants' runs were not listed to stop: {}", id,
-                     jobs.status().ToString());
-        continue;
-      }
-      for (const auto& j : jobs->items) (void)queue_.Kill(j.id);
-    }
+    KillGrantRuns(g, "request " + id);
   }
   if (r.status == "approved") {
     // The store held the runs still going; they are stopped too.
@@ -1335,6 +1323,22 @@ Result<store::Grant> CodeService::GetGrant(const Principal& caller, const std::s
   return g;
 }
 
+void CodeService::KillGrantRuns(store::JobFilter f, const std::string& what) {
+  f.include_review = false;
+  f.limit = kMaxListPageSize;
+  for (const char* status : {"queued", "running"}) {
+    f.status = status;
+    auto jobs = store_.ListJobs(f);
+    if (!jobs.ok()) {
+      // Held already; the start of each checks its grant again.
+      spdlog::warn("{}: its runs under grants were not listed to stop: {}", what,
+                   jobs.status().ToString());
+      continue;
+    }
+    for (const auto& j : jobs->items) (void)queue_.Kill(j.id);
+  }
+}
+
 Result<store::Grant> CodeService::RevokeGrant(const Principal& caller, const std::string& id) {
   if (!IsOwner(caller)) return PermissionDeniedError("only data owners and admins revoke grants");
   RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
@@ -1345,18 +1349,7 @@ Result<store::Grant> CodeService::RevokeGrant(const Principal& caller, const std
   // are stopped.
   store::JobFilter f;
   f.grant_id = id;
-  f.include_review = false;
-  for (const char* status : {"queued", "running"}) {
-    f.status = status;
-    f.limit = kMaxListPageSize;
-    auto jobs = store_.ListJobs(f);
-    if (!jobs.ok()) {
-      // Held already; the start of each checks its grant again.
-      spdlog::warn("grant {}: its runs were not listed to stop: {}", id, jobs.status().ToString());
-      continue;
-    }
-    for (const auto& j : jobs->items) (void)queue_.Kill(j.id);
-  }
+  KillGrantRuns(f, "grant " + id);
   return store_.GetGrant(id);
 }
 

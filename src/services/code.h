@@ -449,6 +449,9 @@ class CodeService {
   // one of its windows is full.
   Result<std::optional<store::Grant>> GrantToRun(const Principal& caller,
                                                  const store::UserCode& code, int64_t now_ms);
+  // Kills the queued and running jobs `f` selects (a grant's, or a request's grants'), which the
+  // revocation that ends them has held; `what` names them in the log.
+  void KillGrantRuns(store::JobFilter f, const std::string& what);
   // The refusal of a run under `grant` whose window is full, from the user's runs under it.
   Status WindowFull(const store::Grant& grant, const std::string& user_id, int64_t now_ms);
   // Appends an audit entry through `tx`: inside the transaction of the change it records.
