@@ -29,6 +29,15 @@ Code on private data::
     owner.requests.get(request.id).approve(repeat=sy.RateLimit(per_hour=10), expires_in_days=30)
     # ... whose results must then pass the datasets' output checks (a held one names the rule):
     owner.datasets["census"].set_output_checks(sy.OutputChecks(min_cell_count=10, round_to=5))
+
+Custom API endpoints (a data owner's functions, called on the server)::
+
+    @sy.api_endpoint(path="warehouse.query", settings={"key": "kept on the server"})
+    def query(context, sql: str):
+        return [{"rows": 3}]
+
+    client.api.services.api.add(endpoint=query)
+    client.api.services.warehouse.query(sql="SELECT 1")
 """
 
 __version__ = "0.1.0"
@@ -39,6 +48,7 @@ from . import orchestra
 from ._action import ActionObject
 from ._api import IncompatibleServerError, UID
 from ._pysyft import DataSubject, raises, requires
+from .api_endpoints import Endpoint, TwinAPIEndpoint, api_endpoint, api_endpoint_method
 from .client import DatasiteClient, login, login_as_guest, register
 from .code import (
     CodeHistory,
@@ -163,6 +173,10 @@ __all__ = [
     "UserList",
     "syft_function",
     "syft_function_single_use",
+    "api_endpoint",
+    "api_endpoint_method",
+    "Endpoint",
+    "TwinAPIEndpoint",
     "SubmitUserCode",
     "UserCode",
     "UserCodeList",

@@ -13,6 +13,11 @@ A few PySyft operations are the client's own work on top of the routes (``code.s
 ``code_history.get_history``, ``settings.welcome_preview`` ...); they sit in the same tree.
 Custom endpoints (operations the server marks ``x-custom-endpoint``) may not use a built-in
 service's name: such an operation is left out with a warning.
+
+The custom API endpoints data owners add (``client.api.services.api.add``, see
+``datasite.api_endpoints``) are attributes too: ``client.api.services.bigquery.query(...)``. Their
+list is read on first use, again after this client changes one, on ``refresh()``, and when an
+attribute names none of those known (another client may have added it since).
 """
 
 import enum
@@ -388,17 +393,48 @@ class APIModule:
 
 
 class APIServices(APIModule):
-    """``client.api.services``: one ``APIModule`` per service."""
+    """``client.api.services``: one ``APIModule`` per service, and the custom API endpoints'
+    paths (``services.bigquery.query``)."""
+
+    def __init__(self, name, api=None):
+        super().__init__(name)
+        object.__setattr__(self, "_api", api)
+
+    def __getattr__(self, name):
+        members = object.__getattribute__(self, "_members")
+        if name in members:
+            return members[name]
+        api = object.__getattribute__(self, "_api")
+        if api is not None and not name.startswith("_"):
+            child = api._custom_child(None, name)
+            if child is not None:
+                return child
+        raise AttributeError(
+            "no service or API endpoint {!r}; the services are: {}".format(
+                name, ", ".join(sorted(members))
+            )
+        )
+
+    def __dir__(self):
+        names = set(self._members)
+        if self._api is not None:
+            names |= {p.split(".")[0] for p in self._api._endpoints()}
+        return sorted(names)
 
     def _rows(self):
         rows = []
         for name in sorted(self._members):
             rows += self._members[name]._rows()
+        if self._api is not None:
+            for path, view in sorted(self._api._endpoints().items()):
+                rows.append((path, "API endpoint{}: {}".format(
+                    view.signature or "()", view.description or "")))
         return rows
 
 
 def _client_calls(client):
     """service -> {method: callable}: the operations the client composes itself."""
+    from .api_endpoints import APIEndpointService
     from .output_checks import get_output_checks, set_output_checks
 
     def welcome_preview(markdown=None, html=None):
@@ -407,7 +443,17 @@ def _client_calls(client):
     def welcome_customize(markdown=None, html=None):
         return client.settings.welcome_customize(markdown=markdown, html=html)
 
+    endpoints = APIEndpointService(client)
     return {
+        "api": {
+            "add": (endpoints.add, "Adds a custom API endpoint (data owners)."),
+            "update": (endpoints.update, "Changes a custom API endpoint (data owners)."),
+            "delete": (endpoints.delete, "Deletes a custom API endpoint (data owners)."),
+            "api_endpoints": (endpoints.api_endpoints, "The custom API endpoints."),
+            "get_all": (endpoints.api_endpoints, "The custom API endpoints."),
+            "view": (endpoints.view, "One custom API endpoint, by path."),
+            "call": (endpoints.call, "Calls a custom API endpoint by path."),
+        },
         "code": {
             "request_code_execution": (
                 client.code.request_code_execution,
@@ -484,13 +530,56 @@ class SyftAPI:
     def __init__(self, client, document):
         self._client = client
         self.document = document
-        self.services = build_services(client, document)
+        self._endpoint_views = None  # path -> EndpointView; None: not read yet
+        self.services = build_services(client, document, api=self)
 
     def refresh(self):
-        """Reads the server's description again (e.g. after it gained routes)."""
+        """Reads the server's description and its custom API endpoints again (e.g. after it
+        gained routes, or another client added an endpoint)."""
         self.document = self._client._transport.call("openapi", authenticated=False)
-        self.services = build_services(self._client, self.document)
+        self._endpoint_views = None
+        self.services = build_services(self._client, self.document, api=self)
+        self._endpoints()
         return self
+
+    # Custom API endpoints -------------------------------------------------------------------
+
+    def _forget_endpoints(self):
+        """The endpoints are read again on next use (this client changed one)."""
+        self._endpoint_views = None
+
+    def _endpoints(self, reload=False):
+        """path -> ``EndpointView`` of the server's custom API endpoints ({} when this caller
+        may not list them, or the server has none)."""
+        from .api_endpoints import EndpointView
+
+        if self._endpoint_views is None or reload:
+            try:
+                data = self._client._transport.call("api_endpoints_list") or {}
+            except DatasiteError:
+                data = {}
+            items = data.get("items") if isinstance(data, dict) else None
+            self._endpoint_views = {
+                v.path: v
+                for v in (EndpointView(i, self._client) for i in items or [])
+                if isinstance(v.path, str)
+            }
+        return self._endpoint_views
+
+    def _custom_child(self, prefix, name):
+        """The ``CustomEndpoint`` for ``prefix.name`` (``name`` alone without a prefix) when an
+        endpoint's path is or starts with it, looking the endpoints up again once; else None."""
+        from .api_endpoints import CustomEndpoint
+
+        path = name if prefix is None else prefix + "." + name
+
+        def known(views):
+            return any(p == path or p.startswith(path + ".") for p in views)
+
+        loaded = self._endpoint_views is not None
+        if known(self._endpoints()) or (loaded and known(self._endpoints(reload=True))):
+            return CustomEndpoint(self, path)
+        return None
 
     def __getattr__(self, name):
         # PySyft's client.api.<service> reaches the same tree as client.api.services.<service>.
@@ -510,8 +599,9 @@ class SyftAPI:
         return self.services._repr_html_()
 
 
-def build_services(client, document):
-    """The ``APIServices`` tree for an OpenAPI ``document``."""
+def build_services(client, document, api=None):
+    """The ``APIServices`` tree for an OpenAPI ``document``; ``api`` (the ``SyftAPI``) adds the
+    custom API endpoints' paths to it."""
     builtin, custom = [], []
     for path, item in (document.get("paths") or {}).items():
         for method, spec in item.items():
@@ -522,7 +612,7 @@ def build_services(client, document):
                 continue
             op = _Operation(op_id, method, path, spec)
             (custom if op.custom else builtin).append(op)
-    services = APIServices("services")
+    services = APIServices("services", api)
     modules = {}
 
     def module(name):

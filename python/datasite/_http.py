@@ -317,4 +317,8 @@ def _error_from_http(status, raw, headers):
             retry_after = int(value.strip())
         except ValueError:
             retry_after = None
-    return errors.error_for(status, code, message, retry_after=retry_after)
+    error = errors.error_for(status, code, message, retry_after=retry_after)
+    # The whole envelope: some answers carry more than code and message (an endpoint call's
+    # "stdout").
+    error.body = body if isinstance(body, dict) else None
+    return error

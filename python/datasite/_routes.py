@@ -85,6 +85,12 @@ ROUTES = {
     "project_events": ("GET", "/api/v1/projects/{id}/events"),
     "project_add_request": ("POST", "/api/v1/projects/{id}/requests"),
     "project_send_message": ("POST", "/api/v1/projects/{id}/messages"),
+    "api_endpoints_create": ("POST", "/api/v1/api_endpoints"),
+    "api_endpoints_list": ("GET", "/api/v1/api_endpoints"),
+    "api_endpoint_get": ("GET", "/api/v1/api_endpoints/{path}"),
+    "api_endpoint_update": ("PATCH", "/api/v1/api_endpoints/{path}"),
+    "api_endpoint_delete": ("DELETE", "/api/v1/api_endpoints/{path}"),
+    "api_endpoint_call": ("POST", "/api/v1/api_endpoints/{path}/call"),
     "audit_list": ("GET", "/api/v1/audit"),
     "audit_verify": ("GET", "/api/v1/audit/verify"),
     "sync_identity": ("GET", "/api/v1/sync/identity"),
@@ -103,3 +109,5 @@ ROUTES = {
 
 # The routes of issue 14's sync (tests skip them against a server without sync).
 SYNC_ROUTE_PREFIX = "/api/v1/sync/"
+# The routes of custom API endpoints (tests skip them against a server built before them).
+API_ENDPOINTS_ROUTE_PREFIX = "/api/v1/api_endpoints"

@@ -184,6 +184,15 @@ class DatasiteClient:
         return self._api
 
     @property
+    def custom_api(self):
+        """Custom API endpoints (PySyft's ``client.custom_api``): ``add``, ``update``,
+        ``delete``, ``api_endpoints``; the endpoints themselves as attributes
+        (``client.custom_api.bigquery.query(...)``), as in ``client.api.services``."""
+        from .api_endpoints import APIEndpointService
+
+        return APIEndpointService(self)
+
+    @property
     def data_subject_registry(self):
         """The server-wide data subject registry (PySyft's): ``add_data_subject``, ``get_all``."""
         from ._pysyft import DataSubjectRegistry

@@ -91,13 +91,13 @@ def source_hash(source):
 # Capturing a function ----------------------------------------------------------------------------
 
 
-def _function_source(func):
+def _function_source(func, what="syft_function"):
     """The source of ``func``'s ``def`` without its decorators, dedented; refuses what the server
-    could not run from the source alone.
+    could not run from the source alone. ``what`` names the decorator in messages.
     """
     if not inspect.isfunction(func):
         raise TypeError(
-            "syft_function decorates a function (def ...), got {}".format(type(func).__name__)
+            "{} decorates a function (def ...), got {}".format(what, type(func).__name__)
         )
     name = func.__name__
     if name == "<lambda>":

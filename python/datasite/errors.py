@@ -70,6 +70,8 @@ class DatasiteError(Exception):
     """The server refused a request. ``str(error)`` is the server's message."""
 
     default_code = "UNKNOWN"
+    # The server's whole error envelope (a dict) when the error is an answer of the server.
+    body = None
 
     def __init__(self, code=None, message="", status=None):
         self.code = code or self.default_code

@@ -1,7 +1,8 @@
 """Input and output policies of code, with PySyft 0.9's names.
 
-An input policy binds each argument of a function to exactly one asset on the server or to a
-constant JSON value (``sy.ExactMatch(data=asset, bins=10)``); an output policy says how many runs
+An input policy binds each argument of a function to exactly one asset on the server, to a
+custom API endpoint (``endpoint=client.api.services.bigquery.query``) or to a constant JSON value
+(``sy.ExactMatch(data=asset, bins=10)``); an output policy says how many runs
 on private data an approval allows (``sy.SingleExecutionExactOutput()``,
 ``sy.OutputPolicyExecuteCount(limit=3)``).
 """
@@ -65,12 +66,16 @@ def _check_constant(value, where):
 
 
 class Binding:
-    """One argument of an input policy: an asset (``asset_id``) or a constant (``value``)."""
+    """One argument of an input policy: an asset (``asset_id``), a custom API endpoint
+    (``endpoint``, its path) or a constant (``value``)."""
 
-    def __init__(self, asset=None, value=None, is_asset=False, server=None):
+    def __init__(self, asset=None, value=None, is_asset=False, server=None, endpoint=None):
         self.asset = asset
         self.value = value
         self.is_asset = is_asset
+        # The endpoint's path, and the CustomEndpoint it was bound from (for local runs).
+        self.endpoint = endpoint
+        self.is_endpoint = endpoint is not None
         # What the server said about this binding (asset_id, dataset_id, dataset, asset names).
         self.server = dict(server or {})
 
@@ -92,6 +97,11 @@ class Binding:
                     "bound to it".format(name, value.name)
                 )
             return cls(asset=value, is_asset=True)
+        from .api_endpoints import endpoint_path_of
+
+        path = endpoint_path_of(value)
+        if path is not None:
+            return cls(value=value, endpoint=path)
         _check_constant(value, "argument {!r}".format(name))
         return cls(value=value)
 
@@ -100,6 +110,8 @@ class Binding:
         data = dict(data or {})
         if "asset_id" in data:
             return cls(is_asset=True, server=data)
+        if isinstance(data.get("endpoint"), str):
+            return cls(endpoint=data["endpoint"], server=data)
         return cls(value=data.get("value"), server=data)
 
     @property
@@ -111,10 +123,15 @@ class Binding:
     def to_wire(self):
         if self.is_asset:
             return {"asset_id": self.asset_id}
+        if self.is_endpoint:
+            return {"endpoint": self.endpoint}
         return {"value": self.value}
 
     def describe(self):
-        """One line for displays: ``asset census/table`` or ``constant 10``."""
+        """One line for displays: ``asset census/table``, ``API endpoint bigquery.query`` or
+        ``constant 10``."""
+        if self.is_endpoint:
+            return "API endpoint " + _display.show(self.endpoint)
         if not self.is_asset:
             return "constant " + json.dumps(self.value, ensure_ascii=False)
         if self.asset is not None:
