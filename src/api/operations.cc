@@ -94,6 +94,12 @@ const std::vector<BuiltIn>& Table() {
       {"POST", "/api/v1/projects/{id}/messages", "project", "send_message", {}},
       {"GET", "/api/v1/audit", "audit", "get_all", {"after_seq", "limit"}},
       {"GET", "/api/v1/audit/verify", "audit", "verify", {"head"}},
+      {"POST", "/api/v1/api_endpoints", "api", "add", {}},
+      {"GET", "/api/v1/api_endpoints", "api", "api_endpoints", {}},
+      {"GET", "/api/v1/api_endpoints/{path}", "api", "get", {}},
+      {"PATCH", "/api/v1/api_endpoints/{path}", "api", "update", {}},
+      {"DELETE", "/api/v1/api_endpoints/{path}", "api", "delete", {}},
+      {"POST", "/api/v1/api_endpoints/{path}/call", "api", "call", {}},
   };
   return table;
 }

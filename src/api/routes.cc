@@ -467,6 +467,7 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
   AddNotificationRoutes(router, ctx);
   AddAuditRoutes(router, ctx);
   AddSyncRoutes(router, ctx);
+  AddEndpointRoutes(router, ctx);
 }
 
 std::string OpenApiDocument(const http::Router& router) {

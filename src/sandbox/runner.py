@@ -247,6 +247,110 @@ def print_user_traceback(error):
 
 
 # ---------------------------------------------------------------------------------------------
+# Custom API endpoints.
+
+
+class EndpointError(Exception):
+    """An endpoint call the server refused or whose function failed, raised in the calling job."""
+
+
+class Endpoint:
+    """An API endpoint bound as an argument of the job's function: calling it asks the host, which
+    runs the endpoint's function in another sandbox child (its settings never enter this process)
+    and hands its result back as a file descriptor."""
+
+    def __init__(self, sock, path, params):
+        self._sock = sock
+        self._path = path
+        self._params = list(params)
+
+    def __call__(self, *args, **kwargs):
+        return self._call("auto", args, kwargs)
+
+    def mock(self, *args, **kwargs):
+        return self._call("mock", args, kwargs)
+
+    def private(self, *args, **kwargs):
+        return self._call("private", args, kwargs)
+
+    def __repr__(self):
+        return f"<API endpoint {self._path}>"
+
+    def _call(self, side, args, kwargs):
+        if len(args) > len(self._params):
+            raise TypeError(f"{self._path}() takes {len(self._params)} arguments")
+        for name, value in zip(self._params, args):
+            if name in kwargs:
+                raise TypeError(f"{self._path}() got multiple values for argument '{name}'")
+            kwargs[name] = value
+        try:
+            kwargs = to_json_value(kwargs)
+        except Unencodable as error:
+            raise TypeError(f"{self._path}(): arguments must be JSON values ({error})") from None
+        body = frame({"type": "call", "endpoint": self._path, "side": side, "kwargs": kwargs})
+        if len(body) - 4 > MAX_CTRL_MESSAGE:
+            raise ValueError(f"{self._path}(): arguments over 64 KiB as JSON")
+        for stream in (sys.stdout, sys.stderr):  # what was printed before the call shows first
+            stream.flush()
+        self._sock.sendall(body)
+        answer, fds = recv_message(self._sock, MAX_CTRL_MESSAGE)
+        if not isinstance(answer, dict) or answer.get("type") != "answer":
+            close_all(fds)
+            raise EndpointError(f"{self._path}: the server did not answer the call")
+        if "error" in answer:
+            close_all(fds)
+            raise EndpointError(f"{self._path}: {answer['error']}")
+        if len(fds) != 1:
+            close_all(fds)
+            raise EndpointError(f"{self._path}: the server sent no result")
+        fmt = {"bytes": "raw"}.get(answer.get("format"), answer.get("format"))
+        return load_input(fmt, fds[0], answer.get("meta"))
+
+
+class EndpointUser:
+    """context.user: who calls the endpoint."""
+
+    def __init__(self, user):
+        self.id = user.get("id")
+        self.email = user.get("email")
+        self.name = user.get("name")
+        self.role = user.get("role")
+
+    def __repr__(self):
+        return f"<User {self.email} ({self.role})>"
+
+
+class EndpointContext:
+    """What an endpoint function gets as `context` (PySyft's TwinAPIContextView): its settings,
+    the calling user, the state it keeps between calls, its helper functions as `code`, and the
+    assets its side binds (`assets`: the private data on the private side, the mocks on the mock
+    side)."""
+
+    def __init__(self, spec, helpers, assets):
+        self.assets = assets
+        self.settings = spec.get("settings") or {}
+        self.user = EndpointUser(spec.get("user") or {})
+        self.state = spec.get("state") or {}
+        self.code = types.SimpleNamespace(**helpers)
+
+
+def endpoint_state(context):
+    """context.state as the JSON object kept for the next call; PolicyFailure("error") when it is no
+    small JSON object (the call then keeps nothing)."""
+    state = context.state
+    if not isinstance(state, dict):
+        raise PolicyFailure("error", "context.state must stay a dict")
+    try:
+        state = to_json_value(state)
+        text = json.dumps(state, allow_nan=False)
+    except (Unencodable, ValueError) as error:
+        raise PolicyFailure("error", f"context.state is not JSON: {error}") from None
+    if len(text) > MAX_POLICY_STATE:
+        raise PolicyFailure("error", f"context.state is over {MAX_POLICY_STATE} bytes as JSON")
+    return state
+
+
+# ---------------------------------------------------------------------------------------------
 # Custom policies.
 
 
@@ -537,10 +641,20 @@ def run_job(sock, job, fds, job_filter):
             spec, fd = pending.pop(0)
             kwargs[spec["name"]] = load_input(spec["format"], fd, spec.get("meta"))  # closes fd
         kwargs.update(job["constants"])
+        for bound in job.get("endpoints", ()):
+            kwargs[bound["name"]] = Endpoint(sock, bound["path"], bound["params"])
         namespace = {"__name__": "__datasite_job__", "__builtins__": builtins}
         source, name, line = job["source"], job["function"], job.get("function_line", 0)
         spec = job.get("policy")
+        endpoint = job.get("endpoint")
         del job
+        helpers = {}
+        if endpoint is not None:
+            # PySyft's helper_functions: defined beside the function, and as context.code.<name>.
+            for helper, helper_source in endpoint.get("helpers", {}).items():
+                exec(compile(helper_source, "<job>", "exec"), namespace)
+                if callable(namespace.get(helper)):
+                    helpers[helper] = namespace[helper]
         module = compile(source, "<job>", "exec")
         # The code object the reviewed def compiles to: the function called must still run it.
         reviewed = next((c for c in module.co_consts if isinstance(c, types.CodeType)
@@ -556,7 +670,15 @@ def run_job(sock, job, fds, job_filter):
             return {"status": "error",
                     "error": f"the source rebinds '{name}' after its definition on line {line}, "
                              "so what would run is not the function that was reviewed"}
-        if spec is None:
+        if endpoint is not None:
+            # An endpoint's function: called with its context first; the state it keeps rides
+            # back where custom policies' does.
+            assets = {n: kwargs.pop(n) for n in endpoint.get("assets", ()) if n in kwargs}
+            context = EndpointContext(endpoint, helpers, assets)
+            value = function(context, **kwargs)
+            state = endpoint_state(context)
+            spec = {"update": True}
+        elif spec is None:
             value = function(**kwargs)
         else:
             value, state = run_with_policies(spec, function, kwargs)

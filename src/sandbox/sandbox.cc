@@ -705,6 +705,13 @@ Result<JobResult> SandboxImpl::Run(const JobSpec& spec, const std::string& resul
                           {"file_bytes", l.memory_bytes},
                           {"max_result_bytes", l.max_result_bytes}}}};
   if (!spec.policy.is_null()) job["policy"] = spec.policy;
+  if (!spec.endpoint.is_null()) job["endpoint"] = spec.endpoint;
+  if (!spec.endpoints.empty()) {
+    nlohmann::json bound = nlohmann::json::array();
+    for (const EndpointArg& e : spec.endpoints)
+      bound.push_back({{"name", e.name}, {"path", e.path}, {"params", e.params}});
+    job["endpoints"] = std::move(bound);
+  }
   std::string body;
   try {
     body = job.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
@@ -856,6 +863,50 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
   // pipes are still open this long after its report is killed (and the template kills a child that
   // outlives the next spawn by 200 ms, whatever it holds), so no kill is sent per job.
   SteadyClock::time_point kill_after{};
+  // Answers one endpoint call of the job's (JobSpec::on_call) while the job waits for it: what the
+  // call printed joins the job's logs, its result goes over as a descriptor.
+  int calls = 0;
+  auto answer_call = [&](const EndpointCall& call) {
+    EndpointAnswer answer;
+    if (++calls > kMaxEndpointCalls) {
+      answer.error =
+          "a job may make at most " + std::to_string(kMaxEndpointCalls) + " endpoint calls";
+    } else {
+      answer = spec.on_call(call);
+    }
+    auto append = [&limits](std::string& log, const std::string& more, uint64_t& total) {
+      total += more.size();
+      if (log.size() >= limits.max_log_bytes) return;
+      log += CutUtf8(more, limits.max_log_bytes - log.size());
+    };
+    // What the job printed before the call (it flushed before asking) comes first.
+    if (open[kOut])
+      open[kOut] = Drain(fd_of[kOut], out.stdout_text, limits.max_log_bytes, &stdout_total);
+    if (open[kErr])
+      open[kErr] = Drain(fd_of[kErr], out.stderr_text, limits.max_log_bytes, &stderr_total);
+    append(out.stdout_text, answer.stdout_text, stdout_total);
+    append(out.stderr_text, answer.stderr_text, stderr_total);
+    nlohmann::json reply = {{"type", "answer"}};
+    std::vector<int> fds;
+    if (!answer.error.empty() || !answer.result.valid()) {
+      reply["error"] = answer.error.empty() ? "the call gave no result" : answer.error;
+    } else {
+      reply["format"] = answer.format;
+      if (!answer.meta.empty()) {
+        reply["meta"] = nlohmann::json::parse(answer.meta, nullptr, false);
+        if (reply["meta"].is_discarded()) reply.erase("meta");
+      }
+      lseek(answer.result.get(), 0, SEEK_SET);
+      fds.push_back(answer.result.get());
+    }
+    // The channel is non-blocking; the child waits for this answer with nothing else in flight,
+    // and it is small, so it goes in one send.
+    fcntl(channel.get(), F_SETFL, 0);
+    Status sent = SendMessage(
+        channel.get(), reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), fds);
+    fcntl(channel.get(), F_SETFL, O_NONBLOCK);
+    if (!sent.ok()) request_kill(Outcome::kSandboxFailure);
+  };
   // Takes the child's messages off its channel: at most `started`, then one `done`. Anything else,
   // or anything after `done`, makes the report malformed; the child is then killed.
   auto read_channel = [&]() {
@@ -877,6 +928,12 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
           started = true;
           deadline = SteadyClock::now() + limits.wall_timeout;
           continue;
+        }
+        if (message.ok() && started && spec.on_call) {
+          if (std::optional<EndpointCall> call = internal::DecodeCall(**message)) {
+            answer_call(*call);
+            continue;
+          }
         }
         const bool malformed = !message.ok();
         reported = malformed ? internal::MalformedReport()
@@ -1095,6 +1152,20 @@ std::optional<uint64_t> ExitedJob(const nlohmann::json& m) {
 
 bool IsStarted(const nlohmann::json& m) {
   return m.is_object() && m.size() == 1 && StringField(m, "type") == "started";
+}
+
+std::optional<EndpointCall> DecodeCall(const nlohmann::json& m) {
+  if (!m.is_object() || m.size() != 4 || StringField(m, "type") != "call") return std::nullopt;
+  auto path = m.find("endpoint");
+  auto side = m.find("side");
+  auto kwargs = m.find("kwargs");
+  if (path == m.end() || !path->is_string() || path->get_ref<const std::string&>().empty() ||
+      path->get_ref<const std::string&>().size() > 200 || side == m.end() || !side->is_string() ||
+      kwargs == m.end() || !kwargs->is_object())
+    return std::nullopt;
+  EndpointCall call{*path, *side, *kwargs};
+  if (call.side != "auto" && call.side != "mock" && call.side != "private") return std::nullopt;
+  return call;
 }
 
 JobResult MalformedReport() {

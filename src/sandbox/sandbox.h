@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
+#include "sandbox/unique_fd.h"
 
 namespace datasite::sandbox {
 
@@ -45,6 +46,32 @@ struct Input {
   std::string format;  // "csv" (pandas.DataFrame), "json" (Python value), "npy" (numpy array),
                        // "raw" (bytes)
   std::string meta;    // csv only: the typed sidecar (JSON text, data/sidecar.h), '' for none
+};
+
+// A call a job made to an API endpoint bound as one of its arguments (JobSpec::endpoints).
+struct EndpointCall {
+  std::string path;                                  // one of JobSpec::endpoints' paths
+  std::string side;                                  // "auto", "mock" or "private"
+  nlohmann::json kwargs = nlohmann::json::object();  // JSON values, at most 64 KiB in all
+};
+
+// The answer to an EndpointCall. The job's code gets the result read from `result` (in `format`,
+// as an input of that format is read), or an exception saying `error`.
+struct EndpointAnswer {
+  std::string error;   // non-empty: the call failed
+  std::string format;  // "json" | "csv" | "npy" | "bytes"
+  std::string meta;    // a CSV result's sidecar (JSON text), '' for none
+  UniqueFd result;     // the result's bytes, read from its start
+  // Added to the job's stdout and stderr where the call was made (each within max_log_bytes).
+  std::string stdout_text;
+  std::string stderr_text;
+};
+
+// An argument bound to an API endpoint: the job's code gets an object it calls (see runner.py).
+struct EndpointArg {
+  std::string name;                 // the keyword argument
+  std::string path;                 // the endpoint's path, "a.b"
+  std::vector<std::string> params;  // its parameters, for positional arguments
 };
 
 struct JobSpec {
@@ -69,6 +96,16 @@ struct JobSpec {
   // may refuse the run, "update": whether the run counts (its report then carries the new
   // state)}. They run in the job's process, around the function (see runner.py).
   nlohmann::json policy;
+  // Arguments bound to API endpoints, and what answers the job's calls to them: called on the
+  // thread that called Run(), while the job waits for the answer (its wall clock runs on). Without
+  // it, a call is a malformed report. At most kMaxEndpointCalls calls per job.
+  std::vector<EndpointArg> endpoints;
+  std::function<EndpointAnswer(const EndpointCall&)> on_call;
+  // When set, the function is an API endpoint's: it is called as function(context, **constants),
+  // context being {"settings", "user": {"id", "email", "name", "role"}, "state", "helpers":
+  // {name: source}} (PySyft's TwinAPIContextView); what it leaves in context.state comes back in
+  // JobResult::policy_state (a JSON object of at most kMaxPolicyStateBytes, else kPolicy "error").
+  nlohmann::json endpoint;
   // The same for the job's stderr (JobResult::stderr_text), with the same interval and chunk size.
   std::function<void(std::string_view)> on_stderr;
   std::chrono::milliseconds stdout_interval{250};
@@ -98,7 +135,8 @@ struct JobResult {
   // that is not small JSON).
   std::string policy_refusal;
   // The custom policies' state after the run (JSON text of at most kMaxPolicyStateBytes), when the
-  // run counted and the policies did not fail; '' otherwise.
+  // run counted and the policies did not fail; an endpoint function's context.state after a call
+  // that returned (JobSpec::endpoint); '' otherwise.
   std::string policy_state;
   std::string error;  // one line a user can act on, empty on kOk:
                       // "ZeroDivisionError: division by zero", "wall-clock timeout of 60 s", ...
@@ -137,6 +175,9 @@ Result<std::unique_ptr<Sandbox>> StartSandbox(const Options& options);
 // The state custom policies keep between runs may not be longer than this, as JSON text.
 inline constexpr size_t kMaxPolicyStateBytes = size_t{16} << 10;
 
+// Calls one job may make to API endpoints; past this, each call fails in the job.
+inline constexpr int kMaxEndpointCalls = 1000;
+
 // A CSV result's sidecar may not be longer than this (data::kMaxSidecarBytes).
 inline constexpr uint64_t kMaxResultMetaBytes = uint64_t{256} << 10;
 
@@ -154,6 +195,9 @@ std::optional<int> HelloPid(const nlohmann::json& hello);
 std::optional<uint64_t> ExitedJob(const nlohmann::json& message);
 // Whether `message` is exactly the child's `started`.
 bool IsStarted(const nlohmann::json& message);
+// The endpoint call `message` asks for, when it is exactly one: {"type": "call", "endpoint":
+// a string of at most 200 bytes, "side": "auto" | "mock" | "private", "kwargs": an object}.
+std::optional<EndpointCall> DecodeCall(const nlohmann::json& message);
 // What a job's `done` report means: the outcome, error, result format and claimed size (the caller
 // compares the size, plus the sidecar's, with what the result pipe gave; stdout_text and
 // stderr_text are left empty). A report that is not exactly one of the runner's own shapes is

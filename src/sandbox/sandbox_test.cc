@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -394,6 +395,127 @@ TEST_F(SandboxTest, ConstantsArePassedAsKeywordArguments) {
                {{"data", Asset("d.csv", kCsv).string(), "csv"}}, {{"scale", 10}, {"label", "ü"}}));
   ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
   EXPECT_EQ(nlohmann::json::parse(Result()), nlohmann::json::parse(R"([60, "ü"])"));
+}
+
+// The answer a host gives an endpoint call: `bytes` in a descriptor of its own.
+EndpointAnswer AnswerWith(const std::string& format, const std::string& bytes,
+                          const std::string& printed = "") {
+  EndpointAnswer a;
+  a.format = format;
+  a.stdout_text = printed;
+  int fd = memfd_create("answer", MFD_CLOEXEC);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  a.result = UniqueFd(fd);
+  return a;
+}
+
+TEST_F(SandboxTest, AJobCallsTheEndpointsItWasGivenThroughTheHost) {
+  JobSpec spec = Spec(
+      "def f(endpoint):\n"
+      "    print('before')\n"
+      "    a = endpoint(sql='x', limit=2)\n"
+      "    b = endpoint.mock('y')\n"
+      "    try:\n"
+      "        endpoint.private()\n"
+      "    except Exception as e:\n"
+      "        c = str(e)\n"
+      "    print('after')\n"
+      "    return [a, list(b['n']), c]\n");
+  spec.endpoints.push_back({"endpoint", "warehouse.query", {"sql", "limit"}});
+  std::vector<EndpointCall> calls;
+  spec.on_call = [&calls](const EndpointCall& call) {
+    calls.push_back(call);
+    if (call.side == "private") {
+      EndpointAnswer refused;
+      refused.error = "no private function here";
+      return refused;
+    }
+    if (call.side == "mock") return AnswerWith("csv", "n\n1\n2\n");
+    return AnswerWith("json", R"({"rows": 3})", "endpoint printed\n");
+  };
+  JobResult r = Run(spec);
+  ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+  EXPECT_EQ(nlohmann::json::parse(Result()),
+            nlohmann::json::parse(
+                R"([{"rows": 3}, [1, 2], "warehouse.query: no private function here"])"));
+  // What the job printed before and after the call surrounds what the call printed.
+  EXPECT_EQ(r.stdout_text, "before\nendpoint printed\nafter\n");
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_EQ(calls[0].path, "warehouse.query");
+  EXPECT_EQ(calls[0].side, "auto");
+  EXPECT_EQ(calls[0].kwargs, nlohmann::json::parse(R"({"sql": "x", "limit": 2})"));
+  EXPECT_EQ(calls[1].side, "mock");
+  EXPECT_EQ(calls[1].kwargs, nlohmann::json::parse(R"({"sql": "y"})"));  // positional, by name
+  EXPECT_EQ(calls[2].side, "private");
+}
+
+TEST_F(SandboxTest, ACallFromAJobWithoutEndpointsIsAMalformedReport) {
+  // Forged on the job's own channel (fd 3 is not it in the child: the socket is found by type).
+  JobSpec spec = Spec(
+      "import gc, socket, struct, json\n"
+      "def f():\n"
+      "    s = [o for o in gc.get_objects() if isinstance(o, socket.socket)][0]\n"
+      "    body = json.dumps({'type': 'call', 'endpoint': 'a.b', 'side': 'private', "
+      "'kwargs': {}}).encode()\n"
+      "    s.sendall(struct.pack('<I', len(body)) + body)\n"
+      "    return s.recv(100)\n");
+  JobResult r = Run(spec);
+  EXPECT_EQ(r.outcome, Outcome::kError) << Explain(r);
+  EXPECT_EQ(r.error, internal::MalformedReport().error);
+  ExpectHealthy();
+}
+
+TEST(DecodeCallTest, OnlyTheRunnersOwnShapeIsACall) {
+  using nlohmann::json;
+  auto ok = internal::DecodeCall(
+      json::parse(R"({"type":"call","endpoint":"a.b","side":"mock","kwargs":{"x":1}})"));
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_EQ(ok->path, "a.b");
+  EXPECT_EQ(ok->kwargs["x"], 1);
+  for (const char* bad : {
+           R"({"type":"call","endpoint":"a.b","side":"other","kwargs":{}})",
+           R"({"type":"call","endpoint":"a.b","side":"mock","kwargs":[]})",
+           R"({"type":"call","endpoint":"","side":"mock","kwargs":{}})",
+           R"({"type":"call","endpoint":1,"side":"mock","kwargs":{}})",
+           R"({"type":"call","endpoint":"a.b","side":"mock","kwargs":{},"x":1})",
+           R"({"type":"done","endpoint":"a.b","side":"mock","kwargs":{}})",
+       }) {
+    EXPECT_FALSE(internal::DecodeCall(json::parse(bad)).has_value()) << bad;
+  }
+  EXPECT_FALSE(
+      internal::DecodeCall(json::parse(R"({"type":"call","endpoint":")" + std::string(201, 'a') +
+                                       R"(","side":"mock","kwargs":{}})"))
+          .has_value());
+}
+
+TEST_F(SandboxTest, AnEndpointFunctionGetsItsContextAndKeepsItsState) {
+  JobSpec spec = Spec(
+      "def f(context, x):\n"
+      "    n = context.state.get('calls', 0) + 1\n"
+      "    context.state['calls'] = n\n"
+      "    return [x, n, context.settings['key'], context.user.email, context.code.twice(x),\n"
+      "            int(context.assets['t']['a'].sum())]\n",
+      {{"t", Asset("t.csv", kCsv).string(), "csv"}}, {{"x", 21}});
+  spec.endpoint = {
+      {"settings", {{"key", "value"}}},
+      {"user",
+       {{"id", "u1"}, {"email", "ds@example.org"}, {"name", "D"}, {"role", "data_scientist"}}},
+      {"state", {{"calls", 4}}},
+      {"helpers", {{"twice", "def twice(v):\n    return 2 * v\n"}}},
+      {"assets", {"t"}}};
+  JobResult r = Run(spec);
+  ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+  EXPECT_EQ(nlohmann::json::parse(Result()),
+            nlohmann::json::parse(R"([21, 5, "value", "ds@example.org", 42, 6])"));
+  EXPECT_EQ(nlohmann::json::parse(r.policy_state), nlohmann::json::parse(R"({"calls": 5})"));
+
+  // A state that is no JSON keeps nothing and releases nothing.
+  JobSpec bad = Spec("def f(context):\n    context.state['x'] = object()\n    return 1\n");
+  bad.endpoint = {{"settings", nlohmann::json::object()}, {"state", nlohmann::json::object()}};
+  r = Run(bad);
+  EXPECT_EQ(r.outcome, Outcome::kPolicy) << Explain(r);
+  EXPECT_EQ(r.policy_state, "");
 }
 
 TEST_F(SandboxTest, ExceptionIsAnErrorWithTypeMessageAndTraceback) {

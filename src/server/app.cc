@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/api.h"
+#include "api/operations.h"
 #include "auth/password.h"
 #include "blob/s3_blob_store.h"
 #include "core/random.h"
@@ -45,6 +46,7 @@ struct App::Parts {
   std::unique_ptr<services::PasswordResets> resets;
   std::unique_ptr<services::AuditService> audit;
   std::unique_ptr<services::SyncService> sync;
+  std::unique_ptr<services::EndpointService> endpoints;
   std::thread sandbox_starter;
 
   ~Parts() {
@@ -116,6 +118,21 @@ Result<std::unique_ptr<store::Store>> OpenDatabase(const std::string& database,
       "data directory)");
 }
 std::string ResultsPath(const std::string& data_dir) { return data_dir + "/results"; }
+
+services::EndpointOptions EndpointOptionsFor(const std::string& python, const std::string& storage,
+                                             const services::CodeOptions& code) {
+  services::EndpointOptions o;
+  o.max_timeout_ms = code.max_timeout_ms;
+  o.default_timeout_ms = std::min<int64_t>(60'000, code.max_timeout_ms);
+  o.limits = code.limits;
+  o.scratch_dir = storage + "/endpoint-calls";
+  sandbox::Options sandbox;
+  sandbox.python = python;
+  sandbox.slots = 1;
+  o.sandbox = sandbox;
+  o.check_path = [](std::string_view path) { return api::CheckCustomEndpointPath(path); };
+  return o;
+}
 
 Status ValidateStorageDir(const std::string& storage_dir, const std::string& database) {
   if (storage_dir.empty()) return Status::Ok();
@@ -380,6 +397,14 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
         });
   }
 
+  p->endpoints = std::make_unique<services::EndpointService>(
+      *p->store, *p->blobs, clock, EndpointOptionsFor(config.python, storage, code_options));
+  if (config.workers == 0 && !config.external_workers) {
+    p->endpoints->SetSandboxFailure(
+        FailedPreconditionError("it was launched with --workers 0, so no code runs"));
+  }
+  p->code->SetEndpoints(p->endpoints.get());
+
   p->projects = std::make_unique<services::ProjectService>(*p->store, *p->code, clock);
   p->projects->SetNotifications(p->notifications.get());
   p->audit = std::make_unique<services::AuditService>(*p->store);
@@ -389,7 +414,7 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
                                                     clock, sync_options);
   p->api.reset(new api::ApiContext{*p->accounts, *p->settings, *p->datasets, *p->code, *p->projects,
                                    *p->audit, p->ready, p->notifications.get(), p->resets.get(),
-                                   p->sync.get()});
+                                   p->sync.get(), p->endpoints.get()});
   p->api->database_ready = [store = p->store.get()] { return store->Ping(); };
   p->api->idempotency_store = p->store.get();
   api::AddRoutes(p->router, *p->api);

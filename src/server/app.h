@@ -16,6 +16,7 @@
 #include "services/accounts.h"
 #include "services/code.h"
 #include "services/datasets.h"
+#include "services/endpoints.h"
 #include "services/notifications.h"
 #include "services/password_reset.h"
 #include "services/settings.h"
@@ -112,6 +113,11 @@ Result<std::unique_ptr<store::Store>> OpenDatabase(const std::string& database,
                                                    const std::string& data_dir);
 // The job results directory inside a data (or storage) directory.
 std::string ResultsPath(const std::string& data_dir);
+// How the API endpoints of a datasite whose storage is `storage` run (services/endpoints.h): like
+// its jobs (`code`'s limits and longest timeout), in a sandbox of `python` started at the first
+// call, writing calls' results under `storage`/endpoint-calls.
+services::EndpointOptions EndpointOptionsFor(const std::string& python, const std::string& storage,
+                                             const services::CodeOptions& code);
 // The blob directory inside a data (or storage) directory.
 std::string BlobPath(const std::string& data_dir);
 // The blob store: `blob` (--blob: empty for the directory BlobPath(storage), else an s3:// URL,

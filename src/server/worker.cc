@@ -32,6 +32,7 @@ struct Parts {
   std::unique_ptr<services::Datasets> datasets;
   std::unique_ptr<net::MailTransport> mail;
   std::unique_ptr<services::Notifications> notifications;
+  std::unique_ptr<services::EndpointService> endpoints;  // outlives the queue, whose jobs call it
   std::unique_ptr<jobs::JobQueue> queue;
   std::unique_ptr<services::CodeService> code;
 
@@ -85,6 +86,10 @@ Status Start(const WorkerOptions& o, Parts& p) {
   p.code = std::make_unique<services::CodeService>(*p.store, *p.blobs, *p.settings, *p.queue,
                                                    p.datasets->storage(), clock, code_options);
   p.code->SetNotifications(p.notifications.get());
+  // Jobs that took API endpoints as inputs call them from here.
+  p.endpoints = std::make_unique<services::EndpointService>(
+      *p.store, *p.blobs, clock, EndpointOptionsFor(o.python, storage, code_options));
+  p.code->SetEndpoints(p.endpoints.get());
   sandbox::Options sandbox_options;
   sandbox_options.python = o.python;
   sandbox_options.slots = o.workers;

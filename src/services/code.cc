@@ -16,6 +16,7 @@
 #include "data/sidecar.h"
 #include "jobs/job_queue.h"
 #include "obs/metrics.h"
+#include "services/endpoints.h"
 #include "services/job_failure.h"
 #include "services/notifications.h"
 #include "services/output_checks.h"
@@ -415,12 +416,32 @@ Result<json> CodeService::ResolveInputs(const json& inputs) {
       return InvalidArgumentError("input '" + arg.substr(0, 100) + "' is not a Python identifier");
     }
     if (!binding.is_object() || binding.size() != 1 ||
-        !(binding.contains("asset_id") || binding.contains("value"))) {
+        !(binding.contains("asset_id") || binding.contains("value") ||
+          binding.contains("endpoint"))) {
       return InvalidArgumentError("input '" + arg +
-                                  "' must be {\"asset_id\": ...} or {\"value\": ...}");
+                                  "' must be {\"asset_id\": ...}, {\"value\": ...} or "
+                                  "{\"endpoint\": \"service.method\"}");
     }
     if (binding.contains("value")) {
       out[arg] = {{"value", binding["value"]}};
+      continue;
+    }
+    if (binding.contains("endpoint")) {
+      // An API endpoint (services/endpoints.h): the code calls it; which function runs is decided
+      // per call (the private one only in a run on private data).
+      if (!binding["endpoint"].is_string()) {
+        return InvalidArgumentError("input '" + arg + "': endpoint must be a path string");
+      }
+      const std::string path = binding["endpoint"];
+      auto endpoint = store_.GetApiEndpoint(path);
+      if (!endpoint.ok()) {
+        if (endpoint.status().code() == StatusCode::kNotFound) {
+          return NotFoundError("input '" + arg + "': no API endpoint at '" + path.substr(0, 128) +
+                               "'");
+        }
+        return endpoint.status();
+      }
+      out[arg] = {{"endpoint", path}};
       continue;
     }
     if (!binding["asset_id"].is_string()) {
@@ -937,9 +958,16 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
                                     "' is not in the code's input policy");
       }
       if (!v.is_object() || v.size() != 1 ||
-          !(v.contains("asset_id") || v.contains("value") || v.contains("blob_id"))) {
-        return InvalidArgumentError("input '" + arg +
-                                    "' must be {\"asset_id\"}, {\"value\"} or {\"blob_id\"}");
+          !(v.contains("asset_id") || v.contains("value") || v.contains("blob_id") ||
+            v.contains("endpoint"))) {
+        return InvalidArgumentError(
+            "input '" + arg +
+            "' must be {\"asset_id\"}, {\"value\"}, {\"blob_id\"} or {\"endpoint\"}");
+      }
+      if (v.contains("endpoint")) {
+        ASSIGN_OR_RETURN(json resolved, ResolveInputs(json{{arg, v}}));
+        overrides[arg] = resolved[arg];
+        continue;
       }
       if (v.contains("blob_id")) {
         if (!v["blob_id"].is_string()) {
@@ -963,10 +991,10 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
                                     "' is not in the code's input policy");
       }
       const json& b = bound[arg];
-      bool same = b.contains("value") ? (v.is_object() && v.size() == 1 && v.contains("value") &&
-                                         v["value"] == b["value"])
-                                      : (v.is_object() && v.size() == 1 && v.contains("asset_id") &&
-                                         v["asset_id"] == b["asset_id"]);
+      const char* key = b.contains("value")      ? "value"
+                        : b.contains("endpoint") ? "endpoint"
+                                                 : "asset_id";
+      const bool same = v.is_object() && v.size() == 1 && v.contains(key) && v[key] == b[key];
       if (!same) {
         return InvalidArgumentError("argument '" + arg +
                                     "' differs from the code's input policy (ExactMatch)");
@@ -1032,7 +1060,7 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
   json job_inputs = json::object();
   for (const auto& [arg, bound_arg] : bound.items()) {
     const json& b = overrides.contains(arg) ? overrides[arg] : bound_arg;
-    if (b.contains("value") || b.contains("blob_id")) {
+    if (b.contains("value") || b.contains("blob_id") || b.contains("endpoint")) {
       job_inputs[arg] = b;
       continue;
     }
@@ -1969,9 +1997,23 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
   json inputs = json::parse(job.inputs, nullptr, false);
   // The sandbox is given files: each input blob as a local file, held until the run is over.
   std::vector<blob::LocalFile> input_files;
+  // Endpoints the code took as inputs: its calls are answered by the endpoint service, for the
+  // job's user, on the private function only in a run on private data.
+  JobCallContext calls;
+  bool endpoint_checked = false;
   for (const auto& [arg, b] : inputs.items()) {
     if (b.contains("value")) {
       spec.constants[arg] = b["value"];
+      continue;
+    }
+    if (b.contains("endpoint")) {
+      const std::string path = b["endpoint"];
+      if (endpoints_ == nullptr) {
+        out.error = "input '" + arg + "': this server calls no API endpoints";
+        return out;
+      }
+      spec.endpoints.push_back({arg, path, endpoints_->ParamsOf(path)});
+      calls.bound_paths.push_back(path);
       continue;
     }
     auto file = blobs_.Materialize(b.value("blob_id", std::string()));
@@ -1996,6 +2038,27 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
     }
     spec.inputs.push_back({arg, file->path(), std::move(format), std::move(meta)});
     input_files.push_back(std::move(*file));
+  }
+  if (!spec.endpoints.empty()) {
+    auto user = store_.GetUserById(job.user_id);
+    if (!user.ok()) {
+      out.error = "the job's user is gone";
+      return out;
+    }
+    calls.user.role = auth::RoleFromInt(user->role);
+    calls.user.user_id = user->id;
+    calls.user.email = user->email;
+    calls.private_run = job.kind != "mock";
+    calls.job_id = job.id;
+    // A data scientist's run on private data whose endpoints check their private results is
+    // checked by rule: held while it prints, as a grant's run is.
+    endpoint_checked =
+        job.kind == "private" && !IsOwner(calls.user) &&
+        std::any_of(calls.bound_paths.begin(), calls.bound_paths.end(),
+                    [this](const std::string& p) { return endpoints_->HasOutputChecks(p); });
+    spec.on_call = [this, &calls](const sandbox::EndpointCall& call) {
+      return endpoints_->CallFromJob(calls, call);
+    };
   }
   // A run nobody reviews (admitted under a grant) passes its datasets' output checks before its
   // requester reads anything of it; unreadable rules fail it closed.
@@ -2054,8 +2117,9 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
   // at each write, not at the start: review turned on while the job runs holds it (the store
   // decides again in the same update, see Store::FinishJob).
   // A run checked by rule is held while it prints: printed output is free text no rule reads.
-  auto review_now = [this, &job, &checks] {
-    return job.kind == "private" && (checks.has_value() || settings_.Get().output_review);
+  auto review_now = [this, &job, &checks, endpoint_checked] {
+    return job.kind == "private" &&
+           (checks.has_value() || endpoint_checked || settings_.Get().output_review);
   };
   // The job's stdout goes to the store while it runs (live logs), marked held with it, so that
   // whoever may see its result can read it before the job ends (see Logs).
@@ -2097,7 +2161,12 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
   out.stdout_text = std::move(r->stdout_text);
   out.stderr_text = std::move(r->stderr_text);
   out.error = r->error;
-  if (checks && !out.stdout_text.empty()) {
+  if (!calls.held_reason.empty() && job.kind == "private") {
+    // An endpoint's output checks held a private result the code was given.
+    out.held = true;
+    out.held_reason = calls.held_reason;
+  }
+  if ((checks || endpoint_checked) && !out.stdout_text.empty()) {
     // Whatever the run's end: a failed run's stdout is its requester's too, and the sandbox
     // streams only what a run printed before its last quarter second.
     out.held = true;

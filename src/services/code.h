@@ -189,6 +189,7 @@ inline constexpr int64_t kDefaultJobPageSize = 500;
 inline constexpr int64_t kMaxListSourceChars = 4 << 20;
 
 class Notifications;
+class EndpointService;
 
 // Safe for concurrent use.
 class CodeService {
@@ -205,6 +206,9 @@ class CodeService {
   // Where new requests, decisions and releases are announced (none until set). Call before
   // serving.
   void SetNotifications(Notifications* notifications) { notifications_ = notifications; }
+  // Where the calls of code that took API endpoints as inputs go (none until set: such code
+  // fails). Call before serving.
+  void SetEndpoints(EndpointService* endpoints) { endpoints_ = endpoints; }
   // Removes the files in the results directory that no completed job refers to: what the attempt of
   // a job running when the server died had written, and any other stray file; the file of a run
   // that another worker process is running now (a lease not `owner`'s that has not expired) stays.
@@ -465,6 +469,7 @@ class CodeService {
   StorageMeter& storage_;
   const Clock& clock_;
   Notifications* notifications_ = nullptr;  // Set once before serving.
+  EndpointService* endpoints_ = nullptr;    // Set once before serving.
   const CodeOptions options_;
 
   // A held place among the waits of one user (TakeWaitPlace); given back on destruction.

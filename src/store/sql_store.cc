@@ -71,6 +71,22 @@ CREATE TABLE output_checks (
 ALTER TABLE jobs ADD COLUMN held_reason TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Version 30 on both engines: custom API endpoints (services/endpoints.h).
+constexpr const char* kApiEndpointsSchema = R"sql(
+CREATE TABLE api_endpoints (
+  path TEXT PRIMARY KEY,
+  definition TEXT NOT NULL,
+  mock_state TEXT NOT NULL DEFAULT '{}',
+  mock_state_version BIGINT NOT NULL DEFAULT 0,
+  private_state TEXT NOT NULL DEFAULT '{}',
+  private_state_version BIGINT NOT NULL DEFAULT 0,
+  created_by TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE INDEX api_endpoints_created ON api_endpoints(created_at);
+)sql";
+
 // The schema, one entry per version. Never edit a released entry: append a new one.
 constexpr const char* kMigrations[] = {
     // Version 1: accounts, sessions, settings, identity, audit.
@@ -868,6 +884,8 @@ END;
     kGrantsSchema,
     // Version 29: output checks (see kOutputChecksSchema).
     kOutputChecksSchema,
+    // Version 30: custom API endpoints (see kApiEndpointsSchema).
+    kApiEndpointsSchema,
 };
 
 // PostgreSQL's form of every migration after kPostgresBaselineVersion, in order.
@@ -1059,6 +1077,7 @@ CREATE TRIGGER job_usage_delete AFTER DELETE ON jobs
 )sql",
     kGrantsSchema,        // Version 28 (see above).
     kOutputChecksSchema,  // Version 29 (see above).
+    kApiEndpointsSchema,  // Version 30 (see above).
 };
 static_assert(std::size(kMigrations) == kPostgresBaselineVersion + std::size(kPostgresMigrations),
               "every migration after PostgreSQL's baseline needs its PostgreSQL form");
@@ -3329,6 +3348,84 @@ class SqlStore : public Store {
     s.Bind(dataset_id);
     ASSIGN_OR_RETURN(bool row, s.Step());
     return row ? s.Text(0) : std::string();
+  }
+
+  Status InsertApiEndpoint(const ApiEndpoint& e) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "INSERT INTO api_endpoints (path, definition, created_by, created_at, updated_at) "
+           "VALUES (?, ?, ?, ?, ?)");
+    return s.Bind(e.path)
+        .Bind(e.definition)
+        .Bind(e.created_by)
+        .Bind(e.created_at)
+        .Bind(e.updated_at)
+        .Run();
+  }
+
+  static constexpr const char* kApiEndpointColumns =
+      "SELECT path, definition, mock_state, mock_state_version, private_state, "
+      "private_state_version, created_by, created_at, updated_at FROM api_endpoints";
+
+  static ApiEndpoint ReadApiEndpoint(const Stmt& r) {
+    ApiEndpoint e;
+    e.path = r.Text(0);
+    e.definition = r.Text(1);
+    e.mock_state = r.Text(2);
+    e.mock_state_version = r.Int(3);
+    e.private_state = r.Text(4);
+    e.private_state_version = r.Int(5);
+    e.created_by = r.Text(6);
+    e.created_at = r.Int(7);
+    e.updated_at = r.Int(8);
+    return e;
+  }
+
+  Result<ApiEndpoint> GetApiEndpoint(const std::string& path) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, std::string(kApiEndpointColumns) + " WHERE path = ?");
+    s.Bind(path);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("no API endpoint at '" + path.substr(0, 200) + "'");
+    return ReadApiEndpoint(s);
+  }
+
+  Result<std::vector<ApiEndpoint>> ListApiEndpoints() override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, std::string(kApiEndpointColumns) + " ORDER BY created_at, path");
+    return ReadAll(s, ReadApiEndpoint);
+  }
+
+  Status UpdateApiEndpoint(const std::string& path, const std::string& definition,
+                           int64_t now) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "UPDATE api_endpoints SET definition = ?, updated_at = ? WHERE path = ?");
+    RETURN_IF_ERROR(s.Bind(definition).Bind(now).Bind(path).Run());
+    if (conn_->Changes() == 0)
+      return NotFoundError("no API endpoint at '" + path.substr(0, 200) + "'");
+    return Status::Ok();
+  }
+
+  Status DeleteApiEndpoint(const std::string& path) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "DELETE FROM api_endpoints WHERE path = ?");
+    RETURN_IF_ERROR(s.Bind(path).Run());
+    if (conn_->Changes() == 0)
+      return NotFoundError("no API endpoint at '" + path.substr(0, 200) + "'");
+    return Status::Ok();
+  }
+
+  Result<bool> UpdateApiEndpointState(const std::string& path, bool private_side,
+                                      int64_t expected_version, const std::string& state) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, private_side
+                       ? "UPDATE api_endpoints SET private_state = ?, private_state_version "
+                         "= private_state_version + 1 WHERE path = ? AND "
+                         "private_state_version = ?"
+                       : "UPDATE api_endpoints SET mock_state = ?, mock_state_version = "
+                         "mock_state_version + 1 WHERE path = ? AND mock_state_version = ?");
+    RETURN_IF_ERROR(s.Bind(state).Bind(path).Bind(expected_version).Run());
+    return conn_->Changes() == 1;
   }
 
   Status InsertGrant(const Grant& g) override {

@@ -26,15 +26,19 @@ namespace datasite::store {
 namespace {
 
 // The schema version a store opened by this build has.
-constexpr int64_t kLatestVersion = 29;
+constexpr int64_t kLatestVersion = 30;
 
-// Undoes schema version 29 (output checks), for tests that upgrade from before it.
+// Undoes schema version 30 (custom API endpoints), for tests that upgrade from before it.
+constexpr const char* kUndoVersion30 = "DROP TABLE api_endpoints; ";
+
+// Undoes schema versions 30 and 29 (output checks), for tests that upgrade from before 29.
 constexpr const char* kUndoVersion29 =
-    "DROP TABLE output_checks; ALTER TABLE jobs DROP COLUMN held_reason; ";
+    "DROP TABLE api_endpoints; DROP TABLE output_checks; ALTER TABLE jobs DROP COLUMN "
+    "held_reason; ";
 
 // Undoes schema versions 29 and 28 (grants), for tests that upgrade from before 28.
 constexpr const char* kUndoVersion28 =
-    "DROP TABLE output_checks; ALTER TABLE jobs DROP COLUMN held_reason; "
+    "DROP TABLE api_endpoints; DROP TABLE output_checks; ALTER TABLE jobs DROP COLUMN held_reason; "
     "DROP INDEX jobs_grant; ALTER TABLE jobs DROP COLUMN grant_id; DROP TABLE grant_users; "
     "DROP TABLE grants; ";
 
@@ -3435,6 +3439,55 @@ TEST_F(GrantStoreTest, UpgradeKeepsTheJobsStoredBeforeWithoutAGrant) {
   EXPECT_FALSE(read->grant_id.has_value());
   ASSERT_TRUE(store_->InsertGrant(NewGrant("g1", {"u"}, 1)).ok());
   EXPECT_EQ(*RunUnder("g1", "u", kNow, {{kMinute, 1}}), JobAdmission::kInserted);
+}
+
+TEST_F(StoreTest, ApiEndpointsAreStoredListedUpdatedAndDeleted) {
+  ApiEndpoint e;
+  e.path = "b.query";
+  e.definition = R"({"description":"first"})";
+  e.created_by = "owner";
+  e.created_at = e.updated_at = 10;
+  ASSERT_TRUE(store_->InsertApiEndpoint(e).ok());
+  EXPECT_EQ(store_->InsertApiEndpoint(e).code(), StatusCode::kAlreadyExists);
+  e.path = "a.query";
+  e.created_at = e.updated_at = 20;
+  ASSERT_TRUE(store_->InsertApiEndpoint(e).ok());
+  auto listed = store_->ListApiEndpoints();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].path, "b.query");  // oldest first, not by name
+  EXPECT_EQ((*listed)[1].mock_state, "{}");
+  ASSERT_TRUE(store_->UpdateApiEndpoint("a.query", R"({"description":"second"})", 30).ok());
+  auto got = store_->GetApiEndpoint("a.query");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->definition, R"({"description":"second"})");
+  EXPECT_EQ(got->updated_at, 30);
+  EXPECT_EQ(got->created_at, 20);
+  EXPECT_EQ(store_->UpdateApiEndpoint("none", "{}", 1).code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->DeleteApiEndpoint("b.query").ok());
+  EXPECT_EQ(store_->DeleteApiEndpoint("b.query").code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetApiEndpoint("b.query").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(StoreTest, AnApiEndpointsStateIsWrittenOnlyOverTheVersionItWasReadAt) {
+  ApiEndpoint e;
+  e.path = "a.limit";
+  e.definition = "{}";
+  e.created_by = "owner";
+  ASSERT_TRUE(store_->InsertApiEndpoint(e).ok());
+  EXPECT_TRUE(*store_->UpdateApiEndpointState("a.limit", true, 0, R"({"n":1})"));
+  // A second call that read version 0 too lost the race: its state is not written.
+  EXPECT_FALSE(*store_->UpdateApiEndpointState("a.limit", true, 0, R"({"n":1})"));
+  EXPECT_TRUE(*store_->UpdateApiEndpointState("a.limit", true, 1, R"({"n":2})"));
+  // Each function keeps its own state and version.
+  EXPECT_TRUE(*store_->UpdateApiEndpointState("a.limit", false, 0, R"({"m":1})"));
+  auto got = store_->GetApiEndpoint("a.limit");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->private_state, R"({"n":2})");
+  EXPECT_EQ(got->private_state_version, 2);
+  EXPECT_EQ(got->mock_state, R"({"m":1})");
+  EXPECT_EQ(got->mock_state_version, 1);
+  EXPECT_FALSE(*store_->UpdateApiEndpointState("gone", true, 0, "{}"));
 }
 
 }  // namespace

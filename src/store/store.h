@@ -409,6 +409,21 @@ struct Grant {
   int64_t runs = 0;  // jobs admitted under it, every user, all time
 };
 
+// A custom API endpoint (services/endpoints.h): its definition as one JSON document, and the state
+// each of its two functions keeps between calls (context.state), each with a version bumped by
+// every write so that a call that read an older state cannot overwrite a newer one.
+struct ApiEndpoint {
+  std::string path;        // "a.b"
+  std::string definition;  // JSON text: the functions, their settings, description, timeout...
+  std::string mock_state = "{}";
+  int64_t mock_state_version = 0;
+  std::string private_state = "{}";
+  int64_t private_state_version = 0;
+  std::string created_by;  // user id
+  int64_t created_at = 0;  // unix milliseconds
+  int64_t updated_at = 0;
+};
+
 struct GrantPage {
   std::vector<Grant> items;
   int64_t total = 0;
@@ -783,6 +798,20 @@ class Store {
   virtual Status SetOutputChecks(const std::string& dataset_id, const std::string& rules,
                                  const std::string& by, int64_t now) = 0;
   virtual Result<std::string> GetOutputChecks(const std::string& dataset_id) = 0;
+
+  // Custom API endpoints. Insert: kAlreadyExists when the path is taken. Get, update and delete:
+  // kNotFound for an unknown path. Listed oldest first.
+  virtual Status InsertApiEndpoint(const ApiEndpoint& endpoint) = 0;
+  virtual Result<ApiEndpoint> GetApiEndpoint(const std::string& path) = 0;
+  virtual Result<std::vector<ApiEndpoint>> ListApiEndpoints() = 0;
+  virtual Status UpdateApiEndpoint(const std::string& path, const std::string& definition,
+                                   int64_t now) = 0;
+  virtual Status DeleteApiEndpoint(const std::string& path) = 0;
+  // Stores one function's state when it is still at `expected_version`; false when another call
+  // wrote it meanwhile (or the endpoint is gone).
+  virtual Result<bool> UpdateApiEndpointState(const std::string& path, bool private_side,
+                                              int64_t expected_version,
+                                              const std::string& state) = 0;
 
   // Inserts the grant and its users. kNotFound when a user is absent.
   virtual Status InsertGrant(const Grant& grant) = 0;
