@@ -452,6 +452,7 @@ def _client_calls(client):
             "api_endpoints": (endpoints.api_endpoints, "The custom API endpoints."),
             "get_all": (endpoints.api_endpoints, "The custom API endpoints."),
             "view": (endpoints.view, "One custom API endpoint, by path."),
+            "get": (endpoints.view, "One custom API endpoint, by path."),
             "call": (endpoints.call, "Calls a custom API endpoint by path."),
         },
         "code": {

@@ -448,7 +448,7 @@ class Job:
         fmt = headers.get("x-datasite-result-format") or fmt
         return decode_result(fmt, raw, meta)
 
-    def logs(self, stdout=True, stderr=True, since=0):
+    def logs(self, stdout=True, stderr=True, since=0, _print=False):
         """The job's output so far — while it runs too: stdout for whoever may see its result
         (its user for mock runs, and for private runs unless held for review; data owners
         always), and stderr for data owners and admins (while it runs too; its user reads a mock
@@ -456,15 +456,20 @@ class Job:
 
         Returns ``JobLogs`` (a str; ``.stdout``, ``.stderr``). To follow a running job, pass
         ``since=logs.next_since`` to read only the stdout printed after the previous call.
+        ``_print=True`` (PySyft's) prints them instead and returns None.
         """
         query = {"since": str(int(since))} if since else None
         data = self._call("job_logs", query=query) or {}
-        return JobLogs(
+        logs = JobLogs(
             data.get("stdout") if stdout else None,
             data.get("stderr") if stderr else None,
             data.get("next_since"),
             data.get("ended"),
         )
+        if _print:
+            print(logs)
+            return None
+        return logs
 
     def kill(self):
         """Stops the job (its user, or a data owner); FailedPreconditionError when it ended."""
@@ -563,8 +568,8 @@ class ResultPointer:
         self.job.wait(timeout)
         return self
 
-    def logs(self, stdout=True, stderr=True):
-        return self.job.logs(stdout, stderr)
+    def logs(self, stdout=True, stderr=True, _print=False):
+        return self.job.logs(stdout, stderr, _print=_print)
 
     def _label(self):
         return "Pointer to the result of {} (job {}: {})".format(

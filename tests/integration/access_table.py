@@ -1090,6 +1090,72 @@ def target_sync_ignored_batch(world, caller, fresh):
                 probe=world.reader("/api/v1/sync/ignored"))
 
 
+# Custom API endpoints (endpoint-api.md): owner's, each with a mock and a private function. -------
+
+_ENDPOINT_SIDE = {"source": "def {name}(context, n=1):\n    return n\n", "settings": {},
+                  "helpers": {}, "signature": "(n=1)", "params": ["n"]}
+
+
+def _endpoint_side(name):
+    return dict(_ENDPOINT_SIDE, name=name, source=_ENDPOINT_SIDE["source"].format(name=name))
+
+
+def _endpoint_body(path=None):
+    return {"path": path or "crawl.e_" + uuid.uuid4().hex[:10], "description": "crawled",
+            "mock": _endpoint_side("mock_side"), "private": _endpoint_side("private_side")}
+
+
+def _new_endpoint(world):
+    resp = world.api.post("/api/v1/api_endpoints", _endpoint_body(), token=world.token("owner"))
+    assert resp.status == 201, "endpoint creation failed: {!r}".format(resp)
+    return resp.json
+
+
+def _endpoint(world, fresh):
+    return _new_endpoint(world) if fresh else world.once("endpoint", lambda: _new_endpoint(world))
+
+
+def _endpoint_call(world, endpoint, body=NO_BODY):
+    # Read as the owner: the whole endpoint, state included.
+    return Call(params={"path": endpoint["path"]}, body=body,
+                probe=world.reader("/api/v1/api_endpoints/" + endpoint["path"],
+                                   token=world.token("owner")))
+
+
+@target
+def target_new_endpoint(world, caller, fresh):
+    return Call(body=_endpoint_body(), probe=world.reader("/api/v1/api_endpoints"))
+
+
+@target
+def target_endpoint(world, caller, fresh):
+    """An endpoint ``owner`` added (reads share one)."""
+    return _endpoint_call(world, _endpoint(world, False))
+
+
+@target
+def target_endpoint_change(world, caller, fresh):
+    return _endpoint_call(world, _endpoint(world, fresh),
+                          {"description": "crawled " + uuid.uuid4().hex[:8]})
+
+
+@target
+def target_endpoint_fresh(world, caller, fresh):
+    return _endpoint_call(world, _endpoint(world, fresh))
+
+
+@target
+def target_endpoint_mock_run(world, caller, fresh):
+    """A call of the mock side (it runs in the sandbox)."""
+    return _endpoint_call(world, _endpoint(world, False), {"side": "mock", "kwargs": {"n": 2}})
+
+
+@target
+def target_endpoint_private_run(world, caller, fresh):
+    """A call of the private side: data owners only."""
+    return _endpoint_call(world, _endpoint(world, False), {"side": "private", "kwargs": {}})
+
+
 # The table ----------------------------------------------------------------------------------------
 
 TABLE = [
@@ -1289,6 +1355,18 @@ TABLE = [
         note="members only: data owners see the project but are not its members"),
     Row("POST", "/api/v1/projects/{id}/messages", "project_message",
         rule("data_scientist", ok=201, scientist2=404, owner=403, owner2=403, admin=403)),
+    # Custom API endpoints (endpoint-api.md): data owners and admins manage them, data scientists
+    # and up list, read and call them (guests: none); a data scientist's view shows no settings,
+    # state nor private side, and the private side is called by data owners only.
+    Row("POST", "/api/v1/api_endpoints", "new_endpoint", rule("data_owner", ok=201)),
+    Row("GET", "/api/v1/api_endpoints", "none", rule("data_scientist")),
+    Row("GET", "/api/v1/api_endpoints/{path}", "endpoint", rule("data_scientist")),
+    Row("PATCH", "/api/v1/api_endpoints/{path}", "endpoint_change", rule("data_owner")),
+    Row("DELETE", "/api/v1/api_endpoints/{path}", "endpoint_fresh", rule("data_owner")),
+    Row("POST", "/api/v1/api_endpoints/{path}/call", "endpoint_mock_run", rule("data_scientist"),
+        note="the mock side: data scientists and up (guests: none)"),
+    Row("POST", "/api/v1/api_endpoints/{path}/call", "endpoint_private_run", rule("data_owner"),
+        note="the private side: data owners and admins only"),
     # Last: its refused calls leave a sleeping job that the next job target kills.
     Row("POST", "/api/v1/jobs/{id}/kill", "scientist_running_job",
         rule("data_scientist", scientist2=404),
