@@ -195,6 +195,45 @@ def test_one_function_endpoint_is_called_by_everyone(actors):
         owner.api.services.single.echo.private()  # no private side: 400
 
 
+def test_other_clients_see_a_new_endpoint_on_a_miss_or_refresh(actors):
+    owner, scientist = actors["owner"].client, actors["scientist"].client
+    assert "late" not in dir(scientist.api.services)  # the endpoint list is read now
+    owner.api.services.api.add(endpoint=sy.TwinAPIEndpoint(path="late.echo",
+                                                           mock_function=other_params))
+    assert scientist.api.services.late.echo(query="q") == "q"  # looked up again on the miss
+    owner.api.services.api.add(endpoint=sy.TwinAPIEndpoint(path="late.again",
+                                                           mock_function=other_params))
+    scientist.refresh()
+    assert "again" in dir(scientist.api.services.late)
+    # A guest may not list endpoints: the tree has none, and the services still work.
+    guest = actors["guest"].client
+    with pytest.raises(AttributeError):
+        guest.api.services.late
+    assert callable(guest.api.services.api.add)
+
+
+@sy.api_endpoint_method()
+def sleeps(context):
+    import time
+
+    time.sleep(30)
+    return 1
+
+
+def test_a_call_past_its_timeout_is_refused_at_once(actors):
+    import time
+
+    owner, scientist = actors["owner"].client, actors["scientist"].client
+    owner.api.services.api.add(endpoint=sy.TwinAPIEndpoint(path="slow.sleep",
+                                                           mock_function=sleeps,
+                                                           endpoint_timeout=1))
+    started = time.monotonic()
+    with pytest.raises(sy.SyftException) as timed_out:
+        scientist.api.services.slow.sleep()
+    assert timed_out.value.status == 504, timed_out.value
+    assert time.monotonic() - started < 15  # answered once, not sent again for 20 s
+
+
 # A scientist and the private side ------------------------------------------------------------------
 
 
