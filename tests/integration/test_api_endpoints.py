@@ -65,7 +65,7 @@ def expected_by_region(people):
     )
 
 
-# The warehouse's two sides -------------------------------------------------------------------------
+# The warehouse's two sides ------------------------------------------------------------------------
 
 
 @sy.api_endpoint_method(settings={"dump": MOCK_DUMP})
@@ -234,7 +234,7 @@ def test_a_call_past_its_timeout_is_refused_at_once(actors):
     assert time.monotonic() - started < 15  # answered once, not sent again for 20 s
 
 
-# A scientist and the private side ------------------------------------------------------------------
+# A scientist and the private side -----------------------------------------------------------------
 
 
 def test_a_scientist_calling_private_is_refused(actors):
@@ -249,7 +249,7 @@ def test_a_scientist_calling_private_is_refused(actors):
     assert scientist.api.services.refused.query(sql="SELECT 1 AS x")["x"].tolist() == [1]
 
 
-# Settings never reach a data scientist ---------------------------------------------------------------
+# Settings never reach a data scientist ------------------------------------------------------------
 
 
 @sy.api_endpoint_method(settings={"token": SECRET, "nested": {"again": SECRET}})
@@ -361,7 +361,7 @@ def test_settings_never_reach_a_scientist(actors, module_server):
     assert hidden.mock is None and hidden.private is None
 
 
-# context.state and context.user ----------------------------------------------------------------------
+# context.state and context.user -------------------------------------------------------------------
 
 
 @sy.api_endpoint_method()
@@ -409,7 +409,7 @@ def test_context_user_is_the_caller(actors):
     assert owner.api.services.users.whoami() == actors["owner"].user["email"]
 
 
-# Bad changes -----------------------------------------------------------------------------------------
+# Bad changes --------------------------------------------------------------------------------------
 
 
 def test_bad_updates_and_calls_after_delete_raise(actors):
@@ -467,7 +467,7 @@ def test_a_function_that_raises_is_a_syft_exception_with_its_prints(actors, caps
     assert "dividing 0" in capsys.readouterr().out
 
 
-# Prints ----------------------------------------------------------------------------------------------
+# Prints -------------------------------------------------------------------------------------------
 
 
 @sy.api_endpoint_method()
@@ -513,7 +513,7 @@ def test_prints_reach_whom_they_may(actors, capsys):
     assert "Logging Public Function Call" in str(mock_job.logs())
 
 
-# Audit -----------------------------------------------------------------------------------------------
+# Audit --------------------------------------------------------------------------------------------
 
 
 def test_the_audit_log_records_changes_and_calls(actors):

@@ -45,7 +45,7 @@ def one_function(context, n):
     return n
 
 
-# One side ------------------------------------------------------------------------------------------
+# One side -----------------------------------------------------------------------------------------
 
 
 def test_a_side_is_its_source_without_decorators_and_its_signature_without_context():
@@ -289,7 +289,8 @@ def test_csv_npy_and_bytes_results_are_decoded_as_job_results_are():
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
     for answer, check in (
-        (call_answer("csv", text.encode(), meta), lambda v: pd.testing.assert_frame_equal(v, frame)),
+        (call_answer("csv", text.encode(), meta),
+         lambda v: pd.testing.assert_frame_equal(v, frame)),
         (call_answer("npy", buffer.getvalue()), lambda v: np.testing.assert_array_equal(v, array)),
         (call_answer("bytes", b"\x00\xff"), lambda v: v == b"\x00\xff" or pytest.fail(v)),
         (call_answer("json", result={"a": None}), lambda v: v == {"a": None} or pytest.fail(v)),
@@ -313,7 +314,7 @@ def test_a_failed_call_raises_a_syft_exception_and_prints_what_the_function_prin
         call_endpoint(client, "a.b", "sideways", (), {})
 
 
-# An endpoint as an input of code -------------------------------------------------------------------
+# An endpoint as an input of code ------------------------------------------------------------------
 
 
 def test_an_endpoint_binds_an_argument_by_its_path():
