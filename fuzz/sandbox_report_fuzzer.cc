@@ -4,7 +4,8 @@
 // template's), how it arrives and what the result pipe gave; the rest is the stream. Mirrors
 // SandboxImpl::RunOnSlot: the channel's messages are taken apart with
 // sandbox::internal::PopMessage, at most one `started` (IsStarted) and then the first other message
-// is the report, decoded with DecodeReport (or MalformedReport when PopMessage refuses it); the
+// is the report, decoded with DecodeReport (or MalformedReport when PopMessage refuses it), but for
+// endpoint calls (DecodeCall) of a job given endpoints; the
 // template's with PopMessage, HelloPid, ExitedJob and DecodeExit.
 //
 // Checks: nothing throws; a refused message is kInternal with a message, and an oversized length
@@ -158,6 +159,16 @@ void Run(std::string_view in) {
       if (!started && sandbox::internal::IsStarted(**message)) {
         started = true;
         continue;
+      }
+      // After `started`, a job with endpoints may ask for calls (mode bit 4: this one has them).
+      if (started && (mode & 0x10)) {
+        if (auto call = sandbox::internal::DecodeCall(**message)) {
+          Check(!call->path.empty() && call->path.size() <= 200, "a call to an unbounded path");
+          Check(call->side == "auto" || call->side == "mock" || call->side == "private",
+                "a call to an unknown side");
+          Check(call->kwargs.is_object(), "a call whose arguments are no object");
+          continue;
+        }
       }
       reported = sandbox::internal::DecodeReport(**message, limits, started);
     }

@@ -52,6 +52,7 @@ json CallJson(const services::EndpointResult& r) {
 void AddEndpointRoutes(http::Router& router, ApiContext& ctx) {
   auto routes = std::make_shared<internal::Routes>(router, ctx);
   services::EndpointService* endpoints = ctx.endpoints;
+  services::CodeService& code = ctx.code;
   auto available = [endpoints]() -> Status {
     if (endpoints == nullptr) return UnavailableError("this server has no API endpoints");
     return Status::Ok();
@@ -63,10 +64,10 @@ void AddEndpointRoutes(http::Router& router, ApiContext& ctx) {
       "description?, timeout_seconds?, hide_mock_definition?, output_checks?}.",
       [endpoints, available](http::Request& req, const Principal& caller) -> Result<Reply> {
         RETURN_IF_ERROR(available());
-        ASSIGN_OR_RETURN(JsonBody body,
-                         JsonBody::Parse(req.body, {"path", "description", "mock", "private",
-                                                    "timeout_seconds", "worker_pool_name",
-                                                    "hide_mock_definition", "output_checks"}));
+        RETURN_IF_ERROR(
+            JsonBody::Parse(req.body, {"path", "description", "mock", "private", "timeout_seconds",
+                                       "worker_pool_name", "hide_mock_definition", "output_checks"})
+                .status());
         ASSIGN_OR_RETURN(json view, endpoints->Add(caller, json::parse(req.body)));
         return Reply{201, std::move(view), {}};
       });
@@ -93,10 +94,10 @@ void AddEndpointRoutes(http::Router& router, ApiContext& ctx) {
       "must be the same on both functions.",
       [endpoints, available](http::Request& req, const Principal& caller) -> Result<Reply> {
         RETURN_IF_ERROR(available());
-        ASSIGN_OR_RETURN(JsonBody body,
-                         JsonBody::Parse(req.body, {"description", "mock", "private",
-                                                    "timeout_seconds", "worker_pool_name",
-                                                    "hide_mock_definition", "output_checks"}));
+        RETURN_IF_ERROR(
+            JsonBody::Parse(req.body, {"description", "mock", "private", "timeout_seconds",
+                                       "worker_pool_name", "hide_mock_definition", "output_checks"})
+                .status());
         ASSIGN_OR_RETURN(json view,
                          endpoints->Update(caller, req.path_params["path"], json::parse(req.body)));
         return Reply{200, std::move(view), {}};
@@ -113,9 +114,9 @@ void AddEndpointRoutes(http::Router& router, ApiContext& ctx) {
       "Call a custom API endpoint: {side: auto|mock|private, kwargs: {...}}. Data scientists "
       "call the mock function; data owners the private one (auto: private when there is one). "
       "The function runs in the sandbox; the answer is its result and what it printed.",
-      [endpoints, available](http::Request& req, const Principal& caller) -> Result<Reply> {
+      [endpoints, available, &code](http::Request& req, const Principal& caller) -> Result<Reply> {
         RETURN_IF_ERROR(available());
-        ASSIGN_OR_RETURN(JsonBody body, JsonBody::Parse(req.body, {"side", "kwargs"}));
+        RETURN_IF_ERROR(JsonBody::Parse(req.body, {"side", "kwargs"}).status());
         const json doc = json::parse(req.body);
         std::string side = "auto";
         if (doc.contains("side")) {
@@ -124,6 +125,8 @@ void AddEndpointRoutes(http::Router& router, ApiContext& ctx) {
           side = doc["side"];
         }
         const json kwargs = doc.contains("kwargs") ? doc["kwargs"] : json::object();
+        // A call holds a thread of the wait lane, as a blocking run does: within the same caps.
+        ASSIGN_OR_RETURN(auto place, code.TakeWaitPlace(caller.user_id.value_or("")));
         services::EndpointFailure failure;
         auto result = endpoints->Call(caller, req.path_params["path"], side, kwargs, &failure);
         if (!result.ok() && failure.raised) {

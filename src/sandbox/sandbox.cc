@@ -866,9 +866,12 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
   // Answers one endpoint call of the job's (JobSpec::on_call) while the job waits for it: what the
   // call printed joins the job's logs, its result goes over as a descriptor.
   int calls = 0;
-  auto answer_call = [&](const EndpointCall& call) {
+  auto answer_call = [&](EndpointCall& call) {
     EndpointAnswer answer;
-    if (++calls > kMaxEndpointCalls) {
+    call.time_left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
+    if (call.time_left.count() <= 0) {
+      answer.error = "the job's wall-clock time is up";
+    } else if (++calls > kMaxEndpointCalls) {
       answer.error =
           "a job may make at most " + std::to_string(kMaxEndpointCalls) + " endpoint calls";
     } else {

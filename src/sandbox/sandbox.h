@@ -53,6 +53,8 @@ struct EndpointCall {
   std::string path;                                  // one of JobSpec::endpoints' paths
   std::string side;                                  // "auto", "mock" or "private"
   nlohmann::json kwargs = nlohmann::json::object();  // JSON values, at most 64 KiB in all
+  // What is left of the job's wall-clock time (set by the sandbox): the call may take no longer.
+  std::chrono::milliseconds time_left{0};
 };
 
 // The answer to an EndpointCall. The job's code gets the result read from `result` (in `format`,

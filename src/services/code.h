@@ -379,6 +379,26 @@ class CodeService {
   // (store::Store::AfterCommit).
   void RemoveResultFileAfterCommit(const std::string& job_id, int64_t attempts) const;
 
+  // A held place among the waits of one user (TakeWaitPlace); given back on destruction.
+  class WaitPlace {
+   public:
+    WaitPlace(CodeService* service, std::string user) : service_(service), user_(std::move(user)) {}
+    WaitPlace(WaitPlace&& other) noexcept
+        : service_(std::exchange(other.service_, nullptr)), user_(std::move(other.user_)) {}
+    WaitPlace(const WaitPlace&) = delete;
+    WaitPlace& operator=(const WaitPlace&) = delete;
+    WaitPlace& operator=(WaitPlace&&) = delete;
+    ~WaitPlace();
+
+   private:
+    CodeService* service_;
+    std::string user_;
+  };
+  // A place for one more wait of `user_id`; kResourceExhausted past max_waits_per_user, or past
+  // max_waits in all. Blocking runs and waits take one, and so do endpoint calls (they hold a
+  // thread of the same wait lane).
+  Result<WaitPlace> TakeWaitPlace(const std::string& user_id);
+
  private:
   // Makes the result file a run wrote at `path` (`size` bytes) the run's blob.
   Status KeepResult(const store::Job& job, const std::string& path, int64_t size);
@@ -471,25 +491,6 @@ class CodeService {
   Notifications* notifications_ = nullptr;  // Set once before serving.
   EndpointService* endpoints_ = nullptr;    // Set once before serving.
   const CodeOptions options_;
-
-  // A held place among the waits of one user (TakeWaitPlace); given back on destruction.
-  class WaitPlace {
-   public:
-    WaitPlace(CodeService* service, std::string user) : service_(service), user_(std::move(user)) {}
-    WaitPlace(WaitPlace&& other) noexcept
-        : service_(std::exchange(other.service_, nullptr)), user_(std::move(other.user_)) {}
-    WaitPlace(const WaitPlace&) = delete;
-    WaitPlace& operator=(const WaitPlace&) = delete;
-    WaitPlace& operator=(WaitPlace&&) = delete;
-    ~WaitPlace();
-
-   private:
-    CodeService* service_;
-    std::string user_;
-  };
-  // A place for one more wait of `user_id`; kResourceExhausted past max_waits_per_user, or past
-  // max_waits in all.
-  Result<WaitPlace> TakeWaitPlace(const std::string& user_id);
 
   mutable std::mutex sandbox_mu_;
   std::mutex waits_mu_;

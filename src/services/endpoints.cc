@@ -467,7 +467,8 @@ bool EndpointService::HasOutputChecks(const std::string& path) {
 
 Result<EndpointResult> EndpointService::RunSide(const Principal& user, const store::ApiEndpoint& e,
                                                 const Definition& d, bool private_side,
-                                                const json& kwargs, EndpointFailure* failure) {
+                                                const json& kwargs, EndpointFailure* failure,
+                                                std::chrono::milliseconds at_most) {
   const Side& side = private_side ? *d.priv : d.mock;
   if (!kwargs.is_object()) return InvalidArgumentError("'kwargs' must be an object");
   for (const auto& [name, value] : kwargs.items()) {
@@ -483,6 +484,7 @@ Result<EndpointResult> EndpointService::RunSide(const Principal& user, const sto
   spec.constants = kwargs;
   spec.limits = options_.limits;
   spec.limits.wall_timeout = std::chrono::milliseconds(d.timeout_ms);
+  if (at_most.count() > 0) spec.limits.wall_timeout = std::min(spec.limits.wall_timeout, at_most);
   spec.limits.max_result_bytes = std::min(spec.limits.max_result_bytes, kMaxCallResultBytes);
   // The assets the function binds: the private data on the private side, the mocks on the mock
   // side; held as local files until the call is over.
@@ -639,7 +641,7 @@ sandbox::EndpointAnswer EndpointService::CallFromJob(JobCallContext& context,
   if (call.side == "private" || (call.side == "auto" && context.private_run && d->priv))
     private_side = true;
   EndpointFailure failure;
-  auto result = RunSide(context.user, *e, *d, private_side, call.kwargs, &failure);
+  auto result = RunSide(context.user, *e, *d, private_side, call.kwargs, &failure, call.time_left);
   Status audited =
       Audit(context.user, "api_endpoint.call", call.path,
             std::string("side=") + (private_side ? "private" : "mock") + " job=" + context.job_id +

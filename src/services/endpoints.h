@@ -126,10 +126,12 @@ class EndpointService {
                                      const Definition* base);
   nlohmann::json View(const Principal& caller, const store::ApiEndpoint& e,
                       const Definition& d) const;
-  // Runs one side of the endpoint for `user`; on failure fills `failure`.
+  // Runs one side of the endpoint for `user`, for at most its timeout (and `at_most` when
+  // positive); on failure fills `failure`.
   Result<EndpointResult> RunSide(const Principal& user, const store::ApiEndpoint& e,
                                  const Definition& d, bool private_side,
-                                 const nlohmann::json& kwargs, EndpointFailure* failure);
+                                 const nlohmann::json& kwargs, EndpointFailure* failure,
+                                 std::chrono::milliseconds at_most = {});
   Result<sandbox::Sandbox*> WaitForSandbox();
   Status Audit(const Principal& actor, const std::string& action, const std::string& target,
                const std::string& detail);
