@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -26,14 +27,89 @@ struct Table {
   std::vector<std::vector<std::string>> rows;
 };
 
+// Whitespace around a value: ASCII's and the no-break space (U+00A0).
+std::string_view Trimmed(std::string_view text) {
+  auto space_at_front = [&]() -> size_t {
+    if (text.empty()) return 0;
+    if (std::strchr(" \t\r\n\v\f", text.front()) && text.front() != '\0') return 1;
+    return text.substr(0, 2) == "\xC2\xA0" ? 2 : 0;
+  };
+  auto space_at_back = [&]() -> size_t {
+    if (text.empty()) return 0;
+    if (std::strchr(" \t\r\n\v\f", text.back()) && text.back() != '\0') return 1;
+    return text.size() >= 2 && text.substr(text.size() - 2) == "\xC2\xA0" ? 2 : 0;
+  };
+  for (size_t n; (n = space_at_front()) > 0;) text.remove_prefix(n);
+  for (size_t n; (n = space_at_back()) > 0;) text.remove_suffix(n);
+  return text;
+}
+
+// The lower case of a code point, for the scripts whose case is a simple mapping: ASCII, Latin-1,
+// Latin Extended-A, Greek, Cyrillic (others are returned as they are).
+char32_t FoldedCodePoint(char32_t c) {
+  if (c >= 'A' && c <= 'Z') return c + 0x20;
+  if (c < 0x80) return c;
+  if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 0x20;
+  if ((c >= 0x100 && c <= 0x12F) || (c >= 0x132 && c <= 0x137) || (c >= 0x14A && c <= 0x177)) {
+    return c % 2 == 0 ? c + 1 : c;
+  }
+  if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E)) return c % 2 == 1 ? c + 1 : c;
+  if (c == 0x178) return 0xFF;
+  if (c == 0x17F) return 's';                                   // long s
+  if (c >= 0x391 && c <= 0x3AB && c != 0x3A2) return c + 0x20;  // Greek capitals
+  if (c == 0x386) return 0x3AC;
+  if (c >= 0x388 && c <= 0x38A) return c + 0x25;
+  if (c == 0x38C) return 0x3CC;
+  if (c == 0x38E || c == 0x38F) return c + 0x3F;
+  if (c == 0x3C2) return 0x3C3;                   // final sigma
+  if (c >= 0x410 && c <= 0x42F) return c + 0x20;  // Cyrillic capitals
+  if (c >= 0x400 && c <= 0x40F) return c + 0x50;
+  return c;
+}
+
+// `text` in lower case (FoldedCodePoint; "ß" as "ss", as Unicode case folding has it). Bytes
+// that are not UTF-8 are kept as they are.
+std::string CaseFolded(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    const auto b = static_cast<unsigned char>(text[i]);
+    if (b < 0x80) {
+      out += static_cast<char>(b >= 'A' && b <= 'Z' ? b + 0x20 : b);
+      ++i;
+      continue;
+    }
+    // Only two-byte sequences (U+0080 to U+07FF) hold the letters folded here.
+    if ((b & 0xE0) == 0xC0 && i + 1 < text.size() &&
+        (static_cast<unsigned char>(text[i + 1]) & 0xC0) == 0x80) {
+      char32_t c = ((b & 0x1F) << 6) | (static_cast<unsigned char>(text[i + 1]) & 0x3F);
+      if (c == 0xDF) {
+        out += "ss";
+      } else {
+        c = FoldedCodePoint(c);
+        if (c < 0x80) {
+          out += static_cast<char>(c);
+        } else {
+          out += static_cast<char>(0xC0 | (c >> 6));
+          out += static_cast<char>(0x80 | (c & 0x3F));
+        }
+      }
+      i += 2;
+      continue;
+    }
+    out += text[i++];
+  }
+  return out;
+}
+
+// A value as the rules compare it: trimmed, in lower case ("Dee" and " dee" are dee: a case
+// change or padding is no disguise), a number in one form (31 and 31.0 are the same).
 std::string Canonical(std::string_view text) {
-  // Spaces around a value are no disguise: " ann" is ann.
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  text = Trimmed(text);
   double v = 0;
   const char* end = text.data() + text.size();
   auto [p, ec] = std::from_chars(text.data(), end, v);
-  if (ec != std::errc() || p != end || !std::isfinite(v) || text.empty()) return std::string(text);
+  if (ec != std::errc() || p != end || !std::isfinite(v) || text.empty()) return CaseFolded(text);
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.17g", v);
   return buf;

@@ -268,6 +268,30 @@ TEST(OutputChecksTest, WhatACraftedSidecarOrCellTriedIsHeld) {
             0u);
 }
 
+// Found by a second cold attack (F4): `.str.title()` turned "dee" into "Dee", which the rare-value
+// check read as another value. Case and padding are no disguise.
+TEST(OutputChecksTest, ARareValueInAnotherCaseOrPaddedIsStillRare) {
+  const OutputRules rules = Rules({{"no_row_level", true}});
+  InputTable people = People();
+  people.cells.push_back({"\xc3\x89lodie", "70", "Oslo"});  // Élodie
+  people.rows = 6;
+  for (const char* result : {R"({"senior": ["Dee"]})", R"(["DEE"])", R"({" Eve\n": 2})",
+                             R"(["\u00c9LODIE"])", R"(["\u00e9lodie"])"}) {
+    EXPECT_EQ(CheckOutput(rules, "json", result, "", 0, {people}).held.rfind("no_row_level", 0), 0u)
+        << result;
+  }
+  EXPECT_EQ(CheckOutput(rules, "csv", "who\r\nCyd\r\n", FrameMeta({{"who", "object"}}), 0, {people})
+                .held.rfind("no_row_level", 0),
+            0u);
+  // A row copied in capitals is a row copied.
+  EXPECT_NE(CheckOutput(rules, "json", R"([{"city": "LIMA", "age": 64}])", "", 0, {people})
+                .held.find("a row of the result equals"),
+            std::string::npos);
+  // A value many rows share passes in any case.
+  EXPECT_TRUE(
+      CheckOutput(rules, "json", R"({"OSLO": 3, "rome": 2})", "", 0, {people}).held.empty());
+}
+
 TEST(OutputChecksTest, SizePrintsAndUnreadableFormatsHold) {
   EXPECT_EQ(CheckOutput(Rules({{"max_result_bytes", 3}}), "json", "1234", "", 0, {}).held,
             "max_result_bytes: the result is larger than 3 bytes");
