@@ -274,6 +274,16 @@ std::optional<int64_t> Counted(const OutputRules& rules, int64_t v, bool& small)
   return v;
 }
 
+// The count a float stands for when it is a whole number (pandas writes counts as floats when a
+// group is missing: `unstack()`, `pivot_table(aggfunc="count")`), below 2^53 in magnitude; nullopt
+// for a value that is not whole (a mean), not finite, or larger.
+std::optional<int64_t> WholeFloat(double d) {
+  if (!std::isfinite(d) || d != std::trunc(d) || std::fabs(d) >= 9007199254740992.0) {
+    return std::nullopt;
+  }
+  return static_cast<int64_t>(d);
+}
+
 // Whether a JSON document holds a number no rule can read exactly: a whole number past int64, or
 // a number past 2^53 in magnitude (a double, which may stand for a longer integer's text).
 bool HasUncheckableNumber(const json& v) {
@@ -287,11 +297,18 @@ bool HasUncheckableNumber(const json& v) {
   return false;
 }
 
-// Applies the count rules to every integer of a JSON document (keys are labels, not counts).
+// Applies the count rules to every integer and whole float of a JSON document (keys are labels,
+// not counts); a float stays a float.
 json CountJson(const OutputRules& rules, const json& v, bool& small) {
   if (v.is_number_integer()) {
     auto kept = Counted(rules, v.get<int64_t>(), small);
     return kept ? json(*kept) : json(nullptr);
+  }
+  if (v.is_number_float()) {
+    auto whole = WholeFloat(v.get<double>());
+    if (!whole) return v;
+    auto kept = Counted(rules, *whole, small);
+    return kept ? json(static_cast<double>(*kept)) : json(nullptr);
   }
   if (v.is_array()) {
     json out = json::array();
@@ -704,7 +721,39 @@ Verdict CheckOutput(const OutputRules& rules, const std::string& format, const s
         const size_t at = c - index_columns;
         if (at >= sidecar_columns.size()) continue;
         column = sidecar_columns[at];
-        if (!IsIntDtype(column->value("dtype", std::string()))) continue;
+        const std::string dtype = column->value("dtype", std::string());
+        if (IsFloatDtype(dtype)) {
+          // A whole float is a count; suppressed, a numpy float's cell is empty (NaN: its dtype
+          // takes no missing tokens), a nullable Float's is its missing token.
+          const std::string& f = record[c];
+          if (f.empty() || (column->contains("missing") && (*column)["missing"].is_object() &&
+                            (*column)["missing"].contains(f))) {
+            continue;
+          }
+          double d = 0;
+          auto [p, ec] = std::from_chars(f.data(), f.data() + f.size(), d);
+          if (ec != std::errc() || p != f.data() + f.size()) continue;
+          if (std::isfinite(d) && d == std::trunc(d) && !WholeFloat(d)) {
+            v.held = Held("format", "the result holds a number too large to check exactly");
+            return v;
+          }
+          auto whole = WholeFloat(d);
+          if (!whole) continue;
+          auto kept = Counted(rules, *whole, small);
+          if (kept && *kept == *whole) continue;
+          changed = true;
+          if (kept) {
+            record[c] = std::to_string(*kept) + ".0";
+          } else {
+            if (c >= na_tokens.size()) na_tokens.resize(c + 1);
+            if (!na_tokens[c]) {
+              na_tokens[c] = dtype[0] == 'F' ? NaToken(*column) : std::string();
+            }
+            record[c] = *na_tokens[c];
+          }
+          continue;
+        }
+        if (!IsIntDtype(dtype)) continue;
       }
       auto n = AsCount(record[c]);
       if (!n) {

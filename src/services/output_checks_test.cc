@@ -118,11 +118,12 @@ TEST(OutputChecksTest, CsvCountsFollowTheSidecarAndSuppressedCellsBecomeNullable
   EXPECT_EQ(m["columns"][0]["dtype"], "Int64");
   EXPECT_EQ(m["columns"][0]["missing"][""], "NA");
   EXPECT_EQ(m["index"]["levels"][0]["dtype"], "int64");  // labels untouched
-  // Float columns are not counts.
-  Verdict floats = CheckOutput(Rules({{"round_to", 10}}), "csv", "k,n\n1,14\n",
-                               FrameMeta({{"k", "int64"}, {"n", "float64"}}), 0, {});
+  // A float column's whole numbers are counts too (written as floats); other floats are not.
+  Verdict floats =
+      CheckOutput(Rules({{"round_to", 10}}), "csv", "k,n,m\n1,14,14.5\n",
+                  FrameMeta({{"k", "int64"}, {"n", "float64"}, {"m", "float64"}}), 0, {});
   ASSERT_TRUE(floats.result);
-  EXPECT_EQ(*floats.result, "k,n\r\n0,14\r\n");
+  EXPECT_EQ(*floats.result, "k,n,m\r\n0,10.0,14.5\r\n");
   // A CSV without its sidecar was not written by the runner: held.
   EXPECT_EQ(CheckOutput(Rules({{"round_to", 10}}), "csv", "k,n\n1,14\n", "", 0, {}).held,
             "format: a CSV result without a typed sidecar the rules can read");
@@ -290,6 +291,58 @@ TEST(OutputChecksTest, ARareValueInAnotherCaseOrPaddedIsStillRare) {
   // A value many rows share passes in any case.
   EXPECT_TRUE(
       CheckOutput(rules, "json", R"({"OSLO": 3, "rome": 2})", "", 0, {people}).held.empty());
+}
+
+// Found by a second cold attack (F3): `groupby([a, b]).size().unstack()` and
+// `pivot_table(aggfunc="count")` write counts as floats (a missing combination makes the column
+// float64), and `.astype(float)` does too: {"hiv": 1.0} passed min_cell_count.
+TEST(OutputChecksTest, AWholeFloatIsACount) {
+  const OutputRules k3 = Rules({{"min_cell_count", 3}});
+  Verdict v = CheckOutput(k3, "json", R"({"flu": 5.0, "hiv": 1.0, "neg": -2.0, "mean": 1.5,
+                                        "zero": 0.0, "n": 1})",
+                          "", 0, {});
+  EXPECT_TRUE(v.held.empty()) << v.held;
+  ASSERT_TRUE(v.result);
+  EXPECT_EQ(json::parse(*v.result), json::parse(R"({"flu": 5.0, "hiv": null, "neg": null,
+                                                    "mean": 1.5, "zero": 0.0, "n": null})"));
+  EXPECT_EQ(CheckOutput(Rules({{"min_cell_count", 3}, {"small_cells", "hold"}}), "json",
+                        R"({"hiv": 1.0})", "", 0, {})
+                .held,
+            "min_cell_count: a count below 3");
+  Verdict rounded = CheckOutput(Rules({{"round_to", 5}}), "json", R"([13.0, 2.5, 12])", "", 0, {});
+  ASSERT_TRUE(rounded.result);
+  const json r = json::parse(*rounded.result);
+  EXPECT_EQ(r, json::parse("[15.0, 2.5, 10]"));
+  EXPECT_TRUE(r[0].is_number_float());  // still a float
+  // The attack's cross-table: a numpy float column's missing cell is empty (NaN), its sidecar
+  // untouched (a numpy dtype takes no missing tokens).
+  const std::string meta =
+      json{{"datasite", "pandas/1"},
+           {"kind", "frame"},
+           {"index", {{"levels", {{{"name", "dept"}, {"dtype", "object"}}}}}},
+           {"columns",
+            {{{"name", "flu"}, {"dtype", "float64"}}, {{"name", "hiv"}, {"dtype", "float64"}}}}}
+          .dump();
+  Verdict csv = CheckOutput(k3, "csv", "dept,flu,hiv\r\neng,1.0,1.0\r\nops,4.0,\r\n", meta, 0, {});
+  EXPECT_TRUE(csv.held.empty()) << csv.held;
+  ASSERT_TRUE(csv.result);
+  EXPECT_EQ(*csv.result, "dept,flu,hiv\r\neng,,\r\nops,4.0,\r\n");
+  ASSERT_TRUE(csv.meta);
+  EXPECT_EQ(json::parse(*csv.meta), json::parse(meta));
+  EXPECT_EQ(CheckOutput(Rules({{"min_cell_count", 3}, {"small_cells", "hold"}}), "csv",
+                        "dept,flu,hiv\r\neng,1.0,1.0\r\nops,4.0,\r\n", meta, 0, {})
+                .held,
+            "min_cell_count: a count below 3");
+  // A nullable Float64 column takes a missing token; a mean (not whole) is kept; rounding writes
+  // a float.
+  Verdict masked = CheckOutput(Rules({{"min_cell_count", 3}, {"round_to", 5}}), "csv",
+                               "n,m\r\n2.0,2.5\r\n13.0,1.0\r\nnan,inf\r\n",
+                               FrameMeta({{"n", "Float64"}, {"m", "float64"}}), 0, {});
+  EXPECT_TRUE(masked.held.empty()) << masked.held;
+  ASSERT_TRUE(masked.result && masked.meta);
+  EXPECT_EQ(*masked.result, "n,m\r\n,2.5\r\n15.0,\r\nnan,inf\r\n");
+  EXPECT_EQ(json::parse(*masked.meta)["columns"][0]["missing"][""], "NA");
+  EXPECT_FALSE(json::parse(*masked.meta)["columns"][1].contains("missing"));
 }
 
 TEST(OutputChecksTest, SizePrintsAndUnreadableFormatsHold) {
