@@ -437,49 +437,90 @@ int64_t RareThreshold(const OutputRules& rules) {
 // Whether a text is a whole number (a count, which the cell rules handle).
 bool IsInteger(std::string_view text) { return AsCount(text).has_value(); }
 
+// What of a result the rare-value check reads, canonical: `values`, numbers in value cells (not
+// whole numbers as written, which are counts), compared with the input's values other than whole
+// numbers as written; `labels`, strings, keys, column names and index labels, compared with all of
+// the input's values (a patient id or an age used as a key or a label is someone's value).
+struct Readable {
+  std::vector<std::string> values;
+  std::vector<std::string> labels;
+};
+
 // The second half of the row-level rule: a value of the result (a string, a label, a column name,
 // a number that is not a whole number) equal to a value that fewer than `threshold` rows of a
 // private input hold is one person's value copied out (a name, a salary): `data["name"].head(3)`
 // has fewer rows than its input and no row of it. Group labels that many rows share pass.
-std::string RareValue(const std::vector<std::string>& values, const std::vector<InputTable>& inputs,
+std::string RareValue(const Readable& found, const std::vector<InputTable>& inputs,
                       int64_t threshold) {
   for (const InputTable& in : inputs) {
-    std::unordered_map<std::string, int64_t> seen;  // a value -> the rows holding it
+    // A value -> the rows holding it: as a value other than a whole number as written, as any.
+    std::unordered_map<std::string, int64_t> seen, seen_any;
     for (const auto& row : in.cells) {
-      std::unordered_set<std::string> in_row;
+      std::unordered_set<std::string> in_row, in_row_any;
       for (const auto& cell : row) {
-        // A whole number as written is read as a count; "69023.0" is a value.
-        if (cell.empty() || IsInteger(cell)) continue;
+        if (cell.empty()) continue;
         std::string c = Canonical(cell);
-        if (in_row.insert(c).second) ++seen[c];
+        // A whole number as written is read as a count where the result has counts; "69023.0"
+        // is a value.
+        if (!IsInteger(cell) && in_row.insert(c).second) ++seen[c];
+        if (in_row_any.insert(c).second) ++seen_any[c];
       }
     }
-    for (const auto& v : values) {
-      auto it = seen.find(v);
-      if (it != seen.end() && it->second < threshold) {
-        return Held("no_row_level", "the result holds a value that fewer than " +
-                                        std::to_string(threshold) + " rows of the input '" +
-                                        in.name + "' hold");
+    auto rare = [&](const std::unordered_map<std::string, int64_t>& map,
+                    const std::vector<std::string>& what) {
+      for (const auto& v : what) {
+        auto it = map.find(v);
+        if (it != map.end() && it->second < threshold) return true;
       }
+      return false;
+    };
+    if (rare(seen, found.values) || rare(seen_any, found.labels)) {
+      return Held("no_row_level", "the result holds a value that fewer than " +
+                                      std::to_string(threshold) + " rows of the input '" + in.name +
+                                      "' hold");
     }
   }
   return "";
 }
 
-// Every value of a JSON document a person's value could hide in: strings, keys and numbers that
-// are not whole, canonical.
-void JsonValues(const json& v, std::vector<std::string>& out) {
+// Every value of a JSON document a person's value could hide in, canonical: strings and keys as
+// labels, floats as values (integers are counts); with `as_labels` (a document that is a label),
+// every number as a label too.
+void JsonValues(const json& v, Readable& out, bool as_labels = false) {
   if (v.is_string()) {
-    out.push_back(Canonical(v.get<std::string>()));
-  } else if (v.is_number_float()) {
-    out.push_back(Canonical(v.dump()));
+    out.labels.push_back(Canonical(v.get<std::string>()));
+  } else if (v.is_number()) {
+    if (as_labels) {
+      out.labels.push_back(Canonical(v.dump()));
+    } else if (v.is_number_float()) {
+      out.values.push_back(Canonical(v.dump()));
+    }
   } else if (v.is_array()) {
-    for (const auto& e : v) JsonValues(e, out);
+    for (const auto& e : v) JsonValues(e, out, as_labels);
   } else if (v.is_object()) {
     for (const auto& [k, e] : v.items()) {
-      out.push_back(Canonical(k));
-      JsonValues(e, out);
+      out.labels.push_back(Canonical(k));
+      JsonValues(e, out, as_labels);
     }
+  }
+}
+
+// A sidecar's labels: its strings and floats as JsonValues reads them, and the column, index and
+// Series names (whole numbers too: {"name": 64}, {"tuple": ["n", 64]}) as labels.
+void SidecarValues(const json& v, Readable& out) {
+  if (v.is_array()) {
+    for (const auto& e : v) SidecarValues(e, out);
+  } else if (v.is_object()) {
+    for (const auto& [k, e] : v.items()) {
+      out.labels.push_back(Canonical(k));
+      if (k == "name" || k == "columns_names" || k == "tuple") {
+        JsonValues(e, out, /*as_labels=*/true);
+      } else {
+        SidecarValues(e, out);
+      }
+    }
+  } else {
+    JsonValues(v, out);
   }
 }
 
@@ -613,9 +654,9 @@ Verdict CheckOutput(const OutputRules& rules, const std::string& format, const s
     if (rules.no_row_level) {
       v.held = RowLevel(JsonTable(doc), inputs);
       if (v.held.empty()) {
-        std::vector<std::string> values;
-        JsonValues(doc, values);
-        v.held = RareValue(values, inputs, RareThreshold(rules));
+        Readable found;
+        JsonValues(doc, found);
+        v.held = RareValue(found, inputs, RareThreshold(rules));
       }
       if (!v.held.empty()) return v;
     }
@@ -697,15 +738,24 @@ Verdict CheckOutput(const OutputRules& rules, const std::string& format, const s
   if (rules.no_row_level) {
     v.held = RowLevel(t, inputs);
     if (v.held.empty()) {
-      std::vector<std::string> values;
-      for (const auto& record : *records) {
-        for (const auto& f : record) {
-          if (!f.empty() && !IsInteger(f)) values.push_back(Canonical(f));
+      // The header and index levels are labels; a value column's cells are counts (an integer
+      // dtype), values (a float dtype) or labels (text, dates, anything else).
+      Readable found;
+      for (size_t r = 0; r < records->size(); ++r) {
+        const auto& record = (*records)[r];
+        for (size_t c = 0; c < record.size(); ++c) {
+          const std::string& f = record[c];
+          if (f.empty()) continue;
+          const std::string dtype = r == 0 || c < index_columns || c >= all_columns.size()
+                                        ? std::string()
+                                        : (*all_columns[c])["dtype"].get<std::string>();
+          if (IsIntDtype(dtype)) continue;
+          (IsFloatDtype(dtype) ? found.values : found.labels).push_back(Canonical(f));
         }
       }
       // The sidecar's labels travel too: names, index names, categories.
-      JsonValues(sidecar, values);
-      v.held = RareValue(values, inputs, RareThreshold(rules));
+      SidecarValues(sidecar, found);
+      v.held = RareValue(found, inputs, RareThreshold(rules));
     }
     if (!v.held.empty()) return v;
   }

@@ -345,6 +345,47 @@ TEST(OutputChecksTest, AWholeFloatIsACount) {
   EXPECT_FALSE(json::parse(*masked.meta)["columns"][1].contains("missing"));
 }
 
+// Found by a second cold attack (F2): a whole number in the data was never a rare value, so a
+// patient id or an age used as a key or a label passed: `groupby("pid").size().to_dict()` gave
+// {"1004": null}. Counts (integer value cells) stay counts.
+TEST(OutputChecksTest, AWholeNumberUsedAsALabelIsARareValue) {
+  const OutputRules rules = Rules({{"no_row_level", true}, {"min_cell_count", 2}});
+  for (const char* result :
+       {R"({"64": null})", R"({"x": {"64": 3}})", R"(["64"])", R"([{"64": 3}])"}) {
+    EXPECT_EQ(CheckOutput(rules, "json", result, "", 0, {People()}).held.rfind("no_row_level", 0),
+              0u)
+        << result;
+  }
+  // An index level (groupby("age").size()) and a column name.
+  const std::string by_age =
+      json{{"datasite", "pandas/1"},
+           {"kind", "series"},
+           {"name", nullptr},
+           {"index", {{"levels", {{{"name", "age"}, {"dtype", "int64"}}}}}},
+           {"columns", {{{"name", nullptr}, {"dtype", "Int64"}, {"missing", {{"", "NA"}}}}}}}
+          .dump();
+  EXPECT_EQ(CheckOutput(rules, "csv", "age,value\r\n64,\r\n", by_age, 0, {People()})
+                .held.rfind("no_row_level", 0),
+            0u);
+  EXPECT_EQ(CheckOutput(rules, "csv", "64\r\n3\r\n", FrameMeta({{"64", "int64"}}), 0, {People()})
+                .held.rfind("no_row_level", 0),
+            0u);
+  // A label inside a tuple column name (a pivot's MultiIndex columns), read from the sidecar.
+  json tuple = json::parse(FrameMeta({{"n", "int64"}}));
+  tuple["columns"][0]["name"] = {{"tuple", {"n", 64}}};
+  EXPECT_EQ(CheckOutput(rules, "csv", "n_x\r\n3\r\n", tuple.dump(), 0, {People()})
+                .held.rfind("no_row_level", 0),
+            0u);
+  // A count is a count, whatever ages the data holds; a label many rows share passes.
+  EXPECT_TRUE(
+      CheckOutput(rules, "json", R"({"Oslo": 64, "n": [31, 42]})", "", 0, {People()}).held.empty());
+  EXPECT_TRUE(CheckOutput(rules, "csv", "n\r\n64\r\n", FrameMeta({{"n", "int64"}}), 0, {People()})
+                  .held.empty());
+  InputTable ages = People();
+  for (auto& row : ages.cells) row[1] = "40";
+  EXPECT_TRUE(CheckOutput(rules, "json", R"({"40": 5})", "", 0, {ages}).held.empty());
+}
+
 TEST(OutputChecksTest, SizePrintsAndUnreadableFormatsHold) {
   EXPECT_EQ(CheckOutput(Rules({{"max_result_bytes", 3}}), "json", "1234", "", 0, {}).held,
             "max_result_bytes: the result is larger than 3 bytes");
