@@ -125,9 +125,12 @@ class Endpoint:
 
     Inside the function, ``context.settings``, ``context.state`` (a dict the server keeps between
     calls), ``context.user`` (the caller) and the helpers (``context.code.<name>``) are there.
+    With ``assets={"db": asset}`` (beyond PySyft) the function also reads dataset assets as
+    ``context.assets["db"]``: their private data on the private side, their mocks on the mock
+    side (a CSV asset is a DataFrame, a raw file bytes).
     """
 
-    def __init__(self, func, settings=None, helper_functions=None):
+    def __init__(self, func, settings=None, helper_functions=None, assets=None):
         from .code import _function_source, _outside_names
 
         self.source = _function_source(func, what="api_endpoint")
@@ -135,6 +138,7 @@ class Endpoint:
         self.name = func.__name__
         self.settings = _check_settings(settings)
         self.helpers = _helpers_of(helper_functions)
+        self.assets = _assets_of(assets)
         signature = inspect.signature(func)
         params = list(signature.parameters.values())
         if not params or params[0].name != "context":
@@ -188,6 +192,7 @@ class Endpoint:
             "helpers": dict(self.helpers),
             "signature": str(self.signature),
             "params": list(self.params),
+            "assets": dict(self.assets),
         }
 
     def __call__(self, *args, **kwargs):
@@ -200,14 +205,34 @@ class Endpoint:
         return "Endpoint {}{}".format(self.name, self.signature)
 
 
-def api_endpoint_method(settings=None, helper_functions=None):
+def _assets_of(assets):
+    """``{name: asset}`` as the server takes it, ``{name: asset id}``."""
+    if assets is None:
+        return {}
+    if not isinstance(assets, dict):
+        raise TypeError("assets is a dict of name: asset, got {!r}".format(assets))
+    out = {}
+    for name, asset in assets.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise TypeError("asset names are Python identifiers, got {!r}".format(name))
+        asset_id = asset if isinstance(asset, str) else getattr(asset, "id", None)
+        if not asset_id:
+            raise TypeError(
+                "assets[{!r}] must be an asset on the server (client.datasets[...].assets[...])"
+                .format(name)
+            )
+        out[name] = str(asset_id)
+    return out
+
+
+def api_endpoint_method(settings=None, helper_functions=None, assets=None):
     """Decorator: ``@sy.api_endpoint_method(settings={...})`` makes an ``Endpoint``, one side of
-    a ``sy.TwinAPIEndpoint``."""
+    a ``sy.TwinAPIEndpoint``; ``assets={name: asset}`` binds dataset assets (see ``Endpoint``)."""
     if inspect.isfunction(settings):
         raise TypeError("write @sy.api_endpoint_method() with parentheses")
 
     def decorator(func):
-        return Endpoint(func, settings=settings, helper_functions=helper_functions)
+        return Endpoint(func, settings=settings, helper_functions=helper_functions, assets=assets)
 
     return decorator
 

@@ -180,7 +180,7 @@ class Project:
         self.description = description or ""
         self._members = [_client_of(m) for m in (members or [])]
         self._client = self._members[0] if self._members else None
-        self._pending = []  # [(code_id, reason)] sent with the project
+        self._pending = []  # [(code_id, request_id)]: requests made, joining the project at send()
         self.created_by = None
         self.created_at = None
         self.members = []
@@ -240,6 +240,8 @@ class Project:
         if reason is not None and not isinstance(reason, str):
             raise TypeError("reason must be text")
         code = _submitted_code(client, obj)
+        from .requests import Request
+
         if not self.sent:
             if any(code_id == code.id for code_id, _ in self._pending):
                 raise errors.AlreadyExistsError(
@@ -247,13 +249,20 @@ class Project:
                     "{} is already asked for in this project".format(code.name),
                     None,
                 )
-            self._pending.append((code.id, reason or ""))
+            # As PySyft: the request is made now (data owners see it at once); send() makes the
+            # project with it.
+            if reason is None:
+                reason = "Code Request for Project: {}".format(self.name)
+            body = {"code_id": code.id}
+            if reason:
+                body["reason"] = reason
+            request = Request(client._transport.call("requests_create", body=body), client)
+            self._pending.append((code.id, str(request.id)))
             return SyftSuccess(
-                "Code request for '{}' added to project '{}'; send() the project to submit "
-                "it.".format(code.name, self.name),
-                value=code,
+                "Code request for '{}' added to project '{}'; it joins the project when you "
+                "send() it.".format(code.name, self.name),
+                value=request,
             )
-        from .requests import Request
 
         body = {"code_id": code.id}
         if reason:
@@ -318,9 +327,7 @@ class Project:
                 members.append(uid)
         body = {"name": self.name, "description": self.description, "members": members}
         if self._pending:
-            body["requests"] = [
-                {"code_id": code_id, "reason": reason} for code_id, reason in self._pending
-            ]
+            body["requests"] = [{"request_id": request_id} for _, request_id in self._pending]
         data = client._transport.call("projects_create", body=body)
         project = Project._from_server(data, client)
         return [project] if return_all_projects else project

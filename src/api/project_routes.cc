@@ -80,10 +80,17 @@ void AddProjectRoutes(http::Router& router, ApiContext& ctx) {
         ASSIGN_OR_RETURN(auto description, body.OptionalString("description"));
         in.description = description.value_or("");
         ASSIGN_OR_RETURN(in.members, Strings(body, "members"));
-        ASSIGN_OR_RETURN(auto requests, body.OptionalObjects("requests", {"code_id", "reason"}));
+        ASSIGN_OR_RETURN(auto requests,
+                         body.OptionalObjects("requests", {"code_id", "request_id", "reason"}));
         for (const auto& r : requests.value_or(std::vector<JsonBody>{})) {
           services::ProjectCodeRequest one;
-          ASSIGN_OR_RETURN(one.code_id, r.RequiredString("code_id"));
+          ASSIGN_OR_RETURN(auto code_id, r.OptionalString("code_id"));
+          ASSIGN_OR_RETURN(auto request_id, r.OptionalString("request_id"));
+          if (code_id.has_value() == request_id.has_value()) {
+            return InvalidArgumentError("each request gives either 'code_id' or 'request_id'");
+          }
+          one.code_id = code_id.value_or("");
+          one.request_id = request_id.value_or("");
           ASSIGN_OR_RETURN(auto reason, r.OptionalString("reason"));
           one.reason = reason.value_or("");
           in.requests.push_back(std::move(one));

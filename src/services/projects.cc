@@ -147,16 +147,34 @@ Result<store::Project> ProjectService::Create(const Principal& caller, const New
   for (auto& id : members) p.members.push_back({id, "", ""});
 
   std::set<std::string> codes;
+  std::set<std::string> asked;
   for (const auto& r : in.requests) {
-    if (!codes.insert(r.code_id).second) {
-      return InvalidArgumentError("the code " + r.code_id + " is asked for twice");
+    if (!(r.request_id.empty() ? codes.insert(r.code_id) : asked.insert(r.request_id)).second) {
+      return InvalidArgumentError(
+          "the " + (r.request_id.empty() ? "code " + r.code_id : "request " + r.request_id) +
+          " is asked for twice");
     }
   }
   std::vector<store::CodeRequest> requests;
+  std::vector<store::CodeRequest> existing;  // made before, joining the project
   for (const auto& r : in.requests) {
-    ASSIGN_OR_RETURN(store::CodeRequest row, code_.NewRequest(caller, r.code_id, r.reason));
-    row.project_id = p.id;
-    requests.push_back(std::move(row));
+    if (r.request_id.empty()) {
+      ASSIGN_OR_RETURN(store::CodeRequest row, code_.NewRequest(caller, r.code_id, r.reason));
+      row.project_id = p.id;
+      requests.push_back(std::move(row));
+    } else {
+      ASSIGN_OR_RETURN(store::CodeRequest row, code_.GetRequest(caller, r.request_id));
+      if (!caller.IsSelf(row.user_id)) {
+        return PermissionDeniedError("only the request's author may add it to a project");
+      }
+      if (row.project_id) return FailedPreconditionError("the request is in another project");
+      existing.push_back(std::move(row));
+    }
+  }
+  for (const auto& r : existing) {
+    if (!codes.insert(r.code_id).second) {
+      return InvalidArgumentError("the code " + r.code_id + " is asked for twice");
+    }
   }
 
   std::vector<store::ProjectEvent> events;
@@ -185,6 +203,15 @@ Result<store::Project> ProjectService::Create(const Principal& caller, const New
       ASSIGN_OR_RETURN(e.seq, tx.AppendProjectEvent(e));
       RETURN_IF_ERROR(tx.AppendAudit({p.created_at, caller.AuditName(), "request.submit",
                                       "request:" + r.id, "project:" + p.id}));
+      events.push_back(std::move(e));
+    }
+    for (const auto& r : existing) {
+      RETURN_IF_ERROR(tx.SetRequestProject(r.id, p.id));
+      store::ProjectEvent e = MakeEvent(caller, p.id, "request", r.reason);
+      e.request_id = r.id;
+      ASSIGN_OR_RETURN(e.seq, tx.AppendProjectEvent(e));
+      RETURN_IF_ERROR(tx.AppendAudit({p.created_at, caller.AuditName(), "project.add_request",
+                                      "project:" + p.id, "request:" + r.id}));
       events.push_back(std::move(e));
     }
     return notifications_ ? notifications_->OnNewProject(tx, p, p.created_by) : Status::Ok();

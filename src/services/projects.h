@@ -38,9 +38,13 @@ struct ProjectEventPage {
   bool more = false;
 };
 
+// One request of a new project: a new one for `code_id` (submitted code of the caller's, with no
+// request yet), or the caller's request `request_id` made before, outside any project (PySyft's
+// project.create_code_request before send() asks at once).
 struct ProjectCodeRequest {
-  std::string code_id;  // submitted code of the caller's, with no request yet
-  std::string reason;
+  std::string code_id;
+  std::string request_id;
+  std::string reason;  // a new request's
 };
 
 struct NewProject {

@@ -179,6 +179,82 @@ def test_twin_endpoint_scenario(actors):
         owner.api.services.warehouse
 
 
+def warehouse_file(rows, seed):
+    """A SQLite database file's bytes holding ``warehouse_dump(rows, seed)``'s table."""
+    dump, frame = warehouse_dump(rows, seed)
+    db = sqlite3.connect(":memory:")
+    db.executescript(dump)
+    data = db.serialize()
+    db.close()
+    return bytes(data), frame
+
+
+def test_a_sqlite_warehouse_asset_behind_an_endpoint(actors):
+    """PySyft's BigQuery scenario with the warehouse a dataset asset: the private function runs
+    SQL on the real SQLite file, the mock function on the asset's fake one; a scientist explores
+    on the mock, gets code using the endpoint approved, and reads the private answer."""
+    owner, scientist = actors["owner"].client, actors["scientist"].client
+    private_bytes, private_people = warehouse_file(300, seed=3)
+    mock_bytes, mock_people = warehouse_file(30, seed=4)
+    name = "warehouse-" + uuid.uuid4().hex[:8]
+    dataset = sy.Dataset(name=name, summary="the people warehouse")
+    dataset.add_asset(sy.Asset(name="db", data=private_bytes, mock=mock_bytes))
+    assert owner.upload_dataset(dataset)
+    db = owner.datasets[name].assets["db"]
+    assert db.format == "raw"
+
+    @sy.api_endpoint_method(assets={"db": db})
+    def mock_sql(context, sql: str):
+        import sqlite3
+
+        import pandas as pd
+
+        con = sqlite3.connect(":memory:")
+        con.deserialize(context.assets["db"])
+        return pd.read_sql_query(sql, con)
+
+    @sy.api_endpoint_method(assets={"db": db}, settings={"role": "reader"})
+    def private_sql(context, sql: str):
+        import sqlite3
+
+        import pandas as pd
+
+        con = sqlite3.connect(":memory:")
+        con.deserialize(context.assets["db"])
+        return pd.read_sql_query(sql, con)
+
+    path = "bq_" + uuid.uuid4().hex[:6] + ".query"
+    assert owner.api.services.api.add(
+        endpoint=sy.TwinAPIEndpoint(path=path, mock_function=mock_sql, private_function=private_sql)
+    )
+    service, method = path.split(".")
+    count = "SELECT COUNT(*) AS n FROM people"
+    mine = getattr(getattr(owner.api.services, service), method)
+    assert mine(sql=count)["n"].tolist() == [300]
+    assert mine.mock(sql=count)["n"].tolist() == [30]
+    theirs = getattr(getattr(scientist.api.services, service), method)
+    rows = theirs(sql="SELECT * FROM people ORDER BY id")
+    pd.testing.assert_frame_equal(rows, mock_people)  # the mock: fake people only
+
+    @sy.syft_function_single_use(endpoint=theirs)
+    def regions(endpoint):
+        return endpoint(
+            sql="SELECT region, COUNT(*) AS n, AVG(age) AS mean_age FROM people "
+            "GROUP BY region ORDER BY region"
+        )
+
+    assert regions().get()["n"].sum() == 30  # prototyped on the mock
+    request = scientist.code.request_code_execution(regions, reason="ages by region")
+    assert owner.requests.get(request.id).approve()
+    result = scientist.code.regions(endpoint=theirs).get()
+    pd.testing.assert_frame_equal(
+        result.reset_index(drop=True), expected_by_region(private_people), check_dtype=False
+    )
+    # The private side's assets and settings are the owner's: not in the scientist's view.
+    seen = scientist.api.services.api.view(path)
+    assert seen.private is None and set(seen.mock) == {"name", "source"}
+
+
 def test_one_function_endpoint_is_called_by_everyone(actors):
     owner, scientist = actors["owner"].client, actors["scientist"].client
 

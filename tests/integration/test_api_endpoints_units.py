@@ -59,6 +59,7 @@ def test_a_side_is_its_source_without_decorators_and_its_signature_without_conte
         "helpers": {},
         "signature": "(sql: str, limit: int = 10) -> 'Any'",
         "params": ["sql", "limit"],
+        "assets": {},
     }
     assert isinstance(mock_query, sy.Endpoint)
     assert private_query.to_wire()["helpers"] == {
