@@ -524,6 +524,23 @@ void SidecarValues(const json& v, Readable& out) {
   }
 }
 
+// A JSON cell of a CSV result (an object column's "encoding": "json"), as the client's json.loads
+// reads it; nullopt when the rules can't read it so (not JSON to this parser, nested deeper than
+// the rules walk, a number no rule reads exactly). NaN, Infinity and -Infinity alone, which
+// Python's JSON writes, are a float that is no count: read as null.
+std::optional<json> JsonCell(const std::string& text) {
+  if (text == "NaN" || text == "Infinity" || text == "-Infinity") return json(nullptr);
+  if (NestsDeeperThan(text, kMaxCheckedDepth)) return std::nullopt;
+  json doc = json::parse(text, nullptr, false);
+  if (doc.is_discarded() || HasUncheckableNumber(doc)) return std::nullopt;
+  return doc;
+}
+
+bool IsMissingToken(const json& column, const std::string& cell) {
+  return column.contains("missing") && column["missing"].is_object() &&
+         column["missing"].contains(cell);
+}
+
 }  // namespace
 
 Result<OutputRules> ParseOutputRules(const json& j) {
@@ -726,17 +743,81 @@ Verdict CheckOutput(const OutputRules& rules, const std::string& format, const s
       }
     }
   }
+  // An object column of mixed values carries each cell as JSON text ("encoding": "json"), and a
+  // category column whose categories are mixed carries its cells and categories so; the client
+  // decodes them. The rules read the decoded values as they read a JSON result's: strings and keys
+  // as labels, integers and whole floats in value columns as counts, a record as a row. A cell
+  // they can't read holds the result.
+  enum class Encoded { kNo, kCell, kCategory };
+  std::vector<Encoded> encoded(all_columns.size(), Encoded::kNo);
+  Readable category_labels;  // an encoded category column's categories, decoded
+  for (size_t c = 0; c < all_columns.size(); ++c) {
+    const json& column = *all_columns[c];
+    const std::string& dtype = column["dtype"].get_ref<const std::string&>();
+    const json* categories =
+        dtype == "category" && column.contains("categories") && column["categories"].is_object()
+            ? &column["categories"]
+            : nullptr;
+    if (column.contains("encoding")) {
+      if (column["encoding"] != "json" || dtype != "object") {
+        v.held = Held("format", "the result's sidecar names an encoding the rules can't read");
+        return v;
+      }
+      encoded[c] = Encoded::kCell;
+    } else if (categories && categories->contains("encoding")) {
+      if ((*categories)["encoding"] != "json" || !categories->contains("values") ||
+          !(*categories)["values"].is_array()) {
+        v.held = Held("format", "the result's sidecar names an encoding the rules can't read");
+        return v;
+      }
+      encoded[c] = Encoded::kCategory;
+      for (const json& value : (*categories)["values"]) {
+        std::optional<json> doc =
+            value.is_string() ? JsonCell(value.get<std::string>()) : std::optional<json>();
+        if (!doc) {
+          v.held = Held("format", "a JSON cell of the result is not one the rules can read");
+          return v;
+        }
+        JsonValues(*doc, category_labels, /*as_labels=*/true);
+      }
+    }
+  }
+  std::vector<std::vector<std::optional<json>>> decoded(records->size());
+  for (size_t r = 1; r < records->size(); ++r) {
+    const auto& record = (*records)[r];
+    decoded[r].resize(record.size());
+    for (size_t c = 0; c < record.size() && c < all_columns.size(); ++c) {
+      if (encoded[c] == Encoded::kNo || IsMissingToken(*all_columns[c], record[c])) continue;
+      decoded[r][c] = JsonCell(record[c]);
+      if (!decoded[r][c]) {
+        v.held = Held("format", "a JSON cell of the result is not one the rules can read");
+        return v;
+      }
+    }
+  }
   Table t;
   if (!records->empty()) {
     t.columns = records->front();
     for (size_t i = 1; i < records->size(); ++i) {
       std::vector<std::string> row;
-      for (const auto& f : (*records)[i]) row.push_back(Canonical(f));
+      const auto& record = (*records)[i];
+      for (size_t c = 0; c < record.size(); ++c) {
+        row.push_back(decoded[i][c] ? CellText(*decoded[i][c]) : Canonical(record[c]));
+      }
       t.rows.push_back(std::move(row));
     }
   }
   if (rules.no_row_level) {
     v.held = RowLevel(t, inputs);
+    // A list or a record in one cell is a result of its own: `to_dict("records")` in a cell.
+    for (size_t r = 1; r < decoded.size() && v.held.empty(); ++r) {
+      for (const auto& cell : decoded[r]) {
+        if (cell && (cell->is_array() || cell->is_object())) {
+          v.held = RowLevel(JsonTable(*cell), inputs);
+          if (!v.held.empty()) break;
+        }
+      }
+    }
     if (v.held.empty()) {
       // The header and index levels are labels; a value column's cells are counts (an integer
       // dtype), values (a float dtype) or labels (text, dates, anything else).
@@ -749,10 +830,18 @@ Verdict CheckOutput(const OutputRules& rules, const std::string& format, const s
           const std::string dtype = r == 0 || c < index_columns || c >= all_columns.size()
                                         ? std::string()
                                         : (*all_columns[c])["dtype"].get<std::string>();
+          if (r > 0 && r < decoded.size() && c < decoded[r].size() && decoded[r][c]) {
+            // Index levels and categories are labels, whole numbers too.
+            JsonValues(*decoded[r][c], found,
+                       /*as_labels=*/c < index_columns || encoded[c] == Encoded::kCategory);
+            continue;
+          }
           if (IsIntDtype(dtype)) continue;
           (IsFloatDtype(dtype) ? found.values : found.labels).push_back(Canonical(f));
         }
       }
+      found.labels.insert(found.labels.end(), category_labels.labels.begin(),
+                          category_labels.labels.end());
       // The sidecar's labels travel too: names, index names, categories.
       SidecarValues(sidecar, found);
       v.held = RareValue(found, inputs, RareThreshold(rules));
@@ -771,6 +860,15 @@ Verdict CheckOutput(const OutputRules& rules, const std::string& format, const s
         const size_t at = c - index_columns;
         if (at >= sidecar_columns.size()) continue;
         column = sidecar_columns[at];
+        if (c < decoded[r].size() && decoded[r][c] && encoded[c] == Encoded::kCell) {
+          // A suppressed value inside a JSON cell is null, as in a JSON result.
+          json counted = CountJson(rules, *decoded[r][c], small);
+          if (counted != *decoded[r][c]) {
+            record[c] = counted.dump(-1, ' ', false, json::error_handler_t::replace);
+            changed = true;
+          }
+          continue;
+        }
         const std::string dtype = column->value("dtype", std::string());
         if (IsFloatDtype(dtype)) {
           // A whole float is a count; suppressed, a numpy float's cell is empty (NaN: its dtype

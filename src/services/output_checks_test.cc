@@ -386,6 +386,79 @@ TEST(OutputChecksTest, AWholeNumberUsedAsALabelIsARareValue) {
   EXPECT_TRUE(CheckOutput(rules, "json", R"({"40": 5})", "", 0, {ages}).held.empty());
 }
 
+// Found by a second cold attack (F1): an object column of mixed values goes out as JSON text per
+// cell ("encoding": "json"); its cells were compared as raw text ("\"dee\"" is not dee) and never
+// counted, so describe() of a filtered frame showed one person's name and counts of 1, and a
+// whole record in one cell passed no_row_level. Decoded cells get the JSON results' checks.
+TEST(OutputChecksTest, ValuesInsideJsonEncodedCellsAreChecked) {
+  const OutputRules k2 = Rules({{"min_cell_count", 2}, {"no_row_level", true}});
+  auto encoded = [](const std::vector<std::string>& columns, bool index_encoded = false) {
+    json cols = json::array();
+    for (const auto& name : columns) {
+      cols.push_back({{"name", name}, {"dtype", "object"}, {"encoding", "json"}});
+    }
+    json level = {{"name", nullptr}, {"dtype", "object"}};
+    if (index_encoded) level["encoding"] = "json";
+    return json{{"datasite", "pandas/1"},
+                {"kind", "frame"},
+                {"index", {{"levels", {level}}}},
+                {"columns", cols}}
+        .dump();
+  };
+  // data[data.age > 60][["name", "city"]].describe()
+  const std::string describe =
+      ",name,city\r\ncount,1,1\r\nunique,1,1\r\ntop,\"\"\"dee\"\"\",\"\"\"Lima\"\"\"\r\n"
+      "freq,1,1\r\n";
+  EXPECT_EQ(CheckOutput(k2, "csv", describe, encoded({"name", "city"}), 0, {People()})
+                .held.rfind("no_row_level", 0),
+            0u);
+  // A list of names, a record in a cell (its columns city and age are a row of the input), an
+  // encoded index label.
+  for (const auto& [csv, meta] : std::vector<std::pair<std::string, std::string>>{
+           {",name\r\neng,\"[\"\"dee\"\"]\"\r\n", encoded({"name"})},
+           {",v\r\nrows,\"[{\"\"city\"\": \"\"Oslo\"\", \"\"age\"\": 31}]\"\r\n", encoded({"v"})},
+           {",v\r\n\"\"\"dee\"\"\",\"\"\"Oslo\"\"\"\r\n", encoded({"v"}, true)}}) {
+    EXPECT_EQ(CheckOutput(k2, "csv", csv, meta, 0, {People()}).held.rfind("no_row_level", 0), 0u)
+        << csv;
+  }
+  // Counts inside cells are counts: suppressed as JSON null, or held.
+  const std::string counts =
+      ",city\r\ncount,2\r\nunique,1\r\ntop,\"\"\"Oslo\"\"\"\r\nfreq,\"[1, 5.0]\"\r\n";
+  Verdict v = CheckOutput(k2, "csv", counts, encoded({"city"}), 0, {People()});
+  EXPECT_TRUE(v.held.empty()) << v.held;
+  ASSERT_TRUE(v.result);
+  EXPECT_EQ(*v.result,
+            ",city\r\ncount,2\r\nunique,null\r\ntop,\"\"\"Oslo\"\"\"\r\nfreq,\"[null,5.0]\"\r\n");
+  EXPECT_EQ(CheckOutput(Rules({{"min_cell_count", 2}, {"small_cells", "hold"}}), "csv", counts,
+                        encoded({"city"}), 0, {})
+                .held,
+            "min_cell_count: a count below 2");
+  // A cell the rules can't read holds the result; NaN and a missing token are read.
+  for (const char* cell : {"{", "[NaN]", "\"\"\"a\"\" x\"", "100000000000000000002"}) {
+    EXPECT_EQ(CheckOutput(k2, "csv", std::string(",v\r\na,") + cell + "\r\n", encoded({"v"}), 0, {})
+                  .held.rfind("format", 0),
+              0u)
+        << cell;
+  }
+  json na = json::parse(encoded({"v"}));
+  na["columns"][0]["missing"] = {{"<NA>", "NA"}};
+  EXPECT_TRUE(CheckOutput(k2, "csv", ",v\r\na,NaN\r\nb,<NA>\r\nc,-Infinity\r\n", na.dump(), 0, {})
+                  .held.empty());
+  // A category column of mixed categories carries them as JSON text too.
+  json cats = json::parse(FrameMeta({{"v", "category"}}));
+  cats["columns"][0]["ordered"] = false;
+  cats["columns"][0]["categories"] = {
+      {"dtype", "object"}, {"encoding", "json"}, {"values", {"\"dee\"", "1"}}};
+  EXPECT_EQ(CheckOutput(k2, "csv", "v\r\n1\r\n", cats.dump(), 0, {People()})
+                .held.rfind("no_row_level", 0),
+            0u);
+  // An encoding the rules don't know is held.
+  json other = json::parse(encoded({"v"}));
+  other["columns"][0]["encoding"] = "pickle";
+  EXPECT_EQ(CheckOutput(k2, "csv", ",v\r\na,1\r\n", other.dump(), 0, {}).held.rfind("format", 0),
+            0u);
+}
+
 TEST(OutputChecksTest, SizePrintsAndUnreadableFormatsHold) {
   EXPECT_EQ(CheckOutput(Rules({{"max_result_bytes", 3}}), "json", "1234", "", 0, {}).held,
             "max_result_bytes: the result is larger than 3 bytes");
