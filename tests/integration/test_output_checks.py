@@ -656,6 +656,73 @@ def test_the_rules_of_two_datasets_combine(api, actors, scientist, owner):
 
 
 @needs_sandbox
+def test_what_a_second_cold_attack_got_past_the_rules_is_held_or_suppressed(
+    api, actors, scientist, owner
+):
+    """Four bypasses a second cold attack found (F1 to F4), each through the client."""
+    _, asset = checked_people(
+        owner, scientist, sy.OutputChecks(min_cell_count=2, no_row_level=True)
+    )
+    token = actors["scientist"].token
+
+    # F1: describe() of an object column mixes counts and names, so the column goes out as one
+    # JSON text per cell ("\"dee\""); the rules read the decoded values.
+    @sy.syft_function_single_use(data=asset)
+    def oldest_described(data):
+        return data[data["age"] > 60][["name"]].describe()
+
+    # F2: an age (a whole number) used as a key is someone's value.
+    @sy.syft_function_single_use(data=asset)
+    def oldest_age_keys(data):
+        return data[data["age"] > 60].groupby("age").size().to_dict()
+
+    # F4: a name in another case is the name.
+    @sy.syft_function_single_use(data=asset)
+    def oldest_titled(data):
+        return {"senior": list(data[data["age"] > 60]["name"].str.title())}
+
+    # (What must not show is what the result would carry; "dee" alone is hex, in any id.)
+    for func, never in ((oldest_described, ("top", "freq")), (oldest_age_keys, ('"64"',)),
+                        (oldest_titled, ("Dee", "senior"))):
+        job = granted_run(scientist, owner, func, data=asset)
+        assert_held(job, "no_row_level", api, token, never=never)
+
+    _, counted = checked_people(owner, scientist, sy.OutputChecks(min_cell_count=3))
+
+    # F1: counts inside JSON cells are counts (a mixed Series is one JSON text per cell).
+    @sy.syft_function_single_use(data=counted)
+    def mixed_bands(data):
+        import pandas as pd
+
+        return pd.Series({"old": int((data["age"] >= 40).sum()),
+                          "young": int((data["age"] < 40).sum()), "measure": "age bands"})
+
+    job = granted_run(scientist, owner, mixed_bands, data=counted)
+    assert not job.held and job.result_format == "csv", job
+    series = job.get()
+    assert series["old"] == OLD and series["young"] is None, series
+    assert series["measure"] == "age bands"
+
+    # F3: counts written as floats are counts (unstack() of an incomplete cross-table, astype).
+    @sy.syft_function_single_use(data=counted)
+    def float_bands(data):
+        bands = data["age"].ge(40).map({True: "old", False: "young"}).rename("band")
+        return data.groupby(bands).size().astype(float)
+
+    @sy.syft_function_single_use(data=counted)
+    def float_bands_json(data):
+        return {"old": float((data["age"] >= 40).sum()), "young": float((data["age"] < 40).sum()),
+                "mean": float(data["age"].mean())}
+
+    series = granted_run(scientist, owner, float_bands, data=counted).get()
+    assert series["old"] == float(OLD) and pd.isna(series["young"]), series
+    assert str(series.dtype) == "float64", series.dtype
+    assert granted_run(scientist, owner, float_bands_json, data=counted).get() == {
+        "old": float(OLD), "young": None, "mean": pytest.approx(MEAN_AGE),
+    }
+
+
+@needs_sandbox
 def test_the_rules_leave_runs_that_are_not_under_a_grant_alone(scientist, owner):
     strict = sy.OutputChecks(
         min_cell_count=10, small_cells="hold", round_to=5, no_row_level=True, max_result_bytes=50
