@@ -488,13 +488,40 @@ def grants_section(g):
     return out
 
 
+def endpoints_section(e):
+    """A custom API endpoint's mock and private calls beside a trivial job (bench/endpoints.py)."""
+    out = ["## Custom API endpoints: a call beside a trivial job (bench/endpoints.py; issue 17)\n"]
+    out.append("Measured on a build of commit %s, %s; load average at the end: %s." % (e["commit"], e["date"], e["load"]))
+    out.append("")
+    out.append("`/usr/bin/python3 bench/endpoints.py --runs %d --calls %d`: one server (`--workers 2`, SQLite), "
+               "kept-alive connections; in blocks of 20 taking turns, %d of each: a data scientist's blocking run "
+               "of approved code `return k` (result inline), the scientist's call of an endpoint's mock function "
+               "`return k`, and a data owner's call of its private function `return k`. CPU per call is the server "
+               "process's and every sandbox process's (both sandboxes' templates and the children they reaped) "
+               "over a kind's blocks. Medians of %d runs." % (e["runs"], e["calls"], e["calls"], e["runs"]))
+    out.append("")
+    out.append("| | p50 | CPU per call (server + sandbox) |")
+    out.append("|---|---|---|")
+    out.append("| trivial job (reference) | %.2f ms | %.1f ms |" % (e["job_p50_ms"], e["job_cpu_ms"]))
+    out.append("| endpoint call, mock function (data scientist) | %.2f ms | %.1f ms |" % (e["mock_p50_ms"], e["mock_cpu_ms"]))
+    out.append("| endpoint call, private function (data owner) | %.2f ms | %.1f ms |" % (e["private_p50_ms"], e["private_cpu_ms"]))
+    out.append("")
+    out.append("Mock call p50 %+.2f ms from the trivial job's (goal: within %.0f ms) and %.2fx its CPU (goal: at most "
+               "1x): %s. The private call runs the same path (its function's own time added)." % (
+                   e["mock_p50_ms"] - e["job_p50_ms"], e["goal_ms"], e["mock_cpu_ms"] / e["job_cpu_ms"],
+                   "met" if e["met"] else "not met"))
+    out.append("")
+    return out
+
+
 def main():
     if sys.argv[1] == "--section":
         # One section alone (to splice into docs/BENCHMARKS.md without rerunning the others).
         doc = json.load(open(sys.argv[2]))
         print("\n".join({"sync": sync_section, "jobs": jobs_section, "api_wrk": api_section,
                          "jobs_queue": jobs_queue_section, "scientists": scientists_section,
-                         "tls": tls_section, "grants": grants_section}[doc["kind"]](doc)))
+                         "tls": tls_section, "grants": grants_section,
+                         "endpoints": endpoints_section}[doc["kind"]](doc)))
         return
     r = json.load(open(sys.argv[1]))
     u = json.load(open(sys.argv[2])) if len(sys.argv) > 2 else None
@@ -608,6 +635,8 @@ Raw figures: `bench/out/*.json` (not committed; rerun to get them).
         out.append(SCIENTISTS_READING)
     if "grants" in extra:
         out += grants_section(extra["grants"])
+    if "endpoints" in extra:
+        out += endpoints_section(extra["endpoints"])
     out.append(AUDIT_SECTION)
     out.append("""## Reading the goals
 
