@@ -36,8 +36,8 @@ from ._listing import TableList
 from .errors import DatasiteError, DatasiteWarning, InvalidArgumentError, SyftSuccess
 
 # The server's bounds (endpoint-api.md, "Paths").
-MAX_PATH_CHARS = 200
-MAX_PATH_PARTS = 4
+MAX_PATH_CHARS = 128
+MAX_PATH_PARTS = 2
 DEFAULT_TIMEOUT_SECONDS = 60
 # How long a call may take over HTTP beyond the endpoint's own timeout.
 CALL_MARGIN_SECONDS = 30
@@ -46,8 +46,8 @@ _PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def check_path(path):
-    """``path`` if it is 1 to 4 dot-separated Python identifiers (at most 200 characters);
-    ValueError otherwise. Whether its first part is a built-in service's name is the server's to
+    """``path`` if it is 'service.method', two Python identifiers (not keywords) of at most 128
+    characters in all, as the server takes it; ValueError otherwise. Whether its first part is a built-in service's name is the server's to
     say."""
     if not isinstance(path, str):
         raise TypeError("an endpoint path is text such as 'bigquery.query', got {!r}".format(path))
@@ -55,14 +55,12 @@ def check_path(path):
     if (
         not path
         or len(path) > MAX_PATH_CHARS
-        or len(parts) > MAX_PATH_PARTS
+        or len(parts) != MAX_PATH_PARTS
         or not all(_PART.fullmatch(p) and not keyword.iskeyword(p) for p in parts)
     ):
         raise ValueError(
-            "an endpoint path is 1 to {} dot-separated Python identifiers of at most {} "
-            "characters in all, e.g. 'bigquery.query'; got {!r}".format(
-                MAX_PATH_PARTS, MAX_PATH_CHARS, path
-            )
+            "an endpoint path is 'service.method', two Python identifiers of at most {} "
+            "characters in all, e.g. 'bigquery.query'; got {!r}".format(MAX_PATH_CHARS, path)
         )
     return path
 

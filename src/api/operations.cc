@@ -105,7 +105,10 @@ const std::vector<BuiltIn>& Table() {
 }
 
 // Services the Python client defines itself on top of the routes (client.code_history ...).
-constexpr const char* kClientServices[] = {"code_history"};
+// And the services whose routes are named from their tags (grants, sync, ...), which a custom
+// endpoint's path would shadow in the client as well.
+constexpr const char* kClientServices[] = {"code_history", "grant", "grants", "sync",
+                                           "notifications"};
 
 std::string Identifier(std::string_view text) {
   std::string out;
@@ -202,6 +205,16 @@ Status CheckCustomEndpointPath(std::string_view path) {
         "'bigquery.test_query'");
   }
   const std::string service(path.substr(0, dot));
+  // Python's keywords are identifiers the attribute syntax can't reach (client.api.services.class).
+  static const std::set<std::string_view> kKeywords = {
+      "False", "None",     "True",  "and",    "as",   "assert", "async",  "await",    "break",
+      "class", "continue", "def",   "del",    "elif", "else",   "except", "finally",  "for",
+      "from",  "global",   "if",    "import", "in",   "is",     "lambda", "nonlocal", "not",
+      "or",    "pass",     "raise", "return", "try",  "while",  "with",   "yield"};
+  if (kKeywords.count(path.substr(0, dot)) || kKeywords.count(path.substr(dot + 1))) {
+    return InvalidArgumentError("an endpoint path's parts may not be Python keywords: '" +
+                                std::string(path.substr(0, 64)) + "'");
+  }
   for (const auto& builtin : BuiltInServices()) {
     if (builtin == service) {
       return InvalidArgumentError("'" + service +

@@ -259,7 +259,12 @@ class Endpoint:
     runs the endpoint's function in another sandbox child (its settings never enter this process)
     and hands its result back as a file descriptor."""
 
+    _lock = None  # one call at a time on the job's one channel, whichever thread makes it
+
     def __init__(self, sock, path, params):
+        import threading
+        if Endpoint._lock is None:
+            Endpoint._lock = threading.Lock()
         self._sock = sock
         self._path = path
         self._params = list(params)
@@ -290,10 +295,11 @@ class Endpoint:
         body = frame({"type": "call", "endpoint": self._path, "side": side, "kwargs": kwargs})
         if len(body) - 4 > MAX_CTRL_MESSAGE:
             raise ValueError(f"{self._path}(): arguments over 64 KiB as JSON")
-        for stream in (sys.stdout, sys.stderr):  # what was printed before the call shows first
-            stream.flush()
-        self._sock.sendall(body)
-        answer, fds = recv_message(self._sock, MAX_CTRL_MESSAGE)
+        with Endpoint._lock:
+            for stream in (sys.stdout, sys.stderr):  # what was printed before shows first
+                stream.flush()
+            self._sock.sendall(body)
+            answer, fds = recv_message(self._sock, MAX_CTRL_MESSAGE)
         if not isinstance(answer, dict) or answer.get("type") != "answer":
             close_all(fds)
             raise EndpointError(f"{self._path}: the server did not answer the call")

@@ -444,7 +444,8 @@ class SandboxImpl final : public Sandbox {
 
   // Hands out the free slot that has been idle longest: its spare child has had the most time to
   // get ready, so back-to-back callers alternate between slots.
-  Slot& Acquire() {
+  // With a `deadline` (not the epoch), nullptr once it passes without a free slot.
+  Slot* Acquire(SteadyClock::time_point deadline) {
     std::unique_lock lock(mu_);
     while (true) {
       Slot* best = nullptr;
@@ -453,9 +454,14 @@ class SandboxImpl final : public Sandbox {
       }
       if (best != nullptr) {
         best->busy = true;
-        return *best;
+        return best;
       }
-      free_.wait(lock);
+      if (deadline == SteadyClock::time_point{}) {
+        free_.wait(lock);
+      } else if (free_.wait_until(lock, deadline) == std::cv_status::timeout &&
+                 SteadyClock::now() >= deadline) {
+        return nullptr;
+      }
     }
   }
   void Release(Slot& slot) {
@@ -723,7 +729,10 @@ Result<JobResult> SandboxImpl::Run(const JobSpec& spec, const std::string& resul
   UniqueFd result(open(result_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
   if (!result.valid()) return InvalidArgumentError(ErrnoText("result file " + result_path));
 
-  Slot& slot = Acquire();
+  Slot* free = Acquire(spec.start_by);
+  if (free == nullptr)
+    return Status(StatusCode::kDeadlineExceeded, "no sandbox slot came free in time");
+  Slot& slot = *free;
   struct Lease {
     SandboxImpl* self;
     Slot* slot;
@@ -891,6 +900,10 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
     append(out.stderr_text, answer.stderr_text, stderr_total);
     nlohmann::json reply = {{"type", "answer"}};
     std::vector<int> fds;
+    if (answer.stop_job) {
+      request_kill(Outcome::kKilled);  // unanswered: the job gets nothing more
+      return;
+    }
     if (!answer.error.empty() || !answer.result.valid()) {
       reply["error"] = answer.error.empty() ? "the call gave no result" : answer.error;
     } else {

@@ -67,6 +67,8 @@ struct EndpointAnswer {
   // Added to the job's stdout and stderr where the call was made (each within max_log_bytes).
   std::string stdout_text;
   std::string stderr_text;
+  // The job is stopped instead of answered (Outcome::kKilled): what it was to get was held.
+  bool stop_job = false;
 };
 
 // An argument bound to an API endpoint: the job's code gets an object it calls (see runner.py).
@@ -110,6 +112,8 @@ struct JobSpec {
   nlohmann::json endpoint;
   // The same for the job's stderr (JobResult::stderr_text), with the same interval and chunk size.
   std::function<void(std::string_view)> on_stderr;
+  // When set, Run() gives up waiting for a free slot at this time (kDeadlineExceeded).
+  std::chrono::steady_clock::time_point start_by{};
   std::chrono::milliseconds stdout_interval{250};
   size_t stdout_chunk_bytes = size_t{64} << 10;
 };

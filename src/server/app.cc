@@ -128,7 +128,7 @@ services::EndpointOptions EndpointOptionsFor(const std::string& python, const st
   o.scratch_dir = storage + "/endpoint-calls";
   sandbox::Options sandbox;
   sandbox.python = python;
-  sandbox.slots = 1;
+  sandbox.slots = 2;  // one user runs one call at a time, so one slot is always another's
   o.sandbox = sandbox;
   o.check_path = [](std::string_view path) { return api::CheckCustomEndpointPath(path); };
   return o;

@@ -1,5 +1,6 @@
 #include "services/endpoints.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -30,8 +31,10 @@ constexpr size_t kMaxParams = 64;
 constexpr size_t kMaxAssets = 16;
 // What one call may return: it comes back in one response (or one descriptor to a job).
 constexpr uint64_t kMaxCallResultBytes = uint64_t{64} << 20;
-// How much of a call's arguments its audit entry records.
+// How much of a call's arguments, and of what a private function printed in a data scientist's
+// job, its audit entry records.
 constexpr size_t kAuditedArgumentChars = 2000;
+constexpr size_t kAuditedOutputChars = 16000;
 
 bool IsOwner(const Principal& p) { return p.role >= auth::Role::kDataOwner; }
 
@@ -229,11 +232,38 @@ Status EndpointService::Audit(const Principal& actor, const std::string& action,
   return store_.AppendAudit({clock_.NowSeconds(), actor.AuditName(), action, target, detail});
 }
 
-std::mutex& EndpointService::SideLock(const std::string& path, bool private_side) {
+std::timed_mutex& EndpointService::SideLock(const std::string& path, bool private_side) {
   std::lock_guard lock(locks_mu_);
   auto& slot = side_locks_[path + (private_side ? "#private" : "#mock")];
-  if (!slot) slot = std::make_unique<std::mutex>();
+  if (!slot) slot = std::make_unique<std::timed_mutex>();
   return *slot;
+}
+
+bool EndpointService::UsesState(const Side& side) {
+  if (side.source.find("state") != std::string::npos) return true;
+  for (const auto& [name, source] : side.helpers.items()) {
+    if (source.get_ref<const std::string&>().find("state") != std::string::npos) return true;
+  }
+  return false;
+}
+
+bool EndpointService::UserTurn::Wait(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(service_.turns_mu_);
+  if (!service_.turns_cv_.wait_until(lock, deadline,
+                                     [this] { return service_.running_.count(user_) == 0; }))
+    return false;
+  service_.running_.insert(user_);
+  held_ = true;
+  return true;
+}
+
+EndpointService::UserTurn::~UserTurn() {
+  if (!held_) return;
+  {
+    std::lock_guard lock(service_.turns_mu_);
+    service_.running_.erase(user_);
+  }
+  service_.turns_cv_.notify_all();
 }
 
 Result<EndpointService::Definition> EndpointService::ParseDefinition(const json& body, bool partial,
@@ -476,6 +506,14 @@ Result<EndpointResult> EndpointService::RunSide(const Principal& user, const sto
       return InvalidArgumentError("argument '" + Cut(name, 64) + "' is not a parameter of " +
                                   e.path);
   }
+  // A call takes at most its timeout (and what its job has left) in all, waiting included.
+  std::chrono::milliseconds budget(d.timeout_ms);
+  if (at_most.count() > 0) budget = std::min(budget, at_most);
+  const auto deadline = std::chrono::steady_clock::now() + budget;
+  auto too_late = [&e] {
+    return Status(StatusCode::kDeadlineExceeded,
+                  e.path + ": busy (other calls ran until its time was up); call again later");
+  };
   ASSIGN_OR_RETURN(sandbox::Sandbox * sandbox, WaitForSandbox());
   sandbox::JobSpec spec;
   spec.source = side.source;
@@ -483,8 +521,6 @@ Result<EndpointResult> EndpointService::RunSide(const Principal& user, const sto
   spec.function_line = TopLevelDefinitionLine(side.source, side.name);
   spec.constants = kwargs;
   spec.limits = options_.limits;
-  spec.limits.wall_timeout = std::chrono::milliseconds(d.timeout_ms);
-  if (at_most.count() > 0) spec.limits.wall_timeout = std::min(spec.limits.wall_timeout, at_most);
   spec.limits.max_result_bytes = std::min(spec.limits.max_result_bytes, kMaxCallResultBytes);
   // The assets the function binds: the private data on the private side, the mocks on the mock
   // side; held as local files until the call is over.
@@ -508,8 +544,18 @@ Result<EndpointResult> EndpointService::RunSide(const Principal& user, const sto
     files.push_back(std::move(file));
     asset_names.push_back(name);
   }
-  // Calls of one function run one at a time here, each reading the state the last one kept.
-  std::lock_guard serial(SideLock(e.path, private_side));
+  // One user runs one call at a time (the endpoint sandbox's slots are everyone's), and calls of
+  // a function that keeps state run one at a time here, each reading the state the last one kept.
+  // A function whose code never names `state` runs its calls side by side (its state is written
+  // only if it changed, over the version it read).
+  UserTurn turn(*this, user.user_id.value_or(user.email));
+  if (!turn.Wait(deadline)) return too_late();
+  std::unique_lock<std::timed_mutex> serial(SideLock(e.path, private_side), std::defer_lock);
+  if (UsesState(side) && !serial.try_lock_until(deadline)) return too_late();
+  spec.start_by = deadline;
+  spec.limits.wall_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  if (spec.limits.wall_timeout.count() <= 0) return too_late();
   ASSIGN_OR_RETURN(store::ApiEndpoint now, store_.GetApiEndpoint(e.path));
   const std::string& state_text = private_side ? now.private_state : now.mock_state;
   const int64_t state_version = private_side ? now.private_state_version : now.mock_state_version;
@@ -529,6 +575,7 @@ Result<EndpointResult> EndpointService::RunSide(const Principal& user, const sto
                    {"assets", std::move(asset_names)}};
   const blob::LocalFile scratch(options_.scratch_dir + "/endpoint-" + NewUuid(), /*remove=*/true);
   auto r = sandbox->Run(spec, scratch.path(), nullptr);
+  if (!r.ok() && r.status().code() == StatusCode::kDeadlineExceeded) return too_late();
   if (!r.ok()) {
     spdlog::error("API endpoint {}: the sandbox could not run the call: {}", e.path,
                   r.status().ToString());
@@ -642,34 +689,32 @@ sandbox::EndpointAnswer EndpointService::CallFromJob(JobCallContext& context,
     private_side = true;
   EndpointFailure failure;
   auto result = RunSide(context.user, *e, *d, private_side, call.kwargs, &failure, call.time_left);
-  Status audited =
-      Audit(context.user, "api_endpoint.call", call.path,
-            std::string("side=") + (private_side ? "private" : "mock") + " job=" + context.job_id +
-                " kwargs=" +
-                Cut(call.kwargs.dump(-1, ' ', false, json::error_handler_t::replace),
-                    kAuditedArgumentChars) +
-                (result.ok() ? "" : " failed: " + Cut(result.status().message(), 200)));
-  if (!audited.ok())
-    spdlog::error("API endpoint {}: the call's audit entry: {}", call.path, audited.ToString());
   // What the private function printed, and why it failed, are its owner's: in a data scientist's
-  // job they go to the job's stderr, which data owners read.
+  // job they go only into the call's audit entry (data owners read it; no release of the job's
+  // logs or error reaches it).
   const bool owners_only = private_side && !owner;
   const std::string printed = result.ok() ? result->stdout_text : failure.stdout_text;
+  std::string detail =
+      std::string("side=") + (private_side ? "private" : "mock") + " job=" + context.job_id +
+      " kwargs=" +
+      Cut(call.kwargs.dump(-1, ' ', false, json::error_handler_t::replace), kAuditedArgumentChars) +
+      (result.ok() ? "" : " failed: " + Cut(result.status().message(), 2000));
   if (owners_only) {
-    if (!printed.empty())
-      answer.stderr_text = "[" + call.path + ", private function, printed]\n" + printed;
-  } else {
-    answer.stdout_text = printed;
+    if (!printed.empty()) detail += " printed: " + Cut(printed, kAuditedOutputChars);
+    if (result.ok() && !result->stderr_text.empty())
+      detail += " stderr: " + Cut(result->stderr_text, kAuditedOutputChars);
   }
-  if (result.ok() && owner) answer.stderr_text += result->stderr_text;
+  Status audited = Audit(context.user, "api_endpoint.call", call.path, detail);
+  if (!audited.ok())
+    spdlog::error("API endpoint {}: the call's audit entry: {}", call.path, audited.ToString());
+  if (!owners_only) {
+    answer.stdout_text = printed;
+    if (result.ok() && owner) answer.stderr_text = result->stderr_text;
+  }
   if (!result.ok()) {
-    if (owners_only) {
-      answer.stderr_text +=
-          "[" + call.path + ", private function, failed] " + result.status().message() + "\n";
-      answer.error = "the private function failed (a data owner can read why in this job's logs)";
-    } else {
-      answer.error = result.status().message();
-    }
+    answer.error = owners_only ? "the private function failed (data owners can read why in the "
+                                 "audit log, api_endpoint.call)"
+                               : result.status().message();
     return answer;
   }
   std::string bytes = std::move(result->bytes);
@@ -684,14 +729,18 @@ sandbox::EndpointAnswer EndpointService::CallFromJob(JobCallContext& context,
     }
     const Verdict v = CheckOutput(*rules, result->format, bytes, meta, 0, {});
     if (!v.held.empty()) {
+      // Held: the job is held for review and stopped here, given nothing of the result (going
+      // on, it could still signal what it had seen through its other calls).
       if (context.held_reason.empty())
         context.held_reason = "endpoint " + call.path + ": " + v.held;
+      answer.stop_job = true;
+      return answer;
     } else {
       if (v.result) bytes = *v.result;
       if (v.meta) meta = *v.meta;
     }
   }
-  int fd = memfd_create("endpoint-result", MFD_CLOEXEC);
+  int fd = memfd_create("endpoint-result", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) {
     answer.error = "the server could not pass the result on";
     return answer;
@@ -707,6 +756,8 @@ sandbox::EndpointAnswer EndpointService::CallFromJob(JobCallContext& context,
     }
     done += static_cast<size_t>(n);
   }
+  // Sealed: the job reads the result and can change nothing of it.
+  fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
   answer.format = result->format;
   answer.meta = std::move(meta);
   answer.result = std::move(file);

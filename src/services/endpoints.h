@@ -26,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -135,7 +136,24 @@ class EndpointService {
   Result<sandbox::Sandbox*> WaitForSandbox();
   Status Audit(const Principal& actor, const std::string& action, const std::string& target,
                const std::string& detail);
-  std::mutex& SideLock(const std::string& path, bool private_side);
+  std::timed_mutex& SideLock(const std::string& path, bool private_side);
+  // Whether a function's code (or a helper's) names `state`: its calls are then serialised.
+  static bool UsesState(const Side& side);
+  // A user's turn to run a call: one at a time per user, waited for until a deadline.
+  class UserTurn {
+   public:
+    UserTurn(EndpointService& service, std::string user)
+        : service_(service), user_(std::move(user)) {}
+    ~UserTurn();
+    UserTurn(const UserTurn&) = delete;
+    UserTurn& operator=(const UserTurn&) = delete;
+    bool Wait(std::chrono::steady_clock::time_point deadline);
+
+   private:
+    EndpointService& service_;
+    std::string user_;
+    bool held_ = false;
+  };
 
   store::Store& store_;
   blob::BlobStore& blobs_;
@@ -148,7 +166,10 @@ class EndpointService {
   std::optional<Status> sandbox_failure_;
 
   std::mutex locks_mu_;
-  std::map<std::string, std::unique_ptr<std::mutex>> side_locks_;
+  std::map<std::string, std::unique_ptr<std::timed_mutex>> side_locks_;
+  std::mutex turns_mu_;
+  std::condition_variable turns_cv_;
+  std::set<std::string> running_;  // Guarded by turns_mu_: users with a call running.
 };
 
 }  // namespace datasite::services

@@ -16,6 +16,7 @@ import concurrent.futures
 import random
 import re
 import sqlite3
+import time
 import urllib.parse
 import uuid
 
@@ -393,8 +394,10 @@ def test_settings_never_reach_a_scientist(actors, module_server):
     assert job.wait(timeout=WAIT_SECONDS).get() == 10
     assert "job printed" in job.logs()
     assert SECRET not in str(job.logs())
-    # The owner reads the private function's print (stderr) of that run.
-    assert SECRET in str(owner.jobs.get(job.id).logs())
+    # The owner reads the private function's print of that run in the call's audit entry, which
+    # no release of the job's logs or error reaches.
+    assert SECRET not in str(owner.jobs.get(job.id).logs())
+    assert SECRET in audit_of_call(owner, job.id)
 
     api = Api(module_server.port)
     token = actors["scientist"].token
@@ -479,10 +482,10 @@ def who_calls(context):
 
 def test_context_user_is_the_caller(actors):
     owner, scientist = actors["owner"].client, actors["scientist"].client
-    owner.api.services.api.add(endpoint=sy.TwinAPIEndpoint(path="users.whoami",
+    owner.api.services.api.add(endpoint=sy.TwinAPIEndpoint(path="people.whoami",
                                                            mock_function=who_calls))
-    assert scientist.api.services.users.whoami() == actors["scientist"].user["email"]
-    assert owner.api.services.users.whoami() == actors["owner"].user["email"]
+    assert scientist.api.services.people.whoami() == actors["scientist"].user["email"]
+    assert owner.api.services.people.whoami() == actors["owner"].user["email"]
 
 
 # Bad changes --------------------------------------------------------------------------------------
@@ -581,7 +584,7 @@ def test_prints_reach_whom_they_may(actors, capsys):
     logs = job.logs()
     assert "In Syft Function Context" in logs and "After API endpoint call" in logs
     assert "Logging Private Function Call" not in str(logs)
-    assert "Logging Private Function Call" in str(owner.jobs.get(job.id).logs())
+    assert "Logging Private Function Call" in audit_of_call(owner, job.id)
 
     # A mock run of the same code calls the mock side; its print is the scientist's.
     mock_job = scientist.code.calls_log.mock(blocking=False)
@@ -590,6 +593,15 @@ def test_prints_reach_whom_they_may(actors, capsys):
 
 
 # Audit --------------------------------------------------------------------------------------------
+
+
+def audit_of_call(owner, job_id):
+    """The details of the api_endpoint.call entries of job ``job_id``, as a data owner reads them."""
+    return " ".join(
+        str(e.get("detail")) for e in owner.audit.all()
+        if e.get("action") == "api_endpoint.call" and "job=" + str(job_id) in str(e.get("detail"))
+    )
+
 
 
 def test_the_audit_log_records_changes_and_calls(actors):
@@ -615,3 +627,135 @@ def test_the_audit_log_records_changes_and_calls(actors):
 @pytest.fixture(scope="module")
 def actors(module_server):
     return make_code_actors(module_server.port)
+
+
+# Regressions of the cold attack on endpoints (issue 17) ------------------------------------------
+
+
+@sy.api_endpoint_method()
+def slow_mock(context, seconds: float = 0):
+    import time
+
+    time.sleep(seconds)
+    n = context.state.get("n", 0) + 1
+    context.state["n"] = n
+    return n
+
+
+def test_a_jobs_call_waiting_behind_others_ends_within_the_jobs_time(actors):
+    """A job's call that waits (the function's calls are serialised) ends with the job's time: it
+    took the whole wait plus its own time, holding a job slot ten times past its timeout."""
+    owner, scientist = actors["owner"].client, actors["scientist"].client
+    owner.api.services.api.add(endpoint=sy.TwinAPIEndpoint(
+        path="slow.wait", mock_function=slow_mock, endpoint_timeout=30))
+    other = actors["scientist2"].client
+
+    @sy.syft_function_single_use(endpoint=scientist.api.services.slow.wait)
+    def waits(endpoint):
+        return endpoint(seconds=0)
+
+    scientist.code.submit(waits)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        busy = pool.submit(lambda: other.api.services.slow.wait(seconds=8))
+        time.sleep(1.0)  # the other scientist's call holds the function
+        started = time.monotonic()
+        job = scientist.code.waits.mock(blocking=False, timeout_seconds=3)
+        job.wait(timeout=WAIT_SECONDS)
+        took = time.monotonic() - started
+        assert busy.result() >= 1
+    assert job.refresh().status in ("timed_out", "errored"), job.status
+    assert took < 6.5, "the job ran {:.1f} s past its 3 s timeout".format(took)
+
+
+def _wait_quietly(job):
+    job.wait(timeout=WAIT_SECONDS)
+
+
+@sy.api_endpoint_method()
+def talkative_mock(context):
+    return 0
+
+
+@sy.api_endpoint_method(settings={"token": SECRET})
+def talkative_private(context):
+    print("private print " + context.settings["token"])
+    raise ValueError("private failure " + context.settings["token"])
+
+
+def test_a_released_error_never_carries_the_private_functions_output(actors):
+    """An owner releasing a failed run's error gave its scientist the private function's prints
+    and error text (they were in the job's stderr)."""
+    owner, scientist = actors["owner"].client, actors["scientist"].client
+    owner.api.services.api.add(endpoint=sy.TwinAPIEndpoint(
+        path="talk.once", mock_function=talkative_mock, private_function=talkative_private))
+
+    @sy.syft_function_single_use(endpoint=scientist.api.services.talk.once)
+    def fails_after(endpoint):
+        try:
+            endpoint()
+        except Exception as err:
+            print("caught:", err)
+        raise RuntimeError("my own bug, please release")
+
+    request = scientist.code.request_code_execution(fails_after)
+    assert owner.requests.get(request.id).approve()
+    job = scientist.code.fails_after(blocking=False)
+    _wait_quietly(job)
+    assert job.refresh().status == "errored"
+    owner.jobs.get(job.id).release_error()
+    job.refresh()
+    seen = str(job.logs()) + str(job.error) + repr(job)
+    assert "my own bug" in seen  # released: the scientist reads what their code said
+    assert SECRET not in seen
+    assert SECRET in audit_of_call(owner, job.id)  # the owner still reads it
+
+
+@sy.api_endpoint_method()
+def counter_mock(context):
+    n = context.state.get("n", 0) + 1
+    context.state["n"] = n
+    return n
+
+
+@sy.api_endpoint_method()
+def small_count_private(context):
+    return {"north": 2, "south": 40}
+
+
+@sy.api_endpoint_method()
+def small_count_mock(context):
+    return {"north": 0, "south": 0}
+
+
+def test_a_held_private_result_stops_the_job(actors):
+    """A private result an endpoint's rule held still reached the job, which ran on and signalled
+    it through another endpoint's state (20 calls of a counter for north = 2)."""
+    owner, scientist = actors["owner"].client, actors["scientist"].client
+    owner.api.services.api.add(
+        endpoint=sy.TwinAPIEndpoint(path="chk.hold", mock_function=small_count_mock,
+                                    private_function=small_count_private),
+        output_checks=sy.OutputChecks(min_cell_count=5, small_cells="hold"))
+    owner.api.services.api.add(endpoint=sy.TwinAPIEndpoint(path="pub.count",
+                                                           mock_function=counter_mock))
+    before = scientist.api.services.pub.count()
+
+    @sy.syft_function(
+        input_policy=sy.ExactMatch(counts=scientist.api.services.chk.hold,
+                                   counter=scientist.api.services.pub.count),
+        output_policy=sy.SingleExecutionExactOutput(),
+    )
+    def signals(counts, counter):
+        got = counts()
+        for _ in range(got["north"] * 10):
+            counter.mock()
+        return 1
+
+    request = scientist.code.request_code_execution(signals)
+    assert owner.requests.get(request.id).approve()
+    job = scientist.code.signals(blocking=False)
+    _wait_quietly(job)
+    job.refresh()
+    assert "held for review by an output check: endpoint chk.hold: min_cell_count" in str(
+        job.error), (job.status, job.error)
+    assert "2" not in str(job.error).split("min_cell_count")[1].replace("count below 5", "")
+    assert scientist.api.services.pub.count() == before + 1  # the job made none of its calls
