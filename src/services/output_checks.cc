@@ -901,7 +901,17 @@ Verdict CheckOutput(const OutputRules& rules, const std::string& format, const s
           }
           continue;
         }
-        if (!IsIntDtype(dtype)) continue;
+        if (!IsIntDtype(dtype)) {
+          // A whole number in a value column of objects or categories reads as a count to its
+          // reader, but its column's type says nothing of it: held rather than guessed at.
+          if ((dtype == "object" || dtype == "category") && AsCount(record[c])) {
+            v.held = Held("format",
+                          "a whole number in a column of objects or categories (counts are "
+                          "checked in integer columns)");
+            return v;
+          }
+          continue;
+        }
       }
       auto n = AsCount(record[c]);
       if (!n) {

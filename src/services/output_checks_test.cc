@@ -487,5 +487,20 @@ TEST(OutputChecksTest, AnInputTableIsReadFromItsCsv) {
   std::remove(path.c_str());
 }
 
+TEST(OutputChecksTest, AWholeNumberInAnObjectOrCategoryColumnIsHeld) {
+  // The endpoint attack's F4: counts in an object or a categorical column passed as text.
+  const OutputRules k5 = Rules({{"min_cell_count", 5}});
+  for (const char* dtype : {"object", "category"}) {
+    const std::string meta = FrameMeta({{"region", "object"}, {"n", dtype}});
+    Verdict v = CheckOutput(k5, "csv", "region,n\r\nnorth,2\r\nsouth,40\r\n", meta, 0, {});
+    EXPECT_EQ(v.held.rfind("format: a whole number in a column of objects or categories", 0), 0u)
+        << dtype << ": " << v.held;
+  }
+  // Text stays text.
+  EXPECT_TRUE(CheckOutput(k5, "csv", "region,n\r\nnorth,x2\r\n",
+                          FrameMeta({{"region", "object"}, {"n", "object"}}), 0, {})
+                  .held.empty());
+}
+
 }  // namespace
 }  // namespace datasite::services
