@@ -173,10 +173,11 @@ json JobJson(const store::Job& j, const Principal& caller, const services::CodeS
   json error = text.empty() ? json(nullptr) : json(text);
   json failure = j.failure.empty() ? json(nullptr) : json(j.failure);
   if (held_from_caller && jobs::IsFinal(j.status) && j.status != "completed") {
-    // A rule that stopped the run (an endpoint's output check) is named, never what it saw.
+    // The rule that held it (an endpoint's output check may stop a run) is named, never a value.
     error = j.held_reason.empty()
                 ? "the run ended " + j.status + "; its error is held until a data owner releases it"
-                : "the run was stopped and held for review by an output check: " + j.held_reason;
+                : "the run ended " + j.status +
+                      " and is held for review by an output check: " + j.held_reason;
     failure = nullptr;
   }
   if (j.status == "completed") {
