@@ -122,14 +122,6 @@ Result<std::string> Base64Decode(const std::string& text) {
   return out;
 }
 
-std::string Base64(const std::string& bytes) {
-  std::string out(sodium_base64_encoded_len(bytes.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
-  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
-                    bytes.size(), sodium_base64_VARIANT_ORIGINAL);
-  out.resize(std::strlen(out.c_str()));
-  return out;
-}
-
 // A small result as a JSON value, so a blocking call needs one round trip; null when too large.
 json InlineResult(const services::CodeService& code, const Principal& caller,
                   const store::Job& job) {
@@ -152,7 +144,7 @@ json InlineResult(const services::CodeService& code, const Principal& caller,
     }
     return bytes;
   }
-  return Base64(bytes);
+  return internal::Base64(bytes);
 }
 
 json JobJson(const store::Job& j, const Principal& caller, const services::CodeService& code,

@@ -1,12 +1,9 @@
 // Routes for custom API endpoints (docs/API.md, "Custom API endpoints"; services/endpoints.h).
 #include <nlohmann/json.hpp>
 
-#include <sodium.h>
 #include "api/api.h"
 #include "api/json_body.h"
 #include "api/route_table.h"
-
-#include <cstring>
 
 #include "core/json_depth.h"
 #include "services/endpoints.h"
@@ -23,14 +20,6 @@ using services::Principal;
 // each level is a recursion when it is copied or printed here.
 constexpr int kMaxInlineDepth = 256;
 
-std::string Base64(const std::string& bytes) {
-  std::string out(sodium_base64_encoded_len(bytes.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
-  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
-                    bytes.size(), sodium_base64_VARIANT_ORIGINAL);
-  out.resize(std::strlen(out.c_str()));
-  return out;
-}
-
 // A call's answer: its result (a JSON value inline, other formats as base64) and what it printed.
 json CallJson(const services::EndpointResult& r) {
   json out = {{"path", r.path}, {"side", r.side}, {"format", r.format}, {"stdout", r.stdout_text}};
@@ -41,7 +30,7 @@ json CallJson(const services::EndpointResult& r) {
   if (!value.is_discarded()) {
     out["result"] = std::move(value);
   } else {
-    out["data_base64"] = Base64(r.bytes);
+    out["data_base64"] = internal::Base64(r.bytes);
   }
   out["meta"] = r.meta.empty() ? json(nullptr) : json::parse(r.meta, nullptr, false);
   return out;

@@ -1,5 +1,9 @@
 #include "api/route_table.h"
 
+#include <sodium.h>
+
+#include <cstring>
+
 #include "api/idempotency.h"
 #include "api/json_body.h"
 #include "core/random.h"
@@ -10,6 +14,14 @@ using auth::Role;
 using nlohmann::json;
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+std::string Base64(const std::string& bytes) {
+  std::string out(sodium_base64_encoded_len(bytes.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
+                    bytes.size(), sodium_base64_VARIANT_ORIGINAL);
+  out.resize(std::strlen(out.c_str()));
+  return out;
+}
 
 Result<int64_t> QueryInt(const http::Request& req, const char* name, int64_t fallback) {
   auto it = req.query.find(name);

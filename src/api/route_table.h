@@ -54,6 +54,8 @@ using SinkOpener = std::function<Result<std::unique_ptr<http::BodySink>>(
     http::Request&, const services::Principal&)>;
 
 std::string Dump(const nlohmann::json& j);
+// Standard base64 (with padding) of `bytes`: a result's bytes in a JSON answer.
+std::string Base64(const std::string& bytes);
 // Whether a job run's body asks it not to wait for its job ({"blocking": false}).
 bool AsksNotToBlock(const http::Request& req);
 Result<int64_t> QueryInt(const http::Request& req, const char* name, int64_t fallback);
