@@ -46,8 +46,8 @@ _PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def check_path(path):
-    """``path`` if it is 'service.method', two Python identifiers (not keywords) of at most 128
-    characters in all, as the server takes it; ValueError otherwise. Whether its first part is a built-in service's name is the server's to
+    """``path`` if it is 'service.method', two Python identifiers (not keywords) of at most
+    128 characters in all, as the server takes it; ValueError otherwise. Whether its first part is a built-in service's name is the server's to
     say."""
     if not isinstance(path, str):
         raise TypeError("an endpoint path is text such as 'bigquery.query', got {!r}".format(path))
@@ -434,8 +434,9 @@ def _decode_call(data):
     from .jobs import decode_result
 
     fmt = data.get("format") or "json"
-    if fmt == "json":
-        return data.get("result")
+    if fmt == "json" and "result" in data:
+        return data["result"]
+    # A JSON result the server sent as bytes (nested too deep to inline) is decoded here.
     try:
         raw = base64.b64decode(data.get("data_base64") or "", validate=True)
     except (binascii.Error, TypeError, ValueError):

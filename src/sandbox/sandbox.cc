@@ -729,10 +729,25 @@ Result<JobResult> SandboxImpl::Run(const JobSpec& spec, const std::string& resul
   UniqueFd result(open(result_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
   if (!result.valid()) return InvalidArgumentError(ErrnoText("result file " + result_path));
 
-  Slot* free = Acquire(spec.start_by);
+  Slot* free = Acquire(spec.finish_by);
   if (free == nullptr)
     return Status(StatusCode::kDeadlineExceeded, "no sandbox slot came free in time");
   Slot& slot = *free;
+  // A job that must end by a time runs for what is left of it once it has its slot.
+  JobSpec bounded;
+  const JobSpec* run = &spec;
+  if (spec.finish_by != SteadyClock::time_point{}) {
+    const auto left = std::chrono::duration_cast<milliseconds>(spec.finish_by - SteadyClock::now());
+    if (left.count() <= 0) {
+      Release(slot);
+      return Status(StatusCode::kDeadlineExceeded, "no time was left to run the job");
+    }
+    if (left < spec.limits.wall_timeout) {
+      bounded = spec;
+      bounded.limits.wall_timeout = left;
+      run = &bounded;
+    }
+  }
   struct Lease {
     SandboxImpl* self;
     Slot* slot;
@@ -755,7 +770,7 @@ Result<JobResult> SandboxImpl::Run(const JobSpec& spec, const std::string& resul
       return UnavailableError("the sandbox's template process is gone");
     }
     bool untouched = false;
-    JobResult out = RunOnSlot(slot, spec, body, inputs, result.get(), cancel, &untouched);
+    JobResult out = RunOnSlot(slot, *run, body, inputs, result.get(), cancel, &untouched);
     // A template or spare that died before the job got going (killed from outside between jobs)
     // is replaced and the job sent once more.
     if (untouched && attempt == 1) continue;
@@ -876,6 +891,7 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
   // call printed joins the job's logs, its result goes over as a descriptor.
   int calls = 0;
   auto answer_call = [&](EndpointCall& call) {
+    if (kill_reason || reported) return;  // a job being stopped gets no more answers
     EndpointAnswer answer;
     call.time_left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
     if (call.time_left.count() <= 0) {
@@ -915,13 +931,16 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
       lseek(answer.result.get(), 0, SEEK_SET);
       fds.push_back(answer.result.get());
     }
-    // The channel is non-blocking; the child waits for this answer with nothing else in flight,
-    // and it is small, so it goes in one send.
-    fcntl(channel.get(), F_SETFL, 0);
+    // The runner waits for this answer with nothing else in flight, so it fits the socket's
+    // buffer at once: a job that leaves answers unread (calls written ahead, never read) fills it,
+    // and is a malformed report, not a host blocked on it (the channel stays non-blocking).
     Status sent = SendMessage(
         channel.get(), reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), fds);
-    fcntl(channel.get(), F_SETFL, O_NONBLOCK);
-    if (!sent.ok()) request_kill(Outcome::kSandboxFailure);
+    if (!sent.ok()) {
+      reported = internal::MalformedReport();
+      give_up = SteadyClock::now() + kKillGrace;
+      send_kill();
+    }
   };
   // Takes the child's messages off its channel: at most `started`, then one `done`. Anything else,
   // or anything after `done`, makes the report malformed; the child is then killed.
@@ -1170,6 +1189,24 @@ bool IsStarted(const nlohmann::json& m) {
   return m.is_object() && m.size() == 1 && StringField(m, "type") == "started";
 }
 
+namespace {
+
+// Whether `j` nests arrays and objects more than `max` deep, found without recursion (a job's
+// message of 64 KiB can nest 32,000 deep; copying or printing it recurses once per level).
+bool NestedDeeperThan(const nlohmann::json& j, int max) {
+  std::vector<std::pair<const nlohmann::json*, int>> stack = {{&j, 0}};
+  while (!stack.empty()) {
+    auto [v, depth] = stack.back();
+    stack.pop_back();
+    if (!v->is_structured()) continue;
+    if (depth + 1 > max) return true;
+    for (const auto& child : *v) stack.push_back({&child, depth + 1});
+  }
+  return false;
+}
+
+}  // namespace
+
 std::optional<EndpointCall> DecodeCall(const nlohmann::json& m) {
   if (!m.is_object() || m.size() != 4 || StringField(m, "type") != "call") return std::nullopt;
   auto path = m.find("endpoint");
@@ -1179,6 +1216,7 @@ std::optional<EndpointCall> DecodeCall(const nlohmann::json& m) {
       path->get_ref<const std::string&>().size() > 200 || side == m.end() || !side->is_string() ||
       kwargs == m.end() || !kwargs->is_object())
     return std::nullopt;
+  if (NestedDeeperThan(*kwargs, kMaxCallDepth)) return std::nullopt;
   EndpointCall call{*path, *side, *kwargs};
   if (call.side != "auto" && call.side != "mock" && call.side != "private") return std::nullopt;
   return call;

@@ -112,8 +112,9 @@ struct JobSpec {
   nlohmann::json endpoint;
   // The same for the job's stderr (JobResult::stderr_text), with the same interval and chunk size.
   std::function<void(std::string_view)> on_stderr;
-  // When set, Run() gives up waiting for a free slot at this time (kDeadlineExceeded).
-  std::chrono::steady_clock::time_point start_by{};
+  // When set, the job must end by this time: Run() gives up waiting for a free slot then
+  // (kDeadlineExceeded), and once it has one the wall-clock limit is cut to what is left.
+  std::chrono::steady_clock::time_point finish_by{};
   std::chrono::milliseconds stdout_interval{250};
   size_t stdout_chunk_bytes = size_t{64} << 10;
 };
@@ -183,6 +184,8 @@ inline constexpr size_t kMaxPolicyStateBytes = size_t{16} << 10;
 
 // Calls one job may make to API endpoints; past this, each call fails in the job.
 inline constexpr int kMaxEndpointCalls = 1000;
+// A call's arguments may nest arrays and objects at most this deep (as HTTP bodies).
+inline constexpr int kMaxCallDepth = 64;
 
 // A CSV result's sidecar may not be longer than this (data::kMaxSidecarBytes).
 inline constexpr uint64_t kMaxResultMetaBytes = uint64_t{256} << 10;
@@ -202,7 +205,8 @@ std::optional<uint64_t> ExitedJob(const nlohmann::json& message);
 // Whether `message` is exactly the child's `started`.
 bool IsStarted(const nlohmann::json& message);
 // The endpoint call `message` asks for, when it is exactly one: {"type": "call", "endpoint":
-// a string of at most 200 bytes, "side": "auto" | "mock" | "private", "kwargs": an object}.
+// a string of at most 200 bytes, "side": "auto" | "mock" | "private", "kwargs": an object nested
+// at most kMaxCallDepth deep}.
 std::optional<EndpointCall> DecodeCall(const nlohmann::json& message);
 // What a job's `done` report means: the outcome, error, result format and claimed size (the caller
 // compares the size, plus the sidecar's, with what the result pipe gave; stdout_text and

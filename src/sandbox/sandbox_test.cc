@@ -466,6 +466,56 @@ TEST_F(SandboxTest, ACallFromAJobWithoutEndpointsIsAMalformedReport) {
   ExpectHealthy();
 }
 
+TEST_F(SandboxTest, ACallNestedDeeperThanAnHttpBodyIsAMalformedReport) {
+  // 64 KiB of brackets nest 32,000 deep; copied or printed by the host, that recursed as deep.
+  JobSpec spec = Spec(
+      "import json, struct\n"
+      "def f(endpoint):\n"
+      "    body = ('{\"type\":\"call\",\"endpoint\":\"a.b\",\"side\":\"mock\",'\n"
+      "            '\"kwargs\":{\"x\":' + '[' * 30000 + ']' * 30000 + '}}').encode()\n"
+      "    endpoint._sock.sendall(struct.pack('<I', len(body)) + body)\n"
+      "    return endpoint._sock.recv(100)\n");
+  spec.endpoints.push_back({"endpoint", "a.b", {}});
+  int calls = 0;
+  spec.on_call = [&calls](const EndpointCall&) {
+    ++calls;
+    return AnswerWith("json", "1");
+  };
+  JobResult r = Run(spec);
+  EXPECT_EQ(r.outcome, Outcome::kError) << Explain(r);
+  EXPECT_EQ(r.error, internal::MalformedReport().error);
+  EXPECT_EQ(calls, 0);
+  ExpectHealthy();
+}
+
+TEST_F(SandboxTest, AJobThatLeavesItsAnswersUnreadIsStoppedNotWaitedFor) {
+  // Calls written ahead and never read fill the channel with answers: the host, which used to
+  // block on that send for a minute, treats it as a malformed report.
+  JobSpec spec = Spec(
+      "import json, struct\n"
+      "def f(endpoint):\n"
+      "    body = json.dumps({'type': 'call', 'endpoint': 'a.b', 'side': 'mock', "
+      "'kwargs': {}}).encode()\n"
+      "    frame = struct.pack('<I', len(body)) + body\n"
+      "    for _ in range(20000):\n"
+      "        endpoint._sock.sendall(frame)\n"
+      "    return 1\n");
+  spec.endpoints.push_back({"endpoint", "a.b", {}});
+  spec.limits.wall_timeout = std::chrono::milliseconds(20'000);
+  spec.on_call = [](const EndpointCall&) {
+    EndpointAnswer refused;
+    refused.error = "refused at once, with a long explanation to fill the channel sooner: " +
+                    std::string(400, 'x');
+    return refused;
+  };
+  const auto start = std::chrono::steady_clock::now();
+  JobResult r = Run(spec);
+  EXPECT_EQ(r.outcome, Outcome::kError) << Explain(r);
+  EXPECT_EQ(r.error, internal::MalformedReport().error);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(15));
+  ExpectHealthy();
+}
+
 TEST(DecodeCallTest, OnlyTheRunnersOwnShapeIsACall) {
   using nlohmann::json;
   auto ok = internal::DecodeCall(

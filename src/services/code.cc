@@ -2170,8 +2170,9 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
     // Whatever the run's end: a failed run's stdout is its requester's too, and the sandbox
     // streams only what a run printed before its last quarter second.
     out.held = true;
-    out.held_reason =
-        "printed_output: a run checked by rule may not print (no rule reads free text)";
+    if (out.held_reason.empty())  // an endpoint's rule that held it is the reason told
+      out.held_reason =
+          "printed_output: a run checked by rule may not print (no rule reads free text)";
   }
   switch (r->outcome) {
     case sandbox::Outcome::kOk: {

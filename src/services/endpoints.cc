@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/random.h"
+#include "data/sidecar.h"
 #include "services/output_checks.h"
 #include "services/source_check.h"
 
@@ -214,6 +215,9 @@ Result<sandbox::Sandbox*> EndpointService::WaitForSandbox() {
       sandbox_ = std::move(*started);
     } else {
       spdlog::error("endpoint sandbox: {}", started.status().message());
+      // Remembered, as the jobs' sandbox's failure is: calls are refused with it from now on
+      // instead of each trying to start one again under the lock.
+      sandbox_failure_ = started.status();
       return UnavailableError("the endpoint sandbox could not start: " +
                               started.status().message());
     }
@@ -507,7 +511,7 @@ Result<EndpointResult> EndpointService::RunSide(const Principal& user, const sto
                                   e.path);
   }
   // A call takes at most its timeout (and what its job has left) in all, waiting included.
-  std::chrono::milliseconds budget(d.timeout_ms);
+  std::chrono::milliseconds budget(std::min(d.timeout_ms, options_.max_timeout_ms));
   if (at_most.count() > 0) budget = std::min(budget, at_most);
   const auto deadline = std::chrono::steady_clock::now() + budget;
   auto too_late = [&e] {
@@ -552,7 +556,7 @@ Result<EndpointResult> EndpointService::RunSide(const Principal& user, const sto
   if (!turn.Wait(deadline)) return too_late();
   std::unique_lock<std::timed_mutex> serial(SideLock(e.path, private_side), std::defer_lock);
   if (UsesState(side) && !serial.try_lock_until(deadline)) return too_late();
-  spec.start_by = deadline;
+  spec.finish_by = deadline;
   spec.limits.wall_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
       deadline - std::chrono::steady_clock::now());
   if (spec.limits.wall_timeout.count() <= 0) return too_late();
@@ -586,7 +590,10 @@ Result<EndpointResult> EndpointService::RunSide(const Principal& user, const sto
   out.side = private_side ? "private" : "mock";
   out.stdout_text = std::move(r->stdout_text);
   out.stderr_text = std::move(r->stderr_text);
-  if (failure != nullptr) failure->stdout_text = out.stdout_text;
+  if (failure != nullptr) {
+    failure->stdout_text = out.stdout_text;
+    failure->stderr_text = out.stderr_text;
+  }
   switch (r->outcome) {
     case sandbox::Outcome::kOk:
       break;
@@ -613,6 +620,14 @@ Result<EndpointResult> EndpointService::RunSide(const Principal& user, const sto
     return InternalError("the call's result could not be read back");
   out.format = r->result_format;
   out.meta = std::move(r->result_meta);
+  if (!out.meta.empty()) {
+    // Written by the function's process: checked as a job's result sidecar is.
+    auto meta = data::ParseSidecar(out.meta, std::nullopt);
+    if (!meta.ok()) {
+      if (failure != nullptr) failure->raised = true;
+      return InvalidArgumentError("the result's sidecar was refused: " + meta.status().message());
+    }
+  }
   if (!r->policy_state.empty() &&
       r->policy_state != json::parse(state_text, nullptr, false).dump()) {
     ASSIGN_OR_RETURN(bool written, store_.UpdateApiEndpointState(e.path, private_side,
@@ -712,6 +727,14 @@ sandbox::EndpointAnswer EndpointService::CallFromJob(JobCallContext& context,
     if (result.ok() && owner) answer.stderr_text = result->stderr_text;
   }
   if (!result.ok()) {
+    if (owners_only && !d->output_checks.is_null()) {
+      // Whether a private call fails can depend on the private data (arguments chosen to fail on
+      // some rows): with output checks, a failure holds and stops the run as a held result does.
+      if (context.held_reason.empty())
+        context.held_reason = "endpoint " + call.path + ": its private function failed";
+      answer.stop_job = true;
+      return answer;
+    }
     answer.error = owners_only ? "the private function failed (data owners can read why in the "
                                  "audit log, api_endpoint.call)"
                                : result.status().message();

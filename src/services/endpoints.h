@@ -71,6 +71,7 @@ struct EndpointResult {
 struct EndpointFailure {
   bool raised = false;  // the function raised (HTTP 422); else the call did not run as asked
   std::string stdout_text;
+  std::string stderr_text;  // its traceback: data owners only
 };
 
 // Who a call inside a job is made for, and where it goes.

@@ -405,6 +405,7 @@ def test_a_named_scientist_runs_the_same_code_without_a_request(actors, scientis
     assert owner.grants.get(grant.id).runs == 2
 
 
+@needs_sandbox
 def test_the_same_code_is_refused_to_the_unnamed_and_on_other_inputs(
     api, more_scientists, other_people, scientist, owner, asset
 ):
