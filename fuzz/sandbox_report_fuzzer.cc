@@ -5,7 +5,7 @@
 // SandboxImpl::RunOnSlot: the channel's messages are taken apart with
 // sandbox::internal::PopMessage, at most one `started` (IsStarted) and then the first other message
 // is the report, decoded with DecodeReport (or MalformedReport when PopMessage refuses it), but for
-// endpoint calls (DecodeCall) of a job given endpoints; the
+// endpoint calls (DecodeCall) and connection requests (DecodeConnect) of a job given them; the
 // template's with PopMessage, HelloPid, ExitedJob and DecodeExit.
 //
 // Checks: nothing throws; a refused message is kInternal with a message, and an oversized length
@@ -167,6 +167,12 @@ void Run(std::string_view in) {
           Check(call->side == "auto" || call->side == "mock" || call->side == "private",
                 "a call to an unknown side");
           Check(call->kwargs.is_object(), "a call whose arguments are no object");
+          continue;
+        }
+        // The same job may ask for connections (an endpoint's private function with egress).
+        if (auto request = sandbox::internal::DecodeConnect(**message)) {
+          Check(!request->host.empty() && request->host.size() <= 255, "an unbounded host");
+          Check(request->port >= 1 && request->port <= 65535, "a port out of range");
           continue;
         }
       }

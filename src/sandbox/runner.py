@@ -313,6 +313,68 @@ class Endpoint:
         return load_input(fmt, fds[0], answer.get("meta"))
 
 
+class Egress:
+    """socket.create_connection in an API endpoint's private function under --endpoint-egress. The
+    sandbox has no network: the host connects to the HOST:PORT named, when the data owner listed
+    it, and hands the connected socket over. urllib3 (requests) is patched alike when imported."""
+
+    def __init__(self, sock):
+        self._sock = sock
+
+    def create_connection(self, address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT,
+                          source_address=None, *args, **kwargs):
+        host, port = address[0], address[1]
+        if not isinstance(host, str) or isinstance(port, bool) or not isinstance(port, int):
+            raise TypeError("create_connection((host, port)): a host name and a port number")
+        body = frame({"type": "connect", "host": host, "port": port})
+        if Endpoint._lock is None:
+            import threading
+            Endpoint._lock = threading.Lock()
+        with Endpoint._lock:  # one request at a time on the job's one channel
+            self._sock.sendall(body)
+            answer, fds = recv_message(self._sock, MAX_CTRL_MESSAGE)
+        if not isinstance(answer, dict) or answer.get("type") != "answer" or "error" in answer \
+                or len(fds) != 1:
+            close_all(fds)
+            why = answer.get("error") if isinstance(answer, dict) else None
+            raise ConnectionRefusedError(errno.ECONNREFUSED,
+                                         f"{host}:{port}: {why or 'the server did not connect'}")
+        connection = socket.socket(fileno=fds[0])
+        if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
+            connection.settimeout(timeout)
+        for option in kwargs.get("socket_options") or ():  # urllib3's (TCP_NODELAY)
+            connection.setsockopt(*option)
+        return connection
+
+    def install(self):
+        socket.create_connection = self.create_connection
+        egress = self
+
+        class PatchUrllib3:  # urllib3 resolves and makes its sockets itself: give it ours
+            def find_spec(self, name, path=None, target=None):
+                if name != "urllib3.util.connection":
+                    return None
+                for finder in sys.meta_path:
+                    if finder is self:
+                        continue
+                    spec = finder.find_spec(name, path, target)
+                    if spec is not None:
+                        run = spec.loader.exec_module
+
+                        def exec_module(module):
+                            run(module)
+                            module.create_connection = egress.create_connection
+
+                        spec.loader.exec_module = exec_module
+                        return spec
+                return None
+
+        sys.meta_path.insert(0, PatchUrllib3())
+        loaded = sys.modules.get("urllib3.util.connection")
+        if loaded is not None:
+            loaded.create_connection = self.create_connection
+
+
 class EndpointUser:
     """context.user: who calls the endpoint."""
 
@@ -655,6 +717,8 @@ def run_job(sock, job, fds, job_filter):
         endpoint = job.get("endpoint")
         del job
         helpers = {}
+        if endpoint is not None and endpoint.get("egress"):
+            Egress(sock).install()
         if endpoint is not None:
             # PySyft's helper_functions: defined beside the function, and as context.code.<name>.
             for helper, helper_source in endpoint.get("helpers", {}).items():

@@ -942,6 +942,33 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
       send_kill();
     }
   };
+  // Answers one request of the job's for a TCP connection (JobSpec::on_connect): the socket goes
+  // over as a descriptor, or the job is told why not.
+  int connects = 0;
+  auto answer_connect = [&](ConnectRequest& request) {
+    if (kill_reason || reported) return;
+    request.time_left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
+    nlohmann::json reply = {{"type", "answer"}};
+    UniqueFd socket;
+    if (request.time_left.count() <= 0) {
+      reply["error"] = "the job's wall-clock time is up";
+    } else if (++connects > kMaxConnects) {
+      reply["error"] = "a job may open at most " + std::to_string(kMaxConnects) + " connections";
+    } else if (Result<int> fd = spec.on_connect(request); !fd.ok()) {
+      reply["error"] = fd.status().message();
+    } else {
+      socket.reset(*fd);
+    }
+    std::vector<int> fds;
+    if (socket.valid()) fds.push_back(socket.get());
+    Status sent = SendMessage(
+        channel.get(), reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), fds);
+    if (!sent.ok()) {  // as for a call's answer: a job that does not read them is malformed
+      reported = internal::MalformedReport();
+      give_up = SteadyClock::now() + kKillGrace;
+      send_kill();
+    }
+  };
   // Takes the child's messages off its channel: at most `started`, then one `done`. Anything else,
   // or anything after `done`, makes the report malformed; the child is then killed.
   auto read_channel = [&]() {
@@ -967,6 +994,12 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
         if (message.ok() && started && spec.on_call) {
           if (std::optional<EndpointCall> call = internal::DecodeCall(**message)) {
             answer_call(*call);
+            continue;
+          }
+        }
+        if (message.ok() && started && spec.on_connect) {
+          if (std::optional<ConnectRequest> request = internal::DecodeConnect(**message)) {
+            answer_connect(*request);
             continue;
           }
         }
@@ -1220,6 +1253,18 @@ std::optional<EndpointCall> DecodeCall(const nlohmann::json& m) {
   EndpointCall call{*path, *side, *kwargs};
   if (call.side != "auto" && call.side != "mock" && call.side != "private") return std::nullopt;
   return call;
+}
+
+std::optional<ConnectRequest> DecodeConnect(const nlohmann::json& m) {
+  if (!m.is_object() || m.size() != 3 || StringField(m, "type") != "connect") return std::nullopt;
+  auto host = m.find("host");
+  auto port = m.find("port");
+  if (host == m.end() || !host->is_string() || port == m.end() || !port->is_number_integer())
+    return std::nullopt;
+  const std::string& name = host->get_ref<const std::string&>();
+  const int64_t number = port->get<int64_t>();
+  if (name.empty() || name.size() > 255 || number < 1 || number > 65535) return std::nullopt;
+  return ConnectRequest{name, number};
 }
 
 JobResult MalformedReport() {

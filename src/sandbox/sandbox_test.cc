@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -463,6 +464,68 @@ TEST_F(SandboxTest, ACallFromAJobWithoutEndpointsIsAMalformedReport) {
   JobResult r = Run(spec);
   EXPECT_EQ(r.outcome, Outcome::kError) << Explain(r);
   EXPECT_EQ(r.error, internal::MalformedReport().error);
+  ExpectHealthy();
+}
+
+TEST_F(SandboxTest, AConnectFromAJobWithoutOnConnectIsAMalformedReport) {
+  // A data scientist's job has no on_connect: asking the host for a socket is a forged report.
+  JobSpec spec = Spec(
+      "import gc, socket, struct, json\n"
+      "def f():\n"
+      "    s = [o for o in gc.get_objects() if isinstance(o, socket.socket)][0]\n"
+      "    body = json.dumps({'type': 'connect', 'host': '127.0.0.1', 'port': 80}).encode()\n"
+      "    s.sendall(struct.pack('<I', len(body)) + body)\n"
+      "    return s.recv(100)\n");
+  JobResult r = Run(spec);
+  EXPECT_EQ(r.outcome, Outcome::kError) << Explain(r);
+  EXPECT_EQ(r.error, internal::MalformedReport().error);
+  ExpectHealthy();
+}
+
+TEST_F(SandboxTest, AnEndpointFunctionWithEgressConnectsThroughTheHostOnly) {
+  // socket.create_connection asks the host, which hands over a socket it connected (here one end
+  // of a socket pair, the other answering "pong"); what on_connect refuses is an error in the job.
+  JobSpec spec = Spec(
+      "import socket\n"
+      "def f(context):\n"
+      "    c = socket.create_connection(('Warehouse.example', 5432), timeout=5)\n"
+      "    c.sendall(b'ping')\n"
+      "    got = c.recv(4).decode()\n"
+      "    try:\n"
+      "        socket.create_connection(('other.example', 80))\n"
+      "        refused = None\n"
+      "    except ConnectionRefusedError as e:\n"
+      "        refused = str(e)\n"
+      "    try:\n"
+      "        socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n"
+      "        own = 'made'\n"
+      "    except OSError as e:\n"
+      "        own = e.errno\n"
+      "    return [got, refused, own]\n");
+  spec.endpoint = {{"settings", nlohmann::json::object()}, {"egress", true}};
+  std::vector<std::string> asked;
+  int peer = -1;
+  spec.on_connect = [&](const ConnectRequest& request) -> datasite::Result<int> {
+    asked.push_back(request.host + ":" + std::to_string(request.port));
+    EXPECT_GT(request.time_left.count(), 0);
+    if (request.host != "Warehouse.example") return PermissionDeniedError("not that one");
+    int sv[2];
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    EXPECT_EQ(write(sv[1], "pong", 4), 4);
+    peer = sv[1];
+    return sv[0];
+  };
+  JobResult r = Run(spec);
+  ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+  nlohmann::json got = nlohmann::json::parse(Result());
+  EXPECT_EQ(got[0], "pong");
+  EXPECT_NE(got[1].get<std::string>().find("not that one"), std::string::npos) << got;
+  EXPECT_EQ(got[2], EAFNOSUPPORT);  // its own sockets still reach nothing
+  EXPECT_EQ(asked, (std::vector<std::string>{"Warehouse.example:5432", "other.example:80"}));
+  char buf[4];
+  EXPECT_EQ(read(peer, buf, 4), 4);
+  EXPECT_EQ(std::string(buf, 4), "ping");
+  close(peer);
   ExpectHealthy();
 }
 

@@ -120,8 +120,10 @@ Result<std::unique_ptr<store::Store>> OpenDatabase(const std::string& database,
 std::string ResultsPath(const std::string& data_dir) { return data_dir + "/results"; }
 
 services::EndpointOptions EndpointOptionsFor(const std::string& python, const std::string& storage,
+                                             const std::vector<net::EgressTarget>& egress,
                                              const services::CodeOptions& code) {
   services::EndpointOptions o;
+  o.egress = egress;
   o.max_timeout_ms = code.max_timeout_ms;
   o.default_timeout_ms = std::min<int64_t>(60'000, code.max_timeout_ms);
   o.limits = code.limits;
@@ -398,7 +400,8 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   }
 
   p->endpoints = std::make_unique<services::EndpointService>(
-      *p->store, *p->blobs, clock, EndpointOptionsFor(config.python, storage, code_options));
+      *p->store, *p->blobs, clock,
+      EndpointOptionsFor(config.python, storage, config.endpoint_egress, code_options));
   if (config.workers == 0 && !config.external_workers) {
     p->endpoints->SetSandboxFailure(
         FailedPreconditionError("it was launched with --workers 0, so no code runs"));

@@ -12,6 +12,7 @@
 
 #include "blob/blob_store.h"
 #include "core/status.h"
+#include "net/egress.h"
 #include "sandbox/sandbox.h"
 #include "services/accounts.h"
 #include "services/code.h"
@@ -53,6 +54,8 @@ struct AppConfig {
   bool external_workers = false;
   int64_t job_timeout_seconds = 60;  // the longest (and default) wall-clock time of a job
   std::string python = "/usr/bin/python3";
+  // The hosts API endpoints' private functions may connect to (--endpoint-egress); none by default.
+  std::vector<net::EgressTarget> endpoint_egress;
   sandbox::Limits job_limits;  // per job (the wall-clock limit is job_timeout_seconds)
   services::JobQuotas job_quotas;
   services::NotificationsOptions notifications;
@@ -117,6 +120,7 @@ std::string ResultsPath(const std::string& data_dir);
 // its jobs (`code`'s limits and longest timeout), in a sandbox of `python` started at the first
 // call, writing calls' results under `storage`/endpoint-calls.
 services::EndpointOptions EndpointOptionsFor(const std::string& python, const std::string& storage,
+                                             const std::vector<net::EgressTarget>& egress,
                                              const services::CodeOptions& code);
 // The blob directory inside a data (or storage) directory.
 std::string BlobPath(const std::string& data_dir);

@@ -29,6 +29,27 @@ std::string CheckBlobUrl(const std::string& url) {
                                                    : std::string("--blob takes an s3:// URL");
 }
 
+// --endpoint-egress HOST:PORT (servers and workers), repeated or comma-separated.
+CLI::Option* AddEndpointEgress(CLI::App* c, std::vector<net::EgressTarget>* egress,
+                               const char* more) {
+  return c
+      ->add_option_function<std::vector<std::string>>(
+          "--endpoint-egress",
+          [egress](const std::vector<std::string>& targets) {
+            egress->clear();
+            for (const std::string& t : targets) egress->push_back(*net::ParseEgressTarget(t));
+          },
+          std::string("A HOST:PORT that API endpoints' private functions may connect to "
+                      "(repeat it, or separate with commas; default none: they have no "
+                      "network). Mock functions and data scientists' code never may") +
+              more)
+      ->delimiter(',')
+      ->check([](const std::string& t) {
+        auto parsed = net::ParseEgressTarget(t);
+        return parsed.ok() ? std::string() : parsed.status().message();
+      });
+}
+
 }  // namespace
 
 std::string EnvName(std::string_view prefix, std::string_view flag) {
@@ -106,6 +127,7 @@ CLI::App* AddServerCommand(CLI::App& app, ServerRole role, LaunchOptions& o) {
                 "Largest result a job may return (default 256 MiB)");
   l->add_option("--python", o.app.python,
                 "The Python that runs jobs in the sandbox (default /usr/bin/python3)");
+  AddEndpointEgress(l, &o.app.endpoint_egress, "");
   l->add_option("--data-dir", o.data_dir,
                 "Storage directory (default: $XDG_DATA_HOME/datasite/NAME)");
   l->add_option("--database", o.app.database,
@@ -291,6 +313,7 @@ CLI::App* AddWorkerCommand(CLI::App& app, WorkerOptions& w) {
       ->required();
   c->add_option("--python", w.python,
                 "The Python that runs jobs in the sandbox (default /usr/bin/python3)");
+  AddEndpointEgress(c, &w.endpoint_egress, " (as the servers': jobs' endpoint calls run here)");
   c->add_option(
        "--max-storage-bytes", w.datasets.max_storage_bytes,
        "As the server's --max-storage-bytes (required: a worker does not read the server's limits)")

@@ -88,7 +88,8 @@ Status Start(const WorkerOptions& o, Parts& p) {
   p.code->SetNotifications(p.notifications.get());
   // Jobs that took API endpoints as inputs call them from here.
   p.endpoints = std::make_unique<services::EndpointService>(
-      *p.store, *p.blobs, clock, EndpointOptionsFor(o.python, storage, code_options));
+      *p.store, *p.blobs, clock,
+      EndpointOptionsFor(o.python, storage, o.endpoint_egress, code_options));
   p.code->SetEndpoints(p.endpoints.get());
   sandbox::Options sandbox_options;
   sandbox_options.python = o.python;

@@ -8,7 +8,9 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "net/egress.h"
 #include "sandbox/sandbox.h"
 #include "services/code.h"
 #include "services/datasets.h"
@@ -29,6 +31,7 @@ struct WorkerOptions {
   int64_t job_lease_seconds = 30;    // a lease's life without a heartbeat (see jobs::QueueOptions)
   int64_t job_timeout_seconds = 60;  // as the server's --job-timeout
   std::string python = "/usr/bin/python3";
+  std::vector<net::EgressTarget> endpoint_egress;  // as the server's --endpoint-egress
   sandbox::Limits job_limits;
   services::JobQuotas job_quotas;
   services::DatasetsOptions datasets;  // max_storage_bytes: as the server's

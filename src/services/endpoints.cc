@@ -577,6 +577,23 @@ Result<EndpointResult> EndpointService::RunSide(const Principal& user, const sto
                    {"state", std::move(state)},
                    {"helpers", side.helpers},
                    {"assets", std::move(asset_names)}};
+  if (private_side && !options_.egress.empty()) {
+    // --endpoint-egress: the function may connect to the hosts the data owner named, and only
+    // those (the sandbox has no network; each socket is connected here and handed over).
+    spec.endpoint["egress"] = true;
+    spec.on_connect = [this, &e](const sandbox::ConnectRequest& request) -> Result<int> {
+      const net::EgressTarget* target =
+          net::FindEgressTarget(options_.egress, request.host, request.port);
+      if (target == nullptr) {
+        spdlog::warn("API endpoint {}: refused a connection to {}:{} (not in --endpoint-egress)",
+                     e.path, Cut(request.host, 255), request.port);
+        return PermissionDeniedError(
+            "the server does not allow connections to this host and "
+            "port (--endpoint-egress)");
+      }
+      return net::ConnectEgress(*target, request.time_left);
+    };
+  }
   const blob::LocalFile scratch(options_.scratch_dir + "/endpoint-" + NewUuid(), /*remove=*/true);
   auto r = sandbox->Run(spec, scratch.path(), nullptr);
   if (!r.ok() && r.status().code() == StatusCode::kDeadlineExceeded) return too_late();

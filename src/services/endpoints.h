@@ -36,6 +36,7 @@
 #include "blob/blob_store.h"
 #include "core/clock.h"
 #include "core/status.h"
+#include "net/egress.h"
 #include "sandbox/sandbox.h"
 #include "services/principal.h"
 #include "store/store.h"
@@ -52,6 +53,9 @@ struct EndpointOptions {
   // The sandbox the functions run in, started at the first call (most servers have no endpoints,
   // and a warm process costs memory); or set one with SetSandbox.
   std::optional<sandbox::Options> sandbox;
+  // The hosts private functions may connect to (--endpoint-egress); none by default. Mock
+  // functions and data scientists' code never reach any.
+  std::vector<net::EgressTarget> egress;
   // Checks a path ("service.method") may name an endpoint (api::CheckCustomEndpointPath).
   std::function<Status(std::string_view)> check_path;
 };

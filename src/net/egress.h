@@ -1,0 +1,45 @@
+// Outgoing TCP connections made for API endpoints' private functions: the hosts a data owner names
+// with --endpoint-egress HOST:PORT, and the connect that hands a sandboxed function a socket to
+// exactly one of them (the sandbox has no network of its own; see sandbox::JobSpec::on_connect).
+#ifndef DATASITE_NET_EGRESS_H_
+#define DATASITE_NET_EGRESS_H_
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace datasite::net {
+
+// One HOST:PORT a private endpoint function may reach. `host` is a DNS name (lower case, no
+// trailing dot), an IPv4 address, or an IPv6 address (without its brackets).
+struct EgressTarget {
+  std::string host;
+  uint16_t port = 0;
+
+  std::string ToString() const;  // "host:port", "[v6]:port"
+  bool operator==(const EgressTarget&) const = default;
+};
+
+// "HOST:PORT" or "[IPv6]:PORT". kInvalidArgument, saying what is wrong, for anything else: no
+// port, a port outside 1..65535, wildcards, a scheme or a path, characters no host name has.
+Result<EgressTarget> ParseEgressTarget(std::string_view text);
+
+// The target of `allowed` that `host`:`port`, as a function names it, is; nullptr for none. Host
+// names compare without case and without a trailing dot; nothing is resolved to compare.
+const EgressTarget* FindEgressTarget(const std::vector<EgressTarget>& allowed,
+                                     std::string_view host, int64_t port);
+
+// Resolves `target` and connects to its first address that answers, all within `timeout`;
+// returns the connected socket (blocking, close-on-exec), which the caller owns and closes.
+// kUnavailable when no address can be reached in time, saying why; kDeadlineExceeded when the
+// time was up first. Blocks the calling thread (name resolution may take the resolver's own time
+// beyond `timeout`).
+Result<int> ConnectEgress(const EgressTarget& target, std::chrono::milliseconds timeout);
+
+}  // namespace datasite::net
+
+#endif  // DATASITE_NET_EGRESS_H_
