@@ -5,12 +5,16 @@
 #include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
+#include <condition_variable>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 namespace datasite::net {
 namespace {
@@ -145,6 +149,128 @@ Result<int> ConnectEgress(const EgressTarget& target, std::chrono::milliseconds 
     return Status(StatusCode::kDeadlineExceeded,
                   "connecting to " + target.ToString() + " took longer than the call had left");
   return UnavailableError("connecting to " + target.ToString() + " failed: " + last);
+}
+
+struct EgressRelays::State {
+  explicit State(int max) : max_open(max) {}
+  const int max_open;
+  mutable std::mutex mu;
+  std::condition_variable ended;
+  int open = 0;       // REQUIRES: mu held
+  bool stop = false;  // REQUIRES: mu held; read by relays through Stopping()
+  bool Stopping() {
+    std::lock_guard lock(mu);
+    return stop;
+  }
+};
+
+namespace {
+
+// One direction of a relay: bytes read from one side not yet written to the other.
+struct Pipe {
+  char buffer[64 << 10];
+  size_t begin = 0, end = 0;
+  bool eof = false;        // the reading side has finished sending
+  bool shut_down = false;  // the writing side was told so (shutdown SHUT_WR)
+  size_t Pending() const { return end - begin; }
+};
+
+// Moves what `from` can give into `pipe`, and what `pipe` holds into `to`. False on an error
+// (the connection is over).
+bool Pump(int from, short from_events, Pipe& pipe, int to, short to_events) {
+  if ((from_events & (POLLIN | POLLHUP)) && !pipe.eof && pipe.end < sizeof pipe.buffer) {
+    ssize_t n = recv(from, pipe.buffer + pipe.end, sizeof pipe.buffer - pipe.end, MSG_DONTWAIT);
+    if (n > 0) pipe.end += static_cast<size_t>(n);
+    if (n == 0) pipe.eof = true;
+    if (n < 0 && errno != EAGAIN && errno != EINTR) return false;
+  }
+  if (pipe.Pending() > 0 && (to_events & POLLOUT)) {
+    ssize_t n = send(to, pipe.buffer + pipe.begin, pipe.Pending(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) pipe.begin += static_cast<size_t>(n);
+    if (n < 0 && errno != EAGAIN && errno != EINTR) return false;
+    if (pipe.begin == pipe.end) pipe.begin = pipe.end = 0;
+  }
+  if (pipe.eof && pipe.Pending() == 0 && !pipe.shut_down) {
+    shutdown(to, SHUT_WR);
+    pipe.shut_down = true;
+  }
+  return true;
+}
+
+void Relay(int inside, int outside, std::chrono::steady_clock::time_point until,
+           EgressRelays::State& state) {
+  auto in_to_out = std::make_unique<Pipe>();
+  auto out_to_in = std::make_unique<Pipe>();
+  while (std::chrono::steady_clock::now() < until && !state.Stopping()) {
+    pollfd p[2] = {{inside, 0, 0}, {outside, 0, 0}};
+    if (!in_to_out->eof && in_to_out->end < sizeof in_to_out->buffer) p[0].events |= POLLIN;
+    if (!out_to_in->eof && out_to_in->end < sizeof out_to_in->buffer) p[1].events |= POLLIN;
+    if (out_to_in->Pending() > 0) p[0].events |= POLLOUT;
+    if (in_to_out->Pending() > 0) p[1].events |= POLLOUT;
+    if (poll(p, 2, 200) < 0 && errno != EINTR) break;
+    // The function's end closed (its process ended): nothing more can reach it.
+    if ((p[0].revents & (POLLHUP | POLLERR)) && !(p[0].revents & POLLIN)) break;
+    if (p[1].revents & POLLERR) break;
+    if (!Pump(inside, p[0].revents, *in_to_out, outside, p[1].revents)) break;
+    if (!Pump(outside, p[1].revents, *out_to_in, inside, p[0].revents)) break;
+    if (in_to_out->shut_down && out_to_in->shut_down) break;
+  }
+  close(inside);
+  close(outside);
+}
+
+}  // namespace
+
+EgressRelays::EgressRelays(int max_open) : state_(std::make_shared<State>(max_open)) {}
+
+EgressRelays::~EgressRelays() {
+  std::unique_lock lock(state_->mu);
+  state_->stop = true;
+  state_->ended.wait(lock, [this] { return state_->open == 0; });
+}
+
+int EgressRelays::open_count() const {
+  std::lock_guard lock(state_->mu);
+  return state_->open;
+}
+
+Result<int> EgressRelays::Open(const EgressTarget& target, std::chrono::milliseconds timeout,
+                               std::chrono::steady_clock::time_point until) {
+  {
+    std::lock_guard lock(state_->mu);
+    if (state_->stop) return UnavailableError("the server is stopping");
+    if (state_->open >= state_->max_open)
+      return ResourceExhaustedError("the server has " + std::to_string(state_->max_open) +
+                                    " connections open for functions already; try again later");
+    ++state_->open;  // held from here, so that concurrent Opens can't overshoot
+  }
+  auto release = [this] {
+    std::lock_guard lock(state_->mu);
+    --state_->open;
+    state_->ended.notify_all();
+  };
+  Result<int> outside = ConnectEgress(target, timeout);
+  if (!outside.ok()) {
+    release();
+    return outside.status();
+  }
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+    const std::string why = std::strerror(errno);
+    close(*outside);
+    release();
+    return UnavailableError("socketpair: " + why);
+  }
+  fcntl(pair[0], F_SETFL, fcntl(pair[0], F_GETFL) | O_NONBLOCK);
+  fcntl(*outside, F_SETFL, fcntl(*outside, F_GETFL) | O_NONBLOCK);
+  std::shared_ptr<State> state = state_;
+  std::thread([inside = pair[0], outside = *outside, until, state] {
+    Relay(inside, outside, until, *state);
+    std::lock_guard lock(state->mu);
+    --state->open;
+    state->ended.notify_all();
+  }).detach();
+  return pair[1];
 }
 
 }  // namespace datasite::net

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,6 +40,33 @@ const EgressTarget* FindEgressTarget(const std::vector<EgressTarget>& allowed,
 // time was up first. Blocks the calling thread (name resolution may take the resolver's own time
 // beyond `timeout`).
 Result<int> ConnectEgress(const EgressTarget& target, std::chrono::milliseconds timeout);
+
+// The connections made for sandboxed functions. A function never holds the TCP socket: it could
+// disconnect it (connect to AF_UNSPEC) and connect it anywhere this process can reach, or read this
+// host's interfaces through it. It gets one end of a Unix socket pair instead, and a relay thread
+// here carries the bytes between that and the connection. A relay ends when the function closes
+// its end (or its process ends), when both sides have finished sending, on an error, at its
+// deadline, or when this object is destroyed. Safe for concurrent use.
+class EgressRelays {
+ public:
+  explicit EgressRelays(int max_open = 64);
+  ~EgressRelays();  // ends every relay, and waits for their threads
+  EgressRelays(const EgressRelays&) = delete;
+  EgressRelays& operator=(const EgressRelays&) = delete;
+
+  // Connects to `target` within `timeout` (ConnectEgress) and returns the function's end of the
+  // relay (close-on-exec; the caller hands it over and closes its copy). The relay lasts at most
+  // until `until`. kResourceExhausted while max_open relays are open; ConnectEgress's errors.
+  Result<int> Open(const EgressTarget& target, std::chrono::milliseconds timeout,
+                   std::chrono::steady_clock::time_point until);
+
+  int open_count() const;
+
+  struct State;  // shared with the relay threads, which may outlive this object by a moment
+
+ private:
+  std::shared_ptr<State> state_;
+};
 
 }  // namespace datasite::net
 

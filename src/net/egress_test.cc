@@ -6,6 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <memory>
+#include <thread>
+
 namespace datasite::net {
 namespace {
 
@@ -90,6 +93,67 @@ TEST(EgressTest, AClosedPortIsUnavailable) {
   auto refused = ConnectEgress({"127.0.0.1", static_cast<uint16_t>(port)}, std::chrono::seconds(5));
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
+}
+
+TEST(EgressRelaysTest, RelaysBothWaysAndEndsWhenTheFunctionsEndCloses) {
+  int port = 0;
+  int listener = Listen(&port);
+  EgressRelays relays(1);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  auto inside =
+      relays.Open({"127.0.0.1", static_cast<uint16_t>(port)}, std::chrono::seconds(5), until);
+  ASSERT_TRUE(inside.ok()) << inside.status().ToString();
+  EXPECT_EQ(relays.open_count(), 1);
+  // What the function is handed is a Unix socket: nothing it can reconnect elsewhere.
+  sockaddr_storage address{};
+  socklen_t size = sizeof address;
+  ASSERT_EQ(getsockname(*inside, reinterpret_cast<sockaddr*>(&address), &size), 0);
+  EXPECT_EQ(address.ss_family, AF_UNIX);
+  // The limit: a second relay waits for the first to end.
+  auto second =
+      relays.Open({"127.0.0.1", static_cast<uint16_t>(port)}, std::chrono::seconds(5), until);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kResourceExhausted);
+
+  int peer = accept(listener, nullptr, nullptr);
+  ASSERT_GE(peer, 0);
+  ASSERT_EQ(write(*inside, "ping", 4), 4);
+  shutdown(*inside, SHUT_WR);  // a half-close reaches the far end as end of stream
+  std::string got;
+  char buf[16];
+  for (ssize_t n; (n = read(peer, buf, sizeof buf)) > 0;) got.append(buf, static_cast<size_t>(n));
+  EXPECT_EQ(got, "ping");
+  ASSERT_EQ(write(peer, "pong", 4), 4);
+  EXPECT_EQ(read(*inside, buf, 4), 4);
+  EXPECT_EQ(std::string(buf, 4), "pong");
+  close(*inside);  // the function's process ended
+  for (int i = 0; i < 100 && relays.open_count() > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(relays.open_count(), 0);
+  EXPECT_EQ(read(peer, buf, sizeof buf), 0);  // and the far end sees the connection closed
+  close(peer);
+  close(listener);
+}
+
+TEST(EgressRelaysTest, ARelayEndsAtItsDeadlineAndOnDestruction) {
+  int port = 0;
+  int listener = Listen(&port);
+  auto relays = std::make_unique<EgressRelays>(4);
+  auto soon = relays->Open({"127.0.0.1", static_cast<uint16_t>(port)}, std::chrono::seconds(5),
+                           std::chrono::steady_clock::now() + std::chrono::milliseconds(300));
+  auto later = relays->Open({"127.0.0.1", static_cast<uint16_t>(port)}, std::chrono::seconds(5),
+                            std::chrono::steady_clock::now() + std::chrono::hours(1));
+  ASSERT_TRUE(soon.ok() && later.ok());
+  char buf[4];
+  EXPECT_EQ(read(*soon, buf, sizeof buf), 0);  // blocks until the relay gives up at its deadline
+  for (int i = 0; i < 100 && relays->open_count() > 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(relays->open_count(), 1);
+  relays.reset();  // waits for the hour-long one to stop
+  EXPECT_EQ(read(*later, buf, sizeof buf), 0);
+  close(*soon);
+  close(*later);
+  close(listener);
 }
 
 }  // namespace

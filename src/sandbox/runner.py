@@ -313,10 +313,21 @@ class Endpoint:
         return load_input(fmt, fds[0], answer.get("meta"))
 
 
+class RelayedSocket(socket.socket):
+    """The function's end of the host's relay to a TCP connection (a Unix socket): TCP options,
+    which clients set on what they take for a TCP socket, are the host's to set."""
+
+    def setsockopt(self, level, option, *value):
+        if level == socket.IPPROTO_TCP:
+            return None
+        return super().setsockopt(level, option, *value)
+
+
 class Egress:
     """socket.create_connection in an API endpoint's private function under --endpoint-egress. The
     sandbox has no network: the host connects to the HOST:PORT named, when the data owner listed
-    it, and hands the connected socket over. urllib3 (requests) is patched alike when imported."""
+    it, and relays the connection's bytes through a Unix socket it hands over. urllib3 (requests)
+    is patched alike when imported."""
 
     def __init__(self, sock):
         self._sock = sock
@@ -339,7 +350,7 @@ class Egress:
             why = answer.get("error") if isinstance(answer, dict) else None
             raise ConnectionRefusedError(errno.ECONNREFUSED,
                                          f"{host}:{port}: {why or 'the server did not connect'}")
-        connection = socket.socket(fileno=fds[0])
+        connection = RelayedSocket(fileno=fds[0])
         if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
             connection.settimeout(timeout)
         for option in kwargs.get("socket_options") or ():  # urllib3's (TCP_NODELAY)

@@ -501,7 +501,13 @@ TEST_F(SandboxTest, AnEndpointFunctionWithEgressConnectsThroughTheHostOnly) {
       "        own = 'made'\n"
       "    except OSError as e:\n"
       "        own = e.errno\n"
-      "    return [got, refused, own]\n");
+      "    import fcntl, struct\n"
+      "    try:\n"  // SIOCGIFCONF: on a host-made socket, the host's interfaces
+      "        fcntl.ioctl(c.fileno(), 0x8912, struct.pack('iP', 0, 0))\n"
+      "        interfaces = 'listed'\n"
+      "    except OSError as e:\n"
+      "        interfaces = e.errno\n"
+      "    return [got, refused, own, interfaces]\n");
   spec.endpoint = {{"settings", nlohmann::json::object()}, {"egress", true}};
   std::vector<std::string> asked;
   int peer = -1;
@@ -521,6 +527,7 @@ TEST_F(SandboxTest, AnEndpointFunctionWithEgressConnectsThroughTheHostOnly) {
   EXPECT_EQ(got[0], "pong");
   EXPECT_NE(got[1].get<std::string>().find("not that one"), std::string::npos) << got;
   EXPECT_EQ(got[2], EAFNOSUPPORT);  // its own sockets still reach nothing
+  EXPECT_EQ(got[3], EPERM);
   EXPECT_EQ(asked, (std::vector<std::string>{"Warehouse.example:5432", "other.example:80"}));
   char buf[4];
   EXPECT_EQ(read(peer, buf, 4), 4);

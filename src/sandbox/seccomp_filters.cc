@@ -203,6 +203,11 @@ Result<std::string> WarmFilterBpf() {
   // clone3 passes its flags in memory, out of seccomp's sight: answer ENOSYS and glibc uses clone.
   RETURN_IF_ERROR(Deny(ctx.get(), "clone3", ENOSYS));
   RETURN_IF_ERROR(DenyIf(ctx.get(), "ioctl", EPERM, IntArgEquals(1, 0x5412 /* TIOCSTI */)));
+  // The network device ioctls (SIOCGIFCONF, SIOCGIFADDR ... 0x89xx; wireless 0x8Bxx) answer on
+  // any socket for the network namespace the socket was made in: on a Unix socket the host made
+  // (an endpoint's relayed connection, --endpoint-egress) they would list the host's interfaces.
+  RETURN_IF_ERROR(DenyIf(ctx.get(), "ioctl", EPERM, SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00, 0x8900)));
+  RETURN_IF_ERROR(DenyIf(ctx.get(), "ioctl", EPERM, SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00, 0x8b00)));
   return Export(ctx.get());
 }
 

@@ -585,13 +585,18 @@ Result<EndpointResult> EndpointService::RunSide(const Principal& user, const sto
       const net::EgressTarget* target =
           net::FindEgressTarget(options_.egress, request.host, request.port);
       if (target == nullptr) {
+        std::string host = Cut(request.host, 255);  // the function's text: one line of it
+        for (char& c : host)
+          if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
         spdlog::warn("API endpoint {}: refused a connection to {}:{} (not in --endpoint-egress)",
-                     e.path, Cut(request.host, 255), request.port);
+                     e.path, host, request.port);
         return PermissionDeniedError(
             "the server does not allow connections to this host and "
             "port (--endpoint-egress)");
       }
-      return net::ConnectEgress(*target, request.time_left);
+      // The function gets a relayed Unix socket, never the TCP one (which it could reconnect).
+      return relays_.Open(*target, request.time_left,
+                          std::chrono::steady_clock::now() + request.time_left);
     };
   }
   const blob::LocalFile scratch(options_.scratch_dir + "/endpoint-" + NewUuid(), /*remove=*/true);

@@ -79,6 +79,37 @@ def fetch(context, port: int, how: str = "urllib"):
     return "unknown how"
 
 
+@sy.api_endpoint_method()
+def hop(context, listed: int, target: int, how: str):
+    """Connects to the listed port, then tries to point the same socket at ``target``: a TCP socket
+    is disconnected by connect(AF_UNSPEC) and may then connect anywhere, or send with
+    MSG_FASTOPEN to an address. What was done, and what came back."""
+    import ctypes
+    import socket
+    import struct
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    out = []
+    s = socket.create_connection(("127.0.0.1", listed))
+    unspec = struct.pack("H14x", 0)
+    out.append(f"disconnect={libc.connect(s.fileno(), unspec, 16)}/{ctypes.get_errno()}")
+    there = struct.pack("!HH4s8x", socket.AF_INET, target, socket.inet_aton("127.0.0.1"))
+    there = struct.pack("H", socket.AF_INET) + there[2:]  # sa_family is in host order
+    request = b"GET / HTTP/1.0\r\nHost: x\r\n\r\n"
+    if how == "reconnect":
+        out.append(f"connect={libc.connect(s.fileno(), there, 16)}/{ctypes.get_errno()}")
+        sent = libc.send(s.fileno(), request, len(request), 0)
+    else:  # sendto with MSG_FASTOPEN connects without connect()
+        sent = libc.sendto(s.fileno(), request, len(request), 0x20000000, there, 16)
+    out.append(f"sent={sent}/{ctypes.get_errno()}")
+    s.settimeout(5)
+    try:
+        out.append("got=" + s.recv(4096).decode(errors="replace"))
+    except OSError as error:
+        out.append(f"recv: {error}")
+    return " ".join(out)
+
+
 def add_fetch(owner, path):
     added = owner.api.services.api.add(
         endpoint=sy.TwinAPIEndpoint(path=path, mock_function=fetch, private_function=fetch)
@@ -125,6 +156,23 @@ def test_a_private_function_reaches_the_listed_host_and_nothing_else(
     with pytest.raises(sy.SyftException) as raised:
         scientist.api.services.warehouse.fetch.private(port=listed.port)
     assert raised.value.status == 403
+
+
+def test_the_handed_socket_cannot_be_pointed_elsewhere(launcher, monkeypatch, warehouses):
+    # The cold attack on e19935f: the function got the server's TCP socket, disconnected it and
+    # connected it to an unlisted port (any host the server reaches), or sent with MSG_FASTOPEN.
+    # It now holds a Unix socket relayed by the server.
+    listed, unlisted = warehouses
+    server = launch_with_egress(launcher, monkeypatch, f"127.0.0.1:{listed.port}")
+    owner = make_code_actors(server.port)["owner"].client
+    owner.api.services.api.add(
+        endpoint=sy.TwinAPIEndpoint(path="warehouse.hop", mock_function=hop, private_function=hop)
+    )
+    for how in ("reconnect", "fastopen"):
+        got = owner.api.services.warehouse.hop.private(listed=listed.port, target=unlisted.port,
+                                                       how=how)
+        assert "UNLISTED-WAREHOUSE" not in got, (how, got)
+        assert "sent=-1" in got or "LISTED-WAREHOUSE" in got, (how, got)
 
 
 def test_without_the_flag_no_function_reaches_any_host(launcher, monkeypatch, warehouses):
