@@ -87,6 +87,38 @@ CREATE TABLE api_endpoints (
 CREATE INDEX api_endpoints_created ON api_endpoints(created_at);
 )sql";
 
+// Version 31 on both engines: differential privacy (dp/, services/dp.h): a policy per asset, what
+// each data scientist and all of them spent of its budget, and every release.
+constexpr const char* kDpSchema = R"sql(
+CREATE TABLE dp_policies (
+  asset_id TEXT PRIMARY KEY,
+  policy TEXT NOT NULL,
+  bounding_key BIGINT NOT NULL,
+  updated_by TEXT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE TABLE dp_budgets (
+  asset_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  rho_spent BIGINT NOT NULL DEFAULT 0,
+  delta_spent BIGINT NOT NULL DEFAULT 0,
+  rho_extra BIGINT NOT NULL DEFAULT 0,
+  delta_extra BIGINT NOT NULL DEFAULT 0,
+  PRIMARY KEY (asset_id, user_id)
+);
+CREATE TABLE dp_releases (
+  id TEXT PRIMARY KEY,
+  asset_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  query TEXT NOT NULL,
+  answer TEXT NOT NULL,
+  rho BIGINT NOT NULL,
+  delta BIGINT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+CREATE INDEX dp_releases_asset ON dp_releases(asset_id, created_at);
+)sql";
+
 // The schema, one entry per version. Never edit a released entry: append a new one.
 constexpr const char* kMigrations[] = {
     // Version 1: accounts, sessions, settings, identity, audit.
@@ -886,6 +918,8 @@ END;
     kOutputChecksSchema,
     // Version 30: custom API endpoints (see kApiEndpointsSchema).
     kApiEndpointsSchema,
+    // Version 31: differential privacy (see kDpSchema).
+    kDpSchema,
 };
 
 // PostgreSQL's form of every migration after kPostgresBaselineVersion, in order.
@@ -1078,6 +1112,7 @@ CREATE TRIGGER job_usage_delete AFTER DELETE ON jobs
     kGrantsSchema,        // Version 28 (see above).
     kOutputChecksSchema,  // Version 29 (see above).
     kApiEndpointsSchema,  // Version 30 (see above).
+    kDpSchema,            // Version 31 (see above).
 };
 static_assert(std::size(kMigrations) == kPostgresBaselineVersion + std::size(kPostgresMigrations),
               "every migration after PostgreSQL's baseline needs its PostgreSQL form");
@@ -3426,6 +3461,143 @@ class SqlStore : public Store {
                          "mock_state_version + 1 WHERE path = ? AND mock_state_version = ?");
     RETURN_IF_ERROR(s.Bind(state).Bind(path).Bind(expected_version).Run());
     return conn_->Changes() == 1;
+  }
+
+  Status SetDpPolicy(const DpPolicyRecord& r) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "INSERT INTO dp_policies (asset_id, policy, bounding_key, updated_by, updated_at) "
+           "VALUES (?, ?, ?, ?, ?) ON CONFLICT (asset_id) DO UPDATE SET policy = excluded.policy, "
+           "updated_by = excluded.updated_by, updated_at = excluded.updated_at");
+    return s.Bind(r.asset_id)
+        .Bind(r.policy)
+        .Bind(r.bounding_key)
+        .Bind(r.updated_by)
+        .Bind(r.updated_at)
+        .Run();
+  }
+
+  Result<DpPolicyRecord> GetDpPolicy(const std::string& asset_id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "SELECT asset_id, policy, bounding_key, updated_by, updated_at FROM dp_policies WHERE "
+           "asset_id = ?");
+    s.Bind(asset_id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError("the asset has no DP policy");
+    return DpPolicyRecord{s.Text(0), s.Text(1), s.Int(2), s.Text(3), s.Int(4)};
+  }
+
+  Status DeleteDpPolicy(const std::string& asset_id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "DELETE FROM dp_policies WHERE asset_id = ?");
+    return s.Bind(asset_id).Run();
+  }
+
+  Result<bool> ChargeDpRelease(const DpRelease& r, DpLimits user_limit,
+                               DpLimits total_limit) override {
+    std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(Begin());
+    Result<bool> charged = [&]() -> Result<bool> {
+      for (const auto& [user, limit] : {std::pair{r.user_id, user_limit},
+                                        std::pair{std::string(kDpAllScientists), total_limit}}) {
+        Stmt insert(stmts_,
+                    "INSERT INTO dp_budgets (asset_id, user_id) VALUES (?, ?) ON CONFLICT "
+                    "(asset_id, user_id) DO NOTHING");
+        RETURN_IF_ERROR(insert.Bind(r.asset_id).Bind(user).Run());
+        // The row lock taken here orders concurrent charges; each one's condition is checked
+        // against what the others committed.
+        Stmt charge(stmts_,
+                    "UPDATE dp_budgets SET rho_spent = rho_spent + ?1, delta_spent = delta_spent "
+                    "+ ?2 WHERE asset_id = ?3 AND user_id = ?4 AND rho_spent + ?1 <= ?5 + "
+                    "rho_extra AND delta_spent + ?2 <= ?6 + delta_extra");
+        RETURN_IF_ERROR(charge.Bind(r.rho)
+                            .Bind(r.delta)
+                            .Bind(r.asset_id)
+                            .Bind(user)
+                            .Bind(limit.rho)
+                            .Bind(limit.delta)
+                            .Run());
+        if (conn_->Changes() != 1) return false;
+      }
+      Stmt release(stmts_,
+                   "INSERT INTO dp_releases (id, asset_id, user_id, query, answer, rho, delta, "
+                   "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+      RETURN_IF_ERROR(release.Bind(r.id)
+                          .Bind(r.asset_id)
+                          .Bind(r.user_id)
+                          .Bind(r.query)
+                          .Bind(r.answer)
+                          .Bind(r.rho)
+                          .Bind(r.delta)
+                          .Bind(r.created_at)
+                          .Run());
+      return true;
+    }();
+    if (!charged.ok() || !*charged) {
+      Rollback();
+      return charged;
+    }
+    RETURN_IF_ERROR(Commit());
+    return true;
+  }
+
+  Result<std::vector<DpBudgetRow>> ListDpBudgets(const std::string& asset_id,
+                                                 const std::string& user_id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "SELECT asset_id, user_id, rho_spent, delta_spent, rho_extra, delta_extra FROM "
+           "dp_budgets WHERE (?1 = '' OR asset_id = ?1) AND (?2 = '' OR user_id = ?2 OR "
+           "user_id = '*') ORDER BY asset_id, user_id");
+    s.Bind(asset_id).Bind(user_id);
+    std::vector<DpBudgetRow> rows;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      rows.push_back({s.Text(0), s.Text(1), s.Int(2), s.Int(3), s.Int(4), s.Int(5)});
+    }
+    return rows;
+  }
+
+  Status AdjustDpBudget(const std::string& asset_id, const std::string& user_id, int64_t add_rho,
+                        int64_t add_delta, bool reset) override {
+    std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(Begin());
+    Status st = [&]() -> Status {
+      Stmt insert(stmts_,
+                  "INSERT INTO dp_budgets (asset_id, user_id) VALUES (?, ?) ON CONFLICT "
+                  "(asset_id, user_id) DO NOTHING");
+      RETURN_IF_ERROR(insert.Bind(asset_id).Bind(user_id).Run());
+      Stmt update(stmts_,
+                  reset ? "UPDATE dp_budgets SET rho_spent = 0, delta_spent = 0 WHERE asset_id "
+                          "= ? AND user_id = ?"
+                        : "UPDATE dp_budgets SET rho_extra = rho_extra + ?, delta_extra = "
+                          "delta_extra + ? WHERE asset_id = ? AND user_id = ?");
+      if (!reset) update.Bind(add_rho).Bind(add_delta);
+      return update.Bind(asset_id).Bind(user_id).Run();
+    }();
+    if (!st.ok()) {
+      Rollback();
+      return st;
+    }
+    return Commit();
+  }
+
+  Result<std::vector<DpRelease>> ListDpReleases(const std::string& asset_id,
+                                                int64_t limit) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "SELECT id, asset_id, user_id, query, answer, rho, delta, created_at FROM dp_releases "
+           "WHERE asset_id = ? ORDER BY created_at DESC, id DESC LIMIT ?");
+    s.Bind(asset_id).Bind(limit);
+    std::vector<DpRelease> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      out.push_back(
+          {s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5), s.Int(6), s.Int(7)});
+    }
+    return out;
   }
 
   Status InsertGrant(const Grant& g) override {

@@ -26,18 +26,26 @@ namespace datasite::store {
 namespace {
 
 // The schema version a store opened by this build has.
-constexpr int64_t kLatestVersion = 30;
+constexpr int64_t kLatestVersion = 31;
 
-// Undoes schema version 30 (custom API endpoints), for tests that upgrade from before it.
-constexpr const char* kUndoVersion30 = "DROP TABLE api_endpoints; ";
+// Undoes schema version 31 (differential privacy), for tests that upgrade from before it.
+constexpr const char* kUndoVersion31 =
+    "DROP TABLE dp_releases; DROP TABLE dp_budgets; DROP TABLE dp_policies; ";
+
+// Undoes schema versions 31 and 30 (custom API endpoints), for tests that upgrade from before 30.
+constexpr const char* kUndoVersion30 =
+    "DROP TABLE dp_releases; DROP TABLE dp_budgets; DROP TABLE dp_policies; "
+    "DROP TABLE api_endpoints; ";
 
 // Undoes schema versions 30 and 29 (output checks), for tests that upgrade from before 29.
 constexpr const char* kUndoVersion29 =
+    "DROP TABLE dp_releases; DROP TABLE dp_budgets; DROP TABLE dp_policies; "
     "DROP TABLE api_endpoints; DROP TABLE output_checks; ALTER TABLE jobs DROP COLUMN "
     "held_reason; ";
 
 // Undoes schema versions 29 and 28 (grants), for tests that upgrade from before 28.
 constexpr const char* kUndoVersion28 =
+    "DROP TABLE dp_releases; DROP TABLE dp_budgets; DROP TABLE dp_policies; "
     "DROP TABLE api_endpoints; DROP TABLE output_checks; ALTER TABLE jobs DROP COLUMN held_reason; "
     "DROP INDEX jobs_grant; ALTER TABLE jobs DROP COLUMN grant_id; DROP TABLE grant_users; "
     "DROP TABLE grants; ";
@@ -3467,6 +3475,101 @@ TEST_F(StoreTest, ApiEndpointsAreStoredListedUpdatedAndDeleted) {
   ASSERT_TRUE(store_->DeleteApiEndpoint("b.query").ok());
   EXPECT_EQ(store_->DeleteApiEndpoint("b.query").code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->GetApiEndpoint("b.query").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(StoreTest, ADpPolicyIsSetReplacedAndKeepsItsBoundingKey) {
+  EXPECT_EQ(store_->GetDpPolicy("a1").status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->SetDpPolicy({"a1", R"({"v":1})", 42, "owner", 10}).ok());
+  ASSERT_TRUE(store_->SetDpPolicy({"a1", R"({"v":2})", 99, "owner2", 20}).ok());
+  auto got = store_->GetDpPolicy("a1");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->policy, R"({"v":2})");
+  EXPECT_EQ(got->bounding_key, 42);  // fixed at first: the same rows count for every query
+  EXPECT_EQ(got->updated_by, "owner2");
+  EXPECT_EQ(got->updated_at, 20);
+  ASSERT_TRUE(store_->DeleteDpPolicy("a1").ok());
+  EXPECT_EQ(store_->GetDpPolicy("a1").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(StoreTest, ADpChargeStaysWithinTheUsersAndTheTotalLimitOrWritesNothing) {
+  auto release = [](const std::string& id, const std::string& user, int64_t rho, int64_t delta) {
+    return DpRelease{id, "a1", user, "{}", R"({"value":1})", rho, delta, 5};
+  };
+  const DpLimits user{100, 10}, total{150, 1000};
+  EXPECT_EQ(*store_->ChargeDpRelease(release("r1", "u1", 60, 1), user, total), true);
+  EXPECT_EQ(*store_->ChargeDpRelease(release("r2", "u1", 41, 1), user, total), false);  // 101
+  EXPECT_EQ(*store_->ChargeDpRelease(release("r3", "u1", 40, 9), user, total), true);   // 100, 10
+  EXPECT_EQ(*store_->ChargeDpRelease(release("r4", "u1", 0, 1), user, total), false);   // delta
+  // Another scientist has a budget of their own, but all of them share the total's.
+  EXPECT_EQ(*store_->ChargeDpRelease(release("r5", "u2", 51, 1), user, total), false);  // 151
+  EXPECT_EQ(*store_->ChargeDpRelease(release("r6", "u2", 50, 1), user, total), true);
+  auto rows = store_->ListDpBudgets("a1", "u1");
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);  // the all-scientists row, and u1's
+  EXPECT_EQ((*rows)[0].user_id, kDpAllScientists);
+  EXPECT_EQ((*rows)[0].rho_spent, 150);
+  EXPECT_EQ((*rows)[1].rho_spent, 100);
+  EXPECT_EQ((*rows)[1].delta_spent, 10);
+  auto releases = store_->ListDpReleases("a1", 10);
+  ASSERT_TRUE(releases.ok());
+  ASSERT_EQ(releases->size(), 3u);  // refused charges left no release
+  // An owner's extra raises a row's limit; a reset gives back what it spent.
+  ASSERT_TRUE(store_->AdjustDpBudget("a1", "u1", 20, 0, false).ok());
+  ASSERT_TRUE(store_->AdjustDpBudget("a1", kDpAllScientists, 20, 0, false).ok());
+  EXPECT_EQ(*store_->ChargeDpRelease(release("r7", "u1", 20, 0), user, total), true);
+  ASSERT_TRUE(store_->AdjustDpBudget("a1", "u2", 0, 0, true).ok());
+  rows = store_->ListDpBudgets("a1", "u2");
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(rows->back().rho_spent, 0);
+  EXPECT_EQ(rows->front().rho_spent, 170);  // the total is reset separately
+}
+
+TEST_F(StoreTest, ConcurrentDpChargesFromManyStoresNeverJointlyOverspend) {
+  // 8 stores (processes, on PostgreSQL) race 25 charges each of 7 units for the last 100.
+  constexpr int kStores = 8, kEach = 25;
+  std::vector<std::unique_ptr<Store>> stores;
+  for (int i = 0; i < kStores; ++i) {
+    auto opened = db_->Open();
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    stores.push_back(std::move(opened).value());
+  }
+  std::atomic<int> charged{0}, failed{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kStores; ++i) {
+    threads.emplace_back([&, i] {
+      for (int k = 0; k < kEach; ++k) {
+        DpRelease r{"r" + std::to_string(i) + "-" + std::to_string(k),
+                    "a1",
+                    "u" + std::to_string(i % 3),
+                    "{}",
+                    "{}",
+                    7,
+                    0,
+                    1};
+        auto ok = stores[static_cast<size_t>(i)]->ChargeDpRelease(r, {1000, 0}, {100, 0});
+        if (!ok.ok()) {
+          ++failed;
+        } else if (*ok) {
+          ++charged;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(charged.load(), 14);  // floor(100 / 7)
+  auto rows = store_->ListDpBudgets("a1", "");
+  ASSERT_TRUE(rows.ok());
+  int64_t users = 0;
+  for (const auto& row : *rows) {
+    if (row.user_id == kDpAllScientists) {
+      EXPECT_EQ(row.rho_spent, 98);
+    } else {
+      users += row.rho_spent;
+    }
+  }
+  EXPECT_EQ(users, 98);
+  EXPECT_EQ(store_->ListDpReleases("a1", 100)->size(), 14u);
 }
 
 TEST_F(StoreTest, AnApiEndpointsStateIsWrittenOnlyOverTheVersionItWasReadAt) {

@@ -424,6 +424,47 @@ struct ApiEndpoint {
   int64_t updated_at = 0;
 };
 
+// An asset's differential-privacy policy (dp/policy.h) as JSON text, and the key that picks which
+// rows of each privacy unit count (dp::BoundContributions), fixed when the policy is first set.
+struct DpPolicyRecord {
+  std::string asset_id;
+  std::string policy;
+  int64_t bounding_key = 0;
+  std::string updated_by;  // user id
+  int64_t updated_at = 0;  // unix milliseconds
+};
+
+// What one data scientist (or, for kDpAllScientists, all of them together) has spent of an asset's
+// DP budget, in the accountant's units (dp/accountant.h: rho units; delta in units of 1e-18), and
+// what a data owner added to the policy's budget for them.
+inline constexpr const char* kDpAllScientists = "*";
+struct DpBudgetRow {
+  std::string asset_id;
+  std::string user_id;
+  int64_t rho_spent = 0;
+  int64_t delta_spent = 0;
+  int64_t rho_extra = 0;
+  int64_t delta_extra = 0;
+};
+
+// A budget's limit before a row's extra.
+struct DpLimits {
+  int64_t rho = 0;
+  int64_t delta = 0;
+};
+
+// One DP release: the query, the answer released, and its cost.
+struct DpRelease {
+  std::string id;
+  std::string asset_id;
+  std::string user_id;
+  std::string query;   // JSON text
+  std::string answer;  // JSON text
+  int64_t rho = 0;
+  int64_t delta = 0;
+  int64_t created_at = 0;
+};
+
 struct GrantPage {
   std::vector<Grant> items;
   int64_t total = 0;
@@ -812,6 +853,28 @@ class Store {
   virtual Result<bool> UpdateApiEndpointState(const std::string& path, bool private_side,
                                               int64_t expected_version,
                                               const std::string& state) = 0;
+
+  // Differential privacy. A policy replaces the asset's one, if any. GetDpPolicy: kNotFound when
+  // the asset has none.
+  virtual Status SetDpPolicy(const DpPolicyRecord& record) = 0;
+  virtual Result<DpPolicyRecord> GetDpPolicy(const std::string& asset_id) = 0;
+  virtual Status DeleteDpPolicy(const std::string& asset_id) = 0;
+  // In one transaction: adds the release's cost to what its user and all scientists
+  // (kDpAllScientists) spent on its asset, when each stays within its limit plus the row's extra,
+  // and records the release. False, with nothing written, when either would overspend; concurrent
+  // charges (from any process on the database) never jointly overspend. REQUIRES: costs >= 0.
+  virtual Result<bool> ChargeDpRelease(const DpRelease& release, DpLimits user_limit,
+                                       DpLimits total_limit) = 0;
+  // The budget rows of `asset_id` (every asset when empty) for `user_id` (every user, and the
+  // all-scientists row, when empty); rows appear at a first charge or adjustment.
+  virtual Result<std::vector<DpBudgetRow>> ListDpBudgets(const std::string& asset_id,
+                                                         const std::string& user_id) = 0;
+  // Adds to a row's extra (creating the row), or with `reset` sets what it spent back to 0.
+  virtual Status AdjustDpBudget(const std::string& asset_id, const std::string& user_id,
+                                int64_t add_rho, int64_t add_delta, bool reset) = 0;
+  // The asset's releases, newest first, at most `limit`.
+  virtual Result<std::vector<DpRelease>> ListDpReleases(const std::string& asset_id,
+                                                        int64_t limit) = 0;
 
   // Inserts the grant and its users. kNotFound when a user is absent.
   virtual Status InsertGrant(const Grant& grant) = 0;
