@@ -151,17 +151,37 @@ Result<int> ConnectEgress(const EgressTarget& target, std::chrono::milliseconds 
   return UnavailableError("connecting to " + target.ToString() + " failed: " + last);
 }
 
+// A count of open relays under a limit, and a stop flag: the server's, and each group's.
 struct EgressRelays::State {
   explicit State(int max) : max_open(max) {}
   const int max_open;
   mutable std::mutex mu;
   std::condition_variable ended;
   int open = 0;       // REQUIRES: mu held
-  bool stop = false;  // REQUIRES: mu held; read by relays through Stopping()
+  bool stop = false;  // REQUIRES: mu held
   bool Stopping() {
     std::lock_guard lock(mu);
     return stop;
   }
+  bool Take() {
+    std::lock_guard lock(mu);
+    if (stop || open >= max_open) return false;
+    ++open;
+    return true;
+  }
+  void Give() {
+    std::lock_guard lock(mu);
+    --open;
+    ended.notify_all();
+  }
+  void StopAndWait() {
+    std::unique_lock lock(mu);
+    stop = true;
+    ended.wait(lock, [this] { return open == 0; });
+  }
+};
+struct EgressRelays::Group::Shared : EgressRelays::State {
+  using State::State;
 };
 
 namespace {
@@ -170,21 +190,22 @@ namespace {
 struct Pipe {
   char buffer[64 << 10];
   size_t begin = 0, end = 0;
-  bool eof = false;        // the reading side has finished sending
-  bool shut_down = false;  // the writing side was told so (shutdown SHUT_WR)
+  bool eof = false;        // nothing more will be read from the sending side
+  bool shut_down = false;  // the receiving side was told so (shutdown SHUT_WR)
   size_t Pending() const { return end - begin; }
+  bool Room() const { return !eof && end < sizeof buffer; }
 };
 
-// Moves what `from` can give into `pipe`, and what `pipe` holds into `to`. False on an error
-// (the connection is over).
-bool Pump(int from, short from_events, Pipe& pipe, int to, short to_events) {
-  if ((from_events & (POLLIN | POLLHUP)) && !pipe.eof && pipe.end < sizeof pipe.buffer) {
+// Moves what `from` gives into `pipe` (when `readable`), and what `pipe` holds into `to` (when
+// `writable`); passes on the end of the stream once the pipe is empty. False on an error.
+bool Pump(int from, bool readable, Pipe& pipe, int to, bool writable) {
+  if (readable && pipe.Room()) {
     ssize_t n = recv(from, pipe.buffer + pipe.end, sizeof pipe.buffer - pipe.end, MSG_DONTWAIT);
     if (n > 0) pipe.end += static_cast<size_t>(n);
     if (n == 0) pipe.eof = true;
     if (n < 0 && errno != EAGAIN && errno != EINTR) return false;
   }
-  if (pipe.Pending() > 0 && (to_events & POLLOUT)) {
+  if (writable && pipe.Pending() > 0) {
     ssize_t n = send(to, pipe.buffer + pipe.begin, pipe.Pending(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n > 0) pipe.begin += static_cast<size_t>(n);
     if (n < 0 && errno != EAGAIN && errno != EINTR) return false;
@@ -197,23 +218,40 @@ bool Pump(int from, short from_events, Pipe& pipe, int to, short to_events) {
   return true;
 }
 
+// Carries bytes between the function's end (`inside`) and the connection (`outside`). A side is
+// polled only for what the relay wants from it (a socket shut down both ways reports POLLHUP
+// whatever is asked, which would spin), except that the function's end is always watched for its
+// hang-up while it is there.
 void Relay(int inside, int outside, std::chrono::steady_clock::time_point until,
-           EgressRelays::State& state) {
+           EgressRelays::State& server, EgressRelays::State& group) {
   auto in_to_out = std::make_unique<Pipe>();
   auto out_to_in = std::make_unique<Pipe>();
-  while (std::chrono::steady_clock::now() < until && !state.Stopping()) {
-    pollfd p[2] = {{inside, 0, 0}, {outside, 0, 0}};
-    if (!in_to_out->eof && in_to_out->end < sizeof in_to_out->buffer) p[0].events |= POLLIN;
-    if (!out_to_in->eof && out_to_in->end < sizeof out_to_in->buffer) p[1].events |= POLLIN;
-    if (out_to_in->Pending() > 0) p[0].events |= POLLOUT;
-    if (in_to_out->Pending() > 0) p[1].events |= POLLOUT;
+  bool inside_hung_up = false;  // nothing can reach the function any more; what it sent is read on
+  while (std::chrono::steady_clock::now() < until && !server.Stopping() && !group.Stopping()) {
+    if (in_to_out->shut_down && out_to_in->shut_down) break;  // everything was passed on
+    short in_events = 0, out_events = 0;
+    if (in_to_out->Room()) in_events |= POLLIN;
+    if (out_to_in->Pending() > 0) in_events |= POLLOUT;
+    if (out_to_in->Room()) out_events |= POLLIN;
+    if (in_to_out->Pending() > 0) out_events |= POLLOUT;
+    const bool watch_inside = in_events != 0 || !inside_hung_up;
+    pollfd p[2] = {{watch_inside ? inside : -1, in_events, 0},
+                   {out_events != 0 ? outside : -1, out_events, 0}};
     if (poll(p, 2, 200) < 0 && errno != EINTR) break;
-    // The function's end closed (its process ended): nothing more can reach it.
-    if ((p[0].revents & (POLLHUP | POLLERR)) && !(p[0].revents & POLLIN)) break;
     if (p[1].revents & POLLERR) break;
-    if (!Pump(inside, p[0].revents, *in_to_out, outside, p[1].revents)) break;
-    if (!Pump(outside, p[1].revents, *out_to_in, inside, p[0].revents)) break;
-    if (in_to_out->shut_down && out_to_in->shut_down) break;
+    if ((p[0].revents & (POLLHUP | POLLERR)) && !inside_hung_up) {
+      // The function's end is gone: drop what would have gone to it, read nothing more from the
+      // connection, but still deliver what it sent.
+      inside_hung_up = true;
+      out_to_in->begin = out_to_in->end = 0;
+      out_to_in->eof = out_to_in->shut_down = true;
+    }
+    if (!Pump(inside, p[0].revents & (POLLIN | POLLHUP), *in_to_out, outside,
+              p[1].revents & POLLOUT))
+      break;
+    if (!Pump(outside, p[1].revents & (POLLIN | POLLHUP), *out_to_in, inside,
+              p[0].revents & POLLOUT))
+      break;
   }
   close(inside);
   close(outside);
@@ -223,54 +261,56 @@ void Relay(int inside, int outside, std::chrono::steady_clock::time_point until,
 
 EgressRelays::EgressRelays(int max_open) : state_(std::make_shared<State>(max_open)) {}
 
-EgressRelays::~EgressRelays() {
-  std::unique_lock lock(state_->mu);
-  state_->stop = true;
-  state_->ended.wait(lock, [this] { return state_->open == 0; });
-}
+EgressRelays::~EgressRelays() { state_->StopAndWait(); }
 
 int EgressRelays::open_count() const {
   std::lock_guard lock(state_->mu);
   return state_->open;
 }
 
-Result<int> EgressRelays::Open(const EgressTarget& target, std::chrono::milliseconds timeout,
-                               std::chrono::steady_clock::time_point until) {
-  {
-    std::lock_guard lock(state_->mu);
-    if (state_->stop) return UnavailableError("the server is stopping");
-    if (state_->open >= state_->max_open)
-      return ResourceExhaustedError("the server has " + std::to_string(state_->max_open) +
-                                    " connections open for functions already; try again later");
-    ++state_->open;  // held from here, so that concurrent Opens can't overshoot
+std::unique_ptr<EgressRelays::Group> EgressRelays::NewGroup(int max_open) {
+  return std::unique_ptr<Group>(new Group(state_, max_open));
+}
+
+EgressRelays::Group::Group(std::shared_ptr<State> server, int max_open)
+    : server_(std::move(server)), shared_(std::make_shared<Shared>(max_open)) {}
+
+EgressRelays::Group::~Group() { shared_->StopAndWait(); }
+
+int EgressRelays::Group::open_count() const {
+  std::lock_guard lock(shared_->mu);
+  return shared_->open;
+}
+
+Status EgressRelays::Group::Open(const EgressTarget& target, int inside,
+                                 std::chrono::milliseconds timeout,
+                                 std::chrono::steady_clock::time_point until) {
+  if (!shared_->Take()) {
+    close(inside);
+    return ResourceExhaustedError("a call may have " + std::to_string(shared_->max_open) +
+                                  " connections open at once");
   }
-  auto release = [this] {
-    std::lock_guard lock(state_->mu);
-    --state_->open;
-    state_->ended.notify_all();
-  };
+  if (!server_->Take()) {
+    shared_->Give();
+    close(inside);
+    return ResourceExhaustedError("the server has " + std::to_string(server_->max_open) +
+                                  " connections open for functions already; try again later");
+  }
   Result<int> outside = ConnectEgress(target, timeout);
   if (!outside.ok()) {
-    release();
+    server_->Give();
+    shared_->Give();
+    close(inside);
     return outside.status();
   }
-  int pair[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
-    const std::string why = std::strerror(errno);
-    close(*outside);
-    release();
-    return UnavailableError("socketpair: " + why);
-  }
-  fcntl(pair[0], F_SETFL, fcntl(pair[0], F_GETFL) | O_NONBLOCK);
+  fcntl(inside, F_SETFL, fcntl(inside, F_GETFL) | O_NONBLOCK);
   fcntl(*outside, F_SETFL, fcntl(*outside, F_GETFL) | O_NONBLOCK);
-  std::shared_ptr<State> state = state_;
-  std::thread([inside = pair[0], outside = *outside, until, state] {
-    Relay(inside, outside, until, *state);
-    std::lock_guard lock(state->mu);
-    --state->open;
-    state->ended.notify_all();
+  std::thread([inside, outside = *outside, until, server = server_, group = shared_] {
+    Relay(inside, outside, until, *server, *group);
+    server->Give();  // first: once its group's count drops, the relay is gone from both
+    group->Give();
   }).detach();
-  return pair[1];
+  return Status::Ok();
 }
 
 }  // namespace datasite::net

@@ -42,30 +42,50 @@ const EgressTarget* FindEgressTarget(const std::vector<EgressTarget>& allowed,
 Result<int> ConnectEgress(const EgressTarget& target, std::chrono::milliseconds timeout);
 
 // The connections made for sandboxed functions. A function never holds the TCP socket: it could
-// disconnect it (connect to AF_UNSPEC) and connect it anywhere this process can reach, or read this
-// host's interfaces through it. It gets one end of a Unix socket pair instead, and a relay thread
-// here carries the bytes between that and the connection. A relay ends when the function closes
-// its end (or its process ends), when both sides have finished sending, on an error, at its
-// deadline, or when this object is destroyed. Safe for concurrent use.
+// disconnect it (connect to AF_UNSPEC) and connect it anywhere this process can reach. It makes a
+// Unix socket pair in its own namespaces and sends one end; a relay thread here carries the bytes
+// between that end and the connection. Relays belong to a Group (one call's); a relay ends when
+// both sides have finished sending, when the function's end hangs up (what it sent first is still
+// delivered), on an error, at its deadline, or when its Group or this object is destroyed.
+// Safe for concurrent use.
 class EgressRelays {
  public:
+  struct State;  // shared with the relay threads, which may outlive a Group by a moment
+  class Group;
+
   explicit EgressRelays(int max_open = 64);
   ~EgressRelays();  // ends every relay, and waits for their threads
   EgressRelays(const EgressRelays&) = delete;
   EgressRelays& operator=(const EgressRelays&) = delete;
 
-  // Connects to `target` within `timeout` (ConnectEgress) and returns the function's end of the
-  // relay (close-on-exec; the caller hands it over and closes its copy). The relay lasts at most
-  // until `until`. kResourceExhausted while max_open relays are open; ConnectEgress's errors.
-  Result<int> Open(const EgressTarget& target, std::chrono::milliseconds timeout,
-                   std::chrono::steady_clock::time_point until);
-
+  // A group of at most `max_open` relays at once (within this object's own limit).
+  std::unique_ptr<Group> NewGroup(int max_open = 8);
   int open_count() const;
-
-  struct State;  // shared with the relay threads, which may outlive this object by a moment
 
  private:
   std::shared_ptr<State> state_;
+};
+
+class EgressRelays::Group {
+ public:
+  ~Group();  // ends the group's relays, and waits for their threads
+  Group(const Group&) = delete;
+  Group& operator=(const Group&) = delete;
+
+  // Connects to `target` within `timeout` (ConnectEgress) and relays between it and `inside` (a
+  // Unix stream socket; taken, and closed when the relay ends) until `until` at the latest.
+  // kResourceExhausted while the group's or the server's relays are all open; ConnectEgress's
+  // errors. `inside` is closed on every error.
+  Status Open(const EgressTarget& target, int inside, std::chrono::milliseconds timeout,
+              std::chrono::steady_clock::time_point until);
+  int open_count() const;
+
+ private:
+  friend class EgressRelays;
+  Group(std::shared_ptr<State> server, int max_open);
+  struct Shared;
+  std::shared_ptr<State> server_;
+  std::shared_ptr<Shared> shared_;
 };
 
 }  // namespace datasite::net

@@ -314,8 +314,9 @@ class Endpoint:
 
 
 class RelayedSocket(socket.socket):
-    """The function's end of the host's relay to a TCP connection (a Unix socket): TCP options,
-    which clients set on what they take for a TCP socket, are the host's to set."""
+    """The function's end of a connection the host relays (a Unix socket the function made and
+    sent with its request): TCP options, which clients set on what they take for a TCP socket,
+    are the host's to set."""
 
     def setsockopt(self, level, option, *value):
         if level == socket.IPPROTO_TCP:
@@ -325,9 +326,10 @@ class RelayedSocket(socket.socket):
 
 class Egress:
     """socket.create_connection in an API endpoint's private function under --endpoint-egress. The
-    sandbox has no network: the host connects to the HOST:PORT named, when the data owner listed
-    it, and relays the connection's bytes through a Unix socket it hands over. urllib3 (requests)
-    is patched alike when imported."""
+    sandbox has no network: the function makes a Unix socket pair and sends one end with its
+    request; the host connects to the HOST:PORT named, when the data owner listed it, and relays
+    the connection's bytes to and from that end. urllib3 (requests) is patched alike when
+    imported."""
 
     def __init__(self, sock):
         self._sock = sock
@@ -338,19 +340,30 @@ class Egress:
         if not isinstance(host, str) or isinstance(port, bool) or not isinstance(port, int):
             raise TypeError("create_connection((host, port)): a host name and a port number")
         body = frame({"type": "connect", "host": host, "port": port})
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         if Endpoint._lock is None:
             import threading
             Endpoint._lock = threading.Lock()
-        with Endpoint._lock:  # one request at a time on the job's one channel
-            self._sock.sendall(body)
-            answer, fds = recv_message(self._sock, MAX_CTRL_MESSAGE)
-        if not isinstance(answer, dict) or answer.get("type") != "answer" or "error" in answer \
-                or len(fds) != 1:
+        try:
+            with Endpoint._lock:  # one request at a time on the job's one channel
+                sent = self._sock.sendmsg(
+                    [body], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                              array.array("i", [theirs.fileno()]))])
+                if sent < len(body):
+                    self._sock.sendall(body[sent:])
+                theirs.close()
+                answer, fds = recv_message(self._sock, MAX_CTRL_MESSAGE)
             close_all(fds)
+        except BaseException:
+            ours.close()
+            theirs.close()
+            raise
+        if not isinstance(answer, dict) or answer.get("type") != "answer" or "error" in answer:
+            ours.close()
             why = answer.get("error") if isinstance(answer, dict) else None
             raise ConnectionRefusedError(errno.ECONNREFUSED,
                                          f"{host}:{port}: {why or 'the server did not connect'}")
-        connection = RelayedSocket(fileno=fds[0])
+        connection = RelayedSocket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=ours.detach())
         if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
             connection.settimeout(timeout)
         for option in kwargs.get("socket_options") or ():  # urllib3's (TCP_NODELAY)

@@ -838,6 +838,11 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
                        out_pipe->read.get(), err_pipe->read.get(), res_pipe->read.get()};
   bool open[kCount] = {true, slot.log.valid(), true, true, true, true};
   std::string channel_inbox;
+  // Descriptors received with the job's messages, not yet taken, each with the channel offset at
+  // which the bytes it came with end (a read stops after such bytes, so the message it came with
+  // is the one that ends there or earlier: a message ending before it is not carrying it).
+  std::deque<std::pair<UniqueFd, uint64_t>> channel_fds;
+  uint64_t channel_received = 0;
   bool started = false;
   std::optional<JobResult> reported;  // the child's `done`, validated
   std::optional<nlohmann::json> exited;
@@ -942,27 +947,29 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
       send_kill();
     }
   };
-  // Answers one request of the job's for a TCP connection (JobSpec::on_connect): the socket goes
-  // over as a descriptor, or the job is told why not.
+  // Answers one request of the job's for a TCP connection (JobSpec::on_connect), which came with
+  // the job's end of it: ok, or why not.
   int connects = 0;
   auto answer_connect = [&](ConnectRequest& request) {
     if (kill_reason || reported) return;
     request.time_left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
     nlohmann::json reply = {{"type", "answer"}};
-    UniqueFd socket;
+    int type = 0;
+    socklen_t size = sizeof type;
     if (request.time_left.count() <= 0) {
       reply["error"] = "the job's wall-clock time is up";
     } else if (++connects > kMaxConnects) {
       reply["error"] = "a job may open at most " + std::to_string(kMaxConnects) + " connections";
-    } else if (Result<int> fd = spec.on_connect(request); !fd.ok()) {
-      reply["error"] = fd.status().message();
-    } else {
-      socket.reset(*fd);
+    } else if (getsockopt(request.socket.get(), SOL_SOCKET, SO_DOMAIN, &type, &size) != 0 ||
+               type != AF_UNIX ||
+               getsockopt(request.socket.get(), SOL_SOCKET, SO_TYPE, &type, &size) != 0 ||
+               type != SOCK_STREAM) {
+      reply["error"] = "a connection's end must be a Unix stream socket";
+    } else if (Status st = spec.on_connect(request); !st.ok()) {
+      reply["error"] = st.message();
     }
-    std::vector<int> fds;
-    if (socket.valid()) fds.push_back(socket.get());
-    Status sent = SendMessage(
-        channel.get(), reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), fds);
+    Status sent = SendMessage(channel.get(),
+                              reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     if (!sent.ok()) {  // as for a call's answer: a job that does not read them is malformed
       reported = internal::MalformedReport();
       give_up = SteadyClock::now() + kKillGrace;
@@ -974,18 +981,50 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
   auto read_channel = [&]() {
     char buf[16384];
     while (open[kChannel]) {
-      ssize_t got = recv(channel.get(), buf, sizeof buf, MSG_DONTWAIT);
+      // A connect request carries the job's end of its connection (SCM_RIGHTS); a read stops
+      // after the bytes that came with descriptors, which queue in order for the requests.
+      iovec iov{buf, sizeof buf};
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      ssize_t got = recvmsg(channel.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
       if (got < 0 && errno == EINTR) continue;
       if (got < 0 && errno == EAGAIN) break;
       if (got <= 0) {
         open[kChannel] = false;
         break;
       }
+      channel_received += static_cast<uint64_t>(got);
+      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        const size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; ++i) {
+          int fd;
+          memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+          channel_fds.emplace_back(UniqueFd(fd), channel_received);
+        }
+      }
       if (reported) continue;  // the child is being killed; what follows is dropped
+      if ((msg.msg_flags & MSG_CTRUNC) || channel_fds.size() > 4) {
+        reported = internal::MalformedReport();  // descriptors no request asked to send
+        give_up = SteadyClock::now() + kKillGrace;
+        send_kill();
+        continue;
+      }
       channel_inbox.append(buf, static_cast<size_t>(got));
       while (!reported) {
         auto message = internal::PopMessage(channel_inbox);
         if (message.ok() && !message->has_value()) break;
+        // Descriptors come only with connect requests (one each), and only to a job given
+        // on_connect: with any other message they make it malformed.
+        const uint64_t message_end = channel_received - channel_inbox.size();
+        const bool carries_fd = !channel_fds.empty() && channel_fds.front().second <= message_end;
+        if (message.ok() && carries_fd &&
+            !(started && spec.on_connect && internal::DecodeConnect(**message)))
+          message = InternalError("descriptors with a message that takes none");
         if (message.ok() && !started && internal::IsStarted(**message)) {
           started = true;
           deadline = SteadyClock::now() + limits.wall_timeout;
@@ -997,8 +1036,10 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
             continue;
           }
         }
-        if (message.ok() && started && spec.on_connect) {
+        if (message.ok() && started && spec.on_connect && carries_fd) {
           if (std::optional<ConnectRequest> request = internal::DecodeConnect(**message)) {
+            request->socket = std::move(channel_fds.front().first);
+            channel_fds.pop_front();
             answer_connect(*request);
             continue;
           }

@@ -72,12 +72,15 @@ struct EndpointAnswer {
 };
 
 // A job's request for a TCP connection to `host`:`port` (an API endpoint's private function under
-// --endpoint-egress: the sandbox has no network, so the host connects and hands over the socket).
+// --endpoint-egress: the sandbox has no network, so the host connects, and relays the connection's
+// bytes to and from the Unix socket the job sent with its request).
 struct ConnectRequest {
   std::string host;  // as the function named it, at most 255 bytes
   int64_t port = 0;  // 1..65535
   // What is left of the job's wall-clock time (set by the sandbox): the connect may take no longer.
   std::chrono::milliseconds time_left{0};
+  // The job's end of the connection: a Unix stream socket the job made (in its own namespaces).
+  UniqueFd socket;
 };
 
 // An argument bound to an API endpoint: the job's code gets an object it calls (see runner.py).
@@ -114,10 +117,10 @@ struct JobSpec {
   // it, a call is a malformed report. At most kMaxEndpointCalls calls per job.
   std::vector<EndpointArg> endpoints;
   std::function<EndpointAnswer(const EndpointCall&)> on_call;
-  // What answers the job's requests for a TCP connection: a connected socket (Run hands the job a
-  // copy and closes this one) or an error the job is told. Called like on_call. Without it, a
-  // request is a malformed report (a data scientist's job has no way out). At most kMaxConnects.
-  std::function<Result<int>(const ConnectRequest&)> on_connect;
+  // What answers the job's requests for a TCP connection: takes request.socket and connects it
+  // (Ok), or says why not (the job is told). Called like on_call. Without it, a request is a
+  // malformed report (a data scientist's job has no way out). At most kMaxConnects per job.
+  std::function<Status(ConnectRequest&)> on_connect;
   // When set, the function is an API endpoint's: it is called as function(context, **constants),
   // context being {"settings", "user": {"id", "email", "name", "role"}, "state", "helpers":
   // {name: source}} (PySyft's TwinAPIContextView); what it leaves in context.state comes back in
@@ -224,7 +227,7 @@ bool IsStarted(const nlohmann::json& message);
 // at most kMaxCallDepth deep}.
 std::optional<EndpointCall> DecodeCall(const nlohmann::json& message);
 // The connection `message` asks for, when it is exactly {"type": "connect", "host": a non-empty
-// string of at most 255 bytes, "port": an integer 1..65535}.
+// string of at most 255 bytes, "port": an integer 1..65535} (its socket is left unset).
 std::optional<ConnectRequest> DecodeConnect(const nlohmann::json& message);
 // What a job's `done` report means: the outcome, error, result format and claimed size (the caller
 // compares the size, plus the sidecar's, with what the result pipe gave; stdout_text and

@@ -482,9 +482,55 @@ TEST_F(SandboxTest, AConnectFromAJobWithoutOnConnectIsAMalformedReport) {
   ExpectHealthy();
 }
 
+TEST_F(SandboxTest, DescriptorsComeOnlyWithConnectRequestsAndOnlyUnixSockets) {
+  // A pipe sent as a connection's end is refused; a descriptor with any other message, or a
+  // connect request without one, is a malformed report.
+  const std::string forge =
+      "import array, gc, json, os, socket, struct\n"
+      "def send(message, fd=None):\n"
+      "    s = [o for o in gc.get_objects() if isinstance(o, socket.socket)][0]\n"
+      "    body = json.dumps(message).encode()\n"
+      "    body = struct.pack('<I', len(body)) + body\n"
+      "    rights = [] if fd is None else [(socket.SOL_SOCKET, socket.SCM_RIGHTS,\n"
+      "                                     array.array('i', [fd]))]\n"
+      "    s.sendmsg([body], rights)\n"
+      "    return s.recv(200)\n";
+  const std::string connect = "{'type': 'connect', 'host': 'a.example', 'port': 80}";
+  int called = 0;
+  auto with_egress = [&](const std::string& body) {
+    JobSpec spec = Spec(forge + "def f(context):\n" + body);
+    spec.endpoint = {{"settings", nlohmann::json::object()}, {"egress", true}};
+    spec.on_connect = [&called](ConnectRequest&) {
+      ++called;
+      return Status::Ok();
+    };
+    return Run(spec);
+  };
+  JobResult pipe =
+      with_egress("    r, w = os.pipe()\n    return send(" + connect + ", r).decode()\n");
+  ASSERT_EQ(pipe.outcome, Outcome::kOk) << Explain(pipe);
+  EXPECT_NE(Result().find("must be a Unix stream socket"), std::string::npos) << Result();
+  EXPECT_EQ(called, 0);
+  JobResult bare = with_egress("    return send(" + connect + ")\n");
+  EXPECT_EQ(bare.error, internal::MalformedReport().error) << Explain(bare);
+  JobResult other = with_egress(
+      "    a, b = socket.socketpair()\n"
+      "    return send({'type': 'call', 'endpoint': 'a.b', 'side': 'mock', 'kwargs': {}}, "
+      "b.fileno())\n");
+  EXPECT_EQ(other.error, internal::MalformedReport().error) << Explain(other);
+  EXPECT_EQ(called, 0);
+  // A data scientist's job (no on_connect) sending its socket's end: malformed.
+  JobSpec plain = Spec(forge + "def f():\n    a, b = socket.socketpair()\n    return send(" +
+                       connect + ", b.fileno())\n");
+  JobResult scientist = Run(plain);
+  EXPECT_EQ(scientist.error, internal::MalformedReport().error) << Explain(scientist);
+  ExpectHealthy();
+}
+
 TEST_F(SandboxTest, AnEndpointFunctionWithEgressConnectsThroughTheHostOnly) {
-  // socket.create_connection asks the host, which hands over a socket it connected (here one end
-  // of a socket pair, the other answering "pong"); what on_connect refuses is an error in the job.
+  // socket.create_connection sends the host one end of a socket pair the job made, which the host
+  // relays to its connection (here it answers "pong" itself); what on_connect refuses is an error
+  // in the job. Made in the job's namespaces, the socket says nothing of the host's (SIOCGIFCONF).
   JobSpec spec = Spec(
       "import socket\n"
       "def f(context):\n"
@@ -511,15 +557,13 @@ TEST_F(SandboxTest, AnEndpointFunctionWithEgressConnectsThroughTheHostOnly) {
   spec.endpoint = {{"settings", nlohmann::json::object()}, {"egress", true}};
   std::vector<std::string> asked;
   int peer = -1;
-  spec.on_connect = [&](const ConnectRequest& request) -> datasite::Result<int> {
+  spec.on_connect = [&](ConnectRequest& request) -> Status {
     asked.push_back(request.host + ":" + std::to_string(request.port));
     EXPECT_GT(request.time_left.count(), 0);
     if (request.host != "Warehouse.example") return PermissionDeniedError("not that one");
-    int sv[2];
-    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    EXPECT_EQ(write(sv[1], "pong", 4), 4);
-    peer = sv[1];
-    return sv[0];
+    EXPECT_EQ(write(request.socket.get(), "pong", 4), 4);
+    peer = request.socket.release();  // the job's own socket's other end
+    return Status::Ok();
   };
   JobResult r = Run(spec);
   ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);

@@ -32,6 +32,8 @@ constexpr size_t kMaxParams = 64;
 constexpr size_t kMaxAssets = 16;
 // What one call may return: it comes back in one response (or one descriptor to a job).
 constexpr uint64_t kMaxCallResultBytes = uint64_t{64} << 20;
+// Connections one call may have open at once (the server's are limited by EgressRelays too).
+constexpr int kMaxConnectionsPerCall = 8;
 // How much of a call's arguments, and of what a private function printed in a data scientist's
 // job, its audit entry records.
 constexpr size_t kAuditedArgumentChars = 2000;
@@ -577,11 +579,15 @@ Result<EndpointResult> EndpointService::RunSide(const Principal& user, const sto
                    {"state", std::move(state)},
                    {"helpers", side.helpers},
                    {"assets", std::move(asset_names)}};
+  // The call's connections (--endpoint-egress): all of them end when the call returns.
+  std::unique_ptr<net::EgressRelays::Group> connections;
   if (private_side && !options_.egress.empty()) {
-    // --endpoint-egress: the function may connect to the hosts the data owner named, and only
-    // those (the sandbox has no network; each socket is connected here and handed over).
+    // The function may connect to the hosts the data owner named, and only those: the sandbox has
+    // no network, the function sends the end of a Unix socket pair it made, and the connection
+    // made here is relayed to it (a TCP socket handed over could be pointed elsewhere).
+    connections = relays_.NewGroup(kMaxConnectionsPerCall);
     spec.endpoint["egress"] = true;
-    spec.on_connect = [this, &e](const sandbox::ConnectRequest& request) -> Result<int> {
+    spec.on_connect = [this, &e, &connections](sandbox::ConnectRequest& request) -> Status {
       const net::EgressTarget* target =
           net::FindEgressTarget(options_.egress, request.host, request.port);
       if (target == nullptr) {
@@ -591,12 +597,10 @@ Result<EndpointResult> EndpointService::RunSide(const Principal& user, const sto
         spdlog::warn("API endpoint {}: refused a connection to {}:{} (not in --endpoint-egress)",
                      e.path, host, request.port);
         return PermissionDeniedError(
-            "the server does not allow connections to this host and "
-            "port (--endpoint-egress)");
+            "the server does not allow connections to this host and port (--endpoint-egress)");
       }
-      // The function gets a relayed Unix socket, never the TCP one (which it could reconnect).
-      return relays_.Open(*target, request.time_left,
-                          std::chrono::steady_clock::now() + request.time_left);
+      return connections->Open(*target, request.socket.release(), request.time_left,
+                               std::chrono::steady_clock::now() + request.time_left);
     };
   }
   const blob::LocalFile scratch(options_.scratch_dir + "/endpoint-" + NewUuid(), /*remove=*/true);

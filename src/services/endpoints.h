@@ -165,11 +165,11 @@ class EndpointService {
   const Clock& clock_;
   EndpointOptions options_;
 
+  net::EgressRelays relays_;  // private functions' connections (options_.egress)
   std::mutex sandbox_mu_;
   std::condition_variable sandbox_cv_;
   std::unique_ptr<sandbox::Sandbox> sandbox_;
   std::optional<Status> sandbox_failure_;
-  net::EgressRelays relays_;  // private functions' connections (options_.egress)
 
   std::mutex locks_mu_;
   std::map<std::string, std::unique_ptr<std::timed_mutex>> side_locks_;

@@ -10,8 +10,10 @@ Two "warehouses" listen on loopback: one listed, one not. Each test launches its
 """
 
 import http.server
+import socket
 import subprocess
 import threading
+import uuid
 
 import pytest
 
@@ -103,11 +105,37 @@ def hop(context, listed: int, target: int, how: str):
         sent = libc.sendto(s.fileno(), request, len(request), 0x20000000, there, 16)
     out.append(f"sent={sent}/{ctypes.get_errno()}")
     s.settimeout(5)
+    got = b""
     try:
-        out.append("got=" + s.recv(4096).decode(errors="replace"))
+        while chunk := s.recv(4096):
+            got += chunk
     except OSError as error:
         out.append(f"recv: {error}")
+    out.append("got=" + got.decode(errors="replace"))
     return " ".join(out)
+
+
+@sy.api_endpoint_method()
+def probe(context, listed: int, name: str):
+    """On a relayed socket: binds the abstract Unix name ``name`` (taken on the server's host), and
+    opens connections until refused. What happened."""
+    import socket
+
+    s = socket.create_connection(("127.0.0.1", listed))
+    try:
+        s.bind("\0" + name)
+        bound = "bound"
+    except OSError as error:
+        bound = f"errno {error.errno}"
+    held = [s]
+    refused = None
+    for _ in range(20):
+        try:
+            held.append(socket.create_connection(("127.0.0.1", listed)))
+        except ConnectionRefusedError as error:
+            refused = str(error)
+            break
+    return {"bind": bound, "open": len(held), "refused": refused}
 
 
 def add_fetch(owner, path):
@@ -173,6 +201,30 @@ def test_the_handed_socket_cannot_be_pointed_elsewhere(launcher, monkeypatch, wa
                                                        how=how)
         assert "UNLISTED-WAREHOUSE" not in got, (how, got)
         assert "sent=-1" in got or "LISTED-WAREHOUSE" in got, (how, got)
+
+
+def test_a_relayed_socket_lives_in_the_sandbox_and_a_call_holds_few(
+    launcher, monkeypatch, warehouses
+):
+    # The cold attack on a194cad: the function's end was made by the server, in the host's network
+    # namespace, so binding an abstract name on it probed (and squatted) the host's names; and one
+    # call could hold all 64 of the server's relays. The function now makes the pair itself.
+    listed, _ = warehouses
+    server = launch_with_egress(launcher, monkeypatch, f"127.0.0.1:{listed.port}")
+    owner = make_code_actors(server.port)["owner"].client
+    owner.api.services.api.add(
+        endpoint=sy.TwinAPIEndpoint(path="warehouse.probe", mock_function=probe,
+                                    private_function=probe)
+    )
+    name = "datasite-host-name-" + uuid.uuid4().hex
+    taken = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    taken.bind("\0" + name)  # on the host
+    try:
+        got = owner.api.services.warehouse.probe.private(listed=listed.port, name=name)
+    finally:
+        taken.close()
+    assert got["bind"] == "bound", got  # the host's name is not in the sandbox's namespace
+    assert got["open"] == 8 and "8 connections open at once" in got["refused"], got
 
 
 def test_without_the_flag_no_function_reaches_any_host(launcher, monkeypatch, warehouses):
