@@ -1,0 +1,106 @@
+#include "dp/table.h"
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <unordered_map>
+
+#include "data/csv_file.h"
+
+namespace datasite::dp {
+namespace {
+
+double ParseNumber(std::string_view text) {
+  while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+  while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
+  double v = std::numeric_limits<double>::quiet_NaN();
+  if (text.empty()) return v;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(v))
+    return std::numeric_limits<double>::quiet_NaN();
+  return v;
+}
+
+Result<std::vector<std::string>> Header(data::internal::CsvReader& reader) {
+  ASSIGN_OR_RETURN(bool any, reader.Next());
+  if (!any) return FailedPreconditionError("DP: the asset is empty (no header row)");
+  std::vector<std::string> header;
+  for (std::string_view f : reader.fields()) header.emplace_back(f);
+  return header;
+}
+
+std::string Missing(const std::vector<std::string>& header, const DpPolicy& policy) {
+  std::string missing;
+  auto need = [&](const std::string& name) {
+    for (const auto& h : header)
+      if (h == name) return;
+    missing += (missing.empty() ? "" : ", ") + name;
+  };
+  for (const auto& [name, column] : policy.columns) need(name);
+  if (!policy.privacy_unit.empty()) need(policy.privacy_unit);
+  return missing;
+}
+
+}  // namespace
+
+Result<std::string> MissingPolicyColumns(const std::string& path, const DpPolicy& policy) {
+  ASSIGN_OR_RETURN(data::internal::InputFile file, data::internal::InputFile::Open(path));
+  data::internal::CsvReader reader(std::move(file));
+  ASSIGN_OR_RETURN(std::vector<std::string> header, Header(reader));
+  return Missing(header, policy);
+}
+
+Result<Table> LoadCsvTable(const std::string& path, const DpPolicy& policy, uint64_t key) {
+  ASSIGN_OR_RETURN(data::internal::InputFile file, data::internal::InputFile::Open(path));
+  data::internal::CsvReader reader(std::move(file));
+  ASSIGN_OR_RETURN(std::vector<std::string> header, Header(reader));
+  if (std::string missing = Missing(header, policy); !missing.empty())
+    return FailedPreconditionError("DP: the asset has no column " + missing +
+                                   " that its DP policy names");
+  Table t;
+  // For each header position, where its cells go.
+  struct Sink {
+    std::vector<double>* numbers = nullptr;
+    CategoryColumn* category = nullptr;
+    std::unordered_map<std::string, int32_t>* codes = nullptr;
+    bool unit = false;
+  };
+  std::vector<Sink> sinks(header.size());
+  std::map<std::string, std::unordered_map<std::string, int32_t>> dictionaries;
+  for (size_t i = 0; i < header.size(); ++i) {
+    auto it = policy.columns.find(header[i]);
+    if (it != policy.columns.end() && !(sinks[i].numbers || sinks[i].category)) {
+      if (it->second.type == ColumnType::kCategory) {
+        sinks[i].category = &t.categories[header[i]];
+        sinks[i].codes = &dictionaries[header[i]];
+      } else {
+        sinks[i].numbers = &t.numbers[header[i]];
+      }
+    }
+    if (!policy.privacy_unit.empty() && header[i] == policy.privacy_unit) sinks[i].unit = true;
+  }
+  std::vector<std::string> units;
+  while (true) {
+    ASSIGN_OR_RETURN(bool more, reader.Next());
+    if (!more) break;
+    auto fields = reader.fields();
+    for (size_t i = 0; i < sinks.size(); ++i) {
+      std::string_view cell = i < fields.size() ? fields[i] : std::string_view();
+      const Sink& s = sinks[i];
+      if (s.numbers != nullptr) s.numbers->push_back(ParseNumber(cell));
+      if (s.category != nullptr && cell.empty()) s.category->codes.push_back(-1);
+      if (s.category != nullptr && !cell.empty()) {
+        auto [entry, added] =
+            s.codes->try_emplace(std::string(cell), static_cast<int32_t>(s.codes->size()));
+        if (added) s.category->values.emplace_back(cell);
+        s.category->codes.push_back(entry->second);
+      }
+      if (s.unit) units.emplace_back(cell);
+    }
+    ++t.rows;
+  }
+  if (!policy.privacy_unit.empty()) BoundContributions(t, units, policy.max_rows_per_unit, key);
+  return t;
+}
+
+}  // namespace datasite::dp

@@ -1,0 +1,72 @@
+#include "dp/table.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+namespace datasite::dp {
+namespace {
+
+std::string WriteCsv(const std::string& text) {
+  static int n = 0;
+  const std::string path =
+      (std::filesystem::temp_directory_path() /
+       ("dp_table_test_" + std::to_string(getpid()) + "_" + std::to_string(n++) + ".csv"))
+          .string();
+  std::ofstream(path) << text;
+  return path;
+}
+
+DpPolicy Policy(const std::string& unit = "") {
+  nlohmann::json d = {{"columns",
+                       {{"age", {{"type", "int"}, {"lower", 0}, {"upper", 100}}},
+                        {"sex", {{"type", "category"}, {"categories", {"F", "M"}}}}}},
+                      {"budget", {{"per_scientist", {{"epsilon", 1}, {"delta", 1e-6}}}}}};
+  if (!unit.empty()) {
+    d["privacy_unit"] = unit;
+    d["max_rows_per_unit"] = 1;
+  }
+  return *ParseDpPolicy(d);
+}
+
+TEST(DpTableTest, ReadsThePolicysColumnsMissingValuesAsMissing) {
+  const std::string path =
+      WriteCsv("id,age,sex,note\n1,30,F,x\n2,,M,y\n3,abc,\"F\",z\n4,41.5,,w\n");
+  auto t = LoadCsvTable(path, Policy(), 1);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->rows, 4);
+  const auto& age = t->numbers.at("age");
+  EXPECT_EQ(age[0], 30);
+  EXPECT_TRUE(std::isnan(age[1]));
+  EXPECT_TRUE(std::isnan(age[2]));
+  EXPECT_EQ(age[3], 41.5);
+  const CategoryColumn& sex = t->categories.at("sex");
+  EXPECT_EQ(sex.codes[3], -1);
+  EXPECT_EQ(sex.values[static_cast<size_t>(sex.codes[0])], "F");
+  EXPECT_EQ(sex.codes[0], sex.codes[2]);
+  EXPECT_FALSE(t->numbers.contains("note"));  // not in the policy: never read
+  EXPECT_TRUE(t->kept.empty());               // each row its own unit
+  std::remove(path.c_str());
+}
+
+TEST(DpTableTest, BoundsEachUnitsRowsAndNamesMissingColumns) {
+  const std::string path = WriteCsv("id,age,sex\na,1,F\na,2,F\nb,3,M\n");
+  auto t = LoadCsvTable(path, Policy("id"), 7);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_EQ(t->kept.size(), 3u);
+  EXPECT_EQ(t->kept[0] + t->kept[1], 1);  // one of a's two rows
+  EXPECT_EQ(t->kept[2], 1);
+  auto missing = MissingPolicyColumns(path, Policy("person"));
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(*missing, "person");
+  auto refused = LoadCsvTable(path, Policy("person"), 7);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace datasite::dp
