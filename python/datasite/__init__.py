@@ -59,6 +59,7 @@ from .code import (
     syft_function_single_use,
 )
 from .datasets import Asset, AssetList, Contributor, Dataset, DatasetCollection, DatasetList
+from .dp import DPPolicy, DPResult
 from .enums import ContributorRole as roles  # PySyft's sy.roles.UPLOADER, ...
 from .enums import (
     ContributorRole,
@@ -198,6 +199,8 @@ __all__ = [
     "Grant",
     "GrantList",
     "OutputChecks",
+    "DPPolicy",
+    "DPResult",
     "UserCodeStatus",
     "Job",
     "JobList",

@@ -220,6 +220,14 @@ class DatasiteClient:
         return _requests.RequestCollection(self)
 
     @property
+    def dp(self):
+        """Differential privacy: ``client.dp.budget`` (spent and left per asset), and for data
+        owners ``raise_budget`` and ``reset_budget``. Queries are on assets: ``asset.dp``."""
+        from .dp import DPService
+
+        return DPService(self)
+
+    @property
     def grants(self):
         """Code approved for repeated use (``request.approve(repeat=sy.RateLimit(...))``): every
         grant for data owners and admins, those that name you for a data scientist; newest

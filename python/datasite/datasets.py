@@ -524,6 +524,41 @@ class Asset:
     def _route_params(self):
         return {"id": self._dataset_id, "name": self.name}
 
+    # Differential privacy --------------------------------------------------------------------
+
+    @property
+    def dp(self):
+        """DP queries on this (tabular) asset: ``asset.dp.count(epsilon=0.1)``,
+        ``asset.dp.mean("age", epsilon=0.2, where={"sex": "F"}, group_by="region")``, ``.cost``,
+        ``.policy``, ``.budget`` (see ``datasite.dp``)."""
+        from .dp import AssetDP
+
+        return AssetDP(self)
+
+    @property
+    def dp_policy(self):
+        """The asset's ``sy.DPPolicy``; None when there is none."""
+        return self.dp.policy
+
+    def set_dp_policy(self, policy):
+        """Sets the asset's differential-privacy policy (data owners): a ``sy.DPPolicy`` (or its
+        wire dict); None removes it, and with it DP queries on the asset."""
+        from .dp import DPPolicy
+        from .errors import SyftSuccess
+
+        self._require_remote("set_dp_policy")
+        if policy is None:
+            self._client._transport.call("dp_policy_delete", {"id": self.id})
+            return SyftSuccess("DP policy of '{}' removed.".format(self.name))
+        if isinstance(policy, dict):
+            policy = DPPolicy.from_wire(policy)
+        if not isinstance(policy, DPPolicy):
+            raise TypeError("set_dp_policy takes a sy.DPPolicy, got {!r}".format(policy))
+        stored = self._client._transport.call("dp_policy_set", {"id": self.id},
+                                              body=policy.to_wire())
+        return SyftSuccess("DP policy of '{}' set.".format(self.name),
+                           value=DPPolicy.from_wire(stored))
+
     def download_mock(self, path):
         """Writes the mock's bytes to ``path`` (checked against their SHA-256); returns it."""
         self._require_remote("download_mock")

@@ -11,6 +11,7 @@
 #include "services/audit.h"
 #include "services/code.h"
 #include "services/datasets.h"
+#include "services/dp.h"
 #include "services/endpoints.h"
 #include "services/notifications.h"
 #include "services/password_reset.h"
@@ -39,6 +40,7 @@ struct ApiContext {
   services::PasswordResets* resets = nullptr;
   services::SyncService* sync = nullptr;
   services::EndpointService* endpoints = nullptr;
+  services::DpService* dp = nullptr;
   // /readyz answers 503 while this fails (the database is unreachable). Null: not checked.
   std::function<Status()> database_ready;
   // Keeps the answers of changes sent with an Idempotency-Key. Null: the header is ignored.
@@ -52,6 +54,8 @@ void AddDatasetRoutes(http::Router& router, ApiContext& context);
 
 // The custom API endpoint routes (part of AddRoutes).
 void AddEndpointRoutes(http::Router& router, ApiContext& context);
+// Differential privacy (routes for services/dp.h).
+void AddDpRoutes(http::Router& router, ApiContext& context);
 
 // The code, request and job routes (part of AddRoutes).
 void AddCodeRoutes(http::Router& router, ApiContext& context);

@@ -100,6 +100,13 @@ const std::vector<BuiltIn>& Table() {
       {"PATCH", "/api/v1/api_endpoints/{path}", "api", "update", {}},
       {"DELETE", "/api/v1/api_endpoints/{path}", "api", "delete", {}},
       {"POST", "/api/v1/api_endpoints/{path}/call", "api", "call", {}},
+      {"PUT", "/api/v1/assets/{id}/dp_policy", "dp", "set_policy", {}},
+      {"GET", "/api/v1/assets/{id}/dp_policy", "dp", "get_policy", {}},
+      {"DELETE", "/api/v1/assets/{id}/dp_policy", "dp", "delete_policy", {}},
+      {"POST", "/api/v1/assets/{id}/dp/query", "dp", "query", {}},
+      {"POST", "/api/v1/assets/{id}/dp/cost", "dp", "cost", {}},
+      {"POST", "/api/v1/assets/{id}/dp/budget", "dp", "adjust_budget", {}},
+      {"GET", "/api/v1/dp/budget", "dp", "budget", {"asset_id"}},
   };
   return table;
 }

@@ -468,6 +468,7 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
   AddAuditRoutes(router, ctx);
   AddSyncRoutes(router, ctx);
   AddEndpointRoutes(router, ctx);
+  AddDpRoutes(router, ctx);
 }
 
 std::string OpenApiDocument(const http::Router& router) {

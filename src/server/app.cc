@@ -47,6 +47,7 @@ struct App::Parts {
   std::unique_ptr<services::AuditService> audit;
   std::unique_ptr<services::SyncService> sync;
   std::unique_ptr<services::EndpointService> endpoints;
+  std::unique_ptr<services::DpService> dp;
   std::thread sandbox_starter;
 
   ~Parts() {
@@ -418,6 +419,8 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   p->api.reset(new api::ApiContext{*p->accounts, *p->settings, *p->datasets, *p->code, *p->projects,
                                    *p->audit, p->ready, p->notifications.get(), p->resets.get(),
                                    p->sync.get(), p->endpoints.get()});
+  p->dp = std::make_unique<services::DpService>(*p->store, *p->blobs, clock);
+  p->api->dp = p->dp.get();
   p->api->database_ready = [store = p->store.get()] { return store->Ping(); };
   p->api->idempotency_store = p->store.get();
   api::AddRoutes(p->router, *p->api);
