@@ -4,8 +4,11 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "dp/internal/fixed_point.h"
 
@@ -330,6 +333,21 @@ Result<int64_t> Charge(int64_t spent, int64_t cost, const Budget& budget) {
     message += text;
   }
   return ResourceExhaustedError(std::move(message));
+}
+
+Result<int64_t> RhoForEpsilonDeltaRemembered(double epsilon, double delta) {
+  static std::mutex mu;
+  static std::map<std::pair<double, double>, int64_t> known;
+  {
+    std::lock_guard lock(mu);
+    auto it = known.find({epsilon, delta});
+    if (it != known.end()) return it->second;
+  }
+  ASSIGN_OR_RETURN(int64_t rho, RhoForEpsilonDelta(epsilon, delta));
+  std::lock_guard lock(mu);
+  if (known.size() >= 4096) known.clear();
+  known[{epsilon, delta}] = rho;
+  return rho;
 }
 
 }  // namespace datasite::dp

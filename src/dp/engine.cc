@@ -14,9 +14,8 @@ namespace {
 // Every sampler here is within 2^-68 of its ideal distribution in total variation (noise.h: about
 // 2^-70 for the discrete Gaussian; NoiseFor checks), so a query adds that much to delta per sample
 // it may draw. How many it may draw is public (SampleBound): the groups are listed, or for
-// partition selection at most kMaxSelectedKeys keys are considered (more is refused).
+// partition selection there are at most the column's max_keys.
 constexpr double kTvPerSample = 0x1p-68;
-constexpr int64_t kMaxSelectedKeys = int64_t{1} << 22;
 constexpr int kQuantileBins = 256;
 // Values are put on a grid of about 2^16 steps over their bounds (finer than any noise a query
 // can ask for would show), coarser where the sensitivity would not fit int64.
@@ -122,7 +121,9 @@ void BoundContributions(Table& table, const std::vector<std::string>& units, int
   for (size_t j = 0; j < n; ++j) {
     const size_t i = order[j];
     run = (j > 0 && units[order[j - 1]] == units[i]) ? run + 1 : 0;
-    table.kept[i] = run < max_rows ? 1 : 0;
+    // A row naming no unit is left out: the rows with an empty id would be one "unit" of people
+    // who are not one, whose kept rows depend on each other's (a cold attack measured sqrt(2) m).
+    table.kept[i] = run < max_rows && !units[i].empty() ? 1 : 0;
   }
 }
 
@@ -132,12 +133,13 @@ int64_t SampleBound(const DpPolicy& policy, const Query& query) {
   const int64_t per_group = query.kind == QueryKind::kQuantile ? kQuantileBins : 3;
   if (query.group_by.empty()) return per_group;
   const ColumnPolicy& by = policy.columns.at(query.group_by);
-  if (by.categories.empty()) return kMaxSelectedKeys * (per_group + 1);
+  if (by.categories.empty()) return by.max_keys * (per_group + 1);
   return static_cast<int64_t>(by.categories.size()) * per_group;
 }
 
 Result<Cost> CostOf(const DpPolicy& policy, const Query& query) {
-  ASSIGN_OR_RETURN(int64_t rho, RhoForEpsilonDelta(query.epsilon, ConversionDelta(policy)));
+  ASSIGN_OR_RETURN(int64_t rho,
+                   RhoForEpsilonDeltaRemembered(query.epsilon, ConversionDelta(policy)));
   if (rho <= 0)
     return InvalidArgumentError("DP query: epsilon " + std::to_string(query.epsilon) +
                                 " is too small to spend (it buys no noise level)");
@@ -201,9 +203,16 @@ Result<Answer> RunQuery(const Table& t, const DpPolicy& policy, const Query& q, 
             group_of_code[c] = static_cast<int32_t>(groups.keys.size() - 1);
       }
     } else {
-      for (size_t c = 0; c < group_column->values.size(); ++c) {
+      // In sorted order: the order keys were first seen in the file would tell which came first
+      // (a cold attack read one person's key off the first released group).
+      std::vector<size_t> order(group_column->values.size());
+      std::iota(order.begin(), order.end(), 0);
+      std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+        return group_column->values[a] < group_column->values[b];
+      });
+      for (size_t c : order) {
         groups.keys.push_back(group_column->values[c]);
-        group_of_code[c] = static_cast<int32_t>(c);
+        group_of_code[c] = static_cast<int32_t>(groups.keys.size() - 1);
       }
     }
     for (size_t r = 0; r < rows.size(); ++r) {
@@ -212,10 +221,9 @@ Result<Answer> RunQuery(const Table& t, const DpPolicy& policy, const Query& q, 
     }
   }
   const size_t g = groups.keys.size();
-  if (selecting && static_cast<int64_t>(g) > kMaxSelectedKeys)
-    return InvalidArgumentError("DP query: '" + q.group_by + "' has more than " +
-                                std::to_string(kMaxSelectedKeys) +
-                                " distinct values: list its categories in the policy");
+  if (selecting && static_cast<int64_t>(g) > group_policy->max_keys)
+    return FailedPreconditionError("DP: '" + q.group_by + "' has more distinct values than the " +
+                                   "policy's max_keys");  // LoadCsvTable refuses such a table
   int64_t samples = 0;
   auto draw = [&](const Noise& noise) {
     ++samples;
@@ -243,9 +251,15 @@ Result<Answer> RunQuery(const Table& t, const DpPolicy& policy, const Query& q, 
         static_cast<double>(m) +
         std::ceil(noise.sigma * std::sqrt(2 * std::log(static_cast<double>(m) / q.delta))) + 1;
     selection_counts = count_rows();
-    for (size_t i = 0; i < g; ++i) {
-      selection_counts[i] += draw(noise);
-      released[i] = static_cast<double>(selection_counts[i]) >= tau ? 1 : 0;
+    // max_keys draws whatever the number of keys (the rest are thrown away): the work, and so the
+    // time, does not tell how many distinct keys the data has. What follows draws only for the
+    // released groups, which the answer shows anyway.
+    for (int64_t i = 0; i < group_policy->max_keys; ++i) {
+      const int64_t noise_value = draw(noise);
+      if (static_cast<size_t>(i) >= g) continue;
+      selection_counts[static_cast<size_t>(i)] += noise_value;
+      released[static_cast<size_t>(i)] =
+          static_cast<double>(selection_counts[static_cast<size_t>(i)]) >= tau ? 1 : 0;
     }
     selection_std = noise.sigma;
   }
@@ -338,7 +352,7 @@ Result<Answer> RunQuery(const Table& t, const DpPolicy& policy, const Query& q, 
         ++bins[static_cast<size_t>(groups.of_row[r]) * kQuantileBins + static_cast<size_t>(b)];
       }
       for (size_t i = 0; i < g; ++i) {
-        // Every bin is noised, released or not, so the work does not depend on the selection.
+        if (!released[i]) continue;  // a group the selection keeps back costs no work
         std::vector<double> noisy(kQuantileBins);
         double total = 0;
         for (int b = 0; b < kQuantileBins; ++b) {
@@ -347,7 +361,6 @@ Result<Answer> RunQuery(const Table& t, const DpPolicy& policy, const Query& q, 
               static_cast<double>(bins[i * kQuantileBins + static_cast<size_t>(b)] + draw(noise)));
           total += noisy[static_cast<size_t>(b)];
         }
-        if (!released[i]) continue;
         for (double p : q.quantiles) {
           const double target = p * total;
           double cumulative = 0, value = upper;

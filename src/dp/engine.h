@@ -19,7 +19,9 @@
 // grouped through DP partition selection: a noisy count per key seen, released only above a
 // threshold tau = m + ceil(sigma sqrt(2 ln(m / delta))), so a key only one unit has is released
 // with probability at most delta (the discrete Gaussian is sigma-subgaussian, CKS 2020); half of
-// rho pays for those counts (all of it for a count query, whose answer they are).
+// rho pays for those counts (all of it for a count query, whose answer they are). Selected keys
+// come out sorted, and the selection draws the column's max_keys samples whatever the number of
+// keys, so neither the order nor the time tells which keys the data holds.
 // Rows whose value in a column the query reads is missing (NaN; a category not listed) are left out
 // of that query, as rows the filter does not keep are.
 #ifndef DATASITE_DP_ENGINE_H_
@@ -53,10 +55,10 @@ struct Table {
   std::vector<uint8_t> kept;
 };
 
-// Keeps at most `max_rows` rows of each privacy unit (`units[i]` names row i's unit). Which rows a
-// unit keeps depends on that unit's own rows only (its k-th row in file order is ranked by a keyed
-// hash of (key, unit, k)), never on other units': adding or removing a unit changes no other
-// unit's rows, which the sensitivity above relies on.
+// Keeps at most `max_rows` rows of each privacy unit (`units[i]` names row i's unit; a row whose
+// unit is empty is left out). Which rows a unit keeps depends on that unit's own rows only (its
+// k-th row in file order is ranked by a keyed hash of (key, unit, k)), never on other units':
+// adding or removing a unit changes no other unit's rows, which the sensitivity above relies on.
 void BoundContributions(Table& table, const std::vector<std::string>& units, int64_t max_rows,
                         uint64_t key);
 

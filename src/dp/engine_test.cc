@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <span>
 
 #include "dp/accountant.h"
 #include "dp/random_for_test.h"
@@ -185,6 +187,85 @@ TEST(DpEngineTest, ContributionBoundingKeepsAtMostMRowsPerUnitIndependentlyOfOth
   Answer one = Ask(people.table, Policy(), {{"query", "count"}, {"epsilon", 5}});
   EXPECT_NEAR(*a.estimates[0].noise_std, 2 * *one.estimates[0].noise_std,
               0.01 * *a.estimates[0].noise_std);
+}
+
+// Counts the bytes drawn: the work a query does.
+class CountingRandom final : public RandomBits {
+ public:
+  void Fill(std::span<uint8_t> out) override {
+    bytes += out.size();
+    inner.Fill(out);
+  }
+  SeededRandomForTest inner{3};
+  size_t bytes = 0;
+};
+
+// A table of `n` rows in city "Oslo" or "Lima", one row in `rare` first when not empty.
+Table Cities(int n, const std::string& rare) {
+  Table t;
+  CategoryColumn city;
+  if (!rare.empty()) {
+    city.values.push_back(rare);
+    city.codes.push_back(0);
+  }
+  const int32_t base = static_cast<int32_t>(city.values.size());
+  city.values.insert(city.values.end(), {"Oslo", "Lima"});
+  for (int i = 0; i < n; ++i) city.codes.push_back(base + i % 2);
+  t.rows = static_cast<int64_t>(city.codes.size());
+  t.numbers["age"].assign(static_cast<size_t>(t.rows), 40);
+  t.numbers["income"].assign(static_cast<size_t>(t.rows), 1000);
+  t.categories["city"] = std::move(city);
+  t.categories["sex"] = CategoryColumn{{"F"}, std::vector<int32_t>(static_cast<size_t>(t.rows), 0)};
+  return t;
+}
+
+TEST(DpEngineTest, SelectedKeysComeOutSortedNotInTheOrderTheFileHasThem) {
+  // Regression (cold attack): keys came out in the order they first appear in the file, so the
+  // first released group was the first row's city.
+  DpPolicy p = Policy();
+  for (const std::string first : {"Zagreb", "Athens"}) {
+    Table t = Cities(2000, "");
+    t.categories["city"].values.insert(t.categories["city"].values.begin(), first);
+    for (auto& code : t.categories["city"].codes) ++code;
+    for (size_t i = 0; i < 600; ++i) t.categories["city"].codes[i] = 0;  // released too
+    Answer a =
+        Ask(t, p, {{"query", "count"}, {"epsilon", 1}, {"delta", 1e-7}, {"group_by", "city"}});
+    std::vector<std::string> keys;
+    for (const auto& e : a.estimates) keys.push_back(*e.group);
+    ASSERT_EQ(keys.size(), 3u) << first;
+    EXPECT_TRUE(std::is_sorted(keys.begin(), keys.end())) << keys[0] << "," << keys[1];
+  }
+}
+
+TEST(DpEngineTest, SelectionDoesTheSameWorkWhateverKeysTheDataHolds) {
+  // Regression (cold attack): a query grouped by an unlisted column drew one sample per distinct
+  // key (256 for a quantile), so its time told whether a one-person key was there (40/40).
+  DpPolicy p = Policy();
+  for (const char* kind : {"count", "quantile", "mean"}) {
+    json request = {{"query", kind}, {"epsilon", 1}, {"delta", 1e-7}, {"group_by", "city"}};
+    if (std::string(kind) != "count") request["column"] = "age";
+    std::vector<size_t> bytes;
+    for (const std::string rare : {"", "RareTown"}) {
+      Table t = Cities(2000, rare);
+      auto q = ParseQuery(request, p);
+      ASSERT_TRUE(q.ok()) << q.status().ToString();
+      CountingRandom random;
+      auto a = RunQuery(t, p, *q, *CostOf(p, *q), random);
+      ASSERT_TRUE(a.ok()) << a.status().ToString();
+      ASSERT_EQ(a->estimates.size(), std::string(kind) == "quantile" ? 2u : 2u) << kind;
+      bytes.push_back(random.bytes);
+    }
+    EXPECT_EQ(bytes[0], bytes[1]) << kind;
+  }
+}
+
+TEST(DpEngineTest, RowsNamingNoUnitAreLeftOut) {
+  // Regression (cold attack): rows with an empty unit id were bounded as one unit, so adding one
+  // such person moved others' kept rows (an L2 change of sqrt(2) m, not m).
+  Table t;
+  t.rows = 4;
+  BoundContributions(t, {"a", "", "", "b"}, 1, 5);
+  EXPECT_EQ(t.kept, (std::vector<uint8_t>{1, 0, 0, 1}));
 }
 
 TEST(DpEngineTest, CostGrowsWithEpsilon) {

@@ -16,6 +16,8 @@ constexpr double kMaxEpsilon = 100;
 constexpr double kMaxDelta = 1e-3;
 constexpr int64_t kMaxRowsPerUnit = 10'000;
 constexpr size_t kMaxQuantiles = 9;
+constexpr int64_t kMaxKeys = 100'000;
+constexpr int64_t kDefaultMaxKeys = 1000;
 
 Status Invalid(const std::string& what) { return InvalidArgumentError("DP policy: " + what); }
 
@@ -127,9 +129,18 @@ Result<DpPolicy> ParseDpPolicy(const json& d) {
           (col.lower != std::floor(col.lower) || col.upper != std::floor(col.upper)))
         return Invalid(where + ": an int column's bounds are whole numbers");
     } else if (type == "category") {
-      RETURN_IF_ERROR(OnlyKeys(c, {"type", "categories"}, where));
+      RETURN_IF_ERROR(OnlyKeys(c, {"type", "categories", "max_keys"}, where));
       col.type = ColumnType::kCategory;
       auto cats = c.find("categories");
+      const bool listed = cats != c.end() && !cats->is_null();
+      if (auto m = c.find("max_keys"); m != c.end() && !m->is_null()) {
+        if (listed) return Invalid(where + ".max_keys is for a column without listed categories");
+        if (!m->is_number_integer() || m->get<int64_t>() < 1 || m->get<int64_t>() > kMaxKeys)
+          return Invalid(where + ".max_keys must be a whole number from 1 to 100000");
+        col.max_keys = m->get<int64_t>();
+      } else if (!listed) {
+        col.max_keys = kDefaultMaxKeys;
+      }
       if (cats != c.end() && !cats->is_null()) {
         if (!cats->is_array() || cats->empty() || cats->size() > kMaxCategories)
           return Invalid(where + ".categories must be 1 to 10000 strings, or null");
@@ -182,6 +193,7 @@ json ToJson(const DpPolicy& p) {
     if (c.type == ColumnType::kCategory) {
       columns[name] = {{"type", "category"},
                        {"categories", c.categories.empty() ? json(nullptr) : json(c.categories)}};
+      if (c.categories.empty()) columns[name]["max_keys"] = c.max_keys;
     } else {
       columns[name] = {{"type", c.type == ColumnType::kInt ? "int" : "float"},
                        {"lower", c.lower},

@@ -30,6 +30,10 @@ struct ColumnPolicy {
   double lower = 0;  // numeric only; finite, lower < upper
   double upper = 0;
   std::vector<std::string> categories;  // category only; distinct, in the owner's order
+  // A category column without listed categories: the most distinct values it may have (public).
+  // A query grouping by it does the same work for this many keys whatever the data holds (the
+  // number of keys would otherwise show in its time); a table with more is refused.
+  int64_t max_keys = 0;
 };
 
 // An (epsilon, delta) pair. epsilon > 0 and finite; 0 <= delta < 1.
@@ -54,7 +58,8 @@ struct DpPolicy {
 
 // The policy `document` describes, or kInvalidArgument naming the first thing wrong with it.
 // {"privacy_unit": COLUMN | null, "max_rows_per_unit": N, "columns": {NAME: {"type": "int" |
-// "float", "lower": X, "upper": Y} | {"type": "category", "categories": [TEXT, ...] | null}},
+// "float", "lower": X, "upper": Y} | {"type": "category", "categories": [TEXT, ...]} | {"type":
+// "category", "categories": null, "max_keys": N (default 1000, at most 100000)}},
 // "budget": {"per_scientist": {"epsilon", "delta"}, "total": {"epsilon", "delta"}}, "queries":
 // ["count", "sum", "mean", "variance", "quantile"]}. Unknown keys are refused (a typo must not
 // silently loosen a policy).

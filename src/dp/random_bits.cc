@@ -36,15 +36,41 @@ void GetRandom(uint8_t* out, size_t size) {
   }
 }
 
-// 16 KiB: one getrandom call per block costs about 3 ns per byte here, where libsodium's
-// randombytes_buf (one call per 256 bytes) costs 5.4.
+// Each thread expands a key from the kernel's CSPRNG with ChaCha20, "fast key erasure" style
+// (Bernstein 2017; as OpenBSD's arc4random): a block is the ChaCha20 stream of the current key, its
+// first 32 bytes become the next key and are wiped from the output, so bytes handed out can't be
+// recomputed from what the thread holds later. The key is drawn afresh from getrandom(2) every
+// kReseedBlocks blocks and after a fork. 16 KiB takes about 10 us this way, where getrandom(2)
+// took 50 (its own ChaCha20 plus the copy out of the kernel, per 256 bytes of output).
 constexpr size_t kBlockBytes = 16384;
+constexpr int kReseedBlocks = 64;  // 1 MiB of output per key drawn from the kernel
 
 // One thread's unread random bytes: bytes[next, kBlockBytes).
 struct Block {
   std::array<uint8_t, kBlockBytes> bytes{};
   size_t next = kBlockBytes;
   uint64_t generation = 0;
+  std::array<uint8_t, crypto_stream_chacha20_KEYBYTES> key{};
+  int blocks_left = 0;  // until the key is drawn from the kernel again
+
+  void Refill() {
+    if (blocks_left == 0) {
+      GetRandom(key.data(), key.size());
+      blocks_left = kReseedBlocks;
+    }
+    --blocks_left;
+    // The key changes with every block, so the stream's nonce can stay zero.
+    const std::array<uint8_t, crypto_stream_chacha20_NONCEBYTES> nonce{};
+    std::array<uint8_t, crypto_stream_chacha20_KEYBYTES> next_key;
+    crypto_stream_chacha20(next_key.data(), next_key.size(), nonce.data(), key.data());
+    // The block itself: the stream after the next key's 32 bytes (xor over zeros from offset 32).
+    std::memset(bytes.data(), 0, bytes.size());
+    crypto_stream_chacha20_xor_ic(bytes.data(), bytes.data(), bytes.size(), nonce.data(), 1,
+                                  key.data());
+    key = next_key;
+    sodium_memzero(next_key.data(), next_key.size());
+    next = 0;
+  }
 };
 
 class SystemRandomBits final : public RandomBits {
@@ -54,22 +80,16 @@ class SystemRandomBits final : public RandomBits {
     thread_local std::unique_ptr<Block> block = std::make_unique<Block>();
     Block& b = *block;
     const uint64_t generation = fork_generation.load(std::memory_order_relaxed);
-    if (b.generation != generation) {
+    if (b.generation != generation) {  // a forked child: nothing of the parent's stream
       sodium_memzero(b.bytes.data(), b.bytes.size());
+      sodium_memzero(b.key.data(), b.key.size());
       b.next = kBlockBytes;
+      b.blocks_left = 0;
       b.generation = generation;
     }
     size_t done = 0;
     while (done < out.size()) {
-      if (b.next == kBlockBytes) {
-        // A request of a block or more goes straight to the kernel.
-        if (out.size() - done >= kBlockBytes) {
-          GetRandom(out.data() + done, out.size() - done);
-          return;
-        }
-        GetRandom(b.bytes.data(), b.bytes.size());
-        b.next = 0;
-      }
+      if (b.next == kBlockBytes) b.Refill();
       const size_t n = std::min(out.size() - done, kBlockBytes - b.next);
       std::memcpy(out.data() + done, b.bytes.data() + b.next, n);
       sodium_memzero(b.bytes.data() + b.next, n);
@@ -83,7 +103,10 @@ class SystemRandomBits final : public RandomBits {
 
 RandomBits& SystemRandom() {
   static std::once_flag once;
-  std::call_once(once, [] { pthread_atfork(nullptr, nullptr, OnForkInChild); });
+  std::call_once(once, [] {
+    if (sodium_init() < 0) std::abort();  // picks ChaCha20's fastest implementation
+    pthread_atfork(nullptr, nullptr, OnForkInChild);
+  });
   static SystemRandomBits instance;
   return instance;
 }

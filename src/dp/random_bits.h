@@ -20,11 +20,12 @@ class RandomBits {
   virtual void Fill(std::span<uint8_t> out) = 0;
 };
 
-// The operating system's CSPRNG: getrandom(2), read in 16 KiB blocks into a per-thread buffer
-// (allocated on a thread's first draw). Bytes handed out are wiped from the buffer. A child made by
-// fork() discards the buffer it inherited (pthread_atfork), so parent and child never share noise.
-// If getrandom fails (other than by a signal) the process aborts: there is no weaker fallback.
-// Safe for concurrent use; lives for the whole process.
+// A CSPRNG keyed by the operating system's: per thread, a 32-byte key from getrandom(2) (again
+// every MiB) expanded by ChaCha20 with fast key erasure into 16 KiB blocks (allocated on a thread's
+// first draw); bytes handed out, and every spent key, are wiped. A child made by fork() discards
+// the block and key it inherited (pthread_atfork), so parent and child never share noise. If
+// getrandom fails (other than by a signal) the process aborts: there is no weaker fallback. Safe
+// for concurrent use; lives for the whole process.
 RandomBits& SystemRandom();
 
 }  // namespace datasite::dp

@@ -29,12 +29,15 @@ Result<std::vector<std::string>> Header(data::internal::CsvReader& reader) {
   return header;
 }
 
+// The columns the policy needs that the header lacks or has more than once (whose cells would
+// be read twice a row).
 std::string Missing(const std::vector<std::string>& header, const DpPolicy& policy) {
   std::string missing;
   auto need = [&](const std::string& name) {
-    for (const auto& h : header)
-      if (h == name) return;
-    missing += (missing.empty() ? "" : ", ") + name;
+    int seen = 0;
+    for (const auto& h : header) seen += h == name ? 1 : 0;
+    if (seen == 1) return;
+    missing += (missing.empty() ? "" : ", ") + name + (seen > 1 ? " (twice)" : "");
   };
   for (const auto& [name, column] : policy.columns) need(name);
   if (!policy.privacy_unit.empty()) need(policy.privacy_unit);
@@ -98,6 +101,14 @@ Result<Table> LoadCsvTable(const std::string& path, const DpPolicy& policy, uint
       if (s.unit) units.emplace_back(cell);
     }
     ++t.rows;
+  }
+  for (const auto& [name, column] : t.categories) {
+    const ColumnPolicy& p = policy.columns.at(name);
+    if (p.categories.empty() && static_cast<int64_t>(column.values.size()) > p.max_keys)
+      return FailedPreconditionError("DP: column '" + name + "' has more than " +
+                                     std::to_string(p.max_keys) +
+                                     " distinct values (the policy's max_keys): raise max_keys or "
+                                     "list its categories");
   }
   if (!policy.privacy_unit.empty()) BoundContributions(t, units, policy.max_rows_per_unit, key);
   return t;

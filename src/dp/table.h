@@ -14,7 +14,8 @@ namespace datasite::dp {
 // Reads the columns `policy` names (and its privacy unit's) from the CSV file at `path` (a header
 // row, then records), and bounds each unit's contribution with `key` (BoundContributions).
 // Numeric cells that are empty or no number are missing (NaN); category cells are kept as text.
-// kFailedPrecondition when a column the policy names is not in the header; the errors of the CSV
+// kFailedPrecondition when a column the policy names is not in the header (or is there twice), or
+// an unlisted category column has more distinct values than its max_keys; the errors of the CSV
 // reader otherwise. Memory: 8 bytes per numeric cell, 4 per category cell, plus each distinct
 // category once; the unit column only while reading.
 Result<Table> LoadCsvTable(const std::string& path, const DpPolicy& policy, uint64_t key);

@@ -68,5 +68,23 @@ TEST(DpTableTest, BoundsEachUnitsRowsAndNamesMissingColumns) {
   std::remove(path.c_str());
 }
 
+TEST(DpTableTest, RefusesATwiceNamedColumnAndMoreKeysThanThePolicyAllows) {
+  const std::string twice = WriteCsv("id,age,sex,age\n1,30,F,99\n");
+  auto missing = MissingPolicyColumns(twice, Policy());
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(*missing, "age (twice)");
+  EXPECT_EQ(LoadCsvTable(twice, Policy(), 1).status().code(), StatusCode::kFailedPrecondition);
+  std::remove(twice.c_str());
+
+  nlohmann::json d = {{"columns", {{"city", {{"type", "category"}, {"max_keys", 2}}}}},
+                      {"budget", {{"per_scientist", {{"epsilon", 1}, {"delta", 1e-6}}}}}};
+  DpPolicy two = *ParseDpPolicy(d);
+  const std::string three = WriteCsv("city\nOslo\nLima\nPune\n");
+  auto refused = LoadCsvTable(three, two, 1);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("max_keys"), std::string::npos);
+  std::remove(three.c_str());
+}
+
 }  // namespace
 }  // namespace datasite::dp

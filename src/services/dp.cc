@@ -30,7 +30,7 @@ int64_t DeltaLimitUnits(double delta) {
 // A budget's limits in the ledger's units: rho at half its delta, and the other half for what
 // zCDP does not cover (dp::ConversionDelta).
 Result<store::DpLimits> LimitsOf(const dp::PolicyBudget& b) {
-  ASSIGN_OR_RETURN(int64_t rho, dp::RhoForEpsilonDelta(b.epsilon, b.delta / 2));
+  ASSIGN_OR_RETURN(int64_t rho, dp::RhoForEpsilonDeltaRemembered(b.epsilon, b.delta / 2));
   return store::DpLimits{rho, DeltaLimitUnits(b.delta / 2)};
 }
 
@@ -124,6 +124,12 @@ Result<json> DpService::SetPolicy(const Principal& caller, const std::string& as
       return InvalidArgumentError(std::string("DP policy: the asset") + (mock ? "'s mock" : "") +
                                   " has no column " + missing);
   }
+  if (asset->data_blob) {
+    // Read as queries will read it: a table the policy does not fit (an unlisted column with more
+    // distinct values than its max_keys) is refused to its owner now, not to every query later.
+    ASSIGN_OR_RETURN(blob::LocalFile file, blobs_.Materialize(asset->data_blob->id));
+    RETURN_IF_ERROR(dp::LoadCsvTable(file.path(), policy, 0).status());
+  }
   int64_t key = 0;
   dp::SystemRandom().Fill({reinterpret_cast<uint8_t*>(&key), sizeof key});
   const json stored = dp::ToJson(policy);
@@ -212,6 +218,8 @@ Result<json> DpService::Query(const Principal& caller, const std::string& asset_
   if (!caller.authenticated() || !caller.user_id)
     return PermissionDeniedError("log in to ask DP queries");
   if (!request.is_object()) return InvalidArgumentError("DP query: must be a JSON object");
+  if (request.contains("mock") && !request["mock"].is_boolean())
+    return InvalidArgumentError("DP query: 'mock' is true or false");
   const bool mock = request.value("mock", false);
   json query_doc = request;
   query_doc.erase("mock");
@@ -269,15 +277,21 @@ Result<json> DpService::Query(const Principal& caller, const std::string& asset_
                              charged ? cost.rho_units : 0,
                              charged ? delta_units : 0,
                              clock_.NowMillis()};
-    ASSIGN_OR_RETURN(bool paid, store_.ChargeDpRelease(release, user_limit, total_limit));
+    // The charge, the release and its audit entry commit together (one commit: SQLite syncs it).
+    bool paid = false;
+    RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+      ASSIGN_OR_RETURN(paid, tx.ChargeDpRelease(release, user_limit, total_limit));
+      if (!paid) return Status::Ok();
+      return tx.AppendAudit({clock_.NowSeconds(), caller.AuditName(), "dp.query",
+                             "asset:" + asset_id,
+                             query_doc.dump() + " rho=" + std::to_string(release.rho) +
+                                 " delta_units=" + std::to_string(release.delta)});
+    }));
     if (!paid) {
       // Another query of the caller's (or another scientist's) spent it meanwhile.
       ASSIGN_OR_RETURN(store::DpBudgetRow row, RowOf(asset_id, *caller.user_id));
       return refuse(row, "you have");
     }
-    RETURN_IF_ERROR(Audit(caller, "dp.query", "asset:" + asset_id,
-                          query_doc.dump() + " rho=" + std::to_string(release.rho) +
-                              " delta_units=" + std::to_string(release.delta)));
   }
   if (!mock) {
     ASSIGN_OR_RETURN(store::DpBudgetRow row, RowOf(asset_id, *caller.user_id));
@@ -333,7 +347,7 @@ Result<json> DpService::AdjustBudget(const Principal& caller, const std::string&
     const dp::PolicyBudget& base = all ? l.policy.total : l.policy.per_scientist;
     if (!std::isfinite(epsilon) || epsilon > 1000)
       return InvalidArgumentError("'epsilon' must be at most 1000");
-    ASSIGN_OR_RETURN(int64_t wanted, dp::RhoForEpsilonDelta(epsilon, base.delta / 2));
+    ASSIGN_OR_RETURN(int64_t wanted, dp::RhoForEpsilonDeltaRemembered(epsilon, base.delta / 2));
     ASSIGN_OR_RETURN(store::DpLimits limits, LimitsOf(base));
     ASSIGN_OR_RETURN(store::DpBudgetRow row, RowOf(asset_id, user));
     const int64_t add = wanted - (limits.rho + row.rho_extra);

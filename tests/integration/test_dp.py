@@ -136,6 +136,19 @@ def test_unlisted_keys_come_out_only_through_partition_selection(actors):
     cities = asset_of(ds, name).dp.count(epsilon=1.0, delta=1e-7, group_by="city")
     assert set(cities.groups) <= {"Oslo", "Lima", "Pune"}, cities.groups  # never "Tiny" (1 row)
     assert len(cities.groups) == 3
+    # Sorted, not in the order the file first names them (which told the first row's city).
+    assert [e["group"] for e in cities.estimates] == ["Lima", "Oslo", "Pune"]
+
+
+def test_a_malformed_mock_flag_is_a_clear_error(actors, api):
+    owner, ds = actors["owner"].client, actors["scientist"].client
+    name = upload(owner)
+    asset_of(owner, name).set_dp_policy(policy())
+    asset_id = asset_of(ds, name).id
+    for mock in (1, "true", None):
+        with pytest.raises(sy.InvalidArgumentError, match="'mock' is true or false"):
+            ds._transport.call("dp_query", {"id": asset_id},
+                               body={"query": "count", "epsilon": 0.1, "mock": mock})
 
 
 def test_concurrent_clients_never_overspend(actors, module_server):
