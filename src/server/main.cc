@@ -7,6 +7,7 @@
 #include "cli/admin_commands.h"
 #include "cli/audit_commands.h"
 #include "cli/dataset_commands.h"
+#include "cli/dp_commands.h"
 #include "cli/local_commands.h"
 #include "cli/request_commands.h"
 #include "cli/sync_commands.h"
@@ -71,6 +72,7 @@ int main(int argc, char** argv) {
   datasite::cli::AddAdminCommands(app);
   datasite::cli::AddAuditCommands(app);
   datasite::cli::AddSyncCommands(app);
+  datasite::cli::AddDpCommands(app);
 
   try {
     app.parse(argc, argv);
@@ -99,5 +101,6 @@ int main(int argc, char** argv) {
   if (int rc = datasite::cli::RunAdminCommand(); rc >= 0) return rc;
   if (int rc = datasite::cli::RunAuditCommand(); rc >= 0) return rc;
   if (int rc = datasite::cli::RunSyncCommand(); rc >= 0) return rc;
+  if (int rc = datasite::cli::RunDpCommand(); rc >= 0) return rc;
   return 0;
 }
