@@ -150,7 +150,7 @@ Result<Cost> CostOf(const DpPolicy& policy, const Query& query) {
 }
 
 Result<Answer> RunQuery(const Table& t, const DpPolicy& policy, const Query& q, const Cost& cost,
-                        RandomBits& random) {
+                        RandomBits& random, bool private_data) {
   const int64_t m = policy.max_rows_per_unit;
   // The columns the query reads.
   std::vector<const std::vector<double>*> numbers;
@@ -168,9 +168,12 @@ Result<Answer> RunQuery(const Table& t, const DpPolicy& policy, const Query& q, 
     auto it = t.categories.find(name);
     if (it == t.categories.end())
       return FailedPreconditionError("DP: the asset has no category column '" + name + "'");
+    // A listed column's codes are the policy's indexes (LoadCsvTable): the kept ones come from the
+    // policy and the query, never from the values the data holds (a cold attack timed those).
+    const std::vector<std::string>& listed = policy.columns.at(name).categories;
     std::vector<int32_t> codes;
-    for (size_t c = 0; c < it->second.values.size(); ++c)
-      if (std::find(keep.begin(), keep.end(), it->second.values[c]) != keep.end())
+    for (size_t c = 0; c < listed.size(); ++c)
+      if (std::find(keep.begin(), keep.end(), listed[c]) != keep.end())
         codes.push_back(static_cast<int32_t>(c));
     filters.push_back(&it->second);
     allowed.push_back(std::move(codes));
@@ -186,62 +189,37 @@ Result<Answer> RunQuery(const Table& t, const DpPolicy& policy, const Query& q, 
   }
   std::vector<int64_t> rows = SelectRows(t, numbers, filters, allowed);
 
-  // Groups, and each selected row's group.
+  // Groups, and each selected row's group. A listed column's codes are the policy's own indexes
+  // (LoadCsvTable), so the groups are the listed categories, every one, whatever the data holds.
+  // An unlisted column's groups are chosen by partition selection; everything before the choice is
+  // sized by the public max_keys, not by how many keys the data has, and only the chosen groups
+  // get more work.
   Groups groups;
   groups.of_row.assign(rows.size(), 0);
   const bool selecting = group_column != nullptr && group_policy->categories.empty();
-  if (group_column == nullptr) {
-    groups.keys.push_back(std::nullopt);
-  } else {
-    // Listed categories: every one of them. Unlisted: every key seen (selected below).
-    std::vector<int32_t> group_of_code(group_column->values.size(), -1);
-    if (!selecting) {
-      for (const std::string& key : group_policy->categories) {
-        groups.keys.push_back(key);
-        for (size_t c = 0; c < group_column->values.size(); ++c)
-          if (group_column->values[c] == key)
-            group_of_code[c] = static_cast<int32_t>(groups.keys.size() - 1);
-      }
-    } else {
-      // In sorted order: the order keys were first seen in the file would tell which came first
-      // (a cold attack read one person's key off the first released group).
-      std::vector<size_t> order(group_column->values.size());
-      std::iota(order.begin(), order.end(), 0);
-      std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-        return group_column->values[a] < group_column->values[b];
-      });
-      for (size_t c : order) {
-        groups.keys.push_back(group_column->values[c]);
-        group_of_code[c] = static_cast<int32_t>(groups.keys.size() - 1);
-      }
-    }
-    for (size_t r = 0; r < rows.size(); ++r) {
-      const int32_t code = group_column->codes[static_cast<size_t>(rows[r])];
-      groups.of_row[r] = code < 0 ? -1 : group_of_code[static_cast<size_t>(code)];
-    }
-  }
-  const size_t g = groups.keys.size();
-  if (selecting && static_cast<int64_t>(g) > group_policy->max_keys)
-    return FailedPreconditionError("DP: '" + q.group_by + "' has more distinct values than the " +
-                                   "policy's max_keys");  // LoadCsvTable refuses such a table
   int64_t samples = 0;
   auto draw = [&](const Noise& noise) {
     ++samples;
     return noise.sampler.Sample(random);
   };
-  auto count_rows = [&]() {
-    std::vector<int64_t> counts(g, 0);
-    for (size_t r = 0; r < rows.size(); ++r)
-      if (groups.of_row[r] >= 0) ++counts[static_cast<size_t>(groups.of_row[r])];
-    return counts;
-  };
-
   Answer answer;
   int64_t rho = cost.rho_units;
-  std::vector<uint8_t> released(g, 1);
-  std::vector<int64_t> selection_counts;
+  std::vector<int64_t> selection_counts;  // the released groups' noisy counts, when selecting
   double selection_std = 0;
-  if (selecting) {
+  if (group_column == nullptr) {
+    groups.keys.push_back(std::nullopt);
+  } else if (!selecting) {
+    for (const std::string& key : group_policy->categories) groups.keys.push_back(key);
+    const int32_t listed = static_cast<int32_t>(groups.keys.size());
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const int32_t code = group_column->codes[static_cast<size_t>(rows[r])];
+      groups.of_row[r] = code < listed ? code : -1;
+    }
+  } else {
+    const int64_t max_keys = group_policy->max_keys;
+    if (static_cast<int64_t>(group_column->values.size()) > max_keys)
+      return FailedPreconditionError("DP: '" + q.group_by +
+                                     "' has more distinct values than the policy's max_keys");
     // Partition selection: noisy counts, released above tau.
     const int64_t selection_rho = q.kind == QueryKind::kCount ? rho : rho / 2;
     rho -= q.kind == QueryKind::kCount ? 0 : selection_rho;
@@ -250,19 +228,49 @@ Result<Answer> RunQuery(const Table& t, const DpPolicy& policy, const Query& q, 
     const double tau =
         static_cast<double>(m) +
         std::ceil(noise.sigma * std::sqrt(2 * std::log(static_cast<double>(m) / q.delta))) + 1;
-    selection_counts = count_rows();
-    // max_keys draws whatever the number of keys (the rest are thrown away): the work, and so the
-    // time, does not tell how many distinct keys the data has. What follows draws only for the
-    // released groups, which the answer shows anyway.
-    for (int64_t i = 0; i < group_policy->max_keys; ++i) {
-      const int64_t noise_value = draw(noise);
-      if (static_cast<size_t>(i) >= g) continue;
-      selection_counts[static_cast<size_t>(i)] += noise_value;
-      released[static_cast<size_t>(i)] =
-          static_cast<double>(selection_counts[static_cast<size_t>(i)]) >= tau ? 1 : 0;
+    std::vector<int64_t> counts(static_cast<size_t>(max_keys), 0);
+    for (int64_t row : rows) {
+      const int32_t code = group_column->codes[static_cast<size_t>(row)];
+      if (code >= 0) ++counts[static_cast<size_t>(code)];
+    }
+    // On private data, max_keys draws whatever the number of keys (those past the data's keys are
+    // thrown away); a mock's keys are no secret, and its queries are free, so they pay no padding.
+    const int64_t draws =
+        private_data ? max_keys : static_cast<int64_t>(group_column->values.size());
+    std::vector<int32_t> chosen;
+    for (int64_t i = 0; i < draws; ++i) {
+      const int64_t noisy = counts[static_cast<size_t>(i)] + draw(noise);
+      counts[static_cast<size_t>(i)] = noisy;
+      if (static_cast<size_t>(i) < group_column->values.size() && static_cast<double>(noisy) >= tau)
+        chosen.push_back(static_cast<int32_t>(i));
+    }
+    // Sorted: the order keys were first seen in the file would tell which came first (a cold
+    // attack read one person's key off the first released group).
+    std::sort(chosen.begin(), chosen.end(), [&](int32_t x, int32_t y) {
+      return group_column->values[static_cast<size_t>(x)] <
+             group_column->values[static_cast<size_t>(y)];
+    });
+    std::vector<int32_t> group_of_code(static_cast<size_t>(max_keys), -1);
+    for (int32_t code : chosen) {
+      group_of_code[static_cast<size_t>(code)] = static_cast<int32_t>(groups.keys.size());
+      groups.keys.push_back(group_column->values[static_cast<size_t>(code)]);
+      selection_counts.push_back(counts[static_cast<size_t>(code)]);
+    }
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const int32_t code = group_column->codes[static_cast<size_t>(rows[r])];
+      groups.of_row[r] = code < 0 ? -1 : group_of_code[static_cast<size_t>(code)];
     }
     selection_std = noise.sigma;
   }
+  // From here on every group is answered (listed, or chosen by the selection).
+  const size_t g = groups.keys.size();
+  const std::vector<uint8_t> released(g, 1);
+  auto count_rows = [&]() {
+    std::vector<int64_t> counts(g, 0);
+    for (size_t r = 0; r < rows.size(); ++r)
+      if (groups.of_row[r] >= 0) ++counts[static_cast<size_t>(groups.of_row[r])];
+    return counts;
+  };
 
   auto emit = [&](size_t i, double value, std::optional<double> std_dev,
                   std::optional<double> quantile = std::nullopt) {

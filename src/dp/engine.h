@@ -23,7 +23,8 @@
 // come out sorted, and the selection draws the column's max_keys samples whatever the number of
 // keys, so neither the order nor the time tells which keys the data holds.
 // Rows whose value in a column the query reads is missing (NaN; a category not listed) are left out
-// of that query, as rows the filter does not keep are.
+// of that query, as rows the filter does not keep are. No work depends on which values outside a
+// column's listed categories the data holds (LoadCsvTable codes listed columns by the policy).
 #ifndef DATASITE_DP_ENGINE_H_
 #define DATASITE_DP_ENGINE_H_
 
@@ -101,8 +102,10 @@ Result<Cost> CostOf(const DpPolicy& policy, const Query& query);
 // Answers `query` on `table` spending `cost` (from CostOf), with noise from `random`.
 // kFailedPrecondition when the table lacks a column the policy lists (the policy and the asset
 // disagree); kInvalidArgument for bounds too wide to put on a grid.
+// `private_data` false (a mock) skips the selection's padding to max_keys samples: a mock's keys
+// are no secret.
 Result<Answer> RunQuery(const Table& table, const DpPolicy& policy, const Query& query,
-                        const Cost& cost, RandomBits& random);
+                        const Cost& cost, RandomBits& random, bool private_data = true);
 
 }  // namespace datasite::dp
 

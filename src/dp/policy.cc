@@ -16,7 +16,7 @@ constexpr double kMaxEpsilon = 100;
 constexpr double kMaxDelta = 1e-3;
 constexpr int64_t kMaxRowsPerUnit = 10'000;
 constexpr size_t kMaxQuantiles = 9;
-constexpr int64_t kMaxKeys = 100'000;
+constexpr int64_t kMaxKeys = 10'000;
 constexpr int64_t kDefaultMaxKeys = 1000;
 
 Status Invalid(const std::string& what) { return InvalidArgumentError("DP policy: " + what); }
@@ -136,7 +136,7 @@ Result<DpPolicy> ParseDpPolicy(const json& d) {
       if (auto m = c.find("max_keys"); m != c.end() && !m->is_null()) {
         if (listed) return Invalid(where + ".max_keys is for a column without listed categories");
         if (!m->is_number_integer() || m->get<int64_t>() < 1 || m->get<int64_t>() > kMaxKeys)
-          return Invalid(where + ".max_keys must be a whole number from 1 to 100000");
+          return Invalid(where + ".max_keys must be a whole number from 1 to 10000");
         col.max_keys = m->get<int64_t>();
       } else if (!listed) {
         col.max_keys = kDefaultMaxKeys;
@@ -255,14 +255,17 @@ Result<Query> ParseQuery(const json& r, const DpPolicy& policy) {
       if (c->type != ColumnType::kCategory || c->categories.empty())
         return denied("'where' filters only on category columns with listed categories, not '" +
                       name + "'");
+      // Each value once (a value listed again adds nothing), each checked against the policy's
+      // list by a set: the work is the query's size, never the data's.
+      const std::set<std::string> categories(c->categories.begin(), c->categories.end());
+      std::set<std::string> seen;
       std::vector<std::string> keep;
       for (const json& v : values.is_array() ? values : json::array({values})) {
         if (!v.is_string()) return bad("'where' values are strings");
         const std::string s = v.get<std::string>();
-        bool listed = false;
-        for (const auto& cat : c->categories) listed = listed || cat == s;
-        if (!listed) return denied("'" + s.substr(0, 64) + "' is not a listed category of " + name);
-        keep.push_back(s);
+        if (!categories.contains(s))
+          return denied("'" + s.substr(0, 64) + "' is not a listed category of " + name);
+        if (seen.insert(s).second) keep.push_back(s);
       }
       if (keep.empty()) return bad("'where' on " + name + " lists no value");
       q.where.emplace(name, std::move(keep));

@@ -59,7 +59,7 @@ struct DpPolicy {
 // The policy `document` describes, or kInvalidArgument naming the first thing wrong with it.
 // {"privacy_unit": COLUMN | null, "max_rows_per_unit": N, "columns": {NAME: {"type": "int" |
 // "float", "lower": X, "upper": Y} | {"type": "category", "categories": [TEXT, ...]} | {"type":
-// "category", "categories": null, "max_keys": N (default 1000, at most 100000)}},
+// "category", "categories": null, "max_keys": N (default 1000, at most 10000)}},
 // "budget": {"per_scientist": {"epsilon", "delta"}, "total": {"epsilon", "delta"}}, "queries":
 // ["count", "sum", "mean", "variance", "quantile"]}. Unknown keys are refused (a typo must not
 // silently loosen a policy).

@@ -113,6 +113,12 @@ TEST(DpPolicyTest, AQueryWithinThePolicyIsParsed) {
                            p);
   ASSERT_TRUE(median.ok());
   EXPECT_EQ(median->quantiles, std::vector<double>{0.5});
+  // A value listed twice in 'where' counts once (a long list of one value costs no more work).
+  auto twice = ParseQuery(
+      json::parse(R"({"query": "count", "epsilon": 1, "where": {"sex": ["F", "F", "M", "F"]}})"),
+      p);
+  ASSERT_TRUE(twice.ok()) << twice.status().ToString();
+  EXPECT_EQ(twice->where.at("sex"), (std::vector<std::string>{"F", "M"}));
   // Unlisted keys are grouped by only through partition selection, which needs a delta.
   auto cities = ParseQuery(
       json::parse(R"({"query": "count", "epsilon": 1, "delta": 1e-7, "group_by": "city"})"), p);

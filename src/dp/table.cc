@@ -21,6 +21,14 @@ double ParseNumber(std::string_view text) {
   return v;
 }
 
+// A privacy unit's id without surrounding spaces and tabs ("a" and "a " are one person); an id of
+// only those is empty, a row naming no unit.
+std::string TrimmedUnit(std::string_view id) {
+  while (!id.empty() && (id.front() == ' ' || id.front() == '\t')) id.remove_prefix(1);
+  while (!id.empty() && (id.back() == ' ' || id.back() == '\t')) id.remove_suffix(1);
+  return std::string(id);
+}
+
 Result<std::vector<std::string>> Header(data::internal::CsvReader& reader) {
   ASSIGN_OR_RETURN(bool any, reader.Next());
   if (!any) return FailedPreconditionError("DP: the asset is empty (no header row)");
@@ -62,20 +70,35 @@ Result<Table> LoadCsvTable(const std::string& path, const DpPolicy& policy, uint
                                    " that its DP policy names");
   Table t;
   // For each header position, where its cells go.
+  // A listed category column is coded by the policy's list (values outside it are -1), so that no
+  // query's work depends on which other values the data holds; an unlisted one by the values in the
+  // order met, at most max_keys of them.
   struct Sink {
     std::vector<double>* numbers = nullptr;
     CategoryColumn* category = nullptr;
     std::unordered_map<std::string, int32_t>* codes = nullptr;
+    bool listed = false;
+    int64_t max_keys = 0;
+    const std::string* name = nullptr;
     bool unit = false;
   };
   std::vector<Sink> sinks(header.size());
   std::map<std::string, std::unordered_map<std::string, int32_t>> dictionaries;
   for (size_t i = 0; i < header.size(); ++i) {
     auto it = policy.columns.find(header[i]);
-    if (it != policy.columns.end() && !(sinks[i].numbers || sinks[i].category)) {
+    if (it != policy.columns.end()) {
       if (it->second.type == ColumnType::kCategory) {
-        sinks[i].category = &t.categories[header[i]];
-        sinks[i].codes = &dictionaries[header[i]];
+        Sink& sink = sinks[i];
+        sink.category = &t.categories[header[i]];
+        sink.codes = &dictionaries[header[i]];
+        sink.listed = !it->second.categories.empty();
+        sink.max_keys = it->second.max_keys;
+        sink.name = &it->first;
+        if (sink.listed) {
+          sink.category->values = it->second.categories;
+          for (size_t c = 0; c < it->second.categories.size(); ++c)
+            sink.codes->emplace(it->second.categories[c], static_cast<int32_t>(c));
+        }
       } else {
         sinks[i].numbers = &t.numbers[header[i]];
       }
@@ -92,23 +115,25 @@ Result<Table> LoadCsvTable(const std::string& path, const DpPolicy& policy, uint
       const Sink& s = sinks[i];
       if (s.numbers != nullptr) s.numbers->push_back(ParseNumber(cell));
       if (s.category != nullptr && cell.empty()) s.category->codes.push_back(-1);
-      if (s.category != nullptr && !cell.empty()) {
+      if (s.category != nullptr && !cell.empty() && s.listed) {
+        auto found = s.codes->find(std::string(cell));
+        s.category->codes.push_back(found == s.codes->end() ? -1 : found->second);
+      } else if (s.category != nullptr && !cell.empty()) {
         auto [entry, added] =
             s.codes->try_emplace(std::string(cell), static_cast<int32_t>(s.codes->size()));
-        if (added) s.category->values.emplace_back(cell);
+        if (added) {
+          if (static_cast<int64_t>(s.codes->size()) > s.max_keys)
+            return FailedPreconditionError("DP: column '" + *s.name + "' has more than " +
+                                           std::to_string(s.max_keys) +
+                                           " distinct values (the policy's max_keys): raise "
+                                           "max_keys or list its categories");
+          s.category->values.emplace_back(cell);
+        }
         s.category->codes.push_back(entry->second);
       }
-      if (s.unit) units.emplace_back(cell);
+      if (s.unit) units.emplace_back(TrimmedUnit(cell));
     }
     ++t.rows;
-  }
-  for (const auto& [name, column] : t.categories) {
-    const ColumnPolicy& p = policy.columns.at(name);
-    if (p.categories.empty() && static_cast<int64_t>(column.values.size()) > p.max_keys)
-      return FailedPreconditionError("DP: column '" + name + "' has more than " +
-                                     std::to_string(p.max_keys) +
-                                     " distinct values (the policy's max_keys): raise max_keys or "
-                                     "list its categories");
   }
   if (!policy.privacy_unit.empty()) BoundContributions(t, units, policy.max_rows_per_unit, key);
   return t;

@@ -86,5 +86,29 @@ TEST(DpTableTest, RefusesATwiceNamedColumnAndMoreKeysThanThePolicyAllows) {
   std::remove(three.c_str());
 }
 
+TEST(DpTableTest, AListedColumnHoldsOnlyThePolicysCategories) {
+  // Regression (second cold attack): a listed column kept every distinct value of the data, and a
+  // query's filter compared against each, so padding 'where' timed how many stray values there
+  // were.
+  const std::string path = WriteCsv("age,sex\n1,F\n2,X\n3,Y\n4,M\n5,F\n");
+  auto t = LoadCsvTable(path, Policy(), 1);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  const CategoryColumn& sex = t->categories.at("sex");
+  EXPECT_EQ(sex.values, (std::vector<std::string>{"F", "M"}));  // the policy's, in its order
+  EXPECT_EQ(sex.codes, (std::vector<int32_t>{0, -1, -1, 1, 0}));
+  std::remove(path.c_str());
+}
+
+TEST(DpTableTest, UnitIdsAreTrimmedAndBlankOnesNameNoUnit) {
+  // Regression (second cold attack): " " was one shared unit of unrelated people.
+  const std::string path = WriteCsv("id,age,sex\na,1,F\n\"a \",2,F\n \t,3,M\n  ,4,M\n");
+  auto t = LoadCsvTable(path, Policy("id"), 7);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->kept[0] + t->kept[1], 1);  // "a" and "a " are one person, with one row kept
+  EXPECT_EQ(t->kept[2], 0);
+  EXPECT_EQ(t->kept[3], 0);
+  std::remove(path.c_str());
+}
+
 }  // namespace
 }  // namespace datasite::dp

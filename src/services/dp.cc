@@ -250,7 +250,8 @@ Result<json> DpService::Query(const Principal& caller, const std::string& asset_
       return refuse(all, "all data scientists have");
   }
   ASSIGN_OR_RETURN(std::shared_ptr<const dp::Table> table, TableOf(l, mock));
-  ASSIGN_OR_RETURN(dp::Answer answer, dp::RunQuery(*table, l.policy, q, cost, dp::SystemRandom()));
+  ASSIGN_OR_RETURN(dp::Answer answer,
+                   dp::RunQuery(*table, l.policy, q, cost, dp::SystemRandom(), !mock));
   json estimates = json::array();
   for (const dp::Estimate& e : answer.estimates) {
     json item = {{"value", e.value}};
