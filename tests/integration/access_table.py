@@ -1090,6 +1090,61 @@ def target_sync_ignored_batch(world, caller, fresh):
                 probe=world.reader("/api/v1/sync/ignored"))
 
 
+# Differential privacy (docs/API.md, "Differential privacy"): a policy on an asset of owner's. -----
+
+_DP_POLICY = {"columns": {"age": {"type": "int", "lower": 0, "upper": 100},
+                          "score": {"type": "float", "lower": 0, "upper": 10}},
+              "budget": {"per_scientist": {"epsilon": 100, "delta": 1e-6},
+                         "total": {"epsilon": 100, "delta": 1e-6}}}
+
+
+def _new_dp_asset(world):
+    asset_id = world.new_dataset("owner")["assets"][0]["id"]
+    resp = world.api.put("/api/v1/assets/{}/dp_policy".format(asset_id), _DP_POLICY,
+                         token=world.token("owner"))
+    assert resp.status == 200, "DP policy set failed: {!r}".format(resp)
+    return asset_id
+
+
+def _dp_asset(world, fresh):
+    return _new_dp_asset(world) if fresh else world.once("dp_asset", lambda: _new_dp_asset(world))
+
+
+def _dp_call(world, asset_id, body=NO_BODY):
+    return Call(params={"id": asset_id}, body=body,
+                probe=world.reader("/api/v1/assets/{}/dp_policy".format(asset_id)))
+
+
+@target
+def target_dp_policy_new(world, caller, fresh):
+    """An asset of owner's without a policy, and one to set."""
+    asset_id = world.new_dataset("owner")["assets"][0]["id"] if fresh else world.once(
+        "dp_bare_asset", lambda: world.new_dataset("owner")["assets"][0]["id"])
+    return _dp_call(world, asset_id, _DP_POLICY)
+
+
+@target
+def target_dp_asset(world, caller, fresh):
+    """An asset of owner's with a DP policy (reads share one)."""
+    return _dp_call(world, _dp_asset(world, False))
+
+
+@target
+def target_dp_asset_fresh(world, caller, fresh):
+    return _dp_call(world, _dp_asset(world, fresh))
+
+
+@target
+def target_dp_query(world, caller, fresh):
+    return _dp_call(world, _dp_asset(world, False), {"query": "mean", "column": "age",
+                                                     "epsilon": 0.01})
+
+
+@target
+def target_dp_budget_reset(world, caller, fresh):
+    return _dp_call(world, _dp_asset(world, fresh), {"user_id": "*", "reset": True})
+
+
 # Custom API endpoints (endpoint-api.md): owner's, each with a mock and a private function. -------
 
 _ENDPOINT_SIDE = {"source": "def {name}(context, n=1):\n    return n\n", "settings": {},
@@ -1367,6 +1422,17 @@ TABLE = [
         note="the mock side: data scientists and up (guests: none)"),
     Row("POST", "/api/v1/api_endpoints/{path}/call", "endpoint_private_run", rule("data_owner"),
         note="the private side: data owners and admins only"),
+    # Differential privacy: data owners set, remove and change budgets; data scientists and up read
+    # policies and their budgets, ask queries and their cost (guests: none). All data owners manage
+    # every asset, as for datasets.
+    Row("PUT", "/api/v1/assets/{id}/dp_policy", "dp_policy_new", rule("data_owner")),
+    Row("GET", "/api/v1/assets/{id}/dp_policy", "dp_asset", rule("data_scientist")),
+    Row("DELETE", "/api/v1/assets/{id}/dp_policy", "dp_asset_fresh", rule("data_owner")),
+    Row("POST", "/api/v1/assets/{id}/dp/query", "dp_query", rule("data_scientist"),
+        note="charged to data scientists; a data owner's is recorded, not charged"),
+    Row("POST", "/api/v1/assets/{id}/dp/cost", "dp_query", rule("data_scientist")),
+    Row("POST", "/api/v1/assets/{id}/dp/budget", "dp_budget_reset", rule("data_owner")),
+    Row("GET", "/api/v1/dp/budget", "none", rule("data_scientist")),
     # Last: its refused calls leave a sleeping job that the next job target kills.
     Row("POST", "/api/v1/jobs/{id}/kill", "scientist_running_job",
         rule("data_scientist", scientist2=404),
