@@ -13,6 +13,19 @@ using internal::Reply;
 using nlohmann::json;
 using services::Principal;
 
+namespace {
+
+// A query's body (the query and the cost routes take the same one), refused as malformed or too
+// deep before it is parsed.
+Result<json> QueryBody(const http::Request& req) {
+  RETURN_IF_ERROR(JsonBody::Parse(req.body, {"query", "column", "where", "group_by", "epsilon",
+                                             "delta", "quantiles", "mock"})
+                      .status());
+  return json::parse(req.body);
+}
+
+}  // namespace
+
 void AddDpRoutes(http::Router& router, ApiContext& ctx) {
   auto routes = std::make_shared<internal::Routes>(router, ctx);
   services::DpService* dp = ctx.dp;
@@ -57,10 +70,7 @@ void AddDpRoutes(http::Router& router, ApiContext& ctx) {
       "left when the budget can't pay.",
       [dp, available](http::Request& req, const Principal& caller) -> Result<Reply> {
         RETURN_IF_ERROR(available());
-        RETURN_IF_ERROR(JsonBody::Parse(req.body, {"query", "column", "where", "group_by",
-                                                   "epsilon", "delta", "quantiles", "mock"})
-                            .status());
-        json doc = json::parse(req.body);
+        ASSIGN_OR_RETURN(json doc, QueryBody(req));
         ASSIGN_OR_RETURN(json answer, dp->Query(caller, req.path_params["id"], doc));
         return Reply{200, std::move(answer), {}};
       });
@@ -68,10 +78,7 @@ void AddDpRoutes(http::Router& router, ApiContext& ctx) {
               "What a DP query would cost, and what the caller's budget has left; runs nothing.",
               [dp, available](http::Request& req, const Principal& caller) -> Result<Reply> {
                 RETURN_IF_ERROR(available());
-                RETURN_IF_ERROR(JsonBody::Parse(req.body, {"query", "column", "where", "group_by",
-                                                           "epsilon", "delta", "quantiles", "mock"})
-                                    .status());
-                json doc = json::parse(req.body);
+                ASSIGN_OR_RETURN(json doc, QueryBody(req));
                 ASSIGN_OR_RETURN(json cost, dp->Cost(caller, req.path_params["id"], doc));
                 return Reply{200, std::move(cost), {}};
               });

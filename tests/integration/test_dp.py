@@ -88,7 +88,7 @@ def test_a_scientists_whole_dp_session(actors):
     for region, value in means.groups.items():
         assert abs(value - truth[region]) < 3, (region, value, truth[region])
     frame = means.to_pandas()
-    assert list(frame.columns[:2]) == ["value", "noise_std"] or "group" in frame.columns
+    assert sorted(frame["group"]) == sorted(REGIONS) and frame["value"].notna().all(), frame
     # Quantiles of one histogram.
     quartiles = people_.dp.quantile("age", epsilon=1.0, q=[0.25, 0.5, 0.75])
     true_q = PRIVATE["age"].quantile([0.25, 0.5, 0.75]).tolist()
