@@ -6,9 +6,9 @@ Issue 18's goals, measured in one run on one server (`datasite launch`, SQLite):
   end (an HTTP call on a kept-alive connection to the decoded answer) against, in the same run,
   `/usr/bin/python3` with pandas reading the same file and computing the same non-private aggregate
   (`pd.read_csv(f).groupby("region")["income"].mean()`, in a fresh process, its time measured inside
-  it): goal ratio <= 1. The server keeps a column-oriented copy of an asset it has queried (read at the
-  first query: that cold query is reported too), whose memory is the server's resident-set growth
-  across it; its disk cost is none (it lives in memory only).
+  it): goal ratio <= 1. The server keeps a column-oriented copy of the asset, read when the policy is
+  set (reported: the upload and policy set together), whose memory is the server's resident-set growth
+  across them; its disk cost is none (it lives in memory only).
 - a DP count over a 1-million-row asset: p50 end to end, goal <= 50 ms.
 - the ledger on a small asset (100 rows): budget-checked queries a second from wrk (2 threads, 16
   connections; goal >= 1,000), with the server's CPU per query, and 64 client threads racing for the last of a budget that affords exactly M queries:
@@ -161,12 +161,15 @@ def one_run(rows, big_csv, small_csv, million_csv):
     try:
         admin, _, sci_token = login(port)
         sci = Conn(port, sci_token)
-        big = upload(admin, big_csv, "big", POLICY)
-        mean = {"query": "mean", "column": "income", "group_by": "region", "epsilon": 0.5}
+        # Setting the policy reads the asset into the column copy: its time, and the memory it took.
         before = rss_kib(proc.pid)
-        cold_ms, answer = timed(lambda: sci.call("POST", "/api/v1/assets/%s/dp/query" % big, mean))
-        assert len(answer["estimates"]) == 8, answer
+        t0 = time.perf_counter()
+        big = upload(admin, big_csv, "big", POLICY)
+        cold_ms = (time.perf_counter() - t0) * 1000  # upload and policy set, the copy read with it
         copy_kib = rss_kib(proc.pid) - before
+        mean = {"query": "mean", "column": "income", "group_by": "region", "epsilon": 0.5}
+        answer = sci.call("POST", "/api/v1/assets/%s/dp/query" % big, mean)
+        assert len(answer["estimates"]) == 8, answer
         warm = [timed(lambda: sci.call("POST", "/api/v1/assets/%s/dp/query" % big, mean))[0]
                 for _ in range(5)]
         pandas_ms = pandas_reference(big_csv)

@@ -83,7 +83,10 @@ Result<std::shared_ptr<const dp::Table>> DpService::TableOf(const Loaded& l, boo
   if (!blob)
     return FailedPreconditionError(mock ? "the asset has no mock"
                                         : "the asset's private data is not on this server");
-  const std::string key = blob->id + "@" + std::to_string(l.record.updated_at);
+  // The policy itself is in the key (not only its update time, in milliseconds): a copy read under
+  // one policy is never used under another set within the same millisecond.
+  const std::string key =
+      blob->id + "@" + std::to_string(l.record.updated_at) + "@" + l.record.policy;
   {
     std::lock_guard lock(cache_mu_);
     for (auto it = cache_.begin(); it != cache_.end(); ++it) {
@@ -96,10 +99,14 @@ Result<std::shared_ptr<const dp::Table>> DpService::TableOf(const Loaded& l, boo
   ASSIGN_OR_RETURN(dp::Table table, dp::LoadCsvTable(file.path(), l.policy,
                                                      static_cast<uint64_t>(l.record.bounding_key)));
   auto shared = std::make_shared<const dp::Table>(std::move(table));
-  std::lock_guard lock(cache_mu_);
-  cache_.emplace_front(key, shared);
-  if (cache_.size() > kCachedTables) cache_.pop_back();
+  Remember(key, shared);
   return shared;
+}
+
+void DpService::Remember(const std::string& key, std::shared_ptr<const dp::Table> table) {
+  std::lock_guard lock(cache_mu_);
+  cache_.emplace_front(key, std::move(table));
+  if (cache_.size() > kCachedTables) cache_.pop_back();
 }
 
 Result<json> DpService::SetPolicy(const Principal& caller, const std::string& asset_id,
@@ -124,17 +131,31 @@ Result<json> DpService::SetPolicy(const Principal& caller, const std::string& as
       return InvalidArgumentError(std::string("DP policy: the asset") + (mock ? "'s mock" : "") +
                                   " has no column " + missing);
   }
-  if (asset->data_blob) {
-    // Read as queries will read it: a table the policy does not fit (an unlisted column with more
-    // distinct values than its max_keys) is refused to its owner now, not to every query later.
-    ASSIGN_OR_RETURN(blob::LocalFile file, blobs_.Materialize(asset->data_blob->id));
-    RETURN_IF_ERROR(dp::LoadCsvTable(file.path(), policy, 0).status());
-  }
+  // The key that picks each unit's rows is fixed when a policy is first set (Store::SetDpPolicy
+  // keeps it on a replace): the table is read once, with it, both to check the policy fits and as
+  // the copy the first query would otherwise read again.
   int64_t key = 0;
-  dp::SystemRandom().Fill({reinterpret_cast<uint8_t*>(&key), sizeof key});
+  if (auto existing = store_.GetDpPolicy(asset_id); existing.ok()) {
+    key = existing->bounding_key;
+  } else {
+    dp::SystemRandom().Fill({reinterpret_cast<uint8_t*>(&key), sizeof key});
+    key &= INT64_MAX;
+  }
+  std::shared_ptr<const dp::Table> table;
+  if (asset->data_blob) {
+    // A table the policy does not fit (an unlisted column with more distinct values than its
+    // max_keys) is refused to its owner now, not to every query later.
+    ASSIGN_OR_RETURN(blob::LocalFile file, blobs_.Materialize(asset->data_blob->id));
+    ASSIGN_OR_RETURN(dp::Table read,
+                     dp::LoadCsvTable(file.path(), policy, static_cast<uint64_t>(key)));
+    table = std::make_shared<const dp::Table>(std::move(read));
+  }
   const json stored = dp::ToJson(policy);
-  RETURN_IF_ERROR(store_.SetDpPolicy(
-      {asset_id, stored.dump(), key & INT64_MAX, caller.user_id.value_or(""), clock_.NowMillis()}));
+  const int64_t now = clock_.NowMillis();
+  RETURN_IF_ERROR(
+      store_.SetDpPolicy({asset_id, stored.dump(), key, caller.user_id.value_or(""), now}));
+  if (table)
+    Remember(asset->data_blob->id + "@" + std::to_string(now) + "@" + stored.dump(), table);
   RETURN_IF_ERROR(Audit(caller, "dp.policy_set", "asset:" + asset_id, stored.dump()));
   return stored;
 }

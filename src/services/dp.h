@@ -68,6 +68,8 @@ class DpService {
   struct Loaded;  // an asset, its policy and its record
   Result<Loaded> Load(const std::string& asset_id);
   Result<std::shared_ptr<const dp::Table>> TableOf(const Loaded& loaded, bool mock);
+  // Keeps `table` as the copy for `key` (blob id "@" policy update time "@" policy), newest first.
+  void Remember(const std::string& key, std::shared_ptr<const dp::Table> table);
   nlohmann::json BudgetView(const dp::DpPolicy& policy, const store::DpBudgetRow& row) const;
   Result<store::DpBudgetRow> RowOf(const std::string& asset_id, const std::string& user_id);
   Status Audit(const Principal& actor, const std::string& action, const std::string& target,
@@ -76,8 +78,8 @@ class DpService {
   store::Store& store_;
   blob::BlobStore& blobs_;
   const Clock& clock_;
-  // The column-oriented copies of recently queried assets (key: blob id, policy update time),
-  // newest first; at most kCachedTables.
+  // The column-oriented copies of recently queried assets (key: blob id, policy update time,
+  // policy), newest first; at most kCachedTables.
   std::mutex cache_mu_;
   std::list<std::pair<std::string, std::shared_ptr<const dp::Table>>> cache_;
 };
