@@ -38,6 +38,15 @@ Custom API endpoints (a data owner's functions, called on the server)::
 
     client.api.services.api.add(endpoint=query)
     client.api.services.warehouse.query(sql="SELECT 1")
+
+Worker pools (the Python environments code runs in; see ``datasite.worker_pools``)::
+
+    image = client.worker_images.submit(worker_config=sy.PythonWorkerConfig(
+        name="ml", python="/usr/bin/python3", imports=["sklearn"])).value
+    client.worker_pools.launch(pool_name="ml", image_uid=image.id, num_workers=2)
+
+    @sy.syft_function_single_use(data=asset, worker_pool_name="ml")
+    def fit(data): ...
 """
 
 __version__ = "0.1.0"
@@ -113,6 +122,16 @@ from .requests import Request, RequestList
 from .settings import Settings
 from .syncing import ServerDiff, compare_clients, sync
 from .users import Account, User, UserCollection, UserList
+from .worker_pools import (
+    DockerWorkerConfig,
+    PrebuiltWorkerConfig,
+    PythonWorkerConfig,
+    WorkerConfig,
+    WorkerImage,
+    WorkerImageList,
+    WorkerPool,
+    WorkerPoolList,
+)
 
 SyftWarning = DatasiteWarning
 SyftException = DatasiteError
@@ -220,4 +239,12 @@ __all__ = [
     "compare_clients",
     "sync",
     "ServerDiff",
+    "WorkerConfig",
+    "PythonWorkerConfig",
+    "DockerWorkerConfig",
+    "PrebuiltWorkerConfig",
+    "WorkerImage",
+    "WorkerImageList",
+    "WorkerPool",
+    "WorkerPoolList",
 ]

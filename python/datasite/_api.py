@@ -193,6 +193,17 @@ def _convert(op, data, client):
         return Markdown(data.get("markdown", ""))
     if op.service == "settings" and isinstance(data, dict) and "name" in data and "id" in data:
         return Settings(data, client)
+    if op.service in ("worker_image", "worker_pool"):
+        from . import worker_pools as _wp
+
+        one, many = {
+            "worker_image": (_wp.WorkerImage, _wp.WorkerImageList),
+            "worker_pool": (_wp.WorkerPool, _wp.WorkerPoolList),
+        }[op.service]
+        if isinstance(data, list):
+            return many(one(i, client) for i in data if isinstance(i, dict))
+        if isinstance(data, dict) and ("id" in data or "image_id" in data):
+            return one(data, client)
     if not isinstance(data, dict):
         return data
     if set(data) == {"message"}:
@@ -436,6 +447,7 @@ def _client_calls(client):
     """service -> {method: callable}: the operations the client composes itself."""
     from .api_endpoints import APIEndpointService
     from .output_checks import get_output_checks, set_output_checks
+    from .worker_pools import WorkerImageCollection, WorkerPoolCollection
 
     def welcome_preview(markdown=None, html=None):
         return client.settings.welcome_preview(markdown=markdown, html=html)
@@ -444,7 +456,28 @@ def _client_calls(client):
         return client.settings.welcome_customize(markdown=markdown, html=html)
 
     endpoints = APIEndpointService(client)
+    images = WorkerImageCollection(client)
+    pools = WorkerPoolCollection(client)
     return {
+        "worker_image": {
+            "get_all": (images.get_all, "The worker images (Python environments), oldest first."),
+            "get": (images.get, "One worker image by id."),
+            "get_by_uid": (images.get, "One worker image by id."),
+            "submit": (
+                images.submit,
+                "Registers an environment: submit(worker_config=sy.PythonWorkerConfig(...)).",
+            ),
+            "build": (images.build, "Builds a worker image's environment (data owners)."),
+            "remove": (images.remove, "Removes a worker image (data owners)."),
+        },
+        "worker_pool": {
+            "get_all": (pools.get_all, "The worker pools, default first."),
+            "get_by_name": (pools.get_by_name, "One worker pool by name."),
+            "launch": (pools.launch, "Starts a pool of warm workers on an image (data owners)."),
+            "create": (pools.launch, "Starts a pool of warm workers on an image (data owners)."),
+            "scale": (pools.scale, "Sets a pool's number of workers (data owners)."),
+            "delete": (pools.delete, "Deletes a worker pool (data owners)."),
+        },
         "api": {
             "add": (endpoints.add, "Adds a custom API endpoint (data owners)."),
             "update": (endpoints.update, "Changes a custom API endpoint (data owners)."),

@@ -100,6 +100,16 @@ ROUTES = {
     "dp_budget": ("GET", "/api/v1/dp/budget"),
     "audit_list": ("GET", "/api/v1/audit"),
     "audit_verify": ("GET", "/api/v1/audit/verify"),
+    "worker_images_create": ("POST", "/api/v1/worker_images"),
+    "worker_images_list": ("GET", "/api/v1/worker_images"),
+    "worker_image_get": ("GET", "/api/v1/worker_images/{id}"),
+    "worker_image_build": ("POST", "/api/v1/worker_images/{id}/build"),
+    "worker_image_delete": ("DELETE", "/api/v1/worker_images/{id}"),
+    "worker_pools_create": ("POST", "/api/v1/worker_pools"),
+    "worker_pools_list": ("GET", "/api/v1/worker_pools"),
+    "worker_pool_get": ("GET", "/api/v1/worker_pools/{name}"),
+    "worker_pool_scale": ("POST", "/api/v1/worker_pools/{name}/scale"),
+    "worker_pool_delete": ("DELETE", "/api/v1/worker_pools/{name}"),
     "sync_identity": ("GET", "/api/v1/sync/identity"),
     "sync_peers": ("GET", "/api/v1/sync/peers"),
     "sync_peer_add": ("POST", "/api/v1/sync/peers"),
@@ -118,3 +128,5 @@ ROUTES = {
 SYNC_ROUTE_PREFIX = "/api/v1/sync/"
 # The routes of custom API endpoints (tests skip them against a server built before them).
 API_ENDPOINTS_ROUTE_PREFIX = "/api/v1/api_endpoints"
+# The routes of worker pools (issue 19; tests skip them against a server built before them).
+WORKER_POOLS_ROUTE_PREFIXES = ("/api/v1/worker_images", "/api/v1/worker_pools")

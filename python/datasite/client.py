@@ -265,6 +265,23 @@ class DatasiteClient:
         return SyncAPI(self)
 
     @property
+    def worker_images(self):
+        """The server's Python environments (PySyft's worker images), oldest first: list-like,
+        with ``get``, ``submit(worker_config=sy.PythonWorkerConfig(...))``, ``build``,
+        ``remove``; see ``datasite.worker_pools``."""
+        from .worker_pools import WorkerImageCollection
+
+        return WorkerImageCollection(self)
+
+    @property
+    def worker_pools(self):
+        """The server's worker pools ("default" first): list-like, with ``get_by_name``,
+        ``launch``, ``scale``, ``delete``; see ``datasite.worker_pools``."""
+        from .worker_pools import WorkerPoolCollection
+
+        return WorkerPoolCollection(self)
+
+    @property
     def jobs(self):
         """Runs of code on the server that you may see, oldest first."""
         return _jobs.JobCollection(self)

@@ -217,8 +217,11 @@ class SubmitUserCode:
     ``client.code.request_code_execution(f, reason=...)`` or ``client.code.submit(f)``.
     """
 
-    def __init__(self, func, input_policy=None, output_policy=None, name=None):
+    def __init__(
+        self, func, input_policy=None, output_policy=None, name=None, worker_pool_name=None
+    ):
         source = _function_source(func)
+        self.worker_pool_name = _pool_name_of(worker_pool_name)
         self.local_function = func
         self.func_name = func.__name__
         self.input_policy = input_policy_of(input_policy)
@@ -299,16 +302,21 @@ class SubmitUserCode:
         policy_code = policy_code_of(self.input_policy, self.output_policy)
         if policy_code is not None:
             body["policy_code"] = policy_code
+        if self.worker_pool_name is not None:
+            body["worker_pool_name"] = self.worker_pool_name
         return body
 
     # Display --------------------------------------------------------------------------------
 
     def _rows(self):
-        return [
+        rows = [
             ("Name", self.service_func_name),
             ("Output policy", self.output_policy.describe()),
-            ("Submitted", "not yet: client.code.request_code_execution(f, reason=...)"),
         ]
+        if self.worker_pool_name is not None:
+            rows.append(("Worker pool", self.worker_pool_name))
+        rows.append(("Submitted", "not yet: client.code.request_code_execution(f, reason=...)"))
+        return rows
 
     def __repr__(self):
         return "\n\n".join(
@@ -368,12 +376,13 @@ def syft_function(
             "syft_function takes policies: write @sy.syft_function(input_policy=..., "
             "output_policy=...) with parentheses, or @sy.syft_function_single_use(data=asset)"
         )
-    _refuse_unsupported(share_results_with_owners, worker_pool_name)
+    _refuse_unsupported(share_results_with_owners)
+    pool = _pool_name_of(worker_pool_name)
     in_policy = input_policy_of(input_policy)
     out_policy = output_policy_of(output_policy)
 
     def decorator(func):
-        return SubmitUserCode(func, in_policy, out_policy, name=name)
+        return SubmitUserCode(func, in_policy, out_policy, name=name, worker_pool_name=pool)
 
     return decorator
 
@@ -403,16 +412,26 @@ def syft_function_single_use(
     )
 
 
-def _refuse_unsupported(share_results_with_owners, worker_pool_name):
+def _refuse_unsupported(share_results_with_owners):
     if share_results_with_owners:
         raise ValueError(
             "share_results_with_owners: results go to the code's author only; a data owner "
             "reads a review run's result (request.code.run()) instead"
         )
-    if worker_pool_name is not None:
-        raise ValueError(
-            "worker_pool_name: this server has one pool of sandboxed workers; leave it out"
+
+
+def _pool_name_of(worker_pool_name):
+    """The pool code runs in, by name (a ``WorkerPool`` gives its name); None: "default"."""
+    if worker_pool_name is None:
+        return None
+    name = getattr(worker_pool_name, "name", worker_pool_name)
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(
+            "worker_pool_name must be a pool's name (see client.worker_pools), got {!r}".format(
+                worker_pool_name
+            )
         )
+    return name.strip()
 
 
 # Display helpers shared by SubmitUserCode and UserCode ----------------------------------------
@@ -553,6 +572,8 @@ class UserCode:
             self.output_policy = custom_output
         request = data.get("request")
         self.request_info = dict(request) if isinstance(request, dict) else None
+        # The pool it runs in (servers before worker pools send none: "default").
+        self.worker_pool_name = data.get("worker_pool_name")
 
     def to_dict(self):
         return dict(self._data)
@@ -847,6 +868,7 @@ class UserCode:
             ("Author", _person(self.user)),
             ("Submitted", self.created_at),
             ("Output policy", policy.describe() if policy else ""),
+        ] + ([("Worker pool", self.worker_pool_name)] if self.worker_pool_name else []) + [
             ("Code hash", self.code_hash),
         ] + self._hidden_rows()
 

@@ -71,6 +71,10 @@ class Request:
             # A listing's page carries a few MiB of code; a row past them is read whole here.
             code = self._client._transport.call("code_get", path_params={"id": code["id"]})
         self.code = UserCode(code, self._client) if isinstance(code, dict) else None
+        # The pool the code runs in once approved (worker pools; None from older servers).
+        self.worker_pool_name = data.get("worker_pool_name") or (
+            self.code.worker_pool_name if self.code is not None else None
+        )
 
     def to_dict(self):
         return dict(self._data)
@@ -235,6 +239,8 @@ class Request:
             ("Requested by", _person(self.requested_by)),
             ("Reason", self.reason),
         ]
+        if self.worker_pool_name:
+            rows.append(("Worker pool", self.worker_pool_name))
         if self.deny_reason:
             rows.append(("Deny reason", self.deny_reason))
         if self.reviewed_by:
