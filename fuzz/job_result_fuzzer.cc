@@ -88,6 +88,9 @@ class FakeSandbox : public sandbox::Sandbox {
     return r;
   }
   std::string Describe() const override { return "fake"; }
+  datasite::Status Resize(int) override { return datasite::Status::Ok(); }
+  int Slots() const override { return 1; }
+  json Environment() const override { return json::object(); }
 
  private:
   const Produced& next_;

@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages datasite needs to build, test and run; a no-op when all are present.
 set -euo pipefail
+# Checked once per CI run: .ci/run runs this first and then sets DATASITE_DEPS_CHECKED=1, so the stages'
+# own calls (build.sh, test-sanitizers.sh, fuzz.sh) do not check again. Where npm can't reach its registry
+# (the fresh Debian root CI runs in), each of the three npm installs below fails only after about 70 s
+# (measured: 00:51:59, 00:53:10, 00:54:20 in one run): every later call paid those 3.5 minutes again.
+[ "${DATASITE_DEPS_CHECKED:-}" = 1 ] && exit 0
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates curl
   libboost1.74-dev libboost-system1.74-dev nlohmann-json3-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev libsodium-dev libssl-dev
@@ -9,6 +14,7 @@ packages=(
   python3-nbclient python3-ipykernel  # tests/pysyft_notebooks: PySyft's notebooks in a real kernel
   python3-matplotlib  # tests/pysyft_notebooks: the tutorials import it (their expected stops assume it)
   python3-venv python3-pip python3-setuptools python3-wheel  # pip install -e python into a venv
+  python3-sklearn  # worker pools (issue 19): an environment with a library the default pool lacks
   python3-hypothesis  # the round-trip property tests (tests/integration/test_roundtrip_*.py)
   python3-aiosmtpd  # tests/integration/test_notifications.py: a real SMTP server on loopback
   python3-cryptography  # tests/integration/sync_helpers.py: forged sync bundles signed with ed25519

@@ -31,14 +31,19 @@
 # sidecar_write_csv, so a job sees exactly what the owner uploaded and its user gets back exactly
 # what it returned.
 import array
+import ast
 import builtins
 import ctypes
 import errno
 import gc
+import importlib
+import importlib.metadata
+import importlib.util
 import io
 import json
 import math
 import os
+import pkgutil
 import resource
 import select
 import signal
@@ -71,6 +76,8 @@ MAX_POLICY_STATE = 16 << 10  # bytes of the JSON state custom policies keep betw
 MAX_THREADS = 256  # threads of one job (RLIMIT_NPROC, counted in the template's user namespace)
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
 MNT_DETACH = 2
+MS_REC, MS_PRIVATE = 0x4000, 0x40000
+MAX_MODULES_JSON = 32 << 10  # bytes of the module names hello lists (the message's cap is 64 KiB)
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
@@ -723,6 +730,11 @@ def run_job(sock, job, fds, job_filter):
         job_filter.install()
     except BaseException as error:
         return {"status": "sandbox", "error": one_line(f"setting up the job failed: {error!r}")}
+    # A module the code imports that this environment lacks ends the job before any of it runs:
+    # such a run is not the code's (its output policy does not count it).
+    missing = missing_module(job["source"])
+    if missing is not None:
+        return {"status": "missing_module", "module": missing}
     # From here on the job's own code runs in this process: the host believes no "sandbox" status.
     sock.sendall(STARTED)
 
@@ -810,6 +822,42 @@ def run_job(sock, job, fds, job_filter):
     if spec is not None and spec.get("update"):
         report["policy_state"] = state
     return report
+
+
+def missing_module(source):
+    """The first module (by line) that `source` imports and this environment does not have, or
+    None. Only absolute imports outside a `try` statement count (an import a `try` guards may be
+    meant to fail), and only their top-level names are looked up: importlib.util.find_spec of a
+    top-level name runs no code of the module. Nothing of `source` is run here."""
+    try:
+        tree = ast.parse(source)
+    except BaseException:
+        return None  # compiling it fails in the job, as the code's own error
+    found = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, TRY_NODES):
+            continue
+        names = ()
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        for name in names:
+            top = name.partition(".")[0]
+            if not top.isidentifier() or top in sys.modules:
+                continue
+            try:
+                if importlib.util.find_spec(top) is None:
+                    found.append((node.lineno, top))
+            except BaseException:
+                pass
+        stack.extend(ast.iter_child_nodes(node))
+    return min(found)[1] if found else None
+
+
+TRY_NODES = tuple(getattr(ast, name) for name in ("Try", "TryStar") if hasattr(ast, name))
 
 
 def warm_up():
@@ -959,6 +1007,24 @@ def exited_message(number, status, usage):
     return struct.pack("<I", len(body)) + body
 
 
+def clone_main(ctrl_sock, channel, setup):
+    """A new template for another slot of this pool, forked from this warm one (so it imports
+    nothing anew): it takes a user and mount namespace of its own, as the first template did (its
+    children's scratch mounts and process counts are its own), says hello on `channel` and serves
+    there. It ends with this template (pid 1 of the sandbox) or when its channel closes."""
+    try:
+        ctrl_sock.detach()  # the first template's channel: closed below, never used here
+        os.closerange(3, channel)
+        os.closerange(channel + 1, 1 << 16)
+        own_namespace()
+        check(LIBC.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
+        sock = socket.socket(fileno=channel)
+        send_message(sock, hello_message())
+        serve(sock, setup)
+    finally:
+        os._exit(70)
+
+
 def serve(ctrl_sock, setup):
     """The template's loop: fork on `spawn`, kill on `kill`, report `exited`. One child at a time.
 
@@ -968,14 +1034,19 @@ def serve(ctrl_sock, setup):
     child = None      # (job number, pid, pidfd) of the living child
     waiting = None    # (job number, channel fd) of a spawn that waits for the child to end
     kill_at = None    # when to kill a child that holds up a waiting spawn
+    clones = {}       # pidfd: pid of the templates forked from this one (`clone`), to reap
     ctrl = ctrl_sock.fileno()
     while True:
         timeout = None if kill_at is None else max(0.0, kill_at - time.monotonic())
-        ready, _, _ = select.select([ctrl, child[2]] if child else [ctrl], [], [], timeout)
+        watched = [ctrl, child[2]] if child else [ctrl]
+        ready, _, _ = select.select(watched + list(clones), [], [], timeout)
         if not ready and child:
             os.kill(child[1], signal.SIGKILL)
             kill_at = None
             continue
+        for pidfd in [fd for fd in ready if fd in clones]:
+            os.waitpid(clones.pop(pidfd), 0)
+            os.close(pidfd)
         if child and child[2] in ready:
             number, pid, pidfd = child
             _, status, usage = os.wait4(pid, 0)
@@ -1001,6 +1072,14 @@ def serve(ctrl_sock, setup):
                 else:
                     waiting = (message["id"], fds[0])
                     kill_at = time.monotonic() + KILL_AFTER_NEXT_SPAWN_SECONDS
+            elif kind == "clone" and len(fds) == 1:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    clone_main(ctrl_sock, fds[0], setup)
+                os.close(fds[0])
+                clones[os.pidfd_open(pid)] = pid
             elif kind == "kill":
                 close_all(fds)
                 if child and child[0] == message.get("id"):
@@ -1013,14 +1092,56 @@ def serve(ctrl_sock, setup):
                 os._exit(76)  # the host broke the protocol: it starts a fresh sandbox
 
 
+def preload():
+    """Imports the modules the pool's environment is checked for (DATASITE_PRELOAD, separated by
+    commas), so that every job's fork has them loaded; says how the first that fails failed."""
+    for name in filter(None, os.environ.pop("DATASITE_PRELOAD", "").split(",")):
+        try:
+            importlib.import_module(name)
+        except BaseException as error:
+            return one_line(f"{type(error).__name__}: {error}", 500)
+    return None
+
+
+def describe_environment():
+    """What this Python holds, as the jobs see it: its distributions ("name==version", sorted), and
+    the top-level modules of its site directories (not the standard library), for the host to say
+    which pool has a module a job lacked."""
+    packages = set()
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            packages.add(f"{name}=={dist.version}")
+    sites = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    modules, size = [], 0
+    for name in sorted({m.name for m in pkgutil.iter_modules(sites)}):
+        size += len(name) + 4
+        if size > MAX_MODULES_JSON:
+            break
+        modules.append(name)
+    return sorted(packages), modules
+
+
+HELLO = {}
+
+
+def hello_message():
+    return dict(HELLO, pid=os.getpid())
+
+
 def main():
     own_namespace()
     LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # jobs can't read or write this process via /proc
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     ctrl_sock = socket.socket(fileno=CTRL_FD)
-    send_message(ctrl_sock, {"type": "hello", "pid": os.getpid(),
-                             "python": sys.version.split()[0],
-                             "pandas": pandas.__version__, "numpy": numpy.__version__})
+    failed = preload()
+    packages, modules = describe_environment()
+    HELLO.update({"type": "hello", "python": sys.version.split()[0],
+                  "pandas": pandas.__version__, "numpy": numpy.__version__,
+                  "packages": packages, "modules": modules})
+    if failed is not None:
+        HELLO["preload_error"] = failed
+    send_message(ctrl_sock, hello_message())
     init, fds = recv_message(ctrl_sock, MAX_CTRL_MESSAGE)
     close_all(fds)
     if init is None or init.get("type") != "init":

@@ -51,6 +51,8 @@ constexpr milliseconds kStartTimeout{60'000};
 constexpr milliseconds kKillGrace{2'000};
 constexpr milliseconds kPollInterval{10};
 constexpr milliseconds kSendTimeout{60'000};  // a child that takes no job within this is lost
+// Resize waits this long for a template to clone before it starts a fresh one.
+constexpr milliseconds kCloneWait{2'000};
 
 std::string ErrnoText(const std::string& what) { return what + ": " + strerror(errno); }
 
@@ -370,6 +372,20 @@ std::string CutUtf8(std::string s, size_t max) {
   return s;
 }
 
+std::string Join(const std::vector<std::string>& parts, const char* separator) {
+  std::string out;
+  for (const std::string& p : parts) out += (out.empty() ? "" : separator) + p;
+  return out;
+}
+
+// `text` on one line of printable ASCII (others as '?'), cut at `max` bytes.
+std::string OneLine(const std::string& text, size_t max) {
+  std::string out = text.substr(0, max);
+  for (char& c : out)
+    if (c < 0x20 || c > 0x7e) c = c == '\n' ? ' ' : '?';
+  return out;
+}
+
 const char* SignalName(int sig) {
   const char* name = sigabbrev_np(sig);
   return name != nullptr ? name : "?";
@@ -392,6 +408,10 @@ struct Slot {
   // template forks it once the previous child has ended.
   UniqueFd spare;
   uint64_t spare_id = 0;
+  // The template was forked from another slot's (Resize): it has no bubblewrap of its own and
+  // ends with that one's (the first template is the sandbox's pid 1).
+  bool cloned = false;
+  bool retired = false;  // REQUIRES: mu_ held. Removed once released (Resize down).
 };
 
 class SandboxImpl final : public Sandbox {
@@ -399,17 +419,32 @@ class SandboxImpl final : public Sandbox {
   SandboxImpl(Options options, std::string bwrap, std::string warm_filter)
       : options_(std::move(options)),
         bwrap_(std::move(bwrap)),
-        warm_filter_(std::move(warm_filter)) {
-    for (int i = 0; i < options_.slots; ++i) slots_.push_back(std::make_unique<Slot>());
-  }
+        warm_filter_(std::move(warm_filter)) {}
 
   ~SandboxImpl() override {
+    // Clones first: each ends with the template it was forked from.
+    for (auto& slot : slots_)
+      if (slot->cloned) Stop(*slot);
     for (auto& slot : slots_) Stop(*slot);
   }
 
   Status StartAll() {
-    for (auto& slot : slots_) RETURN_IF_ERROR(Start(*slot));
-    const nlohmann::json& h = slots_.front()->hello;
+    auto first = std::make_unique<Slot>();
+    RETURN_IF_ERROR(Start(*first));
+    const nlohmann::json& h = first->hello;
+    if (h.contains("preload_error")) {
+      std::string error = h["preload_error"].is_string() ? h["preload_error"].get<std::string>() : "";
+      return FailedPreconditionError("the environment's warm-up import failed: " +
+                                     OneLine(error, 500));
+    }
+    environment_ = {{"python", h.value("python", "")},
+                    {"packages", h.value("packages", nlohmann::json::array())},
+                    {"modules", h.value("modules", nlohmann::json::array())}};
+    {
+      std::lock_guard lock(mu_);
+      slots_.push_back(std::move(first));
+    }
+    RETURN_IF_ERROR(Resize(options_.slots));
     std::string version = FirstLineOf({bwrap_, "--version"});
     describe_ =
         (version.empty() ? "bubblewrap" : version) +
@@ -420,10 +455,19 @@ class SandboxImpl final : public Sandbox {
         MiB(options_.scratch_bytes) + " and " + std::to_string(options_.scratch_files) +
         " files, rlimits (address space, CPU, open files, file size, no core), python " +
         h.value("python", "?") + " with pandas " + h.value("pandas", "?") + " and numpy " +
-        h.value("numpy", "?") + ", " + std::to_string(options_.slots) + " slot" +
-        (options_.slots == 1 ? "" : "s");
+        h.value("numpy", "?") +
+        (options_.env_root.empty() ? "" : " (environment " + options_.env_root + ")");
     return Status::Ok();
   }
+
+  Status Resize(int slots) override;
+  int Slots() const override {
+    std::lock_guard lock(mu_);
+    int n = 0;
+    for (const auto& slot : slots_) n += slot->retired ? 0 : 1;
+    return n;
+  }
+  nlohmann::json Environment() const override { return environment_; }
 
   Result<JobResult> Run(const JobSpec& spec, const std::string& result_path,
                         const std::atomic<bool>* cancel) override;
@@ -436,8 +480,11 @@ class SandboxImpl final : public Sandbox {
   bool Alive(Slot& slot);
   JobResult RunOnSlot(Slot& slot, const JobSpec& spec, const std::string& body,
                       std::vector<UniqueFd>& inputs, int result_fd, const std::atomic<bool>* cancel,
-                      bool* untouched);
+                      bool* untouched, bool* code_started);
   Status Spawn(Slot& slot);
+  // Forks a template for `to` from the one of `from` (held by the caller), and waits for it.
+  Status Clone(Slot& from, Slot& to);
+  Status AwaitHello(Slot& slot, milliseconds timeout);
   bool ReadCtrl(Slot& slot, uint64_t id, std::optional<nlohmann::json>* exited);
   std::vector<std::string> BwrapArgs() const;
   Status Diagnose(Slot& slot, const std::string& what);
@@ -450,7 +497,8 @@ class SandboxImpl final : public Sandbox {
     while (true) {
       Slot* best = nullptr;
       for (auto& slot : slots_) {
-        if (!slot->busy && (best == nullptr || slot->released < best->released)) best = slot.get();
+        if (!slot->busy && !slot->retired && (best == nullptr || slot->released < best->released))
+          best = slot.get();
       }
       if (best != nullptr) {
         best->busy = true;
@@ -465,11 +513,19 @@ class SandboxImpl final : public Sandbox {
     }
   }
   void Release(Slot& slot) {
+    std::unique_ptr<Slot> gone;
     {
       std::lock_guard lock(mu_);
       slot.busy = false;
       slot.released = ++releases_;
+      if (slot.retired) {
+        auto it = std::find_if(slots_.begin(), slots_.end(),
+                               [&slot](const auto& s) { return s.get() == &slot; });
+        gone = std::move(*it);
+        slots_.erase(it);
+      }
     }
+    if (gone) Stop(*gone);
     free_.notify_one();
   }
 
@@ -478,15 +534,17 @@ class SandboxImpl final : public Sandbox {
   const std::string bwrap_;
   const std::string warm_filter_;
   std::string describe_;
-  std::mutex mu_;
+  nlohmann::json environment_;  // set by StartAll
+  std::mutex resize_mu_;        // one Resize at a time
+  mutable std::mutex mu_;
   std::condition_variable free_;
   uint64_t releases_ = 0;                     // REQUIRES: mu_ held
-  std::vector<std::unique_ptr<Slot>> slots_;  // the vector is fixed after construction
+  std::vector<std::unique_ptr<Slot>> slots_;  // REQUIRES: mu_ held (a slot itself: see Slot)
 };
 
 std::vector<std::string> SandboxImpl::BwrapArgs() const {
   // clang-format off
-  return {bwrap_,
+  std::vector<std::string> args = {bwrap_,
       "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--as-pid-1",
       "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL", "--hostname", "sandbox",
       "--clearenv",
@@ -495,6 +553,7 @@ std::vector<std::string> SandboxImpl::BwrapArgs() const {
       "--setenv", "OMP_NUM_THREADS", "1",
       "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
       "--setenv", "LANG", "C.UTF-8",
+      "--setenv", "DATASITE_PRELOAD", Join(options_.preload, ","),
       "--ro-bind", "/usr", "/usr",
       "--symlink", "usr/bin", "/bin",
       "--symlink", "usr/lib", "/lib",
@@ -507,9 +566,17 @@ std::vector<std::string> SandboxImpl::BwrapArgs() const {
       "--remount-ro", "/dev",
       "--remount-ro", "/",
       "--chdir", "/tmp",
-      "--seccomp", "4",
-      "--", options_.python, "-I", "-B", "-c", std::string(kRunnerPy)};
+      "--seccomp", "4"};
   // clang-format on
+  if (!options_.env_root.empty() && options_.env_root.rfind("/usr/", 0) != 0) {
+    // Before the remounts: bubblewrap makes the mount point in its own root.
+    auto at = std::find(args.begin(), args.end(), "--remount-ro");
+    args.insert(at, {"--ro-bind", options_.env_root, options_.env_root});
+  }
+  for (std::string a : {std::string("--"), options_.python, std::string("-I"), std::string("-B"),
+                        std::string("-c"), std::string(kRunnerPy)})
+    args.push_back(std::move(a));
+  return args;
 }
 
 Status SandboxImpl::Start(Slot& slot) {
@@ -576,8 +643,19 @@ Status SandboxImpl::Start(Slot& slot) {
   theirs.reset();
   log.write.reset();
 
-  // Wait for the warm process's hello.
-  auto deadline = SteadyClock::now() + kStartTimeout;
+  RETURN_IF_ERROR(AwaitHello(slot, kStartTimeout));
+  ASSIGN_OR_RETURN(std::string job_filter, JobFilterBpf());
+  nlohmann::json init = {{"type", "init"},
+                         {"job_filter", HexEncode(job_filter)},
+                         {"scratch_bytes", options_.scratch_bytes},
+                         {"scratch_files", options_.scratch_files}};
+  RETURN_IF_ERROR(SendMessage(slot.ctrl.get(), init.dump()));
+  return Spawn(slot);
+}
+
+// Waits for the template's hello on `slot.ctrl` (reading its log meanwhile, if it has one).
+Status SandboxImpl::AwaitHello(Slot& slot, milliseconds timeout) {
+  auto deadline = SteadyClock::now() + timeout;
   bool ctrl_open = true;
   while (true) {
     auto message = internal::PopMessage(slot.inbox);
@@ -588,7 +666,8 @@ Status SandboxImpl::Start(Slot& slot) {
     }
     if (!ctrl_open) return Diagnose(slot, "the sandbox's Python exited while starting");
     auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
-    if (left.count() <= 0) return Diagnose(slot, "the sandbox's Python did not start within 60 s");
+    if (left.count() <= 0)
+      return Diagnose(slot, "the sandbox's Python did not start within " + Seconds(timeout));
     pollfd fds[2] = {{slot.ctrl.get(), POLLIN, 0}, {slot.log.get(), POLLIN, 0}};
     int n = poll(fds, slot.log.valid() ? 2 : 1, static_cast<int>(left.count()));
     if (n < 0 && errno != EINTR) return InternalError(ErrnoText("poll"));
@@ -604,13 +683,77 @@ Status SandboxImpl::Start(Slot& slot) {
   }
   if (!internal::HelloPid(slot.hello))
     return Diagnose(slot, "the sandbox's Python sent no valid hello");
-  ASSIGN_OR_RETURN(std::string job_filter, JobFilterBpf());
-  nlohmann::json init = {{"type", "init"},
-                         {"job_filter", HexEncode(job_filter)},
-                         {"scratch_bytes", options_.scratch_bytes},
-                         {"scratch_files", options_.scratch_files}};
-  RETURN_IF_ERROR(SendMessage(slot.ctrl.get(), init.dump()));
-  return Spawn(slot);
+  return Status::Ok();
+}
+
+Status SandboxImpl::Clone(Slot& from, Slot& to) {
+  Stop(to);
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return InternalError(ErrnoText("socketpair"));
+  UniqueFd ours(sv[0]);
+  UniqueFd theirs(sv[1]);
+  RETURN_IF_ERROR(SendMessage(from.ctrl.get(), R"({"type":"clone"})", {theirs.get()}));
+  theirs.reset();
+  to.ctrl = std::move(ours);
+  to.cloned = true;
+  to.log.reset();
+  to.log_tail.clear();
+  to.inbox.clear();
+  RETURN_IF_ERROR(AwaitHello(to, kStartTimeout));
+  return Spawn(to);
+}
+
+Status SandboxImpl::Resize(int slots) {
+  if (slots < 1 || slots > kMaxSlots)
+    return InvalidArgumentError("slots must be between 1 and " + std::to_string(kMaxSlots));
+  std::lock_guard resizing(resize_mu_);
+  std::vector<std::unique_ptr<Slot>> idle_surplus;
+  int have = 0;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& slot : slots_) have += slot->retired ? 0 : 1;
+    // Fewer: idle slots go now, busy ones when their job ends (Release), newest first.
+    for (auto it = slots_.rbegin(); it != slots_.rend() && have > slots; ++it) {
+      if ((*it)->retired) continue;
+      (*it)->retired = true;
+      --have;
+    }
+    for (auto it = slots_.begin(); it != slots_.end();) {
+      if ((*it)->retired && !(*it)->busy) {
+        idle_surplus.push_back(std::move(*it));
+        it = slots_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& slot : idle_surplus)
+    if (slot->cloned) Stop(*slot);
+  idle_surplus.clear();
+  if (have >= slots) return Status::Ok();
+  // More: each forked from a template not busy with a job, held meanwhile like a job's slot
+  // (so only this thread touches its descriptors); a fresh start when none answers.
+  std::vector<std::unique_ptr<Slot>> fresh;
+  Slot* from = Acquire(SteadyClock::now() + kCloneWait);
+  Status status = Status::Ok();
+  for (int i = have; i < slots && status.ok(); ++i) {
+    auto slot = std::make_unique<Slot>();
+    Status cloned = from != nullptr && Alive(*from) ? Clone(*from, *slot)
+                                                    : FailedPreconditionError("no template");
+    if (!cloned.ok()) {
+      slot->cloned = false;
+      status = Start(*slot);
+    }
+    if (status.ok()) fresh.push_back(std::move(slot));
+  }
+  if (from != nullptr) Release(*from);
+  {
+    std::lock_guard lock(mu_);
+    for (auto& slot : fresh) slots_.push_back(std::move(slot));
+  }
+  free_.notify_all();
+  return status;
 }
 
 Status SandboxImpl::Spawn(Slot& slot) {
@@ -654,11 +797,13 @@ void SandboxImpl::Stop(Slot& slot) {
   slot.spare.reset();
   slot.spare_id = 0;
   slot.bwrap.KillAndWait();
+  slot.cloned = false;
 }
 
 bool SandboxImpl::Alive(Slot& slot) {
-  if (!slot.bwrap.running() || !slot.ctrl.valid()) return false;
-  if (slot.bwrap.TryWait().has_value()) return false;
+  if (!slot.ctrl.valid()) return false;
+  // A clone's template has no process of ours to wait for: its socket closes when it ends.
+  if (!slot.cloned && (!slot.bwrap.running() || slot.bwrap.TryWait().has_value())) return false;
   if (slot.log.valid() && !Drain(slot.log.get(), slot.log_tail, kLogTail * 4)) slot.log.reset();
   KeepTail(slot.log_tail);
   // Between jobs the template sends only `exited` for the job before.
@@ -770,7 +915,10 @@ Result<JobResult> SandboxImpl::Run(const JobSpec& spec, const std::string& resul
       return UnavailableError("the sandbox's template process is gone");
     }
     bool untouched = false;
-    JobResult out = RunOnSlot(slot, *run, body, inputs, result.get(), cancel, &untouched);
+    bool code_started = false;
+    JobResult out =
+        RunOnSlot(slot, *run, body, inputs, result.get(), cancel, &untouched, &code_started);
+    out.started = code_started;
     // A template or spare that died before the job got going (killed from outside between jobs)
     // is replaced and the job sent once more.
     if (untouched && attempt == 1) continue;
@@ -804,7 +952,8 @@ Result<std::vector<UniqueFd>> OpenInputs(const JobSpec& spec) {
 
 JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::string& body,
                                  std::vector<UniqueFd>& inputs, int result_fd,
-                                 const std::atomic<bool>* cancel, bool* untouched) {
+                                 const std::atomic<bool>* cancel, bool* untouched,
+                                 bool* code_started) {
   const Limits& limits = spec.limits;
   JobResult out;
   auto failure = [&out](std::string error) {
@@ -1146,6 +1295,7 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
     }
   }
   if (warm_lost) Stop(slot);
+  *code_started = started;
   *untouched = warm_lost && !started && !reported && !kill_reason && stdout_total == 0 &&
                stderr_total == 0 && result_written == 0;
 
@@ -1196,12 +1346,36 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
 }  // namespace
 
 Result<std::unique_ptr<Sandbox>> StartSandbox(const Options& options) {
-  if (options.slots < 1 || options.slots > 64)
-    return InvalidArgumentError("slots must be between 1 and 64");
+  if (options.slots < 1 || options.slots > kMaxSlots)
+    return InvalidArgumentError("slots must be between 1 and " + std::to_string(kMaxSlots));
+  for (const std::string& module : options.preload) {
+    bool ok = !module.empty();
+    for (size_t at = 0; ok && at <= module.size();) {
+      size_t dot = std::min(module.find('.', at), module.size());
+      ok = IsIdentifier(module.substr(at, dot - at));
+      at = dot + 1;
+    }
+    if (!ok) return InvalidArgumentError("'" + module + "' is not a module name");
+  }
+  const std::string& root = options.env_root;
+  if (!root.empty()) {
+    if (root[0] != '/' || root == "/" || root.back() == '/' ||
+        root.find("/../") != std::string::npos || root.find("/./") != std::string::npos ||
+        root.find("//") != std::string::npos || root.ends_with("/..") || root.ends_with("/.") ||
+        root.find(',') != std::string::npos)
+      return InvalidArgumentError("the environment must be an absolute, normalised directory, not '" +
+                                  root + "'");
+    struct stat st;
+    if (stat(root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      return FailedPreconditionError("the environment '" + root + "' is no directory");
+  }
+  const bool in_env = !root.empty() && options.python.rfind(root + "/", 0) == 0 &&
+                      options.python.find("/../") == std::string::npos;
   std::string bwrap = FindBubblewrap();
   if (bwrap.empty())
     return FailedPreconditionError("bubblewrap is not installed: apt-get install bubblewrap");
-  if (options.python.rfind("/usr/", 0) != 0 || options.python.find("/../") != std::string::npos)
+  if (!in_env &&
+      (options.python.rfind("/usr/", 0) != 0 || options.python.find("/../") != std::string::npos))
     return FailedPreconditionError(
         "python must be an interpreter under /usr (the only tree the "
         "sandbox shows), got '" +
@@ -1442,6 +1616,16 @@ JobResult DecodeReport(const nlohmann::json& d, const Limits& limits, bool start
       return MalformedReport();
     out.outcome = Outcome::kResourceLimit;
     out.error = "the result is larger than the limit of " + MiB(limits.max_result_bytes);
+    return out;
+  }
+  if (status == "missing_module" && !started) {
+    std::optional<std::string> module = BoundedString(d, "module", 200);
+    if (!HasExactly(d, {"type", "status", "module"}) || !module || module->empty() ||
+        !IsIdentifier(*module))
+      return MalformedReport();
+    out.outcome = Outcome::kEnvironment;
+    out.missing_module = *module;
+    out.error = "ModuleNotFoundError: No module named '" + *module + "'";
     return out;
   }
   if (status == "sandbox" && !started) {

@@ -143,6 +143,9 @@ enum class Outcome {
   kResourceLimit,   // memory, CPU time or result size limit reached
   kSandboxFailure,  // the sandbox itself failed (not the user's fault)
   kPolicy,          // a custom policy refused the run or its result, or failed (policy_refusal)
+  // The code imports a module this environment lacks (JobResult::missing_module): found before
+  // any of the code ran, so the run is not the code's.
+  kEnvironment,
 };
 
 struct JobResult {
@@ -163,11 +166,22 @@ struct JobResult {
   std::string policy_state;
   std::string error;  // one line a user can act on, empty on kOk:
                       // "ZeroDivisionError: division by zero", "wall-clock timeout of 60 s", ...
+  std::string missing_module;  // kEnvironment: the top-level module's name (an identifier)
+  // Whether the job's code got to run (the child said `started`): when false, nothing the code
+  // chose happened, whatever the outcome.
+  bool started = false;
 };
 
 struct Options {
+  // The interpreter: under /usr, or under `env_root`.
   std::string python = "/usr/bin/python3";
-  int slots = 1;  // warm processes, one job each at a time
+  // A worker pool's environment (a virtualenv or another prefix): a directory bound read-only at
+  // the same path in the sandbox, beside /usr. '' for none.
+  std::string env_root;
+  // Modules each template imports before its first fork, so every job has them loaded; one that
+  // fails to import fails StartSandbox, saying how. Each a dotted identifier.
+  std::vector<std::string> preload;
+  int slots = 1;  // warm processes, one job each at a time (1..kMaxSlots)
   // Each job's private /tmp: a tmpfs of its own, RAM beside the job's address space, gone with it.
   uint64_t scratch_bytes = uint64_t{256} << 20;
   uint64_t scratch_files = 16384;  // inodes in it
@@ -188,7 +202,19 @@ class Sandbox {
   // What isolation is in force, for logs and /settings: "bubblewrap 0.8.0, seccomp, uid 65534,
   // ...".
   virtual std::string Describe() const = 0;
+
+  // Sets the number of slots (1..kMaxSlots). A new slot's template is forked from a warm one (it
+  // imports nothing anew; a fresh start only when none is alive); a slot beyond the number ends
+  // once its job does. Returns once the new slots are warm.
+  virtual Status Resize(int slots) = 0;
+  virtual int Slots() const = 0;
+
+  // The environment as the sandbox's Python saw it at start: {"python": version, "packages":
+  // ["name==version", ...] sorted, "modules": top-level modules of its site directories}.
+  virtual nlohmann::json Environment() const = 0;
 };
+
+inline constexpr int kMaxSlots = 64;
 
 // Starts `options.slots` warm processes. Fails with FailedPrecondition and a reason a data owner
 // can act on ("bubblewrap is not installed: apt-get install bubblewrap") when isolation can't be

@@ -63,6 +63,8 @@ const char* OutcomeName(Outcome o) {
       return "sandbox_failure";
     case Outcome::kPolicy:
       return "policy";
+    case Outcome::kEnvironment:
+      return "environment";
   }
   return "?";
 }
@@ -1410,6 +1412,192 @@ INSTANTIATE_TEST_SUITE_P(Files, HostileTest, ::testing::ValuesIn(LoadHostile()),
                          });
 
 TEST(HostileSuiteTest, HasEnoughCases) { EXPECT_GE(LoadHostile().size(), 22u); }
+
+
+// Worker pools (issue 19): a sandbox over an environment of its own, resized from a warm template.
+class EnvironmentTest : public ::testing::Test {
+ protected:
+  // A virtualenv (--system-site-packages) holding one package the system Python lacks, with its
+  // distribution's metadata, as pip would leave it.
+  static void SetUpTestSuite() {
+    env_ = fs::temp_directory_path() / ("sandbox-env-" + std::to_string(getpid()));
+    fs::remove_all(env_);
+    std::string make = "/usr/bin/python3 -m venv --system-site-packages --without-pip " +
+                       env_.string() + " 2>&1";
+    ASSERT_EQ(system(make.c_str()), 0);
+    fs::path site = env_ / "lib" / PythonDir() / "site-packages";
+    fs::create_directories(site / "dsenvprobe");
+    WriteFile(site / "dsenvprobe" / "__init__.py", "VALUE = 7\n");
+    fs::create_directories(site / "dsenvprobe-1.2.dist-info");
+    WriteFile(site / "dsenvprobe-1.2.dist-info" / "METADATA",
+              "Metadata-Version: 2.1\nName: dsenvprobe\nVersion: 1.2\n");
+    auto started = StartSandbox(Options{.python = (env_ / "bin" / "python").string(),
+                                        .env_root = env_.string(),
+                                        .preload = {"dsenvprobe"},
+                                        .slots = 1});
+    if (!started.ok() && InChroot()) {
+      impossible_ = true;
+      return;
+    }
+    ASSERT_TRUE(started.ok()) << started.status().ToString();
+    sandbox_ = std::move(started).value().release();
+  }
+  static void TearDownTestSuite() {
+    delete sandbox_;
+    sandbox_ = nullptr;
+    fs::remove_all(env_);
+  }
+  static std::string PythonDir() {
+    for (const auto& e : fs::directory_iterator(env_ / "lib")) return e.path().filename();
+    return "python3";
+  }
+  void SetUp() override {
+    if (impossible_) GTEST_SKIP() << kChrootReason;
+    ASSERT_NE(sandbox_, nullptr);
+    result_ = fs::temp_directory_path() / ("sandbox-env-result-" + std::to_string(getpid()));
+  }
+  void TearDown() override { fs::remove(result_); }
+
+  static JobSpec Spec(const std::string& source) {
+    JobSpec spec;
+    spec.source = source;
+    spec.function_name = "f";
+    spec.limits.wall_timeout = std::chrono::milliseconds(30'000);
+    return spec;
+  }
+  JobResult Run(Sandbox& sandbox, const std::string& source) {
+    auto r = sandbox.Run(Spec(source), result_.string(), nullptr);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : JobResult{};
+  }
+
+  static inline fs::path env_;
+  static inline Sandbox* sandbox_ = nullptr;
+  static inline bool impossible_ = false;
+  fs::path result_;
+};
+
+TEST_F(EnvironmentTest, AJobSeesTheEnvironmentsPackagesAlreadyImported) {
+  JobResult r = Run(*sandbox_,
+                    "import sys\n"
+                    "def f():\n"
+                    "    loaded = 'dsenvprobe' in sys.modules\n"
+                    "    import dsenvprobe\n"
+                    "    return [loaded, dsenvprobe.VALUE, sys.prefix]\n");
+  ASSERT_EQ(r.outcome, Outcome::kOk) << r.error << r.stderr_text;
+  EXPECT_EQ(ReadFile(result_), "[true, 7, \"" + env_.string() + "\"]");
+  nlohmann::json env = sandbox_->Environment();
+  auto has = [](const nlohmann::json& list, const std::string& item) {
+    return std::find(list.begin(), list.end(), item) != list.end();
+  };
+  EXPECT_TRUE(has(env["packages"], "dsenvprobe==1.2")) << env.dump();
+  EXPECT_TRUE(has(env["modules"], "dsenvprobe")) << env.dump();
+  EXPECT_FALSE(has(env["modules"], "json")) << "the standard library is not listed";
+}
+
+TEST_F(EnvironmentTest, TheEnvironmentIsReadOnlyAndAJobLeavesNothingInIt) {
+  JobResult r = Run(*sandbox_,
+                    "import dsenvprobe, os\n"
+                    "def f():\n"
+                    "    where = os.path.dirname(dsenvprobe.__file__)\n"
+                    "    try:\n"
+                    "        open(os.path.join(where, 'planted.py'), 'w').write('X = 1')\n"
+                    "        return 'written'\n"
+                    "    except OSError as e:\n"
+                    "        return e.errno\n");
+  ASSERT_EQ(r.outcome, Outcome::kOk) << r.error << r.stderr_text;
+  EXPECT_NE(ReadFile(result_), "\"written\"");  // EROFS, or ENOENT from the job's filter
+  EXPECT_FALSE(fs::exists(env_ / "lib" / PythonDir() / "site-packages" / "dsenvprobe" /
+                          "planted.py"));
+  // A module the job tried to leave in sys.modules is gone for the next job.
+  r = Run(*sandbox_,
+          "import sys, types\n"
+          "def f():\n"
+          "    sys.modules['dsenvprobe'].VALUE = 99\n"
+          "    return 1\n");
+  ASSERT_EQ(r.outcome, Outcome::kOk) << r.error;
+  r = Run(*sandbox_, "import dsenvprobe\ndef f():\n    return dsenvprobe.VALUE\n");
+  ASSERT_EQ(r.outcome, Outcome::kOk) << r.error;
+  EXPECT_EQ(ReadFile(result_), "7");
+}
+
+TEST_F(EnvironmentTest, AModuleTheEnvironmentLacksEndsTheJobBeforeItsCodeRuns) {
+  // Imported at the top and inside the function: the first by line is named.
+  JobResult r = Run(*sandbox_,
+                    "print('never printed')\n"
+                    "import json\n"
+                    "def f():\n"
+                    "    import nosuchmodule_b.sub\n"
+                    "    from nosuchmodule_c import x\n"
+                    "    return 1\n"
+                    "import nosuchmodule_a\n");
+  EXPECT_EQ(r.outcome, Outcome::kEnvironment) << r.error;
+  EXPECT_EQ(r.missing_module, "nosuchmodule_b");
+  EXPECT_EQ(r.error, "ModuleNotFoundError: No module named 'nosuchmodule_b'");
+  EXPECT_FALSE(r.started);
+  EXPECT_EQ(r.stdout_text, "");
+  // An import a try guards may be meant to fail; a relative one is not looked up.
+  r = Run(*sandbox_,
+          "def f():\n"
+          "    try:\n"
+          "        import nosuchmodule_d\n"
+          "    except ImportError:\n"
+          "        return 'fallback'\n");
+  ASSERT_EQ(r.outcome, Outcome::kOk) << r.error;
+  EXPECT_TRUE(r.started);
+  EXPECT_EQ(ReadFile(result_), "\"fallback\"");
+}
+
+TEST_F(EnvironmentTest, ResizingForksWarmTemplatesAndShrinksToOne) {
+  ASSERT_TRUE(sandbox_->Resize(4).ok());
+  EXPECT_EQ(sandbox_->Slots(), 4);
+  // Jobs from 4 threads at once each get a slot, and each slot's template had the module loaded
+  // (a clone imports nothing anew).
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      fs::path out = result_.string() + "-" + std::to_string(t);
+      for (int i = 0; i < 3; ++i) {
+        auto r = sandbox_->Run(Spec("import sys\ndef f():\n    return 'dsenvprobe' in sys.modules\n"),
+                               out.string(), nullptr);
+        if (r.ok() && r->outcome == Outcome::kOk && ReadFile(out) == "true") ++ok;
+      }
+      fs::remove(out);
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 12);
+  ASSERT_TRUE(sandbox_->Resize(1).ok());
+  EXPECT_EQ(sandbox_->Slots(), 1);
+  JobResult r = Run(*sandbox_, "def f():\n    return 5\n");
+  ASSERT_EQ(r.outcome, Outcome::kOk) << r.error;
+  EXPECT_EQ(sandbox_->Resize(0).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(sandbox_->Resize(kMaxSlots + 1).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(EnvironmentOptionsTest, BadEnvironmentsAreRefusedSayingWhy) {
+  auto s = StartSandbox({.python = "/usr/bin/python3", .env_root = "relative/env", .slots = 1});
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+  s = StartSandbox({.python = "/usr/bin/python3", .env_root = "/", .slots = 1});
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+  s = StartSandbox({.python = "/usr/bin/python3", .env_root = "/opt/../etc", .slots = 1});
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+  s = StartSandbox({.python = "/opt/x/bin/python", .env_root = "/opt/y", .slots = 1});
+  EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);  // no such directory
+  s = StartSandbox({.python = "/usr/bin/python3", .preload = {"os;rm"}, .slots = 1});
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(EnvironmentOptionsTest, AWarmUpImportThatFailsFailsTheStart) {
+  auto s = StartSandbox({.python = "/usr/bin/python3", .preload = {"nosuchmodule_e"}, .slots = 1});
+  if (!s.ok() && InChroot() && s.status().message().find("nosuchmodule_e") == std::string::npos)
+    GTEST_SKIP() << kChrootReason;
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("No module named 'nosuchmodule_e'"), std::string::npos)
+      << s.status().message();
+}
 
 }  // namespace
 }  // namespace datasite::sandbox

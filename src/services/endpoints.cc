@@ -633,6 +633,9 @@ Result<EndpointResult> EndpointService::RunSide(const Principal& user, const sto
       return ResourceExhaustedError(e.path + ": " + r->error);
     case sandbox::Outcome::kKilled:
       return UnavailableError(e.path + ": the call was cancelled");
+    case sandbox::Outcome::kEnvironment:
+      return FailedPreconditionError(e.path + ": " + r->error +
+                                     " (the endpoints' sandbox has no such module)");
     case sandbox::Outcome::kSandboxFailure:
       spdlog::error("API endpoint {}: sandbox failure: {}", e.path, r->error);
       return UnavailableError(

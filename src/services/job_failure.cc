@@ -26,6 +26,8 @@ const char* FailureName(FailureKind kind) {
       return "output_policy_refused";
     case FailureKind::kPolicyError:
       return "policy_error";
+    case FailureKind::kEnvironment:
+      return "environment";
   }
   return "code_error";
 }
@@ -43,6 +45,8 @@ FailureKind ClassifyFailure(sandbox::Outcome outcome, const std::string& sandbox
       return FailureKind::kKilled;
     case sandbox::Outcome::kSandboxFailure:
       return FailureKind::kSandbox;
+    case sandbox::Outcome::kEnvironment:
+      return FailureKind::kEnvironment;
     case sandbox::Outcome::kResourceLimit:
       if (sandbox_error.rfind("CPU time limit", 0) == 0) return FailureKind::kCpuTime;
       if (sandbox_error.rfind("the result is larger", 0) == 0) {
@@ -82,6 +86,8 @@ std::string PrivateFailureText(FailureKind kind) {
       return "the output policy refused the result" + hidden;
     case FailureKind::kPolicyError:
       return "a custom policy failed, so no result was released" + hidden;
+    case FailureKind::kEnvironment:
+      return "the run could not start (nothing of the code ran; it was not counted)";
   }
   return "the run on the private data failed" + hidden;
 }

@@ -23,10 +23,14 @@ enum class FailureKind {
   kInputPolicyRefused,   // the code's custom input policy refused the run
   kOutputPolicyRefused,  // the code's custom output policy refused the run or its result
   kPolicyError,          // a custom policy raised, or kept a state that is not small JSON
+  // Nothing of the code ran: its pool's environment lacks a module it imports, or the sandbox
+  // could not start it. Not counted against the code's output policy.
+  kEnvironment,
 };
 
 // The kind's wire name: "code_error", "timeout", "memory", "cpu_time", "result_too_large",
-// "killed", "sandbox", "not_kept", "input_policy_refused", "output_policy_refused", "policy_error".
+// "killed", "sandbox", "not_kept", "input_policy_refused", "output_policy_refused", "policy_error",
+// "environment".
 const char* FailureName(FailureKind kind);
 
 // The kind of a failed sandbox run. A resource limit is told apart by the sandbox's own texts
