@@ -9,6 +9,7 @@
 #include "cli/dataset_commands.h"
 #include "cli/dp_commands.h"
 #include "cli/local_commands.h"
+#include "cli/pool_commands.h"
 #include "cli/request_commands.h"
 #include "cli/sync_commands.h"
 #include "server/blobs_migrate.h"
@@ -73,6 +74,7 @@ int main(int argc, char** argv) {
   datasite::cli::AddAuditCommands(app);
   datasite::cli::AddSyncCommands(app);
   datasite::cli::AddDpCommands(app);
+  datasite::cli::AddPoolCommands(app);
 
   try {
     app.parse(argc, argv);
@@ -102,5 +104,6 @@ int main(int argc, char** argv) {
   if (int rc = datasite::cli::RunAuditCommand(); rc >= 0) return rc;
   if (int rc = datasite::cli::RunSyncCommand(); rc >= 0) return rc;
   if (int rc = datasite::cli::RunDpCommand(); rc >= 0) return rc;
+  if (int rc = datasite::cli::RunPoolCommand(); rc >= 0) return rc;
   return 0;
 }
