@@ -53,6 +53,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   [ -z "$policy" ] || { $sudo rm -f "$policy"; trap - EXIT; }
 fi
+# npm retries a failed fetch twice, after 10 s and then (by default) 60 s: an unreachable registry cost 74 s
+# per install (measured against a refused port), 30 s with the second wait capped at 15 s. Still two retries.
+npm_retry="--fetch-retry-maxtimeout=15000"
 if ! npm ls -g playwright-core >/dev/null 2>&1; then
   echo "Installing playwright-core (npm, global): drives chromium in the notebook display's browser test"
   sudo=""
@@ -61,7 +64,7 @@ if ! npm ls -g playwright-core >/dev/null 2>&1; then
   # Behind a TLS-intercepting proxy npm needs that proxy's CA (in /usr/local/share/ca-certificates, then
   # update-ca-certificates); the error's last lines below say when that is the cause.
   npm_log=$(mktemp)
-  if ! $sudo npm install -g --loglevel=error playwright-core >"$npm_log" 2>&1; then
+  if ! $sudo npm install -g --loglevel=error $npm_retry playwright-core >"$npm_log" 2>&1; then
     echo "warning: npm could not install playwright-core; tests/integration/test_display_browser.py will be skipped:" >&2
     tail -n 3 "$npm_log" >&2
   fi
@@ -77,7 +80,7 @@ npm_under() {
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   npm_log=$(mktemp)
   if ! { $sudo mkdir -p "$prefix" &&
-         $sudo npm install --prefix "$prefix" --loglevel=error --no-audit --no-fund "$package" >"$npm_log" 2>&1; }; then
+         $sudo npm install --prefix "$prefix" --loglevel=error --no-audit --no-fund $npm_retry "$package" >"$npm_log" 2>&1; }; then
     echo "warning: npm could not install ${package%@*}; $why:" >&2
     tail -n 3 "$npm_log" >&2
   fi
