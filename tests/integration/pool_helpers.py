@@ -7,10 +7,13 @@
 """
 
 import base64
+import contextlib
 import hashlib
 import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 import zipfile
 
@@ -19,6 +22,18 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 
 def module_name(prefix="poolmod"):
     return "{}_{}".format(prefix, uuid.uuid4().hex[:8])
+
+
+@contextlib.contextmanager
+def readable_dir():
+    """A new folder every user may read (pytest's own are 0700 under /tmp/pytest-of-USER, which
+    the sandbox's user can't enter), removed afterwards."""
+    path = pathlib.Path(tempfile.mkdtemp(prefix="datasite-pool-test-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def site_packages(env):

@@ -14,7 +14,7 @@ import pytest
 import datasite as sy
 from code_helpers import PRIVATE, asset_of, make_code_actors, upload_people
 from helpers import needs_sandbox, unique
-from pool_helpers import SYSTEM_PYTHON, make_wheel, module_name, path_env
+from pool_helpers import SYSTEM_PYTHON, make_wheel, module_name, path_env, readable_dir
 
 pytestmark = needs_sandbox
 
@@ -257,10 +257,17 @@ def test_an_unknown_pool_is_refused_at_submit_naming_the_pools(scientist, asset)
         scientist.code.request_code_execution(in_no_pool)
 
 
+@pytest.fixture
+def own_env():
+    """A virtualenv, readable by the sandbox, with a module only it has (the module's server is
+    its own: a fixed name)."""
+    with readable_dir() as folder:
+        yield path_env(folder / "venv", POOL_ONLY_MODULE, 31337)
+
+
 def test_a_missing_module_fails_clearly_without_using_up_the_approval(
-        owner, scientist, asset, tmp_path_factory):
-    # A module only this pool's environment has (the module's server is its own: a fixed name).
-    env = path_env(tmp_path_factory.mktemp("env") / "venv", POOL_ONLY_MODULE, 31337)
+        owner, scientist, asset, own_env):
+    env = own_env
     image = owner.worker_images.submit(worker_config=sy.PythonWorkerConfig(
         path=str(env), imports=[POOL_ONLY_MODULE], name=unique("own"))).value
     assert image.status == "ready"
