@@ -228,6 +228,8 @@ NOT_BUILT = (
     ("has no attribute 'numpy'", "not built: remote numpy calls (datasite runs only submitted "
      "functions)"),
     ("no attribute 'config'", "worker images: issue 19"),
+    ("runs no Docker", "not built: Docker worker images and registries (a worker image here is a "
+     "Python environment: sy.PythonWorkerConfig)"),
     ("object has no attribute 'refresh'", "not built: client.refresh() (client.api.refresh() "
      "reads the server's description again)"),
 )
