@@ -12,8 +12,10 @@
 # --basetemp) are searched for reports written to stderr (GCC's UBSan, next to ASan, ignores log_path).
 # The run fails if any report is found, and prints it.
 #   asan-representative: `asan` without the PySyft notebooks (they run in the regular build; under ASan they
-#         add minutes and reach no server path the integration suite does not). This is what CI runs;
-#         `bash scripts/test.sh --full` runs `asan` whole.
+#         add minutes and reach no server path the integration suite does not), without integration_client
+#         (the integration files that launch no server: nothing they run is instrumented; about 60 s), the
+#         integration suite on PostgreSQL and the discrete Gaussian's statistical tests (see below). This
+#         is what CI runs; `bash scripts/test.sh --full` runs `asan` whole.
 #   tsan-concurrency: the `tsan` preset, but only the tests whose subject is concurrency: the job queue's
 #         and the sandbox's unit tests (worker threads, leases, kills, concurrent runs), the store's, and
 #         the blob store's (an upload's writer thread).
@@ -77,9 +79,10 @@ run_preset() {
   cmake --build --preset "$name" -j "$jobs"
   echo "== $name: built in $((SECONDS - start)) s"
   local tstart=$SECONDS rc=0
-  # pytest keeps every test's temporary directory (the servers' data directories) under --basetemp.
-  export PYTEST_ADDOPTS="--basetemp=$PWD/build/$name/pytest-tmp"
-  # One ctest entry runs the whole integration suite; it gets 45 minutes under the sanitizers.
+  # Each integration entry keeps its tests' temporary directories (the servers' data directories) under
+  # build/$name/pytest-tmp/<entry> (its --basetemp, set in CMakeLists.txt), where check_logs looks.
+  # The integration suite is split over three entries (integration, integration_2, integration_client),
+  # which -j runs side by side; each gets 45 minutes under the sanitizers.
   ctest --preset "$name" -j "$jobs" --timeout 2700 "$@" || rc=$?
   echo "== $name: tests ran in $((SECONDS - tstart)) s (ctest exit $rc)"
   if [ $rc -ne 0 ]; then
@@ -88,7 +91,6 @@ run_preset() {
     # pytest's one-line summary of each failed test (-ra), from the integration entries' output.
     grep -E "^(FAILED|ERROR) " "$log" 2>/dev/null | cut -c1-300 | head -40 >>"$summary" || true
   fi
-  unset PYTEST_ADDOPTS
   return $rc
 }
 
@@ -120,10 +122,11 @@ for part in "${parts[@]}"; do
       if [ "$part" = asan ]; then
         run_preset debug -E '^deploy_' || rc=$?
       else
-        # The store's PostgreSQL tests run here; the integration suite on PostgreSQL does not. Nor do
+        # The store's PostgreSQL tests run here; the integration suite on PostgreSQL does not, nor
+        # integration_client (its files launch no server, so they run nothing instrumented). Nor do
         # the discrete Gaussian's statistical tests (about 50 s in Release, 10 minutes here, and they
         # test arithmetic, not memory: the regular build runs them; so do the other samplers' here).
-        run_preset debug -E '^(pysyft_notebooks|integration_postgres|deploy_.*|dp\.MechanismDpTest\.DiscreteGaussian.*|dp\.Sigmas/DiscreteGaussianDistributionTest\..*|dp\.NoiseTimingTest\..*)$' || rc=$?
+        run_preset debug -E '^(pysyft_notebooks|integration_client|integration_postgres|deploy_.*|dp\.MechanismDpTest\.DiscreteGaussian.*|dp\.Sigmas/DiscreteGaussianDistributionTest\..*|dp\.NoiseTimingTest\..*)$' || rc=$?
       fi
       check_logs "$logs" "$PWD/build/debug/pytest-tmp" || rc=1
       unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS

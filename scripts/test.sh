@@ -5,9 +5,11 @@
 # private PostgreSQL 15 started here (scripts/pg.sh), or the one DATASITE_TEST_POSTGRES_URL names.
 # The S3 client's tests (S3ServerTest.*) run against s3rver behind a SigV4-checking proxy started here
 # (tests/s3/servers.sh), or the S3 server DATASITE_TEST_S3_URL names.
-#   --full: then the whole integration suite on PostgreSQL, and the whole suite again under AddressSanitizer + UBSan (the PySyft notebooks included) and
-#           under ThreadSanitizer, and every fuzz target for 60 s: what CI runs only a representative part of
-#           (see .ci/run).
+# The integration suite is three ctest entries (integration, integration_2, integration_client: see
+# CMakeLists.txt), which `ctest -j2` runs side by side; together they run every file once.
+#   --full: then the whole integration suite on PostgreSQL, and the whole suite again under AddressSanitizer + UBSan (the PySyft notebooks,
+#           integration_client and integration_postgres included) and under ThreadSanitizer, and every fuzz target for 60 s: what CI
+#           runs only a representative part of (see .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 full=0
