@@ -274,6 +274,11 @@ class DatasiteClient:
         return WorkerImageCollection(self)
 
     @property
+    def images(self):
+        """PySyft's other name of ``worker_images``."""
+        return self.worker_images
+
+    @property
     def worker_pools(self):
         """The server's worker pools ("default" first): list-like, with ``get_by_name``,
         ``launch``, ``scale``, ``delete``; see ``datasite.worker_pools``."""

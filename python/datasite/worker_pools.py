@@ -447,11 +447,12 @@ class WorkerImageCollection(ListingMixin):
         data = self._transport().call("worker_images_create", body=body, timeout=SLOW_CALL_SECONDS)
         image = WorkerImage(data, self._client)
         if image.status == "ready":
-            text = "Worker image {!r} ({}) is ready: {} packages, Python {}.".format(
-                image.name, image.id, len(image.packages), image.python_version
+            text = (
+                "Worker image {!r} ({}) submitted successfully: ready, {} packages, "
+                "Python {}.".format(image.name, image.id, len(image.packages), image.python_version)
             )
         else:
-            text = "Worker image {!r} ({}) submitted: build it with " \
+            text = "Worker image {!r} ({}) submitted successfully: build it with " \
                 "client.worker_images.build(image_uid={!r}).".format(image.name, image.id, image.id)
         return SyftSuccess(text, value=image)
 
@@ -470,7 +471,7 @@ class WorkerImageCollection(ListingMixin):
         )
         image = WorkerImage(data, self._client)
         return SyftSuccess(
-            "Worker image {!r} ({}) built: {} packages, Python {}.".format(
+            "Worker image {!r} ({}) built successfully: {} packages, Python {}.".format(
                 image.name, image.id, len(image.packages), image.python_version
             ),
             value=image,
@@ -487,6 +488,69 @@ class WorkerImageCollection(ListingMixin):
 
 
 # Pools -------------------------------------------------------------------------------------------
+
+
+class SyftWorker:
+    """One warm sandbox slot of a pool (PySyft's ``SyftWorker``, as far as it applies): ``name``
+    ("POOL-1", "POOL-2", ...), ``worker_pool_name``, ``status`` ("ready" or "starting"),
+    ``error``, ``image`` (the pool's ``WorkerImage``). Slots are not processes of their own to
+    the client: ``logs`` is empty (a job's output is ``job.logs()``)."""
+
+    def __init__(self, pool, index, ready):
+        self._pool = pool
+        self.name = "{}-{}".format(pool.name, index + 1)
+        self.id = self.name
+        self.worker_pool_name = pool.name
+        self.status = "ready" if ready else "starting"
+        self.healthcheck = "healthy" if ready else "unhealthy"
+        self.error = None
+
+    @property
+    def image(self):
+        return self._pool.image
+
+    @property
+    def logs(self):
+        return ""
+
+    def __repr__(self):
+        return "SyftWorker({}, {})".format(self.name, self.status)
+
+
+class ContainerSpawnStatus:
+    """What launching made of one worker (PySyft's ``ContainerSpawnStatus``): ``worker_name``,
+    ``worker`` and ``error`` (None: it is warm)."""
+
+    def __init__(self, worker):
+        self.worker = worker
+        self.worker_name = worker.name
+        self.error = None if worker.status == "ready" else "not warm yet"
+
+    def __repr__(self):
+        return "ContainerSpawnStatus({}, error={!r})".format(self.worker_name, self.error)
+
+
+class LaunchResult(list):
+    """What ``launch`` answers: PySyft's list of ``ContainerSpawnStatus``, one per worker, that
+    also reads as the launched ``WorkerPool`` (``result.name``, ``result.pool``)."""
+
+    def __init__(self, pool):
+        super().__init__(ContainerSpawnStatus(w) for w in pool.workers)
+        self.pool = pool
+
+    def __getattr__(self, name):
+        if name.startswith("_") or name == "pool":
+            raise AttributeError(name)
+        return getattr(self.pool, name)
+
+    def __repr__(self):
+        return repr(self.pool)
+
+    def _repr_html_(self):
+        return self.pool._repr_html_()
+
+    def _repr_markdown_(self):
+        return self.pool._repr_markdown_()
 
 
 class WorkerPool:
@@ -525,6 +589,18 @@ class WorkerPool:
     @property
     def max_count(self):
         return self.num_workers
+
+    @property
+    def workers(self):
+        """One ``SyftWorker`` per slot (the first ``workers_ready`` of them warm)."""
+        ready = self.workers_ready or 0
+        return [SyftWorker(self, i, i < ready) for i in range(self.num_workers or 0)]
+
+    worker_list = workers
+
+    @property
+    def healthy_workers(self):
+        return [w for w in self.workers if w.status == "ready"]
 
     @property
     def image(self):
@@ -642,8 +718,8 @@ class WorkerPoolCollection(ListingMixin):
 
     def launch(
         self,
-        pool_name,
-        image_uid,
+        pool_name=None,
+        image_uid=None,
         num_workers=1,
         memory_bytes=None,
         cpu_seconds=None,
@@ -652,13 +728,22 @@ class WorkerPoolCollection(ListingMixin):
         registry_password=None,
         pod_annotations=None,
         pod_labels=None,
+        name=None,
     ):
         """Starts a pool of ``num_workers`` (1 to 64) warm sandbox slots running the image
         ``image_uid`` (data owners); answers once the slots are warm, with the ``WorkerPool``.
         ``memory_bytes``, ``cpu_seconds`` and ``timeout_seconds`` limit each job in it (default:
         the server's limits). PySyft's registry credentials are refused (no registry here); its
         Kubernetes pod labels and annotations are not used.
+
+        Answers, as PySyft does, a list with one ``ContainerSpawnStatus`` per worker; the list
+        also reads as the ``WorkerPool`` (``result.name``, ``result.num_workers``,
+        ``result.pool``). ``name=`` is an older PySyft spelling of ``pool_name=``.
         """
+        if pool_name is None:
+            pool_name = name
+        if pool_name is None or image_uid is None:
+            raise TypeError("launch needs pool_name=... and image_uid=...")
         if registry_username is not None or registry_password is not None:
             raise ValueError("registry_username/registry_password: " + _NO_DOCKER)
         if pod_annotations or pod_labels:
@@ -677,7 +762,7 @@ class WorkerPoolCollection(ListingMixin):
             if value is not None:
                 body[key] = _whole(value, key, 1)
         data = self._transport().call("worker_pools_create", body=body, timeout=SLOW_CALL_SECONDS)
-        return WorkerPool(data, self._client)
+        return LaunchResult(WorkerPool(data, self._client))
 
     create = launch
 

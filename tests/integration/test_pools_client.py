@@ -184,9 +184,12 @@ def test_a_failed_build_says_why_and_marks_the_image(owner, tmp_path):
 
 def test_launch_scale_and_delete_a_pool(owner, sklearn_image):
     name = unique("scaled")
-    pool = owner.worker_pools.launch(pool_name=name, image_uid=sklearn_image.id, num_workers=1,
-                                     memory_bytes=1 << 30, cpu_seconds=20, timeout_seconds=40)
-    assert isinstance(pool, sy.WorkerPool)
+    launched = owner.worker_pools.launch(pool_name=name, image_uid=sklearn_image.id,
+                                         num_workers=1, memory_bytes=1 << 30, cpu_seconds=20,
+                                         timeout_seconds=40)
+    assert len(launched) == 1 and launched[0].error is None  # PySyft's spawn statuses
+    pool = launched.pool
+    assert isinstance(pool, sy.WorkerPool) and pool.workers[0].name == name + "-1"
     assert (pool.name, pool.image_id, pool.status) == (name, sklearn_image.id, "ready")
     assert (pool.num_workers, pool.workers_ready) == (1, 1)
     assert (pool.memory_bytes, pool.cpu_seconds, pool.timeout_seconds) == (1 << 30, 20, 40)
@@ -195,6 +198,7 @@ def test_launch_scale_and_delete_a_pool(owner, sklearn_image):
 
     scaled = owner.worker_pools.scale(number=3, pool_name=name)
     assert scaled and scaled.value.num_workers == 3
+    assert len(owner.worker_pools[name].healthy_workers) == 3
     assert owner.worker_pools.get_by_name(pool_name=name).num_workers == 3
     assert owner.api.services.worker_pool.scale(number=1, pool_name=name).value.num_workers == 1
 

@@ -129,9 +129,16 @@ def test_listings_are_tables_indexed_by_position_and_id():
 def test_launch_sends_the_pool_and_its_limits():
     client = FakeClient({"worker_pools_create": POOL})
     pools = worker_pools.WorkerPoolCollection(client)
-    pool = pools.launch(pool_name="ml", image_uid=sy.WorkerImage(IMAGE, None), num_workers=2,
-                        memory_bytes=1 << 30, cpu_seconds=30, timeout_seconds=60)
+    result = pools.launch(pool_name="ml", image_uid=sy.WorkerImage(IMAGE, None), num_workers=2,
+                          memory_bytes=1 << 30, cpu_seconds=30, timeout_seconds=60)
+    # PySyft's answer: one spawn status per worker; it also reads as the pool.
+    assert len(result) == 2 and all(status.error is None for status in result)
+    assert [status.worker_name for status in result] == ["ml-1", "ml-2"]
+    pool = result.pool
     assert isinstance(pool, sy.WorkerPool) and pool.id == "ml" and pool.max_count == 2
+    assert result.name == "ml" and result.num_workers == 2
+    assert [w.worker_pool_name for w in pool.workers] == ["ml", "ml"]
+    assert len(pool.worker_list) == len(pool.healthy_workers) == 2
     assert client._transport.calls[0][2] == {
         "name": "ml", "image_id": IMAGE["id"], "num_workers": 2, "memory_bytes": 1 << 30,
         "cpu_seconds": 30, "timeout_seconds": 60}
@@ -224,9 +231,20 @@ def test_the_services_tree_has_pysyft_worker_pool_and_worker_image_calls():
     assert client.worker_pools[0].name == "ml" and client.worker_images[0].name == "ml"
     services = build_services(client, {"paths": {}})
     assert [p.name for p in services.worker_pool.get_all()] == ["ml"]
-    assert services.worker_pool.launch(pool_name="ml", image_uid="x", num_workers=2).name == "ml"
+    assert services.worker_pool.launch(name="ml", image_uid="x", num_workers=2).name == "ml"
+    assert client.images[0].name == "ml"
     assert services.worker_image.get_all()[0].id == IMAGE["id"]
     for name in ("get_by_name", "scale", "delete"):
         assert callable(getattr(services.worker_pool, name))
     for name in ("submit", "build", "remove", "get_by_uid"):
         assert callable(getattr(services.worker_image, name))
+
+
+def test_pysyft_import_paths_reach_the_pool_objects():
+    from datasite.service.worker.worker_image import SyftWorkerImage
+    from datasite.service.worker.worker_pool import ContainerSpawnStatus, SyftWorker, WorkerPool
+
+    assert SyftWorkerImage is sy.WorkerImage and WorkerPool is sy.WorkerPool
+    result = worker_pools.LaunchResult(sy.WorkerPool(POOL, None))
+    assert isinstance(result[0], sy.service.worker.worker_pool.ContainerSpawnStatus)
+    assert isinstance(result[0].worker, SyftWorker) and ContainerSpawnStatus is type(result[0])
