@@ -15,6 +15,7 @@
 #include "services/endpoints.h"
 #include "services/notifications.h"
 #include "services/password_reset.h"
+#include "services/pools.h"
 #include "services/projects.h"
 #include "services/settings.h"
 #include "services/sync.h"
@@ -41,6 +42,7 @@ struct ApiContext {
   services::SyncService* sync = nullptr;
   services::EndpointService* endpoints = nullptr;
   services::DpService* dp = nullptr;
+  services::PoolService* pools = nullptr;
   // /readyz answers 503 while this fails (the database is unreachable). Null: not checked.
   std::function<Status()> database_ready;
   // Keeps the answers of changes sent with an Idempotency-Key. Null: the header is ignored.
@@ -56,6 +58,8 @@ void AddDatasetRoutes(http::Router& router, ApiContext& context);
 void AddEndpointRoutes(http::Router& router, ApiContext& context);
 // Differential privacy (routes for services/dp.h).
 void AddDpRoutes(http::Router& router, ApiContext& context);
+// Worker pools and their images (routes for services/pools.h).
+void AddPoolRoutes(http::Router& router, ApiContext& context);
 
 // The code, request and job routes (part of AddRoutes).
 void AddCodeRoutes(http::Router& router, ApiContext& context);

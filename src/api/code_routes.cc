@@ -68,6 +68,7 @@ json CodeJson(const store::UserCode& c) {
       {"inputs", inputs},
       {"output_policy", {{"kind", c.output_policy}, {"limit", c.output_limit}, {"used", c.used}}},
       {"policy_code", c.source_omitted ? json(nullptr) : PolicyCodeJson(c)},
+      {"worker_pool_name", c.worker_pool_name},
       {"request", request}};
   // A listing left this row's source, inputs and policies out (its page was full): GET
   // /code/{id} has them.
@@ -352,9 +353,15 @@ void AddCodeRoutes(http::Router& router, ApiContext& ctx) {
       "Submit a function with its input policy (ExactMatch) and output policy; custom policies "
       "(their Python source, run in the sandbox) in policy_code.",
       [&code](http::Request& req, const Principal& caller) -> Result<Reply> {
-        ASSIGN_OR_RETURN(auto body, JsonBody::Parse(req.body, {"name", "source", "inputs",
-                                                               "output_policy", "policy_code"}));
+        ASSIGN_OR_RETURN(auto body,
+                         JsonBody::Parse(req.body, {"name", "source", "inputs", "output_policy",
+                                                    "policy_code", "worker_pool_name"}));
         services::SubmitCode in;
+        if (auto pool = body.Field("worker_pool_name"); pool && !pool->is_null()) {
+          if (!pool->is_string())
+            return InvalidArgumentError("'worker_pool_name' must be a string");
+          in.worker_pool_name = *pool;
+        }
         ASSIGN_OR_RETURN(in.name, body.RequiredString("name"));
         ASSIGN_OR_RETURN(in.source, body.RequiredString("source"));
         if (auto inputs = body.Field("inputs")) in.inputs = *inputs;

@@ -469,6 +469,7 @@ void AddRoutes(http::Router& router, ApiContext& ctx) {
   AddSyncRoutes(router, ctx);
   AddEndpointRoutes(router, ctx);
   AddDpRoutes(router, ctx);
+  AddPoolRoutes(router, ctx);
 }
 
 std::string OpenApiDocument(const http::Router& router) {

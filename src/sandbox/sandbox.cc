@@ -433,7 +433,8 @@ class SandboxImpl final : public Sandbox {
     RETURN_IF_ERROR(Start(*first));
     const nlohmann::json& h = first->hello;
     if (h.contains("preload_error")) {
-      std::string error = h["preload_error"].is_string() ? h["preload_error"].get<std::string>() : "";
+      std::string error =
+          h["preload_error"].is_string() ? h["preload_error"].get<std::string>() : "";
       return FailedPreconditionError("the environment's warm-up import failed: " +
                                      OneLine(error, 500));
     }
@@ -487,6 +488,9 @@ class SandboxImpl final : public Sandbox {
   Status AwaitHello(Slot& slot, milliseconds timeout);
   bool ReadCtrl(Slot& slot, uint64_t id, std::optional<nlohmann::json>* exited);
   std::vector<std::string> BwrapArgs() const;
+  bool BindsEnvironment() const {
+    return !options_.env_root.empty() && options_.env_root.rfind("/usr/", 0) != 0;
+  }
   Status Diagnose(Slot& slot, const std::string& what);
 
   // Hands out the free slot that has been idle longest: its spare child has had the most time to
@@ -568,8 +572,9 @@ std::vector<std::string> SandboxImpl::BwrapArgs() const {
       "--chdir", "/tmp",
       "--seccomp", "4"};
   // clang-format on
-  if (!options_.env_root.empty() && options_.env_root.rfind("/usr/", 0) != 0) {
-    // Before the remounts: bubblewrap makes the mount point in its own root.
+  if (BindsEnvironment()) {
+    // Before the remounts: bubblewrap makes the mount point in its own root. (bubblewrap runs as
+    // the sandbox's uid and resolves the path: every directory above it must let others search.)
     auto at = std::find(args.begin(), args.end(), "--remount-ro");
     args.insert(at, {"--ro-bind", options_.env_root, options_.env_root});
   }
@@ -784,6 +789,11 @@ Status SandboxImpl::Diagnose(Slot& slot, const std::string& what) {
                                    " lacks pandas or numpy: apt-get install python3-pandas "
                                    "python3-numpy" +
                                    detail);
+  if (log.find("bwrap: Can't find source path") != std::string::npos &&
+      log.find("Permission denied") != std::string::npos)
+    return FailedPreconditionError(
+        "the sandbox's uid 65534 can't reach the environment " + options_.env_root +
+        " (every directory above it must be searchable by others)" + detail);
   if (log.find("bwrap:") != std::string::npos)
     return FailedPreconditionError(
         "bubblewrap could not set up the sandbox (are user namespaces enabled? sysctl "
@@ -1363,8 +1373,8 @@ Result<std::unique_ptr<Sandbox>> StartSandbox(const Options& options) {
         root.find("/../") != std::string::npos || root.find("/./") != std::string::npos ||
         root.find("//") != std::string::npos || root.ends_with("/..") || root.ends_with("/.") ||
         root.find(',') != std::string::npos)
-      return InvalidArgumentError("the environment must be an absolute, normalised directory, not '" +
-                                  root + "'");
+      return InvalidArgumentError(
+          "the environment must be an absolute, normalised directory, not '" + root + "'");
     struct stat st;
     if (stat(root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
       return FailedPreconditionError("the environment '" + root + "' is no directory");

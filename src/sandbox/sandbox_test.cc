@@ -1331,6 +1331,8 @@ class HostileTest : public SandboxTest, public ::testing::WithParamInterface<Hos
     unsetenv("DATASITE_TEST_SECRET");
     SandboxTest::TearDownTestSuite();
   }
+  void CheckContained();
+
   static std::string secret_;
   static fs::path secret_dir_;
   static int secret_fd_;
@@ -1339,7 +1341,9 @@ std::string HostileTest::secret_;
 fs::path HostileTest::secret_dir_;
 int HostileTest::secret_fd_ = -1;
 
-TEST_P(HostileTest, IsContained) {
+TEST_P(HostileTest, IsContained) { CheckContained(); }
+
+void HostileTest::CheckContained() {
   const Hostile& h = GetParam();
   ASSERT_FALSE(h.expect.empty()) << h.name << ": first line must be '# expect: OUTCOME ...'";
   std::string marker = "datasite-hostile-was-here";
@@ -1413,6 +1417,57 @@ INSTANTIATE_TEST_SUITE_P(Files, HostileTest, ::testing::ValuesIn(LoadHostile()),
 
 TEST(HostileSuiteTest, HasEnoughCases) { EXPECT_GE(LoadHostile().size(), 22u); }
 
+// A virtualenv (--system-site-packages) at `env` holding one package the system Python lacks,
+// dsenvprobe 1.2, with its distribution's metadata as pip leaves it. Returns its python.
+std::string MakeProbeEnvironment(const fs::path& env) {
+  fs::remove_all(env);
+  std::string make =
+      "/usr/bin/python3 -m venv --system-site-packages --without-pip " + env.string() + " 2>&1";
+  EXPECT_EQ(system(make.c_str()), 0);
+  std::string version;
+  for (const auto& e : fs::directory_iterator(env / "lib")) version = e.path().filename();
+  fs::path site = env / "lib" / version / "site-packages";
+  fs::create_directories(site / "dsenvprobe");
+  WriteFile(site / "dsenvprobe" / "__init__.py", "VALUE = 7\n");
+  fs::create_directories(site / "dsenvprobe-1.2.dist-info");
+  WriteFile(site / "dsenvprobe-1.2.dist-info" / "METADATA",
+            "Metadata-Version: 2.1\nName: dsenvprobe\nVersion: 1.2\n");
+  return (env / "bin" / "python").string();
+}
+
+// The same hostile functions in a worker pool's sandbox (issue 19): an environment of its own, and
+// a second slot whose template was forked from the first's (Resize).
+class HostileInPoolTest : public HostileTest {
+ protected:
+  static void SetUpTestSuite() {
+    HostileTest::SetUpTestSuite();
+    if (impossible_) return;
+    delete sandbox_;
+    sandbox_ = nullptr;
+    env_ = fs::temp_directory_path() / ("sandbox-hostile-env-" + std::to_string(getpid()));
+    std::string python = MakeProbeEnvironment(env_);
+    auto started = StartSandbox(Options{
+        .python = python, .env_root = env_.string(), .preload = {"dsenvprobe"}, .slots = 1});
+    ASSERT_TRUE(started.ok()) << started.status().ToString();
+    ASSERT_TRUE((*started)->Resize(2).ok());
+    sandbox_ = std::move(started).value().release();
+  }
+  static void TearDownTestSuite() {
+    HostileTest::TearDownTestSuite();
+    fs::remove_all(env_);
+  }
+  static inline fs::path env_;
+};
+
+TEST_P(HostileInPoolTest, IsContained) { CheckContained(); }
+
+INSTANTIATE_TEST_SUITE_P(Files, HostileInPoolTest, ::testing::ValuesIn(LoadHostile()),
+                         [](const ::testing::TestParamInfo<Hostile>& info) {
+                           std::string n = "f" + info.param.name;
+                           for (char& c : n)
+                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return n;
+                         });
 
 // Worker pools (issue 19): a sandbox over an environment of its own, resized from a warm template.
 class EnvironmentTest : public ::testing::Test {
@@ -1421,16 +1476,7 @@ class EnvironmentTest : public ::testing::Test {
   // distribution's metadata, as pip would leave it.
   static void SetUpTestSuite() {
     env_ = fs::temp_directory_path() / ("sandbox-env-" + std::to_string(getpid()));
-    fs::remove_all(env_);
-    std::string make = "/usr/bin/python3 -m venv --system-site-packages --without-pip " +
-                       env_.string() + " 2>&1";
-    ASSERT_EQ(system(make.c_str()), 0);
-    fs::path site = env_ / "lib" / PythonDir() / "site-packages";
-    fs::create_directories(site / "dsenvprobe");
-    WriteFile(site / "dsenvprobe" / "__init__.py", "VALUE = 7\n");
-    fs::create_directories(site / "dsenvprobe-1.2.dist-info");
-    WriteFile(site / "dsenvprobe-1.2.dist-info" / "METADATA",
-              "Metadata-Version: 2.1\nName: dsenvprobe\nVersion: 1.2\n");
+    MakeProbeEnvironment(env_);
     auto started = StartSandbox(Options{.python = (env_ / "bin" / "python").string(),
                                         .env_root = env_.string(),
                                         .preload = {"dsenvprobe"},
@@ -1507,8 +1553,8 @@ TEST_F(EnvironmentTest, TheEnvironmentIsReadOnlyAndAJobLeavesNothingInIt) {
                     "        return e.errno\n");
   ASSERT_EQ(r.outcome, Outcome::kOk) << r.error << r.stderr_text;
   EXPECT_NE(ReadFile(result_), "\"written\"");  // EROFS, or ENOENT from the job's filter
-  EXPECT_FALSE(fs::exists(env_ / "lib" / PythonDir() / "site-packages" / "dsenvprobe" /
-                          "planted.py"));
+  EXPECT_FALSE(
+      fs::exists(env_ / "lib" / PythonDir() / "site-packages" / "dsenvprobe" / "planted.py"));
   // A module the job tried to leave in sys.modules is gone for the next job.
   r = Run(*sandbox_,
           "import sys, types\n"
@@ -1559,8 +1605,9 @@ TEST_F(EnvironmentTest, ResizingForksWarmTemplatesAndShrinksToOne) {
     threads.emplace_back([&, t] {
       fs::path out = result_.string() + "-" + std::to_string(t);
       for (int i = 0; i < 3; ++i) {
-        auto r = sandbox_->Run(Spec("import sys\ndef f():\n    return 'dsenvprobe' in sys.modules\n"),
-                               out.string(), nullptr);
+        auto r =
+            sandbox_->Run(Spec("import sys\ndef f():\n    return 'dsenvprobe' in sys.modules\n"),
+                          out.string(), nullptr);
         if (r.ok() && r->outcome == Outcome::kOk && ReadFile(out) == "true") ++ok;
       }
       fs::remove(out);

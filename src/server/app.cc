@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <future>
 #include <thread>
 
@@ -48,6 +49,7 @@ struct App::Parts {
   std::unique_ptr<services::SyncService> sync;
   std::unique_ptr<services::EndpointService> endpoints;
   std::unique_ptr<services::DpService> dp;
+  std::unique_ptr<services::PoolService> pools;  // before code: it borrows code's sandbox
   std::thread sandbox_starter;
 
   ~Parts() {
@@ -374,6 +376,22 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   p->code = std::make_unique<services::CodeService>(*p->store, *p->blobs, *p->settings, *p->queue,
                                                     p->datasets->storage(), clock, code_options);
   p->code->SetNotifications(p->notifications.get());
+  {
+    services::PoolOptions pool_options;
+    pool_options.python = config.python;
+    pool_options.envs_dir = config.envs_dir;
+    if (pool_options.envs_dir.empty()) {
+      // The sandbox's uid reaches neither a root server's data directory nor what is under it.
+      pool_options.envs_dir = geteuid() == 0
+                                  ? "/var/lib/datasite/envs/" +
+                                        std::filesystem::path(config.data_dir).filename().string()
+                                  : (std::filesystem::path(config.data_dir) / "envs").string();
+    }
+    pool_options.limits = code_options.limits;
+    pool_options.max_timeout_ms = code_options.max_timeout_ms;
+    p->pools = std::make_unique<services::PoolService>(*p->store, clock, pool_options);
+    p->code->SetPools(p->pools.get());
+  }
 
   if (config.workers == 0 && config.external_workers) {
     spdlog::info("jobs: run by datasite worker processes on {}", storage);
@@ -383,21 +401,24 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
   } else {
     // The warm Python processes take a few hundred milliseconds to import pandas; the server
     // serves meanwhile and jobs wait in the queue.
-    p->sandbox_starter =
-        std::thread([code = p->code.get(), workers = config.workers, python = config.python] {
-          sandbox::Options options;
-          options.python = python;
-          options.slots = workers;
-          auto sandbox = sandbox::StartSandbox(options);
-          if (sandbox.ok()) {
-            spdlog::info("sandbox: {}", (*sandbox)->Describe());
-            code->SetSandbox(std::move(*sandbox));
-          } else {
-            spdlog::error("sandbox: {}; this server will refuse to run code",
-                          sandbox.status().message());
-            code->SetSandboxFailure(sandbox.status());
-          }
-        });
+    p->sandbox_starter = std::thread([code = p->code.get(), pools = p->pools.get(),
+                                      workers = config.workers, python = config.python] {
+      sandbox::Options options;
+      options.python = python;
+      options.slots = workers;
+      auto sandbox = sandbox::StartSandbox(options);
+      if (sandbox.ok()) {
+        spdlog::info("sandbox: {}", (*sandbox)->Describe());
+        sandbox::Sandbox* default_pool = sandbox->get();
+        code->SetSandbox(std::move(*sandbox));
+        pools->SetDefaultSandbox(default_pool);
+        pools->Restore();  // the other pools, each a sandbox of its own
+      } else {
+        spdlog::error("sandbox: {}; this server will refuse to run code",
+                      sandbox.status().message());
+        code->SetSandboxFailure(sandbox.status());
+      }
+    });
   }
 
   p->endpoints = std::make_unique<services::EndpointService>(
@@ -421,6 +442,7 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
                                    p->sync.get(), p->endpoints.get()});
   p->dp = std::make_unique<services::DpService>(*p->store, *p->blobs, clock);
   p->api->dp = p->dp.get();
+  p->api->pools = p->pools.get();
   p->api->database_ready = [store = p->store.get()] { return store->Ping(); };
   p->api->idempotency_store = p->store.get();
   api::AddRoutes(p->router, *p->api);

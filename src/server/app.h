@@ -56,6 +56,8 @@ struct AppConfig {
   std::string python = "/usr/bin/python3";
   // The hosts API endpoints' private functions may connect to (--endpoint-egress); none by default.
   std::vector<net::EgressTarget> endpoint_egress;
+  // Where built worker environments go (services/pools.h); '' for the default (EnvsDir).
+  std::string envs_dir;
   sandbox::Limits job_limits;  // per job (the wall-clock limit is job_timeout_seconds)
   services::JobQuotas job_quotas;
   services::NotificationsOptions notifications;

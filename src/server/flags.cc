@@ -128,6 +128,11 @@ CLI::App* AddServerCommand(CLI::App& app, ServerRole role, LaunchOptions& o) {
   l->add_option("--python", o.app.python,
                 "The Python that runs jobs in the sandbox (default /usr/bin/python3)");
   AddEndpointEgress(l, &o.app.endpoint_egress, "");
+  l->add_option("--envs-dir", o.app.envs_dir,
+                "Where worker images built from requirements go, one virtualenv each: a directory "
+                "the sandbox's uid 65534 can reach (default: ENVS under the data directory, or "
+                "/var/lib/datasite/envs/NAME when run as root, whose data directory it can't)")
+      ->envname("DATASITE_ENVS_DIR");
   l->add_option("--data-dir", o.data_dir,
                 "Storage directory (default: $XDG_DATA_HOME/datasite/NAME)");
   l->add_option("--database", o.app.database,

@@ -20,6 +20,7 @@
 #include "services/job_failure.h"
 #include "services/notifications.h"
 #include "services/output_checks.h"
+#include "services/pools.h"
 #include "services/projects.h"
 #include "services/source_check.h"
 
@@ -529,6 +530,11 @@ Result<store::UserCode> CodeService::Submit(const Principal& caller, const Submi
   RETURN_IF_ERROR(NeedDataScientist(caller));
   json policy_spec;
   ASSIGN_OR_RETURN(store::UserCode code, PrepareCode(in, policy_spec));
+  if (in.worker_pool_name != kDefaultPool) {
+    if (pools_ == nullptr)
+      return InvalidArgumentError("worker_pool_name: this server has only the default pool");
+    RETURN_IF_ERROR(pools_->CheckPoolName(in.worker_pool_name));
+  }
   code.id = NewUuid();
   code.user_id = *caller.user_id;
   code.created_at = clock_.NowSeconds();
@@ -548,6 +554,10 @@ Result<store::UserCode> CodeService::Submit(const Principal& caller, const Submi
     // under the writers' lock: two submissions of one user can't both pass the quota.
     if (!IsOwner(caller)) RETURN_IF_ERROR(CodeFitsQuota(tx, *caller.user_id, code.stored_bytes));
     if (!policy_spec.is_null()) RETURN_IF_ERROR(tx.PutCodePolicy(code.id, policy_spec.dump()));
+    if (pools_ != nullptr) {
+      if (auto pool = pools_->CodePoolRecord(code.id, in.worker_pool_name))
+        RETURN_IF_ERROR(tx.PutPoolRecord(*pool));
+    }
     return Audit(tx, caller, "code.submit", "code:" + code.id, code.name);
   });
   if (!stored.ok()) storage_.Add(-code.stored_bytes);
@@ -747,6 +757,8 @@ Result<Approval> CodeService::Approve(const Principal& caller, const std::string
     }
     ASSIGN_OR_RETURN(std::vector<store::KeptOutput> outputs, tx.UserKeptOutputs(r.user_id));
     RETURN_IF_ERROR(tx.DecideRequest(id, "approved", std::nullopt, *caller.user_id, now));
+    // What runs is bound with it: the code's pool's environment as it is now.
+    if (pools_ != nullptr) RETURN_IF_ERROR(pools_->BindApproval(tx, r.code_id));
     // The approval releases the results deposited before it: each is charged and counted as its
     // requester reads it now, as one deposited after the approval is.
     for (auto& o : outputs) {
@@ -1950,8 +1962,20 @@ void CodeService::ApplyOutputChecks(const OutputRules& rules, const store::UserC
 jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic<bool>& cancel) {
   jobs::Outcome out;
   out.status = "errored";
-  out.failure = FailureName(FailureKind::kSandbox);  // until the sandbox says how the run ended
-  auto sandbox = WaitForSandbox(&cancel);
+  // Until the sandbox says how the run ended: nothing of the code has run (not counted).
+  out.failure = FailureName(FailureKind::kEnvironment);
+  // The code's worker pool, when not the default: its sandbox, held for the run, and its limits.
+  PoolRun pool;
+  if (pools_ != nullptr) {
+    auto found = pools_->ForRun(job.code_id, job.kind == "private");
+    if (!found.ok()) {
+      out.error = found.status().message();
+      return out;
+    }
+    pool = std::move(*found);
+  }
+  auto sandbox =
+      pool.sandbox ? Result<sandbox::Sandbox*>(pool.sandbox.get()) : WaitForSandbox(&cancel);
   if (!sandbox.ok()) {
     out.status = cancel ? "killed" : "errored";
     out.error = sandbox.status().message();
@@ -1992,8 +2016,9 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
   spec.source = code->source;
   spec.function_name = code->name;
   spec.function_line = TopLevelDefinitionLine(code->source, code->name);
-  spec.limits = options_.limits;
-  spec.limits.wall_timeout = std::chrono::milliseconds(job.timeout_ms);
+  spec.limits = pool.sandbox ? pool.limits : options_.limits;
+  spec.limits.wall_timeout = std::chrono::milliseconds(
+      pool.timeout_ms > 0 ? std::min(job.timeout_ms, pool.timeout_ms) : job.timeout_ms);
   json inputs = json::parse(job.inputs, nullptr, false);
   // The sandbox is given files: each input blob as a local file, held until the run is over.
   std::vector<blob::LocalFile> input_files;
@@ -2157,6 +2182,28 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
     out.error = "the sandbox could not run the job (details in the server log)";
     return out;
   }
+  if (r->outcome == sandbox::Outcome::kEnvironment) {
+    // Found before any of the code ran, from its source alone: its requester is told which
+    // module, and where it is.
+    std::vector<std::string> where =
+        pools_ != nullptr ? pools_->PoolsWithModule(r->missing_module) : std::vector<std::string>{};
+    std::string names;
+    for (const std::string& n : where) names += (names.empty() ? "" : ", ") + n;
+    out.error = r->error + " in worker pool '" +
+                (pools_ != nullptr ? pools_->PoolOf(job.code_id) : std::string(kDefaultPool)) +
+                "' (nothing of the code ran; the run was not counted). " +
+                (names.empty() ? "No pool has it." : "Pools that have it: " + names);
+    return out;
+  }
+  if (r->outcome == sandbox::Outcome::kSandboxFailure && !r->started) {
+    spdlog::error("job {}: the sandbox could not start it: {}", job.id, r->error);
+    out.error =
+        "the sandbox could not start the job (nothing of the code ran; the run was not "
+        "counted; details in the server log)";
+    return out;
+  }
+  // The code ran: whatever fails from here on counts.
+  out.failure = FailureName(FailureKind::kSandbox);
   if (policy && job.kind == "private") KeepPolicyState(*policy, *r);
   out.stdout_text = std::move(r->stdout_text);
   out.stderr_text = std::move(r->stderr_text);
@@ -2221,6 +2268,7 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
     case sandbox::Outcome::kError:
     case sandbox::Outcome::kResourceLimit:
     case sandbox::Outcome::kPolicy:
+    case sandbox::Outcome::kEnvironment:  // answered above
       break;
     case sandbox::Outcome::kSandboxFailure:
       // Its detail may name host paths: for the log only.

@@ -113,6 +113,8 @@ struct SubmitCode {
   // the classes, "input": {"class"} (its kwargs are `inputs`), "output": {"class",
   // "init_kwargs"}}, either policy optional. With "output", output_policy is "custom".
   std::optional<nlohmann::json> policy_code;
+  // The worker pool it runs in (services/pools.h); its approval binds the pool's environment.
+  std::string worker_pool_name = "default";
 };
 
 struct RunCode {
@@ -190,6 +192,7 @@ inline constexpr int64_t kMaxListSourceChars = 4 << 20;
 
 class Notifications;
 class EndpointService;
+class PoolService;
 
 // Safe for concurrent use.
 class CodeService {
@@ -209,6 +212,8 @@ class CodeService {
   // Where the calls of code that took API endpoints as inputs go (none until set: such code
   // fails). Call before serving.
   void SetEndpoints(EndpointService* endpoints) { endpoints_ = endpoints; }
+  // Worker pools other than the default (this service's own sandbox). Set once before serving.
+  void SetPools(PoolService* pools) { pools_ = pools; }
   // Removes the files in the results directory that no completed job refers to: what the attempt of
   // a job running when the server died had written, and any other stray file; the file of a run
   // that another worker process is running now (a lease not `owner`'s that has not expired) stays.
@@ -490,6 +495,7 @@ class CodeService {
   const Clock& clock_;
   Notifications* notifications_ = nullptr;  // Set once before serving.
   EndpointService* endpoints_ = nullptr;    // Set once before serving.
+  PoolService* pools_ = nullptr;            // Set once before serving.
   const CodeOptions options_;
 
   mutable std::mutex sandbox_mu_;

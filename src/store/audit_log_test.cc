@@ -291,7 +291,7 @@ TEST_F(AuditLogTest, EntriesFromBeforeTheChainAreChainedByItsMigration) {
       "ALTER TABLE mail_outbox DROP COLUMN expires_at; "
       "DROP TABLE audit_checkpoint; ALTER TABLE audit_events DROP COLUMN prev_hash;"
       "ALTER TABLE audit_events DROP COLUMN hash; PRAGMA user_version = " +
-      std::to_string(version - 18));
+      std::to_string(version - 19));
   Open();
   AuditVerdict v = Verify();
   EXPECT_TRUE(v.ok) << v.reason;

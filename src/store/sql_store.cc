@@ -119,6 +119,18 @@ CREATE TABLE dp_releases (
 CREATE INDEX dp_releases_asset ON dp_releases(asset_id, created_at);
 )sql";
 
+// Version 32 on both engines: worker pools (services/pools.h): each environment ("image"), pool
+// ("pool") and code's pool ("code", by code id) as a JSON document under its key.
+constexpr const char* kWorkerPoolsSchema = R"sql(
+CREATE TABLE worker_pool_records (
+  kind TEXT NOT NULL,
+  key TEXT NOT NULL,
+  doc TEXT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (kind, key)
+);
+)sql";
+
 // The schema, one entry per version. Never edit a released entry: append a new one.
 constexpr const char* kMigrations[] = {
     // Version 1: accounts, sessions, settings, identity, audit.
@@ -920,6 +932,8 @@ END;
     kApiEndpointsSchema,
     // Version 31: differential privacy (see kDpSchema).
     kDpSchema,
+    // Version 32: worker pools (see kWorkerPoolsSchema).
+    kWorkerPoolsSchema,
 };
 
 // PostgreSQL's form of every migration after kPostgresBaselineVersion, in order.
@@ -1113,6 +1127,7 @@ CREATE TRIGGER job_usage_delete AFTER DELETE ON jobs
     kOutputChecksSchema,  // Version 29 (see above).
     kApiEndpointsSchema,  // Version 30 (see above).
     kDpSchema,            // Version 31 (see above).
+    kWorkerPoolsSchema,   // Version 32 (see above).
 };
 static_assert(std::size(kMigrations) == kPostgresBaselineVersion + std::size(kPostgresMigrations),
               "every migration after PostgreSQL's baseline needs its PostgreSQL form");
@@ -1350,7 +1365,8 @@ constexpr const char* kLiveGrant =
 // never reached the code (killed while queued, interrupted by crashes). Failed runs count: their
 // errors and output may carry private values, so retrying them must not be free.
 constexpr const char* kCountedRun =
-    "NOT (status = 'interrupted' OR (status = 'killed' AND started_at = 0))";
+    "NOT (status = 'interrupted' OR (status = 'killed' AND started_at = 0) OR "
+    "failure = 'environment')";
 
 // The held flag a running job's update writes: it stays raised once raised, rises when the caller
 // asks, and rises for a private run when the stored settings ask for output review at that update,
@@ -1373,13 +1389,15 @@ std::string CodeSelect(bool used, std::string_view keep = "") {
          "coalesce(u.name, ''), coalesce(u.email, ''), " +
          (used ? "(SELECT count(*) FROM jobs j WHERE j.code_id = c.id AND j.kind = 'private' AND "
                  "j.grant_id IS NULL AND "
-                 "NOT (j.status = 'interrupted' OR (j.status = 'killed' AND j.started_at = 0)))"
+                 "NOT (j.status = 'interrupted' OR (j.status = 'killed' AND j.started_at = 0) OR "
+                 "j.failure = 'environment'))"
                : "0") +
          ", r.id, r.status, " + kept("coalesce(p.spec, '')") +
-         ", coalesce(p.state, '') "
+         ", coalesce(p.state, ''), coalesce(wp.doc, 'default') "
          "FROM user_code c LEFT JOIN users u ON u.id = c.user_id "
          "LEFT JOIN code_requests r ON r.code_id = c.id "
-         "LEFT JOIN code_policies p ON p.code_id = c.id";
+         "LEFT JOIN code_policies p ON p.code_id = c.id "
+         "LEFT JOIN worker_pool_records wp ON wp.kind = 'code' AND wp.key = c.id";
 }
 
 // The columns of CodeSelect, from column `at` on.
@@ -1403,6 +1421,7 @@ UserCode ReadCodeAt(const Stmt& s, int at) {
   if (!s.IsNull(at + 14)) c.request_status = s.Text(at + 14);
   c.policy_spec = s.Text(at + 15);
   c.policy_state = s.Text(at + 16);
+  c.worker_pool_name = s.Text(at + 17);
   return c;
 }
 
@@ -3486,6 +3505,46 @@ class SqlStore : public Store {
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return NotFoundError("the asset has no DP policy");
     return DpPolicyRecord{s.Text(0), s.Text(1), s.Int(2), s.Text(3), s.Int(4)};
+  }
+
+  Status PutPoolRecord(const PoolRecord& r) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "INSERT INTO worker_pool_records (kind, key, doc, updated_at) VALUES (?, ?, ?, ?) "
+           "ON CONFLICT (kind, key) DO UPDATE SET doc = excluded.doc, "
+           "updated_at = excluded.updated_at");
+    return s.Bind(r.kind).Bind(r.key).Bind(r.doc).Bind(r.updated_at).Run();
+  }
+
+  Result<PoolRecord> GetPoolRecord(const std::string& kind, const std::string& key) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_,
+           "SELECT kind, key, doc, updated_at FROM worker_pool_records WHERE kind = ? AND key = ?");
+    s.Bind(kind).Bind(key);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFoundError(kind + " '" + key + "' not found");
+    return PoolRecord{s.Text(0), s.Text(1), s.Text(2), s.Int(3)};
+  }
+
+  Result<std::vector<PoolRecord>> ListPoolRecords(const std::string& kind) override {
+    std::lock_guard lock(mu_);
+    Stmt s(
+        stmts_,
+        "SELECT kind, key, doc, updated_at FROM worker_pool_records WHERE kind = ? ORDER BY key");
+    s.Bind(kind);
+    std::vector<PoolRecord> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      out.push_back(PoolRecord{s.Text(0), s.Text(1), s.Text(2), s.Int(3)});
+    }
+    return out;
+  }
+
+  Status DeletePoolRecord(const std::string& kind, const std::string& key) override {
+    std::lock_guard lock(mu_);
+    Stmt s(stmts_, "DELETE FROM worker_pool_records WHERE kind = ? AND key = ?");
+    return s.Bind(kind).Bind(key).Run();
   }
 
   Status DeleteDpPolicy(const std::string& asset_id) override {

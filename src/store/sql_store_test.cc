@@ -26,26 +26,30 @@ namespace datasite::store {
 namespace {
 
 // The schema version a store opened by this build has.
-constexpr int64_t kLatestVersion = 31;
+constexpr int64_t kLatestVersion = 32;
 
 // Undoes schema version 31 (differential privacy), for tests that upgrade from before it.
 constexpr const char* kUndoVersion31 =
-    "DROP TABLE dp_releases; DROP TABLE dp_budgets; DROP TABLE dp_policies; ";
+    "DROP TABLE worker_pool_records; DROP TABLE dp_releases; DROP TABLE dp_budgets; DROP TABLE "
+    "dp_policies; ";
 
 // Undoes schema versions 31 and 30 (custom API endpoints), for tests that upgrade from before 30.
 constexpr const char* kUndoVersion30 =
-    "DROP TABLE dp_releases; DROP TABLE dp_budgets; DROP TABLE dp_policies; "
+    "DROP TABLE worker_pool_records; DROP TABLE dp_releases; DROP TABLE dp_budgets; DROP TABLE "
+    "dp_policies; "
     "DROP TABLE api_endpoints; ";
 
 // Undoes schema versions 30 and 29 (output checks), for tests that upgrade from before 29.
 constexpr const char* kUndoVersion29 =
-    "DROP TABLE dp_releases; DROP TABLE dp_budgets; DROP TABLE dp_policies; "
+    "DROP TABLE worker_pool_records; DROP TABLE dp_releases; DROP TABLE dp_budgets; DROP TABLE "
+    "dp_policies; "
     "DROP TABLE api_endpoints; DROP TABLE output_checks; ALTER TABLE jobs DROP COLUMN "
     "held_reason; ";
 
 // Undoes schema versions 29 and 28 (grants), for tests that upgrade from before 28.
 constexpr const char* kUndoVersion28 =
-    "DROP TABLE dp_releases; DROP TABLE dp_budgets; DROP TABLE dp_policies; "
+    "DROP TABLE worker_pool_records; DROP TABLE dp_releases; DROP TABLE dp_budgets; DROP TABLE "
+    "dp_policies; "
     "DROP TABLE api_endpoints; DROP TABLE output_checks; ALTER TABLE jobs DROP COLUMN held_reason; "
     "DROP INDEX jobs_grant; ALTER TABLE jobs DROP COLUMN grant_id; DROP TABLE grant_users; "
     "DROP TABLE grants; ";
@@ -3475,6 +3479,26 @@ TEST_F(StoreTest, ApiEndpointsAreStoredListedUpdatedAndDeleted) {
   ASSERT_TRUE(store_->DeleteApiEndpoint("b.query").ok());
   EXPECT_EQ(store_->DeleteApiEndpoint("b.query").code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->GetApiEndpoint("b.query").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(StoreTest, PoolRecordsArePutReplacedListedByKeyAndDeleted) {
+  EXPECT_EQ(store_->GetPoolRecord("pool", "ml").status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->PutPoolRecord({"pool", "ml", R"({"n":1})", 10}).ok());
+  ASSERT_TRUE(store_->PutPoolRecord({"pool", "cpu", R"({"n":2})", 11}).ok());
+  ASSERT_TRUE(store_->PutPoolRecord({"image", "ml", R"({"i":1})", 12}).ok());
+  ASSERT_TRUE(store_->PutPoolRecord({"pool", "ml", R"({"n":3})", 13}).ok());
+  auto got = store_->GetPoolRecord("pool", "ml");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->doc, R"({"n":3})");
+  EXPECT_EQ(got->updated_at, 13);
+  auto pools = store_->ListPoolRecords("pool");
+  ASSERT_TRUE(pools.ok());
+  ASSERT_EQ(pools->size(), 2u);
+  EXPECT_EQ((*pools)[0].key, "cpu");
+  EXPECT_EQ((*pools)[1].key, "ml");
+  ASSERT_TRUE(store_->DeletePoolRecord("pool", "ml").ok());
+  EXPECT_EQ(store_->GetPoolRecord("pool", "ml").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetPoolRecord("image", "ml").ok());
 }
 
 TEST_F(StoreTest, ADpPolicyIsSetReplacedAndKeepsItsBoundingKey) {

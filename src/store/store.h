@@ -190,6 +190,7 @@ struct UserCode {
   std::optional<std::string> request_status;
   std::string policy_spec;   // its custom policies (CodePolicy::spec), '' for none
   std::string policy_state;  // what they kept (CodePolicy::state), '' before the first run
+  std::string worker_pool_name = "default";  // its PoolRecord "code", when it names one
   // Read by a listing past its byte budget (or GetCodeSummary): source, inputs and policy_spec
   // were left out (empty here).
   bool source_omitted = false;
@@ -426,6 +427,15 @@ struct ApiEndpoint {
 
 // An asset's differential-privacy policy (dp/policy.h) as JSON text, and the key that picks which
 // rows of each privacy unit count (dp::BoundContributions), fixed when the policy is first set.
+// A worker pool's record (services/pools.h): kind "image" or "pool" (JSON text), "code" (the
+// name of the pool code runs in, by code id) or "approval" (the package hash an approval bound).
+struct PoolRecord {
+  std::string kind;
+  std::string key;
+  std::string doc;
+  int64_t updated_at = 0;
+};
+
 struct DpPolicyRecord {
   std::string asset_id;
   std::string policy;
@@ -853,6 +863,13 @@ class Store {
   virtual Result<bool> UpdateApiEndpointState(const std::string& path, bool private_side,
                                               int64_t expected_version,
                                               const std::string& state) = 0;
+
+  // Worker pools (services/pools.h): documents by kind and key. Put inserts or replaces; Get:
+  // kNotFound when there is none; List: the kind's records by key.
+  virtual Status PutPoolRecord(const PoolRecord& record) = 0;
+  virtual Result<PoolRecord> GetPoolRecord(const std::string& kind, const std::string& key) = 0;
+  virtual Result<std::vector<PoolRecord>> ListPoolRecords(const std::string& kind) = 0;
+  virtual Status DeletePoolRecord(const std::string& kind, const std::string& key) = 0;
 
   // Differential privacy. A policy replaces the asset's one, if any. GetDpPolicy: kNotFound when
   // the asset has none.

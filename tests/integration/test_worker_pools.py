@@ -1,0 +1,271 @@
+"""Worker pools (issue 19) against a real server: an owner registers an environment holding a
+library the default Python lacks (a virtualenv over the system's packages, plus a package pip
+installs from a local wheel folder), launches a pool on it, and a scientist's function that needs
+the library is reviewed, approved and run there. The same function in the default pool fails before
+any of it runs, naming the module and the pools that have it, and its approval is not used up.
+Raw HTTP throughout (test_pools_client.py covers the Python client's names).
+"""
+
+import base64
+import hashlib
+import textwrap
+import time
+import zipfile
+
+import pytest
+
+from code_helpers import make_code_actors, upload_people
+from helpers import Api, needs_sandbox
+
+pytestmark = needs_sandbox
+
+PROBE_SOURCE = "MAGIC = 4242\n\ndef triple(x):\n    return 3 * x\n"
+
+
+def make_wheel(folder, name="dsprobe", version="1.0"):
+    """A pure-Python wheel of one module, written by hand (no build backend needed offline)."""
+    files = {f"{name}/__init__.py": PROBE_SOURCE.encode()}
+    info = f"{name}-{version}.dist-info"
+    files[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+    files[f"{info}/WHEEL"] = (
+        b"Wheel-Version: 1.0\nGenerator: datasite-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
+    record = []
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    record.append(f"{info}/RECORD,,")
+    files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as wheel:
+        for name_in, data in files.items():
+            wheel.writestr(name_in, data)
+    return path
+
+
+USES_PROBE = textwrap.dedent(
+    """
+    def use_probe(data):
+        import dsprobe
+        return {"magic": dsprobe.MAGIC, "tripled_ages": int(dsprobe.triple(data["age"].sum()))}
+    """
+).strip()
+
+
+class World:
+    def __init__(self, port):
+        self.api = Api(port)
+        self.actors = make_code_actors(port)
+        self.owner = self.actors["owner"].token
+        self.scientist = self.actors["scientist"].token
+        dataset = upload_people(self.actors["owner"].client)
+        ds = self.api.get("/api/v1/datasets/" + dataset, token=self.owner).json
+        self.asset_id = ds["assets"][0]["id"]
+
+    def submit(self, source, name, pool=None):
+        body = {"name": name, "source": source,
+                "inputs": {"data": {"asset_id": self.asset_id}},
+                "output_policy": {"kind": "execute_count", "limit": 1}}
+        if pool is not None:
+            body["worker_pool_name"] = pool
+        return self.api.post("/api/v1/code", body, token=self.scientist)
+
+    def request_and_approve(self, code_id):
+        req = self.api.post("/api/v1/requests", {"code_id": code_id, "reason": "pools"},
+                            token=self.scientist)
+        assert req.status in (200, 201), req
+        got = self.api.get("/api/v1/requests/" + req.json["id"], token=self.owner)
+        approved = self.api.post(f"/api/v1/requests/{req.json['id']}/approve", {},
+                                 token=self.owner)
+        assert approved.status == 200, approved
+        return got.json
+
+    def run(self, code_id, mock=False):
+        resp = self.api.post(f"/api/v1/code/{code_id}/run", {"mock": mock}, token=self.scientist)
+        return resp
+
+    def result(self, job):
+        return self.api.get(f"/api/v1/jobs/{job['id']}/result", token=self.scientist)
+
+
+@pytest.fixture()
+def envs_dir(tmp_path_factory, monkeypatch):
+    """Where the server builds environments: a directory the sandbox's uid 65534 can reach
+    (pytest's own temporary directories are private to their user)."""
+    import tempfile, os, shutil
+    path = tempfile.mkdtemp(prefix="datasite-test-envs-")
+    os.chmod(path, 0o755)
+    monkeypatch.setenv("DATASITE_ENVS_DIR", path)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture()
+def world(envs_dir, server):
+    return World(server.port)
+
+
+def build_probe_image(world, tmp_path, name="probe-env"):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels)
+    resp = world.api.post("/api/v1/worker_images",
+                          {"name": name, "worker_config": {"requirements": ["dsprobe==1.0"],
+                                                           "find_links": str(wheels),
+                                                           "imports": ["dsprobe"]}},
+                          token=world.owner)
+    assert resp.status == 201, resp
+    assert resp.json["status"] == "submitted"
+    built = world.api.post(f"/api/v1/worker_images/{resp.json['id']}/build", {},
+                           token=world.owner)
+    assert built.status == 200, built
+    return built.json
+
+
+def test_a_function_needing_a_library_runs_in_its_pool_and_fails_clearly_elsewhere(world,
+                                                                                   tmp_path):
+    image = build_probe_image(world, tmp_path)
+    assert image["status"] == "ready"
+    assert "dsprobe==1.0" in image["packages"]
+    assert len(image["packages_hash"]) == 64
+    # Scientists see the environments and what they hold.
+    seen = world.api.get("/api/v1/worker_images", token=world.scientist)
+    assert seen.status == 200
+    assert [i["name"] for i in seen.json][:1] == ["default"]
+    assert any("dsprobe==1.0" in i["packages"] for i in seen.json)
+
+    pool = world.api.post("/api/v1/worker_pools",
+                          {"name": "ml", "image_id": image["id"], "num_workers": 1},
+                          token=world.owner)
+    assert pool.status == 201, pool
+    assert pool.json["workers_ready"] == 1
+    assert pool.json["packages_hash"] == image["packages_hash"]
+
+    # In the pool: reviewed (the owner sees the pool), approved, run, right.
+    code = world.submit(USES_PROBE, "use_probe", pool="ml")
+    assert code.status == 201, code
+    assert code.json["worker_pool_name"] == "ml"
+    request = world.request_and_approve(code.json["id"])
+    assert request["code"]["worker_pool_name"] == "ml"
+    job = world.run(code.json["id"])
+    assert job.status in (200, 201), job
+    assert job.json["status"] == "completed", job.json
+    result = world.result(job.json)
+    assert result.status == 200, result
+    assert result.json == {"magic": 4242, "tripled_ages": 3 * (31 + 42 + 57 + 64 + 23)}
+
+    # The same function in the default pool: approved, run, it fails before any of it runs,
+    # naming the module and the pools that have it; the approval is not used up.
+    default = world.submit(USES_PROBE + "\n# default pool\n", "use_probe")
+    assert default.status == 201, default
+    assert default.json["worker_pool_name"] == "default"
+    world.request_and_approve(default.json["id"])
+    for _ in range(2):
+        failed = world.run(default.json["id"])
+        assert failed.status in (200, 201), failed
+        assert failed.json["status"] == "errored", failed.json
+        assert "No module named 'dsprobe'" in failed.json["error"], failed.json
+        assert "Pools that have it: ml" in failed.json["error"], failed.json
+        assert "not counted" in failed.json["error"]
+    code_now = world.api.get(f"/api/v1/code/{default.json['id']}", token=world.scientist).json
+    assert code_now["output_policy"]["used"] == 0
+
+    # A pool no one launched is refused at submission, naming the pools there are.
+    unknown = world.submit(USES_PROBE + "\n# nowhere\n", "use_probe", pool="gpu")
+    assert unknown.status == 400
+    assert "default, ml" in unknown.json["error"]["message"]
+
+
+def test_approval_binds_the_pools_environment(world, tmp_path):
+    image = build_probe_image(world, tmp_path)
+    assert world.api.post("/api/v1/worker_pools", {"name": "ml", "image_id": image["id"]},
+                          token=world.owner).status == 201
+    code = world.submit(USES_PROBE, "use_probe", pool="ml").json
+    world.request_and_approve(code["id"])
+    # The pool is relaunched on another environment (the system Python): the approval no longer
+    # holds, and the run says why.
+    assert world.api.delete("/api/v1/worker_pools/ml", token=world.owner).status == 200
+    other = world.api.post("/api/v1/worker_images",
+                           {"name": "system", "worker_config": {"python": "/usr/bin/python3"}},
+                           token=world.owner)
+    assert other.status == 201, other
+    assert world.api.post("/api/v1/worker_pools", {"name": "ml", "image_id": other.json["id"]},
+                          token=world.owner).status == 201
+    job = world.run(code["id"])
+    assert job.json["status"] == "errored", job.json
+    assert "needs a new review" in job.json["error"]
+    code_now = world.api.get(f"/api/v1/code/{code['id']}", token=world.scientist).json
+    assert code_now["output_policy"]["used"] == 0
+
+
+def test_pools_scale_and_only_owners_manage_them(world, tmp_path):
+    system = world.api.post("/api/v1/worker_images",
+                            {"name": "system", "worker_config": {"python": "/usr/bin/python3",
+                                                                 "imports": ["json"]}},
+                            token=world.owner)
+    assert system.status == 201, system
+    launch = {"name": "cpu", "image_id": system.json["id"], "num_workers": 1}
+    assert world.api.post("/api/v1/worker_pools", launch, token=world.scientist).status == 403
+    assert world.api.post("/api/v1/worker_pools", launch).status == 401
+    assert world.api.post("/api/v1/worker_pools", launch, token=world.owner).status == 201
+    assert world.api.post("/api/v1/worker_pools", launch, token=world.owner).status == 409
+    scaled = world.api.post("/api/v1/worker_pools/cpu/scale", {"num_workers": 3},
+                            token=world.owner)
+    assert scaled.status == 200, scaled
+    assert scaled.json["workers_ready"] == 3
+    assert world.api.post("/api/v1/worker_pools/cpu/scale", {"num_workers": 0},
+                          token=world.owner).status == 400
+    assert world.api.post("/api/v1/worker_pools/cpu/scale", {"num_workers": 2},
+                          token=world.scientist).status == 403
+    down = world.api.post("/api/v1/worker_pools/cpu/scale", {"num_workers": 1},
+                          token=world.owner)
+    assert down.json["workers_ready"] == 1
+    listed = world.api.get("/api/v1/worker_pools", token=world.scientist).json
+    assert [p["name"] for p in listed] == ["default", "cpu"]
+    # An image a pool runs can't be removed; the default pool can't be deleted.
+    assert world.api.delete(f"/api/v1/worker_images/{system.json['id']}",
+                            token=world.owner).status == 409
+    assert world.api.delete("/api/v1/worker_pools/default", token=world.owner).status == 400
+    assert world.api.delete("/api/v1/worker_pools/cpu", token=world.owner).status == 200
+    assert world.api.delete(f"/api/v1/worker_images/{system.json['id']}",
+                            token=world.owner).status == 200
+    # Bad environments are refused, saying why.
+    for config, words in (({"python": "relative/python"}, "absolute"),
+                          ({"python": "/usr/bin/python3", "imports": ["nosuchmodule_zz"]},
+                           "nosuchmodule_zz"),
+                          ({"requirements": ["x"]}, "find_links"),
+                          ({"requirements": ["--index-url=http://evil"],
+                            "find_links": str(tmp_path)}, "specifier"),
+                          ({"dockerfile": "FROM x"}, "unknown key")):
+        bad = world.api.post("/api/v1/worker_images", {"name": "bad", "worker_config": config},
+                             token=world.owner)
+        assert bad.status == 400, (config, bad)
+        assert words in bad.json["error"]["message"], (config, bad.json)
+
+
+def test_pools_come_back_after_a_restart(envs_dir, launcher, tmp_path):
+    server = launcher.launch()
+    world = World(server.port)
+    system = world.api.post("/api/v1/worker_images",
+                            {"name": "system", "worker_config": {"python": "/usr/bin/python3"}},
+                            token=world.owner).json
+    assert world.api.post("/api/v1/worker_pools",
+                          {"name": "cpu", "image_id": system["id"], "num_workers": 2},
+                          token=world.owner).status == 201
+    code = world.submit("def f(data):\n    return int(data['age'].count())\n", "f",
+                        pool="cpu").json
+    world.request_and_approve(code["id"])
+    launcher.land(server)
+    server = launcher.launch(name=server.name)
+    api = Api(server.port)
+    token = world.scientist  # sessions outlive a restart
+    deadline = time.monotonic() + 60
+    while True:
+        pools = api.get("/api/v1/worker_pools", token=token)
+        if pools.status == 200 and any(p["name"] == "cpu" and p["workers_ready"] == 2
+                                       for p in pools.json):
+            break
+        assert time.monotonic() < deadline, pools
+        time.sleep(0.2)
+    job = api.post(f"/api/v1/code/{code['id']}/run", {}, token=token)
+    assert job.json["status"] == "completed", job.json
