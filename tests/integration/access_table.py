@@ -1090,6 +1090,80 @@ def target_sync_ignored_batch(world, caller, fresh):
                 probe=world.reader("/api/v1/sync/ignored"))
 
 
+# Worker pools (docs/API.md, "Worker pools"): images on the system Python, pools of one slot. --------
+# Targets named pool_* start sandboxes (test_access_crawler marks them as needing one).
+
+
+def _new_pool_image(world):
+    resp = world.api.post("/api/v1/worker_images",
+                          {"name": "img-" + uuid.uuid4().hex[:10],
+                           "worker_config": {"python": "/usr/bin/python3"}},
+                          token=world.token("owner"))
+    assert resp.status == 201, "image submit failed: {!r}".format(resp)
+    return resp.json["id"]
+
+
+def _pool_image(world, fresh):
+    return _new_pool_image(world) if fresh else world.once("pool_image",
+                                                            lambda: _new_pool_image(world))
+
+
+def _new_pool(world):
+    name = "pool-" + uuid.uuid4().hex[:10]
+    resp = world.api.post("/api/v1/worker_pools",
+                          {"name": name, "image_id": _pool_image(world, False)},
+                          token=world.token("owner"))
+    assert resp.status == 201, "pool launch failed: {!r}".format(resp)
+    return name
+
+
+@target
+def target_pool_image_new(world, caller, fresh):
+    """A new image of the system Python (checked in a sandbox)."""
+    return Call(body={"name": "img-" + uuid.uuid4().hex[:10],
+                      "worker_config": {"python": "/usr/bin/python3"}},
+                probe=world.reader("/api/v1/worker_images"))
+
+
+@target
+def target_pool_image_fresh(world, caller, fresh):
+    """An image of owner's that no pool runs (its own when the call is to succeed)."""
+    image = _pool_image(world, fresh)
+    return Call(params={"id": image}, probe=world.reader("/api/v1/worker_images/" + image))
+
+
+@target
+def target_default_image(world, caller, fresh):
+    return Call(params={"id": "default"})
+
+
+@target
+def target_default_pool(world, caller, fresh):
+    return Call(params={"name": "default"})
+
+
+@target
+def target_pool_new(world, caller, fresh):
+    """A pool to launch on the shared image."""
+    return Call(body={"name": "pool-" + uuid.uuid4().hex[:10],
+                      "image_id": _pool_image(world, False)},
+                probe=world.reader("/api/v1/worker_pools"))
+
+
+@target
+def target_pool_fresh(world, caller, fresh):
+    """A pool of one slot (its own when the call is to succeed)."""
+    name = _new_pool(world) if fresh else world.once("pool", lambda: _new_pool(world))
+    return Call(params={"name": name}, body={"num_workers": 2},
+                probe=world.reader("/api/v1/worker_pools/" + name))
+
+
+@target
+def target_pool_delete(world, caller, fresh):
+    name = _new_pool(world) if fresh else world.once("pool", lambda: _new_pool(world))
+    return Call(params={"name": name}, probe=world.reader("/api/v1/worker_pools/" + name))
+
+
 # Differential privacy (docs/API.md, "Differential privacy"): a policy on an asset of owner's. -----
 
 _DP_POLICY = {"columns": {"age": {"type": "int", "lower": 0, "upper": 100},
@@ -1425,6 +1499,17 @@ TABLE = [
     # Differential privacy: data owners set, remove and change budgets; data scientists and up read
     # policies and their budgets, ask queries and their cost (guests: none). All data owners manage
     # every asset, as for datasets.
+    Row("POST", "/api/v1/worker_images", "pool_image_new", rule("data_owner", ok=201)),
+    Row("GET", "/api/v1/worker_images", "none", rule("data_scientist"),
+        note="scientists see each environment's package list, to reproduce on the mock"),
+    Row("GET", "/api/v1/worker_images/{id}", "default_image", rule("data_scientist")),
+    Row("POST", "/api/v1/worker_images/{id}/build", "pool_image_fresh", rule("data_owner")),
+    Row("DELETE", "/api/v1/worker_images/{id}", "pool_image_fresh", rule("data_owner")),
+    Row("POST", "/api/v1/worker_pools", "pool_new", rule("data_owner", ok=201)),
+    Row("GET", "/api/v1/worker_pools", "none", rule("data_scientist")),
+    Row("GET", "/api/v1/worker_pools/{name}", "default_pool", rule("data_scientist")),
+    Row("POST", "/api/v1/worker_pools/{name}/scale", "pool_fresh", rule("data_owner")),
+    Row("DELETE", "/api/v1/worker_pools/{name}", "pool_delete", rule("data_owner")),
     Row("PUT", "/api/v1/assets/{id}/dp_policy", "dp_policy_new", rule("data_owner")),
     Row("GET", "/api/v1/assets/{id}/dp_policy", "dp_asset", rule("data_scientist")),
     Row("DELETE", "/api/v1/assets/{id}/dp_policy", "dp_asset_fresh", rule("data_owner")),

@@ -140,7 +140,8 @@ def test_every_table_row_is_a_served_route(crawled):
 
 def _runs_code(row):
     """Rows whose target runs a job: they need the sandbox (see helpers.needs_sandbox)."""
-    return "run" in row.target or "job" in row.target or row.target == "listing"
+    return ("run" in row.target or "job" in row.target or row.target == "listing" or
+            row.target.startswith("pool_"))
 
 
 def _cases():
