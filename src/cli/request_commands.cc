@@ -157,6 +157,10 @@ void PrintRequest(const json& r) {
   PrintField("Code hash:", Str(code, "code_hash"));
   PrintField("Output policy:",
              DescribeOutputPolicy(Field(code, "output_policy"), Field(code, "policy_code")));
+  // The worker pool it runs in (issue 19); servers from before pools name none.
+  std::string pool = Str(r, "worker_pool_name");
+  if (pool.empty()) pool = Str(code, "worker_pool_name");
+  if (!pool.empty()) PrintField("Worker pool:", pool);
   const json& inputs = Field(code, "inputs");
   std::printf("Inputs:\n");
   if (!inputs.is_object() || inputs.empty()) std::printf("  (none)\n");

@@ -10,11 +10,12 @@ import json
 
 import pytest
 
+import datasite as sy
 from helpers import needs_sandbox, unique
 from pool_helpers import SYSTEM_PYTHON, make_wheel, module_name
 
 # A server and CLI users of this module's own (fixtures shared with test_cli_requests).
-from test_cli_requests import owner, scientist, site  # noqa: F401
+from test_cli_requests import asset, dataset, owner, scientist, site  # noqa: F401
 from test_cli_datasets import run
 
 
@@ -132,6 +133,21 @@ def test_pools_launch_list_show_scale_delete(owner, scientist, system_image):
     assert deleted.returncode == 0 and "Deleted pool " + name in deleted.stdout, deleted
     gone = pools(owner, "show", name)
     assert gone.returncode == 1 and gone.stderr.startswith("error: "), gone
+
+
+@needs_sandbox
+def test_requests_show_names_the_pool_the_code_runs_in(owner, scientist, asset, system_image):
+    name = unique("review")
+    assert pools(owner, "launch", name, "--image", system_image).returncode == 0
+
+    @sy.syft_function_single_use(data=asset, worker_pool_name=name)
+    def cli_in_pool(data):
+        return len(data)
+
+    request = scientist.client.code.request_code_execution(cli_in_pool)
+    shown = owner.cli("requests", "show", request.id)
+    assert shown.returncode == 0, shown
+    assert fields(shown)["Worker pool"] == name, shown
 
 
 @needs_sandbox
