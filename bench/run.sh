@@ -41,6 +41,7 @@ mkdir -p bench/out
 /usr/bin/python3 bench/grants.py --runs "$runs" --json bench/out/grants.json
 /usr/bin/python3 bench/endpoints.py --runs "$runs" --json bench/out/endpoints.json
 /usr/bin/python3 bench/dp.py --runs "$runs" --json bench/out/dp.json
+/usr/bin/python3 bench/pools.py --runs "$runs" --json bench/out/pools.json
 # Issue 15's scale-out goals (a private PostgreSQL 15 each, from scripts/pg.sh). The scientists' set-up
 # hashes 4,000 passwords (about 7 minutes on 2 cores) before its runs.
 /usr/bin/python3 bench/jobs_queue.py --runs "$runs" --json bench/out/jobs_queue.json
@@ -52,7 +53,7 @@ if [ -n "$soak" ]; then
 fi
 extra=(bench/out/api_wrk.json bench/out/jobs.json bench/out/sync.json bench/out/jobs_queue.json
        bench/out/scientists.json bench/out/tls.json bench/out/grants.json bench/out/endpoints.json
-       bench/out/dp.json)
+       bench/out/dp.json bench/out/pools.json)
 [ -f bench/soak.json ] && extra+=(bench/soak.json)
 /usr/bin/python3 bench/render.py bench/out/launch_login.json bench/out/upload_list.json "${extra[@]}" > docs/BENCHMARKS.md
 echo "wrote docs/BENCHMARKS.md"
