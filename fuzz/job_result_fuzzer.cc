@@ -90,6 +90,7 @@ class FakeSandbox : public sandbox::Sandbox {
   std::string Describe() const override { return "fake"; }
   datasite::Status Resize(int) override { return datasite::Status::Ok(); }
   int Slots() const override { return 1; }
+  int ClonedSlots() const override { return 0; }
   json Environment() const override { return json::object(); }
 
  private:

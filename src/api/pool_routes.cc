@@ -34,16 +34,16 @@ void AddPoolRoutes(http::Router& router, ApiContext& ctx) {
   routes->Add("GET", "/api/v1/worker_images", Role::kDataScientist, "worker_image",
               "The environments, 'default' (the server's own Python) first, each with the exact "
               "package list it holds.",
-              [pools, available](http::Request&, const Principal&) -> Result<Reply> {
+              [pools, available](http::Request&, const Principal& caller) -> Result<Reply> {
                 RETURN_IF_ERROR(available());
-                ASSIGN_OR_RETURN(json list, pools->ListImages());
+                ASSIGN_OR_RETURN(json list, pools->ListImages(caller));
                 return Reply{200, std::move(list), {}};
               });
   routes->Add("GET", "/api/v1/worker_images/{id}", Role::kDataScientist, "worker_image",
               "One environment.",
-              [pools, available](http::Request& req, const Principal&) -> Result<Reply> {
+              [pools, available](http::Request& req, const Principal& caller) -> Result<Reply> {
                 RETURN_IF_ERROR(available());
-                ASSIGN_OR_RETURN(json image, pools->GetImage(req.path_params["id"]));
+                ASSIGN_OR_RETURN(json image, pools->GetImage(caller, req.path_params["id"]));
                 return Reply{200, std::move(image), {}};
               });
   routes->Add("POST", "/api/v1/worker_images/{id}/build", Role::kDataOwner, "worker_image",

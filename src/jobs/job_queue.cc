@@ -198,7 +198,7 @@ void JobQueue::WorkerLoop() {
       seen = queued_;
     }
     const int64_t now = clock_.NowMillis();
-    auto leased = store_.LeaseNextJob(now, options_.owner, now + options_.lease_ms);
+    auto leased = store_.LeaseNextJob(now, options_.owner, now + options_.lease_ms, options_.pool);
     if (!leased.ok()) {
       spdlog::error("jobs: cannot lease: {}", leased.status().ToString());
     }

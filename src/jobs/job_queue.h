@@ -75,6 +75,8 @@ struct QueueOptions {
   // The name this queue's leases carry: unique among live processes sharing the database, and
   // the same across restarts of one (store::kLocalLeaseOwner for the all-in-one server).
   std::string owner = std::string(store::kLocalLeaseOwner);
+  // Takes only the jobs of this worker pool ('': every job; see Store::LeaseNextJob).
+  std::string pool;
   // How long a lease lasts without a heartbeat, and how often the heartbeat renews leases, acts
   // on kill flags and recovers other workers' expired leases.
   int64_t lease_ms = 30'000;

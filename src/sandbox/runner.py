@@ -71,6 +71,8 @@ SECCOMP_MODE_FILTER = 2
 CLONE_NEWNS = 0x00020000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWIPC = 0x08000000
 MS_RDONLY = 0x1
 MAX_POLICY_STATE = 16 << 10  # bytes of the JSON state custom policies keep between runs
 MAX_THREADS = 256  # threads of one job (RLIMIT_NPROC, counted in the template's user namespace)
@@ -656,18 +658,28 @@ def check(result, what):
         raise OSError(ctypes.get_errno(), what)
 
 
-def own_namespace():
-    """Puts the template in a user and mount namespace of its own (once, at start), so that it can
-    give each child a fresh /tmp (fresh_scratch) and a pid namespace; then hides /proc, which would
-    show children the template's pid numbering and the totals of the children it reaped."""
+def own_namespace(more=0):
+    """Puts the template in a user and mount namespace of its own (and those of `more`), so that it
+    can give each child a fresh /tmp (fresh_scratch) and a pid namespace; then hides /proc, which
+    would show children the template's pid numbering and the totals of the children it reaped.
+    Before that it keeps a handle on the real /proc (PROC), for a clone's own maps (clone_main)."""
+    global PROC
     uid, gid = os.getuid(), os.getgid()
-    check(LIBC.unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare")
+    check(LIBC.unshare(CLONE_NEWUSER | CLONE_NEWNS | more), "unshare")
+    if PROC is None:
+        PROC = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
                        ("gid_map", f"{gid} {gid} 1")):
-        with open(f"/proc/self/{name}", "w") as f:
-            f.write(text)
+        fd = os.open(f"self/{name}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=PROC)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
     check(LIBC.mount(b"none", b"/proc", b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                      b"size=4096,nr_inodes=16,mode=0555"), "mount over /proc")
+
+
+PROC = None  # the real /proc, opened before own_namespace covers it
 
 
 def fresh_scratch(options):
@@ -1014,13 +1026,25 @@ def clone_main(ctrl_sock, channel, setup):
     there. It ends with this template (pid 1 of the sandbox) or when its channel closes."""
     try:
         ctrl_sock.detach()  # the first template's channel: closed below, never used here
-        os.closerange(3, channel)
-        os.closerange(channel + 1, 1 << 16)
-        own_namespace()
+        for low, high in sorted(((3, min(channel, PROC)), (max(channel, PROC) + 1, 1 << 16),
+                                 (min(channel, PROC) + 1, max(channel, PROC)))):
+            os.closerange(low, high)
+        # Its own network and IPC namespaces too: jobs of two slots run at once, and must not
+        # meet (abstract Unix sockets, System V IPC); the first template's are bubblewrap's.
+        # Its maps are written through /proc/self, which a non-dumpable process may not open: it
+        # is dumpable (the first template made itself not) until they are written.
+        LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+        own_namespace(CLONE_NEWNET | CLONE_NEWIPC)
+        LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
         check(LIBC.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
         sock = socket.socket(fileno=channel)
         send_message(sock, hello_message())
         serve(sock, setup)
+    except BaseException as error:
+        try:  # to the first template's log (the host reads it when a clone fails)
+            os.write(2, f"datasite: cloning the template failed: {error!r}\n".encode())
+        except BaseException:
+            pass
     finally:
         os._exit(70)
 

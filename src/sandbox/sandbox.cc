@@ -445,7 +445,14 @@ class SandboxImpl final : public Sandbox {
       std::lock_guard lock(mu_);
       slots_.push_back(std::move(first));
     }
-    RETURN_IF_ERROR(Resize(options_.slots));
+    // The first slots each start a bubblewrap of their own (Resize clones): no slot's jobs then
+    // depend on another's template.
+    for (int i = 1; i < options_.slots; ++i) {
+      auto slot = std::make_unique<Slot>();
+      RETURN_IF_ERROR(Start(*slot));
+      std::lock_guard lock(mu_);
+      slots_.push_back(std::move(slot));
+    }
     std::string version = FirstLineOf({bwrap_, "--version"});
     describe_ =
         (version.empty() ? "bubblewrap" : version) +
@@ -466,6 +473,12 @@ class SandboxImpl final : public Sandbox {
     std::lock_guard lock(mu_);
     int n = 0;
     for (const auto& slot : slots_) n += slot->retired ? 0 : 1;
+    return n;
+  }
+  int ClonedSlots() const override {
+    std::lock_guard lock(mu_);
+    int n = 0;
+    for (const auto& slot : slots_) n += !slot->retired && slot->cloned ? 1 : 0;
     return n;
   }
   nlohmann::json Environment() const override { return environment_; }
@@ -1368,6 +1381,13 @@ Result<std::unique_ptr<Sandbox>> StartSandbox(const Options& options) {
     if (!ok) return InvalidArgumentError("'" + module + "' is not a module name");
   }
   const std::string& root = options.env_root;
+  for (const char* hidden : {"/tmp", "/proc", "/dev", "/sys"}) {
+    // Each of these is the sandbox's own: an environment there would be hidden by it.
+    const std::string h = hidden;
+    if (root == h || root.rfind(h + "/", 0) == 0)
+      return InvalidArgumentError("an environment can't be under " + h +
+                                  " (the sandbox mounts its own there): " + root);
+  }
   if (!root.empty()) {
     if (root[0] != '/' || root == "/" || root.back() == '/' ||
         root.find("/../") != std::string::npos || root.find("/./") != std::string::npos ||

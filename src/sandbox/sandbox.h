@@ -204,10 +204,13 @@ class Sandbox {
   virtual std::string Describe() const = 0;
 
   // Sets the number of slots (1..kMaxSlots). A new slot's template is forked from a warm one (it
-  // imports nothing anew; a fresh start only when none is alive); a slot beyond the number ends
-  // once its job does. Returns once the new slots are warm.
+  // imports nothing anew; a fresh start when none is free within 2 s or the fork fails), and ends
+  // with it; a slot beyond the number ends once its job does (the newest first). Returns once the
+  // new slots are warm. (StartSandbox starts each of its slots afresh.)
   virtual Status Resize(int slots) = 0;
   virtual int Slots() const = 0;
+  // How many of the slots' templates were forked from another's (the rest started fresh).
+  virtual int ClonedSlots() const = 0;
 
   // The environment as the sandbox's Python saw it at start: {"python": version, "packages":
   // ["name==version", ...] sorted, "modules": top-level modules of its site directories}.

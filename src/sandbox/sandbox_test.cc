@@ -1444,12 +1444,14 @@ class HostileInPoolTest : public HostileTest {
     if (impossible_) return;
     delete sandbox_;
     sandbox_ = nullptr;
-    env_ = fs::temp_directory_path() / ("sandbox-hostile-env-" + std::to_string(getpid()));
+    // Not under /tmp: the sandbox mounts its own there.
+    env_ = fs::path("/var/tmp") / ("sandbox-hostile-env-" + std::to_string(getpid()));
     std::string python = MakeProbeEnvironment(env_);
     auto started = StartSandbox(Options{
         .python = python, .env_root = env_.string(), .preload = {"dsenvprobe"}, .slots = 1});
     ASSERT_TRUE(started.ok()) << started.status().ToString();
     ASSERT_TRUE((*started)->Resize(2).ok());
+    ASSERT_EQ((*started)->ClonedSlots(), 1);
     sandbox_ = std::move(started).value().release();
   }
   static void TearDownTestSuite() {
@@ -1475,7 +1477,7 @@ class EnvironmentTest : public ::testing::Test {
   // A virtualenv (--system-site-packages) holding one package the system Python lacks, with its
   // distribution's metadata, as pip would leave it.
   static void SetUpTestSuite() {
-    env_ = fs::temp_directory_path() / ("sandbox-env-" + std::to_string(getpid()));
+    env_ = fs::path("/var/tmp") / ("sandbox-env-" + std::to_string(getpid()));
     MakeProbeEnvironment(env_);
     auto started = StartSandbox(Options{.python = (env_ / "bin" / "python").string(),
                                         .env_root = env_.string(),
@@ -1597,6 +1599,7 @@ TEST_F(EnvironmentTest, AModuleTheEnvironmentLacksEndsTheJobBeforeItsCodeRuns) {
 TEST_F(EnvironmentTest, ResizingForksWarmTemplatesAndShrinksToOne) {
   ASSERT_TRUE(sandbox_->Resize(4).ok());
   EXPECT_EQ(sandbox_->Slots(), 4);
+  EXPECT_EQ(sandbox_->ClonedSlots(), 3) << "the new slots were started afresh, not forked";
   // Jobs from 4 threads at once each get a slot, and each slot's template had the module loaded
   // (a clone imports nothing anew).
   std::vector<std::thread> threads;
@@ -1617,10 +1620,56 @@ TEST_F(EnvironmentTest, ResizingForksWarmTemplatesAndShrinksToOne) {
   EXPECT_EQ(ok.load(), 12);
   ASSERT_TRUE(sandbox_->Resize(1).ok());
   EXPECT_EQ(sandbox_->Slots(), 1);
+  EXPECT_EQ(sandbox_->ClonedSlots(), 0);
   JobResult r = Run(*sandbox_, "def f():\n    return 5\n");
   ASSERT_EQ(r.outcome, Outcome::kOk) << r.error;
   EXPECT_EQ(sandbox_->Resize(0).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(sandbox_->Resize(kMaxSlots + 1).code(), StatusCode::kInvalidArgument);
+}
+
+// A cold attack on the first clones: forked into bubblewrap's network namespace, two slots' jobs
+// running at once could meet on an abstract Unix socket (a private run handing data to a mock
+// run). Each clone has network and IPC namespaces of its own.
+TEST_F(EnvironmentTest, JobsOfAClonedSlotAndItsOriginCanNotMeet) {
+  ASSERT_TRUE(sandbox_->Resize(2).ok());
+  ASSERT_EQ(sandbox_->ClonedSlots(), 1);
+  const std::string listen =
+      "import socket, select\n"
+      "def f():\n"
+      "    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+      "    s.bind('\\0datasite-slot-meeting')\n"
+      "    s.listen(1)\n"
+      "    if not select.select([s], [], [], 4)[0]:\n"
+      "        return 'nobody came'\n"
+      "    c, _ = s.accept()\n"
+      "    return c.recv(100).decode()\n";
+  const std::string call =
+      "import socket, time\n"
+      "def f():\n"
+      "    for _ in range(30):\n"
+      "        try:\n"
+      "            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+      "            c.connect('\\0datasite-slot-meeting')\n"
+      "            c.sendall(b'private ages 31,42')\n"
+      "            return 'met'\n"
+      "        except OSError:\n"
+      "            time.sleep(0.1)\n"
+      "    return 'refused'\n";
+  std::string got[2];
+  std::thread listener([&] {
+    fs::path out = result_.string() + "-listen";
+    auto r = sandbox_->Run(Spec(listen), out.string(), nullptr);
+    if (r.ok() && r->outcome == Outcome::kOk) got[0] = ReadFile(out);
+    fs::remove(out);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  JobResult r = Run(*sandbox_, call);
+  listener.join();
+  ASSERT_EQ(r.outcome, Outcome::kOk) << r.error << r.stderr_text;
+  got[1] = ReadFile(result_);
+  EXPECT_EQ(got[0], "\"nobody came\"");
+  EXPECT_EQ(got[1], "\"refused\"");
+  ASSERT_TRUE(sandbox_->Resize(1).ok());
 }
 
 TEST(EnvironmentOptionsTest, BadEnvironmentsAreRefusedSayingWhy) {
@@ -1633,6 +1682,8 @@ TEST(EnvironmentOptionsTest, BadEnvironmentsAreRefusedSayingWhy) {
   s = StartSandbox({.python = "/opt/x/bin/python", .env_root = "/opt/y", .slots = 1});
   EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);  // no such directory
   s = StartSandbox({.python = "/usr/bin/python3", .preload = {"os;rm"}, .slots = 1});
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+  s = StartSandbox({.python = "/tmp/env/bin/python", .env_root = "/tmp/env", .slots = 1});
   EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
 }
 

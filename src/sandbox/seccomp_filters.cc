@@ -128,9 +128,11 @@ constexpr unsigned long kNamespaceFlags[] = {CLONE_NEWUSER,   CLONE_NEWNS,  CLON
                                              CLONE_NEWNET,    CLONE_NEWIPC, CLONE_NEWUTS,
                                              CLONE_NEWCGROUP, CLONE_NEWTIME};
 // The template makes a user + mount namespace of its own (unshare, once, for a fresh /tmp per
-// child) and a pid namespace per child (clone). Nothing may make any other; a job's own filter
-// denies unshare and every clone that is not a thread.
-constexpr unsigned long kUnshareAllowed = CLONE_NEWUSER | CLONE_NEWNS;
+// child) and a pid namespace per child (clone); a template forked from it for another slot
+// (Sandbox::Resize) also network and IPC namespaces of its own, so that jobs of two slots can't
+// meet. Nothing may make any other; a job's own filter denies unshare and every clone that is not
+// a thread.
+constexpr unsigned long kUnshareAllowed = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC;
 constexpr unsigned long kCloneAllowed = CLONE_NEWPID;
 
 constexpr const char* kJobDenied[] = {

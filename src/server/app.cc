@@ -389,10 +389,12 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
     }
     pool_options.limits = code_options.limits;
     pool_options.max_timeout_ms = code_options.max_timeout_ms;
+    pool_options.local = config.workers > 0;
     p->pools = std::make_unique<services::PoolService>(*p->store, clock, pool_options);
     p->code->SetPools(p->pools.get());
   }
 
+  if (config.workers == 0) p->pools->Restore();  // recorded only: workers run them
   if (config.workers == 0 && config.external_workers) {
     spdlog::info("jobs: run by datasite worker processes on {}", storage);
   } else if (config.workers == 0) {

@@ -306,6 +306,11 @@ CLI::App* AddWorkerCommand(CLI::App& app, WorkerOptions& w) {
                 "The name this worker's job leases carry: unique among running workers, the same "
                 "across restarts (default: HOST-PID)");
   c->add_option("--workers", w.workers, "Job slots (default: one per core)");
+  c->add_option("--pool", w.pool,
+                "The worker pool whose jobs this worker runs (default 'default'): launched "
+                "through the API first; its image's Python and environment must exist here (in "
+                "Kubernetes, one Deployment per pool, its container image holding the environment)")
+      ->envname("DATASITE_WORKER_POOL");
   c->add_option("--job-timeout", w.job_timeout_seconds,
                 "Longest wall-clock time of a job, in seconds (default 60; as the server's)");
   c->add_option("--job-memory-bytes", w.job_limits.memory_bytes,

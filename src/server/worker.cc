@@ -17,6 +17,7 @@
 #include "server/app.h"
 #include "server/launch.h"
 #include "services/notifications.h"
+#include "services/pools.h"
 #include "services/settings.h"
 #include "store/store.h"
 
@@ -43,7 +44,7 @@ struct Parts {
   }
 };
 
-Status Start(const WorkerOptions& o, Parts& p) {
+Status Start(WorkerOptions o, Parts& p) {
   if (o.database.empty() && !std::filesystem::exists(DatabasePath(o.data_dir))) {
     return FailedPreconditionError("no datasite in " + o.data_dir +
                                    ": launch one there first (datasite launch --data-dir " +
@@ -69,6 +70,31 @@ Status Start(const WorkerOptions& o, Parts& p) {
                                                               services::NotificationsOptions{});
   jobs::QueueOptions queue_options{.workers = o.workers};
   queue_options.owner = o.name;
+  queue_options.pool = o.pool;
+  // A pool's worker runs its image's environment (as recorded when the pool was launched).
+  sandbox::Options sandbox_options;
+  sandbox_options.python = o.python;
+  sandbox_options.slots = o.workers;
+  if (o.pool != services::kDefaultPool) {
+    auto pool = p.store->GetPoolRecord("pool", o.pool);
+    if (!pool.ok()) {
+      return FailedPreconditionError("no worker pool '" + o.pool +
+                                     "': launch it through the API first (client.worker_pools."
+                                     "launch)");
+    }
+    nlohmann::json pool_doc = nlohmann::json::parse(pool->doc, nullptr, false);
+    auto image = p.store->GetPoolRecord("image", pool_doc.value("image_id", ""));
+    if (!image.ok()) return FailedPreconditionError("the pool's image is gone");
+    nlohmann::json image_doc = nlohmann::json::parse(image->doc, nullptr, false);
+    sandbox_options.python = image_doc.value("python", o.python);
+    sandbox_options.env_root = image_doc.value("path", "");
+    for (const auto& m : image_doc.value("imports", nlohmann::json::array()))
+      sandbox_options.preload.push_back(m.get<std::string>());
+    if (pool_doc.contains("memory_bytes"))
+      o.job_limits.memory_bytes = pool_doc["memory_bytes"].get<uint64_t>();
+    if (pool_doc.contains("cpu_seconds"))
+      o.job_limits.cpu_seconds = pool_doc["cpu_seconds"].get<uint32_t>();
+  }
   queue_options.lease_ms = o.job_lease_seconds * 1000;
   queue_options.on_finished = [notifications = p.notifications.get()](store::Store& tx,
                                                                       const store::Job& job) {
@@ -91,14 +117,25 @@ Status Start(const WorkerOptions& o, Parts& p) {
       *p.store, *p.blobs, clock,
       EndpointOptionsFor(o.python, storage, o.endpoint_egress, code_options));
   p.code->SetEndpoints(p.endpoints.get());
-  sandbox::Options sandbox_options;
-  sandbox_options.python = o.python;
-  sandbox_options.slots = o.workers;
   auto sandbox = sandbox::StartSandbox(sandbox_options);
   if (!sandbox.ok()) {
     return FailedPreconditionError("the sandbox can't start: " + sandbox.status().message());
   }
   spdlog::info("sandbox: {}", (*sandbox)->Describe());
+  if (o.pool != services::kDefaultPool) {
+    // What approvals of the pool's code bind, published for the API servers (PoolService).
+    const std::string hash =
+        services::PackagesHash((*sandbox)->Environment(), sandbox_options.env_root);
+    p.code->SetRunPool(o.pool, hash);
+    RETURN_IF_ERROR(p.store->PutPoolRecord(
+        {"pool_env", o.pool,
+         nlohmann::json{
+             {"packages_hash", hash},
+             {"modules", (*sandbox)->Environment().value("modules", nlohmann::json::array())}}
+             .dump(),
+         clock.NowMillis()}));
+    spdlog::info("worker pool {}: environment {}", o.pool, hash);
+  }
   p.code->SetSandbox(std::move(*sandbox));
   p.code->RemoveStrayResults(o.name);
   RETURN_IF_ERROR(p.code->CountKeptBytes());

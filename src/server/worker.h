@@ -28,6 +28,7 @@ struct WorkerOptions {
   // running). Default: "<host name>-<pid>".
   std::string name;
   int workers = 1;                   // job slots: warm sandboxed Python processes
+  std::string pool = "default";      // the worker pool whose jobs it runs (services/pools.h)
   int64_t job_lease_seconds = 30;    // a lease's life without a heartbeat (see jobs::QueueOptions)
   int64_t job_timeout_seconds = 60;  // as the server's --job-timeout
   std::string python = "/usr/bin/python3";

@@ -1973,6 +1973,13 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
       return out;
     }
     pool = std::move(*found);
+  } else if (!run_pool_.empty() && job.kind == "private") {
+    auto approved = store_.GetPoolRecord("approval", job.code_id);
+    if (!approved.ok() || approved->doc != run_pool_hash_) {
+      out.error = "the worker pool '" + run_pool_ +
+                  "' runs another environment than the one approved: the code needs a new review";
+      return out;
+    }
   }
   auto sandbox =
       pool.sandbox ? Result<sandbox::Sandbox*>(pool.sandbox.get()) : WaitForSandbox(&cancel);
@@ -2190,9 +2197,13 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
     std::string names;
     for (const std::string& n : where) names += (names.empty() ? "" : ", ") + n;
     out.error = r->error + " in worker pool '" +
-                (pools_ != nullptr ? pools_->PoolOf(job.code_id) : std::string(kDefaultPool)) +
+                (pools_ != nullptr   ? pools_->PoolOf(job.code_id)
+                 : run_pool_.empty() ? std::string(kDefaultPool)
+                                     : run_pool_) +
                 "' (nothing of the code ran; the run was not counted). " +
-                (names.empty() ? "No pool has it." : "Pools that have it: " + names);
+                (pools_ == nullptr ? "Pools are listed in client.worker_pools."
+                 : names.empty()   ? "No pool has it."
+                                   : "Pools that have it: " + names);
     return out;
   }
   if (r->outcome == sandbox::Outcome::kSandboxFailure && !r->started) {

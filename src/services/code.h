@@ -214,6 +214,12 @@ class CodeService {
   void SetEndpoints(EndpointService* endpoints) { endpoints_ = endpoints; }
   // Worker pools other than the default (this service's own sandbox). Set once before serving.
   void SetPools(PoolService* pools) { pools_ = pools; }
+  // A `datasite worker --pool` (no PoolService): its jobs are that pool's, and a private run's
+  // approval must have bound `packages_hash`, this worker's environment. Set once before serving.
+  void SetRunPool(std::string name, std::string packages_hash) {
+    run_pool_ = std::move(name);
+    run_pool_hash_ = std::move(packages_hash);
+  }
   // Removes the files in the results directory that no completed job refers to: what the attempt of
   // a job running when the server died had written, and any other stray file; the file of a run
   // that another worker process is running now (a lease not `owner`'s that has not expired) stays.
@@ -496,6 +502,7 @@ class CodeService {
   Notifications* notifications_ = nullptr;  // Set once before serving.
   EndpointService* endpoints_ = nullptr;    // Set once before serving.
   PoolService* pools_ = nullptr;            // Set once before serving.
+  std::string run_pool_, run_pool_hash_;    // SetRunPool
   const CodeOptions options_;
 
   mutable std::mutex sandbox_mu_;

@@ -129,11 +129,56 @@ std::string LastLines(const std::string& text, int lines) {
 
 }  // namespace
 
+// SHA-256 hex of everything under `root`, in path order: each entry's path, type and mode, and a
+// file's bytes or a link's target (links are not followed). '' for no root.
+std::string TreeDigest(const std::string& root) {
+  if (root.empty()) return "";
+  std::vector<fs::path> entries;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::end(it);
+       it.increment(ec))
+    entries.push_back(it->path());
+  if (ec) return "unreadable: " + ec.message();
+  std::sort(entries.begin(), entries.end());
+  crypto_hash_sha256_state state;
+  crypto_hash_sha256_init(&state);
+  auto add = [&state](const std::string& s) {
+    uint64_t n = s.size();
+    crypto_hash_sha256_update(&state, reinterpret_cast<const unsigned char*>(&n), sizeof n);
+    crypto_hash_sha256_update(&state, reinterpret_cast<const unsigned char*>(s.data()), s.size());
+  };
+  std::vector<char> buf(1 << 20);
+  for (const fs::path& p : entries) {
+    fs::file_status st = fs::symlink_status(p, ec);
+    add(p.lexically_relative(root).string());
+    add(std::to_string(static_cast<int>(st.type())) + ":" +
+        std::to_string(static_cast<unsigned>(st.permissions())));
+    if (fs::is_symlink(st)) {
+      add(fs::read_symlink(p, ec).string());
+    } else if (fs::is_regular_file(st)) {
+      std::ifstream in(p, std::ios::binary);
+      uint64_t total = 0;
+      while (in) {
+        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+        const auto got = static_cast<size_t>(in.gcount());
+        crypto_hash_sha256_update(&state, reinterpret_cast<const unsigned char*>(buf.data()), got);
+        total += got;
+      }
+      add(std::to_string(total));
+    }
+  }
+  unsigned char out[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256_final(&state, out);
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(out), sizeof out));
+}
+
 std::string PackagesHash(const json& environment, const std::string& path) {
   std::string text = json{
       {"python", environment.value("python", "")},
       {"packages", environment.value("packages", json::array())},
-      {"path", path}}.dump();
+      {"path", path},
+      {"contents",
+       TreeDigest(path)}}.dump();
   unsigned char out[crypto_hash_sha256_BYTES];
   crypto_hash_sha256(out, reinterpret_cast<const unsigned char*>(text.data()), text.size());
   return HexEncode(std::string_view(reinterpret_cast<const char*>(out), sizeof out));
@@ -252,12 +297,14 @@ Result<json> PoolService::SubmitImage(const Principal& caller, const json& body)
     if (!reqs.is_array() || reqs.empty() || reqs.size() > 256)
       return InvalidArgumentError("requirements must be a list of 1 to 256 requirement strings");
     for (const json& r : reqs) {
-      if (!r.is_string() || r.get_ref<const std::string&>().empty() ||
-          r.get_ref<const std::string&>().size() > 200 ||
-          r.get_ref<const std::string&>().front() == '-' ||
-          r.get_ref<const std::string&>().find_first_of("\n\r") != std::string::npos)
+      // A name with extras, versions and markers only: no pip option, and no direct reference
+      // (a URL or a path would pass --no-index and find_links).
+      const std::string spec = r.is_string() ? r.get<std::string>() : "";
+      if (spec.empty() || spec.size() > 200 || !std::isalnum(static_cast<unsigned char>(spec[0])) ||
+          spec.find_first_of("@/\\:\n\r\t") != std::string::npos)
         return InvalidArgumentError(
-            "each requirement must be a requirement specifier (no pip options)");
+            "each requirement must be a requirement specifier such as 'scikit-learn==1.2.1' (no "
+            "pip options, URLs, paths or direct references)");
       image["requirements"].push_back(r);
     }
     if (config.contains("find_links") && !config["find_links"].is_null()) {
@@ -334,6 +381,7 @@ Result<json> PoolService::BuildImage(const Principal& caller, const std::string&
   RETURN_IF_ERROR(OwnersOnly(caller));
   if (id == kDefaultPool) return InvalidArgumentError("the image 'default' is the server's own");
   ASSIGN_OR_RETURN(json image, LoadImage(id));
+  RETURN_IF_ERROR(NotInUse(id));
   std::lock_guard building(build_mu_);
   if (image["kind"] == "requirements") {
     const std::string root = image["path"];
@@ -360,7 +408,9 @@ Result<json> PoolService::BuildImage(const Principal& caller, const std::string&
                                       "install",
                                       "--disable-pip-version-check",
                                       "--no-input",
-                                      "--no-cache-dir"};
+                                      "--no-cache-dir",
+                                      "--only-binary",
+                                      ":all:"};
       if (!image["find_links"].is_null()) {
         pip.push_back("--find-links");
         pip.push_back(image["find_links"]);
@@ -407,7 +457,16 @@ Result<json> PoolService::BuildImage(const Principal& caller, const std::string&
   return image;
 }
 
-Result<json> PoolService::ListImages() {
+// What a data scientist sees of an image: what it holds, not where it came from (an index URL may
+// carry credentials, paths and pip's output name the host).
+json ForScientists(json image) {
+  for (const char* key : {"path", "find_links", "index_url", "python", "created_by"})
+    image.erase(key);
+  if (!image.value("error", json()).is_null()) image["error"] = "the environment does not work";
+  return image;
+}
+
+Result<json> PoolService::ListImages(const Principal& caller) {
   json out = json::array({DefaultImage()});
   ASSIGN_OR_RETURN(std::vector<store::PoolRecord> records, store_.ListPoolRecords("image"));
   std::vector<json> images;
@@ -417,24 +476,34 @@ Result<json> PoolService::ListImages() {
            std::make_pair(b.value("created_at", int64_t{0}), b.value("id", ""));
   });
   for (json& i : images) out.push_back(std::move(i));
+  if (!IsOwner(caller))
+    for (json& i : out) i = ForScientists(std::move(i));
   return out;
 }
 
-Result<json> PoolService::GetImage(const std::string& id) { return LoadImage(id); }
+Result<json> PoolService::GetImage(const Principal& caller, const std::string& id) {
+  ASSIGN_OR_RETURN(json image, LoadImage(id));
+  return IsOwner(caller) ? image : ForScientists(std::move(image));
+}
 
 Status PoolService::RemoveImage(const Principal& caller, const std::string& id) {
   RETURN_IF_ERROR(OwnersOnly(caller));
   if (id == kDefaultPool) return InvalidArgumentError("the image 'default' can't be removed");
   ASSIGN_OR_RETURN(json image, LoadImage(id));
-  ASSIGN_OR_RETURN(std::vector<store::PoolRecord> pools, store_.ListPoolRecords("pool"));
-  for (const auto& p : pools) {
-    if (json::parse(p.doc).value("image_id", "") == id)
-      return FailedPreconditionError("the pool '" + p.key + "' runs this image: delete it first");
-  }
+  RETURN_IF_ERROR(NotInUse(id));
   RETURN_IF_ERROR(store_.DeletePoolRecord("image", id));
   if (image["kind"] == "requirements") {
     std::error_code ec;
     fs::remove_all(image["path"].get<std::string>(), ec);
+  }
+  return Status::Ok();
+}
+
+Status PoolService::NotInUse(const std::string& image_id) {
+  ASSIGN_OR_RETURN(std::vector<store::PoolRecord> pools, store_.ListPoolRecords("pool"));
+  for (const auto& p : pools) {
+    if (json::parse(p.doc, nullptr, false).value("image_id", "") == image_id)
+      return FailedPreconditionError("the pool '" + p.key + "' runs this image: delete it first");
   }
   return Status::Ok();
 }
@@ -460,11 +529,27 @@ Status PoolService::StartPool(Pool& pool, const json& image) {
 
 json PoolService::PoolJson(const Pool& pool) {
   json out = pool.doc;
+  if (!options_.local) {
+    // Run by `datasite worker --pool` processes: what the last of them to start published.
+    json env = RemoteEnvironment(pool.doc.value("name", ""));
+    out["workers_ready"] = nullptr;
+    out["packages_hash"] = env.value("packages_hash", "");
+    out["status"] = env.is_object() && !env.empty() ? "external" : "no_workers";
+    out["error"] = nullptr;
+    return out;
+  }
   out["workers_ready"] = pool.sandbox ? pool.sandbox->Slots() : 0;
   out["packages_hash"] = pool.packages_hash;
   out["status"] = pool.sandbox ? "ready" : "failed";
   out["error"] = pool.error.empty() ? json(nullptr) : json(pool.error);
   return out;
+}
+
+json PoolService::RemoteEnvironment(const std::string& name) {
+  auto r = store_.GetPoolRecord("pool_env", name);
+  if (!r.ok()) return json::object();
+  json env = json::parse(r->doc, nullptr, false);
+  return env.is_object() ? env : json::object();
 }
 
 Result<json> PoolService::LaunchPool(const Principal& caller, const json& body) {
@@ -509,7 +594,7 @@ Result<json> PoolService::LaunchPool(const Principal& caller, const json& body) 
     if (pools_.count(name)) return AlreadyExistsError("there is a pool named '" + name + "'");
     pools_[name] = pool;  // reserved while it starts
   }
-  Status started = StartPool(*pool, image);
+  Status started = options_.local ? StartPool(*pool, image) : Status::Ok();
   if (!started.ok()) {
     std::lock_guard lock(mu_);
     pools_.erase(name);
@@ -541,8 +626,10 @@ Result<json> PoolService::ScalePool(const Principal& caller, const std::string& 
     if (it == pools_.end()) return NotFoundError("no worker pool '" + name.substr(0, 80) + "'");
     pool = it->second;
   }
-  if (!pool->sandbox) return FailedPreconditionError("the pool is down: " + pool->error);
-  RETURN_IF_ERROR(pool->sandbox->Resize(workers));
+  if (options_.local) {
+    if (!pool->sandbox) return FailedPreconditionError("the pool is down: " + pool->error);
+    RETURN_IF_ERROR(pool->sandbox->Resize(workers));
+  }  // else recorded only: its workers' number is their deployment's
   json doc;
   {
     std::lock_guard lock(mu_);
@@ -613,7 +700,9 @@ void PoolService::Restore() {
     pool->doc = json::parse(r.doc, nullptr, false);
     if (pool->doc.is_discarded()) continue;
     auto image = LoadImage(pool->doc.value("image_id", ""));
-    Status started = image.ok() ? StartPool(*pool, *image) : image.status();
+    Status started = !image.ok()      ? image.status()
+                     : options_.local ? StartPool(*pool, *image)
+                                      : Status::Ok();
     if (!started.ok()) {
       pool->error = started.message();
       spdlog::error("worker pool {}: could not start: {}", r.key, started.ToString());
@@ -656,7 +745,12 @@ Status PoolService::BindApproval(store::Store& tx, const std::string& code_id) {
   const std::string name = record->doc;
   if (name == kDefaultPool) return Status::Ok();
   std::string hash;
-  {
+  if (!options_.local) {
+    hash = RemoteEnvironment(name).value("packages_hash", "");
+    if (hash.empty())
+      return FailedPreconditionError("no worker runs the code's pool '" + name +
+                                     "' yet (datasite worker --pool " + name + ")");
+  } else {
     std::lock_guard lock(mu_);
     auto it = pools_.find(name);
     if (it == pools_.end() || !it->second->sandbox)
@@ -699,8 +793,9 @@ std::vector<std::string> PoolService::PoolsWithModule(const std::string& module)
       out.push_back(kDefaultPool);
   }
   for (const auto& [name, pool] : pools_) {
-    if (std::find(pool->modules.begin(), pool->modules.end(), module) != pool->modules.end())
-      out.push_back(name);
+    const json modules =
+        options_.local ? pool->modules : RemoteEnvironment(name).value("modules", json::array());
+    if (std::find(modules.begin(), modules.end(), module) != modules.end()) out.push_back(name);
   }
   return out;
 }

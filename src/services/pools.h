@@ -41,6 +41,10 @@ struct PoolOptions {
   std::string envs_dir;                     // where built environments go (<data>/envs)
   sandbox::Limits limits;                   // a pool's limits unless it sets its own
   int64_t max_timeout_ms = 60'000;
+  // Whether this process runs the pools' jobs. When not (an API server whose jobs `datasite worker
+  // --pool NAME` processes run), a pool is only recorded here, and its environment is what its
+  // workers published (PoolRecord "pool_env").
+  bool local = true;
 };
 
 // What a run in a pool needs.
@@ -65,8 +69,9 @@ class PoolService {
   // once. Build: builds a requirements image's environment (or re-checks a path image).
   Result<nlohmann::json> SubmitImage(const Principal& caller, const nlohmann::json& body);
   Result<nlohmann::json> BuildImage(const Principal& caller, const std::string& id);
-  Result<nlohmann::json> ListImages();
-  Result<nlohmann::json> GetImage(const std::string& id);
+  // Data scientists see what each holds, not where it came from (paths, index URLs, errors).
+  Result<nlohmann::json> ListImages(const Principal& caller);
+  Result<nlohmann::json> GetImage(const Principal& caller, const std::string& id);
   Status RemoveImage(const Principal& caller, const std::string& id);
 
   // Pools. Launch: {"name", "image_id", "num_workers"?, "memory_bytes"?, "cpu_seconds"?,
@@ -104,6 +109,9 @@ class PoolService {
   Status StartPool(Pool& pool, const nlohmann::json& image);
   nlohmann::json PoolJson(const Pool& pool);
   nlohmann::json DefaultImage();
+  // kFailedPrecondition when a pool runs the image.
+  Status NotInUse(const std::string& image_id);
+  nlohmann::json RemoteEnvironment(const std::string& name);
   Status Save(const std::string& kind, const std::string& key, const nlohmann::json& doc);
 
   store::Store& store_;

@@ -4234,13 +4234,14 @@ class SqlStore : public Store {
   using Store::RecoverJobs;
 
   Result<std::optional<Job>> LeaseNextJob(int64_t now, std::string_view owner,
-                                          int64_t lease_expires_at) override {
+                                          int64_t lease_expires_at,
+                                          std::string_view pool) override {
     std::lock_guard lock(mu_);
     // A lease need not be durable: lost in a crash, the job is simply still queued and runs
     // again, which is what recovery does with a running job anyway. Not syncing it saves one
     // disk sync per job.
     RETURN_IF_ERROR(conn_->SetDurableCommits(false));
-    auto leased = LeaseNextJobLocked(now, owner, lease_expires_at);
+    auto leased = LeaseNextJobLocked(now, owner, lease_expires_at, pool);
     RestoreFullSync();
     return leased;
   }
@@ -4286,7 +4287,7 @@ class SqlStore : public Store {
   //
   // REQUIRES: mu_ held.
   Result<std::optional<Job>> LeaseNextJobLocked(int64_t now, std::string_view owner,
-                                                int64_t lease_expires_at) {
+                                                int64_t lease_expires_at, std::string_view pool) {
     RETURN_IF_ERROR(BeginLease());
     // Queued jobs are few (each scientist may queue only so many) and their rows small.
     const bool postgres = conn_->engine() == sql::Engine::kPostgres;
@@ -4295,8 +4296,11 @@ class SqlStore : public Store {
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?1, "
             "lease_owner = ?2, lease_expires_at = ?3, kill_requested = 0 WHERE seq = (SELECT "
             "j.seq FROM jobs j LEFT JOIN job_turns t ON t.user_id = j.user_id WHERE j.status = "
-            "'queued' AND j.origin = '' ORDER BY j.priority DESC, coalesce(t.turn, 0), j.seq "
-            "LIMIT 1") +
+            "'queued' AND j.origin = '' " +
+            (pool.empty() ? std::string()
+                          : "AND coalesce((SELECT w.doc FROM worker_pool_records w WHERE w.kind = "
+                            "'code' AND w.key = j.code_id), 'default') = ?4 ") +
+            "ORDER BY j.priority DESC, coalesce(t.turn, 0), j.seq LIMIT 1") +
         (postgres ? " FOR UPDATE OF j SKIP LOCKED" : "") + ")";
     constexpr const char* kNextTurn = "(SELECT coalesce(max(turn), 0) + 1 FROM job_turns)";
     constexpr const char* kOnConflict = " ON CONFLICT (user_id) DO UPDATE SET turn = excluded.turn";
@@ -4316,6 +4320,7 @@ class SqlStore : public Store {
                            JobSelect(true, "l", ", k.*") + " LEFT JOIN LATERAL (" +
                            CodeSelect(false) + " WHERE c.id = j.code_id) k ON true");
         s.Bind(now).Bind(std::string(owner)).Bind(lease_expires_at);
+        if (!pool.empty()) s.Bind(std::string(pool));
         auto row = s.Step();
         if (!row.ok()) {
           leased = row.status();
@@ -4340,6 +4345,7 @@ class SqlStore : public Store {
       {
         Stmt s(stmts_, take + " RETURNING id, user_id");
         s.Bind(now).Bind(std::string(owner)).Bind(lease_expires_at);
+        if (!pool.empty()) s.Bind(std::string(pool));
         ASSIGN_OR_RETURN(bool row, s.Step());
         if (!row) return std::optional<std::string>();
         id = s.Text(0);

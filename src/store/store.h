@@ -982,8 +982,15 @@ class Store {
   // the highest priority whose user's turn is oldest: each lease gives its user the newest turn,
   // so users with queued jobs take turns, however many each queued, and a user who has not run
   // for a while goes first.
+  // With a `pool`, only jobs of code that runs in that worker pool (PoolRecord "code"; "default"
+  // for code that names none): a `datasite worker --pool` takes its pool's jobs only.
   virtual Result<std::optional<Job>> LeaseNextJob(int64_t now, std::string_view owner,
-                                                  int64_t lease_expires_at) = 0;
+                                                  int64_t lease_expires_at,
+                                                  std::string_view pool) = 0;
+  Result<std::optional<Job>> LeaseNextJob(int64_t now, std::string_view owner,
+                                          int64_t lease_expires_at) {
+    return LeaseNextJob(now, owner, lease_expires_at, {});
+  }
   // A lease of 30 s held by kLocalLeaseOwner (tests, tools).
   Result<std::optional<Job>> LeaseNextJob(int64_t now) {
     return LeaseNextJob(now, kLocalLeaseOwner, now + 30'000);

@@ -27,8 +27,9 @@ def module_name(prefix="poolmod"):
 @contextlib.contextmanager
 def readable_dir():
     """A new folder every user may read (pytest's own are 0700 under /tmp/pytest-of-USER, which
-    the sandbox's user can't enter), removed afterwards."""
-    path = pathlib.Path(tempfile.mkdtemp(prefix="datasite-pool-test-"))
+    the sandbox's user can't enter), not under /tmp (the sandbox mounts its own there), removed
+    afterwards."""
+    path = pathlib.Path(tempfile.mkdtemp(prefix="datasite-pool-test-", dir="/var/tmp"))
     path.chmod(0o755)
     try:
         yield path

@@ -22,9 +22,9 @@ pytestmark = needs_sandbox
 PROBE_SOURCE = "MAGIC = 4242\n\ndef triple(x):\n    return 3 * x\n"
 
 
-def make_wheel(folder, name="dsprobe", version="1.0"):
+def make_wheel(folder, name="dsprobe", version="1.0", source=PROBE_SOURCE):
     """A pure-Python wheel of one module, written by hand (no build backend needed offline)."""
-    files = {f"{name}/__init__.py": PROBE_SOURCE.encode()}
+    files = {f"{name}/__init__.py": source.encode()}
     info = f"{name}-{version}.dist-info"
     files[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
     files[f"{info}/WHEEL"] = (
@@ -91,9 +91,10 @@ class World:
 @pytest.fixture()
 def envs_dir(tmp_path_factory, monkeypatch):
     """Where the server builds environments: a directory the sandbox's uid 65534 can reach
-    (pytest's own temporary directories are private to their user)."""
+    (pytest's own temporary directories are private to their user), not under /tmp (the sandbox
+    mounts its own there)."""
     import tempfile, os, shutil
-    path = tempfile.mkdtemp(prefix="datasite-test-envs-")
+    path = tempfile.mkdtemp(prefix="datasite-test-envs-", dir="/var/tmp")
     os.chmod(path, 0o755)
     monkeypatch.setenv("DATASITE_ENVS_DIR", path)
     yield path
@@ -109,6 +110,10 @@ def build_probe_image(world, tmp_path, name="probe-env"):
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     make_wheel(wheels)
+    return submit_and_build(world, wheels, name)
+
+
+def submit_and_build(world, wheels, name):
     resp = world.api.post("/api/v1/worker_images",
                           {"name": name, "worker_config": {"requirements": ["dsprobe==1.0"],
                                                            "find_links": str(wheels),
@@ -196,6 +201,54 @@ def test_approval_binds_the_pools_environment(world, tmp_path):
     assert "needs a new review" in job.json["error"]
     code_now = world.api.get(f"/api/v1/code/{code['id']}", token=world.scientist).json
     assert code_now["output_policy"]["used"] == 0
+
+
+def test_an_environment_rebuilt_with_other_contents_needs_a_new_review(world, tmp_path):
+    # A cold attack: the hash an approval bound covered package names and versions only, so a
+    # wheel of the same version with other contents, rebuilt, ran under the old approval.
+    image = build_probe_image(world, tmp_path)
+    assert world.api.post("/api/v1/worker_pools", {"name": "ml", "image_id": image["id"]},
+                          token=world.owner).status == 201
+    code = world.submit(USES_PROBE, "use_probe", pool="ml").json
+    world.request_and_approve(code["id"])
+    # A running pool's image is not rebuilt under it.
+    busy = world.api.post(f"/api/v1/worker_images/{image['id']}/build", {}, token=world.owner)
+    assert busy.status == 409, busy
+    assert world.api.delete("/api/v1/worker_pools/ml", token=world.owner).status == 200
+    make_wheel(tmp_path / "wheels", source="MAGIC = 1\n\ndef triple(x):\n    return 0\n")
+    rebuilt = world.api.post(f"/api/v1/worker_images/{image['id']}/build", {}, token=world.owner)
+    assert rebuilt.status == 200, rebuilt
+    assert rebuilt.json["packages"] == image["packages"]
+    assert rebuilt.json["packages_hash"] != image["packages_hash"]
+    assert world.api.post("/api/v1/worker_pools", {"name": "ml", "image_id": image["id"]},
+                          token=world.owner).status == 201
+    job = world.run(code["id"])
+    assert job.json["status"] == "errored", job.json
+    assert "needs a new review" in job.json["error"]
+
+
+def test_scientists_see_what_an_environment_holds_not_where_it_came_from(world, tmp_path):
+    # A cold attack: an index URL's credentials and pip's output were shown to scientists.
+    secret = "https://deploy:S3cr3tT0ken@pypi.corp.example/simple"
+    image = world.api.post("/api/v1/worker_images",
+                           {"name": "corp", "worker_config": {"requirements": ["dsprobe"],
+                                                              "index_url": secret}},
+                           token=world.owner)
+    assert image.status == 201, image
+    for path in ("/api/v1/worker_images", f"/api/v1/worker_images/{image.json['id']}"):
+        seen = world.api.get(path, token=world.scientist)
+        assert seen.status == 200
+        assert "S3cr3tT0ken" not in seen.raw.decode() and "/var/tmp" not in seen.raw.decode()
+        owners = world.api.get(path, token=world.owner)
+        assert "S3cr3tT0ken" in owners.raw.decode()
+    # Direct references would pass --no-index and the wheel folder: refused.
+    for spec in ("smuggled @ file:///var/tmp/x.whl", "https://evil.example/x.whl",
+                 "./local-dir", "-r other.txt"):
+        bad = world.api.post("/api/v1/worker_images",
+                             {"name": "bad", "worker_config": {"requirements": [spec],
+                                                               "find_links": str(tmp_path)}},
+                             token=world.owner)
+        assert bad.status == 400, (spec, bad)
 
 
 def test_pools_scale_and_only_owners_manage_them(world, tmp_path):

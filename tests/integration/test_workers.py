@@ -159,3 +159,49 @@ def test_a_worker_killed_mid_job_takes_it_back_when_it_starts_again(binary, api_
         first.stop()
         if other:
             other.stop()
+
+
+@needs_sandbox
+def test_a_pools_jobs_run_only_in_its_workers(binary, api_server, tmp_path):
+    # Full stack (issue 19): the API server records the pool; `datasite worker --pool cpu` runs
+    # its jobs in its image's environment and publishes the package hash approvals bind; a default
+    # worker leaves them queued.
+    server, api, actors, data_dir = api_server
+    owner = actors["owner"].token
+    asset_id = upload(api, actors)
+    image = api.post("/api/v1/worker_images",
+                     {"name": "system", "worker_config": {"python": "/usr/bin/python3"}},
+                     token=owner)
+    # Checking an image starts a sandbox in the API process: it has none with --workers 0? It does
+    # (a one-slot check), so the image is ready.
+    assert image.status == 201, image
+    pool = api.post("/api/v1/worker_pools", {"name": "cpu", "image_id": image.json["id"]},
+                    token=owner)
+    assert pool.status == 201, pool
+    assert pool.json["status"] == "no_workers"
+    name = "pooled"
+    code = api.post("/api/v1/code", {"name": name, "worker_pool_name": "cpu",
+                                     "source": "def pooled(data):\n    return int(data['age'].sum())\n",
+                                     "inputs": {"data": {"asset_id": asset_id}}}, token=owner)
+    assert code.status == 201, code
+    default_worker = Worker(binary, data_dir, "w-default")
+    try:
+        queued = api.post("/api/v1/code/%s/run" % code.json["id"], {"blocking": False}, token=owner)
+        assert queued.status == 201, queued
+        time.sleep(2)  # the default worker is up and leasing: it must not take the pool's job
+        assert api.get("/api/v1/jobs/" + queued.json["id"], token=owner).json["status"] == "queued"
+        pool_worker = Worker(binary, data_dir, "w-cpu", "--pool", "cpu")
+        try:
+            done = wait_status(api, owner, queued.json["id"], ("completed", "errored"))
+            assert done["status"] == "completed", done
+            assert job_row(data_dir, queued.json["id"])[2] == "w-cpu"
+            listed = api.get("/api/v1/worker_pools/cpu", token=owner).json
+            assert listed["status"] == "external" and len(listed["packages_hash"]) == 64
+        finally:
+            pool_worker.stop()
+    finally:
+        default_worker.stop()
+    # A worker of a pool nobody launched refuses to start, saying so.
+    out = subprocess.run([binary, "worker", "--data-dir", str(data_dir), "--workers", "1",
+                          "--pool", "gpu", *LIMITS], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "no worker pool 'gpu'" in out.stderr, out.stderr
