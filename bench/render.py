@@ -554,28 +554,26 @@ def dp_section(d):
 
 # What bench/pools.py showed, read against the source: written by hand from the run of 2026-12-05 (see the
 # section's commit), kept as written until the causes change.
-POOLS_READING = """### Reading the worker pool figures (the run of 2026-12-05)
+POOLS_READING = """### Reading the worker pool figures (the run of 2026-12-05, 08:33 UTC)
 
-- **Scaling does not clone: a bug.** `SandboxImpl::Resize` sends the pool's warm template `clone`, and the
-  forked template's `clone_main` calls `own_namespace()`, which after `unshare(CLONE_NEWUSER | CLONE_NEWNS)`
-  opens `/proc/self/setgroups` to write its maps. But the first template has already mounted an empty
-  read-only tmpfs over `/proc` (the end of its own `own_namespace()`), so in the clone that open fails (strace
-  of the pool's template: `openat(AT_FDCWD, "/proc/self/setgroups", ...) = -1 ENOENT`, then `exit_group(70)`
-  0.5 ms after the unshare); the clone never says hello, and `Resize` silently falls back to a fresh
-  bubblewrap start that imports scikit-learn anew (`Start`; the clone's failure is not logged). Every one of
-  the 15 scale-ups added 3 bubblewrap processes (a forked slot adds none) and took about three cold starts
-  (one cold start of this image: the 1-slot launch, about 0.9 s; 2.8 s for three). The 2 s goal is for
-  forked slots, so it is **not met** until the clone works; starting anew can't meet it with 3 new slots.
-- **The p50 ratio is met, narrowly** (1.48x at the median; per run 1.46 to 1.66, over 1.5 in 2 of 5 runs).
-  Most of the gap is the pool's template, not scikit-learn's work: the trivial function in `ml` is already
-  1.24x the default pool's (a larger template, with scikit-learn and SciPy imported: presumably each job's
-  fork, copy-on-write faults and exit cost more; not measured here); the 2-point fit adds about 4 ms. Beside it, the same function in the default pool (same
-  system Python, scikit-learn imported by each job) takes 0.45 s, and a cold `python3 -c "import
-  sklearn.linear_model"` 0.7 s.
-- Built from an export of commit 7c7c396 (`git archive`, Release, `cmake --build -j1 --target datasite`); the
-  next commit, 9cb81e4, changed only the CLI.
-- The machine's 2 cores were shared with other sessions' work (load average 2.3 to 2.5 at the end of each
-  run); both sides of the p50 ratio were measured in the same run, in alternating blocks of 20.
+- **Scaling forks: 1 -> 4 slots answers in 32 ms** (median of 15; max 48 ms), against 3.5 s to launch a
+  fresh pool of 4: no bubblewrap process is added (each new slot's template is forked from the pool's warm
+  one, with user, mount, network and IPC namespaces of its own). An earlier run on 7c7c396 (a helper's) took
+  2.8 s per scale-up and added 3 bubblewrap processes each time: the fork failed (the clone wrote its uid map
+  through `/proc/self`, which the first template had covered, and it was not dumpable) and `Resize` fell back
+  to fresh starts without saying so. Fixed in 967ab90; the sandbox tests now assert the slots were forked.
+- **The p50 ratio is not met: 1.65x** (per run 1.54 to 1.68; the earlier run on 7c7c396 gave 1.48x at the
+  median, 1.46 to 1.66 per run, under a different load). Most of the gap is the pool's template, not
+  scikit-learn's work: the trivial function in `ml` is already 1.34x the default pool's. With one slot, each
+  job's child is forked only once the last one has exited (the template gives each child a fresh /tmp and
+  forks only when no child is alive), so the fork and the exit of a process with SciPy and scikit-learn
+  mapped are on the path of back-to-back jobs; the 2-point fit adds about 4 ms. Not yet improved. Beside
+  it, the same function in the default pool (same system Python, scikit-learn imported by each job) takes
+  0.45 s, and a cold `python3 -c "import sklearn.linear_model"` 0.74 s: the pool's job is 33x faster than
+  that import alone.
+- Built from the working tree at e717eef plus 967ab90's sandbox changes (Release); the machine's 2 cores
+  were otherwise idle (load average 1.0 to 1.2 at the end of each run); both sides of the p50 ratio were
+  measured in the same run, in alternating blocks of 20.
 """
 
 

@@ -410,7 +410,7 @@ struct Slot {
   uint64_t spare_id = 0;
   // The template was forked from another slot's (Resize): it has no bubblewrap of its own and
   // ends with that one's (the first template is the sandbox's pid 1).
-  bool cloned = false;
+  std::atomic<bool> cloned{false};  // atomic: ClonedSlots reads it while its holder may write it
   bool retired = false;  // REQUIRES: mu_ held. Removed once released (Resize down).
 };
 
