@@ -219,7 +219,9 @@ json PoolService::DefaultImage() {
     std::lock_guard lock(mu_);
     sandbox = default_sandbox_;
   }
-  if (sandbox != nullptr) {
+  if (sandbox == nullptr) {
+    image["status"] = "starting";  // the server's sandbox starts beside its first requests
+  } else {
     json env = sandbox->Environment();
     image["packages"] = env.value("packages", json::array());
     image["python_version"] = env.value("python", "");
