@@ -75,7 +75,8 @@ CLONE_NEWNET = 0x40000000
 CLONE_NEWIPC = 0x08000000
 MS_RDONLY = 0x1
 MAX_POLICY_STATE = 16 << 10  # bytes of the JSON state custom policies keep between runs
-MAX_THREADS = 256  # threads of one job (RLIMIT_NPROC, counted in the template's user namespace)
+MAX_THREADS = 256  # threads of one job (RLIMIT_NPROC, counted in the job's own user namespace)
+MAX_PENDING_SIGNALS = 256  # queued signals of one job (RLIMIT_SIGPENDING)
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
 MNT_DETACH = 2
 MS_REC, MS_PRIVATE = 0x4000, 0x40000
@@ -628,6 +629,9 @@ def set_limits(limits):
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     # Counted per uid in the template's user namespace: the template, this process, its threads.
     resource.setrlimit(resource.RLIMIT_NPROC, (MAX_THREADS + 2,) * 2)
+    # Queued signals are counted per user up to the host's: a job that queued the host's limit
+    # made every other job's sigqueue fail.
+    resource.setrlimit(resource.RLIMIT_SIGPENDING, (MAX_PENDING_SIGNALS,) * 2)
 
 
 class JobFilter:
@@ -677,6 +681,12 @@ def own_namespace(more=0):
             os.close(fd)
     check(LIBC.mount(b"none", b"/proc", b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                      b"size=4096,nr_inodes=16,mode=0555"), "mount over /proc")
+    # bubblewrap's /dev/pts is a writable devpts every template forked from this one would share:
+    # two slots' jobs, running at once, met on each other's terminals. Jobs need none.
+    if os.path.isdir("/dev/pts"):
+        check(LIBC.mount(b"none", b"/dev/pts", b"tmpfs",
+                         MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                         b"size=4096,nr_inodes=16,mode=0555"), "mount over /dev/pts")
 
 
 PROC = None  # the real /proc, opened before own_namespace covers it
@@ -894,6 +904,11 @@ def child_main(sock, setup):
     os.close(null)
     os.setpgid(0, 0)
     try:
+        # A user namespace of its own, made while its limits are still the template's: the
+        # processes and signals the job counts against its RLIMIT_NPROC and RLIMIT_SIGPENDING are
+        # then counted in it alone. (In its template's namespace they were counted with those of
+        # every template forked from it, and of their jobs: one slot's job could starve another's.)
+        check(LIBC.unshare(CLONE_NEWUSER), "unshare")
         drop_capabilities()
         os.chdir(SCRATCH)
     except BaseException as error:

@@ -1672,6 +1672,81 @@ TEST_F(EnvironmentTest, JobsOfAClonedSlotAndItsOriginCanNotMeet) {
   ASSERT_TRUE(sandbox_->Resize(1).ok());
 }
 
+// A second cold attack on the clones: they shared bubblewrap's writable /dev/pts, where a mock run
+// read what a private run, in the other slot at the same time, wrote to its terminal. No job has
+// a terminal now, in any slot.
+TEST_F(EnvironmentTest, NoSlotsJobHasATerminal) {
+  ASSERT_TRUE(sandbox_->Resize(2).ok());
+  ASSERT_EQ(sandbox_->ClonedSlots(), 1);
+  for (int i = 0; i < 2; ++i) {  // both slots (they take turns)
+    JobResult r = Run(*sandbox_,
+                      "import os\n"
+                      "def f():\n"
+                      "    try:\n"
+                      "        os.openpty()\n"
+                      "        return 'a terminal'\n"
+                      "    except OSError:\n"
+                      "        return sorted(os.listdir('/dev/pts'))\n");
+    ASSERT_EQ(r.outcome, Outcome::kOk) << r.error << r.stderr_text;
+    EXPECT_EQ(ReadFile(result_), "[]");
+  }
+  ASSERT_TRUE(sandbox_->Resize(1).ok());
+}
+
+// The same attack: a cloned slot's job counted its threads against the first slot's job's limit
+// (their user namespaces were nested), so it could stop that job from starting any thread.
+TEST_F(EnvironmentTest, ASlotsJobCanNotTakeAnothersThreads) {
+  ASSERT_TRUE(sandbox_->Resize(2).ok());
+  ASSERT_EQ(sandbox_->ClonedSlots(), 1);
+  const std::string hold =
+      "import threading, time\n"
+      "def f():\n"
+      "    threading.stack_size(256 << 10)\n"
+      "    stop = threading.Event()\n"
+      "    started = 0\n"
+      "    for _ in range(250):\n"
+      "        try:\n"
+      "            threading.Thread(target=stop.wait, daemon=True).start()\n"
+      "            started += 1\n"
+      "        except RuntimeError:\n"
+      "            break\n"
+      "    time.sleep(3)\n"
+      "    stop.set()\n"
+      "    return started\n";
+  const std::string count =
+      "import threading, time\n"
+      "def f():\n"
+      "    time.sleep(1)\n"
+      "    threading.stack_size(256 << 10)\n"
+      "    stop = threading.Event()\n"
+      "    started = 0\n"
+      "    for _ in range(200):\n"
+      "        try:\n"
+      "            threading.Thread(target=stop.wait, daemon=True).start()\n"
+      "            started += 1\n"
+      "        except RuntimeError:\n"
+      "            break\n"
+      "    stop.set()\n"
+      "    return started\n";
+  // Each job takes each slot in turn: whichever slot the holder has, the counter has the other.
+  for (int round = 0; round < 2; ++round) {
+    std::string held;
+    std::thread holder([&] {
+      fs::path out = result_.string() + "-hold";
+      auto r = sandbox_->Run(Spec(hold), out.string(), nullptr);
+      if (r.ok() && r->outcome == Outcome::kOk) held = ReadFile(out);
+      fs::remove(out);
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    JobResult r = Run(*sandbox_, count);
+    holder.join();
+    ASSERT_EQ(r.outcome, Outcome::kOk) << r.error << r.stderr_text;
+    EXPECT_EQ(held, "250");
+    EXPECT_EQ(ReadFile(result_), "200") << "round " << round;
+  }
+  ASSERT_TRUE(sandbox_->Resize(1).ok());
+}
+
 TEST(EnvironmentOptionsTest, BadEnvironmentsAreRefusedSayingWhy) {
   auto s = StartSandbox({.python = "/usr/bin/python3", .env_root = "relative/env", .slots = 1});
   EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);

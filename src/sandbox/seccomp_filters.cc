@@ -143,6 +143,12 @@ constexpr const char* kJobDenied[] = {
     "unshare",
     // Memory no process maps, which RLIMIT_AS would not count.
     "memfd_create",
+    // Watching files another job opens (its imports, under /usr or an environment): a channel
+    // between jobs that run at once.
+    "inotify_init",
+    "inotify_init1",
+    "inotify_add_watch",
+    "fanotify_init",
     "execve",
     "execveat",
     "fork",
