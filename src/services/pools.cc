@@ -12,6 +12,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include <sodium.h>
 #include <spdlog/spdlog.h>
@@ -259,14 +260,12 @@ Result<json> PoolService::SubmitImage(const Principal& caller, const json& body)
   const std::string name = body["name"];
   const json config = body.value("worker_config", json::object());
   if (!config.is_object()) return InvalidArgumentError("worker_config must be an object");
-  for (const auto& [key, value] : config.items()) {
-    static const char* kKeys[] = {"path",       "python",    "requirements",
-                                  "find_links", "index_url", "imports"};
-    if (std::find_if(std::begin(kKeys), std::end(kKeys),
-                     [&key](const char* k) { return key == k; }) == std::end(kKeys))
-      return InvalidArgumentError("worker_config: unknown key '" + key.substr(0, 80) +
+  static const std::set<std::string> kKeys = {"path",       "python",    "requirements",
+                                              "find_links", "index_url", "imports"};
+  for (const auto& item : config.items()) {
+    if (!kKeys.count(item.key()))
+      return InvalidArgumentError("worker_config: unknown key '" + item.key().substr(0, 80) +
                                   "' (path, python, requirements, find_links, index_url, imports)");
-    (void)value;
   }
   json image = {{"id", NewUuid()},
                 {"name", name},
