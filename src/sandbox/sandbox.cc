@@ -411,7 +411,7 @@ struct Slot {
   // The template was forked from another slot's (Resize): it has no bubblewrap of its own and
   // ends with that one's (the first template is the sandbox's pid 1).
   std::atomic<bool> cloned{false};  // atomic: ClonedSlots reads it while its holder may write it
-  bool retired = false;  // REQUIRES: mu_ held. Removed once released (Resize down).
+  bool retired = false;             // REQUIRES: mu_ held. Removed once released (Resize down).
 };
 
 class SandboxImpl final : public Sandbox {

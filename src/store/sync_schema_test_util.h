@@ -9,7 +9,8 @@ namespace datasite::store {
 // bytes, the jobs' leases, the shared versions, the rate events, the idempotency keys, the code's
 // bytes, the job usage's sums, the grants, the output checks); goes before kDropSync.
 constexpr const char* kDropJobCharges =
-    "DROP TABLE worker_pool_records; DROP TABLE dp_releases; DROP TABLE dp_budgets; DROP TABLE dp_policies; "
+    "DROP TABLE worker_pool_records; DROP TABLE dp_releases; DROP TABLE dp_budgets; DROP TABLE "
+    "dp_policies; "
     "DROP TABLE api_endpoints; DROP TABLE output_checks; ALTER TABLE jobs DROP COLUMN held_reason; "
     "DROP INDEX jobs_grant; ALTER TABLE jobs DROP COLUMN grant_id; DROP TABLE grant_users; "
     "DROP TABLE grants; "
