@@ -1747,6 +1747,20 @@ TEST_F(EnvironmentTest, ASlotsJobCanNotTakeAnothersThreads) {
   ASSERT_TRUE(sandbox_->Resize(1).ok());
 }
 
+// The same attack, in any sandbox: a job watched which files another opened (inotify on /usr), and
+// queued the host's limit of signals so that every other job's sigqueue failed.
+TEST_F(EnvironmentTest, AJobCanNotWatchFilesNorQueueTheHostsSignals) {
+  JobResult r = Run(*sandbox_,
+                    "import ctypes, resource\n"
+                    "def f():\n"
+                    "    libc = ctypes.CDLL(None, use_errno=True)\n"
+                    "    fd = libc.inotify_init1(0)\n"
+                    "    return [fd, ctypes.get_errno(), "
+                    "list(resource.getrlimit(resource.RLIMIT_SIGPENDING))]\n");
+  ASSERT_EQ(r.outcome, Outcome::kOk) << r.error << r.stderr_text;
+  EXPECT_EQ(ReadFile(result_), "[-1, " + std::to_string(EPERM) + ", [256, 256]]");
+}
+
 TEST(EnvironmentOptionsTest, BadEnvironmentsAreRefusedSayingWhy) {
   auto s = StartSandbox({.python = "/usr/bin/python3", .env_root = "relative/env", .slots = 1});
   EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
