@@ -1965,9 +1965,15 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
   // Until the sandbox says how the run ended: nothing of the code has run (not counted).
   out.failure = FailureName(FailureKind::kEnvironment);
   // The code's worker pool, when not the default: its sandbox, held for the run, and its limits.
+  auto code = job.code_to_run ? Result<store::UserCode>(*job.code_to_run)
+                              : store_.GetCodeToRun(job.code_id);
+  if (!code.ok()) {
+    out.error = "the job's code is gone";
+    return out;
+  }
   PoolRun pool;
   if (pools_ != nullptr) {
-    auto found = pools_->ForRun(job.code_id, job.kind == "private");
+    auto found = pools_->ForRun(*code, job.kind == "private");
     if (!found.ok()) {
       out.error = found.status().message();
       return out;
@@ -1986,12 +1992,6 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
   if (!sandbox.ok()) {
     out.status = cancel ? "killed" : "errored";
     out.error = sandbox.status().message();
-    return out;
-  }
-  auto code = job.code_to_run ? Result<store::UserCode>(*job.code_to_run)
-                              : store_.GetCodeToRun(job.code_id);
-  if (!code.ok()) {
-    out.error = "the job's code is gone";
     return out;
   }
   if (job.kind == "private" && job.grant_id) {
@@ -2197,9 +2197,7 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
     std::string names;
     for (const std::string& n : where) names += (names.empty() ? "" : ", ") + n;
     out.error = r->error + " in worker pool '" +
-                (pools_ != nullptr   ? pools_->PoolOf(job.code_id)
-                 : run_pool_.empty() ? std::string(kDefaultPool)
-                                     : run_pool_) +
+                (run_pool_.empty() ? code->worker_pool_name : run_pool_) +
                 "' (nothing of the code ran; the run was not counted). " +
                 (pools_ == nullptr ? "Pools are listed in client.worker_pools."
                  : names.empty()   ? "No pool has it."

@@ -723,16 +723,6 @@ Status PoolService::CheckPoolName(const std::string& name) {
                               "' (the pools: " + names + ")");
 }
 
-std::string PoolService::PoolOf(const std::string& code_id, std::string* approved_hash) {
-  auto r = store_.GetPoolRecord("code", code_id);
-  if (!r.ok()) return kDefaultPool;
-  if (approved_hash != nullptr) {
-    auto a = store_.GetPoolRecord("approval", code_id);
-    *approved_hash = a.ok() ? a->doc : "";
-  }
-  return r->doc;
-}
-
 std::optional<store::PoolRecord> PoolService::CodePoolRecord(const std::string& code_id,
                                                              const std::string& pool) {
   if (pool == kDefaultPool) return std::nullopt;
@@ -761,11 +751,15 @@ Status PoolService::BindApproval(store::Store& tx, const std::string& code_id) {
   return tx.PutPoolRecord({"approval", code_id, hash, clock_.NowMillis()});
 }
 
-Result<PoolRun> PoolService::ForRun(const std::string& code_id, bool private_run) {
-  std::string approved;
-  const std::string name = PoolOf(code_id, &approved);
+Result<PoolRun> PoolService::ForRun(const store::UserCode& code, bool private_run) {
+  const std::string& name = code.worker_pool_name;
   PoolRun run;
-  if (name == kDefaultPool) return run;
+  if (name == kDefaultPool) return run;  // no read: most runs
+  std::string approved;
+  if (private_run) {
+    auto a = store_.GetPoolRecord("approval", code.id);
+    approved = a.ok() ? a->doc : "";
+  }
   std::lock_guard lock(mu_);
   auto it = pools_.find(name);
   if (it == pools_.end())

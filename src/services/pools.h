@@ -87,18 +87,15 @@ class PoolService {
 
   // Code: kInvalidArgument naming the pools there are when `name` is none of them.
   Status CheckPoolName(const std::string& name);
-  // The pool code was submitted for ("default" when none was named), and the package hash its
-  // approval bound ('' before one).
-  std::string PoolOf(const std::string& code_id, std::string* approved_hash = nullptr);
   // The record that names code's pool, to write with the code (nullopt for the default pool).
   std::optional<store::PoolRecord> CodePoolRecord(const std::string& code_id,
                                                   const std::string& pool);
   // Binds the code's pool's current package hash, in the approval's transaction `tx`;
   // kFailedPrecondition when that pool is not running.
   Status BindApproval(store::Store& tx, const std::string& code_id);
-  // What a run of `code_id` in its pool needs; kFailedPrecondition (saying so) when the pool is
-  // gone or down, or (`private_run`) its environment is not the one approved.
-  Result<PoolRun> ForRun(const std::string& code_id, bool private_run);
+  // What a run of `code` in its pool (code.worker_pool_name) needs; kFailedPrecondition (saying so)
+  // when the pool is gone or down, or (`private_run`) its environment is not the one approved.
+  Result<PoolRun> ForRun(const store::UserCode& code, bool private_run);
   // The pools whose environment has top-level module `module`.
   std::vector<std::string> PoolsWithModule(const std::string& module);
 
