@@ -172,8 +172,7 @@ def test_a_pools_jobs_run_only_in_its_workers(binary, api_server, tmp_path):
     image = api.post("/api/v1/worker_images",
                      {"name": "system", "worker_config": {"python": "/usr/bin/python3"}},
                      token=owner)
-    # Checking an image starts a sandbox in the API process: it has none with --workers 0? It does
-    # (a one-slot check), so the image is ready.
+    # Checking a path image starts a one-slot sandbox in the API process, even with --workers 0.
     assert image.status == 201, image
     pool = api.post("/api/v1/worker_pools", {"name": "cpu", "image_id": image.json["id"]},
                     token=owner)
