@@ -76,16 +76,16 @@ void AddPoolRoutes(http::Router& router, ApiContext& ctx) {
       });
   routes->Add("GET", "/api/v1/worker_pools", Role::kDataScientist, "worker_pool",
               "The worker pools, 'default' first.",
-              [pools, available](http::Request&, const Principal&) -> Result<Reply> {
+              [pools, available](http::Request&, const Principal& caller) -> Result<Reply> {
                 RETURN_IF_ERROR(available());
-                ASSIGN_OR_RETURN(json list, pools->ListPools());
+                ASSIGN_OR_RETURN(json list, pools->ListPools(caller));
                 return Reply{200, std::move(list), {}};
               });
   routes->Add("GET", "/api/v1/worker_pools/{name}", Role::kDataScientist, "worker_pool",
               "One worker pool.",
-              [pools, available](http::Request& req, const Principal&) -> Result<Reply> {
+              [pools, available](http::Request& req, const Principal& caller) -> Result<Reply> {
                 RETURN_IF_ERROR(available());
-                ASSIGN_OR_RETURN(json pool, pools->GetPool(req.path_params["name"]));
+                ASSIGN_OR_RETURN(json pool, pools->GetPool(caller, req.path_params["name"]));
                 return Reply{200, std::move(pool), {}};
               });
   routes->Add(

@@ -657,7 +657,15 @@ Status PoolService::DeletePool(const Principal& caller, const std::string& name)
   return store_.DeletePoolRecord("pool", name);
 }
 
-Result<json> PoolService::ListPools() {
+// What a data scientist sees of a pool: not why it is down (the sandbox's words name host paths),
+// nor who launched it.
+json PoolForScientists(json pool) {
+  pool.erase("created_by");
+  if (!pool.value("error", json()).is_null()) pool["error"] = "the pool is down";
+  return pool;
+}
+
+Result<json> PoolService::ListPools(const Principal& caller) {
   json out = json::array();
   json def = {{"name", kDefaultPool},
               {"image_id", kDefaultPool},
@@ -678,13 +686,17 @@ Result<json> PoolService::ListPools() {
   def["status"] = d ? "ready" : "starting";
   def["packages_hash"] = d ? PackagesHash(d->Environment(), "") : "";
   out.push_back(std::move(def));
-  std::lock_guard lock(mu_);
-  for (const auto& [name, pool] : pools_) out.push_back(PoolJson(*pool));
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, pool] : pools_) out.push_back(PoolJson(*pool));
+  }
+  if (!IsOwner(caller))
+    for (json& p : out) p = PoolForScientists(std::move(p));
   return out;
 }
 
-Result<json> PoolService::GetPool(const std::string& name) {
-  ASSIGN_OR_RETURN(json all, ListPools());
+Result<json> PoolService::GetPool(const Principal& caller, const std::string& name) {
+  ASSIGN_OR_RETURN(json all, ListPools(caller));
   for (json& p : all)
     if (p["name"] == name) return std::move(p);
   return NotFoundError("no worker pool '" + name.substr(0, 80) + "'");

@@ -79,8 +79,9 @@ class PoolService {
   Result<nlohmann::json> LaunchPool(const Principal& caller, const nlohmann::json& body);
   Result<nlohmann::json> ScalePool(const Principal& caller, const std::string& name, int workers);
   Status DeletePool(const Principal& caller, const std::string& name);
-  Result<nlohmann::json> ListPools();
-  Result<nlohmann::json> GetPool(const std::string& name);
+  // Data scientists see a pool without why it is down or who launched it.
+  Result<nlohmann::json> ListPools(const Principal& caller);
+  Result<nlohmann::json> GetPool(const Principal& caller, const std::string& name);
 
   // Relaunches the pools the store holds (at start; a pool that fails stays listed as failed).
   void Restore();

@@ -322,3 +322,32 @@ def test_pools_come_back_after_a_restart(envs_dir, launcher, tmp_path):
         time.sleep(0.2)
     job = api.post(f"/api/v1/code/{code['id']}/run", {}, token=token)
     assert job.json["status"] == "completed", job.json
+
+
+def test_scientists_are_not_told_why_a_pool_is_down(envs_dir, launcher, tmp_path):
+    # A cold attack: a pool restored as failed (its environment gone) showed scientists the
+    # sandbox's words, which name the environment's path on the server, and who launched it.
+    import shutil
+    server = launcher.launch()
+    world = World(server.port)
+    image = build_probe_image(world, tmp_path)
+    assert world.api.post("/api/v1/worker_pools", {"name": "ml", "image_id": image["id"]},
+                          token=world.owner).status == 201
+    launcher.land(server)
+    shutil.rmtree(image["path"])
+    server = launcher.launch(name=server.name)
+    api = Api(server.port)
+    deadline = time.monotonic() + 60
+    while True:
+        owners = api.get("/api/v1/worker_pools/ml", token=world.owner)
+        if owners.status == 200 and owners.json["status"] == "failed":
+            break
+        assert time.monotonic() < deadline, owners
+        time.sleep(0.2)
+    assert image["path"] in owners.json["error"]
+    for path in ("/api/v1/worker_pools/ml", "/api/v1/worker_pools"):
+        seen = api.get(path, token=world.scientist)
+        assert seen.status == 200, seen
+        assert image["path"] not in seen.raw.decode() and "created_by" not in seen.raw.decode()
+    assert api.get("/api/v1/worker_pools/ml", token=world.scientist).json["error"] == \
+        "the pool is down"
