@@ -404,8 +404,8 @@ struct Slot {
   uint64_t released = 0;  // when the slot was last released, in releases
   uint64_t next_job_id = 1;
   nlohmann::json hello;
-  // The child spawned for the next job: our end of its channel, and its number (0: none). The
-  // template forks it once the previous child has ended.
+  // The child spawned for the next job: our end of its channel, and its number (0: none). It is
+  // spawned as soon as the job before has its child, so its fork runs beside that job.
   UniqueFd spare;
   uint64_t spare_id = 0;
   // The template was forked from another slot's (Resize): it has no bubblewrap of its own and
@@ -948,8 +948,9 @@ Result<JobResult> SandboxImpl::Run(const JobSpec& spec, const std::string& resul
     if (out.outcome != Outcome::kOk && ftruncate(result.get(), 0) != 0) {
       // The result is unusable either way; the caller ignores the file on any other outcome.
     }
-    // The next job's child, forked by the template as soon as this one has ended.
-    if (!Alive(slot) || !Spawn(slot).ok()) {
+    // The next job's child was spawned while this one ran (RunOnSlot); a slot that lost it, or
+    // its template, starts again.
+    if (!Alive(slot) || (!slot.spare.valid() && !Spawn(slot).ok())) {
       Status restarted = Start(slot);  // so the next job finds a template and a spare
       (void)restarted;                 // a failure is retried, and reported, by the next Run()
     }
@@ -1004,6 +1005,8 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
   res_pipe->write.reset();
   inputs.clear();
   fcntl(channel.get(), F_SETFL, O_NONBLOCK);
+  // The next job's child is forked while this one runs. (A failure to ask is found by Run().)
+  if (sent.ok()) (void)Spawn(slot);
 
   enum { kCtrl, kLog, kChannel, kOut, kErr, kRes, kCount };
   int fd_of[kCount] = {slot.ctrl.get(),      slot.log.get(),       channel.get(),
@@ -1061,8 +1064,8 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
     give_up = SteadyClock::now() + kKillGrace;
   };
   // After a well-formed report the runner has closed its pipes and exits by itself; a child whose
-  // pipes are still open this long after its report is killed (and the template kills a child that
-  // outlives the next spawn by 200 ms, whatever it holds), so no kill is sent per job.
+  // pipes are still open this long after its report is killed. (Every child is sent `kill` once
+  // its job is over, so none runs on beside the next job.)
   SteadyClock::time_point kill_after{};
   // Answers one endpoint call of the job's (JobSpec::on_call) while the job waits for it: what the
   // call printed joins the job's logs, its result goes over as a descriptor.
@@ -1317,7 +1320,13 @@ JobResult SandboxImpl::RunOnSlot(Slot& slot, const JobSpec& spec, const std::str
       if (exited) read_channel();
     }
   }
-  if (warm_lost) Stop(slot);
+  if (warm_lost) {
+    Stop(slot);
+  } else if (!exited) {
+    // A child has nothing left to do after its report, and normally is exiting already; one that
+    // runs on (a forged report) must not run beside the next job for long.
+    send_kill();
+  }
   *code_started = started;
   *untouched = warm_lost && !started && !reported && !kill_reason && stdout_total == 0 &&
                stderr_total == 0 && result_written == 0;
