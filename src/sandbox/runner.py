@@ -13,9 +13,8 @@
 # another's files or meets it on a socket, and the last job's files go with its child, read by
 # nobody.
 #
-# The child ("spare" until its job arrives) drops every capability, takes the common copy-on-write
-# faults while it waits if it is idle, and then reads its job from the host straight from its own
-# socket: source, inputs and limits, with the stdout, stderr and result pipes and the input files as
+# The child ("spare" until its job arrives) drops every capability, and then reads its job from
+# the host straight from its own socket: source, inputs and limits, with the stdout, stderr and result pipes and the input files as
 # descriptors. It answers `started`, runs the function under its limits and the job's seccomp
 # filter, and answers one `done`. Whatever the job writes to that socket the host validates (see
 # sandbox.cc); nothing of it ever reaches the template.
@@ -67,7 +66,6 @@ SCRATCH = "/tmp/job"
 MAX_HOST_MESSAGE = 256 << 20
 MAX_CTRL_MESSAGE = 64 << 10
 MAX_FDS = 256
-WARM_UP_AFTER_IDLE_SECONDS = 0.05
 KILL_AFTER_NEXT_SPAWN_SECONDS = 0.2
 MAX_CHILDREN = 3  # ending ones, the job's, and the next job's spare
 MAX_WAITING = 4  # spawns waiting for children to end (the host sends one per job it starts)
@@ -896,8 +894,8 @@ TRY_NODES = tuple(getattr(ast, name) for name in ("Try", "TryStar") if hasattr(a
 
 
 def warm_up():
-    """Touches the common paths once, so that their copy-on-write page faults are taken while an idle
-    spare waits rather than during a job."""
+    """Touches the common paths once (the template runs it a dozen times before its first fork, see
+    warm_template)."""
     frame = sidecar_read_plain_csv(io.BytesIO(b"a,b,c\n1,0.5,x\n2,1.5,y\n"))
     buffer = io.BytesIO()
     meta = sidecar_write_csv(frame, buffer)
@@ -929,14 +927,8 @@ def child_main(sock, setup):
         send_message(sock, {"type": "done", "status": "sandbox",
                             "error": one_line(f"setting up the child failed: {error!r}")})
         os._exit(0)
-    # Warm up only when no job is waiting. Under load the next job is already on its way, and warming
-    # up first would spend CPU on faults a trivial job never needs.
-    ready, _, _ = select.select([sock], [], [], WARM_UP_AFTER_IDLE_SECONDS)
-    if not ready:
-        try:
-            warm_up()
-        except Exception:
-            pass
+    # No warm-up here: a child is forked while the job before runs, so whether it had idled long
+    # enough to warm up would tell its job (in its own page faults) how long that job ran.
     job, fds = recv_message(sock, MAX_HOST_MESSAGE)
     if job is None:
         os._exit(0)

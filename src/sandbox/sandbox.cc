@@ -567,6 +567,7 @@ std::vector<std::string> SandboxImpl::BwrapArgs() const {
       "--clearenv",
       "--setenv", "HOME", "/tmp",
       "--setenv", "OPENBLAS_NUM_THREADS", "1",
+      "--setenv", "HDF5_USE_FILE_LOCKING", "FALSE",  // jobs may not lock files (seccomp_filters.cc)
       "--setenv", "OMP_NUM_THREADS", "1",
       "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
       "--setenv", "LANG", "C.UTF-8",

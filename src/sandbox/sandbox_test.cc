@@ -1118,6 +1118,99 @@ TEST_F(OneSlotTest, AJobStillEndingIsOutOfTheNextJobsReach) {
   }
 }
 
+// A cold attack on the change above: a job that was still ending told the next job a 32-bit secret,
+// exactly, in which of 32 standard-library files it held locked (locks go only once a process's
+// memory has been freed, and both jobs can open the same files; the same held between two slots
+// before). No job may take a file lock of any kind.
+TEST_F(OneSlotTest, AJobCanNotTellTheNextOneAnythingInFileLocks) {
+  const std::string files =
+      "import fcntl, os, struct\n"
+      "def files():\n"
+      "    d = os.path.dirname(os.__file__)\n"
+      "    seen, out = set(), []\n"
+      "    for n in sorted(os.listdir(d)):\n"
+      "        p = os.path.join(d, n)\n"
+      "        if n.endswith('.py') and not os.path.islink(p) and os.stat(p).st_ino not in seen:\n"
+      "            seen.add(os.stat(p).st_ino)\n"
+      "            out.append(p)\n"
+      "    return out[:32]\n";
+  JobSpec lock =
+      Spec(files +
+               "held = []\n"
+               "def f(secret):\n"
+               "    errors = set()\n"
+               "    for i, p in enumerate(files()):\n"
+               "        fd = os.open(p, os.O_RDONLY)\n"
+               "        held.append(fd)\n"
+               "        try:\n"
+               "            if secret >> i & 1 and i < 16:\n"
+               "                fcntl.flock(fd, fcntl.LOCK_EX)\n"
+               "            elif secret >> i & 1:\n"
+               "                fcntl.lockf(fd, fcntl.LOCK_SH)\n"
+               "        except OSError as e:\n"
+               "            errors.add(e.errno)\n"
+               "    held.append(bytearray(600 << 20))  # so that it takes a while to end\n"
+               "    return sorted(errors)\n",
+           {}, {{"secret", 0}});
+  JobSpec probe =
+      Spec(files +
+           "import time\n"
+           "def f():\n"
+           "    fds = [os.open(p, os.O_RDONLY) for p in files()]\n"
+           "    seen, end = 0, time.time() + 0.5\n"
+           "    while time.time() < end:\n"
+           "        for i, fd in enumerate(fds):\n"
+           "            try:\n"
+           "                if i < 16:\n"
+           "                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+           "                    fcntl.flock(fd, fcntl.LOCK_UN)\n"
+           "                else:\n"
+           "                    q = struct.pack('hhqqi', fcntl.F_WRLCK, 0, 0, 0, 0)\n"
+           "                    if struct.unpack('hhqqi', fcntl.fcntl(fd, fcntl.F_GETLK, "
+           "q))[0] != fcntl.F_UNLCK:\n"
+           "                        seen |= 1 << i\n"
+           "            except BlockingIOError:\n"
+           "                seen |= 1 << i\n"
+           "            except OSError:\n"
+           "                pass\n"
+           "    return seen\n");
+  for (int round = 0; round < 3; ++round) {
+    const uint32_t secret = 0x80010001u | std::random_device{}();  // both kinds of lock
+    lock.constants["secret"] = secret;
+    JobResult held = Run(lock);
+    ASSERT_EQ(held.outcome, Outcome::kOk) << Explain(held);
+    EXPECT_EQ(Result(), "[" + std::to_string(ENOLCK) + "]") << "a job took a file lock";
+    JobResult seen = Run(probe);
+    ASSERT_EQ(seen.outcome, Outcome::kOk) << Explain(seen);
+    EXPECT_EQ(Result(), "0") << "the next job read locks (secret " << secret << "), round "
+                             << round;
+  }
+}
+
+// The same attack: a spare warmed up (touched the pandas paths) when no job had come 50 ms after it
+// was ready, and it is now forked while the job before runs, so the next job read in its own page
+// faults whether the one before had run long: one bit a job, 16 of 16 read right. Spares no longer
+// warm up; what a job finds in its own counters is the same after a long job as after a short one.
+TEST_F(OneSlotTest, AJobsPageFaultsDoNotTellHowLongTheOneBeforeRan) {
+  JobSpec sleep = Spec("import time\ndef f(s):\n    time.sleep(s)\n    return s\n", {}, {{"s", 0}});
+  JobSpec count = Spec(
+      "import resource\ndef f():\n    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n");
+  std::vector<long> after[2];
+  for (int round = 0; round < 6; ++round) {
+    const int bit = round % 2;
+    sleep.constants["s"] = bit ? 0.3 : 0.0;
+    ASSERT_EQ(Run(sleep).outcome, Outcome::kOk);
+    JobResult r = Run(count);
+    ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+    after[bit].push_back(std::stol(Result()));
+  }
+  std::sort(after[0].begin(), after[0].end());
+  std::sort(after[1].begin(), after[1].end());
+  // Medians: a warm-up costs about 1,500 faults; runs differ by a few dozen.
+  EXPECT_LT(std::labs(after[1][1] - after[0][1]), 400)
+      << "after a short job " << after[0][1] << " faults, after a long one " << after[1][1];
+}
+
 // A covert channel found by an attack on the first version of this design: every child of a slot
 // took the next pid of one namespace, so a job could tell the next job a number by starting
 // threads (and /proc/1/stat added up what the template's children had used).

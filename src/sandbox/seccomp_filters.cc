@@ -1,6 +1,7 @@
 #include "sandbox/seccomp_filters.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <sys/mman.h>
@@ -127,11 +128,12 @@ constexpr const char* kWarmDenied[] = {
 constexpr unsigned long kNamespaceFlags[] = {CLONE_NEWUSER,   CLONE_NEWNS,  CLONE_NEWPID,
                                              CLONE_NEWNET,    CLONE_NEWIPC, CLONE_NEWUTS,
                                              CLONE_NEWCGROUP, CLONE_NEWTIME};
-// The template makes a user + mount namespace of its own (unshare, once, for a fresh /tmp per
-// child) and a pid namespace per child (clone); a template forked from it for another slot
-// (Sandbox::Resize) also network and IPC namespaces of its own, so that jobs of two slots can't
-// meet. Nothing may make any other; a job's own filter denies unshare and every clone that is not
-// a thread.
+// The template makes a user + mount namespace of its own (unshare, once) and a pid namespace per
+// child (clone); each child mount, network and IPC namespaces of its own (for its /tmp, and so
+// that it can't meet the children before and after it, which overlap it) and then a user
+// namespace; a template forked from it for another slot (Sandbox::Resize) network and IPC
+// namespaces of its own too, so that jobs of two slots can't meet. Nothing may make any other; a
+// job's own filter denies unshare and every clone that is not a thread.
 constexpr unsigned long kUnshareAllowed = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC;
 constexpr unsigned long kCloneAllowed = CLONE_NEWPID;
 
@@ -222,6 +224,16 @@ Result<std::string> WarmFilterBpf() {
 Result<std::string> JobFilterBpf() {
   ASSIGN_OR_RETURN(Ctx ctx, NewCtx());
   for (const char* name : kJobDenied) RETURN_IF_ERROR(Deny(ctx.get(), name, EPERM));
+  // File locks: every job can open the same files (/usr, an environment, /dev/null, an asset two
+  // jobs read), and a lock one holds another sees. A cold attack carried a job's 32-bit secret to
+  // the next job, exactly, in which of 32 standard-library files it had locked while it was still
+  // ending. flock, record and open-file-description locks, leases and directory notifications get
+  // "no locks available", which libraries that lock optionally take as locking being unsupported
+  // (as on some network file systems).
+  RETURN_IF_ERROR(Deny(ctx.get(), "flock", ENOLCK));
+  for (int command : {F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW,
+                      F_SETLEASE, F_GETLEASE, F_NOTIFY})
+    RETURN_IF_ERROR(DenyIf(ctx.get(), "fcntl", ENOLCK, IntArgEquals(1, command)));
   // New processes: clone without CLONE_THREAD. Threads stay allowed.
   RETURN_IF_ERROR(DenyIf(ctx.get(), "clone", EPERM, SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0)));
   RETURN_IF_ERROR(Deny(ctx.get(), "clone3", ENOSYS));
