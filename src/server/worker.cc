@@ -122,11 +122,11 @@ Status Start(WorkerOptions o, Parts& p) {
     return FailedPreconditionError("the sandbox can't start: " + sandbox.status().message());
   }
   spdlog::info("sandbox: {}", (*sandbox)->Describe());
-  if (o.pool != services::kDefaultPool) {
+  {
     // What approvals of the pool's code bind, published for the API servers (PoolService).
     const std::string hash =
         services::PackagesHash((*sandbox)->Environment(), sandbox_options.env_root);
-    p.code->SetRunPool(o.pool, hash);
+    if (o.pool != services::kDefaultPool) p.code->SetRunPool(o.pool, hash);
     RETURN_IF_ERROR(p.store->PutPoolRecord(
         {"pool_env", o.pool,
          nlohmann::json{

@@ -748,6 +748,22 @@ Result<Approval> CodeService::Approve(const Principal& caller, const std::string
     ASSIGN_OR_RETURN(store::CodeRequest again, store_.GetRequest(id));
     return Approval{std::move(again), std::move(grant)};
   }
+  // Approving an approved request again, once its pool's environment changed since (its private
+  // runs were refused: "needs a new review"): binds the environment there is now.
+  if (!grant && r.status == "approved" && pools_ != nullptr && pools_->EnvironmentChanged(code)) {
+    RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
+      ASSIGN_OR_RETURN(store::CodeRequest now_r, tx.GetRequest(id));
+      if (now_r.status != "approved") {
+        return FailedPreconditionError("the request was " + now_r.status +
+                                       " meanwhile: approve it again");
+      }
+      RETURN_IF_ERROR(pools_->BindApproval(tx, r.code_id));
+      return Audit(tx, caller, "request.approve_environment", "request:" + id,
+                   "code:" + r.code_id + " pool:" + code.worker_pool_name);
+    }));
+    ASSIGN_OR_RETURN(store::CodeRequest again, store_.GetRequest(id));
+    return Approval{std::move(again), std::nullopt};
+  }
   int64_t metered_more = 0;
   RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
     metered_more = 0;
@@ -1979,19 +1995,29 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
       return out;
     }
     pool = std::move(*found);
-  } else if (!run_pool_.empty() && job.kind == "private") {
-    auto approved = store_.GetPoolRecord("approval", job.code_id);
-    if (!approved.ok() || approved->doc != run_pool_hash_) {
-      out.error = "the worker pool '" + run_pool_ +
-                  "' runs another environment than the one approved: the code needs a new review";
-      return out;
-    }
+  } else if (!run_pool_.empty() && job.kind == "private" &&
+             code->approved_environment != run_pool_hash_) {
+    out.error =
+        "the worker pool '" + run_pool_ +
+        "' runs another environment than the one approved: the code needs a new review (the "
+        "owner approves the request again)";
+    return out;
   }
   auto sandbox =
       pool.sandbox ? Result<sandbox::Sandbox*>(pool.sandbox.get()) : WaitForSandbox(&cancel);
   if (!sandbox.ok()) {
     out.status = cancel ? "killed" : "errored";
     out.error = sandbox.status().message();
+    return out;
+  }
+  // In the default pool an approval binds the server's environment once it was known
+  // (PoolService::BindApproval); one made before binds none.
+  if (job.kind == "private" && !pool.sandbox && run_pool_.empty() &&
+      !code->approved_environment.empty() &&
+      code->approved_environment != EnvironmentHash(**sandbox)) {
+    out.error =
+        "the default worker pool runs another environment than the one approved (its Python or "
+        "packages changed): the code needs a new review (the owner approves the request again)";
     return out;
   }
   if (job.kind == "private" && job.grant_id) {

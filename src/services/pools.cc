@@ -185,6 +185,10 @@ std::string PackagesHash(const json& environment, const std::string& path) {
   return HexEncode(std::string_view(reinterpret_cast<const char*>(out), sizeof out));
 }
 
+std::string EnvironmentHash(const sandbox::Sandbox& sandbox) {
+  return PackagesHash(sandbox.Environment(), "");
+}
+
 struct PoolService::Pool {
   json doc;  // what is stored: name, image_id, num_workers, limits, created_*
   std::shared_ptr<sandbox::Sandbox> sandbox;
@@ -684,7 +688,7 @@ Result<json> PoolService::ListPools(const Principal& caller) {
   def["num_workers"] = d ? d->Slots() : 0;
   def["workers_ready"] = d ? d->Slots() : 0;
   def["status"] = d ? "ready" : "starting";
-  def["packages_hash"] = d ? PackagesHash(d->Environment(), "") : "";
+  def["packages_hash"] = d ? EnvironmentHash(*d) : "";
   out.push_back(std::move(def));
   {
     std::lock_guard lock(mu_);
@@ -741,47 +745,55 @@ std::optional<store::PoolRecord> PoolService::CodePoolRecord(const std::string& 
   return store::PoolRecord{"code", code_id, pool, clock_.NowMillis()};
 }
 
+std::string PoolService::CurrentHash(const std::string& name) {
+  if (!options_.local) return RemoteEnvironment(name).value("packages_hash", "");
+  std::lock_guard lock(mu_);
+  if (name == kDefaultPool)
+    return default_sandbox_ != nullptr ? EnvironmentHash(*default_sandbox_) : "";
+  auto it = pools_.find(name);
+  return it != pools_.end() && it->second->sandbox ? it->second->packages_hash : "";
+}
+
 Status PoolService::BindApproval(store::Store& tx, const std::string& code_id) {
   auto record = tx.GetPoolRecord("code", code_id);
-  if (!record.ok())
-    return record.status().code() == StatusCode::kNotFound ? Status::Ok() : record.status();
-  const std::string name = record->doc;
-  if (name == kDefaultPool) return Status::Ok();
-  std::string hash;
-  if (!options_.local) {
-    hash = RemoteEnvironment(name).value("packages_hash", "");
-    if (hash.empty())
-      return FailedPreconditionError("no worker runs the code's pool '" + name +
-                                     "' yet (datasite worker --pool " + name + ")");
-  } else {
-    std::lock_guard lock(mu_);
-    auto it = pools_.find(name);
-    if (it == pools_.end() || !it->second->sandbox)
-      return FailedPreconditionError("the code's pool '" + name + "' is not running");
-    hash = it->second->packages_hash;
+  if (!record.ok() && record.status().code() != StatusCode::kNotFound) return record.status();
+  const std::string name = record.ok() ? record->doc : kDefaultPool;
+  const std::string hash = CurrentHash(name);
+  if (hash.empty() && name == kDefaultPool) {
+    // Not known yet: nothing is bound (and an approval bound before, then withdrawn, binds no
+    // more).
+    Status gone = tx.DeletePoolRecord("approval", code_id);
+    return gone.code() == StatusCode::kNotFound ? Status::Ok() : gone;
+  }
+  if (hash.empty()) {
+    return FailedPreconditionError(options_.local
+                                       ? "the code's pool '" + name + "' is not running"
+                                       : "no worker runs the code's pool '" + name +
+                                             "' yet (datasite worker --pool " + name + ")");
   }
   return tx.PutPoolRecord({"approval", code_id, hash, clock_.NowMillis()});
+}
+
+bool PoolService::EnvironmentChanged(const store::UserCode& code) {
+  const std::string now = CurrentHash(code.worker_pool_name);
+  return !now.empty() && now != code.approved_environment;
 }
 
 Result<PoolRun> PoolService::ForRun(const store::UserCode& code, bool private_run) {
   const std::string& name = code.worker_pool_name;
   PoolRun run;
-  if (name == kDefaultPool) return run;  // no read: most runs
-  std::string approved;
-  if (private_run) {
-    auto a = store_.GetPoolRecord("approval", code.id);
-    approved = a.ok() ? a->doc : "";
-  }
+  if (name == kDefaultPool) return run;
   std::lock_guard lock(mu_);
   auto it = pools_.find(name);
   if (it == pools_.end())
     return FailedPreconditionError("the code's worker pool '" + name + "' was deleted");
   const Pool& pool = *it->second;
   if (!pool.sandbox) return FailedPreconditionError("the worker pool '" + name + "' is down");
-  if (private_run && approved != pool.packages_hash)
+  if (private_run && code.approved_environment != pool.packages_hash)
     return FailedPreconditionError(
         "the worker pool '" + name +
-        "' runs another environment than the one approved: the code needs a new review");
+        "' runs another environment than the one approved: the code needs a new review (the owner "
+        "approves the request again)");
   run.sandbox = pool.sandbox;
   run.packages_hash = pool.packages_hash;
   run.limits = options_.limits;

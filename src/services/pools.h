@@ -91,11 +91,19 @@ class PoolService {
   // The record that names code's pool, to write with the code (nullopt for the default pool).
   std::optional<store::PoolRecord> CodePoolRecord(const std::string& code_id,
                                                   const std::string& pool);
-  // Binds the code's pool's current package hash, in the approval's transaction `tx`;
-  // kFailedPrecondition when that pool is not running.
+  // Binds the code's pool's current environment hash, in the approval's transaction `tx`;
+  // kFailedPrecondition when that pool (not the default) is not running. The default pool's is
+  // bound when it is known (the server's sandbox has started, or, with external workers, one has
+  // published it); until then nothing is, and its runs are not held to one.
   Status BindApproval(store::Store& tx, const std::string& code_id);
+  // Whether the environment the code's approval bound (code.approved_environment) is not the one
+  // its pool runs now, which is known: its private runs are then refused until it is approved
+  // again (CodeService::Approve binds the one there is then).
+  bool EnvironmentChanged(const store::UserCode& code);
   // What a run of `code` in its pool (code.worker_pool_name) needs; kFailedPrecondition (saying so)
   // when the pool is gone or down, or (`private_run`) its environment is not the one approved.
+  // A default-pool run needs nothing: its caller checks the default sandbox's environment
+  // (EnvironmentHash) against the approved one.
   Result<PoolRun> ForRun(const store::UserCode& code, bool private_run);
   // The pools whose environment has top-level module `module`.
   std::vector<std::string> PoolsWithModule(const std::string& module);
@@ -110,6 +118,9 @@ class PoolService {
   // kFailedPrecondition when a pool runs the image.
   Status NotInUse(const std::string& image_id);
   nlohmann::json RemoteEnvironment(const std::string& name);
+  // The environment hash pool `name` runs now; '' when it is not known (not running, or the
+  // server's sandbox not started yet).
+  std::string CurrentHash(const std::string& name);
   Status Save(const std::string& kind, const std::string& key, const nlohmann::json& doc);
 
   store::Store& store_;
@@ -124,6 +135,9 @@ class PoolService {
 // The hash of an environment's package list, as recorded: SHA-256 hex of its JSON with the Python
 // version and the environment's path.
 std::string PackagesHash(const nlohmann::json& environment, const std::string& path);
+// What an approval in the default pool binds: the PackagesHash of the environment `sandbox` (the
+// server's or a worker's own, of no path) runs.
+std::string EnvironmentHash(const sandbox::Sandbox& sandbox);
 
 }  // namespace datasite::services
 

@@ -1393,11 +1393,12 @@ std::string CodeSelect(bool used, std::string_view keep = "") {
                  "j.failure = 'environment'))"
                : "0") +
          ", r.id, r.status, " + kept("coalesce(p.spec, '')") +
-         ", coalesce(p.state, ''), coalesce(wp.doc, 'default') "
+         ", coalesce(p.state, ''), coalesce(wp.doc, 'default'), coalesce(wa.doc, '') "
          "FROM user_code c LEFT JOIN users u ON u.id = c.user_id "
          "LEFT JOIN code_requests r ON r.code_id = c.id "
          "LEFT JOIN code_policies p ON p.code_id = c.id "
-         "LEFT JOIN worker_pool_records wp ON wp.kind = 'code' AND wp.key = c.id";
+         "LEFT JOIN worker_pool_records wp ON wp.kind = 'code' AND wp.key = c.id "
+         "LEFT JOIN worker_pool_records wa ON wa.kind = 'approval' AND wa.key = c.id";
 }
 
 // The columns of CodeSelect, from column `at` on.
@@ -1422,6 +1423,7 @@ UserCode ReadCodeAt(const Stmt& s, int at) {
   c.policy_spec = s.Text(at + 15);
   c.policy_state = s.Text(at + 16);
   c.worker_pool_name = s.Text(at + 17);
+  c.approved_environment = s.Text(at + 18);
   return c;
 }
 

@@ -191,6 +191,8 @@ struct UserCode {
   std::string policy_spec;   // its custom policies (CodePolicy::spec), '' for none
   std::string policy_state;  // what they kept (CodePolicy::state), '' before the first run
   std::string worker_pool_name = "default";  // its PoolRecord "code", when it names one
+  // The environment its approval bound (its PoolRecord "approval"), '' when none was bound.
+  std::string approved_environment;
   // Read by a listing past its byte budget (or GetCodeSummary): source, inputs and policy_spec
   // were left out (empty here).
   bool source_omitted = false;

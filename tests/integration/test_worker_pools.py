@@ -8,6 +8,7 @@ Raw HTTP throughout (test_pools_client.py covers the Python client's names).
 
 import base64
 import hashlib
+import sqlite3
 import textwrap
 import time
 import zipfile
@@ -15,7 +16,7 @@ import zipfile
 import pytest
 
 from code_helpers import make_code_actors, upload_people
-from helpers import Api, needs_sandbox
+from helpers import Api, DetachedServer, needs_sandbox
 
 pytestmark = needs_sandbox
 
@@ -210,7 +211,10 @@ def test_an_environment_rebuilt_with_other_contents_needs_a_new_review(world, tm
     assert world.api.post("/api/v1/worker_pools", {"name": "ml", "image_id": image["id"]},
                           token=world.owner).status == 201
     code = world.submit(USES_PROBE, "use_probe", pool="ml").json
-    world.request_and_approve(code["id"])
+    request = world.request_and_approve(code["id"])
+    # Approved once more while nothing changed: nothing to do.
+    same = world.api.post(f"/api/v1/requests/{request['id']}/approve", {}, token=world.owner)
+    assert same.status != 200 and "already approved" in same.raw.decode(), same
     # A running pool's image is not rebuilt under it.
     busy = world.api.post(f"/api/v1/worker_images/{image['id']}/build", {}, token=world.owner)
     assert busy.status == 409, busy
@@ -225,6 +229,56 @@ def test_an_environment_rebuilt_with_other_contents_needs_a_new_review(world, tm
     job = world.run(code["id"])
     assert job.json["status"] == "errored", job.json
     assert "needs a new review" in job.json["error"]
+    # The new review: the owner approves the request again, which binds the environment there is
+    # now, and the code runs in it.
+    again = world.api.post(f"/api/v1/requests/{request['id']}/approve", {}, token=world.owner)
+    assert again.status == 200, again
+    job = world.run(code["id"])
+    assert job.json["status"] == "completed", job.json
+    assert world.result(job.json).json == {"magic": 1, "tripled_ages": 0}
+
+
+def test_the_default_pools_approvals_bind_its_environment(binary, tmp_path):
+    server = DetachedServer(binary, tmp_path / "data")
+    try:
+        server.start()
+        world = World(server.port)
+        deadline = time.time() + 60
+        while True:  # the server's sandbox starts beside its first requests
+            images = world.api.get("/api/v1/worker_images", token=world.owner).json
+            default = next(i for i in images if i["name"] == "default")
+            if default["status"] == "ready" or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        assert len(default["packages_hash"]) == 64, default
+        code = world.submit("def total(data):\n    return int(data['age'].sum())\n", "total").json
+        request = world.request_and_approve(code["id"])
+        db = sqlite3.connect(str(tmp_path / "data" / "datasite.db"))
+        try:
+            bound = db.execute("SELECT doc FROM worker_pool_records WHERE kind = 'approval' AND "
+                               "key = ?", (code["id"],)).fetchone()
+            assert bound == (default["packages_hash"],)
+            # As if it had been approved under another Python or other packages than the server
+            # runs now: its private runs are refused, and not counted.
+            db.execute("UPDATE worker_pool_records SET doc = ? WHERE kind = 'approval' AND "
+                       "key = ?", ("0" * 64, code["id"]))
+            db.commit()
+        finally:
+            db.close()
+        job = world.run(code["id"])
+        assert job.json["status"] == "errored", job.json
+        assert "default worker pool runs another environment" in job.json["error"], job.json
+        assert "needs a new review" in job.json["error"]
+        code_now = world.api.get(f"/api/v1/code/{code['id']}", token=world.scientist).json
+        assert code_now["output_policy"]["used"] == 0
+        # The owner approves it again: the environment there is now is bound, and it runs.
+        again = world.api.post(f"/api/v1/requests/{request['id']}/approve", {}, token=world.owner)
+        assert again.status == 200, again
+        job = world.run(code["id"])
+        assert job.json["status"] == "completed", job.json
+        assert world.result(job.json).json == 31 + 42 + 57 + 64 + 23
+    finally:
+        server.stop()
 
 
 def test_scientists_see_what_an_environment_holds_not_where_it_came_from(world, tmp_path):
