@@ -121,7 +121,9 @@ class Request:
         whatever its output policy says, until ``expires_in_days`` (default 30; a fraction is
         allowed) or a revocation. ``users`` names further data scientists (emails, ids or
         ``User`` objects) whose own code with the same source and inputs may run under it too.
-        An approved request may be approved again with ``repeat``: that adds a grant.
+        An approved request may be approved again with ``repeat``: that adds a grant. It may also be
+        approved again once its code's worker pool runs another environment than the approval
+        bound (its runs then fail asking for a new review): that binds the one it runs now.
         """
         if approve_nested:
             raise ValueError("approve_nested: datasite code does not start nested jobs")
