@@ -211,6 +211,20 @@ Status PoolService::Save(const std::string& kind, const std::string& key, const 
   return store_.PutPoolRecord({kind, key, doc.dump(), clock_.NowMillis()});
 }
 
+Status PoolService::Audited(const Principal& caller, const std::string& action,
+                            const std::string& kind, const std::string& key, const json* doc,
+                            const std::string& detail) {
+  return store_.InTransaction([&](store::Store& tx) -> Status {
+    if (doc != nullptr) {
+      RETURN_IF_ERROR(tx.PutPoolRecord({kind, key, doc->dump(), clock_.NowMillis()}));
+    } else {
+      RETURN_IF_ERROR(tx.DeletePoolRecord(kind, key));
+    }
+    const std::string target = (kind == "image" ? "worker_image:" : "worker_pool:") + key;
+    return tx.AppendAudit({clock_.NowSeconds(), caller.AuditName(), action, target, detail});
+  });
+}
+
 json PoolService::DefaultImage() {
   json image = {
       {"id", kDefaultPool},        {"name", kDefaultPool}, {"kind", "path"},
@@ -365,7 +379,8 @@ Result<json> PoolService::SubmitImage(const Principal& caller, const json& body)
       return InvalidArgumentError("the environment does not work: " +
                                   image["error"].get<std::string>());
   }
-  RETURN_IF_ERROR(Save("image", image["id"], image));
+  RETURN_IF_ERROR(Audited(caller, "worker_image.submit", "image", image["id"], &image,
+                          image["name"].get<std::string>()));
   spdlog::info("worker image {} ({}) submitted by {}", image["name"].get<std::string>(),
                image["id"].get<std::string>(), caller.email);
   return image;
@@ -434,7 +449,7 @@ Result<json> PoolService::BuildImage(const Principal& caller, const std::string&
     if (rc != 0) {
       image["status"] = "failed";
       image["error"] = "pip: " + LastLines(output, 6);
-      RETURN_IF_ERROR(Save("image", id, image));
+      RETURN_IF_ERROR(Audited(caller, "worker_image.build", "image", id, &image, "failed"));
       return InvalidArgumentError("building the environment failed: " + LastLines(output, 6));
     }
     // Readable, not writable, by all but its builder: the sandbox's uid reads it (whatever the
@@ -454,7 +469,9 @@ Result<json> PoolService::BuildImage(const Principal& caller, const std::string&
       open_up(it->path());
   }
   ASSIGN_OR_RETURN(image, CheckImage(std::move(image)));
-  RETURN_IF_ERROR(Save("image", id, image));
+  RETURN_IF_ERROR(Audited(
+      caller, "worker_image.build", "image", id, &image,
+      image["status"].get<std::string>() + " " + image.value("packages_hash", std::string())));
   if (image["status"] != "ready")
     return InvalidArgumentError("the environment does not work: " +
                                 image["error"].get<std::string>());
@@ -496,7 +513,8 @@ Status PoolService::RemoveImage(const Principal& caller, const std::string& id) 
   if (id == kDefaultPool) return InvalidArgumentError("the image 'default' can't be removed");
   ASSIGN_OR_RETURN(json image, LoadImage(id));
   RETURN_IF_ERROR(NotInUse(id));
-  RETURN_IF_ERROR(store_.DeletePoolRecord("image", id));
+  RETURN_IF_ERROR(Audited(caller, "worker_image.remove", "image", id, nullptr,
+                          image["name"].get<std::string>()));
   if (image["kind"] == "requirements") {
     std::error_code ec;
     fs::remove_all(image["path"].get<std::string>(), ec);
@@ -605,7 +623,9 @@ Result<json> PoolService::LaunchPool(const Principal& caller, const json& body) 
     pools_.erase(name);
     return FailedPreconditionError("the pool could not start: " + started.message());
   }
-  Status saved = Save("pool", name, pool->doc);
+  Status saved = Audited(
+      caller, "worker_pool.launch", "pool", name, &pool->doc,
+      "image " + image["id"].get<std::string>() + ", " + std::to_string(workers) + " workers");
   if (!saved.ok()) {
     std::lock_guard lock(mu_);
     pools_.erase(name);
@@ -641,7 +661,8 @@ Result<json> PoolService::ScalePool(const Principal& caller, const std::string& 
     pool->doc["num_workers"] = workers;
     doc = pool->doc;
   }
-  RETURN_IF_ERROR(Save("pool", name, doc));
+  RETURN_IF_ERROR(Audited(caller, "worker_pool.scale", "pool", name, &doc,
+                          std::to_string(workers) + " workers"));
   std::lock_guard lock(mu_);
   return PoolJson(*pool);
 }
@@ -658,7 +679,7 @@ Status PoolService::DeletePool(const Principal& caller, const std::string& name)
     pools_.erase(it);
   }
   // Runs holding the pool's sandbox keep it (shared_ptr) until they end.
-  return store_.DeletePoolRecord("pool", name);
+  return Audited(caller, "worker_pool.delete", "pool", name, nullptr, "");
 }
 
 // What a data scientist sees of a pool: not why it is down (the sandbox's words name host paths),

@@ -122,6 +122,10 @@ class PoolService {
   // server's sandbox not started yet).
   std::string CurrentHash(const std::string& name);
   Status Save(const std::string& kind, const std::string& key, const nlohmann::json& doc);
+  // Writes (`doc`) or deletes (null) a record by an owner's request, and its audit entry `action`
+  // (target worker_image:KEY or worker_pool:KEY), in one transaction.
+  Status Audited(const Principal& caller, const std::string& action, const std::string& kind,
+                 const std::string& key, const nlohmann::json* doc, const std::string& detail);
 
   store::Store& store_;
   const Clock& clock_;

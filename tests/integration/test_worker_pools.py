@@ -8,6 +8,7 @@ Raw HTTP throughout (test_pools_client.py covers the Python client's names).
 
 import base64
 import hashlib
+import json
 import sqlite3
 import textwrap
 import time
@@ -336,6 +337,17 @@ def test_pools_scale_and_only_owners_manage_them(world, tmp_path):
     assert world.api.delete("/api/v1/worker_pools/cpu", token=world.owner).status == 200
     assert world.api.delete(f"/api/v1/worker_images/{system.json['id']}",
                             token=world.owner).status == 200
+    # Each change is in the audit log, with who made it.
+    log = world.api.get("/api/v1/audit?limit=1000", token=world.owner)
+    assert log.status == 200, log
+    entries = [json.loads(line) for line in log.raw.decode().splitlines() if line]
+    done = {(e["action"], e["target"]) for e in entries}
+    for action, target in (("worker_image.submit", "worker_image:" + system.json["id"]),
+                           ("worker_pool.launch", "worker_pool:cpu"),
+                           ("worker_pool.scale", "worker_pool:cpu"),
+                           ("worker_pool.delete", "worker_pool:cpu"),
+                           ("worker_image.remove", "worker_image:" + system.json["id"])):
+        assert (action, target) in done, (action, target, sorted(done)[-12:])
     # Bad environments are refused, saying why.
     for config, words in (({"python": "relative/python"}, "absolute"),
                           ({"python": "/usr/bin/python3", "imports": ["nosuchmodule_zz"]},
