@@ -742,6 +742,13 @@ Result<Approval> CodeService::Approve(const Principal& caller, const std::string
                                        " meanwhile: approve it again");
       }
       RETURN_IF_ERROR(tx.InsertGrant(*grant));
+      // The environment its pool runs now, if it changed since (as approving again without a
+      // grant does): the grant's runs would otherwise all be refused.
+      if (pools_ != nullptr && pools_->EnvironmentChanged(code)) {
+        RETURN_IF_ERROR(pools_->BindApproval(tx, r.code_id));
+        RETURN_IF_ERROR(Audit(tx, caller, "request.approve_environment", "request:" + id,
+                              "code:" + r.code_id + " pool:" + code.worker_pool_name));
+      }
       return Audit(tx, caller, "grant.create", "grant:" + grant->id, GrantDetail(*grant));
     }));
     ASSIGN_OR_RETURN(grant, store_.GetGrant(grant->id));
@@ -1987,16 +1994,40 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
     out.error = "the job's code is gone";
     return out;
   }
+  // Under a grant, the environment that holds is the one the grant's request bound, in its pool:
+  // a scientist the grant names runs the same source as code of their own, which no approval
+  // bound (a cold review ran such code in an environment no one approved).
+  std::optional<store::UserCode> bound;
+  if (job.kind == "private" && job.grant_id) {
+    auto grant = store_.GetGrant(*job.grant_id);
+    auto request = grant.ok() ? store_.GetRequest(grant->request_id)
+                              : Result<store::CodeRequest>(grant.status());
+    if (request.ok() && request->code_id != code->id) {
+      auto approved = store_.GetCode(request->code_id);
+      if (!approved.ok()) {
+        out.error = "the code the grant approved is gone";
+        return out;
+      }
+      if (approved->worker_pool_name != code->worker_pool_name) {
+        out.error = "the grant approved this code for worker pool '" + approved->worker_pool_name +
+                    "', not '" + code->worker_pool_name + "': submit it for that pool";
+        return out;
+      }
+      bound = *code;
+      bound->approved_environment = approved->approved_environment;
+    }
+  }
+  const store::UserCode& held = bound ? *bound : *code;
   PoolRun pool;
   if (pools_ != nullptr) {
-    auto found = pools_->ForRun(*code, job.kind == "private");
+    auto found = pools_->ForRun(held, job.kind == "private");
     if (!found.ok()) {
       out.error = found.status().message();
       return out;
     }
     pool = std::move(*found);
   } else if (!run_pool_.empty() && job.kind == "private" &&
-             code->approved_environment != run_pool_hash_) {
+             held.approved_environment != run_pool_hash_) {
     out.error =
         "the worker pool '" + run_pool_ +
         "' runs another environment than the one approved: the code needs a new review (the "
@@ -2013,8 +2044,8 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
   // In the default pool an approval binds the server's environment once it was known
   // (PoolService::BindApproval); one made before binds none.
   if (job.kind == "private" && !pool.sandbox && run_pool_.empty() &&
-      !code->approved_environment.empty() &&
-      code->approved_environment != EnvironmentHash(**sandbox)) {
+      !held.approved_environment.empty() &&
+      held.approved_environment != EnvironmentHash(**sandbox)) {
     out.error =
         "the default worker pool runs another environment than the one approved (its Python or "
         "packages changed): the code needs a new review (the owner approves the request again)";

@@ -238,7 +238,11 @@ json PoolService::DefaultImage() {
     std::lock_guard lock(mu_);
     sandbox = default_sandbox_;
   }
-  if (sandbox == nullptr) {
+  if (sandbox == nullptr && !options_.local) {
+    // Run by external workers: what the last of them to start published (as for other pools).
+    image["packages_hash"] = RemoteEnvironment(kDefaultPool).value("packages_hash", "");
+    image["status"] = image["packages_hash"] == "" ? "no_workers" : "external";
+  } else if (sandbox == nullptr) {
     image["status"] = "starting";  // the server's sandbox starts beside its first requests
   } else {
     json env = sandbox->Environment();
@@ -710,6 +714,10 @@ Result<json> PoolService::ListPools(const Principal& caller) {
   def["workers_ready"] = d ? d->Slots() : 0;
   def["status"] = d ? "ready" : "starting";
   def["packages_hash"] = d ? EnvironmentHash(*d) : "";
+  if (!d && !options_.local) {  // run by external workers, as DefaultImage says
+    def["packages_hash"] = RemoteEnvironment(kDefaultPool).value("packages_hash", "");
+    def["status"] = def["packages_hash"] == "" ? "no_workers" : "external";
+  }
   out.push_back(std::move(def));
   {
     std::lock_guard lock(mu_);

@@ -239,19 +239,26 @@ def test_an_environment_rebuilt_with_other_contents_needs_a_new_review(world, tm
     assert world.result(job.json).json == {"magic": 1, "tripled_ages": 0}
 
 
+def default_image_when_ready(world):
+    """The default image once the server's sandbox has started (beside its first requests): its
+    environment is then known, and approvals bind it."""
+    deadline = time.time() + 60
+    while True:
+        images = world.api.get("/api/v1/worker_images", token=world.owner).json
+        default = next(i for i in images if i["name"] == "default")
+        if default["status"] == "ready" or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert len(default["packages_hash"]) == 64, default
+    return default
+
+
 def test_the_default_pools_approvals_bind_its_environment(binary, tmp_path):
     server = DetachedServer(binary, tmp_path / "data")
     try:
         server.start()
         world = World(server.port)
-        deadline = time.time() + 60
-        while True:  # the server's sandbox starts beside its first requests
-            images = world.api.get("/api/v1/worker_images", token=world.owner).json
-            default = next(i for i in images if i["name"] == "default")
-            if default["status"] == "ready" or time.time() > deadline:
-                break
-            time.sleep(0.1)
-        assert len(default["packages_hash"]) == 64, default
+        default = default_image_when_ready(world)
         code = world.submit("def total(data):\n    return int(data['age'].sum())\n", "total").json
         request = world.request_and_approve(code["id"])
         db = sqlite3.connect(str(tmp_path / "data" / "datasite.db"))
@@ -278,6 +285,72 @@ def test_the_default_pools_approvals_bind_its_environment(binary, tmp_path):
         job = world.run(code["id"])
         assert job.json["status"] == "completed", job.json
         assert world.result(job.json).json == 31 + 42 + 57 + 64 + 23
+    finally:
+        server.stop()
+
+
+def test_a_grant_holds_the_code_of_those_it_names_to_its_pool_and_environment(binary, tmp_path,
+                                                                             envs_dir):
+    # A cold review: a scientist a grant names runs the same source as code of their own, which no
+    # approval bound; it ran in the default pool after the owner approved it in "ml", and in the
+    # default pool's environment after that changed. (And in "ml" it was always refused.)
+    from helpers import PASSWORD, unique_email
+    server = DetachedServer(binary, tmp_path / "data")
+    try:
+        server.start()
+        world = World(server.port)
+        image = build_probe_image(world, tmp_path)
+        assert world.api.post("/api/v1/worker_pools", {"name": "ml", "image_id": image["id"]},
+                              token=world.owner).status == 201
+        third = world.api.create_user(world.actors["admin"].token, role="data_scientist",
+                                      email=unique_email("scientist3"))
+        named = [world.actors["scientist2"].user["email"], third["email"]]
+        tokens = [world.actors["scientist2"].token, world.api.login(third["email"], PASSWORD)]
+
+        def submit(token, source, name, pool=None):
+            body = {"name": name, "source": source, "inputs": {"data": {"asset_id": world.asset_id}}}
+            if pool is not None:
+                body["worker_pool_name"] = pool
+            code = world.api.post("/api/v1/code", body, token=token)
+            assert code.status == 201, code
+            return code.json["id"]
+
+        def approve_for(code_id):
+            req = world.api.post("/api/v1/requests", {"code_id": code_id, "reason": "grant"},
+                                 token=world.scientist)
+            approved = world.api.post(f"/api/v1/requests/{req.json['id']}/approve",
+                                      {"repeat": {"per_hour": 100}, "users": named},
+                                      token=world.owner)
+            assert approved.status == 200, approved
+
+        def run(token, code_id):
+            return world.api.post(f"/api/v1/code/{code_id}/run", {"mock": False}, token=token).json
+
+        # Approved in "ml": a named scientist's copy runs there, and not in the default pool.
+        approve_for(submit(world.scientist, USES_PROBE, "use_probe", pool="ml"))
+        job = run(tokens[0], submit(tokens[0], USES_PROBE, "use_probe", pool="ml"))
+        assert job["status"] == "completed" and job["grant_id"], job
+        job = run(tokens[1], submit(tokens[1], USES_PROBE, "use_probe"))
+        assert job["status"] == "errored", job
+        assert "approved this code for worker pool 'ml', not 'default'" in job["error"], job
+
+        # Approved in the default pool, whose environment then changed: the named scientist's copy
+        # is refused as the requester's own run is.
+        total = "def total(data):\n    return int(data['age'].sum())\n"
+        default_image_when_ready(world)
+        own = submit(world.scientist, total, "total")
+        approve_for(own)
+        db = sqlite3.connect(str(tmp_path / "data" / "datasite.db"))
+        try:
+            db.execute("UPDATE worker_pool_records SET doc = ? WHERE kind = 'approval' AND "
+                       "key = ?", ("0" * 64, own))
+            db.commit()
+        finally:
+            db.close()
+        for token, code_id in ((world.scientist, own), (tokens[0], submit(tokens[0], total, "total"))):
+            job = run(token, code_id)
+            assert job["status"] == "errored", job
+            assert "needs a new review" in job["error"], job
     finally:
         server.stop()
 
