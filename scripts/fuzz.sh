@@ -27,8 +27,9 @@ fi
 
 bash scripts/deps.sh
 build=${DATASITE_FUZZ_BUILD:-build-fuzz}
-# Only the fuzz targets are built (the unit tests stay configured: src/jobs links its test
-# unconditionally).
+# Only the fuzz targets are built here (the unit tests stay configured: src/jobs links its test
+# unconditionally). In CI scripts/test-sanitizers.sh (asan-representative) has built the whole tree in
+# the same folder, with the same configuration, and run the tests there: this finds it built.
 CC=clang-14 CXX=clang++-14 cmake -S . -B "$build" -G Ninja -DDATASITE_FUZZ=ON \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 ninja -C "$build" -j "${JOBS:-2}" "${targets[@]/%/_fuzzer}"

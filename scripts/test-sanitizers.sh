@@ -14,8 +14,12 @@
 #   asan-representative: `asan` without the PySyft notebooks (they run in the regular build; under ASan they
 #         add minutes and reach no server path the integration suite does not), without integration_client
 #         (the integration files that launch no server: nothing they run is instrumented; about 60 s), the
-#         integration suite on PostgreSQL and the discrete Gaussian's statistical tests (see below). This
-#         is what CI runs; `bash scripts/test.sh --full` runs `asan` whole.
+#         integration suite on PostgreSQL and the discrete Gaussian's statistical tests (see below), and
+#         built not on the `debug` preset but in the fuzz build (clang-14, AddressSanitizer + UBSan,
+#         RelWithDebInfo, DATASITE_FUZZ_BUILD, default build-fuzz), which instruments every target, tests
+#         and server included: scripts/fuzz.sh then finds its targets built. One build of the tree
+#         instead of two (a GCC -O0 one and a clang one for the fuzzers) took about ten minutes off CI.
+#         This is what CI runs; `bash scripts/test.sh --full` runs `asan` whole (on the `debug` preset).
 #   tsan-concurrency: the `tsan` preset, but only the tests whose subject is concurrency: the job queue's
 #         and the sandbox's unit tests (worker threads, leases, kills, concurrent runs), the store's, and
 #         the blob store's (an upload's writer thread).
@@ -121,14 +125,33 @@ for part in "${parts[@]}"; do
       # the server's memory: an image of the sanitized binary would test neither.
       if [ "$part" = asan ]; then
         run_preset debug -E '^deploy_' || rc=$?
+        check_logs "$logs" "$PWD/build/debug/pytest-tmp" || rc=1
       else
         # The store's PostgreSQL tests run here; the integration suite on PostgreSQL does not, nor
         # integration_client (its files launch no server, so they run nothing instrumented). Nor do
         # the discrete Gaussian's statistical tests (about 50 s in Release, 10 minutes here, and they
         # test arithmetic, not memory: the regular build runs them; so do the other samplers' here).
-        run_preset debug -E '^(pysyft_notebooks|integration_client|integration_postgres|deploy_.*|dp\.MechanismDpTest\.DiscreteGaussian.*|dp\.Sigmas/DiscreteGaussianDistributionTest\..*|dp\.NoiseTimingTest\..*)$' || rc=$?
+        fuzz_build=${DATASITE_FUZZ_BUILD:-build-fuzz}
+        start=$SECONDS
+        # The same configuration as scripts/fuzz.sh's (which then builds nothing more).
+        CC=clang-14 CXX=clang++-14 cmake -S . -B "$fuzz_build" -G Ninja -DDATASITE_FUZZ=ON \
+          -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDATASITE_WERROR=OFF >/dev/null
+        ninja -C "$fuzz_build" -j "$jobs" || rc=$?
+        echo "== asan-representative: built in $((SECONDS - start)) s ($fuzz_build)"
+        if [ $rc -eq 0 ]; then
+          tstart=$SECONDS
+          ctest --test-dir "$fuzz_build" --output-on-failure -j "$jobs" --timeout 2700 \
+            -E '^(pysyft_notebooks|integration_client|integration_postgres|deploy_.*|dp\.MechanismDpTest\.DiscreteGaussian.*|dp\.Sigmas/DiscreteGaussianDistributionTest\..*|dp\.NoiseTimingTest\..*)$' || rc=$?
+          echo "== asan-representative: tests ran in $((SECONDS - tstart)) s (ctest exit $rc)"
+          if [ $rc -ne 0 ]; then
+            note "asan-representative: ctest exit $rc; failed: $(tr '\n' ' ' <"$fuzz_build/Testing/Temporary/LastTestsFailed.log" 2>/dev/null)"
+            grep -E "^(FAILED|ERROR) " "$fuzz_build/Testing/Temporary/LastTest.log" 2>/dev/null | cut -c1-300 | head -40 >>"$summary" || true
+          fi
+        else
+          note "asan-representative: the build failed"
+        fi
+        check_logs "$logs" "$PWD/$fuzz_build/pytest-tmp" || rc=1
       fi
-      check_logs "$logs" "$PWD/build/debug/pytest-tmp" || rc=1
       unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
       [ $rc -eq 0 ] || status=1
       ;;

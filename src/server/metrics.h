@@ -72,9 +72,22 @@ class ServerMetrics : public http::RequestObserver {
   obs::Family<obs::Histogram>& latency_;
   obs::Family<obs::Counter>& upload_bytes_;
   std::mutex mu_;
+  // Orders (method, route, status) keys, and finds them by views (so a lookup builds no string).
+  // Spelled out: clang's tuple comparison does not mix std::string and std::string_view members.
+  struct KeyLess {
+    using is_transparent = void;
+    using View = std::tuple<std::string_view, std::string_view, int>;
+    static View Of(const std::tuple<std::string, std::string, int>& k) {
+      return {std::get<0>(k), std::get<1>(k), std::get<2>(k)};
+    }
+    static const View& Of(const View& v) { return v; }
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      return Of(a) < Of(b);
+    }
+  };
   // (method, route, status) -> its counters. Guarded by mu_; children never move.
-  std::map<std::tuple<std::string, std::string, int>, std::unique_ptr<Child>, std::less<>>
-      children_;
+  std::map<std::tuple<std::string, std::string, int>, std::unique_ptr<Child>, KeyLess> children_;
   http::Router router_;
   std::unique_ptr<http::HttpServer> http_;
 };
