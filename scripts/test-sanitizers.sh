@@ -133,6 +133,7 @@ for part in "${parts[@]}"; do
         # the discrete Gaussian's statistical tests (about 50 s in Release, 10 minutes here, and they
         # test arithmetic, not memory: the regular build runs them; so do the other samplers' here).
         fuzz_build=${DATASITE_FUZZ_BUILD:-build-fuzz}
+        [[ "$fuzz_build" == /* ]] || fuzz_build="$PWD/$fuzz_build"
         start=$SECONDS
         # The same configuration as scripts/fuzz.sh's (which then builds nothing more).
         CC=clang-14 CXX=clang++-14 cmake -S . -B "$fuzz_build" -G Ninja -DDATASITE_FUZZ=ON \
@@ -151,7 +152,7 @@ for part in "${parts[@]}"; do
         else
           note "asan-representative: the build failed"
         fi
-        check_logs "$logs" "$PWD/$fuzz_build/pytest-tmp" || rc=1
+        check_logs "$logs" "$fuzz_build/pytest-tmp" || rc=1
       fi
       unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
       [ $rc -eq 0 ] || status=1
