@@ -401,6 +401,13 @@ void CodeService::RemoveResultFile(const std::string& job_id, int64_t attempts) 
   }
 }
 
+Status CodeService::RebindEnvironment(store::Store& tx, const Principal& caller,
+                                      const std::string& request_id, const store::UserCode& code) {
+  RETURN_IF_ERROR(pools_->BindApproval(tx, code.id));
+  return Audit(tx, caller, "request.approve_environment", "request:" + request_id,
+               "code:" + code.id + " pool:" + code.worker_pool_name);
+}
+
 Status CodeService::Audit(store::Store& tx, const Principal& actor, const std::string& action,
                           const std::string& target, const std::string& detail) {
   return tx.AppendAudit({clock_.NowSeconds(), actor.AuditName(), action, target, detail});
@@ -744,11 +751,8 @@ Result<Approval> CodeService::Approve(const Principal& caller, const std::string
       RETURN_IF_ERROR(tx.InsertGrant(*grant));
       // The environment its pool runs now, if it changed since (as approving again without a
       // grant does): the grant's runs would otherwise all be refused.
-      if (pools_ != nullptr && pools_->EnvironmentChanged(code)) {
-        RETURN_IF_ERROR(pools_->BindApproval(tx, r.code_id));
-        RETURN_IF_ERROR(Audit(tx, caller, "request.approve_environment", "request:" + id,
-                              "code:" + r.code_id + " pool:" + code.worker_pool_name));
-      }
+      if (pools_ != nullptr && pools_->EnvironmentChanged(code))
+        RETURN_IF_ERROR(RebindEnvironment(tx, caller, id, code));
       return Audit(tx, caller, "grant.create", "grant:" + grant->id, GrantDetail(*grant));
     }));
     ASSIGN_OR_RETURN(grant, store_.GetGrant(grant->id));
@@ -764,9 +768,7 @@ Result<Approval> CodeService::Approve(const Principal& caller, const std::string
         return FailedPreconditionError("the request was " + now_r.status +
                                        " meanwhile: approve it again");
       }
-      RETURN_IF_ERROR(pools_->BindApproval(tx, r.code_id));
-      return Audit(tx, caller, "request.approve_environment", "request:" + id,
-                   "code:" + r.code_id + " pool:" + code.worker_pool_name);
+      return RebindEnvironment(tx, caller, id, code);
     }));
     ASSIGN_OR_RETURN(store::CodeRequest again, store_.GetRequest(id));
     return Approval{std::move(again), std::nullopt};

@@ -207,10 +207,6 @@ void PoolService::SetDefaultSandbox(sandbox::Sandbox* sandbox) {
   default_sandbox_ = sandbox;
 }
 
-Status PoolService::Save(const std::string& kind, const std::string& key, const json& doc) {
-  return store_.PutPoolRecord({kind, key, doc.dump(), clock_.NowMillis()});
-}
-
 Status PoolService::Audited(const Principal& caller, const std::string& action,
                             const std::string& kind, const std::string& key, const json* doc,
                             const std::string& detail) {

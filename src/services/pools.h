@@ -121,7 +121,6 @@ class PoolService {
   // The environment hash pool `name` runs now; '' when it is not known (not running, or the
   // server's sandbox not started yet).
   std::string CurrentHash(const std::string& name);
-  Status Save(const std::string& kind, const std::string& key, const nlohmann::json& doc);
   // Writes (`doc`) or deletes (null) a record by an owner's request, and its audit entry `action`
   // (target worker_image:KEY or worker_pool:KEY), in one transaction.
   Status Audited(const Principal& caller, const std::string& action, const std::string& kind,
