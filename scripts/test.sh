@@ -25,7 +25,13 @@ source scripts/test-postgres.sh
 ensure_test_postgres
 source scripts/test-s3.sh
 ensure_test_s3
-(cd build && ctest --output-on-failure --timeout 900 -j2)
+if ! (cd build && ctest --output-on-failure --timeout 900 -j2); then
+  # ctest's own summary names only the entry (`integration`); a CI log cut to its last lines would
+  # not say which test in it failed. Say it last.
+  echo "== what failed (pytest's FAILED/ERROR lines and failing gtest cases, from build/Testing/Temporary/LastTest.log):"
+  grep -hE '^(FAILED|ERROR) |^\[  FAILED  \] [A-Za-z]' build/Testing/Temporary/LastTest.log | sort -u | tail -40 || true
+  exit 1
+fi
 if [ $full -eq 1 ]; then
   # The whole integration suite on PostgreSQL (CI runs the part in integration_postgres).
   DATASITE_TEST_ENGINE=postgres DATASITE_BINARY="$PWD/build/datasite" \
