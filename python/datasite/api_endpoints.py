@@ -47,8 +47,9 @@ _PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 def check_path(path):
     """``path`` if it is 'service.method', two Python identifiers (not keywords) of at most
-    128 characters in all, as the server takes it; ValueError otherwise. Whether its first part is a built-in service's name is the server's to
-    say."""
+    128 characters in all, as the server takes it; otherwise InvalidArgumentError, a ValueError
+    and ``sy.SyftException`` as PySyft's refusal of a bad path is. Whether its first part is a
+    built-in service's name is the server's to say."""
     if not isinstance(path, str):
         raise TypeError("an endpoint path is text such as 'bigquery.query', got {!r}".format(path))
     parts = path.split(".")
@@ -58,7 +59,8 @@ def check_path(path):
         or len(parts) != MAX_PATH_PARTS
         or not all(_PART.fullmatch(p) and not keyword.iskeyword(p) for p in parts)
     ):
-        raise ValueError(
+        raise InvalidArgumentError(
+            None,
             "an endpoint path is 'service.method', two Python identifiers of at most {} "
             "characters in all, e.g. 'bigquery.query'; got {!r}".format(MAX_PATH_CHARS, path)
         )
