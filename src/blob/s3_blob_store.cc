@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/random.h"
+#include "core/sha256.h"
 #include "net/sigv4.h"
 
 namespace datasite::blob {
@@ -301,7 +302,7 @@ class S3BlobWriter : public BlobWriter {
           return k;
         };
         ASSIGN_OR_RETURN(*etag, (*client)->UploadPart(key_, upload_id_, number, part->size(),
-                                                      reader, net::Sha256Hex(part->view())));
+                                                      reader, Sha256Hex(part->view())));
         return Status::Ok();
       });
     } catch (const std::system_error& e) {

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/markup.h"
+#include "core/sha256.h"
 
 namespace datasite::net {
 namespace {

@@ -3,6 +3,7 @@
 // by DATASITE_TEST_S3_URL=http://HOST:PORT/BUCKET (tests/s3/servers.sh start prints it;
 // scripts/test.sh starts one). Without it those tests are skipped and say so.
 #include "net/s3_client.h"
+#include "core/sha256.h"
 #include "net/s3_test_env.h"
 
 #include <gtest/gtest.h>

@@ -2,26 +2,17 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/sha.h>
 
 #include <algorithm>
 #include <cctype>
 #include <ctime>
 #include <map>
 
+#include "core/random.h"
+#include "core/sha256.h"
+
 namespace datasite::net {
 namespace {
-
-std::string Hex(const unsigned char* data, size_t n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * n);
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(kHex[data[i] >> 4]);
-    out.push_back(kHex[data[i] & 15]);
-  }
-  return out;
-}
 
 std::string Hmac(std::string_view key, std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -105,12 +96,6 @@ std::string SigV4CanonicalQuery(const std::vector<std::pair<std::string, std::st
   return out;
 }
 
-std::string Sha256Hex(std::string_view data) {
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
-  return Hex(md, sizeof md);
-}
-
 SigV4Signature SignV4(const SigV4Request& request, const AwsCredentials& credentials,
                       std::string_view region, std::string_view service, int64_t unix_seconds) {
   SigV4Signature out;
@@ -151,7 +136,7 @@ SigV4Signature SignV4(const SigV4Request& request, const AwsCredentials& credent
   key = Hmac(key, service);
   key = Hmac(key, "aws4_request");
   std::string mac = Hmac(key, out.string_to_sign);
-  out.signature = Hex(reinterpret_cast<const unsigned char*>(mac.data()), mac.size());
+  out.signature = HexEncode(mac);
   out.headers.emplace(out.headers.begin(), "Authorization",
                       "AWS4-HMAC-SHA256 Credential=" + credentials.access_key_id + "/" + scope +
                           ", SignedHeaders=" + signed_headers + ", Signature=" + out.signature);

@@ -63,9 +63,6 @@ std::string SigV4Encode(std::string_view text, bool keep_slash);
 // The query string SigV4 signs and the URL must carry: encoded pairs sorted by name, then value.
 std::string SigV4CanonicalQuery(const std::vector<std::pair<std::string, std::string>>& query);
 
-// SHA-256 of `data` in lowercase hex.
-std::string Sha256Hex(std::string_view data);
-
 }  // namespace datasite::net
 
 #endif  // DATASITE_NET_SIGV4_H_

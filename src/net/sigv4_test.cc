@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/sha256.h"
+
 namespace datasite::net {
 namespace {
 

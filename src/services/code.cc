@@ -1,7 +1,6 @@
 #include "services/code.h"
 
 #include <fcntl.h>
-#include <sodium.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/random.h"
+#include "core/sha256.h"
 #include "data/sidecar.h"
 #include "jobs/job_queue.h"
 #include "obs/metrics.h"
@@ -49,14 +49,6 @@ bool IsIdentifier(const std::string& s) {
   }
   return true;
 }
-
-std::string Sha256Hex(const std::string& bytes) {
-  unsigned char out[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256(out, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
-  return HexEncode(std::string_view(reinterpret_cast<const char*>(out), sizeof(out)));
-}
-
-bool IsOwner(const Principal& p) { return p.role >= auth::Role::kDataOwner; }
 
 Status NeedDataScientist(const Principal& p) {
   if (!p.user_id || p.role < auth::Role::kDataScientist) {
@@ -559,7 +551,8 @@ Result<store::UserCode> CodeService::Submit(const Principal& caller, const Submi
     RETURN_IF_ERROR(tx.InsertCode(code).status());
     // Checked once inserted (a resubmission is told so first), in the transaction that inserts,
     // under the writers' lock: two submissions of one user can't both pass the quota.
-    if (!IsOwner(caller)) RETURN_IF_ERROR(CodeFitsQuota(tx, *caller.user_id, code.stored_bytes));
+    if (!caller.IsDataOwner())
+      RETURN_IF_ERROR(CodeFitsQuota(tx, *caller.user_id, code.stored_bytes));
     if (!policy_spec.is_null()) RETURN_IF_ERROR(tx.PutCodePolicy(code.id, policy_spec.dump()));
     if (pools_ != nullptr) {
       if (auto pool = pools_->CodePoolRecord(code.id, in.worker_pool_name))
@@ -578,7 +571,7 @@ Result<store::UserCode> CodeService::Submit(const Principal& caller, const Submi
   }
   RETURN_IF_ERROR(stored);
   ASSIGN_OR_RETURN(store::UserCode c, store_.GetCode(code.id));
-  if (!IsOwner(caller)) c.policy_state.clear();
+  if (!caller.IsDataOwner()) c.policy_state.clear();
   return c;
 }
 
@@ -615,10 +608,10 @@ Result<store::CodePage> CodeService::ListCode(const Principal& caller,
   RETURN_IF_ERROR(NeedDataScientist(caller));
   RETURN_IF_ERROR(CheckPage(page, page_size));
   std::optional<std::string> user;
-  if (!IsOwner(caller)) user = caller.user_id;
+  if (!caller.IsDataOwner()) user = caller.user_id;
   ASSIGN_OR_RETURN(store::CodePage list, store_.ListCode(user, name, (page - 1) * page_size,
                                                          page_size, kMaxListSourceChars));
-  if (!IsOwner(caller)) {
+  if (!caller.IsDataOwner()) {
     for (auto& c : list.items) c.policy_state.clear();  // see GetCode
   }
   return list;
@@ -640,9 +633,10 @@ Result<store::UserCode> CodeService::ReadCode(const Principal& caller, const std
               : read == CodeRead::kToRun ? store_.GetCodeToRun(id)
                                          : store_.GetCodeSummary(id);
   if (!code.ok()) return code.status();
-  if (!IsOwner(caller) && !caller.IsSelf(code->user_id)) return NotFoundError("code not found");
+  if (!caller.IsDataOwner() && !caller.IsSelf(code->user_id))
+    return NotFoundError("code not found");
   // What custom policies kept was computed on private data: data owners only.
-  if (!IsOwner(caller)) code->policy_state.clear();
+  if (!caller.IsDataOwner()) code->policy_state.clear();
   return code;
 }
 
@@ -705,7 +699,7 @@ Result<store::RequestPage> CodeService::ListRequests(const Principal& caller,
   }
   RETURN_IF_ERROR(CheckPage(page, page_size));
   std::optional<std::string> user;
-  if (!IsOwner(caller)) user = caller.user_id;
+  if (!caller.IsDataOwner()) user = caller.user_id;
   return store_.ListRequests(user, status, project_id, (page - 1) * page_size, page_size);
 }
 
@@ -713,13 +707,14 @@ Result<store::CodeRequest> CodeService::GetRequest(const Principal& caller, cons
   RETURN_IF_ERROR(NeedDataScientist(caller));
   auto r = store_.GetRequest(id);
   if (!r.ok()) return r.status();
-  if (!IsOwner(caller) && !caller.IsSelf(r->user_id)) return NotFoundError("request not found");
+  if (!caller.IsDataOwner() && !caller.IsSelf(r->user_id))
+    return NotFoundError("request not found");
   return r;
 }
 
 Result<Approval> CodeService::Approve(const Principal& caller, const std::string& id,
                                       const std::optional<RepeatGrant>& repeat) {
-  if (!IsOwner(caller))
+  if (!caller.IsDataOwner())
     return PermissionDeniedError("only data owners and admins approve requests");
   ASSIGN_OR_RETURN(store::CodeRequest r, GetRequest(caller, id));
   // Code submitted before the server refused hidden characters is checked before it is approved.
@@ -810,7 +805,8 @@ Result<Approval> CodeService::Approve(const Principal& caller, const std::string
 
 Result<store::CodeRequest> CodeService::Deny(const Principal& caller, const std::string& id,
                                              const std::string& reason) {
-  if (!IsOwner(caller)) return PermissionDeniedError("only data owners and admins deny requests");
+  if (!caller.IsDataOwner())
+    return PermissionDeniedError("only data owners and admins deny requests");
   if (reason.empty() || reason.size() > kMaxReasonBytes) {
     return InvalidArgumentError("'reason' must be 1 to 10000 characters");
   }
@@ -859,7 +855,8 @@ Result<std::vector<store::RequestDecision>> CodeService::RequestHistory(const Pr
 
 Result<store::Job> CodeService::Deposit(const Principal& caller, const std::string& request_id,
                                         DepositResult result) {
-  if (!IsOwner(caller)) return PermissionDeniedError("only data owners and admins deposit results");
+  if (!caller.IsDataOwner())
+    return PermissionDeniedError("only data owners and admins deposit results");
   ASSIGN_OR_RETURN(store::CodeRequest r, GetRequest(caller, request_id));
   if (result.format != "json" && result.format != "csv" && result.format != "npy" &&
       result.format != "bytes") {
@@ -934,7 +931,7 @@ Result<RunOutcome> CodeService::Run(const Principal& caller, const std::string& 
                                     const RunCode& run) {
   if (!run.for_requester) return RunAs(caller, code_id, run, nullptr);
   if (!caller.authenticated()) return UnauthenticatedError("log in first");
-  if (!IsOwner(caller)) {
+  if (!caller.IsDataOwner()) {
     return PermissionDeniedError("only a data owner runs code for its requester");
   }
   if (run.mock) return InvalidArgumentError("'for_requester' runs on private data: drop 'mock'");
@@ -977,7 +974,7 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
   std::string kind;
   if (run.mock) {
     kind = "mock";
-  } else if (author && (!IsOwner(caller) || code.request_status == "approved")) {
+  } else if (author && (!caller.IsDataOwner() || code.request_status == "approved")) {
     kind = "private";
   } else {
     // A data owner's run on private data, of anyone's code (GetCode let only owners through for
@@ -987,7 +984,7 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
   // A data owner's review may run the code on other data than its policy binds (PySyft's
   // request.code.run(data=...)): an asset, a value, or a blob the owner uploaded.
   json overrides = json::object();
-  if (kind == "review" && IsOwner(caller) && run.inputs) {
+  if (kind == "review" && caller.IsDataOwner() && run.inputs) {
     if (!run.inputs->is_object()) return InvalidArgumentError("'inputs' must be an object");
     for (const auto& [arg, v] : run.inputs->items()) {
       if (!bound.contains(arg)) {
@@ -1065,7 +1062,7 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
   std::optional<store::Grant> grant;
   // A data owner's run for the requester is the request's (its output policy counts it), not a
   // use of the scientist's grant.
-  if (kind == "private" && !synced_run && !IsOwner(caller) && for_owner == nullptr &&
+  if (kind == "private" && !synced_run && !caller.IsDataOwner() && for_owner == nullptr &&
       code.request_status != "denied") {
     ASSIGN_OR_RETURN(grant, GrantToRun(caller, code, clock_.NowMillis()));
   }
@@ -1116,7 +1113,7 @@ Result<RunOutcome> CodeService::RunAs(const Principal& caller, const std::string
       job_inputs[arg] = {{"blob_id", blob->id}, {"format", blob->format}};
     }
   }
-  const bool limited = !IsOwner(caller);
+  const bool limited = !caller.IsDataOwner();
   if (storage_.used() >= storage_.limit()) {
     // The caller's own mock outputs make room, oldest first, when they can: a user who filled
     // the storage with them is never locked out by them.
@@ -1350,7 +1347,7 @@ Result<json> CodeService::GetOutputChecks(const Principal& caller, const std::st
 
 Result<json> CodeService::SetOutputChecks(const Principal& caller, const std::string& dataset_id,
                                           const json& rules) {
-  if (!IsOwner(caller)) {
+  if (!caller.IsDataOwner()) {
     return PermissionDeniedError("only data owners and admins set a dataset's output checks");
   }
   ASSIGN_OR_RETURN(store::Dataset d, store_.GetDataset(dataset_id));
@@ -1373,7 +1370,7 @@ Result<store::GrantPage> CodeService::ListGrants(const Principal& caller,
   }
   RETURN_IF_ERROR(CheckPage(page, page_size));
   std::optional<std::string> user;
-  if (!IsOwner(caller)) user = caller.user_id;
+  if (!caller.IsDataOwner()) user = caller.user_id;
   return store_.ListGrants(user, status, clock_.NowMillis(), (page - 1) * page_size, page_size);
 }
 
@@ -1381,7 +1378,7 @@ Result<store::Grant> CodeService::GetGrant(const Principal& caller, const std::s
   RETURN_IF_ERROR(NeedDataScientist(caller));
   auto g = store_.GetGrant(id);
   if (!g.ok()) return g.status();
-  if (!IsOwner(caller) &&
+  if (!caller.IsDataOwner() &&
       std::find(g->user_ids.begin(), g->user_ids.end(), *caller.user_id) == g->user_ids.end()) {
     return NotFoundError("grant not found");
   }
@@ -1405,7 +1402,8 @@ void CodeService::KillGrantRuns(store::JobFilter f, const std::string& what) {
 }
 
 Result<store::Grant> CodeService::RevokeGrant(const Principal& caller, const std::string& id) {
-  if (!IsOwner(caller)) return PermissionDeniedError("only data owners and admins revoke grants");
+  if (!caller.IsDataOwner())
+    return PermissionDeniedError("only data owners and admins revoke grants");
   RETURN_IF_ERROR(store_.InTransaction([&](store::Store& tx) -> Status {
     RETURN_IF_ERROR(tx.RevokeGrant(id, *caller.user_id, clock_.NowMillis()));
     return Audit(tx, caller, "grant.revoke", "grant:" + id);
@@ -1436,7 +1434,7 @@ Result<store::JobPage> CodeService::ListJobs(const Principal& caller,
   f.status = status;
   f.offset = (page - 1) * page_size;
   f.limit = page_size;
-  if (!IsOwner(caller)) {
+  if (!caller.IsDataOwner()) {
     f.user_id = caller.user_id;
     f.include_review = false;
   }
@@ -1448,24 +1446,24 @@ Result<store::Job> CodeService::GetJob(const Principal& caller, const std::strin
   RETURN_IF_ERROR(NeedDataScientist(caller));
   auto job = result_up_to > 0 ? store_.GetJob(id, result_up_to) : store_.GetJob(id);
   if (!job.ok()) return job.status();
-  if (!IsOwner(caller) && (!caller.IsSelf(job->user_id) || job->kind == "review")) {
+  if (!caller.IsDataOwner() && (!caller.IsSelf(job->user_id) || job->kind == "review")) {
     return NotFoundError("job not found");
   }
   return job;
 }
 
 bool CodeService::MaySeeResult(const Principal& caller, const store::Job& job) const {
-  if (IsOwner(caller)) return true;
+  if (caller.IsDataOwner()) return true;
   return caller.IsSelf(job.user_id) && job.kind != "review" && !job.held;
 }
 
 bool CodeService::MaySeeErrorDetail(const Principal& caller, const store::Job& job) const {
-  if (IsOwner(caller)) return true;
+  if (caller.IsDataOwner()) return true;
   return MaySeeResult(caller, job) && (job.kind == "mock" || job.error_released);
 }
 
 bool CodeService::MaySeeStdout(const Principal& caller, const store::Job& job) const {
-  if (IsOwner(caller)) return true;
+  if (caller.IsDataOwner()) return true;
   if (!MaySeeResult(caller, job)) return false;
   if (job.kind != "private" || job.status == "completed" || job.error_released) return true;
   // What a custom policy's run printed before its output policy decided may quote private values
@@ -1561,7 +1559,7 @@ Result<JobLogs> CodeService::Logs(const Principal& caller, const std::string& id
   JobLogs logs;
   logs.next_since = since;
   logs.ended = jobs::IsFinal(job.status);
-  if (!MaySeeResult(caller, job) && !IsOwner(caller)) return logs;
+  if (!MaySeeResult(caller, job) && !caller.IsDataOwner()) return logs;
   // Who may read stdout is decided on the row the logs come from: a private run under output
   // review marks itself held in the same update that streams its first bytes, and a custom
   // policy's run shows it only once completed.
@@ -1575,7 +1573,7 @@ Result<JobLogs> CodeService::Logs(const Principal& caller, const std::string& id
     logs.stdout_text = std::move(output.stdout_text);
   }
   // While the job runs its stderr is the data owners' only (a mock run's user reads it at the end).
-  if (MaySeeErrorDetail(caller, job) && (logs.ended || IsOwner(caller))) {
+  if (MaySeeErrorDetail(caller, job) && (logs.ended || caller.IsDataOwner())) {
     logs.stderr_text = std::move(output.stderr_text);
   }
   return logs;
@@ -1630,7 +1628,8 @@ Result<store::Job> CodeService::Kill(const Principal& caller, const std::string&
 }
 
 Result<store::Job> CodeService::Release(const Principal& caller, const std::string& id) {
-  if (!IsOwner(caller)) return PermissionDeniedError("only data owners and admins release results");
+  if (!caller.IsDataOwner())
+    return PermissionDeniedError("only data owners and admins release results");
   ASSIGN_OR_RETURN(store::Job job, GetJob(caller, id));
   if (!jobs::IsFinal(job.status)) {
     return FailedPreconditionError("the job has not ended yet: it is " + job.status);
@@ -1661,7 +1660,7 @@ Result<store::Job> CodeService::Release(const Principal& caller, const std::stri
 }
 
 Result<store::Job> CodeService::ReleaseError(const Principal& caller, const std::string& id) {
-  if (!IsOwner(caller)) {
+  if (!caller.IsDataOwner()) {
     return PermissionDeniedError("only data owners and admins release a run's error");
   }
   ASSIGN_OR_RETURN(store::Job job, GetJob(caller, id));
@@ -1759,7 +1758,7 @@ Result<QuotaUse> CodeService::Quota(const Principal& caller) {
   q.project_bytes = projects.bytes;
   q.projects = projects.projects;
   q.project_messages = projects.messages;
-  if (!IsOwner(caller)) {
+  if (!caller.IsDataOwner()) {
     q.max_kept_bytes = options_.quotas.max_kept_bytes;
     q.max_unfinished_jobs = options_.quotas.max_unfinished_jobs;
     q.max_code_versions = options_.quotas.max_code_versions;
@@ -2144,7 +2143,7 @@ jobs::Outcome CodeService::RunInSandbox(const store::Job& job, const std::atomic
     // A data scientist's run on private data whose endpoints check their private results is
     // checked by rule: held while it prints, as a grant's run is.
     endpoint_checked =
-        job.kind == "private" && !IsOwner(calls.user) &&
+        job.kind == "private" && !calls.user.IsDataOwner() &&
         std::any_of(calls.bound_paths.begin(), calls.bound_paths.end(),
                     [this](const std::string& p) { return endpoints_->HasOutputChecks(p); });
     spec.on_call = [this, &calls](const sandbox::EndpointCall& call) {

@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/random.h"
+#include "core/sha256.h"
 
 extern char** environ;
 
@@ -31,10 +32,8 @@ constexpr int kBuildTimeoutSeconds = 900;
 constexpr size_t kMaxToolOutput = 64 << 10;
 constexpr size_t kMaxNameBytes = 64;
 
-bool IsOwner(const Principal& p) { return p.role >= auth::Role::kDataOwner; }
-
 Status OwnersOnly(const Principal& caller) {
-  if (!IsOwner(caller)) return PermissionDeniedError("only data owners manage worker pools");
+  if (!caller.IsDataOwner()) return PermissionDeniedError("only data owners manage worker pools");
   return Status::Ok();
 }
 
@@ -180,9 +179,7 @@ std::string PackagesHash(const json& environment, const std::string& path) {
       {"path", path},
       {"contents",
        TreeDigest(path)}}.dump();
-  unsigned char out[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256(out, reinterpret_cast<const unsigned char*>(text.data()), text.size());
-  return HexEncode(std::string_view(reinterpret_cast<const char*>(out), sizeof out));
+  return Sha256Hex(text);
 }
 
 std::string EnvironmentHash(const sandbox::Sandbox& sandbox) {
@@ -498,14 +495,14 @@ Result<json> PoolService::ListImages(const Principal& caller) {
            std::make_pair(b.value("created_at", int64_t{0}), b.value("id", ""));
   });
   for (json& i : images) out.push_back(std::move(i));
-  if (!IsOwner(caller))
+  if (!caller.IsDataOwner())
     for (json& i : out) i = ForScientists(std::move(i));
   return out;
 }
 
 Result<json> PoolService::GetImage(const Principal& caller, const std::string& id) {
   ASSIGN_OR_RETURN(json image, LoadImage(id));
-  return IsOwner(caller) ? image : ForScientists(std::move(image));
+  return caller.IsDataOwner() ? image : ForScientists(std::move(image));
 }
 
 Status PoolService::RemoveImage(const Principal& caller, const std::string& id) {
@@ -719,7 +716,7 @@ Result<json> PoolService::ListPools(const Principal& caller) {
     std::lock_guard lock(mu_);
     for (const auto& [name, pool] : pools_) out.push_back(PoolJson(*pool));
   }
-  if (!IsOwner(caller))
+  if (!caller.IsDataOwner())
     for (json& p : out) p = PoolForScientists(std::move(p));
   return out;
 }

@@ -1,7 +1,5 @@
 #include "services/sync.h"
 
-#include <sodium.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -16,6 +14,7 @@
 #include "auth/role.h"
 #include "core/json_depth.h"
 #include "core/random.h"
+#include "core/sha256.h"
 #include "jobs/job_queue.h"
 #include "services/accounts.h"
 
@@ -131,12 +130,6 @@ bool IsPeerName(const std::string& name) {
            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '-' || c == '_' || c == '.';
          });
-}
-
-std::string Sha256Hex(std::string_view bytes) {
-  unsigned char digest[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
-  return HexEncode(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
 }
 
 json OptionalText(const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); }

@@ -1,12 +1,12 @@
 #include "store/audit_log.h"
 
-#include <openssl/evp.h>
 #include <sodium.h>
 
 #include <cstdio>
 #include <vector>
 
 #include "core/clock.h"
+#include "core/sha256.h"
 
 namespace datasite::store {
 namespace {
@@ -18,20 +18,6 @@ void Field(std::string& out, const std::string& v) {
   uint64_t n = v.size();
   for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
   out += v;
-}
-
-std::string Sha256Hex(const std::string& bytes) {
-  unsigned char d[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(bytes.data(), bytes.size(), d, &n, EVP_sha256(), nullptr);
-  static const char* kHex = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(2 * n);
-  for (unsigned int i = 0; i < n; ++i) {
-    hex.push_back(kHex[d[i] >> 4]);
-    hex.push_back(kHex[d[i] & 0xf]);
-  }
-  return hex;
 }
 
 std::string Seq(int64_t seq) { return "seq " + std::to_string(seq); }
