@@ -123,7 +123,7 @@ void AddEndpointRoutes(http::Router& router, ApiContext& ctx) {
           json error = {
               {"error", {{"code", "FUNCTION_FAILED"}, {"message", result.status().message()}}},
               {"stdout", failure.stdout_text}};
-          if (caller.role >= auth::Role::kDataOwner && !failure.stderr_text.empty())
+          if (caller.IsDataOwner() && !failure.stderr_text.empty())
             error["stderr"] = failure.stderr_text;  // the traceback, for data owners
           return Reply{422, std::move(error), {}};
         }

@@ -18,8 +18,6 @@ constexpr size_t kCachedTables = 4;
 // Delta is kept in integer units of 1e-18: costs round up, limits down.
 constexpr double kDeltaUnitsPerDelta = 1e18;
 
-bool IsOwner(const Principal& p) { return p.role >= auth::Role::kDataOwner; }
-
 int64_t DeltaCostUnits(double delta) {
   return static_cast<int64_t>(std::ceil(delta * kDeltaUnitsPerDelta));
 }
@@ -111,7 +109,7 @@ void DpService::Remember(const std::string& key, std::shared_ptr<const dp::Table
 
 Result<json> DpService::SetPolicy(const Principal& caller, const std::string& asset_id,
                                   const json& document) {
-  if (!IsOwner(caller)) return PermissionDeniedError("only data owners set DP policies");
+  if (!caller.IsDataOwner()) return PermissionDeniedError("only data owners set DP policies");
   ASSIGN_OR_RETURN(dp::DpPolicy policy, dp::ParseDpPolicy(document));
   auto dataset = store_.GetDatasetByAsset(asset_id);
   if (!dataset.ok()) return NotFoundError("asset not found");
@@ -170,7 +168,7 @@ Result<json> DpService::GetPolicy(const Principal& caller, const std::string& as
 }
 
 Status DpService::DeletePolicy(const Principal& caller, const std::string& asset_id) {
-  if (!IsOwner(caller)) return PermissionDeniedError("only data owners remove DP policies");
+  if (!caller.IsDataOwner()) return PermissionDeniedError("only data owners remove DP policies");
   RETURN_IF_ERROR(store_.GetDpPolicy(asset_id).status());
   RETURN_IF_ERROR(store_.DeleteDpPolicy(asset_id));
   return Audit(caller, "dp.policy_deleted", "asset:" + asset_id, "");
@@ -247,7 +245,7 @@ Result<json> DpService::Query(const Principal& caller, const std::string& asset_
   ASSIGN_OR_RETURN(Loaded l, Load(asset_id));
   ASSIGN_OR_RETURN(dp::Query q, dp::ParseQuery(query_doc, l.policy));
   ASSIGN_OR_RETURN(dp::Cost cost, dp::CostOf(l.policy, q));
-  const bool charged = !mock && !IsOwner(caller);
+  const bool charged = !mock && !caller.IsDataOwner();
   const int64_t delta_units = DeltaCostUnits(cost.delta);
   ASSIGN_OR_RETURN(store::DpLimits user_limit, LimitsOf(l.policy.per_scientist));
   ASSIGN_OR_RETURN(store::DpLimits total_limit, LimitsOf(l.policy.total));
@@ -325,9 +323,9 @@ Result<json> DpService::Query(const Principal& caller, const std::string& asset_
 Result<json> DpService::Budgets(const Principal& caller, const std::string& asset_id) {
   if (!caller.authenticated() || !caller.user_id)
     return PermissionDeniedError("log in to read DP budgets");
-  const std::string who = IsOwner(caller) ? "" : *caller.user_id;
+  const std::string who = caller.IsDataOwner() ? "" : *caller.user_id;
   ASSIGN_OR_RETURN(auto rows, store_.ListDpBudgets(asset_id, who));
-  if (!asset_id.empty() && !IsOwner(caller)) {
+  if (!asset_id.empty() && !caller.IsDataOwner()) {
     bool mine = false;
     for (const auto& r : rows) mine = mine || r.user_id == *caller.user_id;
     if (!mine) rows.push_back({asset_id, *caller.user_id});  // nothing spent yet
@@ -350,7 +348,7 @@ Result<json> DpService::Budgets(const Principal& caller, const std::string& asse
 
 Result<json> DpService::AdjustBudget(const Principal& caller, const std::string& asset_id,
                                      const json& request) {
-  if (!IsOwner(caller)) return PermissionDeniedError("only data owners change DP budgets");
+  if (!caller.IsDataOwner()) return PermissionDeniedError("only data owners change DP budgets");
   if (!request.is_object() || !request.contains("user_id") || !request["user_id"].is_string())
     return InvalidArgumentError("give 'user_id' (a data scientist's id, or '*' for all of them)");
   const std::string user = request["user_id"];

@@ -39,8 +39,6 @@ constexpr int kMaxConnectionsPerCall = 8;
 constexpr size_t kAuditedArgumentChars = 2000;
 constexpr size_t kAuditedOutputChars = 16000;
 
-bool IsOwner(const Principal& p) { return p.role >= auth::Role::kDataOwner; }
-
 bool IsIdentifier(const std::string& s) {
   if (s.empty() || s.size() > 100 || (std::isdigit(static_cast<unsigned char>(s[0])) != 0))
     return false;
@@ -50,7 +48,7 @@ bool IsIdentifier(const std::string& s) {
 }
 
 Status RequireOwner(const Principal& caller) {
-  if (!IsOwner(caller)) return PermissionDeniedError("only data owners manage API endpoints");
+  if (!caller.IsDataOwner()) return PermissionDeniedError("only data owners manage API endpoints");
   return Status::Ok();
 }
 
@@ -388,7 +386,7 @@ json EndpointService::View(const Principal& caller, const store::ApiEndpoint& e,
             {"hide_mock_definition", d.hide_mock_definition},
             {"created_at", FormatIsoTime(e.created_at / 1000)},
             {"updated_at", FormatIsoTime(e.updated_at / 1000)}};
-  if (IsOwner(caller)) {
+  if (caller.IsDataOwner()) {
     auto state = [](const std::string& text) {
       json s = json::parse(text, nullptr, false);
       return s.is_discarded() ? json::object() : s;
@@ -679,9 +677,9 @@ Result<EndpointResult> EndpointService::Call(const Principal& caller, const std:
   ASSIGN_OR_RETURN(Definition d, ReadDefinition(e));
   bool private_side = false;
   if (side == "auto") {
-    private_side = IsOwner(caller) && d.priv.has_value();
+    private_side = caller.IsDataOwner() && d.priv.has_value();
   } else if (side == "private") {
-    if (!IsOwner(caller))
+    if (!caller.IsDataOwner())
       return PermissionDeniedError(
           "only data owners call an endpoint's private function; a data scientist calls it "
           "inside code a data owner approved, or calls the mock");
@@ -699,14 +697,14 @@ Result<EndpointResult> EndpointService::Call(const Principal& caller, const std:
   if (!audited.ok())
     spdlog::error("API endpoint {}: the call's audit entry: {}", path, audited.ToString());
   if (!result.ok()) return result.status();
-  if (!IsOwner(caller)) result->stderr_text.clear();
+  if (!caller.IsDataOwner()) result->stderr_text.clear();
   return result;
 }
 
 sandbox::EndpointAnswer EndpointService::CallFromJob(JobCallContext& context,
                                                      const sandbox::EndpointCall& call) {
   sandbox::EndpointAnswer answer;
-  const bool owner = IsOwner(context.user);
+  const bool owner = context.user.IsDataOwner();
   if (std::find(context.bound_paths.begin(), context.bound_paths.end(), call.path) ==
       context.bound_paths.end()) {
     answer.error = "'" + call.path + "' is not an endpoint this code took as an input";

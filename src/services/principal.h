@@ -18,6 +18,8 @@ struct Principal {
 
   bool authenticated() const { return role != auth::Role::kNone; }
   bool IsSelf(const std::string& id) const { return user_id && *user_id == id; }
+  // A data owner or an admin: who reviews, approves and manages a datasite's data and workers.
+  bool IsDataOwner() const { return role >= auth::Role::kDataOwner; }
   // "user:<id>", "guest" or "anonymous": who the audit log names.
   std::string AuditName() const {
     if (user_id) return "user:" + *user_id;

@@ -21,8 +21,6 @@ size_t RenderedSize(const std::string& text) {
   return n;
 }
 
-bool IsOwner(const Principal& p) { return p.role >= auth::Role::kDataOwner; }
-
 Status NeedDataScientist(const Principal& p) {
   if (!p.user_id || p.role < auth::Role::kDataScientist) {
     return PermissionDeniedError("projects need a data scientist account or higher");
@@ -65,7 +63,7 @@ Status CheckText(const char* field, const std::string& text, size_t max_bytes, b
 Status ProjectService::FitsQuota(store::Store& tx, const Principal& caller, NewText what,
                                  int64_t new_bytes) {
   // Data owners and admins are not limited, as for code (CodeService::CodeFitsQuota).
-  if (IsOwner(caller)) return Status::Ok();
+  if (caller.IsDataOwner()) return Status::Ok();
   ASSIGN_OR_RETURN(store::ProjectUsage usage, tx.UserProjectUsage(*caller.user_id));
   const JobQuotas& quotas = code_.quotas();
   if (what == NewText::kProject && usage.projects > quotas.max_projects) {
@@ -97,7 +95,7 @@ Result<std::vector<std::string>> ProjectService::ResolveMembers(
     if (m == *caller.user_id || (!caller.email.empty() && m == caller.email)) continue;
     // A data scientist may not learn whether an account exists: any other member is refused
     // alike, whoever it names.
-    if (!IsOwner(caller)) {
+    if (!caller.IsDataOwner()) {
       return PermissionDeniedError(
           "a data scientist's project has them as its only member on this datasite");
     }
@@ -232,7 +230,7 @@ Result<store::ProjectPage> ProjectService::List(const Principal& caller,
                                 std::to_string(kMaxListPageSize));
   }
   std::optional<std::string> member;
-  if (!IsOwner(caller)) member = caller.user_id;
+  if (!caller.IsDataOwner()) member = caller.user_id;
   return store_.ListProjects(member, name, (page - 1) * page_size, page_size);
 }
 
@@ -243,7 +241,7 @@ Result<store::Project> ProjectService::Visible(const Principal& caller, const st
     if (p.status().code() == StatusCode::kNotFound) return NotFoundError("project not found");
     return p.status();
   }
-  if (!IsOwner(caller) && !IsMember(*p, *caller.user_id)) {
+  if (!caller.IsDataOwner() && !IsMember(*p, *caller.user_id)) {
     return NotFoundError("project not found");
   }
   return p;
@@ -281,7 +279,7 @@ Result<ProjectEventPage> ProjectService::Events(const Principal& caller, const s
   page.more = kept < events.size();
   events.resize(kept);
   page.items = std::move(events);
-  if (IsOwner(caller)) return page;
+  if (caller.IsDataOwner()) return page;
   // A denial's reason is the owner's free text and may quote private data: like the request it
   // answers, it is for that request's author (and the owners), not every member.
   for (store::ProjectEvent& e : page.items) {
