@@ -34,6 +34,17 @@ _HIDDEN = re.compile(
 )
 
 
+def person(user):
+    """A user as "Name <email>" (either alone when the other is missing); anything but a dict of
+    theirs is shown as it is."""
+    if not isinstance(user, dict):
+        return show(user)
+    name, email = user.get("name"), user.get("email")
+    if name and email:
+        return "{} <{}>".format(name, email)
+    return show(name or email)
+
+
 def reveal(text):
     """``text`` with every hidden or direction-changing character written as a visible escape
     (``\\x1b``, ``\\u202e``), tabs and newlines kept: what a reviewer reads is what runs.

@@ -22,7 +22,21 @@ def fetch_all_pages(transport, route, query=None, page_size=1000):
 
 
 class ListingMixin:
-    """Needs ``get_all()`` (a list of the items) and ``get(id)``."""
+    """Needs ``get_all()`` (a list of the items) and ``get(id)``; made with the client it reads
+    through."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def _transport(self):
+        return self._client._transport
+
+    def _unpaged(self, route):
+        """The items of a listing the server sends whole: a list, or ``{"items": [...]}``."""
+        items = self._transport().call(route) or []
+        if isinstance(items, dict):
+            items = items.get("items") or []
+        return items
 
     def __len__(self):
         return len(self.get_all())

@@ -490,15 +490,6 @@ class CodeText(str):
 # Code on the server ------------------------------------------------------------------------------
 
 
-def _person(user):
-    if not isinstance(user, dict):
-        return _display.show(user)
-    name, email = user.get("name"), user.get("email")
-    if name and email:
-        return "{} <{}>".format(name, email)
-    return _display.show(name or email)
-
-
 class BoundAssets(list):
     """The assets a piece of code is bound to: index by position, argument name or asset name."""
 
@@ -865,7 +856,7 @@ class UserCode:
             ("Name", self.name),
             ("Version", self.version),
             ("Status", self.status if self.status is not None else "not requested"),
-            ("Author", _person(self.user)),
+            ("Author", _display.person(self.user)),
             ("Submitted", self.created_at),
             ("Output policy", policy.describe() if policy else ""),
         ] + ([("Worker pool", self.worker_pool_name)] if self.worker_pool_name else []) + [
@@ -967,7 +958,7 @@ def _code_row(c):
         c.name,
         c.version,
         c.status if c.status is not None else "not requested",
-        _person(c.user),
+        _display.person(c.user),
         ", ".join(c.input_kwargs),
         c.created_at,
         c.id,

@@ -306,9 +306,6 @@ class GrantCollection(ListingMixin):
     ``get_all(status=)``, ``active``, ``revoked``, ``expired``, ``revoke(grant_id)``.
     """
 
-    def __init__(self, client):
-        self._client = client
-
     def get_all(self, status=None):
         """Grants, newest first; optionally only those in ``status`` ("active", "revoked",
         "expired")."""

@@ -623,9 +623,6 @@ class JobCollection(ListingMixin):
     on each use. List-like, with ``get``, ``get_all``, ``get_by_user_code_id``.
     """
 
-    def __init__(self, client):
-        self._client = client
-
     def get_all(self, code_id=None, status=None):
         """Jobs, oldest first (every page); optionally of one code and/or in one status."""
         if code_id is not None and not isinstance(code_id, str):

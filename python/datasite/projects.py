@@ -17,15 +17,6 @@ from ._listing import ListingMixin, TableList, fetch_all_pages
 from .errors import SyftSuccess
 
 
-def _person(user):
-    if not isinstance(user, dict):
-        return _display.show(user)
-    name, email = user.get("name"), user.get("email")
-    if name and email:
-        return "{} <{}>".format(name, email)
-    return _display.show(name or email)
-
-
 def _client_of(member):
     from .client import DatasiteClient
 
@@ -78,7 +69,7 @@ class ProjectEvent:
     def _rows(self):
         return [
             ("Kind", self.kind),
-            ("By", _person(self.created_by)),
+            ("By", _display.person(self.created_by)),
             ("At", self.timestamp),
             ("Text", self.text),
         ]
@@ -137,7 +128,7 @@ class ProjectRequestResponse(ProjectEvent):
         return [
             ("Decision", self.decision),
             ("Request", self.request_id),
-            ("By", _person(self.created_by)),
+            ("By", _display.person(self.created_by)),
             ("At", self.timestamp),
             ("Reason", self.reason),
         ]
@@ -372,7 +363,7 @@ class Project:
     @property
     def messages(self):
         return "\n".join(
-            "{}: {}".format(_person(m.created_by), m.message) for m in self.get_messages()
+            "{}: {}".format(_display.person(m.created_by), m.message) for m in self.get_messages()
         )
 
     @property
@@ -399,9 +390,9 @@ class Project:
         rows = [("Id", self.id), ("Name", self.name), ("Description", self.description)]
         if self.sent:
             rows += [
-                ("Created by", _person(self.created_by)),
+                ("Created by", _display.person(self.created_by)),
                 ("Created at", self.created_at),
-                ("Members", ", ".join(_person(m) for m in self.members)),
+                ("Members", ", ".join(_display.person(m) for m in self.members)),
             ]
         else:
             rows.append(("Code requests to send", len(self._pending)))
@@ -428,7 +419,7 @@ class ProjectList(TableList):
     _columns = ("id", "name", "description", "created_by", "created_at")
 
     def _row(self, p):
-        return [str(p.id), p.name, p.description, _person(p.created_by), p.created_at]
+        return [str(p.id), p.name, p.description, _display.person(p.created_by), p.created_at]
 
     def __getitem__(self, key):
         if isinstance(key, str):
@@ -451,9 +442,6 @@ def _is_uid(text):
 class ProjectCollection(ListingMixin):
     """``client.projects``: the projects you see (data owners and admins: all), oldest first,
     read anew on each use. List-like; ``search(name=)``, ``get_by_uid``, ``get_by_name``."""
-
-    def __init__(self, client):
-        self._client = client
 
     def get_all(self, name=None):
         query = {"name": name} if name is not None else None

@@ -15,15 +15,6 @@ from .grants import Grant, approval_body
 from ._listing import ListingMixin, TableList, fetch_all_pages
 
 
-def _person(user):
-    if not isinstance(user, dict):
-        return _display.show(user)
-    name, email = user.get("name"), user.get("email")
-    if name and email:
-        return "{} <{}>".format(name, email)
-    return _display.show(name or email)
-
-
 class RequestChange:
     """The one change a request asks for: that its code may run on the private data it names."""
 
@@ -141,12 +132,12 @@ class Request:
                     stacklevel=2,
                 )
             text = "Request {} approved: {} may now run {} on private data.".format(
-                self.id, _person(self.requested_by), name
+                self.id, _display.person(self.requested_by), name
             )
             return SyftSuccess(text, value=self)
         grant = self.grant
         others = [
-            _person(u)
+            _display.person(u)
             for u in grant.users or ()
             if u.get("id") != (self.requested_by or {}).get("id")
         ]
@@ -154,7 +145,7 @@ class Request:
             "Request {} approved for repeated use: {}{} may run {} on private data up to {}, "
             "until {} (grant {}).".format(
                 self.id,
-                _person(self.requested_by),
+                _display.person(self.requested_by),
                 " and " + ", ".join(others) if others else "",
                 name,
                 grant._limits_text(),
@@ -238,7 +229,7 @@ class Request:
         rows = [
             ("Id", self.id),
             ("Status", self.status),
-            ("Requested by", _person(self.requested_by)),
+            ("Requested by", _display.person(self.requested_by)),
             ("Reason", self.reason),
         ]
         if self.worker_pool_name:
@@ -246,7 +237,7 @@ class Request:
         if self.deny_reason:
             rows.append(("Deny reason", self.deny_reason))
         if self.reviewed_by:
-            rows.append(("Reviewed by", _person(self.reviewed_by)))
+            rows.append(("Reviewed by", _display.person(self.reviewed_by)))
         rows += [("Created at", self.created_at), ("Updated at", self.updated_at)]
         if self.grant is not None:
             rows.append(
@@ -306,7 +297,7 @@ class RequestList(TableList):
             r.id,
             r.status,
             "{} v{}".format(r.code.name, r.code.version) if r.code else "",
-            _person(r.requested_by),
+            _display.person(r.requested_by),
             r.reason,
             r.created_at,
         ]
@@ -317,9 +308,6 @@ class RequestCollection(ListingMixin):
     fetched anew on each use. List-like; ``pending``, ``approved``, ``denied``, ``filter``,
     ``get``.
     """
-
-    def __init__(self, client):
-        self._client = client
 
     def get_all(self, status=None):
         """Requests, oldest first; optionally only those in ``status``."""

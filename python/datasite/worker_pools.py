@@ -399,16 +399,8 @@ class WorkerImageCollection(ListingMixin):
     use. List-like; ``get``, ``get_all``, ``submit``, ``build``, ``remove``.
     """
 
-    def __init__(self, client):
-        self._client = client
-
-    def _transport(self):
-        return self._client._transport
-
     def get_all(self):
-        items = self._transport().call("worker_images_list") or []
-        if isinstance(items, dict):
-            items = items.get("items") or []
+        items = self._unpaged("worker_images_list")
         return WorkerImageList(WorkerImage(item, self._client) for item in items)
 
     def get(self, uid):
@@ -692,16 +684,8 @@ class WorkerPoolCollection(ListingMixin):
     ``launch``, ``scale``, ``delete``.
     """
 
-    def __init__(self, client):
-        self._client = client
-
-    def _transport(self):
-        return self._client._transport
-
     def get_all(self):
-        items = self._transport().call("worker_pools_list") or []
-        if isinstance(items, dict):
-            items = items.get("items") or []
+        items = self._unpaged("worker_pools_list")
         return WorkerPoolList(WorkerPool(item, self._client) for item in items)
 
     def get(self, pool_name):
