@@ -28,8 +28,9 @@ ensure_test_s3
 if ! (cd build && ctest --output-on-failure --timeout 900 -j2); then
   # ctest's own summary names only the entry (`integration`); a CI log cut to its last lines would
   # not say which test in it failed. Say it last.
-  echo "== what failed (pytest's FAILED/ERROR lines and failing gtest cases, from build/Testing/Temporary/LastTest.log):"
-  grep -hE '^(FAILED|ERROR) |^\[  FAILED  \] [A-Za-z]' build/Testing/Temporary/LastTest.log | sort -u | tail -40 || true
+  echo "== what failed (pytest's FAILED/ERROR lines, the PySyft notebooks' mismatches and failing gtest cases, from build/Testing/Temporary/LastTest.log):"
+  grep -hE '^(FAILED|ERROR) |^mismatch: |^\[  FAILED  \] [A-Za-z]' build/Testing/Temporary/LastTest.log |
+    sed -E 's/ \([0-9]+ ms\)$//' | sort -u | tail -40 || true
   exit 1
 fi
 if [ $full -eq 1 ]; then
