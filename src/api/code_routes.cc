@@ -224,7 +224,7 @@ Result<json> GrantJson(services::CodeService& code, store::Store& store, const P
               {"per_day", OptionalInt(g.per_day)},
               {"status", services::GrantStatus(g, code.NowMillis())},
               {"revoked_at", g.revoked_at ? json(IsoMillis(*g.revoked_at)) : json(nullptr)}};
-  if (caller.role >= Role::kDataOwner) {
+  if (caller.IsDataOwner()) {
     json users = json::array();
     for (const std::string& id : g.user_ids) {
       auto u = store.GetUserById(id);

@@ -25,7 +25,7 @@ using internal::Schema;
 using nlohmann::json;
 using services::Principal;
 
-bool SeesPrivate(const Principal& p) { return auth::AtLeast(p.role, Role::kDataOwner); }
+bool SeesPrivate(const Principal& p) { return p.IsDataOwner(); }
 
 json BlobJson(const store::Blob& b) {
   return {{"id", b.id},
