@@ -489,11 +489,11 @@ class CodeService {
   void KillGrantRuns(store::JobFilter f, const std::string& what);
   // The refusal of a run under `grant` whose window is full, from the user's runs under it.
   Status WindowFull(const store::Grant& grant, const std::string& user_id, int64_t now_ms);
-  // Appends an audit entry through `tx`: inside the transaction of the change it records.
   // Binds the environment `code`'s pool runs now to its approved request `request_id`, audited
   // (Approve, once the environment changed since the approval).
   Status RebindEnvironment(store::Store& tx, const Principal& caller, const std::string& request_id,
                            const store::UserCode& code);
+  // Appends an audit entry through `tx`: inside the transaction of the change it records.
   Status Audit(store::Store& tx, const Principal& actor, const std::string& action,
                const std::string& target, const std::string& detail = "");
 
