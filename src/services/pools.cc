@@ -798,7 +798,12 @@ Status PoolService::BindApproval(store::Store& tx, const std::string& code_id) {
 
 bool PoolService::EnvironmentChanged(const store::UserCode& code) {
   const std::string now = CurrentHash(code.worker_pool_name);
-  return !now.empty() && now != code.approved_environment;
+  if (now.empty()) return false;
+  // An approval in the default pool made before its environment was known bound none, and its
+  // runs are not refused (CodeService checks a bound one only): there is nothing to bind anew, and
+  // approving it again is refused as for any decided request.
+  if (code.worker_pool_name == kDefaultPool && code.approved_environment.empty()) return false;
+  return now != code.approved_environment;
 }
 
 Result<PoolRun> PoolService::ForRun(const store::UserCode& code, bool private_run) {

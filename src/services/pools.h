@@ -98,7 +98,8 @@ class PoolService {
   Status BindApproval(store::Store& tx, const std::string& code_id);
   // Whether the environment the code's approval bound (code.approved_environment) is not the one
   // its pool runs now, which is known: its private runs are then refused until it is approved
-  // again (CodeService::Approve binds the one there is then).
+  // again (CodeService::Approve binds the one there is then). A default-pool approval that bound
+  // none (made before the environment was known) has not changed.
   bool EnvironmentChanged(const store::UserCode& code);
   // What a run of `code` in its pool (code.worker_pool_name) needs; kFailedPrecondition (saying so)
   // when the pool is gone or down, or (`private_run`) its environment is not the one approved.

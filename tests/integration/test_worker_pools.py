@@ -289,6 +289,36 @@ def test_the_default_pools_approvals_bind_its_environment(binary, tmp_path):
         server.stop()
 
 
+def test_an_approval_that_bound_no_environment_is_not_approved_twice(binary, tmp_path):
+    # An approval made before the default pool's environment was known (its sandbox still warming
+    # up, as on a loaded machine) binds none. Once the environment is known, approving the request
+    # again must still be refused as for any decided request, not taken for a new review.
+    server = DetachedServer(binary, tmp_path / "data")
+    try:
+        server.start()
+        world = World(server.port)
+        default_image_when_ready(world)
+        code = world.submit("def count(data):\n    return len(data)\n", "count").json
+        request = world.request_and_approve(code["id"])
+        db = sqlite3.connect(str(tmp_path / "data" / "datasite.db"))
+        try:
+            # What such an approval leaves: the request approved, no environment bound.
+            gone = db.execute("DELETE FROM worker_pool_records WHERE kind = 'approval' AND key = ?",
+                              (code["id"],))
+            assert gone.rowcount == 1
+            db.commit()
+        finally:
+            db.close()
+        again = world.api.post(f"/api/v1/requests/{request['id']}/approve", {}, token=world.owner)
+        assert again.status == 409, again
+        # Nothing bound, nothing refused: it runs.
+        job = world.run(code["id"])
+        assert job.json["status"] == "completed", job.json
+        assert world.result(job.json).json == 5
+    finally:
+        server.stop()
+
+
 def test_a_grant_holds_the_code_of_those_it_names_to_its_pool_and_environment(binary, tmp_path,
                                                                              envs_dir):
     # A cold review: a scientist a grant names runs the same source as code of their own, which no
