@@ -76,7 +76,9 @@ def flood_server(binary, tmp_path_factory):
 def test_queue_flood_is_capped_and_the_owners_job_goes_first(flood_server):
     api, actors, _ = flood_server
     scientist, owner = actors["scientist"].token, actors["owner"].token
-    slow = submit(api, scientist, unique("slow"), "import time; time.sleep(0.6); return 1")
+    # Each flood job takes 1.5 s: the owner's run must come while the third is still running (the
+    # last queued) even when the requests below are slow, as on a loaded machine.
+    slow = submit(api, scientist, unique("slow"), "import time; time.sleep(1.5); return 1")
     flood = []
     refused = []
     for _ in range(QUEUE_CAP + 3):

