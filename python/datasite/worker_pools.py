@@ -548,7 +548,7 @@ class LaunchResult(list):
 class WorkerPool:
     """A worker pool as the server last described it: ``name``, ``image_id``, ``image_name``,
     ``num_workers``, ``workers_ready``, ``memory_bytes``, ``cpu_seconds``, ``timeout_seconds``,
-    ``packages_hash``, ``status`` ("ready" or "failed"), ``error``, ``created_at`` (ms),
+    ``packages_hash``, ``status`` ("ready", "starting" after a restart, or "failed"), ``error``, ``created_at`` (ms),
     ``created_by``. ``id`` is its name (pools are named); PySyft's ``max_count`` is
     ``num_workers``, ``image`` the ``WorkerImage``.
     """

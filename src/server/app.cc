@@ -394,7 +394,7 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
     p->code->SetPools(p->pools.get());
   }
 
-  if (config.workers == 0) p->pools->Restore();  // recorded only: workers run them
+  p->pools->Load();  // started with the default pool's sandbox below; or run by workers
   if (config.workers == 0 && config.external_workers) {
     spdlog::info("jobs: run by datasite worker processes on {}", storage);
   } else if (config.workers == 0) {
@@ -419,6 +419,7 @@ Result<std::unique_ptr<App>> App::Start(const AppConfig& config) {
         spdlog::error("sandbox: {}; this server will refuse to run code",
                       sandbox.status().message());
         code->SetSandboxFailure(sandbox.status());
+        pools->Restore();  // each tries its own, and is listed as failed with its reason
       }
     });
   }

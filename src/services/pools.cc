@@ -533,14 +533,21 @@ Status PoolService::StartPool(Pool& pool, const json& image) {
   o.python = image["python"].get<std::string>();
   o.env_root = image["path"].get<std::string>();
   for (const auto& m : image["imports"]) o.preload.push_back(m.get<std::string>());
-  o.slots = pool.doc["num_workers"].get<int>();
+  {
+    std::lock_guard lock(mu_);
+    o.slots = pool.doc["num_workers"].get<int>();
+  }
   auto started = sandbox::StartSandbox(o);
+  // The pool is listed (and may be read) while it starts: what it learns is written under mu_.
   if (!started.ok()) {
+    std::lock_guard lock(mu_);
     pool.error = started.status().message();
     return started.status();
   }
   json env = (*started)->Environment();
-  pool.packages_hash = PackagesHash(env, o.env_root);
+  std::string hash = PackagesHash(env, o.env_root);
+  std::lock_guard lock(mu_);
+  pool.packages_hash = std::move(hash);
   pool.modules = env.value("modules", json::array());
   pool.sandbox = std::shared_ptr<sandbox::Sandbox>(std::move(*started));
   pool.error.clear();
@@ -560,7 +567,7 @@ json PoolService::PoolJson(const Pool& pool) {
   }
   out["workers_ready"] = pool.sandbox ? pool.sandbox->Slots() : 0;
   out["packages_hash"] = pool.packages_hash;
-  out["status"] = pool.sandbox ? "ready" : "failed";
+  out["status"] = pool.sandbox ? "ready" : pool.error.empty() ? "starting" : "failed";
   out["error"] = pool.error.empty() ? json(nullptr) : json(pool.error);
   return out;
 }
@@ -642,15 +649,22 @@ Result<json> PoolService::ScalePool(const Principal& caller, const std::string& 
   if (name == kDefaultPool)
     return InvalidArgumentError("the default pool's size is the server's --workers");
   std::shared_ptr<Pool> pool;
+  std::shared_ptr<sandbox::Sandbox> sandbox;
+  std::string error;
   {
     std::lock_guard lock(mu_);
     auto it = pools_.find(name);
     if (it == pools_.end()) return NotFoundError("no worker pool '" + name.substr(0, 80) + "'");
     pool = it->second;
+    sandbox = pool->sandbox;
+    error = pool->error;
   }
   if (options_.local) {
-    if (!pool->sandbox) return FailedPreconditionError("the pool is down: " + pool->error);
-    RETURN_IF_ERROR(pool->sandbox->Resize(workers));
+    if (!sandbox) {
+      return FailedPreconditionError(error.empty() ? "the pool is still starting: try again soon"
+                                                   : "the pool is down: " + error);
+    }
+    RETURN_IF_ERROR(sandbox->Resize(workers));
   }  // else recorded only: its workers' number is their deployment's
   json doc;
   {
@@ -728,26 +742,44 @@ Result<json> PoolService::GetPool(const Principal& caller, const std::string& na
   return NotFoundError("no worker pool '" + name.substr(0, 80) + "'");
 }
 
-void PoolService::Restore() {
+void PoolService::Load() {
   auto records = store_.ListPoolRecords("pool");
   if (!records.ok()) {
     spdlog::error("worker pools: could not read them: {}", records.status().ToString());
     return;
   }
+  std::lock_guard lock(mu_);
   for (const auto& r : *records) {
     auto pool = std::make_shared<Pool>();
     pool->doc = json::parse(r.doc, nullptr, false);
     if (pool->doc.is_discarded()) continue;
-    auto image = LoadImage(pool->doc.value("image_id", ""));
-    Status started = !image.ok()      ? image.status()
-                     : options_.local ? StartPool(*pool, *image)
-                                      : Status::Ok();
-    if (!started.ok()) {
-      pool->error = started.message();
-      spdlog::error("worker pool {}: could not start: {}", r.key, started.ToString());
-    }
+    pools_.emplace(r.key, std::move(pool));  // "starting" until Restore has started it
+  }
+}
+
+void PoolService::Restore() {
+  if (!options_.local) return;  // run by external workers
+  std::vector<std::pair<std::string, std::shared_ptr<Pool>>> waiting;
+  {
     std::lock_guard lock(mu_);
-    pools_[r.key] = pool;
+    for (const auto& [name, pool] : pools_)
+      if (!pool->sandbox && pool->error.empty()) waiting.emplace_back(name, pool);
+  }
+  // An owner may scale, delete or relaunch a pool meanwhile: each acts on what is listed. A pool
+  // deleted while it starts is dropped here with its sandbox; a scale is refused until it runs.
+  for (auto& [name, pool] : waiting) {
+    std::string image_id;
+    {
+      std::lock_guard lock(mu_);
+      image_id = pool->doc.value("image_id", "");
+    }
+    auto image = LoadImage(image_id);
+    Status started = image.ok() ? StartPool(*pool, *image) : image.status();
+    if (!started.ok()) {
+      std::lock_guard lock(mu_);
+      pool->error = started.message();
+      spdlog::error("worker pool {}: could not start: {}", name, started.ToString());
+    }
   }
 }
 
@@ -815,7 +847,10 @@ Result<PoolRun> PoolService::ForRun(const store::UserCode& code, bool private_ru
   if (it == pools_.end())
     return FailedPreconditionError("the code's worker pool '" + name + "' was deleted");
   const Pool& pool = *it->second;
-  if (!pool.sandbox) return FailedPreconditionError("the worker pool '" + name + "' is down");
+  if (!pool.sandbox) {
+    return FailedPreconditionError("the worker pool '" + name + "' " +
+                                   (pool.error.empty() ? "is still starting" : "is down"));
+  }
   if (private_run && code.approved_environment != pool.packages_hash)
     return FailedPreconditionError(
         "the worker pool '" + name +

@@ -83,7 +83,11 @@ class PoolService {
   Result<nlohmann::json> ListPools(const Principal& caller);
   Result<nlohmann::json> GetPool(const Principal& caller, const std::string& name);
 
-  // Relaunches the pools the store holds (at start; a pool that fails stays listed as failed).
+  // At start: Load lists the pools the store holds, as "starting", before the server serves (so
+  // that code may name them and owners manage them at once); Restore, once the default pool's
+  // sandbox runs, starts them (a pool that fails stays listed as failed). With external workers
+  // there is nothing to start.
+  void Load();
   void Restore();
 
   // Code: kInvalidArgument naming the pools there are when `name` is none of them.

@@ -493,6 +493,43 @@ def test_pools_come_back_after_a_restart(envs_dir, launcher, tmp_path):
     assert job.json["status"] == "completed", job.json
 
 
+def test_a_restored_pool_is_listed_and_managed_while_it_starts(envs_dir, launcher, tmp_path):
+    # The stored pools were restarted only once the default pool's sandbox ran: until then, a
+    # restarted server did not list them, refused code naming them, and answered 404 to their
+    # deletion; a pool deleted or relaunched meanwhile was then overwritten by the stored one.
+    server = launcher.launch()
+    world = World(server.port)
+    system = world.api.post("/api/v1/worker_images",
+                            {"name": "system", "worker_config": {"python": "/usr/bin/python3"}},
+                            token=world.owner).json
+    assert world.api.post("/api/v1/worker_pools",
+                          {"name": "gone", "image_id": system["id"], "num_workers": 1},
+                          token=world.owner).status == 201
+    launcher.land(server)
+    server = launcher.launch(name=server.name)
+    api = Api(server.port)
+    # At once, with no wait for the sandboxes: it is listed, starting or (on a fast machine) ready.
+    listed = api.get("/api/v1/worker_pools", token=world.owner)
+    assert listed.status == 200, listed
+    gone = [p for p in listed.json if p["name"] == "gone"]
+    assert len(gone) == 1 and gone[0]["status"] in ("starting", "ready"), listed.json
+    deleted = api.delete("/api/v1/worker_pools/gone", token=world.owner)
+    assert deleted.status in (200, 204), deleted
+    # Once the server's sandboxes have started, it stays deleted, and after another restart too.
+    deadline = time.monotonic() + 60
+    while api.get("/api/v1/worker_images/default", token=world.owner).json["status"] != "ready":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(1.0)
+    names = [p["name"] for p in api.get("/api/v1/worker_pools", token=world.owner).json]
+    assert names == ["default"], names
+    launcher.land(server)
+    server = launcher.launch(name=server.name)
+    names = [p["name"] for p in Api(server.port).get("/api/v1/worker_pools",
+                                                     token=world.owner).json]
+    assert names == ["default"], names
+
+
 def test_scientists_are_not_told_why_a_pool_is_down(envs_dir, launcher, tmp_path):
     # A cold attack: a pool restored as failed (its environment gone) showed scientists the
     # sandbox's words, which name the environment's path on the server, and who launched it.
