@@ -839,6 +839,25 @@ TEST_F(SandboxTest, ScratchIsPrivateWritableAndWipedBetweenJobs) {
   }
 }
 
+// Every job is forked from a warm template: a random generator seeded in the template would give
+// each job the same numbers. Noise an owner approved ("the sum plus np.random.normal(...)") would
+// then be the noise of a free mock run, and subtracted from the private result (a cold attack did).
+TEST_F(SandboxTest, EachJobDrawsRandomNumbersOfItsOwn) {
+  std::set<std::string> numpy_draws, python_draws;
+  for (int i = 0; i < 5; ++i) {  // more jobs than slots: some share a template
+    auto r = Run(Spec(
+        "import random\nimport numpy as np\nimport pandas as pd\n"
+        "def f():\n    return [float(np.random.random()), random.random(),\n"
+        "            pd.Series(range(1000)).sample(3).tolist()]\n"));
+    ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
+    auto drawn = nlohmann::json::parse(Result());
+    numpy_draws.insert(drawn[0].dump() + drawn[2].dump());
+    python_draws.insert(drawn[1].dump());
+  }
+  EXPECT_EQ(numpy_draws.size(), 5u) << "numpy's global generator repeats across jobs";
+  EXPECT_EQ(python_draws.size(), 5u) << "Python's random repeats across jobs";
+}
+
 TEST_F(SandboxTest, ThreadsAreAllowed) {
   auto r =
       Run(Spec("import threading\ndef f():\n    out = []\n"
