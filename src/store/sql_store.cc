@@ -4727,6 +4727,16 @@ class SqlStore : public Store {
                          std::string(kForget) + std::string(kGone) + " AND kill_requested = 1");
       RETURN_IF_ERROR(bind(k).Run());
       int64_t ended = conn_->Changes();
+      // A private run that had written output, which its requester may have read as it ran: run
+      // again, each crash would give more of it for one use (and `interrupted` counts none). It
+      // ends as a failed run, which counts.
+      Stmt o(stmts_,
+             "UPDATE jobs SET status = 'errored', finished_at = ?1, " + std::string(kForget) +
+                 ", error = 'interrupted: the server stopped while this private run ran, after it "
+                 "had written output; it counts as a run and is not run again'" +
+                 std::string(kGone) + " AND kind = 'private' AND stdout != ''");
+      RETURN_IF_ERROR(bind(o).Run());
+      ended += conn_->Changes();
       Stmt q(stmts_, "UPDATE jobs SET status = 'queued', " + std::string(kForget) +
                          std::string(kGone) + " AND attempts < ?4");
       RETURN_IF_ERROR(bind(q).Bind(max_attempts).Run());

@@ -1792,6 +1792,25 @@ TEST_F(JobBytesTest, RecoveryDropsTheStdoutOfRunsThatDidNotEnd) {
   EXPECT_EQ(store_->ReadJobOutput(a.id, 0)->status, "queued");
 }
 
+// A private run whose output its requester may have read as it ran is not run again (each crash
+// would give more output for one use): it ends errored, which counts. One that wrote nothing, and
+// other kinds, go back to the queue.
+TEST_F(JobBytesTest, RecoveryEndsAPrivateRunThatWroteOutputAsAFailedRun) {
+  Job spoke = Running("u", "private");
+  ASSERT_TRUE(store_->AppendJobStdout(spoke, "a private value\n", false).ok());
+  Job silent = Running("u", "private");
+  Job mock = Running("u");
+  ASSERT_TRUE(store_->AppendJobStdout(mock, "mock\n", false).ok());
+  ASSERT_TRUE(store_->RecoverJobs(2, 1).ok());
+  auto ended = store_->GetJob(spoke.id);
+  ASSERT_TRUE(ended.ok());
+  EXPECT_EQ(ended->status, "errored");
+  EXPECT_NE(ended->error.find("counts as a run"), std::string::npos) << ended->error;
+  EXPECT_EQ(store_->ReadJobOutput(spoke.id, 0)->stdout_text, "");
+  EXPECT_EQ(store_->GetJob(silent.id)->status, "queued");
+  EXPECT_EQ(store_->GetJob(mock.id)->status, "queued");
+}
+
 // A run whose worker was taken for gone (its lease expired, the job queued and leased again)
 // writes nothing: not to the logs, not to the quota; only the run holding the lease does.
 TEST_F(JobBytesTest, ARunWhoseLeaseWasTakenWritesNothing) {

@@ -76,6 +76,45 @@ def test_sigkill_keeps_queued_jobs_and_reruns_the_running_one(binary, tmp_path):
         server.stop()
 
 
+@needs_sandbox
+def test_a_private_run_that_wrote_output_before_a_crash_counts_and_is_not_run_again(binary,
+                                                                                   tmp_path):
+    # A cold attack: a scientist read a running private job's output (its live logs), the server
+    # stopped, and the run was queued again (a second run's output for one use), then after the
+    # second stop it ended `interrupted`, which did not count: a single-use approval ran again for
+    # every restart. A run whose output may have been read counts, and is not run again.
+    server = DetachedServer(binary, tmp_path / "data", "--workers", "1")
+    try:
+        api = server.start()
+        actors = make_actors(server.port)
+        owner, scientist = actors["owner"].token, actors["scientist"].token
+        asset_id = upload(api, actors)
+        code = submit(api, scientist, asset_id,
+                      "print(int(data['age'].sum()), flush=True); import time; time.sleep(60)")
+        request = api.post("/api/v1/requests", {"code_id": code, "reason": "r"}, token=scientist)
+        assert request.status == 201, request
+        approved = api.post("/api/v1/requests/%s/approve" % request.json["id"], {}, token=owner)
+        assert approved.status == 200, approved
+        job = api.post("/api/v1/code/%s/run" % code, {"blocking": False}, token=scientist).json
+        assert job.get("kind") == "private", job
+        deadline = time.time() + 60
+        while api.get("/api/v1/jobs/%s/logs" % job["id"], token=scientist).json["stdout"] != "120\n":
+            assert time.time() < deadline, "the private run's output never came"
+            time.sleep(0.1)
+        server.kill9()
+
+        api = server.start()
+        scientist = api.login(actors["scientist"].user["email"], PASSWORD)
+        ended = wait_status(api, scientist, job["id"], ("completed", "errored", "interrupted"))
+        assert (ended["status"], ended["attempts"]) == ("errored", 1), ended
+        assert api.get("/api/v1/code/" + code, token=scientist).json["output_policy"]["used"] == 1
+        # Its one use is spent: a new run is not a new private job.
+        again = api.post("/api/v1/code/%s/run" % code, {"blocking": False}, token=scientist)
+        assert again.status != 201 or again.json["id"] == job["id"], again
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("flags, fragment", [
     pytest.param(("--python", "/nonexistent/python3"), "python", marks=needs_sandbox),
     (("--workers", "0"), "--workers 0"),
