@@ -845,10 +845,10 @@ TEST_F(SandboxTest, ScratchIsPrivateWritableAndWipedBetweenJobs) {
 TEST_F(SandboxTest, EachJobDrawsRandomNumbersOfItsOwn) {
   std::set<std::string> numpy_draws, python_draws;
   for (int i = 0; i < 5; ++i) {  // more jobs than slots: some share a template
-    auto r = Run(Spec(
-        "import random\nimport numpy as np\nimport pandas as pd\n"
-        "def f():\n    return [float(np.random.random()), random.random(),\n"
-        "            pd.Series(range(1000)).sample(3).tolist()]\n"));
+    auto r =
+        Run(Spec("import random\nimport numpy as np\nimport pandas as pd\n"
+                 "def f():\n    return [float(np.random.random()), random.random(),\n"
+                 "            pd.Series(range(1000)).sample(3).tolist()]\n"));
     ASSERT_EQ(r.outcome, Outcome::kOk) << Explain(r);
     auto drawn = nlohmann::json::parse(Result());
     numpy_draws.insert(drawn[0].dump() + drawn[2].dump());
