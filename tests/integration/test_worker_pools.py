@@ -465,15 +465,20 @@ def test_pools_scale_and_only_owners_manage_them(world, tmp_path):
         assert words in bad.json["error"]["message"], (config, bad.json)
 
 
-def test_pools_come_back_after_a_restart(envs_dir, launcher, tmp_path):
-    server = launcher.launch()
-    world = World(server.port)
+def launch_system_pool(world, name, workers):
+    """A pool of `workers` slots over an image of the system's Python."""
     system = world.api.post("/api/v1/worker_images",
                             {"name": "system", "worker_config": {"python": "/usr/bin/python3"}},
                             token=world.owner).json
     assert world.api.post("/api/v1/worker_pools",
-                          {"name": "cpu", "image_id": system["id"], "num_workers": 2},
+                          {"name": name, "image_id": system["id"], "num_workers": workers},
                           token=world.owner).status == 201
+
+
+def test_pools_come_back_after_a_restart(envs_dir, launcher, tmp_path):
+    server = launcher.launch()
+    world = World(server.port)
+    launch_system_pool(world, "cpu", 2)
     code = world.submit("def f(data):\n    return int(data['age'].count())\n", "f",
                         pool="cpu").json
     world.request_and_approve(code["id"])
@@ -499,12 +504,7 @@ def test_a_restored_pool_is_listed_and_managed_while_it_starts(envs_dir, launche
     # deletion; a pool deleted or relaunched meanwhile was then overwritten by the stored one.
     server = launcher.launch()
     world = World(server.port)
-    system = world.api.post("/api/v1/worker_images",
-                            {"name": "system", "worker_config": {"python": "/usr/bin/python3"}},
-                            token=world.owner).json
-    assert world.api.post("/api/v1/worker_pools",
-                          {"name": "gone", "image_id": system["id"], "num_workers": 1},
-                          token=world.owner).status == 201
+    launch_system_pool(world, "gone", 1)
     launcher.land(server)
     server = launcher.launch(name=server.name)
     api = Api(server.port)
