@@ -774,12 +774,14 @@ void PoolService::Restore() {
       image_id = pool->doc.value("image_id", "");
     }
     auto image = LoadImage(image_id);
-    Status started = image.ok() ? StartPool(*pool, *image) : image.status();
-    if (!started.ok()) {
+    if (!image.ok()) {
       std::lock_guard lock(mu_);
-      pool->error = started.message();
-      spdlog::error("worker pool {}: could not start: {}", name, started.ToString());
+      pool->error = image.status().message();
     }
+    // StartPool records its own failure in the pool.
+    Status started = image.ok() ? StartPool(*pool, *image) : image.status();
+    if (!started.ok())
+      spdlog::error("worker pool {}: could not start: {}", name, started.ToString());
   }
 }
 
